@@ -1,0 +1,297 @@
+//! A plugin that misbehaves on request, so that tests can prove the sandbox
+//! contains it. It requests no capabilities.
+//!
+//! **Hooks** — `before(server.create)` picks a behaviour from the name of the
+//! server being created:
+//!
+//! | Name | Behaviour | The host should |
+//! | --- | --- | --- |
+//! | `spin` | loops forever | time the call out |
+//! | `bomb` | allocates and touches 1 MiB chunks until allocation fails | hit the memory limit |
+//! | `recurse` | recurses without bound | trap on stack overflow |
+//! | `panic` | panics with "adversarial panic requested" | report the trap |
+//! | `huge` | denies with an 8 MiB reason | refuse the oversized result |
+//! | `kv` | writes to the key-value store and denies with the error | deny the ungranted call |
+//! | `http` | fetches `http://127.0.0.1:9/` and denies with the error | deny the ungranted call |
+//! | anything else | allows | |
+//!
+//! **UI** — `render` returns a tree with a cycle for the contribution
+//! `cyclic`, a child index past the end for `out-of-bounds`, and a small
+//! valid tree otherwise.
+//!
+//! **Game type** — `describe` returns an invalid game: an id that is not
+//! `[a-z0-9-]`, two variables with the same key and no ports. Should a host
+//! accept it anyway, the plans are hostile too: the install plan writes
+//! outside the server directory and downloads with a malformed checksum, and
+//! the startup plan runs a program by a path that escapes the server
+//! directory.
+
+use std::hint::black_box;
+
+use cap_plugin_sdk::game::{
+    Arch, Download, GameInfo, GameType, InstallPlan, InstallStep, Os, Platform, ServerContext,
+    StartupPlan, StopMethod, StopPlan, Variable, VariableType, WriteFile,
+};
+use cap_plugin_sdk::hooks::{Event, Hooks, Verdict};
+use cap_plugin_sdk::types::{KeyValue, PluginError};
+use cap_plugin_sdk::ui::{Element, Node, RenderContext, Tone, TreeBuilder, Ui, UiTree};
+use cap_plugin_sdk::{http, kv};
+
+/// The plugin. Stateless.
+#[derive(Debug, Default)]
+pub struct Adversarial;
+
+cap_plugin_sdk::export_plugin!(Adversarial: hooks, ui, game_type);
+
+/// Size of the `huge` reason.
+const HUGE_BYTES: usize = 8 << 20;
+
+/// Size of one `bomb` allocation.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// What `before` does, chosen by server name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Behaviour {
+    Spin,
+    Bomb,
+    Recurse,
+    Panic,
+    Huge,
+    Kv,
+    Http,
+    Allow,
+}
+
+impl Behaviour {
+    fn from_name(name: &str) -> Self {
+        match name {
+            "spin" => Self::Spin,
+            "bomb" => Self::Bomb,
+            "recurse" => Self::Recurse,
+            "panic" => Self::Panic,
+            "huge" => Self::Huge,
+            "kv" => Self::Kv,
+            "http" => Self::Http,
+            _ => Self::Allow,
+        }
+    }
+}
+
+impl Hooks for Adversarial {
+    fn before(&self, event: &Event) -> Verdict {
+        let name = event.server().map_or("", |server| server.name.as_str());
+        match Behaviour::from_name(name) {
+            Behaviour::Spin => spin(),
+            Behaviour::Bomb => bomb(),
+            Behaviour::Recurse => Verdict::Deny(format!("recursed {} times", recurse(0))),
+            Behaviour::Panic => panic!("adversarial panic requested"),
+            Behaviour::Huge => Verdict::Deny(huge_reason()),
+            Behaviour::Kv => match kv::set("adversarial", b"x") {
+                Err(err) => Verdict::Deny(format!("kv said: {err:?}")),
+                Ok(()) => Verdict::Deny("kv said: Ok, although kv was never granted".into()),
+            },
+            Behaviour::Http => match http::get("http://127.0.0.1:9/").send() {
+                Err(err) => Verdict::Deny(format!("http said: {err:?}")),
+                Ok(response) => Verdict::Deny(format!(
+                    "http said: status {}, although http was never granted",
+                    response.status
+                )),
+            },
+            Behaviour::Allow => Verdict::Allow,
+        }
+    }
+}
+
+/// Loops forever; `black_box` keeps the loop from being optimised away.
+fn spin() -> ! {
+    let mut counter = 0u64;
+    loop {
+        counter = black_box(counter.wrapping_add(1));
+    }
+}
+
+/// Allocates 1 MiB chunks and writes to every page of each, so the memory
+/// is really committed, until an allocation fails (which aborts).
+fn bomb() -> ! {
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut chunk = vec![0u8; CHUNK_BYTES];
+        for byte in chunk.iter_mut().step_by(4096) {
+            *byte = black_box(1);
+        }
+        chunks.push(black_box(chunk));
+    }
+}
+
+/// Recurses until the stack runs out. Not a tail call: the frame's buffer is
+/// used after the recursive call returns.
+fn recurse(depth: u64) -> u64 {
+    let frame = black_box([depth; 16]);
+    if black_box(depth) == u64::MAX {
+        return 0;
+    }
+    recurse(black_box(depth + 1)).wrapping_add(frame[15])
+}
+
+fn huge_reason() -> String {
+    "x".repeat(HUGE_BYTES)
+}
+
+impl Ui for Adversarial {
+    fn render(&self, context: &RenderContext) -> Result<UiTree, PluginError> {
+        Ok(tree_for(&context.contribution))
+    }
+}
+
+fn tree_for(contribution: &str) -> UiTree {
+    match contribution {
+        // Node 0 lists itself among its children.
+        "cyclic" => UiTree {
+            root: 0,
+            nodes: vec![
+                Node {
+                    element: Element::Section(Some("loop".into())),
+                    children: vec![1, 0],
+                },
+                Node {
+                    element: Element::Text("inside the loop".into()),
+                    children: Vec::new(),
+                },
+            ],
+        },
+        "out-of-bounds" => UiTree {
+            root: 0,
+            nodes: vec![Node {
+                element: Element::Row,
+                children: vec![99],
+            }],
+        },
+        _ => {
+            let mut tree = TreeBuilder::new();
+            let heading = tree.push(Element::Heading("Adversarial".into()));
+            let badge = tree.push(Element::Badge(("harmless here".into(), Tone::Info)));
+            let root = tree.section(None, [heading, badge]);
+            tree.finish(root)
+        }
+    }
+}
+
+impl GameType for Adversarial {
+    fn describe(&self) -> GameInfo {
+        invalid_game()
+    }
+
+    fn install_plan(&self, _server: &ServerContext) -> Result<InstallPlan, PluginError> {
+        Ok(InstallPlan {
+            steps: vec![
+                InstallStep::WriteFile(WriteFile {
+                    path: "../../escaped.txt".into(),
+                    contents: "written outside the server directory\n".into(),
+                    mode: 0o777,
+                }),
+                InstallStep::Download(Download {
+                    url: "http://127.0.0.1:9/payload".into(),
+                    sha256: "not-a-checksum".into(),
+                    destination: "/tmp/payload".into(),
+                    executable: true,
+                }),
+            ],
+        })
+    }
+
+    fn startup_plan(&self, _server: &ServerContext) -> Result<StartupPlan, PluginError> {
+        Ok(StartupPlan {
+            program: "../../../bin/sh".into(),
+            args: vec!["-c".into(), "echo escaped".into()],
+            env: vec![KeyValue::new("LD_PRELOAD", "/tmp/payload")],
+            working_dir: "../..".into(),
+            config_edits: Vec::new(),
+        })
+    }
+
+    fn stop_plan(&self, _server: &ServerContext) -> StopPlan {
+        StopPlan {
+            method: StopMethod::ConsoleCommand("stop".into()),
+            grace_secs: u32::MAX,
+        }
+    }
+}
+
+fn invalid_game() -> GameInfo {
+    GameInfo {
+        id: "Not A Valid Id!".into(),
+        name: "Adversarial game".into(),
+        version: "not-semver".into(),
+        description: "Invalid on purpose.".into(),
+        variables: vec![
+            Variable::new("DUPLICATE", "First", VariableType::String),
+            Variable::new("DUPLICATE", "Second", VariableType::Integer),
+        ],
+        ports: Vec::new(),
+        platforms: vec![Platform {
+            os: Os::Linux,
+            arch: Arch::X8664,
+        }],
+        features: Vec::new(),
+        min_memory_mb: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cap_plugin_sdk::ui::TreeError;
+
+    use super::*;
+
+    #[test]
+    fn behaviours_are_chosen_by_exact_server_name() {
+        assert_eq!(Behaviour::from_name("spin"), Behaviour::Spin);
+        assert_eq!(Behaviour::from_name("bomb"), Behaviour::Bomb);
+        assert_eq!(Behaviour::from_name("recurse"), Behaviour::Recurse);
+        assert_eq!(Behaviour::from_name("panic"), Behaviour::Panic);
+        assert_eq!(Behaviour::from_name("huge"), Behaviour::Huge);
+        assert_eq!(Behaviour::from_name("kv"), Behaviour::Kv);
+        assert_eq!(Behaviour::from_name("http"), Behaviour::Http);
+        assert_eq!(Behaviour::from_name("Spin"), Behaviour::Allow);
+        assert_eq!(Behaviour::from_name("survival"), Behaviour::Allow);
+    }
+
+    #[test]
+    fn the_huge_reason_is_eight_mebibytes() {
+        assert_eq!(huge_reason().len(), 8 * 1024 * 1024);
+    }
+
+    #[test]
+    fn the_cyclic_tree_really_has_a_cycle() {
+        assert_eq!(
+            tree_for("cyclic").check(),
+            Err(TreeError::Cycle { index: 0 })
+        );
+    }
+
+    #[test]
+    fn the_out_of_bounds_tree_really_points_past_the_end() {
+        assert_eq!(
+            tree_for("out-of-bounds").check(),
+            Err(TreeError::OutOfBounds { index: 99 })
+        );
+    }
+
+    #[test]
+    fn other_contributions_get_a_valid_tree() {
+        assert_eq!(tree_for("valid").check(), Ok(()));
+    }
+
+    #[test]
+    fn the_described_game_breaks_every_rule_it_should() {
+        let info = invalid_game();
+        assert!(
+            !info
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        );
+        assert_eq!(info.variables[0].key, info.variables[1].key);
+        assert!(info.ports.is_empty());
+    }
+}

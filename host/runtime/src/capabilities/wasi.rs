@@ -1,0 +1,151 @@
+//! WASI for plugins: no files, no sockets, no environment; stdout and stderr
+//! captured into bounded buffers; clock and randomness real only if granted.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::SeedableRng;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder};
+
+use super::Grants;
+
+/// Bytes of stdout/stderr kept per call.
+pub const OUTPUT_CAPACITY: usize = 16 * 1024;
+
+/// A bounded capture of a plugin's stdout or stderr. Bytes past the capacity
+/// are counted and dropped, never an error to the plugin.
+#[derive(Debug, Clone, Default)]
+pub struct OutputCapture {
+    inner: Arc<Mutex<Captured>>,
+}
+
+#[derive(Debug, Default)]
+struct Captured {
+    bytes: Vec<u8>,
+    dropped: usize,
+}
+
+impl OutputCapture {
+    /// Takes what was captured so far, leaving the buffer empty.
+    pub fn take(&self) -> String {
+        let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut text = String::from_utf8_lossy(&c.bytes).into_owned();
+        if c.dropped > 0 {
+            text.push_str(&format!("\n[{} more bytes dropped]", c.dropped));
+        }
+        c.bytes.clear();
+        c.dropped = 0;
+        text
+    }
+
+    fn write(&self, bytes: &[u8]) {
+        let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let room = OUTPUT_CAPACITY.saturating_sub(c.bytes.len());
+        let n = room.min(bytes.len());
+        c.bytes.extend_from_slice(&bytes[..n]);
+        c.dropped += bytes.len() - n;
+    }
+}
+
+impl IsTerminal for OutputCapture {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for OutputCapture {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for OutputCapture {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for OutputCapture {
+    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
+        OutputCapture::write(self, &bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 * 1024)
+    }
+}
+
+impl tokio::io::AsyncWrite for OutputCapture {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        OutputCapture::write(&self, buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// A wall clock frozen at the Unix epoch, for plugins without `clock`.
+#[derive(Debug, Clone, Copy)]
+struct FrozenWallClock;
+
+impl HostWallClock for FrozenWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+/// A monotonic clock that never advances, for plugins without `clock`.
+#[derive(Debug, Clone, Copy)]
+struct FrozenMonotonicClock;
+
+impl HostMonotonicClock for FrozenMonotonicClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// Builds the WASI context of one instance.
+pub fn build_ctx(grants: &Grants, stdout: &OutputCapture, stderr: &OutputCapture) -> WasiCtx {
+    let mut b = WasiCtxBuilder::new();
+    b.stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .socket_addr_check(|_, _| Box::pin(async { false }));
+    if !grants.clock {
+        b.wall_clock(FrozenWallClock).monotonic_clock(FrozenMonotonicClock);
+    }
+    if !grants.random {
+        b.secure_random(rand::rngs::StdRng::seed_from_u64(0x6361_702d_7261_6e64))
+            .insecure_random(rand::rngs::StdRng::seed_from_u64(0x6361_702d_696e_7365))
+            .insecure_random_seed(0x6361_702d_7365_6564);
+    }
+    b.build()
+}

@@ -1,0 +1,298 @@
+//! Checks on what plugins return. The canonical ABI already guarantees
+//! types; these checks bound sizes and enforce the meaning each WIT
+//! function documents, so nothing malformed reaches the Panel, the Agent or
+//! a browser.
+
+use std::collections::HashSet;
+use std::io;
+
+use serde::Serialize;
+
+use crate::api::{Element, GameInfo, InstallPlan, InstallStep, StartupPlan, UiTree, Verdict};
+use crate::manifest::is_valid_id;
+
+/// Deepest UI tree accepted.
+pub const MAX_UI_DEPTH: usize = 32;
+/// Most nodes in a UI tree.
+pub const MAX_UI_NODES: usize = 2000;
+
+struct Counter {
+    written: usize,
+    limit: usize,
+}
+
+impl io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.written += buf.len();
+        if self.written > self.limit {
+            return Err(io::Error::other("limit"));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Fails if `value` serialises to more than `limit` bytes of JSON. Stops
+/// counting at the limit, so a huge value costs no more than the limit.
+pub fn check_size<T: Serialize>(value: &T, limit: usize) -> Result<(), String> {
+    let mut counter = Counter { written: 0, limit };
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => Ok(()),
+        Err(_) if counter.written > limit => Err(format!("result is larger than the {limit}-byte limit")),
+        Err(e) => Err(format!("result cannot be represented: {e}")),
+    }
+}
+
+/// No check beyond size.
+pub fn unchecked<T>(_: &T) -> Result<(), String> {
+    Ok(())
+}
+
+/// Applies `check` to the `Ok` side of a plugin's `result`.
+pub fn if_ok<T, E>(check: fn(&T) -> Result<(), String>) -> impl FnOnce(&Result<T, E>) -> Result<(), String> {
+    move |r| match r {
+        Ok(v) => check(v),
+        Err(_) => Ok(()),
+    }
+}
+
+fn is_env_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && !s.as_bytes()[0].is_ascii_digit()
+}
+
+/// A relative path that stays inside the server directory.
+pub fn is_safe_relative_path(p: &str) -> bool {
+    !p.is_empty()
+        && p.len() <= 1024
+        && !p.starts_with('/')
+        && !p.contains('\0')
+        && !p.contains('\\')
+        && p.split('/').all(|c| c != "..")
+}
+
+/// `game-type.describe`.
+pub fn check_game_info(info: &GameInfo) -> Result<(), String> {
+    if !is_valid_id(&info.id) {
+        return Err(format!("game id {:?} is not a valid id", info.id));
+    }
+    if info.name.trim().is_empty() {
+        return Err("game name is empty".into());
+    }
+    semver::Version::parse(&info.version).map_err(|e| format!("game version {:?}: {e}", info.version))?;
+    let mut keys = HashSet::new();
+    for v in &info.variables {
+        if !is_env_name(&v.key) {
+            return Err(format!("variable key {:?} is not an environment variable name", v.key));
+        }
+        if !keys.insert(&v.key) {
+            return Err(format!("variable {:?} is declared twice", v.key));
+        }
+    }
+    if info.ports.is_empty() {
+        return Err("the game requests no ports".into());
+    }
+    if info.ports.iter().filter(|p| p.primary).count() != 1 {
+        return Err("exactly one port must be primary".into());
+    }
+    let mut names = HashSet::new();
+    for p in &info.ports {
+        if !names.insert(&p.name) {
+            return Err(format!("port {:?} is declared twice", p.name));
+        }
+    }
+    if info.platforms.is_empty() {
+        return Err("the game supports no platform".into());
+    }
+    Ok(())
+}
+
+/// `game-type.install-plan`.
+pub fn check_install_plan(plan: &InstallPlan) -> Result<(), String> {
+    for (i, step) in plan.steps.iter().enumerate() {
+        let path = match step {
+            InstallStep::Download(d) => {
+                if d.sha256.len() != 64 || !d.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(format!("step {i}: sha256 must be 64 hex digits"));
+                }
+                let url = url::Url::parse(&d.url).map_err(|e| format!("step {i}: bad URL: {e}"))?;
+                if !matches!(url.scheme(), "http" | "https") {
+                    return Err(format!("step {i}: only http(s) downloads are allowed"));
+                }
+                &d.destination
+            }
+            InstallStep::RunScript(s) => {
+                if s.interpreter.is_empty() || s.timeout_secs == 0 {
+                    return Err(format!("step {i}: a script needs an interpreter and a timeout"));
+                }
+                continue;
+            }
+            InstallStep::WriteFile(w) => &w.path,
+            InstallStep::EditConfig(e) => &e.path,
+        };
+        if !is_safe_relative_path(path) {
+            return Err(format!("step {i}: path {path:?} leaves the server directory"));
+        }
+    }
+    Ok(())
+}
+
+/// `game-type.startup-plan`.
+pub fn check_startup_plan(plan: &StartupPlan) -> Result<(), String> {
+    if plan.program.is_empty() {
+        return Err("the startup plan names no program".into());
+    }
+    if !plan.working_dir.is_empty() && plan.working_dir != "." && !is_safe_relative_path(&plan.working_dir) {
+        return Err(format!("working dir {:?} leaves the server directory", plan.working_dir));
+    }
+    for e in &plan.config_edits {
+        if !is_safe_relative_path(&e.path) {
+            return Err(format!("config edit path {:?} leaves the server directory", e.path));
+        }
+    }
+    Ok(())
+}
+
+/// `hooks.before`: a `modify` patch must be a JSON object.
+pub fn check_verdict(verdict: &Verdict) -> Result<(), String> {
+    match verdict {
+        Verdict::Modify(patch) => match serde_json::from_str::<serde_json::Value>(patch) {
+            Ok(serde_json::Value::Object(_)) => Ok(()),
+            Ok(_) => Err("a modify patch must be a JSON object".into()),
+            Err(e) => Err(format!("a modify patch is not JSON: {e}")),
+        },
+        Verdict::Deny(reason) if reason.len() > 1024 => Err("a deny reason is longer than 1024 bytes".into()),
+        _ => Ok(()),
+    }
+}
+
+/// `ui.render`: indices in bounds, every node reachable once from the root
+/// (a tree, not a graph), bounded depth and size.
+pub fn check_ui_tree(tree: &UiTree) -> Result<(), String> {
+    let n = tree.nodes.len();
+    if n == 0 {
+        return Err("the UI tree is empty".into());
+    }
+    if n > MAX_UI_NODES {
+        return Err(format!("the UI tree has {n} nodes; the limit is {MAX_UI_NODES}"));
+    }
+    let root = tree.root as usize;
+    if root >= n {
+        return Err(format!("root index {root} is out of bounds ({n} nodes)"));
+    }
+    let mut seen = vec![false; n];
+    let mut stack = vec![(root, 1usize)];
+    while let Some((i, depth)) = stack.pop() {
+        if seen[i] {
+            return Err(format!("node {i} is reachable twice (cycle or shared child)"));
+        }
+        seen[i] = true;
+        if depth > MAX_UI_DEPTH {
+            return Err(format!("the UI tree is deeper than {MAX_UI_DEPTH}"));
+        }
+        let node = &tree.nodes[i];
+        let container = matches!(node.element, Element::Section(_) | Element::Row);
+        if !container && !node.children.is_empty() {
+            return Err(format!("node {i} cannot have children"));
+        }
+        for &c in &node.children {
+            let c = c as usize;
+            if c >= n {
+                return Err(format!("node {i} has child {c}, out of bounds ({n} nodes)"));
+            }
+            stack.push((c, depth + 1));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Node;
+
+    fn node(element: Element, children: &[u32]) -> Node {
+        Node {
+            element,
+            children: children.to_vec(),
+        }
+    }
+
+    #[test]
+    fn bounds_the_serialised_size() {
+        assert!(check_size(&"x".repeat(100), 1000).is_ok());
+        let err = check_size(&"x".repeat(2000), 1000).unwrap_err();
+        assert!(err.contains("1000-byte limit"), "{err}");
+    }
+
+    #[test]
+    fn accepts_a_valid_ui_tree() {
+        let tree = UiTree {
+            root: 0,
+            nodes: vec![
+                node(Element::Section(Some("Players".into())), &[1, 2]),
+                node(Element::Text("hello".into()), &[]),
+                node(Element::Divider, &[]),
+            ],
+        };
+        assert_eq!(check_ui_tree(&tree), Ok(()));
+    }
+
+    #[test]
+    fn refuses_cycles_out_of_bounds_children_and_leaf_children() {
+        let cyclic = UiTree {
+            root: 0,
+            nodes: vec![node(Element::Row, &[0])],
+        };
+        assert!(check_ui_tree(&cyclic).unwrap_err().contains("reachable twice"));
+        let oob = UiTree {
+            root: 0,
+            nodes: vec![node(Element::Row, &[7])],
+        };
+        assert!(check_ui_tree(&oob).unwrap_err().contains("out of bounds"));
+        let leaf = UiTree {
+            root: 0,
+            nodes: vec![node(Element::Text("a".into()), &[0])],
+        };
+        assert!(check_ui_tree(&leaf).unwrap_err().contains("cannot have children"));
+    }
+
+    #[test]
+    fn refuses_a_tree_deeper_than_the_limit() {
+        let nodes = (0..40u32).map(|i| node(Element::Row, if i < 39 { &[0][..] } else { &[] })).collect::<Vec<_>>();
+        let nodes = nodes
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut n)| {
+                if !n.children.is_empty() {
+                    n.children = vec![i as u32 + 1];
+                }
+                n
+            })
+            .collect();
+        let err = check_ui_tree(&UiTree { root: 0, nodes }).unwrap_err();
+        assert!(err.contains("deeper"), "{err}");
+    }
+
+    #[test]
+    fn keeps_paths_inside_the_server_directory() {
+        assert!(is_safe_relative_path("server.properties"));
+        assert!(is_safe_relative_path("config/paper.yml"));
+        assert!(!is_safe_relative_path("../etc/passwd"));
+        assert!(!is_safe_relative_path("/etc/passwd"));
+        assert!(!is_safe_relative_path("a/../../b"));
+        assert!(!is_safe_relative_path(""));
+    }
+
+    #[test]
+    fn refuses_a_modify_patch_that_is_not_an_object() {
+        assert!(check_verdict(&Verdict::Modify("[1]".into())).is_err());
+        assert!(check_verdict(&Verdict::Modify("{not json".into())).is_err());
+        assert!(check_verdict(&Verdict::Modify(r#"{"memory-mb": 1024}"#.into())).is_ok());
+    }
+}

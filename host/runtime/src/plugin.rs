@@ -1,0 +1,792 @@
+//! A loaded plugin: its pre-linked component, warm instances, limits,
+//! health and quarantine, and the typed calls into each kind.
+//!
+//! Every call runs in a store with its own memory cap (a
+//! [`wasmtime::ResourceLimiter`]), instance and table caps, and a wall-clock
+//! deadline enforced twice: by epoch interruption inside WebAssembly (which
+//! also yields to the executor every tick, so a spinning plugin never blocks
+//! a worker thread) and by a timer around the whole call (which also covers
+//! time spent in host capabilities). A trap, timeout, limit breach or
+//! refused output becomes a [`CallError`]; the instance involved is thrown
+//! away and the failure is counted. After
+//! [`RuntimeConfig::quarantine_after`](crate::RuntimeConfig) consecutive
+//! failures the plugin is quarantined with a readable reason until an admin
+//! releases it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use wasmtime::component::{HasSelf, InstancePre, Linker, ResourceTable};
+use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::api;
+use crate::bindings::v0_1::Plugin as PluginWorld;
+use crate::bindings::v0_1::exports::ctrl_alt_play::plugin as exports;
+use crate::capabilities::wasi::{OutputCapture, build_ctx};
+use crate::capabilities::{CapabilityContext, Grants, HostServices};
+use crate::component::{ComponentInfo, inspect};
+use crate::engine::{CodeSource, Limits, Runtime};
+use crate::error::{CallError, LoadError};
+use crate::manifest::{Manifest, PluginKind};
+use crate::output;
+
+/// How many recent log lines a plugin keeps for admins.
+pub(crate) const RECENT_LOG_LINES: usize = 200;
+
+pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    PluginWorld::add_to_linker::<PluginState, HasSelf<PluginState>>(linker, |s| s)?;
+    Ok(())
+}
+
+/// Memory, table and instance caps of one store.
+#[derive(Debug)]
+struct Limiter {
+    memory_bytes: usize,
+    memory_denied: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes {
+            self.memory_denied = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+
+    fn instances(&self) -> usize {
+        32
+    }
+
+    fn tables(&self) -> usize {
+        16
+    }
+
+    fn memories(&self) -> usize {
+        4
+    }
+}
+
+/// A log line a plugin wrote (through `log` or stderr).
+#[derive(Debug, Clone, Serialize)]
+pub struct LogLine {
+    /// When.
+    pub at: SystemTime,
+    /// `trace` .. `error`, or `stdout` / `stderr`.
+    pub level: String,
+    /// The text.
+    pub message: String,
+}
+
+/// A bounded ring of recent log lines, shared by a plugin's instances.
+#[derive(Debug, Clone, Default)]
+pub struct RecentLogs(Arc<Mutex<VecDeque<LogLine>>>);
+
+impl RecentLogs {
+    pub(crate) fn push(&self, level: impl std::fmt::Debug, message: &str) {
+        self.push_str(&format!("{level:?}").to_lowercase(), message);
+    }
+
+    fn push_str(&self, level: &str, message: &str) {
+        let mut lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if lines.len() >= RECENT_LOG_LINES {
+            lines.pop_front();
+        }
+        lines.push_back(LogLine {
+            at: SystemTime::now(),
+            level: level.to_string(),
+            message: message.to_string(),
+        });
+    }
+
+    /// The lines, oldest first.
+    pub fn lines(&self) -> Vec<LogLine> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
+    }
+}
+
+/// The data of one plugin store.
+pub struct PluginState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: Limiter,
+    pub(crate) caps: Arc<CapabilityContext>,
+    pub(crate) config_defaults: Arc<HashMap<String, String>>,
+    pub(crate) deadline: Instant,
+    pub(crate) log_records: u32,
+    pub(crate) recent_logs: RecentLogs,
+    stdout: OutputCapture,
+    stderr: OutputCapture,
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Marker error raised from the epoch callback.
+#[derive(Debug)]
+struct DeadlineExceeded;
+
+impl std::fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("deadline exceeded")
+    }
+}
+
+impl std::error::Error for DeadlineExceeded {}
+
+/// The loaded export handles of one instance, per declared kind.
+#[derive(Clone, Default)]
+struct Guests {
+    game_type: Option<exports::game_type::Guest>,
+    game_console: Option<exports::game_console::Guest>,
+    auth: Option<exports::auth_provider::Guest>,
+    hooks: Option<exports::hooks::Guest>,
+    ui: Option<exports::ui::Guest>,
+}
+
+#[derive(Clone, Default)]
+struct GuestIndices {
+    game_type: Option<exports::game_type::GuestIndices>,
+    game_console: Option<exports::game_console::GuestIndices>,
+    auth: Option<exports::auth_provider::GuestIndices>,
+    hooks: Option<exports::hooks::GuestIndices>,
+    ui: Option<exports::ui::GuestIndices>,
+}
+
+impl GuestIndices {
+    fn new(pre: &InstancePre<PluginState>, manifest: &Manifest) -> Result<Self, LoadError> {
+        let missing = |kind: PluginKind, interface: &str| LoadError::MissingExport {
+            kind: kind.to_string(),
+            interface: format!("ctrl-alt-play:plugin/{interface}"),
+        };
+        let mut idx = Self::default();
+        for kind in &manifest.plugin.kinds {
+            match kind {
+                PluginKind::GameType => {
+                    idx.game_type = Some(
+                        exports::game_type::GuestIndices::new(pre).map_err(|_| missing(*kind, "game-type"))?,
+                    );
+                    idx.game_console = Some(
+                        exports::game_console::GuestIndices::new(pre)
+                            .map_err(|_| missing(*kind, "game-console"))?,
+                    );
+                }
+                PluginKind::AuthProvider => {
+                    idx.auth = Some(
+                        exports::auth_provider::GuestIndices::new(pre)
+                            .map_err(|_| missing(*kind, "auth-provider"))?,
+                    );
+                }
+                PluginKind::Hooks => {
+                    idx.hooks = Some(exports::hooks::GuestIndices::new(pre).map_err(|_| missing(*kind, "hooks"))?);
+                }
+                PluginKind::Ui => {
+                    idx.ui = Some(exports::ui::GuestIndices::new(pre).map_err(|_| missing(*kind, "ui"))?);
+                }
+            }
+        }
+        Ok(idx)
+    }
+
+    fn load(&self, store: &mut Store<PluginState>, instance: &wasmtime::component::Instance) -> wasmtime::Result<Guests> {
+        Ok(Guests {
+            game_type: self.game_type.as_ref().map(|i| i.load(&mut *store, instance)).transpose()?,
+            game_console: self.game_console.as_ref().map(|i| i.load(&mut *store, instance)).transpose()?,
+            auth: self.auth.as_ref().map(|i| i.load(&mut *store, instance)).transpose()?,
+            hooks: self.hooks.as_ref().map(|i| i.load(&mut *store, instance)).transpose()?,
+            ui: self.ui.as_ref().map(|i| i.load(&mut *store, instance)).transpose()?,
+        })
+    }
+}
+
+struct Warm {
+    store: Store<PluginState>,
+    guests: Guests,
+}
+
+/// Why and since when a plugin is quarantined.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Quarantine {
+    /// For the admin.
+    pub reason: String,
+    /// When it happened.
+    pub since: SystemTime,
+}
+
+/// A snapshot of a plugin's health.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginStatus {
+    /// Calls made.
+    pub calls: u64,
+    /// Calls that failed.
+    pub failures: u64,
+    /// Failures since the last success.
+    pub consecutive_failures: u32,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// Set while quarantined.
+    pub quarantine: Option<Quarantine>,
+}
+
+#[derive(Debug, Default)]
+struct Health {
+    calls: AtomicU64,
+    failures: AtomicU64,
+    consecutive: AtomicU32,
+    last_error: Mutex<Option<String>>,
+    quarantine: Mutex<Option<Quarantine>>,
+}
+
+/// Everything needed to load a plugin.
+#[derive(Debug, Clone)]
+pub struct PluginSpec {
+    /// The validated manifest.
+    pub manifest: Manifest,
+    /// The component bytes.
+    pub component: Arc<[u8]>,
+    /// What the admin granted (intersected with the manifest's request).
+    pub grants: Grants,
+    /// Per-plugin admin caps, tighter than the runtime's, if any.
+    pub limit_caps: Option<Limits>,
+    /// Backing services for capabilities.
+    pub services: HostServices,
+}
+
+struct PluginInner {
+    runtime: Runtime,
+    manifest: Manifest,
+    info: ComponentInfo,
+    code_source: CodeSource,
+    limits: Limits,
+    pre: InstancePre<PluginState>,
+    indices: GuestIndices,
+    caps: Arc<CapabilityContext>,
+    config_defaults: Arc<HashMap<String, String>>,
+    idle: Mutex<Vec<Warm>>,
+    health: Health,
+    logs: RecentLogs,
+}
+
+/// A loaded plugin. Cheap to clone; clones share instances and health.
+#[derive(Clone)]
+pub struct Plugin {
+    inner: Arc<PluginInner>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("id", &self.id())
+            .field("version", &self.inner.manifest.plugin.version.to_string())
+            .field("limits", &self.inner.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Validates, compiles (or loads from cache) and links a plugin.
+    pub async fn load(&self, spec: PluginSpec) -> Result<Plugin, LoadError> {
+        let PluginSpec {
+            manifest,
+            component,
+            grants,
+            limit_caps,
+            services,
+        } = spec;
+        manifest.validate()?;
+        let info = inspect(&component, self.config().max_component_bytes)?;
+        if info.api_version != manifest.plugin.api {
+            return Err(LoadError::ApiVersionMismatch {
+                manifest: manifest.plugin.api.clone(),
+                component: info.api_version.clone(),
+            });
+        }
+        let (compiled, code_source) = self.compile(component, &info).await?;
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&compiled)
+            .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let indices = GuestIndices::new(&pre, &manifest)?;
+
+        let config = self.config();
+        let requested = Limits {
+            memory_bytes: manifest
+                .limits
+                .memory_mb
+                .map_or(config.default_limits.memory_bytes, |mb| (mb as usize) << 20),
+            timeout: manifest
+                .limits
+                .timeout_ms
+                .map_or(config.default_limits.timeout, |ms| Duration::from_millis(ms.into())),
+        };
+        let mut limits = requested.min(config.max_limits);
+        if let Some(caps) = limit_caps {
+            limits = limits.min(caps);
+        }
+
+        let grants = grants.effective(&manifest);
+        let caps = Arc::new(CapabilityContext::new(&manifest.plugin.id, grants, services));
+        let config_defaults = Arc::new(
+            manifest
+                .config
+                .iter()
+                .filter_map(|c| c.default.clone().map(|d| (c.key.clone(), d)))
+                .collect(),
+        );
+        tracing::info!(
+            plugin = %manifest.plugin.id,
+            version = %manifest.plugin.version,
+            sha256 = %info.sha256,
+            source = ?code_source,
+            "plugin loaded"
+        );
+        Ok(Plugin {
+            inner: Arc::new(PluginInner {
+                runtime: self.clone(),
+                manifest,
+                info,
+                code_source,
+                limits,
+                pre,
+                indices,
+                caps,
+                config_defaults,
+                idle: Mutex::new(Vec::new()),
+                health: Health::default(),
+                logs: RecentLogs::default(),
+            }),
+        })
+    }
+}
+
+impl Plugin {
+    /// The plugin id.
+    pub fn id(&self) -> &str {
+        &self.inner.manifest.plugin.id
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.inner.manifest
+    }
+
+    /// What the component is.
+    pub fn component_info(&self) -> &ComponentInfo {
+        &self.inner.info
+    }
+
+    /// Whether the code came from the cache.
+    pub fn code_source(&self) -> CodeSource {
+        self.inner.code_source
+    }
+
+    /// The effective limits.
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
+    }
+
+    /// The effective grants.
+    pub fn grants(&self) -> &Grants {
+        &self.inner.caps.grants
+    }
+
+    /// Recent log lines (log capability, stdout, stderr).
+    pub fn logs(&self) -> Vec<LogLine> {
+        self.inner.logs.lines()
+    }
+
+    /// Health and quarantine.
+    pub fn status(&self) -> PluginStatus {
+        let h = &self.inner.health;
+        PluginStatus {
+            calls: h.calls.load(Ordering::Relaxed),
+            failures: h.failures.load(Ordering::Relaxed),
+            consecutive_failures: h.consecutive.load(Ordering::Relaxed),
+            last_error: h.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            quarantine: self.quarantine(),
+        }
+    }
+
+    /// The quarantine, if any.
+    pub fn quarantine(&self) -> Option<Quarantine> {
+        self.inner.health.quarantine.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Quarantines the plugin by hand.
+    pub fn quarantine_now(&self, reason: &str) {
+        *self.inner.health.quarantine.lock().unwrap_or_else(|p| p.into_inner()) = Some(Quarantine {
+            reason: reason.to_string(),
+            since: SystemTime::now(),
+        });
+        self.inner.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// Lifts the quarantine and resets the failure streak.
+    pub fn release_quarantine(&self) {
+        self.inner.health.consecutive.store(0, Ordering::Relaxed);
+        *self.inner.health.quarantine.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Instantiates up to `n` instances ahead of time and keeps them warm
+    /// (bounded by the per-plugin warm limit), so first calls skip
+    /// instantiation.
+    pub async fn prewarm(&self, n: usize) -> Result<usize, CallError> {
+        let limit = self.inner.runtime.config().warm_instances_per_plugin;
+        let mut added = 0;
+        while added < n && self.warm_instances() < limit {
+            let warm = self.instantiate().await?;
+            self.inner.idle.lock().unwrap_or_else(|p| p.into_inner()).push(warm);
+            added += 1;
+        }
+        Ok(added)
+    }
+
+    /// Idle warm instances currently kept.
+    pub fn warm_instances(&self) -> usize {
+        self.inner.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    fn new_store(&self) -> Store<PluginState> {
+        let inner = &self.inner;
+        let stdout = OutputCapture::default();
+        let stderr = OutputCapture::default();
+        let state = PluginState {
+            wasi: build_ctx(&inner.caps.grants, &stdout, &stderr),
+            table: ResourceTable::new(),
+            limiter: Limiter {
+                memory_bytes: inner.limits.memory_bytes,
+                memory_denied: false,
+            },
+            caps: inner.caps.clone(),
+            config_defaults: inner.config_defaults.clone(),
+            deadline: Instant::now() + inner.limits.timeout,
+            log_records: 0,
+            recent_logs: inner.logs.clone(),
+            stdout,
+            stderr,
+        };
+        let mut store = Store::new(&inner.runtime.inner.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Err(wasmtime::Error::new(DeadlineExceeded))
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+
+    /// Takes a warm instance or makes a fresh one, with a new deadline.
+    async fn checkout(&self, kind: PluginKind, fresh: bool) -> Result<Warm, CallError> {
+        if let Some(q) = self.quarantine() {
+            return Err(CallError::Quarantined {
+                plugin: self.id().to_string(),
+                reason: q.reason,
+            });
+        }
+        if !self.inner.manifest.has_kind(kind) {
+            return Err(CallError::NotImplemented {
+                plugin: self.id().to_string(),
+                kind: kind.to_string(),
+            });
+        }
+        let reused = if fresh {
+            None
+        } else {
+            self.inner.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
+        };
+        let mut warm = match reused {
+            Some(w) => w,
+            None => self.instantiate().await?,
+        };
+        let state = warm.store.data_mut();
+        state.deadline = Instant::now() + self.inner.limits.timeout;
+        state.log_records = 0;
+        warm.store.set_epoch_deadline(1);
+        Ok(warm)
+    }
+
+    async fn instantiate(&self) -> Result<Warm, CallError> {
+        let mut store = self.new_store();
+        store.set_epoch_deadline(1);
+        let result = async {
+            let instance = self.inner.pre.instantiate_async(&mut store).await?;
+            self.inner.indices.load(&mut store, &instance)
+        };
+        match tokio::time::timeout(self.inner.limits.timeout, result).await {
+            Ok(Ok(guests)) => Ok(Warm { store, guests }),
+            Ok(Err(e)) => Err(CallError::Instantiate {
+                plugin: self.id().to_string(),
+                message: format!("{e:#}"),
+            }),
+            Err(_) => Err(CallError::Instantiate {
+                plugin: self.id().to_string(),
+                message: "instantiation timed out".into(),
+            }),
+        }
+    }
+
+    /// Classifies the outcome, checks the output size, returns the instance
+    /// to the pool on success and records health.
+    fn settle<R: Serialize>(
+        &self,
+        mut warm: Warm,
+        started: Instant,
+        outcome: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
+        check: impl FnOnce(&R) -> Result<(), String>,
+    ) -> Result<R, CallError> {
+        let plugin = self.id().to_string();
+        let inner = &self.inner;
+        self.drain_output(&mut warm.store);
+        let result = match outcome {
+            Err(_) => Err(CallError::Timeout {
+                plugin,
+                deadline: inner.limits.timeout,
+                elapsed: started.elapsed(),
+            }),
+            Ok(Err(e)) => Err(self.classify(&warm.store, e, started)),
+            Ok(Ok(value)) => output::check_size(&value, inner.runtime.config().max_output_bytes)
+                .and_then(|()| check(&value))
+                .map(|()| value)
+                .map_err(|reason| CallError::BadOutput { plugin, reason }),
+        };
+        self.record(&result.as_ref().map(|_| ()).map_err(Clone::clone));
+        if result.is_ok() {
+            let mut idle = inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < inner.runtime.config().warm_instances_per_plugin && self.quarantine().is_none() {
+                idle.push(warm);
+            }
+        }
+        result
+    }
+
+    fn classify(&self, store: &Store<PluginState>, e: wasmtime::Error, started: Instant) -> CallError {
+        let plugin = self.id().to_string();
+        let state = store.data();
+        if e.downcast_ref::<DeadlineExceeded>().is_some() || e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            return CallError::Timeout {
+                plugin,
+                deadline: self.inner.limits.timeout,
+                elapsed: started.elapsed(),
+            };
+        }
+        if state.limiter.memory_denied {
+            return CallError::MemoryLimit {
+                plugin,
+                limit_bytes: state.limiter.memory_bytes,
+            };
+        }
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::StackOverflow) => CallError::StackOverflow { plugin },
+            Some(trap) => CallError::Trap {
+                plugin,
+                message: trap.to_string(),
+                stderr: last_lines(&self.last_stderr(), 10),
+            },
+            // Errors that are not traps come from lifting the plugin's
+            // results: invalid UTF-8, out-of-bounds pointers, bad enum
+            // discriminants, and the like.
+            None => CallError::BadOutput {
+                plugin,
+                reason: format!("{e:#}"),
+            },
+        }
+    }
+
+    fn last_stderr(&self) -> String {
+        self.inner
+            .logs
+            .lines()
+            .iter()
+            .rev()
+            .take_while(|l| l.level == "stderr")
+            .map(|l| l.message.clone())
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn drain_output(&self, store: &mut Store<PluginState>) {
+        let state = store.data_mut();
+        for (stream, text) in [("stdout", state.stdout.take()), ("stderr", state.stderr.take())] {
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                tracing::info!(plugin = %self.id(), stream, "{line}");
+                self.inner.logs.push_str(stream, line);
+            }
+        }
+    }
+
+    fn record(&self, result: &Result<(), CallError>) {
+        let h = &self.inner.health;
+        h.calls.fetch_add(1, Ordering::Relaxed);
+        match result {
+            Ok(()) => {
+                h.consecutive.store(0, Ordering::Relaxed);
+            }
+            Err(e) if e.counts_as_failure() => {
+                h.failures.fetch_add(1, Ordering::Relaxed);
+                let streak = h.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
+                *h.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                tracing::warn!(plugin = %self.id(), error = %e, streak, "plugin call failed");
+                let threshold = self.inner.runtime.config().quarantine_after;
+                if threshold > 0 && streak >= threshold {
+                    let reason = format!("{streak} consecutive failed calls; the last: {e}");
+                    tracing::error!(plugin = %self.id(), %reason, "plugin quarantined");
+                    self.quarantine_now(&reason);
+                }
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Generates a typed call: check out an instance, run the export under the
+/// deadline, settle the outcome.
+macro_rules! plugin_call {
+    ($self:ident, $kind:expr, $fresh:expr, $guest:ident, |$g:ident, $store:ident| $call:expr) => {
+        plugin_call!($self, $kind, $fresh, $guest, output::unchecked, |$g, $store| $call)
+    };
+    ($self:ident, $kind:expr, $fresh:expr, $guest:ident, $check:expr, |$g:ident, $store:ident| $call:expr) => {{
+        let started = Instant::now();
+        let mut warm = $self.checkout($kind, $fresh).await?;
+        let Some($g) = warm.guests.$guest.clone() else {
+            return Err(CallError::NotImplemented {
+                plugin: $self.id().to_string(),
+                kind: $kind.to_string(),
+            });
+        };
+        let timeout = $self.inner.limits.timeout;
+        let outcome = {
+            let $store = &mut warm.store;
+            tokio::time::timeout(timeout, $call).await
+        };
+        $self.settle(warm, started, outcome, $check)
+    }};
+}
+
+impl Plugin {
+    /// `game-type.describe`, validated.
+    pub async fn describe_game(&self) -> Result<api::GameInfo, CallError> {
+        plugin_call!(self, PluginKind::GameType, false, game_type, output::check_game_info, |g, s| g.call_describe(s))
+    }
+
+    /// `game-type.validate`.
+    pub async fn validate_variables(&self, variables: &[api::KeyValue]) -> Result<Result<(), Vec<api::FieldError>>, CallError> {
+        plugin_call!(self, PluginKind::GameType, false, game_type, |g, s| g.call_validate(s, variables))
+    }
+
+    /// `game-type.install-plan`.
+    pub async fn install_plan(&self, server: &api::ServerContext) -> Result<Result<api::InstallPlan, api::PluginError>, CallError> {
+        plugin_call!(self, PluginKind::GameType, false, game_type, output::if_ok(output::check_install_plan), |g, s| g
+            .call_plan_install(s, server))
+    }
+
+    /// `game-type.startup-plan`.
+    pub async fn startup_plan(&self, server: &api::ServerContext) -> Result<Result<api::StartupPlan, api::PluginError>, CallError> {
+        plugin_call!(self, PluginKind::GameType, false, game_type, output::if_ok(output::check_startup_plan), |g, s| g
+            .call_plan_startup(s, server))
+    }
+
+    /// `game-type.stop-plan`.
+    pub async fn stop_plan(&self, server: &api::ServerContext) -> Result<api::StopPlan, CallError> {
+        plugin_call!(self, PluginKind::GameType, false, game_type, |g, s| g.call_plan_stop(s, server))
+    }
+
+    /// `game-console.classify-line`.
+    pub async fn classify_line(&self, line: &str) -> Result<api::LineKind, CallError> {
+        plugin_call!(self, PluginKind::GameType, false, game_console, |g, s| g.call_classify_line(s, line))
+    }
+
+    /// `game-console.status-command`.
+    pub async fn status_command(&self) -> Result<Option<String>, CallError> {
+        plugin_call!(self, PluginKind::GameType, false, game_console, |g, s| g.call_status_command(s))
+    }
+
+    /// `game-console.parse-status`.
+    pub async fn parse_status(&self, lines: &[String]) -> Result<Option<api::PlayerStatus>, CallError> {
+        plugin_call!(self, PluginKind::GameType, false, game_console, |g, s| g.call_parse_status(s, lines))
+    }
+
+    /// `auth-provider.describe`.
+    pub async fn describe_auth(&self) -> Result<api::ProviderInfo, CallError> {
+        plugin_call!(self, PluginKind::AuthProvider, false, auth, |g, s| g.call_describe(s))
+    }
+
+    /// `auth-provider.authenticate`.
+    pub async fn authenticate(&self, credentials: &api::Credentials) -> Result<Result<api::Identity, api::AuthError>, CallError> {
+        plugin_call!(self, PluginKind::AuthProvider, false, auth, |g, s| g.call_authenticate(s, credentials))
+    }
+
+    /// `auth-provider.begin-login`.
+    pub async fn begin_login(&self, callback_url: &str) -> Result<Result<api::LoginRedirect, api::AuthError>, CallError> {
+        plugin_call!(self, PluginKind::AuthProvider, false, auth, |g, s| g.call_begin_login(s, callback_url))
+    }
+
+    /// `auth-provider.complete-login`.
+    pub async fn complete_login(
+        &self,
+        state: &str,
+        params: &[api::KeyValue],
+    ) -> Result<Result<api::Identity, api::AuthError>, CallError> {
+        plugin_call!(self, PluginKind::AuthProvider, false, auth, |g, s| g.call_complete_login(s, state, params))
+    }
+
+    /// `auth-provider.set-password`.
+    pub async fn set_password(&self, username: &str, password: &str) -> Result<Result<(), api::AuthError>, CallError> {
+        plugin_call!(self, PluginKind::AuthProvider, false, auth, |g, s| g.call_set_password(s, username, password))
+    }
+
+    /// `hooks.before` on a warm instance.
+    pub async fn hook_before(&self, event: &api::Event) -> Result<api::Verdict, CallError> {
+        plugin_call!(self, PluginKind::Hooks, false, hooks, output::check_verdict, |g, s| g.call_before(s, event))
+    }
+
+    /// `hooks.before` on a fresh instance (no state from earlier calls).
+    pub async fn hook_before_fresh(&self, event: &api::Event) -> Result<api::Verdict, CallError> {
+        plugin_call!(self, PluginKind::Hooks, true, hooks, output::check_verdict, |g, s| g.call_before(s, event))
+    }
+
+    /// `hooks.after`.
+    pub async fn hook_after(&self, event: &api::Event) -> Result<Result<(), api::PluginError>, CallError> {
+        plugin_call!(self, PluginKind::Hooks, false, hooks, |g, s| g.call_after(s, event))
+    }
+
+    /// `ui.render`, validated.
+    pub async fn render_ui(&self, context: &api::RenderContext) -> Result<Result<api::UiTree, api::PluginError>, CallError> {
+        plugin_call!(self, PluginKind::Ui, false, ui, output::if_ok(output::check_ui_tree), |g, s| g.call_render(s, context))
+    }
+
+    /// `ui.handle-action`.
+    pub async fn handle_ui_action(
+        &self,
+        context: &api::RenderContext,
+        action: &api::Action,
+    ) -> Result<Result<api::ActionResult, api::PluginError>, CallError> {
+        plugin_call!(self, PluginKind::Ui, false, ui, |g, s| g.call_handle_action(s, context, action))
+    }
+
+}

@@ -1,0 +1,107 @@
+//! Test support: builds the real example plugins once per test process and
+//! loads them into a runtime.
+//!
+//! The plugins live in their own cargo workspace (`example-plugins/`, built
+//! for `wasm32-wasip2`); tests build it with the same cargo that runs them,
+//! so a fresh clone needs nothing but `rustup target add wasm32-wasip2`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+use cap_runtime::{Grants, HostServices, Manifest, Plugin, PluginSpec, Runtime, RuntimeConfig};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Builds every example plugin (once per process) and returns the directory
+/// holding the `.wasm` files.
+pub fn example_plugins() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = repo_root();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+            .arg(root.join("example-plugins/Cargo.toml"))
+            .status()
+            .expect("running cargo to build the example plugins");
+        assert!(status.success(), "building example-plugins failed");
+        root.join("example-plugins/target/wasm32-wasip2/release")
+    })
+}
+
+/// The component bytes of example plugin `name` (its directory name).
+pub fn component(name: &str) -> Vec<u8> {
+    let file = example_plugins().join(format!("{}.wasm", name.replace('-', "_")));
+    std::fs::read(&file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()))
+}
+
+/// The parsed `plugin.toml` of example plugin `name`.
+pub fn manifest(name: &str) -> Manifest {
+    let file = repo_root().join("example-plugins").join(name).join("plugin.toml");
+    let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
+    Manifest::parse(&bytes).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+}
+
+/// A runtime with small pools, suitable for tests.
+pub fn runtime(config: RuntimeConfig) -> Runtime {
+    Runtime::new(RuntimeConfig {
+        pool_instances: 200,
+        ..config
+    })
+    .expect("runtime")
+}
+
+/// Loads example plugin `name` with every capability it requests granted.
+pub async fn load(runtime: &Runtime, name: &str, services: HostServices) -> Plugin {
+    let manifest = manifest(name);
+    let grants = Grants::all_requested(&manifest);
+    load_with(runtime, name, grants, services).await
+}
+
+/// Loads example plugin `name` with the given grants.
+pub async fn load_with(runtime: &Runtime, name: &str, grants: Grants, services: HostServices) -> Plugin {
+    runtime
+        .load(PluginSpec {
+            manifest: manifest(name),
+            component: Arc::from(component(name)),
+            grants,
+            limit_caps: None,
+            services,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("loading {name}: {e}"))
+}
+
+/// A `server.create` event for a server named `name`.
+pub fn server_create(name: &str, owner: &str, memory_mb: u64) -> cap_runtime::api::Event {
+    use cap_runtime::api::{Actor, Event, EventKind, Payload, ServerInfo};
+    Event {
+        id: format!("ev-{name}"),
+        kind: EventKind::ServerCreate,
+        occurred_at_ms: 1_700_000_000_000,
+        actor: Actor {
+            user_id: Some(owner.to_string()),
+            ip: Some("127.0.0.1".into()),
+            request_id: None,
+        },
+        payload: Payload::Server(ServerInfo {
+            id: format!("srv-{name}"),
+            name: name.to_string(),
+            owner_id: owner.to_string(),
+            node_id: "node-1".into(),
+            game_type: "test-game".into(),
+            memory_mb,
+            disk_mb: 1024,
+            cpu_percent: 100,
+            variables: vec![],
+            state: "creating".into(),
+        }),
+    }
+}

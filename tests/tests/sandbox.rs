@@ -1,0 +1,159 @@
+//! Every adversarial behaviour is contained within its deadline with a typed
+//! error, while other plugins keep answering.
+
+use std::time::{Duration, Instant};
+
+use cap_e2e::{load, runtime, server_create};
+use cap_runtime::api::Verdict;
+use cap_runtime::{CallError, HostServices, Limits, RuntimeConfig};
+
+fn config() -> RuntimeConfig {
+    RuntimeConfig {
+        default_limits: Limits {
+            memory_bytes: 32 << 20,
+            timeout: Duration::from_millis(300),
+        },
+        quarantine_after: 100,
+        ..RuntimeConfig::default()
+    }
+}
+
+async fn before(name: &str) -> (Result<Verdict, CallError>, Duration) {
+    let rt = runtime(config());
+    let plugin = load(&rt, "adversarial", HostServices::in_memory()).await;
+    let started = Instant::now();
+    let result = plugin.hook_before(&server_create(name, "u1", 1024)).await;
+    (result, started.elapsed())
+}
+
+#[tokio::test]
+async fn an_infinite_loop_times_out_at_its_deadline() {
+    let (result, elapsed) = before("spin").await;
+    assert!(matches!(result, Err(CallError::Timeout { .. })), "{result:?}");
+    assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
+}
+
+#[tokio::test]
+async fn a_memory_bomb_hits_its_memory_limit() {
+    let (result, _) = before("bomb").await;
+    assert!(matches!(result, Err(CallError::MemoryLimit { limit_bytes, .. }) if limit_bytes == 32 << 20), "{result:?}");
+}
+
+#[tokio::test]
+async fn unbounded_recursion_is_a_stack_overflow() {
+    let (result, _) = before("recurse").await;
+    assert!(matches!(result, Err(CallError::StackOverflow { .. })), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_panic_is_a_trap_carrying_the_panic_message() {
+    let (result, _) = before("panic").await;
+    match result {
+        Err(CallError::Trap { stderr, .. }) => {
+            assert!(stderr.contains("adversarial panic requested"), "stderr was {stderr:?}")
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_huge_result_is_refused_as_bad_output() {
+    let (result, _) = before("huge").await;
+    assert!(matches!(result, Err(CallError::BadOutput { .. })), "{result:?}");
+}
+
+#[tokio::test]
+async fn an_ungranted_kv_call_is_denied_and_the_plugin_is_told_why() {
+    let (result, _) = before("kv").await;
+    match result {
+        Ok(Verdict::Deny(reason)) => assert!(reason.contains("Denied"), "{reason}"),
+        other => panic!("expected the plugin to report the denial, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn http_to_a_host_not_on_the_allow_list_is_denied() {
+    let (result, _) = before("http").await;
+    match result {
+        Ok(Verdict::Deny(reason)) => assert!(reason.contains("Denied"), "{reason}"),
+        other => panic!("expected the plugin to report the denial, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn invalid_game_definitions_and_ui_trees_are_refused() {
+    let rt = runtime(config());
+    let plugin = load(&rt, "adversarial", HostServices::in_memory()).await;
+    let described = plugin.describe_game().await;
+    assert!(matches!(described, Err(CallError::BadOutput { .. })), "{described:?}");
+    for contribution in ["cyclic", "out-of-bounds"] {
+        let ctx = cap_runtime::api::RenderContext {
+            contribution: contribution.into(),
+            server_id: None,
+            user_id: "u1".into(),
+            permissions: vec![],
+        };
+        let rendered = plugin.render_ui(&ctx).await;
+        assert!(matches!(rendered, Err(CallError::BadOutput { .. })), "{contribution}: {rendered:?}");
+    }
+}
+
+#[tokio::test]
+async fn other_plugins_keep_answering_while_one_misbehaves() {
+    let rt = runtime(config());
+    let bad = load(&rt, "adversarial", HostServices::in_memory()).await;
+    let good = load(&rt, "test-game", HostServices::in_memory()).await;
+    let spinning = tokio::spawn({
+        let bad = bad.clone();
+        async move { bad.hook_before(&server_create("spin", "u1", 1)).await }
+    });
+    // While the spinning call runs, the healthy plugin answers promptly.
+    for _ in 0..20 {
+        let started = Instant::now();
+        let kind = good.classify_line("READY").await.expect("classify");
+        assert_eq!(format!("{kind:?}"), "Ready");
+        assert!(started.elapsed() < Duration::from_millis(250), "{:?}", started.elapsed());
+    }
+    let spun = spinning.await.expect("join");
+    assert!(matches!(spun, Err(CallError::Timeout { .. })), "{spun:?}");
+    // And the misbehaving plugin still answers its next, harmless call.
+    let ok = bad.hook_before(&server_create("fine", "u1", 1)).await;
+    assert_eq!(ok, Ok(Verdict::Allow));
+}
+
+#[tokio::test]
+async fn repeat_offenders_are_quarantined_with_a_readable_reason() {
+    let rt = runtime(RuntimeConfig {
+        quarantine_after: 3,
+        ..config()
+    });
+    let plugin = load(&rt, "adversarial", HostServices::in_memory()).await;
+    for _ in 0..3 {
+        let r = plugin.hook_before(&server_create("panic", "u1", 1)).await;
+        assert!(matches!(r, Err(CallError::Trap { .. })), "{r:?}");
+    }
+    let status = plugin.status();
+    let quarantine = status.quarantine.expect("quarantined after three failures");
+    assert!(quarantine.reason.contains("3 consecutive failed calls"), "{}", quarantine.reason);
+    assert!(quarantine.reason.contains("adversarial panic requested"), "{}", quarantine.reason);
+    let refused = plugin.hook_before(&server_create("fine", "u1", 1)).await;
+    assert!(matches!(refused, Err(CallError::Quarantined { .. })), "{refused:?}");
+
+    plugin.release_quarantine();
+    assert_eq!(plugin.hook_before(&server_create("fine", "u1", 1)).await, Ok(Verdict::Allow));
+}
+
+#[tokio::test]
+async fn a_success_resets_the_failure_streak() {
+    let rt = runtime(RuntimeConfig {
+        quarantine_after: 2,
+        ..config()
+    });
+    let plugin = load(&rt, "adversarial", HostServices::in_memory()).await;
+    for _ in 0..5 {
+        assert!(plugin.hook_before(&server_create("panic", "u1", 1)).await.is_err());
+        assert_eq!(plugin.hook_before(&server_create("fine", "u1", 1)).await, Ok(Verdict::Allow));
+    }
+    assert!(plugin.status().quarantine.is_none());
+    assert_eq!(plugin.status().failures, 5);
+}
