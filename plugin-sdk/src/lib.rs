@@ -131,11 +131,9 @@
 //! ...) outside of a component traps. Keep logic in plain functions and test
 //! those.
 
-// `wit-bindgen`'s output needs `unsafe` for the canonical ABI, and its
-// export macro expands in plugin crates. Only `bindings` and `export_plugin!`
-// allow it; the rest of the crate is safe code.
-#![deny(unsafe_code)]
-
+// `wit-bindgen`'s output needs `unsafe` for the canonical ABI; only
+// `bindings` and the expansion of `export_plugin!` allow it (the workspace
+// denies `unsafe_code`), the rest of the crate is safe code.
 #[allow(
     missing_docs,
     unsafe_code,

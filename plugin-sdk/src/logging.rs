@@ -85,11 +85,8 @@ pub fn init() {
     log::set_max_level(log::LevelFilter::Trace);
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        host::log(
-            host::Level::Error,
-            "panic",
-            &format!("plugin panicked: {info}"),
-        );
+        // `info` reads "panicked at src/lib.rs:1:2:\nmessage".
+        host::log(host::Level::Error, "panic", &info.to_string());
         previous(info);
     }));
 }

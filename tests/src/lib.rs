@@ -27,7 +27,13 @@ pub fn example_plugins() -> &'static Path {
         let root = repo_root();
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
             .arg(root.join("example-plugins/Cargo.toml"))
             .status()
             .expect("running cargo to build the example plugins");
@@ -44,7 +50,10 @@ pub fn component(name: &str) -> Vec<u8> {
 
 /// The parsed `plugin.toml` of example plugin `name`.
 pub fn manifest(name: &str) -> Manifest {
-    let file = repo_root().join("example-plugins").join(name).join("plugin.toml");
+    let file = repo_root()
+        .join("example-plugins")
+        .join(name)
+        .join("plugin.toml");
     let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
     Manifest::parse(&bytes).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
 }
@@ -66,7 +75,12 @@ pub async fn load(runtime: &Runtime, name: &str, services: HostServices) -> Plug
 }
 
 /// Loads example plugin `name` with the given grants.
-pub async fn load_with(runtime: &Runtime, name: &str, grants: Grants, services: HostServices) -> Plugin {
+pub async fn load_with(
+    runtime: &Runtime,
+    name: &str,
+    grants: Grants,
+    services: HostServices,
+) -> Plugin {
     runtime
         .load(PluginSpec {
             manifest: manifest(name),

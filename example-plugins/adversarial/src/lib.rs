@@ -8,7 +8,9 @@
 //! | --- | --- | --- |
 //! | `spin` | loops forever | time the call out |
 //! | `bomb` | allocates and touches 1 MiB chunks until allocation fails | hit the memory limit |
-//! | `recurse` | recurses without bound | trap on stack overflow |
+//! | `recurse` | recurses without bound | trap when the stack runs out (in Rust's wasm targets the stack lives in linear memory, so this is an out-of-bounds access or wasmtime's stack limit) |
+//! | `deep-calls` | recurses with scalar frames only, on the engine's call stack | stack-overflow trap |
+//! | `bad-utf8` | denies with a reason whose bytes are not UTF-8 | refuse the result while lifting it |
 //! | `panic` | panics with "adversarial panic requested" | report the trap |
 //! | `huge` | denies with an 8 MiB reason | refuse the oversized result |
 //! | `kv` | writes to the key-value store and denies with the error | deny the ungranted call |
@@ -55,6 +57,8 @@ enum Behaviour {
     Spin,
     Bomb,
     Recurse,
+    DeepCalls,
+    BadUtf8,
     Panic,
     Huge,
     Kv,
@@ -68,6 +72,8 @@ impl Behaviour {
             "spin" => Self::Spin,
             "bomb" => Self::Bomb,
             "recurse" => Self::Recurse,
+            "deep-calls" => Self::DeepCalls,
+            "bad-utf8" => Self::BadUtf8,
             "panic" => Self::Panic,
             "huge" => Self::Huge,
             "kv" => Self::Kv,
@@ -84,6 +90,11 @@ impl Hooks for Adversarial {
             Behaviour::Spin => spin(),
             Behaviour::Bomb => bomb(),
             Behaviour::Recurse => Verdict::Deny(format!("recursed {} times", recurse(0))),
+            Behaviour::DeepCalls => {
+                let step: fn(u64) -> u64 = black_box(plus_one);
+                Verdict::Deny(format!("descended to {}", descend(0, step)))
+            }
+            Behaviour::BadUtf8 => Verdict::Deny(invalid_utf8()),
             Behaviour::Panic => panic!("adversarial panic requested"),
             Behaviour::Huge => Verdict::Deny(huge_reason()),
             Behaviour::Kv => match kv::set("adversarial", b"x") {
@@ -131,6 +142,30 @@ fn recurse(depth: u64) -> u64 {
         return 0;
     }
     recurse(black_box(depth + 1)).wrapping_add(frame[15])
+}
+
+/// Recurses through an opaque function pointer with nothing but scalars, so
+/// every frame lives on the engine's call stack (not in linear memory): the
+/// host must stop it with a stack-overflow trap.
+#[inline(never)]
+fn descend(depth: u64, step: fn(u64) -> u64) -> u64 {
+    if depth == u64::MAX {
+        return 0;
+    }
+    descend(step(depth), step).rotate_left(1) ^ depth
+}
+
+fn plus_one(x: u64) -> u64 {
+    x + 1
+}
+
+/// A `String` whose bytes are not UTF-8: the canonical ABI lift on the host
+/// must refuse it.
+#[allow(unsafe_code)]
+fn invalid_utf8() -> String {
+    // SAFETY: deliberately violates `String`'s UTF-8 invariant; the string is
+    // only handed to the host, never used as text inside the plugin.
+    unsafe { String::from_utf8_unchecked(vec![b'o', b'k', 0xff, 0xfe]) }
 }
 
 fn huge_reason() -> String {

@@ -21,7 +21,8 @@ pub const SUPPORTED: &str = ">=0.1.0, <0.2.0";
 pub const LATEST: &str = "0.1.0";
 
 /// Interfaces of our package that components may import.
-pub const IMPORTED_INTERFACES: &[&str] = &["types", "log", "kv", "config", "http", "events", "panel"];
+pub const IMPORTED_INTERFACES: &[&str] =
+    &["types", "log", "kv", "config", "http", "events", "panel"];
 
 impl ApiVersion {
     /// Picks the bindings serving `version`.

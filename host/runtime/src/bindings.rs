@@ -13,6 +13,6 @@ pub mod v0_1 {
         world: "plugin",
         imports: { default: async },
         exports: { default: async },
-        additional_derives: [serde::Serialize, serde::Deserialize],
+        additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
     });
 }

@@ -89,11 +89,13 @@ impl ArtifactCache {
 
     /// Path of the artifact for `component_sha256` under `fingerprint`.
     pub fn path_for(&self, component_sha256: &str, fingerprint: &str) -> PathBuf {
-        self.dir.join(format!("{component_sha256}-{fingerprint}.cwasm"))
+        self.dir
+            .join(format!("{component_sha256}-{fingerprint}.cwasm"))
     }
 
     fn tag(&self, name: &str, payload: &[u8]) -> HmacSha256 {
-        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        let mut mac =
+            <HmacSha256 as KeyInit>::new_from_slice(&self.key).expect("HMAC takes any key length");
         mac.update(&(name.len() as u64).to_le_bytes());
         mac.update(name.as_bytes());
         mac.update(payload);
@@ -125,7 +127,12 @@ impl ArtifactCache {
     }
 
     /// Stores an artifact atomically (temp file + rename).
-    pub fn put(&self, component_sha256: &str, fingerprint: &str, artifact: &[u8]) -> Result<(), CacheError> {
+    pub fn put(
+        &self,
+        component_sha256: &str,
+        fingerprint: &str,
+        artifact: &[u8],
+    ) -> Result<(), CacheError> {
         let path = self.path_for(component_sha256, fingerprint);
         let name = format!("{component_sha256}-{fingerprint}");
         let tag = self.tag(&name, artifact).finalize().into_bytes();
@@ -229,7 +236,10 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
         ArtifactCache::open(dir.path()).expect("open");
-        let mode = fs::metadata(dir.path().join("cache.key")).expect("meta").permissions().mode();
+        let mode = fs::metadata(dir.path().join("cache.key"))
+            .expect("meta")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }

@@ -73,7 +73,9 @@ pub fn inspect(bytes: &[u8], max_bytes: u64) -> Result<ComponentInfo, LoadError>
         return Err(LoadError::CoreModule);
     }
     if !wasmparser::Parser::is_component(bytes) {
-        return Err(LoadError::Invalid("unknown WebAssembly binary version".into()));
+        return Err(LoadError::Invalid(
+            "unknown WebAssembly binary version".into(),
+        ));
     }
 
     let features = WasmFeatures::default() | WasmFeatures::COMPONENT_MODEL;
@@ -298,7 +300,10 @@ mod tests {
     fn refuses_sockets_with_a_pointer_to_http() {
         let v = semver::Version::new(0, 1, 0);
         let err = check_import("wasi:sockets/tcp@0.2.6", &v).unwrap_err();
-        assert!(err.to_string().contains("ctrl-alt-play:plugin/http"), "{err}");
+        assert!(
+            err.to_string().contains("ctrl-alt-play:plugin/http"),
+            "{err}"
+        );
         assert!(check_import("wasi:cli/stdout@0.2.6", &v).is_ok());
         assert!(check_import("ctrl-alt-play:plugin/kv@0.1.0", &v).is_ok());
         assert!(check_import("ctrl-alt-play:plugin/kv@0.2.0", &v).is_err());
@@ -308,37 +313,54 @@ mod tests {
     #[test]
     fn names_a_core_module_as_such() {
         let module = wat::parse_str("(module)").expect("wat");
-        assert!(matches!(inspect(&module, u64::MAX), Err(LoadError::CoreModule)));
+        assert!(matches!(
+            inspect(&module, u64::MAX),
+            Err(LoadError::CoreModule)
+        ));
     }
 
     #[test]
     fn refuses_garbage_and_oversized_input() {
-        assert!(matches!(inspect(b"hello world", u64::MAX), Err(LoadError::NotWasm)));
+        assert!(matches!(
+            inspect(b"hello world", u64::MAX),
+            Err(LoadError::NotWasm)
+        ));
         assert!(matches!(
             inspect(&[0u8; 100], 10),
-            Err(LoadError::TooLarge { size: 100, limit: 10 })
+            Err(LoadError::TooLarge {
+                size: 100,
+                limit: 10
+            })
         ));
     }
 
     #[test]
     fn refuses_a_component_without_the_version_section() {
         let component = wat::parse_str("(component)").expect("wat");
-        assert!(matches!(inspect(&component, u64::MAX), Err(LoadError::MissingApiVersion)));
+        assert!(matches!(
+            inspect(&component, u64::MAX),
+            Err(LoadError::MissingApiVersion)
+        ));
     }
 
     #[test]
     fn refuses_an_unsupported_version_naming_the_supported_range() {
         let component =
-            wat::parse_str(r#"(component (@custom "ctrl-alt-play:api-version" "0.9.0"))"#).expect("wat");
+            wat::parse_str(r#"(component (@custom "ctrl-alt-play:api-version" "0.9.0"))"#)
+                .expect("wat");
         let err = inspect(&component, u64::MAX).unwrap_err();
-        assert!(matches!(err, LoadError::UnsupportedApiVersion { .. }), "{err}");
+        assert!(
+            matches!(err, LoadError::UnsupportedApiVersion { .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains(">=0.1.0, <0.2.0"), "{err}");
     }
 
     #[test]
     fn refuses_a_truncated_component() {
         let component =
-            wat::parse_str(r#"(component (@custom "ctrl-alt-play:api-version" "0.1.0"))"#).expect("wat");
+            wat::parse_str(r#"(component (@custom "ctrl-alt-play:api-version" "0.1.0"))"#)
+                .expect("wat");
         let cut = &component[..component.len() - 3];
         assert!(matches!(inspect(cut, u64::MAX), Err(LoadError::Invalid(_))));
     }

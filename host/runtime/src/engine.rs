@@ -141,13 +141,16 @@ impl Runtime {
             .memory_init_cow(true)
             .max_wasm_stack(512 * 1024)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&wasm).map_err(|e| LoadError::Compile(format!("engine setup: {e}")))?;
+        let engine =
+            Engine::new(&wasm).map_err(|e| LoadError::Compile(format!("engine setup: {e}")))?;
 
         let mut linker = Linker::new(&engine);
         crate::plugin::add_to_linker(&mut linker).map_err(|e| LoadError::Link(e.to_string()))?;
 
         let cache = match &config.cache_dir {
-            Some(dir) => Some(ArtifactCache::open(dir).map_err(|e| LoadError::Cache(e.to_string()))?),
+            Some(dir) => {
+                Some(ArtifactCache::open(dir).map_err(|e| LoadError::Cache(e.to_string()))?)
+            }
             None => None,
         };
         let fingerprint = engine_fingerprint(&engine);
@@ -197,7 +200,11 @@ impl Runtime {
 
     /// Compiles `bytes` (already inspected as `info`), or loads the verified
     /// artifact from the cache. Runs on a blocking thread.
-    pub async fn compile(&self, bytes: Arc<[u8]>, info: &ComponentInfo) -> Result<(Component, CodeSource), LoadError> {
+    pub async fn compile(
+        &self,
+        bytes: Arc<[u8]>,
+        info: &ComponentInfo,
+    ) -> Result<(Component, CodeSource), LoadError> {
         let this = self.clone();
         let sha = info.sha256.clone();
         tokio::task::spawn_blocking(move || this.compile_blocking(&bytes, &sha))
@@ -206,7 +213,11 @@ impl Runtime {
     }
 
     /// Blocking form of [`Runtime::compile`].
-    pub fn compile_blocking(&self, bytes: &[u8], sha256: &str) -> Result<(Component, CodeSource), LoadError> {
+    pub fn compile_blocking(
+        &self,
+        bytes: &[u8],
+        sha256: &str,
+    ) -> Result<(Component, CodeSource), LoadError> {
         let inner = &self.inner;
         if let Some(cache) = &inner.cache {
             match cache.get(sha256, &inner.fingerprint) {
@@ -219,7 +230,9 @@ impl Runtime {
                     let loaded = unsafe { Component::deserialize(&inner.engine, &artifact) };
                     match loaded {
                         Ok(component) => return Ok((component, CodeSource::Cache)),
-                        Err(e) => tracing::warn!(error = %e, "cached artifact did not load; recompiling"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cached artifact did not load; recompiling")
+                        }
                     }
                 }
                 Lookup::Rejected(why) => tracing::warn!(%why, "recompiling"),

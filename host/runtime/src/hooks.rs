@@ -268,7 +268,8 @@ pub fn combine(event: &Event, mut answers: Vec<HookAnswer>) -> BeforeOutcome {
 /// Applies a `modify` patch to the event's payload, allowing only the
 /// fields the event kind declares modifiable.
 pub fn apply_patch(event: &Event, patch: &str) -> Result<Event, String> {
-    let patch: serde_json::Value = serde_json::from_str(patch).map_err(|e| format!("not JSON: {e}"))?;
+    let patch: serde_json::Value =
+        serde_json::from_str(patch).map_err(|e| format!("not JSON: {e}"))?;
     let serde_json::Value::Object(patch) = patch else {
         return Err("the patch is not a JSON object".into());
     };
@@ -280,7 +281,11 @@ pub fn apply_patch(event: &Event, patch: &str) -> Result<Event, String> {
             return Err(format!(
                 "field {key:?} of {} may not be modified (allowed: {})",
                 event.kind.dotted(),
-                if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
+                if allowed.is_empty() {
+                    "none".to_string()
+                } else {
+                    allowed.join(", ")
+                }
             ));
         }
         normalised.insert(key, value);
@@ -294,7 +299,8 @@ pub fn apply_patch(event: &Event, patch: &str) -> Result<Event, String> {
         return Err("payload has no fields".into());
     };
     json_patch::merge(inner, &serde_json::Value::Object(normalised));
-    let patched: Payload = serde_json::from_value(payload).map_err(|e| format!("the patched payload is invalid: {e}"))?;
+    let patched: Payload = serde_json::from_value(payload)
+        .map_err(|e| format!("the patched payload is invalid: {e}"))?;
     Ok(Event {
         payload: patched,
         ..event.clone()
@@ -322,7 +328,11 @@ impl Default for RetryPolicy {
 /// Runs the after-hooks of `plugins` subscribed to `event.kind`
 /// concurrently, retrying failures. Returns when every plugin succeeded or
 /// ran out of attempts; callers that must not wait spawn it.
-pub async fn dispatch_after(plugins: &[Plugin], event: &Event, retry: RetryPolicy) -> Vec<HookReport> {
+pub async fn dispatch_after(
+    plugins: &[Plugin],
+    event: &Event,
+    retry: RetryPolicy,
+) -> Vec<HookReport> {
     let targets = subscribed(plugins, event.kind, false);
     join_all(targets.into_iter().map(|p| async move {
         let started = Instant::now();
@@ -333,7 +343,9 @@ pub async fn dispatch_after(plugins: &[Plugin], event: &Event, retry: RetryPolic
             let result = match p.hook_after(event).await {
                 Ok(Ok(())) => Ok("ok".to_string()),
                 Ok(Err(e)) => Err(format!("{}: {}", e.code, e.message)),
-                Err(e @ (CallError::Quarantined { .. } | CallError::NotImplemented { .. })) => break Err(e.to_string()),
+                Err(e @ (CallError::Quarantined { .. } | CallError::NotImplemented { .. })) => {
+                    break Err(e.to_string());
+                }
                 Err(e) => Err(e.to_string()),
             };
             if result.is_ok() || attempts >= retry.attempts.max(1) {
@@ -417,11 +429,17 @@ mod tests {
                 answer("zeta", false, Ok(Verdict::Deny("z says no".into()))),
                 answer("alpha", false, Ok(Verdict::Allow)),
                 answer("beta", false, Ok(Verdict::Deny("b says no".into()))),
-                answer("gamma", false, Ok(Verdict::Modify(r#"{"memory-mb": 1}"#.into()))),
+                answer(
+                    "gamma",
+                    false,
+                    Ok(Verdict::Modify(r#"{"memory-mb": 1}"#.into())),
+                ),
             ],
         );
         match out.decision {
-            Decision::Deny { plugin, reason } => assert_eq!((plugin.as_str(), reason.as_str()), ("beta", "b says no")),
+            Decision::Deny { plugin, reason } => {
+                assert_eq!((plugin.as_str(), reason.as_str()), ("beta", "b says no"))
+            }
             Decision::Allow(_) => panic!("allowed"),
         }
         let order: Vec<_> = out.reports.iter().map(|r| r.plugin.as_str()).collect();
@@ -430,8 +448,16 @@ mod tests {
 
     #[test]
     fn modifications_apply_in_id_order_whatever_the_arrival_order() {
-        let a = answer("a-first", false, Ok(Verdict::Modify(r#"{"memory-mb": 1000}"#.into())));
-        let b = answer("b-second", false, Ok(Verdict::Modify(r#"{"memory-mb": 2000}"#.into())));
+        let a = answer(
+            "a-first",
+            false,
+            Ok(Verdict::Modify(r#"{"memory-mb": 1000}"#.into())),
+        );
+        let b = answer(
+            "b-second",
+            false,
+            Ok(Verdict::Modify(r#"{"memory-mb": 2000}"#.into())),
+        );
         let one = combine(&server_create(), vec![a.clone(), b.clone()]);
         let two = combine(&server_create(), vec![b, a]);
         assert_eq!(memory_of(&one), 2000);
@@ -440,10 +466,16 @@ mod tests {
 
     #[test]
     fn a_failure_denies_only_when_the_plugin_is_fail_closed() {
-        let open = combine(&server_create(), vec![answer("guard", false, Err(trap("guard")))]);
+        let open = combine(
+            &server_create(),
+            vec![answer("guard", false, Err(trap("guard")))],
+        );
         assert_eq!(memory_of(&open), 4096);
         assert!(open.reports[0].outcome.is_err());
-        let closed = combine(&server_create(), vec![answer("guard", true, Err(trap("guard")))]);
+        let closed = combine(
+            &server_create(),
+            vec![answer("guard", true, Err(trap("guard")))],
+        );
         match closed.decision {
             Decision::Deny { plugin, reason } => {
                 assert_eq!(plugin, "guard");
@@ -456,15 +488,22 @@ mod tests {
     #[test]
     fn a_bad_modification_is_ignored_or_denies_by_the_plugins_policy() {
         let bad = r#"{"owner-id": "attacker"}"#;
-        let open = combine(&server_create(), vec![answer("m", false, Ok(Verdict::Modify(bad.into())))]);
+        let open = combine(
+            &server_create(),
+            vec![answer("m", false, Ok(Verdict::Modify(bad.into())))],
+        );
         assert_eq!(memory_of(&open), 4096);
-        let closed = combine(&server_create(), vec![answer("m", true, Ok(Verdict::Modify(bad.into())))]);
+        let closed = combine(
+            &server_create(),
+            vec![answer("m", true, Ok(Verdict::Modify(bad.into())))],
+        );
         assert!(matches!(closed.decision, Decision::Deny { .. }));
     }
 
     #[test]
     fn maps_every_event_kind_to_a_unique_dotted_name() {
-        let names: std::collections::HashSet<_> = EventKind::ALL.iter().map(|k| k.dotted()).collect();
+        let names: std::collections::HashSet<_> =
+            EventKind::ALL.iter().map(|k| k.dotted()).collect();
         assert_eq!(names.len(), EventKind::ALL.len());
         for k in EventKind::ALL {
             assert_eq!(EventKind::from_dotted(k.dotted()), Some(k));
@@ -474,7 +513,11 @@ mod tests {
 
     #[test]
     fn applies_a_patch_to_modifiable_fields() {
-        let patched = apply_patch(&server_create(), r#"{"memory-mb": 2048, "name": "smaller"}"#).expect("patch");
+        let patched = apply_patch(
+            &server_create(),
+            r#"{"memory-mb": 2048, "name": "smaller"}"#,
+        )
+        .expect("patch");
         let Payload::Server(s) = patched.payload else {
             panic!("payload changed variant");
         };
@@ -486,7 +529,10 @@ mod tests {
     #[test]
     fn refuses_a_patch_to_a_protected_field() {
         let err = apply_patch(&server_create(), r#"{"owner-id": "attacker"}"#).unwrap_err();
-        assert!(err.contains("owner_id") && err.contains("may not be modified"), "{err}");
+        assert!(
+            err.contains("owner_id") && err.contains("may not be modified"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -338,7 +338,11 @@ pub enum ManifestError {
 }
 
 fn join_errors(errors: &[FieldError]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Whether `id` is a valid plugin id (also used for dependencies).
@@ -360,7 +364,8 @@ impl Manifest {
             return Err(ManifestError::TooLarge(bytes.len()));
         }
         let text = std::str::from_utf8(bytes).map_err(|_| ManifestError::NotUtf8)?;
-        let manifest: Manifest = toml::from_str(text).map_err(|e| ManifestError::Syntax(describe_toml_error(text, &e)))?;
+        let manifest: Manifest = toml::from_str(text)
+            .map_err(|e| ManifestError::Syntax(describe_toml_error(text, &e)))?;
         manifest.validate()?;
         Ok(manifest)
     }
@@ -384,7 +389,10 @@ impl Manifest {
             err("plugin.name".into(), "must be 1-100 characters".into());
         }
         if p.description.len() > 1000 {
-            err("plugin.description".into(), "must be at most 1000 characters".into());
+            err(
+                "plugin.description".into(),
+                "must be at most 1000 characters".into(),
+            );
         }
         if p.kinds.is_empty() {
             err(
@@ -399,13 +407,19 @@ impl Manifest {
         if let Some(price) = &p.price
             && (price.is_empty() || price.len() > 255 || price.chars().any(char::is_whitespace))
         {
-            err("plugin.price".into(), "must be a non-empty price id without spaces".into());
+            err(
+                "plugin.price".into(),
+                "must be a non-empty price id without spaces".into(),
+            );
         }
 
         let caps = &self.capabilities;
         for secret in &caps.secrets {
             if !is_config_key(secret) {
-                err("capabilities.secrets".into(), format!("{secret:?} is not a valid key"));
+                err(
+                    "capabilities.secrets".into(),
+                    format!("{secret:?} is not a valid key"),
+                );
             }
         }
         if let Some(http) = &caps.http {
@@ -439,7 +453,9 @@ impl Manifest {
                         if EventKind::from_dotted(name).is_none() {
                             err(
                                 format!("hooks.{list}"),
-                                format!("{name:?} is not a known event (e.g. server.create, console.player-joined)"),
+                                format!(
+                                    "{name:?} is not a known event (e.g. server.create, console.player-joined)"
+                                ),
                             );
                         }
                     }
@@ -449,28 +465,43 @@ impl Manifest {
                 }
             }
             (None, true) => err("hooks".into(), "kind hooks needs a [hooks] table".into()),
-            (Some(_), false) => err("hooks".into(), "[hooks] needs kind hooks in plugin.kinds".into()),
+            (Some(_), false) => err(
+                "hooks".into(),
+                "[hooks] needs kind hooks in plugin.kinds".into(),
+            ),
             (None, false) => {}
         }
 
         if let Some(memory) = self.limits.memory_mb
             && !(1..=4096).contains(&memory)
         {
-            err("limits.memory-mb".into(), "must be between 1 and 4096".into());
+            err(
+                "limits.memory-mb".into(),
+                "must be between 1 and 4096".into(),
+            );
         }
         if let Some(timeout) = self.limits.timeout_ms
             && !(1..=600_000).contains(&timeout)
         {
-            err("limits.timeout-ms".into(), "must be between 1 and 600000".into());
+            err(
+                "limits.timeout-ms".into(),
+                "must be between 1 and 600000".into(),
+            );
         }
 
         let mut seen = BTreeSet::new();
         for (i, key) in self.config.iter().enumerate() {
             if !is_config_key(&key.key) {
-                err(format!("config[{i}].key"), format!("{:?} is not a valid key", key.key));
+                err(
+                    format!("config[{i}].key"),
+                    format!("{:?} is not a valid key", key.key),
+                );
             }
             if !seen.insert(&key.key) {
-                err(format!("config[{i}].key"), format!("{:?} is declared twice", key.key));
+                err(
+                    format!("config[{i}].key"),
+                    format!("{:?} is declared twice", key.key),
+                );
             }
             if let Some(default) = &key.default
                 && !key.value_type.check(default)
@@ -484,9 +515,15 @@ impl Manifest {
 
         for name in self.dependencies.keys() {
             if !is_valid_id(name) {
-                err("dependencies".into(), format!("{name:?} is not a valid plugin id"));
+                err(
+                    "dependencies".into(),
+                    format!("{name:?} is not a valid plugin id"),
+                );
             } else if *name == p.id {
-                err("dependencies".into(), "a plugin cannot depend on itself".into());
+                err(
+                    "dependencies".into(),
+                    "a plugin cannot depend on itself".into(),
+                );
             }
         }
 
@@ -495,20 +532,35 @@ impl Manifest {
                 let mut ids = BTreeSet::new();
                 for (i, c) in ui.contributions.iter().enumerate() {
                     if !is_config_key(&c.id) {
-                        err(format!("ui.contributions[{i}].id"), format!("{:?} is not a valid id", c.id));
+                        err(
+                            format!("ui.contributions[{i}].id"),
+                            format!("{:?} is not a valid id", c.id),
+                        );
                     }
                     if !ids.insert(&c.id) {
-                        err(format!("ui.contributions[{i}].id"), format!("{:?} is declared twice", c.id));
+                        err(
+                            format!("ui.contributions[{i}].id"),
+                            format!("{:?} is declared twice", c.id),
+                        );
                     }
                     if c.title.trim().is_empty() || c.title.len() > 60 {
-                        err(format!("ui.contributions[{i}].title"), "must be 1-60 characters".into());
+                        err(
+                            format!("ui.contributions[{i}].title"),
+                            "must be 1-60 characters".into(),
+                        );
                     }
                 }
                 if ui.contributions.is_empty() {
-                    err("ui.contributions".into(), "kind ui needs at least one contribution".into());
+                    err(
+                        "ui.contributions".into(),
+                        "kind ui needs at least one contribution".into(),
+                    );
                 }
             }
-            (None, true) => err("ui".into(), "kind ui needs a [[ui.contributions]] entry".into()),
+            (None, true) => err(
+                "ui".into(),
+                "kind ui needs a [[ui.contributions]] entry".into(),
+            ),
             (Some(_), false) => err("ui".into(), "[ui] needs kind ui in plugin.kinds".into()),
             (None, false) => {}
         }
@@ -657,7 +709,10 @@ default = "8192"
 
     #[test]
     fn rejects_bytes_that_are_not_utf8() {
-        assert_eq!(Manifest::parse(&[0xff, 0xfe, 0x00]), Err(ManifestError::NotUtf8));
+        assert_eq!(
+            Manifest::parse(&[0xff, 0xfe, 0x00]),
+            Err(ManifestError::NotUtf8)
+        );
     }
 
     #[test]

@@ -41,7 +41,9 @@ pub fn check_size<T: Serialize>(value: &T, limit: usize) -> Result<(), String> {
     let mut counter = Counter { written: 0, limit };
     match serde_json::to_writer(&mut counter, value) {
         Ok(()) => Ok(()),
-        Err(_) if counter.written > limit => Err(format!("result is larger than the {limit}-byte limit")),
+        Err(_) if counter.written > limit => {
+            Err(format!("result is larger than the {limit}-byte limit"))
+        }
         Err(e) => Err(format!("result cannot be represented: {e}")),
     }
 }
@@ -52,7 +54,9 @@ pub fn unchecked<T>(_: &T) -> Result<(), String> {
 }
 
 /// Applies `check` to the `Ok` side of a plugin's `result`.
-pub fn if_ok<T, E>(check: fn(&T) -> Result<(), String>) -> impl FnOnce(&Result<T, E>) -> Result<(), String> {
+pub fn if_ok<T, E>(
+    check: fn(&T) -> Result<(), String>,
+) -> impl FnOnce(&Result<T, E>) -> Result<(), String> {
     move |r| match r {
         Ok(v) => check(v),
         Err(_) => Ok(()),
@@ -62,7 +66,8 @@ pub fn if_ok<T, E>(check: fn(&T) -> Result<(), String>) -> impl FnOnce(&Result<T
 fn is_env_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
         && !s.as_bytes()[0].is_ascii_digit()
 }
 
@@ -84,11 +89,15 @@ pub fn check_game_info(info: &GameInfo) -> Result<(), String> {
     if info.name.trim().is_empty() {
         return Err("game name is empty".into());
     }
-    semver::Version::parse(&info.version).map_err(|e| format!("game version {:?}: {e}", info.version))?;
+    semver::Version::parse(&info.version)
+        .map_err(|e| format!("game version {:?}: {e}", info.version))?;
     let mut keys = HashSet::new();
     for v in &info.variables {
         if !is_env_name(&v.key) {
-            return Err(format!("variable key {:?} is not an environment variable name", v.key));
+            return Err(format!(
+                "variable key {:?} is not an environment variable name",
+                v.key
+            ));
         }
         if !keys.insert(&v.key) {
             return Err(format!("variable {:?} is declared twice", v.key));
@@ -128,7 +137,9 @@ pub fn check_install_plan(plan: &InstallPlan) -> Result<(), String> {
             }
             InstallStep::RunScript(s) => {
                 if s.interpreter.is_empty() || s.timeout_secs == 0 {
-                    return Err(format!("step {i}: a script needs an interpreter and a timeout"));
+                    return Err(format!(
+                        "step {i}: a script needs an interpreter and a timeout"
+                    ));
                 }
                 continue;
             }
@@ -136,7 +147,9 @@ pub fn check_install_plan(plan: &InstallPlan) -> Result<(), String> {
             InstallStep::EditConfig(e) => &e.path,
         };
         if !is_safe_relative_path(path) {
-            return Err(format!("step {i}: path {path:?} leaves the server directory"));
+            return Err(format!(
+                "step {i}: path {path:?} leaves the server directory"
+            ));
         }
     }
     Ok(())
@@ -147,12 +160,21 @@ pub fn check_startup_plan(plan: &StartupPlan) -> Result<(), String> {
     if plan.program.is_empty() {
         return Err("the startup plan names no program".into());
     }
-    if !plan.working_dir.is_empty() && plan.working_dir != "." && !is_safe_relative_path(&plan.working_dir) {
-        return Err(format!("working dir {:?} leaves the server directory", plan.working_dir));
+    if !plan.working_dir.is_empty()
+        && plan.working_dir != "."
+        && !is_safe_relative_path(&plan.working_dir)
+    {
+        return Err(format!(
+            "working dir {:?} leaves the server directory",
+            plan.working_dir
+        ));
     }
     for e in &plan.config_edits {
         if !is_safe_relative_path(&e.path) {
-            return Err(format!("config edit path {:?} leaves the server directory", e.path));
+            return Err(format!(
+                "config edit path {:?} leaves the server directory",
+                e.path
+            ));
         }
     }
     Ok(())
@@ -166,7 +188,9 @@ pub fn check_verdict(verdict: &Verdict) -> Result<(), String> {
             Ok(_) => Err("a modify patch must be a JSON object".into()),
             Err(e) => Err(format!("a modify patch is not JSON: {e}")),
         },
-        Verdict::Deny(reason) if reason.len() > 1024 => Err("a deny reason is longer than 1024 bytes".into()),
+        Verdict::Deny(reason) if reason.len() > 1024 => {
+            Err("a deny reason is longer than 1024 bytes".into())
+        }
         _ => Ok(()),
     }
 }
@@ -179,7 +203,9 @@ pub fn check_ui_tree(tree: &UiTree) -> Result<(), String> {
         return Err("the UI tree is empty".into());
     }
     if n > MAX_UI_NODES {
-        return Err(format!("the UI tree has {n} nodes; the limit is {MAX_UI_NODES}"));
+        return Err(format!(
+            "the UI tree has {n} nodes; the limit is {MAX_UI_NODES}"
+        ));
     }
     let root = tree.root as usize;
     if root >= n {
@@ -189,7 +215,9 @@ pub fn check_ui_tree(tree: &UiTree) -> Result<(), String> {
     let mut stack = vec![(root, 1usize)];
     while let Some((i, depth)) = stack.pop() {
         if seen[i] {
-            return Err(format!("node {i} is reachable twice (cycle or shared child)"));
+            return Err(format!(
+                "node {i} is reachable twice (cycle or shared child)"
+            ));
         }
         seen[i] = true;
         if depth > MAX_UI_DEPTH {
@@ -249,7 +277,11 @@ mod tests {
             root: 0,
             nodes: vec![node(Element::Row, &[0])],
         };
-        assert!(check_ui_tree(&cyclic).unwrap_err().contains("reachable twice"));
+        assert!(
+            check_ui_tree(&cyclic)
+                .unwrap_err()
+                .contains("reachable twice")
+        );
         let oob = UiTree {
             root: 0,
             nodes: vec![node(Element::Row, &[7])],
@@ -259,12 +291,18 @@ mod tests {
             root: 0,
             nodes: vec![node(Element::Text("a".into()), &[0])],
         };
-        assert!(check_ui_tree(&leaf).unwrap_err().contains("cannot have children"));
+        assert!(
+            check_ui_tree(&leaf)
+                .unwrap_err()
+                .contains("cannot have children")
+        );
     }
 
     #[test]
     fn refuses_a_tree_deeper_than_the_limit() {
-        let nodes = (0..40u32).map(|i| node(Element::Row, if i < 39 { &[0][..] } else { &[] })).collect::<Vec<_>>();
+        let nodes = (0..40u32)
+            .map(|i| node(Element::Row, if i < 39 { &[0][..] } else { &[] }))
+            .collect::<Vec<_>>();
         let nodes = nodes
             .into_iter()
             .enumerate()

@@ -147,10 +147,14 @@ impl Package {
         let mut component = None;
         let mut assets = BTreeMap::new();
         let mut total = 0u64;
-        let entries = archive.entries().map_err(|e| PackageError::Format(e.to_string()))?;
+        let entries = archive
+            .entries()
+            .map_err(|e| PackageError::Format(e.to_string()))?;
         for (count, entry) in entries.enumerate() {
             if count >= MAX_ENTRIES {
-                return Err(PackageError::Format(format!("more than {MAX_ENTRIES} entries")));
+                return Err(PackageError::Format(format!(
+                    "more than {MAX_ENTRIES} entries"
+                )));
             }
             let mut entry = entry.map_err(|e| PackageError::Format(e.to_string()))?;
             let path = entry
@@ -169,7 +173,10 @@ impl Package {
             if !kind.is_file() {
                 return Err(bad("only regular files are allowed (no links or devices)"));
             }
-            let size = entry.header().size().map_err(|e| PackageError::Format(e.to_string()))?;
+            let size = entry
+                .header()
+                .size()
+                .map_err(|e| PackageError::Format(e.to_string()))?;
             total = total.saturating_add(size);
             if total > MAX_UNPACKED_BYTES {
                 return Err(PackageError::TooLarge {
@@ -187,7 +194,9 @@ impl Package {
                 "plugin.wasm" => &mut component,
                 other => {
                     let Some(asset) = other.strip_prefix("assets/") else {
-                        return Err(bad("unexpected file; packages hold plugin.toml, plugin.wasm and assets/"));
+                        return Err(bad(
+                            "unexpected file; packages hold plugin.toml, plugin.wasm and assets/",
+                        ));
                     };
                     if !is_safe_relative_path(asset) {
                         return Err(bad("asset paths must be relative and stay inside assets/"));
@@ -252,7 +261,10 @@ mod tests {
 
     #[test]
     fn refuses_bytes_that_are_not_a_package() {
-        assert!(matches!(Package::read(b"garbage", u64::MAX), Err(PackageError::Format(_))));
+        assert!(matches!(
+            Package::read(b"garbage", u64::MAX),
+            Err(PackageError::Format(_))
+        ));
         let gz_garbage = {
             let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             e.write_all(b"not a tar at all, just text").expect("write");
@@ -269,9 +281,13 @@ mod tests {
         h.set_size(4);
         h.set_mode(0o644);
         h.set_entry_type(tar::EntryType::Regular);
-        tar.append_data(&mut h, "plugin.wasm", &b"\0asm"[..]).expect("append");
+        tar.append_data(&mut h, "plugin.wasm", &b"\0asm"[..])
+            .expect("append");
         let bytes = tar.into_inner().expect("tar").finish().expect("gz");
-        assert!(matches!(Package::read(&bytes, u64::MAX), Err(PackageError::Missing("plugin.toml"))));
+        assert!(matches!(
+            Package::read(&bytes, u64::MAX),
+            Err(PackageError::Missing("plugin.toml"))
+        ));
     }
 
     #[test]
@@ -281,7 +297,8 @@ mod tests {
         let mut h = tar::Header::new_gnu();
         h.set_size(0);
         h.set_entry_type(tar::EntryType::Symlink);
-        tar.append_link(&mut h, "assets/x", "/etc/passwd").expect("append");
+        tar.append_link(&mut h, "assets/x", "/etc/passwd")
+            .expect("append");
         let bytes = tar.into_inner().expect("tar").finish().expect("gz");
         let err = Package::read(&bytes, u64::MAX).unwrap_err();
         assert!(err.to_string().contains("only regular files"), "{err}");

@@ -51,7 +51,12 @@ struct Limiter {
 }
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.memory_bytes {
             self.memory_denied = true;
             return Ok(false);
@@ -59,7 +64,12 @@ impl ResourceLimiter for Limiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 
@@ -110,7 +120,12 @@ impl RecentLogs {
 
     /// The lines, oldest first.
     pub fn lines(&self) -> Vec<LogLine> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 }
 
@@ -179,7 +194,8 @@ impl GuestIndices {
             match kind {
                 PluginKind::GameType => {
                     idx.game_type = Some(
-                        exports::game_type::GuestIndices::new(pre).map_err(|_| missing(*kind, "game-type"))?,
+                        exports::game_type::GuestIndices::new(pre)
+                            .map_err(|_| missing(*kind, "game-type"))?,
                     );
                     idx.game_console = Some(
                         exports::game_console::GuestIndices::new(pre)
@@ -193,23 +209,52 @@ impl GuestIndices {
                     );
                 }
                 PluginKind::Hooks => {
-                    idx.hooks = Some(exports::hooks::GuestIndices::new(pre).map_err(|_| missing(*kind, "hooks"))?);
+                    idx.hooks = Some(
+                        exports::hooks::GuestIndices::new(pre)
+                            .map_err(|_| missing(*kind, "hooks"))?,
+                    );
                 }
                 PluginKind::Ui => {
-                    idx.ui = Some(exports::ui::GuestIndices::new(pre).map_err(|_| missing(*kind, "ui"))?);
+                    idx.ui = Some(
+                        exports::ui::GuestIndices::new(pre).map_err(|_| missing(*kind, "ui"))?,
+                    );
                 }
             }
         }
         Ok(idx)
     }
 
-    fn load(&self, store: &mut Store<PluginState>, instance: &wasmtime::component::Instance) -> wasmtime::Result<Guests> {
+    fn load(
+        &self,
+        store: &mut Store<PluginState>,
+        instance: &wasmtime::component::Instance,
+    ) -> wasmtime::Result<Guests> {
         Ok(Guests {
-            game_type: self.game_type.as_ref().map(|i| i.load(&mut *store, instance)).transpose()?,
-            game_console: self.game_console.as_ref().map(|i| i.load(&mut *store, instance)).transpose()?,
-            auth: self.auth.as_ref().map(|i| i.load(&mut *store, instance)).transpose()?,
-            hooks: self.hooks.as_ref().map(|i| i.load(&mut *store, instance)).transpose()?,
-            ui: self.ui.as_ref().map(|i| i.load(&mut *store, instance)).transpose()?,
+            game_type: self
+                .game_type
+                .as_ref()
+                .map(|i| i.load(&mut *store, instance))
+                .transpose()?,
+            game_console: self
+                .game_console
+                .as_ref()
+                .map(|i| i.load(&mut *store, instance))
+                .transpose()?,
+            auth: self
+                .auth
+                .as_ref()
+                .map(|i| i.load(&mut *store, instance))
+                .transpose()?,
+            hooks: self
+                .hooks
+                .as_ref()
+                .map(|i| i.load(&mut *store, instance))
+                .transpose()?,
+            ui: self
+                .ui
+                .as_ref()
+                .map(|i| i.load(&mut *store, instance))
+                .transpose()?,
         })
     }
 }
@@ -333,7 +378,9 @@ impl Runtime {
             timeout: manifest
                 .limits
                 .timeout_ms
-                .map_or(config.default_limits.timeout, |ms| Duration::from_millis(ms.into())),
+                .map_or(config.default_limits.timeout, |ms| {
+                    Duration::from_millis(ms.into())
+                }),
         };
         let mut limits = requested.min(config.max_limits);
         if let Some(caps) = limit_caps {
@@ -341,7 +388,11 @@ impl Runtime {
         }
 
         let grants = grants.effective(&manifest);
-        let caps = Arc::new(CapabilityContext::new(&manifest.plugin.id, grants, services));
+        let caps = Arc::new(CapabilityContext::new(
+            &manifest.plugin.id,
+            grants,
+            services,
+        ));
         let config_defaults = Arc::new(
             manifest
                 .config
@@ -418,29 +469,52 @@ impl Plugin {
             calls: h.calls.load(Ordering::Relaxed),
             failures: h.failures.load(Ordering::Relaxed),
             consecutive_failures: h.consecutive.load(Ordering::Relaxed),
-            last_error: h.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            last_error: h
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
             quarantine: self.quarantine(),
         }
     }
 
     /// The quarantine, if any.
     pub fn quarantine(&self) -> Option<Quarantine> {
-        self.inner.health.quarantine.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.inner
+            .health
+            .quarantine
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Quarantines the plugin by hand.
     pub fn quarantine_now(&self, reason: &str) {
-        *self.inner.health.quarantine.lock().unwrap_or_else(|p| p.into_inner()) = Some(Quarantine {
+        *self
+            .inner
+            .health
+            .quarantine
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Quarantine {
             reason: reason.to_string(),
             since: SystemTime::now(),
         });
-        self.inner.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.inner
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     /// Lifts the quarantine and resets the failure streak.
     pub fn release_quarantine(&self) {
         self.inner.health.consecutive.store(0, Ordering::Relaxed);
-        *self.inner.health.quarantine.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self
+            .inner
+            .health
+            .quarantine
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// Instantiates up to `n` instances ahead of time and keeps them warm
@@ -451,7 +525,11 @@ impl Plugin {
         let mut added = 0;
         while added < n && self.warm_instances() < limit {
             let warm = self.instantiate().await?;
-            self.inner.idle.lock().unwrap_or_else(|p| p.into_inner()).push(warm);
+            self.inner
+                .idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(warm);
             added += 1;
         }
         Ok(added)
@@ -459,7 +537,11 @@ impl Plugin {
 
     /// Idle warm instances currently kept.
     pub fn warm_instances(&self) -> usize {
-        self.inner.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.inner
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 
     fn new_store(&self) -> Store<PluginState> {
@@ -510,7 +592,11 @@ impl Plugin {
         let reused = if fresh {
             None
         } else {
-            self.inner.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
+            self.inner
+                .idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop()
         };
         let mut warm = match reused {
             Some(w) => w,
@@ -570,17 +656,26 @@ impl Plugin {
         self.record(&result.as_ref().map(|_| ()).map_err(Clone::clone));
         if result.is_ok() {
             let mut idle = inner.idle.lock().unwrap_or_else(|p| p.into_inner());
-            if idle.len() < inner.runtime.config().warm_instances_per_plugin && self.quarantine().is_none() {
+            if idle.len() < inner.runtime.config().warm_instances_per_plugin
+                && self.quarantine().is_none()
+            {
                 idle.push(warm);
             }
         }
         result
     }
 
-    fn classify(&self, store: &Store<PluginState>, e: wasmtime::Error, started: Instant) -> CallError {
+    fn classify(
+        &self,
+        store: &Store<PluginState>,
+        e: wasmtime::Error,
+        started: Instant,
+    ) -> CallError {
         let plugin = self.id().to_string();
         let state = store.data();
-        if e.downcast_ref::<DeadlineExceeded>().is_some() || e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        if e.downcast_ref::<DeadlineExceeded>().is_some()
+            || e.downcast_ref::<Trap>() == Some(&Trap::Interrupt)
+        {
             return CallError::Timeout {
                 plugin,
                 deadline: self.inner.limits.timeout,
@@ -627,7 +722,10 @@ impl Plugin {
 
     fn drain_output(&self, store: &mut Store<PluginState>) {
         let state = store.data_mut();
-        for (stream, text) in [("stdout", state.stdout.take()), ("stderr", state.stderr.take())] {
+        for (stream, text) in [
+            ("stdout", state.stdout.take()),
+            ("stderr", state.stderr.take()),
+        ] {
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
                 tracing::info!(plugin = %self.id(), stream, "{line}");
                 self.inner.logs.push_str(stream, line);
@@ -668,7 +766,14 @@ fn last_lines(text: &str, n: usize) -> String {
 /// deadline, settle the outcome.
 macro_rules! plugin_call {
     ($self:ident, $kind:expr, $fresh:expr, $guest:ident, |$g:ident, $store:ident| $call:expr) => {
-        plugin_call!($self, $kind, $fresh, $guest, output::unchecked, |$g, $store| $call)
+        plugin_call!(
+            $self,
+            $kind,
+            $fresh,
+            $guest,
+            output::unchecked,
+            |$g, $store| $call
+        )
     };
     ($self:ident, $kind:expr, $fresh:expr, $guest:ident, $check:expr, |$g:ident, $store:ident| $call:expr) => {{
         let started = Instant::now();
@@ -691,59 +796,104 @@ macro_rules! plugin_call {
 impl Plugin {
     /// `game-type.describe`, validated.
     pub async fn describe_game(&self) -> Result<api::GameInfo, CallError> {
-        plugin_call!(self, PluginKind::GameType, false, game_type, output::check_game_info, |g, s| g.call_describe(s))
+        plugin_call!(
+            self,
+            PluginKind::GameType,
+            false,
+            game_type,
+            output::check_game_info,
+            |g, s| g.call_describe(s)
+        )
     }
 
     /// `game-type.validate`.
-    pub async fn validate_variables(&self, variables: &[api::KeyValue]) -> Result<Result<(), Vec<api::FieldError>>, CallError> {
-        plugin_call!(self, PluginKind::GameType, false, game_type, |g, s| g.call_validate(s, variables))
+    pub async fn validate_variables(
+        &self,
+        variables: &[api::KeyValue],
+    ) -> Result<Result<(), Vec<api::FieldError>>, CallError> {
+        plugin_call!(self, PluginKind::GameType, false, game_type, |g, s| g
+            .call_validate(s, variables))
     }
 
     /// `game-type.install-plan`.
-    pub async fn install_plan(&self, server: &api::ServerContext) -> Result<Result<api::InstallPlan, api::PluginError>, CallError> {
-        plugin_call!(self, PluginKind::GameType, false, game_type, output::if_ok(output::check_install_plan), |g, s| g
-            .call_plan_install(s, server))
+    pub async fn install_plan(
+        &self,
+        server: &api::ServerContext,
+    ) -> Result<Result<api::InstallPlan, api::PluginError>, CallError> {
+        plugin_call!(
+            self,
+            PluginKind::GameType,
+            false,
+            game_type,
+            output::if_ok(output::check_install_plan),
+            |g, s| g.call_plan_install(s, server)
+        )
     }
 
     /// `game-type.startup-plan`.
-    pub async fn startup_plan(&self, server: &api::ServerContext) -> Result<Result<api::StartupPlan, api::PluginError>, CallError> {
-        plugin_call!(self, PluginKind::GameType, false, game_type, output::if_ok(output::check_startup_plan), |g, s| g
-            .call_plan_startup(s, server))
+    pub async fn startup_plan(
+        &self,
+        server: &api::ServerContext,
+    ) -> Result<Result<api::StartupPlan, api::PluginError>, CallError> {
+        plugin_call!(
+            self,
+            PluginKind::GameType,
+            false,
+            game_type,
+            output::if_ok(output::check_startup_plan),
+            |g, s| g.call_plan_startup(s, server)
+        )
     }
 
     /// `game-type.stop-plan`.
     pub async fn stop_plan(&self, server: &api::ServerContext) -> Result<api::StopPlan, CallError> {
-        plugin_call!(self, PluginKind::GameType, false, game_type, |g, s| g.call_plan_stop(s, server))
+        plugin_call!(self, PluginKind::GameType, false, game_type, |g, s| g
+            .call_plan_stop(s, server))
     }
 
     /// `game-console.classify-line`.
     pub async fn classify_line(&self, line: &str) -> Result<api::LineKind, CallError> {
-        plugin_call!(self, PluginKind::GameType, false, game_console, |g, s| g.call_classify_line(s, line))
+        plugin_call!(self, PluginKind::GameType, false, game_console, |g, s| g
+            .call_classify_line(s, line))
     }
 
     /// `game-console.status-command`.
     pub async fn status_command(&self) -> Result<Option<String>, CallError> {
-        plugin_call!(self, PluginKind::GameType, false, game_console, |g, s| g.call_status_command(s))
+        plugin_call!(self, PluginKind::GameType, false, game_console, |g, s| g
+            .call_status_command(s))
     }
 
     /// `game-console.parse-status`.
-    pub async fn parse_status(&self, lines: &[String]) -> Result<Option<api::PlayerStatus>, CallError> {
-        plugin_call!(self, PluginKind::GameType, false, game_console, |g, s| g.call_parse_status(s, lines))
+    pub async fn parse_status(
+        &self,
+        lines: &[String],
+    ) -> Result<Option<api::PlayerStatus>, CallError> {
+        plugin_call!(self, PluginKind::GameType, false, game_console, |g, s| g
+            .call_parse_status(s, lines))
     }
 
     /// `auth-provider.describe`.
     pub async fn describe_auth(&self) -> Result<api::ProviderInfo, CallError> {
-        plugin_call!(self, PluginKind::AuthProvider, false, auth, |g, s| g.call_describe(s))
+        plugin_call!(self, PluginKind::AuthProvider, false, auth, |g, s| g
+            .call_describe(s))
     }
 
     /// `auth-provider.authenticate`.
-    pub async fn authenticate(&self, credentials: &api::Credentials) -> Result<Result<api::Identity, api::AuthError>, CallError> {
-        plugin_call!(self, PluginKind::AuthProvider, false, auth, |g, s| g.call_authenticate(s, credentials))
+    pub async fn authenticate(
+        &self,
+        credentials: &api::Credentials,
+    ) -> Result<Result<api::Identity, api::AuthError>, CallError> {
+        plugin_call!(self, PluginKind::AuthProvider, false, auth, |g, s| g
+            .call_authenticate(s, credentials))
     }
 
     /// `auth-provider.begin-login`.
-    pub async fn begin_login(&self, callback_url: &str) -> Result<Result<api::LoginRedirect, api::AuthError>, CallError> {
-        plugin_call!(self, PluginKind::AuthProvider, false, auth, |g, s| g.call_begin_login(s, callback_url))
+    pub async fn begin_login(
+        &self,
+        callback_url: &str,
+    ) -> Result<Result<api::LoginRedirect, api::AuthError>, CallError> {
+        plugin_call!(self, PluginKind::AuthProvider, false, auth, |g, s| g
+            .call_begin_login(s, callback_url))
     }
 
     /// `auth-provider.complete-login`.
@@ -752,32 +902,66 @@ impl Plugin {
         state: &str,
         params: &[api::KeyValue],
     ) -> Result<Result<api::Identity, api::AuthError>, CallError> {
-        plugin_call!(self, PluginKind::AuthProvider, false, auth, |g, s| g.call_complete_login(s, state, params))
+        plugin_call!(self, PluginKind::AuthProvider, false, auth, |g, s| g
+            .call_complete_login(s, state, params))
     }
 
     /// `auth-provider.set-password`.
-    pub async fn set_password(&self, username: &str, password: &str) -> Result<Result<(), api::AuthError>, CallError> {
-        plugin_call!(self, PluginKind::AuthProvider, false, auth, |g, s| g.call_set_password(s, username, password))
+    pub async fn set_password(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Result<(), api::AuthError>, CallError> {
+        plugin_call!(self, PluginKind::AuthProvider, false, auth, |g, s| g
+            .call_set_password(s, username, password))
     }
 
     /// `hooks.before` on a warm instance.
     pub async fn hook_before(&self, event: &api::Event) -> Result<api::Verdict, CallError> {
-        plugin_call!(self, PluginKind::Hooks, false, hooks, output::check_verdict, |g, s| g.call_before(s, event))
+        plugin_call!(
+            self,
+            PluginKind::Hooks,
+            false,
+            hooks,
+            output::check_verdict,
+            |g, s| g.call_before(s, event)
+        )
     }
 
     /// `hooks.before` on a fresh instance (no state from earlier calls).
     pub async fn hook_before_fresh(&self, event: &api::Event) -> Result<api::Verdict, CallError> {
-        plugin_call!(self, PluginKind::Hooks, true, hooks, output::check_verdict, |g, s| g.call_before(s, event))
+        plugin_call!(
+            self,
+            PluginKind::Hooks,
+            true,
+            hooks,
+            output::check_verdict,
+            |g, s| g.call_before(s, event)
+        )
     }
 
     /// `hooks.after`.
-    pub async fn hook_after(&self, event: &api::Event) -> Result<Result<(), api::PluginError>, CallError> {
-        plugin_call!(self, PluginKind::Hooks, false, hooks, |g, s| g.call_after(s, event))
+    pub async fn hook_after(
+        &self,
+        event: &api::Event,
+    ) -> Result<Result<(), api::PluginError>, CallError> {
+        plugin_call!(self, PluginKind::Hooks, false, hooks, |g, s| g
+            .call_after(s, event))
     }
 
     /// `ui.render`, validated.
-    pub async fn render_ui(&self, context: &api::RenderContext) -> Result<Result<api::UiTree, api::PluginError>, CallError> {
-        plugin_call!(self, PluginKind::Ui, false, ui, output::if_ok(output::check_ui_tree), |g, s| g.call_render(s, context))
+    pub async fn render_ui(
+        &self,
+        context: &api::RenderContext,
+    ) -> Result<Result<api::UiTree, api::PluginError>, CallError> {
+        plugin_call!(
+            self,
+            PluginKind::Ui,
+            false,
+            ui,
+            output::if_ok(output::check_ui_tree),
+            |g, s| g.call_render(s, context)
+        )
     }
 
     /// `ui.handle-action`.
@@ -786,7 +970,7 @@ impl Plugin {
         context: &api::RenderContext,
         action: &api::Action,
     ) -> Result<Result<api::ActionResult, api::PluginError>, CallError> {
-        plugin_call!(self, PluginKind::Ui, false, ui, |g, s| g.call_handle_action(s, context, action))
+        plugin_call!(self, PluginKind::Ui, false, ui, |g, s| g
+            .call_handle_action(s, context, action))
     }
-
 }

@@ -12,9 +12,17 @@ use crate::plugin::PluginState;
 /// resolved by the embedder; the runtime only enforces grants.
 pub trait ConfigStore: Send + Sync {
     /// A configuration value.
-    fn get<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<String>, ServiceError>>;
+    fn get<'a>(
+        &'a self,
+        plugin: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, ServiceError>>;
     /// A secret value.
-    fn get_secret<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<String>, ServiceError>>;
+    fn get_secret<'a>(
+        &'a self,
+        plugin: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, ServiceError>>;
 }
 
 /// In-memory [`ConfigStore`].
@@ -43,7 +51,11 @@ impl MemoryConfig {
 }
 
 impl ConfigStore for MemoryConfig {
-    fn get<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<String>, ServiceError>> {
+    fn get<'a>(
+        &'a self,
+        plugin: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, ServiceError>> {
         Box::pin(async move {
             Ok(self
                 .values
@@ -54,7 +66,11 @@ impl ConfigStore for MemoryConfig {
         })
     }
 
-    fn get_secret<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<String>, ServiceError>> {
+    fn get_secret<'a>(
+        &'a self,
+        plugin: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, ServiceError>> {
         Box::pin(async move {
             Ok(self
                 .secrets
@@ -71,7 +87,13 @@ impl Host for PluginState {
         if !self.caps.grants.config {
             return Err(self.caps.deny("config"));
         }
-        if let Some(value) = self.caps.services.config.get(&self.caps.plugin_id, &key).await? {
+        if let Some(value) = self
+            .caps
+            .services
+            .config
+            .get(&self.caps.plugin_id, &key)
+            .await?
+        {
             return Ok(Some(value));
         }
         Ok(self.config_defaults.get(&key).cloned())
@@ -81,6 +103,11 @@ impl Host for PluginState {
         if !self.caps.grants.secrets.contains(&key) {
             return Err(self.caps.deny(&format!("secrets.{key}")));
         }
-        Ok(self.caps.services.config.get_secret(&self.caps.plugin_id, &key).await?)
+        Ok(self
+            .caps
+            .services
+            .config
+            .get_secret(&self.caps.plugin_id, &key)
+            .await?)
     }
 }

@@ -39,7 +39,10 @@ impl CollectingEvents {
 
     /// What was published so far.
     pub fn events(&self) -> Vec<PublishedEvent> {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 

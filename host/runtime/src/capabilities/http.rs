@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use crate::bindings::v0_1::ctrl_alt_play::plugin::http::{Host, HttpError, Method, Request, Response};
+use crate::bindings::v0_1::ctrl_alt_play::plugin::http::{
+    Host, HttpError, Method, Request, Response,
+};
 use crate::bindings::v0_1::ctrl_alt_play::plugin::types::KeyValue;
 use crate::plugin::PluginState;
 
@@ -28,16 +30,17 @@ impl HostPattern {
     /// Parses an allow-list entry, explaining what is wrong.
     pub fn parse(entry: &str) -> Result<Self, String> {
         if entry.contains("://") || entry.contains('/') {
-            return Err(format!("{entry:?} must be a host or host:port, without scheme or path"));
+            return Err(format!(
+                "{entry:?} must be a host or host:port, without scheme or path"
+            ));
         }
         let (host, port) = match entry.rsplit_once(':') {
             Some((h, "*")) => (h, Some(None)),
             Some((h, p)) => (
                 h,
-                Some(Some(
-                    p.parse::<u16>()
-                        .map_err(|_| format!("{entry:?} has an invalid port {p:?}"))?,
-                )),
+                Some(Some(p.parse::<u16>().map_err(|_| {
+                    format!("{entry:?} has an invalid port {p:?}")
+                })?)),
             ),
             None => (entry, None),
         };
@@ -47,7 +50,9 @@ impl HostPattern {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
         if !valid_host {
-            return Err(format!("{entry:?} is not a valid host name or IPv4 address"));
+            return Err(format!(
+                "{entry:?} is not a valid host name or IPv4 address"
+            ));
         }
         Ok(Self {
             host: host.to_ascii_lowercase(),
@@ -94,7 +99,12 @@ impl HttpClient {
         Self { client }
     }
 
-    async fn fetch(&self, request: Request, url: url::Url, timeout: Duration) -> Result<Response, HttpError> {
+    async fn fetch(
+        &self,
+        request: Request,
+        url: url::Url,
+        timeout: Duration,
+    ) -> Result<Response, HttpError> {
         let method = match request.method {
             Method::Get => reqwest::Method::GET,
             Method::Head => reqwest::Method::HEAD,
@@ -108,11 +118,13 @@ impl HttpClient {
             builder = builder.header(key, value);
         }
         let send = async {
-            let mut response = builder
-                .body(request.body)
-                .send()
-                .await
-                .map_err(|e| if e.is_timeout() { HttpError::Timeout } else { HttpError::Transport(e.to_string()) })?;
+            let mut response = builder.body(request.body).send().await.map_err(|e| {
+                if e.is_timeout() {
+                    HttpError::Timeout
+                } else {
+                    HttpError::Transport(e.to_string())
+                }
+            })?;
             let status = response.status().as_u16();
             let headers = response
                 .headers()
@@ -123,27 +135,38 @@ impl HttpClient {
                 })
                 .collect();
             let mut body = Vec::new();
-            while let Some(chunk) = response
-                .chunk()
-                .await
-                .map_err(|e| if e.is_timeout() { HttpError::Timeout } else { HttpError::Transport(e.to_string()) })?
-            {
+            while let Some(chunk) = response.chunk().await.map_err(|e| {
+                if e.is_timeout() {
+                    HttpError::Timeout
+                } else {
+                    HttpError::Transport(e.to_string())
+                }
+            })? {
                 if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
                     return Err(HttpError::TooLarge);
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(Response { status, headers, body })
+            Ok(Response {
+                status,
+                headers,
+                body,
+            })
         };
-        tokio::time::timeout(timeout, send).await.map_err(|_| HttpError::Timeout)?
+        tokio::time::timeout(timeout, send)
+            .await
+            .map_err(|_| HttpError::Timeout)?
     }
 }
 
 impl Host for PluginState {
     async fn fetch(&mut self, request: Request) -> Result<Response, HttpError> {
-        let url = url::Url::parse(&request.url).map_err(|e| HttpError::InvalidRequest(format!("bad URL: {e}")))?;
+        let url = url::Url::parse(&request.url)
+            .map_err(|e| HttpError::InvalidRequest(format!("bad URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(HttpError::InvalidRequest("only http and https URLs are allowed".into()));
+            return Err(HttpError::InvalidRequest(
+                "only http and https URLs are allowed".into(),
+            ));
         }
         if !self.caps.http_allow.iter().any(|p| p.allows(&url)) {
             let host = url.host_str().unwrap_or_default();
@@ -152,14 +175,18 @@ impl Host for PluginState {
                 None => host.to_string(),
             };
             tracing::warn!(plugin = %self.caps.plugin_id, %target, "http request to a host not on the allow-list");
-            return Err(HttpError::Denied(format!("{target} is not on this plugin's allow-list")));
+            return Err(HttpError::Denied(format!(
+                "{target} is not on this plugin's allow-list"
+            )));
         }
         if request.body.len() > MAX_REQUEST_BYTES {
             return Err(HttpError::InvalidRequest(format!(
                 "request bodies are at most {MAX_REQUEST_BYTES} bytes"
             )));
         }
-        let remaining = self.deadline.saturating_duration_since(std::time::Instant::now());
+        let remaining = self
+            .deadline
+            .saturating_duration_since(std::time::Instant::now());
         let timeout = request
             .timeout_ms
             .map(|ms| Duration::from_millis(ms.into()).min(remaining))

@@ -19,11 +19,24 @@ pub const MAX_LIST: u32 = 1000;
 /// `plugin`; the capability has already validated sizes.
 pub trait KvStore: Send + Sync {
     /// Reads a value.
-    fn get<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, ServiceError>>;
+    fn get<'a>(
+        &'a self,
+        plugin: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, ServiceError>>;
     /// Writes a value.
-    fn set<'a>(&'a self, plugin: &'a str, key: &'a str, value: Vec<u8>) -> BoxFuture<'a, Result<(), ServiceError>>;
+    fn set<'a>(
+        &'a self,
+        plugin: &'a str,
+        key: &'a str,
+        value: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), ServiceError>>;
     /// Deletes a value, returning whether it existed.
-    fn delete<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, Result<bool, ServiceError>>;
+    fn delete<'a>(
+        &'a self,
+        plugin: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<bool, ServiceError>>;
     /// Lists keys with `prefix`, sorted, at most `limit`.
     fn list_keys<'a>(
         &'a self,
@@ -61,11 +74,25 @@ impl MemoryKv {
 }
 
 impl KvStore for MemoryKv {
-    fn get<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, ServiceError>> {
-        Box::pin(async move { Ok(self.lock().get(&(plugin.to_string(), key.to_string())).cloned()) })
+    fn get<'a>(
+        &'a self,
+        plugin: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, ServiceError>> {
+        Box::pin(async move {
+            Ok(self
+                .lock()
+                .get(&(plugin.to_string(), key.to_string()))
+                .cloned())
+        })
     }
 
-    fn set<'a>(&'a self, plugin: &'a str, key: &'a str, value: Vec<u8>) -> BoxFuture<'a, Result<(), ServiceError>> {
+    fn set<'a>(
+        &'a self,
+        plugin: &'a str,
+        key: &'a str,
+        value: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), ServiceError>> {
         Box::pin(async move {
             let mut data = self.lock();
             let k = (plugin.to_string(), key.to_string());
@@ -83,8 +110,17 @@ impl KvStore for MemoryKv {
         })
     }
 
-    fn delete<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, Result<bool, ServiceError>> {
-        Box::pin(async move { Ok(self.lock().remove(&(plugin.to_string(), key.to_string())).is_some()) })
+    fn delete<'a>(
+        &'a self,
+        plugin: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<bool, ServiceError>> {
+        Box::pin(async move {
+            Ok(self
+                .lock()
+                .remove(&(plugin.to_string(), key.to_string()))
+                .is_some())
+        })
     }
 
     fn list_keys<'a>(
@@ -108,10 +144,14 @@ impl KvStore for MemoryKv {
 
 fn check_key(key: &str) -> Result<(), CapabilityError> {
     if key.is_empty() || key.len() > MAX_KEY_BYTES {
-        return Err(CapabilityError::Invalid(format!("keys must be 1-{MAX_KEY_BYTES} bytes")));
+        return Err(CapabilityError::Invalid(format!(
+            "keys must be 1-{MAX_KEY_BYTES} bytes"
+        )));
     }
     if key.chars().any(char::is_control) {
-        return Err(CapabilityError::Invalid("keys may not contain control characters".into()));
+        return Err(CapabilityError::Invalid(
+            "keys may not contain control characters".into(),
+        ));
     }
     Ok(())
 }
@@ -122,7 +162,12 @@ impl Host for PluginState {
             return Err(self.caps.deny("kv"));
         }
         check_key(&key)?;
-        Ok(self.caps.services.kv.get(&self.caps.plugin_id, &key).await?)
+        Ok(self
+            .caps
+            .services
+            .kv
+            .get(&self.caps.plugin_id, &key)
+            .await?)
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), CapabilityError> {
@@ -135,7 +180,12 @@ impl Host for PluginState {
                 "values are at most {MAX_VALUE_BYTES} bytes"
             )));
         }
-        Ok(self.caps.services.kv.set(&self.caps.plugin_id, &key, value).await?)
+        Ok(self
+            .caps
+            .services
+            .kv
+            .set(&self.caps.plugin_id, &key, value)
+            .await?)
     }
 
     async fn delete(&mut self, key: String) -> Result<bool, CapabilityError> {
@@ -143,18 +193,34 @@ impl Host for PluginState {
             return Err(self.caps.deny("kv"));
         }
         check_key(&key)?;
-        Ok(self.caps.services.kv.delete(&self.caps.plugin_id, &key).await?)
+        Ok(self
+            .caps
+            .services
+            .kv
+            .delete(&self.caps.plugin_id, &key)
+            .await?)
     }
 
-    async fn list_keys(&mut self, prefix: String, limit: u32) -> Result<Vec<String>, CapabilityError> {
+    async fn list_keys(
+        &mut self,
+        prefix: String,
+        limit: u32,
+    ) -> Result<Vec<String>, CapabilityError> {
         if !self.caps.grants.kv {
             return Err(self.caps.deny("kv"));
         }
         if prefix.len() > MAX_KEY_BYTES {
-            return Err(CapabilityError::Invalid(format!("prefixes are at most {MAX_KEY_BYTES} bytes")));
+            return Err(CapabilityError::Invalid(format!(
+                "prefixes are at most {MAX_KEY_BYTES} bytes"
+            )));
         }
         let limit = limit.min(MAX_LIST);
-        Ok(self.caps.services.kv.list_keys(&self.caps.plugin_id, &prefix, limit).await?)
+        Ok(self
+            .caps
+            .services
+            .kv
+            .list_keys(&self.caps.plugin_id, &prefix, limit)
+            .await?)
     }
 }
 
@@ -170,10 +236,18 @@ mod tests {
         kv.set("b", "k1", b"other".to_vec()).await.expect("set");
         assert_eq!(kv.get("a", "k1").await, Ok(Some(b"1".to_vec())));
         assert_eq!(kv.get("b", "k1").await, Ok(Some(b"other".to_vec())));
-        assert!(matches!(kv.set("a", "k3", vec![]).await, Err(ServiceError::LimitExceeded(_))));
+        assert!(matches!(
+            kv.set("a", "k3", vec![]).await,
+            Err(ServiceError::LimitExceeded(_))
+        ));
         // Overwriting an existing key is not a new key.
-        kv.set("a", "k1", b"again".to_vec()).await.expect("overwrite");
-        assert_eq!(kv.list_keys("a", "k", 10).await, Ok(vec!["k1".to_string(), "k2".to_string()]));
+        kv.set("a", "k1", b"again".to_vec())
+            .await
+            .expect("overwrite");
+        assert_eq!(
+            kv.list_keys("a", "k", 10).await,
+            Ok(vec!["k1".to_string(), "k2".to_string()])
+        );
         assert_eq!(kv.delete("a", "k1").await, Ok(true));
         assert_eq!(kv.delete("a", "k1").await, Ok(false));
     }

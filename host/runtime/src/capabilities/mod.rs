@@ -91,8 +91,16 @@ impl Grants {
             secrets: caps.secrets.clone(),
             clock: caps.clock,
             random: caps.random,
-            http_hosts: caps.http.as_ref().map(|h| h.allowed_hosts.clone()).unwrap_or_default(),
-            events_publish: caps.events.as_ref().map(|e| e.publish.clone()).unwrap_or_default(),
+            http_hosts: caps
+                .http
+                .as_ref()
+                .map(|h| h.allowed_hosts.clone())
+                .unwrap_or_default(),
+            events_publish: caps
+                .events
+                .as_ref()
+                .map(|e| e.publish.clone())
+                .unwrap_or_default(),
             panel: caps.panel.clone(),
         }
     }
@@ -108,7 +116,11 @@ impl Grants {
         Self {
             kv: self.kv && requested.kv,
             config: self.config && requested.config,
-            secrets: self.secrets.intersection(&requested.secrets).cloned().collect(),
+            secrets: self
+                .secrets
+                .intersection(&requested.secrets)
+                .cloned()
+                .collect(),
             clock: self.clock && requested.clock,
             random: self.random && requested.random,
             http_hosts: self
@@ -194,7 +206,10 @@ impl CapabilityContext {
     /// Logs and builds a denial.
     pub(crate) fn deny(&self, what: &str) -> CapabilityError {
         tracing::warn!(plugin = %self.plugin_id, capability = what, "capability denied");
-        CapabilityError::Denied(format!("capability `{what}` was not granted to {}", self.plugin_id))
+        CapabilityError::Denied(format!(
+            "capability `{what}` was not granted to {}",
+            self.plugin_id
+        ))
     }
 }
 

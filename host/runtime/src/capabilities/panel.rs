@@ -12,9 +12,16 @@ pub const MAX_COMMAND_BYTES: usize = 4096;
 /// What the embedder exposes to plugins with the `panel` capability.
 pub trait PanelApi: Send + Sync {
     /// Every server, as the plugin may see it.
-    fn list_servers<'a>(&'a self, plugin: &'a str) -> BoxFuture<'a, Result<Vec<ServerSummary>, ServiceError>>;
+    fn list_servers<'a>(
+        &'a self,
+        plugin: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ServerSummary>, ServiceError>>;
     /// One server.
-    fn get_server<'a>(&'a self, plugin: &'a str, id: &'a str) -> BoxFuture<'a, Result<ServerSummary, ServiceError>>;
+    fn get_server<'a>(
+        &'a self,
+        plugin: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<ServerSummary, ServiceError>>;
     /// Sends a console command to a server.
     fn send_console_command<'a>(
         &'a self,
@@ -30,15 +37,27 @@ pub trait PanelApi: Send + Sync {
 pub struct NoPanel;
 
 impl PanelApi for NoPanel {
-    fn list_servers<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Vec<ServerSummary>, ServiceError>> {
+    fn list_servers<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ServerSummary>, ServiceError>> {
         Box::pin(async { Err(ServiceError::Unavailable("no Panel is connected".into())) })
     }
 
-    fn get_server<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<ServerSummary, ServiceError>> {
+    fn get_server<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<ServerSummary, ServiceError>> {
         Box::pin(async { Err(ServiceError::Unavailable("no Panel is connected".into())) })
     }
 
-    fn send_console_command<'a>(&'a self, _: &'a str, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<(), ServiceError>> {
+    fn send_console_command<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<(), ServiceError>> {
         Box::pin(async { Err(ServiceError::Unavailable("no Panel is connected".into())) })
     }
 }
@@ -56,15 +75,29 @@ impl PluginState {
 impl Host for PluginState {
     async fn list_servers(&mut self) -> Result<Vec<ServerSummary>, CapabilityError> {
         self.require(PanelScope::ServersRead)?;
-        Ok(self.caps.services.panel.list_servers(&self.caps.plugin_id).await?)
+        Ok(self
+            .caps
+            .services
+            .panel
+            .list_servers(&self.caps.plugin_id)
+            .await?)
     }
 
     async fn get_server(&mut self, id: String) -> Result<ServerSummary, CapabilityError> {
         self.require(PanelScope::ServersRead)?;
-        Ok(self.caps.services.panel.get_server(&self.caps.plugin_id, &id).await?)
+        Ok(self
+            .caps
+            .services
+            .panel
+            .get_server(&self.caps.plugin_id, &id)
+            .await?)
     }
 
-    async fn send_console_command(&mut self, server_id: String, command: String) -> Result<(), CapabilityError> {
+    async fn send_console_command(
+        &mut self,
+        server_id: String,
+        command: String,
+    ) -> Result<(), CapabilityError> {
         self.require(PanelScope::ConsoleSend)?;
         if command.len() > MAX_COMMAND_BYTES || command.contains(['\n', '\r']) {
             return Err(CapabilityError::Invalid(format!(

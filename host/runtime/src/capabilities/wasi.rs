@@ -95,11 +95,17 @@ impl tokio::io::AsyncWrite for OutputCapture {
         std::task::Poll::Ready(Ok(buf.len()))
     }
 
-    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
     }
 }
@@ -140,7 +146,8 @@ pub fn build_ctx(grants: &Grants, stdout: &OutputCapture, stderr: &OutputCapture
         .allow_ip_name_lookup(false)
         .socket_addr_check(|_, _| Box::pin(async { false }));
     if !grants.clock {
-        b.wall_clock(FrozenWallClock).monotonic_clock(FrozenMonotonicClock);
+        b.wall_clock(FrozenWallClock)
+            .monotonic_clock(FrozenMonotonicClock);
     }
     if !grants.random {
         b.secure_random(rand::rngs::StdRng::seed_from_u64(0x6361_702d_7261_6e64))

@@ -188,14 +188,19 @@ fn read_limited(path: &Path, limit: u64) -> anyhow::Result<Vec<u8>> {
         bail!("{} is not a file", path.display());
     }
     if meta.len() > limit {
-        bail!("{} is {} bytes; the limit is {limit}", path.display(), meta.len());
+        bail!(
+            "{} is {} bytes; the limit is {limit}",
+            path.display(),
+            meta.len()
+        );
     }
     fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
 fn read_component(path: &Path) -> anyhow::Result<(ComponentInfo, Vec<u8>)> {
     let bytes = read_limited(path, DEFAULT_MAX_COMPONENT_BYTES)?;
-    let info = inspect(&bytes, DEFAULT_MAX_COMPONENT_BYTES).with_context(|| format!("{}", path.display()))?;
+    let info = inspect(&bytes, DEFAULT_MAX_COMPONENT_BYTES)
+        .with_context(|| format!("{}", path.display()))?;
     Ok((info, bytes))
 }
 
@@ -209,15 +214,23 @@ fn pack(dir: &Path, output: &Path, wasm: Option<&Path>) -> anyhow::Result<()> {
     };
     let (_, component) = read_component(&wasm)?;
     let assets = collect_assets(&dir.join("assets"))?;
-    let (package, bytes) = Package::build(manifest_bytes, component, assets, DEFAULT_MAX_COMPONENT_BYTES)
-        .with_context(|| format!("packing {}", dir.display()))?;
+    let (package, bytes) = Package::build(
+        manifest_bytes,
+        component,
+        assets,
+        DEFAULT_MAX_COMPONENT_BYTES,
+    )
+    .with_context(|| format!("packing {}", dir.display()))?;
     write_atomic(output, &bytes)?;
     let name = output
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let sha_path = PathBuf::from(format!("{}.sha256", output.display()));
-    write_atomic(&sha_path, format!("{}  {name}\n", package.sha256).as_bytes())?;
+    write_atomic(
+        &sha_path,
+        format!("{}  {name}\n", package.sha256).as_bytes(),
+    )?;
     println!(
         "packed {} {} -> {} ({} bytes)\nsha256 {}",
         package.manifest.plugin.id,
@@ -250,7 +263,10 @@ fn collect_assets(root: &Path) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
                     .replace('\\', "/");
                 assets.insert(rel, read_limited(&path, MAX_PACKAGE_BYTES)?);
             } else {
-                bail!("{} is not a regular file; packages hold only files", path.display());
+                bail!(
+                    "{} is not a regular file; packages hold only files",
+                    path.display()
+                );
             }
         }
     }
@@ -279,8 +295,8 @@ struct Inspection {
 fn inspect_file(path: &Path, json: bool) -> anyhow::Result<()> {
     let bytes = read_limited(path, MAX_PACKAGE_BYTES)?;
     let inspection = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let package =
-            Package::read(&bytes, DEFAULT_MAX_COMPONENT_BYTES).with_context(|| format!("{}", path.display()))?;
+        let package = Package::read(&bytes, DEFAULT_MAX_COMPONENT_BYTES)
+            .with_context(|| format!("{}", path.display()))?;
         Inspection {
             file: path.display().to_string(),
             format: "package",
@@ -290,7 +306,8 @@ fn inspect_file(path: &Path, json: bool) -> anyhow::Result<()> {
             assets: package.assets.into_keys().collect(),
         }
     } else {
-        let info = inspect(&bytes, DEFAULT_MAX_COMPONENT_BYTES).with_context(|| format!("{}", path.display()))?;
+        let info = inspect(&bytes, DEFAULT_MAX_COMPONENT_BYTES)
+            .with_context(|| format!("{}", path.display()))?;
         Inspection {
             file: path.display().to_string(),
             format: "component",

@@ -11,7 +11,10 @@ pub(super) fn sdk_dependency() -> String {
     let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugin-sdk");
     match std::fs::canonicalize(&local) {
         Ok(path) if path.join("Cargo.toml").is_file() => {
-            format!("cap-plugin-sdk = {{ path = {:?} }}", path.display().to_string())
+            format!(
+                "cap-plugin-sdk = {{ path = {:?} }}",
+                path.display().to_string()
+            )
         }
         _ => format!("cap-plugin-sdk = \"{}\"", env!("CARGO_PKG_VERSION")),
     }
