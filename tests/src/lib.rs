@@ -119,3 +119,79 @@ pub fn server_create(name: &str, owner: &str, memory_mb: u64) -> cap_runtime::ap
         }),
     }
 }
+
+/// A [`PanelApi`](cap_runtime::capabilities::panel::PanelApi) over a fixed
+/// list of servers, recording console commands: the Panel side of plugin
+/// tests that run without a Panel.
+#[derive(Debug, Default)]
+pub struct StaticPanel {
+    /// Servers the plugin sees.
+    pub servers: std::sync::Mutex<Vec<cap_runtime::api::ServerSummary>>,
+    /// `(plugin, server, command)` for every command sent.
+    pub commands: std::sync::Mutex<Vec<(String, String, String)>>,
+}
+
+impl StaticPanel {
+    /// Adds a server owned by `owner`.
+    pub fn add_server(&self, id: &str, owner: &str) {
+        self.servers
+            .lock()
+            .expect("lock")
+            .push(cap_runtime::api::ServerSummary {
+                id: id.into(),
+                name: id.into(),
+                owner_id: owner.into(),
+                node_id: "node-1".into(),
+                game_type: "test-game".into(),
+                state: "running".into(),
+            });
+    }
+}
+
+impl cap_runtime::capabilities::panel::PanelApi for StaticPanel {
+    fn list_servers<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> cap_runtime::capabilities::BoxFuture<
+        'a,
+        Result<Vec<cap_runtime::api::ServerSummary>, cap_runtime::capabilities::ServiceError>,
+    > {
+        Box::pin(async move { Ok(self.servers.lock().expect("lock").clone()) })
+    }
+
+    fn get_server<'a>(
+        &'a self,
+        _: &'a str,
+        id: &'a str,
+    ) -> cap_runtime::capabilities::BoxFuture<
+        'a,
+        Result<cap_runtime::api::ServerSummary, cap_runtime::capabilities::ServiceError>,
+    > {
+        Box::pin(async move {
+            self.servers
+                .lock()
+                .expect("lock")
+                .iter()
+                .find(|s| s.id == id)
+                .cloned()
+                .ok_or_else(|| cap_runtime::capabilities::ServiceError::NotFound(id.to_string()))
+        })
+    }
+
+    fn send_console_command<'a>(
+        &'a self,
+        plugin: &'a str,
+        server_id: &'a str,
+        command: &'a str,
+    ) -> cap_runtime::capabilities::BoxFuture<'a, Result<(), cap_runtime::capabilities::ServiceError>>
+    {
+        Box::pin(async move {
+            self.commands.lock().expect("lock").push((
+                plugin.into(),
+                server_id.into(),
+                command.into(),
+            ));
+            Ok(())
+        })
+    }
+}
