@@ -1,0 +1,1 @@
+//! Ctrl-Alt-Play Panel library.
