@@ -223,44 +223,13 @@ impl GuestIndices {
         }
         Ok(idx)
     }
-
-    fn load(
-        &self,
-        store: &mut Store<PluginState>,
-        instance: &wasmtime::component::Instance,
-    ) -> wasmtime::Result<Guests> {
-        Ok(Guests {
-            game_type: self
-                .game_type
-                .as_ref()
-                .map(|i| i.load(&mut *store, instance))
-                .transpose()?,
-            game_console: self
-                .game_console
-                .as_ref()
-                .map(|i| i.load(&mut *store, instance))
-                .transpose()?,
-            auth: self
-                .auth
-                .as_ref()
-                .map(|i| i.load(&mut *store, instance))
-                .transpose()?,
-            hooks: self
-                .hooks
-                .as_ref()
-                .map(|i| i.load(&mut *store, instance))
-                .transpose()?,
-            ui: self
-                .ui
-                .as_ref()
-                .map(|i| i.load(&mut *store, instance))
-                .transpose()?,
-        })
-    }
 }
 
+/// An instance with its store. Export handles are looked up on first use
+/// of each interface, so a fresh instance pays only for what it calls.
 struct Warm {
     store: Store<PluginState>,
+    instance: wasmtime::component::Instance,
     guests: Guests,
 }
 
@@ -612,12 +581,13 @@ impl Plugin {
     async fn instantiate(&self) -> Result<Warm, CallError> {
         let mut store = self.new_store();
         store.set_epoch_deadline(1);
-        let result = async {
-            let instance = self.inner.pre.instantiate_async(&mut store).await?;
-            self.inner.indices.load(&mut store, &instance)
-        };
+        let result = self.inner.pre.instantiate_async(&mut store);
         match tokio::time::timeout(self.inner.limits.timeout, result).await {
-            Ok(Ok(guests)) => Ok(Warm { store, guests }),
+            Ok(Ok(instance)) => Ok(Warm {
+                store,
+                instance,
+                guests: Guests::default(),
+            }),
             Ok(Err(e)) => Err(CallError::Instantiate {
                 plugin: self.id().to_string(),
                 message: format!("{e:#}"),
@@ -778,11 +748,24 @@ macro_rules! plugin_call {
     ($self:ident, $kind:expr, $fresh:expr, $guest:ident, $check:expr, |$g:ident, $store:ident| $call:expr) => {{
         let started = Instant::now();
         let mut warm = $self.checkout($kind, $fresh).await?;
-        let Some($g) = warm.guests.$guest.clone() else {
-            return Err(CallError::NotImplemented {
-                plugin: $self.id().to_string(),
-                kind: $kind.to_string(),
-            });
+        let $g = match &warm.guests.$guest {
+            Some(g) => g.clone(),
+            None => {
+                let Some(indices) = &$self.inner.indices.$guest else {
+                    return Err(CallError::NotImplemented {
+                        plugin: $self.id().to_string(),
+                        kind: $kind.to_string(),
+                    });
+                };
+                let g = indices.load(&mut warm.store, &warm.instance).map_err(|e| {
+                    CallError::Instantiate {
+                        plugin: $self.id().to_string(),
+                        message: format!("{e:#}"),
+                    }
+                })?;
+                warm.guests.$guest = Some(g.clone());
+                g
+            }
         };
         let timeout = $self.inner.limits.timeout;
         let outcome = {
