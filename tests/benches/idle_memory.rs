@@ -1,8 +1,8 @@
 //! Memory held by 1,000 idle warm instances of a real plugin, measured as
 //! the growth of the process's resident set (Linux `/proc/self/statm`).
 
-use cap_e2e::{load, runtime};
-use cap_runtime::{HostServices, RuntimeConfig};
+use cap_e2e::load;
+use cap_runtime::{HostServices, Runtime, RuntimeConfig};
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
@@ -20,11 +20,12 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio");
-    let engine = runtime(RuntimeConfig {
+    let engine = Runtime::new(RuntimeConfig {
         pool_instances: 1100,
         warm_instances_per_plugin: 1000,
         ..RuntimeConfig::default()
-    });
+    })
+    .expect("runtime");
     let plugin = rt.block_on(load(&engine, "adversarial", HostServices::in_memory()));
     // One call first so code pages and lazily initialised state are resident.
     rt.block_on(plugin.prewarm(1)).expect("prewarm");

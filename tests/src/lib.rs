@@ -58,10 +58,11 @@ pub fn manifest(name: &str) -> Manifest {
     Manifest::parse(&bytes).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
 }
 
-/// A runtime with small pools, suitable for tests.
+/// A runtime with a pool of at most 200 instances: tests run many runtimes
+/// at once, and each pool reserves address space for all its slots.
 pub fn runtime(config: RuntimeConfig) -> Runtime {
     Runtime::new(RuntimeConfig {
-        pool_instances: 200,
+        pool_instances: config.pool_instances.min(200),
         ..config
     })
     .expect("runtime")

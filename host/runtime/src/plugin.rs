@@ -14,7 +14,7 @@
 //! releases it.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -259,6 +259,8 @@ pub struct PluginStatus {
 
 #[derive(Debug, Default)]
 struct Health {
+    /// Mirrors `quarantine.is_some()`, for the lock-free fast path.
+    quarantined: AtomicBool,
     calls: AtomicU64,
     failures: AtomicU64,
     consecutive: AtomicU32,
@@ -449,6 +451,9 @@ impl Plugin {
 
     /// The quarantine, if any.
     pub fn quarantine(&self) -> Option<Quarantine> {
+        if !self.inner.health.quarantined.load(Ordering::Acquire) {
+            return None;
+        }
         self.inner
             .health
             .quarantine
@@ -468,6 +473,7 @@ impl Plugin {
             reason: reason.to_string(),
             since: SystemTime::now(),
         });
+        self.inner.health.quarantined.store(true, Ordering::Release);
         self.inner
             .idle
             .lock()
@@ -484,6 +490,7 @@ impl Plugin {
             .quarantine
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = None;
+        self.inner.health.quarantined.store(false, Ordering::Release);
     }
 
     /// Instantiates up to `n` instances ahead of time and keeps them warm
@@ -696,6 +703,9 @@ impl Plugin {
             ("stdout", state.stdout.take()),
             ("stderr", state.stderr.take()),
         ] {
+            let Some(text) = text else {
+                continue;
+            };
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
                 tracing::info!(plugin = %self.id(), stream, "{line}");
                 self.inner.logs.push_str(stream, line);

@@ -28,16 +28,20 @@ struct Captured {
 }
 
 impl OutputCapture {
-    /// Takes what was captured so far, leaving the buffer empty.
-    pub fn take(&self) -> String {
+    /// Takes what was captured so far, leaving the buffer empty; `None`
+    /// when nothing was written (the common case, kept allocation-free).
+    pub fn take(&self) -> Option<String> {
         let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if c.bytes.is_empty() && c.dropped == 0 {
+            return None;
+        }
         let mut text = String::from_utf8_lossy(&c.bytes).into_owned();
         if c.dropped > 0 {
             text.push_str(&format!("\n[{} more bytes dropped]", c.dropped));
         }
         c.bytes.clear();
         c.dropped = 0;
-        text
+        Some(text)
     }
 
     fn write(&self, bytes: &[u8]) {
