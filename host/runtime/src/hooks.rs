@@ -144,7 +144,7 @@ pub struct BeforeOutcome {
     pub reports: Vec<HookReport>,
 }
 
-fn subscribed<'a>(plugins: &'a [Plugin], kind: EventKind, before: bool) -> Vec<&'a Plugin> {
+fn subscribed(plugins: &[Plugin], kind: EventKind, before: bool) -> Vec<&Plugin> {
     let mut out: Vec<&Plugin> = plugins
         .iter()
         .filter(|p| p.manifest().has_kind(PluginKind::Hooks))

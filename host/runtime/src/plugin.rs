@@ -490,7 +490,10 @@ impl Plugin {
             .quarantine
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = None;
-        self.inner.health.quarantined.store(false, Ordering::Release);
+        self.inner
+            .health
+            .quarantined
+            .store(false, Ordering::Release);
     }
 
     /// Instantiates up to `n` instances ahead of time and keeps them warm
