@@ -1,1 +1,310 @@
-//! Ctrl-Alt-Play Panel library.
+//! # cap-panel
+//!
+//! The Ctrl-Alt-Play Panel: the hub admins and players use. It owns
+//! identity, permissions, nodes, servers, plugins and the event log, and
+//! asks sandboxed WebAssembly plugins (through `cap-runtime`) everything
+//! game-, login- and policy-specific. This crate is the Panel as a library
+//! — so tests and `cap up` can run it in-process — plus the `cap` binary.
+//!
+//! This is the foundation the rest of the Panel plugs into:
+//!
+//! - [`config`]: flags > `CAP_*` environment > TOML file > defaults, merged
+//!   in one tested function.
+//! - [`db`]: SQLite (embedded default), PostgreSQL or MySQL/MariaDB behind
+//!   one [`Database`] handle — an enum over the three typed sqlx pools, each
+//!   backend with its own migrations, run at start; the append-only event
+//!   store (the audit log) and settings.
+//! - [`http`]: the API's conventions — everything under `/api/v1`, RFC 9457
+//!   problem documents with stable codes, request ids, structured tracing,
+//!   Prometheus metrics at `/metrics`, `?limit=&cursor=` pagination, an
+//!   OpenAPI 3.1 document generated from the handlers — and the
+//!   [`http::Authenticator`] extension point identity will
+//!   implement.
+//!
+//! Key decisions:
+//!
+//! - **Typed pools, not `sqlx::Any`.** Each backend keeps its native types
+//!   and error codes; shared SQL is written once and expanded per backend
+//!   (see [`db`]).
+//! - **Every change is an event, in the same transaction.** Writers append
+//!   to the event store atomically with their change ([`db::settings`] is
+//!   the pattern), so the audit log and projections cannot drift.
+//! - **Errors are data.** Handlers return [`http::ApiError`]; a middleware
+//!   makes every other error response (unknown route, wrong method, panic)
+//!   a problem document too, and internal details are logged, never sent.
+//! - **Deny by default.** Protected routes exist but answer `401` until an
+//!   authenticator is installed; [`http::DenyAll`] is the default.
+//! - **No global state.** Each [`Panel`] has its own database pool and
+//!   metrics registry, so several can run in one process.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use cap_panel::Panel;
+//! use cap_panel::config::Config;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let panel = Panel::bind(Config::default()).await?; // creates ./data, migrates
+//! println!("listening on http://{}", panel.local_addr());
+//! panel.serve(cap_panel::shutdown_signal()).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub mod config;
+pub mod db;
+pub mod http;
+
+use config::Config;
+use db::{Database, DbError};
+use http::{AppState, Authenticator, DenyAll};
+
+/// Why the Panel could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {}", path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The database could not be opened or migrated.
+    #[error("cannot open the database ({location})")]
+    Database {
+        /// Where it is, with any password redacted.
+        location: String,
+        /// What went wrong.
+        #[source]
+        source: DbError,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Configures a [`Panel`] before it binds.
+pub struct PanelBuilder {
+    config: Config,
+    authenticator: Arc<dyn Authenticator>,
+}
+
+impl std::fmt::Debug for PanelBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PanelBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PanelBuilder {
+    /// Sets who may call protected routes (default: [`DenyAll`]).
+    pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
+        self.authenticator = Arc::new(authenticator);
+        self
+    }
+
+    /// Creates the data directory, opens and migrates the database, and
+    /// binds the listen address.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError`] saying which step failed.
+    pub async fn bind(self) -> Result<Panel, StartError> {
+        let config = self.config;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let options = config.database_options();
+        let db = Database::connect(&options)
+            .await
+            .map_err(|source| StartError::Database {
+                location: options.location().to_string(),
+                source,
+            })?;
+        tracing::info!(database = %options.location(), backend = %db.backend(), "database ready");
+        let bind_error = |source| StartError::Bind {
+            addr: config.listen,
+            source,
+        };
+        let listener = TcpListener::bind(config.listen).await.map_err(bind_error)?;
+        let local_addr = listener.local_addr().map_err(bind_error)?;
+        Ok(Panel {
+            state: AppState::new(config, db, self.authenticator),
+            listener,
+            local_addr,
+        })
+    }
+}
+
+/// A Panel that has opened its database and bound its address, ready to
+/// serve.
+#[derive(Debug)]
+pub struct Panel {
+    state: AppState,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+}
+
+impl Panel {
+    /// A builder for a Panel with `config`.
+    pub fn builder(config: Config) -> PanelBuilder {
+        PanelBuilder {
+            config,
+            authenticator: Arc::new(DenyAll),
+        }
+    }
+
+    /// [`PanelBuilder::bind`] with the defaults.
+    ///
+    /// # Errors
+    ///
+    /// As for [`PanelBuilder::bind`].
+    pub async fn bind(config: Config) -> Result<Panel, StartError> {
+        Panel::builder(config).bind().await
+    }
+
+    /// The bound address (with the real port when the config said 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The state handlers see.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets
+    /// in-flight requests finish and closes the database pool.
+    ///
+    /// # Errors
+    ///
+    /// The server's I/O error, if it fails.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> io::Result<()> {
+        let router = http::router(self.state.clone());
+        let metrics = self.state.metrics().clone();
+        let upkeep = tokio::spawn(async move {
+            let mut interval = tokio::time::interval(http::metrics::UPKEEP_INTERVAL);
+            loop {
+                interval.tick().await;
+                metrics.upkeep();
+            }
+        });
+        tracing::info!(addr = %self.local_addr, "serving");
+        let result = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        upkeep.abort();
+        self.state.db().close().await;
+        tracing::info!("stopped");
+        result
+    }
+
+    /// Serves on a background task until [`RunningPanel::stop`].
+    pub fn spawn(self) -> RunningPanel {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let addr = self.local_addr;
+        let state = self.state.clone();
+        let task = tokio::spawn(self.serve(async {
+            // A dropped sender stops the Panel too.
+            let _ = stopped.await;
+        }));
+        RunningPanel {
+            addr,
+            state,
+            stop: Some(stop),
+            task,
+        }
+    }
+}
+
+/// A Panel serving on a background task.
+#[derive(Debug)]
+pub struct RunningPanel {
+    addr: SocketAddr,
+    state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<io::Result<()>>,
+}
+
+impl RunningPanel {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The state handlers see (for tests: the database).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Shuts down gracefully and waits until the server has stopped.
+    ///
+    /// # Errors
+    ///
+    /// The server's I/O error, or [`io::ErrorKind::Other`] if its task
+    /// panicked.
+    pub async fn stop(mut self) -> io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.map_err(io::Error::other)?
+    }
+}
+
+/// Completes on Ctrl-C or (on Unix) SIGTERM: the usual shutdown signal for
+/// [`Panel::serve`]. If a signal handler cannot be installed, that signal
+/// is ignored rather than treated as received.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received, shutting down"),
+        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}

@@ -1,8 +1,10 @@
 //! `cap`: the Ctrl-Alt-Play command-line tool.
 //!
-//! One binary for everything a user runs: `cap plugin …` for plugin authors
-//! (scaffold, build, pack, inspect). The Panel, Agent and Marketplace
-//! subcommands join as those components land.
+//! One binary for everything a user runs: `cap panel` serves the Panel,
+//! `cap plugin …` is for plugin authors (scaffold, build, pack, inspect).
+//! The Agent and Marketplace subcommands join as those components land.
+//! The Panel itself lives in the `cap_panel` library; this binary only
+//! parses arguments, sets up logging and reports errors.
 
 use std::process::ExitCode;
 
@@ -21,21 +23,22 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve the Panel (web API) until Ctrl-C or SIGTERM.
+    Panel(cli::panel::PanelArgs),
     /// Create, build, package and inspect plugins.
     #[command(subcommand)]
     Plugin(cli::plugin::PluginCommand),
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CAP_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let default_log_level = match cli.command {
+        Command::Panel(_) => "info",
+        Command::Plugin(_) => "warn",
+    };
+    cli::init_logging(default_log_level);
     let result = match cli.command {
+        Command::Panel(args) => cli::panel::run(args),
         Command::Plugin(cmd) => cli::plugin::run(cmd),
     };
     match result {

@@ -1,0 +1,454 @@
+//! The Panel's database: SQLite, PostgreSQL or MySQL/MariaDB behind one
+//! [`Database`] handle.
+//!
+//! # Design
+//!
+//! [`Database`] wraps an enum over the three typed sqlx pools rather than
+//! `sqlx::Any`. Each backend keeps its native types (`JSONB` on PostgreSQL,
+//! `JSON` on MySQL, `STRICT` tables on SQLite), its own error codes and its
+//! own migrations, and every query is type-checked per backend:
+//!
+//! - **SQL that is the same everywhere** is written once, usually with
+//!   [`sqlx::QueryBuilder`], which emits each dialect's placeholders (`?` on
+//!   SQLite and MySQL, `$1` on PostgreSQL); the crate-internal `on_pool!`
+//!   macro expands the body once per backend.
+//! - **SQL that differs** (`RETURNING` vs `LAST_INSERT_ID()`, `ON CONFLICT`
+//!   vs `ON DUPLICATE KEY`) is one `match` arm per backend, side by side.
+//!
+//! Each backend has its own migrations directory (`migrations/sqlite`,
+//! `migrations/postgres`, `migrations/mysql`), embedded in the binary with
+//! [`sqlx::migrate!`] and run by [`Database::connect`] before the handle is
+//! returned. Migrations are numbered and never edited once they have landed:
+//! sqlx refuses to start against a database whose applied migration differs
+//! from the embedded one.
+//!
+//! Portable column conventions, so the same Rust code reads every backend:
+//! timestamps are `BIGINT` microseconds since the Unix epoch (UTC) — exact,
+//! ordered, and free of per-session time-zone settings; identifiers of
+//! other rows (users, servers…) are strings, so the audit log outlives the
+//! rows it mentions; free-form data is JSON. On MySQL, text columns use the
+//! `utf8mb4_bin` collation so that comparisons are case-sensitive as on the
+//! other two.
+//!
+//! Errors are [`DbError`]s: constraint violations are told apart (a unique
+//! violation is [`DbError::Conflict`]), an unreachable server is
+//! [`DbError::Unavailable`], and nothing else about the SQL escapes to HTTP
+//! clients.
+//!
+//! # Example
+//!
+//! ```
+//! use cap_panel::db::{Database, DatabaseLocation, DatabaseOptions, NewEvent};
+//!
+//! # tokio::runtime::Runtime::new().expect("a runtime").block_on(async {
+//! let dir = tempfile::tempdir()?;
+//! let options = DatabaseOptions::new(DatabaseLocation::SqliteFile(dir.path().join("panel.db")));
+//! let db = Database::connect(&options).await?; // connects and migrates
+//! let event = db.events().append(&NewEvent::new("panel.started")).await?;
+//! assert_eq!(event.kind, "panel.started");
+//! db.close().await;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).expect("the example runs");
+//! ```
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use time::OffsetDateTime;
+
+mod error;
+pub mod events;
+pub mod settings;
+
+pub use error::DbError;
+pub use events::{
+    Actor, Event, EventFilter, EventId, EventPage, EventQuery, EventStore, MAX_PAGE_SIZE, NewEvent,
+    Order, Subject,
+};
+pub use settings::{Setting, Settings};
+
+/// Runs `$body` once per backend with `$pool` bound to the typed pool, so
+/// SQL that is the same on every backend is written once and still
+/// type-checked per backend.
+macro_rules! on_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match &$db.pool {
+            $crate::db::Pool::Sqlite($pool) => $body,
+            $crate::db::Pool::Postgres($pool) => $body,
+            $crate::db::Pool::MySql($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+static MYSQL_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/mysql");
+
+/// Which database server a [`Database`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// SQLite, embedded (the default).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+    /// MySQL or MariaDB.
+    MySql,
+}
+
+impl Backend {
+    /// A stable lowercase name: `sqlite`, `postgres` or `mysql`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+            Backend::MySql => "mysql",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where the database is.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseLocation {
+    /// A SQLite file, created (with its directory) if missing.
+    SqliteFile(PathBuf),
+    /// A URL: `sqlite:…`, `postgres://…` / `postgresql://…`, or
+    /// `mysql://…` / `mariadb://…`.
+    Url(String),
+}
+
+impl DatabaseLocation {
+    /// The backend this location selects.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::InvalidUrl`] for a URL with any other scheme.
+    pub fn backend(&self) -> Result<Backend, DbError> {
+        match self {
+            DatabaseLocation::SqliteFile(_) => Ok(Backend::Sqlite),
+            DatabaseLocation::Url(url) => {
+                let scheme = url.split(':').next().unwrap_or_default();
+                match scheme.to_ascii_lowercase().as_str() {
+                    "sqlite" => Ok(Backend::Sqlite),
+                    "postgres" | "postgresql" => Ok(Backend::Postgres),
+                    "mysql" | "mariadb" => Ok(Backend::MySql),
+                    _ => Err(DbError::InvalidUrl(format!(
+                        "unsupported scheme {scheme:?}: expected sqlite, postgres, postgresql, mysql or mariadb"
+                    ))),
+                }
+            }
+        }
+    }
+}
+
+/// Shows the location with any password replaced, so it is safe to log.
+impl fmt::Display for DatabaseLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatabaseLocation::SqliteFile(path) => write!(f, "sqlite file {}", path.display()),
+            DatabaseLocation::Url(url) => match url::Url::parse(url) {
+                Ok(mut parsed) => {
+                    if parsed.password().is_some() {
+                        // Cannot fail: a URL with a password has a host.
+                        let _ = parsed.set_password(Some("REDACTED"));
+                    }
+                    f.write_str(parsed.as_str())
+                }
+                Err(_) => f.write_str("<unparseable database URL>"),
+            },
+        }
+    }
+}
+
+/// Same as `Display`: never shows a password.
+impl fmt::Debug for DatabaseLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// How to connect: where, and the pool's shape.
+#[derive(Debug, Clone)]
+pub struct DatabaseOptions {
+    location: DatabaseLocation,
+    max_connections: u32,
+    acquire_timeout: Duration,
+}
+
+impl DatabaseOptions {
+    /// Options for `location` with a pool of 10 connections and a 10-second
+    /// acquire timeout.
+    pub fn new(location: DatabaseLocation) -> Self {
+        DatabaseOptions {
+            location,
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Sets the maximum number of pooled connections (at least 1).
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Sets how long to wait for a connection, including the first one,
+    /// before reporting [`DbError::Unavailable`].
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// Where the database is.
+    pub fn location(&self) -> &DatabaseLocation {
+        &self.location
+    }
+}
+
+/// The typed pool behind a [`Database`]. Crate-internal modules match on
+/// it (usually through `on_pool!`) to run backend-specific SQL.
+#[derive(Debug, Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+    MySql(MySqlPool),
+}
+
+/// A migrated connection pool to one of the supported backends. Cheap to
+/// clone; clones share the pool.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub(crate) pool: Pool,
+}
+
+impl Database {
+    /// Connects, then runs the backend's pending migrations.
+    ///
+    /// SQLite files are created with their parent directory, in WAL mode
+    /// with foreign keys on. An in-memory SQLite URL (`sqlite::memory:`)
+    /// gets a single connection, since every connection would otherwise see
+    /// its own empty database.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::InvalidUrl`] for a URL that does not parse or names an
+    /// unsupported scheme, [`DbError::Unavailable`] when the server cannot be
+    /// reached within the acquire timeout, [`DbError::Migrate`] when a
+    /// migration fails or the database holds migrations this build does not
+    /// know.
+    pub async fn connect(options: &DatabaseOptions) -> Result<Database, DbError> {
+        let db = Self::connect_without_migrating(options).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    async fn connect_without_migrating(options: &DatabaseOptions) -> Result<Database, DbError> {
+        let invalid = |e: sqlx::Error| DbError::InvalidUrl(e.to_string());
+        let pool = match (&options.location, options.location.backend()?) {
+            (DatabaseLocation::SqliteFile(path), _) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| DbError::Unavailable(Box::new(e)))?;
+                }
+                let connect = SqliteConnectOptions::new().filename(path);
+                Pool::Sqlite(Self::sqlite_pool(connect, false, options).await?)
+            }
+            (DatabaseLocation::Url(url), Backend::Sqlite) => {
+                let connect = SqliteConnectOptions::from_str(url).map_err(invalid)?;
+                let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+                Pool::Sqlite(Self::sqlite_pool(connect, in_memory, options).await?)
+            }
+            (DatabaseLocation::Url(url), Backend::Postgres) => {
+                let connect = PgConnectOptions::from_str(url).map_err(invalid)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(connect)
+                    .await
+                    .map_err(DbError::from)?;
+                Pool::Postgres(pool)
+            }
+            (DatabaseLocation::Url(url), Backend::MySql) => {
+                // sqlx knows the `mysql` scheme only; MariaDB speaks the same protocol.
+                let url = match url.get(..8) {
+                    Some(prefix) if prefix.eq_ignore_ascii_case("mariadb:") => {
+                        format!("mysql:{}", &url[8..])
+                    }
+                    _ => url.clone(),
+                };
+                let connect = MySqlConnectOptions::from_str(&url)
+                    .map_err(invalid)?
+                    .charset("utf8mb4")
+                    .collation("utf8mb4_bin");
+                let pool = MySqlPoolOptions::new()
+                    .max_connections(options.max_connections)
+                    .acquire_timeout(options.acquire_timeout)
+                    .connect_with(connect)
+                    .await
+                    .map_err(DbError::from)?;
+                Pool::MySql(pool)
+            }
+        };
+        Ok(Database { pool })
+    }
+
+    async fn sqlite_pool(
+        connect: SqliteConnectOptions,
+        in_memory: bool,
+        options: &DatabaseOptions,
+    ) -> Result<SqlitePool, DbError> {
+        let connect = connect
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let (connect, pool) = if in_memory {
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+            (connect, pool)
+        } else {
+            let connect = connect
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal);
+            let pool = SqlitePoolOptions::new().max_connections(options.max_connections);
+            (connect, pool)
+        };
+        pool.acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(DbError::from)
+    }
+
+    /// Runs the backend's pending migrations. [`Database::connect`] already
+    /// did; running again is a no-op.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::Migrate`].
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        match &self.pool {
+            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+            Pool::MySql(pool) => MYSQL_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// The backend this handle talks to.
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+            Pool::MySql(_) => Backend::MySql,
+        }
+    }
+
+    /// Checks the database answers a query.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::Unavailable`] when no connection can be had, or another
+    /// [`DbError`] if the query fails.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        on_pool!(self, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// The append-only event store (the audit log).
+    pub fn events(&self) -> EventStore<'_> {
+        EventStore::new(self)
+    }
+
+    /// The key/value settings.
+    pub fn settings(&self) -> Settings<'_> {
+        Settings::new(self)
+    }
+
+    /// Closes every pooled connection, waiting for checked-out ones to
+    /// come back.
+    pub async fn close(&self) {
+        on_pool!(self, |pool| pool.close().await)
+    }
+}
+
+/// A query builder for `pool`'s dialect; naming the pool lets the same
+/// code inside `on_pool!` infer the backend.
+pub(crate) fn query_builder<DB: sqlx::Database>(
+    _pool: &sqlx::Pool<DB>,
+    init: &str,
+) -> sqlx::QueryBuilder<DB> {
+    sqlx::QueryBuilder::new(init)
+}
+
+/// The current time, truncated to the microseconds the database stores, so
+/// that a value written and read back compares equal.
+pub fn now() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    let micros = t.nanosecond() / 1_000;
+    t.replace_nanosecond(micros * 1_000).unwrap_or(t)
+}
+
+/// Converts a timestamp to the stored form: microseconds since the Unix
+/// epoch. Saturates outside `i64` (about ±292,000 years), which
+/// `OffsetDateTime` cannot reach.
+pub(crate) fn to_micros(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000).unwrap_or(if t.unix_timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
+}
+
+/// Converts a stored timestamp back.
+pub(crate) fn from_micros(micros: i64) -> Result<OffsetDateTime, DbError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
+        .map_err(|e| DbError::Corrupt(format!("timestamp {micros} out of range: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_the_password_when_showing_a_url() {
+        let location = DatabaseLocation::Url("postgres://cap:hunter2@db.internal/cap".into());
+        let shown = location.to_string();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("db.internal"), "{shown}");
+        assert!(!format!("{location:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn picks_the_backend_from_the_url_scheme() {
+        let backend = |url: &str| DatabaseLocation::Url(url.into()).backend();
+        assert_eq!(backend("sqlite::memory:").ok(), Some(Backend::Sqlite));
+        assert_eq!(backend("postgresql://h/d").ok(), Some(Backend::Postgres));
+        assert_eq!(backend("postgres://h/d").ok(), Some(Backend::Postgres));
+        assert_eq!(backend("mysql://h/d").ok(), Some(Backend::MySql));
+        assert_eq!(backend("MariaDB://h/d").ok(), Some(Backend::MySql));
+        assert!(matches!(backend("redis://h"), Err(DbError::InvalidUrl(_))));
+    }
+
+    #[test]
+    fn round_trips_timestamps_through_microseconds() {
+        let t = now();
+        assert_eq!(from_micros(to_micros(t)).ok(), Some(t));
+        assert_eq!(t.nanosecond() % 1_000, 0);
+    }
+}

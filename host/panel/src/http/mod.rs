@@ -1,0 +1,170 @@
+//! The HTTP API and its conventions.
+//!
+//! Everything lives under `/api/v1`, except `GET /metrics`.
+//!
+//! | Concern | Where |
+//! | --- | --- |
+//! | Errors: RFC 9457 problem documents with stable codes | [`error`] |
+//! | Request ids (`x-request-id`) | [`request_id`] |
+//! | JSON bodies and query strings with per-field errors | [`extract`] |
+//! | `?limit=&cursor=` pagination | [`pagination`] |
+//! | Authentication extension point | [`auth`] |
+//! | Prometheus metrics | [`metrics`] |
+//! | OpenAPI 3.1 document | [`mod@openapi`] |
+//!
+//! Middleware, outermost first: request id → tracing span (method, path,
+//! request id) → metrics → problem normalization → panic catcher → body
+//! limit → routes. Handlers take [`AppState`] and return
+//! [`error::ApiResult`].
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::{Extension, middleware};
+use tower_http::LatencyUnit;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::config::Config;
+use crate::db::Database;
+
+pub mod audit_log;
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod metrics;
+pub mod openapi;
+pub mod pagination;
+pub mod request_id;
+pub mod settings;
+
+pub use auth::{Authenticated, Authenticator, DenyAll, Principal};
+pub use error::{ApiError, ApiResult, FieldError, FieldLocation, Problem};
+pub use extract::{ApiJson, ApiQuery};
+pub use metrics::Metrics;
+pub use pagination::{Cursor, PageParams, Pagination};
+pub use request_id::RequestId;
+
+/// What every handler can reach: configuration, database, metrics and the
+/// authenticator. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    db: Database,
+    metrics: Metrics,
+    authenticator: Arc<dyn Authenticator>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.inner.config)
+            .field("db", &self.inner.db.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State for a Panel with `config`, `db`, a fresh metrics registry and
+    /// `authenticator`.
+    pub fn new(config: Config, db: Database, authenticator: Arc<dyn Authenticator>) -> AppState {
+        AppState {
+            inner: Arc::new(Inner {
+                config,
+                db,
+                metrics: Metrics::new(),
+                authenticator,
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Database {
+        &self.inner.db
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The authenticator.
+    pub fn authenticator(&self) -> Arc<dyn Authenticator> {
+        Arc::clone(&self.inner.authenticator)
+    }
+}
+
+/// Every documented route, unlayered: the single list the router and the
+/// OpenAPI document are both made from.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    let v1 = OpenApiRouter::new()
+        .routes(routes!(health::health))
+        .routes(routes!(openapi::document))
+        .routes(routes!(audit_log::list))
+        .routes(routes!(settings::list, settings::create))
+        .routes(routes!(settings::get, settings::put, settings::delete));
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .nest("/api/v1", v1)
+        .routes(routes!(metrics::scrape))
+}
+
+/// The OpenAPI document of [`api_routes`].
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().into_openapi()
+}
+
+/// The complete application: routes, fallback and middleware, with state.
+pub fn router(state: AppState) -> Router {
+    let (routes, doc) = api_routes().split_for_parts();
+    let rendered = openapi::RenderedDocument(Bytes::from(
+        doc.to_pretty_json().unwrap_or_else(|_| "{}".to_owned()),
+    ));
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|request: &Request| {
+            let request_id = request
+                .extensions()
+                .get::<RequestId>()
+                .map(|id| id.as_str().to_owned())
+                .unwrap_or_default();
+            tracing::info_span!(
+                "http_request",
+                method = %request.method(),
+                path = %request.uri().path(),
+                request_id = %request_id,
+            )
+        })
+        .on_response(
+            DefaultOnResponse::new()
+                .level(Level::INFO)
+                .latency_unit(LatencyUnit::Micros),
+        );
+    routes
+        .fallback(error::not_found)
+        .layer(Extension(rendered))
+        .layer(DefaultBodyLimit::max(state.config().body_limit))
+        .layer(CatchPanicLayer::new())
+        .layer(middleware::from_fn(error::normalize))
+        .layer(middleware::from_fn_with_state(
+            state.metrics().clone(),
+            metrics::track,
+        ))
+        .layer(trace)
+        .layer(middleware::from_fn(request_id::assign))
+        .with_state(state)
+}

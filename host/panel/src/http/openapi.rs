@@ -1,0 +1,80 @@
+//! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]`
+//! annotations and served at `GET /api/v1/openapi.json`.
+//!
+//! Routes are registered through [`utoipa_axum::router::OpenApiRouter`]
+//! (see [`super::api_routes`]), so a route cannot be served without being
+//! documented, and the document cannot list a route that is not served.
+//!
+//! To add a route: annotate the handler with `#[utoipa::path(…)]` (method,
+//! path relative to its router, `tag`, `params(…)`, `request_body`,
+//! `security(("bearer" = []))` when it takes
+//! [`Authenticated`](super::auth::Authenticated), and every response,
+//! errors as `body = Problem, content_type = "application/problem+json"`),
+//! then register it with `.routes(routes!(handler))` in
+//! [`super::api_routes`]. Schemas referenced from the annotation are
+//! collected automatically.
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::http::header;
+use axum::response::IntoResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::error::{FieldError, FieldLocation, Problem};
+
+/// The document's static parts: info, tags, the security scheme and the
+/// shared schemas. Paths come from the router.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Ctrl-Alt-Play Panel API",
+        description = "The Panel's REST API. Errors are RFC 9457 problem documents \
+                       (application/problem+json) with a stable `code`; lists are \
+                       keyset-paginated with `limit` and `cursor`; every response carries \
+                       an `x-request-id` header."
+    ),
+    components(schemas(Problem, FieldError, FieldLocation)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "system", description = "Health, metrics and this document"),
+        (name = "audit", description = "The audit log"),
+        (name = "settings", description = "Panel-wide settings"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Declares the `bearer` security scheme protected routes name.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A session token or API key (issued by the identity module).",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The rendered document, shared by the router.
+#[derive(Debug, Clone)]
+pub(crate) struct RenderedDocument(pub(crate) Bytes);
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "system",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object))
+)]
+pub(super) async fn document(Extension(doc): Extension<RenderedDocument>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], doc.0)
+}

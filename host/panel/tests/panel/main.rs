@@ -1,0 +1,13 @@
+//! Integration tests of the Panel: over real HTTP (a Panel started
+//! in-process on 127.0.0.1:0, reqwest as the client), against real
+//! SQLite, PostgreSQL and MySQL/MariaDB databases, and through the `cap`
+//! binary itself. One test binary; one module per topic; shared harness in
+//! [`support`].
+
+mod support;
+
+mod api;
+mod audit_log;
+mod cli;
+mod db;
+mod settings;

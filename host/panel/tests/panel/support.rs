@@ -1,0 +1,391 @@
+//! Shared harness: a fresh database per test on each backend, Panels
+//! started in-process on 127.0.0.1:0, and a token authenticator.
+//!
+//! PostgreSQL and MariaDB/MySQL are expected at
+//! `postgres://postgres@127.0.0.1:5432/test` and
+//! `mysql://root@127.0.0.1:3306/test` (override with
+//! `CAP_TEST_POSTGRES_URL` / `CAP_TEST_MYSQL_URL`). Each test creates its
+//! own `cap_test_<random>` database there and drops it afterwards, so tests
+//! run in parallel. An unreachable server fails the test with a message
+//! saying so; it never passes silently.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::http::header;
+use axum::http::request::Parts;
+use cap_panel::config::Config;
+use cap_panel::db::{Backend, Database, DatabaseLocation, DatabaseOptions};
+use cap_panel::http::{ApiError, Authenticator, Principal};
+use cap_panel::{Panel, RunningPanel};
+use futures::future::BoxFuture;
+use serde_json::Value;
+use sqlx::Connection;
+use tempfile::TempDir;
+
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+const DEFAULT_MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Token of a caller holding every permission the foundation checks.
+pub(crate) const ADMIN_TOKEN: &str = "admin-token";
+/// Token of a caller holding `settings.read` only.
+pub(crate) const READER_TOKEN: &str = "reader-token";
+/// User id behind [`ADMIN_TOKEN`].
+pub(crate) const ADMIN_USER: &str = "user-admin";
+
+/// A database of its own for one test, dropped when the value is.
+pub(crate) struct TestDb {
+    backend: Backend,
+    location: DatabaseLocation,
+    /// The data directory (also holds the SQLite file).
+    dir: TempDir,
+    server: Option<ServerDb>,
+}
+
+/// A database created on a server, to drop afterwards.
+struct ServerDb {
+    admin_url: String,
+    name: String,
+}
+
+impl TestDb {
+    /// A SQLite file in a fresh temporary directory.
+    pub(crate) async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let location = DatabaseLocation::SqliteFile(dir.path().join("panel.db"));
+        TestDb {
+            backend: Backend::Sqlite,
+            location,
+            dir,
+            server: None,
+        }
+    }
+
+    /// A fresh database on the PostgreSQL server.
+    pub(crate) async fn postgres() -> TestDb {
+        let admin_url = std::env::var("CAP_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+        let name = unique_name();
+        let mut conn = connect_or_explain::<sqlx::PgConnection>(
+            "PostgreSQL",
+            &admin_url,
+            "CAP_TEST_POSTGRES_URL",
+        )
+        .await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut conn)
+            .await
+            .expect("CREATE DATABASE on PostgreSQL");
+        let _ = conn.close().await;
+        Self::on_server(Backend::Postgres, admin_url, name)
+    }
+
+    /// A fresh database on the MySQL/MariaDB server.
+    pub(crate) async fn mysql() -> TestDb {
+        let admin_url =
+            std::env::var("CAP_TEST_MYSQL_URL").unwrap_or_else(|_| DEFAULT_MYSQL_URL.to_owned());
+        let name = unique_name();
+        let mut conn = connect_or_explain::<sqlx::MySqlConnection>(
+            "MySQL/MariaDB",
+            &admin_url,
+            "CAP_TEST_MYSQL_URL",
+        )
+        .await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("CREATE DATABASE on MySQL");
+        let _ = conn.close().await;
+        Self::on_server(Backend::MySql, admin_url, name)
+    }
+
+    fn on_server(backend: Backend, admin_url: String, name: String) -> TestDb {
+        let mut url = url::Url::parse(&admin_url).expect("the admin URL parses");
+        url.set_path(&format!("/{name}"));
+        TestDb {
+            backend,
+            location: DatabaseLocation::Url(url.to_string()),
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            server: Some(ServerDb { admin_url, name }),
+        }
+    }
+
+    /// Which backend.
+    pub(crate) fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Where the database is.
+    pub(crate) fn location(&self) -> &DatabaseLocation {
+        &self.location
+    }
+
+    /// A connected, migrated handle.
+    pub(crate) async fn connect(&self) -> Database {
+        Database::connect(&DatabaseOptions::new(self.location.clone()).max_connections(4))
+            .await
+            .expect("connecting to and migrating the test database")
+    }
+
+    /// A Panel configuration on this database, listening on 127.0.0.1:0.
+    pub(crate) fn config(&self) -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: self.dir.path().to_owned(),
+            database_url: match &self.location {
+                // SQLite goes through the default: <data>/panel.db.
+                DatabaseLocation::SqliteFile(_) => None,
+                DatabaseLocation::Url(url) => Some(url.clone()),
+            },
+            database_max_connections: 4,
+            ..Config::default()
+        }
+    }
+
+    /// Runs raw SQL on a connection of its own, bypassing the data layer.
+    pub(crate) async fn execute_raw(&self, sql: &str) -> Result<(), sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match &self.location {
+            DatabaseLocation::SqliteFile(path) => {
+                let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+                let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+                sqlx::raw_sql(sql).execute(&mut conn).await?;
+                conn.close().await
+            }
+            DatabaseLocation::Url(url) if self.backend == Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(url).await?;
+                sqlx::raw_sql(sql).execute(&mut conn).await?;
+                conn.close().await
+            }
+            DatabaseLocation::Url(url) => {
+                let mut conn = sqlx::MySqlConnection::connect(url).await?;
+                sqlx::raw_sql(sql).execute(&mut conn).await?;
+                conn.close().await
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(server) = self.server.take() else {
+            return;
+        };
+        let backend = self.backend;
+        // Best effort, on a thread of its own: Drop cannot await, and the
+        // test's runtime may be single-threaded.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                let name = &server.name;
+                match backend {
+                    Backend::Postgres => {
+                        if let Ok(mut conn) = sqlx::PgConnection::connect(&server.admin_url).await {
+                            let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                                .execute(&mut conn)
+                                .await;
+                            let _ = conn.close().await;
+                        }
+                    }
+                    Backend::MySql => {
+                        if let Ok(mut conn) =
+                            sqlx::MySqlConnection::connect(&server.admin_url).await
+                        {
+                            let sql = format!("DROP DATABASE IF EXISTS `{name}`");
+                            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                                .execute(&mut conn)
+                                .await;
+                            let _ = conn.close().await;
+                        }
+                    }
+                    Backend::Sqlite => {}
+                }
+            });
+        })
+        .join();
+    }
+}
+
+fn unique_name() -> String {
+    format!(
+        "cap_test_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..16]
+    )
+}
+
+async fn connect_or_explain<C: Connection>(server: &str, url: &str, variable: &str) -> C {
+    match tokio::time::timeout(CONNECT_TIMEOUT, C::connect(url)).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(error)) => panic!(
+            "{server} is not reachable at {url}: {error}. These tests need a real {server} \
+             server (CI has one); start it, or set {variable} to one that is."
+        ),
+        Err(_) => panic!(
+            "{server} did not answer at {url} within {CONNECT_TIMEOUT:?}. These tests need a \
+             real {server} server (CI has one); start it, or set {variable} to one that is."
+        ),
+    }
+}
+
+/// Bearer tokens mapped to callers.
+pub(crate) struct Tokens(HashMap<String, Principal>);
+
+impl Tokens {
+    /// [`ADMIN_TOKEN`] (every foundation permission) and [`READER_TOKEN`]
+    /// (`settings.read`).
+    pub(crate) fn standard() -> Tokens {
+        let mut tokens = HashMap::new();
+        tokens.insert(
+            ADMIN_TOKEN.to_owned(),
+            Principal::new(ADMIN_USER).with_permissions([
+                "audit.read",
+                "settings.read",
+                "settings.write",
+            ]),
+        );
+        tokens.insert(
+            READER_TOKEN.to_owned(),
+            Principal::new("user-reader").with_permissions(["settings.read"]),
+        );
+        Tokens(tokens)
+    }
+}
+
+impl Authenticator for Tokens {
+    fn authenticate<'a>(&'a self, parts: &'a Parts) -> BoxFuture<'a, Result<Principal, ApiError>> {
+        Box::pin(async move {
+            let token = parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .ok_or_else(|| ApiError::Unauthenticated("send a bearer token".into()))?;
+            self.0
+                .get(token)
+                .cloned()
+                .ok_or_else(|| ApiError::Unauthenticated("unknown token".into()))
+        })
+    }
+}
+
+/// A Panel on `db` with the [`Tokens::standard`] authenticator.
+pub(crate) async fn start_panel(db: &TestDb) -> RunningPanel {
+    start_panel_with(db.config()).await
+}
+
+/// A Panel with `config` and the [`Tokens::standard`] authenticator.
+pub(crate) async fn start_panel_with(config: Config) -> RunningPanel {
+    Panel::builder(config)
+        .authenticator(Tokens::standard())
+        .bind()
+        .await
+        .expect("the Panel starts")
+        .spawn()
+}
+
+/// A Panel on `db` with the default authenticator (which denies everyone).
+pub(crate) async fn start_default_panel(db: &TestDb) -> RunningPanel {
+    Panel::bind(db.config())
+        .await
+        .expect("the Panel starts")
+        .spawn()
+}
+
+/// An HTTP client that does not follow redirects.
+pub(crate) fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client")
+}
+
+/// Asserts `response` is a problem document with `status` and `code`, and
+/// returns the document.
+pub(crate) async fn expect_problem(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(
+        response.status().as_u16(),
+        status,
+        "status of {}",
+        response.url()
+    );
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let header_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let problem: Value = response.json().await.expect("a JSON problem document");
+    assert_eq!(problem["status"], status, "{problem:#}");
+    assert_eq!(problem["code"], code, "{problem:#}");
+    assert_eq!(
+        problem["type"],
+        format!("urn:ctrl-alt-play:problem:{code}"),
+        "{problem:#}"
+    );
+    assert!(problem["title"].is_string(), "{problem:#}");
+    assert!(
+        problem["instance"]
+            .as_str()
+            .is_some_and(|i| i.starts_with('/')),
+        "{problem:#}"
+    );
+    assert_eq!(
+        problem["request_id"].as_str(),
+        header_id.as_deref(),
+        "{problem:#}"
+    );
+    problem
+}
+
+/// The path of the `cap` binary under test.
+pub(crate) fn cap_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cap"))
+}
+
+/// Defines one test per backend: `mod $name { on_sqlite, on_postgres,
+/// on_mysql }`, each running the body with a fresh [`TestDb`].
+macro_rules! on_every_database {
+    ($(#[$meta:meta])* async fn $name:ident($db:ident: &TestDb) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body($db: &$crate::support::TestDb) $body
+
+            #[tokio::test]
+            async fn on_sqlite() {
+                body(&$crate::support::TestDb::sqlite().await).await;
+            }
+
+            #[tokio::test]
+            async fn on_postgres() {
+                body(&$crate::support::TestDb::postgres().await).await;
+            }
+
+            #[tokio::test]
+            async fn on_mysql() {
+                body(&$crate::support::TestDb::mysql().await).await;
+            }
+        }
+    };
+}
+pub(crate) use on_every_database;
