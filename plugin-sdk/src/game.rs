@@ -33,7 +33,7 @@
 //!                 primary: true,
 //!                 env: Some("SERVER_PORT".into()),
 //!             }],
-//!             platforms: vec![Platform { os: Os::Linux, arch: Arch::Aarch64 }],
+//!             platforms: vec![Platform { os: Os::Linux, arch: Arch::Arm64 }],
 //!             features: Vec::new(),
 //!             min_memory_mb: 16,
 //!         }
@@ -260,7 +260,7 @@ impl ServerContext {
     /// # let server = ServerContext {
     /// #     server_id: "s-1".into(), name: "Survival".into(), memory_mb: 2048, disk_mb: 10240,
     /// #     cpu_percent: 100, variables: vec![KeyValue::new("SERVER_JARFILE", "server.jar")],
-    /// #     ports: Vec::new(), platform: Platform { os: Os::Linux, arch: Arch::Aarch64 },
+    /// #     ports: Vec::new(), platform: Platform { os: Os::Linux, arch: Arch::Arm64 },
     /// # };
     /// assert_eq!(server.variable("SERVER_JARFILE"), Some("server.jar"));
     /// ```
@@ -277,7 +277,7 @@ impl ServerContext {
     /// #     server_id: "s-1".into(), name: "Survival".into(), memory_mb: 2048, disk_mb: 10240,
     /// #     cpu_percent: 100, variables: Vec::new(),
     /// #     ports: vec![AllocatedPort { name: "game".into(), ip: "0.0.0.0".into(), port: 25565 }],
-    /// #     platform: Platform { os: Os::Linux, arch: Arch::Aarch64 },
+    /// #     platform: Platform { os: Os::Linux, arch: Arch::Arm64 },
     /// # };
     /// assert_eq!(server.port("game").map(|p| p.port), Some(25565));
     /// assert!(server.port("rcon").is_none());

@@ -42,7 +42,7 @@ fn context(variables: Vec<KeyValue>) -> ServerContext {
         ],
         platform: Platform {
             os: cap_runtime::api::Os::Linux,
-            arch: cap_runtime::api::Arch::X8664,
+            arch: cap_runtime::api::Arch::Amd64,
         },
     }
 }

@@ -265,7 +265,7 @@ fn invalid_game() -> GameInfo {
         ports: Vec::new(),
         platforms: vec![Platform {
             os: Os::Linux,
-            arch: Arch::X8664,
+            arch: Arch::Amd64,
         }],
         features: Vec::new(),
         min_memory_mb: 0,

@@ -146,11 +146,11 @@ fn describe() -> GameInfo {
         platforms: vec![
             Platform {
                 os: Os::Linux,
-                arch: Arch::X8664,
+                arch: Arch::Amd64,
             },
             Platform {
                 os: Os::Linux,
-                arch: Arch::Aarch64,
+                arch: Arch::Arm64,
             },
         ],
         features: vec!["eula".into(), "java-21".into()],
@@ -573,7 +573,7 @@ mod tests {
             ],
             platform: Platform {
                 os: Os::Linux,
-                arch: Arch::Aarch64,
+                arch: Arch::Arm64,
             },
         }
     }

@@ -112,7 +112,7 @@ fn describe() -> GameInfo {
         }],
         platforms: [Os::Linux, Os::Macos]
             .into_iter()
-            .flat_map(|os| [Arch::X8664, Arch::Aarch64].map(|arch| Platform { os, arch }))
+            .flat_map(|os| [Arch::Amd64, Arch::Arm64].map(|arch| Platform { os, arch }))
             .collect(),
         features: Vec::new(),
         min_memory_mb: 16,
@@ -337,7 +337,7 @@ mod tests {
             }],
             platform: Platform {
                 os: Os::Linux,
-                arch: Arch::X8664,
+                arch: Arch::Amd64,
             },
         }
     }

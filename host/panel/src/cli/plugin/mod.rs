@@ -400,7 +400,7 @@ fn render_text(i: &Inspection) -> String {
     let _ = writeln!(s, "  component:     {} bytes, sha256 {}", c.size, c.sha256);
     let _ = writeln!(s, "  API version:   {}", c.api_version);
     let kinds: Vec<_> = c.kinds.iter().map(|k| k.as_str()).collect();
-    let _ = writeln!(s, "  implements:    {}", kinds.join(", "));
+    let _ = writeln!(s, "  kinds exported: {}", kinds.join(", "));
     let _ = writeln!(s, "  exports:");
     for e in &c.exports {
         let _ = writeln!(s, "    {e}");

@@ -187,7 +187,7 @@ impl GameType for {ty} {{
                 primary: true,
                 env: Some("SERVER_PORT".into()),
             }}],
-            platforms: vec![Platform {{ os: Os::Linux, arch: Arch::X8664 }}],
+            platforms: vec![Platform {{ os: Os::Linux, arch: Arch::Amd64 }}],
             features: vec![],
             min_memory_mb: 256,
         }}
