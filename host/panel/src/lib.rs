@@ -64,6 +64,9 @@ use tokio::task::JoinHandle;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod identity;
+pub mod plugin_kv;
+pub mod plugins;
 
 use config::Config;
 use db::{Database, DbError};
@@ -90,6 +93,10 @@ pub enum StartError {
         #[source]
         source: DbError,
     },
+    /// The plugin runtime could not be set up, or the active plugins could
+    /// not be read.
+    #[error("cannot start plugin management")]
+    Plugins(#[source] plugins::PluginError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -105,6 +112,9 @@ pub enum StartError {
 pub struct PanelBuilder {
     config: Config,
     authenticator: Arc<dyn Authenticator>,
+    authenticator_set: bool,
+    plugin_services: plugins::PluginServices,
+    identity: Option<(identity::ProviderRegistry, identity::IdentityOptions)>,
 }
 
 impl std::fmt::Debug for PanelBuilder {
@@ -119,6 +129,26 @@ impl PanelBuilder {
     /// Sets who may call protected routes (default: [`DenyAll`]).
     pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
         self.authenticator = Arc::new(authenticator);
+        self.authenticator_set = true;
+        self
+    }
+
+    /// Turns on identity: logins through `providers`, sessions and API
+    /// keys, and — unless [`PanelBuilder::authenticator`] set another —
+    /// [`http::auth::IdentityAuthenticator`] for protected routes.
+    pub fn identity(
+        mut self,
+        providers: identity::ProviderRegistry,
+        options: identity::IdentityOptions,
+    ) -> Self {
+        self.identity = Some((providers, options));
+        self
+    }
+
+    /// Sets the services plugins' `kv` and `panel` capabilities use
+    /// (default: an in-memory store and no Panel API).
+    pub fn plugin_services(mut self, services: plugins::PluginServices) -> Self {
+        self.plugin_services = services;
         self
     }
 
@@ -148,8 +178,38 @@ impl PanelBuilder {
         };
         let listener = TcpListener::bind(config.listen).await.map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
+        let plugin_manager =
+            plugins::PluginManager::new(db.clone(), &config.data_dir, self.plugin_services)
+                .map_err(StartError::Plugins)?;
+        let failed = plugin_manager.start().await.map_err(StartError::Plugins)?;
+        if !failed.is_empty() {
+            tracing::warn!(?failed, "some active plugins failed to load");
+        }
+        let mut authenticator = self.authenticator;
+        let identity = match self.identity {
+            Some((providers, identity_options)) => {
+                let service =
+                    identity::IdentityService::start(db.clone(), providers, identity_options)
+                        .await
+                        .map_err(|source| StartError::Database {
+                            location: options.location().to_string(),
+                            source,
+                        })?;
+                if !self.authenticator_set {
+                    authenticator =
+                        Arc::new(http::auth::IdentityAuthenticator::new(service.clone()));
+                }
+                Some(service)
+            }
+            None => None,
+        };
+        let state = AppState::new(config, db, authenticator);
+        state.set_plugins(plugin_manager);
+        if let Some(service) = identity {
+            state.set_identity(service);
+        }
         Ok(Panel {
-            state: AppState::new(config, db, self.authenticator),
+            state,
             listener,
             local_addr,
         })
@@ -171,6 +231,9 @@ impl Panel {
         PanelBuilder {
             config,
             authenticator: Arc::new(DenyAll),
+            authenticator_set: false,
+            plugin_services: plugins::PluginServices::default(),
+            identity: None,
         }
     }
 

@@ -6,13 +6,12 @@
 //! (`resource.action`, such as `audit.read`), and [`Principal::require`]
 //! turns a missing permission into `403 forbidden`.
 //!
-//! **No authenticator ships yet.** The Panel is built with [`DenyAll`],
-//! which answers every protected route with `401 unauthenticated`: the
-//! audit log and settings routes are registered and documented, but nobody
-//! can use them until identity (sessions, API keys, auth-provider plugins)
-//! supplies a real [`Authenticator`] through
-//! [`PanelBuilder::authenticator`](crate::PanelBuilder::authenticator).
-//! Tests install their own.
+//! The real authenticator is [`IdentityAuthenticator`] (access tokens and
+//! API keys, see [`crate::identity`]); it is installed by
+//! [`PanelBuilder::identity`](crate::PanelBuilder::identity). A Panel built
+//! without identity keeps the default, [`DenyAll`], which answers every
+//! protected route with `401 unauthenticated`. Tests may install their own
+//! through [`PanelBuilder::authenticator`](crate::PanelBuilder::authenticator).
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
@@ -157,4 +156,87 @@ pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip().to_canonical())
+}
+
+/// The Panel's real [`Authenticator`]: `Authorization: Bearer <token>`
+/// where the token is either an access token (a JWT from
+/// `POST /api/v1/auth/login`) or an API key (`cap_…`).
+///
+/// - An access token must verify (HS256 only, signature, expiry), its
+///   session must still be active (logout and refresh-token reuse end it)
+///   and its user must exist and not be disabled. The caller holds the
+///   user's permissions (every known one for administrators).
+/// - An API key must exist and not be revoked; the caller holds the key's
+///   scopes intersected with its owner's current permissions.
+///
+/// Every refusal is the same `401 unauthenticated` with a generic detail,
+/// so callers cannot tell an expired token from a forged one.
+#[derive(Debug, Clone)]
+pub struct IdentityAuthenticator {
+    identity: crate::identity::IdentityService,
+}
+
+impl IdentityAuthenticator {
+    /// An authenticator backed by `identity`.
+    pub fn new(identity: crate::identity::IdentityService) -> IdentityAuthenticator {
+        IdentityAuthenticator { identity }
+    }
+
+    async fn principal(&self, token: &str) -> Result<Principal, ApiError> {
+        use crate::identity::{tokens, users};
+        let db = self.identity.db();
+        let refused = || ApiError::Unauthenticated("the credentials are invalid or expired".into());
+        if token.starts_with(tokens::API_KEY_PREFIX) {
+            let key = tokens::use_api_key(db, token).await?.ok_or_else(refused)?;
+            let user = users::find_user(db, &key.user_id)
+                .await?
+                .filter(|u| !u.disabled)
+                .ok_or_else(refused)?;
+            let held = users::permissions_of(db, &user).await?;
+            let scopes: BTreeSet<String> = key.scopes.into_iter().collect();
+            return Ok(
+                Principal::new(user.id).with_permissions(held.intersection(&scopes).cloned())
+            );
+        }
+        let claims = self.identity.keys().verify(token).map_err(|error| {
+            tracing::debug!(%error, "access token refused");
+            refused()
+        })?;
+        if !tokens::session_is_active(db, &claims.sub, &claims.sid).await? {
+            return Err(refused());
+        }
+        let user = users::find_user(db, &claims.sub)
+            .await?
+            .filter(|u| !u.disabled)
+            .ok_or_else(refused)?;
+        let held = users::permissions_of(db, &user).await?;
+        Ok(Principal::new(user.id).with_permissions(held))
+    }
+}
+
+/// The bearer token of a request, if it sent one.
+pub fn bearer_token(parts: &Parts) -> Option<&str> {
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+impl Authenticator for IdentityAuthenticator {
+    fn authenticate<'a>(&'a self, parts: &'a Parts) -> BoxFuture<'a, Result<Principal, ApiError>> {
+        Box::pin(async move {
+            let token = bearer_token(parts).ok_or_else(|| {
+                ApiError::Unauthenticated(
+                    "send an access token or API key as Authorization: Bearer <token>".into(),
+                )
+            })?;
+            self.principal(token).await
+        })
+    }
 }

@@ -34,14 +34,17 @@ use utoipa_axum::routes;
 use crate::config::Config;
 use crate::db::Database;
 
+pub mod api_keys;
 pub mod audit_log;
 pub mod auth;
+pub mod auth_routes;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod pagination;
+pub mod plugins_routes;
 pub mod request_id;
 pub mod settings;
 
@@ -64,6 +67,8 @@ struct Inner {
     db: Database,
     metrics: Metrics,
     authenticator: Arc<dyn Authenticator>,
+    plugins: std::sync::OnceLock<crate::plugins::PluginManager>,
+    identity: std::sync::OnceLock<crate::identity::IdentityService>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -85,6 +90,8 @@ impl AppState {
                 db,
                 metrics: Metrics::new(),
                 authenticator,
+                plugins: std::sync::OnceLock::new(),
+                identity: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -104,6 +111,26 @@ impl AppState {
         &self.inner.metrics
     }
 
+    /// The plugin manager, once [`AppState::set_plugins`] installed one.
+    pub fn plugins(&self) -> Option<&crate::plugins::PluginManager> {
+        self.inner.plugins.get()
+    }
+
+    /// Installs the plugin manager; only the first call has an effect.
+    pub fn set_plugins(&self, plugins: crate::plugins::PluginManager) {
+        let _ = self.inner.plugins.set(plugins);
+    }
+
+    /// The identity service, once [`AppState::set_identity`] installed one.
+    pub fn identity(&self) -> Option<&crate::identity::IdentityService> {
+        self.inner.identity.get()
+    }
+
+    /// Installs the identity service; only the first call has an effect.
+    pub fn set_identity(&self, identity: crate::identity::IdentityService) {
+        let _ = self.inner.identity.set(identity);
+    }
+
     /// The authenticator.
     pub fn authenticator(&self) -> Arc<dyn Authenticator> {
         Arc::clone(&self.inner.authenticator)
@@ -118,7 +145,10 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi::document))
         .routes(routes!(audit_log::list))
         .routes(routes!(settings::list, settings::create))
-        .routes(routes!(settings::get, settings::put, settings::delete));
+        .routes(routes!(settings::get, settings::put, settings::delete))
+        .merge(plugins_routes::router())
+        .merge(auth_routes::router())
+        .merge(api_keys::router());
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", v1)
         .routes(routes!(metrics::scrape))

@@ -399,6 +399,28 @@ async fn serves_an_openapi_3_1_document_covering_every_route() {
         ("/api/v1/settings/{name}", "put"),
         ("/api/v1/settings/{name}", "delete"),
         ("/metrics", "get"),
+        // Identity (tests/panel/identity.rs).
+        ("/api/v1/auth/login", "post"),
+        ("/api/v1/auth/logout", "post"),
+        ("/api/v1/auth/me", "get"),
+        ("/api/v1/auth/refresh", "post"),
+        ("/api/v1/account/api-keys", "get"),
+        ("/api/v1/account/api-keys", "post"),
+        ("/api/v1/account/api-keys/{id}", "delete"),
+        // Plugin management (tests/panel/plugins.rs).
+        ("/api/v1/plugins", "get"),
+        ("/api/v1/plugins", "post"),
+        ("/api/v1/plugins/{id}", "get"),
+        ("/api/v1/plugins/{id}", "delete"),
+        ("/api/v1/plugins/{id}/grant", "post"),
+        ("/api/v1/plugins/{id}/activate", "post"),
+        ("/api/v1/plugins/{id}/deactivate", "post"),
+        ("/api/v1/plugins/{id}/config", "get"),
+        ("/api/v1/plugins/{id}/config", "put"),
+        ("/api/v1/plugins/{id}/secrets/{key}", "put"),
+        ("/api/v1/plugins/{id}/logs", "get"),
+        ("/api/v1/plugins/{id}/status", "get"),
+        ("/api/v1/plugins/{id}/release", "post"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     let documented: BTreeSet<(String, String)> = paths

@@ -10,4 +10,6 @@ mod api;
 mod audit_log;
 mod cli;
 mod db;
+mod identity;
+mod plugins;
 mod settings;

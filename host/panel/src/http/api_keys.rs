@@ -1,0 +1,214 @@
+//! `/api/v1/account/api-keys`: the caller's API keys.
+//!
+//! A key is shown once, at creation; afterwards only its id, name, prefix
+//! (the first 12 characters, to recognize it), scopes and times are. A key
+//! acts with its scopes intersected with its owner's permissions at the
+//! time of each request, so demoting a user demotes their keys.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::auth::Authenticated;
+use super::error::{ApiError, ApiResult, FieldError, FieldLocation, Problem};
+use super::extract::ApiJson;
+use crate::identity::permissions;
+use crate::identity::tokens::{self, ApiKey};
+
+/// Most scopes one key may carry.
+pub const MAX_SCOPES: usize = 200;
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(revoke))
+}
+
+/// A new API key.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiKey {
+    /// A name for people, 1 to 128 characters.
+    pub name: String,
+    /// The permissions the key may use (`resource.action`), each known.
+    pub scopes: Vec<String>,
+}
+
+/// An API key, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyBody {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The key's first characters.
+    pub prefix: String,
+    /// The permissions it may use.
+    pub scopes: Vec<String>,
+    /// When it was created (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it was last used (RFC 3339).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+    /// When it was revoked (RFC 3339).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl From<ApiKey> for ApiKeyBody {
+    fn from(key: ApiKey) -> Self {
+        ApiKeyBody {
+            id: key.id,
+            name: key.name,
+            prefix: key.prefix,
+            scopes: key.scopes,
+            created_at: key.created_at,
+            last_used_at: key.last_used_at,
+            revoked_at: key.revoked_at,
+        }
+    }
+}
+
+/// A created key, with its secret (shown this once).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatedApiKey {
+    /// The key.
+    #[serde(flatten)]
+    pub key: ApiKeyBody,
+    /// The secret; send it as `Authorization: Bearer …`.
+    pub secret: String,
+}
+
+/// The caller's keys.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyList {
+    /// Newest first.
+    pub items: Vec<ApiKeyBody>,
+}
+
+fn validate(body: &NewApiKey) -> Result<(), ApiError> {
+    let mut errors = Vec::new();
+    let len = body.name.trim().chars().count();
+    if len == 0 || len > 128 {
+        errors.push(FieldError::new(
+            FieldLocation::Body,
+            "name",
+            "must be 1 to 128 characters",
+        ));
+    }
+    if body.scopes.is_empty() || body.scopes.len() > MAX_SCOPES {
+        errors.push(FieldError::new(
+            FieldLocation::Body,
+            "scopes",
+            format!("must list 1 to {MAX_SCOPES} permissions"),
+        ));
+    }
+    for (i, scope) in body.scopes.iter().enumerate() {
+        if !permissions::is_known(scope) {
+            errors.push(FieldError::new(
+                FieldLocation::Body,
+                format!("scopes[{i}]"),
+                "is not a known permission",
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+/// Lists the caller's API keys (never their secrets).
+#[utoipa::path(
+    get,
+    path = "/account/api-keys",
+    tag = "account",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The keys", body = ApiKeyList),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn list(
+    auth: Authenticated,
+    State(state): State<AppState>,
+) -> ApiResult<Json<ApiKeyList>> {
+    let keys = tokens::list_api_keys(state.db(), auth.principal.user_id()).await?;
+    Ok(Json(ApiKeyList {
+        items: keys.into_iter().map(ApiKeyBody::from).collect(),
+    }))
+}
+
+/// Creates an API key; the response holds its secret, shown only now.
+#[utoipa::path(
+    post,
+    path = "/account/api-keys",
+    tag = "account",
+    security(("bearer" = [])),
+    request_body = NewApiKey,
+    responses(
+        (status = 201, description = "Created", body = CreatedApiKey),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn create(
+    auth: Authenticated,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<NewApiKey>,
+) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
+    validate(&body)?;
+    let (key, secret) = tokens::create_api_key(
+        state.db(),
+        auth.principal.user_id(),
+        body.name.trim(),
+        &body.scopes,
+        &auth.actor,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedApiKey {
+            key: key.into(),
+            secret,
+        }),
+    ))
+}
+
+/// Revokes one of the caller's API keys.
+#[utoipa::path(
+    delete,
+    path = "/account/api-keys/{id}",
+    tag = "account",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such active key", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn revoke(
+    auth: Authenticated,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    if tokens::revoke_api_key(state.db(), auth.principal.user_id(), &id, &auth.actor).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!(
+            "there is no active API key {id:?}"
+        )))
+    }
+}

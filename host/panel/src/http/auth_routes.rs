@@ -1,0 +1,492 @@
+//! `/api/v1/auth`: logging in through an auth-provider plugin, refreshing
+//! and ending sessions, and who the caller is.
+//!
+//! Refusals carry their own stable codes so clients can react:
+//!
+//! | Status | Code | When |
+//! | --- | --- | --- |
+//! | 401 | `invalid-credentials` | the provider refused the credentials (one generic message) |
+//! | 401 | `second-factor-required` | the provider wants a second factor: retry with `second_factor` |
+//! | 403 | `account-not-linked` | the identity is verified but no user is linked and auto-registration is off |
+//! | 403 | `account-disabled` | the user is disabled |
+//! | 423 | `account-locked` | the provider locked the account; `Retry-After` when known |
+//! | 429 | `rate-limited` | too many attempts from this address or for this account; `Retry-After` |
+//! | 503 | `provider-unavailable` | the provider's backend is down |
+//! | 503 | `provider-failed` | the provider plugin trapped, timed out or is quarantined |
+//! | 401 | `invalid-refresh-token` | unknown, expired or revoked refresh token |
+//! | 401 | `refresh-token-reused` | a used refresh token came back: its session is now revoked |
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cap_runtime::api::AuthError;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::auth::Authenticated;
+use super::error::{ApiError, FieldError, FieldLocation, Problem};
+use super::extract::ApiJson;
+use super::request_id::RequestId;
+use crate::db::Actor;
+use crate::identity::tokens::RefreshError;
+use crate::identity::{IdentityService, LOCAL_PASSWORD, LoginError, Tokens, User, users};
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+}
+
+/// A handler's answer: a success, or a ready response (a problem document).
+/// The error is a whole `Response`, built once per refused request; boxing it
+/// would only add an allocation.
+type Reply<T> = Result<T, Response>;
+
+/// The caller before authentication: address and request id.
+#[derive(Debug, Clone)]
+pub(crate) struct Client {
+    pub(crate) actor: Actor,
+}
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_canonical());
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .map(|id| id.as_str().to_owned());
+        Ok(Client {
+            actor: Actor {
+                user_id: None,
+                ip,
+                request_id,
+            },
+        })
+    }
+}
+
+impl Client {
+    fn ip_key(&self) -> String {
+        self.actor
+            .ip
+            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+    }
+}
+
+/// A problem document with a code of its own, and `Retry-After` if given.
+pub(crate) fn problem(
+    status: StatusCode,
+    code: &str,
+    title: &str,
+    detail: &str,
+    retry_after: Option<u64>,
+) -> Response {
+    let mut p = Problem::new(status, code, title);
+    p.detail = Some(detail.to_owned());
+    let mut response = p.into_response();
+    if let Some(secs) = retry_after
+        && let Ok(value) = HeaderValue::from_str(&secs.max(1).to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    if status == StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
+fn rate_limited(wait: std::time::Duration) -> Response {
+    problem(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate-limited",
+        "Too many requests",
+        "too many attempts; wait before trying again",
+        Some(wait.as_secs_f64().ceil() as u64),
+    )
+}
+
+#[allow(clippy::result_large_err)] // see `Reply`
+fn identity(state: &AppState) -> Reply<&IdentityService> {
+    state.identity().ok_or_else(|| {
+        problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service-unavailable",
+            "Service unavailable",
+            "logins are not configured on this Panel",
+            None,
+        )
+    })
+}
+
+/// Credentials for a password provider.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The auth-provider plugin's id (default `local-password`).
+    #[serde(default)]
+    pub provider: Option<String>,
+    /// The username at that provider.
+    pub username: String,
+    /// The password.
+    pub password: String,
+    /// A TOTP or recovery code, when the provider asked for one.
+    #[serde(default)]
+    pub second_factor: Option<String>,
+}
+
+/// The logged-in user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UserBody {
+    /// The user's id.
+    pub id: String,
+    /// The username.
+    pub username: String,
+    /// Email address.
+    pub email: Option<String>,
+    /// Name to show.
+    pub display_name: Option<String>,
+    /// Whether the user is an administrator.
+    pub admin: bool,
+}
+
+impl From<User> for UserBody {
+    fn from(user: User) -> Self {
+        UserBody {
+            id: user.id,
+            username: user.username,
+            email: user.email,
+            display_name: user.display_name,
+            admin: user.admin,
+        }
+    }
+}
+
+/// Tokens for a session.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    /// The access token (a JWT); send it as `Authorization: Bearer …`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// The refresh token; exchange it at `/auth/refresh` (once).
+    pub refresh_token: String,
+    /// Who logged in.
+    pub user: UserBody,
+}
+
+impl From<Tokens> for TokenResponse {
+    fn from(tokens: Tokens) -> Self {
+        TokenResponse {
+            access_token: tokens.access_token,
+            token_type: "Bearer".to_owned(),
+            expires_in: tokens.expires_in.as_secs(),
+            refresh_token: tokens.refresh_token,
+            user: tokens.user.into(),
+        }
+    }
+}
+
+fn check_len(errors: &mut Vec<FieldError>, field: &str, value: &str, max: usize) {
+    let len = value.chars().count();
+    if len == 0 || len > max {
+        errors.push(FieldError::new(
+            FieldLocation::Body,
+            field,
+            format!("must be 1 to {max} characters"),
+        ));
+    }
+}
+
+fn login_error(error: LoginError) -> Response {
+    match error {
+        LoginError::UnknownProvider(id) => ApiError::field(
+            FieldLocation::Body,
+            "provider",
+            format!("there is no auth provider {id:?}"),
+        )
+        .into_response(),
+        LoginError::Refused(AuthError::InvalidCredentials) => problem(
+            StatusCode::UNAUTHORIZED,
+            "invalid-credentials",
+            "Invalid credentials",
+            "the username or password is wrong",
+            None,
+        ),
+        LoginError::Refused(AuthError::Locked(retry)) => problem(
+            StatusCode::LOCKED,
+            "account-locked",
+            "Account locked",
+            "too many failed logins; the account is locked for now",
+            retry,
+        ),
+        LoginError::Refused(AuthError::NeedsSecondFactor) => problem(
+            StatusCode::UNAUTHORIZED,
+            "second-factor-required",
+            "Second factor required",
+            "send the code of your second factor as second_factor",
+            None,
+        ),
+        LoginError::Refused(AuthError::ProviderUnavailable(reason)) => {
+            tracing::warn!(%reason, "auth provider unavailable");
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "provider-unavailable",
+                "Provider unavailable",
+                "the login provider is unavailable; try again later",
+                None,
+            )
+        }
+        LoginError::Refused(AuthError::Unsupported) => ApiError::BadRequest(
+            "this provider does not accept username and password logins".into(),
+        )
+        .into_response(),
+        LoginError::Refused(AuthError::PolicyViolation(_) | AuthError::InvalidRequest(_)) => {
+            ApiError::BadRequest("the provider refused the request".into()).into_response()
+        }
+        LoginError::ProviderFailed(error) => {
+            tracing::warn!(%error, "auth provider plugin failed");
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "provider-failed",
+                "Provider failed",
+                "the login provider failed; try again later",
+                None,
+            )
+        }
+        LoginError::NotLinked => problem(
+            StatusCode::FORBIDDEN,
+            "account-not-linked",
+            "Account not linked",
+            "no Panel account is linked to this identity; ask an administrator",
+            None,
+        ),
+        LoginError::Disabled => problem(
+            StatusCode::FORBIDDEN,
+            "account-disabled",
+            "Account disabled",
+            "this account is disabled",
+            None,
+        ),
+        LoginError::Db(error) => ApiError::from(error).into_response(),
+    }
+}
+
+/// Logs in through an auth-provider plugin.
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Invalid credentials, or a second factor is required", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "No linked account, or the account is disabled", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 423, description = "The account is locked", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The provider is unavailable or failed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn login(
+    State(state): State<AppState>,
+    client: Client,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Reply<Json<TokenResponse>> {
+    let identity = identity(&state)?;
+    let provider = body.provider.as_deref().unwrap_or(LOCAL_PASSWORD);
+    let mut errors = Vec::new();
+    check_len(&mut errors, "provider", provider, 128);
+    check_len(&mut errors, "username", &body.username, 256);
+    check_len(&mut errors, "password", &body.password, 1024);
+    if let Some(code) = &body.second_factor {
+        check_len(&mut errors, "second_factor", code, 64);
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors).into_response());
+    }
+    let limits = identity.options().rate_limits;
+    let limiter = identity.limiter();
+    limiter
+        .check(
+            &format!("login:ip:{}", client.ip_key()),
+            limits.login_per_ip,
+        )
+        .map_err(rate_limited)?;
+    let account = format!(
+        "login:account:{provider}:{}",
+        body.username.trim().to_lowercase()
+    );
+    limiter
+        .check(&account, limits.login_per_account)
+        .map_err(rate_limited)?;
+    let tokens = identity
+        .login_with_password(
+            provider,
+            &body.username,
+            &body.password,
+            body.second_factor.as_deref(),
+            &client.actor,
+        )
+        .await
+        .map_err(login_error)?;
+    Ok(Json(tokens.into()))
+}
+
+/// A refresh token.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The refresh token from the last login or refresh.
+    pub refresh_token: String,
+}
+
+/// Exchanges a refresh token for a new access token and refresh token.
+/// Each refresh token works once; using one twice revokes its session.
+#[utoipa::path(
+    post,
+    path = "/auth/refresh",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens", body = TokenResponse),
+        (status = 401, description = "Invalid, expired or reused refresh token", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn refresh(
+    State(state): State<AppState>,
+    client: Client,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> Reply<Json<TokenResponse>> {
+    let identity = identity(&state)?;
+    identity
+        .limiter()
+        .check(
+            &format!("refresh:ip:{}", client.ip_key()),
+            identity.options().rate_limits.refresh_per_ip,
+        )
+        .map_err(rate_limited)?;
+    match identity.refresh(&body.refresh_token, &client.actor).await {
+        Ok(tokens) => Ok(Json(tokens.into())),
+        Err(RefreshError::Invalid) => Err(problem(
+            StatusCode::UNAUTHORIZED,
+            "invalid-refresh-token",
+            "Invalid refresh token",
+            "the refresh token is invalid, expired or revoked; log in again",
+            None,
+        )),
+        Err(RefreshError::Reused) => Err(problem(
+            StatusCode::UNAUTHORIZED,
+            "refresh-token-reused",
+            "Refresh token reused",
+            "this refresh token was used before; the session has been revoked, log in again",
+            None,
+        )),
+        Err(RefreshError::Db(error)) => Err(ApiError::from(error).into_response()),
+    }
+}
+
+/// Ends the session a refresh token belongs to: its refresh tokens and
+/// access tokens stop working. Answers `204` whether or not the token was
+/// known.
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn logout(
+    State(state): State<AppState>,
+    client: Client,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> Reply<StatusCode> {
+    let identity = identity(&state)?;
+    let db = identity.db();
+    let session = crate::identity::tokens::session_of_refresh(db, &body.refresh_token)
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?;
+    if let Some((user_id, session_id)) = session {
+        let actor = Actor {
+            user_id: Some(user_id.clone()),
+            ..client.actor
+        };
+        crate::identity::tokens::revoke_session(
+            db,
+            &user_id,
+            &session_id,
+            "session.revoked",
+            &actor,
+        )
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller and the permissions it holds.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MeResponse {
+    /// The user.
+    pub user: UserBody,
+    /// The permissions this request holds (for an API key: its scopes
+    /// within the user's permissions).
+    pub permissions: Vec<String>,
+}
+
+/// Who is calling.
+#[utoipa::path(
+    get,
+    path = "/auth/me",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller", body = MeResponse),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn me(
+    auth: Authenticated,
+    State(state): State<AppState>,
+) -> Reply<Json<MeResponse>> {
+    let identity = identity(&state)?;
+    let user = users::find_user(identity.db(), auth.principal.user_id())
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?
+        .ok_or_else(|| ApiError::NotFound("the user no longer exists".into()).into_response())?;
+    let permissions = crate::identity::permissions::all()
+        .into_iter()
+        .filter(|p| auth.principal.has_permission(p))
+        .collect();
+    Ok(Json(MeResponse {
+        user: user.into(),
+        permissions,
+    }))
+}

@@ -1,0 +1,609 @@
+//! Sessions, refresh tokens and API keys.
+//!
+//! - **Access tokens** are HS256 JWTs (`sub` = user id, `sid` = session id,
+//!   `iat`, `exp`), valid for [`ACCESS_TOKEN_TTL`]. Validation accepts
+//!   HS256 only, so `alg: none` and algorithm-confusion tokens fail, and
+//!   requires `exp`, `sub` and `sid`. The session is checked on every
+//!   request, so logging out ends access tokens too.
+//! - **Refresh tokens** (`capr_` + 64 hex digits) are stored as SHA-256
+//!   digests, each belonging to a session (the token *family*). Using one
+//!   marks it used and issues its successor; presenting a used one again is
+//!   reuse — a stolen token racing its owner — and revokes the whole
+//!   session.
+//! - **API keys** (`cap_` + 64 hex digits; the first 12 characters are kept
+//!   as the identifiable prefix) are stored as SHA-256 digests, shown once,
+//!   carry scopes (permission strings), and are revocable. A key acts with
+//!   its scopes intersected with its owner's current permissions.
+//!
+//! A SHA-256 digest is enough for these secrets (unlike passwords): they
+//! are 256 random bits, so there is nothing to brute-force.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use sqlx::types::Json;
+use time::OffsetDateTime;
+
+use crate::db::events::AppendEvent;
+use crate::db::{
+    Actor, Database, DbError, NewEvent, from_micros, now, on_pool, query_builder, to_micros,
+};
+
+use super::users::new_id;
+
+/// How long an access token is valid.
+pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
+/// How long a refresh token is valid.
+pub const REFRESH_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The prefix of every API key.
+pub const API_KEY_PREFIX: &str = "cap_";
+/// The prefix of every refresh token.
+pub const REFRESH_TOKEN_PREFIX: &str = "capr_";
+
+/// A fresh random secret: `prefix` + 64 hex digits.
+pub(crate) fn random_secret(prefix: &str) -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!("{prefix}{}", hex::encode(bytes))
+}
+
+/// The SHA-256 hex digest of `secret`, as stored.
+pub(crate) fn digest(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id.
+    pub sub: String,
+    /// The session id.
+    pub sid: String,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// Expires at, Unix seconds.
+    pub exp: i64,
+}
+
+/// Signs and verifies access tokens with one HS256 key.
+#[derive(Clone)]
+pub struct JwtKeys {
+    encoding: jsonwebtoken::EncodingKey,
+    decoding: jsonwebtoken::DecodingKey,
+    validation: jsonwebtoken::Validation,
+}
+
+impl std::fmt::Debug for JwtKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtKeys").finish_non_exhaustive()
+    }
+}
+
+impl JwtKeys {
+    /// Keys from a secret (at least 32 bytes).
+    pub fn new(secret: &[u8]) -> JwtKeys {
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.algorithms = vec![jsonwebtoken::Algorithm::HS256];
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        JwtKeys {
+            encoding: jsonwebtoken::EncodingKey::from_secret(secret),
+            decoding: jsonwebtoken::DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+
+    /// Signs `claims`.
+    ///
+    /// # Errors
+    ///
+    /// The signer's error (not expected with HS256).
+    pub fn sign(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            claims,
+            &self.encoding,
+        )
+    }
+
+    /// Verifies `token`'s algorithm, signature and expiry.
+    ///
+    /// # Errors
+    ///
+    /// Why the token is refused.
+    pub fn verify(&self, token: &str) -> Result<Claims, jsonwebtoken::errors::Error> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map(|d| d.claims)
+    }
+}
+
+/// The stored signing secret, created on first use. Kept in
+/// `identity_secrets`, not in settings: settings are copied to the audit
+/// log and readable through the API.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn load_or_create_jwt_secret(db: &Database) -> Result<Vec<u8>, DbError> {
+    const NAME: &str = "jwt.hs256";
+    for _ in 0..2 {
+        let existing: Option<String> = on_pool!(db, |pool| {
+            let mut qb = query_builder(pool, "SELECT value FROM identity_secrets WHERE name = ");
+            qb.push_bind(NAME);
+            qb.build_query_scalar::<String>()
+                .fetch_optional(pool)
+                .await?
+        });
+        if let Some(value) = existing {
+            return hex::decode(&value).map_err(|e| DbError::Corrupt(format!("jwt secret: {e}")));
+        }
+        let secret: [u8; 32] = rand::random();
+        let inserted = on_pool!(db, |pool| {
+            let mut qb = query_builder(pool, "INSERT INTO identity_secrets (name, value) VALUES (");
+            qb.separated(", ")
+                .push_bind(NAME)
+                .push_bind(hex::encode(secret));
+            qb.push(")");
+            qb.build()
+                .execute(pool)
+                .await
+                .map(|_| ())
+                .map_err(DbError::from)
+        });
+        match inserted {
+            Ok(_) => return Ok(secret.to_vec()),
+            // Another Panel process won the race: read its secret.
+            Err(DbError::Conflict { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(DbError::Corrupt(
+        "the JWT secret could not be stored".into(),
+    ))
+}
+
+/// A freshly issued refresh token and the session it belongs to.
+#[derive(Debug, Clone)]
+pub struct IssuedRefresh {
+    /// The session (token family) id.
+    pub session_id: String,
+    /// The refresh token itself; only its digest is stored.
+    pub token: String,
+}
+
+/// Starts a session for `user_id` logged in through `provider_id`, with its
+/// first refresh token; appends `session.created`.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn create_session(
+    db: &Database,
+    user_id: &str,
+    provider_id: &str,
+    actor: &Actor,
+) -> Result<IssuedRefresh, DbError> {
+    let at = now();
+    let session_id = new_id("ses");
+    let token = random_secret(REFRESH_TOKEN_PREFIX);
+    let event = NewEvent::new("session.created")
+        .actor(actor.clone())
+        .subject("user", user_id)
+        .data(json!({ "session": session_id, "provider": provider_id }))
+        .occurred_at(at);
+    on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let mut qb = query_builder(
+            pool,
+            "INSERT INTO sessions (id, user_id, provider_id, created_at) VALUES (",
+        );
+        qb.separated(", ")
+            .push_bind(&session_id)
+            .push_bind(user_id)
+            .push_bind(provider_id)
+            .push_bind(to_micros(at));
+        qb.push(")");
+        qb.build().execute(&mut *tx).await?;
+        let mut qb = query_builder(pool, "");
+        push_refresh_insert(&mut qb, &session_id, digest(&token), at);
+        qb.build().execute(&mut *tx).await?;
+        tx.append_event(&event).await?;
+        tx.commit().await?;
+    });
+    Ok(IssuedRefresh { session_id, token })
+}
+
+/// Writes the `INSERT` of a refresh token's digest.
+fn push_refresh_insert<'a, DB>(
+    qb: &mut sqlx::QueryBuilder<DB>,
+    session_id: &'a str,
+    token_hash: String,
+    at: OffsetDateTime,
+) where
+    DB: sqlx::Database,
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let expires = at + REFRESH_TOKEN_TTL;
+    qb.push("INSERT INTO refresh_tokens (token_hash, session_id, issued_at, expires_at) VALUES (");
+    qb.separated(", ")
+        .push_bind(token_hash)
+        .push_bind(session_id)
+        .push_bind(to_micros(at))
+        .push_bind(to_micros(expires));
+    qb.push(")");
+}
+
+/// Why a refresh token was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// Unknown, expired, or its session has ended.
+    #[error("the refresh token is invalid or expired")]
+    Invalid,
+    /// It was used before: the session has been revoked.
+    #[error("the refresh token was used before; the session is revoked")]
+    Reused,
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+#[derive(sqlx::FromRow)]
+struct RefreshRow {
+    session_id: String,
+    user_id: String,
+    expires_at: i64,
+    used_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+/// Rotates `token`: marks it used and issues its successor in the same
+/// session. Reuse of a used token revokes the session (appending
+/// `session.reuse-detected`).
+///
+/// # Errors
+///
+/// [`RefreshError`].
+pub async fn rotate_refresh(
+    db: &Database,
+    token: &str,
+    actor: &Actor,
+) -> Result<(String, IssuedRefresh), RefreshError> {
+    let hash = digest(token);
+    let at = now();
+    let next = random_secret(REFRESH_TOKEN_PREFIX);
+    enum Outcome {
+        Rotated(String, String),
+        Reused(String, String),
+        Invalid,
+    }
+    let outcome = on_pool!(db, |pool| {
+        let mut tx = pool.begin().await.map_err(DbError::from)?;
+        let mut qb = query_builder(
+            pool,
+            "SELECT r.session_id, s.user_id, r.expires_at, r.used_at, s.revoked_at \
+             FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = ",
+        );
+        qb.push_bind(&hash);
+        let row: Option<RefreshRow> = qb
+            .build_query_as::<RefreshRow>()
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(DbError::from)?;
+        match row {
+            None => Outcome::Invalid,
+            Some(row) if row.revoked_at.is_some() || row.expires_at <= to_micros(at) => {
+                Outcome::Invalid
+            }
+            Some(row) => {
+                let mut claimed = false;
+                if row.used_at.is_none() {
+                    let mut qb = query_builder(pool, "UPDATE refresh_tokens SET used_at = ");
+                    qb.push_bind(to_micros(at))
+                        .push(" WHERE token_hash = ")
+                        .push_bind(&hash)
+                        .push(" AND used_at IS NULL");
+                    claimed = qb
+                        .build()
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(DbError::from)?
+                        .rows_affected()
+                        == 1;
+                }
+                if claimed {
+                    let mut qb = query_builder(pool, "");
+                    push_refresh_insert(&mut qb, &row.session_id, digest(&next), at);
+                    qb.build().execute(&mut *tx).await.map_err(DbError::from)?;
+                    tx.commit().await.map_err(DbError::from)?;
+                    Outcome::Rotated(row.user_id, row.session_id)
+                } else {
+                    Outcome::Reused(row.user_id, row.session_id)
+                }
+            }
+        }
+    });
+    match outcome {
+        Outcome::Rotated(user_id, session_id) => Ok((
+            user_id,
+            IssuedRefresh {
+                session_id,
+                token: next,
+            },
+        )),
+        Outcome::Reused(user_id, session_id) => {
+            revoke_session(db, &user_id, &session_id, "session.reuse-detected", actor).await?;
+            Err(RefreshError::Reused)
+        }
+        Outcome::Invalid => Err(RefreshError::Invalid),
+    }
+}
+
+/// Ends a session, appending an event of `kind` (`session.revoked` for a
+/// logout). Returns whether it was still active.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn revoke_session(
+    db: &Database,
+    user_id: &str,
+    session_id: &str,
+    kind: &str,
+    actor: &Actor,
+) -> Result<bool, DbError> {
+    let at = now();
+    let event = NewEvent::new(kind)
+        .actor(actor.clone())
+        .subject("user", user_id)
+        .data(json!({ "session": session_id }))
+        .occurred_at(at);
+    Ok(on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let mut qb = query_builder(pool, "UPDATE sessions SET revoked_at = ");
+        qb.push_bind(to_micros(at))
+            .push(" WHERE id = ")
+            .push_bind(session_id)
+            .push(" AND revoked_at IS NULL");
+        let revoked = qb.build().execute(&mut *tx).await?.rows_affected() > 0;
+        if revoked {
+            tx.append_event(&event).await?;
+        }
+        tx.commit().await?;
+        revoked
+    }))
+}
+
+/// The session of a refresh token, whoever holds it (for logout by refresh
+/// token): `(user id, session id)`.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn session_of_refresh(
+    db: &Database,
+    token: &str,
+) -> Result<Option<(String, String)>, DbError> {
+    let hash = digest(token);
+    Ok(on_pool!(db, |pool| {
+        let mut qb = query_builder(
+            pool,
+            "SELECT s.user_id, s.id FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = ",
+        );
+        qb.push_bind(&hash);
+        qb.build_query_as::<(String, String)>()
+            .fetch_optional(pool)
+            .await?
+    }))
+}
+
+/// True if and only if the session exists, belongs to `user_id` and has
+/// not been revoked.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn session_is_active(
+    db: &Database,
+    user_id: &str,
+    session_id: &str,
+) -> Result<bool, DbError> {
+    let count: i64 = on_pool!(db, |pool| {
+        let mut qb = query_builder(pool, "SELECT COUNT(*) FROM sessions WHERE id = ");
+        qb.push_bind(session_id)
+            .push(" AND user_id = ")
+            .push_bind(user_id)
+            .push(" AND revoked_at IS NULL");
+        qb.build_query_scalar::<i64>().fetch_one(pool).await?
+    });
+    Ok(count > 0)
+}
+
+/// An API key as listed (never with its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Its id.
+    pub id: String,
+    /// Its owner.
+    pub user_id: String,
+    /// A name for people.
+    pub name: String,
+    /// The first characters of the key, to recognize it.
+    pub prefix: String,
+    /// The permissions it may use.
+    pub scopes: Vec<String>,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// When it was last used.
+    pub last_used_at: Option<OffsetDateTime>,
+    /// When it was revoked.
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ApiKeyRow {
+    id: String,
+    user_id: String,
+    name: String,
+    prefix: String,
+    scopes: Json<Vec<String>>,
+    created_at: i64,
+    last_used_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+impl TryFrom<ApiKeyRow> for ApiKey {
+    type Error = DbError;
+
+    fn try_from(row: ApiKeyRow) -> Result<ApiKey, DbError> {
+        Ok(ApiKey {
+            id: row.id,
+            user_id: row.user_id,
+            name: row.name,
+            prefix: row.prefix,
+            scopes: row.scopes.0,
+            created_at: from_micros(row.created_at)?,
+            last_used_at: row.last_used_at.map(from_micros).transpose()?,
+            revoked_at: row.revoked_at.map(from_micros).transpose()?,
+        })
+    }
+}
+
+const API_KEY_COLUMNS: &str =
+    "SELECT id, user_id, name, prefix, scopes, created_at, last_used_at, revoked_at FROM api_keys";
+
+/// Creates an API key; returns it with its secret, which is not stored.
+/// Appends `api-key.created`.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn create_api_key(
+    db: &Database,
+    user_id: &str,
+    name: &str,
+    scopes: &[String],
+    actor: &Actor,
+) -> Result<(ApiKey, String), DbError> {
+    let at = now();
+    let id = new_id("key");
+    let secret = random_secret(API_KEY_PREFIX);
+    let prefix = secret[..12].to_owned();
+    let event = NewEvent::new("api-key.created")
+        .actor(actor.clone())
+        .subject("user", user_id)
+        .data(json!({ "key": id, "name": name, "prefix": prefix, "scopes": scopes }))
+        .occurred_at(at);
+    on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let mut qb = query_builder(
+            pool,
+            "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, scopes, created_at) VALUES (",
+        );
+        qb.separated(", ")
+            .push_bind(&id)
+            .push_bind(user_id)
+            .push_bind(name)
+            .push_bind(&prefix)
+            .push_bind(digest(&secret))
+            .push_bind(Json(scopes))
+            .push_bind(to_micros(at));
+        qb.push(")");
+        qb.build().execute(&mut *tx).await?;
+        tx.append_event(&event).await?;
+        tx.commit().await?;
+    });
+    let key = ApiKey {
+        id,
+        user_id: user_id.to_owned(),
+        name: name.to_owned(),
+        prefix,
+        scopes: scopes.to_vec(),
+        created_at: at,
+        last_used_at: None,
+        revoked_at: None,
+    };
+    Ok((key, secret))
+}
+
+/// `user_id`'s API keys, newest first.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn list_api_keys(db: &Database, user_id: &str) -> Result<Vec<ApiKey>, DbError> {
+    let rows: Vec<ApiKeyRow> = on_pool!(db, |pool| {
+        let mut qb = query_builder(pool, API_KEY_COLUMNS);
+        qb.push(" WHERE user_id = ")
+            .push_bind(user_id)
+            .push(" ORDER BY created_at DESC, id");
+        qb.build_query_as::<ApiKeyRow>().fetch_all(pool).await?
+    });
+    rows.into_iter().map(ApiKey::try_from).collect()
+}
+
+/// Revokes `user_id`'s key `key_id`, appending `api-key.revoked`; returns
+/// whether it existed and was active.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn revoke_api_key(
+    db: &Database,
+    user_id: &str,
+    key_id: &str,
+    actor: &Actor,
+) -> Result<bool, DbError> {
+    let at = now();
+    let event = NewEvent::new("api-key.revoked")
+        .actor(actor.clone())
+        .subject("user", user_id)
+        .data(json!({ "key": key_id }))
+        .occurred_at(at);
+    Ok(on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let mut qb = query_builder(pool, "UPDATE api_keys SET revoked_at = ");
+        qb.push_bind(to_micros(at))
+            .push(" WHERE id = ")
+            .push_bind(key_id)
+            .push(" AND user_id = ")
+            .push_bind(user_id)
+            .push(" AND revoked_at IS NULL");
+        let revoked = qb.build().execute(&mut *tx).await?.rows_affected() > 0;
+        if revoked {
+            tx.append_event(&event).await?;
+        }
+        tx.commit().await?;
+        revoked
+    }))
+}
+
+/// The active key whose secret is `secret`, recording its use.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn use_api_key(db: &Database, secret: &str) -> Result<Option<ApiKey>, DbError> {
+    let hash = digest(secret);
+    let row: Option<ApiKeyRow> = on_pool!(db, |pool| {
+        let mut qb = query_builder(pool, API_KEY_COLUMNS);
+        qb.push(" WHERE key_hash = ")
+            .push_bind(&hash)
+            .push(" AND revoked_at IS NULL");
+        qb.build_query_as::<ApiKeyRow>()
+            .fetch_optional(pool)
+            .await?
+    });
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let key = ApiKey::try_from(row)?;
+    let at = to_micros(now());
+    on_pool!(db, |pool| {
+        let mut qb = query_builder(pool, "UPDATE api_keys SET last_used_at = ");
+        qb.push_bind(at).push(" WHERE id = ").push_bind(&key.id);
+        qb.build().execute(pool).await?;
+    });
+    Ok(Some(key))
+}

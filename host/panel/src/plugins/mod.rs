@@ -1,0 +1,764 @@
+//! Plugin management: installing packages, granting capabilities,
+//! activating, updating and removing plugins, and the services the Panel
+//! lends them.
+//!
+//! [`PluginManager`] owns the [`cap_runtime::Runtime`] (its compiled-artifact
+//! cache lives under `<data>/cache`) and the set of active, loaded plugins.
+//! The database (`plugins`, `plugin_config`, `plugin_secrets`; see
+//! [`store`]) is the source of truth; the in-memory set mirrors the rows in
+//! state `active` and is rebuilt from them by [`PluginManager::start`].
+//!
+//! Key decisions:
+//!
+//! - **Components live on disk, checked on load.** An uploaded package is
+//!   validated with [`cap_runtime::Package::read`]; its component is written
+//!   to `<data>/plugins/<sha256>.wasm` (content-addressed, so versions never
+//!   overwrite each other) and its sha256 is recomputed every time it is
+//!   read back, so a file changed behind the Panel's back is refused.
+//! - **Request, then grant.** Installing grants nothing: the response lists
+//!   what the manifest requests, and the admin grants a subset. The runtime
+//!   enforces the intersection at call time.
+//! - **Update is load-then-swap.** A newer version of an active plugin is
+//!   loaded first; only when that succeeds does it replace the old one, in
+//!   memory and in the database. If it fails, nothing changes: the old
+//!   version stays installed and active (rollback).
+//! - **One writer at a time.** Changes are serialized by a mutex so the
+//!   database row and the loaded set cannot disagree.
+//! - **Every change is an event** (`plugin.installed`, `plugin.updated`,
+//!   `plugin.granted`, `plugin.activated`, `plugin.deactivated`,
+//!   `plugin.uninstalled`, `plugin.config.updated`, `plugin.secret.set`),
+//!   appended in the same transaction. Secrets never appear in events.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use cap_runtime::capabilities::config::ConfigStore;
+use cap_runtime::capabilities::kv::{KvStore, MemoryKv};
+use cap_runtime::capabilities::panel::{NoPanel, PanelApi};
+use cap_runtime::capabilities::{BoxFuture, ServiceError};
+use cap_runtime::component::sha256_hex;
+use cap_runtime::{
+    Grants, HostServices, LoadError, Manifest, Package, PackageError, Plugin, PluginSpec, Runtime,
+    RuntimeConfig,
+};
+use serde_json::json;
+
+use crate::db::{Actor, Database, DbError, NewEvent, now};
+
+pub mod store;
+
+pub use store::{PluginRecord, PluginState};
+
+/// Largest component accepted in an uploaded package, bytes.
+pub const MAX_COMPONENT_BYTES: u64 = 32 << 20;
+
+/// Instances the runtime's pooling allocator reserves, for all plugins of
+/// one Panel together. Several Panels run in one test process, and each
+/// pool reserves address space for every slot.
+const POOL_INSTANCES: u32 = 64;
+
+/// Why a plugin operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// No plugin with this id is installed.
+    #[error("there is no plugin {0:?}")]
+    NotFound(String),
+    /// The package is not valid.
+    #[error("invalid package: {0}")]
+    InvalidPackage(#[from] PackageError),
+    /// The same or a newer version is already installed.
+    #[error("{id} {installed} is installed; upload a newer version to update it")]
+    NotNewer {
+        /// The plugin.
+        id: String,
+        /// The installed version.
+        installed: semver::Version,
+    },
+    /// The admin granted something the manifest does not request.
+    #[error("{0} is not requested by the plugin's manifest")]
+    NotRequested(String),
+    /// Required configuration keys have no value.
+    #[error("required configuration is missing: {}", .0.join(", "))]
+    MissingConfig(Vec<String>),
+    /// Configuration values are unknown or of the wrong type.
+    #[error("invalid configuration")]
+    InvalidConfig(Vec<(String, String)>),
+    /// The runtime refused to load the plugin.
+    #[error("the plugin failed to load: {0}")]
+    Load(#[from] LoadError),
+    /// The stored component is missing or does not match its sha256.
+    #[error("the stored component of {id} is damaged: {reason}")]
+    Damaged {
+        /// The plugin.
+        id: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The plugin is not active.
+    #[error("{0} is not active")]
+    NotActive(String),
+    /// Writing the component file failed.
+    #[error("cannot store the component")]
+    Io(#[from] std::io::Error),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// The outcome of [`PluginManager::install`].
+#[derive(Debug, Clone)]
+pub struct Installed {
+    /// The row as stored now.
+    pub record: PluginRecord,
+    /// The version replaced, for an update.
+    pub replaced: Option<semver::Version>,
+}
+
+/// Values for the `kv` and `panel` capabilities, supplied by other parts of
+/// the Panel. Configuration and secrets are always the database's.
+#[derive(Clone)]
+pub struct PluginServices {
+    /// Backs `kv` (default: in memory).
+    pub kv: Arc<dyn KvStore>,
+    /// Backs `panel` (default: [`NoPanel`]).
+    pub panel: Arc<dyn PanelApi>,
+}
+
+impl Default for PluginServices {
+    fn default() -> Self {
+        PluginServices {
+            kv: Arc::new(MemoryKv::default()),
+            panel: Arc::new(NoPanel),
+        }
+    }
+}
+
+impl std::fmt::Debug for PluginServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginServices").finish_non_exhaustive()
+    }
+}
+
+/// Installs, activates and holds the Panel's plugins. Cheap to clone.
+#[derive(Clone)]
+pub struct PluginManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    runtime: Runtime,
+    dir: PathBuf,
+    services: HostServices,
+    active: RwLock<BTreeMap<String, Plugin>>,
+    writer: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for PluginManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginManager")
+            .field("dir", &self.inner.dir)
+            .field("active", &self.active_ids())
+            .finish_non_exhaustive()
+    }
+}
+
+/// [`ConfigStore`] over `plugin_config` and `plugin_secrets`.
+#[derive(Debug, Clone)]
+pub struct DbConfigStore {
+    db: Database,
+}
+
+impl DbConfigStore {
+    /// The store of `db`.
+    pub fn new(db: Database) -> Self {
+        DbConfigStore { db }
+    }
+}
+
+fn unavailable(e: DbError) -> ServiceError {
+    ServiceError::Unavailable(e.to_string())
+}
+
+impl ConfigStore for DbConfigStore {
+    fn get<'a>(
+        &'a self,
+        plugin: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, ServiceError>> {
+        Box::pin(async move {
+            store::value(&self.db, store::Values::Config, plugin, key)
+                .await
+                .map_err(unavailable)
+        })
+    }
+
+    fn get_secret<'a>(
+        &'a self,
+        plugin: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, ServiceError>> {
+        Box::pin(async move {
+            store::value(&self.db, store::Values::Secrets, plugin, key)
+                .await
+                .map_err(unavailable)
+        })
+    }
+}
+
+fn event(kind: &str, id: &str, actor: &Actor, data: serde_json::Value) -> NewEvent {
+    NewEvent::new(kind)
+        .actor(actor.clone())
+        .subject("plugin", id)
+        .data(data)
+}
+
+impl PluginManager {
+    /// A manager storing components under `<data_dir>/plugins` and compiled
+    /// artifacts under `<data_dir>/cache`. Loads nothing yet: see
+    /// [`PluginManager::start`].
+    ///
+    /// # Errors
+    ///
+    /// [`PluginError::Load`] if the runtime cannot be built,
+    /// [`PluginError::Io`] if the directories cannot be created.
+    pub fn new(
+        db: Database,
+        data_dir: &Path,
+        services: PluginServices,
+    ) -> Result<Self, PluginError> {
+        let dir = data_dir.join("plugins");
+        std::fs::create_dir_all(&dir)?;
+        let runtime = Runtime::new(RuntimeConfig {
+            cache_dir: Some(data_dir.join("cache")),
+            max_component_bytes: MAX_COMPONENT_BYTES,
+            pool_instances: POOL_INSTANCES,
+            ..RuntimeConfig::default()
+        })?;
+        let services = HostServices {
+            kv: services.kv,
+            config: Arc::new(DbConfigStore::new(db.clone())),
+            panel: services.panel,
+            ..HostServices::in_memory()
+        };
+        Ok(PluginManager {
+            inner: Arc::new(Inner {
+                db,
+                runtime,
+                dir,
+                services,
+                active: RwLock::new(BTreeMap::new()),
+                writer: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// Loads every plugin the database says is active. A plugin that fails
+    /// to load is logged and left out (its row keeps saying `active`, so the
+    /// next start tries again); returns the ids of those that failed.
+    ///
+    /// # Errors
+    ///
+    /// Database errors only.
+    pub async fn start(&self) -> Result<Vec<String>, PluginError> {
+        let _writer = self.inner.writer.lock().await;
+        let mut failed = Vec::new();
+        for record in store::list(&self.inner.db).await? {
+            if record.state != PluginState::Active {
+                continue;
+            }
+            match self.load(&record).await {
+                Ok(plugin) => {
+                    self.set_active(&record.id, Some(plugin));
+                }
+                Err(error) => {
+                    tracing::error!(plugin = %record.id, %error, "cannot load an active plugin");
+                    failed.push(record.id);
+                }
+            }
+        }
+        Ok(failed)
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
+    }
+
+    /// The loaded plugin `id`, if active.
+    pub fn active(&self, id: &str) -> Option<Plugin> {
+        self.read_active().get(id).cloned()
+    }
+
+    /// Every loaded plugin, by id.
+    pub fn active_plugins(&self) -> Vec<Plugin> {
+        self.read_active().values().cloned().collect()
+    }
+
+    /// The ids of the loaded plugins.
+    pub fn active_ids(&self) -> Vec<String> {
+        self.read_active().keys().cloned().collect()
+    }
+
+    fn read_active(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Plugin>> {
+        self.inner.active.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_active(&self, id: &str, plugin: Option<Plugin>) {
+        let mut active = self.inner.active.write().unwrap_or_else(|p| p.into_inner());
+        match plugin {
+            Some(plugin) => active.insert(id.to_owned(), plugin),
+            None => active.remove(id),
+        };
+    }
+
+    /// One installed plugin.
+    ///
+    /// # Errors
+    ///
+    /// [`PluginError::NotFound`], database errors.
+    pub async fn get(&self, id: &str) -> Result<PluginRecord, PluginError> {
+        store::get(&self.inner.db, id)
+            .await?
+            .ok_or_else(|| PluginError::NotFound(id.to_owned()))
+    }
+
+    /// Every installed plugin, by id.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub async fn list(&self) -> Result<Vec<PluginRecord>, PluginError> {
+        Ok(store::list(&self.inner.db).await?)
+    }
+
+    /// Installs a package, or updates the installed plugin with its id when
+    /// the package's version is newer.
+    ///
+    /// A new plugin is stored in state `installed` with no grants. An update
+    /// keeps the state and the grants that the new manifest still requests;
+    /// if the plugin is active, the new version is loaded first and swapped
+    /// in only if that succeeds — otherwise the old version stays active and
+    /// the error is returned.
+    ///
+    /// # Errors
+    ///
+    /// [`PluginError::InvalidPackage`], [`PluginError::NotNewer`], for an
+    /// active plugin's update [`PluginError::MissingConfig`] and
+    /// [`PluginError::Load`], I/O and database errors.
+    pub async fn install(&self, bytes: &[u8], actor: &Actor) -> Result<Installed, PluginError> {
+        let package = Package::read(bytes, MAX_COMPONENT_BYTES)?;
+        let manifest = package.manifest.clone();
+        let id = manifest.plugin.id.clone();
+        let _writer = self.inner.writer.lock().await;
+        let previous = store::get(&self.inner.db, &id).await?;
+        if let Some(previous) = &previous
+            && previous.version >= manifest.plugin.version
+        {
+            return Err(PluginError::NotNewer {
+                id,
+                installed: previous.version.clone(),
+            });
+        }
+        let component_sha256 = sha256_hex(&package.component);
+        let path = self.component_path(&component_sha256);
+        if !path.exists() {
+            let partial = path.with_extension("wasm.partial");
+            tokio::fs::write(&partial, &package.component).await?;
+            tokio::fs::rename(&partial, &path).await?;
+        }
+        let at = now();
+        let record = PluginRecord {
+            id: id.clone(),
+            version: manifest.plugin.version.clone(),
+            package_sha256: package.sha256.clone(),
+            component_sha256,
+            manifest: manifest.to_toml(),
+            state: previous
+                .as_ref()
+                .map_or(PluginState::Installed, |p| p.state),
+            grants: previous
+                .as_ref()
+                .map_or_else(Grants::none, |p| p.grants.effective(&manifest)),
+            installed_at: previous.as_ref().map_or(at, |p| p.installed_at),
+            updated_at: at,
+        };
+        let loaded = if record.state == PluginState::Active {
+            Some(self.load(&record).await?)
+        } else {
+            None
+        };
+        let (kind, data) = match &previous {
+            Some(p) => (
+                "plugin.updated",
+                json!({ "from": p.version.to_string(), "to": record.version.to_string(), "sha256": record.package_sha256 }),
+            ),
+            None => (
+                "plugin.installed",
+                json!({ "version": record.version.to_string(), "sha256": record.package_sha256 }),
+            ),
+        };
+        store::upsert(
+            &self.inner.db,
+            &record,
+            previous.is_some(),
+            &event(kind, &id, actor, data),
+        )
+        .await?;
+        if let Some(plugin) = loaded {
+            self.set_active(&id, Some(plugin));
+        }
+        Ok(Installed {
+            record,
+            replaced: previous.map(|p| p.version),
+        })
+    }
+
+    /// Records what the admin grants; it must be a subset of what the
+    /// manifest requests. Replaces earlier grants. An active plugin is
+    /// reloaded with the new grants.
+    ///
+    /// # Errors
+    ///
+    /// [`PluginError::NotFound`], [`PluginError::NotRequested`], load and
+    /// database errors.
+    pub async fn grant(
+        &self,
+        id: &str,
+        grants: Grants,
+        actor: &Actor,
+    ) -> Result<PluginRecord, PluginError> {
+        let _writer = self.inner.writer.lock().await;
+        let mut record = self.get(id).await?;
+        let manifest = parse_manifest(&record)?;
+        if let Some(extra) = beyond_request(&grants, &manifest) {
+            return Err(PluginError::NotRequested(extra));
+        }
+        record.grants = grants;
+        let loaded = if record.state == PluginState::Active {
+            Some(self.load(&record).await?)
+        } else {
+            None
+        };
+        let data = json!({ "grants": record.grants });
+        store::update(
+            &self.inner.db,
+            id,
+            record.state,
+            &record.grants,
+            &event("plugin.granted", id, actor, data),
+        )
+        .await?;
+        if let Some(plugin) = loaded {
+            self.set_active(id, Some(plugin));
+        }
+        Ok(record)
+    }
+
+    /// Loads the plugin into the runtime and marks it active. Activating an
+    /// active plugin does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`PluginError::NotFound`], [`PluginError::MissingConfig`] when a
+    /// required configuration key has no value, [`PluginError::Load`] when
+    /// the runtime refuses it, [`PluginError::Damaged`], database errors.
+    pub async fn activate(&self, id: &str, actor: &Actor) -> Result<PluginRecord, PluginError> {
+        let _writer = self.inner.writer.lock().await;
+        let mut record = self.get(id).await?;
+        if record.state == PluginState::Active && self.active(id).is_some() {
+            return Ok(record);
+        }
+        let plugin = self.load(&record).await?;
+        let data = json!({ "version": record.version.to_string() });
+        store::update(
+            &self.inner.db,
+            id,
+            PluginState::Active,
+            &record.grants,
+            &event("plugin.activated", id, actor, data),
+        )
+        .await?;
+        self.set_active(id, Some(plugin));
+        record.state = PluginState::Active;
+        Ok(record)
+    }
+
+    /// Unloads the plugin and marks it inactive.
+    ///
+    /// # Errors
+    ///
+    /// [`PluginError::NotFound`], database errors.
+    pub async fn deactivate(&self, id: &str, actor: &Actor) -> Result<PluginRecord, PluginError> {
+        let _writer = self.inner.writer.lock().await;
+        let mut record = self.get(id).await?;
+        store::update(
+            &self.inner.db,
+            id,
+            PluginState::Inactive,
+            &record.grants,
+            &event("plugin.deactivated", id, actor, json!({})),
+        )
+        .await?;
+        self.set_active(id, None);
+        record.state = PluginState::Inactive;
+        Ok(record)
+    }
+
+    /// Unloads and uninstalls the plugin; with `purge`, its configuration
+    /// and secrets go too (otherwise they wait for a reinstall). The
+    /// component file stays: another version or plugin may share it.
+    ///
+    /// # Errors
+    ///
+    /// [`PluginError::NotFound`], database errors.
+    pub async fn uninstall(&self, id: &str, purge: bool, actor: &Actor) -> Result<(), PluginError> {
+        let _writer = self.inner.writer.lock().await;
+        let record = self.get(id).await?;
+        let data = json!({ "version": record.version.to_string(), "purge": purge });
+        store::delete(
+            &self.inner.db,
+            id,
+            purge,
+            &event("plugin.uninstalled", id, actor, data),
+        )
+        .await?;
+        self.set_active(id, None);
+        Ok(())
+    }
+
+    /// The plugin's configuration: every key its manifest declares, with
+    /// the stored value or, failing that, the default.
+    ///
+    /// # Errors
+    ///
+    /// [`PluginError::NotFound`], database errors.
+    pub async fn config(&self, id: &str) -> Result<Vec<ConfigEntry>, PluginError> {
+        let record = self.get(id).await?;
+        let manifest = parse_manifest(&record)?;
+        let stored = store::values(&self.inner.db, store::Values::Config, id).await?;
+        Ok(manifest
+            .config
+            .iter()
+            .map(|key| ConfigEntry {
+                key: key.key.clone(),
+                value_type: key.value_type.as_str().to_owned(),
+                required: key.required,
+                default: key.default.clone(),
+                value: stored.get(&key.key).cloned(),
+            })
+            .collect())
+    }
+
+    /// Sets configuration values (a `None` value removes the stored value).
+    /// Each key must be declared in the manifest and each value must parse
+    /// as its type. Active plugins read configuration at call time, so the
+    /// change applies at once.
+    ///
+    /// # Errors
+    ///
+    /// [`PluginError::NotFound`], [`PluginError::InvalidConfig`] listing
+    /// every bad key, database errors.
+    pub async fn set_config(
+        &self,
+        id: &str,
+        values: &BTreeMap<String, Option<String>>,
+        actor: &Actor,
+    ) -> Result<Vec<ConfigEntry>, PluginError> {
+        {
+            let _writer = self.inner.writer.lock().await;
+            let record = self.get(id).await?;
+            let manifest = parse_manifest(&record)?;
+            let mut problems = Vec::new();
+            let mut set = BTreeMap::new();
+            let mut remove = Vec::new();
+            for (key, value) in values {
+                match manifest.config.iter().find(|c| &c.key == key) {
+                    None => problems.push((key.clone(), "is not declared by the plugin".into())),
+                    Some(declared) => match value {
+                        Some(v) if !declared.value_type.check(v) => problems.push((
+                            key.clone(),
+                            format!("must be a {}", declared.value_type.as_str()),
+                        )),
+                        Some(v) => {
+                            set.insert(key.clone(), v.clone());
+                        }
+                        None => remove.push(key.clone()),
+                    },
+                }
+            }
+            if !problems.is_empty() {
+                return Err(PluginError::InvalidConfig(problems));
+            }
+            let data = json!({ "values": values });
+            store::write_values(
+                &self.inner.db,
+                store::Values::Config,
+                id,
+                &set,
+                &remove,
+                &event("plugin.config.updated", id, actor, data),
+            )
+            .await?;
+        }
+        self.config(id).await
+    }
+
+    /// Sets a secret. The key must be one the manifest requests; the value
+    /// is never returned by any API and never appears in events.
+    ///
+    /// # Errors
+    ///
+    /// [`PluginError::NotFound`], [`PluginError::InvalidConfig`] for an
+    /// undeclared key, database errors.
+    pub async fn set_secret(
+        &self,
+        id: &str,
+        key: &str,
+        value: &str,
+        actor: &Actor,
+    ) -> Result<(), PluginError> {
+        let _writer = self.inner.writer.lock().await;
+        let record = self.get(id).await?;
+        let manifest = parse_manifest(&record)?;
+        if !manifest.capabilities.secrets.contains(key) {
+            return Err(PluginError::InvalidConfig(vec![(
+                key.to_owned(),
+                "is not a secret the plugin requests".into(),
+            )]));
+        }
+        let set = BTreeMap::from([(key.to_owned(), value.to_owned())]);
+        store::write_values(
+            &self.inner.db,
+            store::Values::Secrets,
+            id,
+            &set,
+            &[],
+            &event("plugin.secret.set", id, actor, json!({ "key": key })),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The names of the secrets that have a value (never the values).
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub async fn secret_names(&self, id: &str) -> Result<Vec<String>, PluginError> {
+        Ok(store::values(&self.inner.db, store::Values::Secrets, id)
+            .await?
+            .into_keys()
+            .collect())
+    }
+
+    fn component_path(&self, sha256: &str) -> PathBuf {
+        self.inner.dir.join(format!("{sha256}.wasm"))
+    }
+
+    /// Checks required configuration, reads and verifies the component and
+    /// loads it into the runtime.
+    async fn load(&self, record: &PluginRecord) -> Result<Plugin, PluginError> {
+        let manifest = parse_manifest(record)?;
+        let stored = store::values(&self.inner.db, store::Values::Config, &record.id).await?;
+        let missing: Vec<String> = manifest
+            .config
+            .iter()
+            .filter(|c| c.required && c.default.is_none() && !stored.contains_key(&c.key))
+            .map(|c| c.key.clone())
+            .collect();
+        if !missing.is_empty() {
+            return Err(PluginError::MissingConfig(missing));
+        }
+        let damaged = |reason: String| PluginError::Damaged {
+            id: record.id.clone(),
+            reason,
+        };
+        let component = tokio::fs::read(self.component_path(&record.component_sha256))
+            .await
+            .map_err(|e| damaged(format!("cannot read the component file: {e}")))?;
+        if sha256_hex(&component) != record.component_sha256 {
+            return Err(damaged("the component file's sha256 does not match".into()));
+        }
+        let plugin = self
+            .inner
+            .runtime
+            .load(PluginSpec {
+                manifest,
+                component: Arc::from(component),
+                grants: record.grants.clone(),
+                limit_caps: None,
+                services: self.inner.services.clone(),
+            })
+            .await?;
+        Ok(plugin)
+    }
+}
+
+/// One declared configuration key and its value.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ConfigEntry {
+    /// The key.
+    pub key: String,
+    /// `string`, `integer` or `boolean`.
+    #[serde(rename = "type")]
+    pub value_type: String,
+    /// Whether activation needs a value.
+    pub required: bool,
+    /// The manifest's default.
+    pub default: Option<String>,
+    /// The value the admin set, if any.
+    pub value: Option<String>,
+}
+
+fn parse_manifest(record: &PluginRecord) -> Result<Manifest, PluginError> {
+    Manifest::parse(record.manifest.as_bytes()).map_err(|e| PluginError::Damaged {
+        id: record.id.clone(),
+        reason: format!("stored manifest: {e}"),
+    })
+}
+
+/// The first thing `grants` gives that `manifest` does not request.
+fn beyond_request(grants: &Grants, manifest: &Manifest) -> Option<String> {
+    let requested = Grants::all_requested(manifest);
+    let flag =
+        |granted: bool, asked: bool, name: &str| (granted && !asked).then(|| name.to_owned());
+    flag(grants.kv, requested.kv, "kv")
+        .or_else(|| flag(grants.config, requested.config, "config"))
+        .or_else(|| flag(grants.clock, requested.clock, "clock"))
+        .or_else(|| flag(grants.random, requested.random, "random"))
+        .or_else(|| first_extra(&grants.secrets, &requested.secrets, "secret"))
+        .or_else(|| {
+            grants
+                .http_hosts
+                .iter()
+                .find(|h| !requested.http_hosts.contains(h))
+                .map(|h| format!("http host {h}"))
+        })
+        .or_else(|| {
+            first_extra(
+                &grants.events_publish,
+                &requested.events_publish,
+                "event topic",
+            )
+        })
+        .or_else(|| {
+            grants
+                .panel
+                .difference(&requested.panel)
+                .next()
+                .map(|s| format!("panel scope {}", s.as_str()))
+        })
+}
+
+fn first_extra(
+    granted: &BTreeSet<String>,
+    requested: &BTreeSet<String>,
+    what: &str,
+) -> Option<String> {
+    granted
+        .difference(requested)
+        .next()
+        .map(|s| format!("{what} {s}"))
+}

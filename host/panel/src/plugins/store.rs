@@ -1,0 +1,309 @@
+//! The plugin tables: `plugins`, `plugin_config` and `plugin_secrets`.
+//!
+//! Every write appends its event in the same transaction (the pattern of
+//! [`crate::db::settings`]). Secrets are written and read here but never
+//! copied into events: an event names the secret's key only.
+
+use std::collections::BTreeMap;
+
+use cap_runtime::Grants;
+use sqlx::types::Json;
+use time::OffsetDateTime;
+
+use crate::db::events::AppendEvent;
+use crate::db::{Database, DbError, NewEvent, from_micros, on_pool, query_builder, to_micros};
+
+/// Where an installed plugin is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginState {
+    /// Uploaded, never activated.
+    Installed,
+    /// Loaded into the runtime; loaded again when the Panel starts.
+    Active,
+    /// Deactivated by an admin.
+    Inactive,
+}
+
+impl PluginState {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginState::Installed => "installed",
+            PluginState::Active => "active",
+            PluginState::Inactive => "inactive",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, DbError> {
+        match s {
+            "installed" => Ok(PluginState::Installed),
+            "active" => Ok(PluginState::Active),
+            "inactive" => Ok(PluginState::Inactive),
+            other => Err(DbError::Corrupt(format!("unknown plugin state {other:?}"))),
+        }
+    }
+}
+
+/// One row of `plugins`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginRecord {
+    /// The manifest's id.
+    pub id: String,
+    /// The manifest's version.
+    pub version: semver::Version,
+    /// sha256 of the uploaded package file.
+    pub package_sha256: String,
+    /// sha256 of the component, also its file name under `<data>/plugins`.
+    pub component_sha256: String,
+    /// The manifest, as TOML.
+    pub manifest: String,
+    /// Installed, active or inactive.
+    pub state: PluginState,
+    /// What the admin granted.
+    pub grants: Grants,
+    /// When it was first installed.
+    pub installed_at: OffsetDateTime,
+    /// When it last changed.
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    version: String,
+    package_sha256: String,
+    component_sha256: String,
+    manifest: String,
+    state: String,
+    grants: Json<Grants>,
+    installed_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<Row> for PluginRecord {
+    type Error = DbError;
+
+    fn try_from(row: Row) -> Result<Self, DbError> {
+        Ok(PluginRecord {
+            version: row
+                .version
+                .parse()
+                .map_err(|e| DbError::Corrupt(format!("plugin version {:?}: {e}", row.version)))?,
+            id: row.id,
+            package_sha256: row.package_sha256,
+            component_sha256: row.component_sha256,
+            manifest: row.manifest,
+            state: PluginState::parse(&row.state)?,
+            grants: row.grants.0,
+            installed_at: from_micros(row.installed_at)?,
+            updated_at: from_micros(row.updated_at)?,
+        })
+    }
+}
+
+const COLUMNS: &str = "SELECT id, version, package_sha256, component_sha256, manifest, state, grants, installed_at, updated_at FROM plugins";
+
+/// One plugin's row, if installed.
+pub(crate) async fn get(db: &Database, id: &str) -> Result<Option<PluginRecord>, DbError> {
+    let row: Option<Row> = on_pool!(db, |pool| {
+        let mut qb = query_builder(pool, COLUMNS);
+        qb.push(" WHERE id = ").push_bind(id);
+        qb.build_query_as::<Row>().fetch_optional(pool).await?
+    });
+    row.map(PluginRecord::try_from).transpose()
+}
+
+/// Every installed plugin, by id.
+pub(crate) async fn list(db: &Database) -> Result<Vec<PluginRecord>, DbError> {
+    let rows: Vec<Row> = on_pool!(db, |pool| {
+        let mut qb = query_builder(pool, COLUMNS);
+        qb.push(" ORDER BY id");
+        qb.build_query_as::<Row>().fetch_all(pool).await?
+    });
+    rows.into_iter().map(PluginRecord::try_from).collect()
+}
+
+/// Inserts `record`, or replaces the row with its id, and appends `event`.
+pub(crate) async fn upsert(
+    db: &Database,
+    record: &PluginRecord,
+    replace: bool,
+    event: &NewEvent,
+) -> Result<(), DbError> {
+    on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        if replace {
+            let mut qb = query_builder(pool, "DELETE FROM plugins WHERE id = ");
+            qb.push_bind(&record.id);
+            qb.build().execute(&mut *tx).await?;
+        }
+        let mut qb = query_builder(
+            pool,
+            "INSERT INTO plugins (id, version, package_sha256, component_sha256, manifest, state, grants, installed_at, updated_at) VALUES (",
+        );
+        qb.separated(", ")
+            .push_bind(&record.id)
+            .push_bind(record.version.to_string())
+            .push_bind(&record.package_sha256)
+            .push_bind(&record.component_sha256)
+            .push_bind(&record.manifest)
+            .push_bind(record.state.as_str())
+            .push_bind(Json(&record.grants))
+            .push_bind(to_micros(record.installed_at))
+            .push_bind(to_micros(record.updated_at));
+        qb.push(")");
+        qb.build().execute(&mut *tx).await?;
+        tx.append_event(event).await?;
+        tx.commit().await?;
+    });
+    Ok(())
+}
+
+/// Sets a plugin's state and grants; appends `event`.
+pub(crate) async fn update(
+    db: &Database,
+    id: &str,
+    state: PluginState,
+    grants: &Grants,
+    event: &NewEvent,
+) -> Result<(), DbError> {
+    let at = to_micros(crate::db::now());
+    on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let mut qb = query_builder(pool, "UPDATE plugins SET state = ");
+        qb.push_bind(state.as_str())
+            .push(", grants = ")
+            .push_bind(Json(grants))
+            .push(", updated_at = ")
+            .push_bind(at)
+            .push(" WHERE id = ")
+            .push_bind(id);
+        if qb.build().execute(&mut *tx).await?.rows_affected() == 0 {
+            return Err(DbError::NotFound);
+        }
+        tx.append_event(event).await?;
+        tx.commit().await?;
+    });
+    Ok(())
+}
+
+/// Deletes a plugin's row and, if `purge`, its configuration and secrets;
+/// appends `event`.
+pub(crate) async fn delete(
+    db: &Database,
+    id: &str,
+    purge: bool,
+    event: &NewEvent,
+) -> Result<(), DbError> {
+    let tables: &[&str] = if purge {
+        &["plugins", "plugin_config", "plugin_secrets"]
+    } else {
+        &["plugins"]
+    };
+    on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        for table in tables {
+            let column = if *table == "plugins" {
+                "id"
+            } else {
+                "plugin_id"
+            };
+            let mut qb = query_builder(pool, &format!("DELETE FROM {table} WHERE {column} = "));
+            qb.push_bind(id);
+            qb.build().execute(&mut *tx).await?;
+        }
+        tx.append_event(event).await?;
+        tx.commit().await?;
+    });
+    Ok(())
+}
+
+/// Which of `plugin_config` and `plugin_secrets`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Values {
+    Config,
+    Secrets,
+}
+
+impl Values {
+    fn table(self) -> &'static str {
+        match self {
+            Values::Config => "plugin_config",
+            Values::Secrets => "plugin_secrets",
+        }
+    }
+}
+
+/// Every stored value of one plugin in `which`, by name.
+pub(crate) async fn values(
+    db: &Database,
+    which: Values,
+    plugin: &str,
+) -> Result<BTreeMap<String, String>, DbError> {
+    let sql = format!(
+        "SELECT name, value FROM {} WHERE plugin_id = ",
+        which.table()
+    );
+    let rows: Vec<(String, String)> = on_pool!(db, |pool| {
+        let mut qb = query_builder(pool, &sql);
+        qb.push_bind(plugin);
+        qb.build_query_as::<(String, String)>()
+            .fetch_all(pool)
+            .await?
+    });
+    Ok(rows.into_iter().collect())
+}
+
+/// One stored value.
+pub(crate) async fn value(
+    db: &Database,
+    which: Values,
+    plugin: &str,
+    name: &str,
+) -> Result<Option<String>, DbError> {
+    let sql = format!("SELECT value FROM {} WHERE plugin_id = ", which.table());
+    let row: Option<(String,)> = on_pool!(db, |pool| {
+        let mut qb = query_builder(pool, &sql);
+        qb.push_bind(plugin).push(" AND name = ").push_bind(name);
+        qb.build_query_as::<(String,)>()
+            .fetch_optional(pool)
+            .await?
+    });
+    Ok(row.map(|(v,)| v))
+}
+
+/// Sets the values in `set` and removes those in `remove`; appends `event`.
+pub(crate) async fn write_values(
+    db: &Database,
+    which: Values,
+    plugin: &str,
+    set: &BTreeMap<String, String>,
+    remove: &[String],
+    event: &NewEvent,
+) -> Result<(), DbError> {
+    let table = which.table();
+    on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        for name in set.keys().chain(remove) {
+            let mut qb = query_builder(pool, &format!("DELETE FROM {table} WHERE plugin_id = "));
+            qb.push_bind(plugin).push(" AND name = ").push_bind(name);
+            qb.build().execute(&mut *tx).await?;
+        }
+        for (name, value) in set {
+            let mut qb = query_builder(
+                pool,
+                &format!("INSERT INTO {table} (plugin_id, name, value) VALUES ("),
+            );
+            qb.separated(", ")
+                .push_bind(plugin)
+                .push_bind(name)
+                .push_bind(value);
+            qb.push(")");
+            qb.build().execute(&mut *tx).await?;
+        }
+        tx.append_event(event).await?;
+        tx.commit().await?;
+    });
+    Ok(())
+}
