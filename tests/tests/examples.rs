@@ -397,21 +397,26 @@ async fn webhook_server(
     (format!("http://{addr}/api/webhooks/1/token"), received)
 }
 
+/// The discord-webhook plugin posting to `url`, with every requested grant
+/// or with `grants`.
+async fn discord_hook(url: &str, grants: Option<cap_runtime::Grants>) -> cap_runtime::Plugin {
+    let config = Arc::new(MemoryConfig::default());
+    config.set_secret("discord-webhook", "webhook-url", url);
+    let services = HostServices {
+        config,
+        ..HostServices::in_memory()
+    };
+    let rt = runtime(RuntimeConfig::default());
+    match grants {
+        Some(grants) => cap_e2e::load_with(&rt, "discord-webhook", grants, services).await,
+        None => load(&rt, "discord-webhook", services).await,
+    }
+}
+
 #[tokio::test]
 async fn discord_webhook_posts_lifecycle_events_over_allow_listed_http() {
     let (url, received) = webhook_server(axum::http::StatusCode::NO_CONTENT).await;
-    let config = Arc::new(MemoryConfig::default());
-    config.set_secret("discord-webhook", "webhook-url", &url);
-    let rt = runtime(RuntimeConfig::default());
-    let hook = load(
-        &rt,
-        "discord-webhook",
-        HostServices {
-            config,
-            ..HostServices::in_memory()
-        },
-    )
-    .await;
+    let hook = discord_hook(&url, None).await;
 
     let reports = dispatch_after(
         &[hook],
@@ -429,18 +434,7 @@ async fn discord_webhook_posts_lifecycle_events_over_allow_listed_http() {
 #[tokio::test]
 async fn a_failing_after_hook_is_retried_with_backoff() {
     let (url, received) = webhook_server(axum::http::StatusCode::INTERNAL_SERVER_ERROR).await;
-    let config = Arc::new(MemoryConfig::default());
-    config.set_secret("discord-webhook", "webhook-url", &url);
-    let rt = runtime(RuntimeConfig::default());
-    let hook = load(
-        &rt,
-        "discord-webhook",
-        HostServices {
-            config,
-            ..HostServices::in_memory()
-        },
-    )
-    .await;
+    let hook = discord_hook(&url, None).await;
 
     let retry = RetryPolicy {
         attempts: 3,
@@ -464,22 +458,9 @@ async fn a_failing_after_hook_is_retried_with_backoff() {
 #[tokio::test]
 async fn the_webhook_is_refused_when_its_host_is_not_granted() {
     let (url, received) = webhook_server(axum::http::StatusCode::NO_CONTENT).await;
-    let config = Arc::new(MemoryConfig::default());
-    config.set_secret("discord-webhook", "webhook-url", &url);
-    let rt = runtime(RuntimeConfig::default());
-    let manifest = cap_e2e::manifest("discord-webhook");
-    let mut grants = cap_runtime::Grants::all_requested(&manifest);
+    let mut grants = cap_runtime::Grants::all_requested(&cap_e2e::manifest("discord-webhook"));
     grants.http_hosts.retain(|h| !h.starts_with("127.0.0.1"));
-    let hook = cap_e2e::load_with(
-        &rt,
-        "discord-webhook",
-        grants,
-        HostServices {
-            config,
-            ..HostServices::in_memory()
-        },
-    )
-    .await;
+    let hook = discord_hook(&url, Some(grants)).await;
     let retry = RetryPolicy {
         attempts: 1,
         backoff: Duration::ZERO,

@@ -12,6 +12,11 @@ fn cap(args: &[&str]) -> Output {
         .expect("running cap")
 }
 
+/// `cap plugin pack <dir> -o <out> --wasm <wasm>`.
+fn pack(dir: &str, out: &str, wasm: &str) -> Output {
+    cap(&["plugin", "pack", dir, "-o", out, "--wasm", wasm])
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -113,15 +118,11 @@ fn packing_with_a_broken_manifest_names_the_field() {
     write(dir.path(), "plugin.toml", b"[plugin]\nid = \"Bad Id\"\nname = \"x\"\nversion = \"1.0.0\"\nkinds = [\"hooks\"]\napi = \"0.1.0\"\n[hooks]\nbefore = [\"server.create\"]\n");
     let wasm = cap_e2e::example_plugins().join("adversarial.wasm");
     let out = dir.path().join("out.cap");
-    let o = cap(&[
-        "plugin",
-        "pack",
+    let o = pack(
         &dir.path().display().to_string(),
-        "-o",
         &out.display().to_string(),
-        "--wasm",
         &wasm.display().to_string(),
-    ]);
+    );
     fails_with(&o, "plugin.id");
     assert!(!out.exists(), "nothing is written on failure");
 }
@@ -132,15 +133,11 @@ fn a_packed_example_plugin_inspects_with_its_manifest_and_checksum() {
     let plugin_dir = cap_e2e::repo_root().join("example-plugins/quota-guard");
     let wasm = cap_e2e::example_plugins().join("quota_guard.wasm");
     let out = dir.path().join("quota-guard.cap");
-    let o = cap(&[
-        "plugin",
-        "pack",
+    let o = pack(
         &plugin_dir.display().to_string(),
-        "-o",
         &out.display().to_string(),
-        "--wasm",
         &wasm.display().to_string(),
-    ]);
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let sha_file =
         std::fs::read_to_string(format!("{}.sha256", out.display())).expect("sha256 file");
@@ -187,15 +184,11 @@ fn packing_the_same_inputs_twice_gives_the_same_checksum() {
     let mut digests = Vec::new();
     for name in ["a.cap", "b.cap"] {
         let out = dir.path().join(name);
-        let o = cap(&[
-            "plugin",
-            "pack",
+        let o = pack(
             &plugin_dir.display().to_string(),
-            "-o",
             &out.display().to_string(),
-            "--wasm",
             &wasm.display().to_string(),
-        ]);
+        );
         assert!(o.status.success(), "{}", stderr(&o));
         digests.push(cap_runtime::component::sha256_hex(
             &std::fs::read(&out).expect("package"),
