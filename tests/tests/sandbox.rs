@@ -37,6 +37,16 @@ async fn an_infinite_loop_times_out_at_its_deadline() {
 }
 
 #[tokio::test]
+async fn a_plugin_sleeping_in_the_host_times_out_at_its_deadline() {
+    let (result, elapsed) = before("sleep").await;
+    assert!(
+        matches!(result, Err(CallError::Timeout { .. })),
+        "{result:?}"
+    );
+    assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
+}
+
+#[tokio::test]
 async fn a_memory_bomb_hits_its_memory_limit() {
     // The adversarial manifest asks for 16 MiB, below the 32 MiB default.
     let (result, _) = before("bomb").await;

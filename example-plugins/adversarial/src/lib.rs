@@ -10,6 +10,7 @@
 //! | `bomb` | allocates and touches 1 MiB chunks until allocation fails | hit the memory limit |
 //! | `recurse` | recurses without bound | trap when the stack runs out (in Rust's wasm targets the stack lives in linear memory, so this is an out-of-bounds access or wasmtime's stack limit) |
 //! | `deep-calls` | recurses with scalar frames only, on the engine's call stack | stack-overflow trap |
+//! | `sleep` | sleeps for a minute inside a WASI clock poll | stop it at the deadline although no WebAssembly runs |
 //! | `bad-utf8` | denies with a reason whose bytes are not UTF-8 | refuse the result while lifting it |
 //! | `panic` | panics with "adversarial panic requested" | report the trap |
 //! | `huge` | denies with an 8 MiB reason | refuse the oversized result |
@@ -59,6 +60,7 @@ enum Behaviour {
     Recurse,
     DeepCalls,
     BadUtf8,
+    Sleep,
     Panic,
     Huge,
     Kv,
@@ -74,6 +76,7 @@ impl Behaviour {
             "recurse" => Self::Recurse,
             "deep-calls" => Self::DeepCalls,
             "bad-utf8" => Self::BadUtf8,
+            "sleep" => Self::Sleep,
             "panic" => Self::Panic,
             "huge" => Self::Huge,
             "kv" => Self::Kv,
@@ -95,6 +98,12 @@ impl Hooks for Adversarial {
                 Verdict::Deny(format!("descended to {}", descend(0, step)))
             }
             Behaviour::BadUtf8 => Verdict::Deny(invalid_utf8()),
+            Behaviour::Sleep => {
+                // Blocks in the host (a WASI clock poll), not in WebAssembly,
+                // so epoch interruption alone would not stop it.
+                std::thread::sleep(std::time::Duration::from_secs(60));
+                Verdict::Deny("slept a whole minute".into())
+            }
             Behaviour::Panic => panic!("adversarial panic requested"),
             Behaviour::Huge => Verdict::Deny(huge_reason()),
             Behaviour::Kv => match kv::set("adversarial", b"x") {
