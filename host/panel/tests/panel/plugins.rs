@@ -2,16 +2,14 @@
 //! `wasm32-wasip2` by `cap_e2e`) packed into `.cap` files and loaded by
 //! `cap-runtime`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use axum::http::header;
-use axum::http::request::Parts;
-use cap_panel::http::{ApiError, Authenticator, Principal};
+use cap_panel::http::Principal;
 use cap_panel::{Panel, RunningPanel};
-use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use crate::support::{TestDb, client, expect_problem, on_every_database};
+use crate::support::{TestDb, Tokens, client, expect_problem, on_every_database};
 
 /// Token of a plugin administrator (also reads the audit log and creates
 /// servers).
@@ -20,56 +18,35 @@ pub(crate) const PLUGIN_ADMIN: &str = "plugin-admin-token";
 pub(crate) const PLAYER: &str = "player-token";
 
 /// Bearer tokens for the domain tests.
-pub(crate) struct DomainTokens(HashMap<&'static str, Principal>);
-
-impl DomainTokens {
-    pub(crate) fn new() -> Self {
-        DomainTokens(HashMap::from([
-            (
-                PLUGIN_ADMIN,
-                Principal::new("user-admin").with_permissions([
-                    "admin.plugins",
-                    "admin.nodes",
-                    "admin.servers",
-                    "audit.read",
-                    "server.create",
-                    "control.start",
-                    "control.stop",
-                ]),
-            ),
-            (
-                PLAYER,
-                Principal::new("user-player").with_permissions([
-                    "server.create",
-                    "control.start",
-                    "control.stop",
-                ]),
-            ),
-        ]))
-    }
+pub(crate) fn domain_tokens() -> Tokens {
+    Tokens::from_principals([
+        (
+            PLUGIN_ADMIN,
+            Principal::new("user-admin").with_permissions([
+                "admin.plugins",
+                "admin.nodes",
+                "admin.servers",
+                "audit.read",
+                "server.create",
+                "control.start",
+                "control.stop",
+            ]),
+        ),
+        (
+            PLAYER,
+            Principal::new("user-player").with_permissions([
+                "server.create",
+                "control.start",
+                "control.stop",
+            ]),
+        ),
+    ])
 }
 
-impl Authenticator for DomainTokens {
-    fn authenticate<'a>(&'a self, parts: &'a Parts) -> BoxFuture<'a, Result<Principal, ApiError>> {
-        Box::pin(async move {
-            let token = parts
-                .headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .ok_or_else(|| ApiError::Unauthenticated("send a bearer token".into()))?;
-            self.0
-                .get(token)
-                .cloned()
-                .ok_or_else(|| ApiError::Unauthenticated("unknown token".into()))
-        })
-    }
-}
-
-/// A Panel on `db` with [`DomainTokens`].
+/// A Panel on `db` with [`domain_tokens`].
 pub(crate) async fn start(db: &TestDb) -> RunningPanel {
     Panel::builder(db.config())
-        .authenticator(DomainTokens::new())
+        .authenticator(domain_tokens())
         .bind()
         .await
         .expect("the Panel starts")

@@ -262,14 +262,24 @@ impl Tokens {
     }
 }
 
+impl Tokens {
+    /// Tokens mapped to the given callers.
+    pub(crate) fn from_principals<'a>(
+        callers: impl IntoIterator<Item = (&'a str, Principal)>,
+    ) -> Tokens {
+        Tokens(
+            callers
+                .into_iter()
+                .map(|(t, p)| (t.to_owned(), p))
+                .collect(),
+        )
+    }
+}
+
 impl Authenticator for Tokens {
     fn authenticate<'a>(&'a self, parts: &'a Parts) -> BoxFuture<'a, Result<Principal, ApiError>> {
         Box::pin(async move {
-            let token = parts
-                .headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
+            let token = cap_panel::http::auth::bearer_token(parts)
                 .ok_or_else(|| ApiError::Unauthenticated("send a bearer token".into()))?;
             self.0
                 .get(token)
