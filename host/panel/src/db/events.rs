@@ -464,31 +464,25 @@ pub(crate) trait AppendEvent {
     async fn append_event(&mut self, event: &NewEvent) -> Result<Event, DbError>;
 }
 
-impl AppendEvent for SqliteConnection {
-    async fn append_event(&mut self, event: &NewEvent) -> Result<Event, DbError> {
-        event.validate()?;
-        let at = occurred_at(event)?;
-        let row = InsertRow::new(event, at);
-        let mut qb = QueryBuilder::new("");
-        row.push_insert(&mut qb);
-        qb.push(" RETURNING id");
-        let id: i64 = qb.build_query_scalar().fetch_one(self).await?;
-        Ok(stored(event, id, at))
-    }
+/// SQLite and PostgreSQL share one body: both return the id with `RETURNING`.
+macro_rules! append_returning_id {
+    ($($conn:ty),+) => {$(
+        impl AppendEvent for $conn {
+            async fn append_event(&mut self, event: &NewEvent) -> Result<Event, DbError> {
+                event.validate()?;
+                let at = occurred_at(event)?;
+                let row = InsertRow::new(event, at);
+                let mut qb = QueryBuilder::new("");
+                row.push_insert(&mut qb);
+                qb.push(" RETURNING id");
+                let id: i64 = qb.build_query_scalar().fetch_one(self).await?;
+                Ok(stored(event, id, at))
+            }
+        }
+    )+};
 }
 
-impl AppendEvent for PgConnection {
-    async fn append_event(&mut self, event: &NewEvent) -> Result<Event, DbError> {
-        event.validate()?;
-        let at = occurred_at(event)?;
-        let row = InsertRow::new(event, at);
-        let mut qb = QueryBuilder::new("");
-        row.push_insert(&mut qb);
-        qb.push(" RETURNING id");
-        let id: i64 = qb.build_query_scalar().fetch_one(self).await?;
-        Ok(stored(event, id, at))
-    }
-}
+append_returning_id!(SqliteConnection, PgConnection);
 
 impl AppendEvent for MySqlConnection {
     async fn append_event(&mut self, event: &NewEvent) -> Result<Event, DbError> {
