@@ -1,10 +1,14 @@
 //! Every adversarial behaviour is contained within its deadline with a typed
 //! error, while other plugins keep answering.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cap_e2e::{load, runtime, server_create};
+use cap_runtime::api::ServerSummary;
 use cap_runtime::api::Verdict;
+use cap_runtime::capabilities::panel::PanelApi;
+use cap_runtime::capabilities::{BoxFuture, ServiceError};
 use cap_runtime::{CallError, HostServices, Limits, RuntimeConfig};
 
 fn config() -> RuntimeConfig {
@@ -43,6 +47,52 @@ async fn a_plugin_sleeping_in_the_host_times_out_at_its_deadline() {
         matches!(result, Err(CallError::Timeout { .. })),
         "{result:?}"
     );
+    assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
+}
+
+/// A Panel API that never answers.
+struct HangingPanel;
+
+impl PanelApi for HangingPanel {
+    fn list_servers<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ServerSummary>, ServiceError>> {
+        Box::pin(std::future::pending())
+    }
+    fn get_server<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<ServerSummary, ServiceError>> {
+        Box::pin(std::future::pending())
+    }
+    fn send_console_command<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<(), ServiceError>> {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test]
+async fn a_host_service_that_never_answers_ends_the_call_at_its_deadline() {
+    let rt = runtime(config());
+    let services = HostServices {
+        panel: Arc::new(HangingPanel),
+        ..HostServices::in_memory()
+    };
+    let plugin = load(&rt, "quota-guard", services).await;
+    let started = Instant::now();
+    let result = plugin.hook_before(&server_create("s1", "u1", 1024)).await;
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(result, Err(CallError::Timeout { .. })),
+        "{result:?}"
+    );
+    assert!(elapsed >= Duration::from_millis(300), "took {elapsed:?}");
     assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
 }
 

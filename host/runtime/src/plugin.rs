@@ -3,10 +3,11 @@
 //!
 //! Every call runs in a store with its own memory cap (a
 //! [`wasmtime::ResourceLimiter`]), instance and table caps, and a wall-clock
-//! deadline enforced twice: by epoch interruption inside WebAssembly (which
-//! also yields to the executor every tick, so a spinning plugin never blocks
-//! a worker thread) and by a timer around the whole call (which also covers
-//! time spent in host capabilities). A trap, timeout, limit breach or
+//! deadline. The deadline costs a call no timer: epoch interruption bounds
+//! time inside WebAssembly (and yields to the executor every tick, so a
+//! spinning plugin never blocks a worker thread), and every wait the host
+//! does for a plugin — capability services, WASI sleeps — ends at the
+//! deadline (see [`crate::capabilities`]). A trap, timeout, limit breach or
 //! refused output becomes a [`CallError`]; the instance involved is thrown
 //! away and the failure is counted. After
 //! [`RuntimeConfig::quarantine_after`](crate::RuntimeConfig) consecutive
@@ -39,6 +40,7 @@ pub(crate) const RECENT_LOG_LINES: usize = 200;
 
 pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    crate::capabilities::wasi::bound_sleeps(linker)?;
     PluginWorld::add_to_linker::<PluginState, HasSelf<PluginState>>(linker, |s| s)?;
     Ok(())
 }
@@ -591,20 +593,15 @@ impl Plugin {
     async fn instantiate(&self) -> Result<Warm, CallError> {
         let mut store = self.new_store();
         store.set_epoch_deadline(1);
-        let result = self.inner.pre.instantiate_async(&mut store);
-        match tokio::time::timeout(self.inner.limits.timeout, result).await {
-            Ok(Ok(instance)) => Ok(Warm {
+        match self.inner.pre.instantiate_async(&mut store).await {
+            Ok(instance) => Ok(Warm {
                 store,
                 instance,
                 guests: Guests::default(),
             }),
-            Ok(Err(e)) => Err(CallError::Instantiate {
+            Err(e) => Err(CallError::Instantiate {
                 plugin: self.id().to_string(),
                 message: format!("{e:#}"),
-            }),
-            Err(_) => Err(CallError::Instantiate {
-                plugin: self.id().to_string(),
-                message: "instantiation timed out".into(),
             }),
         }
     }
@@ -615,20 +612,22 @@ impl Plugin {
         &self,
         mut warm: Warm,
         started: Instant,
-        outcome: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
+        outcome: wasmtime::Result<R>,
         check: impl FnOnce(&R) -> Result<(), String>,
     ) -> Result<R, CallError> {
         let plugin = self.id().to_string();
         let inner = &self.inner;
         self.drain_output(&mut warm.store);
         let result = match outcome {
-            Err(_) => Err(CallError::Timeout {
+            Err(e) => Err(self.classify(&warm.store, e, started)),
+            // A result that arrives after the deadline (say, a plugin that
+            // answered quickly once a host wait was cut short) is late.
+            Ok(_) if Instant::now() > warm.store.data().deadline => Err(CallError::Timeout {
                 plugin,
                 deadline: inner.limits.timeout,
                 elapsed: started.elapsed(),
             }),
-            Ok(Err(e)) => Err(self.classify(&warm.store, e, started)),
-            Ok(Ok(value)) => output::check_size(&value, inner.runtime.config().max_output_bytes)
+            Ok(value) => output::check_size(&value, inner.runtime.config().max_output_bytes)
                 .and_then(|()| check(&value))
                 .map(|()| value)
                 .map_err(|reason| CallError::BadOutput { plugin, reason }),
@@ -780,10 +779,9 @@ macro_rules! plugin_call {
                 g
             }
         };
-        let timeout = $self.inner.limits.timeout;
         let outcome = {
             let $store = &mut warm.store;
-            tokio::time::timeout(timeout, $call).await
+            $call.await
         };
         $self.settle(warm, started, outcome, $check)
     }};

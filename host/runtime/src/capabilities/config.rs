@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use super::{BoxFuture, ServiceError};
+use super::{BoxFuture, ServiceError, until_deadline};
 use crate::bindings::v0_1::ctrl_alt_play::plugin::config::Host;
 use crate::bindings::v0_1::ctrl_alt_play::plugin::types::CapabilityError;
 use crate::plugin::PluginState;
@@ -87,12 +87,11 @@ impl Host for PluginState {
         if !self.caps.grants.config {
             return Err(self.caps.deny("config"));
         }
-        if let Some(value) = self
-            .caps
-            .services
-            .config
-            .get(&self.caps.plugin_id, &key)
-            .await?
+        if let Some(value) = until_deadline(
+            self.deadline,
+            self.caps.services.config.get(&self.caps.plugin_id, &key),
+        )
+        .await?
         {
             return Ok(Some(value));
         }
@@ -103,11 +102,13 @@ impl Host for PluginState {
         if !self.caps.grants.secrets.contains(&key) {
             return Err(self.caps.deny(&format!("secrets.{key}")));
         }
-        Ok(self
-            .caps
-            .services
-            .config
-            .get_secret(&self.caps.plugin_id, &key)
-            .await?)
+        Ok(until_deadline(
+            self.deadline,
+            self.caps
+                .services
+                .config
+                .get_secret(&self.caps.plugin_id, &key),
+        )
+        .await?)
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 
-use super::{BoxFuture, ServiceError};
+use super::{BoxFuture, ServiceError, until_deadline};
 use crate::bindings::v0_1::ctrl_alt_play::plugin::events::Host;
 use crate::bindings::v0_1::ctrl_alt_play::plugin::types::CapabilityError;
 use crate::plugin::PluginState;
@@ -76,6 +76,6 @@ impl Host for PluginState {
             topic,
             payload,
         };
-        Ok(self.caps.services.events.publish(event).await?)
+        Ok(until_deadline(self.deadline, self.caps.services.events.publish(event)).await?)
     }
 }

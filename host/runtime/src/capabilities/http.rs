@@ -191,7 +191,10 @@ impl Host for PluginState {
             .timeout_ms
             .map(|ms| Duration::from_millis(ms.into()).min(remaining))
             .unwrap_or(remaining);
-        self.caps.services.http.fetch(request, url, timeout).await
+        let fetch = self.caps.services.http.fetch(request, url, timeout);
+        tokio::time::timeout_at(self.deadline.into(), fetch)
+            .await
+            .unwrap_or(Err(HttpError::Timeout))
     }
 }
 

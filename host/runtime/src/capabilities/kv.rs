@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::{BoxFuture, ServiceError};
+use super::{BoxFuture, ServiceError, until_deadline};
 use crate::bindings::v0_1::ctrl_alt_play::plugin::kv::Host;
 use crate::bindings::v0_1::ctrl_alt_play::plugin::types::CapabilityError;
 use crate::plugin::PluginState;
@@ -162,12 +162,11 @@ impl Host for PluginState {
             return Err(self.caps.deny("kv"));
         }
         check_key(&key)?;
-        Ok(self
-            .caps
-            .services
-            .kv
-            .get(&self.caps.plugin_id, &key)
-            .await?)
+        Ok(until_deadline(
+            self.deadline,
+            self.caps.services.kv.get(&self.caps.plugin_id, &key),
+        )
+        .await?)
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), CapabilityError> {
@@ -180,12 +179,11 @@ impl Host for PluginState {
                 "values are at most {MAX_VALUE_BYTES} bytes"
             )));
         }
-        Ok(self
-            .caps
-            .services
-            .kv
-            .set(&self.caps.plugin_id, &key, value)
-            .await?)
+        Ok(until_deadline(
+            self.deadline,
+            self.caps.services.kv.set(&self.caps.plugin_id, &key, value),
+        )
+        .await?)
     }
 
     async fn delete(&mut self, key: String) -> Result<bool, CapabilityError> {
@@ -193,12 +191,11 @@ impl Host for PluginState {
             return Err(self.caps.deny("kv"));
         }
         check_key(&key)?;
-        Ok(self
-            .caps
-            .services
-            .kv
-            .delete(&self.caps.plugin_id, &key)
-            .await?)
+        Ok(until_deadline(
+            self.deadline,
+            self.caps.services.kv.delete(&self.caps.plugin_id, &key),
+        )
+        .await?)
     }
 
     async fn list_keys(
@@ -215,12 +212,14 @@ impl Host for PluginState {
             )));
         }
         let limit = limit.min(MAX_LIST);
-        Ok(self
-            .caps
-            .services
-            .kv
-            .list_keys(&self.caps.plugin_id, &prefix, limit)
-            .await?)
+        Ok(until_deadline(
+            self.deadline,
+            self.caps
+                .services
+                .kv
+                .list_keys(&self.caps.plugin_id, &prefix, limit),
+        )
+        .await?)
     }
 }
 

@@ -27,6 +27,25 @@ use serde::{Deserialize, Serialize};
 use crate::bindings::v0_1::ctrl_alt_play::plugin::types::CapabilityError;
 use crate::manifest::{Manifest, PanelScope};
 
+/// Waits for a backing service, but never past the plugin call's deadline.
+///
+/// Calls carry no timer of their own: time inside WebAssembly is bounded by
+/// epoch interruption, and every place the host waits on behalf of a plugin
+/// (these services and WASI sleeps, see [`wasi`]) is bounded here instead.
+/// A wait cut short answers `unavailable` to the plugin; the epoch check
+/// then stops the plugin within one tick, so the caller sees a timeout.
+pub(crate) async fn until_deadline<T>(
+    deadline: std::time::Instant,
+    wait: impl Future<Output = Result<T, ServiceError>>,
+) -> Result<T, ServiceError> {
+    match tokio::time::timeout_at(deadline.into(), wait).await {
+        Ok(result) => result,
+        Err(_) => Err(ServiceError::Unavailable(
+            "the call's deadline passed while the host was still working".into(),
+        )),
+    }
+}
+
 /// A boxed, sendable future, as returned by the service traits.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

@@ -1,6 +1,6 @@
 //! `panel`: a scoped view of the Panel API.
 
-use super::{BoxFuture, ServiceError};
+use super::{BoxFuture, ServiceError, until_deadline};
 use crate::bindings::v0_1::ctrl_alt_play::plugin::panel::{Host, ServerSummary};
 use crate::bindings::v0_1::ctrl_alt_play::plugin::types::CapabilityError;
 use crate::manifest::PanelScope;
@@ -75,22 +75,23 @@ impl PluginState {
 impl Host for PluginState {
     async fn list_servers(&mut self) -> Result<Vec<ServerSummary>, CapabilityError> {
         self.require(PanelScope::ServersRead)?;
-        Ok(self
-            .caps
-            .services
-            .panel
-            .list_servers(&self.caps.plugin_id)
-            .await?)
+        Ok(until_deadline(
+            self.deadline,
+            self.caps.services.panel.list_servers(&self.caps.plugin_id),
+        )
+        .await?)
     }
 
     async fn get_server(&mut self, id: String) -> Result<ServerSummary, CapabilityError> {
         self.require(PanelScope::ServersRead)?;
-        Ok(self
-            .caps
-            .services
-            .panel
-            .get_server(&self.caps.plugin_id, &id)
-            .await?)
+        Ok(until_deadline(
+            self.deadline,
+            self.caps
+                .services
+                .panel
+                .get_server(&self.caps.plugin_id, &id),
+        )
+        .await?)
     }
 
     async fn send_console_command(
@@ -104,11 +105,14 @@ impl Host for PluginState {
                 "a console command is one line of at most {MAX_COMMAND_BYTES} bytes"
             )));
         }
-        Ok(self
-            .caps
-            .services
-            .panel
-            .send_console_command(&self.caps.plugin_id, &server_id, &command)
-            .await?)
+        Ok(until_deadline(
+            self.deadline,
+            self.caps.services.panel.send_console_command(
+                &self.caps.plugin_id,
+                &server_id,
+                &command,
+            ),
+        )
+        .await?)
     }
 }

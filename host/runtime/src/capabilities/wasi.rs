@@ -1,15 +1,20 @@
 //! WASI for plugins: no files, no sockets, no environment; stdout and stderr
-//! captured into bounded buffers; clock and randomness real only if granted.
+//! captured into bounded buffers; clock and randomness real only if granted;
+//! sleeps end at the call's deadline at the latest.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
+use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
-use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder};
+use wasmtime_wasi::clocks::WasiClocksCtxView;
+use wasmtime_wasi::p2::bindings::clocks::monotonic_clock::Host as _;
+use wasmtime_wasi::p2::{DynPollable, OutputStream, Pollable, StreamResult, subscribe};
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiView};
 
 use super::Grants;
+use crate::plugin::PluginState;
 
 /// Bytes of stdout/stderr kept per call.
 pub const OUTPUT_CAPACITY: usize = 16 * 1024;
@@ -159,4 +164,65 @@ pub fn build_ctx(grants: &Grants, stdout: &OutputCapture, stderr: &OutputCapture
             .insecure_random_seed(0x6361_702d_7365_6564);
     }
     b.build()
+}
+
+/// The WASI interface whose subscriptions [`bound_sleeps`] replaces.
+const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
+/// A sleep that ends at the time the plugin asked for or at the call's
+/// deadline, whichever comes first.
+struct BoundedSleep(tokio::time::Instant);
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for BoundedSleep {
+    async fn ready(&mut self) {
+        tokio::time::sleep_until(self.0).await;
+    }
+}
+
+/// A pollable that is ready `wait` from now, or at `deadline` if sooner.
+fn sleep_for(state: &mut PluginState, wait: Duration) -> wasmtime::Result<Resource<DynPollable>> {
+    let deadline = state.deadline;
+    let until = Instant::now()
+        .checked_add(wait)
+        .map_or(deadline, |t| t.min(deadline));
+    let table = state.ctx().table;
+    let sleep = table.push(BoundedSleep(until.into()))?;
+    subscribe(table, sleep)
+}
+
+/// Replaces WASI's `monotonic-clock.subscribe-*` so that no sleep outlives
+/// the call's deadline.
+///
+/// Calls carry no host timer of their own (it would cost every call a
+/// timer registration); epoch interruption bounds time spent running
+/// WebAssembly, and this bounds time spent waiting in WASI: the other
+/// pollables a plugin can reach (its stdout and stderr, empty stdin) are
+/// always ready, and sockets and files are not available. Once the deadline
+/// has passed the plugin wakes, and the next epoch check stops it.
+pub(crate) fn bound_sleeps(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut clock = linker.instance(MONOTONIC_CLOCK)?;
+    clock.func_wrap(
+        "subscribe-duration",
+        |mut store, (nanos,): (u64,)| -> wasmtime::Result<(Resource<DynPollable>,)> {
+            Ok((sleep_for(store.data_mut(), Duration::from_nanos(nanos))?,))
+        },
+    )?;
+    clock.func_wrap(
+        "subscribe-instant",
+        |mut store, (when,): (u64,)| -> wasmtime::Result<(Resource<DynPollable>,)> {
+            let state: &mut PluginState = store.data_mut();
+            let view = state.ctx();
+            let now = WasiClocksCtxView {
+                ctx: view.ctx.clocks(),
+                table: view.table,
+            }
+            .now()?;
+            let wait = Duration::from_nanos(when.saturating_sub(now));
+            Ok((sleep_for(state, wait)?,))
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
 }
