@@ -35,6 +35,10 @@ pub fn example_plugins() -> &'static Path {
                 "--manifest-path",
             ])
             .arg(root.join("example-plugins/Cargo.toml"))
+            // Read back from where they are built, even when the caller
+            // exported CARGO_TARGET_DIR for the host workspace.
+            .arg("--target-dir")
+            .arg(root.join("example-plugins/target"))
             .status()
             .expect("running cargo to build the example plugins");
         assert!(status.success(), "building example-plugins failed");

@@ -61,6 +61,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod bundled;
 pub mod config;
 pub mod db;
 pub mod http;

@@ -1,6 +1,7 @@
 //! `cap`: the Ctrl-Alt-Play command-line tool.
 //!
-//! One binary for everything a user runs: `cap panel` serves the Panel,
+//! One binary for everything a user runs: `cap up` starts everything on
+//! one machine with the bundled plugins, `cap panel` serves the Panel,
 //! `cap plugin …` is for plugin authors (scaffold, build, pack, inspect).
 //! The Agent and Marketplace subcommands join as those components land.
 //! The Panel itself lives in the `cap_panel` library; this binary only
@@ -23,6 +24,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Start everything on this machine on embedded defaults (SQLite under
+    /// ./data), installing the bundled plugins on first run.
+    Up(cli::up::UpArgs),
     /// Serve the Panel (web API) until Ctrl-C or SIGTERM.
     Panel(cli::panel::PanelArgs),
     /// Create, build, package and inspect plugins.
@@ -33,11 +37,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_log_level = match cli.command {
-        Command::Panel(_) => "info",
+        Command::Up(_) | Command::Panel(_) => "info",
         Command::Plugin(_) => "warn",
     };
     cli::init_logging(default_log_level);
     let result = match cli.command {
+        Command::Up(args) => cli::up::run(args),
         Command::Panel(args) => cli::panel::run(args),
         Command::Plugin(cmd) => cli::plugin::run(cmd),
     };

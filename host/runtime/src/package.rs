@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
+use std::path::Path;
 
 use crate::component::{ComponentInfo, inspect, sha256_hex};
 use crate::error::LoadError;
@@ -303,4 +304,65 @@ mod tests {
         let err = Package::read(&bytes, u64::MAX).unwrap_err();
         assert!(err.to_string().contains("only regular files"), "{err}");
     }
+}
+
+/// Reads a plugin's `assets/` directory for [`Package::build`]: every
+/// regular file below `root`, keyed by its `/`-separated path. A missing
+/// directory is no assets; anything but files and directories (a symlink, a
+/// socket) is refused, and so is a file over [`MAX_PACKAGE_BYTES`], each
+/// with an error naming the path.
+///
+/// # Errors
+///
+/// The I/O error, or [`std::io::ErrorKind::InvalidInput`] for what a
+/// package cannot hold.
+pub fn read_assets(root: &Path) -> std::io::Result<BTreeMap<String, Vec<u8>>> {
+    let mut assets = BTreeMap::new();
+    if !root.is_dir() {
+        return Ok(assets);
+    }
+    let with_path = |path: &Path, e: std::io::Error| {
+        std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+    };
+    let refuse = |path: &Path, why: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{}: {why}", path.display()),
+        )
+    };
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(|e| with_path(&dir, e))? {
+            let entry = entry.map_err(|e| with_path(&dir, e))?;
+            let path = entry.path();
+            let kind = entry.file_type().map_err(|e| with_path(&path, e))?;
+            if kind.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if !kind.is_file() {
+                return Err(refuse(
+                    &path,
+                    "not a regular file; packages hold only files",
+                ));
+            }
+            let size = entry.metadata().map_err(|e| with_path(&path, e))?.len();
+            if size > MAX_PACKAGE_BYTES {
+                return Err(refuse(
+                    &path,
+                    &format!("{size} bytes; the limit is {MAX_PACKAGE_BYTES}"),
+                ));
+            }
+            let relative = path
+                .strip_prefix(root)
+                .map_err(|_| refuse(&path, "outside the assets directory"))?
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            let bytes = std::fs::read(&path).map_err(|e| with_path(&path, e))?;
+            assets.insert(relative, bytes);
+        }
+    }
+    Ok(assets)
 }

@@ -611,12 +611,12 @@ impl Plugin {
     fn settle<R: Serialize>(
         &self,
         mut warm: Warm,
-        started: Instant,
         outcome: wasmtime::Result<R>,
         check: impl FnOnce(&R) -> Result<(), String>,
     ) -> Result<R, CallError> {
         let plugin = self.id().to_string();
         let inner = &self.inner;
+        let started = self.started(&warm.store);
         self.drain_output(&mut warm.store);
         let result = match outcome {
             Err(e) => Err(self.classify(&warm.store, e, started)),
@@ -642,6 +642,15 @@ impl Plugin {
             }
         }
         result
+    }
+
+    /// When the current call started: its deadline less the timeout (one
+    /// clock read per call saved).
+    fn started(&self, store: &Store<PluginState>) -> Instant {
+        let deadline = store.data().deadline;
+        deadline
+            .checked_sub(self.inner.limits.timeout)
+            .unwrap_or(deadline)
     }
 
     fn classify(
@@ -758,7 +767,6 @@ macro_rules! plugin_call {
         )
     };
     ($self:ident, $kind:expr, $fresh:expr, $guest:ident, $check:expr, |$g:ident, $store:ident| $call:expr) => {{
-        let started = Instant::now();
         let mut warm = $self.checkout($kind, $fresh).await?;
         let $g = match &warm.guests.$guest {
             Some(g) => g.clone(),
@@ -783,7 +791,7 @@ macro_rules! plugin_call {
             let $store = &mut warm.store;
             $call.await
         };
-        $self.settle(warm, started, outcome, $check)
+        $self.settle(warm, outcome, $check)
     }};
 }
 

@@ -2,6 +2,7 @@
 
 pub(crate) mod panel;
 pub(crate) mod plugin;
+pub(crate) mod up;
 
 /// Logs to stderr. `CAP_LOG` sets the filter (`info`,
 /// `cap_panel=debug,tower_http=debug`, …; default `default_level`);

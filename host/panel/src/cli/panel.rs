@@ -3,9 +3,15 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::io::Write as _;
+
 use anyhow::Context;
 use cap_panel::Panel;
+use cap_panel::bundled::{self, BundledPlugin, Progress};
 use cap_panel::config::{Config, ConfigLayer};
+use cap_panel::identity::bootstrap::{ADMIN_USERNAME, BootstrapOutcome, bootstrap_admin};
+use cap_panel::identity::{IdentityOptions, ProviderRegistry};
+use cap_runtime::PluginKind;
 use clap::Args;
 
 /// Flags of `cap panel`. Each overrides its `CAP_*` variable, which
@@ -41,14 +47,73 @@ impl From<PanelArgs> for ConfigLayer {
 
 pub(crate) fn run(args: PanelArgs) -> anyhow::Result<()> {
     let config = Config::load(args.into(), std::env::vars_os()).context("loading configuration")?;
+    serve(config, &[BundledPlugin::LocalPassword])
+}
+
+/// Prints install progress as steps on stderr.
+struct StderrProgress;
+
+impl Progress for StderrProgress {
+    fn step(&self, message: &str) {
+        eprintln!("==> {message}");
+    }
+}
+
+/// Starts the Panel with identity, makes sure `bundle` is installed,
+/// creates the first administrator if there is none, prints the URL and the
+/// admin's credentials, and serves until Ctrl-C or SIGTERM.
+pub(crate) fn serve(config: Config, bundle: &[BundledPlugin]) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async {
-        let panel = Panel::bind(config).await.context("starting the Panel")?;
+    runtime.block_on(async move {
+        let providers = ProviderRegistry::new();
+        let panel = Panel::builder(config)
+            .identity(providers.clone(), IdentityOptions::default())
+            .bind()
+            .await
+            .context("starting the Panel")?;
+        let state = panel.state().clone();
+        let plugins = state
+            .plugins()
+            .context("the Panel started without plugin management")?;
+        let installed = bundled::ensure_installed(plugins, bundle, &StderrProgress)
+            .await
+            .context("installing the bundled plugins")?;
+        if installed > 0 {
+            eprintln!("==> {installed} bundled plugin(s) installed");
+        }
+        for plugin in plugins.active_plugins() {
+            if plugin.manifest().has_kind(PluginKind::AuthProvider) {
+                providers.insert(plugin);
+            }
+        }
+        let password = std::env::var("CAP_ADMIN_PASSWORD").ok();
+        let admin = bootstrap_admin(state.db(), &providers, password)
+            .await
+            .context("creating the first administrator")?;
+
+        let url = format!("http://{}", panel.local_addr());
         // The first line on stdout is the URL; scripts and tests read it.
-        println!("Panel listening on http://{}", panel.local_addr());
+        println!("Panel listening on {url}");
+        println!("  API:     {url}/api/v1 (OpenAPI document: {url}/api/v1/openapi.json)");
+        match admin {
+            BootstrapOutcome::Created {
+                generated_password: Some(password),
+                ..
+            } => println!(
+                "  Admin:   {ADMIN_USERNAME} / {password}  (shown once; CAP_ADMIN_PASSWORD chooses it)"
+            ),
+            BootstrapOutcome::Created { .. } => {
+                println!("  Admin:   {ADMIN_USERNAME} (password from CAP_ADMIN_PASSWORD)")
+            }
+            BootstrapOutcome::AlreadyExists => {
+                println!("  Admin:   {ADMIN_USERNAME} (created on an earlier run)")
+            }
+        }
+        println!("  Plugins: {}", plugins.active_ids().join(", "));
+        std::io::stdout().flush().context("writing to stdout")?;
         panel
             .serve(cap_panel::shutdown_signal())
             .await

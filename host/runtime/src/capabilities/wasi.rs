@@ -2,6 +2,7 @@
 //! captured into bounded buffers; clock and randomness real only if granted;
 //! sleeps end at the call's deadline at the latest.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,9 @@ pub const OUTPUT_CAPACITY: usize = 16 * 1024;
 #[derive(Debug, Clone, Default)]
 pub struct OutputCapture {
     inner: Arc<Mutex<Captured>>,
+    /// Set by writes, cleared by [`OutputCapture::take`]: lets the common
+    /// case (nothing written) skip the lock.
+    written: Arc<AtomicBool>,
 }
 
 #[derive(Debug, Default)]
@@ -36,6 +40,9 @@ impl OutputCapture {
     /// Takes what was captured so far, leaving the buffer empty; `None`
     /// when nothing was written (the common case, kept allocation-free).
     pub fn take(&self) -> Option<String> {
+        if !self.written.swap(false, Ordering::Acquire) {
+            return None;
+        }
         let mut c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if c.bytes.is_empty() && c.dropped == 0 {
             return None;
@@ -55,6 +62,7 @@ impl OutputCapture {
         let n = room.min(bytes.len());
         c.bytes.extend_from_slice(&bytes[..n]);
         c.dropped += bytes.len() - n;
+        self.written.store(true, Ordering::Release);
     }
 }
 

@@ -8,7 +8,7 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use cap_runtime::component::{ComponentInfo, DEFAULT_MAX_COMPONENT_BYTES, inspect};
 use cap_runtime::manifest::{Manifest, PluginKind, is_valid_id};
-use cap_runtime::package::{MAX_PACKAGE_BYTES, Package, check_component_matches};
+use cap_runtime::package::{MAX_PACKAGE_BYTES, Package, check_component_matches, read_assets};
 use clap::{Subcommand, ValueEnum};
 use serde::Serialize;
 
@@ -213,7 +213,7 @@ fn pack(dir: &Path, output: &Path, wasm: Option<&Path>) -> anyhow::Result<()> {
         None => build(dir)?.0,
     };
     let (_, component) = read_component(&wasm)?;
-    let assets = collect_assets(&dir.join("assets"))?;
+    let assets = read_assets(&dir.join("assets")).context("reading assets")?;
     let (package, bytes) = Package::build(
         manifest_bytes,
         component,
@@ -240,37 +240,6 @@ fn pack(dir: &Path, output: &Path, wasm: Option<&Path>) -> anyhow::Result<()> {
         package.sha256
     );
     Ok(())
-}
-
-fn collect_assets(root: &Path) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
-    let mut assets = BTreeMap::new();
-    if !root.is_dir() {
-        return Ok(assets);
-    }
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
-            let entry = entry?;
-            let path = entry.path();
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
-                stack.push(path);
-            } else if kind.is_file() {
-                let rel = path
-                    .strip_prefix(root)
-                    .context("asset outside assets/")?
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                assets.insert(rel, read_limited(&path, MAX_PACKAGE_BYTES)?);
-            } else {
-                bail!(
-                    "{} is not a regular file; packages hold only files",
-                    path.display()
-                );
-            }
-        }
-    }
-    Ok(assets)
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

@@ -1,0 +1,56 @@
+//! `cap up`: the Panel with its bundled plugins on embedded defaults, for a
+//! first look on one machine.
+//!
+//! On the first run it builds the example plugins from this source tree
+//! (`example-plugins/`, for `wasm32-wasip2`), installs them through the
+//! Panel's own plugin manager — validation, grant, activation, exactly as an
+//! admin's upload would — and creates the first administrator, printing the
+//! credentials once. Later runs find everything in the data directory and
+//! start at once.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use cap_panel::bundled::BundledPlugin;
+use cap_panel::config::{Config, ConfigLayer};
+use clap::Args;
+
+/// Flags of `cap up`; the same layering as `cap panel`.
+#[derive(Debug, Args)]
+pub(crate) struct UpArgs {
+    /// Address to listen on [env: CAP_LISTEN] [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Data directory: the SQLite database, plugins, caches [env: CAP_DATA] [default: ./data]
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// TOML config file [env: CAP_CONFIG]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Do not build and install the example plugins on first run.
+    #[arg(long)]
+    no_examples: bool,
+}
+
+impl From<&UpArgs> for ConfigLayer {
+    fn from(args: &UpArgs) -> Self {
+        ConfigLayer {
+            listen: args.listen,
+            data_dir: args.data.clone(),
+            config_file: args.config.clone(),
+            ..ConfigLayer::default()
+        }
+    }
+}
+
+pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
+    let config =
+        Config::load((&args).into(), std::env::vars_os()).context("loading configuration")?;
+    let bundle: &[BundledPlugin] = if args.no_examples {
+        &[BundledPlugin::LocalPassword]
+    } else {
+        &BundledPlugin::ALL
+    };
+    super::panel::serve(config, bundle)
+}
