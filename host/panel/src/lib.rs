@@ -67,6 +67,7 @@ pub mod http;
 pub mod identity;
 pub mod plugin_kv;
 pub mod plugins;
+pub mod servers;
 
 use config::Config;
 use db::{Database, DbError};
@@ -113,7 +114,7 @@ pub struct PanelBuilder {
     config: Config,
     authenticator: Arc<dyn Authenticator>,
     authenticator_set: bool,
-    plugin_services: plugins::PluginServices,
+    plugin_services: Option<plugins::PluginServices>,
     identity: Option<(identity::ProviderRegistry, identity::IdentityOptions)>,
 }
 
@@ -146,9 +147,10 @@ impl PanelBuilder {
     }
 
     /// Sets the services plugins' `kv` and `panel` capabilities use
-    /// (default: an in-memory store and no Panel API).
+    /// (default: an in-memory store and [`servers::DbPanelApi`], the Panel
+    /// API over this Panel's database).
     pub fn plugin_services(mut self, services: plugins::PluginServices) -> Self {
-        self.plugin_services = services;
+        self.plugin_services = Some(services);
         self
     }
 
@@ -178,8 +180,14 @@ impl PanelBuilder {
         };
         let listener = TcpListener::bind(config.listen).await.map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
+        let plugin_services = self
+            .plugin_services
+            .unwrap_or_else(|| plugins::PluginServices {
+                panel: Arc::new(servers::DbPanelApi::new(db.clone())),
+                ..plugins::PluginServices::default()
+            });
         let plugin_manager =
-            plugins::PluginManager::new(db.clone(), &config.data_dir, self.plugin_services)
+            plugins::PluginManager::new(db.clone(), &config.data_dir, plugin_services)
                 .map_err(StartError::Plugins)?;
         let failed = plugin_manager.start().await.map_err(StartError::Plugins)?;
         if !failed.is_empty() {
@@ -232,7 +240,7 @@ impl Panel {
             config,
             authenticator: Arc::new(DenyAll),
             authenticator_set: false,
-            plugin_services: plugins::PluginServices::default(),
+            plugin_services: None,
             identity: None,
         }
     }
