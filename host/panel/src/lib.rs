@@ -20,6 +20,12 @@
 //!   OpenAPI 3.1 document generated from the handlers — and the
 //!   [`http::Authenticator`] extension point identity will
 //!   implement.
+//! - [`servers`]: nodes and allocations, Agent registration, game servers
+//!   (validated by their game-type plugin, vetoed or modified by hook
+//!   plugins), lifecycle commands queued for Agents, subusers, and the
+//!   plugins' `panel` capability over the database
+//!   ([`servers::DbPanelApi`], installed unless
+//!   [`PanelBuilder::plugin_services`] supplies another).
 //!
 //! Key decisions:
 //!
