@@ -179,7 +179,6 @@ pub struct AllocationsCreate {
     /// The IP address.
     pub ip: String,
     /// Ports (`25565`) and inclusive ranges (`"25565-25570"`).
-    #[schema(value_type = Vec<Object>)]
     pub ports: Vec<Value>,
 }
 
@@ -230,6 +229,7 @@ pub enum AllocationState {
 pub struct AllocationParams {
     /// `all` (default), `free` or `assigned`.
     #[serde(default)]
+    #[param(inline)]
     pub state: AllocationState,
 }
 
