@@ -786,3 +786,53 @@ pub async fn update(
     spawn_after(plugins, after);
     Ok(server)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server() -> Server {
+        Server {
+            id: "srv_1".into(),
+            name: "survival".into(),
+            owner_id: "usr_alice".into(),
+            node_id: Some("node_1".into()),
+            game_plugin: "test-game".into(),
+            game_version: "1.0.0".into(),
+            variables: BTreeMap::from([("MAX_PLAYERS".to_owned(), "20".to_owned())]),
+            limits: Limits {
+                memory_mb: 4096,
+                disk_mb: 1000,
+                cpu_percent: 100,
+            },
+            state: STATE_OFFLINE.into(),
+            created_at: now(),
+        }
+    }
+
+    #[test]
+    fn a_hook_modification_changes_the_allowed_fields_and_nothing_else() {
+        let original = server();
+        let event = hook_event(
+            EventKind::ServerCreate,
+            Payload::Server(server_info(&original)),
+            &Actor::system(),
+        );
+        let patched = cap_runtime::hooks::apply_patch(
+            &event,
+            r#"{"memory-mb": 2048, "name": "smaller",
+                "variables": [{"key": "MAX_PLAYERS", "value": "5"}]}"#,
+        )
+        .expect("an allowed patch");
+        let mut modified = original.clone();
+        apply_modification(&mut modified, &patched);
+        assert_eq!(modified.name, "smaller");
+        assert_eq!(modified.limits.memory_mb, 2048);
+        assert_eq!(modified.limits.disk_mb, 1000);
+        assert_eq!(modified.variables["MAX_PLAYERS"], "5");
+        assert_eq!(
+            (&modified.id, &modified.owner_id, &modified.node_id),
+            (&original.id, &original.owner_id, &original.node_id)
+        );
+    }
+}
