@@ -276,7 +276,8 @@ pub struct ServerBody {
     pub allocation: Option<AllocationRef>,
     /// Its game type.
     pub game: GameRef,
-    /// Its variables; only with `startup.read`.
+    /// Its variables: with `startup.read`, those the game lets users see
+    /// (all of them for administrators).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub variables: Option<BTreeMap<String, String>>,
     /// What it may use.
@@ -313,12 +314,41 @@ async fn server_body(
             plugin: server.game_plugin.clone(),
             version: Some(server.game_version.clone()),
         },
-        variables: access.has("startup.read").then(|| server.variables.clone()),
+        variables: visible_variables(state, server, access).await,
         limits: server.limits.into(),
         state: server.state.clone(),
         permissions: access.permissions.clone(),
         created_at: server.created_at,
     })
+}
+
+/// The variables the caller may see: none without `startup.read`, all for
+/// administrators, otherwise those the game declares user-viewable (none
+/// while the game-type plugin cannot say which).
+async fn visible_variables(
+    state: &AppState,
+    server: &Server,
+    access: &ServerAccess,
+) -> Option<BTreeMap<String, String>> {
+    if !access.has("startup.read") {
+        return None;
+    }
+    if access.is_admin() {
+        return Some(server.variables.clone());
+    }
+    let Some(plugin) = state.plugins().and_then(|p| p.active(&server.game_plugin)) else {
+        return Some(BTreeMap::new());
+    };
+    match plugin.describe_game().await {
+        Ok(info) => Some(crate::servers::variables::user_viewable(
+            &info.variables,
+            &server.variables,
+        )),
+        Err(error) => {
+            tracing::warn!(plugin = %server.game_plugin, %error, "cannot tell which variables users may see");
+            Some(BTreeMap::new())
+        }
+    }
 }
 
 /// A page of servers.

@@ -85,6 +85,20 @@ pub fn resolve(
     }
 }
 
+/// The values of the variables users may see (`user-viewable`); the
+/// others, and values of variables the game no longer declares, are left
+/// out.
+pub fn user_viewable(
+    declared: &[Variable],
+    values: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    values
+        .iter()
+        .filter(|(key, _)| declared.iter().any(|v| &v.key == *key && v.user_viewable))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// Checks one value (`None`: the variable has no value) against its
 /// variable's type and rules; the first problem found.
 fn check(variable: &Variable, value: Option<&str>) -> Result<(), String> {
@@ -310,5 +324,17 @@ mod tests {
             .is_ok()
         );
         assert!(resolve(&declared, &change, &BTreeMap::new(), true).is_ok());
+    }
+
+    #[test]
+    fn users_see_only_the_variables_declared_viewable() {
+        let mut hidden = variable("RCON_PASSWORD", VariableType::String, vec![]);
+        hidden.user_viewable = false;
+        let shown = variable("MOTD", VariableType::String, vec![]);
+        let values = given(&[("RCON_PASSWORD", "secret"), ("MOTD", "hi"), ("GONE", "x")]);
+        assert_eq!(
+            user_viewable(&[hidden, shown], &values),
+            given(&[("MOTD", "hi")])
+        );
     }
 }
