@@ -507,3 +507,22 @@ on_every_database! {
         world.panel.stop().await.expect("stops");
     }
 }
+
+on_every_database! {
+    async fn two_creations_racing_for_the_last_memory_cannot_both_win(db: &TestDb) {
+        let world = world(db).await;
+        let (a, b) = tokio::join!(
+            create_server(&world, ALICE, server_request(&world.node_id, "a", 3000)),
+            create_server(&world, BOB, server_request(&world.node_id, "b", 3000)),
+        );
+        let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [201, 422], "exactly one fits in 4096 MiB");
+        let page = json_of(call(&world.panel, Method::GET, "/api/v1/servers", Some(PLUGIN_ADMIN), None).await, 200).await;
+        assert_eq!(page["items"].as_array().map(Vec::len), Some(1));
+        let free = json_of(call(&world.panel, Method::GET,
+            &format!("/api/v1/nodes/{}/allocations?state=free", world.node_id), Some(PLUGIN_ADMIN), None).await, 200).await;
+        assert_eq!(free["items"].as_array().map(Vec::len), Some(2), "the loser took no allocation");
+        world.panel.stop().await.expect("stops");
+    }
+}
