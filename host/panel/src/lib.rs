@@ -20,6 +20,12 @@
 //!   OpenAPI 3.1 document generated from the handlers — and the
 //!   [`http::Authenticator`] extension point identity will
 //!   implement.
+//! - [`servers`]: nodes and allocations, Agent registration, game servers
+//!   (validated by their game-type plugin, vetoed or modified by hook
+//!   plugins), lifecycle commands queued for Agents, subusers, and the
+//!   plugins' `panel` capability over the database
+//!   ([`servers::DbPanelApi`], installed unless
+//!   [`PanelBuilder::plugin_services`] supplies another).
 //!
 //! Key decisions:
 //!
@@ -68,6 +74,7 @@ pub mod http;
 pub mod identity;
 pub mod plugin_kv;
 pub mod plugins;
+pub mod servers;
 
 use config::Config;
 use db::{Database, DbError};
@@ -114,7 +121,7 @@ pub struct PanelBuilder {
     config: Config,
     authenticator: Arc<dyn Authenticator>,
     authenticator_set: bool,
-    plugin_services: plugins::PluginServices,
+    plugin_services: Option<plugins::PluginServices>,
     identity: Option<(identity::ProviderRegistry, identity::IdentityOptions)>,
 }
 
@@ -147,9 +154,10 @@ impl PanelBuilder {
     }
 
     /// Sets the services plugins' `kv` and `panel` capabilities use
-    /// (default: an in-memory store and no Panel API).
+    /// (default: an in-memory store and [`servers::DbPanelApi`], the Panel
+    /// API over this Panel's database).
     pub fn plugin_services(mut self, services: plugins::PluginServices) -> Self {
-        self.plugin_services = services;
+        self.plugin_services = Some(services);
         self
     }
 
@@ -179,8 +187,14 @@ impl PanelBuilder {
         };
         let listener = TcpListener::bind(config.listen).await.map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
+        let plugin_services = self
+            .plugin_services
+            .unwrap_or_else(|| plugins::PluginServices {
+                panel: Arc::new(servers::DbPanelApi::new(db.clone())),
+                ..plugins::PluginServices::default()
+            });
         let plugin_manager =
-            plugins::PluginManager::new(db.clone(), &config.data_dir, self.plugin_services)
+            plugins::PluginManager::new(db.clone(), &config.data_dir, plugin_services)
                 .map_err(StartError::Plugins)?;
         let failed = plugin_manager.start().await.map_err(StartError::Plugins)?;
         if !failed.is_empty() {
@@ -233,7 +247,7 @@ impl Panel {
             config,
             authenticator: Arc::new(DenyAll),
             authenticator_set: false,
-            plugin_services: plugins::PluginServices::default(),
+            plugin_services: None,
             identity: None,
         }
     }

@@ -42,10 +42,12 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod metrics;
+pub mod nodes_routes;
 pub mod openapi;
 pub mod pagination;
 pub mod plugins_routes;
 pub mod request_id;
+pub mod servers_routes;
 pub mod settings;
 
 pub use auth::{Authenticated, Authenticator, DenyAll, Principal};
@@ -148,7 +150,9 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(settings::get, settings::put, settings::delete))
         .merge(plugins_routes::router())
         .merge(auth_routes::router())
-        .merge(api_keys::router());
+        .merge(api_keys::router())
+        .merge(nodes_routes::router())
+        .merge(servers_routes::router());
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", v1)
         .routes(routes!(metrics::scrape))

@@ -421,6 +421,31 @@ async fn serves_an_openapi_3_1_document_covering_every_route() {
         ("/api/v1/plugins/{id}/logs", "get"),
         ("/api/v1/plugins/{id}/status", "get"),
         ("/api/v1/plugins/{id}/release", "post"),
+        // Nodes and Agent registration (tests/panel/nodes.rs).
+        ("/api/v1/nodes", "get"),
+        ("/api/v1/nodes", "post"),
+        ("/api/v1/nodes/{id}", "get"),
+        ("/api/v1/nodes/{id}", "patch"),
+        ("/api/v1/nodes/{id}", "delete"),
+        ("/api/v1/nodes/{id}/allocations", "get"),
+        ("/api/v1/nodes/{id}/allocations", "post"),
+        ("/api/v1/nodes/{id}/allocations/{ip}/{port}", "delete"),
+        ("/api/v1/nodes/{id}/registration-tokens", "post"),
+        ("/api/v1/agents/register", "post"),
+        // Servers (tests/panel/servers.rs).
+        ("/api/v1/servers", "get"),
+        ("/api/v1/servers", "post"),
+        ("/api/v1/servers/{id}", "get"),
+        ("/api/v1/servers/{id}", "patch"),
+        ("/api/v1/servers/{id}", "delete"),
+        ("/api/v1/servers/{id}/power", "post"),
+        ("/api/v1/servers/{id}/install", "post"),
+        ("/api/v1/servers/{id}/command", "post"),
+        ("/api/v1/servers/{id}/commands", "get"),
+        ("/api/v1/servers/{id}/subusers", "get"),
+        ("/api/v1/servers/{id}/subusers", "post"),
+        ("/api/v1/servers/{id}/subusers/{user_id}", "patch"),
+        ("/api/v1/servers/{id}/subusers/{user_id}", "delete"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     let documented: BTreeSet<(String, String)> = paths

@@ -11,5 +11,7 @@ mod audit_log;
 mod cli;
 mod db;
 mod identity;
+mod nodes;
 mod plugins;
+mod servers;
 mod settings;

@@ -1,0 +1,1044 @@
+//! `/api/v1/servers`: creating, listing, reading, changing and deleting
+//! game servers, power actions, installs, console commands, the command
+//! history, and subusers.
+//!
+//! Creating needs `server.create` (setting another owner also
+//! `admin.servers`). Everything else acts on one server and needs a
+//! server permission there (see [`crate::servers::access`]): a caller who
+//! may not see the server gets `404`, one who sees it but lacks the
+//! permission `403 forbidden`.
+//!
+//! Errors specific to servers have their own problem codes: `hook_denied`
+//! (`403`, a plugin's before-hook refused; its reason is the `detail`),
+//! `plugin-unavailable` (`503`, the game-type plugin failed),
+//! `allocation-unavailable`, `server-deleting`, `subuser-exists` (`409`).
+//! Power actions, installs, console commands and deletions are queued for
+//! the server's Agent and answered `202 {"commandId": …}`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::auth::Authenticated;
+use super::error::{ApiError, FieldError, FieldLocation, Problem};
+use super::extract::{ApiJson, ApiQuery};
+use super::pagination::{DEFAULT_LIMIT, MAX_LIMIT, PageParams};
+use crate::identity::users;
+use crate::servers::access::{self, ADMIN_SERVERS, ServerAccess};
+use crate::servers::commands::{self, Command, CommandAction};
+use crate::servers::server::{self, Limits, NewServer, Server, ServerChanges, Visibility};
+use crate::servers::{ServersError, nodes, subusers};
+
+/// The permission to create servers.
+pub const SERVER_CREATE: &str = "server.create";
+
+/// An error of a server or node route: a generic [`ApiError`] or a
+/// problem with a code of its own.
+#[derive(Debug)]
+pub struct ServersFailure(Result<Box<Problem>, ApiError>);
+
+impl From<ApiError> for ServersFailure {
+    fn from(e: ApiError) -> Self {
+        ServersFailure(Err(e))
+    }
+}
+
+fn problem(status: StatusCode, code: &str, title: &str, detail: String) -> ServersFailure {
+    let mut p = Problem::new(status, code, title);
+    p.detail = Some(detail);
+    ServersFailure(Ok(Box::new(p)))
+}
+
+impl From<ServersError> for ServersFailure {
+    fn from(e: ServersError) -> Self {
+        match e {
+            ServersError::NotFound(what) => {
+                ApiError::NotFound(format!("{what} does not exist")).into()
+            }
+            ServersError::Invalid(problems) => ApiError::Validation(
+                problems
+                    .into_iter()
+                    .map(|p| FieldError::new(FieldLocation::Body, p.field, p.message))
+                    .collect(),
+            )
+            .into(),
+            ServersError::Conflict { code, message } => {
+                problem(StatusCode::CONFLICT, code, "Conflict", message)
+            }
+            ServersError::Forbidden(permission) => ApiError::Forbidden { permission }.into(),
+            ServersError::HookDenied { plugin, reason } => {
+                tracing::info!(%plugin, %reason, "a before-hook denied the request");
+                problem(
+                    StatusCode::FORBIDDEN,
+                    "hook_denied",
+                    "Denied by a plugin",
+                    reason,
+                )
+            }
+            ServersError::PluginUnavailable { plugin, reason } => {
+                tracing::warn!(%plugin, %reason, "the game-type plugin failed");
+                problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "plugin-unavailable",
+                    "Plugin unavailable",
+                    format!("the game-type plugin {plugin} could not answer; try again later"),
+                )
+            }
+            ServersError::Registration(e) => {
+                let status = match e {
+                    crate::servers::registration::RegistrationError::Used => StatusCode::CONFLICT,
+                    _ => StatusCode::UNAUTHORIZED,
+                };
+                problem(status, e.code(), "Registration refused", e.to_string())
+            }
+            ServersError::Db(e) => ApiError::from(e).into(),
+        }
+    }
+}
+
+impl From<crate::db::DbError> for ServersFailure {
+    fn from(e: crate::db::DbError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl IntoResponse for ServersFailure {
+    fn into_response(self) -> Response {
+        match self.0 {
+            Ok(problem) => (*problem).into_response(),
+            Err(error) => error.into_response(),
+        }
+    }
+}
+
+/// The result of a server or node route.
+pub type Reply<T> = Result<T, ServersFailure>;
+
+const CURSOR_PREFIX: &str = "k1:";
+
+/// Encodes a string key as an opaque cursor.
+pub(crate) fn encode_cursor(key: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{key}"))
+}
+
+/// Validates `limit` and decodes `cursor` made by [`encode_cursor`].
+pub(crate) fn page(params: &PageParams) -> Result<(u32, Option<String>), ApiError> {
+    let mut errors = Vec::new();
+    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        errors.push(FieldError::new(
+            FieldLocation::Query,
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let cursor = params.cursor.as_deref().map(|text| {
+        URL_SAFE_NO_PAD
+            .decode(text)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.strip_prefix(CURSOR_PREFIX).map(str::to_owned))
+            .filter(|k| !k.is_empty() && k.len() <= 64)
+    });
+    let cursor = match cursor {
+        Some(None) => {
+            errors.push(FieldError::new(
+                FieldLocation::Query,
+                "cursor",
+                "is not a cursor returned by this API",
+            ));
+            None
+        }
+        Some(Some(key)) => Some(key),
+        None => None,
+    };
+    if errors.is_empty() {
+        Ok((limit, cursor))
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+/// An ip:port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AllocationRef {
+    /// The IP address.
+    pub ip: String,
+    /// The port.
+    pub port: u16,
+}
+
+/// A game type: a game-type plugin and, optionally, the version expected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GameRef {
+    /// The game-type plugin's id.
+    pub plugin: String,
+    /// Its version; when given, it must be the active one.
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// What a server may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsBody {
+    /// Memory, MiB.
+    pub memory_mb: u64,
+    /// Disk, MiB.
+    pub disk_mb: u64,
+    /// CPU, percent of one core.
+    pub cpu_percent: u64,
+}
+
+impl From<LimitsBody> for Limits {
+    fn from(l: LimitsBody) -> Self {
+        Limits {
+            memory_mb: l.memory_mb,
+            disk_mb: l.disk_mb,
+            cpu_percent: l.cpu_percent,
+        }
+    }
+}
+
+impl From<Limits> for LimitsBody {
+    fn from(l: Limits) -> Self {
+        LimitsBody {
+            memory_mb: l.memory_mb,
+            disk_mb: l.disk_mb,
+            cpu_percent: l.cpu_percent,
+        }
+    }
+}
+
+/// A server to create.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerCreate {
+    /// Display name.
+    pub name: String,
+    /// The owner; default the caller. Another user needs `admin.servers`.
+    #[serde(default)]
+    pub owner_id: Option<String>,
+    /// The node to place it on.
+    pub node_id: String,
+    /// The allocation; default the node's first free one.
+    #[serde(default)]
+    pub allocation: Option<AllocationRef>,
+    /// The game type.
+    pub game: GameRef,
+    /// Game variables (`KEY` to value); omitted ones take their defaults.
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+    /// What it may use; must fit in what the node has left.
+    pub limits: LimitsBody,
+}
+
+/// Changes to a server.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerUpdate {
+    /// New name (`settings.rename`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Variables to change (`startup.update`).
+    #[serde(default)]
+    pub variables: Option<BTreeMap<String, String>>,
+    /// New limits (`admin.servers`).
+    #[serde(default)]
+    pub limits: Option<LimitsBody>,
+}
+
+/// A server as the caller may see it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ServerBody {
+    /// Its id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// The owning user.
+    pub owner_id: String,
+    /// The node it runs on.
+    pub node_id: Option<String>,
+    /// Its primary allocation.
+    pub allocation: Option<AllocationRef>,
+    /// Its game type.
+    pub game: GameRef,
+    /// Its variables: with `startup.read`, those the game lets users see
+    /// (all of them for administrators).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variables: Option<BTreeMap<String, String>>,
+    /// What it may use.
+    pub limits: LimitsBody,
+    /// `offline`, `deleting`, or what its Agent reports.
+    pub state: String,
+    /// The caller's permissions on it.
+    pub permissions: BTreeSet<String>,
+    /// When it was created (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+async fn server_body(
+    state: &AppState,
+    server: &Server,
+    access: &ServerAccess,
+) -> Reply<ServerBody> {
+    let allocation = nodes::allocations_of_server(state.db(), &server.id)
+        .await?
+        .into_iter()
+        .next()
+        .map(|a| AllocationRef {
+            ip: a.ip,
+            port: a.port,
+        });
+    Ok(ServerBody {
+        id: server.id.clone(),
+        name: server.name.clone(),
+        owner_id: server.owner_id.clone(),
+        node_id: server.node_id.clone(),
+        allocation,
+        game: GameRef {
+            plugin: server.game_plugin.clone(),
+            version: Some(server.game_version.clone()),
+        },
+        variables: visible_variables(state, server, access).await,
+        limits: server.limits.into(),
+        state: server.state.clone(),
+        permissions: access.permissions.clone(),
+        created_at: server.created_at,
+    })
+}
+
+/// The variables the caller may see: none without `startup.read`, all for
+/// administrators, otherwise those the game declares user-viewable (none
+/// while the game-type plugin cannot say which).
+async fn visible_variables(
+    state: &AppState,
+    server: &Server,
+    access: &ServerAccess,
+) -> Option<BTreeMap<String, String>> {
+    if !access.has("startup.read") {
+        return None;
+    }
+    if access.is_admin() {
+        return Some(server.variables.clone());
+    }
+    let Some(plugin) = state.plugins().and_then(|p| p.active(&server.game_plugin)) else {
+        return Some(BTreeMap::new());
+    };
+    match plugin.describe_game().await {
+        Ok(info) => Some(crate::servers::variables::user_viewable(
+            &info.variables,
+            &server.variables,
+        )),
+        Err(error) => {
+            tracing::warn!(plugin = %server.game_plugin, %error, "cannot tell which variables users may see");
+            Some(BTreeMap::new())
+        }
+    }
+}
+
+/// A page of servers.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ServerPage {
+    /// The servers, oldest first.
+    pub items: Vec<ServerBody>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The answer to a queued command.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CommandAccepted {
+    /// The command's id.
+    #[serde(rename = "commandId")]
+    pub command_id: String,
+}
+
+/// A power action.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PowerAction {
+    /// `control.start`.
+    Start,
+    /// `control.stop`.
+    Stop,
+    /// `control.restart`.
+    Restart,
+    /// `control.stop`.
+    Kill,
+}
+
+/// `POST /servers/{id}/power`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PowerRequest {
+    /// What to do.
+    pub action: PowerAction,
+}
+
+/// `POST /servers/{id}/command`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleRequest {
+    /// One line for the server's console.
+    pub command: String,
+}
+
+/// A recorded command.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CommandBody {
+    /// Its id.
+    pub id: String,
+    /// `start`, `stop`, `restart`, `kill`, `install`, `delete`, `console`.
+    pub action: String,
+    /// `pending`, `acked`, `done` or `failed`.
+    pub state: String,
+    /// Who asked; null for plugins and the Panel.
+    pub actor_user_id: Option<String>,
+    /// Why it failed.
+    pub detail: Option<String>,
+    /// When it was recorded (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it last changed (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<Command> for CommandBody {
+    fn from(c: Command) -> Self {
+        CommandBody {
+            id: c.id,
+            action: c.action.as_str().to_owned(),
+            state: c.state.as_str().to_owned(),
+            actor_user_id: c.actor_user_id,
+            detail: c.detail,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+/// A page of commands.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CommandPage {
+    /// The commands, newest first.
+    pub items: Vec<CommandBody>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A subuser to add.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubuserCreate {
+    /// The user.
+    pub user_id: String,
+    /// Server permissions, a subset of the caller's own there.
+    pub permissions: BTreeSet<String>,
+}
+
+/// New permissions of a subuser.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubuserUpdate {
+    /// Server permissions, a subset of the caller's own there.
+    pub permissions: BTreeSet<String>,
+}
+
+/// A subuser.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SubuserBody {
+    /// The user.
+    pub user_id: String,
+    /// Their permissions on the server.
+    pub permissions: BTreeSet<String>,
+    /// When they were added (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When their permissions last changed (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<subusers::Subuser> for SubuserBody {
+    fn from(s: subusers::Subuser) -> Self {
+        SubuserBody {
+            user_id: s.user_id,
+            permissions: s.permissions,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+/// The subusers of a server.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SubuserList {
+    /// By user id.
+    pub items: Vec<SubuserBody>,
+}
+
+/// The server `id` and what the caller may do there; `404` if they may
+/// not see it.
+async fn visible(
+    state: &AppState,
+    auth: &Authenticated,
+    id: &str,
+) -> Reply<(Server, ServerAccess)> {
+    let not_found = || ServersError::NotFound(format!("server {id}"));
+    let server = server::get(state.db(), id).await?.ok_or_else(not_found)?;
+    let access = access::resolve(state.db(), &auth.principal, &server)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok((server, access))
+}
+
+/// Creates a server.
+#[utoipa::path(
+    post,
+    path = "/servers",
+    tag = "servers",
+    security(("bearer" = [])),
+    request_body = ServerCreate,
+    responses(
+        (status = 201, description = "Created", body = ServerBody),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks server.create (or admin.servers for another owner), or a plugin denied it (hook_denied)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The allocation was just taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, variables or limits", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The game-type plugin failed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn create(
+    auth: Authenticated,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ServerCreate>,
+) -> Reply<(StatusCode, Json<ServerBody>)> {
+    auth.principal.require(SERVER_CREATE)?;
+    let admin = auth.principal.has_permission(ADMIN_SERVERS);
+    let owner_id = match body.owner_id {
+        Some(owner) if owner != auth.principal.user_id() => {
+            auth.principal.require(ADMIN_SERVERS)?;
+            if users::find_user(state.db(), &owner).await?.is_none() {
+                return Err(ServersError::field("owner_id", "there is no such user").into());
+            }
+            owner
+        }
+        _ => auth.principal.user_id().to_owned(),
+    };
+    let new = NewServer {
+        name: body.name,
+        owner_id,
+        node_id: body.node_id,
+        allocation: body.allocation.map(|a| (a.ip, a.port)),
+        game_plugin: body.game.plugin,
+        game_version: body.game.version,
+        variables: body.variables,
+        limits: body.limits.into(),
+    };
+    let created = server::create(state.db(), state.plugins(), &new, admin, &auth.actor).await?;
+    let access = access::resolve(state.db(), &auth.principal, &created)
+        .await?
+        .unwrap_or(ServerAccess {
+            relation: access::Relation::Admin,
+            permissions: BTreeSet::new(),
+        });
+    Ok((
+        StatusCode::CREATED,
+        Json(server_body(&state, &created, &access).await?),
+    ))
+}
+
+/// Lists the servers the caller may see: owned and subuser servers, or
+/// every server with `admin.servers`.
+#[utoipa::path(
+    get,
+    path = "/servers",
+    tag = "servers",
+    security(("bearer" = [])),
+    params(PageParams),
+    responses(
+        (status = 200, description = "A page of servers", body = ServerPage),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn list(
+    auth: Authenticated,
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> Reply<Json<ServerPage>> {
+    let (limit, after) = page(&params)?;
+    let visibility = if auth.principal.has_permission(ADMIN_SERVERS) {
+        Visibility::All
+    } else {
+        Visibility::User(auth.principal.user_id())
+    };
+    let (servers, more) = server::list(state.db(), visibility, after.as_deref(), limit).await?;
+    let mut items = Vec::with_capacity(servers.len());
+    for server in &servers {
+        if let Some(access) = access::resolve(state.db(), &auth.principal, server).await? {
+            items.push(server_body(&state, server, &access).await?);
+        }
+    }
+    Ok(Json(ServerPage {
+        next_cursor: more
+            .then(|| servers.last().map(|s| encode_cursor(&s.id)))
+            .flatten(),
+        items,
+    }))
+}
+
+/// Reads one server.
+#[utoipa::path(
+    get,
+    path = "/servers/{id}",
+    tag = "servers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The server's id")),
+    responses(
+        (status = 200, description = "The server", body = ServerBody),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such server, or not visible to the caller", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn get(
+    auth: Authenticated,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Reply<Json<ServerBody>> {
+    let (server, access) = visible(&state, &auth, &id).await?;
+    Ok(Json(server_body(&state, &server, &access).await?))
+}
+
+/// Changes a server's name (`settings.rename`), variables
+/// (`startup.update`) or limits (`admin.servers`).
+#[utoipa::path(
+    patch,
+    path = "/servers/{id}",
+    tag = "servers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The server's id")),
+    request_body = ServerUpdate,
+    responses(
+        (status = 200, description = "Changed", body = ServerBody),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks a permission, or a plugin denied it (hook_denied)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, variables or limits", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The game-type plugin failed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn update(
+    auth: Authenticated,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ServerUpdate>,
+) -> Reply<Json<ServerBody>> {
+    let (current, access) = visible(&state, &auth, &id).await?;
+    if body.name.is_some() {
+        access.require("settings.rename")?;
+    }
+    if body.variables.is_some() {
+        access.require("startup.update")?;
+    }
+    if body.limits.is_some() && !access.is_admin() {
+        return Err(ApiError::Forbidden {
+            permission: ADMIN_SERVERS.into(),
+        }
+        .into());
+    }
+    if current.state == server::STATE_DELETING {
+        return Err(
+            ServersError::conflict("server-deleting", "the server is being deleted").into(),
+        );
+    }
+    let changes = ServerChanges {
+        name: body.name,
+        variables: body.variables,
+        limits: body.limits.map(Limits::from),
+    };
+    let updated = server::update(
+        state.db(),
+        state.plugins(),
+        &current,
+        &changes,
+        access.is_admin(),
+        &auth.actor,
+    )
+    .await?;
+    Ok(Json(server_body(&state, &updated, &access).await?))
+}
+
+async fn queue(
+    state: &AppState,
+    auth: &Authenticated,
+    id: &str,
+    action: CommandAction,
+    line: Option<&str>,
+) -> Reply<(StatusCode, Json<CommandAccepted>)> {
+    let (server, access) = visible(state, auth, id).await?;
+    access.require(action.permission())?;
+    let command = commands::enqueue(
+        state.db(),
+        state.plugins(),
+        &server,
+        action,
+        line,
+        &auth.actor,
+    )
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(CommandAccepted {
+            command_id: command.id,
+        }),
+    ))
+}
+
+/// Deletes a server: queues a `delete` command for its Agent and marks it
+/// `deleting`; it is removed when the Agent confirms. Needs
+/// `server.delete` (owners and admins).
+#[utoipa::path(
+    delete,
+    path = "/servers/{id}",
+    tag = "servers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The server's id")),
+    responses(
+        (status = 202, description = "Queued", body = CommandAccepted),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks server.delete, or a plugin denied it (hook_denied)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already being deleted", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn delete(
+    auth: Authenticated,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Reply<(StatusCode, Json<CommandAccepted>)> {
+    queue(&state, &auth, &id, CommandAction::Delete, None).await
+}
+
+/// Starts, stops, restarts or kills a server (`control.start`,
+/// `control.stop`, `control.restart`; a kill needs `control.stop`).
+#[utoipa::path(
+    post,
+    path = "/servers/{id}/power",
+    tag = "servers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The server's id")),
+    request_body = PowerRequest,
+    responses(
+        (status = 202, description = "Queued", body = CommandAccepted),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks the permission, or a plugin denied it (hook_denied)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Being deleted", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown action", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn power(
+    auth: Authenticated,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PowerRequest>,
+) -> Reply<(StatusCode, Json<CommandAccepted>)> {
+    let action = match body.action {
+        PowerAction::Start => CommandAction::Start,
+        PowerAction::Stop => CommandAction::Stop,
+        PowerAction::Restart => CommandAction::Restart,
+        PowerAction::Kill => CommandAction::Kill,
+    };
+    queue(&state, &auth, &id, action, None).await
+}
+
+/// (Re)installs a server with its game's install plan
+/// (`settings.reinstall`).
+#[utoipa::path(
+    post,
+    path = "/servers/{id}/install",
+    tag = "servers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The server's id")),
+    responses(
+        (status = 202, description = "Queued", body = CommandAccepted),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks settings.reinstall, or a plugin denied it (hook_denied)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Being deleted", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn install(
+    auth: Authenticated,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Reply<(StatusCode, Json<CommandAccepted>)> {
+    queue(&state, &auth, &id, CommandAction::Install, None).await
+}
+
+/// Sends one line to a server's console (`control.console`).
+#[utoipa::path(
+    post,
+    path = "/servers/{id}/command",
+    tag = "servers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The server's id")),
+    request_body = ConsoleRequest,
+    responses(
+        (status = 202, description = "Queued", body = CommandAccepted),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks control.console, or a plugin denied it (hook_denied)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not one line", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn console(
+    auth: Authenticated,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ConsoleRequest>,
+) -> Reply<(StatusCode, Json<CommandAccepted>)> {
+    queue(
+        &state,
+        &auth,
+        &id,
+        CommandAction::Console,
+        Some(&body.command),
+    )
+    .await
+}
+
+/// Lists a server's commands, newest first (`activity.read`).
+#[utoipa::path(
+    get,
+    path = "/servers/{id}/commands",
+    tag = "servers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The server's id"), PageParams),
+    responses(
+        (status = 200, description = "A page of commands", body = CommandPage),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks activity.read", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn list_commands(
+    auth: Authenticated,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(params): ApiQuery<PageParams>,
+) -> Reply<Json<CommandPage>> {
+    let (limit, before) = page(&params)?;
+    let (server, access) = visible(&state, &auth, &id).await?;
+    access.require("activity.read")?;
+    let (items, more) =
+        commands::list_for_server(state.db(), &server.id, before.as_deref(), limit).await?;
+    Ok(Json(CommandPage {
+        next_cursor: more
+            .then(|| items.last().map(|c| encode_cursor(&c.id)))
+            .flatten(),
+        items: items.into_iter().map(CommandBody::from).collect(),
+    }))
+}
+
+/// Checks a subuser grant: known server permissions, all held by the
+/// granting caller there.
+fn check_grant(access: &ServerAccess, permissions: &BTreeSet<String>) -> Result<(), ServersError> {
+    let mut problems = Vec::new();
+    for (i, permission) in permissions.iter().enumerate() {
+        let field = format!("permissions[{i}]");
+        if !access::server_permissions().contains(&permission.as_str()) {
+            problems.push(crate::servers::FieldProblem::new(
+                field,
+                format!("{permission} is not a server permission"),
+            ));
+        } else if !access.has(permission) {
+            problems.push(crate::servers::FieldProblem::new(
+                field,
+                format!("you do not hold {permission} on this server, so you cannot grant it"),
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ServersError::Invalid(problems))
+    }
+}
+
+/// Adds a subuser (`user.create`); the permissions must be a subset of the
+/// caller's own on the server.
+#[utoipa::path(
+    post,
+    path = "/servers/{id}/subusers",
+    tag = "servers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The server's id")),
+    request_body = SubuserCreate,
+    responses(
+        (status = 201, description = "Added", body = SubuserBody),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks user.create", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already a subuser", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown user, or permissions the caller cannot grant", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn add_subuser(
+    auth: Authenticated,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SubuserCreate>,
+) -> Reply<(StatusCode, Json<SubuserBody>)> {
+    let (server, access) = visible(&state, &auth, &id).await?;
+    access.require("user.create")?;
+    if body.user_id == server.owner_id {
+        return Err(ServersError::field("user_id", "the owner cannot be a subuser").into());
+    }
+    if body.user_id == auth.principal.user_id() {
+        return Err(ServersError::field("user_id", "you cannot add yourself").into());
+    }
+    if users::find_user(state.db(), &body.user_id).await?.is_none() {
+        return Err(ServersError::field("user_id", "there is no such user").into());
+    }
+    check_grant(&access, &body.permissions)?;
+    let added = subusers::add(
+        state.db(),
+        &server.id,
+        &body.user_id,
+        &body.permissions,
+        &auth.actor,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(added.into())))
+}
+
+/// Lists a server's subusers (`user.read`).
+#[utoipa::path(
+    get,
+    path = "/servers/{id}/subusers",
+    tag = "servers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The server's id")),
+    responses(
+        (status = 200, description = "The subusers", body = SubuserList),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks user.read", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn list_subusers(
+    auth: Authenticated,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Reply<Json<SubuserList>> {
+    let (server, access) = visible(&state, &auth, &id).await?;
+    access.require("user.read")?;
+    let items = subusers::list(state.db(), &server.id).await?;
+    Ok(Json(SubuserList {
+        items: items.into_iter().map(SubuserBody::from).collect(),
+    }))
+}
+
+/// Replaces a subuser's permissions (`user.update`); a subset of the
+/// caller's own on the server.
+#[utoipa::path(
+    patch,
+    path = "/servers/{id}/subusers/{user_id}",
+    tag = "servers",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The server's id"),
+        ("user_id" = String, Path, description = "The subuser's user id"),
+    ),
+    request_body = SubuserUpdate,
+    responses(
+        (status = 200, description = "Changed", body = SubuserBody),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks user.update", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such server or subuser", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Permissions the caller cannot grant", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn update_subuser(
+    auth: Authenticated,
+    State(state): State<AppState>,
+    Path((id, user_id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<SubuserUpdate>,
+) -> Reply<Json<SubuserBody>> {
+    let (server, access) = visible(&state, &auth, &id).await?;
+    access.require("user.update")?;
+    if user_id == auth.principal.user_id() {
+        return Err(
+            ServersError::field("user_id", "you cannot change your own permissions").into(),
+        );
+    }
+    check_grant(&access, &body.permissions)?;
+    let updated = subusers::update(
+        state.db(),
+        &server.id,
+        &user_id,
+        &body.permissions,
+        &auth.actor,
+    )
+    .await?;
+    Ok(Json(updated.into()))
+}
+
+/// Removes a subuser (`user.delete`).
+#[utoipa::path(
+    delete,
+    path = "/servers/{id}/subusers/{user_id}",
+    tag = "servers",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The server's id"),
+        ("user_id" = String, Path, description = "The subuser's user id"),
+    ),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks user.delete", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such server or subuser", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn remove_subuser(
+    auth: Authenticated,
+    State(state): State<AppState>,
+    Path((id, user_id)): Path<(String, String)>,
+) -> Reply<StatusCode> {
+    let (server, access) = visible(&state, &auth, &id).await?;
+    access.require("user.delete")?;
+    subusers::remove(state.db(), &server.id, &user_id, &auth.actor).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The server routes, relative to `/api/v1`.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(get, update, delete))
+        .routes(routes!(power))
+        .routes(routes!(install))
+        .routes(routes!(console))
+        .routes(routes!(list_commands))
+        .routes(routes!(add_subuser, list_subusers))
+        .routes(routes!(update_subuser, remove_subuser))
+}

@@ -1,0 +1,552 @@
+//! Lifecycle commands: power actions, installs, deletions and console
+//! commands, recorded in `server_commands` and delivered to the server's
+//! Agent through the [`CommandOutbox`].
+//!
+//! [`enqueue`] runs the action's before-hooks (`server.start`,
+//! `server.stop`, `server.restart`, `server.kill`, `server.install`,
+//! `server.delete`, `console.command`), then records the command as
+//! `pending` with its event (`server.command.queued`) in one transaction,
+//! then fires the after-hooks without waiting. A `delete` also marks the
+//! server `deleting`; it is removed, and its allocation freed, when the
+//! Agent reports the command `done`.
+//!
+//! A command moves `pending` → `acked` → `done` or `failed` (`pending` may
+//! go straight to `done` or `failed`); anything else is refused, so a late
+//! or repeated report cannot rewrite history.
+
+use std::fmt;
+use std::str::FromStr;
+
+use cap_runtime::api::{ConsoleInfo, EventKind, Payload};
+use serde_json::{Value, json};
+use sqlx::types::Json;
+use time::OffsetDateTime;
+
+use super::server::{
+    self, STATE_DELETING, Server, hook_event, run_before, server_info, spawn_after,
+};
+use super::{ServersError, new_id};
+use crate::db::events::AppendEvent;
+use crate::db::{
+    Actor, Database, DbError, NewEvent, from_micros, now, on_pool, query_builder, to_micros,
+};
+use crate::plugins::PluginManager;
+
+/// Longest console command, bytes.
+pub const MAX_CONSOLE_BYTES: usize = 4096;
+
+/// What a command asks the Agent to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CommandAction {
+    /// Start the server.
+    Start,
+    /// Stop it gracefully.
+    Stop,
+    /// Stop, then start it.
+    Restart,
+    /// Kill it at once.
+    Kill,
+    /// Run the game's install plan.
+    Install,
+    /// Remove it from the node.
+    Delete,
+    /// Send a line to its console (`payload.line`).
+    Console,
+}
+
+impl CommandAction {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandAction::Start => "start",
+            CommandAction::Stop => "stop",
+            CommandAction::Restart => "restart",
+            CommandAction::Kill => "kill",
+            CommandAction::Install => "install",
+            CommandAction::Delete => "delete",
+            CommandAction::Console => "console",
+        }
+    }
+
+    /// The hook event kind the action fires.
+    pub fn event_kind(self) -> EventKind {
+        match self {
+            CommandAction::Start => EventKind::ServerStart,
+            CommandAction::Stop => EventKind::ServerStop,
+            CommandAction::Restart => EventKind::ServerRestart,
+            CommandAction::Kill => EventKind::ServerKill,
+            CommandAction::Install => EventKind::ServerInstall,
+            CommandAction::Delete => EventKind::ServerDelete,
+            CommandAction::Console => EventKind::ConsoleCommand,
+        }
+    }
+
+    /// The server permission the action needs (Pterodactyl's names; a
+    /// kill is a forced stop).
+    pub fn permission(self) -> &'static str {
+        match self {
+            CommandAction::Start => "control.start",
+            CommandAction::Stop | CommandAction::Kill => "control.stop",
+            CommandAction::Restart => "control.restart",
+            CommandAction::Install => "settings.reinstall",
+            CommandAction::Delete => super::access::SERVER_DELETE,
+            CommandAction::Console => "control.console",
+        }
+    }
+}
+
+impl fmt::Display for CommandAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for CommandAction {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "start" => CommandAction::Start,
+            "stop" => CommandAction::Stop,
+            "restart" => CommandAction::Restart,
+            "kill" => CommandAction::Kill,
+            "install" => CommandAction::Install,
+            "delete" => CommandAction::Delete,
+            "console" => CommandAction::Console,
+            other => return Err(format!("unknown command action {other:?}")),
+        })
+    }
+}
+
+/// Where a command is in its delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CommandState {
+    /// Recorded, not yet taken by the Agent.
+    Pending,
+    /// The Agent has it.
+    Acked,
+    /// The Agent carried it out.
+    Done,
+    /// The Agent could not carry it out (`detail` says why).
+    Failed,
+}
+
+impl CommandState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandState::Pending => "pending",
+            CommandState::Acked => "acked",
+            CommandState::Done => "done",
+            CommandState::Failed => "failed",
+        }
+    }
+}
+
+impl FromStr for CommandState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "pending" => CommandState::Pending,
+            "acked" => CommandState::Acked,
+            "done" => CommandState::Done,
+            "failed" => CommandState::Failed,
+            other => return Err(format!("unknown command state {other:?}")),
+        })
+    }
+}
+
+/// A recorded command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Command {
+    /// Its id (`cmd_…`).
+    pub id: String,
+    /// The server it is for.
+    pub server_id: String,
+    /// The node it goes to.
+    pub node_id: Option<String>,
+    /// What to do.
+    pub action: CommandAction,
+    /// Where it is.
+    pub state: CommandState,
+    /// Details: `{"line": …}` for a console command.
+    pub payload: Option<Value>,
+    /// Who asked (`None` for plugins and the Panel).
+    pub actor_user_id: Option<String>,
+    /// Why it failed.
+    pub detail: Option<String>,
+    /// When it was recorded.
+    pub created_at: OffsetDateTime,
+    /// When it last changed.
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(sqlx::FromRow)]
+struct CommandRow {
+    id: String,
+    server_id: String,
+    node_id: Option<String>,
+    action: String,
+    state: String,
+    payload: Option<Json<Value>>,
+    actor_user_id: Option<String>,
+    detail: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+const COMMAND_COLUMNS: &str = "SELECT id, server_id, node_id, action, state, payload, \
+     actor_user_id, detail, created_at, updated_at FROM server_commands";
+
+impl TryFrom<CommandRow> for Command {
+    type Error = DbError;
+
+    fn try_from(row: CommandRow) -> Result<Self, DbError> {
+        Ok(Command {
+            action: row.action.parse().map_err(DbError::Corrupt)?,
+            state: row.state.parse().map_err(DbError::Corrupt)?,
+            created_at: from_micros(row.created_at)?,
+            updated_at: from_micros(row.updated_at.max(row.created_at))?,
+            id: row.id,
+            server_id: row.server_id,
+            node_id: row.node_id,
+            payload: row.payload.map(|j| j.0),
+            actor_user_id: row.actor_user_id,
+            detail: row.detail,
+        })
+    }
+}
+
+/// Records `action` for `server` after its before-hooks allow it; `line`
+/// is the console command for [`CommandAction::Console`] (a before-hook
+/// may rewrite it).
+///
+/// # Errors
+///
+/// [`ServersError::Conflict`] (`server-deleting`) for a server being
+/// deleted, [`ServersError::Invalid`] for a bad console line,
+/// [`ServersError::HookDenied`], database errors.
+pub async fn enqueue(
+    db: &Database,
+    plugins: Option<&PluginManager>,
+    server: &Server,
+    action: CommandAction,
+    line: Option<&str>,
+    actor: &Actor,
+) -> Result<Command, ServersError> {
+    if server.state == STATE_DELETING {
+        return Err(ServersError::conflict(
+            "server-deleting",
+            "the server is being deleted",
+        ));
+    }
+    let mut line = line.map(str::to_owned);
+    if action == CommandAction::Console {
+        let text = line.as_deref().unwrap_or_default();
+        if text.trim().is_empty() || text.len() > MAX_CONSOLE_BYTES || text.contains(['\n', '\r']) {
+            return Err(ServersError::field(
+                "command",
+                format!("must be one non-empty line of at most {MAX_CONSOLE_BYTES} bytes"),
+            ));
+        }
+    }
+    let payload = match (action, &line) {
+        (CommandAction::Console, Some(text)) => Payload::Console(ConsoleInfo {
+            server_id: server.id.clone(),
+            line: text.clone(),
+            detail: None,
+        }),
+        _ => Payload::Server(server_info(server)),
+    };
+    let event = hook_event(action.event_kind(), payload, actor);
+    let allowed = run_before(plugins, event).await?;
+    if let Payload::Console(info) = &allowed.payload
+        && action == CommandAction::Console
+    {
+        line = Some(info.line.clone());
+    }
+    let command = record(db, server, action, line, None, actor).await?;
+    spawn_after(plugins, allowed);
+    Ok(command)
+}
+
+/// Records a command without hooks (the caller ran them, or it comes from
+/// `plugin`, named in the event).
+pub(crate) async fn record(
+    db: &Database,
+    server: &Server,
+    action: CommandAction,
+    line: Option<String>,
+    plugin: Option<&str>,
+    actor: &Actor,
+) -> Result<Command, ServersError> {
+    let at = now();
+    let payload = line.map(|line| json!({ "line": line }));
+    let command = Command {
+        id: new_id("cmd"),
+        server_id: server.id.clone(),
+        node_id: server.node_id.clone(),
+        action,
+        state: CommandState::Pending,
+        payload,
+        actor_user_id: actor.user_id.clone(),
+        detail: None,
+        created_at: at,
+        updated_at: at,
+    };
+    let event = NewEvent::new("server.command.queued")
+        .actor(actor.clone())
+        .subject("server", &server.id)
+        .data(json!({ "command_id": command.id, "action": action.as_str(), "plugin": plugin }));
+    on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        if action == CommandAction::Delete {
+            let mut qb = query_builder(pool, "UPDATE servers SET state = ");
+            qb.push_bind(STATE_DELETING)
+                .push(" WHERE id = ")
+                .push_bind(server.id.as_str())
+                .push(" AND state <> ")
+                .push_bind(STATE_DELETING);
+            if qb.build().execute(&mut *tx).await?.rows_affected() != 1 {
+                return Err(ServersError::conflict(
+                    "server-deleting",
+                    "the server is being deleted",
+                ));
+            }
+        }
+        let mut qb = query_builder(
+            pool,
+            "INSERT INTO server_commands (id, server_id, node_id, action, state, payload, \
+             actor_user_id, created_at, updated_at) VALUES (",
+        );
+        qb.separated(", ")
+            .push_bind(command.id.as_str())
+            .push_bind(command.server_id.as_str())
+            .push_bind(command.node_id.as_deref())
+            .push_bind(action.as_str())
+            .push_bind(CommandState::Pending.as_str())
+            .push_bind(command.payload.as_ref().map(Json))
+            .push_bind(command.actor_user_id.as_deref())
+            .push_bind(to_micros(at))
+            .push_bind(to_micros(at));
+        qb.push(")");
+        qb.build().execute(&mut *tx).await?;
+        tx.append_event(&event).await?;
+        tx.commit().await?;
+    });
+    Ok(command)
+}
+
+/// Up to `limit` commands of `server_id`, newest first, before the id
+/// `before`, and whether more follow.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn list_for_server(
+    db: &Database,
+    server_id: &str,
+    before: Option<&str>,
+    limit: u32,
+) -> Result<(Vec<Command>, bool), DbError> {
+    let rows: Vec<CommandRow> = on_pool!(db, |pool| {
+        let mut qb = query_builder(pool, COMMAND_COLUMNS);
+        qb.push(" WHERE server_id = ").push_bind(server_id);
+        if let Some(before) = before {
+            qb.push(" AND id < ").push_bind(before);
+        }
+        qb.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(limit) + 1);
+        qb.build_query_as::<CommandRow>().fetch_all(pool).await?
+    });
+    let mut commands = rows
+        .into_iter()
+        .map(Command::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    let more = commands.len() > limit as usize;
+    commands.truncate(limit as usize);
+    Ok((commands, more))
+}
+
+/// The queue the Agent link delivers commands from: pending commands per
+/// node, and their acknowledgement and outcome. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct CommandOutbox {
+    db: Database,
+}
+
+impl CommandOutbox {
+    /// The outbox of `db`.
+    pub fn new(db: Database) -> Self {
+        CommandOutbox { db }
+    }
+
+    /// Up to `limit` pending commands for node `node_id`, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub async fn pending(&self, node_id: &str, limit: u32) -> Result<Vec<Command>, DbError> {
+        let rows: Vec<CommandRow> = on_pool!(self.db, |pool| {
+            let mut qb = query_builder(pool, COMMAND_COLUMNS);
+            qb.push(" WHERE node_id = ")
+                .push_bind(node_id)
+                .push(" AND state = ")
+                .push_bind(CommandState::Pending.as_str())
+                .push(" ORDER BY id LIMIT ")
+                .push_bind(i64::from(limit.max(1)));
+            qb.build_query_as::<CommandRow>().fetch_all(pool).await?
+        });
+        rows.into_iter().map(Command::try_from).collect()
+    }
+
+    /// The command `id`, if it exists.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub async fn get(&self, id: &str) -> Result<Option<Command>, DbError> {
+        let row: Option<CommandRow> = on_pool!(self.db, |pool| {
+            let mut qb = query_builder(pool, COMMAND_COLUMNS);
+            qb.push(" WHERE id = ").push_bind(id);
+            qb.build_query_as::<CommandRow>()
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(Command::try_from).transpose()
+    }
+
+    /// Node `node_id`'s Agent has taken command `id`.
+    ///
+    /// # Errors
+    ///
+    /// [`ServersError::NotFound`] for a command of another node,
+    /// [`ServersError::Conflict`] (`command-state`) unless it is pending,
+    /// database errors.
+    pub async fn ack(&self, node_id: &str, id: &str) -> Result<Command, ServersError> {
+        self.transition(node_id, id, CommandState::Acked, None)
+            .await
+    }
+
+    /// Node `node_id`'s Agent carried out command `id`. For a `delete`, the
+    /// server is removed and its allocations freed (`server.deleted`).
+    ///
+    /// # Errors
+    ///
+    /// As for [`CommandOutbox::ack`]; pending or acked commands may finish.
+    pub async fn complete(&self, node_id: &str, id: &str) -> Result<Command, ServersError> {
+        self.transition(node_id, id, CommandState::Done, None).await
+    }
+
+    /// Node `node_id`'s Agent could not carry out command `id`, for
+    /// `reason`. A failed `delete` puts the server back to `offline`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`CommandOutbox::complete`].
+    pub async fn fail(
+        &self,
+        node_id: &str,
+        id: &str,
+        reason: &str,
+    ) -> Result<Command, ServersError> {
+        self.transition(node_id, id, CommandState::Failed, Some(reason))
+            .await
+    }
+
+    async fn transition(
+        &self,
+        node_id: &str,
+        id: &str,
+        to: CommandState,
+        detail: Option<&str>,
+    ) -> Result<Command, ServersError> {
+        let command = self
+            .get(id)
+            .await?
+            .filter(|c| c.node_id.as_deref() == Some(node_id))
+            .ok_or_else(|| ServersError::NotFound(format!("command {id}")))?;
+        let from: &[CommandState] = match to {
+            CommandState::Acked => &[CommandState::Pending],
+            CommandState::Done | CommandState::Failed => {
+                &[CommandState::Pending, CommandState::Acked]
+            }
+            CommandState::Pending => &[],
+        };
+        if !from.contains(&command.state) {
+            return Err(ServersError::conflict(
+                "command-state",
+                format!(
+                    "command {id} is {}; it cannot become {}",
+                    command.state.as_str(),
+                    to.as_str()
+                ),
+            ));
+        }
+        let at = now();
+        let detail = detail.map(|d| d.chars().take(2048).collect::<String>());
+        let actor = Actor::system();
+        let event = NewEvent::new(format!("server.command.{}", to.as_str()))
+            .actor(actor.clone())
+            .subject("server", &command.server_id)
+            .data(
+                json!({ "command_id": id, "action": command.action.as_str(), "node_id": node_id,
+                          "detail": detail }),
+            );
+        let removed = NewEvent::new("server.deleted")
+            .actor(actor)
+            .subject("server", &command.server_id)
+            .data(json!({ "command_id": id }));
+        let server_id = command.server_id.as_str();
+        on_pool!(self.db, |pool| {
+            let mut tx = pool.begin().await?;
+            let mut qb = query_builder(pool, "UPDATE server_commands SET state = ");
+            qb.push_bind(to.as_str())
+                .push(", detail = ")
+                .push_bind(detail.as_deref())
+                .push(", updated_at = ")
+                .push_bind(to_micros(at))
+                .push(" WHERE id = ")
+                .push_bind(id)
+                .push(" AND state = ")
+                .push_bind(command.state.as_str());
+            if qb.build().execute(&mut *tx).await?.rows_affected() != 1 {
+                return Err(ServersError::conflict(
+                    "command-state",
+                    format!("command {id} changed meanwhile"),
+                ));
+            }
+            tx.append_event(&event).await?;
+            if command.action == CommandAction::Delete {
+                if to == CommandState::Done {
+                    let mut qb = query_builder(
+                        pool,
+                        "UPDATE allocations SET server_id = NULL WHERE server_id = ",
+                    );
+                    qb.push_bind(server_id);
+                    qb.build().execute(&mut *tx).await?;
+                    let mut qb = query_builder(pool, "DELETE FROM servers WHERE id = ");
+                    qb.push_bind(server_id);
+                    qb.build().execute(&mut *tx).await?;
+                    tx.append_event(&removed).await?;
+                } else if to == CommandState::Failed {
+                    let mut qb = query_builder(pool, "UPDATE servers SET state = ");
+                    qb.push_bind(server::STATE_OFFLINE)
+                        .push(" WHERE id = ")
+                        .push_bind(server_id)
+                        .push(" AND state = ")
+                        .push_bind(STATE_DELETING);
+                    qb.build().execute(&mut *tx).await?;
+                }
+            }
+            tx.commit().await?;
+        });
+        Ok(Command {
+            state: to,
+            detail,
+            updated_at: at,
+            ..command
+        })
+    }
+}

@@ -1,0 +1,124 @@
+//! [`DbPanelApi`]: the plugins' `panel` capability over the Panel's
+//! database.
+//!
+//! The runtime checks the plugin's granted panel scopes before every call
+//! (`servers.read` for listing and reading servers, `console.send` for
+//! console commands), so what arrives here is already allowed; this type
+//! answers from the database. A console command is recorded in the
+//! command outbox like one sent by a user (no hooks run: a plugin must not
+//! trigger itself), with the plugin named in its `server.command.queued`
+//! event.
+
+use cap_runtime::api::ServerSummary;
+use cap_runtime::capabilities::panel::PanelApi;
+use cap_runtime::capabilities::{BoxFuture, ServiceError};
+
+use super::commands::{self, CommandAction};
+use super::server::{self, STATE_DELETING, Server, Visibility};
+use crate::db::{Actor, Database, DbError};
+
+/// Page size when listing every server for a plugin.
+const PAGE: u32 = 200;
+/// The most servers one `list-servers` call returns.
+pub const MAX_LISTED: usize = 10_000;
+
+/// The `panel` capability over a database. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct DbPanelApi {
+    db: Database,
+}
+
+impl DbPanelApi {
+    /// The Panel API over `db`.
+    pub fn new(db: Database) -> Self {
+        DbPanelApi { db }
+    }
+}
+
+fn unavailable(error: DbError) -> ServiceError {
+    tracing::warn!(%error, "the panel capability could not reach the database");
+    ServiceError::Unavailable("the Panel's database is unavailable".into())
+}
+
+fn summary(server: &Server) -> ServerSummary {
+    ServerSummary {
+        id: server.id.clone(),
+        name: server.name.clone(),
+        owner_id: server.owner_id.clone(),
+        node_id: server.node_id.clone().unwrap_or_default(),
+        game_type: server.game_plugin.clone(),
+        state: server.state.clone(),
+    }
+}
+
+impl DbPanelApi {
+    async fn server(&self, id: &str) -> Result<Server, ServiceError> {
+        server::get(&self.db, id)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| ServiceError::NotFound(format!("server {id}")))
+    }
+}
+
+impl PanelApi for DbPanelApi {
+    fn list_servers<'a>(
+        &'a self,
+        _plugin: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ServerSummary>, ServiceError>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let (page, more) = server::list(&self.db, Visibility::All, after.as_deref(), PAGE)
+                    .await
+                    .map_err(unavailable)?;
+                after = page.last().map(|s| s.id.clone());
+                out.extend(page.iter().map(summary));
+                if !more || out.len() >= MAX_LISTED {
+                    break;
+                }
+            }
+            out.truncate(MAX_LISTED);
+            Ok(out)
+        })
+    }
+
+    fn get_server<'a>(
+        &'a self,
+        _plugin: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<ServerSummary, ServiceError>> {
+        Box::pin(async move { Ok(summary(&self.server(id).await?)) })
+    }
+
+    fn send_console_command<'a>(
+        &'a self,
+        plugin: &'a str,
+        server_id: &'a str,
+        command: &'a str,
+    ) -> BoxFuture<'a, Result<(), ServiceError>> {
+        Box::pin(async move {
+            let server = self.server(server_id).await?;
+            if server.state == STATE_DELETING {
+                return Err(ServiceError::Invalid("the server is being deleted".into()));
+            }
+            if command.trim().is_empty() {
+                return Err(ServiceError::Invalid("the command is empty".into()));
+            }
+            commands::record(
+                &self.db,
+                &server,
+                CommandAction::Console,
+                Some(command.to_owned()),
+                Some(plugin),
+                &Actor::system(),
+            )
+            .await
+            .map_err(|e| match e {
+                super::ServersError::Db(e) => unavailable(e),
+                other => ServiceError::Invalid(other.to_string()),
+            })?;
+            Ok(())
+        })
+    }
+}

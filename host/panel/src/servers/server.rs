@@ -1,0 +1,838 @@
+//! Servers: creating, reading, listing and changing them.
+//!
+//! Creating a server ([`create`]) goes through, in order:
+//!
+//! 1. the request's own fields (name, limits, node, allocation);
+//! 2. the game-type plugin: it must be active; its `describe` declares the
+//!    variables and their rules ([`super::variables`]), then its
+//!    `validate` gets the resolved values; problems name
+//!    `variables.<KEY>`;
+//! 3. the node's remaining resources;
+//! 4. the `server.create` before-hooks: a deny is
+//!    [`ServersError::HookDenied`]; a modification changes the allowed
+//!    fields, which are then checked again;
+//! 5. one transaction: lock the node, check resources again, insert the
+//!    server, take the allocation, append `server.created`;
+//! 6. the after-hooks, on a task of their own — never delaying the answer.
+//!
+//! Updates ([`update`]) follow the same steps with `server.update`.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use cap_runtime::api::{self, EventKind, KeyValue, Payload, ServerInfo};
+use cap_runtime::hooks::{Decision, RetryPolicy, dispatch_after, dispatch_before};
+use cap_runtime::manifest::PluginKind;
+use serde_json::json;
+use sqlx::types::Json;
+use time::OffsetDateTime;
+
+use super::nodes::{self, USAGE_QUERY, check_resource, sum_usage};
+use super::{FieldProblem, ServersError, check_text, new_id, to_i64, to_u64, variables};
+use crate::db::events::AppendEvent;
+use crate::db::{
+    Actor, Database, DbError, NewEvent, from_micros, now, on_pool, query_builder, to_micros,
+};
+use crate::plugins::PluginManager;
+
+/// Longest server name, characters.
+pub const MAX_NAME_LEN: usize = 128;
+/// Most variables a request may send.
+pub const MAX_VARIABLES: usize = 128;
+
+/// The state of a server that was just created.
+pub const STATE_OFFLINE: &str = "offline";
+/// The state of a server whose deletion waits for its Agent.
+pub const STATE_DELETING: &str = "deleting";
+
+/// What a server may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Limits {
+    /// Memory, MiB.
+    pub memory_mb: u64,
+    /// Disk, MiB.
+    pub disk_mb: u64,
+    /// CPU, percent of one core.
+    pub cpu_percent: u64,
+}
+
+/// A server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// Its id (`srv_…`).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// The owning user.
+    pub owner_id: String,
+    /// The node it runs on.
+    pub node_id: Option<String>,
+    /// Its game-type plugin.
+    pub game_plugin: String,
+    /// The plugin's version when the server was created or last changed.
+    pub game_version: String,
+    /// Its game variables, resolved (defaults filled in).
+    pub variables: BTreeMap<String, String>,
+    /// What it may use.
+    pub limits: Limits,
+    /// `offline`, `deleting`, and what its Agent reports later.
+    pub state: String,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+}
+
+/// A server to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewServer {
+    /// Display name.
+    pub name: String,
+    /// The owning user.
+    pub owner_id: String,
+    /// The node to place it on.
+    pub node_id: String,
+    /// The allocation to give it; `None` takes the node's first free one.
+    pub allocation: Option<(String, u16)>,
+    /// The game-type plugin.
+    pub game_plugin: String,
+    /// The plugin version the caller expects, if they care.
+    pub game_version: Option<String>,
+    /// Game variables.
+    pub variables: BTreeMap<String, String>,
+    /// What it may use.
+    pub limits: Limits,
+}
+
+/// Changes to a server; `None` keeps the current value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerChanges {
+    /// New name.
+    pub name: Option<String>,
+    /// Variables to change (others keep their values).
+    pub variables: Option<BTreeMap<String, String>>,
+    /// New limits.
+    pub limits: Option<Limits>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ServerRow {
+    id: String,
+    name: String,
+    owner_id: String,
+    node_id: Option<String>,
+    game_plugin: String,
+    game_version: String,
+    variables: Json<BTreeMap<String, String>>,
+    memory_mb: i64,
+    disk_mb: i64,
+    cpu_percent: i64,
+    state: String,
+    created_at: i64,
+}
+
+const SERVER_COLUMNS: &str = "SELECT s.id, s.name, s.owner_id, s.node_id, s.game_plugin, \
+     s.game_version, s.variables, s.memory_mb, s.disk_mb, s.cpu_percent, s.state, s.created_at \
+     FROM servers s";
+
+impl TryFrom<ServerRow> for Server {
+    type Error = DbError;
+
+    fn try_from(row: ServerRow) -> Result<Self, DbError> {
+        Ok(Server {
+            limits: Limits {
+                memory_mb: to_u64(row.memory_mb, "servers.memory_mb")?,
+                disk_mb: to_u64(row.disk_mb, "servers.disk_mb")?,
+                cpu_percent: to_u64(row.cpu_percent, "servers.cpu_percent")?,
+            },
+            created_at: from_micros(row.created_at)?,
+            id: row.id,
+            name: row.name,
+            owner_id: row.owner_id,
+            node_id: row.node_id,
+            game_plugin: row.game_plugin,
+            game_version: row.game_version,
+            variables: row.variables.0,
+            state: row.state,
+        })
+    }
+}
+
+/// The server `id`, if it exists.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn get(db: &Database, id: &str) -> Result<Option<Server>, DbError> {
+    let row: Option<ServerRow> = on_pool!(db, |pool| {
+        let mut qb = query_builder(pool, SERVER_COLUMNS);
+        qb.push(" WHERE s.id = ").push_bind(id);
+        qb.build_query_as::<ServerRow>()
+            .fetch_optional(pool)
+            .await?
+    });
+    row.map(Server::try_from).transpose()
+}
+
+/// Whose servers a list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility<'a> {
+    /// Every server (administrators, plugins).
+    All,
+    /// Those the user owns or is a subuser of.
+    User(&'a str),
+}
+
+/// Up to `limit` servers visible as `visibility` says, after the id
+/// `after`, by id (creation order), and whether more follow.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn list(
+    db: &Database,
+    visibility: Visibility<'_>,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<(Vec<Server>, bool), DbError> {
+    let rows: Vec<ServerRow> = on_pool!(db, |pool| {
+        let mut qb = query_builder(pool, SERVER_COLUMNS);
+        qb.push(" WHERE 1 = 1");
+        if let Visibility::User(user) = visibility {
+            qb.push(" AND (s.owner_id = ")
+                .push_bind(user)
+                .push(" OR s.id IN (SELECT u.server_id FROM server_subusers u WHERE u.user_id = ")
+                .push_bind(user)
+                .push("))");
+        }
+        if let Some(after) = after {
+            qb.push(" AND s.id > ").push_bind(after);
+        }
+        qb.push(" ORDER BY s.id LIMIT ")
+            .push_bind(i64::from(limit) + 1);
+        qb.build_query_as::<ServerRow>().fetch_all(pool).await?
+    });
+    let mut servers = rows
+        .into_iter()
+        .map(Server::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    let more = servers.len() > limit as usize;
+    servers.truncate(limit as usize);
+    Ok((servers, more))
+}
+
+/// The before/after hook payload for `server`.
+pub(crate) fn server_info(server: &Server) -> ServerInfo {
+    ServerInfo {
+        id: server.id.clone(),
+        name: server.name.clone(),
+        owner_id: server.owner_id.clone(),
+        node_id: server.node_id.clone().unwrap_or_default(),
+        game_type: server.game_plugin.clone(),
+        memory_mb: server.limits.memory_mb,
+        disk_mb: server.limits.disk_mb,
+        cpu_percent: u32::try_from(server.limits.cpu_percent).unwrap_or(u32::MAX),
+        variables: server
+            .variables
+            .iter()
+            .map(|(key, value)| KeyValue {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+        state: server.state.clone(),
+    }
+}
+
+/// A hook event of `kind` about `payload`, caused by `actor`.
+pub(crate) fn hook_event(kind: EventKind, payload: Payload, actor: &Actor) -> api::Event {
+    let occurred_at_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default();
+    api::Event {
+        id: new_id("evt"),
+        kind,
+        occurred_at_ms,
+        actor: api::Actor {
+            user_id: actor.user_id.clone(),
+            ip: actor.ip.map(|ip| ip.to_string()),
+            request_id: actor.request_id.clone(),
+        },
+        payload,
+    }
+}
+
+/// Runs the before-hooks of the active plugins on `event`: the event to
+/// go ahead with (possibly modified), or why not.
+///
+/// # Errors
+///
+/// [`ServersError::HookDenied`] with the first denying plugin's reason.
+pub(crate) async fn run_before(
+    plugins: Option<&PluginManager>,
+    event: api::Event,
+) -> Result<api::Event, ServersError> {
+    let Some(plugins) = plugins else {
+        return Ok(event);
+    };
+    let active = plugins.active_plugins();
+    let outcome = dispatch_before(&active, &event).await;
+    for report in &outcome.reports {
+        if let Err(error) = &report.outcome {
+            tracing::warn!(plugin = %report.plugin, kind = event.kind.dotted(), %error, "a before-hook failed");
+        }
+    }
+    match outcome.decision {
+        Decision::Allow(event) => Ok(*event),
+        Decision::Deny { plugin, reason } => Err(ServersError::HookDenied { plugin, reason }),
+    }
+}
+
+/// Fires the after-hooks of the active plugins on `event` on a task of its
+/// own, retrying failures; never waits for them.
+pub(crate) fn spawn_after(plugins: Option<&PluginManager>, event: api::Event) {
+    let Some(plugins) = plugins else {
+        return;
+    };
+    let active = plugins.active_plugins();
+    tokio::spawn(async move {
+        for report in dispatch_after(&active, &event, RetryPolicy::default()).await {
+            if let Err(error) = report.outcome {
+                tracing::warn!(plugin = %report.plugin, kind = event.kind.dotted(), %error,
+                    attempts = report.attempts, "an after-hook failed");
+            }
+        }
+    });
+}
+
+/// The active game-type plugin `id` and what it describes.
+async fn game(
+    plugins: Option<&PluginManager>,
+    id: &str,
+    version: Option<&str>,
+) -> Result<(cap_runtime::Plugin, api::GameInfo), ServersError> {
+    let plugin = plugins
+        .and_then(|p| p.active(id))
+        .filter(|p| p.manifest().has_kind(PluginKind::GameType))
+        .ok_or_else(|| ServersError::field("game.plugin", "is not an active game-type plugin"))?;
+    let active = plugin.manifest().plugin.version.to_string();
+    if let Some(version) = version
+        && version != active
+    {
+        return Err(ServersError::field(
+            "game.version",
+            format!("the active version of {id} is {active}"),
+        ));
+    }
+    let info = plugin
+        .describe_game()
+        .await
+        .map_err(|e| ServersError::PluginUnavailable {
+            plugin: id.to_owned(),
+            reason: e.to_string(),
+        })?;
+    Ok((plugin, info))
+}
+
+/// Resolves variables by the game's rules, then asks its `validate`.
+async fn checked_variables(
+    plugin: &cap_runtime::Plugin,
+    info: &api::GameInfo,
+    given: &BTreeMap<String, String>,
+    current: &BTreeMap<String, String>,
+    privileged: bool,
+) -> Result<BTreeMap<String, String>, ServersError> {
+    if given.len() > MAX_VARIABLES {
+        return Err(ServersError::field(
+            "variables",
+            format!("at most {MAX_VARIABLES} variables"),
+        ));
+    }
+    let resolved = variables::resolve(&info.variables, given, current, privileged)
+        .map_err(ServersError::Invalid)?;
+    let pairs: Vec<KeyValue> = resolved
+        .iter()
+        .map(|(key, value)| KeyValue {
+            key: key.clone(),
+            value: value.clone(),
+        })
+        .collect();
+    match plugin.validate_variables(&pairs).await {
+        Ok(Ok(())) => Ok(resolved),
+        Ok(Err(errors)) => Err(ServersError::Invalid(
+            errors
+                .into_iter()
+                .map(|e| FieldProblem::new(format!("variables.{}", e.key), e.message))
+                .collect(),
+        )),
+        Err(e) => Err(ServersError::PluginUnavailable {
+            plugin: plugin.id().to_owned(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+fn check_limits(problems: &mut Vec<FieldProblem>, limits: &Limits, min_memory_mb: u32) {
+    check_resource(problems, "limits.memory_mb", limits.memory_mb);
+    check_resource(problems, "limits.disk_mb", limits.disk_mb);
+    check_resource(problems, "limits.cpu_percent", limits.cpu_percent);
+    if limits.memory_mb < u64::from(min_memory_mb) {
+        problems.push(FieldProblem::new(
+            "limits.memory_mb",
+            format!("the game needs at least {min_memory_mb} MiB"),
+        ));
+    }
+    if limits.cpu_percent == 0 {
+        problems.push(FieldProblem::new(
+            "limits.cpu_percent",
+            "must be at least 1",
+        ));
+    }
+}
+
+/// Problems with fitting `wanted` into `node`, given what is `used`.
+fn check_fit(
+    problems: &mut Vec<FieldProblem>,
+    node: &nodes::Node,
+    used: &nodes::Usage,
+    wanted: &Limits,
+) {
+    for (field, offered, used, wanted) in [
+        (
+            "limits.memory_mb",
+            node.memory_mb,
+            used.memory_mb,
+            wanted.memory_mb,
+        ),
+        ("limits.disk_mb", node.disk_mb, used.disk_mb, wanted.disk_mb),
+        (
+            "limits.cpu_percent",
+            node.cpu_percent,
+            used.cpu_percent,
+            wanted.cpu_percent,
+        ),
+    ] {
+        let free = offered.saturating_sub(used);
+        if wanted > free {
+            problems.push(FieldProblem::new(
+                field,
+                format!("the node has {free} left of {offered}"),
+            ));
+        }
+    }
+}
+
+/// Applies a before-hook's modification of the server fields to `server`.
+fn apply_modification(server: &mut Server, event: &api::Event) {
+    if let Payload::Server(info) = &event.payload {
+        server.name = info.name.clone();
+        server.limits = Limits {
+            memory_mb: info.memory_mb,
+            disk_mb: info.disk_mb,
+            cpu_percent: u64::from(info.cpu_percent),
+        };
+        server.variables = info
+            .variables
+            .iter()
+            .map(|kv| (kv.key.clone(), kv.value.clone()))
+            .collect();
+    }
+}
+
+/// Creates a server; see the module documentation for the steps.
+/// `privileged` callers (server administrators) may set variables that are
+/// not user-editable.
+///
+/// # Errors
+///
+/// [`ServersError::Invalid`] per field, [`ServersError::HookDenied`],
+/// [`ServersError::PluginUnavailable`], [`ServersError::Conflict`] when a
+/// concurrent request took the allocation (`allocation-unavailable`) or the
+/// node's last resources (`node-full`), database errors.
+pub async fn create(
+    db: &Database,
+    plugins: Option<&PluginManager>,
+    new: &NewServer,
+    privileged: bool,
+    actor: &Actor,
+) -> Result<Server, ServersError> {
+    let mut problems = Vec::new();
+    check_text(&mut problems, "name", &new.name, MAX_NAME_LEN);
+    let node = nodes::get(db, &new.node_id).await?;
+    if node.is_none() {
+        problems.push(FieldProblem::new("node_id", "there is no such node"));
+    }
+    let allocation = match &node {
+        None => None,
+        Some(node) => {
+            let free = nodes::list_allocations(db, &node.id, nodes::AllocationFilter::Free).await?;
+            match &new.allocation {
+                Some((ip, port)) => {
+                    let ip = ip
+                        .parse::<std::net::IpAddr>()
+                        .map(|ip| ip.to_canonical().to_string())
+                        .unwrap_or_else(|_| ip.clone());
+                    let found = free.into_iter().find(|a| a.ip == ip && a.port == *port);
+                    if found.is_none() {
+                        problems.push(FieldProblem::new(
+                            "allocation",
+                            "is not a free allocation of the node",
+                        ));
+                    }
+                    found
+                }
+                None => {
+                    let first = free.into_iter().next();
+                    if first.is_none() {
+                        problems.push(FieldProblem::new(
+                            "allocation",
+                            "the node has no free allocation",
+                        ));
+                    }
+                    first
+                }
+            }
+        }
+    };
+    let game = game(plugins, &new.game_plugin, new.game_version.as_deref()).await;
+    let (plugin, info) = match game {
+        Ok(game) => game,
+        Err(ServersError::Invalid(mut more)) => {
+            problems.append(&mut more);
+            return Err(ServersError::Invalid(problems));
+        }
+        Err(other) => return Err(other),
+    };
+    check_limits(&mut problems, &new.limits, info.min_memory_mb);
+    let resolved =
+        match checked_variables(&plugin, &info, &new.variables, &BTreeMap::new(), privileged).await
+        {
+            Ok(resolved) => resolved,
+            Err(ServersError::Invalid(mut more)) => {
+                problems.append(&mut more);
+                BTreeMap::new()
+            }
+            Err(other) => return Err(other),
+        };
+    if let Some(node) = &node {
+        let used = nodes::usage(db, &node.id).await?;
+        check_fit(&mut problems, node, &used, &new.limits);
+    }
+    if !problems.is_empty() {
+        return Err(ServersError::Invalid(problems));
+    }
+    let (Some(node), Some(allocation)) = (node, allocation) else {
+        return Err(ServersError::field("node_id", "there is no such node"));
+    };
+    let mut server = Server {
+        id: new_id("srv"),
+        name: new.name.trim().to_owned(),
+        owner_id: new.owner_id.clone(),
+        node_id: Some(node.id.clone()),
+        game_plugin: new.game_plugin.clone(),
+        game_version: plugin.manifest().plugin.version.to_string(),
+        variables: resolved,
+        limits: new.limits,
+        state: STATE_OFFLINE.to_owned(),
+        created_at: now(),
+    };
+    let event = hook_event(
+        EventKind::ServerCreate,
+        Payload::Server(server_info(&server)),
+        actor,
+    );
+    let allowed = run_before(plugins, event).await?;
+    let before = server.clone();
+    apply_modification(&mut server, &allowed);
+    if server != before {
+        recheck(&plugin, &info, &mut server).await?;
+    }
+    insert(db, &server, &allocation, actor).await?;
+    let after = hook_event(
+        EventKind::ServerCreate,
+        Payload::Server(server_info(&server)),
+        actor,
+    );
+    spawn_after(plugins, after);
+    Ok(server)
+}
+
+/// Checks a server's fields again after a hook modified them.
+async fn recheck(
+    plugin: &cap_runtime::Plugin,
+    info: &api::GameInfo,
+    server: &mut Server,
+) -> Result<(), ServersError> {
+    let mut problems = Vec::new();
+    check_text(&mut problems, "name", &server.name, MAX_NAME_LEN);
+    check_limits(&mut problems, &server.limits, info.min_memory_mb);
+    // The node's resources are checked again in the transaction.
+    match checked_variables(plugin, info, &server.variables, &BTreeMap::new(), true).await {
+        Ok(resolved) => server.variables = resolved,
+        Err(ServersError::Invalid(mut more)) => problems.append(&mut more),
+        Err(other) => return Err(other),
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ServersError::Invalid(problems))
+    }
+}
+
+/// Inserts `server`, takes `allocation` and appends `server.created`, in
+/// one transaction that first locks the node's row.
+async fn insert(
+    db: &Database,
+    server: &Server,
+    allocation: &nodes::Allocation,
+    actor: &Actor,
+) -> Result<(), ServersError> {
+    let node_id = server.node_id.as_deref().unwrap_or_default();
+    let at = to_micros(server.created_at);
+    let event = NewEvent::new("server.created")
+        .actor(actor.clone())
+        .subject("server", &server.id)
+        .data(json!({
+            "name": server.name,
+            "owner_id": server.owner_id,
+            "node_id": node_id,
+            "allocation": format!("{}:{}", allocation.ip, allocation.port),
+            "game": { "plugin": server.game_plugin, "version": server.game_version },
+            "limits": { "memory_mb": server.limits.memory_mb, "disk_mb": server.limits.disk_mb,
+                        "cpu_percent": server.limits.cpu_percent },
+        }));
+    on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        // Touching the node first serializes creations on it.
+        let mut qb = query_builder(pool, "UPDATE nodes SET updated_at = updated_at WHERE id = ");
+        qb.push_bind(node_id);
+        qb.build().execute(&mut *tx).await?;
+        let mut qb = query_builder(pool, nodes::NODE_COLUMNS);
+        qb.push(" WHERE id = ").push_bind(node_id);
+        let node: Option<nodes::NodeRow> = qb.build_query_as().fetch_optional(&mut *tx).await?;
+        let Some(node) = node.map(nodes::Node::try_from).transpose()? else {
+            return Err(ServersError::field("node_id", "there is no such node"));
+        };
+        let mut qb = query_builder(pool, USAGE_QUERY);
+        qb.push_bind(node_id);
+        let used = sum_usage(qb.build_query_as().fetch_all(&mut *tx).await?)?;
+        let mut problems = Vec::new();
+        check_fit(&mut problems, &node, &used, &server.limits);
+        if !problems.is_empty() {
+            return Err(ServersError::Invalid(problems));
+        }
+        let mut qb = query_builder(
+            pool,
+            "INSERT INTO servers (id, name, owner_id, node_id, game_plugin, game_version, variables, \
+             memory_mb, disk_mb, cpu_percent, state, created_at) VALUES (",
+        );
+        qb.separated(", ")
+            .push_bind(server.id.as_str())
+            .push_bind(server.name.as_str())
+            .push_bind(server.owner_id.as_str())
+            .push_bind(node_id)
+            .push_bind(server.game_plugin.as_str())
+            .push_bind(server.game_version.as_str())
+            .push_bind(Json(&server.variables))
+            .push_bind(to_i64(server.limits.memory_mb))
+            .push_bind(to_i64(server.limits.disk_mb))
+            .push_bind(to_i64(server.limits.cpu_percent))
+            .push_bind(server.state.as_str())
+            .push_bind(at);
+        qb.push(")");
+        qb.build().execute(&mut *tx).await?;
+        let mut qb = query_builder(pool, "UPDATE allocations SET server_id = ");
+        qb.push_bind(server.id.as_str())
+            .push(" WHERE node_id = ")
+            .push_bind(node_id)
+            .push(" AND ip = ")
+            .push_bind(allocation.ip.as_str())
+            .push(" AND port = ")
+            .push_bind(i32::from(allocation.port))
+            .push(" AND server_id IS NULL");
+        if qb.build().execute(&mut *tx).await?.rows_affected() != 1 {
+            return Err(ServersError::conflict(
+                "allocation-unavailable",
+                format!(
+                    "{}:{} was just taken; try again",
+                    allocation.ip, allocation.port
+                ),
+            ));
+        }
+        tx.append_event(&event).await?;
+        tx.commit().await?;
+    });
+    Ok(())
+}
+
+/// Changes a server's name, variables and limits (each optional), with the
+/// same checks and hooks (`server.update`) as a creation. `privileged`
+/// callers may change variables that are not user-editable.
+///
+/// # Errors
+///
+/// As for [`create`].
+pub async fn update(
+    db: &Database,
+    plugins: Option<&PluginManager>,
+    current: &Server,
+    changes: &ServerChanges,
+    privileged: bool,
+    actor: &Actor,
+) -> Result<Server, ServersError> {
+    let mut problems = Vec::new();
+    if let Some(name) = &changes.name {
+        check_text(&mut problems, "name", name, MAX_NAME_LEN);
+    }
+    let (plugin, info) = game(plugins, &current.game_plugin, None).await?;
+    let limits = changes.limits.unwrap_or(current.limits);
+    if changes.limits.is_some() {
+        check_limits(&mut problems, &limits, info.min_memory_mb);
+    }
+    let variables = match &changes.variables {
+        None => current.variables.clone(),
+        Some(given) => {
+            match checked_variables(&plugin, &info, given, &current.variables, privileged).await {
+                Ok(resolved) => resolved,
+                Err(ServersError::Invalid(mut more)) => {
+                    problems.append(&mut more);
+                    BTreeMap::new()
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    };
+    if !problems.is_empty() {
+        return Err(ServersError::Invalid(problems));
+    }
+    let mut server = Server {
+        name: changes
+            .name
+            .as_deref()
+            .map_or_else(|| current.name.clone(), |n| n.trim().to_owned()),
+        variables,
+        limits,
+        game_version: plugin.manifest().plugin.version.to_string(),
+        ..current.clone()
+    };
+    let event = hook_event(
+        EventKind::ServerUpdate,
+        Payload::Server(server_info(&server)),
+        actor,
+    );
+    let allowed = run_before(plugins, event).await?;
+    let before = server.clone();
+    apply_modification(&mut server, &allowed);
+    if server != before {
+        recheck(&plugin, &info, &mut server).await?;
+    }
+    let event = NewEvent::new("server.updated")
+        .actor(actor.clone())
+        .subject("server", &server.id)
+        .data(json!({
+            "name": server.name,
+            "variables": server.variables.keys().collect::<Vec<_>>(),
+            "limits": { "memory_mb": server.limits.memory_mb, "disk_mb": server.limits.disk_mb,
+                        "cpu_percent": server.limits.cpu_percent },
+        }));
+    let node_id = server.node_id.clone().unwrap_or_default();
+    on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let mut qb = query_builder(pool, "UPDATE nodes SET updated_at = updated_at WHERE id = ");
+        qb.push_bind(node_id.as_str());
+        qb.build().execute(&mut *tx).await?;
+        let mut qb = query_builder(pool, nodes::NODE_COLUMNS);
+        qb.push(" WHERE id = ").push_bind(node_id.as_str());
+        let node: Option<nodes::NodeRow> = qb.build_query_as().fetch_optional(&mut *tx).await?;
+        if let Some(node) = node.map(nodes::Node::try_from).transpose()? {
+            let mut qb = query_builder(
+                pool,
+                "SELECT memory_mb, disk_mb, cpu_percent FROM servers WHERE id <> ",
+            );
+            qb.push_bind(server.id.as_str())
+                .push(" AND node_id = ")
+                .push_bind(node_id.as_str());
+            let used = sum_usage(qb.build_query_as().fetch_all(&mut *tx).await?)?;
+            let mut problems = Vec::new();
+            check_fit(&mut problems, &node, &used, &server.limits);
+            if !problems.is_empty() {
+                return Err(ServersError::Invalid(problems));
+            }
+        }
+        let mut qb = query_builder(pool, "UPDATE servers SET name = ");
+        qb.push_bind(server.name.as_str())
+            .push(", variables = ")
+            .push_bind(Json(&server.variables))
+            .push(", game_version = ")
+            .push_bind(server.game_version.as_str())
+            .push(", memory_mb = ")
+            .push_bind(to_i64(server.limits.memory_mb))
+            .push(", disk_mb = ")
+            .push_bind(to_i64(server.limits.disk_mb))
+            .push(", cpu_percent = ")
+            .push_bind(to_i64(server.limits.cpu_percent))
+            .push(" WHERE id = ")
+            .push_bind(server.id.as_str());
+        if qb.build().execute(&mut *tx).await?.rows_affected() != 1 {
+            return Err(ServersError::NotFound(format!("server {}", server.id)));
+        }
+        tx.append_event(&event).await?;
+        tx.commit().await?;
+    });
+    let after = hook_event(
+        EventKind::ServerUpdate,
+        Payload::Server(server_info(&server)),
+        actor,
+    );
+    spawn_after(plugins, after);
+    Ok(server)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server() -> Server {
+        Server {
+            id: "srv_1".into(),
+            name: "survival".into(),
+            owner_id: "usr_alice".into(),
+            node_id: Some("node_1".into()),
+            game_plugin: "test-game".into(),
+            game_version: "1.0.0".into(),
+            variables: BTreeMap::from([("MAX_PLAYERS".to_owned(), "20".to_owned())]),
+            limits: Limits {
+                memory_mb: 4096,
+                disk_mb: 1000,
+                cpu_percent: 100,
+            },
+            state: STATE_OFFLINE.into(),
+            created_at: now(),
+        }
+    }
+
+    #[test]
+    fn a_hook_modification_changes_the_allowed_fields_and_nothing_else() {
+        let original = server();
+        let event = hook_event(
+            EventKind::ServerCreate,
+            Payload::Server(server_info(&original)),
+            &Actor::system(),
+        );
+        let patched = cap_runtime::hooks::apply_patch(
+            &event,
+            r#"{"memory-mb": 2048, "name": "smaller",
+                "variables": [{"key": "MAX_PLAYERS", "value": "5"}]}"#,
+        )
+        .expect("an allowed patch");
+        let mut modified = original.clone();
+        apply_modification(&mut modified, &patched);
+        assert_eq!(modified.name, "smaller");
+        assert_eq!(modified.limits.memory_mb, 2048);
+        assert_eq!(modified.limits.disk_mb, 1000);
+        assert_eq!(modified.variables["MAX_PLAYERS"], "5");
+        assert_eq!(
+            (&modified.id, &modified.owner_id, &modified.node_id),
+            (&original.id, &original.owner_id, &original.node_id)
+        );
+    }
+}
