@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use cap_panel::Panel;
 use cap_panel::config::{Config, ConfigLayer};
+use cap_panel::identity::rate_limit::Rule;
 use clap::Args;
 
 /// Flags of `cap panel`. Each overrides its `CAP_*` variable, which
@@ -25,6 +26,11 @@ pub(crate) struct PanelArgs {
     /// TOML config file [env: CAP_CONFIG]
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// A rate limit, NAME=BURST/PERIOD, e.g. login-per-ip=5/10s; repeatable
+    /// [env: CAP_RATE_LIMIT_<NAME>]. Names: login-per-ip, login-per-account,
+    /// refresh-per-ip, second-factor-per-ip, second-factor-per-account
+    #[arg(long = "rate-limit", value_name = "NAME=RULE", value_parser = cap_panel::config::parse_rate_limit_flag)]
+    rate_limits: Vec<(String, Rule)>,
 }
 
 impl From<PanelArgs> for ConfigLayer {
@@ -34,6 +40,7 @@ impl From<PanelArgs> for ConfigLayer {
             data_dir: args.data,
             database_url: args.database_url,
             config_file: args.config,
+            rate_limits: args.rate_limits.into_iter().collect(),
             ..ConfigLayer::default()
         }
     }

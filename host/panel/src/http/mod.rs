@@ -46,7 +46,10 @@ pub mod openapi;
 pub mod pagination;
 pub mod plugins_routes;
 pub mod request_id;
+pub mod roles_routes;
 pub mod settings;
+pub mod totp_routes;
+pub mod users_routes;
 
 pub use auth::{Authenticated, Authenticator, DenyAll, Principal};
 pub use error::{ApiError, ApiResult, FieldError, FieldLocation, Problem};
@@ -148,7 +151,10 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(settings::get, settings::put, settings::delete))
         .merge(plugins_routes::router())
         .merge(auth_routes::router())
-        .merge(api_keys::router());
+        .merge(api_keys::router())
+        .merge(totp_routes::router())
+        .merge(users_routes::router())
+        .merge(roles_routes::router());
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", v1)
         .routes(routes!(metrics::scrape))

@@ -13,3 +13,5 @@ mod db;
 mod identity;
 mod plugins;
 mod settings;
+mod totp;
+mod users;
