@@ -7,6 +7,11 @@
 //! | `POST` | `/account/totp/confirm` | `{code}`: enable, returning 10 recovery codes, shown this once |
 //! | `DELETE` | `/account/totp` | `{code}` or `{recovery_code}`: turn it off |
 //!
+//! Only a login session manages the second factor: a request made with an
+//! API key gets `403 session-required`, so a leaked script key cannot put
+//! its own authenticator between the owner and their account, nor remove
+//! theirs.
+//!
 //! Refusals: `409 totp-already-enabled`, `409 totp-not-pending`,
 //! `409 totp-not-enabled`, `422` with a field error for a wrong
 //! confirmation code, `403 invalid-second-factor` for a wrong code when
@@ -15,7 +20,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -27,6 +32,7 @@ use super::auth::Authenticated;
 use super::auth_routes::{Reply, SecondFactorBody, identity, locked, problem, rate_limited};
 use super::error::{ApiError, FieldLocation, Problem};
 use super::extract::ApiJson;
+use crate::identity::tokens::API_KEY_PREFIX;
 use crate::identity::totp::{self, TotpError};
 use crate::identity::users;
 
@@ -113,6 +119,27 @@ fn totp_error(error: TotpError) -> Response {
     }
 }
 
+/// Refuses requests authenticated with an API key.
+#[allow(clippy::result_large_err)] // see `Reply`
+fn require_session(headers: &HeaderMap) -> Reply<()> {
+    let with_key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .is_some_and(|(_, token)| token.trim().starts_with(API_KEY_PREFIX));
+    if with_key {
+        Err(problem(
+            StatusCode::FORBIDDEN,
+            "session-required",
+            "Session required",
+            "API keys cannot manage the second factor; log in and use the access token",
+            None,
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 fn db_error(error: crate::db::DbError) -> Response {
     ApiError::from(error).into_response()
 }
@@ -153,13 +180,16 @@ pub(super) async fn status(
     responses(
         (status = 201, description = "Enrollment started", body = TotpEnrollmentBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Called with an API key", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "TOTP is already enabled", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(super) async fn begin(
     auth: Authenticated,
     State(state): State<AppState>,
+    headers: HeaderMap,
 ) -> Reply<(StatusCode, Json<TotpEnrollmentBody>)> {
+    require_session(&headers)?;
     let user = users::find_user(state.db(), auth.principal.user_id())
         .await
         .map_err(db_error)?
@@ -191,6 +221,7 @@ pub(super) async fn begin(
     responses(
         (status = 200, description = "Enabled", body = RecoveryCodesBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Called with an API key", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No enrollment pending, or already enabled", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The code is wrong", body = Problem, content_type = "application/problem+json"),
     )
@@ -198,8 +229,10 @@ pub(super) async fn begin(
 pub(super) async fn confirm(
     auth: Authenticated,
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<TotpConfirmRequest>,
 ) -> Reply<Json<RecoveryCodesBody>> {
+    require_session(&headers)?;
     let len = body.code.chars().count();
     if len == 0 || len > 16 {
         return Err(
@@ -237,7 +270,7 @@ pub(super) async fn confirm(
     responses(
         (status = 204, description = "Turned off"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The code is wrong or was used before", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The code is wrong or was used before, or called with an API key", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "TOTP is not enabled", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
         (status = 423, description = "Too many wrong codes", body = Problem, content_type = "application/problem+json"),
@@ -247,8 +280,10 @@ pub(super) async fn confirm(
 pub(super) async fn disable(
     auth: Authenticated,
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<SecondFactorBody>,
 ) -> Reply<StatusCode> {
+    require_session(&headers)?;
     let factor = body.factor().map_err(IntoResponse::into_response)?;
     let user_id = auth.principal.user_id();
     let identity = identity(&state)?;

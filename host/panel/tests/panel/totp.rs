@@ -3,13 +3,16 @@
 //! code, replay refusal, single-use recovery codes, lockout after wrong
 //! codes, and turning TOTP off.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cap_panel::identity::rate_limit::Rule;
+use cap_panel::identity::{IdentityOptions, RateLimits};
 
 use serde_json::{Value, json};
 use totp_rs::{Algorithm, Builder, Secret};
 
 use crate::identity::{ADMIN_PASSWORD, IdentityPanel, token};
-use crate::support::{client, expect_problem, on_every_database};
+use crate::support::{TestDb, client, expect_problem, on_every_database};
 
 /// The code of `secret` at now + `steps` × 30 s, computed independently of
 /// the Panel.
@@ -221,6 +224,30 @@ on_every_database! {
         let response = second_factor(&p, &challenge, json!({})).await;
         let problem = expect_problem(response, 422, "validation-failed").await;
         assert_eq!(problem["errors"][0]["field"], "code");
+
+        // A script's API key cannot touch the second factor.
+        let response = send(
+            &p,
+            reqwest::Method::POST,
+            "/api/v1/account/api-keys",
+            Some(&access),
+            Some(json!({ "name": "script", "scopes": ["audit.read"] })),
+        )
+        .await;
+        assert_eq!(response.status(), 201);
+        let key = token(&response.json::<Value>().await.expect("JSON"), "secret");
+        let response = send(
+            &p,
+            reqwest::Method::DELETE,
+            "/api/v1/account/totp",
+            Some(&key),
+            Some(json!({ "recovery_code": enrolled.recovery_codes[0] })),
+        )
+        .await;
+        expect_problem(response, 403, "session-required").await;
+        let status: Value = p.get("/api/v1/account/totp", &access).await.json().await.expect("JSON");
+        assert_eq!(status["enabled"], true);
+        assert_eq!(status["recovery_codes_remaining"], 10);
     }
 }
 
@@ -327,4 +354,31 @@ on_every_database! {
         let status: Value = p.get("/api/v1/account/totp", &enrolled.access).await.json().await.expect("JSON");
         assert_eq!(status, json!({ "enabled": false, "pending": false, "recovery_codes_remaining": 0 }));
     }
+}
+
+#[tokio::test]
+async fn second_factor_attempts_are_rate_limited_per_account_with_retry_after() {
+    let db = TestDb::sqlite().await;
+    let options = IdentityOptions {
+        rate_limits: RateLimits {
+            second_factor_per_account: Rule::new(2, Duration::from_secs(60)),
+            ..RateLimits::default()
+        },
+    };
+    let p = IdentityPanel::start_with(&db, options).await;
+    let enrolled = enroll(&p).await;
+    let challenge = challenge(&p).await;
+    let wrong = wrong_code(&enrolled.secret);
+    for _ in 0..2 {
+        let response = second_factor(&p, &challenge, json!({ "code": wrong })).await;
+        expect_problem(response, 401, "invalid-second-factor").await;
+    }
+    let response = second_factor(
+        &p,
+        &challenge,
+        json!({ "code": code_at(&enrolled.secret, 1) }),
+    )
+    .await;
+    assert!(response.headers().get("retry-after").is_some());
+    expect_problem(response, 429, "rate-limited").await;
 }
