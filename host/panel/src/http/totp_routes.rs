@@ -6,6 +6,7 @@
 //! | `POST` | `/account/totp` | begin enrollment: the secret and `otpauth://` URL, shown this once |
 //! | `POST` | `/account/totp/confirm` | `{code}`: enable, returning 10 recovery codes, shown this once |
 //! | `DELETE` | `/account/totp` | `{code}` or `{recovery_code}`: turn it off |
+//! | `POST` | `/account/totp/recovery-codes` | `{code}` or `{recovery_code}`: replace the recovery codes, shown this once |
 //!
 //! Only a login session manages the second factor: a request made with an
 //! API key gets `403 session-required`, so a leaked script key cannot put
@@ -41,6 +42,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(status, begin, disable))
         .routes(routes!(confirm))
+        .routes(routes!(regenerate_recovery_codes))
 }
 
 /// The caller's second-factor state.
@@ -286,7 +288,53 @@ pub(super) async fn disable(
     require_session(&headers)?;
     let factor = body.factor().map_err(IntoResponse::into_response)?;
     let user_id = auth.principal.user_id();
-    let identity = identity(&state)?;
+    limit_second_factor(&state, &auth)?;
+    totp::disable(state.db(), user_id, factor, &auth.actor)
+        .await
+        .map_err(totp_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replaces the recovery codes; needs a current code or a recovery code.
+/// The old codes stop working; the response holds the new ones, shown only
+/// now.
+#[utoipa::path(
+    post,
+    path = "/account/totp/recovery-codes",
+    tag = "account",
+    security(("bearer" = [])),
+    request_body = SecondFactorBody,
+    responses(
+        (status = 200, description = "The new codes", body = RecoveryCodesBody),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The code is wrong or was used before, or called with an API key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "TOTP is not enabled", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 423, description = "Too many wrong codes", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn regenerate_recovery_codes(
+    auth: Authenticated,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<SecondFactorBody>,
+) -> Reply<Json<RecoveryCodesBody>> {
+    require_session(&headers)?;
+    let factor = body.factor().map_err(IntoResponse::into_response)?;
+    limit_second_factor(&state, &auth)?;
+    let recovery_codes =
+        totp::regenerate_recovery_codes(state.db(), auth.principal.user_id(), factor, &auth.actor)
+            .await
+            .map_err(totp_error)?;
+    Ok(Json(RecoveryCodesBody { recovery_codes }))
+}
+
+/// The second-factor rate limits, per client address and per account.
+#[allow(clippy::result_large_err)] // see `Reply`
+fn limit_second_factor(state: &AppState, auth: &Authenticated) -> Reply<()> {
+    let user_id = auth.principal.user_id();
+    let identity = identity(state)?;
     let limits = identity.options().rate_limits;
     let ip = auth
         .actor
@@ -306,8 +354,5 @@ pub(super) async fn disable(
             limits.second_factor_per_account,
         )
         .map_err(rate_limited)?;
-    totp::disable(state.db(), user_id, factor, &auth.actor)
-        .await
-        .map_err(totp_error)?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

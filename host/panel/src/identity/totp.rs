@@ -569,6 +569,48 @@ pub async fn disable(
     Ok(())
 }
 
+/// Replaces `user_id`'s recovery codes with fresh ones after checking
+/// `factor` (see [`verify`]; a recovery code used here is spent like any
+/// other); appends `totp.recovery-codes-regenerated`. Returns the new codes,
+/// to show once.
+///
+/// # Errors
+///
+/// As for [`verify`].
+pub async fn regenerate_recovery_codes(
+    db: &Database,
+    user_id: &str,
+    factor: SecondFactor<'_>,
+    actor: &Actor,
+) -> Result<Vec<String>, TotpError> {
+    verify(db, user_id, factor, actor).await?;
+    let codes = recovery::generate_set(RECOVERY_CODE_COUNT);
+    let event = NewEvent::new("totp.recovery-codes-regenerated")
+        .actor(actor.clone())
+        .subject("user", user_id)
+        .data(json!({ "recovery_codes": codes.len() }));
+    on_pool!(db, |pool| {
+        let mut tx = pool.begin().await.map_err(DbError::from)?;
+        let mut qb = query_builder(pool, "DELETE FROM recovery_codes WHERE user_id = ");
+        qb.push_bind(user_id);
+        qb.build().execute(&mut *tx).await.map_err(DbError::from)?;
+        for code in &codes {
+            let mut qb = query_builder(
+                pool,
+                "INSERT INTO recovery_codes (user_id, code_hash) VALUES (",
+            );
+            qb.separated(", ")
+                .push_bind(user_id)
+                .push_bind(recovery::hash(code));
+            qb.push(")");
+            qb.build().execute(&mut *tx).await.map_err(DbError::from)?;
+        }
+        tx.append_event(&event).await?;
+        tx.commit().await.map_err(DbError::from)?;
+    });
+    Ok(codes)
+}
+
 /// Removes `user_id`'s TOTP (enabled or pending) without a code, for an
 /// administrator helping a user who lost both the app and the recovery
 /// codes; appends `totp.reset`. Returns whether there was anything.

@@ -294,6 +294,28 @@ on_every_database! {
         expect_problem(response, 401, "invalid-second-factor").await;
         let response = second_factor(&p, &again, json!({ "recovery_code": enrolled.recovery_codes[1] })).await;
         assert_eq!(response.status(), 200);
+
+        // Fresh codes replace the old ones, which stop working.
+        let response = send(
+            &p,
+            reqwest::Method::POST,
+            "/api/v1/account/totp/recovery-codes",
+            Some(&enrolled.access),
+            Some(json!({ "code": code_at(&enrolled.secret, 1) })),
+        )
+        .await;
+        assert_eq!(response.status(), 200);
+        let fresh: Value = response.json().await.expect("JSON");
+        let fresh_codes = fresh["recovery_codes"].as_array().expect("codes");
+        assert_eq!(fresh_codes.len(), 10);
+        assert!(!fresh_codes.iter().any(|c| enrolled.recovery_codes.iter().any(|old| c == old)));
+        let status: Value = p.get("/api/v1/account/totp", &enrolled.access).await.json().await.expect("JSON");
+        assert_eq!(status["recovery_codes_remaining"], 10);
+        let third = challenge(&p).await;
+        let response = second_factor(&p, &third, json!({ "recovery_code": enrolled.recovery_codes[2] })).await;
+        expect_problem(response, 401, "invalid-second-factor").await;
+        let response = second_factor(&p, &third, json!({ "recovery_code": fresh_codes[0] })).await;
+        assert_eq!(response.status(), 200);
     }
 }
 
