@@ -382,3 +382,24 @@ impl IdentityService {
             .map_err(|e| DbError::Corrupt(format!("signing an access token failed: {e}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, ConfigLayer};
+
+    #[test]
+    fn options_take_the_configured_rate_limits() {
+        let layer = ConfigLayer::from_env([("CAP_RATE_LIMIT_REFRESH_PER_IP", "4/1m")])
+            .expect("a valid variable");
+        let options = IdentityOptions::from_config(&Config::from_layers([layer]));
+        assert_eq!(
+            options.rate_limits.refresh_per_ip,
+            Rule::new(4, Duration::from_secs(60))
+        );
+        assert_eq!(
+            options.rate_limits.login_per_ip,
+            RateLimits::default().login_per_ip
+        );
+    }
+}
