@@ -20,6 +20,13 @@
 //!
 //! [http]
 //! body-limit = 1048576   # bytes
+//!
+//! [rate-limits]          # BURST/PERIOD: BURST at once, then one more per PERIOD (ms, s, m, h)
+//! login-per-ip = "20/3s"
+//! login-per-account = "10/6s"
+//! refresh-per-ip = "30/2s"
+//! second-factor-per-ip = "20/3s"
+//! second-factor-per-account = "10/30s"
 //! ```
 //!
 //! | Setting | Flag | Environment | File |
@@ -29,6 +36,27 @@
 //! | database URL | `--database-url` | `CAP_DATABASE_URL`, else `DATABASE_URL` | `database.url` |
 //! | pool size | | `CAP_DATABASE_MAX_CONNECTIONS` | `database.max-connections` |
 //! | request body limit | | `CAP_HTTP_BODY_LIMIT` | `http.body-limit` |
+//! | rate limit `NAME` | `--rate-limit NAME=RULE` (repeatable) | `CAP_RATE_LIMIT_<NAME>` (e.g. `CAP_RATE_LIMIT_LOGIN_PER_IP`) | `rate-limits.NAME` |
+//!
+//! # Rate limits
+//!
+//! The identity endpoints are limited per client address and per account,
+//! with in-memory token buckets ([`crate::identity::rate_limit`]); the
+//! defaults (shown in the file above) are strict on purpose, as these are
+//! where credentials are guessed. Each rule is `BURST/PERIOD`: `BURST`
+//! requests at once, then one more per `PERIOD`; a refused request gets
+//! `429 rate-limited` with `Retry-After`.
+//!
+//! | Name | Limits |
+//! | --- | --- |
+//! | `login-per-ip` | `POST /auth/login` per client address |
+//! | `login-per-account` | `POST /auth/login` per provider and username, from any address |
+//! | `refresh-per-ip` | `POST /auth/refresh` per client address |
+//! | `second-factor-per-ip` | `POST /auth/login/second-factor` and turning TOTP off, per client address |
+//! | `second-factor-per-account` | the same, per account, from any address |
+//!
+//! Each rule is its own setting: a flag for `login-per-ip` leaves the file's
+//! `refresh-per-ip` in force. Unknown names and malformed rules are errors.
 //!
 //! The config file itself is named by `--config` or `CAP_CONFIG`.
 //!
@@ -43,6 +71,7 @@
 //! # Ok::<(), cap_panel::config::ConfigError>(())
 //! ```
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::net::SocketAddr;
@@ -52,6 +81,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 
 use crate::db::{DatabaseLocation, DatabaseOptions};
+use crate::identity::rate_limit::{RateLimits, Rule};
 
 /// The default listen address: loopback only, so a fresh install is not
 /// reachable from the network until the admin says so.
@@ -79,6 +109,8 @@ pub struct Config {
     pub database_max_connections: u32,
     /// Maximum request body size in bytes; larger bodies get `413`.
     pub body_limit: usize,
+    /// Limits on the login, second-factor and token endpoints.
+    pub rate_limits: RateLimits,
 }
 
 impl Default for Config {
@@ -89,6 +121,7 @@ impl Default for Config {
             database_url: None,
             database_max_connections: DEFAULT_MAX_CONNECTIONS,
             body_limit: DEFAULT_BODY_LIMIT,
+            rate_limits: RateLimits::default(),
         }
     }
 }
@@ -109,6 +142,16 @@ impl Config {
                 .database_max_connections
                 .unwrap_or(defaults.database_max_connections),
             body_limit: merged.body_limit.unwrap_or(defaults.body_limit),
+            rate_limits: {
+                let mut limits = defaults.rate_limits;
+                for (name, rule) in merged.rate_limits {
+                    // Names were checked when the layer was read.
+                    if let Some(slot) = limits.rule_mut(&name) {
+                        *slot = rule;
+                    }
+                }
+                limits
+            },
         }
     }
 
@@ -167,6 +210,9 @@ pub struct ConfigLayer {
     pub body_limit: Option<usize>,
     /// A config file to read (meaningful in the flag and environment layers).
     pub config_file: Option<PathBuf>,
+    /// Rate-limit rules by name (see [`RateLimits::NAMES`]); each is its own
+    /// setting.
+    pub rate_limits: BTreeMap<String, Rule>,
 }
 
 impl ConfigLayer {
@@ -181,6 +227,11 @@ impl ConfigLayer {
                 .or(lower.database_max_connections),
             body_limit: self.body_limit.or(lower.body_limit),
             config_file: self.config_file.or(lower.config_file),
+            rate_limits: {
+                let mut rules = lower.rate_limits;
+                rules.extend(self.rate_limits);
+                rules
+            },
         }
     }
 
@@ -195,7 +246,17 @@ impl ConfigLayer {
             path: None,
             message: e.to_string(),
         })?;
-        Ok(file.into())
+        let mut rate_limits = BTreeMap::new();
+        for (name, text) in &file.rate_limits {
+            let rule = parse_rate_limit(name, text).map_err(|message| ConfigError::Toml {
+                path: None,
+                message: format!("rate-limits.{name}: {message}"),
+            })?;
+            rate_limits.insert(name.clone(), rule);
+        }
+        let mut layer = ConfigLayer::from(file);
+        layer.rate_limits = rate_limits;
+        Ok(layer)
     }
 
     /// Reads and parses a TOML config file.
@@ -247,7 +308,17 @@ impl ConfigLayer {
                 }
                 "CAP_HTTP_BODY_LIMIT" => layer.body_limit = Some(parse_env(key, value)?),
                 "CAP_CONFIG" => layer.config_file = Some(PathBuf::from(value)),
-                _ => {}
+                _ => {
+                    if let Some(suffix) = key.strip_prefix(RATE_LIMIT_ENV_PREFIX) {
+                        let name = suffix.to_ascii_lowercase().replace('_', "-");
+                        let rule =
+                            parse_rate_limit(&name, value).map_err(|message| ConfigError::Env {
+                                var: key.to_owned(),
+                                message,
+                            })?;
+                        layer.rate_limits.insert(name, rule);
+                    }
+                }
             }
         }
         // The product-specific name wins over the generic one.
@@ -279,6 +350,35 @@ impl ConfigLayer {
         }
         Self::from_env(ours)
     }
+}
+
+/// The prefix of the rate-limit variables: `CAP_RATE_LIMIT_LOGIN_PER_IP`
+/// sets `login-per-ip`.
+pub const RATE_LIMIT_ENV_PREFIX: &str = "CAP_RATE_LIMIT_";
+
+/// Checks a rate-limit rule's name and parses its `BURST/PERIOD` text.
+fn parse_rate_limit(name: &str, text: &str) -> Result<Rule, String> {
+    if !RateLimits::NAMES.contains(&name) {
+        return Err(format!(
+            "unknown rate limit {name:?}; known: {}",
+            RateLimits::NAMES.join(", ")
+        ));
+    }
+    text.parse::<Rule>().map_err(|e| format!("{text:?}: {e}"))
+}
+
+/// Parses a `--rate-limit NAME=RULE` flag, e.g. `login-per-ip=5/10s`.
+///
+/// # Errors
+///
+/// What is wrong, for people: a missing `=`, an unknown name or a
+/// malformed rule.
+pub fn parse_rate_limit_flag(flag: &str) -> Result<(String, Rule), String> {
+    let (name, rule) = flag
+        .split_once('=')
+        .ok_or_else(|| format!("{flag:?} is not NAME=RULE, e.g. login-per-ip=5/10s"))?;
+    let name = name.trim();
+    Ok((name.to_owned(), parse_rate_limit(name, rule)?))
 }
 
 fn parse_env<T>(var: &str, value: &str) -> Result<T, ConfigError>
@@ -332,6 +432,8 @@ struct FileConfig {
     database: FileDatabase,
     #[serde(default)]
     http: FileHttp,
+    #[serde(default)]
+    rate_limits: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -356,6 +458,7 @@ impl From<FileConfig> for ConfigLayer {
             database_max_connections: file.database.max_connections,
             body_limit: file.http.body_limit,
             config_file: None,
+            rate_limits: BTreeMap::new(),
         }
     }
 }
@@ -424,6 +527,64 @@ mod tests {
         }
         let layer = ConfigLayer::from_env([("DATABASE_URL", "mysql://generic")]).expect("valid");
         assert_eq!(layer.database_url.as_deref(), Some("mysql://generic"));
+    }
+
+    #[test]
+    fn layers_each_rate_limit_rule_on_its_own() {
+        let file = ConfigLayer::from_toml_str(
+            r#"
+            [rate-limits]
+            login-per-ip = "7/1m"
+            refresh-per-ip = "3/10s"
+            "#,
+        )
+        .expect("valid file");
+        let env = ConfigLayer::from_env([("CAP_RATE_LIMIT_LOGIN_PER_IP", "5/2s")]).expect("env");
+        let (name, rule) = parse_rate_limit_flag("second-factor-per-account=2/1h").expect("flag");
+        let flags = ConfigLayer {
+            rate_limits: BTreeMap::from([(name, rule)]),
+            ..ConfigLayer::default()
+        };
+        let limits = Config::from_layers([file, env, flags]).rate_limits;
+        let defaults = RateLimits::default();
+        assert_eq!(
+            limits.login_per_ip,
+            "5/2s".parse().expect("rule"),
+            "env beats file"
+        );
+        assert_eq!(
+            limits.refresh_per_ip,
+            "3/10s".parse().expect("rule"),
+            "file beats default"
+        );
+        assert_eq!(
+            limits.second_factor_per_account,
+            "2/1h".parse().expect("rule")
+        );
+        assert_eq!(limits.login_per_account, defaults.login_per_account);
+        assert_eq!(limits.second_factor_per_ip, defaults.second_factor_per_ip);
+    }
+
+    #[test]
+    fn refuses_unknown_and_malformed_rate_limits_naming_where() {
+        let err = ConfigLayer::from_toml_str("[rate-limits]\nlogin-per-ipp = \"5/1s\"")
+            .expect_err("unknown name");
+        assert!(err.to_string().contains("login-per-ipp"), "{err}");
+        let err = ConfigLayer::from_toml_str("[rate-limits]\nlogin-per-ip = \"5 per second\"")
+            .expect_err("malformed rule");
+        assert!(
+            err.to_string().contains("rate-limits.login-per-ip"),
+            "{err}"
+        );
+        let err = ConfigLayer::from_env([("CAP_RATE_LIMIT_LOGIN_PER_IP", "0/1s")])
+            .expect_err("zero burst");
+        assert!(
+            err.to_string().contains("CAP_RATE_LIMIT_LOGIN_PER_IP"),
+            "{err}"
+        );
+        let err = ConfigLayer::from_env([("CAP_RATE_LIMIT_NOPE", "1/1s")]).expect_err("unknown");
+        assert!(err.to_string().contains("unknown rate limit"), "{err}");
+        assert!(parse_rate_limit_flag("login-per-ip").is_err());
     }
 
     #[test]

@@ -1,15 +1,15 @@
 //! `cap panel`: serve the Panel.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-
-use std::io::Write as _;
 
 use anyhow::Context;
 use cap_panel::Panel;
 use cap_panel::bundled::{self, BundledPlugin, Progress};
 use cap_panel::config::{Config, ConfigLayer};
 use cap_panel::identity::bootstrap::{ADMIN_USERNAME, BootstrapOutcome, bootstrap_admin};
+use cap_panel::identity::rate_limit::Rule;
 use cap_panel::identity::{IdentityOptions, ProviderRegistry};
 use cap_runtime::PluginKind;
 use clap::Args;
@@ -31,6 +31,11 @@ pub(crate) struct PanelArgs {
     /// TOML config file [env: CAP_CONFIG]
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// A rate limit, NAME=BURST/PERIOD, e.g. login-per-ip=5/10s; repeatable
+    /// [env: CAP_RATE_LIMIT_<NAME>]. Names: login-per-ip, login-per-account,
+    /// refresh-per-ip, second-factor-per-ip, second-factor-per-account
+    #[arg(long = "rate-limit", value_name = "NAME=RULE", value_parser = cap_panel::config::parse_rate_limit_flag)]
+    rate_limits: Vec<(String, Rule)>,
 }
 
 impl From<PanelArgs> for ConfigLayer {
@@ -40,6 +45,7 @@ impl From<PanelArgs> for ConfigLayer {
             data_dir: args.data,
             database_url: args.database_url,
             config_file: args.config,
+            rate_limits: args.rate_limits.into_iter().collect(),
             ..ConfigLayer::default()
         }
     }
@@ -69,8 +75,9 @@ pub(crate) fn serve(config: Config, bundle: &[BundledPlugin]) -> anyhow::Result<
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         let providers = ProviderRegistry::new();
+        let options = IdentityOptions::from_config(&config);
         let panel = Panel::builder(config)
-            .identity(providers.clone(), IdentityOptions::default())
+            .identity(providers.clone(), options)
             .bind()
             .await
             .context("starting the Panel")?;

@@ -1,6 +1,17 @@
 //! `/api/v1/auth`: logging in through an auth-provider plugin, refreshing
 //! and ending sessions, and who the caller is.
 //!
+//! # Second factor
+//!
+//! When the user has TOTP on, `POST /auth/login` with the right password
+//! answers `202 Accepted` with a [`SecondFactorChallengeBody`] —
+//! `second_factor_required: true` and a `challenge` (valid five minutes,
+//! single use) — and no tokens. `POST /auth/login/second-factor` with the
+//! challenge and either `code` (from the authenticator app) or
+//! `recovery_code` completes the login with the usual [`TokenResponse`]. A
+//! wrong code leaves the challenge open for another try; five wrong codes in
+//! a row lock the second factor for fifteen minutes.
+//!
 //! Refusals carry their own stable codes so clients can react:
 //!
 //! | Status | Code | When |
@@ -15,6 +26,9 @@
 //! | 503 | `provider-failed` | the provider plugin trapped, timed out or is quarantined |
 //! | 401 | `invalid-refresh-token` | unknown, expired or revoked refresh token |
 //! | 401 | `refresh-token-reused` | a used refresh token came back: its session is now revoked |
+//! | 401 | `invalid-challenge` | the login challenge is unknown, expired or used: log in again |
+//! | 401 | `invalid-second-factor` | the code or recovery code is wrong, or the code was used before |
+//! | 423 | `account-locked` | (second factor) too many wrong codes; `Retry-After` |
 
 use std::net::SocketAddr;
 
@@ -36,12 +50,16 @@ use super::extract::ApiJson;
 use super::request_id::RequestId;
 use crate::db::Actor;
 use crate::identity::tokens::RefreshError;
-use crate::identity::{IdentityService, LOCAL_PASSWORD, LoginError, Tokens, User, users};
+use crate::identity::{
+    Challenge, IdentityService, LOCAL_PASSWORD, LoginError, SecondFactor, Tokens, User, users,
+};
+use crate::identity::{SecondFactorError, totp};
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(login))
+        .routes(routes!(second_factor))
         .routes(routes!(refresh))
         .routes(routes!(logout))
         .routes(routes!(me))
@@ -50,7 +68,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A handler's answer: a success, or a ready response (a problem document).
 /// The error is a whole `Response`, built once per refused request; boxing it
 /// would only add an allocation.
-type Reply<T> = Result<T, Response>;
+pub(crate) type Reply<T> = Result<T, Response>;
 
 /// The caller before authentication: address and request id.
 #[derive(Debug, Clone)]
@@ -81,7 +99,8 @@ impl FromRequestParts<AppState> for Client {
 }
 
 impl Client {
-    fn ip_key(&self) -> String {
+    /// The client address as a rate-limit key.
+    pub(crate) fn ip_key(&self) -> String {
         self.actor
             .ip
             .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
@@ -112,7 +131,8 @@ pub(crate) fn problem(
     response
 }
 
-fn rate_limited(wait: std::time::Duration) -> Response {
+/// `429 rate-limited` with `Retry-After`.
+pub(crate) fn rate_limited(wait: std::time::Duration) -> Response {
     problem(
         StatusCode::TOO_MANY_REQUESTS,
         "rate-limited",
@@ -122,8 +142,9 @@ fn rate_limited(wait: std::time::Duration) -> Response {
     )
 }
 
+/// The identity service, or `503` when the Panel runs without one.
 #[allow(clippy::result_large_err)] // see `Reply`
-fn identity(state: &AppState) -> Reply<&IdentityService> {
+pub(crate) fn identity(state: &AppState) -> Reply<&IdentityService> {
     state.identity().ok_or_else(|| {
         problem(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -193,6 +214,30 @@ pub struct TokenResponse {
     pub user: UserBody,
 }
 
+/// The first factor passed; the login needs a second one.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SecondFactorChallengeBody {
+    /// Always `true`.
+    pub second_factor_required: bool,
+    /// Send it to `/auth/login/second-factor` with a code (once).
+    pub challenge: String,
+    /// Seconds until the challenge expires.
+    pub expires_in: u64,
+    /// What completes it: `totp` (field `code`) or `recovery_code`.
+    pub methods: Vec<String>,
+}
+
+impl From<Challenge> for SecondFactorChallengeBody {
+    fn from(challenge: Challenge) -> Self {
+        SecondFactorChallengeBody {
+            second_factor_required: true,
+            challenge: challenge.token,
+            expires_in: challenge.expires_in.as_secs(),
+            methods: vec!["totp".to_owned(), "recovery_code".to_owned()],
+        }
+    }
+}
+
 impl From<Tokens> for TokenResponse {
     fn from(tokens: Tokens) -> Self {
         TokenResponse {
@@ -205,7 +250,8 @@ impl From<Tokens> for TokenResponse {
     }
 }
 
-fn check_len(errors: &mut Vec<FieldError>, field: &str, value: &str, max: usize) {
+/// Adds a field error unless `value` has 1 to `max` characters.
+pub(crate) fn check_len(errors: &mut Vec<FieldError>, field: &str, value: &str, max: usize) {
     let len = value.chars().count();
     if len == 0 || len > max {
         errors.push(FieldError::new(
@@ -286,6 +332,11 @@ fn login_error(error: LoginError) -> Response {
             "this account is disabled",
             None,
         ),
+        LoginError::SecondFactorRequired(challenge) => (
+            StatusCode::ACCEPTED,
+            Json(SecondFactorChallengeBody::from(challenge)),
+        )
+            .into_response(),
         LoginError::Db(error) => ApiError::from(error).into_response(),
     }
 }
@@ -298,8 +349,9 @@ fn login_error(error: LoginError) -> Response {
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 202, description = "The password is right and the user has TOTP on: complete the login at /auth/login/second-factor", body = SecondFactorChallengeBody),
         (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Invalid credentials, or a second factor is required", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Invalid credentials, or the provider wants a second factor", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "No linked account, or the account is disabled", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
@@ -352,6 +404,162 @@ pub(super) async fn login(
         .map_err(login_error)?;
     Ok(Json(tokens.into()))
 }
+
+/// A second factor: exactly one of `code` and `recovery_code`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecondFactorBody {
+    /// A 6-digit code from the authenticator app.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// One of the recovery codes (works once).
+    #[serde(default)]
+    pub recovery_code: Option<String>,
+}
+
+impl SecondFactorBody {
+    /// The factor, or per-field errors.
+    pub(crate) fn factor(&self) -> Result<SecondFactor<'_>, ApiError> {
+        let field =
+            |name: &str, message: &str| Err(ApiError::field(FieldLocation::Body, name, message));
+        match (&self.code, &self.recovery_code) {
+            (Some(_), Some(_)) => field(
+                "recovery_code",
+                "send either code or recovery_code, not both",
+            ),
+            (None, None) => field(
+                "code",
+                "send code (from the authenticator app) or recovery_code",
+            ),
+            (Some(code), None) => {
+                let len = code.chars().count();
+                if len == 0 || len > 16 {
+                    field("code", "must be 1 to 16 characters")
+                } else {
+                    Ok(SecondFactor::Code(code))
+                }
+            }
+            (None, Some(code)) => {
+                let len = code.chars().count();
+                if len == 0 || len > 64 {
+                    field("recovery_code", "must be 1 to 64 characters")
+                } else {
+                    Ok(SecondFactor::RecoveryCode(code))
+                }
+            }
+        }
+    }
+}
+
+/// Completes a login that answered `202` with a challenge.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecondFactorLoginRequest {
+    /// The challenge from `/auth/login`.
+    pub challenge: String,
+    /// A 6-digit code from the authenticator app.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// One of the recovery codes (works once).
+    #[serde(default)]
+    pub recovery_code: Option<String>,
+}
+
+/// Completes a login with the second factor: a TOTP code or a recovery
+/// code, and the challenge `/auth/login` returned.
+#[utoipa::path(
+    post,
+    path = "/auth/login/second-factor",
+    tag = "auth",
+    request_body = SecondFactorLoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 401, description = "Invalid or expired challenge, or a wrong or reused code", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The account is disabled", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 423, description = "Too many wrong codes; the second factor is locked", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn second_factor(
+    State(state): State<AppState>,
+    client: Client,
+    ApiJson(body): ApiJson<SecondFactorLoginRequest>,
+) -> Reply<Json<TokenResponse>> {
+    let identity = identity(&state)?;
+    let mut errors = Vec::new();
+    check_len(&mut errors, "challenge", &body.challenge, 128);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors).into_response());
+    }
+    let factor_body = SecondFactorBody {
+        code: body.code.clone(),
+        recovery_code: body.recovery_code.clone(),
+    };
+    let factor = factor_body.factor().map_err(IntoResponse::into_response)?;
+    identity
+        .limiter()
+        .check(
+            &format!("second-factor:ip:{}", client.ip_key()),
+            identity.options().rate_limits.second_factor_per_ip,
+        )
+        .map_err(rate_limited)?;
+    match identity
+        .complete_second_factor(&body.challenge, factor, &client.actor)
+        .await
+    {
+        Ok(tokens) => Ok(Json(tokens.into())),
+        Err(error) => Err(second_factor_error(error)),
+    }
+}
+
+/// The response for a refused second factor.
+pub(crate) fn second_factor_error(error: SecondFactorError) -> Response {
+    match error {
+        SecondFactorError::InvalidChallenge => problem(
+            StatusCode::UNAUTHORIZED,
+            "invalid-challenge",
+            "Invalid challenge",
+            "the login challenge is invalid, expired or used; log in again",
+            None,
+        ),
+        SecondFactorError::InvalidCode => problem(
+            StatusCode::UNAUTHORIZED,
+            "invalid-second-factor",
+            "Invalid second factor",
+            "the code is wrong or was used before",
+            None,
+        ),
+        SecondFactorError::Locked(wait) => locked(wait),
+        SecondFactorError::RateLimited(wait) => rate_limited(wait),
+        SecondFactorError::Disabled => problem(
+            StatusCode::FORBIDDEN,
+            "account-disabled",
+            "Account disabled",
+            "this account is disabled",
+            None,
+        ),
+        SecondFactorError::Db(error) => ApiError::from(error).into_response(),
+    }
+}
+
+/// `423 account-locked` for a locked second factor, with `Retry-After`.
+pub(crate) fn locked(wait: std::time::Duration) -> Response {
+    problem(
+        StatusCode::LOCKED,
+        "account-locked",
+        "Account locked",
+        &format!(
+            "too many wrong codes; the second factor is locked for {} more minutes",
+            wait.as_secs().div_ceil(60).max(1)
+        ),
+        Some(wait.as_secs_f64().ceil() as u64),
+    )
+}
+
+/// Keeps the TOTP constants documented here in step with [`totp`].
+const _: () = assert!(totp::MAX_FAILED_ATTEMPTS == 5 && totp::LOCKOUT.as_secs() == 900);
 
 /// A refresh token.
 #[derive(Debug, Clone, Deserialize, ToSchema)]

@@ -47,8 +47,11 @@ pub mod openapi;
 pub mod pagination;
 pub mod plugins_routes;
 pub mod request_id;
+pub mod roles_routes;
 pub mod servers_routes;
 pub mod settings;
+pub mod totp_routes;
+pub mod users_routes;
 
 pub use auth::{Authenticated, Authenticator, DenyAll, Principal};
 pub use error::{ApiError, ApiResult, FieldError, FieldLocation, Problem};
@@ -152,7 +155,10 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(auth_routes::router())
         .merge(api_keys::router())
         .merge(nodes_routes::router())
-        .merge(servers_routes::router());
+        .merge(servers_routes::router())
+        .merge(totp_routes::router())
+        .merge(users_routes::router())
+        .merge(roles_routes::router());
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", v1)
         .routes(routes!(metrics::scrape))

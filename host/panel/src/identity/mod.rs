@@ -17,8 +17,19 @@
 //!   refresh tokens with reuse detection; API keys for scripts.
 //! - **Every change is an event** in the same transaction, as elsewhere in
 //!   the Panel ([`users`], [`tokens`]).
-//! - **Rate limits** ([`rate_limit`]) on login and refresh, per client
-//!   address and per account, in memory.
+//! - **Second factor** ([`totp`], [`recovery`]): when a user has TOTP on, a
+//!   verified password yields a short-lived, single-use challenge
+//!   ([`LoginError::SecondFactorRequired`]) instead of tokens;
+//!   [`IdentityService::complete_second_factor`] exchanges it, with a code
+//!   or a recovery code, for tokens. A caller that does not handle the
+//!   challenge gets no tokens: the safe default.
+//! - **Administration** ([`users`], [`roles`]): users are listed, created
+//!   (linked to a provider identity), changed, disabled — which revokes
+//!   their sessions and API keys at once — and deleted; roles hold
+//!   permissions checked against the registry.
+//! - **Rate limits** ([`rate_limit`]) on login, second factor and refresh,
+//!   per client address and per account, in memory, configurable
+//!   ([`crate::config`]; [`IdentityOptions::from_config`]).
 //!
 //! The HTTP routes live in [`crate::http::auth_routes`] and
 //! [`crate::http::api_keys`]; the [`crate::http::Authenticator`] that turns
@@ -36,13 +47,17 @@ pub mod bootstrap;
 pub mod permissions;
 pub mod providers;
 pub mod rate_limit;
+pub mod recovery;
+pub mod roles;
 pub mod tokens;
+pub mod totp;
 pub mod users;
 
 pub use bootstrap::{BootstrapOutcome, bootstrap_admin};
 pub use providers::{LOCAL_PASSWORD, ProviderRegistry, load_local_password, panel_services};
 pub use rate_limit::{RateLimiter, RateLimits, Rule};
 pub use tokens::{Claims, JwtKeys};
+pub use totp::{Challenge, SecondFactor};
 pub use users::User;
 
 /// The setting that lets a verified identity with no user create one.
@@ -51,8 +66,17 @@ pub const AUTO_REGISTER_SETTING: &str = "auth.auto-register";
 /// How identity behaves.
 #[derive(Debug, Clone, Default)]
 pub struct IdentityOptions {
-    /// Limits on the login and refresh endpoints.
+    /// Limits on the login, second-factor and refresh endpoints.
     pub rate_limits: RateLimits,
+}
+
+impl IdentityOptions {
+    /// The options `config` asks for (its `[rate-limits]`).
+    pub fn from_config(config: &crate::config::Config) -> IdentityOptions {
+        IdentityOptions {
+            rate_limits: config.rate_limits,
+        }
+    }
 }
 
 /// What the Panel's identity routes and authenticator share. Cheap to
@@ -102,11 +126,38 @@ pub enum LoginError {
     /// The user is disabled.
     #[error("the account is disabled")]
     Disabled,
+    /// The first factor passed, and the user has TOTP on: complete the
+    /// login with [`IdentityService::complete_second_factor`].
+    #[error("a second factor is required")]
+    SecondFactorRequired(Challenge),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
 }
 
+/// Why completing a login with a second factor failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SecondFactorError {
+    /// The challenge is unknown, expired or used, or its user is gone or
+    /// no longer has TOTP: log in again.
+    #[error("the login challenge is invalid or expired")]
+    InvalidChallenge,
+    /// The code or recovery code is wrong or was used before.
+    #[error("the second factor is wrong")]
+    InvalidCode,
+    /// Too many wrong codes: the second factor is locked for this long.
+    #[error("the second factor is locked")]
+    Locked(Duration),
+    /// Too many attempts for this account: wait this long.
+    #[error("too many attempts")]
+    RateLimited(Duration),
+    /// The user was disabled since the first factor.
+    #[error("the account is disabled")]
+    Disabled,
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
 impl IdentityService {
     /// Identity on `db` with `providers`: loads (or creates) the signing
     /// secret.
@@ -211,11 +262,79 @@ impl IdentityService {
         if user.disabled {
             return Err(LoginError::Disabled);
         }
+        if totp::is_enabled(db, &user.id).await? {
+            let challenge = totp::create_challenge(db, &user.id, provider).await?;
+            return Err(LoginError::SecondFactorRequired(challenge));
+        }
+        Ok(self.issue_tokens(user, provider, actor).await?)
+    }
+
+    /// Completes a login that answered
+    /// [`LoginError::SecondFactorRequired`]: checks `factor` (consuming it,
+    /// see [`totp::verify`]), then consumes the challenge and starts the
+    /// session. A wrong factor leaves the challenge open for another try
+    /// until it expires or the second factor locks.
+    ///
+    /// # Errors
+    ///
+    /// [`SecondFactorError`].
+    pub async fn complete_second_factor(
+        &self,
+        challenge: &str,
+        factor: SecondFactor<'_>,
+        actor: &Actor,
+    ) -> Result<Tokens, SecondFactorError> {
+        let db = self.db();
+        let pending = totp::find_challenge(db, challenge)
+            .await?
+            .ok_or(SecondFactorError::InvalidChallenge)?;
+        self.limiter()
+            .check(
+                &format!("second-factor:account:{}", pending.user_id),
+                self.options().rate_limits.second_factor_per_account,
+            )
+            .map_err(SecondFactorError::RateLimited)?;
+        let user = users::find_user(db, &pending.user_id)
+            .await?
+            .ok_or(SecondFactorError::InvalidChallenge)?;
+        if user.disabled {
+            return Err(SecondFactorError::Disabled);
+        }
         let actor = Actor {
             user_id: Some(user.id.clone()),
             ..actor.clone()
         };
-        let refresh = tokens::create_session(db, &user.id, provider, &actor).await?;
+        match totp::verify(db, &user.id, factor, &actor).await {
+            Ok(()) => {}
+            Err(totp::TotpError::InvalidCode) => return Err(SecondFactorError::InvalidCode),
+            Err(totp::TotpError::Locked(wait)) => return Err(SecondFactorError::Locked(wait)),
+            Err(totp::TotpError::Db(e)) => return Err(e.into()),
+            Err(
+                totp::TotpError::NotEnabled
+                | totp::TotpError::NotPending
+                | totp::TotpError::AlreadyEnabled,
+            ) => return Err(SecondFactorError::InvalidChallenge),
+        }
+        if !totp::claim_challenge(db, challenge).await? {
+            return Err(SecondFactorError::InvalidChallenge);
+        }
+        Ok(self
+            .issue_tokens(user, &pending.provider_id, &actor)
+            .await?)
+    }
+
+    /// Starts a session for `user`, logged in through `provider`.
+    async fn issue_tokens(
+        &self,
+        user: User,
+        provider: &str,
+        actor: &Actor,
+    ) -> Result<Tokens, DbError> {
+        let actor = Actor {
+            user_id: Some(user.id.clone()),
+            ..actor.clone()
+        };
+        let refresh = tokens::create_session(self.db(), &user.id, provider, &actor).await?;
         let access_token = self.access_token(&user.id, &refresh.session_id)?;
         Ok(Tokens {
             access_token,
@@ -261,5 +380,26 @@ impl IdentityService {
         self.keys()
             .sign(&claims)
             .map_err(|e| DbError::Corrupt(format!("signing an access token failed: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, ConfigLayer};
+
+    #[test]
+    fn options_take_the_configured_rate_limits() {
+        let layer = ConfigLayer::from_env([("CAP_RATE_LIMIT_REFRESH_PER_IP", "4/1m")])
+            .expect("a valid variable");
+        let options = IdentityOptions::from_config(&Config::from_layers([layer]));
+        assert_eq!(
+            options.rate_limits.refresh_per_ip,
+            Rule::new(4, Duration::from_secs(60))
+        );
+        assert_eq!(
+            options.rate_limits.login_per_ip,
+            RateLimits::default().login_per_ip
+        );
     }
 }

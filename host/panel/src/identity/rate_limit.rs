@@ -8,10 +8,15 @@
 //! the number of recently active keys.
 
 use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A bucket's shape: `burst` requests at once, then one per `refill`.
+///
+/// Written `BURST/PERIOD` in configuration, e.g. `20/3s` (20 at once, then
+/// one more every 3 seconds); the period takes `ms`, `s`, `m` or `h`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
     /// Requests allowed at once.
@@ -27,7 +32,70 @@ impl Rule {
     }
 }
 
-/// The limits on the identity endpoints.
+/// Why a rule's text form was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0}; expected BURST/PERIOD such as 20/3s (burst at least 1, period 1ms to 24h, unit ms, s, m or h)"
+)]
+pub struct RuleParseError(String);
+
+impl FromStr for Rule {
+    type Err = RuleParseError;
+
+    fn from_str(text: &str) -> Result<Rule, RuleParseError> {
+        let text = text.trim();
+        let (burst, period) = text
+            .split_once('/')
+            .ok_or_else(|| RuleParseError(format!("{text:?} has no '/'")))?;
+        let burst: u32 = burst
+            .trim()
+            .parse()
+            .map_err(|_| RuleParseError(format!("{burst:?} is not a whole number")))?;
+        if burst == 0 {
+            return Err(RuleParseError("the burst is 0".into()));
+        }
+        let period = period.trim();
+        let split = period
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(|| RuleParseError(format!("{period:?} has no unit")))?;
+        let (amount, unit) = period.split_at(split);
+        let amount: u64 = amount
+            .parse()
+            .map_err(|_| RuleParseError(format!("{period:?} does not start with a number")))?;
+        let refill = match unit {
+            "ms" => Duration::from_millis(amount),
+            "s" => Duration::from_secs(amount),
+            "m" => Duration::from_secs(amount.saturating_mul(60)),
+            "h" => Duration::from_secs(amount.saturating_mul(3600)),
+            other => return Err(RuleParseError(format!("unknown unit {other:?}"))),
+        };
+        if refill < Duration::from_millis(1) || refill > Duration::from_secs(24 * 3600) {
+            return Err(RuleParseError(format!(
+                "the period {period:?} is out of range"
+            )));
+        }
+        Ok(Rule::new(burst, refill))
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.refill.as_millis();
+        if ms.is_multiple_of(3_600_000) {
+            write!(f, "{}/{}h", self.burst, ms / 3_600_000)
+        } else if ms.is_multiple_of(60_000) {
+            write!(f, "{}/{}m", self.burst, ms / 60_000)
+        } else if ms.is_multiple_of(1000) {
+            write!(f, "{}/{}s", self.burst, ms / 1000)
+        } else {
+            write!(f, "{}/{}ms", self.burst, ms)
+        }
+    }
+}
+
+/// The limits on the identity endpoints. Login, second-factor and token
+/// endpoints are stricter than the rest of the API: they are where
+/// credentials are guessed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimits {
     /// Logins per client address.
@@ -36,6 +104,11 @@ pub struct RateLimits {
     pub login_per_account: Rule,
     /// Token refreshes per client address.
     pub refresh_per_ip: Rule,
+    /// Second-factor attempts (login challenges, turning TOTP off) per
+    /// client address.
+    pub second_factor_per_ip: Rule,
+    /// Second-factor attempts per account (whatever the address).
+    pub second_factor_per_account: Rule,
 }
 
 impl Default for RateLimits {
@@ -44,6 +117,33 @@ impl Default for RateLimits {
             login_per_ip: Rule::new(20, Duration::from_secs(3)),
             login_per_account: Rule::new(10, Duration::from_secs(6)),
             refresh_per_ip: Rule::new(30, Duration::from_secs(2)),
+            second_factor_per_ip: Rule::new(20, Duration::from_secs(3)),
+            second_factor_per_account: Rule::new(10, Duration::from_secs(30)),
+        }
+    }
+}
+
+impl RateLimits {
+    /// The configuration names of the rules, in the order of the fields:
+    /// `login-per-ip`, `login-per-account`, `refresh-per-ip`,
+    /// `second-factor-per-ip`, `second-factor-per-account`.
+    pub const NAMES: [&'static str; 5] = [
+        "login-per-ip",
+        "login-per-account",
+        "refresh-per-ip",
+        "second-factor-per-ip",
+        "second-factor-per-account",
+    ];
+
+    /// The rule called `name` (see [`RateLimits::NAMES`]), to change it.
+    pub fn rule_mut(&mut self, name: &str) -> Option<&mut Rule> {
+        match name {
+            "login-per-ip" => Some(&mut self.login_per_ip),
+            "login-per-account" => Some(&mut self.login_per_account),
+            "refresh-per-ip" => Some(&mut self.refresh_per_ip),
+            "second-factor-per-ip" => Some(&mut self.second_factor_per_ip),
+            "second-factor-per-account" => Some(&mut self.second_factor_per_account),
+            _ => None,
         }
     }
 }
@@ -103,5 +203,40 @@ mod tests {
         let wait = limiter.check("k", rule).expect_err("the third is refused");
         assert!(wait > Duration::from_secs(50), "{wait:?}");
         assert!(limiter.check("other", rule).is_ok());
+    }
+
+    #[test]
+    fn parses_and_prints_rules_in_burst_slash_period_form() {
+        for (text, burst, refill) in [
+            ("20/3s", 20, Duration::from_secs(3)),
+            (" 5 / 250ms ", 5, Duration::from_millis(250)),
+            ("1/2m", 1, Duration::from_secs(120)),
+            ("100/1h", 100, Duration::from_secs(3600)),
+        ] {
+            let rule: Rule = text.parse().expect(text);
+            assert_eq!(rule, Rule::new(burst, refill), "{text}");
+            assert_eq!(rule.to_string().parse::<Rule>(), Ok(rule), "{text}");
+        }
+        assert_eq!(Rule::new(20, Duration::from_secs(3)).to_string(), "20/3s");
+        for bad in [
+            "20", "0/3s", "x/3s", "20/3", "20/3d", "20/0s", "20/25h", "20/s",
+        ] {
+            assert!(bad.parse::<Rule>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_rule_name_selects_a_different_rule() {
+        let mut limits = RateLimits::default();
+        for (i, name) in RateLimits::NAMES.iter().enumerate() {
+            let rule = limits.rule_mut(name).expect(name);
+            *rule = Rule::new(
+                u32::try_from(i + 100).expect("small"),
+                Duration::from_secs(1),
+            );
+        }
+        assert_eq!(limits.login_per_ip.burst, 100);
+        assert_eq!(limits.second_factor_per_account.burst, 104);
+        assert!(limits.rule_mut("nope").is_none());
     }
 }

@@ -1,8 +1,13 @@
 //! Users, their links to provider identities, and roles.
 //!
 //! Every change appends its event (`user.created`, `identity.linked`,
-//! `role.created`, `role.assigned`) in the same transaction, as
-//! [`crate::db::settings`] does.
+//! `role.created`, `role.assigned`, `user.updated`, `user.roles-set`,
+//! `user.disabled`, `user.enabled`, `user.deleted`) in the same
+//! transaction, as [`crate::db::settings`] does.
+//!
+//! Disabling a user revokes every session and API key they have in the
+//! same transaction, so nothing they held keeps working, even after they
+//! are enabled again.
 
 use std::collections::BTreeSet;
 
@@ -105,6 +110,23 @@ pub async fn create_user(
     link: Option<&IdentityLink>,
     actor: &Actor,
 ) -> Result<User, DbError> {
+    create_user_with_roles(db, user, link, &[], actor).await
+}
+
+/// [`create_user`], also giving the user `roles` (ids), all in one
+/// transaction (with `user.roles-set` when there are any).
+///
+/// # Errors
+///
+/// As for [`create_user`]; [`DbError::ForeignKey`] if a role does not
+/// exist.
+pub async fn create_user_with_roles(
+    db: &Database,
+    user: &NewUser,
+    link: Option<&IdentityLink>,
+    roles: &[String],
+    actor: &Actor,
+) -> Result<User, DbError> {
     let username = user.username.trim();
     if username.is_empty() || username.chars().count() > 64 {
         return Err(DbError::Invalid {
@@ -126,6 +148,12 @@ pub async fn create_user(
             .data(json!({ "provider": l.provider_id, "subject": l.subject }))
             .occurred_at(at)
     });
+    let unique_roles: BTreeSet<&String> = roles.iter().collect();
+    let roles_set = NewEvent::new("user.roles-set")
+        .actor(actor.clone())
+        .subject("user", &id)
+        .data(json!({ "roles": unique_roles }))
+        .occurred_at(at);
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         let mut qb = query_builder(
@@ -156,6 +184,15 @@ pub async fn create_user(
             qb.push(")");
             qb.build().execute(&mut *tx).await?;
             tx.append_event(event).await?;
+        }
+        for role in &unique_roles {
+            let mut qb = query_builder(pool, "INSERT INTO user_roles (user_id, role_id) VALUES (");
+            qb.separated(", ").push_bind(&id).push_bind(*role);
+            qb.push(")");
+            qb.build().execute(&mut *tx).await?;
+        }
+        if !unique_roles.is_empty() {
+            tx.append_event(&roles_set).await?;
         }
         tx.commit().await?;
     });
@@ -361,4 +398,259 @@ pub async fn assign_role(
         tx.commit().await?;
     });
     Ok(())
+}
+
+/// Changes to a user; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserChanges {
+    /// A new email address (`Some(None)` clears it).
+    pub email: Option<Option<String>>,
+    /// A new display name (`Some(None)` clears it).
+    pub display_name: Option<Option<String>>,
+    /// Make or unmake an administrator.
+    pub admin: Option<bool>,
+    /// Disable (revoking sessions and API keys) or enable.
+    pub disabled: Option<bool>,
+    /// The new set of role ids, replacing the old one.
+    pub roles: Option<Vec<String>>,
+}
+
+/// What [`update_user`] revoked when it disabled a user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Revoked {
+    /// Sessions ended.
+    pub sessions: u64,
+    /// API keys revoked.
+    pub api_keys: u64,
+}
+
+/// Users whose username, email or display name contains `search` (any
+/// case), by username: `limit` of them after skipping `offset`.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn list_users(
+    db: &Database,
+    search: Option<&str>,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<User>, DbError> {
+    let pattern = search.map(|s| {
+        let mut escaped = String::with_capacity(s.len() + 2);
+        escaped.push('%');
+        for c in s.to_lowercase().chars() {
+            if matches!(c, '%' | '_' | '!') {
+                escaped.push('!');
+            }
+            escaped.push(c);
+        }
+        escaped.push('%');
+        escaped
+    });
+    let rows: Vec<UserRow> = on_pool!(db, |pool| {
+        let mut qb = query_builder(pool, USER_COLUMNS);
+        if let Some(pattern) = &pattern {
+            qb.push(" WHERE LOWER(u.username) LIKE ")
+                .push_bind(pattern)
+                .push(" ESCAPE '!' OR LOWER(COALESCE(u.email, '')) LIKE ")
+                .push_bind(pattern)
+                .push(" ESCAPE '!' OR LOWER(COALESCE(u.display_name, '')) LIKE ")
+                .push_bind(pattern)
+                .push(" ESCAPE '!'");
+        }
+        qb.push(" ORDER BY u.username, u.id LIMIT ")
+            .push_bind(limit)
+            .push(" OFFSET ")
+            .push_bind(offset);
+        qb.build_query_as::<UserRow>().fetch_all(pool).await?
+    });
+    rows.into_iter().map(User::try_from).collect()
+}
+
+/// The roles `user_id` has: `(id, name)`, by name.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn roles_of(db: &Database, user_id: &str) -> Result<Vec<(String, String)>, DbError> {
+    Ok(on_pool!(db, |pool| {
+        let mut qb = query_builder(
+            pool,
+            "SELECT r.id, r.name FROM roles r JOIN user_roles ur ON ur.role_id = r.id WHERE ur.user_id = ",
+        );
+        qb.push_bind(user_id).push(" ORDER BY r.name");
+        qb.build_query_as::<(String, String)>()
+            .fetch_all(pool)
+            .await?
+    }))
+}
+
+/// The provider identities linked to `user_id`.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn identities_of(db: &Database, user_id: &str) -> Result<Vec<IdentityLink>, DbError> {
+    let rows: Vec<(String, String)> = on_pool!(db, |pool| {
+        let mut qb = query_builder(
+            pool,
+            "SELECT provider_id, subject FROM identities WHERE user_id = ",
+        );
+        qb.push_bind(user_id).push(" ORDER BY provider_id, subject");
+        qb.build_query_as::<(String, String)>()
+            .fetch_all(pool)
+            .await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|(provider_id, subject)| IdentityLink {
+            provider_id,
+            subject,
+        })
+        .collect())
+}
+
+/// Applies `changes` to the user `id` in one transaction; `None` if there
+/// is no such user. Disabling revokes every active session and API key of
+/// the user (appending `user.disabled` with the counts); enabling appends
+/// `user.enabled`; other fields append `user.updated`, roles
+/// `user.roles-set`.
+///
+/// # Errors
+///
+/// [`DbError::ForeignKey`] if a role does not exist, and other database
+/// errors.
+pub async fn update_user(
+    db: &Database,
+    id: &str,
+    changes: &UserChanges,
+    actor: &Actor,
+) -> Result<Option<(User, Revoked)>, DbError> {
+    let Some(current) = find_user(db, id).await? else {
+        return Ok(None);
+    };
+    let mut user = current.clone();
+    if let Some(email) = &changes.email {
+        user.email.clone_from(email);
+    }
+    if let Some(name) = &changes.display_name {
+        user.display_name.clone_from(name);
+    }
+    if let Some(admin) = changes.admin {
+        user.admin = admin;
+    }
+    if let Some(disabled) = changes.disabled {
+        user.disabled = disabled;
+    }
+    let at = now();
+    let event = |kind: &str, data: serde_json::Value| {
+        NewEvent::new(kind)
+            .actor(actor.clone())
+            .subject("user", id)
+            .data(data)
+            .occurred_at(at)
+    };
+    let mut fields = serde_json::Map::new();
+    if user.email != current.email {
+        fields.insert("email".into(), json!(user.email));
+    }
+    if user.display_name != current.display_name {
+        fields.insert("display_name".into(), json!(user.display_name));
+    }
+    if user.admin != current.admin {
+        fields.insert("admin".into(), json!(user.admin));
+    }
+    let updated = (!fields.is_empty()).then(|| event("user.updated", fields.into()));
+    let roles: Option<BTreeSet<&String>> = changes.roles.as_ref().map(|r| r.iter().collect());
+    let roles_set = roles
+        .as_ref()
+        .map(|r| event("user.roles-set", json!({ "roles": r })));
+    let disabling = user.disabled && !current.disabled;
+    let enabling = !user.disabled && current.disabled;
+    let enabled = enabling.then(|| event("user.enabled", json!({})));
+    let revoked = on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let mut qb = query_builder(pool, "UPDATE users SET email = ");
+        qb.push_bind(user.email.as_deref())
+            .push(", display_name = ")
+            .push_bind(user.display_name.as_deref())
+            .push(", admin = ")
+            .push_bind(user.admin)
+            .push(", disabled = ")
+            .push_bind(user.disabled)
+            .push(" WHERE id = ")
+            .push_bind(id);
+        qb.build().execute(&mut *tx).await?;
+        if let Some(e) = &updated {
+            tx.append_event(e).await?;
+        }
+        if let (Some(roles), Some(e)) = (&roles, &roles_set) {
+            let mut qb = query_builder(pool, "DELETE FROM user_roles WHERE user_id = ");
+            qb.push_bind(id);
+            qb.build().execute(&mut *tx).await?;
+            for role in roles {
+                let mut qb =
+                    query_builder(pool, "INSERT INTO user_roles (user_id, role_id) VALUES (");
+                qb.separated(", ").push_bind(id).push_bind(*role);
+                qb.push(")");
+                qb.build().execute(&mut *tx).await?;
+            }
+            tx.append_event(e).await?;
+        }
+        let mut revoked = Revoked::default();
+        if disabling {
+            let mut qb = query_builder(pool, "UPDATE sessions SET revoked_at = ");
+            qb.push_bind(to_micros(at))
+                .push(" WHERE revoked_at IS NULL AND user_id = ")
+                .push_bind(id);
+            revoked.sessions = qb.build().execute(&mut *tx).await?.rows_affected();
+            let mut qb = query_builder(pool, "UPDATE api_keys SET revoked_at = ");
+            qb.push_bind(to_micros(at))
+                .push(" WHERE revoked_at IS NULL AND user_id = ")
+                .push_bind(id);
+            revoked.api_keys = qb.build().execute(&mut *tx).await?.rows_affected();
+            tx.append_event(&event(
+                "user.disabled",
+                json!({ "sessions_revoked": revoked.sessions, "api_keys_revoked": revoked.api_keys }),
+            ))
+            .await?;
+        }
+        if let Some(e) = &enabled {
+            tx.append_event(e).await?;
+        }
+        tx.commit().await?;
+        revoked
+    });
+    Ok(Some((user, revoked)))
+}
+
+/// Deletes the user `id` with their identities, sessions, API keys, roles
+/// and second factor, appending `user.deleted`; returns whether they
+/// existed.
+///
+/// # Errors
+///
+/// [`DbError::ForeignKey`] if something else still refers to the user, and
+/// other database errors.
+pub async fn delete_user(db: &Database, id: &str, actor: &Actor) -> Result<bool, DbError> {
+    let Some(user) = find_user(db, id).await? else {
+        return Ok(false);
+    };
+    let event = NewEvent::new("user.deleted")
+        .actor(actor.clone())
+        .subject("user", id)
+        .data(json!({ "username": user.username }))
+        .occurred_at(now());
+    Ok(on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let mut qb = query_builder(pool, "DELETE FROM users WHERE id = ");
+        qb.push_bind(id);
+        let deleted = qb.build().execute(&mut *tx).await?.rows_affected() > 0;
+        if deleted {
+            tx.append_event(&event).await?;
+        }
+        tx.commit().await?;
+        deleted
+    }))
 }

@@ -20,11 +20,11 @@ use serde_json::{Value, json};
 
 use crate::support::{TestDb, client, expect_problem, on_every_database};
 
-const ADMIN_PASSWORD: &str = "Correct-Horse-Battery-42";
+pub(crate) const ADMIN_PASSWORD: &str = "Correct-Horse-Battery-42";
 
 /// One runtime for the whole test binary, with a compilation cache so the
 /// plugin is compiled once.
-fn runtime() -> Runtime {
+pub(crate) fn runtime() -> Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     RUNTIME
         .get_or_init(|| {
@@ -44,17 +44,17 @@ fn local_password_manifest() -> Vec<u8> {
 
 /// A Panel with identity on, the real local-password plugin installed and
 /// the admin bootstrapped with [`ADMIN_PASSWORD`].
-struct IdentityPanel {
-    panel: RunningPanel,
-    plugin: Plugin,
+pub(crate) struct IdentityPanel {
+    pub(crate) panel: RunningPanel,
+    pub(crate) plugin: Plugin,
 }
 
 impl IdentityPanel {
-    async fn start(db: &TestDb) -> IdentityPanel {
+    pub(crate) async fn start(db: &TestDb) -> IdentityPanel {
         IdentityPanel::start_with(db, IdentityOptions::default()).await
     }
 
-    async fn start_with(db: &TestDb, options: IdentityOptions) -> IdentityPanel {
+    pub(crate) async fn start_with(db: &TestDb, options: IdentityOptions) -> IdentityPanel {
         let providers = ProviderRegistry::new();
         let panel = Panel::builder(db.config())
             .identity(providers.clone(), options)
@@ -82,11 +82,11 @@ impl IdentityPanel {
         IdentityPanel { panel, plugin }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         self.panel.url(path)
     }
 
-    async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+    pub(crate) async fn login(&self, username: &str, password: &str) -> reqwest::Response {
         client()
             .post(self.url("/api/v1/auth/login"))
             .json(&json!({ "provider": "local-password", "username": username, "password": password }))
@@ -95,13 +95,13 @@ impl IdentityPanel {
             .expect("request")
     }
 
-    async fn login_ok(&self, username: &str, password: &str) -> Value {
+    pub(crate) async fn login_ok(&self, username: &str, password: &str) -> Value {
         let response = self.login(username, password).await;
         assert_eq!(response.status(), 200, "login of {username}");
         response.json().await.expect("JSON")
     }
 
-    async fn refresh(&self, token: &str) -> reqwest::Response {
+    pub(crate) async fn refresh(&self, token: &str) -> reqwest::Response {
         client()
             .post(self.url("/api/v1/auth/refresh"))
             .json(&json!({ "refresh_token": token }))
@@ -110,7 +110,7 @@ impl IdentityPanel {
             .expect("request")
     }
 
-    async fn get(&self, path: &str, bearer: &str) -> reqwest::Response {
+    pub(crate) async fn get(&self, path: &str, bearer: &str) -> reqwest::Response {
         client()
             .get(self.url(path))
             .bearer_auth(bearer)
@@ -120,7 +120,7 @@ impl IdentityPanel {
     }
 }
 
-fn token(tokens: &Value, field: &str) -> String {
+pub(crate) fn token(tokens: &Value, field: &str) -> String {
     tokens[field]
         .as_str()
         .unwrap_or_else(|| panic!("{field} in {tokens:#}"))

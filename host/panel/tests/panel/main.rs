@@ -15,3 +15,5 @@ mod nodes;
 mod plugins;
 mod servers;
 mod settings;
+mod totp;
+mod users;
