@@ -154,8 +154,8 @@ impl PanelBuilder {
     }
 
     /// Sets the services plugins' `kv` and `panel` capabilities use
-    /// (default: an in-memory store and [`servers::DbPanelApi`], the Panel
-    /// API over this Panel's database).
+    /// (default: both over this Panel's database — [`plugin_kv::DbKv`] and
+    /// [`servers::DbPanelApi`]).
     pub fn plugin_services(mut self, services: plugins::PluginServices) -> Self {
         self.plugin_services = Some(services);
         self
@@ -190,8 +190,8 @@ impl PanelBuilder {
         let plugin_services = self
             .plugin_services
             .unwrap_or_else(|| plugins::PluginServices {
+                kv: Arc::new(plugin_kv::DbKv::new(db.clone())),
                 panel: Arc::new(servers::DbPanelApi::new(db.clone())),
-                ..plugins::PluginServices::default()
             });
         let plugin_manager =
             plugins::PluginManager::new(db.clone(), &config.data_dir, plugin_services)
@@ -203,6 +203,21 @@ impl PanelBuilder {
         let mut authenticator = self.authenticator;
         let identity = match self.identity {
             Some((providers, identity_options)) => {
+                // Login providers are the active auth-provider plugins, kept
+                // in step as admins activate, update and deactivate them.
+                let registry = providers.clone();
+                plugin_manager.on_activation(Arc::new(move |id, plugin| match plugin {
+                    Some(plugin)
+                        if plugin
+                            .manifest()
+                            .has_kind(cap_runtime::PluginKind::AuthProvider) =>
+                    {
+                        registry.insert(plugin.clone());
+                    }
+                    _ => {
+                        registry.remove(id);
+                    }
+                }));
                 let service =
                     identity::IdentityService::start(db.clone(), providers, identity_options)
                         .await

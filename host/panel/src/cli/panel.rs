@@ -11,7 +11,6 @@ use cap_panel::config::{Config, ConfigLayer};
 use cap_panel::identity::bootstrap::{ADMIN_USERNAME, BootstrapOutcome, bootstrap_admin};
 use cap_panel::identity::rate_limit::Rule;
 use cap_panel::identity::{IdentityOptions, ProviderRegistry};
-use cap_runtime::PluginKind;
 use clap::Args;
 
 /// Flags of `cap panel`. Each overrides its `CAP_*` variable, which
@@ -90,11 +89,6 @@ pub(crate) fn serve(config: Config, bundle: &[BundledPlugin]) -> anyhow::Result<
             .context("installing the bundled plugins")?;
         if installed > 0 {
             eprintln!("==> {installed} bundled plugin(s) installed");
-        }
-        for plugin in plugins.active_plugins() {
-            if plugin.manifest().has_kind(PluginKind::AuthProvider) {
-                providers.insert(plugin);
-            }
         }
         let password = std::env::var("CAP_ADMIN_PASSWORD").ok();
         let admin = bootstrap_admin(state.db(), &providers, password)

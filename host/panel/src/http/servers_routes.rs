@@ -8,7 +8,7 @@
 //! may not see the server gets `404`, one who sees it but lacks the
 //! permission `403 forbidden`.
 //!
-//! Errors specific to servers have their own problem codes: `hook_denied`
+//! Errors specific to servers have their own problem codes: `hook-denied`
 //! (`403`, a plugin's before-hook refused; its reason is the `detail`),
 //! `plugin-unavailable` (`503`, the game-type plugin failed),
 //! `allocation-unavailable`, `server-deleting`, `subuser-exists` (`409`).
@@ -81,7 +81,7 @@ impl From<ServersError> for ServersFailure {
                 tracing::info!(%plugin, %reason, "a before-hook denied the request");
                 problem(
                     StatusCode::FORBIDDEN,
-                    "hook_denied",
+                    "hook-denied",
                     "Denied by a plugin",
                     reason,
                 )
@@ -518,7 +518,7 @@ async fn visible(
     responses(
         (status = 201, description = "Created", body = ServerBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks server.create (or admin.servers for another owner), or a plugin denied it (hook_denied)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks server.create (or admin.servers for another owner), or a plugin denied it (hook-denied)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The allocation was just taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, variables or limits", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The game-type plugin failed", body = Problem, content_type = "application/problem+json"),
@@ -638,7 +638,7 @@ pub(super) async fn get(
     responses(
         (status = 200, description = "Changed", body = ServerBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks a permission, or a plugin denied it (hook_denied)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks a permission, or a plugin denied it (hook-denied)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, variables or limits", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The game-type plugin failed", body = Problem, content_type = "application/problem+json"),
@@ -723,7 +723,7 @@ async fn queue(
     responses(
         (status = 202, description = "Queued", body = CommandAccepted),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks server.delete, or a plugin denied it (hook_denied)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks server.delete, or a plugin denied it (hook-denied)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already being deleted", body = Problem, content_type = "application/problem+json"),
     )
@@ -748,7 +748,7 @@ pub(super) async fn delete(
     responses(
         (status = 202, description = "Queued", body = CommandAccepted),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks the permission, or a plugin denied it (hook_denied)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks the permission, or a plugin denied it (hook-denied)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Being deleted", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown action", body = Problem, content_type = "application/problem+json"),
@@ -780,7 +780,7 @@ pub(super) async fn power(
     responses(
         (status = 202, description = "Queued", body = CommandAccepted),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks settings.reinstall, or a plugin denied it (hook_denied)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks settings.reinstall, or a plugin denied it (hook-denied)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Being deleted", body = Problem, content_type = "application/problem+json"),
     )
@@ -804,7 +804,7 @@ pub(super) async fn install(
     responses(
         (status = 202, description = "Queued", body = CommandAccepted),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks control.console, or a plugin denied it (hook_denied)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks control.console, or a plugin denied it (hook-denied)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not one line", body = Problem, content_type = "application/problem+json"),
     )

@@ -153,7 +153,12 @@ struct Inner {
     services: HostServices,
     active: RwLock<BTreeMap<String, Plugin>>,
     writer: tokio::sync::Mutex<()>,
+    listeners: RwLock<Vec<ActivationListener>>,
 }
+
+/// Told each time a plugin becomes active (with the loaded plugin) or stops
+/// being active (`None`).
+pub type ActivationListener = Arc<dyn Fn(&str, Option<&Plugin>) + Send + Sync>;
 
 impl std::fmt::Debug for PluginManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -250,6 +255,7 @@ impl PluginManager {
                 services,
                 active: RwLock::new(BTreeMap::new()),
                 writer: tokio::sync::Mutex::new(()),
+                listeners: RwLock::new(Vec::new()),
             }),
         })
     }
@@ -306,11 +312,37 @@ impl PluginManager {
     }
 
     fn set_active(&self, id: &str, plugin: Option<Plugin>) {
-        let mut active = self.inner.active.write().unwrap_or_else(|p| p.into_inner());
-        match plugin {
-            Some(plugin) => active.insert(id.to_owned(), plugin),
-            None => active.remove(id),
-        };
+        {
+            let mut active = self.inner.active.write().unwrap_or_else(|p| p.into_inner());
+            match &plugin {
+                Some(plugin) => active.insert(id.to_owned(), plugin.clone()),
+                None => active.remove(id),
+            };
+        }
+        let listeners = self
+            .inner
+            .listeners
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for listener in listeners {
+            listener(id, plugin.as_ref());
+        }
+    }
+
+    /// Calls `listener` for every plugin active now, then on every
+    /// activation and deactivation (including reloads after a grant or an
+    /// update). Other parts of the Panel keep their views of the active
+    /// plugins — the login providers, say — in step this way.
+    pub fn on_activation(&self, listener: ActivationListener) {
+        for plugin in self.active_plugins() {
+            listener(plugin.id(), Some(&plugin));
+        }
+        self.inner
+            .listeners
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(listener);
     }
 
     /// One installed plugin.

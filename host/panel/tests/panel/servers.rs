@@ -297,7 +297,7 @@ on_every_database! {
 
         // The veto: the plugin's reason reaches the client, nothing is written.
         let response = create_server(&world, ALICE, server_request(&world.node_id, "two", 1024)).await;
-        let problem = expect_problem(response, 403, "hook_denied").await;
+        let problem = expect_problem(response, 403, "hook-denied").await;
         let detail = problem["detail"].as_str().expect("detail");
         assert!(detail.contains("quota exceeded") && detail.contains("2560 MiB of 2048 MiB"), "{detail}");
         let free = json_of(call(panel, Method::GET, &format!("/api/v1/nodes/{}/allocations?state=free", world.node_id),
@@ -310,7 +310,7 @@ on_every_database! {
         json_of(create_server(&world, BOB, server_request(&world.node_id, "bobs", 1024)).await, 201).await;
         let response = call(panel, Method::PATCH, &format!("/api/v1/servers/{}", first["id"].as_str().expect("id")),
             Some(PLUGIN_ADMIN), Some(json!({"limits": {"memory_mb": 2560, "disk_mb": 1000, "cpu_percent": 100}}))).await;
-        expect_problem(response, 403, "hook_denied").await;
+        expect_problem(response, 403, "hook-denied").await;
         world.panel.stop().await.expect("stops");
     }
 }
