@@ -105,7 +105,12 @@ fn bench(c: &mut Criterion) {
     let signature = sign_package(&key, "quota-guard", &version, &digest);
     let message = author_message("quota-guard", &version, &digest);
     c.bench_function("verify/author-signature", |b| {
-        b.iter(|| assert!(key.public().verify(black_box(&message), black_box(&signature))))
+        b.iter(|| {
+            assert!(
+                key.public()
+                    .verify(black_box(&message), black_box(&signature))
+            )
+        })
     });
 
     let data = vec![0x5au8; 1024 * 1024];

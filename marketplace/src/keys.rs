@@ -369,10 +369,14 @@ fn parse_key_file(text: &str, header: &str, value_name: &str) -> Result<KeyFileF
                 Ok(None)
             };
         };
-        let (name, value) = line.split_once(':').ok_or_else(|| {
-            KeyError::Format(format!("line {}: expected `name: value`", n + 1))
-        })?;
-        Ok(Some((n + 1, name.trim().to_owned(), value.trim().to_owned())))
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| KeyError::Format(format!("line {}: expected `name: value`", n + 1)))?;
+        Ok(Some((
+            n + 1,
+            name.trim().to_owned(),
+            value.trim().to_owned(),
+        )))
     };
     match split(true)? {
         Some((_, name, value)) if name == header && value == "v1" => {}
@@ -390,11 +394,15 @@ fn parse_key_file(text: &str, header: &str, value_name: &str) -> Result<KeyFileF
             "key-id" => &mut key_id,
             other if other == value_name => &mut value,
             other => {
-                return Err(KeyError::Format(format!("line {n}: unknown field `{other}`")));
+                return Err(KeyError::Format(format!(
+                    "line {n}: unknown field `{other}`"
+                )));
             }
         };
         if slot.replace(v).is_some() {
-            return Err(KeyError::Format(format!("line {n}: `{name}` appears twice")));
+            return Err(KeyError::Format(format!(
+                "line {n}: `{name}` appears twice"
+            )));
         }
     }
     match algorithm.as_deref() {

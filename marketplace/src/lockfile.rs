@@ -93,7 +93,8 @@ impl Lockfile {
 
     /// Parses and checks a lockfile.
     pub fn from_toml(text: &str) -> Result<Lockfile, LockfileError> {
-        let lock: Lockfile = toml::from_str(text).map_err(|e| LockfileError::Parse(e.to_string()))?;
+        let lock: Lockfile =
+            toml::from_str(text).map_err(|e| LockfileError::Parse(e.to_string()))?;
         if lock.version != LOCKFILE_VERSION {
             return Err(LockfileError::Version(lock.version));
         }

@@ -327,7 +327,9 @@ pub fn replay(
             return Err(broken(format!("entry has sequence number {}", entry.seq)));
         }
         if entry.prev != prev {
-            return Err(broken("entry does not follow the previous entry's hash".into()));
+            return Err(broken(
+                "entry does not follow the previous entry's hash".into(),
+            ));
         }
         let hash = entry.hash();
         if !marketplace.verify(&entry_message(&hash), &entry.signature) {
@@ -377,10 +379,7 @@ pub fn replay(
                         key: key_id.clone(),
                     })?
                     .key;
-                if !key.verify(
-                    &author_message(package, version, sha256),
-                    author_signature,
-                ) {
+                if !key.verify(&author_message(package, version, sha256), author_signature) {
                     return Err(VerifyError::BadAuthorSignature {
                         package: package.to_owned(),
                         version: version.clone(),

@@ -217,8 +217,7 @@ pub fn resolve(
     };
     let selected = match pubgrub::resolve(&provider, Pkg::Root, Version::new(0, 0, 0)) {
         Ok(selected) => selected,
-        Err(PubGrubError::NoSolution(mut tree)) => {
-            tree.collapse_no_versions();
+        Err(PubGrubError::NoSolution(tree)) => {
             return Err(ResolveError::Unsatisfiable {
                 explanation: provider.explain(&tree),
                 derivation: DefaultStringReporter::report(&tree),
@@ -251,9 +250,9 @@ pub fn resolve(
 
 /// Converts a cargo requirement into a version set.
 pub fn req_to_set(req: &VersionReq) -> VersionSet {
-    req.comparators
-        .iter()
-        .fold(Ranges::full(), |acc, c| acc.intersection(&comparator_set(c)))
+    req.comparators.iter().fold(Ranges::full(), |acc, c| {
+        acc.intersection(&comparator_set(c))
+    })
 }
 
 fn comparator_set(c: &semver::Comparator) -> VersionSet {
@@ -388,6 +387,20 @@ impl Provider<'_> {
             .filter(move |v| compat_line(v) == line)
     }
 
+    /// The versions of `pkg` in `set` that exist: one is named, several
+    /// are described as the set.
+    fn describe_versions(&self, pkg: &Pkg, set: &VersionSet) -> String {
+        if let Pkg::Plugin(id) = pkg
+            && let Some(releases) = self.index.releases(id)
+        {
+            let mut existing = releases.keys().filter(|v| set.contains(v));
+            if let (Some(only), None) = (existing.next(), existing.next()) {
+                return only.to_string();
+            }
+        }
+        describe_set(set)
+    }
+
     fn explain(&self, tree: &DerivationTree<Pkg, VersionSet, String>) -> String {
         let mut facts = Vec::new();
         collect_externals(tree, &mut facts);
@@ -403,11 +416,15 @@ impl Provider<'_> {
                     advice.insert(format!(
                         "pick a version of {who} built for this Panel's API, or upgrade the Panel"
                     ));
-                    format!("{who} {} needs panel API {}", describe_set(vs), describe_set(set))
+                    format!(
+                        "{who} {} needs panel API {}",
+                        self.describe_versions(who, vs),
+                        describe_set(set)
+                    )
                 }
                 External::FromDependencyOf(who, vs, dep, set) => format!(
                     "{who} {} depends on {dep} {}",
-                    describe_set(vs),
+                    self.describe_versions(who, vs),
                     describe_set(set)
                 ),
                 External::NoVersions(Pkg::PanelApi(line), _) => {
@@ -518,7 +535,10 @@ impl DependencyProvider for Provider<'_> {
     ) -> Self::Priority {
         let candidates = match package {
             Pkg::Root => 1,
-            Pkg::PanelApi(line) => self.api_versions(line).filter(|v| range.contains(v)).count(),
+            Pkg::PanelApi(line) => self
+                .api_versions(line)
+                .filter(|v| range.contains(v))
+                .count(),
             Pkg::Plugin(id) => self
                 .index
                 .releases(id)

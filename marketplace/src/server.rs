@@ -129,7 +129,11 @@ impl MarketplaceServer {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let router = service::router(self.state.clone(), self.config.rate_limit, self.config.max_upload);
+        let router = service::router(
+            self.state.clone(),
+            self.config.rate_limit,
+            self.config.max_upload,
+        );
         tracing::info!(addr = %self.addr, "marketplace serving");
         let result = axum::serve(
             self.listener,

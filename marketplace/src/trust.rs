@@ -166,17 +166,22 @@ impl TrustStore {
             path: path.display().to_string(),
             source,
         };
-        let json = serde_json::to_vec_pretty(&self.state).map_err(|e| TrustStoreError::Corrupt {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let json =
+            serde_json::to_vec_pretty(&self.state).map_err(|e| TrustStoreError::Corrupt {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, json).map_err(io)?;
         std::fs::rename(&tmp, path).map_err(io)
     }
 
     /// Checks a timestamp: signature, not older than trusted, not expired.
-    pub fn check_timestamp(&self, timestamp: &SignedTimestamp, now: i64) -> Result<(), VerifyError> {
+    pub fn check_timestamp(
+        &self,
+        timestamp: &SignedTimestamp,
+        now: i64,
+    ) -> Result<(), VerifyError> {
         if !timestamp.verify(&self.state.marketplace_key) {
             return Err(VerifyError::BadTimestampSignature);
         }
@@ -222,13 +227,14 @@ impl TrustStore {
                 });
             }
         }
-        let expected = timestamp
-            .body
-            .heads
-            .get(package)
-            .ok_or_else(|| VerifyError::NotInTimestamp {
-                package: package.to_owned(),
-            })?;
+        let expected =
+            timestamp
+                .body
+                .heads
+                .get(package)
+                .ok_or_else(|| VerifyError::NotInTimestamp {
+                    package: package.to_owned(),
+                })?;
         if *expected != state.head {
             return Err(VerifyError::LogHeadMismatch {
                 package: package.to_owned(),
@@ -292,12 +298,14 @@ impl TrustStore {
         let mut releases = Vec::with_capacity(downloads.len());
         for download in downloads {
             let state = self.check_log(download.package, download.log, timestamp)?;
-            let release = state.releases.get(download.version).ok_or_else(|| {
-                VerifyError::NotReleased {
-                    package: download.package.to_owned(),
-                    version: download.version.clone(),
-                }
-            })?;
+            let release =
+                state
+                    .releases
+                    .get(download.version)
+                    .ok_or_else(|| VerifyError::NotReleased {
+                        package: download.package.to_owned(),
+                        version: download.version.clone(),
+                    })?;
             releases.push(release.clone());
         }
         let mut verified = Vec::with_capacity(downloads.len());

@@ -118,20 +118,48 @@ impl ApiError {
     pub fn code(&self) -> (StatusCode, &'static str, &'static str) {
         use StatusCode as S;
         match self {
-            Self::Validation(_) => (S::UNPROCESSABLE_ENTITY, "validation-failed", "Validation failed"),
+            Self::Validation(_) => (
+                S::UNPROCESSABLE_ENTITY,
+                "validation-failed",
+                "Validation failed",
+            ),
             Self::BadRequest(_) => (S::BAD_REQUEST, "bad-request", "Bad request"),
-            Self::Unauthenticated(_) => (S::UNAUTHORIZED, "unauthenticated", "Authentication required"),
-            Self::NotOwner(_) => (S::FORBIDDEN, "not-owner", "Package owned by another publisher"),
+            Self::Unauthenticated(_) => (
+                S::UNAUTHORIZED,
+                "unauthenticated",
+                "Authentication required",
+            ),
+            Self::NotOwner(_) => (
+                S::FORBIDDEN,
+                "not-owner",
+                "Package owned by another publisher",
+            ),
             Self::NotFound(_) => (S::NOT_FOUND, "not-found", "Not found"),
             Self::VersionExists(_) => (S::CONFLICT, "version-exists", "Version already published"),
             Self::NameTaken(_) => (S::CONFLICT, "name-taken", "Name taken"),
             Self::Conflict(_) => (S::CONFLICT, "conflict", "Concurrent change"),
-            Self::InvalidPackage(_) => (S::UNPROCESSABLE_ENTITY, "invalid-package", "Invalid package"),
-            Self::InvalidSignature(_) => (S::UNPROCESSABLE_ENTITY, "invalid-signature", "Invalid signature"),
+            Self::InvalidPackage(_) => (
+                S::UNPROCESSABLE_ENTITY,
+                "invalid-package",
+                "Invalid package",
+            ),
+            Self::InvalidSignature(_) => (
+                S::UNPROCESSABLE_ENTITY,
+                "invalid-signature",
+                "Invalid signature",
+            ),
             Self::UnknownKey(_) => (S::UNPROCESSABLE_ENTITY, "unknown-key", "Unknown key"),
             Self::KeyRevoked(_) => (S::UNPROCESSABLE_ENTITY, "key-revoked", "Key revoked"),
-            Self::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
-            Self::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
+            Self::PayloadTooLarge => (
+                S::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+            ),
+            Self::MethodNotAllowed => (
+                S::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
             Self::RateLimited(_) => (S::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
             Self::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal-error", "Internal error"),
         }
@@ -180,7 +208,8 @@ impl IntoResponse for ApiError {
             tracing::error!(%cause, "internal error");
         }
         let problem = self.problem();
-        let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
         response

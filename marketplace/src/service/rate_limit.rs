@@ -88,7 +88,11 @@ impl Limiter {
 }
 
 /// The middleware.
-pub(crate) async fn enforce(State(limiter): State<Limiter>, request: Request, next: Next) -> Response {
+pub(crate) async fn enforce(
+    State(limiter): State<Limiter>,
+    request: Request,
+    next: Next,
+) -> Response {
     let ip = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

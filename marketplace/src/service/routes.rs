@@ -67,17 +67,18 @@ pub(crate) struct Authed(pub(crate) Publisher);
 
 /// The stored form of a token.
 pub(crate) fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(format!("ctrl-alt-play/publisher-token/v1\n{token}")))
+    hex::encode(Sha256::digest(format!(
+        "ctrl-alt-play/publisher-token/v1\n{token}"
+    )))
 }
 
 impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthenticated("send `Authorization: Bearer <token>`".into()))?;
+        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            ApiError::Unauthenticated("send `Authorization: Bearer <token>`".into())
+        })?;
         let token = value
             .to_str()
             .ok()
@@ -105,7 +106,11 @@ fn valid_name(name: &str) -> bool {
 
 fn parse_version(field: &str, text: &str) -> ApiResult<semver::Version> {
     semver::Version::parse(text).map_err(|e| {
-        ApiError::Validation(vec![FieldError::new("path", field, format!("not a semantic version: {e}"))])
+        ApiError::Validation(vec![FieldError::new(
+            "path",
+            field,
+            format!("not a semantic version: {e}"),
+        )])
     })
 }
 
@@ -136,7 +141,11 @@ pub(crate) async fn health(State(state): State<AppState>) -> (StatusCode, Json<H
         .await
         .unwrap_or(false);
     (
-        if up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE },
+        if up {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
         Json(Health {
             status: if up { "ok" } else { "unavailable" }.into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -188,7 +197,10 @@ pub(crate) async fn timestamp(State(state): State<AppState>) -> ApiResult<Respon
     params(("id" = String, Path, description = "Plugin id")),
     responses((status = 200, description = "The `LogEntry` list, oldest first", body = Object),
               (status = 404, body = Problem)))]
-pub(crate) async fn log(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+pub(crate) async fn log(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let entries = state.store().log(&id).await?;
     if entries.is_empty() {
         return Err(ApiError::NotFound(format!("package {id}")));
@@ -235,8 +247,17 @@ pub(crate) async fn create_publisher(
         .create_publisher(&id[..32], &body.name, &token_hash(&token), super::now())
         .await?
     {
-        Some(p) => Ok((StatusCode::CREATED, Json(PublisherCreated { name: p.name, token }))),
-        None => Err(ApiError::NameTaken(format!("publisher name {} is taken", body.name))),
+        Some(p) => Ok((
+            StatusCode::CREATED,
+            Json(PublisherCreated {
+                name: p.name,
+                token,
+            }),
+        )),
+        None => Err(ApiError::NameTaken(format!(
+            "publisher name {} is taken",
+            body.name
+        ))),
     }
 }
 
@@ -323,7 +344,9 @@ pub(crate) async fn add_key(
     } else {
         PublicKey::from_hex(&body.public_key)
     }
-    .map_err(|e| ApiError::Validation(vec![FieldError::new("body", "public_key", e.to_string())]))?;
+    .map_err(|e| {
+        ApiError::Validation(vec![FieldError::new("body", "public_key", e.to_string())])
+    })?;
     let proof = Signature::from_hex(&body.proof)
         .map_err(|e| ApiError::Validation(vec![FieldError::new("body", "proof", e.to_string())]))?;
     if !key.verify(&key_proof_message(&publisher.name, key.id()), &proof) {
@@ -337,7 +360,10 @@ pub(crate) async fn add_key(
     let store = state.store();
     let mut tx = store.begin().await?;
     if store.key_owner(&mut tx, key.id()).await?.is_some() {
-        return Err(ApiError::Conflict(format!("key {} is already registered", key.id())));
+        return Err(ApiError::Conflict(format!(
+            "key {} is already registered",
+            key.id()
+        )));
     }
     store.insert_key(&mut tx, &publisher.id, &key, now).await?;
     for package in store.package_ids_of(&mut tx, &publisher.id).await? {
@@ -345,7 +371,9 @@ pub(crate) async fn add_key(
             key_id: key.id().clone(),
             public_key: key.clone(),
         };
-        store.append(&mut tx, state.notary(), &package, now, event).await?;
+        store
+            .append(&mut tx, state.notary(), &package, now, event)
+            .await?;
     }
     tx.commit().await?;
     Ok((
@@ -389,7 +417,11 @@ pub(crate) async fn revoke_key(
     }
     let effective_at = body.effective_at.unwrap_or(now);
     if effective_at > now {
-        errors.push(FieldError::new("body", "effective_at", "must not be in the future"));
+        errors.push(FieldError::new(
+            "body",
+            "effective_at",
+            "must not be in the future",
+        ));
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
@@ -424,7 +456,9 @@ pub(crate) async fn revoke_key(
             reason: revocation.reason.clone(),
             effective_at: revocation.effective_at,
         };
-        store.append(&mut tx, state.notary(), &package, now, event).await?;
+        store
+            .append(&mut tx, state.notary(), &package, now, event)
+            .await?;
     }
     tx.commit().await?;
     Ok(Json(KeyView {
@@ -568,7 +602,12 @@ pub(crate) async fn publish(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<ReleaseView>)> {
-    let header_field = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let header_field = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     let mut errors = Vec::new();
     let key_id = match header_field(KEY_ID_HEADER).map(KeyId::parse) {
         Some(Ok(id)) => Some(id),
@@ -667,13 +706,17 @@ pub(crate) async fn publish(
     };
     match &owner {
         None => {
-            store.insert_package(&mut tx, &listing, &publisher.id).await?;
+            store
+                .insert_package(&mut tx, &listing, &publisher.id)
+                .await?;
             for entry in ring.active_at(now) {
                 let event = LogEvent::KeyGrant {
                     key_id: entry.key.id().clone(),
                     public_key: entry.key.clone(),
                 };
-                store.append(&mut tx, state.notary(), &id, now, event).await?;
+                store
+                    .append(&mut tx, state.notary(), &id, now, event)
+                    .await?;
             }
         }
         Some(_) => {
@@ -708,7 +751,9 @@ pub(crate) async fn publish(
         author_signature: signature,
         countersignature,
     };
-    store.append(&mut tx, state.notary(), &id, now, event).await?;
+    store
+        .append(&mut tx, state.notary(), &id, now, event)
+        .await?;
     let release = StoredRelease {
         version: version.clone(),
         sha256,
@@ -782,15 +827,29 @@ pub(crate) async fn search(
     let page = params.page.unwrap_or(1);
     let per_page = params.per_page.unwrap_or(20);
     if page < 1 || page > 10_000 {
-        errors.push(FieldError::new("query", "page", "must be between 1 and 10000"));
+        errors.push(FieldError::new(
+            "query",
+            "page",
+            "must be between 1 and 10000",
+        ));
     }
     if !(1..=100).contains(&per_page) {
-        errors.push(FieldError::new("query", "per_page", "must be between 1 and 100"));
+        errors.push(FieldError::new(
+            "query",
+            "per_page",
+            "must be between 1 and 100",
+        ));
     }
     if let Some(kind) = &params.kind
-        && !cap_runtime::PluginKind::ALL.iter().any(|k| k.as_str() == kind)
+        && !cap_runtime::PluginKind::ALL
+            .iter()
+            .any(|k| k.as_str() == kind)
     {
-        errors.push(FieldError::new("query", "kind", "one of game-type, auth-provider, hooks, ui"));
+        errors.push(FieldError::new(
+            "query",
+            "kind",
+            "one of game-type, auth-provider, hooks, ui",
+        ));
     }
     if let Some(game) = &params.game
         && !valid_name(&game.to_lowercase())
@@ -869,7 +928,10 @@ pub(crate) async fn download(
     state.store().count_download(&id, &version).await?;
     let mut response = bytes.into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PACKAGE_MEDIA_TYPE));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(PACKAGE_MEDIA_TYPE),
+    );
     if let Ok(v) = HeaderValue::from_str(&release.sha256) {
         headers.insert(SHA256_HEADER, v);
     }
@@ -899,7 +961,9 @@ async fn set_yank(
     match store.package_owner(&mut tx, id).await? {
         None => return Err(ApiError::NotFound(format!("package {id}"))),
         Some(owner) if owner != publisher.id => {
-            return Err(ApiError::NotOwner(format!("package {id} belongs to another publisher")));
+            return Err(ApiError::NotOwner(format!(
+                "package {id} belongs to another publisher"
+            )));
         }
         Some(_) => {}
     }
@@ -917,7 +981,9 @@ async fn set_yank(
                 version: version.clone(),
             },
         };
-        store.append(&mut tx, state.notary(), id, super::now(), event).await?;
+        store
+            .append(&mut tx, state.notary(), id, super::now(), event)
+            .await?;
         store.set_yanked(&mut tx, id, &version, reason).await?;
     }
     tx.commit().await?;
@@ -940,7 +1006,11 @@ pub(crate) async fn yank(
     ApiJson(body): ApiJson<Yank>,
 ) -> ApiResult<Json<ReleaseView>> {
     if body.reason.trim().is_empty() || body.reason.chars().count() > 500 {
-        return Err(ApiError::Validation(vec![FieldError::new("body", "reason", "1 to 500 characters")]));
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "body",
+            "reason",
+            "1 to 500 characters",
+        )]));
     }
     set_yank(&state, &publisher, &id, &version, Some(&body.reason)).await
 }

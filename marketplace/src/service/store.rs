@@ -228,9 +228,11 @@ impl Store {
             .connect(url)
             .await?;
         if url.starts_with("sqlite:") {
-            sqlx::raw_sql("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON")
-                .execute(&pool)
-                .await?;
+            sqlx::raw_sql(
+                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON",
+            )
+            .execute(&pool)
+            .await?;
         }
         let mut tx = pool.begin().await?;
         for statement in SCHEMA.split(';').map(str::trim).filter(|s| !s.is_empty()) {
@@ -285,7 +287,10 @@ impl Store {
     }
 
     /// The publisher holding a token (by its hash).
-    pub async fn publisher_by_token(&self, token_hash: &str) -> Result<Option<Publisher>, sqlx::Error> {
+    pub async fn publisher_by_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<Publisher>, sqlx::Error> {
         let row = sqlx::query("SELECT id, name FROM publishers WHERE token_hash = $1")
             .bind(token_hash)
             .fetch_optional(&self.pool)
@@ -330,8 +335,7 @@ impl Store {
         let mut keys = Vec::with_capacity(rows.len());
         for row in rows {
             let hex: String = row.try_get("public_key")?;
-            let key = PublicKey::from_hex(&hex)
-                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            let key = PublicKey::from_hex(&hex).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
             let revoked_at: Option<i64> = row.try_get("revoked_at")?;
             let reason: Option<String> = row.try_get("revoke_reason")?;
             keys.push(StoredKey {
@@ -404,12 +408,14 @@ impl Store {
         key_id: &KeyId,
         revocation: &Revocation,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE publisher_keys SET revoked_at = $1, revoke_reason = $2 WHERE key_id = $3")
-            .bind(revocation.effective_at)
-            .bind(&revocation.reason)
-            .bind(key_id.as_str())
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(
+            "UPDATE publisher_keys SET revoked_at = $1, revoke_reason = $2 WHERE key_id = $3",
+        )
+        .bind(revocation.effective_at)
+        .bind(&revocation.reason)
+        .bind(key_id.as_str())
+        .execute(&mut **tx)
+        .await?;
         Ok(())
     }
 
@@ -561,7 +567,10 @@ impl Store {
         .bind(package_id)
         .fetch_all(&self.pool)
         .await?;
-        let mut releases = rows.iter().map(release_row).collect::<Result<Vec<_>, _>>()?;
+        let mut releases = rows
+            .iter()
+            .map(release_row)
+            .collect::<Result<Vec<_>, _>>()?;
         releases.sort_by(|a, b| b.version.cmp(&a.version));
         Ok(releases)
     }
@@ -584,11 +593,13 @@ impl Store {
         version: &semver::Version,
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE releases SET downloads = downloads + 1 WHERE package_id = $1 AND version = $2")
-            .bind(package_id)
-            .bind(version.to_string())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE releases SET downloads = downloads + 1 WHERE package_id = $1 AND version = $2",
+        )
+        .bind(package_id)
+        .bind(version.to_string())
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("UPDATE packages SET downloads = downloads + 1 WHERE id = $1")
             .bind(package_id)
             .execute(&mut *tx)
@@ -653,7 +664,9 @@ impl Store {
         }
         let rows = page.fetch_all(&self.pool).await?;
         Ok((
-            rows.iter().map(package_row).collect::<Result<Vec<_>, _>>()?,
+            rows.iter()
+                .map(package_row)
+                .collect::<Result<Vec<_>, _>>()?,
             total,
         ))
     }
@@ -721,13 +734,15 @@ impl Store {
             .transpose()?;
         let entry = notary.append(package_id, head.as_ref(), now, event);
         let json = serde_json::to_string(&entry).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        sqlx::query("INSERT INTO log_entries (package_id, seq, hash, entry) VALUES ($1, $2, $3, $4)")
-            .bind(package_id)
-            .bind(entry.seq as i64)
-            .bind(entry.hash())
-            .bind(json)
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO log_entries (package_id, seq, hash, entry) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(package_id)
+        .bind(entry.seq as i64)
+        .bind(entry.hash())
+        .bind(json)
+        .execute(&mut **tx)
+        .await?;
         Ok(entry)
     }
 }

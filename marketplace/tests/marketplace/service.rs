@@ -25,11 +25,18 @@ struct Harness {
 impl Harness {
     async fn start(postgres: bool, limit: RateLimit) -> Harness {
         let dir = tempfile::tempdir().expect("tempdir");
-        let pg = if postgres { Some(PgDb::create().await) } else { None };
+        let pg = if postgres {
+            Some(PgDb::create().await)
+        } else {
+            None
+        };
         let mut config = MarketplaceConfig::new(dir.path());
         config.database_url = pg.as_ref().map(|p| p.url.clone());
         config.rate_limit = limit;
-        let server = MarketplaceServer::bind(config).await.expect("binds").spawn();
+        let server = MarketplaceServer::bind(config)
+            .await
+            .expect("binds")
+            .spawn();
         Harness {
             base: format!("{}/api/v1", server.url()),
             server: Some(server),
@@ -78,7 +85,9 @@ impl Harness {
 
     /// Registers a publisher with one key; returns its token.
     async fn publisher(&self, name: &str, key: &SecretKey) -> String {
-        let (status, body) = self.post("/publishers", None, json!({ "name": name })).await;
+        let (status, body) = self
+            .post("/publishers", None, json!({ "name": name }))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         let token = body["token"].as_str().expect("token").to_owned();
         self.add_key(&token, name, key).await;
@@ -133,13 +142,23 @@ impl Harness {
     }
 
     async fn log(&self, id: &str) -> Vec<LogEntry> {
-        let r = self.http.get(self.url(&format!("/packages/{id}/log"))).send().await.expect("log");
+        let r = self
+            .http
+            .get(self.url(&format!("/packages/{id}/log")))
+            .send()
+            .await
+            .expect("log");
         assert_eq!(r.status(), StatusCode::OK);
         r.json().await.expect("log JSON")
     }
 
     async fn timestamp(&self) -> SignedTimestamp {
-        let r = self.http.get(self.url("/timestamp")).send().await.expect("timestamp");
+        let r = self
+            .http
+            .get(self.url("/timestamp"))
+            .send()
+            .await
+            .expect("timestamp");
         r.json().await.expect("timestamp JSON")
     }
 
@@ -152,7 +171,11 @@ fn assert_problem(status: StatusCode, body: &Value, expected: StatusCode, code: 
     assert_eq!(status, expected, "{body}");
     assert_eq!(body["code"], code, "{body}");
     assert_eq!(body["status"], expected.as_u16(), "{body}");
-    assert_eq!(body["type"], format!("urn:ctrl-alt-play:problem:{code}"), "{body}");
+    assert_eq!(
+        body["type"],
+        format!("urn:ctrl-alt-play:problem:{code}"),
+        "{body}"
+    );
 }
 
 async fn publish_browse_download_verify(h: &Harness) {
@@ -180,27 +203,31 @@ async fn publish_browse_download_verify(h: &Harness) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut store = TrustStore::open(&dir.path().join("trust.json"), h.key()).expect("store");
     let version = semver::Version::new(1, 0, 0);
-    let dl = |bytes: &'_ [u8]| Download {
-        package: "quota-guard",
-        version: &version,
-        bytes,
-        log: &log,
-    };
+    fn dl<'a>(version: &'a semver::Version, bytes: &'a [u8], log: &'a [LogEntry]) -> Download<'a> {
+        Download {
+            package: "quota-guard",
+            version,
+            bytes,
+            log,
+        }
+    }
     let at = now();
-    let verified = store.verify_download(&ts, dl(&downloaded), at).expect("verifies");
+    let verified = store
+        .verify_download(&ts, dl(&version, &downloaded, &log), at)
+        .expect("verifies");
     assert_eq!(verified.release.key_id, *key.id());
 
     // Tampered download.
     let mut flipped = downloaded.clone();
     let last = flipped.len() - 10;
     flipped[last] ^= 0x80;
-    match store.verify_download(&ts, dl(&flipped), at) {
+    match store.verify_download(&ts, dl(&version, &flipped, &log), at) {
         Err(InstallError::Verify(VerifyError::DigestMismatch { .. })) => {}
         other => panic!("a flipped byte must be refused, got {other:?}"),
     }
     // A frozen index: the timestamp read now is refused after it expires.
     let later = ts.body.expires_at;
-    match store.verify_download(&ts, dl(&downloaded), later) {
+    match store.verify_download(&ts, dl(&version, &downloaded, &log), later) {
         Err(InstallError::Verify(VerifyError::StaleTimestamp { .. })) => {}
         other => panic!("a stale timestamp must be refused, got {other:?}"),
     }
@@ -237,7 +264,9 @@ async fn rules_of_publishing(h: &Harness) {
     let (status, _) = h.publish(&token, &key, &package, &bytes, "").await;
     assert_eq!(status, StatusCode::OK);
     // Same version, other bytes: immutable.
-    let (other, other_bytes) = pack("discord-webhook", |t| t.replace("description = \"", "description = \"Changed. "));
+    let (other, other_bytes) = pack("discord-webhook", |t| {
+        t.replace("description = \"", "description = \"Changed. ")
+    });
     let (status, body) = h.publish(&token, &key, &other, &other_bytes, "").await;
     assert_problem(status, &body, StatusCode::CONFLICT, "version-exists");
 
@@ -245,7 +274,9 @@ async fn rules_of_publishing(h: &Harness) {
     let intruder_key = SecretKey::generate().expect("key");
     let intruder = h.publisher("rules-intruder", &intruder_key).await;
     let (v2, v2_bytes) = pack_version("discord-webhook", "1.1.0");
-    let (status, body) = h.publish(&intruder, &intruder_key, &v2, &v2_bytes, "").await;
+    let (status, body) = h
+        .publish(&intruder, &intruder_key, &v2, &v2_bytes, "")
+        .await;
     assert_problem(status, &body, StatusCode::FORBIDDEN, "not-owner");
 
     // A signature by another key under the owner's key id.
@@ -262,26 +293,58 @@ async fn rules_of_publishing(h: &Harness) {
         .await
         .expect("publish");
     let (status, body) = h.json(r).await;
-    assert_problem(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid-signature");
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-signature",
+    );
 
     // A key of another publisher.
     let (status, body) = h.publish(&token, &intruder_key, &v2, &v2_bytes, "").await;
-    assert_problem(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "unknown-key");
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown-key",
+    );
 
     // Not a package.
-    let (status, body) = h.publish(&token, &key, &v2, b"definitely not gzip", "").await;
-    assert_problem(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid-package");
+    let (status, body) = h
+        .publish(&token, &key, &v2, b"definitely not gzip", "")
+        .await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-package",
+    );
 
     // No token.
-    let r = h.http.post(h.url("/packages")).body(v2_bytes.clone()).send().await.expect("post");
+    let r = h
+        .http
+        .post(h.url("/packages"))
+        .body(v2_bytes.clone())
+        .send()
+        .await
+        .expect("post");
     let (status, body) = h.json(r).await;
     assert_problem(status, &body, StatusCode::UNAUTHORIZED, "unauthenticated");
 
     // Publisher names are unique.
-    let (status, body) = h.post("/publishers", None, json!({ "name": "rules-owner" })).await;
+    let (status, body) = h
+        .post("/publishers", None, json!({ "name": "rules-owner" }))
+        .await;
     assert_problem(status, &body, StatusCode::CONFLICT, "name-taken");
-    let (status, body) = h.post("/publishers", None, json!({ "name": "Bad Name" })).await;
-    assert_problem(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation-failed");
+    let (status, body) = h
+        .post("/publishers", None, json!({ "name": "Bad Name" }))
+        .await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation-failed",
+    );
     assert_eq!(body["errors"][0]["field"], "name");
 
     // A second key works; after revoking it, it does not.
@@ -299,7 +362,12 @@ async fn rules_of_publishing(h: &Harness) {
     assert_eq!(status, StatusCode::OK, "{body}");
     let (v3, v3_bytes) = pack_version("discord-webhook", "1.2.0");
     let (status, body) = h.publish(&token, &second, &v3, &v3_bytes, "").await;
-    assert_problem(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "key-revoked");
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "key-revoked",
+    );
     let (status, body) = h.publish(&token, &key, &v3, &v3_bytes, "").await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 
@@ -315,7 +383,10 @@ async fn rules_of_publishing(h: &Harness) {
             cap_marketplace::LogEvent::Unyank { .. } => "unyank",
         })
         .collect();
-    assert_eq!(kinds, ["grant", "release", "grant", "release", "revoke", "release"]);
+    assert_eq!(
+        kinds,
+        ["grant", "release", "grant", "release", "revoke", "release"]
+    );
     let store = TrustStore::in_memory(h.key());
     let ts = h.timestamp().await;
     let version = semver::Version::new(1, 2, 0);
@@ -334,23 +405,41 @@ async fn rules_of_publishing(h: &Harness) {
 
     // Yank and unyank, by the owner only.
     let (status, body) = h
-        .post("/packages/discord-webhook/versions/1.1.0/yank", Some(&intruder), json!({ "reason": "x" }))
+        .post(
+            "/packages/discord-webhook/versions/1.1.0/yank",
+            Some(&intruder),
+            json!({ "reason": "x" }),
+        )
         .await;
     assert_problem(status, &body, StatusCode::FORBIDDEN, "not-owner");
     let (status, body) = h
-        .post("/packages/discord-webhook/versions/1.1.0/yank", Some(&token), json!({ "reason": "crashes on start" }))
+        .post(
+            "/packages/discord-webhook/versions/1.1.0/yank",
+            Some(&token),
+            json!({ "reason": "crashes on start" }),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["yanked"], true);
     assert_eq!(body["yank_reason"], "crashes on start");
     let (status, body) = h
-        .post("/packages/discord-webhook/versions/1.1.0/unyank", Some(&token), json!({}))
+        .post(
+            "/packages/discord-webhook/versions/1.1.0/unyank",
+            Some(&token),
+            json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["yanked"], false);
     let log = h.log("discord-webhook").await;
-    assert!(matches!(log[log.len() - 2].event, cap_marketplace::LogEvent::Yank { .. }));
-    assert!(matches!(log[log.len() - 1].event, cap_marketplace::LogEvent::Unyank { .. }));
+    assert!(matches!(
+        log[log.len() - 2].event,
+        cap_marketplace::LogEvent::Yank { .. }
+    ));
+    assert!(matches!(
+        log[log.len() - 1].event,
+        cap_marketplace::LogEvent::Unyank { .. }
+    ));
 }
 
 #[tokio::test]
@@ -366,10 +455,16 @@ async fn search_filters_sorts_and_paginates() {
     let key = SecretKey::generate().expect("key");
     let token = h.publisher("catalog", &key).await;
     let (mc, mc_bytes) = pack("minecraft-paper", |t| t);
-    let (status, body) = h.publish(&token, &key, &mc, &mc_bytes, "?games=minecraft").await;
+    let (status, body) = h
+        .publish(&token, &key, &mc, &mc_bytes, "?games=minecraft")
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let (paid, paid_bytes) = pack("quota-guard", |t| {
-        t.replacen("api = \"0.1.0\"", "api = \"0.1.0\"\nprice = \"price_quota\"", 1)
+        t.replacen(
+            "api = \"0.1.0\"",
+            "api = \"0.1.0\"\nprice = \"price_quota\"",
+            1,
+        )
     });
     let (status, body) = h.publish(&token, &key, &paid, &paid_bytes, "").await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -405,7 +500,12 @@ async fn search_filters_sorts_and_paginates() {
     let (_, page) = h.get("/packages?q=100%25").await;
     assert_eq!(ids(&page), Vec::<String>::new());
     let (status, body) = h.get("/packages?per_page=500&kind=nope&sort=stars").await;
-    assert_problem(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation-failed");
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation-failed",
+    );
     assert_eq!(body["errors"].as_array().map(Vec::len), Some(3), "{body}");
     h.stop().await;
 }
@@ -431,9 +531,19 @@ async fn health_openapi_and_errors_are_served_as_documented() {
     assert_problem(status, &body, StatusCode::NOT_FOUND, "not-found");
     let (status, body) = h.get("/no/such/route").await;
     assert_problem(status, &body, StatusCode::NOT_FOUND, "not-found");
-    let r = h.http.delete(h.url("/health")).send().await.expect("delete");
+    let r = h
+        .http
+        .delete(h.url("/health"))
+        .send()
+        .await
+        .expect("delete");
     let (status, body) = h.json(r).await;
-    assert_problem(status, &body, StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed");
+    assert_problem(
+        status,
+        &body,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+    );
     let r = h
         .http
         .post(h.url("/publishers"))
@@ -445,7 +555,12 @@ async fn health_openapi_and_errors_are_served_as_documented() {
     let (status, body) = h.json(r).await;
     assert_problem(status, &body, StatusCode::BAD_REQUEST, "bad-request");
     let (status, body) = h.get("/packages/x/versions/not-a-version/download").await;
-    assert_problem(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation-failed");
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation-failed",
+    );
     let (status, key) = h.get("/marketplace-key").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(key["key_id"], h.key().id().as_str());

@@ -14,7 +14,11 @@ fn author() -> SecretKey {
     SecretKey::from_seed(&[1; 32])
 }
 
-fn download<'a>(fixture: &'a Fixture, bytes: &'a [u8], package: &'a cap_runtime::Package) -> Download<'a> {
+fn download<'a>(
+    fixture: &'a Fixture,
+    bytes: &'a [u8],
+    package: &'a cap_runtime::Package,
+) -> Download<'a> {
     Download {
         package: &package.manifest.plugin.id,
         version: &package.manifest.plugin.version,
@@ -47,7 +51,10 @@ fn a_genuine_download_verifies_and_advances_the_trusted_state() {
         .expect("a genuine package verifies");
     assert_eq!(verified.package.sha256, package.sha256);
     assert_eq!(verified.release.key_id, *author().id());
-    assert_eq!(store.trusted_head("quota-guard"), fixture.head("quota-guard").as_ref());
+    assert_eq!(
+        store.trusted_head("quota-guard"),
+        fixture.head("quota-guard").as_ref()
+    );
 }
 
 #[test]
@@ -90,7 +97,10 @@ fn a_signature_by_the_wrong_key_under_a_granted_key_id_is_refused() {
     let ts = fixture.timestamp(T0 + 2, 3600);
     let mut store = TrustStore::in_memory(fixture.notary.public_key().clone());
     let err = refused(store.verify_download(&ts, download(&fixture, &bytes, &package), T0 + 10));
-    assert!(matches!(err, VerifyError::BadAuthorSignature { .. }), "{err}");
+    assert!(
+        matches!(err, VerifyError::BadAuthorSignature { .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -119,7 +129,10 @@ fn an_edited_log_entry_is_refused() {
     let err = store
         .check_install(&ts, &[download(&fixture, &bytes, &package)], T0 + 10)
         .expect_err("an edited entry must not verify");
-    assert!(matches!(err, VerifyError::BadLogSignature { seq: 1, .. }), "{err}");
+    assert!(
+        matches!(err, VerifyError::BadLogSignature { seq: 1, .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -143,7 +156,10 @@ fn a_release_by_a_key_revoked_before_it_was_signed_is_refused() {
     let ts = fixture.timestamp(T0 + 300, 3600);
     let mut store = TrustStore::in_memory(fixture.notary.public_key().clone());
     let err = refused(store.verify_download(&ts, download(&fixture, &bytes, &package), T0 + 310));
-    assert!(matches!(err, VerifyError::KeyNotValidAtSigning { .. }), "{err}");
+    assert!(
+        matches!(err, VerifyError::KeyNotValidAtSigning { .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("laptop stolen"), "{err}");
     // The release signed before the compromise still installs.
     store
@@ -189,7 +205,17 @@ fn a_rolled_back_log_is_refused() {
         },
         T0 + 6,
     ));
-    assert!(matches!(err, VerifyError::RolledBackLog { len: 2, trusted_len: 3, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            VerifyError::RolledBackLog {
+                len: 2,
+                trusted_len: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -238,8 +264,12 @@ fn a_stale_or_replayed_timestamp_is_refused() {
         .expect("a fresh timestamp verifies");
     // Replay of an older, still unexpired timestamp.
     let older = fixture.timestamp(T0 + 90, 600);
-    let err = refused(store.verify_download(&older, download(&fixture, &bytes, &package), T0 + 102));
-    assert!(matches!(err, VerifyError::RolledBackTimestamp { .. }), "{err}");
+    let err =
+        refused(store.verify_download(&older, download(&fixture, &bytes, &package), T0 + 102));
+    assert!(
+        matches!(err, VerifyError::RolledBackTimestamp { .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -273,7 +303,9 @@ fn a_substituted_dependency_is_refused() {
         format!("{t}\n[dependencies]\nquota-guard = \"1\"\n")
     });
     // Another, validly packed quota-guard 1.0.0 with different bytes.
-    let (_, evil_bytes) = pack("quota-guard", |t| t.replace("Denies server creation", "Allows"));
+    let (_, evil_bytes) = pack("quota-guard", |t| {
+        t.replace("Denies server creation", "Allows")
+    });
     let mut fixture = Fixture::new();
     for p in ["quota-guard", "discord-webhook"] {
         fixture.grant(p, &author(), T0);
@@ -305,7 +337,10 @@ fn a_substituted_dependency_is_refused() {
     let err = store
         .check_install(&ts, &missing, T0 + 3)
         .expect_err("a missing dependency must be refused");
-    assert!(matches!(err, VerifyError::MissingDependency { .. }), "{err}");
+    assert!(
+        matches!(err, VerifyError::MissingDependency { .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -340,7 +375,10 @@ fn the_trust_store_file_remembers_the_trusted_state_across_opens() {
         },
         T0 + 6,
     ));
-    assert!(matches!(err, VerifyError::RolledBackTimestamp { .. }), "{err}");
+    assert!(
+        matches!(err, VerifyError::RolledBackTimestamp { .. }),
+        "{err}"
+    );
     let other = SecretKey::from_seed(&[3; 32]);
     assert!(TrustStore::open(&path, other.public().clone()).is_err());
 }
