@@ -7,6 +7,12 @@
 //! * `verify/author-signature`: one Ed25519 strict verification of an
 //!   author message.
 //! * `sha256/1MiB`: hashing a 1 MiB package.
+//!
+//! Run: `cargo bench -p cap-marketplace --bench resolve`. Measured
+//! 2026-11-28 on the 2-core project machine under load from other builds,
+//! with `--profile dev` (dependencies at opt-level 2, this crate
+//! unoptimized, so pessimistic): resolve 22.5 ms median (428 packages
+//! selected), author-signature verification 36 µs, sha256 1.56 GiB/s.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;

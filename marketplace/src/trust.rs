@@ -323,7 +323,7 @@ impl TrustStore {
                     VerifyError::DependencyDigestMismatch {
                         dependent: dependent_of(downloads, &releases, download.package),
                         package: download.package.to_owned(),
-                        version: download.version.clone(),
+                        version: Box::new(download.version.clone()),
                         expected: release.sha256.clone(),
                         actual,
                     }

@@ -82,8 +82,8 @@ pub enum VerifyError {
         dependent: String,
         /// The dependency.
         package: String,
-        /// Its version.
-        version: semver::Version,
+        /// Its version (boxed to keep the error small).
+        version: Box<semver::Version>,
         /// sha256 in the log.
         expected: String,
         /// sha256 of the bytes.

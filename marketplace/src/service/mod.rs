@@ -219,10 +219,11 @@ async fn normalize(request: Request, next: Next) -> Response {
         StatusCode::NOT_FOUND => ApiError::NotFound("route".into()),
         StatusCode::UNAUTHORIZED => ApiError::Unauthenticated("credentials required".into()),
         s if s.is_server_error() => ApiError::Internal(format!("status {s}")),
-        s => ApiError::BadRequest(format!(
-            "{}",
-            s.canonical_reason().unwrap_or("the request was refused")
-        )),
+        s => ApiError::BadRequest(
+            s.canonical_reason()
+                .unwrap_or("the request was refused")
+                .to_owned(),
+        ),
     };
     error.into_response()
 }

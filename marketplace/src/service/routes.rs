@@ -654,8 +654,15 @@ pub(crate) async fn publish(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let package = cap_runtime::Package::read(&body, cap_runtime::package::MAX_PACKAGE_BYTES)
-        .map_err(|e| ApiError::InvalidPackage(e.to_string()))?;
+    // Unpacking and validating the component is CPU work; keep it off the
+    // request threads.
+    let upload = body.clone();
+    let package = tokio::task::spawn_blocking(move || {
+        cap_runtime::Package::read(&upload, cap_runtime::package::MAX_PACKAGE_BYTES)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("package validation task: {e}")))?
+    .map_err(|e| ApiError::InvalidPackage(e.to_string()))?;
     let plugin = &package.manifest.plugin;
     let (id, version) = (plugin.id.clone(), plugin.version.clone());
     let sha256 = package.sha256.clone();
@@ -826,7 +833,7 @@ pub(crate) async fn search(
     let mut errors = Vec::new();
     let page = params.page.unwrap_or(1);
     let per_page = params.per_page.unwrap_or(20);
-    if page < 1 || page > 10_000 {
+    if !(1..=10_000).contains(&page) {
         errors.push(FieldError::new(
             "query",
             "page",
