@@ -219,8 +219,9 @@ impl TrustStore {
             }
             let at = trusted.len.saturating_sub(1);
             if trusted.len > 0 && state.hashes.get(at as usize) != Some(&trusted.hash) {
-                // Find the first entry that differs is not possible from the
-                // head alone; the hash chain means it is at or before `at`.
+                // Only the trusted head's hash is stored; because each entry
+                // commits to its predecessor, a different hash at `at` means
+                // history at or before `at` was rewritten.
                 return Err(VerifyError::ForkedLog {
                     package: package.to_owned(),
                     seq: at,
