@@ -1,0 +1,767 @@
+//! The registry's database: publishers, keys, packages, releases and logs,
+//! through `sqlx::Any` so one set of queries serves SQLite and PostgreSQL.
+//!
+//! Queries use `$n` placeholders and portable types only (`TEXT`,
+//! `BIGINT`; flags are `0`/`1`, lists are `,a,b,` strings matched with
+//! `LIKE`). Every change that touches a log runs in one transaction with
+//! the log append, so a package row, a release and its log entry appear
+//! together or not at all. The log's `(package_id, seq)` primary key turns
+//! a concurrent append into a unique violation instead of a fork.
+
+use std::collections::BTreeMap;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Row, Transaction};
+
+use crate::keys::{KeyId, PublicKey};
+use crate::log::{LogEntry, LogEvent, LogHead, Notary};
+use crate::signing::{Keyring, Revocation};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS publishers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS publisher_keys (
+    key_id TEXT PRIMARY KEY,
+    publisher_id TEXT NOT NULL REFERENCES publishers(id),
+    public_key TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    revoked_at BIGINT,
+    revoke_reason TEXT
+);
+CREATE TABLE IF NOT EXISTS packages (
+    id TEXT PRIMARY KEY,
+    publisher_id TEXT NOT NULL REFERENCES publishers(id),
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    kinds TEXT NOT NULL,
+    games TEXT NOT NULL,
+    paid BIGINT NOT NULL,
+    downloads BIGINT NOT NULL,
+    latest_version TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS releases (
+    package_id TEXT NOT NULL REFERENCES packages(id),
+    version TEXT NOT NULL,
+    major BIGINT NOT NULL,
+    minor BIGINT NOT NULL,
+    patch BIGINT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    api TEXT NOT NULL,
+    dependencies TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    author_signature TEXT NOT NULL,
+    countersignature TEXT NOT NULL,
+    yanked BIGINT NOT NULL,
+    yank_reason TEXT,
+    downloads BIGINT NOT NULL,
+    published_at BIGINT NOT NULL,
+    PRIMARY KEY (package_id, version)
+);
+CREATE TABLE IF NOT EXISTS log_entries (
+    package_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    hash TEXT NOT NULL,
+    entry TEXT NOT NULL,
+    PRIMARY KEY (package_id, seq)
+);
+CREATE INDEX IF NOT EXISTS packages_downloads ON packages (downloads);
+CREATE INDEX IF NOT EXISTS packages_updated ON packages (updated_at)
+"#;
+
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Connecting or creating the schema failed.
+    #[error("marketplace database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// A publisher account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publisher {
+    /// Internal id.
+    pub id: String,
+    /// Public name.
+    pub name: String,
+}
+
+/// A stored publisher key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// The key.
+    pub key: PublicKey,
+    /// When it was added.
+    pub created_at: i64,
+    /// When it was revoked from, and why.
+    pub revoked: Option<Revocation>,
+}
+
+/// A stored release row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRelease {
+    /// Version.
+    pub version: semver::Version,
+    /// sha256 of the file.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// Target API.
+    pub api: String,
+    /// Dependencies.
+    pub dependencies: BTreeMap<String, String>,
+    /// Author key.
+    pub key_id: String,
+    /// Author signature.
+    pub author_signature: String,
+    /// Countersignature.
+    pub countersignature: String,
+    /// Whether yanked.
+    pub yanked: bool,
+    /// Why yanked.
+    pub yank_reason: Option<String>,
+    /// Downloads of this version.
+    pub downloads: i64,
+    /// When published.
+    pub published_at: i64,
+}
+
+/// A stored package row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPackage {
+    /// Plugin id.
+    pub id: String,
+    /// Publisher name.
+    pub publisher: String,
+    /// Display name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Kinds.
+    pub kinds: Vec<String>,
+    /// Games.
+    pub games: Vec<String>,
+    /// Whether paid.
+    pub paid: bool,
+    /// Total downloads.
+    pub downloads: i64,
+    /// Newest version.
+    pub latest_version: String,
+    /// First published.
+    pub created_at: i64,
+    /// Last published.
+    pub updated_at: i64,
+}
+
+/// Search parameters.
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    /// Words matched against id, name and description.
+    pub text: Option<String>,
+    /// Plugin kind.
+    pub kind: Option<String>,
+    /// Game.
+    pub game: Option<String>,
+    /// Paid (`true`) or free (`false`).
+    pub paid: Option<bool>,
+    /// Sort by downloads (otherwise by recency).
+    pub by_downloads: bool,
+    /// Page size.
+    pub limit: i64,
+    /// Rows to skip.
+    pub offset: i64,
+}
+
+/// The registry's database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+/// A `,a,b,` list.
+pub fn list_column(items: &[String]) -> String {
+    if items.is_empty() {
+        String::new()
+    } else {
+        format!(",{},", items.join(","))
+    }
+}
+
+fn split_column(text: &str) -> Vec<String> {
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn package_row(row: &AnyRow) -> Result<StoredPackage, sqlx::Error> {
+    Ok(StoredPackage {
+        id: row.try_get("id")?,
+        publisher: row.try_get("publisher")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        kinds: split_column(&row.try_get::<String, _>("kinds")?),
+        games: split_column(&row.try_get::<String, _>("games")?),
+        paid: row.try_get::<i64, _>("paid")? != 0,
+        downloads: row.try_get("downloads")?,
+        latest_version: row.try_get("latest_version")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+const PACKAGE_COLUMNS: &str = "p.id, pub.name AS publisher, p.name, p.description, p.kinds, p.games, p.paid, p.downloads, p.latest_version, p.created_at, p.updated_at";
+
+impl Store {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`) and creates the
+    /// schema if needed.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .connect(url)
+            .await?;
+        if url.starts_with("sqlite:") {
+            sqlx::raw_sql(
+                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON",
+            )
+            .execute(&pool)
+            .await?;
+        }
+        let mut tx = pool.begin().await?;
+        for statement in SCHEMA.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_owned()))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Store { pool })
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Starts a transaction.
+    pub async fn begin(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        self.pool.begin().await
+    }
+
+    /// Creates a publisher; `None` when the name is taken.
+    pub async fn create_publisher(
+        &self,
+        id: &str,
+        name: &str,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<Publisher>, sqlx::Error> {
+        let result = sqlx::query(
+            "INSERT INTO publishers (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(token_hash)
+        .bind(now)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(Some(Publisher {
+                id: id.to_owned(),
+                name: name.to_owned(),
+            })),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The publisher holding a token (by its hash).
+    pub async fn publisher_by_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<Publisher>, sqlx::Error> {
+        let row = sqlx::query("SELECT id, name FROM publishers WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(Publisher {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// The publisher named `name`.
+    pub async fn publisher_by_name(&self, name: &str) -> Result<Option<Publisher>, sqlx::Error> {
+        let row = sqlx::query("SELECT id, name FROM publishers WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(Publisher {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// A publisher's keys, revoked ones included.
+    pub async fn keys(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        publisher_id: &str,
+    ) -> Result<Vec<StoredKey>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT public_key, created_at, revoked_at, revoke_reason FROM publisher_keys \
+             WHERE publisher_id = $1 ORDER BY created_at, key_id",
+        )
+        .bind(publisher_id)
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut keys = Vec::with_capacity(rows.len());
+        for row in rows {
+            let hex: String = row.try_get("public_key")?;
+            let key = PublicKey::from_hex(&hex).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            let revoked_at: Option<i64> = row.try_get("revoked_at")?;
+            let reason: Option<String> = row.try_get("revoke_reason")?;
+            keys.push(StoredKey {
+                key,
+                created_at: row.try_get("created_at")?,
+                revoked: revoked_at.map(|effective_at| Revocation {
+                    reason: reason.unwrap_or_default(),
+                    effective_at,
+                }),
+            });
+        }
+        Ok(keys)
+    }
+
+    /// A publisher's keyring.
+    pub async fn keyring(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        publisher_id: &str,
+    ) -> Result<Keyring, sqlx::Error> {
+        let mut ring = Keyring::new();
+        for stored in self.keys(tx, publisher_id).await? {
+            let id = stored.key.id().clone();
+            ring.grant(stored.key, stored.created_at);
+            if let Some(revocation) = stored.revoked {
+                // The key was just granted, so it is known.
+                let _ = ring.revoke(&id, revocation);
+            }
+        }
+        Ok(ring)
+    }
+
+    /// Which publisher owns a key, if any.
+    pub async fn key_owner(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        key_id: &KeyId,
+    ) -> Result<Option<String>, sqlx::Error> {
+        let row = sqlx::query("SELECT publisher_id FROM publisher_keys WHERE key_id = $1")
+            .bind(key_id.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+        row.map(|r| r.try_get("publisher_id")).transpose()
+    }
+
+    /// Adds a key.
+    pub async fn insert_key(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        publisher_id: &str,
+        key: &PublicKey,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO publisher_keys (key_id, publisher_id, public_key, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(key.id().as_str())
+        .bind(publisher_id)
+        .bind(key.to_hex())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a key's revocation.
+    pub async fn revoke_key(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        key_id: &KeyId,
+        revocation: &Revocation,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE publisher_keys SET revoked_at = $1, revoke_reason = $2 WHERE key_id = $3",
+        )
+        .bind(revocation.effective_at)
+        .bind(&revocation.reason)
+        .bind(key_id.as_str())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Ids of a publisher's packages.
+    pub async fn package_ids_of(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        publisher_id: &str,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        let rows = sqlx::query("SELECT id FROM packages WHERE publisher_id = $1 ORDER BY id")
+            .bind(publisher_id)
+            .fetch_all(&mut **tx)
+            .await?;
+        rows.iter().map(|r| r.try_get("id")).collect()
+    }
+
+    /// The owner (publisher id) of a package.
+    pub async fn package_owner(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        id: &str,
+    ) -> Result<Option<String>, sqlx::Error> {
+        let row = sqlx::query("SELECT publisher_id FROM packages WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        row.map(|r| r.try_get("publisher_id")).transpose()
+    }
+
+    /// Inserts a package row.
+    pub async fn insert_package(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        package: &StoredPackage,
+        publisher_id: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO packages (id, publisher_id, name, description, kinds, games, paid, downloads, latest_version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $9)",
+        )
+        .bind(&package.id)
+        .bind(publisher_id)
+        .bind(&package.name)
+        .bind(&package.description)
+        .bind(list_column(&package.kinds))
+        .bind(list_column(&package.games))
+        .bind(i64::from(package.paid))
+        .bind(&package.latest_version)
+        .bind(package.created_at)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Updates a package's listing after a release (newest version wins the
+    /// metadata).
+    pub async fn touch_package(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        package: &StoredPackage,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE packages SET name = $1, description = $2, kinds = $3, games = $4, paid = $5, latest_version = $6, updated_at = $7 WHERE id = $8",
+        )
+        .bind(&package.name)
+        .bind(&package.description)
+        .bind(list_column(&package.kinds))
+        .bind(list_column(&package.games))
+        .bind(i64::from(package.paid))
+        .bind(&package.latest_version)
+        .bind(package.updated_at)
+        .bind(&package.id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Inserts a release row.
+    pub async fn insert_release(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        package_id: &str,
+        release: &StoredRelease,
+    ) -> Result<(), sqlx::Error> {
+        let deps = serde_json::to_string(&release.dependencies).unwrap_or_else(|_| "{}".into());
+        sqlx::query(
+            "INSERT INTO releases (package_id, version, major, minor, patch, sha256, size, api, dependencies, key_id, author_signature, countersignature, yanked, downloads, published_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, 0, $13)",
+        )
+        .bind(package_id)
+        .bind(release.version.to_string())
+        .bind(release.version.major as i64)
+        .bind(release.version.minor as i64)
+        .bind(release.version.patch as i64)
+        .bind(&release.sha256)
+        .bind(release.size)
+        .bind(&release.api)
+        .bind(deps)
+        .bind(&release.key_id)
+        .bind(&release.author_signature)
+        .bind(&release.countersignature)
+        .bind(release.published_at)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Sets or clears a release's yank.
+    pub async fn set_yanked(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        package_id: &str,
+        version: &semver::Version,
+        reason: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE releases SET yanked = $1, yank_reason = $2 WHERE package_id = $3 AND version = $4")
+            .bind(i64::from(reason.is_some()))
+            .bind(reason)
+            .bind(package_id)
+            .bind(version.to_string())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// One release.
+    pub async fn release(
+        &self,
+        package_id: &str,
+        version: &semver::Version,
+    ) -> Result<Option<StoredRelease>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT version, sha256, size, api, dependencies, key_id, author_signature, countersignature, yanked, yank_reason, downloads, published_at \
+             FROM releases WHERE package_id = $1 AND version = $2",
+        )
+        .bind(package_id)
+        .bind(version.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(release_row).transpose()
+    }
+
+    /// Every release of a package, newest first.
+    pub async fn releases(&self, package_id: &str) -> Result<Vec<StoredRelease>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT version, sha256, size, api, dependencies, key_id, author_signature, countersignature, yanked, yank_reason, downloads, published_at \
+             FROM releases WHERE package_id = $1",
+        )
+        .bind(package_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut releases = rows
+            .iter()
+            .map(release_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        releases.sort_by(|a, b| b.version.cmp(&a.version));
+        Ok(releases)
+    }
+
+    /// One package.
+    pub async fn package(&self, id: &str) -> Result<Option<StoredPackage>, sqlx::Error> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PACKAGE_COLUMNS} FROM packages p JOIN publishers pub ON pub.id = p.publisher_id WHERE p.id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(package_row).transpose()
+    }
+
+    /// Counts a download of a release.
+    pub async fn count_download(
+        &self,
+        package_id: &str,
+        version: &semver::Version,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE releases SET downloads = downloads + 1 WHERE package_id = $1 AND version = $2",
+        )
+        .bind(package_id)
+        .bind(version.to_string())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE packages SET downloads = downloads + 1 WHERE id = $1")
+            .bind(package_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
+    /// A page of search results and the total number of matches.
+    pub async fn search(&self, search: &Search) -> Result<(Vec<StoredPackage>, i64), sqlx::Error> {
+        let mut conditions = Vec::new();
+        let mut binds: Vec<String> = Vec::new();
+        if let Some(text) = &search.text {
+            for word in text.split_whitespace().take(8) {
+                let escaped = word
+                    .to_lowercase()
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                binds.push(format!("%{escaped}%"));
+                let n = binds.len();
+                conditions.push(format!(
+                    "(LOWER(p.id) LIKE ${n} ESCAPE '\\' OR LOWER(p.name) LIKE ${n} ESCAPE '\\' OR LOWER(p.description) LIKE ${n} ESCAPE '\\')"
+                ));
+            }
+        }
+        if let Some(kind) = &search.kind {
+            binds.push(format!("%,{kind},%"));
+            conditions.push(format!("p.kinds LIKE ${}", binds.len()));
+        }
+        if let Some(game) = &search.game {
+            binds.push(format!("%,{},%", game.to_lowercase()));
+            conditions.push(format!("p.games LIKE ${}", binds.len()));
+        }
+        if let Some(paid) = search.paid {
+            conditions.push(format!("p.paid = {}", i64::from(paid)));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let order = if search.by_downloads {
+            "p.downloads DESC, p.id"
+        } else {
+            "p.updated_at DESC, p.id"
+        };
+        let count_sql = format!(
+            "SELECT COUNT(*) AS n FROM packages p JOIN publishers pub ON pub.id = p.publisher_id {filter}"
+        );
+        let mut count = sqlx::query(sqlx::AssertSqlSafe(count_sql));
+        for b in &binds {
+            count = count.bind(b.clone());
+        }
+        let total: i64 = count.fetch_one(&self.pool).await?.try_get("n")?;
+        let page_sql = format!(
+            "SELECT {PACKAGE_COLUMNS} FROM packages p JOIN publishers pub ON pub.id = p.publisher_id {filter} ORDER BY {order} LIMIT {} OFFSET {}",
+            search.limit, search.offset
+        );
+        let mut page = sqlx::query(sqlx::AssertSqlSafe(page_sql));
+        for b in &binds {
+            page = page.bind(b.clone());
+        }
+        let rows = page.fetch_all(&self.pool).await?;
+        Ok((
+            rows.iter()
+                .map(package_row)
+                .collect::<Result<Vec<_>, _>>()?,
+            total,
+        ))
+    }
+
+    /// A package's log.
+    pub async fn log(&self, package_id: &str) -> Result<Vec<LogEntry>, sqlx::Error> {
+        let rows = sqlx::query("SELECT entry FROM log_entries WHERE package_id = $1 ORDER BY seq")
+            .bind(package_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let text: String = r.try_get("entry")?;
+                serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+            })
+            .collect()
+    }
+
+    /// Every log's head.
+    pub async fn heads(&self) -> Result<BTreeMap<String, LogHead>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT l.package_id, l.seq, l.hash FROM log_entries l \
+             JOIN (SELECT package_id, MAX(seq) AS m FROM log_entries GROUP BY package_id) h \
+             ON l.package_id = h.package_id AND l.seq = h.m",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut heads = BTreeMap::new();
+        for row in rows {
+            let seq: i64 = row.try_get("seq")?;
+            heads.insert(
+                row.try_get("package_id")?,
+                LogHead {
+                    len: seq as u64 + 1,
+                    hash: row.try_get("hash")?,
+                },
+            );
+        }
+        Ok(heads)
+    }
+
+    /// Appends an entry to a package's log inside `tx`.
+    pub async fn append(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        notary: &Notary,
+        package_id: &str,
+        now: i64,
+        event: LogEvent,
+    ) -> Result<LogEntry, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT seq, hash FROM log_entries WHERE package_id = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(package_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let head = row
+            .map(|r| -> Result<LogHead, sqlx::Error> {
+                let seq: i64 = r.try_get("seq")?;
+                Ok(LogHead {
+                    len: seq as u64 + 1,
+                    hash: r.try_get("hash")?,
+                })
+            })
+            .transpose()?;
+        let entry = notary.append(package_id, head.as_ref(), now, event);
+        let json = serde_json::to_string(&entry).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        sqlx::query(
+            "INSERT INTO log_entries (package_id, seq, hash, entry) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(package_id)
+        .bind(entry.seq as i64)
+        .bind(entry.hash())
+        .bind(json)
+        .execute(&mut **tx)
+        .await?;
+        Ok(entry)
+    }
+}
+
+fn release_row(row: &AnyRow) -> Result<StoredRelease, sqlx::Error> {
+    let version: String = row.try_get("version")?;
+    let deps: String = row.try_get("dependencies")?;
+    Ok(StoredRelease {
+        version: semver::Version::parse(&version).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        sha256: row.try_get("sha256")?,
+        size: row.try_get("size")?,
+        api: row.try_get("api")?,
+        dependencies: serde_json::from_str(&deps).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        key_id: row.try_get("key_id")?,
+        author_signature: row.try_get("author_signature")?,
+        countersignature: row.try_get("countersignature")?,
+        yanked: row.try_get::<i64, _>("yanked")? != 0,
+        yank_reason: row.try_get("yank_reason")?,
+        downloads: row.try_get("downloads")?,
+        published_at: row.try_get("published_at")?,
+    })
+}

@@ -1,0 +1,590 @@
+//! The registry service over HTTP, on SQLite and PostgreSQL, with real
+//! example-plugin packages: publish → browse → download → verify.
+
+use cap_marketplace::keys::SecretKey;
+use cap_marketplace::log::{LogEntry, SignedTimestamp};
+use cap_marketplace::service::rate_limit::RateLimit;
+use cap_marketplace::service::routes::{KEY_ID_HEADER, SIGNATURE_HEADER, key_proof_message};
+use cap_marketplace::signing::sign_package;
+use cap_marketplace::trust::{InstallError, TrustStore};
+use cap_marketplace::verify::{Download, VerifyError};
+use cap_marketplace::{MarketplaceConfig, MarketplaceServer, RunningMarketplace};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{PgDb, now, pack, pack_version};
+
+struct Harness {
+    server: Option<RunningMarketplace>,
+    http: reqwest::Client,
+    base: String,
+    _dir: tempfile::TempDir,
+    pg: Option<PgDb>,
+}
+
+impl Harness {
+    async fn start(postgres: bool, limit: RateLimit) -> Harness {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pg = if postgres {
+            Some(PgDb::create().await)
+        } else {
+            None
+        };
+        let mut config = MarketplaceConfig::new(dir.path());
+        config.database_url = pg.as_ref().map(|p| p.url.clone());
+        config.rate_limit = limit;
+        let server = MarketplaceServer::bind(config)
+            .await
+            .expect("binds")
+            .spawn();
+        Harness {
+            base: format!("{}/api/v1", server.url()),
+            server: Some(server),
+            http: reqwest::Client::new(),
+            _dir: dir,
+            pg,
+        }
+    }
+
+    async fn sqlite() -> Harness {
+        Harness::start(false, RateLimit::default()).await
+    }
+
+    async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await.expect("stops cleanly");
+        }
+        if let Some(pg) = self.pg.take() {
+            pg.drop_db().await;
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn json(&self, response: reqwest::Response) -> (StatusCode, Value) {
+        let status = response.status();
+        let body = response.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let r = self.http.get(self.url(path)).send().await.expect("GET");
+        self.json(r).await
+    }
+
+    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        let mut req = self.http.post(self.url(path)).json(&body);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let r = req.send().await.expect("POST");
+        self.json(r).await
+    }
+
+    /// Registers a publisher with one key; returns its token.
+    async fn publisher(&self, name: &str, key: &SecretKey) -> String {
+        let (status, body) = self
+            .post("/publishers", None, json!({ "name": name }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let token = body["token"].as_str().expect("token").to_owned();
+        self.add_key(&token, name, key).await;
+        token
+    }
+
+    async fn add_key(&self, token: &str, name: &str, key: &SecretKey) {
+        let proof = key.sign(&key_proof_message(name, key.id()));
+        let (status, body) = self
+            .post(
+                "/publishers/me/keys",
+                Some(token),
+                json!({ "public_key": key.public().to_file(), "proof": proof.to_hex() }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    async fn publish(
+        &self,
+        token: &str,
+        key: &SecretKey,
+        package: &cap_runtime::Package,
+        bytes: &[u8],
+        query: &str,
+    ) -> (StatusCode, Value) {
+        let plugin = &package.manifest.plugin;
+        let sig = sign_package(key, &plugin.id, &plugin.version, &package.sha256);
+        let r = self
+            .http
+            .post(self.url(&format!("/packages{query}")))
+            .bearer_auth(token)
+            .header(KEY_ID_HEADER, key.id().as_str())
+            .header(SIGNATURE_HEADER, sig.to_hex())
+            .header("content-type", "application/vnd.ctrl-alt-play.package")
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .expect("publish");
+        self.json(r).await
+    }
+
+    async fn download(&self, id: &str, version: &str) -> Vec<u8> {
+        let r = self
+            .http
+            .get(self.url(&format!("/packages/{id}/versions/{version}/download")))
+            .send()
+            .await
+            .expect("download");
+        assert_eq!(r.status(), StatusCode::OK);
+        r.bytes().await.expect("bytes").to_vec()
+    }
+
+    async fn log(&self, id: &str) -> Vec<LogEntry> {
+        let r = self
+            .http
+            .get(self.url(&format!("/packages/{id}/log")))
+            .send()
+            .await
+            .expect("log");
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.expect("log JSON")
+    }
+
+    async fn timestamp(&self) -> SignedTimestamp {
+        let r = self
+            .http
+            .get(self.url("/timestamp"))
+            .send()
+            .await
+            .expect("timestamp");
+        r.json().await.expect("timestamp JSON")
+    }
+
+    fn key(&self) -> cap_marketplace::PublicKey {
+        self.server.as_ref().expect("running").public_key().clone()
+    }
+}
+
+fn assert_problem(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
+    assert_eq!(status, expected, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], expected.as_u16(), "{body}");
+    assert_eq!(
+        body["type"],
+        format!("urn:ctrl-alt-play:problem:{code}"),
+        "{body}"
+    );
+}
+
+async fn publish_browse_download_verify(h: &Harness) {
+    let key = SecretKey::generate().expect("key");
+    let token = h.publisher("acme", &key).await;
+    let (package, bytes) = pack("quota-guard", |t| t);
+    let (status, body) = h.publish(&token, &key, &package, &bytes, "").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["sha256"], package.sha256);
+
+    // Browse.
+    let (status, page) = h.get("/packages?q=quota&kind=hooks").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["total"], 1);
+    assert_eq!(page["items"][0]["id"], "quota-guard");
+    assert_eq!(page["items"][0]["publisher"], "acme");
+    let (_, detail) = h.get("/packages/quota-guard").await;
+    assert_eq!(detail["versions"][0]["version"], "1.0.0");
+
+    // Download and verify with a trust store on disk.
+    let downloaded = h.download("quota-guard", "1.0.0").await;
+    assert_eq!(downloaded, bytes);
+    let log = h.log("quota-guard").await;
+    let ts = h.timestamp().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = TrustStore::open(&dir.path().join("trust.json"), h.key()).expect("store");
+    let version = semver::Version::new(1, 0, 0);
+    fn dl<'a>(version: &'a semver::Version, bytes: &'a [u8], log: &'a [LogEntry]) -> Download<'a> {
+        Download {
+            package: "quota-guard",
+            version,
+            bytes,
+            log,
+        }
+    }
+    let at = now();
+    let verified = store
+        .verify_download(&ts, dl(&version, &downloaded, &log), at)
+        .expect("verifies");
+    assert_eq!(verified.release.key_id, *key.id());
+
+    // Tampered download.
+    let mut flipped = downloaded.clone();
+    let last = flipped.len() - 10;
+    flipped[last] ^= 0x80;
+    match store.verify_download(&ts, dl(&version, &flipped, &log), at) {
+        Err(InstallError::Verify(VerifyError::DigestMismatch { .. })) => {}
+        other => panic!("a flipped byte must be refused, got {other:?}"),
+    }
+    // A frozen index: the timestamp read now is refused after it expires.
+    let later = ts.body.expires_at;
+    match store.verify_download(&ts, dl(&version, &downloaded, &log), later) {
+        Err(InstallError::Verify(VerifyError::StaleTimestamp { .. })) => {}
+        other => panic!("a stale timestamp must be refused, got {other:?}"),
+    }
+
+    // Downloads are counted.
+    let (_, detail) = h.get("/packages/quota-guard").await;
+    assert_eq!(detail["downloads"], 1);
+    assert_eq!(detail["versions"][0]["downloads"], 1);
+}
+
+#[tokio::test]
+async fn a_published_example_plugin_is_browsed_downloaded_and_verified_on_sqlite() {
+    let h = Harness::sqlite().await;
+    publish_browse_download_verify(&h).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_published_example_plugin_is_browsed_downloaded_and_verified_on_postgres() {
+    let h = Harness::start(true, RateLimit::default()).await;
+    publish_browse_download_verify(&h).await;
+    rules_of_publishing(&h).await;
+    h.stop().await;
+}
+
+async fn rules_of_publishing(h: &Harness) {
+    let key = SecretKey::generate().expect("key");
+    let token = h.publisher("rules-owner", &key).await;
+    let (package, bytes) = pack("discord-webhook", |t| t);
+    let (status, body) = h.publish(&token, &key, &package, &bytes, "").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // Same bytes again: idempotent.
+    let (status, _) = h.publish(&token, &key, &package, &bytes, "").await;
+    assert_eq!(status, StatusCode::OK);
+    // Same version, other bytes: immutable.
+    let (other, other_bytes) = pack("discord-webhook", |t| {
+        t.replace("description = \"", "description = \"Changed. ")
+    });
+    let (status, body) = h.publish(&token, &key, &other, &other_bytes, "").await;
+    assert_problem(status, &body, StatusCode::CONFLICT, "version-exists");
+
+    // Another publisher may not publish under the name.
+    let intruder_key = SecretKey::generate().expect("key");
+    let intruder = h.publisher("rules-intruder", &intruder_key).await;
+    let (v2, v2_bytes) = pack_version("discord-webhook", "1.1.0");
+    let (status, body) = h
+        .publish(&intruder, &intruder_key, &v2, &v2_bytes, "")
+        .await;
+    assert_problem(status, &body, StatusCode::FORBIDDEN, "not-owner");
+
+    // A signature by another key under the owner's key id.
+    let plugin = &v2.manifest.plugin;
+    let forged = sign_package(&intruder_key, &plugin.id, &plugin.version, &v2.sha256);
+    let r = h
+        .http
+        .post(h.url("/packages"))
+        .bearer_auth(&token)
+        .header(KEY_ID_HEADER, key.id().as_str())
+        .header(SIGNATURE_HEADER, forged.to_hex())
+        .body(v2_bytes.clone())
+        .send()
+        .await
+        .expect("publish");
+    let (status, body) = h.json(r).await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-signature",
+    );
+
+    // A key of another publisher.
+    let (status, body) = h.publish(&token, &intruder_key, &v2, &v2_bytes, "").await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown-key",
+    );
+
+    // Not a package.
+    let (status, body) = h
+        .publish(&token, &key, &v2, b"definitely not gzip", "")
+        .await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-package",
+    );
+
+    // No token.
+    let r = h
+        .http
+        .post(h.url("/packages"))
+        .body(v2_bytes.clone())
+        .send()
+        .await
+        .expect("post");
+    let (status, body) = h.json(r).await;
+    assert_problem(status, &body, StatusCode::UNAUTHORIZED, "unauthenticated");
+
+    // Publisher names are unique.
+    let (status, body) = h
+        .post("/publishers", None, json!({ "name": "rules-owner" }))
+        .await;
+    assert_problem(status, &body, StatusCode::CONFLICT, "name-taken");
+    let (status, body) = h
+        .post("/publishers", None, json!({ "name": "Bad Name" }))
+        .await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation-failed",
+    );
+    assert_eq!(body["errors"][0]["field"], "name");
+
+    // A second key works; after revoking it, it does not.
+    let second = SecretKey::generate().expect("key");
+    h.add_key(&token, "rules-owner", &second).await;
+    let (status, body) = h.publish(&token, &second, &v2, &v2_bytes, "").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = h
+        .post(
+            &format!("/publishers/me/keys/{}/revoke", second.id()),
+            Some(&token),
+            json!({ "reason": "left the team" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (v3, v3_bytes) = pack_version("discord-webhook", "1.2.0");
+    let (status, body) = h.publish(&token, &second, &v3, &v3_bytes, "").await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "key-revoked",
+    );
+    let (status, body) = h.publish(&token, &key, &v3, &v3_bytes, "").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // The log records grants, releases and the revocation, and verifies.
+    let log = h.log("discord-webhook").await;
+    let kinds: Vec<&str> = log
+        .iter()
+        .map(|e| match &e.event {
+            cap_marketplace::LogEvent::KeyGrant { .. } => "grant",
+            cap_marketplace::LogEvent::KeyRevoke { .. } => "revoke",
+            cap_marketplace::LogEvent::Release { .. } => "release",
+            cap_marketplace::LogEvent::Yank { .. } => "yank",
+            cap_marketplace::LogEvent::Unyank { .. } => "unyank",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["grant", "release", "grant", "release", "revoke", "release"]
+    );
+    let store = TrustStore::in_memory(h.key());
+    let ts = h.timestamp().await;
+    let version = semver::Version::new(1, 2, 0);
+    store
+        .check_install(
+            &ts,
+            &[Download {
+                package: "discord-webhook",
+                version: &version,
+                bytes: &h.download("discord-webhook", "1.2.0").await,
+                log: &log,
+            }],
+            now(),
+        )
+        .expect("the newest release verifies");
+
+    // Yank and unyank, by the owner only.
+    let (status, body) = h
+        .post(
+            "/packages/discord-webhook/versions/1.1.0/yank",
+            Some(&intruder),
+            json!({ "reason": "x" }),
+        )
+        .await;
+    assert_problem(status, &body, StatusCode::FORBIDDEN, "not-owner");
+    let (status, body) = h
+        .post(
+            "/packages/discord-webhook/versions/1.1.0/yank",
+            Some(&token),
+            json!({ "reason": "crashes on start" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["yanked"], true);
+    assert_eq!(body["yank_reason"], "crashes on start");
+    let (status, body) = h
+        .post(
+            "/packages/discord-webhook/versions/1.1.0/unyank",
+            Some(&token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["yanked"], false);
+    let log = h.log("discord-webhook").await;
+    assert!(matches!(
+        log[log.len() - 2].event,
+        cap_marketplace::LogEvent::Yank { .. }
+    ));
+    assert!(matches!(
+        log[log.len() - 1].event,
+        cap_marketplace::LogEvent::Unyank { .. }
+    ));
+}
+
+#[tokio::test]
+async fn publishing_rules_hold_on_sqlite() {
+    let h = Harness::sqlite().await;
+    rules_of_publishing(&h).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn search_filters_sorts_and_paginates() {
+    let h = Harness::sqlite().await;
+    let key = SecretKey::generate().expect("key");
+    let token = h.publisher("catalog", &key).await;
+    let (mc, mc_bytes) = pack("minecraft-paper", |t| t);
+    let (status, body) = h
+        .publish(&token, &key, &mc, &mc_bytes, "?games=minecraft")
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (paid, paid_bytes) = pack("quota-guard", |t| {
+        t.replacen(
+            "api = \"0.1.0\"",
+            "api = \"0.1.0\"\nprice = \"price_quota\"",
+            1,
+        )
+    });
+    let (status, body) = h.publish(&token, &key, &paid, &paid_bytes, "").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (auth, auth_bytes) = pack("local-password", |t| t);
+    let (status, body) = h.publish(&token, &key, &auth, &auth_bytes, "").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for _ in 0..2 {
+        h.download("local-password", "1.0.0").await;
+    }
+    h.download("minecraft-paper", "1.0.0").await;
+
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| i["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    let (_, page) = h.get("/packages?game=minecraft").await;
+    assert_eq!(ids(&page), ["minecraft-paper"]);
+    let (_, page) = h.get("/packages?kind=auth-provider").await;
+    assert_eq!(ids(&page), ["local-password"]);
+    let (_, page) = h.get("/packages?paid=true").await;
+    assert_eq!(ids(&page), ["quota-guard"]);
+    let (_, page) = h.get("/packages?paid=false&sort=downloads").await;
+    assert_eq!(ids(&page), ["local-password", "minecraft-paper"]);
+    let (_, page) = h.get("/packages?sort=downloads&per_page=1&page=2").await;
+    assert_eq!(ids(&page), ["minecraft-paper"]);
+    assert_eq!(page["total"], 3);
+    let (_, page) = h.get("/packages?q=PASSWORD").await;
+    assert_eq!(ids(&page), ["local-password"]);
+    let (_, page) = h.get("/packages?q=100%25").await;
+    assert_eq!(ids(&page), Vec::<String>::new());
+    let (status, body) = h.get("/packages?per_page=500&kind=nope&sort=stars").await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation-failed",
+    );
+    assert_eq!(body["errors"].as_array().map(Vec::len), Some(3), "{body}");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn health_openapi_and_errors_are_served_as_documented() {
+    let h = Harness::sqlite().await;
+    let (status, body) = h.get("/health").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "ok");
+    let (status, doc) = h.get("/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    for path in [
+        "/api/v1/packages",
+        "/api/v1/packages/{id}/log",
+        "/api/v1/timestamp",
+        "/api/v1/publishers/me/keys",
+        "/api/v1/packages/{id}/versions/{version}/download",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} is documented");
+    }
+    let (status, body) = h.get("/packages/nope").await;
+    assert_problem(status, &body, StatusCode::NOT_FOUND, "not-found");
+    let (status, body) = h.get("/no/such/route").await;
+    assert_problem(status, &body, StatusCode::NOT_FOUND, "not-found");
+    let r = h
+        .http
+        .delete(h.url("/health"))
+        .send()
+        .await
+        .expect("delete");
+    let (status, body) = h.json(r).await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+    );
+    let r = h
+        .http
+        .post(h.url("/publishers"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("post");
+    let (status, body) = h.json(r).await;
+    assert_problem(status, &body, StatusCode::BAD_REQUEST, "bad-request");
+    let (status, body) = h.get("/packages/x/versions/not-a-version/download").await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation-failed",
+    );
+    let (status, key) = h.get("/marketplace-key").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(key["key_id"], h.key().id().as_str());
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_over_its_rate_limit_gets_429_with_retry_after() {
+    let h = Harness::start(
+        false,
+        RateLimit {
+            per_minute: 6,
+            burst: 3,
+        },
+    )
+    .await;
+    for _ in 0..3 {
+        let (status, _) = h.get("/health").await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let r = h.http.get(h.url("/health")).send().await.expect("get");
+    let retry = r.headers().get("retry-after").cloned();
+    let (status, body) = h.json(r).await;
+    assert_problem(status, &body, StatusCode::TOO_MANY_REQUESTS, "rate-limited");
+    assert!(retry.is_some(), "Retry-After is set");
+    h.stop().await;
+}
