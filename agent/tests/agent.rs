@@ -1,0 +1,10 @@
+//! Integration and end-to-end tests of the Agent with real processes (the
+//! `cap-standin-game` stand-in), the real `test-game` plugin in the sandbox
+//! and in-test HTTP/WebSocket servers standing in for the Panel.
+
+mod agent {
+    pub(crate) mod install;
+    pub(crate) mod lifecycle;
+    pub(crate) mod link;
+    pub(crate) mod support;
+}
