@@ -45,7 +45,11 @@ struct CommandLog {
 
 impl CommandLog {
     fn outcome(&self, id: &str) -> Option<&CommandOutcome> {
-        self.done.iter().rev().find(|(d, _)| d == id).map(|(_, o)| o)
+        self.done
+            .iter()
+            .rev()
+            .find(|(d, _)| d == id)
+            .map(|(_, o)| o)
     }
 }
 

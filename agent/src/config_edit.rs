@@ -320,11 +320,13 @@ fn xml(original: &str, edit: &ConfigEdit) -> Result<String, ConfigEditError> {
             if node.get_child(part).is_none() {
                 node.children.push(XMLNode::Element(Element::new(part)));
             }
-            node = node.get_mut_child(part).ok_or_else(|| ConfigEditError::Key {
-                path: edit.path.clone(),
-                key: pair.key.clone(),
-                message: "element vanished".into(),
-            })?;
+            node = node
+                .get_mut_child(part)
+                .ok_or_else(|| ConfigEditError::Key {
+                    path: edit.path.clone(),
+                    key: pair.key.clone(),
+                    message: "element vanished".into(),
+                })?;
         }
         match attribute {
             Some(attribute) => {
@@ -332,9 +334,8 @@ fn xml(original: &str, edit: &ConfigEdit) -> Result<String, ConfigEditError> {
                     .insert(attribute.to_owned(), pair.value.clone());
             }
             None => {
-                node.children.retain(|child| {
-                    !matches!(child, XMLNode::Text(_) | XMLNode::CData(_))
-                });
+                node.children
+                    .retain(|child| !matches!(child, XMLNode::Text(_) | XMLNode::CData(_)));
                 node.children.insert(0, XMLNode::Text(pair.value.clone()));
             }
         }
@@ -441,7 +442,10 @@ mod tests {
     fn json_keeps_key_order_and_refuses_a_path_through_a_scalar() {
         let text = r#"{"b": {"port": 1}, "a": "x"}"#;
         let out = edit_text(text, &edit(ConfigFormat::Json, &[("b.port", "7")])).unwrap();
-        assert_eq!(out, "{\n  \"b\": {\n    \"port\": 7\n  },\n  \"a\": \"x\"\n}\n");
+        assert_eq!(
+            out,
+            "{\n  \"b\": {\n    \"port\": 7\n  },\n  \"a\": \"x\"\n}\n"
+        );
         let error = edit_text(text, &edit(ConfigFormat::Json, &[("a.b", "1")])).unwrap_err();
         assert!(matches!(error, ConfigEditError::Key { .. }), "{error}");
         let broken = edit_text("{", &edit(ConfigFormat::Json, &[("a", "1")])).unwrap_err();
@@ -465,12 +469,13 @@ mod tests {
         .unwrap();
         let root = xmltree::Element::parse(out.as_bytes()).unwrap();
         let network = root.get_child("network").unwrap();
-        assert_eq!(
-            network.get_child("port").unwrap().get_text().unwrap(),
-            "2"
-        );
+        assert_eq!(network.get_child("port").unwrap().get_text().unwrap(), "2");
         assert_eq!(network.attributes.get("bind").unwrap(), "0.0.0.0");
-        let players = root.get_child("limits").unwrap().get_child("players").unwrap();
+        let players = root
+            .get_child("limits")
+            .unwrap()
+            .get_child("players")
+            .unwrap();
         assert_eq!(players.get_text().unwrap(), "8");
         assert_eq!(root.get_child("name").unwrap().get_text().unwrap(), "n");
     }

@@ -217,8 +217,7 @@ impl Installer {
                 });
             }
             hasher.update(&chunk);
-            temp.write_all(&chunk)
-                .map_err(io("writing the download"))?;
+            temp.write_all(&chunk).map_err(io("writing the download"))?;
         }
         let actual = hex::encode(hasher.finalize());
         if !actual.eq_ignore_ascii_case(download.sha256.trim()) {

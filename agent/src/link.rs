@@ -305,7 +305,11 @@ async fn send(socket: &mut Socket, message: &AgentMessage) -> Result<(), String>
         .map_err(|e| e.to_string())
 }
 
-fn health<R: ServerRuntime>(agent: &Agent<R>, config: &LinkConfig, started: Instant) -> HealthReport {
+fn health<R: ServerRuntime>(
+    agent: &Agent<R>,
+    config: &LinkConfig,
+    started: Instant,
+) -> HealthReport {
     let reports = agent.runtime().reports();
     let disk_available_mb = rustix::fs::statvfs(&config.data_dir)
         .map(|s| s.f_bavail.saturating_mul(s.f_frsize) >> 20)
@@ -415,7 +419,7 @@ async fn session<R: ServerRuntime>(
                 if let Err(why) = send(&mut socket, &beat).await {
                     return Ended::Lost(why);
                 }
-                if config.health_every > 0 && beats % config.health_every == 0 {
+                if config.health_every > 0 && beats.is_multiple_of(config.health_every) {
                     let report = AgentMessage::Health(health(agent, config, started));
                     if let Err(why) = send(&mut socket, &report).await {
                         return Ended::Lost(why);

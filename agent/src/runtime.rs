@@ -631,7 +631,7 @@ impl NativeRuntime {
     }
 
     async fn on_exit(&self, server: &Arc<Server>, generation: u64, exit: Exit) {
-        let (outcome, reason, limits, restart) = {
+        let (outcome, reason, ended, restart) = {
             let mut inner = server.lock();
             if inner.generation != generation || inner.deleted {
                 return;
@@ -674,7 +674,7 @@ impl NativeRuntime {
             };
             (state, reason, process, restart)
         };
-        if let Some(process) = &limits {
+        if let Some(process) = &ended {
             // Leftover members of the group go with their leader.
             signals::kill_group(process.pid, Signal::KILL);
             limits::remove_cgroup(&process.limits);
@@ -879,11 +879,9 @@ impl NativeRuntime {
             self.set_state(server, ServerState::Stopping, Some("stop requested".into()))
                 .await;
         }
-        let grace = spec
-            .as_ref()
-            .map_or(Duration::from_secs(10), |s| {
-                Duration::from_secs(u64::from(s.stop.grace_secs))
-            });
+        let grace = spec.as_ref().map_or(Duration::from_secs(10), |s| {
+            Duration::from_secs(u64::from(s.stop.grace_secs))
+        });
         match spec.as_ref().map(|s| &s.stop.method) {
             Some(StopMethod::ConsoleCommand { command }) => {
                 if let Err(error) = self.write_console(server, command).await {
@@ -986,7 +984,8 @@ fn stats(server: &Server) -> Option<AgentMessage> {
     let cpu_percent = match process.cpu_sample {
         Some((ticks, at)) => {
             let secs = now.duration_since(at).as_secs_f64();
-            let used = stat.cpu_ticks.saturating_sub(ticks) as f64 / procfs::ticks_per_second() as f64;
+            let used =
+                stat.cpu_ticks.saturating_sub(ticks) as f64 / procfs::ticks_per_second() as f64;
             if secs > 0.0 { used / secs * 100.0 } else { 0.0 }
         }
         None => 0.0,

@@ -317,6 +317,9 @@ pub enum AgentMessage {
 }
 
 /// Messages from the Panel to an Agent.
+// Commands are parsed, run and dropped one at a time: boxing the large
+// variants would only cost an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(
     tag = "type",
@@ -349,6 +352,7 @@ pub struct Command {
 }
 
 /// What a [`Command`] does: `{"action":"start","payload":{…}}`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", content = "payload", rename_all = "kebab-case")]
 pub enum Action {

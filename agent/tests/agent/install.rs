@@ -13,7 +13,8 @@ use sha2::{Digest, Sha256};
 
 /// Serves `/game.bin` with `body` on loopback; returns its URL.
 async fn serve(body: &'static [u8]) -> String {
-    let app = axum::Router::new().route("/game.bin", axum::routing::get(move || async move { body }));
+    let app =
+        axum::Router::new().route("/game.bin", axum::routing::get(move || async move { body }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -46,10 +47,15 @@ async fn a_verified_download_lands_executable_and_a_mismatch_leaves_the_previous
     let url = serve(b"#!/bin/sh\necho new game\n").await;
     let dir = tempfile::tempdir().unwrap();
     let good = hex::encode(Sha256::digest(b"#!/bin/sh\necho new game\n"));
-    run(dir.path(), &download(&url, good.clone())).await.unwrap();
+    run(dir.path(), &download(&url, good.clone()))
+        .await
+        .unwrap();
     let file = dir.path().join("server/bin/game");
     assert_eq!(std::fs::read(&file).unwrap(), b"#!/bin/sh\necho new game\n");
-    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o755);
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
 
     std::fs::write(&file, b"previous version").unwrap();
     let error = run(dir.path(), &download(&url, "ab".repeat(32)))
@@ -90,8 +96,9 @@ async fn a_script_runs_in_the_server_directory_with_only_its_own_environment() {
             }),
             InstallStep::RunScript(Script {
                 interpreter: "sh".into(),
-                contents: "pwd > where.txt\necho \"$GREETING ${CARGO:-unset}\" > env.txt\necho to-log\n"
-                    .into(),
+                contents:
+                    "pwd > where.txt\necho \"$GREETING ${CARGO:-unset}\" > env.txt\necho to-log\n"
+                        .into(),
                 env: vec![KeyValue::new("GREETING", "hello")],
                 timeout_secs: 10,
             }),
@@ -147,7 +154,10 @@ async fn a_script_past_its_time_limit_is_killed_with_its_children() {
     };
     let started = Instant::now();
     let error = run(dir.path(), &plan).await.unwrap_err();
-    assert!(matches!(error, InstallError::ScriptTimedOut { secs: 1, .. }), "{error}");
+    assert!(
+        matches!(error, InstallError::ScriptTimedOut { secs: 1, .. }),
+        "{error}"
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
     let child: u32 = std::fs::read_to_string(dir.path().join("server/child.pid"))
         .unwrap()

@@ -11,9 +11,9 @@ use axum::response::IntoResponse;
 use cap_agent::link::{self, LinkConfig, LinkError};
 use cap_agent::{Agent, ServerRuntime};
 use cap_protocol::{
-    Action, AgentMessage, Command, CommandOutcome, ConsoleInput, PanelMessage,
-    RegistrationRequest, RegistrationResponse, ResourceLimits, RestartPolicy, ServerState,
-    SupportedGame, decode, encode,
+    Action, AgentMessage, Command, CommandOutcome, ConsoleInput, PanelMessage, RegistrationRequest,
+    RegistrationResponse, ResourceLimits, RestartPolicy, ServerState, SupportedGame, decode,
+    encode,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -139,9 +139,7 @@ async fn ws_panel(token: &'static str) -> (String, mpsc::UnboundedReceiver<WebSo
         axum::routing::get(move |headers: HeaderMap, upgrade: WebSocketUpgrade| {
             let tx = tx.clone();
             async move {
-                let authorized = headers
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok())
+                let authorized = headers.get("authorization").and_then(|v| v.to_str().ok())
                     == Some(&format!("Bearer {token}"));
                 if !authorized {
                     return StatusCode::UNAUTHORIZED.into_response();
@@ -263,7 +261,14 @@ async fn commands_survive_a_cut_connection_and_run_exactly_once() {
     .await;
     assert_eq!(result, CommandOutcome::Ok);
     receive_until(&mut socket, |m| {
-        matches!(m, AgentMessage::StateChange { state: ServerState::Running, .. }).then_some(())
+        matches!(
+            m,
+            AgentMessage::StateChange {
+                state: ServerState::Running,
+                ..
+            }
+        )
+        .then_some(())
     })
     .await;
     send(&mut socket, &say("say-1", "once-1")).await;
@@ -314,8 +319,17 @@ async fn commands_survive_a_cut_connection_and_run_exactly_once() {
         .await
         .unwrap();
     let mut socket = connections.recv().await.unwrap();
-    assert!(matches!(receive(&mut socket).await, AgentMessage::Hello { .. }));
-    send(&mut socket, &PanelMessage::Ping { nonce: "n-1".into() }).await;
+    assert!(matches!(
+        receive(&mut socket).await,
+        AgentMessage::Hello { .. }
+    ));
+    send(
+        &mut socket,
+        &PanelMessage::Ping {
+            nonce: "n-1".into(),
+        },
+    )
+    .await;
     let pong = receive_until(&mut socket, |m| match m {
         AgentMessage::Pong { nonce } => Some(nonce.clone()),
         _ => None,
@@ -339,10 +353,11 @@ async fn commands_survive_a_cut_connection_and_run_exactly_once() {
 #[tokio::test]
 async fn the_websocket_refuses_a_wrong_node_token() {
     let (url, _connections) = ws_panel("right").await;
-    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-        url.as_str(),
-    )
-    .unwrap();
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            url.as_str(),
+        )
+        .unwrap();
     request
         .headers_mut()
         .insert("authorization", "Bearer wrong".parse().unwrap());

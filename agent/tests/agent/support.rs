@@ -171,20 +171,29 @@ impl Recorder {
 
     /// Waits for the `nth` (1-based) change of `server` into `state`;
     /// returns its reason.
-    pub(crate) async fn wait_state(&self, server: &str, state: ServerState, nth: usize) -> Option<String> {
-        self.wait_for(&format!("{server} {state:?} #{nth}"), Duration::from_secs(20), |all| {
-            all.iter()
-                .filter_map(|m| match m {
-                    AgentMessage::StateChange {
-                        server_id,
-                        state: s,
-                        reason,
-                        ..
-                    } if server_id == server && *s == state => Some(reason.clone()),
-                    _ => None,
-                })
-                .nth(nth - 1)
-        })
+    pub(crate) async fn wait_state(
+        &self,
+        server: &str,
+        state: ServerState,
+        nth: usize,
+    ) -> Option<String> {
+        self.wait_for(
+            &format!("{server} {state:?} #{nth}"),
+            Duration::from_secs(20),
+            |all| {
+                all.iter()
+                    .filter_map(|m| match m {
+                        AgentMessage::StateChange {
+                            server_id,
+                            state: s,
+                            reason,
+                            ..
+                        } if server_id == server && *s == state => Some(reason.clone()),
+                        _ => None,
+                    })
+                    .nth(nth - 1)
+            },
+        )
         .await
     }
 
@@ -206,35 +215,45 @@ impl Recorder {
 
     /// Waits for a console event of `server` matching `event`.
     pub(crate) async fn wait_event(&self, server: &str, event: ConsoleEvent) {
-        self.wait_for(&format!("{server} {event:?}"), Duration::from_secs(10), |all| {
-            all.iter()
-                .any(|m| {
-                    matches!(m, AgentMessage::ConsoleEvent { server_id, event: e }
+        self.wait_for(
+            &format!("{server} {event:?}"),
+            Duration::from_secs(10),
+            |all| {
+                all.iter()
+                    .any(|m| {
+                        matches!(m, AgentMessage::ConsoleEvent { server_id, event: e }
                     if server_id == server && *e == event)
-                })
-                .then_some(())
-        })
+                    })
+                    .then_some(())
+            },
+        )
         .await;
     }
 
     /// Every console line forwarded for `server`, and the dropped total.
     pub(crate) fn console(&self, server: &str) -> (Vec<String>, u64) {
-        let mut lines = Vec::new();
-        let mut dropped = 0;
-        for message in self.all() {
-            if let AgentMessage::ConsoleLines {
-                server_id,
-                lines: batch,
-                dropped: d,
-            } = message
-                && server_id == server
-            {
-                lines.extend(batch);
-                dropped += d;
-            }
-        }
-        (lines, dropped)
+        console_of(&self.all(), server)
     }
+}
+
+/// Every console line forwarded for `server` in `messages`, and the
+/// dropped total.
+pub(crate) fn console_of(messages: &[AgentMessage], server: &str) -> (Vec<String>, u64) {
+    let mut lines = Vec::new();
+    let mut dropped = 0;
+    for message in messages {
+        if let AgentMessage::ConsoleLines {
+            server_id,
+            lines: batch,
+            dropped: d,
+        } = message
+            && server_id == server
+        {
+            lines.extend(batch.iter().cloned());
+            dropped += d;
+        }
+    }
+    (lines, dropped)
 }
 
 fn summarize(messages: &[AgentMessage]) -> Vec<String> {
