@@ -283,10 +283,7 @@ async fn tail(mut spec: TailSpec) {
     loop {
         let finishing = *spec.finish.borrow();
         // Read everything there is now, chunk by chunk.
-        loop {
-            let Some(n) = reader.read(&mut buffer) else {
-                break;
-            };
+        while let Some(n) = reader.read(&mut buffer) {
             if n == 0 {
                 break;
             }

@@ -2,6 +2,9 @@
 //! `cap-standin-game` stand-in), the real `test-game` plugin in the sandbox
 //! and in-test HTTP/WebSocket servers standing in for the Panel.
 
+// Test helpers outside `#[test]` functions unwrap too.
+#![allow(clippy::unwrap_used)]
+
 mod agent {
     pub(crate) mod install;
     pub(crate) mod lifecycle;
