@@ -364,3 +364,58 @@ async fn the_websocket_refuses_a_wrong_node_token() {
     let error = tokio_tungstenite::connect_async(request).await.unwrap_err();
     assert!(error.to_string().contains("401"), "{error}");
 }
+
+#[tokio::test]
+async fn a_finished_command_is_answered_from_the_log_after_an_agent_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let command = Command {
+        id: "cmd-42".into(),
+        server_id: "nowhere".into(),
+        action: Action::Stop,
+    };
+    let open = || async {
+        let (events, _) = mpsc::channel(16);
+        let runtime = cap_agent::NativeRuntime::open(
+            cap_agent::RuntimeConfig::new(data.path()),
+            cap_agent::Classifiers::new(),
+            events,
+        )
+        .await
+        .unwrap();
+        Agent::new(Arc::new(runtime), data.path())
+    };
+    let (agent, mut results) = open().await;
+    assert_eq!(agent.accept(command.clone()), cap_agent::Delivery::New);
+    let result = tokio::time::timeout(Duration::from_secs(5), results.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let expected = CommandOutcome::Failed {
+        code: "unknown-server".into(),
+        message: "unknown server `nowhere`".into(),
+    };
+    assert_eq!(
+        result,
+        AgentMessage::CommandResult {
+            command_id: "cmd-42".into(),
+            outcome: expected.clone()
+        }
+    );
+    assert_eq!(
+        agent.accept(command.clone()),
+        cap_agent::Delivery::Done(expected.clone())
+    );
+    drop(agent);
+
+    let (restarted, mut results) = open().await;
+    assert_eq!(
+        restarted.accept(command),
+        cap_agent::Delivery::Done(expected)
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), results.recv())
+            .await
+            .is_err(),
+        "the command did not run again"
+    );
+}
