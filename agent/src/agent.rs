@@ -1,0 +1,193 @@
+//! Executing the Panel's commands: once per command id, in order per
+//! server.
+//!
+//! [`Agent::accept`] records a command id the first time it is seen; a
+//! re-delivery (after a reconnect, say) is recognised, acknowledged again
+//! and — when it already finished — answered with the stored outcome
+//! instead of running again. The ids of finished commands are kept (the
+//! last [`COMMAND_LOG_SIZE`]) in `commands.json` in the data directory, so
+//! this holds across Agent restarts too. Commands for one server run one
+//! after another in arrival order (a queue per server); different servers'
+//! commands run concurrently.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use cap_protocol::{Action, AgentMessage, Command, CommandOutcome};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::install::write_atomically;
+use crate::runtime::ServerRuntime;
+
+/// How many finished command ids are remembered.
+pub const COMMAND_LOG_SIZE: usize = 4_096;
+
+/// What [`Agent::accept`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// First delivery: it has been queued.
+    New,
+    /// Delivered before and still running: its result will follow.
+    InProgress,
+    /// Delivered before and finished: this was the outcome.
+    Done(CommandOutcome),
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct CommandLog {
+    /// Finished commands, oldest first.
+    done: VecDeque<(String, CommandOutcome)>,
+    #[serde(skip)]
+    running: HashMap<String, ()>,
+}
+
+impl CommandLog {
+    fn outcome(&self, id: &str) -> Option<&CommandOutcome> {
+        self.done
+            .iter()
+            .rev()
+            .find(|(d, _)| d == id)
+            .map(|(_, o)| o)
+    }
+}
+
+/// Runs commands on a [`ServerRuntime`]. Cheap to clone.
+pub struct Agent<R> {
+    runtime: Arc<R>,
+    log: Arc<Mutex<CommandLog>>,
+    log_path: PathBuf,
+    queues: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Command>>>>,
+    results: mpsc::UnboundedSender<AgentMessage>,
+}
+
+impl<R> Clone for Agent<R> {
+    fn clone(&self) -> Self {
+        Self {
+            runtime: self.runtime.clone(),
+            log: self.log.clone(),
+            log_path: self.log_path.clone(),
+            queues: self.queues.clone(),
+            results: self.results.clone(),
+        }
+    }
+}
+
+impl<R: ServerRuntime> Agent<R> {
+    /// An agent keeping its command log in `data_dir`; finished commands'
+    /// [`AgentMessage::CommandResult`]s go to the returned receiver.
+    pub fn new(
+        runtime: Arc<R>,
+        data_dir: impl Into<PathBuf>,
+    ) -> (Self, mpsc::UnboundedReceiver<AgentMessage>) {
+        let log_path = data_dir.into().join("commands.json");
+        let log = std::fs::read(&log_path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        let (results, receiver) = mpsc::unbounded_channel();
+        (
+            Self {
+                runtime,
+                log: Arc::new(Mutex::new(log)),
+                log_path,
+                queues: Arc::new(Mutex::new(HashMap::new())),
+                results,
+            },
+            receiver,
+        )
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &Arc<R> {
+        &self.runtime
+    }
+
+    fn log(&self) -> std::sync::MutexGuard<'_, CommandLog> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a delivery of `command` and queues it when it is new.
+    pub fn accept(&self, command: Command) -> Delivery {
+        {
+            let mut log = self.log();
+            if let Some(outcome) = log.outcome(&command.id) {
+                return Delivery::Done(outcome.clone());
+            }
+            if log.running.contains_key(&command.id) {
+                return Delivery::InProgress;
+            }
+            log.running.insert(command.id.clone(), ());
+        }
+        let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        let sender = queues
+            .entry(command.server_id.clone())
+            .or_insert_with(|| self.spawn_queue());
+        if let Err(mpsc::error::SendError(command)) = sender.send(command) {
+            // The worker is gone (cannot happen while we hold a sender, but
+            // a new one costs nothing).
+            let sender = self.spawn_queue();
+            let _ = sender.send(command.clone());
+            queues.insert(command.server_id, sender);
+        }
+        Delivery::New
+    }
+
+    fn spawn_queue(&self) -> mpsc::UnboundedSender<Command> {
+        let (sender, mut receiver) = mpsc::unbounded_channel::<Command>();
+        let agent = self.clone();
+        tokio::spawn(async move {
+            while let Some(command) = receiver.recv().await {
+                let id = command.id.clone();
+                let outcome = agent.execute(command).await;
+                agent.finish(&id, outcome.clone());
+                let _ = agent.results.send(AgentMessage::CommandResult {
+                    command_id: id,
+                    outcome,
+                });
+            }
+        });
+        sender
+    }
+
+    fn finish(&self, id: &str, outcome: CommandOutcome) {
+        let bytes = {
+            let mut log = self.log();
+            log.running.remove(id);
+            log.done.push_back((id.to_owned(), outcome));
+            while log.done.len() > COMMAND_LOG_SIZE {
+                log.done.pop_front();
+            }
+            serde_json::to_vec(&*log)
+        };
+        if let Err(error) = bytes
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| write_atomically(&self.log_path, &bytes, Some(0o600)))
+        {
+            tracing::warn!(%error, "could not persist the command log");
+        }
+    }
+
+    /// Runs one command now (no deduplication: use [`Agent::accept`]).
+    pub async fn execute(&self, command: Command) -> CommandOutcome {
+        let server = command.server_id.as_str();
+        tracing::info!(command = %command.id, server, action = command.action.name(), "running command");
+        let result = match command.action {
+            Action::Install(plan) => self.runtime.install(server, &plan).await,
+            Action::Start(spec) => self.runtime.start(server, spec).await,
+            Action::Stop => self.runtime.stop(server).await,
+            Action::Restart(spec) => self.runtime.restart(server, spec).await,
+            Action::Kill => self.runtime.kill(server).await,
+            Action::Delete => self.runtime.delete(server).await,
+            Action::ConsoleInput(input) => self.runtime.console_input(server, &input.line).await,
+        };
+        match result {
+            Ok(()) => CommandOutcome::Ok,
+            Err(error) => CommandOutcome::Failed {
+                code: error.code().to_owned(),
+                message: error.to_string(),
+            },
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! The console pipeline: from a server's output file to history, throttled
+//! batches for the Panel and classified events.
+//!
+//! A server's stdout and stderr go to a log file (not a pipe), so the
+//! server keeps running — and keeps writing — when the Agent exits; the
+//! Agent tails the file ([`spawn_tail`]). Per line:
+//!
+//! 1. it enters the server's [`History`], a ring of the last N lines;
+//! 2. it passes the server's [`Throttle`] (a token bucket of lines per
+//!    second) or is counted as dropped;
+//! 3. passed lines are classified by the game-type plugin
+//!    ([`Classifier`], running in the sandbox) and batched; a batch goes to
+//!    the Panel every `batch_interval` with the dropped count, through a
+//!    bounded channel (`try_send`: a full channel drops the batch and counts
+//!    its lines rather than blocking).
+//!
+//! Memory stays flat whatever a server prints: reads use a fixed buffer, a
+//! line longer than `max_line_bytes` is cut, history is a ring and a flood
+//! costs one counter. Each server has its own bucket, so a flooding server
+//! cannot use up another's budget. Disk use is bounded too: once more than
+//! `max_log_bytes` have been read, the read part of the log is released by
+//! punching a hole (the file keeps its offsets, so nothing is lost).
+
+use std::collections::VecDeque;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cap_protocol::{AgentMessage, ConsoleEvent};
+use futures::future::BoxFuture;
+use tokio::sync::{mpsc, watch};
+
+/// Console pipeline settings.
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    /// Lines kept per server for history.
+    pub history_lines: usize,
+    /// Lines per second forwarded (and classified) per server; bursts up to
+    /// this many lines pass at once.
+    pub lines_per_second: u32,
+    /// How often a batch is sent.
+    pub batch_interval: Duration,
+    /// How often the log file is polled for new output.
+    pub poll_interval: Duration,
+    /// Longer lines are cut to this many bytes.
+    pub max_line_bytes: usize,
+    /// Read log bytes beyond this are released from the disk.
+    pub max_log_bytes: u64,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            history_lines: 1_000,
+            lines_per_second: 200,
+            batch_interval: Duration::from_millis(100),
+            poll_interval: Duration::from_millis(20),
+            max_line_bytes: 4_096,
+            max_log_bytes: 16 << 20,
+        }
+    }
+}
+
+/// A bounded ring of a server's last lines.
+#[derive(Debug)]
+pub struct History {
+    capacity: usize,
+    lines: Mutex<VecDeque<String>>,
+}
+
+impl History {
+    /// An empty ring of `capacity` lines.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            lines: Mutex::new(VecDeque::with_capacity(capacity.clamp(1, 4096))),
+        }
+    }
+
+    /// How many lines the ring holds at most.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Adds a line, forgetting the oldest when full.
+    pub fn push(&self, line: String) {
+        let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        if lines.len() == self.capacity {
+            lines.pop_front();
+        }
+        lines.push_back(line);
+    }
+
+    /// The lines, oldest first.
+    pub fn snapshot(&self) -> Vec<String> {
+        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        lines.iter().cloned().collect()
+    }
+
+    /// How many lines are held.
+    pub fn len(&self) -> usize {
+        self.lines.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether no line is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets every line.
+    pub fn clear(&self) {
+        self.lines.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+/// A token bucket of lines.
+#[derive(Debug)]
+pub struct Throttle {
+    rate: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Throttle {
+    /// A full bucket refilling at `lines_per_second`.
+    pub fn new(lines_per_second: u32) -> Self {
+        let rate = f64::from(lines_per_second.max(1));
+        Self {
+            rate,
+            tokens: rate,
+            last: Instant::now(),
+        }
+    }
+
+    /// Whether one more line may pass now.
+    pub fn allow(&mut self) -> bool {
+        self.allow_at(Instant::now())
+    }
+
+    /// [`Throttle::allow`] at a given time (for tests).
+    pub fn allow_at(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Classifies console lines; implemented for game-type plugins.
+pub trait Classifier: Send + Sync + 'static {
+    /// What `line` means, or `None` for a plain line. Errors (a plugin
+    /// timing out, say) count as plain lines.
+    fn classify<'a>(&'a self, line: &'a str) -> BoxFuture<'a, Option<ConsoleEvent>>;
+}
+
+/// A [`Classifier`] that calls a game-type plugin's `classify-line` in the
+/// sandbox.
+#[derive(Clone)]
+pub struct PluginClassifier {
+    plugin: cap_runtime::Plugin,
+}
+
+impl PluginClassifier {
+    /// Wraps a loaded game-type plugin.
+    pub fn new(plugin: cap_runtime::Plugin) -> Self {
+        Self { plugin }
+    }
+}
+
+impl std::fmt::Debug for PluginClassifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginClassifier").finish_non_exhaustive()
+    }
+}
+
+impl Classifier for PluginClassifier {
+    fn classify<'a>(&'a self, line: &'a str) -> BoxFuture<'a, Option<ConsoleEvent>> {
+        Box::pin(async move {
+            use cap_runtime::api::LineKind;
+            match self.plugin.classify_line(line).await {
+                Ok(LineKind::Plain) => None,
+                Ok(LineKind::Ready) => Some(ConsoleEvent::Ready),
+                Ok(LineKind::PlayerJoined(name)) => Some(ConsoleEvent::PlayerJoined { name }),
+                Ok(LineKind::PlayerLeft(name)) => Some(ConsoleEvent::PlayerLeft { name }),
+                Ok(LineKind::Warning(text)) => Some(ConsoleEvent::Warning { text }),
+                Ok(LineKind::Crash(cause)) => Some(ConsoleEvent::Crash { cause }),
+                Err(error) => {
+                    tracing::debug!(%error, "classify-line failed; treating the line as plain");
+                    None
+                }
+            }
+        })
+    }
+}
+
+/// Called with every classified event, before it is sent (the runtime uses
+/// it for state: ready, players, crash cause).
+pub type EventHook = Arc<dyn Fn(&ConsoleEvent) + Send + Sync>;
+
+/// What [`spawn_tail`] needs.
+pub struct TailSpec {
+    /// The server.
+    pub server_id: String,
+    /// Its console log file.
+    pub log: PathBuf,
+    /// Where reading starts.
+    pub offset: u64,
+    /// Its history ring.
+    pub history: Arc<History>,
+    /// Its game type's classifier, if loaded.
+    pub classifier: Option<Arc<dyn Classifier>>,
+    /// Sees every event first.
+    pub on_event: EventHook,
+    /// Where batches and events go.
+    pub events: mpsc::Sender<AgentMessage>,
+    /// Set to `true` to read to the end one last time and stop.
+    pub finish: watch::Receiver<bool>,
+    /// Settings.
+    pub config: ConsoleConfig,
+}
+
+/// Splits bytes into lines, cutting overlong ones, with bounded memory.
+#[derive(Debug)]
+struct LineSplitter {
+    partial: Vec<u8>,
+    max: usize,
+    overflowing: bool,
+}
+
+impl LineSplitter {
+    fn new(max: usize) -> Self {
+        Self {
+            partial: Vec::new(),
+            max: max.max(1),
+            overflowing: false,
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8], out: &mut Vec<String>) {
+        for &byte in bytes {
+            if byte == b'\n' {
+                if self.partial.last() == Some(&b'\r') {
+                    self.partial.pop();
+                }
+                out.push(String::from_utf8_lossy(&self.partial).into_owned());
+                self.partial.clear();
+                self.overflowing = false;
+            } else if self.partial.len() < self.max {
+                self.partial.push(byte);
+            } else {
+                self.overflowing = true;
+            }
+        }
+    }
+}
+
+/// Tails a console log until `finish` turns `true`, then reads what is
+/// left and returns.
+pub fn spawn_tail(spec: TailSpec) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(tail(spec))
+}
+
+async fn tail(mut spec: TailSpec) {
+    let mut reader = LogReader {
+        path: spec.log.clone(),
+        offset: spec.offset,
+        released: 0,
+        max_log_bytes: spec.config.max_log_bytes,
+    };
+    let mut splitter = LineSplitter::new(spec.config.max_line_bytes);
+    let mut throttle = Throttle::new(spec.config.lines_per_second);
+    let mut batch: Vec<String> = Vec::new();
+    let mut dropped: u64 = 0;
+    let mut last_flush = Instant::now();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut lines = Vec::new();
+    loop {
+        let finishing = *spec.finish.borrow();
+        // Read everything there is now, chunk by chunk.
+        while let Some(n) = reader.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            lines.clear();
+            splitter.feed(&buffer[..n], &mut lines);
+            for line in lines.drain(..) {
+                spec.history.push(line.clone());
+                if !throttle.allow() {
+                    dropped = dropped.saturating_add(1);
+                    continue;
+                }
+                if let Some(classifier) = &spec.classifier
+                    && let Some(event) = classifier.classify(&line).await
+                {
+                    (spec.on_event)(&event);
+                    let _ = spec.events.try_send(AgentMessage::ConsoleEvent {
+                        server_id: spec.server_id.clone(),
+                        event,
+                    });
+                }
+                batch.push(line);
+            }
+            if last_flush.elapsed() >= spec.config.batch_interval {
+                flush(&spec, &mut batch, &mut dropped);
+                last_flush = Instant::now();
+            }
+        }
+        if last_flush.elapsed() >= spec.config.batch_interval || finishing {
+            flush(&spec, &mut batch, &mut dropped);
+            last_flush = Instant::now();
+        }
+        if finishing {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(spec.config.poll_interval) => {}
+            _ = spec.finish.changed() => {}
+        }
+    }
+}
+
+fn flush(spec: &TailSpec, batch: &mut Vec<String>, dropped: &mut u64) {
+    if batch.is_empty() && *dropped == 0 {
+        return;
+    }
+    let lines = std::mem::take(batch);
+    let count = lines.len() as u64;
+    let message = AgentMessage::ConsoleLines {
+        server_id: spec.server_id.clone(),
+        lines,
+        dropped: *dropped,
+    };
+    match spec.events.try_send(message) {
+        Ok(()) => *dropped = 0,
+        Err(_) => *dropped = dropped.saturating_add(count),
+    }
+}
+
+/// Reads a growing log file from an offset, keeping its disk use bounded.
+#[derive(Debug)]
+struct LogReader {
+    path: PathBuf,
+    offset: u64,
+    /// Bytes before this offset have been released (hole punched).
+    released: u64,
+    max_log_bytes: u64,
+}
+
+impl LogReader {
+    /// Reads the next chunk; `None` when the file cannot be read (not
+    /// created yet, say), `Some(0)` at its end.
+    ///
+    /// Once more than `max_log_bytes` have been read past the last release,
+    /// the read part is released with `fallocate(PUNCH_HOLE)`: the file
+    /// keeps its size and offsets (so nothing the server writes meanwhile is
+    /// lost) but no longer uses the disk. Where punching holes is not
+    /// supported the file is truncated when read to its end.
+    fn read(&mut self, buffer: &mut [u8]) -> Option<usize> {
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .ok()?;
+        let len = file.metadata().ok()?.len();
+        if len < self.offset {
+            // Truncated (a new run): start over.
+            self.offset = 0;
+            self.released = 0;
+        }
+        if self.offset - self.released > self.max_log_bytes {
+            self.release(&file, len);
+        }
+        if len == self.offset {
+            return Some(0);
+        }
+        file.seek(SeekFrom::Start(self.offset)).ok()?;
+        let n = file.read(buffer).ok()?;
+        self.offset += n as u64;
+        Some(n)
+    }
+
+    fn release(&mut self, file: &std::fs::File, len: u64) {
+        use rustix::fs::FallocateFlags;
+        let end = self.offset & !4095;
+        let punched = rustix::fs::fallocate(
+            file,
+            FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+            self.released,
+            end.saturating_sub(self.released),
+        );
+        if punched.is_ok() {
+            self.released = end;
+        } else if len == self.offset && file.set_len(0).is_ok() {
+            self.offset = 0;
+            self.released = 0;
+        }
+    }
+}
+
+/// The last `max_lines` lines of a log file, read from at most its last
+/// 256 KiB (for history after re-adopting a server).
+pub fn tail_lines(path: &std::path::Path, max_lines: usize) -> Vec<String> {
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(256 * 1024);
+    if file.seek(SeekFrom::Start(start)).is_err() {
+        return Vec::new();
+    }
+    let mut bytes = Vec::new();
+    if file.read_to_end(&mut bytes).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    if start > 0 && !lines.is_empty() {
+        lines.remove(0);
+    }
+    let skip = lines.len().saturating_sub(max_lines);
+    lines.split_off(skip)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn history_keeps_only_the_last_lines() {
+        let history = History::new(3);
+        for i in 0..10 {
+            history.push(i.to_string());
+        }
+        assert_eq!(history.snapshot(), ["7", "8", "9"]);
+    }
+
+    #[test]
+    fn the_throttle_passes_a_burst_then_refills_at_its_rate() {
+        let mut throttle = Throttle::new(10);
+        let start = throttle.last;
+        let passed = (0..100).filter(|_| throttle.allow_at(start)).count();
+        assert_eq!(passed, 10);
+        assert!(!throttle.allow_at(start + Duration::from_millis(50)));
+        assert!(throttle.allow_at(start + Duration::from_millis(150)));
+        let later = start + Duration::from_secs(10);
+        let passed = (0..100).filter(|_| throttle.allow_at(later)).count();
+        assert_eq!(passed, 10, "the bucket never holds more than one second");
+    }
+
+    #[test]
+    fn overlong_lines_are_cut_and_crlf_is_trimmed() {
+        let mut splitter = LineSplitter::new(4);
+        let mut out = Vec::new();
+        splitter.feed(b"abcdefgh\r\nxy", &mut out);
+        splitter.feed(b"z\n", &mut out);
+        assert_eq!(out, ["abcd", "xyz"]);
+    }
+
+    #[test]
+    fn the_tail_of_a_log_is_its_last_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, "a\nb\nc\nd\n").unwrap();
+        assert_eq!(tail_lines(&path, 2), ["c", "d"]);
+    }
+}

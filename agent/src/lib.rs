@@ -1,0 +1,32 @@
+//! # cap-agent
+//!
+//! The Ctrl-Alt-Play Agent: it runs game servers on a node for the Panel.
+//!
+//! - [`runtime`]: the [`ServerRuntime`] trait and [`NativeRuntime`] (one
+//!   directory and one process group per server, stop escalation, limits,
+//!   crash detection with automatic restarts, re-adoption of servers that
+//!   kept running while the Agent was down).
+//! - [`install`]: install plans (sha256-verified downloads, scripts with
+//!   time limits, files) and [`config_edit`] (properties, YAML, JSON, INI,
+//!   XML, plain).
+//! - [`console`]: history ring, per-server throttling, classification by
+//!   the game-type plugin in the sandbox.
+//! - [`agent`]: commands run once per id, in order per server.
+//! - [`link`]: registration and the WebSocket to the Panel.
+//!
+//! The messages themselves live in `cap-protocol`, shared with the Panel.
+
+pub mod agent;
+pub mod config_edit;
+pub mod console;
+pub mod install;
+pub mod limits;
+pub mod link;
+pub mod paths;
+pub mod procfs;
+pub mod runtime;
+pub mod signals;
+
+pub use agent::{Agent, Delivery};
+pub use console::{Classifier, ConsoleConfig, PluginClassifier};
+pub use runtime::{Classifiers, NativeRuntime, RuntimeConfig, RuntimeError, ServerRuntime};

@@ -1,0 +1,37 @@
+//! # cap-protocol
+//!
+//! The typed messages the Ctrl-Alt-Play Panel and its Agents exchange, shared
+//! by both so neither can drift from the other.
+//!
+//! - [`registration`]: the JSON bodies of `POST /api/v1/agents/register`.
+//! - [`messages`]: the WebSocket frames, each an [`Envelope`] carrying
+//!   [`PROTOCOL_VERSION`]; [`decode`] checks the version before the message.
+//! - [`plans`]: install/startup/stop plans as they travel to the Agent.
+//!
+//! Key decisions:
+//!
+//! - **camelCase JSON, kebab-case tags.** Fields are camelCase, message and
+//!   enum tags kebab-case (`console-input`, `player-joined`).
+//! - **Own plan types.** The plans mirror the WIT records instead of reusing
+//!   the runtime's generated types, so the wire format is pinned here; the
+//!   `runtime` feature adds `From` conversions from `cap_runtime::api`.
+//! - **Idempotent commands.** Every [`Command`] has an id; the Agent acks
+//!   every delivery and runs each id once.
+
+pub mod messages;
+pub mod plans;
+pub mod registration;
+
+pub use messages::{
+    Action, AgentMessage, Command, CommandOutcome, ConsoleEvent, ConsoleInput, Envelope,
+    HealthReport, LimitsApplied, PROTOCOL_VERSION, PanelMessage, ProtocolError, RestartPolicy,
+    ServerLimits, ServerReport, ServerSpec, ServerState, decode, encode,
+};
+pub use plans::{
+    ConfigEdit, ConfigFormat, Download, InstallPlan, InstallStep, KeyValue, Script, Signal,
+    StartupPlan, StopMethod, StopPlan, WriteFile,
+};
+pub use registration::{RegistrationRequest, RegistrationResponse, ResourceLimits, SupportedGame};
+
+#[cfg(test)]
+mod tests;

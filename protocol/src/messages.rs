@@ -1,0 +1,476 @@
+//! The WebSocket messages between an Agent and the Panel.
+//!
+//! Every frame is one JSON text message, an [`Envelope`]:
+//! `{"protocol":1,"type":"<kebab-case message>","data":{…}}`. The receiver
+//! checks `protocol` before anything else ([`decode`]), so a mismatch is a
+//! typed [`ProtocolError::VersionMismatch`] rather than a confusing field
+//! error.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::plans::{InstallPlan, StartupPlan, StopPlan};
+
+/// The protocol version this crate speaks. Bumped on any incompatible
+/// change; both sides refuse frames of another version.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Every frame on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<M> {
+    /// The sender's [`PROTOCOL_VERSION`].
+    pub protocol: u32,
+    /// The message.
+    #[serde(flatten)]
+    pub message: M,
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    /// The frame is not a JSON object with a numeric `protocol` field.
+    #[error("frame has no protocol version: {0}")]
+    MissingVersion(String),
+    /// The peer speaks another protocol version.
+    #[error("protocol version mismatch: we speak {ours}, the peer sent {theirs}")]
+    VersionMismatch {
+        /// Our [`PROTOCOL_VERSION`].
+        ours: u32,
+        /// The version in the frame.
+        theirs: u32,
+    },
+    /// The version matches but the message is malformed or unknown.
+    #[error("malformed message: {0}")]
+    Malformed(#[from] serde_json::Error),
+}
+
+impl ProtocolError {
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MissingVersion(_) => "missing-version",
+            Self::VersionMismatch { .. } => "version-mismatch",
+            Self::Malformed(_) => "malformed-message",
+        }
+    }
+}
+
+/// Wraps `message` in an [`Envelope`] of our version and serializes it.
+///
+/// # Errors
+///
+/// Serialization failed (only possible for maps with non-string keys, which
+/// no message has).
+pub fn encode<M: Serialize>(message: &M) -> Result<String, ProtocolError> {
+    Ok(serde_json::to_string(&Envelope {
+        protocol: PROTOCOL_VERSION,
+        message,
+    })?)
+}
+
+/// Reads one frame: checks the version first, then the message.
+///
+/// ```
+/// use cap_protocol::{AgentMessage, ProtocolError, decode, encode};
+///
+/// let frame = encode(&AgentMessage::Heartbeat { sent_at_ms: 5 })?;
+/// assert_eq!(frame, r#"{"protocol":1,"type":"heartbeat","data":{"sentAtMs":5}}"#);
+/// assert_eq!(decode::<AgentMessage>(&frame)?, AgentMessage::Heartbeat { sent_at_ms: 5 });
+/// let old = r#"{"protocol":0,"type":"heartbeat","data":{"sentAtMs":5}}"#;
+/// assert!(matches!(decode::<AgentMessage>(old), Err(ProtocolError::VersionMismatch { theirs: 0, .. })));
+/// # Ok::<(), ProtocolError>(())
+/// ```
+///
+/// # Errors
+///
+/// [`ProtocolError`].
+pub fn decode<M: DeserializeOwned>(frame: &str) -> Result<M, ProtocolError> {
+    #[derive(Deserialize)]
+    struct Probe {
+        protocol: Option<serde_json::Value>,
+    }
+    let probe: Probe = serde_json::from_str(frame)
+        .map_err(|error| ProtocolError::MissingVersion(error.to_string()))?;
+    let theirs = probe
+        .protocol
+        .as_ref()
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|v| u32::try_from(v).ok())
+        .ok_or_else(|| ProtocolError::MissingVersion("`protocol` is not a version".into()))?;
+    if theirs != PROTOCOL_VERSION {
+        return Err(ProtocolError::VersionMismatch {
+            ours: PROTOCOL_VERSION,
+            theirs,
+        });
+    }
+    let envelope: Envelope<M> = serde_json::from_str(frame)?;
+    Ok(envelope.message)
+}
+
+/// The lifecycle state of a game server on a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerState {
+    /// Not running.
+    Offline,
+    /// An install plan is running.
+    Installing,
+    /// The process runs but has not printed its ready line yet.
+    Starting,
+    /// The process runs and is ready.
+    Running,
+    /// A stop is in progress.
+    Stopping,
+    /// The process exited without being asked to.
+    Crashed,
+}
+
+impl ServerState {
+    /// Whether a process is (supposed to be) alive in this state.
+    pub fn is_alive(self) -> bool {
+        matches!(self, Self::Starting | Self::Running | Self::Stopping)
+    }
+}
+
+/// Which resource limits the Agent could apply to a server's process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum LimitsApplied {
+    /// A cgroup v2 group (memory.max, cpu.max, pids.max).
+    CgroupV2 {
+        /// The group's directory.
+        path: String,
+    },
+    /// `setrlimit`s on the process after it started (address space, open
+    /// files, processes); CPU is not limited.
+    Rlimit,
+    /// Nothing could be applied.
+    None {
+        /// Why not.
+        reason: String,
+    },
+}
+
+/// One server as the Agent sees it, sent in [`AgentMessage::Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServerReport {
+    /// The server.
+    pub server_id: String,
+    /// Its actual state.
+    pub state: ServerState,
+    /// The process id while alive.
+    pub pid: Option<u32>,
+    /// Seconds since the process started, while alive.
+    pub uptime_secs: Option<u64>,
+    /// The last exit code, when the process exited and the code is known.
+    pub exit_code: Option<i32>,
+    /// The limits in force, while alive.
+    pub limits: Option<LimitsApplied>,
+}
+
+/// Node health, sent periodically.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthReport {
+    /// Seconds since the Agent started.
+    pub agent_uptime_secs: u64,
+    /// Servers with a live process.
+    pub servers_running: u32,
+    /// Servers known to the Agent.
+    pub servers_total: u32,
+    /// The one-minute load average.
+    pub load_average: f64,
+    /// Available memory in MiB.
+    pub memory_available_mb: u64,
+    /// Free disk in MiB in the Agent's data directory.
+    pub disk_available_mb: u64,
+}
+
+/// What a console line meant, according to the game-type plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ConsoleEvent {
+    /// The server finished starting.
+    Ready,
+    /// A player joined.
+    PlayerJoined {
+        /// The player.
+        name: String,
+    },
+    /// A player left.
+    PlayerLeft {
+        /// The player.
+        name: String,
+    },
+    /// The server warned about something.
+    Warning {
+        /// The warning.
+        text: String,
+    },
+    /// The server reported a crash.
+    Crash {
+        /// The cause as far as the line tells.
+        cause: String,
+    },
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum CommandOutcome {
+    /// It succeeded.
+    Ok,
+    /// It failed.
+    Failed {
+        /// A stable code, e.g. `checksum-mismatch`, `not-running`.
+        code: String,
+        /// A human-readable explanation.
+        message: String,
+    },
+}
+
+/// Messages from an Agent to the Panel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "type",
+    content = "data",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
+pub enum AgentMessage {
+    /// First message on every connection: who we are and the actual state
+    /// of every server.
+    Hello {
+        /// The node id from registration.
+        node_id: String,
+        /// The Agent's version.
+        agent_version: String,
+        /// Every server on the node.
+        servers: Vec<ServerReport>,
+    },
+    /// Sent every `heartbeatSeconds`.
+    Heartbeat {
+        /// The Agent's clock, ms since the Unix epoch.
+        sent_at_ms: u64,
+    },
+    /// Node health.
+    Health(HealthReport),
+    /// Answers [`PanelMessage::Ping`].
+    Pong {
+        /// The ping's nonce.
+        nonce: String,
+    },
+    /// A command was received (and will run once, however often it is
+    /// delivered).
+    Ack {
+        /// The command.
+        command_id: String,
+    },
+    /// A command finished.
+    CommandResult {
+        /// The command.
+        command_id: String,
+        /// How it ended.
+        outcome: CommandOutcome,
+    },
+    /// A server changed state.
+    StateChange {
+        /// The server.
+        server_id: String,
+        /// The state before.
+        previous: ServerState,
+        /// The state now.
+        state: ServerState,
+        /// Why, when it is not obvious (exit code, crash cause, ...).
+        reason: Option<String>,
+    },
+    /// A batch of console output.
+    ConsoleLines {
+        /// The server.
+        server_id: String,
+        /// The lines, oldest first.
+        lines: Vec<String>,
+        /// Lines dropped by throttling since the previous batch.
+        dropped: u64,
+    },
+    /// A console line the game-type plugin classified.
+    ConsoleEvent {
+        /// The server.
+        server_id: String,
+        /// What it meant.
+        event: ConsoleEvent,
+    },
+    /// Resource usage of a server.
+    Stats {
+        /// The server.
+        server_id: String,
+        /// CPU use since the previous sample, percent of one core.
+        cpu_percent: f64,
+        /// Resident memory of the process group's leader, bytes.
+        memory_bytes: u64,
+        /// Seconds since the process started.
+        uptime_secs: u64,
+        /// Players online, when the game reports it.
+        players: Option<u32>,
+    },
+}
+
+/// Messages from the Panel to an Agent.
+// Commands are parsed, run and dropped one at a time: boxing the large
+// variants would only cost an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "type",
+    content = "data",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
+pub enum PanelMessage {
+    /// Do something to a server.
+    Command(Command),
+    /// Answer with [`AgentMessage::Pong`].
+    Ping {
+        /// Echoed back.
+        nonce: String,
+    },
+}
+
+/// A command for one server. `id` is unique per command: a command
+/// delivered again (after a reconnect) is acknowledged again but runs once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Command {
+    /// Unique command id.
+    pub id: String,
+    /// The server.
+    pub server_id: String,
+    /// What to do.
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// What a [`Command`] does: `{"action":"start","payload":{…}}`.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", content = "payload", rename_all = "kebab-case")]
+pub enum Action {
+    /// Run an install plan in the server directory (the server must be
+    /// offline).
+    Install(InstallPlan),
+    /// Start the server.
+    Start(ServerSpec),
+    /// Stop it with its stop plan.
+    Stop,
+    /// Stop it, then start it with this spec.
+    Restart(ServerSpec),
+    /// SIGKILL its process group.
+    Kill,
+    /// Kill it if needed and remove its directory and state.
+    Delete,
+    /// Write a line to its console.
+    ConsoleInput(ConsoleInput),
+}
+
+impl Action {
+    /// The action's wire name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Install(_) => "install",
+            Self::Start(_) => "start",
+            Self::Stop => "stop",
+            Self::Restart(_) => "restart",
+            Self::Kill => "kill",
+            Self::Delete => "delete",
+            Self::ConsoleInput(_) => "console-input",
+        }
+    }
+}
+
+/// The payload of [`Action::ConsoleInput`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConsoleInput {
+    /// The line, without its newline.
+    pub line: String,
+}
+
+/// Everything an Agent needs to run a server, computed by the Panel from
+/// the game-type plugin's plans.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServerSpec {
+    /// The game-type plugin id, used to classify console lines.
+    pub game: String,
+    /// How to start it.
+    pub startup: StartupPlan,
+    /// How to stop it.
+    pub stop: StopPlan,
+    /// Its resource limits.
+    pub limits: ServerLimits,
+    /// What to do when it crashes.
+    #[serde(default)]
+    pub restart: RestartPolicy,
+}
+
+/// A server's resource limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServerLimits {
+    /// Memory in MiB; 0 is unlimited.
+    pub memory_mb: u64,
+    /// CPU in percent of one core; 0 is unlimited.
+    pub cpu_percent: u32,
+    /// Most processes/threads; 0 is unlimited.
+    #[serde(default)]
+    pub max_processes: u32,
+}
+
+/// Automatic restarts after a crash, with exponential backoff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestartPolicy {
+    /// Restart after a crash at all.
+    pub enabled: bool,
+    /// Give up after this many restarts in a row without a run of
+    /// `stableSecs`.
+    pub max_attempts: u32,
+    /// Backoff before the first restart, doubled for each further one.
+    pub initial_backoff_ms: u64,
+    /// The backoff never exceeds this.
+    pub max_backoff_ms: u64,
+    /// A run this long resets the attempt counter.
+    pub stable_secs: u64,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            max_attempts: 5,
+            initial_backoff_ms: 1_000,
+            max_backoff_ms: 60_000,
+            stable_secs: 60,
+        }
+    }
+}
+
+impl RestartPolicy {
+    /// The backoff before restart number `attempt` (1-based).
+    ///
+    /// ```
+    /// let policy = cap_protocol::RestartPolicy { enabled: true, max_attempts: 9,
+    ///     initial_backoff_ms: 100, max_backoff_ms: 500, stable_secs: 60 };
+    /// let waits: Vec<u64> = (1..=5).map(|n| policy.backoff(n).as_millis() as u64).collect();
+    /// assert_eq!(waits, [100, 200, 400, 500, 500]);
+    /// ```
+    pub fn backoff(&self, attempt: u32) -> std::time::Duration {
+        let shift = attempt.saturating_sub(1).min(32);
+        let ms = self
+            .initial_backoff_ms
+            .saturating_mul(1u64 << shift)
+            .min(self.max_backoff_ms);
+        std::time::Duration::from_millis(ms)
+    }
+}
