@@ -11,7 +11,7 @@ use cap_panel::config::{Config, ConfigLayer};
 use cap_panel::identity::bootstrap::{ADMIN_USERNAME, BootstrapOutcome, bootstrap_admin};
 use cap_panel::identity::rate_limit::Rule;
 use cap_panel::identity::{IdentityOptions, ProviderRegistry};
-use clap::Args;
+use clap::{Args, Subcommand};
 
 /// Flags of `cap panel`. Each overrides its `CAP_*` variable, which
 /// overrides the config file, which overrides the default.
@@ -35,6 +35,32 @@ pub(crate) struct PanelArgs {
     /// refresh-per-ip, second-factor-per-ip, second-factor-per-account
     #[arg(long = "rate-limit", value_name = "NAME=RULE", value_parser = cap_panel::config::parse_rate_limit_flag)]
     rate_limits: Vec<(String, Rule)>,
+    /// A maintenance task instead of serving.
+    #[command(subcommand)]
+    command: Option<PanelCommand>,
+}
+
+/// Maintenance tasks of `cap panel`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PanelCommand {
+    /// Rebuild the projections (settings, nodes, allocations, servers,
+    /// subusers, commands) from the event store, in one transaction, and
+    /// print the row counts.
+    Replay(ReplayArgs),
+}
+
+/// Flags of `cap panel replay`, with the same precedence as `cap panel`.
+#[derive(Debug, Args)]
+pub(crate) struct ReplayArgs {
+    /// Data directory [env: CAP_DATA] [default: ./data]
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Database URL [env: CAP_DATABASE_URL, DATABASE_URL] [default: SQLite at DATA/panel.db]
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// TOML config file [env: CAP_CONFIG]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 impl From<PanelArgs> for ConfigLayer {
@@ -50,9 +76,37 @@ impl From<PanelArgs> for ConfigLayer {
     }
 }
 
-pub(crate) fn run(args: PanelArgs) -> anyhow::Result<()> {
+pub(crate) fn run(mut args: PanelArgs) -> anyhow::Result<()> {
+    if let Some(PanelCommand::Replay(replay)) = args.command.take() {
+        return run_replay(replay);
+    }
     let config = Config::load(args.into(), std::env::vars_os()).context("loading configuration")?;
     serve(config, &[BundledPlugin::LocalPassword])
+}
+
+/// `cap panel replay`: rebuilds the projections and prints what it did.
+fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let layer = ConfigLayer {
+        data_dir: args.data,
+        database_url: args.database_url,
+        config_file: args.config,
+        ..ConfigLayer::default()
+    };
+    let config = Config::load(layer, std::env::vars_os()).context("loading configuration")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let db = cap_panel::db::Database::connect(&config.database_options())
+            .await
+            .with_context(|| format!("connecting to {}", config.database_location()))?;
+        let result = cap_panel::db::replay::replay(&db).await;
+        db.close().await;
+        let report = result.context("replaying the event store; nothing was changed")?;
+        println!("{report}");
+        Ok(())
+    })
 }
 
 /// Prints install progress as steps on stderr.

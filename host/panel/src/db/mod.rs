@@ -65,6 +65,7 @@ use time::OffsetDateTime;
 
 mod error;
 pub mod events;
+pub mod replay;
 pub mod settings;
 
 pub use error::DbError;

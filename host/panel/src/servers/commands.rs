@@ -298,7 +298,11 @@ pub(crate) async fn record(
     let event = NewEvent::new("server.command.queued")
         .actor(actor.clone())
         .subject("server", &server.id)
-        .data(json!({ "command_id": command.id, "action": action.as_str(), "plugin": plugin }));
+        .data(
+            json!({ "command_id": command.id, "action": action.as_str(), "plugin": plugin,
+                      "node_id": command.node_id, "payload": command.payload,
+                      "at": to_micros(at) }),
+        );
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         if action == CommandAction::Delete {
@@ -492,7 +496,7 @@ impl CommandOutbox {
             .subject("server", &command.server_id)
             .data(
                 json!({ "command_id": id, "action": command.action.as_str(), "node_id": node_id,
-                          "detail": detail }),
+                          "detail": detail, "at": to_micros(at) }),
             );
         let removed = NewEvent::new("server.deleted")
             .actor(actor)

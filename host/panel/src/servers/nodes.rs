@@ -262,7 +262,8 @@ pub async fn create(db: &Database, node: &NewNode, actor: &Actor) -> Result<Node
         &id,
         actor,
         json!({ "name": name, "address": address, "memory_mb": node.memory_mb,
-                "disk_mb": node.disk_mb, "cpu_percent": node.cpu_percent }),
+                "disk_mb": node.disk_mb, "cpu_percent": node.cpu_percent,
+                "token_hash": unusable, "at": to_micros(at) }),
     );
     let result: Result<(), DbError> = on_pool!(db, |pool| {
         async {
@@ -430,14 +431,14 @@ pub async fn update(
     let memory = changes.memory_mb.unwrap_or(current.memory_mb);
     let disk = changes.disk_mb.unwrap_or(current.disk_mb);
     let cpu = changes.cpu_percent.unwrap_or(current.cpu_percent);
+    let at = now();
     let event = node_event(
         "node.updated",
         id,
         actor,
         json!({ "name": name, "address": address, "memory_mb": memory,
-                "disk_mb": disk, "cpu_percent": cpu }),
+                "disk_mb": disk, "cpu_percent": cpu, "at": to_micros(at) }),
     );
-    let at = now();
     let result: Result<(), DbError> = on_pool!(db, |pool| {
         async {
             let mut tx = pool.begin().await?;
@@ -535,7 +536,7 @@ pub async fn set_online(db: &Database, id: &str, online: bool) -> Result<(), DbE
         },
         id,
         &Actor::system(),
-        json!({}),
+        json!({ "at": to_micros(at) }),
     );
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;

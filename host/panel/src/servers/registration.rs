@@ -103,7 +103,8 @@ pub async fn issue_token(
     let event = NewEvent::new("node.registration-token.issued")
         .actor(actor.clone())
         .subject("node", node_id)
-        .data(json!({ "token_id": id, "expires_at": to_micros(expires_at) }));
+        .data(json!({ "token_id": id, "expires_at": to_micros(expires_at),
+                      "token_hash": hash, "at": to_micros(at) }));
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         let mut qb = query_builder(pool, "SELECT COUNT(*) FROM nodes WHERE id = ");
@@ -346,6 +347,10 @@ pub async fn register(
                 "supported_games": request.supported_games,
                 "resource_limits": { "memory_mb": limits.memory_mb, "disk_mb": limits.disk_mb,
                                      "cpu_percent": limits.cpu_percent },
+                "health_endpoint": request.health_endpoint,
+                "token_id": row.id,
+                "token_hash": node_hash,
+                "at": to_micros(at),
             }));
         tx.append_event(&event).await?;
         tx.commit().await?;

@@ -599,6 +599,9 @@ async fn insert(
             "game": { "plugin": server.game_plugin, "version": server.game_version },
             "limits": { "memory_mb": server.limits.memory_mb, "disk_mb": server.limits.disk_mb,
                         "cpu_percent": server.limits.cpu_percent },
+            "variable_values": server.variables,
+            "state": server.state,
+            "at": at,
         }));
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
@@ -733,6 +736,8 @@ pub async fn update(
             "variables": server.variables.keys().collect::<Vec<_>>(),
             "limits": { "memory_mb": server.limits.memory_mb, "disk_mb": server.limits.disk_mb,
                         "cpu_percent": server.limits.cpu_percent },
+            "variable_values": server.variables,
+            "game_version": server.game_version,
         }));
     let node_id = server.node_id.clone().unwrap_or_default();
     on_pool!(db, |pool| {

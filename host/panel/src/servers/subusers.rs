@@ -63,12 +63,17 @@ fn event(
     server_id: &str,
     user_id: &str,
     permissions: Option<&BTreeSet<String>>,
+    at: Option<OffsetDateTime>,
     actor: &Actor,
 ) -> NewEvent {
+    let mut data = json!({ "user_id": user_id, "permissions": permissions });
+    if let Some(at) = at {
+        data["at"] = json!(to_micros(at));
+    }
     NewEvent::new(kind)
         .actor(actor.clone())
         .subject("server", server_id)
-        .data(json!({ "user_id": user_id, "permissions": permissions }))
+        .data(data)
 }
 
 /// The permissions `user_id` was granted on `server_id`, if they are a
@@ -142,6 +147,7 @@ pub async fn add(
         server_id,
         user_id,
         Some(permissions),
+        Some(at),
         actor,
     );
     let result: Result<(), DbError> = on_pool!(db, |pool| {
@@ -199,6 +205,7 @@ pub async fn update(
         server_id,
         user_id,
         Some(permissions),
+        Some(at),
         actor,
     );
     on_pool!(db, |pool| {
@@ -233,7 +240,7 @@ pub async fn remove(
     user_id: &str,
     actor: &Actor,
 ) -> Result<(), ServersError> {
-    let event = event("subuser.removed", server_id, user_id, None, actor);
+    let event = event("subuser.removed", server_id, user_id, None, None, actor);
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         let mut qb = query_builder(pool, "DELETE FROM server_subusers WHERE server_id = ");

@@ -13,6 +13,7 @@ mod db;
 mod identity;
 mod nodes;
 mod plugins;
+mod replay;
 mod servers;
 mod settings;
 mod totp;
