@@ -48,9 +48,11 @@
 //!   Every other kind (identity, plugins, `panel.*`) is skipped.
 //! - **Isolation.** On PostgreSQL the projection tables are locked
 //!   (`EXCLUSIVE`: readers go on, writers wait) before anything is read;
-//!   on MySQL/MariaDB and SQLite the deletes come first, which waits for
-//!   writers in flight and holds back new ones, and only then are the
-//!   events read. Writers append their event in the same transaction as
+//!   SQLite's single write lock is taken by the first statement; on
+//!   MySQL/MariaDB the live nodes are read with a locking read and the
+//!   deletes come next, which waits for writers in flight and holds back
+//!   new ones, and only then are the events read (so the
+//!   `REPEATABLE READ` snapshot is taken after them). Writers append their event in the same transaction as
 //!   their change, so the events read are exactly the changes the deleted
 //!   rows held. Replay is a maintenance operation: a writer caught in a
 //!   lock cycle with it may be aborted by the database's deadlock
@@ -184,15 +186,30 @@ pub async fn replay(db: &Database) -> Result<ReplayReport, ReplayError> {
     let backend = db.backend();
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
-        if backend == Backend::Postgres {
-            sqlx::query(
-                "LOCK TABLE settings, nodes, node_registration_tokens, allocations, servers, \
-                 server_subusers, server_commands IN EXCLUSIVE MODE",
-            )
-            .execute(&mut *tx)
-            .await?;
-        }
-        let mut qb = query_builder(pool, "SELECT id, last_seen_at FROM nodes");
+        // Shut out writers before anything is read (see "Isolation").
+        let seen_sql = match backend {
+            Backend::Postgres => {
+                sqlx::query(
+                    "LOCK TABLE settings, nodes, node_registration_tokens, allocations, servers, \
+                     server_subusers, server_commands IN EXCLUSIVE MODE",
+                )
+                .execute(&mut *tx)
+                .await?;
+                "SELECT id, last_seen_at FROM nodes"
+            }
+            // Takes the database's write lock now, so that the reads below
+            // see the latest state and no writer comes between.
+            Backend::Sqlite => {
+                sqlx::query("UPDATE nodes SET last_seen_at = last_seen_at WHERE 1 = 0")
+                    .execute(&mut *tx)
+                    .await?;
+                "SELECT id, last_seen_at FROM nodes"
+            }
+            // A locking read: it waits for writers in flight and does not
+            // fix the snapshot the events are read from later.
+            Backend::MySql => "SELECT id, last_seen_at FROM nodes FOR UPDATE",
+        };
+        let mut qb = query_builder(pool, seen_sql);
         let seen: Vec<(String, Option<i64>)> = qb.build_query_as().fetch_all(&mut *tx).await?;
         // Children first, for the foreign keys.
         for table in PROJECTION_TABLES.iter().rev() {

@@ -734,3 +734,28 @@ on_every_database! {
         handle.close().await;
     }
 }
+
+on_every_database! {
+    async fn replays_racing_with_writers_lose_none_of_their_changes(db: &TestDb) {
+        let writer = db.connect().await;
+        let replayer = db.connect().await;
+        let writes = async {
+            for i in 0..40 {
+                writer.settings().put(&format!("race.{i}"), &json!(i), &Actor::system())
+                    .await.expect("a write beside replays");
+            }
+        };
+        let replays = async {
+            for _ in 0..5 {
+                replay(&replayer).await.expect("a replay beside writers");
+            }
+        };
+        tokio::join!(writes, replays);
+        let live = snapshot(db).await;
+        assert_eq!(live["settings"].len(), 40, "a replay lost a write: {:#?}", live["settings"]);
+        replay(&replayer).await.expect("replay");
+        assert_eq!(snapshot(db).await, live);
+        writer.close().await;
+        replayer.close().await;
+    }
+}
