@@ -2,6 +2,7 @@
 //!
 //! One binary for everything a user runs: `cap up` starts everything on
 //! one machine with the bundled plugins, `cap panel` serves the Panel,
+//! `cap marketplace` serves the plugin Marketplace,
 //! `cap plugin …` is for plugin authors (scaffold, build, pack, inspect).
 //! The Agent and Marketplace subcommands join as those components land.
 //! The Panel itself lives in the `cap_panel` library; this binary only
@@ -29,6 +30,8 @@ enum Command {
     Up(cli::up::UpArgs),
     /// Serve the Panel (web API) until Ctrl-C or SIGTERM.
     Panel(cli::panel::PanelArgs),
+    /// Serve the plugin Marketplace until Ctrl-C or SIGTERM.
+    Marketplace(cli::marketplace::MarketplaceArgs),
     /// Create, build, package and inspect plugins.
     #[command(subcommand)]
     Plugin(cli::plugin::PluginCommand),
@@ -37,13 +40,14 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_log_level = match cli.command {
-        Command::Up(_) | Command::Panel(_) => "info",
+        Command::Up(_) | Command::Panel(_) | Command::Marketplace(_) => "info",
         Command::Plugin(_) => "warn",
     };
     cli::init_logging(default_log_level);
     let result = match cli.command {
         Command::Up(args) => cli::up::run(args),
         Command::Panel(args) => cli::panel::run(args),
+        Command::Marketplace(args) => cli::marketplace::run(args),
         Command::Plugin(cmd) => cli::plugin::run(cmd),
     };
     match result {

@@ -256,56 +256,6 @@ fn write_archive(
     gz.finish()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refuses_bytes_that_are_not_a_package() {
-        assert!(matches!(
-            Package::read(b"garbage", u64::MAX),
-            Err(PackageError::Format(_))
-        ));
-        let gz_garbage = {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            e.write_all(b"not a tar at all, just text").expect("write");
-            e.finish().expect("finish")
-        };
-        assert!(Package::read(&gz_garbage, u64::MAX).is_err());
-    }
-
-    #[test]
-    fn refuses_a_package_without_a_manifest() {
-        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        let mut tar = tar::Builder::new(gz);
-        let mut h = tar::Header::new_gnu();
-        h.set_size(4);
-        h.set_mode(0o644);
-        h.set_entry_type(tar::EntryType::Regular);
-        tar.append_data(&mut h, "plugin.wasm", &b"\0asm"[..])
-            .expect("append");
-        let bytes = tar.into_inner().expect("tar").finish().expect("gz");
-        assert!(matches!(
-            Package::read(&bytes, u64::MAX),
-            Err(PackageError::Missing("plugin.toml"))
-        ));
-    }
-
-    #[test]
-    fn refuses_a_symlink_entry() {
-        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        let mut tar = tar::Builder::new(gz);
-        let mut h = tar::Header::new_gnu();
-        h.set_size(0);
-        h.set_entry_type(tar::EntryType::Symlink);
-        tar.append_link(&mut h, "assets/x", "/etc/passwd")
-            .expect("append");
-        let bytes = tar.into_inner().expect("tar").finish().expect("gz");
-        let err = Package::read(&bytes, u64::MAX).unwrap_err();
-        assert!(err.to_string().contains("only regular files"), "{err}");
-    }
-}
-
 /// Reads a plugin's `assets/` directory for [`Package::build`]: every
 /// regular file below `root`, keyed by its `/`-separated path. A missing
 /// directory is no assets; anything but files and directories (a symlink, a
@@ -365,4 +315,54 @@ pub fn read_assets(root: &Path) -> std::io::Result<BTreeMap<String, Vec<u8>>> {
         }
     }
     Ok(assets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_bytes_that_are_not_a_package() {
+        assert!(matches!(
+            Package::read(b"garbage", u64::MAX),
+            Err(PackageError::Format(_))
+        ));
+        let gz_garbage = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(b"not a tar at all, just text").expect("write");
+            e.finish().expect("finish")
+        };
+        assert!(Package::read(&gz_garbage, u64::MAX).is_err());
+    }
+
+    #[test]
+    fn refuses_a_package_without_a_manifest() {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let mut tar = tar::Builder::new(gz);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(4);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut h, "plugin.wasm", &b"\0asm"[..])
+            .expect("append");
+        let bytes = tar.into_inner().expect("tar").finish().expect("gz");
+        assert!(matches!(
+            Package::read(&bytes, u64::MAX),
+            Err(PackageError::Missing("plugin.toml"))
+        ));
+    }
+
+    #[test]
+    fn refuses_a_symlink_entry() {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let mut tar = tar::Builder::new(gz);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(0);
+        h.set_entry_type(tar::EntryType::Symlink);
+        tar.append_link(&mut h, "assets/x", "/etc/passwd")
+            .expect("append");
+        let bytes = tar.into_inner().expect("tar").finish().expect("gz");
+        let err = Package::read(&bytes, u64::MAX).unwrap_err();
+        assert!(err.to_string().contains("only regular files"), "{err}");
+    }
 }

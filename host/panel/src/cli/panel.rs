@@ -5,10 +5,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use cap_marketplace::{MarketplaceConfig, MarketplaceServer};
 use cap_panel::Panel;
 use cap_panel::bundled::{self, BundledPlugin, Progress};
 use cap_panel::config::{Config, ConfigLayer};
-use cap_panel::identity::bootstrap::{ADMIN_USERNAME, BootstrapOutcome, bootstrap_admin};
+use cap_panel::identity::bootstrap::{
+    ADMIN_USERNAME, BootstrapError, BootstrapOutcome, bootstrap_admin,
+};
 use cap_panel::identity::rate_limit::Rule;
 use cap_panel::identity::{IdentityOptions, ProviderRegistry};
 use clap::{Args, Subcommand};
@@ -81,7 +84,7 @@ pub(crate) fn run(mut args: PanelArgs) -> anyhow::Result<()> {
         return run_replay(replay);
     }
     let config = Config::load(args.into(), std::env::vars_os()).context("loading configuration")?;
-    serve(config, &[BundledPlugin::LocalPassword])
+    serve(config, &[BundledPlugin::LocalPassword], false)
 }
 
 /// `cap panel replay`: rebuilds the projections and prints what it did.
@@ -118,10 +121,16 @@ impl Progress for StderrProgress {
     }
 }
 
-/// Starts the Panel with identity, makes sure `bundle` is installed,
-/// creates the first administrator if there is none, prints the URL and the
-/// admin's credentials, and serves until Ctrl-C or SIGTERM.
-pub(crate) fn serve(config: Config, bundle: &[BundledPlugin]) -> anyhow::Result<()> {
+/// Starts the Panel with identity (and, with `with_marketplace`, a
+/// Marketplace beside it with its data under `<data>/marketplace`), makes
+/// sure `bundle` is installed, creates the first administrator if there is
+/// none, prints the URLs and the admin's credentials, and serves until
+/// Ctrl-C or SIGTERM.
+pub(crate) fn serve(
+    config: Config,
+    bundle: &[BundledPlugin],
+    with_marketplace: bool,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -129,6 +138,7 @@ pub(crate) fn serve(config: Config, bundle: &[BundledPlugin]) -> anyhow::Result<
     runtime.block_on(async move {
         let providers = ProviderRegistry::new();
         let options = IdentityOptions::from_config(&config);
+        let marketplace_dir = config.data_dir.join("marketplace");
         let panel = Panel::builder(config)
             .identity(providers.clone(), options)
             .bind()
@@ -138,36 +148,60 @@ pub(crate) fn serve(config: Config, bundle: &[BundledPlugin]) -> anyhow::Result<
         let plugins = state
             .plugins()
             .context("the Panel started without plugin management")?;
-        let installed = bundled::ensure_installed(plugins, bundle, &StderrProgress)
-            .await
-            .context("installing the bundled plugins")?;
-        if installed > 0 {
-            eprintln!("==> {installed} bundled plugin(s) installed");
+        // A Panel without its bundled plugins still serves (an admin can
+        // upload them); it says loudly what is missing instead of refusing.
+        match bundled::ensure_installed(plugins, bundle, &StderrProgress).await {
+            Ok(0) => {}
+            Ok(n) => eprintln!("==> {n} bundled plugin(s) installed"),
+            Err(e) => eprintln!(
+                "warning: the bundled plugins are not installed: {:#}",
+                anyhow::Error::from(e)
+            ),
         }
         let password = std::env::var("CAP_ADMIN_PASSWORD").ok();
-        let admin = bootstrap_admin(state.db(), &providers, password)
-            .await
-            .context("creating the first administrator")?;
+        let admin = match bootstrap_admin(state.db(), &providers, password).await {
+            Ok(outcome) => Some(outcome),
+            Err(BootstrapError::NoProvider) => {
+                eprintln!(
+                    "warning: no administrator was created: the local-password provider is not installed, so nobody can sign in yet"
+                );
+                None
+            }
+            Err(e) => return Err(anyhow::Error::from(e).context("creating the first administrator")),
+        };
+
+        let marketplace = if with_marketplace {
+            let server = MarketplaceServer::bind(MarketplaceConfig::new(marketplace_dir))
+                .await
+                .context("starting the Marketplace")?;
+            Some(server.spawn())
+        } else {
+            None
+        };
 
         let url = format!("http://{}", panel.local_addr());
         // The first line on stdout is the URL; scripts and tests read it.
         println!("Panel listening on {url}");
         println!("  API:     {url}/api/v1 (OpenAPI document: {url}/api/v1/openapi.json)");
         match admin {
-            BootstrapOutcome::Created {
+            None => println!("  Admin:   none yet (install an auth-provider plugin)"),
+            Some(BootstrapOutcome::Created {
                 generated_password: Some(password),
                 ..
-            } => println!(
+            }) => println!(
                 "  Admin:   {ADMIN_USERNAME} / {password}  (shown once; CAP_ADMIN_PASSWORD chooses it)"
             ),
-            BootstrapOutcome::Created { .. } => {
+            Some(BootstrapOutcome::Created { .. }) => {
                 println!("  Admin:   {ADMIN_USERNAME} (password from CAP_ADMIN_PASSWORD)")
             }
-            BootstrapOutcome::AlreadyExists => {
+            Some(BootstrapOutcome::AlreadyExists) => {
                 println!("  Admin:   {ADMIN_USERNAME} (created on an earlier run)")
             }
         }
         println!("  Plugins: {}", plugins.active_ids().join(", "));
+        if let Some(marketplace) = &marketplace {
+            println!("  Market:  {} (OpenAPI: {}/api/v1/openapi.json)", marketplace.url(), marketplace.url());
+        }
         std::io::stdout().flush().context("writing to stdout")?;
         panel
             .serve(cap_panel::shutdown_signal())

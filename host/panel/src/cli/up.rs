@@ -1,5 +1,5 @@
-//! `cap up`: the Panel with its bundled plugins on embedded defaults, for a
-//! first look on one machine.
+//! `cap up`: the Panel with its bundled plugins and a Marketplace on
+//! embedded defaults, for a first look on one machine.
 //!
 //! On the first run it builds the example plugins from this source tree
 //! (`example-plugins/`, for `wasm32-wasip2`), installs them through the
@@ -52,5 +52,5 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
     } else {
         &BundledPlugin::ALL
     };
-    super::panel::serve(config, bundle)
+    super::panel::serve(config, bundle, true)
 }

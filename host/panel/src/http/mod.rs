@@ -166,12 +166,15 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of [`api_routes`].
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().into_openapi()
+    let mut doc = api_routes().into_openapi();
+    openapi::document_extractor_errors(&mut doc);
+    doc
 }
 
 /// The complete application: routes, fallback and middleware, with state.
 pub fn router(state: AppState) -> Router {
-    let (routes, doc) = api_routes().split_for_parts();
+    let (routes, mut doc) = api_routes().split_for_parts();
+    openapi::document_extractor_errors(&mut doc);
     let rendered = openapi::RenderedDocument(Bytes::from(
         doc.to_pretty_json().unwrap_or_else(|_| "{}".to_owned()),
     ));

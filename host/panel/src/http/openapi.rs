@@ -64,6 +64,56 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Documents the error answers every operation can give before its handler
+/// runs, so that the document lists each status code the API can send:
+/// with a JSON body, `400` (not JSON), `415` (not `application/json`) and
+/// `422` (a field is invalid); with path or query parameters, `400` and
+/// `422` (a parameter does not parse or is out of range). Handlers document
+/// their own outcomes; this adds only what is missing.
+pub fn document_extractor_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let problem = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let has_body = operation.request_body.is_some();
+            let has_parameters = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            let responses = &mut operation.responses.responses;
+            if has_body || has_parameters {
+                responses
+                    .entry("400".to_owned())
+                    .or_insert_with(|| problem("Malformed request"));
+                responses
+                    .entry("422".to_owned())
+                    .or_insert_with(|| problem("A field or parameter is invalid"));
+            }
+            if has_body {
+                responses
+                    .entry("415".to_owned())
+                    .or_insert_with(|| problem("The body is not application/json"));
+            }
+        }
+    }
+}
+
 /// The rendered document, shared by the router.
 #[derive(Debug, Clone)]
 pub(crate) struct RenderedDocument(pub(crate) Bytes);

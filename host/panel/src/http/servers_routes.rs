@@ -299,12 +299,22 @@ async fn server_body(
     let allocation = nodes::allocations_of_server(state.db(), &server.id)
         .await?
         .into_iter()
-        .next()
-        .map(|a| AllocationRef {
-            ip: a.ip,
-            port: a.port,
-        });
-    Ok(ServerBody {
+        .next();
+    Ok(server_body_with(state, server, access, allocation).await)
+}
+
+/// [`server_body`] with the allocation already read.
+async fn server_body_with(
+    state: &AppState,
+    server: &Server,
+    access: &ServerAccess,
+    allocation: Option<nodes::Allocation>,
+) -> ServerBody {
+    let allocation = allocation.map(|a| AllocationRef {
+        ip: a.ip,
+        port: a.port,
+    });
+    ServerBody {
         id: server.id.clone(),
         name: server.name.clone(),
         owner_id: server.owner_id.clone(),
@@ -319,7 +329,7 @@ async fn server_body(
         state: server.state.clone(),
         permissions: access.permissions.clone(),
         created_at: server.created_at,
-    })
+    }
 }
 
 /// The variables the caller may see: none without `startup.read`, all for
@@ -590,10 +600,13 @@ pub(super) async fn list(
         Visibility::User(auth.principal.user_id())
     };
     let (servers, more) = server::list(state.db(), visibility, after.as_deref(), limit).await?;
+    let ids: Vec<&str> = servers.iter().map(|s| s.id.as_str()).collect();
+    let mut allocations = nodes::first_allocations(state.db(), &ids).await?;
     let mut items = Vec::with_capacity(servers.len());
     for server in &servers {
         if let Some(access) = access::resolve(state.db(), &auth.principal, server).await? {
-            items.push(server_body(&state, server, &access).await?);
+            let allocation = allocations.remove(&server.id);
+            items.push(server_body_with(&state, server, &access, allocation).await);
         }
     }
     Ok(Json(ServerPage {

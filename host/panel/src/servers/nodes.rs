@@ -772,6 +772,41 @@ pub async fn allocations_of_server(
     rows.into_iter().map(Allocation::try_from).collect()
 }
 
+/// The first allocation (by ip, then port) of each of `server_ids` that
+/// has one, in one query — for lists, instead of one query per server.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn first_allocations(
+    db: &Database,
+    server_ids: &[&str],
+) -> Result<std::collections::HashMap<String, Allocation>, DbError> {
+    let mut first = std::collections::HashMap::new();
+    if server_ids.is_empty() {
+        return Ok(first);
+    }
+    let rows: Vec<AllocationRow> = on_pool!(db, |pool| {
+        let mut qb = query_builder(
+            pool,
+            "SELECT node_id, ip, port, server_id FROM allocations WHERE server_id IN (",
+        );
+        let mut ids = qb.separated(", ");
+        for id in server_ids {
+            ids.push_bind(*id);
+        }
+        qb.push(") ORDER BY server_id, ip, port");
+        qb.build_query_as::<AllocationRow>().fetch_all(pool).await?
+    });
+    for row in rows {
+        let allocation = Allocation::try_from(row)?;
+        if let Some(server) = allocation.server_id.clone() {
+            first.entry(server).or_insert(allocation);
+        }
+    }
+    Ok(first)
+}
+
 /// Deletes one free allocation, appending `node.allocation.deleted` by
 /// `actor`.
 ///

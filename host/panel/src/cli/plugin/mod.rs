@@ -1,6 +1,5 @@
 //! `cap plugin`: new, build, pack, inspect.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
