@@ -49,3 +49,8 @@ run() { # name url [header]
 }
 run "bare axum handler (baseline)" "$bare_url/api/v1/servers"
 run "Panel: authenticated GET /api/v1/servers?limit=100" "$url/api/v1/servers?limit=100" "$auth"
+if [ -n "${PROFILE:-}" ]; then
+  perf record -F 999 -g -p "$panel" -o "$PROFILE" -- sleep "$secs" &
+  run "Panel (profiled)" "$url/api/v1/servers?limit=100" "$auth"
+  wait
+fi
