@@ -15,7 +15,7 @@
 //! Power actions, installs, console commands and deletions are queued for
 //! the server's Agent and answered `202 {"commandId": …}`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -300,7 +300,8 @@ async fn server_body(
         .await?
         .into_iter()
         .next();
-    Ok(server_body_with(state, server, access, allocation).await)
+    let mut games = GameDescriptions::default();
+    Ok(server_body_with(state, server, access, allocation, &mut games).await)
 }
 
 /// [`server_body`] with the allocation already read.
@@ -309,6 +310,7 @@ async fn server_body_with(
     server: &Server,
     access: &ServerAccess,
     allocation: Option<nodes::Allocation>,
+    games: &mut GameDescriptions,
 ) -> ServerBody {
     let allocation = allocation.map(|a| AllocationRef {
         ip: a.ip,
@@ -324,7 +326,7 @@ async fn server_body_with(
             plugin: server.game_plugin.clone(),
             version: Some(server.game_version.clone()),
         },
-        variables: visible_variables(state, server, access).await,
+        variables: visible_variables(state, server, access, games).await,
         limits: server.limits.into(),
         state: server.state.clone(),
         permissions: access.permissions.clone(),
@@ -339,6 +341,7 @@ async fn visible_variables(
     state: &AppState,
     server: &Server,
     access: &ServerAccess,
+    games: &mut GameDescriptions,
 ) -> Option<BTreeMap<String, String>> {
     if !access.has("startup.read") {
         return None;
@@ -346,18 +349,42 @@ async fn visible_variables(
     if access.is_admin() {
         return Some(server.variables.clone());
     }
-    let Some(plugin) = state.plugins().and_then(|p| p.active(&server.game_plugin)) else {
-        return Some(BTreeMap::new());
-    };
-    match plugin.describe_game().await {
-        Ok(info) => Some(crate::servers::variables::user_viewable(
+    match games.describe(state, &server.game_plugin).await {
+        Some(info) => Some(crate::servers::variables::user_viewable(
             &info.variables,
             &server.variables,
         )),
-        Err(error) => {
-            tracing::warn!(plugin = %server.game_plugin, %error, "cannot tell which variables users may see");
-            Some(BTreeMap::new())
+        None => Some(BTreeMap::new()),
+    }
+}
+
+/// The game-type plugins' descriptions, asked once per request: a page of
+/// servers mostly shares a few games, and each `describe` is a plugin call.
+#[derive(Default)]
+struct GameDescriptions(HashMap<String, Option<cap_runtime::api::GameInfo>>);
+
+impl GameDescriptions {
+    /// `plugin`'s description; `None` when it is not active or fails (then
+    /// users see no variables rather than all of them).
+    async fn describe(
+        &mut self,
+        state: &AppState,
+        plugin_id: &str,
+    ) -> Option<&cap_runtime::api::GameInfo> {
+        if !self.0.contains_key(plugin_id) {
+            let info = match state.plugins().and_then(|p| p.active(plugin_id)) {
+                Some(plugin) => match plugin.describe_game().await {
+                    Ok(info) => Some(info),
+                    Err(error) => {
+                        tracing::warn!(plugin = %plugin_id, %error, "cannot tell which variables users may see");
+                        None
+                    }
+                },
+                None => None,
+            };
+            self.0.insert(plugin_id.to_owned(), info);
         }
+        self.0.get(plugin_id).and_then(Option::as_ref)
     }
 }
 
@@ -602,11 +629,12 @@ pub(super) async fn list(
     let (servers, more) = server::list(state.db(), visibility, after.as_deref(), limit).await?;
     let ids: Vec<&str> = servers.iter().map(|s| s.id.as_str()).collect();
     let mut allocations = nodes::first_allocations(state.db(), &ids).await?;
+    let mut games = GameDescriptions::default();
     let mut items = Vec::with_capacity(servers.len());
     for server in &servers {
         if let Some(access) = access::resolve(state.db(), &auth.principal, server).await? {
             let allocation = allocations.remove(&server.id);
-            items.push(server_body_with(&state, server, &access, allocation).await);
+            items.push(server_body_with(&state, server, &access, allocation, &mut games).await);
         }
     }
     Ok(Json(ServerPage {

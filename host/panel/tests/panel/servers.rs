@@ -198,6 +198,13 @@ on_every_database! {
         assert_eq!(created["variables"]["MAX_PLAYERS"], "20");
         assert_eq!(created["variables"]["READY_DELAY_MS"], "200", "defaults are filled in");
         assert_eq!(created["state"], "offline");
+        // The list shows a player the variables the game lets users see,
+        // asking the game plugin once for the whole page.
+        let listed = json_of(call(&world.panel, Method::GET, "/api/v1/servers", Some(ALICE), None).await, 200).await;
+        let item = listed["items"].as_array().expect("items").iter()
+            .find(|s| s["id"] == id.as_str()).expect("the new server is listed");
+        assert_eq!(item["variables"], created["variables"]);
+        assert_eq!(item["variables"]["MAX_PLAYERS"], "20");
 
         // The node now has 1024 MiB left; an admin creates one for Bob in it.
         let problem = expect_problem(
