@@ -49,6 +49,27 @@ use super::recovery::{self, RECOVERY_CODE_COUNT};
 use super::tokens::{digest, random_secret};
 use super::users::User;
 
+/// Replaces a user's recovery codes with the hashes of `codes`, inside the
+/// caller's transaction `tx` on `pool` (expanded per backend by `on_pool!`).
+macro_rules! replace_recovery_codes {
+    ($pool:ident, $tx:ident, $user_id:expr, $codes:expr) => {{
+        let mut qb = query_builder($pool, "DELETE FROM recovery_codes WHERE user_id = ");
+        qb.push_bind($user_id);
+        qb.build().execute(&mut *$tx).await.map_err(DbError::from)?;
+        for code in $codes {
+            let mut qb = query_builder(
+                $pool,
+                "INSERT INTO recovery_codes (user_id, code_hash) VALUES (",
+            );
+            qb.separated(", ")
+                .push_bind($user_id)
+                .push_bind(recovery::hash(code));
+            qb.push(")");
+            qb.build().execute(&mut *$tx).await.map_err(DbError::from)?;
+        }
+    }};
+}
+
 /// The issuer shown in authenticator apps.
 pub const ISSUER: &str = "Ctrl-Alt-Play";
 /// Digits per code.
@@ -410,20 +431,7 @@ pub async fn confirm_enrollment(
             .rows_affected()
             == 1;
         if claimed {
-            let mut qb = query_builder(pool, "DELETE FROM recovery_codes WHERE user_id = ");
-            qb.push_bind(user_id);
-            qb.build().execute(&mut *tx).await.map_err(DbError::from)?;
-            for code in &codes {
-                let mut qb = query_builder(
-                    pool,
-                    "INSERT INTO recovery_codes (user_id, code_hash) VALUES (",
-                );
-                qb.separated(", ")
-                    .push_bind(user_id)
-                    .push_bind(recovery::hash(code));
-                qb.push(")");
-                qb.build().execute(&mut *tx).await.map_err(DbError::from)?;
-            }
+            replace_recovery_codes!(pool, tx, user_id, &codes);
             tx.append_event(&event).await?;
             tx.commit().await.map_err(DbError::from)?;
         }
@@ -591,20 +599,7 @@ pub async fn regenerate_recovery_codes(
         .data(json!({ "recovery_codes": codes.len() }));
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await.map_err(DbError::from)?;
-        let mut qb = query_builder(pool, "DELETE FROM recovery_codes WHERE user_id = ");
-        qb.push_bind(user_id);
-        qb.build().execute(&mut *tx).await.map_err(DbError::from)?;
-        for code in &codes {
-            let mut qb = query_builder(
-                pool,
-                "INSERT INTO recovery_codes (user_id, code_hash) VALUES (",
-            );
-            qb.separated(", ")
-                .push_bind(user_id)
-                .push_bind(recovery::hash(code));
-            qb.push(")");
-            qb.build().execute(&mut *tx).await.map_err(DbError::from)?;
-        }
+        replace_recovery_codes!(pool, tx, user_id, &codes);
         tx.append_event(&event).await?;
         tx.commit().await.map_err(DbError::from)?;
     });
