@@ -14,11 +14,12 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use cap_protocol::{Action, AgentMessage, Command, CommandOutcome};
+use cap_protocol::{Action, AgentMessage, Command, CommandOutcome, ServerSpec};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::install::write_atomically;
+use crate::plugins::PluginSource;
 use crate::runtime::ServerRuntime;
 
 /// How many finished command ids are remembered.
@@ -60,6 +61,7 @@ pub struct Agent<R> {
     log_path: PathBuf,
     queues: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Command>>>>,
     results: mpsc::UnboundedSender<AgentMessage>,
+    plugins: Option<Arc<PluginSource>>,
 }
 
 impl<R> Clone for Agent<R> {
@@ -70,6 +72,7 @@ impl<R> Clone for Agent<R> {
             log_path: self.log_path.clone(),
             queues: self.queues.clone(),
             results: self.results.clone(),
+            plugins: self.plugins.clone(),
         }
     }
 }
@@ -94,9 +97,38 @@ impl<R: ServerRuntime> Agent<R> {
                 log_path,
                 queues: Arc::new(Mutex::new(HashMap::new())),
                 results,
+                plugins: None,
             },
             receiver,
         )
+    }
+
+    /// Pulls the game-type plugins start commands name from `source` when
+    /// the runtime has no classifier for them yet.
+    pub fn with_plugins(mut self, source: Arc<PluginSource>) -> Self {
+        self.plugins = Some(source);
+        self
+    }
+
+    /// Makes sure the runtime can classify `spec`'s console lines.
+    async fn ensure_classifier(&self, spec: &ServerSpec) -> Result<(), CommandOutcome> {
+        let (Some(source), Some(package)) = (&self.plugins, &spec.plugin) else {
+            return Ok(());
+        };
+        if self.runtime.has_classifier(&spec.game) {
+            return Ok(());
+        }
+        match source.classifier(package).await {
+            Ok(classifier) => {
+                tracing::info!(plugin = %package.id, version = %package.version, "pulled a game-type plugin from the Panel");
+                self.runtime.set_classifier(&spec.game, classifier);
+                Ok(())
+            }
+            Err(error) => Err(CommandOutcome::Failed {
+                code: error.code().to_owned(),
+                message: error.to_string(),
+            }),
+        }
     }
 
     /// The runtime.
@@ -173,6 +205,11 @@ impl<R: ServerRuntime> Agent<R> {
     pub async fn execute(&self, command: Command) -> CommandOutcome {
         let server = command.server_id.as_str();
         tracing::info!(command = %command.id, server, action = command.action.name(), "running command");
+        if let Action::Start(spec) | Action::Restart(spec) = &command.action
+            && let Err(outcome) = self.ensure_classifier(spec).await
+        {
+            return outcome;
+        }
         let result = match command.action {
             Action::Install(plan) => self.runtime.install(server, &plan).await,
             Action::Start(spec) => self.runtime.start(server, spec).await,

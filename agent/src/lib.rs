@@ -13,6 +13,9 @@
 //!   the game-type plugin in the sandbox.
 //! - [`agent`]: commands run once per id, in order per server.
 //! - [`link`]: registration and the WebSocket to the Panel.
+//! - [`plugins`]: game-type plugins pulled from the Panel (SHA-256
+//!   checked) for console classification in the Agent's sandbox.
+//! - [`node`]: all of it assembled, as `cap agent` and `cap up` run it.
 //!
 //! The messages themselves live in `cap-protocol`, shared with the Panel.
 
@@ -22,7 +25,9 @@ pub mod console;
 pub mod install;
 pub mod limits;
 pub mod link;
+pub mod node;
 pub mod paths;
+pub mod plugins;
 pub mod procfs;
 pub mod runtime;
 pub mod signals;

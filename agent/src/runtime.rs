@@ -167,6 +167,11 @@ pub trait ServerRuntime: Send + Sync + 'static {
     fn reports(&self) -> Vec<ServerReport>;
     /// The last console lines of a server.
     fn history(&self, server_id: &str) -> Vec<String>;
+    /// Registers the console classifier for game type `game` (used by
+    /// servers started from now on).
+    fn set_classifier(&self, game: &str, classifier: Arc<dyn Classifier>);
+    /// Whether a classifier for game type `game` is registered.
+    fn has_classifier(&self, game: &str) -> bool;
 }
 
 /// [`NativeRuntime`] settings.
@@ -186,6 +191,9 @@ pub struct RuntimeConfig {
     pub download_timeout: Duration,
     /// Largest download an install plan may make.
     pub max_download_bytes: u64,
+    /// Directories searched for a startup plan's bare program name after
+    /// the server directory and before `PATH` (a node's shared `bin`).
+    pub program_dirs: Vec<PathBuf>,
 }
 
 impl RuntimeConfig {
@@ -199,6 +207,7 @@ impl RuntimeConfig {
             cgroup_base: limits::detect_cgroup_base(),
             download_timeout: Duration::from_secs(600),
             max_download_bytes: 8 << 30,
+            program_dirs: Vec::new(),
         }
     }
 }
@@ -314,7 +323,7 @@ impl Server {
 
 struct Shared {
     config: RuntimeConfig,
-    classifiers: Classifiers,
+    classifiers: std::sync::RwLock<Classifiers>,
     events: mpsc::Sender<AgentMessage>,
     installer: Installer,
     servers: Mutex<HashMap<String, Arc<Server>>>,
@@ -375,7 +384,7 @@ impl NativeRuntime {
         let runtime = Self {
             shared: Arc::new(Shared {
                 config,
-                classifiers,
+                classifiers: std::sync::RwLock::new(classifiers),
                 events,
                 installer,
                 servers: Mutex::new(HashMap::new()),
@@ -568,7 +577,14 @@ impl NativeRuntime {
     fn watch_process(&self, server: &Arc<Server>, generation: u64, waiter: Waiter, offset: u64) {
         let (finish_tx, finish_rx) = watch::channel(false);
         let game = server.lock().spec.as_ref().map(|s| s.game.clone());
-        let classifier = game.and_then(|g| self.shared.classifiers.get(&g).cloned());
+        let classifier = game.and_then(|g| {
+            self.shared
+                .classifiers
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&g)
+                .cloned()
+        });
         let hook_runtime = self.clone();
         let hook_server = Arc::downgrade(server);
         let on_event: console::EventHook = Arc::new(move |event: &ConsoleEvent| {
@@ -757,7 +773,8 @@ impl NativeRuntime {
             std::fs::create_dir_all(&dir).map_err(io_error("creating the working directory"))?;
             dir
         };
-        let program = resolve_program(&server.dir, &plan.program)?;
+        let program =
+            resolve_program(&server.dir, &self.shared.config.program_dirs, &plan.program)?;
 
         // stdin: a FIFO the process holds open read-write, so it never sees
         // end-of-input when the Agent goes away.
@@ -951,8 +968,13 @@ impl NativeRuntime {
 }
 
 /// The program to run: a path with a `/` is relative to the server
-/// directory; a bare name is looked up in the server directory, then `PATH`.
-fn resolve_program(server_dir: &Path, program: &str) -> Result<PathBuf, RuntimeError> {
+/// directory; a bare name is looked up in the server directory, then in
+/// `program_dirs`, then `PATH`.
+fn resolve_program(
+    server_dir: &Path,
+    program_dirs: &[PathBuf],
+    program: &str,
+) -> Result<PathBuf, RuntimeError> {
     if program.contains('/') {
         if Path::new(program).is_absolute() {
             return Ok(PathBuf::from(program));
@@ -962,6 +984,13 @@ fn resolve_program(server_dir: &Path, program: &str) -> Result<PathBuf, RuntimeE
     let local = server_dir.join(program);
     if local.is_file() {
         return Ok(local);
+    }
+    if let Some(found) = program_dirs
+        .iter()
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
+    {
+        return Ok(found);
     }
     Ok(PathBuf::from(program))
 }
@@ -1131,5 +1160,21 @@ impl ServerRuntime for NativeRuntime {
             .get(server_id)
             .map(|s| s.history.snapshot())
             .unwrap_or_default()
+    }
+
+    fn set_classifier(&self, game: &str, classifier: Arc<dyn Classifier>) {
+        self.shared
+            .classifiers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(game.to_owned(), classifier);
+    }
+
+    fn has_classifier(&self, game: &str) -> bool {
+        self.shared
+            .classifiers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(game)
     }
 }

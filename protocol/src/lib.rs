@@ -24,8 +24,8 @@ pub mod registration;
 
 pub use messages::{
     Action, AgentMessage, Command, CommandOutcome, ConsoleEvent, ConsoleInput, Envelope,
-    HealthReport, LimitsApplied, PROTOCOL_VERSION, PanelMessage, ProtocolError, RestartPolicy,
-    ServerLimits, ServerReport, ServerSpec, ServerState, decode, encode,
+    GamePackage, HealthReport, LimitsApplied, PROTOCOL_VERSION, PanelMessage, ProtocolError,
+    RestartPolicy, ServerLimits, ServerReport, ServerSpec, ServerState, decode, encode,
 };
 pub use plans::{
     ConfigEdit, ConfigFormat, Download, InstallPlan, InstallStep, KeyValue, Script, Signal,

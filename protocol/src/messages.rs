@@ -412,6 +412,24 @@ pub struct ServerSpec {
     /// What to do when it crashes.
     #[serde(default)]
     pub restart: RestartPolicy,
+    /// The game-type plugin's component, which the Agent fetches from the
+    /// Panel (and checks against `componentSha256`) to classify console
+    /// lines, unless it has it already.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<GamePackage>,
+}
+
+/// A game-type plugin as the Agent fetches it from the Panel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GamePackage {
+    /// The plugin id (the same as [`ServerSpec::game`]).
+    pub id: String,
+    /// Its version.
+    pub version: String,
+    /// Lowercase hex SHA-256 of its component; the Agent refuses any other
+    /// bytes.
+    pub component_sha256: String,
 }
 
 /// A server's resource limits.

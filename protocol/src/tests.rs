@@ -33,6 +33,11 @@ fn spec() -> ServerSpec {
             enabled: true,
             ..RestartPolicy::default()
         },
+        plugin: Some(GamePackage {
+            id: "test-game".into(),
+            version: "1.0.0".into(),
+            component_sha256: "ab".repeat(32),
+        }),
     }
 }
 

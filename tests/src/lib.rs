@@ -19,6 +19,28 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Builds `cap-standin-game`, the game-server stand-in, once per process
+/// (into its own target directory, so the build does not wait for the lock
+/// of the cargo running the tests) and returns its path.
+pub fn standin() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = repo_root();
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| root.join("target"), PathBuf::from)
+            .join("standin");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "cap-standin-game", "--target-dir"])
+            .arg(&target)
+            .current_dir(&root)
+            .status()
+            .expect("running cargo to build the stand-in");
+        assert!(status.success(), "building cap-standin-game failed");
+        target.join("debug/cap-standin-game")
+    })
+}
+
 /// Builds every example plugin (once per process) and returns the directory
 /// holding the `.wasm` files.
 pub fn example_plugins() -> &'static Path {

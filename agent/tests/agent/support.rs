@@ -1,9 +1,8 @@
 //! Shared test setup: the stand-in binary, the test-game plugin, specs and
 //! an event recorder.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cap_agent::{Classifiers, NativeRuntime, PluginClassifier, RuntimeConfig};
@@ -14,26 +13,9 @@ use cap_runtime::HostServices;
 use cap_runtime::api::{AllocatedPort, Arch, KeyValue, Os, Platform, ServerContext};
 use tokio::sync::mpsc;
 
-/// Builds `cap-standin-game` once (into its own target directory, so the
-/// build does not wait for the lock of the one running this test) and
-/// returns its path.
+/// The `cap-standin-game` binary, built once.
 pub(crate) fn standin() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let root = cap_e2e::repo_root();
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map_or_else(|| root.join("target"), PathBuf::from)
-            .join("agent-tests-standin");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "cap-standin-game", "--target-dir"])
-            .arg(&target)
-            .current_dir(&root)
-            .status()
-            .expect("running cargo to build the stand-in");
-        assert!(status.success(), "building cap-standin-game failed");
-        target.join("debug/cap-standin-game")
-    })
+    cap_e2e::standin()
 }
 
 /// The test-game plugin, loaded into a plugin runtime (returned too, to
@@ -119,6 +101,7 @@ pub(crate) async fn plans(
                 max_processes: 0,
             },
             restart,
+            plugin: None,
         },
     )
 }

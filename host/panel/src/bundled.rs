@@ -210,6 +210,53 @@ pub async fn ensure_installed(
 }
 
 /// `example_plugins` → the file cargo names a cdylib `id`.
+/// The name of the game-server stand-in the `test-game` plugin runs.
+pub const STANDIN: &str = "cap-standin-game";
+
+/// Makes sure `bin_dir` holds the `cap-standin-game` program the
+/// `test-game` plugin starts, building it from the source tree on first
+/// use. Returns its path.
+///
+/// # Errors
+///
+/// [`BundleError::NoSources`] outside a checkout, [`BundleError::Build`],
+/// [`BundleError::Read`] when it cannot be copied.
+pub fn ensure_standin(bin_dir: &Path) -> Result<PathBuf, BundleError> {
+    let installed = bin_dir.join(STANDIN);
+    if installed.is_file() {
+        return Ok(installed);
+    }
+    let sources = source_dir();
+    let workspace = sources.join("../Cargo.toml");
+    if !workspace.is_file() {
+        return Err(BundleError::NoSources(sources));
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--quiet", "-p", STANDIN])
+        .arg("--manifest-path")
+        .arg(&workspace)
+        .arg("--target-dir")
+        .arg(sources.join("target"))
+        .status()
+        .map_err(|e| BundleError::Build(format!("cannot run cargo: {e}")))?;
+    if !status.success() {
+        return Err(BundleError::Build(format!(
+            "building {STANDIN}: cargo exited with {status}"
+        )));
+    }
+    let built = sources.join("target/release").join(STANDIN);
+    let copy_error = |source| BundleError::Read {
+        path: built.clone(),
+        source,
+    };
+    std::fs::create_dir_all(bin_dir).map_err(copy_error)?;
+    let partial = installed.with_extension("partial");
+    std::fs::copy(&built, &partial).map_err(copy_error)?;
+    std::fs::rename(&partial, &installed).map_err(copy_error)?;
+    Ok(installed)
+}
+
 fn wasm_file_name(id: &str) -> String {
     format!("{}.wasm", id.replace('-', "_"))
 }

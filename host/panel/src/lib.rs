@@ -67,11 +67,13 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod agents;
 pub mod bundled;
 pub mod config;
 pub mod db;
 pub mod http;
 pub mod identity;
+pub mod local_agent;
 pub mod plugin_kv;
 pub mod plugins;
 pub mod servers;
@@ -187,11 +189,20 @@ impl PanelBuilder {
         };
         let listener = TcpListener::bind(config.listen).await.map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
+        let agents = agents::AgentHub::new();
+        // No Agent is connected to a Panel that just started, whatever the
+        // last one recorded before it stopped.
+        agents::mark_all_offline(&db)
+            .await
+            .map_err(|source| StartError::Database {
+                location: options.location().to_string(),
+                source,
+            })?;
         let plugin_services = self
             .plugin_services
             .unwrap_or_else(|| plugins::PluginServices {
                 kv: Arc::new(plugin_kv::DbKv::new(db.clone())),
-                panel: Arc::new(servers::DbPanelApi::new(db.clone())),
+                panel: Arc::new(servers::DbPanelApi::new(db.clone()).with_waker(agents.waker())),
             });
         let plugin_manager =
             plugins::PluginManager::new(db.clone(), &config.data_dir, plugin_services)
@@ -233,7 +244,7 @@ impl PanelBuilder {
             }
             None => None,
         };
-        let state = AppState::new(config, db, authenticator);
+        let state = AppState::with_agents(config, db, authenticator, agents);
         state.set_plugins(plugin_manager);
         if let Some(service) = identity {
             state.set_identity(service);

@@ -4,7 +4,7 @@
 //! one machine with the bundled plugins, `cap panel` serves the Panel,
 //! `cap marketplace` serves the plugin Marketplace,
 //! `cap plugin …` is for plugin authors (scaffold, build, pack, inspect).
-//! The Agent and Marketplace subcommands join as those components land.
+//! `cap agent` runs a node.
 //! The Panel itself lives in the `cap_panel` library; this binary only
 //! parses arguments, sets up logging and reports errors.
 
@@ -30,6 +30,9 @@ enum Command {
     Up(cli::up::UpArgs),
     /// Serve the Panel (web API) until Ctrl-C or SIGTERM.
     Panel(cli::panel::PanelArgs),
+    /// Run this machine as a node: register with a Panel once, then keep
+    /// its link and run its game servers until Ctrl-C or SIGTERM.
+    Agent(cli::agent::AgentArgs),
     /// Serve the plugin Marketplace until Ctrl-C or SIGTERM.
     Marketplace(cli::marketplace::MarketplaceArgs),
     /// Create, build, package and inspect plugins.
@@ -40,13 +43,14 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_log_level = match cli.command {
-        Command::Up(_) | Command::Panel(_) | Command::Marketplace(_) => "info",
+        Command::Up(_) | Command::Panel(_) | Command::Agent(_) | Command::Marketplace(_) => "info",
         Command::Plugin(_) => "warn",
     };
     cli::init_logging(default_log_level);
     let result = match cli.command {
         Command::Up(args) => cli::up::run(args),
         Command::Panel(args) => cli::panel::run(args),
+        Command::Agent(args) => cli::agent::run(args),
         Command::Marketplace(args) => cli::marketplace::run(args),
         Command::Plugin(cmd) => cli::plugin::run(cmd),
     };

@@ -1,5 +1,6 @@
 //! Subcommand implementations.
 
+pub(crate) mod agent;
 pub(crate) mod marketplace;
 pub(crate) mod panel;
 pub(crate) mod plugin;

@@ -84,7 +84,7 @@ pub(crate) fn run(mut args: PanelArgs) -> anyhow::Result<()> {
         return run_replay(replay);
     }
     let config = Config::load(args.into(), std::env::vars_os()).context("loading configuration")?;
-    serve(config, &[BundledPlugin::LocalPassword], false)
+    serve(config, &[BundledPlugin::LocalPassword], Extras::default())
 }
 
 /// `cap panel replay`: rebuilds the projections and prints what it did.
@@ -121,15 +121,23 @@ impl Progress for StderrProgress {
     }
 }
 
-/// Starts the Panel with identity (and, with `with_marketplace`, a
-/// Marketplace beside it with its data under `<data>/marketplace`), makes
-/// sure `bundle` is installed, creates the first administrator if there is
-/// none, prints the URLs and the admin's credentials, and serves until
-/// Ctrl-C or SIGTERM.
+/// What runs beside the Panel.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Extras {
+    /// A Marketplace with its data under `<data>/marketplace`.
+    pub(crate) marketplace: bool,
+    /// A local Agent with its data under `<data>/agent`.
+    pub(crate) agent: bool,
+}
+
+/// Starts the Panel with identity (and the `extras`), makes sure `bundle`
+/// is installed, creates the first administrator if there is none, prints
+/// the URLs and the admin's credentials, and serves until Ctrl-C or
+/// SIGTERM.
 pub(crate) fn serve(
     config: Config,
     bundle: &[BundledPlugin],
-    with_marketplace: bool,
+    extras: Extras,
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -139,6 +147,7 @@ pub(crate) fn serve(
         let providers = ProviderRegistry::new();
         let options = IdentityOptions::from_config(&config);
         let marketplace_dir = config.data_dir.join("marketplace");
+        let agent_dir = config.data_dir.join("agent");
         let panel = Panel::builder(config)
             .identity(providers.clone(), options)
             .bind()
@@ -170,7 +179,7 @@ pub(crate) fn serve(
             Err(e) => return Err(anyhow::Error::from(e).context("creating the first administrator")),
         };
 
-        let marketplace = if with_marketplace {
+        let marketplace = if extras.marketplace {
             let server = MarketplaceServer::bind(MarketplaceConfig::new(marketplace_dir))
                 .await
                 .context("starting the Marketplace")?;
@@ -180,6 +189,29 @@ pub(crate) fn serve(
         };
 
         let url = format!("http://{}", panel.local_addr());
+        let running = panel.spawn();
+        let agent = if extras.agent {
+            // The stand-in game the test-game plugin runs; without it the
+            // Agent still runs every other game.
+            let bin = agent_dir.join("bin");
+            if let Err(e) = bundled::ensure_standin(&bin) {
+                eprintln!("warning: the test-game stand-in is not available: {:#}", anyhow::Error::from(e));
+            }
+            let options = cap_panel::local_agent::LocalAgentOptions {
+                data_dir: agent_dir.clone(),
+                panel_url: url.clone(),
+                program_dirs: vec![bin],
+            };
+            match cap_panel::local_agent::start(&state, options).await {
+                Ok(node) => Some(node),
+                Err(e) => {
+                    eprintln!("warning: the local Agent did not start: {:#}", anyhow::Error::from(e));
+                    None
+                }
+            }
+        } else {
+            None
+        };
         // The first line on stdout is the URL; scripts and tests read it.
         println!("Panel listening on {url}");
         println!("  API:     {url}/api/v1 (OpenAPI document: {url}/api/v1/openapi.json)");
@@ -202,10 +234,17 @@ pub(crate) fn serve(
         if let Some(marketplace) = &marketplace {
             println!("  Market:  {} (OpenAPI: {}/api/v1/openapi.json)", marketplace.url(), marketplace.url());
         }
+        match &agent {
+            Some(node) => println!("  Agent:   node {} (data in {}, health http://{}/health)", node.node_id, agent_dir.display(), node.health_addr),
+            None if extras.agent => println!("  Agent:   not started (see the warning above)"),
+            None => {}
+        }
         std::io::stdout().flush().context("writing to stdout")?;
-        panel
-            .serve(cap_panel::shutdown_signal())
-            .await
-            .context("serving")
+        cap_panel::shutdown_signal().await;
+        // Game servers keep running; the next start re-adopts them.
+        if let Some(node) = agent {
+            node.stop().await;
+        }
+        running.stop().await.context("serving")
     })
 }

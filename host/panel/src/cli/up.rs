@@ -1,5 +1,5 @@
-//! `cap up`: the Panel with its bundled plugins and a Marketplace on
-//! embedded defaults, for a first look on one machine.
+//! `cap up`: the Panel with its bundled plugins, a local Agent and a
+//! Marketplace on embedded defaults, for a first look on one machine.
 //!
 //! On the first run it builds the example plugins from this source tree
 //! (`example-plugins/`, for `wasm32-wasip2`), installs them through the
@@ -31,6 +31,9 @@ pub(crate) struct UpArgs {
     /// Do not build and install the example plugins on first run.
     #[arg(long)]
     no_examples: bool,
+    /// Do not start the local Agent (data under DATA/agent).
+    #[arg(long)]
+    no_agent: bool,
 }
 
 impl From<&UpArgs> for ConfigLayer {
@@ -52,5 +55,12 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
     } else {
         &BundledPlugin::ALL
     };
-    super::panel::serve(config, bundle, true)
+    super::panel::serve(
+        config,
+        bundle,
+        super::panel::Extras {
+            marketplace: true,
+            agent: !args.no_agent,
+        },
+    )
 }

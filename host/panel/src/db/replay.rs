@@ -759,6 +759,19 @@ impl Projections {
                 server.disk_mb = disk;
                 server.cpu_percent = cpu;
             }
+            "server.state.changed" => {
+                let id = subject("server")?;
+                let from: String = data.get("from")?;
+                let to: String = data.get("to")?;
+                let server = self.server(&id)?;
+                if server.state != from {
+                    return Err(format!(
+                        "server {id} is {}, not {from}, before changing to {to}",
+                        server.state
+                    ));
+                }
+                server.state = to;
+            }
             "server.deleted" => {
                 let id = subject("server")?;
                 if self.servers.remove(&id).is_none() {

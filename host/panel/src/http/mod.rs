@@ -74,6 +74,8 @@ struct Inner {
     authenticator: Arc<dyn Authenticator>,
     plugins: std::sync::OnceLock<crate::plugins::PluginManager>,
     identity: std::sync::OnceLock<crate::identity::IdentityService>,
+    agents: crate::agents::AgentHub,
+    console_tokens: crate::agents::console::TokenKeys,
 }
 
 impl std::fmt::Debug for AppState {
@@ -89,6 +91,17 @@ impl AppState {
     /// State for a Panel with `config`, `db`, a fresh metrics registry and
     /// `authenticator`.
     pub fn new(config: Config, db: Database, authenticator: Arc<dyn Authenticator>) -> AppState {
+        AppState::with_agents(config, db, authenticator, crate::agents::AgentHub::new())
+    }
+
+    /// [`AppState::new`] with an existing Agent hub (whose waker the
+    /// plugins' `panel` capability already holds).
+    pub fn with_agents(
+        config: Config,
+        db: Database,
+        authenticator: Arc<dyn Authenticator>,
+        agents: crate::agents::AgentHub,
+    ) -> AppState {
         AppState {
             inner: Arc::new(Inner {
                 config,
@@ -97,8 +110,20 @@ impl AppState {
                 authenticator,
                 plugins: std::sync::OnceLock::new(),
                 identity: std::sync::OnceLock::new(),
+                agents,
+                console_tokens: crate::agents::console::TokenKeys::generate(),
             }),
         }
+    }
+
+    /// Connected Agents and server consoles.
+    pub fn agents(&self) -> &crate::agents::AgentHub {
+        &self.inner.agents
+    }
+
+    /// The keys console tokens are signed with.
+    pub fn console_tokens(&self) -> &crate::agents::console::TokenKeys {
+        &self.inner.console_tokens
     }
 
     /// The configuration.
@@ -198,6 +223,22 @@ pub fn router(state: AppState) -> Router {
                 .latency_unit(LatencyUnit::Micros),
         );
     routes
+        .route(
+            "/api/v1/agents/connect",
+            axum::routing::get(crate::agents::link::connect),
+        )
+        .route(
+            "/api/v1/agents/plugins/{id}",
+            axum::routing::get(crate::agents::link::plugin_metadata),
+        )
+        .route(
+            "/api/v1/agents/plugins/{id}/component",
+            axum::routing::get(crate::agents::link::plugin_component),
+        )
+        .route(
+            "/api/v1/servers/{id}/console",
+            axum::routing::get(crate::agents::console::socket),
+        )
         .fallback(error::not_found)
         .layer(Extension(rendered))
         .layer(DefaultBodyLimit::max(state.config().body_limit))

@@ -744,6 +744,9 @@ async fn queue(
         &auth.actor,
     )
     .await?;
+    if let Some(node) = &command.node_id {
+        state.agents().wake(node);
+    }
     Ok((
         StatusCode::ACCEPTED,
         Json(CommandAccepted {
@@ -864,6 +867,60 @@ pub(super) async fn console(
         Some(&body.command),
     )
     .await
+}
+
+/// A console token and where to use it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsoleTicket {
+    /// Send it as `{"event":"auth","args":[token]}` first on the socket.
+    pub token: String,
+    /// The WebSocket's path on this Panel.
+    pub socket: String,
+    /// When the token expires; the socket warns a minute before.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// The caller's permissions on the server, as the token carries them.
+    pub permissions: Vec<String>,
+}
+
+/// Issues a short-lived token for the server's console WebSocket
+/// (`control.console`). The token carries the caller's permissions on the
+/// server; the socket at `socket` streams history, output, events, stats
+/// and state, and takes console lines and power actions.
+#[utoipa::path(
+    get,
+    path = "/servers/{id}/websocket",
+    tag = "servers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The server's id")),
+    responses(
+        (status = 200, description = "A console token", body = ConsoleTicket),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks control.console", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn console_ticket(
+    auth: Authenticated,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Reply<Json<ConsoleTicket>> {
+    let (server, access) = visible(&state, &auth, &id).await?;
+    access.require(CommandAction::Console.permission())?;
+    let permissions: Vec<String> = access.permissions.iter().cloned().collect();
+    let (token, claims) =
+        state
+            .console_tokens()
+            .issue(auth.principal.user_id(), &server.id, permissions.clone())?;
+    let expires_at = OffsetDateTime::from_unix_timestamp(i64::try_from(claims.exp).unwrap_or(0))
+        .unwrap_or_else(|_| OffsetDateTime::now_utc());
+    Ok(Json(ConsoleTicket {
+        token,
+        socket: format!("/api/v1/servers/{}/console", server.id),
+        expires_at,
+        permissions,
+    }))
 }
 
 /// Lists a server's commands, newest first (`activity.read`).
@@ -1079,6 +1136,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(power))
         .routes(routes!(install))
         .routes(routes!(console))
+        .routes(routes!(console_ticket))
         .routes(routes!(list_commands))
         .routes(routes!(add_subuser, list_subusers))
         .routes(routes!(update_subuser, remove_subuser))

@@ -685,6 +685,17 @@ impl PluginManager {
             .collect())
     }
 
+    /// Plugin `id`'s record and stored component bytes (what Agents pull).
+    ///
+    /// # Errors
+    ///
+    /// [`PluginError::NotFound`], I/O and database errors.
+    pub async fn component(&self, id: &str) -> Result<(PluginRecord, Vec<u8>), PluginError> {
+        let record = self.get(id).await?;
+        let bytes = tokio::fs::read(self.component_path(&record.component_sha256)).await?;
+        Ok((record, bytes))
+    }
+
     fn component_path(&self, sha256: &str) -> PathBuf {
         self.inner.dir.join(format!("{sha256}.wasm"))
     }

@@ -405,6 +405,30 @@ impl CommandOutbox {
         rows.into_iter().map(Command::try_from).collect()
     }
 
+    /// Up to `limit` commands of node `node_id` that have not finished
+    /// (pending or acked), oldest first: what a new Agent session delivers
+    /// (again). The Agent runs each id once, so a command it already
+    /// acknowledged is only acknowledged again.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub async fn unfinished(&self, node_id: &str, limit: u32) -> Result<Vec<Command>, DbError> {
+        let rows: Vec<CommandRow> = on_pool!(self.db, |pool| {
+            let mut qb = query_builder(pool, COMMAND_COLUMNS);
+            qb.push(" WHERE node_id = ")
+                .push_bind(node_id)
+                .push(" AND state IN (")
+                .push_bind(CommandState::Pending.as_str())
+                .push(", ")
+                .push_bind(CommandState::Acked.as_str())
+                .push(") ORDER BY id LIMIT ")
+                .push_bind(i64::from(limit.max(1)));
+            qb.build_query_as::<CommandRow>().fetch_all(pool).await?
+        });
+        rows.into_iter().map(Command::try_from).collect()
+    }
+
     /// The command `id`, if it exists.
     ///
     /// # Errors

@@ -57,6 +57,10 @@ pub use registration::{Registration, RegistrationRequest, authenticate_node};
 pub use server::{Limits, NewServer, Server, ServerChanges};
 pub use subusers::Subuser;
 
+/// Wakes node `node_id`'s Agent session after a command was queued for it
+/// (see `crate::agents::AgentHub::wake`).
+pub type Waker = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
 /// One invalid field: a dotted path (`variables.MAX_PLAYERS`,
 /// `limits.memory_mb`) and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,15 +23,29 @@ const PAGE: u32 = 200;
 pub const MAX_LISTED: usize = 10_000;
 
 /// The `panel` capability over a database. Cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DbPanelApi {
     db: Database,
+    waker: Option<super::Waker>,
+}
+
+impl std::fmt::Debug for DbPanelApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbPanelApi").finish_non_exhaustive()
+    }
 }
 
 impl DbPanelApi {
     /// The Panel API over `db`.
     pub fn new(db: Database) -> Self {
-        DbPanelApi { db }
+        DbPanelApi { db, waker: None }
+    }
+
+    /// Wakes the node's Agent session with `waker` after queueing a
+    /// console command, so it is delivered at once.
+    pub fn with_waker(mut self, waker: super::Waker) -> Self {
+        self.waker = Some(waker);
+        self
     }
 }
 
@@ -118,6 +132,9 @@ impl PanelApi for DbPanelApi {
                 super::ServersError::Db(e) => unavailable(e),
                 other => ServiceError::Invalid(other.to_string()),
             })?;
+            if let (Some(waker), Some(node)) = (&self.waker, &server.node_id) {
+                waker(node);
+            }
             Ok(())
         })
     }

@@ -792,6 +792,73 @@ pub async fn update(
     Ok(server)
 }
 
+/// Sets the state the server's Agent reported, appending
+/// `server.state.changed` (with `from`, `to` and `reason`). Nothing
+/// changes, and `None` is returned, when the server is gone, already in
+/// that state, or being deleted (`deleting` ends only with the Agent's
+/// confirmation of the delete command).
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn set_state(
+    db: &Database,
+    id: &str,
+    state: &str,
+    reason: Option<&str>,
+) -> Result<Option<Server>, DbError> {
+    let Some(current) = get(db, id).await? else {
+        return Ok(None);
+    };
+    if current.state == state || current.state == STATE_DELETING {
+        return Ok(None);
+    }
+    let at = now();
+    let reason = reason.map(|r| r.chars().take(512).collect::<String>());
+    let event = NewEvent::new("server.state.changed")
+        .actor(Actor::system())
+        .subject("server", id)
+        .data(json!({ "from": current.state, "to": state, "reason": reason, "at": to_micros(at) }));
+    let changed = on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let mut qb = query_builder(pool, "UPDATE servers SET state = ");
+        qb.push_bind(state)
+            .push(" WHERE id = ")
+            .push_bind(id)
+            .push(" AND state = ")
+            .push_bind(current.state.as_str());
+        let changed = qb.build().execute(&mut *tx).await?.rows_affected() == 1;
+        if changed {
+            tx.append_event(&event).await?;
+        }
+        tx.commit().await?;
+        changed
+    });
+    Ok(changed.then(|| Server {
+        state: state.to_owned(),
+        ..current
+    }))
+}
+
+/// The id and state of every server placed on node `node_id`.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn states_on_node(
+    db: &Database,
+    node_id: &str,
+) -> Result<Vec<(String, String)>, DbError> {
+    let rows: Vec<(String, String)> = on_pool!(db, |pool| {
+        let mut qb = query_builder(pool, "SELECT id, state FROM servers WHERE node_id = ");
+        qb.push_bind(node_id).push(" ORDER BY id");
+        qb.build_query_as::<(String, String)>()
+            .fetch_all(pool)
+            .await?
+    });
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -97,3 +97,208 @@ async fn the_panel_command_names_an_invalid_environment_variable_and_fails() {
     assert!(stderr.contains("CAP_LISTEN"), "{stderr}");
     assert!(stderr.contains("not-an-address"), "{stderr}");
 }
+
+/// `cap up` as a newcomer runs it: the Panel, the bundled plugins, the
+/// first admin, a Marketplace and a local Agent that registers itself; a
+/// test-game server started through the API reaches `running` on the
+/// local node, and a second run re-adopts it.
+#[tokio::test]
+async fn cap_up_starts_a_local_agent_that_runs_a_server_and_readopts_it_after_a_restart() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let password = "Up-and-running-42";
+    let start = || {
+        Command::new(cap_binary())
+            .args(["up", "--listen", "127.0.0.1:0", "--data"])
+            .arg(dir.path())
+            .env("CAP_ADMIN_PASSWORD", password)
+            .env("CAP_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start cap up")
+    };
+    let read_banner = |child: &mut tokio::process::Child| {
+        let stdout = child.stdout.take().expect("piped stdout");
+        async move {
+            let mut lines = BufReader::new(stdout).lines();
+            let mut banner = Vec::new();
+            // Building the bundled plugins on a cold machine takes a while.
+            while let Ok(Ok(Some(line))) =
+                tokio::time::timeout(Duration::from_secs(600), lines.next_line()).await
+            {
+                let done = line.trim_start().starts_with("Agent:");
+                banner.push(line);
+                if done {
+                    break;
+                }
+            }
+            banner
+        }
+    };
+    let mut child = start();
+    let banner = read_banner(&mut child).await;
+    let url = banner
+        .first()
+        .and_then(|l| l.strip_prefix("Panel listening on "))
+        .unwrap_or_else(|| panic!("unexpected banner {banner:#?}"))
+        .to_owned();
+    assert!(
+        banner
+            .iter()
+            .any(|l| l.trim_start().starts_with("Agent:   node ")),
+        "the local Agent started: {banner:#?}"
+    );
+    let http = client();
+    let login: serde_json::Value = http
+        .post(format!("{url}/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "admin", "password": password}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("JSON");
+    let token = login["access_token"].as_str().expect("a token").to_owned();
+    let nodes = get_json(&http, &url, &token, "/api/v1/nodes").await;
+    let local = nodes["items"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["name"] == "local"))
+        .cloned()
+        .unwrap_or_else(|| panic!("a local node: {nodes:#}"));
+    let node_id = local["id"].as_str().expect("id").to_owned();
+    let created: serde_json::Value = http
+        .post(format!("{url}/api/v1/servers"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({
+            "name": "first", "node_id": node_id, "game": {"plugin": "test-game"},
+            "variables": {"READY_DELAY_MS": "50"},
+            "limits": {"memory_mb": 256, "disk_mb": 100, "cpu_percent": 50}
+        }))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("JSON");
+    let server = created["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created:#}"))
+        .to_owned();
+    let power = http
+        .post(format!("{url}/api/v1/servers/{server}/power"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"action": "start"}))
+        .send()
+        .await
+        .expect("power");
+    assert_eq!(power.status(), 202);
+    let mut running = false;
+    for _ in 0..600 {
+        let body = get_json(&http, &url, &token, &format!("/api/v1/servers/{server}")).await;
+        if body["state"] == "running" {
+            running = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(running, "the server reached running on the local node");
+
+    // Stop everything; the game server keeps running and is re-adopted.
+    let pid = child.id().expect("a running child").to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("run kill");
+    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("cap up exits after SIGTERM")
+        .expect("wait");
+    assert!(exit.success(), "{exit}");
+    let mut child = start();
+    let banner = read_banner(&mut child).await;
+    let url = banner
+        .first()
+        .and_then(|l| l.strip_prefix("Panel listening on "))
+        .unwrap_or_else(|| panic!("unexpected banner {banner:#?}"))
+        .to_owned();
+    // The Panel moved (port 0): the local Agent follows it, says hello and
+    // reports the server it re-adopted; only then is the node online.
+    let login: serde_json::Value = http
+        .post(format!("{url}/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "admin", "password": password}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("JSON");
+    let token = login["access_token"].as_str().expect("a token").to_owned();
+    let mut online = false;
+    for _ in 0..600 {
+        let node: serde_json::Value = http
+            .get(format!("{url}/api/v1/nodes/{node_id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("JSON");
+        if node["online"] == true {
+            online = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(online, "the local Agent reconnected to the moved Panel");
+    let body: serde_json::Value = http
+        .get(format!("{url}/api/v1/servers/{server}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        body["state"], "running",
+        "re-adopted, not crashed: {body:#}"
+    );
+    // Kill it so no stand-in outlives the test.
+    let kill = http
+        .post(format!("{url}/api/v1/servers/{server}/power"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"action": "kill"}))
+        .send()
+        .await
+        .expect("power");
+    assert_eq!(kill.status(), 202);
+    for _ in 0..300 {
+        let body: serde_json::Value = http
+            .get(format!("{url}/api/v1/servers/{server}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("JSON");
+        if body["state"] == "offline" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child.kill().await.ok();
+}
+
+async fn get_json(http: &reqwest::Client, url: &str, token: &str, path: &str) -> serde_json::Value {
+    http.get(format!("{url}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON")
+}

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod agents;
 mod api;
 mod audit_log;
 mod cli;

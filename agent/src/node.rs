@@ -1,0 +1,290 @@
+//! A whole Agent process, assembled: credentials, health endpoint, runtime,
+//! command executor and the link — what `cap agent` and `cap up` run.
+//!
+//! [`start`] registers with the Panel the first time (the registration
+//! token is used once; the node credentials are kept in
+//! `<data>/credentials.json`, mode 0600), reopens the runtime (re-adopting
+//! servers still running from before), serves `GET /health` and keeps the
+//! WebSocket to the Panel until [`RunningNode::stop`]. Stopping the Agent
+//! leaves game servers running: they are re-adopted on the next start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use cap_protocol::{AgentMessage, RegistrationRequest, ResourceLimits, SupportedGame};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::link::{self, LinkConfig, LinkError};
+use crate::plugins::PluginSource;
+use crate::runtime::{Classifiers, NativeRuntime, RuntimeConfig, RuntimeError};
+use crate::{Agent, ServerRuntime};
+
+/// Runtime events buffered towards the link before console output is
+/// dropped (results are never dropped; they have their own queue).
+pub const EVENT_BUFFER: usize = 4096;
+
+/// How to start an Agent.
+pub struct NodeOptions {
+    /// The Panel's URL, needed for the first registration.
+    pub panel_url: Option<String>,
+    /// A registration token, needed for the first registration only.
+    pub registration_token: Option<String>,
+    /// Where credentials, servers and bookkeeping live.
+    pub data_dir: PathBuf,
+    /// Where `GET /health` is served (port 0 picks one).
+    pub health_listen: SocketAddr,
+    /// Game-type classifiers by plugin id.
+    pub classifiers: Classifiers,
+    /// The game types (plugin and version) announced at registration.
+    pub supported_games: Vec<SupportedGame>,
+    /// Runtime settings; `None` takes the defaults for `data_dir`.
+    pub runtime: Option<RuntimeConfig>,
+    /// What the node offers; `None` measures the machine.
+    pub resource_limits: Option<ResourceLimits>,
+}
+
+impl std::fmt::Debug for NodeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeOptions")
+            .field("panel_url", &self.panel_url)
+            .field("data_dir", &self.data_dir)
+            .field("health_listen", &self.health_listen)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an Agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// No credentials yet, and no Panel URL or token to register with.
+    #[error(
+        "this Agent is not registered yet: pass --panel <url> and --token <registration token> (credentials go to {0})"
+    )]
+    NotRegistered(String),
+    /// Registration or the credentials file failed.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// The runtime could not open its data directory.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The health endpoint could not be bound.
+    #[error("cannot serve the health endpoint on {addr}: {source}")]
+    Health {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// A started Agent.
+#[derive(Debug)]
+pub struct RunningNode {
+    /// The node id the Panel gave it.
+    pub node_id: String,
+    /// Where `GET /health` answers.
+    pub health_addr: SocketAddr,
+    /// The runtime (for tests and embedding).
+    pub runtime: Arc<NativeRuntime>,
+    shutdown: watch::Sender<bool>,
+    link: JoinHandle<()>,
+    health: JoinHandle<()>,
+}
+
+impl RunningNode {
+    /// Closes the link and the health endpoint; game servers keep running.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.link.await;
+        self.health.abort();
+    }
+
+    /// Waits until the link ends (after [`RunningNode::stop`] from another
+    /// handle, or never).
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.link).await;
+    }
+
+    /// A sender that stops the node when `true` is sent.
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+fn platform_capabilities() -> Vec<String> {
+    let arch = match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        _ => "amd64",
+    };
+    vec![
+        "native-process".to_owned(),
+        format!("os-{}", std::env::consts::OS),
+        format!("arch-{arch}"),
+    ]
+}
+
+/// What this machine offers: its memory, the free disk under `data_dir`,
+/// and 100% per CPU.
+pub fn measure_resources(data_dir: &std::path::Path) -> ResourceLimits {
+    let memory_mb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(1024, |kib| kib / 1024);
+    let disk_mb = rustix::fs::statvfs(data_dir)
+        .map(|s| s.f_bavail.saturating_mul(s.f_frsize) >> 20)
+        .unwrap_or(10_240);
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    ResourceLimits {
+        memory_mb,
+        disk_mb,
+        cpu_percent: u32::try_from(cpus * 100).unwrap_or(u32::MAX),
+    }
+}
+
+/// The Agent's stable id, created on first start.
+fn agent_id(data_dir: &std::path::Path) -> std::io::Result<String> {
+    let path = data_dir.join("agent-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if uuid::Uuid::parse_str(id.trim()).is_ok() => Ok(id.trim().to_owned()),
+        _ => {
+            let id = uuid::Uuid::new_v4().to_string();
+            crate::install::write_atomically(&path, id.as_bytes(), Some(0o600))?;
+            Ok(id)
+        }
+    }
+}
+
+/// Starts an Agent.
+///
+/// # Errors
+///
+/// [`NodeError`]; nothing keeps running then.
+pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
+    std::fs::create_dir_all(&options.data_dir).map_err(|source| {
+        NodeError::Link(LinkError::Credentials {
+            path: options.data_dir.display().to_string(),
+            source,
+        })
+    })?;
+    let credentials_path = options.data_dir.join("credentials.json");
+    let listener = tokio::net::TcpListener::bind(options.health_listen)
+        .await
+        .map_err(|source| NodeError::Health {
+            addr: options.health_listen,
+            source,
+        })?;
+    let health_addr = listener.local_addr().map_err(|source| NodeError::Health {
+        addr: options.health_listen,
+        source,
+    })?;
+    let credentials = match link::load_credentials(&credentials_path)? {
+        // A Panel URL given again wins over the stored one: the Panel moved.
+        Some(mut credentials) => {
+            if let Some(url) = &options.panel_url
+                && url.trim_end_matches('/') != credentials.panel_url.trim_end_matches('/')
+            {
+                tracing::info!(from = %credentials.panel_url, to = %url, "the Panel moved");
+                credentials.panel_url = url.trim_end_matches('/').to_owned();
+                link::save_credentials(&credentials_path, &credentials)?;
+            }
+            credentials
+        }
+        None => {
+            let (Some(panel_url), Some(token)) = (&options.panel_url, &options.registration_token)
+            else {
+                return Err(NodeError::NotRegistered(
+                    credentials_path.display().to_string(),
+                ));
+            };
+            let agent_id =
+                agent_id(&options.data_dir).map_err(|source| LinkError::Credentials {
+                    path: options.data_dir.join("agent-id").display().to_string(),
+                    source,
+                })?;
+            let mut supported_games = options.supported_games.clone();
+            supported_games.sort_by(|a, b| a.plugin.cmp(&b.plugin));
+            let request = RegistrationRequest {
+                token: token.clone(),
+                agent_id,
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                capabilities: platform_capabilities(),
+                supported_games,
+                resource_limits: options
+                    .resource_limits
+                    .unwrap_or_else(|| measure_resources(&options.data_dir)),
+                health_endpoint: format!("http://{health_addr}/health"),
+            };
+            let credentials = link::register(panel_url, &request, &credentials_path).await?;
+            tracing::info!(node = %credentials.node_id, "registered with the Panel");
+            credentials
+        }
+    };
+    let (events_tx, events_rx) = mpsc::channel::<AgentMessage>(EVENT_BUFFER);
+    let config = options
+        .runtime
+        .unwrap_or_else(|| RuntimeConfig::new(&options.data_dir));
+    let runtime = Arc::new(NativeRuntime::open(config, options.classifiers, events_tx).await?);
+    let (agent, results_rx) = Agent::new(runtime.clone(), &options.data_dir);
+    let agent = match PluginSource::new(
+        &credentials.panel_url,
+        &credentials.node_token,
+        &options.data_dir,
+    ) {
+        Ok(source) => agent.with_plugins(Arc::new(source)),
+        Err(error) => {
+            tracing::warn!(%error, "game-type plugins cannot be pulled from the Panel; consoles are not classified");
+            agent
+        }
+    };
+    let link_config = LinkConfig::from_credentials(&credentials, &options.data_dir)?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let started = Instant::now();
+    let health_runtime = runtime.clone();
+    let node_id = credentials.node_id.clone();
+    let health_node = node_id.clone();
+    let app = axum::Router::new().route(
+        "/health",
+        axum::routing::get(move || {
+            let runtime = health_runtime.clone();
+            let node = health_node.clone();
+            async move {
+                let reports = runtime.reports();
+                axum::Json(serde_json::json!({
+                    "status": "ok",
+                    "nodeId": node,
+                    "uptimeSecs": started.elapsed().as_secs(),
+                    "serversTotal": reports.len(),
+                    "serversRunning": reports.iter().filter(|r| r.state.is_alive()).count(),
+                }))
+            }
+        }),
+    );
+    let health = tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::warn!(%error, "the health endpoint stopped");
+        }
+    });
+    let link = tokio::spawn(link::run(
+        link_config,
+        agent,
+        events_rx,
+        results_rx,
+        shutdown_rx,
+    ));
+    tracing::info!(node = %node_id, health = %health_addr, "Agent started");
+    Ok(RunningNode {
+        node_id,
+        health_addr,
+        runtime,
+        shutdown,
+        link,
+        health,
+    })
+}

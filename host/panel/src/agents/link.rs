@@ -1,0 +1,569 @@
+//! `GET /api/v1/agents/connect`: one Agent's WebSocket.
+//!
+//! The Agent authenticates with its node token (`Authorization: Bearer
+//! capnode_…`) before the upgrade; anything else is a `401` problem. Then:
+//!
+//! 1. The Agent's first frame must be a hello naming the same node, within
+//!    [`HELLO_TIMEOUT`]. The Panel takes over the state of every server it
+//!    reports (and marks `offline` the node's servers it does not know),
+//!    marks the node online (`node.online`, hooks) and delivers every
+//!    unfinished command of the node, oldest first.
+//! 2. Commands queued later are delivered when [`super::AgentHub::wake`]
+//!    is called, or by the [`POLL_INTERVAL`] poll. Acks and results move
+//!    the outbox rows; state changes update the server
+//!    (`server.state.changed`, `server.state-changed` hooks); console
+//!    batches, classified events and stats go to the server's console
+//!    channel, classified events also to `console.*` hooks.
+//! 3. Silence longer than three heartbeats, a close, a protocol version
+//!    mismatch or a newer session for the node ends the session; the node
+//!    goes offline unless a newer session took over.
+//!
+//! Frames about a server on another node are ignored (and logged): a node
+//! token speaks only for its own servers.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::extract::ws::{
+    Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
+};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use cap_protocol::{
+    AgentMessage, CommandOutcome, ConsoleEvent, PanelMessage, ProtocolError, ServerReport,
+    ServerState, decode, encode,
+};
+use cap_runtime::api::{ConsoleInfo, EventKind, NodeInfo, Payload};
+use futures::{SinkExt, StreamExt};
+
+use super::plans::{self, PlanError};
+use super::{AgentHub, ConsoleFrame, ServerStats};
+use crate::db::Actor;
+use crate::http::{ApiError, AppState};
+use crate::servers::registration::{HEARTBEAT_SECONDS, authenticate_node};
+use crate::servers::{CommandOutbox, ServersError, nodes, server};
+
+/// How long the Agent has to send its hello.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often the outbox is polled besides wake-ups.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// Commands delivered per batch.
+const BATCH: u32 = 100;
+
+/// The wire name of a state, as the servers table stores it.
+pub fn state_name(state: ServerState) -> &'static str {
+    match state {
+        ServerState::Offline => "offline",
+        ServerState::Installing => "installing",
+        ServerState::Starting => "starting",
+        ServerState::Running => "running",
+        ServerState::Stopping => "stopping",
+        ServerState::Crashed => "crashed",
+    }
+}
+
+/// The Agent's WebSocket.
+pub async fn connect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let node_id = match node_of(&state, &headers).await {
+        Ok(node) => node,
+        Err(response) => return response,
+    };
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            return ApiError::BadRequest(format!("a WebSocket upgrade is required: {rejection}"))
+                .into_response();
+        }
+    };
+    upgrade
+        .max_message_size(16 << 20)
+        .on_upgrade(move |socket| async move {
+            Session::new(state, node_id).run(socket).await;
+        })
+}
+
+/// The node a request's bearer token belongs to.
+async fn node_of(state: &AppState, headers: &HeaderMap) -> Result<String, Response> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned())
+        .ok_or_else(unauthenticated)?;
+    match authenticate_node(state.db(), &token).await {
+        Ok(Some(node)) => Ok(node),
+        Ok(None) => Err(unauthenticated()),
+        Err(error) => Err(ApiError::from(error).into_response()),
+    }
+}
+
+/// The active game-type plugin `id`, for an Agent.
+async fn game_plugin(
+    state: &AppState,
+    id: &str,
+) -> Result<(crate::plugins::PluginRecord, Vec<u8>), Response> {
+    let not_found =
+        || ApiError::NotFound(format!("no active game-type plugin {id}")).into_response();
+    let plugins = state.plugins().ok_or_else(not_found)?;
+    let active = plugins.active(id).ok_or_else(not_found)?;
+    if !active
+        .manifest()
+        .has_kind(cap_runtime::PluginKind::GameType)
+    {
+        return Err(not_found());
+    }
+    plugins.component(id).await.map_err(|error| {
+        tracing::warn!(plugin = %id, %error, "cannot read a plugin's component for an Agent");
+        not_found()
+    })
+}
+
+/// `GET /api/v1/agents/plugins/{id}`: an active game-type plugin's
+/// version, component digest and manifest, for Agents (node token).
+pub async fn plugin_metadata(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    if let Err(response) = node_of(&state, &headers).await {
+        return response;
+    }
+    match game_plugin(&state, &id).await {
+        Ok((record, _)) => axum::Json(serde_json::json!({
+            "id": record.id,
+            "version": record.version.to_string(),
+            "componentSha256": record.component_sha256,
+            "manifest": record.manifest,
+        }))
+        .into_response(),
+        Err(response) => response,
+    }
+}
+
+/// `GET /api/v1/agents/plugins/{id}/component`: its component bytes.
+pub async fn plugin_component(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    if let Err(response) = node_of(&state, &headers).await {
+        return response;
+    }
+    match game_plugin(&state, &id).await {
+        Ok((_, bytes)) => (
+            [(axum::http::header::CONTENT_TYPE, "application/wasm")],
+            bytes,
+        )
+            .into_response(),
+        Err(response) => response,
+    }
+}
+
+fn unauthenticated() -> Response {
+    ApiError::Unauthenticated("send the node token as Authorization: Bearer capnode_…".into())
+        .into_response()
+}
+
+struct Session {
+    state: AppState,
+    hub: AgentHub,
+    outbox: CommandOutbox,
+    node_id: String,
+    /// Servers of this node, by id, with the state the Panel has.
+    servers: HashMap<String, String>,
+    /// Commands sent in this session and not finished yet.
+    delivered: HashSet<String>,
+    heartbeat: Duration,
+}
+
+type Sink = futures::stream::SplitSink<WebSocket, Message>;
+type Stream = futures::stream::SplitStream<WebSocket>;
+
+impl Session {
+    fn new(state: AppState, node_id: String) -> Self {
+        let hub = state.agents().clone();
+        let outbox = CommandOutbox::new(state.db().clone());
+        Session {
+            state,
+            hub,
+            outbox,
+            node_id,
+            servers: HashMap::new(),
+            delivered: HashSet::new(),
+            heartbeat: Duration::from_secs(u64::from(HEARTBEAT_SECONDS)),
+        }
+    }
+
+    async fn run(mut self, socket: WebSocket) {
+        let attached = self.hub.attach(&self.node_id);
+        let (mut sink, mut stream) = socket.split();
+        let why = self.serve(&mut sink, &mut stream, &attached).await;
+        tracing::info!(node = %self.node_id, why, "Agent session ended");
+        let _ = sink.send(Message::Close(None)).await;
+        if self.hub.detach(&self.node_id, attached.generation) {
+            self.set_online(false).await;
+        }
+    }
+
+    async fn serve(
+        &mut self,
+        sink: &mut Sink,
+        stream: &mut Stream,
+        attached: &super::Attached,
+    ) -> &'static str {
+        let hello = match tokio::time::timeout(HELLO_TIMEOUT, next_message(stream)).await {
+            Err(_) => return "no hello in time",
+            Ok(Err(why)) => return why,
+            Ok(Ok(message)) => message,
+        };
+        let AgentMessage::Hello {
+            node_id,
+            agent_version,
+            servers,
+        } = hello
+        else {
+            return "the first message was not a hello";
+        };
+        if node_id != self.node_id {
+            tracing::warn!(node = %self.node_id, claimed = %node_id, "hello names another node");
+            return "the hello named another node";
+        }
+        self.hub
+            .touch(&self.node_id, |s| s.agent_version = Some(agent_version));
+        if let Err(error) = self.reconcile(&servers).await {
+            tracing::warn!(node = %self.node_id, %error, "could not reconcile the Agent's report");
+            return "the database failed during reconciliation";
+        }
+        self.set_online(true).await;
+        if let Err(why) = self.deliver(sink).await {
+            return why;
+        }
+        let mut poll = tokio::time::interval(POLL_INTERVAL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_heard = Instant::now();
+        loop {
+            tokio::select! {
+                () = attached.close.notified() => return "a newer session replaced this one",
+                () = attached.wake.notified() => {
+                    if let Err(why) = self.deliver(sink).await {
+                        return why;
+                    }
+                }
+                _ = poll.tick() => {
+                    if last_heard.elapsed() > self.heartbeat * 3 {
+                        return "the Agent went silent";
+                    }
+                    if let Err(why) = self.deliver(sink).await {
+                        return why;
+                    }
+                }
+                message = next_message(stream) => {
+                    let message = match message {
+                        Ok(message) => message,
+                        Err(why) => return why,
+                    };
+                    last_heard = Instant::now();
+                    self.handle(message).await;
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, message: AgentMessage) {
+        match message {
+            AgentMessage::Hello { servers, .. } => {
+                if let Err(error) = self.reconcile(&servers).await {
+                    tracing::warn!(node = %self.node_id, %error, "could not reconcile");
+                }
+            }
+            AgentMessage::Heartbeat { .. } | AgentMessage::Pong { .. } => {
+                self.hub.touch(&self.node_id, |_| {});
+            }
+            AgentMessage::Health(report) => {
+                self.hub.touch(&self.node_id, |s| s.health = Some(report));
+            }
+            AgentMessage::Ack { command_id } => {
+                match self.outbox.ack(&self.node_id, &command_id).await {
+                    Ok(_) | Err(ServersError::Conflict { .. } | ServersError::NotFound(_)) => {}
+                    Err(error) => tracing::warn!(%command_id, %error, "could not record an ack"),
+                }
+            }
+            AgentMessage::CommandResult {
+                command_id,
+                outcome,
+            } => {
+                self.delivered.remove(&command_id);
+                let result = match &outcome {
+                    CommandOutcome::Ok => self.outbox.complete(&self.node_id, &command_id).await,
+                    CommandOutcome::Failed { code, message } => {
+                        self.outbox
+                            .fail(&self.node_id, &command_id, &format!("{code}: {message}"))
+                            .await
+                    }
+                };
+                match result {
+                    Ok(command) => {
+                        if command.action == crate::servers::CommandAction::Delete
+                            && outcome == CommandOutcome::Ok
+                        {
+                            self.servers.remove(&command.server_id);
+                            self.hub.forget_console(&command.server_id);
+                        }
+                    }
+                    Err(ServersError::Conflict { .. } | ServersError::NotFound(_)) => {}
+                    Err(error) => {
+                        tracing::warn!(%command_id, %error, "could not record a command result");
+                    }
+                }
+            }
+            AgentMessage::StateChange {
+                server_id,
+                state,
+                reason,
+                ..
+            } => {
+                if self.owns(&server_id).await {
+                    self.change_state(&server_id, state, reason.as_deref())
+                        .await;
+                }
+            }
+            AgentMessage::ConsoleLines {
+                server_id,
+                lines,
+                dropped,
+            } => {
+                if self.owns(&server_id).await {
+                    self.hub.console(&server_id).push_lines(lines, dropped);
+                }
+            }
+            AgentMessage::ConsoleEvent { server_id, event } => {
+                if self.owns(&server_id).await {
+                    self.console_event(&server_id, event);
+                }
+            }
+            AgentMessage::Stats {
+                server_id,
+                cpu_percent,
+                memory_bytes,
+                uptime_secs,
+                players,
+            } => {
+                if self.owns(&server_id).await {
+                    self.hub.console(&server_id).push_stats(ServerStats {
+                        cpu_percent,
+                        memory_bytes,
+                        uptime_secs,
+                        players,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Whether `server_id` is on this node (asking the database about
+    /// servers created since the hello).
+    async fn owns(&mut self, server_id: &str) -> bool {
+        if self.servers.contains_key(server_id) {
+            return true;
+        }
+        match server::get(self.state.db(), server_id).await {
+            Ok(Some(found)) if found.node_id.as_deref() == Some(self.node_id.as_str()) => {
+                self.servers.insert(found.id, found.state);
+                true
+            }
+            Ok(_) => {
+                tracing::warn!(node = %self.node_id, server = %server_id, "ignoring a report about a server of another node");
+                false
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not check a server's node");
+                false
+            }
+        }
+    }
+
+    async fn reconcile(&mut self, reports: &[ServerReport]) -> Result<(), crate::db::DbError> {
+        let known = server::states_on_node(self.state.db(), &self.node_id).await?;
+        self.servers = known.into_iter().collect();
+        let reported: HashMap<&str, ServerState> = reports
+            .iter()
+            .map(|r| (r.server_id.as_str(), r.state))
+            .collect();
+        let ids: Vec<String> = self.servers.keys().cloned().collect();
+        for id in ids {
+            match reported.get(id.as_str()) {
+                Some(state) => {
+                    self.change_state(&id, *state, Some("reconciled with the Agent's report"))
+                        .await;
+                }
+                None => {
+                    let current = self.servers.get(&id).cloned().unwrap_or_default();
+                    if !matches!(current.as_str(), "offline" | server::STATE_DELETING) {
+                        self.change_state(&id, ServerState::Offline, Some("unknown to the Agent"))
+                            .await;
+                    }
+                }
+            }
+        }
+        for report in reports {
+            if !self.servers.contains_key(&report.server_id) {
+                tracing::warn!(node = %self.node_id, server = %report.server_id,
+                    "the Agent runs a server the Panel does not have on this node");
+            }
+        }
+        Ok(())
+    }
+
+    async fn change_state(&mut self, server_id: &str, to: ServerState, reason: Option<&str>) {
+        let name = state_name(to);
+        match server::set_state(self.state.db(), server_id, name, reason).await {
+            Ok(Some(changed)) => {
+                self.servers.insert(server_id.to_owned(), name.to_owned());
+                self.hub
+                    .console(server_id)
+                    .broadcast(ConsoleFrame::State(name.to_owned()));
+                let event = server::hook_event(
+                    EventKind::ServerStateChanged,
+                    Payload::Server(server::server_info(&changed)),
+                    &Actor::system(),
+                );
+                server::spawn_after(self.state.plugins(), event);
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(server = %server_id, %error, "could not record a state change")
+            }
+        }
+    }
+
+    fn console_event(&self, server_id: &str, event: ConsoleEvent) {
+        let hook = match &event {
+            ConsoleEvent::Ready => Some((EventKind::ConsoleReady, None)),
+            ConsoleEvent::PlayerJoined { name } => {
+                Some((EventKind::ConsolePlayerJoined, Some(name.clone())))
+            }
+            ConsoleEvent::PlayerLeft { name } => {
+                Some((EventKind::ConsolePlayerLeft, Some(name.clone())))
+            }
+            ConsoleEvent::Crash { cause } => Some((EventKind::ConsoleCrash, Some(cause.clone()))),
+            ConsoleEvent::Warning { .. } => None,
+        };
+        if let Some((kind, detail)) = hook {
+            let payload = Payload::Console(ConsoleInfo {
+                server_id: server_id.to_owned(),
+                line: String::new(),
+                detail,
+            });
+            server::spawn_after(
+                self.state.plugins(),
+                server::hook_event(kind, payload, &Actor::system()),
+            );
+        }
+        self.hub
+            .console(server_id)
+            .broadcast(ConsoleFrame::Event(event));
+    }
+
+    /// Sends every unfinished command not sent in this session yet.
+    async fn deliver(&mut self, sink: &mut Sink) -> Result<(), &'static str> {
+        let commands = match self.outbox.unfinished(&self.node_id, BATCH).await {
+            Ok(commands) => commands,
+            Err(error) => {
+                tracing::warn!(%error, "could not read the command outbox");
+                return Ok(());
+            }
+        };
+        for command in commands {
+            if self.delivered.contains(&command.id) {
+                continue;
+            }
+            match plans::to_wire(self.state.db(), self.state.plugins(), &command).await {
+                Ok(wire) => {
+                    send(sink, &PanelMessage::Command(wire)).await?;
+                    self.delivered.insert(command.id);
+                }
+                Err(error) if error.is_transient() => {
+                    tracing::warn!(command = %command.id, %error, "will retry delivering");
+                    return Ok(());
+                }
+                Err(error) => self.refuse(&command.id, &error).await,
+            }
+        }
+        Ok(())
+    }
+
+    async fn refuse(&self, command_id: &str, error: &PlanError) {
+        tracing::warn!(command = %command_id, %error, "cannot deliver a command");
+        if let Err(failed) = self
+            .outbox
+            .fail(
+                &self.node_id,
+                command_id,
+                &format!("{}: {error}", error.code()),
+            )
+            .await
+        {
+            tracing::warn!(command = %command_id, error = %failed, "could not fail a command");
+        }
+    }
+
+    async fn set_online(&self, online: bool) {
+        let db = self.state.db();
+        if let Err(error) = nodes::set_online(db, &self.node_id, online).await {
+            tracing::warn!(node = %self.node_id, %error, "could not record the node's link state");
+            return;
+        }
+        if let Ok(Some(node)) = nodes::get(db, &self.node_id).await {
+            let kind = if online {
+                EventKind::NodeOnline
+            } else {
+                EventKind::NodeOffline
+            };
+            let payload = Payload::Node(NodeInfo {
+                id: node.id,
+                name: node.name,
+                address: node.address,
+            });
+            server::spawn_after(
+                self.state.plugins(),
+                server::hook_event(kind, payload, &Actor::system()),
+            );
+        }
+    }
+}
+
+async fn next_message(stream: &mut Stream) -> Result<AgentMessage, &'static str> {
+    loop {
+        let frame = match stream.next().await {
+            None => return Err("the Agent closed the connection"),
+            Some(Err(_)) => return Err("the connection failed"),
+            Some(Ok(frame)) => frame,
+        };
+        let text = match frame {
+            Message::Text(text) => text,
+            Message::Close(_) => return Err("the Agent closed the connection"),
+            _ => continue,
+        };
+        match decode::<AgentMessage>(text.as_str()) {
+            Ok(message) => return Ok(message),
+            Err(ProtocolError::VersionMismatch { theirs, .. }) => {
+                tracing::warn!(theirs, "an Agent speaks another protocol version");
+                return Err("protocol version mismatch");
+            }
+            Err(error) => tracing::warn!(%error, "ignoring a malformed frame from an Agent"),
+        }
+    }
+}
+
+async fn send(sink: &mut Sink, message: &PanelMessage) -> Result<(), &'static str> {
+    let frame = encode(message).map_err(|_| "a message could not be encoded")?;
+    sink.send(Message::Text(frame.into()))
+        .await
+        .map_err(|_| "the connection failed")
+}

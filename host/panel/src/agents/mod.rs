@@ -1,0 +1,377 @@
+//! The Panel's side of the Agent link and the console relay.
+//!
+//! | Module | What |
+//! | --- | --- |
+//! | [`link`] | `GET /api/v1/agents/connect`: the Agent's WebSocket — hello and reconciliation, command delivery, acks and results, state changes, console batches, classified console events, stats, health |
+//! | [`plans`] | Turning a queued [`crate::servers::Command`] into the wire [`cap_protocol::Command`], asking the game-type plugin for its plans |
+//! | [`console`] | Per-server console tokens and the browsers' WebSocket (`/api/v1/servers/{id}/console`) |
+//!
+//! [`AgentHub`] ties them together: which nodes are connected (and how to
+//! wake their session when a command is queued), and one
+//! [`ConsoleChannel`] per server with a bounded history and a broadcast to
+//! every watching browser.
+//!
+//! Key decisions:
+//!
+//! - **The database is the queue.** Commands are rows in the outbox; a
+//!   session delivers every unfinished command of its node on connect and
+//!   whatever is queued later. [`AgentHub::wake`] makes that immediate, a
+//!   periodic poll covers commands queued by another Panel process on the
+//!   same database. The Agent runs each id once, so delivering twice is
+//!   harmless and losing one is impossible.
+//! - **The Agent's report is the truth about processes.** On every
+//!   connection the hello lists every server's actual state and the Panel
+//!   takes it over (`server.state.changed`, reason `reconciled`); a server
+//!   the Agent does not know is `offline`.
+//! - **Bounded everywhere.** A console channel keeps the last
+//!   [`HISTORY_LINES`] lines; browsers read from a broadcast of
+//!   [`BROADCAST_FRAMES`] frames, and one that falls behind is told how
+//!   many lines it missed instead of slowing the Agent or growing a queue.
+//! - **One session per node.** A new connection with the same node token
+//!   replaces the old one, which is closed.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use cap_protocol::{ConsoleEvent, HealthReport};
+use serde::Serialize;
+use tokio::sync::{Notify, broadcast};
+
+pub mod console;
+pub mod link;
+pub mod plans;
+
+/// Console lines kept per server for browsers that connect later.
+pub const HISTORY_LINES: usize = 500;
+/// Frames buffered per server for browsers that read slowly.
+pub const BROADCAST_FRAMES: usize = 1024;
+
+/// Resource usage of a server, as its Agent last reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerStats {
+    /// CPU use, percent of one core.
+    pub cpu_percent: f64,
+    /// Resident memory, bytes.
+    pub memory_bytes: u64,
+    /// Seconds since the process started.
+    pub uptime_secs: u64,
+    /// Players online, when the game reports it.
+    pub players: Option<u32>,
+}
+
+/// What a console channel broadcasts to browsers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConsoleFrame {
+    /// Output lines, oldest first.
+    Lines(Arc<[String]>),
+    /// Lines the Agent dropped by throttling.
+    Dropped(u64),
+    /// A console line the game-type plugin classified.
+    Event(ConsoleEvent),
+    /// New resource usage.
+    Stats(ServerStats),
+    /// The server's new state.
+    State(String),
+}
+
+/// One server's console: recent lines and the live broadcast.
+#[derive(Debug)]
+pub struct ConsoleChannel {
+    history: Mutex<VecDeque<String>>,
+    stats: Mutex<Option<ServerStats>>,
+    sender: broadcast::Sender<ConsoleFrame>,
+    dropped: AtomicU64,
+}
+
+impl ConsoleChannel {
+    fn new() -> Self {
+        ConsoleChannel {
+            history: Mutex::new(VecDeque::with_capacity(64)),
+            stats: Mutex::new(None),
+            sender: broadcast::channel(BROADCAST_FRAMES).0,
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// The last lines, oldest first.
+    pub fn history(&self) -> Vec<String> {
+        lock(&self.history).iter().cloned().collect()
+    }
+
+    /// The last reported stats.
+    pub fn stats(&self) -> Option<ServerStats> {
+        *lock(&self.stats)
+    }
+
+    /// Lines the Agent reported dropped, in total.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Subscribes to what follows.
+    pub fn subscribe(&self) -> broadcast::Receiver<ConsoleFrame> {
+        self.sender.subscribe()
+    }
+
+    /// Records and broadcasts a batch of lines.
+    pub fn push_lines(&self, lines: Vec<String>, dropped: u64) {
+        if dropped > 0 {
+            self.dropped.fetch_add(dropped, Ordering::Relaxed);
+            let _ = self.sender.send(ConsoleFrame::Dropped(dropped));
+        }
+        if lines.is_empty() {
+            return;
+        }
+        {
+            let mut history = lock(&self.history);
+            let skip = lines.len().saturating_sub(HISTORY_LINES);
+            for line in &lines[skip..] {
+                if history.len() == HISTORY_LINES {
+                    history.pop_front();
+                }
+                history.push_back(line.clone());
+            }
+        }
+        let _ = self.sender.send(ConsoleFrame::Lines(lines.into()));
+    }
+
+    /// Records and broadcasts stats.
+    pub fn push_stats(&self, stats: ServerStats) {
+        *lock(&self.stats) = Some(stats);
+        let _ = self.sender.send(ConsoleFrame::Stats(stats));
+    }
+
+    /// Broadcasts a frame without recording it.
+    pub fn broadcast(&self, frame: ConsoleFrame) {
+        let _ = self.sender.send(frame);
+    }
+}
+
+/// What the hub knows about a connected node.
+#[derive(Debug, Clone)]
+pub struct NodeStatus {
+    /// When the current session started.
+    pub connected_at: Instant,
+    /// When the Agent was last heard from.
+    pub last_heard: Instant,
+    /// Its last health report.
+    pub health: Option<HealthReport>,
+    /// The Agent's version from its hello.
+    pub agent_version: Option<String>,
+}
+
+struct Session {
+    generation: u64,
+    wake: Arc<Notify>,
+    close: Arc<Notify>,
+    status: NodeStatus,
+}
+
+#[derive(Default)]
+struct HubInner {
+    sessions: Mutex<HashMap<String, Session>>,
+    consoles: Mutex<HashMap<String, Arc<ConsoleChannel>>>,
+    generation: AtomicU64,
+}
+
+/// Connected Agents and server consoles. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct AgentHub {
+    inner: Arc<HubInner>,
+}
+
+impl std::fmt::Debug for AgentHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentHub")
+            .field("connected", &lock(&self.inner.sessions).len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A session's registration in the hub; see [`AgentHub::attach`].
+#[derive(Debug)]
+pub struct Attached {
+    /// This session's generation.
+    pub generation: u64,
+    /// Notified when a command for the node is queued.
+    pub wake: Arc<Notify>,
+    /// Notified when a newer session replaced this one.
+    pub close: Arc<Notify>,
+}
+
+impl AgentHub {
+    /// An empty hub.
+    pub fn new() -> Self {
+        AgentHub::default()
+    }
+
+    /// Tells node `node_id`'s session, if any, that a command is queued.
+    pub fn wake(&self, node_id: &str) {
+        if let Some(session) = lock(&self.inner.sessions).get(node_id) {
+            session.wake.notify_one();
+        }
+    }
+
+    /// A waker for code that only has a node id (the plugins' `panel`
+    /// capability).
+    pub fn waker(&self) -> crate::servers::Waker {
+        let hub = self.clone();
+        Arc::new(move |node: &str| hub.wake(node))
+    }
+
+    /// Whether node `node_id` has a live session.
+    pub fn is_connected(&self, node_id: &str) -> bool {
+        lock(&self.inner.sessions).contains_key(node_id)
+    }
+
+    /// The status of a connected node.
+    pub fn status(&self, node_id: &str) -> Option<NodeStatus> {
+        lock(&self.inner.sessions)
+            .get(node_id)
+            .map(|s| s.status.clone())
+    }
+
+    /// Registers a new session for `node_id`, closing any older one.
+    pub fn attach(&self, node_id: &str) -> Attached {
+        let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        let wake = Arc::new(Notify::new());
+        let close = Arc::new(Notify::new());
+        let now = Instant::now();
+        let previous = lock(&self.inner.sessions).insert(
+            node_id.to_owned(),
+            Session {
+                generation,
+                wake: wake.clone(),
+                close: close.clone(),
+                status: NodeStatus {
+                    connected_at: now,
+                    last_heard: now,
+                    health: None,
+                    agent_version: None,
+                },
+            },
+        );
+        if let Some(previous) = previous {
+            previous.close.notify_one();
+        }
+        Attached {
+            generation,
+            wake,
+            close,
+        }
+    }
+
+    /// Removes session `generation` of `node_id`; `false` when a newer
+    /// session had replaced it already (the node is still connected).
+    pub fn detach(&self, node_id: &str, generation: u64) -> bool {
+        let mut sessions = lock(&self.inner.sessions);
+        if sessions
+            .get(node_id)
+            .is_some_and(|s| s.generation == generation)
+        {
+            sessions.remove(node_id);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Updates a connected node's status.
+    pub fn touch(&self, node_id: &str, update: impl FnOnce(&mut NodeStatus)) {
+        if let Some(session) = lock(&self.inner.sessions).get_mut(node_id) {
+            session.status.last_heard = Instant::now();
+            update(&mut session.status);
+        }
+    }
+
+    /// Server `server_id`'s console channel, created on first use.
+    pub fn console(&self, server_id: &str) -> Arc<ConsoleChannel> {
+        lock(&self.inner.consoles)
+            .entry(server_id.to_owned())
+            .or_insert_with(|| Arc::new(ConsoleChannel::new()))
+            .clone()
+    }
+
+    /// Forgets a deleted server's console.
+    pub fn forget_console(&self, server_id: &str) {
+        lock(&self.inner.consoles).remove(server_id);
+    }
+}
+
+/// Marks every node offline (`node.offline` for those recorded online):
+/// what a Panel does at start, before any Agent could have connected.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn mark_all_offline(db: &crate::db::Database) -> Result<(), crate::db::DbError> {
+    let mut after: Option<String> = None;
+    loop {
+        let (page, more) = crate::servers::nodes::list(db, after.as_deref(), 200).await?;
+        after = page.last().map(|n| n.id.clone());
+        for node in page.iter().filter(|n| n.online) {
+            crate::servers::nodes::set_online(db, &node.id, false).await?;
+        }
+        if !more {
+            return Ok(());
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_keeps_only_the_newest_lines() {
+        let channel = ConsoleChannel::new();
+        let lines: Vec<String> = (0..HISTORY_LINES + 10).map(|i| i.to_string()).collect();
+        channel.push_lines(lines, 0);
+        channel.push_lines(vec!["last".into()], 3);
+        let history = channel.history();
+        assert_eq!(history.len(), HISTORY_LINES);
+        assert_eq!(history.first().map(String::as_str), Some("11"));
+        assert_eq!(history.last().map(String::as_str), Some("last"));
+        assert_eq!(channel.dropped(), 3);
+    }
+
+    #[test]
+    fn a_slow_subscriber_learns_how_much_it_missed_instead_of_blocking() {
+        let channel = ConsoleChannel::new();
+        let mut slow = channel.subscribe();
+        for i in 0..BROADCAST_FRAMES + 5 {
+            channel.push_lines(vec![i.to_string()], 0);
+        }
+        assert!(matches!(
+            slow.try_recv(),
+            Err(broadcast::error::TryRecvError::Lagged(5))
+        ));
+        assert_eq!(channel.history().len(), HISTORY_LINES);
+    }
+
+    #[test]
+    fn a_new_session_closes_the_old_one_and_only_the_current_one_detaches() {
+        let hub = AgentHub::new();
+        let first = hub.attach("node_a");
+        let second = hub.attach("node_a");
+        let closed = first.close.notified();
+        tokio::pin!(closed);
+        assert!(
+            closed.as_mut().enable(),
+            "the first session was told to close"
+        );
+        assert!(!hub.detach("node_a", first.generation));
+        assert!(hub.is_connected("node_a"));
+        assert!(hub.detach("node_a", second.generation));
+        assert!(!hub.is_connected("node_a"));
+    }
+}

@@ -1,0 +1,88 @@
+//! `cap agent`: run this machine as a node of a Panel.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use cap_agent::RuntimeConfig;
+use cap_agent::node::{NodeOptions, start};
+use clap::Args;
+
+/// Flags of `cap agent`.
+#[derive(Debug, Args)]
+pub(crate) struct AgentArgs {
+    /// The Panel's URL, e.g. https://panel.example.com (first run only)
+    #[arg(long, value_name = "URL", env = "CAP_AGENT_PANEL")]
+    panel: Option<String>,
+    /// A registration token from the Panel's admin (first run only; used once)
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "CAP_AGENT_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+    /// Data directory: credentials (mode 0600), servers, bookkeeping
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "CAP_AGENT_DATA",
+        default_value = "./data/agent"
+    )]
+    data: PathBuf,
+    /// Where GET /health is served
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "CAP_AGENT_HEALTH",
+        default_value = "127.0.0.1:8081"
+    )]
+    health_listen: SocketAddr,
+    /// A directory searched for game programs after the server directory
+    /// and before PATH; repeatable
+    #[arg(long = "program-dir", value_name = "DIR")]
+    program_dirs: Vec<PathBuf>,
+    /// Console lines forwarded per second per server; the rest are
+    /// dropped and counted
+    #[arg(
+        long,
+        value_name = "N",
+        env = "CAP_AGENT_CONSOLE_RATE",
+        default_value_t = 200
+    )]
+    console_lines_per_second: u32,
+}
+
+pub(crate) fn run(args: AgentArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let mut config = RuntimeConfig::new(&args.data);
+        config.program_dirs = args.program_dirs;
+        config.console.lines_per_second = args.console_lines_per_second.max(1);
+        let node = start(NodeOptions {
+            panel_url: args.panel,
+            registration_token: args.token,
+            data_dir: args.data.clone(),
+            health_listen: args.health_listen,
+            classifiers: cap_agent::Classifiers::new(),
+            supported_games: Vec::new(),
+            runtime: Some(config),
+            resource_limits: None,
+        })
+        .await
+        .context("starting the Agent")?;
+        println!(
+            "Agent running as node {} (health http://{}/health, data in {})",
+            node.node_id,
+            node.health_addr,
+            args.data.display()
+        );
+        cap_panel::shutdown_signal().await;
+        // Game servers keep running; the next start re-adopts them.
+        node.stop().await;
+        Ok(())
+    })
+}

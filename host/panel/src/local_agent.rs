@@ -1,0 +1,163 @@
+//! The Agent `cap up` runs beside the Panel, in the same process.
+//!
+//! It is a real Agent going through the real front door: on the first run
+//! the Panel creates a node named [`LOCAL_NODE`] with
+//! [`LOCAL_PORTS`] on 127.0.0.1, issues a registration token for it, and
+//! the Agent registers over HTTP and connects its WebSocket like any
+//! remote one. Later runs find the Agent's credentials in its data
+//! directory and only reconnect. Console lines are classified by the
+//! Panel's own active game-type plugins (the same sandboxed instances; no
+//! second copy is loaded).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cap_agent::node::{NodeError, NodeOptions, RunningNode, measure_resources};
+use cap_agent::{Classifier, Classifiers, PluginClassifier, RuntimeConfig};
+use cap_runtime::PluginKind;
+
+use crate::db::Actor;
+use crate::http::AppState;
+use crate::servers::{NewNode, ServersError, nodes, registration};
+
+/// The local node's name.
+pub const LOCAL_NODE: &str = "local";
+/// Ports the local node offers on 127.0.0.1.
+pub const LOCAL_PORTS: std::ops::RangeInclusive<u16> = 25565..=25584;
+
+/// Why the local Agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalAgentError {
+    /// The node, its allocations or its token could not be made.
+    #[error("preparing the local node: {0}")]
+    Node(#[from] ServersError),
+    /// The database failed.
+    #[error("preparing the local node: {0}")]
+    Db(#[from] crate::db::DbError),
+    /// The Agent did not start.
+    #[error(transparent)]
+    Agent(#[from] NodeError),
+}
+
+/// Where and how to run the local Agent.
+#[derive(Debug, Clone)]
+pub struct LocalAgentOptions {
+    /// The Agent's data directory.
+    pub data_dir: PathBuf,
+    /// The Panel's URL.
+    pub panel_url: String,
+    /// Extra directories for game programs (see
+    /// [`cap_agent::RuntimeConfig::program_dirs`]).
+    pub program_dirs: Vec<PathBuf>,
+}
+
+/// Game-type classifiers from the Panel's active plugins.
+pub fn classifiers(state: &AppState) -> Classifiers {
+    let mut classifiers = Classifiers::new();
+    if let Some(plugins) = state.plugins() {
+        for plugin in plugins.active_plugins() {
+            if plugin.manifest().has_kind(PluginKind::GameType) {
+                let classifier: Arc<dyn Classifier> =
+                    Arc::new(PluginClassifier::new(plugin.clone()));
+                classifiers.insert(plugin.id().to_owned(), classifier);
+            }
+        }
+    }
+    classifiers
+}
+
+/// Starts the local Agent, creating and registering its node on the first
+/// run.
+///
+/// # Errors
+///
+/// [`LocalAgentError`].
+pub async fn start(
+    state: &AppState,
+    options: LocalAgentOptions,
+) -> Result<RunningNode, LocalAgentError> {
+    let registered = options.data_dir.join("credentials.json").exists();
+    let token = if registered {
+        None
+    } else {
+        Some(prepare_node(state, &options).await?)
+    };
+    let mut runtime = RuntimeConfig::new(&options.data_dir);
+    runtime.program_dirs = options.program_dirs.clone();
+    let node = cap_agent::node::start(NodeOptions {
+        panel_url: Some(options.panel_url.clone()),
+        registration_token: token,
+        data_dir: options.data_dir.clone(),
+        health_listen: ([127, 0, 0, 1], 0).into(),
+        classifiers: classifiers(state),
+        supported_games: state
+            .plugins()
+            .map(|plugins| {
+                plugins
+                    .active_plugins()
+                    .iter()
+                    .filter(|p| p.manifest().has_kind(PluginKind::GameType))
+                    .map(|p| cap_protocol::SupportedGame {
+                        plugin: p.id().to_owned(),
+                        version: p.manifest().plugin.version.to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        runtime: Some(runtime),
+        resource_limits: None,
+    })
+    .await?;
+    Ok(node)
+}
+
+/// Finds or creates the local node and its allocations; a fresh
+/// registration token for it.
+async fn prepare_node(
+    state: &AppState,
+    options: &LocalAgentOptions,
+) -> Result<String, LocalAgentError> {
+    let db = state.db();
+    let actor = Actor::system();
+    let mut existing = None;
+    let mut after: Option<String> = None;
+    loop {
+        let (page, more) = nodes::list(db, after.as_deref(), 100).await?;
+        after = page.last().map(|n| n.id.clone());
+        if let Some(node) = page.into_iter().find(|n| n.name == LOCAL_NODE) {
+            existing = Some(node);
+            break;
+        }
+        if !more {
+            break;
+        }
+    }
+    let node = match existing {
+        Some(node) => node,
+        None => {
+            std::fs::create_dir_all(&options.data_dir).ok();
+            let offered = measure_resources(&options.data_dir);
+            nodes::create(
+                db,
+                &NewNode {
+                    name: LOCAL_NODE.to_owned(),
+                    address: "127.0.0.1".to_owned(),
+                    memory_mb: offered.memory_mb,
+                    disk_mb: offered.disk_mb,
+                    cpu_percent: u64::from(offered.cpu_percent),
+                },
+                &actor,
+            )
+            .await?
+        }
+    };
+    let ports: BTreeSet<u16> = LOCAL_PORTS.collect();
+    match nodes::add_allocations(db, &node.id, "127.0.0.1", &ports, &actor).await {
+        Ok(_) | Err(ServersError::Conflict { .. }) => {}
+        Err(error) => return Err(error.into()),
+    }
+    let issued =
+        registration::issue_token(db, &node.id, time::Duration::minutes(10), &actor).await?;
+    Ok(issued.token)
+}

@@ -1,0 +1,648 @@
+//! The Agent link end to end: a real Agent (`cap_agent::node`) registers
+//! with a real Panel over HTTP, keeps its WebSocket, runs the real
+//! `cap-standin-game` for the real `test-game` plugin, and a browser-like
+//! client watches the console over the Panel's console WebSocket.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cap_agent::RuntimeConfig;
+use cap_agent::node::{NodeOptions, RunningNode};
+use cap_panel::db::Actor;
+use cap_panel::http::Principal;
+use cap_panel::identity::users::{NewUser, create_user};
+use cap_panel::servers::access;
+use cap_panel::{Panel, RunningPanel};
+use futures::{SinkExt, StreamExt};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::nodes::{call, json_of};
+use crate::plugins::{PLUGIN_ADMIN, install_and_activate};
+use crate::support::{TestDb, Tokens};
+
+/// A subuser with `control.console` only.
+const VIEWER: &str = "viewer-token";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+async fn start_panel(db: &TestDb) -> (RunningPanel, String) {
+    let handle = db.connect().await;
+    let viewer = NewUser {
+        username: "viewer".into(),
+        ..NewUser::default()
+    };
+    let viewer = create_user(&handle, &viewer, None, &Actor::system())
+        .await
+        .expect("a user");
+    handle.close().await;
+    let all: Vec<&str> = access::server_permissions()
+        .iter()
+        .copied()
+        .chain([
+            "server.delete",
+            "server.create",
+            "admin.plugins",
+            "admin.nodes",
+            "admin.servers",
+            "audit.read",
+        ])
+        .collect();
+    let tokens = Tokens::from_principals([
+        (
+            PLUGIN_ADMIN,
+            Principal::new("user-admin").with_permissions(all),
+        ),
+        (
+            VIEWER,
+            Principal::new(viewer.id.clone()).with_permissions(["control.console"]),
+        ),
+    ]);
+    let panel = Panel::builder(db.config())
+        .authenticator(tokens)
+        .bind()
+        .await
+        .expect("the Panel starts")
+        .spawn();
+    (panel, viewer.id)
+}
+
+async fn api(
+    panel: &RunningPanel,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    status: u16,
+) -> Value {
+    json_of(
+        call(panel, method, path, Some(PLUGIN_ADMIN), body).await,
+        status,
+    )
+    .await
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, for at most 30 s.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+struct Site {
+    panel: RunningPanel,
+    viewer_id: String,
+    node_id: String,
+    server_id: String,
+    agent_dir: tempfile::TempDir,
+}
+
+async fn start_agent(
+    site_panel: &RunningPanel,
+    dir: &std::path::Path,
+    token: Option<String>,
+) -> RunningNode {
+    let standin_dir: PathBuf = cap_e2e::standin()
+        .parent()
+        .expect("the stand-in has a directory")
+        .to_path_buf();
+    let mut runtime = RuntimeConfig::new(dir);
+    runtime.program_dirs = vec![standin_dir];
+    runtime.term_grace = Duration::from_secs(2);
+    runtime.stats_interval = Duration::from_millis(500);
+    cap_agent::node::start(NodeOptions {
+        panel_url: Some(site_panel.url("")),
+        registration_token: token,
+        data_dir: dir.to_path_buf(),
+        health_listen: ([127, 0, 0, 1], 0).into(),
+        // Nothing preloaded: the Agent pulls test-game from the Panel.
+        classifiers: cap_agent::Classifiers::new(),
+        supported_games: Vec::new(),
+        runtime: Some(runtime),
+        resource_limits: None,
+    })
+    .await
+    .expect("the Agent starts")
+}
+
+async fn node_online(panel: &RunningPanel, node_id: &str, online: bool) {
+    eventually(&format!("node online = {online}"), || async {
+        let node = api(
+            panel,
+            Method::GET,
+            &format!("/api/v1/nodes/{node_id}"),
+            None,
+            200,
+        )
+        .await;
+        (node["online"] == json!(online)).then_some(())
+    })
+    .await;
+}
+
+async fn server_state(panel: &RunningPanel, server_id: &str, state: &str) {
+    eventually(&format!("server state {state}"), || async {
+        let server = api(
+            panel,
+            Method::GET,
+            &format!("/api/v1/servers/{server_id}"),
+            None,
+            200,
+        )
+        .await;
+        (server["state"] == json!(state)).then_some(())
+    })
+    .await;
+}
+
+async fn command_state(panel: &RunningPanel, server_id: &str, command_id: &str) -> Value {
+    eventually(&format!("command {command_id} to finish"), || async {
+        let page = api(
+            panel,
+            Method::GET,
+            &format!("/api/v1/servers/{server_id}/commands?limit=100"),
+            None,
+            200,
+        )
+        .await;
+        page["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|c| c["id"] == json!(command_id)).cloned())
+            .filter(|c| c["state"] == json!("done") || c["state"] == json!("failed"))
+    })
+    .await
+}
+
+/// A Panel with test-game, a node with one allocation on loopback, a
+/// registered and connected Agent, and a test-game server on it.
+async fn site(db: &TestDb) -> (Site, RunningNode) {
+    let (panel, viewer_id) = start_panel(db).await;
+    install_and_activate(&panel, "test-game").await;
+    let node = api(
+        &panel,
+        Method::POST,
+        "/api/v1/nodes",
+        Some(json!({"name": "n1", "address": "127.0.0.1", "memory_mb": 8192, "disk_mb": 10000, "cpu_percent": 400})),
+        201,
+    )
+    .await;
+    let node_id = node["id"].as_str().expect("id").to_owned();
+    api(
+        &panel,
+        Method::POST,
+        &format!("/api/v1/nodes/{node_id}/allocations"),
+        Some(json!({"ip": "127.0.0.1", "ports": [free_port()]})),
+        201,
+    )
+    .await;
+    let token = api(
+        &panel,
+        Method::POST,
+        &format!("/api/v1/nodes/{node_id}/registration-tokens"),
+        Some(json!({})),
+        201,
+    )
+    .await;
+    let agent_dir = tempfile::tempdir().expect("a temporary directory");
+    let token = token["token"].as_str().expect("token").to_owned();
+    let agent = start_agent(&panel, agent_dir.path(), Some(token)).await;
+    assert_eq!(agent.node_id, node_id);
+    node_online(&panel, &node_id, true).await;
+    let server = api(
+        &panel,
+        Method::POST,
+        "/api/v1/servers",
+        Some(json!({
+            "name": "e2e",
+            "node_id": node_id,
+            "game": {"plugin": "test-game"},
+            "variables": {"READY_DELAY_MS": "100"},
+            "limits": {"memory_mb": 2048, "disk_mb": 1000, "cpu_percent": 100}
+        })),
+        201,
+    )
+    .await;
+    let server_id = server["id"].as_str().expect("id").to_owned();
+    (
+        Site {
+            panel,
+            viewer_id,
+            node_id,
+            server_id,
+            agent_dir,
+        },
+        agent,
+    )
+}
+
+/// A console WebSocket client recording every frame it receives.
+struct Console {
+    frames: Arc<Mutex<Vec<Value>>>,
+    out: futures::channel::mpsc::UnboundedSender<Message>,
+}
+
+impl Console {
+    async fn open(panel: &RunningPanel, server_id: &str, bearer: &str) -> Console {
+        let ticket = json_of(
+            call(
+                panel,
+                Method::GET,
+                &format!("/api/v1/servers/{server_id}/websocket"),
+                Some(bearer),
+                None,
+            )
+            .await,
+            200,
+        )
+        .await;
+        let url = format!(
+            "ws://{}{}",
+            panel.local_addr(),
+            ticket["socket"].as_str().expect("socket")
+        );
+        let (socket, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("the console socket opens");
+        let (mut sink, mut stream) = socket.split();
+        let frames = Arc::new(Mutex::new(Vec::new()));
+        let recorded = frames.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(message)) = stream.next().await {
+                if let Message::Text(text) = message
+                    && let Ok(value) = serde_json::from_str::<Value>(text.as_str())
+                {
+                    recorded.lock().expect("frames").push(value);
+                }
+            }
+        });
+        let (out, mut outgoing) = futures::channel::mpsc::unbounded::<Message>();
+        tokio::spawn(async move {
+            while let Some(message) = outgoing.next().await {
+                if sink.send(message).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let console = Console { frames, out };
+        console.send("auth", json!([ticket["token"]]));
+        console
+    }
+
+    fn send(&self, event: &str, args: Value) {
+        let frame = json!({"event": event, "args": args}).to_string();
+        self.out
+            .unbounded_send(Message::text(frame))
+            .expect("the console socket is open");
+    }
+
+    fn frames(&self) -> Vec<Value> {
+        self.frames.lock().expect("frames").clone()
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.frames()
+            .iter()
+            .filter(|f| f["event"] == "console output")
+            .filter_map(|f| f["args"][0].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    async fn wait_for(&self, what: &str, predicate: impl Fn(&Value) -> bool) -> Value {
+        self.wait_for_after(0, what, predicate).await
+    }
+
+    /// Waits for a frame matching `predicate` among those after the first
+    /// `start`.
+    async fn wait_for_after(
+        &self,
+        start: usize,
+        what: &str,
+        predicate: impl Fn(&Value) -> bool,
+    ) -> Value {
+        eventually(what, || async {
+            self.frames().into_iter().skip(start).find(|f| predicate(f))
+        })
+        .await
+    }
+}
+
+fn event_is(frame: &Value, event: &str, arg: Value) -> bool {
+    frame["event"] == event && frame["args"][0] == arg
+}
+
+#[tokio::test]
+async fn a_server_goes_from_install_to_ready_to_stopped_through_a_real_agent_and_the_browser_sees_it()
+ {
+    let db = TestDb::sqlite().await;
+    let (site, agent) = site(&db).await;
+    let panel = &site.panel;
+    let server = &site.server_id;
+
+    let install = api(
+        panel,
+        Method::POST,
+        &format!("/api/v1/servers/{server}/install"),
+        None,
+        202,
+    )
+    .await;
+    let finished = command_state(panel, server, install["commandId"].as_str().expect("id")).await;
+    assert_eq!(finished["state"], "done", "{finished:#}");
+
+    let console = Console::open(panel, server, PLUGIN_ADMIN).await;
+    console
+        .wait_for("auth success", |f| f["event"] == "auth success")
+        .await;
+    console
+        .wait_for("the offline status", |f| {
+            event_is(f, "status", json!("offline"))
+        })
+        .await;
+
+    api(
+        panel,
+        Method::POST,
+        &format!("/api/v1/servers/{server}/power"),
+        Some(json!({"action": "start"})),
+        202,
+    )
+    .await;
+    console
+        .wait_for("the running status", |f| {
+            event_is(f, "status", json!("running"))
+        })
+        .await;
+    console
+        .wait_for("the ready event", |f| {
+            f["event"] == "console event" && f["args"][0]["kind"] == "ready"
+        })
+        .await;
+    assert!(
+        console.lines().iter().any(|l| l == "READY"),
+        "{:?}",
+        console.lines()
+    );
+    server_state(panel, server, "running").await;
+    console
+        .wait_for("stats", |f| {
+            f["event"] == "stats" && f["args"][0]["memoryBytes"].as_u64() > Some(0)
+        })
+        .await;
+
+    console.send("send command", json!(["say hello from the browser"]));
+    console
+        .wait_for("the command's acceptance", |f| {
+            f["event"] == "command accepted"
+        })
+        .await;
+    console
+        .wait_for("the echo", |f| {
+            event_is(f, "console output", json!("SAY hello from the browser"))
+        })
+        .await;
+
+    console.send("send command", json!(["join alice"]));
+    console
+        .wait_for("the join event", |f| {
+            f["event"] == "console event"
+                && f["args"][0] == json!({"kind": "player-joined", "name": "alice"})
+        })
+        .await;
+
+    let before_stop = console.frames().len();
+    console.send("set state", json!(["stop"]));
+    console
+        .wait_for_after(before_stop, "the offline status again", |f| {
+            event_is(f, "status", json!("offline"))
+        })
+        .await;
+    server_state(panel, server, "offline").await;
+    assert!(
+        console.lines().iter().any(|l| l == "STOPPING"),
+        "{:?}",
+        console.lines()
+    );
+
+    // Every transition is in the audit log, attributed to the system.
+    let events = api(
+        panel,
+        Method::GET,
+        &format!("/api/v1/audit-log?subject_type=server&subject_id={server}&limit=200"),
+        None,
+        200,
+    )
+    .await;
+    let changes: Vec<(String, String)> = events["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| e["kind"] == "server.state.changed")
+        .map(|e| {
+            (
+                e["data"]["from"].as_str().unwrap_or_default().to_owned(),
+                e["data"]["to"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        changes.contains(&("starting".into(), "running".into())),
+        "{changes:?}"
+    );
+    assert!(changes.iter().any(|(_, to)| to == "offline"), "{changes:?}");
+
+    agent.stop().await;
+    node_online(panel, &site.node_id, false).await;
+    drop(site);
+}
+
+#[tokio::test]
+async fn commands_queued_while_the_agent_is_away_run_once_when_it_returns_and_running_servers_are_readopted()
+ {
+    let db = TestDb::sqlite().await;
+    let (site, agent) = site(&db).await;
+    let panel = &site.panel;
+    let server = &site.server_id;
+    let start = api(
+        panel,
+        Method::POST,
+        &format!("/api/v1/servers/{server}/power"),
+        Some(json!({"action": "start"})),
+        202,
+    )
+    .await;
+    command_state(panel, server, start["commandId"].as_str().expect("id")).await;
+    server_state(panel, server, "running").await;
+
+    agent.stop().await;
+    node_online(panel, &site.node_id, false).await;
+    let queued = api(
+        panel,
+        Method::POST,
+        &format!("/api/v1/servers/{server}/command"),
+        Some(json!({"command": "say while you were away"})),
+        202,
+    )
+    .await;
+    let command_id = queued["commandId"].as_str().expect("id").to_owned();
+
+    // The Agent comes back with its stored credentials (no token).
+    let agent = start_agent(panel, site.agent_dir.path(), None).await;
+    node_online(panel, &site.node_id, true).await;
+    let finished = command_state(panel, server, &command_id).await;
+    assert_eq!(finished["state"], "done", "{finished:#}");
+    // Still running: the game server outlived the Agent and was re-adopted.
+    server_state(panel, server, "running").await;
+
+    let console = Console::open(panel, server, PLUGIN_ADMIN).await;
+    console
+        .wait_for("the echo", |f| {
+            event_is(f, "console output", json!("SAY while you were away"))
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let echoes = console
+        .lines()
+        .iter()
+        .filter(|l| *l == "SAY while you were away")
+        .count();
+    assert_eq!(
+        echoes,
+        1,
+        "the command ran exactly once: {:?}",
+        console.lines()
+    );
+
+    api(
+        panel,
+        Method::POST,
+        &format!("/api/v1/servers/{server}/power"),
+        Some(json!({"action": "kill"})),
+        202,
+    )
+    .await;
+    server_state(panel, server, "offline").await;
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn the_console_refuses_bad_tokens_and_power_actions_beyond_the_token() {
+    let db = TestDb::sqlite().await;
+    let (site, agent) = site(&db).await;
+    let panel = &site.panel;
+    let server = &site.server_id;
+
+    // A subuser with control.console only may talk but not start.
+    api(
+        panel,
+        Method::POST,
+        &format!("/api/v1/servers/{server}/subusers"),
+        Some(json!({"user_id": site.viewer_id, "permissions": ["control.console"]})),
+        201,
+    )
+    .await;
+    let console = Console::open(panel, server, VIEWER).await;
+    console
+        .wait_for("auth success", |f| f["event"] == "auth success")
+        .await;
+    console.send("set state", json!(["start"]));
+    let refused = console
+        .wait_for("the refusal", |f| f["event"] == "error")
+        .await;
+    assert_eq!(refused["args"][0]["code"], "forbidden", "{refused:#}");
+
+    // A forged token gets a jwt error and the socket closes.
+    let url = format!(
+        "ws://{}/api/v1/servers/{server}/console",
+        panel.local_addr()
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("opens");
+    socket
+        .send(Message::text(
+            json!({"event": "auth", "args": ["eyJhbGciOiJub25lIn0.e30."]}).to_string(),
+        ))
+        .await
+        .expect("sends");
+    let reply = socket.next().await.expect("a frame").expect("readable");
+    let reply: Value = serde_json::from_str(reply.to_text().expect("text")).expect("JSON");
+    assert_eq!(reply["event"], "jwt error", "{reply:#}");
+
+    // A ticket needs control.console on that server.
+    let other = call(
+        panel,
+        Method::GET,
+        "/api/v1/servers/srv_missing/websocket",
+        Some(VIEWER),
+        None,
+    )
+    .await;
+    assert_eq!(other.status(), 404);
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn an_agent_refuses_a_game_plugin_whose_bytes_differ_from_what_the_command_named() {
+    let db = TestDb::sqlite().await;
+    let (site, agent) = site(&db).await;
+    let panel = &site.panel;
+    let server = &site.server_id;
+    // Someone swaps the component on the Panel's disk after it was loaded:
+    // the Panel still names the digest it verified at install.
+    let sha = panel
+        .state()
+        .plugins()
+        .expect("plugin management")
+        .get("test-game")
+        .await
+        .expect("test-game is installed")
+        .component_sha256;
+    let path = db
+        .config()
+        .data_dir
+        .join("plugins")
+        .join(format!("{sha}.wasm"));
+    let mut bytes = std::fs::read(&path).expect("the stored component");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, bytes).expect("tampering");
+
+    let start = api(
+        panel,
+        Method::POST,
+        &format!("/api/v1/servers/{server}/power"),
+        Some(json!({"action": "start"})),
+        202,
+    )
+    .await;
+    let finished = command_state(panel, server, start["commandId"].as_str().expect("id")).await;
+    assert_eq!(finished["state"], "failed", "{finished:#}");
+    let detail = finished["detail"].as_str().unwrap_or_default();
+    assert!(detail.starts_with("plugin-checksum-mismatch"), "{detail}");
+    // Nothing was cached or started.
+    server_state(panel, server, "offline").await;
+    assert!(
+        std::fs::read_dir(site.agent_dir.path().join("plugins"))
+            .map(|d| d
+                .filter_map(Result::ok)
+                .all(|e| !e.file_name().to_string_lossy().ends_with(".wasm")))
+            .unwrap_or(true)
+    );
+    agent.stop().await;
+}
