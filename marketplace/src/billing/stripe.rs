@@ -154,7 +154,7 @@ impl Gateway {
             .await
             .map_err(|e| GatewayError::Request(e.to_string()))?;
         Ok(CreatedSession {
-            id: session.id.to_string(),
+            id: session.id.as_str().to_owned(),
             url: session.url,
             expires_at: session.expires_at,
         })

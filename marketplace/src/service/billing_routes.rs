@@ -530,7 +530,8 @@ pub struct WebhookReceipt {
     /// `true` if the event had been processed before (nothing changed).
     pub duplicate: bool,
     /// What the event did: `entitlement-granted`, `entitlement-revoked`,
-    /// `ignored` or `duplicate`.
+    /// `unchanged` (the checkout's entitlement exists already), `ignored`
+    /// or `duplicate`.
     pub effect: String,
 }
 
@@ -585,12 +586,16 @@ pub(crate) async fn stripe_webhook(
         {
             Some(checkout) => {
                 let id = format!("ent_{}", &random_token()?[..32]);
-                let entitlement = store
+                let (entitlement, new) = store
                     .grant_entitlement(&mut tx, &id, &checkout, payment_intent.as_deref(), now)
                     .await?;
-                tracing::info!(event = %event.id, entitlement = %entitlement.id, package = %entitlement.package_id,
-                    panel = %entitlement.panel_instance, "entitlement granted");
-                "entitlement-granted"
+                if new {
+                    tracing::info!(event = %event.id, entitlement = %entitlement.id, package = %entitlement.package_id,
+                        panel = %entitlement.panel_instance, "entitlement granted");
+                    "entitlement-granted"
+                } else {
+                    "unchanged"
+                }
             }
             None => {
                 tracing::warn!(event = %event.id, %session, "paid session of no known checkout");

@@ -323,7 +323,8 @@ impl Store {
     }
 
     /// Grants the entitlement of a paid checkout (once per checkout).
-    /// Returns the entitlement, new or existing.
+    /// Returns the entitlement and whether it is new (an existing one,
+    /// active or revoked, is returned unchanged).
     pub async fn grant_entitlement(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -331,7 +332,7 @@ impl Store {
         checkout: &Checkout,
         payment_intent: Option<&str>,
         now: i64,
-    ) -> Result<Entitlement, sqlx::Error> {
+    ) -> Result<(Entitlement, bool), sqlx::Error> {
         let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {ENTITLEMENT_COLUMNS} FROM entitlements WHERE checkout_id = $1"
         )))
@@ -339,7 +340,7 @@ impl Store {
         .fetch_optional(&mut **tx)
         .await?;
         if let Some(row) = existing {
-            return entitlement_row(&row);
+            return Ok((entitlement_row(&row)?, false));
         }
         sqlx::query(
             "INSERT INTO entitlements (id, package_id, panel_instance, checkout_id, payment_intent, status, created_at) \
@@ -354,17 +355,20 @@ impl Store {
         .bind(now)
         .execute(&mut **tx)
         .await?;
-        Ok(Entitlement {
-            id: id.to_owned(),
-            package_id: checkout.package_id.clone(),
-            panel_instance: checkout.panel_instance.clone(),
-            checkout_id: checkout.id.clone(),
-            payment_intent: payment_intent.map(str::to_owned),
-            active: true,
-            revoke_reason: None,
-            created_at: now,
-            revoked_at: None,
-        })
+        Ok((
+            Entitlement {
+                id: id.to_owned(),
+                package_id: checkout.package_id.clone(),
+                panel_instance: checkout.panel_instance.clone(),
+                checkout_id: checkout.id.clone(),
+                payment_intent: payment_intent.map(str::to_owned),
+                active: true,
+                revoke_reason: None,
+                created_at: now,
+                revoked_at: None,
+            },
+            true,
+        ))
     }
 
     /// Revokes the active entitlements paid by `payment_intent`; how many.

@@ -485,7 +485,7 @@ async fn a_replayed_event_is_acknowledged_and_changes_nothing() {
     let mut resent = paid.clone();
     resent["id"] = json!("evt_resent_under_a_new_id");
     let (_, answer, _, _) = shop.stub.deliver(&resent).await;
-    assert_eq!(answer["effect"], "entitlement-granted");
+    assert_eq!(answer["effect"], "unchanged");
     let (_, list) = shop.get("/panels/me/licenses", Some(&panel)).await;
     assert_eq!(list["licenses"].as_array().map(Vec::len), Some(1), "{list}");
     assert_eq!(list["licenses"][0]["status"], "revoked");
