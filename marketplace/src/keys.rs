@@ -186,6 +186,11 @@ impl PublicKey {
         &self.id
     }
 
+    /// The Ed25519 verifying key (for [`crate::license::verify_license`]).
+    pub fn verifying_key(&self) -> &ed25519_dalek::VerifyingKey {
+        &self.key
+    }
+
     /// The key as 64 hex digits.
     pub fn to_hex(&self) -> String {
         hex::encode(self.key.as_bytes())

@@ -32,8 +32,17 @@
 //! [`server::MarketplaceServer`] is the registry: publishers, keys,
 //! publishing, yanking, downloads, search, the logs and the timestamp over
 //! HTTP (axum, SQLite or PostgreSQL through sqlx).
+//!
+//! # Billing
+//!
+//! [`billing`] sells paid plugins through Stripe Checkout (Connect
+//! destination charges with the Marketplace's fee) and turns paid
+//! purchases into entitlements; [`license`] tokens, signed by the
+//! Marketplace key, let a Panel check an entitlement offline.
 
+pub mod billing;
 pub mod keys;
+pub mod license;
 pub mod lockfile;
 pub mod log;
 pub mod resolve;

@@ -200,6 +200,11 @@ impl Notary {
         self.key.public()
     }
 
+    /// A license token for `claims`, signed with the Marketplace key.
+    pub fn issue_license(&self, claims: &crate::license::LicenseClaims) -> String {
+        crate::license::issue_license(&self.key, claims)
+    }
+
     /// The countersignature of an author's release signature.
     pub fn countersign(
         &self,

@@ -16,11 +16,13 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::billing::BillingConfig;
+use crate::billing::stripe::{Gateway, GatewayError};
 use crate::keys::{KeyError, PublicKey, SecretKey};
 use crate::log::Notary;
 use crate::service::rate_limit::RateLimit;
 use crate::service::store::{Store, StoreError};
-use crate::service::{self, AppState};
+use crate::service::{self, AppState, Billing};
 
 /// How the Marketplace runs.
 #[derive(Debug, Clone)]
@@ -39,6 +41,9 @@ pub struct MarketplaceConfig {
     pub rate_limit: RateLimit,
     /// Largest request body (package upload), bytes.
     pub max_upload: usize,
+    /// Paid plugins through Stripe; `None` sells nothing (billing
+    /// endpoints answer `503 billing-disabled`).
+    pub billing: Option<BillingConfig>,
 }
 
 impl MarketplaceConfig {
@@ -53,6 +58,7 @@ impl MarketplaceConfig {
             timestamp_ttl: 3600,
             rate_limit: RateLimit::default(),
             max_upload: cap_runtime::package::MAX_PACKAGE_BYTES as usize,
+            billing: None,
         }
     }
 }
@@ -69,6 +75,9 @@ pub enum ServerError {
     /// The database could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The Stripe client could not be configured.
+    #[error(transparent)]
+    Billing(#[from] GatewayError),
 }
 
 /// A configured, bound Marketplace, not yet serving.
@@ -103,7 +112,20 @@ impl MarketplaceServer {
         let store = Store::connect(&url, config.max_connections.max(2)).await?;
         let blobs = config.data_dir.join("packages");
         tokio::fs::create_dir_all(&blobs).await?;
-        let state = AppState::new(store, Notary::new(key), blobs, config.timestamp_ttl);
+        let billing = match &config.billing {
+            Some(billing) => Some(Billing {
+                gateway: Gateway::new(billing)?,
+                config: billing.clone(),
+            }),
+            None => None,
+        };
+        let state = AppState::new(
+            store,
+            Notary::new(key),
+            blobs,
+            config.timestamp_ttl,
+            billing,
+        );
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         Ok(MarketplaceServer {

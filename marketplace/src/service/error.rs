@@ -95,6 +95,27 @@ pub enum ApiError {
     /// `422 key-revoked`: the key was revoked.
     #[error("{0}")]
     KeyRevoked(String),
+    /// `409 not-for-sale`: the package is free (or has no price).
+    #[error("{0}")]
+    NotForSale(String),
+    /// `409 payouts-not-configured`: the publisher has no Stripe account.
+    #[error("{0}")]
+    PayoutsNotConfigured(String),
+    /// `409 already-entitled`: the Panel instance already owns the plugin.
+    #[error("{0}")]
+    AlreadyEntitled(String),
+    /// `403 entitlement-revoked`: refunded or lost in a dispute.
+    #[error("{0}")]
+    EntitlementRevoked(String),
+    /// `400 invalid-webhook-signature`: the `Stripe-Signature` check failed.
+    #[error("{0}")]
+    InvalidWebhookSignature(String),
+    /// `503 billing-disabled`: this Marketplace sells nothing.
+    #[error("billing is not configured on this Marketplace")]
+    BillingDisabled,
+    /// `502 payment-provider-error`: Stripe refused or did not answer.
+    #[error("the payment provider failed: {0}")]
+    PaymentProvider(String),
     /// `413 payload-too-large`.
     #[error("the request body is larger than the Marketplace accepts")]
     PayloadTooLarge,
@@ -114,6 +135,9 @@ impl ApiError {
     /// `bad-request`, `unauthenticated`, `not-owner`, `not-found`,
     /// `version-exists`, `name-taken`, `conflict`, `invalid-package`,
     /// `invalid-signature`, `unknown-key`, `key-revoked`,
+    /// `not-for-sale`, `payouts-not-configured`, `already-entitled`,
+    /// `entitlement-revoked`, `invalid-webhook-signature`, `billing-disabled`,
+    /// `payment-provider-error`,
     /// `payload-too-large`, `method-not-allowed`, `rate-limited`, `internal-error`.
     pub fn code(&self) -> (StatusCode, &'static str, &'static str) {
         use StatusCode as S;
@@ -150,6 +174,31 @@ impl ApiError {
             ),
             Self::UnknownKey(_) => (S::UNPROCESSABLE_ENTITY, "unknown-key", "Unknown key"),
             Self::KeyRevoked(_) => (S::UNPROCESSABLE_ENTITY, "key-revoked", "Key revoked"),
+            Self::NotForSale(_) => (S::CONFLICT, "not-for-sale", "Not for sale"),
+            Self::PayoutsNotConfigured(_) => (
+                S::CONFLICT,
+                "payouts-not-configured",
+                "Publisher cannot be paid",
+            ),
+            Self::AlreadyEntitled(_) => (S::CONFLICT, "already-entitled", "Already purchased"),
+            Self::EntitlementRevoked(_) => {
+                (S::FORBIDDEN, "entitlement-revoked", "Entitlement revoked")
+            }
+            Self::InvalidWebhookSignature(_) => (
+                S::BAD_REQUEST,
+                "invalid-webhook-signature",
+                "Invalid webhook signature",
+            ),
+            Self::BillingDisabled => (
+                S::SERVICE_UNAVAILABLE,
+                "billing-disabled",
+                "Billing disabled",
+            ),
+            Self::PaymentProvider(_) => (
+                S::BAD_GATEWAY,
+                "payment-provider-error",
+                "Payment provider error",
+            ),
             Self::PayloadTooLarge => (
                 S::PAYLOAD_TOO_LARGE,
                 "payload-too-large",

@@ -5,6 +5,10 @@
 //! ([`error`]); every client address is rate limited ([`rate_limit`]);
 //! `GET /api/v1/openapi.json` describes the API.
 //!
+//! Billing ([`billing_routes`], [`billing_store`]) is enabled by a
+//! [`BillingConfig`]; without one its endpoints answer
+//! `503 billing-disabled`.
+//!
 //! Package files are stored once per content at
 //! `<data>/packages/<sha256[0..2]>/<sha256>.cap`, written to a temporary
 //! name and renamed, so a reader never sees half a file and identical
@@ -24,8 +28,12 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::billing::BillingConfig;
+use crate::billing::stripe::Gateway;
 use crate::log::Notary;
 
+pub mod billing_routes;
+pub mod billing_store;
 pub mod error;
 pub mod rate_limit;
 pub mod routes;
@@ -53,6 +61,16 @@ struct Inner {
     notary: Notary,
     blobs: PathBuf,
     timestamp_ttl: i64,
+    billing: Option<Billing>,
+}
+
+/// Billing's configuration and Stripe client, when billing is enabled.
+#[derive(Debug, Clone)]
+pub struct Billing {
+    /// The configuration.
+    pub config: BillingConfig,
+    /// The Stripe client.
+    pub gateway: Gateway,
 }
 
 impl std::fmt::Debug for AppState {
@@ -65,16 +83,29 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// State over `store`, signing with `notary`, storing files below `blobs`.
-    pub fn new(store: Store, notary: Notary, blobs: PathBuf, timestamp_ttl: i64) -> AppState {
+    /// State over `store`, signing with `notary`, storing files below
+    /// `blobs`, selling through `billing` if set.
+    pub fn new(
+        store: Store,
+        notary: Notary,
+        blobs: PathBuf,
+        timestamp_ttl: i64,
+        billing: Option<Billing>,
+    ) -> AppState {
         AppState {
             inner: Arc::new(Inner {
                 store,
                 notary,
                 blobs,
                 timestamp_ttl,
+                billing,
             }),
         }
+    }
+
+    /// Billing, or `503 billing-disabled`.
+    pub fn billing(&self) -> Result<&Billing, ApiError> {
+        self.inner.billing.as_ref().ok_or(ApiError::BillingDisabled)
     }
 
     /// The database.
@@ -133,6 +164,7 @@ impl AppState {
         (name = "publishers", description = "Accounts and signing keys"),
         (name = "packages", description = "Publishing, browsing, downloading, yanking"),
         (name = "transparency", description = "Logs, timestamps and the Marketplace key"),
+        (name = "billing", description = "Prices, payouts, checkout, the Stripe webhook, licenses"),
     )
 )]
 pub struct ApiDoc;
@@ -148,6 +180,17 @@ impl utoipa::Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some("A publisher token from POST /api/v1/publishers."))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "panel",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A Panel instance token from POST /api/v1/panels (not a publisher token).",
+                    ))
                     .build(),
             ),
         );
@@ -169,7 +212,17 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::log))
         .routes(routes!(routes::download))
         .routes(routes!(routes::yank))
-        .routes(routes!(routes::unyank));
+        .routes(routes!(routes::unyank))
+        .routes(routes!(
+            billing_routes::set_price,
+            billing_routes::clear_price
+        ))
+        .routes(routes!(billing_routes::set_payouts))
+        .routes(routes!(billing_routes::register_panel))
+        .routes(routes!(billing_routes::checkout))
+        .routes(routes!(billing_routes::stripe_webhook))
+        .routes(routes!(billing_routes::licenses))
+        .routes(routes!(billing_routes::renew_license));
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1)
 }
 

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
+use super::billing_routes::PriceView;
 use super::error::{ApiError, ApiResult, FieldError, Problem};
 use super::store::{Publisher, Search, StoredPackage, StoredRelease};
 use crate::keys::{KeyId, PublicKey, Signature};
@@ -95,7 +96,7 @@ impl FromRequestParts<AppState> for Authed {
     }
 }
 
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     (2..=63).contains(&bytes.len())
         && bytes[0].is_ascii_lowercase()
@@ -104,7 +105,7 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
 }
 
-fn parse_version(field: &str, text: &str) -> ApiResult<semver::Version> {
+pub(crate) fn parse_version(field: &str, text: &str) -> ApiResult<semver::Version> {
     semver::Version::parse(text).map_err(|e| {
         ApiError::Validation(vec![FieldError::new(
             "path",
@@ -114,7 +115,7 @@ fn parse_version(field: &str, text: &str) -> ApiResult<semver::Version> {
     })
 }
 
-fn random_token() -> ApiResult<String> {
+pub(crate) fn random_token() -> ApiResult<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(format!("randomness: {e}")))?;
     Ok(hex::encode(bytes))
@@ -499,6 +500,9 @@ pub struct ReleaseView {
     pub downloads: i64,
     /// When published (unix seconds).
     pub published_at: i64,
+    /// What this version costs (its own price or the package-wide one);
+    /// absent: free.
+    pub price: Option<PriceView>,
 }
 
 impl From<StoredRelease> for ReleaseView {
@@ -516,6 +520,7 @@ impl From<StoredRelease> for ReleaseView {
             yank_reason: r.yank_reason,
             downloads: r.downloads,
             published_at: r.published_at,
+            price: None,
         }
     }
 }
@@ -535,8 +540,10 @@ pub struct PackageSummary {
     pub kinds: Vec<String>,
     /// Games it is for.
     pub games: Vec<String>,
-    /// Whether it is paid.
+    /// Whether it is paid (priced, or its manifest names a price).
     pub paid: bool,
+    /// The newest version's price; absent: free or not yet priced.
+    pub price: Option<PriceView>,
     /// Total downloads.
     pub downloads: i64,
     /// Newest version.
@@ -557,6 +564,7 @@ impl From<StoredPackage> for PackageSummary {
             kinds: p.kinds,
             games: p.games,
             paid: p.paid,
+            price: p.price.map(Into::into),
             downloads: p.downloads,
             latest_version: p.latest_version,
             created_at: p.created_at,
@@ -710,6 +718,7 @@ pub(crate) async fn publish(
         latest_version: version.to_string(),
         created_at: now,
         updated_at: now,
+        price: None,
     };
     match &owner {
         None => {
@@ -911,9 +920,23 @@ pub(crate) async fn get_package(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("package {id}")))?;
     let versions = state.store().releases(&id).await?;
+    let prices = state.store().prices(&id).await?;
+    let price_of = |version: &str| {
+        prices
+            .iter()
+            .find(|p| p.version.as_deref() == Some(version))
+            .or_else(|| prices.iter().find(|p| p.version.is_none()))
+            .map(|p| PriceView::from(p.price.clone()))
+    };
     Ok(Json(PackageView {
         summary: package.into(),
-        versions: versions.into_iter().map(Into::into).collect(),
+        versions: versions
+            .into_iter()
+            .map(|r| {
+                let price = price_of(&r.version.to_string());
+                ReleaseView { price, ..r.into() }
+            })
+            .collect(),
     }))
 }
 

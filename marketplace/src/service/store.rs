@@ -75,6 +75,67 @@ CREATE INDEX IF NOT EXISTS packages_downloads ON packages (downloads);
 CREATE INDEX IF NOT EXISTS packages_updated ON packages (updated_at)
 "#;
 
+/// Migration 2: billing. `prices.version` is `''` for the package-wide
+/// price (a version's own price wins); `entitlements.status` is `active`
+/// or `revoked`; `stripe_events` remembers every processed event id.
+const BILLING_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS prices (
+    package_id TEXT NOT NULL REFERENCES packages(id),
+    version TEXT NOT NULL,
+    amount BIGINT NOT NULL,
+    currency TEXT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (package_id, version)
+);
+CREATE TABLE IF NOT EXISTS payout_accounts (
+    publisher_id TEXT PRIMARY KEY REFERENCES publishers(id),
+    stripe_account TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS panel_instances (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkouts (
+    id TEXT PRIMARY KEY,
+    session_id TEXT UNIQUE,
+    package_id TEXT NOT NULL REFERENCES packages(id),
+    version TEXT NOT NULL,
+    panel_instance TEXT NOT NULL REFERENCES panel_instances(id),
+    amount BIGINT NOT NULL,
+    currency TEXT NOT NULL,
+    application_fee BIGINT NOT NULL,
+    destination TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS entitlements (
+    id TEXT PRIMARY KEY,
+    package_id TEXT NOT NULL REFERENCES packages(id),
+    panel_instance TEXT NOT NULL REFERENCES panel_instances(id),
+    checkout_id TEXT NOT NULL UNIQUE REFERENCES checkouts(id),
+    payment_intent TEXT,
+    status TEXT NOT NULL,
+    revoke_reason TEXT,
+    created_at BIGINT NOT NULL,
+    revoked_at BIGINT
+);
+CREATE INDEX IF NOT EXISTS entitlements_panel ON entitlements (panel_instance);
+CREATE INDEX IF NOT EXISTS entitlements_intent ON entitlements (payment_intent);
+CREATE TABLE IF NOT EXISTS stripe_events (
+    id TEXT PRIMARY KEY,
+    event_type TEXT NOT NULL,
+    received_at BIGINT NOT NULL
+)
+"#;
+
+/// The schema's migrations, applied in order, each once, each in one
+/// transaction with its row in `schema_migrations`. Migration 1 uses
+/// `IF NOT EXISTS`, so databases created before migrations were recorded
+/// adopt it unchanged. Only portable DDL (`TEXT`, `BIGINT`), so the same
+/// text serves SQLite and PostgreSQL.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "registry", SCHEMA), (2, "billing", BILLING_SCHEMA)];
+
 /// Why the database could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -157,6 +218,17 @@ pub struct StoredPackage {
     pub created_at: i64,
     /// Last published.
     pub updated_at: i64,
+    /// The newest version's price (its own or the package-wide one).
+    pub price: Option<Price>,
+}
+
+/// A price in minor units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Price {
+    /// Minor units (cents).
+    pub amount: i64,
+    /// ISO 4217 code, lowercase.
+    pub currency: String,
 }
 
 /// Search parameters.
@@ -181,7 +253,7 @@ pub struct Search {
 /// The registry's database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
 }
 
 /// A `,a,b,` list.
@@ -213,10 +285,26 @@ fn package_row(row: &AnyRow) -> Result<StoredPackage, sqlx::Error> {
         latest_version: row.try_get("latest_version")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        price: match (
+            row.try_get::<Option<i64>, _>("price_amount")?,
+            row.try_get::<Option<String>, _>("price_currency")?,
+        ) {
+            (Some(amount), Some(currency)) => Some(Price { amount, currency }),
+            _ => None,
+        },
     })
 }
 
-const PACKAGE_COLUMNS: &str = "p.id, pub.name AS publisher, p.name, p.description, p.kinds, p.games, p.paid, p.downloads, p.latest_version, p.created_at, p.updated_at";
+const PACKAGE_COLUMNS: &str = "p.id, pub.name AS publisher, p.name, p.description, p.kinds, p.games, \
+     CAST(CASE WHEN p.paid = 1 OR EXISTS (SELECT 1 FROM prices x WHERE x.package_id = p.id) THEN 1 ELSE 0 END AS BIGINT) AS paid, \
+     p.downloads, p.latest_version, p.created_at, p.updated_at, \
+     COALESCE(pv.amount, pp.amount) AS price_amount, COALESCE(pv.currency, pp.currency) AS price_currency";
+
+/// The joins [`PACKAGE_COLUMNS`] needs: the publisher, the newest
+/// version's own price and the package-wide price.
+const PACKAGE_JOINS: &str = "packages p JOIN publishers pub ON pub.id = p.publisher_id \
+     LEFT JOIN prices pv ON pv.package_id = p.id AND pv.version = p.latest_version \
+     LEFT JOIN prices pp ON pp.package_id = p.id AND pp.version = ''";
 
 impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`) and creates the
@@ -234,13 +322,38 @@ impl Store {
             .execute(&pool)
             .await?;
         }
-        let mut tx = pool.begin().await?;
-        for statement in SCHEMA.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_owned()))
-                .execute(&mut *tx)
-                .await?;
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&pool)
+        .await?;
+        for (version, name, schema) in MIGRATIONS {
+            let mut tx = pool.begin().await?;
+            let applied = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(*version)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if applied {
+                tx.rollback().await?;
+                continue;
+            }
+            for statement in schema.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_owned()))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(*version)
+            .bind(*name)
+            .bind(crate::service::now())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            tracing::info!(version, name, "applied a schema migration");
         }
-        tx.commit().await?;
         Ok(Store { pool })
     }
 
@@ -578,7 +691,7 @@ impl Store {
     /// One package.
     pub async fn package(&self, id: &str) -> Result<Option<StoredPackage>, sqlx::Error> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {PACKAGE_COLUMNS} FROM packages p JOIN publishers pub ON pub.id = p.publisher_id WHERE p.id = $1"
+            "SELECT {PACKAGE_COLUMNS} FROM {PACKAGE_JOINS} WHERE p.id = $1"
         )))
         .bind(id)
         .fetch_optional(&self.pool)
@@ -634,7 +747,13 @@ impl Store {
             conditions.push(format!("p.games LIKE ${}", binds.len()));
         }
         if let Some(paid) = search.paid {
-            conditions.push(format!("p.paid = {}", i64::from(paid)));
+            let is_paid =
+                "(p.paid = 1 OR EXISTS (SELECT 1 FROM prices x WHERE x.package_id = p.id))";
+            conditions.push(if paid {
+                is_paid.to_owned()
+            } else {
+                format!("NOT {is_paid}")
+            });
         }
         let filter = if conditions.is_empty() {
             String::new()
@@ -655,7 +774,7 @@ impl Store {
         }
         let total: i64 = count.fetch_one(&self.pool).await?.try_get("n")?;
         let page_sql = format!(
-            "SELECT {PACKAGE_COLUMNS} FROM packages p JOIN publishers pub ON pub.id = p.publisher_id {filter} ORDER BY {order} LIMIT {} OFFSET {}",
+            "SELECT {PACKAGE_COLUMNS} FROM {PACKAGE_JOINS} {filter} ORDER BY {order} LIMIT {} OFFSET {}",
             search.limit, search.offset
         );
         let mut page = sqlx::query(sqlx::AssertSqlSafe(page_sql));
