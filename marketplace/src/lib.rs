@@ -33,6 +33,7 @@
 //! publishing, yanking, downloads, search, the logs and the timestamp over
 //! HTTP (axum, SQLite or PostgreSQL through sqlx).
 
+pub mod client;
 pub mod keys;
 pub mod lockfile;
 pub mod log;

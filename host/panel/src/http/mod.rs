@@ -41,6 +41,7 @@ pub mod auth_routes;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod marketplace_routes;
 pub mod metrics;
 pub mod nodes_routes;
 pub mod openapi;
@@ -74,6 +75,7 @@ struct Inner {
     authenticator: Arc<dyn Authenticator>,
     plugins: std::sync::OnceLock<crate::plugins::PluginManager>,
     identity: std::sync::OnceLock<crate::identity::IdentityService>,
+    marketplace: std::sync::OnceLock<crate::marketplace::MarketplaceService>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -97,6 +99,7 @@ impl AppState {
                 authenticator,
                 plugins: std::sync::OnceLock::new(),
                 identity: std::sync::OnceLock::new(),
+                marketplace: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -136,6 +139,17 @@ impl AppState {
         let _ = self.inner.identity.set(identity);
     }
 
+    /// The Marketplace connection, once [`AppState::set_marketplace`]
+    /// installed one (when `[marketplace] url` is configured).
+    pub fn marketplace(&self) -> Option<&crate::marketplace::MarketplaceService> {
+        self.inner.marketplace.get()
+    }
+
+    /// Installs the Marketplace connection; only the first call has an effect.
+    pub fn set_marketplace(&self, marketplace: crate::marketplace::MarketplaceService) {
+        let _ = self.inner.marketplace.set(marketplace);
+    }
+
     /// The authenticator.
     pub fn authenticator(&self) -> Arc<dyn Authenticator> {
         Arc::clone(&self.inner.authenticator)
@@ -152,6 +166,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(settings::list, settings::create))
         .routes(routes!(settings::get, settings::put, settings::delete))
         .merge(plugins_routes::router())
+        .merge(marketplace_routes::router())
         .merge(auth_routes::router())
         .merge(api_keys::router())
         .merge(nodes_routes::router())
