@@ -72,8 +72,7 @@ fn publish_to_installable(c: &mut Criterion) {
                 .expect("the package builds");
                 let start = Instant::now();
                 runtime.block_on(async {
-                    let signature =
-                        sign_package(&key, "quota-guard", &version, &package.sha256);
+                    let signature = sign_package(&key, "quota-guard", &version, &package.sha256);
                     client
                         .publish(&token, &bytes, key.id(), &signature, &[])
                         .await

@@ -53,9 +53,7 @@ pub enum ClientError {
     )]
     BadSignature(String),
     /// The package id belongs to another publisher.
-    #[error(
-        "the plugin id is taken by another publisher: choose another id in plugin.toml ({0})"
-    )]
+    #[error("the plugin id is taken by another publisher: choose another id in plugin.toml ({0})")]
     NameTaken(String),
     /// The publisher name is taken.
     #[error("the publisher name is taken: choose another ({0})")]
@@ -133,7 +131,10 @@ impl MarketplaceClient {
             .map_err(|_| ClientError::BadUrl(format!("{}{path}", self.base)))
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
         let request = request
             .build()
             .map_err(|source| ClientError::Invalid(source.to_string()))?;
@@ -149,7 +150,10 @@ impl MarketplaceClient {
         Err(problem(response).await)
     }
 
-    async fn json<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, ClientError> {
+    async fn json<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
         let response = self.send(request).await?;
         let bytes = response
             .bytes()
@@ -164,7 +168,9 @@ impl MarketplaceClient {
         struct Key {
             public_key: String,
         }
-        let key: Key = self.json(self.http.get(self.endpoint("marketplace-key")?)).await?;
+        let key: Key = self
+            .json(self.http.get(self.endpoint("marketplace-key")?))
+            .await?;
         PublicKey::from_hex(&key.public_key).map_err(|e| ClientError::Invalid(e.to_string()))
     }
 
@@ -189,15 +195,19 @@ impl MarketplaceClient {
     /// (`q`, `kind`, `game`, `paid`, `sort`, `page`, `per_page`).
     pub async fn search(&self, query: &[(&str, String)]) -> Result<PackagePage, ClientError> {
         let mut url = self.endpoint("packages")?;
-        let encoded = serde_urlencoded::to_string(query)
-            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let encoded =
+            serde_urlencoded::to_string(query).map_err(|e| ClientError::Invalid(e.to_string()))?;
         url.set_query((!encoded.is_empty()).then_some(encoded.as_str()));
         self.json(self.http.get(url)).await
     }
 
     /// Downloads a package file (at most
     /// [`cap_runtime::package::MAX_PACKAGE_BYTES`]).
-    pub async fn download(&self, id: &str, version: &semver::Version) -> Result<Vec<u8>, ClientError> {
+    pub async fn download(
+        &self,
+        id: &str,
+        version: &semver::Version,
+    ) -> Result<Vec<u8>, ClientError> {
         let url = self.endpoint(&format!("packages/{id}/versions/{version}/download"))?;
         let mut response = self.send(self.http.get(url)).await?;
         let limit = cap_runtime::package::MAX_PACKAGE_BYTES;
@@ -237,7 +247,12 @@ impl MarketplaceClient {
 
     /// Adds `key` to the account of publisher `name` (whose `token` this
     /// is), proving possession by signing the key-proof message.
-    pub async fn add_key(&self, token: &str, name: &str, key: &SecretKey) -> Result<KeyView, ClientError> {
+    pub async fn add_key(
+        &self,
+        token: &str,
+        name: &str,
+        key: &SecretKey,
+    ) -> Result<KeyView, ClientError> {
         let proof = key.sign(&key_proof_message(name, key.id()));
         let body = serde_json::json!({
             "public_key": key.public().to_hex(),

@@ -141,7 +141,10 @@ impl TrustStore {
     /// [`TrustStore::to_json`] wrote. It must trust `marketplace_key`.
     /// [`TrustStore::save`] does nothing for it: the caller persists
     /// [`TrustStore::to_json`] after a successful verification.
-    pub fn from_json(text: &str, marketplace_key: PublicKey) -> Result<TrustStore, TrustStoreError> {
+    pub fn from_json(
+        text: &str,
+        marketplace_key: PublicKey,
+    ) -> Result<TrustStore, TrustStoreError> {
         let state = parse_state("(stored state)", text.as_bytes())?;
         if state.marketplace_key != marketplace_key {
             return Err(TrustStoreError::OtherKey {
@@ -473,7 +476,10 @@ mod tests {
         );
         let back = TrustStore::from_json(&json, key.public().clone()).expect("same key");
         assert_eq!(back.trusted_timestamp(), 1234);
-        assert_eq!(back.trusted_head("quota-guard"), store.trusted_head("quota-guard"));
+        assert_eq!(
+            back.trusted_head("quota-guard"),
+            store.trusted_head("quota-guard")
+        );
         assert!(matches!(
             TrustStore::from_json(&json, other.public().clone()),
             Err(TrustStoreError::OtherKey { .. })

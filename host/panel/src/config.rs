@@ -558,8 +558,15 @@ mod tests {
         let env = ConfigLayer::from_env([("CAP_MARKETPLACE_URL", "http://env.example")])
             .expect("valid env");
         let config = Config::from_layers([file, env]);
-        assert_eq!(config.marketplace_url.as_deref(), Some("http://env.example"));
-        assert_eq!(config.marketplace_key.as_deref(), Some("ab"), "the file's key stays");
+        assert_eq!(
+            config.marketplace_url.as_deref(),
+            Some("http://env.example")
+        );
+        assert_eq!(
+            config.marketplace_key.as_deref(),
+            Some("ab"),
+            "the file's key stays"
+        );
         assert!(ConfigLayer::from_toml_str("[marketplace]\nkey = \"x\"\n").is_err());
         assert_eq!(Config::from_layers([]).marketplace_url, None);
     }

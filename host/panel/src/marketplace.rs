@@ -39,7 +39,7 @@ use cap_marketplace::client::{ClientError, MarketplaceClient};
 use cap_marketplace::keys::PublicKey;
 use cap_marketplace::resolve::{Index, IndexRelease, PanelApi, ResolveError, resolve};
 use cap_marketplace::verify::{Download, VerifiedPackage, VerifyError};
-use cap_marketplace::{LogEntry, Lockfile, TrustStore};
+use cap_marketplace::{Lockfile, LogEntry, TrustStore};
 use cap_runtime::Grants;
 
 use crate::db::{Actor, Database, DbError};
@@ -205,7 +205,9 @@ impl MarketplaceService {
                 }
             })
             .transpose()
-            .map_err(|e| MarketplaceError::Corrupt(format!("the configured Marketplace key: {e}")))?;
+            .map_err(|e| {
+                MarketplaceError::Corrupt(format!("the configured Marketplace key: {e}"))
+            })?;
         Ok(MarketplaceService {
             inner: std::sync::Arc::new(Inner {
                 client,
@@ -254,9 +256,8 @@ impl MarketplaceService {
     /// the key the Marketplace presents.
     async fn trust(&self) -> Result<TrustStore, MarketplaceError> {
         let stored = store::marketplace_state(&self.inner.db, TRUST).await?;
-        let corrupt = |e: cap_marketplace::trust::TrustStoreError| {
-            MarketplaceError::Corrupt(e.to_string())
-        };
+        let corrupt =
+            |e: cap_marketplace::trust::TrustStoreError| MarketplaceError::Corrupt(e.to_string());
         match (stored, &self.inner.configured_key) {
             (Some(text), Some(key)) => {
                 let trusted = TrustStore::trusted_key_in(&text).map_err(corrupt)?;

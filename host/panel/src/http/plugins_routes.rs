@@ -45,7 +45,12 @@ impl From<ApiError> for PluginFailure {
     }
 }
 
-pub(super) fn problem(status: StatusCode, code: &str, title: &str, detail: String) -> PluginFailure {
+pub(super) fn problem(
+    status: StatusCode,
+    code: &str,
+    title: &str,
+    detail: String,
+) -> PluginFailure {
     let mut p = Problem::new(status, code, title);
     p.detail = Some(detail);
     PluginFailure(Ok(Box::new(p)))

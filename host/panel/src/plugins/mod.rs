@@ -474,9 +474,7 @@ impl PluginManager {
     ) -> Result<Vec<Installed>, PluginError> {
         let _writer = self.inner.writer.lock().await;
         let mut written: Vec<PathBuf> = Vec::new();
-        let result = self
-            .prepare_set(items, source, actor, &mut written)
-            .await;
+        let result = self.prepare_set(items, source, actor, &mut written).await;
         let prepared = match result {
             Ok(prepared) => prepared,
             Err(e) => {

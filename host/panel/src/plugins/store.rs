@@ -368,7 +368,10 @@ pub(crate) async fn commit_set(
 }
 
 /// One row of `marketplace_state`, if written.
-pub(crate) async fn marketplace_state(db: &Database, name: &str) -> Result<Option<String>, DbError> {
+pub(crate) async fn marketplace_state(
+    db: &Database,
+    name: &str,
+) -> Result<Option<String>, DbError> {
     let row: Option<(String,)> = on_pool!(db, |pool| {
         let mut qb = query_builder(pool, "SELECT value FROM marketplace_state WHERE name = ");
         qb.push_bind(name);

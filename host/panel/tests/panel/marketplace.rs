@@ -69,7 +69,11 @@ async fn proxy_handler(
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
-    let bare = request.uri().path().trim_start_matches("/api/v1").to_owned();
+    let bare = request
+        .uri()
+        .path()
+        .trim_start_matches("/api/v1")
+        .to_owned();
     if let Some(body) = tamper.lock().expect("tamper").replace.get(&bare).cloned() {
         return ([(header::CONTENT_TYPE, "application/json")], body).into_response();
     }
@@ -91,7 +95,12 @@ async fn proxy_handler(
     {
         *last ^= 0x01;
     }
-    (status, [(header::CONTENT_TYPE, content_type)], Bytes::from(body)).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, content_type)],
+        Bytes::from(body),
+    )
+        .into_response()
 }
 
 impl Market {
@@ -109,9 +118,11 @@ impl Market {
             .await
             .expect("proxy binds");
         let proxy = format!("http://{}", listener.local_addr().expect("addr"));
-        let app = axum::Router::new()
-            .fallback(proxy_handler)
-            .with_state((server.url(), tamper.clone(), reqwest::Client::new()));
+        let app = axum::Router::new().fallback(proxy_handler).with_state((
+            server.url(),
+            tamper.clone(),
+            reqwest::Client::new(),
+        ));
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -136,13 +147,19 @@ impl Market {
     }
 
     async fn publish(&self, bytes: &[u8]) -> Value {
-        let package =
-            cap_runtime::Package::read(bytes, cap_runtime::package::MAX_PACKAGE_BYTES).expect("valid");
+        let package = cap_runtime::Package::read(bytes, cap_runtime::package::MAX_PACKAGE_BYTES)
+            .expect("valid");
         let plugin = &package.manifest.plugin;
         let signature = sign_package(&self.key, &plugin.id, &plugin.version, &package.sha256);
         let (created, release) = self
             .client
-            .publish(&self.token, bytes, self.key.id(), &signature, &["minecraft".into()])
+            .publish(
+                &self.token,
+                bytes,
+                self.key.id(),
+                &signature,
+                &["minecraft".into()],
+            )
             .await
             .expect("published");
         assert!(created);
@@ -178,7 +195,10 @@ fn guard(version: &str, dependencies: &str) -> Vec<u8> {
         &format!("version = \"{version}\""),
         1,
     );
-    package_with("quota-guard", &format!("{text}\n[dependencies]\n{dependencies}\n"))
+    package_with(
+        "quota-guard",
+        &format!("{text}\n[dependencies]\n{dependencies}\n"),
+    )
 }
 
 /// `quota-guard` renamed `quota-base`, at `version`; `note` changes the
@@ -186,12 +206,12 @@ fn guard(version: &str, dependencies: &str) -> Vec<u8> {
 fn base(version: &str, note: &str) -> Vec<u8> {
     let text = manifest_text("quota-guard")
         .replacen("id = \"quota-guard\"", "id = \"quota-base\"", 1)
-        .replacen("version = \"1.0.0\"", &format!("version = \"{version}\""), 1)
         .replacen(
-            "description = \"",
-            &format!("description = \"{note}"),
+            "version = \"1.0.0\"",
+            &format!("version = \"{version}\""),
             1,
-        );
+        )
+        .replacen("description = \"", &format!("description = \"{note}"), 1);
     package_with("quota-guard", &text)
 }
 
@@ -209,7 +229,12 @@ async fn panel_for(db: &TestDb, market: &Market, pin_key: bool) -> RunningPanel 
         .spawn()
 }
 
-async fn call(panel: &RunningPanel, method: reqwest::Method, path: &str, body: Option<Value>) -> reqwest::Response {
+async fn call(
+    panel: &RunningPanel,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
     let request = client()
         .request(method, panel.url(path))
         .bearer_auth(PLUGIN_ADMIN);
@@ -228,7 +253,13 @@ async fn ok_json(response: reqwest::Response) -> Value {
 }
 
 async fn install(panel: &RunningPanel, body: Value) -> reqwest::Response {
-    call(panel, reqwest::Method::POST, "/api/v1/marketplace/install", Some(body)).await
+    call(
+        panel,
+        reqwest::Method::POST,
+        "/api/v1/marketplace/install",
+        Some(body),
+    )
+    .await
 }
 
 fn guard_grants() -> Value {
@@ -315,13 +346,33 @@ async fn a_flipped_byte_in_the_download_is_refused_by_the_sha256_check() {
     let db = TestDb::sqlite().await;
     let market = Market::start(3600).await;
     market.publish(&guard("1.0.0", "")).await;
-    market.tamper().flip.push("/packages/quota-guard/versions/1.0.0/download".into());
+    market
+        .tamper()
+        .flip
+        .push("/packages/quota-guard/versions/1.0.0/download".into());
     let panel = panel_for(&db, &market, true).await;
-    let response = install(&panel, json!({"package": "quota-guard", "grants": guard_grants()})).await;
+    let response = install(
+        &panel,
+        json!({"package": "quota-guard", "grants": guard_grants()}),
+    )
+    .await;
     refused_by(response, "sha256").await;
     assert!(installed(&panel).await.is_empty());
-    let lock = ok_json(call(&panel, reqwest::Method::GET, "/api/v1/marketplace/lockfile", None).await).await;
-    assert_eq!(lock["lockfile"], json!([]), "no lock entry for a refused install");
+    let lock = ok_json(
+        call(
+            &panel,
+            reqwest::Method::GET,
+            "/api/v1/marketplace/lockfile",
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        lock["lockfile"],
+        json!([]),
+        "no lock entry for a refused install"
+    );
     panel.stop().await.expect("stops");
 }
 
@@ -337,28 +388,57 @@ async fn a_release_signed_with_a_key_that_is_not_the_publishers_is_refused() {
     let version = semver::Version::new(1, 0, 0);
     let wrong = SecretKey::from_seed(&[66; 32]);
     let signature = sign_package(&wrong, "quota-guard", &version, &package.sha256);
-    let countersignature = market.notary.countersign("quota-guard", &version, &package.sha256, market.key.id(), &signature);
+    let countersignature = market.notary.countersign(
+        "quota-guard",
+        &version,
+        &package.sha256,
+        market.key.id(),
+        &signature,
+    );
     let now = unix_now();
-    let grant = market.notary.append("quota-guard", None, now, LogEvent::KeyGrant {
-        key_id: market.key.id().clone(),
-        public_key: market.key.public().clone(),
-    });
-    let head = LogHead { len: 1, hash: grant.hash() };
-    let release = market.notary.append("quota-guard", Some(&head), now, LogEvent::Release {
-        version: version.clone(),
-        sha256: package.sha256.clone(),
-        api: package.manifest.plugin.api.clone(),
-        dependencies: package.manifest.dependencies.clone(),
-        key_id: market.key.id().clone(),
-        author_signature: signature,
-        countersignature,
-    });
+    let grant = market.notary.append(
+        "quota-guard",
+        None,
+        now,
+        LogEvent::KeyGrant {
+            key_id: market.key.id().clone(),
+            public_key: market.key.public().clone(),
+        },
+    );
+    let head = LogHead {
+        len: 1,
+        hash: grant.hash(),
+    };
+    let release = market.notary.append(
+        "quota-guard",
+        Some(&head),
+        now,
+        LogEvent::Release {
+            version: version.clone(),
+            sha256: package.sha256.clone(),
+            api: package.manifest.plugin.api.clone(),
+            dependencies: package.manifest.dependencies.clone(),
+            key_id: market.key.id().clone(),
+            author_signature: signature,
+            countersignature,
+        },
+    );
     let log = vec![grant, release];
     let timestamp = market.forged_timestamp(vec![("quota-guard", &log)]);
-    market.tamper().replace.insert("/packages/quota-guard/log".into(), serde_json::to_vec(&log).expect("json"));
-    market.tamper().replace.insert("/timestamp".into(), timestamp);
+    market.tamper().replace.insert(
+        "/packages/quota-guard/log".into(),
+        serde_json::to_vec(&log).expect("json"),
+    );
+    market
+        .tamper()
+        .replace
+        .insert("/timestamp".into(), timestamp);
     let panel = panel_for(&db, &market, true).await;
-    let response = install(&panel, json!({"package": "quota-guard", "grants": guard_grants()})).await;
+    let response = install(
+        &panel,
+        json!({"package": "quota-guard", "grants": guard_grants()}),
+    )
+    .await;
     refused_by(response, "author-signature").await;
     assert!(installed(&panel).await.is_empty());
     panel.stop().await.expect("stops");
@@ -374,10 +454,20 @@ async fn a_panel_pinned_to_another_marketplace_key_refuses_the_marketplace() {
         marketplace_key: Some(SecretKey::from_seed(&[9; 32]).public().to_hex()),
         ..db.config()
     };
-    let panel = Panel::builder(config).authenticator(domain_tokens()).bind().await.expect("starts").spawn();
+    let panel = Panel::builder(config)
+        .authenticator(domain_tokens())
+        .bind()
+        .await
+        .expect("starts")
+        .spawn();
     let response = install(&panel, json!({"package": "quota-guard"})).await;
     let problem = expect_problem(response, 502, "marketplace-key-mismatch").await;
-    assert!(problem["detail"].as_str().expect("detail").contains(market.server.public_key().id().as_str()));
+    assert!(
+        problem["detail"]
+            .as_str()
+            .expect("detail")
+            .contains(market.server.public_key().id().as_str())
+    );
     assert!(installed(&panel).await.is_empty());
     panel.stop().await.expect("stops");
 }
@@ -389,7 +479,11 @@ async fn a_release_signed_with_a_since_revoked_key_is_refused_by_the_key_check()
     let release = market.publish(&guard("1.0.0", "")).await;
     // The key leaked before it signed: revoked from the release's time on.
     let response = client()
-        .post(format!("{}/api/v1/publishers/me/keys/{}/revoke", market.server.url(), market.key.id()))
+        .post(format!(
+            "{}/api/v1/publishers/me/keys/{}/revoke",
+            market.server.url(),
+            market.key.id()
+        ))
         .bearer_auth(&market.token)
         .json(&json!({"reason": "laptop stolen", "effective_at": release["published_at"]}))
         .send()
@@ -397,7 +491,11 @@ async fn a_release_signed_with_a_since_revoked_key_is_refused_by_the_key_check()
         .expect("revoke");
     assert_eq!(response.status(), 200);
     let panel = panel_for(&db, &market, true).await;
-    let response = install(&panel, json!({"package": "quota-guard", "grants": guard_grants()})).await;
+    let response = install(
+        &panel,
+        json!({"package": "quota-guard", "grants": guard_grants()}),
+    )
+    .await;
     let detail = refused_by(response, "key-not-revoked").await;
     assert!(detail.contains("laptop stolen"), "{detail}");
     assert!(installed(&panel).await.is_empty());
@@ -410,7 +508,14 @@ async fn a_rolled_back_log_is_refused_and_the_installed_version_stays() {
     let market = Market::start(3600).await;
     market.publish(&guard("1.0.0", "")).await;
     let panel = panel_for(&db, &market, true).await;
-    ok_json(install(&panel, json!({"package": "quota-guard", "grants": guard_grants()})).await).await;
+    ok_json(
+        install(
+            &panel,
+            json!({"package": "quota-guard", "grants": guard_grants()}),
+        )
+        .await,
+    )
+    .await;
     // Later the Marketplace (or a mirror holding its key) serves a shorter
     // log — with a fresh, validly signed timestamp stating it.
     market.publish(&guard("1.1.0", "")).await;
@@ -418,11 +523,26 @@ async fn a_rolled_back_log_is_refused_and_the_installed_version_stays() {
     assert_eq!(log.len(), 3);
     let shorter = log[..1].to_vec();
     let timestamp = market.forged_timestamp(vec![("quota-guard", &shorter)]);
-    market.tamper().replace.insert("/packages/quota-guard/log".into(), serde_json::to_vec(&shorter).expect("json"));
-    market.tamper().replace.insert("/timestamp".into(), timestamp);
-    let response = call(&panel, reqwest::Method::POST, "/api/v1/marketplace/update", None).await;
+    market.tamper().replace.insert(
+        "/packages/quota-guard/log".into(),
+        serde_json::to_vec(&shorter).expect("json"),
+    );
+    market
+        .tamper()
+        .replace
+        .insert("/timestamp".into(), timestamp);
+    let response = call(
+        &panel,
+        reqwest::Method::POST,
+        "/api/v1/marketplace/update",
+        None,
+    )
+    .await;
     refused_by(response, "log-rollback").await;
-    assert_eq!(installed(&panel).await, [("quota-guard".to_owned(), "1.0.0".to_owned())]);
+    assert_eq!(
+        installed(&panel).await,
+        [("quota-guard".to_owned(), "1.0.0".to_owned())]
+    );
     panel.stop().await.expect("stops");
 }
 
@@ -433,7 +553,11 @@ async fn a_stale_timestamp_is_refused_by_the_freshness_check() {
     let market = Market::start(0).await;
     market.publish(&guard("1.0.0", "")).await;
     let panel = panel_for(&db, &market, true).await;
-    let response = install(&panel, json!({"package": "quota-guard", "grants": guard_grants()})).await;
+    let response = install(
+        &panel,
+        json!({"package": "quota-guard", "grants": guard_grants()}),
+    )
+    .await;
     refused_by(response, "timestamp-fresh").await;
     assert!(installed(&panel).await.is_empty());
     panel.stop().await.expect("stops");
@@ -451,7 +575,11 @@ async fn a_substituted_dependency_is_refused_by_the_dependency_check() {
         base("1.0.0", "Evil. "),
     );
     let panel = panel_for(&db, &market, true).await;
-    let response = install(&panel, json!({"package": "quota-guard", "grants": guard_grants()})).await;
+    let response = install(
+        &panel,
+        json!({"package": "quota-guard", "grants": guard_grants()}),
+    )
+    .await;
     let detail = refused_by(response, "dependency-sha256").await;
     assert!(detail.contains("quota-base"), "{detail}");
     assert!(installed(&panel).await.is_empty());
@@ -468,11 +596,18 @@ async fn an_unsatisfiable_request_is_explained_and_installs_nothing() {
     let response = install(&panel, json!({"package": "quota-guard"})).await;
     let problem = expect_problem(response, 409, "resolution-failed").await;
     let detail = problem["detail"].as_str().expect("detail");
-    assert!(detail.contains("quota-guard") && detail.contains("quota-base"), "{detail}");
+    assert!(
+        detail.contains("quota-guard") && detail.contains("quota-base"),
+        "{detail}"
+    );
     assert!(installed(&panel).await.is_empty());
     let response = install(&panel, json!({"package": "no-such-plugin"})).await;
     expect_problem(response, 404, "not-found").await;
-    let response = install(&panel, json!({"package": "quota-base", "requirement": "not a requirement"})).await;
+    let response = install(
+        &panel,
+        json!({"package": "quota-base", "requirement": "not a requirement"}),
+    )
+    .await;
     expect_problem(response, 422, "validation-failed").await;
     panel.stop().await.expect("stops");
 }
@@ -488,8 +623,13 @@ async fn update_all_installs_everything_or_nothing() {
         "quota-guard": {"kv": true, "config": true, "panel": ["servers.read"]},
         "quota-base": {"kv": true, "config": true, "panel": ["servers.read"]},
     });
-    let outcome = ok_json(install(&panel, json!({"package": "quota-guard", "grants": grants})).await).await;
-    assert_eq!(outcome["changed"].as_array().map(Vec::len), Some(2), "the dependency came too");
+    let outcome =
+        ok_json(install(&panel, json!({"package": "quota-guard", "grants": grants})).await).await;
+    assert_eq!(
+        outcome["changed"].as_array().map(Vec::len),
+        Some(2),
+        "the dependency came too"
+    );
     let both_old = [
         ("quota-base".to_owned(), "1.0.0".to_owned()),
         ("quota-guard".to_owned(), "1.0.0".to_owned()),
@@ -498,17 +638,41 @@ async fn update_all_installs_everything_or_nothing() {
 
     // Both get a new version; one of them arrives damaged.
     market.publish(&base("1.1.0", "")).await;
-    market.publish(&guard("1.1.0", "quota-base = \"1.1\"")).await;
-    market.tamper().flip.push("/packages/quota-base/versions/1.1.0/download".into());
-    let response = call(&panel, reqwest::Method::POST, "/api/v1/marketplace/update", None).await;
+    market
+        .publish(&guard("1.1.0", "quota-base = \"1.1\""))
+        .await;
+    market
+        .tamper()
+        .flip
+        .push("/packages/quota-base/versions/1.1.0/download".into());
+    let response = call(
+        &panel,
+        reqwest::Method::POST,
+        "/api/v1/marketplace/update",
+        None,
+    )
+    .await;
     refused_by(response, "dependency-sha256").await;
     assert_eq!(installed(&panel).await, both_old, "nothing was updated");
     let manager = panel.state().plugins().expect("manager");
     assert_eq!(manager.active_ids(), ["quota-base", "quota-guard"]);
 
     market.tamper().flip.clear();
-    let outcome = ok_json(call(&panel, reqwest::Method::POST, "/api/v1/marketplace/update", None).await).await;
-    assert_eq!(outcome["changed"].as_array().map(Vec::len), Some(2), "{outcome:#}");
+    let outcome = ok_json(
+        call(
+            &panel,
+            reqwest::Method::POST,
+            "/api/v1/marketplace/update",
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        outcome["changed"].as_array().map(Vec::len),
+        Some(2),
+        "{outcome:#}"
+    );
     assert_eq!(
         installed(&panel).await,
         [
@@ -587,7 +751,11 @@ async fn cap_plugin_publish_signs_uploads_and_explains_refusals() {
     let url = server.url();
     let work = dir.path().to_owned();
     std::fs::write(work.join("guard.cap"), guard("1.0.0", "")).expect("write");
-    std::fs::write(work.join("guard-other.cap"), guard("1.0.0", "quota-base = \"1\"")).expect("write");
+    std::fs::write(
+        work.join("guard-other.cap"),
+        guard("1.0.0", "quota-base = \"1\""),
+    )
+    .expect("write");
     std::fs::write(work.join("guard-2.cap"), guard("2.0.0", "")).expect("write");
     tokio::task::spawn_blocking(move || {
         let run = |args: &[&str]| cap(args, &work);
@@ -596,50 +764,139 @@ async fn cap_plugin_publish_signs_uploads_and_explains_refusals() {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(work.join("acme.key")).expect("key").permissions().mode();
+            let mode = std::fs::metadata(work.join("acme.key"))
+                .expect("key")
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         let again = run(&["plugin", "keygen", "--out", "acme.key"]);
         assert!(!again.status.success(), "a key is never overwritten");
 
-        let register = run(&["plugin", "register", "acme", "--key", "acme.key", "--marketplace", &url]);
+        let register = run(&[
+            "plugin",
+            "register",
+            "acme",
+            "--key",
+            "acme.key",
+            "--marketplace",
+            &url,
+        ]);
         assert!(register.status.success(), "{}", text(&register));
         let token = token_of(&register);
-        let publish = run(&["plugin", "publish", "--package", "guard.cap", "--key", "acme.key",
-            "--marketplace", &url, "--token", &token, "--games", "minecraft"]);
+        let publish = run(&[
+            "plugin",
+            "publish",
+            "--package",
+            "guard.cap",
+            "--key",
+            "acme.key",
+            "--marketplace",
+            &url,
+            "--token",
+            &token,
+            "--games",
+            "minecraft",
+        ]);
         assert!(publish.status.success(), "{}", text(&publish));
-        assert!(text(&publish).contains("published quota-guard 1.0.0"), "{}", text(&publish));
+        assert!(
+            text(&publish).contains("published quota-guard 1.0.0"),
+            "{}",
+            text(&publish)
+        );
 
         // The same version with other bytes.
-        let exists = run(&["plugin", "publish", "--package", "guard-other.cap", "--key", "acme.key",
-            "--marketplace", &url, "--token", &token]);
+        let exists = run(&[
+            "plugin",
+            "publish",
+            "--package",
+            "guard-other.cap",
+            "--key",
+            "acme.key",
+            "--marketplace",
+            &url,
+            "--token",
+            &token,
+        ]);
         assert!(!exists.status.success());
-        assert!(text(&exists).contains("already published with other bytes"), "{}", text(&exists));
+        assert!(
+            text(&exists).contains("already published with other bytes"),
+            "{}",
+            text(&exists)
+        );
 
         // A signature made for another file.
         let sign = run(&["plugin", "sign", "guard.cap", "--key", "acme.key"]);
         assert!(sign.status.success(), "{}", text(&sign));
-        let bad = run(&["plugin", "publish", "--package", "guard-2.cap", "--signature", "guard.cap.sig",
-            "--marketplace", &url, "--token", &token]);
+        let bad = run(&[
+            "plugin",
+            "publish",
+            "--package",
+            "guard-2.cap",
+            "--signature",
+            "guard.cap.sig",
+            "--marketplace",
+            &url,
+            "--token",
+            &token,
+        ]);
         assert!(!bad.status.success());
-        assert!(text(&bad).contains("refused the signature"), "{}", text(&bad));
+        assert!(
+            text(&bad).contains("refused the signature"),
+            "{}",
+            text(&bad)
+        );
 
         // The id belongs to acme; another publisher cannot take it.
         let keygen = run(&["plugin", "keygen", "--out", "rival.key"]);
         assert!(keygen.status.success());
-        let register = run(&["plugin", "register", "rival", "--key", "rival.key", "--marketplace", &url]);
+        let register = run(&[
+            "plugin",
+            "register",
+            "rival",
+            "--key",
+            "rival.key",
+            "--marketplace",
+            &url,
+        ]);
         assert!(register.status.success(), "{}", text(&register));
         let rival = token_of(&register);
-        let taken = run(&["plugin", "publish", "--package", "guard-2.cap", "--key", "rival.key",
-            "--marketplace", &url, "--token", &rival]);
+        let taken = run(&[
+            "plugin",
+            "publish",
+            "--package",
+            "guard-2.cap",
+            "--key",
+            "rival.key",
+            "--marketplace",
+            &url,
+            "--token",
+            &rival,
+        ]);
         assert!(!taken.status.success());
-        assert!(text(&taken).contains("taken by another publisher"), "{}", text(&taken));
+        assert!(
+            text(&taken).contains("taken by another publisher"),
+            "{}",
+            text(&taken)
+        );
 
         // The signed-elsewhere flow: sign, then publish the signature.
         let sign = run(&["plugin", "sign", "guard-2.cap", "--key", "acme.key"]);
         assert!(sign.status.success(), "{}", text(&sign));
-        let publish = run(&["plugin", "publish", "--package", "guard-2.cap", "--signature", "guard-2.cap.sig",
-            "--marketplace", &url, "--token", &token, "--games", "minecraft"]);
+        let publish = run(&[
+            "plugin",
+            "publish",
+            "--package",
+            "guard-2.cap",
+            "--signature",
+            "guard-2.cap.sig",
+            "--marketplace",
+            &url,
+            "--token",
+            &token,
+            "--games",
+            "minecraft",
+        ]);
         assert!(publish.status.success(), "{}", text(&publish));
     })
     .await
@@ -652,8 +909,12 @@ async fn cap_plugin_publish_signs_uploads_and_explains_refusals() {
         .json()
         .await
         .expect("JSON");
-    let versions: Vec<&str> = view["versions"].as_array().expect("versions").iter()
-        .filter_map(|v| v["version"].as_str()).collect();
+    let versions: Vec<&str> = view["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .filter_map(|v| v["version"].as_str())
+        .collect();
     assert_eq!(versions, ["2.0.0", "1.0.0"]);
     assert_eq!(view["publisher"], "acme");
     assert_eq!(view["games"], json!(["minecraft"]));

@@ -57,7 +57,12 @@ pub(crate) enum PluginCommand {
     /// Create an Ed25519 signing key file (mode 0600; never overwrites).
     Keygen {
         /// The key file to create.
-        #[arg(short, long, default_value = "publisher.key", env = "CAP_PUBLISHER_KEY")]
+        #[arg(
+            short,
+            long,
+            default_value = "publisher.key",
+            env = "CAP_PUBLISHER_KEY"
+        )]
         out: PathBuf,
     },
     /// Create a publisher account on a Marketplace (or use --token's) and

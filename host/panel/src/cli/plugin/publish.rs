@@ -29,8 +29,12 @@ pub(crate) const DEFAULT_MARKETPLACE: &str = "http://127.0.0.1:8090";
 /// Creates a new key file.
 pub(crate) fn keygen(out: &Path) -> anyhow::Result<()> {
     let key = SecretKey::generate().context("generating a key")?;
-    key.write_new(out)
-        .with_context(|| format!("writing {} (an existing key is never overwritten)", out.display()))?;
+    key.write_new(out).with_context(|| {
+        format!(
+            "writing {} (an existing key is never overwritten)",
+            out.display()
+        )
+    })?;
     println!("created key {} in {}", key.id(), out.display());
     println!("public key: {}", key.public().to_hex());
     Ok(())
@@ -88,7 +92,9 @@ impl SignatureFile {
         }
         Ok(SignatureFile {
             id: field("id")?,
-            version: field("version")?.parse().context("signature file version")?,
+            version: field("version")?
+                .parse()
+                .context("signature file version")?,
             sha256: field("sha256")?,
             key_id: KeyId::parse(&field("key-id")?).context("signature file key-id")?,
             signature: Signature::from_hex(&field("signature")?)
@@ -237,10 +243,7 @@ mod tests {
             key_id: key.id().clone(),
             signature: sign_package(&key, "quota-guard", &version, &"ab".repeat(32)),
         };
-        assert_eq!(
-            SignatureFile::parse(&file.render()).expect("parses"),
-            file
-        );
+        assert_eq!(SignatureFile::parse(&file.render()).expect("parses"), file);
         let damaged = file.render().replace("signature: ", "signature: zz");
         assert!(SignatureFile::parse(&damaged).is_err());
         assert!(SignatureFile::parse("ctrl-alt-play-signature: v2\n").is_err());
