@@ -31,7 +31,9 @@
 //!
 //! [`server::MarketplaceServer`] is the registry: publishers, keys,
 //! publishing, yanking, downloads, search, the logs and the timestamp over
-//! HTTP (axum, SQLite or PostgreSQL through sqlx).
+//! HTTP (axum, SQLite or PostgreSQL through sqlx). [`client`] talks to it:
+//! `cap plugin publish` uploads with it, and Panels browse, fetch logs,
+//! timestamps and files with it (verifying them with a [`TrustStore`]).
 
 pub mod client;
 pub mod keys;
