@@ -31,7 +31,9 @@
 //!
 //! [`server::MarketplaceServer`] is the registry: publishers, keys,
 //! publishing, yanking, downloads, search, the logs and the timestamp over
-//! HTTP (axum, SQLite or PostgreSQL through sqlx).
+//! HTTP (axum, SQLite or PostgreSQL through sqlx). [`client`] talks to it:
+//! `cap plugin publish` uploads with it, and Panels browse, fetch logs,
+//! timestamps and files with it (verifying them with a [`TrustStore`]).
 //!
 //! # Billing
 //!
@@ -41,6 +43,7 @@
 //! Marketplace key, let a Panel check an entitlement offline.
 
 pub mod billing;
+pub mod client;
 pub mod keys;
 pub mod license;
 pub mod lockfile;

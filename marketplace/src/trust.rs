@@ -109,17 +109,7 @@ impl TrustStore {
         let shown = path.display().to_string();
         match std::fs::read(path) {
             Ok(bytes) => {
-                let state: TrustState =
-                    serde_json::from_slice(&bytes).map_err(|e| TrustStoreError::Corrupt {
-                        path: shown.clone(),
-                        reason: e.to_string(),
-                    })?;
-                if state.format != 1 {
-                    return Err(TrustStoreError::Corrupt {
-                        path: shown,
-                        reason: format!("unknown format {}", state.format),
-                    });
-                }
+                let state = parse_state(&shown, &bytes)?;
                 if state.marketplace_key != marketplace_key {
                     return Err(TrustStoreError::OtherKey {
                         path: shown,
@@ -145,6 +135,44 @@ impl TrustStore {
                 source,
             }),
         }
+    }
+
+    /// A store kept elsewhere (a database row, say) in the form
+    /// [`TrustStore::to_json`] wrote. It must trust `marketplace_key`.
+    /// [`TrustStore::save`] does nothing for it: the caller persists
+    /// [`TrustStore::to_json`] after a successful verification.
+    pub fn from_json(
+        text: &str,
+        marketplace_key: PublicKey,
+    ) -> Result<TrustStore, TrustStoreError> {
+        let state = parse_state("(stored state)", text.as_bytes())?;
+        if state.marketplace_key != marketplace_key {
+            return Err(TrustStoreError::OtherKey {
+                path: "(stored state)".into(),
+                trusted: state.marketplace_key.id().to_string(),
+                given: marketplace_key.id().to_string(),
+            });
+        }
+        Ok(TrustStore { path: None, state })
+    }
+
+    /// The Marketplace key a stored state trusts, without checking it
+    /// against anything (for trust on first use: the key comes from the
+    /// state itself).
+    pub fn trusted_key_in(text: &str) -> Result<PublicKey, TrustStoreError> {
+        Ok(parse_state("(stored state)", text.as_bytes())?.marketplace_key)
+    }
+
+    /// The state as JSON, for [`TrustStore::from_json`].
+    pub fn to_json(&self) -> String {
+        // Strings, integers and maps of them always serialize.
+        serde_json::to_string(&self.state).unwrap_or_default()
+    }
+
+    /// The issue time of the newest timestamp trusted (`i64::MIN` before
+    /// the first).
+    pub fn trusted_timestamp(&self) -> i64 {
+        self.state.timestamp_issued_at
     }
 
     /// The trusted Marketplace key.
@@ -396,6 +424,21 @@ impl TrustStore {
     }
 }
 
+fn parse_state(shown: &str, bytes: &[u8]) -> Result<TrustState, TrustStoreError> {
+    let state: TrustState =
+        serde_json::from_slice(bytes).map_err(|e| TrustStoreError::Corrupt {
+            path: shown.to_owned(),
+            reason: e.to_string(),
+        })?;
+    if state.format != 1 {
+        return Err(TrustStoreError::Corrupt {
+            path: shown.to_owned(),
+            reason: format!("unknown format {}", state.format),
+        });
+    }
+    Ok(state)
+}
+
 /// The first other download whose release declares a dependency on
 /// `package`, for error messages; the requested package when none does.
 fn dependent_of(downloads: &[Download<'_>], releases: &[LoggedRelease], package: &str) -> String {
@@ -406,4 +449,44 @@ fn dependent_of(downloads: &[Download<'_>], releases: &[LoggedRelease], package:
         .or_else(|| downloads.iter().zip(releases).next())
         .map(|(d, _)| d.package.to_owned())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::SecretKey;
+
+    #[test]
+    fn a_trust_state_round_trips_through_json_and_refuses_another_key() {
+        let key = SecretKey::from_seed(&[3; 32]);
+        let other = SecretKey::from_seed(&[4; 32]);
+        let mut store = TrustStore::in_memory(key.public().clone());
+        store.state.timestamp_issued_at = 1234;
+        store.state.heads.insert(
+            "quota-guard".into(),
+            LogHead {
+                len: 2,
+                hash: "ab".repeat(32),
+            },
+        );
+        let json = store.to_json();
+        assert_eq!(
+            TrustStore::trusted_key_in(&json).expect("parses"),
+            *key.public()
+        );
+        let back = TrustStore::from_json(&json, key.public().clone()).expect("same key");
+        assert_eq!(back.trusted_timestamp(), 1234);
+        assert_eq!(
+            back.trusted_head("quota-guard"),
+            store.trusted_head("quota-guard")
+        );
+        assert!(matches!(
+            TrustStore::from_json(&json, other.public().clone()),
+            Err(TrustStoreError::OtherKey { .. })
+        ));
+        assert!(matches!(
+            TrustStore::from_json("{}", key.public().clone()),
+            Err(TrustStoreError::Corrupt { .. })
+        ));
+    }
 }

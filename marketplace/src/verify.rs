@@ -203,6 +203,37 @@ pub enum VerifyError {
     },
 }
 
+impl VerifyError {
+    /// The check that failed, as a stable kebab-case name (for problem
+    /// documents and logs): `sha256`, `author-signature`,
+    /// `countersignature`, `key-not-revoked`, `log-rollback`,
+    /// `timestamp-fresh`, `dependency-sha256`, …
+    pub fn check(&self) -> &'static str {
+        match self {
+            VerifyError::BrokenLog { .. } => "log-chain",
+            VerifyError::BadLogSignature { .. } => "log-signature",
+            VerifyError::UnknownKey { .. } => "author-key",
+            VerifyError::KeyNotValidAtSigning { .. } => "key-not-revoked",
+            VerifyError::BadAuthorSignature { .. } => "author-signature",
+            VerifyError::BadCountersignature { .. } => "countersignature",
+            VerifyError::DigestMismatch { .. } => "sha256",
+            VerifyError::DependencyDigestMismatch { .. } => "dependency-sha256",
+            VerifyError::MissingDependency { .. } => "dependency-missing",
+            VerifyError::DependencyOutOfRange { .. } => "dependency-range",
+            VerifyError::NotReleased { .. } => "released",
+            VerifyError::BadPackage { .. } => "package",
+            VerifyError::ManifestMismatch { .. } => "manifest",
+            VerifyError::BadTimestampSignature => "timestamp-signature",
+            VerifyError::StaleTimestamp { .. } => "timestamp-fresh",
+            VerifyError::RolledBackTimestamp { .. } => "timestamp-rollback",
+            VerifyError::NotInTimestamp { .. } => "timestamp-coverage",
+            VerifyError::LogHeadMismatch { .. } => "log-head",
+            VerifyError::RolledBackLog { .. } => "log-rollback",
+            VerifyError::ForkedLog { .. } => "log-fork",
+        }
+    }
+}
+
 /// One downloaded package with the log it is verified against.
 #[derive(Debug, Clone, Copy)]
 pub struct Download<'a> {

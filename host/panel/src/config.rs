@@ -21,6 +21,10 @@
 //! [http]
 //! body-limit = 1048576   # bytes
 //!
+//! [marketplace]
+//! url = "https://marketplace.example"   # where admins browse and install plugins from
+//! public-key = "9c1f…"                    # 64 hex digits; default: trusted on first use
+//!
 //! [rate-limits]          # BURST/PERIOD: BURST at once, then one more per PERIOD (ms, s, m, h)
 //! login-per-ip = "20/3s"
 //! login-per-account = "10/6s"
@@ -36,6 +40,8 @@
 //! | database URL | `--database-url` | `CAP_DATABASE_URL`, else `DATABASE_URL` | `database.url` |
 //! | pool size | | `CAP_DATABASE_MAX_CONNECTIONS` | `database.max-connections` |
 //! | request body limit | | `CAP_HTTP_BODY_LIMIT` | `http.body-limit` |
+//! | Marketplace URL | | `CAP_MARKETPLACE_URL` | `marketplace.url` |
+//! | Marketplace public key | | `CAP_MARKETPLACE_KEY` | `marketplace.public-key` |
 //! | rate limit `NAME` | `--rate-limit NAME=RULE` (repeatable) | `CAP_RATE_LIMIT_<NAME>` (e.g. `CAP_RATE_LIMIT_LOGIN_PER_IP`) | `rate-limits.NAME` |
 //!
 //! # Rate limits
@@ -111,6 +117,12 @@ pub struct Config {
     pub body_limit: usize,
     /// Limits on the login, second-factor and token endpoints.
     pub rate_limits: RateLimits,
+    /// The Marketplace plugins are installed from; `None` turns the
+    /// Marketplace routes off.
+    pub marketplace_url: Option<String>,
+    /// The Marketplace's public key (64 hex digits). `None` trusts the key
+    /// the Marketplace presents on first use and pins it in the database.
+    pub marketplace_key: Option<String>,
 }
 
 impl Default for Config {
@@ -122,6 +134,8 @@ impl Default for Config {
             database_max_connections: DEFAULT_MAX_CONNECTIONS,
             body_limit: DEFAULT_BODY_LIMIT,
             rate_limits: RateLimits::default(),
+            marketplace_url: None,
+            marketplace_key: None,
         }
     }
 }
@@ -152,6 +166,8 @@ impl Config {
                 }
                 limits
             },
+            marketplace_url: merged.marketplace_url,
+            marketplace_key: merged.marketplace_key,
         }
     }
 
@@ -213,6 +229,10 @@ pub struct ConfigLayer {
     /// Rate-limit rules by name (see [`RateLimits::NAMES`]); each is its own
     /// setting.
     pub rate_limits: BTreeMap<String, Rule>,
+    /// Marketplace URL.
+    pub marketplace_url: Option<String>,
+    /// Marketplace public key.
+    pub marketplace_key: Option<String>,
 }
 
 impl ConfigLayer {
@@ -232,6 +252,8 @@ impl ConfigLayer {
                 rules.extend(self.rate_limits);
                 rules
             },
+            marketplace_url: self.marketplace_url.or(lower.marketplace_url),
+            marketplace_key: self.marketplace_key.or(lower.marketplace_key),
         }
     }
 
@@ -308,6 +330,8 @@ impl ConfigLayer {
                 }
                 "CAP_HTTP_BODY_LIMIT" => layer.body_limit = Some(parse_env(key, value)?),
                 "CAP_CONFIG" => layer.config_file = Some(PathBuf::from(value)),
+                "CAP_MARKETPLACE_URL" => layer.marketplace_url = Some(value.to_owned()),
+                "CAP_MARKETPLACE_KEY" => layer.marketplace_key = Some(value.to_owned()),
                 _ => {
                     if let Some(suffix) = key.strip_prefix(RATE_LIMIT_ENV_PREFIX) {
                         let name = suffix.to_ascii_lowercase().replace('_', "-");
@@ -434,6 +458,15 @@ struct FileConfig {
     http: FileHttp,
     #[serde(default)]
     rate_limits: BTreeMap<String, String>,
+    #[serde(default)]
+    marketplace: FileMarketplace,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileMarketplace {
+    url: Option<String>,
+    public_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -459,6 +492,8 @@ impl From<FileConfig> for ConfigLayer {
             body_limit: file.http.body_limit,
             config_file: None,
             rate_limits: BTreeMap::new(),
+            marketplace_url: file.marketplace.url,
+            marketplace_key: file.marketplace.public_key,
         }
     }
 }
@@ -508,6 +543,32 @@ mod tests {
         assert_eq!(config.database_url.as_deref(), Some("postgres://file"));
         assert_eq!(config.database_max_connections, 3);
         assert_eq!(config.body_limit, 100, "file beats default");
+    }
+
+    #[test]
+    fn the_marketplace_url_and_key_come_from_the_file_and_the_environment() {
+        let file = ConfigLayer::from_toml_str(
+            r#"
+            [marketplace]
+            url = "https://file.example"
+            public-key = "ab"
+            "#,
+        )
+        .expect("valid file");
+        let env = ConfigLayer::from_env([("CAP_MARKETPLACE_URL", "http://env.example")])
+            .expect("valid env");
+        let config = Config::from_layers([file, env]);
+        assert_eq!(
+            config.marketplace_url.as_deref(),
+            Some("http://env.example")
+        );
+        assert_eq!(
+            config.marketplace_key.as_deref(),
+            Some("ab"),
+            "the file's key stays"
+        );
+        assert!(ConfigLayer::from_toml_str("[marketplace]\nkey = \"x\"\n").is_err());
+        assert_eq!(Config::from_layers([]).marketplace_url, None);
     }
 
     #[test]

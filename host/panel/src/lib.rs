@@ -26,6 +26,9 @@
 //!   plugins' `panel` capability over the database
 //!   ([`servers::DbPanelApi`], installed unless
 //!   [`PanelBuilder::plugin_services`] supplies another).
+//! - [`marketplace`]: installing plugins from a Marketplace — resolve,
+//!   download, verify every signature, log and timestamp, grant, activate,
+//!   all or nothing — with the trust state and lockfile in the database.
 //!
 //! Key decisions:
 //!
@@ -74,6 +77,7 @@ pub mod db;
 pub mod http;
 pub mod identity;
 pub mod local_agent;
+pub mod marketplace;
 pub mod plugin_kv;
 pub mod plugins;
 pub mod servers;
@@ -107,6 +111,9 @@ pub enum StartError {
     /// not be read.
     #[error("cannot start plugin management")]
     Plugins(#[source] plugins::PluginError),
+    /// The Marketplace settings are invalid.
+    #[error("invalid Marketplace settings")]
+    Marketplace(#[source] marketplace::MarketplaceError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -244,8 +251,23 @@ impl PanelBuilder {
             }
             None => None,
         };
+        let market = match &config.marketplace_url {
+            Some(url) => Some(
+                marketplace::MarketplaceService::new(
+                    url,
+                    config.marketplace_key.as_deref(),
+                    db.clone(),
+                    plugin_manager.clone(),
+                )
+                .map_err(StartError::Marketplace)?,
+            ),
+            None => None,
+        };
         let state = AppState::with_agents(config, db, authenticator, agents);
         state.set_plugins(plugin_manager);
+        if let Some(market) = market {
+            state.set_marketplace(market);
+        }
         if let Some(service) = identity {
             state.set_identity(service);
         }

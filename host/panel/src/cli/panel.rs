@@ -135,7 +135,7 @@ pub(crate) struct Extras {
 /// the URLs and the admin's credentials, and serves until Ctrl-C or
 /// SIGTERM.
 pub(crate) fn serve(
-    config: Config,
+    mut config: Config,
     bundle: &[BundledPlugin],
     extras: Extras,
 ) -> anyhow::Result<()> {
@@ -148,6 +148,22 @@ pub(crate) fn serve(
         let options = IdentityOptions::from_config(&config);
         let marketplace_dir = config.data_dir.join("marketplace");
         let agent_dir = config.data_dir.join("agent");
+        // The in-process Marketplace starts first so the Panel can be
+        // wired to it: its URL and its key (configured, not trusted on
+        // first use), unless the configuration names another Marketplace.
+        let marketplace = if extras.marketplace {
+            let server = MarketplaceServer::bind(MarketplaceConfig::new(marketplace_dir))
+                .await
+                .context("starting the Marketplace")?;
+            let running = server.spawn();
+            if config.marketplace_url.is_none() {
+                config.marketplace_url = Some(running.url());
+                config.marketplace_key = Some(running.public_key().to_hex());
+            }
+            Some(running)
+        } else {
+            None
+        };
         let panel = Panel::builder(config)
             .identity(providers.clone(), options)
             .bind()
@@ -177,15 +193,6 @@ pub(crate) fn serve(
                 None
             }
             Err(e) => return Err(anyhow::Error::from(e).context("creating the first administrator")),
-        };
-
-        let marketplace = if extras.marketplace {
-            let server = MarketplaceServer::bind(MarketplaceConfig::new(marketplace_dir))
-                .await
-                .context("starting the Marketplace")?;
-            Some(server.spawn())
-        } else {
-            None
         };
 
         let url = format!("http://{}", panel.local_addr());

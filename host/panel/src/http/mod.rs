@@ -41,6 +41,7 @@ pub mod auth_routes;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod marketplace_routes;
 pub mod metrics;
 pub mod nodes_routes;
 pub mod openapi;
@@ -76,6 +77,7 @@ struct Inner {
     identity: std::sync::OnceLock<crate::identity::IdentityService>,
     agents: crate::agents::AgentHub,
     console_tokens: crate::agents::console::TokenKeys,
+    marketplace: std::sync::OnceLock<crate::marketplace::MarketplaceService>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -112,6 +114,7 @@ impl AppState {
                 identity: std::sync::OnceLock::new(),
                 agents,
                 console_tokens: crate::agents::console::TokenKeys::generate(),
+                marketplace: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -161,6 +164,17 @@ impl AppState {
         let _ = self.inner.identity.set(identity);
     }
 
+    /// The Marketplace connection, once [`AppState::set_marketplace`]
+    /// installed one (when `[marketplace] url` is configured).
+    pub fn marketplace(&self) -> Option<&crate::marketplace::MarketplaceService> {
+        self.inner.marketplace.get()
+    }
+
+    /// Installs the Marketplace connection; only the first call has an effect.
+    pub fn set_marketplace(&self, marketplace: crate::marketplace::MarketplaceService) {
+        let _ = self.inner.marketplace.set(marketplace);
+    }
+
     /// The authenticator.
     pub fn authenticator(&self) -> Arc<dyn Authenticator> {
         Arc::clone(&self.inner.authenticator)
@@ -177,6 +191,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(settings::list, settings::create))
         .routes(routes!(settings::get, settings::put, settings::delete))
         .merge(plugins_routes::router())
+        .merge(marketplace_routes::router())
         .merge(auth_routes::router())
         .merge(api_keys::router())
         .merge(nodes_routes::router())

@@ -45,7 +45,12 @@ impl From<ApiError> for PluginFailure {
     }
 }
 
-fn problem(status: StatusCode, code: &str, title: &str, detail: String) -> PluginFailure {
+pub(super) fn problem(
+    status: StatusCode,
+    code: &str,
+    title: &str,
+    detail: String,
+) -> PluginFailure {
     let mut p = Problem::new(status, code, title);
     p.detail = Some(detail);
     PluginFailure(Ok(Box::new(p)))
@@ -163,7 +168,7 @@ impl From<&Grants> for GrantSet {
 }
 
 impl GrantSet {
-    fn into_grants(self) -> Result<Grants, ApiError> {
+    pub(super) fn into_grants(self) -> Result<Grants, ApiError> {
         let panel = self
             .panel
             .iter()
@@ -220,7 +225,7 @@ pub struct PluginBody {
 }
 
 impl PluginBody {
-    fn new(record: &PluginRecord, manager: &PluginManager) -> Self {
+    pub(super) fn new(record: &PluginRecord, manager: &PluginManager) -> Self {
         let manifest = cap_runtime::Manifest::parse(record.manifest.as_bytes()).ok();
         PluginBody {
             id: record.id.clone(),

@@ -447,6 +447,150 @@ impl PluginManager {
         })
     }
 
+    /// Installs or updates several packages at once, all or nothing (the
+    /// Marketplace's install and "update all"), and writes `state` rows of
+    /// `marketplace_state` in the same transaction.
+    ///
+    /// Every package is validated, its component stored and — when it is
+    /// to be active — loaded first; only when all of that succeeded are the
+    /// rows written, in one transaction, and the loaded plugins swapped in.
+    /// On any failure nothing changes: no row, no state, no newly written
+    /// component file, and the plugins active before stay active.
+    ///
+    /// A new plugin gets [`SetItem::grants`] (which must be a subset of what
+    /// its manifest requests) and is activated if [`SetItem::activate`]; an
+    /// update keeps the installed plugin's state and the grants the new
+    /// manifest still requests.
+    ///
+    /// # Errors
+    ///
+    /// As [`PluginManager::install`], and [`PluginError::NotRequested`].
+    pub async fn install_set(
+        &self,
+        items: Vec<SetItem>,
+        state: &[(&str, String)],
+        source: &str,
+        actor: &Actor,
+    ) -> Result<Vec<Installed>, PluginError> {
+        let _writer = self.inner.writer.lock().await;
+        let mut written: Vec<PathBuf> = Vec::new();
+        let result = self.prepare_set(items, source, actor, &mut written).await;
+        let prepared = match result {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                remove_files(&written).await;
+                return Err(e);
+            }
+        };
+        let rows: Vec<store::SetRow> = prepared
+            .iter()
+            .map(|p| (p.record.clone(), p.previous.is_some(), p.event.clone()))
+            .collect();
+        if let Err(e) = store::commit_set(&self.inner.db, &rows, state).await {
+            remove_files(&written).await;
+            return Err(e.into());
+        }
+        let mut installed = Vec::with_capacity(prepared.len());
+        for p in prepared {
+            if let Some(plugin) = p.loaded {
+                self.set_active(&p.record.id, Some(plugin));
+            }
+            installed.push(Installed {
+                record: p.record,
+                replaced: p.previous.map(|r| r.version),
+            });
+        }
+        Ok(installed)
+    }
+
+    async fn prepare_set(
+        &self,
+        items: Vec<SetItem>,
+        source: &str,
+        actor: &Actor,
+        written: &mut Vec<PathBuf>,
+    ) -> Result<Vec<Prepared>, PluginError> {
+        let mut prepared = Vec::with_capacity(items.len());
+        for item in items {
+            let package = Package::read(&item.bytes, MAX_COMPONENT_BYTES)?;
+            let manifest = package.manifest.clone();
+            let id = manifest.plugin.id.clone();
+            let previous = store::get(&self.inner.db, &id).await?;
+            if let Some(previous) = &previous
+                && previous.version >= manifest.plugin.version
+            {
+                return Err(PluginError::NotNewer {
+                    id,
+                    installed: previous.version.clone(),
+                });
+            }
+            let component_sha256 = sha256_hex(&package.component);
+            let path = self.component_path(&component_sha256);
+            if !path.exists() {
+                let partial = path.with_extension("wasm.partial");
+                tokio::fs::write(&partial, &package.component).await?;
+                tokio::fs::rename(&partial, &path).await?;
+                written.push(path);
+            }
+            let (state, grants) = match &previous {
+                Some(p) => (p.state, p.grants.effective(&manifest)),
+                None => {
+                    let grants = item.grants.unwrap_or_else(Grants::none);
+                    if let Some(extra) = beyond_request(&grants, &manifest) {
+                        return Err(PluginError::NotRequested(format!("{id}: {extra}")));
+                    }
+                    let state = if item.activate {
+                        PluginState::Active
+                    } else {
+                        PluginState::Installed
+                    };
+                    (state, grants)
+                }
+            };
+            let at = now();
+            let record = PluginRecord {
+                id: id.clone(),
+                version: manifest.plugin.version.clone(),
+                package_sha256: package.sha256.clone(),
+                component_sha256,
+                manifest: manifest.to_toml(),
+                state,
+                grants,
+                installed_at: previous.as_ref().map_or(at, |p| p.installed_at),
+                updated_at: at,
+            };
+            let loaded = if record.state == PluginState::Active {
+                Some(self.load(&record).await?)
+            } else {
+                None
+            };
+            let mut data = json!({
+                "version": record.version.to_string(),
+                "sha256": record.package_sha256,
+                "source": source,
+                "state": record.state.as_str(),
+            });
+            let kind = match &previous {
+                Some(p) => {
+                    data["from"] = json!(p.version.to_string());
+                    data["to"] = json!(record.version.to_string());
+                    "plugin.updated"
+                }
+                None => {
+                    data["grants"] = json!(record.grants);
+                    "plugin.installed"
+                }
+            };
+            prepared.push(Prepared {
+                event: event(kind, &id, actor, data),
+                record,
+                previous,
+                loaded,
+            });
+        }
+        Ok(prepared)
+    }
+
     /// Records what the admin grants; it must be a subset of what the
     /// manifest requests. Replaces earlier grants. An active plugin is
     /// reloaded with the new grants.
@@ -736,6 +880,32 @@ impl PluginManager {
             })
             .await?;
         Ok(plugin)
+    }
+}
+
+/// One package of [`PluginManager::install_set`].
+#[derive(Debug, Clone)]
+pub struct SetItem {
+    /// The `.cap` file.
+    pub bytes: Vec<u8>,
+    /// For a new plugin: what the admin grants (default: nothing).
+    pub grants: Option<Grants>,
+    /// For a new plugin: activate it.
+    pub activate: bool,
+}
+
+struct Prepared {
+    record: PluginRecord,
+    previous: Option<PluginRecord>,
+    loaded: Option<Plugin>,
+    event: NewEvent,
+}
+
+async fn remove_files(paths: &[PathBuf]) {
+    for path in paths {
+        if let Err(error) = tokio::fs::remove_file(path).await {
+            tracing::warn!(path = %path.display(), %error, "cannot remove a component of a failed install");
+        }
     }
 }
 

@@ -307,3 +307,77 @@ pub(crate) async fn write_values(
     });
     Ok(())
 }
+
+/// One row of a [`commit_set`]: the record, whether it replaces an
+/// installed row, and its event.
+pub(crate) type SetRow = (PluginRecord, bool, NewEvent);
+
+fn insert_sql() -> &'static str {
+    "INSERT INTO plugins (id, version, package_sha256, component_sha256, manifest, state, grants, installed_at, updated_at) VALUES ("
+}
+
+/// Writes several plugin rows and `state` rows of `marketplace_state` (name,
+/// value) in one transaction, with each row's event: all of them or none.
+pub(crate) async fn commit_set(
+    db: &Database,
+    rows: &[SetRow],
+    state: &[(&str, String)],
+) -> Result<(), DbError> {
+    let at = to_micros(crate::db::now());
+    on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        for (record, replace, event) in rows {
+            if *replace {
+                let mut qb = query_builder(pool, "DELETE FROM plugins WHERE id = ");
+                qb.push_bind(&record.id);
+                qb.build().execute(&mut *tx).await?;
+            }
+            let mut qb = query_builder(pool, insert_sql());
+            qb.separated(", ")
+                .push_bind(&record.id)
+                .push_bind(record.version.to_string())
+                .push_bind(&record.package_sha256)
+                .push_bind(&record.component_sha256)
+                .push_bind(&record.manifest)
+                .push_bind(record.state.as_str())
+                .push_bind(Json(&record.grants))
+                .push_bind(to_micros(record.installed_at))
+                .push_bind(to_micros(record.updated_at));
+            qb.push(")");
+            qb.build().execute(&mut *tx).await?;
+            tx.append_event(event).await?;
+        }
+        for (name, value) in state {
+            let mut qb = query_builder(pool, "DELETE FROM marketplace_state WHERE name = ");
+            qb.push_bind(*name);
+            qb.build().execute(&mut *tx).await?;
+            let mut qb = query_builder(
+                pool,
+                "INSERT INTO marketplace_state (name, value, updated_at) VALUES (",
+            );
+            qb.separated(", ")
+                .push_bind(*name)
+                .push_bind(value)
+                .push_bind(at);
+            qb.push(")");
+            qb.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+    });
+    Ok(())
+}
+
+/// One row of `marketplace_state`, if written.
+pub(crate) async fn marketplace_state(
+    db: &Database,
+    name: &str,
+) -> Result<Option<String>, DbError> {
+    let row: Option<(String,)> = on_pool!(db, |pool| {
+        let mut qb = query_builder(pool, "SELECT value FROM marketplace_state WHERE name = ");
+        qb.push_bind(name);
+        qb.build_query_as::<(String,)>()
+            .fetch_optional(pool)
+            .await?
+    });
+    Ok(row.map(|(v,)| v))
+}

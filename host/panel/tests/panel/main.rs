@@ -12,6 +12,7 @@ mod audit_log;
 mod cli;
 mod db;
 mod identity;
+mod marketplace;
 mod nodes;
 mod plugins;
 mod replay;

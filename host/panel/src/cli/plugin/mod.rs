@@ -1,4 +1,5 @@
-//! `cap plugin`: new, build, pack, inspect.
+//! `cap plugin`: new, build, pack, inspect, and the Marketplace author
+//! commands keygen, register, sign, publish ([`publish`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use cap_runtime::package::{MAX_PACKAGE_BYTES, Package, check_component_matches, 
 use clap::{Subcommand, ValueEnum};
 use serde::Serialize;
 
+mod publish;
 mod templates;
 
 #[derive(Debug, Subcommand)]
@@ -52,6 +54,71 @@ pub(crate) enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Create an Ed25519 signing key file (mode 0600; never overwrites).
+    Keygen {
+        /// The key file to create.
+        #[arg(
+            short,
+            long,
+            default_value = "publisher.key",
+            env = "CAP_PUBLISHER_KEY"
+        )]
+        out: PathBuf,
+    },
+    /// Create a publisher account on a Marketplace (or use --token's) and
+    /// register a signing key with it.
+    Register {
+        /// Publisher name.
+        name: String,
+        /// The key file to register.
+        #[arg(long, default_value = "publisher.key", env = "CAP_PUBLISHER_KEY")]
+        key: PathBuf,
+        /// The Marketplace.
+        #[arg(long, env = "CAP_MARKETPLACE_URL", default_value = publish::DEFAULT_MARKETPLACE)]
+        marketplace: String,
+        /// An existing publisher's token: add the key instead of creating an account.
+        #[arg(long, env = "CAP_MARKETPLACE_TOKEN")]
+        token: Option<String>,
+    },
+    /// Sign a .cap package: writes <file>.sig with the author signature
+    /// over the package's sha256.
+    Sign {
+        /// The .cap package.
+        file: PathBuf,
+        /// The key file.
+        #[arg(long, default_value = "publisher.key", env = "CAP_PUBLISHER_KEY")]
+        key: PathBuf,
+        /// Where to write the signature (default: <file>.sig).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Pack (unless --package is given), sign and upload to a Marketplace.
+    Publish {
+        /// The plugin crate (default: the current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Publish this .cap file instead of packing the crate.
+        #[arg(long)]
+        package: Option<PathBuf>,
+        /// Use this component when packing instead of building.
+        #[arg(long)]
+        wasm: Option<PathBuf>,
+        /// The key file to sign with.
+        #[arg(long, env = "CAP_PUBLISHER_KEY")]
+        key: Option<PathBuf>,
+        /// A signature file from `cap plugin sign` instead of --key.
+        #[arg(long)]
+        signature: Option<PathBuf>,
+        /// The Marketplace.
+        #[arg(long, env = "CAP_MARKETPLACE_URL", default_value = publish::DEFAULT_MARKETPLACE)]
+        marketplace: String,
+        /// The publisher token from `cap plugin register`.
+        #[arg(long, env = "CAP_MARKETPLACE_TOKEN")]
+        token: String,
+        /// Games the plugin is for, comma-separated (e.g. minecraft).
+        #[arg(long, value_delimiter = ',')]
+        games: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -91,6 +158,45 @@ pub(crate) fn run(cmd: PluginCommand) -> anyhow::Result<()> {
         }
         PluginCommand::Pack { dir, output, wasm } => pack(&dir, &output, wasm.as_deref()),
         PluginCommand::Inspect { file, json } => inspect_file(&file, json),
+        PluginCommand::Keygen { out } => publish::keygen(&out),
+        PluginCommand::Register {
+            name,
+            key,
+            marketplace,
+            token,
+        } => publish::register(&marketplace, &name, &key, token.as_deref()),
+        PluginCommand::Sign { file, key, output } => publish::sign(&file, &key, output.as_deref()),
+        PluginCommand::Publish {
+            dir,
+            package,
+            wasm,
+            key,
+            signature,
+            marketplace,
+            token,
+            games,
+        } => {
+            let package = match package {
+                Some(p) => p,
+                None => {
+                    let out = dir.join("target").join("plugin.cap");
+                    if let Some(parent) = out.parent() {
+                        fs::create_dir_all(parent)
+                            .with_context(|| format!("creating {}", parent.display()))?;
+                    }
+                    pack(&dir, &out, wasm.as_deref())?;
+                    out
+                }
+            };
+            publish::publish(publish::PublishArgs {
+                marketplace: &marketplace,
+                token: &token,
+                package,
+                key: key.as_deref(),
+                signature: signature.as_deref(),
+                games,
+            })
+        }
     }
 }
 

@@ -1,0 +1,922 @@
+//! Publishing to a real Marketplace (`MarketplaceServer` on 127.0.0.1:0)
+//! and installing from it into a Panel over HTTP: browse, install, the
+//! plugin runs, update all; every tamper case refused through the Panel's
+//! install path with the failed check named and nothing installed; an
+//! unsatisfiable request explained. Tampering happens in a small proxy
+//! between the Panel and the Marketplace (the network an attacker
+//! controls); cases that need a validly signed but lying log or timestamp
+//! sign with the Marketplace's own key, read from its data directory.
+//!
+//! The `cap plugin keygen|register|sign|publish` commands are tested by
+//! running the `cap` binary against the same kind of Marketplace.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cap_marketplace::client::MarketplaceClient;
+use cap_marketplace::keys::SecretKey;
+use cap_marketplace::log::{LogEntry, LogEvent, LogHead, Notary};
+use cap_marketplace::signing::sign_package;
+use cap_marketplace::{MarketplaceConfig, MarketplaceServer, RunningMarketplace};
+use cap_panel::config::Config;
+use cap_panel::{Panel, RunningPanel};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::plugins::{PLUGIN_ADMIN, domain_tokens, manifest_text, package_with};
+use crate::support::{TestDb, client, expect_problem, on_every_database};
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64
+}
+
+/// What the proxy changes on the way from the Marketplace to the Panel.
+#[derive(Default)]
+struct Tamper {
+    /// Answer these paths (below `/api/v1`) with these bodies instead.
+    replace: HashMap<String, Vec<u8>>,
+    /// Flip the last byte of the answers to these paths.
+    flip: Vec<String>,
+}
+
+type SharedTamper = Arc<Mutex<Tamper>>;
+
+/// A Marketplace, a tampering proxy in front of it, and a publisher.
+struct Market {
+    server: RunningMarketplace,
+    proxy: String,
+    tamper: SharedTamper,
+    notary: Notary,
+    client: MarketplaceClient,
+    token: String,
+    key: SecretKey,
+    _dir: TempDir,
+}
+
+async fn proxy_handler(
+    State((upstream, tamper, http)): State<(String, SharedTamper, reqwest::Client)>,
+    request: Request,
+) -> Response {
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let bare = request
+        .uri()
+        .path()
+        .trim_start_matches("/api/v1")
+        .to_owned();
+    if let Some(body) = tamper.lock().expect("tamper").replace.get(&bare).cloned() {
+        return ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    }
+    let answer = http
+        .get(format!("{upstream}{path}"))
+        .send()
+        .await
+        .expect("the Marketplace answers the proxy");
+    let status = StatusCode::from_u16(answer.status().as_u16()).expect("status");
+    let content_type = answer
+        .headers()
+        .get(header::CONTENT_TYPE.as_str())
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    let mut body = answer.bytes().await.expect("body").to_vec();
+    if tamper.lock().expect("tamper").flip.contains(&bare)
+        && let Some(last) = body.last_mut()
+    {
+        *last ^= 0x01;
+    }
+    (
+        status,
+        [(header::CONTENT_TYPE, content_type)],
+        Bytes::from(body),
+    )
+        .into_response()
+}
+
+impl Market {
+    async fn start(timestamp_ttl: i64) -> Market {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = MarketplaceConfig::new(dir.path());
+        config.timestamp_ttl = timestamp_ttl;
+        let server = MarketplaceServer::bind(config)
+            .await
+            .expect("the Marketplace binds")
+            .spawn();
+        let secret = SecretKey::read(&dir.path().join("marketplace.key")).expect("its key");
+        let tamper = SharedTamper::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("proxy binds");
+        let proxy = format!("http://{}", listener.local_addr().expect("addr"));
+        let app = axum::Router::new().fallback(proxy_handler).with_state((
+            server.url(),
+            tamper.clone(),
+            reqwest::Client::new(),
+        ));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let client = MarketplaceClient::new(&server.url()).expect("client");
+        let key = SecretKey::from_seed(&[42; 32]);
+        let token = client
+            .create_publisher("acme")
+            .await
+            .expect("publisher")
+            .token;
+        client.add_key(&token, "acme", &key).await.expect("key");
+        Market {
+            server,
+            proxy,
+            tamper,
+            notary: Notary::new(secret),
+            client,
+            token,
+            key,
+            _dir: dir,
+        }
+    }
+
+    async fn publish(&self, bytes: &[u8]) -> Value {
+        let package = cap_runtime::Package::read(bytes, cap_runtime::package::MAX_PACKAGE_BYTES)
+            .expect("valid");
+        let plugin = &package.manifest.plugin;
+        let signature = sign_package(&self.key, &plugin.id, &plugin.version, &package.sha256);
+        let (created, release) = self
+            .client
+            .publish(
+                &self.token,
+                bytes,
+                self.key.id(),
+                &signature,
+                &["minecraft".into()],
+            )
+            .await
+            .expect("published");
+        assert!(created);
+        serde_json::to_value(release).expect("json")
+    }
+
+    fn tamper(&self) -> std::sync::MutexGuard<'_, Tamper> {
+        self.tamper.lock().expect("tamper")
+    }
+
+    /// A timestamp signed by the Marketplace's key stating `heads`.
+    fn forged_timestamp(&self, heads: Vec<(&str, &[LogEntry])>) -> Vec<u8> {
+        let heads = heads
+            .into_iter()
+            .map(|(id, log)| {
+                (
+                    id.to_owned(),
+                    LogHead {
+                        len: log.len() as u64,
+                        hash: log.last().expect("entries").hash(),
+                    },
+                )
+            })
+            .collect();
+        serde_json::to_vec(&self.notary.timestamp(heads, unix_now(), 3600)).expect("json")
+    }
+}
+
+/// `quota-guard` as it is, with its version and `[dependencies]` changed.
+fn guard(version: &str, dependencies: &str) -> Vec<u8> {
+    let text = manifest_text("quota-guard").replacen(
+        "version = \"1.0.0\"",
+        &format!("version = \"{version}\""),
+        1,
+    );
+    package_with(
+        "quota-guard",
+        &format!("{text}\n[dependencies]\n{dependencies}\n"),
+    )
+}
+
+/// `quota-guard` renamed `quota-base`, at `version`; `note` changes the
+/// description (and so the bytes).
+fn base(version: &str, note: &str) -> Vec<u8> {
+    let text = manifest_text("quota-guard")
+        .replacen("id = \"quota-guard\"", "id = \"quota-base\"", 1)
+        .replacen(
+            "version = \"1.0.0\"",
+            &format!("version = \"{version}\""),
+            1,
+        )
+        .replacen("description = \"", &format!("description = \"{note}"), 1);
+    package_with("quota-guard", &text)
+}
+
+async fn panel_for(db: &TestDb, market: &Market, pin_key: bool) -> RunningPanel {
+    let config = Config {
+        marketplace_url: Some(market.proxy.clone()),
+        marketplace_key: pin_key.then(|| market.server.public_key().to_hex()),
+        ..db.config()
+    };
+    Panel::builder(config)
+        .authenticator(domain_tokens())
+        .bind()
+        .await
+        .expect("the Panel starts")
+        .spawn()
+}
+
+async fn call(
+    panel: &RunningPanel,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let request = client()
+        .request(method, panel.url(path))
+        .bearer_auth(PLUGIN_ADMIN);
+    let request = match body {
+        Some(body) => request.json(&body),
+        None => request,
+    };
+    request.send().await.expect("request")
+}
+
+async fn ok_json(response: reqwest::Response) -> Value {
+    let status = response.status();
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(status, 200, "{body:#}");
+    body
+}
+
+async fn install(panel: &RunningPanel, body: Value) -> reqwest::Response {
+    call(
+        panel,
+        reqwest::Method::POST,
+        "/api/v1/marketplace/install",
+        Some(body),
+    )
+    .await
+}
+
+fn guard_grants() -> Value {
+    json!({"quota-guard": {"kv": true, "config": true, "panel": ["servers.read"]}})
+}
+
+/// The installed plugins' ids and versions.
+async fn installed(panel: &RunningPanel) -> Vec<(String, String)> {
+    let list = ok_json(call(panel, reqwest::Method::GET, "/api/v1/plugins", None).await).await;
+    list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|p| {
+            (
+                p["id"].as_str().expect("id").to_owned(),
+                p["version"].as_str().expect("version").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Asserts a `verification-failed` refusal naming `check`.
+async fn refused_by(response: reqwest::Response, check: &str) -> String {
+    let problem = expect_problem(response, 422, "verification-failed").await;
+    let detail = problem["detail"].as_str().expect("detail").to_owned();
+    assert!(
+        detail.starts_with(&format!("the `{check}` check failed")),
+        "{detail}"
+    );
+    detail
+}
+
+on_every_database! {
+    async fn a_published_plugin_is_browsed_installed_runs_and_updates(db: &TestDb) {
+        let market = Market::start(3600).await;
+        market.publish(&guard("1.0.0", "")).await;
+        let panel = panel_for(db, &market, false).await;
+
+        let page = ok_json(call(&panel, reqwest::Method::GET, "/api/v1/marketplace/packages?q=quota&game=minecraft", None).await).await;
+        assert_eq!(page["total"], 1, "{page:#}");
+        assert_eq!(page["items"][0]["id"], "quota-guard");
+        let view = ok_json(call(&panel, reqwest::Method::GET, "/api/v1/marketplace/packages/quota-guard", None).await).await;
+        assert_eq!(view["versions"][0]["version"], "1.0.0");
+        let missing = call(&panel, reqwest::Method::GET, "/api/v1/marketplace/packages/no-such-plugin", None).await;
+        expect_problem(missing, 404, "not-found").await;
+
+        let outcome = ok_json(install(&panel, json!({"package": "quota-guard", "requirement": "1", "grants": guard_grants()})).await).await;
+        let changed = outcome["changed"].as_array().expect("changed");
+        assert_eq!(changed.len(), 1, "{outcome:#}");
+        assert_eq!(changed[0]["plugin"]["state"], "active");
+        assert_eq!(changed[0]["plugin"]["loaded"], true);
+        assert_eq!(changed[0]["plugin"]["granted"]["panel"], json!(["servers.read"]));
+        assert_eq!(outcome["lock"]["lockfile"][0]["id"], "quota-guard");
+        assert_eq!(outcome["lock"]["lockfile"][0]["version"], "1.0.0");
+        assert_eq!(outcome["lock"]["requests"]["quota-guard"], "1");
+
+        // The plugin runs: its before-hook answers.
+        let plugin = panel.state().plugins().expect("manager").active("quota-guard").expect("active");
+        let verdict = plugin.hook_before(&cap_e2e::server_create("probe", "user-x", 512)).await;
+        assert!(matches!(verdict, Ok(cap_runtime::api::Verdict::Allow)), "{verdict:?}");
+        let status = ok_json(call(&panel, reqwest::Method::GET, "/api/v1/plugins/quota-guard/status", None).await).await;
+        assert!(status["calls"].as_u64().expect("calls") >= 1, "{status:#}");
+
+        // The lockfile is in the database; a new version arrives by "update all".
+        let lock = ok_json(call(&panel, reqwest::Method::GET, "/api/v1/marketplace/lockfile", None).await).await;
+        assert!(lock["toml"].as_str().expect("toml").contains("quota-guard"));
+        market.publish(&guard("1.1.0", "")).await;
+        let outcome = ok_json(call(&panel, reqwest::Method::POST, "/api/v1/marketplace/update", None).await).await;
+        assert_eq!(outcome["changed"][0]["replaced"], "1.0.0", "{outcome:#}");
+        assert_eq!(outcome["changed"][0]["plugin"]["version"], "1.1.0");
+        assert_eq!(outcome["changed"][0]["plugin"]["state"], "active");
+        assert_eq!(installed(&panel).await, [("quota-guard".to_owned(), "1.1.0".to_owned())]);
+        // Nothing newer: nothing changes.
+        let outcome = ok_json(call(&panel, reqwest::Method::POST, "/api/v1/marketplace/update", None).await).await;
+        assert_eq!(outcome["changed"], json!([]));
+        panel.stop().await.expect("stops");
+        market.server.stop().await.expect("stops");
+    }
+}
+
+#[tokio::test]
+async fn a_flipped_byte_in_the_download_is_refused_by_the_sha256_check() {
+    let db = TestDb::sqlite().await;
+    let market = Market::start(3600).await;
+    market.publish(&guard("1.0.0", "")).await;
+    market
+        .tamper()
+        .flip
+        .push("/packages/quota-guard/versions/1.0.0/download".into());
+    let panel = panel_for(&db, &market, true).await;
+    let response = install(
+        &panel,
+        json!({"package": "quota-guard", "grants": guard_grants()}),
+    )
+    .await;
+    refused_by(response, "sha256").await;
+    assert!(installed(&panel).await.is_empty());
+    let lock = ok_json(
+        call(
+            &panel,
+            reqwest::Method::GET,
+            "/api/v1/marketplace/lockfile",
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        lock["lockfile"],
+        json!([]),
+        "no lock entry for a refused install"
+    );
+    panel.stop().await.expect("stops");
+}
+
+#[tokio::test]
+async fn a_release_signed_with_a_key_that_is_not_the_publishers_is_refused() {
+    let db = TestDb::sqlite().await;
+    let market = Market::start(3600).await;
+    let bytes = guard("1.0.0", "");
+    market.publish(&bytes).await;
+    // A log, validly countersigned by the Marketplace, whose release claims
+    // the publisher's key but was signed by another.
+    let package = cap_runtime::Package::read(&bytes, u64::MAX).expect("valid");
+    let version = semver::Version::new(1, 0, 0);
+    let wrong = SecretKey::from_seed(&[66; 32]);
+    let signature = sign_package(&wrong, "quota-guard", &version, &package.sha256);
+    let countersignature = market.notary.countersign(
+        "quota-guard",
+        &version,
+        &package.sha256,
+        market.key.id(),
+        &signature,
+    );
+    let now = unix_now();
+    let grant = market.notary.append(
+        "quota-guard",
+        None,
+        now,
+        LogEvent::KeyGrant {
+            key_id: market.key.id().clone(),
+            public_key: market.key.public().clone(),
+        },
+    );
+    let head = LogHead {
+        len: 1,
+        hash: grant.hash(),
+    };
+    let release = market.notary.append(
+        "quota-guard",
+        Some(&head),
+        now,
+        LogEvent::Release {
+            version: version.clone(),
+            sha256: package.sha256.clone(),
+            api: package.manifest.plugin.api.clone(),
+            dependencies: package.manifest.dependencies.clone(),
+            key_id: market.key.id().clone(),
+            author_signature: signature,
+            countersignature,
+        },
+    );
+    let log = vec![grant, release];
+    let timestamp = market.forged_timestamp(vec![("quota-guard", &log)]);
+    market.tamper().replace.insert(
+        "/packages/quota-guard/log".into(),
+        serde_json::to_vec(&log).expect("json"),
+    );
+    market
+        .tamper()
+        .replace
+        .insert("/timestamp".into(), timestamp);
+    let panel = panel_for(&db, &market, true).await;
+    let response = install(
+        &panel,
+        json!({"package": "quota-guard", "grants": guard_grants()}),
+    )
+    .await;
+    refused_by(response, "author-signature").await;
+    assert!(installed(&panel).await.is_empty());
+    panel.stop().await.expect("stops");
+}
+
+#[tokio::test]
+async fn a_panel_pinned_to_another_marketplace_key_refuses_the_marketplace() {
+    let db = TestDb::sqlite().await;
+    let market = Market::start(3600).await;
+    market.publish(&guard("1.0.0", "")).await;
+    let config = Config {
+        marketplace_url: Some(market.proxy.clone()),
+        marketplace_key: Some(SecretKey::from_seed(&[9; 32]).public().to_hex()),
+        ..db.config()
+    };
+    let panel = Panel::builder(config)
+        .authenticator(domain_tokens())
+        .bind()
+        .await
+        .expect("starts")
+        .spawn();
+    let response = install(&panel, json!({"package": "quota-guard"})).await;
+    let problem = expect_problem(response, 502, "marketplace-key-mismatch").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .expect("detail")
+            .contains(market.server.public_key().id().as_str())
+    );
+    assert!(installed(&panel).await.is_empty());
+    panel.stop().await.expect("stops");
+}
+
+#[tokio::test]
+async fn a_release_signed_with_a_since_revoked_key_is_refused_by_the_key_check() {
+    let db = TestDb::sqlite().await;
+    let market = Market::start(3600).await;
+    let release = market.publish(&guard("1.0.0", "")).await;
+    // The key leaked before it signed: revoked from the release's time on.
+    let response = client()
+        .post(format!(
+            "{}/api/v1/publishers/me/keys/{}/revoke",
+            market.server.url(),
+            market.key.id()
+        ))
+        .bearer_auth(&market.token)
+        .json(&json!({"reason": "laptop stolen", "effective_at": release["published_at"]}))
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(response.status(), 200);
+    let panel = panel_for(&db, &market, true).await;
+    let response = install(
+        &panel,
+        json!({"package": "quota-guard", "grants": guard_grants()}),
+    )
+    .await;
+    let detail = refused_by(response, "key-not-revoked").await;
+    assert!(detail.contains("laptop stolen"), "{detail}");
+    assert!(installed(&panel).await.is_empty());
+    panel.stop().await.expect("stops");
+}
+
+#[tokio::test]
+async fn a_rolled_back_log_is_refused_and_the_installed_version_stays() {
+    let db = TestDb::sqlite().await;
+    let market = Market::start(3600).await;
+    market.publish(&guard("1.0.0", "")).await;
+    let panel = panel_for(&db, &market, true).await;
+    ok_json(
+        install(
+            &panel,
+            json!({"package": "quota-guard", "grants": guard_grants()}),
+        )
+        .await,
+    )
+    .await;
+    // Later the Marketplace (or a mirror holding its key) serves a shorter
+    // log — with a fresh, validly signed timestamp stating it.
+    market.publish(&guard("1.1.0", "")).await;
+    let log = market.client.log("quota-guard").await.expect("log");
+    assert_eq!(log.len(), 3);
+    let shorter = log[..1].to_vec();
+    let timestamp = market.forged_timestamp(vec![("quota-guard", &shorter)]);
+    market.tamper().replace.insert(
+        "/packages/quota-guard/log".into(),
+        serde_json::to_vec(&shorter).expect("json"),
+    );
+    market
+        .tamper()
+        .replace
+        .insert("/timestamp".into(), timestamp);
+    let response = call(
+        &panel,
+        reqwest::Method::POST,
+        "/api/v1/marketplace/update",
+        None,
+    )
+    .await;
+    refused_by(response, "log-rollback").await;
+    assert_eq!(
+        installed(&panel).await,
+        [("quota-guard".to_owned(), "1.0.0".to_owned())]
+    );
+    panel.stop().await.expect("stops");
+}
+
+#[tokio::test]
+async fn a_stale_timestamp_is_refused_by_the_freshness_check() {
+    let db = TestDb::sqlite().await;
+    // Timestamps that expire the moment they are issued: a frozen index.
+    let market = Market::start(0).await;
+    market.publish(&guard("1.0.0", "")).await;
+    let panel = panel_for(&db, &market, true).await;
+    let response = install(
+        &panel,
+        json!({"package": "quota-guard", "grants": guard_grants()}),
+    )
+    .await;
+    refused_by(response, "timestamp-fresh").await;
+    assert!(installed(&panel).await.is_empty());
+    panel.stop().await.expect("stops");
+}
+
+#[tokio::test]
+async fn a_substituted_dependency_is_refused_by_the_dependency_check() {
+    let db = TestDb::sqlite().await;
+    let market = Market::start(3600).await;
+    market.publish(&base("1.0.0", "")).await;
+    market.publish(&guard("1.0.0", "quota-base = \"1\"")).await;
+    // Other bytes, same id and version: never published.
+    market.tamper().replace.insert(
+        "/packages/quota-base/versions/1.0.0/download".into(),
+        base("1.0.0", "Evil. "),
+    );
+    let panel = panel_for(&db, &market, true).await;
+    let response = install(
+        &panel,
+        json!({"package": "quota-guard", "grants": guard_grants()}),
+    )
+    .await;
+    let detail = refused_by(response, "dependency-sha256").await;
+    assert!(detail.contains("quota-base"), "{detail}");
+    assert!(installed(&panel).await.is_empty());
+    panel.stop().await.expect("stops");
+}
+
+#[tokio::test]
+async fn an_unsatisfiable_request_is_explained_and_installs_nothing() {
+    let db = TestDb::sqlite().await;
+    let market = Market::start(3600).await;
+    market.publish(&base("1.0.0", "")).await;
+    market.publish(&guard("1.0.0", "quota-base = \"2\"")).await;
+    let panel = panel_for(&db, &market, true).await;
+    let response = install(&panel, json!({"package": "quota-guard"})).await;
+    let problem = expect_problem(response, 409, "resolution-failed").await;
+    let detail = problem["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains("quota-guard") && detail.contains("quota-base"),
+        "{detail}"
+    );
+    assert!(installed(&panel).await.is_empty());
+    let response = install(&panel, json!({"package": "no-such-plugin"})).await;
+    expect_problem(response, 404, "not-found").await;
+    let response = install(
+        &panel,
+        json!({"package": "quota-base", "requirement": "not a requirement"}),
+    )
+    .await;
+    expect_problem(response, 422, "validation-failed").await;
+    panel.stop().await.expect("stops");
+}
+
+#[tokio::test]
+async fn update_all_installs_everything_or_nothing() {
+    let db = TestDb::sqlite().await;
+    let market = Market::start(3600).await;
+    market.publish(&base("1.0.0", "")).await;
+    market.publish(&guard("1.0.0", "quota-base = \"1\"")).await;
+    let panel = panel_for(&db, &market, true).await;
+    let grants = json!({
+        "quota-guard": {"kv": true, "config": true, "panel": ["servers.read"]},
+        "quota-base": {"kv": true, "config": true, "panel": ["servers.read"]},
+    });
+    let outcome =
+        ok_json(install(&panel, json!({"package": "quota-guard", "grants": grants})).await).await;
+    assert_eq!(
+        outcome["changed"].as_array().map(Vec::len),
+        Some(2),
+        "the dependency came too"
+    );
+    let both_old = [
+        ("quota-base".to_owned(), "1.0.0".to_owned()),
+        ("quota-guard".to_owned(), "1.0.0".to_owned()),
+    ];
+    assert_eq!(installed(&panel).await, both_old);
+
+    // Both get a new version; one of them arrives damaged.
+    market.publish(&base("1.1.0", "")).await;
+    market
+        .publish(&guard("1.1.0", "quota-base = \"1.1\""))
+        .await;
+    market
+        .tamper()
+        .flip
+        .push("/packages/quota-base/versions/1.1.0/download".into());
+    let response = call(
+        &panel,
+        reqwest::Method::POST,
+        "/api/v1/marketplace/update",
+        None,
+    )
+    .await;
+    refused_by(response, "dependency-sha256").await;
+    assert_eq!(installed(&panel).await, both_old, "nothing was updated");
+    let manager = panel.state().plugins().expect("manager");
+    assert_eq!(manager.active_ids(), ["quota-base", "quota-guard"]);
+
+    market.tamper().flip.clear();
+    let outcome = ok_json(
+        call(
+            &panel,
+            reqwest::Method::POST,
+            "/api/v1/marketplace/update",
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        outcome["changed"].as_array().map(Vec::len),
+        Some(2),
+        "{outcome:#}"
+    );
+    assert_eq!(
+        installed(&panel).await,
+        [
+            ("quota-base".to_owned(), "1.1.0".to_owned()),
+            ("quota-guard".to_owned(), "1.1.0".to_owned()),
+        ]
+    );
+    assert_eq!(manager.active_ids(), ["quota-base", "quota-guard"]);
+    panel.stop().await.expect("stops");
+}
+
+#[tokio::test]
+async fn a_paid_plugin_needs_a_license() {
+    let db = TestDb::sqlite().await;
+    let market = Market::start(3600).await;
+    let text = manifest_text("quota-guard").replacen(
+        "api = \"0.1.0\"",
+        "api = \"0.1.0\"\nprice = \"price_quota_guard\"",
+        1,
+    );
+    market.publish(&package_with("quota-guard", &text)).await;
+    let panel = panel_for(&db, &market, true).await;
+    let response = install(&panel, json!({"package": "quota-guard"})).await;
+    expect_problem(response, 402, "license-required").await;
+    assert!(installed(&panel).await.is_empty());
+    panel.stop().await.expect("stops");
+}
+
+#[tokio::test]
+async fn without_a_configured_marketplace_the_routes_say_so() {
+    let db = TestDb::sqlite().await;
+    let panel = crate::plugins::start(&db).await;
+    let response = install(&panel, json!({"package": "quota-guard"})).await;
+    expect_problem(response, 503, "service-unavailable").await;
+    panel.stop().await.expect("stops");
+}
+
+// ------------------------------------------------------------------ CLI
+
+fn cap(args: &[&str], dir: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(crate::support::cap_binary())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CAP_MARKETPLACE_URL")
+        .env_remove("CAP_MARKETPLACE_TOKEN")
+        .env_remove("CAP_PUBLISHER_KEY")
+        .output()
+        .expect("running cap")
+}
+
+fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn token_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("token: "))
+        .expect("a token line")
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn cap_plugin_publish_signs_uploads_and_explains_refusals() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = MarketplaceServer::bind(MarketplaceConfig::new(data.path()))
+        .await
+        .expect("binds")
+        .spawn();
+    let url = server.url();
+    let work = dir.path().to_owned();
+    std::fs::write(work.join("guard.cap"), guard("1.0.0", "")).expect("write");
+    std::fs::write(
+        work.join("guard-other.cap"),
+        guard("1.0.0", "quota-base = \"1\""),
+    )
+    .expect("write");
+    std::fs::write(work.join("guard-2.cap"), guard("2.0.0", "")).expect("write");
+    tokio::task::spawn_blocking(move || {
+        let run = |args: &[&str]| cap(args, &work);
+        let keygen = run(&["plugin", "keygen", "--out", "acme.key"]);
+        assert!(keygen.status.success(), "{}", text(&keygen));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(work.join("acme.key"))
+                .expect("key")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let again = run(&["plugin", "keygen", "--out", "acme.key"]);
+        assert!(!again.status.success(), "a key is never overwritten");
+
+        let register = run(&[
+            "plugin",
+            "register",
+            "acme",
+            "--key",
+            "acme.key",
+            "--marketplace",
+            &url,
+        ]);
+        assert!(register.status.success(), "{}", text(&register));
+        let token = token_of(&register);
+        let publish = run(&[
+            "plugin",
+            "publish",
+            "--package",
+            "guard.cap",
+            "--key",
+            "acme.key",
+            "--marketplace",
+            &url,
+            "--token",
+            &token,
+            "--games",
+            "minecraft",
+        ]);
+        assert!(publish.status.success(), "{}", text(&publish));
+        assert!(
+            text(&publish).contains("published quota-guard 1.0.0"),
+            "{}",
+            text(&publish)
+        );
+
+        // The same version with other bytes.
+        let exists = run(&[
+            "plugin",
+            "publish",
+            "--package",
+            "guard-other.cap",
+            "--key",
+            "acme.key",
+            "--marketplace",
+            &url,
+            "--token",
+            &token,
+        ]);
+        assert!(!exists.status.success());
+        assert!(
+            text(&exists).contains("already published with other bytes"),
+            "{}",
+            text(&exists)
+        );
+
+        // A signature made for another file.
+        let sign = run(&["plugin", "sign", "guard.cap", "--key", "acme.key"]);
+        assert!(sign.status.success(), "{}", text(&sign));
+        let bad = run(&[
+            "plugin",
+            "publish",
+            "--package",
+            "guard-2.cap",
+            "--signature",
+            "guard.cap.sig",
+            "--marketplace",
+            &url,
+            "--token",
+            &token,
+        ]);
+        assert!(!bad.status.success());
+        assert!(
+            text(&bad).contains("refused the signature"),
+            "{}",
+            text(&bad)
+        );
+
+        // The id belongs to acme; another publisher cannot take it.
+        let keygen = run(&["plugin", "keygen", "--out", "rival.key"]);
+        assert!(keygen.status.success());
+        let register = run(&[
+            "plugin",
+            "register",
+            "rival",
+            "--key",
+            "rival.key",
+            "--marketplace",
+            &url,
+        ]);
+        assert!(register.status.success(), "{}", text(&register));
+        let rival = token_of(&register);
+        let taken = run(&[
+            "plugin",
+            "publish",
+            "--package",
+            "guard-2.cap",
+            "--key",
+            "rival.key",
+            "--marketplace",
+            &url,
+            "--token",
+            &rival,
+        ]);
+        assert!(!taken.status.success());
+        assert!(
+            text(&taken).contains("taken by another publisher"),
+            "{}",
+            text(&taken)
+        );
+
+        // The signed-elsewhere flow: sign, then publish the signature.
+        let sign = run(&["plugin", "sign", "guard-2.cap", "--key", "acme.key"]);
+        assert!(sign.status.success(), "{}", text(&sign));
+        let publish = run(&[
+            "plugin",
+            "publish",
+            "--package",
+            "guard-2.cap",
+            "--signature",
+            "guard-2.cap.sig",
+            "--marketplace",
+            &url,
+            "--token",
+            &token,
+            "--games",
+            "minecraft",
+        ]);
+        assert!(publish.status.success(), "{}", text(&publish));
+    })
+    .await
+    .expect("the CLI steps");
+    let view: Value = client()
+        .get(format!("{}/api/v1/packages/quota-guard", server.url()))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    let versions: Vec<&str> = view["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .filter_map(|v| v["version"].as_str())
+        .collect();
+    assert_eq!(versions, ["2.0.0", "1.0.0"]);
+    assert_eq!(view["publisher"], "acme");
+    assert_eq!(view["games"], json!(["minecraft"]));
+    server.stop().await.expect("stops");
+}

@@ -1,0 +1,340 @@
+//! A client of the Marketplace's HTTP API, for authors (`cap plugin
+//! publish`) and Panels (browse, logs, timestamps, downloads).
+//!
+//! Key decisions:
+//!
+//! * **Problem codes become typed errors.** The Marketplace answers errors
+//!   with problem documents whose `code` is stable; the codes an author can
+//!   act on (`version-exists`, `invalid-signature`, `not-owner`,
+//!   `name-taken`, `unknown-key`, `key-revoked`) each have their own
+//!   [`ClientError`] variant with a message saying what to do. Other codes
+//!   keep the Marketplace's code and detail.
+//! * **Nothing here is trusted.** The client fetches bytes, logs and
+//!   timestamps; deciding whether to believe them is
+//!   [`crate::trust::TrustStore`]'s job.
+//! * **Bounded reads.** Downloads larger than
+//!   [`cap_runtime::package::MAX_PACKAGE_BYTES`] are refused before they are
+//!   buffered whole.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use crate::keys::{KeyId, PublicKey, SecretKey, Signature};
+use crate::log::{LogEntry, SignedTimestamp};
+use crate::service::routes::{
+    KEY_ID_HEADER, KeyView, PACKAGE_MEDIA_TYPE, PackagePage, PackageView, PublisherCreated,
+    ReleaseView, SIGNATURE_HEADER, key_proof_message,
+};
+
+/// Why a Marketplace request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The URL is not an `http(s)` URL.
+    #[error("{0:?} is not a Marketplace URL (expected http://host[:port] or https://…)")]
+    BadUrl(String),
+    /// The Marketplace could not be reached or the connection failed.
+    #[error("cannot reach the Marketplace at {url}: {source}")]
+    Unreachable {
+        /// The URL requested.
+        url: String,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The version is already published with other bytes.
+    #[error(
+        "this version is already published with other bytes, and versions are immutable: raise the version in plugin.toml ({0})"
+    )]
+    VersionExists(String),
+    /// The Marketplace refused the author signature.
+    #[error(
+        "the Marketplace refused the signature: it does not verify over this package with that key; sign this exact file again ({0})"
+    )]
+    BadSignature(String),
+    /// The package id belongs to another publisher.
+    #[error("the plugin id is taken by another publisher: choose another id in plugin.toml ({0})")]
+    NameTaken(String),
+    /// The publisher name is taken.
+    #[error("the publisher name is taken: choose another ({0})")]
+    PublisherNameTaken(String),
+    /// The signing key is not one of the publisher's keys.
+    #[error(
+        "the signing key is not registered with your publisher account: add it with `cap plugin register` ({0})"
+    )]
+    UnknownKey(String),
+    /// The signing key is revoked.
+    #[error("the signing key is revoked: create a new one with `cap plugin keygen` ({0})")]
+    KeyRevoked(String),
+    /// The token is missing or wrong.
+    #[error("the Marketplace did not accept the publisher token ({0})")]
+    Unauthenticated(String),
+    /// The thing asked for does not exist.
+    #[error("not found on the Marketplace: {0}")]
+    NotFound(String),
+    /// Any other problem document.
+    #[error("the Marketplace answered {status} {code}: {detail}")]
+    Problem {
+        /// HTTP status.
+        status: u16,
+        /// The problem's stable code.
+        code: String,
+        /// The problem's detail.
+        detail: String,
+    },
+    /// The answer is not what the API documents.
+    #[error("unexpected answer from the Marketplace: {0}")]
+    Invalid(String),
+}
+
+/// A Marketplace at one base URL.
+#[derive(Debug, Clone)]
+pub struct MarketplaceClient {
+    base: url::Url,
+    http: reqwest::Client,
+}
+
+impl MarketplaceClient {
+    /// A client of the Marketplace at `url` (`http://127.0.0.1:8090`; the
+    /// `/api/v1` prefix is added here).
+    pub fn new(url: &str) -> Result<MarketplaceClient, ClientError> {
+        let mut base =
+            url::Url::parse(url.trim()).map_err(|_| ClientError::BadUrl(url.to_owned()))?;
+        if !matches!(base.scheme(), "http" | "https") || base.host().is_none() {
+            return Err(ClientError::BadUrl(url.to_owned()));
+        }
+        let path = format!("{}/api/v1/", base.path().trim_end_matches('/'));
+        base.set_path(&path);
+        base.set_query(None);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|source| ClientError::Unreachable {
+                url: url.to_owned(),
+                source,
+            })?;
+        Ok(MarketplaceClient { base, http })
+    }
+
+    /// The Marketplace's base URL (without `/api/v1`).
+    pub fn url(&self) -> String {
+        let mut base = self.base.clone();
+        let path = base.path().trim_end_matches("/api/v1/").to_owned();
+        base.set_path(&path);
+        base.as_str().trim_end_matches('/').to_owned()
+    }
+
+    fn endpoint(&self, path: &str) -> Result<url::Url, ClientError> {
+        self.base
+            .join(path.trim_start_matches('/'))
+            .map_err(|_| ClientError::BadUrl(format!("{}{path}", self.base)))
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        let request = request
+            .build()
+            .map_err(|source| ClientError::Invalid(source.to_string()))?;
+        let url = request.url().to_string();
+        let response = self
+            .http
+            .execute(request)
+            .await
+            .map_err(|source| ClientError::Unreachable { url, source })?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        Err(problem(response).await)
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let response = self.send(request).await?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Invalid(e.to_string()))
+    }
+
+    /// The key that signs logs, countersignatures and timestamps.
+    pub async fn marketplace_key(&self) -> Result<PublicKey, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Key {
+            public_key: String,
+        }
+        let key: Key = self
+            .json(self.http.get(self.endpoint("marketplace-key")?))
+            .await?;
+        PublicKey::from_hex(&key.public_key).map_err(|e| ClientError::Invalid(e.to_string()))
+    }
+
+    /// A fresh signed index timestamp.
+    pub async fn timestamp(&self) -> Result<SignedTimestamp, ClientError> {
+        self.json(self.http.get(self.endpoint("timestamp")?)).await
+    }
+
+    /// A package's complete log.
+    pub async fn log(&self, id: &str) -> Result<Vec<LogEntry>, ClientError> {
+        self.json(self.http.get(self.endpoint(&format!("packages/{id}/log"))?))
+            .await
+    }
+
+    /// A package with all its versions (as listed; unverified).
+    pub async fn package(&self, id: &str) -> Result<PackageView, ClientError> {
+        self.json(self.http.get(self.endpoint(&format!("packages/{id}"))?))
+            .await
+    }
+
+    /// Searches packages; `query` is the search's query string pairs
+    /// (`q`, `kind`, `game`, `paid`, `sort`, `page`, `per_page`).
+    pub async fn search(&self, query: &[(&str, String)]) -> Result<PackagePage, ClientError> {
+        let mut url = self.endpoint("packages")?;
+        let encoded =
+            serde_urlencoded::to_string(query).map_err(|e| ClientError::Invalid(e.to_string()))?;
+        url.set_query((!encoded.is_empty()).then_some(encoded.as_str()));
+        self.json(self.http.get(url)).await
+    }
+
+    /// Downloads a package file (at most
+    /// [`cap_runtime::package::MAX_PACKAGE_BYTES`]).
+    pub async fn download(
+        &self,
+        id: &str,
+        version: &semver::Version,
+    ) -> Result<Vec<u8>, ClientError> {
+        let url = self.endpoint(&format!("packages/{id}/versions/{version}/download"))?;
+        let mut response = self.send(self.http.get(url)).await?;
+        let limit = cap_runtime::package::MAX_PACKAGE_BYTES;
+        if response.content_length().is_some_and(|n| n > limit) {
+            return Err(ClientError::Invalid(format!(
+                "{id} {version} is larger than {limit} bytes"
+            )));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| ClientError::Invalid(e.to_string()))?
+        {
+            if (bytes.len() + chunk.len()) as u64 > limit {
+                return Err(ClientError::Invalid(format!(
+                    "{id} {version} is larger than {limit} bytes"
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
+    }
+
+    /// Creates a publisher account; the answer holds its token (shown once).
+    pub async fn create_publisher(&self, name: &str) -> Result<PublisherCreated, ClientError> {
+        let body = serde_json::json!({ "name": name });
+        self.json(self.http.post(self.endpoint("publishers")?).json(&body))
+            .await
+            .map_err(|e| match e {
+                ClientError::Problem { code, detail, .. } if code == "name-taken" => {
+                    ClientError::PublisherNameTaken(detail)
+                }
+                other => other,
+            })
+    }
+
+    /// Adds `key` to the account of publisher `name` (whose `token` this
+    /// is), proving possession by signing the key-proof message.
+    pub async fn add_key(
+        &self,
+        token: &str,
+        name: &str,
+        key: &SecretKey,
+    ) -> Result<KeyView, ClientError> {
+        let proof = key.sign(&key_proof_message(name, key.id()));
+        let body = serde_json::json!({
+            "public_key": key.public().to_hex(),
+            "proof": proof.to_hex(),
+        });
+        self.json(
+            self.http
+                .post(self.endpoint("publishers/me/keys")?)
+                .bearer_auth(token)
+                .json(&body),
+        )
+        .await
+    }
+
+    /// Uploads a package file with its author signature. Answers whether
+    /// the version is new (`true`) or was already published with these
+    /// very bytes (`false`), and the release as listed.
+    pub async fn publish(
+        &self,
+        token: &str,
+        package: &[u8],
+        key_id: &KeyId,
+        signature: &Signature,
+        games: &[String],
+    ) -> Result<(bool, ReleaseView), ClientError> {
+        let mut url = self.endpoint("packages")?;
+        if !games.is_empty() {
+            let encoded = serde_urlencoded::to_string([("games", games.join(","))])
+                .map_err(|e| ClientError::Invalid(e.to_string()))?;
+            url.set_query(Some(&encoded));
+        }
+        let request = self
+            .http
+            .post(url)
+            .bearer_auth(token)
+            .header(reqwest::header::CONTENT_TYPE, PACKAGE_MEDIA_TYPE)
+            .header(KEY_ID_HEADER, key_id.as_str())
+            .header(SIGNATURE_HEADER, signature.to_hex())
+            .body(package.to_vec());
+        let response = self.send(request).await?;
+        let created = response.status() == reqwest::StatusCode::CREATED;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let release =
+            serde_json::from_slice(&bytes).map_err(|e| ClientError::Invalid(e.to_string()))?;
+        Ok((created, release))
+    }
+}
+
+/// The typed error for a non-success response.
+async fn problem(response: reqwest::Response) -> ClientError {
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    let code = body["code"].as_str().unwrap_or("unknown").to_owned();
+    let mut detail = body["detail"]
+        .as_str()
+        .or_else(|| body["title"].as_str())
+        .unwrap_or("no detail")
+        .to_owned();
+    if let Some(errors) = body["errors"].as_array() {
+        for e in errors {
+            detail.push_str(&format!(
+                "; {}: {}",
+                e["field"].as_str().unwrap_or("?"),
+                e["message"].as_str().unwrap_or("?")
+            ));
+        }
+    }
+    match code.as_str() {
+        "version-exists" => ClientError::VersionExists(detail),
+        "invalid-signature" => ClientError::BadSignature(detail),
+        "not-owner" => ClientError::NameTaken(detail),
+        "unknown-key" => ClientError::UnknownKey(detail),
+        "key-revoked" => ClientError::KeyRevoked(detail),
+        "unauthenticated" => ClientError::Unauthenticated(detail),
+        "not-found" => ClientError::NotFound(detail),
+        _ => ClientError::Problem {
+            status,
+            code,
+            detail,
+        },
+    }
+}
