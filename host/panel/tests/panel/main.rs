@@ -18,3 +18,4 @@ mod servers;
 mod settings;
 mod totp;
 mod users;
+mod web_ui;
