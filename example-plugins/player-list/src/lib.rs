@@ -65,7 +65,12 @@ impl Hooks for PlayerList {
         let Some(console) = event.console() else {
             return Ok(());
         };
-        let Some(name) = console.detail.as_deref().map(str::trim).filter(|n| !n.is_empty()) else {
+        let Some(name) = console
+            .detail
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        else {
             cap_plugin_sdk::log::warn!("a player event without a player name: {}", console.line);
             return Ok(());
         };
@@ -148,7 +153,10 @@ fn server_of(context: &RenderContext) -> Result<&str, PluginError> {
     if context.contribution != CONTRIBUTION {
         return Err(PluginError::new(
             "unknown-contribution",
-            format!("the player list has no contribution `{}`", context.contribution),
+            format!(
+                "the player list has no contribution `{}`",
+                context.contribution
+            ),
         ));
     }
     context
@@ -163,7 +171,10 @@ fn may_kick(context: &RenderContext) -> bool {
 
 /// `kick <name>`, if `name` is a single word.
 fn kick_command(name: &str) -> Result<String, PluginError> {
-    if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if name.is_empty()
+        || name.len() > 64
+        || name.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(PluginError::new(
             "invalid-player",
             "a player name is one word of at most 64 bytes",

@@ -383,7 +383,7 @@ pub struct SeriesBody {
     /// Its name.
     pub name: String,
     /// `[x, y]` points.
-    pub points: Vec<[f64; 2]>,
+    pub points: Vec<Vec<f64>>,
 }
 
 /// One element of a rendered tree, tagged by `type`.
@@ -609,7 +609,7 @@ impl Budget {
                             points: self
                                 .list("a series", s.points)
                                 .into_iter()
-                                .map(|(x, y)| [finite(x), finite(y)])
+                                .map(|(x, y)| vec![finite(x), finite(y)])
                                 .collect(),
                         })
                         .collect(),
@@ -657,8 +657,11 @@ async fn context_for(
     contribution: &str,
     server_id: Option<String>,
 ) -> Reply<(Plugin, api::RenderContext)> {
-    let not_found =
-        || ApiError::NotFound(format!("no active plugin {plugin_id} contributes {contribution}"));
+    let not_found = || {
+        ApiError::NotFound(format!(
+            "no active plugin {plugin_id} contributes {contribution}"
+        ))
+    };
     let plugin = state
         .plugins()
         .and_then(|p| p.active(plugin_id))
@@ -923,7 +926,9 @@ pub(super) async fn providers(State(state): State<AppState>) -> Json<ProviderLis
                     .to_owned(),
                     description: truncate(&info.description, 1024).to_owned(),
                 }),
-                Err(error) => tracing::warn!(%id, %error, "an auth provider cannot describe itself"),
+                Err(error) => {
+                    tracing::warn!(%id, %error, "an auth provider cannot describe itself")
+                }
             }
         }
     }
@@ -1130,6 +1135,6 @@ mod tests {
         let ElementBody::Chart { series, .. } = &body.nodes[0].element else {
             panic!("a chart");
         };
-        assert_eq!(series[0].points, [[0.0, 0.0], [1.0, 2.0]]);
+        assert_eq!(series[0].points, [vec![0.0, 0.0], vec![1.0, 2.0]]);
     }
 }

@@ -130,7 +130,10 @@ fn serve(asset: &Asset, request: &HeaderMap) -> Response {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         (
-            [(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(asset.content_type),
+            )],
             asset.body,
         )
             .into_response()
@@ -172,8 +175,14 @@ mod tests {
                 asset.name
             );
         }
-        assert!(!INDEX.body.contains("<script>"), "index.html has inline script");
-        assert!(!INDEX.body.contains("<style"), "index.html has inline style");
+        assert!(
+            !INDEX.body.contains("<script>"),
+            "index.html has inline script"
+        );
+        assert!(
+            !INDEX.body.contains("<style"),
+            "index.html has inline style"
+        );
     }
 
     #[test]

@@ -87,8 +87,10 @@ async fn world() -> World {
         "POST",
         "/api/v1/nodes",
         &admin_token,
-        Some(json!({"name": "node-1", "address": "10.0.0.1", "memory_mb": 65536,
-                    "disk_mb": 100000, "cpu_percent": 800})),
+        Some(
+            json!({"name": "node-1", "address": "10.0.0.1", "memory_mb": 65536,
+                    "disk_mb": 100000, "cpu_percent": 800}),
+        ),
         201,
     )
     .await;
@@ -400,7 +402,10 @@ async fn an_admin_signs_in_creates_a_server_and_uses_the_player_list_widget() {
     let client = browser(&driver, 1280, 900).await;
 
     // Sign in: the provider list comes from the API.
-    client.goto(&world.panel.url("/")).await.expect("the Panel loads");
+    client
+        .goto(&world.panel.url("/"))
+        .await
+        .expect("the Panel loads");
     wait_for(&client, "#login-form").await;
     screenshot(&client, "sign-in").await;
     sign_in(&client, &world.panel, "admin", ADMIN_PASSWORD).await;
@@ -479,8 +484,15 @@ async fn an_admin_signs_in_creates_a_server_and_uses_the_player_list_widget() {
 
     // Kick Steve: a confirmation, then the plugin's notification, and the
     // console command is queued by the plugin (no user as actor).
-    click(&client, "[data-plugin=player-list] button[aria-label='Kick Steve']").await;
-    client.accept_alert().await.expect("the confirmation is shown");
+    click(
+        &client,
+        "[data-plugin=player-list] button[aria-label='Kick Steve']",
+    )
+    .await;
+    client
+        .accept_alert()
+        .await
+        .expect("the confirmation is shown");
     wait_for_text(
         &client,
         "[data-plugin=player-list] .pui-message",
@@ -508,7 +520,11 @@ async fn an_admin_signs_in_creates_a_server_and_uses_the_player_list_widget() {
     for (fragment, ready, name) in [
         ("/#/admin/nodes", "#node-list table", "admin-nodes"),
         ("/#/admin/plugins", "#plugin-list table", "admin-plugins"),
-        ("/#/admin/plugins/player-list", "#plugin-state", "admin-plugin-detail"),
+        (
+            "/#/admin/plugins/player-list",
+            "#plugin-state",
+            "admin-plugin-detail",
+        ),
         ("/#/admin/users", "#user-list table", "admin-users"),
         ("/#/audit", "#audit-table tbody tr", "audit-log"),
         ("/#/account", "#api-keys", "account"),
@@ -574,7 +590,10 @@ async fn a_subuser_without_power_permissions_sees_the_console_but_no_power_butto
         .find_all(Locator::Css(".power button"))
         .await
         .expect("a query");
-    assert!(buttons.is_empty(), "a console-only subuser sees no power buttons");
+    assert!(
+        buttons.is_empty(),
+        "a console-only subuser sees no power buttons"
+    );
     // The console works through the REST fallback and echoes the command.
     fill(&client, "#console-input", "say hello").await;
     click(&client, "#console-form button[type=submit]").await;

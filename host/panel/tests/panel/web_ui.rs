@@ -29,7 +29,10 @@ async fn the_page_and_assets_are_served_with_a_strict_content_security_policy() 
     let csp = header("content-security-policy");
     assert!(csp.starts_with("default-src 'self'"), "{csp}");
     assert!(csp.contains("script-src 'self'"), "{csp}");
-    assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
     assert_eq!(header("x-content-type-options"), "nosniff");
     assert_eq!(header("cache-control"), "no-cache");
     let etag = header("etag");
@@ -114,8 +117,10 @@ async fn server_with_player_list(panel: &cap_panel::RunningPanel) -> String {
             Method::POST,
             "/api/v1/nodes",
             Some(PLUGIN_ADMIN),
-            Some(json!({"name": "n1", "address": "10.0.0.1", "memory_mb": 4096,
-                        "disk_mb": 10000, "cpu_percent": 400})),
+            Some(
+                json!({"name": "n1", "address": "10.0.0.1", "memory_mb": 4096,
+                        "disk_mb": 10000, "cpu_percent": 400}),
+            ),
         )
         .await,
         201,
@@ -140,8 +145,10 @@ async fn server_with_player_list(panel: &cap_panel::RunningPanel) -> String {
             Method::POST,
             "/api/v1/servers",
             Some(PLUGIN_ADMIN),
-            Some(json!({"name": "Survival", "node_id": node_id, "game": {"plugin": "test-game"},
-                        "limits": {"memory_mb": 512, "disk_mb": 1024, "cpu_percent": 100}})),
+            Some(
+                json!({"name": "Survival", "node_id": node_id, "game": {"plugin": "test-game"},
+                        "limits": {"memory_mb": 512, "disk_mb": 1024, "cpu_percent": 100}}),
+            ),
         )
         .await,
         201,
@@ -297,8 +304,7 @@ async fn ui_requests_with_a_missing_server_unknown_contributions_or_bad_actions_
     let response = get("/api/v1/ui/contributions/player-list/players".into()).await;
     let problem = expect_problem(response, 422, "validation-failed").await;
     assert_eq!(problem["errors"][0]["field"], "server_id");
-    let response =
-        get("/api/v1/ui/contributions/player-list/players?server_id=nope".into()).await;
+    let response = get("/api/v1/ui/contributions/player-list/players?server_id=nope".into()).await;
     expect_problem(response, 404, "not-found").await;
     let response = get(format!(
         "/api/v1/ui/contributions/player-list/other?server_id={server_id}"
