@@ -26,7 +26,7 @@ export function h(tag, attrs, ...children) {
 }
 
 /** Appends children (nodes, strings, arrays, null) to `el`. */
-export function add(el, children) {
+export function add(el, ...children) {
   for (const child of [children].flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     el.append(child instanceof Node ? child : String(child));

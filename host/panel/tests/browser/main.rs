@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 
 use cap_panel::bundled::{self, BundledPlugin, Quiet};
 use cap_panel::db::Actor;
-use cap_panel::identity::users::{IdentityLink, NewUser, create_user};
+use cap_panel::identity::users::{IdentityLink, NewUser, create_role, create_user_with_roles};
 use cap_panel::identity::{IdentityOptions, LOCAL_PASSWORD, ProviderRegistry, bootstrap_admin};
+use cap_panel::servers::access;
 use cap_panel::{Panel, RunningPanel};
 use cap_runtime::api::{self, Credentials, PasswordCredentials};
 use cap_runtime::hooks::{RetryPolicy, dispatch_after};
@@ -171,8 +172,23 @@ async fn create_password_user(world: &World, username: &str, password: &str) -> 
         .await
         .expect("the provider answers")
         .expect("the password works");
-    let user = create_user(
-        world.panel.state().db(),
+    // Players may use every server permission on the servers they are
+    // given; a subuser grant narrows that per server.
+    let db = world.panel.state().db();
+    let role = create_role(
+        db,
+        &format!("{username}-player"),
+        "Plays on servers",
+        &access::server_permissions()
+            .iter()
+            .map(|p| (*p).to_owned())
+            .collect::<Vec<_>>(),
+        &Actor::system(),
+    )
+    .await
+    .expect("the role is created");
+    let user = create_user_with_roles(
+        db,
         &NewUser {
             username: username.to_owned(),
             ..NewUser::default()
@@ -181,6 +197,7 @@ async fn create_password_user(world: &World, username: &str, password: &str) -> 
             provider_id: LOCAL_PASSWORD.to_owned(),
             subject: identity.subject,
         }),
+        &[role],
         &Actor::system(),
     )
     .await
@@ -303,12 +320,40 @@ async fn screenshot(client: &Client, name: &str) {
 }
 
 async fn wait_for(client: &Client, css: &str) -> Element {
-    client
+    match client
         .wait()
         .at_most(UI_WAIT)
         .for_element(Locator::Css(css))
         .await
-        .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
+    {
+        Ok(element) => element,
+        Err(e) => panic!("{css} did not appear: {e}\n{}", diagnose(client).await),
+    }
+}
+
+/// What the page shows and whether its modules load, for a failure
+/// message.
+async fn diagnose(client: &Client) -> String {
+    let text = client
+        .execute("return document.body.innerText;", vec![])
+        .await
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let modules = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             import('/assets/app.js').then(() => done('modules load'), (e) => done(String(e)));",
+            vec![],
+        )
+        .await
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let url = client
+        .current_url()
+        .await
+        .map(|u| u.to_string())
+        .unwrap_or_default();
+    format!("url: {url}\npage text: {text}\nmodules: {modules}")
 }
 
 /// Waits until the text of `css` contains `needle`; returns the text.
