@@ -31,7 +31,7 @@ use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-#[allow(dead_code, unreachable_pub)]
+#[allow(dead_code, unreachable_pub, unused_macros, unused_imports)]
 #[path = "../panel/support.rs"]
 mod support;
 

@@ -241,12 +241,12 @@ async fn the_player_list_widget_renders_players_from_console_events_and_kicks_th
     assert_eq!(table["rows"][1]["actions"][0]["label"], "Kick");
     assert_eq!(table["rows"][1]["actions"][0]["tone"], "danger");
 
-    let actions = format!("/api/v1/ui/contributions/player-list/players/actions");
+    let actions = "/api/v1/ui/contributions/player-list/players/actions";
     let answer = json_of(
         call(
             &panel,
             Method::POST,
-            &actions,
+            actions,
             Some(PLUGIN_ADMIN),
             Some(json!({"server_id": server_id, "name": "kick", "values": {"0": "Steve"}})),
         )
@@ -277,7 +277,7 @@ async fn the_player_list_widget_renders_players_from_console_events_and_kicks_th
     let refused = call(
         &panel,
         Method::POST,
-        &actions,
+        actions,
         Some(PLUGIN_ADMIN),
         Some(json!({"server_id": server_id, "name": "kick", "values": {"0": "a\nop me"}})),
     )
