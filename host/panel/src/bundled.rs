@@ -33,16 +33,20 @@ pub enum BundledPlugin {
     /// Discord announcements after-hook; installed inactive, since it
     /// needs its `webhook-url` secret first.
     DiscordWebhook,
+    /// The players on a server (from console events) as a server-page
+    /// widget with a kick button.
+    PlayerList,
 }
 
 impl BundledPlugin {
     /// Every bundled plugin, in install order.
-    pub const ALL: [BundledPlugin; 5] = [
+    pub const ALL: [BundledPlugin; 6] = [
         BundledPlugin::LocalPassword,
         BundledPlugin::MinecraftPaper,
         BundledPlugin::TestGame,
         BundledPlugin::QuotaGuard,
         BundledPlugin::DiscordWebhook,
+        BundledPlugin::PlayerList,
     ];
 
     /// Its plugin id, which is also its directory under `example-plugins/`.
@@ -53,6 +57,7 @@ impl BundledPlugin {
             BundledPlugin::TestGame => "test-game",
             BundledPlugin::QuotaGuard => "quota-guard",
             BundledPlugin::DiscordWebhook => "discord-webhook",
+            BundledPlugin::PlayerList => "player-list",
         }
     }
 

@@ -11,6 +11,8 @@
 //! | Authentication extension point | [`auth`] |
 //! | Prometheus metrics | [`metrics`] |
 //! | OpenAPI 3.1 document | [`mod@openapi`] |
+//! | Plugin-contributed UI, sign-in providers, game types | [`ui_routes`] |
+//! | The Web UI's page and assets (not part of the API) | [`web`] |
 //!
 //! Middleware, outermost first: request id → tracing span (method, path,
 //! request id) → metrics → problem normalization → panic catcher → body
@@ -52,7 +54,9 @@ pub mod roles_routes;
 pub mod servers_routes;
 pub mod settings;
 pub mod totp_routes;
+pub mod ui_routes;
 pub mod users_routes;
+pub mod web;
 
 pub use auth::{Authenticated, Authenticator, DenyAll, Principal};
 pub use error::{ApiError, ApiResult, FieldError, FieldLocation, Problem};
@@ -198,7 +202,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(servers_routes::router())
         .merge(totp_routes::router())
         .merge(users_routes::router())
-        .merge(roles_routes::router());
+        .merge(roles_routes::router())
+        .merge(ui_routes::router());
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", v1)
         .routes(routes!(metrics::scrape))
@@ -254,6 +259,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/servers/{id}/console",
             axum::routing::get(crate::agents::console::socket),
         )
+        .merge(web::router())
         .fallback(error::not_found)
         .layer(Extension(rendered))
         .layer(DefaultBodyLimit::max(state.config().body_limit))

@@ -40,6 +40,7 @@ use super::error::{FieldError, FieldLocation, Problem};
         (name = "system", description = "Health, metrics and this document"),
         (name = "audit", description = "The audit log"),
         (name = "settings", description = "Panel-wide settings"),
+        (name = "ui", description = "Plugin-contributed UI: contributions, rendered trees, actions"),
     )
 )]
 pub struct ApiDoc;

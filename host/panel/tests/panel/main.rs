@@ -20,3 +20,4 @@ mod servers;
 mod settings;
 mod totp;
 mod users;
+mod web_ui;

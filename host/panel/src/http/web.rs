@@ -1,0 +1,193 @@
+//! The Web UI: a single page of plain ES modules and CSS, compiled into the
+//! binary from `host/panel/web/` with `include_str!`, so the Panel needs no
+//! separate server, build step or front-end dependency.
+//!
+//! | Path | What |
+//! | --- | --- |
+//! | `/` | `index.html`, the page shell |
+//! | `/assets/{file}` | the scripts, the style sheet and the icon |
+//!
+//! The UI routes with the URL fragment (`/#/servers/…`), so no path but
+//! these two needs serving and nothing shadows `/api` or `/metrics`;
+//! unknown paths stay `404` problem documents.
+//!
+//! Every answer carries a strict Content-Security-Policy — `default-src
+//! 'self'`, no inline script or style, no `eval`, no framing — plus
+//! `nosniff` and `no-referrer`. Assets are revalidated on every load
+//! (`Cache-Control: no-cache`) against a strong `ETag` (a hash of their
+//! bytes), so an upgraded Panel is never served stale scripts and an
+//! unchanged one answers `304` with no body.
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use super::error::ApiError;
+
+/// The Content-Security-Policy of every Web UI answer.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
+     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// One embedded file.
+struct Asset {
+    name: &'static str,
+    content_type: &'static str,
+    body: &'static str,
+}
+
+/// The page shell.
+const INDEX: Asset = Asset {
+    name: "index.html",
+    content_type: "text/html; charset=utf-8",
+    body: include_str!("../../web/index.html"),
+};
+
+/// Everything under `/assets/`.
+const ASSETS: &[Asset] = &[
+    Asset {
+        name: "app.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/app.js"),
+    },
+    Asset {
+        name: "api.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/api.js"),
+    },
+    Asset {
+        name: "dom.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/dom.js"),
+    },
+    Asset {
+        name: "pages.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/pages.js"),
+    },
+    Asset {
+        name: "server.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/server.js"),
+    },
+    Asset {
+        name: "admin.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/admin.js"),
+    },
+    Asset {
+        name: "plugin-ui.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/plugin-ui.js"),
+    },
+    Asset {
+        name: "app.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_str!("../../web/app.css"),
+    },
+    Asset {
+        name: "icon.svg",
+        content_type: "image/svg+xml",
+        body: include_str!("../../web/icon.svg"),
+    },
+];
+
+/// The Web UI's routes (merged into the application router, outside the
+/// API and its OpenAPI document).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(index))
+        .route("/assets/{file}", get(asset))
+}
+
+async fn index(headers: HeaderMap) -> Response {
+    serve(&INDEX, &headers)
+}
+
+async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
+    match ASSETS.iter().find(|a| a.name == file) {
+        Some(asset) => serve(asset, &headers),
+        None => ApiError::NotFound(format!("no asset {file}")).into_response(),
+    }
+}
+
+fn etag(body: &str) -> String {
+    let digest = Sha256::digest(body.as_bytes());
+    format!("\"{}\"", hex::encode(&digest[..16]))
+}
+
+fn serve(asset: &Asset, request: &HeaderMap) -> Response {
+    let tag = etag(asset.body);
+    let fresh = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
+    let mut response = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(asset.content_type),
+            )],
+            asset.body,
+        )
+            .into_response()
+    };
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&tag) {
+        headers.insert(header::ETAG, value);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_embedded_file_has_inline_script_or_handlers() {
+        for asset in std::iter::once(&INDEX).chain(ASSETS) {
+            let body = asset.body.to_ascii_lowercase();
+            assert!(!body.contains("innerhtml"), "{} uses innerHTML", asset.name);
+            assert!(!body.contains("eval("), "{} uses eval", asset.name);
+            assert!(
+                !body.contains(" onclick=") && !body.contains(" onload="),
+                "{} has an inline handler",
+                asset.name
+            );
+        }
+        assert!(
+            !INDEX.body.contains("<script>"),
+            "index.html has inline script"
+        );
+        assert!(
+            !INDEX.body.contains("<style"),
+            "index.html has inline style"
+        );
+    }
+
+    #[test]
+    fn the_etag_changes_with_the_content() {
+        assert_ne!(etag("a"), etag("b"));
+        assert_eq!(etag("a"), etag("a"));
+    }
+}

@@ -1,0 +1,315 @@
+// Admin pages: users, roles, nodes (online state, registration tokens,
+// allocations) and plugins (install, grant, activate, configure, logs,
+// quarantine).
+
+import { api, get, post, patch, put, del, seg } from './api.js';
+import { h, add, replace, field, badge, table, alertBox, when, toast } from './dom.js';
+import { showError, stateTone, form } from './pages.js';
+
+function denied(ctx, permission) {
+  return ctx.has(permission) ? null : h('section', null, h('h1', null, 'Forbidden'), alertBox(`This page needs the ${permission} permission.`));
+}
+
+// ---------------------------------------------------------------- users
+
+export async function usersPage(ctx) {
+  const no = denied(ctx, 'admin.users');
+  if (no) return no;
+  const listBox = h('div', { id: 'user-list' });
+  const box = h('div', { hidden: true });
+  let roles = [];
+  try { roles = (await get('/roles')).items; } catch { roles = []; }
+  async function load() {
+    try {
+      const users = (await get('/users?limit=200')).items;
+      replace(listBox, table(['Username', 'Email', 'Admin', 'State', 'Created', ''], users.map((u) => [
+        u.username, u.email || '—', u.admin ? 'yes' : 'no',
+        u.disabled ? badge('disabled', 'danger') : badge('active', 'success'), when(u.created_at),
+        u.id === ctx.me.user.id ? '' : h('button', { type: 'button', class: 'small', onclick: async () => {
+          try { await patch(`/users/${seg(u.id)}`, { disabled: !u.disabled }); await load(); } catch (error) { showError(box, error); }
+        } }, u.disabled ? 'Enable' : 'Disable'),
+      ])));
+    } catch (error) {
+      showError(box, error);
+    }
+  }
+  await load();
+  const username = field('Username', h('input', { name: 'username' }));
+  const email = field('Email', h('input', { name: 'email', type: 'email' }));
+  const admin = h('label', null, h('input', { type: 'checkbox', name: 'admin' }), ' Administrator');
+  const roleChecks = h('fieldset', { class: 'checks' }, h('legend', null, 'Roles'),
+    roles.map((r) => h('label', null, h('input', { type: 'checkbox', value: r.id }), ` ${r.name}`)));
+  return h('section', null, h('h1', null, 'Users'), listBox,
+    h('section', { class: 'card' }, h('h2', null, 'New user'),
+      h('p', { class: 'muted' }, 'The user signs in through a provider linked to their account; with local passwords, set one with the cap CLI.'),
+      form({ id: 'user-form' }, [username.row, email.row, admin, roleChecks, box, h('button', { type: 'submit', class: 'primary' }, 'Create user')], async () => {
+        const body = {
+          username: username.input.value,
+          admin: admin.querySelector('input').checked,
+          roles: [...roleChecks.querySelectorAll('input:checked')].map((i) => i.value),
+        };
+        if (email.input.value) body.email = email.input.value;
+        try {
+          await post('/users', body);
+          toast('User created', 'success');
+          username.input.value = '';
+          email.input.value = '';
+          showError(box, null, { username, email });
+          await load();
+        } catch (error) {
+          showError(box, error, { username, email });
+        }
+      })));
+}
+
+// ---------------------------------------------------------------- roles
+
+export async function rolesPage(ctx) {
+  const no = denied(ctx, 'admin.users');
+  if (no) return no;
+  const listBox = h('div', { id: 'role-list' });
+  const box = h('div', { hidden: true });
+  let permissions = [];
+  try { permissions = (await get('/permissions')).items; } catch { permissions = []; }
+  async function load() {
+    try {
+      const roles = (await get('/roles')).items;
+      replace(listBox, table(['Name', 'Description', 'Permissions', ''], roles.map((r) => [
+        r.name, r.description, r.permissions.join(', '),
+        h('button', { type: 'button', class: 'danger small', onclick: async () => {
+          if (!window.confirm(`Delete the role ${r.name}?`)) return;
+          try { await del(`/roles/${seg(r.id)}`); await load(); } catch (error) { showError(box, error); }
+        } }, 'Delete'),
+      ])));
+    } catch (error) {
+      showError(box, error);
+    }
+  }
+  await load();
+  const name = field('Name', h('input', { name: 'name' }));
+  const description = field('Description', h('input', { name: 'description' }));
+  const checks = h('fieldset', { class: 'checks' }, h('legend', null, 'Permissions'),
+    permissions.map((p) => h('label', { title: p.description || '' }, h('input', { type: 'checkbox', value: p.name }), ` ${p.name}`)));
+  return h('section', null, h('h1', null, 'Roles'), listBox,
+    h('section', { class: 'card' }, h('h2', null, 'New role'),
+      form({ id: 'role-form' }, [name.row, description.row, checks, box, h('button', { type: 'submit', class: 'primary' }, 'Create role')], async () => {
+        try {
+          await post('/roles', {
+            name: name.input.value,
+            description: description.input.value,
+            permissions: [...checks.querySelectorAll('input:checked')].map((i) => i.value),
+          });
+          toast('Role created', 'success');
+          showError(box, null, { name, description });
+          await load();
+        } catch (error) {
+          showError(box, error, { name, description });
+        }
+      })));
+}
+
+// ---------------------------------------------------------------- nodes
+
+export async function nodesPage(ctx) {
+  const no = denied(ctx, 'admin.nodes');
+  if (no) return no;
+  const listBox = h('div', { id: 'node-list', 'aria-live': 'polite' });
+  const box = h('div', { hidden: true });
+  const tokenBox = h('div', { id: 'node-token' });
+  async function load() {
+    try {
+      const nodes = (await get('/nodes?limit=200')).items;
+      replace(listBox, nodes.length ? table(['Name', 'Address', 'State', 'Last seen', 'Used', 'Actions'], nodes.map((n) => [
+        n.name, n.address,
+        h('span', { class: 'node-state' }, n.online ? badge('online', 'success') : badge(n.registered ? 'offline' : 'not registered', n.registered ? 'danger' : 'neutral')),
+        when(n.last_seen_at),
+        n.usage ? `${n.usage.servers} servers, ${n.usage.memory_mb}/${n.memory_mb} MiB` : '—',
+        h('div', { class: 'row-actions' },
+          h('button', { type: 'button', class: 'small', onclick: async () => {
+            try {
+              const token = await post(`/nodes/${seg(n.id)}/registration-tokens`, {});
+              replace(tokenBox, alertBox(['Registration token for ', n.name, ' (shown once, expires ', when(token.expires_at), '): ',
+                h('code', { class: 'wrap' }, token.token)], 'success'));
+            } catch (error) { showError(box, error); }
+          } }, 'Registration token'),
+          allocationForm(n, box)),
+      ])) : h('p', { class: 'muted' }, 'No nodes yet.'));
+    } catch (error) {
+      showError(box, error);
+    }
+  }
+  await load();
+  const timer = setInterval(load, 5000);
+  ctx.onLeave(() => clearInterval(timer));
+  const name = field('Name', h('input', { name: 'name' }));
+  const address = field('Address', h('input', { name: 'address' }));
+  const memory = field('Memory (MiB)', h('input', { name: 'memory', type: 'number', value: '8192' }));
+  const disk = field('Disk (MiB)', h('input', { name: 'disk', type: 'number', value: '50000' }));
+  const cpu = field('CPU (%)', h('input', { name: 'cpu', type: 'number', value: '400' }));
+  return h('section', null, h('h1', null, 'Nodes'), tokenBox, listBox,
+    h('section', { class: 'card' }, h('h2', null, 'New node'),
+      form({ id: 'node-form' }, [name.row, address.row, h('div', { class: 'grid3' }, memory.row, disk.row, cpu.row), box,
+        h('button', { type: 'submit', class: 'primary' }, 'Create node')], async () => {
+        const fields = { name, address, memory_mb: memory, disk_mb: disk, cpu_percent: cpu };
+        try {
+          await post('/nodes', {
+            name: name.input.value, address: address.input.value,
+            memory_mb: Number(memory.input.value), disk_mb: Number(disk.input.value), cpu_percent: Number(cpu.input.value),
+          });
+          toast('Node created', 'success');
+          showError(box, null, fields);
+          await load();
+        } catch (error) {
+          showError(box, error, fields);
+        }
+      })));
+}
+
+function allocationForm(node, box) {
+  const ports = h('input', { 'aria-label': `Ports for ${node.name}`, placeholder: '25565-25570', size: 12 });
+  return form({ class: 'inline small' }, [ports, h('button', { type: 'submit', class: 'small' }, 'Add ports')], async () => {
+    try {
+      const list = ports.value.split(',').map((p) => p.trim()).filter(Boolean).map((p) => (/^\d+$/.test(p) ? Number(p) : p));
+      await post(`/nodes/${seg(node.id)}/allocations`, { ip: node.address, ports: list });
+      toast('Ports added', 'success');
+      ports.value = '';
+    } catch (error) {
+      showError(box, error);
+    }
+  });
+}
+
+// ---------------------------------------------------------------- plugins
+
+export async function pluginsPage(ctx) {
+  const no = denied(ctx, 'admin.plugins');
+  if (no) return no;
+  const listBox = h('div', { id: 'plugin-list' });
+  const box = h('div', { hidden: true });
+  async function load() {
+    try {
+      const plugins = (await get('/plugins')).items;
+      replace(listBox, table(['Plugin', 'Version', 'Kinds', 'State'], plugins.map((p) => [
+        h('a', { href: `#/admin/plugins/${seg(p.id)}` }, `${p.name} (${p.id})`), p.version, p.kinds.join(', '),
+        badge(p.state, stateTone(p.state)),
+      ])));
+    } catch (error) {
+      showError(box, error);
+    }
+  }
+  await load();
+  const file = h('input', { type: 'file', accept: '.cap', id: 'plugin-file' });
+  return h('section', null, h('h1', null, 'Plugins'), listBox,
+    h('section', { class: 'card' }, h('h2', null, 'Install or update'),
+      form({ id: 'plugin-upload' }, [field('Package (.cap)', file).row, box, h('button', { type: 'submit', class: 'primary' }, 'Upload')], async () => {
+        if (!file.files.length) return;
+        try {
+          const answer = await api('POST', '/plugins', file.files[0]);
+          toast(`Installed ${answer.plugin.id} ${answer.plugin.version}`, 'success');
+          location.hash = `#/admin/plugins/${seg(answer.plugin.id)}`;
+        } catch (error) {
+          showError(box, error);
+        }
+      })));
+}
+
+function grantList(set) {
+  const items = [];
+  if (set.kv) items.push('key-value store');
+  if (set.config) items.push('configuration');
+  if (set.clock) items.push('clock');
+  if (set.random) items.push('randomness');
+  for (const s of set.secrets || []) items.push(`secret ${s}`);
+  for (const host of set.http_hosts || []) items.push(`HTTP to ${host}`);
+  for (const t of set.events_publish || []) items.push(`publish ${t}`);
+  for (const s of set.panel || []) items.push(`Panel API ${s}`);
+  return items;
+}
+
+export async function pluginDetailPage(ctx, id) {
+  const no = denied(ctx, 'admin.plugins');
+  if (no) return no;
+  const box = h('div', { hidden: true, id: 'plugin-error' });
+  const page = h('section');
+  async function render() {
+    let plugin;
+    let status = null;
+    try {
+      plugin = await get(`/plugins/${seg(id)}`);
+      status = await get(`/plugins/${seg(id)}/status`).catch(() => null);
+    } catch (error) {
+      showError(box, error);
+      replace(page, h('h1', null, id), box);
+      return;
+    }
+    const act = (path, body) => async () => {
+      try {
+        await post(`/plugins/${seg(id)}/${path}`, body);
+        await render();
+      } catch (error) {
+        showError(box, error);
+      }
+    };
+    const requested = grantList(plugin.requested);
+    const granted = new Set(grantList(plugin.granted));
+    const caps = h('section', { class: 'card' }, h('h2', null, 'Capabilities'),
+      requested.length ? h('ul', { class: 'caps' }, requested.map((c) => h('li', null, granted.has(c) ? badge('granted', 'success') : badge('not granted', 'warning'), ` ${c}`)))
+        : h('p', { class: 'muted' }, 'This plugin requests no capabilities.'),
+      requested.some((c) => !granted.has(c)) ? h('button', { type: 'button', id: 'grant-all', onclick: act('grant', plugin.requested) }, 'Grant everything requested') : null);
+    const config = h('section', { class: 'card' }, h('h2', null, 'Configuration'));
+    try {
+      const cfg = await get(`/plugins/${seg(id)}/config`);
+      if (cfg.items.length) {
+        const fields = {};
+        for (const e of cfg.items) {
+          fields[e.key] = field(`${e.key}${e.required ? ' (required)' : ''}`, h('input', { name: e.key, value: e.value || '', placeholder: e.default || '' }), e.description || null);
+        }
+        const cbox = h('div', { hidden: true });
+        add(config, form({ id: 'plugin-config' }, [Object.values(fields).map((f) => f.row), cbox, h('button', { type: 'submit', class: 'primary' }, 'Save')], async () => {
+          const values = {};
+          for (const [key, f] of Object.entries(fields)) values[key] = f.input.value === '' ? null : f.input.value;
+          try {
+            await put(`/plugins/${seg(id)}/config`, { values });
+            showError(cbox, null, fields);
+            toast('Configuration saved', 'success');
+          } catch (error) {
+            showError(cbox, error, fields);
+          }
+        }));
+      } else {
+        add(config, h('p', { class: 'muted' }, 'Nothing to configure.'));
+      }
+      if (cfg.secrets_set.length) add(config, h('p', null, `Secrets set: ${cfg.secrets_set.join(', ')}`));
+    } catch (error) {
+      add(config, alertBox(error.message));
+    }
+    const logs = h('section', { class: 'card' }, h('h2', null, 'Logs'));
+    try {
+      const lines = (await get(`/plugins/${seg(id)}/logs`)).items;
+      add(logs, lines.length ? h('div', { class: 'console small-console' }, lines.map((l) => h('div', { class: `log-${l.level}` }, `${when(l.at)} ${l.level} ${l.message}`)))
+        : h('p', { class: 'muted' }, 'No log lines.'));
+    } catch (error) {
+      add(logs, alertBox(error.message));
+    }
+    const quarantine = status && status.quarantine_reason
+      ? alertBox(['Quarantined since ', when(status.quarantined_since), ': ', status.quarantine_reason, ' ',
+        h('button', { type: 'button', onclick: act('release') }, 'Release')], 'danger')
+      : null;
+    replace(page,
+      h('div', { class: 'page-head' }, h('h1', null, `${plugin.name} ${plugin.version}`), h('span', { id: 'plugin-state' }, badge(plugin.state, stateTone(plugin.state)))),
+      h('p', { class: 'muted' }, `${plugin.id} · ${plugin.kinds.join(', ')}`),
+      box, quarantine,
+      h('div', { class: 'power' },
+        plugin.state === 'active'
+          ? h('button', { type: 'button', onclick: act('deactivate') }, 'Deactivate')
+          : h('button', { type: 'button', class: 'primary', id: 'activate', onclick: act('activate') }, 'Activate'),
+        h('button', { type: 'button', class: 'danger', onclick: async () => {
+          if (!window.confirm(`Uninstall ${plugin.name}?`)) return;
+          try { await del(`/plugins/${seg(id)}`); location.hash = '#/admin/plugins'; } catch (error) { showError(box, error); }
+        } }, 'Uninstall')),
+      status ? h('p', { class: 'muted' }, `${status.calls} calls, ${status.failures} failures${status.last_error ? `; last error: ${status.last_error}` : ''}`) : null,
+      caps, config, logs);
+  }
+  await render();
+  return page;
+}

@@ -1,0 +1,125 @@
+// DOM helpers. Every piece of text reaches the page through text nodes
+// (`append` of strings, `textContent`); nothing here parses HTML.
+
+/**
+ * Creates an element. `attrs` keys starting with `on` add listeners;
+ * `class`, `value`, `checked`, `disabled` and `hidden` set properties;
+ * other keys set attributes (`true` for a bare attribute, `null`/`false`
+ * to leave it out). Children are nodes or strings (appended as text).
+ */
+export function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key.startsWith('on') && typeof value === 'function') {
+      el.addEventListener(key.slice(2), value);
+    } else if (key === 'class') {
+      el.className = value;
+    } else if (key === 'value' || key === 'checked' || key === 'disabled' || key === 'hidden') {
+      el[key] = value;
+    } else {
+      el.setAttribute(key, value === true ? '' : String(value));
+    }
+  }
+  add(el, children);
+  return el;
+}
+
+/** Appends children (nodes, strings, arrays, null) to `el`. */
+export function add(el, ...children) {
+  for (const child of [children].flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+  return el;
+}
+
+/** Replaces the children of `el`. */
+export function replace(el, ...children) {
+  el.replaceChildren();
+  return add(el, children);
+}
+
+let ids = 0;
+/** A fresh element id. */
+export function uid(prefix = 'f') {
+  ids += 1;
+  return `${prefix}-${ids}`;
+}
+
+/**
+ * A labelled form field. Returns `{row, input, error}`; `error` shows the
+ * field's message from a problem document.
+ */
+export function field(label, input, hint) {
+  input.id = input.id || uid('field');
+  const error = h('p', { class: 'field-error', id: `${input.id}-error`, hidden: true });
+  input.setAttribute('aria-describedby', error.id);
+  const row = h('div', { class: 'field' },
+    h('label', { for: input.id }, label),
+    input,
+    hint ? h('p', { class: 'hint' }, hint) : null,
+    error);
+  return { row, input, error };
+}
+
+/** Shows `message` under a field made by `field` (or hides it). */
+export function setFieldError(f, message) {
+  f.error.textContent = message || '';
+  f.error.hidden = !message;
+  f.input.setAttribute('aria-invalid', message ? 'true' : 'false');
+}
+
+/** A badge for a state or tone. */
+export function badge(text, tone = 'neutral') {
+  return h('span', { class: `badge tone-${tone}` }, text);
+}
+
+/** A table with a header row; `rows` are arrays of cells (nodes or text). */
+export function table(columns, rows, attrs = {}) {
+  return h('div', { class: 'table-wrap' },
+    h('table', attrs,
+      h('thead', null, h('tr', null, columns.map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', null, rows.map((cells) => h('tr', null, cells.map((c) => h('td', null, c)))))));
+}
+
+/** An alert box. */
+export function alertBox(text, tone = 'danger', attrs = {}) {
+  return h('div', { class: `alert tone-${tone}`, role: tone === 'danger' ? 'alert' : 'status', ...attrs }, text);
+}
+
+/** Formats an RFC 3339 time for people. */
+export function when(value) {
+  if (!value) return '—';
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? String(value) : date.toLocaleString();
+}
+
+/** Formats bytes. */
+export function bytes(n) {
+  if (typeof n !== 'number') return '—';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i += 1; }
+  return `${v.toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+
+/** Formats seconds as a duration. */
+export function duration(secs) {
+  if (typeof secs !== 'number') return '—';
+  const d = Math.floor(secs / 86400);
+  const hh = Math.floor((secs % 86400) / 3600);
+  const m = Math.floor((secs % 3600) / 60);
+  const s = Math.floor(secs % 60);
+  return d ? `${d}d ${hh}h` : hh ? `${hh}h ${m}m` : `${m}m ${s}s`;
+}
+
+/** Shows a short message in the live region. */
+export function toast(message, tone = 'info') {
+  const region = document.getElementById('toasts');
+  if (!region) return;
+  const item = h('div', { class: `toast tone-${tone}` }, message);
+  region.append(item);
+  setTimeout(() => item.remove(), 6000);
+}

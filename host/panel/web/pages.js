@@ -1,0 +1,412 @@
+// Pages: sign in, server list, create server, account, audit log and
+// plugin navigation pages.
+
+import { api, get, post, del, seg, saveTokens, ApiError } from './api.js';
+import { h, add, replace, field, setFieldError, badge, table, alertBox, when, toast } from './dom.js';
+import { pluginWidget } from './plugin-ui.js';
+
+/** Tone of a server or command state. */
+export function stateTone(state) {
+  if (['running', 'online', 'done', 'active'].includes(state)) return 'success';
+  if (['starting', 'stopping', 'installing', 'pending', 'acked', 'deleting'].includes(state)) return 'warning';
+  if (['crashed', 'failed', 'quarantined'].includes(state)) return 'danger';
+  return 'neutral';
+}
+
+/**
+ * Shows an API error in `box` and per-field messages on `fields`
+ * (an object field-path → field from dom.field). Returns nothing.
+ */
+export function showError(box, error, fields = {}) {
+  for (const f of Object.values(fields)) setFieldError(f, '');
+  if (!error) {
+    replace(box);
+    box.hidden = true;
+    return;
+  }
+  const shown = new Set();
+  if (error instanceof ApiError) {
+    for (const fe of error.fields) {
+      const f = fields[fe.field];
+      if (f) {
+        setFieldError(f, fe.message);
+        shown.add(fe.field);
+      }
+    }
+    const rest = error.fields.filter((fe) => !shown.has(fe.field));
+    const detail = error.problem.detail || error.problem.title || error.message;
+    replace(box, alertBox([
+      h('strong', null, error.problem.title || 'Error'), ': ', detail,
+      rest.length ? h('ul', null, rest.map((fe) => h('li', null, `${fe.field || 'request'}: ${fe.message}`))) : null,
+    ], 'danger', { 'data-code': error.code }));
+  } else {
+    replace(box, alertBox(String(error && error.message ? error.message : error)));
+  }
+  box.hidden = false;
+}
+
+/** A form whose submit runs `action` with its button disabled meanwhile. */
+export function form(attrs, children, action) {
+  const el = h('form', { ...attrs, novalidate: true }, children);
+  el.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const buttons = el.querySelectorAll('button[type=submit]');
+    buttons.forEach((b) => { b.disabled = true; });
+    try {
+      await action(event);
+    } finally {
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  });
+  return el;
+}
+
+// ---------------------------------------------------------------- sign in
+
+export async function signInPage(ctx) {
+  let providers = [];
+  try {
+    providers = (await api('GET', '/auth/providers', undefined, { auth: false })).items
+      .filter((p) => p.kind === 'password');
+  } catch {
+    providers = [];
+  }
+  const errorBox = h('div', { id: 'login-error', hidden: true });
+  const username = field('Username', h('input', { name: 'username', autocomplete: 'username', required: true }));
+  const password = field('Password', h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true }));
+  const provider = h('select', { name: 'provider', id: 'login-provider' },
+    providers.map((p) => h('option', { value: p.id }, p.name)));
+  const providerField = providers.length > 1
+    ? field('Sign in with', provider).row
+    : null;
+  const container = h('section', { class: 'card narrow' });
+
+  function secondFactorStep(challenge) {
+    const code = field('Code from your authenticator app', h('input', { name: 'code', inputmode: 'numeric', autocomplete: 'one-time-code' }));
+    const recovery = field('Or a recovery code', h('input', { name: 'recovery_code', autocomplete: 'off' }));
+    const box = h('div', { hidden: true });
+    replace(container,
+      h('h1', null, 'Second factor'),
+      h('p', null, 'Your account has two-factor authentication on.'),
+      form({ id: 'second-factor-form' }, [code.row, recovery.row, box,
+        h('button', { type: 'submit', class: 'primary' }, 'Verify')], async () => {
+        const body = { challenge };
+        if (recovery.input.value.trim()) body.recovery_code = recovery.input.value.trim();
+        else body.code = code.input.value.trim();
+        try {
+          saveTokens(await api('POST', '/auth/login/second-factor', body, { auth: false }));
+          await ctx.signedIn();
+        } catch (error) {
+          showError(box, error, { code, recovery_code: recovery });
+          if (error.code === 'invalid-challenge') setTimeout(() => { location.reload(); }, 2000);
+        }
+      }));
+    code.input.focus();
+  }
+
+  add(container,
+    h('h1', null, 'Sign in'),
+    providers.length === 0 ? alertBox('No sign-in provider is active on this Panel. Ask an administrator.', 'warning') : null,
+    form({ id: 'login-form' }, [providerField, username.row, password.row, errorBox,
+      h('button', { type: 'submit', class: 'primary', id: 'login-submit' }, 'Sign in')], async () => {
+      const body = { username: username.input.value, password: password.input.value };
+      if (providers.length) body.provider = provider.value || providers[0].id;
+      try {
+        const answer = await api('POST', '/auth/login', body, { auth: false });
+        if (answer && answer.second_factor_required) {
+          secondFactorStep(answer.challenge);
+          return;
+        }
+        saveTokens(answer);
+        await ctx.signedIn();
+      } catch (error) {
+        showError(errorBox, error, { username, password });
+      }
+    }));
+  return container;
+}
+
+// ---------------------------------------------------------------- servers
+
+function serverRow(s) {
+  return [
+    h('a', { href: `#/servers/${seg(s.id)}`, class: 'server-link' }, s.name),
+    badge(s.state, stateTone(s.state)),
+    s.game.plugin,
+    s.allocation ? `${s.allocation.ip}:${s.allocation.port}` : '—',
+  ];
+}
+
+export async function serversPage(ctx) {
+  const list = h('div', { id: 'server-list', 'aria-live': 'polite' });
+  const widgets = h('div', { class: 'widgets' });
+  async function load() {
+    try {
+      const page = await get('/servers?limit=200');
+      replace(list, page.items.length
+        ? table(['Name', 'State', 'Game', 'Address'], page.items.map(serverRow))
+        : h('p', { class: 'muted' }, 'No servers yet.'));
+    } catch (error) {
+      showError(list, error);
+    }
+  }
+  await load();
+  const timer = setInterval(load, 5000);
+  ctx.onLeave(() => clearInterval(timer));
+  for (const c of ctx.contributions.filter((c) => c.slot === 'dashboard-widget')) {
+    widgets.append(pluginWidget(c, null));
+  }
+  return h('section', null,
+    h('div', { class: 'page-head' },
+      h('h1', null, 'Servers'),
+      ctx.has('server.create') ? h('a', { class: 'button primary', href: '#/servers/new', id: 'new-server' }, 'Create server') : null),
+    list,
+    widgets);
+}
+
+export async function createServerPage(ctx) {
+  const box = h('div', { id: 'create-error', hidden: true });
+  let games = [];
+  try {
+    games = (await get('/game-types')).items;
+  } catch (error) {
+    showError(box, error);
+  }
+  let nodes = null;
+  if (ctx.has('admin.nodes')) {
+    try {
+      nodes = (await get('/nodes?limit=200')).items;
+    } catch {
+      nodes = null;
+    }
+  }
+  const name = field('Name', h('input', { name: 'name', required: true, maxlength: 128 }));
+  const game = field('Game', h('select', { name: 'game' }, games.map((g) => h('option', { value: g.plugin }, `${g.name} (${g.plugin})`))));
+  const node = nodes
+    ? field('Node', h('select', { name: 'node' }, nodes.map((n) => h('option', { value: n.id }, `${n.name}${n.online ? '' : ' (offline)'}`))))
+    : field('Node id', h('input', { name: 'node', required: true }), 'Ask an administrator which node to use.');
+  const allocation = field('Address', h('select', { name: 'allocation' }, h('option', { value: '' }, 'First free')));
+  const memory = field('Memory (MiB)', h('input', { name: 'memory', type: 'number', min: 1, value: '1024' }));
+  const disk = field('Disk (MiB)', h('input', { name: 'disk', type: 'number', min: 1, value: '2048' }));
+  const cpu = field('CPU (% of one core)', h('input', { name: 'cpu', type: 'number', min: 1, value: '100' }));
+  const varsBox = h('fieldset', { class: 'vars' });
+  let varFields = {};
+
+  function renderVariables() {
+    const g = games.find((x) => x.plugin === game.input.value);
+    varFields = {};
+    replace(varsBox, h('legend', null, 'Game variables'));
+    if (!g) return;
+    if (g.min_memory_mb && Number(memory.input.value) < g.min_memory_mb) memory.input.value = String(g.min_memory_mb);
+    for (const v of g.variables.filter((x) => x.user_editable)) {
+      const input = v.choices.length
+        ? h('select', { name: v.key }, v.choices.map((c) => h('option', { value: c, selected: c === v.default_value }, c)))
+        : v.kind === 'boolean'
+          ? h('select', { name: v.key }, ['true', 'false'].map((c) => h('option', { value: c, selected: c === v.default_value }, c)))
+          : h('input', { name: v.key, value: v.default_value || '', type: v.kind === 'integer' ? 'number' : 'text' });
+      const f = field(v.name, input, v.description);
+      varFields[`variables.${v.key}`] = f;
+      varsBox.append(f.row);
+    }
+  }
+
+  async function loadAllocations() {
+    replace(allocation.input, h('option', { value: '' }, 'First free'));
+    if (!nodes || !node.input.value) return;
+    try {
+      const free = (await get(`/nodes/${seg(node.input.value)}/allocations?state=free`)).items;
+      for (const a of free) allocation.input.append(h('option', { value: `${a.ip}|${a.port}` }, `${a.ip}:${a.port}`));
+    } catch {
+      // Keep "first free".
+    }
+  }
+
+  game.input.addEventListener('change', renderVariables);
+  node.input.addEventListener('change', loadAllocations);
+  renderVariables();
+  await loadAllocations();
+
+  const fields = {
+    name, node_id: node, allocation, 'game.plugin': game,
+    'limits.memory_mb': memory, 'limits.disk_mb': disk, 'limits.cpu_percent': cpu,
+  };
+  return h('section', { class: 'card' },
+    h('h1', null, 'Create server'),
+    form({ id: 'create-server-form' }, [name.row, game.row, node.row, allocation.row,
+      h('div', { class: 'grid3' }, memory.row, disk.row, cpu.row), varsBox, box,
+      h('button', { type: 'submit', class: 'primary', id: 'create-submit' }, 'Create')], async () => {
+      const variables = {};
+      for (const [key, f] of Object.entries(varFields)) variables[key.slice('variables.'.length)] = f.input.value;
+      const body = {
+        name: name.input.value,
+        node_id: node.input.value,
+        game: { plugin: game.input.value },
+        variables,
+        limits: {
+          memory_mb: Number(memory.input.value),
+          disk_mb: Number(disk.input.value),
+          cpu_percent: Number(cpu.input.value),
+        },
+      };
+      if (allocation.input.value) {
+        const [ip, port] = allocation.input.value.split('|');
+        body.allocation = { ip, port: Number(port) };
+      }
+      try {
+        const created = await post('/servers', body);
+        toast(`Created ${created.name}`, 'success');
+        location.hash = `#/servers/${seg(created.id)}`;
+      } catch (error) {
+        showError(box, error, { ...fields, ...varFields });
+      }
+    }));
+}
+
+// ---------------------------------------------------------------- account
+
+async function totpSection() {
+  const section = h('section', { class: 'card', id: 'totp' });
+  async function render() {
+    const box = h('div', { hidden: true });
+    let status;
+    try {
+      status = await get('/account/totp');
+    } catch (error) {
+      showError(box, error);
+      replace(section, h('h2', null, 'Two-factor authentication'), box);
+      return;
+    }
+    replace(section, h('h2', null, 'Two-factor authentication'));
+    if (status.enabled) {
+      add(section,
+        h('p', null, badge('On', 'success'), ` ${status.recovery_codes_remaining} recovery codes left.`),
+        h('button', { type: 'button', class: 'danger', onclick: async () => {
+          if (!window.confirm('Turn two-factor authentication off?')) return;
+          try { await del('/account/totp'); toast('Two-factor authentication is off', 'success'); await render(); } catch (error) { showError(box, error); }
+        } }, 'Turn off'), box);
+      return;
+    }
+    add(section, h('p', null, badge('Off'), ' Protect your account with an authenticator app.'),
+      h('button', { type: 'button', id: 'totp-begin', onclick: async () => {
+        try {
+          const enrollment = await post('/account/totp');
+          const code = field('Code from the app', h('input', { name: 'code', inputmode: 'numeric', autocomplete: 'one-time-code' }));
+          const confirmBox = h('div', { hidden: true });
+          replace(section, h('h2', null, 'Two-factor authentication'),
+            h('p', null, 'Add this account to your authenticator app with the secret below (or the otpauth link), then enter the code it shows.'),
+            h('dl', null, h('dt', null, 'Secret'), h('dd', null, h('code', { id: 'totp-secret' }, enrollment.secret)),
+              h('dt', null, 'Link'), h('dd', null, h('code', { class: 'wrap' }, enrollment.otpauth_url))),
+            form({ id: 'totp-confirm' }, [code.row, confirmBox, h('button', { type: 'submit', class: 'primary' }, 'Confirm')], async () => {
+              try {
+                const answer = await post('/account/totp/confirm', { code: code.input.value.trim() });
+                replace(section, h('h2', null, 'Two-factor authentication'),
+                  alertBox('Two-factor authentication is on. Keep these recovery codes somewhere safe; they are shown once.', 'success'),
+                  h('ul', { class: 'codes' }, answer.recovery_codes.map((c) => h('li', null, h('code', null, c)))),
+                  h('button', { type: 'button', onclick: render }, 'Done'));
+              } catch (error) {
+                showError(confirmBox, error, { code });
+              }
+            }));
+        } catch (error) {
+          showError(box, error);
+        }
+      } }, 'Set up'), box);
+  }
+  await render();
+  return section;
+}
+
+async function apiKeysSection(ctx) {
+  const section = h('section', { class: 'card', id: 'api-keys' });
+  const listBox = h('div');
+  const box = h('div', { hidden: true });
+  const secretBox = h('div');
+  async function load() {
+    try {
+      const keys = (await get('/account/api-keys')).items;
+      replace(listBox, keys.length ? table(['Name', 'Prefix', 'Scopes', 'Created', 'Last used', ''],
+        keys.map((k) => [k.name, h('code', null, k.prefix), k.scopes.join(', '), when(k.created_at), when(k.last_used_at),
+          k.revoked_at ? badge('revoked') : h('button', { type: 'button', class: 'danger small', onclick: async () => {
+            if (!window.confirm(`Revoke the key ${k.name}?`)) return;
+            try { await del(`/account/api-keys/${seg(k.id)}`); await load(); } catch (error) { showError(box, error); }
+          } }, 'Revoke')])) : h('p', { class: 'muted' }, 'No API keys.'));
+    } catch (error) {
+      showError(box, error);
+    }
+  }
+  const name = field('Name', h('input', { name: 'key-name', maxlength: 128 }));
+  const scopes = h('fieldset', { class: 'checks' }, h('legend', null, 'Scopes (permissions the key may use)'),
+    [...ctx.me.permissions].sort().map((p) => h('label', null, h('input', { type: 'checkbox', value: p }), ` ${p}`)));
+  await load();
+  return add(section, h('h2', null, 'API keys'), listBox, secretBox,
+    form({ id: 'api-key-form' }, [name.row, scopes, box, h('button', { type: 'submit', class: 'primary' }, 'Create key')], async () => {
+      const chosen = [...scopes.querySelectorAll('input:checked')].map((i) => i.value);
+      try {
+        const created = await post('/account/api-keys', { name: name.input.value, scopes: chosen });
+        replace(secretBox, alertBox(['Copy the key now; it is shown once: ', h('code', { id: 'api-key-secret' }, created.secret)], 'success'));
+        box.hidden = true;
+        await load();
+      } catch (error) {
+        showError(box, error, { name });
+      }
+    }));
+}
+
+export async function accountPage(ctx) {
+  const user = ctx.me.user;
+  return h('section', null,
+    h('h1', null, 'Account'),
+    h('section', { class: 'card' }, h('h2', null, 'You'),
+      h('dl', null, h('dt', null, 'Username'), h('dd', null, user.username),
+        h('dt', null, 'Email'), h('dd', null, user.email || '—'),
+        h('dt', null, 'Administrator'), h('dd', null, user.admin ? 'yes' : 'no')),
+      h('p', { class: 'muted' }, 'Your password is managed by your sign-in provider.')),
+    await totpSection(),
+    await apiKeysSection(ctx));
+}
+
+// ---------------------------------------------------------------- audit log
+
+export async function auditPage() {
+  const rows = h('tbody');
+  const box = h('div', { hidden: true });
+  const kind = field('Event kind', h('input', { name: 'kind', placeholder: 'e.g. server.created' }));
+  const more = h('button', { type: 'button', hidden: true }, 'Load more');
+  let cursor = null;
+  async function load(reset) {
+    if (reset) { rows.replaceChildren(); cursor = null; }
+    const params = new URLSearchParams({ limit: '50' });
+    if (cursor) params.set('cursor', cursor);
+    if (kind.input.value.trim()) params.set('kind', kind.input.value.trim());
+    try {
+      const page = await get(`/audit-log?${params}`);
+      for (const e of page.items) {
+        rows.append(h('tr', null, h('td', null, when(e.occurred_at)), h('td', null, h('code', null, e.kind)),
+          h('td', null, e.actor.user_id || 'system'),
+          h('td', null, e.subject ? `${e.subject.type} ${e.subject.id}` : '—'),
+          h('td', null, h('code', { class: 'wrap' }, JSON.stringify(e.data)))));
+      }
+      cursor = page.next_cursor;
+      more.hidden = !cursor;
+      box.hidden = true;
+    } catch (error) {
+      showError(box, error, { kind });
+    }
+  }
+  more.addEventListener('click', () => load(false));
+  await load(true);
+  return h('section', null, h('h1', null, 'Audit log'),
+    form({ class: 'inline' }, [kind.row, h('button', { type: 'submit' }, 'Filter')], () => load(true)),
+    box,
+    h('div', { class: 'table-wrap' }, h('table', { id: 'audit-table' },
+      h('thead', null, h('tr', null, ['When', 'Event', 'Actor', 'Subject', 'Data'].map((c) => h('th', { scope: 'col' }, c)))), rows)),
+    more);
+}
+
+// ---------------------------------------------------------------- plugin pages
+
+export async function pluginPage(ctx, plugin, contribution) {
+  const c = ctx.contributions.find((x) => x.plugin === plugin && x.id === contribution && x.slot === 'nav-page');
+  if (!c) return h('section', null, h('h1', null, 'Not found'), h('p', null, 'No active plugin contributes this page.'));
+  return h('section', null, h('h1', null, c.title), pluginWidget(c, null, { bare: true }));
+}

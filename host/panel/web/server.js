@@ -1,0 +1,301 @@
+// The server page: state, power buttons per permission, the live console
+// over the WebSocket (with input, history and reconnects), stats, the
+// variables form, recent commands and plugin widgets.
+
+import { get, post, patch, seg } from './api.js';
+import { h, replace, field, badge, table, alertBox, when, bytes, duration, toast } from './dom.js';
+import { showError, stateTone, form } from './pages.js';
+import { pluginWidget } from './plugin-ui.js';
+
+const MAX_LINES = 1000;
+const POWER = [
+  ['start', 'Start', 'control.start', 'success'],
+  ['restart', 'Restart', 'control.restart', 'warning'],
+  ['stop', 'Stop', 'control.stop', 'neutral'],
+  ['kill', 'Kill', 'control.stop', 'danger'],
+];
+
+/** The live console connection: reconnects until closed. */
+function connectConsole(serverId, handlers) {
+  let socket = null;
+  let closed = false;
+  let retry = 1000;
+  let timer = null;
+
+  async function fetchToken() {
+    return get(`/servers/${seg(serverId)}/websocket`);
+  }
+
+  async function open() {
+    if (closed) return;
+    let grant;
+    try {
+      grant = await fetchToken();
+    } catch (error) {
+      handlers.unavailable(error);
+      if (error.status !== 403 && error.status !== 404) schedule();
+      return;
+    }
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    socket = new WebSocket(`${scheme}//${location.host}${grant.socket}`);
+    socket.addEventListener('open', () => {
+      socket.send(JSON.stringify({ event: 'auth', args: [grant.token] }));
+    });
+    socket.addEventListener('message', async (message) => {
+      let frame;
+      try {
+        frame = JSON.parse(message.data);
+      } catch {
+        return;
+      }
+      const args = Array.isArray(frame.args) ? frame.args : [];
+      switch (frame.event) {
+        case 'auth success':
+          retry = 1000;
+          // The Panel sends the history after the first auth by itself;
+          // a re-auth must not repeat it.
+          handlers.connected(true);
+          break;
+        case 'token expiring':
+          try {
+            grant = await fetchToken();
+            socket.send(JSON.stringify({ event: 'auth', args: [grant.token] }));
+          } catch {
+            // The server closes the socket at expiry; we reconnect then.
+          }
+          break;
+        case 'token expired':
+        case 'jwt error':
+          socket.close();
+          break;
+        default:
+          handlers.event(frame.event, args);
+      }
+    });
+    socket.addEventListener('close', () => {
+      handlers.connected(false);
+      schedule();
+    });
+  }
+
+  function schedule() {
+    if (closed) return;
+    clearTimeout(timer);
+    timer = setTimeout(open, retry);
+    retry = Math.min(retry * 2, 30000);
+  }
+
+  open();
+  return {
+    send(event, args) {
+      if (socket && socket.readyState === WebSocket.OPEN) {
+        socket.send(JSON.stringify({ event, args }));
+        return true;
+      }
+      return false;
+    },
+    close() {
+      closed = true;
+      clearTimeout(timer);
+      if (socket) socket.close();
+    },
+  };
+}
+
+export async function serverPage(ctx, id) {
+  let server = await get(`/servers/${seg(id)}`);
+  const perms = new Set(server.permissions);
+  // The server's answer already holds what the caller may do here (all of
+  // it for admins; role permissions narrowed by a subuser grant).
+  const can = (p) => perms.has(p);
+
+  const stateBadge = h('span', { id: 'server-state' }, badge(server.state, stateTone(server.state)));
+  const alert = h('div', { id: 'server-alert', 'aria-live': 'assertive' });
+  const link = h('span', { class: 'muted small', id: 'console-link' }, 'connecting…');
+
+  function setState(state) {
+    server.state = state;
+    replace(stateBadge, badge(state, stateTone(state)));
+  }
+
+  async function power(action) {
+    replace(alert);
+    if (live && live.send('set state', [action])) return;
+    try {
+      await post(`/servers/${seg(id)}/power`, { action });
+      toast(`${action} requested`, 'info');
+      loadCommands();
+    } catch (error) {
+      showError(alert, error);
+    }
+  }
+  const buttons = h('div', { class: 'power', role: 'group', 'aria-label': 'Power' },
+    POWER.filter(([, , p]) => can(p)).map(([action, label, , t]) =>
+      h('button', { type: 'button', class: `tone-${t}`, 'data-action': action, onclick: () => power(action) }, label)));
+
+  // Console.
+  const output = h('div', { id: 'console-output', class: 'console', role: 'log', 'aria-live': 'polite', tabindex: '0' });
+  function line(text, kind = 'line') {
+    const atBottom = output.scrollTop + output.clientHeight >= output.scrollHeight - 8;
+    output.append(h('div', { class: `console-${kind}` }, text));
+    while (output.childElementCount > MAX_LINES) output.firstElementChild.remove();
+    if (atBottom) output.scrollTop = output.scrollHeight;
+  }
+  const history = [];
+  let cursor = 0;
+  const input = h('input', { id: 'console-input', autocomplete: 'off', 'aria-label': 'Console command', placeholder: 'Type a command' });
+  input.addEventListener('keydown', (event) => {
+    if (event.key === 'ArrowUp' && cursor > 0) {
+      cursor -= 1;
+      input.value = history[cursor];
+      event.preventDefault();
+    } else if (event.key === 'ArrowDown') {
+      cursor = Math.min(history.length, cursor + 1);
+      input.value = history[cursor] || '';
+      event.preventDefault();
+    }
+  });
+  const consoleForm = can('control.console') ? form({ id: 'console-form', class: 'console-input' },
+    [input, h('button', { type: 'submit' }, 'Send')], async () => {
+      const command = input.value;
+      if (!command.trim()) return;
+      history.push(command);
+      if (history.length > 100) history.shift();
+      cursor = history.length;
+      input.value = '';
+      if (live && live.send('send command', [command])) {
+        line(`> ${command}`, 'echo');
+        return;
+      }
+      try {
+        await post(`/servers/${seg(id)}/command`, { command });
+        line(`> ${command}`, 'echo');
+      } catch (error) {
+        showError(alert, error);
+      }
+    }) : null;
+
+  // Stats.
+  const stats = {
+    cpu: h('span', { class: 'stat-value', id: 'stat-cpu' }, '—'),
+    memory: h('span', { class: 'stat-value', id: 'stat-memory' }, '—'),
+    uptime: h('span', { class: 'stat-value', id: 'stat-uptime' }, '—'),
+    players: h('span', { class: 'stat-value', id: 'stat-players' }, '—'),
+  };
+  const statBox = h('div', { class: 'stats' },
+    [['CPU', stats.cpu], ['Memory', stats.memory], ['Uptime', stats.uptime], ['Players', stats.players]]
+      .map(([label, value]) => h('div', { class: 'stat' }, h('span', { class: 'stat-label' }, label), value)));
+
+  const widgets = ctx.contributions.filter((c) => c.slot === 'server-widget').map((c) => pluginWidget(c, id));
+
+  const live = can('control.console') ? connectConsole(id, {
+    connected(on) {
+      replace(link, on ? 'live' : 'reconnecting…');
+    },
+    unavailable(error) {
+      replace(link, `live console unavailable (${error.message})`);
+    },
+    event(name, args) {
+      switch (name) {
+        case 'status': setState(String(args[0])); break;
+        case 'console output': line(String(args[0])); break;
+        case 'console event': {
+          const e = args[0] || {};
+          const text = e.kind === 'ready' ? 'Server is ready'
+            : e.kind === 'player-joined' ? `${e.name} joined`
+              : e.kind === 'player-left' ? `${e.name} left`
+                : e.kind === 'crash' ? `Crashed: ${e.cause || ''}` : (e.text || e.kind);
+          line(text, `event event-${String(e.kind).replace(/[^a-z-]/g, '')}`);
+          if (e.kind === 'ready') setState('running');
+          if (e.kind === 'player-joined' || e.kind === 'player-left') widgets.forEach((w) => w.reload());
+          break;
+        }
+        case 'stats': {
+          const s = args[0] || {};
+          stats.cpu.textContent = typeof s.cpuPercent === 'number' ? `${s.cpuPercent.toFixed(1)} %` : '—';
+          stats.memory.textContent = bytes(s.memoryBytes);
+          stats.uptime.textContent = duration(s.uptimeSecs);
+          stats.players.textContent = s.players === undefined || s.players === null ? '—' : String(s.players);
+          break;
+        }
+        case 'dropped': line(`(${args[0]} lines dropped)`, 'note'); break;
+        case 'command accepted': break;
+        case 'error': {
+          const e = args[0] || {};
+          replace(alert, alertBox([h('strong', null, e.code === 'hook-denied' ? 'Denied by a plugin' : 'Error'), ': ', e.message || e.code], 'danger', { 'data-code': e.code || '' }));
+          break;
+        }
+        default: break;
+      }
+    },
+  }) : null;
+  if (!live) replace(link, '');
+  ctx.onLeave(() => live && live.close());
+
+  // State polling (state changes show without a reload even without the socket).
+  const poll = setInterval(async () => {
+    try {
+      const fresh = await get(`/servers/${seg(id)}`);
+      if (fresh.state !== server.state) setState(fresh.state);
+    } catch {
+      // Transient; the next poll retries.
+    }
+  }, 5000);
+  ctx.onLeave(() => clearInterval(poll));
+
+  // Variables.
+  let varsSection = null;
+  if (server.variables && Object.keys(server.variables).length) {
+    const box = h('div', { hidden: true });
+    const fields = {};
+    for (const [key, value] of Object.entries(server.variables)) {
+      fields[`variables.${key}`] = field(key, h('input', { name: key, value, disabled: !can('startup.update') }));
+    }
+    varsSection = h('section', { class: 'card' }, h('h2', null, 'Variables'),
+      form({ id: 'variables-form' }, [Object.values(fields).map((f) => f.row), box,
+        can('startup.update') ? h('button', { type: 'submit', class: 'primary' }, 'Save variables') : null], async () => {
+        const variables = {};
+        for (const [key, f] of Object.entries(fields)) variables[key.slice('variables.'.length)] = f.input.value;
+        try {
+          server = await patch(`/servers/${seg(id)}`, { variables });
+          showError(box, null, fields);
+          replace(box, alertBox('Saved.', 'success'));
+          box.hidden = false;
+        } catch (error) {
+          showError(box, error, fields);
+        }
+      }));
+  }
+
+  // Recent commands.
+  const commands = h('div', { id: 'server-commands' });
+  async function loadCommands() {
+    if (!can('activity.read')) return;
+    try {
+      const page = await get(`/servers/${seg(id)}/commands?limit=10`);
+      replace(commands, page.items.length ? table(['When', 'Action', 'State', 'Detail'], page.items.map((c) =>
+        [when(c.created_at), c.action, badge(c.state, stateTone(c.state)), c.detail || ''])) : h('p', { class: 'muted' }, 'No commands yet.'));
+    } catch (error) {
+      showError(commands, error);
+    }
+  }
+  loadCommands();
+  const commandPoll = setInterval(loadCommands, 5000);
+  ctx.onLeave(() => clearInterval(commandPoll));
+
+  return h('section', null,
+    h('div', { class: 'page-head' },
+      h('h1', null, server.name),
+      stateBadge),
+    h('p', { class: 'muted' }, `${server.game.plugin} ${server.game.version || ''}`,
+      server.allocation ? ` · ${server.allocation.ip}:${server.allocation.port}` : ''),
+    buttons,
+    alert,
+    h('div', { class: 'server-grid' },
+      h('section', { class: 'card console-card' }, h('h2', null, 'Console ', link), output, consoleForm),
+      h('div', { class: 'side' },
+        h('section', { class: 'card' }, h('h2', null, 'Stats'), statBox),
+        widgets)),
+    varsSection,
+    can('activity.read') ? h('section', { class: 'card' }, h('h2', null, 'Recent commands'), commands) : null);
+}
