@@ -152,7 +152,8 @@ async fn rejects_json_of_the_wrong_shape_with_per_field_errors() {
 async fn answers_an_unknown_route_with_a_not_found_problem() {
     let db = TestDb::sqlite().await;
     let panel = start_panel(&db).await;
-    for path in ["/api/v1/nope", "/", "/api/v2/health"] {
+    // `/` is the web UI's page; everything else unknown is a problem.
+    for path in ["/api/v1/nope", "/nope", "/api/v2/health"] {
         let response = client().get(panel.url(path)).send().await.expect("request");
         let problem = expect_problem(response, 404, "not-found").await;
         assert_eq!(problem["instance"], path);
@@ -466,6 +467,23 @@ async fn serves_an_openapi_3_1_document_covering_every_route() {
         ("/api/v1/servers/{id}/subusers", "post"),
         ("/api/v1/servers/{id}/subusers/{user_id}", "patch"),
         ("/api/v1/servers/{id}/subusers/{user_id}", "delete"),
+        // The console socket's ticket (tests/panel/agents.rs).
+        ("/api/v1/servers/{id}/websocket", "get"),
+        // What the web UI needs (tests/panel/web_ui.rs).
+        ("/api/v1/auth/providers", "get"),
+        ("/api/v1/game-types", "get"),
+        ("/api/v1/ui/contributions", "get"),
+        ("/api/v1/ui/contributions/{plugin}/{contribution}", "get"),
+        (
+            "/api/v1/ui/contributions/{plugin}/{contribution}/actions",
+            "post",
+        ),
+        // Installing from the Marketplace (tests/panel/marketplace.rs).
+        ("/api/v1/marketplace/packages", "get"),
+        ("/api/v1/marketplace/packages/{id}", "get"),
+        ("/api/v1/marketplace/install", "post"),
+        ("/api/v1/marketplace/update", "post"),
+        ("/api/v1/marketplace/lockfile", "get"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     let documented: BTreeSet<(String, String)> = paths
