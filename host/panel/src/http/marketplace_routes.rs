@@ -1,7 +1,7 @@
 //! `/api/v1/marketplace`: browse the configured Marketplace through the
 //! Panel, install from it, update everything installed from it, and read
 //! the lockfile. Every route needs `admin.plugins`; without
-//! `[marketplace] url` every route answers `503 service-unavailable`.
+//! `[marketplace] url` every route answers `409 conflict`.
 //!
 //! Problem codes of their own:
 //!
@@ -92,8 +92,10 @@ impl From<MarketplaceError> for PluginFailure {
 }
 
 fn service(state: &AppState) -> Result<&MarketplaceService, ApiError> {
+    // A setting missing on this Panel, not a failure of it: 409, so that
+    // clients (and API fuzzers) see a refusal rather than a server error.
     state.marketplace().ok_or_else(|| {
-        ApiError::Unavailable(
+        ApiError::Conflict(
             "no Marketplace is configured: set [marketplace] url or CAP_MARKETPLACE_URL".into(),
         )
     })
@@ -230,7 +232,7 @@ fn outcome_body(state: &AppState, outcome: Outcome) -> Result<OutcomeBody, ApiEr
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The Marketplace failed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "No Marketplace configured", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No Marketplace configured (conflict)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(super) async fn browse(
@@ -281,7 +283,7 @@ pub(super) async fn browse(
         (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such package", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The Marketplace failed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "No Marketplace configured", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No Marketplace configured (conflict)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(super) async fn package(
@@ -313,10 +315,9 @@ pub(super) async fn package(
         (status = 402, description = "A paid plugin without a license (`license-required`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such package", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "No versions satisfy the request (`resolution-failed`, explained in `detail`), or configuration is missing", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No Marketplace configured, or: No versions satisfy the request (`resolution-failed`, explained in `detail`), or configuration is missing", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A check failed (`verification-failed`, the check named in `detail`), bad grants, or the plugin failed to load", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The Marketplace failed or presents another key", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "No Marketplace configured", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(super) async fn install(
@@ -357,10 +358,9 @@ pub(super) async fn install(
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "A paid plugin without a license", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "No versions satisfy the requirements (`resolution-failed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No Marketplace configured, or: No versions satisfy the requirements (`resolution-failed`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A check failed (`verification-failed`) or a plugin failed to load", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The Marketplace failed or presents another key", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "No Marketplace configured", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(super) async fn update(
@@ -382,7 +382,7 @@ pub(super) async fn update(
         (status = 200, description = "The lockfile and requirements", body = LockBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "No Marketplace configured", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No Marketplace configured (conflict)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(super) async fn lockfile(

@@ -706,7 +706,7 @@ async fn without_a_configured_marketplace_the_routes_say_so() {
     let db = TestDb::sqlite().await;
     let panel = crate::plugins::start(&db).await;
     let response = install(&panel, json!({"package": "quota-guard"})).await;
-    expect_problem(response, 503, "service-unavailable").await;
+    expect_problem(response, 409, "conflict").await;
     panel.stop().await.expect("stops");
 }
 
