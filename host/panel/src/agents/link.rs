@@ -179,6 +179,9 @@ struct Session {
     servers: HashMap<String, String>,
     /// Commands sent in this session and not finished yet.
     delivered: HashSet<String>,
+    /// Servers found not to be on this node (bounded), so a misbehaving
+    /// Agent's reports cost no database read after the first.
+    foreign: HashSet<String>,
     heartbeat: Duration,
 }
 
@@ -196,6 +199,7 @@ impl Session {
             node_id,
             servers: HashMap::new(),
             delivered: HashSet::new(),
+            foreign: HashSet::new(),
             heartbeat: Duration::from_secs(u64::from(HEARTBEAT_SECONDS)),
         }
     }
@@ -372,6 +376,9 @@ impl Session {
         if self.servers.contains_key(server_id) {
             return true;
         }
+        if self.foreign.contains(server_id) {
+            return false;
+        }
         match server::get(self.state.db(), server_id).await {
             Ok(Some(found)) if found.node_id.as_deref() == Some(self.node_id.as_str()) => {
                 self.servers.insert(found.id, found.state);
@@ -379,6 +386,9 @@ impl Session {
             }
             Ok(_) => {
                 tracing::warn!(node = %self.node_id, server = %server_id, "ignoring a report about a server of another node");
+                if self.foreign.len() < 4096 {
+                    self.foreign.insert(server_id.to_owned());
+                }
                 false
             }
             Err(error) => {
