@@ -89,14 +89,8 @@ pub async fn connect(
 
 /// The node a request's bearer token belongs to.
 async fn node_of(state: &AppState, headers: &HeaderMap) -> Result<String, Response> {
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim().to_owned())
-        .ok_or_else(unauthenticated)?;
-    match authenticate_node(state.db(), &token).await {
+    let token = crate::http::auth::bearer_from_headers(headers).ok_or_else(unauthenticated)?;
+    match authenticate_node(state.db(), token).await {
         Ok(Some(node)) => Ok(node),
         Ok(None) => Err(unauthenticated()),
         Err(error) => Err(ApiError::from(error).into_response()),

@@ -216,8 +216,13 @@ impl IdentityAuthenticator {
 
 /// The bearer token of a request, if it sent one.
 pub fn bearer_token(parts: &Parts) -> Option<&str> {
-    let value = parts
-        .headers
+    bearer_from_headers(&parts.headers)
+}
+
+/// The bearer token in `headers`, if any (for handlers that take headers,
+/// such as WebSocket upgrades).
+pub fn bearer_from_headers(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?;

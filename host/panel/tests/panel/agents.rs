@@ -646,3 +646,31 @@ async fn an_agent_refuses_a_game_plugin_whose_bytes_differ_from_what_the_command
     );
     agent.stop().await;
 }
+
+#[tokio::test]
+async fn the_agent_endpoints_refuse_callers_without_a_node_token() {
+    let db = TestDb::sqlite().await;
+    let (panel, _) = start_panel(&db).await;
+    for path in [
+        "/api/v1/agents/connect",
+        "/api/v1/agents/plugins/test-game",
+        "/api/v1/agents/plugins/test-game/component",
+    ] {
+        let none = crate::support::client()
+            .get(panel.url(path))
+            .send()
+            .await
+            .expect("request");
+        crate::support::expect_problem(none, 401, "unauthenticated").await;
+        // A user's credential is not a node token.
+        let user = call(&panel, Method::GET, path, Some(PLUGIN_ADMIN), None).await;
+        crate::support::expect_problem(user, 401, "unauthenticated").await;
+        let forged = crate::support::client()
+            .get(panel.url(path))
+            .bearer_auth("capnode_0000")
+            .send()
+            .await
+            .expect("request");
+        crate::support::expect_problem(forged, 401, "unauthenticated").await;
+    }
+}
