@@ -172,6 +172,22 @@ async fn the_test_game_plans_a_run_of_the_stand_in_and_parses_its_console() {
         "{:?}",
         startup.args
     );
+    assert!(startup.env.is_empty(), "{:?}", startup.env);
+    let with_password = game
+        .startup_plan(&context(vec![KeyValue {
+            key: "RCON_PASSWORD".into(),
+            value: "hunter2".into(),
+        }]))
+        .await
+        .expect("call")
+        .expect("plan");
+    assert_eq!(
+        with_password.env,
+        [KeyValue {
+            key: "RCON_PASSWORD".into(),
+            value: "hunter2".into(),
+        }]
+    );
     assert_eq!(
         game.classify_line("JOIN alex").await.expect("call"),
         LineKind::PlayerJoined("alex".into())

@@ -27,6 +27,7 @@ cap_plugin_sdk::export_plugin!(TestGame: game_type);
 const STANDIN_PATH: &str = "STANDIN_PATH";
 const READY_DELAY_MS: &str = "READY_DELAY_MS";
 const MAX_PLAYERS: &str = "MAX_PLAYERS";
+const RCON_PASSWORD: &str = "RCON_PASSWORD";
 
 const DEFAULT_STANDIN_PATH: &str = "cap-standin-game";
 const DEFAULT_READY_DELAY_MS: u32 = 200;
@@ -103,6 +104,17 @@ fn describe() -> GameInfo {
                 .with_rule(ValidationRule::Required)
                 .with_rule(ValidationRule::Min(1))
                 .with_rule(ValidationRule::Max(i64::from(MAX_MAX_PLAYERS))),
+            Variable::new(
+                RCON_PASSWORD,
+                "Remote console password",
+                VariableType::String,
+            )
+            .with_description(
+                "Handed to the stand-in as RCON_PASSWORD. A secret: hidden from players \
+                     and redacted in the audit log.",
+            )
+            .with_rule(ValidationRule::MaxLength(128))
+            .hidden(),
         ],
         ports: vec![PortRequest {
             name: "game".into(),
@@ -253,7 +265,12 @@ fn startup_plan(server: &ServerContext) -> Result<StartupPlan, PluginError> {
             "--max-players".into(),
             settings.max_players.to_string(),
         ],
-        env: Vec::new(),
+        env: server
+            .variable(RCON_PASSWORD)
+            .filter(|password| !password.is_empty())
+            .map(|password| KeyValue::new(RCON_PASSWORD, password))
+            .into_iter()
+            .collect(),
         working_dir: ".".into(),
         config_edits: vec![config_edit(server, &settings)?],
     })

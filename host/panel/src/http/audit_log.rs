@@ -150,9 +150,32 @@ impl From<Event> for AuditEvent {
                 subject_type: s.kind,
                 id: s.id,
             }),
-            data: event.data,
+            data: redacted(event.data),
         }
     }
+}
+
+/// What the audit log shows instead of a secret variable's value.
+pub const REDACTED: &str = "<redacted>";
+
+/// `data` with the values of its `secret_variables` (the game's hidden
+/// variables, listed by server events) replaced by [`REDACTED`].
+fn redacted(mut data: serde_json::Value) -> serde_json::Value {
+    let secret: Vec<String> = match data.get("secret_variables") {
+        Some(serde_json::Value::Array(keys)) => keys
+            .iter()
+            .filter_map(|k| k.as_str().map(str::to_owned))
+            .collect(),
+        _ => return data,
+    };
+    if let Some(serde_json::Value::Object(values)) = data.get_mut("variable_values") {
+        for key in &secret {
+            if let Some(value) = values.get_mut(key) {
+                *value = serde_json::Value::String(REDACTED.to_owned());
+            }
+        }
+    }
+    data
 }
 
 /// One page of the audit log.

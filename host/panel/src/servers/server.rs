@@ -546,7 +546,7 @@ pub async fn create(
     if server != before {
         recheck(&plugin, &info, &mut server).await?;
     }
-    insert(db, &server, &allocation, actor).await?;
+    insert(db, &server, &allocation, &secret_variables(&info), actor).await?;
     let after = hook_event(
         EventKind::ServerCreate,
         Payload::Server(server_info(&server)),
@@ -554,6 +554,18 @@ pub async fn create(
     );
     spawn_after(plugins, after);
     Ok(server)
+}
+
+/// The variables whose values the audit log withholds: those the game
+/// hides from users (`hidden()` in the SDK; `user-viewable: false` in the
+/// WIT), such as an RCON password. The event store keeps the values, since
+/// replay rebuilds servers from them; the audit-log API redacts them.
+fn secret_variables(info: &api::GameInfo) -> Vec<&str> {
+    info.variables
+        .iter()
+        .filter(|v| !v.user_viewable)
+        .map(|v| v.key.as_str())
+        .collect()
 }
 
 /// Checks a server's fields again after a hook modified them.
@@ -584,6 +596,7 @@ async fn insert(
     db: &Database,
     server: &Server,
     allocation: &nodes::Allocation,
+    secret: &[&str],
     actor: &Actor,
 ) -> Result<(), ServersError> {
     let node_id = server.node_id.as_deref().unwrap_or_default();
@@ -600,6 +613,7 @@ async fn insert(
             "limits": { "memory_mb": server.limits.memory_mb, "disk_mb": server.limits.disk_mb,
                         "cpu_percent": server.limits.cpu_percent },
             "variable_values": server.variables,
+            "secret_variables": secret,
             "state": server.state,
             "at": at,
         }));
@@ -737,6 +751,7 @@ pub async fn update(
             "limits": { "memory_mb": server.limits.memory_mb, "disk_mb": server.limits.disk_mb,
                         "cpu_percent": server.limits.cpu_percent },
             "variable_values": server.variables,
+            "secret_variables": secret_variables(&info),
             "game_version": server.game_version,
         }));
     let node_id = server.node_id.clone().unwrap_or_default();

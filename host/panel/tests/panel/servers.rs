@@ -268,6 +268,22 @@ on_every_database! {
         let kinds: Vec<&str> = log["items"].as_array().expect("items").iter()
             .filter_map(|e| e["kind"].as_str()).collect();
         assert_eq!(kinds, ["server.updated", "server.updated", "server.created"]);
+
+        // A variable the game hides (a password) is for administrators:
+        // players never see it, and the audit log shows it redacted.
+        let secret = json_of(call(&world.panel, Method::PATCH, &url, Some(PLUGIN_ADMIN),
+            Some(json!({"variables": {"RCON_PASSWORD": "hunter2"}}))).await, 200).await;
+        assert_eq!(secret["variables"]["RCON_PASSWORD"], "hunter2");
+        let mine = json_of(call(&world.panel, Method::GET, &url, Some(ALICE), None).await, 200).await;
+        assert!(mine["variables"].get("RCON_PASSWORD").is_none(), "{mine:#}");
+        assert_eq!(mine["variables"]["MAX_PLAYERS"], "30");
+        let log = json_of(call(&world.panel, Method::GET,
+            &format!("/api/v1/audit-log?subject_type=server&subject_id={id}"), Some(PLUGIN_ADMIN), None).await, 200).await;
+        let newest = &log["items"][0];
+        assert_eq!(newest["kind"], "server.updated");
+        assert_eq!(newest["data"]["variable_values"]["RCON_PASSWORD"], cap_panel::http::audit_log::REDACTED);
+        assert_eq!(newest["data"]["variable_values"]["MAX_PLAYERS"], "30");
+        assert!(!log.to_string().contains("hunter2"), "the secret leaked into the audit log: {log:#}");
         world.panel.stop().await.expect("stops");
     }
 }
