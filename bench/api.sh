@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks an authenticated `GET /api/v1/servers` listing 100 servers on a
 # real Panel (`cap up`: SQLite, bundled plugins) against a bare axum handler
-# answering the same JSON (`examples/bare_servers.rs`), with wrk, in the same
+# answering the very same JSON (`examples/bare_servers.rs`, given the Panel's
+# own answer), with wrk, in the same
 # run on the same machine. Needs wrk (Debian: apt-get install wrk).
 #
 # Usage: bench/api.sh [seconds per run, default 10]
@@ -23,11 +24,6 @@ target/release/cap up --listen 127.0.0.1:0 --data "$work/data" >"$work/panel.out
 panel=$!
 wait_for "$work/panel.out" '^Ctrl-Alt-Play is up\|^Panel listening on'
 url=$(grep -o 'http://[0-9.:]*' "$work/panel.out" | head -1)
-target/release/examples/bare_servers >"$work/bare.out" &
-bare=$!
-wait_for "$work/bare.out" '^listening on'
-bare_url=$(grep -o 'http://[0-9.:]*' "$work/bare.out" | head -1)
-
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 token=$(curl -sf -X POST "$url/api/v1/auth/login" -H 'content-type: application/json' \
   -d "{\"username\":\"admin\",\"password\":\"$CAP_ADMIN_PASSWORD\"}" | json '["access_token"]')
@@ -40,7 +36,16 @@ for i in $(seq -w 0 99); do
   curl -sf -X POST "$url/api/v1/servers" -H "$auth" -H 'content-type: application/json' \
     -d "{\"name\":\"server-$i\",\"node_id\":\"$node\",\"game\":{\"plugin\":\"test-game\"},\"variables\":{\"MAX_PLAYERS\":\"20\"},\"limits\":{\"memory_mb\":64,\"disk_mb\":100,\"cpu_percent\":10}}" >/dev/null
 done
-count=$(curl -sf "$url/api/v1/servers?limit=100" -H "$auth" | json '["items"].__len__()')
+curl -sf "$url/api/v1/servers?limit=100" -H "$auth" >"$work/page.json"
+count=$(json '["items"].__len__()' <"$work/page.json")
+echo "the page is $(wc -c <"$work/page.json") bytes of JSON"
+# The baseline answers exactly this page.
+target/release/examples/bare_servers "$work/page.json" >"$work/bare.out" &
+bare=$!
+wait_for "$work/bare.out" '^listening on'
+bare_url=$(grep -o 'http://[0-9.:]*' "$work/bare.out" | head -1)
+cmp <(curl -sf "$bare_url/api/v1/servers") "$work/page.json" && echo "the baseline answers the same bytes"
+
 echo "Panel at $url lists $count servers; baseline at $bare_url"
 
 run() { # name url [header]

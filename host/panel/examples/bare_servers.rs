@@ -1,56 +1,29 @@
 //! The baseline for the `GET /api/v1/servers` benchmark (`bench/api.sh`):
-//! a bare axum handler answering the same JSON — 100 of the Panel's own
-//! `ServerBody` values, serialised on every request — with no database, no
+//! a bare axum handler answering the same JSON as the Panel — the page the
+//! Panel itself answered, read once into the Panel's own [`ServerPage`]
+//! and serialised again on every request — with no database, no
 //! authentication and no middleware. What the Panel does beyond this is
 //! what the benchmark prices.
 //!
+//! Usage: `bare_servers PAGE.json` (a `GET /api/v1/servers` answer).
 //! Prints `listening on http://ADDR` and serves until killed.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use axum::Router;
 use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
-use cap_panel::http::servers_routes::{AllocationRef, GameRef, LimitsBody, ServerBody, ServerPage};
-use time::OffsetDateTime;
+use cap_panel::http::servers_routes::ServerPage;
 
-fn servers() -> Vec<ServerBody> {
-    (0..100u16)
-        .map(|i| ServerBody {
-            id: format!("0193a7c2-5f1e-7000-8000-{i:012}"),
-            name: format!("server-{i:03}"),
-            owner_id: "0193a7c2-5f1e-7000-8000-00000000admin".into(),
-            node_id: Some("0193a7c2-5f1e-7000-8000-0000000node1".into()),
-            allocation: Some(AllocationRef {
-                ip: "127.0.0.1".into(),
-                port: 20_000 + i,
-            }),
-            game: GameRef {
-                plugin: "test-game".into(),
-                version: Some("1.0.0".into()),
-            },
-            variables: Some(BTreeMap::from([
-                ("MAX_PLAYERS".to_owned(), "20".to_owned()),
-                ("READY_DELAY_MS".to_owned(), "200".to_owned()),
-            ])),
-            limits: LimitsBody {
-                memory_mb: 64,
-                disk_mb: 100,
-                cpu_percent: 10,
-            },
-            state: "offline".into(),
-            permissions: BTreeSet::from(["control.start".to_owned(), "control.stop".to_owned()]),
-            created_at: OffsetDateTime::now_utc(),
-        })
-        .collect()
-}
-
-fn main() -> std::io::Result<()> {
-    let page = Arc::new(ServerPage {
-        items: servers(),
-        next_cursor: None,
-    });
+fn main() -> anyhow::Result<()> {
+    let path = std::env::args_os()
+        .nth(1)
+        .context("usage: bare_servers PAGE.json")?;
+    let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let page: ServerPage = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a page of servers", path.display()))?;
+    let page = Arc::new(page);
     let app = Router::new().route(
         "/api/v1/servers",
         get(move || {
@@ -70,6 +43,7 @@ fn main() -> std::io::Result<()> {
         .block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             println!("listening on http://{}", listener.local_addr()?);
-            axum::serve(listener, app).await
+            axum::serve(listener, app).await?;
+            Ok(())
         })
 }

@@ -202,10 +202,7 @@ impl IdentityAuthenticator {
             tracing::debug!(%error, "access token refused");
             refused()
         })?;
-        if !tokens::session_is_active(db, &claims.sub, &claims.sid).await? {
-            return Err(refused());
-        }
-        let user = users::find_user(db, &claims.sub)
+        let user = users::find_session_user(db, &claims.sub, &claims.sid)
             .await?
             .filter(|u| !u.disabled)
             .ok_or_else(refused)?;

@@ -262,7 +262,7 @@ pub struct ServerUpdate {
 }
 
 /// A server as the caller may see it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ServerBody {
     /// Its id.
     pub id: String,
@@ -278,7 +278,7 @@ pub struct ServerBody {
     pub game: GameRef,
     /// Its variables: with `startup.read`, those the game lets users see
     /// (all of them for administrators).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variables: Option<BTreeMap<String, String>>,
     /// What it may use.
     pub limits: LimitsBody,
@@ -389,7 +389,7 @@ impl GameDescriptions {
 }
 
 /// A page of servers.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ServerPage {
     /// The servers, oldest first.
     pub items: Vec<ServerBody>,

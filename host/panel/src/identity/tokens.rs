@@ -398,28 +398,6 @@ pub async fn session_of_refresh(
     }))
 }
 
-/// True if and only if the session exists, belongs to `user_id` and has
-/// not been revoked.
-///
-/// # Errors
-///
-/// Database errors.
-pub async fn session_is_active(
-    db: &Database,
-    user_id: &str,
-    session_id: &str,
-) -> Result<bool, DbError> {
-    let count: i64 = on_pool!(db, |pool| {
-        let mut qb = query_builder(pool, "SELECT COUNT(*) FROM sessions WHERE id = ");
-        qb.push_bind(session_id)
-            .push(" AND user_id = ")
-            .push_bind(user_id)
-            .push(" AND revoked_at IS NULL");
-        qb.build_query_scalar::<i64>().fetch_one(pool).await?
-    });
-    Ok(count > 0)
-}
-
 /// An API key as listed (never with its secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {

@@ -259,6 +259,29 @@ pub async fn find_user(db: &Database, id: &str) -> Result<Option<User>, DbError>
     row.map(User::try_from).transpose()
 }
 
+/// The user of session `session_id`, if the session belongs to `user_id`
+/// and has not been revoked: what an access token needs, in one query.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn find_session_user(
+    db: &Database,
+    user_id: &str,
+    session_id: &str,
+) -> Result<Option<User>, DbError> {
+    let row: Option<UserRow> = on_pool!(db, |pool| {
+        let mut qb = query_builder(pool, USER_COLUMNS);
+        qb.push(" JOIN sessions s ON s.user_id = u.id WHERE s.id = ")
+            .push_bind(session_id)
+            .push(" AND u.id = ")
+            .push_bind(user_id)
+            .push(" AND s.revoked_at IS NULL");
+        qb.build_query_as::<UserRow>().fetch_optional(pool).await?
+    });
+    row.map(User::try_from).transpose()
+}
+
 /// The user called `username`.
 ///
 /// # Errors
