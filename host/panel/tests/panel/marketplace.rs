@@ -1028,35 +1028,36 @@ async fn a_paid_plugin_is_bought_licensed_runs_and_stops_after_a_refund_and_its_
     market.server.stop().await.expect("stops");
 }
 
-#[tokio::test]
-async fn a_licensed_plugin_starts_again_offline_while_the_marketplace_is_down() {
-    let db = TestDb::sqlite().await;
-    let (market, stub) = paid_market(3600, 600).await;
-    sell_guard(&market).await;
-    let panel = panel_renewing(&db, &market, Duration::from_millis(100)).await;
-    buy_guard(&panel, &stub).await;
-    ok_json(
-        install(
-            &panel,
-            json!({"package": "quota-guard", "grants": guard_grants()}),
+on_every_database! {
+    /// Also what stores the instance and the licenses on every backend.
+    async fn a_licensed_plugin_starts_again_offline_while_the_marketplace_is_down(db: &TestDb) {
+        let (market, stub) = paid_market(3600, 600).await;
+        sell_guard(&market).await;
+        let panel = panel_renewing(db, &market, Duration::from_millis(100)).await;
+        buy_guard(&panel, &stub).await;
+        ok_json(
+            install(
+                &panel,
+                json!({"package": "quota-guard", "grants": guard_grants()}),
+            )
+            .await,
         )
-        .await,
-    )
-    .await;
-    panel.stop().await.expect("stops");
+        .await;
+        panel.stop().await.expect("stops");
 
-    market.tamper().down = true;
-    let panel = panel_renewing(&db, &market, Duration::from_millis(100)).await;
-    assert!(
-        guard_answers(&panel).await,
-        "verified offline at start and running"
-    );
-    let list = licenses(&panel).await;
-    assert_eq!(list["licenses"][0]["check"], "valid", "{list:#}");
-    assert_eq!(list["licenses"][0]["running"], true);
-    panel.stop().await.expect("stops");
-    stub.stop().await;
-    market.server.stop().await.expect("stops");
+        market.tamper().down = true;
+        let panel = panel_renewing(db, &market, Duration::from_millis(100)).await;
+        assert!(
+            guard_answers(&panel).await,
+            "verified offline at start and running"
+        );
+        let list = licenses(&panel).await;
+        assert_eq!(list["licenses"][0]["check"], "valid", "{list:#}");
+        assert_eq!(list["licenses"][0]["running"], true);
+        panel.stop().await.expect("stops");
+        stub.stop().await;
+        market.server.stop().await.expect("stops");
+    }
 }
 
 #[tokio::test]
