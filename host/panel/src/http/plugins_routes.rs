@@ -374,6 +374,7 @@ fn loaded(manager: &PluginManager, id: &str) -> Reply<cap_runtime::Plugin> {
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The .cap package file"),
     responses(
         (status = 201, description = "Installed or updated", body = UploadBody),
+        (status = 402, description = "A paid plugin whose license fails the offline check (`plugin-unlicensed`, naming the check)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not newer, or required configuration missing", body = Problem, content_type = "application/problem+json"),
@@ -504,6 +505,7 @@ pub(super) async fn delete(
     request_body = GrantSet,
     responses(
         (status = 200, description = "The plugin with its new grants", body = PluginBody),
+        (status = 402, description = "A paid plugin whose license fails the offline check (`plugin-unlicensed`, naming the check)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not installed", body = Problem, content_type = "application/problem+json"),
