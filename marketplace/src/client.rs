@@ -74,8 +74,8 @@ pub enum ClientError {
     /// The signing key is revoked.
     #[error("the signing key is revoked: create a new one with `cap plugin keygen` ({0})")]
     KeyRevoked(String),
-    /// The token is missing or wrong.
-    #[error("the Marketplace did not accept the publisher token ({0})")]
+    /// The token (a publisher's or a Panel instance's) is missing or wrong.
+    #[error("the Marketplace did not accept the token ({0})")]
     Unauthenticated(String),
     /// The thing asked for does not exist.
     #[error("not found on the Marketplace: {0}")]

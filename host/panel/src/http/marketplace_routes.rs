@@ -384,7 +384,7 @@ pub(super) async fn install(
     responses(
         (status = 200, description = "Updated; the lockfile afterwards", body = OutcomeBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 402, description = "A paid plugin without a license", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "A paid plugin without a valid license (`license-required`, `license-revoked`, `license-invalid`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No Marketplace configured, or: No versions satisfy the requirements (`resolution-failed`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A check failed (`verification-failed`) or a plugin failed to load", body = Problem, content_type = "application/problem+json"),
