@@ -12,6 +12,11 @@
 //! * **Nothing here is trusted.** The client fetches bytes, logs and
 //!   timestamps; deciding whether to believe them is
 //!   [`crate::trust::TrustStore`]'s job.
+//! * **Panels buy and renew with their own token.** [`MarketplaceClient::register_panel`]
+//!   returns the instance id and bearer token a Panel then passes to
+//!   [`MarketplaceClient::checkout`], [`MarketplaceClient::licenses`] and
+//!   [`MarketplaceClient::renew_license`]; a refused renewal is
+//!   [`ClientError::EntitlementRevoked`].
 //! * **Bounded reads.** Downloads larger than
 //!   [`cap_runtime::package::MAX_PACKAGE_BYTES`] are refused before they are
 //!   buffered whole.
@@ -22,6 +27,9 @@ use serde::de::DeserializeOwned;
 
 use crate::keys::{KeyId, PublicKey, SecretKey, Signature};
 use crate::log::{LogEntry, SignedTimestamp};
+use crate::service::billing_routes::{
+    CheckoutView, LicenseList, LicenseView, NewCheckout, NewPanel, PanelCreated,
+};
 use crate::service::routes::{
     KEY_ID_HEADER, KeyView, PACKAGE_MEDIA_TYPE, PackagePage, PackageView, PublisherCreated,
     ReleaseView, SIGNATURE_HEADER, key_proof_message,
@@ -66,12 +74,16 @@ pub enum ClientError {
     /// The signing key is revoked.
     #[error("the signing key is revoked: create a new one with `cap plugin keygen` ({0})")]
     KeyRevoked(String),
-    /// The token is missing or wrong.
-    #[error("the Marketplace did not accept the publisher token ({0})")]
+    /// The token (a publisher's or a Panel instance's) is missing or wrong.
+    #[error("the Marketplace did not accept the token ({0})")]
     Unauthenticated(String),
     /// The thing asked for does not exist.
     #[error("not found on the Marketplace: {0}")]
     NotFound(String),
+    /// The Panel's entitlement to a paid plugin was revoked (refunded or
+    /// lost in a dispute): its license is not renewed.
+    #[error("the Marketplace refuses to renew the license: {0}")]
+    EntitlementRevoked(String),
     /// Any other problem document.
     #[error("the Marketplace answered {status} {code}: {detail}")]
     Problem {
@@ -304,6 +316,64 @@ impl MarketplaceClient {
     }
 }
 
+impl MarketplaceClient {
+    /// Registers a Panel instance (the Marketplace picks the id unless
+    /// `instance_id` names one); the answer holds its token (shown once).
+    pub async fn register_panel(
+        &self,
+        instance_id: Option<&str>,
+    ) -> Result<PanelCreated, ClientError> {
+        let body = NewPanel {
+            instance_id: instance_id.map(str::to_owned),
+        };
+        self.json(self.http.post(self.endpoint("panels")?).json(&body))
+            .await
+    }
+
+    /// Starts buying `plugin` for the Panel whose token this is: a Stripe
+    /// Checkout Session to send the buyer to.
+    pub async fn checkout(
+        &self,
+        panel_token: &str,
+        plugin: &str,
+        request: &NewCheckout,
+    ) -> Result<CheckoutView, ClientError> {
+        self.json(
+            self.http
+                .post(self.endpoint(&format!("packages/{plugin}/checkout"))?)
+                .bearer_auth(panel_token)
+                .json(request),
+        )
+        .await
+    }
+
+    /// Every license of the Panel whose token this is: a fresh token for
+    /// each active entitlement, revoked ones without.
+    pub async fn licenses(&self, panel_token: &str) -> Result<LicenseList, ClientError> {
+        self.json(
+            self.http
+                .get(self.endpoint("panels/me/licenses")?)
+                .bearer_auth(panel_token),
+        )
+        .await
+    }
+
+    /// Renews the license to `plugin`: [`ClientError::NotFound`] without an
+    /// entitlement, [`ClientError::EntitlementRevoked`] once it was revoked.
+    pub async fn renew_license(
+        &self,
+        panel_token: &str,
+        plugin: &str,
+    ) -> Result<LicenseView, ClientError> {
+        self.json(
+            self.http
+                .post(self.endpoint(&format!("panels/me/licenses/{plugin}/renew"))?)
+                .bearer_auth(panel_token),
+        )
+        .await
+    }
+}
+
 /// The typed error for a non-success response.
 async fn problem(response: reqwest::Response) -> ClientError {
     let status = response.status().as_u16();
@@ -331,6 +401,7 @@ async fn problem(response: reqwest::Response) -> ClientError {
         "key-revoked" => ClientError::KeyRevoked(detail),
         "unauthenticated" => ClientError::Unauthenticated(detail),
         "not-found" => ClientError::NotFound(detail),
+        "entitlement-revoked" => ClientError::EntitlementRevoked(detail),
         _ => ClientError::Problem {
             status,
             code,

@@ -40,7 +40,8 @@
 //! [`billing`] sells paid plugins through Stripe Checkout (Connect
 //! destination charges with the Marketplace's fee) and turns paid
 //! purchases into entitlements; [`license`] tokens, signed by the
-//! Marketplace key, let a Panel check an entitlement offline.
+//! Marketplace key, let a Panel check an entitlement offline. Panels
+//! register, buy and renew through [`client::MarketplaceClient`] too.
 
 pub mod billing;
 pub mod client;

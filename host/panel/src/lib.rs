@@ -28,7 +28,9 @@
 //!   [`PanelBuilder::plugin_services`] supplies another).
 //! - [`marketplace`]: installing plugins from a Marketplace — resolve,
 //!   download, verify every signature, log and timestamp, grant, activate,
-//!   all or nothing — with the trust state and lockfile in the database.
+//!   all or nothing — with the trust state and lockfile in the database;
+//!   paid plugins' licenses fetched, verified offline before every load
+//!   and renewed in the background.
 //!
 //! Key decisions:
 //!
@@ -135,7 +137,12 @@ pub struct PanelBuilder {
     authenticator_set: bool,
     plugin_services: Option<plugins::PluginServices>,
     identity: Option<(identity::ProviderRegistry, identity::IdentityOptions)>,
+    license_upkeep: std::time::Duration,
 }
+
+/// How often a serving Panel renews and enforces the licenses of paid
+/// plugins by default ([`PanelBuilder::license_upkeep`]).
+pub const LICENSE_UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 impl std::fmt::Debug for PanelBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -170,6 +177,15 @@ impl PanelBuilder {
     /// [`servers::DbPanelApi`]).
     pub fn plugin_services(mut self, services: plugins::PluginServices) -> Self {
         self.plugin_services = Some(services);
+        self
+    }
+
+    /// How often the serving Panel renews due licenses of paid plugins and
+    /// deactivates those whose license lapsed (default
+    /// [`LICENSE_UPKEEP_INTERVAL`]; tokens are renewed at half their
+    /// lifetime, so this only needs to be well below that).
+    pub fn license_upkeep(mut self, every: std::time::Duration) -> Self {
+        self.license_upkeep = every;
         self
     }
 
@@ -217,6 +233,24 @@ impl PanelBuilder {
         let plugin_manager =
             plugins::PluginManager::new(db.clone(), &config.data_dir, plugin_services)
                 .map_err(StartError::Plugins)?;
+        let market = match &config.marketplace_url {
+            Some(url) => Some(
+                marketplace::MarketplaceService::new(
+                    url,
+                    config.marketplace_key.as_deref(),
+                    db.clone(),
+                    plugin_manager.clone(),
+                )
+                .map_err(StartError::Marketplace)?,
+            ),
+            None => None,
+        };
+        // Paid plugins load only with a license that checks out offline;
+        // without a Marketplace none can.
+        plugin_manager.set_load_gate(match &market {
+            Some(market) => market.license_gate(),
+            None => marketplace::licenses::LicenseGate::new(db.clone(), None, None),
+        });
         let failed = plugin_manager.start().await.map_err(StartError::Plugins)?;
         if !failed.is_empty() {
             tracing::warn!(?failed, "some active plugins failed to load");
@@ -254,18 +288,6 @@ impl PanelBuilder {
             }
             None => None,
         };
-        let market = match &config.marketplace_url {
-            Some(url) => Some(
-                marketplace::MarketplaceService::new(
-                    url,
-                    config.marketplace_key.as_deref(),
-                    db.clone(),
-                    plugin_manager.clone(),
-                )
-                .map_err(StartError::Marketplace)?,
-            ),
-            None => None,
-        };
         let state = AppState::with_agents(config, db, authenticator, agents);
         state.set_plugins(plugin_manager);
         if let Some(market) = market {
@@ -278,6 +300,7 @@ impl PanelBuilder {
             state,
             listener,
             local_addr,
+            license_upkeep: self.license_upkeep,
         })
     }
 }
@@ -289,6 +312,7 @@ pub struct Panel {
     state: AppState,
     listener: TcpListener,
     local_addr: SocketAddr,
+    license_upkeep: std::time::Duration,
 }
 
 impl Panel {
@@ -300,6 +324,7 @@ impl Panel {
             authenticator_set: false,
             plugin_services: None,
             identity: None,
+            license_upkeep: LICENSE_UPKEEP_INTERVAL,
         }
     }
 
@@ -341,6 +366,10 @@ impl Panel {
                 metrics.upkeep();
             }
         });
+        let licenses = self
+            .state
+            .marketplace()
+            .map(|market| market.spawn_upkeep(self.license_upkeep));
         tracing::info!(addr = %self.local_addr, "serving");
         let hub = self.state.agents().clone();
         let shutdown = async move {
@@ -364,6 +393,10 @@ impl Panel {
             tracing::warn!(
                 "WebSocket sessions still open after {SESSION_DRAIN:?}; closing the database anyway"
             );
+        }
+        if let Some(licenses) = licenses {
+            licenses.abort();
+            let _ = licenses.await;
         }
         self.state.db().close().await;
         tracing::info!("stopped");

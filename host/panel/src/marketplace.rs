@@ -27,9 +27,33 @@
 //!   ([`TrustStore::verify_install`]): every dependency must be part of the
 //!   verified set, so a substituted dependency is caught even when the
 //!   plugin depending on it is the only new one.
-//! * **Paid packages** pass [`check_license`] first. The license service
-//!   (`cap_marketplace::license`) is not part of this build, so it refuses
-//!   every paid package with [`MarketplaceError::LicenseRequired`].
+//! * **Paid packages need a license before anything is installed.** A
+//!   package is paid when its signed manifest names a `price`, the
+//!   Marketplace lists it as paid, or this Panel holds a license row for
+//!   it ([`licenses`]). For each, the Panel registers itself as an instance
+//!   with the Marketplace once (`POST /panels`, credentials kept in
+//!   `marketplace_instance`, migration 0007), renews the token
+//!   (`POST /panels/me/licenses/{plugin}/renew`) unless the stored one is
+//!   still before its `renew_after`, and verifies it **offline** with
+//!   [`cap_marketplace::license::verify_license_claims`] against the same
+//!   Marketplace key the trust store uses. A refusal is
+//!   [`MarketplaceError::License`], naming the failed check
+//!   ([`licenses::LicenseProblem::check`]). The verified tokens are stored
+//!   before the plugin rows: a token is the Marketplace's signed statement
+//!   about an entitlement, valid whether or not the install then succeeds,
+//!   so a refused install changes no plugin, lock or trust state.
+//! * **Already installed paid plugins are checked offline on every load**
+//!   by [`licenses::LicenseGate`] (start, activation, grants, updates): no
+//!   network while a token is valid or in grace.
+//! * **Renewal runs in the background** ([`MarketplaceService::spawn_upkeep`]):
+//!   one `GET /panels/me/licenses` renews every token past its
+//!   `renew_after` (half its lifetime), long before expiry, so nobody
+//!   re-activates anything by hand. A revoked entitlement (refund, lost
+//!   dispute) is not renewed; once its last token is past its grace period
+//!   the plugin is deactivated by the Panel with the failed check as the
+//!   reason (in the `plugin.deactivated` event and the license's
+//!   `problem`). A license that becomes valid again (bought anew) brings a
+//!   plugin whose row is still `active` back.
 //! * **One operation at a time**, behind a mutex, so two installs cannot
 //!   interleave their reads and writes of the trust state.
 
@@ -37,13 +61,19 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use cap_marketplace::client::{ClientError, MarketplaceClient};
 use cap_marketplace::keys::PublicKey;
+use cap_marketplace::license::{LicenseStatus, verify_license_claims};
 use cap_marketplace::resolve::{Index, IndexRelease, PanelApi, ResolveError, resolve};
+use cap_marketplace::service::billing_routes::{CheckoutView, LicenseView, NewCheckout};
 use cap_marketplace::verify::{Download, VerifiedPackage, VerifyError};
 use cap_marketplace::{Lockfile, LogEntry, TrustStore};
 use cap_runtime::Grants;
 
 use crate::db::{Actor, Database, DbError};
-use crate::plugins::{Installed, PluginError, PluginManager, SetItem, store};
+use crate::plugins::{Installed, PluginError, PluginManager, PluginState, SetItem, store};
+
+pub mod licenses;
+
+use licenses::{LicenseProblem, LicenseRecord, LicenseState};
 
 /// Why a Marketplace operation failed. Nothing was installed.
 #[derive(Debug, thiserror::Error)]
@@ -78,15 +108,24 @@ pub enum MarketplaceError {
     /// No versions satisfy the request, or the lock is inconsistent.
     #[error("{0}")]
     Resolve(#[from] ResolveError),
-    /// A paid package has no valid license.
-    #[error(
-        "{id} {version} is a paid plugin; installing it needs a license, which this Panel cannot check yet"
-    )]
-    LicenseRequired {
+    /// A paid package has no valid license; nothing was installed.
+    #[error("{id} is a paid plugin and {}", .problem.explain())]
+    License {
         /// The package.
         id: String,
-        /// The version.
-        version: semver::Version,
+        /// The failed check.
+        problem: LicenseProblem,
+    },
+    /// The Marketplace refused to start a checkout (not for sale, already
+    /// owned, billing off, …); its problem code and status are kept.
+    #[error("the Marketplace refused the checkout ({code}): {detail}")]
+    CheckoutRefused {
+        /// The Marketplace's HTTP status.
+        status: u16,
+        /// Its problem code (`not-for-sale`, `already-entitled`, …).
+        code: String,
+        /// Its explanation.
+        detail: String,
     },
     /// The grant list names a plugin that is not being installed.
     #[error("grants name {0}, which this install does not include")]
@@ -145,6 +184,7 @@ struct Inner {
     plugins: PluginManager,
     api: PanelApi,
     busy: tokio::sync::Mutex<()>,
+    registering: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for MarketplaceService {
@@ -155,18 +195,29 @@ impl std::fmt::Debug for MarketplaceService {
     }
 }
 
-/// Checks that a paid package may be installed. The license service is not
-/// in this build, so every paid package is refused with
-/// [`MarketplaceError::LicenseRequired`]; free packages pass.
-pub fn check_license(package: &VerifiedPackage) -> Result<(), MarketplaceError> {
-    let plugin = &package.package.manifest.plugin;
-    match &plugin.price {
-        None => Ok(()),
-        Some(_) => Err(MarketplaceError::LicenseRequired {
-            id: plugin.id.clone(),
-            version: plugin.version.clone(),
-        }),
-    }
+/// A license as the Panel holds it, with the outcome of the offline check.
+#[derive(Debug, Clone)]
+pub struct LicenseReport {
+    /// The stored row.
+    pub record: LicenseRecord,
+    /// The offline check now: the status, or the failed check.
+    pub check: Result<LicenseStatus, LicenseProblem>,
+    /// The plugin's state on this Panel, if installed.
+    pub plugin_state: Option<PluginState>,
+    /// Whether it is loaded and running.
+    pub running: bool,
+}
+
+fn renew_after_of(
+    view: &LicenseView,
+    claims: &cap_marketplace::license::LicenseClaims,
+) -> time::OffsetDateTime {
+    view.renew_after
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .unwrap_or_else(|| {
+            let lifetime = claims.expires_at - claims.issued_at;
+            claims.issued_at + lifetime / 2
+        })
 }
 
 fn unix_now() -> i64 {
@@ -216,6 +267,7 @@ impl MarketplaceService {
                 plugins,
                 api: PanelApi::new([cap_runtime::api_version::ApiVersion::latest()]),
                 busy: tokio::sync::Mutex::new(()),
+                registering: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -223,6 +275,384 @@ impl MarketplaceService {
     /// The client, for browsing.
     pub fn client(&self) -> &MarketplaceClient {
         &self.inner.client
+    }
+
+    /// The gate that checks paid plugins' licenses offline before every
+    /// load, for [`PluginManager::set_load_gate`].
+    pub fn license_gate(&self) -> std::sync::Arc<licenses::LicenseGate> {
+        licenses::LicenseGate::new(
+            self.inner.db.clone(),
+            Some(self.inner.client.url()),
+            self.inner.configured_key.clone(),
+        )
+    }
+
+    /// This Panel's instance id and token at the Marketplace, registering
+    /// once (`POST /panels`) if it never did.
+    ///
+    /// # Errors
+    ///
+    /// [`MarketplaceError::Client`], database errors.
+    pub async fn instance(&self) -> Result<(String, String), MarketplaceError> {
+        let url = self.inner.client.url();
+        let _one = self.inner.registering.lock().await;
+        if let Some(found) = licenses::instance(&self.inner.db, &url).await? {
+            return Ok(found);
+        }
+        let created = self.inner.client.register_panel(None).await?;
+        licenses::save_instance(&self.inner.db, &url, &created.instance_id, &created.token).await?;
+        tracing::info!(instance = %created.instance_id, marketplace = %url, "registered with the Marketplace");
+        Ok((created.instance_id, created.token))
+    }
+
+    /// This Panel's instance id at the Marketplace, if it registered.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub async fn registered_instance(&self) -> Result<Option<String>, MarketplaceError> {
+        Ok(licenses::instance(&self.inner.db, &self.inner.client.url())
+            .await?
+            .map(|(id, _)| id))
+    }
+
+    /// Starts buying `plugin` for this Panel: the Marketplace creates a
+    /// Stripe Checkout Session; the admin pays on its page, and the
+    /// license is there once Stripe has told the Marketplace.
+    ///
+    /// # Errors
+    ///
+    /// [`MarketplaceError::CheckoutRefused`] with the Marketplace's reason,
+    /// [`MarketplaceError::UnknownPackage`], [`MarketplaceError::Client`].
+    pub async fn checkout(
+        &self,
+        plugin: &str,
+        request: &NewCheckout,
+    ) -> Result<CheckoutView, MarketplaceError> {
+        let (_, token) = self.instance().await?;
+        match self.inner.client.checkout(&token, plugin, request).await {
+            Ok(view) => Ok(view),
+            Err(ClientError::NotFound(_)) => Err(MarketplaceError::UnknownPackage(plugin.into())),
+            Err(ClientError::Problem {
+                status,
+                code,
+                detail,
+            }) if (400..500).contains(&status) || status == 503 => {
+                Err(MarketplaceError::CheckoutRefused {
+                    status,
+                    code,
+                    detail,
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The licenses this Panel holds, each checked offline now.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub async fn licenses(&self) -> Result<Vec<LicenseReport>, MarketplaceError> {
+        let db = &self.inner.db;
+        let url = self.inner.client.url();
+        let instance = licenses::instance(db, &url).await?.map(|(id, _)| id);
+        let key = licenses::trusted_key(db, self.inner.configured_key.as_ref()).await?;
+        let now = time::OffsetDateTime::now_utc();
+        let mut reports = Vec::new();
+        for record in licenses::licenses(db).await? {
+            let check = licenses::check_record(
+                &record.plugin,
+                Some(&record),
+                key.as_ref(),
+                instance.as_deref(),
+                now,
+            )
+            .map(|(status, _)| status);
+            let plugin_state = match self.inner.plugins.get(&record.plugin).await {
+                Ok(p) => Some(p.state),
+                Err(PluginError::NotFound(_)) => None,
+                Err(e) => return Err(e.into()),
+            };
+            let running = self.inner.plugins.active(&record.plugin).is_some();
+            reports.push(LicenseReport {
+                record,
+                check,
+                plugin_state,
+                running,
+            });
+        }
+        Ok(reports)
+    }
+
+    /// Renews what is due and enforces what lapsed, once: every license
+    /// past its `renew_after` (or without a token) is renewed with one
+    /// `GET /panels/me/licenses`; then every installed paid plugin is
+    /// checked offline — one that fails while active is deactivated with
+    /// the failed check as the reason, one that passes while its row says
+    /// active but is not running is loaded again. An unreachable
+    /// Marketplace is recorded as each due license's `problem` and changes
+    /// nothing else (the tokens' grace periods cover it).
+    ///
+    /// # Errors
+    ///
+    /// Database errors; Marketplace failures are recorded, not returned.
+    pub async fn upkeep(&self) -> Result<Vec<LicenseReport>, MarketplaceError> {
+        let db = &self.inner.db;
+        let plugins = &self.inner.plugins;
+        let now = time::OffsetDateTime::now_utc();
+        let mut rows: BTreeMap<String, LicenseRecord> = licenses::licenses(db)
+            .await?
+            .into_iter()
+            .map(|r| (r.plugin.clone(), r))
+            .collect();
+        // Installed plugins whose manifest names a price need a row too.
+        let installed = plugins.list().await?;
+        for record in &installed {
+            let priced = cap_runtime::Manifest::parse(record.manifest.as_bytes())
+                .map(|m| m.plugin.price.is_some())
+                .unwrap_or(false);
+            if priced && !rows.contains_key(&record.id) {
+                rows.insert(
+                    record.id.clone(),
+                    LicenseRecord::without_token(&record.id, LicenseState::Missing, None),
+                );
+            }
+        }
+        let due: Vec<String> = rows
+            .values()
+            .filter(|r| r.token.is_none() || r.renew_after.is_none_or(|at| now >= at))
+            .map(|r| r.plugin.clone())
+            .collect();
+        if !due.is_empty() {
+            self.renew(&mut rows, &due).await?;
+        }
+        // Enforce, offline.
+        let instance = licenses::instance(db, &self.inner.client.url())
+            .await?
+            .map(|(id, _)| id);
+        let key = licenses::trusted_key(db, self.inner.configured_key.as_ref()).await?;
+        let now = time::OffsetDateTime::now_utc();
+        for record in installed.iter().filter(|r| r.state == PluginState::Active) {
+            let Some(row) = rows.get_mut(&record.id) else {
+                continue;
+            };
+            let check = licenses::check_record(
+                &record.id,
+                Some(&*row),
+                key.as_ref(),
+                instance.as_deref(),
+                now,
+            );
+            match check {
+                Err(problem) => {
+                    let reason = format!(
+                        "deactivated: {} is a paid plugin and {}",
+                        record.id,
+                        problem.explain()
+                    );
+                    tracing::warn!(plugin = %record.id, %reason, "a paid plugin's license lapsed");
+                    plugins
+                        .deactivate_because(&record.id, &reason, &Actor::system())
+                        .await?;
+                    row.problem = Some(reason);
+                    row.updated_at = crate::db::now();
+                    licenses::save_license(db, row).await?;
+                }
+                Ok(_) if plugins.active(&record.id).is_none() => {
+                    match plugins.activate(&record.id, &Actor::system()).await {
+                        Ok(_) => {
+                            tracing::info!(plugin = %record.id, "a paid plugin runs again with a valid license")
+                        }
+                        Err(error) => {
+                            tracing::warn!(plugin = %record.id, %error, "a licensed plugin still cannot load")
+                        }
+                    }
+                }
+                Ok(_) => {}
+            }
+        }
+        self.licenses().await
+    }
+
+    /// Renews the `due` rows of `rows` from the Marketplace's listing and
+    /// stores them; failures become each row's `problem`.
+    async fn renew(
+        &self,
+        rows: &mut BTreeMap<String, LicenseRecord>,
+        due: &[String],
+    ) -> Result<(), MarketplaceError> {
+        let db = &self.inner.db;
+        let fail = |rows: &mut BTreeMap<String, LicenseRecord>, problem: String| {
+            for id in due {
+                if let Some(row) = rows.get_mut(id) {
+                    row.problem = Some(problem.clone());
+                    row.updated_at = crate::db::now();
+                }
+            }
+        };
+        let listed = match self.instance().await {
+            Ok((instance, token)) => match self.inner.client.licenses(&token).await {
+                Ok(list) => Some((instance, list)),
+                Err(e) => {
+                    fail(rows, format!("renewal failed: {e}"));
+                    None
+                }
+            },
+            Err(e) => {
+                fail(rows, format!("renewal failed: {e}"));
+                None
+            }
+        };
+        let key = licenses::trusted_key(db, self.inner.configured_key.as_ref()).await?;
+        if let Some((instance, list)) = listed {
+            let now = time::OffsetDateTime::now_utc();
+            for id in due {
+                let Some(row) = rows.get_mut(id) else {
+                    continue;
+                };
+                let mut mine = list.licenses.iter().filter(|l| &l.plugin == id);
+                let active = mine.clone().find(|l| l.status == "active");
+                let updated = match (active, mine.next()) {
+                    (Some(view), _) => {
+                        let token = view.token.clone().unwrap_or_default();
+                        let checked = match &key {
+                            Some(key) => verify_license_claims(
+                                &token,
+                                key.verifying_key(),
+                                id,
+                                &instance,
+                                now,
+                            )
+                            .map_err(LicenseProblem::from),
+                            None => Err(LicenseProblem::NoTrustedKey),
+                        };
+                        match checked {
+                            Ok((_, claims)) => LicenseRecord::with_token(
+                                token,
+                                &claims,
+                                renew_after_of(view, &claims),
+                            ),
+                            Err(problem) => LicenseRecord {
+                                problem: Some(format!(
+                                    "the renewed token was refused: {}",
+                                    problem.explain()
+                                )),
+                                updated_at: crate::db::now(),
+                                ..row.clone()
+                            },
+                        }
+                    }
+                    (None, Some(revoked)) => LicenseRecord {
+                        state: LicenseState::Revoked,
+                        problem: Some(format!(
+                            "renewal refused: the entitlement {} was revoked: {}",
+                            revoked.entitlement,
+                            revoked
+                                .revoke_reason
+                                .as_deref()
+                                .unwrap_or("no reason given")
+                        )),
+                        updated_at: crate::db::now(),
+                        ..row.clone()
+                    },
+                    (None, None) => LicenseRecord {
+                        state: LicenseState::Missing,
+                        problem: Some(format!(
+                            "the Marketplace holds no entitlement of this Panel to {id}"
+                        )),
+                        updated_at: crate::db::now(),
+                        ..row.clone()
+                    },
+                };
+                *row = updated;
+            }
+        }
+        for id in due {
+            if let Some(row) = rows.get(id) {
+                licenses::save_license(db, row).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs [`MarketplaceService::upkeep`] every `every` (the first run at
+    /// once) until the task is aborted. Failures are logged.
+    pub fn spawn_upkeep(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let service = self.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(every);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                if let Err(error) = service.upkeep().await {
+                    tracing::warn!(%error, "license upkeep failed");
+                }
+            }
+        })
+    }
+
+    /// The install path's license check of one verified package: nothing
+    /// for a free package; for a paid one the renewed (or still fresh
+    /// stored) token, verified offline with `key`.
+    async fn check_license(
+        &self,
+        package: &VerifiedPackage,
+        key: &PublicKey,
+    ) -> Result<Option<LicenseRecord>, MarketplaceError> {
+        let plugin = &package.package.manifest.plugin;
+        let id = plugin.id.as_str();
+        let db = &self.inner.db;
+        let stored = licenses::license(db, id).await?;
+        let listed_paid = match self.inner.client.package(id).await {
+            Ok(view) => view.summary.paid,
+            Err(ClientError::NotFound(_)) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !licenses::is_paid(&package.package.manifest, stored.as_ref()) && !listed_paid {
+            return Ok(None);
+        }
+        let refused = |problem: LicenseProblem| MarketplaceError::License {
+            id: id.to_owned(),
+            problem,
+        };
+        let (instance, token) = self.instance().await?;
+        let now = time::OffsetDateTime::now_utc();
+        let stored_ok = stored.as_ref().is_some_and(|record| {
+            licenses::check_record(id, Some(record), Some(key), Some(&instance), now).is_ok()
+        });
+        if stored_ok
+            && stored
+                .as_ref()
+                .and_then(|r| r.renew_after)
+                .is_some_and(|at| now < at)
+        {
+            return Ok(None);
+        }
+        match self.inner.client.renew_license(&token, id).await {
+            Ok(view) => {
+                let token = view.token.clone().ok_or_else(|| {
+                    MarketplaceError::Client(ClientError::Invalid(format!(
+                        "the renewed license to {id} carries no token"
+                    )))
+                })?;
+                let (_, claims) =
+                    verify_license_claims(&token, key.verifying_key(), id, &instance, now)
+                        .map_err(|e| refused(LicenseProblem::Invalid(e)))?;
+                let renew_after = renew_after_of(&view, &claims);
+                Ok(Some(LicenseRecord::with_token(token, &claims, renew_after)))
+            }
+            Err(ClientError::NotFound(_)) => Err(refused(LicenseProblem::NotEntitled {
+                plugin: id.to_owned(),
+            })),
+            Err(ClientError::EntitlementRevoked(reason)) => Err(refused(LicenseProblem::Revoked {
+                plugin: id.to_owned(),
+                reason,
+            })),
+            // Offline with a stored token that still verifies: fine.
+            Err(ClientError::Unreachable { .. }) if stored_ok => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The stored lockfile and requirements.
@@ -432,8 +862,16 @@ impl MarketplaceService {
                     MarketplaceError::Corrupt(s.to_string())
                 }
             })?;
+        let key = trust.marketplace_key().clone();
+        let mut renewed = Vec::new();
         for package in &verified {
-            check_license(package)?;
+            if let Some(record) = self.check_license(package, &key).await? {
+                renewed.push(record);
+            }
+        }
+        // See the module docs: tokens are stored before the plugin rows.
+        for record in &renewed {
+            licenses::save_license(&self.inner.db, record).await?;
         }
 
         // Install what changed, all or nothing, with the new state.

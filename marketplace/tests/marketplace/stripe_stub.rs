@@ -9,8 +9,12 @@
 //! The fixtures file is Stripe's (MIT licensed) and lives outside the
 //! repository, in `shared/stripe/fixtures3.json` beside the checkout. Its
 //! path comes from `CAP_STRIPE_FIXTURES`, by default
-//! `$CARGO_MANIFEST_DIR/../../shared/stripe/fixtures3.json`; a missing file
-//! fails the test with that message.
+//! `<repository>/../shared/stripe/fixtures3.json`; a missing file fails the
+//! test with that message.
+//!
+//! The Panel's tests use this very file too (`#[path]` from
+//! `host/panel/tests/panel/main.rs`), so it depends on nothing of the
+//! Marketplace's test crate.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,10 +32,10 @@ use sha2::Sha256;
 /// The published example objects.
 pub(crate) fn fixtures() -> Value {
     let path = std::env::var("CAP_STRIPE_FIXTURES").unwrap_or_else(|_| {
-        format!(
-            "{}/../../shared/stripe/fixtures3.json",
-            env!("CARGO_MANIFEST_DIR")
-        )
+        cap_e2e::repo_root()
+            .join("../shared/stripe/fixtures3.json")
+            .display()
+            .to_string()
     });
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
@@ -243,7 +247,10 @@ impl StripeStub {
 }
 
 pub(crate) fn now() -> i64 {
-    crate::support::now()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64
 }
 
 async fn create_session(

@@ -3,6 +3,7 @@
 pub(crate) mod agent;
 pub(crate) mod marketplace;
 pub(crate) mod panel;
+pub(crate) mod panel_marketplace;
 pub(crate) mod plugin;
 pub(crate) mod up;
 

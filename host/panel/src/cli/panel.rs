@@ -50,6 +50,9 @@ pub(crate) enum PanelCommand {
     /// subusers, commands) from the event store, in one transaction, and
     /// print the row counts.
     Replay(ReplayArgs),
+    /// Browse, install, update, buy and license Marketplace plugins on a
+    /// running Panel through its admin API (needs an admin's token).
+    Marketplace(super::panel_marketplace::MarketplaceAdminArgs),
 }
 
 /// Flags of `cap panel replay`, with the same precedence as `cap panel`.
@@ -80,8 +83,10 @@ impl From<PanelArgs> for ConfigLayer {
 }
 
 pub(crate) fn run(mut args: PanelArgs) -> anyhow::Result<()> {
-    if let Some(PanelCommand::Replay(replay)) = args.command.take() {
-        return run_replay(replay);
+    match args.command.take() {
+        Some(PanelCommand::Replay(replay)) => return run_replay(replay),
+        Some(PanelCommand::Marketplace(market)) => return super::panel_marketplace::run(market),
+        None => {}
     }
     let config = Config::load(args.into(), std::env::vars_os()).context("loading configuration")?;
     serve(config, &[BundledPlugin::LocalPassword], Extras::default())

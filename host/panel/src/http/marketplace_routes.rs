@@ -1,6 +1,7 @@
 //! `/api/v1/marketplace`: browse the configured Marketplace through the
-//! Panel, install from it, update everything installed from it, and read
-//! the lockfile. Every route needs `admin.plugins`; without
+//! Panel, install from it, update everything installed from it, read the
+//! lockfile, start buying a paid plugin (checkout) and see and renew the
+//! licenses of paid plugins. Every route needs `admin.plugins`; without
 //! `[marketplace] url` every route answers `409 conflict`.
 //!
 //! Problem codes of their own:
@@ -9,7 +10,10 @@
 //! | --- | --- | --- |
 //! | `verification-failed` | 422 | a signature, log, timestamp or digest check failed; `detail` starts with the check's name in backquotes (`` `sha256` ``, `` `key-not-revoked` ``, `` `log-rollback` ``, `` `timestamp-fresh` ``, `` `dependency-sha256` ``, …) |
 //! | `resolution-failed` | 409 | no versions satisfy the request; `detail` explains why in sentences |
-//! | `license-required` | 402 | a paid plugin without a license |
+//! | `license-required` | 402 | a paid plugin this Panel has not bought (`detail` says how to buy it) |
+//! | `license-revoked` | 402 | a paid plugin whose purchase was refunded or lost in a dispute |
+//! | `license-invalid` | 402 | a license token failed an offline check; `detail` names it (`` `license-signature` ``, `` `license-instance` ``, `` `license-expiry` ``, …) |
+//! | *the Marketplace's code* | its 4xx (503 becomes 409) | a refused checkout: `not-for-sale`, `already-entitled`, `payouts-not-configured`, `billing-disabled` |
 //! | `marketplace-key-mismatch` | 502 | the Marketplace presents a key other than the trusted one |
 //! | `marketplace-unavailable` | 502 | the Marketplace cannot be reached or answered wrongly |
 //!
@@ -32,7 +36,13 @@ use super::auth::Authenticated;
 use super::error::{ApiError, FieldLocation, Problem};
 use super::extract::{ApiJson, ApiQuery};
 use super::plugins_routes::{ADMIN_PLUGINS, GrantSet, PluginBody, PluginFailure, problem};
-use crate::marketplace::{InstallRequest, MarketplaceError, MarketplaceService, Outcome};
+use crate::marketplace::licenses::{LicenseProblem, LicenseState};
+use crate::marketplace::{
+    InstallRequest, LicenseReport, MarketplaceError, MarketplaceService, Outcome,
+};
+use cap_marketplace::license::LicenseStatus;
+use cap_marketplace::service::billing_routes::{CheckoutView, NewCheckout};
+use time::OffsetDateTime;
 
 type Reply<T> = Result<T, PluginFailure>;
 
@@ -75,12 +85,30 @@ impl From<MarketplaceError> for PluginFailure {
                 "No versions satisfy the request",
                 detail,
             ),
-            MarketplaceError::LicenseRequired { .. } => problem(
-                StatusCode::PAYMENT_REQUIRED,
-                "license-required",
-                "License required",
-                detail,
-            ),
+            MarketplaceError::License { problem: why, .. } => {
+                let (code, title) = match why {
+                    LicenseProblem::NotEntitled { .. } | LicenseProblem::NotRegistered => {
+                        ("license-required", "License required")
+                    }
+                    LicenseProblem::Revoked { .. } => ("license-revoked", "License revoked"),
+                    LicenseProblem::Invalid(_) | LicenseProblem::NoTrustedKey => {
+                        ("license-invalid", "License refused")
+                    }
+                };
+                problem(StatusCode::PAYMENT_REQUIRED, code, title, detail)
+            }
+            MarketplaceError::CheckoutRefused { status, code, .. } => {
+                let status = match StatusCode::from_u16(status) {
+                    Ok(s) if s.is_client_error() => s,
+                    _ => StatusCode::CONFLICT,
+                };
+                problem(
+                    status,
+                    &code,
+                    "The Marketplace refused the checkout",
+                    detail,
+                )
+            }
             MarketplaceError::GrantForOther(_) => {
                 ApiError::field(FieldLocation::Body, "grants", detail).into()
             }
@@ -312,7 +340,7 @@ pub(super) async fn package(
     responses(
         (status = 200, description = "Installed; the lockfile afterwards", body = OutcomeBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 402, description = "A paid plugin without a license (`license-required`)", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "A paid plugin without a valid license (`license-required`, `license-revoked`, `license-invalid` naming the failed check)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such package", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No Marketplace configured, or: No versions satisfy the request (`resolution-failed`, explained in `detail`), or configuration is missing", body = Problem, content_type = "application/problem+json"),
@@ -356,7 +384,7 @@ pub(super) async fn install(
     responses(
         (status = 200, description = "Updated; the lockfile afterwards", body = OutcomeBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 402, description = "A paid plugin without a license", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "A paid plugin without a valid license (`license-required`, `license-revoked`, `license-invalid`)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No Marketplace configured, or: No versions satisfy the requirements (`resolution-failed`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A check failed (`verification-failed`) or a plugin failed to load", body = Problem, content_type = "application/problem+json"),
@@ -394,6 +422,195 @@ pub(super) async fn lockfile(
     Ok(Json(lock_body(&lockfile, requests)))
 }
 
+/// A purchase to start.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutBody {
+    /// The plugin's id.
+    pub package: String,
+    /// The version to buy (its own price applies if it has one); default
+    /// the newest. The license covers the plugin, not one version.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Where Stripe sends the admin after paying (http or https URL).
+    pub success_url: String,
+    /// Where Stripe sends the admin after cancelling.
+    pub cancel_url: String,
+}
+
+/// Starts buying a paid plugin for this Panel: registers the Panel with the
+/// Marketplace if it never did, and asks it for a Stripe Checkout Session.
+/// Send the admin to `url`; once Stripe confirms the payment the license
+/// is there, and `POST /marketplace/install` installs the plugin.
+#[utoipa::path(
+    post,
+    path = "/marketplace/checkout",
+    tag = "marketplace",
+    security(("bearer" = [])),
+    request_body = CheckoutBody,
+    responses(
+        (status = 201, description = "The Checkout Session: send the admin to `url`", body = CheckoutView),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such package", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No Marketplace configured, or the Marketplace refused (`not-for-sale`, `already-entitled`, `payouts-not-configured`, `billing-disabled`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad URLs or version (the Marketplace's `validation-failed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The Marketplace or Stripe failed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn checkout(
+    auth: Authenticated,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CheckoutBody>,
+) -> Reply<(StatusCode, Json<CheckoutView>)> {
+    auth.principal.require(ADMIN_PLUGINS)?;
+    if !cap_runtime::manifest::is_valid_id(&body.package) {
+        return Err(ApiError::field(
+            FieldLocation::Body,
+            "package",
+            format!("{:?} is not a plugin id", body.package),
+        )
+        .into());
+    }
+    let view = service(&state)?
+        .checkout(
+            &body.package,
+            &NewCheckout {
+                version: body.version,
+                success_url: body.success_url,
+                cancel_url: body.cancel_url,
+            },
+        )
+        .await?;
+    tracing::info!(package = %body.package, checkout = %view.checkout_id, "checkout started");
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// One license of a paid plugin, as this Panel holds it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LicenseBody {
+    /// The plugin.
+    pub plugin: String,
+    /// What the Marketplace said last: `active`, `revoked` or `missing`.
+    pub state: LicenseState,
+    /// The entitlement (purchase) the token stems from.
+    pub entitlement: Option<String>,
+    /// The token's expiry.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// The end of its grace period: the plugin stops after it.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub grace_until: Option<OffsetDateTime>,
+    /// When the Panel renews it.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub renew_after: Option<OffsetDateTime>,
+    /// The offline check now: `valid`, `in-grace` or `refused`.
+    pub check: String,
+    /// For `refused`: the failed check and why, e.g. ``the `license-expiry` check failed: …``.
+    pub refusal: Option<String>,
+    /// The last renewal failure, or why the Panel deactivated the plugin.
+    pub problem: Option<String>,
+    /// The plugin's state here (`installed`, `active`, `inactive`); absent
+    /// when not installed.
+    pub plugin_state: Option<String>,
+    /// Whether the plugin is loaded and running.
+    pub running: bool,
+}
+
+impl From<LicenseReport> for LicenseBody {
+    fn from(r: LicenseReport) -> Self {
+        let (check, refusal) = match &r.check {
+            Ok(LicenseStatus::Valid) => ("valid", None),
+            Ok(LicenseStatus::InGrace { .. }) => ("in-grace", None),
+            Err(problem) => ("refused", Some(problem.explain())),
+        };
+        LicenseBody {
+            plugin: r.record.plugin,
+            state: r.record.state,
+            entitlement: r.record.entitlement,
+            expires_at: r.record.expires_at,
+            grace_until: r.record.grace_until,
+            renew_after: r.record.renew_after,
+            check: check.into(),
+            refusal,
+            problem: r.record.problem,
+            plugin_state: r.plugin_state.map(|s| s.as_str().to_owned()),
+            running: r.running,
+        }
+    }
+}
+
+/// The licenses of paid plugins this Panel holds.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LicensesBody {
+    /// This Panel's instance id at the Marketplace (licenses are bound to
+    /// it); absent until it first buys or installs a paid plugin.
+    pub instance_id: Option<String>,
+    /// One per paid plugin, by id.
+    pub licenses: Vec<LicenseBody>,
+}
+
+async fn licenses_body(
+    market: &MarketplaceService,
+    reports: Vec<LicenseReport>,
+) -> Reply<Json<LicensesBody>> {
+    Ok(Json(LicensesBody {
+        instance_id: market.registered_instance().await?,
+        licenses: reports.into_iter().map(LicenseBody::from).collect(),
+    }))
+}
+
+/// The licenses of paid plugins, each checked offline now (signature,
+/// plugin, this Panel's instance, expiry and grace), with the last renewal
+/// failure or the reason a plugin was deactivated.
+#[utoipa::path(
+    get,
+    path = "/marketplace/licenses",
+    tag = "marketplace",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The licenses", body = LicensesBody),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No Marketplace configured (conflict)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn licenses(
+    auth: Authenticated,
+    State(state): State<AppState>,
+) -> Reply<Json<LicensesBody>> {
+    auth.principal.require(ADMIN_PLUGINS)?;
+    let market = service(&state)?;
+    let reports = market.licenses().await?;
+    licenses_body(market, reports).await
+}
+
+/// Renews the due licenses now instead of waiting for the background
+/// renewal, and enforces them: a paid plugin whose license lapsed is
+/// deactivated, one licensed again runs again. Marketplace failures are
+/// recorded as each license's `problem`.
+#[utoipa::path(
+    post,
+    path = "/marketplace/licenses/renew",
+    tag = "marketplace",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The licenses afterwards", body = LicensesBody),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No Marketplace configured (conflict)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn renew_licenses(
+    auth: Authenticated,
+    State(state): State<AppState>,
+) -> Reply<Json<LicensesBody>> {
+    auth.principal.require(ADMIN_PLUGINS)?;
+    let market = service(&state)?;
+    let reports = market.upkeep().await?;
+    licenses_body(market, reports).await
+}
+
 /// The Marketplace routes (relative to `/api/v1`).
 pub(super) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
     use utoipa_axum::routes;
@@ -403,4 +620,7 @@ pub(super) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(routes!(install))
         .routes(routes!(update))
         .routes(routes!(lockfile))
+        .routes(routes!(checkout))
+        .routes(routes!(licenses))
+        .routes(routes!(renew_licenses))
 }

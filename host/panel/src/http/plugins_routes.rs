@@ -6,7 +6,8 @@
 //! [`MAX_UPLOAD_BYTES`]); uploading a newer version of an installed plugin
 //! updates it. Errors specific to plugins have their own problem codes:
 //! `invalid-package`, `version-not-newer`, `plugin-config-missing`,
-//! `plugin-load-failed`, `plugin-damaged`, `plugin-not-active`.
+//! `plugin-load-failed`, `plugin-damaged`, `plugin-not-active`, and
+//! `plugin-unlicensed` (402) for a paid plugin whose license check failed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
@@ -108,6 +109,12 @@ impl From<PluginError> for PluginFailure {
                 StatusCode::CONFLICT,
                 "plugin-not-active",
                 "Plugin not active",
+                detail,
+            ),
+            PluginError::Unlicensed { .. } => problem(
+                StatusCode::PAYMENT_REQUIRED,
+                "plugin-unlicensed",
+                "Paid plugin without a valid license",
                 detail,
             ),
             PluginError::Io(e) => ApiError::internal(e).into(),
@@ -367,6 +374,7 @@ fn loaded(manager: &PluginManager, id: &str) -> Reply<cap_runtime::Plugin> {
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The .cap package file"),
     responses(
         (status = 201, description = "Installed or updated", body = UploadBody),
+        (status = 402, description = "A paid plugin whose license fails the offline check (`plugin-unlicensed`, naming the check)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not newer, or required configuration missing", body = Problem, content_type = "application/problem+json"),
@@ -497,6 +505,7 @@ pub(super) async fn delete(
     request_body = GrantSet,
     responses(
         (status = 200, description = "The plugin with its new grants", body = PluginBody),
+        (status = 402, description = "A paid plugin whose license fails the offline check (`plugin-unlicensed`, naming the check)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not installed", body = Problem, content_type = "application/problem+json"),
@@ -525,6 +534,7 @@ pub(super) async fn grant(
     responses(
         (status = 200, description = "Active", body = PluginBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "A paid plugin whose license fails the offline check (`plugin-unlicensed`, naming the check)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not installed", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Required configuration missing", body = Problem, content_type = "application/problem+json"),

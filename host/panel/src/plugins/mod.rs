@@ -24,6 +24,13 @@
 //!   version stays installed and active (rollback).
 //! - **One writer at a time.** Changes are serialized by a mutex so the
 //!   database row and the loaded set cannot disagree.
+//! - **Paid plugins pass a gate before every load.** A [`LoadGate`] (the
+//!   Panel installs [`crate::marketplace::licenses::LicenseGate`]) checks
+//!   the license offline whenever a plugin is loaded — at start, on
+//!   activation, after a grant or an update — so a paid plugin never runs
+//!   without a valid license. The Marketplace's install path
+//!   ([`PluginManager::install_set`]) checks licenses online itself just
+//!   before, so it loads without the gate.
 //! - **Every change is an event** (`plugin.installed`, `plugin.updated`,
 //!   `plugin.granted`, `plugin.activated`, `plugin.deactivated`,
 //!   `plugin.uninstalled`, `plugin.config.updated`, `plugin.secret.set`),
@@ -98,6 +105,14 @@ pub enum PluginError {
     /// The plugin is not active.
     #[error("{0} is not active")]
     NotActive(String),
+    /// The [`LoadGate`] refused: a paid plugin without a valid license.
+    #[error("{id} is a paid plugin and may not run: {reason}")]
+    Unlicensed {
+        /// The plugin.
+        id: String,
+        /// Which license check failed, and why.
+        reason: String,
+    },
     /// Writing the component file failed.
     #[error("cannot store the component")]
     Io(#[from] std::io::Error),
@@ -154,6 +169,19 @@ struct Inner {
     active: RwLock<BTreeMap<String, Plugin>>,
     writer: tokio::sync::Mutex<()>,
     listeners: RwLock<Vec<ActivationListener>>,
+    gate: std::sync::OnceLock<Arc<dyn LoadGate>>,
+}
+
+/// Decides whether a plugin may be loaded; the Panel's offline license
+/// check of paid plugins.
+pub trait LoadGate: Send + Sync {
+    /// `Err(reason)` refuses loading plugin `id` with `manifest`; the
+    /// reason names the failed check.
+    fn check<'a>(
+        &'a self,
+        id: &'a str,
+        manifest: &'a Manifest,
+    ) -> BoxFuture<'a, Result<(), String>>;
 }
 
 /// Told each time a plugin becomes active (with the loaded plugin) or stops
@@ -256,6 +284,7 @@ impl PluginManager {
                 active: RwLock::new(BTreeMap::new()),
                 writer: tokio::sync::Mutex::new(()),
                 listeners: RwLock::new(Vec::new()),
+                gate: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -285,6 +314,13 @@ impl PluginManager {
             }
         }
         Ok(failed)
+    }
+
+    /// Installs the gate every load passes (except
+    /// [`PluginManager::install_set`]'s); only the first call has an
+    /// effect. Install it before [`PluginManager::start`].
+    pub fn set_load_gate(&self, gate: Arc<dyn LoadGate>) {
+        let _ = self.inner.gate.set(gate);
     }
 
     /// The runtime.
@@ -559,8 +595,11 @@ impl PluginManager {
                 installed_at: previous.as_ref().map_or(at, |p| p.installed_at),
                 updated_at: at,
             };
+            // The Marketplace checked the licenses of everything in the set
+            // online just before; the gate's offline check would need the
+            // key it is only now pinning.
             let loaded = if record.state == PluginState::Active {
-                Some(self.load(&record).await?)
+                Some(self.load_ungated(&record, manifest.clone()).await?)
             } else {
                 None
             };
@@ -667,14 +706,43 @@ impl PluginManager {
     ///
     /// [`PluginError::NotFound`], database errors.
     pub async fn deactivate(&self, id: &str, actor: &Actor) -> Result<PluginRecord, PluginError> {
+        self.deactivate_with(id, None, actor).await
+    }
+
+    /// [`PluginManager::deactivate`] by the Panel itself, for `reason`
+    /// (recorded in the `plugin.deactivated` event), e.g. a paid plugin
+    /// whose license lapsed.
+    ///
+    /// # Errors
+    ///
+    /// [`PluginError::NotFound`], database errors.
+    pub async fn deactivate_because(
+        &self,
+        id: &str,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<PluginRecord, PluginError> {
+        self.deactivate_with(id, Some(reason), actor).await
+    }
+
+    async fn deactivate_with(
+        &self,
+        id: &str,
+        reason: Option<&str>,
+        actor: &Actor,
+    ) -> Result<PluginRecord, PluginError> {
         let _writer = self.inner.writer.lock().await;
         let mut record = self.get(id).await?;
+        let data = match reason {
+            Some(reason) => json!({ "reason": reason }),
+            None => json!({}),
+        };
         store::update(
             &self.inner.db,
             id,
             PluginState::Inactive,
             &record.grants,
-            &event("plugin.deactivated", id, actor, json!({})),
+            &event("plugin.deactivated", id, actor, data),
         )
         .await?;
         self.set_active(id, None);
@@ -844,10 +912,27 @@ impl PluginManager {
         self.inner.dir.join(format!("{sha256}.wasm"))
     }
 
-    /// Checks required configuration, reads and verifies the component and
-    /// loads it into the runtime.
+    /// Passes the [`LoadGate`], then [`PluginManager::load_ungated`].
     async fn load(&self, record: &PluginRecord) -> Result<Plugin, PluginError> {
         let manifest = parse_manifest(record)?;
+        if let Some(gate) = self.inner.gate.get() {
+            gate.check(&record.id, &manifest)
+                .await
+                .map_err(|reason| PluginError::Unlicensed {
+                    id: record.id.clone(),
+                    reason,
+                })?;
+        }
+        self.load_ungated(record, manifest).await
+    }
+
+    /// Checks required configuration, reads and verifies the component and
+    /// loads it into the runtime.
+    async fn load_ungated(
+        &self,
+        record: &PluginRecord,
+        manifest: Manifest,
+    ) -> Result<Plugin, PluginError> {
         let stored = store::values(&self.inner.db, store::Values::Config, &record.id).await?;
         let missing: Vec<String> = manifest
             .config

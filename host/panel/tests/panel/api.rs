@@ -484,6 +484,9 @@ async fn serves_an_openapi_3_1_document_covering_every_route() {
         ("/api/v1/marketplace/install", "post"),
         ("/api/v1/marketplace/update", "post"),
         ("/api/v1/marketplace/lockfile", "get"),
+        ("/api/v1/marketplace/checkout", "post"),
+        ("/api/v1/marketplace/licenses", "get"),
+        ("/api/v1/marketplace/licenses/renew", "post"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     let documented: BTreeSet<(String, String)> = paths

@@ -4,6 +4,11 @@
 //! binary itself. One test binary; one module per topic; shared harness in
 //! [`support`].
 
+/// The local Stripe stub of the Marketplace's billing tests, shared as is
+/// (the paid flow through a Panel uses only part of it).
+#[allow(dead_code)]
+#[path = "../../../../marketplace/tests/marketplace/stripe_stub.rs"]
+mod stripe_stub;
 mod support;
 
 mod agents;

@@ -7,18 +7,28 @@
 //! controls); cases that need a validly signed but lying log or timestamp
 //! sign with the Marketplace's own key, read from its data directory.
 //!
-//! The `cap plugin keygen|register|sign|publish` commands are tested by
-//! running the `cap` binary against the same kind of Marketplace.
+//! Paid plugins go the whole way too: checkout through the local Stripe
+//! stub, a webhook signed the real way, the license fetched, verified
+//! offline and renewed by the Panel, and the plugin deactivated once a
+//! refund stopped renewal and its token's grace period ran out; forged or
+//! foreign licenses are refused naming the failed check.
+//!
+//! The `cap plugin keygen|register|sign|publish` and `cap panel
+//! marketplace …` commands are tested by running the `cap` binary against
+//! the same kind of Marketplace and Panel.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use cap_marketplace::billing::BillingConfig;
 use cap_marketplace::client::MarketplaceClient;
 use cap_marketplace::keys::SecretKey;
+use cap_marketplace::license::{LicenseClaims, issue_license};
 use cap_marketplace::log::{LogEntry, LogEvent, LogHead, Notary};
 use cap_marketplace::signing::sign_package;
 use cap_marketplace::{MarketplaceConfig, MarketplaceServer, RunningMarketplace};
@@ -28,6 +38,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::plugins::{PLUGIN_ADMIN, domain_tokens, manifest_text, package_with};
+use crate::stripe_stub::StripeStub;
 use crate::support::{TestDb, client, expect_problem, on_every_database};
 
 fn unix_now() -> i64 {
@@ -44,6 +55,8 @@ struct Tamper {
     replace: HashMap<String, Vec<u8>>,
     /// Flip the last byte of the answers to these paths.
     flip: Vec<String>,
+    /// Answer everything with 503: the Marketplace is down.
+    down: bool,
 }
 
 type SharedTamper = Arc<Mutex<Tamper>>;
@@ -74,11 +87,24 @@ async fn proxy_handler(
         .path()
         .trim_start_matches("/api/v1")
         .to_owned();
+    if tamper.lock().expect("tamper").down {
+        return (StatusCode::SERVICE_UNAVAILABLE, "down for maintenance").into_response();
+    }
     if let Some(body) = tamper.lock().expect("tamper").replace.get(&bare).cloned() {
         return ([(header::CONTENT_TYPE, "application/json")], body).into_response();
     }
-    let answer = http
-        .get(format!("{upstream}{path}"))
+    let method = reqwest::Method::from_bytes(request.method().as_str().as_bytes()).expect("method");
+    let mut forward = http.request(method, format!("{upstream}{path}"));
+    for name in [header::AUTHORIZATION, header::CONTENT_TYPE] {
+        if let Some(value) = request.headers().get(name.as_str()) {
+            forward = forward.header(name.as_str(), value.as_bytes());
+        }
+    }
+    let body = axum::body::to_bytes(request.into_body(), usize::MAX)
+        .await
+        .expect("request body");
+    let answer = forward
+        .body(body.to_vec())
         .send()
         .await
         .expect("the Marketplace answers the proxy");
@@ -105,9 +131,14 @@ async fn proxy_handler(
 
 impl Market {
     async fn start(timestamp_ttl: i64) -> Market {
+        Market::start_with(timestamp_ttl, None).await
+    }
+
+    async fn start_with(timestamp_ttl: i64, billing: Option<BillingConfig>) -> Market {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = MarketplaceConfig::new(dir.path());
         config.timestamp_ttl = timestamp_ttl;
+        config.billing = billing;
         let server = MarketplaceServer::bind(config)
             .await
             .expect("the Marketplace binds")
@@ -684,21 +715,442 @@ async fn update_all_installs_everything_or_nothing() {
     panel.stop().await.expect("stops");
 }
 
-#[tokio::test]
-async fn a_paid_plugin_needs_a_license() {
-    let db = TestDb::sqlite().await;
-    let market = Market::start(3600).await;
+// ------------------------------------------------------------ paid plugins
+
+const WEBHOOK_SECRET: &str = "whsec_panel_paid_flow";
+
+/// A Marketplace that sells through the local Stripe stub, with license
+/// tokens living `ttl` seconds plus `grace`.
+async fn paid_market(ttl: i64, grace: i64) -> (Market, StripeStub) {
+    let mut stub = StripeStub::start(WEBHOOK_SECRET).await;
+    let mut billing = BillingConfig::new("sk_test_panel_paid_flow", WEBHOOK_SECRET);
+    billing.stripe_api_base = Some(stub.url());
+    billing.license_ttl = ttl;
+    billing.license_grace = grace;
+    let market = Market::start_with(3600, Some(billing)).await;
+    stub.webhook_url = Some(format!(
+        "{}/api/v1/billing/stripe/webhook",
+        market.server.url()
+    ));
+    (market, stub)
+}
+
+/// `quota-guard` whose signed manifest names a price.
+fn paid_guard() -> Vec<u8> {
     let text = manifest_text("quota-guard").replacen(
         "api = \"0.1.0\"",
         "api = \"0.1.0\"\nprice = \"price_quota_guard\"",
         1,
     );
-    market.publish(&package_with("quota-guard", &text)).await;
-    let panel = panel_for(&db, &market, true).await;
-    let response = install(&panel, json!({"package": "quota-guard"})).await;
-    expect_problem(response, 402, "license-required").await;
+    package_with("quota-guard", &text)
+}
+
+/// Publishes the paid `quota-guard` and sells it at 19.99 EUR.
+async fn sell_guard(market: &Market) {
+    sell_guard_at(&market.client, &market.key, &market.token).await;
+}
+
+/// [`sell_guard`] on the Marketplace of `client` by the publisher with
+/// `token` and signing `key`.
+async fn sell_guard_at(market: &MarketplaceClient, key: &SecretKey, token: &str) {
+    let bytes = paid_guard();
+    let package =
+        cap_runtime::Package::read(&bytes, cap_runtime::package::MAX_PACKAGE_BYTES).expect("valid");
+    let plugin = &package.manifest.plugin;
+    let signature = sign_package(key, &plugin.id, &plugin.version, &package.sha256);
+    market
+        .publish(token, &bytes, key.id(), &signature, &["minecraft".into()])
+        .await
+        .expect("published");
+    let base = format!("{}/api/v1", market.url());
+    let response = client()
+        .put(format!("{base}/publishers/me/payouts"))
+        .bearer_auth(token)
+        .json(&json!({"stripe_account": "acct_1AcmePayouts"}))
+        .send()
+        .await
+        .expect("payouts");
+    assert_eq!(response.status(), 200);
+    let response = client()
+        .put(format!("{base}/packages/quota-guard/price"))
+        .bearer_auth(token)
+        .json(&json!({"amount": 1999, "currency": "eur"}))
+        .send()
+        .await
+        .expect("price");
+    assert_eq!(response.status(), 200);
+}
+
+/// A Panel renewing and enforcing licenses every `every`.
+async fn panel_renewing(db: &TestDb, market: &Market, every: Duration) -> RunningPanel {
+    let config = Config {
+        marketplace_url: Some(market.proxy.clone()),
+        marketplace_key: Some(market.server.public_key().to_hex()),
+        ..db.config()
+    };
+    Panel::builder(config)
+        .authenticator(domain_tokens())
+        .license_upkeep(every)
+        .bind()
+        .await
+        .expect("the Panel starts")
+        .spawn()
+}
+
+/// Buys `quota-guard` through the Panel's checkout and Stripe's signed
+/// webhook; returns the Checkout Session's id.
+async fn buy_guard(panel: &RunningPanel, stub: &StripeStub) -> String {
+    let response = call(
+        panel,
+        reqwest::Method::POST,
+        "/api/v1/marketplace/checkout",
+        Some(json!({
+            "package": "quota-guard",
+            "success_url": "http://127.0.0.1/paid",
+            "cancel_url": "http://127.0.0.1/cancelled",
+        })),
+    )
+    .await;
+    let status = response.status();
+    let view: Value = response.json().await.expect("JSON");
+    assert_eq!(status, 201, "{view:#}");
+    assert_eq!(view["amount"], 1999);
+    let session = view["session_id"].as_str().expect("session").to_owned();
+    assert!(
+        view["url"].as_str().is_some_and(|u| u.contains(&session)),
+        "{view:#}"
+    );
+    let (status, answer, _, _) = stub.deliver(&stub.pay(&session)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["effect"], "entitlement-granted", "{answer}");
+    session
+}
+
+async fn licenses(panel: &RunningPanel) -> Value {
+    ok_json(
+        call(
+            panel,
+            reqwest::Method::GET,
+            "/api/v1/marketplace/licenses",
+            None,
+        )
+        .await,
+    )
+    .await
+}
+
+/// Polls `probe` every 50 ms until it holds, for at most 20 s.
+async fn eventually<F, Fut>(what: &str, mut probe: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !probe().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn guard_answers(panel: &RunningPanel) -> bool {
+    let Some(plugin) = panel
+        .state()
+        .plugins()
+        .expect("manager")
+        .active("quota-guard")
+    else {
+        return false;
+    };
+    let verdict = plugin
+        .hook_before(&cap_e2e::server_create("probe", "user-x", 512))
+        .await;
+    matches!(verdict, Ok(cap_runtime::api::Verdict::Allow))
+}
+
+#[tokio::test]
+async fn a_paid_plugin_is_bought_licensed_runs_and_stops_after_a_refund_and_its_grace_period() {
+    let db = TestDb::sqlite().await;
+    // Two-second tokens with two seconds of grace: renewal at one second.
+    let (market, stub) = paid_market(2, 2).await;
+    sell_guard(&market).await;
+    let panel = panel_renewing(&db, &market, Duration::from_millis(100)).await;
+
+    // Browse: listed as paid, with its price.
+    let page = ok_json(
+        call(
+            &panel,
+            reqwest::Method::GET,
+            "/api/v1/marketplace/packages?paid=true",
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(page["items"][0]["id"], "quota-guard", "{page:#}");
+    assert_eq!(page["items"][0]["price"]["amount"], 1999);
+
+    // Not bought yet: refused, nothing installed, told how to buy.
+    let response = install(
+        &panel,
+        json!({"package": "quota-guard", "grants": guard_grants()}),
+    )
+    .await;
+    let problem = expect_problem(response, 402, "license-required").await;
+    let detail = problem["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains("`license-entitled`") && detail.contains("/api/v1/marketplace/checkout"),
+        "{detail}"
+    );
+    assert!(installed(&panel).await.is_empty());
+
+    // Checkout through the stub, paid by a webhook signed the real way.
+    let session = buy_guard(&panel, &stub).await;
+    let instance = licenses(&panel).await["instance_id"]
+        .as_str()
+        .expect("registered")
+        .to_owned();
+    let requests = stub.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].form["client_reference_id"], instance);
+    assert_eq!(
+        requests[0].form["payment_intent_data[transfer_data][destination]"],
+        "acct_1AcmePayouts"
+    );
+
+    // Install: the license is fetched, verified offline, the plugin runs.
+    let outcome = ok_json(
+        install(
+            &panel,
+            json!({"package": "quota-guard", "grants": guard_grants()}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(outcome["changed"][0]["plugin"]["state"], "active");
+    assert!(
+        guard_answers(&panel).await,
+        "the paid plugin's hook answers"
+    );
+    let list = licenses(&panel).await;
+    let license = &list["licenses"][0];
+    assert_eq!(license["plugin"], "quota-guard", "{list:#}");
+    assert_eq!(license["state"], "active");
+    assert_eq!(license["running"], true);
+    assert_ne!(license["check"], "refused", "{list:#}");
+    let first_expiry = license["expires_at"].clone();
+    let (p, first_expiry) = (&panel, &first_expiry);
+
+    // Renewed in the background before it expires.
+    eventually("the token is renewed", || async move {
+        let list = licenses(p).await;
+        list["licenses"][0]["expires_at"] != *first_expiry
+            && list["licenses"][0]["check"] == "valid"
+    })
+    .await;
+
+    // A refund: renewal is refused, the plugin keeps running on its token…
+    let (status, answer, _, _) = stub.deliver(&stub.refund(&session)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["effect"], "entitlement-revoked");
+    eventually("renewal is refused", || async move {
+        licenses(p).await["licenses"][0]["state"] == "revoked"
+    })
+    .await;
+    let list = licenses(&panel).await;
+    assert!(
+        list["licenses"][0]["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("refunded")),
+        "{list:#}"
+    );
+    assert!(
+        guard_answers(&panel).await,
+        "still running within the grace period"
+    );
+
+    // …until its grace period ends: then it is deactivated, with the reason.
+    eventually("the plugin is deactivated", || async move {
+        let plugin =
+            ok_json(call(p, reqwest::Method::GET, "/api/v1/plugins/quota-guard", None).await).await;
+        plugin["state"] == "inactive"
+    })
+    .await;
+    assert!(!guard_answers(&panel).await);
+    let list = licenses(&panel).await;
+    let license = &list["licenses"][0];
+    assert_eq!(license["check"], "refused", "{list:#}");
+    assert!(
+        license["refusal"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("the `license-expiry` check failed")),
+        "{list:#}"
+    );
+    assert!(
+        license["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("deactivated") || p.contains("refunded")),
+        "{list:#}"
+    );
+    let events = ok_json(
+        call(
+            &panel,
+            reqwest::Method::GET,
+            "/api/v1/audit-log?kind=plugin.deactivated",
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert!(
+        events.to_string().contains("license-expiry"),
+        "the deactivation event names the failed check: {events:#}"
+    );
+    // Activating by hand is refused by the same offline check.
+    let response = call(
+        &panel,
+        reqwest::Method::POST,
+        "/api/v1/plugins/quota-guard/activate",
+        None,
+    )
+    .await;
+    let problem = expect_problem(response, 402, "plugin-unlicensed").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("license-expiry")),
+        "{problem:#}"
+    );
+    panel.stop().await.expect("stops");
+    stub.stop().await;
+    market.server.stop().await.expect("stops");
+}
+
+on_every_database! {
+    /// Also what stores the instance and the licenses on every backend.
+    async fn a_licensed_plugin_starts_again_offline_while_the_marketplace_is_down(db: &TestDb) {
+        let (market, stub) = paid_market(3600, 600).await;
+        sell_guard(&market).await;
+        let panel = panel_renewing(db, &market, Duration::from_millis(100)).await;
+        buy_guard(&panel, &stub).await;
+        ok_json(
+            install(
+                &panel,
+                json!({"package": "quota-guard", "grants": guard_grants()}),
+            )
+            .await,
+        )
+        .await;
+        panel.stop().await.expect("stops");
+
+        market.tamper().down = true;
+        let panel = panel_renewing(db, &market, Duration::from_millis(100)).await;
+        assert!(
+            guard_answers(&panel).await,
+            "verified offline at start and running"
+        );
+        let list = licenses(&panel).await;
+        assert_eq!(list["licenses"][0]["check"], "valid", "{list:#}");
+        assert_eq!(list["licenses"][0]["running"], true);
+        panel.stop().await.expect("stops");
+        stub.stop().await;
+        market.server.stop().await.expect("stops");
+    }
+}
+
+#[tokio::test]
+async fn a_forged_foreign_or_expired_license_is_refused_naming_the_failed_check() {
+    let db = TestDb::sqlite().await;
+    let (market, stub) = paid_market(3600, 600).await;
+    sell_guard(&market).await;
+    let panel = panel_renewing(&db, &market, Duration::from_secs(3600)).await;
+    let session = buy_guard(&panel, &stub).await;
+    let instance = licenses(&panel).await["instance_id"]
+        .as_str()
+        .expect("registered")
+        .to_owned();
+    let now = unix_now();
+    let at = |t: i64| time::OffsetDateTime::from_unix_timestamp(t).expect("time");
+    let claims = |plugin: &str, instance: &str, expires: i64| LicenseClaims {
+        plugin: plugin.into(),
+        panel_instance: instance.into(),
+        entitlement: "ent_forged".into(),
+        issued_at: at(now - 60),
+        expires_at: at(expires),
+        grace_seconds: 10,
+    };
+    let stranger = SecretKey::from_seed(&[77; 32]);
+    let cases = [
+        (
+            issue_license(&stranger, &claims("quota-guard", &instance, now + 3600)),
+            "license-signature",
+        ),
+        (
+            market
+                .notary
+                .issue_license(&claims("quota-guard", "panel-someone-else", now + 3600)),
+            "license-instance",
+        ),
+        (
+            market
+                .notary
+                .issue_license(&claims("quota-base", &instance, now + 3600)),
+            "license-plugin",
+        ),
+        (
+            market
+                .notary
+                .issue_license(&claims("quota-guard", &instance, now - 100)),
+            "license-expiry",
+        ),
+        ("cap-license.v1.not-a-token".to_owned(), "license-format"),
+    ];
+    for (token, check) in cases {
+        let view = json!({
+            "plugin": "quota-guard", "entitlement": "ent_forged", "status": "active",
+            "token": token, "expires_at": now + 3600, "grace_until": now + 4200,
+            "renew_after": now + 1800, "revoke_reason": null,
+        });
+        market.tamper().replace.insert(
+            "/panels/me/licenses/quota-guard/renew".into(),
+            serde_json::to_vec(&view).expect("json"),
+        );
+        let response = install(
+            &panel,
+            json!({"package": "quota-guard", "grants": guard_grants()}),
+        )
+        .await;
+        let problem = expect_problem(response, 402, "license-invalid").await;
+        let detail = problem["detail"].as_str().expect("detail");
+        assert!(
+            detail.contains(&format!("the `{check}` check failed")),
+            "{check}: {detail}"
+        );
+        assert!(installed(&panel).await.is_empty(), "{check}");
+    }
+    market.tamper().replace.clear();
+
+    // Refunded before installing: the renewal is refused with the reason.
+    let (_, answer, _, _) = stub.deliver(&stub.refund(&session)).await;
+    assert_eq!(answer["effect"], "entitlement-revoked");
+    let response = install(
+        &panel,
+        json!({"package": "quota-guard", "grants": guard_grants()}),
+    )
+    .await;
+    let problem = expect_problem(response, 402, "license-revoked").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("refunded")),
+        "{problem:#}"
+    );
     assert!(installed(&panel).await.is_empty());
     panel.stop().await.expect("stops");
+    stub.stop().await;
+    market.server.stop().await.expect("stops");
 }
 
 #[tokio::test]
@@ -919,4 +1371,222 @@ async fn cap_plugin_publish_signs_uploads_and_explains_refusals() {
     assert_eq!(view["publisher"], "acme");
     assert_eq!(view["games"], json!(["minecraft"]));
     server.stop().await.expect("stops");
+}
+
+#[tokio::test]
+async fn cap_panel_marketplace_searches_installs_and_explains_a_resolution_failure() {
+    let db = TestDb::sqlite().await;
+    let market = Market::start(3600).await;
+    market.publish(&base("1.0.0", "")).await;
+    market.publish(&guard("1.0.0", "quota-base = \"2\"")).await;
+    let panel = panel_for(&db, &market, true).await;
+    let url = panel.url("");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let work = dir.path().to_owned();
+    tokio::task::spawn_blocking(move || {
+        let run = |args: &[&str]| {
+            let mut all = vec!["panel", "marketplace", "--panel", url.as_str()];
+            all.extend_from_slice(args);
+            let output = std::process::Command::new(crate::support::cap_binary())
+                .args(&all)
+                .current_dir(&work)
+                .env_remove("CAP_PANEL_URL")
+                .env_remove("CAP_PANEL_TOKEN")
+                .output()
+                .expect("running cap");
+            (output.status.success(), text(&output))
+        };
+        let (ok, out) = run(&["search", "quota"]);
+        assert!(!ok, "no token: {out}");
+        assert!(out.contains("CAP_PANEL_TOKEN"), "{out}");
+
+        let token = ["--token", PLUGIN_ADMIN];
+        let with_token = |args: &[&str]| {
+            let mut all = args.to_vec();
+            all.extend_from_slice(&token);
+            run(&all)
+        };
+        let (ok, out) = with_token(&["search", "quota"]);
+        assert!(ok, "{out}");
+        assert!(
+            out.contains("quota-guard 1.0.0") && out.contains("quota-base 1.0.0"),
+            "{out}"
+        );
+
+        // quota-guard needs quota-base 2, which does not exist: explained.
+        let (ok, out) = with_token(&["install", "quota-guard"]);
+        assert!(!ok, "{out}");
+        assert!(
+            out.contains("409") && out.contains("resolution-failed"),
+            "{out}"
+        );
+        assert!(
+            out.contains("quota-guard") && out.contains("quota-base"),
+            "the explanation names both: {out}"
+        );
+
+        let grants = r#"{"quota-base": {"kv": true, "config": true, "panel": ["servers.read"]}}"#;
+        let (ok, out) = with_token(&[
+            "install",
+            "quota-base",
+            "--requirement",
+            "1",
+            "--grants",
+            grants,
+        ]);
+        assert!(ok, "{out}");
+        assert!(out.contains("installed quota-base 1.0.0 (active)"), "{out}");
+        let (ok, out) = with_token(&["lockfile"]);
+        assert!(ok, "{out}");
+        assert!(
+            out.contains("quota-base") && out.contains("# requested: quota-base 1"),
+            "{out}"
+        );
+        let (ok, out) = with_token(&["update"]);
+        assert!(ok, "{out}");
+        assert!(out.contains("nothing changed"), "{out}");
+        let (ok, out) = with_token(&["licenses", "--json"]);
+        assert!(ok, "{out}");
+        assert!(out.contains("\"licenses\": []"), "{out}");
+    })
+    .await
+    .expect("the CLI steps");
+    assert_eq!(
+        installed(&panel).await,
+        [("quota-base".to_owned(), "1.0.0".to_owned())]
+    );
+    panel.stop().await.expect("stops");
+}
+
+/// Reads `cap marketplace`'s first stdout line, its URL, and keeps
+/// draining the rest (a closed pipe would fail its later prints).
+fn marketplace_url(child: &mut std::process::Child) -> String {
+    use std::io::BufRead as _;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut reader = std::io::BufReader::new(stdout);
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("a first line");
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    line.trim()
+        .strip_prefix("Marketplace listening on ")
+        .unwrap_or_else(|| panic!("not the URL line: {line:?}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn cap_marketplace_sells_with_the_stripe_settings_from_its_flags() {
+    let stub = StripeStub::start(WEBHOOK_SECRET).await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let half = std::process::Command::new(crate::support::cap_binary())
+        .args(["marketplace", "--stripe-secret-key", "sk_test_x"])
+        .env_remove("CAP_STRIPE_WEBHOOK_SECRET")
+        .output()
+        .expect("running cap");
+    assert!(!half.status.success());
+    assert!(
+        text(&half).contains("--stripe-webhook-secret"),
+        "{}",
+        text(&half)
+    );
+
+    let mut child = std::process::Command::new(crate::support::cap_binary())
+        .args(["marketplace", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .args([
+            "--stripe-secret-key",
+            "sk_test_from_flags",
+            "--stripe-api-base",
+            &stub.url(),
+            "--platform-fee-percent",
+            "12.5",
+            "--license-lifetime",
+            "2h",
+            "--license-grace",
+            "30m",
+        ])
+        .env("CAP_STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("cap marketplace starts");
+    let url = marketplace_url(&mut child);
+    let base = format!("{url}/api/v1");
+
+    // Billing is on: a Panel's licenses answer, a signed webhook is accepted,
+    // a wrongly signed one refused.
+    let panel: Value = client()
+        .post(format!("{base}/panels"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("register")
+        .json()
+        .await
+        .expect("JSON");
+    let token = panel["token"].as_str().expect("token");
+    let response = client()
+        .get(format!("{base}/panels/me/licenses"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("licenses");
+    assert_eq!(response.status(), 200, "billing is on");
+    let mut stub = stub;
+    stub.webhook_url = Some(format!("{base}/billing/stripe/webhook"));
+    let event = stub.event("plan.created", json!({"id": "plan_1", "object": "plan"}));
+    let (status, answer, _, _) = stub.deliver(&event).await;
+    assert_eq!(status, 200, "{answer}");
+    let body = serde_json::to_vec(&event).expect("JSON");
+    let forged = StripeStub::signature("whsec_wrong", unix_now(), &body);
+    let (status, _) = stub.deliver_raw(&body, Some(&forged)).await;
+    assert_eq!(status, 400);
+
+    // The fee and the license lifetime come from the flags too.
+    let market = MarketplaceClient::new(&url).expect("client");
+    let key = SecretKey::from_seed(&[42; 32]);
+    let publisher = market
+        .create_publisher("acme")
+        .await
+        .expect("publisher")
+        .token;
+    market.add_key(&publisher, "acme", &key).await.expect("key");
+    sell_guard_at(&market, &key, &publisher).await;
+    let checkout: Value = client()
+        .post(format!("{base}/packages/quota-guard/checkout"))
+        .bearer_auth(token)
+        .json(&json!({"success_url": "http://127.0.0.1/a", "cancel_url": "http://127.0.0.1/b"}))
+        .send()
+        .await
+        .expect("checkout")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        checkout["application_fee"], 250,
+        "12.5% of 1999: {checkout:#}"
+    );
+    let session = checkout["session_id"].as_str().expect("session");
+    let (status, answer, _, _) = stub.deliver(&stub.pay(session)).await;
+    assert_eq!(status, 200, "{answer}");
+    let list: Value = client()
+        .get(format!("{base}/panels/me/licenses"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("licenses")
+        .json()
+        .await
+        .expect("JSON");
+    let license = &list["licenses"][0];
+    let lifetime = license["expires_at"].as_i64().expect("expiry") - unix_now();
+    assert!((7_100..=7_200).contains(&lifetime), "2h: {list:#}");
+    assert_eq!(
+        license["grace_until"].as_i64().expect("grace")
+            - license["expires_at"].as_i64().expect("expiry"),
+        1_800
+    );
+
+    child.kill().expect("stops");
+    let _ = child.wait();
+    stub.stop().await;
 }
