@@ -184,11 +184,13 @@ function allocationForm(node, box) {
 export async function pluginsPage(ctx) {
   const no = denied(ctx, 'admin.plugins');
   if (no) return no;
-  const listBox = h('div', { id: 'plugin-list' });
+  const listBox = h('div', { id: 'plugin-list', 'aria-live': 'polite' });
   const box = h('div', { hidden: true });
+  let installed = new Map();
   async function load() {
     try {
       const plugins = (await get('/plugins')).items;
+      installed = new Map(plugins.map((p) => [p.id, p]));
       replace(listBox, table(['Plugin', 'Version', 'Kinds', 'State'], plugins.map((p) => [
         h('a', { href: `#/admin/plugins/${seg(p.id)}` }, `${p.name} (${p.id})`), p.version, p.kinds.join(', '),
         badge(p.state, stateTone(p.state)),
@@ -198,11 +200,15 @@ export async function pluginsPage(ctx) {
     }
   }
   await load();
+  const market = await marketplaceSection(() => installed, load);
   const file = h('input', { type: 'file', accept: '.cap', id: 'plugin-file' });
-  return h('section', null, h('h1', null, 'Plugins'), listBox,
-    h('section', { class: 'card' }, h('h2', null, 'Install or update'),
+  return h('section', null, h('h1', null, 'Plugins'), listBox, market,
+    h('section', { class: 'card' }, h('h2', null, 'Upload a package'),
       form({ id: 'plugin-upload' }, [field('Package (.cap)', file).row, box, h('button', { type: 'submit', class: 'primary' }, 'Upload')], async () => {
-        if (!file.files.length) return;
+        if (!file.files.length) {
+          showError(box, new Error('Choose a .cap file first.'));
+          return;
+        }
         try {
           const answer = await api('POST', '/plugins', file.files[0]);
           toast(`Installed ${answer.plugin.id} ${answer.plugin.version}`, 'success');
@@ -213,17 +219,163 @@ export async function pluginsPage(ctx) {
       })));
 }
 
-function grantList(set) {
+function price(p) {
+  if (!p.paid) return badge('free', 'success');
+  if (!p.price) return badge('paid', 'warning');
+  return badge(`${(p.price.amount / 100).toFixed(2)} ${String(p.price.currency).toUpperCase()}`, 'warning');
+}
+
+/**
+ * Installs from the configured Marketplace: search, install (inactive,
+ * nothing granted), then review what the verified package requests,
+ * grant and activate; update everything installed from it. `installed()`
+ * is the current plugin map; `reload()` refreshes the installed list.
+ */
+async function marketplaceSection(installed, reload) {
+  const section = h('section', { class: 'card', id: 'marketplace' });
+  const list = h('div', { id: 'market-list', 'aria-live': 'polite' });
+  const box = h('div', { id: 'market-error', hidden: true });
+  const outcome = h('div', { id: 'market-outcome' });
+  const q = h('input', { name: 'q', type: 'search', 'aria-label': 'Search the Marketplace', placeholder: 'Name, id or description' });
+  let locked = new Map();
+
+  function status(p) {
+    const have = installed().get(p.id);
+    if (!have) return '—';
+    const from = locked.has(p.id) ? '' : ' (uploaded, not from the Marketplace)';
+    if (have.version === p.latest_version) return badge(`installed ${have.version}${from}`, 'success');
+    return badge(`installed ${have.version}, ${p.latest_version} available${from}`, 'warning');
+  }
+
+  function installForm(p) {
+    const requirement = h('input', { name: 'requirement', size: 8, placeholder: 'any version', 'aria-label': `Version requirement for ${p.id}` });
+    return form({ class: 'inline small market-install', 'data-package': p.id },
+      [requirement, h('button', { type: 'submit', class: 'small primary', 'aria-label': `Install ${p.id}` }, 'Install')], async () => {
+        showError(box, null);
+        replace(outcome);
+        const body = { package: p.id, grants: {}, activate: false };
+        if (requirement.value.trim()) body.requirement = requirement.value.trim();
+        try {
+          const answer = await post('/marketplace/install', body);
+          await reload();
+          await render();
+          showOutcome(answer, 'Installed');
+        } catch (error) {
+          showError(box, error);
+        }
+      });
+  }
+
+  function showOutcome(answer, verb) {
+    if (!answer.changed.length) {
+      replace(outcome, alertBox('Everything is up to date; nothing changed.', 'info'));
+      return;
+    }
+    replace(outcome, answer.changed.map((c) => {
+      const p = c.plugin;
+      const what = c.replaced ? `${verb} ${p.name} (${p.id}) ${c.replaced} → ${p.version}` : `${verb} ${p.name} (${p.id}) ${p.version}`;
+      if (p.state === 'active') return alertBox(`${what}; it is active.`, 'success');
+      return h('div', { class: 'alert tone-info market-review', 'data-plugin': p.id },
+        h('p', null, h('strong', null, what), '. It passed every check and is installed, but not active: none of its code runs yet.'),
+        grantForm(p, async () => {
+          await reload();
+          await render();
+          replace(outcome, alertBox(`${p.name} is active.`, 'success'));
+        }));
+    }));
+    const first = outcome.querySelector('input, button');
+    if (first) first.focus();
+  }
+
+  async function render() {
+    const params = new URLSearchParams({ per_page: '50', sort: 'downloads' });
+    if (q.value.trim()) params.set('q', q.value.trim());
+    try {
+      locked = new Map((await get('/marketplace/lockfile')).lockfile.map((p) => [p.id, p.version]));
+      const page = await get(`/marketplace/packages?${params}`);
+      replace(list, page.items.length ? table(['Package', 'Latest', 'Price', 'Installed', ''], page.items.map((p) => [
+        h('div', null, h('strong', null, p.name), ' ', h('code', null, p.id),
+          h('p', { class: 'muted small pui-text' }, p.description),
+          h('p', { class: 'muted small pui-text' }, [`by ${p.publisher}`, p.kinds.join(', '), p.games.join(', '), `${p.downloads} downloads`].filter(Boolean).join(' · '))),
+        p.latest_version, price(p), status(p),
+        installed().has(p.id) ? '' : installForm(p),
+      ]), { id: 'market-table' }) : h('p', { class: 'muted' }, q.value.trim() ? 'No package matches.' : 'The Marketplace has no packages yet.'));
+    } catch (error) {
+      if (error.status === 409 && error.code === 'conflict') {
+        replace(section, h('h2', null, 'Marketplace'), alertBox(['No Marketplace is configured on this Panel: ', error.message], 'info', { id: 'market-unconfigured' }));
+        return;
+      }
+      replace(list);
+      showError(box, error);
+    }
+  }
+
+  const update = h('button', { type: 'button', id: 'market-update', onclick: async () => {
+    showError(box, null);
+    replace(outcome);
+    update.disabled = true;
+    try {
+      const answer = await post('/marketplace/update');
+      await reload();
+      await render();
+      showOutcome(answer, 'Updated');
+    } catch (error) {
+      showError(box, error);
+    } finally {
+      update.disabled = false;
+    }
+  } }, 'Update all');
+
+  add(section, h('div', { class: 'page-head' }, h('h2', null, 'Marketplace'), update),
+    h('p', { class: 'muted small' }, 'Every package is checked (signatures, transparency log, timestamp, digest) before anything is installed. A new plugin is installed inactive; then you choose what it may use.'),
+    form({ class: 'inline', id: 'market-search' }, [q, h('button', { type: 'submit' }, 'Search')], () => render()),
+    box, outcome, list);
+  await render();
+  return section;
+}
+
+/** The capabilities in a grant set, as [label, apply] pairs; `apply(g)` adds it to grant set `g`. */
+function capabilities(set) {
   const items = [];
-  if (set.kv) items.push('key-value store');
-  if (set.config) items.push('configuration');
-  if (set.clock) items.push('clock');
-  if (set.random) items.push('randomness');
-  for (const s of set.secrets || []) items.push(`secret ${s}`);
-  for (const host of set.http_hosts || []) items.push(`HTTP to ${host}`);
-  for (const t of set.events_publish || []) items.push(`publish ${t}`);
-  for (const s of set.panel || []) items.push(`Panel API ${s}`);
+  if (set.kv) items.push(['key-value store', (g) => { g.kv = true; }]);
+  if (set.config) items.push(['configuration', (g) => { g.config = true; }]);
+  if (set.clock) items.push(['clock', (g) => { g.clock = true; }]);
+  if (set.random) items.push(['randomness', (g) => { g.random = true; }]);
+  for (const s of set.secrets || []) items.push([`secret ${s}`, (g) => { g.secrets.push(s); }]);
+  for (const host of set.http_hosts || []) items.push([`HTTP to ${host}`, (g) => { g.http_hosts.push(host); }]);
+  for (const t of set.events_publish || []) items.push([`publish ${t}`, (g) => { g.events_publish.push(t); }]);
+  for (const s of set.panel || []) items.push([`Panel API ${s}`, (g) => { g.panel.push(s); }]);
   return items;
+}
+
+function grantList(set) {
+  return capabilities(set).map(([label]) => label);
+}
+
+/** Checkboxes for what `plugin` requests; grants the checked ones and activates it. */
+function grantForm(plugin, done) {
+  const items = capabilities(plugin.requested);
+  const checks = items.map(([label]) => h('input', { type: 'checkbox', checked: true, value: label }));
+  const box = h('div', { hidden: true });
+  return form({ class: 'grant-form', 'data-plugin': plugin.id }, [
+    items.length
+      ? h('fieldset', { class: 'checks' }, h('legend', null, `${plugin.name} requests`),
+        items.map(([label], i) => h('label', null, checks[i], ` ${label}`)))
+      : h('p', null, `${plugin.name} requests no capabilities.`),
+    box,
+    h('button', { type: 'submit', class: 'primary' }, items.length ? 'Grant the checked and activate' : 'Activate'),
+  ], async () => {
+    const grants = { kv: false, config: false, clock: false, random: false, secrets: [], http_hosts: [], events_publish: [], panel: [] };
+    items.forEach(([, apply], i) => { if (checks[i].checked) apply(grants); });
+    try {
+      await post(`/plugins/${seg(plugin.id)}/grant`, grants);
+      await post(`/plugins/${seg(plugin.id)}/activate`);
+      toast(`${plugin.name} is active`, 'success');
+      await done();
+    } catch (error) {
+      showError(box, error);
+    }
+  });
 }
 
 export async function pluginDetailPage(ctx, id) {

@@ -84,7 +84,7 @@ export async function signInPage(ctx) {
   function secondFactorStep(challenge) {
     const code = field('Code from your authenticator app', h('input', { name: 'code', inputmode: 'numeric', autocomplete: 'one-time-code' }));
     const recovery = field('Or a recovery code', h('input', { name: 'recovery_code', autocomplete: 'off' }));
-    const box = h('div', { hidden: true });
+    const box = h('div', { hidden: true, id: 'second-factor-error' });
     replace(container,
       h('h1', null, 'Second factor'),
       h('p', null, 'Your account has two-factor authentication on.'),
@@ -98,7 +98,13 @@ export async function signInPage(ctx) {
           await ctx.signedIn();
         } catch (error) {
           showError(box, error, { code, recovery_code: recovery });
-          if (error.code === 'invalid-challenge') setTimeout(() => { location.reload(); }, 2000);
+          if (error.code === 'invalid-challenge') {
+            // The challenge expired or was used: start over.
+            setTimeout(() => { location.reload(); }, 2000);
+          } else if (body.code) {
+            code.input.value = '';
+            code.input.focus();
+          }
         }
       }));
     code.input.focus();
@@ -278,15 +284,29 @@ async function totpSection() {
     }
     replace(section, h('h2', null, 'Two-factor authentication'));
     if (status.enabled) {
+      // Turning it off needs a current code or a recovery code: a stolen
+      // session alone must not remove the second factor.
+      const code = field('Code from the app, or a recovery code', h('input', { name: 'totp-off-code', autocomplete: 'one-time-code' }));
       add(section,
-        h('p', null, badge('On', 'success'), ` ${status.recovery_codes_remaining} recovery codes left.`),
-        h('button', { type: 'button', class: 'danger', onclick: async () => {
-          if (!window.confirm('Turn two-factor authentication off?')) return;
-          try { await del('/account/totp'); toast('Two-factor authentication is off', 'success'); await render(); } catch (error) { showError(box, error); }
-        } }, 'Turn off'), box);
+        h('p', { id: 'totp-status' }, badge('On', 'success'), ` ${status.recovery_codes_remaining} recovery codes left.`),
+        form({ id: 'totp-off', class: 'inline' }, [code.row, h('button', { type: 'submit', class: 'danger' }, 'Turn off')], async () => {
+          const value = code.input.value.trim();
+          if (!value) {
+            setFieldError(code, 'Enter a current code or one of your recovery codes.');
+            return;
+          }
+          const body = /^\d{6}$/.test(value) ? { code: value } : { recovery_code: value };
+          try {
+            await api('DELETE', '/account/totp', body);
+            toast('Two-factor authentication is off', 'success');
+            await render();
+          } catch (error) {
+            showError(box, error, { code, recovery_code: code });
+          }
+        }), box);
       return;
     }
-    add(section, h('p', null, badge('Off'), ' Protect your account with an authenticator app.'),
+    add(section, h('p', { id: 'totp-status' }, badge('Off'), ' Protect your account with an authenticator app.'),
       h('button', { type: 'button', id: 'totp-begin', onclick: async () => {
         try {
           const enrollment = await post('/account/totp');
@@ -302,7 +322,7 @@ async function totpSection() {
                 replace(section, h('h2', null, 'Two-factor authentication'),
                   alertBox('Two-factor authentication is on. Keep these recovery codes somewhere safe; they are shown once.', 'success'),
                   h('ul', { class: 'codes' }, answer.recovery_codes.map((c) => h('li', null, h('code', null, c)))),
-                  h('button', { type: 'button', onclick: render }, 'Done'));
+                  h('button', { type: 'button', id: 'totp-done', onclick: render }, 'Done'));
               } catch (error) {
                 showError(confirmBox, error, { code });
               }
