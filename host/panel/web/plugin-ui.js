@@ -138,11 +138,18 @@ export function pluginWidget(c, serverId, options = {}) {
   const body = h('div', { class: 'pui-body', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Loading…'));
   const message = h('div', { class: 'pui-message' });
   const base = `/ui/contributions/${seg(c.plugin)}/${seg(c.id)}`;
+  // What is shown, so that an unchanged tree leaves the DOM (and the
+  // keyboard focus in it) alone.
+  let shown = null;
   async function load() {
     try {
       const tree = await api('GET', serverId ? `${base}?server_id=${seg(serverId)}` : base);
+      const key = JSON.stringify(tree);
+      if (key === shown) return;
+      shown = key;
       replace(body, renderNode(tree, tree.root, act));
     } catch (error) {
+      shown = null;
       replace(body, h('div', { class: 'alert tone-danger', role: 'alert', 'data-code': error.code || '' },
         `This widget could not be shown: ${error.message}`));
     }
