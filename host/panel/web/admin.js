@@ -202,7 +202,8 @@ export async function pluginsPage(ctx) {
   await load();
   const market = await marketplaceSection(() => installed, load);
   const file = h('input', { type: 'file', accept: '.cap', id: 'plugin-file' });
-  return h('section', null, h('h1', null, 'Plugins'), listBox, market,
+  return h('section', null, h('h1', null, 'Plugins'),
+    h('section', { class: 'card' }, h('h2', null, 'Installed'), listBox), market,
     h('section', { class: 'card' }, h('h2', null, 'Upload a package'),
       form({ id: 'plugin-upload' }, [field('Package (.cap)', file).row, box, h('button', { type: 'submit', class: 'primary' }, 'Upload')], async () => {
         if (!file.files.length) {

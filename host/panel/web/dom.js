@@ -75,12 +75,16 @@ export function badge(text, tone = 'neutral') {
   return h('span', { class: `badge tone-${tone}` }, text);
 }
 
-/** A table with a header row; `rows` are arrays of cells (nodes or text). */
+/**
+ * A table with a header row; `rows` are arrays of cells (nodes or text).
+ * On a narrow screen each row stacks into a block, every cell labelled
+ * with its column (`data-label`).
+ */
 export function table(columns, rows, attrs = {}) {
   return h('div', { class: 'table-wrap' },
-    h('table', attrs,
+    h('table', { ...attrs, class: 'stack' },
       h('thead', null, h('tr', null, columns.map((c) => h('th', { scope: 'col' }, c)))),
-      h('tbody', null, rows.map((cells) => h('tr', null, cells.map((c) => h('td', null, c)))))));
+      h('tbody', null, rows.map((cells) => h('tr', null, cells.map((c, i) => h('td', { 'data-label': columns[i] || '' }, c)))))));
 }
 
 /** An alert box. */

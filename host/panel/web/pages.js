@@ -401,10 +401,10 @@ export async function auditPage() {
     try {
       const page = await get(`/audit-log?${params}`);
       for (const e of page.items) {
-        rows.append(h('tr', null, h('td', null, when(e.occurred_at)), h('td', null, h('code', null, e.kind)),
-          h('td', null, e.actor.user_id || 'system'),
-          h('td', null, e.subject ? `${e.subject.type} ${e.subject.id}` : '—'),
-          h('td', null, h('code', { class: 'wrap' }, JSON.stringify(e.data)))));
+        rows.append(h('tr', null, h('td', { 'data-label': 'When' }, when(e.occurred_at)), h('td', { 'data-label': 'Event' }, h('code', null, e.kind)),
+          h('td', { 'data-label': 'Actor' }, e.actor.user_id || 'system'),
+          h('td', { 'data-label': 'Subject' }, e.subject ? `${e.subject.type} ${e.subject.id}` : '—'),
+          h('td', { 'data-label': 'Data' }, h('code', { class: 'wrap' }, JSON.stringify(e.data)))));
       }
       cursor = page.next_cursor;
       more.hidden = !cursor;
@@ -418,7 +418,7 @@ export async function auditPage() {
   return h('section', null, h('h1', null, 'Audit log'),
     form({ class: 'inline' }, [kind.row, h('button', { type: 'submit' }, 'Filter')], () => load(true)),
     box,
-    h('div', { class: 'table-wrap' }, h('table', { id: 'audit-table' },
+    h('div', { class: 'table-wrap' }, h('table', { id: 'audit-table', class: 'stack' },
       h('thead', null, h('tr', null, ['When', 'Event', 'Actor', 'Subject', 'Data'].map((c) => h('th', { scope: 'col' }, c)))), rows)),
     more);
 }

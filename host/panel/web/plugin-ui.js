@@ -1,7 +1,8 @@
 // Plugin-contributed UI: draws the typed tree a plugin returned with the
 // Panel's own components. Every string from the plugin becomes a text node
-// or a property value; no plugin string is ever parsed as HTML, used as a
-// URL, a class name or an attribute name.
+// or a property or attribute value (column labels of stacked tables); no
+// plugin string is ever parsed as HTML, used as a URL, a class name or an
+// attribute name.
 
 import { api, seg } from './api.js';
 import { h, replace, badge, toast } from './dom.js';
@@ -33,11 +34,11 @@ function renderNode(tree, index, act) {
     case 'form':
       return pluginForm(el, act);
     case 'table':
-      return h('div', { class: 'table-wrap' }, h('table', { class: 'pui-table' },
+      return h('div', { class: 'table-wrap' }, h('table', { class: 'pui-table stack' },
         h('thead', null, h('tr', null, el.columns.map((c) => h('th', { scope: 'col' }, c)),
           el.rows.some((r) => r.actions.length) ? h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Actions')) : null)),
         h('tbody', null, el.rows.map((row) => h('tr', null,
-          row.cells.map((c) => h('td', null, c)),
+          row.cells.map((c, i) => h('td', { 'data-label': el.columns[i] || '' }, c)),
           row.actions.length ? h('td', { class: 'actions' }, row.actions.map((b) => {
             const values = {};
             row.cells.forEach((c, i) => { values[String(i)] = c; });
