@@ -17,17 +17,55 @@ export async function usersPage(ctx) {
   if (no) return no;
   const listBox = h('div', { id: 'user-list' });
   const box = h('div', { hidden: true });
+  const editor = h('div', { id: 'user-editor' });
   let roles = [];
   try { roles = (await get('/roles')).items; } catch { roles = []; }
+
+  // Roles and the admin flag of one user, edited below the list.
+  async function edit(u) {
+    let detail;
+    try {
+      detail = await get(`/users/${seg(u.id)}`);
+    } catch (error) {
+      showError(box, error);
+      return;
+    }
+    const have = new Set(detail.roles.map((r) => r.id));
+    const ebox = h('div', { hidden: true });
+    const adminCheck = h('input', { type: 'checkbox', checked: detail.admin, disabled: u.id === ctx.me.user.id });
+    const checks = h('fieldset', { class: 'checks' }, h('legend', null, 'Roles'),
+      roles.length ? roles.map((r) => h('label', { title: r.permissions.join(', ') }, h('input', { type: 'checkbox', value: r.id, checked: have.has(r.id) }), ` ${r.name}`))
+        : h('p', { class: 'muted' }, 'No roles yet.'));
+    replace(editor, h('section', { class: 'card' }, h('h2', null, `Edit ${u.username}`),
+      h('p', { class: 'muted small' }, `${detail.totp_enabled ? 'Two-factor authentication on' : 'Two-factor authentication off'} · signs in with ${detail.identities.map((i) => i.provider).join(', ') || 'no provider yet'}`),
+      form({ id: 'user-edit-form' }, [h('label', null, adminCheck, ' Administrator'), checks, ebox,
+        h('div', { class: 'power' }, h('button', { type: 'submit', class: 'primary' }, 'Save'),
+          h('button', { type: 'button', onclick: () => replace(editor) }, 'Close'))], async () => {
+        const body = { roles: [...checks.querySelectorAll('input:checked')].map((i) => i.value) };
+        if (!adminCheck.disabled) body.admin = adminCheck.checked;
+        try {
+          await patch(`/users/${seg(u.id)}`, body);
+          toast(`Saved ${u.username}`, 'success');
+          replace(editor);
+          await load();
+        } catch (error) {
+          showError(ebox, error);
+        }
+      })));
+    editor.querySelector('input:not([disabled])')?.focus();
+  }
+
   async function load() {
     try {
       const users = (await get('/users?limit=200')).items;
       replace(listBox, table(['Username', 'Email', 'Admin', 'State', 'Created', ''], users.map((u) => [
         u.username, u.email || '—', u.admin ? 'yes' : 'no',
         u.disabled ? badge('disabled', 'danger') : badge('active', 'success'), when(u.created_at),
-        u.id === ctx.me.user.id ? '' : h('button', { type: 'button', class: 'small', onclick: async () => {
-          try { await patch(`/users/${seg(u.id)}`, { disabled: !u.disabled }); await load(); } catch (error) { showError(box, error); }
-        } }, u.disabled ? 'Enable' : 'Disable'),
+        h('div', { class: 'row-actions' },
+          h('button', { type: 'button', class: 'small', 'aria-label': `Edit ${u.username}`, onclick: () => edit(u) }, 'Edit'),
+          u.id === ctx.me.user.id ? null : h('button', { type: 'button', class: 'small', 'aria-label': `${u.disabled ? 'Enable' : 'Disable'} ${u.username}`, onclick: async () => {
+            try { await patch(`/users/${seg(u.id)}`, { disabled: !u.disabled }); await load(); } catch (error) { showError(box, error); }
+          } }, u.disabled ? 'Enable' : 'Disable')),
       ])));
     } catch (error) {
       showError(box, error);
@@ -39,7 +77,7 @@ export async function usersPage(ctx) {
   const admin = h('label', null, h('input', { type: 'checkbox', name: 'admin' }), ' Administrator');
   const roleChecks = h('fieldset', { class: 'checks' }, h('legend', null, 'Roles'),
     roles.map((r) => h('label', null, h('input', { type: 'checkbox', value: r.id }), ` ${r.name}`)));
-  return h('section', null, h('h1', null, 'Users'), listBox,
+  return h('section', null, h('h1', null, 'Users'), listBox, editor,
     h('section', { class: 'card' }, h('h2', null, 'New user'),
       h('p', { class: 'muted' }, 'The user signs in through a provider linked to their account; with local passwords, set one with the cap CLI.'),
       form({ id: 'user-form' }, [username.row, email.row, admin, roleChecks, box, h('button', { type: 'submit', class: 'primary' }, 'Create user')], async () => {

@@ -33,6 +33,9 @@ export function showError(box, error, fields = {}) {
         shown.add(fe.field);
       }
     }
+    // Keyboard and screen-reader users land on the first field to fix.
+    const first = Object.entries(fields).find(([path]) => shown.has(path));
+    if (first) first[1].input.focus();
     const rest = error.fields.filter((fe) => !shown.has(fe.field));
     const detail = error.problem.detail || error.problem.title || error.message;
     replace(box, alertBox([
@@ -89,7 +92,9 @@ export async function signInPage(ctx) {
       h('h1', null, 'Second factor'),
       h('p', null, 'Your account has two-factor authentication on.'),
       form({ id: 'second-factor-form' }, [code.row, recovery.row, box,
-        h('button', { type: 'submit', class: 'primary' }, 'Verify')], async () => {
+        h('div', { class: 'power' },
+          h('button', { type: 'submit', class: 'primary' }, 'Verify'),
+          h('button', { type: 'button', onclick: () => { location.reload(); } }, 'Start over'))], async () => {
         const body = { challenge };
         if (recovery.input.value.trim()) body.recovery_code = recovery.input.value.trim();
         else body.code = code.input.value.trim();

@@ -37,8 +37,8 @@ use serde_json::{Value, json};
 mod support;
 
 use support::{
-    MarketplaceWithPublisher, TestDb, code_at, free_port, manifest_text, package_with,
-    start_agent, wrong_code,
+    MarketplaceWithPublisher, TestDb, code_at, free_port, manifest_text, package_with, start_agent,
+    wrong_code,
 };
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -777,14 +777,25 @@ async fn an_admin_creates_and_starts_a_server_in_the_ui_watches_its_console_and_
     // Phone-sized: the navigation collapses behind a menu button that
     // opens with the keyboard.
     let server_page = format!("/#/servers/{server_id}");
-    show_page(&client, &world, &server_page, "#console-output", "server-phone").await;
+    show_page(
+        &client,
+        &world,
+        &server_page,
+        "#console-output",
+        "server-phone",
+    )
+    .await;
     let toggle = wait_for(&client, "#nav-toggle").await;
     assert!(toggle.is_displayed().await.expect("visibility"));
     let servers_link = wait_for(&client, "#nav a[href='#/servers']").await;
     assert!(!servers_link.is_displayed().await.expect("visibility"));
     toggle.send_keys(ENTER).await.expect("pressing Enter");
     assert_eq!(
-        toggle.attr("aria-expanded").await.expect("an attribute").as_deref(),
+        toggle
+            .attr("aria-expanded")
+            .await
+            .expect("an attribute")
+            .as_deref(),
         Some("true")
     );
     assert!(servers_link.is_displayed().await.expect("visibility"));
@@ -820,11 +831,21 @@ async fn an_admin_turns_on_totp_in_the_account_page_and_signs_in_with_a_code_aft
         .text()
         .await
         .expect("the secret");
-    fill(&client, "#totp-confirm input[name=code]", &wrong_code(&secret)).await;
+    fill(
+        &client,
+        "#totp-confirm input[name=code]",
+        &wrong_code(&secret),
+    )
+    .await;
     click(&client, "#totp-confirm button[type=submit]").await;
     let problem = field_error(&client, "#totp-confirm input[name=code]").await;
     assert!(problem.contains("not the current code"), "{problem}");
-    fill(&client, "#totp-confirm input[name=code]", &code_at(&secret, 0)).await;
+    fill(
+        &client,
+        "#totp-confirm input[name=code]",
+        &code_at(&secret, 0),
+    )
+    .await;
     click(&client, "#totp-confirm button[type=submit]").await;
     wait_for(&client, "ul.codes li").await;
     let recovery: Vec<String> = client
@@ -900,8 +921,7 @@ async fn an_admin_turns_on_totp_in_the_account_page_and_signs_in_with_a_code_aft
 }
 
 #[tokio::test]
-async fn an_admin_installs_a_plugin_from_the_marketplace_grants_what_it_requests_and_updates_it()
-{
+async fn an_admin_installs_a_plugin_from_the_marketplace_grants_what_it_requests_and_updates_it() {
     let market = MarketplaceWithPublisher::start(3600).await;
     let version = |v: &str| {
         manifest_text("quota-guard").replacen(
@@ -929,7 +949,10 @@ async fn an_admin_installs_a_plugin_from_the_marketplace_grants_what_it_requests
         .await
         .expect("navigating");
     let row = wait_for_text(&client, "#market-table", "quota-guard").await;
-    assert!(row.contains("Quota guard") && row.contains("1.0.0"), "{row}");
+    assert!(
+        row.contains("Quota guard") && row.contains("1.0.0"),
+        "{row}"
+    );
     assert!(row.contains("free") && row.contains("by acme"), "{row}");
     fill(&client, "#market-search input[name=q]", "nothing-like-this").await;
     click(&client, "#market-search button[type=submit]").await;
@@ -1028,7 +1051,8 @@ async fn an_admin_installs_a_plugin_from_the_marketplace_grants_what_it_requests
 }
 
 #[tokio::test]
-async fn a_subuser_without_power_permissions_sees_the_console_but_no_power_buttons() {
+async fn a_player_given_a_role_on_the_users_page_and_only_the_console_of_a_server_sees_no_power_buttons()
+ {
     let driver = start_driver();
     let world = world(Setup::default()).await;
     let player_id = create_password_user(&world, "player", PLAYER_PASSWORD).await;
@@ -1055,10 +1079,87 @@ async fn a_subuser_without_power_permissions_sees_the_console_but_no_power_butto
     .await;
 
     let client = browser(&driver, 1280, 900).await;
+    // An administrator gives the player one more role on the users page.
+    let moderators = call(
+        &world.panel,
+        "POST",
+        "/api/v1/roles",
+        &world.admin_token,
+        Some(
+            json!({"name": "Moderators", "description": "Watch the audit log",
+                    "permissions": ["audit.read"]}),
+        ),
+        201,
+    )
+    .await;
+    sign_in(&client, &world.panel, "admin", ADMIN_PASSWORD).await;
+    client
+        .goto(&world.panel.url("/#/admin/users"))
+        .await
+        .expect("navigating");
+    click(&client, "#user-list button[aria-label='Edit player']").await;
+    wait_for_text(&client, "#user-edit-form", "Moderators").await;
+    let checked = client
+        .execute(
+            "return [...document.querySelectorAll('#user-edit-form .checks input:checked')]
+               .map((i) => i.parentElement.textContent.trim());",
+            vec![],
+        )
+        .await
+        .expect("a script result");
+    assert_eq!(
+        checked,
+        json!(["player-player"]),
+        "the current roles are ticked"
+    );
+    click(
+        &client,
+        &format!(
+            "#user-edit-form input[value='{}']",
+            moderators["id"].as_str().expect("an id")
+        ),
+    )
+    .await;
+    click(&client, "#user-edit-form button[type=submit]").await;
+    wait_for(&client, "#user-list").await;
+    let deadline = Instant::now() + UI_WAIT;
+    loop {
+        let user = call(
+            &world.panel,
+            "GET",
+            &format!("/api/v1/users/{player_id}"),
+            &world.admin_token,
+            None,
+            200,
+        )
+        .await;
+        let mut roles: Vec<&str> = user["roles"]
+            .as_array()
+            .expect("roles")
+            .iter()
+            .filter_map(|r| r["name"].as_str())
+            .collect();
+        roles.sort_unstable();
+        if roles == ["Moderators", "player-player"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the roles were not saved: {user:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    click(&client, "#sign-out").await;
+    wait_for(&client, "#login-form").await;
+
     sign_in(&client, &world.panel, "player", PLAYER_PASSWORD).await;
     // No admin links, no create button.
     let nav = wait_for_text(&client, "#nav", "Servers").await;
     assert!(!nav.contains("Plugins") && !nav.contains("Nodes"), "{nav}");
+    assert!(
+        nav.contains("Audit log"),
+        "the role given above counts: {nav}"
+    );
     assert!(client.find(Locator::Css("#new-server")).await.is_err());
     click(&client, "#server-list a.server-link").await;
     wait_for(&client, "#console-input").await;

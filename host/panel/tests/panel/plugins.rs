@@ -7,8 +7,8 @@ use cap_panel::http::Principal;
 use cap_panel::{Panel, RunningPanel};
 use serde_json::{Value, json};
 
-pub(crate) use crate::support::{manifest_text, package_with};
 use crate::support::{TestDb, Tokens, client, expect_problem, on_every_database};
+pub(crate) use crate::support::{manifest_text, package_with};
 
 /// Token of a plugin administrator (also reads the audit log and creates
 /// servers).

@@ -516,12 +516,8 @@ pub(crate) async fn publish_signed(
     let package =
         cap_runtime::Package::read(bytes, cap_runtime::package::MAX_PACKAGE_BYTES).expect("valid");
     let plugin = &package.manifest.plugin;
-    let signature = cap_marketplace::signing::sign_package(
-        key,
-        &plugin.id,
-        &plugin.version,
-        &package.sha256,
-    );
+    let signature =
+        cap_marketplace::signing::sign_package(key, &plugin.id, &plugin.version, &package.sha256);
     let (created, release) = client
         .publish(token, bytes, key.id(), &signature, &["minecraft".into()])
         .await
