@@ -37,8 +37,8 @@ use serde_json::{Value, json};
 mod support;
 
 use support::{
-    MarketplaceWithPublisher, TestDb, code_at, free_port, manifest_text, package_with, start_agent,
-    wrong_code,
+    MarketplaceWithPublisher, TestDb, code_at, free_port, manifest_text, package_with,
+    publish_signed, start_agent, wrong_code,
 };
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -930,9 +930,11 @@ async fn an_admin_installs_a_plugin_from_the_marketplace_grants_what_it_requests
             1,
         )
     };
-    market
-        .publish(&package_with("quota-guard", &version("1.0.0")))
-        .await;
+    let publisher = &market;
+    let publish = |bytes: Vec<u8>| async move {
+        publish_signed(&publisher.client, &publisher.token, &publisher.key, &bytes).await
+    };
+    publish(package_with("quota-guard", &version("1.0.0"))).await;
     let driver = start_driver();
     let world = world(Setup {
         plugins: &[BundledPlugin::LocalPassword],
@@ -1037,9 +1039,7 @@ async fn an_admin_installs_a_plugin_from_the_marketplace_grants_what_it_requests
     assert_eq!(plugin["granted"]["kv"], true);
 
     // A new version: the list says so, and "Update all" installs it.
-    market
-        .publish(&package_with("quota-guard", &version("1.1.0")))
-        .await;
+    publish(package_with("quota-guard", &version("1.1.0"))).await;
     click(&client, "#market-search button[type=submit]").await;
     wait_for_text(&client, "#market-table", "1.1.0 available").await;
     click(&client, "#market-update").await;

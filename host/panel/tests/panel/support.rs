@@ -498,11 +498,6 @@ impl MarketplaceWithPublisher {
             dir,
         }
     }
-
-    /// Signs and publishes the package `bytes` (for the game `minecraft`).
-    pub(crate) async fn publish(&self, bytes: &[u8]) -> Value {
-        publish_signed(&self.client, &self.token, &self.key, bytes).await
-    }
 }
 
 /// Signs the package `bytes` with `key` and publishes it with `token`
