@@ -112,7 +112,7 @@ export async function rolesPage(ctx) {
   async function load() {
     try {
       const roles = (await get('/roles')).items;
-      replace(listBox, table(['Name', 'Description', 'Permissions', ''], roles.map((r) => [
+      replace(listBox, roles.length === 0 ? h('p', { class: 'muted' }, 'No roles yet. Administrators may do everything; give everyone else roles.') : table(['Name', 'Description', 'Permissions', ''], roles.map((r) => [
         r.name, r.description, r.permissions.join(', '),
         h('button', { type: 'button', class: 'danger small', onclick: async () => {
           if (!window.confirm(`Delete the role ${r.name}?`)) return;
