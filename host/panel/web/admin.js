@@ -3,7 +3,7 @@
 // quarantine).
 
 import { api, get, post, patch, put, del, seg } from './api.js';
-import { h, add, replace, field, badge, table, alertBox, when, toast } from './dom.js';
+import { h, add, replace, refresh, field, badge, table, alertBox, when, toast } from './dom.js';
 import { showError, stateTone, form } from './pages.js';
 
 function denied(ctx, permission) {
@@ -157,7 +157,7 @@ export async function nodesPage(ctx) {
   async function load() {
     try {
       const nodes = (await get('/nodes?limit=200')).items;
-      replace(listBox, nodes.length ? table(['Name', 'Address', 'State', 'Last seen', 'Used', 'Actions'], nodes.map((n) => [
+      refresh(listBox, JSON.stringify(nodes), () => nodes.length ? table(['Name', 'Address', 'State', 'Last seen', 'Used', 'Actions'], nodes.map((n) => [
         n.name, n.address,
         h('span', { class: 'node-state' }, n.online ? badge('online', 'success') : badge(n.registered ? 'offline' : 'not registered', n.registered ? 'danger' : 'neutral')),
         when(n.last_seen_at),
@@ -229,7 +229,7 @@ export async function pluginsPage(ctx) {
     try {
       const plugins = (await get('/plugins')).items;
       installed = new Map(plugins.map((p) => [p.id, p]));
-      replace(listBox, table(['Plugin', 'Version', 'Kinds', 'State'], plugins.map((p) => [
+      refresh(listBox, JSON.stringify(plugins.map((p) => [p.id, p.name, p.version, p.kinds, p.state])), () => table(['Plugin', 'Version', 'Kinds', 'State'], plugins.map((p) => [
         h('a', { href: `#/admin/plugins/${seg(p.id)}` }, `${p.name} (${p.id})`), p.version, p.kinds.join(', '),
         badge(p.state, stateTone(p.state)),
       ])));
@@ -238,6 +238,8 @@ export async function pluginsPage(ctx) {
     }
   }
   await load();
+  const timer = setInterval(load, 5000);
+  ctx.onLeave(() => clearInterval(timer));
   const market = await marketplaceSection(() => installed, load);
   const file = h('input', { type: 'file', accept: '.cap', id: 'plugin-file' });
   return h('section', null, h('h1', null, 'Plugins'),
@@ -428,6 +430,7 @@ export async function pluginDetailPage(ctx, id) {
     try {
       plugin = await get(`/plugins/${seg(id)}`);
       status = await get(`/plugins/${seg(id)}/status`).catch(() => null);
+      shown = fingerprint(plugin, status);
     } catch (error) {
       showError(box, error);
       replace(page, h('h1', null, id), box);
@@ -501,6 +504,25 @@ export async function pluginDetailPage(ctx, id) {
       status ? h('p', { class: 'muted' }, `${status.calls} calls, ${status.failures} failures${status.last_error ? `; last error: ${status.last_error}` : ''}`) : null,
       caps, config, logs);
   }
+  let shown = null;
   await render();
+  // A state change (activation elsewhere, a quarantine) shows without a
+  // reload; the page is drawn again only when one happened, so that a
+  // half-typed configuration survives.
+  const timer = setInterval(async () => {
+    try {
+      const plugin = await get(`/plugins/${seg(id)}`);
+      const status = await get(`/plugins/${seg(id)}/status`).catch(() => null);
+      if (fingerprint(plugin, status) !== shown) await render();
+    } catch {
+      // Transient, or uninstalled: the next poll or the user's action says.
+    }
+  }, 5000);
+  ctx.onLeave(() => clearInterval(timer));
   return page;
+}
+
+/** What, if it changes, the plugin page must show again. */
+function fingerprint(plugin, status) {
+  return JSON.stringify([plugin.state, plugin.version, plugin.granted, status && status.quarantine_reason]);
 }

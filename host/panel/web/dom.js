@@ -40,6 +40,20 @@ export function replace(el, ...children) {
   return add(el, children);
 }
 
+const shownKeys = new WeakMap();
+/**
+ * For polled content: replaces the children of `el` with `build()` unless
+ * they already show `key`, and never while the keyboard focus is inside
+ * `el` (a half-typed input or a focused button must not vanish under the
+ * user; the next poll catches up).
+ */
+export function refresh(el, key, build) {
+  if (shownKeys.get(el) === key) return;
+  if (shownKeys.has(el) && el.contains(document.activeElement)) return;
+  shownKeys.set(el, key);
+  replace(el, build());
+}
+
 let ids = 0;
 /** A fresh element id. */
 export function uid(prefix = 'f') {

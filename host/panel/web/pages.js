@@ -2,7 +2,7 @@
 // plugin navigation pages.
 
 import { api, get, post, del, seg, saveTokens, ApiError } from './api.js';
-import { h, add, replace, field, setFieldError, badge, table, alertBox, when, toast } from './dom.js';
+import { h, add, replace, refresh, field, setFieldError, badge, table, alertBox, when, toast } from './dom.js';
 import { pluginWidget } from './plugin-ui.js';
 
 /** Tone of a server or command state. */
@@ -154,9 +154,9 @@ export async function serversPage(ctx) {
   async function load() {
     try {
       const page = await get('/servers?limit=200');
-      replace(list, page.items.length
+      refresh(list, JSON.stringify(page.items.map((s) => [s.id, s.name, s.state, s.game, s.allocation])), () => (page.items.length
         ? table(['Name', 'State', 'Game', 'Address'], page.items.map(serverRow))
-        : h('p', { class: 'muted' }, 'No servers yet.'));
+        : h('p', { class: 'muted' }, 'No servers yet.')));
     } catch (error) {
       showError(list, error);
     }

@@ -1047,6 +1047,15 @@ async fn an_admin_installs_a_plugin_from_the_marketplace_grants_what_it_requests
     wait_for_text(&client, "#plugin-list", "1.1.0").await;
     wait_for_text(&client, "#market-table", "installed 1.1.0").await;
     screenshot(&client, "admin-plugins-marketplace-updated").await;
+    client.set_window_size(390, 844).await.expect("resizing");
+    show_page(
+        &client,
+        &world,
+        "/#/admin/plugins",
+        "#market-table",
+        "admin-plugins-marketplace-phone",
+    )
+    .await;
     client.close().await.expect("closing the browser");
 }
 
