@@ -1060,6 +1060,101 @@ async fn an_admin_installs_a_plugin_from_the_marketplace_grants_what_it_requests
 }
 
 #[tokio::test]
+async fn a_plugin_putting_markup_and_script_in_its_ui_tree_shows_as_inert_text_and_a_broken_tree_as_an_error()
+ {
+    let driver = start_driver();
+    let world = world(Setup {
+        plugins: &[BundledPlugin::LocalPassword],
+        ..Setup::default()
+    })
+    .await;
+    // The adversarial plugin's `markup` dashboard widget puts markup,
+    // script and `javascript:` URLs in every string; its `out-of-bounds`
+    // one returns a tree naming a child that does not exist.
+    let uploaded = support::client()
+        .post(world.panel.url("/api/v1/plugins"))
+        .bearer_auth(&world.admin_token)
+        .header("content-type", "application/octet-stream")
+        .body(package_with("adversarial", &manifest_text("adversarial")))
+        .send()
+        .await
+        .expect("the upload is answered");
+    assert_eq!(uploaded.status(), 201, "uploading adversarial");
+    call(
+        &world.panel,
+        "POST",
+        "/api/v1/plugins/adversarial/activate",
+        &world.admin_token,
+        None,
+        200,
+    )
+    .await;
+
+    let client = browser(&driver, 1280, 900).await;
+    sign_in(&client, &world.panel, "admin", ADMIN_PASSWORD).await;
+    let widget = "[data-plugin=adversarial][data-contribution=markup]";
+    let text = wait_for_text(
+        &client,
+        &format!("{widget} .pui-body"),
+        "<script>window.__pwned='text'</script>",
+    )
+    .await;
+    for shown in [
+        "<style>body { display: none }</style>",
+        "<img src=x onerror=\"window.__pwned='heading'\">",
+        "<b onmouseover=\"window.__pwned='badge'\">bold</b>",
+        "<svg onload=\"window.__pwned='stat'\">",
+        "javascript:window.__pwned='stat'",
+        "<iframe src=\"javascript:window.__pwned='alert'\"></iframe>",
+        "<a href=\"javascript:window.__pwned='cell'\">link</a>",
+        "<img src=x onerror=\"window.__pwned='button'\">",
+    ] {
+        assert!(
+            text.contains(shown),
+            "{shown:?} is not shown as text in {text:?}"
+        );
+    }
+    let title = wait_for_text(&client, &format!("{widget} h2"), "Markup").await;
+    assert!(
+        title.contains("<img src=x onerror=\"window.__pwned='title'\">"),
+        "{title}"
+    );
+    // Pressing the button whose label is markup: the plugin refuses the
+    // action, and that is text too.
+    click(&client, &format!("{widget} .pui-body button")).await;
+    wait_for(&client, &format!("{widget} .pui-message [role=alert]")).await;
+    let inert = client
+        .execute(
+            "const w = document.querySelector(arguments[0]);
+             return {
+               elements: w.querySelectorAll('img, script, iframe, svg, style, b, a').length,
+               handlers: [...w.querySelectorAll('*')]
+                 .filter((e) => [...e.attributes].some((a) => a.name.startsWith('on'))).length,
+               pwned: window.__pwned === undefined ? null : window.__pwned,
+               bodyShown: getComputedStyle(document.body).display !== 'none',
+             };",
+            vec![json!(widget)],
+        )
+        .await
+        .expect("a script result");
+    assert_eq!(
+        inert,
+        json!({"elements": 0, "handlers": 0, "pwned": null, "bodyShown": true}),
+        "markup from a plugin's UI tree must stay text"
+    );
+    // The broken tree: a clear message in its place, and the page works.
+    let broken = wait_for_text(
+        &client,
+        "[data-plugin=adversarial][data-contribution=out-of-bounds] .pui-body",
+        "This widget could not be shown",
+    )
+    .await;
+    assert!(broken.contains("out of bounds"), "{broken}");
+    screenshot(&client, "plugin-markup-inert").await;
+    client.close().await.expect("closing the browser");
+}
+
+#[tokio::test]
 async fn a_player_given_a_role_on_the_users_page_and_only_the_console_of_a_server_sees_no_power_buttons()
  {
     let driver = start_driver();
