@@ -363,6 +363,13 @@ mod tests {
     }
 
     #[test]
+    fn the_markup_tree_is_valid_so_the_panel_draws_it() {
+        let tree = tree_for("markup");
+        assert_eq!(tree.check(), Ok(()));
+        assert_eq!(tree.nodes.len(), 7);
+    }
+
+    #[test]
     fn other_contributions_get_a_valid_tree() {
         assert_eq!(tree_for("valid").check(), Ok(()));
     }
