@@ -1,6 +1,7 @@
-// Admin pages: users, roles, nodes (online state, registration tokens,
-// allocations) and plugins (install, grant, activate, configure, logs,
-// quarantine).
+// Admin pages: users (and their roles), roles, nodes (online state,
+// registration tokens, allocations) and plugins (installed; the
+// Marketplace: search, install, review and grant, update all; upload;
+// grant, activate, configure, logs, quarantine).
 
 import { api, get, post, patch, put, del, seg } from './api.js';
 import { h, add, replace, refresh, field, badge, table, alertBox, when, toast } from './dom.js';

@@ -766,6 +766,35 @@ async fn an_admin_creates_and_starts_a_server_in_the_ui_watches_its_console_and_
     wait_for_text(&client, "#console-output", "STOPPING").await;
     wait_for(&client, "#server-ready[hidden]").await;
 
+    // The variables form: labelled by the game-type plugin, which also
+    // checks the values; its message shows under the field.
+    let delay = "#variables-form [name=READY_DELAY_MS]";
+    let label = client
+        .execute(
+            "return document.querySelector(`label[for='${document.querySelector(arguments[0]).id}']`).textContent;",
+            vec![json!(delay)],
+        )
+        .await
+        .expect("a script result");
+    assert_eq!(label, json!("Ready delay (ms)"));
+    fill(&client, delay, "60001").await;
+    click(&client, "#variables-form button[type=submit]").await;
+    let problem = field_error(&client, delay).await;
+    assert!(problem.contains("60000"), "{problem}");
+    fill(&client, delay, "150").await;
+    click(&client, "#variables-form button[type=submit]").await;
+    wait_for_text(&client, "#variables-result", "Saved").await;
+    let server = call(
+        &world.panel,
+        "GET",
+        &format!("/api/v1/servers/{server_id}"),
+        &world.admin_token,
+        None,
+        200,
+    )
+    .await;
+    assert_eq!(server["variables"]["READY_DELAY_MS"], "150", "{server:#}");
+
     // The main pages, at desktop and at phone width.
     for (fragment, ready, name) in PAGES {
         show_page(&client, &world, fragment, ready, name).await;
