@@ -47,8 +47,9 @@ const ADMIN_PASSWORD: &str = "Correct-Horse-Battery-42";
 const PLAYER_PASSWORD: &str = "Player-Password-Staple-7";
 /// How long the UI may take to show something.
 const UI_WAIT: Duration = Duration::from_secs(20);
-/// The WebDriver keys (`send_keys` text) for Enter and the up arrow.
+/// The WebDriver keys (`send_keys` text) for Enter, Tab and the up arrow.
 const ENTER: &str = "\u{e007}";
+const TAB: &str = "\u{e004}";
 const ARROW_UP: &str = "\u{e013}";
 /// The bundled plugins of most tests.
 const PLUGINS: &[BundledPlugin] = &[
@@ -505,6 +506,17 @@ async fn create_server_in_ui(
     click(client, "#create-submit").await;
 }
 
+/// Types `keys` into whatever has the keyboard focus.
+async fn type_keys(client: &Client, keys: &str) {
+    client
+        .active_element()
+        .await
+        .expect("a focused element")
+        .send_keys(keys)
+        .await
+        .expect("typing");
+}
+
 /// Types `command` into the console input and presses Enter.
 async fn console_command(client: &Client, command: &str) {
     fill(client, "#console-input", &format!("{command}{ENTER}")).await;
@@ -897,16 +909,18 @@ async fn an_admin_turns_on_totp_in_the_account_page_and_signs_in_with_a_code_aft
     // Sign out and in again: the password is not enough any more.
     click(&client, "#sign-out").await;
     wait_for(&client, "#login-form").await;
-    submit_sign_in(&client, &world.panel, "admin", ADMIN_PASSWORD).await;
+    // This time by keyboard only: Tab into the form, Enter submits.
+    client
+        .goto(&world.panel.url("/"))
+        .await
+        .expect("the Panel loads");
+    wait_for(&client, "#login-form").await;
+    type_keys(&client, TAB).await;
+    type_keys(&client, &format!("admin{TAB}{ADMIN_PASSWORD}{ENTER}")).await;
     wait_for(&client, "#second-factor-form").await;
     screenshot(&client, "sign-in-second-factor").await;
-    fill(
-        &client,
-        "#second-factor-form input[name=code]",
-        &wrong_code(&secret),
-    )
-    .await;
-    click(&client, "#second-factor-form button[type=submit]").await;
+    // The code field has the focus.
+    type_keys(&client, &format!("{}{ENTER}", wrong_code(&secret))).await;
     let refusal = wait_for_text(
         &client,
         "#second-factor-error",
@@ -925,14 +939,9 @@ async fn an_admin_turns_on_totp_in_the_account_page_and_signs_in_with_a_code_aft
         "a wrong code must not sign in"
     );
     screenshot(&client, "sign-in-second-factor-refused").await;
-    // The next code signs in (the one that confirmed enrolment was used).
-    fill(
-        &client,
-        "#second-factor-form input[name=code]",
-        &code_at(&secret, 1),
-    )
-    .await;
-    click(&client, "#second-factor-form button[type=submit]").await;
+    // The next code signs in (the one that confirmed enrolment was used);
+    // the emptied code field still has the focus.
+    type_keys(&client, &format!("{}{ENTER}", code_at(&secret, 1))).await;
     wait_for(&client, "#server-list").await;
 
     // Turning it off needs a recovery code (or a current one).
