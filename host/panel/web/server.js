@@ -2,7 +2,7 @@
 // over the WebSocket (with input, history and reconnects), stats, the
 // variables form, recent commands and plugin widgets.
 
-import { get, post, patch, seg } from './api.js';
+import { api, get, post, patch, seg } from './api.js';
 import { h, replace, field, badge, table, alertBox, when, bytes, duration, toast } from './dom.js';
 import { showError, stateTone, form } from './pages.js';
 import { pluginWidget } from './plugin-ui.js';
@@ -328,6 +328,34 @@ export async function serverPage(ctx, id) {
   const commandPoll = setInterval(loadCommands, 5000);
   ctx.onLeave(() => clearInterval(commandPoll));
 
+  // Reinstall and delete, each behind a confirmation.
+  const manageBox = h('div', { hidden: true });
+  const mayDelete = can('server.delete') || ctx.has('server.delete');
+  const manage = can('settings.reinstall') || mayDelete ? h('section', { class: 'card', id: 'server-manage' }, h('h2', null, 'Manage'),
+    h('div', { class: 'power' },
+      can('settings.reinstall') ? h('button', { type: 'button', class: 'tone-warning', id: 'server-reinstall', onclick: async () => {
+        if (!window.confirm(`Reinstall ${server.name}? The game-type plugin's install steps run again.`)) return;
+        try {
+          await post(`/servers/${seg(id)}/install`);
+          toast('Reinstall requested', 'info');
+          showError(manageBox, null);
+          loadCommands();
+        } catch (error) {
+          showError(manageBox, error);
+        }
+      } }, 'Reinstall') : null,
+      mayDelete ? h('button', { type: 'button', class: 'danger', id: 'server-delete', onclick: async () => {
+        if (!window.confirm(`Delete ${server.name}? The server and its files on the node are removed for good.`)) return;
+        try {
+          await api('DELETE', `/servers/${seg(id)}`);
+          toast(`Deleting ${server.name}`, 'info');
+          location.hash = '#/servers';
+        } catch (error) {
+          showError(manageBox, error);
+        }
+      } }, 'Delete server') : null),
+    manageBox) : null;
+
   return h('section', null,
     h('div', { class: 'page-head' },
       h('h1', null, server.name),
@@ -342,5 +370,6 @@ export async function serverPage(ctx, id) {
         h('section', { class: 'card' }, h('h2', null, 'Stats'), statBox),
         widgets)),
     varsSection,
-    can('activity.read') ? h('section', { class: 'card' }, h('h2', null, 'Recent commands'), commands) : null);
+    can('activity.read') ? h('section', { class: 'card' }, h('h2', null, 'Recent commands'), commands) : null,
+    manage);
 }

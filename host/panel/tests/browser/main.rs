@@ -842,6 +842,18 @@ async fn an_admin_creates_and_starts_a_server_in_the_ui_watches_its_console_and_
     assert!(servers_link.is_displayed().await.expect("visibility"));
     screenshot(&client, "nav-phone").await;
 
+    // Delete it, behind a confirmation; the list shows it going.
+    toggle.send_keys(ENTER).await.expect("pressing Enter");
+    click(&client, "#server-delete").await;
+    client
+        .accept_alert()
+        .await
+        .expect("the confirmation is shown");
+    wait_for_text_where(&client, "#server-list", "showed the deletion", |t| {
+        t.contains("deleting") || t.contains("No servers yet.")
+    })
+    .await;
+
     client.close().await.expect("closing the browser");
     if let Some(agent) = world.agent {
         agent.stop().await;
