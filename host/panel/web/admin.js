@@ -158,11 +158,12 @@ export async function nodesPage(ctx) {
   async function load() {
     try {
       const nodes = (await get('/nodes?limit=200')).items;
-      refresh(listBox, JSON.stringify(nodes), () => nodes.length ? table(['Name', 'Address', 'State', 'Last seen', 'Used', 'Actions'], nodes.map((n) => [
+      refresh(listBox, JSON.stringify(nodes), () => nodes.length ? table(['Name', 'Address', 'State', 'Last seen', 'Capacity', 'Agent', 'Actions'], nodes.map((n) => [
         n.name, n.address,
         h('span', { class: 'node-state' }, n.online ? badge('online', 'success') : badge(n.registered ? 'offline' : 'not registered', n.registered ? 'danger' : 'neutral')),
         when(n.last_seen_at),
-        n.usage ? `${n.usage.servers} servers, ${n.usage.memory_mb}/${n.memory_mb} MiB` : '—',
+        `${n.memory_mb} MiB, ${n.disk_mb} MiB disk, ${n.cpu_percent} % CPU`,
+        n.agent_version || '—',
         h('div', { class: 'row-actions' },
           h('button', { type: 'button', class: 'small', onclick: async () => {
             try {

@@ -392,8 +392,27 @@ export async function accountPage(ctx) {
 
 // ---------------------------------------------------------------- audit log
 
-export async function auditPage() {
+export async function auditPage(ctx) {
   const rows = h('tbody');
+  // Usernames for actor ids, where the caller may list users.
+  const names = new Map();
+  if (ctx.has('admin.users')) {
+    try {
+      for (const u of (await get('/users?limit=200')).items) names.set(u.id, u.username);
+    } catch {
+      // Ids then.
+    }
+  }
+  const actor = (id) => {
+    if (!id) return 'system';
+    return names.has(id) ? h('span', { title: id }, names.get(id)) : h('code', { class: 'id' }, id);
+  };
+  // The data as a one-line list of its keys, opening to the whole JSON.
+  const data = (value) => {
+    const keys = value && typeof value === 'object' ? Object.keys(value) : [];
+    if (!keys.length) return value === null || value === undefined ? '—' : h('code', { class: 'id' }, JSON.stringify(value));
+    return h('details', null, h('summary', null, keys.join(', ')), h('pre', { class: 'json' }, JSON.stringify(value, null, 2)));
+  };
   const box = h('div', { hidden: true });
   const kind = field('Event kind', h('input', { name: 'kind', placeholder: 'e.g. server.created' }));
   const more = h('button', { type: 'button', hidden: true }, 'Load more');
@@ -407,9 +426,9 @@ export async function auditPage() {
       const page = await get(`/audit-log?${params}`);
       for (const e of page.items) {
         rows.append(h('tr', null, h('td', { 'data-label': 'When' }, when(e.occurred_at)), h('td', { 'data-label': 'Event' }, h('code', null, e.kind)),
-          h('td', { 'data-label': 'Actor' }, e.actor.user_id || 'system'),
-          h('td', { 'data-label': 'Subject' }, e.subject ? `${e.subject.type} ${e.subject.id}` : '—'),
-          h('td', { 'data-label': 'Data' }, h('code', { class: 'wrap' }, JSON.stringify(e.data)))));
+          h('td', { 'data-label': 'Actor' }, actor(e.actor.user_id)),
+          h('td', { 'data-label': 'Subject' }, e.subject ? [`${e.subject.type} `, h('code', { class: 'id' }, e.subject.id)] : '—'),
+          h('td', { 'data-label': 'Data' }, data(e.data))));
       }
       cursor = page.next_cursor;
       more.hidden = !cursor;
