@@ -385,7 +385,7 @@ export async function accountPage(ctx) {
       h('dl', null, h('dt', null, 'Username'), h('dd', null, user.username),
         h('dt', null, 'Email'), h('dd', null, user.email || '—'),
         h('dt', null, 'Administrator'), h('dd', null, user.admin ? 'yes' : 'no')),
-      h('p', { class: 'muted' }, 'Your password is managed by your sign-in provider.')),
+      h('p', { class: 'muted' }, 'Your password is kept by your sign-in provider; the Panel cannot change it yet.')),
     await totpSection(),
     await apiKeysSection(ctx));
 }
