@@ -86,6 +86,9 @@ use config::Config;
 use db::{Database, DbError};
 use http::{AppState, Authenticator, DenyAll};
 
+/// How long a stopping Panel waits for its WebSocket sessions to end.
+const SESSION_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Why the Panel could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -339,6 +342,12 @@ impl Panel {
             }
         });
         tracing::info!(addr = %self.local_addr, "serving");
+        let hub = self.state.agents().clone();
+        let shutdown = async move {
+            shutdown.await;
+            // WebSockets are not part of the graceful shutdown: end them.
+            hub.close_sessions();
+        };
         let result = axum::serve(
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -346,6 +355,16 @@ impl Panel {
         .with_graceful_shutdown(shutdown)
         .await;
         upkeep.abort();
+        // Sessions record their end (a node going offline) before the
+        // database closes; one that cannot finish in time is cut off.
+        if tokio::time::timeout(SESSION_DRAIN, self.state.agents().sessions_ended())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "WebSocket sessions still open after {SESSION_DRAIN:?}; closing the database anyway"
+            );
+        }
         self.state.db().close().await;
         tracing::info!("stopped");
         result

@@ -222,21 +222,31 @@ struct Viewer {
 type Sink = futures::stream::SplitSink<WebSocket, Message>;
 
 impl Viewer {
-    async fn run(mut self, socket: WebSocket) {
-        let (mut sink, mut stream) = socket.split();
+    async fn run(self, socket: WebSocket) {
+        let mut guard = self.state.agents().session();
+        let (mut sink, stream) = socket.split();
+        tokio::select! {
+            () = self.watch(&mut sink, stream) => {}
+            () = guard.closing() => {
+                let _ = sink.send(Message::Close(None)).await;
+            }
+        }
+    }
+
+    async fn watch(mut self, sink: &mut Sink, mut stream: futures::stream::SplitStream<WebSocket>) {
         // Authenticate first; nothing is sent before.
         let first = tokio::time::timeout(AUTH_TIMEOUT, read(&mut stream)).await;
         let Ok(Some(Inbound { event, args })) = first else {
             return;
         };
-        if event != "auth" || !self.authenticate(&mut sink, &args).await {
+        if event != "auth" || !self.authenticate(&mut *sink, &args).await {
             let _ = sink.send(Message::Close(None)).await;
             return;
         }
         let channel = self.state.agents().console(&self.server_id);
         let mut frames = channel.subscribe();
-        if self.send_status(&mut sink).await.is_err()
-            || send_history(&mut sink, &channel).await.is_err()
+        if self.send_status(&mut *sink).await.is_err()
+            || send_history(&mut *sink, &channel).await.is_err()
         {
             return;
         }
@@ -293,7 +303,7 @@ impl Viewer {
                 }
                 inbound = read(&mut stream) => {
                     let Some(inbound) = inbound else { return };
-                    if !self.handle(&mut sink, &channel, inbound).await {
+                    if !self.handle(&mut *sink, &channel, inbound).await {
                         return;
                     }
                 }

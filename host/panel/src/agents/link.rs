@@ -199,9 +199,13 @@ impl Session {
     }
 
     async fn run(mut self, socket: WebSocket) {
+        let mut guard = self.hub.session();
         let attached = self.hub.attach(&self.node_id);
         let (mut sink, mut stream) = socket.split();
-        let why = self.serve(&mut sink, &mut stream, &attached).await;
+        let why = tokio::select! {
+            why = self.serve(&mut sink, &mut stream, &attached) => why,
+            () = guard.closing() => "the Panel is stopping",
+        };
         tracing::info!(node = %self.node_id, why, "Agent session ended");
         let _ = sink.send(Message::Close(None)).await;
         if self.hub.detach(&self.node_id, attached.generation) {

@@ -29,15 +29,21 @@
 //!   many lines it missed instead of slowing the Agent or growing a queue.
 //! - **One session per node.** A new connection with the same node token
 //!   replaces the old one, which is closed.
+//! - **Sessions end with the Panel.** Upgraded WebSockets outlive the HTTP
+//!   server's graceful shutdown, so every session holds a
+//!   [`SessionGuard`] and watches [`AgentHub::close_sessions`]: a stopping
+//!   Panel closes Agent links and consoles (Agents reconnect with backoff to
+//!   whichever Panel listens next) and waits for them before it closes the
+//!   database.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use cap_protocol::{ConsoleEvent, HealthReport};
 use serde::Serialize;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, watch};
 
 pub mod console;
 pub mod link;
@@ -170,11 +176,52 @@ struct Session {
     status: NodeStatus,
 }
 
-#[derive(Default)]
 struct HubInner {
     sessions: Mutex<HashMap<String, Session>>,
     consoles: Mutex<HashMap<String, Arc<ConsoleChannel>>>,
     generation: AtomicU64,
+    /// `true` once the Panel is stopping.
+    closing: watch::Sender<bool>,
+    /// Live WebSocket sessions (Agent links and consoles).
+    live: AtomicUsize,
+    /// Notified when `live` drops to zero.
+    idle: Notify,
+}
+
+impl Default for HubInner {
+    fn default() -> Self {
+        HubInner {
+            sessions: Mutex::default(),
+            consoles: Mutex::default(),
+            generation: AtomicU64::new(0),
+            closing: watch::Sender::new(false),
+            live: AtomicUsize::new(0),
+            idle: Notify::new(),
+        }
+    }
+}
+
+/// A live WebSocket session's hold on the hub; see [`AgentHub::session`].
+#[derive(Debug)]
+pub struct SessionGuard {
+    hub: AgentHub,
+    closing: watch::Receiver<bool>,
+}
+
+impl SessionGuard {
+    /// Completes once the Panel is stopping (at once if it already is).
+    pub async fn closing(&mut self) {
+        // An error means the hub is gone, which is a stop as well.
+        let _ = self.closing.wait_for(|closing| *closing).await;
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        if self.hub.inner.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.hub.inner.idle.notify_waiters();
+        }
+    }
 }
 
 /// Connected Agents and server consoles. Cheap to clone.
@@ -293,6 +340,35 @@ impl AgentHub {
             .entry(server_id.to_owned())
             .or_insert_with(|| Arc::new(ConsoleChannel::new()))
             .clone()
+    }
+
+    /// Counts a WebSocket session as live until the guard is dropped; the
+    /// session ends when [`SessionGuard::closing`] completes.
+    pub fn session(&self) -> SessionGuard {
+        self.inner.live.fetch_add(1, Ordering::AcqRel);
+        SessionGuard {
+            hub: self.clone(),
+            closing: self.inner.closing.subscribe(),
+        }
+    }
+
+    /// Tells every live session, and every later one, to end: the Panel is
+    /// stopping.
+    pub fn close_sessions(&self) {
+        self.inner.closing.send_replace(true);
+    }
+
+    /// Completes when no session is live any more.
+    pub async fn sessions_ended(&self) {
+        loop {
+            let idle = self.inner.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.inner.live.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
     }
 
     /// Forgets a deleted server's console.

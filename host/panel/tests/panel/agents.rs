@@ -34,6 +34,12 @@ async fn start_panel(db: &TestDb) -> (RunningPanel, String) {
         .await
         .expect("a user");
     handle.close().await;
+    let panel = serve_panel(db, &viewer.id, ([127, 0, 0, 1], 0).into()).await;
+    (panel, viewer.id)
+}
+
+/// A Panel on `db` listening on `listen`, with the test tokens.
+async fn serve_panel(db: &TestDb, viewer_id: &str, listen: std::net::SocketAddr) -> RunningPanel {
     let all: Vec<&str> = access::server_permissions()
         .iter()
         .copied()
@@ -53,16 +59,17 @@ async fn start_panel(db: &TestDb) -> (RunningPanel, String) {
         ),
         (
             VIEWER,
-            Principal::new(viewer.id.clone()).with_permissions(["control.console"]),
+            Principal::new(viewer_id).with_permissions(["control.console"]),
         ),
     ]);
-    let panel = Panel::builder(db.config())
+    let mut config = db.config();
+    config.listen = listen;
+    Panel::builder(config)
         .authenticator(tokens)
         .bind()
         .await
         .expect("the Panel starts")
-        .spawn();
-    (panel, viewer.id)
+        .spawn()
 }
 
 async fn api(
@@ -220,6 +227,7 @@ async fn site(db: &TestDb) -> (Site, RunningNode) {
 struct Console {
     frames: Arc<Mutex<Vec<Value>>>,
     out: futures::channel::mpsc::UnboundedSender<Message>,
+    closed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Console {
@@ -247,6 +255,8 @@ impl Console {
         let (mut sink, mut stream) = socket.split();
         let frames = Arc::new(Mutex::new(Vec::new()));
         let recorded = frames.clone();
+        let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ended = closed.clone();
         tokio::spawn(async move {
             while let Some(Ok(message)) = stream.next().await {
                 if let Message::Text(text) = message
@@ -255,6 +265,7 @@ impl Console {
                     recorded.lock().expect("frames").push(value);
                 }
             }
+            ended.store(true, std::sync::atomic::Ordering::Release);
         });
         let (out, mut outgoing) = futures::channel::mpsc::unbounded::<Message>();
         tokio::spawn(async move {
@@ -264,7 +275,11 @@ impl Console {
                 }
             }
         });
-        let console = Console { frames, out };
+        let console = Console {
+            frames,
+            out,
+            closed,
+        };
         console.send("auth", json!([ticket["token"]]));
         console
     }
@@ -274,6 +289,11 @@ impl Console {
         self.out
             .unbounded_send(Message::text(frame))
             .expect("the console socket is open");
+    }
+
+    /// Whether the Panel closed the socket.
+    fn closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn frames(&self) -> Vec<Value> {
@@ -305,6 +325,17 @@ impl Console {
         })
         .await
     }
+}
+
+/// The process id of `server_id` on `agent`, while it runs.
+fn server_pid(agent: &RunningNode, server_id: &str) -> Option<u32> {
+    use cap_agent::ServerRuntime as _;
+    agent
+        .runtime
+        .reports()
+        .into_iter()
+        .find(|r| r.server_id == server_id)
+        .and_then(|r| r.pid)
 }
 
 fn event_is(frame: &Value, event: &str, arg: Value) -> bool {
@@ -502,6 +533,81 @@ async fn commands_queued_while_the_agent_is_away_run_once_when_it_returns_and_ru
     )
     .await;
     server_state(panel, server, "offline").await;
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn game_servers_run_on_while_the_panel_restarts_and_the_agent_reconnects_by_itself() {
+    let db = TestDb::sqlite().await;
+    let (site, agent) = site(&db).await;
+    let Site {
+        panel,
+        viewer_id,
+        node_id,
+        server_id: server,
+        agent_dir: _agent_dir,
+    } = site;
+    let start = api(
+        &panel,
+        Method::POST,
+        &format!("/api/v1/servers/{server}/power"),
+        Some(json!({"action": "start"})),
+        202,
+    )
+    .await;
+    command_state(&panel, &server, start["commandId"].as_str().expect("id")).await;
+    server_state(&panel, &server, "running").await;
+    let console = Console::open(&panel, &server, PLUGIN_ADMIN).await;
+    console
+        .wait_for("the ready line", |f| {
+            event_is(f, "status", json!("running"))
+        })
+        .await;
+
+    // The Panel goes away; its WebSockets close with it.
+    let addr = panel.local_addr();
+    panel.stop().await.expect("the Panel stops");
+    eventually("the console to be closed by the stopping Panel", || async {
+        console.closed().then_some(())
+    })
+    .await;
+    let pid = server_pid(&agent, &server)
+        .expect("the game server still runs on the node without a Panel");
+
+    // A new Panel on the same database and address: the Agent finds it
+    // on its own, reports the server as running, and commands flow again.
+    let panel = serve_panel(&db, &viewer_id, addr).await;
+    node_online(&panel, &node_id, true).await;
+    server_state(&panel, &server, "running").await;
+    assert_eq!(
+        server_pid(&agent, &server),
+        Some(pid),
+        "the same process, never restarted"
+    );
+    let console = Console::open(&panel, &server, PLUGIN_ADMIN).await;
+    api(
+        &panel,
+        Method::POST,
+        &format!("/api/v1/servers/{server}/command"),
+        Some(json!({"command": "say after the restart"})),
+        202,
+    )
+    .await;
+    console
+        .wait_for("the echo through the new Panel", |f| {
+            event_is(f, "console output", json!("SAY after the restart"))
+        })
+        .await;
+
+    api(
+        &panel,
+        Method::POST,
+        &format!("/api/v1/servers/{server}/power"),
+        Some(json!({"action": "kill"})),
+        202,
+    )
+    .await;
+    server_state(&panel, &server, "offline").await;
     agent.stop().await;
 }
 
