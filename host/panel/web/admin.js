@@ -80,7 +80,7 @@ export async function usersPage(ctx) {
     roles.map((r) => h('label', null, h('input', { type: 'checkbox', value: r.id }), ` ${r.name}`)));
   return h('section', null, h('h1', null, 'Users'), listBox, editor,
     h('section', { class: 'card' }, h('h2', null, 'New user'),
-      h('p', { class: 'muted' }, 'The user signs in through a provider identity linked to the account (the API\'s identity field). The Panel cannot set a local password for another user yet.'),
+      h('p', { class: 'muted' }, 'The user signs in through a provider identity linked to the account (the API\'s identity field); users change their own password on their account page. The Panel cannot set a local password for another user yet.'),
       form({ id: 'user-form' }, [username.row, email.row, admin, roleChecks, box, h('button', { type: 'submit', class: 'primary' }, 'Create user')], async () => {
         const body = {
           username: username.input.value,

@@ -341,6 +341,33 @@ async function totpSection() {
   return section;
 }
 
+/** Changing the caller's password through their sign-in provider. */
+function passwordSection() {
+  const current = field('Current password', h('input', { name: 'current_password', type: 'password', autocomplete: 'current-password' }));
+  const next = field('New password', h('input', { name: 'new_password', type: 'password', autocomplete: 'new-password' }), 'Your sign-in provider decides what it accepts.');
+  const again = field('New password again', h('input', { name: 'new_password_again', type: 'password', autocomplete: 'new-password' }));
+  const box = h('div', { hidden: true, id: 'password-result' });
+  const fields = { current_password: current, new_password: next, new_password_again: again };
+  return h('section', { class: 'card', id: 'password' }, h('h2', null, 'Password'),
+    form({ id: 'password-form' }, [current.row, next.row, again.row, box,
+      h('button', { type: 'submit', class: 'primary' }, 'Change password')], async () => {
+      showError(box, null, fields);
+      if (next.input.value !== again.input.value) {
+        setFieldError(again, 'does not match the new password');
+        again.input.focus();
+        return;
+      }
+      try {
+        await api('PUT', '/account/password', { current_password: current.input.value, new_password: next.input.value });
+        for (const f of Object.values(fields)) f.input.value = '';
+        replace(box, alertBox('Your password is changed.', 'success'));
+        box.hidden = false;
+      } catch (error) {
+        showError(box, error, fields);
+      }
+    }));
+}
+
 async function apiKeysSection(ctx) {
   const section = h('section', { class: 'card', id: 'api-keys' });
   const listBox = h('div');
@@ -385,7 +412,8 @@ export async function accountPage(ctx) {
       h('dl', null, h('dt', null, 'Username'), h('dd', null, user.username),
         h('dt', null, 'Email'), h('dd', null, user.email || '—'),
         h('dt', null, 'Administrator'), h('dd', null, user.admin ? 'yes' : 'no')),
-      h('p', { class: 'muted' }, 'Your password is kept by your sign-in provider; the Panel cannot change it yet.')),
+      h('p', { class: 'muted' }, 'Your password is kept by your sign-in provider.')),
+    passwordSection(),
     await totpSection(),
     await apiKeysSection(ctx));
 }

@@ -861,7 +861,7 @@ async fn an_admin_creates_and_starts_a_server_in_the_ui_watches_its_console_and_
 }
 
 #[tokio::test]
-async fn an_admin_turns_on_totp_in_the_account_page_and_signs_in_with_a_code_after_a_wrong_one_is_refused()
+async fn an_admin_turns_on_totp_in_the_account_page_signs_in_with_a_code_after_a_wrong_one_and_changes_the_password()
  {
     let driver = start_driver();
     let world = world(Setup {
@@ -965,8 +965,36 @@ async fn an_admin_turns_on_totp_in_the_account_page_and_signs_in_with_a_code_aft
     fill(&client, "#totp-off input", &recovery[0]).await;
     click(&client, "#totp-off button[type=submit]").await;
     wait_for_text(&client, "#totp-status", "Off").await;
+
+    // The password, changed through the provider: a wrong current one is
+    // refused on its field, then the change takes.
+    let new_password = "Another-Long-Passphrase-9";
+    fill(
+        &client,
+        "#password-form [name=current_password]",
+        "Not-My-Password-1",
+    )
+    .await;
+    fill(&client, "#password-form [name=new_password]", new_password).await;
+    fill(
+        &client,
+        "#password-form [name=new_password_again]",
+        new_password,
+    )
+    .await;
+    click(&client, "#password-form button[type=submit]").await;
+    let problem = field_error(&client, "#password-form [name=current_password]").await;
+    assert!(problem.contains("not your current password"), "{problem}");
+    fill(
+        &client,
+        "#password-form [name=current_password]",
+        ADMIN_PASSWORD,
+    )
+    .await;
+    click(&client, "#password-form button[type=submit]").await;
+    wait_for_text(&client, "#password-result", "Your password is changed.").await;
     click(&client, "#sign-out").await;
-    sign_in(&client, &world.panel, "admin", ADMIN_PASSWORD).await;
+    sign_in(&client, &world.panel, "admin", new_password).await;
     client.close().await.expect("closing the browser");
 }
 
