@@ -37,7 +37,9 @@ use cap_plugin_sdk::game::{
 };
 use cap_plugin_sdk::hooks::{Event, Hooks, Verdict};
 use cap_plugin_sdk::types::{KeyValue, PluginError};
-use cap_plugin_sdk::ui::{Element, Node, RenderContext, Tone, TreeBuilder, Ui, UiTree};
+use cap_plugin_sdk::ui::{
+    Button, Element, Node, RenderContext, Table, TableRow, Tone, TreeBuilder, Ui, UiTree,
+};
 use cap_plugin_sdk::{http, kv};
 
 /// The plugin. Stateless.
@@ -210,6 +212,45 @@ fn tree_for(contribution: &str) -> UiTree {
                 children: vec![99],
             }],
         },
+        // Markup, script and `javascript:` URLs in every string.
+        "markup" => {
+            let mut tree = TreeBuilder::new();
+            let heading = tree.push(Element::Heading(
+                "<img src=x onerror=\"window.__pwned='heading'\">".into(),
+            ));
+            let text = tree.push(Element::Text(
+                "<script>window.__pwned='text'</script>".into(),
+            ));
+            let badge = tree.push(Element::Badge((
+                "<b onmouseover=\"window.__pwned='badge'\">bold</b>".into(),
+                Tone::Danger,
+            )));
+            let stat = tree.push(Element::Stat(KeyValue::new(
+                "<svg onload=\"window.__pwned='stat'\">",
+                "javascript:window.__pwned='stat'",
+            )));
+            let alert = tree.push(Element::Alert((
+                "<iframe src=\"javascript:window.__pwned='alert'\"></iframe>".into(),
+                Tone::Warning,
+            )));
+            let table = tree.push(Element::Table(Table {
+                columns: vec!["<th onclick=\"window.__pwned='column'\">Name".into()],
+                rows: vec![TableRow {
+                    cells: vec!["<a href=\"javascript:window.__pwned='cell'\">link</a>".into()],
+                    actions: vec![Button {
+                        label: "<img src=x onerror=\"window.__pwned='button'\">".into(),
+                        action: "noop".into(),
+                        tone: Tone::Neutral,
+                        confirm: None,
+                    }],
+                }],
+            }));
+            let root = tree.section(
+                Some("<style>body { display: none }</style>"),
+                [heading, text, badge, stat, alert, table],
+            );
+            tree.finish(root)
+        }
         _ => {
             let mut tree = TreeBuilder::new();
             let heading = tree.push(Element::Heading("Adversarial".into()));
@@ -319,6 +360,13 @@ mod tests {
             tree_for("out-of-bounds").check(),
             Err(TreeError::OutOfBounds { index: 99 })
         );
+    }
+
+    #[test]
+    fn the_markup_tree_is_valid_so_the_panel_draws_it() {
+        let tree = tree_for("markup");
+        assert_eq!(tree.check(), Ok(()));
+        assert_eq!(tree.nodes.len(), 7);
     }
 
     #[test]

@@ -1,9 +1,10 @@
-// Admin pages: users, roles, nodes (online state, registration tokens,
-// allocations) and plugins (install, grant, activate, configure, logs,
-// quarantine).
+// Admin pages: users (and their roles), roles, nodes (online state,
+// registration tokens, allocations) and plugins (installed; the
+// Marketplace: search, install, review and grant, update all; upload;
+// grant, activate, configure, logs, quarantine).
 
 import { api, get, post, patch, put, del, seg } from './api.js';
-import { h, add, replace, field, badge, table, alertBox, when, toast } from './dom.js';
+import { h, add, replace, refresh, field, badge, table, alertBox, when, toast } from './dom.js';
 import { showError, stateTone, form } from './pages.js';
 
 function denied(ctx, permission) {
@@ -17,17 +18,55 @@ export async function usersPage(ctx) {
   if (no) return no;
   const listBox = h('div', { id: 'user-list' });
   const box = h('div', { hidden: true });
+  const editor = h('div', { id: 'user-editor' });
   let roles = [];
   try { roles = (await get('/roles')).items; } catch { roles = []; }
+
+  // Roles and the admin flag of one user, edited below the list.
+  async function edit(u) {
+    let detail;
+    try {
+      detail = await get(`/users/${seg(u.id)}`);
+    } catch (error) {
+      showError(box, error);
+      return;
+    }
+    const have = new Set(detail.roles.map((r) => r.id));
+    const ebox = h('div', { hidden: true });
+    const adminCheck = h('input', { type: 'checkbox', checked: detail.admin, disabled: u.id === ctx.me.user.id });
+    const checks = h('fieldset', { class: 'checks' }, h('legend', null, 'Roles'),
+      roles.length ? roles.map((r) => h('label', { title: r.permissions.join(', ') }, h('input', { type: 'checkbox', value: r.id, checked: have.has(r.id) }), ` ${r.name}`))
+        : h('p', { class: 'muted' }, 'No roles yet.'));
+    replace(editor, h('section', { class: 'card' }, h('h2', null, `Edit ${u.username}`),
+      h('p', { class: 'muted small' }, `${detail.totp_enabled ? 'Two-factor authentication on' : 'Two-factor authentication off'} · signs in with ${detail.identities.map((i) => i.provider).join(', ') || 'no provider yet'}`),
+      form({ id: 'user-edit-form' }, [h('label', null, adminCheck, ' Administrator'), checks, ebox,
+        h('div', { class: 'power' }, h('button', { type: 'submit', class: 'primary' }, 'Save'),
+          h('button', { type: 'button', onclick: () => replace(editor) }, 'Close'))], async () => {
+        const body = { roles: [...checks.querySelectorAll('input:checked')].map((i) => i.value) };
+        if (!adminCheck.disabled) body.admin = adminCheck.checked;
+        try {
+          await patch(`/users/${seg(u.id)}`, body);
+          toast(`Saved ${u.username}`, 'success');
+          replace(editor);
+          await load();
+        } catch (error) {
+          showError(ebox, error);
+        }
+      })));
+    editor.querySelector('input:not([disabled])')?.focus();
+  }
+
   async function load() {
     try {
       const users = (await get('/users?limit=200')).items;
       replace(listBox, table(['Username', 'Email', 'Admin', 'State', 'Created', ''], users.map((u) => [
         u.username, u.email || '—', u.admin ? 'yes' : 'no',
         u.disabled ? badge('disabled', 'danger') : badge('active', 'success'), when(u.created_at),
-        u.id === ctx.me.user.id ? '' : h('button', { type: 'button', class: 'small', onclick: async () => {
-          try { await patch(`/users/${seg(u.id)}`, { disabled: !u.disabled }); await load(); } catch (error) { showError(box, error); }
-        } }, u.disabled ? 'Enable' : 'Disable'),
+        h('div', { class: 'row-actions' },
+          h('button', { type: 'button', class: 'small', 'aria-label': `Edit ${u.username}`, onclick: () => edit(u) }, 'Edit'),
+          u.id === ctx.me.user.id ? null : h('button', { type: 'button', class: 'small', 'aria-label': `${u.disabled ? 'Enable' : 'Disable'} ${u.username}`, onclick: async () => {
+            try { await patch(`/users/${seg(u.id)}`, { disabled: !u.disabled }); await load(); } catch (error) { showError(box, error); }
+          } }, u.disabled ? 'Enable' : 'Disable')),
       ])));
     } catch (error) {
       showError(box, error);
@@ -39,9 +78,9 @@ export async function usersPage(ctx) {
   const admin = h('label', null, h('input', { type: 'checkbox', name: 'admin' }), ' Administrator');
   const roleChecks = h('fieldset', { class: 'checks' }, h('legend', null, 'Roles'),
     roles.map((r) => h('label', null, h('input', { type: 'checkbox', value: r.id }), ` ${r.name}`)));
-  return h('section', null, h('h1', null, 'Users'), listBox,
+  return h('section', null, h('h1', null, 'Users'), listBox, editor,
     h('section', { class: 'card' }, h('h2', null, 'New user'),
-      h('p', { class: 'muted' }, 'The user signs in through a provider linked to their account; with local passwords, set one with the cap CLI.'),
+      h('p', { class: 'muted' }, 'The user signs in through a provider identity linked to the account (the API\'s identity field); users change their own password on their account page. The Panel cannot set a local password for another user yet.'),
       form({ id: 'user-form' }, [username.row, email.row, admin, roleChecks, box, h('button', { type: 'submit', class: 'primary' }, 'Create user')], async () => {
         const body = {
           username: username.input.value,
@@ -74,7 +113,7 @@ export async function rolesPage(ctx) {
   async function load() {
     try {
       const roles = (await get('/roles')).items;
-      replace(listBox, table(['Name', 'Description', 'Permissions', ''], roles.map((r) => [
+      replace(listBox, roles.length === 0 ? h('p', { class: 'muted' }, 'No roles yet. Administrators may do everything; give everyone else roles.') : table(['Name', 'Description', 'Permissions', ''], roles.map((r) => [
         r.name, r.description, r.permissions.join(', '),
         h('button', { type: 'button', class: 'danger small', onclick: async () => {
           if (!window.confirm(`Delete the role ${r.name}?`)) return;
@@ -119,11 +158,12 @@ export async function nodesPage(ctx) {
   async function load() {
     try {
       const nodes = (await get('/nodes?limit=200')).items;
-      replace(listBox, nodes.length ? table(['Name', 'Address', 'State', 'Last seen', 'Used', 'Actions'], nodes.map((n) => [
+      refresh(listBox, JSON.stringify(nodes), () => nodes.length ? table(['Name', 'Address', 'State', 'Last seen', 'Capacity', 'Agent', 'Actions'], nodes.map((n) => [
         n.name, n.address,
         h('span', { class: 'node-state' }, n.online ? badge('online', 'success') : badge(n.registered ? 'offline' : 'not registered', n.registered ? 'danger' : 'neutral')),
         when(n.last_seen_at),
-        n.usage ? `${n.usage.servers} servers, ${n.usage.memory_mb}/${n.memory_mb} MiB` : '—',
+        `${n.memory_mb} MiB, ${n.disk_mb} MiB disk, ${n.cpu_percent} % CPU`,
+        n.agent_version || '—',
         h('div', { class: 'row-actions' },
           h('button', { type: 'button', class: 'small', onclick: async () => {
             try {
@@ -184,12 +224,14 @@ function allocationForm(node, box) {
 export async function pluginsPage(ctx) {
   const no = denied(ctx, 'admin.plugins');
   if (no) return no;
-  const listBox = h('div', { id: 'plugin-list' });
+  const listBox = h('div', { id: 'plugin-list', 'aria-live': 'polite' });
   const box = h('div', { hidden: true });
+  let installed = new Map();
   async function load() {
     try {
       const plugins = (await get('/plugins')).items;
-      replace(listBox, table(['Plugin', 'Version', 'Kinds', 'State'], plugins.map((p) => [
+      installed = new Map(plugins.map((p) => [p.id, p]));
+      refresh(listBox, JSON.stringify(plugins.map((p) => [p.id, p.name, p.version, p.kinds, p.state])), () => table(['Plugin', 'Version', 'Kinds', 'State'], plugins.map((p) => [
         h('a', { href: `#/admin/plugins/${seg(p.id)}` }, `${p.name} (${p.id})`), p.version, p.kinds.join(', '),
         badge(p.state, stateTone(p.state)),
       ])));
@@ -198,11 +240,18 @@ export async function pluginsPage(ctx) {
     }
   }
   await load();
+  const timer = setInterval(load, 5000);
+  ctx.onLeave(() => clearInterval(timer));
+  const market = await marketplaceSection(() => installed, load);
   const file = h('input', { type: 'file', accept: '.cap', id: 'plugin-file' });
-  return h('section', null, h('h1', null, 'Plugins'), listBox,
-    h('section', { class: 'card' }, h('h2', null, 'Install or update'),
+  return h('section', null, h('h1', null, 'Plugins'),
+    h('section', { class: 'card' }, h('h2', null, 'Installed'), listBox), market,
+    h('section', { class: 'card' }, h('h2', null, 'Upload a package'),
       form({ id: 'plugin-upload' }, [field('Package (.cap)', file).row, box, h('button', { type: 'submit', class: 'primary' }, 'Upload')], async () => {
-        if (!file.files.length) return;
+        if (!file.files.length) {
+          showError(box, new Error('Choose a .cap file first.'));
+          return;
+        }
         try {
           const answer = await api('POST', '/plugins', file.files[0]);
           toast(`Installed ${answer.plugin.id} ${answer.plugin.version}`, 'success');
@@ -213,17 +262,163 @@ export async function pluginsPage(ctx) {
       })));
 }
 
-function grantList(set) {
+function price(p) {
+  if (!p.paid) return badge('free', 'success');
+  if (!p.price) return badge('paid', 'warning');
+  return badge(`${(p.price.amount / 100).toFixed(2)} ${String(p.price.currency).toUpperCase()}`, 'warning');
+}
+
+/**
+ * Installs from the configured Marketplace: search, install (inactive,
+ * nothing granted), then review what the verified package requests,
+ * grant and activate; update everything installed from it. `installed()`
+ * is the current plugin map; `reload()` refreshes the installed list.
+ */
+async function marketplaceSection(installed, reload) {
+  const section = h('section', { class: 'card', id: 'marketplace' });
+  const list = h('div', { id: 'market-list', 'aria-live': 'polite' });
+  const box = h('div', { id: 'market-error', hidden: true });
+  const outcome = h('div', { id: 'market-outcome' });
+  const q = h('input', { name: 'q', type: 'search', 'aria-label': 'Search the Marketplace', placeholder: 'Name, id or description' });
+  let locked = new Map();
+
+  function status(p) {
+    const have = installed().get(p.id);
+    if (!have) return '—';
+    const from = locked.has(p.id) ? '' : ' (uploaded, not from the Marketplace)';
+    if (have.version === p.latest_version) return badge(`installed ${have.version}${from}`, 'success');
+    return badge(`installed ${have.version}, ${p.latest_version} available${from}`, 'warning');
+  }
+
+  function installForm(p) {
+    const requirement = h('input', { name: 'requirement', size: 8, placeholder: 'any version', 'aria-label': `Version requirement for ${p.id}` });
+    return form({ class: 'inline small market-install', 'data-package': p.id },
+      [requirement, h('button', { type: 'submit', class: 'small primary', 'aria-label': `Install ${p.id}` }, 'Install')], async () => {
+        showError(box, null);
+        replace(outcome);
+        const body = { package: p.id, grants: {}, activate: false };
+        if (requirement.value.trim()) body.requirement = requirement.value.trim();
+        try {
+          const answer = await post('/marketplace/install', body);
+          await reload();
+          await render();
+          showOutcome(answer, 'Installed');
+        } catch (error) {
+          showError(box, error);
+        }
+      });
+  }
+
+  function showOutcome(answer, verb) {
+    if (!answer.changed.length) {
+      replace(outcome, alertBox('Everything is up to date; nothing changed.', 'info'));
+      return;
+    }
+    replace(outcome, answer.changed.map((c) => {
+      const p = c.plugin;
+      const what = c.replaced ? `${verb} ${p.name} (${p.id}) ${c.replaced} → ${p.version}` : `${verb} ${p.name} (${p.id}) ${p.version}`;
+      if (p.state === 'active') return alertBox(`${what}; it is active.`, 'success');
+      return h('div', { class: 'alert tone-info market-review', 'data-plugin': p.id },
+        h('p', null, h('strong', null, what), '. It passed every check and is installed, but not active: none of its code runs yet.'),
+        grantForm(p, async () => {
+          await reload();
+          await render();
+          replace(outcome, alertBox(`${p.name} is active.`, 'success'));
+        }));
+    }));
+    const first = outcome.querySelector('input, button');
+    if (first) first.focus();
+  }
+
+  async function render() {
+    const params = new URLSearchParams({ per_page: '50', sort: 'downloads' });
+    if (q.value.trim()) params.set('q', q.value.trim());
+    try {
+      locked = new Map((await get('/marketplace/lockfile')).lockfile.map((p) => [p.id, p.version]));
+      const page = await get(`/marketplace/packages?${params}`);
+      replace(list, page.items.length ? table(['Package', 'Latest', 'Price', 'Installed', ''], page.items.map((p) => [
+        h('div', null, h('strong', null, p.name), ' ', h('code', null, p.id),
+          h('p', { class: 'muted small pui-text' }, p.description),
+          h('p', { class: 'muted small pui-text' }, [`by ${p.publisher}`, p.kinds.join(', '), p.games.join(', '), `${p.downloads} downloads`].filter(Boolean).join(' · '))),
+        p.latest_version, price(p), status(p),
+        installed().has(p.id) ? '' : installForm(p),
+      ]), { id: 'market-table' }) : h('p', { class: 'muted' }, q.value.trim() ? 'No package matches.' : 'The Marketplace has no packages yet.'));
+    } catch (error) {
+      if (error.status === 409 && error.code === 'conflict') {
+        replace(section, h('h2', null, 'Marketplace'), alertBox(['No Marketplace is configured on this Panel: ', error.message], 'info', { id: 'market-unconfigured' }));
+        return;
+      }
+      replace(list);
+      showError(box, error);
+    }
+  }
+
+  const update = h('button', { type: 'button', id: 'market-update', onclick: async () => {
+    showError(box, null);
+    replace(outcome);
+    update.disabled = true;
+    try {
+      const answer = await post('/marketplace/update');
+      await reload();
+      await render();
+      showOutcome(answer, 'Updated');
+    } catch (error) {
+      showError(box, error);
+    } finally {
+      update.disabled = false;
+    }
+  } }, 'Update all');
+
+  add(section, h('div', { class: 'page-head' }, h('h2', null, 'Marketplace'), update),
+    h('p', { class: 'muted small' }, 'Every package is checked (signatures, transparency log, timestamp, digest) before anything is installed. A new plugin is installed inactive; then you choose what it may use.'),
+    form({ class: 'inline', id: 'market-search' }, [q, h('button', { type: 'submit' }, 'Search')], () => render()),
+    box, outcome, list);
+  await render();
+  return section;
+}
+
+/** The capabilities in a grant set, as [label, apply] pairs; `apply(g)` adds it to grant set `g`. */
+function capabilities(set) {
   const items = [];
-  if (set.kv) items.push('key-value store');
-  if (set.config) items.push('configuration');
-  if (set.clock) items.push('clock');
-  if (set.random) items.push('randomness');
-  for (const s of set.secrets || []) items.push(`secret ${s}`);
-  for (const host of set.http_hosts || []) items.push(`HTTP to ${host}`);
-  for (const t of set.events_publish || []) items.push(`publish ${t}`);
-  for (const s of set.panel || []) items.push(`Panel API ${s}`);
+  if (set.kv) items.push(['key-value store', (g) => { g.kv = true; }]);
+  if (set.config) items.push(['configuration', (g) => { g.config = true; }]);
+  if (set.clock) items.push(['clock', (g) => { g.clock = true; }]);
+  if (set.random) items.push(['randomness', (g) => { g.random = true; }]);
+  for (const s of set.secrets || []) items.push([`secret ${s}`, (g) => { g.secrets.push(s); }]);
+  for (const host of set.http_hosts || []) items.push([`HTTP to ${host}`, (g) => { g.http_hosts.push(host); }]);
+  for (const t of set.events_publish || []) items.push([`publish ${t}`, (g) => { g.events_publish.push(t); }]);
+  for (const s of set.panel || []) items.push([`Panel API ${s}`, (g) => { g.panel.push(s); }]);
   return items;
+}
+
+function grantList(set) {
+  return capabilities(set).map(([label]) => label);
+}
+
+/** Checkboxes for what `plugin` requests; grants the checked ones and activates it. */
+function grantForm(plugin, done) {
+  const items = capabilities(plugin.requested);
+  const checks = items.map(([label]) => h('input', { type: 'checkbox', checked: true, value: label }));
+  const box = h('div', { hidden: true });
+  return form({ class: 'grant-form', 'data-plugin': plugin.id }, [
+    items.length
+      ? h('fieldset', { class: 'checks' }, h('legend', null, `${plugin.name} requests`),
+        items.map(([label], i) => h('label', null, checks[i], ` ${label}`)))
+      : h('p', null, `${plugin.name} requests no capabilities.`),
+    box,
+    h('button', { type: 'submit', class: 'primary' }, items.length ? 'Grant the checked and activate' : 'Activate'),
+  ], async () => {
+    const grants = { kv: false, config: false, clock: false, random: false, secrets: [], http_hosts: [], events_publish: [], panel: [] };
+    items.forEach(([, apply], i) => { if (checks[i].checked) apply(grants); });
+    try {
+      await post(`/plugins/${seg(plugin.id)}/grant`, grants);
+      await post(`/plugins/${seg(plugin.id)}/activate`);
+      toast(`${plugin.name} is active`, 'success');
+      await done();
+    } catch (error) {
+      showError(box, error);
+    }
+  });
 }
 
 export async function pluginDetailPage(ctx, id) {
@@ -237,6 +432,7 @@ export async function pluginDetailPage(ctx, id) {
     try {
       plugin = await get(`/plugins/${seg(id)}`);
       status = await get(`/plugins/${seg(id)}/status`).catch(() => null);
+      shown = fingerprint(plugin, status);
     } catch (error) {
       showError(box, error);
       replace(page, h('h1', null, id), box);
@@ -310,6 +506,25 @@ export async function pluginDetailPage(ctx, id) {
       status ? h('p', { class: 'muted' }, `${status.calls} calls, ${status.failures} failures${status.last_error ? `; last error: ${status.last_error}` : ''}`) : null,
       caps, config, logs);
   }
+  let shown = null;
   await render();
+  // A state change (activation elsewhere, a quarantine) shows without a
+  // reload; the page is drawn again only when one happened, so that a
+  // half-typed configuration survives.
+  const timer = setInterval(async () => {
+    try {
+      const plugin = await get(`/plugins/${seg(id)}`);
+      const status = await get(`/plugins/${seg(id)}/status`).catch(() => null);
+      if (fingerprint(plugin, status) !== shown) await render();
+    } catch {
+      // Transient, or uninstalled: the next poll or the user's action says.
+    }
+  }, 5000);
+  ctx.onLeave(() => clearInterval(timer));
   return page;
+}
+
+/** What, if it changes, the plugin page must show again. */
+function fingerprint(plugin, status) {
+  return JSON.stringify([plugin.state, plugin.version, plugin.granted, status && status.quarantine_reason]);
 }

@@ -151,5 +151,11 @@ document.getElementById('nav-toggle').addEventListener('click', (event) => {
   event.currentTarget.setAttribute('aria-expanded', String(open));
 });
 
+// A failure nobody caught still reaches the user, not only the console.
+window.addEventListener('unhandledrejection', (event) => {
+  const reason = event.reason;
+  toast(`Something went wrong: ${(reason && reason.message) || String(reason)}`, 'danger');
+});
+
 window.addEventListener('hashchange', route);
 route();

@@ -40,6 +40,20 @@ export function replace(el, ...children) {
   return add(el, children);
 }
 
+const shownKeys = new WeakMap();
+/**
+ * For polled content: replaces the children of `el` with `build()` unless
+ * they already show `key`, and never while the keyboard focus is inside
+ * `el` (a half-typed input or a focused button must not vanish under the
+ * user; the next poll catches up).
+ */
+export function refresh(el, key, build) {
+  if (shownKeys.get(el) === key) return;
+  if (shownKeys.has(el) && el.contains(document.activeElement)) return;
+  shownKeys.set(el, key);
+  replace(el, build());
+}
+
 let ids = 0;
 /** A fresh element id. */
 export function uid(prefix = 'f') {
@@ -75,12 +89,16 @@ export function badge(text, tone = 'neutral') {
   return h('span', { class: `badge tone-${tone}` }, text);
 }
 
-/** A table with a header row; `rows` are arrays of cells (nodes or text). */
+/**
+ * A table with a header row; `rows` are arrays of cells (nodes or text).
+ * On a narrow screen each row stacks into a block, every cell labelled
+ * with its column (`data-label`).
+ */
 export function table(columns, rows, attrs = {}) {
   return h('div', { class: 'table-wrap' },
-    h('table', attrs,
+    h('table', { ...attrs, class: 'stack' },
       h('thead', null, h('tr', null, columns.map((c) => h('th', { scope: 'col' }, c)))),
-      h('tbody', null, rows.map((cells) => h('tr', null, cells.map((c) => h('td', null, c)))))));
+      h('tbody', null, rows.map((cells) => h('tr', null, cells.map((c, i) => h('td', { 'data-label': columns[i] || '' }, c)))))));
 }
 
 /** An alert box. */

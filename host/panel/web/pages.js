@@ -2,7 +2,7 @@
 // plugin navigation pages.
 
 import { api, get, post, del, seg, saveTokens, ApiError } from './api.js';
-import { h, add, replace, field, setFieldError, badge, table, alertBox, when, toast } from './dom.js';
+import { h, add, replace, refresh, field, setFieldError, badge, table, alertBox, when, toast } from './dom.js';
 import { pluginWidget } from './plugin-ui.js';
 
 /** Tone of a server or command state. */
@@ -33,6 +33,9 @@ export function showError(box, error, fields = {}) {
         shown.add(fe.field);
       }
     }
+    // Keyboard and screen-reader users land on the first field to fix.
+    const first = Object.entries(fields).find(([path]) => shown.has(path));
+    if (first) first[1].input.focus();
     const rest = error.fields.filter((fe) => !shown.has(fe.field));
     const detail = error.problem.detail || error.problem.title || error.message;
     replace(box, alertBox([
@@ -84,12 +87,14 @@ export async function signInPage(ctx) {
   function secondFactorStep(challenge) {
     const code = field('Code from your authenticator app', h('input', { name: 'code', inputmode: 'numeric', autocomplete: 'one-time-code' }));
     const recovery = field('Or a recovery code', h('input', { name: 'recovery_code', autocomplete: 'off' }));
-    const box = h('div', { hidden: true });
+    const box = h('div', { hidden: true, id: 'second-factor-error' });
     replace(container,
       h('h1', null, 'Second factor'),
       h('p', null, 'Your account has two-factor authentication on.'),
       form({ id: 'second-factor-form' }, [code.row, recovery.row, box,
-        h('button', { type: 'submit', class: 'primary' }, 'Verify')], async () => {
+        h('div', { class: 'power' },
+          h('button', { type: 'submit', class: 'primary' }, 'Verify'),
+          h('button', { type: 'button', onclick: () => { location.reload(); } }, 'Start over'))], async () => {
         const body = { challenge };
         if (recovery.input.value.trim()) body.recovery_code = recovery.input.value.trim();
         else body.code = code.input.value.trim();
@@ -98,7 +103,13 @@ export async function signInPage(ctx) {
           await ctx.signedIn();
         } catch (error) {
           showError(box, error, { code, recovery_code: recovery });
-          if (error.code === 'invalid-challenge') setTimeout(() => { location.reload(); }, 2000);
+          if (error.code === 'invalid-challenge') {
+            // The challenge expired or was used: start over.
+            setTimeout(() => { location.reload(); }, 2000);
+          } else if (body.code) {
+            code.input.value = '';
+            code.input.focus();
+          }
         }
       }));
     code.input.focus();
@@ -143,9 +154,9 @@ export async function serversPage(ctx) {
   async function load() {
     try {
       const page = await get('/servers?limit=200');
-      replace(list, page.items.length
+      refresh(list, JSON.stringify(page.items.map((s) => [s.id, s.name, s.state, s.game, s.allocation])), () => (page.items.length
         ? table(['Name', 'State', 'Game', 'Address'], page.items.map(serverRow))
-        : h('p', { class: 'muted' }, 'No servers yet.'));
+        : h('p', { class: 'muted' }, 'No servers yet.')));
     } catch (error) {
       showError(list, error);
     }
@@ -278,15 +289,29 @@ async function totpSection() {
     }
     replace(section, h('h2', null, 'Two-factor authentication'));
     if (status.enabled) {
+      // Turning it off needs a current code or a recovery code: a stolen
+      // session alone must not remove the second factor.
+      const code = field('Code from the app, or a recovery code', h('input', { name: 'totp-off-code', autocomplete: 'one-time-code' }));
       add(section,
-        h('p', null, badge('On', 'success'), ` ${status.recovery_codes_remaining} recovery codes left.`),
-        h('button', { type: 'button', class: 'danger', onclick: async () => {
-          if (!window.confirm('Turn two-factor authentication off?')) return;
-          try { await del('/account/totp'); toast('Two-factor authentication is off', 'success'); await render(); } catch (error) { showError(box, error); }
-        } }, 'Turn off'), box);
+        h('p', { id: 'totp-status' }, badge('On', 'success'), ` ${status.recovery_codes_remaining} recovery codes left.`),
+        form({ id: 'totp-off', class: 'inline' }, [code.row, h('button', { type: 'submit', class: 'danger' }, 'Turn off')], async () => {
+          const value = code.input.value.trim();
+          if (!value) {
+            setFieldError(code, 'Enter a current code or one of your recovery codes.');
+            return;
+          }
+          const body = /^\d{6}$/.test(value) ? { code: value } : { recovery_code: value };
+          try {
+            await api('DELETE', '/account/totp', body);
+            toast('Two-factor authentication is off', 'success');
+            await render();
+          } catch (error) {
+            showError(box, error, { code, recovery_code: code });
+          }
+        }), box);
       return;
     }
-    add(section, h('p', null, badge('Off'), ' Protect your account with an authenticator app.'),
+    add(section, h('p', { id: 'totp-status' }, badge('Off'), ' Protect your account with an authenticator app.'),
       h('button', { type: 'button', id: 'totp-begin', onclick: async () => {
         try {
           const enrollment = await post('/account/totp');
@@ -302,7 +327,7 @@ async function totpSection() {
                 replace(section, h('h2', null, 'Two-factor authentication'),
                   alertBox('Two-factor authentication is on. Keep these recovery codes somewhere safe; they are shown once.', 'success'),
                   h('ul', { class: 'codes' }, answer.recovery_codes.map((c) => h('li', null, h('code', null, c)))),
-                  h('button', { type: 'button', onclick: render }, 'Done'));
+                  h('button', { type: 'button', id: 'totp-done', onclick: render }, 'Done'));
               } catch (error) {
                 showError(confirmBox, error, { code });
               }
@@ -314,6 +339,33 @@ async function totpSection() {
   }
   await render();
   return section;
+}
+
+/** Changing the caller's password through their sign-in provider. */
+function passwordSection() {
+  const current = field('Current password', h('input', { name: 'current_password', type: 'password', autocomplete: 'current-password' }));
+  const next = field('New password', h('input', { name: 'new_password', type: 'password', autocomplete: 'new-password' }), 'Your sign-in provider decides what it accepts.');
+  const again = field('New password again', h('input', { name: 'new_password_again', type: 'password', autocomplete: 'new-password' }));
+  const box = h('div', { hidden: true, id: 'password-result' });
+  const fields = { current_password: current, new_password: next, new_password_again: again };
+  return h('section', { class: 'card', id: 'password' }, h('h2', null, 'Password'),
+    form({ id: 'password-form' }, [current.row, next.row, again.row, box,
+      h('button', { type: 'submit', class: 'primary' }, 'Change password')], async () => {
+      showError(box, null, fields);
+      if (next.input.value !== again.input.value) {
+        setFieldError(again, 'does not match the new password');
+        again.input.focus();
+        return;
+      }
+      try {
+        await api('PUT', '/account/password', { current_password: current.input.value, new_password: next.input.value });
+        for (const f of Object.values(fields)) f.input.value = '';
+        replace(box, alertBox('Your password is changed.', 'success'));
+        box.hidden = false;
+      } catch (error) {
+        showError(box, error, fields);
+      }
+    }));
 }
 
 async function apiKeysSection(ctx) {
@@ -360,15 +412,35 @@ export async function accountPage(ctx) {
       h('dl', null, h('dt', null, 'Username'), h('dd', null, user.username),
         h('dt', null, 'Email'), h('dd', null, user.email || '—'),
         h('dt', null, 'Administrator'), h('dd', null, user.admin ? 'yes' : 'no')),
-      h('p', { class: 'muted' }, 'Your password is managed by your sign-in provider.')),
+      h('p', { class: 'muted' }, 'Your password is kept by your sign-in provider.')),
+    passwordSection(),
     await totpSection(),
     await apiKeysSection(ctx));
 }
 
 // ---------------------------------------------------------------- audit log
 
-export async function auditPage() {
+export async function auditPage(ctx) {
   const rows = h('tbody');
+  // Usernames for actor ids, where the caller may list users.
+  const names = new Map();
+  if (ctx.has('admin.users')) {
+    try {
+      for (const u of (await get('/users?limit=200')).items) names.set(u.id, u.username);
+    } catch {
+      // Ids then.
+    }
+  }
+  const actor = (id) => {
+    if (!id) return 'system';
+    return names.has(id) ? h('span', { title: id }, names.get(id)) : h('code', { class: 'id' }, id);
+  };
+  // The data as a one-line list of its keys, opening to the whole JSON.
+  const data = (value) => {
+    const keys = value && typeof value === 'object' ? Object.keys(value) : [];
+    if (!keys.length) return value === null || value === undefined ? '—' : h('code', { class: 'id' }, JSON.stringify(value));
+    return h('details', null, h('summary', null, keys.join(', ')), h('pre', { class: 'json' }, JSON.stringify(value, null, 2)));
+  };
   const box = h('div', { hidden: true });
   const kind = field('Event kind', h('input', { name: 'kind', placeholder: 'e.g. server.created' }));
   const more = h('button', { type: 'button', hidden: true }, 'Load more');
@@ -381,10 +453,10 @@ export async function auditPage() {
     try {
       const page = await get(`/audit-log?${params}`);
       for (const e of page.items) {
-        rows.append(h('tr', null, h('td', null, when(e.occurred_at)), h('td', null, h('code', null, e.kind)),
-          h('td', null, e.actor.user_id || 'system'),
-          h('td', null, e.subject ? `${e.subject.type} ${e.subject.id}` : '—'),
-          h('td', null, h('code', { class: 'wrap' }, JSON.stringify(e.data)))));
+        rows.append(h('tr', null, h('td', { 'data-label': 'When' }, when(e.occurred_at)), h('td', { 'data-label': 'Event' }, h('code', null, e.kind)),
+          h('td', { 'data-label': 'Actor' }, actor(e.actor.user_id)),
+          h('td', { 'data-label': 'Subject' }, e.subject ? [`${e.subject.type} `, h('code', { class: 'id' }, e.subject.id)] : '—'),
+          h('td', { 'data-label': 'Data' }, data(e.data))));
       }
       cursor = page.next_cursor;
       more.hidden = !cursor;
@@ -398,7 +470,7 @@ export async function auditPage() {
   return h('section', null, h('h1', null, 'Audit log'),
     form({ class: 'inline' }, [kind.row, h('button', { type: 'submit' }, 'Filter')], () => load(true)),
     box,
-    h('div', { class: 'table-wrap' }, h('table', { id: 'audit-table' },
+    h('div', { class: 'table-wrap' }, h('table', { id: 'audit-table', class: 'stack' },
       h('thead', null, h('tr', null, ['When', 'Event', 'Actor', 'Subject', 'Data'].map((c) => h('th', { scope: 'col' }, c)))), rows)),
     more);
 }

@@ -1,7 +1,8 @@
 // Plugin-contributed UI: draws the typed tree a plugin returned with the
 // Panel's own components. Every string from the plugin becomes a text node
-// or a property value; no plugin string is ever parsed as HTML, used as a
-// URL, a class name or an attribute name.
+// or a property or attribute value (column labels of stacked tables); no
+// plugin string is ever parsed as HTML, used as a URL, a class name or an
+// attribute name.
 
 import { api, seg } from './api.js';
 import { h, replace, badge, toast } from './dom.js';
@@ -33,11 +34,11 @@ function renderNode(tree, index, act) {
     case 'form':
       return pluginForm(el, act);
     case 'table':
-      return h('div', { class: 'table-wrap' }, h('table', { class: 'pui-table' },
+      return h('div', { class: 'table-wrap' }, h('table', { class: 'pui-table stack' },
         h('thead', null, h('tr', null, el.columns.map((c) => h('th', { scope: 'col' }, c)),
           el.rows.some((r) => r.actions.length) ? h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Actions')) : null)),
         h('tbody', null, el.rows.map((row) => h('tr', null,
-          row.cells.map((c) => h('td', null, c)),
+          row.cells.map((c, i) => h('td', { 'data-label': el.columns[i] || '' }, c)),
           row.actions.length ? h('td', { class: 'actions' }, row.actions.map((b) => {
             const values = {};
             row.cells.forEach((c, i) => { values[String(i)] = c; });
@@ -138,11 +139,18 @@ export function pluginWidget(c, serverId, options = {}) {
   const body = h('div', { class: 'pui-body', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Loading…'));
   const message = h('div', { class: 'pui-message' });
   const base = `/ui/contributions/${seg(c.plugin)}/${seg(c.id)}`;
+  // What is shown, so that an unchanged tree leaves the DOM (and the
+  // keyboard focus in it) alone.
+  let shown = null;
   async function load() {
     try {
       const tree = await api('GET', serverId ? `${base}?server_id=${seg(serverId)}` : base);
+      const key = JSON.stringify(tree);
+      if (key === shown) return;
+      shown = key;
       replace(body, renderNode(tree, tree.root, act));
     } catch (error) {
+      shown = null;
       replace(body, h('div', { class: 'alert tone-danger', role: 'alert', 'data-code': error.code || '' },
         `This widget could not be shown: ${error.message}`));
     }

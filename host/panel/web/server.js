@@ -2,7 +2,7 @@
 // over the WebSocket (with input, history and reconnects), stats, the
 // variables form, recent commands and plugin widgets.
 
-import { get, post, patch, seg } from './api.js';
+import { api, get, post, patch, seg } from './api.js';
 import { h, replace, field, badge, table, alertBox, when, bytes, duration, toast } from './dom.js';
 import { showError, stateTone, form } from './pages.js';
 import { pluginWidget } from './plugin-ui.js';
@@ -14,6 +14,13 @@ const POWER = [
   ['stop', 'Stop', 'control.stop', 'neutral'],
   ['kill', 'Kill', 'control.stop', 'danger'],
 ];
+/** The states in which each power action makes sense. */
+const POWER_STATES = {
+  start: ['offline', 'crashed'],
+  restart: ['running', 'starting', 'crashed'],
+  stop: ['running', 'starting'],
+  kill: ['running', 'starting', 'stopping', 'installing'],
+};
 
 /** The live console connection: reconnects until closed. */
 function connectConsole(serverId, handlers) {
@@ -109,13 +116,23 @@ export async function serverPage(ctx, id) {
   // it for admins; role permissions narrowed by a subuser grant).
   const can = (p) => perms.has(p);
 
-  const stateBadge = h('span', { id: 'server-state' }, badge(server.state, stateTone(server.state)));
+  const stateBadge = h('span', { id: 'server-state', role: 'status', 'aria-label': 'Server state' }, badge(server.state, stateTone(server.state)));
+  const readyBadge = h('span', { id: 'server-ready', hidden: true }, badge('ready', 'success'));
   const alert = h('div', { id: 'server-alert', 'aria-live': 'assertive' });
   const link = h('span', { class: 'muted small', id: 'console-link' }, 'connecting…');
+  let buttons = null;
 
   function setState(state) {
+    if (state !== server.state && state !== 'running') readyBadge.hidden = true;
     server.state = state;
     replace(stateBadge, badge(state, stateTone(state)));
+    if (buttons) {
+      for (const b of buttons.querySelectorAll('button[data-action]')) {
+        const fits = POWER_STATES[b.dataset.action].includes(state);
+        b.disabled = !fits;
+        b.title = fits ? '' : `Not while the server is ${state}`;
+      }
+    }
   }
 
   async function power(action) {
@@ -129,9 +146,10 @@ export async function serverPage(ctx, id) {
       showError(alert, error);
     }
   }
-  const buttons = h('div', { class: 'power', role: 'group', 'aria-label': 'Power' },
+  buttons = h('div', { class: 'power', role: 'group', 'aria-label': 'Power' },
     POWER.filter(([, , p]) => can(p)).map(([action, label, , t]) =>
       h('button', { type: 'button', class: `tone-${t}`, 'data-action': action, onclick: () => power(action) }, label)));
+  setState(server.state);
 
   // Console.
   const output = h('div', { id: 'console-output', class: 'console', role: 'log', 'aria-live': 'polite', tabindex: '0' });
@@ -187,6 +205,15 @@ export async function serverPage(ctx, id) {
       .map(([label, value]) => h('div', { class: 'stat' }, h('span', { class: 'stat-label' }, label), value)));
 
   const widgets = ctx.contributions.filter((c) => c.slot === 'server-widget').map((c) => pluginWidget(c, id));
+  // Plugins hear of console events at the same time as this page does, so
+  // a widget asked at once may not know yet: ask again a moment later.
+  let widgetTimer = null;
+  function reloadWidgets() {
+    widgets.forEach((w) => w.reload());
+    clearTimeout(widgetTimer);
+    widgetTimer = setTimeout(() => widgets.forEach((w) => w.reload()), 1000);
+  }
+  ctx.onLeave(() => clearTimeout(widgetTimer));
 
   const live = can('control.console') ? connectConsole(id, {
     connected(on) {
@@ -206,8 +233,11 @@ export async function serverPage(ctx, id) {
               : e.kind === 'player-left' ? `${e.name} left`
                 : e.kind === 'crash' ? `Crashed: ${e.cause || ''}` : (e.text || e.kind);
           line(text, `event event-${String(e.kind).replace(/[^a-z-]/g, '')}`);
-          if (e.kind === 'ready') setState('running');
-          if (e.kind === 'player-joined' || e.kind === 'player-left') widgets.forEach((w) => w.reload());
+          if (e.kind === 'ready') {
+            setState('running');
+            readyBadge.hidden = false;
+          }
+          if (e.kind === 'player-joined' || e.kind === 'player-left') reloadWidgets();
           break;
         }
         case 'stats': {
@@ -243,23 +273,38 @@ export async function serverPage(ctx, id) {
   }, 5000);
   ctx.onLeave(() => clearInterval(poll));
 
-  // Variables.
+  // Variables, labelled and described by the game-type plugin (which also
+  // validates them: its per-field errors show under each field).
   let varsSection = null;
   if (server.variables && Object.keys(server.variables).length) {
-    const box = h('div', { hidden: true });
+    let described = [];
+    try {
+      const game = (await get('/game-types')).items.find((g) => g.plugin === server.game.plugin);
+      described = game ? game.variables : [];
+    } catch {
+      described = [];
+    }
+    const box = h('div', { hidden: true, id: 'variables-result' });
     const fields = {};
     for (const [key, value] of Object.entries(server.variables)) {
-      fields[`variables.${key}`] = field(key, h('input', { name: key, value, disabled: !can('startup.update') }));
+      const v = described.find((d) => d.key === key);
+      const editable = can('startup.update') && (!v || v.user_editable);
+      const input = v && v.choices.length
+        ? h('select', { name: key, disabled: !editable }, v.choices.map((c) => h('option', { value: c, selected: c === value }, c)))
+        : h('input', { name: key, value, disabled: !editable, type: v && v.kind === 'integer' ? 'number' : 'text' });
+      fields[`variables.${key}`] = field(v ? v.name : key, input, v ? [v.description, h('code', { class: 'muted' }, ` ${key}`)] : null);
     }
     varsSection = h('section', { class: 'card' }, h('h2', null, 'Variables'),
       form({ id: 'variables-form' }, [Object.values(fields).map((f) => f.row), box,
         can('startup.update') ? h('button', { type: 'submit', class: 'primary' }, 'Save variables') : null], async () => {
         const variables = {};
-        for (const [key, f] of Object.entries(fields)) variables[key.slice('variables.'.length)] = f.input.value;
+        for (const [key, f] of Object.entries(fields)) {
+          if (!f.input.disabled) variables[key.slice('variables.'.length)] = f.input.value;
+        }
         try {
           server = await patch(`/servers/${seg(id)}`, { variables });
           showError(box, null, fields);
-          replace(box, alertBox('Saved.', 'success'));
+          replace(box, alertBox('Saved. The new values apply at the next start.', 'success'));
           box.hidden = false;
         } catch (error) {
           showError(box, error, fields);
@@ -283,10 +328,38 @@ export async function serverPage(ctx, id) {
   const commandPoll = setInterval(loadCommands, 5000);
   ctx.onLeave(() => clearInterval(commandPoll));
 
+  // Reinstall and delete, each behind a confirmation.
+  const manageBox = h('div', { hidden: true });
+  const mayDelete = can('server.delete') || ctx.has('server.delete');
+  const manage = can('settings.reinstall') || mayDelete ? h('section', { class: 'card', id: 'server-manage' }, h('h2', null, 'Manage'),
+    h('div', { class: 'power' },
+      can('settings.reinstall') ? h('button', { type: 'button', class: 'tone-warning', id: 'server-reinstall', onclick: async () => {
+        if (!window.confirm(`Reinstall ${server.name}? The game-type plugin's install steps run again.`)) return;
+        try {
+          await post(`/servers/${seg(id)}/install`);
+          toast('Reinstall requested', 'info');
+          showError(manageBox, null);
+          loadCommands();
+        } catch (error) {
+          showError(manageBox, error);
+        }
+      } }, 'Reinstall') : null,
+      mayDelete ? h('button', { type: 'button', class: 'danger', id: 'server-delete', onclick: async () => {
+        if (!window.confirm(`Delete ${server.name}? The server and its files on the node are removed for good.`)) return;
+        try {
+          await api('DELETE', `/servers/${seg(id)}`);
+          toast(`Deleting ${server.name}`, 'info');
+          location.hash = '#/servers';
+        } catch (error) {
+          showError(manageBox, error);
+        }
+      } }, 'Delete server') : null),
+    manageBox) : null;
+
   return h('section', null,
     h('div', { class: 'page-head' },
       h('h1', null, server.name),
-      stateBadge),
+      stateBadge, readyBadge),
     h('p', { class: 'muted' }, `${server.game.plugin} ${server.game.version || ''}`,
       server.allocation ? ` · ${server.allocation.ip}:${server.allocation.port}` : ''),
     buttons,
@@ -297,5 +370,6 @@ export async function serverPage(ctx, id) {
         h('section', { class: 'card' }, h('h2', null, 'Stats'), statBox),
         widgets)),
     varsSection,
-    can('activity.read') ? h('section', { class: 'card' }, h('h2', null, 'Recent commands'), commands) : null);
+    can('activity.read') ? h('section', { class: 'card' }, h('h2', null, 'Recent commands'), commands) : null,
+    manage);
 }

@@ -48,6 +48,7 @@ pub mod metrics;
 pub mod nodes_routes;
 pub mod openapi;
 pub mod pagination;
+pub mod password_routes;
 pub mod plugins_routes;
 pub mod request_id;
 pub mod roles_routes;
@@ -201,6 +202,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(nodes_routes::router())
         .merge(servers_routes::router())
         .merge(totp_routes::router())
+        .merge(password_routes::router())
         .merge(users_routes::router())
         .merge(roles_routes::router())
         .merge(ui_routes::router());

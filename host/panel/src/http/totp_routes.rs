@@ -123,7 +123,7 @@ fn totp_error(error: TotpError) -> Response {
 
 /// Refuses requests authenticated with an API key.
 #[allow(clippy::result_large_err)] // see `Reply`
-fn require_session(headers: &HeaderMap) -> Reply<()> {
+pub(super) fn require_session(headers: &HeaderMap) -> Reply<()> {
     let with_key = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -134,7 +134,7 @@ fn require_session(headers: &HeaderMap) -> Reply<()> {
             StatusCode::FORBIDDEN,
             "session-required",
             "Session required",
-            "API keys cannot manage the second factor; log in and use the access token",
+            "API keys cannot manage the second factor or the password; log in and use the access token",
             None,
         ))
     } else {

@@ -2,31 +2,32 @@
 //! WebDriver (`chromedriver`) with `fantoccini`, against a Panel started
 //! in-process with identity on and the bundled plugins (local-password,
 //! test-game, quota-guard, player-list) installed the way `cap up`
-//! installs them.
+//! installs them; where a test starts game servers, a real Agent running
+//! the real `cap-standin-game` (the harness of the Agent tests); where it
+//! installs from a Marketplace, a real one with a publisher (the harness
+//! of the Marketplace tests).
 //!
 //! Without `/usr/bin/chromium` and `/usr/bin/chromedriver` these tests fail
 //! and say how to install them (`apt-get install chromium
 //! chromium-driver`); they never pass without a browser.
 //!
-//! Screenshots of the main pages land in `<target>/ui-screenshots/` as test
-//! artifacts.
-//!
-//! Console lines and the ready state arriving over the WebSocket need the
-//! Agent link's console stream and are not covered here.
+//! Screenshots of the main pages, at desktop and phone widths, land in
+//! `<target>/ui-screenshots/` as test artifacts.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cap_agent::node::RunningNode;
 use cap_panel::bundled::{self, BundledPlugin, Quiet};
+use cap_panel::config::Config;
 use cap_panel::db::Actor;
 use cap_panel::identity::users::{IdentityLink, NewUser, create_role, create_user_with_roles};
 use cap_panel::identity::{IdentityOptions, LOCAL_PASSWORD, ProviderRegistry, bootstrap_admin};
 use cap_panel::servers::access;
 use cap_panel::{Panel, RunningPanel};
-use cap_runtime::api::{self, Credentials, PasswordCredentials};
-use cap_runtime::hooks::{RetryPolicy, dispatch_after};
+use cap_runtime::api::{Credentials, PasswordCredentials};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
@@ -35,7 +36,10 @@ use serde_json::{Value, json};
 #[path = "../panel/support.rs"]
 mod support;
 
-use support::TestDb;
+use support::{
+    MarketplaceWithPublisher, TestDb, code_at, free_port, manifest_text, package_with,
+    publish_signed, start_agent, wrong_code,
+};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -43,38 +47,66 @@ const ADMIN_PASSWORD: &str = "Correct-Horse-Battery-42";
 const PLAYER_PASSWORD: &str = "Player-Password-Staple-7";
 /// How long the UI may take to show something.
 const UI_WAIT: Duration = Duration::from_secs(20);
+/// The WebDriver keys (`send_keys` text) for Enter, Tab and the up arrow.
+const ENTER: &str = "\u{e007}";
+const TAB: &str = "\u{e004}";
+const ARROW_UP: &str = "\u{e013}";
+/// The bundled plugins of most tests.
+const PLUGINS: &[BundledPlugin] = &[
+    BundledPlugin::LocalPassword,
+    BundledPlugin::TestGame,
+    BundledPlugin::QuotaGuard,
+    BundledPlugin::PlayerList,
+];
 
-/// A Panel as `cap up` runs it, on SQLite.
+/// What a test's Panel has.
+struct Setup {
+    /// The bundled plugins installed.
+    plugins: &'static [BundledPlugin],
+    /// Whether a real Agent serves the node.
+    agent: bool,
+    /// The Marketplace the Panel installs from.
+    marketplace_url: Option<String>,
+}
+
+impl Default for Setup {
+    fn default() -> Setup {
+        Setup {
+            plugins: PLUGINS,
+            agent: false,
+            marketplace_url: None,
+        }
+    }
+}
+
+/// A Panel as `cap up` runs it, on SQLite, with one node on loopback.
 struct World {
-    _db: TestDb,
     panel: RunningPanel,
     providers: ProviderRegistry,
     admin_token: String,
     node_id: String,
+    agent: Option<RunningNode>,
+    _agent_dir: Option<tempfile::TempDir>,
+    _db: TestDb,
 }
 
-async fn world() -> World {
+async fn world(setup: Setup) -> World {
     let db = TestDb::sqlite().await;
     let providers = ProviderRegistry::new();
-    let panel = Panel::builder(db.config())
+    let config = Config {
+        marketplace_url: setup.marketplace_url,
+        ..db.config()
+    };
+    let panel = Panel::builder(config)
         .identity(providers.clone(), IdentityOptions::default())
         .bind()
         .await
         .expect("the Panel starts")
         .spawn();
     let plugins = panel.state().plugins().expect("plugin management runs");
-    bundled::ensure_installed(
-        plugins,
-        &[
-            BundledPlugin::LocalPassword,
-            BundledPlugin::TestGame,
-            BundledPlugin::QuotaGuard,
-            BundledPlugin::PlayerList,
-        ],
-        &Quiet,
-    )
-    .await
-    .expect("the bundled plugins install");
+    bundled::ensure_installed(plugins, setup.plugins, &Quiet)
+        .await
+        .expect("the bundled plugins install");
     bootstrap_admin(
         panel.state().db(),
         &providers,
@@ -89,7 +121,7 @@ async fn world() -> World {
         "/api/v1/nodes",
         &admin_token,
         Some(
-            json!({"name": "node-1", "address": "10.0.0.1", "memory_mb": 65536,
+            json!({"name": "node-1", "address": "127.0.0.1", "memory_mb": 65536,
                     "disk_mb": 100000, "cpu_percent": 800}),
         ),
         201,
@@ -101,16 +133,52 @@ async fn world() -> World {
         "POST",
         &format!("/api/v1/nodes/{node_id}/allocations"),
         &admin_token,
-        Some(json!({"ip": "10.0.0.1", "ports": ["25565-25569"]})),
+        Some(json!({"ip": "127.0.0.1", "ports": [free_port(), free_port()]})),
         201,
     )
     .await;
+    let (agent, agent_dir) = if setup.agent {
+        let token = call(
+            &panel,
+            "POST",
+            &format!("/api/v1/nodes/{node_id}/registration-tokens"),
+            &admin_token,
+            Some(json!({})),
+            201,
+        )
+        .await;
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let token = token["token"].as_str().expect("a token").to_owned();
+        let agent = start_agent(&panel, dir.path(), Some(token)).await;
+        let deadline = Instant::now() + UI_WAIT;
+        loop {
+            let node = call(
+                &panel,
+                "GET",
+                &format!("/api/v1/nodes/{node_id}"),
+                &admin_token,
+                None,
+                200,
+            )
+            .await;
+            if node["online"] == json!(true) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the Agent never came online");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        (Some(agent), Some(dir))
+    } else {
+        (None, None)
+    };
     World {
-        _db: db,
         panel,
         providers,
         admin_token,
         node_id,
+        agent,
+        _agent_dir: agent_dir,
+        _db: db,
     }
 }
 
@@ -203,42 +271,6 @@ async fn create_password_user(world: &World, username: &str, password: &str) -> 
     .await
     .expect("the user is created");
     user.id
-}
-
-/// Sends a console player event to the active plugins' after-hooks, as the
-/// Agent link does when the game reports a join or leave.
-async fn player_event(world: &World, server_id: &str, name: &str, joined: bool) {
-    let event = api::Event {
-        id: format!("ev-{}", uuid::Uuid::new_v4()),
-        kind: if joined {
-            api::EventKind::ConsolePlayerJoined
-        } else {
-            api::EventKind::ConsolePlayerLeft
-        },
-        occurred_at_ms: 1_700_000_000_000,
-        actor: api::Actor {
-            user_id: None,
-            ip: None,
-            request_id: None,
-        },
-        payload: api::Payload::Console(api::ConsoleInfo {
-            server_id: server_id.to_owned(),
-            line: format!("{name} joined the game"),
-            detail: Some(name.to_owned()),
-        }),
-    };
-    let plugins = world
-        .panel
-        .state()
-        .plugins()
-        .expect("plugin management runs")
-        .active_plugins();
-    let reports = dispatch_after(&plugins, &event, RetryPolicy::default()).await;
-    let player_list = reports
-        .iter()
-        .find(|r| r.plugin == "player-list")
-        .expect("player-list is subscribed to player events");
-    assert!(player_list.outcome.is_ok(), "{reports:?}");
 }
 
 /// chromedriver on a free port, killed when dropped.
@@ -356,59 +388,58 @@ async fn diagnose(client: &Client) -> String {
     format!("url: {url}\npage text: {text}\nmodules: {modules}")
 }
 
-/// Waits until the text of `css` contains `needle`; returns the text.
-async fn wait_for_text(client: &Client, css: &str, needle: &str) -> String {
+/// Waits until the text of `css` satisfies `good` (described by `what`);
+/// returns the text.
+async fn wait_for_text_where(
+    client: &Client,
+    css: &str,
+    what: &str,
+    good: impl Fn(&str) -> bool,
+) -> String {
     let deadline = Instant::now() + UI_WAIT;
     let mut last = String::new();
     loop {
         if let Ok(element) = client.find(Locator::Css(css)).await
             && let Ok(text) = element.text().await
         {
-            if text.contains(needle) {
+            if good(&text) {
                 return text;
             }
             last = text;
         }
         assert!(
             Instant::now() < deadline,
-            "{css} never contained {needle:?}; last text: {last:?}"
+            "{css} never {what}; last text: {last:?}\n{}",
+            diagnose(client).await
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-async fn sign_in(client: &Client, panel: &RunningPanel, username: &str, password: &str) {
+/// Waits until the text of `css` contains `needle`; returns the text.
+async fn wait_for_text(client: &Client, css: &str, needle: &str) -> String {
+    wait_for_text_where(client, css, &format!("contained {needle:?}"), |t| {
+        t.contains(needle)
+    })
+    .await
+}
+
+/// Fills the sign-in form and submits it.
+async fn submit_sign_in(client: &Client, panel: &RunningPanel, username: &str, password: &str) {
     client.goto(&panel.url("/")).await.expect("the Panel loads");
     wait_for(client, "#login-form").await;
-    client
-        .find(Locator::Css("#login-form input[name=username]"))
-        .await
-        .expect("a username field")
-        .send_keys(username)
-        .await
-        .expect("typing");
-    client
-        .find(Locator::Css("#login-form input[name=password]"))
-        .await
-        .expect("a password field")
-        .send_keys(password)
-        .await
-        .expect("typing");
-    client
-        .find(Locator::Css("#login-submit"))
-        .await
-        .expect("a sign-in button")
-        .click()
-        .await
-        .expect("clicking");
+    fill(client, "#login-form input[name=username]", username).await;
+    fill(client, "#login-form input[name=password]", password).await;
+    click(client, "#login-submit").await;
+}
+
+async fn sign_in(client: &Client, panel: &RunningPanel, username: &str, password: &str) {
+    submit_sign_in(client, panel, username, password).await;
     wait_for(client, "#server-list").await;
 }
 
 async fn fill(client: &Client, css: &str, value: &str) {
-    let input = client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    let input = wait_for(client, css).await;
     input.clear().await.expect("clearing");
     input.send_keys(value).await.expect("typing");
 }
@@ -421,9 +452,41 @@ async fn click(client: &Client, css: &str) {
         .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
 }
 
-/// Fills and submits the create-server form; returns the URL fragment
-/// after submitting.
-async fn create_server_in_ui(client: &Client, panel: &RunningPanel, name: &str, memory_mb: u64) {
+/// Whether the element `css` is disabled.
+async fn disabled(client: &Client, css: &str) -> bool {
+    wait_for(client, css)
+        .await
+        .prop("disabled")
+        .await
+        .expect("a property")
+        .as_deref()
+        == Some("true")
+}
+
+/// The message under the form field `css` (from its `aria-describedby`),
+/// once there is one.
+async fn field_error(client: &Client, css: &str) -> String {
+    let id = wait_for(client, css)
+        .await
+        .attr("aria-describedby")
+        .await
+        .expect("an attribute")
+        .expect("the field names its error element");
+    wait_for_text_where(client, &format!("#{id}"), "showed an error", |t| {
+        !t.is_empty()
+    })
+    .await
+}
+
+/// Fills the create-server form (name, memory, game variables by key) and
+/// submits it.
+async fn create_server_in_ui(
+    client: &Client,
+    panel: &RunningPanel,
+    name: &str,
+    memory_mb: u64,
+    variables: &[(&str, &str)],
+) {
     client
         .goto(&panel.url("/#/servers/new"))
         .await
@@ -437,13 +500,91 @@ async fn create_server_in_ui(client: &Client, panel: &RunningPanel, name: &str, 
         &memory_mb.to_string(),
     )
     .await;
+    for (key, value) in variables {
+        fill(client, &format!("#create-server-form [name={key}]"), value).await;
+    }
     click(client, "#create-submit").await;
 }
 
+/// Types `keys` into whatever has the keyboard focus.
+async fn type_keys(client: &Client, keys: &str) {
+    client
+        .active_element()
+        .await
+        .expect("a focused element")
+        .send_keys(keys)
+        .await
+        .expect("typing");
+}
+
+/// Types `command` into the console input and presses Enter.
+async fn console_command(client: &Client, command: &str) {
+    fill(client, "#console-input", &format!("{command}{ENTER}")).await;
+    wait_for_text(client, "#console-output", &format!("> {command}")).await;
+}
+
+/// How many console lines read exactly `text`.
+async fn console_lines(client: &Client, text: &str) -> u64 {
+    client
+        .execute(
+            "return [...document.querySelectorAll('#console-output > div')]
+               .filter((d) => d.textContent === arguments[0]).length;",
+            vec![json!(text)],
+        )
+        .await
+        .expect("a script result")
+        .as_u64()
+        .expect("a count")
+}
+
+/// The main pages: URL fragment, what shows it is ready, screenshot name.
+const PAGES: &[(&str, &str, &str)] = &[
+    ("/#/servers", "#server-list table", "servers"),
+    ("/#/servers/new", "#create-server-form", "create-server"),
+    ("/#/admin/nodes", "#node-list table", "admin-nodes"),
+    ("/#/admin/plugins", "#plugin-list table", "admin-plugins"),
+    (
+        "/#/admin/plugins/player-list",
+        "#plugin-state",
+        "admin-plugin-detail",
+    ),
+    ("/#/admin/users", "#user-list table", "admin-users"),
+    ("/#/admin/roles", "#role-list", "admin-roles"),
+    ("/#/audit", "#audit-table tbody tr", "audit-log"),
+    ("/#/account", "#api-keys", "account"),
+];
+
+/// Opens `fragment`, waits for `ready` and saves a screenshot; at phone
+/// width also checks that the page does not scroll sideways.
+async fn show_page(client: &Client, world: &World, fragment: &str, ready: &str, name: &str) {
+    client
+        .goto(&world.panel.url(fragment))
+        .await
+        .expect("navigating");
+    wait_for(client, ready).await;
+    screenshot(client, name).await;
+    let overflow = client
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await
+        .expect("a script result");
+    assert!(
+        overflow.as_i64().is_some_and(|o| o <= 0),
+        "{fragment} scrolls sideways by {overflow} px at this width"
+    );
+}
+
 #[tokio::test]
-async fn an_admin_signs_in_creates_a_server_and_uses_the_player_list_widget() {
+async fn an_admin_creates_and_starts_a_server_in_the_ui_watches_its_console_and_kicks_a_player_with_the_widget()
+ {
     let driver = start_driver();
-    let world = world().await;
+    let world = world(Setup {
+        agent: true,
+        ..Setup::default()
+    })
+    .await;
     let client = browser(&driver, 1280, 900).await;
 
     // Sign in: the provider list comes from the API.
@@ -454,10 +595,9 @@ async fn an_admin_signs_in_creates_a_server_and_uses_the_player_list_widget() {
     wait_for(&client, "#login-form").await;
     screenshot(&client, "sign-in").await;
     sign_in(&client, &world.panel, "admin", ADMIN_PASSWORD).await;
-    screenshot(&client, "servers").await;
 
     // A before-hook's denial reaches the user: quota-guard allows 8192 MiB.
-    create_server_in_ui(&client, &world.panel, "Too big", 9000).await;
+    create_server_in_ui(&client, &world.panel, "Too big", 9000, &[]).await;
     let denial = wait_for_text(&client, "#create-error", "quota exceeded").await;
     assert!(denial.contains("9000 MiB of 8192 MiB"), "{denial}");
     let code = client
@@ -470,10 +610,31 @@ async fn an_admin_signs_in_creates_a_server_and_uses_the_player_list_widget() {
     assert_eq!(code.as_deref(), Some("hook-denied"));
     screenshot(&client, "create-server-denied").await;
 
+    // The game-type plugin validates the variables; its message shows
+    // under the field it is about.
+    create_server_in_ui(
+        &client,
+        &world.panel,
+        "Slow",
+        1024,
+        &[("READY_DELAY_MS", "60001")],
+    )
+    .await;
+    let problem = field_error(&client, "#create-server-form [name=READY_DELAY_MS]").await;
+    assert!(problem.contains("60000"), "{problem}");
+    screenshot(&client, "create-server-invalid").await;
+
     // Create a server; the name carries markup, which must stay text.
     let hostile_name = "<img src=x onerror=window.__pwned=1> Survival";
-    create_server_in_ui(&client, &world.panel, hostile_name, 1024).await;
-    wait_for(&client, "#server-state").await;
+    create_server_in_ui(
+        &client,
+        &world.panel,
+        hostile_name,
+        1024,
+        &[("READY_DELAY_MS", "100")],
+    )
+    .await;
+    wait_for_text(&client, "#server-state", "offline").await;
     let heading = wait_for_text(&client, "main h1", "Survival").await;
     assert_eq!(heading, hostile_name);
     let url = client.current_url().await.expect("a URL");
@@ -482,10 +643,13 @@ async fn an_admin_signs_in_creates_a_server_and_uses_the_player_list_widget() {
         .and_then(|f| f.strip_prefix("/servers/"))
         .expect("the server page's URL names the server")
         .to_owned();
-    // Power buttons: the admin may do everything.
+    // Power buttons: the admin may do everything; what the state allows
+    // is enabled.
     for action in ["start", "restart", "stop", "kill"] {
         wait_for(&client, &format!(".power button[data-action={action}]")).await;
     }
+    assert!(!disabled(&client, ".power button[data-action=start]").await);
+    assert!(disabled(&client, ".power button[data-action=stop]").await);
     // The player-list widget renders (nobody online yet).
     wait_for_text(
         &client,
@@ -495,16 +659,61 @@ async fn an_admin_signs_in_creates_a_server_and_uses_the_player_list_widget() {
     .await;
     screenshot(&client, "server").await;
 
-    // Players join (among them two whose names are markup); the widget
-    // shows them after a reload of the page.
+    // Start it with the button: the state, the ready event, console lines
+    // and stats arrive over the WebSocket, without a reload.
+    click(&client, ".power button[data-action=start]").await;
+    wait_for_text(&client, "#server-state", "running").await;
+    wait_for(&client, "#server-ready:not([hidden])").await;
+    wait_for_text(&client, "#console-output", "Starting standin on port").await;
+    wait_for_text(&client, "#console-output", "Server is ready").await;
+    assert_eq!(console_lines(&client, "READY").await, 1);
+    wait_for_text_where(&client, "#stat-memory", "showed the memory in use", |t| {
+        t.ends_with("iB")
+    })
+    .await;
+    assert!(disabled(&client, ".power button[data-action=start]").await);
+    assert!(!disabled(&client, ".power button[data-action=stop]").await);
+
+    // Away and back: the earlier lines come as history, once.
+    click(&client, "#nav a[href='#/servers']").await;
+    wait_for_text(&client, "#server-list", "Survival").await;
+    click(&client, "#server-list a.server-link").await;
+    wait_for_text(&client, "#console-output", "Starting standin on port").await;
+    wait_for_text(&client, "#console-link", "live").await;
+    assert_eq!(console_lines(&client, "READY").await, 1);
+    wait_for_text(&client, "#server-state", "running").await;
+
+    // A command from the input (Enter sends it) and the game's echo.
+    console_command(&client, "say hello from the browser").await;
+    wait_for_text(&client, "#console-output", "SAY hello from the browser").await;
+    // The up arrow brings the last command back.
+    wait_for(&client, "#console-input")
+        .await
+        .send_keys(ARROW_UP)
+        .await
+        .expect("typing");
+    let recalled = wait_for(&client, "#console-input")
+        .await
+        .prop("value")
+        .await
+        .expect("a property");
+    assert_eq!(recalled.as_deref(), Some("say hello from the browser"));
+    screenshot(&client, "server-running").await;
+
+    // Players join in the game (among them two whose names are markup);
+    // the widget shows them without a reload.
     let script_name = "<script>window.__pwned=2</script>";
     let img_name = "<img/src=x/onerror=window.__pwned=3>";
     for name in ["Steve", script_name, img_name] {
-        player_event(&world, &server_id, name, true).await;
+        console_command(&client, &format!("join {name}")).await;
     }
-    client.refresh().await.expect("reloading");
-    let widget = wait_for_text(&client, "[data-plugin=player-list] .pui-body", "Steve").await;
-    assert!(widget.contains("3 players online"), "{widget}");
+    let widget = wait_for_text(
+        &client,
+        "[data-plugin=player-list] .pui-body",
+        "3 players online",
+    )
+    .await;
+    assert!(widget.contains("Steve"), "{widget}");
     assert!(widget.contains(script_name), "{widget}");
     assert!(widget.contains(img_name), "{widget}");
     // Inert: no element came from the markup, and no script ran.
@@ -528,7 +737,8 @@ async fn an_admin_signs_in_creates_a_server_and_uses_the_player_list_widget() {
     screenshot(&client, "server-with-players").await;
 
     // Kick Steve: a confirmation, then the plugin's notification, and the
-    // console command is queued by the plugin (no user as actor).
+    // command reaches the game's console (queued by the plugin, no user as
+    // actor).
     click(
         &client,
         "[data-plugin=player-list] button[aria-label='Kick Steve']",
@@ -544,62 +754,489 @@ async fn an_admin_signs_in_creates_a_server_and_uses_the_player_list_widget() {
         "Sent `kick Steve` to the console",
     )
     .await;
+    wait_for_text(&client, "#console-output", "UNKNOWN kick Steve").await;
     let commands = call(
         &world.panel,
         "GET",
-        &format!("/api/v1/servers/{server_id}/commands"),
+        &format!("/api/v1/servers/{server_id}/commands?limit=100"),
         &world.admin_token,
         None,
         200,
     )
     .await;
-    let newest = &commands["items"][0];
-    assert_eq!(newest["action"], "console", "{commands:#}");
-    assert_eq!(newest["actor_user_id"], Value::Null, "{commands:#}");
+    let kick = commands["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|c| c["action"] == "console" && c["actor_user_id"].is_null())
+        .unwrap_or_else(|| panic!("the plugin's console command: {commands:#}"));
+    assert_eq!(kick["actor_user_id"], Value::Null, "{commands:#}");
 
-    // A power action through the UI is queued.
-    click(&client, ".power button[data-action=start]").await;
-    wait_for_text(&client, "#server-commands", "start").await;
+    // Stop it with the button.
+    click(&client, ".power button[data-action=stop]").await;
+    wait_for_text(&client, "#server-state", "offline").await;
+    wait_for_text(&client, "#console-output", "STOPPING").await;
+    wait_for(&client, "#server-ready[hidden]").await;
 
-    // The other main pages render; screenshots for people.
-    for (fragment, ready, name) in [
-        ("/#/admin/nodes", "#node-list table", "admin-nodes"),
-        ("/#/admin/plugins", "#plugin-list table", "admin-plugins"),
-        (
-            "/#/admin/plugins/player-list",
-            "#plugin-state",
-            "admin-plugin-detail",
-        ),
-        ("/#/admin/users", "#user-list table", "admin-users"),
-        ("/#/audit", "#audit-table tbody tr", "audit-log"),
-        ("/#/account", "#api-keys", "account"),
-    ] {
-        client
-            .goto(&world.panel.url(fragment))
-            .await
-            .expect("navigating");
-        wait_for(&client, ready).await;
-        screenshot(&client, name).await;
-    }
-
-    // Phone-sized: the navigation collapses behind a menu button.
-    client.set_window_size(390, 844).await.expect("resizing");
-    client
-        .goto(&world.panel.url(&format!("/#/servers/{server_id}")))
+    // The variables form: labelled by the game-type plugin, which also
+    // checks the values; its message shows under the field.
+    let delay = "#variables-form [name=READY_DELAY_MS]";
+    let label = client
+        .execute(
+            "return document.querySelector(`label[for='${document.querySelector(arguments[0]).id}']`).textContent;",
+            vec![json!(delay)],
+        )
         .await
-        .expect("navigating");
-    wait_for(&client, "#server-state").await;
+        .expect("a script result");
+    assert_eq!(label, json!("Ready delay (ms)"));
+    fill(&client, delay, "60001").await;
+    click(&client, "#variables-form button[type=submit]").await;
+    let problem = field_error(&client, delay).await;
+    assert!(problem.contains("60000"), "{problem}");
+    fill(&client, delay, "150").await;
+    click(&client, "#variables-form button[type=submit]").await;
+    wait_for_text(&client, "#variables-result", "Saved").await;
+    let server = call(
+        &world.panel,
+        "GET",
+        &format!("/api/v1/servers/{server_id}"),
+        &world.admin_token,
+        None,
+        200,
+    )
+    .await;
+    assert_eq!(server["variables"]["READY_DELAY_MS"], "150", "{server:#}");
+
+    // The main pages, at desktop and at phone width.
+    for (fragment, ready, name) in PAGES {
+        show_page(&client, &world, fragment, ready, name).await;
+    }
+    client.set_window_size(390, 844).await.expect("resizing");
+    for (fragment, ready, name) in PAGES {
+        show_page(&client, &world, fragment, ready, &format!("{name}-phone")).await;
+    }
+    // Phone-sized: the navigation collapses behind a menu button that
+    // opens with the keyboard.
+    let server_page = format!("/#/servers/{server_id}");
+    show_page(
+        &client,
+        &world,
+        &server_page,
+        "#console-output",
+        "server-phone",
+    )
+    .await;
     let toggle = wait_for(&client, "#nav-toggle").await;
     assert!(toggle.is_displayed().await.expect("visibility"));
-    screenshot(&client, "server-phone").await;
+    let servers_link = wait_for(&client, "#nav a[href='#/servers']").await;
+    assert!(!servers_link.is_displayed().await.expect("visibility"));
+    toggle.send_keys(ENTER).await.expect("pressing Enter");
+    assert_eq!(
+        toggle
+            .attr("aria-expanded")
+            .await
+            .expect("an attribute")
+            .as_deref(),
+        Some("true")
+    );
+    assert!(servers_link.is_displayed().await.expect("visibility"));
+    screenshot(&client, "nav-phone").await;
 
+    // Delete it, behind a confirmation; the list shows it going.
+    toggle.send_keys(ENTER).await.expect("pressing Enter");
+    click(&client, "#server-delete").await;
+    client
+        .accept_alert()
+        .await
+        .expect("the confirmation is shown");
+    wait_for_text_where(&client, "#server-list", "showed the deletion", |t| {
+        t.contains("deleting") || t.contains("No servers yet.")
+    })
+    .await;
+
+    client.close().await.expect("closing the browser");
+    if let Some(agent) = world.agent {
+        agent.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn an_admin_turns_on_totp_in_the_account_page_signs_in_with_a_code_after_a_wrong_one_and_changes_the_password()
+ {
+    let driver = start_driver();
+    let world = world(Setup {
+        plugins: &[BundledPlugin::LocalPassword],
+        ..Setup::default()
+    })
+    .await;
+    let client = browser(&driver, 1280, 900).await;
+    sign_in(&client, &world.panel, "admin", ADMIN_PASSWORD).await;
+
+    // Set up: the secret is shown; a wrong code is refused under its field.
+    client
+        .goto(&world.panel.url("/#/account"))
+        .await
+        .expect("navigating");
+    wait_for_text(&client, "#totp-status", "Off").await;
+    click(&client, "#totp-begin").await;
+    let secret = wait_for(&client, "#totp-secret")
+        .await
+        .text()
+        .await
+        .expect("the secret");
+    fill(
+        &client,
+        "#totp-confirm input[name=code]",
+        &wrong_code(&secret),
+    )
+    .await;
+    click(&client, "#totp-confirm button[type=submit]").await;
+    let problem = field_error(&client, "#totp-confirm input[name=code]").await;
+    assert!(problem.contains("not the current code"), "{problem}");
+    fill(
+        &client,
+        "#totp-confirm input[name=code]",
+        &code_at(&secret, 0),
+    )
+    .await;
+    click(&client, "#totp-confirm button[type=submit]").await;
+    wait_for(&client, "ul.codes li").await;
+    let recovery: Vec<String> = client
+        .execute(
+            "return [...document.querySelectorAll('ul.codes li')].map((li) => li.textContent);",
+            vec![],
+        )
+        .await
+        .expect("a script result")
+        .as_array()
+        .expect("codes")
+        .iter()
+        .map(|c| c.as_str().expect("a code").to_owned())
+        .collect();
+    assert_eq!(recovery.len(), 10, "{recovery:?}");
+    screenshot(&client, "account-totp-recovery-codes").await;
+    click(&client, "#totp-done").await;
+    wait_for_text(&client, "#totp-status", "On").await;
+
+    // Sign out and in again: the password is not enough any more.
+    click(&client, "#sign-out").await;
+    wait_for(&client, "#login-form").await;
+    // This time by keyboard only: Tab into the form, Enter submits.
+    client
+        .goto(&world.panel.url("/"))
+        .await
+        .expect("the Panel loads");
+    wait_for(&client, "#login-form").await;
+    type_keys(&client, TAB).await;
+    type_keys(&client, &format!("admin{TAB}{ADMIN_PASSWORD}{ENTER}")).await;
+    wait_for(&client, "#second-factor-form").await;
+    screenshot(&client, "sign-in-second-factor").await;
+    // The code field has the focus.
+    type_keys(&client, &format!("{}{ENTER}", wrong_code(&secret))).await;
+    let refusal = wait_for_text(
+        &client,
+        "#second-factor-error",
+        "the code is wrong or was used before",
+    )
+    .await;
+    assert!(refusal.contains("Invalid second factor"), "{refusal}");
+    let code = wait_for(&client, "#second-factor-error [data-code]")
+        .await
+        .attr("data-code")
+        .await
+        .expect("an attribute");
+    assert_eq!(code.as_deref(), Some("invalid-second-factor"));
+    assert!(
+        client.find(Locator::Css("#server-list")).await.is_err(),
+        "a wrong code must not sign in"
+    );
+    screenshot(&client, "sign-in-second-factor-refused").await;
+    // The next code signs in (the one that confirmed enrolment was used);
+    // the emptied code field still has the focus.
+    type_keys(&client, &format!("{}{ENTER}", code_at(&secret, 1))).await;
+    wait_for(&client, "#server-list").await;
+
+    // Turning it off needs a recovery code (or a current one).
+    client
+        .goto(&world.panel.url("/#/account"))
+        .await
+        .expect("navigating");
+    wait_for_text(&client, "#totp-status", "On").await;
+    fill(&client, "#totp-off input", &recovery[0]).await;
+    click(&client, "#totp-off button[type=submit]").await;
+    wait_for_text(&client, "#totp-status", "Off").await;
+
+    // The password, changed through the provider: a wrong current one is
+    // refused on its field, then the change takes.
+    let new_password = "Another-Long-Passphrase-9";
+    fill(
+        &client,
+        "#password-form [name=current_password]",
+        "Not-My-Password-1",
+    )
+    .await;
+    fill(&client, "#password-form [name=new_password]", new_password).await;
+    fill(
+        &client,
+        "#password-form [name=new_password_again]",
+        new_password,
+    )
+    .await;
+    click(&client, "#password-form button[type=submit]").await;
+    let problem = field_error(&client, "#password-form [name=current_password]").await;
+    assert!(problem.contains("not your current password"), "{problem}");
+    fill(
+        &client,
+        "#password-form [name=current_password]",
+        ADMIN_PASSWORD,
+    )
+    .await;
+    click(&client, "#password-form button[type=submit]").await;
+    wait_for_text(&client, "#password-result", "Your password is changed.").await;
+    click(&client, "#sign-out").await;
+    sign_in(&client, &world.panel, "admin", new_password).await;
     client.close().await.expect("closing the browser");
 }
 
 #[tokio::test]
-async fn a_subuser_without_power_permissions_sees_the_console_but_no_power_buttons() {
+async fn an_admin_installs_a_plugin_from_the_marketplace_grants_what_it_requests_and_updates_it() {
+    let market = MarketplaceWithPublisher::start(3600).await;
+    let version = |v: &str| {
+        manifest_text("quota-guard").replacen(
+            "version = \"1.0.0\"",
+            &format!("version = \"{v}\""),
+            1,
+        )
+    };
+    let publisher = &market;
+    let publish = |bytes: Vec<u8>| async move {
+        publish_signed(&publisher.client, &publisher.token, &publisher.key, &bytes).await
+    };
+    publish(package_with("quota-guard", &version("1.0.0"))).await;
     let driver = start_driver();
-    let world = world().await;
+    let world = world(Setup {
+        plugins: &[BundledPlugin::LocalPassword],
+        marketplace_url: Some(market.server.url()),
+        ..Setup::default()
+    })
+    .await;
+    let client = browser(&driver, 1280, 900).await;
+    sign_in(&client, &world.panel, "admin", ADMIN_PASSWORD).await;
+
+    // Browse: the package, its version and price.
+    client
+        .goto(&world.panel.url("/#/admin/plugins"))
+        .await
+        .expect("navigating");
+    let row = wait_for_text(&client, "#market-table", "quota-guard").await;
+    assert!(
+        row.contains("Quota guard") && row.contains("1.0.0"),
+        "{row}"
+    );
+    assert!(row.contains("free") && row.contains("by acme"), "{row}");
+    fill(&client, "#market-search input[name=q]", "nothing-like-this").await;
+    click(&client, "#market-search button[type=submit]").await;
+    wait_for_text(&client, "#market-list", "No package matches.").await;
+    fill(&client, "#market-search input[name=q]", "quota").await;
+    click(&client, "#market-search button[type=submit]").await;
+    wait_for_text(&client, "#market-table", "quota-guard").await;
+    screenshot(&client, "admin-plugins-marketplace").await;
+
+    // A refusal says why: no version satisfies the requirement.
+    let install = "[data-package=quota-guard]";
+    fill(&client, &format!("{install} input[name=requirement]"), "2").await;
+    click(&client, &format!("{install} button[type=submit]")).await;
+    let refusal = wait_for_text(&client, "#market-error", "No versions satisfy").await;
+    assert!(refusal.contains("quota-guard"), "{refusal}");
+    let code = wait_for(&client, "#market-error [data-code]")
+        .await
+        .attr("data-code")
+        .await
+        .expect("an attribute");
+    assert_eq!(code.as_deref(), Some("resolution-failed"));
+    screenshot(&client, "admin-plugins-marketplace-refused").await;
+    let plugins = call(
+        &world.panel,
+        "GET",
+        "/api/v1/plugins",
+        &world.admin_token,
+        None,
+        200,
+    )
+    .await;
+    assert!(
+        !plugins.to_string().contains("quota-guard"),
+        "a refused install installs nothing: {plugins:#}"
+    );
+
+    // Install: verified and installed inactive, then the admin reviews
+    // what it requests, grants it and activates it.
+    fill(&client, &format!("{install} input[name=requirement]"), "").await;
+    click(&client, &format!("{install} button[type=submit]")).await;
+    let review = wait_for_text(
+        &client,
+        ".market-review[data-plugin=quota-guard]",
+        "not active",
+    )
+    .await;
+    for capability in ["key-value store", "configuration", "Panel API servers.read"] {
+        assert!(review.contains(capability), "{review}");
+    }
+    let plugin = call(
+        &world.panel,
+        "GET",
+        "/api/v1/plugins/quota-guard",
+        &world.admin_token,
+        None,
+        200,
+    )
+    .await;
+    assert_ne!(plugin["state"], "active", "{plugin:#}");
+    assert_eq!(plugin["granted"]["panel"], json!([]), "{plugin:#}");
+    wait_for_text(&client, "#plugin-list", "quota-guard").await;
+    screenshot(&client, "admin-plugins-marketplace-review").await;
+    click(
+        &client,
+        ".market-review[data-plugin=quota-guard] button[type=submit]",
+    )
+    .await;
+    wait_for_text(&client, "#market-outcome", "Quota guard is active").await;
+    wait_for_text(&client, "#plugin-list", "active").await;
+    wait_for_text(&client, "#market-table", "installed 1.0.0").await;
+    let plugin = call(
+        &world.panel,
+        "GET",
+        "/api/v1/plugins/quota-guard",
+        &world.admin_token,
+        None,
+        200,
+    )
+    .await;
+    assert_eq!(plugin["state"], "active", "{plugin:#}");
+    assert_eq!(plugin["granted"]["panel"], json!(["servers.read"]));
+    assert_eq!(plugin["granted"]["kv"], true);
+
+    // A new version: the list says so, and "Update all" installs it.
+    publish(package_with("quota-guard", &version("1.1.0"))).await;
+    click(&client, "#market-search button[type=submit]").await;
+    wait_for_text(&client, "#market-table", "1.1.0 available").await;
+    click(&client, "#market-update").await;
+    wait_for_text(&client, "#market-outcome", "1.0.0 → 1.1.0").await;
+    wait_for_text(&client, "#plugin-list", "1.1.0").await;
+    wait_for_text(&client, "#market-table", "installed 1.1.0").await;
+    screenshot(&client, "admin-plugins-marketplace-updated").await;
+    client.set_window_size(390, 844).await.expect("resizing");
+    show_page(
+        &client,
+        &world,
+        "/#/admin/plugins",
+        "#market-table",
+        "admin-plugins-marketplace-phone",
+    )
+    .await;
+    client.close().await.expect("closing the browser");
+}
+
+#[tokio::test]
+async fn a_plugin_putting_markup_and_script_in_its_ui_tree_shows_as_inert_text_and_a_broken_tree_as_an_error()
+ {
+    let driver = start_driver();
+    let world = world(Setup {
+        plugins: &[BundledPlugin::LocalPassword],
+        ..Setup::default()
+    })
+    .await;
+    // The adversarial plugin's `markup` dashboard widget puts markup,
+    // script and `javascript:` URLs in every string; its `out-of-bounds`
+    // one returns a tree naming a child that does not exist.
+    let uploaded = support::client()
+        .post(world.panel.url("/api/v1/plugins"))
+        .bearer_auth(&world.admin_token)
+        .header("content-type", "application/octet-stream")
+        .body(package_with("adversarial", &manifest_text("adversarial")))
+        .send()
+        .await
+        .expect("the upload is answered");
+    assert_eq!(uploaded.status(), 201, "uploading adversarial");
+    call(
+        &world.panel,
+        "POST",
+        "/api/v1/plugins/adversarial/activate",
+        &world.admin_token,
+        None,
+        200,
+    )
+    .await;
+
+    let client = browser(&driver, 1280, 900).await;
+    sign_in(&client, &world.panel, "admin", ADMIN_PASSWORD).await;
+    let widget = "[data-plugin=adversarial][data-contribution=markup]";
+    let text = wait_for_text(
+        &client,
+        &format!("{widget} .pui-body"),
+        "<script>window.__pwned='text'</script>",
+    )
+    .await;
+    for shown in [
+        "<style>body { display: none }</style>",
+        "<img src=x onerror=\"window.__pwned='heading'\">",
+        "<b onmouseover=\"window.__pwned='badge'\">bold</b>",
+        "<svg onload=\"window.__pwned='stat'\">",
+        "javascript:window.__pwned='stat'",
+        "<iframe src=\"javascript:window.__pwned='alert'\"></iframe>",
+        "<a href=\"javascript:window.__pwned='cell'\">link</a>",
+        "<img src=x onerror=\"window.__pwned='button'\">",
+    ] {
+        assert!(
+            text.contains(shown),
+            "{shown:?} is not shown as text in {text:?}"
+        );
+    }
+    let title = wait_for_text(&client, &format!("{widget} h2"), "Markup").await;
+    assert!(
+        title.contains("<img src=x onerror=\"window.__pwned='title'\">"),
+        "{title}"
+    );
+    // Pressing the button whose label is markup: the plugin refuses the
+    // action, and that is text too.
+    click(&client, &format!("{widget} .pui-body button")).await;
+    wait_for(&client, &format!("{widget} .pui-message [role=alert]")).await;
+    let inert = client
+        .execute(
+            "const w = document.querySelector(arguments[0]);
+             return {
+               elements: w.querySelectorAll('img, script, iframe, svg, style, b, a').length,
+               handlers: [...w.querySelectorAll('*')]
+                 .filter((e) => [...e.attributes].some((a) => a.name.startsWith('on'))).length,
+               pwned: window.__pwned === undefined ? null : window.__pwned,
+               bodyShown: getComputedStyle(document.body).display !== 'none',
+             };",
+            vec![json!(widget)],
+        )
+        .await
+        .expect("a script result");
+    assert_eq!(
+        inert,
+        json!({"elements": 0, "handlers": 0, "pwned": null, "bodyShown": true}),
+        "markup from a plugin's UI tree must stay text"
+    );
+    // The broken tree: a clear message in its place, and the page works.
+    let broken = wait_for_text(
+        &client,
+        "[data-plugin=adversarial][data-contribution=out-of-bounds] .pui-body",
+        "This widget could not be shown",
+    )
+    .await;
+    assert!(broken.contains("out of bounds"), "{broken}");
+    screenshot(&client, "plugin-markup-inert").await;
+    client.close().await.expect("closing the browser");
+}
+
+#[tokio::test]
+async fn a_player_given_a_role_on_the_users_page_and_only_the_console_of_a_server_sees_no_power_buttons()
+ {
+    let driver = start_driver();
+    let world = world(Setup::default()).await;
     let player_id = create_password_user(&world, "player", PLAYER_PASSWORD).await;
     let server = call(
         &world.panel,
@@ -624,10 +1261,87 @@ async fn a_subuser_without_power_permissions_sees_the_console_but_no_power_butto
     .await;
 
     let client = browser(&driver, 1280, 900).await;
+    // An administrator gives the player one more role on the users page.
+    let moderators = call(
+        &world.panel,
+        "POST",
+        "/api/v1/roles",
+        &world.admin_token,
+        Some(
+            json!({"name": "Moderators", "description": "Watch the audit log",
+                    "permissions": ["audit.read"]}),
+        ),
+        201,
+    )
+    .await;
+    sign_in(&client, &world.panel, "admin", ADMIN_PASSWORD).await;
+    client
+        .goto(&world.panel.url("/#/admin/users"))
+        .await
+        .expect("navigating");
+    click(&client, "#user-list button[aria-label='Edit player']").await;
+    wait_for_text(&client, "#user-edit-form", "Moderators").await;
+    let checked = client
+        .execute(
+            "return [...document.querySelectorAll('#user-edit-form .checks input:checked')]
+               .map((i) => i.parentElement.textContent.trim());",
+            vec![],
+        )
+        .await
+        .expect("a script result");
+    assert_eq!(
+        checked,
+        json!(["player-player"]),
+        "the current roles are ticked"
+    );
+    click(
+        &client,
+        &format!(
+            "#user-edit-form input[value='{}']",
+            moderators["id"].as_str().expect("an id")
+        ),
+    )
+    .await;
+    click(&client, "#user-edit-form button[type=submit]").await;
+    wait_for(&client, "#user-list").await;
+    let deadline = Instant::now() + UI_WAIT;
+    loop {
+        let user = call(
+            &world.panel,
+            "GET",
+            &format!("/api/v1/users/{player_id}"),
+            &world.admin_token,
+            None,
+            200,
+        )
+        .await;
+        let mut roles: Vec<&str> = user["roles"]
+            .as_array()
+            .expect("roles")
+            .iter()
+            .filter_map(|r| r["name"].as_str())
+            .collect();
+        roles.sort_unstable();
+        if roles == ["Moderators", "player-player"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the roles were not saved: {user:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    click(&client, "#sign-out").await;
+    wait_for(&client, "#login-form").await;
+
     sign_in(&client, &world.panel, "player", PLAYER_PASSWORD).await;
     // No admin links, no create button.
     let nav = wait_for_text(&client, "#nav", "Servers").await;
     assert!(!nav.contains("Plugins") && !nav.contains("Nodes"), "{nav}");
+    assert!(
+        nav.contains("Audit log"),
+        "the role given above counts: {nav}"
+    );
     assert!(client.find(Locator::Css("#new-server")).await.is_err());
     click(&client, "#server-list a.server-link").await;
     wait_for(&client, "#console-input").await;

@@ -3,12 +3,10 @@
 //! `cap-standin-game` for the real `test-game` plugin, and a browser-like
 //! client watches the console over the Panel's console WebSocket.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cap_agent::RuntimeConfig;
-use cap_agent::node::{NodeOptions, RunningNode};
+use cap_agent::node::RunningNode;
 use cap_panel::db::Actor;
 use cap_panel::http::Principal;
 use cap_panel::identity::users::{NewUser, create_user};
@@ -21,17 +19,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::nodes::{call, json_of};
 use crate::plugins::{PLUGIN_ADMIN, install_and_activate};
-use crate::support::{TestDb, Tokens};
+use crate::support::{TestDb, Tokens, free_port, start_agent};
 
 /// A subuser with `control.console` only.
 const VIEWER: &str = "viewer-token";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 async fn start_panel(db: &TestDb) -> (RunningPanel, String) {
     let handle = db.connect().await;
@@ -120,34 +111,6 @@ struct Site {
     node_id: String,
     server_id: String,
     agent_dir: tempfile::TempDir,
-}
-
-async fn start_agent(
-    site_panel: &RunningPanel,
-    dir: &std::path::Path,
-    token: Option<String>,
-) -> RunningNode {
-    let standin_dir: PathBuf = cap_e2e::standin()
-        .parent()
-        .expect("the stand-in has a directory")
-        .to_path_buf();
-    let mut runtime = RuntimeConfig::new(dir);
-    runtime.program_dirs = vec![standin_dir];
-    runtime.term_grace = Duration::from_secs(2);
-    runtime.stats_interval = Duration::from_millis(500);
-    cap_agent::node::start(NodeOptions {
-        panel_url: Some(site_panel.url("")),
-        registration_token: token,
-        data_dir: dir.to_path_buf(),
-        health_listen: ([127, 0, 0, 1], 0).into(),
-        // Nothing preloaded: the Agent pulls test-game from the Panel.
-        classifiers: cap_agent::Classifiers::new(),
-        supported_games: Vec::new(),
-        runtime: Some(runtime),
-        resource_limits: None,
-    })
-    .await
-    .expect("the Agent starts")
 }
 
 async fn node_online(panel: &RunningPanel, node_id: &str, online: bool) {

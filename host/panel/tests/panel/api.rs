@@ -415,6 +415,8 @@ async fn serves_an_openapi_3_1_document_covering_every_route() {
         ("/api/v1/account/totp", "delete"),
         ("/api/v1/account/totp/confirm", "post"),
         ("/api/v1/account/totp/recovery-codes", "post"),
+        // The caller's password (tests/panel/identity.rs, the browser tests).
+        ("/api/v1/account/password", "put"),
         // Users and roles (tests/panel/users.rs).
         ("/api/v1/users", "get"),
         ("/api/v1/users", "post"),

@@ -449,3 +449,86 @@ async fn rate_limits_logins_per_address_with_retry_after() {
     assert!(response.headers().get("retry-after").is_some());
     expect_problem(response, 429, "rate-limited").await;
 }
+
+#[tokio::test]
+async fn a_user_changes_their_password_through_the_provider_after_proving_the_current_one() {
+    const NEW_PASSWORD: &str = "Another-Long-Passphrase-9";
+    let db = TestDb::sqlite().await;
+    let p = IdentityPanel::start(&db).await;
+    let access = token(&p.login_ok("admin", ADMIN_PASSWORD).await, "access_token");
+    let change = |bearer: String, body: Value| {
+        client()
+            .put(p.url("/api/v1/account/password"))
+            .bearer_auth(bearer)
+            .json(&body)
+            .send()
+    };
+
+    // The current password must be right; the message is on its field.
+    let response = change(
+        access.clone(),
+        json!({"current_password": "Wrong-Password-123", "new_password": NEW_PASSWORD}),
+    )
+    .await
+    .expect("request");
+    let problem = expect_problem(response, 422, "validation-failed").await;
+    assert_eq!(
+        problem["errors"][0]["field"], "current_password",
+        "{problem:#}"
+    );
+    // The provider's policy judges the new one, in its own words.
+    let response = change(
+        access.clone(),
+        json!({"current_password": ADMIN_PASSWORD, "new_password": "short"}),
+    )
+    .await
+    .expect("request");
+    let problem = expect_problem(response, 422, "validation-failed").await;
+    assert_eq!(problem["errors"][0]["field"], "new_password", "{problem:#}");
+    assert!(
+        problem["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("at least 12 characters")),
+        "{problem:#}"
+    );
+    // A script's API key cannot change it.
+    let key = client()
+        .post(p.url("/api/v1/account/api-keys"))
+        .bearer_auth(&access)
+        .json(&json!({"name": "script", "scopes": ["audit.read"]}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(key.status(), 201);
+    let key = token(&key.json::<Value>().await.expect("JSON"), "secret");
+    let response = change(
+        key,
+        json!({"current_password": ADMIN_PASSWORD, "new_password": NEW_PASSWORD}),
+    )
+    .await
+    .expect("request");
+    expect_problem(response, 403, "session-required").await;
+
+    let response = change(
+        access.clone(),
+        json!({"current_password": ADMIN_PASSWORD, "new_password": NEW_PASSWORD}),
+    )
+    .await
+    .expect("request");
+    assert_eq!(response.status(), 204);
+    expect_problem(
+        p.login("admin", ADMIN_PASSWORD).await,
+        401,
+        "invalid-credentials",
+    )
+    .await;
+    assert_eq!(p.login("admin", NEW_PASSWORD).await.status(), 200);
+    let log: Value = p
+        .get("/api/v1/audit-log?kind=user.password-changed", &access)
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(log["items"].as_array().map(Vec::len), Some(1), "{log:#}");
+    assert_eq!(log["items"][0]["data"]["provider"], "local-password");
+}

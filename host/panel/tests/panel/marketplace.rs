@@ -39,7 +39,9 @@ use tempfile::TempDir;
 
 use crate::plugins::{PLUGIN_ADMIN, domain_tokens, manifest_text, package_with};
 use crate::stripe_stub::StripeStub;
-use crate::support::{TestDb, client, expect_problem, on_every_database};
+use crate::support::{
+    MarketplaceWithPublisher, TestDb, client, expect_problem, on_every_database, publish_signed,
+};
 
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
@@ -135,14 +137,13 @@ impl Market {
     }
 
     async fn start_with(timestamp_ttl: i64, billing: Option<BillingConfig>) -> Market {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = MarketplaceConfig::new(dir.path());
-        config.timestamp_ttl = timestamp_ttl;
-        config.billing = billing;
-        let server = MarketplaceServer::bind(config)
-            .await
-            .expect("the Marketplace binds")
-            .spawn();
+        let MarketplaceWithPublisher {
+            server,
+            client,
+            token,
+            key,
+            dir,
+        } = MarketplaceWithPublisher::start_with(timestamp_ttl, billing).await;
         let secret = SecretKey::read(&dir.path().join("marketplace.key")).expect("its key");
         let tamper = SharedTamper::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -157,14 +158,6 @@ impl Market {
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        let client = MarketplaceClient::new(&server.url()).expect("client");
-        let key = SecretKey::from_seed(&[42; 32]);
-        let token = client
-            .create_publisher("acme")
-            .await
-            .expect("publisher")
-            .token;
-        client.add_key(&token, "acme", &key).await.expect("key");
         Market {
             server,
             proxy,
@@ -178,23 +171,7 @@ impl Market {
     }
 
     async fn publish(&self, bytes: &[u8]) -> Value {
-        let package = cap_runtime::Package::read(bytes, cap_runtime::package::MAX_PACKAGE_BYTES)
-            .expect("valid");
-        let plugin = &package.manifest.plugin;
-        let signature = sign_package(&self.key, &plugin.id, &plugin.version, &package.sha256);
-        let (created, release) = self
-            .client
-            .publish(
-                &self.token,
-                bytes,
-                self.key.id(),
-                &signature,
-                &["minecraft".into()],
-            )
-            .await
-            .expect("published");
-        assert!(created);
-        serde_json::to_value(release).expect("json")
+        publish_signed(&self.client, &self.token, &self.key, bytes).await
     }
 
     fn tamper(&self) -> std::sync::MutexGuard<'_, Tamper> {

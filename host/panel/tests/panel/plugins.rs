@@ -2,14 +2,13 @@
 //! `wasm32-wasip2` by `cap_e2e`) packed into `.cap` files and loaded by
 //! `cap-runtime`.
 
-use std::collections::BTreeMap;
-
 use axum::http::header;
 use cap_panel::http::Principal;
 use cap_panel::{Panel, RunningPanel};
 use serde_json::{Value, json};
 
 use crate::support::{TestDb, Tokens, client, expect_problem, on_every_database};
+pub(crate) use crate::support::{manifest_text, package_with};
 
 /// Token of a plugin administrator (also reads the audit log and creates
 /// servers).
@@ -51,28 +50,6 @@ pub(crate) async fn start(db: &TestDb) -> RunningPanel {
         .await
         .expect("the Panel starts")
         .spawn()
-}
-
-/// The `plugin.toml` text of example plugin `name`.
-pub(crate) fn manifest_text(name: &str) -> String {
-    let file = cap_e2e::repo_root()
-        .join("example-plugins")
-        .join(name)
-        .join("plugin.toml");
-    std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()))
-}
-
-/// A `.cap` package of example plugin `name` with `manifest` as its
-/// `plugin.toml`.
-pub(crate) fn package_with(name: &str, manifest: &str) -> Vec<u8> {
-    let (_, bytes) = cap_runtime::Package::build(
-        manifest.as_bytes().to_vec(),
-        cap_e2e::component(name),
-        BTreeMap::new(),
-        cap_panel::plugins::MAX_COMPONENT_BYTES,
-    )
-    .expect("the package builds");
-    bytes
 }
 
 /// A `.cap` package of example plugin `name` as it is.

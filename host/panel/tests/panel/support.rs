@@ -365,6 +365,171 @@ pub(crate) async fn expect_problem(response: reqwest::Response, status: u16, cod
     problem
 }
 
+/// A free TCP port on loopback (free when asked; bind it soon).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Starts a real Agent (`cap_agent::node`) with its data in `dir`,
+/// registering with `panel` using `token` (or, without one, the
+/// credentials stored in `dir` by an earlier run). It runs the real
+/// `cap-standin-game` and pulls the game-type plugins it needs from the
+/// Panel.
+pub(crate) async fn start_agent(
+    panel: &RunningPanel,
+    dir: &std::path::Path,
+    token: Option<String>,
+) -> cap_agent::node::RunningNode {
+    let standin_dir: PathBuf = cap_e2e::standin()
+        .parent()
+        .expect("the stand-in has a directory")
+        .to_path_buf();
+    let mut runtime = cap_agent::RuntimeConfig::new(dir);
+    runtime.program_dirs = vec![standin_dir];
+    runtime.term_grace = Duration::from_secs(2);
+    runtime.stats_interval = Duration::from_millis(500);
+    cap_agent::node::start(cap_agent::node::NodeOptions {
+        panel_url: Some(panel.url("")),
+        registration_token: token,
+        data_dir: dir.to_path_buf(),
+        health_listen: ([127, 0, 0, 1], 0).into(),
+        // Nothing preloaded: the Agent pulls test-game from the Panel.
+        classifiers: cap_agent::Classifiers::new(),
+        supported_games: Vec::new(),
+        runtime: Some(runtime),
+        resource_limits: None,
+    })
+    .await
+    .expect("the Agent starts")
+}
+
+/// The TOTP code of `secret` at now + `steps` × 30 s, computed
+/// independently of the Panel.
+pub(crate) fn code_at(secret: &str, steps: i64) -> String {
+    use totp_rs::{Algorithm, Builder, Secret};
+    let totp = Builder::new()
+        .with_algorithm(Algorithm::SHA1)
+        .with_digits(6)
+        .with_step_duration(30)
+        .with_secret(Secret::try_from_base32(secret).expect("a base32 secret"))
+        .build()
+        .expect("valid parameters");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let at = now.saturating_add_signed(steps * 30);
+    totp.generate(at).to_string()
+}
+
+/// A 6-digit code that is wrong for every step the Panel accepts now.
+pub(crate) fn wrong_code(secret: &str) -> String {
+    let right: Vec<String> = (-2..=2).map(|s| code_at(secret, s)).collect();
+    (0..1_000_000)
+        .map(|n| format!("{n:06}"))
+        .find(|c| !right.contains(c))
+        .expect("some code is wrong")
+}
+
+/// The `plugin.toml` text of example plugin `name`.
+pub(crate) fn manifest_text(name: &str) -> String {
+    let file = cap_e2e::repo_root()
+        .join("example-plugins")
+        .join(name)
+        .join("plugin.toml");
+    std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()))
+}
+
+/// A `.cap` package of example plugin `name` with `manifest` as its
+/// `plugin.toml`.
+pub(crate) fn package_with(name: &str, manifest: &str) -> Vec<u8> {
+    let (_, bytes) = cap_runtime::Package::build(
+        manifest.as_bytes().to_vec(),
+        cap_e2e::component(name),
+        std::collections::BTreeMap::new(),
+        cap_panel::plugins::MAX_COMPONENT_BYTES,
+    )
+    .expect("the package builds");
+    bytes
+}
+
+/// A real Marketplace (`MarketplaceServer` on 127.0.0.1:0) with one
+/// publisher, `acme`, holding one signing key.
+pub(crate) struct MarketplaceWithPublisher {
+    /// The Marketplace.
+    pub(crate) server: cap_marketplace::RunningMarketplace,
+    /// A client of it.
+    pub(crate) client: cap_marketplace::client::MarketplaceClient,
+    /// The publisher's token.
+    pub(crate) token: String,
+    /// The publisher's signing key.
+    pub(crate) key: cap_marketplace::keys::SecretKey,
+    /// Its data directory (holding `marketplace.key`).
+    pub(crate) dir: TempDir,
+}
+
+impl MarketplaceWithPublisher {
+    /// Starts a Marketplace whose timestamps live `timestamp_ttl` seconds.
+    pub(crate) async fn start(timestamp_ttl: i64) -> MarketplaceWithPublisher {
+        MarketplaceWithPublisher::start_with(timestamp_ttl, None).await
+    }
+
+    /// [`MarketplaceWithPublisher::start`], selling through `billing`.
+    pub(crate) async fn start_with(
+        timestamp_ttl: i64,
+        billing: Option<cap_marketplace::billing::BillingConfig>,
+    ) -> MarketplaceWithPublisher {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = cap_marketplace::MarketplaceConfig::new(dir.path());
+        config.timestamp_ttl = timestamp_ttl;
+        config.billing = billing;
+        let server = cap_marketplace::MarketplaceServer::bind(config)
+            .await
+            .expect("the Marketplace binds")
+            .spawn();
+        let client =
+            cap_marketplace::client::MarketplaceClient::new(&server.url()).expect("client");
+        let key = cap_marketplace::keys::SecretKey::from_seed(&[42; 32]);
+        let token = client
+            .create_publisher("acme")
+            .await
+            .expect("publisher")
+            .token;
+        client.add_key(&token, "acme", &key).await.expect("key");
+        MarketplaceWithPublisher {
+            server,
+            client,
+            token,
+            key,
+            dir,
+        }
+    }
+}
+
+/// Signs the package `bytes` with `key` and publishes it with `token`
+/// (for the game `minecraft`); returns the release.
+pub(crate) async fn publish_signed(
+    client: &cap_marketplace::client::MarketplaceClient,
+    token: &str,
+    key: &cap_marketplace::keys::SecretKey,
+    bytes: &[u8],
+) -> Value {
+    let package =
+        cap_runtime::Package::read(bytes, cap_runtime::package::MAX_PACKAGE_BYTES).expect("valid");
+    let plugin = &package.manifest.plugin;
+    let signature =
+        cap_marketplace::signing::sign_package(key, &plugin.id, &plugin.version, &package.sha256);
+    let (created, release) = client
+        .publish(token, bytes, key.id(), &signature, &["minecraft".into()])
+        .await
+        .expect("published");
+    assert!(created);
+    serde_json::to_value(release).expect("json")
+}
+
 /// The path of the `cap` binary under test.
 pub(crate) fn cap_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_cap"))

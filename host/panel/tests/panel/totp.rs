@@ -3,43 +3,15 @@
 //! code, replay refusal, single-use recovery codes, lockout after wrong
 //! codes, and turning TOTP off.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use cap_panel::identity::rate_limit::Rule;
 use cap_panel::identity::{IdentityOptions, RateLimits};
 
 use serde_json::{Value, json};
-use totp_rs::{Algorithm, Builder, Secret};
 
 use crate::identity::{ADMIN_PASSWORD, IdentityPanel, token};
-use crate::support::{TestDb, client, expect_problem, on_every_database};
-
-/// The code of `secret` at now + `steps` × 30 s, computed independently of
-/// the Panel.
-pub(crate) fn code_at(secret: &str, steps: i64) -> String {
-    let totp = Builder::new()
-        .with_algorithm(Algorithm::SHA1)
-        .with_digits(6)
-        .with_step_duration(30)
-        .with_secret(Secret::try_from_base32(secret).expect("a base32 secret"))
-        .build()
-        .expect("valid parameters");
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs();
-    let at = now.saturating_add_signed(steps * 30);
-    totp.generate(at).to_string()
-}
-
-/// A 6-digit code that is wrong for every step the Panel accepts now.
-fn wrong_code(secret: &str) -> String {
-    let right: Vec<String> = (-2..=2).map(|s| code_at(secret, s)).collect();
-    (0..1_000_000)
-        .map(|n| format!("{n:06}"))
-        .find(|c| !right.contains(c))
-        .expect("some code is wrong")
-}
+use crate::support::{TestDb, client, code_at, expect_problem, on_every_database, wrong_code};
 
 pub(crate) async fn send(
     p: &IdentityPanel,

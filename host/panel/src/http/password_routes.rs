@@ -1,0 +1,205 @@
+//! `PUT /api/v1/account/password`: the caller changes their own password
+//! through the password provider their account signs in with (the core
+//! stores no password; the provider checks the current one, applies its
+//! policy to the new one and keeps it).
+//!
+//! Only a login session may do this (an API key gets `403
+//! session-required`), attempts count against the per-account login rate
+//! limit, and a wrong current password counts toward the provider's own
+//! lockout. Refusals: `422` with a field error on `current_password` (wrong)
+//! or `new_password` (the provider's policy, in its words), `409
+//! no-password-identity` when the account signs in without a password,
+//! `423 account-locked`, `429 rate-limited`, `503` when the provider is
+//! unavailable or fails. A change appends `user.password-changed`.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cap_runtime::api::{self, AuthError, Credentials, PasswordCredentials};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use super::auth::Authenticated;
+use super::auth_routes::{Reply, check_len, identity, problem, rate_limited};
+use super::error::{ApiError, FieldLocation, Problem};
+use super::extract::ApiJson;
+use super::totp_routes::require_session;
+use crate::db::NewEvent;
+use crate::identity::users;
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(change))
+}
+
+/// A password change.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    /// The password now.
+    pub current_password: String,
+    /// The new password; the provider's policy decides what it accepts.
+    pub new_password: String,
+}
+
+fn unavailable(detail: &str) -> Response {
+    problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "provider-unavailable",
+        "Provider unavailable",
+        detail,
+        None,
+    )
+}
+
+/// Changes the caller's password through their password provider.
+#[utoipa::path(
+    put,
+    path = "/account/password",
+    tag = "account",
+    security(("bearer" = [])),
+    request_body = PasswordChange,
+    responses(
+        (status = 204, description = "Changed"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Called with an API key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The account signs in without a password", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The current password is wrong, or the provider refuses the new one", body = Problem, content_type = "application/problem+json"),
+        (status = 423, description = "Too many wrong passwords; locked for now", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The provider is unavailable or failed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn change(
+    auth: Authenticated,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<PasswordChange>,
+) -> Reply<StatusCode> {
+    require_session(&headers)?;
+    let mut errors = Vec::new();
+    check_len(
+        &mut errors,
+        "current_password",
+        &body.current_password,
+        1024,
+    );
+    check_len(&mut errors, "new_password", &body.new_password, 1024);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors).into_response());
+    }
+    let identity = identity(&state)?;
+    let user_id = auth.principal.user_id().to_owned();
+    let limits = identity.options().rate_limits;
+    identity
+        .limiter()
+        .check(
+            &format!("password:account:{user_id}"),
+            limits.login_per_account,
+        )
+        .map_err(rate_limited)?;
+    let db = state.db();
+    let db_error = |e| ApiError::from(e).into_response();
+    let user = users::find_user(db, &user_id)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| {
+            ApiError::NotFound("this account no longer exists".into()).into_response()
+        })?;
+    // The first linked identity whose provider takes passwords.
+    let mut provider = None;
+    for link in users::identities_of(db, &user_id).await.map_err(db_error)? {
+        let Some(plugin) = identity.providers().get(&link.provider_id) else {
+            continue;
+        };
+        if let Ok(info) = plugin.describe_auth().await
+            && matches!(info.kind, api::ProviderKind::Password)
+        {
+            provider = Some((plugin, link));
+            break;
+        }
+    }
+    let Some((plugin, link)) = provider else {
+        return Err(problem(
+            StatusCode::CONFLICT,
+            "no-password-identity",
+            "No password to change",
+            "this account signs in through a provider without passwords",
+            None,
+        ));
+    };
+    let checked = plugin
+        .authenticate(&Credentials::Password(PasswordCredentials {
+            username: user.username.clone(),
+            password: body.current_password.clone(),
+            second_factor: None,
+        }))
+        .await;
+    match checked {
+        Ok(Ok(found)) if found.subject == link.subject => {}
+        Ok(Ok(_) | Err(AuthError::InvalidCredentials | AuthError::NeedsSecondFactor)) => {
+            return Err(ApiError::field(
+                FieldLocation::Body,
+                "current_password",
+                "is not your current password",
+            )
+            .into_response());
+        }
+        Ok(Err(AuthError::Locked(retry))) => {
+            return Err(problem(
+                StatusCode::LOCKED,
+                "account-locked",
+                "Account locked",
+                "too many wrong passwords; the account is locked for now",
+                retry,
+            ));
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "auth provider refused a password check");
+            return Err(unavailable(
+                "the sign-in provider could not check the password",
+            ));
+        }
+        Err(error) => {
+            tracing::warn!(%error, "auth provider plugin failed");
+            return Err(unavailable("the sign-in provider failed; try again later"));
+        }
+    }
+    match plugin
+        .set_password(&user.username, &body.new_password)
+        .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(AuthError::PolicyViolation(reasons))) => {
+            return Err(
+                ApiError::field(FieldLocation::Body, "new_password", reasons.join("; "))
+                    .into_response(),
+            );
+        }
+        Ok(Err(AuthError::InvalidRequest(reason))) => {
+            return Err(
+                ApiError::field(FieldLocation::Body, "new_password", reason).into_response()
+            );
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "auth provider refused a new password");
+            return Err(unavailable(
+                "the sign-in provider could not store the password",
+            ));
+        }
+        Err(error) => {
+            tracing::warn!(%error, "auth provider plugin failed");
+            return Err(unavailable("the sign-in provider failed; try again later"));
+        }
+    }
+    let event = NewEvent::new("user.password-changed")
+        .actor(auth.actor.clone())
+        .subject("user", &user_id)
+        .data(serde_json::json!({ "provider": link.provider_id }));
+    db.events().append(&event).await.map_err(db_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
