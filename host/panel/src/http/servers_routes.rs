@@ -626,23 +626,23 @@ pub(super) async fn list(
     } else {
         Visibility::User(auth.principal.user_id())
     };
-    let (servers, more) = server::list(state.db(), visibility, after.as_deref(), limit).await?;
-    let ids: Vec<&str> = servers.iter().map(|s| s.id.as_str()).collect();
-    let mut allocations = nodes::first_allocations(state.db(), &ids).await?;
+    let (page, more) =
+        server::list_with_allocations(state.db(), visibility, after.as_deref(), limit).await?;
+    let next_cursor = more
+        .then(|| page.last().map(|(s, _)| encode_cursor(&s.id)))
+        .flatten();
     let mut games = GameDescriptions::default();
-    let mut items = Vec::with_capacity(servers.len());
-    for server in &servers {
-        if let Some(access) = access::resolve(state.db(), &auth.principal, server).await? {
-            let allocation = allocations.remove(&server.id);
-            items.push(server_body_with(&state, server, &access, allocation, &mut games).await);
+    let mut items = Vec::with_capacity(page.len());
+    let mut resolver = access::Resolver::default();
+    for (server, allocation) in page {
+        if let Some(access) = resolver
+            .resolve(state.db(), &auth.principal, &server)
+            .await?
+        {
+            items.push(server_body_with(&state, &server, &access, allocation, &mut games).await);
         }
     }
-    Ok(Json(ServerPage {
-        next_cursor: more
-            .then(|| servers.last().map(|s| encode_cursor(&s.id)))
-            .flatten(),
-        items,
-    }))
+    Ok(Json(ServerPage { next_cursor, items }))
 }
 
 /// Reads one server.

@@ -117,6 +117,41 @@ impl ServerAccess {
     }
 }
 
+/// [`resolve`] for many servers and one caller, as a list needs it: an
+/// administrator's access, and an owner's, is the same on every server, so
+/// it is worked out once per request instead of once per server.
+#[derive(Debug, Default)]
+pub struct Resolver {
+    admin: Option<ServerAccess>,
+    owner: Option<ServerAccess>,
+}
+
+impl Resolver {
+    /// What `principal` may do on `server`, as [`resolve`] says.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub async fn resolve(
+        &mut self,
+        db: &Database,
+        principal: &Principal,
+        server: &Server,
+    ) -> Result<Option<ServerAccess>, DbError> {
+        let slot = if principal.has_permission(ADMIN_SERVERS) {
+            &mut self.admin
+        } else if server.owner_id == principal.user_id() {
+            &mut self.owner
+        } else {
+            return resolve(db, principal, server).await;
+        };
+        if slot.is_none() {
+            *slot = resolve(db, principal, server).await?;
+        }
+        Ok(slot.clone())
+    }
+}
+
 /// What `principal` may do on `server`, or `None` if they may not see it.
 ///
 /// # Errors

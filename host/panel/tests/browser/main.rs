@@ -1000,7 +1000,7 @@ async fn an_admin_turns_on_totp_in_the_account_page_signs_in_with_a_code_after_a
 
 #[tokio::test]
 async fn an_admin_installs_a_plugin_from_the_marketplace_grants_what_it_requests_and_updates_it() {
-    let market = MarketplaceWithPublisher::start(3600).await;
+    let market = MarketplaceWithPublisher::start_with(3600, None).await;
     let version = |v: &str| {
         manifest_text("quota-guard").replacen(
             "version = \"1.0.0\"",

@@ -472,12 +472,8 @@ pub(crate) struct MarketplaceWithPublisher {
 }
 
 impl MarketplaceWithPublisher {
-    /// Starts a Marketplace whose timestamps live `timestamp_ttl` seconds.
-    pub(crate) async fn start(timestamp_ttl: i64) -> MarketplaceWithPublisher {
-        MarketplaceWithPublisher::start_with(timestamp_ttl, None).await
-    }
-
-    /// [`MarketplaceWithPublisher::start`], selling through `billing`.
+    /// Starts a Marketplace whose timestamps live `timestamp_ttl` seconds,
+    /// selling through `billing` if given.
     pub(crate) async fn start_with(
         timestamp_ttl: i64,
         billing: Option<cap_marketplace::billing::BillingConfig>,
