@@ -360,11 +360,21 @@ mod tests {
     }
 
     #[test]
-    fn describes_three_variables_and_one_primary_port() {
+    fn describes_four_variables_one_of_them_hidden_and_one_primary_port() {
         let info = describe();
         assert_eq!(info.id, "test-game");
         let keys: Vec<&str> = info.variables.iter().map(|v| v.key.as_str()).collect();
-        assert_eq!(keys, [STANDIN_PATH, READY_DELAY_MS, MAX_PLAYERS]);
+        assert_eq!(
+            keys,
+            [STANDIN_PATH, READY_DELAY_MS, MAX_PLAYERS, RCON_PASSWORD]
+        );
+        let hidden: Vec<&str> = info
+            .variables
+            .iter()
+            .filter(|v| !v.user_viewable)
+            .map(|v| v.key.as_str())
+            .collect();
+        assert_eq!(hidden, [RCON_PASSWORD]);
         assert_eq!(info.ports.iter().filter(|p| p.primary).count(), 1);
         assert_eq!(info.platforms.len(), 4);
     }
