@@ -181,6 +181,28 @@ pub enum Visibility<'a> {
     User(&'a str),
 }
 
+/// Appends to a query over `servers s` the page filter [`list`] and
+/// [`list_with_allocations`] share: what `visibility` shows, after the
+/// cursor id `after`, by id, one more than `limit` (to tell whether more
+/// follow). A macro because each backend's query builder is its own type.
+macro_rules! push_page_filter {
+    ($qb:ident, $visibility:expr, $after:expr, $limit:expr) => {
+        $qb.push(" WHERE 1 = 1");
+        if let Visibility::User(user) = $visibility {
+            $qb.push(" AND (s.owner_id = ")
+                .push_bind(user)
+                .push(" OR s.id IN (SELECT u.server_id FROM server_subusers u WHERE u.user_id = ")
+                .push_bind(user)
+                .push("))");
+        }
+        if let Some(after) = $after {
+            $qb.push(" AND s.id > ").push_bind(after);
+        }
+        $qb.push(" ORDER BY s.id LIMIT ")
+            .push_bind(i64::from($limit) + 1);
+    };
+}
+
 /// Up to `limit` servers visible as `visibility` says, after the id
 /// `after`, by id (creation order), and whether more follow.
 ///
@@ -195,19 +217,7 @@ pub async fn list(
 ) -> Result<(Vec<Server>, bool), DbError> {
     let rows: Vec<ServerRow> = on_pool!(db, |pool| {
         let mut qb = query_builder(pool, SERVER_COLUMNS);
-        qb.push(" WHERE 1 = 1");
-        if let Visibility::User(user) = visibility {
-            qb.push(" AND (s.owner_id = ")
-                .push_bind(user)
-                .push(" OR s.id IN (SELECT u.server_id FROM server_subusers u WHERE u.user_id = ")
-                .push_bind(user)
-                .push("))");
-        }
-        if let Some(after) = after {
-            qb.push(" AND s.id > ").push_bind(after);
-        }
-        qb.push(" ORDER BY s.id LIMIT ")
-            .push_bind(i64::from(limit) + 1);
+        push_page_filter!(qb, visibility, after, limit);
         qb.build_query_as::<ServerRow>().fetch_all(pool).await?
     });
     let mut servers = rows
@@ -257,21 +267,10 @@ pub async fn list_with_allocations(
          'cpu_percent', s.cpu_percent, 'state', s.state, 'created_at', s.created_at, \
          'allocation', json((SELECT json_object('node_id', a.node_id, 'ip', a.ip, 'port', a.port) \
              FROM allocations a WHERE a.server_id = s.id ORDER BY a.ip, a.port LIMIT 1)))) \
-         FROM (SELECT * FROM servers s WHERE 1 = 1",
+         FROM (SELECT * FROM servers s",
     );
-    if let Visibility::User(user) = visibility {
-        qb.push(" AND (s.owner_id = ")
-            .push_bind(user)
-            .push(" OR s.id IN (SELECT u.server_id FROM server_subusers u WHERE u.user_id = ")
-            .push_bind(user)
-            .push("))");
-    }
-    if let Some(after) = after {
-        qb.push(" AND s.id > ").push_bind(after);
-    }
-    qb.push(" ORDER BY s.id LIMIT ")
-        .push_bind(i64::from(limit) + 1)
-        .push(") s");
+    push_page_filter!(qb, visibility, after, limit);
+    qb.push(") s");
     let document: String = qb.build_query_scalar().fetch_one(pool).await?;
     let rows: Vec<JsonServerRow> = serde_json::from_str(&document)
         .map_err(|e| DbError::Corrupt(format!("the page of servers SQLite built: {e}")))?;
