@@ -113,7 +113,9 @@ pub struct ServerChanges {
     pub limits: Option<Limits>,
 }
 
-#[derive(sqlx::FromRow)]
+/// A `servers` row, as sqlx reads it or as SQLite's JSON functions write it
+/// for [`list_with_allocations`] (which alone fills `allocation`).
+#[derive(sqlx::FromRow, serde::Deserialize)]
 struct ServerRow {
     id: String,
     name: String,
@@ -127,6 +129,10 @@ struct ServerRow {
     cpu_percent: i64,
     state: String,
     created_at: i64,
+    /// The server's first allocation (by ip, then port).
+    #[sqlx(skip)]
+    #[serde(default)]
+    allocation: Option<JsonAllocation>,
 }
 
 const SERVER_COLUMNS: &str = "SELECT s.id, s.name, s.owner_id, s.node_id, s.game_plugin, \
@@ -272,11 +278,11 @@ pub async fn list_with_allocations(
     push_page_filter!(qb, visibility, after, limit);
     qb.push(") s");
     let document: String = qb.build_query_scalar().fetch_one(pool).await?;
-    let rows: Vec<JsonServerRow> = serde_json::from_str(&document)
+    let rows: Vec<ServerRow> = serde_json::from_str(&document)
         .map_err(|e| DbError::Corrupt(format!("the page of servers SQLite built: {e}")))?;
     let mut page = rows
         .into_iter()
-        .map(JsonServerRow::into_parts)
+        .map(ServerRow::into_parts)
         .collect::<Result<Vec<_>, _>>()?;
     // json_group_array promises no order.
     page.sort_unstable_by(|(a, _), (b, _)| a.id.cmp(&b.id));
@@ -285,25 +291,7 @@ pub async fn list_with_allocations(
     Ok((page, more))
 }
 
-/// A server row with its first allocation, as SQLite's JSON functions
-/// write it.
-#[derive(serde::Deserialize)]
-struct JsonServerRow {
-    id: String,
-    name: String,
-    owner_id: String,
-    node_id: Option<String>,
-    game_plugin: String,
-    game_version: String,
-    variables: BTreeMap<String, String>,
-    memory_mb: i64,
-    disk_mb: i64,
-    cpu_percent: i64,
-    state: String,
-    created_at: i64,
-    allocation: Option<JsonAllocation>,
-}
-
+/// An allocation as SQLite's JSON functions write it.
 #[derive(serde::Deserialize)]
 struct JsonAllocation {
     node_id: String,
@@ -311,10 +299,12 @@ struct JsonAllocation {
     port: i64,
 }
 
-impl JsonServerRow {
-    fn into_parts(self) -> Result<(Server, Option<nodes::Allocation>), DbError> {
+impl ServerRow {
+    /// The server and its allocation.
+    fn into_parts(mut self) -> Result<(Server, Option<nodes::Allocation>), DbError> {
         let allocation = self
             .allocation
+            .take()
             .map(|a| {
                 Ok::<_, DbError>(nodes::Allocation {
                     port: u16::try_from(a.port)
@@ -325,21 +315,7 @@ impl JsonServerRow {
                 })
             })
             .transpose()?;
-        let server = Server::try_from(ServerRow {
-            id: self.id,
-            name: self.name,
-            owner_id: self.owner_id,
-            node_id: self.node_id,
-            game_plugin: self.game_plugin,
-            game_version: self.game_version,
-            variables: Json(self.variables),
-            memory_mb: self.memory_mb,
-            disk_mb: self.disk_mb,
-            cpu_percent: self.cpu_percent,
-            state: self.state,
-            created_at: self.created_at,
-        })?;
-        Ok((server, allocation))
+        Ok((Server::try_from(self)?, allocation))
     }
 }
 
