@@ -82,6 +82,7 @@ pub mod local_agent;
 pub mod marketplace;
 pub mod plugin_kv;
 pub mod plugins;
+pub mod read_cache;
 pub mod servers;
 
 use config::Config;

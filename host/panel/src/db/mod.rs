@@ -65,6 +65,7 @@ use time::OffsetDateTime;
 
 mod error;
 pub mod events;
+mod read_version;
 pub mod replay;
 pub mod settings;
 
@@ -73,6 +74,7 @@ pub use events::{
     Actor, Event, EventFilter, EventId, EventPage, EventQuery, EventStore, MAX_PAGE_SIZE, NewEvent,
     Order, Subject,
 };
+pub use read_version::ReadVersion;
 pub use settings::{Setting, Settings};
 
 /// Runs `$body` once per backend with `$pool` bound to the typed pool, so
@@ -233,6 +235,8 @@ pub(crate) enum Pool {
 #[derive(Debug, Clone)]
 pub struct Database {
     pub(crate) pool: Pool,
+    /// Bumped by [`Database::invalidate_reads`]; shared by clones.
+    read_epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Database {
@@ -302,7 +306,10 @@ impl Database {
                 Pool::MySql(pool)
             }
         };
-        Ok(Database { pool })
+        Ok(Database {
+            pool,
+            read_epoch: Default::default(),
+        })
     }
 
     async fn sqlite_pool(

@@ -24,7 +24,8 @@ use futures::future::BoxFuture;
 use super::AppState;
 use super::error::ApiError;
 use super::request_id::RequestId;
-use crate::db::Actor;
+use crate::db::{Actor, ReadVersion};
+use crate::read_cache::VersionedCache;
 
 /// The permission strings the foundation's routes check.
 pub mod permissions {
@@ -43,9 +44,17 @@ pub mod permissions {
 /// [`ConnectInfo`] extension) and return the caller, or an [`ApiError`]:
 /// normally [`ApiError::Unauthenticated`], or
 /// [`ApiError::Unavailable`] when a backing store is down.
+///
+/// `version` is the database's [`ReadVersion`], taken before the call:
+/// an authenticator may answer from what it read at that very version
+/// (see [`crate::read_cache`]).
 pub trait Authenticator: Send + Sync + 'static {
     /// Authenticates the request whose head is `parts`.
-    fn authenticate<'a>(&'a self, parts: &'a Parts) -> BoxFuture<'a, Result<Principal, ApiError>>;
+    fn authenticate<'a>(
+        &'a self,
+        parts: &'a Parts,
+        version: Option<ReadVersion>,
+    ) -> BoxFuture<'a, Result<Principal, ApiError>>;
 }
 
 /// The default [`Authenticator`]: refuses everyone, because no identity
@@ -54,7 +63,11 @@ pub trait Authenticator: Send + Sync + 'static {
 pub struct DenyAll;
 
 impl Authenticator for DenyAll {
-    fn authenticate<'a>(&'a self, _parts: &'a Parts) -> BoxFuture<'a, Result<Principal, ApiError>> {
+    fn authenticate<'a>(
+        &'a self,
+        _parts: &'a Parts,
+        _version: Option<ReadVersion>,
+    ) -> BoxFuture<'a, Result<Principal, ApiError>> {
         Box::pin(async {
             Err(ApiError::Unauthenticated(
                 "no authentication provider is configured on this Panel".into(),
@@ -64,10 +77,13 @@ impl Authenticator for DenyAll {
 }
 
 /// An authenticated caller.
+///
+/// Cheap to clone: the permission set is shared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     user_id: String,
-    permissions: BTreeSet<String>,
+    permissions: Arc<BTreeSet<String>>,
+    read_version: Option<ReadVersion>,
 }
 
 impl Principal {
@@ -75,8 +91,28 @@ impl Principal {
     pub fn new(user_id: impl Into<String>) -> Principal {
         Principal {
             user_id: user_id.into(),
-            permissions: BTreeSet::new(),
+            permissions: Arc::default(),
+            read_version: None,
         }
+    }
+
+    /// Records the [`ReadVersion`] taken before this caller was read, so
+    /// the request's handler can answer from caches valid at that version
+    /// (the [`Authenticated`] extractor does this).
+    pub fn at_version(mut self, version: Option<ReadVersion>) -> Principal {
+        self.read_version = version;
+        self
+    }
+
+    /// The version taken before this caller was read; `None` where the
+    /// backend has none or the authenticator did not take one.
+    pub fn read_version(&self) -> Option<ReadVersion> {
+        self.read_version
+    }
+
+    /// The caller's permission strings.
+    pub fn permissions(&self) -> &Arc<BTreeSet<String>> {
+        &self.permissions
     }
 
     /// Adds permissions.
@@ -85,8 +121,7 @@ impl Principal {
         I: IntoIterator<Item = P>,
         P: Into<String>,
     {
-        self.permissions
-            .extend(permissions.into_iter().map(Into::into));
+        Arc::make_mut(&mut self.permissions).extend(permissions.into_iter().map(Into::into));
         self
     }
 
@@ -132,7 +167,13 @@ impl FromRequestParts<AppState> for Authenticated {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let authenticator: Arc<dyn Authenticator> = state.authenticator();
-        let principal = authenticator.authenticate(parts).await?;
+        // Before anything about the caller is read, so what is read (and
+        // what the handler reads after) is at least this new.
+        let version = state.db().read_version().await?;
+        let principal = authenticator
+            .authenticate(parts, version)
+            .await?
+            .at_version(version);
         let request_id = parts
             .extensions
             .get::<RequestId>()
@@ -171,18 +212,39 @@ pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
 ///
 /// Every refusal is the same `401 unauthenticated` with a generic detail,
 /// so callers cannot tell an expired token from a forged one.
+///
+/// Every request still verifies its access token (signature and expiry);
+/// what a verified token's session stands for (its user, not disabled,
+/// and the user's permissions) is cached per session for as long as the
+/// database's [`ReadVersion`] stays the same, i.e. until the next write of
+/// any kind (a logout, a role change, a disabled user…). So the answer is
+/// always the one the database gives now, and the steady state of a
+/// dashboard polling the Panel costs one small query per request instead of
+/// two or three. API keys are not cached: each use records its time.
 #[derive(Debug, Clone)]
 pub struct IdentityAuthenticator {
     identity: crate::identity::IdentityService,
+    /// Callers by (user id, session id).
+    sessions: Arc<VersionedCache<(String, String), Principal>>,
 }
 
 impl IdentityAuthenticator {
+    /// How many sessions' callers are kept per version.
+    const CACHED_SESSIONS: usize = 4096;
+
     /// An authenticator backed by `identity`.
     pub fn new(identity: crate::identity::IdentityService) -> IdentityAuthenticator {
-        IdentityAuthenticator { identity }
+        IdentityAuthenticator {
+            identity,
+            sessions: Arc::new(VersionedCache::new(Self::CACHED_SESSIONS)),
+        }
     }
 
-    async fn principal(&self, token: &str) -> Result<Principal, ApiError> {
+    async fn principal(
+        &self,
+        token: &str,
+        version: Option<ReadVersion>,
+    ) -> Result<Principal, ApiError> {
         use crate::identity::{tokens, users};
         let db = self.identity.db();
         let refused = || ApiError::Unauthenticated("the credentials are invalid or expired".into());
@@ -202,12 +264,18 @@ impl IdentityAuthenticator {
             tracing::debug!(%error, "access token refused");
             refused()
         })?;
-        let user = users::find_session_user(db, &claims.sub, &claims.sid)
+        let session = (claims.sub, claims.sid);
+        if let Some(principal) = self.sessions.get(version, &session) {
+            return Ok(principal);
+        }
+        let user = users::find_session_user(db, &session.0, &session.1)
             .await?
             .filter(|u| !u.disabled)
             .ok_or_else(refused)?;
         let held = users::permissions_of(db, &user).await?;
-        Ok(Principal::new(user.id).with_permissions(held))
+        let principal = Principal::new(user.id).with_permissions(held);
+        self.sessions.insert(version, session, principal.clone());
+        Ok(principal)
     }
 }
 
@@ -231,14 +299,18 @@ pub fn bearer_from_headers(headers: &axum::http::HeaderMap) -> Option<&str> {
 }
 
 impl Authenticator for IdentityAuthenticator {
-    fn authenticate<'a>(&'a self, parts: &'a Parts) -> BoxFuture<'a, Result<Principal, ApiError>> {
+    fn authenticate<'a>(
+        &'a self,
+        parts: &'a Parts,
+        version: Option<ReadVersion>,
+    ) -> BoxFuture<'a, Result<Principal, ApiError>> {
         Box::pin(async move {
             let token = bearer_token(parts).ok_or_else(|| {
                 ApiError::Unauthenticated(
                     "send an access token or API key as Authorization: Bearer <token>".into(),
                 )
             })?;
-            self.principal(token).await
+            self.principal(token, version).await
         })
     }
 }

@@ -83,6 +83,7 @@ struct Inner {
     agents: crate::agents::AgentHub,
     console_tokens: crate::agents::console::TokenKeys,
     marketplace: std::sync::OnceLock<crate::marketplace::MarketplaceService>,
+    server_pages: servers_routes::ServerPageCache,
 }
 
 impl std::fmt::Debug for AppState {
@@ -120,8 +121,16 @@ impl AppState {
                 agents,
                 console_tokens: crate::agents::console::TokenKeys::generate(),
                 marketplace: std::sync::OnceLock::new(),
+                server_pages: servers_routes::ServerPageCache::new(
+                    servers_routes::CACHED_SERVER_PAGES,
+                ),
             }),
         }
+    }
+
+    /// Pages of `GET /servers` by caller and page, at one read version.
+    fn server_pages(&self) -> &servers_routes::ServerPageCache {
+        &self.inner.server_pages
     }
 
     /// Connected Agents and server consoles.

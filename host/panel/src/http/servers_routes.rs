@@ -16,6 +16,7 @@
 //! the server's Agent and answered `202 {"commandId": …}`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -35,6 +36,7 @@ use super::error::{ApiError, FieldError, FieldLocation, Problem};
 use super::extract::{ApiJson, ApiQuery};
 use super::pagination::{DEFAULT_LIMIT, MAX_LIMIT, PageParams};
 use crate::identity::users;
+use crate::read_cache::VersionedCache;
 use crate::servers::access::{self, ADMIN_SERVERS, ServerAccess};
 use crate::servers::commands::{self, Command, CommandAction};
 use crate::servers::server::{self, Limits, NewServer, Server, ServerChanges, Visibility};
@@ -361,7 +363,11 @@ async fn visible_variables(
 /// The game-type plugins' descriptions, asked once per request: a page of
 /// servers mostly shares a few games, and each `describe` is a plugin call.
 #[derive(Default)]
-struct GameDescriptions(HashMap<String, Option<cap_runtime::api::GameInfo>>);
+struct GameDescriptions {
+    games: HashMap<String, Option<cap_runtime::api::GameInfo>>,
+    /// True once an active plugin failed to describe its game.
+    failed: bool,
+}
 
 impl GameDescriptions {
     /// `plugin`'s description; `None` when it is not active or fails (then
@@ -371,20 +377,21 @@ impl GameDescriptions {
         state: &AppState,
         plugin_id: &str,
     ) -> Option<&cap_runtime::api::GameInfo> {
-        if !self.0.contains_key(plugin_id) {
+        if !self.games.contains_key(plugin_id) {
             let info = match state.plugins().and_then(|p| p.active(plugin_id)) {
                 Some(plugin) => match plugin.describe_game().await {
                     Ok(info) => Some(info),
                     Err(error) => {
                         tracing::warn!(plugin = %plugin_id, %error, "cannot tell which variables users may see");
+                        self.failed = true;
                         None
                     }
                 },
                 None => None,
             };
-            self.0.insert(plugin_id.to_owned(), info);
+            self.games.insert(plugin_id.to_owned(), info);
         }
-        self.0.get(plugin_id).and_then(Option::as_ref)
+        self.games.get(plugin_id).and_then(Option::as_ref)
     }
 }
 
@@ -619,15 +626,28 @@ pub(super) async fn list(
     auth: Authenticated,
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<PageParams>,
-) -> Reply<Json<ServerPage>> {
+) -> Reply<Response> {
     let (limit, after) = page(&params)?;
-    let visibility = if auth.principal.has_permission(ADMIN_SERVERS) {
+    let principal = &auth.principal;
+    let key = ServerPageKey {
+        user_id: principal.user_id().to_owned(),
+        permissions: principal.permissions().clone(),
+        after,
+        limit,
+    };
+    // The version was taken before the caller was read, so before anything
+    // below reads the page.
+    let version = principal.read_version();
+    if let Some(page) = state.server_pages().get(version, &key) {
+        return Ok(Json(&*page).into_response());
+    }
+    let visibility = if principal.has_permission(ADMIN_SERVERS) {
         Visibility::All
     } else {
-        Visibility::User(auth.principal.user_id())
+        Visibility::User(principal.user_id())
     };
     let (page, more) =
-        server::list_with_allocations(state.db(), visibility, after.as_deref(), limit).await?;
+        server::list_with_allocations(state.db(), visibility, key.after.as_deref(), limit).await?;
     let next_cursor = more
         .then(|| page.last().map(|(s, _)| encode_cursor(&s.id)))
         .flatten();
@@ -635,14 +655,38 @@ pub(super) async fn list(
     let mut items = Vec::with_capacity(page.len());
     let mut resolver = access::Resolver::default();
     for (server, allocation) in page {
-        if let Some(access) = resolver
-            .resolve(state.db(), &auth.principal, &server)
-            .await?
-        {
+        if let Some(access) = resolver.resolve(state.db(), principal, &server).await? {
             items.push(server_body_with(&state, &server, &access, allocation, &mut games).await);
         }
     }
-    Ok(Json(ServerPage { next_cursor, items }))
+    let page = ServerPage { next_cursor, items };
+    let response = Json(&page).into_response();
+    // A game-type plugin that failed to describe itself hid variables this
+    // once; the next request asks it again.
+    if !games.failed {
+        state.server_pages().insert(version, key, Arc::new(page));
+    }
+    Ok(response)
+}
+
+/// How many pages of servers are kept per read version.
+pub(super) const CACHED_SERVER_PAGES: usize = 1024;
+
+/// Pages of `GET /servers`, valid at one read version (see
+/// [`crate::read_cache`]): a page depends on nothing but the database, the
+/// caller and the loaded game-type plugins, and a change to any of them
+/// moves the version.
+pub(super) type ServerPageCache = VersionedCache<ServerPageKey, Arc<ServerPage>>;
+
+/// What a page of `GET /servers` depends on besides the data: who asks
+/// (their permissions decide visibility, variables and the permissions
+/// shown) and which page.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) struct ServerPageKey {
+    user_id: String,
+    permissions: Arc<BTreeSet<String>>,
+    after: Option<String>,
+    limit: u32,
 }
 
 /// Reads one server.

@@ -355,6 +355,9 @@ impl PluginManager {
                 None => active.remove(id),
             };
         }
+        // What the Panel reads through plugins (which variables users may
+        // see) may differ now: answers cached before this are stale.
+        self.inner.db.invalidate_reads();
         let listeners = self
             .inner
             .listeners

@@ -549,3 +549,66 @@ on_every_database! {
         world.panel.stop().await.expect("stops");
     }
 }
+
+on_every_database! {
+    /// On SQLite the Panel answers repeated lists from a cache valid at one
+    /// read version; every kind of change must show on the very next list.
+    async fn a_page_of_servers_shows_every_change_on_the_next_request(db: &TestDb) {
+        let world = world(db).await;
+        let panel = &world.panel;
+        let list = |token: &'static str| async move {
+            let mut pages = Vec::new();
+            // The second answer comes from the cache where there is one.
+            for _ in 0..2 {
+                let page = json_of(call(panel, Method::GET, "/api/v1/servers?limit=10", Some(token), None).await, 200).await;
+                pages.push(page["items"].as_array().expect("items").clone());
+            }
+            assert_eq!(pages[0], pages[1], "two lists with no change in between agree");
+            pages.remove(0)
+        };
+        assert!(list(ALICE).await.is_empty());
+
+        // A new server.
+        let created = json_of(create_server(&world, ALICE, server_request(&world.node_id, "first", 1024)).await, 201).await;
+        let id = created["id"].as_str().expect("id").to_owned();
+        let items = list(ALICE).await;
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0]["name"], "first");
+        assert_eq!(items[0]["variables"]["MAX_PLAYERS"], "20", "owners with startup.read see user-viewable variables");
+
+        // A rename.
+        json_of(call(panel, Method::PATCH, &format!("/api/v1/servers/{id}"), Some(ALICE),
+            Some(json!({"name": "renamed"}))).await, 200).await;
+        assert_eq!(list(ALICE).await[0]["name"], "renamed");
+
+        // A state the Agent reports.
+        cap_panel::servers::server::set_state(panel.state().db(), &id, "running", None)
+            .await
+            .expect("the state is recorded")
+            .expect("the server exists");
+        assert_eq!(list(ALICE).await[0]["state"], "running");
+
+        // Bob sees nothing until he becomes a subuser, then only what he was given.
+        assert!(list(BOB).await.is_empty());
+        json_of(call(panel, Method::POST, &format!("/api/v1/servers/{id}/subusers"), Some(ALICE),
+            Some(json!({"user_id": world.bob, "permissions": ["control.console"]}))).await, 201).await;
+        let items = list(BOB).await;
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0]["permissions"], json!(["control.console"]));
+
+        // The game-type plugin decides which variables users see: once it is
+        // deactivated (a change outside the database) they see none.
+        json_of(call(panel, Method::POST, "/api/v1/plugins/test-game/deactivate", Some(PLUGIN_ADMIN), None).await, 200).await;
+        assert_eq!(list(ALICE).await[0]["variables"], json!({}));
+
+        // A deleted server.
+        json_of(call(panel, Method::POST, "/api/v1/plugins/test-game/activate", Some(PLUGIN_ADMIN), None).await, 200).await;
+        assert_eq!(list(ALICE).await[0]["variables"]["MAX_PLAYERS"], "20");
+        cap_panel::servers::server::set_state(panel.state().db(), &id, "offline", None)
+            .await
+            .expect("the state is recorded");
+        let response = call(panel, Method::DELETE, &format!("/api/v1/servers/{id}"), Some(ALICE), None).await;
+        assert_eq!(response.status(), 202, "{}", response.text().await.unwrap_or_default());
+        assert_eq!(list(ALICE).await[0]["state"], "deleting");
+    }
+}

@@ -17,7 +17,7 @@ use std::time::Duration;
 use axum::http::header;
 use axum::http::request::Parts;
 use cap_panel::config::Config;
-use cap_panel::db::{Backend, Database, DatabaseLocation, DatabaseOptions};
+use cap_panel::db::{Backend, Database, DatabaseLocation, DatabaseOptions, ReadVersion};
 use cap_panel::http::{ApiError, Authenticator, Principal};
 use cap_panel::{Panel, RunningPanel};
 use futures::future::BoxFuture;
@@ -277,7 +277,11 @@ impl Tokens {
 }
 
 impl Authenticator for Tokens {
-    fn authenticate<'a>(&'a self, parts: &'a Parts) -> BoxFuture<'a, Result<Principal, ApiError>> {
+    fn authenticate<'a>(
+        &'a self,
+        parts: &'a Parts,
+        _version: Option<ReadVersion>,
+    ) -> BoxFuture<'a, Result<Principal, ApiError>> {
         Box::pin(async move {
             let token = cap_panel::http::auth::bearer_token(parts)
                 .ok_or_else(|| ApiError::Unauthenticated("send a bearer token".into()))?;

@@ -322,3 +322,29 @@ on_every_database! {
         assert_eq!(log["items"].as_array().map(Vec::len), Some(1));
     }
 }
+
+on_every_database! {
+    async fn a_caller_loses_a_permission_and_then_access_on_the_very_next_request(db: &TestDb) {
+        let p = IdentityPanel::start(db).await;
+        let admin = token(&p.login_ok("admin", ADMIN_PASSWORD).await, "access_token");
+        let role = create_role(&p, &admin, "auditors", json!(["audit.read"])).await;
+        let bob_id = create_linked_user(&p, &admin, "bob", "Bobs-Password-2024", json!({ "roles": [role] })).await;
+        let bob = token(&p.login_ok("bob", "Bobs-Password-2024").await, "access_token");
+        // Twice, so that a Panel caching who a session is has cached it.
+        for _ in 0..2 {
+            assert_eq!(p.get("/api/v1/audit-log", &bob).await.status(), 200);
+        }
+
+        let response = send(&p, Method::PATCH, &format!("/api/v1/roles/{role}"), Some(&admin),
+            Some(json!({ "permissions": ["file.read"] }))).await;
+        assert_eq!(response.status(), 200);
+        let problem = expect_problem(p.get("/api/v1/audit-log", &bob).await, 403, "forbidden").await;
+        assert!(problem["detail"].as_str().is_some_and(|d| d.contains("audit.read")));
+        assert_eq!(p.get("/api/v1/auth/me", &bob).await.status(), 200);
+
+        let response = send(&p, Method::PATCH, &format!("/api/v1/users/{bob_id}"), Some(&admin),
+            Some(json!({ "disabled": true }))).await;
+        assert_eq!(response.status(), 200);
+        expect_problem(p.get("/api/v1/auth/me", &bob).await, 401, "unauthenticated").await;
+    }
+}
