@@ -127,3 +127,97 @@ pub fn remove_cgroup(applied: &LimitsApplied) {
         let _ = std::fs::remove_dir(path);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(memory_mb: u64, cpu_percent: u32, max_processes: u32) -> ServerLimits {
+        ServerLimits {
+            memory_mb,
+            cpu_percent,
+            max_processes,
+        }
+    }
+
+    fn read(path: &Path) -> String {
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+    }
+
+    // The kernel's enforcement needs a cgroup v2 hierarchy with controllers,
+    // which machines with cgroup v1 lack; what the Agent writes into one is
+    // checked here against a directory laid out the same way.
+    #[test]
+    fn a_cgroup_v2_group_gets_memory_cpu_and_process_limits_in_the_kernels_formats() {
+        let base = tempfile::tempdir().expect("a temporary directory");
+        let applied = apply(Some(base.path()), "srv_1", 4242, &limits(512, 150, 64));
+        let group = base.path().join("server-srv_1");
+        assert_eq!(
+            applied,
+            LimitsApplied::CgroupV2 {
+                path: group.display().to_string()
+            }
+        );
+        assert_eq!(read(&group.join("memory.max")), (512u64 << 20).to_string());
+        assert_eq!(
+            read(&group.join("cpu.max")),
+            "150000 100000",
+            "1.5 cores per 100 ms period"
+        );
+        assert_eq!(read(&group.join("pids.max")), "64");
+        assert_eq!(
+            read(&group.join("cgroup.procs")),
+            "4242",
+            "the server's process joins the group"
+        );
+        assert_eq!(
+            read(&base.path().join("cgroup.subtree_control")),
+            "+memory +cpu +pids",
+            "the controllers are enabled for the Agent's groups"
+        );
+
+        remove_cgroup(&applied);
+        assert!(group.exists(), "a group with files left is not removed");
+    }
+
+    #[test]
+    fn zero_limits_are_written_as_max_in_a_cgroup() {
+        let base = tempfile::tempdir().expect("a temporary directory");
+        apply(Some(base.path()), "srv_2", 1, &limits(0, 0, 0));
+        let group = base.path().join("server-srv_2");
+        assert_eq!(read(&group.join("memory.max")), "max");
+        assert_eq!(read(&group.join("cpu.max")), "max 100000");
+        assert_eq!(read(&group.join("pids.max")), "max");
+    }
+
+    #[test]
+    fn without_a_usable_cgroup_base_the_limits_fall_back_to_rlimits_and_say_so() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep starts");
+        let base = tempfile::tempdir().expect("a temporary directory");
+        let not_a_directory = base.path().join("file");
+        std::fs::write(&not_a_directory, "").expect("a file");
+
+        let applied = apply(
+            Some(&not_a_directory),
+            "srv_3",
+            child.id(),
+            &limits(256, 50, 0),
+        );
+        assert_eq!(applied, LimitsApplied::Rlimit);
+        assert_eq!(address_space_limit(child.id()), Some(256 << 20));
+
+        let unlimited = apply(None, "srv_3", child.id(), &limits(0, 50, 0));
+        assert_eq!(
+            unlimited,
+            LimitsApplied::None {
+                reason: "no limits were requested".into()
+            },
+            "CPU alone cannot be an rlimit"
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
