@@ -13,8 +13,10 @@
 //! ## The widget
 //!
 //! The `players` contribution (a server widget) renders a table of names.
-//! Viewers holding `control.console` on the server get a "Kick" button per
-//! row; the action sends `kick <name>` to the server's console through the
+//! Viewers holding `control.console` on the server, or the permission this
+//! plugin declares in its manifest, `player-list.kick` (granted through a
+//! role, say to moderators who may not use the console), get a "Kick"
+//! button per row; the action sends `kick <name>` to the server's console through the
 //! `panel` capability (`console.send`). The player stays listed until the
 //! game reports that they left: the list shows what the game says, not what
 //! was asked for. The plugin re-checks the permission in the action itself,
@@ -46,8 +48,9 @@ cap_plugin_sdk::export_plugin!(PlayerList: hooks, ui);
 const CONTRIBUTION: &str = "players";
 /// The action of a row's "Kick" button.
 const KICK: &str = "kick";
-/// The server permission needed to kick.
-const CONSOLE_PERMISSION: &str = "control.console";
+/// Either of these permissions allows kicking: the server's console, or
+/// the permission `plugin.toml` declares for exactly this.
+const KICK_PERMISSIONS: [&str; 2] = ["control.console", "player-list.kick"];
 /// Most players remembered per server; more joins are ignored (and logged).
 const MAX_PLAYERS: usize = 500;
 
@@ -110,7 +113,10 @@ impl Ui for PlayerList {
         if !may_kick(context) {
             return Err(PluginError::new(
                 "forbidden",
-                format!("kicking needs the {CONSOLE_PERMISSION} permission on this server"),
+                format!(
+                    "kicking needs {} on this server, or {}",
+                    KICK_PERMISSIONS[0], KICK_PERMISSIONS[1]
+                ),
             ));
         }
         // A row action carries the row's cells; the first is the name.
@@ -166,7 +172,10 @@ fn server_of(context: &RenderContext) -> Result<&str, PluginError> {
 }
 
 fn may_kick(context: &RenderContext) -> bool {
-    context.permissions.iter().any(|p| p == CONSOLE_PERMISSION)
+    context
+        .permissions
+        .iter()
+        .any(|p| KICK_PERMISSIONS.contains(&p.as_str()))
 }
 
 /// `kick <name>`, if `name` is a single word.
@@ -274,6 +283,24 @@ mod tests {
             panic!("the second node is the table");
         };
         assert!(table.rows.iter().all(|r| r.actions.is_empty()));
+    }
+
+    #[test]
+    fn the_console_or_the_declared_kick_permission_allows_kicking() {
+        let context = |permissions: &[&str]| RenderContext {
+            contribution: CONTRIBUTION.into(),
+            server_id: Some("srv_1".into()),
+            user_id: "usr_1".into(),
+            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+        };
+        assert!(may_kick(&context(&["control.console"])));
+        assert!(may_kick(&context(&["control.start", "player-list.kick"])));
+        assert!(!may_kick(&context(&["control.start", "file.read"])));
+        let declared = include_str!("../plugin.toml");
+        assert!(
+            declared.contains("\"player-list.kick\" ="),
+            "plugin.toml declares the permission the plugin checks"
+        );
     }
 
     #[test]

@@ -38,7 +38,17 @@ pub struct Manifest {
     /// UI contributions (kind `ui`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ui: Option<UiSection>,
+    /// Permissions the plugin adds to the Panel's catalogue, by name, with
+    /// a description for admins: `"<plugin id>.<action>" = "what it
+    /// allows"`. Once the plugin is loaded they can be granted to roles and
+    /// API keys like built-in ones, and plugins see them among the viewer's
+    /// permissions (e.g. in a UI `render-context`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub permissions: BTreeMap<String, String>,
 }
+
+/// How many permissions one plugin may declare.
+pub const MAX_DECLARED_PERMISSIONS: usize = 64;
 
 /// The `[plugin]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -357,6 +367,21 @@ pub fn is_valid_id(id: &str) -> bool {
         && !id.contains("--")
 }
 
+/// True if and only if `permission` is a well-formed `resource.action`
+/// permission string: two or more dot-separated parts of lowercase letters,
+/// digits and `-`, at most 128 characters. The Panel applies the same rule
+/// to every permission it knows.
+pub fn is_valid_permission(permission: &str) -> bool {
+    permission.len() <= 128
+        && permission.split('.').count() >= 2
+        && permission.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
+}
+
 impl Manifest {
     /// Parses and validates manifest bytes.
     pub fn parse(bytes: &[u8]) -> Result<Self, ManifestError> {
@@ -565,6 +590,33 @@ impl Manifest {
             (None, false) => {}
         }
 
+        if self.permissions.len() > MAX_DECLARED_PERMISSIONS {
+            err(
+                "permissions".into(),
+                format!("declares more than {MAX_DECLARED_PERMISSIONS} permissions"),
+            );
+        }
+        let own = format!("{}.", p.id);
+        for (name, description) in &self.permissions {
+            let field = format!("permissions.{name:?}");
+            if !is_valid_permission(name) {
+                err(
+                    field.clone(),
+                    format!(
+                        "{name:?} is not a valid permission: use dot-separated parts of a-z, 0-9 and '-', at most 128 characters"
+                    ),
+                );
+            } else if !name.starts_with(&own) {
+                err(
+                    field.clone(),
+                    format!("{name:?} must start with the plugin's own id, as in \"{own}kick\""),
+                );
+            }
+            if description.trim().is_empty() || description.len() > 256 {
+                err(field, "the description must be 1-256 characters".into());
+            }
+        }
+
         if errors.is_empty() {
             Ok(())
         } else {
@@ -650,6 +702,44 @@ default = "8192"
         assert!(m.capabilities.kv);
         assert!(m.capabilities.panel.contains(&PanelScope::ServersRead));
         assert!(m.hooks.as_ref().is_some_and(|h| h.fail_closed));
+    }
+
+    #[test]
+    fn declared_permissions_are_kept_and_survive_a_round_trip() {
+        let text = format!(
+            "{GOOD}\n[permissions]\n\"quota-guard.override\" = \"Create servers beyond the quota\"\n"
+        );
+        let m = Manifest::parse(text.as_bytes()).expect("valid manifest");
+        assert_eq!(
+            m.permissions
+                .get("quota-guard.override")
+                .map(String::as_str),
+            Some("Create servers beyond the quota")
+        );
+        let again = Manifest::parse(m.to_toml().as_bytes()).expect("re-parses");
+        assert_eq!(m, again);
+    }
+
+    #[test]
+    fn a_declared_permission_must_be_well_formed_described_and_in_the_plugins_namespace() {
+        let text = format!(
+            "{GOOD}\n[permissions]\n\"admin.everything\" = \"Take over\"\n\"quota-guard.Bad Name\" = \"x\"\n\"quota-guard.silent\" = \" \"\n"
+        );
+        let message = errors_of(&text);
+        assert!(
+            message.contains(r#"permissions."admin.everything": "admin.everything" must start with the plugin's own id"#),
+            "{message}"
+        );
+        assert!(
+            message.contains(r#"permissions."quota-guard.Bad Name": "quota-guard.Bad Name" is not a valid permission"#),
+            "{message}"
+        );
+        assert!(
+            message.contains(
+                r#"permissions."quota-guard.silent": the description must be 1-256 characters"#
+            ),
+            "{message}"
+        );
     }
 
     #[test]

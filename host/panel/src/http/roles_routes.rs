@@ -50,10 +50,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct PermissionBody {
     /// `resource.action`.
     pub name: String,
-    /// What it allows (built-in permissions).
+    /// What it allows.
     pub description: Option<String>,
     /// `core` or `plugin`.
     pub source: String,
+    /// The plugin that declared it (`source` = `plugin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
 }
 
 /// Every known permission.
@@ -219,16 +222,17 @@ pub(super) async fn list_permissions(auth: Authenticated) -> ApiResult<Json<Perm
             name: (*name).to_owned(),
             description: Some((*description).to_owned()),
             source: "core".to_owned(),
+            plugin: None,
         })
         .collect();
     builtin.sort_by(|a, b| a.name.cmp(&b.name));
-    let plugin = permissions::all()
+    let plugin = permissions::plugin_declared()
         .into_iter()
-        .filter(|p| !permissions::BUILTIN.iter().any(|(b, _)| b == p))
-        .map(|name| PermissionBody {
+        .map(|(name, declared)| PermissionBody {
             name,
-            description: None,
+            description: Some(declared.description),
             source: "plugin".to_owned(),
+            plugin: Some(declared.plugin),
         });
     builtin.extend(plugin);
     Ok(Json(PermissionList { items: builtin }))

@@ -7,7 +7,7 @@
 //! so they can be granted to roles and API keys like built-in ones.
 //! Administrators hold every permission known at the time of the request.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{OnceLock, RwLock};
 
 /// The built-in permissions, each with a description.
@@ -62,46 +62,60 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("settings.write", "Change Panel settings"),
 ];
 
-fn plugin_permissions() -> &'static RwLock<BTreeSet<String>> {
-    static REGISTRY: OnceLock<RwLock<BTreeSet<String>>> = OnceLock::new();
+/// A permission a plugin declared in its manifest's `[permissions]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginPermission {
+    /// The declaring plugin's id.
+    pub plugin: String,
+    /// What it allows, for admins.
+    pub description: String,
+}
+
+fn plugin_permissions() -> &'static RwLock<BTreeMap<String, PluginPermission>> {
+    static REGISTRY: OnceLock<RwLock<BTreeMap<String, PluginPermission>>> = OnceLock::new();
     REGISTRY.get_or_init(Default::default)
 }
 
 /// True if and only if `permission` is a well-formed `resource.action`
 /// string: two or more dot-separated parts of lowercase letters, digits and
-/// `-`, at most 128 characters.
+/// `-`, at most 128 characters (the rule plugin manifests follow too).
 pub fn is_valid_permission(permission: &str) -> bool {
-    permission.len() <= 128
-        && permission.split('.').count() >= 2
-        && permission.split('.').all(|part| {
-            !part.is_empty()
-                && part
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        })
+    cap_runtime::manifest::is_valid_permission(permission)
 }
 
-/// Registers permissions a plugin declares, so they become known (granted
-/// to administrators, assignable to roles and API keys). Returns the ones
-/// refused as malformed.
-pub fn register_plugin_permissions<I, P>(permissions: I) -> Vec<String>
+/// Registers the permissions `plugin` declares (name and description), so
+/// they become known: granted to administrators, assignable to roles and
+/// API keys. They stay known for the life of the process, so roles that
+/// hold them stay editable while the plugin is inactive. Returns the names
+/// refused as malformed or as a built-in permission.
+pub fn register_plugin_permissions<I>(plugin: &str, permissions: I) -> Vec<String>
 where
-    I: IntoIterator<Item = P>,
-    P: Into<String>,
+    I: IntoIterator<Item = (String, String)>,
 {
     let mut refused = Vec::new();
     let mut registry = plugin_permissions()
         .write()
         .unwrap_or_else(|p| p.into_inner());
-    for permission in permissions {
-        let permission = permission.into();
-        if is_valid_permission(&permission) {
-            registry.insert(permission);
+    for (name, description) in permissions {
+        if is_valid_permission(&name) && !BUILTIN.iter().any(|(b, _)| *b == name) {
+            let declared = PluginPermission {
+                plugin: plugin.to_owned(),
+                description,
+            };
+            registry.insert(name, declared);
         } else {
-            refused.push(permission);
+            refused.push(name);
         }
     }
     refused
+}
+
+/// The permissions plugins declared, by name.
+pub fn plugin_declared() -> BTreeMap<String, PluginPermission> {
+    plugin_permissions()
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
 }
 
 /// Every known permission: the built-in ones and those plugins registered.
@@ -111,7 +125,7 @@ pub fn all() -> BTreeSet<String> {
         plugin_permissions()
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .iter()
+            .keys()
             .cloned(),
     );
     all
@@ -123,7 +137,7 @@ pub fn is_known(permission: &str) -> bool {
         || plugin_permissions()
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .contains(permission)
+            .contains_key(permission)
 }
 
 #[cfg(test)]
@@ -142,10 +156,29 @@ mod tests {
     #[test]
     fn plugin_permissions_become_known_once_registered() {
         assert!(!is_known("quota-guard.override"));
-        let refused = register_plugin_permissions(["quota-guard.override", "bad"]);
-        assert_eq!(refused, vec!["bad".to_owned()]);
+        let declared = |name: &str| (name.to_owned(), format!("allows {name}"));
+        let refused = register_plugin_permissions(
+            "quota-guard",
+            [
+                declared("quota-guard.override"),
+                declared("bad"),
+                declared("control.start"),
+            ],
+        );
+        assert_eq!(
+            refused,
+            ["bad", "control.start"],
+            "malformed and built-in names are refused"
+        );
         assert!(is_known("quota-guard.override"));
         assert!(all().contains("quota-guard.override"));
         assert!(all().contains("control.console"));
+        assert_eq!(
+            plugin_declared().get("quota-guard.override"),
+            Some(&PluginPermission {
+                plugin: "quota-guard".into(),
+                description: "allows quota-guard.override".into()
+            })
+        );
     }
 }

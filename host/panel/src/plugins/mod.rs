@@ -348,6 +348,18 @@ impl PluginManager {
     }
 
     fn set_active(&self, id: &str, plugin: Option<Plugin>) {
+        if let Some(plugin) = &plugin {
+            // Known before the plugin is visible, so nothing it renders or
+            // is asked about names a permission roles cannot hold yet.
+            let manifest = plugin.manifest();
+            let refused = crate::identity::permissions::register_plugin_permissions(
+                &manifest.plugin.id,
+                manifest.permissions.clone(),
+            );
+            if !refused.is_empty() {
+                tracing::warn!(plugin = %id, ?refused, "declared permissions refused");
+            }
+        }
         {
             let mut active = self.inner.active.write().unwrap_or_else(|p| p.into_inner());
             match &plugin {

@@ -423,3 +423,155 @@ async fn the_sign_in_providers_are_listed_without_authentication() {
     assert_eq!(items[0]["id"], "local-password");
     assert_eq!(items[0]["kind"], "password");
 }
+
+#[tokio::test]
+async fn a_permission_the_player_list_declares_is_listed_grantable_and_lets_a_moderator_kick() {
+    use cap_panel::db::Actor;
+    use cap_panel::http::Principal;
+    use cap_panel::identity::users::{NewUser, create_user};
+
+    let db = TestDb::sqlite().await;
+    let handle = db.connect().await;
+    let mut ids = Vec::new();
+    for name in ["moderator", "viewer"] {
+        let user = NewUser {
+            username: name.into(),
+            ..NewUser::default()
+        };
+        let user = create_user(&handle, &user, None, &Actor::system())
+            .await
+            .expect("a user");
+        ids.push(user.id);
+    }
+    handle.close().await;
+    let tokens = crate::support::Tokens::from_principals([
+        (
+            PLUGIN_ADMIN,
+            Principal::new("user-admin").with_permissions([
+                "admin.plugins",
+                "admin.nodes",
+                "admin.servers",
+                "admin.users",
+                "server.create",
+            ]),
+        ),
+        // As a role holding the plugin's permission would make them.
+        (
+            "moderator-token",
+            Principal::new(&ids[0]).with_permissions(["player-list.kick"]),
+        ),
+        ("viewer-token", Principal::new(&ids[1])),
+    ]);
+    let panel = cap_panel::Panel::builder(db.config())
+        .authenticator(tokens)
+        .bind()
+        .await
+        .expect("the Panel starts")
+        .spawn();
+    let server_id = server_with_player_list(&panel).await;
+
+    // Listed with what the manifest says, and grantable to roles.
+    let catalogue = json_of(
+        call(
+            &panel,
+            Method::GET,
+            "/api/v1/permissions",
+            Some(PLUGIN_ADMIN),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    let declared = catalogue["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|p| p["name"] == "player-list.kick")
+        .unwrap_or_else(|| panic!("player-list.kick in {catalogue:#}"));
+    assert_eq!(declared["source"], "plugin");
+    assert_eq!(declared["plugin"], "player-list");
+    assert!(
+        declared["description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("Kick players")),
+        "{declared:#}"
+    );
+    let role = |permission: &str| {
+        let body = json!({"name": format!("holds {permission}"), "permissions": [permission]});
+        let panel = &panel;
+        async move {
+            call(
+                panel,
+                Method::POST,
+                "/api/v1/roles",
+                Some(PLUGIN_ADMIN),
+                Some(body),
+            )
+            .await
+        }
+    };
+    json_of(role("player-list.kick").await, 201).await;
+    let problem = expect_problem(role("player-list.ban").await, 422, "validation-failed").await;
+    assert!(
+        problem.to_string().contains("player-list.ban"),
+        "an undeclared permission is refused: {problem:#}"
+    );
+
+    // Both may see the server, neither may use its console.
+    for id in &ids {
+        json_of(
+            call(
+                &panel,
+                Method::POST,
+                &format!("/api/v1/servers/{server_id}/subusers"),
+                Some(PLUGIN_ADMIN),
+                Some(json!({"user_id": id, "permissions": ["control.start"]})),
+            )
+            .await,
+            201,
+        )
+        .await;
+    }
+    player_joined(&panel, &server_id, "Steve").await;
+    let path = format!("/api/v1/ui/contributions/player-list/players?server_id={server_id}");
+    let kick_buttons = |token: &'static str| {
+        let (panel, path) = (&panel, &path);
+        async move {
+            let tree = json_of(call(panel, Method::GET, path, Some(token), None).await, 200).await;
+            let table = tree["nodes"]
+                .as_array()
+                .expect("nodes")
+                .iter()
+                .map(|n| n["element"].clone())
+                .find(|e| e["type"] == "table")
+                .unwrap_or_else(|| panic!("a table in {tree:#}"));
+            table["rows"][0]["actions"].as_array().map_or(0, Vec::len)
+        }
+    };
+    assert_eq!(kick_buttons("moderator-token").await, 1);
+    assert_eq!(kick_buttons("viewer-token").await, 0);
+
+    let kick = |token: &'static str| {
+        let (panel, server_id) = (&panel, &server_id);
+        async move {
+            call(
+                panel,
+                Method::POST,
+                "/api/v1/ui/contributions/player-list/players/actions",
+                Some(token),
+                Some(json!({"server_id": server_id, "name": "kick", "values": {"0": "Steve"}})),
+            )
+            .await
+        }
+    };
+    let problem = expect_problem(kick("viewer-token").await, 422, "plugin-refused").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("player-list.kick")),
+        "{problem:#}"
+    );
+    let answer = json_of(kick("moderator-token").await, 200).await;
+    assert_eq!(answer["message"], "Sent `kick Steve` to the console");
+}
