@@ -8,6 +8,11 @@
 //! before publishing) is outside the measured time.
 //!
 //! Run: `cargo bench --workspace --locked --bench publish`.
+//!
+//! Every iteration adds a version to the same package's log, which the
+//! client fetches and checks whole, so the latency grows over a run (39 ms
+//! at about 80 versions to 138 ms at about 700 on 2026-12-05): the median
+//! depends on how many iterations criterion chooses. See `BENCHMARKS.md`.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

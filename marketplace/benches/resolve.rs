@@ -8,11 +8,10 @@
 //!   author message.
 //! * `sha256/1MiB`: hashing a 1 MiB package.
 //!
-//! Run: `cargo bench -p cap-marketplace --bench resolve`. Measured
-//! 2026-11-28 on the 2-core project machine under load from other builds,
-//! with `--profile dev` (dependencies at opt-level 2, this crate
-//! unoptimized, so pessimistic): resolve 22.5 ms median (428 packages
-//! selected), author-signature verification 36 µs, sha256 1.56 GiB/s.
+//! Run: `cargo bench -p cap-marketplace --bench resolve`. Figures, with
+//! their date and conditions, are in `BENCHMARKS.md` (2026-12-05, bench
+//! profile, busy 2-core machine: resolve 3.69 ms median with 428 packages
+//! selected, author-signature verification 45.8 µs, sha256 1.36 GiB/s).
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
