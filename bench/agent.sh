@@ -23,7 +23,16 @@ if [ "${BUILD:-1}" != 0 ]; then
   cargo build --release --locked -p cap-standin-game
 fi
 work=$(mktemp -d)
-trap 'kill ${agent:-} ${panel:-} 2>/dev/null || true; pkill -f "$work" 2>/dev/null || true; rm -rf "$work"' EXIT
+# Game servers outlive their Agent by design, and their command lines do not
+# name $work: stop every process whose working directory is under it.
+cleanup() {
+  kill ${agent:-} ${panel:-} 2>/dev/null || true
+  for proc in /proc/[0-9]*; do
+    case "$(readlink "$proc/cwd" 2>/dev/null)" in "$work"/*) kill "${proc#/proc/}" 2>/dev/null || true ;; esac
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
 wait_for() { # file pattern
   for _ in $(seq 1 1200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.25; done
