@@ -3,27 +3,35 @@
 //!
 //! # Design
 //!
-//! Every change to the Panel's projections (servers, allocations, users,
-//! roles, sessions, subusers, plugins…) appends a domain event in the same
-//! transaction (see [`crate::db::events`]). The event store's head is
-//! therefore a version of everything the Panel has written, and a reader
-//! that sees the same head twice knows nothing was committed in between.
+//! A [`ReadVersion`] is taken with one small query and compares equal to
+//! another exactly when no write was committed between the two: a reader
+//! that sees the same version twice knows its earlier answer still holds.
 //!
-//! That holds only where event ids follow commit order. SQLite has one
-//! writer at a time: an id is taken inside the write transaction, and the
-//! next writer starts only after that transaction ends, so a later commit
-//! always has a greater id. The head is read from `sqlite_sequence` (the
-//! events table is `AUTOINCREMENT`), which survives deleting old events for
-//! retention. On PostgreSQL and MySQL/MariaDB, writers run concurrently and
-//! a transaction holding a smaller id can commit after one holding a larger
-//! id, so the largest id says nothing about what is still to come:
-//! [`ReadVersion`] is `None` there, and callers read the database as
-//! before.
+//! - **SQLite** has one writer at a time, and every change to the Panel's
+//!   projections (servers, allocations, users, roles, sessions, subusers,
+//!   plugins…) appends a domain event in the same transaction (see
+//!   [`crate::db::events`]). An event id is taken inside the write
+//!   transaction and the next writer starts only after it ends, so the
+//!   event store's head moves with every commit. It is read from
+//!   `sqlite_sequence` (the events table is `AUTOINCREMENT`), which
+//!   survives deleting old events for retention.
+//! - **PostgreSQL** runs writers concurrently, so a smaller event id can
+//!   commit after a larger one and the head proves nothing. Its snapshot
+//!   does: `pg_current_snapshot()` names the first unassigned transaction
+//!   id (`xmax`) and the transactions still in progress. Between two
+//!   snapshots taken one after the other, a transaction that starts writing
+//!   raises `xmax` and one that commits leaves the in-progress list, so
+//!   `xmax` and the length of that list are equal only if nothing committed
+//!   in between — anywhere in the cluster, which costs only cache misses.
+//! - **MySQL/MariaDB** offers no such cheap, commit-ordered number:
+//!   [`ReadVersion`] is `None` there, and callers read the database as
+//!   before.
 //!
 //! State that lives outside the database but shapes what is read (which
-//! plugins are loaded) is covered by an in-process epoch:
-//! [`Database::invalidate_reads`] bumps it after such a change, so answers
-//! computed before the change never match a version taken after it.
+//! plugins are loaded, the permissions they declare) is covered by an
+//! in-process epoch: [`Database::invalidate_reads`] bumps it after such a
+//! change, so answers computed before the change never match a version
+//! taken after it.
 //!
 //! A reader must take the version **before** reading the data it caches:
 //! the data is then at least as new as the version, and a write in between
@@ -33,42 +41,62 @@ use std::sync::atomic::Ordering;
 
 use super::{Database, DbError, Pool};
 
-/// A point in the Panel's write history: the event store's head and the
-/// in-process epoch. Equal versions mean nothing the Panel reads changed.
+/// A point in the Panel's write history and the in-process epoch. Equal
+/// versions mean nothing the Panel reads changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ReadVersion {
+    /// SQLite: the event store's head. PostgreSQL: the snapshot's `xmax`.
     head: i64,
+    /// PostgreSQL: how many transactions were in progress (0 on SQLite).
+    in_progress: i64,
     epoch: u64,
 }
 
 impl ReadVersion {
-    /// True if `self` is at least as new as `other` in both parts, and newer
-    /// in one.
+    /// True if `self` was taken after `other` and something changed in
+    /// between: the data is at least as new (a higher head, or the same one
+    /// with no more transactions in progress) and so is the epoch.
     pub fn supersedes(&self, other: &ReadVersion) -> bool {
-        self != other && self.head >= other.head && self.epoch >= other.epoch
+        let data_as_new = self.head > other.head
+            || (self.head == other.head && self.in_progress <= other.in_progress);
+        self != other && data_as_new && self.epoch >= other.epoch
     }
 }
 
 impl Database {
-    /// The current [`ReadVersion`], or `None` on backends whose event ids
-    /// do not follow commit order (PostgreSQL, MySQL/MariaDB).
+    /// The current [`ReadVersion`] (one query), or `None` on MySQL/MariaDB,
+    /// which has none.
     ///
     /// # Errors
     ///
     /// Database errors.
     pub async fn read_version(&self) -> Result<Option<ReadVersion>, DbError> {
-        let Pool::Sqlite(pool) = &self.pool else {
-            return Ok(None);
-        };
-        // Taken before the head: a change to loaded plugins after this point
-        // makes the version read here stale, never the other way round.
+        // Taken before the database's part: a change to loaded plugins after
+        // this point makes the version read here stale, never the other way
+        // round.
         let epoch = self.read_epoch.load(Ordering::Acquire);
-        let head: Option<i64> =
-            sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
-                .fetch_optional(pool)
-                .await?;
+        let (head, in_progress) = match &self.pool {
+            Pool::Sqlite(pool) => {
+                let head: Option<i64> =
+                    sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
+                        .fetch_optional(pool)
+                        .await?;
+                (head.unwrap_or(0), 0)
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query_as(
+                    "SELECT pg_snapshot_xmax(s)::text::bigint, \
+                     (SELECT count(*) FROM pg_snapshot_xip(s)) \
+                     FROM pg_current_snapshot() AS s",
+                )
+                .fetch_one(pool)
+                .await?
+            }
+            Pool::MySql(_) => return Ok(None),
+        };
         Ok(Some(ReadVersion {
-            head: head.unwrap_or(0),
+            head,
+            in_progress,
             epoch,
         }))
     }

@@ -341,3 +341,46 @@ async fn runs_on_an_in_memory_sqlite_database() {
     );
     db.close().await;
 }
+
+#[tokio::test]
+async fn a_postgres_read_version_taken_before_a_commit_is_superseded_by_one_after_it() {
+    use sqlx::Connection as _;
+    let test_db = TestDb::postgres().await;
+    let db = test_db.connect().await;
+    let DatabaseLocation::Url(url) = test_db.location() else {
+        panic!("PostgreSQL test databases have URLs");
+    };
+    let mut writer = sqlx::PgConnection::connect(url)
+        .await
+        .expect("a second connection");
+    sqlx::raw_sql(
+        "BEGIN; INSERT INTO settings (name, value, updated_at) VALUES ('read.version', '1', 0)",
+    )
+    .execute(&mut writer)
+    .await
+    .expect("an uncommitted write");
+    let during = db
+        .read_version()
+        .await
+        .expect("reads")
+        .expect("PostgreSQL has read versions");
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut writer)
+        .await
+        .expect("the write commits");
+    let after = db.read_version().await.expect("reads").expect("some");
+    // Other tests write to the same server meanwhile, so only the order is
+    // certain, never that two versions are equal.
+    assert_ne!(after, during, "a commit always moves the version");
+    assert!(after.supersedes(&during));
+    assert!(!during.supersedes(&after));
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_mysql_database_has_no_read_version_so_nothing_is_cached() {
+    let test_db = TestDb::mysql().await;
+    let db = test_db.connect().await;
+    assert_eq!(db.read_version().await.expect("no query fails"), None);
+    db.close().await;
+}
