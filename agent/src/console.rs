@@ -310,6 +310,11 @@ async fn tail(mut spec: TailSpec) {
                 flush(&spec, &mut batch, &mut dropped);
                 last_flush = Instant::now();
             }
+            // A flooding server's log never runs dry, and past its
+            // throttle nothing here awaits: without this, one flood would
+            // hold a runtime thread for as long as it lasts, starving the
+            // link that sends every server's batches to the Panel.
+            tokio::task::yield_now().await;
         }
         if last_flush.elapsed() >= spec.config.batch_interval || finishing {
             flush(&spec, &mut batch, &mut dropped);
@@ -432,6 +437,69 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_tail_reading_a_flood_lets_other_tasks_run_between_chunks() {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let log = dir.path().join("console.log");
+        let flood: String = (0..400_000).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&log, &flood).expect("the flood is written");
+        let (events, mut received) = mpsc::channel(16);
+        let (_finish, finish) = watch::channel(true);
+        let history = Arc::new(History::new(10));
+
+        // On this single-threaded runtime the ticker runs only when the
+        // tail yields.
+        let running = Arc::new(AtomicBool::new(true));
+        let ticks = Arc::new(AtomicU64::new(0));
+        let ticker = tokio::spawn({
+            let (running, ticks) = (running.clone(), ticks.clone());
+            async move {
+                while running.load(Ordering::Relaxed) {
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        spawn_tail(TailSpec {
+            server_id: "srv_flood".into(),
+            log,
+            offset: 0,
+            history: history.clone(),
+            classifier: None,
+            on_event: Arc::new(|_| {}),
+            events,
+            finish,
+            config: ConsoleConfig::default(),
+        })
+        .await
+        .expect("the tail ends");
+        let during = ticks.load(Ordering::Relaxed);
+        running.store(false, Ordering::Relaxed);
+        ticker.await.expect("the ticker ends");
+
+        let chunks = flood.len() / (64 * 1024);
+        assert!(
+            during >= chunks as u64 / 2,
+            "another task ran {during} times while {chunks} chunks of a flood were read"
+        );
+        assert_eq!(
+            history.snapshot().last().map(String::as_str),
+            Some("line 399999")
+        );
+        let mut accounted = 0;
+        while let Some(message) = received.recv().await {
+            if let AgentMessage::ConsoleLines { lines, dropped, .. } = message {
+                accounted += lines.len() as u64 + dropped;
+            }
+        }
+        assert_eq!(
+            accounted, 400_000,
+            "every line forwarded or counted as dropped"
+        );
+    }
 
     #[test]
     fn history_keeps_only_the_last_lines() {
