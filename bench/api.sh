@@ -5,12 +5,15 @@
 # own answer), with wrk, in the same
 # run on the same machine. Needs wrk (Debian: apt-get install wrk).
 #
-# Usage: bench/api.sh [seconds per run, default 10]
+# Usage: [BUILD=0] [CAP_DATABASE_URL=…] bench/api.sh [seconds per run, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk"; exit 1; }
-cargo build --release --locked -p cap-panel --bin cap --example bare_servers
+# BUILD=0 runs the binaries already in target/release.
+if [ "${BUILD:-1}" != 0 ]; then
+  cargo build --release --locked -p cap-panel --bin cap --example bare_servers
+fi
 work=$(mktemp -d)
 trap 'kill ${panel:-} ${bare:-} 2>/dev/null || true; rm -rf "$work"' EXIT
 
