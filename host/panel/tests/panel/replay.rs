@@ -12,7 +12,6 @@ use cap_panel::Panel;
 use cap_panel::db::replay::{PROJECTION_TABLES, ReplayError, replay};
 use cap_panel::db::{Actor, Database, DatabaseLocation, NewEvent};
 use cap_panel::http::Principal;
-use cap_panel::identity::users::{NewUser, create_user};
 use cap_panel::servers::{CommandOutbox, access, nodes};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
@@ -219,18 +218,8 @@ fn id_of(body: &Value) -> String {
 /// the outbox and online state the Agent link drives), then stops the
 /// Panel. Returns a connected handle.
 async fn record_history(db: &TestDb) -> Database {
+    let users = db.create_users(&["alice", "bob", "carol"]).await;
     let handle = db.connect().await;
-    let mut users = Vec::new();
-    for name in ["alice", "bob", "carol"] {
-        let user = NewUser {
-            username: name.into(),
-            ..NewUser::default()
-        };
-        let user = create_user(&handle, &user, None, &Actor::system())
-            .await
-            .expect("a user");
-        users.push(user.id);
-    }
     let (alice, bob, carol) = (&users[0], &users[1], &users[2]);
     let tokens = Tokens::from_principals([
         (

@@ -6,9 +6,7 @@
 
 use std::time::Duration;
 
-use cap_panel::db::Actor;
 use cap_panel::http::Principal;
-use cap_panel::identity::users::{NewUser, create_user};
 use cap_panel::servers::{CommandOutbox, CommandState, DbPanelApi, access};
 use cap_panel::{Panel, RunningPanel};
 use cap_runtime::capabilities::panel::PanelApi;
@@ -34,19 +32,7 @@ struct World {
 }
 
 async fn world(db: &TestDb) -> World {
-    let handle = db.connect().await;
-    let mut ids = Vec::new();
-    for name in ["alice", "bob", "carol"] {
-        let user = NewUser {
-            username: name.into(),
-            ..NewUser::default()
-        };
-        let user = create_user(&handle, &user, None, &Actor::system())
-            .await
-            .expect("a user");
-        ids.push(user.id);
-    }
-    handle.close().await;
+    let ids = db.create_users(&["alice", "bob", "carol"]).await;
     let every_server_permission: Vec<&str> = access::server_permissions()
         .iter()
         .copied()

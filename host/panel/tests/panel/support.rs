@@ -132,6 +132,30 @@ impl TestDb {
             .expect("connecting to and migrating the test database")
     }
 
+    /// Creates users called `names` (no password: tests authenticate them
+    /// with [`Tokens`]) and returns their ids in the same order.
+    pub(crate) async fn create_users(&self, names: &[&str]) -> Vec<String> {
+        let handle = self.connect().await;
+        let mut ids = Vec::new();
+        for name in names {
+            let user = cap_panel::identity::users::NewUser {
+                username: (*name).into(),
+                ..Default::default()
+            };
+            let user = cap_panel::identity::users::create_user(
+                &handle,
+                &user,
+                None,
+                &cap_panel::db::Actor::system(),
+            )
+            .await
+            .expect("a user");
+            ids.push(user.id);
+        }
+        handle.close().await;
+        ids
+    }
+
     /// A Panel configuration on this database, listening on 127.0.0.1:0.
     pub(crate) fn config(&self) -> Config {
         Config {

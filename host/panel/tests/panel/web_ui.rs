@@ -426,24 +426,10 @@ async fn the_sign_in_providers_are_listed_without_authentication() {
 
 #[tokio::test]
 async fn a_permission_the_player_list_declares_is_listed_grantable_and_lets_a_moderator_kick() {
-    use cap_panel::db::Actor;
     use cap_panel::http::Principal;
-    use cap_panel::identity::users::{NewUser, create_user};
 
     let db = TestDb::sqlite().await;
-    let handle = db.connect().await;
-    let mut ids = Vec::new();
-    for name in ["moderator", "viewer"] {
-        let user = NewUser {
-            username: name.into(),
-            ..NewUser::default()
-        };
-        let user = create_user(&handle, &user, None, &Actor::system())
-            .await
-            .expect("a user");
-        ids.push(user.id);
-    }
-    handle.close().await;
+    let ids = db.create_users(&["moderator", "viewer"]).await;
     let tokens = crate::support::Tokens::from_principals([
         (
             PLUGIN_ADMIN,
