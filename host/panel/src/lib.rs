@@ -45,8 +45,17 @@
 //!   a problem document too, and internal details are logged, never sent.
 //! - **Deny by default.** Protected routes exist but answer `401` until an
 //!   authenticator is installed; [`http::DenyAll`] is the default.
-//! - **No global state.** Each [`Panel`] has its own database pool and
-//!   metrics registry, so several can run in one process.
+//! - **Repeated reads are answered from memory, never stale.** Who a
+//!   session is and pages of `GET /servers` are cached for exactly one
+//!   [`db::ReadVersion`] (the event store's head on SQLite, the snapshot on
+//!   PostgreSQL, none on MySQL/MariaDB), taken before anything is read;
+//!   any commit moves it (see [`read_cache`]).
+//! - **No global state, with one exception.** Each [`Panel`] has its own
+//!   database pool, metrics registry and caches, so several can run in one
+//!   process. The exception is the catalogue of permissions plugins declare
+//!   ([`identity::permissions`]): it is process-wide, so in one process a
+//!   permission a plugin declared to one Panel is known to the others too
+//!   (the names are namespaced by plugin id, so they cannot collide).
 //!
 //! # Example
 //!
