@@ -157,6 +157,17 @@ async fn server_with_player_list(panel: &cap_panel::RunningPanel) -> String {
     server["id"].as_str().expect("id").to_owned()
 }
 
+/// The first table element of a rendered UI tree.
+fn table_in(tree: &Value) -> &Value {
+    tree["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| &n["element"])
+        .find(|e| e["type"] == "table")
+        .unwrap_or_else(|| panic!("a table in {tree:#}"))
+}
+
 async fn player_joined(panel: &cap_panel::RunningPanel, server_id: &str, name: &str) {
     use cap_runtime::api;
     let event = api::Event {
@@ -228,13 +239,7 @@ async fn the_player_list_widget_renders_players_from_console_events_and_kicks_th
         200,
     )
     .await;
-    let table = tree["nodes"]
-        .as_array()
-        .expect("nodes")
-        .iter()
-        .map(|n| &n["element"])
-        .find(|e| e["type"] == "table")
-        .unwrap_or_else(|| panic!("a table in {tree:#}"));
+    let table = table_in(&tree);
     assert_eq!(table["columns"], json!(["Player"]));
     assert_eq!(table["rows"][0]["cells"], json!(["<b>Alex</b>"]));
     assert_eq!(table["rows"][1]["cells"], json!(["Steve"]));
@@ -525,14 +530,9 @@ async fn a_permission_the_player_list_declares_is_listed_grantable_and_lets_a_mo
         let (panel, path) = (&panel, &path);
         async move {
             let tree = json_of(call(panel, Method::GET, path, Some(token), None).await, 200).await;
-            let table = tree["nodes"]
+            table_in(&tree)["rows"][0]["actions"]
                 .as_array()
-                .expect("nodes")
-                .iter()
-                .map(|n| n["element"].clone())
-                .find(|e| e["type"] == "table")
-                .unwrap_or_else(|| panic!("a table in {tree:#}"));
-            table["rows"][0]["actions"].as_array().map_or(0, Vec::len)
+                .map_or(0, Vec::len)
         }
     };
     assert_eq!(kick_buttons("moderator-token").await, 1);
