@@ -1075,3 +1075,32 @@ fn first_extra(
         .next()
         .map(|s| format!("{what} {s}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{DatabaseLocation, DatabaseOptions};
+
+    // Activation and deactivation also append events, which move the
+    // version too; this pins down the epoch that covers the moment between
+    // their commit and the swap of the loaded plugins.
+    #[tokio::test]
+    async fn a_change_to_the_loaded_plugins_moves_the_read_version_without_any_write() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let location = DatabaseLocation::SqliteFile(dir.path().join("panel.db"));
+        let db = Database::connect(&DatabaseOptions::new(location))
+            .await
+            .expect("SQLite connects");
+        let manager = PluginManager::new(db.clone(), dir.path(), PluginServices::default())
+            .expect("a plugin manager");
+        let before = db.read_version().await.expect("reads").expect("some");
+
+        manager.set_active("test-game", None);
+
+        let after = db.read_version().await.expect("reads").expect("some");
+        assert!(
+            after.supersedes(&before),
+            "answers cached with the old set of plugins must not match: {before:?} -> {after:?}"
+        );
+    }
+}
