@@ -743,6 +743,28 @@ default = "8192"
     }
 
     #[test]
+    fn a_manifest_may_declare_at_most_64_permissions_with_descriptions_of_at_most_256_characters() {
+        let mut text = format!("{GOOD}\n[permissions]\n");
+        for i in 0..=MAX_DECLARED_PERMISSIONS {
+            text.push_str(&format!("\"quota-guard.p{i}\" = \"allows p{i}\"\n"));
+        }
+        let message = errors_of(&text);
+        assert!(
+            message.contains("permissions: declares more than 64 permissions"),
+            "{message}"
+        );
+
+        let long = "x".repeat(257);
+        let text = format!("{GOOD}\n[permissions]\n\"quota-guard.p\" = \"{long}\"\n");
+        assert!(
+            errors_of(&text).contains("the description must be 1-256 characters"),
+            "a 257-character description is refused"
+        );
+        let text = text.replace(&long, &"x".repeat(256));
+        assert_eq!(errors_of(&text), "ok", "256 characters are allowed");
+    }
+
+    #[test]
     fn round_trips_through_toml() {
         let m = Manifest::parse(GOOD.as_bytes()).expect("valid manifest");
         let again = Manifest::parse(m.to_toml().as_bytes()).expect("re-parses");
