@@ -319,22 +319,85 @@ fn start_driver() -> Driver {
     driver
 }
 
+/// How the browser draws scrollbars. Whether a page scrolls sideways
+/// depends on it: classic scrollbars (desktop Linux, Windows, and headless
+/// Chromium on most machines) take their width from the page's client
+/// width, overlay scrollbars (phones, macOS by default) take none. The
+/// layout checks run under both, so that their result does not depend on
+/// the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scrollbars {
+    Classic,
+    Overlay,
+}
+
+impl Scrollbars {
+    /// The Chromium switch that selects this style.
+    fn switch(self) -> &'static str {
+        match self {
+            Scrollbars::Classic => "--disable-features=OverlayScrollbar",
+            Scrollbars::Overlay => "--hide-scrollbars",
+        }
+    }
+}
+
+/// A Chromium session with classic scrollbars.
 async fn browser(driver: &Driver, width: u32, height: u32) -> Client {
+    browser_with(driver, width, height, Scrollbars::Classic).await
+}
+
+/// A Chromium session pinned to what the layout checks depend on: the
+/// window size, a device scale of 1, the scrollbar style and the language
+/// (the fonts are Debian's, which `.ci/run` installs). It checks that the
+/// scrollbar style took effect before it is used.
+async fn browser_with(driver: &Driver, width: u32, height: u32, scrollbars: Scrollbars) -> Client {
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".into(),
         json!({
             "binary": CHROMIUM,
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", format!("--window-size={width},{height}")],
+                     "--disable-dev-shm-usage", "--force-device-scale-factor=1",
+                     "--lang=en-US", scrollbars.switch(),
+                     format!("--window-size={width},{height}")],
         }),
     );
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    ClientBuilder::new(connector)
+    let client = ClientBuilder::new(connector)
         .capabilities(capabilities)
         .connect(&driver.url)
         .await
-        .expect("a Chromium session")
+        .expect("a Chromium session");
+    let width = scrollbar_width(&client).await;
+    match scrollbars {
+        Scrollbars::Classic => assert!(
+            width > 0,
+            "Chromium was asked for classic scrollbars but draws them {width} px wide"
+        ),
+        Scrollbars::Overlay => assert_eq!(
+            width, 0,
+            "Chromium was asked for overlay scrollbars but draws them {width} px wide"
+        ),
+    }
+    client
+}
+
+/// How much of a box's width a vertical scrollbar takes in this browser.
+async fn scrollbar_width(client: &Client) -> i64 {
+    client
+        .execute(
+            "const probe = document.createElement('div');
+             probe.style.cssText = 'position:absolute;width:100px;height:100px;overflow:scroll';
+             document.documentElement.append(probe);
+             const width = probe.offsetWidth - probe.clientWidth;
+             probe.remove();
+             return width;",
+            vec![],
+        )
+        .await
+        .expect("a script result")
+        .as_i64()
+        .expect("a width in pixels")
 }
 
 fn screenshot_dir() -> PathBuf {
@@ -815,9 +878,30 @@ async fn an_admin_creates_and_starts_a_server_in_the_ui_watches_its_console_and_
     for (fragment, ready, name) in PAGES {
         show_page(&client, &world, fragment, ready, &format!("{name}-phone")).await;
     }
+    // The same pages, and the server page, where scrollbars overlay the
+    // page as on phones.
+    let overlay = browser_with(&driver, 390, 844, Scrollbars::Overlay).await;
+    overlay
+        .goto(&world.panel.url("/"))
+        .await
+        .expect("the Panel loads");
+    sign_in(&overlay, &world.panel, "admin", ADMIN_PASSWORD).await;
+    for (fragment, ready, name) in PAGES {
+        let name = format!("{name}-phone-overlay");
+        show_page(&overlay, &world, fragment, ready, &name).await;
+    }
+    let server_page = format!("/#/servers/{server_id}");
+    show_page(
+        &overlay,
+        &world,
+        &server_page,
+        "#console-output",
+        "server-phone-overlay",
+    )
+    .await;
+    overlay.close().await.expect("closing the browser");
     // Phone-sized: the navigation collapses behind a menu button that
     // opens with the keyboard.
-    let server_page = format!("/#/servers/{server_id}");
     show_page(
         &client,
         &world,
