@@ -22,6 +22,15 @@
 //! was asked for. The plugin re-checks the permission in the action itself,
 //! since the Panel passes the viewer's permissions to both calls.
 //!
+//! The permissions are those of the `render-context`, which for a server
+//! widget the Panel fills with what the viewer may do *on that server*
+//! alone (an owner's or a subuser's grant there), plus this plugin's own
+//! declared permissions the viewer holds. So `control.console` in the set
+//! means the console of this server: a subuser without it here gets no
+//! button and no kick, even if a role gives them the console of servers
+//! they own. The plugin trusts that set and nothing else; it never asks for
+//! the viewer's global permissions.
+//!
 //! Player names come from a game's console, so they are untrusted text; the
 //! plugin passes them on as plain strings and the Panel renders them as text.
 //! A name is accepted in a `kick` command only if it is one line without

@@ -123,7 +123,14 @@ pub struct Config {
     /// The Marketplace's public key (64 hex digits). `None` trusts the key
     /// the Marketplace presents on first use and pins it in the database.
     pub marketplace_key: Option<String>,
+    /// The absolute lifetime of a login session, in days (file
+    /// `[auth] session-lifetime-days`, `CAP_SESSION_LIFETIME_DAYS`); see
+    /// [`IdentityOptions::session_lifetime`](crate::identity::IdentityOptions::session_lifetime).
+    pub session_lifetime_days: u32,
 }
+
+/// The default absolute lifetime of a login session, in days.
+pub const DEFAULT_SESSION_LIFETIME_DAYS: u32 = 30;
 
 impl Default for Config {
     fn default() -> Self {
@@ -136,6 +143,7 @@ impl Default for Config {
             rate_limits: RateLimits::default(),
             marketplace_url: None,
             marketplace_key: None,
+            session_lifetime_days: DEFAULT_SESSION_LIFETIME_DAYS,
         }
     }
 }
@@ -168,6 +176,9 @@ impl Config {
             },
             marketplace_url: merged.marketplace_url,
             marketplace_key: merged.marketplace_key,
+            session_lifetime_days: merged
+                .session_lifetime_days
+                .unwrap_or(defaults.session_lifetime_days),
         }
     }
 
@@ -233,6 +244,8 @@ pub struct ConfigLayer {
     pub marketplace_url: Option<String>,
     /// Marketplace public key.
     pub marketplace_key: Option<String>,
+    /// Session lifetime in days.
+    pub session_lifetime_days: Option<u32>,
 }
 
 impl ConfigLayer {
@@ -254,6 +267,7 @@ impl ConfigLayer {
             },
             marketplace_url: self.marketplace_url.or(lower.marketplace_url),
             marketplace_key: self.marketplace_key.or(lower.marketplace_key),
+            session_lifetime_days: self.session_lifetime_days.or(lower.session_lifetime_days),
         }
     }
 
@@ -275,6 +289,12 @@ impl ConfigLayer {
                 message: format!("rate-limits.{name}: {message}"),
             })?;
             rate_limits.insert(name.clone(), rule);
+        }
+        if let Some(days) = file.auth.session_lifetime_days {
+            parse_lifetime_days(&days.to_string()).map_err(|message| ConfigError::Toml {
+                path: None,
+                message: format!("auth.session-lifetime-days: {message}"),
+            })?;
         }
         let mut layer = ConfigLayer::from(file);
         layer.rate_limits = rate_limits;
@@ -332,6 +352,14 @@ impl ConfigLayer {
                 "CAP_CONFIG" => layer.config_file = Some(PathBuf::from(value)),
                 "CAP_MARKETPLACE_URL" => layer.marketplace_url = Some(value.to_owned()),
                 "CAP_MARKETPLACE_KEY" => layer.marketplace_key = Some(value.to_owned()),
+                "CAP_SESSION_LIFETIME_DAYS" => {
+                    layer.session_lifetime_days = Some(parse_lifetime_days(value).map_err(
+                        |message| ConfigError::Env {
+                            var: key.to_owned(),
+                            message,
+                        },
+                    )?);
+                }
                 _ => {
                     if let Some(suffix) = key.strip_prefix(RATE_LIMIT_ENV_PREFIX) {
                         let name = suffix.to_ascii_lowercase().replace('_', "-");
@@ -405,6 +433,14 @@ pub fn parse_rate_limit_flag(flag: &str) -> Result<(String, Rule), String> {
     Ok((name.to_owned(), parse_rate_limit(name, rule)?))
 }
 
+/// Parses a session lifetime in days: 1 to 3650.
+fn parse_lifetime_days(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(days @ 1..=3650) => Ok(days),
+        _ => Err(format!("{text:?}: must be a number of days from 1 to 3650")),
+    }
+}
+
 fn parse_env<T>(var: &str, value: &str) -> Result<T, ConfigError>
 where
     T: FromStr,
@@ -460,6 +496,14 @@ struct FileConfig {
     rate_limits: BTreeMap<String, String>,
     #[serde(default)]
     marketplace: FileMarketplace,
+    #[serde(default)]
+    auth: FileAuth,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileAuth {
+    session_lifetime_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -494,6 +538,7 @@ impl From<FileConfig> for ConfigLayer {
             rate_limits: BTreeMap::new(),
             marketplace_url: file.marketplace.url,
             marketplace_key: file.marketplace.public_key,
+            session_lifetime_days: file.auth.session_lifetime_days,
         }
     }
 }
@@ -504,6 +549,33 @@ mod tests {
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().expect("test addresses are valid")
+    }
+
+    #[test]
+    fn the_session_lifetime_comes_from_the_file_or_the_environment_and_is_bounded() {
+        assert_eq!(
+            Config::default().session_lifetime_days,
+            DEFAULT_SESSION_LIFETIME_DAYS
+        );
+        let file =
+            ConfigLayer::from_toml_str("[auth]\nsession-lifetime-days = 7\n").expect("valid");
+        assert_eq!(Config::from_layers([file.clone()]).session_lifetime_days, 7);
+        let env = ConfigLayer::from_env([("CAP_SESSION_LIFETIME_DAYS", "2")]).expect("valid");
+        assert_eq!(Config::from_layers([file, env]).session_lifetime_days, 2);
+        for bad in ["0", "3651", "soon"] {
+            let error = ConfigLayer::from_env([("CAP_SESSION_LIFETIME_DAYS", bad)])
+                .expect_err("out of range");
+            assert!(
+                error.to_string().contains("CAP_SESSION_LIFETIME_DAYS"),
+                "{error}"
+            );
+        }
+        let error = ConfigLayer::from_toml_str("[auth]\nsession-lifetime-days = 0\n")
+            .expect_err("out of range");
+        assert!(
+            error.to_string().contains("session-lifetime-days"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! | `dropped` | lines this browser or the Agent's throttle dropped |
 //! | `token expiring` / `token expired` | — (send `auth` with a fresh token) |
 //! | `jwt error` | why a token was refused |
+//! | `access revoked` | why the socket closes: the session, user, server or a permission went (see below) |
 //! | `error` | `{"code","message"}`: a refused command (`forbidden`, `hook-denied`, …) |
 //! | `command accepted` | the queued command's id |
 //!
@@ -33,8 +34,40 @@
 //! through the same path as the REST API ([`commands::enqueue`]: before-hooks,
 //! the outbox, events with the user and address); a browser that reads
 //! too slowly skips ahead and is told how many lines it missed.
+//!
+//! # Revocation
+//!
+//! A token is a ticket to open (or re-authenticate) one socket, not a
+//! licence for ten minutes:
+//!
+//! - **Single use.** Each token has an id (`jti`); the Panel remembers the
+//!   ids it issued, with the caller who asked and how they authenticated
+//!   (their session or API key, [`Credential`](crate::http::Credential)), until the token is used or
+//!   expires. Using a token forgets it, so a second `auth` with the same
+//!   token is a `jwt error` ("used before"). The memory is bounded: expired
+//!   entries are dropped on every issue, and past [`MAX_OUTSTANDING`] the
+//!   oldest go first.
+//! - **Every command is authorised now.** Before a `send command` or `set
+//!   state` is queued, the caller is read again ([`auth::recheck`]: the
+//!   session is still active, the API key not revoked, the user neither
+//!   disabled nor deleted) and their access to the server resolved again
+//!   ([`access::resolve`]); the command needs its permission both in the
+//!   token and now.
+//! - **Sockets close when access goes.** Every [`REVALIDATE_EVERY`], when
+//!   the database changed since the last look, the socket checks the same
+//!   things; if the session ended, the user was disabled, the server went,
+//!   or any permission the token carried is no longer held (a subuser grant
+//!   removed or reduced, a role changed), the browser gets `access revoked`
+//!   with the reason and the socket closes. A browser that may still use
+//!   the console fetches a fresh token and reconnects.
+//!
+//! Principals from an authenticator that records no credential (tests'
+//! own) cannot be asked again; for them only the server access is
+//! re-resolved.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::extract::ws::{
@@ -49,10 +82,11 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::ConsoleFrame;
-use crate::db::Actor;
-use crate::http::{ApiError, AppState};
+use crate::db::{Actor, ReadVersion};
+use crate::http::auth;
+use crate::http::{ApiError, AppState, Principal};
 use crate::servers::commands::{self, CommandAction};
-use crate::servers::{ServersError, server};
+use crate::servers::{ServersError, access, server};
 
 /// How long a console token is valid.
 pub const TOKEN_TTL: Duration = Duration::from_secs(10 * 60);
@@ -62,11 +96,20 @@ pub const EXPIRY_WARNING: Duration = Duration::from_secs(60);
 const AUTH_TIMEOUT: Duration = Duration::from_secs(15);
 /// Longest frame a browser may send.
 const MAX_FRAME: usize = 16 * 1024;
+/// How often an open socket checks that its caller may still see the
+/// console (when the database changed meanwhile).
+pub const REVALIDATE_EVERY: Duration = Duration::from_secs(2);
+/// Most tokens issued and not yet used or expired; past it the oldest are
+/// forgotten (and can no longer open a socket).
+pub const MAX_OUTSTANDING: usize = 65_536;
 
-/// The keys console tokens are signed and checked with.
+/// The keys console tokens are signed and checked with, and the tokens
+/// issued and not yet used (see the module docs on revocation).
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// By token id: who asked for it, and when it expires.
+    outstanding: Mutex<HashMap<String, (Principal, u64)>>,
 }
 
 impl std::fmt::Debug for TokenKeys {
@@ -90,6 +133,8 @@ pub struct ConsoleClaims {
     pub exp: u64,
     /// Marks console tokens apart from every other JWT the Panel signs.
     pub aud: String,
+    /// The token's id: each is accepted once.
+    pub jti: String,
 }
 
 const AUDIENCE: &str = "cap-console";
@@ -106,6 +151,10 @@ pub enum TokenError {
     /// It is for another server.
     #[error("the token is for another server")]
     WrongServer,
+    /// It was used before (or forgotten: the Panel restarted, or too many
+    /// tokens were outstanding).
+    #[error("the token was used before; fetch a new one")]
+    Used,
 }
 
 fn epoch_secs() -> u64 {
@@ -121,35 +170,71 @@ impl TokenKeys {
         TokenKeys {
             encoding: EncodingKey::from_secret(&secret),
             decoding: DecodingKey::from_secret(&secret),
+            outstanding: Mutex::default(),
         }
     }
 
-    /// A token for `user` on `server` with `permissions`, and its claims.
+    /// A single-use token for `principal` on `server` with `permissions`
+    /// (theirs there), and its claims.
     ///
     /// # Errors
     ///
     /// Signing failed (it cannot with an HMAC key).
     pub fn issue(
         &self,
-        user: &str,
+        principal: &Principal,
         server: &str,
         permissions: Vec<String>,
     ) -> Result<(String, ConsoleClaims), ApiError> {
         let iat = epoch_secs();
         let claims = ConsoleClaims {
-            sub: user.to_owned(),
+            sub: principal.user_id().to_owned(),
             srv: server.to_owned(),
             perms: permissions,
             iat,
             exp: iat + TOKEN_TTL.as_secs(),
             aud: AUDIENCE.to_owned(),
+            jti: hex::encode(rand::random::<[u8; 16]>()),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| ApiError::Internal(Box::new(e)))?;
+        let mut outstanding = self.outstanding.lock().unwrap_or_else(|p| p.into_inner());
+        outstanding.retain(|_, (_, exp)| *exp > iat);
+        while outstanding.len() >= MAX_OUTSTANDING {
+            let oldest = outstanding
+                .iter()
+                .min_by_key(|(_, (_, exp))| *exp)
+                .map(|(jti, _)| jti.clone());
+            match oldest {
+                Some(jti) => outstanding.remove(&jti),
+                None => break,
+            };
+        }
+        outstanding.insert(claims.jti.clone(), (principal.clone(), claims.exp));
         Ok((token, claims))
     }
 
-    /// Checks a token for `server`.
+    /// Checks a token for `server` and uses it up: the claims and the
+    /// caller who asked for it.
+    ///
+    /// # Errors
+    ///
+    /// [`TokenError`]; [`TokenError::Used`] the second time.
+    pub fn redeem(
+        &self,
+        token: &str,
+        server: &str,
+    ) -> Result<(ConsoleClaims, Principal), TokenError> {
+        let claims = self.verify(token, server)?;
+        let mut outstanding = self.outstanding.lock().unwrap_or_else(|p| p.into_inner());
+        match outstanding.remove(&claims.jti) {
+            Some((principal, _)) if principal.user_id() == claims.sub => Ok((claims, principal)),
+            _ => Err(TokenError::Used),
+        }
+    }
+
+    /// Checks a token's signature, audience, expiry and server (without
+    /// using it up).
     ///
     /// # Errors
     ///
@@ -206,6 +291,8 @@ pub async fn socket(
                 server_id,
                 ip,
                 claims: None,
+                principal: None,
+                checked_at: None,
             }
             .run(socket)
             .await;
@@ -217,6 +304,24 @@ struct Viewer {
     server_id: String,
     ip: Option<std::net::IpAddr>,
     claims: Option<ConsoleClaims>,
+    /// Who asked for the token, as authenticated then.
+    principal: Option<Principal>,
+    /// The database version access was last checked at (`None`: never, or
+    /// a backend without versions, which checks every time).
+    checked_at: Option<ReadVersion>,
+}
+
+/// Why a socket's caller may no longer use it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum Revoked {
+    #[error("the session ended, or the user was disabled or deleted")]
+    Credential,
+    #[error("the server no longer exists or is no longer visible to you")]
+    Server,
+    #[error("your permissions on this server changed (lost {0}); fetch a new token")]
+    Reduced(String),
+    #[error("the database is unavailable")]
+    Unavailable,
 }
 
 type Sink = futures::stream::SplitSink<WebSocket, Message>;
@@ -257,6 +362,8 @@ impl Viewer {
         }
         // The expiry the browser was last warned about.
         let mut warned = 0u64;
+        let mut revalidate = tokio::time::interval(REVALIDATE_EVERY);
+        revalidate.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let exp = self.claims.as_ref().map_or(0, |c| c.exp);
             let now = epoch_secs();
@@ -267,6 +374,16 @@ impl Viewer {
                 () = tokio::time::sleep(until_warning), if warned != exp => {
                     warned = exp;
                     if sink.send(frame("token expiring", json!([]))).await.is_err() {
+                        return;
+                    }
+                }
+                _ = revalidate.tick() => {
+                    if let Err(revoked) = self.revalidate().await {
+                        if revoked == Revoked::Unavailable {
+                            continue;
+                        }
+                        let _ = sink.send(frame("access revoked", json!([revoked.to_string()]))).await;
+                        let _ = sink.send(Message::Close(None)).await;
                         return;
                     }
                 }
@@ -315,8 +432,8 @@ impl Viewer {
     /// `jwt error`.
     async fn authenticate(&mut self, sink: &mut Sink, args: &[Value]) -> bool {
         let token = args.first().and_then(Value::as_str).unwrap_or_default();
-        match self.state.console_tokens().verify(token, &self.server_id) {
-            Ok(claims) => {
+        match self.state.console_tokens().redeem(token, &self.server_id) {
+            Ok((claims, principal)) => {
                 if let Some(old) = &self.claims
                     && old.sub != claims.sub
                 {
@@ -326,6 +443,8 @@ impl Viewer {
                     return false;
                 }
                 self.claims = Some(claims);
+                self.principal = Some(principal);
+                self.checked_at = None;
                 sink.send(frame("auth success", json!([]))).await.is_ok()
             }
             Err(error) => {
@@ -372,21 +491,74 @@ impl Viewer {
         sink.send(reply).await.is_ok()
     }
 
+    /// The caller and their access to the server as the database says now.
+    async fn access_now(&self) -> Result<(server::Server, access::ServerAccess), Revoked> {
+        let db = self.state.db();
+        let Some(principal) = &self.principal else {
+            return Err(Revoked::Credential);
+        };
+        let principal = auth::recheck(db, principal)
+            .await
+            .map_err(|_| Revoked::Unavailable)?
+            .ok_or(Revoked::Credential)?;
+        let server = server::get(db, &self.server_id)
+            .await
+            .map_err(|_| Revoked::Unavailable)?
+            .ok_or(Revoked::Server)?;
+        let access = access::resolve(db, &principal, &server)
+            .await
+            .map_err(|_| Revoked::Unavailable)?
+            .ok_or(Revoked::Server)?;
+        Ok((server, access))
+    }
+
+    /// Checks, if the database changed since the last check, that the
+    /// caller still holds every permission the token carried.
+    async fn revalidate(&mut self) -> Result<(), Revoked> {
+        let version = self
+            .state
+            .db()
+            .read_version()
+            .await
+            .map_err(|_| Revoked::Unavailable)?;
+        if version.is_some() && version == self.checked_at {
+            return Ok(());
+        }
+        let (_, access) = self.access_now().await?;
+        if let Some(claims) = &self.claims
+            && let Some(lost) = claims.perms.iter().find(|p| !access.has(p))
+        {
+            return Err(Revoked::Reduced(lost.clone()));
+        }
+        self.checked_at = version;
+        Ok(())
+    }
+
     async fn command(&self, action: CommandAction, line: Option<&str>) -> Message {
         let Some(claims) = &self.claims else {
             return error_frame("unauthenticated", "send auth first");
         };
         let permission = action.permission();
-        if !claims.perms.iter().any(|p| p == permission) {
-            return error_frame(
+        let forbidden = || {
+            error_frame(
                 "forbidden",
                 &format!("missing permission {permission} on this server"),
-            );
+            )
+        };
+        if !claims.perms.iter().any(|p| p == permission) {
+            return forbidden();
         }
-        let server = match server::get(self.state.db(), &self.server_id).await {
-            Ok(Some(server)) => server,
-            Ok(None) => return error_frame("not-found", "the server no longer exists"),
-            Err(_) => return error_frame("unavailable", "the database is unavailable"),
+        // Authorised now, not by the token's snapshot.
+        let server = match self.access_now().await {
+            Ok((server, access)) if access.has(permission) => server,
+            Ok(_) => return forbidden(),
+            Err(Revoked::Unavailable) => {
+                return error_frame("unavailable", "the database is unavailable");
+            }
+            Err(Revoked::Server) => {
+                return error_frame("not-found", "the server no longer exists");
+            }
+            Err(revoked) => return error_frame("access-revoked", &revoked.to_string()),
         };
         let actor = Actor {
             user_id: Some(claims.sub.clone()),
@@ -462,7 +634,11 @@ mod tests {
     fn a_token_verifies_only_for_its_server_and_only_with_its_key() {
         let keys = TokenKeys::generate();
         let (token, claims) = keys
-            .issue("usr_1", "srv_1", vec!["control.console".into()])
+            .issue(
+                &Principal::new("usr_1"),
+                "srv_1",
+                vec!["control.console".into()],
+            )
             .unwrap();
         assert_eq!(keys.verify(&token, "srv_1").unwrap(), claims);
         assert_eq!(keys.verify(&token, "srv_2"), Err(TokenError::WrongServer));
@@ -483,6 +659,7 @@ mod tests {
             iat: 1,
             exp: 2,
             aud: AUDIENCE.into(),
+            jti: "0".into(),
         };
         let token =
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &keys.encoding).unwrap();
@@ -496,11 +673,36 @@ mod tests {
         let header = "eyJhbGciOiJub25lIn0";
         let body = base64::Engine::encode(
             &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            br#"{"sub":"u","srv":"srv_1","perms":["control.console"],"iat":1,"exp":99999999999,"aud":"cap-console"}"#,
+            br#"{"sub":"u","srv":"srv_1","perms":["control.console"],"iat":1,"exp":99999999999,"aud":"cap-console","jti":"0"}"#,
         );
         assert_eq!(
             keys.verify(&format!("{header}.{body}."), "srv_1"),
             Err(TokenError::Invalid)
         );
+    }
+
+    #[test]
+    fn a_token_is_redeemed_once_for_the_caller_who_asked_for_it() {
+        let keys = TokenKeys::generate();
+        let principal = Principal::new("usr_1")
+            .with_credential(crate::http::Credential::Session("ses_1".into()));
+        let (token, claims) = keys
+            .issue(&principal, "srv_1", vec!["control.console".into()])
+            .unwrap();
+        assert_eq!(
+            keys.redeem(&token, "srv_2").map(|_| ()),
+            Err(TokenError::WrongServer)
+        );
+        assert_eq!(
+            keys.redeem(&token, "srv_1").unwrap(),
+            (claims, principal.clone())
+        );
+        assert_eq!(
+            keys.redeem(&token, "srv_1").map(|_| ()),
+            Err(TokenError::Used)
+        );
+        // Another token of the same caller is its own ticket.
+        let (again, _) = keys.issue(&principal, "srv_1", vec![]).unwrap();
+        assert!(keys.redeem(&again, "srv_1").is_ok());
     }
 }

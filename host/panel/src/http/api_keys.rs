@@ -4,10 +4,18 @@
 //! (the first 12 characters, to recognize it), scopes and times are. A key
 //! acts with its scopes intersected with its owner's permissions at the
 //! time of each request, so demoting a user demotes their keys.
+//!
+//! Creating and revoking keys needs a login session: an API key gets `403
+//! session-required` (as on the password and second-factor routes), so a
+//! leaked key cannot mint a permanent replacement of itself, nor revoke the
+//! owner's other keys. A new key's scopes must be permissions the caller
+//! holds now (`403 permission-not-held` lists the others): a key is a
+//! narrower copy of its owner, never a wider one. Listing stays open to
+//! keys, since it shows no secret.
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -15,7 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::auth::Authenticated;
+use super::auth::{Authenticated, require_session};
 use super::error::{ApiError, ApiResult, FieldError, FieldLocation, Problem};
 use super::extract::ApiJson;
 use crate::identity::permissions;
@@ -159,6 +167,7 @@ pub(super) async fn list(
         (status = 201, description = "Created", body = CreatedApiKey),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Called with an API key (session-required), or a scope the caller does not hold (permission-not-held)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
     )
@@ -166,9 +175,22 @@ pub(super) async fn list(
 pub(super) async fn create(
     auth: Authenticated,
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<NewApiKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
+    require_session(&headers)?;
     validate(&body)?;
+    let not_held: Vec<String> = body
+        .scopes
+        .iter()
+        .filter(|scope| !auth.principal.has_permission(scope))
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !not_held.is_empty() {
+        return Err(ApiError::PermissionNotHeld(not_held));
+    }
     let (key, secret) = tokens::create_api_key(
         state.db(),
         auth.principal.user_id(),
@@ -196,14 +218,17 @@ pub(super) async fn create(
     responses(
         (status = 204, description = "Revoked"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Called with an API key (session-required)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such active key", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(super) async fn revoke(
     auth: Authenticated,
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    require_session(&headers)?;
     if tokens::revoke_api_key(state.db(), auth.principal.user_id(), &id, &auth.actor).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -76,6 +76,17 @@ impl Authenticator for DenyAll {
     }
 }
 
+/// What a caller authenticated with, kept so that a connection outliving
+/// its request (the console WebSocket) can ask again whether it still
+/// stands: see [`recheck`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A login session's access token; the session's id.
+    Session(String),
+    /// An API key; the key's id.
+    ApiKey(String),
+}
+
 /// An authenticated caller.
 ///
 /// Cheap to clone: the permission set is shared.
@@ -84,6 +95,7 @@ pub struct Principal {
     user_id: String,
     permissions: Arc<BTreeSet<String>>,
     read_version: Option<ReadVersion>,
+    credential: Option<Credential>,
 }
 
 impl Principal {
@@ -93,7 +105,20 @@ impl Principal {
             user_id: user_id.into(),
             permissions: Arc::default(),
             read_version: None,
+            credential: None,
         }
+    }
+
+    /// Records the credential the caller authenticated with.
+    pub fn with_credential(mut self, credential: Credential) -> Principal {
+        self.credential = Some(credential);
+        self
+    }
+
+    /// The credential the caller authenticated with; `None` from an
+    /// authenticator that does not say (such as a test's).
+    pub fn credential(&self) -> Option<&Credential> {
+        self.credential.as_ref()
     }
 
     /// Records the [`ReadVersion`] taken before this caller was read, so
@@ -245,20 +270,12 @@ impl IdentityAuthenticator {
         token: &str,
         version: Option<ReadVersion>,
     ) -> Result<Principal, ApiError> {
-        use crate::identity::{tokens, users};
+        use crate::identity::tokens;
         let db = self.identity.db();
         let refused = || ApiError::Unauthenticated("the credentials are invalid or expired".into());
         if token.starts_with(tokens::API_KEY_PREFIX) {
             let key = tokens::use_api_key(db, token).await?.ok_or_else(refused)?;
-            let user = users::find_user(db, &key.user_id)
-                .await?
-                .filter(|u| !u.disabled)
-                .ok_or_else(refused)?;
-            let held = users::permissions_of(db, &user).await?;
-            let scopes: BTreeSet<String> = key.scopes.into_iter().collect();
-            return Ok(
-                Principal::new(user.id).with_permissions(held.intersection(&scopes).cloned())
-            );
+            return key_principal(db, key).await?.ok_or_else(refused);
         }
         let claims = self.identity.keys().verify(token).map_err(|error| {
             tracing::debug!(%error, "access token refused");
@@ -268,14 +285,90 @@ impl IdentityAuthenticator {
         if let Some(principal) = self.sessions.get(version, &session) {
             return Ok(principal);
         }
-        let user = users::find_session_user(db, &session.0, &session.1)
+        let principal = session_principal(db, &session.0, &session.1)
             .await?
-            .filter(|u| !u.disabled)
             .ok_or_else(refused)?;
-        let held = users::permissions_of(db, &user).await?;
-        let principal = Principal::new(user.id).with_permissions(held);
         self.sessions.insert(version, session, principal.clone());
         Ok(principal)
+    }
+}
+
+/// The caller of session `session_id` of `user_id` as the database says
+/// now: `None` if the session ended or the user is gone or disabled.
+async fn session_principal(
+    db: &crate::db::Database,
+    user_id: &str,
+    session_id: &str,
+) -> Result<Option<Principal>, crate::db::DbError> {
+    use crate::identity::users;
+    let Some(user) = users::find_session_user(db, user_id, session_id)
+        .await?
+        .filter(|u| !u.disabled)
+    else {
+        return Ok(None);
+    };
+    let held = users::permissions_of(db, &user).await?;
+    Ok(Some(
+        Principal::new(user.id)
+            .with_permissions(held)
+            .with_credential(Credential::Session(session_id.to_owned())),
+    ))
+}
+
+/// The caller of an active API key as the database says now: its scopes
+/// intersected with its owner's permissions; `None` if the owner is gone
+/// or disabled.
+async fn key_principal(
+    db: &crate::db::Database,
+    key: crate::identity::tokens::ApiKey,
+) -> Result<Option<Principal>, crate::db::DbError> {
+    use crate::identity::users;
+    let Some(user) = users::find_user(db, &key.user_id)
+        .await?
+        .filter(|u| !u.disabled)
+    else {
+        return Ok(None);
+    };
+    let held = users::permissions_of(db, &user).await?;
+    let scopes: BTreeSet<String> = key.scopes.into_iter().collect();
+    Ok(Some(
+        Principal::new(user.id)
+            .with_permissions(held.intersection(&scopes).cloned())
+            .with_credential(Credential::ApiKey(key.id)),
+    ))
+}
+
+/// `principal` as the database says now, for connections that outlive the
+/// request that authenticated them: `None` once its session ended (logout,
+/// refresh-token reuse, a password change elsewhere), its API key was
+/// revoked, or its user was disabled or deleted; otherwise the caller with
+/// the permissions they hold now (a demotion shows at once).
+///
+/// A principal without a [`Credential`] (from an authenticator that does
+/// not record one) cannot be asked again and is returned as it is.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn recheck(
+    db: &crate::db::Database,
+    principal: &Principal,
+) -> Result<Option<Principal>, crate::db::DbError> {
+    match principal.credential() {
+        None => Ok(Some(principal.clone())),
+        Some(Credential::Session(session_id)) => {
+            session_principal(db, principal.user_id(), session_id).await
+        }
+        Some(Credential::ApiKey(key_id)) => {
+            let key = crate::identity::tokens::list_api_keys(db, principal.user_id())
+                .await?
+                .into_iter()
+                .find(|k| &k.id == key_id && k.revoked_at.is_none());
+            match key {
+                Some(key) => key_principal(db, key).await,
+                None => Ok(None),
+            }
+        }
     }
 }
 
@@ -296,6 +389,29 @@ pub fn bearer_from_headers(headers: &axum::http::HeaderMap) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
+}
+
+/// True if and only if `headers` authenticate with an API key rather than
+/// a login session's access token (the same test
+/// [`IdentityAuthenticator`] makes).
+pub fn uses_api_key(headers: &axum::http::HeaderMap) -> bool {
+    bearer_from_headers(headers)
+        .is_some_and(|t| t.starts_with(crate::identity::tokens::API_KEY_PREFIX))
+}
+
+/// `Ok` unless the request authenticates with an API key: the routes that
+/// manage credentials (API keys, the second factor, the password) need a
+/// login session, so a leaked key cannot mint, revoke or replace them.
+///
+/// # Errors
+///
+/// [`ApiError::SessionRequired`].
+pub fn require_session(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    if uses_api_key(headers) {
+        Err(ApiError::SessionRequired)
+    } else {
+        Ok(())
+    }
 }
 
 impl Authenticator for IdentityAuthenticator {

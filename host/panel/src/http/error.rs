@@ -201,6 +201,24 @@ pub enum ApiError {
         /// The permission the operation needs.
         permission: String,
     },
+    /// `403 session-required`: the operation manages credentials (API
+    /// keys, the second factor, the password) and was called with an API
+    /// key; it needs a login session's access token.
+    #[error("a login session is required")]
+    SessionRequired,
+    /// `403 permission-not-held`: the caller grants permissions (to a role,
+    /// through a role assignment or as an API key's scopes) that they do
+    /// not hold themselves.
+    #[error("grants permissions not held: {}", .0.join(", "))]
+    PermissionNotHeld(Vec<String>),
+    /// `403 admin-only-permission`: a non-administrator grants permissions
+    /// only administrators may grant
+    /// ([`is_admin_only`](crate::identity::permissions::is_admin_only)).
+    #[error("grants admin-only permissions: {}", .0.join(", "))]
+    AdminOnlyPermission(Vec<String>),
+    /// `403 own-roles`: the caller changes their own roles.
+    #[error("changes their own roles")]
+    OwnRoles,
     /// `404 not-found`: no such route or resource.
     #[error("not found: {0}")]
     NotFound(String),
@@ -250,7 +268,11 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Forbidden { .. }
+            | ApiError::SessionRequired
+            | ApiError::PermissionNotHeld(_)
+            | ApiError::AdminOnlyPermission(_)
+            | ApiError::OwnRoles => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -261,7 +283,9 @@ impl ApiError {
 
     /// The stable code: `validation-failed`, `malformed-json`,
     /// `bad-request`, `unsupported-media-type`, `payload-too-large`,
-    /// `unauthenticated`, `forbidden`, `not-found`, `method-not-allowed`,
+    /// `unauthenticated`, `forbidden`, `session-required`,
+    /// `permission-not-held`, `admin-only-permission`, `own-roles`,
+    /// `not-found`, `method-not-allowed`,
     /// `conflict`, `service-unavailable` or `internal-error`.
     pub fn code(&self) -> &'static str {
         match self {
@@ -272,6 +296,10 @@ impl ApiError {
             ApiError::PayloadTooLarge => "payload-too-large",
             ApiError::Unauthenticated(_) => "unauthenticated",
             ApiError::Forbidden { .. } => "forbidden",
+            ApiError::SessionRequired => "session-required",
+            ApiError::PermissionNotHeld(_) => "permission-not-held",
+            ApiError::AdminOnlyPermission(_) => "admin-only-permission",
+            ApiError::OwnRoles => "own-roles",
             ApiError::NotFound(_) => "not-found",
             ApiError::MethodNotAllowed => "method-not-allowed",
             ApiError::Conflict(_) => "conflict",
@@ -289,6 +317,10 @@ impl ApiError {
             ApiError::PayloadTooLarge => "Payload too large",
             ApiError::Unauthenticated(_) => "Authentication required",
             ApiError::Forbidden { .. } => "Forbidden",
+            ApiError::SessionRequired => "Session required",
+            ApiError::PermissionNotHeld(_) => "Permission not held",
+            ApiError::AdminOnlyPermission(_) => "Admin-only permission",
+            ApiError::OwnRoles => "Own roles",
             ApiError::NotFound(_) => "Not found",
             ApiError::MethodNotAllowed => "Method not allowed",
             ApiError::Conflict(_) => "Conflict",
@@ -312,6 +344,22 @@ impl ApiError {
             | ApiError::Conflict(d) => Some(d.clone()),
             ApiError::Forbidden { permission } => {
                 Some(format!("this operation needs the {permission} permission"))
+            }
+            ApiError::SessionRequired => Some(
+                "API keys cannot manage API keys, the second factor or the password; \
+                 log in and use the access token"
+                    .into(),
+            ),
+            ApiError::PermissionNotHeld(permissions) => Some(format!(
+                "you cannot grant permissions you do not hold: {}",
+                permissions.join(", ")
+            )),
+            ApiError::AdminOnlyPermission(permissions) => Some(format!(
+                "only administrators may grant {}",
+                permissions.join(", ")
+            )),
+            ApiError::OwnRoles => {
+                Some("nobody changes their own roles; another user administrator must do it".into())
             }
             ApiError::PayloadTooLarge => Some("the request body exceeds the size limit".into()),
             ApiError::MethodNotAllowed => {
@@ -354,6 +402,16 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+impl From<crate::identity::permissions::GrantRefusal> for ApiError {
+    fn from(refusal: crate::identity::permissions::GrantRefusal) -> Self {
+        use crate::identity::permissions::GrantRefusal;
+        match refusal {
+            GrantRefusal::AdminOnly(permissions) => ApiError::AdminOnlyPermission(permissions),
+            GrantRefusal::NotHeld(permissions) => ApiError::PermissionNotHeld(permissions),
+        }
     }
 }
 

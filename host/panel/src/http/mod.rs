@@ -59,7 +59,7 @@ pub mod ui_routes;
 pub mod users_routes;
 pub mod web;
 
-pub use auth::{Authenticated, Authenticator, DenyAll, Principal};
+pub use auth::{Authenticated, Authenticator, Credential, DenyAll, Principal};
 pub use error::{ApiError, ApiResult, FieldError, FieldLocation, Problem};
 pub use extract::{ApiJson, ApiQuery};
 pub use metrics::Metrics;

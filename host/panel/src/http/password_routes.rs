@@ -11,6 +11,16 @@
 //! no-password-identity` when the account signs in without a password,
 //! `423 account-locked`, `429 rate-limited`, `503` when the provider is
 //! unavailable or fails. A change appends `user.password-changed`.
+//!
+//! A change ends every other session of the account at once (their refresh
+//! and access tokens stop working, and their console sockets close); the
+//! session that made the change stays, so the person changing it is not
+//! logged out. The event records how many ended (`sessions_revoked`).
+//! API keys stay: each is a deliberate, scoped credential for a script,
+//! listed with its creation and last use and revocable one by one, and
+//! since only a login session can create one, a person who suspects a key
+//! leaked revokes it there; revoking every key on each password rotation
+//! would break automation for no gain when only the password leaked.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -22,7 +32,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::auth::Authenticated;
+use super::auth::{Authenticated, Credential};
 use super::auth_routes::{Reply, check_len, identity, problem, rate_limited};
 use super::error::{ApiError, FieldLocation, Problem};
 use super::extract::ApiJson;
@@ -200,6 +210,12 @@ pub(super) async fn change(
         .actor(auth.actor.clone())
         .subject("user", &user_id)
         .data(serde_json::json!({ "provider": link.provider_id }));
-    db.events().append(&event).await.map_err(db_error)?;
+    let current = match auth.principal.credential() {
+        Some(Credential::Session(session_id)) => Some(session_id.as_str()),
+        _ => None,
+    };
+    users::revoke_other_sessions(db, &user_id, current, event)
+        .await
+        .map_err(db_error)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,6 +13,15 @@
 //! Permissions are checked against the registry (core and plugin-declared,
 //! [`crate::identity::permissions`]): an unknown one is a `422` naming its
 //! index (`permissions[2]`), as is a taken name (`name`).
+//!
+//! Holding `admin.users` does not make its holder an administrator: a role
+//! may only be given permissions its editor holds (`403
+//! permission-not-held`), and admin-only ones only by an administrator
+//! (`403 admin-only-permission`; see
+//! [`permissions::check_grant`]). Editing a role checks only the
+//! permissions it adds, so a role an administrator made stays editable in
+//! name and description and can lose permissions; role assignments follow
+//! the same rule in [`super::users_routes`].
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -31,6 +40,7 @@ use super::users_routes::ADMIN_USERS;
 use crate::db::{Database, DbError};
 use crate::identity::permissions;
 use crate::identity::roles::{self, Role, RoleChanges};
+use crate::identity::users;
 
 /// Most permissions one role may hold.
 pub const MAX_ROLE_PERMISSIONS: usize = 500;
@@ -191,6 +201,29 @@ async fn validate(
     }
 }
 
+/// `Ok` if the caller may grant every permission in `granted`: they hold
+/// it, and it is not admin-only unless they are an administrator (see
+/// [`permissions::check_grant`]).
+///
+/// # Errors
+///
+/// `403 admin-only-permission` or `403 permission-not-held`, and database
+/// errors.
+pub(super) async fn check_grant<'a, I>(
+    db: &Database,
+    auth: &Authenticated,
+    granted: I,
+) -> ApiResult<()>
+where
+    I: IntoIterator<Item = &'a str>,
+{
+    let admin = users::find_user(db, auth.principal.user_id())
+        .await?
+        .is_some_and(|caller| caller.admin);
+    permissions::check_grant(granted, auth.principal.permissions(), admin)?;
+    Ok(())
+}
+
 fn conflict_on_name(error: DbError) -> ApiError {
     match error {
         DbError::Conflict { .. } => ApiError::field(FieldLocation::Body, "name", "is taken"),
@@ -273,7 +306,7 @@ pub(super) async fn list(
     responses(
         (status = 201, description = "Created", body = RoleBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.users", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks admin.users, or grants a permission the caller does not hold (permission-not-held) or an admin-only one without being an administrator (admin-only-permission)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid: an unknown permission, a taken name…", body = Problem, content_type = "application/problem+json"),
     )
@@ -293,6 +326,7 @@ pub(super) async fn create(
         Some(&body.permissions),
     )
     .await?;
+    check_grant(db, &auth, body.permissions.iter().map(String::as_str)).await?;
     let role = roles::create_role(
         db,
         &body.name,
@@ -342,7 +376,7 @@ pub(super) async fn get(
     responses(
         (status = 200, description = "The changed role", body = RoleBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.users", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks admin.users, or adds a permission the caller does not hold (permission-not-held) or an admin-only one without being an administrator (admin-only-permission)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such role", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
     )
@@ -355,9 +389,9 @@ pub(super) async fn update(
 ) -> ApiResult<Json<RoleBody>> {
     auth.principal.require(ADMIN_USERS)?;
     let db = state.db();
-    if roles::find_role(db, &id).await?.is_none() {
-        return Err(not_found(&id));
-    }
+    let current = roles::find_role(db, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
     validate(
         db,
         Some(&id),
@@ -366,6 +400,13 @@ pub(super) async fn update(
         body.permissions.as_deref(),
     )
     .await?;
+    if let Some(new) = &body.permissions {
+        let added = new
+            .iter()
+            .filter(|p| !current.permissions.contains(p))
+            .map(String::as_str);
+        check_grant(db, &auth, added).await?;
+    }
     let changes = RoleChanges {
         name: body.name,
         description: body.description,

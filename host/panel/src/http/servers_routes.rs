@@ -928,10 +928,12 @@ pub struct ConsoleTicket {
     pub permissions: Vec<String>,
 }
 
-/// Issues a short-lived token for the server's console WebSocket
-/// (`control.console`). The token carries the caller's permissions on the
-/// server; the socket at `socket` streams history, output, events, stats
-/// and state, and takes console lines and power actions.
+/// Issues a short-lived, single-use token for the server's console
+/// WebSocket (`control.console`). The token carries the caller's
+/// permissions on the server; the socket at `socket` streams history,
+/// output, events, stats and state, and takes console lines and power
+/// actions, each authorised again when it is sent. The socket closes when
+/// the caller's session, user or access to the server goes.
 #[utoipa::path(
     get,
     path = "/servers/{id}/websocket",
@@ -956,7 +958,7 @@ pub(super) async fn console_ticket(
     let (token, claims) =
         state
             .console_tokens()
-            .issue(auth.principal.user_id(), &server.id, permissions.clone())?;
+            .issue(&auth.principal, &server.id, permissions.clone())?;
     let expires_at = OffsetDateTime::from_unix_timestamp(i64::try_from(claims.exp).unwrap_or(0))
         .unwrap_or_else(|_| OffsetDateTime::now_utc());
     Ok(Json(ConsoleTicket {

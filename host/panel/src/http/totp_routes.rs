@@ -21,7 +21,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -33,7 +33,6 @@ use super::auth::Authenticated;
 use super::auth_routes::{Reply, SecondFactorBody, identity, locked, problem, rate_limited};
 use super::error::{ApiError, FieldLocation, Problem};
 use super::extract::ApiJson;
-use crate::identity::tokens::API_KEY_PREFIX;
 use crate::identity::totp::{self, TotpError};
 use crate::identity::users;
 
@@ -124,22 +123,7 @@ fn totp_error(error: TotpError) -> Response {
 /// Refuses requests authenticated with an API key.
 #[allow(clippy::result_large_err)] // see `Reply`
 pub(super) fn require_session(headers: &HeaderMap) -> Reply<()> {
-    let with_key = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .is_some_and(|(_, token)| token.trim().starts_with(API_KEY_PREFIX));
-    if with_key {
-        Err(problem(
-            StatusCode::FORBIDDEN,
-            "session-required",
-            "Session required",
-            "API keys cannot manage the second factor or the password; log in and use the access token",
-            None,
-        ))
-    } else {
-        Ok(())
-    }
+    super::auth::require_session(headers).map_err(IntoResponse::into_response)
 }
 
 fn db_error(error: crate::db::DbError) -> Response {

@@ -20,9 +20,25 @@
 //!   `"1"`, …); forms send their fields by name.
 //!
 //! Both calls pass the plugin a `render-context` with the viewer's id and
-//! permissions: on a server, the caller's permissions there plus their
-//! global ones. Plugins decide what to show and allow from it; the Panel
-//! does not second-guess which actions a tree offered.
+//! permissions. Plugins decide what to show and allow from it; the Panel
+//! does not second-guess which actions a tree offered, so the set must be
+//! exactly what the viewer may do where the widget is shown:
+//!
+//! - a server widget gets the viewer's permissions *on that server*
+//!   ([`access::resolve`]: everything for `admin.servers`, the owner's
+//!   server permissions, or a subuser's grant), plus those of the
+//!   rendering plugin's own declared permissions the viewer holds. Global
+//!   role permissions are never merged in: a subuser without
+//!   `control.console` on this server must not look like a console user
+//!   because a role gives them the console where they are owner. A plugin's
+//!   own permissions are the exception because they exist only as global
+//!   grants, which an administrator gave for exactly this plugin (the
+//!   registry refuses plugin declarations of built-in names, so this never
+//!   adds a server permission); other plugins' permissions stay out;
+//! - every other slot gets the viewer's global permissions.
+//!
+//! The 0.1.0 WIT contract (`render-context.permissions`) is unchanged; what
+//! changed is which set the Panel puts in it.
 //!
 //! Calls run under the plugin's sandbox limits. The runtime checks the
 //! tree's shape (indices in bounds, acyclic, node count and depth); this
@@ -686,6 +702,10 @@ async fn context_for(
             let access = access::resolve(state.db(), &auth.principal, &server)
                 .await?
                 .ok_or_else(missing)?;
+            // This server's permissions, plus the plugin's own ones the
+            // viewer holds; nothing else of the global set.
+            let own = crate::identity::permissions::plugin_declared();
+            permissions.retain(|p| own.get(p).is_some_and(|d| d.plugin == plugin.id()));
             permissions.extend(access.permissions);
             let context = api::RenderContext {
                 contribution: contribution.to_owned(),

@@ -19,6 +19,14 @@
 //!   delete one, so `admin.users` cannot be used to climb to `admin`.
 //! - Nobody can disable, demote or delete themselves: the last
 //!   administrator cannot lock everyone out by accident.
+//! - Nobody changes their own roles (`403 own-roles`), administrators
+//!   included: a role set is always someone else's decision.
+//! - Giving a user a role grants its permissions, so the caller must be
+//!   allowed to grant each of them (`403 permission-not-held`, `403
+//!   admin-only-permission`; see
+//!   [`check_grant`](crate::identity::permissions::check_grant)). Only the
+//!   roles a request adds are checked: roles the user keeps or loses grant
+//!   nothing new.
 //! - Invalid fields, unknown roles, a taken username and an identity linked
 //!   to someone else are per-field `422` errors; nothing is half-written.
 //!
@@ -258,6 +266,33 @@ async fn check_roles(
     Ok(())
 }
 
+/// `Ok` if the caller may give `user_id` (none for a new user) the roles
+/// `role_ids`: every permission of a role the user does not have yet must
+/// be grantable by the caller. Unknown roles are skipped (they are `422`s
+/// of their own).
+async fn check_role_grant(
+    db: &Database,
+    auth: &Authenticated,
+    user_id: Option<&str>,
+    role_ids: &[String],
+) -> ApiResult<()> {
+    let current: Vec<String> = match user_id {
+        Some(id) => users::roles_of(db, id)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect(),
+        None => Vec::new(),
+    };
+    let mut granted = std::collections::BTreeSet::new();
+    for id in role_ids.iter().filter(|id| !current.contains(id)) {
+        if let Some(role) = roles::find_role(db, id).await? {
+            granted.extend(role.permissions);
+        }
+    }
+    super::roles_routes::check_grant(db, auth, granted.iter().map(String::as_str)).await
+}
+
 async fn caller(db: &Database, auth: &Authenticated) -> ApiResult<User> {
     users::find_user(db, auth.principal.user_id())
         .await?
@@ -362,7 +397,7 @@ pub(super) async fn list(
     responses(
         (status = 201, description = "Created", body = UserDetail),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.users, or creates an administrator without being one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks admin.users, creates an administrator without being one, or gives roles with permissions the caller may not grant (permission-not-held, admin-only-permission)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid, the username is taken or the identity is linked", body = Problem, content_type = "application/problem+json"),
     )
@@ -427,6 +462,7 @@ pub(super) async fn create(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
+    check_role_grant(db, &auth, None, &body.roles).await?;
     let new = NewUser {
         username: body.username.clone(),
         email: body.email.clone(),
@@ -486,7 +522,7 @@ pub(super) async fn get(
     responses(
         (status = 200, description = "The changed user", body = UserDetail),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.users, or touches administrator rights without being an administrator", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks admin.users, touches administrator rights without being an administrator, changes the caller's own roles (own-roles), or gives roles with permissions the caller may not grant (permission-not-held, admin-only-permission)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
     )
@@ -516,6 +552,21 @@ pub(super) async fn update(
         check_roles(db, &mut errors, role_ids).await?;
     }
     let myself = target.id == auth.principal.user_id();
+    if myself && let Some(role_ids) = &body.roles {
+        let current: std::collections::BTreeSet<String> = users::roles_of(db, &target.id)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        if role_ids
+            .iter()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            != current
+        {
+            return Err(ApiError::OwnRoles);
+        }
+    }
     if myself && body.disabled == Some(true) {
         field(
             &mut errors,
@@ -532,6 +583,9 @@ pub(super) async fn update(
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
+    }
+    if let Some(role_ids) = &body.roles {
+        check_role_grant(db, &auth, Some(&target.id), role_ids).await?;
     }
     let changes = UserChanges {
         email: body.email,

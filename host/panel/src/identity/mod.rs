@@ -63,18 +63,41 @@ pub use users::User;
 /// The setting that lets a verified identity with no user create one.
 pub const AUTO_REGISTER_SETTING: &str = "auth.auto-register";
 
+/// How long a session lasts at most, from its login, by default.
+pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// How identity behaves.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct IdentityOptions {
     /// Limits on the login, second-factor and refresh endpoints.
     pub rate_limits: RateLimits,
+    /// The absolute lifetime of a session, counted from its login: a
+    /// refresh after it is refused (the session is ended, appending
+    /// `session.expired`), and no access token of a session outlives it,
+    /// however often the session was refreshed. A stolen refresh token
+    /// thus works for a bounded time even if it keeps racing its owner
+    /// undetected. Default [`DEFAULT_SESSION_LIFETIME`].
+    pub session_lifetime: Duration,
+}
+
+impl Default for IdentityOptions {
+    fn default() -> Self {
+        IdentityOptions {
+            rate_limits: RateLimits::default(),
+            session_lifetime: DEFAULT_SESSION_LIFETIME,
+        }
+    }
 }
 
 impl IdentityOptions {
-    /// The options `config` asks for (its `[rate-limits]`).
+    /// The options `config` asks for (its `[rate-limits]` and session
+    /// lifetime).
     pub fn from_config(config: &crate::config::Config) -> IdentityOptions {
         IdentityOptions {
             rate_limits: config.rate_limits,
+            session_lifetime: Duration::from_secs(
+                u64::from(config.session_lifetime_days) * 24 * 3600,
+            ),
         }
     }
 }
@@ -354,32 +377,66 @@ impl IdentityService {
         refresh_token: &str,
         actor: &Actor,
     ) -> Result<Tokens, tokens::RefreshError> {
+        // The session's absolute lifetime: checked before rotating, so an
+        // expired session's token is not even marked used.
+        let lifetime = time::Duration::try_from(self.options().session_lifetime)
+            .unwrap_or(time::Duration::MAX);
+        let mut ends_at = None;
+        if let Some((user_id, session_id)) =
+            tokens::session_of_refresh(self.db(), refresh_token).await?
+            && let Some(started) = users::session_started_at(self.db(), &session_id).await?
+        {
+            let end = started.saturating_add(lifetime);
+            if time::OffsetDateTime::now_utc() >= end {
+                tokens::revoke_session(self.db(), &user_id, &session_id, "session.expired", actor)
+                    .await?;
+                return Err(tokens::RefreshError::Invalid);
+            }
+            ends_at = Some(end);
+        }
         let (user_id, refresh) = tokens::rotate_refresh(self.db(), refresh_token, actor).await?;
         let user = users::find_user(self.db(), &user_id)
             .await?
             .filter(|u| !u.disabled)
             .ok_or(tokens::RefreshError::Invalid)?;
-        let access_token = self.access_token(&user.id, &refresh.session_id)?;
+        let (access_token, expires_in) =
+            self.access_token_until(&user.id, &refresh.session_id, ends_at)?;
         Ok(Tokens {
             access_token,
-            expires_in: tokens::ACCESS_TOKEN_TTL,
+            expires_in,
             refresh_token: refresh.token,
             user,
         })
     }
 
     fn access_token(&self, user_id: &str, session_id: &str) -> Result<String, DbError> {
+        self.access_token_until(user_id, session_id, None)
+            .map(|(token, _)| token)
+    }
+
+    /// An access token valid for [`tokens::ACCESS_TOKEN_TTL`], or until
+    /// `not_after` if that is sooner; with how long it is valid.
+    fn access_token_until(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        not_after: Option<time::OffsetDateTime>,
+    ) -> Result<(String, Duration), DbError> {
         let iat = time::OffsetDateTime::now_utc().unix_timestamp();
         let ttl = i64::try_from(tokens::ACCESS_TOKEN_TTL.as_secs()).unwrap_or(900);
+        let exp = not_after.map_or(iat + ttl, |end| (iat + ttl).min(end.unix_timestamp()));
         let claims = Claims {
             sub: user_id.to_owned(),
             sid: session_id.to_owned(),
             iat,
-            exp: iat + ttl,
+            exp,
         };
-        self.keys()
+        let token = self
+            .keys()
             .sign(&claims)
-            .map_err(|e| DbError::Corrupt(format!("signing an access token failed: {e}")))
+            .map_err(|e| DbError::Corrupt(format!("signing an access token failed: {e}")))?;
+        let valid = Duration::from_secs(u64::try_from(exp - iat).unwrap_or(0));
+        Ok((token, valid))
     }
 }
 

@@ -6,6 +6,20 @@
 //! the plugin manager registers them with [`register_plugin_permissions`]
 //! so they can be granted to roles and API keys like built-in ones.
 //! Administrators hold every permission known at the time of the request.
+//!
+//! # Who may grant what
+//!
+//! Roles and API keys hand permissions on, so the routes that write them
+//! follow two rules, checked by [`check_grant`]:
+//!
+//! - nobody grants a permission they do not hold themselves (through a
+//!   role's permission set, a role assignment or an API key's scopes): a
+//!   holder of `admin.users` cannot make a role with `admin.nodes` and
+//!   give it to themselves or a friend;
+//! - the [admin-only](is_admin_only) permissions (every `admin.*`, plus
+//!   `audit.read` and `settings.*`) are granted by administrators only,
+//!   even by a non-administrator who holds one: they steer the Panel
+//!   itself, and spreading them is an administrator's decision.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{OnceLock, RwLock};
@@ -61,6 +75,72 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("settings.read", "Read Panel settings"),
     ("settings.write", "Change Panel settings"),
 ];
+
+/// The built-in permissions only administrators may grant (to a role, or
+/// by assigning a role that holds them); see [`is_admin_only`].
+pub const ADMIN_ONLY: &[&str] = &[
+    "admin.users",
+    "admin.nodes",
+    "admin.plugins",
+    "admin.servers",
+    "audit.read",
+    "settings.read",
+    "settings.write",
+];
+
+/// True if and only if only administrators may grant `permission`: one of
+/// [`ADMIN_ONLY`], or any other `admin.*` (a plugin may declare one).
+pub fn is_admin_only(permission: &str) -> bool {
+    ADMIN_ONLY.contains(&permission) || permission.starts_with("admin.")
+}
+
+/// Why [`check_grant`] refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GrantRefusal {
+    /// A non-administrator grants admin-only permissions (listed, sorted).
+    #[error("only administrators may grant {}", .0.join(", "))]
+    AdminOnly(Vec<String>),
+    /// The grantor does not hold these permissions (listed, sorted).
+    #[error("you cannot grant permissions you do not hold: {}", .0.join(", "))]
+    NotHeld(Vec<String>),
+}
+
+/// `Ok` if someone holding `held` (an administrator if `admin`) may grant
+/// every permission in `granted`: each is held, and none is
+/// [admin-only](is_admin_only) unless the grantor is an administrator.
+///
+/// # Errors
+///
+/// [`GrantRefusal::AdminOnly`] first, then [`GrantRefusal::NotHeld`], each
+/// listing every offending permission once.
+pub fn check_grant<'a, I>(
+    granted: I,
+    held: &BTreeSet<String>,
+    admin: bool,
+) -> Result<(), GrantRefusal>
+where
+    I: IntoIterator<Item = &'a str>,
+{
+    let granted: BTreeSet<&str> = granted.into_iter().collect();
+    let admin_only: Vec<String> = granted
+        .iter()
+        .filter(|p| !admin && is_admin_only(p))
+        .map(|p| (*p).to_owned())
+        .collect();
+    if !admin_only.is_empty() {
+        return Err(GrantRefusal::AdminOnly(admin_only));
+    }
+    let not_held: Vec<String> = granted
+        .iter()
+        .filter(|p| !held.contains(**p))
+        .map(|p| (*p).to_owned())
+        .collect();
+    if not_held.is_empty() {
+        Ok(())
+    } else {
+        Err(GrantRefusal::NotHeld(not_held))
+    }
+}
 
 /// A permission a plugin declared in its manifest's `[permissions]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +231,60 @@ mod tests {
         assert!(!is_valid_permission("control"));
         assert!(!is_valid_permission("Control.Start"));
         assert!(!is_valid_permission("control..start"));
+    }
+
+    fn held(list: &[&str]) -> BTreeSet<String> {
+        list.iter().map(|p| (*p).to_owned()).collect()
+    }
+
+    #[test]
+    fn every_admin_only_permission_is_a_builtin_one_and_admin_prefixes_are_admin_only() {
+        for permission in ADMIN_ONLY {
+            assert!(BUILTIN.iter().any(|(p, _)| p == permission), "{permission}");
+            assert!(is_admin_only(permission));
+        }
+        assert!(is_admin_only("admin.some-plugin-thing"));
+        assert!(!is_admin_only("control.console"));
+        assert!(!is_admin_only("player-list.kick"));
+    }
+
+    #[test]
+    fn a_grant_needs_every_permission_held_and_admin_only_ones_need_an_administrator() {
+        let mine = held(&["admin.users", "control.start", "file.read"]);
+        assert_eq!(
+            check_grant(["control.start", "file.read"], &mine, false),
+            Ok(())
+        );
+        assert_eq!(check_grant([], &mine, false), Ok(()));
+        assert_eq!(
+            check_grant(
+                ["control.start", "control.console", "backup.read"],
+                &mine,
+                false
+            ),
+            Err(GrantRefusal::NotHeld(vec![
+                "backup.read".into(),
+                "control.console".into()
+            ]))
+        );
+        // Held, but admin-only: refused to a non-administrator.
+        assert_eq!(
+            check_grant(["admin.users", "admin.nodes", "file.read"], &mine, false),
+            Err(GrantRefusal::AdminOnly(vec![
+                "admin.nodes".into(),
+                "admin.users".into()
+            ]))
+        );
+        let everything = all();
+        assert_eq!(
+            check_grant(["admin.nodes", "settings.write"], &everything, true),
+            Ok(())
+        );
+        // An administrator still grants only what the credential holds.
+        assert_eq!(
+            check_grant(["admin.nodes"], &mine, true),
+            Err(GrantRefusal::NotHeld(vec!["admin.nodes".into()]))
+        );
     }
 
     #[test]

@@ -648,6 +648,58 @@ pub async fn update_user(
     Ok(Some((user, revoked)))
 }
 
+/// Ends every active session of `user_id` but `keep` (the caller's own),
+/// appending `event` with the number ended as `sessions_revoked`, in one
+/// transaction; returns that number. A password change uses it: whoever
+/// held the old password, or a session opened with it, is out.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn revoke_other_sessions(
+    db: &Database,
+    user_id: &str,
+    keep: Option<&str>,
+    mut event: NewEvent,
+) -> Result<u64, DbError> {
+    let at = now();
+    Ok(on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let mut qb = query_builder(pool, "UPDATE sessions SET revoked_at = ");
+        qb.push_bind(to_micros(at))
+            .push(" WHERE revoked_at IS NULL AND user_id = ")
+            .push_bind(user_id);
+        if let Some(keep) = keep {
+            qb.push(" AND id <> ").push_bind(keep);
+        }
+        let revoked = qb.build().execute(&mut *tx).await?.rows_affected();
+        if let Some(data) = event.data.as_object_mut() {
+            data.insert("sessions_revoked".into(), json!(revoked));
+        }
+        event.occurred_at = Some(at);
+        tx.append_event(&event).await?;
+        tx.commit().await?;
+        revoked
+    }))
+}
+
+/// When the session `session_id` started, if it exists.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn session_started_at(
+    db: &Database,
+    session_id: &str,
+) -> Result<Option<OffsetDateTime>, DbError> {
+    let created: Option<i64> = on_pool!(db, |pool| {
+        let mut qb = query_builder(pool, "SELECT created_at FROM sessions WHERE id = ");
+        qb.push_bind(session_id);
+        qb.build_query_scalar::<i64>().fetch_optional(pool).await?
+    });
+    created.map(from_micros).transpose()
+}
+
 /// Deletes the user `id` with their identities, sessions, API keys, roles
 /// and second factor, appending `user.deleted`; returns whether they
 /// existed.

@@ -743,3 +743,306 @@ async fn the_agent_endpoints_refuse_callers_without_a_node_token() {
         crate::support::expect_problem(forged, 401, "unauthenticated").await;
     }
 }
+
+/// A Panel with real sessions (the `local-password` plugin), `test-game`,
+/// one node and one server of the admin's, and Sam, a subuser of it with
+/// `control.console` and `control.start` (and a role that lets him hold
+/// them), logged in twice.
+struct Revocable {
+    p: crate::identity::IdentityPanel,
+    admin: String,
+    server_id: String,
+    sam_id: String,
+    /// Sam's two sessions: (access token, refresh token).
+    sessions: [(String, String); 2],
+}
+
+async fn revocable(db: &TestDb) -> Revocable {
+    use crate::identity::{ADMIN_PASSWORD, IdentityPanel, token};
+    let p = IdentityPanel::start(db).await;
+    let admin = token(&p.login_ok("admin", ADMIN_PASSWORD).await, "access_token");
+    let panel = &p.panel;
+    let response = crate::support::client()
+        .post(panel.url("/api/v1/plugins"))
+        .bearer_auth(&admin)
+        .header("content-type", "application/octet-stream")
+        .body(crate::plugins::package("test-game"))
+        .send()
+        .await
+        .expect("request");
+    let uploaded = json_of(response, 201).await;
+    let requested = uploaded["plugin"]["requested"].clone();
+    json_of(
+        call(
+            panel,
+            Method::POST,
+            "/api/v1/plugins/test-game/grant",
+            Some(&admin),
+            Some(requested),
+        )
+        .await,
+        200,
+    )
+    .await;
+    json_of(
+        call(
+            panel,
+            Method::POST,
+            "/api/v1/plugins/test-game/activate",
+            Some(&admin),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    let node = json_of(
+        call(panel, Method::POST, "/api/v1/nodes", Some(&admin),
+            Some(json!({"name": "n1", "address": "10.0.0.1", "memory_mb": 4096, "disk_mb": 10000, "cpu_percent": 400}))).await,
+        201,
+    )
+    .await;
+    let node_id = node["id"].as_str().expect("id").to_owned();
+    json_of(
+        call(
+            panel,
+            Method::POST,
+            &format!("/api/v1/nodes/{node_id}/allocations"),
+            Some(&admin),
+            Some(json!({"ip": "10.0.0.1", "ports": ["25565"]})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let server = json_of(
+        call(
+            panel,
+            Method::POST,
+            "/api/v1/servers",
+            Some(&admin),
+            Some(
+                json!({"name": "s", "node_id": node_id, "game": {"plugin": "test-game"},
+                        "limits": {"memory_mb": 512, "disk_mb": 1024, "cpu_percent": 100}}),
+            ),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let server_id = server["id"].as_str().expect("id").to_owned();
+    let role = crate::users::create_role(
+        &p,
+        &admin,
+        "players",
+        json!(["control.console", "control.start"]),
+    )
+    .await;
+    let sam_id = crate::users::create_linked_user(
+        &p,
+        &admin,
+        "sam",
+        "Sams-Password-2024",
+        json!({ "roles": [role] }),
+    )
+    .await;
+    json_of(
+        call(
+            panel,
+            Method::POST,
+            &format!("/api/v1/servers/{server_id}/subusers"),
+            Some(&admin),
+            Some(json!({"user_id": sam_id, "permissions": ["control.console", "control.start"]})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        let tokens = p.login_ok("sam", "Sams-Password-2024").await;
+        sessions.push((
+            token(&tokens, "access_token"),
+            token(&tokens, "refresh_token"),
+        ));
+    }
+    let sessions: [(String, String); 2] = sessions.try_into().expect("two sessions");
+    Revocable {
+        p,
+        admin,
+        server_id,
+        sam_id,
+        sessions,
+    }
+}
+
+impl Revocable {
+    async fn console(&self, session: usize) -> Console {
+        let console =
+            Console::open(&self.p.panel, &self.server_id, &self.sessions[session].0).await;
+        console
+            .wait_for("auth success", |f| f["event"] == "auth success")
+            .await;
+        console
+    }
+
+    /// The console commands queued for the server so far.
+    async fn console_commands(&self) -> usize {
+        let list = json_of(
+            call(
+                &self.p.panel,
+                Method::GET,
+                &format!("/api/v1/servers/{}/commands", self.server_id),
+                Some(&self.admin),
+                None,
+            )
+            .await,
+            200,
+        )
+        .await;
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|c| c["action"] == "console")
+            .count()
+    }
+}
+
+/// Sends a console line and waits for the Panel's answer: the event of the
+/// first `command accepted` or `error` frame after those seen so far, or
+/// `None` if the socket closed first.
+async fn answer_to_command(console: &Console, line: &str) -> Option<Value> {
+    let start = console.frames().len();
+    if console.closed() {
+        return None;
+    }
+    console.send("send command", json!([line]));
+    eventually(
+        "an answer to the command, or the socket closing",
+        || async {
+            let answer = console
+                .frames()
+                .into_iter()
+                .skip(start)
+                .find(|f| f["event"] == "command accepted" || f["event"] == "error");
+            match answer {
+                Some(answer) => Some(Some(answer)),
+                None if console.closed() => Some(None),
+                None => None,
+            }
+        },
+    )
+    .await
+}
+
+crate::support::on_every_database! {
+    async fn a_console_ticket_opens_one_socket_only(db: &TestDb) {
+        let site = revocable(db).await;
+        let panel = &site.p.panel;
+        let ticket = json_of(
+            call(panel, Method::GET, &format!("/api/v1/servers/{}/websocket", site.server_id),
+                Some(&site.sessions[0].0), None).await,
+            200,
+        )
+        .await;
+        let url = format!("ws://{}{}", panel.local_addr(), ticket["socket"].as_str().expect("socket"));
+        let auth = json!({"event": "auth", "args": [ticket["token"]]}).to_string();
+        let (mut first, _) = tokio_tungstenite::connect_async(&url).await.expect("opens");
+        first.send(Message::text(auth.clone())).await.expect("sends");
+        let reply = first.next().await.expect("a frame").expect("readable");
+        let reply: Value = serde_json::from_str(reply.to_text().expect("text")).expect("JSON");
+        assert_eq!(reply["event"], "auth success", "{reply:#}");
+        // The same ticket again, on a second socket and on the first.
+        let (mut second, _) = tokio_tungstenite::connect_async(&url).await.expect("opens");
+        second.send(Message::text(auth.clone())).await.expect("sends");
+        let reply = second.next().await.expect("a frame").expect("readable");
+        let reply: Value = serde_json::from_str(reply.to_text().expect("text")).expect("JSON");
+        assert_eq!(reply["event"], "jwt error", "{reply:#}");
+        assert!(reply["args"][0].as_str().is_some_and(|m| m.contains("used before")), "{reply:#}");
+        first.send(Message::text(auth)).await.expect("sends");
+        let refused = loop {
+            let frame = first.next().await.expect("a frame").expect("readable");
+            let Ok(text) = frame.to_text() else { continue };
+            let Ok(frame) = serde_json::from_str::<Value>(text) else { continue };
+            if frame["event"] == "jwt error" {
+                break frame;
+            }
+        };
+        assert!(refused["args"][0].as_str().is_some_and(|m| m.contains("used before")), "{refused:#}");
+    }
+}
+
+crate::support::on_every_database! {
+    async fn a_console_socket_stops_taking_commands_and_closes_when_the_subuser_grant_is_reduced_or_removed(db: &TestDb) {
+        let site = revocable(db).await;
+        let panel = &site.p.panel;
+        let subuser = format!("/api/v1/servers/{}/subusers/{}", site.server_id, site.sam_id);
+
+        let console = site.console(0).await;
+        let accepted = answer_to_command(&console, "say one").await.expect("an answer");
+        assert_eq!(accepted["event"], "command accepted", "{accepted:#}");
+        assert_eq!(site.console_commands().await, 1);
+
+        // The grant loses the console: the very next line is refused, and
+        // the socket closes on its own.
+        json_of(call(panel, Method::PATCH, &subuser, Some(&site.admin),
+            Some(json!({"permissions": ["control.start"]}))).await, 200).await;
+        let answer = answer_to_command(&console, "say two").await;
+        assert!(answer.as_ref().is_none_or(|a| a["event"] == "error"), "{answer:#?}");
+        let revoked = console.wait_for("access revoked", |f| f["event"] == "access revoked").await;
+        assert!(revoked["args"][0].as_str().is_some_and(|m| m.contains("control.console")), "{revoked:#}");
+        eventually("the socket closing", || async { console.closed().then_some(()) }).await;
+        assert_eq!(site.console_commands().await, 1, "nothing was queued after the change");
+        // And no new ticket without the console.
+        let response = call(panel, Method::GET, &format!("/api/v1/servers/{}/websocket", site.server_id),
+            Some(&site.sessions[0].0), None).await;
+        assert_eq!(response.status(), 403);
+
+        // The console back, then the subuser removed altogether.
+        json_of(call(panel, Method::PATCH, &subuser, Some(&site.admin),
+            Some(json!({"permissions": ["control.console", "control.start"]}))).await, 200).await;
+        let console = site.console(0).await;
+        assert_eq!(call(panel, Method::DELETE, &subuser, Some(&site.admin), None).await.status(), 204);
+        let answer = answer_to_command(&console, "say three").await;
+        assert!(answer.as_ref().is_none_or(|a| a["event"] == "error"), "{answer:#?}");
+        console.wait_for("access revoked", |f| f["event"] == "access revoked").await;
+        eventually("the socket closing", || async { console.closed().then_some(()) }).await;
+        assert_eq!(site.console_commands().await, 1);
+    }
+}
+
+crate::support::on_every_database! {
+    async fn a_console_socket_closes_when_its_session_logs_out_or_its_user_is_disabled(db: &TestDb) {
+        let site = revocable(db).await;
+        let panel = &site.p.panel;
+        let first = site.console(0).await;
+        let second = site.console(1).await;
+
+        // Logging out ends the socket of that session only.
+        let response = crate::support::client()
+            .post(panel.url("/api/v1/auth/logout"))
+            .json(&json!({ "refresh_token": site.sessions[0].1 }))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 204);
+        let answer = answer_to_command(&first, "say from a logged-out session").await;
+        assert!(answer.as_ref().is_none_or(|a| a["event"] == "error"), "{answer:#?}");
+        let revoked = first.wait_for("access revoked", |f| f["event"] == "access revoked").await;
+        assert!(revoked["args"][0].as_str().is_some_and(|m| m.contains("session ended")), "{revoked:#}");
+        eventually("the socket closing", || async { first.closed().then_some(()) }).await;
+        let accepted = answer_to_command(&second, "say still here").await.expect("an answer");
+        assert_eq!(accepted["event"], "command accepted", "{accepted:#}");
+        assert_eq!(site.console_commands().await, 1);
+
+        // Disabling the user ends the other one.
+        json_of(call(panel, Method::PATCH, &format!("/api/v1/users/{}", site.sam_id), Some(&site.admin),
+            Some(json!({"disabled": true}))).await, 200).await;
+        let answer = answer_to_command(&second, "say from a disabled user").await;
+        assert!(answer.as_ref().is_none_or(|a| a["event"] == "error"), "{answer:#?}");
+        second.wait_for("access revoked", |f| f["event"] == "access revoked").await;
+        eventually("the socket closing", || async { second.closed().then_some(()) }).await;
+        assert_eq!(site.console_commands().await, 1, "nothing was queued after either");
+    }
+}

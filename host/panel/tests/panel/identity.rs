@@ -436,6 +436,7 @@ async fn rate_limits_logins_per_address_with_retry_after() {
             login_per_ip: Rule::new(2, Duration::from_secs(60)),
             ..RateLimits::default()
         },
+        ..IdentityOptions::default()
     };
     let p = IdentityPanel::start_with(&db, options).await;
     expect_problem(
@@ -536,4 +537,76 @@ async fn a_user_changes_their_password_through_the_provider_after_proving_the_cu
         .expect("JSON");
     assert_eq!(log["items"].as_array().map(Vec::len), Some(1), "{log:#}");
     assert_eq!(log["items"][0]["data"]["provider"], "local-password");
+}
+
+on_every_database! {
+    async fn a_password_change_ends_every_other_session_and_keeps_the_current_one(db: &TestDb) {
+        const NEW_PASSWORD: &str = "Another-Long-Passphrase-9";
+        let p = IdentityPanel::start(db).await;
+        let mine = p.login_ok("admin", ADMIN_PASSWORD).await;
+        let other = p.login_ok("admin", ADMIN_PASSWORD).await;
+        let (access, other_access) = (token(&mine, "access_token"), token(&other, "access_token"));
+        let key = client()
+            .post(p.url("/api/v1/account/api-keys"))
+            .bearer_auth(&access)
+            .json(&json!({"name": "script", "scopes": ["audit.read"]}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(key.status(), 201);
+        let key = token(&key.json::<Value>().await.expect("JSON"), "secret");
+        // Used first, so that a Panel caching who a session is has cached it.
+        assert_eq!(p.get("/api/v1/auth/me", &other_access).await.status(), 200);
+
+        let response = client()
+            .put(p.url("/api/v1/account/password"))
+            .bearer_auth(&access)
+            .json(&json!({"current_password": ADMIN_PASSWORD, "new_password": NEW_PASSWORD}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 204);
+
+        // The other session is over, access and refresh token alike.
+        expect_problem(p.get("/api/v1/auth/me", &other_access).await, 401, "unauthenticated").await;
+        expect_problem(p.refresh(&token(&other, "refresh_token")).await, 401, "invalid-refresh-token").await;
+        // The one that changed it goes on, and the script's key too.
+        assert_eq!(p.get("/api/v1/auth/me", &access).await.status(), 200);
+        assert_eq!(p.refresh(&token(&mine, "refresh_token")).await.status(), 200);
+        assert_eq!(p.get("/api/v1/audit-log", &key).await.status(), 200);
+        let log: Value = p.get("/api/v1/audit-log?kind=user.password-changed", &access).await.json().await.expect("JSON");
+        assert_eq!(log["items"][0]["data"]["sessions_revoked"], 1, "{log:#}");
+    }
+}
+
+on_every_database! {
+    async fn a_session_cannot_be_refreshed_past_its_absolute_lifetime(db: &TestDb) {
+        let lifetime = Duration::from_secs(3);
+        let p = IdentityPanel::start_with(db, IdentityOptions { session_lifetime: lifetime, ..IdentityOptions::default() }).await;
+        let started = std::time::Instant::now();
+        let tokens = p.login_ok("admin", ADMIN_PASSWORD).await;
+        // Within its lifetime a refresh works, and its access token ends
+        // with the session rather than 15 minutes later.
+        let response = p.refresh(&token(&tokens, "refresh_token")).await;
+        assert_eq!(response.status(), 200);
+        let refreshed: Value = response.json().await.expect("JSON");
+        let expires_in = refreshed["expires_in"].as_u64().expect("expires_in");
+        assert!(expires_in <= 3, "{refreshed:#}");
+        let access = token(&refreshed, "access_token");
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let claims: Value = serde_json::from_slice(
+            &b64.decode(access.split('.').nth(1).expect("claims")).expect("base64"),
+        )
+        .expect("JSON");
+        assert!(claims["exp"].as_i64().expect("exp") - claims["iat"].as_i64().expect("iat") <= 3, "{claims:#}");
+
+        // Past it, however fresh the refresh token: refused, and the session ends.
+        let latest = token(&refreshed, "refresh_token");
+        tokio::time::sleep((lifetime + Duration::from_millis(1100)).saturating_sub(started.elapsed())).await;
+        expect_problem(p.refresh(&latest).await, 401, "invalid-refresh-token").await;
+        expect_problem(p.refresh(&latest).await, 401, "invalid-refresh-token").await;
+        let admin = token(&p.login_ok("admin", ADMIN_PASSWORD).await, "access_token");
+        let log: Value = p.get("/api/v1/audit-log?kind=session.expired", &admin).await.json().await.expect("JSON");
+        assert_eq!(log["items"].as_array().map(Vec::len), Some(1), "{log:#}");
+    }
 }

@@ -358,6 +358,7 @@ async fn second_factor_attempts_are_rate_limited_per_account_with_retry_after() 
             second_factor_per_account: Rule::new(2, Duration::from_secs(60)),
             ..RateLimits::default()
         },
+        ..IdentityOptions::default()
     };
     let p = IdentityPanel::start_with(&db, options).await;
     let enrolled = enroll(&p).await;

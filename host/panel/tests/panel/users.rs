@@ -14,7 +14,7 @@ use crate::totp::{challenge, enroll, send};
 
 /// Gives `username` a `local-password` account and a Panel user linked to
 /// it, created by the admin over the API; returns the user's id.
-async fn create_linked_user(
+pub(crate) async fn create_linked_user(
     p: &IdentityPanel,
     admin: &str,
     username: &str,
@@ -50,7 +50,12 @@ async fn create_linked_user(
     token(&user, "id")
 }
 
-async fn create_role(p: &IdentityPanel, admin: &str, name: &str, permissions: Value) -> String {
+pub(crate) async fn create_role(
+    p: &IdentityPanel,
+    admin: &str,
+    name: &str,
+    permissions: Value,
+) -> String {
     let response = send(
         p,
         Method::POST,
@@ -346,5 +351,194 @@ on_every_database! {
             Some(json!({ "disabled": true }))).await;
         assert_eq!(response.status(), 200);
         expect_problem(p.get("/api/v1/auth/me", &bob).await, 401, "unauthenticated").await;
+    }
+}
+
+/// The admin's access token, and Bob's, who holds `admin.users` and
+/// `control.start` through a role the admin gave him (and whose id is
+/// returned too).
+async fn a_user_manager(p: &IdentityPanel) -> (String, String, String) {
+    let admin = token(&p.login_ok("admin", ADMIN_PASSWORD).await, "access_token");
+    let role = create_role(
+        p,
+        &admin,
+        "user managers",
+        json!(["admin.users", "control.start"]),
+    )
+    .await;
+    let bob_id = create_linked_user(
+        p,
+        &admin,
+        "bob",
+        "Bobs-Password-2024",
+        json!({ "roles": [role] }),
+    )
+    .await;
+    let bob = token(
+        &p.login_ok("bob", "Bobs-Password-2024").await,
+        "access_token",
+    );
+    (admin, bob, bob_id)
+}
+
+on_every_database! {
+    async fn admin_users_cannot_put_a_permission_it_does_not_hold_or_an_admin_only_one_into_a_role(db: &TestDb) {
+        let p = IdentityPanel::start(db).await;
+        let (admin, bob, _) = a_user_manager(&p).await;
+        let new_role = |name: &str, permissions: Value| {
+            let body = json!({ "name": name, "permissions": permissions });
+            let (p, bob) = (&p, &bob);
+            async move { send(p, Method::POST, "/api/v1/roles", Some(bob), Some(body)).await }
+        };
+        let problem = expect_problem(new_role("consoles", json!(["control.start", "control.console"])).await, 403, "permission-not-held").await;
+        assert!(problem["detail"].as_str().is_some_and(|d| d.contains("control.console") && !d.contains("control.start")), "{problem:#}");
+        // Admin-only ones, even the one he holds himself.
+        let problem = expect_problem(new_role("nodes", json!(["admin.nodes"])).await, 403, "admin-only-permission").await;
+        assert!(problem["detail"].as_str().is_some_and(|d| d.contains("admin.nodes")), "{problem:#}");
+        expect_problem(new_role("more managers", json!(["admin.users"])).await, 403, "admin-only-permission").await;
+        expect_problem(new_role("auditors", json!(["audit.read", "settings.write"])).await, 403, "admin-only-permission").await;
+        let roles: Value = p.get("/api/v1/roles", &admin).await.json().await.expect("JSON");
+        assert_eq!(roles["items"].as_array().map(Vec::len), Some(1), "nothing was written: {roles:#}");
+
+        // What he holds, he may grant; an edit may not add more.
+        let response = new_role("starters", json!(["control.start"])).await;
+        assert_eq!(response.status(), 201);
+        let id = token(&response.json::<Value>().await.expect("JSON"), "id");
+        let path = format!("/api/v1/roles/{id}");
+        let response = send(&p, Method::PATCH, &path, Some(&bob), Some(json!({ "permissions": ["control.start", "control.console"] }))).await;
+        expect_problem(response, 403, "permission-not-held").await;
+        let response = send(&p, Method::PATCH, &path, Some(&bob), Some(json!({ "permissions": ["admin.servers"] }))).await;
+        expect_problem(response, 403, "admin-only-permission").await;
+        let role: Value = p.get(&path, &admin).await.json().await.expect("JSON");
+        assert_eq!(role["permissions"], json!(["control.start"]), "unchanged");
+
+        // A role the admin filled stays editable in what Bob may do: he
+        // renames it and takes permissions away, keeping the others.
+        let admins_role = create_role(&p, &admin, "operators", json!(["control.console", "control.start", "admin.nodes"])).await;
+        let path = format!("/api/v1/roles/{admins_role}");
+        let response = send(&p, Method::PATCH, &path, Some(&bob),
+            Some(json!({ "name": "ops", "permissions": ["control.console", "admin.nodes"] }))).await;
+        assert_eq!(response.status(), 200);
+        let role: Value = response.json().await.expect("JSON");
+        assert_eq!(role["permissions"], json!(["admin.nodes", "control.console"]));
+        // The administrator may grant anything.
+        let response = send(&p, Method::PATCH, &path, Some(&admin), Some(json!({ "permissions": ["admin.plugins", "settings.write"] }))).await;
+        assert_eq!(response.status(), 200);
+    }
+}
+
+on_every_database! {
+    async fn admin_users_cannot_assign_a_role_granting_more_than_it_holds_nor_change_its_own_roles(db: &TestDb) {
+        let p = IdentityPanel::start(db).await;
+        let (admin, bob, bob_id) = a_user_manager(&p).await;
+        let consoles = create_role(&p, &admin, "consoles", json!(["control.console"])).await;
+        let nodes = create_role(&p, &admin, "nodes", json!(["admin.nodes"])).await;
+        let starters = create_role(&p, &admin, "starters", json!(["control.start"])).await;
+        let carol = create_linked_user(&p, &admin, "carol", "Carols-Password-2024", json!({})).await;
+
+        // To himself: never, not even a role he could grant.
+        let me = format!("/api/v1/users/{bob_id}");
+        let response = send(&p, Method::PATCH, &me, Some(&bob), Some(json!({ "roles": [consoles] }))).await;
+        expect_problem(response, 403, "own-roles").await;
+        let detail: Value = p.get(&me, &admin).await.json().await.expect("JSON");
+        let mine = detail["roles"].clone();
+        let mine_ids: Vec<&Value> = mine.as_array().expect("roles").iter().map(|r| &r["id"]).collect();
+        let mut more = mine_ids.clone();
+        let starters_value = json!(starters);
+        more.push(&starters_value);
+        let response = send(&p, Method::PATCH, &me, Some(&bob), Some(json!({ "roles": more }))).await;
+        expect_problem(response, 403, "own-roles").await;
+        // Sending his roles as they are changes nothing, so it is fine.
+        let response = send(&p, Method::PATCH, &me, Some(&bob), Some(json!({ "roles": mine_ids, "display_name": "Bob" }))).await;
+        assert_eq!(response.status(), 200);
+        // Nor may the administrator change their own.
+        let admin_me: Value = p.get("/api/v1/auth/me", &admin).await.json().await.expect("JSON");
+        let admin_id = token(&admin_me["user"], "id");
+        let response = send(&p, Method::PATCH, &format!("/api/v1/users/{admin_id}"), Some(&admin), Some(json!({ "roles": [starters] }))).await;
+        expect_problem(response, 403, "own-roles").await;
+
+        // To others: only roles whose permissions he may grant.
+        let path = format!("/api/v1/users/{carol}");
+        let response = send(&p, Method::PATCH, &path, Some(&bob), Some(json!({ "roles": [starters, consoles] }))).await;
+        let problem = expect_problem(response, 403, "permission-not-held").await;
+        assert!(problem["detail"].as_str().is_some_and(|d| d.contains("control.console")), "{problem:#}");
+        let response = send(&p, Method::PATCH, &path, Some(&bob), Some(json!({ "roles": [nodes] }))).await;
+        expect_problem(response, 403, "admin-only-permission").await;
+        let response = send(&p, Method::POST, "/api/v1/users", Some(&bob),
+            Some(json!({ "username": "dave", "roles": [consoles] }))).await;
+        expect_problem(response, 403, "permission-not-held").await;
+        let detail: Value = p.get(&path, &admin).await.json().await.expect("JSON");
+        assert_eq!(detail["roles"], json!([]), "nothing was given");
+        let found: Value = p.get("/api/v1/users?search=dave", &admin).await.json().await.expect("JSON");
+        assert_eq!(found["items"], json!([]), "nobody was created");
+
+        let response = send(&p, Method::PATCH, &path, Some(&bob), Some(json!({ "roles": [starters] }))).await;
+        assert_eq!(response.status(), 200);
+        // Roles she keeps were checked when given; taking one away is fine.
+        let response = send(&p, Method::PATCH, &path, Some(&admin), Some(json!({ "roles": [starters, consoles] }))).await;
+        assert_eq!(response.status(), 200);
+        let response = send(&p, Method::PATCH, &path, Some(&bob), Some(json!({ "roles": [consoles] }))).await;
+        assert_eq!(response.status(), 200);
+        let response = send(&p, Method::POST, "/api/v1/users", Some(&bob),
+            Some(json!({ "username": "dave", "roles": [starters] }))).await;
+        assert_eq!(response.status(), 201);
+    }
+}
+
+on_every_database! {
+    async fn an_api_key_cannot_mint_or_revoke_api_keys(db: &TestDb) {
+        let p = IdentityPanel::start(db).await;
+        let admin = token(&p.login_ok("admin", ADMIN_PASSWORD).await, "access_token");
+        let create = |bearer: String, scopes: Value| {
+            let p = &p;
+            async move {
+                send(p, Method::POST, "/api/v1/account/api-keys", Some(&bearer),
+                    Some(json!({ "name": "script", "scopes": scopes }))).await
+            }
+        };
+        let response = create(admin.clone(), json!(["server.read"])).await;
+        assert_eq!(response.status(), 201);
+        let weak: Value = response.json().await.expect("JSON");
+        let weak_secret = token(&weak, "secret");
+        let response = create(admin.clone(), json!(["audit.read"])).await;
+        assert_eq!(response.status(), 201);
+        let other = token(&response.json::<Value>().await.expect("JSON"), "id");
+
+        // A leaked server.read key cannot become a full-power one…
+        let problem = expect_problem(create(weak_secret.clone(), json!(["admin.users", "settings.write"])).await, 403, "session-required").await;
+        assert!(problem["detail"].as_str().is_some_and(|d| d.contains("log in")), "{problem:#}");
+        // …nor a copy of itself, nor revoke the owner's keys (or its own).
+        expect_problem(create(weak_secret.clone(), json!(["server.read"])).await, 403, "session-required").await;
+        for id in [&other, &token(&weak, "id")] {
+            let response = send(&p, Method::DELETE, &format!("/api/v1/account/api-keys/{id}"), Some(&weak_secret), None).await;
+            expect_problem(response, 403, "session-required").await;
+        }
+        let list: Value = p.get("/api/v1/account/api-keys", &admin).await.json().await.expect("JSON");
+        let items = list["items"].as_array().expect("items");
+        assert_eq!(items.len(), 2, "{list:#}");
+        assert!(items.iter().all(|k| k["revoked_at"].is_null()), "{list:#}");
+        // Listing shows no secret, so a key may still list.
+        assert_eq!(p.get("/api/v1/account/api-keys", &weak_secret).await.status(), 200);
+    }
+}
+
+on_every_database! {
+    async fn a_new_api_keys_scopes_must_be_permissions_its_creator_holds(db: &TestDb) {
+        let p = IdentityPanel::start(db).await;
+        let (_, bob, _) = a_user_manager(&p).await;
+        let create = |scopes: Value| {
+            let (p, bob) = (&p, &bob);
+            async move {
+                send(p, Method::POST, "/api/v1/account/api-keys", Some(bob),
+                    Some(json!({ "name": "script", "scopes": scopes }))).await
+            }
+        };
+        let problem = expect_problem(create(json!(["control.start", "settings.write", "audit.read"])).await, 403, "permission-not-held").await;
+        let detail = problem["detail"].as_str().expect("detail");
+        assert!(detail.contains("audit.read, settings.write") && !detail.contains("control.start"), "{problem:#}");
+        let list: Value = p.get("/api/v1/account/api-keys", &bob).await.json().await.expect("JSON");
+        assert_eq!(list["items"], json!([]), "nothing was created");
+        let response = create(json!(["control.start", "admin.users"])).await;
+        assert_eq!(response.status(), 201, "what he holds, his key may hold");
     }
 }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::identity::IdentityPanel;
 use crate::nodes::{call, json_of};
 use crate::plugins::{PLUGIN_ADMIN, install_and_activate, start};
-use crate::support::{TestDb, client, expect_problem};
+use crate::support::{TestDb, client, expect_problem, on_every_database};
 
 #[tokio::test]
 async fn the_page_and_assets_are_served_with_a_strict_content_security_policy() {
@@ -438,12 +438,14 @@ async fn a_permission_the_player_list_declares_is_listed_grantable_and_lets_a_mo
     let tokens = crate::support::Tokens::from_principals([
         (
             PLUGIN_ADMIN,
+            // Holds what it grants: nobody grants a permission they lack.
             Principal::new("user-admin").with_permissions([
                 "admin.plugins",
                 "admin.nodes",
                 "admin.servers",
                 "admin.users",
                 "server.create",
+                "player-list.kick",
             ]),
         ),
         // As a role holding the plugin's permission would make them.
@@ -560,4 +562,90 @@ async fn a_permission_the_player_list_declares_is_listed_grantable_and_lets_a_mo
     );
     let answer = json_of(kick("moderator-token").await, 200).await;
     assert_eq!(answer["message"], "Sent `kick Steve` to the console");
+}
+
+on_every_database! {
+    async fn a_subuser_without_the_console_on_a_server_gets_no_kick_there_though_a_role_gives_the_console_elsewhere(db: &TestDb) {
+        use cap_panel::http::Principal;
+
+        let ids = db.create_users(&["sub"]).await;
+        let tokens = crate::support::Tokens::from_principals([
+            (
+                PLUGIN_ADMIN,
+                Principal::new("user-admin").with_permissions([
+                    "admin.plugins",
+                    "admin.nodes",
+                    "admin.servers",
+                    "server.create",
+                ]),
+            ),
+            // As a global role giving the console (for their own servers)
+            // would make them.
+            (
+                "sub-token",
+                Principal::new(&ids[0]).with_permissions(["control.console", "control.start"]),
+            ),
+        ]);
+        let panel = cap_panel::Panel::builder(db.config())
+            .authenticator(tokens)
+            .bind()
+            .await
+            .expect("the Panel starts")
+            .spawn();
+        // Theirs as a subuser, without the console…
+        let granted = server_with_player_list(&panel).await;
+        json_of(
+            call(&panel, Method::POST, &format!("/api/v1/servers/{granted}/subusers"), Some(PLUGIN_ADMIN),
+                Some(json!({"user_id": ids[0], "permissions": ["control.start"]}))).await,
+            201,
+        )
+        .await;
+        // …and theirs as the owner, where the role's console applies.
+        let nodes = json_of(call(&panel, Method::GET, "/api/v1/nodes", Some(PLUGIN_ADMIN), None).await, 200).await;
+        let node_id = nodes["items"][0]["id"].as_str().expect("a node").to_owned();
+        let owned = json_of(
+            call(&panel, Method::POST, "/api/v1/servers", Some(PLUGIN_ADMIN),
+                Some(json!({"name": "Own", "node_id": node_id, "owner_id": ids[0], "game": {"plugin": "test-game"},
+                            "limits": {"memory_mb": 512, "disk_mb": 1024, "cpu_percent": 100}}))).await,
+            201,
+        )
+        .await;
+        let owned = owned["id"].as_str().expect("id").to_owned();
+        for server in [&granted, &owned] {
+            player_joined(&panel, server, "Steve").await;
+        }
+
+        let kick_buttons = |server: &str| {
+            let path = format!("/api/v1/ui/contributions/player-list/players?server_id={server}");
+            let panel = &panel;
+            async move {
+                let tree = json_of(call(panel, Method::GET, &path, Some("sub-token"), None).await, 200).await;
+                table_in(&tree)["rows"][0]["actions"].as_array().map_or(0, Vec::len)
+            }
+        };
+        assert_eq!(kick_buttons(&granted).await, 0, "no console on this server, no Kick");
+        assert_eq!(kick_buttons(&owned).await, 1, "the console on their own server");
+
+        let kick = |server: &str| {
+            let body = json!({"server_id": server, "name": "kick", "values": {"0": "Steve"}});
+            let panel = &panel;
+            async move {
+                call(panel, Method::POST, "/api/v1/ui/contributions/player-list/players/actions",
+                    Some("sub-token"), Some(body)).await
+            }
+        };
+        let problem = expect_problem(kick(&granted).await, 422, "plugin-refused").await;
+        assert!(problem["detail"].as_str().is_some_and(|d| d.contains("control.console")), "{problem:#}");
+        let commands = json_of(
+            call(&panel, Method::GET, &format!("/api/v1/servers/{granted}/commands"), Some(PLUGIN_ADMIN), None).await,
+            200,
+        )
+        .await;
+        assert!(
+            commands["items"].as_array().expect("items").iter().all(|c| c["action"] != "console"),
+            "no kick reached the console: {commands:#}"
+        );
+        let answer = json_of(kick(&owned).await, 200).await;
+        assert_eq!(answer["message"], "Sent `kick Steve` to the console");
+    }
 }
