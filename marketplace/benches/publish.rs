@@ -50,7 +50,10 @@ fn publish_to_installable(c: &mut Criterion) {
             .await
             .expect("a publisher")
             .token;
-        client.add_key(&token, "bench", &key).await.expect("a key");
+        client
+            .add_key(&token, "bench", &key, None)
+            .await
+            .expect("a key");
         token
     });
     let component = cap_e2e::component("quota-guard");
@@ -83,7 +86,14 @@ fn publish_to_installable(c: &mut Criterion) {
                 runtime.block_on(async {
                     let signature = sign_package(&key, &id, &version, &package.sha256);
                     client
-                        .publish(&token, &bytes, key.id(), &signature, &[])
+                        .publish(
+                            &token,
+                            &bytes,
+                            (id.as_str(), &version),
+                            key.id(),
+                            &signature,
+                            &[],
+                        )
                         .await
                         .expect("published");
                     let timestamp = client.timestamp().await.expect("a timestamp");

@@ -19,7 +19,9 @@
 //!   [`ClientError::EntitlementRevoked`].
 //! * **Bounded reads.** Downloads larger than
 //!   [`cap_runtime::package::MAX_PACKAGE_BYTES`] are refused before they are
-//!   buffered whole.
+//!   buffered whole, JSON answers past [`MAX_JSON_BYTES`] and problem
+//!   documents past [`MAX_PROBLEM_BYTES`] likewise: whatever answers at the
+//!   Marketplace's address cannot make a Panel or `cap` buffer without end.
 
 use std::time::Duration;
 
@@ -31,9 +33,16 @@ use crate::service::billing_routes::{
     CheckoutView, LicenseList, LicenseView, NewCheckout, NewPanel, PanelCreated,
 };
 use crate::service::routes::{
-    KEY_ID_HEADER, KeyView, PACKAGE_MEDIA_TYPE, PackagePage, PackageView, PublisherCreated,
-    ReleaseView, SIGNATURE_HEADER, key_proof_message,
+    KEY_ID_HEADER, KeyChangeAuthorization, KeyView, PACKAGE_ID_HEADER, PACKAGE_MEDIA_TYPE,
+    PACKAGE_VERSION_HEADER, PackagePage, PackageView, PublisherCreated, ReleaseView,
+    SIGNATURE_HEADER, key_proof_message,
 };
+use crate::signing::{KeyChange, key_change_message, key_change_nonce};
+
+/// Largest JSON answer read (a package's log is the largest).
+pub const MAX_JSON_BYTES: u64 = 16 * 1024 * 1024;
+/// Largest problem document read; the rest is ignored.
+pub const MAX_PROBLEM_BYTES: u64 = 64 * 1024;
 
 /// Why a Marketplace request failed.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +86,16 @@ pub enum ClientError {
     /// The token (a publisher's or a Panel instance's) is missing or wrong.
     #[error("the Marketplace did not accept the token ({0})")]
     Unauthenticated(String),
+    /// The publisher token expired.
+    #[error(
+        "the publisher token expired: tokens are rotated before expiry with `cap plugin rotate-token`; ask the Marketplace's admin to recover the account ({0})"
+    )]
+    TokenExpired(String),
+    /// A key change was not signed by one of the publisher's current keys.
+    #[error(
+        "the Marketplace wants this key change signed by one of your current keys: pass --signed-by <key file> ({0})"
+    )]
+    KeyChangeUnauthorized(String),
     /// The thing asked for does not exist.
     #[error("not found on the Marketplace: {0}")]
     NotFound(String),
@@ -97,6 +116,32 @@ pub enum ClientError {
     /// The answer is not what the API documents.
     #[error("unexpected answer from the Marketplace: {0}")]
     Invalid(String),
+    /// The answer is longer than the client reads.
+    #[error("the Marketplace's answer is larger than {limit} bytes; refusing to read it")]
+    TooLarge {
+        /// The limit.
+        limit: u64,
+    },
+}
+
+/// Reads a body of at most `limit` bytes, refusing a longer one as soon as
+/// its `Content-Length` or its chunks pass the limit.
+async fn read_bounded(mut response: reqwest::Response, limit: u64) -> Result<Vec<u8>, ClientError> {
+    if response.content_length().is_some_and(|n| n > limit) {
+        return Err(ClientError::TooLarge { limit });
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| ClientError::Invalid(e.to_string()))?
+    {
+        if (bytes.len() + chunk.len()) as u64 > limit {
+            return Err(ClientError::TooLarge { limit });
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
 }
 
 /// A Marketplace at one base URL.
@@ -167,10 +212,7 @@ impl MarketplaceClient {
         request: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
         let response = self.send(request).await?;
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let bytes = read_bounded(response, MAX_JSON_BYTES).await?;
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Invalid(e.to_string()))
     }
 
@@ -258,17 +300,32 @@ impl MarketplaceClient {
     }
 
     /// Adds `key` to the account of publisher `name` (whose `token` this
-    /// is), proving possession by signing the key-proof message.
+    /// is), proving possession by signing the key-proof message. Every key
+    /// but an account's first needs `signed_by`, one of the publisher's
+    /// current keys, which signs the key-change statement.
     pub async fn add_key(
         &self,
         token: &str,
         name: &str,
         key: &SecretKey,
+        signed_by: Option<&SecretKey>,
     ) -> Result<KeyView, ClientError> {
         let proof = key.sign(&key_proof_message(name, key.id()));
+        let authorization = signed_by
+            .map(|by| {
+                key_change_authorization(
+                    name,
+                    &KeyChange::Add {
+                        key: key.id().clone(),
+                    },
+                    by,
+                )
+            })
+            .transpose()?;
         let body = serde_json::json!({
             "public_key": key.public().to_hex(),
             "proof": proof.to_hex(),
+            "authorization": authorization,
         });
         self.json(
             self.http
@@ -279,13 +336,58 @@ impl MarketplaceClient {
         .await
     }
 
-    /// Uploads a package file with its author signature. Answers whether
-    /// the version is new (`true`) or was already published with these
-    /// very bytes (`false`), and the release as listed.
+    /// Revokes key `key_id` of publisher `name` (whose `token` this is) from
+    /// `effective_at` for `reason`, with the statement signed by
+    /// `signed_by`, one of the publisher's current keys (the revoked key
+    /// itself will do).
+    pub async fn revoke_key(
+        &self,
+        token: &str,
+        name: &str,
+        key_id: &KeyId,
+        effective_at: i64,
+        reason: &str,
+        signed_by: &SecretKey,
+    ) -> Result<KeyView, ClientError> {
+        let change = KeyChange::Revoke {
+            key: key_id.clone(),
+            effective_at,
+            reason: reason.to_owned(),
+        };
+        let body = serde_json::json!({
+            "reason": reason,
+            "effective_at": effective_at,
+            "authorization": key_change_authorization(name, &change, signed_by)?,
+        });
+        self.json(
+            self.http
+                .post(self.endpoint(&format!("publishers/me/keys/{key_id}/revoke"))?)
+                .bearer_auth(token)
+                .json(&body),
+        )
+        .await
+    }
+
+    /// Replaces the publisher token `token` with a new one (with a new
+    /// expiry); the old one stops working.
+    pub async fn rotate_token(&self, token: &str) -> Result<PublisherCreated, ClientError> {
+        self.json(
+            self.http
+                .post(self.endpoint("publishers/me/token")?)
+                .bearer_auth(token),
+        )
+        .await
+    }
+
+    /// Uploads a package file, declared as `id` `version`, with its author
+    /// signature. Answers whether the version is new (`true`) or was
+    /// already published with these very bytes (`false`), and the release
+    /// as listed.
     pub async fn publish(
         &self,
         token: &str,
         package: &[u8],
+        (id, version): (&str, &semver::Version),
         key_id: &KeyId,
         signature: &Signature,
         games: &[String],
@@ -301,15 +403,14 @@ impl MarketplaceClient {
             .post(url)
             .bearer_auth(token)
             .header(reqwest::header::CONTENT_TYPE, PACKAGE_MEDIA_TYPE)
+            .header(PACKAGE_ID_HEADER, id)
+            .header(PACKAGE_VERSION_HEADER, version.to_string())
             .header(KEY_ID_HEADER, key_id.as_str())
             .header(SIGNATURE_HEADER, signature.to_hex())
             .body(package.to_vec());
         let response = self.send(request).await?;
         let created = response.status() == reqwest::StatusCode::CREATED;
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let bytes = read_bounded(response, MAX_JSON_BYTES).await?;
         let release =
             serde_json::from_slice(&bytes).map_err(|e| ClientError::Invalid(e.to_string()))?;
         Ok((created, release))
@@ -374,10 +475,34 @@ impl MarketplaceClient {
     }
 }
 
+/// A key-change statement of `change` for publisher `name`, signed now by
+/// `key` with a fresh nonce.
+pub fn key_change_authorization(
+    name: &str,
+    change: &KeyChange,
+    key: &SecretKey,
+) -> Result<KeyChangeAuthorization, ClientError> {
+    let issued_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let nonce = key_change_nonce().map_err(|e| ClientError::Invalid(format!("randomness: {e}")))?;
+    let signature = key.sign(&key_change_message(name, change, issued_at, &nonce));
+    Ok(KeyChangeAuthorization {
+        key_id: key.id().to_string(),
+        issued_at,
+        nonce,
+        signature: signature.to_hex(),
+    })
+}
+
 /// The typed error for a non-success response.
 async fn problem(response: reqwest::Response) -> ClientError {
     let status = response.status().as_u16();
-    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    let body: serde_json::Value = match read_bounded(response, MAX_PROBLEM_BYTES).await {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+        Err(e) => return e,
+    };
     let code = body["code"].as_str().unwrap_or("unknown").to_owned();
     let mut detail = body["detail"]
         .as_str()
@@ -400,6 +525,8 @@ async fn problem(response: reqwest::Response) -> ClientError {
         "unknown-key" => ClientError::UnknownKey(detail),
         "key-revoked" => ClientError::KeyRevoked(detail),
         "unauthenticated" => ClientError::Unauthenticated(detail),
+        "token-expired" => ClientError::TokenExpired(detail),
+        "key-change-unauthorized" => ClientError::KeyChangeUnauthorized(detail),
         "not-found" => ClientError::NotFound(detail),
         "entitlement-revoked" => ClientError::EntitlementRevoked(detail),
         _ => ClientError::Problem {

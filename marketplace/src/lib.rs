@@ -8,6 +8,19 @@
 //!   ([`keys`], [`signing`]): the signature covers the package file's
 //!   sha256 in a domain-separated message. A publisher may hold several
 //!   keys and revoke one with a reason and an effective time.
+//! * **A publisher's keys, not its bearer token, carry its trust.** The
+//!   token (which expires and rotates) adds only an account's first key;
+//!   every later addition or revocation is a key-change statement signed by
+//!   one of the publisher's current keys, fresh and used once
+//!   ([`signing::key_change_message`]). A publisher's revocation never
+//!   reaches back over releases the key already signed; only the
+//!   Marketplace's admin, checking out of band, recovers an account that
+//!   lost its keys or revokes a leaked key back in time.
+//! * **Uploads are authenticated before they are read.** `publish` checks
+//!   the key and the signature over the upload's sha256 (with the id and
+//!   version the headers claim) before it unpacks a byte, and the package
+//!   reader bounds the whole decompressed stream and every header entry
+//!   ([`cap_runtime::package`]).
 //! * **The Marketplace** checks the author signature against the
 //!   publisher's keys, countersigns it, and appends a signed entry to the
 //!   package's append-only, hash-chained **log** ([`log`]). Key grants and

@@ -44,11 +44,17 @@ pub struct MarketplaceConfig {
     /// Paid plugins through Stripe; `None` sells nothing (billing
     /// endpoints answer `503 billing-disabled`).
     pub billing: Option<BillingConfig>,
+    /// How long a publisher token lives before it must be rotated, seconds.
+    pub publisher_token_ttl: i64,
+    /// The Marketplace admin's token, which approves key recoveries for
+    /// publishers who lost every key; `None` closes the admin routes.
+    pub admin_token: Option<String>,
 }
 
 impl MarketplaceConfig {
     /// Defaults for a data directory: `127.0.0.1:0`, SQLite, 1-hour
-    /// timestamps, 600 requests a minute per address, 100 MiB uploads.
+    /// timestamps, 600 requests a minute per address, 100 MiB uploads,
+    /// 90-day publisher tokens, no admin routes.
     pub fn new(data_dir: impl Into<PathBuf>) -> MarketplaceConfig {
         MarketplaceConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -59,6 +65,8 @@ impl MarketplaceConfig {
             rate_limit: RateLimit::default(),
             max_upload: cap_runtime::package::MAX_PACKAGE_BYTES as usize,
             billing: None,
+            publisher_token_ttl: service::DEFAULT_TOKEN_TTL,
+            admin_token: None,
         }
     }
 }
@@ -125,7 +133,8 @@ impl MarketplaceServer {
             blobs,
             config.timestamp_ttl,
             billing,
-        );
+        )
+        .with_trust(config.publisher_token_ttl, config.admin_token.as_deref());
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         Ok(MarketplaceServer {

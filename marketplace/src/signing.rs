@@ -11,6 +11,7 @@
 //! | countersignature | `ctrl-alt-play/countersign/v1\n<id>\n<version>\n<sha256>\n<author key id>\n<author signature>` |
 //! | log entry | `ctrl-alt-play/log-entry/v1\n<entry hash>` |
 //! | index timestamp | `ctrl-alt-play/timestamp/v1\n<canonical JSON body>` |
+//! | key change | `ctrl-alt-play/key-change/v1\n<publisher>\n<change>\n<issued at>\n<nonce>` (see [`KeyChange`]) |
 //!
 //! The author signs the package file's sha256, not its bytes: verification
 //! hashes the download once and every signature covers that digest.
@@ -56,6 +57,67 @@ pub fn sign_package(
     sha256: &str,
 ) -> Signature {
     key.sign(&author_message(id, version, sha256))
+}
+
+/// A change to a publisher's keyring, which one of the publisher's
+/// current keys signs ([`key_change_message`]): a bearer token alone never
+/// adds or revokes a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyChange {
+    /// Add the key with this id. Line form: `add\n<key id>`.
+    Add {
+        /// The key to add.
+        key: KeyId,
+    },
+    /// Revoke the key with this id from `effective_at`, for `reason`.
+    /// Line form: `revoke\n<key id>\n<effective at>\n<sha256 of reason>`
+    /// (the reason is hashed so that any text keeps the lines unambiguous).
+    Revoke {
+        /// The key to revoke.
+        key: KeyId,
+        /// From when its signatures are invalid (unix seconds).
+        effective_at: i64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The canonical bytes of a key-change statement. Domain-separated from
+/// every other signed message, bound to the publisher's name (a statement
+/// for one publisher is nothing for another), and carrying its issue time
+/// and a random nonce: the Marketplace accepts a statement only within
+/// [`KEY_CHANGE_WINDOW`] seconds of its issue time and only once per nonce,
+/// so a captured statement cannot be replayed.
+pub fn key_change_message(
+    publisher: &str,
+    change: &KeyChange,
+    issued_at: i64,
+    nonce: &str,
+) -> Vec<u8> {
+    use sha2::Digest;
+    let change = match change {
+        KeyChange::Add { key } => format!("add\n{key}"),
+        KeyChange::Revoke {
+            key,
+            effective_at,
+            reason,
+        } => format!(
+            "revoke\n{key}\n{effective_at}\n{}",
+            hex::encode(sha2::Sha256::digest(reason.as_bytes()))
+        ),
+    };
+    format!("ctrl-alt-play/key-change/v1\n{publisher}\n{change}\n{issued_at}\n{nonce}").into_bytes()
+}
+
+/// How far (seconds) a key-change statement's issue time may lie from the
+/// Marketplace's clock.
+pub const KEY_CHANGE_WINDOW: i64 = 300;
+
+/// A fresh nonce for a key-change statement: 32 random hex digits.
+pub fn key_change_nonce() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)?;
+    Ok(hex::encode(bytes))
 }
 
 /// A key's revocation.
@@ -231,6 +293,50 @@ mod tests {
         )
         .expect("known key");
         assert!(ring.usable(key.id(), 150).is_err());
+    }
+
+    #[test]
+    fn key_change_statements_differ_by_every_field() {
+        let a = SecretKey::from_seed(&[1; 32]);
+        let b = SecretKey::from_seed(&[2; 32]);
+        let add = KeyChange::Add {
+            key: b.id().clone(),
+        };
+        let revoke = |effective_at, reason: &str| KeyChange::Revoke {
+            key: b.id().clone(),
+            effective_at,
+            reason: reason.into(),
+        };
+        let base = key_change_message("acme", &add, 100, "00");
+        for other in [
+            key_change_message("acme2", &add, 100, "00"),
+            key_change_message("acme", &add, 101, "00"),
+            key_change_message("acme", &add, 100, "01"),
+            key_change_message(
+                "acme",
+                &KeyChange::Add {
+                    key: a.id().clone(),
+                },
+                100,
+                "00",
+            ),
+            key_change_message("acme", &revoke(100, "x"), 100, "00"),
+        ] {
+            assert_ne!(base, other);
+        }
+        assert_ne!(
+            key_change_message("acme", &revoke(100, "x"), 1, "00"),
+            key_change_message("acme", &revoke(101, "x"), 1, "00")
+        );
+        assert_ne!(
+            key_change_message("acme", &revoke(100, "x\n1"), 1, "00"),
+            key_change_message("acme", &revoke(100, "x"), 1, "00")
+        );
+        assert!(base.starts_with(b"ctrl-alt-play/key-change/v1\n"));
+        assert_ne!(
+            key_change_nonce().expect("random"),
+            key_change_nonce().expect("random")
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@
 
 #[path = "marketplace/billing.rs"]
 mod billing;
+#[path = "marketplace/client.rs"]
+mod client;
 #[path = "marketplace/resolve.rs"]
 mod resolve;
 #[path = "marketplace/service.rs"]

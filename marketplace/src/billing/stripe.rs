@@ -83,7 +83,23 @@ impl std::fmt::Debug for Gateway {
 
 impl Gateway {
     /// A client for `config`'s key and API base.
+    ///
+    /// # Errors
+    ///
+    /// [`GatewayError::Config`] for an empty Stripe key or webhook secret:
+    /// an empty webhook secret would let anyone forge payment events.
     pub fn new(config: &BillingConfig) -> Result<Gateway, GatewayError> {
+        if config.stripe_secret_key.trim().is_empty() {
+            return Err(GatewayError::Config(
+                "the Stripe secret key is empty; set it to the account's secret key (sk_…)".into(),
+            ));
+        }
+        if config.webhook_secret.trim().is_empty() {
+            return Err(GatewayError::Config(
+                "the Stripe webhook secret is empty; set it to the webhook endpoint's signing secret (whsec_…)"
+                    .into(),
+            ));
+        }
         let mut builder = ClientBuilder::new(config.stripe_secret_key.clone())
             .timeout(Duration::from_secs(20))
             .app_info(
@@ -158,5 +174,21 @@ impl Gateway {
             url: session.url,
             expires_at: session.expires_at,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_billing_config_with_an_empty_webhook_secret_is_refused() {
+        for secret in ["", " "] {
+            let err = Gateway::new(&BillingConfig::new("sk_test_x", secret)).unwrap_err();
+            assert!(err.to_string().contains("webhook secret is empty"), "{err}");
+        }
+        let err = Gateway::new(&BillingConfig::new("", "whsec_x")).unwrap_err();
+        assert!(err.to_string().contains("secret key is empty"), "{err}");
+        assert!(Gateway::new(&BillingConfig::new("sk_test_x", "whsec_x")).is_ok());
     }
 }

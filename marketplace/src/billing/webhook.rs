@@ -54,6 +54,9 @@ pub enum SignatureError {
     /// No `v1` signature matches the body.
     #[error("no v1 signature matches the payload")]
     Mismatch,
+    /// The configured secret is empty: anyone could sign with it.
+    #[error("the webhook secret is empty; nothing verifies against it")]
+    NoSecret,
 }
 
 type HmacSha256 = Hmac<Sha256>;
@@ -79,6 +82,9 @@ pub fn verify_signature(
     now: i64,
     tolerance: i64,
 ) -> Result<(), SignatureError> {
+    if secret.trim().is_empty() {
+        return Err(SignatureError::NoSecret);
+    }
     let header = header.ok_or(SignatureError::Missing)?;
     let mut timestamp: Option<&str> = None;
     let mut candidates: Vec<&str> = Vec::new();
@@ -257,6 +263,18 @@ mod tests {
             "t={t},v1={}",
             hex::encode(tag(secret, &t.to_string(), body))
         )
+    }
+
+    #[test]
+    fn an_empty_secret_verifies_nothing_not_even_a_signature_made_with_it() {
+        let body = br#"{"id":"evt_1"}"#;
+        for secret in ["", "  "] {
+            let h = header(1_000, body, secret);
+            assert_eq!(
+                verify_signature(Some(&h), body, secret, 1_000, 300),
+                Err(SignatureError::NoSecret)
+            );
+        }
     }
 
     #[test]

@@ -68,6 +68,16 @@ pub enum ApiError {
     /// `401 unauthenticated`.
     #[error("authentication required: {0}")]
     Unauthenticated(String),
+    /// `401 token-expired`: the publisher token is past its expiry.
+    #[error("{0}")]
+    TokenExpired(String),
+    /// `403 key-change-unauthorized`: adding or revoking a key without a
+    /// statement signed by one of the publisher's current keys.
+    #[error("{0}")]
+    KeyChangeUnauthorized(String),
+    /// `409 statement-replayed`: a key-change statement's nonce was used.
+    #[error("{0}")]
+    StatementReplayed(String),
     /// `403 forbidden`: the package belongs to another publisher.
     #[error("{0}")]
     NotOwner(String),
@@ -132,7 +142,8 @@ pub enum ApiError {
 
 impl ApiError {
     /// The status and stable code. Codes: `validation-failed`,
-    /// `bad-request`, `unauthenticated`, `not-owner`, `not-found`,
+    /// `bad-request`, `unauthenticated`, `token-expired`,
+    /// `key-change-unauthorized`, `statement-replayed`, `not-owner`, `not-found`,
     /// `version-exists`, `name-taken`, `conflict`, `invalid-package`,
     /// `invalid-signature`, `unknown-key`, `key-revoked`,
     /// `not-for-sale`, `payouts-not-configured`, `already-entitled`,
@@ -152,6 +163,17 @@ impl ApiError {
                 S::UNAUTHORIZED,
                 "unauthenticated",
                 "Authentication required",
+            ),
+            Self::TokenExpired(_) => (S::UNAUTHORIZED, "token-expired", "Token expired"),
+            Self::KeyChangeUnauthorized(_) => (
+                S::FORBIDDEN,
+                "key-change-unauthorized",
+                "Key change not signed by a current key",
+            ),
+            Self::StatementReplayed(_) => (
+                S::CONFLICT,
+                "statement-replayed",
+                "Key-change statement already used",
             ),
             Self::NotOwner(_) => (
                 S::FORBIDDEN,

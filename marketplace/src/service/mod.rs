@@ -42,6 +42,9 @@ pub mod store;
 use error::{ApiError, PROBLEM_JSON};
 use store::Store;
 
+/// Default lifetime of a publisher token: 90 days.
+pub const DEFAULT_TOKEN_TTL: i64 = 90 * 24 * 3600;
+
 /// Seconds since the Unix epoch.
 pub fn now() -> i64 {
     std::time::SystemTime::now()
@@ -62,6 +65,8 @@ struct Inner {
     blobs: PathBuf,
     timestamp_ttl: i64,
     billing: Option<Billing>,
+    token_ttl: i64,
+    admin_token_hash: Option<String>,
 }
 
 /// Billing's configuration and Stripe client, when billing is enabled.
@@ -99,8 +104,41 @@ impl AppState {
                 blobs,
                 timestamp_ttl,
                 billing,
+                token_ttl: DEFAULT_TOKEN_TTL,
+                admin_token_hash: None,
             }),
         }
+    }
+
+    /// This state with publisher tokens living `token_ttl` seconds and the
+    /// admin routes (key recovery) open to `admin_token`, if any.
+    pub fn with_trust(self, token_ttl: i64, admin_token: Option<&str>) -> AppState {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            store: shared.store.clone(),
+            notary: shared.notary.clone(),
+            blobs: shared.blobs.clone(),
+            timestamp_ttl: shared.timestamp_ttl,
+            billing: shared.billing.clone(),
+            token_ttl: shared.token_ttl,
+            admin_token_hash: shared.admin_token_hash.clone(),
+        });
+        AppState {
+            inner: Arc::new(Inner {
+                token_ttl,
+                admin_token_hash: admin_token.map(routes::admin_token_hash),
+                ..inner
+            }),
+        }
+    }
+
+    /// How long a publisher token lives, seconds.
+    pub fn token_ttl(&self) -> i64 {
+        self.inner.token_ttl
+    }
+
+    /// The hash of the admin token, if admin routes are open.
+    pub(crate) fn admin_token_hash(&self) -> Option<&str> {
+        self.inner.admin_token_hash.as_deref()
     }
 
     /// Billing, or `503 billing-disabled`.
@@ -205,8 +243,11 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::timestamp))
         .routes(routes!(routes::create_publisher))
         .routes(routes!(routes::get_publisher))
+        .routes(routes!(routes::rotate_token))
         .routes(routes!(routes::add_key))
         .routes(routes!(routes::revoke_key))
+        .routes(routes!(routes::recover_key))
+        .routes(routes!(routes::admin_revoke_key))
         .routes(routes!(routes::publish, routes::search))
         .routes(routes!(routes::get_package))
         .routes(routes!(routes::log))

@@ -19,7 +19,10 @@ use super::error::{ApiError, ApiResult, FieldError, Problem};
 use super::store::{Publisher, Search, StoredPackage, StoredRelease};
 use crate::keys::{KeyId, PublicKey, Signature};
 use crate::log::LogEvent;
-use crate::signing::{KeyUseError, Revocation, author_message};
+use crate::signing::{
+    KEY_CHANGE_WINDOW, KeyChange, KeyUseError, Revocation, author_message, key_change_message,
+};
+use subtle::ConstantTimeEq;
 
 /// The media type of package files.
 pub const PACKAGE_MEDIA_TYPE: &str = "application/vnd.ctrl-alt-play.package";
@@ -27,6 +30,11 @@ pub const PACKAGE_MEDIA_TYPE: &str = "application/vnd.ctrl-alt-play.package";
 pub const KEY_ID_HEADER: &str = "x-cap-key-id";
 /// Header carrying the author's signature on publish.
 pub const SIGNATURE_HEADER: &str = "x-cap-signature";
+/// Header carrying the id of the package being published, as its
+/// `plugin.toml` declares it.
+pub const PACKAGE_ID_HEADER: &str = "x-cap-package";
+/// Header carrying the version of the package being published.
+pub const PACKAGE_VERSION_HEADER: &str = "x-cap-version";
 /// Header carrying the sha256 of a downloaded package.
 pub const SHA256_HEADER: &str = "x-cap-sha256";
 
@@ -63,7 +71,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// The authenticated publisher (`Authorization: Bearer <token>`).
+/// The authenticated publisher (`Authorization: Bearer <token>`), whose
+/// token has not expired.
 pub(crate) struct Authed(pub(crate) Publisher);
 
 /// The stored form of a token.
@@ -73,26 +82,73 @@ pub(crate) fn token_hash(token: &str) -> String {
     )))
 }
 
+/// The bearer token of a request, if well-formed.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-            ApiError::Unauthenticated("send `Authorization: Bearer <token>`".into())
-        })?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
+        if !parts.headers.contains_key(header::AUTHORIZATION) {
+            return Err(ApiError::Unauthenticated(
+                "send `Authorization: Bearer <token>`".into(),
+            ));
+        }
+        let token = bearer(&parts.headers)
             .ok_or_else(|| ApiError::Unauthenticated("malformed Authorization header".into()))?;
-        state
+        let (publisher, expires_at) = state
             .store()
             .publisher_by_token(&token_hash(token))
             .await?
-            .map(Authed)
-            .ok_or_else(|| ApiError::Unauthenticated("unknown token".into()))
+            .ok_or_else(|| ApiError::Unauthenticated("unknown token".into()))?;
+        if expires_at <= super::now() {
+            return Err(ApiError::TokenExpired(format!(
+                "the token of publisher {} expired at {expires_at}; rotate tokens before they expire (`cap plugin rotate-token`), or ask the Marketplace's admin to recover the account",
+                publisher.name
+            )));
+        }
+        Ok(Authed(publisher))
+    }
+}
+
+/// The Marketplace's admin (`Authorization: Bearer <admin token>`), for
+/// key recovery. Without a configured admin token the admin routes do not
+/// exist (404).
+pub(crate) struct Admin;
+
+/// The form in which the admin token is kept in memory and compared.
+pub(crate) fn admin_token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(format!(
+        "ctrl-alt-play/admin-token/v1\n{token}"
+    )))
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(expected) = state.admin_token_hash() else {
+            return Err(ApiError::NotFound(
+                "admin routes (no admin token is configured)".into(),
+            ));
+        };
+        let given = bearer(&parts.headers).ok_or_else(|| {
+            ApiError::Unauthenticated("send `Authorization: Bearer <admin token>`".into())
+        })?;
+        let given = admin_token_hash(given);
+        if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+            Ok(Admin)
+        } else {
+            Err(ApiError::Unauthenticated("not the admin token".into()))
+        }
     }
 }
 
@@ -210,6 +266,23 @@ pub(crate) async fn log(
 }
 
 // ---------------------------------------------------------------- publishers
+//
+// Trust in a publisher rests on its signing keys, not on its bearer token:
+//
+// * The token (which expires, `MarketplaceConfig::publisher_token_ttl`, and
+//   rotates with `POST /publishers/me/token`) authenticates requests; alone
+//   it adds only an account's very first key.
+// * Every later key change — adding a key, revoking one — needs a
+//   key-change statement ([`crate::signing::key_change_message`]) signed by
+//   one of the publisher's current keys, issued within
+//   [`KEY_CHANGE_WINDOW`] seconds of the Marketplace's clock, with a nonce
+//   that is spent on use: a stolen token cannot add a key of its own or
+//   revoke the real ones, and a captured statement cannot be replayed.
+// * A revocation never reaches back to or before the key's last release:
+//   what a key legitimately signed stays installable (yank it instead).
+// * A publisher who lost every key recovers through the Marketplace's admin
+//   (`POST /admin/publishers/{name}/keys`), who checks who they are out of
+//   band.
 
 /// A new publisher.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -218,13 +291,16 @@ pub struct NewPublisher {
     pub name: String,
 }
 
-/// A created publisher and its token (shown once).
+/// A created publisher and its token (shown once), or a rotated token.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PublisherCreated {
     /// The name.
     pub name: String,
     /// The bearer token. Store it; it is not shown again.
     pub token: String,
+    /// When the token expires (unix seconds); rotate it before then with
+    /// `POST /publishers/me/token`.
+    pub expires_at: i64,
 }
 
 /// Creates a publisher account.
@@ -243,9 +319,11 @@ pub(crate) async fn create_publisher(
     }
     let token = random_token()?;
     let id = random_token()?;
+    let now = super::now();
+    let expires_at = now.saturating_add(state.token_ttl());
     match state
         .store()
-        .create_publisher(&id[..32], &body.name, &token_hash(&token), super::now())
+        .create_publisher(&id[..32], &body.name, &token_hash(&token), now, expires_at)
         .await?
     {
         Some(p) => Ok((
@@ -253,6 +331,7 @@ pub(crate) async fn create_publisher(
             Json(PublisherCreated {
                 name: p.name,
                 token,
+                expires_at,
             }),
         )),
         None => Err(ApiError::NameTaken(format!(
@@ -260,6 +339,42 @@ pub(crate) async fn create_publisher(
             body.name
         ))),
     }
+}
+
+/// Replaces the caller's token with a new one with a new expiry; the old
+/// token stops working at once.
+#[utoipa::path(post, path = "/publishers/me/token", tag = "publishers",
+    security(("bearer" = [])),
+    responses((status = 200, body = PublisherCreated), (status = 401, body = Problem), (status = 409, body = Problem)))]
+pub(crate) async fn rotate_token(
+    State(state): State<AppState>,
+    Authed(publisher): Authed,
+    headers: HeaderMap,
+) -> ApiResult<Json<PublisherCreated>> {
+    // The extractor accepted this very header.
+    let old = bearer(&headers).unwrap_or_default();
+    let token = random_token()?;
+    let expires_at = super::now().saturating_add(state.token_ttl());
+    if !state
+        .store()
+        .rotate_token(
+            &publisher.id,
+            &token_hash(old),
+            &token_hash(&token),
+            expires_at,
+        )
+        .await?
+    {
+        return Err(ApiError::Conflict(
+            "the token was rotated by another request; use the token it returned".into(),
+        ));
+    }
+    tracing::info!(publisher = %publisher.name, "publisher token rotated");
+    Ok(Json(PublisherCreated {
+        name: publisher.name,
+        token,
+        expires_at,
+    }))
 }
 
 /// A publisher key.
@@ -320,6 +435,100 @@ pub(crate) async fn get_publisher(
         packages,
     }))
 }
+/// A statement, signed by one of the publisher's current keys, that
+/// authorises a key change (see [`crate::signing::key_change_message`]).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KeyChangeAuthorization {
+    /// The signing key's id: one of the publisher's keys, not revoked.
+    pub key_id: String,
+    /// When the statement was made (unix seconds), within 300 s of the
+    /// Marketplace's clock.
+    pub issued_at: i64,
+    /// 16 to 64 lowercase hex digits, never used before.
+    pub nonce: String,
+    /// The signature over the statement, 128 hex digits.
+    pub signature: String,
+}
+
+/// Most keys a publisher may hold, revoked ones included: every key is
+/// granted in every log of the publisher, so the keyring stays bounded.
+pub const MAX_KEYS_PER_PUBLISHER: usize = 32;
+
+/// Checks that `authorization` is a fresh statement of `change` by one of
+/// `publisher`'s current keys, and spends its nonce (in `tx`).
+async fn authorize_key_change(
+    state: &AppState,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    publisher: &Publisher,
+    change: &KeyChange,
+    authorization: &KeyChangeAuthorization,
+    now: i64,
+) -> ApiResult<()> {
+    let mut errors = Vec::new();
+    let key_id = KeyId::parse(&authorization.key_id)
+        .map_err(|e| {
+            errors.push(FieldError::new(
+                "body",
+                "authorization.key_id",
+                e.to_string(),
+            ))
+        })
+        .ok();
+    let signature = Signature::from_hex(&authorization.signature)
+        .map_err(|e| {
+            errors.push(FieldError::new(
+                "body",
+                "authorization.signature",
+                e.to_string(),
+            ))
+        })
+        .ok();
+    let nonce = &authorization.nonce;
+    if !(16..=64).contains(&nonce.len())
+        || !nonce
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        errors.push(FieldError::new(
+            "body",
+            "authorization.nonce",
+            "16 to 64 lowercase hex digits",
+        ));
+    }
+    if authorization.issued_at.abs_diff(now) > KEY_CHANGE_WINDOW.unsigned_abs() {
+        errors.push(FieldError::new(
+            "body",
+            "authorization.issued_at",
+            format!(
+                "{} is more than {KEY_CHANGE_WINDOW} s from the Marketplace's clock ({now}); sign a fresh statement",
+                authorization.issued_at
+            ),
+        ));
+    }
+    let (Some(key_id), Some(signature), true) = (key_id, signature, errors.is_empty()) else {
+        return Err(ApiError::Validation(errors));
+    };
+    let ring = state.store().keyring(tx, &publisher.id).await?;
+    let key = ring.usable(&key_id, now).map_err(|e| {
+        ApiError::KeyChangeUnauthorized(format!("the statement's key cannot sign: {e}"))
+    })?;
+    let message = key_change_message(&publisher.name, change, authorization.issued_at, nonce);
+    if !key.verify(&message, &signature) {
+        return Err(ApiError::InvalidSignature(format!(
+            "the key-change statement does not verify with key {key_id}"
+        )));
+    }
+    if !state
+        .store()
+        .use_key_change_nonce(tx, &publisher.id, nonce, now, now - 2 * KEY_CHANGE_WINDOW)
+        .await?
+    {
+        return Err(ApiError::StatementReplayed(format!(
+            "nonce {nonce} was used before; sign a fresh statement"
+        )));
+    }
+    Ok(())
+}
 
 /// A key to add.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -328,27 +537,126 @@ pub struct NewKey {
     pub public_key: String,
     /// Signature by the key of `ctrl-alt-play/key-proof/v1\n<publisher>\n<key id>`.
     pub proof: String,
+    /// The statement `add <key id>` signed by one of the publisher's
+    /// current keys; required unless this is the publisher's first key.
+    #[serde(default)]
+    pub authorization: Option<KeyChangeAuthorization>,
+}
+
+/// Parses a public key field: 64 hex digits or a public key file.
+fn parse_public_key(text: &str) -> ApiResult<PublicKey> {
+    if text.contains("ctrl-alt-play-public-key") {
+        PublicKey::from_file(text)
+    } else {
+        PublicKey::from_hex(text)
+    }
+    .map_err(|e| ApiError::Validation(vec![FieldError::new("body", "public_key", e.to_string())]))
 }
 
 /// Adds a signing key to the caller's account and grants it in the logs of
 /// all the caller's packages.
+///
+/// The token alone adds only the account's first key. Every later key
+/// needs `authorization`: the statement `add <key id>` signed by one of the
+/// publisher's current keys.
 #[utoipa::path(post, path = "/publishers/me/keys", tag = "publishers", request_body = NewKey,
     security(("bearer" = [])),
-    responses((status = 201, body = KeyView), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = KeyView), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub(crate) async fn add_key(
     State(state): State<AppState>,
     Authed(publisher): Authed,
     ApiJson(body): ApiJson<NewKey>,
 ) -> ApiResult<(StatusCode, Json<KeyView>)> {
-    let key = if body.public_key.contains("ctrl-alt-play-public-key") {
-        PublicKey::from_file(&body.public_key)
-    } else {
-        PublicKey::from_hex(&body.public_key)
+    let key = parse_public_key(&body.public_key)?;
+    let now = super::now();
+    let mut tx = state.store().begin().await?;
+    let existing = state.store().keys(&mut tx, &publisher.id).await?;
+    match &body.authorization {
+        Some(authorization) => {
+            let change = KeyChange::Add {
+                key: key.id().clone(),
+            };
+            authorize_key_change(&state, &mut tx, &publisher, &change, authorization, now).await?;
+        }
+        None if existing.is_empty() => {}
+        None => {
+            return Err(ApiError::KeyChangeUnauthorized(format!(
+                "publisher {} has keys already: adding another needs the statement `add {}` signed by one of them (`cap plugin register --signed-by`), or a recovery the Marketplace's admin approves",
+                publisher.name,
+                key.id()
+            )));
+        }
     }
-    .map_err(|e| {
-        ApiError::Validation(vec![FieldError::new("body", "public_key", e.to_string())])
-    })?;
-    let proof = Signature::from_hex(&body.proof)
+    grant_key(
+        &state,
+        tx,
+        &publisher,
+        existing.len(),
+        key,
+        &body.proof,
+        now,
+    )
+    .await
+}
+
+/// A key a publisher who lost every key asks the admin to add.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RecoveryKey {
+    /// The public key: 64 hex digits, or a public key file.
+    pub public_key: String,
+    /// Signature by the key of `ctrl-alt-play/key-proof/v1\n<publisher>\n<key id>`.
+    pub proof: String,
+    /// How the admin checked who asked (1 to 500 characters), for the
+    /// record.
+    pub reason: String,
+}
+
+/// Key recovery, approved by the Marketplace's admin: adds a key to a
+/// publisher without a statement from its keys, for a publisher who lost
+/// them all (and whose identity the admin checked out of band). The
+/// publisher then revokes what it lost with the recovered key.
+#[utoipa::path(post, path = "/admin/publishers/{name}/keys", tag = "publishers", request_body = RecoveryKey,
+    params(("name" = String, Path, description = "Publisher name")),
+    security(("bearer" = [])),
+    responses((status = 201, body = KeyView), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub(crate) async fn recover_key(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<RecoveryKey>,
+) -> ApiResult<(StatusCode, Json<KeyView>)> {
+    if body.reason.trim().is_empty() || body.reason.chars().count() > 500 {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "body",
+            "reason",
+            "1 to 500 characters",
+        )]));
+    }
+    let publisher = state
+        .store()
+        .publisher_by_name(&name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("publisher {name}")))?;
+    let key = parse_public_key(&body.public_key)?;
+    let now = super::now();
+    let mut tx = state.store().begin().await?;
+    let existing = state.store().keys(&mut tx, &publisher.id).await?.len();
+    tracing::warn!(publisher = %publisher.name, key = %key.id(), reason = %body.reason, "admin-approved key recovery");
+    grant_key(&state, tx, &publisher, existing, key, &body.proof, now).await
+}
+
+/// Checks possession of `key` (its `proof`) and adds it to `publisher`,
+/// who holds `existing` keys, granting it in every log of theirs.
+async fn grant_key(
+    state: &AppState,
+    mut tx: sqlx::Transaction<'static, sqlx::Any>,
+    publisher: &Publisher,
+    existing: usize,
+    key: PublicKey,
+    proof: &str,
+    now: i64,
+) -> ApiResult<(StatusCode, Json<KeyView>)> {
+    let proof = Signature::from_hex(proof)
         .map_err(|e| ApiError::Validation(vec![FieldError::new("body", "proof", e.to_string())]))?;
     if !key.verify(&key_proof_message(&publisher.name, key.id()), &proof) {
         return Err(ApiError::Validation(vec![FieldError::new(
@@ -357,9 +665,16 @@ pub(crate) async fn add_key(
             "does not verify: sign `ctrl-alt-play/key-proof/v1\\n<publisher>\\n<key id>` with the key",
         )]));
     }
-    let now = super::now();
+    if existing >= MAX_KEYS_PER_PUBLISHER {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "body",
+            "public_key",
+            format!(
+                "a publisher holds at most {MAX_KEYS_PER_PUBLISHER} keys, revoked ones included"
+            ),
+        )]));
+    }
     let store = state.store();
-    let mut tx = store.begin().await?;
     if store.key_owner(&mut tx, key.id()).await?.is_some() {
         return Err(ApiError::Conflict(format!(
             "key {} is already registered",
@@ -394,17 +709,23 @@ pub(crate) async fn add_key(
 pub struct RevokeKey {
     /// Why (1 to 500 characters).
     pub reason: String,
-    /// From when signatures are invalid (unix seconds, not in the future;
-    /// default now). Releases signed since then become uninstallable.
+    /// From when signatures are invalid (unix seconds, not in the future,
+    /// after the key's last release; default the statement's `issued_at`).
+    /// Releases signed since then become uninstallable.
     #[serde(default)]
     pub effective_at: Option<i64>,
+    /// The statement `revoke <key id> <effective at> <sha256 of reason>`
+    /// signed by one of the publisher's current keys (the revoked key
+    /// itself included).
+    #[serde(default)]
+    pub authorization: Option<KeyChangeAuthorization>,
 }
 
 /// Revokes one of the caller's keys and records it in all their logs.
 #[utoipa::path(post, path = "/publishers/me/keys/{key_id}/revoke", tag = "publishers", request_body = RevokeKey,
     params(("key_id" = String, Path, description = "Key id")),
     security(("bearer" = [])),
-    responses((status = 200, body = KeyView), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = KeyView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub(crate) async fn revoke_key(
     State(state): State<AppState>,
     Authed(publisher): Authed,
@@ -412,11 +733,16 @@ pub(crate) async fn revoke_key(
     ApiJson(body): ApiJson<RevokeKey>,
 ) -> ApiResult<Json<KeyView>> {
     let now = super::now();
+    let Some(authorization) = &body.authorization else {
+        return Err(ApiError::KeyChangeUnauthorized(
+            "revoking a key needs the statement `revoke <key id> <effective at> <sha256 of reason>` signed by one of the publisher's current keys (`cap plugin revoke`)".into(),
+        ));
+    };
     let mut errors = Vec::new();
     if body.reason.trim().is_empty() || body.reason.chars().count() > 500 {
         errors.push(FieldError::new("body", "reason", "1 to 500 characters"));
     }
-    let effective_at = body.effective_at.unwrap_or(now);
+    let effective_at = body.effective_at.unwrap_or(authorization.issued_at);
     if effective_at > now {
         errors.push(FieldError::new(
             "body",
@@ -433,15 +759,104 @@ pub(crate) async fn revoke_key(
     if store.key_owner(&mut tx, &key_id).await?.as_deref() != Some(publisher.id.as_str()) {
         return Err(ApiError::NotFound(format!("key {key_id}")));
     }
+    let change = KeyChange::Revoke {
+        key: key_id.clone(),
+        effective_at,
+        reason: body.reason.clone(),
+    };
+    authorize_key_change(&state, &mut tx, &publisher, &change, authorization, now).await?;
+    if let Some(last) = store.last_release_by_key(&mut tx, &key_id).await?
+        && effective_at <= last
+    {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "body",
+            "effective_at",
+            format!(
+                "must be after {last}, when key {key_id} signed its last release: a revocation does not reach back over releases already published (yank them instead)"
+            ),
+        )]));
+    }
+    let revocation = Revocation {
+        reason: body.reason.clone(),
+        effective_at,
+    };
+    apply_revocation(&state, tx, &publisher, &key_id, revocation, now).await
+}
+
+/// An admin-approved revocation.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AdminRevocation {
+    /// Why (1 to 500 characters), including how the admin checked the
+    /// request.
+    pub reason: String,
+    /// From when signatures are invalid (unix seconds, not in the future).
+    /// Unlike a publisher's revocation it may reach back over releases:
+    /// this is how a key that leaked and signed a malicious release is
+    /// revoked back to before it.
+    pub effective_at: i64,
+}
+
+/// Revokes a publisher's key on the Marketplace admin's approval, possibly
+/// back over releases it signed (recovery from a leaked key; the admin
+/// checks the request out of band).
+#[utoipa::path(post, path = "/admin/publishers/{name}/keys/{key_id}/revoke", tag = "publishers", request_body = AdminRevocation,
+    params(("name" = String, Path, description = "Publisher name"), ("key_id" = String, Path, description = "Key id")),
+    security(("bearer" = [])),
+    responses((status = 200, body = KeyView), (status = 401, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub(crate) async fn admin_revoke_key(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path((name, key_id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<AdminRevocation>,
+) -> ApiResult<Json<KeyView>> {
+    let now = super::now();
+    let mut errors = Vec::new();
+    if body.reason.trim().is_empty() || body.reason.chars().count() > 500 {
+        errors.push(FieldError::new("body", "reason", "1 to 500 characters"));
+    }
+    if body.effective_at > now {
+        errors.push(FieldError::new(
+            "body",
+            "effective_at",
+            "must not be in the future",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let publisher = state
+        .store()
+        .publisher_by_name(&name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("publisher {name}")))?;
+    let key_id = KeyId::parse(&key_id).map_err(|_| ApiError::NotFound(format!("key {key_id}")))?;
+    let mut tx = state.store().begin().await?;
+    if state.store().key_owner(&mut tx, &key_id).await?.as_deref() != Some(publisher.id.as_str()) {
+        return Err(ApiError::NotFound(format!("key {key_id}")));
+    }
+    tracing::warn!(publisher = %publisher.name, key = %key_id, reason = %body.reason, effective_at = body.effective_at, "admin-approved key revocation");
+    let revocation = Revocation {
+        reason: body.reason,
+        effective_at: body.effective_at,
+    };
+    apply_revocation(&state, tx, &publisher, &key_id, revocation, now).await
+}
+
+/// Records `revocation` of `key_id` and announces it in every log of
+/// `publisher`.
+async fn apply_revocation(
+    state: &AppState,
+    mut tx: sqlx::Transaction<'static, sqlx::Any>,
+    publisher: &Publisher,
+    key_id: &KeyId,
+    revocation: Revocation,
+    now: i64,
+) -> ApiResult<Json<KeyView>> {
+    let store = state.store();
+    let key_id = key_id.clone();
     let mut ring = store.keyring(&mut tx, &publisher.id).await?;
-    ring.revoke(
-        &key_id,
-        Revocation {
-            reason: body.reason.clone(),
-            effective_at,
-        },
-    )
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    ring.revoke(&key_id, revocation)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let entry = ring
         .get(&key_id)
         .ok_or_else(|| ApiError::Internal("revoked key vanished".into()))?
@@ -591,12 +1006,22 @@ pub struct PublishParams {
     pub games: Option<String>,
 }
 
-/// Publishes a package version: the body is the `.cap` file, the
-/// `x-cap-key-id` and `x-cap-signature` headers the author signature over
+/// Publishes a package version: the body is the `.cap` file; the
+/// `x-cap-package` and `x-cap-version` headers name the id and version its
+/// `plugin.toml` declares, and `x-cap-key-id` and `x-cap-signature` carry
+/// the author signature over
 /// `ctrl-alt-play/package/v1\n<id>\n<version>\n<sha256>`. Versions are
 /// immutable: the same bytes again answer 200, other bytes 409.
+///
+/// The key, the signature over the body's sha256 and the ownership of the
+/// id are checked before a byte of the package is unpacked, so only a
+/// holder of one of the publisher's keys can make the Marketplace
+/// decompress anything; the unpacked manifest must then declare the id and
+/// version that were signed.
 #[utoipa::path(post, path = "/packages", tag = "packages",
     params(PublishParams,
+        ("x-cap-package" = String, Header, description = "The package id its plugin.toml declares"),
+        ("x-cap-version" = String, Header, description = "The version its plugin.toml declares"),
         ("x-cap-key-id" = String, Header, description = "The signing key's id"),
         ("x-cap-signature" = String, Header, description = "The author signature, 128 hex digits")),
     request_body(content = Vec<u8>, content_type = "application/vnd.ctrl-alt-play.package"),
@@ -617,28 +1042,52 @@ pub(crate) async fn publish(
             .map(str::trim)
     };
     let mut errors = Vec::new();
-    let key_id = match header_field(KEY_ID_HEADER).map(KeyId::parse) {
-        Some(Ok(id)) => Some(id),
-        Some(Err(e)) => {
-            errors.push(FieldError::new("header", KEY_ID_HEADER, e.to_string()));
-            None
+    let mut required = |name: &'static str| {
+        let value = header_field(name);
+        if value.is_none() {
+            errors.push(FieldError::new("header", name, "required"));
         }
-        None => {
-            errors.push(FieldError::new("header", KEY_ID_HEADER, "required"));
-            None
-        }
+        value
     };
-    let signature = match header_field(SIGNATURE_HEADER).map(Signature::from_hex) {
-        Some(Ok(sig)) => Some(sig),
-        Some(Err(e)) => {
-            errors.push(FieldError::new("header", SIGNATURE_HEADER, e.to_string()));
+    let (key_id, signature, claimed_id, claimed_version) = (
+        required(KEY_ID_HEADER),
+        required(SIGNATURE_HEADER),
+        required(PACKAGE_ID_HEADER),
+        required(PACKAGE_VERSION_HEADER),
+    );
+    let key_id = key_id.and_then(|v| {
+        KeyId::parse(v)
+            .map_err(|e| errors.push(FieldError::new("header", KEY_ID_HEADER, e.to_string())))
+            .ok()
+    });
+    let signature = signature.and_then(|v| {
+        Signature::from_hex(v)
+            .map_err(|e| errors.push(FieldError::new("header", SIGNATURE_HEADER, e.to_string())))
+            .ok()
+    });
+    let claimed_id = claimed_id.and_then(|v| {
+        if cap_runtime::manifest::is_valid_id(v) {
+            Some(v.to_owned())
+        } else {
+            errors.push(FieldError::new(
+                "header",
+                PACKAGE_ID_HEADER,
+                "not a plugin id",
+            ));
             None
         }
-        None => {
-            errors.push(FieldError::new("header", SIGNATURE_HEADER, "required"));
-            None
-        }
-    };
+    });
+    let claimed_version = claimed_version.and_then(|v| {
+        semver::Version::parse(v)
+            .map_err(|e| {
+                errors.push(FieldError::new(
+                    "header",
+                    PACKAGE_VERSION_HEADER,
+                    format!("not a semantic version: {e}"),
+                ))
+            })
+            .ok()
+    });
     let mut games: Vec<String> = params
         .games
         .as_deref()
@@ -656,11 +1105,47 @@ pub(crate) async fn publish(
             "at most 20 names of 2 to 63 lowercase letters, digits and '-'",
         ));
     }
-    let (Some(key_id), Some(signature)) = (key_id, signature) else {
+    let (Some(key_id), Some(signature), Some(id), Some(version), true) = (
+        key_id,
+        signature,
+        claimed_id,
+        claimed_version,
+        errors.is_empty(),
+    ) else {
         return Err(ApiError::Validation(errors));
     };
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
+    // Hashing is the only work an unauthenticated body gets: key, signature
+    // and ownership are settled before anything is decompressed.
+    let upload = body.clone();
+    let sha256 = tokio::task::spawn_blocking(move || hex::encode(Sha256::digest(&upload)))
+        .await
+        .map_err(|e| ApiError::Internal(format!("hashing task: {e}")))?;
+    let store = state.store();
+    let check_author = async |tx: &mut sqlx::Transaction<'static, sqlx::Any>, now: i64| {
+        let ring = store.keyring(tx, &publisher.id).await?;
+        let key = ring.usable(&key_id, now).map_err(|e| match e {
+            KeyUseError::Revoked { .. } => ApiError::KeyRevoked(e.to_string()),
+            other => ApiError::UnknownKey(other.to_string()),
+        })?;
+        if !key.verify(&author_message(&id, &version, &sha256), &signature) {
+            return Err(ApiError::InvalidSignature(format!(
+                "the signature does not verify with key {key_id} over {id} {version} sha256 {sha256}"
+            )));
+        }
+        let owner = store.package_owner(tx, &id).await?;
+        if let Some(owner) = &owner
+            && *owner != publisher.id
+        {
+            return Err(ApiError::NotOwner(format!(
+                "package {id} belongs to another publisher"
+            )));
+        }
+        Ok::<_, ApiError>((ring, owner))
+    };
+    {
+        let mut tx = store.begin().await?;
+        check_author(&mut tx, super::now()).await?;
+        tx.rollback().await?;
     }
     // Unpacking and validating the component is CPU work; keep it off the
     // request threads.
@@ -672,29 +1157,17 @@ pub(crate) async fn publish(
     .map_err(|e| ApiError::Internal(format!("package validation task: {e}")))?
     .map_err(|e| ApiError::InvalidPackage(e.to_string()))?;
     let plugin = &package.manifest.plugin;
-    let (id, version) = (plugin.id.clone(), plugin.version.clone());
-    let sha256 = package.sha256.clone();
+    if plugin.id != id || plugin.version != version {
+        return Err(ApiError::InvalidPackage(format!(
+            "the upload was signed as {id} {version} but its plugin.toml declares {} {}",
+            plugin.id, plugin.version
+        )));
+    }
     let now = super::now();
-    let store = state.store();
     let mut tx = store.begin().await?;
-    let ring = store.keyring(&mut tx, &publisher.id).await?;
-    let key = ring.usable(&key_id, now).map_err(|e| match e {
-        KeyUseError::Revoked { .. } => ApiError::KeyRevoked(e.to_string()),
-        other => ApiError::UnknownKey(other.to_string()),
-    })?;
-    if !key.verify(&author_message(&id, &version, &sha256), &signature) {
-        return Err(ApiError::InvalidSignature(format!(
-            "the signature does not verify with key {key_id} over {id} {version} sha256 {sha256}"
-        )));
-    }
-    let owner = store.package_owner(&mut tx, &id).await?;
-    if let Some(owner) = &owner
-        && *owner != publisher.id
-    {
-        return Err(ApiError::NotOwner(format!(
-            "package {id} belongs to another publisher"
-        )));
-    }
+    // Again inside the transaction that writes: a key revoked meanwhile
+    // does not publish.
+    let (ring, owner) = check_author(&mut tx, now).await?;
     if let Some(existing) = store.release(&id, &version).await? {
         return if existing.sha256 == sha256 {
             Ok((StatusCode::OK, Json(existing.into())))

@@ -129,12 +129,32 @@ CREATE TABLE IF NOT EXISTS stripe_events (
 )
 "#;
 
+/// Migration 3: publisher trust. Tokens expire (existing ones 90 days after
+/// their account was created; they rotate with `POST /publishers/me/token`),
+/// and the nonces of accepted key-change statements are remembered so a
+/// statement counts once.
+const TRUST_SCHEMA: &str = r#"
+ALTER TABLE publishers ADD COLUMN token_expires_at BIGINT;
+UPDATE publishers SET token_expires_at = created_at + 7776000;
+CREATE TABLE IF NOT EXISTS key_change_nonces (
+    publisher_id TEXT NOT NULL REFERENCES publishers(id),
+    nonce TEXT NOT NULL,
+    used_at BIGINT NOT NULL,
+    PRIMARY KEY (publisher_id, nonce)
+);
+CREATE INDEX IF NOT EXISTS releases_key ON releases (key_id)
+"#;
+
 /// The schema's migrations, applied in order, each once, each in one
 /// transaction with its row in `schema_migrations`. Migration 1 uses
 /// `IF NOT EXISTS`, so databases created before migrations were recorded
 /// adopt it unchanged. Only portable DDL (`TEXT`, `BIGINT`), so the same
 /// text serves SQLite and PostgreSQL.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "registry", SCHEMA), (2, "billing", BILLING_SCHEMA)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "registry", SCHEMA),
+    (2, "billing", BILLING_SCHEMA),
+    (3, "publisher-trust", TRUST_SCHEMA),
+];
 
 /// Why the database could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -372,21 +392,24 @@ impl Store {
         self.pool.begin().await
     }
 
-    /// Creates a publisher; `None` when the name is taken.
+    /// Creates a publisher whose token expires at `token_expires_at`;
+    /// `None` when the name is taken.
     pub async fn create_publisher(
         &self,
         id: &str,
         name: &str,
         token_hash: &str,
         now: i64,
+        token_expires_at: i64,
     ) -> Result<Option<Publisher>, sqlx::Error> {
         let result = sqlx::query(
-            "INSERT INTO publishers (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO publishers (id, name, token_hash, created_at, token_expires_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(id)
         .bind(name)
         .bind(token_hash)
         .bind(now)
+        .bind(token_expires_at)
         .execute(&self.pool)
         .await;
         match result {
@@ -399,22 +422,103 @@ impl Store {
         }
     }
 
-    /// The publisher holding a token (by its hash).
+    /// The publisher holding a token (by its hash), with the token's
+    /// expiry (unix seconds).
     pub async fn publisher_by_token(
         &self,
         token_hash: &str,
-    ) -> Result<Option<Publisher>, sqlx::Error> {
-        let row = sqlx::query("SELECT id, name FROM publishers WHERE token_hash = $1")
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?;
+    ) -> Result<Option<(Publisher, i64)>, sqlx::Error> {
+        let row =
+            sqlx::query("SELECT id, name, token_expires_at FROM publishers WHERE token_hash = $1")
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(|r| {
-            Ok(Publisher {
-                id: r.try_get("id")?,
-                name: r.try_get("name")?,
-            })
+            let expires: Option<i64> = r.try_get("token_expires_at")?;
+            Ok((
+                Publisher {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                },
+                expires.unwrap_or(0),
+            ))
         })
         .transpose()
+    }
+
+    /// Replaces a publisher's token, if `old_hash` is still its token;
+    /// false when another rotation came first.
+    pub async fn rotate_token(
+        &self,
+        publisher_id: &str,
+        old_hash: &str,
+        new_hash: &str,
+        expires_at: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE publishers SET token_hash = $1, token_expires_at = $2 WHERE id = $3 AND token_hash = $4",
+        )
+        .bind(new_hash)
+        .bind(expires_at)
+        .bind(publisher_id)
+        .bind(old_hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records the nonce of an accepted key-change statement; false when
+    /// it was used before (a replay). Nonces older than `forget_before`
+    /// are dropped: their statements are outside the accepted window.
+    pub async fn use_key_change_nonce(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        publisher_id: &str,
+        nonce: &str,
+        now: i64,
+        forget_before: i64,
+    ) -> Result<bool, sqlx::Error> {
+        sqlx::query("DELETE FROM key_change_nonces WHERE used_at < $1")
+            .bind(forget_before)
+            .execute(&mut **tx)
+            .await?;
+        let seen = sqlx::query(
+            "SELECT nonce FROM key_change_nonces WHERE publisher_id = $1 AND nonce = $2",
+        )
+        .bind(publisher_id)
+        .bind(nonce)
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some();
+        if seen {
+            return Ok(false);
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO key_change_nonces (publisher_id, nonce, used_at) VALUES ($1, $2, $3)",
+        )
+        .bind(publisher_id)
+        .bind(nonce)
+        .bind(now)
+        .execute(&mut **tx)
+        .await;
+        match inserted {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// When the newest release signed by `key_id` was published, if any.
+    pub async fn last_release_by_key(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        key_id: &KeyId,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        let row = sqlx::query("SELECT MAX(published_at) AS last FROM releases WHERE key_id = $1")
+            .bind(key_id.as_str())
+            .fetch_one(&mut **tx)
+            .await?;
+        row.try_get("last")
     }
 
     /// The publisher named `name`.

@@ -5,7 +5,9 @@
 use cap_marketplace::billing::BillingConfig;
 use cap_marketplace::keys::SecretKey;
 use cap_marketplace::license::{LicenseError, LicenseStatus, verify_license};
-use cap_marketplace::service::routes::{KEY_ID_HEADER, SIGNATURE_HEADER, key_proof_message};
+use cap_marketplace::service::routes::{
+    KEY_ID_HEADER, PACKAGE_ID_HEADER, PACKAGE_VERSION_HEADER, SIGNATURE_HEADER, key_proof_message,
+};
 use cap_marketplace::signing::sign_package;
 use cap_marketplace::{MarketplaceConfig, MarketplaceServer, RunningMarketplace};
 use reqwest::StatusCode;
@@ -135,6 +137,8 @@ impl Shop {
             .http
             .post(format!("{}/packages", self.base))
             .bearer_auth(&token)
+            .header(PACKAGE_ID_HEADER, plugin.id.as_str())
+            .header(PACKAGE_VERSION_HEADER, plugin.version.to_string())
             .header(KEY_ID_HEADER, key.id().as_str())
             .header(SIGNATURE_HEADER, sig.to_hex())
             .header("content-type", "application/vnd.ctrl-alt-play.package")

@@ -1,16 +1,20 @@
 //! The registry service over HTTP, on SQLite and PostgreSQL, with real
 //! example-plugin packages: publish → browse → download → verify.
 
+use cap_marketplace::client::key_change_authorization;
 use cap_marketplace::keys::SecretKey;
 use cap_marketplace::log::{LogEntry, SignedTimestamp};
 use cap_marketplace::service::rate_limit::RateLimit;
-use cap_marketplace::service::routes::{KEY_ID_HEADER, SIGNATURE_HEADER, key_proof_message};
-use cap_marketplace::signing::sign_package;
+use cap_marketplace::service::routes::{
+    KEY_ID_HEADER, PACKAGE_ID_HEADER, PACKAGE_VERSION_HEADER, SIGNATURE_HEADER, key_proof_message,
+};
+use cap_marketplace::signing::{KeyChange, sign_package};
 use cap_marketplace::trust::{InstallError, TrustStore};
 use cap_marketplace::verify::{Download, VerifyError};
 use cap_marketplace::{MarketplaceConfig, MarketplaceServer, RunningMarketplace};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::support::{PgDb, now, pack, pack_version};
 
@@ -24,6 +28,10 @@ struct Harness {
 
 impl Harness {
     async fn start(postgres: bool, limit: RateLimit) -> Harness {
+        Harness::configured(postgres, |config| config.rate_limit = limit).await
+    }
+
+    async fn configured(postgres: bool, configure: impl FnOnce(&mut MarketplaceConfig)) -> Harness {
         let dir = tempfile::tempdir().expect("tempdir");
         let pg = if postgres {
             Some(PgDb::create().await)
@@ -32,7 +40,7 @@ impl Harness {
         };
         let mut config = MarketplaceConfig::new(dir.path());
         config.database_url = pg.as_ref().map(|p| p.url.clone());
-        config.rate_limit = limit;
+        configure(&mut config);
         let server = MarketplaceServer::bind(config)
             .await
             .expect("binds")
@@ -95,15 +103,70 @@ impl Harness {
     }
 
     async fn add_key(&self, token: &str, name: &str, key: &SecretKey) {
-        let proof = key.sign(&key_proof_message(name, key.id()));
-        let (status, body) = self
-            .post(
-                "/publishers/me/keys",
-                Some(token),
-                json!({ "public_key": key.public().to_file(), "proof": proof.to_hex() }),
-            )
-            .await;
+        let (status, body) = self.try_add_key(token, name, key, None).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    /// Adds `key`, with the statement signed by `signed_by` if given.
+    async fn try_add_key(
+        &self,
+        token: &str,
+        name: &str,
+        key: &SecretKey,
+        signed_by: Option<&SecretKey>,
+    ) -> (StatusCode, Value) {
+        let proof = key.sign(&key_proof_message(name, key.id()));
+        let authorization = signed_by.map(|by| {
+            key_change_authorization(
+                name,
+                &KeyChange::Add {
+                    key: key.id().clone(),
+                },
+                by,
+            )
+            .expect("statement")
+        });
+        self.post(
+            "/publishers/me/keys",
+            Some(token),
+            json!({
+                "public_key": key.public().to_file(),
+                "proof": proof.to_hex(),
+                "authorization": authorization,
+            }),
+        )
+        .await
+    }
+
+    /// Revokes `key_id` from `effective_at`, with the statement signed by
+    /// `signed_by` if given.
+    async fn try_revoke(
+        &self,
+        token: &str,
+        name: &str,
+        key_id: &cap_marketplace::keys::KeyId,
+        effective_at: i64,
+        signed_by: Option<&SecretKey>,
+    ) -> (StatusCode, Value) {
+        let reason = "left the team";
+        let authorization = signed_by.map(|by| {
+            key_change_authorization(
+                name,
+                &KeyChange::Revoke {
+                    key: key_id.clone(),
+                    effective_at,
+                    reason: reason.into(),
+                },
+                by,
+            )
+            .expect("statement")
+        });
+        self.post(
+            &format!("/publishers/me/keys/{key_id}/revoke"),
+            Some(token),
+            json!({ "reason": reason, "effective_at": effective_at, "authorization": authorization }),
+        )
+        .await
     }
 
     async fn publish(
@@ -115,13 +178,44 @@ impl Harness {
         query: &str,
     ) -> (StatusCode, Value) {
         let plugin = &package.manifest.plugin;
-        let sig = sign_package(key, &plugin.id, &plugin.version, &package.sha256);
+        // Signed over the bytes sent, which a test may make differ from the
+        // package's.
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let sig = sign_package(key, &plugin.id, &plugin.version, &sha256);
         let r = self
             .http
             .post(self.url(&format!("/packages{query}")))
             .bearer_auth(token)
+            .header(PACKAGE_ID_HEADER, plugin.id.as_str())
+            .header(PACKAGE_VERSION_HEADER, plugin.version.to_string())
             .header(KEY_ID_HEADER, key.id().as_str())
             .header(SIGNATURE_HEADER, sig.to_hex())
+            .header("content-type", "application/vnd.ctrl-alt-play.package")
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .expect("publish");
+        self.json(r).await
+    }
+
+    /// Uploads `bytes` declared as `id` `version` under `key_id` with
+    /// `signature`, whatever they hold.
+    async fn publish_raw(
+        &self,
+        token: &str,
+        (id, version): (&str, &str),
+        key_id: &str,
+        signature: &cap_marketplace::keys::Signature,
+        bytes: &[u8],
+    ) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(self.url("/packages"))
+            .bearer_auth(token)
+            .header(PACKAGE_ID_HEADER, id)
+            .header(PACKAGE_VERSION_HEADER, version)
+            .header(KEY_ID_HEADER, key_id)
+            .header(SIGNATURE_HEADER, signature.to_hex())
             .header("content-type", "application/vnd.ctrl-alt-play.package")
             .body(bytes.to_vec())
             .send()
@@ -164,6 +258,13 @@ impl Harness {
 
     fn key(&self) -> cap_marketplace::PublicKey {
         self.server.as_ref().expect("running").public_key().clone()
+    }
+}
+
+/// Waits until the clock (unix seconds) is past `t`.
+async fn wait_past(t: i64) {
+    while now() <= t {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 
@@ -286,6 +387,8 @@ async fn rules_of_publishing(h: &Harness) {
         .http
         .post(h.url("/packages"))
         .bearer_auth(&token)
+        .header(PACKAGE_ID_HEADER, plugin.id.as_str())
+        .header(PACKAGE_VERSION_HEADER, plugin.version.to_string())
         .header(KEY_ID_HEADER, key.id().as_str())
         .header(SIGNATURE_HEADER, forged.to_hex())
         .body(v2_bytes.clone())
@@ -349,15 +452,16 @@ async fn rules_of_publishing(h: &Harness) {
 
     // A second key works; after revoking it, it does not.
     let second = SecretKey::generate().expect("key");
-    h.add_key(&token, "rules-owner", &second).await;
+    let (status, body) = h
+        .try_add_key(&token, "rules-owner", &second, Some(&key))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
     let (status, body) = h.publish(&token, &second, &v2, &v2_bytes, "").await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    // A revocation starts after the key's last release.
+    wait_past(body["published_at"].as_i64().expect("published_at")).await;
     let (status, body) = h
-        .post(
-            &format!("/publishers/me/keys/{}/revoke", second.id()),
-            Some(&token),
-            json!({ "reason": "left the team" }),
-        )
+        .try_revoke(&token, "rules-owner", second.id(), now(), Some(&second))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (v3, v3_bytes) = pack_version("discord-webhook", "1.2.0");
@@ -440,6 +544,163 @@ async fn rules_of_publishing(h: &Harness) {
         log[log.len() - 1].event,
         cap_marketplace::LogEvent::Unyank { .. }
     ));
+}
+
+/// A package bomb: a small `.cap` whose GNU long-name entry declares 1 GiB
+/// (8 MiB of it present), the reader of which buffered it whole.
+fn long_name_bomb() -> Vec<u8> {
+    use std::io::Write;
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::GNULongName);
+    header.set_path("././@LongLink").expect("path");
+    header.set_size(1 << 30);
+    header.set_cksum();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(header.as_bytes()).expect("write");
+    gz.write_all(&vec![0u8; 8 << 20]).expect("write");
+    gz.finish().expect("gzip")
+}
+
+/// The key, the signature over the body's sha256 and the ownership of the
+/// id are checked before the upload is unpacked: a bomb that is not signed
+/// by one of the publisher's keys gets the signature's answer, not the
+/// package's.
+async fn uploads_are_authenticated_before_they_are_unpacked(h: &Harness) {
+    let key = SecretKey::generate().expect("key");
+    let token = h.publisher("bomb-owner", &key).await;
+    let (package, bytes) = pack_version("discord-webhook", "1.0.0");
+    let (status, body) = h.publish(&token, &key, &package, &bytes, "").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let bomb = long_name_bomb();
+    let sha256 = hex::encode(Sha256::digest(&bomb));
+    let version = semver::Version::new(9, 0, 0);
+    let claimed = ("discord-webhook", "9.0.0");
+    let intruder = SecretKey::generate().expect("key");
+    let intruder_token = h.publisher("bomb-intruder", &intruder).await;
+
+    // Signed by another key under the owner's key id.
+    let forged = sign_package(&intruder, "discord-webhook", &version, &sha256);
+    let (status, body) = h
+        .publish_raw(&token, claimed, key.id().as_str(), &forged, &bomb)
+        .await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-signature",
+    );
+    // Signed by a key the publisher does not hold.
+    let (status, body) = h
+        .publish_raw(&token, claimed, intruder.id().as_str(), &forged, &bomb)
+        .await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown-key",
+    );
+    // Signed with the right key over other bytes.
+    let other = sign_package(&key, "discord-webhook", &version, &package.sha256);
+    let (status, body) = h
+        .publish_raw(&token, claimed, key.id().as_str(), &other, &bomb)
+        .await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-signature",
+    );
+    // Another publisher's validly signed bomb under the owner's id.
+    let (status, body) = h
+        .publish_raw(
+            &intruder_token,
+            claimed,
+            intruder.id().as_str(),
+            &forged,
+            &bomb,
+        )
+        .await;
+    assert_problem(status, &body, StatusCode::FORBIDDEN, "not-owner");
+    // Without a signature at all.
+    let r = h
+        .http
+        .post(h.url("/packages"))
+        .bearer_auth(&token)
+        .body(bomb.clone())
+        .send()
+        .await
+        .expect("publish");
+    let (status, body) = h.json(r).await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation-failed",
+    );
+    // Only a bomb signed by the owner's key reaches the reader, which
+    // refuses it.
+    let signed = sign_package(&key, "discord-webhook", &version, &sha256);
+    let (status, body) = h
+        .publish_raw(&token, claimed, key.id().as_str(), &signed, &bomb)
+        .await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-package",
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("long name"),
+        "{body}"
+    );
+    // And a package must be what was signed: the id and version in its
+    // plugin.toml are the ones in the headers.
+    let (v2, v2_bytes) = pack_version("discord-webhook", "2.0.0");
+    let as_v3 = sign_package(
+        &key,
+        "discord-webhook",
+        &semver::Version::new(3, 0, 0),
+        &v2.sha256,
+    );
+    let (status, body) = h
+        .publish_raw(
+            &token,
+            ("discord-webhook", "3.0.0"),
+            key.id().as_str(),
+            &as_v3,
+            &v2_bytes,
+        )
+        .await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-package",
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("signed as"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn uploads_are_authenticated_before_they_are_unpacked_on_sqlite() {
+    let h = Harness::sqlite().await;
+    uploads_are_authenticated_before_they_are_unpacked(&h).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn uploads_are_authenticated_before_they_are_unpacked_on_postgres() {
+    let h = Harness::start(true, RateLimit::default()).await;
+    uploads_are_authenticated_before_they_are_unpacked(&h).await;
+    h.stop().await;
 }
 
 #[tokio::test]
@@ -586,5 +847,299 @@ async fn a_client_over_its_rate_limit_gets_429_with_retry_after() {
     let (status, body) = h.json(r).await;
     assert_problem(status, &body, StatusCode::TOO_MANY_REQUESTS, "rate-limited");
     assert!(retry.is_some(), "Retry-After is set");
+    h.stop().await;
+}
+
+/// A token alone adds an account's first key and nothing more: every later
+/// key needs a statement signed by one of the publisher's current keys.
+async fn a_token_alone_adds_only_the_first_key(h: &Harness) {
+    let first = SecretKey::generate().expect("key");
+    let token = h.publisher("keyring", &first).await;
+    let attacker = SecretKey::generate().expect("key");
+    let (status, body) = h.try_add_key(&token, "keyring", &attacker, None).await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::FORBIDDEN,
+        "key-change-unauthorized",
+    );
+    // Signed by the key being added (not one of the publisher's).
+    let (status, body) = h
+        .try_add_key(&token, "keyring", &attacker, Some(&attacker))
+        .await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::FORBIDDEN,
+        "key-change-unauthorized",
+    );
+    // A statement made for another publisher does not verify here.
+    let second = SecretKey::generate().expect("key");
+    let proof = second.sign(&key_proof_message("keyring", second.id()));
+    let elsewhere = key_change_authorization(
+        "other-publisher",
+        &KeyChange::Add {
+            key: second.id().clone(),
+        },
+        &first,
+    )
+    .expect("statement");
+    let (status, body) = h
+        .post(
+            "/publishers/me/keys",
+            Some(&token),
+            json!({ "public_key": second.public().to_hex(), "proof": proof.to_hex(), "authorization": elsewhere }),
+        )
+        .await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-signature",
+    );
+    let (status, body) = h
+        .try_add_key(&token, "keyring", &second, Some(&first))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // A revoked key signs no more changes.
+    let (status, body) = h
+        .try_revoke(&token, "keyring", first.id(), now(), Some(&second))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let third = SecretKey::generate().expect("key");
+    let (status, body) = h.try_add_key(&token, "keyring", &third, Some(&first)).await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::FORBIDDEN,
+        "key-change-unauthorized",
+    );
+    let (_, profile) = h.get("/publishers/keyring").await;
+    assert_eq!(
+        profile["keys"].as_array().map(Vec::len),
+        Some(2),
+        "{profile}"
+    );
+}
+
+#[tokio::test]
+async fn a_token_alone_adds_only_the_first_key_on_sqlite() {
+    let h = Harness::sqlite().await;
+    a_token_alone_adds_only_the_first_key(&h).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_alone_adds_only_the_first_key_on_postgres() {
+    let h = Harness::start(true, RateLimit::default()).await;
+    a_token_alone_adds_only_the_first_key(&h).await;
+    h.stop().await;
+}
+
+/// Revocation needs a statement by a current key, is accepted once and
+/// only while fresh, and never reaches back over the key's last release.
+async fn revocations_are_signed_fresh_and_do_not_reach_back(h: &Harness) {
+    let key = SecretKey::generate().expect("key");
+    let token = h.publisher("revoker", &key).await;
+    let (package, bytes) = pack_version("discord-webhook", "1.0.0");
+    let (status, release) = h.publish(&token, &key, &package, &bytes, "").await;
+    assert_eq!(status, StatusCode::CREATED, "{release}");
+    let published_at = release["published_at"].as_i64().expect("published_at");
+
+    // The token alone: refused (it used to revoke back to time 0).
+    let (status, body) = h.try_revoke(&token, "revoker", key.id(), 0, None).await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::FORBIDDEN,
+        "key-change-unauthorized",
+    );
+    // Signed by someone else's key.
+    let stranger = SecretKey::generate().expect("key");
+    let (status, body) = h
+        .try_revoke(&token, "revoker", key.id(), now(), Some(&stranger))
+        .await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::FORBIDDEN,
+        "key-change-unauthorized",
+    );
+    // Signed properly but reaching back to or before the last release.
+    for effective_at in [0, published_at] {
+        let (status, body) = h
+            .try_revoke(&token, "revoker", key.id(), effective_at, Some(&key))
+            .await;
+        assert_problem(
+            status,
+            &body,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        );
+        assert_eq!(body["errors"][0]["field"], "effective_at", "{body}");
+    }
+    // A stale statement.
+    let reason = "left the team";
+    let effective_at = now();
+    let change = KeyChange::Revoke {
+        key: key.id().clone(),
+        effective_at,
+        reason: reason.into(),
+    };
+    let mut stale = key_change_authorization("revoker", &change, &key).expect("statement");
+    stale.issued_at -= 600;
+    stale.signature = key
+        .sign(&cap_marketplace::signing::key_change_message(
+            "revoker",
+            &change,
+            stale.issued_at,
+            &stale.nonce,
+        ))
+        .to_hex();
+    let path = format!("/publishers/me/keys/{}/revoke", key.id());
+    let (status, body) = h
+        .post(
+            &path,
+            Some(&token),
+            json!({ "reason": reason, "effective_at": effective_at, "authorization": stale }),
+        )
+        .await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation-failed",
+    );
+    assert_eq!(body["errors"][0]["field"], "authorization.issued_at");
+    // After the release, signed (by a second key, which stays valid to
+    // show the replay refused below is about the nonce) and fresh:
+    // accepted, and the release stays installable.
+    let second = SecretKey::generate().expect("key");
+    let (status, answer) = h.try_add_key(&token, "revoker", &second, Some(&key)).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    wait_past(published_at).await;
+    let effective_at = now();
+    let change = KeyChange::Revoke {
+        key: key.id().clone(),
+        effective_at,
+        reason: reason.into(),
+    };
+    let statement = key_change_authorization("revoker", &change, &second).expect("statement");
+    let body =
+        json!({ "reason": reason, "effective_at": effective_at, "authorization": statement });
+    let (status, answer) = h.post(&path, Some(&token), body.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    // The same statement again is a replay.
+    let (status, answer) = h.post(&path, Some(&token), body).await;
+    assert_problem(status, &answer, StatusCode::CONFLICT, "statement-replayed");
+    let store = TrustStore::in_memory(h.key());
+    let version = semver::Version::new(1, 0, 0);
+    store
+        .check_install(
+            &h.timestamp().await,
+            &[Download {
+                package: "discord-webhook",
+                version: &version,
+                bytes: &h.download("discord-webhook", "1.0.0").await,
+                log: &h.log("discord-webhook").await,
+            }],
+            now(),
+        )
+        .expect("a release from before the revocation still verifies");
+}
+
+#[tokio::test]
+async fn revocations_are_signed_fresh_and_do_not_reach_back_on_sqlite() {
+    let h = Harness::sqlite().await;
+    revocations_are_signed_fresh_and_do_not_reach_back(&h).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn revocations_are_signed_fresh_and_do_not_reach_back_on_postgres() {
+    let h = Harness::start(true, RateLimit::default()).await;
+    revocations_are_signed_fresh_and_do_not_reach_back(&h).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_publisher_token_is_refused() {
+    let h = Harness::configured(false, |c| c.publisher_token_ttl = 0).await;
+    let (status, body) = h
+        .post("/publishers", None, json!({ "name": "short-lived" }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let token = body["token"].as_str().expect("token");
+    assert!(body["expires_at"].as_i64().expect("expires_at") <= now());
+    let (status, body) = h.post("/publishers/me/token", Some(token), json!({})).await;
+    assert_problem(status, &body, StatusCode::UNAUTHORIZED, "token-expired");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_rotated_token_replaces_the_old_one() {
+    let h = Harness::sqlite().await;
+    let key = SecretKey::generate().expect("key");
+    let old = h.publisher("rotator", &key).await;
+    let (status, body) = h.post("/publishers/me/token", Some(&old), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let new = body["token"].as_str().expect("token").to_owned();
+    assert_ne!(new, old);
+    let expires_at = body["expires_at"].as_i64().expect("expires_at");
+    assert!(expires_at > now() + 80 * 24 * 3600, "{body}");
+    let (status, body) = h.post("/publishers/me/token", Some(&old), json!({})).await;
+    assert_problem(status, &body, StatusCode::UNAUTHORIZED, "unauthenticated");
+    let (package, bytes) = pack_version("discord-webhook", "1.0.0");
+    let (status, body) = h.publish(&new, &key, &package, &bytes, "").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_publisher_who_lost_every_key_is_recovered_only_by_the_admin() {
+    let closed = Harness::sqlite().await;
+    let lost = SecretKey::generate().expect("key");
+    let token = closed.publisher("forgetful", &lost).await;
+    let fresh = SecretKey::generate().expect("key");
+    let recovery = json!({
+        "public_key": fresh.public().to_hex(),
+        "proof": fresh.sign(&key_proof_message("forgetful", fresh.id())).to_hex(),
+        "reason": "identity checked by video call",
+    });
+    // Without an admin token the route does not exist, and the publisher's
+    // token is no admin token.
+    let (status, body) = closed
+        .post(
+            "/admin/publishers/forgetful/keys",
+            Some(&token),
+            recovery.clone(),
+        )
+        .await;
+    assert_problem(status, &body, StatusCode::NOT_FOUND, "not-found");
+    closed.stop().await;
+
+    let h = Harness::configured(false, |c| c.admin_token = Some("admin-secret".into())).await;
+    let token = h.publisher("forgetful", &lost).await;
+    let (status, body) = h
+        .post(
+            "/admin/publishers/forgetful/keys",
+            Some(&token),
+            recovery.clone(),
+        )
+        .await;
+    assert_problem(status, &body, StatusCode::UNAUTHORIZED, "unauthenticated");
+    let (status, body) = h
+        .post(
+            "/admin/publishers/forgetful/keys",
+            Some("admin-secret"),
+            recovery,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // The recovered key now signs key changes: it revokes the lost key.
+    let (status, body) = h
+        .try_revoke(&token, "forgetful", lost.id(), now(), Some(&fresh))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     h.stop().await;
 }

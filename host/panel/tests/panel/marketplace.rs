@@ -485,14 +485,16 @@ async fn a_release_signed_with_a_since_revoked_key_is_refused_by_the_key_check()
     let db = TestDb::sqlite().await;
     let market = Market::start(3600).await;
     let release = market.publish(&guard("1.0.0", "")).await;
-    // The key leaked before it signed: revoked from the release's time on.
+    // The key leaked before it signed: revoked from the release's time on,
+    // which only the Marketplace's admin may do (a publisher's own
+    // revocation does not reach back over its releases).
     let response = client()
         .post(format!(
-            "{}/api/v1/publishers/me/keys/{}/revoke",
+            "{}/api/v1/admin/publishers/acme/keys/{}/revoke",
             market.server.url(),
             market.key.id()
         ))
-        .bearer_auth(&market.token)
+        .bearer_auth(crate::support::MARKETPLACE_ADMIN_TOKEN)
         .json(&json!({"reason": "laptop stolen", "effective_at": release["published_at"]}))
         .send()
         .await
@@ -736,7 +738,14 @@ async fn sell_guard_at(market: &MarketplaceClient, key: &SecretKey, token: &str)
     let plugin = &package.manifest.plugin;
     let signature = sign_package(key, &plugin.id, &plugin.version, &package.sha256);
     market
-        .publish(token, &bytes, key.id(), &signature, &["minecraft".into()])
+        .publish(
+            token,
+            &bytes,
+            (plugin.id.as_str(), &plugin.version),
+            key.id(),
+            &signature,
+            &["minecraft".into()],
+        )
         .await
         .expect("published");
     let base = format!("{}/api/v1", market.url());
@@ -1526,7 +1535,10 @@ async fn cap_marketplace_sells_with_the_stripe_settings_from_its_flags() {
         .await
         .expect("publisher")
         .token;
-    market.add_key(&publisher, "acme", &key).await.expect("key");
+    market
+        .add_key(&publisher, "acme", &key, None)
+        .await
+        .expect("key");
     sell_guard_at(&market, &key, &publisher).await;
     let checkout: Value = client()
         .post(format!("{base}/packages/quota-guard/checkout"))

@@ -499,6 +499,9 @@ pub(crate) struct MarketplaceWithPublisher {
     pub(crate) dir: TempDir,
 }
 
+/// The admin token of the Marketplaces the tests start.
+pub(crate) const MARKETPLACE_ADMIN_TOKEN: &str = "marketplace-admin-token";
+
 impl MarketplaceWithPublisher {
     /// Starts a Marketplace whose timestamps live `timestamp_ttl` seconds,
     /// selling through `billing` if given.
@@ -510,6 +513,7 @@ impl MarketplaceWithPublisher {
         let mut config = cap_marketplace::MarketplaceConfig::new(dir.path());
         config.timestamp_ttl = timestamp_ttl;
         config.billing = billing;
+        config.admin_token = Some(MARKETPLACE_ADMIN_TOKEN.into());
         let server = cap_marketplace::MarketplaceServer::bind(config)
             .await
             .expect("the Marketplace binds")
@@ -522,7 +526,10 @@ impl MarketplaceWithPublisher {
             .await
             .expect("publisher")
             .token;
-        client.add_key(&token, "acme", &key).await.expect("key");
+        client
+            .add_key(&token, "acme", &key, None)
+            .await
+            .expect("key");
         MarketplaceWithPublisher {
             server,
             client,
@@ -547,7 +554,14 @@ pub(crate) async fn publish_signed(
     let signature =
         cap_marketplace::signing::sign_package(key, &plugin.id, &plugin.version, &package.sha256);
     let (created, release) = client
-        .publish(token, bytes, key.id(), &signature, &["minecraft".into()])
+        .publish(
+            token,
+            bytes,
+            (plugin.id.as_str(), &plugin.version),
+            key.id(),
+            &signature,
+            &["minecraft".into()],
+        )
         .await
         .expect("published");
     assert!(created);

@@ -79,6 +79,44 @@ pub(crate) enum PluginCommand {
         /// An existing publisher's token: add the key instead of creating an account.
         #[arg(long, env = "CAP_MARKETPLACE_TOKEN")]
         token: Option<String>,
+        /// One of the publisher's current key files, which signs the
+        /// addition (needed for every key but an account's first).
+        #[arg(long)]
+        signed_by: Option<PathBuf>,
+    },
+    /// Revoke one of a publisher's signing keys, signed by one of its
+    /// current keys (the revoked key itself will do).
+    RevokeKey {
+        /// Publisher name.
+        name: String,
+        /// The id of the key to revoke.
+        key_id: String,
+        /// Why (shown to everyone who installs the publisher's plugins).
+        #[arg(long)]
+        reason: String,
+        /// From when its signatures are invalid (unix seconds; default now).
+        /// Cannot reach back to or before the key's last release.
+        #[arg(long)]
+        effective_at: Option<i64>,
+        /// The key file that signs the revocation.
+        #[arg(long, default_value = "publisher.key", env = "CAP_PUBLISHER_KEY")]
+        signed_by: PathBuf,
+        /// The Marketplace.
+        #[arg(long, env = "CAP_MARKETPLACE_URL", default_value = publish::DEFAULT_MARKETPLACE)]
+        marketplace: String,
+        /// The publisher's token.
+        #[arg(long, env = "CAP_MARKETPLACE_TOKEN")]
+        token: String,
+    },
+    /// Replace a publisher token (before it expires) with a new one; prints
+    /// the new token, the old one stops working.
+    RotateToken {
+        /// The Marketplace.
+        #[arg(long, env = "CAP_MARKETPLACE_URL", default_value = publish::DEFAULT_MARKETPLACE)]
+        marketplace: String,
+        /// The publisher's current token.
+        #[arg(long, env = "CAP_MARKETPLACE_TOKEN")]
+        token: String,
     },
     /// Sign a .cap package: writes <file>.sig with the author signature
     /// over the package's sha256.
@@ -164,7 +202,34 @@ pub(crate) fn run(cmd: PluginCommand) -> anyhow::Result<()> {
             key,
             marketplace,
             token,
-        } => publish::register(&marketplace, &name, &key, token.as_deref()),
+            signed_by,
+        } => publish::register(
+            &marketplace,
+            &name,
+            &key,
+            token.as_deref(),
+            signed_by.as_deref(),
+        ),
+        PluginCommand::RevokeKey {
+            name,
+            key_id,
+            reason,
+            effective_at,
+            signed_by,
+            marketplace,
+            token,
+        } => publish::revoke_key(publish::RevokeArgs {
+            marketplace: &marketplace,
+            token: &token,
+            name: &name,
+            key_id: &key_id,
+            reason: &reason,
+            effective_at,
+            signed_by: &signed_by,
+        }),
+        PluginCommand::RotateToken { marketplace, token } => {
+            publish::rotate_token(&marketplace, &token)
+        }
         PluginCommand::Sign { file, key, output } => publish::sign(&file, &key, output.as_deref()),
         PluginCommand::Publish {
             dir,

@@ -142,32 +142,92 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// Creates a publisher account (unless `token` is given) and registers the
-/// key with it; prints the token.
+/// key with it, signed by `signed_by` (one of the publisher's current keys,
+/// needed for every key but the first); prints the token.
 pub(crate) fn register(
     marketplace: &str,
     name: &str,
     key: &Path,
     token: Option<&str>,
+    signed_by: Option<&Path>,
 ) -> anyhow::Result<()> {
     let key = read_key(key)?;
+    let signed_by = signed_by.map(read_key).transpose()?;
     let client = MarketplaceClient::new(marketplace)?;
     runtime()?.block_on(async {
-        let (token, created) = match token {
-            Some(t) => (t.to_owned(), false),
-            None => (client.create_publisher(name).await?.token, true),
+        let (token, expires_at, created) = match token {
+            Some(t) => (t.to_owned(), 0, false),
+            None => {
+                let created = client.create_publisher(name).await?;
+                (created.token, created.expires_at, true)
+            }
         };
         client
-            .add_key(&token, name, &key)
+            .add_key(&token, name, &key, signed_by.as_ref())
             .await
             .with_context(|| format!("registering key {}", key.id()))?;
         if created {
             println!("created publisher {name} on {}", client.url());
             println!("token: {token}");
+            println!(
+                "  (expires at {expires_at} unix time; rotate it before with `cap plugin rotate-token`)"
+            );
             println!("  (shown once; pass it as --token or CAP_MARKETPLACE_TOKEN)");
         }
         println!("registered key {} for {name}", key.id());
         Ok(())
     })
+}
+
+/// What `revoke-key` revokes.
+pub(crate) struct RevokeArgs<'a> {
+    pub(crate) marketplace: &'a str,
+    pub(crate) token: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) key_id: &'a str,
+    pub(crate) reason: &'a str,
+    pub(crate) effective_at: Option<i64>,
+    pub(crate) signed_by: &'a Path,
+}
+
+/// Revokes a publisher key with a statement signed by `signed_by`.
+pub(crate) fn revoke_key(args: RevokeArgs<'_>) -> anyhow::Result<()> {
+    let signer = read_key(args.signed_by)?;
+    let key_id = KeyId::parse(args.key_id).context("the key id")?;
+    let effective_at = args.effective_at.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    });
+    let client = MarketplaceClient::new(args.marketplace)?;
+    let view = runtime()?.block_on(client.revoke_key(
+        args.token,
+        args.name,
+        &key_id,
+        effective_at,
+        args.reason,
+        &signer,
+    ))?;
+    println!(
+        "revoked key {} of {} from {}",
+        view.key_id,
+        args.name,
+        view.revoked_at.unwrap_or(effective_at)
+    );
+    Ok(())
+}
+
+/// Rotates a publisher token; prints the new one.
+pub(crate) fn rotate_token(marketplace: &str, token: &str) -> anyhow::Result<()> {
+    let client = MarketplaceClient::new(marketplace)?;
+    let rotated = runtime()?.block_on(client.rotate_token(token))?;
+    println!("new token for {}: {}", rotated.name, rotated.token);
+    println!(
+        "  (expires at {} unix time; the old token no longer works)",
+        rotated.expires_at
+    );
+    Ok(())
 }
 
 /// What `publish` uploads.
@@ -206,6 +266,7 @@ pub(crate) fn publish(args: PublishArgs<'_>) -> anyhow::Result<()> {
     let (created, release) = runtime()?.block_on(client.publish(
         args.token,
         &bytes,
+        (signature.id.as_str(), &signature.version),
         &signature.key_id,
         &signature.signature,
         &args.games,
