@@ -18,6 +18,10 @@
 //! | `http` | fetches `http://127.0.0.1:9/` and denies with the error | deny the ungranted call |
 //! | anything else | allows | |
 //!
+//! `before(console.command)` (when a test's manifest subscribes to it)
+//! denies every line that starts with `deny`, so tests can prove that a
+//! command cannot get past the before-hooks by another route.
+//!
 //! **UI** — `render` returns a tree with a cycle for the contribution
 //! `cyclic`, a child index past the end for `out-of-bounds`, and a small
 //! valid tree otherwise.
@@ -90,6 +94,11 @@ impl Behaviour {
 
 impl Hooks for Adversarial {
     fn before(&self, event: &Event) -> Verdict {
+        if let Some(console) = event.console()
+            && console.line.starts_with("deny")
+        {
+            return Verdict::Deny(format!("the console line {:?} is denied", console.line));
+        }
         let name = event.server().map_or("", |server| server.name.as_str());
         match Behaviour::from_name(name) {
             Behaviour::Spin => spin(),

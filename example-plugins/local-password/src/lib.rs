@@ -9,8 +9,10 @@
 //!   parameters, so it costs as long as a wrong password for a real account.
 //! - **Lockout**: after `max-failures` consecutive wrong passwords (default
 //!   5) an account is locked for `lockout-secs` (default 900); while locked
-//!   every attempt is refused with the remaining time, without checking the
-//!   password. A correct password resets the count. `max-failures = 0` turns
+//!   every attempt is refused with the remaining time, after the same
+//!   argon2 work as any other answer (against the dummy hash), so that a
+//!   locked account costs as long as an unknown one. A correct password
+//!   resets the count. `max-failures = 0` turns
 //!   lockout off. Only existing accounts are counted: counting guesses for
 //!   arbitrary names would let anyone fill the plugin's store, and the
 //!   Panel rate-limits logins per client anyway.
@@ -85,6 +87,9 @@ impl AuthProvider for LocalPassword {
         };
 
         if let Err(remaining) = account.check_lock(now) {
+            // The same work as for any other answer: a lock is not told
+            // apart from an unknown account by timing.
+            let _ = Argon2::default().verify_password(password.as_bytes(), DUMMY_HASH);
             return Err(AuthError::Locked(Some(remaining)));
         }
 

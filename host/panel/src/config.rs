@@ -20,6 +20,11 @@
 //!
 //! [http]
 //! body-limit = 1048576   # bytes
+//! trusted-proxies = ["10.0.0.5", "fd00::/8"]   # default: none
+//!
+//! [metrics]              # GET /metrics; default off (404)
+//! enabled = true         # needs a token (here or CAP_METRICS_TOKEN)
+//! token = "a-long-random-string"
 //!
 //! [marketplace]
 //! url = "https://marketplace.example"   # where admins browse and install plugins from
@@ -31,6 +36,8 @@
 //! refresh-per-ip = "30/2s"
 //! second-factor-per-ip = "20/3s"
 //! second-factor-per-account = "10/30s"
+//! auth-per-ip = "60/1s"
+//! writes-per-ip = "300/50ms"
 //! ```
 //!
 //! | Setting | Flag | Environment | File |
@@ -40,6 +47,9 @@
 //! | database URL | `--database-url` | `CAP_DATABASE_URL`, else `DATABASE_URL` | `database.url` |
 //! | pool size | | `CAP_DATABASE_MAX_CONNECTIONS` | `database.max-connections` |
 //! | request body limit | | `CAP_HTTP_BODY_LIMIT` | `http.body-limit` |
+//! | trusted proxies | | `CAP_TRUSTED_PROXIES` (comma-separated) | `http.trusted-proxies` |
+//! | metrics on | | `CAP_METRICS_ENABLED` (`true`/`false`) | `metrics.enabled` |
+//! | metrics token | | `CAP_METRICS_TOKEN` (also turns metrics on) | `metrics.token` |
 //! | Marketplace URL | | `CAP_MARKETPLACE_URL` | `marketplace.url` |
 //! | Marketplace public key | | `CAP_MARKETPLACE_KEY` | `marketplace.public-key` |
 //! | rate limit `NAME` | `--rate-limit NAME=RULE` (repeatable) | `CAP_RATE_LIMIT_<NAME>` (e.g. `CAP_RATE_LIMIT_LOGIN_PER_IP`) | `rate-limits.NAME` |
@@ -61,8 +71,28 @@
 //! | `second-factor-per-ip` | `POST /auth/login/second-factor` and turning TOTP off, per client address |
 //! | `second-factor-per-account` | the same, per account, from any address |
 //!
+//! | `auth-per-ip` | every `POST`, `PUT`, `PATCH`, `DELETE` under `/auth/…` and `/account/…`, per client address |
+//! | `writes-per-ip` | every other `POST`, `PUT`, `PATCH` and `DELETE`, per client address |
+//!
 //! Each rule is its own setting: a flag for `login-per-ip` leaves the file's
 //! `refresh-per-ip` in force. Unknown names and malformed rules are errors.
+//!
+//! # Client addresses and trusted proxies
+//!
+//! Rate limits and audit records key on the client's address. By default
+//! that is the TCP peer, and `X-Forwarded-For` is ignored: anyone can send
+//! it. Behind a reverse proxy, list the proxy in `trusted-proxies` (single
+//! addresses or CIDR ranges): only when the peer is one of them is
+//! `X-Forwarded-For` read, from the right, skipping addresses that are
+//! themselves trusted; the first untrusted one is the client. An address
+//! the client wrote further left is never believed.
+//!
+//! # Metrics
+//!
+//! `GET /metrics` answers `404` unless metrics are on, and then only to
+//! `Authorization: Bearer <token>` (compared in constant time); the token
+//! must be at least [`MIN_METRICS_TOKEN_CHARS`] characters. Turning metrics
+//! on without a token is refused when the configuration is loaded.
 //!
 //! The config file itself is named by `--config` or `CAP_CONFIG`.
 //!
@@ -100,6 +130,41 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 /// The SQLite file created under the data directory when no URL is given.
 pub const SQLITE_FILE_NAME: &str = "panel.db";
+/// The shortest metrics token accepted.
+pub const MIN_METRICS_TOKEN_CHARS: usize = 16;
+
+/// The bearer token `GET /metrics` requires. Its `Debug` form hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MetricsToken(String);
+
+impl MetricsToken {
+    /// `token`, if it is long enough.
+    ///
+    /// # Errors
+    ///
+    /// What is wrong with it, for people.
+    pub fn new(token: &str) -> Result<MetricsToken, String> {
+        if token.chars().count() < MIN_METRICS_TOKEN_CHARS {
+            return Err(format!(
+                "the metrics token must be at least {MIN_METRICS_TOKEN_CHARS} characters"
+            ));
+        }
+        Ok(MetricsToken(token.to_owned()))
+    }
+
+    /// Whether `candidate` is this token, in time independent of where they
+    /// differ.
+    pub fn matches(&self, candidate: &str) -> bool {
+        use subtle::ConstantTimeEq as _;
+        bool::from(self.0.as_bytes().ct_eq(candidate.as_bytes()))
+    }
+}
+
+impl fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MetricsToken(…)")
+    }
+}
 
 /// The resolved configuration the Panel runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +192,12 @@ pub struct Config {
     /// `[auth] session-lifetime-days`, `CAP_SESSION_LIFETIME_DAYS`); see
     /// [`IdentityOptions::session_lifetime`](crate::identity::IdentityOptions::session_lifetime).
     pub session_lifetime_days: u32,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (see the module
+    /// docs); empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `Some` serves `GET /metrics` to this bearer token; `None` answers
+    /// `404` there.
+    pub metrics_token: Option<MetricsToken>,
 }
 
 /// The default absolute lifetime of a login session, in days.
@@ -144,6 +215,8 @@ impl Default for Config {
             marketplace_url: None,
             marketplace_key: None,
             session_lifetime_days: DEFAULT_SESSION_LIFETIME_DAYS,
+            trusted_proxies: Vec::new(),
+            metrics_token: None,
         }
     }
 }
@@ -179,6 +252,11 @@ impl Config {
             session_lifetime_days: merged
                 .session_lifetime_days
                 .unwrap_or(defaults.session_lifetime_days),
+            trusted_proxies: merged.trusted_proxies.unwrap_or_default(),
+            metrics_token: match merged.metrics_enabled {
+                Some(false) => None,
+                Some(true) | None => merged.metrics_token,
+            },
         }
     }
 
@@ -203,7 +281,13 @@ impl Config {
             Some(path) => ConfigLayer::from_file(&path)?,
             None => ConfigLayer::default(),
         };
-        Ok(Config::from_layers([file, env, flags]))
+        let layers = [file, env, flags];
+        let enabled = layers.iter().rev().find_map(|l| l.metrics_enabled);
+        let has_token = layers.iter().any(|l| l.metrics_token.is_some());
+        if enabled == Some(true) && !has_token {
+            return Err(ConfigError::MetricsWithoutToken);
+        }
+        Ok(Config::from_layers(layers))
     }
 
     /// Where the database lives: the configured URL, or the SQLite file
@@ -246,6 +330,13 @@ pub struct ConfigLayer {
     pub marketplace_key: Option<String>,
     /// Session lifetime in days.
     pub session_lifetime_days: Option<u32>,
+    /// Trusted reverse proxies.
+    pub trusted_proxies: Option<Vec<ipnet::IpNet>>,
+    /// Whether `GET /metrics` is served.
+    pub metrics_enabled: Option<bool>,
+    /// The token `GET /metrics` requires (turns metrics on unless
+    /// `metrics_enabled` says `false`).
+    pub metrics_token: Option<MetricsToken>,
 }
 
 impl ConfigLayer {
@@ -268,6 +359,9 @@ impl ConfigLayer {
             marketplace_url: self.marketplace_url.or(lower.marketplace_url),
             marketplace_key: self.marketplace_key.or(lower.marketplace_key),
             session_lifetime_days: self.session_lifetime_days.or(lower.session_lifetime_days),
+            trusted_proxies: self.trusted_proxies.or(lower.trusted_proxies),
+            metrics_enabled: self.metrics_enabled.or(lower.metrics_enabled),
+            metrics_token: self.metrics_token.or(lower.metrics_token),
         }
     }
 
@@ -296,8 +390,31 @@ impl ConfigLayer {
                 message: format!("auth.session-lifetime-days: {message}"),
             })?;
         }
+        let toml_error = |message: String| ConfigError::Toml {
+            path: None,
+            message,
+        };
+        let trusted_proxies = match &file.http.trusted_proxies {
+            Some(list) => Some(
+                list.iter()
+                    .map(|text| parse_proxy(text))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| toml_error(format!("http.trusted-proxies: {e}")))?,
+            ),
+            None => None,
+        };
+        let metrics_token = match &file.metrics.token {
+            Some(token) => Some(
+                MetricsToken::new(token).map_err(|e| toml_error(format!("metrics.token: {e}")))?,
+            ),
+            None => None,
+        };
+        let metrics_enabled = file.metrics.enabled;
         let mut layer = ConfigLayer::from(file);
         layer.rate_limits = rate_limits;
+        layer.trusted_proxies = trusted_proxies;
+        layer.metrics_enabled = metrics_enabled;
+        layer.metrics_token = metrics_token;
         Ok(layer)
     }
 
@@ -360,6 +477,30 @@ impl ConfigLayer {
                         },
                     )?);
                 }
+                "CAP_TRUSTED_PROXIES" => {
+                    layer.trusted_proxies = Some(
+                        value
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|t| !t.is_empty())
+                            .map(parse_proxy)
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(|message| ConfigError::Env {
+                                var: key.to_owned(),
+                                message,
+                            })?,
+                    );
+                }
+                "CAP_METRICS_ENABLED" => layer.metrics_enabled = Some(parse_env(key, value)?),
+                "CAP_METRICS_TOKEN" => {
+                    layer.metrics_token =
+                        Some(
+                            MetricsToken::new(value).map_err(|message| ConfigError::Env {
+                                var: key.to_owned(),
+                                message,
+                            })?,
+                        );
+                }
                 _ => {
                     if let Some(suffix) = key.strip_prefix(RATE_LIMIT_ENV_PREFIX) {
                         let name = suffix.to_ascii_lowercase().replace('_', "-");
@@ -417,6 +558,18 @@ fn parse_rate_limit(name: &str, text: &str) -> Result<Rule, String> {
         ));
     }
     text.parse::<Rule>().map_err(|e| format!("{text:?}: {e}"))
+}
+
+/// Parses a trusted proxy: an address (`10.0.0.5`, `::1`) or a CIDR range
+/// (`10.0.0.0/8`).
+fn parse_proxy(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    if let Ok(net) = text.parse::<ipnet::IpNet>() {
+        return Ok(net.trunc());
+    }
+    text.parse::<std::net::IpAddr>()
+        .map(|ip| ipnet::IpNet::from(ip.to_canonical()))
+        .map_err(|_| format!("{text:?} is neither an IP address nor a CIDR range"))
 }
 
 /// Parses a `--rate-limit NAME=RULE` flag, e.g. `login-per-ip=5/10s`.
@@ -480,6 +633,12 @@ pub enum ConfigError {
         /// What is wrong with it.
         message: String,
     },
+    /// Metrics are turned on, but no token protects them.
+    #[error(
+        "metrics.enabled is true but no token is set: set metrics.token or CAP_METRICS_TOKEN \
+         (at least {MIN_METRICS_TOKEN_CHARS} characters), or turn metrics off"
+    )]
+    MetricsWithoutToken,
 }
 
 /// The config file's shape.
@@ -498,12 +657,21 @@ struct FileConfig {
     marketplace: FileMarketplace,
     #[serde(default)]
     auth: FileAuth,
+    #[serde(default)]
+    metrics: FileMetrics,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct FileAuth {
     session_lifetime_days: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileMetrics {
+    enabled: Option<bool>,
+    token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -524,6 +692,7 @@ struct FileDatabase {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct FileHttp {
     body_limit: Option<usize>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 impl From<FileConfig> for ConfigLayer {
@@ -539,6 +708,9 @@ impl From<FileConfig> for ConfigLayer {
             marketplace_url: file.marketplace.url,
             marketplace_key: file.marketplace.public_key,
             session_lifetime_days: file.auth.session_lifetime_days,
+            trusted_proxies: None,
+            metrics_enabled: None,
+            metrics_token: None,
         }
     }
 }

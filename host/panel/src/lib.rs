@@ -16,7 +16,8 @@
 //!   store (the audit log) and settings.
 //! - [`http`]: the API's conventions — everything under `/api/v1`, RFC 9457
 //!   problem documents with stable codes, request ids, structured tracing,
-//!   Prometheus metrics at `/metrics`, `?limit=&cursor=` pagination, an
+//!   Prometheus metrics at `/metrics` (opt-in, behind a token), per-address
+//!   request limits, `?limit=&cursor=` pagination, an
 //!   OpenAPI 3.1 document generated from the handlers — and the
 //!   [`http::Authenticator`] extension point identity will
 //!   implement.
@@ -234,15 +235,18 @@ impl PanelBuilder {
                 location: options.location().to_string(),
                 source,
             })?;
+        let panel_api = servers::DbPanelApi::new(db.clone()).with_waker(agents.waker());
         let plugin_services = self
             .plugin_services
             .unwrap_or_else(|| plugins::PluginServices {
                 kv: Arc::new(plugin_kv::DbKv::new(db.clone())),
-                panel: Arc::new(servers::DbPanelApi::new(db.clone()).with_waker(agents.waker())),
+                panel: Arc::new(panel_api.clone()),
             });
         let plugin_manager =
             plugins::PluginManager::new(db.clone(), &config.data_dir, plugin_services)
                 .map_err(StartError::Plugins)?;
+        // Plugin-sent console commands pass the plugins' before-hooks.
+        panel_api.set_plugins(&plugin_manager);
         let market = match &config.marketplace_url {
             Some(url) => Some(
                 marketplace::MarketplaceService::new(

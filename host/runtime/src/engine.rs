@@ -56,6 +56,10 @@ pub struct RuntimeConfig {
     pub warm_instances_per_plugin: usize,
     /// Consecutive failures after which a plugin is quarantined.
     pub quarantine_after: u32,
+    /// Calls into one plugin that run at once; more wait (at most the
+    /// plugin's timeout, outside its deadline) and are then refused as
+    /// overload, which is not counted towards quarantine.
+    pub max_concurrent_calls_per_plugin: usize,
     /// Largest serialised result a plugin may return, bytes.
     pub max_output_bytes: usize,
     /// Epoch tick: the granularity of deadlines and of cooperative yields.
@@ -78,6 +82,7 @@ impl Default for RuntimeConfig {
             pool_instances: 1100,
             warm_instances_per_plugin: 8,
             quarantine_after: 5,
+            max_concurrent_calls_per_plugin: 16,
             max_output_bytes: 1 << 20,
             epoch_tick: Duration::from_millis(2),
         }

@@ -86,6 +86,17 @@ pub enum CallError {
         /// Why.
         reason: String,
     },
+    /// The host was too busy to run the call: every call slot of the plugin
+    /// stayed taken for its whole timeout, or the shared instance pool was
+    /// exhausted. Not the plugin's fault, so never counted towards
+    /// quarantine.
+    #[error("plugin {plugin} was not called, the host is overloaded: {reason}")]
+    Overloaded {
+        /// Plugin id.
+        plugin: String,
+        /// What was exhausted.
+        reason: String,
+    },
     /// The plugin does not declare the kind whose export was called.
     #[error("plugin {plugin} does not implement {kind}")]
     NotImplemented {
@@ -156,15 +167,19 @@ fn stderr_suffix(stderr: &str) -> String {
 
 impl CallError {
     /// Whether this failure counts towards quarantine. Refusals the host
-    /// makes before running any plugin code do not.
+    /// makes before running any plugin code, and overload, do not.
     pub fn counts_as_failure(&self) -> bool {
-        !matches!(self, Self::Quarantined { .. } | Self::NotImplemented { .. })
+        !matches!(
+            self,
+            Self::Quarantined { .. } | Self::NotImplemented { .. } | Self::Overloaded { .. }
+        )
     }
 
     /// A short stable code, for APIs and metrics.
     pub fn code(&self) -> &'static str {
         match self {
             Self::Quarantined { .. } => "quarantined",
+            Self::Overloaded { .. } => "overloaded",
             Self::NotImplemented { .. } => "not-implemented",
             Self::Timeout { .. } => "timeout",
             Self::MemoryLimit { .. } => "memory-limit",

@@ -46,4 +46,7 @@ pub use engine::{CodeSource, Limits, Runtime, RuntimeConfig};
 pub use error::{CallError, LoadError};
 pub use manifest::{Manifest, PluginKind};
 pub use package::{Package, PackageError};
-pub use plugin::{LogLine, Plugin, PluginSpec, PluginState, PluginStatus, Quarantine, RecentLogs};
+pub use plugin::{
+    LogLine, Plugin, PluginSpec, PluginState, PluginStatus, Quarantine, QuarantineListener,
+    RecentLogs,
+};

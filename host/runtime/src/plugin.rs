@@ -13,6 +13,26 @@
 //! [`RuntimeConfig::quarantine_after`](crate::RuntimeConfig) consecutive
 //! failures the plugin is quarantined with a readable reason until an admin
 //! releases it.
+//!
+//! # Overload is not the plugin's fault
+//!
+//! At most [`RuntimeConfig::max_concurrent_calls_per_plugin`](crate::RuntimeConfig)
+//! calls into one plugin run at once; further calls wait for a slot, at most
+//! the plugin's own timeout, and the call's deadline starts only once it has
+//! a slot. A call that finds no slot in time, or whose instance the shared
+//! pooling allocator cannot provide because every slot of the pool is taken,
+//! fails with [`CallError::Overloaded`], which does **not** count towards
+//! quarantine: a flood of requests (say, logins against an auth provider)
+//! must not be able to quarantine a healthy plugin for everyone, and the
+//! per-plugin bound keeps one busy plugin from taking the whole pool.
+//!
+//! # Quarantine outlives the process
+//!
+//! The runtime keeps quarantine in memory; the host persists it. A listener
+//! set with [`Plugin::on_quarantine`] hears every quarantine as it happens,
+//! and [`Plugin::restore_quarantine`] puts a stored one back (with its
+//! original reason and time) after a restart without telling the listener
+//! again.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -270,6 +290,9 @@ struct Health {
     quarantine: Mutex<Option<Quarantine>>,
 }
 
+/// Told each time a plugin is quarantined (by the runtime or by hand).
+pub type QuarantineListener = Arc<dyn Fn(&str, &Quarantine) + Send + Sync>;
+
 /// Everything needed to load a plugin.
 #[derive(Debug, Clone)]
 pub struct PluginSpec {
@@ -298,6 +321,9 @@ struct PluginInner {
     idle: Mutex<Vec<Warm>>,
     health: Health,
     logs: RecentLogs,
+    /// Call slots: see the module docs on overload.
+    slots: Arc<tokio::sync::Semaphore>,
+    on_quarantine: Mutex<Option<QuarantineListener>>,
 }
 
 /// A loaded plugin. Cheap to clone; clones share instances and health.
@@ -394,6 +420,10 @@ impl Runtime {
                 idle: Mutex::new(Vec::new()),
                 health: Health::default(),
                 logs: RecentLogs::default(),
+                slots: Arc::new(tokio::sync::Semaphore::new(
+                    config.max_concurrent_calls_per_plugin.max(1),
+                )),
+                on_quarantine: Mutex::new(None),
             }),
         })
     }
@@ -464,17 +494,48 @@ impl Plugin {
             .clone()
     }
 
-    /// Quarantines the plugin by hand.
+    /// Quarantines the plugin by hand (the listener set with
+    /// [`Plugin::on_quarantine`] is told).
     pub fn quarantine_now(&self, reason: &str) {
+        let quarantine = Quarantine {
+            reason: reason.to_string(),
+            since: SystemTime::now(),
+        };
+        self.set_quarantine(quarantine.clone());
+        let listener = self
+            .inner
+            .on_quarantine
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(listener) = listener {
+            listener(self.id(), &quarantine);
+        }
+    }
+
+    /// Puts back a quarantine the host stored (after a restart), keeping
+    /// its reason and time; the quarantine listener is not told.
+    pub fn restore_quarantine(&self, quarantine: Quarantine) {
+        self.set_quarantine(quarantine);
+    }
+
+    /// Calls `listener` every time this plugin is quarantined from now on
+    /// (replacing any earlier listener), so the host can persist it.
+    pub fn on_quarantine(&self, listener: QuarantineListener) {
+        *self
+            .inner
+            .on_quarantine
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(listener);
+    }
+
+    fn set_quarantine(&self, quarantine: Quarantine) {
         *self
             .inner
             .health
             .quarantine
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(Quarantine {
-            reason: reason.to_string(),
-            since: SystemTime::now(),
-        });
+            .unwrap_or_else(|p| p.into_inner()) = Some(quarantine);
         self.inner.health.quarantined.store(true, Ordering::Release);
         self.inner
             .idle
@@ -556,6 +617,28 @@ impl Plugin {
         store
     }
 
+    /// Waits for a call slot, at most the plugin's timeout (see the module
+    /// docs on overload). A refusal is recorded as a call but not as a
+    /// failure.
+    async fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, CallError> {
+        let waited = self.inner.limits.timeout;
+        match tokio::time::timeout(waited, Arc::clone(&self.inner.slots).acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // The semaphore is never closed; treat it like a full one.
+            Ok(Err(_)) | Err(_) => {
+                let error = CallError::Overloaded {
+                    plugin: self.id().to_string(),
+                    reason: format!(
+                        "all {} call slots stayed busy for {waited:?}",
+                        self.inner.runtime.config().max_concurrent_calls_per_plugin
+                    ),
+                };
+                self.record(&Err(error.clone()));
+                Err(error)
+            }
+        }
+    }
+
     /// Takes a warm instance or makes a fresh one, with a new deadline.
     async fn checkout(&self, kind: PluginKind, fresh: bool) -> Result<Warm, CallError> {
         if let Some(q) = self.quarantine() {
@@ -599,6 +682,17 @@ impl Plugin {
                 instance,
                 guests: Guests::default(),
             }),
+            // Every slot of the shared pool is taken: the host is busy, the
+            // plugin did nothing wrong.
+            Err(e)
+                if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                    .is_some() =>
+            {
+                Err(CallError::Overloaded {
+                    plugin: self.id().to_string(),
+                    reason: format!("{e:#}"),
+                })
+            }
             Err(e) => Err(CallError::Instantiate {
                 plugin: self.id().to_string(),
                 message: format!("{e:#}"),
@@ -767,6 +861,7 @@ macro_rules! plugin_call {
         )
     };
     ($self:ident, $kind:expr, $fresh:expr, $guest:ident, $check:expr, |$g:ident, $store:ident| $call:expr) => {{
+        let _slot = $self.admit().await?;
         let mut warm = $self.checkout($kind, $fresh).await?;
         let $g = match &warm.guests.$guest {
             Some(g) => g.clone(),

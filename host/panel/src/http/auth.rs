@@ -212,12 +212,13 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
-/// The client's address as the TCP connection shows it.
-///
-/// Behind a reverse proxy this is the proxy's address; honouring
-/// `X-Forwarded-For` needs a configured list of trusted proxies, which does
-/// not exist yet.
+/// The client's address: the one [`super::client_addr::assign`] decided
+/// (the TCP peer, or behind a trusted proxy the forwarded client), else the
+/// TCP peer.
 pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
+    if let Some(super::client_addr::ClientAddr(ip)) = parts.extensions.get() {
+        return *ip;
+    }
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()

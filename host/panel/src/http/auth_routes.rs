@@ -16,12 +16,11 @@
 //!
 //! | Status | Code | When |
 //! | --- | --- | --- |
-//! | 401 | `invalid-credentials` | the provider refused the credentials (one generic message) |
+//! | 401 | `invalid-credentials` | the provider refused the credentials, or locked the account (one generic message: a lock must not tell that the account exists) |
 //! | 401 | `second-factor-required` | the provider wants a second factor: retry with `second_factor` |
 //! | 403 | `account-not-linked` | the identity is verified but no user is linked and auto-registration is off |
 //! | 403 | `account-disabled` | the user is disabled |
-//! | 423 | `account-locked` | the provider locked the account; `Retry-After` when known |
-//! | 429 | `rate-limited` | too many attempts from this address or for this account; `Retry-After` |
+//! | 429 | `rate-limited` | too many attempts from this address or for this account, or too many logins of this address in flight; `Retry-After` |
 //! | 503 | `provider-unavailable` | the provider's backend is down |
 //! | 503 | `provider-failed` | the provider plugin trapped, timed out or is quarantined |
 //! | 401 | `invalid-refresh-token` | unknown, expired or revoked refresh token |
@@ -30,10 +29,8 @@
 //! | 401 | `invalid-second-factor` | the code or recovery code is wrong, or the code was used before |
 //! | 423 | `account-locked` | (second factor) too many wrong codes; `Retry-After` |
 
-use std::net::SocketAddr;
-
 use axum::Json;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -80,10 +77,7 @@ impl FromRequestParts<AppState> for Client {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_canonical());
+        let ip = super::auth::client_ip(parts);
         let request_id = parts
             .extensions
             .get::<RequestId>()
@@ -262,6 +256,11 @@ pub(crate) fn check_len(errors: &mut Vec<FieldError>, field: &str, value: &str, 
     }
 }
 
+/// The one detail of every refused login: wrong password, unknown account
+/// or locked account alike.
+pub(crate) const INVALID_CREDENTIALS: &str = "the username or password is wrong, or too many failed \
+     logins locked the account for a while";
+
 fn login_error(error: LoginError) -> Response {
     match error {
         LoginError::UnknownProvider(id) => ApiError::field(
@@ -270,19 +269,15 @@ fn login_error(error: LoginError) -> Response {
             format!("there is no auth provider {id:?}"),
         )
         .into_response(),
-        LoginError::Refused(AuthError::InvalidCredentials) => problem(
+        // A lock is answered exactly like a wrong password or an unknown
+        // account (same status, body and headers), so the answer never tells
+        // whether an account exists.
+        LoginError::Refused(AuthError::InvalidCredentials | AuthError::Locked(_)) => problem(
             StatusCode::UNAUTHORIZED,
             "invalid-credentials",
             "Invalid credentials",
-            "the username or password is wrong",
+            INVALID_CREDENTIALS,
             None,
-        ),
-        LoginError::Refused(AuthError::Locked(retry)) => problem(
-            StatusCode::LOCKED,
-            "account-locked",
-            "Account locked",
-            "too many failed logins; the account is locked for now",
-            retry,
         ),
         LoginError::Refused(AuthError::NeedsSecondFactor) => problem(
             StatusCode::UNAUTHORIZED,
@@ -355,7 +350,6 @@ fn login_error(error: LoginError) -> Response {
         (status = 403, description = "No linked account, or the account is disabled", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
-        (status = 423, description = "The account is locked", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The provider is unavailable or failed", body = Problem, content_type = "application/problem+json"),
     )
@@ -392,6 +386,12 @@ pub(super) async fn login(
     limiter
         .check(&account, limits.login_per_account)
         .map_err(rate_limited)?;
+    // A few provider calls per address at once: a flood from one address
+    // cannot take every instance of the provider from everyone else.
+    let _slot = identity
+        .address_slots()
+        .try_acquire(&client.ip_key())
+        .ok_or_else(|| rate_limited(std::time::Duration::from_secs(1)))?;
     let tokens = identity
         .login_with_password(
             provider,

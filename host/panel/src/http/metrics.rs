@@ -1,5 +1,12 @@
 //! Prometheus metrics, served at `GET /metrics`.
 //!
+//! Off by default: the route answers `404` as if it did not exist. Turned
+//! on with a token ([`crate::config::Config::metrics_token`]), it answers
+//! only `Authorization: Bearer <token>`, compared in constant time, and
+//! `401` to anyone else. Request counts by route and status tell an outsider
+//! what the Panel is used for and when; they are for the operator's
+//! scraper alone.
+//!
 //! Every request is counted in `http_requests_total` and timed in the
 //! histogram `http_request_duration_seconds` (time to the response head),
 //! labelled with `method`, `route` (the route *template*, such as
@@ -140,11 +147,35 @@ pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next)
     get,
     path = "/metrics",
     tag = "system",
-    responses((status = 200, description = "Metrics in the Prometheus text format", body = String, content_type = "text/plain"))
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Metrics in the Prometheus text format", body = String, content_type = "text/plain"),
+        (status = 401, description = "The metrics token is missing or wrong", body = super::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Metrics are off", body = super::Problem, content_type = "application/problem+json"),
+    )
 )]
-pub(super) async fn scrape(State(state): State<AppState>) -> impl IntoResponse {
-    (
+pub(super) async fn scrape(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, super::ApiError> {
+    let Some(token) = &state.config().metrics_token else {
+        return Err(super::ApiError::NotFound(
+            "no route matches this path".into(),
+        ));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !token.matches(presented) {
+        return Err(super::ApiError::Unauthenticated(
+            "send the metrics token as a bearer token".into(),
+        ));
+    }
+    Ok((
         [(header::CONTENT_TYPE, PROMETHEUS_TEXT)],
         state.metrics().render(),
     )
+        .into_response())
 }

@@ -9,14 +9,15 @@
 //! | JSON bodies and query strings with per-field errors | [`extract`] |
 //! | `?limit=&cursor=` pagination | [`pagination`] |
 //! | Authentication extension point | [`auth`] |
+//! | Client address (trusted proxies) and per-address request limits | [`client_addr`] |
 //! | Prometheus metrics | [`metrics`] |
 //! | OpenAPI 3.1 document | [`mod@openapi`] |
 //! | Plugin-contributed UI, sign-in providers, game types | [`ui_routes`] |
 //! | The Web UI's page and assets (not part of the API) | [`web`] |
 //!
-//! Middleware, outermost first: request id → tracing span (method, path,
-//! request id) → metrics → problem normalization → panic catcher → body
-//! limit → routes. Handlers take [`AppState`] and return
+//! Middleware, outermost first: request id → client address → tracing span
+//! (method, path, request id) → metrics → problem normalization → request
+//! limits per address → panic catcher → body limit → routes. Handlers take [`AppState`] and return
 //! [`error::ApiResult`].
 
 use std::sync::Arc;
@@ -40,6 +41,7 @@ pub mod api_keys;
 pub mod audit_log;
 pub mod auth;
 pub mod auth_routes;
+pub mod client_addr;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -84,6 +86,7 @@ struct Inner {
     console_tokens: crate::agents::console::TokenKeys,
     marketplace: std::sync::OnceLock<crate::marketplace::MarketplaceService>,
     server_pages: servers_routes::ServerPageCache,
+    requests: crate::identity::RateLimiter,
 }
 
 impl std::fmt::Debug for AppState {
@@ -124,6 +127,7 @@ impl AppState {
                 server_pages: servers_routes::ServerPageCache::new(
                     servers_routes::CACHED_SERVER_PAGES,
                 ),
+                requests: crate::identity::RateLimiter::default(),
             }),
         }
     }
@@ -151,6 +155,11 @@ impl AppState {
     /// The database.
     pub fn db(&self) -> &Database {
         &self.inner.db
+    }
+
+    /// The per-address request limits of [`client_addr::limit`].
+    pub fn request_limiter(&self) -> &crate::identity::RateLimiter {
+        &self.inner.requests
     }
 
     /// The metrics registry.
@@ -275,12 +284,20 @@ pub fn router(state: AppState) -> Router {
         .layer(Extension(rendered))
         .layer(DefaultBodyLimit::max(state.config().body_limit))
         .layer(CatchPanicLayer::new())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            client_addr::limit,
+        ))
         .layer(middleware::from_fn(error::normalize))
         .layer(middleware::from_fn_with_state(
             state.metrics().clone(),
             metrics::track,
         ))
         .layer(trace)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            client_addr::assign,
+        ))
         .layer(middleware::from_fn(request_id::assign))
         .with_state(state)
 }

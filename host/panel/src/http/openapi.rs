@@ -69,8 +69,10 @@ impl Modify for BearerAuth {
 /// runs, so that the document lists each status code the API can send:
 /// with a JSON body, `400` (not JSON), `415` (not `application/json`) and
 /// `422` (a field is invalid); with path or query parameters, `400` and
-/// `422` (a parameter does not parse or is out of range). Handlers document
-/// their own outcomes; this adds only what is missing.
+/// `422` (a parameter does not parse or is out of range); and `429` for the
+/// operations the per-address request limits cover
+/// ([`super::client_addr`]). Handlers document their own outcomes; this adds
+/// only what is missing.
 pub fn document_extractor_errors(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
     let problem = |description: &str| {
@@ -86,15 +88,27 @@ pub fn document_extractor_errors(doc: &mut utoipa::openapi::OpenApi) {
                 .build(),
         )
     };
-    for item in doc.paths.paths.values_mut() {
+    for (path, item) in doc.paths.paths.iter_mut() {
         let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
+            (axum::http::Method::GET, &mut item.get),
+            (axum::http::Method::PUT, &mut item.put),
+            (axum::http::Method::POST, &mut item.post),
+            (axum::http::Method::DELETE, &mut item.delete),
+            (axum::http::Method::PATCH, &mut item.patch),
         ];
-        for operation in operations.into_iter().flatten() {
+        for (method, operation) in operations {
+            let Some(operation) = operation else {
+                continue;
+            };
+            if super::client_addr::RouteClass::of(&method, path).is_some() {
+                operation
+                    .responses
+                    .responses
+                    .entry("429".to_owned())
+                    .or_insert_with(|| {
+                        problem("Too many requests from this address; see Retry-After")
+                    });
+            }
             let has_body = operation.request_body.is_some();
             let has_parameters = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
             let responses = &mut operation.responses.responses;

@@ -142,6 +142,9 @@ pub(super) async fn change(
             None,
         ));
     };
+    let turn = identity
+        .account_turn(&link.provider_id, &user.username)
+        .await;
     let checked = plugin
         .authenticate(&Credentials::Password(PasswordCredentials {
             username: user.username.clone(),
@@ -149,6 +152,7 @@ pub(super) async fn change(
             second_factor: None,
         }))
         .await;
+    drop(turn);
     match checked {
         Ok(Ok(found)) if found.subject == link.subject => {}
         Ok(Ok(_) | Err(AuthError::InvalidCredentials | AuthError::NeedsSecondFactor)) => {

@@ -773,18 +773,8 @@ pub(super) async fn release(
     auth.principal.require(ADMIN_PLUGINS)?;
     let manager = manager(&state)?;
     manager.get(&id).await?;
-    let plugin = loaded(manager, &id)?;
-    plugin.release_quarantine();
-    state
-        .db()
-        .events()
-        .append(
-            &crate::db::NewEvent::new("plugin.released")
-                .actor(auth.actor.clone())
-                .subject("plugin", &id),
-        )
-        .await
-        .map_err(ApiError::from)?;
+    loaded(manager, &id)?;
+    manager.release(&id, &auth.actor).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -150,7 +150,8 @@ fn call_failure(error: CallError) -> UiFailure {
                 | CallError::MemoryLimit { plugin, .. }
                 | CallError::StackOverflow { plugin }
                 | CallError::Trap { plugin, .. }
-                | CallError::Instantiate { plugin, .. } => plugin.clone(),
+                | CallError::Instantiate { plugin, .. }
+                | CallError::Overloaded { plugin, .. } => plugin.clone(),
                 CallError::BadOutput { plugin, .. } | CallError::NotImplemented { plugin, .. } => {
                     plugin.clone()
                 }

@@ -30,6 +30,16 @@
 //! - **Rate limits** ([`rate_limit`]) on login, second factor and refresh,
 //!   per client address and per account, in memory, configurable
 //!   ([`crate::config`]; [`IdentityOptions::from_config`]).
+//! - **One provider call per account at a time** ([`slots`]): the
+//!   provider's lockout counter is a read-modify-write over plugin KV, so
+//!   attempts on one `(provider, username)` are serialised around the
+//!   provider call and the lockout threshold holds under concurrent
+//!   guesses. The HTTP layer also bounds provider calls per client address
+//!   ([`IdentityService::address_slots`]).
+//! - **A lock reads like a wrong password.** The HTTP layer answers a
+//!   provider's `locked` with the same `401 invalid-credentials` as an
+//!   unknown account or a wrong password, so the answer never tells whether
+//!   an account exists.
 //!
 //! The HTTP routes live in [`crate::http::auth_routes`] and
 //! [`crate::http::api_keys`]; the [`crate::http::Authenticator`] that turns
@@ -49,6 +59,7 @@ pub mod providers;
 pub mod rate_limit;
 pub mod recovery;
 pub mod roles;
+pub mod slots;
 pub mod tokens;
 pub mod totp;
 pub mod users;
@@ -116,7 +127,13 @@ struct Inner {
     keys: JwtKeys,
     options: IdentityOptions,
     limiter: RateLimiter,
+    accounts: slots::KeyedSlots,
+    addresses: slots::KeyedSlots,
 }
+
+/// Provider calls (logins, password checks) one client address may have
+/// in flight at once; more are answered `429` at once.
+pub const PROVIDER_CALLS_PER_ADDRESS: usize = 4;
 
 /// A successful login or refresh.
 #[derive(Debug, Clone)]
@@ -201,6 +218,8 @@ impl IdentityService {
                 keys: JwtKeys::new(&secret),
                 options,
                 limiter: RateLimiter::default(),
+                accounts: slots::KeyedSlots::new(1),
+                addresses: slots::KeyedSlots::new(PROVIDER_CALLS_PER_ADDRESS),
             }),
         })
     }
@@ -230,6 +249,22 @@ impl IdentityService {
         &self.inner.limiter
     }
 
+    /// Waits for the turn of `username` at `provider` (case and surrounding
+    /// blanks ignored, as providers do): hold it around every provider call
+    /// that checks that account's password.
+    pub async fn account_turn(&self, provider: &str, username: &str) -> slots::Slot {
+        self.inner
+            .accounts
+            .acquire(&format!("{provider}\n{}", username.trim().to_lowercase()))
+            .await
+    }
+
+    /// Provider-call slots by client address
+    /// ([`PROVIDER_CALLS_PER_ADDRESS`] each).
+    pub fn address_slots(&self) -> &slots::KeyedSlots {
+        &self.inner.addresses
+    }
+
     /// Logs in through `provider` with a username and password.
     ///
     /// # Errors
@@ -252,9 +287,11 @@ impl IdentityService {
             password: password.to_owned(),
             second_factor: second_factor.map(str::to_owned),
         });
-        let identity = plugin
-            .authenticate(&credentials)
-            .await
+        // One attempt per account at a time: see the module docs.
+        let turn = self.account_turn(provider, username).await;
+        let answer = plugin.authenticate(&credentials).await;
+        drop(turn);
+        let identity = answer
             .map_err(LoginError::ProviderFailed)?
             .map_err(LoginError::Refused)?;
         let db = self.db();

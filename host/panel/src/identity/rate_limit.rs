@@ -109,6 +109,12 @@ pub struct RateLimits {
     pub second_factor_per_ip: Rule,
     /// Second-factor attempts per account (whatever the address).
     pub second_factor_per_account: Rule,
+    /// Any mutating `/auth/…` or `/account/…` request per client address
+    /// (on top of the rules above).
+    pub auth_per_ip: Rule,
+    /// Any other mutating request (`POST`, `PUT`, `PATCH`, `DELETE`) per
+    /// client address.
+    pub writes_per_ip: Rule,
 }
 
 impl Default for RateLimits {
@@ -119,6 +125,8 @@ impl Default for RateLimits {
             refresh_per_ip: Rule::new(30, Duration::from_secs(2)),
             second_factor_per_ip: Rule::new(20, Duration::from_secs(3)),
             second_factor_per_account: Rule::new(10, Duration::from_secs(30)),
+            auth_per_ip: Rule::new(60, Duration::from_secs(1)),
+            writes_per_ip: Rule::new(300, Duration::from_millis(50)),
         }
     }
 }
@@ -126,13 +134,16 @@ impl Default for RateLimits {
 impl RateLimits {
     /// The configuration names of the rules, in the order of the fields:
     /// `login-per-ip`, `login-per-account`, `refresh-per-ip`,
-    /// `second-factor-per-ip`, `second-factor-per-account`.
-    pub const NAMES: [&'static str; 5] = [
+    /// `second-factor-per-ip`, `second-factor-per-account`, `auth-per-ip`,
+    /// `writes-per-ip`.
+    pub const NAMES: [&'static str; 7] = [
         "login-per-ip",
         "login-per-account",
         "refresh-per-ip",
         "second-factor-per-ip",
         "second-factor-per-account",
+        "auth-per-ip",
+        "writes-per-ip",
     ];
 
     /// The rule called `name` (see [`RateLimits::NAMES`]), to change it.
@@ -143,6 +154,8 @@ impl RateLimits {
             "refresh-per-ip" => Some(&mut self.refresh_per_ip),
             "second-factor-per-ip" => Some(&mut self.second_factor_per_ip),
             "second-factor-per-account" => Some(&mut self.second_factor_per_account),
+            "auth-per-ip" => Some(&mut self.auth_per_ip),
+            "writes-per-ip" => Some(&mut self.writes_per_ip),
             _ => None,
         }
     }
@@ -237,6 +250,7 @@ mod tests {
         }
         assert_eq!(limits.login_per_ip.burst, 100);
         assert_eq!(limits.second_factor_per_account.burst, 104);
+        assert_eq!(limits.writes_per_ip.burst, 106);
         assert!(limits.rule_mut("nope").is_none());
     }
 }

@@ -33,8 +33,16 @@
 //!   before, so it loads without the gate.
 //! - **Every change is an event** (`plugin.installed`, `plugin.updated`,
 //!   `plugin.granted`, `plugin.activated`, `plugin.deactivated`,
-//!   `plugin.uninstalled`, `plugin.config.updated`, `plugin.secret.set`),
-//!   appended in the same transaction. Secrets never appear in events.
+//!   `plugin.uninstalled`, `plugin.config.updated`, `plugin.secret.set`,
+//!   `plugin.quarantined`, `plugin.released`), appended in the same
+//!   transaction. Secrets never appear in events.
+//! - **Quarantine outlives a restart.** When the runtime quarantines a
+//!   plugin, the reason and time go to its row (`plugin.quarantined`, by
+//!   the system); every load of that plugin — at start, on activation, after
+//!   a grant — puts the stored quarantine back, so restarting the Panel or
+//!   reactivating the plugin does not lift it. Only an admin's release
+//!   ([`PluginManager::release`], `plugin.released`) does; a new version
+//!   starts unquarantined.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -170,6 +178,25 @@ struct Inner {
     writer: tokio::sync::Mutex<()>,
     listeners: RwLock<Vec<ActivationListener>>,
     gate: std::sync::OnceLock<Arc<dyn LoadGate>>,
+}
+
+/// A [`PluginManager`] that does not keep it alive: for services the
+/// manager's own plugins hold (the `panel` capability), which would
+/// otherwise keep the manager — and its runtime — alive forever.
+#[derive(Clone, Default)]
+pub struct WeakPluginManager(std::sync::Weak<Inner>);
+
+impl WeakPluginManager {
+    /// The manager, while it exists.
+    pub fn upgrade(&self) -> Option<PluginManager> {
+        self.0.upgrade().map(|inner| PluginManager { inner })
+    }
+}
+
+impl std::fmt::Debug for WeakPluginManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeakPluginManager").finish_non_exhaustive()
+    }
 }
 
 /// Decides whether a plugin may be loaded; the Panel's offline license
@@ -321,6 +348,11 @@ impl PluginManager {
     /// effect. Install it before [`PluginManager::start`].
     pub fn set_load_gate(&self, gate: Arc<dyn LoadGate>) {
         let _ = self.inner.gate.set(gate);
+    }
+
+    /// A handle that does not keep this manager alive.
+    pub fn downgrade(&self) -> WeakPluginManager {
+        WeakPluginManager(Arc::downgrade(&self.inner))
     }
 
     /// The runtime.
@@ -979,7 +1011,72 @@ impl PluginManager {
                 services: self.inner.services.clone(),
             })
             .await?;
+        self.keep_quarantine(&plugin, record).await?;
         Ok(plugin)
+    }
+}
+
+impl PluginManager {
+    /// Lifts plugin `id`'s quarantine, in memory and in the database.
+    ///
+    /// # Errors
+    ///
+    /// [`PluginError::NotFound`], database errors.
+    pub async fn release(&self, id: &str, actor: &Actor) -> Result<(), PluginError> {
+        let _writer = self.inner.writer.lock().await;
+        self.get(id).await?;
+        if let Some(plugin) = self.active(id) {
+            plugin.release_quarantine();
+        }
+        store::set_quarantine(
+            &self.inner.db,
+            id,
+            None,
+            &event("plugin.released", id, actor, json!({})),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Puts `plugin`'s stored quarantine back and has future quarantines
+    /// stored (see the module docs).
+    async fn keep_quarantine(
+        &self,
+        plugin: &Plugin,
+        record: &PluginRecord,
+    ) -> Result<(), PluginError> {
+        let stored = store::quarantine(&self.inner.db, plugin.id(), &record.component_sha256);
+        if let Some((reason, at)) = stored.await? {
+            plugin.restore_quarantine(cap_runtime::Quarantine {
+                reason,
+                since: at.into(),
+            });
+        }
+        let db = self.inner.db.clone();
+        plugin.on_quarantine(Arc::new(move |id: &str, quarantine: &cap_runtime::Quarantine| {
+            let Ok(handle) = tokio::runtime::Handle::try_current() else {
+                tracing::error!(plugin = %id, "cannot persist a quarantine outside the runtime");
+                return;
+            };
+            let db = db.clone();
+            let id = id.to_owned();
+            let reason = quarantine.reason.clone();
+            let at = time::OffsetDateTime::from(quarantine.since);
+            handle.spawn(async move {
+                let event = event(
+                    "plugin.quarantined",
+                    &id,
+                    &Actor::system(),
+                    json!({ "reason": reason }),
+                );
+                if let Err(error) =
+                    store::set_quarantine(&db, &id, Some((&reason, at)), &event).await
+                {
+                    tracing::error!(plugin = %id, %error, "cannot persist the quarantine");
+                }
+            });
+        }));
+        Ok(())
     }
 }
 

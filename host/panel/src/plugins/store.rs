@@ -188,6 +188,66 @@ pub(crate) async fn update(
     Ok(())
 }
 
+/// The longest quarantine reason stored; longer ones are cut.
+pub(crate) const MAX_QUARANTINE_REASON_CHARS: usize = 2048;
+
+/// The stored quarantine of plugin `id` (reason and time), if any and if
+/// the installed component is still `component_sha256` (a new version
+/// starts unquarantined).
+pub(crate) async fn quarantine(
+    db: &Database,
+    id: &str,
+    component_sha256: &str,
+) -> Result<Option<(String, OffsetDateTime)>, DbError> {
+    let row: Option<(Option<String>, Option<i64>)> = on_pool!(db, |pool| {
+        let mut qb = query_builder(
+            pool,
+            "SELECT quarantine_reason, quarantined_at FROM plugins WHERE id = ",
+        );
+        qb.push_bind(id)
+            .push(" AND component_sha256 = ")
+            .push_bind(component_sha256);
+        qb.build_query_as::<(Option<String>, Option<i64>)>()
+            .fetch_optional(pool)
+            .await?
+    });
+    match row {
+        Some((Some(reason), Some(at))) => Ok(Some((reason, from_micros(at)?))),
+        _ => Ok(None),
+    }
+}
+
+/// Stores (`Some((reason, at))`) or clears (`None`) plugin `id`'s
+/// quarantine and appends `event`. A plugin that is no longer installed is
+/// not an error: nothing is left to quarantine.
+pub(crate) async fn set_quarantine(
+    db: &Database,
+    id: &str,
+    quarantine: Option<(&str, OffsetDateTime)>,
+    event: &NewEvent,
+) -> Result<(), DbError> {
+    let reason = quarantine.map(|(reason, _)| {
+        reason
+            .chars()
+            .take(MAX_QUARANTINE_REASON_CHARS)
+            .collect::<String>()
+    });
+    let at = quarantine.map(|(_, at)| to_micros(at));
+    on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let mut qb = query_builder(pool, "UPDATE plugins SET quarantine_reason = ");
+        qb.push_bind(reason.as_deref())
+            .push(", quarantined_at = ")
+            .push_bind(at)
+            .push(" WHERE id = ")
+            .push_bind(id);
+        qb.build().execute(&mut *tx).await?;
+        tx.append_event(event).await?;
+        tx.commit().await?;
+    });
+    Ok(())
+}
+
 /// Deletes a plugin's row and, if `purge`, its configuration and secrets;
 /// appends `event`.
 pub(crate) async fn delete(

@@ -10,6 +10,17 @@
 //! server `deleting`; it is removed, and its allocation freed, when the
 //! Agent reports the command `done`.
 //!
+//! Plugins send console commands too (the `panel` capability's
+//! `send-console-command`, [`super::DbPanelApi`]); [`enqueue_for_plugin`]
+//! runs them through the same validation and before-hooks as a user's, and
+//! records them with the plugin as the actor (`plugin:<id>`, see
+//! [`plugin_actor`]), so a quota or moderation hook cannot be bypassed by
+//! going through a plugin and the audit log says who sent them. Their
+//! after-hooks do not fire: an after-hook answering a console event with a
+//! console command would feed itself forever, on tasks of their own where no
+//! depth can be counted. Before-hooks run inside the sending plugin's call,
+//! so their nesting is counted ([`MAX_PLUGIN_COMMAND_DEPTH`]).
+//!
 //! A command moves `pending` → `acked` → `done` or `failed` (`pending` may
 //! go straight to `done` or `failed`); anything else is refused, so a late
 //! or repeated report cannot rewrite history.
@@ -218,6 +229,67 @@ impl TryFrom<CommandRow> for Command {
     }
 }
 
+/// How deep plugin-sent console commands may nest (a before-hook that sends
+/// a console command, whose before-hooks send another, …); deeper ones are
+/// refused.
+pub const MAX_PLUGIN_COMMAND_DEPTH: u32 = 2;
+
+tokio::task_local! {
+    /// How many plugin-sent console commands the current task is inside.
+    static PLUGIN_COMMAND_DEPTH: u32;
+}
+
+/// The audit actor of plugin `id`: `plugin:<id>`, cut to the 64 characters
+/// an actor id holds (plugin ids have at most 63; the full id is in the
+/// event's `plugin` field as well).
+pub fn plugin_actor(id: &str) -> Actor {
+    let mut user_id = format!("plugin:{id}");
+    user_id.truncate(crate::db::events::MAX_USER_ID_LEN);
+    Actor {
+        user_id: Some(user_id),
+        ..Actor::system()
+    }
+}
+
+/// Records the console command `line` that plugin `plugin` sends to
+/// `server`, after the same checks and before-hooks as a user's command
+/// (see the module docs), with the plugin as the actor.
+///
+/// # Errors
+///
+/// As [`enqueue`], and [`ServersError::Conflict`]
+/// (`plugin-commands-nested`) when plugin-sent commands nest deeper than [`MAX_PLUGIN_COMMAND_DEPTH`].
+pub async fn enqueue_for_plugin(
+    db: &Database,
+    plugins: Option<&PluginManager>,
+    server: &Server,
+    line: &str,
+    plugin: &str,
+) -> Result<Command, ServersError> {
+    let depth = PLUGIN_COMMAND_DEPTH.try_with(|d| *d).unwrap_or(0);
+    if depth >= MAX_PLUGIN_COMMAND_DEPTH {
+        return Err(ServersError::conflict(
+            "plugin-commands-nested",
+            format!("console commands sent from hooks nest deeper than {MAX_PLUGIN_COMMAND_DEPTH}"),
+        ));
+    }
+    let actor = plugin_actor(plugin);
+    PLUGIN_COMMAND_DEPTH
+        .scope(
+            depth + 1,
+            enqueue_as(
+                db,
+                plugins,
+                server,
+                CommandAction::Console,
+                Some(line),
+                Some(plugin),
+                &actor,
+            ),
+        )
+        .await
+}
+
 /// Records `action` for `server` after its before-hooks allow it; `line`
 /// is the console command for [`CommandAction::Console`] (a before-hook
 /// may rewrite it).
@@ -233,6 +305,20 @@ pub async fn enqueue(
     server: &Server,
     action: CommandAction,
     line: Option<&str>,
+    actor: &Actor,
+) -> Result<Command, ServersError> {
+    enqueue_as(db, plugins, server, action, line, None, actor).await
+}
+
+/// [`enqueue`] for a user (`plugin` is `None`: after-hooks fire) or for a
+/// plugin (named in the event; no after-hooks).
+async fn enqueue_as(
+    db: &Database,
+    plugins: Option<&PluginManager>,
+    server: &Server,
+    action: CommandAction,
+    line: Option<&str>,
+    plugin: Option<&str>,
     actor: &Actor,
 ) -> Result<Command, ServersError> {
     if server.state == STATE_DELETING {
@@ -266,8 +352,10 @@ pub async fn enqueue(
     {
         line = Some(info.line.clone());
     }
-    let command = record(db, server, action, line, None, actor).await?;
-    spawn_after(plugins, allowed);
+    let command = record(db, server, action, line, plugin, actor).await?;
+    if plugin.is_none() {
+        spawn_after(plugins, allowed);
+    }
     Ok(command)
 }
 

@@ -4,18 +4,19 @@
 //! The runtime checks the plugin's granted panel scopes before every call
 //! (`servers.read` for listing and reading servers, `console.send` for
 //! console commands), so what arrives here is already allowed; this type
-//! answers from the database. A console command is recorded in the
-//! command outbox like one sent by a user (no hooks run: a plugin must not
-//! trigger itself), with the plugin named in its `server.command.queued`
-//! event.
+//! answers from the database. A console command goes through the same
+//! checks and before-hooks as one sent by a user and is recorded with the
+//! plugin as its actor (`plugin:<id>`); see
+//! [`commands::enqueue_for_plugin`] for why its after-hooks do not fire.
 
 use cap_runtime::api::ServerSummary;
 use cap_runtime::capabilities::panel::PanelApi;
 use cap_runtime::capabilities::{BoxFuture, ServiceError};
 
-use super::commands::{self, CommandAction};
+use super::commands;
 use super::server::{self, STATE_DELETING, Server, Visibility};
-use crate::db::{Actor, Database, DbError};
+use crate::db::{Database, DbError};
+use crate::plugins::{PluginManager, WeakPluginManager};
 
 /// Page size when listing every server for a plugin.
 const PAGE: u32 = 200;
@@ -27,6 +28,9 @@ pub const MAX_LISTED: usize = 10_000;
 pub struct DbPanelApi {
     db: Database,
     waker: Option<super::Waker>,
+    /// The plugins whose before-hooks see plugin-sent commands; set once
+    /// the manager exists ([`DbPanelApi::set_plugins`]).
+    plugins: std::sync::Arc<std::sync::OnceLock<WeakPluginManager>>,
 }
 
 impl std::fmt::Debug for DbPanelApi {
@@ -38,7 +42,17 @@ impl std::fmt::Debug for DbPanelApi {
 impl DbPanelApi {
     /// The Panel API over `db`.
     pub fn new(db: Database) -> Self {
-        DbPanelApi { db, waker: None }
+        DbPanelApi {
+            db,
+            waker: None,
+            plugins: std::sync::Arc::default(),
+        }
+    }
+
+    /// Runs plugin-sent console commands through `plugins`' before-hooks
+    /// (this value and its clones; only the first call has an effect).
+    pub fn set_plugins(&self, plugins: &PluginManager) {
+        let _ = self.plugins.set(plugins.downgrade());
     }
 
     /// Wakes the node's Agent session with `waker` after queueing a
@@ -116,22 +130,13 @@ impl PanelApi for DbPanelApi {
             if server.state == STATE_DELETING {
                 return Err(ServiceError::Invalid("the server is being deleted".into()));
             }
-            if command.trim().is_empty() {
-                return Err(ServiceError::Invalid("the command is empty".into()));
-            }
-            commands::record(
-                &self.db,
-                &server,
-                CommandAction::Console,
-                Some(command.to_owned()),
-                Some(plugin),
-                &Actor::system(),
-            )
-            .await
-            .map_err(|e| match e {
-                super::ServersError::Db(e) => unavailable(e),
-                other => ServiceError::Invalid(other.to_string()),
-            })?;
+            let plugins = self.plugins.get().and_then(WeakPluginManager::upgrade);
+            commands::enqueue_for_plugin(&self.db, plugins.as_ref(), &server, command, plugin)
+                .await
+                .map_err(|e| match e {
+                    super::ServersError::Db(e) => unavailable(e),
+                    other => ServiceError::Invalid(other.to_string()),
+                })?;
             if let (Some(waker), Some(node)) = (&self.waker, &server.node_id) {
                 waker(node);
             }

@@ -279,7 +279,10 @@ fn metric_lines<'a>(text: &'a str, name: &str, labels: &[&str]) -> Vec<&'a str> 
 #[tokio::test]
 async fn exposes_request_counts_and_latency_by_route_and_status() {
     let db = TestDb::sqlite().await;
-    let panel = start_panel(&db).await;
+    let mut config = db.config();
+    config.metrics_token =
+        Some(cap_panel::config::MetricsToken::new(crate::support::METRICS_TOKEN).expect("long"));
+    let panel = start_panel_with(config).await;
     let http = client();
     for _ in 0..2 {
         http.get(panel.url("/api/v1/health"))
@@ -298,6 +301,7 @@ async fn exposes_request_counts_and_latency_by_route_and_status() {
 
     let response = http
         .get(panel.url("/metrics"))
+        .bearer_auth(crate::support::METRICS_TOKEN)
         .send()
         .await
         .expect("request");

@@ -16,6 +16,7 @@ mod api;
 mod audit_log;
 mod cli;
 mod db;
+mod hardening;
 mod identity;
 mod marketplace;
 mod nodes;

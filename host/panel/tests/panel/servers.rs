@@ -508,7 +508,7 @@ on_every_database! {
         let pending = CommandOutbox::new(panel.state().db().clone()).pending(&world.node_id, 10).await.expect("pending");
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].payload, Some(json!({"line": "say from a plugin"})));
-        assert_eq!(pending[0].actor_user_id, None);
+        assert_eq!(pending[0].actor_user_id.as_deref(), Some("plugin:some-plugin"));
         let log = json_of(call(panel, Method::GET,
             &format!("/api/v1/audit-log?subject_type=server&subject_id={id}&kind=server.command.queued"),
             Some(PLUGIN_ADMIN), None).await, 200).await;
@@ -596,5 +596,56 @@ on_every_database! {
         let response = call(panel, Method::DELETE, &format!("/api/v1/servers/{id}"), Some(ALICE), None).await;
         assert_eq!(response.status(), 202, "{}", response.text().await.unwrap_or_default());
         assert_eq!(list(ALICE).await[0]["state"], "deleting");
+    }
+}
+
+on_every_database! {
+    async fn a_plugin_sent_console_command_passes_the_before_hooks_and_is_audited_as_the_plugin(db: &TestDb) {
+        let world = world(db).await;
+        let panel = &world.panel;
+        // adversarial, subscribed to console commands: it denies lines
+        // starting with "deny".
+        let manifest = crate::support::manifest_text("adversarial").replace(
+            r#"before = ["server.create"]"#,
+            r#"before = ["server.create", "console.command"]"#,
+        );
+        assert!(manifest.contains("console.command"), "the manifest changed shape");
+        let response = crate::plugins::upload(panel, crate::support::package_with("adversarial", &manifest)).await;
+        assert_eq!(response.status(), 201);
+        assert_eq!(post(panel, "/api/v1/plugins/adversarial/activate", None).await.status(), 200);
+        let server = json_of(create_server(&world, BOB, server_request(&world.node_id, "s", 1024)).await, 201).await;
+        let id = server["id"].as_str().expect("id").to_owned();
+
+        // A user's denied command, for comparison: the hook sees it.
+        let response = call(panel, Method::POST, &format!("/api/v1/servers/{id}/command"),
+            Some(BOB), Some(json!({"command": "deny me"}))).await;
+        expect_problem(response, 403, "hook-denied").await;
+
+        let api = DbPanelApi::new(panel.state().db().clone());
+        api.set_plugins(panel.state().plugins().expect("manager"));
+        let refused = api.send_console_command("some-plugin", &id, "deny from a plugin").await;
+        match refused {
+            Err(cap_runtime::capabilities::ServiceError::Invalid(message)) => {
+                assert!(message.contains("denied"), "{message}");
+            }
+            other => panic!("a denied plugin command was {other:?}"),
+        }
+        let outbox = CommandOutbox::new(panel.state().db().clone());
+        assert!(outbox.pending(&world.node_id, 10).await.expect("pending").is_empty(),
+            "the denied command was not queued");
+
+        api.send_console_command("some-plugin", &id, "say allowed").await.expect("sent");
+        let pending = outbox.pending(&world.node_id, 10).await.expect("pending");
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].payload, Some(json!({"line": "say allowed"})));
+        assert_eq!(pending[0].actor_user_id.as_deref(), Some("plugin:some-plugin"));
+        let log = json_of(call(panel, Method::GET,
+            &format!("/api/v1/audit-log?subject_type=server&subject_id={id}&kind=server.command.queued"),
+            Some(PLUGIN_ADMIN), None).await, 200).await;
+        let items = log["items"].as_array().expect("items");
+        assert_eq!(items.len(), 1, "{log:#}");
+        assert_eq!(items[0]["actor"]["user_id"], "plugin:some-plugin");
+        assert_eq!(items[0]["data"]["plugin"], "some-plugin");
+        world.panel.stop().await.expect("stops");
     }
 }

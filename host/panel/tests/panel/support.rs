@@ -33,6 +33,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const ADMIN_TOKEN: &str = "admin-token";
 /// Token of a caller holding `settings.read` only.
 pub(crate) const READER_TOKEN: &str = "reader-token";
+/// A metrics token for Panels that serve `/metrics`.
+pub(crate) const METRICS_TOKEN: &str = "metrics-token-for-tests-0123456789";
 /// User id behind [`ADMIN_TOKEN`].
 pub(crate) const ADMIN_USER: &str = "user-admin";
 

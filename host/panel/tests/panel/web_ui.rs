@@ -79,7 +79,10 @@ async fn the_page_and_assets_are_served_with_a_strict_content_security_policy() 
 #[tokio::test]
 async fn the_page_shadows_neither_the_api_nor_the_metrics() {
     let db = TestDb::sqlite().await;
-    let panel = start(&db).await;
+    let mut config = db.config();
+    config.metrics_token =
+        Some(cap_panel::config::MetricsToken::new(crate::support::METRICS_TOKEN).expect("long"));
+    let panel = crate::support::start_panel_with(config).await;
     let api = client()
         .get(panel.url("/api/v1/no-such-route"))
         .send()
@@ -94,6 +97,7 @@ async fn the_page_shadows_neither_the_api_nor_the_metrics() {
     expect_problem(other, 404, "not-found").await;
     let metrics = client()
         .get(panel.url("/metrics"))
+        .bearer_auth(crate::support::METRICS_TOKEN)
         .send()
         .await
         .expect("metrics");

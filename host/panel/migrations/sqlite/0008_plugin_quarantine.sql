@@ -1,0 +1,6 @@
+-- A plugin's quarantine outlives a restart: the reason and time (microseconds
+-- since the Unix epoch) the runtime quarantined it, both NULL when it is not
+-- quarantined. Written with the plugin.quarantined / plugin.released events.
+
+ALTER TABLE plugins ADD COLUMN quarantine_reason TEXT CHECK (length(quarantine_reason) BETWEEN 1 AND 2048);
+ALTER TABLE plugins ADD COLUMN quarantined_at INTEGER;
