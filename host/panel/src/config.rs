@@ -43,6 +43,12 @@
 //! | Marketplace URL | | `CAP_MARKETPLACE_URL` | `marketplace.url` |
 //! | Marketplace public key | | `CAP_MARKETPLACE_KEY` | `marketplace.public-key` |
 //! | rate limit `NAME` | `--rate-limit NAME=RULE` (repeatable) | `CAP_RATE_LIMIT_<NAME>` (e.g. `CAP_RATE_LIMIT_LOGIN_PER_IP`) | `rate-limits.NAME` |
+//! | secret key | | `CAP_SECRET_KEY` (base64 of 32 bytes) | — (else `<data>/secret.key`) |
+//!
+//! The secret key seals secrets at rest ([`crate::secrets`]). It is never
+//! read from the config file, which is easily copied around with the
+//! database: it comes from the environment or from its own `0600` file in
+//! the data directory, created on first start.
 //!
 //! # Rate limits
 //!
@@ -88,6 +94,7 @@ use serde::Deserialize;
 
 use crate::db::{DatabaseLocation, DatabaseOptions};
 use crate::identity::rate_limit::{RateLimits, Rule};
+use crate::secrets::{SECRET_KEY_ENV, SecretKey};
 
 /// The default listen address: loopback only, so a fresh install is not
 /// reachable from the network until the admin says so.
@@ -123,6 +130,9 @@ pub struct Config {
     /// The Marketplace's public key (64 hex digits). `None` trusts the key
     /// the Marketplace presents on first use and pins it in the database.
     pub marketplace_key: Option<String>,
+    /// The key that seals secrets at rest (`CAP_SECRET_KEY`); `None` uses
+    /// `<data>/secret.key`, created on first start.
+    pub secret_key: Option<SecretKey>,
 }
 
 impl Default for Config {
@@ -136,6 +146,7 @@ impl Default for Config {
             rate_limits: RateLimits::default(),
             marketplace_url: None,
             marketplace_key: None,
+            secret_key: None,
         }
     }
 }
@@ -168,6 +179,7 @@ impl Config {
             },
             marketplace_url: merged.marketplace_url,
             marketplace_key: merged.marketplace_key,
+            secret_key: merged.secret_key,
         }
     }
 
@@ -233,6 +245,8 @@ pub struct ConfigLayer {
     pub marketplace_url: Option<String>,
     /// Marketplace public key.
     pub marketplace_key: Option<String>,
+    /// The secret key (environment only).
+    pub secret_key: Option<SecretKey>,
 }
 
 impl ConfigLayer {
@@ -254,6 +268,7 @@ impl ConfigLayer {
             },
             marketplace_url: self.marketplace_url.or(lower.marketplace_url),
             marketplace_key: self.marketplace_key.or(lower.marketplace_key),
+            secret_key: self.secret_key.or(lower.secret_key),
         }
     }
 
@@ -332,6 +347,15 @@ impl ConfigLayer {
                 "CAP_CONFIG" => layer.config_file = Some(PathBuf::from(value)),
                 "CAP_MARKETPLACE_URL" => layer.marketplace_url = Some(value.to_owned()),
                 "CAP_MARKETPLACE_KEY" => layer.marketplace_key = Some(value.to_owned()),
+                SECRET_KEY_ENV => {
+                    layer.secret_key =
+                        Some(SecretKey::from_base64(value).map_err(|reason| ConfigError::Env {
+                            var: key.to_owned(),
+                            message: format!(
+                                "{reason}; expected 32 random bytes in base64, e.g. `openssl rand -base64 32`"
+                            ),
+                        })?);
+                }
                 _ => {
                     if let Some(suffix) = key.strip_prefix(RATE_LIMIT_ENV_PREFIX) {
                         let name = suffix.to_ascii_lowercase().replace('_', "-");
@@ -494,6 +518,7 @@ impl From<FileConfig> for ConfigLayer {
             rate_limits: BTreeMap::new(),
             marketplace_url: file.marketplace.url,
             marketplace_key: file.marketplace.public_key,
+            secret_key: None,
         }
     }
 }
@@ -646,6 +671,24 @@ mod tests {
         let err = ConfigLayer::from_env([("CAP_RATE_LIMIT_NOPE", "1/1s")]).expect_err("unknown");
         assert!(err.to_string().contains("unknown rate limit"), "{err}");
         assert!(parse_rate_limit_flag("login-per-ip").is_err());
+    }
+
+    #[test]
+    fn reads_the_secret_key_from_the_environment_only() {
+        let key = SecretKey::generate();
+        let env = ConfigLayer::from_env([(SECRET_KEY_ENV, key.to_base64())]).expect("env");
+        assert_eq!(Config::from_layers([env]).secret_key, Some(key));
+        let file = ConfigLayer::from_toml_str("secret-key = \"abc\"\n");
+        assert!(file.is_err(), "the file has no secret key setting");
+    }
+
+    #[test]
+    fn a_malformed_secret_key_names_the_variable_and_not_the_value() {
+        let err = ConfigLayer::from_env([(SECRET_KEY_ENV, "c2hvcnQta2V5")]).expect_err("9 bytes");
+        let message = err.to_string();
+        assert!(message.contains(SECRET_KEY_ENV), "{message}");
+        assert!(message.contains("9 bytes instead of 32"), "{message}");
+        assert!(!message.contains("c2hvcnQta2V5"), "{message}");
     }
 
     #[test]
