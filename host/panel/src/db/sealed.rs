@@ -11,7 +11,8 @@
 //! - if it does not, the database has never been sealed: every TOTP
 //!   secret, plugin secret and Marketplace instance token is sealed in
 //!   place and the key check is written, in one transaction, with a
-//!   `secrets.sealed` event counting the rows. Whether a row is sealed is
+//!   `secrets.sealed` event counting the rows (none for a new database,
+//!   which has nothing to seal). Whether a row is sealed is
 //!   therefore a property of the whole database, never guessed from a
 //!   value (a plugin secret may look like anything, a sealed value
 //!   included). The key check is inserted first, so of two Panels starting
@@ -122,14 +123,16 @@ async fn seal_legacy(db: &Database, sealer: &Sealer) -> Result<(), DbError> {
         }
         let market = rows.len();
 
-        let event = NewEvent::new("secrets.sealed")
-            .actor(Actor::system())
-            .data(json!({
-                "totp_secrets": totp,
-                "plugin_secrets": plugin,
-                "marketplace_tokens": market,
-            }));
-        tx.append_event(&event).await?;
+        if totp + plugin + market > 0 {
+            let event = NewEvent::new("secrets.sealed")
+                .actor(Actor::system())
+                .data(json!({
+                    "totp_secrets": totp,
+                    "plugin_secrets": plugin,
+                    "marketplace_tokens": market,
+                }));
+            tx.append_event(&event).await?;
+        }
         tx.commit().await?;
         (totp, plugin, market)
     });
