@@ -53,6 +53,12 @@
 //! | Marketplace URL | | `CAP_MARKETPLACE_URL` | `marketplace.url` |
 //! | Marketplace public key | | `CAP_MARKETPLACE_KEY` | `marketplace.public-key` |
 //! | rate limit `NAME` | `--rate-limit NAME=RULE` (repeatable) | `CAP_RATE_LIMIT_<NAME>` (e.g. `CAP_RATE_LIMIT_LOGIN_PER_IP`) | `rate-limits.NAME` |
+//! | secret key | | `CAP_SECRET_KEY` (base64 of 32 bytes) | — (else `<data>/secret.key`) |
+//!
+//! The secret key seals secrets at rest ([`crate::secrets`]). It is never
+//! read from the config file, which is easily copied around with the
+//! database: it comes from the environment or from its own `0600` file in
+//! the data directory, created on first start.
 //!
 //! # Rate limits
 //!
@@ -118,6 +124,7 @@ use serde::Deserialize;
 
 use crate::db::{DatabaseLocation, DatabaseOptions};
 use crate::identity::rate_limit::{RateLimits, Rule};
+use crate::secrets::{SECRET_KEY_ENV, SecretKey};
 
 /// The default listen address: loopback only, so a fresh install is not
 /// reachable from the network until the admin says so.
@@ -198,6 +205,9 @@ pub struct Config {
     /// `Some` serves `GET /metrics` to this bearer token; `None` answers
     /// `404` there.
     pub metrics_token: Option<MetricsToken>,
+    /// The key that seals secrets at rest (`CAP_SECRET_KEY`); `None` uses
+    /// `<data>/secret.key`, created on first start.
+    pub secret_key: Option<SecretKey>,
 }
 
 /// The default absolute lifetime of a login session, in days.
@@ -217,6 +227,7 @@ impl Default for Config {
             session_lifetime_days: DEFAULT_SESSION_LIFETIME_DAYS,
             trusted_proxies: Vec::new(),
             metrics_token: None,
+            secret_key: None,
         }
     }
 }
@@ -257,6 +268,7 @@ impl Config {
                 Some(false) => None,
                 Some(true) | None => merged.metrics_token,
             },
+            secret_key: merged.secret_key,
         }
     }
 
@@ -337,6 +349,8 @@ pub struct ConfigLayer {
     /// The token `GET /metrics` requires (turns metrics on unless
     /// `metrics_enabled` says `false`).
     pub metrics_token: Option<MetricsToken>,
+    /// The secret key (environment only).
+    pub secret_key: Option<SecretKey>,
 }
 
 impl ConfigLayer {
@@ -362,6 +376,7 @@ impl ConfigLayer {
             trusted_proxies: self.trusted_proxies.or(lower.trusted_proxies),
             metrics_enabled: self.metrics_enabled.or(lower.metrics_enabled),
             metrics_token: self.metrics_token.or(lower.metrics_token),
+            secret_key: self.secret_key.or(lower.secret_key),
         }
     }
 
@@ -500,6 +515,15 @@ impl ConfigLayer {
                                 message,
                             })?,
                         );
+                }
+                SECRET_KEY_ENV => {
+                    layer.secret_key =
+                        Some(SecretKey::from_base64(value).map_err(|reason| ConfigError::Env {
+                            var: key.to_owned(),
+                            message: format!(
+                                "{reason}; expected 32 random bytes in base64, e.g. `openssl rand -base64 32`"
+                            ),
+                        })?);
                 }
                 _ => {
                     if let Some(suffix) = key.strip_prefix(RATE_LIMIT_ENV_PREFIX) {
@@ -711,6 +735,7 @@ impl From<FileConfig> for ConfigLayer {
             trusted_proxies: None,
             metrics_enabled: None,
             metrics_token: None,
+            secret_key: None,
         }
     }
 }
@@ -890,6 +915,24 @@ mod tests {
         let err = ConfigLayer::from_env([("CAP_RATE_LIMIT_NOPE", "1/1s")]).expect_err("unknown");
         assert!(err.to_string().contains("unknown rate limit"), "{err}");
         assert!(parse_rate_limit_flag("login-per-ip").is_err());
+    }
+
+    #[test]
+    fn reads_the_secret_key_from_the_environment_only() {
+        let key = SecretKey::generate();
+        let env = ConfigLayer::from_env([(SECRET_KEY_ENV, key.to_base64())]).expect("env");
+        assert_eq!(Config::from_layers([env]).secret_key, Some(key));
+        let file = ConfigLayer::from_toml_str("secret-key = \"abc\"\n");
+        assert!(file.is_err(), "the file has no secret key setting");
+    }
+
+    #[test]
+    fn a_malformed_secret_key_names_the_variable_and_not_the_value() {
+        let err = ConfigLayer::from_env([(SECRET_KEY_ENV, "c2hvcnQta2V5")]).expect_err("9 bytes");
+        let message = err.to_string();
+        assert!(message.contains(SECRET_KEY_ENV), "{message}");
+        assert!(message.contains("9 bytes instead of 32"), "{message}");
+        assert!(!message.contains("c2hvcnQta2V5"), "{message}");
     }
 
     #[test]

@@ -75,7 +75,6 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -93,6 +92,7 @@ pub mod marketplace;
 pub mod plugin_kv;
 pub mod plugins;
 pub mod read_cache;
+pub mod secrets;
 pub mod servers;
 
 use config::Config;
@@ -105,14 +105,22 @@ const SESSION_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// Why the Panel could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The data directory could not be created.
-    #[error("cannot create the data directory {}", path.display())]
-    DataDir {
-        /// The directory.
-        path: PathBuf,
-        /// The I/O error.
+    /// The data directory or the SQLite database file is accessible to
+    /// other users; the message names the `chmod` that fixes it.
+    #[error(transparent)]
+    Permissions(#[from] secrets::PermissionError),
+    /// The secret key is missing, malformed, or its file is not private.
+    #[error(transparent)]
+    SecretKey(#[from] secrets::SecretKeyError),
+    /// The secret key is not the one the database's secrets were sealed
+    /// with.
+    #[error("cannot open the database ({location})")]
+    WrongSecretKey {
+        /// Where it is, with any password redacted.
+        location: String,
+        /// [`secrets::SealError::WrongKey`].
         #[source]
-        source: io::Error,
+        source: secrets::SealError,
     },
     /// The database could not be opened or migrated.
     #[error("cannot open the database ({location})")]
@@ -200,24 +208,38 @@ impl PanelBuilder {
         self
     }
 
-    /// Creates the data directory, opens and migrates the database, and
+    /// Creates the data directory (`0700`), loads the secret key, opens
+    /// and migrates the database (a SQLite file is created `0600`), and
     /// binds the listen address.
     ///
     /// # Errors
     ///
-    /// [`StartError`] saying which step failed.
+    /// [`StartError`] saying which step failed; an existing data directory
+    /// or SQLite file accessible to other users is
+    /// [`StartError::Permissions`], a key that did not seal this database
+    /// [`StartError::WrongSecretKey`].
     pub async fn bind(self) -> Result<Panel, StartError> {
         let config = self.config;
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
-            path: config.data_dir.clone(),
-            source,
-        })?;
-        let options = config.database_options();
+        secrets::ensure_private_dir(&config.data_dir)?;
+        let secret_key = match &config.secret_key {
+            Some(key) => key.clone(),
+            None => secrets::SecretKey::load_or_create(&config.data_dir)?,
+        };
+        let options = config.database_options().secret_key(secret_key);
+        if let db::DatabaseLocation::SqliteFile(path) = options.location() {
+            secrets::ensure_private_file(path)?;
+        }
         let db = Database::connect(&options)
             .await
-            .map_err(|source| StartError::Database {
-                location: options.location().to_string(),
-                source,
+            .map_err(|source| match source {
+                DbError::Sealed(source) => StartError::WrongSecretKey {
+                    location: options.location().to_string(),
+                    source,
+                },
+                source => StartError::Database {
+                    location: options.location().to_string(),
+                    source,
+                },
             })?;
         tracing::info!(database = %options.location(), backend = %db.backend(), "database ready");
         let bind_error = |source| StartError::Bind {
@@ -384,6 +406,20 @@ impl Panel {
             .state
             .marketplace()
             .map(|market| market.spawn_upkeep(self.license_upkeep));
+        // Signing keys: reload what other processes (or `cap panel
+        // rotate-jwt-key`) stored, and rotate when the newest is due.
+        let jwt_keys = self.state.identity().cloned().map(|service| {
+            tokio::spawn(async move {
+                let mut interval =
+                    tokio::time::interval(identity::tokens::JWT_KEY_RELOAD_INTERVAL);
+                loop {
+                    interval.tick().await;
+                    if let Err(error) = service.keys().upkeep(service.db()).await {
+                        tracing::warn!(error = %http::error::ErrorChain(&error), "the JWT signing keys could not be reloaded");
+                    }
+                }
+            })
+        });
         tracing::info!(addr = %self.local_addr, "serving");
         let hub = self.state.agents().clone();
         let shutdown = async move {
@@ -398,6 +434,9 @@ impl Panel {
         .with_graceful_shutdown(shutdown)
         .await;
         upkeep.abort();
+        if let Some(jwt_keys) = jwt_keys {
+            jwt_keys.abort();
+        }
         // Sessions record their end (a node going offline) before the
         // database closes; one that cannot finish in time is cut off.
         if tokio::time::timeout(SESSION_DRAIN, self.state.agents().sessions_ended())

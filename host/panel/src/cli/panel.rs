@@ -50,12 +50,18 @@ pub(crate) enum PanelCommand {
     /// subusers, commands) from the event store, in one transaction, and
     /// print the row counts.
     Replay(ReplayArgs),
+    /// Create a new JWT signing key now. Running Panels load it within a
+    /// minute and sign with it two minutes after it was created; tokens
+    /// signed with the previous key stay valid for 30 minutes after that.
+    /// A serving Panel also rotates by itself every 30 days.
+    RotateJwtKey(ReplayArgs),
     /// Browse, install, update, buy and license Marketplace plugins on a
     /// running Panel through its admin API (needs an admin's token).
     Marketplace(super::panel_marketplace::MarketplaceAdminArgs),
 }
 
-/// Flags of `cap panel replay`, with the same precedence as `cap panel`.
+/// Flags of `cap panel replay` and `cap panel rotate-jwt-key`, with the same
+/// precedence as `cap panel`.
 #[derive(Debug, Args)]
 pub(crate) struct ReplayArgs {
     /// Data directory [env: CAP_DATA] [default: ./data]
@@ -85,6 +91,7 @@ impl From<PanelArgs> for ConfigLayer {
 pub(crate) fn run(mut args: PanelArgs) -> anyhow::Result<()> {
     match args.command.take() {
         Some(PanelCommand::Replay(replay)) => return run_replay(replay),
+        Some(PanelCommand::RotateJwtKey(args)) => return run_rotate_jwt_key(args),
         Some(PanelCommand::Marketplace(market)) => return super::panel_marketplace::run(market),
         None => {}
     }
@@ -113,6 +120,48 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<()> {
         db.close().await;
         let report = result.context("replaying the event store; nothing was changed")?;
         println!("{report}");
+        Ok(())
+    })
+}
+
+/// `cap panel rotate-jwt-key`: stores a new signing key and prints its id.
+fn run_rotate_jwt_key(args: ReplayArgs) -> anyhow::Result<()> {
+    let layer = ConfigLayer {
+        data_dir: args.data,
+        database_url: args.database_url,
+        config_file: args.config,
+        ..ConfigLayer::default()
+    };
+    let config = Config::load(layer, std::env::vars_os()).context("loading configuration")?;
+    let key = match &config.secret_key {
+        Some(key) => key.clone(),
+        None => {
+            // Never create a key here: a new key would not open the
+            // database's secrets.
+            let path = config.data_dir.join(cap_panel::secrets::KEY_FILE_NAME);
+            anyhow::ensure!(
+                path.exists(),
+                "no secret key: set {} or start the Panel once to create {}",
+                cap_panel::secrets::SECRET_KEY_ENV,
+                path.display()
+            );
+            cap_panel::secrets::SecretKey::load_or_create(&config.data_dir)?
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let options = config.database_options().secret_key(key);
+        let db = cap_panel::db::Database::connect(&options)
+            .await
+            .with_context(|| format!("connecting to {}", config.database_location()))?;
+        let result =
+            cap_panel::identity::tokens::rotate_jwt_key(&db, &cap_panel::db::Actor::system()).await;
+        db.close().await;
+        let kid = result.context("rotating the JWT signing key")?;
+        println!("created JWT signing key {kid}");
         Ok(())
     })
 }

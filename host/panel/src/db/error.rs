@@ -59,6 +59,10 @@ pub enum DbError {
     /// A stored value cannot be decoded into its Rust type.
     #[error("corrupt data in the database: {0}")]
     Corrupt(String),
+    /// A sealed secret cannot be read or written: no key, the wrong key,
+    /// or a value that does not open (see [`crate::secrets`]).
+    #[error(transparent)]
+    Sealed(#[from] crate::secrets::SealError),
     /// Any other database error.
     #[error("database error")]
     Other(#[source] sqlx::Error),

@@ -63,10 +63,13 @@ use sqlx::sqlite::{
 };
 use time::OffsetDateTime;
 
+use crate::secrets::{Sealer, SecretKey};
+
 mod error;
 pub mod events;
 mod read_version;
 pub mod replay;
+mod sealed;
 pub mod settings;
 
 pub use error::DbError;
@@ -189,6 +192,7 @@ pub struct DatabaseOptions {
     location: DatabaseLocation,
     max_connections: u32,
     acquire_timeout: Duration,
+    secret_key: Option<SecretKey>,
 }
 
 impl DatabaseOptions {
@@ -199,7 +203,16 @@ impl DatabaseOptions {
             location,
             max_connections: 10,
             acquire_timeout: Duration::from_secs(10),
+            secret_key: None,
         }
+    }
+
+    /// Sets the key that seals secrets at rest (see [`crate::secrets`]).
+    /// Without one, the handle can neither read nor write sealed secrets
+    /// ([`crate::secrets::SealError::NoKey`]).
+    pub fn secret_key(mut self, key: SecretKey) -> Self {
+        self.secret_key = Some(key);
+        self
     }
 
     /// Sets the maximum number of pooled connections (at least 1).
@@ -237,6 +250,8 @@ pub struct Database {
     pub(crate) pool: Pool,
     /// Bumped by [`Database::invalidate_reads`]; shared by clones.
     read_epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Seals and opens secrets at rest; `None` without a secret key.
+    sealer: Option<std::sync::Arc<Sealer>>,
 }
 
 impl Database {
@@ -253,10 +268,18 @@ impl Database {
     /// unsupported scheme, [`DbError::Unavailable`] when the server cannot be
     /// reached within the acquire timeout, [`DbError::Migrate`] when a
     /// migration fails or the database holds migrations this build does not
-    /// know.
+    /// know, [`DbError::Sealed`] with
+    /// [`SealError::WrongKey`](crate::secrets::SealError::WrongKey) when the
+    /// options' secret key is not the one the database was sealed with.
+    ///
+    /// With a secret key, secrets a database holds from before sealing
+    /// existed are sealed now (see [`crate::secrets`]).
     pub async fn connect(options: &DatabaseOptions) -> Result<Database, DbError> {
         let db = Self::connect_without_migrating(options).await?;
         db.migrate().await?;
+        if db.sealer.is_some() {
+            sealed::check_key_and_seal_legacy(&db).await?;
+        }
         Ok(db)
     }
 
@@ -264,8 +287,21 @@ impl Database {
         let invalid = |e: sqlx::Error| DbError::InvalidUrl(e.to_string());
         let pool = match (&options.location, options.location.backend()?) {
             (DatabaseLocation::SqliteFile(path), _) => {
+                let unavailable = |e: std::io::Error| DbError::Unavailable(Box::new(e));
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|e| DbError::Unavailable(Box::new(e)))?;
+                    let mut builder = std::fs::DirBuilder::new();
+                    builder.recursive(true);
+                    #[cfg(unix)]
+                    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+                    builder.create(dir).map_err(unavailable)?;
+                }
+                // A new database file is private from its first byte (see
+                // `crate::secrets::files`); SQLite's `-wal` and `-shm`
+                // files take its mode.
+                match crate::secrets::files::create_private_file(path) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(unavailable(e)),
                 }
                 let connect = SqliteConnectOptions::new().filename(path);
                 Pool::Sqlite(Self::sqlite_pool(connect, false, options).await?)
@@ -309,6 +345,10 @@ impl Database {
         Ok(Database {
             pool,
             read_epoch: Default::default(),
+            sealer: options
+                .secret_key
+                .as_ref()
+                .map(|key| std::sync::Arc::new(Sealer::new(key))),
         })
     }
 
@@ -317,9 +357,12 @@ impl Database {
         in_memory: bool,
         options: &DatabaseOptions,
     ) -> Result<SqlitePool, DbError> {
+        // secure_delete: deleted rows (a replaced secret) are overwritten,
+        // not left readable in free pages of the file.
         let connect = connect
             .create_if_missing(true)
             .foreign_keys(true)
+            .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(5));
         let (connect, pool) = if in_memory {
             let pool = SqlitePoolOptions::new()
@@ -386,6 +429,18 @@ impl Database {
     /// The key/value settings.
     pub fn settings(&self) -> Settings<'_> {
         Settings::new(self)
+    }
+
+    /// The sealer of secrets at rest.
+    ///
+    /// # Errors
+    ///
+    /// [`SealError::NoKey`](crate::secrets::SealError::NoKey) when the
+    /// handle was opened without a secret key.
+    pub(crate) fn sealer(&self) -> Result<&Sealer, DbError> {
+        self.sealer
+            .as_deref()
+            .ok_or(DbError::Sealed(crate::secrets::SealError::NoKey))
     }
 
     /// Closes every pooled connection, waiting for checked-out ones to

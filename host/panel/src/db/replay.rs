@@ -24,7 +24,7 @@
 //!   challenges): much of it is security state that deliberately has no
 //!   event per change (token use and rotation, `last_used_at`, failed TOTP
 //!   attempts) and some of it is secret material (the TOTP secret, the
-//!   signing keys in `identity_secrets`) that must never be copied into
+//!   signing keys in `jwt_keys`) that must never be copied into
 //!   the audit log. Rebuilding it from events would either be lossy or
 //!   leak secrets.
 //! - **Plugins** (`plugins`, `plugin_config`, `plugin_secrets`,

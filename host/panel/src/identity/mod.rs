@@ -199,8 +199,8 @@ pub enum SecondFactorError {
     Db(#[from] DbError),
 }
 impl IdentityService {
-    /// Identity on `db` with `providers`: loads (or creates) the signing
-    /// secret.
+    /// Identity on `db` with `providers`: loads the JWT signing keys
+    /// (creating the first one if there is none).
     ///
     /// # Errors
     ///
@@ -210,12 +210,12 @@ impl IdentityService {
         providers: ProviderRegistry,
         options: IdentityOptions,
     ) -> Result<IdentityService, DbError> {
-        let secret = tokens::load_or_create_jwt_secret(&db).await?;
+        let keys = JwtKeys::load(&db).await?;
         Ok(IdentityService {
             inner: Arc::new(Inner {
                 db,
                 providers,
-                keys: JwtKeys::new(&secret),
+                keys,
                 options,
                 limiter: RateLimiter::default(),
                 accounts: slots::KeyedSlots::new(1),

@@ -3,8 +3,21 @@
 //! - **Access tokens** are HS256 JWTs (`sub` = user id, `sid` = session id,
 //!   `iat`, `exp`), valid for [`ACCESS_TOKEN_TTL`]. Validation accepts
 //!   HS256 only, so `alg: none` and algorithm-confusion tokens fail, and
-//!   requires `exp`, `sub` and `sid`. The session is checked on every
-//!   request, so logging out ends access tokens too.
+//!   requires `exp`, `sub` and `sid`, and a known key id (`kid`). The
+//!   session is checked on every request, so logging out ends access
+//!   tokens too.
+//! - **Signing keys rotate** (see [`JwtKeys`]). Each key has a random key
+//!   id, carried in the `kid` header of the tokens it signs, and is stored
+//!   sealed in `jwt_keys` ([`crate::secrets`]). A serving Panel creates a
+//!   new key when the newest is [`JWT_KEY_LIFETIME`] old, and
+//!   `cap panel rotate-jwt-key` creates one at once. A new key is
+//!   *published* for [`JWT_KEY_PUBLICATION`] before it signs, so every
+//!   Panel process sharing the database has loaded it (they reload every
+//!   [`JWT_KEY_RELOAD_INTERVAL`]) before the first token signed with it
+//!   arrives; all switch at the same moment. The key it supersedes is still
+//!   accepted for [`JWT_KEY_ROLLOVER`] (longer than an access token lives),
+//!   then refused and deleted at the next rotation. A token with no `kid`,
+//!   or one the ring does not know, is refused.
 //! - **Refresh tokens** (`capr_` + 64 hex digits) are stored as SHA-256
 //!   digests, each belonging to a session (the token *family*). Using one
 //!   marks it used and issues its successor; presenting a used one again is
@@ -18,6 +31,7 @@
 //! A SHA-256 digest is enough for these secrets (unlike passwords): they
 //! are 256 random bits, so there is nothing to brute-force.
 
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +44,7 @@ use crate::db::events::AppendEvent;
 use crate::db::{
     Actor, Database, DbError, NewEvent, from_micros, now, on_pool, query_builder, to_micros,
 };
+use crate::secrets::Purpose;
 
 use super::users::new_id;
 
@@ -41,6 +56,16 @@ pub const REFRESH_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const API_KEY_PREFIX: &str = "cap_";
 /// The prefix of every refresh token.
 pub const REFRESH_TOKEN_PREFIX: &str = "capr_";
+/// How long a JWT signing key signs before a serving Panel rotates it.
+pub const JWT_KEY_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long a new signing key is known before it signs.
+pub const JWT_KEY_PUBLICATION: Duration = Duration::from_secs(2 * 60);
+/// How often a serving Panel reloads the signing keys (and rotates when
+/// due); at most half of [`JWT_KEY_PUBLICATION`].
+pub const JWT_KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a superseded signing key is still accepted: the life of an
+/// access token it signed just before, with a margin for clock skew.
+pub const JWT_KEY_ROLLOVER: Duration = Duration::from_secs(30 * 60);
 
 /// A fresh random secret: `prefix` + 64 hex digits.
 pub(crate) fn random_secret(prefix: &str) -> String {
@@ -66,11 +91,59 @@ pub struct Claims {
     pub exp: i64,
 }
 
-/// Signs and verifies access tokens with one HS256 key.
-#[derive(Clone)]
-pub struct JwtKeys {
+/// One signing key of the ring.
+struct RingKey {
+    kid: String,
+    created_at: OffsetDateTime,
     encoding: jsonwebtoken::EncodingKey,
     decoding: jsonwebtoken::DecodingKey,
+}
+
+/// The signing keys, oldest first.
+#[derive(Default)]
+struct Ring {
+    keys: Vec<RingKey>,
+}
+
+impl Ring {
+    /// When `key` starts signing.
+    fn signs_from(key: &RingKey) -> OffsetDateTime {
+        key.created_at + JWT_KEY_PUBLICATION
+    }
+
+    /// The key that signs at `now`: the newest published one, or the oldest
+    /// if none is published yet (the first key ever signs at once).
+    fn signing(&self, now: OffsetDateTime) -> Option<&RingKey> {
+        self.keys
+            .iter()
+            .rev()
+            .find(|k| Ring::signs_from(k) <= now)
+            .or(self.keys.first())
+    }
+
+    /// Index of the last key accepted at `now`'s cut-off: keys before it
+    /// were superseded more than [`JWT_KEY_ROLLOVER`] ago.
+    fn first_accepted(&self, now: OffsetDateTime) -> usize {
+        self.keys
+            .windows(2)
+            .take_while(|pair| Ring::signs_from(&pair[1]) + JWT_KEY_ROLLOVER <= now)
+            .count()
+    }
+
+    /// The key `kid`, if it is accepted at `now`.
+    fn accepted(&self, kid: &str, now: OffsetDateTime) -> Option<&RingKey> {
+        self.keys[self.first_accepted(now)..]
+            .iter()
+            .find(|k| k.kid == kid)
+    }
+}
+
+/// Signs and verifies access tokens with a ring of HS256 keys identified by
+/// their `kid` (see the module docs for rotation). Cheap to clone; clones
+/// share the ring, which [`JwtKeys::reload`] replaces.
+#[derive(Clone)]
+pub struct JwtKeys {
+    ring: Arc<RwLock<Ring>>,
     validation: jsonwebtoken::Validation,
 }
 
@@ -80,86 +153,189 @@ impl std::fmt::Debug for JwtKeys {
     }
 }
 
+/// A refusal for a token whose `kid` is missing or unknown.
+fn unknown_kid() -> jsonwebtoken::errors::Error {
+    jsonwebtoken::errors::ErrorKind::InvalidKeyFormat.into()
+}
+
 impl JwtKeys {
-    /// Keys from a secret (at least 32 bytes).
-    pub fn new(secret: &[u8]) -> JwtKeys {
+    fn empty() -> JwtKeys {
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
         validation.algorithms = vec![jsonwebtoken::Algorithm::HS256];
         validation.leeway = 5;
         validation.set_required_spec_claims(&["exp", "sub"]);
         JwtKeys {
-            encoding: jsonwebtoken::EncodingKey::from_secret(secret),
-            decoding: jsonwebtoken::DecodingKey::from_secret(secret),
+            ring: Arc::default(),
             validation,
         }
     }
 
-    /// Signs `claims`.
+    /// The ring stored in `db`, with a first key created if there is none.
     ///
     /// # Errors
     ///
-    /// The signer's error (not expected with HS256).
-    pub fn sign(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            claims,
-            &self.encoding,
-        )
+    /// Database errors, [`DbError::Sealed`] when a key does not unseal.
+    pub async fn load(db: &Database) -> Result<JwtKeys, DbError> {
+        let keys = JwtKeys::empty();
+        keys.reload(db).await?;
+        if keys.read().keys.is_empty() {
+            insert_jwt_key(db, &Actor::system()).await?;
+            keys.reload(db).await?;
+        }
+        Ok(keys)
     }
 
-    /// Verifies `token`'s algorithm, signature and expiry.
+    /// Replaces the ring with the keys stored in `db`.
     ///
     /// # Errors
     ///
-    /// Why the token is refused.
+    /// Database errors, [`DbError::Sealed`] when a key does not unseal.
+    pub async fn reload(&self, db: &Database) -> Result<(), DbError> {
+        let rows: Vec<(String, String, i64)> = on_pool!(db, |pool| {
+            let mut qb = query_builder(
+                pool,
+                "SELECT kid, secret, created_at FROM jwt_keys ORDER BY created_at, kid",
+            );
+            qb.build_query_as::<(String, String, i64)>()
+                .fetch_all(pool)
+                .await?
+        });
+        let sealer = db.sealer()?;
+        let mut ring = Ring::default();
+        for (kid, sealed, created_at) in rows {
+            let secret = hex::decode(sealer.open(&Purpose::jwt_key(&kid), &sealed)?)
+                .map_err(|e| DbError::Corrupt(format!("JWT key {kid}: {e}")))?;
+            ring.keys.push(RingKey {
+                kid,
+                created_at: from_micros(created_at)?,
+                encoding: jsonwebtoken::EncodingKey::from_secret(&secret),
+                decoding: jsonwebtoken::DecodingKey::from_secret(&secret),
+            });
+        }
+        *self.ring.write().unwrap_or_else(PoisonError::into_inner) = ring;
+        Ok(())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Ring> {
+        self.ring.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The key id that signs now.
+    pub fn current_kid(&self) -> Option<String> {
+        self.read().signing(now()).map(|k| k.kid.clone())
+    }
+
+    /// When the newest key was created.
+    fn newest_created(&self) -> Option<OffsetDateTime> {
+        self.read().keys.last().map(|k| k.created_at)
+    }
+
+    /// Signs `claims` with the current key, naming it in the `kid` header.
+    ///
+    /// # Errors
+    ///
+    /// The signer's error (not expected with HS256), or
+    /// [`InvalidKeyFormat`](jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)
+    /// when the ring is empty.
+    pub fn sign(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+        let ring = self.read();
+        let key = ring.signing(now()).ok_or_else(unknown_kid)?;
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, claims, &key.encoding)
+    }
+
+    /// Verifies `token`'s key id, algorithm, signature and expiry.
+    ///
+    /// # Errors
+    ///
+    /// Why the token is refused; a missing or unknown `kid`, or one
+    /// superseded more than [`JWT_KEY_ROLLOVER`] ago, is
+    /// [`InvalidKeyFormat`](jsonwebtoken::errors::ErrorKind::InvalidKeyFormat).
     pub fn verify(&self, token: &str) -> Result<Claims, jsonwebtoken::errors::Error> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map(|d| d.claims)
+        let header = jsonwebtoken::decode_header(token)?;
+        let kid = header.kid.ok_or_else(unknown_kid)?;
+        let ring = self.read();
+        let key = ring.accepted(&kid, now()).ok_or_else(unknown_kid)?;
+        jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation).map(|d| d.claims)
+    }
+
+    /// Reloads the ring and, when the newest key is [`JWT_KEY_LIFETIME`]
+    /// old, rotates (appending `jwt-key.rotated`) and reloads again. Run
+    /// every [`JWT_KEY_RELOAD_INTERVAL`] by a serving Panel.
+    ///
+    /// # Errors
+    ///
+    /// As for [`JwtKeys::reload`] and [`rotate_jwt_key`].
+    pub async fn upkeep(&self, db: &Database) -> Result<(), DbError> {
+        self.reload(db).await?;
+        let due = self
+            .newest_created()
+            .is_none_or(|created| created + JWT_KEY_LIFETIME <= now());
+        if due {
+            rotate_jwt_key(db, &Actor::system()).await?;
+            self.reload(db).await?;
+        }
+        Ok(())
     }
 }
 
-/// The stored signing secret, created on first use. Kept in
-/// `identity_secrets`, not in settings: settings are copied to the audit
-/// log and readable through the API.
+/// Stores a fresh signing key, sealed; returns its key id.
+async fn insert_jwt_key(db: &Database, actor: &Actor) -> Result<String, DbError> {
+    let kid = hex::encode(rand::random::<[u8; 8]>());
+    let secret: [u8; 32] = rand::random();
+    let sealed = db
+        .sealer()?
+        .seal(&Purpose::jwt_key(&kid), &hex::encode(secret));
+    let at = now();
+    let event = NewEvent::new("jwt-key.created")
+        .actor(actor.clone())
+        .subject("jwt-key", &kid)
+        .occurred_at(at);
+    on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let mut qb = query_builder(
+            pool,
+            "INSERT INTO jwt_keys (kid, secret, created_at) VALUES (",
+        );
+        qb.separated(", ")
+            .push_bind(&kid)
+            .push_bind(&sealed)
+            .push_bind(to_micros(at));
+        qb.push(")");
+        qb.build().execute(&mut *tx).await?;
+        tx.append_event(&event).await?;
+        tx.commit().await?;
+    });
+    Ok(kid)
+}
+
+/// Rotates the JWT signing key: stores a new key (it signs after
+/// [`JWT_KEY_PUBLICATION`]) and deletes the keys no longer accepted.
+/// Appends `jwt-key.created`. Returns the new key id.
 ///
 /// # Errors
 ///
-/// Database errors.
-pub async fn load_or_create_jwt_secret(db: &Database) -> Result<Vec<u8>, DbError> {
-    const NAME: &str = "jwt.hs256";
-    for _ in 0..2 {
-        let existing: Option<String> = on_pool!(db, |pool| {
-            let mut qb = query_builder(pool, "SELECT value FROM identity_secrets WHERE name = ");
-            qb.push_bind(NAME);
-            qb.build_query_scalar::<String>()
-                .fetch_optional(pool)
-                .await?
+/// Database errors; [`DbError::Sealed`] without the secret key.
+pub async fn rotate_jwt_key(db: &Database, actor: &Actor) -> Result<String, DbError> {
+    let kid = insert_jwt_key(db, actor).await?;
+    let ring = JwtKeys::empty();
+    ring.reload(db).await?;
+    let expired: Vec<String> = {
+        let ring = ring.read();
+        ring.keys[..ring.first_accepted(now())]
+            .iter()
+            .map(|k| k.kid.clone())
+            .collect()
+    };
+    for old in expired {
+        on_pool!(db, |pool| {
+            let mut qb = query_builder(pool, "DELETE FROM jwt_keys WHERE kid = ");
+            qb.push_bind(&old);
+            qb.build().execute(pool).await?;
         });
-        if let Some(value) = existing {
-            return hex::decode(&value).map_err(|e| DbError::Corrupt(format!("jwt secret: {e}")));
-        }
-        let secret: [u8; 32] = rand::random();
-        let inserted = on_pool!(db, |pool| {
-            let mut qb = query_builder(pool, "INSERT INTO identity_secrets (name, value) VALUES (");
-            qb.separated(", ")
-                .push_bind(NAME)
-                .push_bind(hex::encode(secret));
-            qb.push(")");
-            qb.build()
-                .execute(pool)
-                .await
-                .map(|_| ())
-                .map_err(DbError::from)
-        });
-        match inserted {
-            Ok(_) => return Ok(secret.to_vec()),
-            // Another Panel process won the race: read its secret.
-            Err(DbError::Conflict { .. }) => continue,
-            Err(e) => return Err(e),
-        }
     }
-    Err(DbError::Corrupt(
-        "the JWT secret could not be stored".into(),
-    ))
+    Ok(kid)
 }
 
 /// A freshly issued refresh token and the session it belongs to.

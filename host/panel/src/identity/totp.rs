@@ -29,10 +29,11 @@
 //! - **Challenges** (`capc_` + 64 hex digits) are stored as SHA-256
 //!   digests, live [`CHALLENGE_TTL`], survive wrong codes (typos happen;
 //!   the lockout bounds guessing) and are consumed by the first success.
-//! - **The secret is stored as it is.** The server must compute codes from
-//!   it, so hashing is impossible, and encrypting it with a key kept in the
-//!   same database would add nothing; it is in a table of its own that no
-//!   API reads back and that is never copied into events.
+//! - **The secret is sealed.** The server must compute codes from it, so
+//!   hashing is impossible; it is encrypted with the secret key kept
+//!   outside the database, bound to its user's row
+//!   ([`crate::secrets::Purpose::totp`]), in a table of its own that no API
+//!   reads back and that is never copied into events.
 //! - Enabling, disabling, resets, lockouts and every use of a recovery
 //!   code are events in the audit log, written in the same transaction.
 
@@ -44,6 +45,7 @@ use totp_rs::{Algorithm, Builder, Secret, Totp};
 
 use crate::db::events::AppendEvent;
 use crate::db::{Actor, Database, DbError, NewEvent, now, on_pool, query_builder, to_micros};
+use crate::secrets::Purpose;
 
 use super::recovery::{self, RECOVERY_CODE_COUNT};
 use super::tokens::{digest, random_secret};
@@ -171,9 +173,15 @@ pub enum TotpError {
 
 #[derive(sqlx::FromRow)]
 struct CredentialRow {
+    /// The sealed secret, as stored.
     secret: String,
     enabled_at: Option<i64>,
     locked_until: Option<i64>,
+}
+
+/// The base32 secret of `user_id`, unsealed from `stored`.
+fn open_secret(db: &Database, user_id: &str, stored: &str) -> Result<String, DbError> {
+    Ok(db.sealer()?.open(&Purpose::totp(user_id), stored)?)
 }
 
 fn unix_now() -> u64 {
@@ -291,7 +299,8 @@ pub async fn begin_enrollment(
         .actor(actor.clone())
         .subject("user", &user.id)
         .occurred_at(at);
-    let result = store_pending(db, &user.id, &secret, at, &event).await;
+    let sealed = db.sealer()?.seal(&Purpose::totp(&user.id), &secret);
+    let result = store_pending(db, &user.id, &sealed, at, &event).await;
     match result {
         Ok(()) => Ok(Enrollment {
             secret,
@@ -306,7 +315,7 @@ pub async fn begin_enrollment(
 async fn store_pending(
     db: &Database,
     user_id: &str,
-    secret: &str,
+    sealed_secret: &str,
     at: OffsetDateTime,
     event: &NewEvent,
 ) -> Result<(), DbError> {
@@ -324,7 +333,7 @@ async fn store_pending(
         );
         qb.separated(", ")
             .push_bind(user_id)
-            .push_bind(secret)
+            .push_bind(sealed_secret)
             .push_bind(to_micros(at));
         qb.push(")");
         qb.build().execute(&mut *tx).await?;
@@ -405,7 +414,8 @@ pub async fn confirm_enrollment(
     if row.enabled_at.is_some() {
         return Err(TotpError::AlreadyEnabled);
     }
-    let step = matching_step(&row.secret, code)?.ok_or(TotpError::InvalidCode)?;
+    let secret = open_secret(db, user_id, &row.secret)?;
+    let step = matching_step(&secret, code)?.ok_or(TotpError::InvalidCode)?;
     let codes = recovery::generate_set(RECOVERY_CODE_COUNT);
     let at = now();
     let event = NewEvent::new("totp.enabled")
@@ -471,10 +481,12 @@ pub async fn verify(
         return Err(TotpError::Locked(Duration::from_micros(micros)));
     }
     let accepted = match factor {
-        SecondFactor::Code(code) => match matching_step(&row.secret, code)? {
-            Some(step) => consume_step(db, user_id, step).await?,
-            None => false,
-        },
+        SecondFactor::Code(code) => {
+            match matching_step(&open_secret(db, user_id, &row.secret)?, code)? {
+                Some(step) => consume_step(db, user_id, step).await?,
+                None => false,
+            }
+        }
         SecondFactor::RecoveryCode(code) => {
             let event = NewEvent::new("totp.recovery-code-used")
                 .actor(actor.clone())

@@ -14,9 +14,10 @@
 //!   against the pinned Marketplace key (configured, or the one the trust
 //!   store pinned), this Panel's instance id and the clock: no network
 //!   while a token is valid or in grace.
-//! * **The instance token is stored as issued.** The Marketplace keeps
-//!   only its hash; the Panel must present it, so it keeps it (like the
-//!   database password, the database is the Panel's secret store).
+//! * **The instance token is sealed.** The Marketplace keeps only its
+//!   hash; the Panel must present it, so it keeps it, encrypted with the
+//!   secret key kept outside the database and bound to its Marketplace URL
+//!   ([`crate::secrets::Purpose::marketplace_token`]).
 
 use std::sync::Arc;
 
@@ -29,6 +30,7 @@ use time::OffsetDateTime;
 
 use crate::db::{Database, DbError, from_micros, on_pool, query_builder, to_micros};
 use crate::plugins::{LoadGate, store};
+use crate::secrets::Purpose;
 
 /// What the Marketplace said last about a license.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -188,7 +190,7 @@ pub(crate) async fn instance(
     db: &Database,
     marketplace: &str,
 ) -> Result<Option<(String, String)>, DbError> {
-    Ok(on_pool!(db, |pool| {
+    let row = on_pool!(db, |pool| {
         let mut qb = query_builder(
             pool,
             "SELECT instance_id, token FROM marketplace_instance WHERE marketplace = ",
@@ -197,7 +199,14 @@ pub(crate) async fn instance(
         qb.build_query_as::<(String, String)>()
             .fetch_optional(pool)
             .await?
-    }))
+    });
+    let Some((instance_id, sealed)) = row else {
+        return Ok(None);
+    };
+    let token = db
+        .sealer()?
+        .open(&Purpose::marketplace_token(marketplace), &sealed)?;
+    Ok(Some((instance_id, token)))
 }
 
 /// Records the registration with `marketplace`.
@@ -208,6 +217,9 @@ pub(crate) async fn save_instance(
     token: &str,
 ) -> Result<(), DbError> {
     let at = to_micros(crate::db::now());
+    let token = db
+        .sealer()?
+        .seal(&Purpose::marketplace_token(marketplace), token);
     on_pool!(db, |pool| {
         let mut qb = query_builder(
             pool,
@@ -216,7 +228,7 @@ pub(crate) async fn save_instance(
         qb.separated(", ")
             .push_bind(marketplace)
             .push_bind(instance_id)
-            .push_bind(token)
+            .push_bind(&token)
             .push_bind(at);
         qb.push(")");
         qb.build().execute(pool).await?;

@@ -2,7 +2,9 @@
 //!
 //! Every write appends its event in the same transaction (the pattern of
 //! [`crate::db::settings`]). Secrets are written and read here but never
-//! copied into events: an event names the secret's key only.
+//! copied into events: an event names the secret's key only. They are
+//! sealed with the secret key ([`crate::secrets`]), bound to their plugin
+//! and name, and unsealed only here, as they are read.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +14,7 @@ use time::OffsetDateTime;
 
 use crate::db::events::AppendEvent;
 use crate::db::{Database, DbError, NewEvent, from_micros, on_pool, query_builder, to_micros};
+use crate::secrets::Purpose;
 
 /// Where an installed plugin is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -293,6 +296,38 @@ impl Values {
             Values::Secrets => "plugin_secrets",
         }
     }
+
+    /// The stored form of `value`: sealed for secrets.
+    fn to_stored(
+        self,
+        db: &Database,
+        plugin: &str,
+        name: &str,
+        value: &str,
+    ) -> Result<String, DbError> {
+        match self {
+            Values::Config => Ok(value.to_owned()),
+            Values::Secrets => Ok(db
+                .sealer()?
+                .seal(&Purpose::plugin_secret(plugin, name), value)),
+        }
+    }
+
+    /// The value of `stored`: unsealed for secrets.
+    fn from_stored(
+        self,
+        db: &Database,
+        plugin: &str,
+        name: &str,
+        stored: String,
+    ) -> Result<String, DbError> {
+        match self {
+            Values::Config => Ok(stored),
+            Values::Secrets => Ok(db
+                .sealer()?
+                .open(&Purpose::plugin_secret(plugin, name), &stored)?),
+        }
+    }
 }
 
 /// Every stored value of one plugin in `which`, by name.
@@ -312,7 +347,12 @@ pub(crate) async fn values(
             .fetch_all(pool)
             .await?
     });
-    Ok(rows.into_iter().collect())
+    rows.into_iter()
+        .map(|(name, stored)| {
+            let value = which.from_stored(db, plugin, &name, stored)?;
+            Ok((name, value))
+        })
+        .collect()
 }
 
 /// One stored value.
@@ -330,7 +370,8 @@ pub(crate) async fn value(
             .fetch_optional(pool)
             .await?
     });
-    Ok(row.map(|(v,)| v))
+    row.map(|(stored,)| which.from_stored(db, plugin, name, stored))
+        .transpose()
 }
 
 /// Sets the values in `set` and removes those in `remove`; appends `event`.
@@ -343,6 +384,10 @@ pub(crate) async fn write_values(
     event: &NewEvent,
 ) -> Result<(), DbError> {
     let table = which.table();
+    let stored = set
+        .iter()
+        .map(|(name, value)| Ok((name, which.to_stored(db, plugin, name, value)?)))
+        .collect::<Result<Vec<(&String, String)>, DbError>>()?;
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         for name in set.keys().chain(remove) {
@@ -350,14 +395,14 @@ pub(crate) async fn write_values(
             qb.push_bind(plugin).push(" AND name = ").push_bind(name);
             qb.build().execute(&mut *tx).await?;
         }
-        for (name, value) in set {
+        for (name, value) in &stored {
             let mut qb = query_builder(
                 pool,
                 &format!("INSERT INTO {table} (plugin_id, name, value) VALUES ("),
             );
             qb.separated(", ")
                 .push_bind(plugin)
-                .push_bind(name)
+                .push_bind(*name)
                 .push_bind(value);
             qb.push(")");
             qb.build().execute(&mut *tx).await?;

@@ -104,7 +104,7 @@ async fn the_panel_command_names_an_invalid_environment_variable_and_fails() {
 /// local node, and a second run re-adopts it.
 #[tokio::test]
 async fn cap_up_starts_a_local_agent_that_runs_a_server_and_readopts_it_after_a_restart() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
+    let dir = crate::support::private_tempdir();
     let password = "Up-and-running-42";
     let start = || {
         Command::new(cap_binary())

@@ -22,6 +22,7 @@ mod marketplace;
 mod nodes;
 mod plugins;
 mod replay;
+mod secrets;
 mod servers;
 mod settings;
 mod totp;

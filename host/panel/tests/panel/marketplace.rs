@@ -1181,7 +1181,7 @@ fn token_of(output: &std::process::Output) -> String {
 #[tokio::test]
 async fn cap_plugin_publish_signs_uploads_and_explains_refusals() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = tempfile::tempdir().expect("tempdir");
+    let data = crate::support::private_tempdir();
     let server = MarketplaceServer::bind(MarketplaceConfig::new(data.path()))
         .await
         .expect("binds")
@@ -1462,7 +1462,7 @@ fn marketplace_url(child: &mut std::process::Child) -> String {
 #[tokio::test]
 async fn cap_marketplace_sells_with_the_stripe_settings_from_its_flags() {
     let stub = StripeStub::start(WEBHOOK_SECRET).await;
-    let data = tempfile::tempdir().expect("tempdir");
+    let data = crate::support::private_tempdir();
     let half = std::process::Command::new(crate::support::cap_binary())
         .args(["marketplace", "--stripe-secret-key", "sk_test_x"])
         .env_remove("CAP_STRIPE_WEBHOOK_SECRET")

@@ -56,7 +56,7 @@ struct ServerDb {
 impl TestDb {
     /// A SQLite file in a fresh temporary directory.
     pub(crate) async fn sqlite() -> TestDb {
-        let dir = tempfile::tempdir().expect("a temporary directory");
+        let dir = private_tempdir();
         let location = DatabaseLocation::SqliteFile(dir.path().join("panel.db"));
         TestDb {
             backend: Backend::Sqlite,
@@ -112,7 +112,7 @@ impl TestDb {
         TestDb {
             backend,
             location: DatabaseLocation::Url(url.to_string()),
-            dir: tempfile::tempdir().expect("a temporary directory"),
+            dir: private_tempdir(),
             server: Some(ServerDb { admin_url, name }),
         }
     }
@@ -194,6 +194,47 @@ impl TestDb {
                 conn.close().await
             }
         }
+    }
+}
+
+impl TestDb {
+    /// The first column of every row `sql` returns, as text, read on a
+    /// connection of its own (bypassing the data layer and its sealing).
+    pub(crate) async fn fetch_texts(&self, sql: &str) -> Vec<String> {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        let rows = match &self.location {
+            DatabaseLocation::SqliteFile(path) => {
+                let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+                let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                    .await
+                    .expect("a raw SQLite connection");
+                sqlx::query_scalar::<_, String>(sql)
+                    .fetch_all(&mut conn)
+                    .await
+            }
+            DatabaseLocation::Url(url) if self.backend == Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(url)
+                    .await
+                    .expect("a raw PostgreSQL connection");
+                sqlx::query_scalar::<_, String>(sql)
+                    .fetch_all(&mut conn)
+                    .await
+            }
+            DatabaseLocation::Url(url) => {
+                let mut conn = sqlx::MySqlConnection::connect(url)
+                    .await
+                    .expect("a raw MySQL connection");
+                sqlx::query_scalar::<_, String>(sql)
+                    .fetch_all(&mut conn)
+                    .await
+            }
+        };
+        rows.expect("the raw query runs")
+    }
+
+    /// The data directory.
+    pub(crate) fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 }
 
@@ -511,7 +552,7 @@ impl MarketplaceWithPublisher {
         timestamp_ttl: i64,
         billing: Option<cap_marketplace::billing::BillingConfig>,
     ) -> MarketplaceWithPublisher {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = private_tempdir();
         let mut config = cap_marketplace::MarketplaceConfig::new(dir.path());
         config.timestamp_ttl = timestamp_ttl;
         config.billing = billing;
@@ -604,3 +645,14 @@ macro_rules! on_every_database {
     };
 }
 pub(crate) use on_every_database;
+
+/// A temporary directory only its owner can enter (mode 0700), as the
+/// Panel and the Marketplace require of their data directories
+/// (`tempfile` creates `0777` minus the umask).
+pub(crate) fn private_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+        .expect("chmod 700 the temporary directory");
+    dir
+}
