@@ -2,7 +2,14 @@
 //!
 //! The host performs the request; it refuses hosts that are not on the
 //! plugin's allow-list ([`HttpError::Denied`]), caps the timeout and the
-//! response size. Build requests with [`get`], [`post`], ... and send them
+//! response size. An entry is a host name (`discord.com`, `discord.com:8443`,
+//! `discord.com:*`), an IP address (`127.0.0.1:*`, `[::1]:8080`) or a CIDR
+//! range (`10.0.0.0/8:*`, `[fd00::/8]:443`). A host name must resolve to
+//! public addresses only: loopback, private, link-local and other
+//! non-public addresses are refused unless an address or range entry names
+//! them. Redirects are not followed (the plugin sees the 3xx), and the
+//! `Host`, `Proxy-*`, `Content-Length` and hop-by-hop headers are the
+//! host's: setting one is refused. Build requests with [`get`], [`post`], ... and send them
 //! with [`RequestBuilder::send`]:
 //!
 //! ```no_run

@@ -157,7 +157,10 @@ pub struct CapabilityRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct HttpRequest {
-    /// `host` or `host:port`; the port may be `*`.
+    /// `host`, an IP address (IPv6 in brackets) or a CIDR range, each with
+    /// an optional `:port` that may be `*`. Names reach public addresses
+    /// only; non-public ones need an address or range entry (see
+    /// [`crate::capabilities::http`]).
     pub allowed_hosts: Vec<String>,
 }
 
