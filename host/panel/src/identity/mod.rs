@@ -496,4 +496,14 @@ mod tests {
             RateLimits::default().login_per_ip
         );
     }
+
+    #[test]
+    fn options_take_the_configured_session_lifetime_in_days() {
+        let options = IdentityOptions::from_config(&Config::default());
+        assert_eq!(options.session_lifetime, DEFAULT_SESSION_LIFETIME);
+        let layer =
+            ConfigLayer::from_env([("CAP_SESSION_LIFETIME_DAYS", "7")]).expect("a valid variable");
+        let options = IdentityOptions::from_config(&Config::from_layers([layer]));
+        assert_eq!(options.session_lifetime, Duration::from_secs(7 * 24 * 3600));
+    }
 }
