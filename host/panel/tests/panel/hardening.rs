@@ -338,6 +338,7 @@ async fn panel_for_a_flood(db: &TestDb) -> (RunningPanel, Plugin) {
             login_per_account: lenient,
             ..RateLimits::default()
         },
+        ..IdentityOptions::default()
     };
     let mut config = db.config();
     config.rate_limits.auth_per_ip = lenient;
