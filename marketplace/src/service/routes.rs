@@ -1117,7 +1117,7 @@ pub(crate) async fn publish(
     // Hashing is the only work an unauthenticated body gets: key, signature
     // and ownership are settled before anything is decompressed.
     let upload = body.clone();
-    let sha256 = tokio::task::spawn_blocking(move || hex::encode(Sha256::digest(&upload)))
+    let sha256 = tokio::task::spawn_blocking(move || hex::encode(Sha256::digest(upload)))
         .await
         .map_err(|e| ApiError::Internal(format!("hashing task: {e}")))?;
     let store = state.store();

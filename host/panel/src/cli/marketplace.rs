@@ -60,6 +60,20 @@ pub(crate) struct MarketplaceArgs {
     /// expired (a Marketplace that is unreachable for a while)
     #[arg(long, value_name = "DURATION", env = "CAP_LICENSE_GRACE", default_value = "7d", value_parser = parse_duration_secs)]
     license_grace: i64,
+    /// Lifetime of a publisher token (rotated with `cap plugin
+    /// rotate-token`): <n>s, <n>m, <n>h or <n>d
+    #[arg(long, value_name = "DURATION", env = "CAP_PUBLISHER_TOKEN_LIFETIME", default_value = "90d", value_parser = parse_duration_secs)]
+    publisher_token_lifetime: i64,
+    /// The admin token, which opens the key-recovery routes
+    /// (/api/v1/admin/…) for publishers who lost their keys [default:
+    /// closed]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "CAP_MARKETPLACE_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    admin_token: Option<String>,
 }
 
 /// Parses a percentage with up to two decimals (`15`, `12.5`, `0.25`)
@@ -138,6 +152,13 @@ pub(crate) fn run(args: MarketplaceArgs) -> anyhow::Result<()> {
     config.database_url = args.database_url;
     let selling = billing.is_some();
     config.billing = billing;
+    config.publisher_token_ttl = args.publisher_token_lifetime;
+    config.admin_token = match args.admin_token {
+        Some(token) if token.trim().len() < 16 => bail!(
+            "--admin-token (CAP_MARKETPLACE_ADMIN_TOKEN) must be at least 16 characters: it approves key recoveries"
+        ),
+        token => token,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1459,6 +1459,43 @@ fn marketplace_url(child: &mut std::process::Child) -> String {
         .to_owned()
 }
 
+#[test]
+fn cap_marketplace_refuses_an_empty_webhook_secret_and_a_short_admin_token() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let empty_secret = std::process::Command::new(crate::support::cap_binary())
+        .args(["marketplace", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .args([
+            "--stripe-secret-key",
+            "sk_test_x",
+            "--stripe-webhook-secret",
+            " ",
+        ])
+        .env_remove("CAP_STRIPE_WEBHOOK_SECRET")
+        .output()
+        .expect("running cap");
+    assert!(!empty_secret.status.success());
+    assert!(
+        text(&empty_secret).contains("webhook secret is empty"),
+        "{}",
+        text(&empty_secret)
+    );
+    let short_admin = std::process::Command::new(crate::support::cap_binary())
+        .args(["marketplace", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .args(["--admin-token", "short"])
+        .env_remove("CAP_STRIPE_WEBHOOK_SECRET")
+        .env_remove("CAP_STRIPE_SECRET_KEY")
+        .output()
+        .expect("running cap");
+    assert!(!short_admin.status.success());
+    assert!(
+        text(&short_admin).contains("at least 16 characters"),
+        "{}",
+        text(&short_admin)
+    );
+}
+
 #[tokio::test]
 async fn cap_marketplace_sells_with_the_stripe_settings_from_its_flags() {
     let stub = StripeStub::start(WEBHOOK_SECRET).await;
