@@ -249,11 +249,31 @@ on_every_database! {
 /// Creates a node as the node admin and issues a registration token for it.
 async fn registration_token(panel: &RunningPanel) -> String {
     use reqwest::Method;
-    let node = json_of(call(panel, Method::POST, "/api/v1/nodes", Some(NODE_ADMIN),
-        Some(json!({"name": "fra-1", "address": "fra-1.example.net"}))).await, 201).await;
+    let node = json_of(
+        call(
+            panel,
+            Method::POST,
+            "/api/v1/nodes",
+            Some(NODE_ADMIN),
+            Some(json!({"name": "fra-1", "address": "fra-1.example.net"})),
+        )
+        .await,
+        201,
+    )
+    .await;
     let id = node["id"].as_str().expect("id");
-    let issued = json_of(call(panel, Method::POST, &format!("/api/v1/nodes/{id}/registration-tokens"),
-        Some(NODE_ADMIN), Some(json!({}))).await, 201).await;
+    let issued = json_of(
+        call(
+            panel,
+            Method::POST,
+            &format!("/api/v1/nodes/{id}/registration-tokens"),
+            Some(NODE_ADMIN),
+            Some(json!({})),
+        )
+        .await,
+        201,
+    )
+    .await;
     issued["token"].as_str().expect("token").to_owned()
 }
 
