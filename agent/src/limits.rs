@@ -64,7 +64,7 @@ pub fn detect_cgroups() -> Option<Cgroups> {
         });
     }
     let writable =
-        |file: &str| rustix::fs::access(&root.join(file), rustix::fs::Access::WRITE_OK).is_ok();
+        |file: &str| rustix::fs::access(root.join(file), rustix::fs::Access::WRITE_OK).is_ok();
     (writable("memory/memory.limit_in_bytes")
         && writable("cpu/cpu.cfs_quota_us")
         && writable("pids"))
