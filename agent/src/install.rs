@@ -6,8 +6,10 @@
 //!   previous file as it was.
 //! - **Scripts** run with their interpreter in the server directory, in a
 //!   process group of their own with a cleared environment (`PATH`, `HOME`
-//!   and the script's variables), and the whole group is killed at the time
-//!   limit. Output goes to the server's install log.
+//!   and the script's variables), as the servers' unprivileged user when
+//!   the Agent has one ([`crate::isolation`]) and with a process limit
+//!   ([`crate::limits`]), and the whole group is killed at the time limit.
+//!   Output goes to the server's install log.
 //! - **Files and config edits** are written atomically (temp file + rename).
 //! - Every path is confined to the server directory ([`crate::paths`]).
 
@@ -21,6 +23,7 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::config_edit::{self, ConfigEditError};
+use crate::isolation::RunAs;
 use crate::paths::{PathEscape, confined};
 
 /// An install step failed.
@@ -132,6 +135,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: Option<u32>) -> std::io
 pub struct Installer {
     client: reqwest::Client,
     max_download_bytes: u64,
+    run_as: Option<RunAs>,
 }
 
 impl Installer {
@@ -148,7 +152,16 @@ impl Installer {
                 .timeout(timeout)
                 .build()?,
             max_download_bytes,
+            run_as: None,
         })
+    }
+
+    /// Scripts run as `user` (and the server directory is given to it
+    /// before each one).
+    #[must_use]
+    pub fn run_as(mut self, user: Option<RunAs>) -> Self {
+        self.run_as = user;
+        self
     }
 
     /// Runs every step of `plan` in `server_dir`, appending script output to
@@ -167,7 +180,9 @@ impl Installer {
         for step in &plan.steps {
             match step {
                 InstallStep::Download(download) => self.download(server_dir, download).await?,
-                InstallStep::RunScript(script) => run_script(server_dir, log, script).await?,
+                InstallStep::RunScript(script) => {
+                    run_script(server_dir, log, script, self.run_as.as_ref()).await?;
+                }
                 InstallStep::WriteFile(file) => write_file(server_dir, file)?,
                 InstallStep::EditConfig(edit) => {
                     let path = confined(server_dir, &edit.path)?;
@@ -257,7 +272,12 @@ pub(crate) fn base_env(server_dir: &Path) -> Vec<(String, String)> {
     ]
 }
 
-async fn run_script(server_dir: &Path, log: &Path, script: &Script) -> Result<(), InstallError> {
+async fn run_script(
+    server_dir: &Path,
+    log: &Path,
+    script: &Script,
+    run_as: Option<&RunAs>,
+) -> Result<(), InstallError> {
     let mut file = tempfile::Builder::new()
         .prefix(".cap-install-")
         .suffix(".script")
@@ -265,6 +285,10 @@ async fn run_script(server_dir: &Path, log: &Path, script: &Script) -> Result<()
         .map_err(io("writing the install script"))?;
     file.write_all(script.contents.as_bytes())
         .map_err(io("writing the install script"))?;
+    if let Some(user) = run_as {
+        crate::isolation::chown_tree(server_dir, user)
+            .map_err(io("giving the server directory to its user"))?;
+    }
     let log_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -285,6 +309,12 @@ async fn run_script(server_dir: &Path, log: &Path, script: &Script) -> Result<()
         .stderr(Stdio::from(log_err))
         .process_group(0)
         .kill_on_drop(true);
+    let unlimited = cap_protocol::ServerLimits {
+        memory_mb: 0,
+        cpu_percent: 0,
+        max_processes: 0,
+    };
+    crate::limits::prepare(None, "install", &unlimited, run_as).apply_before_exec(&mut command);
     let mut child = command.spawn().map_err(io(format!(
         "starting the install interpreter `{}`",
         script.interpreter

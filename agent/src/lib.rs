@@ -9,6 +9,8 @@
 //! - [`install`]: install plans (sha256-verified downloads, scripts with
 //!   time limits, files) and [`config_edit`] (properties, YAML, JSON, INI,
 //!   XML, plain).
+//! - [`isolation`]: the unprivileged user servers and install scripts run
+//!   as, and the modes that keep the Agent's secrets from them.
 //! - [`console`]: history ring, per-server throttling, classification by
 //!   the game-type plugin in the sandbox.
 //! - [`agent`]: commands run once per id, in order per server.
@@ -23,6 +25,7 @@ pub mod agent;
 pub mod config_edit;
 pub mod console;
 pub mod install;
+pub mod isolation;
 pub mod limits;
 pub mod link;
 pub mod node;

@@ -3,6 +3,13 @@
 //!
 //! - [`register`] trades a registration token for node credentials and
 //!   stores them in a file only the Agent's user can read (mode 0600).
+//!   The Panel URL stored is the one the Agent registered with, never the
+//!   one in the answer: whoever answers cannot redirect the link, nor turn
+//!   `https` into `http`.
+//! - [`check_panel_url`] decides which Panel URLs the link may use: `https`
+//!   anywhere, `http` only to a loopback address (the node token and the
+//!   install scripts would otherwise cross the network in cleartext) unless
+//!   the admin passes `--insecure`.
 //! - [`run`] keeps a WebSocket open: every connection starts with a
 //!   [`AgentMessage::Hello`] listing every server's actual state; then
 //!   heartbeats (and a health report every few) flow, commands are acked on
@@ -63,10 +70,42 @@ pub enum LinkError {
     /// A URL could not be built.
     #[error("invalid Panel URL `{0}`")]
     Url(String),
+    /// A cleartext Panel URL to a host that is not loopback.
+    #[error(
+        "refusing the cleartext Panel URL `{0}`: the node token and install scripts would cross the network unencrypted; use https://, or pass --insecure to accept the risk"
+    )]
+    InsecurePanel(String),
+}
+
+/// Whether the link may use `panel_url`: `https://` always; `http://` when
+/// its host is loopback (`localhost`, `127.0.0.0/8`, `::1`) or `insecure`
+/// is set. Returns the URL without a trailing slash.
+///
+/// # Errors
+///
+/// [`LinkError::Url`] for anything but an http(s) URL with a host;
+/// [`LinkError::InsecurePanel`] for cleartext to another host.
+pub fn check_panel_url(panel_url: &str, insecure: bool) -> Result<String, LinkError> {
+    let url = url::Url::parse(panel_url).map_err(|_| LinkError::Url(panel_url.to_owned()))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return Err(LinkError::Url(panel_url.to_owned())),
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback || insecure => {}
+        "http" => return Err(LinkError::InsecurePanel(panel_url.to_owned())),
+        _ => return Err(LinkError::Url(panel_url.to_owned())),
+    }
+    Ok(panel_url.trim_end_matches('/').to_owned())
 }
 
 /// Registers with the Panel at `panel_url` and writes the answer to
-/// `credentials` (mode 0600, atomically).
+/// `credentials` (mode 0600, atomically), with `panel_url` as the Panel's
+/// URL whatever the answer names. Check the URL with [`check_panel_url`]
+/// first.
 ///
 /// # Errors
 ///
@@ -109,8 +148,13 @@ pub async fn register(
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(500).collect()),
         });
     }
-    let answer: RegistrationResponse =
+    let mut answer: RegistrationResponse =
         serde_json::from_slice(&bytes).map_err(|e| LinkError::Malformed(e.to_string()))?;
+    let ours = panel_url.trim_end_matches('/');
+    if answer.panel_url.trim_end_matches('/') != ours {
+        tracing::info!(answered = %answer.panel_url, kept = %ours, "the Panel names itself differently; keeping the URL registered with");
+    }
+    ours.clone_into(&mut answer.panel_url);
     save_credentials(credentials, &answer)?;
     Ok(answer)
 }

@@ -7,6 +7,11 @@
 //! servers still running from before), serves `GET /health` and keeps the
 //! WebSocket to the Panel until [`RunningNode::stop`]. Stopping the Agent
 //! leaves game servers running: they are re-adopted on the next start.
+//!
+//! The Panel URL is the one the admin gave (`--panel`), kept across
+//! restarts; the registration answer cannot change it. Every start checks
+//! it with [`link::check_panel_url`]: a cleartext `http://` Panel outside
+//! loopback is refused unless [`NodeOptions::insecure`] is set.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,6 +49,9 @@ pub struct NodeOptions {
     pub runtime: Option<RuntimeConfig>,
     /// What the node offers; `None` measures the machine.
     pub resource_limits: Option<ResourceLimits>,
+    /// Accept a cleartext `http://` Panel that is not on loopback
+    /// (`--insecure`).
+    pub insecure: bool,
 }
 
 impl std::fmt::Debug for NodeOptions {
@@ -52,6 +60,7 @@ impl std::fmt::Debug for NodeOptions {
             .field("panel_url", &self.panel_url)
             .field("data_dir", &self.data_dir)
             .field("health_listen", &self.health_listen)
+            .field("insecure", &self.insecure)
             .finish_non_exhaustive()
     }
 }
@@ -187,12 +196,17 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
     let credentials = match link::load_credentials(&credentials_path)? {
         // A Panel URL given again wins over the stored one: the Panel moved.
         Some(mut credentials) => {
-            if let Some(url) = &options.panel_url
-                && url.trim_end_matches('/') != credentials.panel_url.trim_end_matches('/')
-            {
-                tracing::info!(from = %credentials.panel_url, to = %url, "the Panel moved");
-                credentials.panel_url = url.trim_end_matches('/').to_owned();
-                link::save_credentials(&credentials_path, &credentials)?;
+            if let Some(url) = &options.panel_url {
+                let url = link::check_panel_url(url, options.insecure)?;
+                if url != credentials.panel_url.trim_end_matches('/') {
+                    tracing::info!(from = %credentials.panel_url, to = %url, "the Panel moved");
+                    credentials.panel_url = url;
+                    link::save_credentials(&credentials_path, &credentials)?;
+                }
+            } else {
+                // Credentials stored by an older Agent may hold the URL
+                // a registration answer named: checked like a flag.
+                link::check_panel_url(&credentials.panel_url, options.insecure)?;
             }
             credentials
         }
@@ -203,6 +217,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
                     credentials_path.display().to_string(),
                 ));
             };
+            let panel_url = &link::check_panel_url(panel_url, options.insecure)?;
             let agent_id =
                 agent_id(&options.data_dir).map_err(|source| LinkError::Credentials {
                     path: options.data_dir.join("agent-id").display().to_string(),
@@ -243,6 +258,15 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
             agent
         }
     };
+    if runtime.runs_servers_as().is_some() {
+        // The plugin cache (and its key) exists now: out of servers' reach.
+        crate::isolation::protect_data_dir(&options.data_dir).map_err(|source| {
+            RuntimeError::Io {
+                context: "protecting the data directory".into(),
+                source,
+            }
+        })?;
+    }
     let link_config = LinkConfig::from_credentials(&credentials, &options.data_dir)?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let started = Instant::now();

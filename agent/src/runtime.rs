@@ -25,8 +25,12 @@
 //! - **Crashes** are exits nobody asked for with a non-zero status (or a
 //!   signal). With a [`RestartPolicy`] the server is started again after an
 //!   exponential backoff; a run of `stable_secs` resets the count.
-//! - **Limits:** cgroup v2 when the Agent can create groups, else rlimits
-//!   ([`crate::limits`]); the report says which.
+//! - **Limits and identity** are applied in the child before `exec`
+//!   ([`crate::limits`]): a cgroup (v2, else v1) when the Agent can create
+//!   groups, else rlimits, and always a process limit; the report says
+//!   which. An Agent running as root runs servers and install scripts as
+//!   an unprivileged user and keeps its own files out of their reach
+//!   ([`crate::isolation`]).
 //! - **One lifecycle operation at a time per server** (an async mutex), so
 //!   a stop cannot interleave with a start.
 //!
@@ -51,6 +55,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config_edit::{self, ConfigEditError};
 use crate::console::{self, Classifier, ConsoleConfig, History, TailSpec};
 use crate::install::{InstallError, Installer, base_env, write_atomically};
+use crate::isolation::{self, RunAs};
 use crate::paths::{PathEscape, confined};
 use crate::{limits, procfs, signals};
 
@@ -186,7 +191,10 @@ pub struct RuntimeConfig {
     /// How often [`AgentMessage::Stats`] are sent per running server.
     pub stats_interval: Duration,
     /// Where cgroups are created; `None` uses rlimits.
-    pub cgroup_base: Option<PathBuf>,
+    pub cgroups: Option<limits::Cgroups>,
+    /// The user servers and install scripts run as; `None` keeps the
+    /// Agent's own (the only choice when it is not root).
+    pub run_as: Option<RunAs>,
     /// Download timeout for install plans.
     pub download_timeout: Duration,
     /// Largest download an install plan may make.
@@ -197,14 +205,16 @@ pub struct RuntimeConfig {
 }
 
 impl RuntimeConfig {
-    /// Defaults for a data directory, detecting cgroup v2.
+    /// Defaults for a data directory: the cgroups this machine offers, and
+    /// [`RunAs::default_for_agent`].
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
             console: ConsoleConfig::default(),
             term_grace: Duration::from_secs(10),
             stats_interval: Duration::from_secs(5),
-            cgroup_base: limits::detect_cgroup_base(),
+            cgroups: limits::detect_cgroups(),
+            run_as: RunAs::default_for_agent(),
             download_timeout: Duration::from_secs(600),
             max_download_bytes: 8 << 30,
             program_dirs: Vec::new(),
@@ -376,11 +386,16 @@ impl NativeRuntime {
             std::fs::create_dir_all(config.data_dir.join(sub))
                 .map_err(io_error("creating the data directory"))?;
         }
+        if config.run_as.is_some() {
+            isolation::protect_data_dir(&config.data_dir)
+                .map_err(io_error("protecting the data directory"))?;
+        }
         let installer = Installer::new(config.download_timeout, config.max_download_bytes)
             .map_err(|e| RuntimeError::Io {
                 context: "building the HTTP client".into(),
                 source: std::io::Error::other(e),
-            })?;
+            })?
+            .run_as(config.run_as.clone());
         let runtime = Self {
             shared: Arc::new(Shared {
                 config,
@@ -393,6 +408,11 @@ impl NativeRuntime {
         runtime.adopt_all().await?;
         runtime.spawn_stats();
         Ok(runtime)
+    }
+
+    /// The user servers run as, when not the Agent's own.
+    pub fn runs_servers_as(&self) -> Option<&RunAs> {
+        self.shared.config.run_as.as_ref()
     }
 
     fn servers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Server>>> {
@@ -775,6 +795,10 @@ impl NativeRuntime {
         };
         let program =
             resolve_program(&server.dir, &self.shared.config.program_dirs, &plan.program)?;
+        if let Some(user) = &self.shared.config.run_as {
+            isolation::chown_tree(&server.dir, user)
+                .map_err(io_error("giving the server directory to its user"))?;
+        }
 
         // stdin: a FIFO the process holds open read-write, so it never sees
         // end-of-input when the Agent goes away.
@@ -821,6 +845,13 @@ impl NativeRuntime {
             .stderr(Stdio::from(stderr))
             .process_group(0)
             .kill_on_drop(false);
+        let applied = limits::prepare(
+            self.shared.config.cgroups.as_ref(),
+            &server.id,
+            &spec.limits,
+            self.shared.config.run_as.as_ref(),
+        )
+        .apply_before_exec(&mut command);
         let child = command.spawn().map_err(|source| RuntimeError::Spawn {
             program: plan.program.clone(),
             source,
@@ -830,12 +861,6 @@ impl NativeRuntime {
             source: std::io::Error::other("the process exited at once"),
         })?;
         let start_ticks = procfs::stat(pid).map_or(0, |s| s.start_ticks);
-        let applied = limits::apply(
-            self.shared.config.cgroup_base.as_deref(),
-            &server.id,
-            pid,
-            &spec.limits,
-        );
         let generation = {
             let mut inner = server.lock();
             inner.generation += 1;

@@ -7,6 +7,7 @@
 
 mod agent {
     pub(crate) mod install;
+    pub(crate) mod isolation;
     pub(crate) mod lifecycle;
     pub(crate) mod link;
     pub(crate) mod support;

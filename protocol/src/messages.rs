@@ -141,8 +141,13 @@ pub enum LimitsApplied {
         /// The group's directory.
         path: String,
     },
-    /// `setrlimit`s on the process after it started (address space, open
-    /// files, processes); CPU is not limited.
+    /// cgroup v1 groups, one per controller (memory, cpu, pids).
+    CgroupV1 {
+        /// The groups' directories.
+        paths: Vec<String>,
+    },
+    /// `setrlimit`s set before the program started (address space,
+    /// processes); CPU is not limited.
     Rlimit,
     /// Nothing could be applied.
     None {
@@ -440,7 +445,8 @@ pub struct ServerLimits {
     pub memory_mb: u64,
     /// CPU in percent of one core; 0 is unlimited.
     pub cpu_percent: u32,
-    /// Most processes/threads; 0 is unlimited.
+    /// Most processes/threads; 0 leaves the Agent's default (the native
+    /// runtime always sets a process limit).
     #[serde(default)]
     pub max_processes: u32,
 }

@@ -64,7 +64,11 @@ pub struct RegistrationResponse {
     pub node_id: String,
     /// The secret the Agent authenticates its WebSocket with.
     pub node_token: String,
-    /// The Panel's base URL (the WebSocket URL is derived from it).
+    /// The Panel's configured public URL. Informational: the Agent keeps
+    /// the URL it registered with (an answer cannot move it elsewhere, nor
+    /// from `https` to `http`), and the Panel never builds this from the
+    /// request's `Host` header. In the Agent's stored credentials, this
+    /// field holds the URL the Agent uses.
     pub panel_url: String,
     /// How often the Agent sends a heartbeat.
     pub heartbeat_seconds: u32,

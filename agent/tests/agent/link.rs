@@ -9,6 +9,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use cap_agent::link::{self, LinkConfig, LinkError};
+use cap_agent::node::{self, NodeError, NodeOptions};
 use cap_agent::{Agent, ServerRuntime};
 use cap_protocol::{
     Action, AgentMessage, Command, CommandOutcome, ConsoleInput, PanelMessage, RegistrationRequest,
@@ -57,7 +58,9 @@ async fn registration_panel() -> String {
             axum::Json(RegistrationResponse {
                 node_id: "node-7".into(),
                 node_token: format!("secret-for-{}", request.agent_id),
-                panel_url: "http://127.0.0.1:9".into(),
+                // What an attacker-controlled `Host` header used to make
+                // the Panel answer: another host, in cleartext.
+                panel_url: "http://evil.example".into(),
                 heartbeat_seconds: 15,
             })
             .into_response()
@@ -85,9 +88,155 @@ async fn registration_stores_the_node_credentials_readable_only_by_the_agent() {
     let stored = link::load_credentials(&file).unwrap().unwrap();
     assert_eq!(stored, answer);
     assert_eq!(stored.node_token, "secret-for-agent-1");
-    let config = LinkConfig::from_credentials(&stored, dir.path()).unwrap();
-    assert_eq!(config.url, "ws://127.0.0.1:9/api/v1/agents/connect");
-    assert_eq!(config.heartbeat, Duration::from_secs(15));
+    assert_eq!(config_url(&stored, dir.path()), ws_url(&panel));
+    assert_eq!(
+        LinkConfig::from_credentials(&stored, dir.path())
+            .unwrap()
+            .heartbeat,
+        Duration::from_secs(15)
+    );
+}
+
+fn config_url(credentials: &RegistrationResponse, dir: &std::path::Path) -> String {
+    LinkConfig::from_credentials(credentials, dir).unwrap().url
+}
+
+fn ws_url(panel: &str) -> String {
+    format!(
+        "{}{}",
+        panel.replacen("http://", "ws://", 1),
+        link::CONNECT_PATH
+    )
+}
+
+#[tokio::test]
+async fn a_registration_answer_naming_another_panel_does_not_move_the_agent() {
+    let panel = registration_panel().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("credentials.json");
+    let answer = link::register(&format!("{panel}/"), &request("good-token"), &file)
+        .await
+        .unwrap();
+    assert_eq!(answer.panel_url, panel, "the URL registered with is kept");
+    let stored = link::load_credentials(&file).unwrap().unwrap();
+    assert_eq!(stored.panel_url, panel);
+    assert!(!std::fs::read_to_string(&file).unwrap().contains("evil"));
+    assert_eq!(config_url(&stored, dir.path()), ws_url(&panel));
+}
+
+#[test]
+fn a_cleartext_panel_url_is_accepted_only_on_loopback_or_with_insecure() {
+    for fine in [
+        "https://panel.example.com",
+        "https://10.0.0.5:8443/",
+        "http://127.0.0.1:8080",
+        "http://127.8.9.10",
+        "http://localhost:8080/",
+        "http://LOCALHOST",
+        "http://[::1]:8080",
+    ] {
+        let checked = link::check_panel_url(fine, false).unwrap_or_else(|e| panic!("{fine}: {e}"));
+        assert!(!checked.ends_with('/'), "{checked}");
+    }
+    for cleartext in [
+        "http://panel.example.com",
+        "http://10.0.0.5:8080",
+        "http://0.0.0.0:8080",
+        "http://[::]:8080",
+        "http://localhost.evil.example",
+        "http://[::ffff:10.0.0.5]",
+    ] {
+        match link::check_panel_url(cleartext, false) {
+            Err(LinkError::InsecurePanel(url)) => assert_eq!(url, cleartext),
+            other => panic!("{cleartext}: {other:?}"),
+        }
+        assert!(
+            link::check_panel_url(cleartext, true).is_ok(),
+            "--insecure accepts {cleartext}"
+        );
+    }
+    for malformed in [
+        "ftp://panel.example.com",
+        "panel.example.com",
+        "ws://127.0.0.1",
+    ] {
+        assert!(
+            matches!(
+                link::check_panel_url(malformed, true),
+                Err(LinkError::Url(_))
+            ),
+            "{malformed}"
+        );
+    }
+}
+
+fn node_options(dir: &std::path::Path, panel_url: Option<&str>, insecure: bool) -> NodeOptions {
+    NodeOptions {
+        panel_url: panel_url.map(str::to_owned),
+        registration_token: Some("good-token".into()),
+        data_dir: dir.to_path_buf(),
+        health_listen: ([127, 0, 0, 1], 0).into(),
+        classifiers: cap_agent::Classifiers::new(),
+        supported_games: Vec::new(),
+        runtime: None,
+        resource_limits: None,
+        insecure,
+    }
+}
+
+#[tokio::test]
+async fn the_agent_refuses_to_register_with_a_cleartext_panel_outside_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let error = node::start(node_options(
+        dir.path(),
+        Some("http://panel.example.com"),
+        false,
+    ))
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(error, NodeError::Link(LinkError::InsecurePanel(_))),
+        "{error}"
+    );
+    assert!(error.to_string().contains("--insecure"), "{error}");
+    assert!(!dir.path().join("credentials.json").exists());
+}
+
+#[tokio::test]
+async fn stored_credentials_with_a_cleartext_remote_panel_are_refused_without_insecure() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("credentials.json");
+    let stored = RegistrationResponse {
+        node_id: "node-7".into(),
+        node_token: "secret".into(),
+        panel_url: "http://evil.example".into(),
+        heartbeat_seconds: 15,
+    };
+    link::save_credentials(&file, &stored).unwrap();
+    let error = node::start(node_options(dir.path(), None, false))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, NodeError::Link(LinkError::InsecurePanel(_))),
+        "{error}"
+    );
+    // Naming another cleartext Panel is refused too, and not saved.
+    let error = node::start(node_options(
+        dir.path(),
+        Some("http://10.1.2.3:8080"),
+        false,
+    ))
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(error, NodeError::Link(LinkError::InsecurePanel(_))),
+        "{error}"
+    );
+    assert_eq!(
+        link::load_credentials(&file).unwrap().unwrap().panel_url,
+        "http://evil.example",
+        "a refused URL is not saved"
+    );
 }
 
 #[tokio::test]
@@ -207,7 +356,7 @@ async fn commands_survive_a_cut_connection_and_run_exactly_once() {
 
     // The runtime's events go to the link (not to a recorder here).
     let mut config = cap_agent::RuntimeConfig::new(data.path());
-    config.cgroup_base = None;
+    config.cgroups = None;
     let mut classifiers = cap_agent::Classifiers::new();
     classifiers.insert(
         "test-game".into(),

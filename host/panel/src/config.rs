@@ -12,6 +12,7 @@
 //!
 //! ```toml
 //! listen = "0.0.0.0:8080"
+//! public-url = "https://panel.example.com"   # the URL Agents and browsers use
 //! data = "/var/lib/ctrl-alt-play"    # relative paths are relative to the working directory
 //!
 //! [database]
@@ -43,6 +44,7 @@
 //! | Setting | Flag | Environment | File |
 //! | --- | --- | --- | --- |
 //! | listen address | `--listen` | `CAP_LISTEN` | `listen` |
+//! | public URL | `--public-url` | `CAP_PUBLIC_URL` | `public-url` |
 //! | data directory | `--data` | `CAP_DATA` | `data` |
 //! | database URL | `--database-url` | `CAP_DATABASE_URL`, else `DATABASE_URL` | `database.url` |
 //! | pool size | | `CAP_DATABASE_MAX_CONNECTIONS` | `database.max-connections` |
@@ -101,6 +103,13 @@
 //! on without a token is refused when the configuration is loaded.
 //!
 //! The config file itself is named by `--config` or `CAP_CONFIG`.
+//!
+//! # The public URL
+//!
+//! `public-url` is the Panel's own address as the outside sees it (scheme,
+//! host, optional port; no path). The Panel names itself with this setting
+//! and never with a request's `Host` header, which whoever sends the request
+//! chooses. Without it the Panel names itself `http://<listen address>`.
 //!
 //! ```
 //! use cap_panel::config::{Config, ConfigLayer};
@@ -178,6 +187,9 @@ impl fmt::Debug for MetricsToken {
 pub struct Config {
     /// Address the HTTP server binds.
     pub listen: SocketAddr,
+    /// The Panel's URL as Agents and browsers reach it (see the module
+    /// docs); `None` means `http://<listen>`.
+    pub public_url: Option<PublicUrl>,
     /// Directory for the embedded database, plugin data and caches; created
     /// at start if missing.
     pub data_dir: PathBuf,
@@ -217,6 +229,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             database_url: None,
             database_max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -242,6 +255,7 @@ impl Config {
         let defaults = Config::default();
         Config {
             listen: merged.listen.unwrap_or(defaults.listen),
+            public_url: merged.public_url,
             data_dir: merged.data_dir.unwrap_or(defaults.data_dir),
             database_url: merged.database_url,
             database_max_connections: merged
@@ -302,6 +316,15 @@ impl Config {
         Ok(Config::from_layers(layers))
     }
 
+    /// The Panel's base URL, without a trailing slash: [`Config::public_url`],
+    /// else `http://<listen>`. Never derived from a request.
+    pub fn base_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.as_str().to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
     /// Where the database lives: the configured URL, or the SQLite file
     /// under the data directory.
     pub fn database_location(&self) -> DatabaseLocation {
@@ -323,6 +346,8 @@ impl Config {
 pub struct ConfigLayer {
     /// Listen address.
     pub listen: Option<SocketAddr>,
+    /// Public URL.
+    pub public_url: Option<PublicUrl>,
     /// Data directory.
     pub data_dir: Option<PathBuf>,
     /// Database URL.
@@ -358,6 +383,7 @@ impl ConfigLayer {
     pub fn over(self, lower: ConfigLayer) -> ConfigLayer {
         ConfigLayer {
             listen: self.listen.or(lower.listen),
+            public_url: self.public_url.or(lower.public_url),
             data_dir: self.data_dir.or(lower.data_dir),
             database_url: self.database_url.or(lower.database_url),
             database_max_connections: self
@@ -474,6 +500,7 @@ impl ConfigLayer {
             }
             match key {
                 "CAP_LISTEN" => layer.listen = Some(parse_env(key, value)?),
+                "CAP_PUBLIC_URL" => layer.public_url = Some(parse_env(key, value)?),
                 "CAP_DATA" => layer.data_dir = Some(PathBuf::from(value)),
                 "CAP_DATABASE_URL" => layer.database_url = Some(value.to_owned()),
                 "DATABASE_URL" => generic_database_url = Some(value.to_owned()),
@@ -629,6 +656,55 @@ where
     })
 }
 
+/// The Panel's public base URL: `http` or `https`, a host, an optional
+/// port, no path, query, fragment or credentials; kept without a trailing
+/// slash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    /// The URL, e.g. `https://panel.example.com`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for PublicUrl {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("{text:?} must start with https:// or http://"));
+        }
+        if url.host_str().is_none_or(str::is_empty)
+            || !url.username().is_empty()
+            || url.password().is_some()
+            || url.path() != "/"
+            || url.query().is_some()
+            || url.fragment().is_some()
+        {
+            return Err(format!(
+                "{text:?} must be scheme://host[:port] only, without a path, query or credentials"
+            ));
+        }
+        Ok(Self(url.as_str().trim_end_matches('/').to_owned()))
+    }
+}
+
+impl fmt::Display for PublicUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PublicUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -670,6 +746,7 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct FileConfig {
     listen: Option<SocketAddr>,
+    public_url: Option<PublicUrl>,
     data: Option<PathBuf>,
     #[serde(default)]
     database: FileDatabase,
@@ -723,6 +800,7 @@ impl From<FileConfig> for ConfigLayer {
     fn from(file: FileConfig) -> Self {
         ConfigLayer {
             listen: file.listen,
+            public_url: file.public_url,
             data_dir: file.data,
             database_url: file.database.url,
             database_max_connections: file.database.max_connections,
@@ -988,5 +1066,35 @@ mod tests {
         };
         let err = Config::load(flags, Vec::new()).expect_err("a missing file is an error");
         assert!(err.to_string().contains("/nonexistent/cap.toml"), "{err}");
+    }
+
+    #[test]
+    fn the_public_url_is_scheme_host_and_port_only_and_names_the_panel() {
+        let url: PublicUrl = "https://panel.example.com/".parse().expect("valid");
+        assert_eq!(url.as_str(), "https://panel.example.com");
+        let file = ConfigLayer::from_toml_str(r#"public-url = "https://panel.example.com:8443""#)
+            .expect("file");
+        let env = ConfigLayer::from_env([("CAP_PUBLIC_URL", "http://10.0.0.5:8080")]).expect("env");
+        assert_eq!(
+            Config::from_layers([file.clone(), env]).base_url(),
+            "http://10.0.0.5:8080"
+        );
+        assert_eq!(
+            Config::from_layers([file]).base_url(),
+            "https://panel.example.com:8443"
+        );
+        assert_eq!(Config::default().base_url(), "http://127.0.0.1:8080");
+        for bad in [
+            "panel.example.com",
+            "ftp://panel.example.com",
+            "https://panel.example.com/panel",
+            "https://user:pw@panel.example.com",
+            "https://panel.example.com/?x=1",
+            "https://panel.example.com/#top",
+        ] {
+            assert!(bad.parse::<PublicUrl>().is_err(), "{bad}");
+        }
+        assert!(ConfigLayer::from_toml_str(r#"public-url = "https://x/y""#).is_err());
+        assert!(ConfigLayer::from_env([("CAP_PUBLIC_URL", "x")]).is_err());
     }
 }

@@ -324,6 +324,12 @@ impl PanelBuilder {
             }
             None => None,
         };
+        // The configuration records the address actually bound (port 0
+        // picks one): the Panel names itself from it without a public URL.
+        let config = Config {
+            listen: local_addr,
+            ..config
+        };
         let state = AppState::with_agents(config, db, authenticator, agents);
         state.set_plugins(plugin_manager);
         if let Some(market) = market {

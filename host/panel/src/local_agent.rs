@@ -107,6 +107,8 @@ pub async fn start(
             .unwrap_or_default(),
         runtime: Some(runtime),
         resource_limits: None,
+        // The local Agent reaches its Panel on loopback.
+        insecure: false,
     })
     .await?;
     Ok(node)

@@ -14,6 +14,10 @@ pub(crate) struct AgentArgs {
     /// The Panel's URL, e.g. https://panel.example.com (first run only)
     #[arg(long, value_name = "URL", env = "CAP_AGENT_PANEL")]
     panel: Option<String>,
+    /// Accept a cleartext http:// Panel URL that is not loopback: the node
+    /// token and install scripts then cross the network unencrypted
+    #[arg(long, env = "CAP_AGENT_INSECURE")]
+    insecure: bool,
     /// A registration token from the Panel's admin (first run only; used once)
     #[arg(
         long,
@@ -51,6 +55,10 @@ pub(crate) struct AgentArgs {
         default_value_t = 200
     )]
     console_lines_per_second: u32,
+    /// The unprivileged user game servers and install scripts run as when
+    /// the Agent runs as root [default: cap-game, created if absent]
+    #[arg(long, value_name = "USER", env = "CAP_AGENT_RUN_AS")]
+    run_as: Option<String>,
 }
 
 pub(crate) fn run(args: AgentArgs) -> anyhow::Result<()> {
@@ -62,6 +70,13 @@ pub(crate) fn run(args: AgentArgs) -> anyhow::Result<()> {
         let mut config = RuntimeConfig::new(&args.data);
         config.program_dirs = args.program_dirs;
         config.console.lines_per_second = args.console_lines_per_second.max(1);
+        if let Some(name) = &args.run_as {
+            anyhow::ensure!(
+                cap_agent::isolation::agent_is_root(),
+                "--run-as needs the Agent to run as root (it switches users)"
+            );
+            config.run_as = Some(cap_agent::isolation::RunAs::lookup(name)?);
+        }
         let node = start(NodeOptions {
             panel_url: args.panel,
             registration_token: args.token,
@@ -71,6 +86,7 @@ pub(crate) fn run(args: AgentArgs) -> anyhow::Result<()> {
             supported_games: Vec::new(),
             runtime: Some(config),
             resource_limits: None,
+            insecure: args.insecure,
         })
         .await
         .context("starting the Agent")?;

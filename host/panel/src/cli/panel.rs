@@ -23,6 +23,10 @@ pub(crate) struct PanelArgs {
     /// Address to listen on [env: CAP_LISTEN] [default: 127.0.0.1:8080]
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// The Panel's URL as Agents and browsers reach it, e.g.
+    /// https://panel.example.com [env: CAP_PUBLIC_URL] [default: http://LISTEN]
+    #[arg(long, value_name = "URL")]
+    public_url: Option<cap_panel::config::PublicUrl>,
     /// Data directory: the SQLite database, plugins, caches [env: CAP_DATA] [default: ./data]
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
@@ -79,6 +83,7 @@ impl From<PanelArgs> for ConfigLayer {
     fn from(args: PanelArgs) -> Self {
         ConfigLayer {
             listen: args.listen,
+            public_url: args.public_url,
             data_dir: args.data,
             database_url: args.database_url,
             config_file: args.config,
@@ -250,6 +255,18 @@ pub(crate) fn serve(
         };
 
         let url = format!("http://{}", panel.local_addr());
+        // The local Agent talks to its Panel over loopback, even when the
+        // Panel listens on every address.
+        let local_url = {
+            let mut addr = panel.local_addr();
+            if addr.ip().is_unspecified() {
+                addr.set_ip(match addr.ip() {
+                    std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            format!("http://{addr}")
+        };
         let running = panel.spawn();
         let agent = if extras.agent {
             // The stand-in game the test-game plugin runs; without it the
@@ -260,7 +277,7 @@ pub(crate) fn serve(
             }
             let options = cap_panel::local_agent::LocalAgentOptions {
                 data_dir: agent_dir.clone(),
-                panel_url: url.clone(),
+                panel_url: local_url,
                 program_dirs: vec![bin],
             };
             match cap_panel::local_agent::start(&state, options).await {
@@ -294,6 +311,12 @@ pub(crate) fn serve(
         println!("  Plugins: {}", plugins.active_ids().join(", "));
         if let Some(marketplace) = &marketplace {
             println!("  Market:  {} (OpenAPI: {}/api/v1/openapi.json)", marketplace.url(), marketplace.url());
+        }
+        if extras.agent {
+            println!(
+                "  Note:    single-tenant: the Panel, the Agent and every game server share this machine; \
+                 give accounts only to people you would trust with it (see README)"
+            );
         }
         match &agent {
             Some(node) => println!("  Agent:   node {} (data in {}, health http://{}/health)", node.node_id, agent_dir.display(), node.health_addr),

@@ -7,6 +7,13 @@
 //! admin's upload would — and creates the first administrator, printing the
 //! credentials once. Later runs find everything in the data directory and
 //! start at once.
+//!
+//! `cap up` is **single-tenant**, and says so in its output: the Panel, the
+//! Marketplace, the local Agent and the game servers share one machine,
+//! and its admins (and the authors of the game plugins they install) run
+//! code on it. Servers run as an unprivileged user when `cap up` runs as
+//! root ([`cap_agent::isolation`]), but every server shares that user and
+//! the kernel; several tenants need Agents on machines of their own.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -12,8 +12,8 @@ use std::collections::BTreeSet;
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -264,7 +264,9 @@ pub struct RegistrationBody {
     pub node_id: String,
     /// Its token (`capnode_…`) for the Agent link; never shown again.
     pub node_token: String,
-    /// The Panel's base URL, as the Agent reached it.
+    /// The Panel's configured public URL (`public-url`, else
+    /// `http://<listen>`), never taken from the request; informational, as
+    /// the Agent keeps the URL it registered with.
     pub panel_url: String,
     /// How often to send a heartbeat.
     pub heartbeat_seconds: u32,
@@ -573,10 +575,9 @@ pub(super) async fn issue_token(
 }
 
 /// An unauthenticated caller as the event store records it (address and
-/// request id), plus the request's headers.
+/// request id).
 pub(super) struct Anonymous {
     actor: Actor,
-    headers: HeaderMap,
 }
 
 impl FromRequestParts<AppState> for Anonymous {
@@ -592,7 +593,6 @@ impl FromRequestParts<AppState> for Anonymous {
                     .get::<RequestId>()
                     .map(|id| id.as_str().to_owned()),
             },
-            headers: parts.headers.clone(),
         })
     }
 }
@@ -621,25 +621,10 @@ pub(super) async fn register(
         Json(RegistrationBody {
             node_id: registered.node_id,
             node_token: registered.node_token,
-            panel_url: panel_url(&caller.headers, &state),
+            panel_url: state.config().base_url(),
             heartbeat_seconds: HEARTBEAT_SECONDS,
         }),
     ))
-}
-
-/// The Panel's base URL: the `Host` the Agent used, else the listen
-/// address.
-fn panel_url(headers: &HeaderMap, state: &AppState) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
-        })
-        .map_or_else(|| state.config().listen.to_string(), str::to_owned);
-    format!("http://{host}")
 }
 
 /// The node and Agent routes, relative to `/api/v1`.

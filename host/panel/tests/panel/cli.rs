@@ -149,6 +149,10 @@ async fn cap_up_starts_a_local_agent_that_runs_a_server_and_readopts_it_after_a_
             .any(|l| l.trim_start().starts_with("Agent:   node ")),
         "the local Agent started: {banner:#?}"
     );
+    assert!(
+        banner.iter().any(|l| l.contains("single-tenant")),
+        "cap up says it is single-tenant: {banner:#?}"
+    );
     let http = client();
     let login: serde_json::Value = http
         .post(format!("{url}/api/v1/auth/login"))

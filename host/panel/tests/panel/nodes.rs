@@ -245,3 +245,79 @@ on_every_database! {
         panel.stop().await.expect("stops");
     }
 }
+
+/// Creates a node as the node admin and issues a registration token for it.
+async fn registration_token(panel: &RunningPanel) -> String {
+    use reqwest::Method;
+    let node = json_of(
+        call(
+            panel,
+            Method::POST,
+            "/api/v1/nodes",
+            Some(NODE_ADMIN),
+            Some(json!({"name": "fra-1", "address": "fra-1.example.net"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let id = node["id"].as_str().expect("id");
+    let issued = json_of(
+        call(
+            panel,
+            Method::POST,
+            &format!("/api/v1/nodes/{id}/registration-tokens"),
+            Some(NODE_ADMIN),
+            Some(json!({})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    issued["token"].as_str().expect("token").to_owned()
+}
+
+/// Registers with `token`, sending `host` as the `Host` header.
+async fn register_with_host(panel: &RunningPanel, token: &str, host: &str) -> Value {
+    let response = client()
+        .post(panel.url("/api/v1/agents/register"))
+        .header(reqwest::header::HOST, host)
+        .json(&registration(token))
+        .send()
+        .await
+        .expect("request");
+    json_of(response, 201).await
+}
+
+on_every_database! {
+    async fn a_forged_host_header_does_not_change_the_panel_url_an_agent_is_given(db: &TestDb) {
+        let panel = start(db).await;
+        let token = registration_token(&panel).await;
+        let registered = register_with_host(&panel, &token, "evil.example:80").await;
+        assert_eq!(registered["panelUrl"], format!("http://{}", panel.local_addr()));
+        assert!(!registered.to_string().contains("evil"), "{registered}");
+        panel.stop().await.expect("stops");
+    }
+}
+
+on_every_database! {
+    async fn the_configured_public_url_is_the_panel_url_an_agent_is_given(db: &TestDb) {
+        let config = cap_panel::config::Config {
+            public_url: Some("https://panel.example.com/".parse().expect("a public URL")),
+            ..db.config()
+        };
+        let panel = Panel::builder(config)
+            .authenticator(Tokens::from_principals([(
+                NODE_ADMIN,
+                Principal::new("user-node-admin").with_permissions(["admin.nodes"]),
+            )]))
+            .bind()
+            .await
+            .expect("the Panel starts")
+            .spawn();
+        let token = registration_token(&panel).await;
+        let registered = register_with_host(&panel, &token, "evil.example").await;
+        assert_eq!(registered["panelUrl"], "https://panel.example.com");
+        panel.stop().await.expect("stops");
+    }
+}

@@ -472,6 +472,7 @@ pub(crate) async fn start_agent(
         supported_games: Vec::new(),
         runtime: Some(runtime),
         resource_limits: None,
+        insecure: false,
     })
     .await
     .expect("the Agent starts")

@@ -132,10 +132,11 @@ impl HostPattern {
         let port = match port {
             None => None,
             Some("*") => Some(None),
-            Some(p) => Some(Some(
-                p.parse::<u16>()
-                    .map_err(|_| format!("{entry:?} has an invalid port {p:?}"))?,
-            )),
+            Some(p) => {
+                Some(Some(p.parse::<u16>().map_err(|_| {
+                    format!("{entry:?} has an invalid port {p:?}")
+                })?))
+            }
         };
         let target = if let Ok(ip) = host.parse::<IpAddr>() {
             Target::Net(IpNet::from(canonical(ip)))
@@ -201,21 +202,21 @@ fn canonical(ip: IpAddr) -> IpAddr {
 
 /// IPv4 ranges no plugin reaches without an explicit grant.
 const SPECIAL_V4: &[(Ipv4Addr, u8)] = &[
-    (Ipv4Addr::new(0, 0, 0, 0), 8),        // "this network", unspecified
-    (Ipv4Addr::new(10, 0, 0, 0), 8),       // private
-    (Ipv4Addr::new(100, 64, 0, 0), 10),    // CGNAT shared address space
-    (Ipv4Addr::new(127, 0, 0, 0), 8),      // loopback
-    (Ipv4Addr::new(169, 254, 0, 0), 16),   // link-local (cloud metadata)
-    (Ipv4Addr::new(172, 16, 0, 0), 12),    // private
-    (Ipv4Addr::new(192, 0, 0, 0), 24),     // IETF protocol assignments
-    (Ipv4Addr::new(192, 0, 2, 0), 24),     // documentation
-    (Ipv4Addr::new(192, 88, 99, 0), 24),   // 6to4 relay anycast
-    (Ipv4Addr::new(192, 168, 0, 0), 16),   // private
-    (Ipv4Addr::new(198, 18, 0, 0), 15),    // benchmarking
-    (Ipv4Addr::new(198, 51, 100, 0), 24),  // documentation
-    (Ipv4Addr::new(203, 0, 113, 0), 24),   // documentation
-    (Ipv4Addr::new(224, 0, 0, 0), 4),      // multicast
-    (Ipv4Addr::new(240, 0, 0, 0), 4),      // reserved, and 255.255.255.255 broadcast
+    (Ipv4Addr::new(0, 0, 0, 0), 8),       // "this network", unspecified
+    (Ipv4Addr::new(10, 0, 0, 0), 8),      // private
+    (Ipv4Addr::new(100, 64, 0, 0), 10),   // CGNAT shared address space
+    (Ipv4Addr::new(127, 0, 0, 0), 8),     // loopback
+    (Ipv4Addr::new(169, 254, 0, 0), 16),  // link-local (cloud metadata)
+    (Ipv4Addr::new(172, 16, 0, 0), 12),   // private
+    (Ipv4Addr::new(192, 0, 0, 0), 24),    // IETF protocol assignments
+    (Ipv4Addr::new(192, 0, 2, 0), 24),    // documentation
+    (Ipv4Addr::new(192, 88, 99, 0), 24),  // 6to4 relay anycast
+    (Ipv4Addr::new(192, 168, 0, 0), 16),  // private
+    (Ipv4Addr::new(198, 18, 0, 0), 15),   // benchmarking
+    (Ipv4Addr::new(198, 51, 100, 0), 24), // documentation
+    (Ipv4Addr::new(203, 0, 113, 0), 24),  // documentation
+    (Ipv4Addr::new(224, 0, 0, 0), 4),     // multicast
+    (Ipv4Addr::new(240, 0, 0, 0), 4),     // reserved, and 255.255.255.255 broadcast
 ];
 
 /// IPv6 ranges no plugin reaches without an explicit grant (the forms that
@@ -561,9 +562,7 @@ mod tests {
     fn resolving(table: &[(&'static str, &str)]) -> HttpClient {
         let mut map: HashMap<&'static str, Vec<IpAddr>> = HashMap::new();
         for (name, ip) in table {
-            map.entry(name)
-                .or_default()
-                .push(ip.parse().expect("ip"));
+            map.entry(name).or_default().push(ip.parse().expect("ip"));
         }
         HttpClient::with_resolver(Arc::new(TableResolver(map)))
     }
