@@ -33,6 +33,16 @@ pub enum ConfigEditError {
         /// What is wrong.
         message: String,
     },
+    /// A `plain` edit's key or value holds a line break (CR or LF) or NUL:
+    /// it would write lines the edit does not name (a second directive
+    /// smuggled into the file), so it is refused rather than rewritten.
+    #[error("{path}: the plain edit of `{}` contains a line break or NUL", key.escape_debug())]
+    LineBreak {
+        /// The file.
+        path: String,
+        /// The key of the offending edit.
+        key: String,
+    },
     /// A key cannot be set (e.g. a path through a scalar).
     #[error("{path}: cannot set `{key}`: {message}")]
     Key {
@@ -79,11 +89,13 @@ pub fn apply(file: &Path, edit: &ConfigEdit) -> Result<(), ConfigEditError> {
 ///
 /// # Errors
 ///
-/// [`ConfigEditError::Parse`] or [`ConfigEditError::Key`].
+/// [`ConfigEditError::Parse`], [`ConfigEditError::Key`], or
+/// [`ConfigEditError::LineBreak`] for a `plain` key or value with CR, LF or
+/// NUL.
 pub fn edit_text(original: &str, edit: &ConfigEdit) -> Result<String, ConfigEditError> {
     match edit.format {
         ConfigFormat::Properties => Ok(properties(original, &edit.set)),
-        ConfigFormat::Plain => Ok(plain(original, &edit.set)),
+        ConfigFormat::Plain => plain(original, edit),
         ConfigFormat::Ini => Ok(ini(original, &edit.set)),
         ConfigFormat::Yaml | ConfigFormat::Json => tree(original, edit),
         ConfigFormat::Xml => xml(original, edit),
@@ -156,9 +168,24 @@ fn properties(original: &str, set: &[KeyValue]) -> String {
     join_lines(&lines)
 }
 
-fn plain(original: &str, set: &[KeyValue]) -> String {
+/// Each key is a line prefix; its value replaces every line that starts
+/// with it, or is appended. One value is one line: CR, LF and NUL are
+/// refused, in keys too (a key with a line break matches no line, so its
+/// value would be appended).
+fn plain(original: &str, edit: &ConfigEdit) -> Result<String, ConfigEditError> {
+    let breaks = |text: &str| text.contains(['\r', '\n', '\0']);
+    if let Some(pair) = edit
+        .set
+        .iter()
+        .find(|pair| breaks(&pair.key) || breaks(&pair.value))
+    {
+        return Err(ConfigEditError::LineBreak {
+            path: edit.path.clone(),
+            key: pair.key.clone(),
+        });
+    }
     let mut lines = lines_of(original);
-    for pair in set {
+    for pair in &edit.set {
         let mut found = false;
         for line in lines.iter_mut().filter(|l| l.starts_with(&pair.key)) {
             line.clone_from(&pair.value);
@@ -168,7 +195,7 @@ fn plain(original: &str, set: &[KeyValue]) -> String {
             lines.push(pair.value.clone());
         }
     }
-    join_lines(&lines)
+    Ok(join_lines(&lines))
 }
 
 fn ini_section(line: &str) -> Option<&str> {
@@ -478,6 +505,36 @@ mod tests {
             .unwrap();
         assert_eq!(players.get_text().unwrap(), "8");
         assert_eq!(root.get_child("name").unwrap().get_text().unwrap(), "n");
+    }
+
+    #[test]
+    fn a_plain_value_or_key_with_a_line_break_or_nul_is_refused() {
+        let text = "eula=false\n";
+        for (key, value) in [
+            ("eula=", "eula=true\nop alice"),
+            ("eula=", "eula=true\rop alice"),
+            ("eula=", "eula=true\0"),
+            ("motd\n", "motd hi"),
+        ] {
+            let error = edit_text(text, &edit(ConfigFormat::Plain, &[(key, value)])).unwrap_err();
+            assert!(
+                matches!(&error, ConfigEditError::LineBreak { key: k, .. } if k == key),
+                "{error}"
+            );
+        }
+        // The other edits of a refused plan are not applied either.
+        let error = edit_text(
+            text,
+            &edit(
+                ConfigFormat::Plain,
+                &[("eula=", "eula=true"), ("x", "a\nb")],
+            ),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(error, ConfigEditError::LineBreak { .. }),
+            "{error}"
+        );
     }
 
     #[test]

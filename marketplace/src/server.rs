@@ -8,6 +8,11 @@
 //! * `marketplace.db` — the SQLite database, unless
 //!   [`MarketplaceConfig::database_url`] names another (`postgres://…`);
 //! * `packages/` — package files by sha256.
+//!
+//! The data directory is created `0700` and the SQLite database `0600`; a
+//! Marketplace whose existing directory, database or key file grants the
+//! group or others any access refuses to start, naming the `chmod` that
+//! fixes it ([`ServerError::Permissions`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -74,6 +79,21 @@ impl MarketplaceConfig {
 /// Why the Marketplace could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// The data directory, database or key file is accessible to other
+    /// users.
+    #[error(
+        "{} is accessible to other users (mode {mode:o}); restrict it with `chmod {expected:o} {}` and start again",
+        path.display(),
+        path.display()
+    )]
+    Permissions {
+        /// The directory or file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+        /// The mode it should have (`700` or `600`).
+        expected: u32,
+    },
     /// The data directory or listener failed.
     #[error("marketplace: {0}")]
     Io(#[from] std::io::Error),
@@ -88,6 +108,51 @@ pub enum ServerError {
     Billing(#[from] GatewayError),
 }
 
+/// Refuses `path` if the group or others have any access to it.
+fn check_private(path: &std::path::Path, expected: u32) -> Result<(), ServerError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(ServerError::Permissions {
+                path: path.to_owned(),
+                mode,
+                expected,
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, expected);
+    Ok(())
+}
+
+/// Creates the directory `path` with mode `0700`, or checks an existing one.
+fn private_dir(path: &std::path::Path) -> Result<(), ServerError> {
+    if path.exists() {
+        return check_private(path, 0o700);
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    Ok(builder.create(path)?)
+}
+
+/// Creates the empty file `path` with mode `0600` (a valid new SQLite
+/// database), or checks an existing one.
+fn private_file(path: &std::path::Path) -> Result<(), ServerError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => check_private(path, 0o600),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// A configured, bound Marketplace, not yet serving.
 #[derive(Debug)]
 pub struct MarketplaceServer {
@@ -100,9 +165,10 @@ pub struct MarketplaceServer {
 impl MarketplaceServer {
     /// Opens the data directory, key and database, and binds the listener.
     pub async fn bind(config: MarketplaceConfig) -> Result<MarketplaceServer, ServerError> {
-        tokio::fs::create_dir_all(&config.data_dir).await?;
+        private_dir(&config.data_dir)?;
         let key_path = config.data_dir.join("marketplace.key");
         let key = if tokio::fs::try_exists(&key_path).await? {
+            check_private(&key_path, 0o600)?;
             SecretKey::read(&key_path)?
         } else {
             let key = SecretKey::generate()?;
@@ -112,10 +178,11 @@ impl MarketplaceServer {
         };
         let url = match &config.database_url {
             Some(url) => url.clone(),
-            None => format!(
-                "sqlite://{}?mode=rwc",
-                config.data_dir.join("marketplace.db").display()
-            ),
+            None => {
+                let file = config.data_dir.join("marketplace.db");
+                private_file(&file)?;
+                format!("sqlite://{}?mode=rwc", file.display())
+            }
         };
         let store = Store::connect(&url, config.max_connections.max(2)).await?;
         let blobs = config.data_dir.join("packages");

@@ -139,7 +139,8 @@ pub struct CapabilityRequest {
     /// A real wall clock (otherwise WASI clocks read a frozen time).
     #[serde(default)]
     pub clock: bool,
-    /// Real randomness (otherwise WASI random is a fixed-seed stream).
+    /// A real *insecure* random source (otherwise `wasi:random/insecure` is
+    /// a fixed-seed stream). The secure source is always real.
     #[serde(default)]
     pub random: bool,
     /// Outbound HTTP.

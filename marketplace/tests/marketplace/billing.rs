@@ -31,7 +31,7 @@ struct Shop {
 
 impl Shop {
     async fn start(postgres: bool, billing: bool) -> Shop {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = crate::support::private_tempdir();
         let pg = if postgres {
             Some(PgDb::create().await)
         } else {

@@ -32,7 +32,7 @@ impl Harness {
     }
 
     async fn configured(postgres: bool, configure: impl FnOnce(&mut MarketplaceConfig)) -> Harness {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = crate::support::private_tempdir();
         let pg = if postgres {
             Some(PgDb::create().await)
         } else {
@@ -1142,4 +1142,76 @@ async fn a_publisher_who_lost_every_key_is_recovered_only_by_the_admin() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     h.stop().await;
+#[cfg(unix)]
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_data_directory_and_database_are_private() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("market");
+    let server = MarketplaceServer::bind(MarketplaceConfig::new(&data))
+        .await
+        .expect("binds")
+        .spawn();
+    server.stop().await.expect("stops cleanly");
+    assert_eq!(mode_of(&data), 0o700);
+    assert_eq!(mode_of(&data.join("marketplace.db")), 0o600);
+    assert_eq!(mode_of(&data.join("marketplace.key")), 0o600);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn an_existing_data_directory_or_database_open_to_others_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("market");
+    MarketplaceServer::bind(MarketplaceConfig::new(&data))
+        .await
+        .expect("binds")
+        .spawn()
+        .stop()
+        .await
+        .expect("stops cleanly");
+    let chmod = |path: &std::path::Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+
+    chmod(&data, 0o755);
+    let error = MarketplaceServer::bind(MarketplaceConfig::new(&data))
+        .await
+        .expect_err("a readable data directory is refused");
+    assert!(
+        matches!(
+            error,
+            cap_marketplace::server::ServerError::Permissions { mode: 0o755, .. }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("`chmod 700 {}`", data.display())),
+        "{error}"
+    );
+    chmod(&data, 0o700);
+
+    let db = data.join("marketplace.db");
+    chmod(&db, 0o644);
+    let error = MarketplaceServer::bind(MarketplaceConfig::new(&data))
+        .await
+        .expect_err("a readable database is refused");
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("`chmod 600 {}`", db.display())),
+        "{error}"
+    );
 }

@@ -207,3 +207,14 @@ impl PgDb {
         }
     }
 }
+
+/// A temporary directory only its owner can enter (mode 0700), as the
+/// Panel and the Marketplace require of their data directories
+/// (`tempfile` creates `0777` minus the umask).
+pub(crate) fn private_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+        .expect("chmod 700 the temporary directory");
+    dir
+}

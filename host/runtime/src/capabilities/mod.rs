@@ -90,7 +90,7 @@ pub struct Grants {
     pub secrets: BTreeSet<String>,
     /// Real wall clock.
     pub clock: bool,
-    /// Real randomness.
+    /// A real insecure random source (the secure one is always real).
     pub random: bool,
     /// Allowed HTTP host patterns.
     pub http_hosts: Vec<String>,

@@ -1,6 +1,12 @@
 //! WASI for plugins: no files, no sockets, no environment; stdout and stderr
-//! captured into bounded buffers; clock and randomness real only if granted;
-//! sleeps end at the call's deadline at the latest.
+//! captured into bounded buffers; the clock and the *insecure* random source
+//! real only if granted; sleeps end at the call's deadline at the latest.
+//!
+//! The secure source (`wasi:random/random`) is always real randomness,
+//! granted or not: plugins draw salts, ids and keys from it, and a
+//! deterministic stream there would repeat them across instances and
+//! restarts. Only `wasi:random/insecure` and `insecure-seed`, which promise
+//! nothing, are fixed-seed without the `random` grant (reproducible runs).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -166,9 +172,10 @@ pub fn build_ctx(grants: &Grants, stdout: &OutputCapture, stderr: &OutputCapture
         b.wall_clock(FrozenWallClock)
             .monotonic_clock(FrozenMonotonicClock);
     }
+    // The secure source stays WASI's default (a CSPRNG seeded from the
+    // OS) in every case; see the module docs.
     if !grants.random {
-        b.secure_random(rand::rngs::StdRng::seed_from_u64(0x6361_702d_7261_6e64))
-            .insecure_random(rand::rngs::StdRng::seed_from_u64(0x6361_702d_696e_7365))
+        b.insecure_random(rand::rngs::StdRng::seed_from_u64(0x6361_702d_696e_7365))
             .insecure_random_seed(0x6361_702d_7365_6564);
     }
     b.build()
@@ -233,4 +240,37 @@ pub(crate) fn bound_sleeps(linker: &mut Linker<PluginState>) -> wasmtime::Result
     )?;
     linker.allow_shadowing(false);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use wasmtime_wasi::p2::bindings::random::{insecure, random};
+
+    use super::*;
+
+    fn ctx(grants: &Grants) -> WasiCtx {
+        build_ctx(grants, &OutputCapture::default(), &OutputCapture::default())
+    }
+
+    #[test]
+    fn secure_random_is_real_randomness_without_the_grant() {
+        let grants = Grants::default();
+        assert!(!grants.random);
+        let (mut a, mut b) = (ctx(&grants), ctx(&grants));
+        let first = random::Host::get_random_bytes(a.random(), 32).expect("bytes");
+        let second = random::Host::get_random_bytes(b.random(), 32).expect("bytes");
+        assert_ne!(first, second, "two instances drew the same secure bytes");
+        let again = random::Host::get_random_bytes(a.random(), 32).expect("bytes");
+        assert_ne!(first, again);
+    }
+
+    #[test]
+    fn only_the_insecure_source_is_deterministic_without_the_grant() {
+        let grants = Grants::default();
+        let (mut a, mut b) = (ctx(&grants), ctx(&grants));
+        assert_eq!(
+            insecure::Host::get_insecure_random_bytes(a.random(), 32).expect("bytes"),
+            insecure::Host::get_insecure_random_bytes(b.random(), 32).expect("bytes"),
+        );
+    }
 }
