@@ -280,7 +280,8 @@ async fn the_player_list_widget_renders_players_from_console_events_and_kicks_th
     )
     .await;
     assert_eq!(commands["items"][0]["action"], "console", "{commands:#}");
-    assert_eq!(commands["items"][0]["actor_user_id"], Value::Null);
+    // Sent by the plugin, and recorded as sent by it.
+    assert_eq!(commands["items"][0]["actor_user_id"], "plugin:player-list");
 
     // The plugin refuses a name that would smuggle a second command.
     let refused = call(
