@@ -333,9 +333,13 @@ fn an_asset_path_with_a_dot_component_is_refused_by_build_or_reads_back_unchange
 
 #[test]
 fn an_empty_asset_map_and_the_smallest_component_make_a_readable_package() {
-    let (_, bytes) =
-        Package::build(MANIFEST.as_bytes().to_vec(), component(), BTreeMap::new(), u64::MAX)
-            .unwrap();
+    let (_, bytes) = Package::build(
+        MANIFEST.as_bytes().to_vec(),
+        component(),
+        BTreeMap::new(),
+        u64::MAX,
+    )
+    .unwrap();
     let package = Package::read(&bytes, u64::MAX).unwrap();
     assert_eq!(package.manifest.plugin.id, "prop-hooks");
 }

@@ -103,7 +103,10 @@ fn capabilities() -> impl Strategy<Value = CapabilityRequest> {
             "[a-z0-9_-]{1,8}(\\.[a-z0-9_-]{1,8}){0,2}",
             0..3,
         )),
-        prop::sample::subsequence(vec![PanelScope::ServersRead, PanelScope::ConsoleSend], 0..=2),
+        prop::sample::subsequence(
+            vec![PanelScope::ServersRead, PanelScope::ConsoleSend],
+            0..=2,
+        ),
     )
         .prop_map(
             |([kv, config, clock, random], secrets, http, events, panel)| CapabilityRequest {
@@ -161,18 +164,16 @@ fn valid_manifest() -> impl Strategy<Value = Manifest> {
         prop::option::of("[a-z0-9_]{1,24}"),
     )
         .prop_map(
-            |(id, name, version, description, authors, license, kinds, api, price)| {
-                PluginSection {
-                    id,
-                    name,
-                    version,
-                    description,
-                    authors,
-                    license,
-                    kinds,
-                    api,
-                    price,
-                }
+            |(id, name, version, description, authors, license, kinds, api, price)| PluginSection {
+                id,
+                name,
+                version,
+                description,
+                authors,
+                license,
+                kinds,
+                api,
+                price,
             },
         );
     let events: Vec<&'static str> = EventKind::ALL.iter().map(|k| k.dotted()).collect();
@@ -339,7 +340,10 @@ fn ui_tree() -> impl Strategy<Value = UiTree> {
         let index = prop_oneof![8 => 0..n as u32, 1 => any::<u32>()];
         let node = (element(), prop::collection::vec(index.clone(), 0..4))
             .prop_map(|(element, children)| Node { element, children });
-        (prop_oneof![8 => 0..n as u32, 1 => any::<u32>()], prop::collection::vec(node, n))
+        (
+            prop_oneof![8 => 0..n as u32, 1 => any::<u32>()],
+            prop::collection::vec(node, n),
+        )
             .prop_map(|(root, nodes)| UiTree { root, nodes })
     });
     let chain = (1usize..(MAX_UI_DEPTH + 8)).prop_map(|n| UiTree {
@@ -347,7 +351,11 @@ fn ui_tree() -> impl Strategy<Value = UiTree> {
         nodes: (0..n)
             .map(|i| Node {
                 element: Element::Row,
-                children: if i + 1 < n { vec![i as u32 + 1] } else { Vec::new() },
+                children: if i + 1 < n {
+                    vec![i as u32 + 1]
+                } else {
+                    Vec::new()
+                },
             })
             .collect(),
     });
@@ -390,7 +398,11 @@ fn path() -> impl Strategy<Value = String> {
     ];
     (any::<bool>(), prop::collection::vec(part, 0..5)).prop_map(|(absolute, parts)| {
         let joined = parts.join("/");
-        if absolute { format!("/{joined}") } else { joined }
+        if absolute {
+            format!("/{joined}")
+        } else {
+            joined
+        }
     })
 }
 
