@@ -103,13 +103,22 @@ pub fn edit_text(original: &str, edit: &ConfigEdit) -> Result<String, ConfigEdit
 }
 
 fn lines_of(text: &str) -> Vec<String> {
-    text.lines().map(str::to_owned).collect()
+    // `lines` keeps a `\r` that ends the text without a `\n`; dropping it
+    // makes a second edit see the same lines as the first.
+    text.lines()
+        .map(|line| line.strip_suffix('\r').unwrap_or(line).to_owned())
+        .collect()
 }
 
 fn join_lines(lines: &[String]) -> String {
     let mut out = lines.join("\n");
     out.push('\n');
     out
+}
+
+/// Whitespace as `java.util.Properties` reads it.
+fn is_property_blank(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\u{c}')
 }
 
 fn escape_property(text: &str, is_key: bool) -> String {
@@ -120,7 +129,13 @@ fn escape_property(text: &str, is_key: bool) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
+            '\u{c}' => out.push_str("\\f"),
             '=' | ':' | ' ' if is_key => {
+                out.push('\\');
+                out.push(c);
+            }
+            // A key starting with `#` or `!` would make a comment line.
+            '#' | '!' if is_key && i == 0 => {
                 out.push('\\');
                 out.push(c);
             }
@@ -131,9 +146,16 @@ fn escape_property(text: &str, is_key: bool) -> String {
     out
 }
 
-/// The key of a properties line, or `None` for comments and blank lines.
+/// Whether `line` ends in an odd number of backslashes, i.e. continues on
+/// the next line.
+fn continues(line: &str) -> bool {
+    line.chars().rev().take_while(|c| *c == '\\').count() % 2 == 1
+}
+
+/// The key of a logical properties line, or `None` for comments and blank
+/// lines. Escapes are read as `java.util.Properties` reads them.
 fn property_key(line: &str) -> Option<String> {
-    let trimmed = line.trim_start();
+    let trimmed = line.trim_start_matches(is_property_blank);
     if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('!') {
         return None;
     }
@@ -141,12 +163,51 @@ fn property_key(line: &str) -> Option<String> {
     let mut chars = trimmed.chars();
     while let Some(c) = chars.next() {
         match c {
-            '\\' => key.push(chars.next().unwrap_or('\\')),
-            '=' | ':' | ' ' | '\t' => break,
+            '\\' => match chars.next() {
+                Some('t') => key.push('\t'),
+                Some('n') => key.push('\n'),
+                Some('r') => key.push('\r'),
+                Some('f') => key.push('\u{c}'),
+                Some('u') => {
+                    let hex: String = chars.by_ref().take(4).collect();
+                    key.extend(u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32));
+                }
+                Some(other) => key.push(other),
+                None => {}
+            },
+            '=' | ':' => break,
+            c if is_property_blank(c) => break,
             _ => key.push(c),
         }
     }
     Some(key)
+}
+
+/// The logical lines of a properties file as ranges of `lines` (a line
+/// ending in an odd number of backslashes continues on the next; comments
+/// never do), each with its key.
+fn property_entries(lines: &[String]) -> Vec<(std::ops::Range<usize>, Option<String>)> {
+    let mut entries = Vec::new();
+    let mut start = 0;
+    while start < lines.len() {
+        let first = lines[start].trim_start_matches(is_property_blank);
+        let is_comment = first.starts_with('#') || first.starts_with('!');
+        let mut end = start;
+        let mut logical = String::new();
+        loop {
+            let line = lines[end].trim_start_matches(is_property_blank);
+            if !is_comment && continues(line) && end + 1 < lines.len() {
+                logical.push_str(&line[..line.len() - 1]);
+                end += 1;
+            } else {
+                logical.push_str(line);
+                break;
+            }
+        }
+        entries.push((start..end + 1, property_key(&logical)));
+        start = end + 1;
+    }
+    entries
 }
 
 fn properties(original: &str, set: &[KeyValue]) -> String {
@@ -157,12 +218,27 @@ fn properties(original: &str, set: &[KeyValue]) -> String {
             escape_property(&pair.key, true),
             escape_property(&pair.value, false)
         );
-        match lines
+        let entries = property_entries(&lines);
+        let matching: Vec<_> = entries
             .iter()
-            .position(|l| property_key(l).as_deref() == Some(pair.key.as_str()))
-        {
-            Some(index) => lines[index] = line,
-            None => lines.push(line),
+            .filter(|(_, key)| key.as_deref() == Some(pair.key.as_str()))
+            .map(|(range, _)| range.clone())
+            .collect();
+        if matching.is_empty() {
+            // A last line that continues would swallow the new one: end it.
+            if entries
+                .last()
+                .is_some_and(|(range, key)| key.is_some() && continues(&lines[range.end - 1]))
+            {
+                lines.push(String::new());
+            }
+            lines.push(line);
+        } else {
+            // Every occurrence (readers take the last one), continuation
+            // lines included; back to front so the ranges stay valid.
+            for range in matching.into_iter().rev() {
+                lines.splice(range, [line.clone()]);
+            }
         }
     }
     join_lines(&lines)
@@ -256,8 +332,13 @@ fn ini(original: &str, set: &[KeyValue]) -> String {
 }
 
 /// A YAML scalar for `value`: numbers, booleans and null keep their type.
-fn scalar(value: &str) -> Value {
+/// JSON has no NaN or infinity (it would write `null`), so for JSON those
+/// stay strings.
+fn scalar(value: &str, json: bool) -> Value {
     match serde_yaml_ng::from_str::<Value>(value) {
+        Ok(Value::Number(n)) if json && n.as_f64().is_some_and(|f| !f.is_finite()) => {
+            Value::String(value.to_owned())
+        }
         Ok(parsed @ (Value::Bool(_) | Value::Number(_))) => parsed,
         Ok(Value::Null) if value.trim() == "null" => Value::Null,
         _ => Value::String(value.to_owned()),
@@ -311,7 +392,7 @@ fn tree(original: &str, edit: &ConfigEdit) -> Result<String, ConfigEditError> {
                 _ => return Err(key_error("the path runs through a scalar")),
             };
             if last {
-                *node = scalar(&pair.value);
+                *node = scalar(&pair.value, json);
             }
         }
     }
@@ -338,6 +419,18 @@ fn xml(original: &str, edit: &ConfigEdit) -> Result<String, ConfigEditError> {
         Element::parse(original.as_bytes()).map_err(|e| parse_error(e.to_string()))?
     };
     for pair in &edit.set {
+        // XML 1.0 has no way to write most control characters, not even
+        // escaped: writing them would leave a file no parser reads.
+        if let Some(c) = pair.key.chars().chain(pair.value.chars()).find(|&c| {
+            (u32::from(c) < 0x20 && !matches!(c, '\t' | '\n' | '\r'))
+                || matches!(c, '\u{fffe}' | '\u{ffff}')
+        }) {
+            return Err(ConfigEditError::Key {
+                path: edit.path.clone(),
+                key: pair.key.clone(),
+                message: format!("XML cannot hold the character {c:?}"),
+            });
+        }
         let (element_path, attribute) = match pair.key.rsplit_once('@') {
             Some((path, attribute)) => (path, Some(attribute)),
             None => (pair.key.as_str(), None),

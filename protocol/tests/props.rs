@@ -87,14 +87,16 @@ fn config_edit() -> impl Strategy<Value = ConfigEdit> {
 
 fn install_plan() -> impl Strategy<Value = InstallPlan> {
     let step = prop_oneof![
-        (text(), text(), text(), any::<bool>()).prop_map(|(url, sha256, destination, executable)| {
-            InstallStep::Download(Download {
-                url,
-                sha256,
-                destination,
-                executable,
-            })
-        }),
+        (text(), text(), text(), any::<bool>()).prop_map(
+            |(url, sha256, destination, executable)| {
+                InstallStep::Download(Download {
+                    url,
+                    sha256,
+                    destination,
+                    executable,
+                })
+            }
+        ),
         (text(), text(), key_values(), any::<u32>()).prop_map(
             |(interpreter, contents, env, timeout_secs)| InstallStep::RunScript(Script {
                 interpreter,
@@ -183,14 +185,16 @@ fn server_spec() -> impl Strategy<Value = ServerSpec> {
         restart,
         plugin,
     )
-        .prop_map(|(game, startup, stop, limits, restart, plugin)| ServerSpec {
-            game,
-            startup,
-            stop,
-            limits,
-            restart,
-            plugin,
-        })
+        .prop_map(
+            |(game, startup, stop, limits, restart, plugin)| ServerSpec {
+                game,
+                startup,
+                stop,
+                limits,
+                restart,
+                plugin,
+            },
+        )
 }
 
 fn panel_message() -> impl Strategy<Value = PanelMessage> {
@@ -340,8 +344,18 @@ fn json() -> impl Strategy<Value = Value> {
         text().prop_map(Value::String),
         // The names the messages use, so objects sometimes get far.
         prop::sample::select(vec![
-            "protocol", "type", "data", "hello", "command", "action", "payload", "install",
-            "start", "kind", "steps", "edit-config",
+            "protocol",
+            "type",
+            "data",
+            "hello",
+            "command",
+            "action",
+            "payload",
+            "install",
+            "start",
+            "kind",
+            "steps",
+            "edit-config",
         ])
         .prop_map(Value::from),
     ];
