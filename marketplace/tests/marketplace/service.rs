@@ -1142,6 +1142,8 @@ async fn a_publisher_who_lost_every_key_is_recovered_only_by_the_admin() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     h.stop().await;
+}
+
 #[cfg(unix)]
 fn mode_of(path: &std::path::Path) -> u32 {
     use std::os::unix::fs::PermissionsExt as _;
