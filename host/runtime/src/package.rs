@@ -167,10 +167,10 @@ impl Package {
         let info = inspect(&component, max_component_bytes)?;
         check_component_matches(&manifest, &info)?;
         for path in assets.keys() {
-            if !is_safe_relative_path(path) {
+            if !is_asset_path(path) {
                 return Err(PackageError::BadEntry {
                     path: path.clone(),
-                    reason: "asset paths must be relative and stay inside assets/".into(),
+                    reason: ASSET_PATH_RULE.into(),
                 });
             }
         }
@@ -296,8 +296,8 @@ fn read_entries<R: Read>(archive: &mut tar::Archive<R>) -> Result<Unpacked, Pack
                         "unexpected file; packages hold plugin.toml, plugin.wasm and assets/",
                     ));
                 };
-                if !is_safe_relative_path(asset) {
-                    return Err(bad("asset paths must be relative and stay inside assets/"));
+                if !is_asset_path(asset) {
+                    return Err(bad(ASSET_PATH_RULE));
                 }
                 if assets.insert(asset.to_string(), data).is_some() {
                     return Err(bad("appears twice"));
@@ -533,6 +533,18 @@ fn write_archive(
     let mut gz = tar.into_inner()?;
     gz.flush()?;
     gz.finish()
+}
+
+/// What [`is_asset_path`] asks of an asset's path.
+const ASSET_PATH_RULE: &str =
+    "asset paths must be relative, stay inside assets/ and have no empty or `.` components";
+
+/// Whether `path` names an asset exactly as a tar reader gives it back: a
+/// safe relative path with no empty or `.` components, which archives
+/// normalise away (`a/./b` would read back as `a/b`, and `x` beside `x/.`
+/// as a duplicate).
+fn is_asset_path(path: &str) -> bool {
+    is_safe_relative_path(path) && path.split('/').all(|c| !c.is_empty() && c != ".")
 }
 
 /// Reads a plugin's `assets/` directory for [`Package::build`]: every
