@@ -19,7 +19,7 @@
 //!   at once on a legacy database one seals and the other finds its check.
 //!
 //! The legacy JWT signing secret is not sealed but dropped, by migration
-//! 0008: a fresh key replaces it (access tokens last minutes; clients
+//! 0009: a fresh key replaces it (access tokens last minutes; clients
 //! refresh).
 
 use serde_json::json;
