@@ -114,21 +114,23 @@ impl DbKv {
         prefix: &str,
         limit: u32,
     ) -> Result<Vec<String>, DbError> {
-        // Prefix matching in Rust rather than LIKE, so `%` and `_` in keys
-        // need no escaping rules per backend.
+        // The prefix is matched by comparing the key's first characters
+        // rather than with LIKE, so `%` and `_` in keys need no escaping
+        // rules per backend; the database returns at most `limit` keys, so
+        // a plugin with many keys never has them all read into memory.
+        let prefix_chars = i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX);
         let keys: Vec<String> = on_pool!(self.db, |pool| {
             let mut qb = query_builder(pool, "SELECT item_key FROM plugin_kv WHERE plugin_id = ");
             qb.push_bind(plugin)
-                .push(" AND item_key >= ")
+                .push(" AND substr(item_key, 1, ")
+                .push_bind(prefix_chars)
+                .push(") = ")
                 .push_bind(prefix)
-                .push(" ORDER BY item_key");
+                .push(" ORDER BY item_key LIMIT ")
+                .push_bind(i64::from(limit));
             qb.build_query_scalar::<String>().fetch_all(pool).await?
         });
-        Ok(keys
-            .into_iter()
-            .filter(|k| k.starts_with(prefix))
-            .take(limit as usize)
-            .collect())
+        Ok(keys)
     }
 
     /// Deletes every key of `plugin` (for uninstalling with purge); returns

@@ -422,6 +422,24 @@ on_every_database! {
     }
 }
 
+on_every_database! {
+    async fn plugin_kv_lists_at_most_the_asked_number_of_keys_with_the_prefix_taken_literally(db: &TestDb) {
+        let database = db.connect().await;
+        let kv = DbKv::new(database).with_quota(100);
+        for key in ["a%1", "a%2", "a%3", "ab1", "a_1", "b%1", "é1", "é2"] {
+            kv.set("p", key, b"v".to_vec()).await.expect("set");
+        }
+        kv.set("q", "a%0", b"v".to_vec()).await.expect("set");
+        let strings = |keys: &[&str]| keys.iter().map(|k| (*k).to_owned()).collect::<Vec<_>>();
+        assert_eq!(kv.list_keys("p", "a%", 10).await, Ok(strings(&["a%1", "a%2", "a%3"])));
+        assert_eq!(kv.list_keys("p", "a%", 2).await, Ok(strings(&["a%1", "a%2"])));
+        assert_eq!(kv.list_keys("p", "a_", 10).await, Ok(strings(&["a_1"])));
+        assert_eq!(kv.list_keys("p", "é", 10).await, Ok(strings(&["é1", "é2"])));
+        assert_eq!(kv.list_keys("p", "", 3).await.map(|k| k.len()), Ok(3));
+        assert_eq!(kv.list_keys("p", "c", 10).await, Ok(Vec::new()));
+    }
+}
+
 #[tokio::test]
 async fn rate_limits_logins_per_address_with_retry_after() {
     let db = TestDb::sqlite().await;
