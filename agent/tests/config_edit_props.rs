@@ -198,7 +198,12 @@ proptest! {
     ) {
         let set = set.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect();
         match edit_text(&original, &edit(format, set)) {
-            Ok(_) | Err(ConfigEditError::Parse { .. } | ConfigEditError::Key { .. }) => {}
+            Ok(_)
+            | Err(
+                ConfigEditError::Parse { .. }
+                | ConfigEditError::Key { .. }
+                | ConfigEditError::LineBreak { .. },
+            ) => {}
             Err(other) => prop_assert!(false, "no I/O happens here: {}", other),
         }
     }

@@ -305,6 +305,15 @@ async fn ws_panel(token: &'static str) -> (String, mpsc::UnboundedReceiver<WebSo
     (format!("ws://{addr}{}", link::CONNECT_PATH), rx)
 }
 
+/// The next connection the Agent opens to the test Panel; a test fails
+/// instead of hanging when the Agent does not (re)connect.
+async fn next_connection(connections: &mut mpsc::UnboundedReceiver<WebSocket>) -> WebSocket {
+    tokio::time::timeout(Duration::from_secs(30), connections.recv())
+        .await
+        .expect("the Agent connects within 30 s")
+        .expect("the test Panel is listening")
+}
+
 async fn receive(socket: &mut WebSocket) -> AgentMessage {
     loop {
         let frame = tokio::time::timeout(Duration::from_secs(10), socket.recv())
@@ -385,7 +394,7 @@ async fn commands_survive_a_cut_connection_and_run_exactly_once() {
     let link = tokio::spawn(link::run(link_config, agent, events_rx, results, shutdown));
 
     // Connection 1: hello, start the server, then a command and a cut.
-    let mut socket = connections.recv().await.unwrap();
+    let mut socket = next_connection(&mut connections).await;
     let hello = receive(&mut socket).await;
     assert!(
         matches!(&hello, AgentMessage::Hello { node_id, servers, .. } if node_id == "node-7" && servers.is_empty()),
@@ -425,7 +434,7 @@ async fn commands_survive_a_cut_connection_and_run_exactly_once() {
 
     // Connection 2: the hello reports the running server; the Panel,
     // unsure whether say-1 arrived, delivers it again, plus a new command.
-    let mut socket = connections.recv().await.unwrap();
+    let mut socket = next_connection(&mut connections).await;
     let hello = receive(&mut socket).await;
     let AgentMessage::Hello { servers, .. } = hello else {
         panic!("expected hello, got {hello:?}");
@@ -467,7 +476,7 @@ async fn commands_survive_a_cut_connection_and_run_exactly_once() {
         ))
         .await
         .unwrap();
-    let mut socket = connections.recv().await.unwrap();
+    let mut socket = next_connection(&mut connections).await;
     assert!(matches!(
         receive(&mut socket).await,
         AgentMessage::Hello { .. }
