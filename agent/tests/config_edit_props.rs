@@ -106,9 +106,11 @@ fn plain_key(format: ConfigFormat) -> BoxedStrategy<String> {
 fn value(format: ConfigFormat) -> BoxedStrategy<String> {
     let free = text(16);
     let free = if matches!(format, ConfigFormat::Plain) {
-        // `plain` lets line breaks through (issue 12, "Lower"); a
-        // separate fix owns that, so this property leaves them out.
-        free.prop_map(|v| v.replace(['\n', '\r'], " ")).boxed()
+        // `plain` refuses values with a line break or NUL (a separate
+        // test covers that refusal), so values that read back leave them
+        // out.
+        free.prop_map(|v| v.replace(['\n', '\r', '\0'], " "))
+            .boxed()
     } else {
         free.boxed()
     };

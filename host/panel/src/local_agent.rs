@@ -38,6 +38,9 @@ pub enum LocalAgentError {
     /// The Agent did not start.
     #[error(transparent)]
     Agent(#[from] NodeError),
+    /// The directory above the Agent's could not be opened to its servers.
+    #[error("letting the game servers reach the Agent's directory: {0}")]
+    Permissions(#[from] std::io::Error),
 }
 
 /// Where and how to run the local Agent.
@@ -77,6 +80,7 @@ pub async fn start(
     state: &AppState,
     options: LocalAgentOptions,
 ) -> Result<RunningNode, LocalAgentError> {
+    open_parent_for_servers(&options.data_dir)?;
     let registered = options.data_dir.join("credentials.json").exists();
     let token = if registered {
         None
@@ -162,4 +166,27 @@ async fn prepare_node(
     let issued =
         registration::issue_token(db, &node.id, time::Duration::minutes(10), &actor).await?;
     Ok(issued.token)
+}
+
+/// Lets the game servers' user pass through the directory above the
+/// Agent's (the Panel's private data directory, `0700`) to reach their own
+/// directories: when the Agent runs as root, its servers run as an
+/// unprivileged user (see [`cap_agent::isolation`]), which needs the search
+/// bit on every directory above its own. Only the search bit is added
+/// (`0711`): the Panel's files stay unreadable, and the Panel's own check
+/// accepts it.
+fn open_parent_for_servers(agent_dir: &std::path::Path) -> Result<(), LocalAgentError> {
+    #[cfg(unix)]
+    if cap_agent::isolation::agent_is_root() {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Some(parent) = agent_dir.parent().filter(|p| p.is_dir()) {
+            let mode = std::fs::metadata(parent)?.permissions().mode() & 0o7777;
+            if mode & 0o011 != 0o011 {
+                std::fs::set_permissions(parent, std::fs::Permissions::from_mode(mode | 0o011))?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = agent_dir;
+    Ok(())
 }

@@ -118,7 +118,7 @@ impl DbKv {
         // rather than with LIKE, so `%` and `_` in keys need no escaping
         // rules per backend; the database returns at most `limit` keys, so
         // a plugin with many keys never has them all read into memory.
-        let prefix_chars = i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX);
+        let prefix_chars = i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX);
         let keys: Vec<String> = on_pool!(self.db, |pool| {
             let mut qb = query_builder(pool, "SELECT item_key FROM plugin_kv WHERE plugin_id = ");
             qb.push_bind(plugin)

@@ -3,8 +3,9 @@
 //!
 //! What the Panel creates, it creates with these modes (not after the fact,
 //! so there is no moment in which another user could open the file). What
-//! exists already is checked: a directory or file that grants the group or
-//! others any access is refused with the `chmod` that fixes it, rather than
+//! exists already is checked: a file that grants the group or others any
+//! access, or a directory they may read or write (searching it is allowed),
+//! is refused with the `chmod` that fixes it, rather than
 //! silently tightened, because a wider mode than expected means someone
 //! chose it (or something is wrong) and the admin should know.
 //!
@@ -25,6 +26,18 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The permission bits of the group and others that are refused: any
+    /// on a file; read or write on a directory, whose search bit alone
+    /// lets a server's user reach its own directory below without listing
+    /// or reading anything else (`cap up` runs its Agent's servers under
+    /// the Panel's data directory, see [`crate::local_agent`]).
+    fn refused(self) -> u32 {
+        match self {
+            Kind::Dir => 0o066,
+            Kind::File => 0o077,
+        }
+    }
+
     fn expected(self) -> u32 {
         match self {
             Kind::Dir => 0o700,
@@ -68,7 +81,8 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> PermissionError + '_ {
     }
 }
 
-/// Refuses `path` if the group or others have any access to it.
+/// Refuses `path` if the group or others have any access to it (a file) or
+/// may read or write it (a directory).
 ///
 /// # Errors
 ///
@@ -82,7 +96,7 @@ pub fn check_private(path: &Path, kind: Kind) -> Result<(), PermissionError> {
             .permissions()
             .mode()
             & 0o777;
-        if mode & 0o077 != 0 {
+        if mode & kind.refused() != 0 {
             return Err(PermissionError::TooOpen {
                 path: path.to_owned(),
                 mode,

@@ -407,9 +407,17 @@ async fn a_login_flood_leaves_the_provider_active_for_everyone_else() {
 
 #[tokio::test]
 async fn calls_refused_for_overload_do_not_count_towards_quarantine() {
+    // One slot, and calls capped at 1 s (so a call waits at most 1 s for
+    // its slot): 200 password hashes in a row take far longer than that
+    // unless one takes under 5 ms, whatever the machine's speed.
+    let defaults = RuntimeConfig::default();
     let runtime = cap_e2e::runtime(RuntimeConfig {
         max_concurrent_calls_per_plugin: 1,
-        ..RuntimeConfig::default()
+        max_limits: cap_runtime::Limits {
+            timeout: Duration::from_secs(1),
+            ..defaults.max_limits
+        },
+        ..defaults
     });
     let db = TestDb::sqlite().await;
     let database = db.connect().await;
@@ -431,7 +439,7 @@ async fn calls_refused_for_overload_do_not_count_towards_quarantine() {
             second_factor: None,
         });
     // Far more hashing than one slot gets through within the timeout.
-    let calls = (0..60).map(|_| plugin.authenticate(&credentials));
+    let calls = (0..200).map(|_| plugin.authenticate(&credentials));
     let outcomes = futures::future::join_all(calls).await;
     let overloaded = outcomes
         .iter()

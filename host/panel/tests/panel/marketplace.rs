@@ -1461,7 +1461,7 @@ fn marketplace_url(child: &mut std::process::Child) -> String {
 
 #[test]
 fn cap_marketplace_refuses_an_empty_webhook_secret_and_a_short_admin_token() {
-    let data = tempfile::tempdir().expect("tempdir");
+    let data = crate::support::private_tempdir();
     let empty_secret = std::process::Command::new(crate::support::cap_binary())
         .args(["marketplace", "--listen", "127.0.0.1:0", "--data"])
         .arg(data.path())
