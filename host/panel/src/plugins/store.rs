@@ -298,7 +298,7 @@ impl Values {
     }
 
     /// The stored form of `value`: sealed for secrets.
-    fn to_stored(
+    fn make_stored(
         self,
         db: &Database,
         plugin: &str,
@@ -314,7 +314,7 @@ impl Values {
     }
 
     /// The value of `stored`: unsealed for secrets.
-    fn from_stored(
+    fn read_stored(
         self,
         db: &Database,
         plugin: &str,
@@ -349,7 +349,7 @@ pub(crate) async fn values(
     });
     rows.into_iter()
         .map(|(name, stored)| {
-            let value = which.from_stored(db, plugin, &name, stored)?;
+            let value = which.read_stored(db, plugin, &name, stored)?;
             Ok((name, value))
         })
         .collect()
@@ -370,7 +370,7 @@ pub(crate) async fn value(
             .fetch_optional(pool)
             .await?
     });
-    row.map(|(stored,)| which.from_stored(db, plugin, name, stored))
+    row.map(|(stored,)| which.read_stored(db, plugin, name, stored))
         .transpose()
 }
 
@@ -386,7 +386,7 @@ pub(crate) async fn write_values(
     let table = which.table();
     let stored = set
         .iter()
-        .map(|(name, value)| Ok((name, which.to_stored(db, plugin, name, value)?)))
+        .map(|(name, value)| Ok((name, which.make_stored(db, plugin, name, value)?)))
         .collect::<Result<Vec<(&String, String)>, DbError>>()?;
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;

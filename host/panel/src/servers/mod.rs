@@ -190,5 +190,9 @@ pub(crate) fn check_text(problems: &mut Vec<FieldProblem>, field: &str, value: &
             field,
             format!("must be at most {max} characters"),
         ));
+    } else if value.contains('\0') {
+        // SQLite's length() stops at a NUL, so such a value would also
+        // break the tables' length checks.
+        problems.push(FieldProblem::new(field, "must not contain NUL characters"));
     }
 }

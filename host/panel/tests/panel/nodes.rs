@@ -97,6 +97,15 @@ on_every_database! {
         assert_eq!(node["online"], false);
         assert_eq!(node["memory_mb"], 4096);
 
+        // A NUL in a text field is a field error, not a broken length
+        // check in the database (SQLite's length() stops at a NUL).
+        let response = call(&panel, Method::PATCH, &format!("/api/v1/nodes/{id}"),
+            Some(NODE_ADMIN), Some(json!({"address": "\u{0}e<\u{0}", "name": "a\u{0}b"}))).await;
+        let problem = expect_problem(response, 422, "validation-failed").await;
+        let fields: Vec<&str> = problem["errors"].as_array().expect("errors").iter()
+            .filter_map(|e| e["field"].as_str()).collect();
+        assert_eq!(fields, ["name", "address"], "{problem:#}");
+
         let response = call(&panel, Method::POST, "/api/v1/nodes", Some(NODE_ADMIN),
             Some(json!({"name": "fra-1", "address": "other"}))).await;
         expect_problem(response, 409, "node-name-taken").await;
