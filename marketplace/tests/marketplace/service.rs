@@ -690,20 +690,6 @@ async fn uploads_are_authenticated_before_they_are_unpacked(h: &Harness) {
 }
 
 #[tokio::test]
-async fn uploads_are_authenticated_before_they_are_unpacked_on_sqlite() {
-    let h = Harness::sqlite().await;
-    uploads_are_authenticated_before_they_are_unpacked(&h).await;
-    h.stop().await;
-}
-
-#[tokio::test]
-async fn uploads_are_authenticated_before_they_are_unpacked_on_postgres() {
-    let h = Harness::start(true, RateLimit::default()).await;
-    uploads_are_authenticated_before_they_are_unpacked(&h).await;
-    h.stop().await;
-}
-
-#[tokio::test]
 async fn publishing_rules_hold_on_sqlite() {
     let h = Harness::sqlite().await;
     rules_of_publishing(&h).await;
@@ -922,20 +908,6 @@ async fn a_token_alone_adds_only_the_first_key(h: &Harness) {
     );
 }
 
-#[tokio::test]
-async fn a_token_alone_adds_only_the_first_key_on_sqlite() {
-    let h = Harness::sqlite().await;
-    a_token_alone_adds_only_the_first_key(&h).await;
-    h.stop().await;
-}
-
-#[tokio::test]
-async fn a_token_alone_adds_only_the_first_key_on_postgres() {
-    let h = Harness::start(true, RateLimit::default()).await;
-    a_token_alone_adds_only_the_first_key(&h).await;
-    h.stop().await;
-}
-
 /// Revocation needs a statement by a current key, is accepted once and
 /// only while fresh, and never reaches back over the key's last release.
 async fn revocations_are_signed_fresh_and_do_not_reach_back(h: &Harness) {
@@ -1046,20 +1018,6 @@ async fn revocations_are_signed_fresh_and_do_not_reach_back(h: &Harness) {
             now(),
         )
         .expect("a release from before the revocation still verifies");
-}
-
-#[tokio::test]
-async fn revocations_are_signed_fresh_and_do_not_reach_back_on_sqlite() {
-    let h = Harness::sqlite().await;
-    revocations_are_signed_fresh_and_do_not_reach_back(&h).await;
-    h.stop().await;
-}
-
-#[tokio::test]
-async fn revocations_are_signed_fresh_and_do_not_reach_back_on_postgres() {
-    let h = Harness::start(true, RateLimit::default()).await;
-    revocations_are_signed_fresh_and_do_not_reach_back(&h).await;
-    h.stop().await;
 }
 
 #[tokio::test]
@@ -1217,3 +1175,31 @@ async fn an_existing_data_directory_or_database_open_to_others_is_refused_with_t
         "{error}"
     );
 }
+
+/// Runs each scenario against a Marketplace on SQLite and on PostgreSQL, as
+/// the tests `<scenario>::on_sqlite` and `<scenario>::on_postgres`.
+macro_rules! on_sqlite_and_postgres {
+    ($($scenario:ident),+ $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test]
+            async fn on_sqlite() {
+                let h = super::Harness::sqlite().await;
+                super::$scenario(&h).await;
+                h.stop().await;
+            }
+
+            #[tokio::test]
+            async fn on_postgres() {
+                let h = super::Harness::start(true, super::RateLimit::default()).await;
+                super::$scenario(&h).await;
+                h.stop().await;
+            }
+        }
+    )+};
+}
+
+on_sqlite_and_postgres!(
+    uploads_are_authenticated_before_they_are_unpacked,
+    a_token_alone_adds_only_the_first_key,
+    revocations_are_signed_fresh_and_do_not_reach_back,
+);
