@@ -4,7 +4,7 @@
 //! JWT signing keys with key ids that rotate with a rollover window.
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use cap_panel::db::{Actor, Backend, Database, DatabaseOptions, DbError};
@@ -61,12 +61,34 @@ on_every_database! {
     }
 }
 
+/// Asserts that `error` names the `chmod` that fixes `path`.
+fn assert_names_the_fix(error: &StartError, chmod: &str, path: &Path) {
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("`chmod {chmod} {}`", path.display())),
+        "{message}"
+    );
+}
+
+/// Starts and stops a Panel on `db`, gives `file` of its data directory
+/// `mode`, and returns why the next start is refused.
+async fn refusal_after_chmod(db: &TestDb, file: &str, mode: u32) -> (PathBuf, StartError) {
+    start_panel_with(db.config())
+        .await
+        .stop()
+        .await
+        .expect("stops");
+    let path = db.data_dir().join(file);
+    set_mode(&path, mode);
+    let error = Panel::bind(db.config()).await.expect_err("refused");
+    (path, error)
+}
+
 #[tokio::test]
 async fn a_panel_refuses_a_data_directory_that_others_can_read_and_names_the_fix() {
     let db = TestDb::sqlite().await;
     set_mode(db.data_dir(), 0o755);
     let error = Panel::bind(db.config()).await.expect_err("refused");
-    set_mode(db.data_dir(), 0o700);
     assert!(
         matches!(
             error,
@@ -74,24 +96,22 @@ async fn a_panel_refuses_a_data_directory_that_others_can_read_and_names_the_fix
         ),
         "{error:?}"
     );
-    let message = error.to_string();
-    assert!(
-        message.contains(&format!("`chmod 700 {}`", db.data_dir().display())),
-        "{message}"
-    );
-}
-
-#[tokio::test]
-async fn a_panel_refuses_a_database_file_that_others_can_read_and_names_the_fix() {
-    let db = TestDb::sqlite().await;
+    assert_names_the_fix(&error, "700", db.data_dir());
+    // Search alone (what `cap up` gives its servers' user) reads nothing
+    // and is accepted.
+    set_mode(db.data_dir(), 0o711);
     start_panel_with(db.config())
         .await
         .stop()
         .await
         .expect("stops");
-    let file = db.data_dir().join("panel.db");
-    set_mode(&file, 0o644);
-    let error = Panel::bind(db.config()).await.expect_err("refused");
+    set_mode(db.data_dir(), 0o700);
+}
+
+#[tokio::test]
+async fn a_panel_refuses_a_database_file_that_others_can_read_and_names_the_fix() {
+    let db = TestDb::sqlite().await;
+    let (file, error) = refusal_after_chmod(&db, "panel.db", 0o644).await;
     assert!(
         matches!(
             error,
@@ -99,24 +119,13 @@ async fn a_panel_refuses_a_database_file_that_others_can_read_and_names_the_fix(
         ),
         "{error:?}"
     );
-    let message = error.to_string();
-    assert!(
-        message.contains(&format!("`chmod 600 {}`", file.display())),
-        "{message}"
-    );
+    assert_names_the_fix(&error, "600", &file);
 }
 
 #[tokio::test]
 async fn a_panel_refuses_a_key_file_that_others_can_read() {
     let db = TestDb::sqlite().await;
-    start_panel_with(db.config())
-        .await
-        .stop()
-        .await
-        .expect("stops");
-    let file = db.data_dir().join("secret.key");
-    set_mode(&file, 0o640);
-    let error = Panel::bind(db.config()).await.expect_err("refused");
+    let (file, error) = refusal_after_chmod(&db, "secret.key", 0o640).await;
     assert!(
         matches!(
             error,
@@ -124,12 +133,7 @@ async fn a_panel_refuses_a_key_file_that_others_can_read() {
         ),
         "{error:?}"
     );
-    assert!(
-        error
-            .to_string()
-            .contains(&format!("`chmod 600 {}`", file.display())),
-        "{error}"
-    );
+    assert_names_the_fix(&error, "600", &file);
 }
 
 on_every_database! {
