@@ -216,16 +216,34 @@ impl MarketplaceClient {
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Invalid(e.to_string()))
     }
 
-    /// The key that signs logs, countersignatures and timestamps.
+    /// The key to pin: the Marketplace's root key, or its only key for a
+    /// Marketplace from before roots.
     pub async fn marketplace_key(&self) -> Result<PublicKey, ClientError> {
+        let (key, _) = self.marketplace_keys().await?;
+        Ok(key)
+    }
+
+    /// The key to pin and the key chain, if the Marketplace has one
+    /// ([`crate::rotation`]); the chain is checked by
+    /// [`crate::TrustStore::accept_chain`], not here.
+    pub async fn marketplace_keys(
+        &self,
+    ) -> Result<(PublicKey, Option<crate::rotation::KeyChain>), ClientError> {
         #[derive(serde::Deserialize)]
         struct Key {
             public_key: String,
+            #[serde(default)]
+            root_key: Option<String>,
+            #[serde(default)]
+            chain: Option<crate::rotation::KeyChain>,
         }
         let key: Key = self
             .json(self.http.get(self.endpoint("marketplace-key")?))
             .await?;
-        PublicKey::from_hex(&key.public_key).map_err(|e| ClientError::Invalid(e.to_string()))
+        let pinned = key.root_key.as_deref().unwrap_or(&key.public_key);
+        let pinned =
+            PublicKey::from_hex(pinned).map_err(|e| ClientError::Invalid(e.to_string()))?;
+        Ok((pinned, key.chain))
     }
 
     /// A fresh signed index timestamp.

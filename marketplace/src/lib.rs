@@ -26,7 +26,12 @@
 //!   package's append-only, hash-chained **log** ([`log`]). Key grants and
 //!   revocations, yanks and unyanks are log entries too.
 //! * A signed **index timestamp** with an expiry states every log's head.
-//! * **Clients** keep a [`trust::TrustStore`]: the Marketplace key and the
+//! * **The Marketplace's own keys rotate.** An offline root key certifies
+//!   each online key (which signs entries, countersignatures, timestamps
+//!   and licenses) with the time from which it signs ([`rotation`]);
+//!   clients pin the root and verify each signature with the online key
+//!   valid at its time, timestamps only with the newest.
+//! * **Clients** keep a [`trust::TrustStore`]: the pinned key, the key chain and the
 //!   last heads and timestamp they accepted. A download is installed only
 //!   if its bytes, signatures, keys, log, timestamp and dependencies all
 //!   check out; a rolled-back or forked log, a frozen index or a
@@ -63,6 +68,7 @@ pub mod license;
 pub mod lockfile;
 pub mod log;
 pub mod resolve;
+pub mod rotation;
 pub mod signing;
 pub mod trust;
 pub mod verify;

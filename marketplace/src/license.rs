@@ -172,7 +172,40 @@ pub fn verify_license_claims(
     panel_instance: &str,
     now: OffsetDateTime,
 ) -> Result<(LicenseStatus, LicenseClaims), LicenseError> {
-    let claims = decode_license(token, key)?;
+    check_claims(decode_license(token, key)?, plugin, panel_instance, now)
+}
+
+/// [`verify_license_claims`] with the Marketplace's online keys over time:
+/// the token must be signed by the online key valid when it was issued
+/// ([`crate::rotation`]), so a license issued before a rotation keeps
+/// working until it expires, and a rotated-away key cannot issue new ones.
+pub fn verify_license_claims_with(
+    token: &str,
+    keys: &crate::rotation::MarketplaceKeys,
+    plugin: &str,
+    panel_instance: &str,
+    now: OffsetDateTime,
+) -> Result<(LicenseStatus, LicenseClaims), LicenseError> {
+    for (_, key) in keys.periods() {
+        match decode_license(token, key.verifying_key()) {
+            // A key that did not sign at the claimed issue time is no
+            // better than a wrong signature.
+            Ok(claims) if keys.key_at(claims.issued_at.unix_timestamp()) == key => {
+                return check_claims(claims, plugin, panel_instance, now);
+            }
+            Ok(_) | Err(LicenseError::BadSignature) => {}
+            Err(other) => return Err(other),
+        }
+    }
+    Err(LicenseError::BadSignature)
+}
+
+fn check_claims(
+    claims: LicenseClaims,
+    plugin: &str,
+    panel_instance: &str,
+    now: OffsetDateTime,
+) -> Result<(LicenseStatus, LicenseClaims), LicenseError> {
     if claims.plugin != plugin {
         return Err(LicenseError::WrongPlugin {
             expected: plugin.to_owned(),

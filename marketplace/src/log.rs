@@ -7,6 +7,11 @@
 //! is committed to by the hash of the last entry, the log's *head*. The
 //! Marketplace signs each entry's hash.
 //!
+//! Entry times never decrease along a log. Each entry, and each release's
+//! countersignature, is verified with the online key valid at the entry's
+//! time ([`crate::rotation`]), so an online key that was rotated away cannot
+//! append to any log after its successor took over.
+//!
 //! The entry hash is `sha256("ctrl-alt-play/log-entry/v1\n" || JSON)`
 //! where JSON is the entry without its signature, serialized by this crate
 //! (fields in declaration order, maps sorted), so the hash is a function of
@@ -28,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::keys::{KeyId, PublicKey, SecretKey, Signature};
+use crate::rotation::{KeyChain, MarketplaceKeys};
 use crate::signing::{Keyring, Revocation, author_message, countersign_message};
 use crate::verify::VerifyError;
 
@@ -187,17 +193,57 @@ impl SignedTimestamp {
 #[derive(Debug, Clone)]
 pub struct Notary {
     key: SecretKey,
+    chain: Option<KeyChain>,
+    /// When `key`'s certificate starts: nothing is signed with an earlier
+    /// time, or clients would check it against the previous key.
+    signs_from: i64,
 }
 
 impl Notary {
-    /// A notary signing with `key`.
+    /// A notary signing with `key`, without a root (clients pin `key`).
     pub fn new(key: SecretKey) -> Notary {
-        Notary { key }
+        Notary {
+            key,
+            chain: None,
+            signs_from: i64::MIN,
+        }
     }
 
-    /// The public key clients trust.
+    /// A notary signing with `key`, the current online key of `chain`.
+    pub fn with_chain(key: SecretKey, chain: KeyChain) -> Notary {
+        let signs_from = chain
+            .certificates
+            .last()
+            .map_or(i64::MIN, |c| c.certificate.valid_from);
+        Notary {
+            key,
+            chain: Some(chain),
+            signs_from,
+        }
+    }
+
+    /// The online key: what signs now.
     pub fn public_key(&self) -> &PublicKey {
         self.key.public()
+    }
+
+    /// The root's certificates of every online key, if the Marketplace has
+    /// a root.
+    pub fn chain(&self) -> Option<&KeyChain> {
+        self.chain.as_ref()
+    }
+
+    /// The time from which the online key signs: log entries and licenses
+    /// never carry an earlier time.
+    pub fn signs_from(&self) -> i64 {
+        self.signs_from
+    }
+
+    /// The key clients pin: the root, or the online key without one.
+    pub fn pinned_key(&self) -> &PublicKey {
+        self.chain
+            .as_ref()
+            .map_or_else(|| self.key.public(), |chain| &chain.root)
     }
 
     /// A license token for `claims`, signed with the Marketplace key.
@@ -223,7 +269,8 @@ impl Notary {
         ))
     }
 
-    /// The entry following `prev` (or the first entry when `prev` is `None`).
+    /// The entry following `prev` (or the first entry when `prev` is `None`),
+    /// at `time` or, if later, when this notary's key starts signing.
     pub fn append(
         &self,
         package: &str,
@@ -235,6 +282,8 @@ impl Notary {
             Some(head) => (head.len, head.hash.clone()),
             None => (0, GENESIS.to_owned()),
         };
+        // An entry checked against the previous online key would fail.
+        let time = time.max(self.signs_from);
         let hash = entry_hash(package, seq, &prev, time, &event);
         LogEntry {
             package: package.to_owned(),
@@ -300,6 +349,10 @@ pub struct LogState {
 
 /// Checks a complete log and returns what it says.
 ///
+/// Every entry's signature and every countersignature is checked with the
+/// online key of `marketplace` valid at the entry's time, and entry times
+/// must not decrease.
+///
 /// A bad signature anywhere, or a release by a key the log never granted,
 /// makes the whole log invalid. A release whose key was revoked effective
 /// at or before the release's time is only marked
@@ -309,12 +362,13 @@ pub struct LogState {
 pub fn replay(
     package: &str,
     entries: &[LogEntry],
-    marketplace: &PublicKey,
+    marketplace: &MarketplaceKeys,
 ) -> Result<LogState, VerifyError> {
     let mut keys = Keyring::new();
     let mut releases: BTreeMap<semver::Version, LoggedRelease> = BTreeMap::new();
     let mut hashes = Vec::with_capacity(entries.len());
     let mut prev = GENESIS.to_owned();
+    let mut prev_time = i64::MIN;
     for (n, entry) in entries.iter().enumerate() {
         let seq = n as u64;
         let broken = |reason: String| VerifyError::BrokenLog {
@@ -336,8 +390,16 @@ pub fn replay(
                 "entry does not follow the previous entry's hash".into(),
             ));
         }
+        if entry.time < prev_time {
+            return Err(broken(format!(
+                "entry time {} is before the previous entry's {prev_time}",
+                entry.time
+            )));
+        }
+        prev_time = entry.time;
+        let online = marketplace.key_at(entry.time);
         let hash = entry.hash();
-        if !marketplace.verify(&entry_message(&hash), &entry.signature) {
+        if !online.verify(&entry_message(&hash), &entry.signature) {
             return Err(VerifyError::BadLogSignature {
                 package: package.to_owned(),
                 seq,
@@ -390,7 +452,7 @@ pub fn replay(
                         version: version.clone(),
                     });
                 }
-                if !marketplace.verify(
+                if !online.verify(
                     &countersign_message(package, version, sha256, key_id, author_signature),
                     countersignature,
                 ) {

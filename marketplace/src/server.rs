@@ -3,11 +3,25 @@
 //!
 //! Data layout below [`MarketplaceConfig::data_dir`]:
 //!
-//! * `marketplace.key` — the Marketplace's secret key (generated on first
-//!   start, mode 0600, in the [`crate::keys`] text format);
+//! * `marketplace.key` — the Marketplace's secret online key (generated on
+//!   first start, mode 0600, in the [`crate::keys`] text format), which
+//!   signs log entries, countersignatures, timestamps and licenses;
+//! * `marketplace-keys.json` — the key chain ([`crate::rotation`]): the
+//!   root's certificates of every online key, served to clients at
+//!   `GET /marketplace-key`;
+//! * `marketplace-root.key` — the secret root key, generated beside the
+//!   chain on the first start (mode 0600). It is needed only to rotate the
+//!   online key ([`rotate_online_key`], `cap marketplace rotate-key`): move
+//!   it offline after the first start and bring it back (or point
+//!   `--root-key` at it) for a rotation. The Marketplace starts without it.
+//!   A data directory from before roots gets its root on the next start:
+//!   the existing key becomes the chain's first certificate.
 //! * `marketplace.db` — the SQLite database, unless
 //!   [`MarketplaceConfig::database_url`] names another (`postgres://…`);
 //! * `packages/` — package files by sha256.
+//!
+//! A running Marketplace holds an exclusive lock on `marketplace.lock`:
+//! a second Marketplace or a key rotation on the same directory is refused.
 //!
 //! The data directory is created `0700` and the SQLite database `0600`; a
 //! Marketplace whose existing directory, database or key file grants the
@@ -25,6 +39,7 @@ use crate::billing::BillingConfig;
 use crate::billing::stripe::{Gateway, GatewayError};
 use crate::keys::{KeyError, PublicKey, SecretKey};
 use crate::log::Notary;
+use crate::rotation::{Certificate, ChainError, KeyChain};
 use crate::service::rate_limit::RateLimit;
 use crate::service::store::{Store, StoreError};
 use crate::service::{self, AppState, Billing};
@@ -106,6 +121,190 @@ pub enum ServerError {
     /// The Stripe client could not be configured.
     #[error(transparent)]
     Billing(#[from] GatewayError),
+    /// Another Marketplace process uses the data directory.
+    #[error(
+        "{} is in use by a running Marketplace; stop it first",
+        .0.display()
+    )]
+    InUse(PathBuf),
+    /// The key chain is invalid, or a rotation was refused.
+    #[error("marketplace key chain: {0}")]
+    KeyChain(#[from] ChainError),
+    /// The key chain file does not parse.
+    #[error("{} is not a Marketplace key chain: {reason}", path.display())]
+    CorruptChain {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The online key is not the one the chain's newest certificate names.
+    #[error(
+        "marketplace.key is key {key}, but the key chain's newest certificate names {certified}; restore the certified key or rotate with the root key"
+    )]
+    KeyNotCertified {
+        /// The online key's id.
+        key: String,
+        /// The certified key's id.
+        certified: String,
+    },
+}
+
+const KEY_FILE: &str = "marketplace.key";
+const CHAIN_FILE: &str = "marketplace-keys.json";
+const ROOT_FILE: &str = "marketplace-root.key";
+/// A rotated-in online key, renamed over [`KEY_FILE`] once the chain that
+/// certifies it is written (finished on the next start after a crash).
+const NEW_KEY_FILE: &str = "marketplace.key.new";
+
+const LOCK_FILE: &str = "marketplace.lock";
+
+/// Locks the data directory for one process: a running Marketplace holds
+/// the lock while it serves, so a rotation (or a second Marketplace) on the
+/// same directory is refused rather than racing it.
+fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, ServerError> {
+    let path = data_dir.join(LOCK_FILE);
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ServerError::InUse(data_dir.to_owned())),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
+}
+
+/// Where the root key is kept by default: `<data>/marketplace-root.key`.
+pub fn default_root_key_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join(ROOT_FILE)
+}
+
+fn read_chain(path: &std::path::Path) -> Result<KeyChain, ServerError> {
+    let bytes = std::fs::read(path)?;
+    serde_json::from_slice(&bytes).map_err(|e| ServerError::CorruptChain {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn write_chain(path: &std::path::Path, chain: &KeyChain) -> Result<(), ServerError> {
+    let json = serde_json::to_vec_pretty(chain).map_err(|e| ServerError::CorruptChain {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, json)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// The online key and the chain certifying it, creating what a first start
+/// (or the first start after an upgrade from before roots) lacks.
+fn load_keys(data_dir: &std::path::Path) -> Result<(SecretKey, KeyChain), ServerError> {
+    let key_path = data_dir.join(KEY_FILE);
+    let chain_path = data_dir.join(CHAIN_FILE);
+    let new_key_path = data_dir.join(NEW_KEY_FILE);
+    if new_key_path.exists() {
+        // A rotation wrote the new key, maybe the chain, then stopped.
+        check_private(&new_key_path, 0o600)?;
+        let new_key = SecretKey::read(&new_key_path)?;
+        let certified = chain_path.exists()
+            && read_chain(&chain_path)?
+                .certificates
+                .last()
+                .is_some_and(|c| c.certificate.online_key == *new_key.public());
+        if certified {
+            std::fs::rename(&new_key_path, &key_path)?;
+        } else {
+            std::fs::remove_file(&new_key_path)?;
+        }
+    }
+    let key = if key_path.exists() {
+        check_private(&key_path, 0o600)?;
+        SecretKey::read(&key_path)?
+    } else {
+        let key = SecretKey::generate()?;
+        key.write_new(&key_path)?;
+        tracing::info!(key_id = %key.id(), "generated the Marketplace key");
+        key
+    };
+    let chain = if chain_path.exists() {
+        read_chain(&chain_path)?
+    } else {
+        let root_path = data_dir.join(ROOT_FILE);
+        let root = if root_path.exists() {
+            check_private(&root_path, 0o600)?;
+            SecretKey::read(&root_path)?
+        } else {
+            let root = SecretKey::generate()?;
+            root.write_new(&root_path)?;
+            root
+        };
+        let chain = KeyChain::create(&root, &key);
+        write_chain(&chain_path, &chain)?;
+        tracing::warn!(
+            root_key_id = %root.id(),
+            path = %root_path.display(),
+            "generated the Marketplace root key; move it offline: it is needed only to rotate the online key"
+        );
+        chain
+    };
+    chain.verify(&chain.root)?;
+    let certified = &chain
+        .certificates
+        .last()
+        .ok_or(ChainError::Empty)?
+        .certificate
+        .online_key;
+    if certified != key.public() {
+        return Err(ServerError::KeyNotCertified {
+            key: key.id().to_string(),
+            certified: certified.id().to_string(),
+        });
+    }
+    Ok((key, chain))
+}
+
+/// Replaces the online key of the Marketplace whose data directory is
+/// `data_dir` with a fresh one, certified by `root` from `now` on (or one
+/// second after the current key's start, if that is later). The Marketplace
+/// signs with the new key from its next start; while it runs, the rotation
+/// is refused ([`ServerError::InUse`]), since it would go on signing with
+/// the old key after the new one took over.
+///
+/// The new key is written first (`marketplace.key.new`), then the chain,
+/// then the key is renamed into place; a start after a crash in between
+/// finishes or undoes the rotation, so the key and the chain always agree.
+///
+/// # Errors
+///
+/// [`ServerError::KeyChain`] when `root` is not the chain's root or the
+/// chain is invalid; I/O and key errors.
+pub fn rotate_online_key(
+    data_dir: &std::path::Path,
+    root: &SecretKey,
+    now: i64,
+) -> Result<Certificate, ServerError> {
+    let _lock = lock_data_dir(data_dir)?;
+    let (_, mut chain) = load_keys(data_dir)?;
+    let current = chain
+        .certificates
+        .last()
+        .ok_or(ChainError::Empty)?
+        .certificate
+        .valid_from;
+    let new_key = SecretKey::generate()?;
+    // Strictly after anything the old key signed at `now` (it is stopped:
+    // the lock), and after the current key's start.
+    let valid_from = now.saturating_add(1).max(current.saturating_add(1));
+    let certificate = chain.rotate(root, new_key.public(), valid_from)?.clone();
+    let new_key_path = data_dir.join(NEW_KEY_FILE);
+    new_key.write_new(&new_key_path)?;
+    write_chain(&data_dir.join(CHAIN_FILE), &chain)?;
+    std::fs::rename(&new_key_path, data_dir.join(KEY_FILE))?;
+    Ok(certificate)
 }
 
 /// Refuses `path` if the group or others have any access to it.
@@ -160,22 +359,19 @@ pub struct MarketplaceServer {
     addr: SocketAddr,
     state: AppState,
     config: MarketplaceConfig,
+    /// Held while serving ([`lock_data_dir`]).
+    _lock: std::fs::File,
 }
 
 impl MarketplaceServer {
     /// Opens the data directory, key and database, and binds the listener.
     pub async fn bind(config: MarketplaceConfig) -> Result<MarketplaceServer, ServerError> {
         private_dir(&config.data_dir)?;
-        let key_path = config.data_dir.join("marketplace.key");
-        let key = if tokio::fs::try_exists(&key_path).await? {
-            check_private(&key_path, 0o600)?;
-            SecretKey::read(&key_path)?
-        } else {
-            let key = SecretKey::generate()?;
-            key.write_new(&key_path)?;
-            tracing::info!(key_id = %key.id(), "generated the Marketplace key");
-            key
-        };
+        let lock = lock_data_dir(&config.data_dir)?;
+        let data_dir = config.data_dir.clone();
+        let (key, chain) = tokio::task::spawn_blocking(move || load_keys(&data_dir))
+            .await
+            .map_err(std::io::Error::other)??;
         let url = match &config.database_url {
             Some(url) => url.clone(),
             None => {
@@ -196,7 +392,7 @@ impl MarketplaceServer {
         };
         let state = AppState::new(
             store,
-            Notary::new(key),
+            Notary::with_chain(key, chain),
             blobs,
             config.timestamp_ttl,
             billing,
@@ -209,6 +405,7 @@ impl MarketplaceServer {
             addr,
             state,
             config,
+            _lock: lock,
         })
     }
 
@@ -217,9 +414,14 @@ impl MarketplaceServer {
         self.addr
     }
 
-    /// The key clients should trust.
+    /// The online key: what signs logs, timestamps and licenses now.
     pub fn public_key(&self) -> &PublicKey {
         self.state.notary().public_key()
+    }
+
+    /// The key clients should pin: the root key.
+    pub fn root_key(&self) -> &PublicKey {
+        self.state.notary().pinned_key()
     }
 
     /// Serves until `shutdown` completes.
@@ -248,12 +450,14 @@ impl MarketplaceServer {
         let (stop, stopped) = oneshot::channel::<()>();
         let addr = self.addr;
         let key = self.public_key().clone();
+        let root = self.root_key().clone();
         let task = tokio::spawn(self.serve(async {
             let _ = stopped.await;
         }));
         RunningMarketplace {
             addr,
             key,
+            root,
             stop: Some(stop),
             task,
         }
@@ -265,6 +469,7 @@ impl MarketplaceServer {
 pub struct RunningMarketplace {
     addr: SocketAddr,
     key: PublicKey,
+    root: PublicKey,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -280,9 +485,14 @@ impl RunningMarketplace {
         format!("http://{}", self.addr)
     }
 
-    /// The key clients should trust.
+    /// The online key: what signs logs, timestamps and licenses now.
     pub fn public_key(&self) -> &PublicKey {
         &self.key
+    }
+
+    /// The key clients should pin: the root key.
+    pub fn root_key(&self) -> &PublicKey {
+        &self.root
     }
 
     /// Stops accepting, finishes in-flight requests and waits.

@@ -1,8 +1,10 @@
 //! The client side: a [`TrustStore`] remembering the last trusted state of
 //! the Marketplace, and verification of downloads against it.
 //!
-//! The store holds the Marketplace's public key (trusted on first use or
-//! configured), the issue time of the newest index timestamp accepted, and
+//! The store holds the key it pins (the Marketplace's root key, or for a
+//! store from before roots the Marketplace's first online key; trusted on
+//! first use or configured), the newest key chain accepted
+//! ([`crate::rotation`]: which online key signed when), the issue time of the newest index timestamp accepted, and
 //! the head of every package log accepted. It is a small JSON file, written
 //! atomically (temporary file, then rename) only after a verification
 //! succeeds, so a failed or interrupted verification never moves it.
@@ -10,7 +12,10 @@
 //! [`TrustStore::verify_install`] runs these checks, in order, and stops at
 //! the first failure with a [`VerifyError`] naming it:
 //!
-//! 1. the index timestamp is signed by the Marketplace key, not older than
+//! 0. ([`TrustStore::accept_chain`], before any of these) a key chain the
+//!    Marketplace presents is signed by the pinned root and extends the
+//!    trusted chain;
+//! 1. the index timestamp is signed by the current online key, not older than
 //!    the trusted one (replay) and not expired (frozen index);
 //! 2. each package's log replays cleanly (chain, signatures, author
 //!    signatures and countersignatures, see [`crate::log::replay`]);
@@ -30,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::keys::PublicKey;
 use crate::log::{LogHead, LogState, LoggedRelease, SignedTimestamp, replay};
+use crate::rotation::{KeyChain, MarketplaceKeys};
 use crate::verify::{Download, VerifiedPackage, VerifyError};
 
 /// Why the trust store file could not be used.
@@ -77,9 +83,14 @@ pub enum InstallError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct TrustState {
     format: u32,
+    /// The pinned key: the root, or a pre-root Marketplace's first key.
     marketplace_key: PublicKey,
     timestamp_issued_at: i64,
     heads: BTreeMap<String, LogHead>,
+    /// The newest key chain accepted; absent until the Marketplace
+    /// presents one (and in stores written before roots existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_chain: Option<KeyChain>,
 }
 
 /// The last trusted state of one Marketplace, optionally persisted.
@@ -87,6 +98,9 @@ struct TrustState {
 pub struct TrustStore {
     path: Option<PathBuf>,
     state: TrustState,
+    /// The online keys by time, from `state.key_chain` (verified against
+    /// the pinned key) or the pinned key alone.
+    keys: MarketplaceKeys,
 }
 
 impl TrustStore {
@@ -94,13 +108,41 @@ impl TrustStore {
     pub fn in_memory(marketplace_key: PublicKey) -> TrustStore {
         TrustStore {
             path: None,
+            keys: MarketplaceKeys::single(marketplace_key.clone()),
             state: TrustState {
                 format: 1,
                 marketplace_key,
                 timestamp_issued_at: i64::MIN,
                 heads: BTreeMap::new(),
+                key_chain: None,
             },
         }
+    }
+
+    /// Accepts the key chain the Marketplace presents: it must be signed by
+    /// the pinned root (or by the root the pinned first key endorsed) and
+    /// extend the chain accepted before. From then on, signatures are
+    /// checked with the online key valid at their time and timestamps with
+    /// the newest online key. Persisted with the next successful
+    /// verification ([`TrustStore::verify_install`]).
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError::KeyChain`] naming what is wrong with the chain.
+    pub fn accept_chain(&mut self, chain: &KeyChain) -> Result<(), VerifyError> {
+        let keys = chain.accepted_by(&self.state.marketplace_key)?;
+        if let Some(trusted) = &self.state.key_chain {
+            chain.extends(trusted)?;
+        }
+        self.keys = keys;
+        self.state.key_chain = Some(chain.clone());
+        Ok(())
+    }
+
+    /// The online keys by time: from the accepted chain, or the pinned key
+    /// alone before a chain was accepted.
+    pub fn keys(&self) -> &MarketplaceKeys {
+        &self.keys
     }
 
     /// Opens the store at `path`, creating it (trusting `marketplace_key`)
@@ -117,9 +159,11 @@ impl TrustStore {
                         given: marketplace_key.id().to_string(),
                     });
                 }
+                let keys = keys_of(&shown, &state)?;
                 Ok(TrustStore {
                     path: Some(path.to_owned()),
                     state,
+                    keys,
                 })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -153,7 +197,12 @@ impl TrustStore {
                 given: marketplace_key.id().to_string(),
             });
         }
-        Ok(TrustStore { path: None, state })
+        let keys = keys_of("(stored state)", &state)?;
+        Ok(TrustStore {
+            path: None,
+            state,
+            keys,
+        })
     }
 
     /// The Marketplace key a stored state trusts, without checking it
@@ -175,7 +224,7 @@ impl TrustStore {
         self.state.timestamp_issued_at
     }
 
-    /// The trusted Marketplace key.
+    /// The pinned key (the root, or a pre-root Marketplace's first key).
     pub fn marketplace_key(&self) -> &PublicKey {
         &self.state.marketplace_key
     }
@@ -210,7 +259,7 @@ impl TrustStore {
         timestamp: &SignedTimestamp,
         now: i64,
     ) -> Result<(), VerifyError> {
-        if !timestamp.verify(&self.state.marketplace_key) {
+        if !timestamp.verify(self.keys.current()) {
             return Err(VerifyError::BadTimestampSignature);
         }
         if timestamp.body.issued_at < self.state.timestamp_issued_at {
@@ -236,7 +285,7 @@ impl TrustStore {
         log: &[crate::log::LogEntry],
         timestamp: &SignedTimestamp,
     ) -> Result<LogState, VerifyError> {
-        let state = replay(package, log, &self.state.marketplace_key)?;
+        let state = replay(package, log, &self.keys)?;
         if let Some(trusted) = self.state.heads.get(package) {
             if state.head.len < trusted.len {
                 return Err(VerifyError::RolledBackLog {
@@ -439,6 +488,22 @@ fn parse_state(shown: &str, bytes: &[u8]) -> Result<TrustState, TrustStoreError>
     Ok(state)
 }
 
+/// The online keys a parsed state trusts: its chain verified against its
+/// pinned key, or the pinned key alone.
+fn keys_of(shown: &str, state: &TrustState) -> Result<MarketplaceKeys, TrustStoreError> {
+    match &state.key_chain {
+        None => Ok(MarketplaceKeys::single(state.marketplace_key.clone())),
+        Some(chain) => {
+            chain
+                .accepted_by(&state.marketplace_key)
+                .map_err(|e| TrustStoreError::Corrupt {
+                    path: shown.to_owned(),
+                    reason: e.to_string(),
+                })
+        }
+    }
+}
+
 /// The first other download whose release declares a dependency on
 /// `package`, for error messages; the requested package when none does.
 fn dependent_of(downloads: &[Download<'_>], releases: &[LoggedRelease], package: &str) -> String {
@@ -455,6 +520,7 @@ fn dependent_of(downloads: &[Download<'_>], releases: &[LoggedRelease], package:
 mod tests {
     use super::*;
     use crate::keys::SecretKey;
+    use crate::rotation::KeyChain;
 
     #[test]
     fn a_trust_state_round_trips_through_json_and_refuses_another_key() {
@@ -488,5 +554,41 @@ mod tests {
             TrustStore::from_json("{}", key.public().clone()),
             Err(TrustStoreError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn an_accepted_key_chain_is_kept_in_the_json_and_checked_when_read_back() {
+        let root = SecretKey::from_seed(&[1; 32]);
+        let first = SecretKey::from_seed(&[2; 32]);
+        let second = SecretKey::from_seed(&[3; 32]);
+        let mut chain = KeyChain::create(&root, &first);
+        chain.rotate(&root, second.public(), 100).expect("rotates");
+        let mut store = TrustStore::in_memory(root.public().clone());
+        store.accept_chain(&chain).expect("accepted");
+        let json = store.to_json();
+        let back = TrustStore::from_json(&json, root.public().clone()).expect("reads");
+        assert_eq!(back.keys().current(), second.public());
+        assert_eq!(back.keys().key_at(99), first.public());
+        // A store edited to certify another key is corrupt, not trusted.
+        let forged = json.replace(
+            &second.public().to_hex(),
+            &SecretKey::from_seed(&[9; 32]).public().to_hex(),
+        );
+        assert!(matches!(
+            TrustStore::from_json(&forged, root.public().clone()),
+            Err(TrustStoreError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn a_store_written_before_key_chains_still_reads() {
+        let key = SecretKey::from_seed(&[3; 32]);
+        let old = format!(
+            r#"{{"format":1,"marketplace_key":"{}","timestamp_issued_at":5,"heads":{{}}}}"#,
+            key.public().to_hex()
+        );
+        let store = TrustStore::from_json(&old, key.public().clone()).expect("reads");
+        assert_eq!(store.keys().current(), key.public());
+        assert_eq!(store.trusted_timestamp(), 5);
     }
 }

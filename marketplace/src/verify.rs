@@ -201,6 +201,10 @@ pub enum VerifyError {
         /// The first differing entry.
         seq: u64,
     },
+    /// The Marketplace's key chain is not signed by the trusted root, or
+    /// rolls back the chain trusted before.
+    #[error(transparent)]
+    KeyChain(#[from] crate::rotation::ChainError),
 }
 
 impl VerifyError {
@@ -230,6 +234,7 @@ impl VerifyError {
             VerifyError::LogHeadMismatch { .. } => "log-head",
             VerifyError::RolledBackLog { .. } => "log-rollback",
             VerifyError::ForkedLog { .. } => "log-fork",
+            VerifyError::KeyChain(_) => "key-chain",
         }
     }
 }

@@ -61,8 +61,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use cap_marketplace::client::{ClientError, MarketplaceClient};
 use cap_marketplace::keys::PublicKey;
-use cap_marketplace::license::{LicenseStatus, verify_license_claims};
+use cap_marketplace::license::{LicenseStatus, verify_license_claims_with};
 use cap_marketplace::resolve::{Index, IndexRelease, PanelApi, ResolveError, resolve};
+use cap_marketplace::rotation::{ChainError, MarketplaceKeys};
 use cap_marketplace::service::billing_routes::{CheckoutView, LicenseView, NewCheckout};
 use cap_marketplace::verify::{Download, VerifiedPackage, VerifyError};
 use cap_marketplace::{Lockfile, LogEntry, TrustStore};
@@ -357,7 +358,7 @@ impl MarketplaceService {
         let db = &self.inner.db;
         let url = self.inner.client.url();
         let instance = licenses::instance(db, &url).await?.map(|(id, _)| id);
-        let key = licenses::trusted_key(db, self.inner.configured_key.as_ref()).await?;
+        let key = licenses::trusted_keys(db, self.inner.configured_key.as_ref()).await?;
         let now = time::OffsetDateTime::now_utc();
         let mut reports = Vec::new();
         for record in licenses::licenses(db).await? {
@@ -431,7 +432,7 @@ impl MarketplaceService {
         let instance = licenses::instance(db, &self.inner.client.url())
             .await?
             .map(|(id, _)| id);
-        let key = licenses::trusted_key(db, self.inner.configured_key.as_ref()).await?;
+        let key = licenses::trusted_keys(db, self.inner.configured_key.as_ref()).await?;
         let now = time::OffsetDateTime::now_utc();
         for record in installed.iter().filter(|r| r.state == PluginState::Active) {
             let Some(row) = rows.get_mut(&record.id) else {
@@ -504,7 +505,7 @@ impl MarketplaceService {
                 None
             }
         };
-        let key = licenses::trusted_key(db, self.inner.configured_key.as_ref()).await?;
+        let key = licenses::trusted_keys(db, self.inner.configured_key.as_ref()).await?;
         if let Some((instance, list)) = listed {
             let now = time::OffsetDateTime::now_utc();
             for id in due {
@@ -517,14 +518,10 @@ impl MarketplaceService {
                     (Some(view), _) => {
                         let token = view.token.clone().unwrap_or_default();
                         let checked = match &key {
-                            Some(key) => verify_license_claims(
-                                &token,
-                                key.verifying_key(),
-                                id,
-                                &instance,
-                                now,
-                            )
-                            .map_err(LicenseProblem::from),
+                            Some(key) => {
+                                verify_license_claims_with(&token, key, id, &instance, now)
+                                    .map_err(LicenseProblem::from)
+                            }
                             None => Err(LicenseProblem::NoTrustedKey),
                         };
                         match checked {
@@ -598,7 +595,7 @@ impl MarketplaceService {
     async fn check_license(
         &self,
         package: &VerifiedPackage,
-        key: &PublicKey,
+        key: &MarketplaceKeys,
     ) -> Result<Option<LicenseRecord>, MarketplaceError> {
         let plugin = &package.package.manifest.plugin;
         let id = plugin.id.as_str();
@@ -636,9 +633,8 @@ impl MarketplaceService {
                         "the renewed license to {id} carries no token"
                     )))
                 })?;
-                let (_, claims) =
-                    verify_license_claims(&token, key.verifying_key(), id, &instance, now)
-                        .map_err(|e| refused(LicenseProblem::Invalid(e)))?;
+                let (_, claims) = verify_license_claims_with(&token, key, id, &instance, now)
+                    .map_err(|e| refused(LicenseProblem::Invalid(e)))?;
                 let renew_after = renew_after_of(&view, &claims);
                 Ok(Some(LicenseRecord::with_token(token, &claims, renew_after)))
             }
@@ -774,12 +770,23 @@ impl MarketplaceService {
     ) -> Result<Outcome, MarketplaceError> {
         let client = &self.inner.client;
         let mut trust = self.trust().await?;
-        let presented = client.marketplace_key().await?;
-        if presented != *trust.marketplace_key() {
-            return Err(MarketplaceError::KeyMismatch {
-                trusted: trust.marketplace_key().id().to_string(),
-                presented: presented.id().to_string(),
-            });
+        let (presented, chain) = client.marketplace_keys().await?;
+        match &chain {
+            // Signed by the pinned root (or the root the pinned first key
+            // endorsed) and extending the chain trusted before.
+            Some(chain) => trust.accept_chain(chain).map_err(|e| match e {
+                VerifyError::KeyChain(ChainError::UntrustedRoot { trusted, presented }) => {
+                    MarketplaceError::KeyMismatch { trusted, presented }
+                }
+                other => MarketplaceError::Verify(other),
+            })?,
+            None if presented != *trust.marketplace_key() => {
+                return Err(MarketplaceError::KeyMismatch {
+                    trusted: trust.marketplace_key().id().to_string(),
+                    presented: presented.id().to_string(),
+                });
+            }
+            None => {}
         }
         let now = unix_now();
         let timestamp = client.timestamp().await?;
@@ -862,10 +869,10 @@ impl MarketplaceService {
                     MarketplaceError::Corrupt(s.to_string())
                 }
             })?;
-        let key = trust.marketplace_key().clone();
+        let keys = trust.keys().clone();
         let mut renewed = Vec::new();
         for package in &verified {
-            if let Some(record) = self.check_license(package, &key).await? {
+            if let Some(record) = self.check_license(package, &keys).await? {
                 renewed.push(record);
             }
         }

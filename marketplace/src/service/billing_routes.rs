@@ -702,6 +702,8 @@ pub struct LicenseList {
 }
 
 fn license_view(state: &AppState, entitlement: Entitlement, now: i64) -> ApiResult<LicenseView> {
+    // A license is checked against the online key valid at its issue time.
+    let now = now.max(state.notary().signs_from());
     if !entitlement.active {
         return Ok(LicenseView {
             plugin: entitlement.package_id,

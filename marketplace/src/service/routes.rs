@@ -214,23 +214,38 @@ pub(crate) async fn health(State(state): State<AppState>) -> (StatusCode, Json<H
 /// The Marketplace's public key.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MarketplaceKey {
-    /// Key id.
+    /// The online key's id: what signs now.
     pub key_id: String,
-    /// The key, 64 hex digits.
+    /// The online key, 64 hex digits.
     pub public_key: String,
-    /// The key in the public key-file format.
+    /// The online key in the public key-file format.
     pub key_file: String,
+    /// The root key's id: what clients pin.
+    pub root_key_id: Option<String>,
+    /// The root key, 64 hex digits.
+    pub root_key: Option<String>,
+    /// The root's certificates of every online key with the time from which
+    /// each signs, and the first online key's endorsement of the root (a
+    /// `KeyChain`, see the `rotation` module).
+    #[schema(value_type = Option<Object>)]
+    pub chain: Option<crate::rotation::KeyChain>,
 }
 
-/// The key that signs logs, countersignatures and timestamps.
+/// The keys that sign logs, countersignatures, timestamps and licenses:
+/// the online key now, the root clients pin, and the chain between them.
 #[utoipa::path(get, path = "/marketplace-key", tag = "transparency",
     responses((status = 200, body = MarketplaceKey)))]
 pub(crate) async fn marketplace_key(State(state): State<AppState>) -> Json<MarketplaceKey> {
-    let key = state.notary().public_key();
+    let notary = state.notary();
+    let key = notary.public_key();
+    let chain = notary.chain();
     Json(MarketplaceKey {
         key_id: key.id().to_string(),
         public_key: key.to_hex(),
         key_file: key.to_file(),
+        root_key_id: chain.map(|c| c.root.id().to_string()),
+        root_key: chain.map(|c| c.root.to_hex()),
+        chain: chain.cloned(),
     })
 }
 

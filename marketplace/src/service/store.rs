@@ -941,21 +941,32 @@ impl Store {
         event: LogEvent,
     ) -> Result<LogEntry, sqlx::Error> {
         let row = sqlx::query(
-            "SELECT seq, hash FROM log_entries WHERE package_id = $1 ORDER BY seq DESC LIMIT 1",
+            "SELECT seq, hash, entry FROM log_entries WHERE package_id = $1 ORDER BY seq DESC LIMIT 1",
         )
         .bind(package_id)
         .fetch_optional(&mut **tx)
         .await?;
         let head = row
-            .map(|r| -> Result<LogHead, sqlx::Error> {
+            .map(|r| -> Result<(LogHead, i64), sqlx::Error> {
                 let seq: i64 = r.try_get("seq")?;
-                Ok(LogHead {
-                    len: seq as u64 + 1,
-                    hash: r.try_get("hash")?,
-                })
+                let entry: String = r.try_get("entry")?;
+                let previous: LogEntry =
+                    serde_json::from_str(&entry).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+                Ok((
+                    LogHead {
+                        len: seq as u64 + 1,
+                        hash: r.try_get("hash")?,
+                    },
+                    previous.time,
+                ))
             })
             .transpose()?;
-        let entry = notary.append(package_id, head.as_ref(), now, event);
+        // Entry times never decrease along a log (a clock stepping back
+        // must not break replay, see `log::replay`).
+        let time = head
+            .as_ref()
+            .map_or(now, |(_, previous)| now.max(*previous));
+        let entry = notary.append(package_id, head.as_ref().map(|(h, _)| h), time, event);
         let json = serde_json::to_string(&entry).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         sqlx::query(
             "INSERT INTO log_entries (package_id, seq, hash, entry) VALUES ($1, $2, $3, $4)",

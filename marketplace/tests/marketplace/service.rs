@@ -4,6 +4,7 @@
 use cap_marketplace::client::key_change_authorization;
 use cap_marketplace::keys::SecretKey;
 use cap_marketplace::log::{LogEntry, SignedTimestamp};
+use cap_marketplace::rotation::{ChainError, KeyChain};
 use cap_marketplace::service::rate_limit::RateLimit;
 use cap_marketplace::service::routes::{
     KEY_ID_HEADER, PACKAGE_ID_HEADER, PACKAGE_VERSION_HEADER, SIGNATURE_HEADER, key_proof_message,
@@ -19,6 +20,7 @@ use sha2::{Digest, Sha256};
 use crate::support::{PgDb, now, pack, pack_version};
 
 struct Harness {
+    config: MarketplaceConfig,
     server: Option<RunningMarketplace>,
     http: reqwest::Client,
     base: String,
@@ -41,11 +43,12 @@ impl Harness {
         let mut config = MarketplaceConfig::new(dir.path());
         config.database_url = pg.as_ref().map(|p| p.url.clone());
         configure(&mut config);
-        let server = MarketplaceServer::bind(config)
+        let server = MarketplaceServer::bind(config.clone())
             .await
             .expect("binds")
             .spawn();
         Harness {
+            config,
             base: format!("{}/api/v1", server.url()),
             server: Some(server),
             http: reqwest::Client::new(),
@@ -65,6 +68,27 @@ impl Harness {
         if let Some(pg) = self.pg.take() {
             pg.drop_db().await;
         }
+    }
+
+    /// Stops the server (the data stays).
+    async fn stop_server(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await.expect("stops cleanly");
+        }
+    }
+
+    /// Stops the server and starts it again on the same data and database
+    /// (on another port).
+    async fn restart(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await.expect("stops cleanly");
+        }
+        let server = MarketplaceServer::bind(self.config.clone())
+            .await
+            .expect("binds again")
+            .spawn();
+        self.base = format!("{}/api/v1", server.url());
+        self.server = Some(server);
     }
 
     fn url(&self, path: &str) -> String {
@@ -1203,3 +1227,238 @@ on_sqlite_and_postgres!(
     a_token_alone_adds_only_the_first_key,
     revocations_are_signed_fresh_and_do_not_reach_back,
 );
+
+// ------------------------------------------------------ key rotation
+
+async fn key_chain(h: &Harness) -> (cap_marketplace::PublicKey, KeyChain) {
+    let (status, body) = h.get("/marketplace-key").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let root = cap_marketplace::PublicKey::from_hex(body["root_key"].as_str().expect("root"))
+        .expect("root hex");
+    let chain: KeyChain = serde_json::from_value(body["chain"].clone()).expect("chain JSON");
+    (root, chain)
+}
+
+fn root_of(h: &Harness) -> SecretKey {
+    SecretKey::read(&cap_marketplace::server::default_root_key_path(
+        &h.config.data_dir,
+    ))
+    .expect("the first start wrote the root key")
+}
+
+async fn rotation_keeps_old_releases_and_signs_new_ones_with_the_new_key(mut h: Harness) {
+    let author = SecretKey::generate().expect("key");
+    let token = h.publisher("acme", &author).await;
+    let (v1, v1_bytes) = pack_version("discord-webhook", "1.0.0");
+    let (status, body) = h.publish(&token, &author, &v1, &v1_bytes, "").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // A client pins the root and installs 1.0.0.
+    let (root, chain) = key_chain(&h).await;
+    assert_eq!(root, *h.server.as_ref().expect("running").root_key());
+    let mut store = TrustStore::in_memory(root.clone());
+    store.accept_chain(&chain).expect("the first chain");
+    let v1_version = semver::Version::new(1, 0, 0);
+    let log = h.log("discord-webhook").await;
+    let ts = h.timestamp().await;
+    store
+        .verify_download(
+            &ts,
+            Download {
+                package: "discord-webhook",
+                version: &v1_version,
+                bytes: &v1_bytes,
+                log: &log,
+            },
+            now(),
+        )
+        .expect("1.0.0 verifies");
+    let old_key = h.key();
+    // What an attacker who stole the old online key holds.
+    let stolen = SecretKey::read(&h.config.data_dir.join("marketplace.key")).expect("old key");
+    assert_eq!(*stolen.public(), old_key);
+
+    // The admin rotates while the Marketplace is down, then starts it.
+    h.stop_server().await;
+    let certificate =
+        cap_marketplace::server::rotate_online_key(&h.config.data_dir, &root_of(&h), now())
+            .expect("rotates");
+    assert_eq!(certificate.serial, 2);
+    h.restart().await;
+    let new_key = h.key();
+    assert_ne!(new_key, old_key);
+    assert_eq!(certificate.online_key, new_key);
+    // Entries logged after the rotation take a later time than its start.
+    wait_past(certificate.valid_from).await;
+    let (v2, v2_bytes) = pack_version("discord-webhook", "1.1.0");
+    let (status, body) = h.publish(&token, &author, &v2, &v2_bytes, "").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // The client follows the new chain: the log holds entries by both
+    // keys and the timestamp is by the new one.
+    let (same_root, chain) = key_chain(&h).await;
+    assert_eq!(same_root, root);
+    store.accept_chain(&chain).expect("the rotated chain");
+    let log = h.log("discord-webhook").await;
+    let ts = h.timestamp().await;
+    let v2_version = semver::Version::new(1, 1, 0);
+    store
+        .verify_download(
+            &ts,
+            Download {
+                package: "discord-webhook",
+                version: &v2_version,
+                bytes: &v2_bytes,
+                log: &log,
+            },
+            now(),
+        )
+        .expect("1.1.0 verifies across the rotation");
+
+    // The rotated-away key signs nothing any more: not a timestamp ...
+    let old_notary = cap_marketplace::Notary::new(stolen);
+    let forged_ts = old_notary.timestamp(ts.body.heads.clone(), now(), 3600);
+    assert_eq!(
+        store.check_timestamp(&forged_ts, now()),
+        Err(VerifyError::BadTimestampSignature)
+    );
+    // ... nor a log entry appended after the rotation.
+    let head = cap_marketplace::LogHead {
+        len: log.len() as u64,
+        hash: log.last().expect("entries").hash(),
+    };
+    let mut forged_log = log.clone();
+    forged_log.push(old_notary.append(
+        "discord-webhook",
+        Some(&head),
+        now(),
+        cap_marketplace::LogEvent::Yank {
+            version: v2_version.clone(),
+            reason: "forged".into(),
+        },
+    ));
+    assert!(matches!(
+        store.check_log("discord-webhook", &forged_log, &ts),
+        Err(VerifyError::BadLogSignature { seq, .. }) if seq == log.len() as u64
+    ));
+    // A chain rolled back to before the rotation is refused.
+    let (_, mut rolled_back) = key_chain(&h).await;
+    rolled_back.certificates.truncate(1);
+    assert!(matches!(
+        store.accept_chain(&rolled_back),
+        Err(VerifyError::KeyChain(ChainError::RolledBack { serial: 2 }))
+    ));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_rotated_online_key_is_followed_by_a_client_pinning_the_root_on_sqlite() {
+    rotation_keeps_old_releases_and_signs_new_ones_with_the_new_key(Harness::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn a_rotated_online_key_is_followed_by_a_client_pinning_the_root_on_postgres() {
+    rotation_keeps_old_releases_and_signs_new_ones_with_the_new_key(
+        Harness::start(true, RateLimit::default()).await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_client_that_pinned_the_first_online_key_follows_the_root_it_endorsed() {
+    let h = Harness::sqlite().await;
+    let first = h.key();
+    let (root, chain) = key_chain(&h).await;
+    assert_ne!(root, first);
+    // A trust store written before roots existed pins the online key.
+    let mut store = TrustStore::in_memory(first.clone());
+    store
+        .accept_chain(&chain)
+        .expect("endorsed by the pinned key");
+    assert_eq!(store.keys().current(), &first);
+    // A chain from another root certifying the same key is not endorsed.
+    let impostor = SecretKey::generate().expect("key");
+    let mut forged = chain.clone();
+    forged.root = impostor.public().clone();
+    let mut fresh = TrustStore::in_memory(first);
+    assert!(matches!(
+        fresh.accept_chain(&forged),
+        Err(VerifyError::KeyChain(_))
+    ));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_rotation_with_another_root_key_is_refused_and_changes_nothing() {
+    let mut h = Harness::sqlite().await;
+    h.stop_server().await;
+    let before = std::fs::read(h.config.data_dir.join("marketplace-keys.json")).expect("chain");
+    let key_before = std::fs::read(h.config.data_dir.join("marketplace.key")).expect("key");
+    let other = SecretKey::generate().expect("key");
+    let error = cap_marketplace::server::rotate_online_key(&h.config.data_dir, &other, now())
+        .expect_err("another root");
+    assert!(
+        error.to_string().contains("is not this chain's root"),
+        "{error}"
+    );
+    assert_eq!(
+        std::fs::read(h.config.data_dir.join("marketplace-keys.json")).expect("chain"),
+        before
+    );
+    assert_eq!(
+        std::fs::read(h.config.data_dir.join("marketplace.key")).expect("key"),
+        key_before
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_rotation_while_the_marketplace_runs_is_refused() {
+    let h = Harness::sqlite().await;
+    let root = root_of(&h);
+    let error = cap_marketplace::server::rotate_online_key(&h.config.data_dir, &root, now())
+        .expect_err("the Marketplace runs");
+    assert!(
+        matches!(error, cap_marketplace::server::ServerError::InUse(_)),
+        "{error}"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_marketplace_whose_key_the_chain_does_not_certify_refuses_to_start() {
+    let mut h = Harness::sqlite().await;
+    let key_path = h.config.data_dir.join("marketplace.key");
+    h.stop_server().await;
+    std::fs::remove_file(&key_path).expect("remove");
+    SecretKey::generate()
+        .expect("key")
+        .write_new(&key_path)
+        .expect("write");
+    let error = MarketplaceServer::bind(h.config.clone())
+        .await
+        .expect_err("an uncertified key");
+    assert!(
+        matches!(
+            error,
+            cap_marketplace::server::ServerError::KeyNotCertified { .. }
+        ),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_rotation_interrupted_before_the_chain_was_written_is_undone_on_start() {
+    let mut h = Harness::sqlite().await;
+    let key = h.key();
+    h.stop_server().await;
+    // A crash right after the new key was written.
+    SecretKey::generate()
+        .expect("key")
+        .write_new(&h.config.data_dir.join("marketplace.key.new"))
+        .expect("write");
+    h.restart().await;
+    assert_eq!(h.key(), key);
+    assert!(!h.config.data_dir.join("marketplace.key.new").exists());
+    h.stop().await;
+}

@@ -59,7 +59,10 @@
 //!   or any permission the token carried is no longer held (a subuser grant
 //!   removed or reduced, a role changed), the browser gets `access revoked`
 //!   with the reason and the socket closes. A browser that may still use
-//!   the console fetches a fresh token and reconnects.
+//!   the console fetches a fresh token and reconnects. A socket opened with
+//!   a login session's token also closes when that session reaches its
+//!   absolute lifetime (`[auth] session-lifetime-days`), changed database
+//!   or not.
 //!
 //! Principals from an authenticator that records no credential (tests'
 //! own) cannot be asked again; for them only the server access is
@@ -293,6 +296,7 @@ pub async fn socket(
                 claims: None,
                 principal: None,
                 checked_at: None,
+                session_ends_at: None,
             }
             .run(socket)
             .await;
@@ -309,6 +313,9 @@ struct Viewer {
     /// The database version access was last checked at (`None`: never, or
     /// a backend without versions, which checks every time).
     checked_at: Option<ReadVersion>,
+    /// When the login session behind the token reaches its absolute
+    /// lifetime (`None`: an API key, or a principal without a session).
+    session_ends_at: Option<time::OffsetDateTime>,
 }
 
 /// Why a socket's caller may no longer use it.
@@ -442,6 +449,15 @@ impl Viewer {
                         .await;
                     return false;
                 }
+                self.session_ends_at = match self.session_end(&principal).await {
+                    Ok(end) => end,
+                    Err(()) => {
+                        let _ = sink
+                            .send(frame("jwt error", json!(["the database is unavailable"])))
+                            .await;
+                        return false;
+                    }
+                };
                 self.claims = Some(claims);
                 self.principal = Some(principal);
                 self.checked_at = None;
@@ -491,8 +507,29 @@ impl Viewer {
         sink.send(reply).await.is_ok()
     }
 
+    /// When `principal`'s login session reaches its absolute lifetime.
+    async fn session_end(&self, principal: &Principal) -> Result<Option<time::OffsetDateTime>, ()> {
+        let (Some(crate::http::Credential::Session(session_id)), Some(identity)) =
+            (principal.credential(), self.state.identity())
+        else {
+            return Ok(None);
+        };
+        let lifetime = time::Duration::try_from(identity.options().session_lifetime)
+            .unwrap_or(time::Duration::MAX);
+        let started = crate::identity::users::session_started_at(self.state.db(), session_id)
+            .await
+            .map_err(|_| ())?;
+        Ok(started.map(|started| started.saturating_add(lifetime)))
+    }
+
     /// The caller and their access to the server as the database says now.
     async fn access_now(&self) -> Result<(server::Server, access::ServerAccess), Revoked> {
+        if self
+            .session_ends_at
+            .is_some_and(|end| time::OffsetDateTime::now_utc() >= end)
+        {
+            return Err(Revoked::Credential);
+        }
         let db = self.state.db();
         let Some(principal) = &self.principal else {
             return Err(Revoked::Credential);
@@ -515,6 +552,13 @@ impl Viewer {
     /// Checks, if the database changed since the last check, that the
     /// caller still holds every permission the token carried.
     async fn revalidate(&mut self) -> Result<(), Revoked> {
+        // The session's end comes with time, not with a database change.
+        if self
+            .session_ends_at
+            .is_some_and(|end| time::OffsetDateTime::now_utc() >= end)
+        {
+            return Err(Revoked::Credential);
+        }
         let version = self
             .state
             .db()

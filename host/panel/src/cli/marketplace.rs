@@ -7,6 +7,10 @@
 //! giving only one of them is an error rather than a Marketplace that
 //! silently sells nothing. `--stripe-api-base` points the Stripe client at
 //! another server (a local stub in tests).
+//!
+//! `cap marketplace rotate-key` replaces the online signing key with a new
+//! one certified by the root key (see `cap_marketplace::rotation`); Panels
+//! that pinned the root follow it without any change on their side.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,11 +18,14 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use cap_marketplace::billing::BillingConfig;
 use cap_marketplace::{MarketplaceConfig, MarketplaceServer};
-use clap::Args;
+use clap::{Args, Subcommand};
 
 /// Flags of `cap marketplace`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct MarketplaceArgs {
+    #[command(subcommand)]
+    command: Option<MarketplaceCommand>,
     /// Address to listen on
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8090")]
     listen: SocketAddr,
@@ -74,6 +81,47 @@ pub(crate) struct MarketplaceArgs {
         hide_env_values = true
     )]
     admin_token: Option<String>,
+}
+
+/// Maintenance subcommands of `cap marketplace`.
+#[derive(Debug, Subcommand)]
+enum MarketplaceCommand {
+    /// Replace the online signing key with a fresh one certified by the
+    /// root key, effective now; restart the Marketplace afterwards
+    RotateKey(RotateKeyArgs),
+}
+
+/// Flags of `cap marketplace rotate-key`.
+#[derive(Debug, Args)]
+struct RotateKeyArgs {
+    /// The Marketplace's data directory
+    #[arg(long, value_name = "DIR", default_value = "./data/marketplace")]
+    data: PathBuf,
+    /// The root key file [default: DATA/marketplace-root.key, where the
+    /// first start wrote it]
+    #[arg(long, value_name = "FILE")]
+    root_key: Option<PathBuf>,
+}
+
+fn rotate_key(args: RotateKeyArgs) -> anyhow::Result<()> {
+    let root_path = args
+        .root_key
+        .unwrap_or_else(|| cap_marketplace::server::default_root_key_path(&args.data));
+    let root = cap_marketplace::SecretKey::read(&root_path)
+        .with_context(|| format!("reading the root key {}", root_path.display()))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the clock is before 1970")?
+        .as_secs() as i64;
+    let certificate = cap_marketplace::server::rotate_online_key(&args.data, &root, now)
+        .context("rotating the Marketplace key")?;
+    println!(
+        "New online key {} (certificate {}, valid from {}); restart the Marketplace to sign with it",
+        certificate.online_key.id(),
+        certificate.serial,
+        certificate.valid_from
+    );
+    Ok(())
 }
 
 /// Parses a percentage with up to two decimals (`15`, `12.5`, `0.25`)
@@ -146,6 +194,9 @@ impl MarketplaceArgs {
 }
 
 pub(crate) fn run(args: MarketplaceArgs) -> anyhow::Result<()> {
+    if let Some(MarketplaceCommand::RotateKey(rotate)) = args.command {
+        return rotate_key(rotate);
+    }
     let billing = args.billing()?;
     let mut config = MarketplaceConfig::new(args.data);
     config.listen = args.listen;

@@ -217,7 +217,7 @@ pub(crate) fn serve(
             let running = server.spawn();
             if config.marketplace_url.is_none() {
                 config.marketplace_url = Some(running.url());
-                config.marketplace_key = Some(running.public_key().to_hex());
+                config.marketplace_key = Some(running.root_key().to_hex());
             }
             Some(running)
         } else {

@@ -23,7 +23,10 @@ use std::sync::Arc;
 
 use cap_marketplace::TrustStore;
 use cap_marketplace::keys::PublicKey;
-use cap_marketplace::license::{LicenseClaims, LicenseError, LicenseStatus, verify_license_claims};
+use cap_marketplace::license::{
+    LicenseClaims, LicenseError, LicenseStatus, verify_license_claims_with,
+};
+use cap_marketplace::rotation::MarketplaceKeys;
 use cap_runtime::Manifest;
 use cap_runtime::capabilities::BoxFuture;
 use time::OffsetDateTime;
@@ -316,17 +319,25 @@ pub(crate) async fn save_license(db: &Database, row: &LicenseRecord) -> Result<(
 
 // ---------------------------------------------------------------- checks
 
-/// The Marketplace key licenses are checked against: the configured one,
-/// else the one the stored trust state pinned.
-pub(crate) async fn trusted_key(
+/// The Marketplace keys licenses are checked against: the online keys over
+/// time of the stored trust state (its key chain, verified against the
+/// pinned key) when it pins the configured key or nothing is configured;
+/// else the configured key alone.
+pub(crate) async fn trusted_keys(
     db: &Database,
     configured: Option<&PublicKey>,
-) -> Result<Option<PublicKey>, DbError> {
-    if let Some(key) = configured {
-        return Ok(Some(key.clone()));
-    }
+) -> Result<Option<MarketplaceKeys>, DbError> {
     let stored = store::marketplace_state(db, super::TRUST).await?;
-    Ok(stored.and_then(|text| TrustStore::trusted_key_in(&text).ok()))
+    let stored = stored.and_then(|text| {
+        let pinned = TrustStore::trusted_key_in(&text).ok()?;
+        TrustStore::from_json(&text, pinned).ok()
+    });
+    Ok(match (stored, configured) {
+        (Some(store), None) => Some(store.keys().clone()),
+        (Some(store), Some(key)) if store.marketplace_key() == key => Some(store.keys().clone()),
+        (_, Some(key)) => Some(MarketplaceKeys::single(key.clone())),
+        (None, None) => None,
+    })
 }
 
 /// Checks `plugin`'s stored license offline: the token's signature with
@@ -334,7 +345,7 @@ pub(crate) async fn trusted_key(
 pub fn check_record(
     plugin: &str,
     record: Option<&LicenseRecord>,
-    key: Option<&PublicKey>,
+    keys: Option<&MarketplaceKeys>,
     instance: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<(LicenseStatus, LicenseClaims), LicenseProblem> {
@@ -359,13 +370,9 @@ pub fn check_record(
             });
         }
     };
-    let key = key.ok_or(LicenseProblem::NoTrustedKey)?;
-    Ok(verify_license_claims(
-        token,
-        key.verifying_key(),
-        plugin,
-        instance,
-        now,
+    let keys = keys.ok_or(LicenseProblem::NoTrustedKey)?;
+    Ok(verify_license_claims_with(
+        token, keys, plugin, instance, now,
     )?)
 }
 
@@ -388,11 +395,11 @@ pub(crate) async fn verify_offline(
         Some(url) => instance(db, url).await?.map(|(id, _)| id),
         None => None,
     };
-    let key = trusted_key(db, configured_key).await?;
+    let keys = trusted_keys(db, configured_key).await?;
     Ok(check_record(
         plugin,
         record,
-        key.as_ref(),
+        keys.as_ref(),
         instance.as_deref(),
         OffsetDateTime::now_utc(),
     ))
@@ -498,7 +505,9 @@ mod tests {
                      key: Option<&PublicKey>,
                      instance: Option<&str>,
                      now: i64| {
-            check_record("quota-guard", record, key, instance, at(now)).map_err(|e| e.check())
+            let keys = key.map(|k| MarketplaceKeys::single(k.clone()));
+            check_record("quota-guard", record, keys.as_ref(), instance, at(now))
+                .map_err(|e| e.check())
         };
         assert!(matches!(
             check(Some(&row), Some(public), Some("panel-1"), 1_200),
@@ -541,7 +550,7 @@ mod tests {
         let problem = check_record(
             "quota-guard",
             Some(&revoked),
-            Some(public),
+            Some(&MarketplaceKeys::single(public.clone())),
             Some("panel-1"),
             at(1),
         )

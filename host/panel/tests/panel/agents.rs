@@ -389,11 +389,12 @@ async fn a_server_goes_from_install_to_ready_to_stopped_through_a_real_agent_and
             f["event"] == "console event" && f["args"][0]["kind"] == "ready"
         })
         .await;
-    assert!(
-        console.lines().iter().any(|l| l == "READY"),
-        "{:?}",
-        console.lines()
-    );
+    // The line and the event travel in separate frames: under load the
+    // event may be read first.
+    eventually("the READY line", || async {
+        console.lines().iter().any(|l| l == "READY").then_some(())
+    })
+    .await;
     server_state(panel, server, "running").await;
     console
         .wait_for("stats", |f| {
@@ -1044,5 +1045,27 @@ crate::support::on_every_database! {
         second.wait_for("access revoked", |f| f["event"] == "access revoked").await;
         eventually("the socket closing", || async { second.closed().then_some(()) }).await;
         assert_eq!(site.console_commands().await, 1, "nothing was queued after either");
+    }
+}
+
+crate::support::on_every_database! {
+    async fn a_console_socket_closes_when_its_session_reaches_its_absolute_lifetime(db: &TestDb) {
+        let site = revocable(db).await;
+        // Sam's first session started 30 days (the default lifetime) less
+        // four seconds ago; nothing in the database changes after this.
+        let ends_in = std::time::Duration::from_secs(4);
+        let lifetime = cap_panel::identity::DEFAULT_SESSION_LIFETIME;
+        let started = time::OffsetDateTime::now_utc() - lifetime + ends_in;
+        let micros = started.unix_timestamp_nanos() / 1_000;
+        db.execute_raw(&format!("UPDATE sessions SET created_at = {micros}"))
+            .await
+            .expect("backdates the sessions");
+        let console = site.console(0).await;
+        let accepted = answer_to_command(&console, "say before the end").await.expect("an answer");
+        assert_eq!(accepted["event"], "command accepted", "{accepted:#}");
+        let revoked = console.wait_for("access revoked", |f| f["event"] == "access revoked").await;
+        assert!(revoked["args"][0].as_str().is_some_and(|m| m.contains("session ended")), "{revoked:#}");
+        eventually("the socket closing", || async { console.closed().then_some(()) }).await;
+        assert_eq!(site.console_commands().await, 1, "nothing was queued after the end");
     }
 }

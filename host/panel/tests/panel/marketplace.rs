@@ -474,10 +474,89 @@ async fn a_panel_pinned_to_another_marketplace_key_refuses_the_marketplace() {
         problem["detail"]
             .as_str()
             .expect("detail")
-            .contains(market.server.public_key().id().as_str())
+            .contains(market.server.root_key().id().as_str())
     );
     assert!(installed(&panel).await.is_empty());
     panel.stop().await.expect("stops");
+}
+
+/// One Panel pinning the Marketplace's root installs `quota-guard` 1.0.0;
+/// the Marketplace's admin rotates its online key and restarts it on the
+/// same address; the Panel updates to 1.1.0, whose log holds entries by
+/// both keys, with no change on its side.
+async fn a_panel_follows_a_rotated_marketplace_key(db: &TestDb, pin_root: bool) {
+    let MarketplaceWithPublisher {
+        server,
+        client: market,
+        token,
+        key,
+        dir,
+    } = MarketplaceWithPublisher::start_with(3600, None).await;
+    publish_signed(&market, &token, &key, &guard("1.0.0", "")).await;
+    let addr = server.local_addr();
+    let config = Config {
+        marketplace_url: Some(server.url()),
+        // Pinned by hand, or trusted on first use (then it is the root too).
+        marketplace_key: pin_root.then(|| server.root_key().to_hex()),
+        ..db.config()
+    };
+    let panel = Panel::builder(config)
+        .authenticator(domain_tokens())
+        .bind()
+        .await
+        .expect("the Panel starts")
+        .spawn();
+    ok_json(
+        install(
+            &panel,
+            json!({"package": "quota-guard", "requirement": "1", "grants": guard_grants()}),
+        )
+        .await,
+    )
+    .await;
+    let old_key = server.public_key().clone();
+    server.stop().await.expect("stops");
+
+    let root = SecretKey::read(&cap_marketplace::server::default_root_key_path(dir.path()))
+        .expect("the root key");
+    let certificate =
+        cap_marketplace::server::rotate_online_key(dir.path(), &root, unix_now()).expect("rotates");
+    let mut config = MarketplaceConfig::new(dir.path());
+    config.listen = addr;
+    config.admin_token = Some(crate::support::MARKETPLACE_ADMIN_TOKEN.into());
+    let server = MarketplaceServer::bind(config)
+        .await
+        .expect("binds on the same address")
+        .spawn();
+    assert_ne!(*server.public_key(), old_key);
+    assert_eq!(*server.public_key(), certificate.online_key);
+    publish_signed(&market, &token, &key, &guard("1.1.0", "")).await;
+
+    let response = call(
+        &panel,
+        reqwest::Method::POST,
+        "/api/v1/marketplace/update",
+        None,
+    )
+    .await;
+    ok_json(response).await;
+    assert_eq!(
+        installed(&panel).await,
+        [("quota-guard".to_owned(), "1.1.0".to_owned())]
+    );
+    panel.stop().await.expect("stops");
+    server.stop().await.expect("stops");
+}
+
+on_every_database! {
+    async fn a_panel_pinning_the_root_follows_a_rotated_marketplace_key(db: &TestDb) {
+        a_panel_follows_a_rotated_marketplace_key(db, true).await;
+    }
+}
+
+#[tokio::test]
+async fn a_panel_that_trusted_the_marketplace_on_first_use_follows_a_rotated_key() {
+    a_panel_follows_a_rotated_marketplace_key(&TestDb::sqlite().await, false).await;
 }
 
 #[tokio::test]
