@@ -19,7 +19,7 @@ flooders=${1:-50}; lines=${2:-1000000}; rate=${3:-200}; servers=${4:-200}; secs=
 # BUILD=0 runs the binaries already in target/release (on a shared machine,
 # without waiting for cargo's lock or rebuilding someone's work in progress).
 if [ "${BUILD:-1}" != 0 ]; then
-  cargo build --release --locked -p cap-panel --bin cap --example console_watch
+  cargo build --release --locked -p cap-cli -p cap-panel --bin cap --example console_watch
   cargo build --release --locked -p cap-standin-game
 fi
 work=$(mktemp -d)

@@ -12,7 +12,7 @@ secs=${1:-10}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk"; exit 1; }
 # BUILD=0 runs the binaries already in target/release.
 if [ "${BUILD:-1}" != 0 ]; then
-  cargo build --release --locked -p cap-panel --bin cap --example bare_servers
+  cargo build --release --locked -p cap-cli -p cap-panel --bin cap --example bare_servers
 fi
 work=$(mktemp -d)
 trap 'kill ${panel:-} ${bare:-} 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -1,5 +1,6 @@
-//! Test support: builds the real example plugins once per test process and
-//! loads them into a runtime.
+//! Test support: builds the real example plugins once per test process,
+//! loads them into a runtime or packs them, and finds the `cap` binary for
+//! the crates whose tests run it but do not build it.
 //!
 //! The plugins live in their own cargo workspace (`example-plugins/`, built
 //! for `wasm32-wasip2`); tests build it with the same cargo that runs them,
@@ -17,6 +18,33 @@ pub fn repo_root() -> PathBuf {
         .parent()
         .expect("tests/ has a parent")
         .to_path_buf()
+}
+
+/// The `cap` binary of the build running this test:
+/// `<target>/<profile>/cap`, above the `deps/` directory holding the test
+/// executable.
+///
+/// Only `cap-cli`'s own tests get `CARGO_BIN_EXE_cap`; the other crates'
+/// tests run the binary `cargo test --workspace` builds with them (it builds
+/// `cap-cli`'s tests, and with them its binary, before it runs any test).
+///
+/// # Panics
+///
+/// When the binary is not there (`cargo test -p <another crate>` does not
+/// build it), naming the command that builds it.
+pub fn cap_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test executable is in <target>/<profile>/deps");
+    let cap = profile.join(format!("cap{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        cap.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace`, or build it with `cargo build -p cap-cli`",
+        cap.display()
+    );
+    cap
 }
 
 /// Builds `cap-standin-game`, the game-server stand-in, once per process
@@ -72,6 +100,26 @@ pub fn example_plugins() -> &'static Path {
 pub fn component(name: &str) -> Vec<u8> {
     let file = example_plugins().join(format!("{}.wasm", name.replace('-', "_")));
     std::fs::read(&file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()))
+}
+
+/// Example plugin `name` as a `.cap` package: its `plugin.toml`, its
+/// component and its `assets/`, packed by the writer `cap plugin pack`
+/// uses.
+pub fn package(name: &str) -> Vec<u8> {
+    let dir = repo_root().join("example-plugins").join(name);
+    let file = dir.join("plugin.toml");
+    let manifest =
+        std::fs::read(&file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
+    let assets = cap_runtime::package::read_assets(&dir.join("assets"))
+        .unwrap_or_else(|e| panic!("reading the assets of {name}: {e}"));
+    let (_, bytes) = cap_runtime::Package::build(
+        manifest,
+        component(name),
+        assets,
+        cap_runtime::component::DEFAULT_MAX_COMPONENT_BYTES,
+    )
+    .unwrap_or_else(|e| panic!("packing {name}: {e}"));
+    bytes
 }
 
 /// The parsed `plugin.toml` of example plugin `name`.

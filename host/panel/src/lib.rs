@@ -3,8 +3,12 @@
 //! The Ctrl-Alt-Play Panel: the hub admins and players use. It owns
 //! identity, permissions, nodes, servers, plugins and the event log, and
 //! asks sandboxed WebAssembly plugins (through `cap-runtime`) everything
-//! game-, login- and policy-specific. This crate is the Panel as a library
-//! — so tests and `cap up` can run it in-process — plus the `cap` binary.
+//! game-, login- and policy-specific. This crate is the Panel as a library,
+//! so that tests and `cap up` can run it in-process. The `cap` binary and
+//! its subcommands live apart, in the `cap-cli` crate: the Panel library
+//! depends neither on the Agent (which `cap up` runs beside it) nor on the
+//! plugins the binary carries, and takes no command-line flags (a
+//! [`config::ConfigLayer`] is what a front end fills in).
 //!
 //! This is the foundation the rest of the Panel plugs into:
 //!
@@ -32,6 +36,9 @@
 //!   all or nothing — with the trust state and lockfile in the database;
 //!   paid plugins' licenses fetched, verified offline before every load
 //!   and renewed in the background.
+//! - [`bundled`]: installing the plugin packages an embedder carries (the
+//!   `cap` binary carries the example plugins) through the same validation,
+//!   grant and activation path as an admin's upload.
 //!
 //! Key decisions:
 //!
@@ -87,7 +94,6 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod identity;
-pub mod local_agent;
 pub mod marketplace;
 pub mod plugin_kv;
 pub mod plugins;

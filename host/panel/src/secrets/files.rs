@@ -30,7 +30,8 @@ impl Kind {
     /// on a file; read or write on a directory, whose search bit alone
     /// lets a server's user reach its own directory below without listing
     /// or reading anything else (`cap up` runs its Agent's servers under
-    /// the Panel's data directory, see [`crate::local_agent`]).
+    /// the Panel's data directory: see `local_agent` in the `cap-cli`
+    /// crate).
     fn refused(self) -> u32 {
         match self {
             Kind::Dir => 0o066,

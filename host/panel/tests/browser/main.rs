@@ -1,8 +1,8 @@
 //! The Web UI in a real browser: Debian's headless Chromium, driven over
 //! WebDriver (`chromedriver`) with `fantoccini`, against a Panel started
 //! in-process with identity on and the bundled plugins (local-password,
-//! test-game, quota-guard, player-list) installed the way `cap up`
-//! installs them; where a test starts game servers, a real Agent running
+//! test-game, quota-guard, player-list), packed from their sources,
+//! installed the way `cap up` installs them; where a test starts game servers, a real Agent running
 //! the real `cap-standin-game` (the harness of the Agent tests); where it
 //! installs from a Marketplace, a real one with a publisher (the harness
 //! of the Marketplace tests).
@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cap_agent::node::RunningNode;
-use cap_panel::bundled::{self, BundledPlugin, Quiet};
+use cap_panel::bundled::{self, Bundled, Quiet};
 use cap_panel::config::Config;
 use cap_panel::db::Actor;
 use cap_panel::identity::users::{IdentityLink, NewUser, create_role, create_user_with_roles};
@@ -51,18 +51,14 @@ const UI_WAIT: Duration = Duration::from_secs(20);
 const ENTER: &str = "\u{e007}";
 const TAB: &str = "\u{e004}";
 const ARROW_UP: &str = "\u{e013}";
-/// The bundled plugins of most tests.
-const PLUGINS: &[BundledPlugin] = &[
-    BundledPlugin::LocalPassword,
-    BundledPlugin::TestGame,
-    BundledPlugin::QuotaGuard,
-    BundledPlugin::PlayerList,
-];
+/// The bundled plugins of most tests (example plugins by id; each is
+/// activated on install).
+const PLUGINS: &[&str] = &["local-password", "test-game", "quota-guard", "player-list"];
 
 /// What a test's Panel has.
 struct Setup {
     /// The bundled plugins installed.
-    plugins: &'static [BundledPlugin],
+    plugins: &'static [&'static str],
     /// Whether a real Agent serves the node.
     agent: bool,
     /// The Marketplace the Panel installs from.
@@ -104,7 +100,23 @@ async fn world(setup: Setup) -> World {
         .expect("the Panel starts")
         .spawn();
     let plugins = panel.state().plugins().expect("plugin management runs");
-    bundled::ensure_installed(plugins, setup.plugins, &Quiet)
+    // Each plugin's parts from its sources, as `cap` carries them.
+    let parts: Vec<(&str, String, Vec<u8>)> = setup
+        .plugins
+        .iter()
+        .map(|id| (*id, manifest_text(id), cap_e2e::component(id)))
+        .collect();
+    let packages: Vec<Bundled<'_>> = parts
+        .iter()
+        .map(|(id, manifest, component)| Bundled {
+            id,
+            manifest: manifest.as_bytes(),
+            component,
+            assets: &[],
+            activate_on_install: true,
+        })
+        .collect();
+    bundled::ensure_installed(plugins, &packages, &Quiet)
         .await
         .expect("the bundled plugins install");
     bootstrap_admin(
@@ -949,7 +961,7 @@ async fn an_admin_turns_on_totp_in_the_account_page_signs_in_with_a_code_after_a
  {
     let driver = start_driver();
     let world = world(Setup {
-        plugins: &[BundledPlugin::LocalPassword],
+        plugins: &["local-password"],
         ..Setup::default()
     })
     .await;
@@ -1099,7 +1111,7 @@ async fn an_admin_installs_a_plugin_from_the_marketplace_grants_what_it_requests
     publish(package_with("quota-guard", &version("1.0.0"))).await;
     let driver = start_driver();
     let world = world(Setup {
-        plugins: &[BundledPlugin::LocalPassword],
+        plugins: &["local-password"],
         marketplace_url: Some(market.server.url()),
         ..Setup::default()
     })
@@ -1226,7 +1238,7 @@ async fn a_plugin_putting_markup_and_script_in_its_ui_tree_shows_as_inert_text_a
  {
     let driver = start_driver();
     let world = world(Setup {
-        plugins: &[BundledPlugin::LocalPassword],
+        plugins: &["local-password"],
         ..Setup::default()
     })
     .await;

@@ -14,7 +14,6 @@ mod support;
 mod agents;
 mod api;
 mod audit_log;
-mod cli;
 mod db;
 mod hardening;
 mod identity;

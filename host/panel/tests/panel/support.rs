@@ -612,9 +612,10 @@ pub(crate) async fn publish_signed(
     serde_json::to_value(release).expect("json")
 }
 
-/// The path of the `cap` binary under test.
+/// The path of the `cap` binary under test (built by `cap-cli`, found
+/// beside this test's build).
 pub(crate) fn cap_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_cap"))
+    cap_e2e::cap_binary()
 }
 
 /// Defines one test per backend: `mod $name { on_sqlite, on_postgres,

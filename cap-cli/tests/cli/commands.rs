@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use crate::support::{cap_binary, client};
+use crate::support::{cap_binary, client, private_tempdir};
 
 const STARTUP: Duration = Duration::from_secs(60);
 
@@ -104,7 +104,7 @@ async fn the_panel_command_names_an_invalid_environment_variable_and_fails() {
 /// local node, and a second run re-adopts it.
 #[tokio::test]
 async fn cap_up_starts_a_local_agent_that_runs_a_server_and_readopts_it_after_a_restart() {
-    let dir = crate::support::private_tempdir();
+    let dir = private_tempdir();
     let password = "Up-and-running-42";
     let start = || {
         Command::new(cap_binary())
@@ -123,7 +123,7 @@ async fn cap_up_starts_a_local_agent_that_runs_a_server_and_readopts_it_after_a_
         async move {
             let mut lines = BufReader::new(stdout).lines();
             let mut banner = Vec::new();
-            // Building the bundled plugins on a cold machine takes a while.
+            // Building the stand-in game on a cold machine takes a while.
             while let Ok(Ok(Some(line))) =
                 tokio::time::timeout(Duration::from_secs(600), lines.next_line()).await
             {

@@ -1,11 +1,10 @@
 //! `cap up`: the Panel with its bundled plugins, a local Agent and a
 //! Marketplace on embedded defaults, for a first look on one machine.
 //!
-//! On the first run it builds the example plugins from this source tree
-//! (`example-plugins/`, for `wasm32-wasip2`), installs them through the
-//! Panel's own plugin manager — validation, grant, activation, exactly as an
-//! admin's upload would — and creates the first administrator, printing the
-//! credentials once. Later runs find everything in the data directory and
+//! On the first run it installs the plugins this binary carries
+//! ([`crate::bundled`]) through the Panel's own plugin manager — validation,
+//! grant, activation, exactly as an admin's upload would — and creates the
+//! first administrator, printing the credentials once. Later runs find everything in the data directory and
 //! start at once.
 //!
 //! `cap up` is **single-tenant**, and says so in its output: the Panel, the
@@ -19,9 +18,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use cap_panel::bundled::BundledPlugin;
 use cap_panel::config::{Config, ConfigLayer};
 use clap::Args;
+
+use crate::bundled::BundledPlugin;
 
 /// Flags of `cap up`; the same layering as `cap panel`.
 #[derive(Debug, Args)]
@@ -35,7 +35,7 @@ pub(crate) struct UpArgs {
     /// TOML config file [env: CAP_CONFIG]
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Do not build and install the example plugins on first run.
+    /// Do not install the example plugins on first run.
     #[arg(long)]
     no_examples: bool,
     /// Do not start the local Agent (data under DATA/agent).
@@ -62,10 +62,10 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
     } else {
         &BundledPlugin::ALL
     };
-    super::panel::serve(
+    crate::panel::serve(
         config,
         bundle,
-        super::panel::Extras {
+        crate::panel::Extras {
             marketplace: true,
             agent: !args.no_agent,
         },

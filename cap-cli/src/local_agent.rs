@@ -8,33 +8,40 @@
 //! directory and only reconnect. Console lines are classified by the
 //! Panel's own active game-type plugins (the same sandboxed instances; no
 //! second copy is loaded).
+//!
+//! The stand-in game the bundled `test-game` plugin runs
+//! (`cap-standin-game`, a native program) is not carried by `cap`: on first
+//! use [`ensure_standin`] builds it from the checkout `cap` was built from.
+//! A copied `cap` without that checkout or cargo runs every other game and
+//! says the stand-in is missing.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 
 use cap_agent::node::{NodeError, NodeOptions, RunningNode, measure_resources};
 use cap_agent::{Classifier, Classifiers, PluginClassifier, RuntimeConfig};
 use cap_runtime::PluginKind;
 
-use crate::db::Actor;
-use crate::http::AppState;
-use crate::servers::{NewNode, ServersError, nodes, registration};
+use cap_panel::db::Actor;
+use cap_panel::http::AppState;
+use cap_panel::servers::{NewNode, ServersError, nodes, registration};
 
 /// The local node's name.
-pub const LOCAL_NODE: &str = "local";
+pub(crate) const LOCAL_NODE: &str = "local";
 /// Ports the local node offers on 127.0.0.1.
-pub const LOCAL_PORTS: std::ops::RangeInclusive<u16> = 25565..=25584;
+pub(crate) const LOCAL_PORTS: std::ops::RangeInclusive<u16> = 25565..=25584;
 
 /// Why the local Agent could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum LocalAgentError {
+pub(crate) enum LocalAgentError {
     /// The node, its allocations or its token could not be made.
     #[error("preparing the local node: {0}")]
     Node(#[from] ServersError),
     /// The database failed.
     #[error("preparing the local node: {0}")]
-    Db(#[from] crate::db::DbError),
+    Db(#[from] cap_panel::db::DbError),
     /// The Agent did not start.
     #[error(transparent)]
     Agent(#[from] NodeError),
@@ -45,18 +52,18 @@ pub enum LocalAgentError {
 
 /// Where and how to run the local Agent.
 #[derive(Debug, Clone)]
-pub struct LocalAgentOptions {
+pub(crate) struct LocalAgentOptions {
     /// The Agent's data directory.
-    pub data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// The Panel's URL.
-    pub panel_url: String,
+    pub(crate) panel_url: String,
     /// Extra directories for game programs (see
     /// [`cap_agent::RuntimeConfig::program_dirs`]).
-    pub program_dirs: Vec<PathBuf>,
+    pub(crate) program_dirs: Vec<PathBuf>,
 }
 
 /// Game-type classifiers from the Panel's active plugins.
-pub fn classifiers(state: &AppState) -> Classifiers {
+pub(crate) fn classifiers(state: &AppState) -> Classifiers {
     let mut classifiers = Classifiers::new();
     if let Some(plugins) = state.plugins() {
         for plugin in plugins.active_plugins() {
@@ -76,7 +83,7 @@ pub fn classifiers(state: &AppState) -> Classifiers {
 /// # Errors
 ///
 /// [`LocalAgentError`].
-pub async fn start(
+pub(crate) async fn start(
     state: &AppState,
     options: LocalAgentOptions,
 ) -> Result<RunningNode, LocalAgentError> {
@@ -175,7 +182,7 @@ async fn prepare_node(
 /// bit on every directory above its own. Only the search bit is added
 /// (`0711`): the Panel's files stay unreadable, and the Panel's own check
 /// accepts it.
-fn open_parent_for_servers(agent_dir: &std::path::Path) -> Result<(), LocalAgentError> {
+fn open_parent_for_servers(agent_dir: &Path) -> Result<(), LocalAgentError> {
     #[cfg(unix)]
     if cap_agent::isolation::agent_is_root() {
         use std::os::unix::fs::PermissionsExt as _;
@@ -189,4 +196,71 @@ fn open_parent_for_servers(agent_dir: &std::path::Path) -> Result<(), LocalAgent
     #[cfg(not(unix))]
     let _ = agent_dir;
     Ok(())
+}
+
+/// The name of the game-server stand-in the `test-game` plugin runs.
+pub(crate) const STANDIN: &str = "cap-standin-game";
+
+/// Why the stand-in game is not available.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StandinError {
+    /// `cap` does not run from the checkout it was built from.
+    #[error("{STANDIN} is built from a checkout, and there is none at {}", .0.display())]
+    NoSources(PathBuf),
+    /// `cargo build` failed or could not run.
+    #[error("building {STANDIN} failed: {0}")]
+    Build(String),
+    /// The built program could not be copied into place.
+    #[error("copying {} into place", path.display())]
+    Copy {
+        /// The built program.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Makes sure `bin_dir` holds the `cap-standin-game` program the
+/// `test-game` plugin starts, building it from the checkout `cap` was built
+/// from on first use. Returns its path.
+///
+/// # Errors
+///
+/// [`StandinError`]: no checkout, a failed build, a failed copy.
+pub(crate) fn ensure_standin(bin_dir: &Path) -> Result<PathBuf, StandinError> {
+    let installed = bin_dir.join(STANDIN);
+    if installed.is_file() {
+        return Ok(installed);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let workspace = root.join("Cargo.toml");
+    if !workspace.is_file() {
+        return Err(StandinError::NoSources(root));
+    }
+    // Beside the example plugins' build (`example-plugins/target`), out of
+    // the way of a cargo building this workspace.
+    let target = root.join("example-plugins/target");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--quiet", "-p", STANDIN])
+        .arg("--manifest-path")
+        .arg(&workspace)
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .map_err(|e| StandinError::Build(format!("cannot run cargo: {e}")))?;
+    if !status.success() {
+        return Err(StandinError::Build(format!("cargo exited with {status}")));
+    }
+    let built = target.join("release").join(STANDIN);
+    let copy_error = |source| StandinError::Copy {
+        path: built.clone(),
+        source,
+    };
+    std::fs::create_dir_all(bin_dir).map_err(copy_error)?;
+    let partial = installed.with_extension("partial");
+    std::fs::copy(&built, &partial).map_err(copy_error)?;
+    std::fs::rename(&partial, &installed).map_err(copy_error)?;
+    Ok(installed)
 }

@@ -8,7 +8,7 @@ use cap_runtime::manifest::PluginKind;
 /// The `cap-plugin-sdk` dependency line: a path to this checkout's SDK when
 /// `cap` runs from a source tree, else the registry version.
 pub(super) fn sdk_dependency() -> String {
-    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugin-sdk");
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin-sdk");
     match std::fs::canonicalize(&local) {
         Ok(path) if path.join("Cargo.toml").is_file() => {
             format!(

@@ -4,8 +4,10 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use crate::support::cap_binary;
+
 fn cap(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cap"))
+    Command::new(cap_binary())
         .args(args)
         .env("CAP_LOG", "off")
         .output()
@@ -218,7 +220,7 @@ fn a_scaffolded_plugin_of_every_kind_builds_and_validates() {
             &dir.path().display().to_string(),
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
-        let o = Command::new(env!("CARGO_BIN_EXE_cap"))
+        let o = Command::new(cap_binary())
             .args([
                 "plugin",
                 "build",

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use cap_marketplace::{MarketplaceConfig, MarketplaceServer};
 use cap_panel::Panel;
-use cap_panel::bundled::{self, BundledPlugin, Progress};
+use cap_panel::bundled::{self, Progress};
 use cap_panel::config::{Config, ConfigLayer};
 use cap_panel::identity::bootstrap::{
     ADMIN_USERNAME, BootstrapError, BootstrapOutcome, bootstrap_admin,
@@ -15,6 +15,9 @@ use cap_panel::identity::bootstrap::{
 use cap_panel::identity::rate_limit::Rule;
 use cap_panel::identity::{IdentityOptions, ProviderRegistry};
 use clap::{Args, Subcommand};
+
+use crate::bundled::BundledPlugin;
+use crate::local_agent;
 
 /// Flags of `cap panel`. Each overrides its `CAP_*` variable, which
 /// overrides the config file, which overrides the default.
@@ -61,7 +64,7 @@ pub(crate) enum PanelCommand {
     RotateJwtKey(ReplayArgs),
     /// Browse, install, update, buy and license Marketplace plugins on a
     /// running Panel through its admin API (needs an admin's token).
-    Marketplace(super::panel_marketplace::MarketplaceAdminArgs),
+    Marketplace(crate::panel_marketplace::MarketplaceAdminArgs),
 }
 
 /// Flags of `cap panel replay` and `cap panel rotate-jwt-key`, with the same
@@ -97,7 +100,7 @@ pub(crate) fn run(mut args: PanelArgs) -> anyhow::Result<()> {
     match args.command.take() {
         Some(PanelCommand::Replay(replay)) => return run_replay(replay),
         Some(PanelCommand::RotateJwtKey(args)) => return run_rotate_jwt_key(args),
-        Some(PanelCommand::Marketplace(market)) => return super::panel_marketplace::run(market),
+        Some(PanelCommand::Marketplace(market)) => return crate::panel_marketplace::run(market),
         None => {}
     }
     let config = Config::load(args.into(), std::env::vars_os()).context("loading configuration")?;
@@ -234,7 +237,8 @@ pub(crate) fn serve(
             .context("the Panel started without plugin management")?;
         // A Panel without its bundled plugins still serves (an admin can
         // upload them); it says loudly what is missing instead of refusing.
-        match bundled::ensure_installed(plugins, bundle, &StderrProgress).await {
+        let packages: Vec<_> = bundle.iter().map(|p| p.bundled()).collect();
+        match bundled::ensure_installed(plugins, &packages, &StderrProgress).await {
             Ok(0) => {}
             Ok(n) => eprintln!("==> {n} bundled plugin(s) installed"),
             Err(e) => eprintln!(
@@ -272,15 +276,15 @@ pub(crate) fn serve(
             // The stand-in game the test-game plugin runs; without it the
             // Agent still runs every other game.
             let bin = agent_dir.join("bin");
-            if let Err(e) = bundled::ensure_standin(&bin) {
+            if let Err(e) = local_agent::ensure_standin(&bin) {
                 eprintln!("warning: the test-game stand-in is not available: {:#}", anyhow::Error::from(e));
             }
-            let options = cap_panel::local_agent::LocalAgentOptions {
+            let options = local_agent::LocalAgentOptions {
                 data_dir: agent_dir.clone(),
                 panel_url: local_url,
                 program_dirs: vec![bin],
             };
-            match cap_panel::local_agent::start(&state, options).await {
+            match local_agent::start(&state, options).await {
                 Ok(node) => Some(node),
                 Err(e) => {
                     eprintln!("warning: the local Agent did not start: {:#}", anyhow::Error::from(e));
