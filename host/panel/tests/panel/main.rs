@@ -20,6 +20,7 @@ mod hardening;
 mod identity;
 mod marketplace;
 mod nodes;
+mod permissions;
 mod plugins;
 mod replay;
 mod secrets;
