@@ -150,7 +150,8 @@ impl Principal {
 
     /// True if and only if the caller holds `permission`, built-in or
     /// plugin-declared. Routes check built-in permissions with
-    /// [`Principal::passes`] or [`Principal::require`] instead.
+    /// `Principal::passes` or `Principal::require` instead (see
+    /// [`crate::identity::permissions`]).
     pub fn has_permission(&self, permission: &str) -> bool {
         self.permissions.contains(permission)
     }

@@ -99,20 +99,6 @@ impl Modify for BearerAuth {
 /// ([`super::client_addr`]). Handlers document their own outcomes; this adds
 /// only what is missing.
 pub fn document_extractor_errors(doc: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
-    let problem = |description: &str| {
-        RefOr::T(
-            ResponseBuilder::new()
-                .description(description)
-                .content(
-                    "application/problem+json",
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("Problem")))
-                        .build(),
-                )
-                .build(),
-        )
-    };
     for (path, item) in doc.paths.paths.iter_mut() {
         let operations = [
             (axum::http::Method::GET, &mut item.get),
@@ -154,6 +140,22 @@ pub fn document_extractor_errors(doc: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// A problem-document answer described by `description`.
+fn problem(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::response::Response> {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build(),
+    )
+}
+
 /// The permissions an operation's extension `key` names, in order; names
 /// that are not in the catalogue are skipped (the annotations name
 /// variants, so there are none).
@@ -184,18 +186,7 @@ fn mention(permission: Permission) -> String {
 fn list(permissions: &[Permission]) -> String {
     permissions
         .iter()
-        .map(|p| {
-            format!(
-                "`{}`{}: {}",
-                p.as_str(),
-                if p.scope().is_server() {
-                    " (on the server)"
-                } else {
-                    ""
-                },
-                p.description()
-            )
-        })
+        .map(|p| format!("{}: {}", mention(*p), p.description()))
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -204,7 +195,7 @@ fn list(permissions: &[Permission]) -> String {
 /// [module documentation](self#permissions)), a description paragraph per
 /// extension and its `403` answer, from the catalogue.
 pub fn document_permissions(doc: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    use utoipa::openapi::RefOr;
     for item in doc.paths.paths.values_mut() {
         let operations = [
             &mut item.get,
@@ -238,7 +229,7 @@ pub fn document_permissions(doc: &mut utoipa::openapi::OpenApi) {
             let lacks = match required.as_slice() {
                 [one] => format!("Lacks {} (forbidden)", mention(*one)),
                 several => format!(
-                    "Lacks the one of {} the request needs (forbidden)",
+                    "Lacks a permission the request needs (forbidden): {}",
                     several
                         .iter()
                         .map(|p| mention(*p))
@@ -253,20 +244,7 @@ pub fn document_permissions(doc: &mut utoipa::openapi::OpenApi) {
                 }
                 Some(RefOr::Ref(_)) => {}
                 None => {
-                    responses.insert(
-                        "403".to_owned(),
-                        RefOr::T(
-                            ResponseBuilder::new()
-                                .description(lacks)
-                                .content(
-                                    "application/problem+json",
-                                    ContentBuilder::new()
-                                        .schema(Some(Ref::from_schema_name("Problem")))
-                                        .build(),
-                                )
-                                .build(),
-                        ),
-                    );
+                    responses.insert("403".to_owned(), problem(&lacks));
                 }
             }
         }

@@ -57,8 +57,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A permission.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PermissionBody {
-    /// `resource.action`: a built-in [`Permission`] (`source` = `core`) or
-    /// one a plugin declared.
+    /// `resource.action`: a built-in permission (`source` = `core`, see the
+    /// `Permission` schema) or one a plugin declared.
     pub name: String,
     /// What it allows.
     pub description: Option<String>,

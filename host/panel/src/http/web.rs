@@ -200,8 +200,17 @@ mod tests {
         let mut named = 0;
         for asset in ASSETS.iter().filter(|a| a.name.ends_with(".js")) {
             // Every quoted `resource.action` whose resource is one of the
-            // catalogue's (or a removed permission's).
-            for literal in asset.body.split(['\'', '"', '`']).skip(1).step_by(2) {
+            // catalogue's (or a removed permission's): whatever stands
+            // between a quote and the next one of its kind.
+            let body = asset.body;
+            let quoted = body.char_indices().filter_map(|(at, quote)| {
+                let rest = body.get(at + 1..)?;
+                ['\'', '"', '`']
+                    .contains(&quote)
+                    .then(|| rest.split(quote).next())
+                    .flatten()
+            });
+            for literal in quoted {
                 let Some((resource, _)) = literal.split_once('.') else {
                     continue;
                 };

@@ -79,7 +79,10 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::{Mutex, OnceLock, RwLock};
 
-/// Where a permission applies, and who may be given it.
+/// Where a permission applies, and who may be given it: `server` (on one
+/// server; subusers may be given it), `server-owner` (on one server, for its
+/// owner and holders of `admin.servers`; never for subusers), `panel`
+/// (Panel-wide) or `admin` (Panel-wide, granted by administrators only).
 #[derive(
     Debug,
     Clone,

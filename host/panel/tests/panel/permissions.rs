@@ -282,8 +282,9 @@ on_every_database! {
 
         // Renaming the role leaves its stored rows; writing its set drops
         // the removed ones.
-        let stored = || db.fetch_texts(&format!(
-            "SELECT permission FROM role_permissions WHERE role_id = '{role}' ORDER BY permission"));
+        let sql = format!(
+            "SELECT permission FROM role_permissions WHERE role_id = '{role}' ORDER BY permission");
+        let stored = || db.fetch_texts(&sql);
         let response = send(&p, Method::PATCH, &path, Some(&admin), Some(json!({ "name": "legacy-2" }))).await;
         assert_eq!(response.status(), 200);
         assert_eq!(stored().await, ["audit.read", "backup.create", "control.start", "file.read"]);
