@@ -88,6 +88,7 @@ use super::ConsoleFrame;
 use crate::db::{Actor, ReadVersion};
 use crate::http::auth;
 use crate::http::{ApiError, AppState, Principal};
+use crate::identity::permissions::Permission;
 use crate::servers::commands::{self, CommandAction};
 use crate::servers::{ServersError, access, server};
 
@@ -570,7 +571,10 @@ impl Viewer {
         }
         let (_, access) = self.access_now().await?;
         if let Some(claims) = &self.claims
-            && let Some(lost) = claims.perms.iter().find(|p| !access.has(p))
+            && let Some(lost) = claims
+                .perms
+                .iter()
+                .find(|p| !p.parse::<Permission>().is_ok_and(|p| access.has(p)))
         {
             return Err(Revoked::Reduced(lost.clone()));
         }
@@ -582,7 +586,8 @@ impl Viewer {
         let Some(claims) = &self.claims else {
             return error_frame("unauthenticated", "send auth first");
         };
-        let permission = action.permission();
+        let gate = action.permission();
+        let permission = gate.permission().as_str();
         let forbidden = || {
             error_frame(
                 "forbidden",
@@ -594,7 +599,7 @@ impl Viewer {
         }
         // Authorised now, not by the token's snapshot.
         let server = match self.access_now().await {
-            Ok((server, access)) if access.has(permission) => server,
+            Ok((server, access)) if access.passes(gate) => server,
             Ok(_) => return forbidden(),
             Err(Revoked::Unavailable) => {
                 return error_frame("unavailable", "the database is unavailable");

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::auth::{Authenticated, permissions};
+use super::auth::Authenticated;
 use super::error::{ApiError, ApiResult, FieldError, FieldLocation, Problem};
 use super::extract::ApiQuery;
 use super::pagination::{Cursor, PageParams, Pagination};
@@ -16,6 +16,7 @@ use crate::db::events::{
     MAX_KIND_LEN, MAX_SUBJECT_ID_LEN, MAX_SUBJECT_TYPE_LEN, MAX_USER_ID_LEN, is_valid_name,
 };
 use crate::db::{Event, EventFilter, EventId, EventQuery, Order};
+use crate::identity::permissions::{Gate, Permission};
 
 /// Audit-log filters; every one given must match.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
@@ -194,10 +195,10 @@ pub struct AuditLogPage {
     tag = "audit",
     params(AuditLogFilter, PageParams),
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AuditRead]))),
     responses(
         (status = 200, description = "One page of entries", body = AuditLogPage),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks the audit.read permission", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A filter or pagination parameter is invalid", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
     )
@@ -208,7 +209,7 @@ pub(super) async fn list(
     page: Pagination,
     ApiQuery(filter): ApiQuery<AuditLogFilter>,
 ) -> ApiResult<Json<AuditLogPage>> {
-    auth.principal.require(permissions::AUDIT_READ)?;
+    auth.principal.require(Gate::AUDIT_READ)?;
     let query = EventQuery {
         filter: filter.validate()?,
         order: Order::NewestFirst,

@@ -3,8 +3,10 @@
 //! Handlers that need a caller take the [`Authenticated`] extractor. It asks
 //! the Panel's [`Authenticator`] who made the request; the resulting
 //! [`Principal`] carries the user id and the caller's permission strings
-//! (`resource.action`, such as `audit.read`), and [`Principal::require`]
-//! turns a missing permission into `403 forbidden`.
+//! (`resource.action`, such as `audit.read`: built-in ones and those plugins
+//! declared), and `Principal::require` turns a missing built-in
+//! permission, named by its gate ([`crate::identity::permissions`]), into
+//! `403 forbidden`.
 //!
 //! The real authenticator is [`IdentityAuthenticator`] (access tokens and
 //! API keys, see [`crate::identity`]); it is installed by
@@ -25,17 +27,8 @@ use super::AppState;
 use super::error::ApiError;
 use super::request_id::RequestId;
 use crate::db::{Actor, ReadVersion};
+use crate::identity::permissions::Gate;
 use crate::read_cache::VersionedCache;
-
-/// The permission strings the foundation's routes check.
-pub mod permissions {
-    /// Read the audit log.
-    pub const AUDIT_READ: &str = "audit.read";
-    /// Read settings.
-    pub const SETTINGS_READ: &str = "settings.read";
-    /// Create, change and delete settings.
-    pub const SETTINGS_WRITE: &str = "settings.write";
-}
 
 /// Decides who made a request.
 ///
@@ -155,22 +148,30 @@ impl Principal {
         &self.user_id
     }
 
-    /// True if and only if the caller holds `permission`.
+    /// True if and only if the caller holds `permission`, built-in or
+    /// plugin-declared. Routes check built-in permissions with
+    /// `Principal::passes` or `Principal::require` instead (see
+    /// [`crate::identity::permissions`]).
     pub fn has_permission(&self, permission: &str) -> bool {
         self.permissions.contains(permission)
     }
 
-    /// `Ok` if the caller holds `permission`.
+    /// True if and only if the caller holds the permission `gate` checks.
+    pub(crate) fn passes(&self, gate: Gate) -> bool {
+        self.has_permission(gate.permission().as_str())
+    }
+
+    /// `Ok` if the caller holds the permission `gate` checks.
     ///
     /// # Errors
     ///
     /// [`ApiError::Forbidden`] naming the permission.
-    pub fn require(&self, permission: &str) -> Result<(), ApiError> {
-        if self.has_permission(permission) {
+    pub(crate) fn require(&self, gate: Gate) -> Result<(), ApiError> {
+        if self.passes(gate) {
             Ok(())
         } else {
             Err(ApiError::Forbidden {
-                permission: permission.to_owned(),
+                permission: gate.permission().as_str().to_owned(),
             })
         }
     }

@@ -35,7 +35,8 @@ use super::AppState;
 use super::auth::Authenticated;
 use super::error::{ApiError, FieldLocation, Problem};
 use super::extract::{ApiJson, ApiQuery};
-use super::plugins_routes::{ADMIN_PLUGINS, GrantSet, PluginBody, PluginFailure, problem};
+use super::plugins_routes::{GrantSet, PluginBody, PluginFailure, problem};
+use crate::identity::permissions::{Gate, Permission};
 use crate::marketplace::licenses::{LicenseProblem, LicenseState};
 use crate::marketplace::{
     InstallRequest, LicenseReport, MarketplaceError, MarketplaceService, Outcome,
@@ -254,11 +255,11 @@ fn outcome_body(state: &AppState, outcome: Outcome) -> Result<OutcomeBody, ApiEr
     path = "/marketplace/packages",
     tag = "marketplace",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     params(BrowseParams),
     responses(
         (status = 200, description = "A page of packages, as the Marketplace lists them", body = PackagePage),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The Marketplace failed", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No Marketplace configured (conflict)", body = Problem, content_type = "application/problem+json"),
     )
@@ -268,7 +269,7 @@ pub(super) async fn browse(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<BrowseParams>,
 ) -> Reply<Json<PackagePage>> {
-    auth.principal.require(ADMIN_PLUGINS)?;
+    auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let mut query: Vec<(&str, String)> = Vec::new();
     let text = [
         ("q", params.q),
@@ -304,11 +305,11 @@ pub(super) async fn browse(
     path = "/marketplace/packages/{id}",
     tag = "marketplace",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     params(("id" = String, Path, description = "The plugin's id")),
     responses(
         (status = 200, description = "The package, as the Marketplace lists it", body = PackageView),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such package", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The Marketplace failed", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No Marketplace configured (conflict)", body = Problem, content_type = "application/problem+json"),
@@ -319,7 +320,7 @@ pub(super) async fn package(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Reply<Json<PackageView>> {
-    auth.principal.require(ADMIN_PLUGINS)?;
+    auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let view = service(&state)?
         .client()
         .package(&id)
@@ -336,12 +337,12 @@ pub(super) async fn package(
     path = "/marketplace/install",
     tag = "marketplace",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     request_body = InstallBody,
     responses(
         (status = 200, description = "Installed; the lockfile afterwards", body = OutcomeBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "A paid plugin without a valid license (`license-required`, `license-revoked`, `license-invalid` naming the failed check)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such package", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No Marketplace configured, or: No versions satisfy the request (`resolution-failed`, explained in `detail`), or configuration is missing", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A check failed (`verification-failed`, the check named in `detail`), bad grants, or the plugin failed to load", body = Problem, content_type = "application/problem+json"),
@@ -353,7 +354,7 @@ pub(super) async fn install(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<InstallBody>,
 ) -> Reply<Json<OutcomeBody>> {
-    auth.principal.require(ADMIN_PLUGINS)?;
+    auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let market = service(&state)?;
     let mut grants = BTreeMap::new();
     for (id, set) in body.grants {
@@ -381,11 +382,11 @@ pub(super) async fn install(
     path = "/marketplace/update",
     tag = "marketplace",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     responses(
         (status = 200, description = "Updated; the lockfile afterwards", body = OutcomeBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "A paid plugin without a valid license (`license-required`, `license-revoked`, `license-invalid`)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No Marketplace configured, or: No versions satisfy the requirements (`resolution-failed`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A check failed (`verification-failed`) or a plugin failed to load", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The Marketplace failed or presents another key", body = Problem, content_type = "application/problem+json"),
@@ -395,7 +396,7 @@ pub(super) async fn update(
     auth: Authenticated,
     State(state): State<AppState>,
 ) -> Reply<Json<OutcomeBody>> {
-    auth.principal.require(ADMIN_PLUGINS)?;
+    auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let outcome = service(&state)?.update_all(&auth.actor).await?;
     Ok(Json(outcome_body(&state, outcome)?))
 }
@@ -406,10 +407,10 @@ pub(super) async fn update(
     path = "/marketplace/lockfile",
     tag = "marketplace",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     responses(
         (status = 200, description = "The lockfile and requirements", body = LockBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No Marketplace configured (conflict)", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -417,7 +418,7 @@ pub(super) async fn lockfile(
     auth: Authenticated,
     State(state): State<AppState>,
 ) -> Reply<Json<LockBody>> {
-    auth.principal.require(ADMIN_PLUGINS)?;
+    auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let (lockfile, requests) = service(&state)?.locked().await?;
     Ok(Json(lock_body(&lockfile, requests)))
 }
@@ -447,11 +448,11 @@ pub struct CheckoutBody {
     path = "/marketplace/checkout",
     tag = "marketplace",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     request_body = CheckoutBody,
     responses(
         (status = 201, description = "The Checkout Session: send the admin to `url`", body = CheckoutView),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such package", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No Marketplace configured, or the Marketplace refused (`not-for-sale`, `already-entitled`, `payouts-not-configured`, `billing-disabled`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad URLs or version (the Marketplace's `validation-failed`)", body = Problem, content_type = "application/problem+json"),
@@ -463,7 +464,7 @@ pub(super) async fn checkout(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CheckoutBody>,
 ) -> Reply<(StatusCode, Json<CheckoutView>)> {
-    auth.principal.require(ADMIN_PLUGINS)?;
+    auth.principal.require(Gate::ADMIN_PLUGINS)?;
     if !cap_runtime::manifest::is_valid_id(&body.package) {
         return Err(ApiError::field(
             FieldLocation::Body,
@@ -568,10 +569,10 @@ async fn licenses_body(
     path = "/marketplace/licenses",
     tag = "marketplace",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     responses(
         (status = 200, description = "The licenses", body = LicensesBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No Marketplace configured (conflict)", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -579,7 +580,7 @@ pub(super) async fn licenses(
     auth: Authenticated,
     State(state): State<AppState>,
 ) -> Reply<Json<LicensesBody>> {
-    auth.principal.require(ADMIN_PLUGINS)?;
+    auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let market = service(&state)?;
     let reports = market.licenses().await?;
     licenses_body(market, reports).await
@@ -594,10 +595,10 @@ pub(super) async fn licenses(
     path = "/marketplace/licenses/renew",
     tag = "marketplace",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     responses(
         (status = 200, description = "The licenses afterwards", body = LicensesBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No Marketplace configured (conflict)", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -605,7 +606,7 @@ pub(super) async fn renew_licenses(
     auth: Authenticated,
     State(state): State<AppState>,
 ) -> Reply<Json<LicensesBody>> {
-    auth.principal.require(ADMIN_PLUGINS)?;
+    auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let market = service(&state)?;
     let reports = market.upkeep().await?;
     licenses_body(market, reports).await

@@ -233,6 +233,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = api_routes().into_openapi();
     openapi::document_extractor_errors(&mut doc);
+    openapi::document_permissions(&mut doc);
     doc
 }
 
@@ -240,6 +241,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> Router {
     let (routes, mut doc) = api_routes().split_for_parts();
     openapi::document_extractor_errors(&mut doc);
+    openapi::document_permissions(&mut doc);
     let rendered = openapi::RenderedDocument(Bytes::from(
         doc.to_pretty_json().unwrap_or_else(|_| "{}".to_owned()),
     ));

@@ -29,13 +29,11 @@ use super::pagination::PageParams;
 use super::request_id::RequestId;
 use super::servers_routes::{Reply, encode_cursor, page};
 use crate::db::Actor;
+use crate::identity::permissions::{Gate, Permission};
 use crate::servers::ServersError;
 use crate::servers::nodes::{self, AllocationFilter, NewNode, Node, NodeUpdate, SupportedGame};
 use crate::servers::registration::{self, HEARTBEAT_SECONDS, RegistrationRequest};
 use axum::extract::FromRequestParts;
-
-/// The permission every node route needs.
-pub const ADMIN_NODES: &str = "admin.nodes";
 
 /// A node to create.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -282,11 +280,11 @@ fn not_found(id: &str) -> ServersError {
     path = "/nodes",
     tag = "nodes",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminNodes]))),
     request_body = NodeCreate,
     responses(
         (status = 201, description = "Created", body = NodeBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.nodes", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Name taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
     )
@@ -296,7 +294,7 @@ pub(super) async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<NodeCreate>,
 ) -> Reply<(StatusCode, Json<NodeBody>)> {
-    auth.principal.require(ADMIN_NODES)?;
+    auth.principal.require(Gate::ADMIN_NODES)?;
     let node = nodes::create(
         state.db(),
         &NewNode {
@@ -318,11 +316,11 @@ pub(super) async fn create(
     path = "/nodes",
     tag = "nodes",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminNodes]))),
     params(PageParams),
     responses(
         (status = 200, description = "A page of nodes", body = NodePage),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.nodes", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -331,7 +329,7 @@ pub(super) async fn list(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<PageParams>,
 ) -> Reply<Json<NodePage>> {
-    auth.principal.require(ADMIN_NODES)?;
+    auth.principal.require(Gate::ADMIN_NODES)?;
     let (limit, after) = page(&params)?;
     let (items, more) = nodes::list(state.db(), after.as_deref(), limit).await?;
     Ok(Json(NodePage {
@@ -348,11 +346,11 @@ pub(super) async fn list(
     path = "/nodes/{id}",
     tag = "nodes",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminNodes]))),
     params(("id" = String, Path, description = "The node's id")),
     responses(
         (status = 200, description = "The node", body = NodeBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.nodes", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such node", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -361,7 +359,7 @@ pub(super) async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Reply<Json<NodeBody>> {
-    auth.principal.require(ADMIN_NODES)?;
+    auth.principal.require(Gate::ADMIN_NODES)?;
     let node = nodes::get(state.db(), &id)
         .await?
         .ok_or_else(|| not_found(&id))?;
@@ -375,12 +373,12 @@ pub(super) async fn get(
     path = "/nodes/{id}",
     tag = "nodes",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminNodes]))),
     params(("id" = String, Path, description = "The node's id")),
     request_body = NodePatch,
     responses(
         (status = 200, description = "Changed", body = NodeBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.nodes", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such node", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Name taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, or an offer below what its servers use", body = Problem, content_type = "application/problem+json"),
@@ -392,7 +390,7 @@ pub(super) async fn update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<NodePatch>,
 ) -> Reply<Json<NodeBody>> {
-    auth.principal.require(ADMIN_NODES)?;
+    auth.principal.require(Gate::ADMIN_NODES)?;
     let node = nodes::update(
         state.db(),
         &id,
@@ -416,11 +414,11 @@ pub(super) async fn update(
     path = "/nodes/{id}",
     tag = "nodes",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminNodes]))),
     params(("id" = String, Path, description = "The node's id")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.nodes", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such node", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "It still has servers (node-has-servers)", body = Problem, content_type = "application/problem+json"),
     )
@@ -430,7 +428,7 @@ pub(super) async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Reply<StatusCode> {
-    auth.principal.require(ADMIN_NODES)?;
+    auth.principal.require(Gate::ADMIN_NODES)?;
     nodes::delete(state.db(), &id, &auth.actor).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -441,12 +439,12 @@ pub(super) async fn delete(
     path = "/nodes/{id}/allocations",
     tag = "nodes",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminNodes]))),
     params(("id" = String, Path, description = "The node's id")),
     request_body = AllocationsCreate,
     responses(
         (status = 201, description = "Added", body = AllocationList),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.nodes", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such node", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Some exist already (allocation-exists)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad ip or ports", body = Problem, content_type = "application/problem+json"),
@@ -458,7 +456,7 @@ pub(super) async fn add_allocations(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<AllocationsCreate>,
 ) -> Reply<(StatusCode, Json<AllocationList>)> {
-    auth.principal.require(ADMIN_NODES)?;
+    auth.principal.require(Gate::ADMIN_NODES)?;
     let ports: BTreeSet<u16> = nodes::parse_ports(&body.ports).map_err(ServersError::Invalid)?;
     let added = nodes::add_allocations(state.db(), &id, &body.ip, &ports, &auth.actor).await?;
     Ok((
@@ -475,11 +473,11 @@ pub(super) async fn add_allocations(
     path = "/nodes/{id}/allocations",
     tag = "nodes",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminNodes]))),
     params(("id" = String, Path, description = "The node's id"), AllocationParams),
     responses(
         (status = 200, description = "The allocations", body = AllocationList),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.nodes", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such node", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad state", body = Problem, content_type = "application/problem+json"),
     )
@@ -490,7 +488,7 @@ pub(super) async fn list_allocations(
     Path(id): Path<String>,
     ApiQuery(params): ApiQuery<AllocationParams>,
 ) -> Reply<Json<AllocationList>> {
-    auth.principal.require(ADMIN_NODES)?;
+    auth.principal.require(Gate::ADMIN_NODES)?;
     if nodes::get(state.db(), &id).await?.is_none() {
         return Err(not_found(&id).into());
     }
@@ -511,6 +509,7 @@ pub(super) async fn list_allocations(
     path = "/nodes/{id}/allocations/{ip}/{port}",
     tag = "nodes",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminNodes]))),
     params(
         ("id" = String, Path, description = "The node's id"),
         ("ip" = String, Path, description = "The IP address"),
@@ -519,7 +518,6 @@ pub(super) async fn list_allocations(
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.nodes", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such allocation", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A server holds it (allocation-assigned)", body = Problem, content_type = "application/problem+json"),
     )
@@ -529,7 +527,7 @@ pub(super) async fn delete_allocation(
     State(state): State<AppState>,
     Path((id, ip, port)): Path<(String, String, u16)>,
 ) -> Reply<StatusCode> {
-    auth.principal.require(ADMIN_NODES)?;
+    auth.principal.require(Gate::ADMIN_NODES)?;
     nodes::delete_allocation(state.db(), &id, &ip, port, &auth.actor).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -541,12 +539,12 @@ pub(super) async fn delete_allocation(
     path = "/nodes/{id}/registration-tokens",
     tag = "nodes",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminNodes]))),
     params(("id" = String, Path, description = "The node's id")),
     request_body = TokenCreate,
     responses(
         (status = 201, description = "Issued", body = TokenBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.nodes", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such node", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad lifetime", body = Problem, content_type = "application/problem+json"),
     )
@@ -557,7 +555,7 @@ pub(super) async fn issue_token(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<TokenCreate>,
 ) -> Reply<(StatusCode, Json<TokenBody>)> {
-    auth.principal.require(ADMIN_NODES)?;
+    auth.principal.require(Gate::ADMIN_NODES)?;
     let lifetime = body.expires_in_seconds.map_or(
         registration::DEFAULT_TOKEN_LIFETIME,
         time::Duration::seconds,

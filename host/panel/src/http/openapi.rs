@@ -8,11 +8,29 @@
 //! To add a route: annotate the handler with `#[utoipa::path(…)]` (method,
 //! path relative to its router, `tag`, `params(…)`, `request_body`,
 //! `security(("bearer" = []))` when it takes
-//! [`Authenticated`](super::auth::Authenticated), and every response,
-//! errors as `body = Problem, content_type = "application/problem+json"`),
-//! then register it with `.routes(routes!(handler))` in
-//! [`super::api_routes`]. Schemas referenced from the annotation are
-//! collected automatically.
+//! [`Authenticated`](super::auth::Authenticated), the permissions it
+//! checks (below), and every response, errors as `body = Problem,
+//! content_type = "application/problem+json"`), then register it with
+//! `.routes(routes!(handler))` in [`super::api_routes`]. Schemas referenced
+//! from the annotation are collected automatically.
+//!
+//! # Permissions
+//!
+//! An operation names the permissions it checks as variants of the
+//! catalogue ([`Permission`], never as strings), in two extensions:
+//!
+//! - `extensions(("x-permissions" = json!([Permission::AdminNodes])))`:
+//!   a caller lacking one the request needs is refused with `403
+//!   forbidden`;
+//! - `("x-permissions-visibility" = json!([…]))`: permissions that change
+//!   what the operation shows, without refusing (`admin.servers` shows
+//!   every server).
+//!
+//! [`document_permissions`] writes the rest from the catalogue: a
+//! paragraph of the operation's description naming each permission with
+//! its scope and description, and the `403` answer ("Lacks `admin.nodes`
+//! (forbidden)", followed by the annotation's own `403` text, which lists
+//! only the other reasons). The `Permission` schema lists the catalogue.
 
 use axum::Extension;
 use axum::body::Bytes;
@@ -22,6 +40,13 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{FieldError, FieldLocation, Problem};
+use crate::identity::permissions::Permission;
+
+/// The extension naming the permissions an operation refuses without.
+pub const PERMISSIONS: &str = "x-permissions";
+/// The extension naming the permissions that change what an operation
+/// shows.
+pub const PERMISSIONS_VISIBILITY: &str = "x-permissions-visibility";
 
 /// The document's static parts: info, tags, the security scheme and the
 /// shared schemas. Paths come from the router.
@@ -34,7 +59,7 @@ use super::error::{FieldError, FieldLocation, Problem};
                        keyset-paginated with `limit` and `cursor`; every response carries \
                        an `x-request-id` header."
     ),
-    components(schemas(Problem, FieldError, FieldLocation)),
+    components(schemas(Problem, FieldError, FieldLocation, Permission)),
     modifiers(&BearerAuth),
     tags(
         (name = "system", description = "Health, metrics and this document"),
@@ -74,20 +99,6 @@ impl Modify for BearerAuth {
 /// ([`super::client_addr`]). Handlers document their own outcomes; this adds
 /// only what is missing.
 pub fn document_extractor_errors(doc: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
-    let problem = |description: &str| {
-        RefOr::T(
-            ResponseBuilder::new()
-                .description(description)
-                .content(
-                    "application/problem+json",
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("Problem")))
-                        .build(),
-                )
-                .build(),
-        )
-    };
     for (path, item) in doc.paths.paths.iter_mut() {
         let operations = [
             (axum::http::Method::GET, &mut item.get),
@@ -129,6 +140,117 @@ pub fn document_extractor_errors(doc: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// A problem-document answer described by `description`.
+fn problem(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::response::Response> {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build(),
+    )
+}
+
+/// The permissions an operation's extension `key` names, in order; names
+/// that are not in the catalogue are skipped (the annotations name
+/// variants, so there are none).
+pub fn permissions_of(operation: &utoipa::openapi::path::Operation, key: &str) -> Vec<Permission> {
+    operation
+        .extensions
+        .as_ref()
+        .and_then(|e| e.get(key))
+        .and_then(|v| v.as_array())
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|n| n.as_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn mention(permission: Permission) -> String {
+    let on = if permission.scope().is_server() {
+        " on the server"
+    } else {
+        ""
+    };
+    format!("`{}`{on}", permission.as_str())
+}
+
+fn list(permissions: &[Permission]) -> String {
+    permissions
+        .iter()
+        .map(|p| format!("{}: {}", mention(*p), p.description()))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Writes, for every operation that names permissions (see the
+/// [module documentation](self#permissions)), a description paragraph per
+/// extension and its `403` answer, from the catalogue.
+pub fn document_permissions(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let required = permissions_of(operation, PERMISSIONS);
+            let visibility = permissions_of(operation, PERMISSIONS_VISIBILITY);
+            let mut paragraphs: Vec<String> = operation.description.take().into_iter().collect();
+            if !required.is_empty() {
+                paragraphs.push(format!(
+                    "Permissions (`403 forbidden` without the one a request needs): {}.",
+                    list(&required)
+                ));
+            }
+            if !visibility.is_empty() {
+                paragraphs.push(format!(
+                    "Permissions that change what is shown: {}.",
+                    list(&visibility)
+                ));
+            }
+            if !paragraphs.is_empty() {
+                operation.description = Some(paragraphs.join("\n\n"));
+            }
+            if required.is_empty() {
+                continue;
+            }
+            let lacks = match required.as_slice() {
+                [one] => format!("Lacks {} (forbidden)", mention(*one)),
+                several => format!(
+                    "Lacks a permission the request needs (forbidden): {}",
+                    several
+                        .iter()
+                        .map(|p| mention(*p))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            let responses = &mut operation.responses.responses;
+            match responses.get_mut("403") {
+                Some(RefOr::T(response)) => {
+                    response.description = format!("{lacks}; or {}", response.description);
+                }
+                Some(RefOr::Ref(_)) => {}
+                None => {
+                    responses.insert("403".to_owned(), problem(&lacks));
+                }
+            }
+        }
+    }
+}
+
 /// The rendered document, shared by the router.
 #[derive(Debug, Clone)]
 pub(crate) struct RenderedDocument(pub(crate) Bytes);
@@ -142,4 +264,138 @@ pub(crate) struct RenderedDocument(pub(crate) Bytes);
 )]
 pub(super) async fn document(Extension(doc): Extension<RenderedDocument>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], doc.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+
+    use super::{PERMISSIONS, PERMISSIONS_VISIBILITY};
+    use crate::identity::permissions::{Permission, RETIRED};
+
+    /// Every operation of the served document, as `(method path, operation)`.
+    fn operations(doc: &Value) -> Vec<(String, &Value)> {
+        let mut all = Vec::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("a path item") {
+                all.push((format!("{method} {path}"), operation));
+            }
+        }
+        all
+    }
+
+    /// The `resource.action` words of a text.
+    fn words(text: &str) -> impl Iterator<Item = &str> {
+        text.split(|c: char| {
+            !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        })
+        .map(|w| w.trim_matches('.'))
+        .filter(|w| w.contains('.'))
+    }
+
+    #[test]
+    fn every_documented_permission_is_in_the_catalogue_and_every_catalogue_entry_is_documented() {
+        let doc = serde_json::to_value(crate::http::openapi()).expect("serialisable");
+        let mut documented = BTreeSet::new();
+        let mut gated = 0;
+        for (operation_name, operation) in operations(&doc) {
+            let mut declared = BTreeSet::new();
+            for key in [PERMISSIONS, PERMISSIONS_VISIBILITY] {
+                let Some(names) = operation.get(key) else {
+                    continue;
+                };
+                let names = names.as_array().expect("a list of names");
+                assert!(!names.is_empty(), "{operation_name}: an empty {key}");
+                for name in names {
+                    let name = name.as_str().expect("a name");
+                    let permission: Permission = name.parse().unwrap_or_else(|_| {
+                        panic!("{operation_name} documents {name:?}, not in the catalogue")
+                    });
+                    declared.insert(permission);
+                    documented.insert(permission);
+                }
+            }
+            if let Some(required) = operation.get(PERMISSIONS) {
+                gated += 1;
+                let forbidden = operation["responses"]["403"]["description"]
+                    .as_str()
+                    .unwrap_or_default();
+                assert!(
+                    forbidden.starts_with("Lacks "),
+                    "{operation_name}: 403 is {forbidden:?}"
+                );
+                for name in required.as_array().into_iter().flatten() {
+                    let name = name.as_str().unwrap_or_default();
+                    assert!(
+                        forbidden.contains(&format!("`{name}`")),
+                        "{operation_name}: 403 {forbidden:?} does not name {name}"
+                    );
+                }
+            }
+            // Prose that names a permission names one the operation
+            // declares, so descriptions cannot drift from the checks.
+            let prose = [&operation["summary"], &operation["description"]]
+                .into_iter()
+                .chain(
+                    operation["responses"]
+                        .as_object()
+                        .into_iter()
+                        .flat_map(|r| r.values())
+                        .map(|r| &r["description"]),
+                )
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("\n");
+            for word in words(&prose) {
+                if let Ok(permission) = word.parse::<Permission>() {
+                    assert!(
+                        declared.contains(&permission),
+                        "{operation_name} mentions {word} but does not declare it"
+                    );
+                }
+            }
+        }
+        assert!(gated > 50, "only {gated} operations declare permissions");
+        let undocumented: Vec<&str> = Permission::ALL
+            .iter()
+            .filter(|p| !documented.contains(p))
+            .map(|p| p.as_str())
+            .collect();
+        assert!(
+            undocumented.is_empty(),
+            "no operation documents {undocumented:?}"
+        );
+    }
+
+    #[test]
+    fn the_document_names_no_removed_permission_and_lists_the_catalogue_as_a_schema() {
+        let doc = serde_json::to_value(crate::http::openapi()).expect("serialisable");
+        let text = doc.to_string();
+        let found: Vec<&str> = words(&text)
+            .filter(|w| RETIRED.iter().any(|(name, _)| name == w))
+            .collect();
+        assert!(found.is_empty(), "the document names {found:?}");
+        let schema = &doc["components"]["schemas"]["Permission"];
+        let names: Vec<&str> = schema["enum"]
+            .as_array()
+            .expect("an enum")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let catalogue: Vec<&str> = Permission::ALL.iter().map(|p| p.as_str()).collect();
+        assert_eq!(names, catalogue);
+        let description = schema["description"].as_str().expect("a description");
+        for permission in Permission::ALL {
+            assert!(
+                description.contains(permission.description()),
+                "{permission}"
+            );
+        }
+        assert_eq!(
+            doc["components"]["schemas"]["ServerBody"]["properties"]["permissions"]["items"]["$ref"],
+            "#/components/schemas/Permission"
+        );
+    }
 }

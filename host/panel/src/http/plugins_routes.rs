@@ -27,10 +27,8 @@ use super::AppState;
 use super::auth::Authenticated;
 use super::error::{ApiError, FieldError, FieldLocation, Problem};
 use super::extract::{ApiJson, ApiQuery};
+use crate::identity::permissions::{Gate, Permission};
 use crate::plugins::{ConfigEntry, PluginError, PluginManager, PluginRecord};
-
-/// The permission every plugin route needs.
-pub const ADMIN_PLUGINS: &str = "admin.plugins";
 
 /// Largest package upload, bytes.
 pub const MAX_UPLOAD_BYTES: usize = 40 << 20;
@@ -371,12 +369,12 @@ fn loaded(manager: &PluginManager, id: &str) -> Reply<cap_runtime::Plugin> {
     path = "/plugins",
     tag = "plugins",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The .cap package file"),
     responses(
         (status = 201, description = "Installed or updated", body = UploadBody),
         (status = 402, description = "A paid plugin whose license fails the offline check (`plugin-unlicensed`, naming the check)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not newer, or required configuration missing", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/octet-stream", body = Problem, content_type = "application/problem+json"),
@@ -389,7 +387,7 @@ pub(super) async fn upload(
     headers: HeaderMap,
     body: Bytes,
 ) -> Reply<(StatusCode, Json<UploadBody>)> {
-    auth.principal.require(ADMIN_PLUGINS)?;
+    auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -417,17 +415,17 @@ pub(super) async fn upload(
     path = "/plugins",
     tag = "plugins",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     responses(
         (status = 200, description = "The plugins", body = PluginList),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(super) async fn list(
     auth: Authenticated,
     State(state): State<AppState>,
 ) -> Reply<Json<PluginList>> {
-    auth.principal.require(ADMIN_PLUGINS)?;
+    auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let manager = manager(&state)?;
     let items = manager
         .list()
@@ -444,11 +442,11 @@ pub(super) async fn list(
     path = "/plugins/{id}",
     tag = "plugins",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     params(("id" = String, Path, description = "The plugin's id")),
     responses(
         (status = 200, description = "The plugin", body = PluginBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not installed", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -457,7 +455,7 @@ pub(super) async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Reply<Json<PluginBody>> {
-    auth.principal.require(ADMIN_PLUGINS)?;
+    auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let manager = manager(&state)?;
     let record = manager.get(&id).await?;
     Ok(Json(PluginBody::new(&record, manager)))
@@ -470,6 +468,7 @@ pub(super) async fn get(
     path = "/plugins/{id}",
     tag = "plugins",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     params(
         ("id" = String, Path, description = "The plugin's id"),
         ("purge" = Option<bool>, Query, description = "Also delete its configuration and secrets"),
@@ -477,7 +476,6 @@ pub(super) async fn get(
     responses(
         (status = 204, description = "Uninstalled"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not installed", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad query", body = Problem, content_type = "application/problem+json"),
     )
@@ -488,7 +486,7 @@ pub(super) async fn delete(
     Path(id): Path<String>,
     ApiQuery(params): ApiQuery<UninstallParams>,
 ) -> Reply<StatusCode> {
-    auth.principal.require(ADMIN_PLUGINS)?;
+    auth.principal.require(Gate::ADMIN_PLUGINS)?;
     manager(&state)?
         .uninstall(&id, params.purge, &auth.actor)
         .await?;
@@ -501,13 +499,13 @@ pub(super) async fn delete(
     path = "/plugins/{id}/grant",
     tag = "plugins",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     params(("id" = String, Path, description = "The plugin's id")),
     request_body = GrantSet,
     responses(
         (status = 200, description = "The plugin with its new grants", body = PluginBody),
         (status = 402, description = "A paid plugin whose license fails the offline check (`plugin-unlicensed`, naming the check)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not installed", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Grants something not requested", body = Problem, content_type = "application/problem+json"),
     )
@@ -518,7 +516,7 @@ pub(super) async fn grant(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<GrantSet>,
 ) -> Reply<Json<PluginBody>> {
-    auth.principal.require(ADMIN_PLUGINS)?;
+    auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let manager = manager(&state)?;
     let record = manager.grant(&id, body.into_grants()?, &auth.actor).await?;
     Ok(Json(PluginBody::new(&record, manager)))
@@ -530,12 +528,12 @@ pub(super) async fn grant(
     path = "/plugins/{id}/activate",
     tag = "plugins",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     params(("id" = String, Path, description = "The plugin's id")),
     responses(
         (status = 200, description = "Active", body = PluginBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 402, description = "A paid plugin whose license fails the offline check (`plugin-unlicensed`, naming the check)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not installed", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Required configuration missing", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "It failed to load", body = Problem, content_type = "application/problem+json"),
@@ -546,7 +544,7 @@ pub(super) async fn activate(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Reply<Json<PluginBody>> {
-    auth.principal.require(ADMIN_PLUGINS)?;
+    auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let manager = manager(&state)?;
     let record = manager.activate(&id, &auth.actor).await?;
     Ok(Json(PluginBody::new(&record, manager)))
@@ -558,11 +556,11 @@ pub(super) async fn activate(
     path = "/plugins/{id}/deactivate",
     tag = "plugins",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     params(("id" = String, Path, description = "The plugin's id")),
     responses(
         (status = 200, description = "Inactive", body = PluginBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not installed", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -571,7 +569,7 @@ pub(super) async fn deactivate(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Reply<Json<PluginBody>> {
-    auth.principal.require(ADMIN_PLUGINS)?;
+    auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let manager = manager(&state)?;
     let record = manager.deactivate(&id, &auth.actor).await?;
     Ok(Json(PluginBody::new(&record, manager)))
@@ -583,11 +581,11 @@ pub(super) async fn deactivate(
     path = "/plugins/{id}/config",
     tag = "plugins",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     params(("id" = String, Path, description = "The plugin's id")),
     responses(
         (status = 200, description = "The configuration", body = ConfigBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not installed", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -596,7 +594,7 @@ pub(super) async fn get_config(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Reply<Json<ConfigBody>> {
-    auth.principal.require(ADMIN_PLUGINS)?;
+    auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let manager = manager(&state)?;
     Ok(Json(ConfigBody {
         items: manager.config(&id).await?,
@@ -610,12 +608,12 @@ pub(super) async fn get_config(
     path = "/plugins/{id}/config",
     tag = "plugins",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     params(("id" = String, Path, description = "The plugin's id")),
     request_body = ConfigUpdate,
     responses(
         (status = 200, description = "The configuration as stored", body = ConfigBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not installed", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown keys or wrong types", body = Problem, content_type = "application/problem+json"),
     )
@@ -626,7 +624,7 @@ pub(super) async fn put_config(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ConfigUpdate>,
 ) -> Reply<Json<ConfigBody>> {
-    auth.principal.require(ADMIN_PLUGINS)?;
+    auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let manager = manager(&state)?;
     let items = manager.set_config(&id, &body.values, &auth.actor).await?;
     Ok(Json(ConfigBody {
@@ -641,6 +639,7 @@ pub(super) async fn put_config(
     path = "/plugins/{id}/secrets/{key}",
     tag = "plugins",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     params(
         ("id" = String, Path, description = "The plugin's id"),
         ("key" = String, Path, description = "The secret's key"),
@@ -649,7 +648,6 @@ pub(super) async fn put_config(
     responses(
         (status = 204, description = "Stored"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not installed", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a secret the plugin requests", body = Problem, content_type = "application/problem+json"),
     )
@@ -660,7 +658,7 @@ pub(super) async fn put_secret(
     Path((id, key)): Path<(String, String)>,
     ApiJson(body): ApiJson<SecretValue>,
 ) -> Reply<StatusCode> {
-    auth.principal.require(ADMIN_PLUGINS)?;
+    auth.principal.require(Gate::ADMIN_PLUGINS)?;
     manager(&state)?
         .set_secret(&id, &key, &body.value, &auth.actor)
         .await?;
@@ -673,11 +671,11 @@ pub(super) async fn put_secret(
     path = "/plugins/{id}/logs",
     tag = "plugins",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     params(("id" = String, Path, description = "The plugin's id")),
     responses(
         (status = 200, description = "Recent lines", body = LogsBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not installed", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not active", body = Problem, content_type = "application/problem+json"),
     )
@@ -687,7 +685,7 @@ pub(super) async fn logs(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Reply<Json<LogsBody>> {
-    auth.principal.require(ADMIN_PLUGINS)?;
+    auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let manager = manager(&state)?;
     manager.get(&id).await?;
     let plugin = loaded(manager, &id)?;
@@ -709,11 +707,11 @@ pub(super) async fn logs(
     path = "/plugins/{id}/status",
     tag = "plugins",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     params(("id" = String, Path, description = "The plugin's id")),
     responses(
         (status = 200, description = "Its health", body = StatusBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not installed", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -722,7 +720,7 @@ pub(super) async fn status(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Reply<Json<StatusBody>> {
-    auth.principal.require(ADMIN_PLUGINS)?;
+    auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let manager = manager(&state)?;
     manager.get(&id).await?;
     Ok(Json(match manager.active(&id) {
@@ -756,11 +754,11 @@ pub(super) async fn status(
     path = "/plugins/{id}/release",
     tag = "plugins",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     params(("id" = String, Path, description = "The plugin's id")),
     responses(
         (status = 204, description = "Released"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.plugins", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not installed", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not active", body = Problem, content_type = "application/problem+json"),
     )
@@ -770,7 +768,7 @@ pub(super) async fn release(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Reply<StatusCode> {
-    auth.principal.require(ADMIN_PLUGINS)?;
+    auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let manager = manager(&state)?;
     manager.get(&id).await?;
     loaded(manager, &id)?;

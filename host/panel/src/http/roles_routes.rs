@@ -36,9 +36,8 @@ use super::AppState;
 use super::auth::Authenticated;
 use super::error::{ApiError, ApiResult, FieldError, FieldLocation, Problem};
 use super::extract::ApiJson;
-use super::users_routes::ADMIN_USERS;
 use crate::db::{Database, DbError};
-use crate::identity::permissions;
+use crate::identity::permissions::{self, Gate, Permission, Scope};
 use crate::identity::roles::{self, Role, RoleChanges};
 use crate::identity::users;
 
@@ -58,12 +57,16 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A permission.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PermissionBody {
-    /// `resource.action`.
+    /// `resource.action`: a built-in permission (`source` = `core`, see the
+    /// `Permission` schema) or one a plugin declared.
     pub name: String,
     /// What it allows.
     pub description: Option<String>,
     /// `core` or `plugin`.
     pub source: String,
+    /// Where it applies. Plugin permissions are `panel`, or `admin` for
+    /// an `admin.*` name.
+    pub scope: Scope,
     /// The plugin that declared it (`source` = `plugin`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<String>,
@@ -241,20 +244,21 @@ fn not_found(id: &str) -> ApiError {
     path = "/permissions",
     tag = "roles",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminUsers]))),
     responses(
         (status = 200, description = "The permissions", body = PermissionList),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.users", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(super) async fn list_permissions(auth: Authenticated) -> ApiResult<Json<PermissionList>> {
-    auth.principal.require(ADMIN_USERS)?;
-    let mut builtin: Vec<PermissionBody> = permissions::BUILTIN
+    auth.principal.require(Gate::ADMIN_USERS)?;
+    let mut builtin: Vec<PermissionBody> = Permission::ALL
         .iter()
-        .map(|(name, description)| PermissionBody {
-            name: (*name).to_owned(),
-            description: Some((*description).to_owned()),
+        .map(|p| PermissionBody {
+            name: p.as_str().to_owned(),
+            description: Some(p.description().to_owned()),
             source: "core".to_owned(),
+            scope: p.scope(),
             plugin: None,
         })
         .collect();
@@ -262,6 +266,11 @@ pub(super) async fn list_permissions(auth: Authenticated) -> ApiResult<Json<Perm
     let plugin = permissions::plugin_declared()
         .into_iter()
         .map(|(name, declared)| PermissionBody {
+            scope: if permissions::is_admin_only(&name) {
+                Scope::Admin
+            } else {
+                Scope::Panel
+            },
             name,
             description: Some(declared.description),
             source: "plugin".to_owned(),
@@ -277,17 +286,17 @@ pub(super) async fn list_permissions(auth: Authenticated) -> ApiResult<Json<Perm
     path = "/roles",
     tag = "roles",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminUsers]))),
     responses(
         (status = 200, description = "The roles", body = RoleList),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.users", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(super) async fn list(
     auth: Authenticated,
     State(state): State<AppState>,
 ) -> ApiResult<Json<RoleList>> {
-    auth.principal.require(ADMIN_USERS)?;
+    auth.principal.require(Gate::ADMIN_USERS)?;
     let items = roles::list_roles(state.db())
         .await?
         .into_iter()
@@ -302,11 +311,12 @@ pub(super) async fn list(
     path = "/roles",
     tag = "roles",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminUsers]))),
     request_body = NewRoleRequest,
     responses(
         (status = 201, description = "Created", body = RoleBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.users, or grants a permission the caller does not hold (permission-not-held) or an admin-only one without being an administrator (admin-only-permission)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "grants a permission the caller does not hold (permission-not-held) or an admin-only one without being an administrator (admin-only-permission)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid: an unknown permission, a taken name…", body = Problem, content_type = "application/problem+json"),
     )
@@ -316,7 +326,7 @@ pub(super) async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<NewRoleRequest>,
 ) -> ApiResult<(StatusCode, Json<RoleBody>)> {
-    auth.principal.require(ADMIN_USERS)?;
+    auth.principal.require(Gate::ADMIN_USERS)?;
     let db = state.db();
     validate(
         db,
@@ -345,11 +355,11 @@ pub(super) async fn create(
     path = "/roles/{id}",
     tag = "roles",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminUsers]))),
     params(("id" = String, Path, description = "The role's id")),
     responses(
         (status = 200, description = "The role", body = RoleBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.users", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such role", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -358,7 +368,7 @@ pub(super) async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<RoleBody>> {
-    auth.principal.require(ADMIN_USERS)?;
+    auth.principal.require(Gate::ADMIN_USERS)?;
     let role = roles::find_role(state.db(), &id)
         .await?
         .ok_or_else(|| not_found(&id))?;
@@ -371,12 +381,13 @@ pub(super) async fn get(
     path = "/roles/{id}",
     tag = "roles",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminUsers]))),
     params(("id" = String, Path, description = "The role's id")),
     request_body = RolePatch,
     responses(
         (status = 200, description = "The changed role", body = RoleBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.users, or adds a permission the caller does not hold (permission-not-held) or an admin-only one without being an administrator (admin-only-permission)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "adds a permission the caller does not hold (permission-not-held) or an admin-only one without being an administrator (admin-only-permission)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such role", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
     )
@@ -387,7 +398,7 @@ pub(super) async fn update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RolePatch>,
 ) -> ApiResult<Json<RoleBody>> {
-    auth.principal.require(ADMIN_USERS)?;
+    auth.principal.require(Gate::ADMIN_USERS)?;
     let db = state.db();
     let current = roles::find_role(db, &id)
         .await?
@@ -425,11 +436,11 @@ pub(super) async fn update(
     path = "/roles/{id}",
     tag = "roles",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminUsers]))),
     params(("id" = String, Path, description = "The role's id")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.users", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such role", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -438,7 +449,7 @@ pub(super) async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    auth.principal.require(ADMIN_USERS)?;
+    auth.principal.require(Gate::ADMIN_USERS)?;
     if roles::delete_role(state.db(), &id, &auth.actor).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

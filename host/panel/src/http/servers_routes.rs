@@ -35,15 +35,13 @@ use super::auth::Authenticated;
 use super::error::{ApiError, FieldError, FieldLocation, Problem};
 use super::extract::{ApiJson, ApiQuery};
 use super::pagination::{DEFAULT_LIMIT, MAX_LIMIT, PageParams};
+use crate::identity::permissions::{Gate, Permission, Scope};
 use crate::identity::users;
 use crate::read_cache::VersionedCache;
-use crate::servers::access::{self, ADMIN_SERVERS, ServerAccess};
+use crate::servers::access::{self, ServerAccess};
 use crate::servers::commands::{self, Command, CommandAction};
 use crate::servers::server::{self, Limits, NewServer, Server, ServerChanges, Visibility};
 use crate::servers::{ServersError, nodes, subusers};
-
-/// The permission to create servers.
-pub const SERVER_CREATE: &str = "server.create";
 
 /// An error of a server or node route: a generic [`ApiError`] or a
 /// problem with a code of its own.
@@ -287,7 +285,7 @@ pub struct ServerBody {
     /// `offline`, `deleting`, or what its Agent reports.
     pub state: String,
     /// The caller's permissions on it.
-    pub permissions: BTreeSet<String>,
+    pub permissions: BTreeSet<Permission>,
     /// When it was created (RFC 3339).
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -345,7 +343,7 @@ async fn visible_variables(
     access: &ServerAccess,
     games: &mut GameDescriptions,
 ) -> Option<BTreeMap<String, String>> {
-    if !access.has("startup.read") {
+    if !access.passes(Gate::STARTUP_READ) {
         return None;
     }
     if access.is_admin() {
@@ -552,17 +550,19 @@ async fn visible(
     Ok((server, access))
 }
 
-/// Creates a server.
+/// Creates a server (`server.create`; for another owner, also
+/// `admin.servers`).
 #[utoipa::path(
     post,
     path = "/servers",
     tag = "servers",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::ServerCreate, Permission::AdminServers]))),
     request_body = ServerCreate,
     responses(
         (status = 201, description = "Created", body = ServerBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks server.create (or admin.servers for another owner), or a plugin denied it (hook-denied)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "a plugin denied it (hook-denied)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The allocation was just taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, variables or limits", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The game-type plugin failed", body = Problem, content_type = "application/problem+json"),
@@ -573,11 +573,11 @@ pub(super) async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ServerCreate>,
 ) -> Reply<(StatusCode, Json<ServerBody>)> {
-    auth.principal.require(SERVER_CREATE)?;
-    let admin = auth.principal.has_permission(ADMIN_SERVERS);
+    auth.principal.require(Gate::SERVER_CREATE)?;
+    let admin = auth.principal.passes(Gate::ADMIN_SERVERS);
     let owner_id = match body.owner_id {
         Some(owner) if owner != auth.principal.user_id() => {
-            auth.principal.require(ADMIN_SERVERS)?;
+            auth.principal.require(Gate::ADMIN_SERVERS)?;
             if users::find_user(state.db(), &owner).await?.is_none() {
                 return Err(ServersError::field("owner_id", "there is no such user").into());
             }
@@ -615,6 +615,7 @@ pub(super) async fn create(
     path = "/servers",
     tag = "servers",
     security(("bearer" = [])),
+    extensions(("x-permissions-visibility" = json!([Permission::AdminServers]))),
     params(PageParams),
     responses(
         (status = 200, description = "A page of servers", body = ServerPage),
@@ -641,7 +642,7 @@ pub(super) async fn list(
     if let Some(page) = state.server_pages().get(version, &key) {
         return Ok(Json(&*page).into_response());
     }
-    let visibility = if principal.has_permission(ADMIN_SERVERS) {
+    let visibility = if principal.passes(Gate::ADMIN_SERVERS) {
         Visibility::All
     } else {
         Visibility::User(principal.user_id())
@@ -695,6 +696,7 @@ pub(super) struct ServerPageKey {
     path = "/servers/{id}",
     tag = "servers",
     security(("bearer" = [])),
+    extensions(("x-permissions-visibility" = json!([Permission::AdminServers, Permission::StartupRead]))),
     params(("id" = String, Path, description = "The server's id")),
     responses(
         (status = 200, description = "The server", body = ServerBody),
@@ -718,12 +720,13 @@ pub(super) async fn get(
     path = "/servers/{id}",
     tag = "servers",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::SettingsRename, Permission::StartupUpdate, Permission::AdminServers]))),
     params(("id" = String, Path, description = "The server's id")),
     request_body = ServerUpdate,
     responses(
         (status = 200, description = "Changed", body = ServerBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks a permission, or a plugin denied it (hook-denied)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "a plugin denied it (hook-denied)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, variables or limits", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The game-type plugin failed", body = Problem, content_type = "application/problem+json"),
@@ -737,16 +740,13 @@ pub(super) async fn update(
 ) -> Reply<Json<ServerBody>> {
     let (current, access) = visible(&state, &auth, &id).await?;
     if body.name.is_some() {
-        access.require("settings.rename")?;
+        access.require(Gate::SETTINGS_RENAME)?;
     }
     if body.variables.is_some() {
-        access.require("startup.update")?;
+        access.require(Gate::STARTUP_UPDATE)?;
     }
-    if body.limits.is_some() && !access.is_admin() {
-        return Err(ApiError::Forbidden {
-            permission: ADMIN_SERVERS.into(),
-        }
-        .into());
+    if body.limits.is_some() {
+        auth.principal.require(Gate::ADMIN_SERVERS)?;
     }
     if current.state == server::STATE_DELETING {
         return Err(
@@ -807,11 +807,12 @@ async fn queue(
     path = "/servers/{id}",
     tag = "servers",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::ServerDelete]))),
     params(("id" = String, Path, description = "The server's id")),
     responses(
         (status = 202, description = "Queued", body = CommandAccepted),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks server.delete, or a plugin denied it (hook-denied)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "a plugin denied it (hook-denied)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already being deleted", body = Problem, content_type = "application/problem+json"),
     )
@@ -831,12 +832,13 @@ pub(super) async fn delete(
     path = "/servers/{id}/power",
     tag = "servers",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::ControlStart, Permission::ControlStop, Permission::ControlRestart]))),
     params(("id" = String, Path, description = "The server's id")),
     request_body = PowerRequest,
     responses(
         (status = 202, description = "Queued", body = CommandAccepted),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks the permission, or a plugin denied it (hook-denied)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "a plugin denied it (hook-denied)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Being deleted", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown action", body = Problem, content_type = "application/problem+json"),
@@ -864,11 +866,12 @@ pub(super) async fn power(
     path = "/servers/{id}/install",
     tag = "servers",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::SettingsReinstall]))),
     params(("id" = String, Path, description = "The server's id")),
     responses(
         (status = 202, description = "Queued", body = CommandAccepted),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks settings.reinstall, or a plugin denied it (hook-denied)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "a plugin denied it (hook-denied)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Being deleted", body = Problem, content_type = "application/problem+json"),
     )
@@ -887,12 +890,13 @@ pub(super) async fn install(
     path = "/servers/{id}/command",
     tag = "servers",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::ControlConsole]))),
     params(("id" = String, Path, description = "The server's id")),
     request_body = ConsoleRequest,
     responses(
         (status = 202, description = "Queued", body = CommandAccepted),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks control.console, or a plugin denied it (hook-denied)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "a plugin denied it (hook-denied)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not one line", body = Problem, content_type = "application/problem+json"),
     )
@@ -939,11 +943,11 @@ pub struct ConsoleTicket {
     path = "/servers/{id}/websocket",
     tag = "servers",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::ControlConsole]))),
     params(("id" = String, Path, description = "The server's id")),
     responses(
         (status = 200, description = "A console token", body = ConsoleTicket),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks control.console", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -954,7 +958,7 @@ pub(super) async fn console_ticket(
 ) -> Reply<Json<ConsoleTicket>> {
     let (server, access) = visible(&state, &auth, &id).await?;
     access.require(CommandAction::Console.permission())?;
-    let permissions: Vec<String> = access.permissions.iter().cloned().collect();
+    let permissions = access.names();
     let (token, claims) =
         state
             .console_tokens()
@@ -975,11 +979,11 @@ pub(super) async fn console_ticket(
     path = "/servers/{id}/commands",
     tag = "servers",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::ActivityRead]))),
     params(("id" = String, Path, description = "The server's id"), PageParams),
     responses(
         (status = 200, description = "A page of commands", body = CommandPage),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks activity.read", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -991,7 +995,7 @@ pub(super) async fn list_commands(
 ) -> Reply<Json<CommandPage>> {
     let (limit, before) = page(&params)?;
     let (server, access) = visible(&state, &auth, &id).await?;
-    access.require("activity.read")?;
+    access.require(Gate::ACTIVITY_READ)?;
     let (items, more) =
         commands::list_for_server(state.db(), &server.id, before.as_deref(), limit).await?;
     Ok(Json(CommandPage {
@@ -1002,18 +1006,24 @@ pub(super) async fn list_commands(
     }))
 }
 
-/// Checks a subuser grant: known server permissions, all held by the
-/// granting caller there.
+/// Checks a subuser grant: permissions subusers may be given
+/// ([`Scope::Server`]), all held by the granting caller there.
 fn check_grant(access: &ServerAccess, permissions: &BTreeSet<String>) -> Result<(), ServersError> {
     let mut problems = Vec::new();
     for (i, permission) in permissions.iter().enumerate() {
         let field = format!("permissions[{i}]");
-        if !access::server_permissions().contains(&permission.as_str()) {
+        let grantable = permission
+            .parse::<Permission>()
+            .ok()
+            .filter(|p| p.scope() == Scope::Server);
+        let Some(grantable) = grantable else {
             problems.push(crate::servers::FieldProblem::new(
                 field,
                 format!("{permission} is not a server permission"),
             ));
-        } else if !access.has(permission) {
+            continue;
+        };
+        if !access.has(grantable) {
             problems.push(crate::servers::FieldProblem::new(
                 field,
                 format!("you do not hold {permission} on this server, so you cannot grant it"),
@@ -1034,12 +1044,12 @@ fn check_grant(access: &ServerAccess, permissions: &BTreeSet<String>) -> Result<
     path = "/servers/{id}/subusers",
     tag = "servers",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::UserCreate]))),
     params(("id" = String, Path, description = "The server's id")),
     request_body = SubuserCreate,
     responses(
         (status = 201, description = "Added", body = SubuserBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks user.create", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already a subuser", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown user, or permissions the caller cannot grant", body = Problem, content_type = "application/problem+json"),
@@ -1052,7 +1062,7 @@ pub(super) async fn add_subuser(
     ApiJson(body): ApiJson<SubuserCreate>,
 ) -> Reply<(StatusCode, Json<SubuserBody>)> {
     let (server, access) = visible(&state, &auth, &id).await?;
-    access.require("user.create")?;
+    access.require(Gate::USER_CREATE)?;
     if body.user_id == server.owner_id {
         return Err(ServersError::field("user_id", "the owner cannot be a subuser").into());
     }
@@ -1080,11 +1090,11 @@ pub(super) async fn add_subuser(
     path = "/servers/{id}/subusers",
     tag = "servers",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::UserRead]))),
     params(("id" = String, Path, description = "The server's id")),
     responses(
         (status = 200, description = "The subusers", body = SubuserList),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks user.read", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -1094,7 +1104,7 @@ pub(super) async fn list_subusers(
     Path(id): Path<String>,
 ) -> Reply<Json<SubuserList>> {
     let (server, access) = visible(&state, &auth, &id).await?;
-    access.require("user.read")?;
+    access.require(Gate::USER_READ)?;
     let items = subusers::list(state.db(), &server.id).await?;
     Ok(Json(SubuserList {
         items: items.into_iter().map(SubuserBody::from).collect(),
@@ -1108,6 +1118,7 @@ pub(super) async fn list_subusers(
     path = "/servers/{id}/subusers/{user_id}",
     tag = "servers",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::UserUpdate]))),
     params(
         ("id" = String, Path, description = "The server's id"),
         ("user_id" = String, Path, description = "The subuser's user id"),
@@ -1116,7 +1127,6 @@ pub(super) async fn list_subusers(
     responses(
         (status = 200, description = "Changed", body = SubuserBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks user.update", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such server or subuser", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Permissions the caller cannot grant", body = Problem, content_type = "application/problem+json"),
     )
@@ -1128,7 +1138,7 @@ pub(super) async fn update_subuser(
     ApiJson(body): ApiJson<SubuserUpdate>,
 ) -> Reply<Json<SubuserBody>> {
     let (server, access) = visible(&state, &auth, &id).await?;
-    access.require("user.update")?;
+    access.require(Gate::USER_UPDATE)?;
     if user_id == auth.principal.user_id() {
         return Err(
             ServersError::field("user_id", "you cannot change your own permissions").into(),
@@ -1152,6 +1162,7 @@ pub(super) async fn update_subuser(
     path = "/servers/{id}/subusers/{user_id}",
     tag = "servers",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::UserDelete]))),
     params(
         ("id" = String, Path, description = "The server's id"),
         ("user_id" = String, Path, description = "The subuser's user id"),
@@ -1159,7 +1170,6 @@ pub(super) async fn update_subuser(
     responses(
         (status = 204, description = "Removed"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks user.delete", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such server or subuser", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -1169,7 +1179,7 @@ pub(super) async fn remove_subuser(
     Path((id, user_id)): Path<(String, String)>,
 ) -> Reply<StatusCode> {
     let (server, access) = visible(&state, &auth, &id).await?;
-    access.require("user.delete")?;
+    access.require(Gate::USER_DELETE)?;
     subusers::remove(state.db(), &server.id, &user_id, &auth.actor).await?;
     Ok(StatusCode::NO_CONTENT)
 }

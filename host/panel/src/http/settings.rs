@@ -10,10 +10,11 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::auth::{Authenticated, permissions};
+use super::auth::Authenticated;
 use super::error::{ApiError, ApiResult, FieldError, FieldLocation, Problem};
 use super::extract::ApiJson;
 use crate::db::settings::{MAX_NAME_LEN, Setting, is_valid_setting_name};
+use crate::identity::permissions::{Gate, Permission};
 
 /// A setting.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -87,17 +88,17 @@ fn not_found(name: &str) -> ApiError {
     path = "/settings",
     tag = "settings",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::SettingsRead]))),
     responses(
         (status = 200, description = "The settings", body = SettingList),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks settings.read", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(super) async fn list(
     auth: Authenticated,
     State(state): State<AppState>,
 ) -> ApiResult<Json<SettingList>> {
-    auth.principal.require(permissions::SETTINGS_READ)?;
+    auth.principal.require(Gate::SETTINGS_READ)?;
     let items = state.db().settings().list().await?;
     Ok(Json(SettingList {
         items: items.into_iter().map(SettingBody::from).collect(),
@@ -110,12 +111,12 @@ pub(super) async fn list(
     path = "/settings",
     tag = "settings",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::SettingsWrite]))),
     request_body = NewSetting,
     responses(
         (status = 201, description = "Created", body = SettingBody),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks settings.write", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A setting with this name exists", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
@@ -127,7 +128,7 @@ pub(super) async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<NewSetting>,
 ) -> ApiResult<(StatusCode, Json<SettingBody>)> {
-    auth.principal.require(permissions::SETTINGS_WRITE)?;
+    auth.principal.require(Gate::SETTINGS_WRITE)?;
     check_name(FieldLocation::Body, &body.name)?;
     let setting = state
         .db()
@@ -149,11 +150,11 @@ pub(super) async fn create(
     path = "/settings/{name}",
     tag = "settings",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::SettingsRead]))),
     params(("name" = String, Path, description = "The setting's name")),
     responses(
         (status = 200, description = "The setting", body = SettingBody),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks settings.read", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such setting", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The name is invalid", body = Problem, content_type = "application/problem+json"),
     )
@@ -163,7 +164,7 @@ pub(super) async fn get(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<SettingBody>> {
-    auth.principal.require(permissions::SETTINGS_READ)?;
+    auth.principal.require(Gate::SETTINGS_READ)?;
     check_name(FieldLocation::Path, &name)?;
     match state.db().settings().get(&name).await? {
         Some(setting) => Ok(Json(setting.into())),
@@ -177,13 +178,13 @@ pub(super) async fn get(
     path = "/settings/{name}",
     tag = "settings",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::SettingsWrite]))),
     params(("name" = String, Path, description = "The setting's name")),
     request_body = SettingValue,
     responses(
         (status = 200, description = "The setting as stored", body = SettingBody),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks settings.write", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The name or body is invalid", body = Problem, content_type = "application/problem+json"),
@@ -195,7 +196,7 @@ pub(super) async fn put(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<SettingValue>,
 ) -> ApiResult<Json<SettingBody>> {
-    auth.principal.require(permissions::SETTINGS_WRITE)?;
+    auth.principal.require(Gate::SETTINGS_WRITE)?;
     check_name(FieldLocation::Path, &name)?;
     let setting = state
         .db()
@@ -211,11 +212,11 @@ pub(super) async fn put(
     path = "/settings/{name}",
     tag = "settings",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::SettingsWrite]))),
     params(("name" = String, Path, description = "The setting's name")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks settings.write", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such setting", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The name is invalid", body = Problem, content_type = "application/problem+json"),
     )
@@ -225,7 +226,7 @@ pub(super) async fn delete(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    auth.principal.require(permissions::SETTINGS_WRITE)?;
+    auth.principal.require(Gate::SETTINGS_WRITE)?;
     check_name(FieldLocation::Path, &name)?;
     if state.db().settings().delete(&name, &auth.actor).await? {
         Ok(StatusCode::NO_CONTENT)

@@ -707,7 +707,7 @@ async fn context_for(
             // viewer holds; nothing else of the global set.
             let own = crate::identity::permissions::plugin_declared();
             permissions.retain(|p| own.get(p).is_some_and(|d| d.plugin == plugin.id()));
-            permissions.extend(access.permissions);
+            permissions.extend(access.names());
             let context = api::RenderContext {
                 contribution: contribution.to_owned(),
                 server_id: Some(server.id),

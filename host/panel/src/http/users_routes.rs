@@ -47,11 +47,9 @@ use super::error::{ApiError, ApiResult, FieldError, FieldLocation, Problem};
 use super::extract::{ApiJson, ApiQuery};
 use super::pagination::{Cursor, PageParams, Pagination};
 use crate::db::{Database, DbError};
+use crate::identity::permissions::{Gate, Permission};
 use crate::identity::users::{self, IdentityLink, NewUser, User, UserChanges};
 use crate::identity::{roles, totp};
-
-/// The permission every route here needs.
-pub const ADMIN_USERS: &str = "admin.users";
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -339,10 +337,10 @@ fn not_found(id: &str) -> ApiError {
     tag = "users",
     params(UserFilter, PageParams),
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminUsers]))),
     responses(
         (status = 200, description = "One page of users", body = UserPage),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.users", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -352,7 +350,7 @@ pub(super) async fn list(
     page: Pagination,
     ApiQuery(filter): ApiQuery<UserFilter>,
 ) -> ApiResult<Json<UserPage>> {
-    auth.principal.require(ADMIN_USERS)?;
+    auth.principal.require(Gate::ADMIN_USERS)?;
     let search = filter
         .search
         .as_deref()
@@ -393,11 +391,12 @@ pub(super) async fn list(
     path = "/users",
     tag = "users",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminUsers]))),
     request_body = NewUserRequest,
     responses(
         (status = 201, description = "Created", body = UserDetail),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.users, creates an administrator without being one, or gives roles with permissions the caller may not grant (permission-not-held, admin-only-permission)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "creates an administrator without being one, or gives roles with permissions the caller may not grant (permission-not-held, admin-only-permission)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid, the username is taken or the identity is linked", body = Problem, content_type = "application/problem+json"),
     )
@@ -407,7 +406,7 @@ pub(super) async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<NewUserRequest>,
 ) -> ApiResult<(StatusCode, Json<UserDetail>)> {
-    auth.principal.require(ADMIN_USERS)?;
+    auth.principal.require(Gate::ADMIN_USERS)?;
     let db = state.db();
     if body.admin && !caller(db, &auth).await?.admin {
         return Err(admins_only());
@@ -491,11 +490,11 @@ pub(super) async fn create(
     path = "/users/{id}",
     tag = "users",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminUsers]))),
     params(("id" = String, Path, description = "The user's id")),
     responses(
         (status = 200, description = "The user", body = UserDetail),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.users", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -504,7 +503,7 @@ pub(super) async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<UserDetail>> {
-    auth.principal.require(ADMIN_USERS)?;
+    auth.principal.require(Gate::ADMIN_USERS)?;
     let user = users::find_user(state.db(), &id)
         .await?
         .ok_or_else(|| not_found(&id))?;
@@ -517,12 +516,13 @@ pub(super) async fn get(
     path = "/users/{id}",
     tag = "users",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminUsers]))),
     params(("id" = String, Path, description = "The user's id")),
     request_body = UserPatch,
     responses(
         (status = 200, description = "The changed user", body = UserDetail),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.users, touches administrator rights without being an administrator, changes the caller's own roles (own-roles), or gives roles with permissions the caller may not grant (permission-not-held, admin-only-permission)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "touches administrator rights without being an administrator, changes the caller's own roles (own-roles), or gives roles with permissions the caller may not grant (permission-not-held, admin-only-permission)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
     )
@@ -533,7 +533,7 @@ pub(super) async fn update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UserPatch>,
 ) -> ApiResult<Json<UserDetail>> {
-    auth.principal.require(ADMIN_USERS)?;
+    auth.principal.require(Gate::ADMIN_USERS)?;
     let db = state.db();
     let target = users::find_user(db, &id)
         .await?
@@ -612,11 +612,12 @@ pub(super) async fn update(
     path = "/users/{id}",
     tag = "users",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminUsers]))),
     params(("id" = String, Path, description = "The user's id")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.users, or deletes an administrator without being one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "deletes an administrator without being one", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "It is the caller, or something still refers to the user", body = Problem, content_type = "application/problem+json"),
     )
@@ -626,7 +627,7 @@ pub(super) async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    auth.principal.require(ADMIN_USERS)?;
+    auth.principal.require(Gate::ADMIN_USERS)?;
     let db = state.db();
     let target = users::find_user(db, &id)
         .await?
@@ -657,11 +658,12 @@ pub(super) async fn delete(
     path = "/users/{id}/totp",
     tag = "users",
     security(("bearer" = [])),
+    extensions(("x-permissions" = json!([Permission::AdminUsers]))),
     params(("id" = String, Path, description = "The user's id")),
     responses(
         (status = 204, description = "Reset"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks admin.users, or resets an administrator without being one", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "resets an administrator without being one", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user, or it has no TOTP", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -670,7 +672,7 @@ pub(super) async fn reset_totp(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    auth.principal.require(ADMIN_USERS)?;
+    auth.principal.require(Gate::ADMIN_USERS)?;
     let db = state.db();
     let target = users::find_user(db, &id)
         .await?

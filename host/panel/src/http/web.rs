@@ -185,6 +185,51 @@ mod tests {
         );
     }
 
+    /// The UI asks `GET /api/v1/permissions` for the list it offers (the
+    /// role editor) and `GET /api/v1/auth/me` for what the caller holds; the
+    /// names it tests to show a link or a button must be in the catalogue.
+    #[test]
+    fn every_permission_the_ui_names_is_in_the_catalogue() {
+        use crate::identity::permissions::{Permission, RETIRED};
+        let resources: std::collections::BTreeSet<&str> = Permission::ALL
+            .iter()
+            .map(|p| p.as_str())
+            .chain(RETIRED.iter().map(|(name, _)| *name))
+            .filter_map(|name| name.split('.').next())
+            .collect();
+        let mut named = 0;
+        for asset in ASSETS.iter().filter(|a| a.name.ends_with(".js")) {
+            // Every quoted `resource.action` whose resource is one of the
+            // catalogue's (or a removed permission's): whatever stands
+            // between a quote and the next one of its kind.
+            let body = asset.body;
+            let quoted = body.char_indices().filter_map(|(at, quote)| {
+                let rest = body.get(at + 1..)?;
+                ['\'', '"', '`']
+                    .contains(&quote)
+                    .then(|| rest.split(quote).next())
+                    .flatten()
+            });
+            for literal in quoted {
+                let Some((resource, _)) = literal.split_once('.') else {
+                    continue;
+                };
+                if !resources.contains(resource)
+                    || !crate::identity::permissions::is_valid_permission(literal)
+                {
+                    continue;
+                }
+                named += 1;
+                assert!(
+                    literal.parse::<Permission>().is_ok(),
+                    "{} names {literal:?}, which is not in the permission catalogue",
+                    asset.name
+                );
+            }
+        }
+        assert!(named > 10, "the scan found only {named} names");
+    }
+
     #[test]
     fn the_etag_changes_with_the_content() {
         assert_ne!(etag("a"), etag("b"));

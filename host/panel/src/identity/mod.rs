@@ -11,8 +11,11 @@
 //!   the `auth.auto-register` setting, in which case a user is created and
 //!   linked. Plugin failures (trap, timeout, quarantine) are the provider's
 //!   fault and never a Panel error: the HTTP layer answers `503`.
-//! - **Permissions** are `resource.action` strings ([`permissions`]); users
-//!   get them through roles, and administrators hold every known one.
+//! - **Permissions** are `resource.action` strings: the built-in ones are
+//!   one typed catalogue ([`permissions::Permission`]) that every route
+//!   check, the OpenAPI document and the web UI's list derive from, and
+//!   plugins may declare more ([`permissions`]); users get them through
+//!   roles, and administrators hold every known one.
 //! - **Sessions** ([`tokens`]): 15-minute HS256 access tokens plus rotating
 //!   refresh tokens with reuse detection; API keys for scripts.
 //! - **Every change is an event** in the same transaction, as elsewhere in

@@ -1,10 +1,62 @@
-//! The permission catalog: `resource.action` strings.
+//! The permission catalogue: every built-in permission, defined once.
 //!
-//! The core's own permissions start from Pterodactyl's set (server control,
-//! files, subusers, schedules, backups…) plus admin-only ones (`admin.*`,
-//! `audit.read`, `settings.*`). Plugins may declare more in their manifest;
-//! the plugin manager registers them with [`register_plugin_permissions`]
-//! so they can be granted to roles and API keys like built-in ones.
+//! Permissions are `resource.action` strings (`control.start`,
+//! `admin.nodes`). The built-in ones are the variants of [`Permission`],
+//! each with its name, its description and its [`Scope`], all written in
+//! one table at the top of this file. Everything else is derived from it:
+//!
+//! | What | Derived how |
+//! | --- | --- |
+//! | the server-scoped set (what an owner holds on a server, what subusers may be given) | [`Scope::Server`] and [`Scope::ServerOwner`], read by [`crate::servers::access`] |
+//! | every route check | a `Gate` per permission (below); no route names a permission string |
+//! | the OpenAPI document | the `Permission` schema (an enum of the names, with their descriptions), each operation's `x-permissions` and the sentences and `403` answers [`crate::http::openapi`] generates from them |
+//! | the web UI's list | `GET /api/v1/permissions` ([`crate::http::roles_routes`]): the UI keeps no list of its own |
+//!
+//! # A permission exists only where it gates something
+//!
+//! Routes check a permission through its `Gate` (`Gate::ADMIN_NODES`,
+//! passed to `Principal::require` or `ServerAccess::require`), and the
+//! gates are generated from the table with `#[deny(dead_code)]`: a
+//! permission that no code checks is an *unused associated constant*, and
+//! the crate does not compile. So the catalogue cannot offer a permission
+//! that does nothing. The gates are crate-private for that reason: a public
+//! item is never "unused" to the compiler. Files, backups, schedules,
+//! databases and allocations have no permissions until the features that
+//! check them arrive; each brings its permissions back with its routes.
+//!
+//! # Permissions that were removed
+//!
+//! [`RETIRED`] lists the names that were once built in and were removed
+//! because nothing checked them. Roles, API keys and subuser grants stored
+//! before the removal may still name them (`role_permissions`,
+//! `api_keys.scopes`, `server_subusers.permissions` and the events that
+//! recorded them). They are **ignored on load**: [`drop_retired`] filters
+//! them out wherever those rows are read (a role's permissions, a user's
+//! permissions, an API key's scopes, a subuser's grant), with one warning
+//! per name and process, so startup, login, listing and replay go on as
+//! before and a grant never carries a permission the catalogue does not
+//! have. They are **dropped on the next write** of the set that names
+//! them (a role's or subuser's new permission set is written whole). Rows
+//! are not rewritten by a migration because the events that recorded them
+//! are history and replay must rebuild the rows exactly as they are
+//! ([`crate::db::replay`]). Retired names stay reserved: a plugin cannot
+//! declare one, and a request naming one gets the same `422` as any
+//! unknown permission.
+//!
+//! A feature that brings a retired name back takes it off [`RETIRED`];
+//! grants stored under that name then apply again, so it must keep the
+//! meaning the name had (the descriptions are in the list), or use a new
+//! name.
+//!
+//! # Plugin-declared permissions
+//!
+//! Plugins may declare more in their manifest's `[permissions]` (each
+//! prefixed with the plugin's id); the plugin manager registers them with
+//! [`register_plugin_permissions`] so they can be granted to roles and API
+//! keys like built-in ones. They are strings, not variants: they are known
+//! only at run time, the plugin checks them itself (the Panel hands the
+//! caller's permissions to its UI render context), and they are never
+//! server-scoped. [`all`] and [`is_known`] cover both kinds.
 //! Administrators hold every permission known at the time of the request.
 //!
 //! # Who may grant what
@@ -16,24 +68,165 @@
 //!   role's permission set, a role assignment or an API key's scopes): a
 //!   holder of `admin.users` cannot make a role with `admin.nodes` and
 //!   give it to themselves or a friend;
-//! - the [admin-only](is_admin_only) permissions (every `admin.*`, plus
-//!   `audit.read` and `settings.*`) are granted by administrators only,
-//!   even by a non-administrator who holds one: they steer the Panel
-//!   itself, and spreading them is an administrator's decision.
+//! - the [admin-only](is_admin_only) permissions (those of
+//!   [`Scope::Admin`], plus any plugin-declared `admin.*`) are granted by
+//!   administrators only, even by a non-administrator who holds one: they
+//!   steer the Panel itself, and spreading them is an administrator's
+//!   decision.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{OnceLock, RwLock};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Mutex, OnceLock, RwLock};
 
-/// The built-in permissions, each with a description.
-pub const BUILTIN: &[(&str, &str)] = &[
-    ("control.console", "Send commands to a server's console"),
-    ("control.start", "Start a server"),
-    ("control.stop", "Stop a server"),
-    ("control.restart", "Restart a server"),
-    ("user.create", "Add subusers to a server"),
-    ("user.read", "See a server's subusers"),
-    ("user.update", "Change a server's subusers"),
-    ("user.delete", "Remove subusers from a server"),
+/// Where a permission applies, and who may be given it: `server` (on one
+/// server; subusers may be given it), `server-owner` (on one server, for its
+/// owner and holders of `admin.servers`; never for subusers), `panel`
+/// (Panel-wide) or `admin` (Panel-wide, granted by administrators only).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scope {
+    /// On one server: its owner holds it through their own permissions,
+    /// and it may be granted to the server's subusers.
+    Server,
+    /// On one server, for its owner (and holders of `admin.servers`) only:
+    /// never granted to subusers.
+    ServerOwner,
+    /// Panel-wide.
+    Panel,
+    /// Panel-wide, and granted by administrators only.
+    Admin,
+}
+
+impl Scope {
+    /// The scope's name in the API: `server`, `server-owner`, `panel`,
+    /// `admin`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Scope::Server => "server",
+            Scope::ServerOwner => "server-owner",
+            Scope::Panel => "panel",
+            Scope::Admin => "admin",
+        }
+    }
+
+    /// True if and only if the permission applies to one server
+    /// ([`Scope::Server`] or [`Scope::ServerOwner`]).
+    pub const fn is_server(self) -> bool {
+        matches!(self, Scope::Server | Scope::ServerOwner)
+    }
+}
+
+/// A permission a route checks: the only way to ask whether a caller holds
+/// a built-in permission before doing something.
+///
+/// Each permission has one, `Gate::` + its name in capitals
+/// (`Gate::ADMIN_NODES`); see the [module documentation](self) for why a
+/// permission without a used gate does not compile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Gate(Permission);
+
+impl Gate {
+    /// The permission this gate checks.
+    pub(crate) const fn permission(self) -> Permission {
+        self.0
+    }
+}
+
+/// Declares the catalogue: the enum, its tables and one gate per entry.
+macro_rules! catalogue {
+    ($($variant:ident / $gate:ident = $name:literal, $scope:ident, $description:literal;)*) => {
+        /// A built-in permission.
+        ///
+        /// Serialised as its name (`"control.start"`); parsed from it with
+        /// [`FromStr`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Permission {
+            $(
+                #[doc = concat!("`", $name, "`: ", $description, ".")]
+                $variant,
+            )*
+        }
+
+        impl Permission {
+            /// Every built-in permission, in catalogue order.
+            pub const ALL: &'static [Permission] = &[$(Permission::$variant),*];
+
+            /// Its name, `resource.action`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Permission::$variant => $name,)*
+                }
+            }
+
+            /// What it allows, for people.
+            pub const fn description(self) -> &'static str {
+                match self {
+                    $(Permission::$variant => $description,)*
+                }
+            }
+
+            /// Where it applies.
+            pub const fn scope(self) -> Scope {
+                match self {
+                    $(Permission::$variant => Scope::$scope,)*
+                }
+            }
+        }
+
+        // Crate-private and denied dead code: a catalogue entry whose gate
+        // no route uses does not compile (see the module documentation).
+        #[deny(dead_code)]
+        impl Gate {
+            $(
+                #[doc = concat!("Checks `", $name, "`.")]
+                pub(crate) const $gate: Gate = Gate(Permission::$variant);
+            )*
+        }
+    };
+}
+
+catalogue! {
+    ControlConsole / CONTROL_CONSOLE = "control.console", Server, "Send commands to a server's console";
+    ControlStart / CONTROL_START = "control.start", Server, "Start a server";
+    ControlStop / CONTROL_STOP = "control.stop", Server, "Stop or kill a server";
+    ControlRestart / CONTROL_RESTART = "control.restart", Server, "Restart a server";
+    UserCreate / USER_CREATE = "user.create", Server, "Add subusers to a server";
+    UserRead / USER_READ = "user.read", Server, "See a server's subusers";
+    UserUpdate / USER_UPDATE = "user.update", Server, "Change a server's subusers";
+    UserDelete / USER_DELETE = "user.delete", Server, "Remove subusers from a server";
+    StartupRead / STARTUP_READ = "startup.read", Server, "See startup variables";
+    StartupUpdate / STARTUP_UPDATE = "startup.update", Server, "Change startup variables";
+    SettingsRename / SETTINGS_RENAME = "settings.rename", Server, "Rename a server";
+    SettingsReinstall / SETTINGS_REINSTALL = "settings.reinstall", Server, "Reinstall a server";
+    ActivityRead / ACTIVITY_READ = "activity.read", Server, "See a server's command history";
+    ServerDelete / SERVER_DELETE = "server.delete", ServerOwner, "Delete servers";
+    ServerCreate / SERVER_CREATE = "server.create", Panel, "Create servers";
+    AdminUsers / ADMIN_USERS = "admin.users", Admin, "Manage users and roles";
+    AdminNodes / ADMIN_NODES = "admin.nodes", Admin, "Manage nodes";
+    AdminPlugins / ADMIN_PLUGINS = "admin.plugins", Admin, "Manage plugins";
+    AdminServers / ADMIN_SERVERS = "admin.servers", Admin, "Manage every server";
+    AuditRead / AUDIT_READ = "audit.read", Admin, "Read the audit log";
+    SettingsRead / SETTINGS_READ = "settings.read", Admin, "Read Panel settings";
+    SettingsWrite / SETTINGS_WRITE = "settings.write", Admin, "Change Panel settings";
+}
+
+/// Names that were built-in permissions and were removed because nothing
+/// checked them, with what they were to mean; stored grants naming them are
+/// ignored (see the [module documentation](self#permissions-that-were-removed)).
+pub const RETIRED: &[(&str, &str)] = &[
     ("file.create", "Create files"),
     ("file.read", "List and read files"),
     ("file.read-content", "Read the content of files"),
@@ -50,8 +243,6 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("allocation.create", "Add allocations to a server"),
     ("allocation.update", "Change a server's allocations"),
     ("allocation.delete", "Remove allocations from a server"),
-    ("startup.read", "See startup variables"),
-    ("startup.update", "Change startup variables"),
     ("database.create", "Create databases"),
     ("database.read", "See databases"),
     ("database.update", "Change databases"),
@@ -61,37 +252,138 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("schedule.read", "See schedules"),
     ("schedule.update", "Change schedules"),
     ("schedule.delete", "Delete schedules"),
-    ("settings.rename", "Rename a server"),
-    ("settings.reinstall", "Reinstall a server"),
-    ("activity.read", "See a server's activity"),
-    ("server.create", "Create servers"),
     ("server.read", "See servers"),
-    ("server.delete", "Delete servers"),
-    ("admin.users", "Manage users and roles"),
-    ("admin.nodes", "Manage nodes"),
-    ("admin.plugins", "Manage plugins"),
-    ("admin.servers", "Manage every server"),
-    ("audit.read", "Read the audit log"),
-    ("settings.read", "Read Panel settings"),
-    ("settings.write", "Change Panel settings"),
 ];
 
-/// The built-in permissions only administrators may grant (to a role, or
-/// by assigning a role that holds them); see [`is_admin_only`].
-pub const ADMIN_ONLY: &[&str] = &[
-    "admin.users",
-    "admin.nodes",
-    "admin.plugins",
-    "admin.servers",
-    "audit.read",
-    "settings.read",
-    "settings.write",
-];
+impl Permission {
+    /// The permissions that apply to one server ([`Scope::is_server`]):
+    /// what an owner may hold there and administrators of servers hold on
+    /// every one.
+    pub fn on_servers() -> impl Iterator<Item = Permission> {
+        Permission::ALL
+            .iter()
+            .copied()
+            .filter(|p| p.scope().is_server())
+    }
 
-/// True if and only if only administrators may grant `permission`: one of
-/// [`ADMIN_ONLY`], or any other `admin.*` (a plugin may declare one).
+    /// The permissions that may be granted to subusers ([`Scope::Server`]).
+    pub fn for_subusers() -> impl Iterator<Item = Permission> {
+        Permission::ALL
+            .iter()
+            .copied()
+            .filter(|p| p.scope() == Scope::Server)
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is not a built-in permission.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a built-in permission")]
+pub struct UnknownPermission(pub String);
+
+impl FromStr for Permission {
+    type Err = UnknownPermission;
+
+    fn from_str(name: &str) -> Result<Permission, UnknownPermission> {
+        Permission::ALL
+            .iter()
+            .copied()
+            .find(|p| p.as_str() == name)
+            .ok_or_else(|| UnknownPermission(name.to_owned()))
+    }
+}
+
+impl serde::Serialize for Permission {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Permission {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl utoipa::PartialSchema for Permission {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+        let mut description = String::from(
+            "A built-in permission. Plugins may declare more (prefixed with their id); \
+             those are not listed here.\n\n| Name | Scope | Allows |\n| --- | --- | --- |\n",
+        );
+        for p in Permission::ALL {
+            description.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                p.as_str(),
+                p.scope().as_str(),
+                p.description()
+            ));
+        }
+        ObjectBuilder::new()
+            .schema_type(SchemaType::new(Type::String))
+            .enum_values(Some(Permission::ALL.iter().map(|p| p.as_str())))
+            .description(Some(description))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Permission {}
+
+/// True if and only if only administrators may grant `permission`: a
+/// built-in one of [`Scope::Admin`], or any other `admin.*` (a plugin may
+/// declare one).
 pub fn is_admin_only(permission: &str) -> bool {
-    ADMIN_ONLY.contains(&permission) || permission.starts_with("admin.")
+    permission.starts_with("admin.")
+        || permission
+            .parse::<Permission>()
+            .is_ok_and(|p| p.scope() == Scope::Admin)
+}
+
+/// True if and only if `name` is in [`RETIRED`].
+pub fn is_retired(name: &str) -> bool {
+    RETIRED.iter().any(|(retired, _)| *retired == name)
+}
+
+/// `stored` without its [retired](RETIRED) names, for code that loads a
+/// stored permission set (`whose` says which, for the log). Each retired
+/// name found is logged as a warning once per process.
+pub fn drop_retired<C>(stored: C, whose: &str) -> C
+where
+    C: IntoIterator<Item = String> + FromIterator<String>,
+{
+    stored
+        .into_iter()
+        .filter(|name| {
+            let retired = is_retired(name);
+            if retired {
+                warn_once(name, whose);
+            }
+            !retired
+        })
+        .collect()
+}
+
+fn warn_once(name: &str, whose: &str) {
+    static WARNED: OnceLock<Mutex<BTreeSet<String>>> = OnceLock::new();
+    let mut warned = WARNED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if warned.insert(name.to_owned()) {
+        tracing::warn!(
+            permission = name,
+            found_in = whose,
+            "a stored grant names a removed permission; it is ignored, and dropped when the \
+             grant is next written"
+        );
+    }
 }
 
 /// Why [`check_grant`] refused.
@@ -167,7 +459,8 @@ pub fn is_valid_permission(permission: &str) -> bool {
 /// they become known: granted to administrators, assignable to roles and
 /// API keys. They stay known for the life of the process, so roles that
 /// hold them stay editable while the plugin is inactive. Returns the names
-/// refused as malformed or as a built-in permission.
+/// refused as malformed, as a built-in permission or as a
+/// [retired](RETIRED) one.
 pub fn register_plugin_permissions<I>(plugin: &str, permissions: I) -> Vec<String>
 where
     I: IntoIterator<Item = (String, String)>,
@@ -177,7 +470,7 @@ where
         .write()
         .unwrap_or_else(|p| p.into_inner());
     for (name, description) in permissions {
-        if is_valid_permission(&name) && !BUILTIN.iter().any(|(b, _)| *b == name) {
+        if is_valid_permission(&name) && name.parse::<Permission>().is_err() && !is_retired(&name) {
             let declared = PluginPermission {
                 plugin: plugin.to_owned(),
                 description,
@@ -200,7 +493,10 @@ pub fn plugin_declared() -> BTreeMap<String, PluginPermission> {
 
 /// Every known permission: the built-in ones and those plugins registered.
 pub fn all() -> BTreeSet<String> {
-    let mut all: BTreeSet<String> = BUILTIN.iter().map(|(p, _)| (*p).to_owned()).collect();
+    let mut all: BTreeSet<String> = Permission::ALL
+        .iter()
+        .map(|p| p.as_str().to_owned())
+        .collect();
     all.extend(
         plugin_permissions()
             .read()
@@ -213,7 +509,7 @@ pub fn all() -> BTreeSet<String> {
 
 /// True if and only if `permission` is known (see [`all`]).
 pub fn is_known(permission: &str) -> bool {
-    BUILTIN.iter().any(|(p, _)| *p == permission)
+    permission.parse::<Permission>().is_ok()
         || plugin_permissions()
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -233,15 +529,73 @@ mod tests {
         assert!(!is_valid_permission("control..start"));
     }
 
+    #[test]
+    fn every_permission_round_trips_through_its_name_and_names_are_unique_and_well_formed() {
+        let mut names = BTreeSet::new();
+        for permission in Permission::ALL {
+            let name = permission.as_str();
+            assert!(is_valid_permission(name), "{name}");
+            assert!(names.insert(name), "{name} is in the catalogue twice");
+            assert_eq!(name.parse::<Permission>(), Ok(*permission));
+            assert_eq!(permission.to_string(), name);
+            assert_eq!(
+                serde_json::to_value(permission).expect("serialises"),
+                serde_json::json!(name)
+            );
+            assert_eq!(
+                serde_json::from_value::<Permission>(serde_json::json!(name)).expect("parses"),
+                *permission
+            );
+            assert!(!permission.description().is_empty(), "{name}");
+            assert!(!is_retired(name), "{name} is both built in and retired");
+        }
+        for (name, description) in RETIRED {
+            assert!(is_valid_permission(name), "{name}");
+            assert!(!description.is_empty(), "{name}");
+            assert_eq!(
+                name.parse::<Permission>(),
+                Err(UnknownPermission((*name).to_owned()))
+            );
+        }
+        assert!(serde_json::from_value::<Permission>(serde_json::json!("file.read")).is_err());
+    }
+
+    #[test]
+    fn the_server_scoped_sets_follow_the_scopes() {
+        let on_servers: Vec<&str> = Permission::on_servers().map(Permission::as_str).collect();
+        let for_subusers: Vec<&str> = Permission::for_subusers().map(Permission::as_str).collect();
+        assert!(on_servers.contains(&"server.delete"));
+        assert!(
+            !for_subusers.contains(&"server.delete"),
+            "never for subusers"
+        );
+        assert!(for_subusers.contains(&"control.start"));
+        assert!(!on_servers.contains(&"server.create"));
+        assert!(!on_servers.contains(&"admin.servers"));
+        assert!(for_subusers.iter().all(|p| on_servers.contains(p)));
+    }
+
+    #[test]
+    fn the_gates_check_the_permission_they_are_named_after() {
+        assert_eq!(Gate::ADMIN_NODES.permission(), Permission::AdminNodes);
+        assert_eq!(
+            Gate::CONTROL_CONSOLE.permission().as_str(),
+            "control.console"
+        );
+    }
+
     fn held(list: &[&str]) -> BTreeSet<String> {
         list.iter().map(|p| (*p).to_owned()).collect()
     }
 
     #[test]
-    fn every_admin_only_permission_is_a_builtin_one_and_admin_prefixes_are_admin_only() {
-        for permission in ADMIN_ONLY {
-            assert!(BUILTIN.iter().any(|(p, _)| p == permission), "{permission}");
-            assert!(is_admin_only(permission));
+    fn admin_scoped_permissions_and_admin_prefixes_are_admin_only() {
+        for permission in Permission::ALL {
+            assert_eq!(
+                is_admin_only(permission.as_str()),
+                permission.scope() == Scope::Admin,
+                "{permission}"
+            );
         }
         assert!(is_admin_only("admin.some-plugin-thing"));
         assert!(!is_admin_only("control.console"));
@@ -250,26 +604,30 @@ mod tests {
 
     #[test]
     fn a_grant_needs_every_permission_held_and_admin_only_ones_need_an_administrator() {
-        let mine = held(&["admin.users", "control.start", "file.read"]);
+        let mine = held(&["admin.users", "control.start", "activity.read"]);
         assert_eq!(
-            check_grant(["control.start", "file.read"], &mine, false),
+            check_grant(["control.start", "activity.read"], &mine, false),
             Ok(())
         );
         assert_eq!(check_grant([], &mine, false), Ok(()));
         assert_eq!(
             check_grant(
-                ["control.start", "control.console", "backup.read"],
+                ["control.start", "control.console", "startup.read"],
                 &mine,
                 false
             ),
             Err(GrantRefusal::NotHeld(vec![
-                "backup.read".into(),
-                "control.console".into()
+                "control.console".into(),
+                "startup.read".into()
             ]))
         );
         // Held, but admin-only: refused to a non-administrator.
         assert_eq!(
-            check_grant(["admin.users", "admin.nodes", "file.read"], &mine, false),
+            check_grant(
+                ["admin.users", "admin.nodes", "activity.read"],
+                &mine,
+                false
+            ),
             Err(GrantRefusal::AdminOnly(vec![
                 "admin.nodes".into(),
                 "admin.users".into()
@@ -285,6 +643,24 @@ mod tests {
             check_grant(["admin.nodes"], &mine, true),
             Err(GrantRefusal::NotHeld(vec!["admin.nodes".into()]))
         );
+    }
+
+    #[test]
+    fn retired_names_are_unknown_and_dropped_from_stored_sets() {
+        for (name, _) in RETIRED {
+            assert!(!is_known(name), "{name}");
+            assert!(!all().contains(*name), "{name}");
+        }
+        let stored: Vec<String> = ["file.read", "control.start", "server.read", "my-plugin.go"]
+            .map(str::to_owned)
+            .into();
+        assert_eq!(
+            drop_retired(stored, "a test"),
+            ["control.start", "my-plugin.go"],
+            "built-in and plugin names stay, in order"
+        );
+        let stored: BTreeSet<String> = held(&["backup.read", "user.read"]);
+        assert_eq!(drop_retired(stored, "a test"), held(&["user.read"]));
     }
 
     #[test]
@@ -314,5 +690,21 @@ mod tests {
                 description: "allows quota-guard.override".into()
             })
         );
+    }
+
+    #[test]
+    fn a_plugin_cannot_declare_a_retired_name() {
+        // A plugin whose id is `file` may declare `file.*` names, but not
+        // one that stored grants may still hold.
+        let refused = register_plugin_permissions(
+            "file",
+            [
+                ("file.read".to_owned(), "Read files".to_owned()),
+                ("file.tail".to_owned(), "Follow a log".to_owned()),
+            ],
+        );
+        assert_eq!(refused, ["file.read"]);
+        assert!(!is_known("file.read"));
+        assert!(is_known("file.tail"));
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Permissions are checked against the registry ([`super::permissions`]:
 //! built-in ones and those plugins declared) by the caller before they get
-//! here; the HTTP layer turns unknown ones into per-field errors. Every
+//! here; the HTTP layer turns unknown ones into per-field errors. Stored
+//! names of removed permissions are dropped as they are read
+//! ([`permissions::drop_retired`]). Every
 //! change appends its event (`role.created`, `role.updated`,
 //! `role.deleted`) in the same transaction. Deleting a role takes it from
 //! every user who had it.
@@ -15,7 +17,7 @@ use time::OffsetDateTime;
 use crate::db::events::AppendEvent;
 use crate::db::{Actor, Database, DbError, NewEvent, from_micros, now, on_pool, query_builder};
 
-use super::users;
+use super::{permissions, users};
 
 /// A role.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +71,10 @@ async fn permissions_by_role(
     for (role, permission) in rows {
         map.entry(role).or_default().push(permission);
     }
-    Ok(map)
+    Ok(map
+        .into_iter()
+        .map(|(role, held)| (role, permissions::drop_retired(held, "role_permissions")))
+        .collect())
 }
 
 fn assemble(

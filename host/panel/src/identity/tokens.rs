@@ -585,7 +585,8 @@ pub struct ApiKey {
     pub name: String,
     /// The first characters of the key, to recognize it.
     pub prefix: String,
-    /// The permissions it may use.
+    /// The permissions it may use (stored names of
+    /// [retired](super::permissions::RETIRED) ones are dropped on load).
     pub scopes: Vec<String>,
     /// When it was created.
     pub created_at: OffsetDateTime,
@@ -616,7 +617,7 @@ impl TryFrom<ApiKeyRow> for ApiKey {
             user_id: row.user_id,
             name: row.name,
             prefix: row.prefix,
-            scopes: row.scopes.0,
+            scopes: super::permissions::drop_retired(row.scopes.0, "api_keys.scopes"),
             created_at: from_micros(row.created_at)?,
             last_used_at: row.last_used_at.map(from_micros).transpose()?,
             revoked_at: row.revoked_at.map(from_micros).transpose()?,

@@ -318,7 +318,8 @@ pub async fn find_user_by_identity(
 }
 
 /// The permissions `user` holds: every known one for administrators, else
-/// the union of its roles' permissions.
+/// the union of its roles' permissions (without
+/// [retired](permissions::RETIRED) ones).
 ///
 /// # Errors
 ///
@@ -336,7 +337,10 @@ pub async fn permissions_of(db: &Database, user: &User) -> Result<BTreeSet<Strin
         qb.push_bind(&user.id);
         qb.build_query_scalar::<String>().fetch_all(pool).await?
     });
-    Ok(rows.into_iter().collect())
+    Ok(permissions::drop_retired(
+        rows.into_iter().collect(),
+        "role_permissions",
+    ))
 }
 
 /// Creates a role holding `permissions`, appending `role.created`; returns

@@ -10,9 +10,10 @@
 //! - a subuser: the permissions the subuser grant lists, narrowed the same
 //!   way — a credential never exceeds its own permissions.
 //!
-//! Server permissions follow Pterodactyl's names (`control.start`,
-//! `user.create`, `startup.update`, `settings.rename`…); deleting a
-//! server (`server.delete`) is never grantable to subusers.
+//! The server permissions are the catalogue's server-scoped ones
+//! ([`Permission::on_servers`]: [`Scope::Server`](crate::identity::permissions::Scope::Server)
+//! ones, which subusers may be given, and `server.delete`, which they may
+//! not); nothing here lists them again.
 
 use std::collections::BTreeSet;
 
@@ -21,56 +22,7 @@ use super::server::Server;
 use super::subusers;
 use crate::db::{Database, DbError};
 use crate::http::Principal;
-
-/// The permission that gives every right on every server.
-pub const ADMIN_SERVERS: &str = "admin.servers";
-/// The permission to delete a server (owners and admins only).
-pub const SERVER_DELETE: &str = "server.delete";
-
-/// The permissions that apply to one server and may be granted to
-/// subusers.
-pub fn server_permissions() -> &'static [&'static str] {
-    &[
-        "control.console",
-        "control.start",
-        "control.stop",
-        "control.restart",
-        "user.create",
-        "user.read",
-        "user.update",
-        "user.delete",
-        "file.create",
-        "file.read",
-        "file.read-content",
-        "file.update",
-        "file.delete",
-        "file.archive",
-        "file.sftp",
-        "backup.create",
-        "backup.read",
-        "backup.delete",
-        "backup.download",
-        "backup.restore",
-        "allocation.read",
-        "allocation.create",
-        "allocation.update",
-        "allocation.delete",
-        "startup.read",
-        "startup.update",
-        "database.create",
-        "database.read",
-        "database.update",
-        "database.delete",
-        "database.view-password",
-        "schedule.create",
-        "schedule.read",
-        "schedule.update",
-        "schedule.delete",
-        "settings.rename",
-        "settings.reinstall",
-        "activity.read",
-    ]
-}
+use crate::identity::permissions::{Gate, Permission, Scope};
 
 /// How the caller relates to the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,26 +41,42 @@ pub struct ServerAccess {
     /// How they relate to it.
     pub relation: Relation,
     /// The server permissions they hold there.
-    pub permissions: BTreeSet<String>,
+    pub permissions: BTreeSet<Permission>,
 }
 
 impl ServerAccess {
     /// True if and only if the caller holds `permission` on the server.
-    pub fn has(&self, permission: &str) -> bool {
-        self.permissions.contains(permission)
+    pub fn has(&self, permission: Permission) -> bool {
+        self.permissions.contains(&permission)
     }
 
-    /// `Ok` if the caller holds `permission` on the server.
+    /// True if and only if the caller holds the permission `gate` checks
+    /// on the server.
+    pub(crate) fn passes(&self, gate: Gate) -> bool {
+        self.has(gate.permission())
+    }
+
+    /// `Ok` if the caller holds the permission `gate` checks on the server.
     ///
     /// # Errors
     ///
     /// [`ServersError::Forbidden`] naming it.
-    pub fn require(&self, permission: &str) -> Result<(), ServersError> {
-        if self.has(permission) {
+    pub(crate) fn require(&self, gate: Gate) -> Result<(), ServersError> {
+        if self.passes(gate) {
             Ok(())
         } else {
-            Err(ServersError::Forbidden(permission.to_owned()))
+            Err(ServersError::Forbidden(
+                gate.permission().as_str().to_owned(),
+            ))
         }
+    }
+
+    /// The names of the permissions held, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.permissions
+            .iter()
+            .map(|p| p.as_str().to_owned())
+            .collect()
     }
 
     /// True for administrators.
@@ -138,7 +106,7 @@ impl Resolver {
         principal: &Principal,
         server: &Server,
     ) -> Result<Option<ServerAccess>, DbError> {
-        let slot = if principal.has_permission(ADMIN_SERVERS) {
+        let slot = if principal.passes(Gate::ADMIN_SERVERS) {
             &mut self.admin
         } else if server.owner_id == principal.user_id() {
             &mut self.owner
@@ -162,12 +130,8 @@ pub async fn resolve(
     principal: &Principal,
     server: &Server,
 ) -> Result<Option<ServerAccess>, DbError> {
-    let all = server_permissions()
-        .iter()
-        .copied()
-        .chain([SERVER_DELETE])
-        .map(str::to_owned);
-    if principal.has_permission(ADMIN_SERVERS) {
+    let all = Permission::on_servers();
+    if principal.passes(Gate::ADMIN_SERVERS) {
         return Ok(Some(ServerAccess {
             relation: Relation::Admin,
             permissions: all.collect(),
@@ -176,15 +140,21 @@ pub async fn resolve(
     if server.owner_id == principal.user_id() {
         return Ok(Some(ServerAccess {
             relation: Relation::Owner,
-            permissions: all.filter(|p| principal.has_permission(p)).collect(),
+            permissions: all
+                .filter(|p| principal.has_permission(p.as_str()))
+                .collect(),
         }));
     }
+    // A grant is stored as names; only the subuser-grantable ones the
+    // caller's own credentials hold count (retired names were dropped on
+    // load).
     let granted = subusers::permissions_of(db, &server.id, principal.user_id()).await?;
     Ok(granted.map(|granted| ServerAccess {
         relation: Relation::Subuser,
         permissions: granted
-            .into_iter()
-            .filter(|p| server_permissions().contains(&p.as_str()) && principal.has_permission(p))
+            .iter()
+            .filter_map(|name| name.parse::<Permission>().ok())
+            .filter(|p| p.scope() == Scope::Server && principal.has_permission(p.as_str()))
             .collect(),
     }))
 }

@@ -41,6 +41,7 @@ use crate::db::events::AppendEvent;
 use crate::db::{
     Actor, Database, DbError, NewEvent, from_micros, now, on_pool, query_builder, to_micros,
 };
+use crate::identity::permissions::Gate;
 use crate::plugins::PluginManager;
 
 /// Longest console command, bytes.
@@ -92,16 +93,16 @@ impl CommandAction {
         }
     }
 
-    /// The server permission the action needs (Pterodactyl's names; a
-    /// kill is a forced stop).
-    pub fn permission(self) -> &'static str {
+    /// The gate of the server permission the action needs (Pterodactyl's
+    /// names; a kill is a forced stop).
+    pub(crate) fn permission(self) -> Gate {
         match self {
-            CommandAction::Start => "control.start",
-            CommandAction::Stop | CommandAction::Kill => "control.stop",
-            CommandAction::Restart => "control.restart",
-            CommandAction::Install => "settings.reinstall",
-            CommandAction::Delete => super::access::SERVER_DELETE,
-            CommandAction::Console => "control.console",
+            CommandAction::Start => Gate::CONTROL_START,
+            CommandAction::Stop | CommandAction::Kill => Gate::CONTROL_STOP,
+            CommandAction::Restart => Gate::CONTROL_RESTART,
+            CommandAction::Install => Gate::SETTINGS_REINSTALL,
+            CommandAction::Delete => Gate::SERVER_DELETE,
+            CommandAction::Console => Gate::CONTROL_CONSOLE,
         }
     }
 }

@@ -49,7 +49,7 @@ pub mod server;
 pub mod subusers;
 pub mod variables;
 
-pub use access::{ServerAccess, server_permissions};
+pub use access::ServerAccess;
 pub use commands::{Command, CommandAction, CommandOutbox, CommandState};
 pub use nodes::{Allocation, AllocationFilter, NewNode, Node, NodeUpdate};
 pub use panel_api::DbPanelApi;

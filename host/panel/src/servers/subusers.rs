@@ -16,6 +16,7 @@ use crate::db::events::AppendEvent;
 use crate::db::{
     Actor, Database, DbError, NewEvent, from_micros, now, on_pool, query_builder, to_micros,
 };
+use crate::identity::permissions;
 
 /// One subuser of a server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +25,9 @@ pub struct Subuser {
     pub server_id: String,
     /// The user.
     pub user_id: String,
-    /// What they may do there.
+    /// What they may do there (stored names of
+    /// [retired](crate::identity::permissions::RETIRED) ones are dropped on
+    /// load).
     pub permissions: BTreeSet<String>,
     /// When they were added.
     pub created_at: OffsetDateTime,
@@ -48,7 +51,10 @@ impl TryFrom<SubuserRow> for Subuser {
         Ok(Subuser {
             server_id: row.server_id,
             user_id: row.user_id,
-            permissions: row.permissions.0,
+            permissions: permissions::drop_retired(
+                row.permissions.0,
+                "server_subusers.permissions",
+            ),
             created_at: from_micros(row.created_at)?,
             updated_at: from_micros(row.updated_at)?,
         })

@@ -23,9 +23,9 @@ use cap_agent::node::RunningNode;
 use cap_panel::bundled::{self, Bundled, Quiet};
 use cap_panel::config::Config;
 use cap_panel::db::Actor;
+use cap_panel::identity::permissions::Permission;
 use cap_panel::identity::users::{IdentityLink, NewUser, create_role, create_user_with_roles};
 use cap_panel::identity::{IdentityOptions, LOCAL_PASSWORD, ProviderRegistry, bootstrap_admin};
-use cap_panel::servers::access;
 use cap_panel::{Panel, RunningPanel};
 use cap_runtime::api::{Credentials, PasswordCredentials};
 use fantoccini::elements::Element;
@@ -259,9 +259,8 @@ async fn create_password_user(world: &World, username: &str, password: &str) -> 
         db,
         &format!("{username}-player"),
         "Plays on servers",
-        &access::server_permissions()
-            .iter()
-            .map(|p| (*p).to_owned())
+        &Permission::for_subusers()
+            .map(|p| p.as_str().to_owned())
             .collect::<Vec<_>>(),
         &Actor::system(),
     )

@@ -9,8 +9,8 @@ use std::time::Duration;
 use cap_agent::node::RunningNode;
 use cap_panel::db::Actor;
 use cap_panel::http::Principal;
+use cap_panel::identity::permissions::Permission;
 use cap_panel::identity::users::{NewUser, create_user};
-use cap_panel::servers::access;
 use cap_panel::{Panel, RunningPanel};
 use futures::{SinkExt, StreamExt};
 use reqwest::Method;
@@ -40,9 +40,8 @@ async fn start_panel(db: &TestDb) -> (RunningPanel, String) {
 
 /// A Panel on `db` listening on `listen`, with the test tokens.
 async fn serve_panel(db: &TestDb, viewer_id: &str, listen: std::net::SocketAddr) -> RunningPanel {
-    let all: Vec<&str> = access::server_permissions()
-        .iter()
-        .copied()
+    let all: Vec<&str> = Permission::for_subusers()
+        .map(Permission::as_str)
         .chain([
             "server.delete",
             "server.create",

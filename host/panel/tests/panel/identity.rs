@@ -55,6 +55,17 @@ impl IdentityPanel {
     }
 
     pub(crate) async fn start_with(db: &TestDb, options: IdentityOptions) -> IdentityPanel {
+        IdentityPanel::launch(db, options, true).await
+    }
+
+    /// Stops this Panel and starts another on the same database, which
+    /// keeps its users, passwords and everything else.
+    pub(crate) async fn restart(self, db: &TestDb) -> IdentityPanel {
+        self.panel.stop().await.expect("the Panel stops");
+        IdentityPanel::launch(db, IdentityOptions::default(), false).await
+    }
+
+    async fn launch(db: &TestDb, options: IdentityOptions, bootstrap: bool) -> IdentityPanel {
         let providers = ProviderRegistry::new();
         let panel = Panel::builder(db.config())
             .identity(providers.clone(), options)
@@ -69,6 +80,9 @@ impl IdentityPanel {
                 .await
                 .expect("local-password loads");
         providers.insert(plugin.clone());
+        if !bootstrap {
+            return IdentityPanel { panel, plugin };
+        }
         let outcome = bootstrap_admin(&database, &providers, Some(ADMIN_PASSWORD.to_owned()))
             .await
             .expect("the admin is bootstrapped");

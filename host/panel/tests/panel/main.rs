@@ -19,6 +19,7 @@ mod hardening;
 mod identity;
 mod marketplace;
 mod nodes;
+mod permissions;
 mod plugins;
 mod replay;
 mod secrets;

@@ -5,14 +5,15 @@
 //! by row, rebuilt from the event store, and snapshotted again. Both must
 //! be equal, on every backend.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
 
 use cap_panel::Panel;
 use cap_panel::db::replay::{PROJECTION_TABLES, ReplayError, replay};
 use cap_panel::db::{Actor, Database, DatabaseLocation, NewEvent};
 use cap_panel::http::Principal;
-use cap_panel::servers::{CommandOutbox, access, nodes};
+use cap_panel::identity::permissions::Permission;
+use cap_panel::servers::{CommandOutbox, access, nodes, server, subusers};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 use sqlx::{Connection, Row};
@@ -237,8 +238,8 @@ async fn record_history(db: &TestDb) -> Database {
         (
             ALICE,
             Principal::new(alice.as_str())
-                .with_permissions(access::server_permissions().iter().copied())
-                .with_permissions(["server.create", access::SERVER_DELETE]),
+                .with_permissions(Permission::on_servers().map(Permission::as_str))
+                .with_permissions(["server.create"]),
         ),
     ]);
     let panel = Panel::builder(db.config())
@@ -635,6 +636,45 @@ on_every_database! {
         // Idempotent: a second replay changes nothing.
         assert_eq!(replay(&handle).await.expect("replay again"), report);
         assert_eq!(snapshot(db).await, live);
+        handle.close().await;
+    }
+}
+
+on_every_database! {
+    async fn subuser_grants_naming_removed_permissions_replay_and_load_without_them(db: &TestDb) {
+        let handle = record_history(db).await;
+        let live = snapshot(db).await;
+        let grant = &live["server_subusers"][0];
+        let (server_id, user_id) = (
+            grant["server_id"].as_str().expect("a server"),
+            grant["user_id"].as_str().expect("a user"),
+        );
+        // What a Panel from before the removal could store: a grant, and
+        // the event recording it, naming permissions that are gone.
+        let stored: BTreeSet<String> =
+            ["control.stop", "file.read", "backup.create"].map(str::to_owned).into();
+        subusers::update(&handle, server_id, user_id, &stored, &Actor::system())
+            .await
+            .expect("stored");
+        let live = snapshot(db).await;
+        assert_eq!(live["server_subusers"][0]["permissions"],
+            json!(["backup.create", "control.stop", "file.read"]));
+
+        // Replay rebuilds the row exactly as stored…
+        replay(&handle).await.expect("replay");
+        assert_eq!(snapshot(db).await, live, "the replayed state differs from the live one");
+        // …and what reads it sees the grant without the removed names.
+        let listed = subusers::list(&handle, server_id).await.expect("listed");
+        assert_eq!(listed[0].permissions, BTreeSet::from(["control.stop".to_owned()]));
+        let server = server::get(&handle, server_id).await.expect("read").expect("the server");
+        let principal = Principal::new(user_id)
+            .with_permissions(Permission::on_servers().map(Permission::as_str))
+            .with_permissions(["file.read"]);
+        let access = access::resolve(&handle, &principal, &server)
+            .await
+            .expect("resolved")
+            .expect("the subuser sees the server");
+        assert_eq!(access.names(), ["control.stop"]);
         handle.close().await;
     }
 }

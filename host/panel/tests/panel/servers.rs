@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use cap_panel::http::Principal;
-use cap_panel::servers::{CommandOutbox, CommandState, DbPanelApi, access};
+use cap_panel::identity::permissions::Permission;
+use cap_panel::servers::{CommandOutbox, CommandState, DbPanelApi};
 use cap_panel::{Panel, RunningPanel};
 use cap_runtime::capabilities::panel::PanelApi;
 use reqwest::Method;
@@ -33,11 +34,8 @@ struct World {
 
 async fn world(db: &TestDb) -> World {
     let ids = db.create_users(&["alice", "bob", "carol"]).await;
-    let every_server_permission: Vec<&str> = access::server_permissions()
-        .iter()
-        .copied()
-        .chain(["server.delete"])
-        .collect();
+    let every_server_permission: Vec<&str> =
+        Permission::on_servers().map(Permission::as_str).collect();
     let player = |id: &str, create: bool| {
         Principal::new(id)
             .with_permissions(every_server_permission.iter().copied())

@@ -128,7 +128,7 @@ on_every_database! {
     async fn an_admin_creates_searches_pages_changes_and_deletes_users(db: &TestDb) {
         let p = IdentityPanel::start(db).await;
         let admin = token(&p.login_ok("admin", ADMIN_PASSWORD).await, "access_token");
-        let role = create_role(&p, &admin, "moderators", json!(["control.console", "file.read"])).await;
+        let role = create_role(&p, &admin, "moderators", json!(["control.console", "activity.read"])).await;
         let carol = create_linked_user(
             &p,
             &admin,
@@ -274,7 +274,7 @@ on_every_database! {
         let roles: Value = p.get("/api/v1/roles", &admin).await.json().await.expect("JSON");
         assert_eq!(roles["items"], json!([]), "nothing was written");
 
-        let id = create_role(&p, &admin, "helpers", json!(["audit.read", "file.read", "audit.read"])).await;
+        let id = create_role(&p, &admin, "helpers", json!(["audit.read", "activity.read", "audit.read"])).await;
         let response = send(&p, Method::POST, "/api/v1/roles", Some(&admin), Some(json!({ "name": "helpers", "permissions": [] }))).await;
         let problem = expect_problem(response, 422, "validation-failed").await;
         assert_eq!(problem["errors"][0]["field"], "name");
@@ -283,8 +283,13 @@ on_every_database! {
         let response = send(&p, Method::PATCH, &path, Some(&admin), Some(json!({ "permissions": ["bogus"] }))).await;
         let problem = expect_problem(response, 422, "validation-failed").await;
         assert_eq!(problem["errors"][0]["field"], "permissions[0]");
+        // A permission that was removed from the catalogue is as unknown.
+        let response = send(&p, Method::PATCH, &path, Some(&admin),
+            Some(json!({ "permissions": ["control.start", "file.read"] }))).await;
+        let problem = expect_problem(response, 422, "validation-failed").await;
+        assert_eq!(problem["errors"][0]["field"], "permissions[1]", "{problem:#}");
         let role: Value = p.get(&path, &admin).await.json().await.expect("JSON");
-        assert_eq!(role["permissions"], json!(["audit.read", "file.read"]), "unchanged");
+        assert_eq!(role["permissions"], json!(["activity.read", "audit.read"]), "unchanged");
 
         let response = send(
             &p,
@@ -341,7 +346,7 @@ on_every_database! {
         }
 
         let response = send(&p, Method::PATCH, &format!("/api/v1/roles/{role}"), Some(&admin),
-            Some(json!({ "permissions": ["file.read"] }))).await;
+            Some(json!({ "permissions": ["activity.read"] }))).await;
         assert_eq!(response.status(), 200);
         let problem = expect_problem(p.get("/api/v1/audit-log", &bob).await, 403, "forbidden").await;
         assert!(problem["detail"].as_str().is_some_and(|d| d.contains("audit.read")));
@@ -496,7 +501,7 @@ on_every_database! {
                     Some(json!({ "name": "script", "scopes": scopes }))).await
             }
         };
-        let response = create(admin.clone(), json!(["server.read"])).await;
+        let response = create(admin.clone(), json!(["activity.read"])).await;
         assert_eq!(response.status(), 201);
         let weak: Value = response.json().await.expect("JSON");
         let weak_secret = token(&weak, "secret");
@@ -504,11 +509,11 @@ on_every_database! {
         assert_eq!(response.status(), 201);
         let other = token(&response.json::<Value>().await.expect("JSON"), "id");
 
-        // A leaked server.read key cannot become a full-power one…
+        // A leaked activity.read key cannot become a full-power one…
         let problem = expect_problem(create(weak_secret.clone(), json!(["admin.users", "settings.write"])).await, 403, "session-required").await;
         assert!(problem["detail"].as_str().is_some_and(|d| d.contains("log in")), "{problem:#}");
         // …nor a copy of itself, nor revoke the owner's keys (or its own).
-        expect_problem(create(weak_secret.clone(), json!(["server.read"])).await, 403, "session-required").await;
+        expect_problem(create(weak_secret.clone(), json!(["activity.read"])).await, 403, "session-required").await;
         for id in [&other, &token(&weak, "id")] {
             let response = send(&p, Method::DELETE, &format!("/api/v1/account/api-keys/{id}"), Some(&weak_secret), None).await;
             expect_problem(response, 403, "session-required").await;
