@@ -16,6 +16,7 @@ mod api;
 mod audit_log;
 mod cli;
 mod db;
+mod events_v1;
 mod hardening;
 mod identity;
 mod marketplace;

@@ -181,7 +181,7 @@ macro_rules! read_tables {
 }
 
 /// Every row of every projection table, on a connection of its own.
-async fn snapshot(db: &TestDb) -> BTreeMap<String, Vec<Value>> {
+pub(crate) async fn snapshot(db: &TestDb) -> BTreeMap<String, Vec<Value>> {
     match db.location() {
         DatabaseLocation::SqliteFile(path) => {
             let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
@@ -217,7 +217,7 @@ fn id_of(body: &Value) -> String {
 /// Records a history touching every projection through the HTTP API (and
 /// the outbox and online state the Agent link drives), then stops the
 /// Panel. Returns a connected handle.
-async fn record_history(db: &TestDb) -> Database {
+pub(crate) async fn record_history(db: &TestDb) -> Database {
     let users = db.create_users(&["alice", "bob", "carol"]).await;
     let handle = db.connect().await;
     let (alice, bob, carol) = (&users[0], &users[1], &users[2]);
