@@ -12,7 +12,6 @@ use cap_runtime::Grants;
 use sqlx::types::Json;
 use time::OffsetDateTime;
 
-use crate::db::events::AppendEvent;
 use crate::db::{Database, DbError, NewEvent, from_micros, on_pool, query_builder, to_micros};
 use crate::secrets::Purpose;
 
@@ -157,7 +156,7 @@ pub(crate) async fn upsert(
             .push_bind(to_micros(record.updated_at));
         qb.push(")");
         qb.build().execute(&mut *tx).await?;
-        tx.append_event(event).await?;
+        tx.record(event).await?;
         tx.commit().await?;
     });
     Ok(())
@@ -185,7 +184,7 @@ pub(crate) async fn update(
         if qb.build().execute(&mut *tx).await?.rows_affected() == 0 {
             return Err(DbError::NotFound);
         }
-        tx.append_event(event).await?;
+        tx.record(event).await?;
         tx.commit().await?;
     });
     Ok(())
@@ -245,7 +244,7 @@ pub(crate) async fn set_quarantine(
             .push(" WHERE id = ")
             .push_bind(id);
         qb.build().execute(&mut *tx).await?;
-        tx.append_event(event).await?;
+        tx.record(event).await?;
         tx.commit().await?;
     });
     Ok(())
@@ -276,7 +275,7 @@ pub(crate) async fn delete(
             qb.push_bind(id);
             qb.build().execute(&mut *tx).await?;
         }
-        tx.append_event(event).await?;
+        tx.record(event).await?;
         tx.commit().await?;
     });
     Ok(())
@@ -407,7 +406,7 @@ pub(crate) async fn write_values(
             qb.push(")");
             qb.build().execute(&mut *tx).await?;
         }
-        tx.append_event(event).await?;
+        tx.record(event).await?;
         tx.commit().await?;
     });
     Ok(())
@@ -450,7 +449,7 @@ pub(crate) async fn commit_set(
                 .push_bind(to_micros(record.updated_at));
             qb.push(")");
             qb.build().execute(&mut *tx).await?;
-            tx.append_event(event).await?;
+            tx.record(event).await?;
         }
         for (name, value) in state {
             let mut qb = query_builder(pool, "DELETE FROM marketplace_state WHERE name = ");

@@ -4,14 +4,24 @@
 //! `tests/fixtures/events-v1.json` holds the `events` table (every column,
 //! in id order) and `tests/fixtures/projections-v1.json` the projection
 //! tables ([`cap_panel::db::replay::PROJECTION_TABLES`]) of one SQLite
-//! database, written by [`writes_the_events_v1_fixture`] on the commit that
-//! introduced them, through the Panel's public API. They are data, never
-//! rewritten: a later format gets a `v2` beside them.
+//! database, written by [`writes_the_events_v1_fixture`] through the
+//! Panel's public API on the commit before events were typed (it has been
+//! ported to the typed API since and writes the same kinds). They are
+//! data, never rewritten: a later format gets a `v2` beside them.
+//!
+//! The tests here load them into every backend and check that the typed
+//! events read every stored event, write it back byte for byte the same
+//! JSON, show it in the audit log as before, and replay it to exactly the
+//! projections the old writers left.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use cap_panel::db::{Actor, DatabaseLocation, NewEvent};
+use cap_panel::db::replay::replay;
+use cap_panel::db::{
+    Actor, DatabaseLocation, DomainEvent, Event, EventId, Subject,
+};
+use cap_panel::http::audit_log::{AuditEvent, REDACTED};
 use cap_panel::identity::{roles, tokens, totp, users};
 use cap_panel::plugins::SetItem;
 use cap_runtime::Grants;
@@ -20,7 +30,7 @@ use sqlx::{Connection, Row};
 
 use crate::plugins::{manifest_text, package, package_with, start};
 use crate::replay::{record_history, snapshot};
-use crate::support::{TestDb, code_at, wrong_code};
+use crate::support::{TestDb, code_at, on_every_database, wrong_code};
 
 /// Where the fixtures live.
 fn fixture(name: &str) -> std::path::PathBuf {
@@ -196,13 +206,25 @@ async fn writes_the_events_v1_fixture() {
     let second = tokens::create_session(&live, &dave.id, "local-password", &admin)
         .await
         .expect("session created");
-    tokens::revoke_session(&live, &dave.id, &second.session_id, "session.revoked", &admin)
+    tokens::revoke_session(
+        &live,
+        &dave.id,
+        &second.session_id,
+        tokens::SessionEnd::Logout,
+        &admin,
+    )
         .await
         .expect("revoked");
     let third = tokens::create_session(&live, &dave.id, "local-password", &admin)
         .await
         .expect("session created");
-    tokens::revoke_session(&live, &dave.id, &third.session_id, "session.expired", &admin)
+    tokens::revoke_session(
+        &live,
+        &dave.id,
+        &third.session_id,
+        tokens::SessionEnd::Expired,
+        &admin,
+    )
         .await
         .expect("expired");
     tokens::rotate_jwt_key(&live, &Actor::system())
@@ -224,10 +246,8 @@ async fn writes_the_events_v1_fixture() {
         &live,
         &dave.id,
         Some(&kept.session_id),
-        NewEvent::new("user.password-changed")
-            .actor(admin.clone())
-            .subject("user", &dave.id)
-            .data(json!({ "provider": "local-password" })),
+        "local-password",
+        &admin,
     )
     .await
     .expect("password changed");
@@ -435,11 +455,163 @@ async fn writes_the_events_v1_fixture() {
     let events = dump_events(&db).await;
     let projections = snapshot(&db).await;
     let kinds: BTreeSet<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
-    assert_eq!(kinds.len(), 60, "every kind of event: {kinds:#?}");
+    assert_eq!(kinds, DomainEvent::kinds().collect(), "every kind of event");
     std::fs::create_dir_all(fixture("")).expect("the fixtures directory");
     let pretty = |value: &Value| serde_json::to_string_pretty(value).expect("JSON") + "\n";
     std::fs::write(fixture("events-v1.json"), pretty(&Value::Array(events)))
         .expect("events-v1.json");
     std::fs::write(fixture("projections-v1.json"), pretty(&json!(projections)))
         .expect("projections-v1.json");
+}
+
+/// The fixture's events, as the event store hands them out.
+fn v1_events() -> Vec<Event> {
+    let text = std::fs::read_to_string(fixture("events-v1.json")).expect("events-v1.json");
+    let rows: Vec<Value> = serde_json::from_str(&text).expect("JSON");
+    rows.iter()
+        .map(|row| {
+            let text = |key: &str| row[key].as_str().map(str::to_owned);
+            Event {
+                id: EventId(row["id"].as_i64().expect("an id")),
+                occurred_at: time::OffsetDateTime::from_unix_timestamp_nanos(
+                    i128::from(row["occurred_at"].as_i64().expect("a time")) * 1_000,
+                )
+                .expect("in range"),
+                actor: Actor {
+                    user_id: text("actor_user_id"),
+                    ip: text("actor_ip").map(|ip| ip.parse().expect("an address")),
+                    request_id: text("request_id"),
+                },
+                kind: text("kind").expect("a kind"),
+                subject: text("subject_type")
+                    .zip(text("subject_id"))
+                    .map(|(kind, id)| Subject { kind, id }),
+                data: row["data"].clone(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn the_v1_fixture_holds_every_kind_the_types_know_and_no_other() {
+    let stored: BTreeSet<String> = v1_events().into_iter().map(|e| e.kind).collect();
+    let known: BTreeSet<String> = DomainEvent::kinds().map(str::to_owned).collect();
+    assert_eq!(stored, known);
+}
+
+#[test]
+fn every_v1_event_decodes_and_is_written_back_as_the_same_json() {
+    for event in v1_events() {
+        let decoded = event
+            .decode()
+            .unwrap_or_else(|e| panic!("event {} ({}): {e}", event.id.0, event.kind));
+        let stored = decoded.to_stored().expect("a stored form");
+        assert_eq!(stored.kind, event.kind);
+        assert_eq!(stored.subject, event.subject, "event {}", event.id.0);
+        assert_eq!(stored.data, event.data, "event {} ({})", event.id.0, event.kind);
+    }
+}
+
+#[test]
+fn the_audit_log_shows_every_v1_event_as_stored_but_the_hidden_variables() {
+    let mut redacted = 0;
+    for event in v1_events() {
+        let entry = serde_json::to_value(AuditEvent::from(event.clone())).expect("JSON");
+        assert_eq!(entry["kind"], event.kind.as_str());
+        let subject = event
+            .subject
+            .as_ref()
+            .map_or(Value::Null, |s| json!({ "type": s.kind, "id": s.id }));
+        assert_eq!(entry["subject"], subject, "event {}", event.id.0);
+        let mut expected = event.data.clone();
+        let secret: Vec<String> = expected["secret_variables"]
+            .as_array()
+            .map(|keys| keys.iter().filter_map(|k| k.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        for key in &secret {
+            expected["variable_values"][key] = json!(REDACTED);
+            redacted += 1;
+        }
+        assert_eq!(entry["data"], expected, "event {} ({})", event.id.0, event.kind);
+    }
+    assert!(redacted > 0, "the fixture holds hidden variables");
+}
+
+/// Inserts the fixture's rows, ids included, into `events` on `$conn`.
+macro_rules! insert_v1 {
+    ($conn:expr, $db:ty) => {{
+        for event in v1_events() {
+            let mut qb = sqlx::QueryBuilder::<$db>::new(
+                "INSERT INTO events (id, occurred_at, actor_user_id, actor_ip, request_id, kind, \
+                 subject_type, subject_id, data) ",
+            );
+            if stringify!($db) == "sqlx::Postgres" {
+                qb.push("OVERRIDING SYSTEM VALUE ");
+            }
+            qb.push("VALUES (");
+            let micros = i64::try_from(event.occurred_at.unix_timestamp_nanos() / 1_000)
+                .expect("in range");
+            let subject = event.subject.as_ref();
+            qb.separated(", ")
+                .push_bind(event.id.0)
+                .push_bind(micros)
+                .push_bind(event.actor.user_id.clone())
+                .push_bind(event.actor.ip.map(|ip| ip.to_string()))
+                .push_bind(event.actor.request_id.clone())
+                .push_bind(event.kind.clone())
+                .push_bind(subject.map(|s| s.kind.clone()))
+                .push_bind(subject.map(|s| s.id.clone()))
+                .push_bind(sqlx::types::Json(event.data.clone()));
+            qb.push(")");
+            qb.build().execute(&mut $conn).await.expect("a fixture row");
+        }
+        let _ = $conn.close().await;
+    }};
+}
+
+/// Loads the fixture's events into `db`, as a Panel of the time left them.
+async fn load_v1(db: &TestDb) {
+    match db.location() {
+        DatabaseLocation::SqliteFile(path) => {
+            let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+            let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                .await
+                .expect("connect");
+            insert_v1!(conn, sqlx::Sqlite);
+        }
+        DatabaseLocation::Url(url) if url.starts_with("postgres") => {
+            let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+            insert_v1!(conn, sqlx::Postgres);
+        }
+        DatabaseLocation::Url(url) => {
+            let mut conn = sqlx::MySqlConnection::connect(url).await.expect("connect");
+            insert_v1!(conn, sqlx::MySql);
+        }
+    }
+}
+
+on_every_database! {
+    async fn replays_the_v1_events_to_exactly_the_projections_their_writers_left(db: &TestDb) {
+        let handle = db.connect().await;
+        load_v1(db).await;
+        let report = replay(&handle).await.expect("the v1 events replay");
+        assert_eq!(report.events, v1_events().len() as u64);
+        let text = std::fs::read_to_string(fixture("projections-v1.json"))
+            .expect("projections-v1.json");
+        let expected: BTreeMap<String, Vec<Value>> = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(snapshot(db).await, expected);
+
+        // And the store reads them back as they were loaded.
+        let page = handle
+            .events()
+            .query(&cap_panel::db::EventQuery {
+                order: cap_panel::db::Order::OldestFirst,
+                limit: cap_panel::db::MAX_PAGE_SIZE,
+                ..Default::default()
+            })
+            .await
+            .expect("query");
+        assert_eq!(page.events, v1_events());
+        handle.close().await;
+    }
 }
