@@ -22,9 +22,7 @@ use cap_runtime::capabilities::BoxFuture;
 use cap_runtime::capabilities::ServiceError;
 use cap_runtime::capabilities::kv::KvStore;
 
-use crate::db::{
-    Backend, Database, DbError, Unrecorded, now, on_pool, query_builder, to_micros,
-};
+use crate::db::{Backend, Database, DbError, Unrecorded, now, on_pool, query_builder, to_micros};
 
 /// The default number of keys one plugin may hold.
 pub const DEFAULT_MAX_KEYS_PER_PLUGIN: i64 = 100_000;
@@ -109,7 +107,8 @@ impl DbKv {
             qb.build()
                 .execute(pool.unrecorded(Unrecorded::PluginData))
                 .await?
-                .rows_affected() > 0
+                .rows_affected()
+                > 0
         }))
     }
 

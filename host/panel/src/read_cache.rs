@@ -95,9 +95,9 @@ mod tests {
             out.push(db.read_version().await.expect("reads").expect("some"));
             db.events()
                 .append(&NewEvent::new(crate::db::domain::SettingEvent::Deleted {
-                subject: crate::db::domain::SettingName::new("test"),
-                data: crate::db::domain::Empty {},
-            }))
+                    subject: crate::db::domain::SettingName::new("test"),
+                    data: crate::db::domain::Empty {},
+                }))
                 .await
                 .expect("appends");
         }

@@ -155,9 +155,9 @@ mod tests {
         for _ in 0..3 {
             db.events()
                 .append(&NewEvent::new(crate::db::domain::SettingEvent::Deleted {
-                subject: crate::db::domain::SettingName::new("test"),
-                data: crate::db::domain::Empty {},
-            }))
+                    subject: crate::db::domain::SettingName::new("test"),
+                    data: crate::db::domain::Empty {},
+                }))
                 .await
                 .expect("appends");
         }

@@ -965,20 +965,10 @@ mod tests {
                    "variable_values": {}, "state": "offline", "at": 7})
         };
         state
-            .apply(event(
-                3,
-                "server.created",
-                ("server", "srv_a"),
-                server("a"),
-            ))
+            .apply(event(3, "server.created", ("server", "srv_a"), server("a")))
             .expect("the IPv6 allocation is parsed and taken");
         let error = state
-            .apply(event(
-                4,
-                "server.created",
-                ("server", "srv_b"),
-                server("b"),
-            ))
+            .apply(event(4, "server.created", ("server", "srv_b"), server("b")))
             .expect_err("taken");
         assert!(error.contains("held by srv_a"), "{error}");
     }

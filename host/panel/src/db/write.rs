@@ -52,8 +52,9 @@ pub(crate) enum Unrecorded {
     /// A plugin's own key/value data ([`crate::plugin_kv`]): content, not
     /// a change of the Panel's state.
     PluginData,
-    /// The Marketplace client's bookkeeping: stored licenses and this
-    /// Panel's instance registration ([`crate::marketplace`]).
+    /// The Marketplace client's bookkeeping: stored licenses, this
+    /// Panel's instance registration, and its lockfile, requests and
+    /// pinned trust ([`crate::marketplace`]).
     Marketplace,
 }
 
@@ -70,7 +71,11 @@ impl Unrecorded {
                 "jwt_keys",
             ],
             Unrecorded::PluginData => &["plugin_kv"],
-            Unrecorded::Marketplace => &["marketplace_licenses", "marketplace_instance"],
+            Unrecorded::Marketplace => &[
+                "marketplace_licenses",
+                "marketplace_instance",
+                "marketplace_state",
+            ],
         }
     }
 
@@ -103,7 +108,10 @@ impl Statement {
             _ => None,
         };
         let table = table
-            .map(|t| t.trim_matches(|c| c == '"' || c == '`').to_ascii_lowercase())
+            .map(|t| {
+                t.trim_matches(|c| c == '"' || c == '`')
+                    .to_ascii_lowercase()
+            })
             .unwrap_or_else(|| "?".to_owned());
         Statement::Write(table)
     }
@@ -194,7 +202,10 @@ impl<DB: sqlx::Database> Reader<DB> {
     /// # Errors
     ///
     /// When no connection can be had.
-    pub(crate) async fn begin_unrecorded(&self, reason: Unrecorded) -> Result<Recorder<DB>, sqlx::Error> {
+    pub(crate) async fn begin_unrecorded(
+        &self,
+        reason: Unrecorded,
+    ) -> Result<Recorder<DB>, sqlx::Error> {
         self.begin_with(Some(reason)).await
     }
 
@@ -212,7 +223,10 @@ impl<DB: sqlx::Database> Reader<DB> {
     /// Runs single statements that change `reason`'s tables without an
     /// event; any other write is refused.
     pub(crate) fn unrecorded(&self, reason: Unrecorded) -> UnrecordedWriter<'_, DB> {
-        UnrecordedWriter { pool: &self.pool, reason }
+        UnrecordedWriter {
+            pool: &self.pool,
+            reason,
+        }
     }
 }
 
@@ -596,7 +610,9 @@ mod tests {
             .execute(&mut *tx)
             .await
             .expect("the statement runs");
-        tx.commit().await.expect("nothing changed, nothing to record");
+        tx.commit()
+            .await
+            .expect("nothing changed, nothing to record");
     }
 
     #[tokio::test]
@@ -636,10 +652,7 @@ mod tests {
             .execute(&mut *tx)
             .await
             .expect("the statement runs");
-        assert!(matches!(
-            tx.commit().await,
-            Err(DbError::Unrecorded { .. })
-        ));
+        assert!(matches!(tx.commit().await, Err(DbError::Unrecorded { .. })));
         assert_eq!(settings(&db).await, 0);
     }
 
@@ -655,7 +668,10 @@ mod tests {
             Statement::of("INSERT INTO servers (id) VALUES ($1)"),
             write("servers")
         );
-        assert_eq!(Statement::of("insert into `plugin_kv`(a)"), write("plugin_kv"));
+        assert_eq!(
+            Statement::of("insert into `plugin_kv`(a)"),
+            write("plugin_kv")
+        );
         assert_eq!(
             Statement::of("UPDATE nodes SET last_seen_at = ?"),
             write("nodes")
@@ -664,7 +680,10 @@ mod tests {
             Statement::of("DELETE FROM \"sessions\" WHERE id = ?"),
             write("sessions")
         );
-        assert_eq!(Statement::of("WITH x AS (SELECT 1) DELETE FROM y"), write("?"));
+        assert_eq!(
+            Statement::of("WITH x AS (SELECT 1) DELETE FROM y"),
+            write("?")
+        );
         assert_eq!(Statement::of(""), write("?"));
     }
 
@@ -676,7 +695,10 @@ mod tests {
             Some(Unrecorded::Credentials),
             "refresh_tokens"
         ));
-        assert!(!Unrecorded::allows(Some(Unrecorded::Credentials), "sessions"));
+        assert!(!Unrecorded::allows(
+            Some(Unrecorded::Credentials),
+            "sessions"
+        ));
         assert!(!Unrecorded::allows(None, "nodes"));
     }
 }

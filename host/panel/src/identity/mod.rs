@@ -432,7 +432,7 @@ impl IdentityService {
                     tokens::SessionEnd::Expired,
                     actor,
                 )
-                    .await?;
+                .await?;
                 return Err(tokens::RefreshError::Invalid);
             }
             ends_at = Some(end);

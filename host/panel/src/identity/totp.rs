@@ -42,9 +42,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 
-use crate::db::domain::{
-    Empty, RecoveryCodeUsed, RecoveryCodes, TotpEvent, TotpLocked, UserId,
-};
+use crate::db::domain::{Empty, RecoveryCodeUsed, RecoveryCodes, TotpEvent, TotpLocked, UserId};
 use crate::db::{
     Actor, Database, DbError, NewEvent, Unrecorded, now, on_pool, query_builder, to_micros,
 };

@@ -137,9 +137,8 @@ pub async fn create_user_with_roles(
     }
     let at = now();
     let id = new_id("usr");
-    let event = |event: crate::db::DomainEvent| {
-        NewEvent::new(event).actor(actor.clone()).occurred_at(at)
-    };
+    let event =
+        |event: crate::db::DomainEvent| NewEvent::new(event).actor(actor.clone()).occurred_at(at);
     let created = event(
         UserEvent::Created {
             subject: UserId::new(&id),
@@ -621,6 +620,10 @@ pub async fn update_user(
             data: Empty {},
         })
     });
+    if updated.is_none() && roles_set.is_none() && !disabling && enabled.is_none() {
+        // Nothing changes: nothing to write, nothing to record.
+        return Ok(Some((user, Revoked::default())));
+    }
     let revoked = on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         let mut qb = query_builder(pool, "UPDATE users SET email = ");

@@ -28,9 +28,7 @@ use cap_runtime::Manifest;
 use cap_runtime::capabilities::BoxFuture;
 use time::OffsetDateTime;
 
-use crate::db::{
-    Database, DbError, Unrecorded, from_micros, on_pool, query_builder, to_micros,
-};
+use crate::db::{Database, DbError, Unrecorded, from_micros, on_pool, query_builder, to_micros};
 use crate::plugins::{LoadGate, store};
 use crate::secrets::Purpose;
 

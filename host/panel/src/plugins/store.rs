@@ -12,7 +12,9 @@ use cap_runtime::Grants;
 use sqlx::types::Json;
 use time::OffsetDateTime;
 
-use crate::db::{Database, DbError, NewEvent, from_micros, on_pool, query_builder, to_micros};
+use crate::db::{
+    Database, DbError, NewEvent, Unrecorded, from_micros, on_pool, query_builder, to_micros,
+};
 use crate::secrets::Purpose;
 
 /// Where an installed plugin is in its life.
@@ -429,7 +431,9 @@ pub(crate) async fn commit_set(
 ) -> Result<(), DbError> {
     let at = to_micros(crate::db::now());
     on_pool!(db, |pool| {
-        let mut tx = pool.begin().await?;
+        // The plugin rows need their events; the Marketplace's state is its
+        // bookkeeping.
+        let mut tx = pool.begin_unrecorded(Unrecorded::Marketplace).await?;
         for (record, replace, event) in rows {
             if *replace {
                 let mut qb = query_builder(pool, "DELETE FROM plugins WHERE id = ");

@@ -58,7 +58,11 @@ const COLUMNS: &str =
     "SELECT server_id, user_id, permissions, created_at, updated_at FROM server_subusers";
 
 /// What `subuser.added` and `subuser.updated` record.
-fn granted(user_id: &str, permissions: &BTreeSet<String>, at: OffsetDateTime) -> SubuserPermissions {
+fn granted(
+    user_id: &str,
+    permissions: &BTreeSet<String>,
+    at: OffsetDateTime,
+) -> SubuserPermissions {
     SubuserPermissions {
         user_id: user_id.to_owned(),
         permissions: permissions.clone(),

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use cap_panel::db::domain::{
-    At, Empty, Null, NodeEvent, NodeId, SecretsEvent, SecretsSealed, ServerDeleted, ServerEvent,
+    At, Empty, NodeEvent, NodeId, Null, SecretsEvent, SecretsSealed, ServerDeleted, ServerEvent,
     ServerId, SettingEvent, SettingName, SettingValueData, StateChanged, UserCreated, UserEvent,
     UserId,
 };
@@ -54,7 +54,11 @@ fn setting(name: &str, value: Value) -> NewEvent {
 fn sealed() -> NewEvent {
     NewEvent::new(SecretsEvent::Sealed {
         subject: Null,
-        data: SecretsSealed { totp_secrets: 1, plugin_secrets: 0, marketplace_tokens: 0 },
+        data: SecretsSealed {
+            totp_secrets: 1,
+            plugin_secrets: 0,
+            marketplace_tokens: 0,
+        },
     })
 }
 
@@ -381,11 +385,7 @@ async fn accepts_a_mariadb_url_for_a_mysql_server() {
 async fn runs_on_an_in_memory_sqlite_database() {
     let options = DatabaseOptions::new(DatabaseLocation::Url("sqlite::memory:".into()));
     let db = Database::connect(&options).await.expect("connect");
-    let event = db
-        .events()
-        .append(&sealed())
-        .await
-        .expect("append");
+    let event = db.events().append(&sealed()).await.expect("append");
     assert_eq!(
         db.events().get(event.id).await.expect("get").map(|e| e.id),
         Some(event.id)

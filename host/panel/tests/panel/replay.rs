@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 
 use cap_panel::Panel;
-use cap_panel::db::replay::{PROJECTION_TABLES, ReplayError, replay};
 use cap_panel::db::domain::{Empty, NodeEvent, NodeId, NodeUpdated, SettingEvent, SettingName};
+use cap_panel::db::replay::{PROJECTION_TABLES, ReplayError, replay};
 use cap_panel::db::{Actor, Database, DatabaseLocation, NewEvent};
 use cap_panel::http::Principal;
 use cap_panel::servers::{CommandOutbox, access, nodes};

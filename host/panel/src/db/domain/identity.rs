@@ -271,4 +271,3 @@ pub struct TotpLocked {
     /// How long it lasts.
     pub locked_for_seconds: u64,
 }
-

@@ -236,9 +236,8 @@ impl Serialize for Null {
 
 impl<'de> Deserialize<'de> for Null {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Option::<serde::de::IgnoredAny>::deserialize(deserializer)?.map_or(Ok(Null), |_| {
-            Err(D::Error::custom("must be null"))
-        })
+        Option::<serde::de::IgnoredAny>::deserialize(deserializer)?
+            .map_or(Ok(Null), |_| Err(D::Error::custom("must be null")))
     }
 }
 

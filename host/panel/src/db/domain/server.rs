@@ -164,8 +164,12 @@ impl ServerEvent {
     /// Replaces the values of the hidden variables with [`REDACTED`].
     pub fn redact(&mut self) {
         let (values, secret) = match self {
-            ServerEvent::Created { data, .. } => (&mut data.variable_values, &data.secret_variables),
-            ServerEvent::Updated { data, .. } => (&mut data.variable_values, &data.secret_variables),
+            ServerEvent::Created { data, .. } => {
+                (&mut data.variable_values, &data.secret_variables)
+            }
+            ServerEvent::Updated { data, .. } => {
+                (&mut data.variable_values, &data.secret_variables)
+            }
             _ => return,
         };
         for key in secret {

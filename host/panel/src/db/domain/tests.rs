@@ -529,7 +529,12 @@ fn every_variant_round_trips_through_the_stored_form() {
     for event in one_of_each() {
         let stored = event.to_stored().expect("a stored form");
         assert_eq!(stored.kind, event.kind());
-        assert!(stored.data.is_object(), "{}: {:?}", stored.kind, stored.data);
+        assert!(
+            stored.data.is_object(),
+            "{}: {:?}",
+            stored.kind,
+            stored.data
+        );
         let back = DomainEvent::from_stored(stored.kind, stored.subject.as_ref(), stored.data)
             .expect("decodes");
         assert_eq!(back, event);
@@ -612,7 +617,10 @@ fn a_missing_field_is_named_and_an_unknown_kind_is_told_apart() {
         json!({}),
     )
     .expect_err("no value");
-    assert!(error.to_string().contains("missing field `value`"), "{error}");
+    assert!(
+        error.to_string().contains("missing field `value`"),
+        "{error}"
+    );
     assert_eq!(
         DomainEvent::from_stored("server.teleported", None, json!({})),
         Err(DecodeError::UnknownKind("server.teleported".into()))
@@ -627,9 +635,8 @@ fn an_event_written_before_hidden_variables_existed_still_decodes() {
         "limits": {"memory_mb": 1, "disk_mb": 1, "cpu_percent": 1},
         "variable_values": {}, "state": "offline", "at": 1
     });
-    let event =
-        DomainEvent::from_stored("server.created", Some(&Subject::new("server", "s")), old)
-            .expect("decodes");
+    let event = DomainEvent::from_stored("server.created", Some(&Subject::new("server", "s")), old)
+        .expect("decodes");
     let DomainEvent::Server(ServerEvent::Created { data, .. }) = event else {
         panic!("a server.created");
     };
@@ -661,7 +668,12 @@ fn the_openapi_document_describes_every_kind_with_its_data() {
     for kind in DomainEvent::kinds() {
         assert!(text.contains(&format!("\"{kind}\"")), "{kind} is missing");
     }
-    for name in ["DomainEvent", "ServerCreated", "NodeRegistered", "AuditEvent"] {
+    for name in [
+        "DomainEvent",
+        "ServerCreated",
+        "NodeRegistered",
+        "AuditEvent",
+    ] {
         assert!(json.get(name).is_some(), "no schema {name}");
     }
     let _ = DomainEvent::schema();
