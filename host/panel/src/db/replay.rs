@@ -76,8 +76,8 @@ use serde_json::Value;
 use sqlx::types::Json;
 
 use super::domain::{
-    CommandSettled, DecodeError, DomainEvent, GameVersion, NodeEvent, ServerEvent, SettingEvent,
-    SubuserEvent,
+    CommandQueued, CommandSettled, DecodeError, DomainEvent, GameVersion, NodeCreated, NodeEvent,
+    NodeRegistered, ServerCreated, ServerEvent, SettingEvent, SubuserEvent,
 };
 use super::{Backend, Database, DbError, EventId, Subject, on_pool, query_builder};
 
@@ -181,6 +181,145 @@ impl fmt::Display for ReplayReport {
     }
 }
 
+/// Writes every row of `$state` (a [`Projections`]) into the emptied
+/// projection tables, in chunks of [`CHUNK`] rows, inside `$tx` on
+/// `$pool` (expanded once per backend by `on_pool!`).
+macro_rules! insert_projections {
+    ($pool:ident, $tx:ident, $state:ident) => {{
+        let (pool, tx, state) = ($pool, &mut $tx, &$state);
+        let settings: Vec<_> = state.settings.iter().collect();
+        for chunk in settings.chunks(CHUNK) {
+            let mut qb = query_builder(pool, "INSERT INTO settings (name, value, updated_at) ");
+            qb.push_values(chunk, |mut row, (name, s)| {
+                row.push_bind(name.as_str())
+                    .push_bind(Json(&s.value))
+                    .push_bind(s.updated_at);
+            });
+            qb.build().execute(&mut **tx).await?;
+        }
+        let nodes: Vec<_> = state.nodes.iter().collect();
+        for chunk in nodes.chunks(CHUNK) {
+            let mut qb = query_builder(
+                pool,
+                "INSERT INTO nodes (id, name, address, token_hash, created_at, memory_mb, disk_mb, \
+                 cpu_percent, online, last_seen_at, agent_id, agent_version, capabilities, \
+                 supported_games, health_endpoint, registered_at, updated_at) ",
+            );
+            qb.push_values(chunk, |mut row, (id, n)| {
+                row.push_bind(id.as_str())
+                    .push_bind(n.name.as_str())
+                    .push_bind(n.address.as_str())
+                    .push_bind(n.token_hash.as_str())
+                    .push_bind(n.created_at)
+                    .push_bind(n.memory_mb)
+                    .push_bind(n.disk_mb)
+                    .push_bind(n.cpu_percent)
+                    .push_bind(n.online)
+                    .push_bind(n.last_seen_at)
+                    .push_bind(n.agent_id.as_deref())
+                    .push_bind(n.agent_version.as_deref())
+                    .push_bind(n.capabilities.as_ref().map(Json))
+                    .push_bind(n.supported_games.as_ref().map(Json))
+                    .push_bind(n.health_endpoint.as_deref())
+                    .push_bind(n.registered_at)
+                    .push_bind(n.updated_at);
+            });
+            qb.build().execute(&mut **tx).await?;
+        }
+        let tokens: Vec<_> = state.tokens.iter().collect();
+        for chunk in tokens.chunks(CHUNK) {
+            let mut qb = query_builder(
+                pool,
+                "INSERT INTO node_registration_tokens (id, node_id, token_hash, created_at, \
+                 expires_at, used_at) ",
+            );
+            qb.push_values(chunk, |mut row, (id, t)| {
+                row.push_bind(id.as_str())
+                    .push_bind(t.node_id.as_str())
+                    .push_bind(t.token_hash.as_str())
+                    .push_bind(t.created_at)
+                    .push_bind(t.expires_at)
+                    .push_bind(t.used_at);
+            });
+            qb.build().execute(&mut **tx).await?;
+        }
+        let allocations: Vec<_> = state.allocations.iter().collect();
+        for chunk in allocations.chunks(CHUNK) {
+            let mut qb = query_builder(
+                pool,
+                "INSERT INTO allocations (node_id, ip, port, server_id) ",
+            );
+            qb.push_values(chunk, |mut row, ((node, ip, port), server)| {
+                row.push_bind(node.as_str())
+                    .push_bind(ip.as_str())
+                    .push_bind(*port)
+                    .push_bind(server.as_deref());
+            });
+            qb.build().execute(&mut **tx).await?;
+        }
+        let servers: Vec<_> = state.servers.iter().collect();
+        for chunk in servers.chunks(CHUNK) {
+            let mut qb = query_builder(
+                pool,
+                "INSERT INTO servers (id, name, owner_id, node_id, game_plugin, game_version, \
+                 variables, memory_mb, disk_mb, cpu_percent, state, created_at) ",
+            );
+            qb.push_values(chunk, |mut row, (id, s)| {
+                row.push_bind(id.as_str())
+                    .push_bind(s.name.as_str())
+                    .push_bind(s.owner_id.as_str())
+                    .push_bind(s.node_id.as_deref())
+                    .push_bind(s.game_plugin.as_str())
+                    .push_bind(s.game_version.as_str())
+                    .push_bind(Json(&s.variables))
+                    .push_bind(s.memory_mb)
+                    .push_bind(s.disk_mb)
+                    .push_bind(s.cpu_percent)
+                    .push_bind(s.state.as_str())
+                    .push_bind(s.created_at);
+            });
+            qb.build().execute(&mut **tx).await?;
+        }
+        let subusers: Vec<_> = state.subusers.iter().collect();
+        for chunk in subusers.chunks(CHUNK) {
+            let mut qb = query_builder(
+                pool,
+                "INSERT INTO server_subusers (server_id, user_id, permissions, created_at, \
+                 updated_at) ",
+            );
+            qb.push_values(chunk, |mut row, ((server, user), s)| {
+                row.push_bind(server.as_str())
+                    .push_bind(user.as_str())
+                    .push_bind(Json(&s.permissions))
+                    .push_bind(s.created_at)
+                    .push_bind(s.updated_at);
+            });
+            qb.build().execute(&mut **tx).await?;
+        }
+        let commands: Vec<_> = state.commands.iter().collect();
+        for chunk in commands.chunks(CHUNK) {
+            let mut qb = query_builder(
+                pool,
+                "INSERT INTO server_commands (id, server_id, node_id, action, state, payload, \
+                 actor_user_id, detail, created_at, updated_at) ",
+            );
+            qb.push_values(chunk, |mut row, (id, c)| {
+                row.push_bind(id.as_str())
+                    .push_bind(c.server_id.as_str())
+                    .push_bind(c.node_id.as_deref())
+                    .push_bind(c.action.as_str())
+                    .push_bind(c.state.as_str())
+                    .push_bind(c.payload.as_ref().map(Json))
+                    .push_bind(c.actor_user_id.as_deref())
+                    .push_bind(c.detail.as_deref())
+                    .push_bind(c.created_at)
+                    .push_bind(c.updated_at);
+            });
+            qb.build().execute(&mut **tx).await?;
+        }
+    }};
+}
+
 /// Rebuilds the [`PROJECTION_TABLES`] from the event store in one
 /// transaction; see the module documentation.
 ///
@@ -266,136 +405,7 @@ pub async fn replay(db: &Database) -> Result<ReplayReport, ReplayError> {
             }
         }
 
-        let settings: Vec<_> = state.settings.iter().collect();
-        for chunk in settings.chunks(CHUNK) {
-            let mut qb = query_builder(pool, "INSERT INTO settings (name, value, updated_at) ");
-            qb.push_values(chunk, |mut row, (name, s)| {
-                row.push_bind(name.as_str())
-                    .push_bind(Json(&s.value))
-                    .push_bind(s.updated_at);
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
-        let nodes: Vec<_> = state.nodes.iter().collect();
-        for chunk in nodes.chunks(CHUNK) {
-            let mut qb = query_builder(
-                pool,
-                "INSERT INTO nodes (id, name, address, token_hash, created_at, memory_mb, disk_mb, \
-                 cpu_percent, online, last_seen_at, agent_id, agent_version, capabilities, \
-                 supported_games, health_endpoint, registered_at, updated_at) ",
-            );
-            qb.push_values(chunk, |mut row, (id, n)| {
-                row.push_bind(id.as_str())
-                    .push_bind(n.name.as_str())
-                    .push_bind(n.address.as_str())
-                    .push_bind(n.token_hash.as_str())
-                    .push_bind(n.created_at)
-                    .push_bind(n.memory_mb)
-                    .push_bind(n.disk_mb)
-                    .push_bind(n.cpu_percent)
-                    .push_bind(n.online)
-                    .push_bind(n.last_seen_at)
-                    .push_bind(n.agent_id.as_deref())
-                    .push_bind(n.agent_version.as_deref())
-                    .push_bind(n.capabilities.as_ref().map(Json))
-                    .push_bind(n.supported_games.as_ref().map(Json))
-                    .push_bind(n.health_endpoint.as_deref())
-                    .push_bind(n.registered_at)
-                    .push_bind(n.updated_at);
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
-        let tokens: Vec<_> = state.tokens.iter().collect();
-        for chunk in tokens.chunks(CHUNK) {
-            let mut qb = query_builder(
-                pool,
-                "INSERT INTO node_registration_tokens (id, node_id, token_hash, created_at, \
-                 expires_at, used_at) ",
-            );
-            qb.push_values(chunk, |mut row, (id, t)| {
-                row.push_bind(id.as_str())
-                    .push_bind(t.node_id.as_str())
-                    .push_bind(t.token_hash.as_str())
-                    .push_bind(t.created_at)
-                    .push_bind(t.expires_at)
-                    .push_bind(t.used_at);
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
-        let allocations: Vec<_> = state.allocations.iter().collect();
-        for chunk in allocations.chunks(CHUNK) {
-            let mut qb = query_builder(
-                pool,
-                "INSERT INTO allocations (node_id, ip, port, server_id) ",
-            );
-            qb.push_values(chunk, |mut row, ((node, ip, port), server)| {
-                row.push_bind(node.as_str())
-                    .push_bind(ip.as_str())
-                    .push_bind(*port)
-                    .push_bind(server.as_deref());
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
-        let servers: Vec<_> = state.servers.iter().collect();
-        for chunk in servers.chunks(CHUNK) {
-            let mut qb = query_builder(
-                pool,
-                "INSERT INTO servers (id, name, owner_id, node_id, game_plugin, game_version, \
-                 variables, memory_mb, disk_mb, cpu_percent, state, created_at) ",
-            );
-            qb.push_values(chunk, |mut row, (id, s)| {
-                row.push_bind(id.as_str())
-                    .push_bind(s.name.as_str())
-                    .push_bind(s.owner_id.as_str())
-                    .push_bind(s.node_id.as_deref())
-                    .push_bind(s.game_plugin.as_str())
-                    .push_bind(s.game_version.as_str())
-                    .push_bind(Json(&s.variables))
-                    .push_bind(s.memory_mb)
-                    .push_bind(s.disk_mb)
-                    .push_bind(s.cpu_percent)
-                    .push_bind(s.state.as_str())
-                    .push_bind(s.created_at);
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
-        let subusers: Vec<_> = state.subusers.iter().collect();
-        for chunk in subusers.chunks(CHUNK) {
-            let mut qb = query_builder(
-                pool,
-                "INSERT INTO server_subusers (server_id, user_id, permissions, created_at, \
-                 updated_at) ",
-            );
-            qb.push_values(chunk, |mut row, ((server, user), s)| {
-                row.push_bind(server.as_str())
-                    .push_bind(user.as_str())
-                    .push_bind(Json(&s.permissions))
-                    .push_bind(s.created_at)
-                    .push_bind(s.updated_at);
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
-        let commands: Vec<_> = state.commands.iter().collect();
-        for chunk in commands.chunks(CHUNK) {
-            let mut qb = query_builder(
-                pool,
-                "INSERT INTO server_commands (id, server_id, node_id, action, state, payload, \
-                 actor_user_id, detail, created_at, updated_at) ",
-            );
-            qb.push_values(chunk, |mut row, (id, c)| {
-                row.push_bind(id.as_str())
-                    .push_bind(c.server_id.as_str())
-                    .push_bind(c.node_id.as_deref())
-                    .push_bind(c.action.as_str())
-                    .push_bind(c.state.as_str())
-                    .push_bind(c.payload.as_ref().map(Json))
-                    .push_bind(c.actor_user_id.as_deref())
-                    .push_bind(c.detail.as_deref())
-                    .push_bind(c.created_at)
-                    .push_bind(c.updated_at);
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
+        insert_projections!(pool, tx, state);
         tx.commit().await?;
 
         let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
@@ -568,31 +578,7 @@ impl Projections {
 
     fn apply_node(&mut self, event: NodeEvent) -> Result<(), String> {
         match event {
-            NodeEvent::Created { subject, data } => {
-                let id = subject.0;
-                if self.nodes.contains_key(&id) {
-                    return Err(format!("node {id} exists already"));
-                }
-                let node = NodeState {
-                    name: data.name,
-                    address: data.address,
-                    token_hash: data.token_hash,
-                    created_at: data.at,
-                    memory_mb: amount(data.memory_mb, "memory_mb")?,
-                    disk_mb: amount(data.disk_mb, "disk_mb")?,
-                    cpu_percent: amount(data.cpu_percent, "cpu_percent")?,
-                    online: false,
-                    last_seen_at: None,
-                    agent_id: None,
-                    agent_version: None,
-                    capabilities: None,
-                    supported_games: None,
-                    health_endpoint: None,
-                    registered_at: None,
-                    updated_at: data.at,
-                };
-                self.nodes.insert(id, node);
-            }
+            NodeEvent::Created { subject, data } => self.create_node(subject.0, data)?,
             NodeEvent::Updated { subject, data } => {
                 let node = self.node(subject.as_str())?;
                 node.name = data.name;
@@ -643,44 +629,7 @@ impl Projections {
                 };
                 self.tokens.insert(data.token_id, token);
             }
-            NodeEvent::Registered { subject, data } => {
-                let node_id = subject.0;
-                let token = self
-                    .tokens
-                    .get_mut(&data.token_id)
-                    .filter(|t| t.node_id == node_id)
-                    .ok_or_else(|| {
-                        format!(
-                            "registration token {} of node {node_id} does not exist",
-                            data.token_id
-                        )
-                    })?;
-                if token.used_at.is_some() {
-                    return Err(format!(
-                        "registration token {} was used already",
-                        data.token_id
-                    ));
-                }
-                token.used_at = Some(data.at);
-                let limits = data.resource_limits;
-                let (memory, disk, cpu) = (
-                    amount(limits.memory_mb, "memory_mb")?,
-                    amount(limits.disk_mb, "disk_mb")?,
-                    amount(limits.cpu_percent, "cpu_percent")?,
-                );
-                let node = self.node(&node_id)?;
-                node.token_hash = data.token_hash;
-                node.agent_id = Some(data.agent_id);
-                node.agent_version = Some(data.version);
-                node.capabilities = Some(data.capabilities);
-                node.supported_games = Some(data.supported_games);
-                node.health_endpoint = Some(data.health_endpoint);
-                node.memory_mb = memory;
-                node.disk_mb = disk;
-                node.cpu_percent = cpu;
-                node.registered_at = Some(data.at);
-                node.updated_at = data.at;
-            }
+            NodeEvent::Registered { subject, data } => self.register(&subject.0, data)?,
             NodeEvent::AllocationsAdded { subject, data } => {
                 let node_id = subject.0;
                 self.node(&node_id)?;
@@ -717,42 +666,7 @@ impl Projections {
         actor_user_id: Option<String>,
     ) -> Result<(), String> {
         match event {
-            ServerEvent::Created { subject, data } => {
-                let id = subject.0;
-                if self.servers.contains_key(&id) {
-                    return Err(format!("server {id} exists already"));
-                }
-                self.node(&data.node_id)?;
-                let allocation = &data.allocation;
-                let (ip, port) = allocation
-                    .rsplit_once(':')
-                    .and_then(|(ip, port)| Some((ip.to_owned(), port.parse::<u16>().ok()?)))
-                    .ok_or_else(|| format!("data.allocation {allocation:?} is not ip:port"))?;
-                match self
-                    .allocations
-                    .get_mut(&(data.node_id.clone(), ip, i32::from(port)))
-                {
-                    Some(holder @ None) => *holder = Some(id.clone()),
-                    Some(Some(other)) => {
-                        return Err(format!("allocation {allocation} is held by {other}"));
-                    }
-                    None => return Err(format!("allocation {allocation} does not exist")),
-                }
-                let server = ServerState {
-                    name: data.name,
-                    owner_id: data.owner_id,
-                    node_id: Some(data.node_id),
-                    game_plugin: data.game.plugin,
-                    game_version: data.game.version,
-                    variables: data.variable_values,
-                    memory_mb: amount(data.limits.memory_mb, "memory_mb")?,
-                    disk_mb: amount(data.limits.disk_mb, "disk_mb")?,
-                    cpu_percent: amount(data.limits.cpu_percent, "cpu_percent")?,
-                    state: data.state,
-                    created_at: data.at,
-                };
-                self.servers.insert(id, server);
-            }
+            ServerEvent::Created { subject, data } => self.create_server(subject.0, data)?,
             ServerEvent::Updated { subject, data } => {
                 let (memory, disk, cpu) = (
                     amount(data.limits.memory_mb, "memory_mb")?,
@@ -792,30 +706,7 @@ impl Projections {
                 self.subusers.retain(|(server, _), _| *server != id);
             }
             ServerEvent::CommandQueued { subject, data } => {
-                let server_id = subject.0;
-                let id = data.command_id;
-                if self.commands.contains_key(&id) {
-                    return Err(format!("command {id} exists already"));
-                }
-                if data.action == "delete" {
-                    let server = self.server(&server_id)?;
-                    if server.state == "deleting" {
-                        return Err(format!("server {server_id} is being deleted already"));
-                    }
-                    server.state = "deleting".into();
-                }
-                let command = CommandState {
-                    node_id: data.node_id,
-                    payload: data.payload,
-                    actor_user_id,
-                    detail: None,
-                    state: "pending".into(),
-                    created_at: data.at,
-                    updated_at: data.at,
-                    server_id,
-                    action: data.action,
-                };
-                self.commands.insert(id, command);
+                self.queue_command(subject.0, data, actor_user_id)?;
             }
             ServerEvent::CommandAcked { subject, data } => {
                 self.settle(&subject.0, data, "acked")?;
@@ -827,6 +718,143 @@ impl Projections {
                 self.settle(&subject.0, data, "failed")?;
             }
         }
+        Ok(())
+    }
+
+    fn create_node(&mut self, id: String, data: NodeCreated) -> Result<(), String> {
+        if self.nodes.contains_key(&id) {
+            return Err(format!("node {id} exists already"));
+        }
+        let node = NodeState {
+            name: data.name,
+            address: data.address,
+            token_hash: data.token_hash,
+            created_at: data.at,
+            memory_mb: amount(data.memory_mb, "memory_mb")?,
+            disk_mb: amount(data.disk_mb, "disk_mb")?,
+            cpu_percent: amount(data.cpu_percent, "cpu_percent")?,
+            online: false,
+            last_seen_at: None,
+            agent_id: None,
+            agent_version: None,
+            capabilities: None,
+            supported_games: None,
+            health_endpoint: None,
+            registered_at: None,
+            updated_at: data.at,
+        };
+        self.nodes.insert(id, node);
+        Ok(())
+    }
+
+    /// An Agent registered for `node_id`, spending a registration token.
+    fn register(&mut self, node_id: &str, data: NodeRegistered) -> Result<(), String> {
+        let token = self
+            .tokens
+            .get_mut(&data.token_id)
+            .filter(|t| t.node_id == node_id)
+            .ok_or_else(|| {
+                format!(
+                    "registration token {} of node {node_id} does not exist",
+                    data.token_id
+                )
+            })?;
+        if token.used_at.is_some() {
+            return Err(format!(
+                "registration token {} was used already",
+                data.token_id
+            ));
+        }
+        token.used_at = Some(data.at);
+        let limits = data.resource_limits;
+        let (memory, disk, cpu) = (
+            amount(limits.memory_mb, "memory_mb")?,
+            amount(limits.disk_mb, "disk_mb")?,
+            amount(limits.cpu_percent, "cpu_percent")?,
+        );
+        let node = self.node(node_id)?;
+        node.token_hash = data.token_hash;
+        node.agent_id = Some(data.agent_id);
+        node.agent_version = Some(data.version);
+        node.capabilities = Some(data.capabilities);
+        node.supported_games = Some(data.supported_games);
+        node.health_endpoint = Some(data.health_endpoint);
+        node.memory_mb = memory;
+        node.disk_mb = disk;
+        node.cpu_percent = cpu;
+        node.registered_at = Some(data.at);
+        node.updated_at = data.at;
+        Ok(())
+    }
+
+    fn create_server(&mut self, id: String, data: ServerCreated) -> Result<(), String> {
+        if self.servers.contains_key(&id) {
+            return Err(format!("server {id} exists already"));
+        }
+        self.node(&data.node_id)?;
+        let allocation = &data.allocation;
+        let (ip, port) = allocation
+            .rsplit_once(':')
+            .and_then(|(ip, port)| Some((ip.to_owned(), port.parse::<u16>().ok()?)))
+            .ok_or_else(|| format!("data.allocation {allocation:?} is not ip:port"))?;
+        match self
+            .allocations
+            .get_mut(&(data.node_id.clone(), ip, i32::from(port)))
+        {
+            Some(holder @ None) => *holder = Some(id.clone()),
+            Some(Some(other)) => {
+                return Err(format!("allocation {allocation} is held by {other}"));
+            }
+            None => return Err(format!("allocation {allocation} does not exist")),
+        }
+        let server = ServerState {
+            name: data.name,
+            owner_id: data.owner_id,
+            node_id: Some(data.node_id),
+            game_plugin: data.game.plugin,
+            game_version: data.game.version,
+            variables: data.variable_values,
+            memory_mb: amount(data.limits.memory_mb, "memory_mb")?,
+            disk_mb: amount(data.limits.disk_mb, "disk_mb")?,
+            cpu_percent: amount(data.limits.cpu_percent, "cpu_percent")?,
+            state: data.state,
+            created_at: data.at,
+        };
+        self.servers.insert(id, server);
+        Ok(())
+    }
+
+    /// A command queued for `server_id`; a delete marks the server
+    /// `deleting`.
+    fn queue_command(
+        &mut self,
+        server_id: String,
+        data: CommandQueued,
+        actor_user_id: Option<String>,
+    ) -> Result<(), String> {
+        let id = data.command_id;
+        if self.commands.contains_key(&id) {
+            return Err(format!("command {id} exists already"));
+        }
+        if data.action == "delete" {
+            let server = self.server(&server_id)?;
+            if server.state == "deleting" {
+                return Err(format!("server {server_id} is being deleted already"));
+            }
+            server.state = "deleting".into();
+        }
+        let command = CommandState {
+            node_id: data.node_id,
+            payload: data.payload,
+            actor_user_id,
+            detail: None,
+            state: "pending".into(),
+            created_at: data.at,
+            updated_at: data.at,
+            server_id,
+            action: data.action,
+        };
+        self.commands.insert(id, command);
         Ok(())
     }
 
