@@ -80,8 +80,14 @@ pub use server::{
 };
 pub use setting::{SecretsEvent, SecretsSealed, SettingEvent, SettingValueData};
 
-/// Declares one namespace's sub-enum: its kinds (the stable tags), and for
-/// each the subject and data types. Adds `KINDS` and `kind()`.
+/// Declares one namespace's sub-enum, one variant a line:
+/// `Variant = "kind" { subject: SubjectType, data: DataType }`. The kind is
+/// the variant's stable serde tag; the macro adds `KINDS` and `kind()`, so
+/// the kind string is written once.
+///
+/// (The kind is taken as a `tt`, not a `literal`: a `literal` fragment
+/// reaches derive macros wrapped in an invisible group, which utoipa does
+/// not read, and the OpenAPI document would name the variant instead.)
 macro_rules! namespace {
     (
         $(#[$meta:meta])*
