@@ -22,7 +22,7 @@ use cap_runtime::capabilities::BoxFuture;
 use cap_runtime::capabilities::ServiceError;
 use cap_runtime::capabilities::kv::KvStore;
 
-use crate::db::{Backend, Database, DbError, now, on_pool, query_builder, to_micros};
+use crate::db::{Backend, Database, DbError, Unrecorded, now, on_pool, query_builder, to_micros};
 
 /// The default number of keys one plugin may hold.
 pub const DEFAULT_MAX_KEYS_PER_PLUGIN: i64 = 100_000;
@@ -71,7 +71,7 @@ impl DbKv {
         };
         let max = self.max_keys_per_plugin;
         Ok(on_pool!(self.db, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_unrecorded(Unrecorded::PluginData).await?;
             let mut qb = query_builder(pool, "SELECT COUNT(*) FROM plugin_kv WHERE plugin_id = ");
             qb.push_bind(plugin);
             let count: i64 = qb.build_query_scalar().fetch_one(&mut *tx).await?;
@@ -104,7 +104,11 @@ impl DbKv {
         Ok(on_pool!(self.db, |pool| {
             let mut qb = query_builder(pool, "DELETE FROM plugin_kv WHERE plugin_id = ");
             qb.push_bind(plugin).push(" AND item_key = ").push_bind(key);
-            qb.build().execute(pool).await?.rows_affected() > 0
+            qb.build()
+                .execute(pool.unrecorded(Unrecorded::PluginData))
+                .await?
+                .rows_affected()
+                > 0
         }))
     }
 
@@ -143,7 +147,10 @@ impl DbKv {
         Ok(on_pool!(self.db, |pool| {
             let mut qb = query_builder(pool, "DELETE FROM plugin_kv WHERE plugin_id = ");
             qb.push_bind(plugin);
-            qb.build().execute(pool).await?.rows_affected()
+            qb.build()
+                .execute(pool.unrecorded(Unrecorded::PluginData))
+                .await?
+                .rows_affected()
         }))
     }
 }

@@ -94,7 +94,10 @@ mod tests {
         for _ in 0..3 {
             out.push(db.read_version().await.expect("reads").expect("some"));
             db.events()
-                .append(&NewEvent::new("test.changed"))
+                .append(&NewEvent::new(crate::db::domain::SettingEvent::Deleted {
+                    subject: crate::db::domain::SettingName::new("test"),
+                    data: crate::db::domain::Empty {},
+                }))
                 .await
                 .expect("appends");
         }

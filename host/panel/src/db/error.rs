@@ -63,6 +63,13 @@ pub enum DbError {
     /// or a value that does not open (see [`crate::secrets`]).
     #[error(transparent)]
     Sealed(#[from] crate::secrets::SealError),
+    /// A write transaction changed rows of `tables` without recording an
+    /// event, and was rolled back (see [`crate::db`]): a programming error.
+    #[error("a transaction changed {tables} without recording an event")]
+    Unrecorded {
+        /// The tables it changed.
+        tables: String,
+    },
     /// Any other database error.
     #[error("database error")]
     Other(#[source] sqlx::Error),

@@ -16,9 +16,12 @@
 //! one was read; readers that tail the log (rather than browse it) must
 //! allow for that.
 //!
-//! Writers that change other tables append their event in the same
-//! transaction (see [`crate::db::settings`]), so a change is never
-//! recorded without its event or the other way round.
+//! What an event says is a [`DomainEvent`](super::DomainEvent): the store
+//! writes its stored form (kind, subject, data) and hands it back as an
+//! [`Event`], whose [`Event::decode`] reads it again. Writers that change
+//! other tables record their event in the same transaction through a
+//! `Recorder` (see [`crate::db`]), so a change is never
+//! committed without its event.
 
 use std::net::IpAddr;
 
@@ -27,6 +30,7 @@ use sqlx::types::Json;
 use sqlx::{Encode, MySqlConnection, PgConnection, QueryBuilder, SqliteConnection, Type};
 use time::OffsetDateTime;
 
+use super::domain::{DecodeError, DomainEvent, Stored};
 use super::{Database, DbError, from_micros, now, on_pool, query_builder, to_micros};
 
 /// The largest page [`EventStore::query`] returns, whatever the caller
@@ -86,32 +90,24 @@ impl Subject {
     }
 }
 
-/// An event to append.
+/// An event to append: what happened, who did it and when.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
-    /// What happened, as `noun.verb`: `server.created`, `setting.updated`
-    /// (lowercase, digits, `.`, `_`, `-`; at most 128 characters).
-    pub kind: String,
+    /// What happened.
+    pub event: DomainEvent,
     /// When; `None` means now.
     pub occurred_at: Option<OffsetDateTime>,
     /// Who.
     pub actor: Actor,
-    /// About what.
-    pub subject: Option<Subject>,
-    /// Details, any JSON value (`{}` when there are none).
-    pub data: Value,
 }
 
 impl NewEvent {
-    /// An event of `kind`, now, by the system, about nothing, with `{}` as
-    /// data.
-    pub fn new(kind: impl Into<String>) -> NewEvent {
+    /// `event`, now, by the system.
+    pub fn new(event: impl Into<DomainEvent>) -> NewEvent {
         NewEvent {
-            kind: kind.into(),
+            event: event.into(),
             occurred_at: None,
             actor: Actor::system(),
-            subject: None,
-            data: Value::Object(Default::default()),
         }
     }
 
@@ -121,27 +117,20 @@ impl NewEvent {
         self
     }
 
-    /// Sets what it is about.
-    pub fn subject(mut self, kind: impl Into<String>, id: impl Into<String>) -> NewEvent {
-        self.subject = Some(Subject::new(kind, id));
-        self
-    }
-
-    /// Sets its details.
-    pub fn data(mut self, data: Value) -> NewEvent {
-        self.data = data;
-        self
-    }
-
     /// Sets when it happened.
     pub fn occurred_at(mut self, at: OffsetDateTime) -> NewEvent {
         self.occurred_at = Some(at);
         self
     }
 
-    fn validate(&self) -> Result<(), DbError> {
-        check_name("kind", &self.kind, MAX_KIND_LEN)?;
-        if let Some(subject) = &self.subject {
+    /// The stored form, checked against the column rules.
+    fn stored(&self) -> Result<Stored, DbError> {
+        let stored = self.event.to_stored().map_err(|e| DbError::Invalid {
+            field: "data",
+            reason: e.to_string(),
+        })?;
+        check_name("kind", stored.kind, MAX_KIND_LEN)?;
+        if let Some(subject) = &stored.subject {
             check_name("subject.kind", &subject.kind, MAX_SUBJECT_TYPE_LEN)?;
             check_len("subject.id", &subject.id, MAX_SUBJECT_ID_LEN)?;
         }
@@ -151,7 +140,7 @@ impl NewEvent {
         if let Some(request_id) = &self.actor.request_id {
             check_len("actor.request_id", request_id, MAX_REQUEST_ID_LEN)?;
         }
-        Ok(())
+        Ok(stored)
     }
 }
 
@@ -205,6 +194,18 @@ pub struct Event {
     pub subject: Option<Subject>,
     /// Details.
     pub data: Value,
+}
+
+impl Event {
+    /// What the event says, typed.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] for a kind this build does not know or data that
+    /// does not have its kind's shape.
+    pub fn decode(&self) -> Result<DomainEvent, DecodeError> {
+        DomainEvent::from_stored(&self.kind, self.subject.as_ref(), self.data.clone())
+    }
 }
 
 /// Which events a query selects; every field that is set must match.
@@ -279,15 +280,19 @@ impl<'a> EventStore<'a> {
         EventStore { db }
     }
 
-    /// Appends `event` and returns it as stored.
+    /// Appends `event` on its own and returns it as stored. A change of
+    /// other tables records its event in its own transaction instead
+    /// (`Recorder::record`, see [`crate::db`]); this is for tools
+    /// and tests.
     ///
     /// # Errors
     ///
     /// [`DbError::Invalid`] if a field breaks the rules documented on
-    /// [`NewEvent`] and [`Subject`]; [`DbError::Unavailable`] and other
-    /// database errors.
+    /// [`Subject`] and [`Actor`] (a subject id or request id too long);
+    /// [`DbError::Unavailable`] and other database errors.
     pub async fn append(&self, event: &NewEvent) -> Result<Event, DbError> {
         on_pool!(self.db, |pool| pool
+            .raw()
             .acquire()
             .await?
             .append_event(event)
@@ -396,16 +401,16 @@ struct InsertRow<'a> {
 }
 
 impl<'a> InsertRow<'a> {
-    fn new(event: &'a NewEvent, occurred_at: OffsetDateTime) -> Self {
+    fn new(event: &'a NewEvent, stored: &'a Stored, occurred_at: OffsetDateTime) -> Self {
         InsertRow {
             occurred_at: to_micros(occurred_at),
             actor_user_id: event.actor.user_id.as_deref(),
             actor_ip: event.actor.ip.map(|ip| ip.to_string()),
             request_id: event.actor.request_id.as_deref(),
-            kind: &event.kind,
-            subject_type: event.subject.as_ref().map(|s| s.kind.as_str()),
-            subject_id: event.subject.as_ref().map(|s| s.id.as_str()),
-            data: Json(&event.data),
+            kind: stored.kind,
+            subject_type: stored.subject.as_ref().map(|s| s.kind.as_str()),
+            subject_id: stored.subject.as_ref().map(|s| s.id.as_str()),
+            data: Json(&stored.data),
         }
     }
 
@@ -435,14 +440,14 @@ impl<'a> InsertRow<'a> {
     }
 }
 
-fn stored(event: &NewEvent, id: i64, occurred_at: OffsetDateTime) -> Event {
+fn stored_event(event: &NewEvent, stored: Stored, id: i64, occurred_at: OffsetDateTime) -> Event {
     Event {
         id: EventId(id),
         occurred_at,
         actor: event.actor.clone(),
-        kind: event.kind.clone(),
-        subject: event.subject.clone(),
-        data: event.data.clone(),
+        kind: stored.kind.to_owned(),
+        subject: stored.subject,
+        data: stored.data,
     }
 }
 
@@ -454,9 +459,9 @@ fn occurred_at(event: &NewEvent) -> Result<OffsetDateTime, DbError> {
     }
 }
 
-/// Appending an event on a connection or inside a transaction
-/// (`&mut *tx`), so writers can record their change and its event
-/// atomically. One impl per backend: SQLite and PostgreSQL return the new
+/// Appending an event on a connection or inside a transaction (a
+/// `Recorder` calls it), so writers can record their
+/// change and its event atomically. One impl per backend: SQLite and PostgreSQL return the new
 /// id with `RETURNING`; MySQL has no `INSERT … RETURNING`, so the id is the
 /// connection's last insert id.
 pub(crate) trait AppendEvent {
@@ -469,14 +474,14 @@ macro_rules! append_returning_id {
     ($($conn:ty),+) => {$(
         impl AppendEvent for $conn {
             async fn append_event(&mut self, event: &NewEvent) -> Result<Event, DbError> {
-                event.validate()?;
+                let stored = event.stored()?;
                 let at = occurred_at(event)?;
-                let row = InsertRow::new(event, at);
+                let row = InsertRow::new(event, &stored, at);
                 let mut qb = QueryBuilder::new("");
                 row.push_insert(&mut qb);
                 qb.push(" RETURNING id");
                 let id: i64 = qb.build_query_scalar().fetch_one(self).await?;
-                Ok(stored(event, id, at))
+                Ok(stored_event(event, stored, id, at))
             }
         }
     )+};
@@ -486,15 +491,15 @@ append_returning_id!(SqliteConnection, PgConnection);
 
 impl AppendEvent for MySqlConnection {
     async fn append_event(&mut self, event: &NewEvent) -> Result<Event, DbError> {
-        event.validate()?;
+        let stored = event.stored()?;
         let at = occurred_at(event)?;
-        let row = InsertRow::new(event, at);
+        let row = InsertRow::new(event, &stored, at);
         let mut qb = QueryBuilder::new("");
         row.push_insert(&mut qb);
         let result = qb.build().execute(self).await?;
         let id = i64::try_from(result.last_insert_id())
             .map_err(|_| DbError::Corrupt("event id beyond i64".into()))?;
-        Ok(stored(event, id, at))
+        Ok(stored_event(event, stored, id, at))
     }
 }
 
@@ -566,13 +571,23 @@ mod tests {
 
     #[test]
     fn refuses_an_event_whose_subject_id_is_too_long() {
-        let event = NewEvent::new("server.created").subject("server", "x".repeat(129));
+        let event = NewEvent::new(crate::db::domain::SettingEvent::Deleted {
+            subject: crate::db::domain::SettingName::new("x".repeat(129)),
+            data: crate::db::domain::Empty {},
+        });
         assert!(matches!(
-            event.validate(),
+            event.stored(),
             Err(DbError::Invalid {
                 field: "subject.id",
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn every_kind_is_a_valid_event_name() {
+        for kind in DomainEvent::kinds() {
+            assert!(is_valid_name(kind, MAX_KIND_LEN), "{kind}");
+        }
     }
 }

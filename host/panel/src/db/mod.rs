@@ -35,17 +35,47 @@
 //! [`DbError::Unavailable`], and nothing else about the SQL escapes to HTTP
 //! clients.
 //!
+//! # The rule: no change without its event
+//!
+//! Every change the Panel makes is recorded as a typed
+//! [`DomainEvent`] ([`domain`]) in the event store ([`events`]), in the
+//! same transaction as the change. The event store is the audit log, the
+//! source replay rebuilds the projections from ([`replay`]), and the clock
+//! of the read caches ([`ReadVersion`]): a cached page or session stays
+//! valid exactly as long as no event was appended. A write without its
+//! event would be missing from the audit log, lost by replay, and served
+//! stale from the caches.
+//!
+//! So the rule is enforced rather than documented only (`db/write.rs`):
+//!
+//! - Outside this module, no code holds a sqlx pool. `on_pool!` hands it a
+//!   `Reader`, which runs `SELECT`s and refuses anything else.
+//! - The only write transaction is a `Recorder` (`Reader::begin`).
+//!   Statements run on it as on any transaction; `Recorder::record`
+//!   appends a [`NewEvent`]; `Recorder::commit` rolls back and fails with
+//!   [`DbError::Unrecorded`] when rows changed and no event was recorded.
+//! - The few tables that change without events on purpose (an Agent's
+//!   heartbeat, the bookkeeping of credentials in use, plugins' key/value
+//!   data, Marketplace licenses) are written only under a named
+//!   `Unrecorded` reason, which lists the tables it covers.
+//! - Inside this module, replay (which rebuilds projections from the
+//!   events) and the one-time sealing of legacy secrets use the pool
+//!   directly.
+//!
 //! # Example
 //!
 //! ```
-//! use cap_panel::db::{Database, DatabaseLocation, DatabaseOptions, NewEvent};
+//! use cap_panel::db::{Actor, Database, DatabaseLocation, DatabaseOptions};
+//! use serde_json::json;
 //!
 //! # tokio::runtime::Runtime::new().expect("a runtime").block_on(async {
 //! let dir = tempfile::tempdir()?;
 //! let options = DatabaseOptions::new(DatabaseLocation::SqliteFile(dir.path().join("panel.db")));
 //! let db = Database::connect(&options).await?; // connects and migrates
-//! let event = db.events().append(&NewEvent::new("panel.started")).await?;
-//! assert_eq!(event.kind, "panel.started");
+//! // A setting and its `setting.updated` event, in one transaction.
+//! db.settings().put("motd", &json!("hello"), &Actor::system()).await?;
+//! let page = db.events().query(&Default::default()).await?;
+//! assert_eq!(page.events[0].kind, "setting.updated");
 //! db.close().await;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).expect("the example runs");
@@ -56,8 +86,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -65,13 +95,16 @@ use time::OffsetDateTime;
 
 use crate::secrets::{Sealer, SecretKey};
 
+pub mod domain;
 mod error;
 pub mod events;
 mod read_version;
 pub mod replay;
 mod sealed;
 pub mod settings;
+mod write;
 
+pub use domain::DomainEvent;
 pub use error::DbError;
 pub use events::{
     Actor, Event, EventFilter, EventId, EventPage, EventQuery, EventStore, MAX_PAGE_SIZE, NewEvent,
@@ -79,10 +112,11 @@ pub use events::{
 };
 pub use read_version::ReadVersion;
 pub use settings::{Setting, Settings};
+pub(crate) use write::{Reader, Unrecorded};
 
-/// Runs `$body` once per backend with `$pool` bound to the typed pool, so
-/// SQL that is the same on every backend is written once and still
-/// type-checked per backend.
+/// Runs `$body` once per backend with `$pool` bound to that backend's
+/// [`Reader`], so SQL that is the same on every backend is written once
+/// and still type-checked per backend.
 macro_rules! on_pool {
     ($db:expr, |$pool:ident| $body:expr) => {
         match &$db.pool {
@@ -234,13 +268,14 @@ impl DatabaseOptions {
     }
 }
 
-/// The typed pool behind a [`Database`]. Crate-internal modules match on
-/// it (usually through `on_pool!`) to run backend-specific SQL.
+/// The typed pool behind a [`Database`], read-only outside this module
+/// (see [`write`]). Crate-internal modules match on it (usually through
+/// `on_pool!`) to run backend-specific SQL.
 #[derive(Debug, Clone)]
 pub(crate) enum Pool {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
-    MySql(MySqlPool),
+    Sqlite(Reader<sqlx::Sqlite>),
+    Postgres(Reader<sqlx::Postgres>),
+    MySql(Reader<sqlx::MySql>),
 }
 
 /// A migrated connection pool to one of the supported backends. Cheap to
@@ -304,12 +339,16 @@ impl Database {
                     Err(e) => return Err(unavailable(e)),
                 }
                 let connect = SqliteConnectOptions::new().filename(path);
-                Pool::Sqlite(Self::sqlite_pool(connect, false, options).await?)
+                Pool::Sqlite(Reader::new(
+                    Self::sqlite_pool(connect, false, options).await?,
+                ))
             }
             (DatabaseLocation::Url(url), Backend::Sqlite) => {
                 let connect = SqliteConnectOptions::from_str(url).map_err(invalid)?;
                 let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-                Pool::Sqlite(Self::sqlite_pool(connect, in_memory, options).await?)
+                Pool::Sqlite(Reader::new(
+                    Self::sqlite_pool(connect, in_memory, options).await?,
+                ))
             }
             (DatabaseLocation::Url(url), Backend::Postgres) => {
                 let connect = PgConnectOptions::from_str(url).map_err(invalid)?;
@@ -319,7 +358,7 @@ impl Database {
                     .connect_with(connect)
                     .await
                     .map_err(DbError::from)?;
-                Pool::Postgres(pool)
+                Pool::Postgres(Reader::new(pool))
             }
             (DatabaseLocation::Url(url), Backend::MySql) => {
                 // sqlx knows the `mysql` scheme only; MariaDB speaks the same protocol.
@@ -339,7 +378,7 @@ impl Database {
                     .connect_with(connect)
                     .await
                     .map_err(DbError::from)?;
-                Pool::MySql(pool)
+                Pool::MySql(Reader::new(pool))
             }
         };
         Ok(Database {
@@ -392,9 +431,9 @@ impl Database {
     /// [`DbError::Migrate`].
     pub async fn migrate(&self) -> Result<(), DbError> {
         match &self.pool {
-            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
-            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
-            Pool::MySql(pool) => MYSQL_MIGRATIONS.run(pool).await?,
+            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool.raw()).await?,
+            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool.raw()).await?,
+            Pool::MySql(pool) => MYSQL_MIGRATIONS.run(pool.raw()).await?,
         }
         Ok(())
     }
@@ -446,17 +485,28 @@ impl Database {
     /// Closes every pooled connection, waiting for checked-out ones to
     /// come back.
     pub async fn close(&self) {
-        on_pool!(self, |pool| pool.close().await)
+        on_pool!(self, |pool| pool.raw().close().await)
     }
 }
 
 /// A query builder for `pool`'s dialect; naming the pool lets the same
 /// code inside `on_pool!` infer the backend.
-pub(crate) fn query_builder<DB: sqlx::Database>(
-    _pool: &sqlx::Pool<DB>,
-    init: &str,
-) -> sqlx::QueryBuilder<DB> {
+pub(crate) fn query_builder<P: Dialect>(_pool: &P, init: &str) -> sqlx::QueryBuilder<P::DB> {
     sqlx::QueryBuilder::new(init)
+}
+
+/// Something that belongs to one backend: a [`Reader`] or a sqlx pool.
+pub(crate) trait Dialect {
+    /// The backend.
+    type DB: sqlx::Database;
+}
+
+impl<DB: sqlx::Database> Dialect for Reader<DB> {
+    type DB = DB;
+}
+
+impl<DB: sqlx::Database> Dialect for sqlx::Pool<DB> {
+    type DB = DB;
 }
 
 /// The current time, truncated to the microseconds the database stores, so

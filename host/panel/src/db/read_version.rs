@@ -133,7 +133,10 @@ mod tests {
         assert_eq!(db.read_version().await.expect("reads"), Some(first));
 
         db.events()
-            .append(&NewEvent::new("test.changed"))
+            .append(&NewEvent::new(crate::db::domain::SettingEvent::Deleted {
+                subject: crate::db::domain::SettingName::new("test"),
+                data: crate::db::domain::Empty {},
+            }))
             .await
             .expect("appends");
         let after_write = db.read_version().await.expect("reads").expect("some");
@@ -151,7 +154,10 @@ mod tests {
         let (_dir, db) = sqlite().await;
         for _ in 0..3 {
             db.events()
-                .append(&NewEvent::new("test.changed"))
+                .append(&NewEvent::new(crate::db::domain::SettingEvent::Deleted {
+                    subject: crate::db::domain::SettingName::new("test"),
+                    data: crate::db::domain::Empty {},
+                }))
                 .await
                 .expect("appends");
         }
@@ -160,7 +166,7 @@ mod tests {
             unreachable!("an SQLite database")
         };
         sqlx::query("DELETE FROM events")
-            .execute(pool)
+            .execute(pool.raw())
             .await
             .expect("retention may delete events");
         assert_eq!(db.read_version().await.expect("reads"), Some(before));

@@ -41,6 +41,11 @@
 //!   not describe a consistent history is refused with
 //!   [`ReplayError::Unapplicable`] naming the event's id and kind, and
 //!   the transaction is rolled back: nothing changes.
+//! - **Typed.** Each event of a projection's namespace is decoded into its
+//!   [`DomainEvent`] and applied by a `match` on it, so a field a writer
+//!   stops writing fails to compile here rather than at the next replay;
+//!   an event whose data lacks a field (or names a subject of another
+//!   type) is refused, naming it.
 //! - **Unknown kinds in a projection's namespace are errors.** Events
 //!   whose kind starts with `setting.`, `node.`, `server.` or `subuser.`
 //!   must be known here; a new writer that forgot to teach replay its
@@ -67,12 +72,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sqlx::types::Json;
 
-use super::{Backend, Database, DbError, EventId, on_pool, query_builder};
-use crate::servers::nodes::SupportedGame;
+use super::domain::{
+    CommandQueued, CommandSettled, DecodeError, DomainEvent, GameVersion, NodeCreated, NodeEvent,
+    NodeRegistered, ServerCreated, ServerEvent, SettingEvent, SubuserEvent,
+};
+use super::{Backend, Database, DbError, EventId, Subject, on_pool, query_builder};
 
 /// The tables [`replay`] rebuilds, children after their parents.
 pub const PROJECTION_TABLES: [&str; 7] = [
@@ -174,6 +181,145 @@ impl fmt::Display for ReplayReport {
     }
 }
 
+/// Writes every row of `$state` (a [`Projections`]) into the emptied
+/// projection tables, in chunks of [`CHUNK`] rows, inside `$tx` on
+/// `$pool` (expanded once per backend by `on_pool!`).
+macro_rules! insert_projections {
+    ($pool:ident, $tx:ident, $state:ident) => {{
+        let (pool, tx, state) = ($pool, &mut $tx, &$state);
+        let settings: Vec<_> = state.settings.iter().collect();
+        for chunk in settings.chunks(CHUNK) {
+            let mut qb = query_builder(pool, "INSERT INTO settings (name, value, updated_at) ");
+            qb.push_values(chunk, |mut row, (name, s)| {
+                row.push_bind(name.as_str())
+                    .push_bind(Json(&s.value))
+                    .push_bind(s.updated_at);
+            });
+            qb.build().execute(&mut **tx).await?;
+        }
+        let nodes: Vec<_> = state.nodes.iter().collect();
+        for chunk in nodes.chunks(CHUNK) {
+            let mut qb = query_builder(
+                pool,
+                "INSERT INTO nodes (id, name, address, token_hash, created_at, memory_mb, disk_mb, \
+                 cpu_percent, online, last_seen_at, agent_id, agent_version, capabilities, \
+                 supported_games, health_endpoint, registered_at, updated_at) ",
+            );
+            qb.push_values(chunk, |mut row, (id, n)| {
+                row.push_bind(id.as_str())
+                    .push_bind(n.name.as_str())
+                    .push_bind(n.address.as_str())
+                    .push_bind(n.token_hash.as_str())
+                    .push_bind(n.created_at)
+                    .push_bind(n.memory_mb)
+                    .push_bind(n.disk_mb)
+                    .push_bind(n.cpu_percent)
+                    .push_bind(n.online)
+                    .push_bind(n.last_seen_at)
+                    .push_bind(n.agent_id.as_deref())
+                    .push_bind(n.agent_version.as_deref())
+                    .push_bind(n.capabilities.as_ref().map(Json))
+                    .push_bind(n.supported_games.as_ref().map(Json))
+                    .push_bind(n.health_endpoint.as_deref())
+                    .push_bind(n.registered_at)
+                    .push_bind(n.updated_at);
+            });
+            qb.build().execute(&mut **tx).await?;
+        }
+        let tokens: Vec<_> = state.tokens.iter().collect();
+        for chunk in tokens.chunks(CHUNK) {
+            let mut qb = query_builder(
+                pool,
+                "INSERT INTO node_registration_tokens (id, node_id, token_hash, created_at, \
+                 expires_at, used_at) ",
+            );
+            qb.push_values(chunk, |mut row, (id, t)| {
+                row.push_bind(id.as_str())
+                    .push_bind(t.node_id.as_str())
+                    .push_bind(t.token_hash.as_str())
+                    .push_bind(t.created_at)
+                    .push_bind(t.expires_at)
+                    .push_bind(t.used_at);
+            });
+            qb.build().execute(&mut **tx).await?;
+        }
+        let allocations: Vec<_> = state.allocations.iter().collect();
+        for chunk in allocations.chunks(CHUNK) {
+            let mut qb = query_builder(
+                pool,
+                "INSERT INTO allocations (node_id, ip, port, server_id) ",
+            );
+            qb.push_values(chunk, |mut row, ((node, ip, port), server)| {
+                row.push_bind(node.as_str())
+                    .push_bind(ip.as_str())
+                    .push_bind(*port)
+                    .push_bind(server.as_deref());
+            });
+            qb.build().execute(&mut **tx).await?;
+        }
+        let servers: Vec<_> = state.servers.iter().collect();
+        for chunk in servers.chunks(CHUNK) {
+            let mut qb = query_builder(
+                pool,
+                "INSERT INTO servers (id, name, owner_id, node_id, game_plugin, game_version, \
+                 variables, memory_mb, disk_mb, cpu_percent, state, created_at) ",
+            );
+            qb.push_values(chunk, |mut row, (id, s)| {
+                row.push_bind(id.as_str())
+                    .push_bind(s.name.as_str())
+                    .push_bind(s.owner_id.as_str())
+                    .push_bind(s.node_id.as_deref())
+                    .push_bind(s.game_plugin.as_str())
+                    .push_bind(s.game_version.as_str())
+                    .push_bind(Json(&s.variables))
+                    .push_bind(s.memory_mb)
+                    .push_bind(s.disk_mb)
+                    .push_bind(s.cpu_percent)
+                    .push_bind(s.state.as_str())
+                    .push_bind(s.created_at);
+            });
+            qb.build().execute(&mut **tx).await?;
+        }
+        let subusers: Vec<_> = state.subusers.iter().collect();
+        for chunk in subusers.chunks(CHUNK) {
+            let mut qb = query_builder(
+                pool,
+                "INSERT INTO server_subusers (server_id, user_id, permissions, created_at, \
+                 updated_at) ",
+            );
+            qb.push_values(chunk, |mut row, ((server, user), s)| {
+                row.push_bind(server.as_str())
+                    .push_bind(user.as_str())
+                    .push_bind(Json(&s.permissions))
+                    .push_bind(s.created_at)
+                    .push_bind(s.updated_at);
+            });
+            qb.build().execute(&mut **tx).await?;
+        }
+        let commands: Vec<_> = state.commands.iter().collect();
+        for chunk in commands.chunks(CHUNK) {
+            let mut qb = query_builder(
+                pool,
+                "INSERT INTO server_commands (id, server_id, node_id, action, state, payload, \
+                 actor_user_id, detail, created_at, updated_at) ",
+            );
+            qb.push_values(chunk, |mut row, (id, c)| {
+                row.push_bind(id.as_str())
+                    .push_bind(c.server_id.as_str())
+                    .push_bind(c.node_id.as_deref())
+                    .push_bind(c.action.as_str())
+                    .push_bind(c.state.as_str())
+                    .push_bind(c.payload.as_ref().map(Json))
+                    .push_bind(c.actor_user_id.as_deref())
+                    .push_bind(c.detail.as_deref())
+                    .push_bind(c.created_at)
+                    .push_bind(c.updated_at);
+            });
+            qb.build().execute(&mut **tx).await?;
+        }
+    }};
+}
+
 /// Rebuilds the [`PROJECTION_TABLES`] from the event store in one
 /// transaction; see the module documentation.
 ///
@@ -185,7 +331,8 @@ impl fmt::Display for ReplayReport {
 pub async fn replay(db: &Database) -> Result<ReplayReport, ReplayError> {
     let backend = db.backend();
     on_pool!(db, |pool| {
-        let mut tx = pool.begin().await?;
+        // The pool itself: replay writes projections from their events.
+        let mut tx = pool.raw().begin().await?;
         // Shut out writers before anything is read (see "Isolation").
         let seen_sql = match backend {
             Backend::Postgres => {
@@ -231,22 +378,24 @@ pub async fn replay(db: &Database) -> Result<ReplayReport, ReplayError> {
                 .push(" ORDER BY id LIMIT ")
                 .push_bind(i64::from(PAGE));
             let page: Vec<EventRow> = qb.build_query_as().fetch_all(&mut *tx).await?;
-            for event in &page {
+            let full = page.len() == PAGE as usize;
+            for event in page {
                 report.events += 1;
+                after = event.id;
+                let (id, kind) = (event.id, event.kind.clone());
                 let applied = state
                     .apply(event)
                     .map_err(|reason| ReplayError::Unapplicable {
-                        event: EventId(event.id),
-                        kind: event.kind.clone(),
+                        event: EventId(id),
+                        kind,
                         reason,
                     })?;
                 if applied {
                     report.applied += 1;
                 }
             }
-            match page.last() {
-                Some(last) if page.len() == PAGE as usize => after = last.id,
-                _ => break,
+            if !full {
+                break;
             }
         }
         let seen: HashMap<String, Option<i64>> = seen.into_iter().collect();
@@ -256,136 +405,7 @@ pub async fn replay(db: &Database) -> Result<ReplayReport, ReplayError> {
             }
         }
 
-        let settings: Vec<_> = state.settings.iter().collect();
-        for chunk in settings.chunks(CHUNK) {
-            let mut qb = query_builder(pool, "INSERT INTO settings (name, value, updated_at) ");
-            qb.push_values(chunk, |mut row, (name, s)| {
-                row.push_bind(name.as_str())
-                    .push_bind(Json(&s.value))
-                    .push_bind(s.updated_at);
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
-        let nodes: Vec<_> = state.nodes.iter().collect();
-        for chunk in nodes.chunks(CHUNK) {
-            let mut qb = query_builder(
-                pool,
-                "INSERT INTO nodes (id, name, address, token_hash, created_at, memory_mb, disk_mb, \
-                 cpu_percent, online, last_seen_at, agent_id, agent_version, capabilities, \
-                 supported_games, health_endpoint, registered_at, updated_at) ",
-            );
-            qb.push_values(chunk, |mut row, (id, n)| {
-                row.push_bind(id.as_str())
-                    .push_bind(n.name.as_str())
-                    .push_bind(n.address.as_str())
-                    .push_bind(n.token_hash.as_str())
-                    .push_bind(n.created_at)
-                    .push_bind(n.memory_mb)
-                    .push_bind(n.disk_mb)
-                    .push_bind(n.cpu_percent)
-                    .push_bind(n.online)
-                    .push_bind(n.last_seen_at)
-                    .push_bind(n.agent_id.as_deref())
-                    .push_bind(n.agent_version.as_deref())
-                    .push_bind(n.capabilities.as_ref().map(Json))
-                    .push_bind(n.supported_games.as_ref().map(Json))
-                    .push_bind(n.health_endpoint.as_deref())
-                    .push_bind(n.registered_at)
-                    .push_bind(n.updated_at);
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
-        let tokens: Vec<_> = state.tokens.iter().collect();
-        for chunk in tokens.chunks(CHUNK) {
-            let mut qb = query_builder(
-                pool,
-                "INSERT INTO node_registration_tokens (id, node_id, token_hash, created_at, \
-                 expires_at, used_at) ",
-            );
-            qb.push_values(chunk, |mut row, (id, t)| {
-                row.push_bind(id.as_str())
-                    .push_bind(t.node_id.as_str())
-                    .push_bind(t.token_hash.as_str())
-                    .push_bind(t.created_at)
-                    .push_bind(t.expires_at)
-                    .push_bind(t.used_at);
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
-        let allocations: Vec<_> = state.allocations.iter().collect();
-        for chunk in allocations.chunks(CHUNK) {
-            let mut qb = query_builder(
-                pool,
-                "INSERT INTO allocations (node_id, ip, port, server_id) ",
-            );
-            qb.push_values(chunk, |mut row, ((node, ip, port), server)| {
-                row.push_bind(node.as_str())
-                    .push_bind(ip.as_str())
-                    .push_bind(*port)
-                    .push_bind(server.as_deref());
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
-        let servers: Vec<_> = state.servers.iter().collect();
-        for chunk in servers.chunks(CHUNK) {
-            let mut qb = query_builder(
-                pool,
-                "INSERT INTO servers (id, name, owner_id, node_id, game_plugin, game_version, \
-                 variables, memory_mb, disk_mb, cpu_percent, state, created_at) ",
-            );
-            qb.push_values(chunk, |mut row, (id, s)| {
-                row.push_bind(id.as_str())
-                    .push_bind(s.name.as_str())
-                    .push_bind(s.owner_id.as_str())
-                    .push_bind(s.node_id.as_deref())
-                    .push_bind(s.game_plugin.as_str())
-                    .push_bind(s.game_version.as_str())
-                    .push_bind(Json(&s.variables))
-                    .push_bind(s.memory_mb)
-                    .push_bind(s.disk_mb)
-                    .push_bind(s.cpu_percent)
-                    .push_bind(s.state.as_str())
-                    .push_bind(s.created_at);
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
-        let subusers: Vec<_> = state.subusers.iter().collect();
-        for chunk in subusers.chunks(CHUNK) {
-            let mut qb = query_builder(
-                pool,
-                "INSERT INTO server_subusers (server_id, user_id, permissions, created_at, \
-                 updated_at) ",
-            );
-            qb.push_values(chunk, |mut row, ((server, user), s)| {
-                row.push_bind(server.as_str())
-                    .push_bind(user.as_str())
-                    .push_bind(Json(&s.permissions))
-                    .push_bind(s.created_at)
-                    .push_bind(s.updated_at);
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
-        let commands: Vec<_> = state.commands.iter().collect();
-        for chunk in commands.chunks(CHUNK) {
-            let mut qb = query_builder(
-                pool,
-                "INSERT INTO server_commands (id, server_id, node_id, action, state, payload, \
-                 actor_user_id, detail, created_at, updated_at) ",
-            );
-            qb.push_values(chunk, |mut row, (id, c)| {
-                row.push_bind(id.as_str())
-                    .push_bind(c.server_id.as_str())
-                    .push_bind(c.node_id.as_deref())
-                    .push_bind(c.action.as_str())
-                    .push_bind(c.state.as_str())
-                    .push_bind(c.payload.as_ref().map(Json))
-                    .push_bind(c.actor_user_id.as_deref())
-                    .push_bind(c.detail.as_deref())
-                    .push_bind(c.created_at)
-                    .push_bind(c.updated_at);
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
+        insert_projections!(pool, tx, state);
         tx.commit().await?;
 
         let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
@@ -432,7 +452,7 @@ struct NodeState {
     agent_id: Option<String>,
     agent_version: Option<String>,
     capabilities: Option<Vec<String>>,
-    supported_games: Option<Vec<SupportedGame>>,
+    supported_games: Option<Vec<GameVersion>>,
     health_endpoint: Option<String>,
     registered_at: Option<i64>,
     updated_at: i64,
@@ -499,102 +519,77 @@ struct Projections {
 /// Kind prefixes whose events must all be known here.
 const NAMESPACES: [&str; 4] = ["setting.", "node.", "server.", "subuser."];
 
-/// Typed access to an event's `data`, with errors naming the field.
-struct Data<'a>(&'a Value);
-
-impl Data<'_> {
-    fn get<T: DeserializeOwned>(&self, key: &str) -> Result<T, String> {
-        let value = self
-            .0
-            .get(key)
-            .ok_or_else(|| format!("data.{key} is missing"))?;
-        serde_json::from_value(value.clone()).map_err(|e| format!("data.{key}: {e}"))
-    }
-
-    /// A non-negative amount, as stored.
-    fn amount(&self, key: &str) -> Result<i64, String> {
-        let value: u64 = self.get(key)?;
-        i64::try_from(value).map_err(|_| format!("data.{key} is too large"))
-    }
-
-    fn nested(&self, key: &str) -> Result<Data<'_>, String> {
-        match self.0.get(key) {
-            Some(value @ Value::Object(_)) => Ok(Data(value)),
-            Some(_) => Err(format!("data.{key} is not an object")),
-            None => Err(format!("data.{key} is missing")),
-        }
-    }
+/// A non-negative amount, as stored.
+fn amount(value: u64, field: &str) -> Result<i64, String> {
+    i64::try_from(value).map_err(|_| format!("data.{field} is too large"))
 }
 
 impl Projections {
     /// Applies `event`; `Ok(false)` for an event of no projection.
-    fn apply(&mut self, event: &EventRow) -> Result<bool, String> {
-        let kind = event.kind.as_str();
-        let data = Data(&event.data.0);
-        let subject = |expected: &str| -> Result<String, String> {
-            match (&event.subject_type, &event.subject_id) {
-                (Some(kind), Some(id)) if kind == expected => Ok(id.clone()),
-                _ => Err(format!("the subject must be a {expected}")),
-            }
+    fn apply(&mut self, event: EventRow) -> Result<bool, String> {
+        if !NAMESPACES.iter().any(|ns| event.kind.starts_with(ns)) {
+            return Ok(false);
+        }
+        let subject = match (event.subject_type, event.subject_id) {
+            (Some(kind), Some(id)) => Some(Subject { kind, id }),
+            _ => None,
         };
-        match kind {
-            "setting.created" | "setting.updated" => {
-                let name = subject("setting")?;
-                if kind == "setting.created" && self.settings.contains_key(&name) {
-                    return Err(format!("setting {name} exists already"));
+        let decoded = DomainEvent::from_stored(&event.kind, subject.as_ref(), event.data.0)
+            .map_err(|error| match error {
+                DecodeError::UnknownKind(_) => {
+                    "unknown event kind in a projection's namespace".to_owned()
                 }
-                let value: Value = data.get("value")?;
-                self.settings.insert(
-                    name,
-                    SettingState {
-                        value,
-                        updated_at: event.occurred_at,
-                    },
-                );
+                DecodeError::Invalid { reason, .. } => reason,
+            })?;
+        match decoded {
+            DomainEvent::Setting(e) => self.apply_setting(e, event.occurred_at)?,
+            DomainEvent::Node(e) => self.apply_node(e)?,
+            DomainEvent::Server(e) => self.apply_server(e, event.actor_user_id)?,
+            DomainEvent::Subuser(e) => self.apply_subuser(e)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn apply_setting(&mut self, event: SettingEvent, occurred_at: i64) -> Result<(), String> {
+        match event {
+            SettingEvent::Created { subject, data } => {
+                if self.settings.contains_key(subject.as_str()) {
+                    return Err(format!("setting {} exists already", subject.0));
+                }
+                self.put_setting(subject.0, data.value, occurred_at);
             }
-            "setting.deleted" => {
-                let name = subject("setting")?;
-                if self.settings.remove(&name).is_none() {
-                    return Err(format!("setting {name} does not exist"));
+            SettingEvent::Updated { subject, data } => {
+                self.put_setting(subject.0, data.value, occurred_at);
+            }
+            SettingEvent::Deleted { subject, .. } => {
+                if self.settings.remove(subject.as_str()).is_none() {
+                    return Err(format!("setting {} does not exist", subject.0));
                 }
             }
-            "node.created" => {
-                let id = subject("node")?;
-                if self.nodes.contains_key(&id) {
-                    return Err(format!("node {id} exists already"));
-                }
-                let at: i64 = data.get("at")?;
-                let node = NodeState {
-                    name: data.get("name")?,
-                    address: data.get("address")?,
-                    token_hash: data.get("token_hash")?,
-                    created_at: at,
-                    memory_mb: data.amount("memory_mb")?,
-                    disk_mb: data.amount("disk_mb")?,
-                    cpu_percent: data.amount("cpu_percent")?,
-                    online: false,
-                    last_seen_at: None,
-                    agent_id: None,
-                    agent_version: None,
-                    capabilities: None,
-                    supported_games: None,
-                    health_endpoint: None,
-                    registered_at: None,
-                    updated_at: at,
-                };
-                self.nodes.insert(id, node);
+        }
+        Ok(())
+    }
+
+    fn put_setting(&mut self, name: String, value: Value, updated_at: i64) {
+        self.settings
+            .insert(name, SettingState { value, updated_at });
+    }
+
+    fn apply_node(&mut self, event: NodeEvent) -> Result<(), String> {
+        match event {
+            NodeEvent::Created { subject, data } => self.create_node(subject.0, data)?,
+            NodeEvent::Updated { subject, data } => {
+                let node = self.node(subject.as_str())?;
+                node.name = data.name;
+                node.address = data.address;
+                node.memory_mb = amount(data.memory_mb, "memory_mb")?;
+                node.disk_mb = amount(data.disk_mb, "disk_mb")?;
+                node.cpu_percent = amount(data.cpu_percent, "cpu_percent")?;
+                node.updated_at = data.at;
             }
-            "node.updated" => {
-                let node = self.node(&subject("node")?)?;
-                node.name = data.get("name")?;
-                node.address = data.get("address")?;
-                node.memory_mb = data.amount("memory_mb")?;
-                node.disk_mb = data.amount("disk_mb")?;
-                node.cpu_percent = data.amount("cpu_percent")?;
-                node.updated_at = data.get("at")?;
-            }
-            "node.deleted" => {
-                let id = subject("node")?;
+            NodeEvent::Deleted { subject, .. } => {
+                let id = subject.0;
                 if self.nodes.remove(&id).is_none() {
                     return Err(format!("node {id} does not exist"));
                 }
@@ -608,91 +603,51 @@ impl Projections {
                 self.allocations.retain(|(node, _, _), _| *node != id);
                 self.tokens.retain(|_, t| t.node_id != id);
             }
-            "node.online" | "node.offline" => {
-                let node = self.node(&subject("node")?)?;
-                node.online = kind == "node.online";
-                if node.online {
-                    node.last_seen_at = Some(data.get("at")?);
-                }
+            NodeEvent::Online { subject, data } => {
+                let node = self.node(subject.as_str())?;
+                node.online = true;
+                node.last_seen_at = Some(data.at);
             }
-            "node.registration-token.issued" => {
-                let node_id = subject("node")?;
+            NodeEvent::Offline { subject, .. } => {
+                self.node(subject.as_str())?.online = false;
+            }
+            NodeEvent::RegistrationTokenIssued { subject, data } => {
+                let node_id = subject.0;
                 self.node(&node_id)?;
-                let id: String = data.get("token_id")?;
-                if self.tokens.contains_key(&id) {
-                    return Err(format!("registration token {id} exists already"));
+                if self.tokens.contains_key(&data.token_id) {
+                    return Err(format!(
+                        "registration token {} exists already",
+                        data.token_id
+                    ));
                 }
                 let token = TokenState {
                     node_id,
-                    token_hash: data.get("token_hash")?,
-                    created_at: data.get("at")?,
-                    expires_at: data.get("expires_at")?,
+                    token_hash: data.token_hash,
+                    created_at: data.at,
+                    expires_at: data.expires_at,
                     used_at: None,
                 };
-                self.tokens.insert(id, token);
+                self.tokens.insert(data.token_id, token);
             }
-            "node.registered" => {
-                let node_id = subject("node")?;
-                let at: i64 = data.get("at")?;
-                let token_id: String = data.get("token_id")?;
-                let token = self
-                    .tokens
-                    .get_mut(&token_id)
-                    .filter(|t| t.node_id == node_id)
-                    .ok_or_else(|| {
-                        format!("registration token {token_id} of node {node_id} does not exist")
-                    })?;
-                if token.used_at.is_some() {
-                    return Err(format!("registration token {token_id} was used already"));
-                }
-                token.used_at = Some(at);
-                let limits = data.nested("resource_limits")?;
-                let (memory, disk, cpu) = (
-                    limits.amount("memory_mb")?,
-                    limits.amount("disk_mb")?,
-                    limits.amount("cpu_percent")?,
-                );
-                let token_hash = data.get("token_hash")?;
-                let agent_id = data.get("agent_id")?;
-                let agent_version = data.get("version")?;
-                let capabilities = data.get("capabilities")?;
-                let supported_games = data.get("supported_games")?;
-                let health_endpoint = data.get("health_endpoint")?;
-                let node = self.node(&node_id)?;
-                node.token_hash = token_hash;
-                node.agent_id = Some(agent_id);
-                node.agent_version = Some(agent_version);
-                node.capabilities = Some(capabilities);
-                node.supported_games = Some(supported_games);
-                node.health_endpoint = Some(health_endpoint);
-                node.memory_mb = memory;
-                node.disk_mb = disk;
-                node.cpu_percent = cpu;
-                node.registered_at = Some(at);
-                node.updated_at = at;
-            }
-            "node.allocations.added" => {
-                let node_id = subject("node")?;
+            NodeEvent::Registered { subject, data } => self.register(&subject.0, data)?,
+            NodeEvent::AllocationsAdded { subject, data } => {
+                let node_id = subject.0;
                 self.node(&node_id)?;
-                let ip: String = data.get("ip")?;
-                let ports: Vec<u16> = data.get("ports")?;
-                if ports.is_empty() {
+                if data.ports.is_empty() {
                     return Err("data.ports is empty".into());
                 }
-                for port in ports {
-                    let key = (node_id.clone(), ip.clone(), i32::from(port));
+                for port in data.ports {
+                    let key = (node_id.clone(), data.ip.clone(), i32::from(port));
                     if self.allocations.insert(key, None).is_some() {
-                        return Err(format!("allocation {ip}:{port} exists already"));
+                        return Err(format!("allocation {}:{port} exists already", data.ip));
                     }
                 }
             }
-            "node.allocation.deleted" => {
-                let node_id = subject("node")?;
-                let ip: String = data.get("ip")?;
-                let port: u16 = data.get("port")?;
+            NodeEvent::AllocationDeleted { subject, data } => {
+                let (ip, port) = (data.ip, data.port);
                 match self
                     .allocations
-                    .remove(&(node_id, ip.clone(), i32::from(port)))
+                    .remove(&(subject.0, ip.clone(), i32::from(port)))
                 {
                     None => return Err(format!("allocation {ip}:{port} does not exist")),
                     Some(Some(server)) => {
@@ -701,79 +656,44 @@ impl Projections {
                     Some(None) => {}
                 }
             }
-            "server.created" => {
-                let id = subject("server")?;
-                if self.servers.contains_key(&id) {
-                    return Err(format!("server {id} exists already"));
-                }
-                let node_id: String = data.get("node_id")?;
-                self.node(&node_id)?;
-                let allocation: String = data.get("allocation")?;
-                let (ip, port) = allocation
-                    .rsplit_once(':')
-                    .and_then(|(ip, port)| Some((ip.to_owned(), port.parse::<u16>().ok()?)))
-                    .ok_or_else(|| format!("data.allocation {allocation:?} is not ip:port"))?;
-                match self
-                    .allocations
-                    .get_mut(&(node_id.clone(), ip, i32::from(port)))
-                {
-                    Some(holder @ None) => *holder = Some(id.clone()),
-                    Some(Some(other)) => {
-                        return Err(format!("allocation {allocation} is held by {other}"));
-                    }
-                    None => return Err(format!("allocation {allocation} does not exist")),
-                }
-                let game = data.nested("game")?;
-                let limits = data.nested("limits")?;
-                let server = ServerState {
-                    name: data.get("name")?,
-                    owner_id: data.get("owner_id")?,
-                    node_id: Some(node_id),
-                    game_plugin: game.get("plugin")?,
-                    game_version: game.get("version")?,
-                    variables: data.get("variable_values")?,
-                    memory_mb: limits.amount("memory_mb")?,
-                    disk_mb: limits.amount("disk_mb")?,
-                    cpu_percent: limits.amount("cpu_percent")?,
-                    state: data.get("state")?,
-                    created_at: data.get("at")?,
-                };
-                self.servers.insert(id, server);
-            }
-            "server.updated" => {
-                let id = subject("server")?;
-                let limits = data.nested("limits")?;
+        }
+        Ok(())
+    }
+
+    fn apply_server(
+        &mut self,
+        event: ServerEvent,
+        actor_user_id: Option<String>,
+    ) -> Result<(), String> {
+        match event {
+            ServerEvent::Created { subject, data } => self.create_server(subject.0, data)?,
+            ServerEvent::Updated { subject, data } => {
                 let (memory, disk, cpu) = (
-                    limits.amount("memory_mb")?,
-                    limits.amount("disk_mb")?,
-                    limits.amount("cpu_percent")?,
+                    amount(data.limits.memory_mb, "memory_mb")?,
+                    amount(data.limits.disk_mb, "disk_mb")?,
+                    amount(data.limits.cpu_percent, "cpu_percent")?,
                 );
-                let name = data.get("name")?;
-                let variables = data.get("variable_values")?;
-                let game_version = data.get("game_version")?;
-                let server = self.server(&id)?;
-                server.name = name;
-                server.variables = variables;
-                server.game_version = game_version;
+                let server = self.server(subject.as_str())?;
+                server.name = data.name;
+                server.variables = data.variable_values;
+                server.game_version = data.game_version;
                 server.memory_mb = memory;
                 server.disk_mb = disk;
                 server.cpu_percent = cpu;
             }
-            "server.state.changed" => {
-                let id = subject("server")?;
-                let from: String = data.get("from")?;
-                let to: String = data.get("to")?;
+            ServerEvent::StateChanged { subject, data } => {
+                let id = subject.0;
                 let server = self.server(&id)?;
-                if server.state != from {
+                if server.state != data.from {
                     return Err(format!(
-                        "server {id} is {}, not {from}, before changing to {to}",
-                        server.state
+                        "server {id} is {}, not {}, before changing to {}",
+                        server.state, data.from, data.to
                     ));
                 }
-                server.state = to;
+                server.state = data.to;
             }
-            "server.deleted" => {
-                let id = subject("server")?;
+            ServerEvent::Deleted { subject, .. } => {
+                let id = subject.0;
                 if self.servers.remove(&id).is_none() {
                     return Err(format!("server {id} does not exist"));
                 }
@@ -785,75 +705,202 @@ impl Projections {
                 // The foreign key cascades on the live tables.
                 self.subusers.retain(|(server, _), _| *server != id);
             }
-            "server.command.queued" => {
-                let server_id = subject("server")?;
-                let id: String = data.get("command_id")?;
-                if self.commands.contains_key(&id) {
-                    return Err(format!("command {id} exists already"));
-                }
-                let action: String = data.get("action")?;
-                let at: i64 = data.get("at")?;
-                let command = CommandState {
-                    node_id: data.get("node_id")?,
-                    payload: data.get("payload")?,
-                    actor_user_id: event.actor_user_id.clone(),
-                    detail: None,
-                    state: "pending".into(),
-                    created_at: at,
-                    updated_at: at,
-                    server_id: server_id.clone(),
-                    action: action.clone(),
-                };
-                if action == "delete" {
-                    let server = self.server(&server_id)?;
-                    if server.state == "deleting" {
-                        return Err(format!("server {server_id} is being deleted already"));
-                    }
-                    server.state = "deleting".into();
-                }
-                self.commands.insert(id, command);
+            ServerEvent::CommandQueued { subject, data } => {
+                self.queue_command(subject.0, data, actor_user_id)?;
             }
-            "server.command.acked" | "server.command.done" | "server.command.failed" => {
-                let server_id = subject("server")?;
-                let id: String = data.get("command_id")?;
-                let to = kind.trim_start_matches("server.command.");
-                let detail: Option<String> = data.get("detail")?;
-                let at: i64 = data.get("at")?;
-                let command = self
-                    .commands
-                    .get_mut(&id)
-                    .filter(|c| c.server_id == server_id)
-                    .ok_or_else(|| format!("command {id} of server {server_id} does not exist"))?;
-                let allowed = match to {
-                    "acked" => command.state == "pending",
-                    _ => command.state == "pending" || command.state == "acked",
-                };
-                if !allowed {
-                    return Err(format!(
-                        "command {id} is {}; it cannot become {to}",
-                        command.state
-                    ));
-                }
-                command.state = to.to_owned();
-                command.detail = detail;
-                command.updated_at = at;
-                if command.action == "delete"
-                    && to == "failed"
-                    && let Some(server) = self.servers.get_mut(&server_id)
-                    && server.state == "deleting"
-                {
-                    server.state = "offline".into();
-                }
+            ServerEvent::CommandAcked { subject, data } => {
+                self.settle(&subject.0, data, "acked")?;
             }
-            "subuser.added" => {
-                let server_id = subject("server")?;
+            ServerEvent::CommandDone { subject, data } => {
+                self.settle(&subject.0, data, "done")?;
+            }
+            ServerEvent::CommandFailed { subject, data } => {
+                self.settle(&subject.0, data, "failed")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn create_node(&mut self, id: String, data: NodeCreated) -> Result<(), String> {
+        if self.nodes.contains_key(&id) {
+            return Err(format!("node {id} exists already"));
+        }
+        let node = NodeState {
+            name: data.name,
+            address: data.address,
+            token_hash: data.token_hash,
+            created_at: data.at,
+            memory_mb: amount(data.memory_mb, "memory_mb")?,
+            disk_mb: amount(data.disk_mb, "disk_mb")?,
+            cpu_percent: amount(data.cpu_percent, "cpu_percent")?,
+            online: false,
+            last_seen_at: None,
+            agent_id: None,
+            agent_version: None,
+            capabilities: None,
+            supported_games: None,
+            health_endpoint: None,
+            registered_at: None,
+            updated_at: data.at,
+        };
+        self.nodes.insert(id, node);
+        Ok(())
+    }
+
+    /// An Agent registered for `node_id`, spending a registration token.
+    fn register(&mut self, node_id: &str, data: NodeRegistered) -> Result<(), String> {
+        let token = self
+            .tokens
+            .get_mut(&data.token_id)
+            .filter(|t| t.node_id == node_id)
+            .ok_or_else(|| {
+                format!(
+                    "registration token {} of node {node_id} does not exist",
+                    data.token_id
+                )
+            })?;
+        if token.used_at.is_some() {
+            return Err(format!(
+                "registration token {} was used already",
+                data.token_id
+            ));
+        }
+        token.used_at = Some(data.at);
+        let limits = data.resource_limits;
+        let (memory, disk, cpu) = (
+            amount(limits.memory_mb, "memory_mb")?,
+            amount(limits.disk_mb, "disk_mb")?,
+            amount(limits.cpu_percent, "cpu_percent")?,
+        );
+        let node = self.node(node_id)?;
+        node.token_hash = data.token_hash;
+        node.agent_id = Some(data.agent_id);
+        node.agent_version = Some(data.version);
+        node.capabilities = Some(data.capabilities);
+        node.supported_games = Some(data.supported_games);
+        node.health_endpoint = Some(data.health_endpoint);
+        node.memory_mb = memory;
+        node.disk_mb = disk;
+        node.cpu_percent = cpu;
+        node.registered_at = Some(data.at);
+        node.updated_at = data.at;
+        Ok(())
+    }
+
+    fn create_server(&mut self, id: String, data: ServerCreated) -> Result<(), String> {
+        if self.servers.contains_key(&id) {
+            return Err(format!("server {id} exists already"));
+        }
+        self.node(&data.node_id)?;
+        let allocation = &data.allocation;
+        let (ip, port) = allocation
+            .rsplit_once(':')
+            .and_then(|(ip, port)| Some((ip.to_owned(), port.parse::<u16>().ok()?)))
+            .ok_or_else(|| format!("data.allocation {allocation:?} is not ip:port"))?;
+        match self
+            .allocations
+            .get_mut(&(data.node_id.clone(), ip, i32::from(port)))
+        {
+            Some(holder @ None) => *holder = Some(id.clone()),
+            Some(Some(other)) => {
+                return Err(format!("allocation {allocation} is held by {other}"));
+            }
+            None => return Err(format!("allocation {allocation} does not exist")),
+        }
+        let server = ServerState {
+            name: data.name,
+            owner_id: data.owner_id,
+            node_id: Some(data.node_id),
+            game_plugin: data.game.plugin,
+            game_version: data.game.version,
+            variables: data.variable_values,
+            memory_mb: amount(data.limits.memory_mb, "memory_mb")?,
+            disk_mb: amount(data.limits.disk_mb, "disk_mb")?,
+            cpu_percent: amount(data.limits.cpu_percent, "cpu_percent")?,
+            state: data.state,
+            created_at: data.at,
+        };
+        self.servers.insert(id, server);
+        Ok(())
+    }
+
+    /// A command queued for `server_id`; a delete marks the server
+    /// `deleting`.
+    fn queue_command(
+        &mut self,
+        server_id: String,
+        data: CommandQueued,
+        actor_user_id: Option<String>,
+    ) -> Result<(), String> {
+        let id = data.command_id;
+        if self.commands.contains_key(&id) {
+            return Err(format!("command {id} exists already"));
+        }
+        if data.action == "delete" {
+            let server = self.server(&server_id)?;
+            if server.state == "deleting" {
+                return Err(format!("server {server_id} is being deleted already"));
+            }
+            server.state = "deleting".into();
+        }
+        let command = CommandState {
+            node_id: data.node_id,
+            payload: data.payload,
+            actor_user_id,
+            detail: None,
+            state: "pending".into(),
+            created_at: data.at,
+            updated_at: data.at,
+            server_id,
+            action: data.action,
+        };
+        self.commands.insert(id, command);
+        Ok(())
+    }
+
+    /// Moves command `data.command_id` of `server_id` to `to` (`acked`,
+    /// `done` or `failed`), forward only; a failed delete puts its server
+    /// back `offline`.
+    fn settle(&mut self, server_id: &str, data: CommandSettled, to: &str) -> Result<(), String> {
+        let id = data.command_id;
+        let command = self
+            .commands
+            .get_mut(&id)
+            .filter(|c| c.server_id == server_id)
+            .ok_or_else(|| format!("command {id} of server {server_id} does not exist"))?;
+        let allowed = match to {
+            "acked" => command.state == "pending",
+            _ => command.state == "pending" || command.state == "acked",
+        };
+        if !allowed {
+            return Err(format!(
+                "command {id} is {}; it cannot become {to}",
+                command.state
+            ));
+        }
+        to.clone_into(&mut command.state);
+        command.detail = data.detail;
+        command.updated_at = data.at;
+        if command.action == "delete"
+            && to == "failed"
+            && let Some(server) = self.servers.get_mut(server_id)
+            && server.state == "deleting"
+        {
+            server.state = "offline".into();
+        }
+        Ok(())
+    }
+
+    fn apply_subuser(&mut self, event: SubuserEvent) -> Result<(), String> {
+        match event {
+            SubuserEvent::Added { subject, data } => {
+                let server_id = subject.0;
                 self.server(&server_id)?;
-                let user_id: String = data.get("user_id")?;
-                let at: i64 = data.get("at")?;
+                let user_id = data.user_id;
                 let subuser = SubuserState {
-                    permissions: data.get("permissions")?,
-                    created_at: at,
-                    updated_at: at,
+                    permissions: data.permissions,
+                    created_at: data.at,
+                    updated_at: data.at,
                 };
                 if self
                     .subusers
@@ -863,35 +910,27 @@ impl Projections {
                     return Err(format!("subuser {user_id} exists already"));
                 }
             }
-            "subuser.updated" => {
-                let server_id = subject("server")?;
-                let user_id: String = data.get("user_id")?;
-                let permissions = data.get("permissions")?;
-                let at: i64 = data.get("at")?;
+            SubuserEvent::Updated { subject, data } => {
+                let user_id = data.user_id;
                 let subuser = self
                     .subusers
-                    .get_mut(&(server_id, user_id.clone()))
+                    .get_mut(&(subject.0, user_id.clone()))
                     .ok_or_else(|| format!("subuser {user_id} does not exist"))?;
-                subuser.permissions = permissions;
-                subuser.updated_at = at;
+                subuser.permissions = data.permissions;
+                subuser.updated_at = data.at;
             }
-            "subuser.removed" => {
-                let server_id = subject("server")?;
-                let user_id: String = data.get("user_id")?;
+            SubuserEvent::Removed { subject, data } => {
+                let user_id = data.user_id;
                 if self
                     .subusers
-                    .remove(&(server_id, user_id.clone()))
+                    .remove(&(subject.0, user_id.clone()))
                     .is_none()
                 {
                     return Err(format!("subuser {user_id} does not exist"));
                 }
             }
-            other if NAMESPACES.iter().any(|ns| other.starts_with(ns)) => {
-                return Err("unknown event kind in a projection's namespace".into());
-            }
-            _ => return Ok(false),
         }
-        Ok(true)
+        Ok(())
     }
 
     fn node(&mut self, id: &str) -> Result<&mut NodeState, String> {
@@ -938,9 +977,9 @@ mod tests {
     #[test]
     fn an_allocation_cannot_be_taken_twice() {
         let mut state = Projections::default();
-        state.apply(&node_created(1)).expect("created");
+        state.apply(node_created(1)).expect("created");
         state
-            .apply(&event(
+            .apply(event(
                 2,
                 "node.allocations.added",
                 ("node", "node_1"),
@@ -954,20 +993,10 @@ mod tests {
                    "variable_values": {}, "state": "offline", "at": 7})
         };
         state
-            .apply(&event(
-                3,
-                "server.created",
-                ("server", "srv_a"),
-                server("a"),
-            ))
+            .apply(event(3, "server.created", ("server", "srv_a"), server("a")))
             .expect("the IPv6 allocation is parsed and taken");
         let error = state
-            .apply(&event(
-                4,
-                "server.created",
-                ("server", "srv_b"),
-                server("b"),
-            ))
+            .apply(event(4, "server.created", ("server", "srv_b"), server("b")))
             .expect_err("taken");
         assert!(error.contains("held by srv_a"), "{error}");
     }
@@ -981,18 +1010,28 @@ mod tests {
             .as_object_mut()
             .expect("object")
             .remove("token_hash");
-        assert_eq!(
-            state.apply(&old).expect_err("incomplete"),
-            "data.token_hash is missing"
-        );
+        let error = state.apply(old).expect_err("incomplete");
+        assert!(error.contains("missing field `token_hash`"), "{error}");
+    }
+
+    #[test]
+    fn an_event_about_a_subject_of_another_type_is_refused() {
+        let mut state = Projections::default();
+        let mut created = node_created(1);
+        created.subject_type = Some("server".into());
+        let error = state.apply(created).expect_err("a server is no node");
+        assert!(error.contains("the subject must be a node"), "{error}");
     }
 
     #[test]
     fn unknown_kinds_fail_only_in_a_projections_namespace() {
         let mut state = Projections::default();
         let plugin = event(1, "plugin.installed", ("plugin", "p"), json!({}));
-        assert_eq!(state.apply(&plugin), Ok(false));
+        assert_eq!(state.apply(plugin), Ok(false));
         let unknown = event(2, "server.teleported", ("server", "s"), json!({}));
-        assert!(state.apply(&unknown).is_err());
+        assert_eq!(
+            state.apply(unknown),
+            Err("unknown event kind in a projection's namespace".to_owned())
+        );
     }
 }

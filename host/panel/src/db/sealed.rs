@@ -22,8 +22,7 @@
 //! 0009: a fresh key replaces it (access tokens last minutes; clients
 //! refresh).
 
-use serde_json::json;
-
+use super::domain::{Null, SecretsEvent, SecretsSealed};
 use super::events::AppendEvent;
 use super::{Actor, Database, DbError, NewEvent, on_pool, query_builder};
 use crate::secrets::{Purpose, SealError, Sealer};
@@ -68,10 +67,13 @@ pub(super) async fn check_key_and_seal_legacy(db: &Database) -> Result<(), DbErr
 }
 
 /// Seals every legacy secret and stores the key check, in one transaction.
+///
+/// On the pool itself, not a [`super::Recorder`]: the key check of a new
+/// database is written without an event (there is nothing to tell).
 async fn seal_legacy(db: &Database, sealer: &Sealer) -> Result<(), DbError> {
     let check = sealer.seal(&Purpose::key_check(), KEY_CHECK_TEXT);
     let (totp, plugin, market) = on_pool!(db, |pool| {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.raw().begin().await?;
         let mut qb = query_builder(pool, "INSERT INTO identity_secrets (name, value) VALUES (");
         qb.separated(", ")
             .push_bind(KEY_CHECK_NAME)
@@ -124,13 +126,16 @@ async fn seal_legacy(db: &Database, sealer: &Sealer) -> Result<(), DbError> {
         let market = rows.len();
 
         if totp + plugin + market > 0 {
-            let event = NewEvent::new("secrets.sealed")
-                .actor(Actor::system())
-                .data(json!({
-                    "totp_secrets": totp,
-                    "plugin_secrets": plugin,
-                    "marketplace_tokens": market,
-                }));
+            let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+            let event = NewEvent::new(SecretsEvent::Sealed {
+                subject: Null,
+                data: SecretsSealed {
+                    totp_secrets: count(totp),
+                    plugin_secrets: count(plugin),
+                    marketplace_tokens: count(market),
+                },
+            })
+            .actor(Actor::system());
             tx.append_event(&event).await?;
         }
         tx.commit().await?;

@@ -1,18 +1,19 @@
 //! Panel-wide settings: named JSON values.
 //!
-//! Every change appends a `setting.created`, `setting.updated` or
-//! `setting.deleted` event (subject `setting`/`<name>`, the new value in
-//! `data.value`) in the same transaction as the change itself; this module
-//! is also the reference for how later writers pair a state change with its
-//! event.
+//! Every change records a [`SettingEvent`] (`setting.created`,
+//! `setting.updated` or `setting.deleted`, subject the setting's name, the
+//! new value in `data.value`) in the same transaction as the change itself,
+//! through a `Recorder` (see [`crate::db`]); this module is also the
+//! reference for how writers pair a state change with its event.
 //!
 //! Settings are not for secrets: values are copied into the audit log.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::types::Json;
 use time::OffsetDateTime;
 
-use super::events::{AppendEvent, is_valid_name};
+use super::domain::{Empty, SettingEvent, SettingName, SettingValueData};
+use super::events::is_valid_name;
 use super::{
     Actor, Backend, Database, DbError, NewEvent, from_micros, now, on_pool, query_builder,
     to_micros,
@@ -132,7 +133,13 @@ impl<'a> Settings<'a> {
     ) -> Result<Setting, DbError> {
         check_name(name)?;
         let at = now();
-        let event = change_event("setting.created", name, Some(value), actor, at);
+        let event = SettingEvent::Created {
+            subject: SettingName::new(name),
+            data: SettingValueData {
+                value: value.clone(),
+            },
+        };
+        let event = NewEvent::new(event).actor(actor.clone()).occurred_at(at);
         on_pool!(self.db, |pool| {
             let mut tx = pool.begin().await?;
             let mut qb = query_builder(
@@ -145,7 +152,7 @@ impl<'a> Settings<'a> {
                 .push_bind(to_micros(at));
             qb.push(")");
             qb.build().execute(&mut *tx).await?;
-            tx.append_event(&event).await?;
+            tx.record(&event).await?;
             tx.commit().await?;
         });
         Ok(Setting {
@@ -165,7 +172,13 @@ impl<'a> Settings<'a> {
     pub async fn put(&self, name: &str, value: &Value, actor: &Actor) -> Result<Setting, DbError> {
         check_name(name)?;
         let at = now();
-        let event = change_event("setting.updated", name, Some(value), actor, at);
+        let event = SettingEvent::Updated {
+            subject: SettingName::new(name),
+            data: SettingValueData {
+                value: value.clone(),
+            },
+        };
+        let event = NewEvent::new(event).actor(actor.clone()).occurred_at(at);
         let upsert = match self.db.backend() {
             Backend::MySql => {
                 " ON DUPLICATE KEY UPDATE value = VALUES(value), updated_at = VALUES(updated_at)"
@@ -186,7 +199,7 @@ impl<'a> Settings<'a> {
                 .push_bind(to_micros(at));
             qb.push(")").push(upsert);
             qb.build().execute(&mut *tx).await?;
-            tx.append_event(&event).await?;
+            tx.record(&event).await?;
             tx.commit().await?;
         });
         Ok(Setting {
@@ -205,36 +218,22 @@ impl<'a> Settings<'a> {
     /// other database errors.
     pub async fn delete(&self, name: &str, actor: &Actor) -> Result<bool, DbError> {
         check_name(name)?;
-        let event = change_event("setting.deleted", name, None, actor, now());
+        let event = SettingEvent::Deleted {
+            subject: SettingName::new(name),
+            data: Empty {},
+        };
+        let event = NewEvent::new(event).actor(actor.clone()).occurred_at(now());
         let existed = on_pool!(self.db, |pool| {
             let mut tx = pool.begin().await?;
             let mut qb = query_builder(pool, "DELETE FROM settings WHERE name = ");
             qb.push_bind(name);
             let deleted = qb.build().execute(&mut *tx).await?.rows_affected() > 0;
             if deleted {
-                tx.append_event(&event).await?;
+                tx.record(&event).await?;
             }
             tx.commit().await?;
             deleted
         });
         Ok(existed)
     }
-}
-
-fn change_event(
-    kind: &str,
-    name: &str,
-    value: Option<&Value>,
-    actor: &Actor,
-    at: OffsetDateTime,
-) -> NewEvent {
-    let data = match value {
-        Some(value) => json!({ "value": value }),
-        None => json!({}),
-    };
-    NewEvent::new(kind)
-        .actor(actor.clone())
-        .subject("setting", name)
-        .data(data)
-        .occurred_at(at)
 }

@@ -1,5 +1,11 @@
 //! `GET /api/v1/audit-log`: the event store, filtered and paginated,
 //! newest first. Needs the `audit.read` permission.
+//!
+//! Each entry is `{id, occurred_at, actor, kind, subject, data}`, where
+//! `kind`, `subject` and `data` are the event's [`DomainEvent`] as stored
+//! (see [`crate::db::domain`] for the schema of every kind), redacted by
+//! [`DomainEvent::redact`]. An event this build cannot decode (a kind it
+//! does not know) is listed with its kind and subject and `data: null`.
 
 use axum::Json;
 use axum::extract::State;
@@ -15,8 +21,10 @@ use super::pagination::{Cursor, PageParams, Pagination};
 use crate::db::events::{
     MAX_KIND_LEN, MAX_SUBJECT_ID_LEN, MAX_SUBJECT_TYPE_LEN, MAX_USER_ID_LEN, is_valid_name,
 };
-use crate::db::{Event, EventFilter, EventId, EventQuery, Order};
+use crate::db::{DomainEvent, Event, EventFilter, EventId, EventQuery, Order};
 use crate::identity::permissions::{Gate, Permission};
+
+pub use crate::db::domain::REDACTED;
 
 /// Audit-log filters; every one given must match.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
@@ -126,57 +134,64 @@ pub struct AuditEvent {
     /// When it happened (RFC 3339, UTC, microsecond precision).
     #[serde(with = "time::serde::rfc3339")]
     pub occurred_at: OffsetDateTime,
-    /// What happened, e.g. `setting.updated`.
-    pub kind: String,
     /// Who caused it.
     pub actor: AuditActor,
+    /// What happened: `kind`, `subject` and `data`.
+    #[serde(flatten)]
+    pub event: AuditRecord,
+}
+
+/// What an audit-log entry says happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum AuditRecord {
+    /// An event of a kind this build knows, redacted.
+    Known(DomainEvent),
+    /// An event this build cannot decode.
+    Undecodable(UndecodableEvent),
+}
+
+/// An event this build cannot decode: its kind and subject, no data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UndecodableEvent {
+    /// What happened, e.g. `setting.updated`.
+    pub kind: String,
     /// What it is about, if anything.
     pub subject: Option<AuditSubject>,
-    /// Details; the shape depends on `kind`.
-    pub data: serde_json::Value,
+    /// Always `null`.
+    pub data: crate::db::domain::Null,
 }
 
 impl From<Event> for AuditEvent {
     fn from(event: Event) -> Self {
+        let record = match event.decode() {
+            Ok(mut decoded) => {
+                decoded.redact();
+                AuditRecord::Known(decoded)
+            }
+            Err(error) => {
+                tracing::warn!(event = event.id.0, %error, "an event the audit log cannot decode");
+                AuditRecord::Undecodable(UndecodableEvent {
+                    kind: event.kind,
+                    subject: event.subject.map(|s| AuditSubject {
+                        subject_type: s.kind,
+                        id: s.id,
+                    }),
+                    data: crate::db::domain::Null,
+                })
+            }
+        };
         AuditEvent {
             id: event.id.0,
             occurred_at: event.occurred_at,
-            kind: event.kind,
             actor: AuditActor {
                 user_id: event.actor.user_id,
                 ip: event.actor.ip.map(|ip| ip.to_string()),
                 request_id: event.actor.request_id,
             },
-            subject: event.subject.map(|s| AuditSubject {
-                subject_type: s.kind,
-                id: s.id,
-            }),
-            data: redacted(event.data),
+            event: record,
         }
     }
-}
-
-/// What the audit log shows instead of a secret variable's value.
-pub const REDACTED: &str = "<redacted>";
-
-/// `data` with the values of its `secret_variables` (the game's hidden
-/// variables, listed by server events) replaced by [`REDACTED`].
-fn redacted(mut data: serde_json::Value) -> serde_json::Value {
-    let secret: Vec<String> = match data.get("secret_variables") {
-        Some(serde_json::Value::Array(keys)) => keys
-            .iter()
-            .filter_map(|k| k.as_str().map(str::to_owned))
-            .collect(),
-        _ => return data,
-    };
-    if let Some(serde_json::Value::Object(values)) = data.get_mut("variable_values") {
-        for key in &secret {
-            if let Some(value) = values.get_mut(key) {
-                *value = serde_json::Value::String(REDACTED.to_owned());
-            }
-        }
-    }
-    data
 }
 
 /// One page of the audit log.

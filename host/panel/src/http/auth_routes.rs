@@ -650,7 +650,7 @@ pub(super) async fn logout(
             db,
             &user_id,
             &session_id,
-            "session.revoked",
+            crate::identity::tokens::SessionEnd::Logout,
             &actor,
         )
         .await

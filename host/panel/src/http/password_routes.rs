@@ -37,7 +37,6 @@ use super::auth_routes::{Reply, check_len, identity, problem, rate_limited};
 use super::error::{ApiError, FieldLocation, Problem};
 use super::extract::ApiJson;
 use super::totp_routes::require_session;
-use crate::db::NewEvent;
 use crate::identity::users;
 
 /// The routes of this module.
@@ -210,15 +209,11 @@ pub(super) async fn change(
             return Err(unavailable("the sign-in provider failed; try again later"));
         }
     }
-    let event = NewEvent::new("user.password-changed")
-        .actor(auth.actor.clone())
-        .subject("user", &user_id)
-        .data(serde_json::json!({ "provider": link.provider_id }));
     let current = match auth.principal.credential() {
         Some(Credential::Session(session_id)) => Some(session_id.as_str()),
         _ => None,
     };
-    users::revoke_other_sessions(db, &user_id, current, event)
+    users::revoke_other_sessions(db, &user_id, current, &link.provider_id, &auth.actor)
         .await
         .map_err(db_error)?;
     Ok(StatusCode::NO_CONTENT)

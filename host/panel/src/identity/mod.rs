@@ -428,8 +428,14 @@ impl IdentityService {
         {
             let end = started.saturating_add(lifetime);
             if time::OffsetDateTime::now_utc() >= end {
-                tokens::revoke_session(self.db(), &user_id, &session_id, "session.expired", actor)
-                    .await?;
+                tokens::revoke_session(
+                    self.db(),
+                    &user_id,
+                    &session_id,
+                    tokens::SessionEnd::Expired,
+                    actor,
+                )
+                .await?;
                 return Err(tokens::RefreshError::Invalid);
             }
             ends_at = Some(end);

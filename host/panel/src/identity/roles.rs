@@ -11,10 +11,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::db::events::AppendEvent;
+use crate::db::domain::{RoleDeleted, RoleEvent, RoleId, RoleUpdated};
 use crate::db::{Actor, Database, DbError, NewEvent, from_micros, now, on_pool, query_builder};
 
 use super::{permissions, users};
@@ -208,15 +207,18 @@ pub async fn update_role(
         .unwrap_or(&current.description);
     let permissions: Option<BTreeSet<&String>> =
         changes.permissions.as_ref().map(|p| p.iter().collect());
-    let event = NewEvent::new("role.updated")
-        .actor(actor.clone())
-        .subject("role", id)
-        .data(json!({
-            "name": changes.name,
-            "description": changes.description,
-            "permissions": permissions,
-        }))
-        .occurred_at(now());
+    let event = NewEvent::new(RoleEvent::Updated {
+        subject: RoleId::new(id),
+        data: RoleUpdated {
+            name: changes.name.clone(),
+            description: changes.description.clone(),
+            permissions: permissions
+                .as_ref()
+                .map(|p| p.iter().map(|p| (*p).clone()).collect()),
+        },
+    })
+    .actor(actor.clone())
+    .occurred_at(now());
     let updated = on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         let mut qb = query_builder(pool, "UPDATE roles SET name = ");
@@ -246,7 +248,7 @@ pub async fn update_role(
                     qb.build().execute(&mut *tx).await?;
                 }
             }
-            tx.append_event(&event).await?;
+            tx.record(&event).await?;
             tx.commit().await?;
         }
         exists
@@ -267,11 +269,12 @@ pub async fn delete_role(db: &Database, id: &str, actor: &Actor) -> Result<bool,
     let Some(role) = find_role(db, id).await? else {
         return Ok(false);
     };
-    let event = NewEvent::new("role.deleted")
-        .actor(actor.clone())
-        .subject("role", id)
-        .data(json!({ "name": role.name }))
-        .occurred_at(now());
+    let event = NewEvent::new(RoleEvent::Deleted {
+        subject: RoleId::new(id),
+        data: RoleDeleted { name: role.name },
+    })
+    .actor(actor.clone())
+    .occurred_at(now());
     Ok(on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         // Explicit, rather than trusting every backend's cascade.
@@ -285,7 +288,7 @@ pub async fn delete_role(db: &Database, id: &str, actor: &Actor) -> Result<bool,
         qb.push_bind(id);
         let deleted = qb.build().execute(&mut *tx).await?.rows_affected() > 0;
         if deleted {
-            tx.append_event(&event).await?;
+            tx.record(&event).await?;
         }
         tx.commit().await?;
         deleted

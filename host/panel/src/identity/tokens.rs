@@ -35,14 +35,17 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use sqlx::types::Json;
 use time::OffsetDateTime;
 
-use crate::db::events::AppendEvent;
+use crate::db::domain::{
+    ApiKeyCreated, ApiKeyEvent, ApiKeyRef, Empty, JwtKeyEvent, JwtKeyId, SessionCreated,
+    SessionEvent, SessionRef, UserId,
+};
 use crate::db::{
-    Actor, Database, DbError, NewEvent, from_micros, now, on_pool, query_builder, to_micros,
+    Actor, Database, DbError, NewEvent, Unrecorded, from_micros, now, on_pool, query_builder,
+    to_micros,
 };
 use crate::secrets::Purpose;
 
@@ -288,10 +291,12 @@ async fn insert_jwt_key(db: &Database, actor: &Actor) -> Result<String, DbError>
         .sealer()?
         .seal(&Purpose::jwt_key(&kid), &hex::encode(secret));
     let at = now();
-    let event = NewEvent::new("jwt-key.created")
-        .actor(actor.clone())
-        .subject("jwt-key", &kid)
-        .occurred_at(at);
+    let event = NewEvent::new(JwtKeyEvent::Created {
+        subject: JwtKeyId::new(&kid),
+        data: Empty {},
+    })
+    .actor(actor.clone())
+    .occurred_at(at);
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         let mut qb = query_builder(
@@ -304,7 +309,7 @@ async fn insert_jwt_key(db: &Database, actor: &Actor) -> Result<String, DbError>
             .push_bind(to_micros(at));
         qb.push(")");
         qb.build().execute(&mut *tx).await?;
-        tx.append_event(&event).await?;
+        tx.record(&event).await?;
         tx.commit().await?;
     });
     Ok(kid)
@@ -332,7 +337,9 @@ pub async fn rotate_jwt_key(db: &Database, actor: &Actor) -> Result<String, DbEr
         on_pool!(db, |pool| {
             let mut qb = query_builder(pool, "DELETE FROM jwt_keys WHERE kid = ");
             qb.push_bind(&old);
-            qb.build().execute(pool).await?;
+            qb.build()
+                .execute(pool.unrecorded(Unrecorded::Credentials))
+                .await?;
         });
     }
     Ok(kid)
@@ -362,11 +369,15 @@ pub async fn create_session(
     let at = now();
     let session_id = new_id("ses");
     let token = random_secret(REFRESH_TOKEN_PREFIX);
-    let event = NewEvent::new("session.created")
-        .actor(actor.clone())
-        .subject("user", user_id)
-        .data(json!({ "session": session_id, "provider": provider_id }))
-        .occurred_at(at);
+    let event = NewEvent::new(SessionEvent::Created {
+        subject: UserId::new(user_id),
+        data: SessionCreated {
+            session: session_id.clone(),
+            provider: provider_id.to_owned(),
+        },
+    })
+    .actor(actor.clone())
+    .occurred_at(at);
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         let mut qb = query_builder(
@@ -383,7 +394,7 @@ pub async fn create_session(
         let mut qb = query_builder(pool, "");
         push_refresh_insert(&mut qb, &session_id, digest(&token), at);
         qb.build().execute(&mut *tx).await?;
-        tx.append_event(&event).await?;
+        tx.record(&event).await?;
         tx.commit().await?;
     });
     Ok(IssuedRefresh { session_id, token })
@@ -455,7 +466,10 @@ pub async fn rotate_refresh(
         Invalid,
     }
     let outcome = on_pool!(db, |pool| {
-        let mut tx = pool.begin().await.map_err(DbError::from)?;
+        let mut tx = pool
+            .begin_unrecorded(Unrecorded::Credentials)
+            .await
+            .map_err(DbError::from)?;
         let mut qb = query_builder(
             pool,
             "SELECT r.session_id, s.user_id, r.expires_at, r.used_at, s.revoked_at \
@@ -492,7 +506,7 @@ pub async fn rotate_refresh(
                     let mut qb = query_builder(pool, "");
                     push_refresh_insert(&mut qb, &row.session_id, digest(&next), at);
                     qb.build().execute(&mut *tx).await.map_err(DbError::from)?;
-                    tx.commit().await.map_err(DbError::from)?;
+                    tx.commit().await?;
                     Outcome::Rotated(row.user_id, row.session_id)
                 } else {
                     Outcome::Reused(row.user_id, row.session_id)
@@ -509,15 +523,42 @@ pub async fn rotate_refresh(
             },
         )),
         Outcome::Reused(user_id, session_id) => {
-            revoke_session(db, &user_id, &session_id, "session.reuse-detected", actor).await?;
+            revoke_session(db, &user_id, &session_id, SessionEnd::ReuseDetected, actor).await?;
             Err(RefreshError::Reused)
         }
         Outcome::Invalid => Err(RefreshError::Invalid),
     }
 }
 
-/// Ends a session, appending an event of `kind` (`session.revoked` for a
-/// logout). Returns whether it was still active.
+/// Why a session ends: the event [`revoke_session`] records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// A logout (`session.revoked`).
+    Logout,
+    /// A used refresh token came back (`session.reuse-detected`).
+    ReuseDetected,
+    /// Its absolute lifetime is over (`session.expired`).
+    Expired,
+}
+
+impl SessionEnd {
+    fn event(self, user_id: &str, session_id: &str) -> SessionEvent {
+        let (subject, data) = (
+            UserId::new(user_id),
+            SessionRef {
+                session: session_id.to_owned(),
+            },
+        );
+        match self {
+            SessionEnd::Logout => SessionEvent::Revoked { subject, data },
+            SessionEnd::ReuseDetected => SessionEvent::ReuseDetected { subject, data },
+            SessionEnd::Expired => SessionEvent::Expired { subject, data },
+        }
+    }
+}
+
+/// Ends a session, recording why (`why`). Returns whether it was still
+/// active.
 ///
 /// # Errors
 ///
@@ -526,14 +567,12 @@ pub async fn revoke_session(
     db: &Database,
     user_id: &str,
     session_id: &str,
-    kind: &str,
+    why: SessionEnd,
     actor: &Actor,
 ) -> Result<bool, DbError> {
     let at = now();
-    let event = NewEvent::new(kind)
+    let event = NewEvent::new(why.event(user_id, session_id))
         .actor(actor.clone())
-        .subject("user", user_id)
-        .data(json!({ "session": session_id }))
         .occurred_at(at);
     Ok(on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
@@ -544,7 +583,7 @@ pub async fn revoke_session(
             .push(" AND revoked_at IS NULL");
         let revoked = qb.build().execute(&mut *tx).await?.rows_affected() > 0;
         if revoked {
-            tx.append_event(&event).await?;
+            tx.record(&event).await?;
         }
         tx.commit().await?;
         revoked
@@ -645,11 +684,17 @@ pub async fn create_api_key(
     let id = new_id("key");
     let secret = random_secret(API_KEY_PREFIX);
     let prefix = secret[..12].to_owned();
-    let event = NewEvent::new("api-key.created")
-        .actor(actor.clone())
-        .subject("user", user_id)
-        .data(json!({ "key": id, "name": name, "prefix": prefix, "scopes": scopes }))
-        .occurred_at(at);
+    let event = NewEvent::new(ApiKeyEvent::Created {
+        subject: UserId::new(user_id),
+        data: ApiKeyCreated {
+            key: id.clone(),
+            name: name.to_owned(),
+            prefix: prefix.clone(),
+            scopes: scopes.to_vec(),
+        },
+    })
+    .actor(actor.clone())
+    .occurred_at(at);
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         let mut qb = query_builder(
@@ -666,7 +711,7 @@ pub async fn create_api_key(
             .push_bind(to_micros(at));
         qb.push(")");
         qb.build().execute(&mut *tx).await?;
-        tx.append_event(&event).await?;
+        tx.record(&event).await?;
         tx.commit().await?;
     });
     let key = ApiKey {
@@ -711,11 +756,14 @@ pub async fn revoke_api_key(
     actor: &Actor,
 ) -> Result<bool, DbError> {
     let at = now();
-    let event = NewEvent::new("api-key.revoked")
-        .actor(actor.clone())
-        .subject("user", user_id)
-        .data(json!({ "key": key_id }))
-        .occurred_at(at);
+    let event = NewEvent::new(ApiKeyEvent::Revoked {
+        subject: UserId::new(user_id),
+        data: ApiKeyRef {
+            key: key_id.to_owned(),
+        },
+    })
+    .actor(actor.clone())
+    .occurred_at(at);
     Ok(on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         let mut qb = query_builder(pool, "UPDATE api_keys SET revoked_at = ");
@@ -727,7 +775,7 @@ pub async fn revoke_api_key(
             .push(" AND revoked_at IS NULL");
         let revoked = qb.build().execute(&mut *tx).await?.rows_affected() > 0;
         if revoked {
-            tx.append_event(&event).await?;
+            tx.record(&event).await?;
         }
         tx.commit().await?;
         revoked
@@ -758,7 +806,9 @@ pub async fn use_api_key(db: &Database, secret: &str) -> Result<Option<ApiKey>, 
     on_pool!(db, |pool| {
         let mut qb = query_builder(pool, "UPDATE api_keys SET last_used_at = ");
         qb.push_bind(at).push(" WHERE id = ").push_bind(&key.id);
-        qb.build().execute(pool).await?;
+        qb.build()
+            .execute(pool.unrecorded(Unrecorded::Credentials))
+            .await?;
     });
     Ok(Some(key))
 }

@@ -39,12 +39,13 @@
 
 use std::time::Duration;
 
-use serde_json::json;
 use time::OffsetDateTime;
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 
-use crate::db::events::AppendEvent;
-use crate::db::{Actor, Database, DbError, NewEvent, now, on_pool, query_builder, to_micros};
+use crate::db::domain::{Empty, RecoveryCodeUsed, RecoveryCodes, TotpEvent, TotpLocked, UserId};
+use crate::db::{
+    Actor, Database, DbError, NewEvent, Unrecorded, now, on_pool, query_builder, to_micros,
+};
 use crate::secrets::Purpose;
 
 use super::recovery::{self, RECOVERY_CODE_COUNT};
@@ -295,10 +296,12 @@ pub async fn begin_enrollment(
         .to_url()
         .map_err(|e| DbError::Corrupt(format!("otpauth URL: {e}")))?;
     let at = now();
-    let event = NewEvent::new("totp.enrollment-started")
-        .actor(actor.clone())
-        .subject("user", &user.id)
-        .occurred_at(at);
+    let event = NewEvent::new(TotpEvent::EnrollmentStarted {
+        subject: UserId::new(&user.id),
+        data: Empty {},
+    })
+    .actor(actor.clone())
+    .occurred_at(at);
     let sealed = db.sealer()?.seal(&Purpose::totp(&user.id), &secret);
     let result = store_pending(db, &user.id, &sealed, at, &event).await;
     match result {
@@ -337,7 +340,7 @@ async fn store_pending(
             .push_bind(to_micros(at));
         qb.push(")");
         qb.build().execute(&mut *tx).await?;
-        tx.append_event(event).await?;
+        tx.record(event).await?;
         tx.commit().await?;
     });
     Ok(())
@@ -353,18 +356,22 @@ async fn consume_step(db: &Database, user_id: &str, step: i64) -> Result<bool, D
             .push(" AND enabled_at IS NOT NULL AND (last_used_step IS NULL OR last_used_step < ")
             .push_bind(step)
             .push(")");
-        qb.build().execute(pool).await?.rows_affected() == 1
+        qb.build()
+            .execute(pool.unrecorded(Unrecorded::Credentials))
+            .await?
+            .rows_affected()
+            == 1
     }))
 }
 
-/// Spends `user_id`'s unused recovery code with digest `hash`, appending
-/// `event` with the number left.
+/// Spends `user_id`'s unused recovery code with digest `hash`, recording
+/// `totp.recovery-code-used` by `actor` with the number left.
 async fn spend_recovery_code(
     db: &Database,
     user_id: &str,
     hash: &str,
     at: OffsetDateTime,
-    event: NewEvent,
+    actor: &Actor,
 ) -> Result<bool, DbError> {
     Ok(on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
@@ -388,12 +395,26 @@ async fn spend_recovery_code(
             );
             qb.push_bind(user_id);
             let remaining = qb.build_query_scalar::<i64>().fetch_one(&mut *tx).await?;
-            tx.append_event(&event.clone().data(json!({ "remaining": remaining })))
-                .await?;
+            let event = NewEvent::new(TotpEvent::RecoveryCodeUsed {
+                subject: UserId::new(user_id),
+                data: RecoveryCodeUsed {
+                    remaining: u64::try_from(remaining).unwrap_or(0),
+                },
+            })
+            .actor(actor.clone())
+            .occurred_at(at);
+            tx.record(&event).await?;
             tx.commit().await?;
         }
         spent
     }))
+}
+
+/// How many recovery codes `codes` holds, for events.
+fn recovery_codes(codes: &[String]) -> RecoveryCodes {
+    RecoveryCodes {
+        recovery_codes: u64::try_from(codes.len()).unwrap_or(u64::MAX),
+    }
 }
 
 /// Confirms the pending enrollment with a current `code`: enables TOTP and
@@ -418,11 +439,12 @@ pub async fn confirm_enrollment(
     let step = matching_step(&secret, code)?.ok_or(TotpError::InvalidCode)?;
     let codes = recovery::generate_set(RECOVERY_CODE_COUNT);
     let at = now();
-    let event = NewEvent::new("totp.enabled")
-        .actor(actor.clone())
-        .subject("user", user_id)
-        .data(json!({ "recovery_codes": codes.len() }))
-        .occurred_at(at);
+    let event = NewEvent::new(TotpEvent::Enabled {
+        subject: UserId::new(user_id),
+        data: recovery_codes(&codes),
+    })
+    .actor(actor.clone())
+    .occurred_at(at);
     let enabled = on_pool!(db, |pool| {
         let mut tx = pool.begin().await.map_err(DbError::from)?;
         let mut qb = query_builder(pool, "UPDATE totp_credentials SET enabled_at = ");
@@ -442,8 +464,8 @@ pub async fn confirm_enrollment(
             == 1;
         if claimed {
             replace_recovery_codes!(pool, tx, user_id, &codes);
-            tx.append_event(&event).await?;
-            tx.commit().await.map_err(DbError::from)?;
+            tx.record(&event).await?;
+            tx.commit().await?;
         }
         claimed
     });
@@ -488,11 +510,7 @@ pub async fn verify(
             }
         }
         SecondFactor::RecoveryCode(code) => {
-            let event = NewEvent::new("totp.recovery-code-used")
-                .actor(actor.clone())
-                .subject("user", user_id)
-                .occurred_at(at);
-            spend_recovery_code(db, user_id, &recovery::hash(code), at, event).await?
+            spend_recovery_code(db, user_id, &recovery::hash(code), at, actor).await?
         }
     };
     if accepted {
@@ -508,13 +526,18 @@ pub async fn verify(
 async fn record_failure(db: &Database, user_id: &str, actor: &Actor) -> Result<(), DbError> {
     let at = now();
     let until = at + LOCKOUT;
-    let event = NewEvent::new("totp.locked")
-        .actor(actor.clone())
-        .subject("user", user_id)
-        .data(json!({ "failed_attempts": MAX_FAILED_ATTEMPTS, "locked_for_seconds": LOCKOUT.as_secs() }))
-        .occurred_at(at);
+    let event = NewEvent::new(TotpEvent::Locked {
+        subject: UserId::new(user_id),
+        data: TotpLocked {
+            failed_attempts: MAX_FAILED_ATTEMPTS.unsigned_abs(),
+            locked_for_seconds: LOCKOUT.as_secs(),
+        },
+    })
+    .actor(actor.clone())
+    .occurred_at(at);
     on_pool!(db, |pool| {
-        let mut tx = pool.begin().await?;
+        // Counting a failure is bookkeeping; only the lockout is an event.
+        let mut tx = pool.begin_unrecorded(Unrecorded::Credentials).await?;
         let mut qb = query_builder(
             pool,
             "UPDATE totp_credentials SET failed_attempts = failed_attempts + 1 WHERE user_id = ",
@@ -539,7 +562,7 @@ async fn record_failure(db: &Database, user_id: &str, actor: &Actor) -> Result<(
                 .push(" WHERE user_id = ")
                 .push_bind(user_id);
             qb.build().execute(&mut *tx).await?;
-            tx.append_event(&event).await?;
+            tx.record(&event).await?;
         }
         tx.commit().await?;
     });
@@ -562,7 +585,7 @@ async fn delete_credentials(
             qb.build().execute(&mut *tx).await?;
         }
         if deleted {
-            tx.append_event(event).await?;
+            tx.record(event).await?;
         }
         tx.commit().await?;
         deleted
@@ -582,9 +605,11 @@ pub async fn disable(
     actor: &Actor,
 ) -> Result<(), TotpError> {
     verify(db, user_id, factor, actor).await?;
-    let event = NewEvent::new("totp.disabled")
-        .actor(actor.clone())
-        .subject("user", user_id);
+    let event = NewEvent::new(TotpEvent::Disabled {
+        subject: UserId::new(user_id),
+        data: Empty {},
+    })
+    .actor(actor.clone());
     delete_credentials(db, user_id, &event).await?;
     Ok(())
 }
@@ -605,15 +630,16 @@ pub async fn regenerate_recovery_codes(
 ) -> Result<Vec<String>, TotpError> {
     verify(db, user_id, factor, actor).await?;
     let codes = recovery::generate_set(RECOVERY_CODE_COUNT);
-    let event = NewEvent::new("totp.recovery-codes-regenerated")
-        .actor(actor.clone())
-        .subject("user", user_id)
-        .data(json!({ "recovery_codes": codes.len() }));
+    let event = NewEvent::new(TotpEvent::RecoveryCodesRegenerated {
+        subject: UserId::new(user_id),
+        data: recovery_codes(&codes),
+    })
+    .actor(actor.clone());
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await.map_err(DbError::from)?;
         replace_recovery_codes!(pool, tx, user_id, &codes);
-        tx.append_event(&event).await?;
-        tx.commit().await.map_err(DbError::from)?;
+        tx.record(&event).await?;
+        tx.commit().await?;
     });
     Ok(codes)
 }
@@ -626,9 +652,11 @@ pub async fn regenerate_recovery_codes(
 ///
 /// Database errors.
 pub async fn reset(db: &Database, user_id: &str, actor: &Actor) -> Result<bool, DbError> {
-    let event = NewEvent::new("totp.reset")
-        .actor(actor.clone())
-        .subject("user", user_id);
+    let event = NewEvent::new(TotpEvent::Reset {
+        subject: UserId::new(user_id),
+        data: Empty {},
+    })
+    .actor(actor.clone());
     delete_credentials(db, user_id, &event).await
 }
 
@@ -647,7 +675,7 @@ pub async fn create_challenge(
     let at = now();
     let expires = at + CHALLENGE_TTL;
     on_pool!(db, |pool| {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_unrecorded(Unrecorded::Credentials).await?;
         let mut qb = query_builder(pool, "DELETE FROM login_challenges WHERE expires_at < ");
         qb.push_bind(to_micros(at));
         qb.build().execute(&mut *tx).await?;
@@ -712,7 +740,11 @@ pub async fn claim_challenge(db: &Database, token: &str) -> Result<bool, DbError
             .push_bind(&hash)
             .push(" AND expires_at > ")
             .push_bind(at);
-        qb.build().execute(pool).await?.rows_affected() == 1
+        qb.build()
+            .execute(pool.unrecorded(Unrecorded::Credentials))
+            .await?
+            .rows_affected()
+            == 1
     }))
 }
 

@@ -1,9 +1,8 @@
 //! Users, their links to provider identities, and roles.
 //!
-//! Every change appends its event (`user.created`, `identity.linked`,
-//! `role.created`, `role.assigned`, `user.updated`, `user.roles-set`,
-//! `user.disabled`, `user.enabled`, `user.deleted`) in the same
-//! transaction, as [`crate::db::settings`] does.
+//! Every change records its event ([`UserEvent`], [`IdentityEvent`],
+//! [`RoleEvent`]) in the same transaction, as [`crate::db::settings`]
+//! does.
 //!
 //! Disabling a user revokes every session and API key they have in the
 //! same transaction, so nothing they held keeps working, even after they
@@ -11,10 +10,12 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::db::events::AppendEvent;
+use crate::db::domain::{
+    Empty, IdentityEvent, IdentityLinked, PasswordChanged, RoleAssigned, RoleCreated, RoleEvent,
+    RoleId, UserCreated, UserDeleted, UserDisabled, UserEvent, UserId, UserRoles, UserUpdated,
+};
 use crate::db::{
     Actor, Database, DbError, NewEvent, from_micros, now, on_pool, query_builder, to_micros,
 };
@@ -136,24 +137,29 @@ pub async fn create_user_with_roles(
     }
     let at = now();
     let id = new_id("usr");
-    let created = NewEvent::new("user.created")
-        .actor(actor.clone())
-        .subject("user", &id)
-        .data(json!({ "username": username, "admin": user.admin }))
-        .occurred_at(at);
-    let linked = link.map(|l| {
-        NewEvent::new("identity.linked")
-            .actor(actor.clone())
-            .subject("user", &id)
-            .data(json!({ "provider": l.provider_id, "subject": l.subject }))
-            .occurred_at(at)
-    });
+    let event =
+        |event: crate::db::DomainEvent| NewEvent::new(event).actor(actor.clone()).occurred_at(at);
+    let created = event(
+        UserEvent::Created {
+            subject: UserId::new(&id),
+            data: UserCreated {
+                username: username.to_owned(),
+                admin: user.admin,
+            },
+        }
+        .into(),
+    );
+    let linked = link.map(|l| event(linked(&id, l).into()));
     let unique_roles: BTreeSet<&String> = roles.iter().collect();
-    let roles_set = NewEvent::new("user.roles-set")
-        .actor(actor.clone())
-        .subject("user", &id)
-        .data(json!({ "roles": unique_roles }))
-        .occurred_at(at);
+    let roles_set = event(
+        UserEvent::RolesSet {
+            subject: UserId::new(&id),
+            data: UserRoles {
+                roles: unique_roles.iter().map(|r| (*r).clone()).collect(),
+            },
+        }
+        .into(),
+    );
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         let mut qb = query_builder(
@@ -170,7 +176,7 @@ pub async fn create_user_with_roles(
             .push_bind(to_micros(at));
         qb.push(")");
         qb.build().execute(&mut *tx).await?;
-        tx.append_event(&created).await?;
+        tx.record(&created).await?;
         if let (Some(l), Some(event)) = (link, &linked) {
             let mut qb = query_builder(
                 pool,
@@ -183,7 +189,7 @@ pub async fn create_user_with_roles(
                 .push_bind(to_micros(at));
             qb.push(")");
             qb.build().execute(&mut *tx).await?;
-            tx.append_event(event).await?;
+            tx.record(event).await?;
         }
         for role in &unique_roles {
             let mut qb = query_builder(pool, "INSERT INTO user_roles (user_id, role_id) VALUES (");
@@ -192,7 +198,7 @@ pub async fn create_user_with_roles(
             qb.build().execute(&mut *tx).await?;
         }
         if !unique_roles.is_empty() {
-            tx.append_event(&roles_set).await?;
+            tx.record(&roles_set).await?;
         }
         tx.commit().await?;
     });
@@ -205,6 +211,17 @@ pub async fn create_user_with_roles(
         disabled: false,
         created_at: at,
     })
+}
+
+/// The `identity.linked` of `link` to `user_id`.
+fn linked(user_id: &str, link: &IdentityLink) -> IdentityEvent {
+    IdentityEvent::Linked {
+        subject: UserId::new(user_id),
+        data: IdentityLinked {
+            provider: link.provider_id.clone(),
+            subject: link.subject.clone(),
+        },
+    }
 }
 
 /// Links a provider identity to an existing user, appending
@@ -221,10 +238,8 @@ pub async fn link_identity(
     actor: &Actor,
 ) -> Result<(), DbError> {
     let at = now();
-    let event = NewEvent::new("identity.linked")
+    let event = NewEvent::new(linked(user_id, link))
         .actor(actor.clone())
-        .subject("user", user_id)
-        .data(json!({ "provider": link.provider_id, "subject": link.subject }))
         .occurred_at(at);
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
@@ -239,7 +254,7 @@ pub async fn link_identity(
             .push_bind(to_micros(at));
         qb.push(")");
         qb.build().execute(&mut *tx).await?;
-        tx.append_event(&event).await?;
+        tx.record(&event).await?;
         tx.commit().await?;
     });
     Ok(())
@@ -365,11 +380,15 @@ pub async fn create_role(
     }
     let at = now();
     let id = new_id("rol");
-    let event = NewEvent::new("role.created")
-        .actor(actor.clone())
-        .subject("role", &id)
-        .data(json!({ "name": name, "permissions": role_permissions }))
-        .occurred_at(at);
+    let event = NewEvent::new(RoleEvent::Created {
+        subject: RoleId::new(&id),
+        data: RoleCreated {
+            name: name.to_owned(),
+            permissions: role_permissions.to_vec(),
+        },
+    })
+    .actor(actor.clone())
+    .occurred_at(at);
     let unique: BTreeSet<&String> = role_permissions.iter().collect();
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
@@ -393,7 +412,7 @@ pub async fn create_role(
             qb.push(")");
             qb.build().execute(&mut *tx).await?;
         }
-        tx.append_event(&event).await?;
+        tx.record(&event).await?;
         tx.commit().await?;
     });
     Ok(id)
@@ -411,17 +430,20 @@ pub async fn assign_role(
     role_id: &str,
     actor: &Actor,
 ) -> Result<(), DbError> {
-    let event = NewEvent::new("role.assigned")
-        .actor(actor.clone())
-        .subject("user", user_id)
-        .data(json!({ "role": role_id }));
+    let event = NewEvent::new(RoleEvent::Assigned {
+        subject: UserId::new(user_id),
+        data: RoleAssigned {
+            role: role_id.to_owned(),
+        },
+    })
+    .actor(actor.clone());
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         let mut qb = query_builder(pool, "INSERT INTO user_roles (user_id, role_id) VALUES (");
         qb.separated(", ").push_bind(user_id).push_bind(role_id);
         qb.push(")");
         qb.build().execute(&mut *tx).await?;
-        tx.append_event(&event).await?;
+        tx.record(&event).await?;
         tx.commit().await?;
     });
     Ok(())
@@ -571,31 +593,41 @@ pub async fn update_user(
         user.disabled = disabled;
     }
     let at = now();
-    let event = |kind: &str, data: serde_json::Value| {
-        NewEvent::new(kind)
-            .actor(actor.clone())
-            .subject("user", id)
-            .data(data)
-            .occurred_at(at)
+    let event = |event: UserEvent| NewEvent::new(event).actor(actor.clone()).occurred_at(at);
+    let subject = || UserId::new(id);
+    let fields = UserUpdated {
+        email: (user.email != current.email).then(|| user.email.clone()),
+        display_name: (user.display_name != current.display_name)
+            .then(|| user.display_name.clone()),
+        admin: (user.admin != current.admin).then_some(user.admin),
     };
-    let mut fields = serde_json::Map::new();
-    if user.email != current.email {
-        fields.insert("email".into(), json!(user.email));
-    }
-    if user.display_name != current.display_name {
-        fields.insert("display_name".into(), json!(user.display_name));
-    }
-    if user.admin != current.admin {
-        fields.insert("admin".into(), json!(user.admin));
-    }
-    let updated = (!fields.is_empty()).then(|| event("user.updated", fields.into()));
+    let updated = (fields != UserUpdated::default()).then(|| {
+        event(UserEvent::Updated {
+            subject: subject(),
+            data: fields,
+        })
+    });
     let roles: Option<BTreeSet<&String>> = changes.roles.as_ref().map(|r| r.iter().collect());
-    let roles_set = roles
-        .as_ref()
-        .map(|r| event("user.roles-set", json!({ "roles": r })));
+    let roles_set = roles.as_ref().map(|r| {
+        event(UserEvent::RolesSet {
+            subject: subject(),
+            data: UserRoles {
+                roles: r.iter().map(|r| (*r).clone()).collect(),
+            },
+        })
+    });
     let disabling = user.disabled && !current.disabled;
     let enabling = !user.disabled && current.disabled;
-    let enabled = enabling.then(|| event("user.enabled", json!({})));
+    let enabled = enabling.then(|| {
+        event(UserEvent::Enabled {
+            subject: subject(),
+            data: Empty {},
+        })
+    });
+    if updated.is_none() && roles_set.is_none() && !disabling && enabled.is_none() {
+        // Nothing changes: nothing to write, nothing to record.
+        return Ok(Some((user, Revoked::default())));
+    }
     let revoked = on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         let mut qb = query_builder(pool, "UPDATE users SET email = ");
@@ -610,7 +642,7 @@ pub async fn update_user(
             .push_bind(id);
         qb.build().execute(&mut *tx).await?;
         if let Some(e) = &updated {
-            tx.append_event(e).await?;
+            tx.record(e).await?;
         }
         if let (Some(roles), Some(e)) = (&roles, &roles_set) {
             let mut qb = query_builder(pool, "DELETE FROM user_roles WHERE user_id = ");
@@ -623,7 +655,7 @@ pub async fn update_user(
                 qb.push(")");
                 qb.build().execute(&mut *tx).await?;
             }
-            tx.append_event(e).await?;
+            tx.record(e).await?;
         }
         let mut revoked = Revoked::default();
         if disabling {
@@ -637,14 +669,17 @@ pub async fn update_user(
                 .push(" WHERE revoked_at IS NULL AND user_id = ")
                 .push_bind(id);
             revoked.api_keys = qb.build().execute(&mut *tx).await?.rows_affected();
-            tx.append_event(&event(
-                "user.disabled",
-                json!({ "sessions_revoked": revoked.sessions, "api_keys_revoked": revoked.api_keys }),
-            ))
+            tx.record(&event(UserEvent::Disabled {
+                subject: subject(),
+                data: UserDisabled {
+                    sessions_revoked: revoked.sessions,
+                    api_keys_revoked: revoked.api_keys,
+                },
+            }))
             .await?;
         }
         if let Some(e) = &enabled {
-            tx.append_event(e).await?;
+            tx.record(e).await?;
         }
         tx.commit().await?;
         revoked
@@ -652,10 +687,11 @@ pub async fn update_user(
     Ok(Some((user, revoked)))
 }
 
-/// Ends every active session of `user_id` but `keep` (the caller's own),
-/// appending `event` with the number ended as `sessions_revoked`, in one
-/// transaction; returns that number. A password change uses it: whoever
-/// held the old password, or a session opened with it, is out.
+/// Records that `user_id` changed their password at `provider`, ending
+/// every active session of theirs but `keep` (the caller's own) in the same
+/// transaction (`user.password-changed`, with the number ended as
+/// `sessions_revoked`); returns that number. Whoever held the old
+/// password, or a session opened with it, is out.
 ///
 /// # Errors
 ///
@@ -664,7 +700,8 @@ pub async fn revoke_other_sessions(
     db: &Database,
     user_id: &str,
     keep: Option<&str>,
-    mut event: NewEvent,
+    provider: &str,
+    actor: &Actor,
 ) -> Result<u64, DbError> {
     let at = now();
     Ok(on_pool!(db, |pool| {
@@ -677,11 +714,16 @@ pub async fn revoke_other_sessions(
             qb.push(" AND id <> ").push_bind(keep);
         }
         let revoked = qb.build().execute(&mut *tx).await?.rows_affected();
-        if let Some(data) = event.data.as_object_mut() {
-            data.insert("sessions_revoked".into(), json!(revoked));
-        }
-        event.occurred_at = Some(at);
-        tx.append_event(&event).await?;
+        let event = NewEvent::new(UserEvent::PasswordChanged {
+            subject: UserId::new(user_id),
+            data: PasswordChanged {
+                provider: provider.to_owned(),
+                sessions_revoked: revoked,
+            },
+        })
+        .actor(actor.clone())
+        .occurred_at(at);
+        tx.record(&event).await?;
         tx.commit().await?;
         revoked
     }))
@@ -716,18 +758,21 @@ pub async fn delete_user(db: &Database, id: &str, actor: &Actor) -> Result<bool,
     let Some(user) = find_user(db, id).await? else {
         return Ok(false);
     };
-    let event = NewEvent::new("user.deleted")
-        .actor(actor.clone())
-        .subject("user", id)
-        .data(json!({ "username": user.username }))
-        .occurred_at(now());
+    let event = NewEvent::new(UserEvent::Deleted {
+        subject: UserId::new(id),
+        data: UserDeleted {
+            username: user.username,
+        },
+    })
+    .actor(actor.clone())
+    .occurred_at(now());
     Ok(on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         let mut qb = query_builder(pool, "DELETE FROM users WHERE id = ");
         qb.push_bind(id);
         let deleted = qb.build().execute(&mut *tx).await?.rows_affected() > 0;
         if deleted {
-            tx.append_event(&event).await?;
+            tx.record(&event).await?;
         }
         tx.commit().await?;
         deleted

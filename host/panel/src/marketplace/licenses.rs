@@ -31,7 +31,7 @@ use cap_runtime::Manifest;
 use cap_runtime::capabilities::BoxFuture;
 use time::OffsetDateTime;
 
-use crate::db::{Database, DbError, from_micros, on_pool, query_builder, to_micros};
+use crate::db::{Database, DbError, Unrecorded, from_micros, on_pool, query_builder, to_micros};
 use crate::plugins::{LoadGate, store};
 use crate::secrets::Purpose;
 
@@ -234,7 +234,9 @@ pub(crate) async fn save_instance(
             .push_bind(&token)
             .push_bind(at);
         qb.push(")");
-        qb.build().execute(pool).await?;
+        qb.build()
+            .execute(pool.unrecorded(Unrecorded::Marketplace))
+            .await?;
     });
     Ok(())
 }
@@ -292,7 +294,7 @@ pub(crate) async fn licenses(db: &Database) -> Result<Vec<LicenseRecord>, DbErro
 pub(crate) async fn save_license(db: &Database, row: &LicenseRecord) -> Result<(), DbError> {
     let micros = |t: Option<OffsetDateTime>| t.map(to_micros);
     on_pool!(db, |pool| {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_unrecorded(Unrecorded::Marketplace).await?;
         let mut qb = query_builder(pool, "DELETE FROM marketplace_licenses WHERE plugin_id = ");
         qb.push_bind(&row.plugin);
         qb.build().execute(&mut *tx).await?;

@@ -57,8 +57,12 @@ use cap_runtime::{
     Grants, HostServices, LoadError, Manifest, Package, PackageError, Plugin, PluginSpec, Runtime,
     RuntimeConfig,
 };
-use serde_json::json;
 
+use crate::db::domain::{
+    Empty, PluginConfigUpdated, PluginDeactivated, PluginEvent, PluginGranted, PluginId,
+    PluginInstalled, PluginQuarantined, PluginSecretSet, PluginUninstalled, PluginUpdated,
+    PluginVersion,
+};
 use crate::db::{Actor, Database, DbError, NewEvent, now};
 
 pub mod store;
@@ -267,11 +271,9 @@ impl ConfigStore for DbConfigStore {
     }
 }
 
-fn event(kind: &str, id: &str, actor: &Actor, data: serde_json::Value) -> NewEvent {
-    NewEvent::new(kind)
-        .actor(actor.clone())
-        .subject("plugin", id)
-        .data(data)
+/// The event `what` happened to plugin `id`, by `actor`.
+fn event(id: &str, actor: &Actor, what: impl FnOnce(PluginId) -> PluginEvent) -> NewEvent {
+    NewEvent::new(what(PluginId::new(id))).actor(actor.clone())
 }
 
 impl PluginManager {
@@ -504,23 +506,30 @@ impl PluginManager {
         } else {
             None
         };
-        let (kind, data) = match &previous {
-            Some(p) => (
-                "plugin.updated",
-                json!({ "from": p.version.to_string(), "to": record.version.to_string(), "sha256": record.package_sha256 }),
-            ),
-            None => (
-                "plugin.installed",
-                json!({ "version": record.version.to_string(), "sha256": record.package_sha256 }),
-            ),
-        };
-        store::upsert(
-            &self.inner.db,
-            &record,
-            previous.is_some(),
-            &event(kind, &id, actor, data),
-        )
-        .await?;
+        let event = event(&id, actor, |subject| match &previous {
+            Some(p) => PluginEvent::Updated {
+                subject,
+                data: PluginUpdated {
+                    from: p.version.to_string(),
+                    to: record.version.to_string(),
+                    sha256: record.package_sha256.clone(),
+                    version: None,
+                    source: None,
+                    state: None,
+                },
+            },
+            None => PluginEvent::Installed {
+                subject,
+                data: PluginInstalled {
+                    version: record.version.to_string(),
+                    sha256: record.package_sha256.clone(),
+                    source: None,
+                    state: None,
+                    grants: None,
+                },
+            },
+        });
+        store::upsert(&self.inner.db, &record, previous.is_some(), &event).await?;
         if let Some(plugin) = loaded {
             self.set_active(&id, Some(plugin));
         }
@@ -650,25 +659,31 @@ impl PluginManager {
             } else {
                 None
             };
-            let mut data = json!({
-                "version": record.version.to_string(),
-                "sha256": record.package_sha256,
-                "source": source,
-                "state": record.state.as_str(),
+            let event = event(&id, actor, |subject| match &previous {
+                Some(p) => PluginEvent::Updated {
+                    subject,
+                    data: PluginUpdated {
+                        from: p.version.to_string(),
+                        to: record.version.to_string(),
+                        sha256: record.package_sha256.clone(),
+                        version: Some(record.version.to_string()),
+                        source: Some(source.to_owned()),
+                        state: Some(record.state.as_str().to_owned()),
+                    },
+                },
+                None => PluginEvent::Installed {
+                    subject,
+                    data: PluginInstalled {
+                        version: record.version.to_string(),
+                        sha256: record.package_sha256.clone(),
+                        source: Some(source.to_owned()),
+                        state: Some(record.state.as_str().to_owned()),
+                        grants: Some(record.grants.clone()),
+                    },
+                },
             });
-            let kind = match &previous {
-                Some(p) => {
-                    data["from"] = json!(p.version.to_string());
-                    data["to"] = json!(record.version.to_string());
-                    "plugin.updated"
-                }
-                None => {
-                    data["grants"] = json!(record.grants);
-                    "plugin.installed"
-                }
-            };
             prepared.push(Prepared {
-                event: event(kind, &id, actor, data),
+                event,
                 record,
                 previous,
                 loaded,
@@ -703,15 +718,13 @@ impl PluginManager {
         } else {
             None
         };
-        let data = json!({ "grants": record.grants });
-        store::update(
-            &self.inner.db,
-            id,
-            record.state,
-            &record.grants,
-            &event("plugin.granted", id, actor, data),
-        )
-        .await?;
+        let granted = event(id, actor, |subject| PluginEvent::Granted {
+            subject,
+            data: PluginGranted {
+                grants: record.grants.clone(),
+            },
+        });
+        store::update(&self.inner.db, id, record.state, &record.grants, &granted).await?;
         if let Some(plugin) = loaded {
             self.set_active(id, Some(plugin));
         }
@@ -733,13 +746,18 @@ impl PluginManager {
             return Ok(record);
         }
         let plugin = self.load(&record).await?;
-        let data = json!({ "version": record.version.to_string() });
+        let activated = event(id, actor, |subject| PluginEvent::Activated {
+            subject,
+            data: PluginVersion {
+                version: record.version.to_string(),
+            },
+        });
         store::update(
             &self.inner.db,
             id,
             PluginState::Active,
             &record.grants,
-            &event("plugin.activated", id, actor, data),
+            &activated,
         )
         .await?;
         self.set_active(id, Some(plugin));
@@ -780,16 +798,18 @@ impl PluginManager {
     ) -> Result<PluginRecord, PluginError> {
         let _writer = self.inner.writer.lock().await;
         let mut record = self.get(id).await?;
-        let data = match reason {
-            Some(reason) => json!({ "reason": reason }),
-            None => json!({}),
-        };
+        let deactivated = event(id, actor, |subject| PluginEvent::Deactivated {
+            subject,
+            data: PluginDeactivated {
+                reason: reason.map(str::to_owned),
+            },
+        });
         store::update(
             &self.inner.db,
             id,
             PluginState::Inactive,
             &record.grants,
-            &event("plugin.deactivated", id, actor, data),
+            &deactivated,
         )
         .await?;
         self.set_active(id, None);
@@ -807,14 +827,14 @@ impl PluginManager {
     pub async fn uninstall(&self, id: &str, purge: bool, actor: &Actor) -> Result<(), PluginError> {
         let _writer = self.inner.writer.lock().await;
         let record = self.get(id).await?;
-        let data = json!({ "version": record.version.to_string(), "purge": purge });
-        store::delete(
-            &self.inner.db,
-            id,
-            purge,
-            &event("plugin.uninstalled", id, actor, data),
-        )
-        .await?;
+        let uninstalled = event(id, actor, |subject| PluginEvent::Uninstalled {
+            subject,
+            data: PluginUninstalled {
+                version: record.version.to_string(),
+                purge,
+            },
+        });
+        store::delete(&self.inner.db, id, purge, &uninstalled).await?;
         self.set_active(id, None);
         Ok(())
     }
@@ -882,14 +902,19 @@ impl PluginManager {
             if !problems.is_empty() {
                 return Err(PluginError::InvalidConfig(problems));
             }
-            let data = json!({ "values": values });
+            let updated = event(id, actor, |subject| PluginEvent::ConfigUpdated {
+                subject,
+                data: PluginConfigUpdated {
+                    values: values.clone(),
+                },
+            });
             store::write_values(
                 &self.inner.db,
                 store::Values::Config,
                 id,
                 &set,
                 &remove,
-                &event("plugin.config.updated", id, actor, data),
+                &updated,
             )
             .await?;
         }
@@ -926,7 +951,12 @@ impl PluginManager {
             id,
             &set,
             &[],
-            &event("plugin.secret.set", id, actor, json!({ "key": key })),
+            &event(id, actor, |subject| PluginEvent::SecretSet {
+                subject,
+                data: PluginSecretSet {
+                    key: key.to_owned(),
+                },
+            }),
         )
         .await?;
         Ok(())
@@ -1032,7 +1062,10 @@ impl PluginManager {
             &self.inner.db,
             id,
             None,
-            &event("plugin.released", id, actor, json!({})),
+            &event(id, actor, |subject| PluginEvent::Released {
+                subject,
+                data: Empty {},
+            }),
         )
         .await?;
         Ok(())
@@ -1063,12 +1096,14 @@ impl PluginManager {
             let reason = quarantine.reason.clone();
             let at = time::OffsetDateTime::from(quarantine.since);
             handle.spawn(async move {
-                let event = event(
-                    "plugin.quarantined",
-                    &id,
-                    &Actor::system(),
-                    json!({ "reason": reason }),
-                );
+                let event = event(&id, &Actor::system(), |subject| {
+                    PluginEvent::Quarantined {
+                        subject,
+                        data: PluginQuarantined {
+                            reason: reason.clone(),
+                        },
+                    }
+                });
                 if let Err(error) =
                     store::set_quarantine(&db, &id, Some((&reason, at)), &event).await
                 {

@@ -12,8 +12,9 @@ use cap_runtime::Grants;
 use sqlx::types::Json;
 use time::OffsetDateTime;
 
-use crate::db::events::AppendEvent;
-use crate::db::{Database, DbError, NewEvent, from_micros, on_pool, query_builder, to_micros};
+use crate::db::{
+    Database, DbError, NewEvent, Unrecorded, from_micros, on_pool, query_builder, to_micros,
+};
 use crate::secrets::Purpose;
 
 /// Where an installed plugin is in its life.
@@ -157,7 +158,7 @@ pub(crate) async fn upsert(
             .push_bind(to_micros(record.updated_at));
         qb.push(")");
         qb.build().execute(&mut *tx).await?;
-        tx.append_event(event).await?;
+        tx.record(event).await?;
         tx.commit().await?;
     });
     Ok(())
@@ -185,7 +186,7 @@ pub(crate) async fn update(
         if qb.build().execute(&mut *tx).await?.rows_affected() == 0 {
             return Err(DbError::NotFound);
         }
-        tx.append_event(event).await?;
+        tx.record(event).await?;
         tx.commit().await?;
     });
     Ok(())
@@ -245,7 +246,7 @@ pub(crate) async fn set_quarantine(
             .push(" WHERE id = ")
             .push_bind(id);
         qb.build().execute(&mut *tx).await?;
-        tx.append_event(event).await?;
+        tx.record(event).await?;
         tx.commit().await?;
     });
     Ok(())
@@ -276,7 +277,7 @@ pub(crate) async fn delete(
             qb.push_bind(id);
             qb.build().execute(&mut *tx).await?;
         }
-        tx.append_event(event).await?;
+        tx.record(event).await?;
         tx.commit().await?;
     });
     Ok(())
@@ -407,7 +408,7 @@ pub(crate) async fn write_values(
             qb.push(")");
             qb.build().execute(&mut *tx).await?;
         }
-        tx.append_event(event).await?;
+        tx.record(event).await?;
         tx.commit().await?;
     });
     Ok(())
@@ -430,7 +431,9 @@ pub(crate) async fn commit_set(
 ) -> Result<(), DbError> {
     let at = to_micros(crate::db::now());
     on_pool!(db, |pool| {
-        let mut tx = pool.begin().await?;
+        // The plugin rows need their events; the Marketplace's state is its
+        // bookkeeping.
+        let mut tx = pool.begin_unrecorded(Unrecorded::Marketplace).await?;
         for (record, replace, event) in rows {
             if *replace {
                 let mut qb = query_builder(pool, "DELETE FROM plugins WHERE id = ");
@@ -450,7 +453,7 @@ pub(crate) async fn commit_set(
                 .push_bind(to_micros(record.updated_at));
             qb.push(")");
             qb.build().execute(&mut *tx).await?;
-            tx.append_event(event).await?;
+            tx.record(event).await?;
         }
         for (name, value) in state {
             let mut qb = query_builder(pool, "DELETE FROM marketplace_state WHERE name = ");

@@ -37,7 +37,7 @@ use super::server::{
     self, STATE_DELETING, Server, hook_event, run_before, server_info, spawn_after,
 };
 use super::{ServersError, new_id};
-use crate::db::events::AppendEvent;
+use crate::db::domain::{CommandQueued, CommandSettled, ServerDeleted, ServerEvent, ServerId};
 use crate::db::{
     Actor, Database, DbError, NewEvent, from_micros, now, on_pool, query_builder, to_micros,
 };
@@ -384,14 +384,18 @@ pub(crate) async fn record(
         created_at: at,
         updated_at: at,
     };
-    let event = NewEvent::new("server.command.queued")
-        .actor(actor.clone())
-        .subject("server", &server.id)
-        .data(
-            json!({ "command_id": command.id, "action": action.as_str(), "plugin": plugin,
-                      "node_id": command.node_id, "payload": command.payload,
-                      "at": to_micros(at) }),
-        );
+    let event = NewEvent::new(ServerEvent::CommandQueued {
+        subject: ServerId::new(&server.id),
+        data: CommandQueued {
+            command_id: command.id.clone(),
+            action: action.as_str().to_owned(),
+            plugin: plugin.map(str::to_owned),
+            node_id: command.node_id.clone(),
+            payload: command.payload.clone(),
+            at: to_micros(at),
+        },
+    })
+    .actor(actor.clone());
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         if action == CommandAction::Delete {
@@ -425,7 +429,7 @@ pub(crate) async fn record(
             .push_bind(to_micros(at));
         qb.push(")");
         qb.build().execute(&mut *tx).await?;
-        tx.append_event(&event).await?;
+        tx.record(&event).await?;
         tx.commit().await?;
     });
     Ok(command)
@@ -584,14 +588,23 @@ impl CommandOutbox {
             .await?
             .filter(|c| c.node_id.as_deref() == Some(node_id))
             .ok_or_else(|| ServersError::NotFound(format!("command {id}")))?;
-        let from: &[CommandState] = match to {
-            CommandState::Acked => &[CommandState::Pending],
-            CommandState::Done | CommandState::Failed => {
-                &[CommandState::Pending, CommandState::Acked]
-            }
-            CommandState::Pending => &[],
+        type Settled = fn(ServerId, CommandSettled) -> ServerEvent;
+        let (from, settled): (&[CommandState], Option<Settled>) = match to {
+            CommandState::Acked => (
+                &[CommandState::Pending],
+                Some(|subject, data| ServerEvent::CommandAcked { subject, data }),
+            ),
+            CommandState::Done => (
+                &[CommandState::Pending, CommandState::Acked],
+                Some(|subject, data| ServerEvent::CommandDone { subject, data }),
+            ),
+            CommandState::Failed => (
+                &[CommandState::Pending, CommandState::Acked],
+                Some(|subject, data| ServerEvent::CommandFailed { subject, data }),
+            ),
+            CommandState::Pending => (&[], None),
         };
-        if !from.contains(&command.state) {
+        let Some(settled) = settled.filter(|_| from.contains(&command.state)) else {
             return Err(ServersError::conflict(
                 "command-state",
                 format!(
@@ -600,21 +613,28 @@ impl CommandOutbox {
                     to.as_str()
                 ),
             ));
-        }
+        };
         let at = now();
         let detail = detail.map(|d| d.chars().take(2048).collect::<String>());
         let actor = Actor::system();
-        let event = NewEvent::new(format!("server.command.{}", to.as_str()))
-            .actor(actor.clone())
-            .subject("server", &command.server_id)
-            .data(
-                json!({ "command_id": id, "action": command.action.as_str(), "node_id": node_id,
-                          "detail": detail, "at": to_micros(at) }),
-            );
-        let removed = NewEvent::new("server.deleted")
-            .actor(actor)
-            .subject("server", &command.server_id)
-            .data(json!({ "command_id": id }));
+        let (subject, data) = (
+            ServerId::new(&command.server_id),
+            CommandSettled {
+                command_id: id.to_owned(),
+                action: command.action.as_str().to_owned(),
+                node_id: node_id.to_owned(),
+                detail: detail.clone(),
+                at: to_micros(at),
+            },
+        );
+        let event = NewEvent::new(settled(subject, data)).actor(actor.clone());
+        let removed = NewEvent::new(ServerEvent::Deleted {
+            subject: ServerId::new(&command.server_id),
+            data: ServerDeleted {
+                command_id: id.to_owned(),
+            },
+        })
+        .actor(actor);
         let server_id = command.server_id.as_str();
         on_pool!(self.db, |pool| {
             let mut tx = pool.begin().await?;
@@ -634,7 +654,7 @@ impl CommandOutbox {
                     format!("command {id} changed meanwhile"),
                 ));
             }
-            tx.append_event(&event).await?;
+            tx.record(&event).await?;
             if command.action == CommandAction::Delete {
                 if to == CommandState::Done {
                     let mut qb = query_builder(
@@ -646,7 +666,7 @@ impl CommandOutbox {
                     let mut qb = query_builder(pool, "DELETE FROM servers WHERE id = ");
                     qb.push_bind(server_id);
                     qb.build().execute(&mut *tx).await?;
-                    tx.append_event(&removed).await?;
+                    tx.record(&removed).await?;
                 } else if to == CommandState::Failed {
                     let mut qb = query_builder(pool, "UPDATE servers SET state = ");
                     qb.push_bind(server::STATE_OFFLINE)

@@ -16,16 +16,19 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::types::Json;
 use time::OffsetDateTime;
 
 use super::{
     FieldProblem, ServersError, check_text, digest, new_id, random_secret, to_i64, to_u64,
 };
-use crate::db::events::AppendEvent;
+use crate::db::domain::{
+    AllocationPort, AllocationsAdded, At, Empty, NodeCreated, NodeEvent, NodeId, NodeUpdated,
+};
 use crate::db::{
-    Actor, Database, DbError, NewEvent, from_micros, now, on_pool, query_builder, to_micros,
+    Actor, Database, DbError, NewEvent, Unrecorded, from_micros, now, on_pool, query_builder,
+    to_micros,
 };
 
 /// Longest node name, characters.
@@ -219,11 +222,9 @@ pub(crate) fn check_resource(problems: &mut Vec<FieldProblem>, field: &str, valu
     }
 }
 
-fn node_event(kind: &str, id: &str, actor: &Actor, data: Value) -> NewEvent {
-    NewEvent::new(kind)
-        .actor(actor.clone())
-        .subject("node", id)
-        .data(data)
+/// `event` by `actor`.
+fn node_event(event: NodeEvent, actor: &Actor) -> NewEvent {
+    NewEvent::new(event).actor(actor.clone())
 }
 
 fn name_taken(error: DbError) -> ServersError {
@@ -258,12 +259,19 @@ pub async fn create(db: &Database, node: &NewNode, actor: &Actor) -> Result<Node
     let address = node.address.trim();
     let unusable = digest(&random_secret("unregistered_"));
     let event = node_event(
-        "node.created",
-        &id,
+        NodeEvent::Created {
+            subject: NodeId::new(&id),
+            data: NodeCreated {
+                name: name.to_owned(),
+                address: address.to_owned(),
+                memory_mb: node.memory_mb,
+                disk_mb: node.disk_mb,
+                cpu_percent: node.cpu_percent,
+                token_hash: unusable.clone(),
+                at: to_micros(at),
+            },
+        },
         actor,
-        json!({ "name": name, "address": address, "memory_mb": node.memory_mb,
-                "disk_mb": node.disk_mb, "cpu_percent": node.cpu_percent,
-                "token_hash": unusable, "at": to_micros(at) }),
     );
     let result: Result<(), DbError> = on_pool!(db, |pool| {
         async {
@@ -286,7 +294,7 @@ pub async fn create(db: &Database, node: &NewNode, actor: &Actor) -> Result<Node
                 .push_bind(to_micros(at));
             qb.push(")");
             qb.build().execute(&mut *tx).await?;
-            tx.append_event(&event).await?;
+            tx.record(&event).await?;
             tx.commit().await?;
             Ok(())
         }
@@ -433,11 +441,18 @@ pub async fn update(
     let cpu = changes.cpu_percent.unwrap_or(current.cpu_percent);
     let at = now();
     let event = node_event(
-        "node.updated",
-        id,
+        NodeEvent::Updated {
+            subject: NodeId::new(id),
+            data: NodeUpdated {
+                name: name.to_owned(),
+                address: address.to_owned(),
+                memory_mb: memory,
+                disk_mb: disk,
+                cpu_percent: cpu,
+                at: to_micros(at),
+            },
+        },
         actor,
-        json!({ "name": name, "address": address, "memory_mb": memory,
-                "disk_mb": disk, "cpu_percent": cpu, "at": to_micros(at) }),
     );
     let result: Result<(), DbError> = on_pool!(db, |pool| {
         async {
@@ -457,7 +472,7 @@ pub async fn update(
                 .push(" WHERE id = ")
                 .push_bind(id);
             qb.build().execute(&mut *tx).await?;
-            tx.append_event(&event).await?;
+            tx.record(&event).await?;
             tx.commit().await?;
             Ok(())
         }
@@ -477,7 +492,13 @@ pub async fn update(
 /// [`ServersError::NotFound`], [`ServersError::Conflict`]
 /// (`node-has-servers`), database errors.
 pub async fn delete(db: &Database, id: &str, actor: &Actor) -> Result<(), ServersError> {
-    let event = node_event("node.deleted", id, actor, json!({}));
+    let event = node_event(
+        NodeEvent::Deleted {
+            subject: NodeId::new(id),
+            data: Empty {},
+        },
+        actor,
+    );
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         let mut qb = query_builder(pool, "SELECT COUNT(*) FROM servers WHERE node_id = ");
@@ -494,7 +515,7 @@ pub async fn delete(db: &Database, id: &str, actor: &Actor) -> Result<(), Server
         if qb.build().execute(&mut *tx).await?.rows_affected() == 0 {
             return Err(ServersError::NotFound(format!("node {id}")));
         }
-        tx.append_event(&event).await?;
+        tx.record(&event).await?;
         tx.commit().await?;
     });
     Ok(())
@@ -512,7 +533,10 @@ pub async fn mark_seen(db: &Database, id: &str) -> Result<(), DbError> {
         qb.push_bind(to_micros(now()))
             .push(" WHERE id = ")
             .push_bind(id);
-        qb.build().execute(pool).await?.rows_affected()
+        qb.build()
+            .execute(pool.unrecorded(Unrecorded::Liveness))
+            .await?
+            .rows_affected()
     });
     if affected == 0 {
         return Err(DbError::NotFound);
@@ -528,18 +552,19 @@ pub async fn mark_seen(db: &Database, id: &str) -> Result<(), DbError> {
 /// [`DbError::NotFound`] for an unknown node, database errors.
 pub async fn set_online(db: &Database, id: &str, online: bool) -> Result<(), DbError> {
     let at = now();
+    let (subject, data) = (NodeId::new(id), At { at: to_micros(at) });
     let event = node_event(
         if online {
-            "node.online"
+            NodeEvent::Online { subject, data }
         } else {
-            "node.offline"
+            NodeEvent::Offline { subject, data }
         },
-        id,
         &Actor::system(),
-        json!({ "at": to_micros(at) }),
     );
     on_pool!(db, |pool| {
-        let mut tx = pool.begin().await?;
+        // Marking an online node seen again is liveness; a change is an
+        // event.
+        let mut tx = pool.begin_unrecorded(Unrecorded::Liveness).await?;
         let mut qb = query_builder(pool, "SELECT online FROM nodes WHERE id = ");
         qb.push_bind(id);
         let was: Option<bool> = qb.build_query_scalar().fetch_optional(&mut *tx).await?;
@@ -554,7 +579,7 @@ pub async fn set_online(db: &Database, id: &str, online: bool) -> Result<(), DbE
         qb.push(" WHERE id = ").push_bind(id);
         qb.build().execute(&mut *tx).await?;
         if was != online {
-            tx.append_event(&event).await?;
+            tx.record(&event).await?;
         }
         tx.commit().await?;
     });
@@ -641,10 +666,14 @@ pub async fn add_allocations(
         return Err(ServersError::field("ports", "must list at least one port"));
     }
     let event = node_event(
-        "node.allocations.added",
-        node_id,
+        NodeEvent::AllocationsAdded {
+            subject: NodeId::new(node_id),
+            data: AllocationsAdded {
+                ip: ip.clone(),
+                ports: ports.clone(),
+            },
+        },
         actor,
-        json!({ "ip": ip, "ports": ports }),
     );
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
@@ -685,7 +714,7 @@ pub async fn add_allocations(
             });
             qb.build().execute(&mut *tx).await?;
         }
-        tx.append_event(&event).await?;
+        tx.record(&event).await?;
         tx.commit().await?;
     });
     Ok(ports
@@ -826,10 +855,14 @@ pub async fn delete_allocation(
         .map(|ip| ip.to_canonical().to_string())
         .unwrap_or_else(|_| ip.to_owned());
     let event = node_event(
-        "node.allocation.deleted",
-        node_id,
+        NodeEvent::AllocationDeleted {
+            subject: NodeId::new(node_id),
+            data: AllocationPort {
+                ip: canonical.clone(),
+                port,
+            },
+        },
         actor,
-        json!({ "ip": canonical, "port": port }),
     );
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
@@ -865,7 +898,7 @@ pub async fn delete_allocation(
             .push_bind(i32::from(port))
             .push(" AND server_id IS NULL");
         qb.build().execute(&mut *tx).await?;
-        tx.append_event(&event).await?;
+        tx.record(&event).await?;
         tx.commit().await?;
     });
     Ok(())
@@ -873,6 +906,8 @@ pub async fn delete_allocation(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

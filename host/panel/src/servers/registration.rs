@@ -9,13 +9,14 @@
 //! and replaces the node token, so a leaked old node token stops working.
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use utoipa::ToSchema;
 
 use super::nodes::{SupportedGame, check_resource};
 use super::{FieldProblem, ServersError, digest, new_id, random_secret, to_i64};
-use crate::db::events::AppendEvent;
+use crate::db::domain::{
+    GameVersion, NodeEvent, NodeId, NodeRegistered, RegistrationTokenIssued, Resources,
+};
 use crate::db::{
     Actor, Database, DbError, NewEvent, from_micros, now, on_pool, query_builder, to_micros,
 };
@@ -100,11 +101,16 @@ pub async fn issue_token(
     let hash = digest(&token);
     let at = now();
     let expires_at = at + lifetime;
-    let event = NewEvent::new("node.registration-token.issued")
-        .actor(actor.clone())
-        .subject("node", node_id)
-        .data(json!({ "token_id": id, "expires_at": to_micros(expires_at),
-                      "token_hash": hash, "at": to_micros(at) }));
+    let event = NewEvent::new(NodeEvent::RegistrationTokenIssued {
+        subject: NodeId::new(node_id),
+        data: RegistrationTokenIssued {
+            token_id: id.clone(),
+            expires_at: to_micros(expires_at),
+            token_hash: hash.clone(),
+            at: to_micros(at),
+        },
+    })
+    .actor(actor.clone());
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         let mut qb = query_builder(pool, "SELECT COUNT(*) FROM nodes WHERE id = ");
@@ -125,7 +131,7 @@ pub async fn issue_token(
             .push_bind(to_micros(expires_at));
         qb.push(")");
         qb.build().execute(&mut *tx).await?;
-        tx.append_event(&event).await?;
+        tx.record(&event).await?;
         tx.commit().await?;
     });
     Ok(IssuedToken {
@@ -337,22 +343,33 @@ pub async fn register(
         if qb.build().execute(&mut *tx).await?.rows_affected() != 1 {
             return Err(RegistrationError::Invalid.into());
         }
-        let event = NewEvent::new("node.registered")
-            .actor(actor.clone())
-            .subject("node", &row.node_id)
-            .data(json!({
-                "agent_id": request.agent_id,
-                "version": request.version,
-                "capabilities": request.capabilities,
-                "supported_games": request.supported_games,
-                "resource_limits": { "memory_mb": limits.memory_mb, "disk_mb": limits.disk_mb,
-                                     "cpu_percent": limits.cpu_percent },
-                "health_endpoint": request.health_endpoint,
-                "token_id": row.id,
-                "token_hash": node_hash,
-                "at": to_micros(at),
-            }));
-        tx.append_event(&event).await?;
+        let event = NewEvent::new(NodeEvent::Registered {
+            subject: NodeId::new(&row.node_id),
+            data: NodeRegistered {
+                agent_id: request.agent_id.clone(),
+                version: request.version.clone(),
+                capabilities: request.capabilities.clone(),
+                supported_games: request
+                    .supported_games
+                    .iter()
+                    .map(|g| GameVersion {
+                        plugin: g.plugin.clone(),
+                        version: g.version.clone(),
+                    })
+                    .collect(),
+                resource_limits: Resources {
+                    memory_mb: limits.memory_mb,
+                    disk_mb: limits.disk_mb,
+                    cpu_percent: limits.cpu_percent,
+                },
+                health_endpoint: request.health_endpoint.clone(),
+                token_id: row.id.clone(),
+                token_hash: node_hash.clone(),
+                at: to_micros(at),
+            },
+        })
+        .actor(actor.clone());
+        tx.record(&event).await?;
         tx.commit().await?;
         row.node_id
     });

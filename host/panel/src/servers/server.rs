@@ -23,13 +23,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use cap_runtime::api::{self, EventKind, KeyValue, Payload, ServerInfo};
 use cap_runtime::hooks::{Decision, RetryPolicy, dispatch_after, dispatch_before};
 use cap_runtime::manifest::PluginKind;
-use serde_json::json;
 use sqlx::types::Json;
 use time::OffsetDateTime;
 
 use super::nodes::{self, USAGE_QUERY, check_resource, sum_usage};
 use super::{FieldProblem, ServersError, check_text, new_id, to_i64, to_u64, variables};
-use crate::db::events::AppendEvent;
+use crate::db::domain::{
+    GameVersion, Resources, ServerCreated, ServerEvent, ServerId, ServerUpdated, StateChanged,
+};
 use crate::db::{
     Actor, Database, DbError, NewEvent, from_micros, now, on_pool, query_builder, to_micros,
 };
@@ -646,7 +647,7 @@ pub async fn create(
     if server != before {
         recheck(&plugin, &info, &mut server).await?;
     }
-    insert(db, &server, &allocation, &secret_variables(&info), actor).await?;
+    insert(db, &server, &allocation, secret_variables(&info), actor).await?;
     let after = hook_event(
         EventKind::ServerCreate,
         Payload::Server(server_info(&server)),
@@ -660,12 +661,21 @@ pub async fn create(
 /// hides from users (`hidden()` in the SDK; `user-viewable: false` in the
 /// WIT), such as an RCON password. The event store keeps the values, since
 /// replay rebuilds servers from them; the audit-log API redacts them.
-fn secret_variables(info: &api::GameInfo) -> Vec<&str> {
+fn secret_variables(info: &api::GameInfo) -> Vec<String> {
     info.variables
         .iter()
         .filter(|v| !v.user_viewable)
-        .map(|v| v.key.as_str())
+        .map(|v| v.key.clone())
         .collect()
+}
+
+/// A server's limits, as events store them.
+fn resources(limits: &Limits) -> Resources {
+    Resources {
+        memory_mb: limits.memory_mb,
+        disk_mb: limits.disk_mb,
+        cpu_percent: limits.cpu_percent,
+    }
 }
 
 /// Checks a server's fields again after a hook modified them.
@@ -696,27 +706,30 @@ async fn insert(
     db: &Database,
     server: &Server,
     allocation: &nodes::Allocation,
-    secret: &[&str],
+    secret: Vec<String>,
     actor: &Actor,
 ) -> Result<(), ServersError> {
     let node_id = server.node_id.as_deref().unwrap_or_default();
     let at = to_micros(server.created_at);
-    let event = NewEvent::new("server.created")
-        .actor(actor.clone())
-        .subject("server", &server.id)
-        .data(json!({
-            "name": server.name,
-            "owner_id": server.owner_id,
-            "node_id": node_id,
-            "allocation": format!("{}:{}", allocation.ip, allocation.port),
-            "game": { "plugin": server.game_plugin, "version": server.game_version },
-            "limits": { "memory_mb": server.limits.memory_mb, "disk_mb": server.limits.disk_mb,
-                        "cpu_percent": server.limits.cpu_percent },
-            "variable_values": server.variables,
-            "secret_variables": secret,
-            "state": server.state,
-            "at": at,
-        }));
+    let event = NewEvent::new(ServerEvent::Created {
+        subject: ServerId::new(&server.id),
+        data: ServerCreated {
+            name: server.name.clone(),
+            owner_id: server.owner_id.clone(),
+            node_id: node_id.to_owned(),
+            allocation: format!("{}:{}", allocation.ip, allocation.port),
+            game: GameVersion {
+                plugin: server.game_plugin.clone(),
+                version: server.game_version.clone(),
+            },
+            limits: resources(&server.limits),
+            variable_values: server.variables.clone(),
+            secret_variables: secret,
+            state: server.state.clone(),
+            at,
+        },
+    })
+    .actor(actor.clone());
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         // Touching the node first serializes creations on it.
@@ -775,7 +788,7 @@ async fn insert(
                 ),
             ));
         }
-        tx.append_event(&event).await?;
+        tx.record(&event).await?;
         tx.commit().await?;
     });
     Ok(())
@@ -842,18 +855,18 @@ pub async fn update(
     if server != before {
         recheck(&plugin, &info, &mut server).await?;
     }
-    let event = NewEvent::new("server.updated")
-        .actor(actor.clone())
-        .subject("server", &server.id)
-        .data(json!({
-            "name": server.name,
-            "variables": server.variables.keys().collect::<Vec<_>>(),
-            "limits": { "memory_mb": server.limits.memory_mb, "disk_mb": server.limits.disk_mb,
-                        "cpu_percent": server.limits.cpu_percent },
-            "variable_values": server.variables,
-            "secret_variables": secret_variables(&info),
-            "game_version": server.game_version,
-        }));
+    let event = NewEvent::new(ServerEvent::Updated {
+        subject: ServerId::new(&server.id),
+        data: ServerUpdated {
+            name: server.name.clone(),
+            variables: server.variables.keys().cloned().collect(),
+            limits: resources(&server.limits),
+            variable_values: server.variables.clone(),
+            secret_variables: secret_variables(&info),
+            game_version: server.game_version.clone(),
+        },
+    })
+    .actor(actor.clone());
     let node_id = server.node_id.clone().unwrap_or_default();
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
@@ -895,7 +908,7 @@ pub async fn update(
         if qb.build().execute(&mut *tx).await?.rows_affected() != 1 {
             return Err(ServersError::NotFound(format!("server {}", server.id)));
         }
-        tx.append_event(&event).await?;
+        tx.record(&event).await?;
         tx.commit().await?;
     });
     let after = hook_event(
@@ -930,10 +943,16 @@ pub async fn set_state(
     }
     let at = now();
     let reason = reason.map(|r| r.chars().take(512).collect::<String>());
-    let event = NewEvent::new("server.state.changed")
-        .actor(Actor::system())
-        .subject("server", id)
-        .data(json!({ "from": current.state, "to": state, "reason": reason, "at": to_micros(at) }));
+    let event = NewEvent::new(ServerEvent::StateChanged {
+        subject: ServerId::new(id),
+        data: StateChanged {
+            from: current.state.clone(),
+            to: state.to_owned(),
+            reason,
+            at: to_micros(at),
+        },
+    })
+    .actor(Actor::system());
     let changed = on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         let mut qb = query_builder(pool, "UPDATE servers SET state = ");
@@ -944,7 +963,7 @@ pub async fn set_state(
             .push_bind(current.state.as_str());
         let changed = qb.build().execute(&mut *tx).await?.rows_affected() == 1;
         if changed {
-            tx.append_event(&event).await?;
+            tx.record(&event).await?;
         }
         tx.commit().await?;
         changed

@@ -7,12 +7,11 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::json;
 use sqlx::types::Json;
 use time::OffsetDateTime;
 
 use super::ServersError;
-use crate::db::events::AppendEvent;
+use crate::db::domain::{Null, ServerId, SubuserEvent, SubuserPermissions, SubuserRemoved};
 use crate::db::{
     Actor, Database, DbError, NewEvent, from_micros, now, on_pool, query_builder, to_micros,
 };
@@ -64,22 +63,17 @@ impl TryFrom<SubuserRow> for Subuser {
 const COLUMNS: &str =
     "SELECT server_id, user_id, permissions, created_at, updated_at FROM server_subusers";
 
-fn event(
-    kind: &str,
-    server_id: &str,
+/// What `subuser.added` and `subuser.updated` record.
+fn granted(
     user_id: &str,
-    permissions: Option<&BTreeSet<String>>,
-    at: Option<OffsetDateTime>,
-    actor: &Actor,
-) -> NewEvent {
-    let mut data = json!({ "user_id": user_id, "permissions": permissions });
-    if let Some(at) = at {
-        data["at"] = json!(to_micros(at));
+    permissions: &BTreeSet<String>,
+    at: OffsetDateTime,
+) -> SubuserPermissions {
+    SubuserPermissions {
+        user_id: user_id.to_owned(),
+        permissions: permissions.clone(),
+        at: to_micros(at),
     }
-    NewEvent::new(kind)
-        .actor(actor.clone())
-        .subject("server", server_id)
-        .data(data)
 }
 
 /// The permissions `user_id` was granted on `server_id`, if they are a
@@ -148,14 +142,11 @@ pub async fn add(
     actor: &Actor,
 ) -> Result<Subuser, ServersError> {
     let at = now();
-    let event = event(
-        "subuser.added",
-        server_id,
-        user_id,
-        Some(permissions),
-        Some(at),
-        actor,
-    );
+    let event = NewEvent::new(SubuserEvent::Added {
+        subject: ServerId::new(server_id),
+        data: granted(user_id, permissions, at),
+    })
+    .actor(actor.clone());
     let result: Result<(), DbError> = on_pool!(db, |pool| {
         async {
             let mut tx = pool.begin().await?;
@@ -171,7 +162,7 @@ pub async fn add(
                 .push_bind(to_micros(at));
             qb.push(")");
             qb.build().execute(&mut *tx).await?;
-            tx.append_event(&event).await?;
+            tx.record(&event).await?;
             tx.commit().await?;
             Ok(())
         }
@@ -206,14 +197,11 @@ pub async fn update(
     actor: &Actor,
 ) -> Result<Subuser, ServersError> {
     let at = now();
-    let event = event(
-        "subuser.updated",
-        server_id,
-        user_id,
-        Some(permissions),
-        Some(at),
-        actor,
-    );
+    let event = NewEvent::new(SubuserEvent::Updated {
+        subject: ServerId::new(server_id),
+        data: granted(user_id, permissions, at),
+    })
+    .actor(actor.clone());
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         let mut qb = query_builder(pool, "UPDATE server_subusers SET permissions = ");
@@ -227,7 +215,7 @@ pub async fn update(
         if qb.build().execute(&mut *tx).await?.rows_affected() != 1 {
             return Err(ServersError::NotFound(format!("subuser {user_id}")));
         }
-        tx.append_event(&event).await?;
+        tx.record(&event).await?;
         tx.commit().await?;
     });
     get(db, server_id, user_id)
@@ -246,7 +234,14 @@ pub async fn remove(
     user_id: &str,
     actor: &Actor,
 ) -> Result<(), ServersError> {
-    let event = event("subuser.removed", server_id, user_id, None, None, actor);
+    let event = NewEvent::new(SubuserEvent::Removed {
+        subject: ServerId::new(server_id),
+        data: SubuserRemoved {
+            user_id: user_id.to_owned(),
+            permissions: Null,
+        },
+    })
+    .actor(actor.clone());
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         let mut qb = query_builder(pool, "DELETE FROM server_subusers WHERE server_id = ");
@@ -256,7 +251,7 @@ pub async fn remove(
         if qb.build().execute(&mut *tx).await?.rows_affected() != 1 {
             return Err(ServersError::NotFound(format!("subuser {user_id}")));
         }
-        tx.append_event(&event).await?;
+        tx.record(&event).await?;
         tx.commit().await?;
     });
     Ok(())

@@ -2,6 +2,7 @@
 //! record a change leaves behind.
 
 use cap_panel::db::NewEvent;
+use cap_panel::db::domain::{At, NodeEvent, NodeId};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -94,15 +95,14 @@ async fn lists_events_newest_first_with_filters_and_cursor_pagination() {
     ];
     let mut stored = Vec::new();
     for (i, at) in times.iter().enumerate() {
-        let kind = if i % 2 == 0 {
-            "server.started"
+        let subject = NodeId::new(format!("s{}", i % 2));
+        let data = At { at: i as i64 };
+        let event = if i % 2 == 0 {
+            NodeEvent::Online { subject, data }
         } else {
-            "server.stopped"
+            NodeEvent::Offline { subject, data }
         };
-        let event = NewEvent::new(kind)
-            .subject("server", format!("s{}", i % 2))
-            .occurred_at(*at)
-            .data(json!({ "n": i }));
+        let event = NewEvent::new(event).occurred_at(*at);
         stored.push(events.append(&event).await.expect("append").id.0);
     }
 
@@ -121,9 +121,9 @@ async fn lists_events_newest_first_with_filters_and_cursor_pagination() {
     newest_first.reverse();
     assert_eq!(seen, newest_first);
 
-    let page = audit_log(&panel, "kind=server.stopped").await;
+    let page = audit_log(&panel, "kind=node.offline").await;
     assert_eq!(ids(&page), [stored[3], stored[1]]);
-    let page = audit_log(&panel, "subject_type=server&subject_id=s0").await;
+    let page = audit_log(&panel, "subject_type=node&subject_id=s0").await;
     assert_eq!(ids(&page), [stored[4], stored[2], stored[0]]);
     let page = audit_log(
         &panel,
@@ -138,12 +138,29 @@ async fn lists_events_newest_first_with_filters_and_cursor_pagination() {
 
     let entry = &audit_log(&panel, "limit=1").await["items"][0];
     assert_eq!(entry["occurred_at"], "2026-01-05T00:00:00Z");
-    assert_eq!(entry["subject"], json!({ "type": "server", "id": "s0" }));
-    assert_eq!(entry["data"], json!({ "n": 4 }));
+    assert_eq!(entry["kind"], "node.online");
+    assert_eq!(entry["subject"], json!({ "type": "node", "id": "s0" }));
+    assert_eq!(entry["data"], json!({ "at": 4 }));
     assert_eq!(
         entry["actor"],
         json!({ "user_id": null, "ip": null, "request_id": null })
     );
+}
+
+#[tokio::test]
+async fn lists_an_event_of_a_kind_it_does_not_know_without_its_data() {
+    let db = TestDb::sqlite().await;
+    let panel = start_panel(&db).await;
+    db.execute_raw(
+        "INSERT INTO events (occurred_at, kind, subject_type, subject_id, data) \
+         VALUES (1, 'server.teleported', 'server', 's1', '{\"password\": \"hunter2\"}')",
+    )
+    .await
+    .expect("an event a newer Panel wrote");
+    let page = audit_log(&panel, "kind=server.teleported").await;
+    let entry = &page["items"][0];
+    assert_eq!(entry["subject"], json!({ "type": "server", "id": "s1" }));
+    assert_eq!(entry["data"], Value::Null, "{page:#}");
 }
 
 #[tokio::test]

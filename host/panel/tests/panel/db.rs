@@ -4,11 +4,16 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use cap_panel::db::{
-    Actor, Database, DatabaseLocation, DatabaseOptions, DbError, EventFilter, EventId, EventQuery,
-    MAX_PAGE_SIZE, NewEvent, Order, Subject,
+use cap_panel::db::domain::{
+    At, Empty, NodeEvent, NodeId, Null, SecretsEvent, SecretsSealed, ServerDeleted, ServerEvent,
+    ServerId, SettingEvent, SettingName, SettingValueData, StateChanged, UserCreated, UserEvent,
+    UserId,
 };
-use serde_json::json;
+use cap_panel::db::{
+    Actor, Database, DatabaseLocation, DatabaseOptions, DbError, DomainEvent, EventFilter, EventId,
+    EventQuery, MAX_PAGE_SIZE, NewEvent, Order, Subject,
+};
+use serde_json::{Value, json};
 use time::macros::datetime;
 
 use crate::support::{TestDb, on_every_database};
@@ -37,10 +42,30 @@ async fn select_ids(db: &Database, filter: EventFilter) -> Vec<EventId> {
         .collect()
 }
 
+/// `setting.updated` of `name` to `value`, on its own.
+fn setting(name: &str, value: Value) -> NewEvent {
+    NewEvent::new(SettingEvent::Updated {
+        subject: SettingName::new(name),
+        data: SettingValueData { value },
+    })
+}
+
+/// `secrets.sealed`: an event about nothing.
+fn sealed() -> NewEvent {
+    NewEvent::new(SecretsEvent::Sealed {
+        subject: Null,
+        data: SecretsSealed {
+            totp_secrets: 1,
+            plugin_secrets: 0,
+            marketplace_tokens: 0,
+        },
+    })
+}
+
 async fn append_numbered(db: &Database, count: usize) -> Vec<EventId> {
     let mut ids = Vec::new();
     for n in 0..count {
-        let event = NewEvent::new("test.numbered").data(json!({ "n": n }));
+        let event = setting("numbered", json!({ "n": n }));
         ids.push(db.events().append(&event).await.expect("append").id);
     }
     ids
@@ -49,16 +74,27 @@ async fn append_numbered(db: &Database, count: usize) -> Vec<EventId> {
 on_every_database! {
     async fn appends_an_event_and_reads_it_back_unchanged(db: &TestDb) {
         let db = db.connect().await;
-        let new = NewEvent::new("server.created")
+        let changed = ServerEvent::StateChanged {
+            subject: ServerId::new("Srv-ÄÖ-1"),
+            data: StateChanged {
+                from: "offline".into(),
+                to: "Überwelt ✓".into(),
+                reason: None,
+                at: 4096,
+            },
+        };
+        let new = NewEvent::new(changed.clone())
             .actor(actor())
-            .subject("server", "Srv-ÄÖ-1")
-            .occurred_at(datetime!(2026-03-04 05:06:07.123456789 UTC))
-            .data(json!({ "name": "Überwelt ✓", "memory_mb": 4096, "tags": ["a", null, 1.5] }));
+            .occurred_at(datetime!(2026-03-04 05:06:07.123456789 UTC));
         let stored = db.events().append(&new).await.expect("append");
         assert!(stored.id.0 > 0);
-        assert_eq!(stored.kind, "server.created");
+        assert_eq!(stored.kind, "server.state.changed");
         assert_eq!(stored.actor, actor());
         assert_eq!(stored.subject, Some(Subject::new("server", "Srv-ÄÖ-1")));
+        assert_eq!(
+            stored.data,
+            json!({ "from": "offline", "to": "Überwelt ✓", "reason": null, "at": 4096 })
+        );
         assert_eq!(
             stored.occurred_at,
             datetime!(2026-03-04 05:06:07.123456 UTC),
@@ -66,16 +102,18 @@ on_every_database! {
         );
 
         assert_eq!(db.events().get(stored.id).await.expect("get"), Some(stored.clone()));
+        assert_eq!(stored.decode(), Ok(DomainEvent::Server(changed)));
         let page = db.events().query(&EventQuery::default()).await.expect("query");
         assert_eq!(page.events, std::slice::from_ref(&stored));
         assert_eq!(page.next, None);
         assert_eq!(db.events().get(EventId(stored.id.0 + 1000)).await.expect("get"), None);
 
-        let bare = db.events().append(&NewEvent::new("panel.started")).await.expect("append");
+        let bare = db.events().append(&sealed()).await.expect("append");
         let read = db.events().get(bare.id).await.expect("get").expect("exists");
         assert_eq!(read.actor, Actor::system());
         assert_eq!(read.subject, None);
-        assert_eq!(read.data, json!({}));
+        assert_eq!(read.data, json!({ "totp_secrets": 1, "plugin_secrets": 0, "marketplace_tokens": 0 }));
+        assert_eq!(read.decode().map(|e| e.kind()), Ok("secrets.sealed"));
         assert!(read.id > stored.id, "ids increase");
         db.close().await;
     }
@@ -118,19 +156,30 @@ on_every_database! {
     async fn filters_events_by_kind_subject_actor_and_time_range(db: &TestDb) {
         let db = db.connect().await;
         let events = db.events();
-        let a = events.append(&NewEvent::new("server.started").subject("server", "1")
+        let node = |kind: &str, id: &str| {
+            let (subject, data) = (NodeId::new(id), At { at: 1 });
+            NewEvent::new(match kind {
+                "online" => NodeEvent::Online { subject, data },
+                _ => NodeEvent::Offline { subject, data },
+            })
+        };
+        let a = events.append(&node("online", "1")
             .occurred_at(datetime!(2026-01-01 00:00 UTC)).actor(actor())).await.expect("append");
-        let b = events.append(&NewEvent::new("server.stopped").subject("server", "1")
+        let b = events.append(&node("offline", "1")
             .occurred_at(datetime!(2026-01-02 00:00 UTC))).await.expect("append");
-        let c = events.append(&NewEvent::new("server.started").subject("server", "2")
+        let c = events.append(&node("online", "2")
             .occurred_at(datetime!(2026-01-03 00:00 UTC))).await.expect("append");
-        let d = events.append(&NewEvent::new("user.created").subject("user", "1")
+        let user = UserEvent::Created {
+            subject: UserId::new("1"),
+            data: UserCreated { username: "one".into(), admin: false },
+        };
+        let d = events.append(&NewEvent::new(user)
             .occurred_at(datetime!(2026-01-04 00:00 UTC)).actor(actor())).await.expect("append");
 
         let select = |filter: EventFilter| select_ids(&db, filter);
-        assert_eq!(select(EventFilter { kind: Some("server.started".into()), ..Default::default() }).await, [a.id, c.id]);
+        assert_eq!(select(EventFilter { kind: Some("node.online".into()), ..Default::default() }).await, [a.id, c.id]);
         assert_eq!(
-            select(EventFilter { subject_kind: Some("server".into()), subject_id: Some("1".into()), ..Default::default() }).await,
+            select(EventFilter { subject_kind: Some("node".into()), subject_id: Some("1".into()), ..Default::default() }).await,
             [a.id, b.id]
         );
         assert_eq!(select(EventFilter { subject_id: Some("1".into()), ..Default::default() }).await, [a.id, b.id, d.id]);
@@ -145,7 +194,7 @@ on_every_database! {
             "since inclusive, until exclusive"
         );
         assert_eq!(
-            select(EventFilter { kind: Some("server.started".into()), actor_user_id: Some("user-1".into()), ..Default::default() }).await,
+            select(EventFilter { kind: Some("node.online".into()), actor_user_id: Some("user-1".into()), ..Default::default() }).await,
             [a.id],
             "filters combine"
         );
@@ -159,9 +208,13 @@ on_every_database! {
     /// utf8mb4_bin so every backend compares exactly.
     async fn matches_subject_ids_exactly_including_case_and_accents(db: &TestDb) {
         let db = db.connect().await;
-        let upper = db.events().append(&NewEvent::new("x.y").subject("server", "Äpfel")).await.expect("append");
-        let lower = db.events().append(&NewEvent::new("x.y").subject("server", "äpfel")).await.expect("append");
-        let plain = db.events().append(&NewEvent::new("x.y").subject("server", "apfel")).await.expect("append");
+        let deleted = |id: &str| NewEvent::new(ServerEvent::Deleted {
+            subject: ServerId::new(id),
+            data: ServerDeleted { command_id: "cmd_1".into() },
+        });
+        let upper = db.events().append(&deleted("Äpfel")).await.expect("append");
+        let lower = db.events().append(&deleted("äpfel")).await.expect("append");
+        let plain = db.events().append(&deleted("apfel")).await.expect("append");
         for (id, wanted) in [("Äpfel", upper.id), ("äpfel", lower.id), ("apfel", plain.id)] {
             let filter = EventFilter { subject_kind: Some("server".into()), subject_id: Some(id.into()), ..Default::default() };
             let page = db.events().query(&EventQuery { filter, ..EventQuery::default() }).await.expect("query");
@@ -188,14 +241,14 @@ on_every_database! {
 on_every_database! {
     async fn refuses_to_update_a_stored_event(db: &TestDb) {
         let database = db.connect().await;
-        let event = database.events().append(&NewEvent::new("audit.sealed")).await.expect("append");
+        let event = database.events().append(&sealed()).await.expect("append");
         let error = db
             .execute_raw(&format!("UPDATE events SET kind = 'audit.forged' WHERE id = {}", event.id.0))
             .await
             .expect_err("the trigger refuses updates");
         assert!(error.to_string().contains("append-only"), "{error}");
         let read = database.events().get(event.id).await.expect("get").expect("exists");
-        assert_eq!(read.kind, "audit.sealed");
+        assert_eq!(read.kind, "secrets.sealed");
         database.close().await;
     }
 }
@@ -203,13 +256,15 @@ on_every_database! {
 on_every_database! {
     async fn refuses_events_that_break_the_field_rules(db: &TestDb) {
         let db = db.connect().await;
+        let deleted = |name: String| NewEvent::new(SettingEvent::Deleted {
+            subject: SettingName::new(name),
+            data: Empty {},
+        });
         let cases = [
-            (NewEvent::new("Server.Created"), "kind"),
-            (NewEvent::new(""), "kind"),
-            (NewEvent::new("x".repeat(129)), "kind"),
-            (NewEvent::new("a.b").subject("Server", "1"), "subject.kind"),
-            (NewEvent::new("a.b").subject("server", ""), "subject.id"),
-            (NewEvent::new("a.b").actor(Actor { user_id: Some("u".repeat(65)), ..Actor::default() }), "actor.user_id"),
+            (deleted(String::new()), "subject.id"),
+            (deleted("x".repeat(129)), "subject.id"),
+            (sealed().actor(Actor { user_id: Some("u".repeat(65)), ..Actor::default() }), "actor.user_id"),
+            (sealed().actor(Actor { request_id: Some(String::new()), ..Actor::default() }), "actor.request_id"),
         ];
         for (event, expected) in cases {
             match db.events().append(&event).await {
@@ -225,11 +280,11 @@ on_every_database! {
 on_every_database! {
     async fn migrates_once_and_keeps_data_across_reconnects(db: &TestDb) {
         let first = db.connect().await;
-        let event = first.events().append(&NewEvent::new("panel.started")).await.expect("append");
+        let event = first.events().append(&sealed()).await.expect("append");
         first.migrate().await.expect("migrating again is a no-op");
         first.close().await;
         let second = db.connect().await;
-        assert_eq!(second.events().get(event.id).await.expect("get").map(|e| e.kind), Some("panel.started".to_owned()));
+        assert_eq!(second.events().get(event.id).await.expect("get").map(|e| e.kind), Some("secrets.sealed".to_owned()));
         second.close().await;
     }
 }
@@ -330,11 +385,7 @@ async fn accepts_a_mariadb_url_for_a_mysql_server() {
 async fn runs_on_an_in_memory_sqlite_database() {
     let options = DatabaseOptions::new(DatabaseLocation::Url("sqlite::memory:".into()));
     let db = Database::connect(&options).await.expect("connect");
-    let event = db
-        .events()
-        .append(&NewEvent::new("a.b"))
-        .await
-        .expect("append");
+    let event = db.events().append(&sealed()).await.expect("append");
     assert_eq!(
         db.events().get(event.id).await.expect("get").map(|e| e.id),
         Some(event.id)

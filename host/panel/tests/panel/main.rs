@@ -15,6 +15,7 @@ mod agents;
 mod api;
 mod audit_log;
 mod db;
+mod events_v1;
 mod hardening;
 mod identity;
 mod marketplace;

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
 
 use cap_panel::Panel;
+use cap_panel::db::domain::{Empty, NodeEvent, NodeId, NodeUpdated, SettingEvent, SettingName};
 use cap_panel::db::replay::{PROJECTION_TABLES, ReplayError, replay};
 use cap_panel::db::{Actor, Database, DatabaseLocation, NewEvent};
 use cap_panel::http::Principal;
@@ -182,7 +183,7 @@ macro_rules! read_tables {
 }
 
 /// Every row of every projection table, on a connection of its own.
-async fn snapshot(db: &TestDb) -> BTreeMap<String, Vec<Value>> {
+pub(crate) async fn snapshot(db: &TestDb) -> BTreeMap<String, Vec<Value>> {
     match db.location() {
         DatabaseLocation::SqliteFile(path) => {
             let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
@@ -218,7 +219,7 @@ fn id_of(body: &Value) -> String {
 /// Records a history touching every projection through the HTTP API (and
 /// the outbox and online state the Agent link drives), then stops the
 /// Panel. Returns a connected handle.
-async fn record_history(db: &TestDb) -> Database {
+pub(crate) async fn record_history(db: &TestDb) -> Database {
     let users = db.create_users(&["alice", "bob", "carol"]).await;
     let handle = db.connect().await;
     let (alice, bob, carol) = (&users[0], &users[1], &users[2]);
@@ -700,9 +701,12 @@ on_every_database! {
         let actor = Actor::system();
         handle.settings().put("motd", &json!("hello"), &actor).await.expect("put");
         handle.settings().put("theme", &json!({"dark": true}), &actor).await.expect("put");
-        let bad = handle.events().append(&NewEvent::new("node.updated").subject("node", "node_missing")
-            .data(json!({"name": "x", "address": "x", "memory_mb": 1, "disk_mb": 1,
-                         "cpu_percent": 1, "at": 1}))).await.expect("append");
+        let missing = NodeEvent::Updated {
+            subject: NodeId::new("node_missing"),
+            data: NodeUpdated { name: "x".into(), address: "x".into(), memory_mb: 1, disk_mb: 1,
+                                cpu_percent: 1, at: 1 },
+        };
+        let bad = handle.events().append(&NewEvent::new(missing)).await.expect("append");
         // Behind the data layer: a projection row replay would have to delete.
         db.execute_raw("DELETE FROM settings WHERE name = 'theme'").await.expect("delete");
         let before = snapshot(db).await;
@@ -752,8 +756,8 @@ on_every_database! {
             Some(json!({"dark": true})));
 
         // An event it cannot apply: a failure naming it, nothing changed.
-        let bad = handle.events().append(&NewEvent::new("setting.deleted").subject("setting", "motd"))
-            .await.expect("append");
+        let gone = SettingEvent::Deleted { subject: SettingName::new("motd"), data: Empty {} };
+        let bad = handle.events().append(&NewEvent::new(gone)).await.expect("append");
         let output = run().await.expect("cap panel replay runs");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success());

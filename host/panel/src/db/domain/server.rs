@@ -1,0 +1,215 @@
+//! `server.*` and `subuser.*`: game servers, the commands sent to their
+//! Agents, and the users they are shared with ([`crate::servers`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::{Null, ServerId, namespace};
+
+/// What the audit log shows instead of a hidden variable's value.
+pub const REDACTED: &str = "<redacted>";
+
+namespace! {
+    /// `server.*`: game servers and their commands (the subject is the
+    /// server).
+    pub enum ServerEvent {
+        /// A server was created on a node, holding one allocation.
+        Created = "server.created" { subject: ServerId, data: ServerCreated },
+        /// A server's name, variables, limits or game version changed.
+        Updated = "server.updated" { subject: ServerId, data: ServerUpdated },
+        /// The server's Agent reported a new state.
+        StateChanged = "server.state.changed" { subject: ServerId, data: StateChanged },
+        /// The Agent confirmed a delete command: the server is gone and its
+        /// allocations are free.
+        Deleted = "server.deleted" { subject: ServerId, data: ServerDeleted },
+        /// A command was queued for the server's Agent (a delete command
+        /// marks the server `deleting`).
+        CommandQueued = "server.command.queued" { subject: ServerId, data: CommandQueued },
+        /// The Agent received a command.
+        CommandAcked = "server.command.acked" { subject: ServerId, data: CommandSettled },
+        /// The Agent carried a command out.
+        CommandDone = "server.command.done" { subject: ServerId, data: CommandSettled },
+        /// The Agent could not carry a command out (a failed delete puts
+        /// the server back `offline`).
+        CommandFailed = "server.command.failed" { subject: ServerId, data: CommandSettled },
+    }
+}
+
+/// A game and its version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GameVersion {
+    /// The game-type plugin's id.
+    pub plugin: String,
+    /// Its version.
+    pub version: String,
+}
+
+/// Memory, disk and CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Resources {
+    /// Memory, MiB.
+    pub memory_mb: u64,
+    /// Disk, MiB.
+    pub disk_mb: u64,
+    /// CPU, percent of one core.
+    pub cpu_percent: u64,
+}
+
+/// A new server.
+///
+/// `variable_values` holds every variable's value, the hidden ones
+/// (`secret_variables`, such as an RCON password) included: replay rebuilds
+/// the server from them. The audit log shows the hidden ones as
+/// [`REDACTED`] ([`ServerEvent::redact`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ServerCreated {
+    /// Its name.
+    pub name: String,
+    /// The user who owns it.
+    pub owner_id: String,
+    /// The node it runs on.
+    pub node_id: String,
+    /// The allocation it holds, `ip:port`.
+    pub allocation: String,
+    /// Its game.
+    pub game: GameVersion,
+    /// What it may use.
+    pub limits: Resources,
+    /// Every variable's value.
+    pub variable_values: BTreeMap<String, String>,
+    /// The variables the game hides from users (absent in events written
+    /// before hidden variables existed).
+    #[serde(default)]
+    pub secret_variables: Vec<String>,
+    /// Its state.
+    pub state: String,
+    /// When, in microseconds since the Unix epoch.
+    pub at: i64,
+}
+
+/// A server as it is after a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ServerUpdated {
+    /// Its name.
+    pub name: String,
+    /// The names of its variables.
+    pub variables: Vec<String>,
+    /// What it may use.
+    pub limits: Resources,
+    /// Every variable's value, as in [`ServerCreated`].
+    pub variable_values: BTreeMap<String, String>,
+    /// The variables the game hides from users.
+    #[serde(default)]
+    pub secret_variables: Vec<String>,
+    /// The game's version.
+    pub game_version: String,
+}
+
+/// A state the Agent reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StateChanged {
+    /// The state before.
+    pub from: String,
+    /// The state now.
+    pub to: String,
+    /// Why, if the Agent said.
+    pub reason: Option<String>,
+    /// When, in microseconds since the Unix epoch.
+    pub at: i64,
+}
+
+/// A deleted server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ServerDeleted {
+    /// The delete command the Agent confirmed.
+    pub command_id: String,
+}
+
+/// A queued command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CommandQueued {
+    /// Its id.
+    pub command_id: String,
+    /// What to do: `start`, `stop`, `install`, `delete`, `command`…
+    pub action: String,
+    /// The plugin that sent it, if one did.
+    pub plugin: Option<String>,
+    /// The node whose Agent runs it.
+    pub node_id: Option<String>,
+    /// Its arguments (a console line: `{"line": …}`).
+    pub payload: Option<Value>,
+    /// When, in microseconds since the Unix epoch.
+    pub at: i64,
+}
+
+/// A command that moved on (acked, done or failed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CommandSettled {
+    /// Its id.
+    pub command_id: String,
+    /// What it does.
+    pub action: String,
+    /// The node whose Agent reported.
+    pub node_id: String,
+    /// What the Agent said.
+    pub detail: Option<String>,
+    /// When, in microseconds since the Unix epoch.
+    pub at: i64,
+}
+
+impl ServerEvent {
+    /// Replaces the values of the hidden variables with [`REDACTED`].
+    pub fn redact(&mut self) {
+        let (values, secret) = match self {
+            ServerEvent::Created { data, .. } => {
+                (&mut data.variable_values, &data.secret_variables)
+            }
+            ServerEvent::Updated { data, .. } => {
+                (&mut data.variable_values, &data.secret_variables)
+            }
+            _ => return,
+        };
+        for key in secret {
+            if let Some(value) = values.get_mut(key) {
+                REDACTED.clone_into(value);
+            }
+        }
+    }
+}
+
+namespace! {
+    /// `subuser.*`: users a server is shared with (the subject is the
+    /// server).
+    pub enum SubuserEvent {
+        /// A user was given permissions on the server.
+        Added = "subuser.added" { subject: ServerId, data: SubuserPermissions },
+        /// A subuser's permissions were replaced.
+        Updated = "subuser.updated" { subject: ServerId, data: SubuserPermissions },
+        /// A subuser was removed.
+        Removed = "subuser.removed" { subject: ServerId, data: SubuserRemoved },
+    }
+}
+
+/// A subuser's permissions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SubuserPermissions {
+    /// The user.
+    pub user_id: String,
+    /// What they may do on the server.
+    pub permissions: BTreeSet<String>,
+    /// When, in microseconds since the Unix epoch.
+    pub at: i64,
+}
+
+/// A removed subuser.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SubuserRemoved {
+    /// The user.
+    pub user_id: String,
+    /// Always `null`.
+    #[serde(default)]
+    pub permissions: Null,
+}
