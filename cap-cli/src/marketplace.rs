@@ -16,8 +16,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use cap_marketplace::billing::BillingConfig;
-use cap_marketplace::{MarketplaceConfig, MarketplaceServer};
+use cap_marketplace_server::billing::BillingConfig;
+use cap_marketplace_server::{MarketplaceConfig, MarketplaceServer};
 use clap::{Args, Subcommand};
 
 /// Flags of `cap marketplace`.
@@ -106,14 +106,14 @@ struct RotateKeyArgs {
 fn rotate_key(args: RotateKeyArgs) -> anyhow::Result<()> {
     let root_path = args
         .root_key
-        .unwrap_or_else(|| cap_marketplace::server::default_root_key_path(&args.data));
+        .unwrap_or_else(|| cap_marketplace_server::server::default_root_key_path(&args.data));
     let root = cap_marketplace::SecretKey::read(&root_path)
         .with_context(|| format!("reading the root key {}", root_path.display()))?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .context("the clock is before 1970")?
         .as_secs() as i64;
-    let certificate = cap_marketplace::server::rotate_online_key(&args.data, &root, now)
+    let certificate = cap_marketplace_server::server::rotate_online_key(&args.data, &root, now)
         .context("rotating the Marketplace key")?;
     println!(
         "New online key {} (certificate {}, valid from {}); restart the Marketplace to sign with it",

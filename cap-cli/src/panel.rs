@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use cap_marketplace::{MarketplaceConfig, MarketplaceServer};
+use cap_marketplace_server::{MarketplaceConfig, MarketplaceServer};
 use cap_panel::Panel;
 use cap_panel::bundled::{self, Progress};
 use cap_panel::config::{Config, ConfigLayer};

@@ -29,15 +29,13 @@ use serde::de::DeserializeOwned;
 
 use crate::keys::{KeyId, PublicKey, SecretKey, Signature};
 use crate::log::{LogEntry, SignedTimestamp};
-use crate::service::billing_routes::{
-    CheckoutView, LicenseList, LicenseView, NewCheckout, NewPanel, PanelCreated,
-};
-use crate::service::routes::{
-    KEY_ID_HEADER, KeyChangeAuthorization, KeyView, PACKAGE_ID_HEADER, PACKAGE_MEDIA_TYPE,
-    PACKAGE_VERSION_HEADER, PackagePage, PackageView, PublisherCreated, ReleaseView,
-    SIGNATURE_HEADER, key_proof_message,
-};
 use crate::signing::{KeyChange, key_change_message, key_change_nonce};
+use crate::wire::{
+    CheckoutView, KEY_ID_HEADER, KeyChangeAuthorization, KeyView, LicenseList, LicenseView,
+    NewCheckout, NewPanel, PACKAGE_ID_HEADER, PACKAGE_MEDIA_TYPE, PACKAGE_VERSION_HEADER,
+    PackagePage, PackageView, PanelCreated, PublisherCreated, ReleaseView, SIGNATURE_HEADER,
+    key_proof_message,
+};
 
 /// Largest JSON answer read (a package's log is the largest).
 pub const MAX_JSON_BYTES: u64 = 16 * 1024 * 1024;

@@ -45,23 +45,33 @@
 //! versions, yanked versions only when a [`lockfile::Lockfile`] pins them,
 //! and failures explained in sentences a person can act on.
 //!
+//! # What belongs here, and why
+//!
+//! This crate is what a Panel and `cap` link: the [`client`], signing
+//! ([`keys`], [`signing`]), the transparency [`log`], key [`rotation`],
+//! [`trust`] and [`verify`], [`resolve`] and [`lockfile`], [`license`]
+//! checks, and the [`wire`] types (the request and response bodies the
+//! client and the server share). It has no web server, no database driver
+//! and no payment client: those are the registry service's alone and live
+//! in `cap-marketplace-server` (`marketplace/server`), so a Panel's build
+//! and trust base carry none of them, and the wire types are the one
+//! interface between the two crates.
+//!
 //! # Service
 //!
-//! [`server::MarketplaceServer`] is the registry: publishers, keys,
-//! publishing, yanking, downloads, search, the logs and the timestamp over
-//! HTTP (axum, SQLite or PostgreSQL through sqlx). [`client`] talks to it:
-//! `cap plugin publish` uploads with it, and Panels browse, fetch logs,
-//! timestamps and files with it (verifying them with a [`TrustStore`]).
+//! The registry itself (publishers, keys, publishing, yanking, downloads,
+//! search, the logs and the timestamp over HTTP; SQLite or PostgreSQL) is
+//! `cap-marketplace-server`. [`client`] talks to it: `cap plugin publish`
+//! uploads with it, and Panels browse, fetch logs, timestamps and files
+//! with it (verifying them with a [`TrustStore`]).
 //!
 //! # Billing
 //!
-//! [`billing`] sells paid plugins through Stripe Checkout (Connect
-//! destination charges with the Marketplace's fee) and turns paid
+//! The server sells paid plugins through Stripe Checkout and turns paid
 //! purchases into entitlements; [`license`] tokens, signed by the
 //! Marketplace key, let a Panel check an entitlement offline. Panels
-//! register, buy and renew through [`client::MarketplaceClient`] too.
+//! register, buy and renew through [`client::MarketplaceClient`].
 
-pub mod billing;
 pub mod client;
 pub mod keys;
 pub mod license;
@@ -72,13 +82,10 @@ pub mod rotation;
 pub mod signing;
 pub mod trust;
 pub mod verify;
+pub mod wire;
 
 pub use keys::{KeyError, KeyId, PublicKey, SecretKey, Signature};
 pub use lockfile::Lockfile;
 pub use log::{LogEntry, LogEvent, LogHead, Notary, SignedTimestamp};
 pub use trust::TrustStore;
 pub use verify::{Download, VerifiedPackage, VerifyError};
-pub mod server;
-pub mod service;
-
-pub use server::{MarketplaceConfig, MarketplaceServer, RunningMarketplace};

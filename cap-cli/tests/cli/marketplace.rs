@@ -4,7 +4,7 @@
 
 use cap_marketplace::keys::SecretKey;
 use cap_marketplace::rotation::KeyChain;
-use cap_marketplace::{MarketplaceConfig, MarketplaceServer};
+use cap_marketplace_server::{MarketplaceConfig, MarketplaceServer};
 
 use crate::support::{cap_binary, private_tempdir};
 

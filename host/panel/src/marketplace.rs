@@ -64,8 +64,8 @@ use cap_marketplace::keys::PublicKey;
 use cap_marketplace::license::{LicenseStatus, verify_license_claims_with};
 use cap_marketplace::resolve::{Index, IndexRelease, PanelApi, ResolveError, resolve};
 use cap_marketplace::rotation::{ChainError, MarketplaceKeys};
-use cap_marketplace::service::billing_routes::{CheckoutView, LicenseView, NewCheckout};
 use cap_marketplace::verify::{Download, VerifiedPackage, VerifyError};
+use cap_marketplace::wire::{CheckoutView, LicenseView, NewCheckout};
 use cap_marketplace::{Lockfile, LogEntry, TrustStore};
 use cap_runtime::Grants;
 

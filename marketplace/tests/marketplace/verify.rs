@@ -6,7 +6,9 @@ use cap_marketplace::log::LogEvent;
 use cap_marketplace::trust::{InstallError, TrustStore};
 use cap_marketplace::verify::{Download, VerifyError};
 
-use crate::support::{Fixture, pack, pack_version};
+use cap_test_support::packages::{pack, pack_version};
+
+use crate::support::Fixture;
 
 const T0: i64 = 1_800_000_000;
 

@@ -27,7 +27,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use cap_marketplace::resolve::ResolveError;
-use cap_marketplace::service::routes::{PackagePage, PackageView};
+use cap_marketplace::wire::{PackagePage, PackageView};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -42,7 +42,7 @@ use crate::marketplace::{
     InstallRequest, LicenseReport, MarketplaceError, MarketplaceService, Outcome,
 };
 use cap_marketplace::license::LicenseStatus;
-use cap_marketplace::service::billing_routes::{CheckoutView, NewCheckout};
+use cap_marketplace::wire::{CheckoutView, NewCheckout};
 use time::OffsetDateTime;
 
 type Reply<T> = Result<T, PluginFailure>;

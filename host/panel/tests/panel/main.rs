@@ -4,11 +4,9 @@
 //! binary itself. One test binary; one module per topic; shared harness in
 //! [`support`].
 
-/// The local Stripe stub of the Marketplace's billing tests, shared as is
-/// (the paid flow through a Panel uses only part of it).
-#[allow(dead_code)]
-#[path = "../../../../marketplace/tests/marketplace/stripe_stub.rs"]
-mod stripe_stub;
+//! The local Stripe stub the paid flow uses is `cap_test_support::stripe`,
+//! shared with the Marketplace server's tests.
+
 mod support;
 
 mod agents;

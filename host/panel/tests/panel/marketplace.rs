@@ -25,23 +25,23 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cap_marketplace::billing::BillingConfig;
 use cap_marketplace::client::MarketplaceClient;
 use cap_marketplace::keys::SecretKey;
 use cap_marketplace::license::{LicenseClaims, issue_license};
 use cap_marketplace::log::{LogEntry, LogEvent, LogHead, Notary};
 use cap_marketplace::signing::sign_package;
-use cap_marketplace::{MarketplaceConfig, MarketplaceServer, RunningMarketplace};
+use cap_marketplace_server::billing::BillingConfig;
+use cap_marketplace_server::{MarketplaceConfig, MarketplaceServer, RunningMarketplace};
 use cap_panel::config::Config;
 use cap_panel::{Panel, RunningPanel};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::plugins::{PLUGIN_ADMIN, domain_tokens, manifest_text, package_with};
-use crate::stripe_stub::StripeStub;
 use crate::support::{
     MarketplaceWithPublisher, TestDb, client, expect_problem, on_every_database, publish_signed,
 };
+use cap_test_support::stripe::StripeStub;
 
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
@@ -517,10 +517,13 @@ async fn a_panel_follows_a_rotated_marketplace_key(db: &TestDb, pin_root: bool) 
     let old_key = server.public_key().clone();
     server.stop().await.expect("stops");
 
-    let root = SecretKey::read(&cap_marketplace::server::default_root_key_path(dir.path()))
-        .expect("the root key");
+    let root = SecretKey::read(&cap_marketplace_server::server::default_root_key_path(
+        dir.path(),
+    ))
+    .expect("the root key");
     let certificate =
-        cap_marketplace::server::rotate_online_key(dir.path(), &root, unix_now()).expect("rotates");
+        cap_marketplace_server::server::rotate_online_key(dir.path(), &root, unix_now())
+            .expect("rotates");
     let mut config = MarketplaceConfig::new(dir.path());
     config.listen = addr;
     config.admin_token = Some(crate::support::MARKETPLACE_ADMIN_TOKEN.into());

@@ -532,7 +532,7 @@ pub(crate) fn package_with(name: &str, manifest: &str) -> Vec<u8> {
 /// publisher, `acme`, holding one signing key.
 pub(crate) struct MarketplaceWithPublisher {
     /// The Marketplace.
-    pub(crate) server: cap_marketplace::RunningMarketplace,
+    pub(crate) server: cap_marketplace_server::RunningMarketplace,
     /// A client of it.
     pub(crate) client: cap_marketplace::client::MarketplaceClient,
     /// The publisher's token.
@@ -551,14 +551,14 @@ impl MarketplaceWithPublisher {
     /// selling through `billing` if given.
     pub(crate) async fn start_with(
         timestamp_ttl: i64,
-        billing: Option<cap_marketplace::billing::BillingConfig>,
+        billing: Option<cap_marketplace_server::billing::BillingConfig>,
     ) -> MarketplaceWithPublisher {
         let dir = private_tempdir();
-        let mut config = cap_marketplace::MarketplaceConfig::new(dir.path());
+        let mut config = cap_marketplace_server::MarketplaceConfig::new(dir.path());
         config.timestamp_ttl = timestamp_ttl;
         config.billing = billing;
         config.admin_token = Some(MARKETPLACE_ADMIN_TOKEN.into());
-        let server = cap_marketplace::MarketplaceServer::bind(config)
+        let server = cap_marketplace_server::MarketplaceServer::bind(config)
             .await
             .expect("the Marketplace binds")
             .spawn();
@@ -649,12 +649,5 @@ macro_rules! on_every_database {
 pub(crate) use on_every_database;
 
 /// A temporary directory only its owner can enter (mode 0700), as the
-/// Panel and the Marketplace require of their data directories
-/// (`tempfile` creates `0777` minus the umask).
-pub(crate) fn private_tempdir() -> tempfile::TempDir {
-    use std::os::unix::fs::PermissionsExt as _;
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
-        .expect("chmod 700 the temporary directory");
-    dir
-}
+/// Panel and the Marketplace require of their data directories.
+pub(crate) use cap_test_support::private_tempdir;

@@ -5,10 +5,7 @@
 //! event's row in `stripe_events`, so an event is either fully applied and
 //! remembered, or neither (and Stripe's retry applies it).
 
-use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
-
-use super::store::{Price, Store};
+use super::{Price, Store, Tx, on_pool, on_tx};
 
 /// An entitlement's state.
 pub const ACTIVE: &str = "active";
@@ -25,7 +22,7 @@ pub struct PriceRow {
 }
 
 /// A started checkout.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Checkout {
     /// The Marketplace's id.
     pub id: String,
@@ -72,33 +69,34 @@ pub struct Entitlement {
     pub revoked_at: Option<i64>,
 }
 
-fn checkout_row(row: &AnyRow) -> Result<Checkout, sqlx::Error> {
-    Ok(Checkout {
-        id: row.try_get("id")?,
-        session_id: row.try_get("session_id")?,
-        package_id: row.try_get("package_id")?,
-        version: row.try_get("version")?,
-        panel_instance: row.try_get("panel_instance")?,
-        amount: row.try_get("amount")?,
-        currency: row.try_get("currency")?,
-        application_fee: row.try_get("application_fee")?,
-        destination: row.try_get("destination")?,
-        created_at: row.try_get("created_at")?,
-    })
+/// A row of [`ENTITLEMENT_COLUMNS`].
+#[derive(sqlx::FromRow)]
+struct EntitlementRecord {
+    id: String,
+    package_id: String,
+    panel_instance: String,
+    checkout_id: String,
+    payment_intent: Option<String>,
+    status: String,
+    revoke_reason: Option<String>,
+    created_at: i64,
+    revoked_at: Option<i64>,
 }
 
-fn entitlement_row(row: &AnyRow) -> Result<Entitlement, sqlx::Error> {
-    Ok(Entitlement {
-        id: row.try_get("id")?,
-        package_id: row.try_get("package_id")?,
-        panel_instance: row.try_get("panel_instance")?,
-        checkout_id: row.try_get("checkout_id")?,
-        payment_intent: row.try_get("payment_intent")?,
-        active: row.try_get::<String, _>("status")? == ACTIVE,
-        revoke_reason: row.try_get("revoke_reason")?,
-        created_at: row.try_get("created_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
+impl From<EntitlementRecord> for Entitlement {
+    fn from(row: EntitlementRecord) -> Entitlement {
+        Entitlement {
+            id: row.id,
+            package_id: row.package_id,
+            panel_instance: row.panel_instance,
+            checkout_id: row.checkout_id,
+            payment_intent: row.payment_intent,
+            active: row.status == ACTIVE,
+            revoke_reason: row.revoke_reason,
+            created_at: row.created_at,
+            revoked_at: row.revoked_at,
+        }
+    }
 }
 
 const CHECKOUT_COLUMNS: &str = "id, session_id, package_id, version, panel_instance, amount, currency, application_fee, destination, created_at";
@@ -113,23 +111,25 @@ impl Store {
         price: &Price,
         now: i64,
     ) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let version = version.unwrap_or("");
-        sqlx::query("DELETE FROM prices WHERE package_id = $1 AND version = $2")
+        on_tx!(tx, |conn| {
+            sqlx::query("DELETE FROM prices WHERE package_id = $1 AND version = $2")
+                .bind(package_id)
+                .bind(version)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(
+                "INSERT INTO prices (package_id, version, amount, currency, updated_at) VALUES ($1, $2, $3, $4, $5)",
+            )
             .bind(package_id)
             .bind(version)
-            .execute(&mut *tx)
+            .bind(price.amount)
+            .bind(&price.currency)
+            .bind(now)
+            .execute(&mut *conn)
             .await?;
-        sqlx::query(
-            "INSERT INTO prices (package_id, version, amount, currency, updated_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(package_id)
-        .bind(version)
-        .bind(price.amount)
-        .bind(&price.currency)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        });
         tx.commit().await
     }
 
@@ -139,34 +139,35 @@ impl Store {
         package_id: &str,
         version: Option<&str>,
     ) -> Result<bool, sqlx::Error> {
-        let result = sqlx::query("DELETE FROM prices WHERE package_id = $1 AND version = $2")
-            .bind(package_id)
-            .bind(version.unwrap_or(""))
-            .execute(&self.pool)
-            .await?;
-        Ok(result.rows_affected() > 0)
+        let affected = on_pool!(self, |pool| sqlx::query(
+            "DELETE FROM prices WHERE package_id = $1 AND version = $2"
+        )
+        .bind(package_id)
+        .bind(version.unwrap_or(""))
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(affected > 0)
     }
 
     /// Every price of a package.
     pub async fn prices(&self, package_id: &str) -> Result<Vec<PriceRow>, sqlx::Error> {
-        let rows = sqlx::query(
+        let rows: Vec<(String, i64, String)> =
+            on_pool!(self, |pool| {
+                sqlx::query_as(
             "SELECT version, amount, currency FROM prices WHERE package_id = $1 ORDER BY version",
         )
         .bind(package_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let version: String = r.try_get("version")?;
-                Ok(PriceRow {
-                    version: (!version.is_empty()).then_some(version),
-                    price: Price {
-                        amount: r.try_get("amount")?,
-                        currency: r.try_get("currency")?,
-                    },
-                })
+        .fetch_all(pool)
+        .await
+            })?;
+        Ok(rows
+            .into_iter()
+            .map(|(version, amount, currency)| PriceRow {
+                version: (!version.is_empty()).then_some(version),
+                price: Price { amount, currency },
             })
-            .collect()
+            .collect())
     }
 
     /// Sets a publisher's Stripe connected account.
@@ -176,19 +177,21 @@ impl Store {
         account: &str,
         now: i64,
     ) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM payout_accounts WHERE publisher_id = $1")
+        let mut tx = self.begin().await?;
+        on_tx!(tx, |conn| {
+            sqlx::query("DELETE FROM payout_accounts WHERE publisher_id = $1")
+                .bind(publisher_id)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(
+                "INSERT INTO payout_accounts (publisher_id, stripe_account, updated_at) VALUES ($1, $2, $3)",
+            )
             .bind(publisher_id)
-            .execute(&mut *tx)
+            .bind(account)
+            .bind(now)
+            .execute(&mut *conn)
             .await?;
-        sqlx::query(
-            "INSERT INTO payout_accounts (publisher_id, stripe_account, updated_at) VALUES ($1, $2, $3)",
-        )
-        .bind(publisher_id)
-        .bind(account)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        });
         tx.commit().await
     }
 
@@ -197,13 +200,14 @@ impl Store {
         &self,
         package_id: &str,
     ) -> Result<Option<String>, sqlx::Error> {
-        let row = sqlx::query(
+        on_pool!(self, |pool| {
+            sqlx::query_scalar(
             "SELECT a.stripe_account FROM payout_accounts a JOIN packages p ON p.publisher_id = a.publisher_id WHERE p.id = $1",
         )
         .bind(package_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| r.try_get("stripe_account")).transpose()
+        .fetch_optional(pool)
+        .await
+        })
     }
 
     /// Registers a Panel instance.
@@ -213,27 +217,32 @@ impl Store {
         token_hash: &str,
         now: i64,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT INTO panel_instances (id, token_hash, created_at) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(token_hash)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO panel_instances (id, token_hash, created_at) VALUES ($1, $2, $3)"
+        )
+        .bind(id)
+        .bind(token_hash)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
         Ok(())
     }
 
     /// The Panel instance holding a token (by its hash).
     pub async fn panel_by_token(&self, token_hash: &str) -> Result<Option<String>, sqlx::Error> {
-        let row = sqlx::query("SELECT id FROM panel_instances WHERE token_hash = $1")
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| r.try_get("id")).transpose()
+        on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT id FROM panel_instances WHERE token_hash = $1"
+        )
+        .bind(token_hash)
+        .fetch_optional(pool)
+        .await)
     }
 
     /// Records a checkout before Stripe is asked for a session.
     pub async fn insert_checkout(&self, checkout: &Checkout) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        on_pool!(self, |pool| {
+            sqlx::query(
             "INSERT INTO checkouts (id, session_id, package_id, version, panel_instance, amount, currency, application_fee, destination, created_at) \
              VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
@@ -246,18 +255,23 @@ impl Store {
         .bind(checkout.application_fee)
         .bind(&checkout.destination)
         .bind(checkout.created_at)
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await
+        .map(|_| ())
+        })?;
         Ok(())
     }
 
     /// Records Stripe's session id for a checkout.
     pub async fn set_checkout_session(&self, id: &str, session: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE checkouts SET session_id = $1 WHERE id = $2")
-            .bind(session)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(self, |pool| sqlx::query(
+            "UPDATE checkouts SET session_id = $1 WHERE id = $2"
+        )
+        .bind(session)
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
         Ok(())
     }
 
@@ -266,29 +280,30 @@ impl Store {
     /// session whose id was never recorded).
     pub async fn checkout_for_session(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         session: &str,
         fallback_id: Option<&str>,
     ) -> Result<Option<Checkout>, sqlx::Error> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {CHECKOUT_COLUMNS} FROM checkouts WHERE session_id = $1"
-        )))
-        .bind(session)
-        .fetch_optional(&mut **tx)
-        .await?;
-        if let Some(row) = row {
-            return checkout_row(&row).map(Some);
-        }
-        let Some(id) = fallback_id else {
-            return Ok(None);
-        };
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let by_session = format!("SELECT {CHECKOUT_COLUMNS} FROM checkouts WHERE session_id = $1");
+        let by_id = format!(
             "SELECT {CHECKOUT_COLUMNS} FROM checkouts WHERE id = $1 AND session_id IS NULL"
-        )))
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
-        row.as_ref().map(checkout_row).transpose()
+        );
+        on_tx!(tx, |conn| {
+            let found: Option<Checkout> = sqlx::query_as(sqlx::AssertSqlSafe(by_session))
+                .bind(session)
+                .fetch_optional(&mut *conn)
+                .await?;
+            match (found, fallback_id) {
+                (Some(checkout), _) => Ok(Some(checkout)),
+                (None, None) => Ok(None),
+                (None, Some(id)) => {
+                    sqlx::query_as(sqlx::AssertSqlSafe(by_id))
+                        .bind(id)
+                        .fetch_optional(&mut *conn)
+                        .await
+                }
+            }
+        })
     }
 
     /// The active entitlement of a Panel instance to a plugin.
@@ -297,15 +312,17 @@ impl Store {
         package_id: &str,
         panel_instance: &str,
     ) -> Result<Option<Entitlement>, sqlx::Error> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT {ENTITLEMENT_COLUMNS} FROM entitlements WHERE package_id = $1 AND panel_instance = $2 AND status = $3 ORDER BY created_at LIMIT 1"
-        )))
-        .bind(package_id)
-        .bind(panel_instance)
-        .bind(ACTIVE)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(entitlement_row).transpose()
+        );
+        let row: Option<EntitlementRecord> =
+            on_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(package_id)
+                .bind(panel_instance)
+                .bind(ACTIVE)
+                .fetch_optional(pool)
+                .await)?;
+        Ok(row.map(Entitlement::from))
     }
 
     /// Every entitlement of a Panel instance, newest first.
@@ -313,13 +330,15 @@ impl Store {
         &self,
         panel_instance: &str,
     ) -> Result<Vec<Entitlement>, sqlx::Error> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT {ENTITLEMENT_COLUMNS} FROM entitlements WHERE panel_instance = $1 ORDER BY created_at DESC, id"
-        )))
-        .bind(panel_instance)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(entitlement_row).collect()
+        );
+        let rows: Vec<EntitlementRecord> =
+            on_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(panel_instance)
+                .fetch_all(pool)
+                .await)?;
+        Ok(rows.into_iter().map(Entitlement::from).collect())
     }
 
     /// Grants the entitlement of a paid checkout (once per checkout).
@@ -327,22 +346,23 @@ impl Store {
     /// active or revoked, is returned unchanged).
     pub async fn grant_entitlement(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         id: &str,
         checkout: &Checkout,
         payment_intent: Option<&str>,
         now: i64,
     ) -> Result<(Entitlement, bool), sqlx::Error> {
-        let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ENTITLEMENT_COLUMNS} FROM entitlements WHERE checkout_id = $1"
-        )))
-        .bind(&checkout.id)
-        .fetch_optional(&mut **tx)
-        .await?;
+        let sql = format!("SELECT {ENTITLEMENT_COLUMNS} FROM entitlements WHERE checkout_id = $1");
+        let existing: Option<EntitlementRecord> =
+            on_tx!(tx, |conn| sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(&checkout.id)
+                .fetch_optional(&mut *conn)
+                .await)?;
         if let Some(row) = existing {
-            return Ok((entitlement_row(&row)?, false));
+            return Ok((Entitlement::from(row), false));
         }
-        sqlx::query(
+        on_tx!(tx, |conn| {
+            sqlx::query(
             "INSERT INTO entitlements (id, package_id, panel_instance, checkout_id, payment_intent, status, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -353,8 +373,10 @@ impl Store {
         .bind(payment_intent)
         .bind(ACTIVE)
         .bind(now)
-        .execute(&mut **tx)
-        .await?;
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+        })?;
         Ok((
             Entitlement {
                 id: id.to_owned(),
@@ -374,12 +396,13 @@ impl Store {
     /// Revokes the active entitlements paid by `payment_intent`; how many.
     pub async fn revoke_by_payment_intent(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         payment_intent: &str,
         reason: &str,
         now: i64,
     ) -> Result<u64, sqlx::Error> {
-        let result = sqlx::query(
+        let result = on_tx!(tx, |conn| {
+            sqlx::query(
             "UPDATE entitlements SET status = $1, revoke_reason = $2, revoked_at = $3 WHERE payment_intent = $4 AND status = $5",
         )
         .bind(REVOKED)
@@ -387,33 +410,39 @@ impl Store {
         .bind(now)
         .bind(payment_intent)
         .bind(ACTIVE)
-        .execute(&mut **tx)
-        .await?;
-        Ok(result.rows_affected())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+        });
+        Ok(result)
     }
 
     /// Remembers a processed event; `false` if it was seen before.
     pub async fn record_event(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         id: &str,
         event_type: &str,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
-        let seen = sqlx::query("SELECT id FROM stripe_events WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?
-            .is_some();
-        if seen {
-            return Ok(false);
-        }
-        sqlx::query("INSERT INTO stripe_events (id, event_type, received_at) VALUES ($1, $2, $3)")
+        on_tx!(tx, |conn| {
+            let seen = sqlx::query("SELECT id FROM stripe_events WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .is_some();
+            if seen {
+                return Ok(false);
+            }
+            sqlx::query(
+                "INSERT INTO stripe_events (id, event_type, received_at) VALUES ($1, $2, $3)",
+            )
             .bind(id)
             .bind(event_type)
             .bind(now)
-            .execute(&mut **tx)
+            .execute(&mut *conn)
             .await?;
-        Ok(true)
+            Ok(true)
+        })
     }
 }

@@ -27,20 +27,22 @@ use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
-use serde::{Deserialize, Serialize};
+use cap_marketplace::wire::{
+    CheckoutView, LicenseList, LicenseView, NewCheckout, NewPanel, NewPrice, PanelCreated, Payouts,
+    PriceEntry, PriceList, PriceTarget, PriceView, WebhookReceipt,
+};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::billing_store::{Checkout, Entitlement};
 use super::error::{ApiError, ApiResult, FieldError, Problem};
 use super::routes::{ApiJson, ApiQuery, Authed, parse_version, random_token, valid_name};
-use super::store::Price;
 use crate::billing::application_fee;
 use crate::billing::stripe::CheckoutRequest;
 use crate::billing::webhook::{self, BillingEvent};
-use crate::license::LicenseClaims;
+use crate::store::Price;
+use crate::store::{Checkout, Entitlement, Tx};
+use cap_marketplace::license::LicenseClaims;
 
 /// The largest price accepted, minor units (Stripe's limit is 8 digits).
 pub const MAX_AMOUNT: i64 = 99_999_999;
@@ -83,15 +85,6 @@ fn t(unix: i64) -> OffsetDateTime {
 
 // ---------------------------------------------------------------- prices
 
-/// A price.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct PriceView {
-    /// Minor units (cents).
-    pub amount: i64,
-    /// ISO 4217 code, lowercase.
-    pub currency: String,
-}
-
 impl From<Price> for PriceView {
     fn from(p: Price) -> Self {
         PriceView {
@@ -99,46 +92,6 @@ impl From<Price> for PriceView {
             currency: p.currency,
         }
     }
-}
-
-/// A price to set.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct NewPrice {
-    /// Minor units, 1 to 99,999,999.
-    pub amount: i64,
-    /// ISO 4217 code, three lowercase letters (`usd`, `eur`).
-    pub currency: String,
-    /// A published version to price on its own; absent for the whole
-    /// package (every version without its own price).
-    #[serde(default)]
-    pub version: Option<String>,
-}
-
-/// One price of a package.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct PriceEntry {
-    /// The version, or absent for the package-wide price.
-    pub version: Option<String>,
-    /// The price.
-    #[serde(flatten)]
-    pub price: PriceView,
-}
-
-/// A package's prices.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct PriceList {
-    /// Plugin id.
-    pub package: String,
-    /// Package-wide and per-version prices. Empty: free.
-    pub prices: Vec<PriceEntry>,
-}
-
-/// Which price to clear.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-pub struct PriceTarget {
-    /// The version whose own price to clear; absent for the package-wide one.
-    #[serde(default)]
-    pub version: Option<String>,
 }
 
 async fn owned_package(state: &AppState, publisher_id: &str, id: &str) -> ApiResult<()> {
@@ -261,13 +214,6 @@ pub(crate) async fn clear_price(
 
 // ---------------------------------------------------------------- payouts
 
-/// The publisher's Stripe connected account.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Payouts {
-    /// `acct_…`: sales are destination charges to this account.
-    pub stripe_account: String,
-}
-
 /// Sets where the caller's sales are paid out (a Stripe Connect account).
 #[utoipa::path(put, path = "/publishers/me/payouts", tag = "billing", request_body = Payouts,
     security(("bearer" = [])),
@@ -298,24 +244,6 @@ pub(crate) async fn set_payouts(
 }
 
 // ---------------------------------------------------------------- panels
-
-/// A Panel registering.
-#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
-pub struct NewPanel {
-    /// The Panel's own instance id, `^[a-z][a-z0-9-]{1,62}$`; absent to
-    /// let the Marketplace pick one.
-    #[serde(default)]
-    pub instance_id: Option<String>,
-}
-
-/// A registered Panel and its token (shown once).
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct PanelCreated {
-    /// The instance id licenses are bound to.
-    pub instance_id: String,
-    /// The bearer token. Store it; it is not shown again.
-    pub token: String,
-}
 
 /// Registers a Panel instance that can buy plugins and hold licenses.
 #[utoipa::path(post, path = "/panels", tag = "billing", request_body = NewPanel,
@@ -356,38 +284,6 @@ pub(crate) async fn register_panel(
 }
 
 // ---------------------------------------------------------------- checkout
-
-/// A purchase to start.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct NewCheckout {
-    /// The version to buy (its own price applies if it has one); default
-    /// the newest. The entitlement covers the plugin, not one version.
-    #[serde(default)]
-    pub version: Option<String>,
-    /// Where Stripe sends the buyer after paying (http or https URL).
-    pub success_url: String,
-    /// Where Stripe sends the buyer after cancelling.
-    pub cancel_url: String,
-}
-
-/// A started purchase.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct CheckoutView {
-    /// The Marketplace's checkout id.
-    pub checkout_id: String,
-    /// Stripe's Checkout Session id.
-    pub session_id: String,
-    /// The payment page to send the buyer to.
-    pub url: Option<String>,
-    /// Price in minor units.
-    pub amount: i64,
-    /// Currency.
-    pub currency: String,
-    /// The Marketplace's share, minor units; the rest goes to the publisher.
-    pub application_fee: i64,
-    /// When the session expires (unix seconds).
-    pub expires_at: i64,
-}
 
 fn check_url(field: &str, text: &str, errors: &mut Vec<FieldError>) {
     match url::Url::parse(text) {
@@ -522,19 +418,6 @@ pub(crate) async fn checkout(
 
 // ---------------------------------------------------------------- webhook
 
-/// The webhook's answer.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct WebhookReceipt {
-    /// The event id.
-    pub event: String,
-    /// `true` if the event had been processed before (nothing changed).
-    pub duplicate: bool,
-    /// What the event did: `entitlement-granted`, `entitlement-revoked`,
-    /// `unchanged` (the checkout's entitlement exists already), `ignored`
-    /// or `duplicate`.
-    pub effect: String,
-}
-
 /// Receives Stripe events. The `Stripe-Signature` header is checked over
 /// the raw body (HMAC-SHA256 with the endpoint secret, 300 s tolerance);
 /// each event id is processed once. Paid sessions grant entitlements,
@@ -643,7 +526,7 @@ pub(crate) async fn stripe_webhook(
 
 async fn revoke(
     state: &AppState,
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut Tx,
     payment_intent: Option<&str>,
     reason: &str,
     now: i64,
@@ -670,36 +553,6 @@ async fn revoke(
 }
 
 // ---------------------------------------------------------------- licenses
-
-/// One of a Panel's licenses.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct LicenseView {
-    /// Plugin id.
-    pub plugin: String,
-    /// The entitlement id.
-    pub entitlement: String,
-    /// `active` or `revoked`.
-    pub status: String,
-    /// A fresh license token (active entitlements only).
-    pub token: Option<String>,
-    /// The token's expiry (unix seconds).
-    pub expires_at: Option<i64>,
-    /// The end of its grace period (unix seconds).
-    pub grace_until: Option<i64>,
-    /// When to renew (unix seconds): half the token's lifetime.
-    pub renew_after: Option<i64>,
-    /// Why revoked.
-    pub revoke_reason: Option<String>,
-}
-
-/// A Panel's licenses.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct LicenseList {
-    /// The Panel instance.
-    pub panel_instance: String,
-    /// One per entitlement, newest first.
-    pub licenses: Vec<LicenseView>,
-}
 
 fn license_view(state: &AppState, entitlement: Entitlement, now: i64) -> ApiResult<LicenseView> {
     // A license is checked against the online key valid at its issue time.

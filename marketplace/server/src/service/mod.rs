@@ -1,11 +1,11 @@
-//! The registry service: HTTP API over the [`store::Store`], the package
+//! The registry service: HTTP API over the [`Store`], the package
 //! blob directory and the [`Notary`].
 //!
 //! Everything lives under `/api/v1`; errors are problem documents
 //! ([`error`]); every client address is rate limited ([`rate_limit`]);
 //! `GET /api/v1/openapi.json` describes the API.
 //!
-//! Billing ([`billing_routes`], [`billing_store`]) is enabled by a
+//! Billing ([`billing_routes`], the billing half of the [`Store`]) is enabled by a
 //! [`BillingConfig`]; without one its endpoints answer
 //! `503 billing-disabled`.
 //!
@@ -30,17 +30,15 @@ use utoipa_axum::routes;
 
 use crate::billing::BillingConfig;
 use crate::billing::stripe::Gateway;
-use crate::log::Notary;
+use cap_marketplace::log::Notary;
 
 pub mod billing_routes;
-pub mod billing_store;
 pub mod error;
 pub mod rate_limit;
 pub mod routes;
-pub mod store;
 
+use crate::store::Store;
 use error::{ApiError, PROBLEM_JSON};
-use store::Store;
 
 /// Default lifetime of a publisher token: 90 days.
 pub const DEFAULT_TOKEN_TTL: i64 = 90 * 24 * 3600;

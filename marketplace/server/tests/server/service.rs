@@ -5,19 +5,21 @@ use cap_marketplace::client::key_change_authorization;
 use cap_marketplace::keys::SecretKey;
 use cap_marketplace::log::{LogEntry, SignedTimestamp};
 use cap_marketplace::rotation::{ChainError, KeyChain};
-use cap_marketplace::service::rate_limit::RateLimit;
-use cap_marketplace::service::routes::{
-    KEY_ID_HEADER, PACKAGE_ID_HEADER, PACKAGE_VERSION_HEADER, SIGNATURE_HEADER, key_proof_message,
-};
 use cap_marketplace::signing::{KeyChange, sign_package};
 use cap_marketplace::trust::{InstallError, TrustStore};
 use cap_marketplace::verify::{Download, VerifyError};
-use cap_marketplace::{MarketplaceConfig, MarketplaceServer, RunningMarketplace};
+use cap_marketplace::wire::{
+    KEY_ID_HEADER, PACKAGE_ID_HEADER, PACKAGE_VERSION_HEADER, SIGNATURE_HEADER, key_proof_message,
+};
+use cap_marketplace_server::service::rate_limit::RateLimit;
+use cap_marketplace_server::{MarketplaceConfig, MarketplaceServer, RunningMarketplace};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::support::{PgDb, now, pack, pack_version};
+use cap_test_support::now;
+use cap_test_support::packages::{pack, pack_version};
+use cap_test_support::postgres::PgDb;
 
 struct Harness {
     config: MarketplaceConfig,
@@ -34,7 +36,7 @@ impl Harness {
     }
 
     async fn configured(postgres: bool, configure: impl FnOnce(&mut MarketplaceConfig)) -> Harness {
-        let dir = crate::support::private_tempdir();
+        let dir = cap_test_support::private_tempdir();
         let pg = if postgres {
             Some(PgDb::create().await)
         } else {
@@ -1175,7 +1177,7 @@ async fn an_existing_data_directory_or_database_open_to_others_is_refused_with_t
     assert!(
         matches!(
             error,
-            cap_marketplace::server::ServerError::Permissions { mode: 0o755, .. }
+            cap_marketplace_server::server::ServerError::Permissions { mode: 0o755, .. }
         ),
         "{error:?}"
     );
@@ -1240,7 +1242,7 @@ async fn key_chain(h: &Harness) -> (cap_marketplace::PublicKey, KeyChain) {
 }
 
 fn root_of(h: &Harness) -> SecretKey {
-    SecretKey::read(&cap_marketplace::server::default_root_key_path(
+    SecretKey::read(&cap_marketplace_server::server::default_root_key_path(
         &h.config.data_dir,
     ))
     .expect("the first start wrote the root key")
@@ -1281,7 +1283,7 @@ async fn rotation_keeps_old_releases_and_signs_new_ones_with_the_new_key(mut h: 
     // The admin rotates while the Marketplace is down, then starts it.
     h.stop_server().await;
     let certificate =
-        cap_marketplace::server::rotate_online_key(&h.config.data_dir, &root_of(&h), now())
+        cap_marketplace_server::server::rotate_online_key(&h.config.data_dir, &root_of(&h), now())
             .expect("rotates");
     assert_eq!(certificate.serial, 2);
     h.restart().await;
@@ -1395,8 +1397,9 @@ async fn a_rotation_with_another_root_key_is_refused_and_changes_nothing() {
     let before = std::fs::read(h.config.data_dir.join("marketplace-keys.json")).expect("chain");
     let key_before = std::fs::read(h.config.data_dir.join("marketplace.key")).expect("key");
     let other = SecretKey::generate().expect("key");
-    let error = cap_marketplace::server::rotate_online_key(&h.config.data_dir, &other, now())
-        .expect_err("another root");
+    let error =
+        cap_marketplace_server::server::rotate_online_key(&h.config.data_dir, &other, now())
+            .expect_err("another root");
     assert!(
         error.to_string().contains("is not this chain's root"),
         "{error}"
@@ -1416,10 +1419,10 @@ async fn a_rotation_with_another_root_key_is_refused_and_changes_nothing() {
 async fn a_rotation_while_the_marketplace_runs_is_refused() {
     let h = Harness::sqlite().await;
     let root = root_of(&h);
-    let error = cap_marketplace::server::rotate_online_key(&h.config.data_dir, &root, now())
+    let error = cap_marketplace_server::server::rotate_online_key(&h.config.data_dir, &root, now())
         .expect_err("the Marketplace runs");
     assert!(
-        matches!(error, cap_marketplace::server::ServerError::InUse(_)),
+        matches!(error, cap_marketplace_server::server::ServerError::InUse(_)),
         "{error}"
     );
     h.stop().await;
@@ -1441,7 +1444,7 @@ async fn a_marketplace_whose_key_the_chain_does_not_certify_refuses_to_start() {
     assert!(
         matches!(
             error,
-            cap_marketplace::server::ServerError::KeyNotCertified { .. }
+            cap_marketplace_server::server::ServerError::KeyNotCertified { .. }
         ),
         "{error}"
     );

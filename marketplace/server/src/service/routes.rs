@@ -1,47 +1,30 @@
 //! The HTTP handlers.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use cap_marketplace::wire::{
+    AdminRevocation, Health, KEY_ID_HEADER, KeyChangeAuthorization, KeyView, MarketplaceKey,
+    NewKey, NewPublisher, PACKAGE_ID_HEADER, PACKAGE_MEDIA_TYPE, PACKAGE_VERSION_HEADER,
+    PackagePage, PackageSummary, PackageView, PriceView, PublishParams, PublisherCreated,
+    PublisherView, RecoveryKey, ReleaseView, RevokeKey, SHA256_HEADER, SIGNATURE_HEADER,
+    SearchParams, Yank, key_proof_message,
+};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
-use super::billing_routes::PriceView;
 use super::error::{ApiError, ApiResult, FieldError, Problem};
-use super::store::{Publisher, Search, StoredPackage, StoredRelease};
-use crate::keys::{KeyId, PublicKey, Signature};
-use crate::log::LogEvent;
-use crate::signing::{
+use crate::store::{Publisher, Search, StoredPackage, StoredRelease, Tx};
+use cap_marketplace::keys::{KeyId, PublicKey, Signature};
+use cap_marketplace::log::LogEvent;
+use cap_marketplace::signing::{
     KEY_CHANGE_WINDOW, KeyChange, KeyUseError, Revocation, author_message, key_change_message,
 };
 use subtle::ConstantTimeEq;
-
-/// The media type of package files.
-pub const PACKAGE_MEDIA_TYPE: &str = "application/vnd.ctrl-alt-play.package";
-/// Header carrying the author's key id on publish.
-pub const KEY_ID_HEADER: &str = "x-cap-key-id";
-/// Header carrying the author's signature on publish.
-pub const SIGNATURE_HEADER: &str = "x-cap-signature";
-/// Header carrying the id of the package being published, as its
-/// `plugin.toml` declares it.
-pub const PACKAGE_ID_HEADER: &str = "x-cap-package";
-/// Header carrying the version of the package being published.
-pub const PACKAGE_VERSION_HEADER: &str = "x-cap-version";
-/// Header carrying the sha256 of a downloaded package.
-pub const SHA256_HEADER: &str = "x-cap-sha256";
-
-/// The message a publisher signs to prove it holds a key it adds.
-pub fn key_proof_message(publisher: &str, key: &KeyId) -> Vec<u8> {
-    format!("ctrl-alt-play/key-proof/v1\n{publisher}\n{key}").into_bytes()
-}
 
 /// A JSON body whose rejections are problem documents.
 pub(crate) struct ApiJson<T>(pub(crate) T);
@@ -179,17 +162,6 @@ pub(crate) fn random_token() -> ApiResult<String> {
 
 // ---------------------------------------------------------------- system
 
-/// The health report.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Health {
-    /// `ok` or `unavailable`.
-    pub status: String,
-    /// The Marketplace's version.
-    pub version: String,
-    /// Whether the database answers.
-    pub database: bool,
-}
-
 /// Reports whether the Marketplace and its database are up.
 #[utoipa::path(get, path = "/health", tag = "system",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
@@ -209,26 +181,6 @@ pub(crate) async fn health(State(state): State<AppState>) -> (StatusCode, Json<H
             database: up,
         }),
     )
-}
-
-/// The Marketplace's public key.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct MarketplaceKey {
-    /// The online key's id: what signs now.
-    pub key_id: String,
-    /// The online key, 64 hex digits.
-    pub public_key: String,
-    /// The online key in the public key-file format.
-    pub key_file: String,
-    /// The root key's id: what clients pin.
-    pub root_key_id: Option<String>,
-    /// The root key, 64 hex digits.
-    pub root_key: Option<String>,
-    /// The root's certificates of every online key with the time from which
-    /// each signs, and the first online key's endorsement of the root (a
-    /// `KeyChain`, see the `rotation` module).
-    #[schema(value_type = Option<Object>)]
-    pub chain: Option<crate::rotation::KeyChain>,
 }
 
 /// The keys that sign logs, countersignatures, timestamps and licenses:
@@ -288,7 +240,7 @@ pub(crate) async fn log(
 //   rotates with `POST /publishers/me/token`) authenticates requests; alone
 //   it adds only an account's very first key.
 // * Every later key change — adding a key, revoking one — needs a
-//   key-change statement ([`crate::signing::key_change_message`]) signed by
+//   key-change statement ([`cap_marketplace::signing::key_change_message`]) signed by
 //   one of the publisher's current keys, issued within
 //   [`KEY_CHANGE_WINDOW`] seconds of the Marketplace's clock, with a nonce
 //   that is spent on use: a stolen token cannot add a key of its own or
@@ -298,25 +250,6 @@ pub(crate) async fn log(
 // * A publisher who lost every key recovers through the Marketplace's admin
 //   (`POST /admin/publishers/{name}/keys`), who checks who they are out of
 //   band.
-
-/// A new publisher.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct NewPublisher {
-    /// `^[a-z][a-z0-9-]{1,62}$`.
-    pub name: String,
-}
-
-/// A created publisher and its token (shown once), or a rotated token.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct PublisherCreated {
-    /// The name.
-    pub name: String,
-    /// The bearer token. Store it; it is not shown again.
-    pub token: String,
-    /// When the token expires (unix seconds); rotate it before then with
-    /// `POST /publishers/me/token`.
-    pub expires_at: i64,
-}
 
 /// Creates a publisher account.
 #[utoipa::path(post, path = "/publishers", tag = "publishers", request_body = NewPublisher,
@@ -392,32 +325,6 @@ pub(crate) async fn rotate_token(
     }))
 }
 
-/// A publisher key.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct KeyView {
-    /// Key id.
-    pub key_id: String,
-    /// The key, 64 hex digits.
-    pub public_key: String,
-    /// When added (unix seconds).
-    pub created_at: i64,
-    /// From when revoked (unix seconds).
-    pub revoked_at: Option<i64>,
-    /// Why revoked.
-    pub revoke_reason: Option<String>,
-}
-
-/// A publisher's public profile.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct PublisherView {
-    /// The name.
-    pub name: String,
-    /// Keys, revoked ones included.
-    pub keys: Vec<KeyView>,
-    /// Package ids.
-    pub packages: Vec<String>,
-}
-
 /// A publisher's keys and packages.
 #[utoipa::path(get, path = "/publishers/{name}", tag = "publishers",
     params(("name" = String, Path, description = "Publisher name")),
@@ -450,20 +357,6 @@ pub(crate) async fn get_publisher(
         packages,
     }))
 }
-/// A statement, signed by one of the publisher's current keys, that
-/// authorises a key change (see [`crate::signing::key_change_message`]).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct KeyChangeAuthorization {
-    /// The signing key's id: one of the publisher's keys, not revoked.
-    pub key_id: String,
-    /// When the statement was made (unix seconds), within 300 s of the
-    /// Marketplace's clock.
-    pub issued_at: i64,
-    /// 16 to 64 lowercase hex digits, never used before.
-    pub nonce: String,
-    /// The signature over the statement, 128 hex digits.
-    pub signature: String,
-}
 
 /// Most keys a publisher may hold, revoked ones included: every key is
 /// granted in every log of the publisher, so the keyring stays bounded.
@@ -473,7 +366,7 @@ pub const MAX_KEYS_PER_PUBLISHER: usize = 32;
 /// `publisher`'s current keys, and spends its nonce (in `tx`).
 async fn authorize_key_change(
     state: &AppState,
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut Tx,
     publisher: &Publisher,
     change: &KeyChange,
     authorization: &KeyChangeAuthorization,
@@ -545,19 +438,6 @@ async fn authorize_key_change(
     Ok(())
 }
 
-/// A key to add.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct NewKey {
-    /// The public key: 64 hex digits, or a public key file.
-    pub public_key: String,
-    /// Signature by the key of `ctrl-alt-play/key-proof/v1\n<publisher>\n<key id>`.
-    pub proof: String,
-    /// The statement `add <key id>` signed by one of the publisher's
-    /// current keys; required unless this is the publisher's first key.
-    #[serde(default)]
-    pub authorization: Option<KeyChangeAuthorization>,
-}
-
 /// Parses a public key field: 64 hex digits or a public key file.
 fn parse_public_key(text: &str) -> ApiResult<PublicKey> {
     if text.contains("ctrl-alt-play-public-key") {
@@ -614,18 +494,6 @@ pub(crate) async fn add_key(
     .await
 }
 
-/// A key a publisher who lost every key asks the admin to add.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct RecoveryKey {
-    /// The public key: 64 hex digits, or a public key file.
-    pub public_key: String,
-    /// Signature by the key of `ctrl-alt-play/key-proof/v1\n<publisher>\n<key id>`.
-    pub proof: String,
-    /// How the admin checked who asked (1 to 500 characters), for the
-    /// record.
-    pub reason: String,
-}
-
 /// Key recovery, approved by the Marketplace's admin: adds a key to a
 /// publisher without a statement from its keys, for a publisher who lost
 /// them all (and whose identity the admin checked out of band). The
@@ -664,7 +532,7 @@ pub(crate) async fn recover_key(
 /// who holds `existing` keys, granting it in every log of theirs.
 async fn grant_key(
     state: &AppState,
-    mut tx: sqlx::Transaction<'static, sqlx::Any>,
+    mut tx: Tx,
     publisher: &Publisher,
     existing: usize,
     key: PublicKey,
@@ -717,23 +585,6 @@ async fn grant_key(
             revoke_reason: None,
         }),
     ))
-}
-
-/// A revocation.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct RevokeKey {
-    /// Why (1 to 500 characters).
-    pub reason: String,
-    /// From when signatures are invalid (unix seconds, not in the future,
-    /// after the key's last release; default the statement's `issued_at`).
-    /// Releases signed since then become uninstallable.
-    #[serde(default)]
-    pub effective_at: Option<i64>,
-    /// The statement `revoke <key id> <effective at> <sha256 of reason>`
-    /// signed by one of the publisher's current keys (the revoked key
-    /// itself included).
-    #[serde(default)]
-    pub authorization: Option<KeyChangeAuthorization>,
 }
 
 /// Revokes one of the caller's keys and records it in all their logs.
@@ -798,19 +649,6 @@ pub(crate) async fn revoke_key(
     apply_revocation(&state, tx, &publisher, &key_id, revocation, now).await
 }
 
-/// An admin-approved revocation.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct AdminRevocation {
-    /// Why (1 to 500 characters), including how the admin checked the
-    /// request.
-    pub reason: String,
-    /// From when signatures are invalid (unix seconds, not in the future).
-    /// Unlike a publisher's revocation it may reach back over releases:
-    /// this is how a key that leaked and signed a malicious release is
-    /// revoked back to before it.
-    pub effective_at: i64,
-}
-
 /// Revokes a publisher's key on the Marketplace admin's approval, possibly
 /// back over releases it signed (recovery from a leaked key; the admin
 /// checks the request out of band).
@@ -861,7 +699,7 @@ pub(crate) async fn admin_revoke_key(
 /// `publisher`.
 async fn apply_revocation(
     state: &AppState,
-    mut tx: sqlx::Transaction<'static, sqlx::Any>,
+    mut tx: Tx,
     publisher: &Publisher,
     key_id: &KeyId,
     revocation: Revocation,
@@ -903,38 +741,6 @@ async fn apply_revocation(
 
 // ---------------------------------------------------------------- packages
 
-/// One version of a package.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ReleaseView {
-    /// Version.
-    pub version: String,
-    /// sha256 of the file.
-    pub sha256: String,
-    /// Size in bytes.
-    pub size: i64,
-    /// Target plugin API.
-    pub api: String,
-    /// Dependencies: id → requirement.
-    pub dependencies: BTreeMap<String, String>,
-    /// The author's key.
-    pub key_id: String,
-    /// The author's signature.
-    pub author_signature: String,
-    /// The Marketplace's countersignature.
-    pub countersignature: String,
-    /// Whether yanked.
-    pub yanked: bool,
-    /// Why yanked.
-    pub yank_reason: Option<String>,
-    /// Downloads of this version.
-    pub downloads: i64,
-    /// When published (unix seconds).
-    pub published_at: i64,
-    /// What this version costs (its own price or the package-wide one);
-    /// absent: free.
-    pub price: Option<PriceView>,
-}
-
 impl From<StoredRelease> for ReleaseView {
     fn from(r: StoredRelease) -> Self {
         ReleaseView {
@@ -955,35 +761,6 @@ impl From<StoredRelease> for ReleaseView {
     }
 }
 
-/// A package in listings.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct PackageSummary {
-    /// Plugin id.
-    pub id: String,
-    /// Publisher name.
-    pub publisher: String,
-    /// Display name.
-    pub name: String,
-    /// Description.
-    pub description: String,
-    /// Plugin kinds.
-    pub kinds: Vec<String>,
-    /// Games it is for.
-    pub games: Vec<String>,
-    /// Whether it is paid (priced, or its manifest names a price).
-    pub paid: bool,
-    /// The newest version's price; absent: free or not yet priced.
-    pub price: Option<PriceView>,
-    /// Total downloads.
-    pub downloads: i64,
-    /// Newest version.
-    pub latest_version: String,
-    /// First published (unix seconds).
-    pub created_at: i64,
-    /// Last published (unix seconds).
-    pub updated_at: i64,
-}
-
 impl From<StoredPackage> for PackageSummary {
     fn from(p: StoredPackage) -> Self {
         PackageSummary {
@@ -1001,24 +778,6 @@ impl From<StoredPackage> for PackageSummary {
             updated_at: p.updated_at,
         }
     }
-}
-
-/// A package with all its versions.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct PackageView {
-    /// The listing.
-    #[serde(flatten)]
-    pub summary: PackageSummary,
-    /// Versions, newest first.
-    pub versions: Vec<ReleaseView>,
-}
-
-/// Publish parameters.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-pub struct PublishParams {
-    /// Comma-separated games the package is for (e.g. `minecraft`).
-    #[serde(default)]
-    pub games: Option<String>,
 }
 
 /// Publishes a package version: the body is the `.cap` file; the
@@ -1136,7 +895,7 @@ pub(crate) async fn publish(
         .await
         .map_err(|e| ApiError::Internal(format!("hashing task: {e}")))?;
     let store = state.store();
-    let check_author = async |tx: &mut sqlx::Transaction<'static, sqlx::Any>, now: i64| {
+    let check_author = async |tx: &mut Tx, now: i64| {
         let ring = store.keyring(tx, &publisher.id).await?;
         let key = ring.usable(&key_id, now).map_err(|e| match e {
             KeyUseError::Revoked { .. } => ApiError::KeyRevoked(e.to_string()),
@@ -1281,45 +1040,6 @@ pub(crate) async fn publish(
     Ok((StatusCode::CREATED, Json(release.into())))
 }
 
-/// Search parameters.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-pub struct SearchParams {
-    /// Words to find in id, name or description.
-    #[serde(default)]
-    pub q: Option<String>,
-    /// Plugin kind: `game-type`, `auth-provider`, `hooks`, `ui`.
-    #[serde(default)]
-    pub kind: Option<String>,
-    /// Game.
-    #[serde(default)]
-    pub game: Option<String>,
-    /// `true` for paid, `false` for free.
-    #[serde(default)]
-    pub paid: Option<bool>,
-    /// `downloads` or `recent` (default).
-    #[serde(default)]
-    pub sort: Option<String>,
-    /// Page, from 1.
-    #[serde(default)]
-    pub page: Option<i64>,
-    /// Page size, 1 to 100 (default 20).
-    #[serde(default)]
-    pub per_page: Option<i64>,
-}
-
-/// A page of packages.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct PackagePage {
-    /// The packages.
-    pub items: Vec<PackageSummary>,
-    /// This page.
-    pub page: i64,
-    /// Page size.
-    pub per_page: i64,
-    /// Matches in all pages.
-    pub total: i64,
-}
-
 /// Searches and browses packages.
 #[utoipa::path(get, path = "/packages", tag = "packages", params(SearchParams),
     responses((status = 200, body = PackagePage), (status = 422, body = Problem)))]
@@ -1457,13 +1177,6 @@ pub(crate) async fn download(
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(response)
-}
-
-/// A yank.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Yank {
-    /// Why (1 to 500 characters).
-    pub reason: String,
 }
 
 async fn set_yank(

@@ -12,9 +12,7 @@
 //! `<repository>/../shared/stripe/fixtures3.json`; a missing file fails the
 //! test with that message.
 //!
-//! The Panel's tests use this very file too (`#[path]` from
-//! `host/panel/tests/panel/main.rs`), so it depends on nothing of the
-//! Marketplace's test crate.
+//! The Marketplace server's tests and the Panel's tests both use it.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -29,10 +27,14 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-/// The published example objects.
-pub(crate) fn fixtures() -> Value {
+/// Stripe's published example objects (`resources` of `fixtures3.json`).
+///
+/// # Panics
+///
+/// When the fixtures file is missing or is not JSON.
+pub fn fixtures() -> Value {
     let path = std::env::var("CAP_STRIPE_FIXTURES").unwrap_or_else(|_| {
-        cap_e2e::repo_root()
+        crate::repo_root()
             .join("../shared/stripe/fixtures3.json")
             .display()
             .to_string()
@@ -55,11 +57,15 @@ fn random_id(prefix: &str) -> String {
 
 /// A request the stub received.
 #[derive(Debug, Clone)]
-pub(crate) struct Recorded {
-    pub(crate) path: String,
-    pub(crate) form: BTreeMap<String, String>,
-    pub(crate) idempotency_key: Option<String>,
-    pub(crate) authorization: Option<String>,
+pub struct Recorded {
+    /// The request's path.
+    pub path: String,
+    /// Its form fields (Stripe's bracketed names as keys).
+    pub form: BTreeMap<String, String>,
+    /// Its `Idempotency-Key` header.
+    pub idempotency_key: Option<String>,
+    /// Its `Authorization` header.
+    pub authorization: Option<String>,
 }
 
 #[derive(Default)]
@@ -76,17 +82,22 @@ struct Shared {
 }
 
 /// The running stub.
-pub(crate) struct StripeStub {
+pub struct StripeStub {
     addr: SocketAddr,
     shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
     http: reqwest::Client,
-    pub(crate) webhook_secret: String,
-    pub(crate) webhook_url: Option<String>,
+    /// The endpoint secret webhook deliveries are signed with.
+    pub webhook_secret: String,
+    /// Where [`StripeStub::deliver`] posts events (the Marketplace's
+    /// webhook URL, once it is known).
+    pub webhook_url: Option<String>,
 }
 
 impl StripeStub {
-    pub(crate) async fn start(webhook_secret: &str) -> StripeStub {
+    /// Starts the stub on `127.0.0.1:0`, signing webhook deliveries with
+    /// `webhook_secret`.
+    pub async fn start(webhook_secret: &str) -> StripeStub {
         let shared = Arc::new(Shared {
             fixtures: fixtures(),
             inner: Mutex::new(Inner::default()),
@@ -121,11 +132,12 @@ impl StripeStub {
     }
 
     /// The API base for `BillingConfig::stripe_api_base`.
-    pub(crate) fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://{}/", self.addr)
     }
 
-    pub(crate) fn requests(&self) -> Vec<Recorded> {
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<Recorded> {
         self.shared
             .inner
             .lock()
@@ -135,12 +147,12 @@ impl StripeStub {
     }
 
     /// Makes session creation fail with `status` (a Stripe error body).
-    pub(crate) fn fail_with(&self, status: Option<u16>) {
+    pub fn fail_with(&self, status: Option<u16>) {
         self.shared.inner.lock().expect("stub lock").fail_with = status;
     }
 
     /// `Stripe-Signature` for `body` at time `t` with `secret`.
-    pub(crate) fn signature(secret: &str, t: i64, body: &[u8]) -> String {
+    pub fn signature(secret: &str, t: i64, body: &[u8]) -> String {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("key");
         mac.update(format!("{t}.").as_bytes());
         mac.update(body);
@@ -148,11 +160,7 @@ impl StripeStub {
     }
 
     /// Posts `body` to the Marketplace's webhook with `signature`.
-    pub(crate) async fn deliver_raw(
-        &self,
-        body: &[u8],
-        signature: Option<&str>,
-    ) -> (StatusCode, Value) {
+    pub async fn deliver_raw(&self, body: &[u8], signature: Option<&str>) -> (StatusCode, Value) {
         let url = self.webhook_url.as_ref().expect("webhook URL set");
         let mut request = self
             .http
@@ -169,7 +177,7 @@ impl StripeStub {
 
     /// Signs an event now and delivers it; returns the exact bytes sent
     /// and the signature header, for replays.
-    pub(crate) async fn deliver(&self, event: &Value) -> (StatusCode, Value, Vec<u8>, String) {
+    pub async fn deliver(&self, event: &Value) -> (StatusCode, Value, Vec<u8>, String) {
         let body = serde_json::to_vec(event).expect("event JSON");
         let signature = Self::signature(&self.webhook_secret, now(), &body);
         let (status, answer) = self.deliver_raw(&body, Some(&signature)).await;
@@ -177,7 +185,7 @@ impl StripeStub {
     }
 
     /// A published `event` object carrying `object` as `type`.
-    pub(crate) fn event(&self, event_type: &str, object: Value) -> Value {
+    pub fn event(&self, event_type: &str, object: Value) -> Value {
         let mut event = self.shared.fixtures["event"].clone();
         event["id"] = json!(random_id("evt"));
         event["type"] = json!(event_type);
@@ -188,7 +196,7 @@ impl StripeStub {
 
     /// "Pays" a session: marks it complete and paid with a new
     /// PaymentIntent and returns the `checkout.session.completed` event.
-    pub(crate) fn pay(&self, session_id: &str) -> Value {
+    pub fn pay(&self, session_id: &str) -> Value {
         let session = {
             let mut inner = self.shared.inner.lock().expect("stub lock");
             let session = inner
@@ -213,7 +221,7 @@ impl StripeStub {
 
     /// A published `charge` for the paid session, fully refunded, in a
     /// `charge.refunded` event.
-    pub(crate) fn refund(&self, session_id: &str) -> Value {
+    pub fn refund(&self, session_id: &str) -> Value {
         let amount = {
             let inner = self.shared.inner.lock().expect("stub lock");
             inner.sessions[session_id]["amount_total"].clone()
@@ -231,7 +239,7 @@ impl StripeStub {
 
     /// A published `dispute` over the paid session's charge, closed with
     /// `status`, in a `charge.dispute.closed` event.
-    pub(crate) fn dispute_closed(&self, session_id: &str, status: &str) -> Value {
+    pub fn dispute_closed(&self, session_id: &str, status: &str) -> Value {
         let mut dispute = self.shared.fixtures["dispute"].clone();
         dispute["id"] = json!(random_id("dp"));
         dispute["charge"] = json!(random_id("ch"));
@@ -240,13 +248,14 @@ impl StripeStub {
         self.event("charge.dispute.closed", dispute)
     }
 
-    pub(crate) async fn stop(self) {
+    /// Stops the stub.
+    pub async fn stop(self) {
         self.task.abort();
         let _ = self.task.await;
     }
 }
 
-pub(crate) fn now() -> i64 {
+fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after 1970")

@@ -4,9 +4,9 @@
 //! Data layout below [`MarketplaceConfig::data_dir`]:
 //!
 //! * `marketplace.key` — the Marketplace's secret online key (generated on
-//!   first start, mode 0600, in the [`crate::keys`] text format), which
+//!   first start, mode 0600, in the [`cap_marketplace::keys`] text format), which
 //!   signs log entries, countersignatures, timestamps and licenses;
-//! * `marketplace-keys.json` — the key chain ([`crate::rotation`]): the
+//! * `marketplace-keys.json` — the key chain ([`cap_marketplace::rotation`]): the
 //!   root's certificates of every online key, served to clients at
 //!   `GET /marketplace-key`;
 //! * `marketplace-root.key` — the secret root key, generated beside the
@@ -37,12 +37,12 @@ use tokio::task::JoinHandle;
 
 use crate::billing::BillingConfig;
 use crate::billing::stripe::{Gateway, GatewayError};
-use crate::keys::{KeyError, PublicKey, SecretKey};
-use crate::log::Notary;
-use crate::rotation::{Certificate, ChainError, KeyChain};
 use crate::service::rate_limit::RateLimit;
-use crate::service::store::{Store, StoreError};
 use crate::service::{self, AppState, Billing};
+use crate::store::{Store, StoreError};
+use cap_marketplace::keys::{KeyError, PublicKey, SecretKey};
+use cap_marketplace::log::Notary;
+use cap_marketplace::rotation::{Certificate, ChainError, KeyChain};
 
 /// How the Marketplace runs.
 #[derive(Debug, Clone)]

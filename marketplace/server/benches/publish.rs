@@ -20,12 +20,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use cap_marketplace::TrustStore;
 use cap_marketplace::client::MarketplaceClient;
 use cap_marketplace::keys::SecretKey;
-use cap_marketplace::service::rate_limit::RateLimit;
 use cap_marketplace::signing::sign_package;
 use cap_marketplace::verify::Download;
-use cap_marketplace::{MarketplaceConfig, MarketplaceServer, TrustStore};
+use cap_marketplace_server::service::rate_limit::RateLimit;
+use cap_marketplace_server::{MarketplaceConfig, MarketplaceServer};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn publish_to_installable(c: &mut Criterion) {

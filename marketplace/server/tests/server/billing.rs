@@ -2,20 +2,22 @@
 //! with a destination charge and the revenue share, the signed webhook,
 //! entitlements, offline license checks, refunds and disputes.
 
-use cap_marketplace::billing::BillingConfig;
 use cap_marketplace::keys::SecretKey;
 use cap_marketplace::license::{LicenseError, LicenseStatus, verify_license};
-use cap_marketplace::service::routes::{
+use cap_marketplace::signing::sign_package;
+use cap_marketplace::wire::{
     KEY_ID_HEADER, PACKAGE_ID_HEADER, PACKAGE_VERSION_HEADER, SIGNATURE_HEADER, key_proof_message,
 };
-use cap_marketplace::signing::sign_package;
-use cap_marketplace::{MarketplaceConfig, MarketplaceServer, RunningMarketplace};
+use cap_marketplace_server::billing::BillingConfig;
+use cap_marketplace_server::{MarketplaceConfig, MarketplaceServer, RunningMarketplace};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::stripe_stub::StripeStub;
-use crate::support::{PgDb, now, pack};
+use cap_test_support::now;
+use cap_test_support::packages::pack;
+use cap_test_support::postgres::PgDb;
+use cap_test_support::stripe::StripeStub;
 
 const WEBHOOK_SECRET: &str = "whsec_test_ctrl_alt_play";
 const STRIPE_KEY: &str = "sk_test_ctrl_alt_play";
@@ -31,7 +33,7 @@ struct Shop {
 
 impl Shop {
     async fn start(postgres: bool, billing: bool) -> Shop {
-        let dir = crate::support::private_tempdir();
+        let dir = cap_test_support::private_tempdir();
         let pg = if postgres {
             Some(PgDb::create().await)
         } else {

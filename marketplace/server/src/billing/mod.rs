@@ -20,7 +20,7 @@
 //!    `charge.refunded` (fully refunded) and `charge.dispute.closed` with
 //!    status `lost` revoke it. Other event types are acknowledged and
 //!    ignored.
-//! 4. The Panel fetches license tokens ([`crate::license`]) for its active
+//! 4. The Panel fetches license tokens ([`cap_marketplace::license`]) for its active
 //!    entitlements and renews them in the background; a revoked
 //!    entitlement is not renewed.
 //!
