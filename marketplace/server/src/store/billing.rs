@@ -152,15 +152,14 @@ impl Store {
 
     /// Every price of a package.
     pub async fn prices(&self, package_id: &str) -> Result<Vec<PriceRow>, sqlx::Error> {
-        let rows: Vec<(String, i64, String)> =
-            on_pool!(self, |pool| {
-                sqlx::query_as(
+        let rows: Vec<(String, i64, String)> = on_pool!(self, |pool| {
+            sqlx::query_as(
             "SELECT version, amount, currency FROM prices WHERE package_id = $1 ORDER BY version",
         )
         .bind(package_id)
         .fetch_all(pool)
         .await
-            })?;
+        })?;
         Ok(rows
             .into_iter()
             .map(|(version, amount, currency)| PriceRow {
