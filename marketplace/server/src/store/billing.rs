@@ -154,11 +154,11 @@ impl Store {
     pub async fn prices(&self, package_id: &str) -> Result<Vec<PriceRow>, sqlx::Error> {
         let rows: Vec<(String, i64, String)> = on_pool!(self, |pool| {
             sqlx::query_as(
-            "SELECT version, amount, currency FROM prices WHERE package_id = $1 ORDER BY version",
-        )
-        .bind(package_id)
-        .fetch_all(pool)
-        .await
+                "SELECT version, amount, currency FROM prices WHERE package_id = $1 ORDER BY version",
+            )
+            .bind(package_id)
+            .fetch_all(pool)
+            .await
         })?;
         Ok(rows
             .into_iter()
@@ -201,11 +201,11 @@ impl Store {
     ) -> Result<Option<String>, sqlx::Error> {
         on_pool!(self, |pool| {
             sqlx::query_scalar(
-            "SELECT a.stripe_account FROM payout_accounts a JOIN packages p ON p.publisher_id = a.publisher_id WHERE p.id = $1",
-        )
-        .bind(package_id)
-        .fetch_optional(pool)
-        .await
+                "SELECT a.stripe_account FROM payout_accounts a JOIN packages p ON p.publisher_id = a.publisher_id WHERE p.id = $1",
+            )
+            .bind(package_id)
+            .fetch_optional(pool)
+            .await
         })
     }
 
@@ -242,21 +242,21 @@ impl Store {
     pub async fn insert_checkout(&self, checkout: &Checkout) -> Result<(), sqlx::Error> {
         on_pool!(self, |pool| {
             sqlx::query(
-            "INSERT INTO checkouts (id, session_id, package_id, version, panel_instance, amount, currency, application_fee, destination, created_at) \
-             VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&checkout.id)
-        .bind(&checkout.package_id)
-        .bind(&checkout.version)
-        .bind(&checkout.panel_instance)
-        .bind(checkout.amount)
-        .bind(&checkout.currency)
-        .bind(checkout.application_fee)
-        .bind(&checkout.destination)
-        .bind(checkout.created_at)
-        .execute(pool)
-        .await
-        .map(|_| ())
+                "INSERT INTO checkouts (id, session_id, package_id, version, panel_instance, amount, currency, application_fee, destination, created_at) \
+                 VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&checkout.id)
+            .bind(&checkout.package_id)
+            .bind(&checkout.version)
+            .bind(&checkout.panel_instance)
+            .bind(checkout.amount)
+            .bind(&checkout.currency)
+            .bind(checkout.application_fee)
+            .bind(&checkout.destination)
+            .bind(checkout.created_at)
+            .execute(pool)
+            .await
+            .map(|_| ())
         })?;
         Ok(())
     }
@@ -362,19 +362,19 @@ impl Store {
         }
         on_tx!(tx, |conn| {
             sqlx::query(
-            "INSERT INTO entitlements (id, package_id, panel_instance, checkout_id, payment_intent, status, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(id)
-        .bind(&checkout.package_id)
-        .bind(&checkout.panel_instance)
-        .bind(&checkout.id)
-        .bind(payment_intent)
-        .bind(ACTIVE)
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map(|_| ())
+                "INSERT INTO entitlements (id, package_id, panel_instance, checkout_id, payment_intent, status, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(id)
+            .bind(&checkout.package_id)
+            .bind(&checkout.panel_instance)
+            .bind(&checkout.id)
+            .bind(payment_intent)
+            .bind(ACTIVE)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map(|_| ())
         })?;
         Ok((
             Entitlement {
@@ -402,16 +402,16 @@ impl Store {
     ) -> Result<u64, sqlx::Error> {
         let result = on_tx!(tx, |conn| {
             sqlx::query(
-            "UPDATE entitlements SET status = $1, revoke_reason = $2, revoked_at = $3 WHERE payment_intent = $4 AND status = $5",
-        )
-        .bind(REVOKED)
-        .bind(reason)
-        .bind(now)
-        .bind(payment_intent)
-        .bind(ACTIVE)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected()
+                "UPDATE entitlements SET status = $1, revoke_reason = $2, revoked_at = $3 WHERE payment_intent = $4 AND status = $5",
+            )
+            .bind(REVOKED)
+            .bind(reason)
+            .bind(now)
+            .bind(payment_intent)
+            .bind(ACTIVE)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
         });
         Ok(result)
     }

@@ -266,16 +266,16 @@ impl Store {
     ) -> Result<Option<Publisher>, sqlx::Error> {
         let result = on_pool!(self, |pool| {
             sqlx::query(
-            "INSERT INTO publishers (id, name, token_hash, created_at, token_expires_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(id)
-        .bind(name)
-        .bind(token_hash)
-        .bind(now)
-        .bind(token_expires_at)
-        .execute(pool)
-        .await
-        .map(|_| ())
+                "INSERT INTO publishers (id, name, token_hash, created_at, token_expires_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(id)
+            .bind(name)
+            .bind(token_hash)
+            .bind(now)
+            .bind(token_expires_at)
+            .execute(pool)
+            .await
+            .map(|_| ())
         });
         match result {
             Ok(()) => Ok(Some(Publisher {
@@ -313,15 +313,15 @@ impl Store {
     ) -> Result<bool, sqlx::Error> {
         let affected = on_pool!(self, |pool| {
             sqlx::query(
-            "UPDATE publishers SET token_hash = $1, token_expires_at = $2 WHERE id = $3 AND token_hash = $4",
-        )
-        .bind(new_hash)
-        .bind(expires_at)
-        .bind(publisher_id)
-        .bind(old_hash)
-        .execute(pool)
-        .await?
-        .rows_affected()
+                "UPDATE publishers SET token_hash = $1, token_expires_at = $2 WHERE id = $3 AND token_hash = $4",
+            )
+            .bind(new_hash)
+            .bind(expires_at)
+            .bind(publisher_id)
+            .bind(old_hash)
+            .execute(pool)
+            .await?
+            .rows_affected()
         });
         Ok(affected == 1)
     }
@@ -461,15 +461,15 @@ impl Store {
     ) -> Result<(), sqlx::Error> {
         on_tx!(tx, |conn| {
             sqlx::query(
-            "INSERT INTO publisher_keys (key_id, publisher_id, public_key, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(key.id().as_str())
-        .bind(publisher_id)
-        .bind(key.to_hex())
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map(|_| ())
+                "INSERT INTO publisher_keys (key_id, publisher_id, public_key, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(key.id().as_str())
+            .bind(publisher_id)
+            .bind(key.to_hex())
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map(|_| ())
         })?;
         Ok(())
     }
@@ -530,21 +530,21 @@ impl Store {
     ) -> Result<(), sqlx::Error> {
         on_tx!(tx, |conn| {
             sqlx::query(
-            "INSERT INTO packages (id, publisher_id, name, description, kinds, games, paid, downloads, latest_version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $9)",
-        )
-        .bind(&package.id)
-        .bind(publisher_id)
-        .bind(&package.name)
-        .bind(&package.description)
-        .bind(list_column(&package.kinds))
-        .bind(list_column(&package.games))
-        .bind(i64::from(package.paid))
-        .bind(&package.latest_version)
-        .bind(package.created_at)
-        .execute(&mut *conn)
-        .await
-        .map(|_| ())
+                "INSERT INTO packages (id, publisher_id, name, description, kinds, games, paid, downloads, latest_version, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $9)",
+            )
+            .bind(&package.id)
+            .bind(publisher_id)
+            .bind(&package.name)
+            .bind(&package.description)
+            .bind(list_column(&package.kinds))
+            .bind(list_column(&package.games))
+            .bind(i64::from(package.paid))
+            .bind(&package.latest_version)
+            .bind(package.created_at)
+            .execute(&mut *conn)
+            .await
+            .map(|_| ())
         })?;
         Ok(())
     }
@@ -558,19 +558,19 @@ impl Store {
     ) -> Result<(), sqlx::Error> {
         on_tx!(tx, |conn| {
             sqlx::query(
-            "UPDATE packages SET name = $1, description = $2, kinds = $3, games = $4, paid = $5, latest_version = $6, updated_at = $7 WHERE id = $8",
-        )
-        .bind(&package.name)
-        .bind(&package.description)
-        .bind(list_column(&package.kinds))
-        .bind(list_column(&package.games))
-        .bind(i64::from(package.paid))
-        .bind(&package.latest_version)
-        .bind(package.updated_at)
-        .bind(&package.id)
-        .execute(&mut *conn)
-        .await
-        .map(|_| ())
+                "UPDATE packages SET name = $1, description = $2, kinds = $3, games = $4, paid = $5, latest_version = $6, updated_at = $7 WHERE id = $8",
+            )
+            .bind(&package.name)
+            .bind(&package.description)
+            .bind(list_column(&package.kinds))
+            .bind(list_column(&package.games))
+            .bind(i64::from(package.paid))
+            .bind(&package.latest_version)
+            .bind(package.updated_at)
+            .bind(&package.id)
+            .execute(&mut *conn)
+            .await
+            .map(|_| ())
         })?;
         Ok(())
     }
@@ -585,25 +585,25 @@ impl Store {
         let deps = serde_json::to_string(&release.dependencies).unwrap_or_else(|_| "{}".into());
         on_tx!(tx, |conn| {
             sqlx::query(
-            "INSERT INTO releases (package_id, version, major, minor, patch, sha256, size, api, dependencies, key_id, author_signature, countersignature, yanked, downloads, published_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, 0, $13)",
-        )
-        .bind(package_id)
-        .bind(release.version.to_string())
-        .bind(release.version.major as i64)
-        .bind(release.version.minor as i64)
-        .bind(release.version.patch as i64)
-        .bind(&release.sha256)
-        .bind(release.size)
-        .bind(&release.api)
-        .bind(&deps)
-        .bind(&release.key_id)
-        .bind(&release.author_signature)
-        .bind(&release.countersignature)
-        .bind(release.published_at)
-        .execute(&mut *conn)
-        .await
-        .map(|_| ())
+                "INSERT INTO releases (package_id, version, major, minor, patch, sha256, size, api, dependencies, key_id, author_signature, countersignature, yanked, downloads, published_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, 0, $13)",
+            )
+            .bind(package_id)
+            .bind(release.version.to_string())
+            .bind(release.version.major as i64)
+            .bind(release.version.minor as i64)
+            .bind(release.version.patch as i64)
+            .bind(&release.sha256)
+            .bind(release.size)
+            .bind(&release.api)
+            .bind(&deps)
+            .bind(&release.key_id)
+            .bind(&release.author_signature)
+            .bind(&release.countersignature)
+            .bind(release.published_at)
+            .execute(&mut *conn)
+            .await
+            .map(|_| ())
         })?;
         Ok(())
     }
@@ -618,15 +618,15 @@ impl Store {
     ) -> Result<(), sqlx::Error> {
         on_tx!(tx, |conn| {
             sqlx::query(
-            "UPDATE releases SET yanked = $1, yank_reason = $2 WHERE package_id = $3 AND version = $4"
-        )
-        .bind(i64::from(reason.is_some()))
-        .bind(reason)
-        .bind(package_id)
-        .bind(version.to_string())
-        .execute(&mut *conn)
-        .await
-        .map(|_| ())
+                "UPDATE releases SET yanked = $1, yank_reason = $2 WHERE package_id = $3 AND version = $4"
+            )
+            .bind(i64::from(reason.is_some()))
+            .bind(reason)
+            .bind(package_id)
+            .bind(version.to_string())
+            .execute(&mut *conn)
+            .await
+            .map(|_| ())
         })?;
         Ok(())
     }
@@ -811,11 +811,11 @@ impl Store {
     ) -> Result<LogEntry, sqlx::Error> {
         let last: Option<LastEntry> = on_tx!(tx, |conn| {
             sqlx::query_as(
-            "SELECT seq, hash, entry FROM log_entries WHERE package_id = $1 ORDER BY seq DESC LIMIT 1",
-        )
-        .bind(package_id)
-        .fetch_optional(&mut *conn)
-        .await
+                "SELECT seq, hash, entry FROM log_entries WHERE package_id = $1 ORDER BY seq DESC LIMIT 1",
+            )
+            .bind(package_id)
+            .fetch_optional(&mut *conn)
+            .await
         })?;
         let head = last
             .map(|row| -> Result<(LogHead, i64), sqlx::Error> {
