@@ -272,6 +272,23 @@ async fn local_password_enforces_policy_verifies_hashes_and_locks_out() {
     }
 }
 
+#[tokio::test]
+async fn a_plugin_log_record_keeps_its_level_name_in_the_recent_lines() {
+    let rt = runtime(RuntimeConfig::default());
+    let auth = load(&rt, "local-password", HostServices::in_memory()).await;
+    auth.set_password("alice", "correct horse battery 9")
+        .await
+        .expect("call")
+        .expect("strong password");
+    let lines = auth.logs();
+    let line = lines
+        .iter()
+        .find(|l| l.message == "password set for alice")
+        .unwrap_or_else(|| panic!("the plugin's info record is kept: {lines:?}"));
+    // The level's WIT name, as the Panel's admin view shows it.
+    assert_eq!(line.level, "info", "{lines:?}");
+}
+
 fn server_event(kind: EventKind, id: &str, owner: &str, memory_mb: u64) -> Event {
     let mut event = server_create(id, owner, memory_mb);
     event.kind = kind;

@@ -11,7 +11,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use wasmparser::{Parser, Payload, Validator, WasmFeatures};
 
-use crate::api_version::{self, ApiVersion};
+use crate::api_version::ApiVersion;
 use crate::error::LoadError;
 use crate::manifest::PluginKind;
 
@@ -244,7 +244,8 @@ fn check_import(name: &str, api: &semver::Version) -> Result<(), LoadError> {
                 "the component imports {name} but declares API {api}"
             )));
         }
-        return if api_version::IMPORTED_INTERFACES.contains(&parsed.interface) {
+        let interfaces = ApiVersion::for_version(api)?.imported_interfaces();
+        return if interfaces.contains(&parsed.interface) {
             Ok(())
         } else {
             Err(unknown())

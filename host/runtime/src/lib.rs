@@ -21,14 +21,15 @@
 //! - **Capabilities are modules.** Each host import lives in
 //!   [`capabilities`] and checks the plugin's grants at call time: the
 //!   manifest must request it and the admin must grant it.
-//! - **One data model.** Bindings exist per WIT version ([`bindings`],
-//!   [`ApiVersion`]); callers use the newest types ([`api`]).
+//! - **One data model, one module per WIT version.** Everything bound to a
+//!   WIT version (bindings, host glue, conversions) lives in that version's
+//!   module under [`wit`]; the Panel, the Agent and the capabilities use
+//!   the hand-written, version-neutral types of [`api`] only.
 //! - **Deterministic fan-out.** [`hooks`] runs before-hooks concurrently and
 //!   combines them in plugin-id order: any deny wins.
 
 pub mod api;
 pub mod api_version;
-pub mod bindings;
 pub mod cache;
 pub mod capabilities;
 pub mod component;
@@ -39,6 +40,7 @@ pub mod manifest;
 pub mod output;
 pub mod package;
 mod plugin;
+pub mod wit;
 
 pub use api_version::ApiVersion;
 pub use capabilities::{Grants, HostServices};

@@ -40,13 +40,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
-use wasmtime::component::{HasSelf, InstancePre, Linker, ResourceTable};
+use wasmtime::component::{InstancePre, Linker, ResourceTable};
 use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::api;
-use crate::bindings::v0_1::Plugin as PluginWorld;
-use crate::bindings::v0_1::exports::ctrl_alt_play::plugin as exports;
 use crate::capabilities::wasi::{OutputCapture, build_ctx};
 use crate::capabilities::{CapabilityContext, Grants, HostServices};
 use crate::component::{ComponentInfo, inspect};
@@ -54,6 +52,7 @@ use crate::engine::{CodeSource, Limits, Runtime};
 use crate::error::{CallError, LoadError};
 use crate::manifest::{Manifest, PluginKind};
 use crate::output;
+use crate::wit::{self, ExportError};
 
 /// How many recent log lines a plugin keeps for admins.
 pub(crate) const RECENT_LOG_LINES: usize = 200;
@@ -61,7 +60,7 @@ pub(crate) const RECENT_LOG_LINES: usize = 200;
 pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     crate::capabilities::wasi::bound_sleeps(linker)?;
-    PluginWorld::add_to_linker::<PluginState, HasSelf<PluginState>>(linker, |s| s)?;
+    wit::add_to_linker(linker)?;
     Ok(())
 }
 
@@ -124,11 +123,9 @@ pub struct LogLine {
 pub struct RecentLogs(Arc<Mutex<VecDeque<LogLine>>>);
 
 impl RecentLogs {
-    pub(crate) fn push(&self, level: impl std::fmt::Debug, message: &str) {
-        self.push_str(&format!("{level:?}").to_lowercase(), message);
-    }
-
-    fn push_str(&self, level: &str, message: &str) {
+    /// Keeps a line; `level` is a log level's WIT name (`info`) or the
+    /// stream (`stdout`, `stderr`).
+    pub(crate) fn push(&self, level: &str, message: &str) {
         let mut lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if lines.len() >= RECENT_LOG_LINES {
             lines.pop_front();
@@ -186,73 +183,10 @@ impl std::fmt::Display for DeadlineExceeded {
 
 impl std::error::Error for DeadlineExceeded {}
 
-/// The loaded export handles of one instance, per declared kind.
-#[derive(Clone, Default)]
-struct Guests {
-    game_type: Option<exports::game_type::Guest>,
-    game_console: Option<exports::game_console::Guest>,
-    auth: Option<exports::auth_provider::Guest>,
-    hooks: Option<exports::hooks::Guest>,
-    ui: Option<exports::ui::Guest>,
-}
-
-#[derive(Clone, Default)]
-struct GuestIndices {
-    game_type: Option<exports::game_type::GuestIndices>,
-    game_console: Option<exports::game_console::GuestIndices>,
-    auth: Option<exports::auth_provider::GuestIndices>,
-    hooks: Option<exports::hooks::GuestIndices>,
-    ui: Option<exports::ui::GuestIndices>,
-}
-
-impl GuestIndices {
-    fn new(pre: &InstancePre<PluginState>, manifest: &Manifest) -> Result<Self, LoadError> {
-        let missing = |kind: PluginKind, interface: &str| LoadError::MissingExport {
-            kind: kind.to_string(),
-            interface: format!("ctrl-alt-play:plugin/{interface}"),
-        };
-        let mut idx = Self::default();
-        for kind in &manifest.plugin.kinds {
-            match kind {
-                PluginKind::GameType => {
-                    idx.game_type = Some(
-                        exports::game_type::GuestIndices::new(pre)
-                            .map_err(|_| missing(*kind, "game-type"))?,
-                    );
-                    idx.game_console = Some(
-                        exports::game_console::GuestIndices::new(pre)
-                            .map_err(|_| missing(*kind, "game-console"))?,
-                    );
-                }
-                PluginKind::AuthProvider => {
-                    idx.auth = Some(
-                        exports::auth_provider::GuestIndices::new(pre)
-                            .map_err(|_| missing(*kind, "auth-provider"))?,
-                    );
-                }
-                PluginKind::Hooks => {
-                    idx.hooks = Some(
-                        exports::hooks::GuestIndices::new(pre)
-                            .map_err(|_| missing(*kind, "hooks"))?,
-                    );
-                }
-                PluginKind::Ui => {
-                    idx.ui = Some(
-                        exports::ui::GuestIndices::new(pre).map_err(|_| missing(*kind, "ui"))?,
-                    );
-                }
-            }
-        }
-        Ok(idx)
-    }
-}
-
-/// An instance with its store. Export handles are looked up on first use
-/// of each interface, so a fresh instance pays only for what it calls.
+/// An instance (of the plugin's WIT version) with its store.
 struct Warm {
     store: Store<PluginState>,
-    instance: wasmtime::component::Instance,
-    guests: Guests,
+    guest: wit::Guest,
 }
 
 /// Why and since when a plugin is quarantined.
@@ -315,7 +249,7 @@ struct PluginInner {
     code_source: CodeSource,
     limits: Limits,
     pre: InstancePre<PluginState>,
-    indices: GuestIndices,
+    exports: wit::Exports,
     caps: Arc<CapabilityContext>,
     config_defaults: Arc<HashMap<String, String>>,
     idle: Mutex<Vec<Warm>>,
@@ -366,7 +300,7 @@ impl Runtime {
             .linker
             .instantiate_pre(&compiled)
             .map_err(|e| LoadError::Link(format!("{e:#}")))?;
-        let indices = GuestIndices::new(&pre, &manifest)?;
+        let exports = wit::Exports::new(info.binding_version()?, &pre, &manifest)?;
 
         let config = self.config();
         let requested = Limits {
@@ -414,7 +348,7 @@ impl Runtime {
                 code_source,
                 limits,
                 pre,
-                indices,
+                exports,
                 caps,
                 config_defaults,
                 idle: Mutex::new(Vec::new()),
@@ -679,8 +613,7 @@ impl Plugin {
         match self.inner.pre.instantiate_async(&mut store).await {
             Ok(instance) => Ok(Warm {
                 store,
-                instance,
-                guests: Guests::default(),
+                guest: self.inner.exports.guest(instance),
             }),
             // Every slot of the shared pool is taken: the host is busy, the
             // plugin did nothing wrong.
@@ -813,7 +746,7 @@ impl Plugin {
             };
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
                 tracing::info!(plugin = %self.id(), stream, "{line}");
-                self.inner.logs.push_str(stream, line);
+                self.inner.logs.push(stream, line);
             }
         }
     }
@@ -847,44 +780,37 @@ fn last_lines(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// Generates a typed call: check out an instance, run the export under the
-/// deadline, settle the outcome.
+/// Generates a typed call: check out an instance, run the export (through
+/// the plugin's WIT version, see [`crate::wit`]) under the deadline, settle
+/// the outcome.
 macro_rules! plugin_call {
-    ($self:ident, $kind:expr, $fresh:expr, $guest:ident, |$g:ident, $store:ident| $call:expr) => {
-        plugin_call!(
-            $self,
-            $kind,
-            $fresh,
-            $guest,
-            output::unchecked,
-            |$g, $store| $call
-        )
+    ($self:ident, $kind:expr, $fresh:expr, |$g:ident, $store:ident| $call:expr) => {
+        plugin_call!($self, $kind, $fresh, output::unchecked, |$g, $store| $call)
     };
-    ($self:ident, $kind:expr, $fresh:expr, $guest:ident, $check:expr, |$g:ident, $store:ident| $call:expr) => {{
+    ($self:ident, $kind:expr, $fresh:expr, $check:expr, |$g:ident, $store:ident| $call:expr) => {{
         let _slot = $self.admit().await?;
         let mut warm = $self.checkout($kind, $fresh).await?;
-        let $g = match &warm.guests.$guest {
-            Some(g) => g.clone(),
-            None => {
-                let Some(indices) = &$self.inner.indices.$guest else {
-                    return Err(CallError::NotImplemented {
-                        plugin: $self.id().to_string(),
-                        kind: $kind.to_string(),
-                    });
-                };
-                let g = indices.load(&mut warm.store, &warm.instance).map_err(|e| {
-                    CallError::Instantiate {
-                        plugin: $self.id().to_string(),
-                        message: format!("{e:#}"),
-                    }
-                })?;
-                warm.guests.$guest = Some(g.clone());
-                g
-            }
-        };
         let outcome = {
-            let $store = &mut warm.store;
+            let Warm {
+                store: $store,
+                guest: $g,
+            } = &mut warm;
             $call.await
+        };
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(ExportError::Missing) => {
+                return Err(CallError::NotImplemented {
+                    plugin: $self.id().to_string(),
+                    kind: $kind.to_string(),
+                });
+            }
+            Err(ExportError::Load(e)) => {
+                return Err(CallError::Instantiate {
+                    plugin: $self.id().to_string(),
+                    message: format!("{e:#}"),
+                });
+            }
         };
         $self.settle(warm, outcome, $check)
     }};
@@ -897,9 +823,8 @@ impl Plugin {
             self,
             PluginKind::GameType,
             false,
-            game_type,
             output::check_game_info,
-            |g, s| g.call_describe(s)
+            |g, s| g.describe_game(s)
         )
     }
 
@@ -908,8 +833,8 @@ impl Plugin {
         &self,
         variables: &[api::KeyValue],
     ) -> Result<Result<(), Vec<api::FieldError>>, CallError> {
-        plugin_call!(self, PluginKind::GameType, false, game_type, |g, s| g
-            .call_validate(s, variables))
+        plugin_call!(self, PluginKind::GameType, false, |g, s| g
+            .validate_variables(s, variables))
     }
 
     /// `game-type.install-plan`.
@@ -921,9 +846,8 @@ impl Plugin {
             self,
             PluginKind::GameType,
             false,
-            game_type,
             output::if_ok(output::check_install_plan),
-            |g, s| g.call_plan_install(s, server)
+            |g, s| g.install_plan(s, server)
         )
     }
 
@@ -936,28 +860,27 @@ impl Plugin {
             self,
             PluginKind::GameType,
             false,
-            game_type,
             output::if_ok(output::check_startup_plan),
-            |g, s| g.call_plan_startup(s, server)
+            |g, s| g.startup_plan(s, server)
         )
     }
 
     /// `game-type.stop-plan`.
     pub async fn stop_plan(&self, server: &api::ServerContext) -> Result<api::StopPlan, CallError> {
-        plugin_call!(self, PluginKind::GameType, false, game_type, |g, s| g
-            .call_plan_stop(s, server))
+        plugin_call!(self, PluginKind::GameType, false, |g, s| g
+            .stop_plan(s, server))
     }
 
     /// `game-console.classify-line`.
     pub async fn classify_line(&self, line: &str) -> Result<api::LineKind, CallError> {
-        plugin_call!(self, PluginKind::GameType, false, game_console, |g, s| g
-            .call_classify_line(s, line))
+        plugin_call!(self, PluginKind::GameType, false, |g, s| g
+            .classify_line(s, line))
     }
 
     /// `game-console.status-command`.
     pub async fn status_command(&self) -> Result<Option<String>, CallError> {
-        plugin_call!(self, PluginKind::GameType, false, game_console, |g, s| g
-            .call_status_command(s))
+        plugin_call!(self, PluginKind::GameType, false, |g, s| g
+            .status_command(s))
     }
 
     /// `game-console.parse-status`.
@@ -965,14 +888,14 @@ impl Plugin {
         &self,
         lines: &[String],
     ) -> Result<Option<api::PlayerStatus>, CallError> {
-        plugin_call!(self, PluginKind::GameType, false, game_console, |g, s| g
-            .call_parse_status(s, lines))
+        plugin_call!(self, PluginKind::GameType, false, |g, s| g
+            .parse_status(s, lines))
     }
 
     /// `auth-provider.describe`.
     pub async fn describe_auth(&self) -> Result<api::ProviderInfo, CallError> {
-        plugin_call!(self, PluginKind::AuthProvider, false, auth, |g, s| g
-            .call_describe(s))
+        plugin_call!(self, PluginKind::AuthProvider, false, |g, s| g
+            .describe_auth(s))
     }
 
     /// `auth-provider.authenticate`.
@@ -980,8 +903,8 @@ impl Plugin {
         &self,
         credentials: &api::Credentials,
     ) -> Result<Result<api::Identity, api::AuthError>, CallError> {
-        plugin_call!(self, PluginKind::AuthProvider, false, auth, |g, s| g
-            .call_authenticate(s, credentials))
+        plugin_call!(self, PluginKind::AuthProvider, false, |g, s| g
+            .authenticate(s, credentials))
     }
 
     /// `auth-provider.begin-login`.
@@ -989,8 +912,8 @@ impl Plugin {
         &self,
         callback_url: &str,
     ) -> Result<Result<api::LoginRedirect, api::AuthError>, CallError> {
-        plugin_call!(self, PluginKind::AuthProvider, false, auth, |g, s| g
-            .call_begin_login(s, callback_url))
+        plugin_call!(self, PluginKind::AuthProvider, false, |g, s| g
+            .begin_login(s, callback_url))
     }
 
     /// `auth-provider.complete-login`.
@@ -999,8 +922,8 @@ impl Plugin {
         state: &str,
         params: &[api::KeyValue],
     ) -> Result<Result<api::Identity, api::AuthError>, CallError> {
-        plugin_call!(self, PluginKind::AuthProvider, false, auth, |g, s| g
-            .call_complete_login(s, state, params))
+        plugin_call!(self, PluginKind::AuthProvider, false, |g, s| g
+            .complete_login(s, state, params))
     }
 
     /// `auth-provider.set-password`.
@@ -1009,8 +932,8 @@ impl Plugin {
         username: &str,
         password: &str,
     ) -> Result<Result<(), api::AuthError>, CallError> {
-        plugin_call!(self, PluginKind::AuthProvider, false, auth, |g, s| g
-            .call_set_password(s, username, password))
+        plugin_call!(self, PluginKind::AuthProvider, false, |g, s| g
+            .set_password(s, username, password))
     }
 
     /// `hooks.before` on a warm instance.
@@ -1019,9 +942,8 @@ impl Plugin {
             self,
             PluginKind::Hooks,
             false,
-            hooks,
             output::check_verdict,
-            |g, s| g.call_before(s, event)
+            |g, s| g.hook_before(s, event)
         )
     }
 
@@ -1031,9 +953,8 @@ impl Plugin {
             self,
             PluginKind::Hooks,
             true,
-            hooks,
             output::check_verdict,
-            |g, s| g.call_before(s, event)
+            |g, s| g.hook_before(s, event)
         )
     }
 
@@ -1042,8 +963,8 @@ impl Plugin {
         &self,
         event: &api::Event,
     ) -> Result<Result<(), api::PluginError>, CallError> {
-        plugin_call!(self, PluginKind::Hooks, false, hooks, |g, s| g
-            .call_after(s, event))
+        plugin_call!(self, PluginKind::Hooks, false, |g, s| g
+            .hook_after(s, event))
     }
 
     /// `ui.render`, validated.
@@ -1055,9 +976,8 @@ impl Plugin {
             self,
             PluginKind::Ui,
             false,
-            ui,
             output::if_ok(output::check_ui_tree),
-            |g, s| g.call_render(s, context)
+            |g, s| g.render_ui(s, context)
         )
     }
 
@@ -1067,7 +987,7 @@ impl Plugin {
         context: &api::RenderContext,
         action: &api::Action,
     ) -> Result<Result<api::ActionResult, api::PluginError>, CallError> {
-        plugin_call!(self, PluginKind::Ui, false, ui, |g, s| g
-            .call_handle_action(s, context, action))
+        plugin_call!(self, PluginKind::Ui, false, |g, s| g
+            .handle_ui_action(s, context, action))
     }
 }

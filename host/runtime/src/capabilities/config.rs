@@ -4,8 +4,7 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 use super::{BoxFuture, ServiceError, until_deadline};
-use crate::bindings::v0_1::ctrl_alt_play::plugin::config::Host;
-use crate::bindings::v0_1::ctrl_alt_play::plugin::types::CapabilityError;
+use crate::api::CapabilityError;
 use crate::plugin::PluginState;
 
 /// Storage behind `config`. Values a manifest declares with a default are
@@ -82,33 +81,40 @@ impl ConfigStore for MemoryConfig {
     }
 }
 
-impl Host for PluginState {
-    async fn get(&mut self, key: String) -> Result<Option<String>, CapabilityError> {
-        if !self.caps.grants.config {
-            return Err(self.caps.deny("config"));
-        }
-        if let Some(value) = until_deadline(
-            self.deadline,
-            self.caps.services.config.get(&self.caps.plugin_id, &key),
-        )
-        .await?
-        {
-            return Ok(Some(value));
-        }
-        Ok(self.config_defaults.get(&key).cloned())
+/// `config.get`: the admin's value, else the manifest's default.
+pub(crate) async fn get(
+    state: &mut PluginState,
+    key: String,
+) -> Result<Option<String>, CapabilityError> {
+    if !state.caps.grants.config {
+        return Err(state.caps.deny("config"));
     }
+    if let Some(value) = until_deadline(
+        state.deadline,
+        state.caps.services.config.get(&state.caps.plugin_id, &key),
+    )
+    .await?
+    {
+        return Ok(Some(value));
+    }
+    Ok(state.config_defaults.get(&key).cloned())
+}
 
-    async fn get_secret(&mut self, key: String) -> Result<Option<String>, CapabilityError> {
-        if !self.caps.grants.secrets.contains(&key) {
-            return Err(self.caps.deny(&format!("secrets.{key}")));
-        }
-        Ok(until_deadline(
-            self.deadline,
-            self.caps
-                .services
-                .config
-                .get_secret(&self.caps.plugin_id, &key),
-        )
-        .await?)
+/// `config.get-secret`.
+pub(crate) async fn get_secret(
+    state: &mut PluginState,
+    key: String,
+) -> Result<Option<String>, CapabilityError> {
+    if !state.caps.grants.secrets.contains(&key) {
+        return Err(state.caps.deny(&format!("secrets.{key}")));
     }
+    Ok(until_deadline(
+        state.deadline,
+        state
+            .caps
+            .services
+            .config
+            .get_secret(&state.caps.plugin_id, &key),
+    )
+    .await?)
 }

@@ -3,8 +3,7 @@
 use std::sync::Mutex;
 
 use super::{BoxFuture, ServiceError, until_deadline};
-use crate::bindings::v0_1::ctrl_alt_play::plugin::events::Host;
-use crate::bindings::v0_1::ctrl_alt_play::plugin::types::CapabilityError;
+use crate::api::CapabilityError;
 use crate::plugin::PluginState;
 
 /// Largest payload, in bytes.
@@ -59,23 +58,26 @@ impl EventSink for CollectingEvents {
     }
 }
 
-impl Host for PluginState {
-    async fn publish(&mut self, topic: String, payload: String) -> Result<(), CapabilityError> {
-        if !self.caps.grants.events_publish.contains(&topic) {
-            return Err(self.caps.deny(&format!("events.publish {topic}")));
-        }
-        if payload.len() > MAX_PAYLOAD_BYTES {
-            return Err(CapabilityError::LimitExceeded(format!(
-                "payloads are at most {MAX_PAYLOAD_BYTES} bytes"
-            )));
-        }
-        let payload = serde_json::from_str(&payload)
-            .map_err(|e| CapabilityError::Invalid(format!("payload is not JSON: {e}")))?;
-        let event = PublishedEvent {
-            plugin: self.caps.plugin_id.clone(),
-            topic,
-            payload,
-        };
-        Ok(until_deadline(self.deadline, self.caps.services.events.publish(event)).await?)
+/// `events.publish`.
+pub(crate) async fn publish(
+    state: &mut PluginState,
+    topic: String,
+    payload: String,
+) -> Result<(), CapabilityError> {
+    if !state.caps.grants.events_publish.contains(&topic) {
+        return Err(state.caps.deny(&format!("events.publish {topic}")));
     }
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(CapabilityError::LimitExceeded(format!(
+            "payloads are at most {MAX_PAYLOAD_BYTES} bytes"
+        )));
+    }
+    let payload = serde_json::from_str(&payload)
+        .map_err(|e| CapabilityError::Invalid(format!("payload is not JSON: {e}")))?;
+    let event = PublishedEvent {
+        plugin: state.caps.plugin_id.clone(),
+        topic,
+        payload,
+    };
+    Ok(until_deadline(state.deadline, state.caps.services.events.publish(event)).await?)
 }

@@ -42,10 +42,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::bindings::v0_1::ctrl_alt_play::plugin::http::{
-    Host, HttpError, Method, Request, Response,
-};
-use crate::bindings::v0_1::ctrl_alt_play::plugin::types::KeyValue;
+use crate::api::{HttpError, HttpMethod, HttpRequest, HttpResponse, KeyValue};
 use crate::plugin::PluginState;
 
 /// Largest request body, in bytes.
@@ -352,9 +349,9 @@ impl HttpClient {
     pub async fn fetch(
         &self,
         allow: &[HostPattern],
-        request: Request,
+        request: HttpRequest,
         timeout: Duration,
-    ) -> Result<Response, HttpError> {
+    ) -> Result<HttpResponse, HttpError> {
         tokio::time::timeout(timeout, self.checked_fetch(allow, request, timeout))
             .await
             .map_err(|_| HttpError::Timeout)?
@@ -363,9 +360,9 @@ impl HttpClient {
     async fn checked_fetch(
         &self,
         allow: &[HostPattern],
-        request: Request,
+        request: HttpRequest,
         timeout: Duration,
-    ) -> Result<Response, HttpError> {
+    ) -> Result<HttpResponse, HttpError> {
         let url = url::Url::parse(&request.url)
             .map_err(|e| HttpError::InvalidRequest(format!("bad URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
@@ -437,12 +434,12 @@ impl HttpClient {
             .build()
             .map_err(|e| HttpError::Transport(format!("building the client: {e}")))?;
         let method = match request.method {
-            Method::Get => reqwest::Method::GET,
-            Method::Head => reqwest::Method::HEAD,
-            Method::Post => reqwest::Method::POST,
-            Method::Put => reqwest::Method::PUT,
-            Method::Patch => reqwest::Method::PATCH,
-            Method::Delete => reqwest::Method::DELETE,
+            HttpMethod::Get => reqwest::Method::GET,
+            HttpMethod::Head => reqwest::Method::HEAD,
+            HttpMethod::Post => reqwest::Method::POST,
+            HttpMethod::Put => reqwest::Method::PUT,
+            HttpMethod::Patch => reqwest::Method::PATCH,
+            HttpMethod::Delete => reqwest::Method::DELETE,
         };
         let mut builder = client.request(method, url).timeout(timeout);
         for KeyValue { key, value } in request.headers {
@@ -469,7 +466,7 @@ impl HttpClient {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Response {
+        Ok(HttpResponse {
             status,
             headers,
             body,
@@ -477,28 +474,31 @@ impl HttpClient {
     }
 }
 
-impl Host for PluginState {
-    async fn fetch(&mut self, request: Request) -> Result<Response, HttpError> {
-        let remaining = self
-            .deadline
-            .saturating_duration_since(std::time::Instant::now());
-        let timeout = request
-            .timeout_ms
-            .map(|ms| Duration::from_millis(ms.into()).min(remaining))
-            .unwrap_or(remaining);
-        let fetch = self
-            .caps
-            .services
-            .http
-            .fetch(&self.caps.http_allow, request, timeout);
-        let result = tokio::time::timeout_at(self.deadline.into(), fetch)
-            .await
-            .unwrap_or(Err(HttpError::Timeout));
-        if let Err(HttpError::Denied(why)) = &result {
-            tracing::warn!(plugin = %self.caps.plugin_id, %why, "http request denied");
-        }
-        result
+/// `http.fetch`, bounded by the call's deadline; denials are logged with
+/// the plugin id.
+pub(crate) async fn fetch(
+    state: &mut PluginState,
+    request: HttpRequest,
+) -> Result<HttpResponse, HttpError> {
+    let remaining = state
+        .deadline
+        .saturating_duration_since(std::time::Instant::now());
+    let timeout = request
+        .timeout_ms
+        .map(|ms| Duration::from_millis(ms.into()).min(remaining))
+        .unwrap_or(remaining);
+    let fetch = state
+        .caps
+        .services
+        .http
+        .fetch(&state.caps.http_allow, request, timeout);
+    let result = tokio::time::timeout_at(state.deadline.into(), fetch)
+        .await
+        .unwrap_or(Err(HttpError::Timeout));
+    if let Err(HttpError::Denied(why)) = &result {
+        tracing::warn!(plugin = %state.caps.plugin_id, %why, "http request denied");
     }
+    result
 }
 
 #[cfg(test)]
@@ -523,9 +523,9 @@ mod tests {
             .collect()
     }
 
-    fn get(url: &str, headers: &[(&str, &str)]) -> Request {
-        Request {
-            method: Method::Get,
+    fn get(url: &str, headers: &[(&str, &str)]) -> HttpRequest {
+        HttpRequest {
+            method: HttpMethod::Get,
             url: url.to_owned(),
             headers: headers
                 .iter()
@@ -598,7 +598,7 @@ mod tests {
 
     const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello";
 
-    fn denied(result: &Result<Response, HttpError>) -> &str {
+    fn denied(result: &Result<HttpResponse, HttpError>) -> &str {
         match result {
             Err(HttpError::Denied(why)) => why,
             other => panic!("expected a denial, got {other:?}"),

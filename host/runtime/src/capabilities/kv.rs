@@ -4,8 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::{BoxFuture, ServiceError, until_deadline};
-use crate::bindings::v0_1::ctrl_alt_play::plugin::kv::Host;
-use crate::bindings::v0_1::ctrl_alt_play::plugin::types::CapabilityError;
+use crate::api::CapabilityError;
 use crate::plugin::PluginState;
 
 /// Longest key, in bytes.
@@ -156,71 +155,85 @@ fn check_key(key: &str) -> Result<(), CapabilityError> {
     Ok(())
 }
 
-impl Host for PluginState {
-    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, CapabilityError> {
-        if !self.caps.grants.kv {
-            return Err(self.caps.deny("kv"));
-        }
-        check_key(&key)?;
-        Ok(until_deadline(
-            self.deadline,
-            self.caps.services.kv.get(&self.caps.plugin_id, &key),
-        )
-        .await?)
+/// `kv.get`.
+pub(crate) async fn get(
+    state: &mut PluginState,
+    key: String,
+) -> Result<Option<Vec<u8>>, CapabilityError> {
+    if !state.caps.grants.kv {
+        return Err(state.caps.deny("kv"));
     }
+    check_key(&key)?;
+    Ok(until_deadline(
+        state.deadline,
+        state.caps.services.kv.get(&state.caps.plugin_id, &key),
+    )
+    .await?)
+}
 
-    async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), CapabilityError> {
-        if !self.caps.grants.kv {
-            return Err(self.caps.deny("kv"));
-        }
-        check_key(&key)?;
-        if value.len() > MAX_VALUE_BYTES {
-            return Err(CapabilityError::LimitExceeded(format!(
-                "values are at most {MAX_VALUE_BYTES} bytes"
-            )));
-        }
-        Ok(until_deadline(
-            self.deadline,
-            self.caps.services.kv.set(&self.caps.plugin_id, &key, value),
-        )
-        .await?)
+/// `kv.set`.
+pub(crate) async fn set(
+    state: &mut PluginState,
+    key: String,
+    value: Vec<u8>,
+) -> Result<(), CapabilityError> {
+    if !state.caps.grants.kv {
+        return Err(state.caps.deny("kv"));
     }
+    check_key(&key)?;
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(CapabilityError::LimitExceeded(format!(
+            "values are at most {MAX_VALUE_BYTES} bytes"
+        )));
+    }
+    Ok(until_deadline(
+        state.deadline,
+        state
+            .caps
+            .services
+            .kv
+            .set(&state.caps.plugin_id, &key, value),
+    )
+    .await?)
+}
 
-    async fn delete(&mut self, key: String) -> Result<bool, CapabilityError> {
-        if !self.caps.grants.kv {
-            return Err(self.caps.deny("kv"));
-        }
-        check_key(&key)?;
-        Ok(until_deadline(
-            self.deadline,
-            self.caps.services.kv.delete(&self.caps.plugin_id, &key),
-        )
-        .await?)
+/// `kv.delete`.
+pub(crate) async fn delete(state: &mut PluginState, key: String) -> Result<bool, CapabilityError> {
+    if !state.caps.grants.kv {
+        return Err(state.caps.deny("kv"));
     }
+    check_key(&key)?;
+    Ok(until_deadline(
+        state.deadline,
+        state.caps.services.kv.delete(&state.caps.plugin_id, &key),
+    )
+    .await?)
+}
 
-    async fn list_keys(
-        &mut self,
-        prefix: String,
-        limit: u32,
-    ) -> Result<Vec<String>, CapabilityError> {
-        if !self.caps.grants.kv {
-            return Err(self.caps.deny("kv"));
-        }
-        if prefix.len() > MAX_KEY_BYTES {
-            return Err(CapabilityError::Invalid(format!(
-                "prefixes are at most {MAX_KEY_BYTES} bytes"
-            )));
-        }
-        let limit = limit.min(MAX_LIST);
-        Ok(until_deadline(
-            self.deadline,
-            self.caps
-                .services
-                .kv
-                .list_keys(&self.caps.plugin_id, &prefix, limit),
-        )
-        .await?)
+/// `kv.list-keys`, at most [`MAX_LIST`] keys.
+pub(crate) async fn list_keys(
+    state: &mut PluginState,
+    prefix: String,
+    limit: u32,
+) -> Result<Vec<String>, CapabilityError> {
+    if !state.caps.grants.kv {
+        return Err(state.caps.deny("kv"));
     }
+    if prefix.len() > MAX_KEY_BYTES {
+        return Err(CapabilityError::Invalid(format!(
+            "prefixes are at most {MAX_KEY_BYTES} bytes"
+        )));
+    }
+    let limit = limit.min(MAX_LIST);
+    Ok(until_deadline(
+        state.deadline,
+        state
+            .caps
+            .services
+            .kv
+            .list_keys(&state.caps.plugin_id, &prefix, limit),
+    )
+    .await?)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `log`: plugin log records into the host's `tracing`, tagged with the plugin id.
 
-use crate::bindings::v0_1::ctrl_alt_play::plugin::log::{Host, Level};
+use crate::api::LogLevel;
 use crate::plugin::PluginState;
 
 /// Longest message kept, in bytes; longer ones are cut.
@@ -19,22 +19,22 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-impl Host for PluginState {
-    async fn log(&mut self, level: Level, target: String, message: String) {
-        self.log_records += 1;
-        if self.log_records > MAX_RECORDS_PER_CALL {
-            return;
-        }
-        let plugin = self.caps.plugin_id.as_str();
-        let target = truncate(&target, 128);
-        let message = truncate(&message, MAX_MESSAGE_BYTES);
-        match level {
-            Level::Trace => tracing::trace!(plugin, plugin_target = target, "{message}"),
-            Level::Debug => tracing::debug!(plugin, plugin_target = target, "{message}"),
-            Level::Info => tracing::info!(plugin, plugin_target = target, "{message}"),
-            Level::Warn => tracing::warn!(plugin, plugin_target = target, "{message}"),
-            Level::Error => tracing::error!(plugin, plugin_target = target, "{message}"),
-        }
-        self.recent_logs.push(level, message);
+/// `log.log`: one record into `tracing` and the plugin's recent lines,
+/// which keep the level's WIT name (`info`, not a Rust path).
+pub(crate) fn log(state: &mut PluginState, level: LogLevel, target: &str, message: &str) {
+    state.log_records += 1;
+    if state.log_records > MAX_RECORDS_PER_CALL {
+        return;
     }
+    let plugin = state.caps.plugin_id.as_str();
+    let target = truncate(target, 128);
+    let message = truncate(message, MAX_MESSAGE_BYTES);
+    match level {
+        LogLevel::Trace => tracing::trace!(plugin, plugin_target = target, "{message}"),
+        LogLevel::Debug => tracing::debug!(plugin, plugin_target = target, "{message}"),
+        LogLevel::Info => tracing::info!(plugin, plugin_target = target, "{message}"),
+        LogLevel::Warn => tracing::warn!(plugin, plugin_target = target, "{message}"),
+        LogLevel::Error => tracing::error!(plugin, plugin_target = target, "{message}"),
+    }
+    state.recent_logs.push(level.as_str(), message);
 }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::bindings::v0_1::ctrl_alt_play::plugin::types::CapabilityError;
+use crate::api::CapabilityError;
 use crate::manifest::{Manifest, PanelScope};
 
 /// Waits for a backing service, but never past the plugin call's deadline.
@@ -231,5 +231,3 @@ impl CapabilityContext {
         ))
     }
 }
-
-impl crate::bindings::v0_1::ctrl_alt_play::plugin::types::Host for crate::plugin::PluginState {}

@@ -1,8 +1,7 @@
 //! `panel`: a scoped view of the Panel API.
 
 use super::{BoxFuture, ServiceError, until_deadline};
-use crate::bindings::v0_1::ctrl_alt_play::plugin::panel::{Host, ServerSummary};
-use crate::bindings::v0_1::ctrl_alt_play::plugin::types::CapabilityError;
+use crate::api::{CapabilityError, ServerSummary};
 use crate::manifest::PanelScope;
 use crate::plugin::PluginState;
 
@@ -62,57 +61,67 @@ impl PanelApi for NoPanel {
     }
 }
 
-impl PluginState {
-    fn require(&self, scope: PanelScope) -> Result<(), CapabilityError> {
-        if self.caps.grants.panel.contains(&scope) {
-            Ok(())
-        } else {
-            Err(self.caps.deny(&format!("panel {}", scope.as_str())))
-        }
+fn require(state: &PluginState, scope: PanelScope) -> Result<(), CapabilityError> {
+    if state.caps.grants.panel.contains(&scope) {
+        Ok(())
+    } else {
+        Err(state.caps.deny(&format!("panel {}", scope.as_str())))
     }
 }
 
-impl Host for PluginState {
-    async fn list_servers(&mut self) -> Result<Vec<ServerSummary>, CapabilityError> {
-        self.require(PanelScope::ServersRead)?;
-        Ok(until_deadline(
-            self.deadline,
-            self.caps.services.panel.list_servers(&self.caps.plugin_id),
-        )
-        .await?)
-    }
+/// `panel.list-servers` (scope `servers.read`).
+pub(crate) async fn list_servers(
+    state: &mut PluginState,
+) -> Result<Vec<ServerSummary>, CapabilityError> {
+    require(state, PanelScope::ServersRead)?;
+    Ok(until_deadline(
+        state.deadline,
+        state
+            .caps
+            .services
+            .panel
+            .list_servers(&state.caps.plugin_id),
+    )
+    .await?)
+}
 
-    async fn get_server(&mut self, id: String) -> Result<ServerSummary, CapabilityError> {
-        self.require(PanelScope::ServersRead)?;
-        Ok(until_deadline(
-            self.deadline,
-            self.caps
-                .services
-                .panel
-                .get_server(&self.caps.plugin_id, &id),
-        )
-        .await?)
-    }
+/// `panel.get-server` (scope `servers.read`).
+pub(crate) async fn get_server(
+    state: &mut PluginState,
+    id: String,
+) -> Result<ServerSummary, CapabilityError> {
+    require(state, PanelScope::ServersRead)?;
+    Ok(until_deadline(
+        state.deadline,
+        state
+            .caps
+            .services
+            .panel
+            .get_server(&state.caps.plugin_id, &id),
+    )
+    .await?)
+}
 
-    async fn send_console_command(
-        &mut self,
-        server_id: String,
-        command: String,
-    ) -> Result<(), CapabilityError> {
-        self.require(PanelScope::ConsoleSend)?;
-        if command.len() > MAX_COMMAND_BYTES || command.contains(['\n', '\r']) {
-            return Err(CapabilityError::Invalid(format!(
-                "a console command is one line of at most {MAX_COMMAND_BYTES} bytes"
-            )));
-        }
-        Ok(until_deadline(
-            self.deadline,
-            self.caps.services.panel.send_console_command(
-                &self.caps.plugin_id,
-                &server_id,
-                &command,
-            ),
-        )
-        .await?)
+/// `panel.send-console-command` (scope `console.send`): one line of at most
+/// [`MAX_COMMAND_BYTES`].
+pub(crate) async fn send_console_command(
+    state: &mut PluginState,
+    server_id: String,
+    command: String,
+) -> Result<(), CapabilityError> {
+    require(state, PanelScope::ConsoleSend)?;
+    if command.len() > MAX_COMMAND_BYTES || command.contains(['\n', '\r']) {
+        return Err(CapabilityError::Invalid(format!(
+            "a console command is one line of at most {MAX_COMMAND_BYTES} bytes"
+        )));
     }
+    Ok(until_deadline(
+        state.deadline,
+        state
+            .caps
+            .services
+            .panel
+            .send_console_command(&state.caps.plugin_id, &server_id, &command),
+    )
+    .await?)
 }
