@@ -14,7 +14,7 @@ use cap_agent::{
 };
 use cap_e2e::podman::{PodmanService, podman, test_image};
 use cap_protocol::{
-    InstallPlan, InstallStep, KeyValue, LimitsApplied, PortAllocation, RestartPolicy, Script,
+    AgentMessage, InstallPlan, InstallStep, KeyValue, LimitsApplied, PortAllocation, RestartPolicy, Script,
     ServerLimits, ServerSpec, ServerState, Signal, StartupPlan, StopMethod, StopPlan,
 };
 
@@ -193,6 +193,23 @@ async fn a_server_runs_in_a_limited_unprivileged_container_and_answers_its_conso
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&owner), uid);
     // The allocation is published: the stand-in answers on the node's port.
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+
+    // Stats come from the engine, network counters included.
+    let (memory, rx) = events
+        .wait_for("stats from the engine", Duration::from_secs(20), |all| {
+            all.iter().find_map(|m| match m {
+                AgentMessage::Stats {
+                    server_id,
+                    memory_bytes,
+                    network_rx_bytes: Some(rx),
+                    ..
+                } if server_id == "alpha" && *memory_bytes > 0 => Some((*memory_bytes, *rx)),
+                _ => None,
+            })
+        })
+        .await;
+    assert!(memory < 256 << 20, "{memory} bytes, within the limit");
+    let _ = rx;
 
     runtime.console_input("alpha", "players").await.unwrap();
     events
