@@ -313,6 +313,7 @@ async fn run_script(
         memory_mb: 0,
         cpu_percent: 0,
         max_processes: 0,
+        disk_mb: 0,
     };
     crate::limits::prepare(None, "install", &unlimited, run_as).apply_before_exec(&mut command);
     let mut child = command.spawn().map_err(io(format!(

@@ -2,10 +2,12 @@
 //!
 //! The Ctrl-Alt-Play Agent: it runs game servers on a node for the Panel.
 //!
-//! - [`runtime`]: the [`ServerRuntime`] trait and [`NativeRuntime`] (one
-//!   directory and one process group per server, stop escalation, limits,
-//!   crash detection with automatic restarts, re-adoption of servers that
-//!   kept running while the Agent was down).
+//! - [`runtime`]: the [`ServerRuntime`] trait and [`NodeRuntime`] (one
+//!   directory and one process group or container per server, stop
+//!   escalation, limits, crash detection with automatic restarts,
+//!   re-adoption of servers that kept running while the Agent was down).
+//! - [`container`]: the container engine (Docker Engine API, for Docker
+//!   and Podman) the container backend runs servers and installs in.
 //! - [`install`]: install plans (sha256-verified downloads, scripts with
 //!   time limits, files) and [`config_edit`] (properties, YAML, JSON, INI,
 //!   XML, plain).
@@ -24,6 +26,7 @@
 pub mod agent;
 pub mod config_edit;
 pub mod console;
+pub mod container;
 pub mod install;
 pub mod isolation;
 pub mod limits;
@@ -37,4 +40,6 @@ pub mod signals;
 
 pub use agent::{Agent, Delivery};
 pub use console::{Classifier, ConsoleConfig, PluginClassifier};
-pub use runtime::{Classifiers, NativeRuntime, RuntimeConfig, RuntimeError, ServerRuntime};
+pub use runtime::{
+    Backend, Classifiers, ContainerConfig, NodeRuntime, RuntimeConfig, RuntimeError, ServerRuntime,
+};

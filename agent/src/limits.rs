@@ -311,6 +311,7 @@ mod tests {
             memory_mb,
             cpu_percent,
             max_processes,
+            disk_mb: 0,
         }
     }
 

@@ -24,7 +24,9 @@ use tokio::task::JoinHandle;
 
 use crate::link::{self, LinkConfig, LinkError};
 use crate::plugins::PluginSource;
-use crate::runtime::{Classifiers, NativeRuntime, RuntimeConfig, RuntimeError};
+use crate::runtime::{
+    Backend, Classifiers, ContainerConfig, NodeRuntime, RuntimeConfig, RuntimeError,
+};
 use crate::{Agent, ServerRuntime};
 
 /// Runtime events buffered towards the link before console output is
@@ -52,6 +54,24 @@ pub struct NodeOptions {
     /// Accept a cleartext `http://` Panel that is not on loopback
     /// (`--insecure`).
     pub insecure: bool,
+    /// Native processes or containers (`--runtime`), unless
+    /// [`NodeOptions::runtime`] names its backend itself.
+    pub backend: BackendChoice,
+}
+
+/// The runtime a node is started with (`--runtime native|container`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum BackendChoice {
+    /// Servers run as processes of the node.
+    #[default]
+    Native,
+    /// Servers run in containers of the engine at `host`
+    /// (`--container-host`; `None` looks in the usual places, see
+    /// [`crate::container::candidate_hosts`]).
+    Container {
+        /// The engine's address.
+        host: Option<String>,
+    },
 }
 
 impl std::fmt::Debug for NodeOptions {
@@ -79,6 +99,9 @@ pub enum NodeError {
     /// The runtime could not open its data directory.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// `--runtime container` and no container engine answers.
+    #[error("--runtime container: {0}")]
+    Engine(#[from] crate::container::EngineError),
     /// The health endpoint could not be bound.
     #[error("cannot serve the health endpoint on {addr}: {source}")]
     Health {
@@ -97,7 +120,7 @@ pub struct RunningNode {
     /// Where `GET /health` answers.
     pub health_addr: SocketAddr,
     /// The runtime (for tests and embedding).
-    pub runtime: Arc<NativeRuntime>,
+    pub runtime: Arc<NodeRuntime>,
     shutdown: watch::Sender<bool>,
     link: JoinHandle<()>,
     health: JoinHandle<()>,
@@ -123,16 +146,26 @@ impl RunningNode {
     }
 }
 
-fn platform_capabilities() -> Vec<String> {
+fn platform_capabilities(backend: &Backend) -> Vec<String> {
     let arch = match std::env::consts::ARCH {
         "aarch64" => "arm64",
         _ => "amd64",
     };
     vec![
-        "native-process".to_owned(),
+        backend.capability().to_owned(),
         format!("os-{}", std::env::consts::OS),
         format!("arch-{arch}"),
     ]
+}
+
+/// The engine instance label of an Agent: the first 12 hex digits of its
+/// id, so that two Agents on one engine keep apart.
+fn engine_instance(agent_id: &str) -> String {
+    agent_id
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(12)
+        .collect()
 }
 
 /// What this machine offers: its memory, the free disk under `data_dir`,
@@ -183,6 +216,22 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         })
     })?;
     let credentials_path = options.data_dir.join("credentials.json");
+    let id_error = |source| LinkError::Credentials {
+        path: options.data_dir.join("agent-id").display().to_string(),
+        source,
+    };
+    let mut config = match options.runtime {
+        Some(config) => config,
+        None => RuntimeConfig::new(&options.data_dir),
+    };
+    if let (Backend::Native, BackendChoice::Container { host }) =
+        (&config.backend, &options.backend)
+    {
+        let instance = engine_instance(&agent_id(&options.data_dir).map_err(id_error)?);
+        let engine = crate::container::Engine::connect(host.as_deref(), &instance).await?;
+        tracing::info!(host = %engine.host(), "servers run in containers");
+        config.backend = Backend::Container(ContainerConfig::new(engine));
+    }
     let listener = tokio::net::TcpListener::bind(options.health_listen)
         .await
         .map_err(|source| NodeError::Health {
@@ -218,18 +267,14 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
                 ));
             };
             let panel_url = &link::check_panel_url(panel_url, options.insecure)?;
-            let agent_id =
-                agent_id(&options.data_dir).map_err(|source| LinkError::Credentials {
-                    path: options.data_dir.join("agent-id").display().to_string(),
-                    source,
-                })?;
+            let agent_id = agent_id(&options.data_dir).map_err(id_error)?;
             let mut supported_games = options.supported_games.clone();
             supported_games.sort_by(|a, b| a.plugin.cmp(&b.plugin));
             let request = RegistrationRequest {
                 token: token.clone(),
                 agent_id,
                 version: env!("CARGO_PKG_VERSION").to_owned(),
-                capabilities: platform_capabilities(),
+                capabilities: platform_capabilities(&config.backend),
                 supported_games,
                 resource_limits: options
                     .resource_limits
@@ -242,10 +287,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         }
     };
     let (events_tx, events_rx) = mpsc::channel::<AgentMessage>(EVENT_BUFFER);
-    let config = options
-        .runtime
-        .unwrap_or_else(|| RuntimeConfig::new(&options.data_dir));
-    let runtime = Arc::new(NativeRuntime::open(config, options.classifiers, events_tx).await?);
+    let runtime = Arc::new(NodeRuntime::open(config, options.classifiers, events_tx).await?);
     let (agent, results_rx) = Agent::new(runtime.clone(), &options.data_dir);
     let agent = match PluginSource::new(
         &credentials.panel_url,

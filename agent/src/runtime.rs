@@ -1,5 +1,8 @@
-//! Running game servers: the [`ServerRuntime`] trait and [`NativeRuntime`],
-//! which runs them as plain processes.
+//! Running game servers: the [`ServerRuntime`] trait and [`NodeRuntime`],
+//! which runs them as plain processes or in containers ([`Backend`]). One
+//! lifecycle (states, stop escalation, crash detection, restarts, console
+//! pipeline, re-adoption) serves both backends; only starting, signalling,
+//! waiting, console input and stats differ.
 //!
 //! Layout under the data directory:
 //!
@@ -33,6 +36,27 @@
 //!   ([`crate::isolation`]).
 //! - **One lifecycle operation at a time per server** (an async mutex), so
 //!   a stop cannot interleave with a start.
+//! - **Containers** ([`Backend::Container`], [`crate::container`]): a
+//!   server is a container named and labelled by the Agent instance and
+//!   server id, its directory mounted at `/home/container`, running as a
+//!   uid of its own (when the Agent is root) with every capability
+//!   dropped, `no-new-privileges`, memory (no swap beyond it), CPU quota,
+//!   process and open-file limits, a private `/tmp`, and its allocations
+//!   published on TCP and UDP. The Agent attaches to it before starting it
+//!   and copies its output into `console.log`, so the console pipeline is
+//!   the native one. Stop commands go to its stdin, signals through the
+//!   engine. An exit the engine reports as an OOM kill is a crash "out of
+//!   memory". On an Agent restart the running containers are found by
+//!   label and attached again; their output meanwhile is fetched from the
+//!   engine. Install scripts run in an install container of their own
+//!   (script at `/mnt/install/install.sh`, files at `/mnt/server`, root in
+//!   the container with a handful of capabilities, limits and the script's
+//!   time limit).
+//! - **Disk**: a server over its `disk_mb` is refused a start, and a
+//!   running one gets a console warning and is stopped (measured every
+//!   stats interval, both backends).
+//! - **A failed install** leaves the server `install-failed` with the
+//!   reason; an install the Agent was stopped during is one too.
 //!
 //! [`RestartPolicy`]: cap_protocol::RestartPolicy
 
@@ -44,8 +68,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cap_protocol::{
-    AgentMessage, ConsoleEvent, InstallPlan, LimitsApplied, ServerReport, ServerSpec, ServerState,
-    StopMethod,
+    AgentMessage, ConsoleEvent, InstallPlan, InstallStep, LimitsApplied, Script, ServerReport,
+    ServerSpec, ServerState, StopMethod,
 };
 use rustix::process::Signal;
 use serde::{Deserialize, Serialize};
@@ -54,6 +78,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config_edit::{self, ConfigEditError};
 use crate::console::{self, Classifier, ConsoleConfig, History, TailSpec};
+use crate::container::{self, EngineError};
 use crate::install::{InstallError, Installer, base_env, write_atomically};
 use crate::isolation::{self, RunAs};
 use crate::paths::{PathEscape, confined};
@@ -100,6 +125,22 @@ pub enum RuntimeError {
     /// The process did not exit even after SIGKILL.
     #[error("server `{0}` did not exit after SIGKILL")]
     Unkillable(String),
+    /// The container engine could not do something.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The server asks for a runtime this node does not offer.
+    #[error("{0}")]
+    UnsupportedRuntime(String),
+    /// The server's files exceed its disk limit.
+    #[error("server `{server}` uses {used_mb} MiB of disk, over its limit of {limit_mb} MiB")]
+    DiskLimit {
+        /// The server.
+        server: String,
+        /// What its directory uses.
+        used_mb: u64,
+        /// Its limit.
+        limit_mb: u64,
+    },
     /// File system trouble.
     #[error("{context}: {source}")]
     Io {
@@ -125,6 +166,9 @@ impl RuntimeError {
             Self::Path(_) => "path-escape",
             Self::Spawn { .. } => "spawn-failed",
             Self::Unkillable(_) => "unkillable",
+            Self::Engine(error) => error.code(),
+            Self::UnsupportedRuntime(_) => "unsupported-runtime",
+            Self::DiskLimit { .. } => "disk-limit",
             Self::Io { .. } => "io-error",
         }
     }
@@ -135,7 +179,7 @@ fn io_error(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Runtim
     move |source| RuntimeError::Io { context, source }
 }
 
-/// What runs game servers on a node. [`NativeRuntime`] runs processes;
+/// What runs game servers on a node. [`NodeRuntime`] runs processes;
 /// a container runtime can implement the same operations later.
 pub trait ServerRuntime: Send + Sync + 'static {
     /// Runs an install plan (the server must not be running).
@@ -179,7 +223,7 @@ pub trait ServerRuntime: Send + Sync + 'static {
     fn has_classifier(&self, game: &str) -> bool;
 }
 
-/// [`NativeRuntime`] settings.
+/// [`NodeRuntime`] settings.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     /// Where servers and bookkeeping live.
@@ -202,6 +246,77 @@ pub struct RuntimeConfig {
     /// Directories searched for a startup plan's bare program name after
     /// the server directory and before `PATH` (a node's shared `bin`).
     pub program_dirs: Vec<PathBuf>,
+    /// Processes of the node, or containers.
+    pub backend: Backend,
+}
+
+/// Where a node's servers run.
+#[derive(Debug, Clone, Default)]
+pub enum Backend {
+    /// Plain processes, limited and isolated by [`crate::limits`] and
+    /// [`crate::isolation`]. Servers whose spec names an image are refused.
+    #[default]
+    Native,
+    /// Containers of a Docker Engine API ([`crate::container`]). Servers
+    /// whose spec names no image are refused.
+    Container(ContainerConfig),
+}
+
+impl Backend {
+    /// The capability a node with this backend advertises.
+    pub fn capability(&self) -> &'static str {
+        match self {
+            Self::Native => "native-process",
+            Self::Container(_) => "container",
+        }
+    }
+}
+
+/// Settings of the container backend.
+#[derive(Debug, Clone)]
+pub struct ContainerConfig {
+    /// The engine.
+    pub engine: container::Engine,
+    /// When the Agent is root, each server runs as a uid of its own from
+    /// `uid_base` up (the uid needs no account on the node); otherwise as
+    /// the Agent's own uid.
+    pub uid_base: u32,
+    /// The open-files limit of every container.
+    pub nofile: i64,
+    /// The process limit of a server whose limits name none.
+    pub default_pids: i64,
+    /// Size of each container's private `/tmp`, MiB.
+    pub tmp_mb: u64,
+    /// Memory of an install container, MiB (installs fetch and unpack:
+    /// they get their own limit, not the game's).
+    pub install_memory_mb: u64,
+}
+
+impl ContainerConfig {
+    /// Defaults for `engine`: a range of 10000 uids of its own from
+    /// 1000000 up, picked by the Agent's instance id so that two Agents on
+    /// one machine almost never share one (1 in 4096), as many open files
+    /// as the Agent itself may have (at most 65536: an engine cannot give
+    /// a container more than its own hard limit), 512 processes, 256 MiB
+    /// `/tmp`, 1 GiB installs.
+    pub fn new(engine: container::Engine) -> Self {
+        let slot = engine
+            .instance()
+            .get(..3)
+            .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+            .unwrap_or(0);
+        let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .maximum
+            .unwrap_or(65_536);
+        Self {
+            engine,
+            uid_base: 1_000_000 + slot * 10_000,
+            nofile: i64::try_from(hard.min(65_536)).unwrap_or(65_536),
+            default_pids: 512,
+            tmp_mb: 256,
+            install_memory_mb: 1024,
+        }
+    }
 }
 
 impl RuntimeConfig {
@@ -218,6 +333,7 @@ impl RuntimeConfig {
             download_timeout: Duration::from_secs(600),
             max_download_bytes: 8 << 30,
             program_dirs: Vec::new(),
+            backend: Backend::Native,
         }
     }
 }
@@ -236,15 +352,67 @@ struct Record {
     start_ticks: Option<u64>,
     limits: Option<LimitsApplied>,
     exit_code: Option<i32>,
+    /// The server's container (container backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    container_id: Option<String>,
+    /// The uid the server's container runs as (container backend, root
+    /// Agent): kept so that its files keep their owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    uid: Option<u32>,
+}
+
+/// A container's stdin, shared by whoever writes to the console.
+type ContainerInput = Arc<tokio::sync::Mutex<std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>>>;
+
+/// What runs: a process group of the node, or a container.
+#[derive(Clone)]
+enum Handle {
+    Native { pid: u32, start_ticks: u64 },
+    Container { id: String, input: ContainerInput },
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Native { pid, start_ticks } => f
+                .debug_struct("Native")
+                .field("pid", pid)
+                .field("start_ticks", start_ticks)
+                .finish(),
+            Self::Container { id, .. } => f.debug_struct("Container").field("id", id).finish(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 struct Process {
-    pid: u32,
-    start_ticks: u64,
+    handle: Handle,
     limits: LimitsApplied,
     started: Instant,
     cpu_sample: Option<(u64, Instant)>,
+}
+
+impl Process {
+    fn pid(&self) -> Option<u32> {
+        match self.handle {
+            Handle::Native { pid, .. } => Some(pid),
+            Handle::Container { .. } => None,
+        }
+    }
+
+    fn start_ticks(&self) -> Option<u64> {
+        match self.handle {
+            Handle::Native { start_ticks, .. } => Some(start_ticks),
+            Handle::Container { .. } => None,
+        }
+    }
+
+    fn container_id(&self) -> Option<&str> {
+        match &self.handle {
+            Handle::Native { .. } => None,
+            Handle::Container { id, .. } => Some(id),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -261,6 +429,10 @@ struct Inner {
     crash_cause: Option<String>,
     players: BTreeSet<String>,
     deleted: bool,
+    /// The uid of the server's container (container backend, root Agent).
+    uid: Option<u32>,
+    /// The last container id, kept after an exit for `state.json`.
+    container_id: Option<String>,
 }
 
 struct Server {
@@ -292,10 +464,16 @@ impl Server {
             server_id: self.id.clone(),
             state: Some(inner.state),
             spec: inner.spec.clone(),
-            pid: inner.process.as_ref().map(|p| p.pid),
-            start_ticks: inner.process.as_ref().map(|p| p.start_ticks),
+            pid: inner.process.as_ref().and_then(Process::pid),
+            start_ticks: inner.process.as_ref().and_then(Process::start_ticks),
             limits: inner.process.as_ref().map(|p| p.limits.clone()),
             exit_code: inner.exit_code,
+            container_id: inner
+                .process
+                .as_ref()
+                .and_then(|p| p.container_id().map(str::to_owned))
+                .or_else(|| inner.container_id.clone()),
+            uid: inner.uid,
         }
     }
 
@@ -319,12 +497,11 @@ impl Server {
         ServerReport {
             server_id: self.id.clone(),
             state: inner.state,
-            pid: inner.process.as_ref().map(|p| p.pid),
-            uptime_secs: inner
-                .process
-                .as_ref()
-                .and_then(|p| procfs::process_age(p.start_ticks))
-                .map(|age| age.as_secs()),
+            pid: inner.process.as_ref().and_then(Process::pid),
+            uptime_secs: inner.process.as_ref().map(|p| match p.start_ticks() {
+                Some(ticks) => procfs::process_age(ticks).map_or(0, |age| age.as_secs()),
+                None => p.started.elapsed().as_secs(),
+            }),
             exit_code: inner.exit_code,
             limits: inner.process.as_ref().map(|p| p.limits.clone()),
         }
@@ -341,13 +518,13 @@ struct Shared {
 
 /// Runs game servers as native processes. Cheap to clone.
 #[derive(Clone)]
-pub struct NativeRuntime {
+pub struct NodeRuntime {
     shared: Arc<Shared>,
 }
 
-impl std::fmt::Debug for NativeRuntime {
+impl std::fmt::Debug for NodeRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NativeRuntime")
+        f.debug_struct("NodeRuntime")
             .field("data_dir", &self.shared.config.data_dir)
             .finish_non_exhaustive()
     }
@@ -365,11 +542,13 @@ fn valid_server_id(id: &str) -> bool {
 enum Exit {
     Code(i32),
     Signal(i32),
+    /// The OOM killer ended it (a container's exit code, when known).
+    OutOfMemory(Option<i32>),
     /// An adopted process; its status went to its real parent.
     Unknown,
 }
 
-impl NativeRuntime {
+impl NodeRuntime {
     /// Opens the data directory and re-adopts every server whose process is
     /// still running; servers whose process died while the Agent was away
     /// are reported as crashed. Events go to `events`.
@@ -441,6 +620,8 @@ impl NativeRuntime {
                 crash_cause: None,
                 players: BTreeSet::new(),
                 deleted: false,
+                uid: record.and_then(|r| r.uid),
+                container_id: record.and_then(|r| r.container_id.clone()),
             }),
             state_tx,
             op: tokio::sync::Mutex::new(()),
@@ -497,6 +678,12 @@ impl NativeRuntime {
     }
 
     async fn adopt_all(&self) -> Result<(), RuntimeError> {
+        // The container backend asks the engine which of its containers
+        // still run; the native one asks /proc per record.
+        let containers = match &self.shared.config.backend {
+            Backend::Native => None,
+            Backend::Container(config) => Some(config.engine.list_own().await?),
+        };
         let run = self.shared.config.data_dir.join("run");
         let entries = std::fs::read_dir(&run).map_err(io_error("reading the run directory"))?;
         for entry in entries.flatten() {
@@ -518,11 +705,43 @@ impl NativeRuntime {
             };
             let server = self.new_server(&id, Some(&record));
             self.servers().insert(id.clone(), server.clone());
+            if record.state == Some(ServerState::Installing) {
+                self.set_state(
+                    &server,
+                    ServerState::InstallFailed,
+                    Some("the Agent stopped during the install".into()),
+                )
+                .await;
+            }
+            let was_alive = record.state.is_some_and(|s| s.is_alive());
+            if let Some(owned) = &containers {
+                let running = owned
+                    .iter()
+                    .find(|c| c.server_id == id && c.role == container::Role::Server && c.running);
+                for leftover in owned.iter().filter(|c| {
+                    c.server_id == id && !(c.role == container::Role::Server && c.running)
+                }) {
+                    self.remove_container(&leftover.id).await;
+                }
+                match running {
+                    Some(found) => self.adopt_container(&server, &found.id).await?,
+                    None if was_alive => {
+                        server.lock().exit_code = None;
+                        self.set_state(
+                            &server,
+                            ServerState::Crashed,
+                            Some("the container exited while the Agent was not running".into()),
+                        )
+                        .await;
+                    }
+                    None => {}
+                }
+                continue;
+            }
             let alive = match (record.pid, record.start_ticks) {
                 (Some(pid), Some(ticks)) => procfs::is_same_live_process(pid, ticks),
                 _ => false,
             };
-            let was_alive = record.state.is_some_and(|s| s.is_alive());
             if let (true, Some(pid), Some(ticks)) = (alive, record.pid, record.start_ticks) {
                 let started = Instant::now()
                     .checked_sub(procfs::process_age(ticks).unwrap_or_default())
@@ -531,8 +750,10 @@ impl NativeRuntime {
                     let mut inner = server.lock();
                     inner.generation += 1;
                     inner.process = Some(Process {
-                        pid,
-                        start_ticks: ticks,
+                        handle: Handle::Native {
+                            pid,
+                            start_ticks: ticks,
+                        },
                         limits: record.limits.clone().unwrap_or(LimitsApplied::None {
                             reason: "unknown (adopted)".into(),
                         }),
@@ -577,16 +798,19 @@ impl NativeRuntime {
             loop {
                 ticker.tick().await;
                 let Some(shared) = weak.upgrade() else { return };
-                let servers: Vec<Arc<Server>> = shared
-                    .servers
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .values()
-                    .cloned()
-                    .collect();
+                let runtime = Self { shared };
+                let servers: Vec<Arc<Server>> = runtime.servers().values().cloned().collect();
                 for server in servers {
-                    if let Some(message) = stats(&server) {
-                        let _ = shared.events.try_send(message);
+                    let disk = runtime.enforce_disk(&server).await;
+                    let message = match &runtime.shared.config.backend {
+                        Backend::Native => stats(&server),
+                        Backend::Container(_) => runtime.container_stats(&server).await,
+                    };
+                    if let Some(mut message) = message {
+                        if let AgentMessage::Stats { disk_bytes, .. } = &mut message {
+                            *disk_bytes = disk;
+                        }
+                        let _ = runtime.shared.events.try_send(message);
                     }
                 }
             }
@@ -676,12 +900,13 @@ impl NativeRuntime {
             let ran_for = process.as_ref().map(|p| p.started.elapsed());
             inner.players.clear();
             inner.exit_code = match exit {
-                Exit::Code(code) => Some(code),
+                Exit::Code(code) | Exit::OutOfMemory(Some(code)) => Some(code),
                 _ => None,
             };
             let exit_text = match exit {
                 Exit::Code(code) => format!("exit code {code}"),
                 Exit::Signal(signal) => format!("killed by signal {signal}"),
+                Exit::OutOfMemory(_) => "killed: out of memory (over its memory limit)".into(),
                 Exit::Unknown => "exited (status unknown: adopted process)".into(),
             };
             let asked = std::mem::take(&mut inner.stopping);
@@ -711,9 +936,14 @@ impl NativeRuntime {
             (state, reason, process, restart)
         };
         if let Some(process) = &ended {
-            // Leftover members of the group go with their leader.
-            signals::kill_group(process.pid, Signal::KILL);
-            limits::remove_cgroup(&process.limits);
+            match &process.handle {
+                Handle::Native { pid, .. } => {
+                    // Leftover members of the group go with their leader.
+                    signals::kill_group(*pid, Signal::KILL);
+                    limits::remove_cgroup(&process.limits);
+                }
+                Handle::Container { id, .. } => self.remove_container(id).await,
+            }
         }
         self.set_state(server, outcome, Some(reason)).await;
         if let Some((delay, spec)) = restart {
@@ -779,8 +1009,19 @@ impl NativeRuntime {
             }
             inner.spec = Some(spec.clone());
         }
+        self.check_runtime(&server.id, spec.image.as_deref())?;
         std::fs::create_dir_all(&server.dir).map_err(io_error("creating the server directory"))?;
         std::fs::create_dir_all(&server.run_dir).map_err(io_error("creating the run directory"))?;
+        if spec.limits.disk_mb > 0 {
+            let used_mb = disk_usage(&server.dir) >> 20;
+            if used_mb > spec.limits.disk_mb {
+                return Err(RuntimeError::DiskLimit {
+                    server: server.id.clone(),
+                    used_mb,
+                    limit_mb: spec.limits.disk_mb,
+                });
+            }
+        }
         let plan = &spec.startup;
         for edit in &plan.config_edits {
             let path = confined(&server.dir, &edit.path)?;
@@ -793,6 +1034,11 @@ impl NativeRuntime {
             std::fs::create_dir_all(&dir).map_err(io_error("creating the working directory"))?;
             dir
         };
+        if let Backend::Container(config) = &self.shared.config.backend {
+            return self
+                .start_container(server, &spec, config, &working_dir, automatic)
+                .await;
+        }
         let program =
             resolve_program(&server.dir, &self.shared.config.program_dirs, &plan.program)?;
         if let Some(user) = &self.shared.config.run_as {
@@ -869,8 +1115,7 @@ impl NativeRuntime {
             inner.crash_cause = None;
             inner.players.clear();
             inner.process = Some(Process {
-                pid,
-                start_ticks,
+                handle: Handle::Native { pid, start_ticks },
                 limits: applied.clone(),
                 started: Instant::now(),
                 cpu_sample: None,
@@ -904,7 +1149,28 @@ impl NativeRuntime {
     fn live_pid(server: &Server) -> Option<u32> {
         let inner = server.lock();
         let process = inner.process.as_ref()?;
-        procfs::is_same_live_process(process.pid, process.start_ticks).then_some(process.pid)
+        let (pid, ticks) = (process.pid()?, process.start_ticks()?);
+        procfs::is_same_live_process(pid, ticks).then_some(pid)
+    }
+
+    /// Signals the server's process group, or its container.
+    async fn send_signal(&self, server: &Server, signal: Signal) {
+        let handle = server.lock().process.as_ref().map(|p| p.handle.clone());
+        match handle {
+            Some(Handle::Native { pid, start_ticks })
+                if procfs::is_same_live_process(pid, start_ticks) =>
+            {
+                signals::kill_group(pid, signal);
+            }
+            Some(Handle::Container { id, .. }) => {
+                if let Backend::Container(config) = &self.shared.config.backend
+                    && let Err(error) = config.engine.signal(&id, signals::name(signal)).await
+                {
+                    tracing::warn!(server = %server.id, %error, "signal not delivered");
+                }
+            }
+            Some(Handle::Native { .. }) | None => {}
+        }
     }
 
     /// Stops `server`; the caller holds its `op` lock.
@@ -931,23 +1197,15 @@ impl NativeRuntime {
                 }
             }
             Some(StopMethod::SendSignal { signal }) => {
-                if let Some(pid) = Self::live_pid(server) {
-                    signals::kill_group(pid, signals::from_plan(*signal));
-                }
+                self.send_signal(server, signals::from_plan(*signal)).await;
             }
-            None => {
-                if let Some(pid) = Self::live_pid(server) {
-                    signals::kill_group(pid, Signal::TERM);
-                }
-            }
+            None => self.send_signal(server, Signal::TERM).await,
         }
         if Self::wait_down(server, grace).await {
             return Ok(());
         }
         tracing::info!(server = %server.id, "grace time over: SIGTERM");
-        if let Some(pid) = Self::live_pid(server) {
-            signals::kill_group(pid, Signal::TERM);
-        }
+        self.send_signal(server, Signal::TERM).await;
         if Self::wait_down(server, self.shared.config.term_grace).await {
             return Ok(());
         }
@@ -957,9 +1215,7 @@ impl NativeRuntime {
     async fn kill_now(&self, server: &Arc<Server>) -> Result<(), RuntimeError> {
         tracing::info!(server = %server.id, "SIGKILL");
         server.lock().stopping = true;
-        if let Some(pid) = Self::live_pid(server) {
-            signals::kill_group(pid, Signal::KILL);
-        }
+        self.send_signal(server, Signal::KILL).await;
         if Self::wait_down(server, Duration::from_secs(10)).await {
             Ok(())
         } else {
@@ -970,6 +1226,31 @@ impl NativeRuntime {
     async fn write_console(&self, server: &Server, line: &str) -> Result<(), RuntimeError> {
         if line.contains(['\n', '\r']) {
             return Err(RuntimeError::InvalidConsoleInput);
+        }
+        let container_input = server
+            .lock()
+            .process
+            .as_ref()
+            .and_then(|p| match &p.handle {
+                Handle::Container { input, .. } => Some(input.clone()),
+                Handle::Native { .. } => None,
+            });
+        if let Some(input) = container_input {
+            let mut bytes = Vec::with_capacity(line.len() + 1);
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.push(b'\n');
+            let mut input = input.lock().await;
+            return tokio::time::timeout(Duration::from_secs(5), async {
+                input.write_all(&bytes).await?;
+                input.flush().await
+            })
+            .await
+            .map_err(|_| {
+                io_error("writing to the console")(std::io::Error::from(
+                    std::io::ErrorKind::TimedOut,
+                ))
+            })?
+            .map_err(io_error("writing to the console"));
         }
         if Self::live_pid(server).is_none() {
             return Err(RuntimeError::NotRunning(server.id.clone()));
@@ -1030,8 +1311,9 @@ fn stats(server: &Server) -> Option<AgentMessage> {
         .as_ref()
         .map(|_| u32::try_from(inner.players.len()).unwrap_or(u32::MAX));
     let process = inner.process.as_mut()?;
-    let stat = procfs::stat(process.pid)?;
-    if stat.start_ticks != process.start_ticks {
+    let (pid, start_ticks) = (process.pid()?, process.start_ticks()?);
+    let stat = procfs::stat(pid)?;
+    if stat.start_ticks != start_ticks {
         return None;
     }
     let now = Instant::now();
@@ -1049,8 +1331,11 @@ fn stats(server: &Server) -> Option<AgentMessage> {
         server_id: server.id.clone(),
         cpu_percent,
         memory_bytes: stat.rss_pages.saturating_mul(procfs::page_size()),
-        uptime_secs: procfs::process_age(process.start_ticks).map_or(0, |d| d.as_secs()),
+        uptime_secs: procfs::process_age(start_ticks).map_or(0, |d| d.as_secs()),
         players,
+        network_rx_bytes: None,
+        network_tx_bytes: None,
+        disk_bytes: None,
     })
 }
 
@@ -1060,6 +1345,19 @@ enum Waiter {
     Child(tokio::process::Child),
     /// A process from an earlier Agent run: polled in `/proc`.
     Adopted { pid: u32, ticks: u64 },
+    /// A container: the engine says when and how it ended; `pump` copies
+    /// its output to the console log and is let finish first.
+    Container {
+        engine: container::Engine,
+        id: String,
+        pump: tokio::task::JoinHandle<()>,
+        /// Where a re-attach puts the new stdin.
+        input: ContainerInput,
+        /// The console log a re-attach appends to.
+        log: PathBuf,
+        /// OOM kills the engine may not report.
+        oom: container::OomWatch,
+    },
 }
 
 impl Waiter {
@@ -1080,11 +1378,668 @@ impl Waiter {
                 }
                 Exit::Unknown
             }
+            Self::Container {
+                engine,
+                id,
+                mut pump,
+                input,
+                log,
+                oom,
+            } => {
+                let ended = loop {
+                    match engine.wait(&id).await {
+                        container::Waited::Ended(ended) => break ended,
+                        container::Waited::Interrupted => {
+                            // The engine restarted under a running
+                            // container: follow its console again.
+                            tracing::info!(container = %id, "the engine came back: attaching again");
+                            pump.abort();
+                            let since = log_mtime_secs(&log);
+                            match engine.attach(&id).await {
+                                Ok(attached) => {
+                                    for chunk in engine.logs_since(&id, since).await {
+                                        append_log(&log, &chunk);
+                                    }
+                                    *input.lock().await = attached.input;
+                                    pump = spawn_pump(log.clone(), attached.output);
+                                }
+                                Err(error) => {
+                                    tracing::warn!(container = %id, %error, "attaching again failed");
+                                    tokio::time::sleep(Duration::from_secs(1)).await;
+                                }
+                            }
+                        }
+                    }
+                };
+                // The last output is in the log before the tail finishes.
+                let _ = tokio::time::timeout(Duration::from_secs(5), pump).await;
+                let code = ended.exit_code.and_then(|c| i32::try_from(c).ok());
+                let oom_killed = ended.oom_killed || (oom.fired() && code == Some(137));
+                match (oom_killed, code) {
+                    (true, code) => Exit::OutOfMemory(code),
+                    (false, Some(code)) => Exit::Code(code),
+                    (false, None) => Exit::Unknown,
+                }
+            }
         }
     }
 }
 
-impl ServerRuntime for NativeRuntime {
+/// The console log's last write, in Unix seconds (0 when unknown).
+fn log_mtime_secs(path: &Path) -> i64 {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+}
+
+/// Appends `bytes` to the log at `path` (created when missing).
+fn append_log(path: &Path, bytes: &[u8]) {
+    use std::io::Write;
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut file| file.write_all(bytes));
+    if let Err(error) = written {
+        tracing::warn!(log = %path.display(), %error, "could not write to the log");
+    }
+}
+
+/// Copies a container's output to the log at `path` until it ends.
+fn spawn_pump(
+    path: PathBuf,
+    mut output: std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<bytes::Bytes, EngineError>> + Send>,
+    >,
+) -> tokio::task::JoinHandle<()> {
+    use futures::StreamExt;
+    tokio::spawn(async move {
+        let file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .await;
+        let Ok(mut file) = file else {
+            tracing::warn!(log = %path.display(), "could not open the console log");
+            return;
+        };
+        while let Some(Ok(chunk)) = output.next().await {
+            if file.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+        let _ = file.flush().await;
+    })
+}
+
+/// Bytes a directory tree takes on disk (allocated blocks; symbolic links
+/// are not followed, and a file with several links counts once).
+pub fn disk_usage(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0u64;
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.nlink() > 1 && !meta.is_dir() && !seen.insert((meta.dev(), meta.ino())) {
+            continue;
+        }
+        total = total.saturating_add(meta.blocks().saturating_mul(512));
+        if meta.is_dir()
+            && let Ok(entries) = std::fs::read_dir(&path)
+        {
+            stack.extend(entries.flatten().map(|e| e.path()));
+        }
+    }
+    total
+}
+
+/// Where the server directory appears in its container (the egg
+/// convention).
+const CONTAINER_HOME: &str = "/home/container";
+
+/// Capabilities an install container keeps: enough for a package manager
+/// run as root in it (owners, modes, dropping to its own users), nothing
+/// that reaches outside it.
+const INSTALL_CAPABILITIES: [&str; 6] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "SETUID",
+    "SETGID",
+    "KILL",
+];
+
+impl NodeRuntime {
+    /// Refuses a server this node's backend cannot run.
+    fn check_runtime(&self, server_id: &str, image: Option<&str>) -> Result<(), RuntimeError> {
+        match (&self.shared.config.backend, image) {
+            (Backend::Native, Some(image)) => Err(RuntimeError::UnsupportedRuntime(format!(
+                "server `{server_id}` runs in the container image `{image}`, and this node runs servers as native processes (start its Agent with --runtime container)"
+            ))),
+            (Backend::Container(_), None) => Err(RuntimeError::UnsupportedRuntime(format!(
+                "server `{server_id}` names no container image (its game type offers a native command only), and this node runs servers in containers"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes a container, logging (not failing) when the engine cannot.
+    async fn remove_container(&self, id: &str) {
+        if let Backend::Container(config) = &self.shared.config.backend
+            && let Err(error) = config.engine.remove(id).await
+        {
+            tracing::warn!(container = %id, %error, "could not remove a container");
+        }
+    }
+
+    /// The `uid:gid` a server's containers run as, giving its directory to
+    /// that user: a uid of its own when the Agent is root (allocated once
+    /// and kept in `state.json`), else the Agent's own.
+    fn container_user(
+        &self,
+        server: &Server,
+        config: &ContainerConfig,
+    ) -> Result<String, RuntimeError> {
+        if !rustix::process::geteuid().is_root() {
+            let uid = rustix::process::getuid().as_raw();
+            let gid = rustix::process::getgid().as_raw();
+            return Ok(format!("{uid}:{gid}"));
+        }
+        let existing = server.lock().uid;
+        let uid = match existing {
+            Some(uid) => uid,
+            None => {
+                let used: BTreeSet<u32> = self
+                    .servers()
+                    .values()
+                    .filter_map(|s| s.lock().uid)
+                    .collect();
+                let uid = (config.uid_base..u32::MAX)
+                    .find(|uid| !used.contains(uid))
+                    .ok_or_else(|| RuntimeError::UnsupportedRuntime("no free uid left".into()))?;
+                server.lock().uid = Some(uid);
+                server.persist();
+                uid
+            }
+        };
+        let user = RunAs {
+            name: format!("uid {uid}"),
+            uid,
+            gid: uid,
+        };
+        isolation::chown_tree(&server.dir, &user)
+            .map_err(io_error("giving the server directory to its user"))?;
+        Ok(format!("{uid}:{uid}"))
+    }
+
+    /// The container backend's half of [`Self::start_locked`].
+    async fn start_container(
+        &self,
+        server: &Arc<Server>,
+        spec: &ServerSpec,
+        config: &ContainerConfig,
+        working_dir: &Path,
+        automatic: bool,
+    ) -> Result<(), RuntimeError> {
+        let engine = &config.engine;
+        let image = spec.image.clone().unwrap_or_default();
+        let log = server.log_path();
+        std::fs::write(&log, b"").map_err(io_error("creating the console log"))?;
+        server.history.clear();
+        engine
+            .ensure_image(&image, |line| {
+                append_log(&log, format!("[Agent] {line}\n").as_bytes());
+            })
+            .await?;
+        let user = self.container_user(server, config)?;
+        let relative = working_dir
+            .strip_prefix(&server.dir)
+            .unwrap_or(Path::new(""));
+        let working_dir = Path::new(CONTAINER_HOME).join(relative);
+        let plan = &spec.startup;
+        let entrypoint = (!plan.program.trim().is_empty()).then(|| vec![plan.program.clone()]);
+        let first_port = spec.ports.first();
+        let mut env = vec![
+            format!("HOME={CONTAINER_HOME}"),
+            "USER=container".to_owned(),
+            "LANG=C.UTF-8".to_owned(),
+            format!("SERVER_MEMORY={}", spec.limits.memory_mb),
+        ];
+        if let Some(port) = first_port {
+            env.push(format!("SERVER_IP={}", port.ip));
+            env.push(format!("SERVER_PORT={}", port.port));
+        }
+        env.extend(plan.env.iter().map(|kv| format!("{}={}", kv.key, kv.value)));
+        let container_spec = container::ContainerSpec {
+            server_id: server.id.clone(),
+            role: container::Role::Server,
+            image: image.clone(),
+            entrypoint,
+            cmd: plan.args.clone(),
+            env,
+            working_dir: working_dir.display().to_string(),
+            user,
+            mounts: vec![container::BindMount {
+                host: server.dir.clone(),
+                container: CONTAINER_HOME.to_owned(),
+                read_only: false,
+            }],
+            memory_bytes: i64::try_from(spec.limits.memory_mb.saturating_mul(1 << 20))
+                .unwrap_or(i64::MAX),
+            cpu_percent: spec.limits.cpu_percent,
+            pids_limit: match spec.limits.max_processes {
+                0 => config.default_pids,
+                n => i64::from(n),
+            },
+            nofile: config.nofile,
+            cap_add: Vec::new(),
+            tmp_mb: config.tmp_mb,
+            ports: spec
+                .ports
+                .iter()
+                .map(|p| container::Published {
+                    ip: p.ip.clone(),
+                    port: p.port,
+                })
+                .collect(),
+        };
+        let id = engine.create(&container_spec).await?;
+        let attached = match engine.attach(&id).await {
+            Ok(attached) => attached,
+            Err(error) => {
+                self.remove_container(&id).await;
+                return Err(error.into());
+            }
+        };
+        let pump = spawn_pump(log.clone(), attached.output);
+        if let Err(error) = engine.start(&id).await {
+            pump.abort();
+            self.remove_container(&id).await;
+            return Err(error.into());
+        }
+        // First thing after the start, before the game can fill its memory.
+        let oom = match engine.pid(&id).await {
+            Some(pid) => container::OomWatch::start(pid),
+            None => container::OomWatch::default(),
+        };
+        let applied = LimitsApplied::Container {
+            id: id.clone(),
+            image,
+        };
+        let input: ContainerInput = Arc::new(tokio::sync::Mutex::new(attached.input));
+        let generation = {
+            let mut inner = server.lock();
+            inner.generation += 1;
+            inner.stopping = false;
+            inner.exit_code = None;
+            inner.crash_cause = None;
+            inner.players.clear();
+            inner.container_id = Some(id.clone());
+            inner.process = Some(Process {
+                handle: Handle::Container {
+                    id: id.clone(),
+                    input: input.clone(),
+                },
+                limits: applied,
+                started: Instant::now(),
+                cpu_sample: None,
+            });
+            inner.generation
+        };
+        tracing::info!(server = %server.id, container = %id, "started in a container");
+        self.set_state(
+            server,
+            ServerState::Starting,
+            Some(if automatic {
+                "automatic restart".into()
+            } else {
+                "started".into()
+            }),
+        )
+        .await;
+        let waiter = Waiter::Container {
+            engine: engine.clone(),
+            id,
+            pump,
+            input,
+            log,
+            oom,
+        };
+        self.watch_process(server, generation, waiter, 0);
+        Ok(())
+    }
+
+    /// Takes a running container of an earlier Agent run back: what it
+    /// printed meanwhile is appended to its console log (lines of the
+    /// second the Agent stopped in may appear twice), then its console and
+    /// exit are followed again.
+    async fn adopt_container(&self, server: &Arc<Server>, id: &str) -> Result<(), RuntimeError> {
+        let Backend::Container(config) = &self.shared.config.backend else {
+            return Ok(());
+        };
+        let engine = config.engine.clone();
+        let log = server.log_path();
+        let since = log_mtime_secs(&log);
+        let attached = engine.attach(id).await?;
+        for chunk in engine.logs_since(id, since).await {
+            append_log(&log, &chunk);
+        }
+        for line in console::tail_lines(&log, server.history.capacity()) {
+            server.history.push(line);
+        }
+        let offset = std::fs::metadata(&log).map_or(0, |m| m.len());
+        let pump = spawn_pump(log.clone(), attached.output);
+        let input: ContainerInput = Arc::new(tokio::sync::Mutex::new(attached.input));
+        let image = server
+            .lock()
+            .spec
+            .as_ref()
+            .and_then(|s| s.image.clone())
+            .unwrap_or_default();
+        let generation = {
+            let mut inner = server.lock();
+            inner.generation += 1;
+            inner.container_id = Some(id.to_owned());
+            inner.process = Some(Process {
+                handle: Handle::Container {
+                    id: id.to_owned(),
+                    input: input.clone(),
+                },
+                limits: LimitsApplied::Container {
+                    id: id.to_owned(),
+                    image,
+                },
+                started: Instant::now(),
+                cpu_sample: None,
+            });
+            if inner.state == ServerState::Stopping || !inner.state.is_alive() {
+                inner.state = ServerState::Running;
+            }
+            inner.generation
+        };
+        server.state_tx.send_replace(server.lock().state);
+        server.persist();
+        tracing::info!(server = %server.id, container = %id, "re-adopted a running container");
+        let oom = match engine.pid(id).await {
+            Some(pid) => container::OomWatch::start(pid),
+            None => container::OomWatch::default(),
+        };
+        let waiter = Waiter::Container {
+            engine,
+            id: id.to_owned(),
+            pump,
+            input,
+            log,
+            oom,
+        };
+        self.watch_process(server, generation, waiter, offset);
+        Ok(())
+    }
+
+    /// Runs an install plan on the container backend: scripts in an
+    /// install container, the other steps as on a native node. Script
+    /// output goes to the install log and, as it comes, to the console.
+    async fn install_in_containers(
+        &self,
+        server: &Arc<Server>,
+        plan: &InstallPlan,
+        config: &ContainerConfig,
+    ) -> Result<(), RuntimeError> {
+        let log = server.run_dir.join("install.log");
+        std::fs::write(&log, b"").map_err(io_error("creating the install log"))?;
+        let (finish_tx, finish_rx) = watch::channel(false);
+        let tail = console::spawn_tail(TailSpec {
+            server_id: server.id.clone(),
+            log: log.clone(),
+            offset: 0,
+            history: server.history.clone(),
+            classifier: None,
+            on_event: Arc::new(|_: &ConsoleEvent| {}),
+            events: self.shared.events.clone(),
+            finish: finish_rx,
+            config: self.shared.config.console.clone(),
+        });
+        let mut result = Ok(());
+        for step in &plan.steps {
+            result = match step {
+                InstallStep::RunScript(script) => {
+                    self.run_install_container(server, plan.image.as_deref(), script, config, &log)
+                        .await
+                }
+                other => {
+                    let single = InstallPlan {
+                        steps: vec![other.clone()],
+                        image: None,
+                    };
+                    self.shared
+                        .installer
+                        .run(&server.dir, &log, &single)
+                        .await
+                        .map_err(RuntimeError::from)
+                }
+            };
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_ok() {
+            result = self.container_user(server, config).map(|_| ());
+        }
+        let _ = finish_tx.send(true);
+        let _ = tail.await;
+        result
+    }
+
+    async fn run_install_container(
+        &self,
+        server: &Arc<Server>,
+        image: Option<&str>,
+        script: &Script,
+        config: &ContainerConfig,
+        log: &Path,
+    ) -> Result<(), RuntimeError> {
+        let Some(image) = image else {
+            return Err(RuntimeError::UnsupportedRuntime(format!(
+                "the install plan of server `{}` runs a script and names no image to run it in",
+                server.id
+            )));
+        };
+        let engine = &config.engine;
+        engine
+            .ensure_image(image, |line| {
+                append_log(log, format!("[Agent] {line}\n").as_bytes());
+            })
+            .await?;
+        let script_dir = server.run_dir.join("install");
+        let _ = std::fs::remove_dir_all(&script_dir);
+        std::fs::create_dir_all(&script_dir).map_err(io_error("creating the install directory"))?;
+        write_atomically(
+            &script_dir.join("install.sh"),
+            script.contents.as_bytes(),
+            Some(0o755),
+        )
+        .map_err(io_error("writing the install script"))?;
+        let spec = container::ContainerSpec {
+            server_id: server.id.clone(),
+            role: container::Role::Install,
+            image: image.to_owned(),
+            entrypoint: Some(vec![
+                script.interpreter.clone(),
+                "/mnt/install/install.sh".to_owned(),
+            ]),
+            cmd: Vec::new(),
+            env: std::iter::once("HOME=/mnt/server".to_owned())
+                .chain(
+                    script
+                        .env
+                        .iter()
+                        .map(|kv| format!("{}={}", kv.key, kv.value)),
+                )
+                .collect(),
+            working_dir: "/mnt/server".to_owned(),
+            user: "0:0".to_owned(),
+            mounts: vec![
+                container::BindMount {
+                    host: server.dir.clone(),
+                    container: "/mnt/server".to_owned(),
+                    read_only: false,
+                },
+                container::BindMount {
+                    host: script_dir.clone(),
+                    container: "/mnt/install".to_owned(),
+                    read_only: true,
+                },
+            ],
+            memory_bytes: i64::try_from(config.install_memory_mb.saturating_mul(1 << 20))
+                .unwrap_or(i64::MAX),
+            cpu_percent: 0,
+            pids_limit: config.default_pids,
+            nofile: config.nofile,
+            cap_add: INSTALL_CAPABILITIES
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect(),
+            tmp_mb: config.tmp_mb,
+            ports: Vec::new(),
+        };
+        let id = engine.create(&spec).await?;
+        let outcome = async {
+            let attached = engine.attach(&id).await?;
+            let pump = spawn_pump(log.to_path_buf(), attached.output);
+            engine.start(&id).await?;
+            let limit = Duration::from_secs(u64::from(script.timeout_secs.max(1)));
+            let waited = tokio::time::timeout(limit, async {
+                loop {
+                    // An install's console is its log: after an engine
+                    // restart the rest of its output is fetched at the end.
+                    if let container::Waited::Ended(ended) = engine.wait(&id).await {
+                        break ended;
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            });
+            match waited.await {
+                Ok(ended) => {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), pump).await;
+                    Ok(Some(ended))
+                }
+                Err(_) => {
+                    pump.abort();
+                    Ok(None)
+                }
+            }
+        }
+        .await;
+        self.remove_container(&id).await;
+        let _ = std::fs::remove_dir_all(&script_dir);
+        match outcome {
+            Err(error) => Err(RuntimeError::Engine(error)),
+            Ok(None) => Err(InstallError::ScriptTimedOut {
+                interpreter: script.interpreter.clone(),
+                secs: script.timeout_secs,
+            }
+            .into()),
+            Ok(Some(ended)) if ended.oom_killed => Err(InstallError::ScriptFailed {
+                interpreter: script.interpreter.clone(),
+                status: "killed: out of memory".into(),
+            }
+            .into()),
+            Ok(Some(ended)) if ended.exit_code == Some(0) => Ok(()),
+            Ok(Some(ended)) => Err(InstallError::ScriptFailed {
+                interpreter: script.interpreter.clone(),
+                status: ended.exit_code.map_or_else(
+                    || "an unknown status".to_owned(),
+                    |c| format!("exit code {c}"),
+                ),
+            }
+            .into()),
+        }
+    }
+
+    /// A stats sample of a server in a container.
+    async fn container_stats(&self, server: &Server) -> Option<AgentMessage> {
+        let Backend::Container(config) = &self.shared.config.backend else {
+            return None;
+        };
+        let id = {
+            let inner = server.lock();
+            if !inner.state.is_alive() {
+                return None;
+            }
+            inner.process.as_ref()?.container_id()?.to_owned()
+        };
+        let sample = config.engine.sample(&id).await?;
+        let mut inner = server.lock();
+        let players = inner
+            .spec
+            .as_ref()
+            .map(|_| u32::try_from(inner.players.len()).unwrap_or(u32::MAX));
+        let process = inner.process.as_mut()?;
+        let now = Instant::now();
+        let cpu_percent = match process.cpu_sample {
+            Some((ns, at)) => {
+                let secs = now.duration_since(at).as_secs_f64();
+                let used = sample.cpu_ns.saturating_sub(ns) as f64 / 1e9;
+                if secs > 0.0 { used / secs * 100.0 } else { 0.0 }
+            }
+            None => 0.0,
+        };
+        process.cpu_sample = Some((sample.cpu_ns, now));
+        Some(AgentMessage::Stats {
+            server_id: server.id.clone(),
+            cpu_percent,
+            memory_bytes: sample.memory_bytes,
+            uptime_secs: process.started.elapsed().as_secs(),
+            players,
+            network_rx_bytes: Some(sample.rx_bytes),
+            network_tx_bytes: Some(sample.tx_bytes),
+            disk_bytes: None,
+        })
+    }
+
+    /// Stops a running server whose directory went over its disk limit,
+    /// after a warning on its console (as Wings does).
+    async fn enforce_disk(&self, server: &Arc<Server>) -> Option<u64> {
+        let limit_mb = {
+            let inner = server.lock();
+            if !inner.state.is_alive() || inner.stopping {
+                return None;
+            }
+            inner.spec.as_ref()?.limits.disk_mb
+        };
+        let dir = server.dir.clone();
+        let used = tokio::task::spawn_blocking(move || disk_usage(&dir))
+            .await
+            .ok()?;
+        if limit_mb == 0 || used >> 20 <= limit_mb {
+            return Some(used);
+        }
+        let warning = format!(
+            "[Agent] this server uses {} MiB of disk, over its limit of {limit_mb} MiB: stopping it\n",
+            used >> 20
+        );
+        append_log(&server.log_path(), warning.as_bytes());
+        tracing::warn!(server = %server.id, used, limit_mb, "over the disk limit: stopping");
+        let runtime = self.clone();
+        let server = server.clone();
+        tokio::spawn(async move {
+            let _op = server.op.lock().await;
+            if server.lock().state.is_alive()
+                && let Err(error) = runtime.stop_locked(&server).await
+            {
+                tracing::warn!(server = %server.id, %error, "could not stop a server over its disk limit");
+            }
+        });
+        Some(used)
+    }
+}
+
+impl ServerRuntime for NodeRuntime {
     async fn install(&self, server_id: &str, plan: &InstallPlan) -> Result<(), RuntimeError> {
         let server = self.server(server_id)?;
         let _op = server.op.lock().await;
@@ -1093,18 +2048,33 @@ impl ServerRuntime for NativeRuntime {
             return Err(RuntimeError::AlreadyRunning(server_id.to_owned()));
         }
         self.set_state(&server, ServerState::Installing, None).await;
-        let result = self
-            .shared
-            .installer
-            .run(&server.dir, &server.run_dir.join("install.log"), plan)
-            .await;
-        let reason = match &result {
-            Ok(()) => "installed".to_owned(),
-            Err(error) => format!("install failed: {error}"),
+        let result = match &self.shared.config.backend {
+            Backend::Native => self
+                .shared
+                .installer
+                .run(&server.dir, &server.run_dir.join("install.log"), plan)
+                .await
+                .map_err(RuntimeError::from),
+            Backend::Container(config) => {
+                let config = config.clone();
+                self.install_in_containers(&server, plan, &config).await
+            }
         };
-        self.set_state(&server, ServerState::Offline, Some(reason))
-            .await;
-        Ok(result?)
+        match &result {
+            Ok(()) => {
+                self.set_state(&server, ServerState::Offline, Some("installed".into()))
+                    .await;
+            }
+            Err(error) => {
+                self.set_state(
+                    &server,
+                    ServerState::InstallFailed,
+                    Some(format!("install failed: {error}")),
+                )
+                .await;
+            }
+        }
+        result
     }
 
     async fn start(&self, server_id: &str, spec: ServerSpec) -> Result<(), RuntimeError> {
@@ -1150,6 +2120,12 @@ impl ServerRuntime for NativeRuntime {
             inner.state
         };
         self.servers().remove(server_id);
+        if let Backend::Container(config) = &self.shared.config.backend {
+            for role in [container::Role::Server, container::Role::Install] {
+                let name = config.engine.container_name(server_id, role);
+                self.remove_container(&name).await;
+            }
+        }
         for dir in [&server.dir, &server.run_dir] {
             match std::fs::remove_dir_all(dir) {
                 Ok(()) => {}

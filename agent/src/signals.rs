@@ -21,3 +21,18 @@ pub fn from_plan(signal: cap_protocol::Signal) -> Signal {
         cap_protocol::Signal::Kill => Signal::KILL,
     }
 }
+
+/// The name a container engine takes for `signal` (`SIGTERM`, …).
+pub fn name(signal: Signal) -> &'static str {
+    if signal == Signal::INT {
+        "SIGINT"
+    } else if signal == Signal::QUIT {
+        "SIGQUIT"
+    } else if signal == Signal::HUP {
+        "SIGHUP"
+    } else if signal == Signal::KILL {
+        "SIGKILL"
+    } else {
+        "SIGTERM"
+    }
+}

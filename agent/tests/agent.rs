@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod agent {
+    pub(crate) mod containers;
     pub(crate) mod install;
     pub(crate) mod isolation;
     pub(crate) mod lifecycle;

@@ -5,8 +5,53 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use cap_agent::RuntimeConfig;
-use cap_agent::node::{NodeOptions, start};
-use clap::Args;
+use cap_agent::node::{BackendChoice, NodeOptions, start};
+use clap::{Args, ValueEnum};
+
+/// Where game servers run (`--runtime`, `--container-host`), for
+/// `cap agent` and `cap up` alike.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct RuntimeArgs {
+    /// Where game servers run: native processes of this machine, or
+    /// containers of a Docker Engine API (Docker or Podman)
+    #[arg(long, value_enum, env = "CAP_AGENT_RUNTIME", default_value = "native")]
+    runtime: RuntimeKind,
+    /// The container engine, unix:///path/to.sock or tcp://host:port
+    /// [default: DOCKER_HOST, then the Docker and Podman sockets]
+    #[arg(long, value_name = "HOST", env = "CAP_CONTAINER_HOST")]
+    container_host: Option<String>,
+}
+
+/// The values of `--runtime`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RuntimeKind {
+    /// Processes of this machine, under an unprivileged user.
+    Native,
+    /// Containers of a Docker Engine API.
+    Container,
+}
+
+impl RuntimeArgs {
+    /// The backend these flags choose.
+    ///
+    /// # Errors
+    ///
+    /// `--container-host` without `--runtime container`.
+    pub(crate) fn choice(&self) -> anyhow::Result<BackendChoice> {
+        match self.runtime {
+            RuntimeKind::Native => {
+                anyhow::ensure!(
+                    self.container_host.is_none(),
+                    "--container-host is for --runtime container only"
+                );
+                Ok(BackendChoice::Native)
+            }
+            RuntimeKind::Container => Ok(BackendChoice::Container {
+                host: self.container_host.clone(),
+            }),
+        }
+    }
+}
 
 /// Flags of `cap agent`.
 #[derive(Debug, Args)]
@@ -59,6 +104,8 @@ pub(crate) struct AgentArgs {
     /// the Agent runs as root [default: cap-game, created if absent]
     #[arg(long, value_name = "USER", env = "CAP_AGENT_RUN_AS")]
     run_as: Option<String>,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
 }
 
 pub(crate) fn run(args: AgentArgs) -> anyhow::Result<()> {
@@ -66,6 +113,7 @@ pub(crate) fn run(args: AgentArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let backend = args.runtime.choice()?;
     runtime.block_on(async move {
         let mut config = RuntimeConfig::new(&args.data);
         config.program_dirs = args.program_dirs;
@@ -87,6 +135,7 @@ pub(crate) fn run(args: AgentArgs) -> anyhow::Result<()> {
             runtime: Some(config),
             resource_limits: None,
             insecure: args.insecure,
+            backend,
         })
         .await
         .context("starting the Agent")?;

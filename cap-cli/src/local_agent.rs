@@ -60,6 +60,8 @@ pub(crate) struct LocalAgentOptions {
     /// Extra directories for game programs (see
     /// [`cap_agent::RuntimeConfig::program_dirs`]).
     pub(crate) program_dirs: Vec<PathBuf>,
+    /// Native processes or containers.
+    pub(crate) backend: cap_agent::node::BackendChoice,
 }
 
 /// Game-type classifiers from the Panel's active plugins.
@@ -120,6 +122,7 @@ pub(crate) async fn start(
         resource_limits: None,
         // The local Agent reaches its Panel on loopback.
         insecure: false,
+        backend: options.backend,
     })
     .await?;
     Ok(node)

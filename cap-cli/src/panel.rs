@@ -184,12 +184,13 @@ impl Progress for StderrProgress {
 }
 
 /// What runs beside the Panel.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Extras {
     /// A Marketplace with its data under `<data>/marketplace`.
     pub(crate) marketplace: bool,
-    /// A local Agent with its data under `<data>/agent`.
-    pub(crate) agent: bool,
+    /// A local Agent with its data under `<data>/agent`, running servers
+    /// natively or in containers.
+    pub(crate) agent: Option<cap_agent::node::BackendChoice>,
 }
 
 /// Starts the Panel with identity (and the `extras`), makes sure `bundle`
@@ -272,7 +273,7 @@ pub(crate) fn serve(
             format!("http://{addr}")
         };
         let running = panel.spawn();
-        let agent = if extras.agent {
+        let agent = if let Some(backend) = extras.agent.clone() {
             // The stand-in game the test-game plugin runs; without it the
             // Agent still runs every other game.
             let bin = agent_dir.join("bin");
@@ -283,6 +284,7 @@ pub(crate) fn serve(
                 data_dir: agent_dir.clone(),
                 panel_url: local_url,
                 program_dirs: vec![bin],
+                backend,
             };
             match local_agent::start(&state, options).await {
                 Ok(node) => Some(node),
@@ -316,7 +318,7 @@ pub(crate) fn serve(
         if let Some(marketplace) = &marketplace {
             println!("  Market:  {} (OpenAPI: {}/api/v1/openapi.json)", marketplace.url(), marketplace.url());
         }
-        if extras.agent {
+        if extras.agent == Some(cap_agent::node::BackendChoice::Native) {
             println!(
                 "  Note:    single-tenant: the Panel, the Agent and every game server share this machine; \
                  give accounts only to people you would trust with it (see README)"
@@ -324,7 +326,7 @@ pub(crate) fn serve(
         }
         match &agent {
             Some(node) => println!("  Agent:   node {} (data in {}, health http://{}/health)", node.node_id, agent_dir.display(), node.health_addr),
-            None if extras.agent => println!("  Agent:   not started (see the warning above)"),
+            None if extras.agent.is_some() => println!("  Agent:   not started (see the warning above)"),
             None => {}
         }
         std::io::stdout().flush().context("writing to stdout")?;

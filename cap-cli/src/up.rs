@@ -41,6 +41,8 @@ pub(crate) struct UpArgs {
     /// Do not start the local Agent (data under DATA/agent).
     #[arg(long)]
     no_agent: bool,
+    #[command(flatten)]
+    runtime: crate::agent::RuntimeArgs,
 }
 
 impl From<&UpArgs> for ConfigLayer {
@@ -67,7 +69,11 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
         bundle,
         crate::panel::Extras {
             marketplace: true,
-            agent: !args.no_agent,
+            agent: if args.no_agent {
+                None
+            } else {
+                Some(args.runtime.choice()?)
+            },
         },
     )
 }

@@ -24,8 +24,9 @@ pub mod registration;
 
 pub use messages::{
     Action, AgentMessage, Command, CommandOutcome, ConsoleEvent, ConsoleInput, Envelope,
-    GamePackage, HealthReport, LimitsApplied, PROTOCOL_VERSION, PanelMessage, ProtocolError,
-    RestartPolicy, ServerLimits, ServerReport, ServerSpec, ServerState, decode, encode,
+    GamePackage, HealthReport, LimitsApplied, PROTOCOL_VERSION, PanelMessage, PortAllocation,
+    ProtocolError, RestartPolicy, ServerLimits, ServerReport, ServerSpec, ServerState, decode,
+    encode,
 };
 pub use plans::{
     ConfigEdit, ConfigFormat, Download, InstallPlan, InstallStep, KeyValue, Script, Signal,

@@ -123,6 +123,9 @@ pub enum ServerState {
     Stopping,
     /// The process exited without being asked to.
     Crashed,
+    /// The last install failed or timed out; the reason came with the
+    /// state change. A server in this state is never taken as installed.
+    InstallFailed,
 }
 
 impl ServerState {
@@ -153,6 +156,14 @@ pub enum LimitsApplied {
     None {
         /// Why not.
         reason: String,
+    },
+    /// A container, limited by its engine (memory and swap, CPU quota,
+    /// processes, open files; every capability dropped but those named).
+    Container {
+        /// The container's id.
+        id: String,
+        /// The image it runs.
+        image: String,
     },
 }
 
@@ -318,6 +329,15 @@ pub enum AgentMessage {
         uptime_secs: u64,
         /// Players online, when the game reports it.
         players: Option<u32>,
+        /// Bytes received since the container started (container runtime).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        network_rx_bytes: Option<u64>,
+        /// Bytes sent since the container started (container runtime).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        network_tx_bytes: Option<u64>,
+        /// Bytes the server's directory uses on disk, when measured.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        disk_bytes: Option<u64>,
     },
 }
 
@@ -422,6 +442,26 @@ pub struct ServerSpec {
     /// lines, unless it has it already.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<GamePackage>,
+    /// The container image to run it in (the container runtime); `None`
+    /// runs the startup plan's program natively. In a container an empty
+    /// startup program keeps the image's own entrypoint, with the plan's
+    /// arguments as its command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The addresses and ports allocated to it, published from its
+    /// container (TCP and UDP).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortAllocation>,
+}
+
+/// An address and port allocated to a server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PortAllocation {
+    /// The node address.
+    pub ip: String,
+    /// The port.
+    pub port: u16,
 }
 
 /// A game-type plugin as the Agent fetches it from the Panel.
@@ -449,6 +489,11 @@ pub struct ServerLimits {
     /// runtime always sets a process limit).
     #[serde(default)]
     pub max_processes: u32,
+    /// Disk in MiB for the server's directory; 0 is unlimited. A server
+    /// over it is refused a start, and a running one is stopped after a
+    /// console warning.
+    #[serde(default)]
+    pub disk_mb: u64,
 }
 
 /// Automatic restarts after a crash, with exponential backoff.

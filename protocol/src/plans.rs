@@ -35,6 +35,11 @@ impl KeyValue {
 pub struct InstallPlan {
     /// The steps, in order.
     pub steps: Vec<InstallStep>,
+    /// The image its scripts run in on a container node (script at
+    /// `/mnt/install/install.sh`, server files at `/mnt/server`); `None`
+    /// on a native node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// One install step.
@@ -240,7 +245,7 @@ mod from_runtime {
                     api::InstallStep::EditConfig(e) => InstallStep::EditConfig(e.into()),
                 })
                 .collect();
-            Self { steps }
+            Self { steps, image: None }
         }
     }
 

@@ -28,6 +28,7 @@ fn spec() -> ServerSpec {
             memory_mb: 512,
             cpu_percent: 100,
             max_processes: 64,
+            disk_mb: 0,
         },
         restart: RestartPolicy {
             enabled: true,
@@ -38,6 +39,8 @@ fn spec() -> ServerSpec {
             version: "1.0.0".into(),
             component_sha256: "ab".repeat(32),
         }),
+        image: None,
+        ports: Vec::new(),
     }
 }
 
@@ -98,6 +101,9 @@ fn every_agent_message() -> Vec<AgentMessage> {
             memory_bytes: 1 << 20,
             uptime_secs: 9,
             players: Some(1),
+            network_rx_bytes: Some(1024),
+            network_tx_bytes: Some(2048),
+            disk_bytes: Some(4096),
         },
     ]
 }
@@ -112,6 +118,7 @@ fn every_panel_message() -> Vec<PanelMessage> {
     };
     vec![
         command(Action::Install(InstallPlan {
+            image: None,
             steps: vec![
                 InstallStep::Download(Download {
                     url: "http://127.0.0.1/x".into(),

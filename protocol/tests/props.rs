@@ -13,10 +13,10 @@
 use cap_protocol::{
     Action, AgentMessage, Command, CommandOutcome, ConfigEdit, ConfigFormat, ConsoleEvent,
     ConsoleInput, Download, GamePackage, HealthReport, InstallPlan, InstallStep, KeyValue,
-    LimitsApplied, PROTOCOL_VERSION, PanelMessage, ProtocolError, RegistrationRequest,
-    RegistrationResponse, ResourceLimits, RestartPolicy, Script, ServerLimits, ServerReport,
-    ServerSpec, ServerState, Signal, StartupPlan, StopMethod, StopPlan, SupportedGame, WriteFile,
-    decode, encode,
+    LimitsApplied, PROTOCOL_VERSION, PanelMessage, PortAllocation, ProtocolError,
+    RegistrationRequest, RegistrationResponse, ResourceLimits, RestartPolicy, Script, ServerLimits,
+    ServerReport, ServerSpec, ServerState, Signal, StartupPlan, StopMethod, StopPlan,
+    SupportedGame, WriteFile, decode, encode,
 };
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
@@ -63,6 +63,7 @@ fn state() -> impl Strategy<Value = ServerState> {
         Just(ServerState::Running),
         Just(ServerState::Stopping),
         Just(ServerState::Crashed),
+        Just(ServerState::InstallFailed),
     ]
 }
 
@@ -114,7 +115,7 @@ fn install_plan() -> impl Strategy<Value = InstallPlan> {
         }),
         config_edit().prop_map(InstallStep::EditConfig),
     ];
-    prop::collection::vec(step, 0..4).prop_map(|steps| InstallPlan { steps })
+    prop::collection::vec(step, 0..4).prop_map(|steps| InstallPlan { steps, image: None })
 }
 
 fn server_spec() -> impl Strategy<Value = ServerSpec> {
@@ -145,12 +146,18 @@ fn server_spec() -> impl Strategy<Value = ServerSpec> {
                 config_edits,
             },
         );
-    let limits = (any::<u64>(), any::<u32>(), any::<u32>()).prop_map(
-        |(memory_mb, cpu_percent, max_processes)| ServerLimits {
+    let limits = (any::<u64>(), any::<u32>(), any::<u32>(), any::<u64>()).prop_map(
+        |(memory_mb, cpu_percent, max_processes, disk_mb)| ServerLimits {
             memory_mb,
             cpu_percent,
             max_processes,
+            disk_mb,
         },
+    );
+    let image = prop::option::of(text());
+    let ports = prop::collection::vec(
+        (text(), any::<u16>()).prop_map(|(ip, port)| PortAllocation { ip, port }),
+        0..3,
     );
     let restart = (
         any::<bool>(),
@@ -184,15 +191,19 @@ fn server_spec() -> impl Strategy<Value = ServerSpec> {
         limits,
         restart,
         plugin,
+        image,
+        ports,
     )
         .prop_map(
-            |(game, startup, stop, limits, restart, plugin)| ServerSpec {
+            |(game, startup, stop, limits, restart, plugin, image, ports)| ServerSpec {
                 game,
                 startup,
                 stop,
                 limits,
                 restart,
                 plugin,
+                image,
+                ports,
             },
         )
 }
@@ -224,6 +235,7 @@ fn agent_message() -> impl Strategy<Value = AgentMessage> {
         text().prop_map(|path| LimitsApplied::CgroupV2 { path }),
         Just(LimitsApplied::Rlimit),
         text().prop_map(|reason| LimitsApplied::None { reason }),
+        (text(), text()).prop_map(|(id, image)| LimitsApplied::Container { id, image }),
     ];
     let report = (
         text(),
@@ -317,16 +329,31 @@ fn agent_message() -> impl Strategy<Value = AgentMessage> {
             finite(),
             any::<u64>(),
             any::<u64>(),
-            any::<Option<u32>>()
+            any::<Option<u32>>(),
+            any::<Option<u64>>(),
+            any::<Option<u64>>(),
+            any::<Option<u64>>()
         )
             .prop_map(
-                |(server_id, cpu_percent, memory_bytes, uptime_secs, players)| {
+                |(
+                    server_id,
+                    cpu_percent,
+                    memory_bytes,
+                    uptime_secs,
+                    players,
+                    network_rx_bytes,
+                    network_tx_bytes,
+                    disk_bytes,
+                )| {
                     AgentMessage::Stats {
                         server_id,
                         cpu_percent,
                         memory_bytes,
                         uptime_secs,
                         players,
+                        network_rx_bytes,
+                        network_tx_bytes,
+                        disk_bytes,
                     }
                 }
             ),
@@ -553,6 +580,9 @@ fn a_non_finite_float_is_refused_by_decode_not_by_a_panic() {
         memory_bytes: 0,
         uptime_secs: 0,
         players: None,
+        network_rx_bytes: None,
+        network_tx_bytes: None,
+        disk_bytes: None,
     })
     .unwrap();
     assert!(frame.contains(r#""cpuPercent":null"#), "{frame}");

@@ -12,6 +12,8 @@ use std::sync::{Arc, OnceLock};
 
 use cap_runtime::{Grants, HostServices, Manifest, Plugin, PluginSpec, Runtime, RuntimeConfig};
 
+pub mod podman;
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use cap_agent::isolation::{self, RunAs};
 use cap_agent::limits::{self, Cgroups};
-use cap_agent::{Classifiers, NativeRuntime, RuntimeConfig, ServerRuntime, link};
+use cap_agent::{Classifiers, NodeRuntime, RuntimeConfig, ServerRuntime, link};
 use cap_protocol::{
     InstallPlan, InstallStep, KeyValue, LimitsApplied, RegistrationResponse, RestartPolicy, Script,
     ServerLimits, ServerSpec, Signal, StartupPlan, StopMethod, StopPlan,
@@ -42,14 +42,14 @@ fn servers_user() -> RunAs {
     RunAs::default_for_agent().expect("an Agent running as root has a servers' user")
 }
 
-async fn open(data: &Path, cgroups: Option<Cgroups>) -> NativeRuntime {
+async fn open(data: &Path, cgroups: Option<Cgroups>) -> NodeRuntime {
     let mut config = RuntimeConfig::new(data);
     config.cgroups = cgroups;
     config.term_grace = Duration::from_secs(2);
     assert_eq!(config.run_as, Some(servers_user()));
     let (tx, mut rx) = mpsc::channel(1024);
     tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    NativeRuntime::open(config, Classifiers::new(), tx)
+    NodeRuntime::open(config, Classifiers::new(), tx)
         .await
         .unwrap()
 }
@@ -74,6 +74,8 @@ fn shell(script: &str, env: Vec<KeyValue>, limits: ServerLimits) -> ServerSpec {
         limits,
         restart: RestartPolicy::default(),
         plugin: None,
+        image: None,
+        ports: Vec::new(),
     }
 }
 
@@ -121,6 +123,7 @@ async fn a_server_runs_as_an_unprivileged_user_that_cannot_read_the_agent_token(
             memory_mb: 0,
             cpu_percent: 0,
             max_processes: 0,
+            disk_mb: 0,
         },
     );
     runtime.start("iso1", spec).await.unwrap();
@@ -171,6 +174,7 @@ async fn an_install_script_runs_as_the_servers_user_with_a_process_limit() {
     let (data, token) = data_dir_with_token();
     let runtime = open(data.path(), None).await;
     let plan = InstallPlan {
+        image: None,
         steps: vec![InstallStep::RunScript(Script {
             interpreter: "/bin/sh".into(),
             contents: "id -u > uid.txt; grep 'Max processes' /proc/self/limits > limits.txt; \
@@ -209,6 +213,7 @@ async fn a_server_joins_cgroup_v1_groups_holding_its_memory_cpu_and_process_limi
             memory_mb: 64,
             cpu_percent: 50,
             max_processes: 32,
+            disk_mb: 0,
         },
     );
     runtime.start(&id, spec).await.unwrap();

@@ -181,6 +181,7 @@ fn node_options(dir: &std::path::Path, panel_url: Option<&str>, insecure: bool) 
         runtime: None,
         resource_limits: None,
         insecure,
+        backend: Default::default(),
     }
 }
 
@@ -373,7 +374,7 @@ async fn commands_survive_a_cut_connection_and_run_exactly_once() {
     );
     let (events_tx, events_rx) = mpsc::channel(1024);
     let runtime = Arc::new(
-        cap_agent::NativeRuntime::open(config, classifiers, events_tx)
+        cap_agent::NodeRuntime::open(config, classifiers, events_tx)
             .await
             .unwrap(),
     );
@@ -533,7 +534,7 @@ async fn a_finished_command_is_answered_from_the_log_after_an_agent_restart() {
     };
     let open = || async {
         let (events, _) = mpsc::channel(16);
-        let runtime = cap_agent::NativeRuntime::open(
+        let runtime = cap_agent::NodeRuntime::open(
             cap_agent::RuntimeConfig::new(data.path()),
             cap_agent::Classifiers::new(),
             events,

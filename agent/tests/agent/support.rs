@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cap_agent::{Classifiers, NativeRuntime, PluginClassifier, RuntimeConfig};
+use cap_agent::{Classifiers, NodeRuntime, PluginClassifier, RuntimeConfig};
 use cap_protocol::{
     AgentMessage, ConsoleEvent, InstallPlan, RestartPolicy, ServerLimits, ServerSpec, ServerState,
 };
@@ -99,9 +99,12 @@ pub(crate) async fn plans(
                 memory_mb: context.memory_mb,
                 cpu_percent: context.cpu_percent,
                 max_processes: 0,
+                disk_mb: 0,
             },
             restart,
             plugin: None,
+            image: None,
+            ports: Vec::new(),
         },
     )
 }
@@ -258,7 +261,7 @@ pub(crate) async fn open_runtime(
     data_dir: &Path,
     plugin: &cap_runtime::Plugin,
     tweak: impl FnOnce(&mut RuntimeConfig),
-) -> (NativeRuntime, Recorder) {
+) -> (NodeRuntime, Recorder) {
     let mut config = RuntimeConfig::new(data_dir);
     config.term_grace = Duration::from_secs(2);
     config.stats_interval = Duration::from_millis(200);
@@ -270,7 +273,7 @@ pub(crate) async fn open_runtime(
         Arc::new(PluginClassifier::new(plugin.clone())),
     );
     let (tx, rx) = mpsc::channel(1024);
-    let runtime = NativeRuntime::open(config, classifiers, tx)
+    let runtime = NodeRuntime::open(config, classifiers, tx)
         .await
         .expect("runtime opens");
     (runtime, Recorder::spawn(rx))

@@ -4,6 +4,7 @@
 //! `cap_e2e::cap_binary`.
 
 mod commands;
+mod containers;
 mod marketplace;
 mod plugin;
 mod self_contained;

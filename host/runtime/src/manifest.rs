@@ -45,6 +45,81 @@ pub struct Manifest {
     /// permissions (e.g. in a UI `render-context`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub permissions: BTreeMap<String, String>,
+    /// Where a game type's servers can run (kind `game-type`); absent means
+    /// natively only, as every game type before this table did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub game: Option<GameSection>,
+}
+
+/// The `[game]` table of a game type: the runtimes its servers run on.
+///
+/// ```toml
+/// [game]
+/// runtimes = ["native", "container"]
+/// image = "ghcr.io/example/game:1.2"
+/// install-image = "debian:bookworm-slim"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct GameSection {
+    /// The runtimes it supports, at least one.
+    pub runtimes: Vec<GameRuntime>,
+    /// The image servers run in on a container node (required with
+    /// `container`). The startup plan's program runs in it; an empty
+    /// program keeps the image's own entrypoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The image install scripts run in on a container node; `image` when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install_image: Option<String>,
+}
+
+/// A runtime a game type's servers can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GameRuntime {
+    /// The startup plan's program as a process of the node.
+    Native,
+    /// In a container of [`GameSection::image`].
+    Container,
+}
+
+impl GameRuntime {
+    /// The name used in manifests and the node capability that offers it
+    /// (`native-process`, `container`).
+    pub fn capability(self) -> &'static str {
+        match self {
+            Self::Native => "native-process",
+            Self::Container => "container",
+        }
+    }
+}
+
+impl Manifest {
+    /// The runtimes a game type supports: its `[game]` table's, or native
+    /// only without one.
+    pub fn game_runtimes(&self) -> Vec<GameRuntime> {
+        self.game
+            .as_ref()
+            .map_or_else(|| vec![GameRuntime::Native], |g| g.runtimes.clone())
+    }
+}
+
+/// Whether `image` is a well-formed container image reference
+/// (`[registry/]path[:tag][@sha256:digest]`): at most 255 characters of
+/// `a-z 0-9 . _ - / : @`, no whitespace, not starting with `-`.
+pub fn is_image_reference(image: &str) -> bool {
+    !image.is_empty()
+        && image.len() <= 255
+        && !image.starts_with(['-', '/', ':', '@'])
+        && !image.ends_with(['/', ':', '@'])
+        && image.bytes().all(|b| {
+            b.is_ascii_lowercase()
+                || b.is_ascii_uppercase()
+                || b.is_ascii_digit()
+                || matches!(b, b'.' | b'_' | b'-' | b'/' | b':' | b'@')
+        })
 }
 
 /// How many permissions one plugin may declare.
@@ -440,6 +515,44 @@ impl Manifest {
                 "plugin.price".into(),
                 "must be a non-empty price id without spaces".into(),
             );
+        }
+
+        if let Some(game) = &self.game {
+            if !kinds.contains(&PluginKind::GameType) {
+                err(
+                    "game".into(),
+                    "is for game-type plugins only (add game-type to plugin.kinds)".into(),
+                );
+            }
+            if game.runtimes.is_empty() {
+                err(
+                    "game.runtimes".into(),
+                    "must list native, container or both".into(),
+                );
+            }
+            let runtimes: BTreeSet<_> = game.runtimes.iter().copied().collect();
+            if runtimes.len() != game.runtimes.len() {
+                err("game.runtimes".into(), "lists a runtime twice".into());
+            }
+            if runtimes.contains(&GameRuntime::Container) && game.image.is_none() {
+                err(
+                    "game.image".into(),
+                    "is required when game.runtimes lists container".into(),
+                );
+            }
+            for (field, image) in [
+                ("game.image", &game.image),
+                ("game.install-image", &game.install_image),
+            ] {
+                if let Some(image) = image
+                    && !is_image_reference(image)
+                {
+                    err(
+                        field.into(),
+                        format!("{image:?} is not a container image reference"),
+                    );
+                }
+            }
         }
 
         let caps = &self.capabilities;

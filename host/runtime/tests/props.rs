@@ -23,9 +23,9 @@ use cap_runtime::api::{
     Node, Script, StartupPlan, UiTree, Verdict, WriteFile,
 };
 use cap_runtime::manifest::{
-    CapabilityRequest, ConfigKey, ConfigType, EventsRequest, HookSubscriptions, HttpRequest,
-    LimitRequest, MAX_MANIFEST_BYTES, ManifestError, PanelScope, PluginSection, UiContribution,
-    UiSection, UiSlot,
+    CapabilityRequest, ConfigKey, ConfigType, EventsRequest, GameRuntime, GameSection,
+    HookSubscriptions, HttpRequest, LimitRequest, MAX_MANIFEST_BYTES, ManifestError, PanelScope,
+    PluginSection, UiContribution, UiSection, UiSlot,
 };
 use cap_runtime::output::{
     self, MAX_UI_DEPTH, MAX_UI_NODES, check_install_plan, check_startup_plan, check_ui_tree,
@@ -218,6 +218,16 @@ fn valid_manifest() -> impl Strategy<Value = Manifest> {
         visible(40).prop_filter("at most 256 bytes", |d| d.len() <= 256),
         0..3,
     );
+    let game = (
+        prop::sample::subsequence(vec![GameRuntime::Native, GameRuntime::Container], 1..=2),
+        "[a-z0-9]{1,12}(/[a-z0-9]{1,12})?(:[a-z0-9.]{1,8})?",
+        prop::option::of("[a-z0-9]{1,12}:[a-z0-9.]{1,8}"),
+    )
+        .prop_map(|(runtimes, image, install_image)| GameSection {
+            runtimes,
+            image: Some(image),
+            install_image,
+        });
     (
         section,
         capabilities(),
@@ -227,15 +237,27 @@ fn valid_manifest() -> impl Strategy<Value = Manifest> {
         dependencies,
         ui,
         permissions,
+        prop::option::of(game),
     )
         .prop_map(
-            |(plugin, capabilities, hooks, limits, config, mut dependencies, ui, permissions)| {
+            |(
+                plugin,
+                capabilities,
+                hooks,
+                limits,
+                config,
+                mut dependencies,
+                ui,
+                permissions,
+                game,
+            )| {
                 dependencies.remove(&plugin.id);
                 let permissions = permissions
                     .into_iter()
                     .map(|(action, description)| (format!("{}.{action}", plugin.id), description))
                     .collect();
                 let has = |kind| plugin.kinds.contains(&kind);
+                let game = game.filter(|_| has(PluginKind::GameType));
                 Manifest {
                     hooks: has(PluginKind::Hooks).then_some(hooks),
                     ui: has(PluginKind::Ui).then_some(ui),
@@ -245,6 +267,7 @@ fn valid_manifest() -> impl Strategy<Value = Manifest> {
                     config,
                     dependencies,
                     permissions,
+                    game,
                 }
             },
         )

@@ -60,6 +60,7 @@ pub fn state_name(state: ServerState) -> &'static str {
         ServerState::Running => "running",
         ServerState::Stopping => "stopping",
         ServerState::Crashed => "crashed",
+        ServerState::InstallFailed => "install_failed",
     }
 }
 
@@ -355,6 +356,9 @@ impl Session {
                 memory_bytes,
                 uptime_secs,
                 players,
+                network_rx_bytes,
+                network_tx_bytes,
+                disk_bytes,
             } => {
                 if self.owns(&server_id).await {
                     self.hub.console(&server_id).push_stats(ServerStats {
@@ -362,6 +366,9 @@ impl Session {
                         memory_bytes,
                         uptime_secs,
                         players,
+                        network_rx_bytes,
+                        network_tx_bytes,
+                        disk_bytes,
                     });
                 }
             }

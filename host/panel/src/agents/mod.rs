@@ -66,6 +66,15 @@ pub struct ServerStats {
     pub uptime_secs: u64,
     /// Players online, when the game reports it.
     pub players: Option<u32>,
+    /// Bytes received since the container started (container nodes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_rx_bytes: Option<u64>,
+    /// Bytes sent since the container started (container nodes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_tx_bytes: Option<u64>,
+    /// Bytes the server's files take on disk, when measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_bytes: Option<u64>,
 }
 
 /// What a console channel broadcasts to browsers.

@@ -37,6 +37,9 @@ pub enum PlanError {
     /// A console command without its line.
     #[error("the console command has no line")]
     MissingLine,
+    /// The server's node cannot run its game type.
+    #[error("{0}")]
+    Unsupported(String),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -50,6 +53,7 @@ impl PlanError {
             PlanError::GameInactive(_) => "game-inactive",
             PlanError::Plugin { .. } => "plan-failed",
             PlanError::MissingLine => "missing-line",
+            PlanError::Unsupported(_) => "unsupported-runtime",
             PlanError::Db(_) => "database",
         }
     }
@@ -156,6 +160,28 @@ pub async fn to_wire(
                 .and_then(|p| p.active(&server.game_plugin))
                 .ok_or_else(|| PlanError::GameInactive(server.game_plugin.clone()))?;
             let context = server_context(db, &server).await?;
+            let node = match &server.node_id {
+                Some(id) => nodes::get(db, id).await?,
+                None => None,
+            };
+            if let Some(problem) = node
+                .as_ref()
+                .and_then(|node| server::runtime_problem(node, plugin.manifest()))
+            {
+                return Err(PlanError::Unsupported(problem));
+            }
+            let in_container = node
+                .as_ref()
+                .is_some_and(|n| n.capabilities.iter().any(|c| c == "container"));
+            let game = plugin.manifest().game.clone();
+            let image = game
+                .as_ref()
+                .and_then(|g| g.image.clone())
+                .filter(|_| in_container);
+            let install_image = game
+                .as_ref()
+                .and_then(|g| g.install_image.clone().or_else(|| g.image.clone()))
+                .filter(|_| in_container);
             let failed = |reason: String| PlanError::Plugin {
                 plugin: server.game_plugin.clone(),
                 action: command.action.as_str(),
@@ -167,7 +193,9 @@ pub async fn to_wire(
                     .await
                     .map_err(|e| failed(e.to_string()))?
                     .map_err(|e| failed(e.message))?;
-                Action::Install(plan.into())
+                let mut plan: cap_protocol::InstallPlan = plan.into();
+                plan.image = install_image;
+                Action::Install(plan)
             } else {
                 let startup = plugin
                     .startup_plan(&context)
@@ -186,6 +214,7 @@ pub async fn to_wire(
                         memory_mb: server.limits.memory_mb,
                         cpu_percent: u32::try_from(server.limits.cpu_percent).unwrap_or(u32::MAX),
                         max_processes: 0,
+                        disk_mb: server.limits.disk_mb,
                     },
                     restart: RestartPolicy {
                         enabled: true,
@@ -205,6 +234,15 @@ pub async fn to_wire(
                         }
                         None => None,
                     },
+                    image,
+                    ports: context
+                        .ports
+                        .iter()
+                        .map(|p| cap_protocol::PortAllocation {
+                            ip: p.ip.clone(),
+                            port: p.port,
+                        })
+                        .collect(),
                 };
                 if command.action == CommandAction::Start {
                     Action::Start(spec)

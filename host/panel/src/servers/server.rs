@@ -405,6 +405,38 @@ pub(crate) fn spawn_after(plugins: Option<&PluginManager>, event: api::Event) {
     });
 }
 
+/// Why `node` cannot run servers of the game type `manifest` describes,
+/// or `None` when it can: the node must advertise one of the game type's
+/// runtimes (`native-process`, `container`). A node whose Agent has not
+/// registered yet advertises nothing and is not judged: its first command
+/// is (see [`crate::agents::plans`]).
+pub fn runtime_problem(node: &nodes::Node, manifest: &cap_runtime::Manifest) -> Option<String> {
+    if node.capabilities.is_empty() {
+        return None;
+    }
+    let runtimes = manifest.game_runtimes();
+    if runtimes
+        .iter()
+        .any(|r| node.capabilities.iter().any(|c| c == r.capability()))
+    {
+        return None;
+    }
+    let offered = runtimes
+        .iter()
+        .map(|r| r.capability())
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let node_runs = if node.capabilities.iter().any(|c| c == "container") {
+        "in containers"
+    } else {
+        "as native processes"
+    };
+    Some(format!(
+        "node {} runs servers {node_runs}, and the game type {} runs only as {offered}",
+        node.name, manifest.plugin.id
+    ))
+}
+
 /// The active game-type plugin `id` and what it describes.
 async fn game(
     plugins: Option<&PluginManager>,
@@ -604,6 +636,11 @@ pub async fn create(
         Err(other) => return Err(other),
     };
     check_limits(&mut problems, &new.limits, info.min_memory_mb);
+    if let Some(node) = &node
+        && let Some(problem) = runtime_problem(node, plugin.manifest())
+    {
+        problems.push(FieldProblem::new("node_id", problem));
+    }
     let resolved =
         match checked_variables(&plugin, &info, &new.variables, &BTreeMap::new(), privileged).await
         {

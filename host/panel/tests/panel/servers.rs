@@ -647,3 +647,37 @@ on_every_database! {
         world.panel.stop().await.expect("stops");
     }
 }
+
+on_every_database! {
+    async fn a_server_is_placed_only_on_a_node_whose_runtime_its_game_type_supports(db: &TestDb) {
+        let world = world(db).await;
+        // minecraft-paper declares no [game] table: native only.
+        install_and_activate(&world.panel, "minecraft-paper").await;
+        let issued = json_of(
+            call(&world.panel, Method::POST,
+                &format!("/api/v1/nodes/{}/registration-tokens", world.node_id),
+                Some(PLUGIN_ADMIN), Some(json!({}))).await,
+            201,
+        )
+        .await;
+        let mut registration = crate::nodes::registration(issued["token"].as_str().expect("token"));
+        registration["capabilities"] = json!(["container", "os-linux", "arch-amd64"]);
+        json_of(call(&world.panel, Method::POST, "/api/v1/agents/register", None,
+            Some(registration)).await, 201).await;
+
+        let mut native_only = server_request(&world.node_id, "paper", 1024);
+        native_only["game"] = json!({"plugin": "minecraft-paper"});
+        native_only["variables"] = json!({"EULA": "true"});
+        let problem = expect_problem(create_server(&world, ALICE, native_only).await, 422,
+            "validation-failed").await;
+        let text = problem["errors"].to_string();
+        assert!(fields(&problem).contains(&"node_id".to_owned()), "{problem:#}");
+        assert!(text.contains("runs servers in containers") && text.contains("native-process"),
+            "names both sides: {text}");
+
+        // test-game runs natively and in its container image: placed.
+        let created = create_server(&world, ALICE, server_request(&world.node_id, "tg", 256)).await;
+        assert_eq!(created.status(), 201, "{:?}", created.text().await);
+        world.panel.stop().await.expect("stops");
+    }
+}

@@ -473,6 +473,7 @@ pub(crate) async fn start_agent(
         runtime: Some(runtime),
         resource_limits: None,
         insecure: false,
+        backend: Default::default(),
     })
     .await
     .expect("the Agent starts")
