@@ -37,4 +37,4 @@ pub mod signals;
 
 pub use agent::{Agent, Delivery};
 pub use console::{Classifier, ConsoleConfig, PluginClassifier};
-pub use runtime::{Classifiers, NativeRuntime, RuntimeConfig, RuntimeError, ServerRuntime};
+pub use runtime::{Classifiers, NativeRuntime, NativeRuntimeConfig, RuntimeError, ServerRuntime};

@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 
 use crate::link::{self, LinkConfig, LinkError};
 use crate::plugins::PluginSource;
-use crate::runtime::{Classifiers, NativeRuntime, RuntimeConfig, RuntimeError};
+use crate::runtime::{Classifiers, NativeRuntime, NativeRuntimeConfig, RuntimeError};
 use crate::{Agent, ServerRuntime};
 
 /// Runtime events buffered towards the link before console output is
@@ -46,7 +46,7 @@ pub struct NodeOptions {
     /// The game types (plugin and version) announced at registration.
     pub supported_games: Vec<SupportedGame>,
     /// Runtime settings; `None` takes the defaults for `data_dir`.
-    pub runtime: Option<RuntimeConfig>,
+    pub runtime: Option<NativeRuntimeConfig>,
     /// What the node offers; `None` measures the machine.
     pub resource_limits: Option<ResourceLimits>,
     /// Accept a cleartext `http://` Panel that is not on loopback
@@ -244,7 +244,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
     let (events_tx, events_rx) = mpsc::channel::<AgentMessage>(EVENT_BUFFER);
     let config = options
         .runtime
-        .unwrap_or_else(|| RuntimeConfig::new(&options.data_dir));
+        .unwrap_or_else(|| NativeRuntimeConfig::new(&options.data_dir));
     let runtime = Arc::new(NativeRuntime::open(config, options.classifiers, events_tx).await?);
     let (agent, results_rx) = Agent::new(runtime.clone(), &options.data_dir);
     let agent = match PluginSource::new(

@@ -21,7 +21,7 @@
 //!   reports the server as crashed when it is gone.
 //! - **Stopping escalates:** the plan's console command or signal, SIGTERM
 //!   to the group after the plan's grace time, SIGKILL after
-//!   [`RuntimeConfig::term_grace`].
+//!   [`NativeRuntimeConfig::term_grace`].
 //! - **Crashes** are exits nobody asked for with a non-zero status (or a
 //!   signal). With a [`RestartPolicy`] the server is started again after an
 //!   exponential backoff; a run of `stable_secs` resets the count.
@@ -181,7 +181,7 @@ pub trait ServerRuntime: Send + Sync + 'static {
 
 /// [`NativeRuntime`] settings.
 #[derive(Debug, Clone)]
-pub struct RuntimeConfig {
+pub struct NativeRuntimeConfig {
     /// Where servers and bookkeeping live.
     pub data_dir: PathBuf,
     /// Console pipeline settings.
@@ -204,7 +204,7 @@ pub struct RuntimeConfig {
     pub program_dirs: Vec<PathBuf>,
 }
 
-impl RuntimeConfig {
+impl NativeRuntimeConfig {
     /// Defaults for a data directory: the cgroups this machine offers, and
     /// [`RunAs::default_for_agent`].
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
@@ -332,7 +332,7 @@ impl Server {
 }
 
 struct Shared {
-    config: RuntimeConfig,
+    config: NativeRuntimeConfig,
     classifiers: std::sync::RwLock<Classifiers>,
     events: mpsc::Sender<AgentMessage>,
     installer: Installer,
@@ -378,7 +378,7 @@ impl NativeRuntime {
     ///
     /// The data directory cannot be created or read.
     pub async fn open(
-        config: RuntimeConfig,
+        config: NativeRuntimeConfig,
         classifiers: Classifiers,
         events: mpsc::Sender<AgentMessage>,
     ) -> Result<Self, RuntimeError> {

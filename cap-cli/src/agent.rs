@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use cap_agent::RuntimeConfig;
+use cap_agent::NativeRuntimeConfig;
 use cap_agent::node::{NodeOptions, start};
 use clap::Args;
 
@@ -67,7 +67,7 @@ pub(crate) fn run(args: AgentArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let mut config = RuntimeConfig::new(&args.data);
+        let mut config = NativeRuntimeConfig::new(&args.data);
         config.program_dirs = args.program_dirs;
         config.console.lines_per_second = args.console_lines_per_second.max(1);
         if let Some(name) = &args.run_as {

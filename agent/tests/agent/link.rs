@@ -364,7 +364,7 @@ async fn commands_survive_a_cut_connection_and_run_exactly_once() {
     let (url, mut connections) = ws_panel("node-secret").await;
 
     // The runtime's events go to the link (not to a recorder here).
-    let mut config = cap_agent::RuntimeConfig::new(data.path());
+    let mut config = cap_agent::NativeRuntimeConfig::new(data.path());
     config.cgroups = None;
     let mut classifiers = cap_agent::Classifiers::new();
     classifiers.insert(
@@ -534,7 +534,7 @@ async fn a_finished_command_is_answered_from_the_log_after_an_agent_restart() {
     let open = || async {
         let (events, _) = mpsc::channel(16);
         let runtime = cap_agent::NativeRuntime::open(
-            cap_agent::RuntimeConfig::new(data.path()),
+            cap_agent::NativeRuntimeConfig::new(data.path()),
             cap_agent::Classifiers::new(),
             events,
         )
