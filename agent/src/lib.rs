@@ -41,5 +41,6 @@ pub mod signals;
 pub use agent::{Agent, Delivery};
 pub use console::{Classifier, ConsoleConfig, PluginClassifier};
 pub use runtime::{
-    Backend, Classifiers, ContainerConfig, NodeRuntime, RuntimeConfig, RuntimeError, ServerRuntime,
+    Backend, Classifiers, ContainerConfig, NodeRuntime, NodeRuntimeConfig, RuntimeError,
+    ServerRuntime,
 };

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use crate::link::{self, LinkConfig, LinkError};
 use crate::plugins::PluginSource;
 use crate::runtime::{
-    Backend, Classifiers, ContainerConfig, NodeRuntime, RuntimeConfig, RuntimeError,
+    Backend, Classifiers, ContainerConfig, NodeRuntime, NodeRuntimeConfig, RuntimeError,
 };
 use crate::{Agent, ServerRuntime};
 
@@ -48,7 +48,7 @@ pub struct NodeOptions {
     /// The game types (plugin and version) announced at registration.
     pub supported_games: Vec<SupportedGame>,
     /// Runtime settings; `None` takes the defaults for `data_dir`.
-    pub runtime: Option<RuntimeConfig>,
+    pub runtime: Option<NodeRuntimeConfig>,
     /// What the node offers; `None` measures the machine.
     pub resource_limits: Option<ResourceLimits>,
     /// Accept a cleartext `http://` Panel that is not on loopback
@@ -222,7 +222,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
     };
     let mut config = match options.runtime {
         Some(config) => config,
-        None => RuntimeConfig::new(&options.data_dir),
+        None => NodeRuntimeConfig::new(&options.data_dir),
     };
     if let (Backend::Native, BackendChoice::Container { host }) =
         (&config.backend, &options.backend)

@@ -24,7 +24,7 @@
 //!   reports the server as crashed when it is gone.
 //! - **Stopping escalates:** the plan's console command or signal, SIGTERM
 //!   to the group after the plan's grace time, SIGKILL after
-//!   [`RuntimeConfig::term_grace`].
+//!   [`NodeRuntimeConfig::term_grace`].
 //! - **Crashes** are exits nobody asked for with a non-zero status (or a
 //!   signal). With a [`RestartPolicy`] the server is started again after an
 //!   exponential backoff; a run of `stable_secs` resets the count.
@@ -225,7 +225,7 @@ pub trait ServerRuntime: Send + Sync + 'static {
 
 /// [`NodeRuntime`] settings.
 #[derive(Debug, Clone)]
-pub struct RuntimeConfig {
+pub struct NodeRuntimeConfig {
     /// Where servers and bookkeeping live.
     pub data_dir: PathBuf,
     /// Console pipeline settings.
@@ -319,7 +319,7 @@ impl ContainerConfig {
     }
 }
 
-impl RuntimeConfig {
+impl NodeRuntimeConfig {
     /// Defaults for a data directory: the cgroups this machine offers, and
     /// [`RunAs::default_for_agent`].
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
@@ -509,7 +509,7 @@ impl Server {
 }
 
 struct Shared {
-    config: RuntimeConfig,
+    config: NodeRuntimeConfig,
     classifiers: std::sync::RwLock<Classifiers>,
     events: mpsc::Sender<AgentMessage>,
     installer: Installer,
@@ -557,7 +557,7 @@ impl NodeRuntime {
     ///
     /// The data directory cannot be created or read.
     pub async fn open(
-        config: RuntimeConfig,
+        config: NodeRuntimeConfig,
         classifiers: Classifiers,
         events: mpsc::Sender<AgentMessage>,
     ) -> Result<Self, RuntimeError> {

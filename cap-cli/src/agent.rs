@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use cap_agent::RuntimeConfig;
+use cap_agent::NodeRuntimeConfig;
 use cap_agent::node::{BackendChoice, NodeOptions, start};
 use clap::{Args, ValueEnum};
 
@@ -115,7 +115,7 @@ pub(crate) fn run(args: AgentArgs) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     let backend = args.runtime.choice()?;
     runtime.block_on(async move {
-        let mut config = RuntimeConfig::new(&args.data);
+        let mut config = NodeRuntimeConfig::new(&args.data);
         config.program_dirs = args.program_dirs;
         config.console.lines_per_second = args.console_lines_per_second.max(1);
         if let Some(name) = &args.run_as {

@@ -21,7 +21,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use cap_agent::node::{NodeError, NodeOptions, RunningNode, measure_resources};
-use cap_agent::{Classifier, Classifiers, PluginClassifier, RuntimeConfig};
+use cap_agent::{Classifier, Classifiers, NodeRuntimeConfig, PluginClassifier};
 use cap_runtime::PluginKind;
 
 use cap_panel::db::Actor;
@@ -58,7 +58,7 @@ pub(crate) struct LocalAgentOptions {
     /// The Panel's URL.
     pub(crate) panel_url: String,
     /// Extra directories for game programs (see
-    /// [`cap_agent::RuntimeConfig::program_dirs`]).
+    /// [`cap_agent::NodeRuntimeConfig::program_dirs`]).
     pub(crate) program_dirs: Vec<PathBuf>,
     /// Native processes or containers.
     pub(crate) backend: cap_agent::node::BackendChoice,
@@ -96,7 +96,7 @@ pub(crate) async fn start(
     } else {
         Some(prepare_node(state, &options).await?)
     };
-    let mut runtime = RuntimeConfig::new(&options.data_dir);
+    let mut runtime = NodeRuntimeConfig::new(&options.data_dir);
     runtime.program_dirs = options.program_dirs.clone();
     let node = cap_agent::node::start(NodeOptions {
         panel_url: Some(options.panel_url.clone()),

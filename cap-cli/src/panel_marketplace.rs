@@ -111,13 +111,13 @@ pub(crate) enum MarketplaceAdminCommand {
 }
 
 /// The Panel's API over HTTP.
-struct PanelApi {
+struct PanelClient {
     base: String,
     token: String,
     http: reqwest::Client,
 }
 
-impl PanelApi {
+impl PanelClient {
     async fn call(
         &self,
         method: reqwest::Method,
@@ -222,7 +222,7 @@ pub(crate) fn run(args: MarketplaceAdminArgs) -> anyhow::Result<()> {
     let token = args.token.clone().context(
         "the Panel needs an admin's token: pass --token or set CAP_PANEL_TOKEN (an API key with admin.plugins)",
     )?;
-    let api = PanelApi {
+    let api = PanelClient {
         base: args.panel.trim_end_matches('/').to_owned(),
         token,
         http: reqwest::Client::builder()
@@ -238,7 +238,7 @@ pub(crate) fn run(args: MarketplaceAdminArgs) -> anyhow::Result<()> {
 }
 
 async fn execute(
-    api: &PanelApi,
+    api: &PanelClient,
     command: MarketplaceAdminCommand,
     raw: bool,
 ) -> anyhow::Result<()> {

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use cap_marketplace::keys::SecretKey;
-use cap_marketplace::resolve::{Index, IndexRelease, PanelApi, resolve};
+use cap_marketplace::resolve::{Index, IndexRelease, PanelApiVersions, resolve};
 use cap_marketplace::signing::{author_message, sign_package};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use semver::{Version, VersionReq};
@@ -82,7 +82,7 @@ fn registry() -> Index {
 
 fn bench(c: &mut Criterion) {
     let index = registry();
-    let panel = PanelApi::new([Version::new(0, 1, 0), Version::new(0, 2, 0)]);
+    let panel = PanelApiVersions::new([Version::new(0, 1, 0), Version::new(0, 2, 0)]);
     let mut rng = Rng(42);
     let request: BTreeMap<String, VersionReq> = (0..30)
         .map(|_| {

@@ -87,14 +87,14 @@ impl Index {
 
 /// The plugin API versions a Panel implements.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PanelApi {
+pub struct PanelApiVersions {
     versions: BTreeSet<Version>,
 }
 
-impl PanelApi {
+impl PanelApiVersions {
     /// A Panel implementing exactly these API versions.
-    pub fn new(versions: impl IntoIterator<Item = Version>) -> PanelApi {
-        PanelApi {
+    pub fn new(versions: impl IntoIterator<Item = Version>) -> PanelApiVersions {
+        PanelApiVersions {
             versions: versions.into_iter().collect(),
         }
     }
@@ -198,7 +198,7 @@ impl Resolution {
 /// Panel implementing `panel`, keeping `lock`ed versions where they fit.
 pub fn resolve(
     index: &Index,
-    panel: &PanelApi,
+    panel: &PanelApiVersions,
     request: &BTreeMap<String, VersionReq>,
     lock: Option<&Lockfile>,
 ) -> Result<Resolution, ResolveError> {
@@ -374,7 +374,7 @@ pub fn describe_set(set: &VersionSet) -> String {
 
 struct Provider<'a> {
     index: &'a Index,
-    panel: &'a PanelApi,
+    panel: &'a PanelApiVersions,
     request: &'a BTreeMap<String, VersionReq>,
     locked: HashMap<&'a str, &'a Version>,
 }

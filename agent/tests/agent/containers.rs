@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use cap_agent::container::{Engine, EngineError};
 use cap_agent::{
-    Backend, ContainerConfig, NodeRuntime, RuntimeConfig, RuntimeError, ServerRuntime,
+    Backend, ContainerConfig, NodeRuntime, NodeRuntimeConfig, RuntimeError, ServerRuntime,
 };
 use cap_e2e::podman::{PodmanService, podman, test_image};
 use cap_protocol::{
-    AgentMessage, InstallPlan, InstallStep, KeyValue, LimitsApplied, PortAllocation, RestartPolicy, Script,
-    ServerLimits, ServerSpec, ServerState, Signal, StartupPlan, StopMethod, StopPlan,
+    AgentMessage, InstallPlan, InstallStep, KeyValue, LimitsApplied, PortAllocation, RestartPolicy,
+    Script, ServerLimits, ServerSpec, ServerState, Signal, StartupPlan, StopMethod, StopPlan,
 };
 
 use super::support::{Recorder, console_of, context, open_runtime, plans, test_game};
@@ -32,7 +32,7 @@ async fn container_runtime(
     plugin: &cap_runtime::Plugin,
     service: &PodmanService,
     instance: &str,
-    tweak: impl FnOnce(&mut RuntimeConfig),
+    tweak: impl FnOnce(&mut NodeRuntimeConfig),
 ) -> (NodeRuntime, Recorder) {
     let engine = Engine::connect(Some(&service.host()), instance)
         .await

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use cap_agent::isolation::{self, RunAs};
 use cap_agent::limits::{self, Cgroups};
-use cap_agent::{Classifiers, NodeRuntime, RuntimeConfig, ServerRuntime, link};
+use cap_agent::{Classifiers, NodeRuntime, NodeRuntimeConfig, ServerRuntime, link};
 use cap_protocol::{
     InstallPlan, InstallStep, KeyValue, LimitsApplied, RegistrationResponse, RestartPolicy, Script,
     ServerLimits, ServerSpec, Signal, StartupPlan, StopMethod, StopPlan,
@@ -43,7 +43,7 @@ fn servers_user() -> RunAs {
 }
 
 async fn open(data: &Path, cgroups: Option<Cgroups>) -> NodeRuntime {
-    let mut config = RuntimeConfig::new(data);
+    let mut config = NodeRuntimeConfig::new(data);
     config.cgroups = cgroups;
     config.term_grace = Duration::from_secs(2);
     assert_eq!(config.run_as, Some(servers_user()));

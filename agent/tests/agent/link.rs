@@ -365,7 +365,7 @@ async fn commands_survive_a_cut_connection_and_run_exactly_once() {
     let (url, mut connections) = ws_panel("node-secret").await;
 
     // The runtime's events go to the link (not to a recorder here).
-    let mut config = cap_agent::RuntimeConfig::new(data.path());
+    let mut config = cap_agent::NodeRuntimeConfig::new(data.path());
     config.cgroups = None;
     let mut classifiers = cap_agent::Classifiers::new();
     classifiers.insert(
@@ -535,7 +535,7 @@ async fn a_finished_command_is_answered_from_the_log_after_an_agent_restart() {
     let open = || async {
         let (events, _) = mpsc::channel(16);
         let runtime = cap_agent::NodeRuntime::open(
-            cap_agent::RuntimeConfig::new(data.path()),
+            cap_agent::NodeRuntimeConfig::new(data.path()),
             cap_agent::Classifiers::new(),
             events,
         )

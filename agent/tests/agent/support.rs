@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cap_agent::{Classifiers, NodeRuntime, PluginClassifier, RuntimeConfig};
+use cap_agent::{Classifiers, NodeRuntime, NodeRuntimeConfig, PluginClassifier};
 use cap_protocol::{
     AgentMessage, ConsoleEvent, InstallPlan, RestartPolicy, ServerLimits, ServerSpec, ServerState,
 };
@@ -260,9 +260,9 @@ fn summarize(messages: &[AgentMessage]) -> Vec<String> {
 pub(crate) async fn open_runtime(
     data_dir: &Path,
     plugin: &cap_runtime::Plugin,
-    tweak: impl FnOnce(&mut RuntimeConfig),
+    tweak: impl FnOnce(&mut NodeRuntimeConfig),
 ) -> (NodeRuntime, Recorder) {
-    let mut config = RuntimeConfig::new(data_dir);
+    let mut config = NodeRuntimeConfig::new(data_dir);
     config.term_grace = Duration::from_secs(2);
     config.stats_interval = Duration::from_millis(200);
     config.cgroups = None;

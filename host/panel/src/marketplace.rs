@@ -62,7 +62,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use cap_marketplace::client::{ClientError, MarketplaceClient};
 use cap_marketplace::keys::PublicKey;
 use cap_marketplace::license::{LicenseStatus, verify_license_claims_with};
-use cap_marketplace::resolve::{Index, IndexRelease, PanelApi, ResolveError, resolve};
+use cap_marketplace::resolve::{Index, IndexRelease, PanelApiVersions, ResolveError, resolve};
 use cap_marketplace::rotation::{ChainError, MarketplaceKeys};
 use cap_marketplace::verify::{Download, VerifiedPackage, VerifyError};
 use cap_marketplace::wire::{CheckoutView, LicenseView, NewCheckout};
@@ -70,7 +70,7 @@ use cap_marketplace::{Lockfile, LogEntry, TrustStore};
 use cap_runtime::Grants;
 
 use crate::db::{Actor, Database, DbError};
-use crate::plugins::{Installed, PluginError, PluginManager, PluginState, SetItem, store};
+use crate::plugins::{Installed, PluginError, PluginLifecycle, PluginManager, SetItem, store};
 
 pub mod licenses;
 
@@ -118,7 +118,8 @@ pub enum MarketplaceError {
         problem: LicenseProblem,
     },
     /// The Marketplace refused to start a checkout (not for sale, already
-    /// owned, billing off, …); its problem code and status are kept.
+    /// owned, billing off, …); its problem code is relayed to the Panel's
+    /// client, with the status the Panel's code table gives it.
     #[error("the Marketplace refused the checkout ({code}): {detail}")]
     CheckoutRefused {
         /// The Marketplace's HTTP status.
@@ -183,7 +184,7 @@ struct Inner {
     configured_key: Option<PublicKey>,
     db: Database,
     plugins: PluginManager,
-    api: PanelApi,
+    api: PanelApiVersions,
     busy: tokio::sync::Mutex<()>,
     registering: tokio::sync::Mutex<()>,
 }
@@ -204,7 +205,7 @@ pub struct LicenseReport {
     /// The offline check now: the status, or the failed check.
     pub check: Result<LicenseStatus, LicenseProblem>,
     /// The plugin's state on this Panel, if installed.
-    pub plugin_state: Option<PluginState>,
+    pub plugin_state: Option<PluginLifecycle>,
     /// Whether it is loaded and running.
     pub running: bool,
 }
@@ -266,7 +267,7 @@ impl MarketplaceService {
                 configured_key,
                 db,
                 plugins,
-                api: PanelApi::new([cap_runtime::api_version::ApiVersion::latest()]),
+                api: PanelApiVersions::new([cap_runtime::api_version::ApiVersion::latest()]),
                 busy: tokio::sync::Mutex::new(()),
                 registering: tokio::sync::Mutex::new(()),
             }),
@@ -434,7 +435,10 @@ impl MarketplaceService {
             .map(|(id, _)| id);
         let key = licenses::trusted_keys(db, self.inner.configured_key.as_ref()).await?;
         let now = time::OffsetDateTime::now_utc();
-        for record in installed.iter().filter(|r| r.state == PluginState::Active) {
+        for record in installed
+            .iter()
+            .filter(|r| r.state == PluginLifecycle::Active)
+        {
             let Some(row) = rows.get_mut(&record.id) else {
                 continue;
             };

@@ -331,7 +331,7 @@ async function marketplaceSection(installed, reload) {
   }
 
   async function render() {
-    const params = new URLSearchParams({ per_page: '50', sort: 'downloads' });
+    const params = new URLSearchParams({ limit: '50', sort: 'downloads' });
     if (q.value.trim()) params.set('q', q.value.trim());
     try {
       locked = new Map((await get('/marketplace/lockfile')).lockfile.map((p) => [p.id, p.version]));

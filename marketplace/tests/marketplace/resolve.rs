@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use cap_marketplace::lockfile::Lockfile;
-use cap_marketplace::resolve::{Index, IndexRelease, PanelApi, ResolveError, resolve};
+use cap_marketplace::resolve::{Index, IndexRelease, PanelApiVersions, ResolveError, resolve};
 use semver::{Version, VersionReq};
 
 fn v(s: &str) -> Version {
@@ -30,8 +30,8 @@ fn request(items: &[(&str, &str)]) -> BTreeMap<String, VersionReq> {
         .collect()
 }
 
-fn panel_01() -> PanelApi {
-    PanelApi::new([v("0.1.0")])
+fn panel_01() -> PanelApiVersions {
+    PanelApiVersions::new([v("0.1.0")])
 }
 
 fn chosen(resolution: &cap_marketplace::resolve::Resolution, id: &str) -> Version {
@@ -207,10 +207,10 @@ fn plugins_for_two_api_lines_install_together_on_a_panel_supporting_both() {
     index.insert("old-plugin", v("1.0.0"), release("0.1.0", &[]));
     index.insert("new-plugin", v("1.0.0"), release("0.2.1", &[]));
     let wanted = request(&[("old-plugin", "1"), ("new-plugin", "1")]);
-    let both = PanelApi::new([v("0.1.3"), v("0.2.4")]);
+    let both = PanelApiVersions::new([v("0.1.3"), v("0.2.4")]);
     let resolution = resolve(&index, &both, &wanted, None).expect("resolves");
     assert_eq!(resolution.packages.len(), 2);
-    let err = resolve(&index, &PanelApi::new([v("0.2.0")]), &wanted, None)
+    let err = resolve(&index, &PanelApiVersions::new([v("0.2.0")]), &wanted, None)
         .expect_err("0.2.0 is older than the 0.2.1 the plugin needs, and 0.1 is missing");
     assert!(
         err.to_string().contains("this Panel supports API 0.2.0"),

@@ -77,7 +77,7 @@ use axum::extract::ws::{
     Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
 };
 use axum::extract::{ConnectInfo, Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -87,7 +87,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::ConsoleFrame;
 use crate::db::{Actor, ReadVersion};
 use crate::http::auth;
-use crate::http::{ApiError, AppState, Principal};
+use crate::http::{ApiError, ApiResult, AppState, Principal};
 use crate::identity::permissions::Permission;
 use crate::servers::commands::{self, CommandAction};
 use crate::servers::{ServersError, access, server};
@@ -278,16 +278,12 @@ pub async fn socket(
     Path(server_id): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Response {
-    let upgrade = match upgrade {
-        Ok(upgrade) => upgrade,
-        Err(rejection) => {
-            return ApiError::BadRequest(format!("a WebSocket upgrade is required: {rejection}"))
-                .into_response();
-        }
-    };
+) -> ApiResult<Response> {
+    let upgrade = upgrade.map_err(|rejection| {
+        ApiError::BadRequest(format!("a WebSocket upgrade is required: {rejection}"))
+    })?;
     let ip = Some(peer.ip().to_canonical());
-    upgrade
+    Ok(upgrade
         .max_message_size(MAX_FRAME)
         .on_upgrade(move |socket| async move {
             Viewer {
@@ -301,7 +297,7 @@ pub async fn socket(
             }
             .run(socket)
             .await;
-        })
+        }))
 }
 
 struct Viewer {
@@ -639,7 +635,7 @@ impl Viewer {
                     .collect::<Vec<_>>()
                     .join("; "),
             ),
-            Err(ServersError::Conflict { code, message }) => error_frame(code, &message),
+            Err(ServersError::Conflict { code, message }) => error_frame(code.as_str(), &message),
             Err(error) => {
                 tracing::warn!(%error, "a console command failed");
                 error_frame("unavailable", "the command could not be queued")

@@ -40,7 +40,7 @@ use futures::{SinkExt, StreamExt};
 use super::plans::{self, PlanError};
 use super::{AgentHub, ConsoleFrame, ServerStats};
 use crate::db::Actor;
-use crate::http::{ApiError, AppState};
+use crate::http::{ApiError, ApiResult, AppState};
 use crate::servers::registration::{HEARTBEAT_SECONDS, authenticate_node};
 use crate::servers::{CommandOutbox, ServersError, nodes, server};
 
@@ -69,42 +69,32 @@ pub async fn connect(
     State(state): State<AppState>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Response {
-    let node_id = match node_of(&state, &headers).await {
-        Ok(node) => node,
-        Err(response) => return response,
-    };
-    let upgrade = match upgrade {
-        Ok(upgrade) => upgrade,
-        Err(rejection) => {
-            return ApiError::BadRequest(format!("a WebSocket upgrade is required: {rejection}"))
-                .into_response();
-        }
-    };
-    upgrade
+) -> ApiResult<Response> {
+    let node_id = node_of(&state, &headers).await?;
+    let upgrade = upgrade.map_err(|rejection| {
+        ApiError::BadRequest(format!("a WebSocket upgrade is required: {rejection}"))
+    })?;
+    Ok(upgrade
         .max_message_size(16 << 20)
         .on_upgrade(move |socket| async move {
             Session::new(state, node_id).run(socket).await;
-        })
+        }))
 }
 
 /// The node a request's bearer token belongs to.
-async fn node_of(state: &AppState, headers: &HeaderMap) -> Result<String, Response> {
+async fn node_of(state: &AppState, headers: &HeaderMap) -> ApiResult<String> {
     let token = crate::http::auth::bearer_from_headers(headers).ok_or_else(unauthenticated)?;
-    match authenticate_node(state.db(), token).await {
-        Ok(Some(node)) => Ok(node),
-        Ok(None) => Err(unauthenticated()),
-        Err(error) => Err(ApiError::from(error).into_response()),
-    }
+    authenticate_node(state.db(), token)
+        .await?
+        .ok_or_else(unauthenticated)
 }
 
 /// The active game-type plugin `id`, for an Agent.
 async fn game_plugin(
     state: &AppState,
     id: &str,
-) -> Result<(crate::plugins::PluginRecord, Vec<u8>), Response> {
-    let not_found =
-        || ApiError::NotFound(format!("no active game-type plugin {id}")).into_response();
+) -> ApiResult<(crate::plugins::PluginRecord, Vec<u8>)> {
+    let not_found = || ApiError::NotFound(format!("no active game-type plugin {id}"));
     let plugins = state.plugins().ok_or_else(not_found)?;
     let active = plugins.active(id).ok_or_else(not_found)?;
     if !active
@@ -125,20 +115,15 @@ pub async fn plugin_metadata(
     State(state): State<AppState>,
     headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
-) -> Response {
-    if let Err(response) = node_of(&state, &headers).await {
-        return response;
-    }
-    match game_plugin(&state, &id).await {
-        Ok((record, _)) => axum::Json(serde_json::json!({
-            "id": record.id,
-            "version": record.version.to_string(),
-            "componentSha256": record.component_sha256,
-            "manifest": record.manifest,
-        }))
-        .into_response(),
-        Err(response) => response,
-    }
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    node_of(&state, &headers).await?;
+    let (record, _) = game_plugin(&state, &id).await?;
+    Ok(axum::Json(serde_json::json!({
+        "id": record.id,
+        "version": record.version.to_string(),
+        "componentSha256": record.component_sha256,
+        "manifest": record.manifest,
+    })))
 }
 
 /// `GET /api/v1/agents/plugins/{id}/component`: its component bytes.
@@ -146,23 +131,18 @@ pub async fn plugin_component(
     State(state): State<AppState>,
     headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
-) -> Response {
-    if let Err(response) = node_of(&state, &headers).await {
-        return response;
-    }
-    match game_plugin(&state, &id).await {
-        Ok((_, bytes)) => (
-            [(axum::http::header::CONTENT_TYPE, "application/wasm")],
-            bytes,
-        )
-            .into_response(),
-        Err(response) => response,
-    }
+) -> ApiResult<Response> {
+    node_of(&state, &headers).await?;
+    let (_, bytes) = game_plugin(&state, &id).await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/wasm")],
+        bytes,
+    )
+        .into_response())
 }
 
-fn unauthenticated() -> Response {
+fn unauthenticated() -> ApiError {
     ApiError::Unauthenticated("send the node token as Authorization: Bearer capnode_…".into())
-        .into_response()
 }
 
 struct Session {

@@ -24,7 +24,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::{Authenticated, require_session};
-use super::error::{ApiError, ApiResult, FieldError, FieldLocation, Problem};
+use super::error::{ApiError, ApiResult, FieldError, FieldLocation};
 use super::extract::ApiJson;
 use crate::identity::permissions;
 use crate::identity::tokens::{self, ApiKey};
@@ -143,7 +143,6 @@ fn validate(body: &NewApiKey) -> Result<(), ApiError> {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The keys", body = ApiKeyList),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(super) async fn list(
@@ -165,11 +164,9 @@ pub(super) async fn list(
     request_body = NewApiKey,
     responses(
         (status = 201, description = "Created", body = CreatedApiKey),
-        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Called with an API key (session-required), or a scope the caller does not hold (permission-not-held)", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The body is not JSON"),
+        (status = 403, description = "Called with an API key (session-required), or a scope the caller does not hold (permission-not-held)"),
+        (status = 422, description = "A field is invalid"),
     )
 )]
 pub(super) async fn create(
@@ -217,9 +214,8 @@ pub(super) async fn create(
     params(("id" = String, Path, description = "The key's id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Called with an API key (session-required)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such active key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Called with an API key (session-required)"),
+        (status = 404, description = "No such active key"),
     )
 )]
 pub(super) async fn revoke(

@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::Authenticated;
-use super::error::{ApiError, ApiResult, FieldError, FieldLocation, Problem};
+use super::error::{ApiError, ApiResult, FieldError, FieldLocation};
 use super::extract::ApiQuery;
 use super::pagination::{Cursor, PageParams, Pagination};
 use crate::db::events::{
@@ -213,9 +213,8 @@ pub struct AuditLogPage {
     extensions(("x-permissions" = json!([Permission::AuditRead]))),
     responses(
         (status = 200, description = "One page of entries", body = AuditLogPage),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A filter or pagination parameter is invalid", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A filter or pagination parameter is invalid"),
+        (status = 503, description = "The database is unavailable"),
     )
 )]
 pub(super) async fn list(
@@ -224,16 +223,17 @@ pub(super) async fn list(
     page: Pagination,
     ApiQuery(filter): ApiQuery<AuditLogFilter>,
 ) -> ApiResult<Json<AuditLogPage>> {
+    let after = page.after_number()?;
     auth.principal.require(Gate::AUDIT_READ)?;
     let query = EventQuery {
         filter: filter.validate()?,
         order: Order::NewestFirst,
-        after: page.cursor.map(|c| EventId(c.0)),
+        after: after.map(EventId),
         limit: page.limit,
     };
     let result = state.db().events().query(&query).await?;
     Ok(Json(AuditLogPage {
         items: result.events.into_iter().map(AuditEvent::from).collect(),
-        next_cursor: result.next.map(|id| Cursor(id.0).encode()),
+        next_cursor: result.next.map(|id| Cursor::after(id.0).encode()),
     }))
 }

@@ -31,8 +31,8 @@
 
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cap_runtime::api::AuthError;
 use serde::{Deserialize, Serialize};
@@ -42,7 +42,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Authenticated;
-use super::error::{ApiError, FieldError, FieldLocation, Problem};
+use super::error::{ApiError, ApiResult, Code, FieldError, FieldLocation};
 use super::extract::ApiJson;
 use super::request_id::RequestId;
 use crate::db::Actor;
@@ -61,11 +61,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(logout))
         .routes(routes!(me))
 }
-
-/// A handler's answer: a success, or a ready response (a problem document).
-/// The error is a whole `Response`, built once per refused request; boxing it
-/// would only add an allocation.
-pub(crate) type Reply<T> = Result<T, Response>;
 
 /// The caller before authentication: address and request id.
 #[derive(Debug, Clone)]
@@ -101,51 +96,12 @@ impl Client {
     }
 }
 
-/// A problem document with a code of its own, and `Retry-After` if given.
-pub(crate) fn problem(
-    status: StatusCode,
-    code: &str,
-    title: &str,
-    detail: &str,
-    retry_after: Option<u64>,
-) -> Response {
-    let mut p = Problem::new(status, code, title);
-    p.detail = Some(detail.to_owned());
-    let mut response = p.into_response();
-    if let Some(secs) = retry_after
-        && let Ok(value) = HeaderValue::from_str(&secs.max(1).to_string())
-    {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
-    }
-    if status == StatusCode::UNAUTHORIZED {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    }
-    response
-}
-
-/// `429 rate-limited` with `Retry-After`.
-pub(crate) fn rate_limited(wait: std::time::Duration) -> Response {
-    problem(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate-limited",
-        "Too many requests",
-        "too many attempts; wait before trying again",
-        Some(wait.as_secs_f64().ceil() as u64),
-    )
-}
-
 /// The identity service, or `503` when the Panel runs without one.
-#[allow(clippy::result_large_err)] // see `Reply`
-pub(crate) fn identity(state: &AppState) -> Reply<&IdentityService> {
+pub(crate) fn identity(state: &AppState) -> ApiResult<&IdentityService> {
     state.identity().ok_or_else(|| {
-        problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "service-unavailable",
-            "Service unavailable",
+        ApiError::refused(
+            Code::ServiceUnavailable,
             "logins are not configured on this Panel",
-            None,
         )
     })
 }
@@ -261,79 +217,61 @@ pub(crate) fn check_len(errors: &mut Vec<FieldError>, field: &str, value: &str, 
 pub(crate) const INVALID_CREDENTIALS: &str = "the username or password is wrong, or too many failed \
      logins locked the account for a while";
 
-fn login_error(error: LoginError) -> Response {
-    match error {
+/// The answer to a login that gave no tokens: `202` with a challenge when
+/// the user has a second factor, else the refusal.
+fn login_answer(error: LoginError) -> ApiResult<Response> {
+    Err(match error {
         LoginError::UnknownProvider(id) => ApiError::field(
             FieldLocation::Body,
             "provider",
             format!("there is no auth provider {id:?}"),
-        )
-        .into_response(),
+        ),
         // A lock is answered exactly like a wrong password or an unknown
         // account (same status, body and headers), so the answer never tells
         // whether an account exists.
-        LoginError::Refused(AuthError::InvalidCredentials | AuthError::Locked(_)) => problem(
-            StatusCode::UNAUTHORIZED,
-            "invalid-credentials",
-            "Invalid credentials",
-            INVALID_CREDENTIALS,
-            None,
-        ),
-        LoginError::Refused(AuthError::NeedsSecondFactor) => problem(
-            StatusCode::UNAUTHORIZED,
-            "second-factor-required",
-            "Second factor required",
+        LoginError::Refused(AuthError::InvalidCredentials | AuthError::Locked(_)) => {
+            ApiError::refused(Code::InvalidCredentials, INVALID_CREDENTIALS)
+        }
+        LoginError::Refused(AuthError::NeedsSecondFactor) => ApiError::refused(
+            Code::SecondFactorRequired,
             "send the code of your second factor as second_factor",
-            None,
         ),
         LoginError::Refused(AuthError::ProviderUnavailable(reason)) => {
             tracing::warn!(%reason, "auth provider unavailable");
-            problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "provider-unavailable",
-                "Provider unavailable",
+            ApiError::refused(
+                Code::ProviderUnavailable,
                 "the login provider is unavailable; try again later",
-                None,
             )
         }
         LoginError::Refused(AuthError::Unsupported) => ApiError::BadRequest(
             "this provider does not accept username and password logins".into(),
-        )
-        .into_response(),
+        ),
         LoginError::Refused(AuthError::PolicyViolation(_) | AuthError::InvalidRequest(_)) => {
-            ApiError::BadRequest("the provider refused the request".into()).into_response()
+            ApiError::BadRequest("the provider refused the request".into())
         }
         LoginError::ProviderFailed(error) => {
             tracing::warn!(%error, "auth provider plugin failed");
-            problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "provider-failed",
-                "Provider failed",
+            ApiError::refused(
+                Code::ProviderFailed,
                 "the login provider failed; try again later",
-                None,
             )
         }
-        LoginError::NotLinked => problem(
-            StatusCode::FORBIDDEN,
-            "account-not-linked",
-            "Account not linked",
+        LoginError::NotLinked => ApiError::refused(
+            Code::AccountNotLinked,
             "no Panel account is linked to this identity; ask an administrator",
-            None,
         ),
-        LoginError::Disabled => problem(
-            StatusCode::FORBIDDEN,
-            "account-disabled",
-            "Account disabled",
-            "this account is disabled",
-            None,
-        ),
-        LoginError::SecondFactorRequired(challenge) => (
-            StatusCode::ACCEPTED,
-            Json(SecondFactorChallengeBody::from(challenge)),
-        )
-            .into_response(),
-        LoginError::Db(error) => ApiError::from(error).into_response(),
-    }
+        LoginError::Disabled => {
+            ApiError::refused(Code::AccountDisabled, "this account is disabled")
+        }
+        LoginError::SecondFactorRequired(challenge) => {
+            return Ok((
+                StatusCode::ACCEPTED,
+                Json(SecondFactorChallengeBody::from(challenge)),
+            )
+                .into_response());
+        }
+        LoginError::Db(error) => ApiError::from(error),
+    })
 }
 
 /// Logs in through an auth-provider plugin.
@@ -345,20 +283,19 @@ fn login_error(error: LoginError) -> Response {
     responses(
         (status = 200, description = "Logged in", body = TokenResponse),
         (status = 202, description = "The password is right and the user has TOTP on: complete the login at /auth/login/second-factor", body = SecondFactorChallengeBody),
-        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Invalid credentials, or the provider wants a second factor", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "No linked account, or the account is disabled", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The provider is unavailable or failed", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed request"),
+        (status = 401, description = "Invalid credentials, or the provider wants a second factor"),
+        (status = 403, description = "No linked account, or the account is disabled"),
+        (status = 422, description = "A field is invalid"),
+        (status = 429, description = "Too many attempts"),
+        (status = 503, description = "The provider is unavailable or failed"),
     )
 )]
 pub(super) async fn login(
     State(state): State<AppState>,
     client: Client,
     ApiJson(body): ApiJson<LoginRequest>,
-) -> Reply<Json<TokenResponse>> {
+) -> ApiResult<Response> {
     let identity = identity(&state)?;
     let provider = body.provider.as_deref().unwrap_or(LOCAL_PASSWORD);
     let mut errors = Vec::new();
@@ -369,7 +306,7 @@ pub(super) async fn login(
         check_len(&mut errors, "second_factor", code, 64);
     }
     if !errors.is_empty() {
-        return Err(ApiError::Validation(errors).into_response());
+        return Err(ApiError::Validation(errors));
     }
     let limits = identity.options().rate_limits;
     let limiter = identity.limiter();
@@ -378,20 +315,20 @@ pub(super) async fn login(
             &format!("login:ip:{}", client.ip_key()),
             limits.login_per_ip,
         )
-        .map_err(rate_limited)?;
+        .map_err(ApiError::rate_limited)?;
     let account = format!(
         "login:account:{provider}:{}",
         body.username.trim().to_lowercase()
     );
     limiter
         .check(&account, limits.login_per_account)
-        .map_err(rate_limited)?;
+        .map_err(ApiError::rate_limited)?;
     // A few provider calls per address at once: a flood from one address
     // cannot take every instance of the provider from everyone else.
     let _slot = identity
         .address_slots()
         .try_acquire(&client.ip_key())
-        .ok_or_else(|| rate_limited(std::time::Duration::from_secs(1)))?;
+        .ok_or_else(|| ApiError::rate_limited(std::time::Duration::from_secs(1)))?;
     let tokens = identity
         .login_with_password(
             provider,
@@ -400,9 +337,11 @@ pub(super) async fn login(
             body.second_factor.as_deref(),
             &client.actor,
         )
-        .await
-        .map_err(login_error)?;
-    Ok(Json(tokens.into()))
+        .await;
+    match tokens {
+        Ok(tokens) => Ok(Json(TokenResponse::from(tokens)).into_response()),
+        Err(error) => login_answer(error),
+    }
 }
 
 /// A second factor: exactly one of `code` and `recovery_code`.
@@ -474,37 +413,36 @@ pub struct SecondFactorLoginRequest {
     request_body = SecondFactorLoginRequest,
     responses(
         (status = 200, description = "Logged in", body = TokenResponse),
-        (status = 401, description = "Invalid or expired challenge, or a wrong or reused code", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The account is disabled", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
-        (status = 423, description = "Too many wrong codes; the second factor is locked", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Invalid or expired challenge, or a wrong or reused code"),
+        (status = 403, description = "The account is disabled"),
+        (status = 422, description = "A field is invalid"),
+        (status = 423, description = "Too many wrong codes; the second factor is locked"),
+        (status = 429, description = "Too many attempts"),
     )
 )]
 pub(super) async fn second_factor(
     State(state): State<AppState>,
     client: Client,
     ApiJson(body): ApiJson<SecondFactorLoginRequest>,
-) -> Reply<Json<TokenResponse>> {
+) -> ApiResult<Json<TokenResponse>> {
     let identity = identity(&state)?;
     let mut errors = Vec::new();
     check_len(&mut errors, "challenge", &body.challenge, 128);
     if !errors.is_empty() {
-        return Err(ApiError::Validation(errors).into_response());
+        return Err(ApiError::Validation(errors));
     }
     let factor_body = SecondFactorBody {
         code: body.code.clone(),
         recovery_code: body.recovery_code.clone(),
     };
-    let factor = factor_body.factor().map_err(IntoResponse::into_response)?;
+    let factor = factor_body.factor()?;
     identity
         .limiter()
         .check(
             &format!("second-factor:ip:{}", client.ip_key()),
             identity.options().rate_limits.second_factor_per_ip,
         )
-        .map_err(rate_limited)?;
+        .map_err(ApiError::rate_limited)?;
     match identity
         .complete_second_factor(&body.challenge, factor, &client.actor)
         .await
@@ -514,47 +452,35 @@ pub(super) async fn second_factor(
     }
 }
 
-/// The response for a refused second factor.
-pub(crate) fn second_factor_error(error: SecondFactorError) -> Response {
+/// The refusal of a second factor while logging in.
+pub(crate) fn second_factor_error(error: SecondFactorError) -> ApiError {
     match error {
-        SecondFactorError::InvalidChallenge => problem(
-            StatusCode::UNAUTHORIZED,
-            "invalid-challenge",
-            "Invalid challenge",
+        SecondFactorError::InvalidChallenge => ApiError::refused(
+            Code::InvalidChallenge,
             "the login challenge is invalid, expired or used; log in again",
-            None,
         ),
-        SecondFactorError::InvalidCode => problem(
-            StatusCode::UNAUTHORIZED,
-            "invalid-second-factor",
-            "Invalid second factor",
+        SecondFactorError::InvalidCode => ApiError::refused(
+            Code::InvalidSecondFactor,
             "the code is wrong or was used before",
-            None,
         ),
         SecondFactorError::Locked(wait) => locked(wait),
-        SecondFactorError::RateLimited(wait) => rate_limited(wait),
-        SecondFactorError::Disabled => problem(
-            StatusCode::FORBIDDEN,
-            "account-disabled",
-            "Account disabled",
-            "this account is disabled",
-            None,
-        ),
-        SecondFactorError::Db(error) => ApiError::from(error).into_response(),
+        SecondFactorError::RateLimited(wait) => ApiError::rate_limited(wait),
+        SecondFactorError::Disabled => {
+            ApiError::refused(Code::AccountDisabled, "this account is disabled")
+        }
+        SecondFactorError::Db(error) => ApiError::from(error),
     }
 }
 
 /// `423 account-locked` for a locked second factor, with `Retry-After`.
-pub(crate) fn locked(wait: std::time::Duration) -> Response {
-    problem(
-        StatusCode::LOCKED,
-        "account-locked",
-        "Account locked",
-        &format!(
+pub(crate) fn locked(wait: std::time::Duration) -> ApiError {
+    ApiError::retry_later(
+        Code::AccountLocked,
+        format!(
             "too many wrong codes; the second factor is locked for {} more minutes",
             wait.as_secs().div_ceil(60).max(1)
         ),
-        Some(wait.as_secs_f64().ceil() as u64),
+        wait,
     )
 }
 
@@ -578,17 +504,16 @@ pub struct RefreshRequest {
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "New tokens", body = TokenResponse),
-        (status = 401, description = "Invalid, expired or reused refresh token", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Invalid, expired or reused refresh token"),
+        (status = 422, description = "A field is invalid"),
+        (status = 429, description = "Too many attempts"),
     )
 )]
 pub(super) async fn refresh(
     State(state): State<AppState>,
     client: Client,
     ApiJson(body): ApiJson<RefreshRequest>,
-) -> Reply<Json<TokenResponse>> {
+) -> ApiResult<Json<TokenResponse>> {
     let identity = identity(&state)?;
     identity
         .limiter()
@@ -596,24 +521,18 @@ pub(super) async fn refresh(
             &format!("refresh:ip:{}", client.ip_key()),
             identity.options().rate_limits.refresh_per_ip,
         )
-        .map_err(rate_limited)?;
+        .map_err(ApiError::rate_limited)?;
     match identity.refresh(&body.refresh_token, &client.actor).await {
         Ok(tokens) => Ok(Json(tokens.into())),
-        Err(RefreshError::Invalid) => Err(problem(
-            StatusCode::UNAUTHORIZED,
-            "invalid-refresh-token",
-            "Invalid refresh token",
+        Err(RefreshError::Invalid) => Err(ApiError::refused(
+            Code::InvalidRefreshToken,
             "the refresh token is invalid, expired or revoked; log in again",
-            None,
         )),
-        Err(RefreshError::Reused) => Err(problem(
-            StatusCode::UNAUTHORIZED,
-            "refresh-token-reused",
-            "Refresh token reused",
+        Err(RefreshError::Reused) => Err(ApiError::refused(
+            Code::RefreshTokenReused,
             "this refresh token was used before; the session has been revoked, log in again",
-            None,
         )),
-        Err(RefreshError::Db(error)) => Err(ApiError::from(error).into_response()),
+        Err(RefreshError::Db(error)) => Err(ApiError::from(error)),
     }
 }
 
@@ -627,20 +546,17 @@ pub(super) async fn refresh(
     request_body = RefreshRequest,
     responses(
         (status = 204, description = "Logged out"),
-        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid"),
     )
 )]
 pub(super) async fn logout(
     State(state): State<AppState>,
     client: Client,
     ApiJson(body): ApiJson<RefreshRequest>,
-) -> Reply<StatusCode> {
+) -> ApiResult<StatusCode> {
     let identity = identity(&state)?;
     let db = identity.db();
-    let session = crate::identity::tokens::session_of_refresh(db, &body.refresh_token)
-        .await
-        .map_err(|e| ApiError::from(e).into_response())?;
+    let session = crate::identity::tokens::session_of_refresh(db, &body.refresh_token).await?;
     if let Some((user_id, session_id)) = session {
         let actor = Actor {
             user_id: Some(user_id.clone()),
@@ -653,8 +569,7 @@ pub(super) async fn logout(
             crate::identity::tokens::SessionEnd::Logout,
             &actor,
         )
-        .await
-        .map_err(|e| ApiError::from(e).into_response())?;
+        .await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -677,18 +592,16 @@ pub struct MeResponse {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller", body = MeResponse),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(super) async fn me(
     auth: Authenticated,
     State(state): State<AppState>,
-) -> Reply<Json<MeResponse>> {
+) -> ApiResult<Json<MeResponse>> {
     let identity = identity(&state)?;
     let user = users::find_user(identity.db(), auth.principal.user_id())
-        .await
-        .map_err(|e| ApiError::from(e).into_response())?
-        .ok_or_else(|| ApiError::NotFound("the user no longer exists".into()).into_response())?;
+        .await?
+        .ok_or_else(|| ApiError::NotFound("the user no longer exists".into()))?;
     let permissions = crate::identity::permissions::all()
         .into_iter()
         .filter(|p| auth.principal.has_permission(p))

@@ -32,7 +32,7 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
 
 use super::AppState;
@@ -138,7 +138,7 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
             .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
         let key = format!("{}:{addr}", class.as_str());
         if let Err(wait) = state.request_limiter().check(&key, rule) {
-            return super::auth_routes::rate_limited(wait);
+            return super::error::ApiError::rate_limited(wait).into_response();
         }
     }
     next.run(request).await

@@ -27,15 +27,16 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use cap_marketplace::resolve::ResolveError;
-use cap_marketplace::wire::{PackagePage, PackageView};
+use cap_marketplace::wire::{PackagePage, PackageSummary, PackageView};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::Authenticated;
-use super::error::{ApiError, FieldLocation, Problem};
+use super::error::{ApiError, ApiResult, Code, FieldError, FieldLocation};
 use super::extract::{ApiJson, ApiQuery};
-use super::plugins_routes::{GrantSet, PluginBody, PluginFailure, problem};
+use super::pagination::Cursor;
+use super::plugins_routes::{GrantSet, PluginBody};
 use crate::identity::permissions::{Gate, Permission};
 use crate::marketplace::licenses::{LicenseProblem, LicenseState};
 use crate::marketplace::{
@@ -45,77 +46,53 @@ use cap_marketplace::license::LicenseStatus;
 use cap_marketplace::wire::{CheckoutView, NewCheckout};
 use time::OffsetDateTime;
 
-type Reply<T> = Result<T, PluginFailure>;
-
-impl From<MarketplaceError> for PluginFailure {
+impl From<MarketplaceError> for ApiError {
     fn from(e: MarketplaceError) -> Self {
         let detail = e.to_string();
         match e {
             MarketplaceError::Client(cap_marketplace::client::ClientError::NotFound(_))
-            | MarketplaceError::UnknownPackage(_) => ApiError::NotFound(detail).into(),
-            MarketplaceError::Client(_) => problem(
-                StatusCode::BAD_GATEWAY,
-                "marketplace-unavailable",
-                "Marketplace unavailable",
-                detail,
-            ),
+            | MarketplaceError::UnknownPackage(_) => ApiError::NotFound(detail),
+            MarketplaceError::Client(_) => ApiError::refused(Code::MarketplaceUnavailable, detail),
             MarketplaceError::BadRequirement { .. } => {
-                ApiError::field(FieldLocation::Body, "requirement", detail).into()
+                ApiError::field(FieldLocation::Body, "requirement", detail)
             }
-            MarketplaceError::KeyMismatch { .. } => problem(
-                StatusCode::BAD_GATEWAY,
-                "marketplace-key-mismatch",
-                "Marketplace key mismatch",
-                detail,
-            ),
-            MarketplaceError::Verify(_) => problem(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "verification-failed",
-                "Package verification failed",
-                detail,
-            ),
+            MarketplaceError::KeyMismatch { .. } => {
+                ApiError::refused(Code::MarketplaceKeyMismatch, detail)
+            }
+            MarketplaceError::Verify(_) => ApiError::refused(Code::VerificationFailed, detail),
             MarketplaceError::Resolve(ResolveError::InvalidId(_)) => {
-                ApiError::field(FieldLocation::Body, "package", detail).into()
+                ApiError::field(FieldLocation::Body, "package", detail)
             }
-            MarketplaceError::Resolve(ResolveError::Internal(_)) => {
-                ApiError::internal(detail).into()
-            }
-            MarketplaceError::Resolve(_) => problem(
-                StatusCode::CONFLICT,
-                "resolution-failed",
-                "No versions satisfy the request",
-                detail,
-            ),
+            MarketplaceError::Resolve(ResolveError::Internal(_)) => ApiError::internal(detail),
+            MarketplaceError::Resolve(_) => ApiError::refused(Code::ResolutionFailed, detail),
             MarketplaceError::License { problem: why, .. } => {
-                let (code, title) = match why {
+                let code = match why {
                     LicenseProblem::NotEntitled { .. } | LicenseProblem::NotRegistered => {
-                        ("license-required", "License required")
+                        Code::LicenseRequired
                     }
-                    LicenseProblem::Revoked { .. } => ("license-revoked", "License revoked"),
+                    LicenseProblem::Revoked { .. } => Code::LicenseRevoked,
                     LicenseProblem::Invalid(_) | LicenseProblem::NoTrustedKey => {
-                        ("license-invalid", "License refused")
+                        Code::LicenseInvalid
                     }
                 };
-                problem(StatusCode::PAYMENT_REQUIRED, code, title, detail)
+                ApiError::refused(code, detail)
             }
-            MarketplaceError::CheckoutRefused { status, code, .. } => {
-                let status = match StatusCode::from_u16(status) {
-                    Ok(s) if s.is_client_error() => s,
-                    _ => StatusCode::CONFLICT,
-                };
-                problem(
-                    status,
-                    &code,
-                    "The Marketplace refused the checkout",
-                    detail,
-                )
-            }
+            MarketplaceError::CheckoutRefused { code, .. } => match Code::parse(&code) {
+                Some(code) => ApiError::CheckoutRefused { code, detail },
+                None => {
+                    tracing::warn!(%code, "the Marketplace refused a checkout with an unknown code");
+                    ApiError::refused(
+                        Code::MarketplaceUnavailable,
+                        format!("the Marketplace answered with an unknown problem code: {detail}"),
+                    )
+                }
+            },
             MarketplaceError::GrantForOther(_) => {
-                ApiError::field(FieldLocation::Body, "grants", detail).into()
+                ApiError::field(FieldLocation::Body, "grants", detail)
             }
-            MarketplaceError::Corrupt(_) => ApiError::internal(detail).into(),
+            MarketplaceError::Corrupt(_) => ApiError::internal(detail),
             MarketplaceError::Plugin(e) => e.into(),
-            MarketplaceError::Db(e) => ApiError::from(e).into(),
+            MarketplaceError::Db(e) => ApiError::from(e),
         }
     }
 }
@@ -130,7 +107,11 @@ fn service(state: &AppState) -> Result<&MarketplaceService, ApiError> {
     })
 }
 
-/// Search filters, passed on to the Marketplace.
+/// Search filters, passed on to the Marketplace, and which page.
+///
+/// Pages are asked for with `limit` and `cursor`, as every list of the
+/// Panel ([`super::pagination`]); the Marketplace's own `page` and
+/// `per_page` are still accepted, but not together with them.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct BrowseParams {
@@ -144,10 +125,116 @@ pub struct BrowseParams {
     pub paid: Option<bool>,
     /// `downloads` or `recent` (default).
     pub sort: Option<String>,
-    /// Page, from 1.
+    /// How many packages to return: 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// Where to continue: the `next_cursor` of the previous page (asked
+    /// for with the same `limit`).
+    pub cursor: Option<String>,
+    /// Page, from 1 (the older form of `cursor`).
     pub page: Option<i64>,
-    /// Page size, 1 to 100 (default 20).
+    /// Page size, 1 to 100 (default 20; the older form of `limit`).
     pub per_page: Option<i64>,
+}
+
+/// The most packages the Marketplace lists per page, and its default.
+const MAX_BROWSE_LIMIT: u32 = 100;
+const DEFAULT_BROWSE_LIMIT: u32 = 20;
+
+impl BrowseParams {
+    /// The Marketplace's `page` and `per_page` to ask for: from `limit`
+    /// and `cursor` (the cursor carries the offset of the page's first
+    /// package), else as given.
+    fn marketplace_page(&self) -> ApiResult<(Option<i64>, Option<i64>)> {
+        if self.limit.is_none() && self.cursor.is_none() {
+            return Ok((self.page, self.per_page));
+        }
+        let mut errors = Vec::new();
+        for (field, given) in [
+            ("page", self.page.is_some()),
+            ("per_page", self.per_page.is_some()),
+        ] {
+            if given {
+                errors.push(FieldError::new(
+                    FieldLocation::Query,
+                    field,
+                    "use limit and cursor, or page and per_page, not both",
+                ));
+            }
+        }
+        let limit = self.limit.unwrap_or(DEFAULT_BROWSE_LIMIT);
+        if !(1..=MAX_BROWSE_LIMIT).contains(&limit) {
+            errors.push(FieldError::new(
+                FieldLocation::Query,
+                "limit",
+                format!("must be between 1 and {MAX_BROWSE_LIMIT}"),
+            ));
+        }
+        let offset = match self.cursor.as_deref().map(Cursor::decode) {
+            None => Some(0),
+            Some(cursor) => cursor
+                .and_then(|c| c.key().parse::<i64>().ok())
+                .filter(|offset| *offset >= 0),
+        };
+        let page = match offset {
+            Some(offset) if offset % i64::from(limit.max(1)) == 0 => {
+                Some(offset / i64::from(limit.max(1)) + 1)
+            }
+            Some(_) => {
+                errors.push(FieldError::new(
+                    FieldLocation::Query,
+                    "cursor",
+                    "was made for another limit: pass the limit of the previous page",
+                ));
+                None
+            }
+            None => {
+                errors.push(FieldError::new(
+                    FieldLocation::Query,
+                    "cursor",
+                    "is not a cursor returned by this API",
+                ));
+                None
+            }
+        };
+        if errors.is_empty() {
+            Ok((page, Some(i64::from(limit))))
+        } else {
+            Err(ApiError::Validation(errors))
+        }
+    }
+}
+
+/// A page of packages, as the Marketplace lists them, with the cursor of
+/// the next one.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PackagePageBody {
+    /// The packages.
+    pub items: Vec<PackageSummary>,
+    /// This page, from 1.
+    pub page: i64,
+    /// Page size.
+    pub per_page: i64,
+    /// Matches in all pages.
+    pub total: i64,
+    /// Pass as `cursor` (with the same `limit`) for the next page; null on
+    /// the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl From<PackagePage> for PackagePageBody {
+    fn from(page: PackagePage) -> Self {
+        let seen = page.page.saturating_mul(page.per_page);
+        let next_cursor =
+            (page.per_page > 0 && seen < page.total).then(|| Cursor::after(seen).encode());
+        PackagePageBody {
+            items: page.items,
+            page: page.page,
+            per_page: page.per_page,
+            total: page.total,
+            next_cursor,
+        }
+    }
 }
 
 /// An install request.
@@ -258,18 +345,18 @@ fn outcome_body(state: &AppState, outcome: Outcome) -> Result<OutcomeBody, ApiEr
     extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     params(BrowseParams),
     responses(
-        (status = 200, description = "A page of packages, as the Marketplace lists them", body = PackagePage),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The Marketplace failed", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "No Marketplace configured (conflict)", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "A page of packages, as the Marketplace lists them", body = PackagePageBody),
+        (status = 502, description = "The Marketplace failed"),
+        (status = 409, description = "No Marketplace configured (conflict)"),
     )
 )]
 pub(super) async fn browse(
     auth: Authenticated,
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<BrowseParams>,
-) -> Reply<Json<PackagePage>> {
+) -> ApiResult<Json<PackagePageBody>> {
     auth.principal.require(Gate::ADMIN_PLUGINS)?;
+    let (page, per_page) = params.marketplace_page()?;
     let mut query: Vec<(&str, String)> = Vec::new();
     let text = [
         ("q", params.q),
@@ -285,10 +372,10 @@ pub(super) async fn browse(
     if let Some(paid) = params.paid {
         query.push(("paid", paid.to_string()));
     }
-    if let Some(page) = params.page {
+    if let Some(page) = page {
         query.push(("page", page.to_string()));
     }
-    if let Some(per_page) = params.per_page {
+    if let Some(per_page) = per_page {
         query.push(("per_page", per_page.to_string()));
     }
     let page = service(&state)?
@@ -296,7 +383,7 @@ pub(super) async fn browse(
         .search(&query)
         .await
         .map_err(MarketplaceError::from)?;
-    Ok(Json(page))
+    Ok(Json(page.into()))
 }
 
 /// One Marketplace package with all its versions.
@@ -309,17 +396,16 @@ pub(super) async fn browse(
     params(("id" = String, Path, description = "The plugin's id")),
     responses(
         (status = 200, description = "The package, as the Marketplace lists it", body = PackageView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such package", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The Marketplace failed", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "No Marketplace configured (conflict)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such package"),
+        (status = 502, description = "The Marketplace failed"),
+        (status = 409, description = "No Marketplace configured (conflict)"),
     )
 )]
 pub(super) async fn package(
     auth: Authenticated,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Reply<Json<PackageView>> {
+) -> ApiResult<Json<PackageView>> {
     auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let view = service(&state)?
         .client()
@@ -341,19 +427,18 @@ pub(super) async fn package(
     request_body = InstallBody,
     responses(
         (status = 200, description = "Installed; the lockfile afterwards", body = OutcomeBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 402, description = "A paid plugin without a valid license (`license-required`, `license-revoked`, `license-invalid` naming the failed check)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such package", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "No Marketplace configured, or: No versions satisfy the request (`resolution-failed`, explained in `detail`), or configuration is missing", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A check failed (`verification-failed`, the check named in `detail`), bad grants, or the plugin failed to load", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The Marketplace failed or presents another key", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "A paid plugin without a valid license (`license-required`, `license-revoked`, `license-invalid` naming the failed check)"),
+        (status = 404, description = "No such package"),
+        (status = 409, description = "No Marketplace configured, or: No versions satisfy the request (`resolution-failed`, explained in `detail`), or configuration is missing"),
+        (status = 422, description = "A check failed (`verification-failed`, the check named in `detail`), bad grants, or the plugin failed to load"),
+        (status = 502, description = "The Marketplace failed or presents another key"),
     )
 )]
 pub(super) async fn install(
     auth: Authenticated,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<InstallBody>,
-) -> Reply<Json<OutcomeBody>> {
+) -> ApiResult<Json<OutcomeBody>> {
     auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let market = service(&state)?;
     let mut grants = BTreeMap::new();
@@ -385,17 +470,16 @@ pub(super) async fn install(
     extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     responses(
         (status = 200, description = "Updated; the lockfile afterwards", body = OutcomeBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 402, description = "A paid plugin without a valid license (`license-required`, `license-revoked`, `license-invalid`)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "No Marketplace configured, or: No versions satisfy the requirements (`resolution-failed`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A check failed (`verification-failed`) or a plugin failed to load", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The Marketplace failed or presents another key", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "A paid plugin without a valid license (`license-required`, `license-revoked`, `license-invalid`)"),
+        (status = 409, description = "No Marketplace configured, or: No versions satisfy the requirements (`resolution-failed`)"),
+        (status = 422, description = "A check failed (`verification-failed`) or a plugin failed to load"),
+        (status = 502, description = "The Marketplace failed or presents another key"),
     )
 )]
 pub(super) async fn update(
     auth: Authenticated,
     State(state): State<AppState>,
-) -> Reply<Json<OutcomeBody>> {
+) -> ApiResult<Json<OutcomeBody>> {
     auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let outcome = service(&state)?.update_all(&auth.actor).await?;
     Ok(Json(outcome_body(&state, outcome)?))
@@ -410,14 +494,13 @@ pub(super) async fn update(
     extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     responses(
         (status = 200, description = "The lockfile and requirements", body = LockBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "No Marketplace configured (conflict)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No Marketplace configured (conflict)"),
     )
 )]
 pub(super) async fn lockfile(
     auth: Authenticated,
     State(state): State<AppState>,
-) -> Reply<Json<LockBody>> {
+) -> ApiResult<Json<LockBody>> {
     auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let (lockfile, requests) = service(&state)?.locked().await?;
     Ok(Json(lock_body(&lockfile, requests)))
@@ -452,26 +535,24 @@ pub struct CheckoutBody {
     request_body = CheckoutBody,
     responses(
         (status = 201, description = "The Checkout Session: send the admin to `url`", body = CheckoutView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such package", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "No Marketplace configured, or the Marketplace refused (`not-for-sale`, `already-entitled`, `payouts-not-configured`, `billing-disabled`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Bad URLs or version (the Marketplace's `validation-failed`)", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The Marketplace or Stripe failed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such package"),
+        (status = 409, description = "No Marketplace configured, or the Marketplace refused (`not-for-sale`, `already-entitled`, `payouts-not-configured`, `billing-disabled`)"),
+        (status = 422, description = "Bad URLs or version (the Marketplace's `validation-failed`)"),
+        (status = 502, description = "The Marketplace or Stripe failed"),
     )
 )]
 pub(super) async fn checkout(
     auth: Authenticated,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CheckoutBody>,
-) -> Reply<(StatusCode, Json<CheckoutView>)> {
+) -> ApiResult<(StatusCode, Json<CheckoutView>)> {
     auth.principal.require(Gate::ADMIN_PLUGINS)?;
     if !cap_runtime::manifest::is_valid_id(&body.package) {
         return Err(ApiError::field(
             FieldLocation::Body,
             "package",
             format!("{:?} is not a plugin id", body.package),
-        )
-        .into());
+        ));
     }
     let view = service(&state)?
         .checkout(
@@ -554,7 +635,7 @@ pub struct LicensesBody {
 async fn licenses_body(
     market: &MarketplaceService,
     reports: Vec<LicenseReport>,
-) -> Reply<Json<LicensesBody>> {
+) -> ApiResult<Json<LicensesBody>> {
     Ok(Json(LicensesBody {
         instance_id: market.registered_instance().await?,
         licenses: reports.into_iter().map(LicenseBody::from).collect(),
@@ -572,14 +653,13 @@ async fn licenses_body(
     extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     responses(
         (status = 200, description = "The licenses", body = LicensesBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "No Marketplace configured (conflict)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No Marketplace configured (conflict)"),
     )
 )]
 pub(super) async fn licenses(
     auth: Authenticated,
     State(state): State<AppState>,
-) -> Reply<Json<LicensesBody>> {
+) -> ApiResult<Json<LicensesBody>> {
     auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let market = service(&state)?;
     let reports = market.licenses().await?;
@@ -598,14 +678,13 @@ pub(super) async fn licenses(
     extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     responses(
         (status = 200, description = "The licenses afterwards", body = LicensesBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "No Marketplace configured (conflict)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No Marketplace configured (conflict)"),
     )
 )]
 pub(super) async fn renew_licenses(
     auth: Authenticated,
     State(state): State<AppState>,
-) -> Reply<Json<LicensesBody>> {
+) -> ApiResult<Json<LicensesBody>> {
     auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let market = service(&state)?;
     let reports = market.upkeep().await?;
@@ -624,4 +703,84 @@ pub(super) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
         .routes(routes!(checkout))
         .routes(routes!(licenses))
         .routes(routes!(renew_licenses))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn browse(limit: Option<u32>, cursor: Option<String>) -> BrowseParams {
+        BrowseParams {
+            limit,
+            cursor,
+            ..BrowseParams::default()
+        }
+    }
+
+    fn fields(error: ApiError) -> Vec<String> {
+        match error {
+            ApiError::Validation(errors) => errors.into_iter().map(|e| e.field).collect(),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_older_page_parameters_pass_through_unchanged() {
+        let params = BrowseParams {
+            page: Some(3),
+            per_page: Some(7),
+            ..BrowseParams::default()
+        };
+        assert_eq!(params.marketplace_page().ok(), Some((Some(3), Some(7))));
+        let none = BrowseParams::default();
+        assert_eq!(none.marketplace_page().ok(), Some((None, None)));
+    }
+
+    #[test]
+    fn a_cursor_continues_on_the_marketplace_page_after_the_previous_one() {
+        let first = PackagePageBody::from(PackagePage {
+            items: Vec::new(),
+            page: 1,
+            per_page: 10,
+            total: 25,
+        });
+        let cursor = first.next_cursor.expect("more pages");
+        let params = browse(Some(10), Some(cursor));
+        assert_eq!(params.marketplace_page().ok(), Some((Some(2), Some(10))));
+        let last = PackagePageBody::from(PackagePage {
+            items: Vec::new(),
+            page: 3,
+            per_page: 10,
+            total: 25,
+        });
+        assert_eq!(last.next_cursor, None);
+        let default_limit = browse(None, Some(Cursor::after(40).encode()));
+        assert_eq!(
+            default_limit.marketplace_page().ok(),
+            Some((Some(3), Some(20)))
+        );
+    }
+
+    #[test]
+    fn a_cursor_for_another_limit_or_mixed_parameters_are_refused_by_field() {
+        let cursor = Cursor::after(10).encode();
+        let error = browse(Some(20), Some(cursor.clone()))
+            .marketplace_page()
+            .unwrap_err();
+        assert_eq!(fields(error), ["cursor"]);
+        let mixed = BrowseParams {
+            limit: Some(10),
+            page: Some(2),
+            ..BrowseParams::default()
+        };
+        assert_eq!(fields(mixed.marketplace_page().unwrap_err()), ["page"]);
+        let error = browse(Some(0), Some("forged".into()))
+            .marketplace_page()
+            .unwrap_err();
+        assert_eq!(fields(error), ["limit", "cursor"]);
+        let word = browse(Some(10), Some(Cursor::after("srv_1").encode()));
+        assert_eq!(fields(word.marketplace_page().unwrap_err()), ["cursor"]);
+        let ok = browse(Some(MAX_BROWSE_LIMIT), None).marketplace_page().ok();
+        assert_eq!(ok, Some((Some(1), Some(i64::from(MAX_BROWSE_LIMIT)))));
+    }
 }

@@ -150,8 +150,8 @@ pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next)
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Metrics in the Prometheus text format", body = String, content_type = "text/plain"),
-        (status = 401, description = "The metrics token is missing or wrong", body = super::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Metrics are off", body = super::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "The metrics token is missing or wrong"),
+        (status = 404, description = "Metrics are off"),
     )
 )]
 pub(super) async fn scrape(

@@ -55,7 +55,7 @@ pub mod plugins_routes;
 pub mod request_id;
 pub mod roles_routes;
 pub mod servers_routes;
-pub mod settings;
+pub mod settings_routes;
 pub mod totp_routes;
 pub mod ui_routes;
 pub mod users_routes;
@@ -211,8 +211,12 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(health::health))
         .routes(routes!(openapi::document))
         .routes(routes!(audit_log::list))
-        .routes(routes!(settings::list, settings::create))
-        .routes(routes!(settings::get, settings::put, settings::delete))
+        .routes(routes!(settings_routes::list, settings_routes::create))
+        .routes(routes!(
+            settings_routes::get,
+            settings_routes::put,
+            settings_routes::delete
+        ))
         .merge(plugins_routes::router())
         .merge(marketplace_routes::router())
         .merge(auth_routes::router())
@@ -232,7 +236,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
 /// The OpenAPI document of [`api_routes`].
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = api_routes().into_openapi();
-    openapi::document_extractor_errors(&mut doc);
+    openapi::document_errors(&mut doc);
     openapi::document_permissions(&mut doc);
     doc
 }
@@ -240,7 +244,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The complete application: routes, fallback and middleware, with state.
 pub fn router(state: AppState) -> Router {
     let (routes, mut doc) = api_routes().split_for_parts();
-    openapi::document_extractor_errors(&mut doc);
+    openapi::document_errors(&mut doc);
     openapi::document_permissions(&mut doc);
     let rendered = openapi::RenderedDocument(Bytes::from(
         doc.to_pretty_json().unwrap_or_else(|_| "{}".to_owned()),

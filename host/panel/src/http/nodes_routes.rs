@@ -23,11 +23,10 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::{Authenticated, client_ip};
-use super::error::{ApiError, Problem};
+use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiQuery};
-use super::pagination::PageParams;
+use super::pagination::{Cursor, PageParams, Pagination};
 use super::request_id::RequestId;
-use super::servers_routes::{Reply, encode_cursor, page};
 use crate::db::Actor;
 use crate::identity::permissions::{Gate, Permission};
 use crate::servers::ServersError;
@@ -284,16 +283,15 @@ fn not_found(id: &str) -> ServersError {
     request_body = NodeCreate,
     responses(
         (status = 201, description = "Created", body = NodeBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Name taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Name taken"),
+        (status = 422, description = "Invalid fields"),
     )
 )]
 pub(super) async fn create(
     auth: Authenticated,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<NodeCreate>,
-) -> Reply<(StatusCode, Json<NodeBody>)> {
+) -> ApiResult<(StatusCode, Json<NodeBody>)> {
     auth.principal.require(Gate::ADMIN_NODES)?;
     let node = nodes::create(
         state.db(),
@@ -320,21 +318,19 @@ pub(super) async fn create(
     params(PageParams),
     responses(
         (status = 200, description = "A page of nodes", body = NodePage),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit or cursor"),
     )
 )]
 pub(super) async fn list(
     auth: Authenticated,
     State(state): State<AppState>,
-    ApiQuery(params): ApiQuery<PageParams>,
-) -> Reply<Json<NodePage>> {
+    page: Pagination,
+) -> ApiResult<Json<NodePage>> {
     auth.principal.require(Gate::ADMIN_NODES)?;
-    let (limit, after) = page(&params)?;
-    let (items, more) = nodes::list(state.db(), after.as_deref(), limit).await?;
+    let (items, more) = nodes::list(state.db(), page.after_key(), page.limit).await?;
     Ok(Json(NodePage {
         next_cursor: more
-            .then(|| items.last().map(|n| encode_cursor(&n.id)))
+            .then(|| items.last().map(|n| Cursor::after(&n.id).encode()))
             .flatten(),
         items: items.into_iter().map(|n| NodeBody::new(n, None)).collect(),
     }))
@@ -350,15 +346,14 @@ pub(super) async fn list(
     params(("id" = String, Path, description = "The node's id")),
     responses(
         (status = 200, description = "The node", body = NodeBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such node", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such node"),
     )
 )]
 pub(super) async fn get(
     auth: Authenticated,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Reply<Json<NodeBody>> {
+) -> ApiResult<Json<NodeBody>> {
     auth.principal.require(Gate::ADMIN_NODES)?;
     let node = nodes::get(state.db(), &id)
         .await?
@@ -378,10 +373,9 @@ pub(super) async fn get(
     request_body = NodePatch,
     responses(
         (status = 200, description = "Changed", body = NodeBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such node", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Name taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, or an offer below what its servers use", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such node"),
+        (status = 409, description = "Name taken"),
+        (status = 422, description = "Invalid fields, or an offer below what its servers use"),
     )
 )]
 pub(super) async fn update(
@@ -389,7 +383,7 @@ pub(super) async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<NodePatch>,
-) -> Reply<Json<NodeBody>> {
+) -> ApiResult<Json<NodeBody>> {
     auth.principal.require(Gate::ADMIN_NODES)?;
     let node = nodes::update(
         state.db(),
@@ -418,16 +412,15 @@ pub(super) async fn update(
     params(("id" = String, Path, description = "The node's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such node", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "It still has servers (node-has-servers)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such node"),
+        (status = 409, description = "It still has servers (node-has-servers)"),
     )
 )]
 pub(super) async fn delete(
     auth: Authenticated,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Reply<StatusCode> {
+) -> ApiResult<StatusCode> {
     auth.principal.require(Gate::ADMIN_NODES)?;
     nodes::delete(state.db(), &id, &auth.actor).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -444,10 +437,9 @@ pub(super) async fn delete(
     request_body = AllocationsCreate,
     responses(
         (status = 201, description = "Added", body = AllocationList),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such node", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Some exist already (allocation-exists)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Bad ip or ports", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such node"),
+        (status = 409, description = "Some exist already (allocation-exists)"),
+        (status = 422, description = "Bad ip or ports"),
     )
 )]
 pub(super) async fn add_allocations(
@@ -455,7 +447,7 @@ pub(super) async fn add_allocations(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<AllocationsCreate>,
-) -> Reply<(StatusCode, Json<AllocationList>)> {
+) -> ApiResult<(StatusCode, Json<AllocationList>)> {
     auth.principal.require(Gate::ADMIN_NODES)?;
     let ports: BTreeSet<u16> = nodes::parse_ports(&body.ports).map_err(ServersError::Invalid)?;
     let added = nodes::add_allocations(state.db(), &id, &body.ip, &ports, &auth.actor).await?;
@@ -477,9 +469,8 @@ pub(super) async fn add_allocations(
     params(("id" = String, Path, description = "The node's id"), AllocationParams),
     responses(
         (status = 200, description = "The allocations", body = AllocationList),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such node", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Bad state", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such node"),
+        (status = 422, description = "Bad state"),
     )
 )]
 pub(super) async fn list_allocations(
@@ -487,7 +478,7 @@ pub(super) async fn list_allocations(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiQuery(params): ApiQuery<AllocationParams>,
-) -> Reply<Json<AllocationList>> {
+) -> ApiResult<Json<AllocationList>> {
     auth.principal.require(Gate::ADMIN_NODES)?;
     if nodes::get(state.db(), &id).await?.is_none() {
         return Err(not_found(&id).into());
@@ -517,16 +508,15 @@ pub(super) async fn list_allocations(
     ),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such allocation", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A server holds it (allocation-assigned)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such allocation"),
+        (status = 409, description = "A server holds it (allocation-assigned)"),
     )
 )]
 pub(super) async fn delete_allocation(
     auth: Authenticated,
     State(state): State<AppState>,
     Path((id, ip, port)): Path<(String, String, u16)>,
-) -> Reply<StatusCode> {
+) -> ApiResult<StatusCode> {
     auth.principal.require(Gate::ADMIN_NODES)?;
     nodes::delete_allocation(state.db(), &id, &ip, port, &auth.actor).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -544,9 +534,8 @@ pub(super) async fn delete_allocation(
     request_body = TokenCreate,
     responses(
         (status = 201, description = "Issued", body = TokenBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such node", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Bad lifetime", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such node"),
+        (status = 422, description = "Bad lifetime"),
     )
 )]
 pub(super) async fn issue_token(
@@ -554,7 +543,7 @@ pub(super) async fn issue_token(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<TokenCreate>,
-) -> Reply<(StatusCode, Json<TokenBody>)> {
+) -> ApiResult<(StatusCode, Json<TokenBody>)> {
     auth.principal.require(Gate::ADMIN_NODES)?;
     let lifetime = body.expires_in_seconds.map_or(
         registration::DEFAULT_TOKEN_LIFETIME,
@@ -603,16 +592,16 @@ impl FromRequestParts<AppState> for Anonymous {
     request_body = RegistrationRequest,
     responses(
         (status = 201, description = "Registered; the node token is shown only here", body = RegistrationBody),
-        (status = 401, description = "Unknown (registration-token-invalid) or expired (registration-token-expired) token", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Token already used (registration-token-used)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Unknown (registration-token-invalid) or expired (registration-token-expired) token"),
+        (status = 409, description = "Token already used (registration-token-used)"),
+        (status = 422, description = "Invalid fields"),
     )
 )]
 pub(super) async fn register(
     State(state): State<AppState>,
     caller: Anonymous,
     ApiJson(body): ApiJson<RegistrationRequest>,
-) -> Reply<(StatusCode, Json<RegistrationBody>)> {
+) -> ApiResult<(StatusCode, Json<RegistrationBody>)> {
     let registered = registration::register(state.db(), &body, &caller.actor).await?;
     Ok((
         StatusCode::CREATED,

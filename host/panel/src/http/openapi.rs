@@ -9,10 +9,21 @@
 //! path relative to its router, `tag`, `params(…)`, `request_body`,
 //! `security(("bearer" = []))` when it takes
 //! [`Authenticated`](super::auth::Authenticated), the permissions it
-//! checks (below), and every response, errors as `body = Problem,
-//! content_type = "application/problem+json"`), then register it with
+//! checks (below), and every response), then register it with
 //! `.routes(routes!(handler))` in [`super::api_routes`]. Schemas referenced
 //! from the annotation are collected automatically.
+//!
+//! # Errors
+//!
+//! An error answer is annotated with its status and description only
+//! (`(status = 409, description = "Name taken (node-name-taken)")`):
+//! [`document_errors`] gives every `4xx` and `5xx` answer of every
+//! operation the one problem response, `application/problem+json` with
+//! the [`Problem`] schema, whose `code` lists the [`Code`] table. It also
+//! adds what every operation of a kind can answer, so annotations do not
+//! repeat it: `401` ("Not authenticated") for an operation with the
+//! `bearer` security requirement, and the extractors' `400`, `415`, `422`
+//! and the request limits' `429` (see [`document_errors`]).
 //!
 //! # Permissions
 //!
@@ -39,7 +50,7 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::error::{FieldError, FieldLocation, Problem};
+use super::error::{Code, FieldError, FieldLocation, PROBLEM_JSON, Problem};
 use crate::identity::permissions::Permission;
 
 /// The extension naming the permissions an operation refuses without.
@@ -60,7 +71,7 @@ pub const PERMISSIONS_VISIBILITY: &str = "x-permissions-visibility";
                        an `x-request-id` header."
     ),
     components(schemas(Problem, FieldError, FieldLocation, Permission)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ProblemCodes),
     tags(
         (name = "system", description = "Health, metrics and this document"),
         (name = "audit", description = "The audit log"),
@@ -90,27 +101,96 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Documents the error answers every operation can give before its handler
-/// runs, so that the document lists each status code the API can send:
-/// with a JSON body, `400` (not JSON), `415` (not `application/json`) and
-/// `422` (a field is invalid); with path or query parameters, `400` and
-/// `422` (a parameter does not parse or is out of range); and `429` for the
-/// operations the per-address request limits cover
-/// ([`super::client_addr`]). Handlers document their own outcomes; this adds
-/// only what is missing.
-pub fn document_extractor_errors(doc: &mut utoipa::openapi::OpenApi) {
+/// Lists the stable codes, from the [`Code`] table, in the description of
+/// the `Problem` schema's `code`.
+struct ProblemCodes;
+
+impl Modify for ProblemCodes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::Schema;
+        use utoipa::openapi::{RefOr, schema::Object};
+        let Some(RefOr::T(Schema::Object(problem))) = openapi
+            .components
+            .as_mut()
+            .and_then(|c| c.schemas.get_mut("Problem"))
+        else {
+            return;
+        };
+        if let Some(RefOr::T(Schema::Object(code))) = problem.properties.get_mut("code") {
+            let code: &mut Object = code;
+            code.description = Some(code_list());
+        }
+    }
+}
+
+/// The `code` description: every code with its status.
+fn code_list() -> String {
+    let mut seen = std::collections::BTreeSet::new();
+    let codes: Vec<String> = Code::ALL
+        .iter()
+        .filter(|c| seen.insert((c.as_str(), c.status())))
+        .map(|c| format!("`{}` ({})", c.as_str(), c.status().as_u16()))
+        .collect();
+    format!(
+        "The stable, machine-readable error code: one of {}.",
+        codes.join(", ")
+    )
+}
+
+/// The operations of a path item, with their methods.
+fn operations_of(
+    item: &mut utoipa::openapi::PathItem,
+) -> [(
+    axum::http::Method,
+    &mut Option<utoipa::openapi::path::Operation>,
+); 5] {
+    [
+        (axum::http::Method::GET, &mut item.get),
+        (axum::http::Method::PUT, &mut item.put),
+        (axum::http::Method::POST, &mut item.post),
+        (axum::http::Method::DELETE, &mut item.delete),
+        (axum::http::Method::PATCH, &mut item.patch),
+    ]
+}
+
+/// Whether `operation` names the `bearer` security scheme.
+fn needs_bearer(operation: &utoipa::openapi::path::Operation) -> bool {
+    operation.security.iter().flatten().any(|requirement| {
+        serde_json::to_value(requirement)
+            .ok()
+            .is_some_and(|v| v.get("bearer").is_some())
+    })
+}
+
+/// Declares the error answers once for every operation, so that the
+/// document lists each status code the API can send and each error has
+/// the one problem response:
+///
+/// - `401` ("Not authenticated") for operations with the `bearer`
+///   security requirement;
+/// - the answers of the extractors, before the handler runs: with a JSON
+///   body, `400` (not JSON), `415` (not `application/json`) and `422` (a
+///   field is invalid); with path or query parameters, `400` and `422` (a
+///   parameter does not parse or is out of range);
+/// - `429` for the operations the per-address request limits cover
+///   ([`super::client_addr`]);
+/// - and for every `4xx` and `5xx` answer without content, the
+///   `application/problem+json` content with the `Problem` schema.
+///
+/// Handlers document their own outcomes; this adds only what is missing.
+pub fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
     for (path, item) in doc.paths.paths.iter_mut() {
-        let operations = [
-            (axum::http::Method::GET, &mut item.get),
-            (axum::http::Method::PUT, &mut item.put),
-            (axum::http::Method::POST, &mut item.post),
-            (axum::http::Method::DELETE, &mut item.delete),
-            (axum::http::Method::PATCH, &mut item.patch),
-        ];
-        for (method, operation) in operations {
+        for (method, operation) in operations_of(item) {
             let Some(operation) = operation else {
                 continue;
             };
+            if needs_bearer(operation) {
+                operation
+                    .responses
+                    .responses
+                    .entry("401".to_owned())
+                    .or_insert_with(|| problem("Not authenticated"));
+            }
             if super::client_addr::RouteClass::of(&method, path).is_some() {
                 operation
                     .responses
@@ -136,22 +216,35 @@ pub fn document_extractor_errors(doc: &mut utoipa::openapi::OpenApi) {
                     .entry("415".to_owned())
                     .or_insert_with(|| problem("The body is not application/json"));
             }
+            for (status, response) in responses.iter_mut() {
+                let is_error = status.starts_with('4') || status.starts_with('5');
+                if let utoipa::openapi::RefOr::T(response) = response
+                    && is_error
+                    && response.content.is_empty()
+                {
+                    response
+                        .content
+                        .insert(PROBLEM_JSON.to_owned(), problem_content());
+                }
+            }
         }
     }
 }
 
+/// The content of every error answer: a [`Problem`].
+fn problem_content() -> utoipa::openapi::Content {
+    utoipa::openapi::ContentBuilder::new()
+        .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+        .build()
+}
+
 /// A problem-document answer described by `description`.
 fn problem(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::response::Response> {
-    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    use utoipa::openapi::{RefOr, ResponseBuilder};
     RefOr::T(
         ResponseBuilder::new()
             .description(description)
-            .content(
-                "application/problem+json",
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("Problem")))
-                    .build(),
-            )
+            .content(PROBLEM_JSON, problem_content())
             .build(),
     )
 }
@@ -367,6 +460,53 @@ mod tests {
             undocumented.is_empty(),
             "no operation documents {undocumented:?}"
         );
+    }
+
+    #[test]
+    fn every_error_answer_is_the_one_problem_response_and_bearer_operations_answer_401() {
+        let doc = serde_json::to_value(crate::http::openapi()).expect("serialisable");
+        let mut errors = 0;
+        for (operation_name, operation) in operations(&doc) {
+            let responses = operation["responses"].as_object().expect("responses");
+            for (status, response) in responses {
+                if !(status.starts_with('4') || status.starts_with('5')) {
+                    continue;
+                }
+                errors += 1;
+                let content = response["content"].as_object().expect("content");
+                // The health report answers 503 with itself, deliberately.
+                if operation_name == "get /api/v1/health" && status == "503" {
+                    assert!(content.contains_key("application/json"), "{content:?}");
+                    continue;
+                }
+                assert_eq!(
+                    content.keys().collect::<Vec<_>>(),
+                    [crate::http::error::PROBLEM_JSON],
+                    "{operation_name} {status}"
+                );
+                assert_eq!(
+                    content[crate::http::error::PROBLEM_JSON]["schema"]["$ref"],
+                    "#/components/schemas/Problem",
+                    "{operation_name} {status}"
+                );
+            }
+            let bearer = operation["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+            if bearer {
+                assert!(responses.contains_key("401"), "{operation_name} has no 401");
+            }
+        }
+        assert!(errors > 200, "only {errors} error answers");
+        let codes = doc["components"]["schemas"]["Problem"]["properties"]["code"]["description"]
+            .as_str()
+            .expect("a description of the codes");
+        for code in crate::http::error::Code::ALL {
+            assert!(
+                codes.contains(&format!("`{}` ({})", code.as_str(), code.status().as_u16())),
+                "{code} is not listed"
+            );
+        }
     }
 
     #[test]

@@ -6,9 +6,26 @@
 //! [`DEFAULT_LIMIT`]); out-of-range values are refused with a per-field
 //! `422`, not silently clamped, so a client learns the bound.
 //!
-//! A handler takes [`Pagination`] as an extractor, documents
-//! [`PageParams`] in its `params(…)`, and turns the store's next position
-//! into a cursor with [`Cursor::encode`].
+//! This is the one pagination scheme of the Panel's own lists: a handler
+//! takes [`Pagination`] as an extractor, documents [`PageParams`] in its
+//! `params(…)`, reads where to continue with [`Pagination::after_key`] (a
+//! row id: servers, nodes, commands) or [`Pagination::after_number`] (an
+//! event id, an offset), and turns the last item's key into the page's
+//! `next_cursor` with [`Cursor::encode`].
+//!
+//! # Cursors
+//!
+//! A cursor is an opaque key: `base64url("k1:" + key)`, the key 1 to 64
+//! characters. Lists keyed by number used to send `base64url("v1:" + n)`;
+//! such a cursor is still accepted (as the key `n`), so a client holding
+//! one across an upgrade continues where it was. A cursor whose key does
+//! not fit the list (a word where a number is expected) is refused like a
+//! forged one.
+//!
+//! The Marketplace's package search (`GET /marketplace/packages`) relays
+//! another service's pages; it takes `limit` and `cursor` too and turns
+//! them into that service's page numbers (see
+//! [`super::marketplace_routes`]).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -37,7 +54,7 @@ pub struct PageParams {
 }
 
 /// A validated page request: the extractor for list handlers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pagination {
     /// How many items, 1 to [`MAX_LIMIT`].
     pub limit: u32,
@@ -83,6 +100,36 @@ impl Pagination {
     }
 }
 
+impl Pagination {
+    /// Where to continue as a row key (the last item's id), if not at the
+    /// start.
+    pub fn after_key(&self) -> Option<&str> {
+        self.cursor.as_ref().map(Cursor::key)
+    }
+
+    /// Where to continue as a number (the last item's numeric key, or an
+    /// offset), if not at the start.
+    ///
+    /// # Errors
+    ///
+    /// [`ApiError::Validation`] naming `cursor` when its key is not a
+    /// number: it was not made by this list.
+    pub fn after_number(&self) -> Result<Option<i64>, ApiError> {
+        self.cursor
+            .as_ref()
+            .map(|cursor| cursor.key().parse().map_err(|_| forged_cursor()))
+            .transpose()
+    }
+}
+
+fn forged_cursor() -> ApiError {
+    ApiError::field(
+        FieldLocation::Query,
+        "cursor",
+        "is not a cursor returned by this API",
+    )
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Pagination {
     type Rejection = ApiError;
 
@@ -92,26 +139,52 @@ impl<S: Send + Sync> FromRequestParts<S> for Pagination {
     }
 }
 
-/// An opaque position in a list. Today it wraps the last item's numeric
-/// key; clients must treat the encoded form as opaque so that can change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor(pub i64);
+/// An opaque position in a list: the key of the last item of the previous
+/// page. Clients must treat the encoded form as opaque so that it can
+/// change.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Cursor(String);
 
-const CURSOR_PREFIX: &str = "v1:";
+/// The prefix of a cursor's wire form.
+const CURSOR_PREFIX: &str = "k1:";
+/// The prefix of the numeric cursors of earlier versions, still accepted.
+const LEGACY_NUMBER_PREFIX: &str = "v1:";
+/// The longest key a cursor carries.
+const MAX_KEY_LEN: usize = 64;
 
 impl Cursor {
+    /// A cursor continuing after the item keyed `key` (an id or a number).
+    pub fn after(key: impl ToString) -> Cursor {
+        Cursor(key.to_string())
+    }
+
+    /// The key it continues after.
+    pub fn key(&self) -> &str {
+        &self.0
+    }
+
     /// The cursor's wire form.
-    pub fn encode(self) -> String {
+    pub fn encode(&self) -> String {
         URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{}", self.0))
     }
 
-    /// Parses a wire form made by [`Cursor::encode`]; `None` for anything
-    /// else.
+    /// Parses a wire form made by [`Cursor::encode`] (or an earlier
+    /// numeric cursor); `None` for anything else.
     pub fn decode(text: &str) -> Option<Cursor> {
         let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
         let text = std::str::from_utf8(&bytes).ok()?;
-        let key = text.strip_prefix(CURSOR_PREFIX)?.parse().ok()?;
-        Some(Cursor(key))
+        let key = match text.strip_prefix(CURSOR_PREFIX) {
+            Some(key) => key,
+            None => {
+                let number = text.strip_prefix(LEGACY_NUMBER_PREFIX)?;
+                number.parse::<i64>().ok()?;
+                number
+            }
+        };
+        if key.is_empty() || key.len() > MAX_KEY_LEN {
+            return None;
+        }
+        Some(Cursor(key.to_owned()))
     }
 }
 
@@ -121,13 +194,28 @@ mod tests {
 
     #[test]
     fn round_trips_a_cursor() {
-        for key in [0, 1, 42, i64::MAX, -7] {
-            assert_eq!(Cursor::decode(&Cursor(key).encode()), Some(Cursor(key)));
+        for key in ["0", "42", "-7", &i64::MAX.to_string(), "srv_0190aa", "ü"] {
+            let cursor = Cursor::after(key);
+            assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
         }
     }
 
     #[test]
+    fn accepts_the_numeric_cursors_of_earlier_versions() {
+        let old = URL_SAFE_NO_PAD.encode("v1:42");
+        let page = Pagination::from_params(&PageParams {
+            limit: None,
+            cursor: Some(old),
+        })
+        .expect("an earlier cursor is valid");
+        assert_eq!(page.after_number().expect("a number"), Some(42));
+        let old_word = URL_SAFE_NO_PAD.encode("v1:abc");
+        assert_eq!(Cursor::decode(&old_word), None);
+    }
+
+    #[test]
     fn refuses_forged_cursors() {
+        let long = URL_SAFE_NO_PAD.encode(format!("k1:{}", "x".repeat(65)));
         for text in [
             "",
             "42",
@@ -135,8 +223,24 @@ mod tests {
             "djE6eA",
             "!!!",
             &URL_SAFE_NO_PAD.encode("v2:1"),
+            &URL_SAFE_NO_PAD.encode("k1:"),
+            &long,
         ] {
             assert_eq!(Cursor::decode(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_cursor_with_a_word_is_refused_where_a_number_is_expected() {
+        let page = Pagination::from_params(&PageParams {
+            limit: Some(10),
+            cursor: Some(Cursor::after("srv_1").encode()),
+        })
+        .expect("a well-formed cursor");
+        assert_eq!(page.after_key(), Some("srv_1"));
+        match page.after_number() {
+            Err(ApiError::Validation(errors)) => assert_eq!(errors[0].field, "cursor"),
+            other => panic!("expected a validation error, got {other:?}"),
         }
     }
 

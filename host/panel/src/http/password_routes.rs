@@ -24,7 +24,6 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use cap_runtime::api::{self, AuthError, Credentials, PasswordCredentials};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -32,11 +31,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::auth::require_session;
 use super::auth::{Authenticated, Credential};
-use super::auth_routes::{Reply, check_len, identity, problem, rate_limited};
-use super::error::{ApiError, FieldLocation, Problem};
+use super::auth_routes::{check_len, identity};
+use super::error::{ApiError, ApiResult, Code, FieldLocation};
 use super::extract::ApiJson;
-use super::totp_routes::require_session;
 use crate::identity::users;
 
 /// The routes of this module.
@@ -54,14 +53,8 @@ pub struct PasswordChange {
     pub new_password: String,
 }
 
-fn unavailable(detail: &str) -> Response {
-    problem(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "provider-unavailable",
-        "Provider unavailable",
-        detail,
-        None,
-    )
+fn unavailable(detail: &str) -> ApiError {
+    ApiError::refused(Code::ProviderUnavailable, detail)
 }
 
 /// Changes the caller's password through their password provider.
@@ -73,14 +66,12 @@ fn unavailable(detail: &str) -> Response {
     request_body = PasswordChange,
     responses(
         (status = 204, description = "Changed"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Called with an API key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The account signs in without a password", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The current password is wrong, or the provider refuses the new one", body = Problem, content_type = "application/problem+json"),
-        (status = 423, description = "Too many wrong passwords; locked for now", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The provider is unavailable or failed", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Called with an API key"),
+        (status = 409, description = "The account signs in without a password"),
+        (status = 422, description = "The current password is wrong, or the provider refuses the new one"),
+        (status = 423, description = "Too many wrong passwords; locked for now"),
+        (status = 429, description = "Too many attempts"),
+        (status = 503, description = "The provider is unavailable or failed"),
     )
 )]
 pub(super) async fn change(
@@ -88,7 +79,7 @@ pub(super) async fn change(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<PasswordChange>,
-) -> Reply<StatusCode> {
+) -> ApiResult<StatusCode> {
     require_session(&headers)?;
     let mut errors = Vec::new();
     check_len(
@@ -99,7 +90,7 @@ pub(super) async fn change(
     );
     check_len(&mut errors, "new_password", &body.new_password, 1024);
     if !errors.is_empty() {
-        return Err(ApiError::Validation(errors).into_response());
+        return Err(ApiError::Validation(errors));
     }
     let identity = identity(&state)?;
     let user_id = auth.principal.user_id().to_owned();
@@ -110,18 +101,14 @@ pub(super) async fn change(
             &format!("password:account:{user_id}"),
             limits.login_per_account,
         )
-        .map_err(rate_limited)?;
+        .map_err(ApiError::rate_limited)?;
     let db = state.db();
-    let db_error = |e| ApiError::from(e).into_response();
     let user = users::find_user(db, &user_id)
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| {
-            ApiError::NotFound("this account no longer exists".into()).into_response()
-        })?;
+        .await?
+        .ok_or_else(|| ApiError::NotFound("this account no longer exists".into()))?;
     // The first linked identity whose provider takes passwords.
     let mut provider = None;
-    for link in users::identities_of(db, &user_id).await.map_err(db_error)? {
+    for link in users::identities_of(db, &user_id).await? {
         let Some(plugin) = identity.providers().get(&link.provider_id) else {
             continue;
         };
@@ -133,12 +120,9 @@ pub(super) async fn change(
         }
     }
     let Some((plugin, link)) = provider else {
-        return Err(problem(
-            StatusCode::CONFLICT,
-            "no-password-identity",
-            "No password to change",
+        return Err(ApiError::refused(
+            Code::NoPasswordIdentity,
             "this account signs in through a provider without passwords",
-            None,
         ));
     };
     let turn = identity
@@ -159,17 +143,14 @@ pub(super) async fn change(
                 FieldLocation::Body,
                 "current_password",
                 "is not your current password",
-            )
-            .into_response());
+            ));
         }
         Ok(Err(AuthError::Locked(retry))) => {
-            return Err(problem(
-                StatusCode::LOCKED,
-                "account-locked",
-                "Account locked",
-                "too many wrong passwords; the account is locked for now",
-                retry,
-            ));
+            return Err(ApiError::Refused {
+                code: Code::AccountLocked,
+                detail: "too many wrong passwords; the account is locked for now".into(),
+                retry_after: retry,
+            });
         }
         Ok(Err(error)) => {
             tracing::warn!(%error, "auth provider refused a password check");
@@ -188,15 +169,14 @@ pub(super) async fn change(
     {
         Ok(Ok(())) => {}
         Ok(Err(AuthError::PolicyViolation(reasons))) => {
-            return Err(
-                ApiError::field(FieldLocation::Body, "new_password", reasons.join("; "))
-                    .into_response(),
-            );
+            return Err(ApiError::field(
+                FieldLocation::Body,
+                "new_password",
+                reasons.join("; "),
+            ));
         }
         Ok(Err(AuthError::InvalidRequest(reason))) => {
-            return Err(
-                ApiError::field(FieldLocation::Body, "new_password", reason).into_response()
-            );
+            return Err(ApiError::field(FieldLocation::Body, "new_password", reason));
         }
         Ok(Err(error)) => {
             tracing::warn!(%error, "auth provider refused a new password");
@@ -213,8 +193,6 @@ pub(super) async fn change(
         Some(Credential::Session(session_id)) => Some(session_id.as_str()),
         _ => None,
     };
-    users::revoke_other_sessions(db, &user_id, current, &link.provider_id, &auth.actor)
-        .await
-        .map_err(db_error)?;
+    users::revoke_other_sessions(db, &user_id, current, &link.provider_id, &auth.actor).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -16,7 +16,6 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use cap_runtime::Grants;
 use cap_runtime::manifest::PanelScope;
 use serde::{Deserialize, Serialize};
@@ -25,7 +24,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::Authenticated;
-use super::error::{ApiError, FieldError, FieldLocation, Problem};
+use super::error::{ApiError, ApiResult, Code, FieldError, FieldLocation};
 use super::extract::{ApiJson, ApiQuery};
 use crate::identity::permissions::{Gate, Permission};
 use crate::plugins::{ConfigEntry, PluginError, PluginManager, PluginRecord};
@@ -33,107 +32,38 @@ use crate::plugins::{ConfigEntry, PluginError, PluginManager, PluginRecord};
 /// Largest package upload, bytes.
 pub const MAX_UPLOAD_BYTES: usize = 40 << 20;
 
-/// An error of a plugin route: a generic [`ApiError`] or a plugin-specific
-/// problem.
-#[derive(Debug)]
-pub struct PluginFailure(Result<Box<Problem>, ApiError>);
-
-impl From<ApiError> for PluginFailure {
-    fn from(e: ApiError) -> Self {
-        PluginFailure(Err(e))
-    }
-}
-
-pub(super) fn problem(
-    status: StatusCode,
-    code: &str,
-    title: &str,
-    detail: String,
-) -> PluginFailure {
-    let mut p = Problem::new(status, code, title);
-    p.detail = Some(detail);
-    PluginFailure(Ok(Box::new(p)))
-}
-
-impl From<PluginError> for PluginFailure {
+impl From<PluginError> for ApiError {
     fn from(e: PluginError) -> Self {
         let detail = e.to_string();
+        let refused = |code: Code| {
+            tracing::debug!(%code, "plugin request refused");
+            ApiError::refused(code, detail.clone())
+        };
         match e {
-            PluginError::NotFound(_) => ApiError::NotFound(detail).into(),
-            PluginError::InvalidPackage(_) => problem(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid-package",
-                "Invalid package",
-                detail,
-            ),
-            PluginError::NotNewer { .. } => problem(
-                StatusCode::CONFLICT,
-                "version-not-newer",
-                "Version not newer",
-                detail,
-            ),
+            PluginError::NotFound(_) => ApiError::NotFound(detail),
+            PluginError::InvalidPackage(_) => refused(Code::InvalidPackage),
+            PluginError::NotNewer { .. } => refused(Code::VersionNotNewer),
             PluginError::NotRequested(what) => ApiError::field(
                 FieldLocation::Body,
                 "grants",
                 format!("{what} is not requested by the plugin"),
-            )
-            .into(),
-            PluginError::MissingConfig(_) => problem(
-                StatusCode::CONFLICT,
-                "plugin-config-missing",
-                "Required configuration missing",
-                detail,
             ),
+            PluginError::MissingConfig(_) => refused(Code::PluginConfigMissing),
             PluginError::InvalidConfig(problems) => ApiError::Validation(
                 problems
                     .into_iter()
                     .map(|(k, m)| FieldError::new(FieldLocation::Body, k, m))
                     .collect(),
-            )
-            .into(),
-            PluginError::Load(_) => problem(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "plugin-load-failed",
-                "Plugin failed to load",
-                detail,
             ),
-            PluginError::Damaged { .. } => problem(
-                StatusCode::CONFLICT,
-                "plugin-damaged",
-                "Stored plugin damaged",
-                detail,
-            ),
-            PluginError::NotActive(_) => problem(
-                StatusCode::CONFLICT,
-                "plugin-not-active",
-                "Plugin not active",
-                detail,
-            ),
-            PluginError::Unlicensed { .. } => problem(
-                StatusCode::PAYMENT_REQUIRED,
-                "plugin-unlicensed",
-                "Paid plugin without a valid license",
-                detail,
-            ),
-            PluginError::Io(e) => ApiError::internal(e).into(),
-            PluginError::Db(e) => ApiError::from(e).into(),
+            PluginError::Load(_) => refused(Code::PluginLoadFailed),
+            PluginError::Damaged { .. } => refused(Code::PluginDamaged),
+            PluginError::NotActive(_) => refused(Code::PluginNotActive),
+            PluginError::Unlicensed { .. } => refused(Code::PluginUnlicensed),
+            PluginError::Io(e) => ApiError::internal(e),
+            PluginError::Db(e) => ApiError::from(e),
         }
     }
 }
-
-impl IntoResponse for PluginFailure {
-    fn into_response(self) -> Response {
-        match self.0 {
-            Ok(problem) => {
-                tracing::debug!(code = %problem.code, "plugin request refused");
-                (*problem).into_response()
-            }
-            Err(error) => error.into_response(),
-        }
-    }
-}
-
-type Reply<T> = Result<T, PluginFailure>;
 
 /// What a plugin's manifest requests, or what an admin grants.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -357,7 +287,7 @@ fn manager(state: &AppState) -> Result<&PluginManager, ApiError> {
     })
 }
 
-fn loaded(manager: &PluginManager, id: &str) -> Reply<cap_runtime::Plugin> {
+fn loaded(manager: &PluginManager, id: &str) -> ApiResult<cap_runtime::Plugin> {
     manager
         .active(id)
         .ok_or_else(|| PluginError::NotActive(id.to_owned()).into())
@@ -373,12 +303,11 @@ fn loaded(manager: &PluginManager, id: &str) -> Reply<cap_runtime::Plugin> {
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The .cap package file"),
     responses(
         (status = 201, description = "Installed or updated", body = UploadBody),
-        (status = 402, description = "A paid plugin whose license fails the offline check (`plugin-unlicensed`, naming the check)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not newer, or required configuration missing", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not application/octet-stream", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid package, or the new version failed to load", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "A paid plugin whose license fails the offline check (`plugin-unlicensed`, naming the check)"),
+        (status = 409, description = "Not newer, or required configuration missing"),
+        (status = 413, description = "Too large"),
+        (status = 415, description = "Not application/octet-stream"),
+        (status = 422, description = "Invalid package, or the new version failed to load"),
     )
 )]
 pub(super) async fn upload(
@@ -386,7 +315,7 @@ pub(super) async fn upload(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Reply<(StatusCode, Json<UploadBody>)> {
+) -> ApiResult<(StatusCode, Json<UploadBody>)> {
     auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -395,8 +324,7 @@ pub(super) async fn upload(
     if !content_type.starts_with("application/octet-stream") {
         return Err(ApiError::UnsupportedMediaType(
             "send the package as application/octet-stream".into(),
-        )
-        .into());
+        ));
     }
     let manager = manager(&state)?;
     let installed = manager.install(&body, &auth.actor).await?;
@@ -418,13 +346,12 @@ pub(super) async fn upload(
     extensions(("x-permissions" = json!([Permission::AdminPlugins]))),
     responses(
         (status = 200, description = "The plugins", body = PluginList),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(super) async fn list(
     auth: Authenticated,
     State(state): State<AppState>,
-) -> Reply<Json<PluginList>> {
+) -> ApiResult<Json<PluginList>> {
     auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let manager = manager(&state)?;
     let items = manager
@@ -446,15 +373,14 @@ pub(super) async fn list(
     params(("id" = String, Path, description = "The plugin's id")),
     responses(
         (status = 200, description = "The plugin", body = PluginBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not installed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not installed"),
     )
 )]
 pub(super) async fn get(
     auth: Authenticated,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Reply<Json<PluginBody>> {
+) -> ApiResult<Json<PluginBody>> {
     auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let manager = manager(&state)?;
     let record = manager.get(&id).await?;
@@ -475,9 +401,8 @@ pub(super) async fn get(
     ),
     responses(
         (status = 204, description = "Uninstalled"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not installed", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not installed"),
+        (status = 422, description = "Bad query"),
     )
 )]
 pub(super) async fn delete(
@@ -485,7 +410,7 @@ pub(super) async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiQuery(params): ApiQuery<UninstallParams>,
-) -> Reply<StatusCode> {
+) -> ApiResult<StatusCode> {
     auth.principal.require(Gate::ADMIN_PLUGINS)?;
     manager(&state)?
         .uninstall(&id, params.purge, &auth.actor)
@@ -504,10 +429,9 @@ pub(super) async fn delete(
     request_body = GrantSet,
     responses(
         (status = 200, description = "The plugin with its new grants", body = PluginBody),
-        (status = 402, description = "A paid plugin whose license fails the offline check (`plugin-unlicensed`, naming the check)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not installed", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Grants something not requested", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "A paid plugin whose license fails the offline check (`plugin-unlicensed`, naming the check)"),
+        (status = 404, description = "Not installed"),
+        (status = 422, description = "Grants something not requested"),
     )
 )]
 pub(super) async fn grant(
@@ -515,7 +439,7 @@ pub(super) async fn grant(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<GrantSet>,
-) -> Reply<Json<PluginBody>> {
+) -> ApiResult<Json<PluginBody>> {
     auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let manager = manager(&state)?;
     let record = manager.grant(&id, body.into_grants()?, &auth.actor).await?;
@@ -532,18 +456,17 @@ pub(super) async fn grant(
     params(("id" = String, Path, description = "The plugin's id")),
     responses(
         (status = 200, description = "Active", body = PluginBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 402, description = "A paid plugin whose license fails the offline check (`plugin-unlicensed`, naming the check)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not installed", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Required configuration missing", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "It failed to load", body = Problem, content_type = "application/problem+json"),
+        (status = 402, description = "A paid plugin whose license fails the offline check (`plugin-unlicensed`, naming the check)"),
+        (status = 404, description = "Not installed"),
+        (status = 409, description = "Required configuration missing"),
+        (status = 422, description = "It failed to load"),
     )
 )]
 pub(super) async fn activate(
     auth: Authenticated,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Reply<Json<PluginBody>> {
+) -> ApiResult<Json<PluginBody>> {
     auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let manager = manager(&state)?;
     let record = manager.activate(&id, &auth.actor).await?;
@@ -560,15 +483,14 @@ pub(super) async fn activate(
     params(("id" = String, Path, description = "The plugin's id")),
     responses(
         (status = 200, description = "Inactive", body = PluginBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not installed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not installed"),
     )
 )]
 pub(super) async fn deactivate(
     auth: Authenticated,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Reply<Json<PluginBody>> {
+) -> ApiResult<Json<PluginBody>> {
     auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let manager = manager(&state)?;
     let record = manager.deactivate(&id, &auth.actor).await?;
@@ -585,15 +507,14 @@ pub(super) async fn deactivate(
     params(("id" = String, Path, description = "The plugin's id")),
     responses(
         (status = 200, description = "The configuration", body = ConfigBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not installed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not installed"),
     )
 )]
 pub(super) async fn get_config(
     auth: Authenticated,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Reply<Json<ConfigBody>> {
+) -> ApiResult<Json<ConfigBody>> {
     auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let manager = manager(&state)?;
     Ok(Json(ConfigBody {
@@ -613,9 +534,8 @@ pub(super) async fn get_config(
     request_body = ConfigUpdate,
     responses(
         (status = 200, description = "The configuration as stored", body = ConfigBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not installed", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown keys or wrong types", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not installed"),
+        (status = 422, description = "Unknown keys or wrong types"),
     )
 )]
 pub(super) async fn put_config(
@@ -623,7 +543,7 @@ pub(super) async fn put_config(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ConfigUpdate>,
-) -> Reply<Json<ConfigBody>> {
+) -> ApiResult<Json<ConfigBody>> {
     auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let manager = manager(&state)?;
     let items = manager.set_config(&id, &body.values, &auth.actor).await?;
@@ -647,9 +567,8 @@ pub(super) async fn put_config(
     request_body = SecretValue,
     responses(
         (status = 204, description = "Stored"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not installed", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not a secret the plugin requests", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not installed"),
+        (status = 422, description = "Not a secret the plugin requests"),
     )
 )]
 pub(super) async fn put_secret(
@@ -657,7 +576,7 @@ pub(super) async fn put_secret(
     State(state): State<AppState>,
     Path((id, key)): Path<(String, String)>,
     ApiJson(body): ApiJson<SecretValue>,
-) -> Reply<StatusCode> {
+) -> ApiResult<StatusCode> {
     auth.principal.require(Gate::ADMIN_PLUGINS)?;
     manager(&state)?
         .set_secret(&id, &key, &body.value, &auth.actor)
@@ -675,16 +594,15 @@ pub(super) async fn put_secret(
     params(("id" = String, Path, description = "The plugin's id")),
     responses(
         (status = 200, description = "Recent lines", body = LogsBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not installed", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not active", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not installed"),
+        (status = 409, description = "Not active"),
     )
 )]
 pub(super) async fn logs(
     auth: Authenticated,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Reply<Json<LogsBody>> {
+) -> ApiResult<Json<LogsBody>> {
     auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let manager = manager(&state)?;
     manager.get(&id).await?;
@@ -711,15 +629,14 @@ pub(super) async fn logs(
     params(("id" = String, Path, description = "The plugin's id")),
     responses(
         (status = 200, description = "Its health", body = StatusBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not installed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not installed"),
     )
 )]
 pub(super) async fn status(
     auth: Authenticated,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Reply<Json<StatusBody>> {
+) -> ApiResult<Json<StatusBody>> {
     auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let manager = manager(&state)?;
     manager.get(&id).await?;
@@ -758,16 +675,15 @@ pub(super) async fn status(
     params(("id" = String, Path, description = "The plugin's id")),
     responses(
         (status = 204, description = "Released"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not installed", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not active", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not installed"),
+        (status = 409, description = "Not active"),
     )
 )]
 pub(super) async fn release(
     auth: Authenticated,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Reply<StatusCode> {
+) -> ApiResult<StatusCode> {
     auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let manager = manager(&state)?;
     manager.get(&id).await?;

@@ -34,7 +34,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Authenticated;
-use super::error::{ApiError, ApiResult, FieldError, FieldLocation, Problem};
+use super::error::{ApiError, ApiResult, FieldError, FieldLocation};
 use super::extract::ApiJson;
 use crate::db::{Database, DbError};
 use crate::identity::permissions::{self, Gate, Permission, Scope};
@@ -247,7 +247,6 @@ fn not_found(id: &str) -> ApiError {
     extensions(("x-permissions" = json!([Permission::AdminUsers]))),
     responses(
         (status = 200, description = "The permissions", body = PermissionList),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(super) async fn list_permissions(auth: Authenticated) -> ApiResult<Json<PermissionList>> {
@@ -289,7 +288,6 @@ pub(super) async fn list_permissions(auth: Authenticated) -> ApiResult<Json<Perm
     extensions(("x-permissions" = json!([Permission::AdminUsers]))),
     responses(
         (status = 200, description = "The roles", body = RoleList),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(super) async fn list(
@@ -315,10 +313,8 @@ pub(super) async fn list(
     request_body = NewRoleRequest,
     responses(
         (status = 201, description = "Created", body = RoleBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "grants a permission the caller does not hold (permission-not-held) or an admin-only one without being an administrator (admin-only-permission)", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid: an unknown permission, a taken name…", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "grants a permission the caller does not hold (permission-not-held) or an admin-only one without being an administrator (admin-only-permission)"),
+        (status = 422, description = "A field is invalid: an unknown permission, a taken name…"),
     )
 )]
 pub(super) async fn create(
@@ -359,8 +355,7 @@ pub(super) async fn create(
     params(("id" = String, Path, description = "The role's id")),
     responses(
         (status = 200, description = "The role", body = RoleBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such role"),
     )
 )]
 pub(super) async fn get(
@@ -386,10 +381,9 @@ pub(super) async fn get(
     request_body = RolePatch,
     responses(
         (status = 200, description = "The changed role", body = RoleBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "adds a permission the caller does not hold (permission-not-held) or an admin-only one without being an administrator (admin-only-permission)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such role", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "adds a permission the caller does not hold (permission-not-held) or an admin-only one without being an administrator (admin-only-permission)"),
+        (status = 404, description = "No such role"),
+        (status = 422, description = "A field is invalid"),
     )
 )]
 pub(super) async fn update(
@@ -440,8 +434,7 @@ pub(super) async fn update(
     params(("id" = String, Path, description = "The role's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such role"),
     )
 )]
 pub(super) async fn delete(

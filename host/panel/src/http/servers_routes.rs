@@ -22,8 +22,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -32,141 +30,45 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Authenticated;
-use super::error::{ApiError, FieldError, FieldLocation, Problem};
-use super::extract::{ApiJson, ApiQuery};
-use super::pagination::{DEFAULT_LIMIT, MAX_LIMIT, PageParams};
+use super::error::{ApiError, ApiResult, Code, FieldError, FieldLocation};
+use super::extract::ApiJson;
+use super::pagination::{Cursor, PageParams, Pagination};
 use crate::identity::permissions::{Gate, Permission, Scope};
 use crate::identity::users;
 use crate::read_cache::VersionedCache;
 use crate::servers::access::{self, ServerAccess};
 use crate::servers::commands::{self, Command, CommandAction};
-use crate::servers::server::{self, Limits, NewServer, Server, ServerChanges, Visibility};
+use crate::servers::server::{
+    self, NewServer, Server, ServerChanges, ServerResourceLimits, Visibility,
+};
 use crate::servers::{ServersError, nodes, subusers};
 
-/// An error of a server or node route: a generic [`ApiError`] or a
-/// problem with a code of its own.
-#[derive(Debug)]
-pub struct ServersFailure(Result<Box<Problem>, ApiError>);
-
-impl From<ApiError> for ServersFailure {
-    fn from(e: ApiError) -> Self {
-        ServersFailure(Err(e))
-    }
-}
-
-fn problem(status: StatusCode, code: &str, title: &str, detail: String) -> ServersFailure {
-    let mut p = Problem::new(status, code, title);
-    p.detail = Some(detail);
-    ServersFailure(Ok(Box::new(p)))
-}
-
-impl From<ServersError> for ServersFailure {
+impl From<ServersError> for ApiError {
     fn from(e: ServersError) -> Self {
         match e {
-            ServersError::NotFound(what) => {
-                ApiError::NotFound(format!("{what} does not exist")).into()
-            }
+            ServersError::NotFound(what) => ApiError::NotFound(format!("{what} does not exist")),
             ServersError::Invalid(problems) => ApiError::Validation(
                 problems
                     .into_iter()
                     .map(|p| FieldError::new(FieldLocation::Body, p.field, p.message))
                     .collect(),
-            )
-            .into(),
-            ServersError::Conflict { code, message } => {
-                problem(StatusCode::CONFLICT, code, "Conflict", message)
-            }
-            ServersError::Forbidden(permission) => ApiError::Forbidden { permission }.into(),
+            ),
+            ServersError::Conflict { code, message } => ApiError::refused(code, message),
+            ServersError::Forbidden(permission) => ApiError::Forbidden { permission },
             ServersError::HookDenied { plugin, reason } => {
                 tracing::info!(%plugin, %reason, "a before-hook denied the request");
-                problem(
-                    StatusCode::FORBIDDEN,
-                    "hook-denied",
-                    "Denied by a plugin",
-                    reason,
-                )
+                ApiError::refused(Code::HookDenied, reason)
             }
             ServersError::PluginUnavailable { plugin, reason } => {
                 tracing::warn!(%plugin, %reason, "the game-type plugin failed");
-                problem(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "plugin-unavailable",
-                    "Plugin unavailable",
+                ApiError::refused(
+                    Code::PluginUnavailable,
                     format!("the game-type plugin {plugin} could not answer; try again later"),
                 )
             }
-            ServersError::Registration(e) => {
-                let status = match e {
-                    crate::servers::registration::RegistrationError::Used => StatusCode::CONFLICT,
-                    _ => StatusCode::UNAUTHORIZED,
-                };
-                problem(status, e.code(), "Registration refused", e.to_string())
-            }
-            ServersError::Db(e) => ApiError::from(e).into(),
+            ServersError::Registration(e) => ApiError::refused(e.code(), e.to_string()),
+            ServersError::Db(e) => ApiError::from(e),
         }
-    }
-}
-
-impl From<crate::db::DbError> for ServersFailure {
-    fn from(e: crate::db::DbError) -> Self {
-        ApiError::from(e).into()
-    }
-}
-
-impl IntoResponse for ServersFailure {
-    fn into_response(self) -> Response {
-        match self.0 {
-            Ok(problem) => (*problem).into_response(),
-            Err(error) => error.into_response(),
-        }
-    }
-}
-
-/// The result of a server or node route.
-pub type Reply<T> = Result<T, ServersFailure>;
-
-const CURSOR_PREFIX: &str = "k1:";
-
-/// Encodes a string key as an opaque cursor.
-pub(crate) fn encode_cursor(key: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{CURSOR_PREFIX}{key}"))
-}
-
-/// Validates `limit` and decodes `cursor` made by [`encode_cursor`].
-pub(crate) fn page(params: &PageParams) -> Result<(u32, Option<String>), ApiError> {
-    let mut errors = Vec::new();
-    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        errors.push(FieldError::new(
-            FieldLocation::Query,
-            "limit",
-            format!("must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
-    let cursor = params.cursor.as_deref().map(|text| {
-        URL_SAFE_NO_PAD
-            .decode(text)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.strip_prefix(CURSOR_PREFIX).map(str::to_owned))
-            .filter(|k| !k.is_empty() && k.len() <= 64)
-    });
-    let cursor = match cursor {
-        Some(None) => {
-            errors.push(FieldError::new(
-                FieldLocation::Query,
-                "cursor",
-                "is not a cursor returned by this API",
-            ));
-            None
-        }
-        Some(Some(key)) => Some(key),
-        None => None,
-    };
-    if errors.is_empty() {
-        Ok((limit, cursor))
-    } else {
-        Err(ApiError::Validation(errors))
     }
 }
 
@@ -203,9 +105,9 @@ pub struct LimitsBody {
     pub cpu_percent: u64,
 }
 
-impl From<LimitsBody> for Limits {
+impl From<LimitsBody> for ServerResourceLimits {
     fn from(l: LimitsBody) -> Self {
-        Limits {
+        ServerResourceLimits {
             memory_mb: l.memory_mb,
             disk_mb: l.disk_mb,
             cpu_percent: l.cpu_percent,
@@ -213,8 +115,8 @@ impl From<LimitsBody> for Limits {
     }
 }
 
-impl From<Limits> for LimitsBody {
-    fn from(l: Limits) -> Self {
+impl From<ServerResourceLimits> for LimitsBody {
+    fn from(l: ServerResourceLimits) -> Self {
         LimitsBody {
             memory_mb: l.memory_mb,
             disk_mb: l.disk_mb,
@@ -295,7 +197,7 @@ async fn server_body(
     state: &AppState,
     server: &Server,
     access: &ServerAccess,
-) -> Reply<ServerBody> {
+) -> ApiResult<ServerBody> {
     let allocation = nodes::allocations_of_server(state.db(), &server.id)
         .await?
         .into_iter()
@@ -541,7 +443,7 @@ async fn visible(
     state: &AppState,
     auth: &Authenticated,
     id: &str,
-) -> Reply<(Server, ServerAccess)> {
+) -> ApiResult<(Server, ServerAccess)> {
     let not_found = || ServersError::NotFound(format!("server {id}"));
     let server = server::get(state.db(), id).await?.ok_or_else(not_found)?;
     let access = access::resolve(state.db(), &auth.principal, &server)
@@ -561,18 +463,17 @@ async fn visible(
     request_body = ServerCreate,
     responses(
         (status = 201, description = "Created", body = ServerBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "a plugin denied it (hook-denied)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The allocation was just taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, variables or limits", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The game-type plugin failed", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "a plugin denied it (hook-denied)"),
+        (status = 409, description = "The allocation was just taken"),
+        (status = 422, description = "Invalid fields, variables or limits"),
+        (status = 503, description = "The game-type plugin failed"),
     )
 )]
 pub(super) async fn create(
     auth: Authenticated,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ServerCreate>,
-) -> Reply<(StatusCode, Json<ServerBody>)> {
+) -> ApiResult<(StatusCode, Json<ServerBody>)> {
     auth.principal.require(Gate::SERVER_CREATE)?;
     let admin = auth.principal.passes(Gate::ADMIN_SERVERS);
     let owner_id = match body.owner_id {
@@ -619,22 +520,20 @@ pub(super) async fn create(
     params(PageParams),
     responses(
         (status = 200, description = "A page of servers", body = ServerPage),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit or cursor"),
     )
 )]
 pub(super) async fn list(
     auth: Authenticated,
     State(state): State<AppState>,
-    ApiQuery(params): ApiQuery<PageParams>,
-) -> Reply<Response> {
-    let (limit, after) = page(&params)?;
+    page: Pagination,
+) -> ApiResult<Response> {
     let principal = &auth.principal;
     let key = ServerPageKey {
         user_id: principal.user_id().to_owned(),
         permissions: principal.permissions().clone(),
-        after,
-        limit,
+        after: page.after_key().map(str::to_owned),
+        limit: page.limit,
     };
     // The version was taken before the caller was read, so before anything
     // below reads the page.
@@ -648,9 +547,10 @@ pub(super) async fn list(
         Visibility::User(principal.user_id())
     };
     let (page, more) =
-        server::list_with_allocations(state.db(), visibility, key.after.as_deref(), limit).await?;
+        server::list_with_allocations(state.db(), visibility, key.after.as_deref(), key.limit)
+            .await?;
     let next_cursor = more
-        .then(|| page.last().map(|(s, _)| encode_cursor(&s.id)))
+        .then(|| page.last().map(|(s, _)| Cursor::after(&s.id).encode()))
         .flatten();
     let mut games = GameDescriptions::default();
     let mut items = Vec::with_capacity(page.len());
@@ -700,15 +600,14 @@ pub(super) struct ServerPageKey {
     params(("id" = String, Path, description = "The server's id")),
     responses(
         (status = 200, description = "The server", body = ServerBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such server, or not visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such server, or not visible to the caller"),
     )
 )]
 pub(super) async fn get(
     auth: Authenticated,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Reply<Json<ServerBody>> {
+) -> ApiResult<Json<ServerBody>> {
     let (server, access) = visible(&state, &auth, &id).await?;
     Ok(Json(server_body(&state, &server, &access).await?))
 }
@@ -725,11 +624,10 @@ pub(super) async fn get(
     request_body = ServerUpdate,
     responses(
         (status = 200, description = "Changed", body = ServerBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "a plugin denied it (hook-denied)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, variables or limits", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The game-type plugin failed", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "a plugin denied it (hook-denied)"),
+        (status = 404, description = "No such server"),
+        (status = 422, description = "Invalid fields, variables or limits"),
+        (status = 503, description = "The game-type plugin failed"),
     )
 )]
 pub(super) async fn update(
@@ -737,7 +635,7 @@ pub(super) async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ServerUpdate>,
-) -> Reply<Json<ServerBody>> {
+) -> ApiResult<Json<ServerBody>> {
     let (current, access) = visible(&state, &auth, &id).await?;
     if body.name.is_some() {
         access.require(Gate::SETTINGS_RENAME)?;
@@ -750,13 +648,13 @@ pub(super) async fn update(
     }
     if current.state == server::STATE_DELETING {
         return Err(
-            ServersError::conflict("server-deleting", "the server is being deleted").into(),
+            ServersError::conflict(Code::ServerDeleting, "the server is being deleted").into(),
         );
     }
     let changes = ServerChanges {
         name: body.name,
         variables: body.variables,
-        limits: body.limits.map(Limits::from),
+        limits: body.limits.map(ServerResourceLimits::from),
     };
     let updated = server::update(
         state.db(),
@@ -776,7 +674,7 @@ async fn queue(
     id: &str,
     action: CommandAction,
     line: Option<&str>,
-) -> Reply<(StatusCode, Json<CommandAccepted>)> {
+) -> ApiResult<(StatusCode, Json<CommandAccepted>)> {
     let (server, access) = visible(state, auth, id).await?;
     access.require(action.permission())?;
     let command = commands::enqueue(
@@ -811,17 +709,16 @@ async fn queue(
     params(("id" = String, Path, description = "The server's id")),
     responses(
         (status = 202, description = "Queued", body = CommandAccepted),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "a plugin denied it (hook-denied)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already being deleted", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "a plugin denied it (hook-denied)"),
+        (status = 404, description = "No such server"),
+        (status = 409, description = "Already being deleted"),
     )
 )]
 pub(super) async fn delete(
     auth: Authenticated,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Reply<(StatusCode, Json<CommandAccepted>)> {
+) -> ApiResult<(StatusCode, Json<CommandAccepted>)> {
     queue(&state, &auth, &id, CommandAction::Delete, None).await
 }
 
@@ -837,11 +734,10 @@ pub(super) async fn delete(
     request_body = PowerRequest,
     responses(
         (status = 202, description = "Queued", body = CommandAccepted),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "a plugin denied it (hook-denied)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Being deleted", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown action", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "a plugin denied it (hook-denied)"),
+        (status = 404, description = "No such server"),
+        (status = 409, description = "Being deleted"),
+        (status = 422, description = "Unknown action"),
     )
 )]
 pub(super) async fn power(
@@ -849,7 +745,7 @@ pub(super) async fn power(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<PowerRequest>,
-) -> Reply<(StatusCode, Json<CommandAccepted>)> {
+) -> ApiResult<(StatusCode, Json<CommandAccepted>)> {
     let action = match body.action {
         PowerAction::Start => CommandAction::Start,
         PowerAction::Stop => CommandAction::Stop,
@@ -870,17 +766,16 @@ pub(super) async fn power(
     params(("id" = String, Path, description = "The server's id")),
     responses(
         (status = 202, description = "Queued", body = CommandAccepted),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "a plugin denied it (hook-denied)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Being deleted", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "a plugin denied it (hook-denied)"),
+        (status = 404, description = "No such server"),
+        (status = 409, description = "Being deleted"),
     )
 )]
 pub(super) async fn install(
     auth: Authenticated,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Reply<(StatusCode, Json<CommandAccepted>)> {
+) -> ApiResult<(StatusCode, Json<CommandAccepted>)> {
     queue(&state, &auth, &id, CommandAction::Install, None).await
 }
 
@@ -895,10 +790,9 @@ pub(super) async fn install(
     request_body = ConsoleRequest,
     responses(
         (status = 202, description = "Queued", body = CommandAccepted),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "a plugin denied it (hook-denied)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not one line", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "a plugin denied it (hook-denied)"),
+        (status = 404, description = "No such server"),
+        (status = 422, description = "Not one line"),
     )
 )]
 pub(super) async fn console(
@@ -906,7 +800,7 @@ pub(super) async fn console(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ConsoleRequest>,
-) -> Reply<(StatusCode, Json<CommandAccepted>)> {
+) -> ApiResult<(StatusCode, Json<CommandAccepted>)> {
     queue(
         &state,
         &auth,
@@ -947,15 +841,14 @@ pub struct ConsoleTicket {
     params(("id" = String, Path, description = "The server's id")),
     responses(
         (status = 200, description = "A console token", body = ConsoleTicket),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such server"),
     )
 )]
 pub(super) async fn console_ticket(
     auth: Authenticated,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Reply<Json<ConsoleTicket>> {
+) -> ApiResult<Json<ConsoleTicket>> {
     let (server, access) = visible(&state, &auth, &id).await?;
     access.require(CommandAction::Console.permission())?;
     let permissions = access.names();
@@ -983,24 +876,22 @@ pub(super) async fn console_ticket(
     params(("id" = String, Path, description = "The server's id"), PageParams),
     responses(
         (status = 200, description = "A page of commands", body = CommandPage),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such server"),
     )
 )]
 pub(super) async fn list_commands(
     auth: Authenticated,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ApiQuery(params): ApiQuery<PageParams>,
-) -> Reply<Json<CommandPage>> {
-    let (limit, before) = page(&params)?;
+    page: Pagination,
+) -> ApiResult<Json<CommandPage>> {
     let (server, access) = visible(&state, &auth, &id).await?;
     access.require(Gate::ACTIVITY_READ)?;
     let (items, more) =
-        commands::list_for_server(state.db(), &server.id, before.as_deref(), limit).await?;
+        commands::list_for_server(state.db(), &server.id, page.after_key(), page.limit).await?;
     Ok(Json(CommandPage {
         next_cursor: more
-            .then(|| items.last().map(|c| encode_cursor(&c.id)))
+            .then(|| items.last().map(|c| Cursor::after(&c.id).encode()))
             .flatten(),
         items: items.into_iter().map(CommandBody::from).collect(),
     }))
@@ -1049,10 +940,9 @@ fn check_grant(access: &ServerAccess, permissions: &BTreeSet<String>) -> Result<
     request_body = SubuserCreate,
     responses(
         (status = 201, description = "Added", body = SubuserBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already a subuser", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown user, or permissions the caller cannot grant", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such server"),
+        (status = 409, description = "Already a subuser"),
+        (status = 422, description = "Unknown user, or permissions the caller cannot grant"),
     )
 )]
 pub(super) async fn add_subuser(
@@ -1060,7 +950,7 @@ pub(super) async fn add_subuser(
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<SubuserCreate>,
-) -> Reply<(StatusCode, Json<SubuserBody>)> {
+) -> ApiResult<(StatusCode, Json<SubuserBody>)> {
     let (server, access) = visible(&state, &auth, &id).await?;
     access.require(Gate::USER_CREATE)?;
     if body.user_id == server.owner_id {
@@ -1094,15 +984,14 @@ pub(super) async fn add_subuser(
     params(("id" = String, Path, description = "The server's id")),
     responses(
         (status = 200, description = "The subusers", body = SubuserList),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such server", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such server"),
     )
 )]
 pub(super) async fn list_subusers(
     auth: Authenticated,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Reply<Json<SubuserList>> {
+) -> ApiResult<Json<SubuserList>> {
     let (server, access) = visible(&state, &auth, &id).await?;
     access.require(Gate::USER_READ)?;
     let items = subusers::list(state.db(), &server.id).await?;
@@ -1126,9 +1015,8 @@ pub(super) async fn list_subusers(
     request_body = SubuserUpdate,
     responses(
         (status = 200, description = "Changed", body = SubuserBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such server or subuser", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Permissions the caller cannot grant", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such server or subuser"),
+        (status = 422, description = "Permissions the caller cannot grant"),
     )
 )]
 pub(super) async fn update_subuser(
@@ -1136,7 +1024,7 @@ pub(super) async fn update_subuser(
     State(state): State<AppState>,
     Path((id, user_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<SubuserUpdate>,
-) -> Reply<Json<SubuserBody>> {
+) -> ApiResult<Json<SubuserBody>> {
     let (server, access) = visible(&state, &auth, &id).await?;
     access.require(Gate::USER_UPDATE)?;
     if user_id == auth.principal.user_id() {
@@ -1169,15 +1057,14 @@ pub(super) async fn update_subuser(
     ),
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such server or subuser", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such server or subuser"),
     )
 )]
 pub(super) async fn remove_subuser(
     auth: Authenticated,
     State(state): State<AppState>,
     Path((id, user_id)): Path<(String, String)>,
-) -> Reply<StatusCode> {
+) -> ApiResult<StatusCode> {
     let (server, access) = visible(&state, &auth, &id).await?;
     access.require(Gate::USER_DELETE)?;
     subusers::remove(state.db(), &server.id, &user_id, &auth.actor).await?;

@@ -22,7 +22,6 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -30,8 +29,9 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Authenticated;
-use super::auth_routes::{Reply, SecondFactorBody, identity, locked, problem, rate_limited};
-use super::error::{ApiError, FieldLocation, Problem};
+use super::auth::require_session;
+use super::auth_routes::{SecondFactorBody, identity, locked};
+use super::error::{ApiError, ApiResult, Code, FieldLocation};
 use super::extract::ApiJson;
 use crate::identity::totp::{self, TotpError};
 use crate::identity::users;
@@ -87,47 +87,26 @@ pub struct RecoveryCodesBody {
     pub recovery_codes: Vec<String>,
 }
 
-fn conflict(code: &str, title: &str, detail: &str) -> Response {
-    problem(StatusCode::CONFLICT, code, title, detail, None)
-}
-
-fn totp_error(error: TotpError) -> Response {
+fn totp_error(error: TotpError) -> ApiError {
     match error {
-        TotpError::AlreadyEnabled => conflict(
-            "totp-already-enabled",
-            "TOTP already enabled",
+        TotpError::AlreadyEnabled => ApiError::refused(
+            Code::TotpAlreadyEnabled,
             "TOTP is already enabled; turn it off first to enroll again",
         ),
-        TotpError::NotPending => conflict(
-            "totp-not-pending",
-            "No TOTP enrollment pending",
+        TotpError::NotPending => ApiError::refused(
+            Code::TotpNotPending,
             "start an enrollment with POST /api/v1/account/totp first",
         ),
-        TotpError::NotEnabled => conflict(
-            "totp-not-enabled",
-            "TOTP not enabled",
-            "TOTP is not enabled on this account",
-        ),
-        TotpError::InvalidCode => problem(
-            StatusCode::FORBIDDEN,
-            "invalid-second-factor",
-            "Invalid second factor",
+        TotpError::NotEnabled => {
+            ApiError::refused(Code::TotpNotEnabled, "TOTP is not enabled on this account")
+        }
+        TotpError::InvalidCode => ApiError::refused(
+            Code::WrongSecondFactor,
             "the code is wrong or was used before",
-            None,
         ),
         TotpError::Locked(wait) => locked(wait),
-        TotpError::Db(error) => ApiError::from(error).into_response(),
+        TotpError::Db(error) => ApiError::from(error),
     }
-}
-
-/// Refuses requests authenticated with an API key.
-#[allow(clippy::result_large_err)] // see `Reply`
-pub(super) fn require_session(headers: &HeaderMap) -> Reply<()> {
-    super::auth::require_session(headers).map_err(IntoResponse::into_response)
-}
-
-fn db_error(error: crate::db::DbError) -> Response {
-    ApiError::from(error).into_response()
 }
 
 /// The caller's TOTP state.
@@ -138,16 +117,13 @@ fn db_error(error: crate::db::DbError) -> Response {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The state", body = TotpStatusBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(super) async fn status(
     auth: Authenticated,
     State(state): State<AppState>,
-) -> Reply<Json<TotpStatusBody>> {
-    let status = totp::status(state.db(), auth.principal.user_id())
-        .await
-        .map_err(db_error)?;
+) -> ApiResult<Json<TotpStatusBody>> {
+    let status = totp::status(state.db(), auth.principal.user_id()).await?;
     Ok(Json(TotpStatusBody {
         enabled: status.enabled,
         pending: status.pending,
@@ -165,21 +141,19 @@ pub(super) async fn status(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Enrollment started", body = TotpEnrollmentBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Called with an API key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "TOTP is already enabled", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Called with an API key"),
+        (status = 409, description = "TOTP is already enabled"),
     )
 )]
 pub(super) async fn begin(
     auth: Authenticated,
     State(state): State<AppState>,
     headers: HeaderMap,
-) -> Reply<(StatusCode, Json<TotpEnrollmentBody>)> {
+) -> ApiResult<(StatusCode, Json<TotpEnrollmentBody>)> {
     require_session(&headers)?;
     let user = users::find_user(state.db(), auth.principal.user_id())
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| ApiError::NotFound("the user no longer exists".into()).into_response())?;
+        .await?
+        .ok_or_else(|| ApiError::NotFound("the user no longer exists".into()))?;
     let enrollment = totp::begin_enrollment(state.db(), &user, &auth.actor)
         .await
         .map_err(totp_error)?;
@@ -206,10 +180,9 @@ pub(super) async fn begin(
     request_body = TotpConfirmRequest,
     responses(
         (status = 200, description = "Enabled", body = RecoveryCodesBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Called with an API key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "No enrollment pending, or already enabled", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The code is wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Called with an API key"),
+        (status = 409, description = "No enrollment pending, or already enabled"),
+        (status = 422, description = "The code is wrong"),
     )
 )]
 pub(super) async fn confirm(
@@ -217,14 +190,15 @@ pub(super) async fn confirm(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<TotpConfirmRequest>,
-) -> Reply<Json<RecoveryCodesBody>> {
+) -> ApiResult<Json<RecoveryCodesBody>> {
     require_session(&headers)?;
     let len = body.code.chars().count();
     if len == 0 || len > 16 {
-        return Err(
-            ApiError::field(FieldLocation::Body, "code", "must be 1 to 16 characters")
-                .into_response(),
-        );
+        return Err(ApiError::field(
+            FieldLocation::Body,
+            "code",
+            "must be 1 to 16 characters",
+        ));
     }
     match totp::confirm_enrollment(
         state.db(),
@@ -239,8 +213,7 @@ pub(super) async fn confirm(
             FieldLocation::Body,
             "code",
             "is not the current code of the authenticator app",
-        )
-        .into_response()),
+        )),
         Err(error) => Err(totp_error(error)),
     }
 }
@@ -255,12 +228,11 @@ pub(super) async fn confirm(
     request_body = SecondFactorBody,
     responses(
         (status = 204, description = "Turned off"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The code is wrong or was used before, or called with an API key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "TOTP is not enabled", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
-        (status = 423, description = "Too many wrong codes", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The code is wrong or was used before, or called with an API key"),
+        (status = 409, description = "TOTP is not enabled"),
+        (status = 422, description = "A field is invalid"),
+        (status = 423, description = "Too many wrong codes"),
+        (status = 429, description = "Too many attempts"),
     )
 )]
 pub(super) async fn disable(
@@ -268,9 +240,9 @@ pub(super) async fn disable(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<SecondFactorBody>,
-) -> Reply<StatusCode> {
+) -> ApiResult<StatusCode> {
     require_session(&headers)?;
-    let factor = body.factor().map_err(IntoResponse::into_response)?;
+    let factor = body.factor()?;
     let user_id = auth.principal.user_id();
     limit_second_factor(&state, &auth)?;
     totp::disable(state.db(), user_id, factor, &auth.actor)
@@ -290,12 +262,11 @@ pub(super) async fn disable(
     request_body = SecondFactorBody,
     responses(
         (status = 200, description = "The new codes", body = RecoveryCodesBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The code is wrong or was used before, or called with an API key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "TOTP is not enabled", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
-        (status = 423, description = "Too many wrong codes", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The code is wrong or was used before, or called with an API key"),
+        (status = 409, description = "TOTP is not enabled"),
+        (status = 422, description = "A field is invalid"),
+        (status = 423, description = "Too many wrong codes"),
+        (status = 429, description = "Too many attempts"),
     )
 )]
 pub(super) async fn regenerate_recovery_codes(
@@ -303,9 +274,9 @@ pub(super) async fn regenerate_recovery_codes(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<SecondFactorBody>,
-) -> Reply<Json<RecoveryCodesBody>> {
+) -> ApiResult<Json<RecoveryCodesBody>> {
     require_session(&headers)?;
-    let factor = body.factor().map_err(IntoResponse::into_response)?;
+    let factor = body.factor()?;
     limit_second_factor(&state, &auth)?;
     let recovery_codes =
         totp::regenerate_recovery_codes(state.db(), auth.principal.user_id(), factor, &auth.actor)
@@ -315,8 +286,7 @@ pub(super) async fn regenerate_recovery_codes(
 }
 
 /// The second-factor rate limits, per client address and per account.
-#[allow(clippy::result_large_err)] // see `Reply`
-fn limit_second_factor(state: &AppState, auth: &Authenticated) -> Reply<()> {
+fn limit_second_factor(state: &AppState, auth: &Authenticated) -> ApiResult<()> {
     let user_id = auth.principal.user_id();
     let identity = identity(state)?;
     let limits = identity.options().rate_limits;
@@ -330,13 +300,13 @@ fn limit_second_factor(state: &AppState, auth: &Authenticated) -> Reply<()> {
             &format!("second-factor:ip:{ip}"),
             limits.second_factor_per_ip,
         )
-        .map_err(rate_limited)?;
+        .map_err(ApiError::rate_limited)?;
     identity
         .limiter()
         .check(
             &format!("second-factor:account:{user_id}"),
             limits.second_factor_per_account,
         )
-        .map_err(rate_limited)?;
+        .map_err(ApiError::rate_limited)?;
     Ok(())
 }

@@ -57,8 +57,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use cap_runtime::api::{self, Element};
 use cap_runtime::manifest::UiSlot;
 use cap_runtime::{CallError, Plugin, PluginKind};
@@ -69,7 +67,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Authenticated;
-use super::error::{ApiError, FieldError, FieldLocation, Problem};
+use super::error::{ApiError, ApiResult, Code, FieldError, FieldLocation};
 use super::extract::{ApiJson, ApiQuery};
 use crate::servers::access;
 use crate::servers::server;
@@ -94,53 +92,19 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(game_types))
 }
 
-/// A refusal of this module: a generic [`ApiError`] or a problem with a
-/// code of its own.
-#[derive(Debug)]
-pub struct UiFailure(Result<Box<Problem>, ApiError>);
-
-impl From<ApiError> for UiFailure {
-    fn from(e: ApiError) -> Self {
-        UiFailure(Err(e))
-    }
-}
-
-impl From<crate::db::DbError> for UiFailure {
-    fn from(e: crate::db::DbError) -> Self {
-        ApiError::from(e).into()
-    }
-}
-
-impl From<crate::servers::ServersError> for UiFailure {
-    fn from(e: crate::servers::ServersError) -> Self {
-        match e {
-            crate::servers::ServersError::Db(e) => e.into(),
-            other => ApiError::internal(other).into(),
-        }
-    }
-}
-
-fn problem(status: StatusCode, code: &str, title: &str, detail: String) -> UiFailure {
-    let mut p = Problem::new(status, code, title);
-    p.detail = Some(detail);
-    UiFailure(Ok(Box::new(p)))
-}
-
 /// A failed plugin call as a problem: the plugin's own fault is logged
 /// with its detail and answered without it.
-fn call_failure(error: CallError) -> UiFailure {
+fn call_failure(error: CallError) -> ApiError {
     match error {
         CallError::BadOutput { plugin, reason } => {
             tracing::warn!(%plugin, %reason, "a plugin returned an invalid UI tree");
-            problem(
-                StatusCode::BAD_GATEWAY,
-                "ui-tree-invalid",
-                "Invalid UI from plugin",
+            ApiError::refused(
+                Code::UiTreeInvalid,
                 format!("the plugin {plugin} returned a UI the Panel refuses: {reason}"),
             )
         }
         CallError::NotImplemented { plugin, .. } => {
-            ApiError::NotFound(format!("the plugin {plugin} contributes no UI")).into()
+            ApiError::NotFound(format!("the plugin {plugin} contributes no UI"))
         }
         other => {
             tracing::warn!(error = %other, "a UI plugin call failed");
@@ -156,21 +120,17 @@ fn call_failure(error: CallError) -> UiFailure {
                     plugin.clone()
                 }
             };
-            problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "plugin-unavailable",
-                "Plugin unavailable",
+            ApiError::refused(
+                Code::PluginUnavailable,
                 format!("the plugin {plugin} could not answer; try again later"),
             )
         }
     }
 }
 
-fn plugin_refused(plugin: &str, error: &api::PluginError) -> UiFailure {
-    problem(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "plugin-refused",
-        "Refused by the plugin",
+fn plugin_refused(plugin: &str, error: &api::PluginError) -> ApiError {
+    ApiError::refused(
+        Code::PluginRefused,
         format!("{plugin}: {}", truncate(&error.message, MAX_TEXT_BYTES)),
     )
 }
@@ -185,17 +145,6 @@ fn truncate(text: &str, max: usize) -> &str {
     }
     &text[..end]
 }
-
-impl IntoResponse for UiFailure {
-    fn into_response(self) -> Response {
-        match self.0 {
-            Ok(problem) => (*problem).into_response(),
-            Err(error) => error.into_response(),
-        }
-    }
-}
-
-type Reply<T> = Result<T, UiFailure>;
 
 /// Where a contribution is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -249,13 +198,12 @@ pub struct ContributionList {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The contributions", body = ContributionList),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(super) async fn list_contributions(
     _auth: Authenticated,
     State(state): State<AppState>,
-) -> Reply<Json<ContributionList>> {
+) -> ApiResult<Json<ContributionList>> {
     let mut plugins = ui_plugins(&state);
     plugins.sort_by(|a, b| a.id().cmp(b.id()));
     let items = plugins
@@ -673,7 +621,7 @@ async fn context_for(
     plugin_id: &str,
     contribution: &str,
     server_id: Option<String>,
-) -> Reply<(Plugin, api::RenderContext)> {
+) -> ApiResult<(Plugin, api::RenderContext)> {
     let not_found = || {
         ApiError::NotFound(format!(
             "no active plugin {plugin_id} contributes {contribution}"
@@ -720,14 +668,12 @@ async fn context_for(
             FieldLocation::Query,
             "server_id",
             "a server widget is rendered for a server",
-        )
-        .into()),
+        )),
         (_, Some(_)) => Err(ApiError::field(
             FieldLocation::Query,
             "server_id",
             "only server widgets are rendered for a server",
-        )
-        .into()),
+        )),
         (_, None) => Ok((
             plugin,
             api::RenderContext {
@@ -753,11 +699,10 @@ async fn context_for(
     ),
     responses(
         (status = 200, description = "The rendered tree", body = TreeBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such active plugin, contribution or visible server", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "server_id missing or not allowed, or the plugin refused (plugin-refused)", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The plugin returned an invalid tree (ui-tree-invalid)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The plugin failed (plugin-unavailable)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such active plugin, contribution or visible server"),
+        (status = 422, description = "server_id missing or not allowed, or the plugin refused (plugin-refused)"),
+        (status = 502, description = "The plugin returned an invalid tree (ui-tree-invalid)"),
+        (status = 503, description = "The plugin failed (plugin-unavailable)"),
     )
 )]
 pub(super) async fn render(
@@ -765,7 +710,7 @@ pub(super) async fn render(
     State(state): State<AppState>,
     Path((plugin_id, contribution)): Path<(String, String)>,
     ApiQuery(params): ApiQuery<RenderParams>,
-) -> Reply<Json<TreeBody>> {
+) -> ApiResult<Json<TreeBody>> {
     let (plugin, context) =
         context_for(&state, &auth, &plugin_id, &contribution, params.server_id).await?;
     let tree = match plugin.render_ui(&context).await.map_err(call_failure)? {
@@ -822,11 +767,10 @@ pub enum ActionResultBody {
     request_body = ActionRequest,
     responses(
         (status = 200, description = "What the plugin answered", body = ActionResultBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such active plugin, contribution or visible server", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, or the plugin refused (plugin-refused)", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The plugin answered with invalid data (ui-tree-invalid)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The plugin failed (plugin-unavailable)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such active plugin, contribution or visible server"),
+        (status = 422, description = "Invalid fields, or the plugin refused (plugin-refused)"),
+        (status = 502, description = "The plugin answered with invalid data (ui-tree-invalid)"),
+        (status = 503, description = "The plugin failed (plugin-unavailable)"),
     )
 )]
 pub(super) async fn action(
@@ -834,7 +778,7 @@ pub(super) async fn action(
     State(state): State<AppState>,
     Path((plugin_id, contribution)): Path<(String, String)>,
     ApiJson(body): ApiJson<ActionRequest>,
-) -> Reply<Json<ActionResultBody>> {
+) -> ApiResult<Json<ActionResultBody>> {
     let mut errors = Vec::new();
     if body.name.is_empty() || body.name.len() > 128 {
         errors.push(FieldError::new(
@@ -860,7 +804,7 @@ pub(super) async fn action(
         }
     }
     if !errors.is_empty() {
-        return Err(ApiError::Validation(errors).into());
+        return Err(ApiError::Validation(errors));
     }
     let (plugin, context) =
         context_for(&state, &auth, &plugin_id, &contribution, body.server_id).await?;
@@ -1010,7 +954,6 @@ pub struct GameTypeList {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The game types", body = GameTypeList),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(super) async fn game_types(

@@ -43,7 +43,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Authenticated;
-use super::error::{ApiError, ApiResult, FieldError, FieldLocation, Problem};
+use super::error::{ApiError, ApiResult, FieldError, FieldLocation};
 use super::extract::{ApiJson, ApiQuery};
 use super::pagination::{Cursor, PageParams, Pagination};
 use crate::db::{Database, DbError};
@@ -340,8 +340,7 @@ fn not_found(id: &str) -> ApiError {
     extensions(("x-permissions" = json!([Permission::AdminUsers]))),
     responses(
         (status = 200, description = "One page of users", body = UserPage),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A parameter is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A parameter is invalid"),
     )
 )]
 pub(super) async fn list(
@@ -363,7 +362,7 @@ pub(super) async fn list(
             "must be at most 128 characters",
         ));
     }
-    let offset = page.cursor.map_or(0, |c| c.0);
+    let offset = page.after_number()?.unwrap_or(0);
     if offset < 0 {
         return Err(ApiError::field(
             FieldLocation::Query,
@@ -375,7 +374,7 @@ pub(super) async fn list(
     let mut found = users::list_users(state.db(), search, offset, limit + 1).await?;
     let next_cursor = if found.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
         found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        Some(Cursor(offset + limit).encode())
+        Some(Cursor::after(offset + limit).encode())
     } else {
         None
     };
@@ -395,10 +394,8 @@ pub(super) async fn list(
     request_body = NewUserRequest,
     responses(
         (status = 201, description = "Created", body = UserDetail),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "creates an administrator without being one, or gives roles with permissions the caller may not grant (permission-not-held, admin-only-permission)", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid, the username is taken or the identity is linked", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "creates an administrator without being one, or gives roles with permissions the caller may not grant (permission-not-held, admin-only-permission)"),
+        (status = 422, description = "A field is invalid, the username is taken or the identity is linked"),
     )
 )]
 pub(super) async fn create(
@@ -494,8 +491,7 @@ pub(super) async fn create(
     params(("id" = String, Path, description = "The user's id")),
     responses(
         (status = 200, description = "The user", body = UserDetail),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user"),
     )
 )]
 pub(super) async fn get(
@@ -521,10 +517,9 @@ pub(super) async fn get(
     request_body = UserPatch,
     responses(
         (status = 200, description = "The changed user", body = UserDetail),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "touches administrator rights without being an administrator, changes the caller's own roles (own-roles), or gives roles with permissions the caller may not grant (permission-not-held, admin-only-permission)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "touches administrator rights without being an administrator, changes the caller's own roles (own-roles), or gives roles with permissions the caller may not grant (permission-not-held, admin-only-permission)"),
+        (status = 404, description = "No such user"),
+        (status = 422, description = "A field is invalid"),
     )
 )]
 pub(super) async fn update(
@@ -616,10 +611,9 @@ pub(super) async fn update(
     params(("id" = String, Path, description = "The user's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "deletes an administrator without being one", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "It is the caller, or something still refers to the user", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "deletes an administrator without being one"),
+        (status = 404, description = "No such user"),
+        (status = 409, description = "It is the caller, or something still refers to the user"),
     )
 )]
 pub(super) async fn delete(
@@ -662,9 +656,8 @@ pub(super) async fn delete(
     params(("id" = String, Path, description = "The user's id")),
     responses(
         (status = 204, description = "Reset"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "resets an administrator without being one", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user, or it has no TOTP", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "resets an administrator without being one"),
+        (status = 404, description = "No such user, or it has no TOTP"),
     )
 )]
 pub(super) async fn reset_totp(

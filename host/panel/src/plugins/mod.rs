@@ -67,7 +67,7 @@ use crate::db::{Actor, Database, DbError, NewEvent, now};
 
 pub mod store;
 
-pub use store::{PluginRecord, PluginState};
+pub use store::{PluginLifecycle, PluginRecord};
 
 /// Largest component accepted in an uploaded package, bytes.
 pub const MAX_COMPONENT_BYTES: u64 = 32 << 20;
@@ -329,7 +329,7 @@ impl PluginManager {
         let _writer = self.inner.writer.lock().await;
         let mut failed = Vec::new();
         for record in store::list(&self.inner.db).await? {
-            if record.state != PluginState::Active {
+            if record.state != PluginLifecycle::Active {
                 continue;
             }
             match self.load(&record).await {
@@ -494,14 +494,14 @@ impl PluginManager {
             manifest: manifest.to_toml(),
             state: previous
                 .as_ref()
-                .map_or(PluginState::Installed, |p| p.state),
+                .map_or(PluginLifecycle::Installed, |p| p.state),
             grants: previous
                 .as_ref()
                 .map_or_else(Grants::none, |p| p.grants.effective(&manifest)),
             installed_at: previous.as_ref().map_or(at, |p| p.installed_at),
             updated_at: at,
         };
-        let loaded = if record.state == PluginState::Active {
+        let loaded = if record.state == PluginLifecycle::Active {
             Some(self.load(&record).await?)
         } else {
             None
@@ -632,9 +632,9 @@ impl PluginManager {
                         return Err(PluginError::NotRequested(format!("{id}: {extra}")));
                     }
                     let state = if item.activate {
-                        PluginState::Active
+                        PluginLifecycle::Active
                     } else {
-                        PluginState::Installed
+                        PluginLifecycle::Installed
                     };
                     (state, grants)
                 }
@@ -654,7 +654,7 @@ impl PluginManager {
             // The Marketplace checked the licenses of everything in the set
             // online just before; the gate's offline check would need the
             // key it is only now pinning.
-            let loaded = if record.state == PluginState::Active {
+            let loaded = if record.state == PluginLifecycle::Active {
                 Some(self.load_ungated(&record, manifest.clone()).await?)
             } else {
                 None
@@ -713,7 +713,7 @@ impl PluginManager {
             return Err(PluginError::NotRequested(extra));
         }
         record.grants = grants;
-        let loaded = if record.state == PluginState::Active {
+        let loaded = if record.state == PluginLifecycle::Active {
             Some(self.load(&record).await?)
         } else {
             None
@@ -742,7 +742,7 @@ impl PluginManager {
     pub async fn activate(&self, id: &str, actor: &Actor) -> Result<PluginRecord, PluginError> {
         let _writer = self.inner.writer.lock().await;
         let mut record = self.get(id).await?;
-        if record.state == PluginState::Active && self.active(id).is_some() {
+        if record.state == PluginLifecycle::Active && self.active(id).is_some() {
             return Ok(record);
         }
         let plugin = self.load(&record).await?;
@@ -755,13 +755,13 @@ impl PluginManager {
         store::update(
             &self.inner.db,
             id,
-            PluginState::Active,
+            PluginLifecycle::Active,
             &record.grants,
             &activated,
         )
         .await?;
         self.set_active(id, Some(plugin));
-        record.state = PluginState::Active;
+        record.state = PluginLifecycle::Active;
         Ok(record)
     }
 
@@ -807,13 +807,13 @@ impl PluginManager {
         store::update(
             &self.inner.db,
             id,
-            PluginState::Inactive,
+            PluginLifecycle::Inactive,
             &record.grants,
             &deactivated,
         )
         .await?;
         self.set_active(id, None);
-        record.state = PluginState::Inactive;
+        record.state = PluginLifecycle::Inactive;
         Ok(record)
     }
 

@@ -20,7 +20,7 @@ use crate::secrets::Purpose;
 /// Where an installed plugin is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum PluginState {
+pub enum PluginLifecycle {
     /// Uploaded, never activated.
     Installed,
     /// Loaded into the runtime; loaded again when the Panel starts.
@@ -29,21 +29,21 @@ pub enum PluginState {
     Inactive,
 }
 
-impl PluginState {
+impl PluginLifecycle {
     /// The stored form.
     pub fn as_str(self) -> &'static str {
         match self {
-            PluginState::Installed => "installed",
-            PluginState::Active => "active",
-            PluginState::Inactive => "inactive",
+            PluginLifecycle::Installed => "installed",
+            PluginLifecycle::Active => "active",
+            PluginLifecycle::Inactive => "inactive",
         }
     }
 
     fn parse(s: &str) -> Result<Self, DbError> {
         match s {
-            "installed" => Ok(PluginState::Installed),
-            "active" => Ok(PluginState::Active),
-            "inactive" => Ok(PluginState::Inactive),
+            "installed" => Ok(PluginLifecycle::Installed),
+            "active" => Ok(PluginLifecycle::Active),
+            "inactive" => Ok(PluginLifecycle::Inactive),
             other => Err(DbError::Corrupt(format!("unknown plugin state {other:?}"))),
         }
     }
@@ -63,7 +63,7 @@ pub struct PluginRecord {
     /// The manifest, as TOML.
     pub manifest: String,
     /// Installed, active or inactive.
-    pub state: PluginState,
+    pub state: PluginLifecycle,
     /// What the admin granted.
     pub grants: Grants,
     /// When it was first installed.
@@ -98,7 +98,7 @@ impl TryFrom<Row> for PluginRecord {
             package_sha256: row.package_sha256,
             component_sha256: row.component_sha256,
             manifest: row.manifest,
-            state: PluginState::parse(&row.state)?,
+            state: PluginLifecycle::parse(&row.state)?,
             grants: row.grants.0,
             installed_at: from_micros(row.installed_at)?,
             updated_at: from_micros(row.updated_at)?,
@@ -168,7 +168,7 @@ pub(crate) async fn upsert(
 pub(crate) async fn update(
     db: &Database,
     id: &str,
-    state: PluginState,
+    state: PluginLifecycle,
     grants: &Grants,
     event: &NewEvent,
 ) -> Result<(), DbError> {

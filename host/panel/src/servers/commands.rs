@@ -41,6 +41,7 @@ use crate::db::domain::{CommandQueued, CommandSettled, ServerDeleted, ServerEven
 use crate::db::{
     Actor, Database, DbError, NewEvent, from_micros, now, on_pool, query_builder, to_micros,
 };
+use crate::http::error::Code;
 use crate::identity::permissions::Gate;
 use crate::plugins::PluginManager;
 
@@ -270,7 +271,7 @@ pub async fn enqueue_for_plugin(
     let depth = PLUGIN_COMMAND_DEPTH.try_with(|d| *d).unwrap_or(0);
     if depth >= MAX_PLUGIN_COMMAND_DEPTH {
         return Err(ServersError::conflict(
-            "plugin-commands-nested",
+            Code::PluginCommandsNested,
             format!("console commands sent from hooks nest deeper than {MAX_PLUGIN_COMMAND_DEPTH}"),
         ));
     }
@@ -324,7 +325,7 @@ async fn enqueue_as(
 ) -> Result<Command, ServersError> {
     if server.state == STATE_DELETING {
         return Err(ServersError::conflict(
-            "server-deleting",
+            Code::ServerDeleting,
             "the server is being deleted",
         ));
     }
@@ -407,7 +408,7 @@ pub(crate) async fn record(
                 .push_bind(STATE_DELETING);
             if qb.build().execute(&mut *tx).await?.rows_affected() != 1 {
                 return Err(ServersError::conflict(
-                    "server-deleting",
+                    Code::ServerDeleting,
                     "the server is being deleted",
                 ));
             }
@@ -606,7 +607,7 @@ impl CommandOutbox {
         };
         let Some(settled) = settled.filter(|_| from.contains(&command.state)) else {
             return Err(ServersError::conflict(
-                "command-state",
+                Code::CommandState,
                 format!(
                     "command {id} is {}; it cannot become {}",
                     command.state.as_str(),
@@ -650,7 +651,7 @@ impl CommandOutbox {
                 .push_bind(command.state.as_str());
             if qb.build().execute(&mut *tx).await?.rows_affected() != 1 {
                 return Err(ServersError::conflict(
-                    "command-state",
+                    Code::CommandState,
                     format!("command {id} changed meanwhile"),
                 ));
             }

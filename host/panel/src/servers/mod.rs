@@ -39,6 +39,7 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 
 use crate::db::DbError;
+use crate::http::error::Code;
 
 pub mod access;
 pub mod commands;
@@ -54,7 +55,7 @@ pub use commands::{Command, CommandAction, CommandOutbox, CommandState};
 pub use nodes::{Allocation, AllocationFilter, NewNode, Node, NodeUpdate};
 pub use panel_api::DbPanelApi;
 pub use registration::{Registration, RegistrationRequest, authenticate_node};
-pub use server::{Limits, NewServer, Server, ServerChanges};
+pub use server::{NewServer, Server, ServerChanges, ServerResourceLimits};
 pub use subusers::Subuser;
 
 /// Wakes node `node_id`'s Agent session after a command was queued for it
@@ -94,8 +95,9 @@ pub enum ServersError {
     /// The operation conflicts with the current state; `code` is stable.
     #[error("{message}")]
     Conflict {
-        /// Stable machine-readable code, e.g. `allocation-assigned`.
-        code: &'static str,
+        /// The stable code, e.g. [`Code::AllocationAssigned`]; answered
+        /// with its status (`409`).
+        code: Code,
         /// For people.
         message: String,
     },
@@ -140,7 +142,7 @@ impl ServersError {
         ServersError::Invalid(vec![FieldProblem::new(field, message)])
     }
 
-    pub(crate) fn conflict(code: &'static str, message: impl fmt::Display) -> Self {
+    pub(crate) fn conflict(code: Code, message: impl fmt::Display) -> Self {
         ServersError::Conflict {
             code,
             message: message.to_string(),

@@ -30,6 +30,7 @@ use crate::db::{
     Actor, Database, DbError, NewEvent, Unrecorded, from_micros, now, on_pool, query_builder,
     to_micros,
 };
+use crate::http::error::Code;
 
 /// Longest node name, characters.
 pub const MAX_NAME_LEN: usize = 128;
@@ -230,7 +231,7 @@ fn node_event(event: NodeEvent, actor: &Actor) -> NewEvent {
 fn name_taken(error: DbError) -> ServersError {
     match error {
         DbError::Conflict { .. } => {
-            ServersError::conflict("node-name-taken", "another node has this name")
+            ServersError::conflict(Code::NodeNameTaken, "another node has this name")
         }
         other => ServersError::Db(other),
     }
@@ -506,7 +507,7 @@ pub async fn delete(db: &Database, id: &str, actor: &Actor) -> Result<(), Server
         let servers: i64 = qb.build_query_scalar().fetch_one(&mut *tx).await?;
         if servers > 0 {
             return Err(ServersError::conflict(
-                "node-has-servers",
+                Code::NodeHasServers,
                 format!("the node still has {servers} server(s); delete or move them first"),
             ));
         }
@@ -694,7 +695,7 @@ pub async fn add_allocations(
             .collect();
         if !taken.is_empty() {
             return Err(ServersError::conflict(
-                "allocation-exists",
+                Code::AllocationExists,
                 format!(
                     "{ip} already has port(s) {}",
                     taken
@@ -882,7 +883,7 @@ pub async fn delete_allocation(
             }
             Some(Some(server)) => {
                 return Err(ServersError::conflict(
-                    "allocation-assigned",
+                    Code::AllocationAssigned,
                     format!(
                         "{canonical}:{port} is assigned to server {server}; delete or move the server first"
                     ),

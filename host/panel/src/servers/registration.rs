@@ -20,6 +20,7 @@ use crate::db::domain::{
 use crate::db::{
     Actor, Database, DbError, NewEvent, from_micros, now, on_pool, query_builder, to_micros,
 };
+use crate::http::error::Code;
 
 /// The prefix of every registration token.
 pub const REGISTRATION_TOKEN_PREFIX: &str = "capreg_";
@@ -49,12 +50,12 @@ pub enum RegistrationError {
 }
 
 impl RegistrationError {
-    /// The stable problem code.
-    pub fn code(self) -> &'static str {
+    /// The stable problem code (its status is the code's).
+    pub fn code(self) -> Code {
         match self {
-            RegistrationError::Invalid => "registration-token-invalid",
-            RegistrationError::Used => "registration-token-used",
-            RegistrationError::Expired => "registration-token-expired",
+            RegistrationError::Invalid => Code::RegistrationTokenInvalid,
+            RegistrationError::Used => Code::RegistrationTokenUsed,
+            RegistrationError::Expired => Code::RegistrationTokenExpired,
         }
     }
 }

@@ -34,6 +34,7 @@ use crate::db::domain::{
 use crate::db::{
     Actor, Database, DbError, NewEvent, from_micros, now, on_pool, query_builder, to_micros,
 };
+use crate::http::error::Code;
 use crate::plugins::PluginManager;
 
 /// Longest server name, characters.
@@ -48,7 +49,7 @@ pub const STATE_DELETING: &str = "deleting";
 
 /// What a server may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Limits {
+pub struct ServerResourceLimits {
     /// Memory, MiB.
     pub memory_mb: u64,
     /// Disk, MiB.
@@ -75,7 +76,7 @@ pub struct Server {
     /// Its game variables, resolved (defaults filled in).
     pub variables: BTreeMap<String, String>,
     /// What it may use.
-    pub limits: Limits,
+    pub limits: ServerResourceLimits,
     /// `offline`, `deleting`, and what its Agent reports later.
     pub state: String,
     /// When it was created.
@@ -100,7 +101,7 @@ pub struct NewServer {
     /// Game variables.
     pub variables: BTreeMap<String, String>,
     /// What it may use.
-    pub limits: Limits,
+    pub limits: ServerResourceLimits,
 }
 
 /// Changes to a server; `None` keeps the current value.
@@ -111,7 +112,7 @@ pub struct ServerChanges {
     /// Variables to change (others keep their values).
     pub variables: Option<BTreeMap<String, String>>,
     /// New limits.
-    pub limits: Option<Limits>,
+    pub limits: Option<ServerResourceLimits>,
 }
 
 /// A `servers` row, as sqlx reads it or as SQLite's JSON functions write it
@@ -145,7 +146,7 @@ impl TryFrom<ServerRow> for Server {
 
     fn try_from(row: ServerRow) -> Result<Self, DbError> {
         Ok(Server {
-            limits: Limits {
+            limits: ServerResourceLimits {
                 memory_mb: to_u64(row.memory_mb, "servers.memory_mb")?,
                 disk_mb: to_u64(row.disk_mb, "servers.disk_mb")?,
                 cpu_percent: to_u64(row.cpu_percent, "servers.cpu_percent")?,
@@ -504,7 +505,11 @@ async fn checked_variables(
     }
 }
 
-fn check_limits(problems: &mut Vec<FieldProblem>, limits: &Limits, min_memory_mb: u32) {
+fn check_limits(
+    problems: &mut Vec<FieldProblem>,
+    limits: &ServerResourceLimits,
+    min_memory_mb: u32,
+) {
     check_resource(problems, "limits.memory_mb", limits.memory_mb);
     check_resource(problems, "limits.disk_mb", limits.disk_mb);
     check_resource(problems, "limits.cpu_percent", limits.cpu_percent);
@@ -527,7 +532,7 @@ fn check_fit(
     problems: &mut Vec<FieldProblem>,
     node: &nodes::Node,
     used: &nodes::Usage,
-    wanted: &Limits,
+    wanted: &ServerResourceLimits,
 ) {
     for (field, offered, used, wanted) in [
         (
@@ -558,7 +563,7 @@ fn check_fit(
 fn apply_modification(server: &mut Server, event: &api::Event) {
     if let Payload::Server(info) = &event.payload {
         server.name = info.name.clone();
-        server.limits = Limits {
+        server.limits = ServerResourceLimits {
             memory_mb: info.memory_mb,
             disk_mb: info.disk_mb,
             cpu_percent: u64::from(info.cpu_percent),
@@ -707,7 +712,7 @@ fn secret_variables(info: &api::GameInfo) -> Vec<String> {
 }
 
 /// A server's limits, as events store them.
-fn resources(limits: &Limits) -> Resources {
+fn resources(limits: &ServerResourceLimits) -> Resources {
     Resources {
         memory_mb: limits.memory_mb,
         disk_mb: limits.disk_mb,
@@ -818,7 +823,7 @@ async fn insert(
             .push(" AND server_id IS NULL");
         if qb.build().execute(&mut *tx).await?.rows_affected() != 1 {
             return Err(ServersError::conflict(
-                "allocation-unavailable",
+                Code::AllocationUnavailable,
                 format!(
                     "{}:{} was just taken; try again",
                     allocation.ip, allocation.port
@@ -1043,7 +1048,7 @@ mod tests {
             game_plugin: "test-game".into(),
             game_version: "1.0.0".into(),
             variables: BTreeMap::from([("MAX_PLAYERS".to_owned(), "20".to_owned())]),
-            limits: Limits {
+            limits: ServerResourceLimits {
                 memory_mb: 4096,
                 disk_mb: 1000,
                 cpu_percent: 100,

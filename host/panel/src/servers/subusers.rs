@@ -15,6 +15,7 @@ use crate::db::domain::{Null, ServerId, SubuserEvent, SubuserPermissions, Subuse
 use crate::db::{
     Actor, Database, DbError, NewEvent, from_micros, now, on_pool, query_builder, to_micros,
 };
+use crate::http::error::Code;
 use crate::identity::permissions;
 
 /// One subuser of a server.
@@ -170,7 +171,7 @@ pub async fn add(
     });
     match result {
         Err(DbError::Conflict { .. }) => Err(ServersError::conflict(
-            "subuser-exists",
+            Code::SubuserExists,
             "the user is a subuser of this server already",
         )),
         Err(other) => Err(other.into()),

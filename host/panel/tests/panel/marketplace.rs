@@ -310,6 +310,15 @@ on_every_database! {
         let page = ok_json(call(&panel, reqwest::Method::GET, "/api/v1/marketplace/packages?q=quota&game=minecraft", None).await).await;
         assert_eq!(page["total"], 1, "{page:#}");
         assert_eq!(page["items"][0]["id"], "quota-guard");
+        assert_eq!(page["next_cursor"], Value::Null, "{page:#}");
+        // Pages are asked for with limit and cursor, or the older page and
+        // per_page, not both.
+        let page = ok_json(call(&panel, reqwest::Method::GET, "/api/v1/marketplace/packages?q=quota&limit=1", None).await).await;
+        assert_eq!((page["total"].as_i64(), page["per_page"].as_i64()), (Some(1), Some(1)), "{page:#}");
+        let page = ok_json(call(&panel, reqwest::Method::GET, "/api/v1/marketplace/packages?q=quota&page=1&per_page=5", None).await).await;
+        assert_eq!(page["per_page"], 5, "{page:#}");
+        let mixed = call(&panel, reqwest::Method::GET, "/api/v1/marketplace/packages?limit=1&page=2", None).await;
+        expect_problem(mixed, 422, "validation-failed").await;
         let view = ok_json(call(&panel, reqwest::Method::GET, "/api/v1/marketplace/packages/quota-guard", None).await).await;
         assert_eq!(view["versions"][0]["version"], "1.0.0");
         let missing = call(&panel, reqwest::Method::GET, "/api/v1/marketplace/packages/no-such-plugin", None).await;

@@ -458,7 +458,7 @@ pub(crate) async fn start_agent(
         .parent()
         .expect("the stand-in has a directory")
         .to_path_buf();
-    let mut runtime = cap_agent::RuntimeConfig::new(dir);
+    let mut runtime = cap_agent::NodeRuntimeConfig::new(dir);
     runtime.program_dirs = vec![standin_dir];
     runtime.term_grace = Duration::from_secs(2);
     runtime.stats_interval = Duration::from_millis(500);

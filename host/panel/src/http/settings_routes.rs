@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::Authenticated;
-use super::error::{ApiError, ApiResult, FieldError, FieldLocation, Problem};
+use super::error::{ApiError, ApiResult, FieldError, FieldLocation};
 use super::extract::ApiJson;
 use crate::db::settings::{MAX_NAME_LEN, Setting, is_valid_setting_name};
 use crate::identity::permissions::{Gate, Permission};
@@ -91,7 +91,6 @@ fn not_found(name: &str) -> ApiError {
     extensions(("x-permissions" = json!([Permission::SettingsRead]))),
     responses(
         (status = 200, description = "The settings", body = SettingList),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(super) async fn list(
@@ -115,12 +114,10 @@ pub(super) async fn list(
     request_body = NewSetting,
     responses(
         (status = 201, description = "Created", body = SettingBody),
-        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A setting with this name exists", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The body is not JSON"),
+        (status = 409, description = "A setting with this name exists"),
+        (status = 413, description = "The body is too large"),
+        (status = 422, description = "A field is invalid"),
     )
 )]
 pub(super) async fn create(
@@ -154,9 +151,8 @@ pub(super) async fn create(
     params(("name" = String, Path, description = "The setting's name")),
     responses(
         (status = 200, description = "The setting", body = SettingBody),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such setting", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The name is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such setting"),
+        (status = 422, description = "The name is invalid"),
     )
 )]
 pub(super) async fn get(
@@ -183,11 +179,9 @@ pub(super) async fn get(
     request_body = SettingValue,
     responses(
         (status = 200, description = "The setting as stored", body = SettingBody),
-        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The name or body is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The body is not JSON"),
+        (status = 413, description = "The body is too large"),
+        (status = 422, description = "The name or body is invalid"),
     )
 )]
 pub(super) async fn put(
@@ -216,9 +210,8 @@ pub(super) async fn put(
     params(("name" = String, Path, description = "The setting's name")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such setting", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The name is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such setting"),
+        (status = 422, description = "The name is invalid"),
     )
 )]
 pub(super) async fn delete(

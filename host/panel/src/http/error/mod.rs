@@ -18,14 +18,20 @@
 //! ```
 //!
 //! `code` is the stable, machine-readable part: clients branch on it, and
-//! it never changes meaning once released (see [`ApiError::code`] for the
-//! list). `type` is the same code as a URN. `title` and `detail` are for
+//! it never changes meaning once released. Every code, with its status and
+//! title, is a row of one table, the [`Code`] enum (its docs show the
+//! table, generated from the enum). `type` is the same code as a URN. `title` and `detail` are for
 //! people. `errors` lists per-field problems and is present only for
 //! `validation-failed`.
 //!
 //! Internal errors are logged with their whole causal chain and the
 //! request id, and answered with a generic `internal-error` document that
 //! carries the request id but no detail.
+//!
+//! [`ApiError`] is the one error type of every Panel route: handlers,
+//! extractors, the Agent and console sockets and the middleware all
+//! answer through it, so a refusal with a code of its own is
+//! [`ApiError::Refused`] with a [`Code`], never a hand-built document.
 //!
 //! [`ApiError::into_response`] renders the document at once; the
 //! [`normalize`] middleware then adds the request id and `instance`, and
@@ -44,6 +50,10 @@ use utoipa::ToSchema;
 
 use super::request_id::RequestId;
 use crate::db::DbError;
+
+pub mod code;
+
+pub use code::Code;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -170,10 +180,13 @@ impl FieldError {
     }
 }
 
-/// An API error: what a handler or extractor returns instead of a success.
+/// An API error: what every handler, extractor and middleware of the
+/// Panel returns instead of a success.
 ///
-/// Each variant has a fixed status and a stable [`code`](ApiError::code);
-/// see the module docs for the wire form.
+/// Each variant answers with the status and title of its [`Code`] (see the
+/// module docs for the wire form). The generic variants carry what their
+/// detail needs; [`ApiError::Refused`] is every refusal with a code of its
+/// own (a route's module lists its codes).
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// `422 validation-failed`: one or more fields are invalid.
@@ -235,6 +248,29 @@ pub enum ApiError {
     /// logged, never sent.
     #[error("internal error")]
     Internal(#[source] BoxError),
+    /// A refusal with a code of its own: the status and title are the
+    /// code's, `detail` is sent as is, and `retry_after` (seconds, at
+    /// least 1) becomes a `Retry-After` header.
+    #[error("{code}: {detail}")]
+    Refused {
+        /// The stable code.
+        code: Code,
+        /// For people.
+        detail: String,
+        /// Seconds before trying again is worth it.
+        retry_after: Option<u64>,
+    },
+    /// The Marketplace refused to start a checkout: its code, relayed
+    /// (a code the Panel does not know becomes `502
+    /// marketplace-unavailable`), with the title "The Marketplace refused
+    /// the checkout".
+    #[error("the Marketplace refused the checkout ({code}): {detail}")]
+    CheckoutRefused {
+        /// The Marketplace's code.
+        code: Code,
+        /// Its explanation.
+        detail: String,
+    },
 }
 
 fn summarize(errors: &[FieldError]) -> String {
@@ -260,72 +296,66 @@ impl ApiError {
         ApiError::Internal(source.into())
     }
 
-    /// The HTTP status.
-    pub fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::MalformedJson(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. }
-            | ApiError::SessionRequired
-            | ApiError::PermissionNotHeld(_)
-            | ApiError::AdminOnlyPermission(_)
-            | ApiError::OwnRoles => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    /// A refusal with `code` and `detail`.
+    pub fn refused(code: Code, detail: impl Into<String>) -> Self {
+        ApiError::Refused {
+            code,
+            detail: detail.into(),
+            retry_after: None,
         }
     }
 
-    /// The stable code: `validation-failed`, `malformed-json`,
-    /// `bad-request`, `unsupported-media-type`, `payload-too-large`,
-    /// `unauthenticated`, `forbidden`, `session-required`,
-    /// `permission-not-held`, `admin-only-permission`, `own-roles`,
-    /// `not-found`, `method-not-allowed`,
-    /// `conflict`, `service-unavailable` or `internal-error`.
-    pub fn code(&self) -> &'static str {
+    /// A refusal with `code` and `detail`, worth retrying after `wait`
+    /// (rounded up to whole seconds, at least one).
+    pub fn retry_later(code: Code, detail: impl Into<String>, wait: std::time::Duration) -> Self {
+        ApiError::Refused {
+            code,
+            detail: detail.into(),
+            retry_after: Some(wait.as_secs_f64().ceil() as u64),
+        }
+    }
+
+    /// `429 rate-limited` with `Retry-After`.
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
+        ApiError::retry_later(
+            Code::RateLimited,
+            "too many attempts; wait before trying again",
+            wait,
+        )
+    }
+
+    /// The HTTP status: the [code](ApiError::code)'s.
+    pub fn status_code(&self) -> StatusCode {
+        self.code().status()
+    }
+
+    /// The stable code (the list is [`Code`]).
+    pub fn code(&self) -> Code {
         match self {
-            ApiError::Validation(_) => "validation-failed",
-            ApiError::MalformedJson(_) => "malformed-json",
-            ApiError::BadRequest(_) => "bad-request",
-            ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
-            ApiError::PayloadTooLarge => "payload-too-large",
-            ApiError::Unauthenticated(_) => "unauthenticated",
-            ApiError::Forbidden { .. } => "forbidden",
-            ApiError::SessionRequired => "session-required",
-            ApiError::PermissionNotHeld(_) => "permission-not-held",
-            ApiError::AdminOnlyPermission(_) => "admin-only-permission",
-            ApiError::OwnRoles => "own-roles",
-            ApiError::NotFound(_) => "not-found",
-            ApiError::MethodNotAllowed => "method-not-allowed",
-            ApiError::Conflict(_) => "conflict",
-            ApiError::Unavailable(_) => "service-unavailable",
-            ApiError::Internal(_) => "internal-error",
+            ApiError::Validation(_) => Code::ValidationFailed,
+            ApiError::MalformedJson(_) => Code::MalformedJson,
+            ApiError::BadRequest(_) => Code::BadRequest,
+            ApiError::UnsupportedMediaType(_) => Code::UnsupportedMediaType,
+            ApiError::PayloadTooLarge => Code::PayloadTooLarge,
+            ApiError::Unauthenticated(_) => Code::Unauthenticated,
+            ApiError::Forbidden { .. } => Code::Forbidden,
+            ApiError::SessionRequired => Code::SessionRequired,
+            ApiError::PermissionNotHeld(_) => Code::PermissionNotHeld,
+            ApiError::AdminOnlyPermission(_) => Code::AdminOnlyPermission,
+            ApiError::OwnRoles => Code::OwnRoles,
+            ApiError::NotFound(_) => Code::NotFound,
+            ApiError::MethodNotAllowed => Code::MethodNotAllowed,
+            ApiError::Conflict(_) => Code::Conflict,
+            ApiError::Unavailable(_) => Code::ServiceUnavailable,
+            ApiError::Internal(_) => Code::InternalError,
+            ApiError::Refused { code, .. } | ApiError::CheckoutRefused { code, .. } => *code,
         }
     }
 
     fn title(&self) -> &'static str {
         match self {
-            ApiError::Validation(_) => "Validation failed",
-            ApiError::MalformedJson(_) => "Malformed JSON",
-            ApiError::BadRequest(_) => "Bad request",
-            ApiError::UnsupportedMediaType(_) => "Unsupported media type",
-            ApiError::PayloadTooLarge => "Payload too large",
-            ApiError::Unauthenticated(_) => "Authentication required",
-            ApiError::Forbidden { .. } => "Forbidden",
-            ApiError::SessionRequired => "Session required",
-            ApiError::PermissionNotHeld(_) => "Permission not held",
-            ApiError::AdminOnlyPermission(_) => "Admin-only permission",
-            ApiError::OwnRoles => "Own roles",
-            ApiError::NotFound(_) => "Not found",
-            ApiError::MethodNotAllowed => "Method not allowed",
-            ApiError::Conflict(_) => "Conflict",
-            ApiError::Unavailable(_) => "Service unavailable",
-            ApiError::Internal(_) => "Internal error",
+            ApiError::CheckoutRefused { .. } => "The Marketplace refused the checkout",
+            other => other.code().title(),
         }
     }
 
@@ -341,7 +371,9 @@ impl ApiError {
             | ApiError::UnsupportedMediaType(d)
             | ApiError::Unauthenticated(d)
             | ApiError::NotFound(d)
-            | ApiError::Conflict(d) => Some(d.clone()),
+            | ApiError::Conflict(d)
+            | ApiError::Refused { detail: d, .. }
+            | ApiError::CheckoutRefused { detail: d, .. } => Some(d.clone()),
             ApiError::Forbidden { permission } => {
                 Some(format!("this operation needs the {permission} permission"))
             }
@@ -375,7 +407,8 @@ impl ApiError {
     /// The problem document for this error (without request id and
     /// instance, which the [`normalize`] middleware adds).
     pub fn to_problem(&self) -> Problem {
-        let mut problem = Problem::new(self.status_code(), self.code(), self.title());
+        let code = self.code();
+        let mut problem = Problem::new(code.status(), code.as_str(), self.title());
         problem.detail = self.detail();
         if let ApiError::Validation(errors) = self {
             problem.errors = errors.clone();
@@ -396,10 +429,18 @@ impl IntoResponse for ApiError {
             _ => tracing::debug!(error = %self, "request failed"),
         }
         let mut response = self.to_problem().into_response();
-        if matches!(self, ApiError::Unauthenticated(_)) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        let headers = response.headers_mut();
+        // RFC 9110: a 401 names the scheme that would be accepted.
+        if self.status_code() == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let ApiError::Refused {
+            retry_after: Some(secs),
+            ..
+        } = self
+            && let Ok(value) = HeaderValue::from_str(&secs.max(1).to_string())
+        {
+            headers.insert(header::RETRY_AFTER, value);
         }
         response
     }
