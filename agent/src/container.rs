@@ -784,27 +784,44 @@ impl Engine {
 pub struct OomWatch(std::sync::Arc<std::sync::atomic::AtomicBool>);
 
 impl OomWatch {
-    /// Starts watching the memory cgroup of the process `pid` (the
-    /// container's first process); a watch that cannot be set up never
-    /// fires.
-    pub fn start(pid: u32) -> Self {
+    /// Starts watching the memory cgroup of container `id`, before the
+    /// container starts: the group appears when the engine starts it, and
+    /// the watch registers within a millisecond, before the container's
+    /// program can fill its memory. `pid`, when the container already runs
+    /// (a re-adopted one), finds the group at once. A watch that cannot be
+    /// set up never fires.
+    pub fn start(id: &str, pid: Option<u32>) -> Self {
         let watch = Self::default();
-        if let Some(dir) = memory_cgroup(pid) {
-            let fired = watch.0.clone();
-            // The eventfd is read blocking, on a small thread of its own:
-            // the group's removal wakes it too, so it ends with the
-            // container.
-            let spawned = std::thread::Builder::new()
-                .name("cap-oom-watch".into())
-                .stack_size(64 * 1024)
-                .spawn(move || {
-                    if let Err(error) = watch_oom(&dir, &fired) {
-                        tracing::debug!(cgroup = %dir.display(), %error, "no OOM watch");
+        let fired = watch.0.clone();
+        let candidates = memory_cgroup_candidates(id);
+        // The eventfd is read blocking, on a small thread of its own: the
+        // group's removal wakes it too, so it ends with the container.
+        let spawned = std::thread::Builder::new()
+            .name("cap-oom-watch".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                let dir = loop {
+                    let found = pid.and_then(memory_cgroup).or_else(|| {
+                        candidates
+                            .iter()
+                            .find(|dir| dir.join("memory.oom_control").is_file())
+                            .cloned()
+                    });
+                    if let Some(dir) = found {
+                        break dir;
                     }
-                });
-            if let Err(error) = spawned {
-                tracing::debug!(%error, "no OOM watch thread");
-            }
+                    if std::time::Instant::now() > deadline {
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                };
+                if let Err(error) = watch_oom(&dir, &fired) {
+                    tracing::debug!(cgroup = %dir.display(), %error, "no OOM watch");
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::debug!(%error, "no OOM watch thread");
         }
         watch
     }
@@ -813,6 +830,18 @@ impl OomWatch {
     pub fn fired(&self) -> bool {
         self.0.load(std::sync::atomic::Ordering::SeqCst)
     }
+}
+
+/// Where engines put a container's cgroup v1 memory group: Podman with
+/// the cgroupfs or systemd manager, Docker with cgroupfs or systemd.
+fn memory_cgroup_candidates(id: &str) -> Vec<PathBuf> {
+    let root = PathBuf::from("/sys/fs/cgroup/memory");
+    vec![
+        root.join(format!("libpod_parent/libpod-{id}")),
+        root.join(format!("machine.slice/libpod-{id}.scope")),
+        root.join(format!("docker/{id}")),
+        root.join(format!("system.slice/docker-{id}.scope")),
+    ]
 }
 
 /// The cgroup v1 memory directory of `pid`.
@@ -853,7 +882,12 @@ fn watch_oom(dir: &std::path::Path, fired: &std::sync::atomic::AtomicBool) -> st
         .write(true)
         .open(dir.join("cgroup.event_control"))?
         .write_all(format!("{} {}", event.as_raw_fd(), control.as_raw_fd()).as_bytes())?;
-    let before = oom_state(dir).map_or(0, |(kills, _)| kills);
+    // The group is the container's own, made at its start: any kill it
+    // counts is this container's, including one before the watch began.
+    if oom_state(dir).is_some_and(|(kills, _)| kills > 0) {
+        fired.store(true, std::sync::atomic::Ordering::SeqCst);
+        return Ok(());
+    }
     loop {
         let mut count = [0u8; 8];
         match rustix::io::read(&event, &mut count) {
@@ -861,15 +895,18 @@ fn watch_oom(dir: &std::path::Path, fired: &std::sync::atomic::AtomicBool) -> st
             Err(rustix::io::Errno::INTR) => continue,
             Err(error) => return Err(error.into()),
         }
-        // An OOM event (notified before the kill: the group is under OOM
-        // then), or the group's removal, which ends the watch.
-        match oom_state(dir) {
-            Some((kills, under)) if kills > before || under => {
-                fired.store(true, std::sync::atomic::Ordering::SeqCst);
-                return Ok(());
+        // An OOM event, or the group's removal, which ends the watch. The
+        // kernel notifies before it picks and kills a process, so the kill
+        // count is looked at for a moment after the wake-up.
+        for _ in 0..100 {
+            match oom_state(dir) {
+                Some((kills, _)) if kills > 0 => {
+                    fired.store(true, std::sync::atomic::Ordering::SeqCst);
+                    return Ok(());
+                }
+                Some(_) => std::thread::sleep(std::time::Duration::from_millis(2)),
+                None => return Ok(()),
             }
-            Some(_) => {}
-            None => return Ok(()),
         }
     }
 }

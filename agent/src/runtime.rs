@@ -1657,16 +1657,13 @@ impl NodeRuntime {
             }
         };
         let pump = spawn_pump(log.clone(), attached.output);
+        // Watching for OOM kills from before the start on.
+        let oom = container::OomWatch::start(&id, None);
         if let Err(error) = engine.start(&id).await {
             pump.abort();
             self.remove_container(&id).await;
             return Err(error.into());
         }
-        // First thing after the start, before the game can fill its memory.
-        let oom = match engine.pid(&id).await {
-            Some(pid) => container::OomWatch::start(pid),
-            None => container::OomWatch::default(),
-        };
         let applied = LimitsApplied::Container {
             id: id.clone(),
             image,
@@ -1765,10 +1762,7 @@ impl NodeRuntime {
         server.state_tx.send_replace(server.lock().state);
         server.persist();
         tracing::info!(server = %server.id, container = %id, "re-adopted a running container");
-        let oom = match engine.pid(id).await {
-            Some(pid) => container::OomWatch::start(pid),
-            None => container::OomWatch::default(),
-        };
+        let oom = container::OomWatch::start(id, engine.pid(id).await);
         let waiter = Waiter::Container {
             engine,
             id: id.to_owned(),

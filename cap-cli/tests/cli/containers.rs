@@ -113,13 +113,29 @@ async fn cap_up_with_the_container_runtime_runs_the_test_game_in_a_container() {
             .is_some_and(|c| c.iter().any(|c| c == "container")),
         "the node advertises the container runtime: {local:#}"
     );
+    // A port of its own: other tests' local nodes use the default range.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let node_id = local["id"].as_str().expect("id");
+    let (status, body) = api(
+        &http,
+        reqwest::Method::POST,
+        &format!("{url}/api/v1/nodes/{node_id}/allocations"),
+        &token,
+        Some(serde_json::json!({"ip": "127.0.0.1", "ports": [port.to_string()]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body:#}");
     let (status, created) = api(
         &http,
         reqwest::Method::POST,
         &format!("{url}/api/v1/servers"),
         &token,
         Some(serde_json::json!({
-            "name": "boxed", "node_id": local["id"], "game": {"plugin": "test-game"},
+            "name": "boxed", "node_id": node_id, "game": {"plugin": "test-game"},
+            "allocation": {"ip": "127.0.0.1", "port": port},
             "variables": {"READY_DELAY_MS": "50"},
             "limits": {"memory_mb": 256, "disk_mb": 100, "cpu_percent": 50}
         })),

@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`stripe`] | A local stand-in for Stripe's API that records checkout requests and delivers signed webhooks |
 //! | [`postgres`] | A fresh database per test on the local PostgreSQL server |
+//! | [`services`] | Where PostgreSQL, MariaDB and Chromium are, and one clear failure when one is missing |
 //! | [`packages`] | Real `.cap` packages built from the example plugins |
 //!
 //! plus [`repo_root`], [`private_tempdir`] and [`now`].
@@ -22,6 +23,7 @@ use std::path::PathBuf;
 
 pub mod packages;
 pub mod postgres;
+pub mod services;
 pub mod stripe;
 
 /// The repository's root directory.

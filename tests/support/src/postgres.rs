@@ -24,13 +24,9 @@ impl PgDb {
     ///
     /// When the server cannot be reached or refuses `CREATE DATABASE`.
     pub async fn create() -> PgDb {
-        let admin_url = std::env::var("CAP_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL is not reachable at {admin_url} ({e}); start it or set CAP_TEST_POSTGRES_URL"
-            )
-        });
+        let server = crate::services::POSTGRES;
+        let admin_url = server.url();
+        let mut conn: sqlx::PgConnection = server.connect().await;
         let mut bytes = [0u8; 8];
         getrandom::fill(&mut bytes).expect("random");
         let name = format!("cap_mkt_{}", hex::encode(bytes));

@@ -7,9 +7,11 @@
 //! installs from a Marketplace, a real one with a publisher (the harness
 //! of the Marketplace tests).
 //!
-//! Without `/usr/bin/chromium` and `/usr/bin/chromedriver` these tests fail
-//! and say how to install them (`apt-get install chromium
-//! chromium-driver`); they never pass without a browser.
+//! Chromium and chromedriver are found by `cap_test_support::services`
+//! (`/usr/bin/chromium` and `/usr/bin/chromedriver`, or
+//! `CAP_TEST_CHROMIUM` / `CAP_TEST_CHROMEDRIVER`); without them these
+//! tests fail and say how to install them. They never pass without a
+//! browser.
 //!
 //! Screenshots of the main pages, at desktop and phone widths, land in
 //! `<target>/ui-screenshots/` as test artifacts.
@@ -41,8 +43,6 @@ use support::{
     publish_signed, start_agent, wrong_code,
 };
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const ADMIN_PASSWORD: &str = "Correct-Horse-Battery-42";
 const PLAYER_PASSWORD: &str = "Player-Password-Staple-7";
 /// How long the UI may take to show something.
@@ -284,10 +284,12 @@ async fn create_password_user(world: &World, username: &str, password: &str) -> 
     user.id
 }
 
-/// chromedriver on a free port, killed when dropped.
+/// chromedriver on a free port, killed when dropped, and the browser it
+/// drives.
 struct Driver {
     child: Child,
     url: String,
+    browser: std::path::PathBuf,
 }
 
 impl Drop for Driver {
@@ -298,18 +300,12 @@ impl Drop for Driver {
 }
 
 fn start_driver() -> Driver {
-    for path in [CHROMIUM, CHROMEDRIVER] {
-        assert!(
-            std::path::Path::new(path).exists(),
-            "{path} is missing: the browser tests need Debian's Chromium and its WebDriver \
-             (`apt-get install -y chromium chromium-driver`; .ci/run installs them)"
-        );
-    }
+    let chromium = cap_test_support::services::chromium();
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let child = Command::new(CHROMEDRIVER)
+    let child = Command::new(&chromium.driver)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -318,6 +314,7 @@ fn start_driver() -> Driver {
     let driver = Driver {
         child,
         url: format!("http://127.0.0.1:{port}"),
+        browser: chromium.browser,
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -366,7 +363,7 @@ async fn browser_with(driver: &Driver, width: u32, height: u32, scrollbars: Scro
     capabilities.insert(
         "goog:chromeOptions".into(),
         json!({
-            "binary": CHROMIUM,
+            "binary": driver.browser,
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
                      "--disable-dev-shm-usage", "--force-device-scale-factor=1",
                      "--lang=en-US", scrollbars.switch(),

@@ -1,9 +1,9 @@
 //! Shared harness: a fresh database per test on each backend, Panels
 //! started in-process on 127.0.0.1:0, and a token authenticator.
 //!
-//! PostgreSQL and MariaDB/MySQL are expected at
-//! `postgres://postgres@127.0.0.1:5432/test` and
-//! `mysql://root@127.0.0.1:3306/test` (override with
+//! PostgreSQL and MariaDB/MySQL are found by `cap_test_support::services`
+//! (`postgres://postgres@127.0.0.1:5432/test` and
+//! `mysql://root@127.0.0.1:3306/test`; override with
 //! `CAP_TEST_POSTGRES_URL` / `CAP_TEST_MYSQL_URL`). Each test creates its
 //! own `cap_test_<random>` database there and drops it afterwards, so tests
 //! run in parallel. An unreachable server fails the test with a message
@@ -20,14 +20,11 @@ use cap_panel::config::Config;
 use cap_panel::db::{Backend, Database, DatabaseLocation, DatabaseOptions, ReadVersion};
 use cap_panel::http::{ApiError, Authenticator, Principal};
 use cap_panel::{Panel, RunningPanel};
+use cap_test_support::services;
 use futures::future::BoxFuture;
 use serde_json::Value;
 use sqlx::Connection;
 use tempfile::TempDir;
-
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-const DEFAULT_MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Token of a caller holding every permission the foundation checks.
 pub(crate) const ADMIN_TOKEN: &str = "admin-token";
@@ -68,15 +65,9 @@ impl TestDb {
 
     /// A fresh database on the PostgreSQL server.
     pub(crate) async fn postgres() -> TestDb {
-        let admin_url = std::env::var("CAP_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+        let admin_url = services::POSTGRES.url();
         let name = unique_name();
-        let mut conn = connect_or_explain::<sqlx::PgConnection>(
-            "PostgreSQL",
-            &admin_url,
-            "CAP_TEST_POSTGRES_URL",
-        )
-        .await;
+        let mut conn: sqlx::PgConnection = services::POSTGRES.connect().await;
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
             .execute(&mut conn)
             .await
@@ -87,15 +78,9 @@ impl TestDb {
 
     /// A fresh database on the MySQL/MariaDB server.
     pub(crate) async fn mysql() -> TestDb {
-        let admin_url =
-            std::env::var("CAP_TEST_MYSQL_URL").unwrap_or_else(|_| DEFAULT_MYSQL_URL.to_owned());
+        let admin_url = services::MYSQL.url();
         let name = unique_name();
-        let mut conn = connect_or_explain::<sqlx::MySqlConnection>(
-            "MySQL/MariaDB",
-            &admin_url,
-            "CAP_TEST_MYSQL_URL",
-        )
-        .await;
+        let mut conn: sqlx::MySqlConnection = services::MYSQL.connect().await;
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
         )))
@@ -289,20 +274,6 @@ fn unique_name() -> String {
         "cap_test_{}",
         &uuid::Uuid::new_v4().simple().to_string()[..16]
     )
-}
-
-async fn connect_or_explain<C: Connection>(server: &str, url: &str, variable: &str) -> C {
-    match tokio::time::timeout(CONNECT_TIMEOUT, C::connect(url)).await {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(error)) => panic!(
-            "{server} is not reachable at {url}: {error}. These tests need a real {server} \
-             server (CI has one); start it, or set {variable} to one that is."
-        ),
-        Err(_) => panic!(
-            "{server} did not answer at {url} within {CONNECT_TIMEOUT:?}. These tests need a \
-             real {server} server (CI has one); start it, or set {variable} to one that is."
-        ),
-    }
 }
 
 /// Bearer tokens mapped to callers.
