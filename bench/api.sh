@@ -59,6 +59,8 @@ run "bare axum handler (baseline)" "$bare_url/api/v1/servers"
 run "Panel: authenticated GET /api/v1/servers?limit=100" "$url/api/v1/servers?limit=100" "$auth"
 if [ -n "${PROFILE:-}" ]; then
   perf record -F 999 -g -p "$panel" -o "$PROFILE" -- sleep "$secs" &
+  recorder=$!
   run "Panel (profiled)" "$url/api/v1/servers?limit=100" "$auth"
-  wait
+  # Only the recorder: a bare `wait` would wait for the Panel too.
+  wait "$recorder"
 fi
