@@ -53,8 +53,9 @@
 //!   the container with a handful of capabilities, limits and the script's
 //!   time limit).
 //! - **Disk**: a server over its `disk_mb` is refused a start, and a
-//!   running one gets a console warning and is stopped (measured every
-//!   stats interval, both backends).
+//!   running one gets a console warning and is stopped (its directory is
+//!   walked every [`NodeRuntimeConfig::disk_interval`], a minute by
+//!   default, both backends; stats carry the last figure).
 //! - **A failed install** leaves the server `install-failed` with the
 //!   reason; an install the Agent was stopped during is one too.
 //!
@@ -234,6 +235,9 @@ pub struct NodeRuntimeConfig {
     pub term_grace: Duration,
     /// How often [`AgentMessage::Stats`] are sent per running server.
     pub stats_interval: Duration,
+    /// How often a running server's directory is measured for its disk
+    /// limit (a walk of its files: far rarer than stats).
+    pub disk_interval: Duration,
     /// Where cgroups are created; `None` uses rlimits.
     pub cgroups: Option<limits::Cgroups>,
     /// The user servers and install scripts run as; `None` keeps the
@@ -328,6 +332,7 @@ impl NodeRuntimeConfig {
             console: ConsoleConfig::default(),
             term_grace: Duration::from_secs(10),
             stats_interval: Duration::from_secs(5),
+            disk_interval: Duration::from_secs(60),
             cgroups: limits::detect_cgroups(),
             run_as: RunAs::default_for_agent(),
             download_timeout: Duration::from_secs(600),
@@ -433,6 +438,8 @@ struct Inner {
     uid: Option<u32>,
     /// The last container id, kept after an exit for `state.json`.
     container_id: Option<String>,
+    /// When the directory was last measured, and what it took.
+    disk: Option<(Instant, u64)>,
 }
 
 struct Server {
@@ -622,6 +629,7 @@ impl NodeRuntime {
                 deleted: false,
                 uid: record.and_then(|r| r.uid),
                 container_id: record.and_then(|r| r.container_id.clone()),
+                disk: None,
             }),
             state_tx,
             op: tokio::sync::Mutex::new(()),
@@ -1008,6 +1016,7 @@ impl NodeRuntime {
                 inner.restart_attempts = 0;
             }
             inner.spec = Some(spec.clone());
+            inner.disk = None;
         }
         self.check_runtime(&server.id, spec.image.as_deref())?;
         std::fs::create_dir_all(&server.dir).map_err(io_error("creating the server directory"))?;
@@ -2004,12 +2013,20 @@ impl NodeRuntime {
             if !inner.state.is_alive() || inner.stopping {
                 return None;
             }
+            // A walk of the server's files: every `disk_interval`, the
+            // last figure in between.
+            if let Some((at, used)) = inner.disk
+                && at.elapsed() < self.shared.config.disk_interval
+            {
+                return Some(used);
+            }
             inner.spec.as_ref()?.limits.disk_mb
         };
         let dir = server.dir.clone();
         let used = tokio::task::spawn_blocking(move || disk_usage(&dir))
             .await
             .ok()?;
+        server.lock().disk = Some((Instant::now(), used));
         if limit_mb == 0 || used >> 20 <= limit_mb {
             return Some(used);
         }

@@ -265,6 +265,7 @@ pub(crate) async fn open_runtime(
     let mut config = NodeRuntimeConfig::new(data_dir);
     config.term_grace = Duration::from_secs(2);
     config.stats_interval = Duration::from_millis(200);
+    config.disk_interval = Duration::from_millis(200);
     config.cgroups = None;
     tweak(&mut config);
     let mut classifiers = Classifiers::new();
