@@ -859,18 +859,15 @@ fn memory_cgroup(pid: u32) -> Option<PathBuf> {
     dir.join("memory.oom_control").is_file().then_some(dir)
 }
 
-/// `(oom_kill, under_oom)` of a memory cgroup; `None` once it is gone.
-fn oom_state(dir: &std::path::Path) -> Option<(u64, bool)> {
+/// The `oom_kill` count of a memory cgroup; `None` once it is gone.
+fn oom_kills(dir: &std::path::Path) -> Option<u64> {
     let text = std::fs::read_to_string(dir.join("memory.oom_control")).ok()?;
-    let field = |name: &str| {
+    Some(
         text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|n| n.trim().parse::<u64>().ok())
-    };
-    Some((
-        field("oom_kill ").unwrap_or(0),
-        field("under_oom ") == Some(1),
-    ))
+            .find_map(|l| l.strip_prefix("oom_kill "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0),
+    )
 }
 
 fn watch_oom(dir: &std::path::Path, fired: &std::sync::atomic::AtomicBool) -> std::io::Result<()> {
@@ -884,7 +881,7 @@ fn watch_oom(dir: &std::path::Path, fired: &std::sync::atomic::AtomicBool) -> st
         .write_all(format!("{} {}", event.as_raw_fd(), control.as_raw_fd()).as_bytes())?;
     // The group is the container's own, made at its start: any kill it
     // counts is this container's, including one before the watch began.
-    if oom_state(dir).is_some_and(|(kills, _)| kills > 0) {
+    if oom_kills(dir).is_some_and(|kills| kills > 0) {
         fired.store(true, std::sync::atomic::Ordering::SeqCst);
         return Ok(());
     }
@@ -899,8 +896,8 @@ fn watch_oom(dir: &std::path::Path, fired: &std::sync::atomic::AtomicBool) -> st
         // kernel notifies before it picks and kills a process, so the kill
         // count is looked at for a moment after the wake-up.
         for _ in 0..100 {
-            match oom_state(dir) {
-                Some((kills, _)) if kills > 0 => {
+            match oom_kills(dir) {
+                Some(kills) if kills > 0 => {
                     fired.store(true, std::sync::atomic::Ordering::SeqCst);
                     return Ok(());
                 }

@@ -2066,10 +2066,7 @@ impl ServerRuntime for NodeRuntime {
                 .run(&server.dir, &server.run_dir.join("install.log"), plan)
                 .await
                 .map_err(RuntimeError::from),
-            Backend::Container(config) => {
-                let config = config.clone();
-                self.install_in_containers(&server, plan, &config).await
-            }
+            Backend::Container(config) => self.install_in_containers(&server, plan, config).await,
         };
         match &result {
             Ok(()) => {
