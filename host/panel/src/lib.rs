@@ -92,6 +92,7 @@ pub mod agents;
 pub mod bundled;
 pub mod config;
 pub mod db;
+pub mod error_code;
 pub mod http;
 pub mod identity;
 pub mod marketplace;

@@ -1,12 +1,15 @@
-//! The Panel's side of the Agent link and the console relay.
+//! The Panel's side of the Agent link and the console relay: the state the
+//! WebSocket sessions share, below the HTTP layer.
 //!
-//! | Module | What |
+//! | Where | What |
 //! | --- | --- |
-//! | [`link`] | `GET /api/v1/agents/connect`: the Agent's WebSocket — hello and reconciliation, command delivery, acks and results, state changes, console batches, classified console events, stats, health |
+//! | [`crate::http::agent_link`] | `GET /api/v1/agents/connect`: the Agent's WebSocket — hello and reconciliation, command delivery, acks and results, state changes, console batches, classified console events, stats, health |
 //! | [`plans`] | Turning a queued [`crate::servers::Command`] into the wire [`cap_protocol::Command`], asking the game-type plugin for its plans |
-//! | [`console`] | Per-server console tokens and the browsers' WebSocket (`/api/v1/servers/{id}/console`) |
+//! | [`crate::http::console_socket`] | Per-server console tokens and the browsers' WebSocket (`/api/v1/servers/{id}/console`) |
 //!
-//! [`AgentHub`] ties them together: which nodes are connected (and how to
+//! The two sockets are HTTP endpoints and live in [`crate::http`] with the
+//! other routes; this module knows nothing of HTTP. [`AgentHub`] ties them
+//! together: which nodes are connected (and how to
 //! wake their session when a command is queued), and one
 //! [`ConsoleChannel`] per server with a bounded history and a broadcast to
 //! every watching browser.
@@ -45,8 +48,6 @@ use cap_protocol::{ConsoleEvent, HealthReport};
 use serde::Serialize;
 use tokio::sync::{Notify, broadcast, watch};
 
-pub mod console;
-pub mod link;
 pub mod plans;
 
 /// Console lines kept per server for browsers that connect later.

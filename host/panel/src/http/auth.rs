@@ -27,7 +27,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::request_id::RequestId;
 use crate::db::{Actor, ReadVersion};
-use crate::identity::permissions::Gate;
+pub use crate::identity::principal::{Credential, Principal};
 use crate::read_cache::VersionedCache;
 
 /// Decides who made a request.
@@ -66,114 +66,6 @@ impl Authenticator for DenyAll {
                 "no authentication provider is configured on this Panel".into(),
             ))
         })
-    }
-}
-
-/// What a caller authenticated with, kept so that a connection outliving
-/// its request (the console WebSocket) can ask again whether it still
-/// stands: see [`recheck`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Credential {
-    /// A login session's access token; the session's id.
-    Session(String),
-    /// An API key; the key's id.
-    ApiKey(String),
-}
-
-/// An authenticated caller.
-///
-/// Cheap to clone: the permission set is shared.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    user_id: String,
-    permissions: Arc<BTreeSet<String>>,
-    read_version: Option<ReadVersion>,
-    credential: Option<Credential>,
-}
-
-impl Principal {
-    /// A caller with `user_id` and no permissions.
-    pub fn new(user_id: impl Into<String>) -> Principal {
-        Principal {
-            user_id: user_id.into(),
-            permissions: Arc::default(),
-            read_version: None,
-            credential: None,
-        }
-    }
-
-    /// Records the credential the caller authenticated with.
-    pub fn with_credential(mut self, credential: Credential) -> Principal {
-        self.credential = Some(credential);
-        self
-    }
-
-    /// The credential the caller authenticated with; `None` from an
-    /// authenticator that does not say (such as a test's).
-    pub fn credential(&self) -> Option<&Credential> {
-        self.credential.as_ref()
-    }
-
-    /// Records the [`ReadVersion`] taken before this caller was read, so
-    /// the request's handler can answer from caches valid at that version
-    /// (the [`Authenticated`] extractor does this).
-    pub fn at_version(mut self, version: Option<ReadVersion>) -> Principal {
-        self.read_version = version;
-        self
-    }
-
-    /// The version taken before this caller was read; `None` where the
-    /// backend has none or the authenticator did not take one.
-    pub fn read_version(&self) -> Option<ReadVersion> {
-        self.read_version
-    }
-
-    /// The caller's permission strings.
-    pub fn permissions(&self) -> &Arc<BTreeSet<String>> {
-        &self.permissions
-    }
-
-    /// Adds permissions.
-    pub fn with_permissions<I, P>(mut self, permissions: I) -> Principal
-    where
-        I: IntoIterator<Item = P>,
-        P: Into<String>,
-    {
-        Arc::make_mut(&mut self.permissions).extend(permissions.into_iter().map(Into::into));
-        self
-    }
-
-    /// The user's id.
-    pub fn user_id(&self) -> &str {
-        &self.user_id
-    }
-
-    /// True if and only if the caller holds `permission`, built-in or
-    /// plugin-declared. Routes check built-in permissions with
-    /// `Principal::passes` or `Principal::require` instead (see
-    /// [`crate::identity::permissions`]).
-    pub fn has_permission(&self, permission: &str) -> bool {
-        self.permissions.contains(permission)
-    }
-
-    /// True if and only if the caller holds the permission `gate` checks.
-    pub(crate) fn passes(&self, gate: Gate) -> bool {
-        self.has_permission(gate.permission().as_str())
-    }
-
-    /// `Ok` if the caller holds the permission `gate` checks.
-    ///
-    /// # Errors
-    ///
-    /// [`ApiError::Forbidden`] naming the permission.
-    pub(crate) fn require(&self, gate: Gate) -> Result<(), ApiError> {
-        if self.passes(gate) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden {
-                permission: gate.permission().as_str().to_owned(),
-            })
-        }
     }
 }
 

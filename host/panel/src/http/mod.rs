@@ -37,11 +37,13 @@ use utoipa_axum::routes;
 use crate::config::Config;
 use crate::db::Database;
 
+pub mod agent_link;
 pub mod api_keys;
 pub mod audit_log;
 pub mod auth;
 pub mod auth_routes;
 pub mod client_addr;
+pub mod console_socket;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -83,7 +85,7 @@ struct Inner {
     plugins: std::sync::OnceLock<crate::plugins::PluginManager>,
     identity: std::sync::OnceLock<crate::identity::IdentityService>,
     agents: crate::agents::AgentHub,
-    console_tokens: crate::agents::console::TokenKeys,
+    console_tokens: console_socket::TokenKeys,
     marketplace: std::sync::OnceLock<crate::marketplace::MarketplaceService>,
     server_pages: servers_routes::ServerPageCache,
     requests: crate::identity::RateLimiter,
@@ -122,7 +124,7 @@ impl AppState {
                 plugins: std::sync::OnceLock::new(),
                 identity: std::sync::OnceLock::new(),
                 agents,
-                console_tokens: crate::agents::console::TokenKeys::generate(),
+                console_tokens: console_socket::TokenKeys::generate(),
                 marketplace: std::sync::OnceLock::new(),
                 server_pages: servers_routes::ServerPageCache::new(
                     servers_routes::CACHED_SERVER_PAGES,
@@ -143,7 +145,7 @@ impl AppState {
     }
 
     /// The keys console tokens are signed with.
-    pub fn console_tokens(&self) -> &crate::agents::console::TokenKeys {
+    pub fn console_tokens(&self) -> &console_socket::TokenKeys {
         &self.inner.console_tokens
     }
 
@@ -271,19 +273,19 @@ pub fn router(state: AppState) -> Router {
     routes
         .route(
             "/api/v1/agents/connect",
-            axum::routing::get(crate::agents::link::connect),
+            axum::routing::get(agent_link::connect),
         )
         .route(
             "/api/v1/agents/plugins/{id}",
-            axum::routing::get(crate::agents::link::plugin_metadata),
+            axum::routing::get(agent_link::plugin_metadata),
         )
         .route(
             "/api/v1/agents/plugins/{id}/component",
-            axum::routing::get(crate::agents::link::plugin_component),
+            axum::routing::get(agent_link::plugin_component),
         )
         .route(
             "/api/v1/servers/{id}/console",
-            axum::routing::get(crate::agents::console::socket),
+            axum::routing::get(console_socket::socket),
         )
         .merge(web::router())
         .fallback(error::not_found)

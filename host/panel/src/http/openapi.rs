@@ -501,7 +501,7 @@ mod tests {
         let codes = doc["components"]["schemas"]["Problem"]["properties"]["code"]["description"]
             .as_str()
             .expect("a description of the codes");
-        for code in crate::http::error::Code::ALL {
+        for code in crate::error_code::Code::ALL {
             assert!(
                 codes.contains(&format!("`{}` ({})", code.as_str(), code.status().as_u16())),
                 "{code} is not listed"

@@ -58,6 +58,7 @@ use crate::db::{Actor, Database, DbError};
 
 pub mod bootstrap;
 pub mod permissions;
+pub mod principal;
 pub mod providers;
 pub mod rate_limit;
 pub mod recovery;

@@ -21,8 +21,8 @@ use super::ServersError;
 use super::server::Server;
 use super::subusers;
 use crate::db::{Database, DbError};
-use crate::http::Principal;
 use crate::identity::permissions::{Gate, Permission, Scope};
+use crate::identity::principal::Principal;
 
 /// How the caller relates to the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

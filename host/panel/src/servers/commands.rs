@@ -41,7 +41,7 @@ use crate::db::domain::{CommandQueued, CommandSettled, ServerDeleted, ServerEven
 use crate::db::{
     Actor, Database, DbError, NewEvent, from_micros, now, on_pool, query_builder, to_micros,
 };
-use crate::http::error::Code;
+use crate::error_code::Code;
 use crate::identity::permissions::Gate;
 use crate::plugins::PluginManager;
 

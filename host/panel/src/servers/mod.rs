@@ -39,7 +39,7 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 
 use crate::db::DbError;
-use crate::http::error::Code;
+use crate::error_code::Code;
 
 pub mod access;
 pub mod commands;

@@ -30,7 +30,7 @@ use crate::db::{
     Actor, Database, DbError, NewEvent, Unrecorded, from_micros, now, on_pool, query_builder,
     to_micros,
 };
-use crate::http::error::Code;
+use crate::error_code::Code;
 
 /// Longest node name, characters.
 pub const MAX_NAME_LEN: usize = 128;

@@ -20,7 +20,7 @@ use crate::db::domain::{
 use crate::db::{
     Actor, Database, DbError, NewEvent, from_micros, now, on_pool, query_builder, to_micros,
 };
-use crate::http::error::Code;
+use crate::error_code::Code;
 
 /// The prefix of every registration token.
 pub const REGISTRATION_TOKEN_PREFIX: &str = "capreg_";

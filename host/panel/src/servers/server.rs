@@ -34,7 +34,7 @@ use crate::db::domain::{
 use crate::db::{
     Actor, Database, DbError, NewEvent, from_micros, now, on_pool, query_builder, to_micros,
 };
-use crate::http::error::Code;
+use crate::error_code::Code;
 use crate::plugins::PluginManager;
 
 /// Longest server name, characters.

@@ -15,7 +15,7 @@ use crate::db::domain::{Null, ServerId, SubuserEvent, SubuserPermissions, Subuse
 use crate::db::{
     Actor, Database, DbError, NewEvent, from_micros, now, on_pool, query_builder, to_micros,
 };
-use crate::http::error::Code;
+use crate::error_code::Code;
 use crate::identity::permissions;
 
 /// One subuser of a server.

@@ -34,10 +34,7 @@ use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-#[allow(dead_code, unreachable_pub, unused_macros, unused_imports)]
-#[path = "../panel/support.rs"]
-mod support;
-
+use cap_panel_test_support as support;
 use support::{
     MarketplaceWithPublisher, TestDb, code_at, free_port, manifest_text, package_with,
     publish_signed, start_agent, wrong_code,

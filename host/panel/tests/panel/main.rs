@@ -1,13 +1,13 @@
 //! Integration tests of the Panel: over real HTTP (a Panel started
 //! in-process on 127.0.0.1:0, reqwest as the client), against real
 //! SQLite, PostgreSQL and MySQL/MariaDB databases, and through the `cap`
-//! binary itself. One test binary; one module per topic; shared harness in
-//! [`support`].
+//! binary itself. One test binary; one module per topic; the harness,
+//! shared with the browser tests, is the `cap-panel-test-support` crate.
 
 //! The local Stripe stub the paid flow uses is `cap_test_support::stripe`,
 //! shared with the Marketplace server's tests.
 
-mod support;
+use cap_panel_test_support as support;
 
 mod agents;
 mod api;

@@ -51,9 +51,7 @@ use utoipa::ToSchema;
 use super::request_id::RequestId;
 use crate::db::DbError;
 
-pub mod code;
-
-pub use code::Code;
+pub use crate::error_code::Code;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -452,6 +450,14 @@ impl From<crate::identity::permissions::GrantRefusal> for ApiError {
         match refusal {
             GrantRefusal::AdminOnly(permissions) => ApiError::AdminOnlyPermission(permissions),
             GrantRefusal::NotHeld(permissions) => ApiError::PermissionNotHeld(permissions),
+        }
+    }
+}
+
+impl From<crate::identity::principal::Forbidden> for ApiError {
+    fn from(refusal: crate::identity::principal::Forbidden) -> Self {
+        ApiError::Forbidden {
+            permission: refusal.permission,
         }
     }
 }

@@ -8,7 +8,7 @@
 //!    reports (and marks `offline` the node's servers it does not know),
 //!    marks the node online (`node.online`, hooks) and delivers every
 //!    unfinished command of the node, oldest first.
-//! 2. Commands queued later are delivered when [`super::AgentHub::wake`]
+//! 2. Commands queued later are delivered when [`crate::agents::AgentHub::wake`]
 //!    is called, or by the [`POLL_INTERVAL`] poll. Acks and results move
 //!    the outbox rows; state changes update the server
 //!    (`server.state.changed`, `server.state-changed` hooks); console
@@ -37,10 +37,10 @@ use cap_protocol::{
 use cap_runtime::api::{ConsoleInfo, EventKind, NodeInfo, Payload};
 use futures::{SinkExt, StreamExt};
 
-use super::plans::{self, PlanError};
-use super::{AgentHub, ConsoleFrame, ServerStats};
+use super::{ApiError, ApiResult, AppState};
+use crate::agents::plans::{self, PlanError};
+use crate::agents::{AgentHub, ConsoleFrame, ServerStats};
 use crate::db::Actor;
-use crate::http::{ApiError, ApiResult, AppState};
 use crate::servers::registration::{HEARTBEAT_SECONDS, authenticate_node};
 use crate::servers::{CommandOutbox, ServersError, nodes, server};
 
@@ -83,7 +83,7 @@ pub async fn connect(
 
 /// The node a request's bearer token belongs to.
 async fn node_of(state: &AppState, headers: &HeaderMap) -> ApiResult<String> {
-    let token = crate::http::auth::bearer_from_headers(headers).ok_or_else(unauthenticated)?;
+    let token = super::auth::bearer_from_headers(headers).ok_or_else(unauthenticated)?;
     authenticate_node(state.db(), token)
         .await?
         .ok_or_else(unauthenticated)
@@ -198,7 +198,7 @@ impl Session {
         &mut self,
         sink: &mut Sink,
         stream: &mut Stream,
-        attached: &super::Attached,
+        attached: &crate::agents::Attached,
     ) -> &'static str {
         let hello = match tokio::time::timeout(HELLO_TIMEOUT, next_message(stream)).await {
             Err(_) => return "no hello in time",

@@ -1,5 +1,13 @@
-//! Shared harness: a fresh database per test on each backend, Panels
-//! started in-process on 127.0.0.1:0, and a token authenticator.
+//! # cap-panel-test-support
+//!
+//! The Panel's test harness, shared by its two test binaries (`panel`, the
+//! integration tests, and `browser`, the web UI driven in Chromium): a
+//! fresh database per test on each backend, Panels started in-process on
+//! 127.0.0.1:0, a token authenticator, a real Agent and a real
+//! Marketplace. A crate rather than a `#[path]` include, so that it
+//! compiles once and each binary uses what it needs without silencing
+//! dead-code warnings. Like `cap-test-support`, it is a dev-dependency
+//! only.
 //!
 //! PostgreSQL and MariaDB/MySQL are found by `cap_test_support::services`
 //! (`postgres://postgres@127.0.0.1:5432/test` and
@@ -27,16 +35,16 @@ use sqlx::Connection;
 use tempfile::TempDir;
 
 /// Token of a caller holding every permission the foundation checks.
-pub(crate) const ADMIN_TOKEN: &str = "admin-token";
+pub const ADMIN_TOKEN: &str = "admin-token";
 /// Token of a caller holding `settings.read` only.
-pub(crate) const READER_TOKEN: &str = "reader-token";
+pub const READER_TOKEN: &str = "reader-token";
 /// A metrics token for Panels that serve `/metrics`.
-pub(crate) const METRICS_TOKEN: &str = "metrics-token-for-tests-0123456789";
+pub const METRICS_TOKEN: &str = "metrics-token-for-tests-0123456789";
 /// User id behind [`ADMIN_TOKEN`].
-pub(crate) const ADMIN_USER: &str = "user-admin";
+pub const ADMIN_USER: &str = "user-admin";
 
 /// A database of its own for one test, dropped when the value is.
-pub(crate) struct TestDb {
+pub struct TestDb {
     backend: Backend,
     location: DatabaseLocation,
     /// The data directory (also holds the SQLite file).
@@ -52,7 +60,7 @@ struct ServerDb {
 
 impl TestDb {
     /// A SQLite file in a fresh temporary directory.
-    pub(crate) async fn sqlite() -> TestDb {
+    pub async fn sqlite() -> TestDb {
         let dir = private_tempdir();
         let location = DatabaseLocation::SqliteFile(dir.path().join("panel.db"));
         TestDb {
@@ -64,7 +72,7 @@ impl TestDb {
     }
 
     /// A fresh database on the PostgreSQL server.
-    pub(crate) async fn postgres() -> TestDb {
+    pub async fn postgres() -> TestDb {
         let admin_url = services::POSTGRES.url();
         let name = unique_name();
         let mut conn: sqlx::PgConnection = services::POSTGRES.connect().await;
@@ -77,7 +85,7 @@ impl TestDb {
     }
 
     /// A fresh database on the MySQL/MariaDB server.
-    pub(crate) async fn mysql() -> TestDb {
+    pub async fn mysql() -> TestDb {
         let admin_url = services::MYSQL.url();
         let name = unique_name();
         let mut conn: sqlx::MySqlConnection = services::MYSQL.connect().await;
@@ -103,17 +111,17 @@ impl TestDb {
     }
 
     /// Which backend.
-    pub(crate) fn backend(&self) -> Backend {
+    pub fn backend(&self) -> Backend {
         self.backend
     }
 
     /// Where the database is.
-    pub(crate) fn location(&self) -> &DatabaseLocation {
+    pub fn location(&self) -> &DatabaseLocation {
         &self.location
     }
 
     /// A connected, migrated handle.
-    pub(crate) async fn connect(&self) -> Database {
+    pub async fn connect(&self) -> Database {
         Database::connect(&DatabaseOptions::new(self.location.clone()).max_connections(4))
             .await
             .expect("connecting to and migrating the test database")
@@ -121,7 +129,7 @@ impl TestDb {
 
     /// Creates users called `names` (no password: tests authenticate them
     /// with [`Tokens`]) and returns their ids in the same order.
-    pub(crate) async fn create_users(&self, names: &[&str]) -> Vec<String> {
+    pub async fn create_users(&self, names: &[&str]) -> Vec<String> {
         let handle = self.connect().await;
         let mut ids = Vec::new();
         for name in names {
@@ -144,7 +152,7 @@ impl TestDb {
     }
 
     /// A Panel configuration on this database, listening on 127.0.0.1:0.
-    pub(crate) fn config(&self) -> Config {
+    pub fn config(&self) -> Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: self.dir.path().to_owned(),
@@ -159,7 +167,7 @@ impl TestDb {
     }
 
     /// Runs raw SQL on a connection of its own, bypassing the data layer.
-    pub(crate) async fn execute_raw(&self, sql: &str) -> Result<(), sqlx::Error> {
+    pub async fn execute_raw(&self, sql: &str) -> Result<(), sqlx::Error> {
         let sql = sqlx::AssertSqlSafe(sql.to_owned());
         match &self.location {
             DatabaseLocation::SqliteFile(path) => {
@@ -185,7 +193,7 @@ impl TestDb {
 impl TestDb {
     /// The first column of every row `sql` returns, as text, read on a
     /// connection of its own (bypassing the data layer and its sealing).
-    pub(crate) async fn fetch_texts(&self, sql: &str) -> Vec<String> {
+    pub async fn fetch_texts(&self, sql: &str) -> Vec<String> {
         let sql = sqlx::AssertSqlSafe(sql.to_owned());
         let rows = match &self.location {
             DatabaseLocation::SqliteFile(path) => {
@@ -218,7 +226,7 @@ impl TestDb {
     }
 
     /// The data directory.
-    pub(crate) fn data_dir(&self) -> &std::path::Path {
+    pub fn data_dir(&self) -> &std::path::Path {
         self.dir.path()
     }
 }
@@ -277,12 +285,12 @@ fn unique_name() -> String {
 }
 
 /// Bearer tokens mapped to callers.
-pub(crate) struct Tokens(HashMap<String, Principal>);
+pub struct Tokens(HashMap<String, Principal>);
 
 impl Tokens {
     /// [`ADMIN_TOKEN`] (every foundation permission) and [`READER_TOKEN`]
     /// (`settings.read`).
-    pub(crate) fn standard() -> Tokens {
+    pub fn standard() -> Tokens {
         let mut tokens = HashMap::new();
         tokens.insert(
             ADMIN_TOKEN.to_owned(),
@@ -302,9 +310,7 @@ impl Tokens {
 
 impl Tokens {
     /// Tokens mapped to the given callers.
-    pub(crate) fn from_principals<'a>(
-        callers: impl IntoIterator<Item = (&'a str, Principal)>,
-    ) -> Tokens {
+    pub fn from_principals<'a>(callers: impl IntoIterator<Item = (&'a str, Principal)>) -> Tokens {
         Tokens(
             callers
                 .into_iter()
@@ -332,12 +338,12 @@ impl Authenticator for Tokens {
 }
 
 /// A Panel on `db` with the [`Tokens::standard`] authenticator.
-pub(crate) async fn start_panel(db: &TestDb) -> RunningPanel {
+pub async fn start_panel(db: &TestDb) -> RunningPanel {
     start_panel_with(db.config()).await
 }
 
 /// A Panel with `config` and the [`Tokens::standard`] authenticator.
-pub(crate) async fn start_panel_with(config: Config) -> RunningPanel {
+pub async fn start_panel_with(config: Config) -> RunningPanel {
     Panel::builder(config)
         .authenticator(Tokens::standard())
         .bind()
@@ -347,7 +353,7 @@ pub(crate) async fn start_panel_with(config: Config) -> RunningPanel {
 }
 
 /// A Panel on `db` with the default authenticator (which denies everyone).
-pub(crate) async fn start_default_panel(db: &TestDb) -> RunningPanel {
+pub async fn start_default_panel(db: &TestDb) -> RunningPanel {
     Panel::bind(db.config())
         .await
         .expect("the Panel starts")
@@ -355,7 +361,7 @@ pub(crate) async fn start_default_panel(db: &TestDb) -> RunningPanel {
 }
 
 /// An HTTP client that does not follow redirects.
-pub(crate) fn client() -> reqwest::Client {
+pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
@@ -365,7 +371,7 @@ pub(crate) fn client() -> reqwest::Client {
 
 /// Asserts `response` is a problem document with `status` and `code`, and
 /// returns the document.
-pub(crate) async fn expect_problem(response: reqwest::Response, status: u16, code: &str) -> Value {
+pub async fn expect_problem(response: reqwest::Response, status: u16, code: &str) -> Value {
     assert_eq!(
         response.status().as_u16(),
         status,
@@ -408,7 +414,7 @@ pub(crate) async fn expect_problem(response: reqwest::Response, status: u16, cod
 }
 
 /// A free TCP port on loopback (free when asked; bind it soon).
-pub(crate) fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -420,7 +426,7 @@ pub(crate) fn free_port() -> u16 {
 /// credentials stored in `dir` by an earlier run). It runs the real
 /// `cap-standin-game` and pulls the game-type plugins it needs from the
 /// Panel.
-pub(crate) async fn start_agent(
+pub async fn start_agent(
     panel: &RunningPanel,
     dir: &std::path::Path,
     token: Option<String>,
@@ -452,7 +458,7 @@ pub(crate) async fn start_agent(
 
 /// The TOTP code of `secret` at now + `steps` × 30 s, computed
 /// independently of the Panel.
-pub(crate) fn code_at(secret: &str, steps: i64) -> String {
+pub fn code_at(secret: &str, steps: i64) -> String {
     use totp_rs::{Algorithm, Builder, Secret};
     let totp = Builder::new()
         .with_algorithm(Algorithm::SHA1)
@@ -470,7 +476,7 @@ pub(crate) fn code_at(secret: &str, steps: i64) -> String {
 }
 
 /// A 6-digit code that is wrong for every step the Panel accepts now.
-pub(crate) fn wrong_code(secret: &str) -> String {
+pub fn wrong_code(secret: &str) -> String {
     let right: Vec<String> = (-2..=2).map(|s| code_at(secret, s)).collect();
     (0..1_000_000)
         .map(|n| format!("{n:06}"))
@@ -479,7 +485,7 @@ pub(crate) fn wrong_code(secret: &str) -> String {
 }
 
 /// The `plugin.toml` text of example plugin `name`.
-pub(crate) fn manifest_text(name: &str) -> String {
+pub fn manifest_text(name: &str) -> String {
     let file = cap_e2e::repo_root()
         .join("example-plugins")
         .join(name)
@@ -489,7 +495,7 @@ pub(crate) fn manifest_text(name: &str) -> String {
 
 /// A `.cap` package of example plugin `name` with `manifest` as its
 /// `plugin.toml`.
-pub(crate) fn package_with(name: &str, manifest: &str) -> Vec<u8> {
+pub fn package_with(name: &str, manifest: &str) -> Vec<u8> {
     let (_, bytes) = cap_runtime::Package::build(
         manifest.as_bytes().to_vec(),
         cap_e2e::component(name),
@@ -502,26 +508,26 @@ pub(crate) fn package_with(name: &str, manifest: &str) -> Vec<u8> {
 
 /// A real Marketplace (`MarketplaceServer` on 127.0.0.1:0) with one
 /// publisher, `acme`, holding one signing key.
-pub(crate) struct MarketplaceWithPublisher {
+pub struct MarketplaceWithPublisher {
     /// The Marketplace.
-    pub(crate) server: cap_marketplace_server::RunningMarketplace,
+    pub server: cap_marketplace_server::RunningMarketplace,
     /// A client of it.
-    pub(crate) client: cap_marketplace::client::MarketplaceClient,
+    pub client: cap_marketplace::client::MarketplaceClient,
     /// The publisher's token.
-    pub(crate) token: String,
+    pub token: String,
     /// The publisher's signing key.
-    pub(crate) key: cap_marketplace::keys::SecretKey,
+    pub key: cap_marketplace::keys::SecretKey,
     /// Its data directory (holding `marketplace.key`).
-    pub(crate) dir: TempDir,
+    pub dir: TempDir,
 }
 
 /// The admin token of the Marketplaces the tests start.
-pub(crate) const MARKETPLACE_ADMIN_TOKEN: &str = "marketplace-admin-token";
+pub const MARKETPLACE_ADMIN_TOKEN: &str = "marketplace-admin-token";
 
 impl MarketplaceWithPublisher {
     /// Starts a Marketplace whose timestamps live `timestamp_ttl` seconds,
     /// selling through `billing` if given.
-    pub(crate) async fn start_with(
+    pub async fn start_with(
         timestamp_ttl: i64,
         billing: Option<cap_marketplace_server::billing::BillingConfig>,
     ) -> MarketplaceWithPublisher {
@@ -558,7 +564,7 @@ impl MarketplaceWithPublisher {
 
 /// Signs the package `bytes` with `key` and publishes it with `token`
 /// (for the game `minecraft`); returns the release.
-pub(crate) async fn publish_signed(
+pub async fn publish_signed(
     client: &cap_marketplace::client::MarketplaceClient,
     token: &str,
     key: &cap_marketplace::keys::SecretKey,
@@ -586,12 +592,13 @@ pub(crate) async fn publish_signed(
 
 /// The path of the `cap` binary under test (built by `cap-cli`, found
 /// beside this test's build).
-pub(crate) fn cap_binary() -> PathBuf {
+pub fn cap_binary() -> PathBuf {
     cap_e2e::cap_binary()
 }
 
 /// Defines one test per backend: `mod $name { on_sqlite, on_postgres,
 /// on_mysql }`, each running the body with a fresh [`TestDb`].
+#[macro_export]
 macro_rules! on_every_database {
     ($(#[$meta:meta])* async fn $name:ident($db:ident: &TestDb) $body:block) => {
         $(#[$meta])*
@@ -599,27 +606,26 @@ macro_rules! on_every_database {
             #[allow(unused_imports)]
             use super::*;
 
-            async fn body($db: &$crate::support::TestDb) $body
+            async fn body($db: &$crate::TestDb) $body
 
             #[tokio::test]
             async fn on_sqlite() {
-                body(&$crate::support::TestDb::sqlite().await).await;
+                body(&$crate::TestDb::sqlite().await).await;
             }
 
             #[tokio::test]
             async fn on_postgres() {
-                body(&$crate::support::TestDb::postgres().await).await;
+                body(&$crate::TestDb::postgres().await).await;
             }
 
             #[tokio::test]
             async fn on_mysql() {
-                body(&$crate::support::TestDb::mysql().await).await;
+                body(&$crate::TestDb::mysql().await).await;
             }
         }
     };
 }
-pub(crate) use on_every_database;
 
 /// A temporary directory only its owner can enter (mode 0700), as the
 /// Panel and the Marketplace require of their data directories.
-pub(crate) use cap_test_support::private_tempdir;
+pub use cap_test_support::private_tempdir;

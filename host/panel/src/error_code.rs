@@ -14,7 +14,12 @@
 //! Codes the Panel relays from the Marketplace (a refused checkout) are
 //! rows too, marked so in their description.
 //!
-#![doc = include_str!("codes.md")]
+//! The table lives below [`crate::http`], not in it: the domain modules
+//! ([`crate::servers`], [`crate::identity`]) name the code a refusal of
+//! theirs is answered with, and must not depend on the HTTP layer to do so.
+//! [`crate::http::ApiError`] turns a code into a problem document.
+//!
+#![doc = include_str!("error_code/codes.md")]
 
 use axum::http::StatusCode;
 
@@ -34,7 +39,7 @@ macro_rules! codes {
             pub const ALL: &'static [Code] = &[$(Code::$variant),+];
 
             /// The wire form: the problem's `code`, and the `type` after
-            /// [`PROBLEM_TYPE_PREFIX`](super::PROBLEM_TYPE_PREFIX).
+            /// [`PROBLEM_TYPE_PREFIX`](crate::http::error::PROBLEM_TYPE_PREFIX).
             pub const fn as_str(self) -> &'static str {
                 match self { $(Code::$variant => $code,)+ }
             }
@@ -257,14 +262,14 @@ mod tests {
     #[test]
     fn the_documented_table_is_generated_from_the_enum() {
         let generated = Code::markdown_table();
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/http/error/codes.md");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/error_code/codes.md");
         if std::env::var_os("CAP_BLESS").is_some() {
             std::fs::write(path, &generated).expect("write codes.md");
         }
         assert_eq!(
-            include_str!("codes.md"),
+            include_str!("error_code/codes.md"),
             generated,
-            "src/http/error/codes.md is stale: run this test with CAP_BLESS=1 to regenerate it"
+            "src/error_code/codes.md is stale: run this test with CAP_BLESS=1 to regenerate it"
         );
     }
 

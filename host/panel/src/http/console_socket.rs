@@ -84,10 +84,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::ConsoleFrame;
+use super::auth;
+use super::{ApiError, ApiResult, AppState, Principal};
+use crate::agents::ConsoleFrame;
 use crate::db::{Actor, ReadVersion};
-use crate::http::auth;
-use crate::http::{ApiError, ApiResult, AppState, Principal};
 use crate::identity::permissions::Permission;
 use crate::servers::commands::{self, CommandAction};
 use crate::servers::{ServersError, access, server};
@@ -481,7 +481,7 @@ impl Viewer {
     async fn handle(
         &mut self,
         sink: &mut Sink,
-        channel: &super::ConsoleChannel,
+        channel: &crate::agents::ConsoleChannel,
         Inbound { event, args }: Inbound,
     ) -> bool {
         let arg = args.first().and_then(Value::as_str).unwrap_or_default();
@@ -648,7 +648,10 @@ fn error_frame(code: &str, message: &str) -> Message {
     frame("error", json!([{ "code": code, "message": message }]))
 }
 
-async fn send_history(sink: &mut Sink, channel: &super::ConsoleChannel) -> Result<(), axum::Error> {
+async fn send_history(
+    sink: &mut Sink,
+    channel: &crate::agents::ConsoleChannel,
+) -> Result<(), axum::Error> {
     for line in channel.history() {
         sink.send(frame("console output", json!([line]))).await?;
     }
