@@ -42,6 +42,13 @@
 //!
 //! Key decisions:
 //!
+//! - **Layers.** [`http`] is on top; the domain modules ([`identity`],
+//!   [`servers`], [`agents`], [`plugins`], [`marketplace`]) sit below it
+//!   and never name it; [`db`] is at the bottom and names none of them.
+//!   What the layers share sits low: the caller
+//!   ([`identity::principal::Principal`]) and the stable error codes
+//!   ([`error_code::Code`]). A test reads the sources and refuses a module
+//!   that names a layer above its own.
 //! - **Typed pools, not `sqlx::Any`.** Each backend keeps its native types
 //!   and error codes; shared SQL is written once and expanded per backend
 //!   (see [`db`]).
@@ -101,6 +108,9 @@ pub mod plugins;
 pub mod read_cache;
 pub mod secrets;
 pub mod servers;
+
+#[cfg(test)]
+mod layering_tests;
 
 use config::Config;
 use db::{Database, DbError};

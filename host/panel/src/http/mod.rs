@@ -14,6 +14,16 @@
 //! | OpenAPI 3.1 document | [`mod@openapi`] |
 //! | Plugin-contributed UI, sign-in providers, game types | [`ui_routes`] |
 //! | The Web UI's page and assets (not part of the API) | [`web`] |
+//! | The Agents' WebSocket and their plugin downloads | [`agent_link`] |
+//! | The browsers' console WebSocket and its tokens | [`console_socket`] |
+//!
+//! Layering: this module is the top of the Panel library. It turns requests
+//! into calls on the domain modules ([`crate::identity`],
+//! [`crate::servers`], [`crate::agents`], [`crate::plugins`],
+//! [`crate::marketplace`]) and their answers and refusals into responses;
+//! none of those modules names anything in here. What both sides need sits
+//! below them: the caller ([`crate::identity::principal::Principal`]) and
+//! the stable error codes ([`crate::error_code::Code`]).
 //!
 //! Middleware, outermost first: request id → client address → tracing span
 //! (method, path, request id) → metrics → problem normalization → request
