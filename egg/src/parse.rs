@@ -129,7 +129,7 @@ impl<'a> Obj<'a> {
 }
 
 fn join(path: &str, key: &str) -> String {
-    let key = if key.is_empty() || key.contains(['.', ' ', '"', '[']) {
+    let key = if key.is_empty() || key.contains(['.', ' ', '"', '[', '/', '\\', ':']) {
         format!("{key:?}")
     } else {
         key.to_owned()
