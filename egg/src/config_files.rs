@@ -110,10 +110,11 @@ pub fn apply(file: &ConfigFile, current: Option<&[u8]>, ctx: &Context) -> Result
             doc.to_json_pretty() + "\n"
         }
         Parser::Yaml => {
-            let mut doc = match serde_yaml_ng::from_str::<Tree>(text).map_err(|e| err(e.to_string()))? {
-                Tree::Null => Tree::Object(Vec::new()),
-                doc => doc,
-            };
+            let mut doc =
+                match serde_yaml_ng::from_str::<Tree>(text).map_err(|e| err(e.to_string()))? {
+                    Tree::Null => Tree::Object(Vec::new()),
+                    doc => doc,
+                };
             apply_paths(&mut doc, &reps).map_err(err)?;
             serde_yaml_ng::to_string(&doc).map_err(|e| err(e.to_string()))?
         }
@@ -156,7 +157,10 @@ fn apply_properties(text: &str, reps: &[Replacement]) -> String {
     }
     let mut props = parse_properties(text);
     for r in reps {
-        let current = props.iter().find(|(k, _)| *k == r.key).map(|(_, v)| v.as_str());
+        let current = props
+            .iter()
+            .find(|(k, _)| *k == r.key)
+            .map(|(_, v)| v.as_str());
         if let Some(if_value) = &r.if_value
             && current != Some(if_value.as_str())
         {
@@ -349,8 +353,7 @@ fn apply_ini(text: &str, reps: &[Replacement]) -> String {
             .map_or(lines.len(), |p| start + p);
         let existing = (start..end).find(|&i| {
             let t = lines[i].trim_start();
-            !t.starts_with([';', '#'])
-                && t.find(['=', ':']).is_some_and(|p| t[..p].trim() == key)
+            !t.starts_with([';', '#']) && t.find(['=', ':']).is_some_and(|p| t[..p].trim() == key)
         });
         match existing {
             Some(i) => {
@@ -402,7 +405,9 @@ fn apply_paths(doc: &mut Tree, reps: &[Replacement]) -> Result<(), String> {
         if let Some(star) = r.key.find(".*") {
             let parent = r.key[..star].trim_matches('.');
             let rest = r.key[star + 2..].trim_matches('.');
-            let Some(node) = get_path_mut(doc, parent) else { continue };
+            let Some(node) = get_path_mut(doc, parent) else {
+                continue;
+            };
             let children: Vec<&mut Tree> = match node {
                 Tree::Object(pairs) => pairs.iter_mut().map(|(_, v)| v).collect(),
                 Tree::Array(items) => items.iter_mut().collect(),
@@ -431,7 +436,9 @@ fn set_at(node: &mut Tree, path: &str, r: &Replacement) -> Result<(), String> {
     let value = match (&r.if_value, current) {
         (None, _) => typed(&r.value, r.boolean),
         (Some(cond), current) if cond.starts_with("regex:") => {
-            let Some(current) = current else { return Ok(()) };
+            let Some(current) = current else {
+                return Ok(());
+            };
             let re = regex::Regex::new(&cond["regex:".len()..]).map_err(|e| e.to_string())?;
             if !re.is_match(&current) {
                 return Ok(());
@@ -500,7 +507,9 @@ fn set_path(node: &mut Tree, path: &str, value: Tree) -> Result<(), String> {
             continue;
         }
         let Tree::Object(pairs) = node else {
-            return Err(format!("{path}: {name:?} is inside a value that is not an object"));
+            return Err(format!(
+                "{path}: {name:?} is inside a value that is not an object"
+            ));
         };
         if !pairs.iter().any(|(k, _)| k == name) {
             let fresh = match index {
@@ -527,7 +536,11 @@ fn set_path(node: &mut Tree, path: &str, value: Tree) -> Result<(), String> {
                     return Err(format!("{path}: {name:?} is not a list"));
                 };
                 if items.is_empty() && index == 0 {
-                    items.push(if last { Tree::Null } else { Tree::Object(Vec::new()) });
+                    items.push(if last {
+                        Tree::Null
+                    } else {
+                        Tree::Object(Vec::new())
+                    });
                 }
                 items
                     .get_mut(index)
@@ -588,14 +601,17 @@ mod xml {
         }
 
         fn set_text(&mut self, text: &str) {
-            self.children.retain(|n| !matches!(n, Node::Text(_) | Node::CData(_)));
+            self.children
+                .retain(|n| !matches!(n, Node::Text(_) | Node::CData(_)));
             self.children.insert(0, Node::Text(text.to_owned()));
         }
 
         /// Every element below (and including) this one matching `parts`
         /// (`*` matches any name).
         fn find_all<'a>(&'a mut self, parts: &[&str], out: &mut Vec<&'a mut Element>) {
-            let Some((first, rest)) = parts.split_first() else { return };
+            let Some((first, rest)) = parts.split_first() else {
+                return;
+            };
             if *first != "*" && *first != self.name {
                 return;
             }
@@ -629,7 +645,8 @@ mod xml {
         let push = |doc: &mut Doc, stack: &mut Vec<Element>, node: Node| match stack.last_mut() {
             Some(parent) => {
                 // Adjacent text (split by entity references) joins up.
-                if let (Node::Text(t), Some(Node::Text(prev))) = (&node, parent.children.last_mut()) {
+                if let (Node::Text(t), Some(Node::Text(prev))) = (&node, parent.children.last_mut())
+                {
                     prev.push_str(t);
                 } else {
                     parent.children.push(node);
@@ -678,12 +695,16 @@ mod xml {
                     };
                     push(&mut doc, &mut stack, Node::Text(text));
                 }
-                Event::CData(c) => {
-                    push(&mut doc, &mut stack, Node::CData(c.into_inner().into_owned()))
-                }
-                Event::Comment(c) => {
-                    push(&mut doc, &mut stack, Node::Comment(c.into_inner().into_owned()))
-                }
+                Event::CData(c) => push(
+                    &mut doc,
+                    &mut stack,
+                    Node::CData(c.into_inner().into_owned()),
+                ),
+                Event::Comment(c) => push(
+                    &mut doc,
+                    &mut stack,
+                    Node::Comment(c.into_inner().into_owned()),
+                ),
                 Event::PI(_) | Event::DocType(_) => {}
                 Event::Eof => break,
             }
@@ -698,8 +719,11 @@ mod xml {
         let mut e = Element::new(start.name().as_ref());
         for attr in start.attributes() {
             let attr = attr.map_err(|e| e.to_string())?;
-            let value = attr.normalized_value(quick_xml::XmlVersion::Implicit1_0).map_err(|e| e.to_string())?;
-            e.attrs.push((attr.key.as_ref().to_owned(), value.into_owned()));
+            let value = attr
+                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map_err(|e| e.to_string())?;
+            e.attrs
+                .push((attr.key.as_ref().to_owned(), value.into_owned()));
         }
         Ok(e)
     }
@@ -708,7 +732,8 @@ mod xml {
     fn attribute(value: &str) -> Option<(&str, &str)> {
         let inner = value.strip_prefix('[')?.strip_suffix("']")?;
         let (name, v) = inner.split_once("='")?;
-        (!name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_')).then_some((name, v))
+        (!name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_'))
+            .then_some((name, v))
     }
 
     pub(super) fn apply(text: &str, reps: &[Replacement]) -> Result<String, String> {
@@ -776,7 +801,9 @@ mod xml {
             Node::Element(e) => write_element(w, e),
             Node::Text(t) => w.write_event(Event::Text(BytesText::new(t))),
             Node::Comment(c) => w.write_event(Event::Comment(BytesText::from_escaped(c.as_str()))),
-            Node::CData(c) => w.write_event(Event::CData(quick_xml::events::BytesCData::new(c.as_str()))),
+            Node::CData(c) => {
+                w.write_event(Event::CData(quick_xml::events::BytesCData::new(c.as_str())))
+            }
         }
     }
 

@@ -94,7 +94,10 @@ impl Egg {
         } else {
             put(
                 "startup",
-                s(self.startup_commands.first().map_or("", |c| c.command.as_str())),
+                s(self
+                    .startup_commands
+                    .first()
+                    .map_or("", |c| c.command.as_str())),
             );
         }
         put("config", self.config_tree(&self.config));
@@ -161,7 +164,10 @@ impl Egg {
                             let value = match &find.value {
                                 FindValue::Set(v) => from_json(v),
                                 FindValue::When(pairs) => Tree::Object(
-                                    pairs.iter().map(|(k, v)| (k.clone(), from_json(v))).collect(),
+                                    pairs
+                                        .iter()
+                                        .map(|(k, v)| (k.clone(), from_json(v)))
+                                        .collect(),
                                 ),
                             };
                             (find.key.clone(), value)

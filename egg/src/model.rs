@@ -411,7 +411,9 @@ pub const RESERVED_ENV_NAMES: &[&str] = &[
 impl Egg {
     /// The variable with this environment name.
     pub fn variable(&self, env_variable: &str) -> Option<&Variable> {
-        self.variables.iter().find(|v| v.env_variable == env_variable)
+        self.variables
+            .iter()
+            .find(|v| v.env_variable == env_variable)
     }
 
     /// The server's environment: every variable's default, overridden by
@@ -421,9 +423,15 @@ impl Egg {
     ///
     /// [`Error::Field`] for a value that breaks its variable's rules (a
     /// required variable left empty included), or a name no variable has.
-    pub fn environment(&self, values: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
+    pub fn environment(
+        &self,
+        values: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>> {
         if let Some(unknown) = values.keys().find(|k| self.variable(k).is_none()) {
-            return Err(Error::field(unknown.clone(), "the egg has no such variable"));
+            return Err(Error::field(
+                unknown.clone(),
+                "the egg has no such variable",
+            ));
         }
         let mut env = BTreeMap::new();
         for var in &self.variables {
@@ -445,16 +453,25 @@ impl Egg {
         let mut out = Vec::new();
         let mut add = |path: String, what: String| out.push(Unsupported { path, what });
         for (i, f) in self.features.iter().enumerate() {
-            add(format!("features[{i}]"), format!("feature {f:?} is not acted on yet"));
+            add(
+                format!("features[{i}]"),
+                format!("feature {f:?} is not acted on yet"),
+            );
         }
         for (key, _) in &self.extra {
             add(key.clone(), "unknown field, kept but not acted on".into());
         }
         if !is_empty_json(&self.config.logs) {
-            add("config.logs".into(), "log settings are kept but not acted on".into());
+            add(
+                "config.logs".into(),
+                "log settings are kept but not acted on".into(),
+            );
         }
         for (key, _) in &self.config.startup_extra {
-            add(format!("config.startup.{key}"), "kept but not acted on".into());
+            add(
+                format!("config.startup.{key}"),
+                "kept but not acted on".into(),
+            );
         }
         if self.config.done.is_empty() {
             add(

@@ -134,11 +134,19 @@ fn join(path: &str, key: &str) -> String {
     } else {
         key.to_owned()
     };
-    if path.is_empty() { key } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 fn display_path(path: &str) -> String {
-    if path.is_empty() { "(the egg)".into() } else { path.into() }
+    if path.is_empty() {
+        "(the egg)".into()
+    } else {
+        path.into()
+    }
 }
 
 fn wrong(path: &str, want: &str, got: &Tree) -> Error {
@@ -147,13 +155,20 @@ fn wrong(path: &str, want: &str, got: &Tree) -> Error {
 
 fn from_tree(tree: Tree, syntax: Syntax) -> Result<Egg> {
     let root = Obj::new("", &tree)?;
-    let meta = Obj::new("meta", root.get("meta").ok_or_else(|| Error::field("meta", "missing"))?)?;
+    let meta = Obj::new(
+        "meta",
+        root.get("meta")
+            .ok_or_else(|| Error::field("meta", "missing"))?,
+    )?;
     let version_text = meta.req_str("version")?;
     let version = Version::from_meta(&version_text).ok_or_else(|| {
         let known: Vec<&str> = Version::ALL.iter().map(|v| v.as_str()).collect();
         Error::field(
             "meta.version",
-            format!("unknown version {version_text:?} (known: {})", known.join(", ")),
+            format!(
+                "unknown version {version_text:?} (known: {})",
+                known.join(", ")
+            ),
         )
     })?;
     let mut layout = Layout::default();
@@ -180,7 +195,9 @@ fn from_tree(tree: Tree, syntax: Syntax) -> Result<Egg> {
 
     let icon = if version == Version::PlcnV3 {
         known_keys.extend(["image", "icon"]);
-        let key = ["icon", "image"].into_iter().find(|k| root.get(k).is_some());
+        let key = ["icon", "image"]
+            .into_iter()
+            .find(|k| root.get(k).is_some());
         layout.icon_key = key.map(str::to_owned);
         match key {
             Some(k) => root.opt_str(k)?,
@@ -227,7 +244,11 @@ fn from_tree(tree: Tree, syntax: Syntax) -> Result<Egg> {
             .collect::<Result<Vec<_>>>()?
     };
     if docker_images.is_empty() {
-        let field = if version == Version::PtdlV1 { "images" } else { "docker_images" };
+        let field = if version == Version::PtdlV1 {
+            "images"
+        } else {
+            "docker_images"
+        };
         return Err(Error::field(field, "lists no image"));
     }
 
@@ -273,7 +294,8 @@ fn from_tree(tree: Tree, syntax: Syntax) -> Result<Egg> {
     };
 
     let config = parse_config(
-        root.get("config").ok_or_else(|| Error::field("config", "missing"))?,
+        root.get("config")
+            .ok_or_else(|| Error::field("config", "missing"))?,
         &mut layout,
     )?;
     let install = parse_install(root.get("scripts"))?;
@@ -319,7 +341,9 @@ pub(crate) fn to_json(tree: &Tree) -> serde_json::Value {
 fn config_member(config: &Obj<'_>, key: &str) -> Result<(Tree, Option<bool>)> {
     match config.get(key) {
         None | Some(Tree::Null) => Ok((Tree::Object(Vec::new()), None)),
-        Some(Tree::String(text)) if text.trim().is_empty() => Ok((Tree::Object(Vec::new()), Some(true))),
+        Some(Tree::String(text)) if text.trim().is_empty() => {
+            Ok((Tree::Object(Vec::new()), Some(true)))
+        }
         Some(Tree::String(text)) => serde_json::from_str::<Tree>(text)
             .map(|tree| (tree, Some(true)))
             .map_err(|e| Error::field(config.at(key), format!("not valid JSON: {e}"))),
@@ -390,7 +414,12 @@ fn parse_config(tree: &Tree, layout: &mut Layout) -> Result<Config> {
     let stop_text = config
         .opt_str("stop")?
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| Error::field("config.stop", "missing: the egg must say how to stop the server"))?;
+        .ok_or_else(|| {
+            Error::field(
+                "config.stop",
+                "missing: the egg must say how to stop the server",
+            )
+        })?;
     let stop = parse_stop(&stop_text)?;
 
     Ok(Config {
@@ -416,7 +445,12 @@ fn parse_stop(text: &str) -> Result<Stop> {
                 "TERM" | "INT" | "KILL" | "HUP" | "QUIT" | "USR1" | "USR2" => {
                     StopSignal::Named(other.to_owned())
                 }
-                _ => return Err(Error::field("config.stop", format!("unknown signal {text:?}"))),
+                _ => {
+                    return Err(Error::field(
+                        "config.stop",
+                        format!("unknown signal {text:?}"),
+                    ));
+                }
             }
         }
     }))
@@ -426,14 +460,23 @@ fn parse_config_file(map: &Obj<'_>, path: &str, entry: &Tree) -> Result<ConfigFi
     let field = map.at(path);
     check_relative_path(&field, path)?;
     let entry = Obj::new(field.clone(), entry)?;
-    if let Some((key, _)) = entry.pairs.iter().find(|(k, _)| k != "parser" && k != "find") {
-        return Err(Error::field(entry.at(key), "unknown field (a config file has `parser` and `find`)"));
+    if let Some((key, _)) = entry
+        .pairs
+        .iter()
+        .find(|(k, _)| k != "parser" && k != "find")
+    {
+        return Err(Error::field(
+            entry.at(key),
+            "unknown field (a config file has `parser` and `find`)",
+        ));
     }
     let parser_name = entry.req_str("parser")?;
     let parser = Parser::from_name(&parser_name).ok_or_else(|| {
         Error::field(
             entry.at("parser"),
-            format!("unknown parser {parser_name:?} (known: file, properties, ini, yaml, json, xml)"),
+            format!(
+                "unknown parser {parser_name:?} (known: file, properties, ini, yaml, json, xml)"
+            ),
         )
     })?;
     let mut find = Vec::new();
@@ -468,7 +511,11 @@ fn parse_config_file(map: &Obj<'_>, path: &str, entry: &Tree) -> Result<ConfigFi
                             .collect::<Result<_>>()?,
                     ),
                     Tree::Array(_) => {
-                        return Err(wrong(&finds.at(key), "a string, number, boolean or object", value));
+                        return Err(wrong(
+                            &finds.at(key),
+                            "a string, number, boolean or object",
+                            value,
+                        ));
                     }
                     scalar => FindValue::Set(to_json(scalar)),
                 };
@@ -493,7 +540,12 @@ fn parse_config_file(map: &Obj<'_>, path: &str, entry: &Tree) -> Result<ConfigFi
 /// A config file path must stay inside the server directory: relative,
 /// no `..` component, no NUL, no Windows drive.
 fn check_relative_path(field: &str, path: &str) -> Result<()> {
-    let outside = |why: &str| Err(Error::field(field, format!("path leaves the server directory: {why}")));
+    let outside = |why: &str| {
+        Err(Error::field(
+            field,
+            format!("path leaves the server directory: {why}"),
+        ))
+    };
     if path.trim().is_empty() {
         return Err(Error::field(field, "empty path"));
     }
@@ -567,7 +619,9 @@ fn parse_variables(tree: Option<&Tree>) -> Result<Vec<Variable>> {
         if RESERVED_ENV_NAMES.contains(&env_variable.to_ascii_uppercase().as_str()) {
             return Err(Error::field(
                 var.at("env_variable"),
-                format!("{env_variable:?} is reserved: the Panel sets it (rename it, e.g. SERVER_{env_variable})"),
+                format!(
+                    "{env_variable:?} is reserved: the Panel sets it (rename it, e.g. SERVER_{env_variable})"
+                ),
             ));
         }
         if out.iter().any(|v| v.env_variable == env_variable) {

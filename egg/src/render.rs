@@ -251,7 +251,8 @@ fn quote_for(value: &str, quote: Quote) -> String {
 /// `value` as one literal shell word.
 pub fn shell_word(value: &str) -> String {
     let safe = |c: char| {
-        c.is_ascii_alphanumeric() || matches!(c, '_' | '@' | '%' | '+' | '=' | ':' | ',' | '.' | '/' | '-')
+        c.is_ascii_alphanumeric()
+            || matches!(c, '_' | '@' | '%' | '+' | '=' | ':' | ',' | '.' | '/' | '-')
     };
     if !value.is_empty() && value.chars().all(safe) {
         value.to_owned()

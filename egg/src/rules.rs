@@ -115,7 +115,9 @@ impl Rule {
         let numbers = |want: usize| -> Result<Vec<f64>, String> {
             let list: Vec<&str> = params.map(|p| p.split(',').collect()).unwrap_or_default();
             if list.len() != want {
-                return Err(format!("rule {name:?} needs {want} number(s), got {text:?}"));
+                return Err(format!(
+                    "rule {name:?} needs {want} number(s), got {text:?}"
+                ));
             }
             list.iter()
                 .map(|p| {
@@ -213,12 +215,18 @@ impl Rules {
 
     /// True if and only if the rules include `required`.
     pub fn is_required(&self) -> bool {
-        self.rules.iter().any(|r| matches!(r.kind, RuleKind::Required))
+        self.rules
+            .iter()
+            .any(|r| matches!(r.kind, RuleKind::Required))
     }
 
     /// The rules joined with `|`, Pterodactyl's string form.
     pub fn to_pipe_string(&self) -> String {
-        self.rules.iter().map(Rule::as_str).collect::<Vec<_>>().join("|")
+        self.rules
+            .iter()
+            .map(Rule::as_str)
+            .collect::<Vec<_>>()
+            .join("|")
     }
 
     /// Checks `value` against every rule.
@@ -268,7 +276,9 @@ fn check_one(kind: &RuleKind, value: &str, numeric_context: bool) -> Result<(), 
             "not only letters and digits".into(),
         ),
         RuleKind::AlphaDash => fail(
-            value.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_'),
+            value
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '-' || c == '_'),
             "not only letters, digits, dashes and underscores".into(),
         ),
         RuleKind::Url => fail(
@@ -289,7 +299,10 @@ fn check_one(kind: &RuleKind, value: &str, numeric_context: bool) -> Result<(), 
         }
         RuleKind::Between(lo, hi) => {
             let (n, unit) = size();
-            fail(*lo <= n && n <= *hi, format!("not between {lo} and {hi}{unit}"))
+            fail(
+                *lo <= n && n <= *hi,
+                format!("not between {lo} and {hi}{unit}"),
+            )
         }
         RuleKind::DigitsBetween(lo, hi) => fail(
             value.bytes().all(|b| b.is_ascii_digit()) && (*lo..=*hi).contains(&value.len()),

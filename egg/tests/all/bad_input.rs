@@ -39,7 +39,10 @@ fn a_valid_yaml_egg_is_read() {
 #[test]
 fn an_unknown_meta_version_is_refused_naming_meta_version() {
     let message = refused(&egg_json(|e| e["meta"]["version"] = json!("PTDL_v9")));
-    assert!(message.starts_with("meta.version: unknown version \"PTDL_v9\""), "{message}");
+    assert!(
+        message.starts_with("meta.version: unknown version \"PTDL_v9\""),
+        "{message}"
+    );
 }
 
 #[test]
@@ -61,28 +64,39 @@ fn a_default_that_breaks_its_own_rule_is_refused_naming_the_variable() {
     let message = refused(&egg_json(|e| {
         e["variables"][0]["default_value"] = json!("a name far longer than twenty characters")
     }));
-    assert!(message.starts_with("variables[0].default_value:"), "{message}");
+    assert!(
+        message.starts_with("variables[0].default_value:"),
+        "{message}"
+    );
     assert!(message.contains("NAME"), "{message}");
     assert!(message.contains("max:20"), "{message}");
 }
 
 #[test]
 fn an_unknown_rule_is_refused_by_name() {
-    let message = refused(&egg_json(|e| e["variables"][0]["rules"] = json!("required|foo")));
+    let message = refused(&egg_json(|e| {
+        e["variables"][0]["rules"] = json!("required|foo")
+    }));
     assert_eq!(message, "variables[0].rules: unknown rule \"foo\"");
 }
 
 #[test]
 fn an_unknown_rule_in_the_list_form_is_refused_by_name() {
-    let message = refused(&egg_json(|e| e["variables"][0]["rules"] = json!(["required", "uuid"])));
+    let message = refused(&egg_json(|e| {
+        e["variables"][0]["rules"] = json!(["required", "uuid"])
+    }));
     assert_eq!(message, "variables[0].rules: unknown rule \"uuid\"");
 }
 
 #[test]
 fn a_regex_rule_with_look_around_is_refused_naming_the_rule() {
-    let message =
-        refused(&egg_json(|e| e["variables"][0]["rules"] = json!(["required", "regex:/^(?!x).*$/"])));
-    assert!(message.starts_with("variables[0].rules: rule \"regex\""), "{message}");
+    let message = refused(&egg_json(|e| {
+        e["variables"][0]["rules"] = json!(["required", "regex:/^(?!x).*$/"])
+    }));
+    assert!(
+        message.starts_with("variables[0].rules: rule \"regex\""),
+        "{message}"
+    );
 }
 
 #[test]
@@ -98,30 +112,54 @@ fn a_config_file_with_an_unknown_parser_is_refused_naming_it() {
 
 #[test]
 fn a_config_file_path_outside_the_server_directory_is_refused_naming_it() {
-    for path in ["../../etc/passwd", "/etc/passwd", "configs/../../x", "C:\\x.ini"] {
+    for path in [
+        "../../etc/passwd",
+        "/etc/passwd",
+        "configs/../../x",
+        "C:\\x.ini",
+    ] {
         let files = json!({ path: {"parser": "file", "find": {"a": "b"}} }).to_string();
         let message = refused(&egg_json(|e| e["config"]["files"] = json!(files)));
-        assert!(message.contains("path leaves the server directory"), "{path}: {message}");
-        assert!(message.starts_with(&format!("config.files.{path:?}")), "{path}: {message}");
+        assert!(
+            message.contains("path leaves the server directory"),
+            "{path}: {message}"
+        );
+        assert!(
+            message.starts_with(&format!("config.files.{path:?}")),
+            "{path}: {message}"
+        );
     }
 }
 
 #[test]
 fn an_install_section_of_the_wrong_type_is_refused_naming_it() {
-    let message = refused(&egg_json(|e| e["scripts"]["installation"] = json!("bash install.sh")));
-    assert_eq!(message, "scripts.installation: expected an object, got a string");
+    let message = refused(&egg_json(|e| {
+        e["scripts"]["installation"] = json!("bash install.sh")
+    }));
+    assert_eq!(
+        message,
+        "scripts.installation: expected an object, got a string"
+    );
 }
 
 #[test]
 fn config_files_that_are_not_json_are_refused_naming_config_files() {
     let message = refused(&egg_json(|e| e["config"]["files"] = json!("{not json")));
-    assert!(message.starts_with("config.files: not valid JSON"), "{message}");
+    assert!(
+        message.starts_with("config.files: not valid JSON"),
+        "{message}"
+    );
 }
 
 #[test]
 fn a_reserved_variable_name_is_refused_naming_the_field() {
-    let message = refused(&egg_json(|e| e["variables"][0]["env_variable"] = json!("SERVER_PORT")));
-    assert!(message.starts_with("variables[0].env_variable: \"SERVER_PORT\" is reserved"), "{message}");
+    let message = refused(&egg_json(|e| {
+        e["variables"][0]["env_variable"] = json!("SERVER_PORT")
+    }));
+    assert!(
+        message.starts_with("variables[0].env_variable: \"SERVER_PORT\" is reserved"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -147,10 +185,27 @@ fn a_fifty_megabyte_egg_is_refused_without_being_read_whole() {
     }
     let mut reader = Endless { served: 0 };
     let err = Egg::read(&mut reader).expect_err("too large");
-    assert_eq!(err, Error::TooLarge { limit: MAX_EGG_BYTES });
-    assert_eq!(err.to_string(), "the egg is larger than the 4194304 byte limit");
-    assert!(reader.served <= MAX_EGG_BYTES + 64 * 1024, "read {} bytes", reader.served);
+    assert_eq!(
+        err,
+        Error::TooLarge {
+            limit: MAX_EGG_BYTES
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "the egg is larger than the 4194304 byte limit"
+    );
+    assert!(
+        reader.served <= MAX_EGG_BYTES + 64 * 1024,
+        "read {} bytes",
+        reader.served
+    );
 
     let bytes = vec![b' '; 50 * 1024 * 1024];
-    assert_eq!(Egg::parse(&bytes).expect_err("too large"), Error::TooLarge { limit: MAX_EGG_BYTES });
+    assert_eq!(
+        Egg::parse(&bytes).expect_err("too large"),
+        Error::TooLarge {
+            limit: MAX_EGG_BYTES
+        }
+    );
 }

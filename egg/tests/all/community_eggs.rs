@@ -36,7 +36,13 @@ fn every_format_of_the_community_eggs_is_exported_in_its_own_version() {
         assert_eq!(exported["meta"]["version"], egg.version.as_str(), "{name}");
         seen.push(egg.version);
     }
-    for v in [Version::PtdlV1, Version::PtdlV2, Version::PlcnV1, Version::PlcnV2, Version::PlcnV3] {
+    for v in [
+        Version::PtdlV1,
+        Version::PtdlV2,
+        Version::PlcnV1,
+        Version::PlcnV2,
+        Version::PlcnV3,
+    ] {
         assert!(seen.contains(&v), "{v} is among the community eggs");
     }
 }
@@ -46,8 +52,14 @@ fn a_ptdl_v1_image_list_reads_as_images_named_by_themselves() {
     let egg = load("egg-team-fortress2.json");
     assert_eq!(egg.version, Version::PtdlV1);
     assert_eq!(egg.docker_images.len(), 1);
-    assert_eq!(egg.docker_images[0].display_name, "ghcr.io/pterodactyl/games:source");
-    assert_eq!(egg.docker_images[0].image, "ghcr.io/pterodactyl/games:source");
+    assert_eq!(
+        egg.docker_images[0].display_name,
+        "ghcr.io/pterodactyl/games:source"
+    );
+    assert_eq!(
+        egg.docker_images[0].image,
+        "ghcr.io/pterodactyl/games:source"
+    );
     assert!(egg.export().contains("\"images\""));
 }
 
@@ -57,21 +69,33 @@ fn a_plcn_v3_egg_has_named_startup_commands_and_an_icon() {
     assert_eq!(egg.version, Version::PlcnV3);
     assert_eq!(egg.startup_commands[0].name, "Default");
     assert_eq!(egg.startup_commands[0].command, "./Robust.Server");
-    assert!(egg.icon.as_deref().is_some_and(|i| i.starts_with("data:image/png;base64,")));
+    assert!(
+        egg.icon
+            .as_deref()
+            .is_some_and(|i| i.starts_with("data:image/png;base64,"))
+    );
     assert_eq!(egg.config.stop, Stop::Signal(StopSignal::Interrupt));
 }
 
 #[test]
 fn the_minetest_egg_reads_its_config_file_done_pattern_stop_and_variables() {
     let egg = load("egg-pterodactyl-minetest.json");
-    assert_eq!(egg.docker_images[0].image, "ghcr.io/parkervcp/games:minetest");
+    assert_eq!(
+        egg.docker_images[0].image,
+        "ghcr.io/parkervcp/games:minetest"
+    );
     assert_eq!(egg.config.files[0].path, ".minetest/minetest.conf");
     assert_eq!(egg.config.files[0].parser, Parser::File);
     assert!(egg.config.done[0].matches("2024-01-01 ACTION[Main]:  Server for gameid=\"minetest\""));
     assert_eq!(egg.config.stop, Stop::Command("/shutdown".into()));
-    let admin = egg.variable("SERVER_ADMIN_NAME").expect("the admin variable");
+    let admin = egg
+        .variable("SERVER_ADMIN_NAME")
+        .expect("the admin variable");
     assert!(admin.needs_value(), "required with an empty default");
-    assert!(egg.variable("SERVER_NAME").is_some_and(|v| !v.needs_value()));
+    assert!(
+        egg.variable("SERVER_NAME")
+            .is_some_and(|v| !v.needs_value())
+    );
 }
 
 #[test]
@@ -80,7 +104,9 @@ fn features_are_reported_as_not_acted_on() {
     let unsupported: Vec<String> = egg.unsupported().iter().map(ToString::to_string).collect();
     for feature in ["eula", "java_version", "pid_limit"] {
         assert!(
-            unsupported.iter().any(|u| u.contains(feature) && u.contains("not acted on")),
+            unsupported
+                .iter()
+                .any(|u| u.contains(feature) && u.contains("not acted on")),
             "{feature} in {unsupported:?}"
         );
     }

@@ -14,14 +14,17 @@ fn ctx() -> Context {
     };
     c.variables.insert("SERVER_NAME".into(), "My Server".into());
     c.variables.insert("MAX".into(), "32".into());
-    c.config.insert("docker.interface".into(), "172.18.0.1".into());
+    c.config
+        .insert("docker.interface".into(), "172.18.0.1".into());
     c
 }
 
 /// The first config file of an egg whose `config.files` is `files`.
 fn file(files: serde_json::Value) -> ConfigFile {
-    let egg = Egg::parse(&egg_json(|e| e["config"]["files"] = json!(files.to_string())))
-        .expect("an egg");
+    let egg = Egg::parse(&egg_json(|e| {
+        e["config"]["files"] = json!(files.to_string())
+    }))
+    .expect("an egg");
     egg.config.files[0].clone()
 }
 
@@ -37,20 +40,34 @@ fn the_file_parser_replaces_lines_by_prefix() {
         "server_name": "server_name = {{server.build.env.SERVER_NAME}}"
     }}}));
     let out = apply(&f, Some("# conf\r\nport = 1\nserver_name = old\nother = 2"));
-    assert_eq!(out, "# conf\nport = 27015\nserver_name = My Server\nother = 2\n");
-    assert_eq!(apply(&f, None), "", "a missing file stays empty, as in Wings");
+    assert_eq!(
+        out,
+        "# conf\nport = 27015\nserver_name = My Server\nother = 2\n"
+    );
+    assert_eq!(
+        apply(&f, None),
+        "",
+        "a missing file stays empty, as in Wings"
+    );
 }
 
 #[test]
 fn the_properties_parser_sets_keys_and_keeps_the_header() {
     // `json!` sorts keys: the replacements run in this order.
-    let f = file(json!({"server.properties": {"parser": "properties", "find": {
-        "server-ip": "0.0.0.0",
-        "server-port": "{{server.build.default.port}}",
-        "motd": "{{env.SERVER_NAME}} \u{e9}",
-        "new-key": "x"
-    }}}));
-    let out = apply(&f, Some("#Minecraft server properties\n#Mon Jan 01\nserver-port=25565\nmotd=A Minecraft Server\nlevel-name=world\n"));
+    let f = file(
+        json!({"server.properties": {"parser": "properties", "find": {
+            "server-ip": "0.0.0.0",
+            "server-port": "{{server.build.default.port}}",
+            "motd": "{{env.SERVER_NAME}} \u{e9}",
+            "new-key": "x"
+        }}}),
+    );
+    let out = apply(
+        &f,
+        Some(
+            "#Minecraft server properties\n#Mon Jan 01\nserver-port=25565\nmotd=A Minecraft Server\nlevel-name=world\n",
+        ),
+    );
     assert_eq!(
         out,
         "#Minecraft server properties\n#Mon Jan 01\nserver-port=27015\nmotd=My Server \\u00e9\nlevel-name=world\nnew-key=x\nserver-ip=0.0.0.0\n"
@@ -74,7 +91,12 @@ fn the_ini_parser_edits_in_place_and_keeps_comments() {
         "top": "1",
         "New.key": "v"
     }}}));
-    let out = apply(&f, Some("; top comment\ntop=0\n\n[/Script/Engine.GameSession]\nMaxPlayers = 10\n\n[ServerSettings]\n# the name\nName=Old\n"));
+    let out = apply(
+        &f,
+        Some(
+            "; top comment\ntop=0\n\n[/Script/Engine.GameSession]\nMaxPlayers = 10\n\n[ServerSettings]\n# the name\nName=Old\n",
+        ),
+    );
     assert_eq!(
         out,
         "; top comment\ntop=1\n\n[/Script/Engine.GameSession]\nMaxPlayers = 32\n\n[ServerSettings]\n# the name\nName=My Server\n\n[New]\nkey = v\n"
@@ -92,10 +114,15 @@ fn the_json_parser_sets_paths_wildcards_and_list_elements() {
     }}}));
     let out = apply(
         &f,
-        Some(r#"{"server": {"port": 1}, "servers": {"lobby": {"address": "localhost:25566"}, "far": {"address": "10.1.1.1:25565"}}, "listeners": [{"host": "x"}]}"#),
+        Some(
+            r#"{"server": {"port": 1}, "servers": {"lobby": {"address": "localhost:25566"}, "far": {"address": "10.1.1.1:25565"}}, "listeners": [{"host": "x"}]}"#,
+        ),
     );
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
-    assert_eq!(v["server"]["port"], 27015, "a whole number is written as a number");
+    assert_eq!(
+        v["server"]["port"], 27015,
+        "a whole number is written as a number"
+    );
     assert_eq!(v["server"]["name"], "My Server");
     assert_eq!(v["servers"]["lobby"]["address"], "172.18.0.1:25566");
     assert_eq!(v["servers"]["far"]["address"], "10.1.1.1:25565");
@@ -109,8 +136,10 @@ fn the_json_parser_sets_paths_wildcards_and_list_elements() {
 #[test]
 fn the_yaml_parser_sets_paths_like_the_bungeecord_egg() {
     let egg = Egg::parse(
-        &std::fs::read(crate::support::eggs_dir().join("pterodactyl/minecraft__egg-bungeecord.json"))
-            .expect("the egg"),
+        &std::fs::read(
+            crate::support::eggs_dir().join("pterodactyl/minecraft__egg-bungeecord.json"),
+        )
+        .expect("the egg"),
     )
     .expect("an egg");
     let f = &egg.config.files[0];
@@ -136,7 +165,9 @@ fn the_xml_parser_sets_elements_and_attributes_like_the_trackmania_egg() {
     }}}));
     let out = apply(
         &f,
-        Some("<?xml version=\"1.0\" encoding=\"utf-8\" ?>\n<dedicated>\n  <!-- options -->\n  <server_options><name>old &amp; gone</name><max_players>4</max_players></server_options>\n  <system_config/>\n</dedicated>\n"),
+        Some(
+            "<?xml version=\"1.0\" encoding=\"utf-8\" ?>\n<dedicated>\n  <!-- options -->\n  <server_options><name>old &amp; gone</name><max_players>4</max_players></server_options>\n  <system_config/>\n</dedicated>\n",
+        ),
     );
     assert!(out.contains("<name>My Server</name>"), "{out}");
     assert!(out.contains("<server_port>27015</server_port>"), "{out}");
@@ -152,5 +183,9 @@ fn the_xml_parser_sets_elements_and_attributes_like_the_trackmania_egg() {
 fn unreadable_current_contents_are_an_error_naming_the_file() {
     let f = file(json!({"c.json": {"parser": "json", "find": {"a": "b"}}}));
     let err = config_files::apply(&f, Some(b"{nope"), &ctx()).expect_err("not JSON");
-    assert!(err.to_string().starts_with("config file \"c.json\" (json):"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("config file \"c.json\" (json):"),
+        "{err}"
+    );
 }

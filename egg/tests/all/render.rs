@@ -10,7 +10,10 @@ use crate::support::egg_json;
 
 fn ctx(vars: &[(&str, &str)]) -> Context {
     Context {
-        variables: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        variables: vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         ip: "10.0.0.5".into(),
         port: 25565,
         memory_mb: 2048,
@@ -27,8 +30,16 @@ fn shell_words(line: &str) -> Vec<String> {
         .current_dir(std::env::temp_dir())
         .output()
         .expect("sh runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("UTF-8").lines().map(str::to_owned).collect()
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("UTF-8")
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 #[test]
@@ -37,7 +48,10 @@ fn a_startup_line_with_shell_metacharacters_in_a_user_editable_variable_is_quote
     assert!(egg.variable("NAME").is_some_and(|v| v.user_editable));
     let marker = std::env::temp_dir().join(format!("cap-egg-pwned-{}", std::process::id()));
     let _ = std::fs::remove_file(&marker);
-    let evil = format!("x; touch {m} $(touch {m}) `touch {m}` '\"$HOME\" && touch {m}", m = marker.display());
+    let evil = format!(
+        "x; touch {m} $(touch {m}) `touch {m}` '\"$HOME\" && touch {m}",
+        m = marker.display()
+    );
     let mut values = BTreeMap::new();
     values.insert("NAME".to_owned(), evil.clone());
     let mut c = ctx(&[]);
@@ -84,7 +98,11 @@ fn dollar_brace_variables_and_server_build_placeholders_are_substituted() {
         ),
         "./srcds +map de_dust2 +ip 10.0.0.5 -port 25565 -m 2048 25565 de_dust2"
     );
-    assert_eq!(render_startup("'${MAP}'", &c), "'${MAP}'", "single quotes keep a dollar-brace literal");
+    assert_eq!(
+        render_startup("'${MAP}'", &c),
+        "'${MAP}'",
+        "single quotes keep a dollar-brace literal"
+    );
 }
 
 #[test]
@@ -98,23 +116,49 @@ fn an_empty_value_renders_as_an_empty_word() {
 #[test]
 fn config_values_substitute_every_spelling_of_a_placeholder_unquoted() {
     let mut c = ctx(&[("SERVER_NAME", "My \"Server\"")]);
-    c.config.insert("docker.interface".into(), "172.18.0.1".into());
-    assert_eq!(render_value("port = {{server.allocations.default.port}}", &c), "port = 25565");
+    c.config
+        .insert("docker.interface".into(), "172.18.0.1".into());
+    assert_eq!(
+        render_value("port = {{server.allocations.default.port}}", &c),
+        "port = 25565"
+    );
     assert_eq!(render_value("{{server.build.default.port}}", &c), "25565");
-    assert_eq!(render_value("n={{server.environment.SERVER_NAME}}", &c), "n=My \"Server\"");
-    assert_eq!(render_value("{{env.SERVER_NAME}}|{{server.build.env.SERVER_NAME}}", &c), "My \"Server\"|My \"Server\"");
-    assert_eq!(render_value("{{config.docker.interface}}$2", &c), "172.18.0.1$2");
+    assert_eq!(
+        render_value("n={{server.environment.SERVER_NAME}}", &c),
+        "n=My \"Server\""
+    );
+    assert_eq!(
+        render_value("{{env.SERVER_NAME}}|{{server.build.env.SERVER_NAME}}", &c),
+        "My \"Server\"|My \"Server\""
+    );
+    assert_eq!(
+        render_value("{{config.docker.interface}}$2", &c),
+        "172.18.0.1$2"
+    );
     assert_eq!(render_value("{{server.nothing}}x", &c), "x");
-    assert_eq!(render_value("mode = {{server.environment.X}", &c), "mode = {{server.environment.X}");
+    assert_eq!(
+        render_value("mode = {{server.environment.X}", &c),
+        "mode = {{server.environment.X}"
+    );
 }
 
 #[test]
 fn a_startup_placeholder_no_variable_defines_is_reported() {
-    let egg = Egg::parse(&egg_json(|e| e["startup"] = serde_json::json!("./run {{NAME}} {{MISSING}}")))
-        .expect("an egg");
+    let egg = Egg::parse(&egg_json(|e| {
+        e["startup"] = serde_json::json!("./run {{NAME}} {{MISSING}}")
+    }))
+    .expect("an egg");
     let unsupported: Vec<String> = egg.unsupported().iter().map(ToString::to_string).collect();
-    assert!(unsupported.iter().any(|u| u.starts_with("startup:") && u.contains("MISSING")), "{unsupported:?}");
-    assert!(!unsupported.iter().any(|u| u.contains("\"NAME\"")), "{unsupported:?}");
+    assert!(
+        unsupported
+            .iter()
+            .any(|u| u.starts_with("startup:") && u.contains("MISSING")),
+        "{unsupported:?}"
+    );
+    assert!(
+        !unsupported.iter().any(|u| u.contains("\"NAME\"")),
+        "{unsupported:?}"
+    );
 }
 
 #[test]

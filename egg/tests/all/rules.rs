@@ -18,7 +18,10 @@ fn max_min_and_between_count_characters_for_strings() {
     assert!(!passes("string|min:3", "ab"));
     assert!(passes("string|between:1,6", "latest"));
     assert!(!passes("string|between:3,15", "1"));
-    assert!(passes("required|string|min:0|max:65535", "15"), "length of \"15\" is 2");
+    assert!(
+        passes("required|string|min:0|max:65535", "15"),
+        "length of \"15\" is 2"
+    );
 }
 
 #[test]
@@ -35,7 +38,10 @@ fn max_min_and_between_compare_values_under_a_numeric_rule() {
 #[test]
 fn size_means_exact_length_for_strings() {
     assert!(passes("required|string|alpha_num|size:32", &"A".repeat(32)));
-    assert!(!passes("required|string|alpha_num|size:32", &"A".repeat(31)));
+    assert!(!passes(
+        "required|string|alpha_num|size:32",
+        &"A".repeat(31)
+    ));
 }
 
 #[test]
@@ -98,7 +104,10 @@ fn regex_rules_are_pcre_delimited_patterns() {
 
 #[test]
 fn an_empty_rule_part_is_skipped_as_laravel_skips_it() {
-    assert_eq!(rules("required|string|").to_pipe_string(), "required|string");
+    assert_eq!(
+        rules("required|string|").to_pipe_string(),
+        "required|string"
+    );
 }
 
 #[test]

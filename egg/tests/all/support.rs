@@ -18,7 +18,10 @@ pub(crate) fn community_eggs() -> Vec<(String, Vec<u8>)> {
         let mut paths: Vec<_> = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
             .map(|e| e.expect("a directory entry").path())
-            .filter(|p| p.extension().is_some_and(|e| e == "json" || e == "yaml" || e == "yml"))
+            .filter(|p| {
+                p.extension()
+                    .is_some_and(|e| e == "json" || e == "yaml" || e == "yml")
+            })
             .collect();
         paths.sort();
         for p in paths {
