@@ -97,9 +97,12 @@
 //!   [`Egg::read`] stops reading one byte past the limit.
 //! - **Dependencies.** YAML through `serde_yaml_ng`, a maintained fork of
 //!   the archived `serde_yaml` that the Agent already uses (one YAML crate
-//!   in the tree); XML through `quick-xml`; patterns through `regex`
-//!   (linear-time matching whatever a user types; a pattern needing
-//!   look-around is refused at import rather than matched differently). INI
+//!   in the tree); XML through `quick-xml`; `regex:` rules through
+//!   `regex-lite` (ASCII classes as in PCRE without `/u`, linear-time
+//!   matching whatever a user types, compiled in microseconds; a pattern
+//!   needing look-around is refused at import rather than matched
+//!   differently); `regex:` done patterns and `if_value`s, written by the
+//!   egg's author for Wings' Go `regexp`, through `regex` (same syntax). INI
 //!   files are edited by a small line-based editor here: it keeps the
 //!   file's comments and layout, which no maintained INI crate does.
 //!   Ordered maps come from the crate's own tree type rather than
