@@ -26,7 +26,8 @@ pub(crate) fn run(cmd: EggCommand) -> anyhow::Result<()> {
         EggCommand::Check { file } => {
             let reader = std::fs::File::open(&file)
                 .with_context(|| format!("opening {}", file.display()))?;
-            let egg = Egg::read(reader).with_context(|| format!("{} is not a usable egg", file.display()))?;
+            let egg = Egg::read(reader)
+                .with_context(|| format!("{} is not a usable egg", file.display()))?;
             print!("{}", describe(&egg));
             Ok(())
         }
@@ -71,7 +72,11 @@ fn describe(egg: &Egg) -> String {
             "  {} ({}): default {default}; rules {}; {access}",
             var.env_variable,
             var.name,
-            if var.rules.is_empty() { "none".to_owned() } else { var.rules.to_string() },
+            if var.rules.is_empty() {
+                "none".to_owned()
+            } else {
+                var.rules.to_string()
+            },
         );
     }
     let _ = writeln!(w, "Config files:");

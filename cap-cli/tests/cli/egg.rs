@@ -17,7 +17,11 @@ fn egg_check_prints_the_game_type_an_egg_would_create() {
         .output()
         .expect("cap runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for expected in [
         "Game type: Minetest",
         "Format: PTDL_v2 (Json)",
@@ -31,7 +35,10 @@ fn egg_check_prints_the_game_type_an_egg_would_create() {
         "\" Server for gameid\"",
         "Not supported yet:",
     ] {
-        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
     }
 }
 
@@ -44,7 +51,10 @@ fn egg_check_lists_the_features_it_does_not_act_on() {
         .expect("cap runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    assert!(stdout.contains("features[0]: feature \"eula\" is not acted on yet"), "{stdout}");
+    assert!(
+        stdout.contains("features[0]: feature \"eula\" is not acted on yet"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -65,5 +75,8 @@ fn egg_check_exits_non_zero_naming_the_field_of_a_bad_egg() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(out.stdout.is_empty(), "nothing half-printed");
-    assert!(stderr.contains("variables[0].rules: unknown rule \"shiny\""), "{stderr}");
+    assert!(
+        stderr.contains("variables[0].rules: unknown rule \"shiny\""),
+        "{stderr}"
+    );
 }
