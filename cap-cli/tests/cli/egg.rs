@@ -27,7 +27,7 @@ fn egg_check_prints_the_game_type_an_egg_would_create() {
         "Format: PTDL_v2 (Json)",
         "Minetest: ghcr.io/parkervcp/games:minetest (default)",
         "Default: minetest --server --port {{SERVER_PORT}}",
-        "SERVER_NAME (Server Name): default \"Minetest server\"; rules required|string|max:64; user-editable",
+        "SERVER_NAME (Server name): default \"Minetest server\"; rules required|string|max:64; user-editable",
         "SERVER_ADMIN_NAME",
         "must be set when a server is created",
         ".minetest/minetest.conf (file)",
