@@ -9,7 +9,7 @@
 //!
 //! | Module | Holds |
 //! |---|---|
-//! | [`up`], [`panel`], [`agent`], [`marketplace`], [`plugin`] | one subcommand each: flags, then a call into the library that does the work |
+//! | [`up`], [`panel`], [`agent`], [`marketplace`], [`plugin`], [`egg`] | one subcommand each: flags, then a call into the library that does the work |
 //! | [`panel_marketplace`] | `cap panel marketplace …`, an admin's client of a running Panel |
 //! | [`bundled`] | the plugins this binary carries, compiled by `build.rs` |
 //! | [`local_agent`] | the Agent `cap up` runs beside its Panel |
@@ -60,6 +60,7 @@ use clap::{Parser, Subcommand};
 
 mod agent;
 mod bundled;
+mod egg;
 mod local_agent;
 mod marketplace;
 mod panel;
@@ -91,13 +92,16 @@ enum Command {
     /// Create, build, package and inspect plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Pterodactyl and Pelican eggs: check one offline.
+    #[command(subcommand)]
+    Egg(egg::EggCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_log_level = match cli.command {
         Command::Up(_) | Command::Panel(_) | Command::Agent(_) | Command::Marketplace(_) => "info",
-        Command::Plugin(_) => "warn",
+        Command::Plugin(_) | Command::Egg(_) => "warn",
     };
     init_logging(default_log_level);
     let result = match cli.command {
@@ -106,6 +110,7 @@ fn main() -> ExitCode {
         Command::Agent(args) => agent::run(args),
         Command::Marketplace(args) => marketplace::run(args),
         Command::Plugin(cmd) => plugin::run(cmd),
+        Command::Egg(cmd) => egg::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@
 
 mod commands;
 mod containers;
+mod egg;
 mod marketplace;
 mod plugin;
 mod self_contained;

@@ -1,0 +1,191 @@
+//! Config file rewriting with every parser, as Wings does it.
+
+use cap_egg::{ConfigFile, Context, Egg, config_files};
+use serde_json::json;
+
+use crate::support::egg_json;
+
+fn ctx() -> Context {
+    let mut c = Context {
+        ip: "0.0.0.0".into(),
+        port: 27015,
+        memory_mb: 1024,
+        ..Context::default()
+    };
+    c.variables.insert("SERVER_NAME".into(), "My Server".into());
+    c.variables.insert("MAX".into(), "32".into());
+    c.config
+        .insert("docker.interface".into(), "172.18.0.1".into());
+    c
+}
+
+/// The first config file of an egg whose `config.files` is `files`.
+fn file(files: serde_json::Value) -> ConfigFile {
+    let egg = Egg::parse(&egg_json(|e| {
+        e["config"]["files"] = json!(files.to_string())
+    }))
+    .expect("an egg");
+    egg.config.files[0].clone()
+}
+
+fn apply(f: &ConfigFile, current: Option<&str>) -> String {
+    let out = config_files::apply(f, current.map(str::as_bytes), &ctx()).expect("applied");
+    String::from_utf8(out).expect("UTF-8")
+}
+
+#[test]
+fn the_file_parser_replaces_lines_by_prefix() {
+    let f = file(json!({"minetest.conf": {"parser": "file", "find": {
+        "port": "port = {{server.build.default.port}}",
+        "server_name": "server_name = {{server.build.env.SERVER_NAME}}"
+    }}}));
+    let out = apply(&f, Some("# conf\r\nport = 1\nserver_name = old\nother = 2"));
+    assert_eq!(
+        out,
+        "# conf\nport = 27015\nserver_name = My Server\nother = 2\n"
+    );
+    assert_eq!(
+        apply(&f, None),
+        "",
+        "a missing file stays empty, as in Wings"
+    );
+}
+
+#[test]
+fn the_properties_parser_sets_keys_and_keeps_the_header() {
+    // `json!` sorts keys: the replacements run in this order.
+    let f = file(
+        json!({"server.properties": {"parser": "properties", "find": {
+            "server-ip": "0.0.0.0",
+            "server-port": "{{server.build.default.port}}",
+            "motd": "{{env.SERVER_NAME}} \u{e9}",
+            "new-key": "x"
+        }}}),
+    );
+    let out = apply(
+        &f,
+        Some(
+            "#Minecraft server properties\n#Mon Jan 01\nserver-port=25565\nmotd=A Minecraft Server\nlevel-name=world\n",
+        ),
+    );
+    assert_eq!(
+        out,
+        "#Minecraft server properties\n#Mon Jan 01\nserver-port=27015\nmotd=My Server \\u00e9\nlevel-name=world\nnew-key=x\nserver-ip=0.0.0.0\n"
+    );
+}
+
+#[test]
+fn the_properties_parser_honours_if_value() {
+    let f = file(json!({"a.properties": {"parser": "properties", "find": {
+        "mode": {"survival": "creative"}
+    }}}));
+    assert_eq!(apply(&f, Some("mode=survival\n")), "mode=creative\n");
+    assert_eq!(apply(&f, Some("mode=hardcore\n")), "mode=hardcore\n");
+}
+
+#[test]
+fn the_ini_parser_edits_in_place_and_keeps_comments() {
+    let f = file(json!({"Game.ini": {"parser": "ini", "find": {
+        "[/Script/Engine.GameSession].MaxPlayers": "{{server.build.env.MAX}}",
+        "ServerSettings.Name": "{{env.SERVER_NAME}}",
+        "top": "1",
+        "New.key": "v"
+    }}}));
+    let out = apply(
+        &f,
+        Some(
+            "; top comment\ntop=0\n\n[/Script/Engine.GameSession]\nMaxPlayers = 10\n\n[ServerSettings]\n# the name\nName=Old\n",
+        ),
+    );
+    assert_eq!(
+        out,
+        "; top comment\ntop=1\n\n[/Script/Engine.GameSession]\nMaxPlayers = 32\n\n[ServerSettings]\n# the name\nName=My Server\n\n[New]\nkey = v\n"
+    );
+}
+
+#[test]
+fn the_json_parser_sets_paths_wildcards_and_list_elements() {
+    let f = file(json!({"config.json": {"parser": "json", "find": {
+        "server.port": "{{server.build.default.port}}",
+        "server.name": "{{env.SERVER_NAME}}",
+        "servers.*.address": {"regex:^(127\\.0\\.0\\.1|localhost)(:\\d{1,5})?$": "{{config.docker.interface}}$2"},
+        "listeners[0].host": "0.0.0.0:{{server.build.default.port}}",
+        "flags.enabled": true
+    }}}));
+    let out = apply(
+        &f,
+        Some(
+            r#"{"server": {"port": 1}, "servers": {"lobby": {"address": "localhost:25566"}, "far": {"address": "10.1.1.1:25565"}}, "listeners": [{"host": "x"}]}"#,
+        ),
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(
+        v["server"]["port"], 27015,
+        "a whole number is written as a number"
+    );
+    assert_eq!(v["server"]["name"], "My Server");
+    assert_eq!(v["servers"]["lobby"]["address"], "172.18.0.1:25566");
+    assert_eq!(v["servers"]["far"]["address"], "10.1.1.1:25565");
+    assert_eq!(v["listeners"][0]["host"], "0.0.0.0:27015");
+    assert_eq!(v["flags"]["enabled"], true);
+    assert!(out.contains("\n    \"server\""), "four-space indent: {out}");
+    let fresh: serde_json::Value = serde_json::from_str(&apply(&f, None)).expect("JSON");
+    assert_eq!(fresh["listeners"][0]["host"], "0.0.0.0:27015");
+}
+
+#[test]
+fn the_yaml_parser_sets_paths_like_the_bungeecord_egg() {
+    let egg = Egg::parse(
+        &std::fs::read(
+            crate::support::eggs_dir().join("pterodactyl/minecraft__egg-bungeecord.json"),
+        )
+        .expect("the egg"),
+    )
+    .expect("an egg");
+    let f = &egg.config.files[0];
+    let out = config_files::apply(
+        f,
+        Some(b"listeners:\n- query_port: 25577\n  host: 0.0.0.0:25577\nservers:\n  lobby:\n    address: localhost:25565\n"),
+        &ctx(),
+    )
+    .expect("applied");
+    let v: serde_json::Value = serde_yaml_ng::from_slice(&out).expect("YAML");
+    assert_eq!(v["listeners"][0]["query_port"], 27015);
+    assert_eq!(v["listeners"][0]["host"], "0.0.0.0:27015");
+    assert_eq!(v["servers"]["lobby"]["address"], "172.18.0.1:25565");
+}
+
+#[test]
+fn the_xml_parser_sets_elements_and_attributes_like_the_trackmania_egg() {
+    let f = file(json!({"dedicated_cfg.xml": {"parser": "xml", "find": {
+        "dedicated.server_options.name": "{{server.environment.SERVER_NAME}}",
+        "dedicated.system_config.server_port": "{{server.allocations.default.port}}",
+        "dedicated.system_config.bind": "[ip='{{server.build.default.ip}}']",
+        "dedicated.*.max_players": "{{env.MAX}}"
+    }}}));
+    let out = apply(
+        &f,
+        Some(
+            "<?xml version=\"1.0\" encoding=\"utf-8\" ?>\n<dedicated>\n  <!-- options -->\n  <server_options><name>old &amp; gone</name><max_players>4</max_players></server_options>\n  <system_config/>\n</dedicated>\n",
+        ),
+    );
+    assert!(out.contains("<name>My Server</name>"), "{out}");
+    assert!(out.contains("<server_port>27015</server_port>"), "{out}");
+    assert!(out.contains("<bind ip=\"0.0.0.0\"/>"), "{out}");
+    assert!(out.contains("<max_players>32</max_players>"), "{out}");
+    assert!(out.contains("<!-- options -->"), "{out}");
+    let fresh = apply(&f, None);
+    assert!(fresh.starts_with("<?xml"), "{fresh}");
+    assert!(fresh.contains("<dedicated>"), "{fresh}");
+}
+
+#[test]
+fn unreadable_current_contents_are_an_error_naming_the_file() {
+    let f = file(json!({"c.json": {"parser": "json", "find": {"a": "b"}}}));
+    let err = config_files::apply(&f, Some(b"{nope"), &ctx()).expect_err("not JSON");
+    assert!(
+        err.to_string()
+            .starts_with("config file \"c.json\" (json):"),
+        "{err}"
+    );
+}
