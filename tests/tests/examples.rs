@@ -47,10 +47,100 @@ fn context(variables: Vec<KeyValue>) -> ServerContext {
     }
 }
 
+/// A local stand-in for PaperMC's downloads service (Fill v3): build 232
+/// of 1.21.4 lists `sha256` and a jar on the service itself; anything else
+/// is 404. Returns the service's URL and the `User-Agent`s it saw.
+async fn paper_downloads(sha256: &str) -> (String, Arc<Mutex<Vec<String>>>) {
+    let agents = Arc::new(Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let build = serde_json::json!({
+        "id": 232,
+        "channel": "STABLE",
+        "downloads": {"server:default": {
+            "name": "paper-1.21.4-232.jar",
+            "checksums": {"sha256": sha256},
+            "size": 1,
+            "url": format!("{base}/objects/paper-1.21.4-232.jar"),
+        }}
+    });
+    let app = axum::Router::new().route(
+        "/v3/projects/paper/versions/1.21.4/builds/232",
+        axum::routing::get({
+            let agents = agents.clone();
+            move |headers: axum::http::HeaderMap| {
+                let agents = agents.clone();
+                let build = build.clone();
+                async move {
+                    let agent = headers
+                        .get(axum::http::header::USER_AGENT)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    agents.lock().expect("lock").push(agent);
+                    axum::Json(build)
+                }
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, agents)
+}
+
+/// minecraft-paper asking the downloads service at `api`, granted
+/// loopback as an admin granting a local mirror would.
+async fn paper(api: &str) -> cap_runtime::Plugin {
+    let config = Arc::new(MemoryConfig::default());
+    config.set("minecraft-paper", "downloads-api", api);
+    let services = HostServices {
+        config,
+        ..HostServices::in_memory()
+    };
+    let mut manifest = cap_e2e::manifest("minecraft-paper");
+    manifest
+        .capabilities
+        .http
+        .as_mut()
+        .expect("minecraft-paper requests HTTP")
+        .allowed_hosts
+        .push("127.0.0.1:*".into());
+    let grants = cap_runtime::Grants::all_requested(&manifest);
+    let rt = runtime(RuntimeConfig::default());
+    rt.load(cap_runtime::PluginSpec {
+        manifest,
+        component: Arc::from(cap_e2e::component("minecraft-paper")),
+        grants,
+        limit_caps: None,
+        services,
+    })
+    .await
+    .expect("minecraft-paper loads")
+}
+
+/// The variables with their defaults, the EULA accepted and `overrides`.
+async fn paper_variables(mc: &cap_runtime::Plugin, overrides: &[(&str, &str)]) -> Vec<KeyValue> {
+    let info = mc.describe_game().await.expect("describe");
+    let mut vars: Vec<KeyValue> = info
+        .variables
+        .iter()
+        .filter_map(|v| v.default_value.as_ref().map(|d| kv(&v.key, d)))
+        .filter(|v| v.key != "EULA")
+        .collect();
+    vars.push(kv("EULA", "true"));
+    for (key, value) in overrides {
+        vars.retain(|v| v.key != *key);
+        vars.push(kv(key, value));
+    }
+    vars
+}
+
 #[tokio::test]
 async fn minecraft_paper_describes_validates_and_plans_a_server() {
-    let rt = runtime(RuntimeConfig::default());
-    let mc = load(&rt, "minecraft-paper", HostServices::in_memory()).await;
+    let listed = "b".repeat(64);
+    let (api, agents) = paper_downloads(&listed).await;
+    let mc = paper(&api).await;
 
     let info = mc
         .describe_game()
@@ -68,15 +158,7 @@ async fn minecraft_paper_describes_validates_and_plans_a_server() {
         assert!(keys.contains(&key), "{key} missing from {keys:?}");
     }
 
-    let sha = "a".repeat(64);
-    let mut vars: Vec<KeyValue> = info
-        .variables
-        .iter()
-        .filter_map(|v| v.default_value.as_ref().map(|d| kv(&v.key, d)))
-        .filter(|v| v.key != "EULA")
-        .collect();
-    vars.push(kv("JAR_SHA256", &sha));
-    vars.push(kv("EULA", "false"));
+    let mut vars = paper_variables(&mc, &[("EULA", "false")]).await;
     let errors = mc
         .validate_variables(&vars)
         .await
@@ -89,7 +171,7 @@ async fn minecraft_paper_describes_validates_and_plans_a_server() {
     mc.validate_variables(&vars)
         .await
         .expect("call")
-        .expect("valid variables");
+        .expect("valid variables, with no checksum pasted");
 
     let plan = mc
         .install_plan(&context(vars.clone()))
@@ -104,12 +186,15 @@ async fn minecraft_paper_describes_validates_and_plans_a_server() {
             _ => None,
         })
         .expect("downloads the server jar");
+    assert_eq!(download.url, format!("{api}/objects/paper-1.21.4-232.jar"));
+    assert_eq!(download.sha256, listed, "the checksum PaperMC lists");
+    let seen = agents.lock().expect("lock").clone();
     assert!(
-        download.url.starts_with("https://api.papermc.io/"),
-        "{}",
-        download.url
+        seen.len() == 1
+            && seen[0].starts_with("ctrl-alt-play-minecraft-paper/")
+            && seen[0].contains('('),
+        "PaperMC requires a User-Agent with a contact: {seen:?}"
     );
-    assert_eq!(download.sha256, sha);
     let properties = plan
         .steps
         .iter()
@@ -154,6 +239,96 @@ async fn minecraft_paper_describes_validates_and_plans_a_server() {
             .expect("call"),
         LineKind::PlayerLeft("Steve".into())
     );
+}
+
+#[tokio::test]
+async fn a_pinned_paper_checksum_that_papermc_does_not_list_refuses_the_install() {
+    let (api, _) = paper_downloads(&"b".repeat(64)).await;
+    let mc = paper(&api).await;
+    let pin = "c".repeat(64);
+    let vars = paper_variables(&mc, &[("JAR_SHA256", &pin)]).await;
+    let error = mc
+        .install_plan(&context(vars))
+        .await
+        .expect("call")
+        .expect_err("the pin differs from what PaperMC lists");
+    assert_eq!(error.code, "checksum-unavailable", "{error:?}");
+    assert!(error.message.contains(&pin), "{}", error.message);
+
+    let vars = paper_variables(&mc, &[("JAR_SHA256", &"B".repeat(64))]).await;
+    let plan = mc
+        .install_plan(&context(vars))
+        .await
+        .expect("call")
+        .expect("a pin equal to the listed checksum, in any case, installs");
+    assert!(
+        plan.steps
+            .iter()
+            .any(|s| matches!(s, InstallStep::Download(d) if d.sha256 == "b".repeat(64)))
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_paper_build_refuses_the_install_naming_it() {
+    let (api, _) = paper_downloads(&"b".repeat(64)).await;
+    let mc = paper(&api).await;
+    let vars = paper_variables(&mc, &[("BUILD_NUMBER", "9999")]).await;
+    let error = mc
+        .install_plan(&context(vars))
+        .await
+        .expect("call")
+        .expect_err("PaperMC lists no such build");
+    assert_eq!(error.code, "unknown-build", "{error:?}");
+    assert!(
+        error.message.contains("9999") && error.message.contains("1.21.4"),
+        "{}",
+        error.message
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_downloads_service_refuses_the_install_and_downloads_nothing() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let api = format!("http://127.0.0.1:{closed}");
+    let mc = paper(&api).await;
+    let vars = paper_variables(&mc, &[]).await;
+    let error = mc
+        .install_plan(&context(vars))
+        .await
+        .expect("call")
+        .expect_err("no checksum, no install");
+    assert_eq!(error.code, "checksum-unavailable", "{error:?}");
+    assert!(error.message.contains(&api), "{}", error.message);
+}
+
+#[tokio::test]
+async fn the_paper_checksum_service_is_reached_only_where_the_admin_granted() {
+    // The shipped grants name fill.papermc.io alone: a loopback service is
+    // denied by the host, and the install says so.
+    let (api, agents) = paper_downloads(&"b".repeat(64)).await;
+    let config = Arc::new(MemoryConfig::default());
+    config.set("minecraft-paper", "downloads-api", &api);
+    let services = HostServices {
+        config,
+        ..HostServices::in_memory()
+    };
+    let mc = load(
+        &runtime(RuntimeConfig::default()),
+        "minecraft-paper",
+        services,
+    )
+    .await;
+    let vars = paper_variables(&mc, &[]).await;
+    let error = mc
+        .install_plan(&context(vars))
+        .await
+        .expect("call")
+        .expect_err("loopback is not granted");
+    assert!(error.message.contains("denied"), "{}", error.message);
+    assert!(agents.lock().expect("lock").is_empty());
 }
 
 #[tokio::test]

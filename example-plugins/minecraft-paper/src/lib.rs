@@ -1,18 +1,29 @@
 //! Minecraft: Java Edition on [Paper](https://papermc.io), as a game type.
 //!
-//! Modelled on Pterodactyl's Paper egg, with the differences that a plugin
-//! cannot download anything itself and that every download is pinned:
+//! Modelled on Pterodactyl's Paper egg, with the difference that every
+//! download is verified:
 //!
-//! - **Install** downloads
-//!   `https://api.papermc.io/v2/projects/paper/versions/{MINECRAFT_VERSION}/builds/{BUILD_NUMBER}/downloads/paper-{MINECRAFT_VERSION}-{BUILD_NUMBER}.jar`
-//!   to `SERVER_JARFILE`. The Agent verifies it against `JAR_SHA256`, which
-//!   the admin copies from the PaperMC downloads API (the `sha256` of the
-//!   `application` download of that build, also shown on
-//!   papermc.io/downloads). A plugin cannot know the checksum of every build,
-//!   and downloading unverified server code is not an option, so the variable
-//!   is required. Install also writes `eula.txt` (only when `EULA` is
-//!   `true`) and sets `server-ip`, `server-port`, `query.port`,
-//!   `enable-query` and `motd` in `server.properties`.
+//! - **Install** asks PaperMC's downloads service (Fill v3, the config key
+//!   `downloads-api`, by default `https://fill.papermc.io`) for the build:
+//!   `GET {api}/v3/projects/paper/versions/{MINECRAFT_VERSION}/builds/{BUILD_NUMBER}`.
+//!   Its `server:default` download gives the jar's URL and SHA-256; the
+//!   Agent downloads the jar to `SERVER_JARFILE` and refuses it unless it
+//!   matches. Nobody pastes a checksum by hand. `JAR_SHA256` stays as an
+//!   optional pin: when set, the checksum PaperMC lists must equal it, so
+//!   an admin who pinned a build notices if what is served changes.
+//!   Install also writes `eula.txt` (only when `EULA` is `true`) and sets
+//!   `server-ip`, `server-port`, `query.port`, `enable-query` and `motd` in
+//!   `server.properties`.
+//! - **Decisions.** The jar's URL is taken from the answer, as PaperMC asks
+//!   (its URL format may change), but only when it is `https` on a
+//!   `papermc.io` host or on the configured service's own origin (a
+//!   mirror, or a local one in tests): a compromised or wrong answer cannot
+//!   send the Agent elsewhere. The download is verified by the Agent in
+//!   every case, so the service is trusted for which bytes are Paper, as it
+//!   is for every other PaperMC user. An unreachable service, an unknown
+//!   version or build, or an answer without a SHA-256 refuses the install
+//!   with an error naming what failed; nothing is downloaded unverified.
+//!   Requests carry the `User-Agent` with a contact that PaperMC requires.
 //! - **Start** runs `java -Xms128M -Xmx{memory}M -Dterminal.jline=false
 //!   -Dterminal.ansi=true -jar {SERVER_JARFILE} nogui`, re-applying the
 //!   port settings first in case the allocation changed.
@@ -30,6 +41,7 @@ use cap_plugin_sdk::game::{
     WriteFile,
 };
 use cap_plugin_sdk::types::{KeyValue, PluginError, lookup};
+use cap_plugin_sdk::{config, http};
 
 /// The plugin. Stateless: everything comes from the server context.
 #[derive(Debug, Default)]
@@ -42,6 +54,13 @@ const BUILD_NUMBER: &str = "BUILD_NUMBER";
 const JAR_SHA256: &str = "JAR_SHA256";
 const SERVER_JARFILE: &str = "SERVER_JARFILE";
 const EULA: &str = "EULA";
+
+/// The config key naming the downloads service.
+const DOWNLOADS_API: &str = "downloads-api";
+const DEFAULT_DOWNLOADS_API: &str = "https://fill.papermc.io";
+/// PaperMC asks every client to name itself with a contact.
+const USER_AGENT: &str =
+    "ctrl-alt-play-minecraft-paper/1.1.0 (https://example.invalid/ctrl-alt-play)";
 
 const DEFAULT_VERSION: &str = "1.21.4";
 const DEFAULT_BUILD: &str = "232";
@@ -60,7 +79,14 @@ impl GameType for Paper {
     }
 
     fn install_plan(&self, server: &ServerContext) -> Result<InstallPlan, PluginError> {
-        install_plan(server)
+        let settings = Settings::from_server(server)?;
+        if !settings.eula {
+            return Err(eula_not_accepted());
+        }
+        let api = config::get_or(DOWNLOADS_API, DEFAULT_DOWNLOADS_API.to_owned())
+            .map_err(|e| PluginError::new("config-unavailable", e.to_string()))?;
+        let jar = fetch_jar(&api, &settings)?;
+        install_plan(server, &jar)
     }
 
     fn startup_plan(&self, server: &ServerContext) -> Result<StartupPlan, PluginError> {
@@ -91,7 +117,7 @@ fn describe() -> GameInfo {
     GameInfo {
         id: "minecraft-paper".into(),
         name: "Minecraft: Paper".into(),
-        version: "1.0.0".into(),
+        version: "1.1.0".into(),
         description: "High-performance Minecraft: Java Edition server that fixes gameplay and \
                       mechanics inconsistencies of Spigot."
             .into(),
@@ -107,14 +133,18 @@ fn describe() -> GameInfo {
                 .with_default(DEFAULT_BUILD)
                 .with_rule(ValidationRule::Required)
                 .with_rule(ValidationRule::Min(1)),
-            Variable::new(JAR_SHA256, "Jar checksum (SHA-256)", VariableType::String)
-                .with_description(
-                    "SHA-256 of the Paper jar of that version and build, as listed by the \
-                     PaperMC downloads API (downloads.application.sha256). The download fails \
-                     when the file does not match.",
-                )
-                .with_rule(ValidationRule::Required)
-                .with_rule(ValidationRule::Pattern("^[0-9a-fA-F]{64}$".into())),
+            Variable::new(
+                JAR_SHA256,
+                "Pinned jar checksum (SHA-256, optional)",
+                VariableType::String,
+            )
+            .with_description(
+                "Leave empty: the checksum comes from the PaperMC downloads service and \
+                     the download is verified against it. Set it to pin a build: the install \
+                     then also fails when PaperMC lists another checksum.",
+            )
+            .with_default("")
+            .with_rule(ValidationRule::Pattern("^([0-9a-fA-F]{64})?$".into())),
             Variable::new(SERVER_JARFILE, "Server jar file", VariableType::String)
                 .with_description("The file name the server jar is saved as and started from.")
                 .with_default(DEFAULT_JARFILE)
@@ -163,7 +193,8 @@ fn describe() -> GameInfo {
 struct Settings {
     version: String,
     build: u32,
-    sha256: String,
+    /// The admin's pin, lower case; `None` when not pinned.
+    pin: Option<String>,
     jarfile: String,
     eula: bool,
 }
@@ -182,7 +213,7 @@ impl Settings {
         };
         let version = check(MINECRAFT_VERSION, DEFAULT_VERSION, check_version);
         let build = check(BUILD_NUMBER, DEFAULT_BUILD, check_build);
-        let sha256 = check(JAR_SHA256, "", check_sha256);
+        let sha256 = check(JAR_SHA256, "", check_pin);
         let jarfile = check(SERVER_JARFILE, DEFAULT_JARFILE, check_jarfile);
         let eula = check(EULA, "false", check_eula);
         if !errors.is_empty() {
@@ -192,7 +223,7 @@ impl Settings {
             version,
             // `check_build` accepted it, so it parses.
             build: build.parse().unwrap_or_default(),
-            sha256: sha256.to_ascii_lowercase(),
+            pin: (!sha256.is_empty()).then(|| sha256.to_ascii_lowercase()),
             jarfile,
             eula: eula == "true",
         })
@@ -208,13 +239,114 @@ impl Settings {
         })
     }
 
-    fn download_url(&self) -> String {
+    /// The build's path on the downloads service.
+    fn build_path(&self) -> String {
         format!(
-            "https://api.papermc.io/v2/projects/paper/versions/{v}/builds/{b}/downloads/paper-{v}-{b}.jar",
+            "/v3/projects/paper/versions/{v}/builds/{b}",
             v = self.version,
             b = self.build
         )
     }
+}
+
+/// The jar to download, as the downloads service lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Jar {
+    url: String,
+    sha256: String,
+}
+
+/// Asks the downloads service at `api` for the build `settings` name.
+fn fetch_jar(api: &str, settings: &Settings) -> Result<Jar, PluginError> {
+    let api = api.trim_end_matches('/');
+    let url = format!("{api}{}", settings.build_path());
+    let unavailable = |detail: String| {
+        PluginError::new(
+            "checksum-unavailable",
+            format!(
+                "cannot ask the PaperMC downloads service ({url}) for the jar's checksum: {detail}"
+            ),
+        )
+    };
+    let response = http::get(&url)
+        .header("User-Agent", USER_AGENT)
+        .header("Accept", "application/json")
+        .timeout_ms(10_000)
+        .send()
+        .map_err(|e| unavailable(http::describe(&e)))?;
+    match response.status {
+        200 => {}
+        404 => {
+            return Err(PluginError::new(
+                "unknown-build",
+                format!(
+                    "PaperMC lists no build {} of Minecraft {} ({url} answered 404)",
+                    settings.build, settings.version
+                ),
+            ));
+        }
+        status => return Err(unavailable(format!("it answered HTTP {status}"))),
+    }
+    let body: serde_json::Value = response
+        .json()
+        .map_err(|e| unavailable(format!("the answer is not JSON: {e}")))?;
+    jar_of(api, &body, settings).map_err(unavailable)
+}
+
+/// The `server:default` download of a Fill v3 build, checked: its URL
+/// must be `https` on a `papermc.io` host or on `api`'s own origin, its
+/// SHA-256 64 hex digits, equal to the admin's pin if there is one.
+fn jar_of(api: &str, build: &serde_json::Value, settings: &Settings) -> Result<Jar, String> {
+    let download = build
+        .pointer("/downloads/server:default")
+        .ok_or("the build lists no `server:default` download")?;
+    let sha256 = download
+        .pointer("/checksums/sha256")
+        .and_then(serde_json::Value::as_str)
+        .ok_or("the download lists no SHA-256")?
+        .to_ascii_lowercase();
+    if check_sha256(&sha256).is_err() {
+        return Err(format!("`{sha256}` is not a SHA-256"));
+    }
+    let url = download
+        .get("url")
+        .and_then(serde_json::Value::as_str)
+        .ok_or("the download has no URL")?;
+    if !trusted_download(api, url) {
+        return Err(format!(
+            "the download URL {url} is neither https on papermc.io nor on {api}"
+        ));
+    }
+    if let Some(pin) = &settings.pin
+        && *pin != sha256
+    {
+        return Err(format!(
+            "PaperMC lists SHA-256 {sha256} for build {} of {}, not the pinned {pin}",
+            settings.build, settings.version
+        ));
+    }
+    Ok(Jar {
+        url: url.to_owned(),
+        sha256,
+    })
+}
+
+/// `https://…papermc.io/…`, or a URL on the service's own origin.
+fn trusted_download(api: &str, url: &str) -> bool {
+    let origin = |u: &str| -> Option<(String, String)> {
+        let (scheme, rest) = u.split_once("://")?;
+        let authority = rest.split(['/', '?', '#']).next()?;
+        if authority.is_empty() || authority.contains('@') {
+            return None;
+        }
+        Some((scheme.to_ascii_lowercase(), authority.to_ascii_lowercase()))
+    };
+    let Some((scheme, authority)) = origin(url) else {
+        return false;
+    };
+    let host = authority.split(':').next().unwrap_or_default();
+    let papermc = scheme == "https" && (host == "papermc.io" || host.ends_with(".papermc.io"));
+    papermc || origin(api) == Some((scheme, authority))
 }
 
 /// `1.21`, `1.21.4`: dot-separated numbers, two or three of them.
@@ -239,10 +371,17 @@ fn check_build(value: &str) -> Result<(), String> {
     }
 }
 
-fn check_sha256(value: &str) -> Result<(), String> {
+/// Empty (not pinned) or 64 hexadecimal digits.
+fn check_pin(value: &str) -> Result<(), String> {
     if value.is_empty() {
-        Err("the SHA-256 of the Paper jar is required (see the PaperMC downloads API)".into())
-    } else if value.len() != 64 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        check_sha256(value)
+    }
+}
+
+fn check_sha256(value: &str) -> Result<(), String> {
+    if value.len() != 64 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
         Err("must be 64 hexadecimal characters".into())
     } else {
         Ok(())
@@ -315,19 +454,21 @@ fn motd(name: &str) -> String {
     }
 }
 
-fn install_plan(server: &ServerContext) -> Result<InstallPlan, PluginError> {
+fn eula_not_accepted() -> PluginError {
+    PluginError::new(
+        "eula-not-accepted",
+        "the Minecraft EULA must be accepted (EULA=true) before installing",
+    )
+}
+
+/// The install of `server` (whose EULA is accepted), downloading `jar`.
+fn install_plan(server: &ServerContext, jar: &Jar) -> Result<InstallPlan, PluginError> {
     let settings = Settings::from_server(server)?;
-    if !settings.eula {
-        return Err(PluginError::new(
-            "eula-not-accepted",
-            "the Minecraft EULA must be accepted (EULA=true) before installing",
-        ));
-    }
     Ok(InstallPlan {
         steps: vec![
             InstallStep::Download(Download {
-                url: settings.download_url(),
-                sha256: settings.sha256.clone(),
+                url: jar.url.clone(),
+                sha256: jar.sha256.clone(),
                 destination: settings.jarfile.clone(),
                 executable: false,
             }),
@@ -613,7 +754,7 @@ mod tests {
     #[test]
     fn accepts_a_complete_set_of_variables() {
         let settings = Settings::from_variables(&variables(&[])).unwrap();
-        assert_eq!(settings.sha256, SHA.to_ascii_lowercase());
+        assert_eq!(settings.pin.as_deref(), Some(&*SHA.to_ascii_lowercase()));
         assert!(settings.eula);
     }
 
@@ -642,11 +783,16 @@ mod tests {
     }
 
     #[test]
-    fn requires_a_sixty_four_digit_hex_checksum() {
+    fn a_pin_is_optional_and_when_given_is_sixty_four_hex_digits() {
         let mut vars = variables(&[]);
         vars.retain(|pair| pair.key != JAR_SHA256);
-        let errors = Settings::from_variables(&vars).unwrap_err();
-        assert_eq!(errors[0].key, JAR_SHA256);
+        assert_eq!(Settings::from_variables(&vars).unwrap().pin, None);
+        assert_eq!(
+            Settings::from_variables(&variables(&[(JAR_SHA256, "")]))
+                .unwrap()
+                .pin,
+            None
+        );
         assert_eq!(error_keys(&[(JAR_SHA256, &SHA[..63])]), [JAR_SHA256]);
         let not_hex = format!("{}g", &SHA[..63]);
         assert_eq!(error_keys(&[(JAR_SHA256, &not_hex)]), [JAR_SHA256]);
@@ -674,16 +820,99 @@ mod tests {
         assert!(check_version("1.21-pre1").is_err());
     }
 
+    const API: &str = "https://fill.papermc.io";
+    const JAR_URL: &str = "https://fill-data.papermc.io/v1/objects/0123/paper-1.21.4-232.jar";
+
+    fn jar() -> Jar {
+        Jar {
+            url: JAR_URL.into(),
+            sha256: SHA.to_ascii_lowercase(),
+        }
+    }
+
+    /// A Fill v3 build as the service answers it.
+    fn build(sha256: &str, url: &str) -> serde_json::Value {
+        serde_json::json!({
+            "id": 232,
+            "time": "2025-01-01T00:00:00Z",
+            "channel": "STABLE",
+            "commits": [],
+            "downloads": {
+                "server:default": {
+                    "name": "paper-1.21.4-232.jar",
+                    "checksums": { "sha256": sha256 },
+                    "size": 51_234_567,
+                    "url": url
+                }
+            }
+        })
+    }
+
+    fn settings(overrides: &[(&str, &str)]) -> Settings {
+        Settings::from_variables(&variables(overrides)).unwrap()
+    }
+
     #[test]
-    fn install_downloads_the_pinned_build_and_accepts_the_eula() {
-        let plan = install_plan(&server(&[])).unwrap();
+    fn the_jar_is_the_server_default_download_with_its_checksum() {
+        let unpinned = settings(&[(JAR_SHA256, "")]);
+        assert_eq!(
+            unpinned.build_path(),
+            "/v3/projects/paper/versions/1.21.4/builds/232"
+        );
+        assert_eq!(jar_of(API, &build(SHA, JAR_URL), &unpinned), Ok(jar()));
+    }
+
+    #[test]
+    fn a_pin_must_equal_the_listed_checksum() {
+        let listed = "f".repeat(64);
+        let error = jar_of(API, &build(&listed, JAR_URL), &settings(&[])).unwrap_err();
+        assert!(error.contains("not the pinned"), "{error}");
+        assert_eq!(jar_of(API, &build(SHA, JAR_URL), &settings(&[])), Ok(jar()));
+    }
+
+    #[test]
+    fn a_build_without_a_checksum_or_with_a_bad_one_is_refused() {
+        let unpinned = settings(&[(JAR_SHA256, "")]);
+        let mut no_checksum = build(SHA, JAR_URL);
+        no_checksum["downloads"]["server:default"]["checksums"] = serde_json::json!({});
+        assert!(
+            jar_of(API, &no_checksum, &unpinned)
+                .unwrap_err()
+                .contains("SHA-256")
+        );
+        assert!(jar_of(API, &build("abc", JAR_URL), &unpinned).is_err());
+        assert!(
+            jar_of(API, &serde_json::json!({"downloads": {}}), &unpinned)
+                .unwrap_err()
+                .contains("server:default")
+        );
+    }
+
+    #[test]
+    fn the_download_url_must_be_https_on_papermc_or_on_the_service_itself() {
+        let unpinned = settings(&[(JAR_SHA256, "")]);
+        for bad in [
+            "http://fill-data.papermc.io/x.jar",
+            "https://evil.example/x.jar",
+            "https://papermc.io.evil.example/x.jar",
+            "https://user@fill-data.papermc.io/x.jar",
+            "file:///etc/passwd",
+            "x.jar",
+        ] {
+            assert!(jar_of(API, &build(SHA, bad), &unpinned).is_err(), "{bad}");
+        }
+        let mirror = "http://127.0.0.1:8080";
+        assert!(jar_of(mirror, &build(SHA, "http://127.0.0.1:8080/jar"), &unpinned).is_ok());
+        assert!(jar_of(mirror, &build(SHA, "http://127.0.0.1:8081/jar"), &unpinned).is_err());
+    }
+
+    #[test]
+    fn install_downloads_the_listed_build_and_accepts_the_eula() {
+        let plan = install_plan(&server(&[]), &jar()).unwrap();
         let InstallStep::Download(download) = &plan.steps[0] else {
             panic!("expected a download first, got {:?}", plan.steps[0]);
         };
-        assert_eq!(
-            download.url,
-            "https://api.papermc.io/v2/projects/paper/versions/1.21.4/builds/232/downloads/paper-1.21.4-232.jar"
-        );
+        assert_eq!(download.url, JAR_URL);
         assert_eq!(download.sha256, SHA.to_ascii_lowercase());
         assert_eq!(download.destination, "server.jar");
         assert!(matches!(
@@ -694,7 +923,7 @@ mod tests {
 
     #[test]
     fn install_points_server_properties_at_the_allocation() {
-        let plan = install_plan(&server(&[])).unwrap();
+        let plan = install_plan(&server(&[]), &jar()).unwrap();
         let InstallStep::EditConfig(edit) = &plan.steps[2] else {
             panic!("expected a config edit, got {:?}", plan.steps[2]);
         };
@@ -707,8 +936,9 @@ mod tests {
     }
 
     #[test]
-    fn install_refuses_without_the_eula() {
-        let error = install_plan(&server(&[(EULA, "false")])).unwrap_err();
+    fn install_refuses_without_the_eula_before_asking_anyone() {
+        // On the host there is no HTTP: the refusal comes first.
+        let error = Paper.install_plan(&server(&[(EULA, "false")])).unwrap_err();
         assert_eq!(error.code, "invalid-variable");
     }
 
