@@ -218,6 +218,8 @@ pub struct LinkConfig {
     pub backoff_max: Duration,
     /// Where free disk is measured for health reports.
     pub data_dir: std::path::PathBuf,
+    /// What the node can run, sent in every hello (empty: not sent).
+    pub capabilities: Vec<String>,
 }
 
 impl LinkConfig {
@@ -249,6 +251,7 @@ impl LinkConfig {
             backoff_initial: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
             data_dir: data_dir.into(),
+            capabilities: Vec::new(),
         })
     }
 
@@ -390,6 +393,7 @@ async fn session<R: ServerRuntime>(
         node_id: config.node_id.clone(),
         agent_version: config.agent_version.clone(),
         servers: agent.runtime().reports(),
+        capabilities: (!config.capabilities.is_empty()).then(|| config.capabilities.clone()),
     };
     if let Err(why) = send(&mut socket, &hello).await {
         return Ended::Lost(why);

@@ -286,6 +286,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
             credentials
         }
     };
+    let capabilities = platform_capabilities(&config.backend);
     let (events_tx, events_rx) = mpsc::channel::<AgentMessage>(EVENT_BUFFER);
     let runtime = Arc::new(NodeRuntime::open(config, options.classifiers, events_tx).await?);
     let (agent, results_rx) = Agent::new(runtime.clone(), &options.data_dir);
@@ -309,7 +310,8 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
             }
         })?;
     }
-    let link_config = LinkConfig::from_credentials(&credentials, &options.data_dir)?;
+    let mut link_config = LinkConfig::from_credentials(&credentials, &options.data_dir)?;
+    link_config.capabilities = capabilities;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let started = Instant::now();
     let health_runtime = runtime.clone();

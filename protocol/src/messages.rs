@@ -264,6 +264,13 @@ pub enum AgentMessage {
         agent_version: String,
         /// Every server on the node.
         servers: Vec<ServerReport>,
+        /// What the node can run now (`native-process` or `container`, its
+        /// OS and architecture), so that an Agent restarted with another
+        /// runtime is placed by what it is, not by what it registered as.
+        /// Absent from Agents older than this field: the Panel keeps what
+        /// the node registered with.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        capabilities: Option<Vec<String>>,
     },
     /// Sent every `heartbeatSeconds`.
     Heartbeat {

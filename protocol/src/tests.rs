@@ -57,6 +57,7 @@ fn every_agent_message() -> Vec<AgentMessage> {
                 exit_code: None,
                 limits: Some(LimitsApplied::Rlimit),
             }],
+            capabilities: Some(vec!["container".into(), "os-linux".into()]),
         },
         AgentMessage::Heartbeat { sent_at_ms: 1 },
         AgentMessage::Health(HealthReport {
@@ -172,6 +173,22 @@ fn a_frame_of_another_version_is_refused_before_its_message_is_read() {
         "{error}"
     );
     assert_eq!(error.code(), "version-mismatch");
+}
+
+#[test]
+fn a_hello_from_an_agent_older_than_capabilities_still_reads() {
+    let old = r#"{"protocol":1,"type":"hello","data":{"nodeId":"n-1","agentVersion":"0.1.0","servers":[]}}"#;
+    let message: AgentMessage = decode(old).expect("an old hello decodes");
+    assert!(
+        matches!(
+            &message,
+            AgentMessage::Hello {
+                capabilities: None,
+                ..
+            }
+        ),
+        "{message:?}"
+    );
 }
 
 #[test]

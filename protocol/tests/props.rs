@@ -292,13 +292,20 @@ fn agent_message() -> impl Strategy<Value = AgentMessage> {
         (text(), text()).prop_map(|(code, message)| CommandOutcome::Failed { code, message }),
     ];
     prop_oneof![
-        (text(), text(), prop::collection::vec(report, 0..3)).prop_map(
-            |(node_id, agent_version, servers)| AgentMessage::Hello {
-                node_id,
-                agent_version,
-                servers,
-            }
-        ),
+        (
+            text(),
+            text(),
+            prop::collection::vec(report, 0..3),
+            prop::option::of(prop::collection::vec(text(), 0..3))
+        )
+            .prop_map(|(node_id, agent_version, servers, capabilities)| {
+                AgentMessage::Hello {
+                    node_id,
+                    agent_version,
+                    servers,
+                    capabilities,
+                }
+            }),
         any::<u64>().prop_map(|sent_at_ms| AgentMessage::Heartbeat { sent_at_ms }),
         health.prop_map(AgentMessage::Health),
         text().prop_map(|nonce| AgentMessage::Pong { nonce }),

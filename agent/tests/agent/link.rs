@@ -390,6 +390,7 @@ async fn commands_survive_a_cut_connection_and_run_exactly_once() {
         backoff_initial: Duration::from_millis(50),
         backoff_max: Duration::from_millis(200),
         data_dir: data.path().to_path_buf(),
+        capabilities: vec!["native-process".into(), "os-linux".into()],
     };
     let (stop_link, shutdown) = watch::channel(false);
     let link = tokio::spawn(link::run(link_config, agent, events_rx, results, shutdown));
@@ -398,8 +399,10 @@ async fn commands_survive_a_cut_connection_and_run_exactly_once() {
     let mut socket = next_connection(&mut connections).await;
     let hello = receive(&mut socket).await;
     assert!(
-        matches!(&hello, AgentMessage::Hello { node_id, servers, .. } if node_id == "node-7" && servers.is_empty()),
-        "{hello:?}"
+        matches!(&hello, AgentMessage::Hello { node_id, servers, capabilities, .. }
+            if node_id == "node-7" && servers.is_empty()
+                && capabilities.as_deref() == Some(&["native-process".to_owned(), "os-linux".to_owned()][..])),
+        "every hello says what the node can run: {hello:?}"
     );
     send(
         &mut socket,

@@ -630,6 +630,9 @@ impl Projections {
                 self.tokens.insert(data.token_id, token);
             }
             NodeEvent::Registered { subject, data } => self.register(&subject.0, data)?,
+            NodeEvent::CapabilitiesChanged { subject, data } => {
+                self.node(subject.as_str())?.capabilities = Some(data.capabilities);
+            }
             NodeEvent::AllocationsAdded { subject, data } => {
                 let node_id = subject.0;
                 self.node(&node_id)?;

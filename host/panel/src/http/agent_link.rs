@@ -209,6 +209,7 @@ impl Session {
             node_id,
             agent_version,
             servers,
+            capabilities,
         } = hello
         else {
             return "the first message was not a hello";
@@ -219,6 +220,19 @@ impl Session {
         }
         self.hub
             .touch(&self.node_id, |s| s.agent_version = Some(agent_version));
+        if let Some(capabilities) = capabilities {
+            match nodes::set_capabilities(self.state.db(), &self.node_id, &capabilities).await {
+                Ok(true) => {
+                    tracing::info!(node = %self.node_id, ?capabilities, "the node's capabilities changed");
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    // The node keeps what it had: a bad report must not
+                    // make it placeable for what it cannot run.
+                    tracing::warn!(node = %self.node_id, %error, "the hello's capabilities were refused");
+                }
+            }
+        }
         if let Err(error) = self.reconcile(&servers).await {
             tracing::warn!(node = %self.node_id, %error, "could not reconcile the Agent's report");
             return "the database failed during reconciliation";

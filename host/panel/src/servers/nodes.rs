@@ -24,7 +24,8 @@ use super::{
     FieldProblem, ServersError, check_text, digest, new_id, random_secret, to_i64, to_u64,
 };
 use crate::db::domain::{
-    AllocationPort, AllocationsAdded, At, Empty, NodeCreated, NodeEvent, NodeId, NodeUpdated,
+    AllocationPort, AllocationsAdded, At, Empty, NodeCapabilities, NodeCreated, NodeEvent, NodeId,
+    NodeUpdated,
 };
 use crate::db::{
     Actor, Database, DbError, NewEvent, Unrecorded, from_micros, now, on_pool, query_builder,
@@ -543,6 +544,60 @@ pub async fn mark_seen(db: &Database, id: &str) -> Result<(), DbError> {
         return Err(DbError::NotFound);
     }
     Ok(())
+}
+
+/// Takes over the capabilities the node's Agent reports on connecting, so
+/// that an Agent restarted with another runtime (`--runtime container`) is
+/// placed by what it can run now. Appends `node.capabilities.changed` when
+/// they differ from what the node had; returns whether they did.
+///
+/// # Errors
+///
+/// [`ServersError::Invalid`] for capabilities registration would refuse
+/// (the node keeps its own), [`ServersError::NotFound`] for an unknown
+/// node, database errors.
+pub async fn set_capabilities(
+    db: &Database,
+    id: &str,
+    capabilities: &[String],
+) -> Result<bool, ServersError> {
+    let problems = super::registration::check_capabilities(capabilities);
+    if !problems.is_empty() {
+        return Err(ServersError::Invalid(problems));
+    }
+    let event = node_event(
+        NodeEvent::CapabilitiesChanged {
+            subject: NodeId::new(id),
+            data: NodeCapabilities {
+                capabilities: capabilities.to_vec(),
+                at: to_micros(now()),
+            },
+        },
+        &Actor::system(),
+    );
+    let changed = on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let mut qb = query_builder(pool, "SELECT capabilities FROM nodes WHERE id = ");
+        qb.push_bind(id);
+        let had: Option<Option<Json<Vec<String>>>> =
+            qb.build_query_scalar().fetch_optional(&mut *tx).await?;
+        let Some(had) = had else {
+            return Err(ServersError::NotFound(format!("node {id}")));
+        };
+        if had.is_some_and(|Json(had)| had == capabilities) {
+            false
+        } else {
+            let mut qb = query_builder(pool, "UPDATE nodes SET capabilities = ");
+            qb.push_bind(Json(capabilities))
+                .push(" WHERE id = ")
+                .push_bind(id);
+            qb.build().execute(&mut *tx).await?;
+            tx.record(&event).await?;
+            tx.commit().await?;
+            true
+        }
+    });
+    Ok(changed)
 }
 
 /// Sets whether the node's Agent is connected, appending `node.online` or

@@ -193,6 +193,26 @@ fn is_slug(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
+/// Checks a node's capabilities: at most [`MAX_LIST_LEN`] slugs.
+pub(crate) fn check_capabilities(capabilities: &[String]) -> Vec<FieldProblem> {
+    let mut problems = Vec::new();
+    if capabilities.len() > MAX_LIST_LEN {
+        problems.push(FieldProblem::new(
+            "capabilities",
+            format!("at most {MAX_LIST_LEN} entries"),
+        ));
+    }
+    for (i, capability) in capabilities.iter().enumerate() {
+        if !is_slug(capability) {
+            problems.push(FieldProblem::new(
+                format!("capabilities[{i}]"),
+                "must be 1 to 64 lowercase letters, digits, '-' or '_'",
+            ));
+        }
+    }
+    problems
+}
+
 /// Checks everything but the token; problems name camelCase paths.
 fn validate(request: &RegistrationRequest) -> Vec<FieldProblem> {
     let mut problems = Vec::new();
@@ -202,20 +222,7 @@ fn validate(request: &RegistrationRequest) -> Vec<FieldProblem> {
     if request.version.len() > 64 || semver::Version::parse(&request.version).is_err() {
         problems.push(FieldProblem::new("version", "must be a semantic version"));
     }
-    if request.capabilities.len() > MAX_LIST_LEN {
-        problems.push(FieldProblem::new(
-            "capabilities",
-            format!("at most {MAX_LIST_LEN} entries"),
-        ));
-    }
-    for (i, capability) in request.capabilities.iter().enumerate() {
-        if !is_slug(capability) {
-            problems.push(FieldProblem::new(
-                format!("capabilities[{i}]"),
-                "must be 1 to 64 lowercase letters, digits, '-' or '_'",
-            ));
-        }
-    }
+    problems.extend(check_capabilities(&request.capabilities));
     if request.supported_games.len() > MAX_LIST_LEN {
         problems.push(FieldProblem::new(
             "supportedGames",

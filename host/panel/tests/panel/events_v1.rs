@@ -490,11 +490,24 @@ fn v1_events() -> Vec<Event> {
         .collect()
 }
 
+/// Kinds added after the fixture was written: no v1 database holds them.
+/// Their round trip and replay are tested with the types
+/// (`db::domain::tests`) and where they are written.
+const ADDED_AFTER_V1: &[&str] = &["node.capabilities.changed"];
+
 #[test]
-fn the_v1_fixture_holds_every_kind_the_types_know_and_no_other() {
+fn the_v1_fixture_holds_every_kind_the_types_know_but_those_added_since() {
     let stored: BTreeSet<String> = v1_events().into_iter().map(|e| e.kind).collect();
     let known: BTreeSet<String> = DomainEvent::kinds().map(str::to_owned).collect();
-    assert_eq!(stored, known);
+    let added: BTreeSet<String> = ADDED_AFTER_V1.iter().map(|k| (*k).to_owned()).collect();
+    assert!(
+        stored.is_disjoint(&added),
+        "a kind added since v1 is in the v1 fixture"
+    );
+    assert_eq!(
+        stored.union(&added).cloned().collect::<BTreeSet<_>>(),
+        known
+    );
 }
 
 #[test]

@@ -242,6 +242,21 @@ on_every_database! {
         let node = nodes::get(db_handle, &id).await.expect("get").expect("exists");
         assert!(node.online && node.last_seen_at.is_some());
 
+        // An Agent restarted with another runtime says so in its hello: the
+        // node takes it over, with an event that replay gives back.
+        let container: Vec<String> = vec!["container".into(), "os-linux".into(), "arch-amd64".into()];
+        assert!(nodes::set_capabilities(db_handle, &id, &container).await.expect("changed"));
+        assert!(!nodes::set_capabilities(db_handle, &id, &container).await.expect("the same again"),
+            "the same capabilities are no change");
+        let bad = nodes::set_capabilities(db_handle, &id, &["Native Process".to_owned()]).await;
+        assert!(matches!(bad, Err(cap_panel::servers::ServersError::Invalid(_))), "{bad:?}");
+        let node = json_of(call(&panel, Method::GET, &format!("/api/v1/nodes/{id}"), Some(NODE_ADMIN), None).await, 200).await;
+        assert_eq!(node["capabilities"], json!(container), "a refused report changes nothing");
+        let changes = db.fetch_texts("SELECT kind FROM events WHERE kind = 'node.capabilities.changed'").await;
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        cap_panel::db::replay::replay(db_handle).await.expect("replay");
+        assert_eq!(nodes::get(db_handle, &id).await.expect("get").expect("exists").capabilities, container);
+
         // An expired token is refused with its own code.
         let issued = json_of(call(&panel, Method::POST, &tokens, Some(NODE_ADMIN), Some(json!({}))).await, 201).await;
         let token = issued["token"].as_str().expect("token").to_owned();

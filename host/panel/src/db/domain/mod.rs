@@ -67,8 +67,8 @@ pub use identity::{
     UserCreated, UserDeleted, UserDisabled, UserEvent, UserRoles, UserUpdated,
 };
 pub use node::{
-    AllocationPort, AllocationsAdded, NodeCreated, NodeEvent, NodeRegistered, NodeUpdated,
-    RegistrationTokenIssued,
+    AllocationPort, AllocationsAdded, NodeCapabilities, NodeCreated, NodeEvent, NodeRegistered,
+    NodeUpdated, RegistrationTokenIssued,
 };
 pub use plugin::{
     PluginConfigUpdated, PluginDeactivated, PluginEvent, PluginGranted, PluginInstalled,

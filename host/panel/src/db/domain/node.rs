@@ -30,11 +30,23 @@ namespace! {
         RegistrationTokenIssued = "node.registration-token.issued" { subject: NodeId, data: RegistrationTokenIssued },
         /// An Agent registered with a token and now speaks for the node.
         Registered = "node.registered" { subject: NodeId, data: NodeRegistered },
+        /// The node's Agent reported other capabilities than the node had
+        /// (it was restarted with another runtime, say).
+        CapabilitiesChanged = "node.capabilities.changed" { subject: NodeId, data: NodeCapabilities },
         /// Ports on one address were added to the node.
         AllocationsAdded = "node.allocations.added" { subject: NodeId, data: AllocationsAdded },
         /// A free allocation was deleted.
         AllocationDeleted = "node.allocation.deleted" { subject: NodeId, data: AllocationPort },
     }
+}
+
+/// What a node's Agent says it can run now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NodeCapabilities {
+    /// The capabilities, as in [`NodeRegistered::capabilities`].
+    pub capabilities: Vec<String>,
+    /// When, in microseconds since the Unix epoch.
+    pub at: i64,
 }
 
 /// A new node.

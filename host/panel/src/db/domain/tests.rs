@@ -309,6 +309,14 @@ fn one_of_each() -> Vec<DomainEvent> {
             },
         }
         .into(),
+        NodeEvent::CapabilitiesChanged {
+            subject: node(),
+            data: NodeCapabilities {
+                capabilities: vec!["container".into(), "os-linux".into()],
+                at: 7,
+            },
+        }
+        .into(),
         NodeEvent::AllocationsAdded {
             subject: node(),
             data: AllocationsAdded {
