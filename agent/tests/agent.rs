@@ -11,5 +11,6 @@ mod agent {
     pub(crate) mod isolation;
     pub(crate) mod lifecycle;
     pub(crate) mod link;
+    pub(crate) mod real_games;
     pub(crate) mod support;
 }

@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 use cap_runtime::{Grants, HostServices, Manifest, Plugin, PluginSpec, Runtime, RuntimeConfig};
 
+pub mod game_images;
 pub mod podman;
 
 /// The repository root.
