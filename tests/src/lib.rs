@@ -13,6 +13,7 @@ use std::sync::{Arc, OnceLock};
 use cap_runtime::{Grants, HostServices, Manifest, Plugin, PluginSpec, Runtime, RuntimeConfig};
 
 pub mod podman;
+pub mod registry;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
