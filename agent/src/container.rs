@@ -458,7 +458,10 @@ impl Engine {
     }
 
     /// Makes sure `image` is present, pulling it when it is not; every
-    /// progress line of a pull goes to `progress`.
+    /// progress line of a pull goes to `progress`: `pulling image …`, the
+    /// engine's status of each layer (`<layer>: Pulling fs layer`,
+    /// `<layer>: Downloading <n>/<total> bytes`, `<layer>: Already
+    /// exists`, …) and `pulled image …` once it is there.
     ///
     /// # Errors
     ///
@@ -495,8 +498,12 @@ impl Engine {
                         .flatten()
                         .collect::<Vec<_>>()
                         .join(" ");
-                    if !line.is_empty() {
-                        progress(line);
+                    // Prefixed by the layer it is about, as `docker pull`
+                    // shows it.
+                    match info.id {
+                        Some(layer) if !line.is_empty() => progress(format!("{layer}: {line}")),
+                        _ if !line.is_empty() => progress(line),
+                        _ => {}
                     }
                 }
                 Err(error) => {
@@ -508,7 +515,10 @@ impl Engine {
             }
         }
         match self.docker.inspect_image(image).await {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                progress(format!("pulled image {image}"));
+                Ok(())
+            }
             Err(error) => Err(EngineError::Pull {
                 image: image.to_owned(),
                 message: error_message(&error),

@@ -6,7 +6,10 @@
 //!   socket in a temporary directory, with the settings this machine kind
 //!   needs (`--runtime runc`, `--cgroup-manager cgroupfs`; crun refuses
 //!   hybrid cgroups). Every test gets its own service process; they share
-//!   Podman's image store.
+//!   Podman's image store. [`PodmanService::start_trusting`] gives the
+//!   service a `registries.conf` of its own naming plain-HTTP registries
+//!   (a [`Registry`](crate::registry::Registry) on loopback), so a test
+//!   can pull without reaching beyond the machine.
 //! - [`test_image`] is `localhost/cap-test-game:latest`: Debian's static
 //!   busybox (`sh`, `sleep`, `dd`, …) and `cap-standin-game` with the
 //!   shared libraries it links, imported with `podman import` from a root
@@ -54,6 +57,8 @@ fn require_podman() {
 pub struct PodmanService {
     child: Option<Child>,
     socket: PathBuf,
+    /// The `registries.conf` the service reads, when it has one of its own.
+    registries: Option<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -64,12 +69,36 @@ impl PodmanService {
     ///
     /// Without Podman, or when the service does not come up in 30 s.
     pub fn start() -> Self {
+        Self::start_trusting(&[])
+    }
+
+    /// Starts a service that pulls from `insecure` registries (`host:port`)
+    /// over plain HTTP: it reads a `registries.conf` of its own
+    /// (`CONTAINERS_REGISTRIES_CONF`) naming each as `insecure`, and no
+    /// other registry. With none, the service reads the machine's.
+    ///
+    /// # Panics
+    ///
+    /// Without Podman, or when the service does not come up in 30 s.
+    pub fn start_trusting(insecure: &[&str]) -> Self {
         require_podman();
         let dir = tempfile::tempdir().expect("a directory for the socket");
         let socket = dir.path().join("podman.sock");
+        let registries = (!insecure.is_empty()).then(|| {
+            let path = dir.path().join("registries.conf");
+            let entries: String = insecure
+                .iter()
+                .map(|location| {
+                    format!("[[registry]]\nlocation = \"{location}\"\ninsecure = true\n\n")
+                })
+                .collect();
+            std::fs::write(&path, entries).expect("writing registries.conf");
+            path
+        });
         let mut service = Self {
             child: None,
             socket,
+            registries,
             _dir: dir,
         };
         service.spawn();
@@ -78,7 +107,11 @@ impl PodmanService {
 
     fn spawn(&mut self) {
         let _ = std::fs::remove_file(&self.socket);
-        let child = podman()
+        let mut command = podman();
+        if let Some(registries) = &self.registries {
+            command.env("CONTAINERS_REGISTRIES_CONF", registries);
+        }
+        let child = command
             .args(["system", "service", "--time=0"])
             .arg(format!("unix://{}", self.socket.display()))
             .stdout(Stdio::null())

@@ -2,7 +2,8 @@
 //! test on a socket of its own) with a test image built locally
 //! (`cap_e2e::podman`): isolation and limits, console and lifecycle,
 //! installs in their own container, and every fault the container issue
-//! names.
+//! names. Image pulls go to a real registry on loopback
+//! (`cap_e2e::registry`), never beyond the machine.
 
 use std::path::Path;
 use std::process::Command;
@@ -13,6 +14,7 @@ use cap_agent::{
     Backend, ContainerConfig, NodeRuntime, NodeRuntimeConfig, RuntimeError, ServerRuntime,
 };
 use cap_e2e::podman::{PodmanService, podman, test_image};
+use cap_e2e::registry::Registry;
 use cap_protocol::{
     AgentMessage, InstallPlan, InstallStep, KeyValue, LimitsApplied, PortAllocation, RestartPolicy,
     Script, ServerLimits, ServerSpec, ServerState, Signal, StartupPlan, StopMethod, StopPlan,
@@ -249,6 +251,142 @@ async fn a_missing_image_is_a_clear_error_on_the_server_not_a_hang() {
             .contains("127.0.0.1:1/cap/no-such-image:1"),
         "names the image: {error}"
     );
+}
+
+fn image_exists(reference: &str) -> bool {
+    podman()
+        .args(["image", "exists", reference])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The `[Agent] …` lines of a pull of `image` in `lines`, from its first
+/// line to its last.
+fn pull_lines<'a>(lines: &'a [String], image: &str) -> &'a [String] {
+    let first = lines
+        .iter()
+        .position(|l| *l == format!("[Agent] pulling image {image}"))
+        .unwrap_or_else(|| panic!("no line announces the pull of {image}: {lines:#?}"));
+    let last = lines
+        .iter()
+        .position(|l| *l == format!("[Agent] pulled image {image}"))
+        .unwrap_or_else(|| panic!("no line reports {image} pulled: {lines:#?}"));
+    assert!(first < last, "{lines:#?}");
+    &lines[first..=last]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absent_image_is_pulled_from_a_registry_with_its_progress_on_the_console() {
+    let registry = Registry::start();
+    let image = registry.push_fresh(test_image(), "cap/test-game:latest");
+    let service = PodmanService::start_trusting(&[&registry.address()]);
+    assert!(!image_exists(&image), "{image} is not in the engine yet");
+    let (_plugins, plugin) = test_game().await;
+    let data = tempfile::tempdir().unwrap();
+    let (runtime, events) =
+        container_runtime(data.path(), &plugin, &service, &instance(), |_| {}).await;
+
+    // The install's script runs in it, so the install pulls it: its
+    // progress is in the install log.
+    let (mut install, mut spec, _port) = game_spec(&plugin, "pulled").await;
+    install.image = Some(image.clone());
+    install.steps.push(InstallStep::RunScript(Script {
+        interpreter: "/bin/sh".into(),
+        contents: "echo installed from the pulled image".into(),
+        env: Vec::new(),
+        timeout_secs: 60,
+    }));
+    runtime.install("pulled", &install).await.unwrap();
+    let log = std::fs::read_to_string(data.path().join("run/pulled/install.log")).unwrap();
+    let lines: Vec<String> = log.lines().map(str::to_owned).collect();
+    let pull = pull_lines(&lines, &image);
+    assert!(log.contains("installed from the pulled image"), "{log}");
+    // The layer of its own is downloaded; the test image's is reused.
+    assert!(
+        pull.iter().any(|l| l.ends_with(": Pulling fs layer")),
+        "{pull:#?}"
+    );
+    assert!(
+        pull.iter().any(|l| l.ends_with(": Download complete")),
+        "{pull:#?}"
+    );
+    assert!(
+        pull.iter().any(|l| l.ends_with(": Already exists")),
+        "{pull:#?}"
+    );
+    assert!(image_exists(&image), "the engine has it now");
+
+    // Removed again, the start pulls it: its progress is on the console,
+    // and the server runs from it.
+    let removed = podman().args(["rmi", &image]).output().unwrap();
+    assert!(removed.status.success(), "{removed:?}");
+    spec.image = Some(image.clone());
+    runtime.start("pulled", spec).await.unwrap();
+    events.wait_state("pulled", ServerState::Running, 1).await;
+    let history = runtime.history("pulled");
+    let pull = pull_lines(&history, &image);
+    assert!(
+        pull.iter().any(|l| l.ends_with(": Download complete")),
+        "{pull:#?}"
+    );
+    let streamed = events.console("pulled").0;
+    assert!(
+        streamed.contains(&format!("[Agent] pulling image {image}")),
+        "the progress reached the console stream: {streamed:#?}"
+    );
+    let id = container_of(&runtime, "pulled");
+    assert_eq!(inspect(&id, "{{.ImageName}}"), image);
+    runtime.stop("pulled").await.unwrap();
+    events.wait_state("pulled", ServerState::Offline, 2).await;
+    let _ = podman().args(["rmi", &image]).output();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_registry_fails_the_pull_naming_the_image_not_a_hang() {
+    let mut registry = Registry::start();
+    let image = registry.push(test_image(), "cap/test-game:gone");
+    let service = PodmanService::start_trusting(&[&registry.address()]);
+    // The registry goes away: its port is closed.
+    registry.stop();
+    let (_plugins, plugin) = test_game().await;
+    let data = tempfile::tempdir().unwrap();
+    let (runtime, events) =
+        container_runtime(data.path(), &plugin, &service, &instance(), |_| {}).await;
+
+    let mut spec = shell("sleep 60", limits(64, 0, 0));
+    spec.image = Some(image.clone());
+    let started = Instant::now();
+    let error = runtime.start("stranded", spec).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(60), "no hang");
+    assert_eq!(error.code(), "image-unavailable", "{error}");
+    let message = error.to_string();
+    assert!(message.contains(&image), "names the image: {message}");
+    assert!(
+        message.contains("connection refused"),
+        "says why: {message}"
+    );
+
+    // An install from it fails the same way and says so on the server.
+    let plan = InstallPlan {
+        steps: vec![InstallStep::RunScript(Script {
+            interpreter: "/bin/sh".into(),
+            contents: "echo never".into(),
+            env: Vec::new(),
+            timeout_secs: 60,
+        })],
+        image: Some(image.clone()),
+    };
+    let error = runtime.install("stranded", &plan).await.unwrap_err();
+    assert_eq!(error.code(), "image-unavailable", "{error}");
+    let reason = events
+        .wait_state("stranded", ServerState::InstallFailed, 1)
+        .await
+        .unwrap_or_default();
+    assert!(
+        reason.contains(&image),
+        "the reason names the image: {reason}"
+    );
+    assert!(!image_exists(&image), "nothing half-pulled is left");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -431,6 +431,33 @@ pub async fn start_agent(
     dir: &std::path::Path,
     token: Option<String>,
 ) -> cap_agent::node::RunningNode {
+    start_agent_on(panel, dir, token, cap_agent::node::BackendChoice::Native).await
+}
+
+/// [`start_agent`] on the container backend (`--runtime container`): the
+/// Agent runs its servers in containers of the engine at `host`, the
+/// `--container-host` of a `cap_e2e::podman::PodmanService`; the
+/// bundled test game runs from the test image, which this builds
+/// (`cap_e2e::podman::test_image`).
+pub async fn start_container_agent(
+    panel: &RunningPanel,
+    dir: &std::path::Path,
+    token: Option<String>,
+    host: &str,
+) -> cap_agent::node::RunningNode {
+    cap_e2e::podman::test_image();
+    let backend = cap_agent::node::BackendChoice::Container {
+        host: Some(host.to_owned()),
+    };
+    start_agent_on(panel, dir, token, backend).await
+}
+
+async fn start_agent_on(
+    panel: &RunningPanel,
+    dir: &std::path::Path,
+    token: Option<String>,
+    backend: cap_agent::node::BackendChoice,
+) -> cap_agent::node::RunningNode {
     let standin_dir: PathBuf = cap_e2e::standin()
         .parent()
         .expect("the stand-in has a directory")
@@ -450,7 +477,7 @@ pub async fn start_agent(
         runtime: Some(runtime),
         resource_limits: None,
         insecure: false,
-        backend: Default::default(),
+        backend,
     })
     .await
     .expect("the Agent starts")

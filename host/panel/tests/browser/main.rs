@@ -3,7 +3,8 @@
 //! in-process with identity on and the bundled plugins (local-password,
 //! test-game, quota-guard, player-list), packed from their sources,
 //! installed the way `cap up` installs them; where a test starts game servers, a real Agent running
-//! the real `cap-standin-game` (the harness of the Agent tests); where it
+//! the real `cap-standin-game` (the harness of the Agent tests), natively or
+//! in containers of a real Podman service the test starts; where it
 //! installs from a Marketplace, a real one with a publisher (the harness
 //! of the Marketplace tests).
 //!
@@ -37,7 +38,7 @@ use serde_json::{Value, json};
 use cap_panel_test_support as support;
 use support::{
     MarketplaceWithPublisher, TestDb, code_at, free_port, manifest_text, package_with,
-    publish_signed, start_agent, wrong_code,
+    publish_signed, start_agent, start_container_agent, wrong_code,
 };
 
 const ADMIN_PASSWORD: &str = "Correct-Horse-Battery-42";
@@ -58,6 +59,9 @@ struct Setup {
     plugins: &'static [&'static str],
     /// Whether a real Agent serves the node.
     agent: bool,
+    /// The container engine the Agent runs its servers in
+    /// (`--runtime container --container-host …`); natively without one.
+    container_host: Option<String>,
     /// The Marketplace the Panel installs from.
     marketplace_url: Option<String>,
 }
@@ -67,6 +71,7 @@ impl Default for Setup {
         Setup {
             plugins: PLUGINS,
             agent: false,
+            container_host: None,
             marketplace_url: None,
         }
     }
@@ -158,7 +163,10 @@ async fn world(setup: Setup) -> World {
         .await;
         let dir = tempfile::tempdir().expect("a temporary directory");
         let token = token["token"].as_str().expect("a token").to_owned();
-        let agent = start_agent(&panel, dir.path(), Some(token)).await;
+        let agent = match &setup.container_host {
+            Some(host) => start_container_agent(&panel, dir.path(), Some(token), host).await,
+            None => start_agent(&panel, dir.path(), Some(token)).await,
+        };
         let deadline = Instant::now() + UI_WAIT;
         loop {
             let node = call(
@@ -942,6 +950,112 @@ async fn an_admin_creates_and_starts_a_server_in_the_ui_watches_its_console_and_
         t.contains("deleting") || t.contains("No servers yet.")
     })
     .await;
+
+    client.close().await.expect("closing the browser");
+    if let Some(agent) = world.agent {
+        agent.stop().await;
+    }
+}
+
+/// `podman ps` through the test's Podman service at `host` (the engine
+/// the Agent uses): the containers labelled with server `server_id`, as
+/// `<id> <image>` lines.
+fn containers_of(host: &str, server_id: &str) -> Vec<String> {
+    let output = Command::new("podman")
+        .args(["--remote", "--url", host, "ps", "--all", "--filter"])
+        .arg(format!("label=org.ctrl-alt-play.server={server_id}"))
+        .args(["--format", "{{.ID}} {{.Image}}"])
+        .output()
+        .expect("running podman ps");
+    assert!(
+        output.status.success(),
+        "podman ps failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn an_admin_runs_the_test_game_in_a_container_from_the_ui_and_talks_to_its_console() {
+    let service = cap_e2e::podman::PodmanService::start();
+    let driver = start_driver();
+    let world = world(Setup {
+        agent: true,
+        container_host: Some(service.host()),
+        ..Setup::default()
+    })
+    .await;
+    let client = browser(&driver, 1280, 900).await;
+    sign_in(&client, &world.panel, "admin", ADMIN_PASSWORD).await;
+
+    create_server_in_ui(
+        &client,
+        &world.panel,
+        "Boxed",
+        256,
+        &[("READY_DELAY_MS", "100")],
+    )
+    .await;
+    wait_for_text(&client, "#server-state", "offline").await;
+    let url = client.current_url().await.expect("a URL");
+    let server_id = url
+        .fragment()
+        .and_then(|f| f.strip_prefix("/servers/"))
+        .expect("the server page's URL names the server")
+        .to_owned();
+    assert!(
+        containers_of(&service.host(), &server_id).is_empty(),
+        "no container before the start"
+    );
+
+    click(&client, ".power button[data-action=start]").await;
+    wait_for_text(&client, "#server-state", "running").await;
+    wait_for_text(&client, "#console-output", "Starting standin on port").await;
+    wait_for_text(&client, "#console-output", "Server is ready").await;
+    wait_for_text_where(&client, "#stat-memory", "showed the memory in use", |t| {
+        t.ends_with("iB")
+    })
+    .await;
+
+    // It really is a container of the test image, labelled with the
+    // server's id, in the engine the Agent was given.
+    let listed = containers_of(&service.host(), &server_id);
+    assert_eq!(listed.len(), 1, "one container for the server: {listed:?}");
+    let fields: Vec<&str> = listed[0].split_whitespace().collect();
+    assert_eq!(fields[1..], [cap_e2e::podman::TEST_IMAGE], "{listed:?}");
+    let inspected = Command::new("podman")
+        .args(["--remote", "--url", &service.host(), "inspect", "--format"])
+        .arg("{{index .Config.Labels \"org.ctrl-alt-play.server\"}} {{.State.Running}}")
+        .arg(fields[0])
+        .output()
+        .expect("running podman inspect");
+    assert_eq!(
+        String::from_utf8_lossy(&inspected.stdout).trim(),
+        format!("{server_id} true")
+    );
+
+    // A command from the page reaches the game in its container, and its
+    // answer comes back.
+    console_command(&client, "say hello from the browser").await;
+    wait_for_text(&client, "#console-output", "SAY hello from the browser").await;
+    console_command(&client, "players").await;
+    wait_for_text(&client, "#console-output", "PLAYERS 0/").await;
+    screenshot(&client, "server-running-container").await;
+
+    // Stopped from the page, the container goes.
+    click(&client, ".power button[data-action=stop]").await;
+    wait_for_text(&client, "#server-state", "offline").await;
+    let deadline = Instant::now() + UI_WAIT;
+    while !containers_of(&service.host(), &server_id).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the container was not removed after the stop"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     client.close().await.expect("closing the browser");
     if let Some(agent) = world.agent {
