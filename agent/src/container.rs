@@ -32,7 +32,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::pin::Pin;
 
-use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, ResourcesUlimits};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, HostConfigLogConfig, PortBinding, ResourcesUlimits,
+};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
     KillContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
@@ -41,6 +43,9 @@ use bollard::query_parameters::{
 use bollard::{ClientVersion, Docker};
 use futures::{Stream, StreamExt};
 use tokio::io::AsyncWrite;
+
+/// The most console output, in MiB, the engine keeps per container.
+pub const ENGINE_LOG_MAX_MB: u32 = 16;
 
 /// The label naming the Agent instance that owns a container.
 pub const LABEL_AGENT: &str = "org.ctrl-alt-play.agent";
@@ -275,6 +280,18 @@ impl ContainerSpec {
             port_bindings: (!bindings.is_empty()).then_some(bindings),
             init: Some(false),
             privileged: Some(false),
+            // The engine keeps a copy of the console (re-adoption reads it
+            // back); bounded, so a flooding server cannot fill the node's
+            // disk outside its own quota. `json-file` is Docker's file
+            // driver and Podman's alias of its own (`k8s-file`); both take
+            // `max-size`.
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: Some(HashMap::from([(
+                    "max-size".to_owned(),
+                    format!("{ENGINE_LOG_MAX_MB}m"),
+                )])),
+            }),
             ..HostConfig::default()
         };
         ContainerCreateBody {

@@ -187,6 +187,11 @@ async fn a_server_runs_in_a_limited_unprivileged_container_and_answers_its_conso
         "no swap beyond the memory limit"
     );
     assert_eq!(inspect(&id, "{{.HostConfig.PidsLimit}}"), "512");
+    assert_eq!(
+        inspect(&id, "{{.HostConfig.LogConfig.Size}}"),
+        "16MB",
+        "the engine's copy of the console is bounded"
+    );
     assert_eq!(inspect(&id, "{{.HostConfig.NanoCpus}}"), "1000000000");
     let tmpfs = inspect(&id, "{{json .HostConfig.Tmpfs}}");
     assert!(tmpfs.contains("/tmp"), "a private /tmp: {tmpfs}");
