@@ -1600,11 +1600,30 @@ impl NodeRuntime {
         let log = server.log_path();
         std::fs::write(&log, b"").map_err(io_error("creating the console log"))?;
         server.history.clear();
-        engine
+        // A pull's progress reaches the console as it happens: a tail of its
+        // own follows the log while the image is fetched, and the game's
+        // tail starts where it stopped.
+        let (pull_done, pull_finish) = watch::channel(false);
+        let pull_tail = console::spawn_tail(TailSpec {
+            server_id: server.id.clone(),
+            log: log.clone(),
+            offset: 0,
+            history: server.history.clone(),
+            classifier: None,
+            on_event: Arc::new(|_: &ConsoleEvent| {}),
+            events: self.shared.events.clone(),
+            finish: pull_finish,
+            config: self.shared.config.console.clone(),
+        });
+        let pulled = engine
             .ensure_image(&image, |line| {
                 append_log(&log, format!("[Agent] {line}\n").as_bytes());
             })
-            .await?;
+            .await;
+        let _ = pull_done.send(true);
+        let _ = pull_tail.await;
+        pulled?;
+        let offset = std::fs::metadata(&log).map_or(0, |m| m.len());
         let user = self.container_user(server, config)?;
         let relative = working_dir
             .strip_prefix(&server.dir)
@@ -1716,7 +1735,7 @@ impl NodeRuntime {
             log,
             oom,
         };
-        self.watch_process(server, generation, waiter, 0);
+        self.watch_process(server, generation, waiter, offset);
         Ok(())
     }
 

@@ -339,6 +339,21 @@ async fn an_absent_image_is_pulled_from_a_registry_with_its_progress_on_the_cons
         streamed.contains(&format!("[Agent] pulling image {image}")),
         "the progress reached the console stream: {streamed:#?}"
     );
+    // Live: the end of the pull is on the console before the container
+    // starts, not after.
+    let all = events.all();
+    let pulled_at = all.iter().position(|m| {
+        matches!(m, AgentMessage::ConsoleLines { server_id, lines, .. }
+            if server_id == "pulled" && lines.iter().any(|l| l.starts_with("[Agent] pulled image")))
+    });
+    let starting_at = all.iter().position(|m| {
+        matches!(m, AgentMessage::StateChange { server_id, state: ServerState::Starting, .. }
+            if server_id == "pulled")
+    });
+    assert!(
+        pulled_at.is_some() && pulled_at < starting_at,
+        "the pull's progress streams while it runs: pulled at {pulled_at:?}, starting at {starting_at:?}"
+    );
     let id = container_of(&runtime, "pulled");
     assert_eq!(inspect(&id, "{{.ImageName}}"), image);
     runtime.stop("pulled").await.unwrap();
@@ -369,6 +384,12 @@ async fn an_unreachable_registry_fails_the_pull_naming_the_image_not_a_hang() {
     assert!(
         message.contains("connection refused"),
         "says why: {message}"
+    );
+    assert!(
+        runtime
+            .history("stranded")
+            .contains(&format!("[Agent] pulling image {image}")),
+        "the failed pull is on the console too"
     );
 
     // An install from it fails the same way and says so on the server.
