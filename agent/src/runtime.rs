@@ -1390,19 +1390,41 @@ impl Waiter {
             Self::Container {
                 engine,
                 id,
-                mut pump,
+                pump,
                 input,
                 log,
                 oom,
             } => {
+                // The console stream ends when the container stops or when
+                // the connection to the engine breaks (an engine restart):
+                // then the engine says which. No `wait` request is held
+                // open (see `Engine::exited`).
+                let mut pump = Some(pump);
+                let mut attached_at = Instant::now();
+                let mut still_running = 0u32;
                 let ended = loop {
-                    match engine.wait(&id).await {
-                        container::Waited::Ended(ended) => break ended,
-                        container::Waited::Interrupted => {
-                            // The engine restarted under a running
-                            // container: follow its console again.
-                            tracing::info!(container = %id, "the engine came back: attaching again");
-                            pump.abort();
+                    if let Some(running) = pump.take() {
+                        // Its output is all in the log once it ends.
+                        let _ = running.await;
+                    }
+                    match engine.exited(&id).await {
+                        Ok(Some(ended)) => break ended,
+                        Ok(None) if still_running == 0 => {
+                            // A container just stopping may still show as
+                            // running: look again before attaching.
+                            still_running += 1;
+                            tokio::time::sleep(Duration::from_millis(250)).await;
+                        }
+                        Ok(None) => {
+                            // The engine came back under a running
+                            // container: follow its console again (at most
+                            // once a second, whatever the stream does).
+                            if let Some(wait) =
+                                Duration::from_secs(1).checked_sub(attached_at.elapsed())
+                            {
+                                tokio::time::sleep(wait).await;
+                            }
+                            tracing::info!(container = %id, "the console stream ended under a running container: attaching again");
                             let since = log_mtime_secs(&log);
                             match engine.attach(&id).await {
                                 Ok(attached) => {
@@ -1410,7 +1432,9 @@ impl Waiter {
                                         append_log(&log, &chunk);
                                     }
                                     *input.lock().await = attached.input;
-                                    pump = spawn_pump(log.clone(), attached.output);
+                                    pump = Some(spawn_pump(log.clone(), attached.output));
+                                    attached_at = Instant::now();
+                                    still_running = 0;
                                 }
                                 Err(error) => {
                                     tracing::warn!(container = %id, %error, "attaching again failed");
@@ -1418,10 +1442,10 @@ impl Waiter {
                                 }
                             }
                         }
+                        // The engine is away: ask again.
+                        Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
                     }
                 };
-                // The last output is in the log before the tail finishes.
-                let _ = tokio::time::timeout(Duration::from_secs(5), pump).await;
                 let code = ended.exit_code.and_then(|c| i32::try_from(c).ok());
                 let oom_killed = ended.oom_killed || (oom.fired() && code == Some(137));
                 match (oom_killed, code) {
