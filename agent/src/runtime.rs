@@ -826,6 +826,28 @@ impl NodeRuntime {
     }
 
     /// Spawns the console tail and the exit monitor for a process.
+    /// Follows `log` onto `server`'s console from its start, unclassified
+    /// (an install, or a pull before the game runs), until `true` is sent.
+    fn plain_tail(
+        &self,
+        server: &Arc<Server>,
+        log: &Path,
+    ) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+        let (finish_tx, finish_rx) = watch::channel(false);
+        let tail = console::spawn_tail(TailSpec {
+            server_id: server.id.clone(),
+            log: log.to_path_buf(),
+            offset: 0,
+            history: server.history.clone(),
+            classifier: None,
+            on_event: Arc::new(|_: &ConsoleEvent| {}),
+            events: self.shared.events.clone(),
+            finish: finish_rx,
+            config: self.shared.config.console.clone(),
+        });
+        (finish_tx, tail)
+    }
+
     fn watch_process(&self, server: &Arc<Server>, generation: u64, waiter: Waiter, offset: u64) {
         let (finish_tx, finish_rx) = watch::channel(false);
         let game = server.lock().spec.as_ref().map(|s| s.game.clone());
@@ -1627,18 +1649,7 @@ impl NodeRuntime {
         // A pull's progress reaches the console as it happens: a tail of its
         // own follows the log while the image is fetched, and the game's
         // tail starts where it stopped.
-        let (pull_done, pull_finish) = watch::channel(false);
-        let pull_tail = console::spawn_tail(TailSpec {
-            server_id: server.id.clone(),
-            log: log.clone(),
-            offset: 0,
-            history: server.history.clone(),
-            classifier: None,
-            on_event: Arc::new(|_: &ConsoleEvent| {}),
-            events: self.shared.events.clone(),
-            finish: pull_finish,
-            config: self.shared.config.console.clone(),
-        });
+        let (pull_done, pull_tail) = self.plain_tail(server, &log);
         let pulled = engine
             .ensure_image(&image, |line| {
                 append_log(&log, format!("[Agent] {line}\n").as_bytes());
@@ -1838,18 +1849,7 @@ impl NodeRuntime {
     ) -> Result<(), RuntimeError> {
         let log = server.run_dir.join("install.log");
         std::fs::write(&log, b"").map_err(io_error("creating the install log"))?;
-        let (finish_tx, finish_rx) = watch::channel(false);
-        let tail = console::spawn_tail(TailSpec {
-            server_id: server.id.clone(),
-            log: log.clone(),
-            offset: 0,
-            history: server.history.clone(),
-            classifier: None,
-            on_event: Arc::new(|_: &ConsoleEvent| {}),
-            events: self.shared.events.clone(),
-            finish: finish_rx,
-            config: self.shared.config.console.clone(),
-        });
+        let (finish_tx, tail) = self.plain_tail(server, &log);
         let mut result = Ok(());
         for step in &plan.steps {
             result = match step {

@@ -52,15 +52,9 @@ impl Recipe {
     }
 
     fn build(&self) {
-        let found = Command::new("mmdebstrap")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            found,
-            "mmdebstrap is missing: the real-game tests build their images from Debian's packages (apt-get install mmdebstrap; .ci/run installs it)"
+        crate::require_program(
+            "mmdebstrap",
+            "the real-game tests build their images from Debian's packages (apt-get install mmdebstrap; .ci/run installs it)",
         );
         let dir = tempfile::tempdir().expect("a directory for the root file system");
         let archive = dir.path().join("rootfs.tar");

@@ -274,3 +274,20 @@ impl cap_runtime::capabilities::panel::PanelApi for StaticPanel {
         })
     }
 }
+
+/// Fails the test unless `program --version` runs, naming `program` and
+/// `why` (what needs it and how to install it): a missing tool is a
+/// failure, never a silent pass.
+///
+/// # Panics
+///
+/// When `program` does not run.
+pub(crate) fn require_program(program: &str, why: &str) {
+    let found = std::process::Command::new(program)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(found, "{program} is missing: {why}");
+}

@@ -38,15 +38,9 @@ pub fn podman() -> Command {
 }
 
 fn require_podman() {
-    let found = Command::new("podman")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        found,
-        "podman is missing: the container tests need Podman and runc (apt-get install podman runc busybox-static; .ci/run installs them)"
+    crate::require_program(
+        "podman",
+        "the container tests need Podman and runc (apt-get install podman runc busybox-static; .ci/run installs them)",
     );
 }
 

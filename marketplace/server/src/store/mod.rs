@@ -273,7 +273,12 @@ impl Store {
     /// The database's.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         Ok(Tx(match &self.pool {
-            Pool::Sqlite(pool) => TxInner::Sqlite(pool.begin().await?),
+            // IMMEDIATE: the write lock is taken (waiting up to the busy
+            // timeout) when the transaction starts. A deferred one that read
+            // first and then writes while another connection wrote in
+            // between fails at once with SQLITE_BUSY, without waiting (the
+            // likely cause of a 500 a test met on SQLite only, under load).
+            Pool::Sqlite(pool) => TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Pool::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
         }))
     }

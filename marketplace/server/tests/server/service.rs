@@ -747,7 +747,8 @@ async fn search_filters_sorts_and_paginates() {
     for _ in 0..2 {
         h.download("local-password", "1.0.0").await;
     }
-    h.download("minecraft-paper", "1.0.0").await;
+    h.download("minecraft-paper", &mc.manifest.plugin.version.to_string())
+        .await;
 
     let ids = |page: &Value| -> Vec<String> {
         page["items"]
