@@ -79,14 +79,13 @@ impl GameType for Paper {
     }
 
     fn install_plan(&self, server: &ServerContext) -> Result<InstallPlan, PluginError> {
+        // Refuses bad variables, an unaccepted EULA among them, before
+        // anything is asked of PaperMC.
         let settings = Settings::from_server(server)?;
-        if !settings.eula {
-            return Err(eula_not_accepted());
-        }
         let api = config::get_or(DOWNLOADS_API, DEFAULT_DOWNLOADS_API.to_owned())
             .map_err(|e| PluginError::new("config-unavailable", e.to_string()))?;
         let jar = fetch_jar(&api, &settings)?;
-        install_plan(server, &jar)
+        install_plan(server, &settings, &jar)
     }
 
     fn startup_plan(&self, server: &ServerContext) -> Result<StartupPlan, PluginError> {
@@ -225,7 +224,7 @@ impl Settings {
             build: build.parse().unwrap_or_default(),
             pin: (!sha256.is_empty()).then(|| sha256.to_ascii_lowercase()),
             jarfile,
-            eula: eula == "true",
+            eula: eula.eq_ignore_ascii_case("true"),
         })
     }
 
@@ -454,16 +453,12 @@ fn motd(name: &str) -> String {
     }
 }
 
-fn eula_not_accepted() -> PluginError {
-    PluginError::new(
-        "eula-not-accepted",
-        "the Minecraft EULA must be accepted (EULA=true) before installing",
-    )
-}
-
-/// The install of `server` (whose EULA is accepted), downloading `jar`.
-fn install_plan(server: &ServerContext, jar: &Jar) -> Result<InstallPlan, PluginError> {
-    let settings = Settings::from_server(server)?;
+/// The install of `server` with its checked `settings`, downloading `jar`.
+fn install_plan(
+    server: &ServerContext,
+    settings: &Settings,
+    jar: &Jar,
+) -> Result<InstallPlan, PluginError> {
     Ok(InstallPlan {
         steps: vec![
             InstallStep::Download(Download {
@@ -474,9 +469,12 @@ fn install_plan(server: &ServerContext, jar: &Jar) -> Result<InstallPlan, Plugin
             }),
             InstallStep::WriteFile(WriteFile {
                 path: "eula.txt".into(),
-                contents: "# Accepted through Ctrl-Alt-Play (https://aka.ms/MinecraftEULA)\n\
-                           eula=true\n"
-                    .into(),
+                // `settings` holds only an accepted EULA (validation refuses
+                // any other), so this is always `eula=true`.
+                contents: format!(
+                    "# Accepted through Ctrl-Alt-Play (https://aka.ms/MinecraftEULA)\neula={}\n",
+                    settings.eula
+                ),
                 mode: 0o644,
             }),
             InstallStep::EditConfig(properties(server)?),
@@ -908,7 +906,7 @@ mod tests {
 
     #[test]
     fn install_downloads_the_listed_build_and_accepts_the_eula() {
-        let plan = install_plan(&server(&[]), &jar()).unwrap();
+        let plan = install_plan(&server(&[]), &settings(&[]), &jar()).unwrap();
         let InstallStep::Download(download) = &plan.steps[0] else {
             panic!("expected a download first, got {:?}", plan.steps[0]);
         };
@@ -923,7 +921,7 @@ mod tests {
 
     #[test]
     fn install_points_server_properties_at_the_allocation() {
-        let plan = install_plan(&server(&[]), &jar()).unwrap();
+        let plan = install_plan(&server(&[]), &settings(&[]), &jar()).unwrap();
         let InstallStep::EditConfig(edit) = &plan.steps[2] else {
             panic!("expected a config edit, got {:?}", plan.steps[2]);
         };

@@ -67,12 +67,12 @@ fn rust_files(path: &Path, into: &mut Vec<PathBuf>) {
 }
 
 /// The lines of `source` that are code: no comments, nothing after the
-/// first `#[cfg(test)]` (test modules close every file here).
+/// first top-level `#[cfg(test)]` (test modules close every file here).
 fn code_lines(source: &str) -> impl Iterator<Item = (usize, &str)> {
     source
         .lines()
         .enumerate()
-        .take_while(|(_, line)| line.trim() != "#[cfg(test)]")
+        .take_while(|(_, line)| *line != "#[cfg(test)]")
         .filter(|(_, line)| !line.trim_start().starts_with("//"))
         .map(|(n, line)| (n + 1, line))
 }

@@ -220,19 +220,7 @@ impl Session {
         }
         self.hub
             .touch(&self.node_id, |s| s.agent_version = Some(agent_version));
-        if let Some(capabilities) = capabilities {
-            match nodes::set_capabilities(self.state.db(), &self.node_id, &capabilities).await {
-                Ok(true) => {
-                    tracing::info!(node = %self.node_id, ?capabilities, "the node's capabilities changed");
-                }
-                Ok(false) => {}
-                Err(error) => {
-                    // The node keeps what it had: a bad report must not
-                    // make it placeable for what it cannot run.
-                    tracing::warn!(node = %self.node_id, %error, "the hello's capabilities were refused");
-                }
-            }
-        }
+        self.take_capabilities(capabilities).await;
         if let Err(error) = self.reconcile(&servers).await {
             tracing::warn!(node = %self.node_id, %error, "could not reconcile the Agent's report");
             return "the database failed during reconciliation";
@@ -274,7 +262,12 @@ impl Session {
 
     async fn handle(&mut self, message: AgentMessage) {
         match message {
-            AgentMessage::Hello { servers, .. } => {
+            AgentMessage::Hello {
+                servers,
+                capabilities,
+                ..
+            } => {
+                self.take_capabilities(capabilities).await;
                 if let Err(error) = self.reconcile(&servers).await {
                     tracing::warn!(node = %self.node_id, %error, "could not reconcile");
                 }
@@ -519,6 +512,24 @@ impl Session {
             .await
         {
             tracing::warn!(command = %command_id, error = %failed, "could not fail a command");
+        }
+    }
+
+    /// Takes over what a hello says the node can run, when it says.
+    async fn take_capabilities(&self, capabilities: Option<Vec<String>>) {
+        let Some(capabilities) = capabilities else {
+            return;
+        };
+        match nodes::set_capabilities(self.state.db(), &self.node_id, &capabilities).await {
+            Ok(true) => {
+                tracing::info!(node = %self.node_id, ?capabilities, "the node's capabilities changed");
+            }
+            Ok(false) => {}
+            Err(error) => {
+                // The node keeps what it had: a bad report must not make it
+                // placeable for what it cannot run.
+                tracing::warn!(node = %self.node_id, %error, "the hello's capabilities were refused");
+            }
         }
     }
 
