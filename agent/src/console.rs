@@ -155,8 +155,13 @@ impl Throttle {
 /// Classifies console lines; implemented for game-type plugins.
 pub trait Classifier: Send + Sync + 'static {
     /// What `line` means, or `None` for a plain line. Errors (a plugin
-    /// timing out, say) count as plain lines.
-    fn classify<'a>(&'a self, line: &'a str) -> BoxFuture<'a, Option<ConsoleEvent>>;
+    /// timing out, say) count as plain lines. `context` is the startup
+    /// plan's console context, as the game type gave it.
+    fn classify<'a>(
+        &'a self,
+        context: &'a str,
+        line: &'a str,
+    ) -> BoxFuture<'a, Option<ConsoleEvent>>;
 }
 
 /// A [`Classifier`] that calls a game-type plugin's `classify-line` in the
@@ -180,10 +185,14 @@ impl std::fmt::Debug for PluginClassifier {
 }
 
 impl Classifier for PluginClassifier {
-    fn classify<'a>(&'a self, line: &'a str) -> BoxFuture<'a, Option<ConsoleEvent>> {
+    fn classify<'a>(
+        &'a self,
+        context: &'a str,
+        line: &'a str,
+    ) -> BoxFuture<'a, Option<ConsoleEvent>> {
         Box::pin(async move {
             use cap_runtime::api::LineKind;
-            match self.plugin.classify_line(line).await {
+            match self.plugin.classify_line(context, line).await {
                 Ok(LineKind::Plain) => None,
                 Ok(LineKind::Ready) => Some(ConsoleEvent::Ready),
                 Ok(LineKind::PlayerJoined(name)) => Some(ConsoleEvent::PlayerJoined { name }),
@@ -215,6 +224,8 @@ pub struct TailSpec {
     pub history: Arc<History>,
     /// Its game type's classifier, if loaded.
     pub classifier: Option<Arc<dyn Classifier>>,
+    /// The console context of the run's startup plan, for the classifier.
+    pub console_context: String,
     /// Sees every event first.
     pub on_event: EventHook,
     /// Where batches and events go.
@@ -296,7 +307,7 @@ async fn tail(mut spec: TailSpec) {
                     continue;
                 }
                 if let Some(classifier) = &spec.classifier
-                    && let Some(event) = classifier.classify(&line).await
+                    && let Some(event) = classifier.classify(&spec.console_context, &line).await
                 {
                     (spec.on_event)(&event);
                     let _ = spec.events.try_send(AgentMessage::ConsoleEvent {
@@ -469,6 +480,7 @@ mod tests {
             offset: 0,
             history: history.clone(),
             classifier: None,
+            console_context: String::new(),
             on_event: Arc::new(|_| {}),
             events,
             finish,

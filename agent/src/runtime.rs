@@ -840,6 +840,7 @@ impl NodeRuntime {
             offset: 0,
             history: server.history.clone(),
             classifier: None,
+            console_context: String::new(),
             on_event: Arc::new(|_: &ConsoleEvent| {}),
             events: self.shared.events.clone(),
             finish: finish_rx,
@@ -850,7 +851,12 @@ impl NodeRuntime {
 
     fn watch_process(&self, server: &Arc<Server>, generation: u64, waiter: Waiter, offset: u64) {
         let (finish_tx, finish_rx) = watch::channel(false);
-        let game = server.lock().spec.as_ref().map(|s| s.game.clone());
+        let (game, console_context) = server
+            .lock()
+            .spec
+            .as_ref()
+            .map(|s| (Some(s.game.clone()), s.startup.console_context.clone()))
+            .unwrap_or_default();
         let classifier = game.and_then(|g| {
             self.shared
                 .classifiers
@@ -872,6 +878,7 @@ impl NodeRuntime {
             offset,
             history: server.history.clone(),
             classifier,
+            console_context,
             on_event,
             events: self.shared.events.clone(),
             finish: finish_rx,

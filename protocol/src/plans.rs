@@ -140,6 +140,10 @@ pub struct StartupPlan {
     pub working_dir: String,
     /// Config edits applied before every start.
     pub config_edits: Vec<ConfigEdit>,
+    /// Handed unchanged to the game type's console calls on the node (its
+    /// done patterns, say); empty for game types that need none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub console_context: String,
 }
 
 /// A signal a stop plan may send.
@@ -245,7 +249,10 @@ mod from_runtime {
                     api::InstallStep::EditConfig(e) => InstallStep::EditConfig(e.into()),
                 })
                 .collect();
-            Self { steps, image: None }
+            Self {
+                steps,
+                image: plan.image,
+            }
         }
     }
 
@@ -257,6 +264,7 @@ mod from_runtime {
                 env: pairs(plan.env),
                 working_dir: plan.working_dir,
                 config_edits: plan.config_edits.into_iter().map(Into::into).collect(),
+                console_context: plan.console_context,
             }
         }
     }

@@ -165,11 +165,20 @@ pub enum PluginKind {
     Hooks,
     /// Exports `ui`.
     Ui,
+    /// Exports `game-catalogue` (since 0.2.0): its game types are documents
+    /// admins import. Declared beside `game-type`.
+    GameCatalogue,
 }
 
 impl PluginKind {
     /// Every kind, in declaration order.
-    pub const ALL: [PluginKind; 4] = [Self::GameType, Self::AuthProvider, Self::Hooks, Self::Ui];
+    pub const ALL: [PluginKind; 5] = [
+        Self::GameType,
+        Self::AuthProvider,
+        Self::Hooks,
+        Self::Ui,
+        Self::GameCatalogue,
+    ];
 
     /// The name used in manifests.
     pub fn as_str(self) -> &'static str {
@@ -178,6 +187,7 @@ impl PluginKind {
             Self::AuthProvider => "auth-provider",
             Self::Hooks => "hooks",
             Self::Ui => "ui",
+            Self::GameCatalogue => "game-catalogue",
         }
     }
 
@@ -188,6 +198,7 @@ impl PluginKind {
             Self::AuthProvider => &["auth-provider"],
             Self::Hooks => &["hooks"],
             Self::Ui => &["ui"],
+            Self::GameCatalogue => &["game-catalogue"],
         }
     }
 }
@@ -501,7 +512,8 @@ impl Manifest {
         if p.kinds.is_empty() {
             err(
                 "plugin.kinds".into(),
-                "must list at least one of game-type, auth-provider, hooks, ui".into(),
+                "must list at least one of game-type, auth-provider, hooks, ui, game-catalogue"
+                    .into(),
             );
         }
         let kinds: BTreeSet<_> = p.kinds.iter().copied().collect();
@@ -515,6 +527,21 @@ impl Manifest {
                 "plugin.price".into(),
                 "must be a non-empty price id without spaces".into(),
             );
+        }
+
+        if kinds.contains(&PluginKind::GameCatalogue) {
+            if !kinds.contains(&PluginKind::GameType) {
+                err(
+                    "plugin.kinds".into(),
+                    "game-catalogue is for game-type plugins (add game-type)".into(),
+                );
+            }
+            if p.api < semver::Version::new(0, 2, 0) {
+                err(
+                    "plugin.kinds".into(),
+                    format!("game-catalogue needs api 0.2.0 or newer, not {}", p.api),
+                );
+            }
         }
 
         if let Some(game) = &self.game {
@@ -534,7 +561,11 @@ impl Manifest {
             if runtimes.len() != game.runtimes.len() {
                 err("game.runtimes".into(), "lists a runtime twice".into());
             }
-            if runtimes.contains(&GameRuntime::Container) && game.image.is_none() {
+            // Since 0.2.0 each game type may name its own images.
+            if runtimes.contains(&GameRuntime::Container)
+                && game.image.is_none()
+                && p.api < semver::Version::new(0, 2, 0)
+            {
                 err(
                     "game.image".into(),
                     "is required when game.runtimes lists container".into(),

@@ -8,8 +8,17 @@ use std::io;
 
 use serde::Serialize;
 
-use crate::api::{Element, GameInfo, InstallPlan, InstallStep, StartupPlan, UiTree, Verdict};
-use crate::manifest::is_valid_id;
+use crate::api::{
+    CatalogueEntry, Element, GameInfo, InstallPlan, InstallStep, StartupPlan, UiTree, Verdict,
+};
+use crate::manifest::{is_image_reference, is_valid_id};
+
+/// Most game types one plugin may offer (a catalogue's imported documents).
+pub const MAX_GAME_TYPES: usize = 1000;
+
+/// Largest `console-context` of a startup plan, in bytes: it travels to the
+/// node with every start and into every console call.
+pub const MAX_CONSOLE_CONTEXT_BYTES: usize = 64 * 1024;
 
 /// Deepest UI tree accepted.
 pub const MAX_UI_DEPTH: usize = 32;
@@ -118,11 +127,74 @@ pub fn check_game_info(info: &GameInfo) -> Result<(), String> {
     if info.platforms.is_empty() {
         return Err("the game supports no platform".into());
     }
+    let mut references = HashSet::new();
+    for image in &info.images {
+        if !is_image_reference(&image.reference) {
+            return Err(format!(
+                "image {:?} is not a container image reference",
+                image.reference
+            ));
+        }
+        if image.name.trim().is_empty() || image.name.len() > 100 {
+            return Err(format!(
+                "image {:?} needs a name of 1-100 characters",
+                image.reference
+            ));
+        }
+        if !references.insert(&image.reference) {
+            return Err(format!("image {:?} is listed twice", image.reference));
+        }
+    }
     Ok(())
+}
+
+/// `game-type.list-game-types`: each game type valid, ids unique, at most
+/// [`MAX_GAME_TYPES`]. (Checks take `&T` of the call's answer, hence the
+/// `&Vec`.)
+#[allow(clippy::ptr_arg)]
+pub fn check_game_types(games: &Vec<GameInfo>) -> Result<(), String> {
+    if games.len() > MAX_GAME_TYPES {
+        return Err(format!(
+            "{} game types, more than {MAX_GAME_TYPES}",
+            games.len()
+        ));
+    }
+    let mut ids = HashSet::new();
+    for game in games {
+        check_game_info(game).map_err(|e| format!("game type {:?}: {e}", game.id))?;
+        if !ids.insert(&game.id) {
+            return Err(format!("game type {:?} is listed twice", game.id));
+        }
+    }
+    Ok(())
+}
+
+/// `game-catalogue` answers: the entry's game type is valid.
+pub fn check_catalogue_entry(entry: &CatalogueEntry) -> Result<(), String> {
+    check_game_info(&entry.game).map_err(|e| format!("game type {:?}: {e}", entry.game.id))
+}
+
+/// `game-catalogue.list-entries`.
+#[allow(clippy::ptr_arg)]
+pub fn check_catalogue_entries(entries: &Vec<CatalogueEntry>) -> Result<(), String> {
+    if entries.len() > MAX_GAME_TYPES {
+        return Err(format!(
+            "{} entries, more than {MAX_GAME_TYPES}",
+            entries.len()
+        ));
+    }
+    entries.iter().try_for_each(check_catalogue_entry)
 }
 
 /// `game-type.install-plan`.
 pub fn check_install_plan(plan: &InstallPlan) -> Result<(), String> {
+    if let Some(image) = &plan.image
+        && !is_image_reference(image)
+    {
+        return Err(format!(
+            "install image {image:?} is not a container image reference"
+        ));
+    }
     for (i, step) in plan.steps.iter().enumerate() {
         let path = match step {
             InstallStep::Download(d) => {
@@ -159,6 +231,12 @@ pub fn check_install_plan(plan: &InstallPlan) -> Result<(), String> {
 pub fn check_startup_plan(plan: &StartupPlan) -> Result<(), String> {
     if plan.program.is_empty() {
         return Err("the startup plan names no program".into());
+    }
+    if plan.console_context.len() > MAX_CONSOLE_CONTEXT_BYTES {
+        return Err(format!(
+            "the console context is {} bytes, more than {MAX_CONSOLE_CONTEXT_BYTES}",
+            plan.console_context.len()
+        ));
     }
     if !plan.working_dir.is_empty()
         && plan.working_dir != "."

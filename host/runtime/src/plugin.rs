@@ -817,24 +817,32 @@ macro_rules! plugin_call {
 }
 
 impl Plugin {
-    /// `game-type.describe`, validated.
-    pub async fn describe_game(&self) -> Result<api::GameInfo, CallError> {
+    /// `game-type.list-game-types` (0.1.x: `describe`), validated: each
+    /// game type on its own and their ids unique.
+    pub async fn game_types(&self) -> Result<Vec<api::GameInfo>, CallError> {
         plugin_call!(
             self,
             PluginKind::GameType,
             false,
-            output::check_game_info,
-            |g, s| g.describe_game(s)
+            output::check_game_types,
+            |g, s| g.list_game_types(s)
         )
     }
 
-    /// `game-type.validate`.
+    /// The game type `id` among [`Self::game_types`], if the plugin offers
+    /// it.
+    pub async fn game_type(&self, id: &str) -> Result<Option<api::GameInfo>, CallError> {
+        Ok(self.game_types().await?.into_iter().find(|g| g.id == id))
+    }
+
+    /// `game-type.validate` for the game type `game_type`.
     pub async fn validate_variables(
         &self,
+        game_type: &str,
         variables: &[api::KeyValue],
     ) -> Result<Result<(), Vec<api::FieldError>>, CallError> {
         plugin_call!(self, PluginKind::GameType, false, |g, s| g
-            .validate_variables(s, variables))
+            .validate_variables(s, game_type, variables))
     }
 
     /// `game-type.install-plan`.
@@ -871,25 +879,98 @@ impl Plugin {
             .stop_plan(s, server))
     }
 
-    /// `game-console.classify-line`.
-    pub async fn classify_line(&self, line: &str) -> Result<api::LineKind, CallError> {
+    /// `game-console.classify-line`; `context` is the startup plan's
+    /// `console_context`.
+    pub async fn classify_line(
+        &self,
+        context: &str,
+        line: &str,
+    ) -> Result<api::LineKind, CallError> {
         plugin_call!(self, PluginKind::GameType, false, |g, s| g
-            .classify_line(s, line))
+            .classify_line(s, context, line))
     }
 
     /// `game-console.status-command`.
-    pub async fn status_command(&self) -> Result<Option<String>, CallError> {
+    pub async fn status_command(&self, context: &str) -> Result<Option<String>, CallError> {
         plugin_call!(self, PluginKind::GameType, false, |g, s| g
-            .status_command(s))
+            .status_command(s, context))
     }
 
     /// `game-console.parse-status`.
     pub async fn parse_status(
         &self,
+        context: &str,
         lines: &[String],
     ) -> Result<Option<api::PlayerStatus>, CallError> {
         plugin_call!(self, PluginKind::GameType, false, |g, s| g
-            .parse_status(s, lines))
+            .parse_status(s, context, lines))
+    }
+
+    /// `game-catalogue.preview`: what `document` would create.
+    pub async fn catalogue_preview(
+        &self,
+        document: &[u8],
+    ) -> Result<Result<api::CatalogueEntry, api::CatalogueError>, CallError> {
+        plugin_call!(
+            self,
+            PluginKind::GameCatalogue,
+            false,
+            output::if_ok(output::check_catalogue_entry),
+            |g, s| g.catalogue_preview(s, document)
+        )
+    }
+
+    /// `game-catalogue.import-document`.
+    pub async fn catalogue_import(
+        &self,
+        document: &[u8],
+        replace: bool,
+    ) -> Result<Result<api::CatalogueEntry, api::CatalogueError>, CallError> {
+        plugin_call!(
+            self,
+            PluginKind::GameCatalogue,
+            false,
+            output::if_ok(output::check_catalogue_entry),
+            |g, s| g.catalogue_import(s, document, replace)
+        )
+    }
+
+    /// `game-catalogue.list-entries`.
+    pub async fn catalogue_entries(&self) -> Result<Vec<api::CatalogueEntry>, CallError> {
+        plugin_call!(
+            self,
+            PluginKind::GameCatalogue,
+            false,
+            output::check_catalogue_entries,
+            |g, s| g.catalogue_entries(s)
+        )
+    }
+
+    /// `game-catalogue.export-document`.
+    pub async fn catalogue_export(
+        &self,
+        game_type: &str,
+    ) -> Result<Result<Vec<u8>, api::CatalogueError>, CallError> {
+        plugin_call!(self, PluginKind::GameCatalogue, false, |g, s| g
+            .catalogue_export(s, game_type))
+    }
+
+    /// `game-catalogue.check-update`.
+    pub async fn catalogue_check_update(
+        &self,
+        game_type: &str,
+    ) -> Result<Result<api::CatalogueUpdate, api::CatalogueError>, CallError> {
+        plugin_call!(self, PluginKind::GameCatalogue, false, |g, s| g
+            .catalogue_check_update(s, game_type))
+    }
+
+    /// `game-catalogue.remove`.
+    pub async fn catalogue_remove(
+        &self,
+        game_type: &str,
+    ) -> Result<Result<(), api::CatalogueError>, CallError> {
+        plugin_call!(self, PluginKind::GameCatalogue, false, |g, s| g
+            .catalogue_remove(s, game_type))
     }
 
     /// `auth-provider.describe`.

@@ -110,7 +110,7 @@ macro_rules! errors {
     )*};
 }
 
-errors!(PluginError, CapabilityError, AuthError, HttpError);
+errors!(PluginError, CapabilityError, AuthError, HttpError, CatalogueError);
 
 // ---------------------------------------------------------------------------
 // `types`: shared by every interface.
@@ -447,6 +447,18 @@ records! {
         pub features: Vec<String>,
         /// Smallest memory limit in MiB the game can run with.
         pub min_memory_mb: u32,
+        /// The images it runs in on container nodes, the default first
+        /// (since 0.2.0; empty for 0.1.0 plugins, whose packages name one).
+        #[serde(default)]
+        pub images: Vec<Image>,
+    }
+
+    /// A container image a game can run in (since 0.2.0).
+    pub struct Image {
+        /// What people see, e.g. `Java 21`.
+        pub name: String,
+        /// The image reference.
+        pub reference: String,
     }
 
     /// A port allocated to a server.
@@ -477,6 +489,13 @@ records! {
         pub ports: Vec<AllocatedPort>,
         /// Where it runs.
         pub platform: Platform,
+        /// The game type it was created from (a [`GameInfo::id`]; since
+        /// 0.2.0, which lets a plugin offer several).
+        #[serde(default)]
+        pub game_type: String,
+        /// The image it runs in, on container nodes (since 0.2.0).
+        #[serde(default)]
+        pub image: Option<String>,
     }
 
     /// A variable whose value failed validation.
@@ -535,6 +554,9 @@ records! {
     pub struct InstallPlan {
         /// Steps, in order.
         pub steps: Vec<InstallStep>,
+        /// The image the steps run in on container nodes (since 0.2.0).
+        #[serde(default)]
+        pub image: Option<String>,
     }
 
     /// How to start a server.
@@ -549,6 +571,10 @@ records! {
         pub working_dir: String,
         /// Config edits applied before every start.
         pub config_edits: Vec<ConfigEdit>,
+        /// Passed unchanged to the node's console calls for this run (since
+        /// 0.2.0; empty for 0.1.0 plugins).
+        #[serde(default)]
+        pub console_context: String,
     }
 
     /// How to stop a server: `method`, then SIGKILL after `grace_secs`.
@@ -590,6 +616,46 @@ records! {
         pub max: u32,
         /// Names.
         pub players: Vec<String>,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// `game-catalogue` (since 0.2.0).
+
+records! {
+    /// A game type as an imported document describes it.
+    pub struct CatalogueEntry {
+        /// The game type.
+        pub game: GameInfo,
+        /// The document's format, e.g. `PTDL_v2`.
+        pub format: String,
+        /// Where newer versions of the document are published.
+        pub update_url: Option<String>,
+        /// What the document asks for that the game type does not honour.
+        pub unsupported: Vec<String>,
+    }
+
+    /// A newer document for an entry and what it would change.
+    pub struct CatalogueUpdate {
+        /// The newer document.
+        pub document: Vec<u8>,
+        /// One line per change.
+        pub changes: Vec<String>,
+    }
+}
+
+variants! {
+    /// Why a catalogue call failed.
+    pub enum CatalogueError {
+        /// The document is not one the plugin takes; each problem names its
+        /// field.
+        Invalid(Vec<FieldError>),
+        /// An entry with this id is kept already.
+        Exists(String),
+        /// No entry with this id.
+        NotFound(String),
+        /// Anything else.
+        Failed(PluginError),
     }
 }
 

@@ -35,25 +35,258 @@
 //! version. Every call matches on the version and converts; callers see
 //! [`crate::api`] types only.
 //!
-//! # Adding 0.2.0
+//! # The versions served, and how the next one joins
 //!
-//! 1. Copy `wit/plugin/since_v0.1.0/` to `wit/plugin/since_v0.2.0/` and make
-//!    the changes there. `since_v0.1.0/` and `since_v0_1_0.rs` stay as they
-//!    are: components built against 0.1.0 keep loading unchanged.
-//! 2. Add `since_v0_2_0.rs` beside this file: its `bindgen!` (reusing the
-//!    unchanged interfaces of 0.1.0 through `with:` where that helps), its
-//!    `Host` impls calling the same capability functions, its export calls
-//!    and its conversions.
-//! 3. Extend [`crate::api`] with what 0.2.0 adds (new fields as `Option`,
-//!    new cases as new variants), so 0.1.0 still converts into it; where a
-//!    0.1.0 conversion can no longer be derived field by field, write it by
-//!    hand in `since_v0_1_0.rs`.
-//! 4. Add the variant `V0_2_0` to [`ApiVersion`], to [`Exports`] and to
-//!    [`Guest`], one match arm each in the dispatch below, and widen
-//!    [`SUPPORTED`] and [`LATEST`]. New shared capability logic goes into
-//!    [`crate::capabilities`] once, for every version.
+//! 0.1.0 (frozen) and 0.2.0 (open for additions until this wave's
+//! operations issue ends, then frozen) are served side by side. A version
+//! joins like 0.2.0 did:
+//!
+//! 1. Copy the newest `wit/plugin/since_vX/` to a new folder and make the
+//!    changes there. Released folders stay byte for byte (a test checks
+//!    0.1.0's hash): components built against them keep loading unchanged.
+//! 2. Add its module beside this file: its `bindgen!`, `host_imports!()` for
+//!    the imports that kept their shape (its own impls for the rest), its
+//!    export calls, `shared_conversions!()` and the conversions of what it
+//!    changed.
+//! 3. Extend [`crate::api`] with what it adds (new fields with a default,
+//!    new cases as new variants); older versions convert with the new
+//!    fields listed after `later:` in their `records!`, which fills them
+//!    with their defaults.
+//! 4. Add its variant to [`ApiVersion`], [`Exports`] and [`Guest`], one
+//!    match arm each in the dispatch below (calls into interfaces it
+//!    introduces answer [`ExportError::Missing`] for older versions), and
+//!    widen [`SUPPORTED`] and [`LATEST`]. New shared capability logic goes
+//!    into [`crate::capabilities`] once, for every version.
+
+/// The `Host` impls of the imports every served version shares in shape
+/// (`log`, `kv`, `config`, `http`, `events`, `panel`), expanded in each
+/// version module against its own generated modules: each converts into
+/// [`crate::api`], calls the shared capability code and converts back.
+macro_rules! host_imports {
+    () => {
+        impl types::Host for PluginState {}
+
+        impl log::Host for PluginState {
+            async fn log(&mut self, level: log::Level, target: String, message: String) {
+                cap::log::log(self, level.convert(), &target, &message);
+            }
+        }
+
+        impl kv::Host for PluginState {
+            async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, types::CapabilityError> {
+                cap::kv::get(self, key).await.convert()
+            }
+
+            async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), types::CapabilityError> {
+                cap::kv::set(self, key, value).await.convert()
+            }
+
+            async fn delete(&mut self, key: String) -> Result<bool, types::CapabilityError> {
+                cap::kv::delete(self, key).await.convert()
+            }
+
+            async fn list_keys(
+                &mut self,
+                prefix: String,
+                limit: u32,
+            ) -> Result<Vec<String>, types::CapabilityError> {
+                cap::kv::list_keys(self, prefix, limit).await.convert()
+            }
+        }
+
+        impl config::Host for PluginState {
+            async fn get(&mut self, key: String) -> Result<Option<String>, types::CapabilityError> {
+                cap::config::get(self, key).await.convert()
+            }
+
+            async fn get_secret(&mut self, key: String) -> Result<Option<String>, types::CapabilityError> {
+                cap::config::get_secret(self, key).await.convert()
+            }
+        }
+
+        impl http::Host for PluginState {
+            async fn fetch(&mut self, request: http::Request) -> Result<http::Response, http::HttpError> {
+                cap::http::fetch(self, request.convert()).await.convert()
+            }
+        }
+
+        impl events::Host for PluginState {
+            async fn publish(
+                &mut self,
+                topic: String,
+                payload: String,
+            ) -> Result<(), types::CapabilityError> {
+                cap::events::publish(self, topic, payload).await.convert()
+            }
+        }
+
+        impl panel::Host for PluginState {
+            async fn list_servers(&mut self) -> Result<Vec<panel::ServerSummary>, types::CapabilityError> {
+                cap::panel::list_servers(self).await.convert()
+            }
+
+            async fn get_server(
+                &mut self,
+                id: String,
+            ) -> Result<panel::ServerSummary, types::CapabilityError> {
+                cap::panel::get_server(self, id).await.convert()
+            }
+
+            async fn send_console_command(
+                &mut self,
+                server_id: String,
+                command: String,
+            ) -> Result<(), types::CapabilityError> {
+                cap::panel::send_console_command(self, server_id, command)
+                    .await
+                    .convert()
+            }
+        }
+    };
+}
+
+/// Records: `module::WitName => ApiName { fields }`. Fields a later
+/// version added to the [`crate::api`] type follow `; later:` and take
+/// their default when an older version's value converts.
+macro_rules! records {
+    ($( $module:ident :: $wit:ident => $api:ident {
+        $($field:ident),* $(; later: $($added:ident),*)? $(,)?
+    } )*) => {$(
+        impl Convert<api::$api> for $module::$wit {
+            fn convert(self) -> api::$api {
+                api::$api {
+                    $( $field: self.$field.convert(), )*
+                    $($( $added: Default::default(), )*)?
+                }
+            }
+        }
+
+        impl Convert<$module::$wit> for api::$api {
+            fn convert(self) -> $module::$wit {
+                $module::$wit { $( $field: self.$field.convert(), )* }
+            }
+        }
+    )*};
+}
+
+/// Variants and enums: `module::WitName => ApiName { Case(payload), Case }`.
+macro_rules! variants {
+    ($( $module:ident :: $wit:ident => $api:ident { $($case:ident $(($x:ident))?),* $(,)? } )*) => {$(
+        impl Convert<api::$api> for $module::$wit {
+            fn convert(self) -> api::$api {
+                match self {
+                    $( Self::$case $(($x))? => api::$api::$case $(($x.convert()))?, )*
+                }
+            }
+        }
+
+        impl Convert<$module::$wit> for api::$api {
+            fn convert(self) -> $module::$wit {
+                match self {
+                    $( Self::$case $(($x))? => $module::$wit::$case $(($x.convert()))?, )*
+                }
+            }
+        }
+    )*};
+}
+
+/// The conversions of the interfaces every served version shares in shape
+/// (all but `game-type`, `game-console` and `game-catalogue`), expanded in
+/// each version module. A record's conversion names every field of the
+/// target and a variant's matches every case of the source, so the compiler
+/// checks that both sides agree, version by version.
+macro_rules! shared_conversions {
+    () => {
+        records! {
+            types::KeyValue => KeyValue { key, value }
+            types::PluginError => PluginError { code, message }
+
+            http::Request => HttpRequest { method, url, headers, body, timeout_ms }
+            http::Response => HttpResponse { status, headers, body }
+
+            panel::ServerSummary => ServerSummary { id, name, owner_id, node_id, game_type, state }
+
+            auth_provider::ProviderInfo => ProviderInfo { id, name, kind, description }
+            auth_provider::PasswordCredentials => PasswordCredentials {
+                username, password, second_factor
+            }
+            auth_provider::Identity => Identity {
+                subject, username, email, display_name, groups, claims
+            }
+            auth_provider::LoginRedirect => LoginRedirect { authorize_url, state }
+
+            hooks::UserInfo => UserInfo { id, username, email, admin }
+            hooks::ServerInfo => ServerInfo {
+                id, name, owner_id, node_id, game_type, memory_mb, disk_mb, cpu_percent,
+                variables, state
+            }
+            hooks::NodeInfo => NodeInfo { id, name, address }
+            hooks::PluginRef => PluginRef { id, version }
+            hooks::ConsoleInfo => ConsoleInfo { server_id, line, detail }
+            hooks::ScheduleInfo => ScheduleInfo { name, server_id }
+            hooks::Actor => Actor { user_id, ip, request_id }
+            hooks::Event => Event { id, kind, occurred_at_ms, actor, payload }
+
+            ui::Button => Button { label, action, tone, confirm }
+            ui::FormField => FormField { name, label, kind, value, options, required }
+            ui::Form => Form { fields, submit }
+            ui::TableRow => TableRow { cells, actions }
+            ui::Table => Table { columns, rows }
+            ui::Series => Series { name, points }
+            ui::Chart => Chart { kind, series }
+            ui::Node => Node { element, children }
+            ui::UiTree => UiTree { root, nodes }
+            ui::RenderContext => RenderContext { contribution, server_id, user_id, permissions }
+            ui::Action => Action { name, values }
+        }
+
+        variants! {
+            types::CapabilityError => CapabilityError {
+                Denied(x), NotFound(x), Invalid(x), LimitExceeded(x), Unavailable(x)
+            }
+
+            log::Level => LogLevel { Trace, Debug, Info, Warn, Error }
+
+            http::Method => HttpMethod { Get, Head, Post, Put, Patch, Delete }
+            http::HttpError => HttpError {
+                Denied(x), InvalidRequest(x), Timeout, Transport(x), TooLarge
+            }
+
+            auth_provider::ProviderKind => ProviderKind { Password, Redirect, Token }
+            auth_provider::Credentials => Credentials { Password(x), Token(x) }
+            auth_provider::AuthError => AuthError {
+                InvalidCredentials, Locked(x), NeedsSecondFactor, ProviderUnavailable(x),
+                Unsupported, PolicyViolation(x), InvalidRequest(x)
+            }
+
+            hooks::EventKind => EventKind {
+                UserCreate, UserUpdate, UserDelete, UserLogin, UserLogout,
+                ServerCreate, ServerUpdate, ServerDelete, ServerInstall, ServerStart, ServerStop,
+                ServerRestart, ServerKill, ServerStateChanged,
+                NodeCreate, NodeDelete, NodeOnline, NodeOffline,
+                PluginInstall, PluginActivate, PluginDeactivate, PluginUninstall,
+                ConsoleCommand, ConsoleReady, ConsolePlayerJoined, ConsolePlayerLeft, ConsoleCrash,
+                ScheduleTick
+            }
+            hooks::Payload => Payload {
+                User(x), Server(x), Node(x), Plugin(x), Console(x), Schedule(x)
+            }
+            hooks::Verdict => Verdict { Allow, Deny(x), Modify(x) }
+
+            ui::Tone => Tone { Neutral, Info, Success, Warning, Danger }
+            ui::FieldKind => FieldKind { Text, Number, Toggle, Select, Secret }
+            ui::ChartKind => ChartKind { Line, Bar }
+            ui::Element => Element {
+                Section(x), Row, Heading(x), Text(x), Badge(x), Stat(x), Alert(x), Button(x),
+                Form(x), Table(x), Chart(x), Divider
+            }
+            ui::ActionResult => ActionResult { Refresh, Notify(x) }
+        }
+    };
+}
 
 mod since_v0_1_0;
+mod since_v0_2_0;
 
 use std::sync::Arc;
 
@@ -66,45 +299,48 @@ use crate::manifest::Manifest;
 use crate::plugin::PluginState;
 
 /// Human-readable range of supported versions.
-pub const SUPPORTED: &str = ">=0.1.0, <0.2.0";
+pub const SUPPORTED: &str = ">=0.1.0, <0.3.0";
 
 /// The newest API version (what `cap plugin new` targets).
-pub const LATEST: &str = "0.1.0";
+pub const LATEST: &str = "0.2.0";
 
 /// Interfaces of our package that components of the newest version may
 /// import.
-pub const IMPORTED_INTERFACES: &[&str] = since_v0_1_0::IMPORTED_INTERFACES;
+pub const IMPORTED_INTERFACES: &[&str] = since_v0_2_0::IMPORTED_INTERFACES;
 
 /// The WIT package versions this host serves, one variant per module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ApiVersion {
     /// `ctrl-alt-play:plugin@0.1.x`, bound by `since_v0_1_0.rs`.
     V0_1_0,
+    /// `ctrl-alt-play:plugin@0.2.x`, bound by `since_v0_2_0.rs`.
+    V0_2_0,
 }
 
 impl ApiVersion {
     /// Picks the module serving `version`, or refuses it naming the
     /// supported range.
     pub fn for_version(version: &semver::Version) -> Result<Self, LoadError> {
-        if version.major == 0 && version.minor == 1 && version.pre.is_empty() {
-            Ok(Self::V0_1_0)
-        } else {
-            Err(LoadError::UnsupportedApiVersion {
+        match (version.major, version.minor, version.pre.is_empty()) {
+            (0, 1, true) => Ok(Self::V0_1_0),
+            (0, 2, true) => Ok(Self::V0_2_0),
+            _ => Err(LoadError::UnsupportedApiVersion {
                 found: version.clone(),
                 supported: SUPPORTED.to_string(),
-            })
+            }),
         }
     }
 
     /// The newest supported version.
     pub fn latest() -> semver::Version {
-        semver::Version::new(0, 1, 0)
+        semver::Version::new(0, 2, 0)
     }
 
     /// Interfaces of our package that components of this version may import.
     pub fn imported_interfaces(self) -> &'static [&'static str] {
         match self {
             Self::V0_1_0 => since_v0_1_0::IMPORTED_INTERFACES,
+            Self::V0_2_0 => since_v0_2_0::IMPORTED_INTERFACES,
         }
     }
 }
@@ -158,7 +394,8 @@ impl<T: Convert<U>, E: Convert<F>, U, F> Convert<Result<U, F>> for Result<T, E> 
 
 /// Adds the imports of every served version to `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
-    since_v0_1_0::add_to_linker(linker)
+    since_v0_1_0::add_to_linker(linker)?;
+    since_v0_2_0::add_to_linker(linker)
 }
 
 /// Why an export could not be called at all (as opposed to a call that ran
@@ -177,6 +414,8 @@ pub(crate) enum ExportError {
 pub(crate) enum Exports {
     /// `ctrl-alt-play:plugin@0.1.x`.
     V0_1_0(Arc<since_v0_1_0::Exports>),
+    /// `ctrl-alt-play:plugin@0.2.x`.
+    V0_2_0(Arc<since_v0_2_0::Exports>),
 }
 
 impl Exports {
@@ -191,6 +430,9 @@ impl Exports {
             ApiVersion::V0_1_0 => {
                 Self::V0_1_0(Arc::new(since_v0_1_0::Exports::new(pre, manifest)?))
             }
+            ApiVersion::V0_2_0 => {
+                Self::V0_2_0(Arc::new(since_v0_2_0::Exports::new(pre, manifest)?))
+            }
         })
     }
 
@@ -199,6 +441,9 @@ impl Exports {
         match self {
             Self::V0_1_0(exports) => {
                 Guest::V0_1_0(since_v0_1_0::Guest::new(Arc::clone(exports), instance))
+            }
+            Self::V0_2_0(exports) => {
+                Guest::V0_2_0(since_v0_2_0::Guest::new(Arc::clone(exports), instance))
             }
         }
     }
@@ -210,6 +455,8 @@ impl Exports {
 pub(crate) enum Guest {
     /// `ctrl-alt-play:plugin@0.1.x`.
     V0_1_0(since_v0_1_0::Guest),
+    /// `ctrl-alt-play:plugin@0.2.x`.
+    V0_2_0(since_v0_2_0::Guest),
 }
 
 /// The calls into a plugin: each matches on the version and converts. The
@@ -229,6 +476,7 @@ macro_rules! guest_calls {
             ) -> Result<wasmtime::Result<$ret>, ExportError> {
                 match self {
                     Self::V0_1_0(guest) => guest.$name(store, $($arg),*).await,
+                    Self::V0_2_0(guest) => guest.$name(store, $($arg),*).await,
                 }
             }
         )*}
@@ -236,10 +484,13 @@ macro_rules! guest_calls {
 }
 
 guest_calls! {
-    /// `game-type.describe`.
-    fn describe_game() -> api::GameInfo;
+    /// `game-type.list-game-types` (0.1.x: `describe`, as a list of one).
+    fn list_game_types() -> Vec<api::GameInfo>;
     /// `game-type.validate`.
-    fn validate_variables(variables: &[api::KeyValue]) -> Result<(), Vec<api::FieldError>>;
+    fn validate_variables(
+        game_type: &str,
+        variables: &[api::KeyValue]
+    ) -> Result<(), Vec<api::FieldError>>;
     /// `game-type.plan-install`.
     fn install_plan(server: &api::ServerContext) -> Result<api::InstallPlan, api::PluginError>;
     /// `game-type.plan-startup`.
@@ -247,11 +498,11 @@ guest_calls! {
     /// `game-type.plan-stop`.
     fn stop_plan(server: &api::ServerContext) -> api::StopPlan;
     /// `game-console.classify-line`.
-    fn classify_line(line: &str) -> api::LineKind;
+    fn classify_line(context: &str, line: &str) -> api::LineKind;
     /// `game-console.status-command`.
-    fn status_command() -> Option<String>;
+    fn status_command(context: &str) -> Option<String>;
     /// `game-console.parse-status`.
-    fn parse_status(lines: &[String]) -> Option<api::PlayerStatus>;
+    fn parse_status(context: &str, lines: &[String]) -> Option<api::PlayerStatus>;
     /// `auth-provider.describe`.
     fn describe_auth() -> api::ProviderInfo;
     /// `auth-provider.authenticate`.
@@ -276,6 +527,47 @@ guest_calls! {
         context: &api::RenderContext,
         action: &api::Action
     ) -> Result<api::ActionResult, api::PluginError>;
+}
+
+/// The calls into interfaces a version introduced: versions before it
+/// answer [`ExportError::Missing`], as for an undeclared kind.
+macro_rules! guest_calls_since_0_2 {
+    ($(
+        $(#[$doc:meta])*
+        fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;
+    )*) => {
+        impl Guest {$(
+            $(#[$doc])*
+            pub(crate) async fn $name(
+                &mut self,
+                store: &mut Store<PluginState>,
+                $($arg: $ty),*
+            ) -> Result<wasmtime::Result<$ret>, ExportError> {
+                match self {
+                    Self::V0_1_0(_) => Err(ExportError::Missing),
+                    Self::V0_2_0(guest) => guest.$name(store, $($arg),*).await,
+                }
+            }
+        )*}
+    };
+}
+
+guest_calls_since_0_2! {
+    /// `game-catalogue.preview`.
+    fn catalogue_preview(document: &[u8]) -> Result<api::CatalogueEntry, api::CatalogueError>;
+    /// `game-catalogue.import-document`.
+    fn catalogue_import(
+        document: &[u8],
+        replace: bool
+    ) -> Result<api::CatalogueEntry, api::CatalogueError>;
+    /// `game-catalogue.list-entries`.
+    fn catalogue_entries() -> Vec<api::CatalogueEntry>;
+    /// `game-catalogue.export-document`.
+    fn catalogue_export(game_type: &str) -> Result<Vec<u8>, api::CatalogueError>;
+    /// `game-catalogue.check-update`.
+    fn catalogue_check_update(game_type: &str) -> Result<api::CatalogueUpdate, api::CatalogueError>;
+    /// `game-catalogue.remove`.
+    fn catalogue_remove(game_type: &str) -> Result<(), api::CatalogueError>;
 }
 
 #[cfg(test)]

@@ -45,84 +45,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Resul
 // ---------------------------------------------------------------------------
 // Imports: thin adapters over the shared capability code.
 
-impl types::Host for PluginState {}
-
-impl log::Host for PluginState {
-    async fn log(&mut self, level: log::Level, target: String, message: String) {
-        cap::log::log(self, level.convert(), &target, &message);
-    }
-}
-
-impl kv::Host for PluginState {
-    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, types::CapabilityError> {
-        cap::kv::get(self, key).await.convert()
-    }
-
-    async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), types::CapabilityError> {
-        cap::kv::set(self, key, value).await.convert()
-    }
-
-    async fn delete(&mut self, key: String) -> Result<bool, types::CapabilityError> {
-        cap::kv::delete(self, key).await.convert()
-    }
-
-    async fn list_keys(
-        &mut self,
-        prefix: String,
-        limit: u32,
-    ) -> Result<Vec<String>, types::CapabilityError> {
-        cap::kv::list_keys(self, prefix, limit).await.convert()
-    }
-}
-
-impl config::Host for PluginState {
-    async fn get(&mut self, key: String) -> Result<Option<String>, types::CapabilityError> {
-        cap::config::get(self, key).await.convert()
-    }
-
-    async fn get_secret(&mut self, key: String) -> Result<Option<String>, types::CapabilityError> {
-        cap::config::get_secret(self, key).await.convert()
-    }
-}
-
-impl http::Host for PluginState {
-    async fn fetch(&mut self, request: http::Request) -> Result<http::Response, http::HttpError> {
-        cap::http::fetch(self, request.convert()).await.convert()
-    }
-}
-
-impl events::Host for PluginState {
-    async fn publish(
-        &mut self,
-        topic: String,
-        payload: String,
-    ) -> Result<(), types::CapabilityError> {
-        cap::events::publish(self, topic, payload).await.convert()
-    }
-}
-
-impl panel::Host for PluginState {
-    async fn list_servers(&mut self) -> Result<Vec<panel::ServerSummary>, types::CapabilityError> {
-        cap::panel::list_servers(self).await.convert()
-    }
-
-    async fn get_server(
-        &mut self,
-        id: String,
-    ) -> Result<panel::ServerSummary, types::CapabilityError> {
-        cap::panel::get_server(self, id).await.convert()
-    }
-
-    async fn send_console_command(
-        &mut self,
-        server_id: String,
-        command: String,
-    ) -> Result<(), types::CapabilityError> {
-        cap::panel::send_console_command(self, server_id, command)
-            .await
-            .convert()
-    }
-}
+host_imports!();
 
 // ---------------------------------------------------------------------------
 // Exports.
@@ -173,6 +96,8 @@ impl Exports {
                     exports.ui =
                         Some(ui::GuestIndices::new(pre).map_err(|_| missing(*kind, "ui"))?);
                 }
+                // The manifest refuses the kind below 0.2.0.
+                PluginKind::GameCatalogue => return Err(missing(*kind, "game-catalogue")),
             }
         }
         Ok(exports)
@@ -233,17 +158,23 @@ impl Guest {
         }
     }
 
-    pub(crate) async fn describe_game(
+    /// A 0.1.x plugin offers the one game type it describes.
+    pub(crate) async fn list_game_types(
         &mut self,
         store: &mut Store<PluginState>,
-    ) -> Outcome<api::GameInfo> {
+    ) -> Outcome<Vec<api::GameInfo>> {
         let g = handle!(self, store, game_type);
-        Ok(g.call_describe(store).await.map(Convert::convert))
+        Ok(g.call_describe(store)
+            .await
+            .map(|info| vec![info.convert()]))
     }
 
+    /// `game_type` is the plugin's one game type (the Panel asks for no
+    /// other), so 0.1.x's `validate` needs no name.
     pub(crate) async fn validate_variables(
         &mut self,
         store: &mut Store<PluginState>,
+        _game_type: &str,
         variables: &[api::KeyValue],
     ) -> Outcome<Result<(), Vec<api::FieldError>>> {
         let g = handle!(self, store, game_type);
@@ -287,9 +218,11 @@ impl Guest {
         Ok(g.call_plan_stop(store, &server).await.map(Convert::convert))
     }
 
+    /// 0.1.x consoles take no context: their startup plans gave none.
     pub(crate) async fn classify_line(
         &mut self,
         store: &mut Store<PluginState>,
+        _context: &str,
         line: &str,
     ) -> Outcome<api::LineKind> {
         let g = handle!(self, store, game_console);
@@ -301,6 +234,7 @@ impl Guest {
     pub(crate) async fn status_command(
         &mut self,
         store: &mut Store<PluginState>,
+        _context: &str,
     ) -> Outcome<Option<String>> {
         let g = handle!(self, store, game_console);
         Ok(g.call_status_command(store).await)
@@ -309,6 +243,7 @@ impl Guest {
     pub(crate) async fn parse_status(
         &mut self,
         store: &mut Store<PluginState>,
+        _context: &str,
         lines: &[String],
     ) -> Outcome<Option<api::PlayerStatus>> {
         let g = handle!(self, store, game_console);
@@ -423,119 +358,39 @@ impl Guest {
 // conversion names every field of the target and a variant's matches every
 // case of the source, so the compiler checks that both sides agree.
 
-/// Records: `module::WitName => ApiName { fields }`.
-macro_rules! records {
-    ($( $module:ident :: $wit:ident => $api:ident { $($field:ident),* $(,)? } )*) => {$(
-        impl Convert<api::$api> for $module::$wit {
-            fn convert(self) -> api::$api {
-                api::$api { $( $field: self.$field.convert(), )* }
-            }
-        }
-
-        impl Convert<$module::$wit> for api::$api {
-            fn convert(self) -> $module::$wit {
-                $module::$wit { $( $field: self.$field.convert(), )* }
-            }
-        }
-    )*};
-}
-
-/// Variants and enums: `module::WitName => ApiName { Case(payload), Case }`.
-macro_rules! variants {
-    ($( $module:ident :: $wit:ident => $api:ident { $($case:ident $(($x:ident))?),* $(,)? } )*) => {$(
-        impl Convert<api::$api> for $module::$wit {
-            fn convert(self) -> api::$api {
-                match self {
-                    $( Self::$case $(($x))? => api::$api::$case $(($x.convert()))?, )*
-                }
-            }
-        }
-
-        impl Convert<$module::$wit> for api::$api {
-            fn convert(self) -> $module::$wit {
-                match self {
-                    $( Self::$case $(($x))? => $module::$wit::$case $(($x.convert()))?, )*
-                }
-            }
-        }
-    )*};
-}
+shared_conversions!();
 
 records! {
-    types::KeyValue => KeyValue { key, value }
-    types::PluginError => PluginError { code, message }
-
-    http::Request => HttpRequest { method, url, headers, body, timeout_ms }
-    http::Response => HttpResponse { status, headers, body }
-
-    panel::ServerSummary => ServerSummary { id, name, owner_id, node_id, game_type, state }
-
     game_type::Variable => Variable {
         key, name, description, kind, default_value, user_viewable, user_editable, rules
     }
     game_type::PortRequest => PortRequest { name, protocol, primary, env }
     game_type::Platform => Platform { os, arch }
     game_type::GameInfo => GameInfo {
-        id, name, version, description, variables, ports, platforms, features, min_memory_mb
+        id, name, version, description, variables, ports, platforms, features, min_memory_mb;
+        later: images
     }
     game_type::AllocatedPort => AllocatedPort { name, ip, port }
     game_type::ServerContext => ServerContext {
-        server_id, name, memory_mb, disk_mb, cpu_percent, variables, ports, platform
+        server_id, name, memory_mb, disk_mb, cpu_percent, variables, ports, platform;
+        later: game_type, image
     }
     game_type::FieldError => FieldError { key, message }
     game_type::Download => Download { url, sha256, destination, executable }
     game_type::Script => Script { interpreter, contents, env, timeout_secs }
     game_type::WriteFile => WriteFile { path, contents, mode }
     game_type::ConfigEdit => ConfigEdit { path, format, set }
-    game_type::InstallPlan => InstallPlan { steps }
-    game_type::StartupPlan => StartupPlan { program, args, env, working_dir, config_edits }
+    game_type::InstallPlan => InstallPlan { steps; later: image }
+    game_type::StartupPlan => StartupPlan {
+        program, args, env, working_dir, config_edits;
+        later: console_context
+    }
     game_type::StopPlan => StopPlan { method, grace_secs }
 
     game_console::PlayerStatus => PlayerStatus { online, max, players }
-
-    auth_provider::ProviderInfo => ProviderInfo { id, name, kind, description }
-    auth_provider::PasswordCredentials => PasswordCredentials { username, password, second_factor }
-    auth_provider::Identity => Identity {
-        subject, username, email, display_name, groups, claims
-    }
-    auth_provider::LoginRedirect => LoginRedirect { authorize_url, state }
-
-    hooks::UserInfo => UserInfo { id, username, email, admin }
-    hooks::ServerInfo => ServerInfo {
-        id, name, owner_id, node_id, game_type, memory_mb, disk_mb, cpu_percent, variables, state
-    }
-    hooks::NodeInfo => NodeInfo { id, name, address }
-    hooks::PluginRef => PluginRef { id, version }
-    hooks::ConsoleInfo => ConsoleInfo { server_id, line, detail }
-    hooks::ScheduleInfo => ScheduleInfo { name, server_id }
-    hooks::Actor => Actor { user_id, ip, request_id }
-    hooks::Event => Event { id, kind, occurred_at_ms, actor, payload }
-
-    ui::Button => Button { label, action, tone, confirm }
-    ui::FormField => FormField { name, label, kind, value, options, required }
-    ui::Form => Form { fields, submit }
-    ui::TableRow => TableRow { cells, actions }
-    ui::Table => Table { columns, rows }
-    ui::Series => Series { name, points }
-    ui::Chart => Chart { kind, series }
-    ui::Node => Node { element, children }
-    ui::UiTree => UiTree { root, nodes }
-    ui::RenderContext => RenderContext { contribution, server_id, user_id, permissions }
-    ui::Action => Action { name, values }
 }
 
 variants! {
-    types::CapabilityError => CapabilityError {
-        Denied(x), NotFound(x), Invalid(x), LimitExceeded(x), Unavailable(x)
-    }
-
-    log::Level => LogLevel { Trace, Debug, Info, Warn, Error }
-
-    http::Method => HttpMethod { Get, Head, Post, Put, Patch, Delete }
-    http::HttpError => HttpError {
-        Denied(x), InvalidRequest(x), Timeout, Transport(x), TooLarge
-    }
-
     game_type::VariableType => VariableType { String, Integer, Boolean, Choice }
     game_type::ValidationRule => ValidationRule {
         Required, MinLength(x), MaxLength(x), Min(x), Max(x), Pattern(x), OneOf(x)
@@ -553,34 +408,4 @@ variants! {
     game_console::LineKind => LineKind {
         Plain, Ready, PlayerJoined(x), PlayerLeft(x), Warning(x), Crash(x)
     }
-
-    auth_provider::ProviderKind => ProviderKind { Password, Redirect, Token }
-    auth_provider::Credentials => Credentials { Password(x), Token(x) }
-    auth_provider::AuthError => AuthError {
-        InvalidCredentials, Locked(x), NeedsSecondFactor, ProviderUnavailable(x), Unsupported,
-        PolicyViolation(x), InvalidRequest(x)
-    }
-
-    hooks::EventKind => EventKind {
-        UserCreate, UserUpdate, UserDelete, UserLogin, UserLogout,
-        ServerCreate, ServerUpdate, ServerDelete, ServerInstall, ServerStart, ServerStop,
-        ServerRestart, ServerKill, ServerStateChanged,
-        NodeCreate, NodeDelete, NodeOnline, NodeOffline,
-        PluginInstall, PluginActivate, PluginDeactivate, PluginUninstall,
-        ConsoleCommand, ConsoleReady, ConsolePlayerJoined, ConsolePlayerLeft, ConsoleCrash,
-        ScheduleTick
-    }
-    hooks::Payload => Payload {
-        User(x), Server(x), Node(x), Plugin(x), Console(x), Schedule(x)
-    }
-    hooks::Verdict => Verdict { Allow, Deny(x), Modify(x) }
-
-    ui::Tone => Tone { Neutral, Info, Success, Warning, Danger }
-    ui::FieldKind => FieldKind { Text, Number, Toggle, Select, Secret }
-    ui::ChartKind => ChartKind { Line, Bar }
-    ui::Element => Element {
-        Section(x), Row, Heading(x), Text(x), Badge(x), Stat(x), Alert(x), Button(x), Form(x),
-        Table(x), Chart(x), Divider
-    }
-    ui::ActionResult => ActionResult { Refresh, Notify(x) }
 }
