@@ -17,6 +17,7 @@ fn spec() -> ServerSpec {
                 format: ConfigFormat::Properties,
                 set: vec![KeyValue::new("server-port", "30000")],
             }],
+            console_context: String::new(),
         },
         stop: StopPlan {
             method: StopMethod::ConsoleCommand {

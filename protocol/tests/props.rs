@@ -144,6 +144,7 @@ fn server_spec() -> impl Strategy<Value = ServerSpec> {
                 env,
                 working_dir,
                 config_edits,
+                console_context: String::new(),
             },
         );
     let limits = (any::<u64>(), any::<u32>(), any::<u32>(), any::<u64>()).prop_map(

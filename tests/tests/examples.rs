@@ -44,6 +44,8 @@ fn context(variables: Vec<KeyValue>) -> ServerContext {
             os: cap_runtime::api::Os::Linux,
             arch: cap_runtime::api::Arch::Amd64,
         },
+        game_type: String::new(),
+        image: None,
     }
 }
 
@@ -160,7 +162,7 @@ async fn minecraft_paper_describes_validates_and_plans_a_server() {
 
     let mut vars = paper_variables(&mc, &[("EULA", "false")]).await;
     let errors = mc
-        .validate_variables(&vars)
+        .validate_variables("minecraft-paper", &vars)
         .await
         .expect("call")
         .expect_err("EULA must be accepted");
@@ -168,7 +170,7 @@ async fn minecraft_paper_describes_validates_and_plans_a_server() {
 
     vars.retain(|v| v.key != "EULA");
     vars.push(kv("EULA", "true"));
-    mc.validate_variables(&vars)
+    mc.validate_variables("minecraft-paper", &vars)
         .await
         .expect("call")
         .expect("valid variables, with no checksum pasted");
@@ -226,15 +228,15 @@ async fn minecraft_paper_describes_validates_and_plans_a_server() {
     assert_eq!(stop.method, StopMethod::ConsoleCommand("stop".into()));
 
     let line = r#"[12:00:01 INFO]: Done (6.413s)! For help, type "help""#;
-    assert_eq!(mc.classify_line(line).await.expect("call"), LineKind::Ready);
+    assert_eq!(mc.classify_line("", line).await.expect("call"), LineKind::Ready);
     assert_eq!(
-        mc.classify_line("[12:00:05 INFO]: Steve joined the game")
+        mc.classify_line("", "[12:00:05 INFO]: Steve joined the game")
             .await
             .expect("call"),
         LineKind::PlayerJoined("Steve".into())
     );
     assert_eq!(
-        mc.classify_line("[12:00:09 INFO]: Steve left the game")
+        mc.classify_line("", "[12:00:09 INFO]: Steve left the game")
             .await
             .expect("call"),
         LineKind::PlayerLeft("Steve".into())
@@ -364,19 +366,19 @@ async fn the_test_game_plans_a_run_of_the_stand_in_and_parses_its_console() {
         }]
     );
     assert_eq!(
-        game.classify_line("JOIN alex").await.expect("call"),
+        game.classify_line("", "JOIN alex").await.expect("call"),
         LineKind::PlayerJoined("alex".into())
     );
     assert_eq!(
-        game.classify_line("CRASH out of cheese")
+        game.classify_line("", "CRASH out of cheese")
             .await
             .expect("call"),
         LineKind::Crash("out of cheese".into())
     );
-    let command = game.status_command().await.expect("call");
+    let command = game.status_command("").await.expect("call");
     assert_eq!(command.as_deref(), Some("players"));
     let status = game
-        .parse_status(&["PLAYERS 2/10: alex,sam".to_string()])
+        .parse_status("", &["PLAYERS 2/10: alex,sam".to_string()])
         .await
         .expect("call")
         .expect("parsed");

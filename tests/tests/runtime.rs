@@ -27,7 +27,7 @@ async fn a_second_runtime_loads_the_compiled_artifact_from_the_cache() {
     let plugin = load(&second, "test-game", HostServices::in_memory()).await;
     assert_eq!(plugin.code_source(), CodeSource::Cache);
     let kind = plugin
-        .classify_line("READY")
+        .classify_line("", "READY")
         .await
         .expect("works from cached code");
     assert_eq!(kind, cap_runtime::api::LineKind::Ready);
@@ -54,7 +54,7 @@ async fn a_tampered_cache_file_is_refused_and_recompiled() {
         CodeSource::Compiled,
         "the tampered artifact must not be used"
     );
-    let kind = plugin.classify_line("READY").await.expect("works");
+    let kind = plugin.classify_line("", "READY").await.expect("works");
     assert_eq!(kind, cap_runtime::api::LineKind::Ready);
     assert_ne!(
         std::fs::read(&path).expect("rewritten"),

@@ -215,7 +215,7 @@ async fn other_plugins_keep_answering_while_one_misbehaves() {
     // While the spinning call runs, the healthy plugin answers promptly.
     for _ in 0..20 {
         let started = Instant::now();
-        let kind = good.classify_line("READY").await.expect("classify");
+        let kind = good.classify_line("", "READY").await.expect("classify");
         assert_eq!(kind, cap_runtime::api::LineKind::Ready);
         assert!(
             started.elapsed() < Duration::from_millis(250),

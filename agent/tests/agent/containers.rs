@@ -75,6 +75,7 @@ fn shell(script: &str, limits: ServerLimits) -> ServerSpec {
             env: Vec::new(),
             working_dir: ".".into(),
             config_edits: Vec::new(),
+            console_context: String::new(),
         },
         stop: StopPlan {
             method: StopMethod::SendSignal {

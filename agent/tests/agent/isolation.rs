@@ -64,6 +64,7 @@ fn shell(script: &str, env: Vec<KeyValue>, limits: ServerLimits) -> ServerSpec {
             env,
             working_dir: ".".into(),
             config_edits: Vec::new(),
+            console_context: String::new(),
         },
         stop: StopPlan {
             method: StopMethod::SendSignal {

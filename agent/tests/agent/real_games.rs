@@ -74,6 +74,7 @@ async fn a_real_minetest_server_built_from_debian_runs_in_a_container_and_answer
             env: Vec::new(),
             working_dir: ".".into(),
             config_edits: Vec::new(),
+            console_context: String::new(),
         },
         stop: StopPlan {
             method: StopMethod::ConsoleCommand {

@@ -69,6 +69,8 @@ pub(crate) fn context(server_id: &str, ready_delay_ms: u32) -> ServerContext {
             os: Os::Linux,
             arch: Arch::Amd64,
         },
+        game_type: String::new(),
+        image: None,
     }
 }
 

@@ -179,6 +179,16 @@ codes! {
     /// A paid plugin whose license check failed; `detail` names the check.
     PluginUnlicensed = "plugin-unlicensed", PAYMENT_REQUIRED, "Paid plugin without a valid license";
 
+    // Game catalogues (eggs).
+    /// No active plugin imports game types of that kind (install and activate `egg-bridge`).
+    NoCatalogue = "no-catalogue", CONFLICT, "No plugin imports these";
+    /// A game type with the document's id is imported already; `detail` names it (import with `replace=true`).
+    GameTypeExists = "game-type-exists", CONFLICT, "Game type exists";
+    /// Servers still run the game type; `detail` says how many.
+    GameTypeInUse = "game-type-in-use", CONFLICT, "Game type in use";
+    /// The game type's update source failed; `detail` says how.
+    UpdateSourceFailed = "update-source-failed", BAD_GATEWAY, "Update source failed";
+
     // The Marketplace.
     /// A signature, log, timestamp or digest check failed; `detail` starts with the check's name.
     VerificationFailed = "verification-failed", UNPROCESSABLE_ENTITY, "Package verification failed";

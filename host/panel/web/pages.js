@@ -192,7 +192,11 @@ export async function createServerPage(ctx) {
     }
   }
   const name = field('Name', h('input', { name: 'name', required: true, maxlength: 128 }));
-  const game = field('Game', h('select', { name: 'game' }, games.map((g) => h('option', { value: g.plugin }, `${g.name} (${g.plugin})`))));
+  // A plugin may offer several game types (the egg bridge, one per egg):
+  // an option is the pair.
+  const gameKey = (g) => `${g.plugin}|${g.type}`;
+  const game = field('Game', h('select', { name: 'game' }, games.map((g) => h('option', { value: gameKey(g) }, g.type === g.plugin ? `${g.name} (${g.plugin})` : `${g.name} (${g.plugin}: ${g.type})`))));
+  const image = field('Image', h('select', { name: 'image' }), 'The container image the server runs in.');
   const node = nodes
     ? field('Node', h('select', { name: 'node' }, nodes.map((n) => h('option', { value: n.id }, `${n.name}${n.online ? '' : ' (offline)'}`))))
     : field('Node id', h('input', { name: 'node', required: true }), 'Ask an administrator which node to use.');
@@ -204,9 +208,11 @@ export async function createServerPage(ctx) {
   let varFields = {};
 
   function renderVariables() {
-    const g = games.find((x) => x.plugin === game.input.value);
+    const g = games.find((x) => gameKey(x) === game.input.value);
     varFields = {};
     replace(varsBox, h('legend', null, 'Game variables'));
+    replace(image.input, ...(g ? g.images : []).map((i) => h('option', { value: i.reference }, `${i.name} (${i.reference})`)));
+    image.row.hidden = !g || g.images.length === 0;
     if (!g) return;
     if (g.min_memory_mb && Number(memory.input.value) < g.min_memory_mb) memory.input.value = String(g.min_memory_mb);
     for (const v of g.variables.filter((x) => x.user_editable)) {
@@ -238,12 +244,12 @@ export async function createServerPage(ctx) {
   await loadAllocations();
 
   const fields = {
-    name, node_id: node, allocation, 'game.plugin': game,
+    name, node_id: node, allocation, 'game.plugin': game, 'game.type': game, image,
     'limits.memory_mb': memory, 'limits.disk_mb': disk, 'limits.cpu_percent': cpu,
   };
   return h('section', { class: 'card' },
     h('h1', null, 'Create server'),
-    form({ id: 'create-server-form' }, [name.row, game.row, node.row, allocation.row,
+    form({ id: 'create-server-form' }, [name.row, game.row, image.row, node.row, allocation.row,
       h('div', { class: 'grid3' }, memory.row, disk.row, cpu.row), varsBox, box,
       h('button', { type: 'submit', class: 'primary', id: 'create-submit' }, 'Create')], async () => {
       const variables = {};
@@ -251,7 +257,10 @@ export async function createServerPage(ctx) {
       const body = {
         name: name.input.value,
         node_id: node.input.value,
-        game: { plugin: game.input.value },
+        game: (() => {
+          const g = games.find((x) => gameKey(x) === game.input.value);
+          return g ? { plugin: g.plugin, type: g.type } : { plugin: game.input.value };
+        })(),
         variables,
         limits: {
           memory_mb: Number(memory.input.value),
@@ -259,6 +268,7 @@ export async function createServerPage(ctx) {
           cpu_percent: Number(cpu.input.value),
         },
       };
+      if (!image.row.hidden && image.input.value) body.image = image.input.value;
       if (allocation.input.value) {
         const [ip, port] = allocation.input.value.split('|');
         body.allocation = { ip, port: Number(port) };

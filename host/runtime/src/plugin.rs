@@ -829,6 +829,24 @@ impl Plugin {
         )
     }
 
+    /// The game type of a plugin that offers exactly one (as every 0.1.x
+    /// plugin does).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Self::game_types`], and [`CallError::BadOutput`] when the
+    /// plugin offers none or several.
+    pub async fn describe_game(&self) -> Result<api::GameInfo, CallError> {
+        let mut games = self.game_types().await?;
+        if games.len() == 1 {
+            return Ok(games.remove(0));
+        }
+        Err(CallError::BadOutput {
+            plugin: self.id().to_owned(),
+            reason: format!("offers {} game types, not one", games.len()),
+        })
+    }
+
     /// The game type `id` among [`Self::game_types`], if the plugin offers
     /// it.
     pub async fn game_type(&self, id: &str) -> Result<Option<api::GameInfo>, CallError> {

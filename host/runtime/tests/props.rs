@@ -519,7 +519,7 @@ proptest! {
     fn an_install_plan_passes_only_if_every_path_stays_in_the_server_directory(
         steps in prop::collection::vec(install_step(), 0..5),
     ) {
-        let plan = InstallPlan { steps };
+        let plan = InstallPlan { steps, image: None };
         if check_install_plan(&plan).is_ok() {
             for step in &plan.steps {
                 match step {
@@ -546,7 +546,9 @@ proptest! {
         working_dir in path(),
         config_edits in prop::collection::vec(config_edit(), 0..3),
     ) {
-        let plan = StartupPlan { program, args, env, working_dir, config_edits };
+        let plan = StartupPlan {
+            program, args, env, working_dir, config_edits, console_context: String::new(),
+        };
         if check_startup_plan(&plan).is_ok() {
             prop_assert!(!plan.program.is_empty());
             prop_assert!(

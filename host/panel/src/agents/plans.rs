@@ -124,6 +124,10 @@ pub async fn server_context(db: &Database, server: &Server) -> Result<api::Serve
             })
             .collect(),
         platform: node_platform(node.as_ref()),
+        // Servers from before plugins offered several game types name
+        // none: the plugin's only one (filled in by `to_wire`).
+        game_type: server.game_type.clone().unwrap_or_default(),
+        image: server.image.clone(),
     })
 }
 
@@ -159,7 +163,17 @@ pub async fn to_wire(
             let plugin = plugins
                 .and_then(|p| p.active(&server.game_plugin))
                 .ok_or_else(|| PlanError::GameInactive(server.game_plugin.clone()))?;
-            let context = server_context(db, &server).await?;
+            let mut context = server_context(db, &server).await?;
+            if context.game_type.is_empty() {
+                let games = plugin.game_types().await.map_err(|e| PlanError::Plugin {
+                    plugin: server.game_plugin.clone(),
+                    action: command.action.as_str(),
+                    reason: e.to_string(),
+                })?;
+                if let [only] = games.as_slice() {
+                    context.game_type.clone_from(&only.id);
+                }
+            }
             let node = match &server.node_id {
                 Some(id) => nodes::get(db, id).await?,
                 None => None,
@@ -173,14 +187,19 @@ pub async fn to_wire(
             let in_container = node
                 .as_ref()
                 .is_some_and(|n| n.capabilities.iter().any(|c| c == "container"));
+            // The server's image (one its game type lists), else the
+            // package's; installs run in the plan's image, else the
+            // package's install image, else the server's image.
             let game = plugin.manifest().game.clone();
-            let image = game
-                .as_ref()
-                .and_then(|g| g.image.clone())
+            let image = server
+                .image
+                .clone()
+                .or_else(|| game.as_ref().and_then(|g| g.image.clone()))
                 .filter(|_| in_container);
             let install_image = game
                 .as_ref()
-                .and_then(|g| g.install_image.clone().or_else(|| g.image.clone()))
+                .and_then(|g| g.install_image.clone())
+                .or_else(|| image.clone())
                 .filter(|_| in_container);
             let failed = |reason: String| PlanError::Plugin {
                 plugin: server.game_plugin.clone(),
@@ -194,7 +213,7 @@ pub async fn to_wire(
                     .map_err(|e| failed(e.to_string()))?
                     .map_err(|e| failed(e.message))?;
                 let mut plan: cap_protocol::InstallPlan = plan.into();
-                plan.image = install_image;
+                plan.image = plan.image.take().or(install_image).filter(|_| in_container);
                 Action::Install(plan)
             } else {
                 let startup = plugin

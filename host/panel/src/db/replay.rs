@@ -262,7 +262,7 @@ macro_rules! insert_projections {
             let mut qb = query_builder(
                 pool,
                 "INSERT INTO servers (id, name, owner_id, node_id, game_plugin, game_version, \
-                 variables, memory_mb, disk_mb, cpu_percent, state, created_at) ",
+                 game_type, image, variables, memory_mb, disk_mb, cpu_percent, state, created_at) ",
             );
             qb.push_values(chunk, |mut row, (id, s)| {
                 row.push_bind(id.as_str())
@@ -271,6 +271,8 @@ macro_rules! insert_projections {
                     .push_bind(s.node_id.as_deref())
                     .push_bind(s.game_plugin.as_str())
                     .push_bind(s.game_version.as_str())
+                    .push_bind(s.game_type.as_deref())
+                    .push_bind(s.image.as_deref())
                     .push_bind(Json(&s.variables))
                     .push_bind(s.memory_mb)
                     .push_bind(s.disk_mb)
@@ -474,6 +476,8 @@ struct ServerState {
     node_id: Option<String>,
     game_plugin: String,
     game_version: String,
+    game_type: Option<String>,
+    image: Option<String>,
     variables: BTreeMap<String, String>,
     memory_mb: i64,
     disk_mb: i64,
@@ -680,6 +684,7 @@ impl Projections {
                 server.name = data.name;
                 server.variables = data.variable_values;
                 server.game_version = data.game_version;
+                server.image = data.image;
                 server.memory_mb = memory;
                 server.disk_mb = disk;
                 server.cpu_percent = cpu;
@@ -816,6 +821,8 @@ impl Projections {
             node_id: Some(data.node_id),
             game_plugin: data.game.plugin,
             game_version: data.game.version,
+            game_type: data.game.game_type,
+            image: data.image,
             variables: data.variable_values,
             memory_mb: amount(data.limits.memory_mb, "memory_mb")?,
             disk_mb: amount(data.limits.disk_mb, "disk_mb")?,

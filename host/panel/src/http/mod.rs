@@ -54,6 +54,7 @@ pub mod auth;
 pub mod auth_routes;
 pub mod client_addr;
 pub mod console_socket;
+pub mod eggs_routes;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -230,6 +231,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
             settings_routes::delete
         ))
         .merge(plugins_routes::router())
+        .merge(eggs_routes::router())
         .merge(marketplace_routes::router())
         .merge(auth_routes::router())
         .merge(api_keys::router())

@@ -77,6 +77,7 @@ pub const PERMISSIONS_VISIBILITY: &str = "x-permissions-visibility";
         (name = "audit", description = "The audit log"),
         (name = "settings", description = "Panel-wide settings"),
         (name = "ui", description = "Plugin-contributed UI: contributions, rendered trees, actions"),
+        (name = "eggs", description = "Game types imported from Pterodactyl and Pelican eggs"),
     )
 )]
 pub struct ApiDoc;

@@ -82,12 +82,17 @@ pub struct AllocationRef {
     pub port: u16,
 }
 
-/// A game type: a game-type plugin and, optionally, the version expected.
+/// A game type: a game-type plugin, the game type among its own and,
+/// optionally, the version expected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GameRef {
     /// The game-type plugin's id.
     pub plugin: String,
+    /// The game type among the plugin's (an imported egg's, say); may be
+    /// left out when the plugin offers only one.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub game_type: Option<String>,
     /// Its version; when given, it must be the active one.
     #[serde(default)]
     pub version: Option<String>,
@@ -141,6 +146,10 @@ pub struct ServerCreate {
     pub allocation: Option<AllocationRef>,
     /// The game type.
     pub game: GameRef,
+    /// The image to run in, among those the game type lists; default its
+    /// first.
+    #[serde(default)]
+    pub image: Option<String>,
     /// Game variables (`KEY` to value); omitted ones take their defaults.
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
@@ -161,6 +170,10 @@ pub struct ServerUpdate {
     /// New limits (`admin.servers`).
     #[serde(default)]
     pub limits: Option<LimitsBody>,
+    /// Another of the images its game type lists
+    /// (`startup.docker-image`); taken on the next start.
+    #[serde(default)]
+    pub image: Option<String>,
 }
 
 /// A server as the caller may see it.
@@ -178,6 +191,10 @@ pub struct ServerBody {
     pub allocation: Option<AllocationRef>,
     /// Its game type.
     pub game: GameRef,
+    /// The image it runs in on container nodes, when its game type lists
+    /// images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     /// Its variables: with `startup.read`, those the game lets users see
     /// (all of them for administrators).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -226,8 +243,10 @@ async fn server_body_with(
         allocation,
         game: GameRef {
             plugin: server.game_plugin.clone(),
+            game_type: server.game_type.clone(),
             version: Some(server.game_version.clone()),
         },
+        image: server.image.clone(),
         variables: visible_variables(state, server, access, games).await,
         limits: server.limits.into(),
         state: server.state.clone(),
@@ -251,7 +270,10 @@ async fn visible_variables(
     if access.is_admin() {
         return Some(server.variables.clone());
     }
-    match games.describe(state, &server.game_plugin).await {
+    match games
+        .describe(state, &server.game_plugin, server.game_type.as_deref())
+        .await
+    {
         Some(info) => Some(crate::servers::variables::user_viewable(
             &info.variables,
             &server.variables,
@@ -260,27 +282,30 @@ async fn visible_variables(
     }
 }
 
-/// The game-type plugins' descriptions, asked once per request: a page of
-/// servers mostly shares a few games, and each `describe` is a plugin call.
+/// The game-type plugins' game types, asked once per plugin per request: a
+/// page of servers mostly shares a few games, and each listing is a plugin
+/// call.
 #[derive(Default)]
 struct GameDescriptions {
-    games: HashMap<String, Option<cap_runtime::api::GameInfo>>,
-    /// True once an active plugin failed to describe its game.
+    games: HashMap<String, Option<Vec<cap_runtime::api::GameInfo>>>,
+    /// True once an active plugin failed to list its game types.
     failed: bool,
 }
 
 impl GameDescriptions {
-    /// `plugin`'s description; `None` when it is not active or fails (then
-    /// users see no variables rather than all of them).
+    /// The game type `game_type` of `plugin` (its only one when `None`);
+    /// `None` when the plugin is not active, fails or lacks it (then users
+    /// see no variables rather than all of them).
     async fn describe(
         &mut self,
         state: &AppState,
         plugin_id: &str,
+        game_type: Option<&str>,
     ) -> Option<&cap_runtime::api::GameInfo> {
         if !self.games.contains_key(plugin_id) {
-            let info = match state.plugins().and_then(|p| p.active(plugin_id)) {
-                Some(plugin) => match plugin.describe_game().await {
-                    Ok(info) => Some(info),
+            let games = match state.plugins().and_then(|p| p.active(plugin_id)) {
+                Some(plugin) => match plugin.game_types().await {
+                    Ok(games) => Some(games),
                     Err(error) => {
                         tracing::warn!(plugin = %plugin_id, %error, "cannot tell which variables users may see");
                         self.failed = true;
@@ -289,9 +314,16 @@ impl GameDescriptions {
                 },
                 None => None,
             };
-            self.games.insert(plugin_id.to_owned(), info);
+            self.games.insert(plugin_id.to_owned(), games);
         }
-        self.games.get(plugin_id).and_then(Option::as_ref)
+        let games = self.games.get(plugin_id).and_then(Option::as_ref)?;
+        match game_type {
+            Some(id) => games.iter().find(|g| g.id == id),
+            None => match games.as_slice() {
+                [only] => Some(only),
+                _ => None,
+            },
+        }
     }
 }
 
@@ -493,6 +525,8 @@ pub(super) async fn create(
         allocation: body.allocation.map(|a| (a.ip, a.port)),
         game_plugin: body.game.plugin,
         game_version: body.game.version,
+        game_type: body.game.game_type,
+        image: body.image,
         variables: body.variables,
         limits: body.limits.into(),
     };
@@ -613,13 +647,14 @@ pub(super) async fn get(
 }
 
 /// Changes a server's name (`settings.rename`), variables
-/// (`startup.update`) or limits (`admin.servers`).
+/// (`startup.update`), image (`startup.docker-image`) or limits
+/// (`admin.servers`).
 #[utoipa::path(
     patch,
     path = "/servers/{id}",
     tag = "servers",
     security(("bearer" = [])),
-    extensions(("x-permissions" = json!([Permission::SettingsRename, Permission::StartupUpdate, Permission::AdminServers]))),
+    extensions(("x-permissions" = json!([Permission::SettingsRename, Permission::StartupUpdate, Permission::StartupDockerImage, Permission::AdminServers]))),
     params(("id" = String, Path, description = "The server's id")),
     request_body = ServerUpdate,
     responses(
@@ -646,6 +681,9 @@ pub(super) async fn update(
     if body.limits.is_some() {
         auth.principal.require(Gate::ADMIN_SERVERS)?;
     }
+    if body.image.is_some() {
+        access.require(Gate::STARTUP_DOCKER_IMAGE)?;
+    }
     if current.state == server::STATE_DELETING {
         return Err(
             ServersError::conflict(Code::ServerDeleting, "the server is being deleted").into(),
@@ -655,6 +693,7 @@ pub(super) async fn update(
         name: body.name,
         variables: body.variables,
         limits: body.limits.map(ServerResourceLimits::from),
+        image: body.image,
     };
     let updated = server::update(
         state.db(),

@@ -901,7 +901,7 @@ pub(super) async fn providers(State(state): State<AppState>) -> Json<ProviderLis
 }
 
 /// A game variable, as the create-server form needs it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct VariableBody {
     /// The key (`MINECRAFT_VERSION`).
     pub key: String,
@@ -926,6 +926,9 @@ pub struct VariableBody {
 pub struct GameTypeBody {
     /// The plugin id, sent as `game.plugin`.
     pub plugin: String,
+    /// The game type's id among the plugin's, sent as `game.type`.
+    #[serde(rename = "type")]
+    pub game_type: String,
     /// The plugin's version.
     pub version: String,
     /// The game's name.
@@ -936,6 +939,51 @@ pub struct GameTypeBody {
     pub min_memory_mb: u32,
     /// Its variables.
     pub variables: Vec<VariableBody>,
+    /// The images it runs in on container nodes, the default first (sent
+    /// as `image`); empty when its package names one.
+    pub images: Vec<ImageBody>,
+    /// The features it declares (`eula`, `java_version`, ...), none of
+    /// which the Panel acts on yet: shown to admins as such.
+    pub features: Vec<String>,
+}
+
+/// A container image a game type runs in.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ImageBody {
+    /// What people see.
+    pub name: String,
+    /// The image reference, sent as `image`.
+    pub reference: String,
+}
+
+/// A variable as the API shows it.
+pub(super) fn variable_body(v: api::Variable) -> VariableBody {
+    VariableBody {
+        required: v
+            .rules
+            .iter()
+            .any(|r| matches!(r, api::ValidationRule::Required)),
+        choices: v
+            .rules
+            .iter()
+            .find_map(|r| match r {
+                api::ValidationRule::OneOf(values) => Some(values.clone()),
+                _ => None,
+            })
+            .unwrap_or_default(),
+        key: v.key,
+        name: v.name,
+        description: v.description,
+        kind: match v.kind {
+            api::VariableType::String => "string",
+            api::VariableType::Integer => "integer",
+            api::VariableType::Boolean => "boolean",
+            api::VariableType::Choice => "choice",
+        }
+        .to_owned(),
+        default_value: v.default_value,
+        user_editable: v.user_editable,
+    }
 }
 
 /// The game types.
@@ -945,8 +993,9 @@ pub struct GameTypeList {
     pub items: Vec<GameTypeBody>,
 }
 
-/// Lists the game types of the active game-type plugins, for the
-/// create-server form. A plugin that cannot describe its game is left out.
+/// Lists the game types of the active game-type plugins (each plugin's
+/// own, one or many), for the create-server form. A plugin that cannot
+/// list its game types is left out.
 #[utoipa::path(
     get,
     path = "/game-types",
@@ -970,9 +1019,26 @@ pub(super) async fn game_types(
     plugins.sort_by(|a, b| a.id().cmp(b.id()));
     let mut items = Vec::new();
     for plugin in plugins {
-        match plugin.describe_game().await {
-            Ok(info) => items.push(GameTypeBody {
+        let games = match plugin.game_types().await {
+            Ok(games) => games,
+            Err(error) => {
+                tracing::warn!(plugin = %plugin.id(), %error, "a game-type plugin cannot list its game types");
+                continue;
+            }
+        };
+        for info in games {
+            items.push(GameTypeBody {
                 plugin: plugin.id().to_owned(),
+                game_type: info.id,
+                images: info
+                    .images
+                    .into_iter()
+                    .map(|i| ImageBody {
+                        name: i.name,
+                        reference: i.reference,
+                    })
+                    .collect(),
+                features: info.features,
                 version: plugin.manifest().plugin.version.to_string(),
                 name: info.name,
                 description: info.description,
@@ -981,37 +1047,9 @@ pub(super) async fn game_types(
                     .variables
                     .into_iter()
                     .filter(|v| v.user_viewable || v.user_editable)
-                    .map(|v| VariableBody {
-                        required: v
-                            .rules
-                            .iter()
-                            .any(|r| matches!(r, api::ValidationRule::Required)),
-                        choices: v
-                            .rules
-                            .iter()
-                            .find_map(|r| match r {
-                                api::ValidationRule::OneOf(values) => Some(values.clone()),
-                                _ => None,
-                            })
-                            .unwrap_or_default(),
-                        key: v.key,
-                        name: v.name,
-                        description: v.description,
-                        kind: match v.kind {
-                            api::VariableType::String => "string",
-                            api::VariableType::Integer => "integer",
-                            api::VariableType::Boolean => "boolean",
-                            api::VariableType::Choice => "choice",
-                        }
-                        .to_owned(),
-                        default_value: v.default_value,
-                        user_editable: v.user_editable,
-                    })
+                    .map(variable_body)
                     .collect(),
-            }),
-            Err(error) => {
-                tracing::warn!(plugin = %plugin.id(), %error, "a game type cannot describe itself")
-            }
+            });
         }
     }
     Json(GameTypeList { items })

@@ -209,6 +209,7 @@ catalogue! {
     UserDelete / USER_DELETE = "user.delete", Server, "Remove subusers from a server";
     StartupRead / STARTUP_READ = "startup.read", Server, "See startup variables";
     StartupUpdate / STARTUP_UPDATE = "startup.update", Server, "Change startup variables";
+    StartupDockerImage / STARTUP_DOCKER_IMAGE = "startup.docker-image", Server, "Pick the image a server runs in";
     SettingsRename / SETTINGS_RENAME = "settings.rename", Server, "Rename a server";
     SettingsReinstall / SETTINGS_REINSTALL = "settings.reinstall", Server, "Reinstall a server";
     ActivityRead / ACTIVITY_READ = "activity.read", Server, "See a server's command history";

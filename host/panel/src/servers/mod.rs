@@ -12,6 +12,7 @@
 //! | [`commands`] | Lifecycle commands and the [`CommandOutbox`] the Agent link delivers from |
 //! | [`subusers`] | Other users given a subset of permissions on one server |
 //! | [`panel_api`] | [`DbPanelApi`], the plugins' `panel` capability over the database |
+//! | [`game_catalogue`] | Game types imported as documents (eggs) through a `game-catalogue` plugin |
 //!
 //! Key decisions:
 //!
@@ -43,6 +44,7 @@ use crate::error_code::Code;
 
 pub mod access;
 pub mod commands;
+pub mod game_catalogue;
 pub mod nodes;
 pub mod panel_api;
 pub mod registration;

@@ -363,6 +363,7 @@ pub async fn register(
                     .map(|g| GameVersion {
                         plugin: g.plugin.clone(),
                         version: g.version.clone(),
+                        game_type: None,
                     })
                     .collect(),
                 resource_limits: Resources {

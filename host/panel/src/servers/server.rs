@@ -73,6 +73,13 @@ pub struct Server {
     pub game_plugin: String,
     /// The plugin's version when the server was created or last changed.
     pub game_version: String,
+    /// The game type among the plugin's (WIT 0.2.0: a plugin may offer
+    /// several, such as the eggs the egg bridge keeps); `None` for servers
+    /// created before, which run the plugin's only game type.
+    pub game_type: Option<String>,
+    /// The image it runs in on container nodes, one its game type lists;
+    /// `None`: the package's image.
+    pub image: Option<String>,
     /// Its game variables, resolved (defaults filled in).
     pub variables: BTreeMap<String, String>,
     /// What it may use.
@@ -98,6 +105,10 @@ pub struct NewServer {
     pub game_plugin: String,
     /// The plugin version the caller expects, if they care.
     pub game_version: Option<String>,
+    /// The game type among the plugin's; `None` when it offers only one.
+    pub game_type: Option<String>,
+    /// The image among those the game type lists; `None`: the first.
+    pub image: Option<String>,
     /// Game variables.
     pub variables: BTreeMap<String, String>,
     /// What it may use.
@@ -113,6 +124,8 @@ pub struct ServerChanges {
     pub variables: Option<BTreeMap<String, String>>,
     /// New limits.
     pub limits: Option<ServerResourceLimits>,
+    /// Another of the images its game type lists.
+    pub image: Option<String>,
 }
 
 /// A `servers` row, as sqlx reads it or as SQLite's JSON functions write it
@@ -125,6 +138,8 @@ struct ServerRow {
     node_id: Option<String>,
     game_plugin: String,
     game_version: String,
+    game_type: Option<String>,
+    image: Option<String>,
     variables: Json<BTreeMap<String, String>>,
     memory_mb: i64,
     disk_mb: i64,
@@ -138,8 +153,8 @@ struct ServerRow {
 }
 
 const SERVER_COLUMNS: &str = "SELECT s.id, s.name, s.owner_id, s.node_id, s.game_plugin, \
-     s.game_version, s.variables, s.memory_mb, s.disk_mb, s.cpu_percent, s.state, s.created_at \
-     FROM servers s";
+     s.game_version, s.game_type, s.image, s.variables, s.memory_mb, s.disk_mb, s.cpu_percent, \
+     s.state, s.created_at FROM servers s";
 
 impl TryFrom<ServerRow> for Server {
     type Error = DbError;
@@ -158,6 +173,8 @@ impl TryFrom<ServerRow> for Server {
             node_id: row.node_id,
             game_plugin: row.game_plugin,
             game_version: row.game_version,
+            game_type: row.game_type,
+            image: row.image,
             variables: row.variables.0,
             state: row.state,
         })
@@ -271,6 +288,7 @@ pub async fn list_with_allocations(
         "SELECT json_group_array(json_object(\
          'id', s.id, 'name', s.name, 'owner_id', s.owner_id, 'node_id', s.node_id, \
          'game_plugin', s.game_plugin, 'game_version', s.game_version, \
+         'game_type', s.game_type, 'image', s.image, \
          'variables', json(s.variables), 'memory_mb', s.memory_mb, 'disk_mb', s.disk_mb, \
          'cpu_percent', s.cpu_percent, 'state', s.state, 'created_at', s.created_at, \
          'allocation', json((SELECT json_object('node_id', a.node_id, 'ip', a.ip, 'port', a.port) \
@@ -438,11 +456,13 @@ pub fn runtime_problem(node: &nodes::Node, manifest: &cap_runtime::Manifest) -> 
     ))
 }
 
-/// The active game-type plugin `id` and what it describes.
-async fn game(
+/// The active game-type plugin `id` and its game type `game_type` (the
+/// plugin's only one when `None`).
+pub(crate) async fn game(
     plugins: Option<&PluginManager>,
     id: &str,
     version: Option<&str>,
+    game_type: Option<&str>,
 ) -> Result<(cap_runtime::Plugin, api::GameInfo), ServersError> {
     let plugin = plugins
         .and_then(|p| p.active(id))
@@ -457,14 +477,72 @@ async fn game(
             format!("the active version of {id} is {active}"),
         ));
     }
-    let info = plugin
-        .describe_game()
+    let games = plugin
+        .game_types()
         .await
         .map_err(|e| ServersError::PluginUnavailable {
             plugin: id.to_owned(),
             reason: e.to_string(),
         })?;
+    let info = pick_game_type(id, games, game_type)?;
     Ok((plugin, info))
+}
+
+/// The game type `wanted` among `games` (plugin `plugin`'s), or its only
+/// one when `wanted` is `None`.
+fn pick_game_type(
+    plugin: &str,
+    mut games: Vec<api::GameInfo>,
+    wanted: Option<&str>,
+) -> Result<api::GameInfo, ServersError> {
+    let found = match wanted {
+        Some(wanted) => games.iter().position(|g| g.id == wanted),
+        None if games.len() == 1 => Some(0),
+        None => None,
+    };
+    if let Some(found) = found {
+        return Ok(games.swap_remove(found));
+    }
+    let ids: Vec<&str> = games.iter().map(|g| g.id.as_str()).collect();
+    let offered = if ids.is_empty() {
+        "it offers none yet".to_owned()
+    } else {
+        format!("it offers {}", ids.join(", "))
+    };
+    Err(ServersError::field(
+        "game.type",
+        match wanted {
+            Some(wanted) => format!("{plugin} has no game type {wanted:?}: {offered}"),
+            None => format!("is required: {plugin} offers several game types or none; {offered}"),
+        },
+    ))
+}
+
+/// The image a server of game type `info` runs in: `wanted` when the game
+/// type lists it, else its first; `None` when it lists none (the package's
+/// image applies).
+fn pick_image(info: &api::GameInfo, wanted: Option<&str>) -> Result<Option<String>, FieldProblem> {
+    match wanted {
+        None => Ok(info.images.first().map(|i| i.reference.clone())),
+        Some(wanted) if info.images.iter().any(|i| i.reference == wanted) => {
+            Ok(Some(wanted.to_owned()))
+        }
+        Some(wanted) if info.images.is_empty() => Err(FieldProblem::new(
+            "image",
+            format!("the game type {} lists no images to pick from, so not {wanted:?}", info.id),
+        )),
+        Some(wanted) => Err(FieldProblem::new(
+            "image",
+            format!(
+                "{wanted:?} is not one of the game type's images: {}",
+                info.images
+                    .iter()
+                    .map(|i| i.reference.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
 }
 
 /// Resolves variables by the game's rules, then asks its `validate`.
@@ -490,7 +568,7 @@ async fn checked_variables(
             value: value.clone(),
         })
         .collect();
-    match plugin.validate_variables(&pairs).await {
+    match plugin.validate_variables(&info.id, &pairs).await {
         Ok(Ok(())) => Ok(resolved),
         Ok(Err(errors)) => Err(ServersError::Invalid(
             errors
@@ -631,7 +709,13 @@ pub async fn create(
             }
         }
     };
-    let game = game(plugins, &new.game_plugin, new.game_version.as_deref()).await;
+    let game = game(
+        plugins,
+        &new.game_plugin,
+        new.game_version.as_deref(),
+        new.game_type.as_deref(),
+    )
+    .await;
     let (plugin, info) = match game {
         Ok(game) => game,
         Err(ServersError::Invalid(mut more)) => {
@@ -646,6 +730,13 @@ pub async fn create(
     {
         problems.push(FieldProblem::new("node_id", problem));
     }
+    let image = match pick_image(&info, new.image.as_deref()) {
+        Ok(image) => image,
+        Err(problem) => {
+            problems.push(problem);
+            None
+        }
+    };
     let resolved =
         match checked_variables(&plugin, &info, &new.variables, &BTreeMap::new(), privileged).await
         {
@@ -673,6 +764,8 @@ pub async fn create(
         node_id: Some(node.id.clone()),
         game_plugin: new.game_plugin.clone(),
         game_version: plugin.manifest().plugin.version.to_string(),
+        game_type: Some(info.id.clone()),
+        image,
         variables: resolved,
         limits: new.limits,
         state: STATE_OFFLINE.to_owned(),
@@ -763,7 +856,9 @@ async fn insert(
             game: GameVersion {
                 plugin: server.game_plugin.clone(),
                 version: server.game_version.clone(),
+                game_type: server.game_type.clone(),
             },
+            image: server.image.clone(),
             limits: resources(&server.limits),
             variable_values: server.variables.clone(),
             secret_variables: secret,
@@ -794,8 +889,8 @@ async fn insert(
         }
         let mut qb = query_builder(
             pool,
-            "INSERT INTO servers (id, name, owner_id, node_id, game_plugin, game_version, variables, \
-             memory_mb, disk_mb, cpu_percent, state, created_at) VALUES (",
+            "INSERT INTO servers (id, name, owner_id, node_id, game_plugin, game_version, game_type, \
+             image, variables, memory_mb, disk_mb, cpu_percent, state, created_at) VALUES (",
         );
         qb.separated(", ")
             .push_bind(server.id.as_str())
@@ -804,6 +899,8 @@ async fn insert(
             .push_bind(node_id)
             .push_bind(server.game_plugin.as_str())
             .push_bind(server.game_version.as_str())
+            .push_bind(server.game_type.as_deref())
+            .push_bind(server.image.as_deref())
             .push_bind(Json(&server.variables))
             .push_bind(to_i64(server.limits.memory_mb))
             .push_bind(to_i64(server.limits.disk_mb))
@@ -855,7 +952,13 @@ pub async fn update(
     if let Some(name) = &changes.name {
         check_text(&mut problems, "name", name, MAX_NAME_LEN);
     }
-    let (plugin, info) = game(plugins, &current.game_plugin, None).await?;
+    let (plugin, info) = game(
+        plugins,
+        &current.game_plugin,
+        None,
+        current.game_type.as_deref(),
+    )
+    .await?;
     let limits = changes.limits.unwrap_or(current.limits);
     if changes.limits.is_some() {
         check_limits(&mut problems, &limits, info.min_memory_mb);
@@ -873,10 +976,21 @@ pub async fn update(
             }
         }
     };
+    let image = match &changes.image {
+        None => current.image.clone(),
+        Some(image) => match pick_image(&info, Some(image)) {
+            Ok(image) => image,
+            Err(problem) => {
+                problems.push(problem);
+                None
+            }
+        },
+    };
     if !problems.is_empty() {
         return Err(ServersError::Invalid(problems));
     }
     let mut server = Server {
+        image,
         name: changes
             .name
             .as_deref()
@@ -906,6 +1020,7 @@ pub async fn update(
             variable_values: server.variables.clone(),
             secret_variables: secret_variables(&info),
             game_version: server.game_version.clone(),
+            image: server.image.clone(),
         },
     })
     .actor(actor.clone());
@@ -939,6 +1054,8 @@ pub async fn update(
             .push_bind(Json(&server.variables))
             .push(", game_version = ")
             .push_bind(server.game_version.as_str())
+            .push(", image = ")
+            .push_bind(server.image.as_deref())
             .push(", memory_mb = ")
             .push_bind(to_i64(server.limits.memory_mb))
             .push(", disk_mb = ")
@@ -1047,6 +1164,8 @@ mod tests {
             node_id: Some("node_1".into()),
             game_plugin: "test-game".into(),
             game_version: "1.0.0".into(),
+            game_type: None,
+            image: None,
             variables: BTreeMap::from([("MAX_PLAYERS".to_owned(), "20".to_owned())]),
             limits: ServerResourceLimits {
                 memory_mb: 4096,

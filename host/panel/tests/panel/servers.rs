@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::nodes::{call, json_of};
 use crate::plugins::{PLUGIN_ADMIN, install_and_activate, post};
-use crate::support::{TestDb, Tokens, expect_problem, on_every_database};
+use crate::support::{TestDb, Tokens, client, expect_problem, on_every_database};
 
 const ALICE: &str = "alice-token";
 const BOB: &str = "bob-token";
@@ -178,7 +178,7 @@ on_every_database! {
         assert!(id.starts_with("srv_"));
         assert_eq!(created["owner_id"], world.alice.as_str());
         assert_eq!(created["allocation"], json!({"ip": "10.0.0.1", "port": 25565}));
-        assert_eq!(created["game"], json!({"plugin": "test-game", "version": "1.0.0"}));
+        assert_eq!(created["game"], json!({"plugin": "test-game", "type": "test-game", "version": "1.0.0"}));
         assert_eq!(created["variables"]["MAX_PLAYERS"], "20");
         assert_eq!(created["variables"]["READY_DELAY_MS"], "200", "defaults are filled in");
         assert_eq!(created["state"], "offline");
@@ -269,6 +269,72 @@ on_every_database! {
         assert_eq!(newest["data"]["variable_values"]["MAX_PLAYERS"], "30");
         assert!(!log.to_string().contains("hunter2"), "the secret leaked into the audit log: {log:#}");
         world.panel.stop().await.expect("stops");
+    }
+}
+
+on_every_database! {
+    async fn a_server_takes_its_game_type_and_image_only_among_those_its_plugin_offers(db: &TestDb) {
+        let world = world(db).await;
+        let node = &world.node_id;
+
+        // A game type the plugin does not offer is refused, naming what it
+        // offers.
+        let mut body = server_request(node, "x", 1024);
+        body["game"] = json!({"plugin": "test-game", "type": "minetest"});
+        let problem = expect_problem(create_server(&world, ALICE, body).await, 422, "validation-failed").await;
+        assert_eq!(fields(&problem), ["game.type"]);
+        let message = problem["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("minetest") && message.contains("it offers test-game"), "{problem:#}");
+
+        // The test game lists no images: none can be picked.
+        let mut body = server_request(node, "x", 1024);
+        body["image"] = json!("ghcr.io/someone/else:latest");
+        let problem = expect_problem(create_server(&world, ALICE, body).await, 422, "validation-failed").await;
+        assert_eq!(fields(&problem), ["image"]);
+        assert!(cap_panel::servers::server::list(world.panel.state().db(),
+            cap_panel::servers::server::Visibility::All, None, 10).await.expect("list").0.is_empty(),
+            "no refused request left a row");
+
+        // Its own game type, named, is taken; the server has no image of
+        // its own (the package's applies).
+        let mut body = server_request(node, "named", 1024);
+        body["game"] = json!({"plugin": "test-game", "type": "test-game"});
+        let created = json_of(create_server(&world, ALICE, body).await, 201).await;
+        assert_eq!(created["game"]["type"], "test-game");
+        assert!(created.get("image").is_none(), "{created:#}");
+
+        // Picking another image later needs startup.docker-image, and one
+        // the game type lists.
+        let id = created["id"].as_str().expect("id");
+        let response = call(&world.panel, Method::PATCH, &format!("/api/v1/servers/{id}"), Some(ALICE),
+            Some(json!({"image": "ghcr.io/someone/else:latest"}))).await;
+        let problem = expect_problem(response, 422, "validation-failed").await;
+        assert_eq!(fields(&problem), ["image"]);
+
+        // The create form lists each game type with its images and features.
+        let types = json_of(call(&world.panel, Method::GET, "/api/v1/game-types", Some(ALICE), None).await, 200).await;
+        let game = &types["items"][0];
+        assert_eq!((game["plugin"].as_str(), game["type"].as_str()), (Some("test-game"), Some("test-game")));
+        assert_eq!(game["images"], json!([]));
+        assert!(game["features"].is_array(), "{game:#}");
+
+        // Eggs need a plugin that imports them; none is active here.
+        let response = call(&world.panel, Method::GET, "/api/v1/eggs", Some(PLUGIN_ADMIN), None).await;
+        assert_eq!(json_of(response, 200).await, json!({"items": []}));
+        let response = client()
+            .post(world.panel.url("/api/v1/eggs"))
+            .bearer_auth(PLUGIN_ADMIN)
+            .body(r#"{"meta": {"version": "PTDL_v2"}}"#)
+            .send().await.expect("sends");
+        let problem = expect_problem(response, 409, "no-catalogue").await;
+        assert!(problem["detail"].as_str().is_some_and(|d| d.contains("egg-bridge")), "{problem:#}");
+        // And only admins of plugins may import them.
+        let response = client()
+            .post(world.panel.url("/api/v1/eggs"))
+            .bearer_auth(ALICE)
+            .body("{}")
+            .send().await.expect("sends");
+        expect_problem(response, 403, "forbidden").await;
     }
 }
 

@@ -298,6 +298,10 @@ fn game_type_types_keep_their_representation() {
         platforms,
         features: strings(&["eula"]),
         min_memory_mb: 1024,
+        images: vec![Image {
+            name: "Java 21".into(),
+            reference: "ghcr.io/pterodactyl/yolks:java_21".into(),
+        }],
     });
     let context = ServerContext {
         server_id: "srv-1".into(),
@@ -315,6 +319,8 @@ fn game_type_types_keep_their_representation() {
             os: Os::Linux,
             arch: Arch::Amd64,
         },
+        game_type: "minecraft-paper".into(),
+        image: Some("ghcr.io/pterodactyl/yolks:java_21".into()),
     };
     s.add(&context);
     s.add(&FieldError {
@@ -357,6 +363,7 @@ fn game_type_types_keep_their_representation() {
             }),
             InstallStep::EditConfig(edits[0].clone()),
         ],
+        image: Some("ghcr.io/pterodactyl/installers:debian".into()),
     });
     s.add(&StartupPlan {
         program: "java".into(),
@@ -364,6 +371,7 @@ fn game_type_types_keep_their_representation() {
         env: vec![kv("JAVA_OPTS", "-Xmx1G")],
         working_dir: ".".into(),
         config_edits: edits,
+        console_context: String::new(),
     });
     for signal in [
         Signal::Interrupt,

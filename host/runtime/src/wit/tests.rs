@@ -113,3 +113,59 @@ fn only_version_modules_name_generated_bindings_and_only_wit_names_version_modul
     assert!(version_modules >= 1, "no version module under src/wit/");
     assert!(offences.is_empty(), "{offences:#?}");
 }
+
+/// The SHA-256 of a WIT folder: each file's name, a NUL, its bytes and a
+/// NUL, by name.
+fn folder_digest(dir: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .expect("a WIT folder")
+        .map(|e| e.expect("an entry").file_name())
+        .collect();
+    names.sort();
+    let mut hasher = Sha256::new();
+    for name in names {
+        hasher.update(name.as_encoded_bytes());
+        hasher.update([0]);
+        hasher.update(std::fs::read(dir.join(&name)).expect("a WIT file"));
+        hasher.update([0]);
+    }
+    hex::encode(hasher.finalize())
+}
+
+#[test]
+fn the_released_0_1_0_contract_stays_byte_for_byte_as_released() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../wit/plugin");
+    assert_eq!(
+        folder_digest(&root.join("since_v0.1.0")),
+        "6888b1e809c4d24b6cdf484a861f385b2b69210b7e2b485558a8a4182d45b4fc",
+        "wit/plugin/since_v0.1.0 is released and frozen: add to since_v0.2.0 instead"
+    );
+}
+
+#[test]
+fn the_host_serves_0_1_and_0_2_and_refuses_other_versions_naming_the_range() {
+    use super::ApiVersion;
+    let version = |v: &str| semver::Version::parse(v).expect("a version");
+    assert_eq!(
+        ApiVersion::for_version(&version("0.1.0")).ok(),
+        Some(ApiVersion::V0_1_0)
+    );
+    assert_eq!(
+        ApiVersion::for_version(&version("0.1.7")).ok(),
+        Some(ApiVersion::V0_1_0)
+    );
+    assert_eq!(
+        ApiVersion::for_version(&version("0.2.0")).ok(),
+        Some(ApiVersion::V0_2_0)
+    );
+    for unserved in ["0.3.0", "1.0.0", "0.0.9", "0.2.0-rc.1"] {
+        let error = ApiVersion::for_version(&version(unserved))
+            .expect_err("not served")
+            .to_string();
+        assert!(
+            error.contains(unserved) && error.contains(">=0.1.0, <0.3.0"),
+            "{unserved}: {error}"
+        );
+    }
+}

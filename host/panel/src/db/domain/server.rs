@@ -45,6 +45,10 @@ pub struct GameVersion {
     pub plugin: String,
     /// Its version.
     pub version: String,
+    /// The game type among the plugin's (absent in events written before
+    /// plugins could offer several: the plugin's only one).
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "type")]
+    pub game_type: Option<String>,
 }
 
 /// Memory, disk and CPU.
@@ -76,6 +80,9 @@ pub struct ServerCreated {
     pub allocation: String,
     /// Its game.
     pub game: GameVersion,
+    /// The image it runs in, when its game type lists images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     /// What it may use.
     pub limits: Resources,
     /// Every variable's value.
@@ -106,6 +113,9 @@ pub struct ServerUpdated {
     pub secret_variables: Vec<String>,
     /// The game's version.
     pub game_version: String,
+    /// The image it runs in, when its game type lists images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// A state the Agent reported.

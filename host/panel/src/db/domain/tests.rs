@@ -33,6 +33,7 @@ fn one_of_each() -> Vec<DomainEvent> {
     let game = GameVersion {
         plugin: "test-game".into(),
         version: "1.0.0".into(),
+        game_type: None,
     };
     let values = BTreeMap::from([
         ("MAX_PLAYERS".to_owned(), "20".to_owned()),
@@ -340,7 +341,11 @@ fn one_of_each() -> Vec<DomainEvent> {
                 owner_id: "usr_1".into(),
                 node_id: "node_1".into(),
                 allocation: "::1:25565".into(),
-                game: game.clone(),
+                game: GameVersion {
+                    game_type: Some("minetest".into()),
+                    ..game.clone()
+                },
+                image: Some("ghcr.io/parkervcp/games:minetest".into()),
                 limits: resources,
                 variable_values: values.clone(),
                 secret_variables: vec!["RCON_PASSWORD".into()],
@@ -358,6 +363,7 @@ fn one_of_each() -> Vec<DomainEvent> {
                 variable_values: values,
                 secret_variables: vec![],
                 game_version: "1.1.0".into(),
+                image: None,
             },
         }
         .into(),
