@@ -153,7 +153,8 @@ cap_plugin_sdk::export_plugin!({ty}: auth_provider);
 "#
             ),
         ),
-        PluginKind::GameType => (
+        // `cap plugin new` offers no catalogue template: KindArg has no such kind.
+        PluginKind::GameType | PluginKind::GameCatalogue => (
             "game-type",
             "",
             format!(

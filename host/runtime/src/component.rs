@@ -354,7 +354,7 @@ mod tests {
             matches!(err, LoadError::UnsupportedApiVersion { .. }),
             "{err}"
         );
-        assert!(err.to_string().contains(">=0.1.0, <0.2.0"), "{err}");
+        assert!(err.to_string().contains(">=0.1.0, <0.3.0"), "{err}");
     }
 
     #[test]
