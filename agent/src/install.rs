@@ -59,12 +59,14 @@ pub enum InstallError {
         limit: u64,
     },
     /// A script exited unsuccessfully.
-    #[error("install script ({interpreter}) exited with {status}")]
+    #[error("install script ({interpreter}) exited with {status}{}", last_words(.last_output))]
     ScriptFailed {
         /// The interpreter.
         interpreter: String,
         /// The exit status.
         status: String,
+        /// The last line it printed, if any (what failed, as a rule).
+        last_output: Option<String>,
     },
     /// A script ran past its time limit and was killed.
     #[error("install script ({interpreter}) ran longer than {secs} s and was killed")]
@@ -330,6 +332,7 @@ async fn run_script(
                 Err(InstallError::ScriptFailed {
                     interpreter: script.interpreter.clone(),
                     status: status.to_string(),
+                    last_output: last_output_line(log),
                 })
             }
         }
@@ -344,4 +347,25 @@ async fn run_script(
             })
         }
     }
+}
+
+/// `": <line>"` for an error message, or nothing.
+fn last_words(line: &Option<String>) -> String {
+    line.as_deref()
+        .map(|line| format!(": {line}"))
+        .unwrap_or_default()
+}
+
+/// The last non-empty line of an install log (read from its last 4 KiB,
+/// cut to 300 characters), to say in the error what failed.
+pub(crate) fn last_output_line(log: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(log).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
+    let mut tail = Vec::new();
+    file.take(4096).read_to_end(&mut tail).ok()?;
+    let text = String::from_utf8_lossy(&tail);
+    let line = text.lines().rev().map(str::trim).find(|l| !l.is_empty())?;
+    Some(line.chars().take(300).collect())
 }

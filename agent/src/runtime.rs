@@ -2000,6 +2000,7 @@ impl NodeRuntime {
             Ok(Some(ended)) if ended.oom_killed => Err(InstallError::ScriptFailed {
                 interpreter: script.interpreter.clone(),
                 status: "killed: out of memory".into(),
+                last_output: crate::install::last_output_line(log),
             }
             .into()),
             Ok(Some(ended)) if ended.exit_code == Some(0) => Ok(()),
@@ -2009,6 +2010,7 @@ impl NodeRuntime {
                     || "an unknown status".to_owned(),
                     |c| format!("exit code {c}"),
                 ),
+                last_output: crate::install::last_output_line(log),
             }
             .into()),
         }

@@ -7,6 +7,8 @@
 //!   `egg-pterodactyl-minetest.json` lists): Debian 12's `minetest` (whose
 //!   binary the egg runs as `minetest --server`) and `minetest-server`,
 //!   with `minetest_game`.
+//! - [`debian_installer`] is `ghcr.io/parkervcp/installers:debian`, the
+//!   install container of that egg (and of many others).
 //!
 //! Each image is a root file system made by `mmdebstrap` from Debian's
 //! package registry (the one outside service the tests may reach), then
@@ -126,4 +128,64 @@ pub fn minetest() -> &'static str {
     };
     BUILT.get_or_init(|| recipe.ensure());
     recipe.image
+}
+
+/// Builds (once per machine) and returns `ghcr.io/parkervcp/installers:debian`
+/// (the install container the community eggs name): Debian 12 with `bash`
+/// (the eggs' entrypoint), `curl`, `ca-certificates`, `unzip` and `jq`, the
+/// tools their install scripts use.
+///
+/// # Panics
+///
+/// Without Podman or mmdebstrap, or when the build fails.
+pub fn debian_installer() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let recipe = Recipe {
+        image: "ghcr.io/parkervcp/installers:debian",
+        packages: &["bash", "curl", "ca-certificates", "unzip", "jq"],
+    };
+    BUILT.get_or_init(|| recipe.ensure());
+    recipe.image
+}
+
+/// Minetest's connection handshake against `127.0.0.1:port`: a reliable
+/// packet (seq 65500) holding an empty original packet, as a client opens
+/// with. A Minetest server answers with a control packet giving the client
+/// its peer id; returns the answer, or `None` when nothing answers within
+/// half a second.
+pub fn minetest_handshake(port: u16) -> Option<Vec<u8>> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .ok()?;
+    socket
+        .send_to(
+            &[0x4f, 0x45, 0x74, 0x03, 0, 0, 0, 0x03, 0xff, 0xdc, 0x01],
+            ("127.0.0.1", port),
+        )
+        .ok()?;
+    let mut buffer = [0u8; 1024];
+    let (len, _) = socket.recv_from(&mut buffer).ok()?;
+    Some(buffer[..len].to_vec())
+}
+
+/// Whether `answer` is a Minetest server's reply to [`minetest_handshake`]:
+/// the protocol id, a reliable packet, a control packet setting the peer id.
+pub fn is_minetest_answer(answer: &[u8]) -> bool {
+    answer.len() >= 12
+        && answer[..4] == [0x4f, 0x45, 0x74, 0x03]
+        && answer[7] == 0x03
+        && answer[10..12] == [0x00, 0x01]
+}
+
+/// A port free on loopback for both TCP and UDP when asked (games listen on
+/// both).
+pub fn free_tcp_and_udp_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("a TCP port");
+        let port = tcp.local_addr().expect("its address").port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }

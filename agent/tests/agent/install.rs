@@ -180,7 +180,7 @@ async fn a_failing_script_fails_the_install_and_stops_later_steps() {
         steps: vec![
             InstallStep::RunScript(Script {
                 interpreter: "sh".into(),
-                contents: "exit 7\n".into(),
+                contents: "echo 'fetching the server files'\necho 'curl: (7) Failed to connect' >&2\nexit 7\n".into(),
                 env: vec![],
                 timeout_secs: 5,
             }),
@@ -194,6 +194,11 @@ async fn a_failing_script_fails_the_install_and_stops_later_steps() {
     let error = run(dir.path(), &plan).await.unwrap_err();
     assert!(
         matches!(&error, InstallError::ScriptFailed { status, .. } if status.contains('7')),
+        "{error}"
+    );
+    // The error says what failed: the script's last words.
+    assert!(
+        error.to_string().ends_with(": curl: (7) Failed to connect"),
         "{error}"
     );
     assert!(!dir.path().join("server/after.txt").exists());

@@ -24,7 +24,7 @@ use crate::support::{TestDb, Tokens, free_port, start_agent};
 /// A subuser with `control.console` only.
 const VIEWER: &str = "viewer-token";
 
-async fn start_panel(db: &TestDb) -> (RunningPanel, String) {
+pub(crate) async fn start_panel(db: &TestDb) -> (RunningPanel, String) {
     let handle = db.connect().await;
     let viewer = NewUser {
         username: "viewer".into(),
@@ -71,7 +71,7 @@ async fn serve_panel(db: &TestDb, viewer_id: &str, listen: std::net::SocketAddr)
         .spawn()
 }
 
-async fn api(
+pub(crate) async fn api(
     panel: &RunningPanel,
     method: Method,
     path: &str,
@@ -86,12 +86,21 @@ async fn api(
 }
 
 /// Polls `check` every 50 ms until it returns `Some`, for at most 30 s.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    eventually_within(what, Duration::from_secs(30), check).await
+}
+
+/// [`eventually`], for at most `limit`.
+pub(crate) async fn eventually_within<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
     loop {
         if let Some(value) = check().await {
             return value;
@@ -112,7 +121,7 @@ struct Site {
     agent_dir: tempfile::TempDir,
 }
 
-async fn node_online(panel: &RunningPanel, node_id: &str, online: bool) {
+pub(crate) async fn node_online(panel: &RunningPanel, node_id: &str, online: bool) {
     eventually(&format!("node online = {online}"), || async {
         let node = api(
             panel,
@@ -127,7 +136,7 @@ async fn node_online(panel: &RunningPanel, node_id: &str, online: bool) {
     .await;
 }
 
-async fn server_state(panel: &RunningPanel, server_id: &str, state: &str) {
+pub(crate) async fn server_state(panel: &RunningPanel, server_id: &str, state: &str) {
     eventually(&format!("server state {state}"), || async {
         let server = api(
             panel,
@@ -142,7 +151,7 @@ async fn server_state(panel: &RunningPanel, server_id: &str, state: &str) {
     .await;
 }
 
-async fn command_state(panel: &RunningPanel, server_id: &str, command_id: &str) -> Value {
+pub(crate) async fn command_state(panel: &RunningPanel, server_id: &str, command_id: &str) -> Value {
     eventually(&format!("command {command_id} to finish"), || async {
         let page = api(
             panel,
@@ -223,14 +232,14 @@ async fn site(db: &TestDb) -> (Site, RunningNode) {
 }
 
 /// A console WebSocket client recording every frame it receives.
-struct Console {
+pub(crate) struct Console {
     frames: Arc<Mutex<Vec<Value>>>,
     out: futures::channel::mpsc::UnboundedSender<Message>,
     closed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Console {
-    async fn open(panel: &RunningPanel, server_id: &str, bearer: &str) -> Console {
+    pub(crate) async fn open(panel: &RunningPanel, server_id: &str, bearer: &str) -> Console {
         let ticket = json_of(
             call(
                 panel,
@@ -283,7 +292,7 @@ impl Console {
         console
     }
 
-    fn send(&self, event: &str, args: Value) {
+    pub(crate) fn send(&self, event: &str, args: Value) {
         let frame = json!({"event": event, "args": args}).to_string();
         self.out
             .unbounded_send(Message::text(frame))
@@ -295,11 +304,11 @@ impl Console {
         self.closed.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    fn frames(&self) -> Vec<Value> {
+    pub(crate) fn frames(&self) -> Vec<Value> {
         self.frames.lock().expect("frames").clone()
     }
 
-    fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         self.frames()
             .iter()
             .filter(|f| f["event"] == "console output")
@@ -307,13 +316,13 @@ impl Console {
             .collect()
     }
 
-    async fn wait_for(&self, what: &str, predicate: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn wait_for(&self, what: &str, predicate: impl Fn(&Value) -> bool) -> Value {
         self.wait_for_after(0, what, predicate).await
     }
 
     /// Waits for a frame matching `predicate` among those after the first
     /// `start`.
-    async fn wait_for_after(
+    pub(crate) async fn wait_for_after(
         &self,
         start: usize,
         what: &str,
@@ -337,7 +346,7 @@ fn server_pid(agent: &RunningNode, server_id: &str) -> Option<u32> {
         .and_then(|r| r.pid)
 }
 
-fn event_is(frame: &Value, event: &str, arg: Value) -> bool {
+pub(crate) fn event_is(frame: &Value, event: &str, arg: Value) -> bool {
     frame["event"] == event && frame["args"][0] == arg
 }
 

@@ -20,6 +20,7 @@ mod marketplace;
 mod nodes;
 mod permissions;
 mod plugins;
+mod real_games;
 mod replay;
 mod secrets;
 mod servers;

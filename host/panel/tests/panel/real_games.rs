@@ -1,0 +1,355 @@
+//! A real game from its community egg, end to end, with no stand-ins: the
+//! Pelican community egg for Minetest is imported through the `egg-bridge`
+//! plugin, a server is created from it on a container node (a real Agent
+//! on a real Podman), installed in the egg's install container, started,
+//! seen ready by the egg's `done` pattern, commanded, reached over
+//! Minetest's own UDP protocol, stopped with the egg's stop command, and
+//! re-adopted by a restarted Agent. The images carry the names the egg
+//! lists and are built from Debian's packages (`cap_e2e::game_images`).
+
+use std::time::Duration;
+
+use cap_e2e::game_images;
+use cap_e2e::podman::PodmanService;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::agents::{
+    Console, api, command_state, eventually_within, node_online, server_state, start_panel,
+};
+use crate::plugins::{PLUGIN_ADMIN, install_and_activate};
+use crate::support::{TestDb, client, start_container_agent};
+
+/// The community egg, byte for byte as Pelican publishes it (MIT; kept
+/// with the egg crate's fixtures).
+const MINETEST_EGG: &str = "../../egg/tests/fixtures/pelican/egg-pterodactyl-minetest.json";
+
+/// The egg file's bytes.
+fn minetest_egg() -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(MINETEST_EGG);
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("reading the Minetest egg at {}: {e}", path.display()))
+}
+
+/// A console line the game printed after `start` frames, containing
+/// `needle`.
+async fn console_line(console: &Console, start: usize, needle: &str, limit: Duration) -> String {
+    eventually_within(&format!("a console line with {needle:?}"), limit, || async {
+        console
+            .frames()
+            .into_iter()
+            .skip(start)
+            .filter(|f| f["event"] == "console output")
+            .filter_map(|f| f["args"][0].as_str().map(str::to_owned))
+            .find(|l| l.contains(needle))
+    })
+    .await
+}
+
+/// Minetest answers its handshake on `port`.
+async fn answers_on(port: u16, limit: Duration) {
+    eventually_within("Minetest's answer over UDP", limit, || async move {
+        tokio::task::spawn_blocking(move || game_images::minetest_handshake(port))
+            .await
+            .ok()
+            .flatten()
+            .filter(|answer| game_images::is_minetest_answer(answer))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_community_minetest_egg_runs_a_real_minetest_end_to_end_and_survives_an_agent_restart()
+{
+    game_images::minetest();
+    game_images::debian_installer();
+    let podman = PodmanService::start();
+    let db = TestDb::sqlite().await;
+    let (panel, _viewer) = start_panel(&db).await;
+    let panel = &panel;
+    install_and_activate(panel, "egg-bridge").await;
+
+    // The egg, imported as the file it is.
+    let imported: Value = {
+        let response = client()
+            .post(panel.url("/api/v1/eggs"))
+            .bearer_auth(PLUGIN_ADMIN)
+            .header("content-type", "application/json")
+            .body(minetest_egg())
+            .send()
+            .await
+            .expect("the import is answered");
+        assert_eq!(response.status(), 201, "importing the egg");
+        response.json().await.expect("JSON")
+    };
+    let game_type = imported["type"].as_str().expect("a game type id").to_owned();
+    assert_eq!(imported["plugin"], "egg-bridge");
+    assert_eq!(
+        imported["images"][0]["reference"],
+        "ghcr.io/parkervcp/games:minetest"
+    );
+
+    // A container node with one address, and its Agent.
+    let port = game_images::free_tcp_and_udp_port();
+    let node = api(
+        panel,
+        Method::POST,
+        "/api/v1/nodes",
+        Some(json!({"name": "n1", "address": "127.0.0.1", "memory_mb": 8192, "disk_mb": 20000, "cpu_percent": 400})),
+        201,
+    )
+    .await;
+    let node_id = node["id"].as_str().expect("id").to_owned();
+    api(
+        panel,
+        Method::POST,
+        &format!("/api/v1/nodes/{node_id}/allocations"),
+        Some(json!({"ip": "127.0.0.1", "ports": [port]})),
+        201,
+    )
+    .await;
+    let token = api(
+        panel,
+        Method::POST,
+        &format!("/api/v1/nodes/{node_id}/registration-tokens"),
+        Some(json!({})),
+        201,
+    )
+    .await;
+    let agent_dir = tempfile::tempdir().expect("a directory");
+    let token = token["token"].as_str().expect("token").to_owned();
+    let agent = start_container_agent(panel, agent_dir.path(), Some(token), &podman.host()).await;
+    node_online(panel, &node_id, true).await;
+
+    // A server from the egg, through the same path as every game type.
+    let server = api(
+        panel,
+        Method::POST,
+        "/api/v1/servers",
+        Some(json!({
+            "name": "minetest",
+            "node_id": node_id,
+            "game": {"plugin": "egg-bridge", "type": game_type},
+            "variables": {"SERVER_ADMIN_NAME": "admin", "DEFAULT_GAME": "minetest_game"},
+            "limits": {"memory_mb": 1024, "disk_mb": 4000, "cpu_percent": 200}
+        })),
+        201,
+    )
+    .await;
+    let server_id = server["id"].as_str().expect("id").to_owned();
+    let server = &server_id;
+
+    // The egg's install script runs in its install container.
+    let install = api(
+        panel,
+        Method::POST,
+        &format!("/api/v1/servers/{server}/install"),
+        None,
+        202,
+    )
+    .await;
+    let finished = command_state(panel, server, install["commandId"].as_str().expect("id")).await;
+    assert_eq!(finished["state"], "done", "{finished:#}");
+    assert!(
+        agent_dir
+            .path()
+            .join(format!("servers/{server}/.minetest/minetest.conf"))
+            .exists(),
+        "the install script made the config file"
+    );
+
+    // Started, the egg's done pattern marks it ready.
+    let console = Console::open(panel, server, PLUGIN_ADMIN).await;
+    console
+        .wait_for("auth success", |f| f["event"] == "auth success")
+        .await;
+    api(
+        panel,
+        Method::POST,
+        &format!("/api/v1/servers/{server}/power"),
+        Some(json!({"action": "start"})),
+        202,
+    )
+    .await;
+    eventually_within("the egg's done rule", Duration::from_secs(120), || async {
+        console
+            .frames()
+            .into_iter()
+            .find(|f| f["event"] == "console event" && f["args"][0]["kind"] == "ready")
+    })
+    .await;
+    server_state(panel, server, "running").await;
+    // The config edits on start wrote the server's values.
+    let config = std::fs::read_to_string(
+        agent_dir
+            .path()
+            .join(format!("servers/{server}/.minetest/minetest.conf")),
+    )
+    .expect("the config file");
+    assert!(config.contains("name = admin"), "{config}");
+    assert!(config.contains("server_name = Minetest server"), "{config}");
+
+    // The game answers its own protocol on the allocated port.
+    answers_on(port, Duration::from_secs(30)).await;
+
+    // A console command, answered by the game.
+    let before = console.frames().len();
+    console.send("send command", json!(["/status"]));
+    console_line(&console, before, "version", Duration::from_secs(30)).await;
+
+    // The Agent restarts; the running game is re-adopted, untouched.
+    agent.stop().await;
+    node_online(panel, &node_id, false).await;
+    let agent = start_container_agent(panel, agent_dir.path(), None, &podman.host()).await;
+    node_online(panel, &node_id, true).await;
+    server_state(panel, server, "running").await;
+    answers_on(port, Duration::from_secs(10)).await;
+
+    // The egg's stop command ends it cleanly, unkilled.
+    api(
+        panel,
+        Method::POST,
+        &format!("/api/v1/servers/{server}/power"),
+        Some(json!({"action": "stop"})),
+        202,
+    )
+    .await;
+    server_state(panel, server, "offline").await;
+    let events = api(
+        panel,
+        Method::GET,
+        &format!("/api/v1/audit-log?subject_type=server&subject_id={server}&limit=200"),
+        None,
+        200,
+    )
+    .await;
+    let stops: Vec<&Value> = events["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| {
+            e["kind"] == "server.state.changed"
+                && e["data"]["to"] == "offline"
+                && e["data"]["from"] != "installing"
+        })
+        .collect();
+    assert!(!stops.is_empty(), "it went offline: {events:#}");
+    assert!(
+        stops
+            .iter()
+            .all(|e| !e["data"]["reason"].as_str().unwrap_or_default().contains("kill")),
+        "Minetest saved and exited on the egg's /shutdown: {stops:#?}"
+    );
+
+    // A changed variable is rendered into the config on the next start.
+    api(
+        panel,
+        Method::PATCH,
+        &format!("/api/v1/servers/{server}"),
+        Some(json!({"variables": {"SERVER_NAME": "Renamed by the Panel"}})),
+        200,
+    )
+    .await;
+    let before = console.frames().len();
+    api(
+        panel,
+        Method::POST,
+        &format!("/api/v1/servers/{server}/power"),
+        Some(json!({"action": "start"})),
+        202,
+    )
+    .await;
+    eventually_within("ready again", Duration::from_secs(120), || async {
+        console
+            .frames()
+            .into_iter()
+            .skip(before)
+            .find(|f| f["event"] == "console event" && f["args"][0]["kind"] == "ready")
+    })
+    .await;
+    let config = std::fs::read_to_string(
+        agent_dir
+            .path()
+            .join(format!("servers/{server}/.minetest/minetest.conf")),
+    )
+    .expect("the config file");
+    assert!(config.contains("server_name = Renamed by the Panel"), "{config}");
+    api(
+        panel,
+        Method::POST,
+        &format!("/api/v1/servers/{server}/power"),
+        Some(json!({"action": "stop"})),
+        202,
+    )
+    .await;
+    server_state(panel, server, "offline").await;
+
+    // The game type cannot be removed while the server exists.
+    let response = client()
+        .delete(panel.url(&format!("/api/v1/eggs/egg-bridge/{game_type}")))
+        .bearer_auth(PLUGIN_ADMIN)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 409);
+
+    // An egg whose install needs what it cannot reach fails its install
+    // with a clear error, promptly.
+    let mut egg: Value = serde_json::from_slice(&minetest_egg()).expect("JSON");
+    egg["name"] = json!("Offline installer");
+    egg["scripts"]["installation"]["script"] = json!(
+        "#!/bin/bash\nset -e\necho 'fetching the server files'\ncurl -fsS -o /mnt/server/server.zip http://127.0.0.1:9/server.zip\n"
+    );
+    let response = client()
+        .post(panel.url("/api/v1/eggs"))
+        .bearer_auth(PLUGIN_ADMIN)
+        .body(egg.to_string())
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 201);
+    let offline_type = response.json::<Value>().await.expect("JSON")["type"]
+        .as_str()
+        .expect("a type")
+        .to_owned();
+    api(
+        panel,
+        Method::POST,
+        &format!("/api/v1/nodes/{node_id}/allocations"),
+        Some(json!({"ip": "127.0.0.1", "ports": [game_images::free_tcp_and_udp_port()]})),
+        201,
+    )
+    .await;
+    let offline = api(
+        panel,
+        Method::POST,
+        "/api/v1/servers",
+        Some(json!({
+            "name": "offline",
+            "node_id": node_id,
+            "game": {"plugin": "egg-bridge", "type": offline_type},
+            "variables": {"SERVER_ADMIN_NAME": "admin"},
+            "limits": {"memory_mb": 512, "disk_mb": 1000, "cpu_percent": 100}
+        })),
+        201,
+    )
+    .await;
+    let offline = offline["id"].as_str().expect("id").to_owned();
+    let install = api(
+        panel,
+        Method::POST,
+        &format!("/api/v1/servers/{offline}/install"),
+        None,
+        202,
+    )
+    .await;
+    let failed = command_state(panel, &offline, install["commandId"].as_str().expect("id")).await;
+    assert_eq!(failed["state"], "failed", "{failed:#}");
+    let detail = failed["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("install script") && detail.contains("exited"),
+        "{failed:#}"
+    );
+
+    agent.stop().await;
+}
