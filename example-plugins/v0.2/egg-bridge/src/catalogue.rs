@@ -70,9 +70,12 @@ impl Catalogue<'_> {
             return Ok(kept);
         }
         let bytes = store::read(self.kv, record)?;
-        let kept = Kept::from_document(&bytes).map_err(|e| {
+        let mut kept = Kept::from_document(&bytes).map_err(|e| {
             StoreError::Corrupt(format!("{} no longer imports: {}", record.id, describe(&e)))
         })?;
+        // The id it was kept as is the game type's, whatever a later
+        // version of the bridge would derive: servers refer to it.
+        kept.entry.game.id.clone_from(&record.id);
         let kept = Arc::new(kept);
         self.cache
             .0

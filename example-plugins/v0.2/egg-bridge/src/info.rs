@@ -194,6 +194,14 @@ fn images(egg: &Egg, errors: &mut Vec<FieldError>, unsupported: &mut Vec<String>
 /// conditional replacement and node settings are reported.
 fn check_config_files(egg: &Egg, errors: &mut Vec<FieldError>, unsupported: &mut Vec<String>) {
     for file in &egg.config.files {
+        // cap-egg keeps paths inside the server directory; the Agent also
+        // wants them `/`-separated and bounded.
+        if file.path.contains('\\') || file.path.len() > 1024 {
+            errors.push(FieldError::new(
+                format!("config.files.{:?}", file.path),
+                "a config file path is `/`-separated and at most 1024 bytes",
+            ));
+        }
         for find in &file.find {
             let field = format!("config.files.{:?}.find.{:?}", file.path, find.key);
             let values: Vec<&serde_json::Value> = match &find.value {
@@ -508,6 +516,36 @@ mod tests {
                 .iter()
                 .any(|l| l.starts_with("docker_images.\"B\""))
         );
+    }
+
+    #[test]
+    fn a_node_setting_in_a_config_value_is_listed_as_unsupported() {
+        let egg = Egg::parse(&minimal_egg(|e| {
+            e["config"]["files"] = serde_json::json!(
+                r#"{"config.yml": {"parser": "yaml", "find": {"host": "{{config.docker.interface}}"}}}"#
+            );
+        }))
+        .expect("parses");
+        let entry = entry(&egg).expect("taken");
+        assert!(
+            entry
+                .unsupported
+                .iter()
+                .any(|l| l.starts_with("config.files.\"config.yml\".find.\"host\": node settings")),
+            "{:?}",
+            entry.unsupported
+        );
+    }
+
+    #[test]
+    fn a_config_path_with_backslashes_is_refused_naming_it() {
+        let egg = Egg::parse(&minimal_egg(|e| {
+            e["config"]["files"] =
+                serde_json::json!(r#"{"cfg\\server.ini": {"parser": "ini", "find": {"a": "b"}}}"#);
+        }))
+        .expect("cap-egg takes it");
+        let errors = entry(&egg).expect_err("the Agent would not");
+        assert_eq!(errors[0].key, "config.files.\"cfg\\\\server.ini\"");
     }
 
     #[test]
