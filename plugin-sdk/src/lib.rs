@@ -84,7 +84,7 @@
 //!
 //! and write `api = "0.2.0"` in `plugin.toml` (`cap plugin new` does both).
 //! What changes for game types (see [`game`]): a plugin may offer many game
-//! types ([`game::GameTypes`]; a plugin with one still implements
+//! types (`game::GameTypes`; a plugin with one still implements
 //! [`game::GameType`]), each lists the container images it runs in, install
 //! plans name their image, startup plans carry a `console_context` that every
 //! console call gets back, and the kind `game_catalogue` (the `catalogue`
