@@ -1,7 +1,8 @@
 //! Builds the plugins `cap` carries (see `src/bundled.rs` and the crate
-//! doc): the `example-plugins/` workspace for `wasm32-wasip2` into
+//! doc): the example-plugin workspaces (`example-plugins/` for API 0.1.0,
+//! `example-plugins/v0.2/` for API 0.2.0) for `wasm32-wasip2` into
 //! `example-plugins/target`, the directory the tests' fixtures build into
-//! with the same command; then copies the parts of each plugin of
+//! with the same commands; then copies the parts of each plugin of
 //! `src/bundled/ids.rs` (`plugin.toml`, the component, `assets/`) to
 //! `OUT_DIR/bundled/<id>/` and writes `OUT_DIR/bundled/parts.rs`, the
 //! expression `src/bundled.rs` includes.
@@ -21,6 +22,10 @@ mod ids;
 
 /// What the plugins are compiled for.
 const TARGET: &str = "wasm32-wasip2";
+
+/// The example plugins' workspaces below the repository root, API 0.1.0's
+/// and API 0.2.0's (as `cap_e2e::PLUGIN_WORKSPACES`).
+const WORKSPACES: [&str; 2] = ["example-plugins", "example-plugins/v0.2"];
 
 /// Settings the outer build passes to build scripts, or takes from the
 /// environment, that are meant for this workspace and this build: its
@@ -66,13 +71,24 @@ fn run() -> Result<(), String> {
     let root = manifest_dir
         .parent()
         .ok_or("cap-cli's directory has no parent")?;
-    let plugins = root.join("example-plugins");
+    let target = root.join("example-plugins/target");
     let out = PathBuf::from(var("OUT_DIR")?).join("bundled");
-    watch(root, &plugins);
+    watch(root)?;
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     check_target(&rustc)?;
-    build(&plugins)?;
-    copy_parts(&plugins, &out)
+    for workspace in WORKSPACES {
+        build(&root.join(workspace), &target)?;
+    }
+    copy_parts(root, &target, &out)
+}
+
+/// The directory of bundled plugin `id`, in whichever workspace holds it.
+fn plugin_dir(root: &Path, id: &str) -> Result<PathBuf, String> {
+    WORKSPACES
+        .iter()
+        .map(|workspace| root.join(workspace).join(id))
+        .find(|dir| dir.join("plugin.toml").is_file())
+        .ok_or_else(|| format!("no example plugin {id} in {WORKSPACES:?}"))
 }
 
 fn var(name: &str) -> Result<OsString, String> {
@@ -80,21 +96,28 @@ fn var(name: &str) -> Result<OsString, String> {
 }
 
 /// Reruns this script when a bundled plugin, the example plugins'
-/// workspace, the SDK or the WIT changes; `example-plugins/target` is not
-/// watched (it changes on every build).
-fn watch(root: &Path, plugins: &Path) {
+/// workspaces, the SDK, the egg model or the WIT changes;
+/// `example-plugins/target` is not watched (it changes on every build).
+fn watch(root: &Path) -> Result<(), String> {
     let mut paths = vec![
-        plugins.join("Cargo.toml"),
-        plugins.join("Cargo.lock"),
         root.join("plugin-sdk"),
+        // The egg bridge's model of eggs.
+        root.join("egg"),
         root.join("wit"),
         // The SDK takes its dependencies' versions from the root workspace.
         root.join("Cargo.toml"),
     ];
-    paths.extend(ids::IDS.iter().map(|id| plugins.join(id)));
+    for workspace in WORKSPACES {
+        paths.push(root.join(workspace).join("Cargo.toml"));
+        paths.push(root.join(workspace).join("Cargo.lock"));
+    }
+    for id in ids::IDS {
+        paths.push(plugin_dir(root, id)?);
+    }
     for path in paths {
         println!("cargo::rerun-if-changed={}", path.display());
     }
+    Ok(())
 }
 
 /// Fails with the command that installs the target when the compiler
@@ -121,15 +144,16 @@ fn check_target(rustc: &OsString) -> Result<(), String> {
     }
 }
 
-/// Builds the whole example-plugins workspace, as the tests' fixtures do.
-fn build(plugins: &Path) -> Result<(), String> {
+/// Builds a whole example-plugin workspace into `target`, as the tests'
+/// fixtures do.
+fn build(plugins: &Path, target: &Path) -> Result<(), String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
         .args(["build", "--release", "--target", TARGET, "--manifest-path"])
         .arg(plugins.join("Cargo.toml"))
         .arg("--target-dir")
-        .arg(plugins.join("target"));
+        .arg(target);
     for name in CLEARED {
         command.env_remove(name);
     }
@@ -154,11 +178,11 @@ fn build(plugins: &Path) -> Result<(), String> {
 
 /// Copies the parts of each bundled plugin to `out/<id>/` and writes
 /// `out/parts.rs`: an array of `Parts`, in the order of [`ids::IDS`].
-fn copy_parts(plugins: &Path, out: &Path) -> Result<(), String> {
-    let wasm_dir = plugins.join("target").join(TARGET).join("release");
+fn copy_parts(root: &Path, target: &Path, out: &Path) -> Result<(), String> {
+    let wasm_dir = target.join(TARGET).join("release");
     let mut list = String::from("[\n");
     for id in ids::IDS {
-        let source = plugins.join(id);
+        let source = plugin_dir(root, id)?;
         let dir = out.join(id);
         if dir.exists() {
             std::fs::remove_dir_all(&dir)

@@ -1,5 +1,6 @@
-//! The plugins `cap` carries: compiled from `example-plugins/` for
-//! `wasm32-wasip2` when `cap` is built (`build.rs`) and included here byte
+//! The plugins `cap` carries: compiled from `example-plugins/` (and its
+//! API 0.2.0 workspace, `example-plugins/v0.2/`) for `wasm32-wasip2` when
+//! `cap` is built (`build.rs`) and included here byte
 //! for byte — `plugin.toml`, component and `assets/` of each — so that a
 //! copied binary installs them without the source tree or cargo.
 //!
@@ -49,6 +50,9 @@ pub(crate) enum BundledPlugin {
     /// The players on a server (from console events) as a server-page
     /// widget with a kick button.
     PlayerList,
+    /// Pterodactyl and Pelican eggs imported as game types (the game
+    /// catalogue), so that `cap up` runs eggs out of the box.
+    EggBridge,
 }
 
 impl BundledPlugin {
@@ -60,9 +64,11 @@ impl BundledPlugin {
         BundledPlugin::QuotaGuard,
         BundledPlugin::DiscordWebhook,
         BundledPlugin::PlayerList,
+        BundledPlugin::EggBridge,
     ];
 
-    /// Its plugin id, which is also its directory under `example-plugins/`.
+    /// Its plugin id, which is also its directory under `example-plugins/`
+    /// or `example-plugins/v0.2/`.
     pub(crate) fn id(self) -> &'static str {
         ids::IDS[self as usize]
     }

@@ -32,9 +32,10 @@
 //!   bundled.
 //! - **One build of the example plugins.** `build.rs` runs
 //!   `cargo build --release --target wasm32-wasip2` on the whole
-//!   `example-plugins/` workspace into `example-plugins/target`, the very
-//!   command and directory the tests' fixtures (`cap_e2e::example_plugins`)
-//!   use. Building there rather than under `OUT_DIR` is deliberate: the
+//!   `example-plugins/` workspace and on its API 0.2.0 sibling
+//!   `example-plugins/v0.2/` (the egg bridge) into `example-plugins/target`,
+//!   the very commands and directory the tests' fixtures
+//!   (`cap_e2e::example_plugins`) use. Building there rather than under `OUT_DIR` is deliberate: the
 //!   suite then finds every plugin built and compiles none twice, and CI
 //!   pays for one build of the example plugins, not two. The script starts
 //!   the inner cargo without the outer build's flags, target directory,

@@ -179,6 +179,52 @@ impl Rule {
         self.text.split(':').next().unwrap_or("").trim()
     }
 
+    /// The values an `in` rule allows, in order; `None` for other rules.
+    ///
+    /// ```
+    /// let rule = cap_egg::Rule::parse("in:a,\"b,c\"").expect("a rule");
+    /// assert_eq!(rule.choices(), Some(&["a".to_owned(), "b,c".to_owned()][..]));
+    /// ```
+    pub fn choices(&self) -> Option<&[String]> {
+        match &self.kind {
+            RuleKind::In(options) => Some(options),
+            _ => None,
+        }
+    }
+
+    /// The inclusive bounds of a size rule (`max`, `min`, `between`,
+    /// `size`); `None` for other rules. Whether they bound a number or a
+    /// length in characters depends on the variable's other rules (see
+    /// the module docs).
+    ///
+    /// ```
+    /// let rule = cap_egg::Rule::parse("between:1,64").expect("a rule");
+    /// assert_eq!(rule.size_bounds(), Some((Some(1.0), Some(64.0))));
+    /// ```
+    pub fn size_bounds(&self) -> Option<(Option<f64>, Option<f64>)> {
+        match self.kind {
+            RuleKind::Max(n) => Some((None, Some(n))),
+            RuleKind::Min(n) => Some((Some(n), None)),
+            RuleKind::Size(n) => Some((Some(n), Some(n))),
+            RuleKind::Between(lo, hi) => Some((Some(lo), Some(hi))),
+            _ => None,
+        }
+    }
+
+    /// The inclusive digit counts of a `digits_between` rule; `None` for
+    /// other rules.
+    ///
+    /// ```
+    /// let rule = cap_egg::Rule::parse("digits_between:4,6").expect("a rule");
+    /// assert_eq!(rule.digits(), Some((4, 6)));
+    /// ```
+    pub fn digits(&self) -> Option<(usize, usize)> {
+        match self.kind {
+            RuleKind::DigitsBetween(lo, hi) => Some((lo, hi)),
+            _ => None,
+        }
+    }
+
     fn is_numeric_rule(&self) -> bool {
         matches!(self.kind, RuleKind::Numeric | RuleKind::Integer)
     }

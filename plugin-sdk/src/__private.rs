@@ -56,6 +56,8 @@ fn not_implemented(kind: &str) -> ! {
     panic!("this plugin does not implement {kind}; the host only calls kinds listed in plugin.toml")
 }
 
+// API 0.1.0: one game type, `describe`; 0.2.0's are in `v0_2`.
+#[cfg(not(feature = "api-0-2"))]
 impl<P, const A: bool, const H: bool, const U: bool> wit_game::Guest for Adapter<P, true, A, H, U>
 where
     P: GameType + Instance,
@@ -81,6 +83,7 @@ where
     }
 }
 
+#[cfg(not(feature = "api-0-2"))]
 impl<P, const A: bool, const H: bool, const U: bool> wit_console::Guest
     for Adapter<P, true, A, H, U>
 where
@@ -99,6 +102,7 @@ where
     }
 }
 
+#[cfg(not(feature = "api-0-2"))]
 impl<P, const A: bool, const H: bool, const U: bool> wit_game::Guest
     for Adapter<P, false, A, H, U>
 {
@@ -123,6 +127,7 @@ impl<P, const A: bool, const H: bool, const U: bool> wit_game::Guest
     }
 }
 
+#[cfg(not(feature = "api-0-2"))]
 impl<P, const A: bool, const H: bool, const U: bool> wit_console::Guest
     for Adapter<P, false, A, H, U>
 {
@@ -242,11 +247,73 @@ impl<P, const G: bool, const A: bool, const H: bool> wit_ui::Guest for Adapter<P
     }
 }
 
+/// Refuses, at compile time, kinds the export macro cannot wire up:
+/// `game_catalogue` without the `api-0-2` feature, or without `game_type`
+/// (a catalogue's documents are offered as game types).
+///
+/// # Panics
+///
+/// At compile time (the macro evaluates it in a `const`), with the reason.
+pub const fn check_kinds(game: bool, catalogue: bool) {
+    #[cfg(not(feature = "api-0-2"))]
+    assert!(
+        !catalogue,
+        "the game_catalogue kind needs API 0.2.0: enable cap-plugin-sdk's `api-0-2` feature"
+    );
+    assert!(
+        game || !catalogue,
+        "game_catalogue is declared beside game_type: list both kinds"
+    );
+}
+
+/// The `game-catalogue` exports of the plugin type, implemented by
+/// [`crate::export_plugin!`]: by the plugin's `GameCatalogue` when it lists
+/// `game_catalogue`, by panics otherwise. The catalogue is a trait on the
+/// plugin type rather than a flag of [`Adapter`] so that the adapter, and
+/// with it every 0.1.0 component, stays exactly what it was before 0.2.0.
+/// Without the `api-0-2` feature there are no such exports.
+#[cfg(not(feature = "api-0-2"))]
+pub trait CatalogueExports {}
+
+/// The body of a catalogue plugin's [`CatalogueExports`] impl; nothing
+/// without the `api-0-2` feature, where [`check_kinds`] refuses the kind.
+#[cfg(not(feature = "api-0-2"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __catalogue_exports {
+    () => {};
+}
+
+#[cfg(feature = "api-0-2")]
+mod v0_2;
+#[cfg(feature = "api-0-2")]
+pub use v0_2::CatalogueExports;
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn the_api_version_bytes_are_the_plain_version_string() {
         let bytes = super::api_version_bytes::<{ crate::API_VERSION.len() }>();
-        assert_eq!(&bytes, b"0.1.0");
+        let expected: &[u8] = if cfg!(feature = "api-0-2") {
+            b"0.2.0"
+        } else {
+            b"0.1.0"
+        };
+        assert_eq!(&bytes, expected);
+    }
+
+    #[test]
+    fn a_catalogue_beside_a_game_type_passes_the_kind_check_with_api_0_2() {
+        if cfg!(feature = "api-0-2") {
+            super::check_kinds(true, true);
+        }
+        super::check_kinds(true, false);
+        super::check_kinds(false, false);
+    }
+
+    #[test]
+    #[should_panic(expected = "game_catalogue")]
+    fn a_catalogue_without_a_game_type_fails_the_kind_check() {
+        super::check_kinds(false, true);
     }
 }

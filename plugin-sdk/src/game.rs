@@ -8,7 +8,18 @@
 //! environment) and a [`StopPlan`]; the Agent on the node carries them out and
 //! feeds console lines back through [`GameType::classify_line`].
 //!
-//! ```
+//! With the `api-0-2` feature (API 0.2.0) a plugin may offer many game types
+//! by implementing `GameTypes`: `list` names them, and every call about a
+//! server says which one it was created from (`ServerContext::game_type`);
+//! console calls get the startup plan's `console_context` back. A plugin
+//! with one game type keeps implementing [`GameType`], which every
+//! `GameTypes` caller accepts (a list of one). The example below is the
+//! 0.1.0 shape; under 0.2.0 [`GameInfo`] also lists `images`,
+//! [`InstallPlan`] names an `image` and [`StartupPlan`] carries a
+//! `console_context`.
+//!
+#![cfg_attr(not(feature = "api-0-2"), doc = "```")]
+#![cfg_attr(feature = "api-0-2", doc = "```ignore")]
 //! use cap_plugin_sdk::prelude::*;
 //! use cap_plugin_sdk::game::*;
 //!
@@ -69,6 +80,8 @@ use crate::bindings::exports::ctrl_alt_play::plugin::{game_console, game_type};
 use crate::types::{KeyValue, PluginError, lookup};
 
 pub use game_console::{LineKind, PlayerStatus};
+#[cfg(feature = "api-0-2")]
+pub use game_type::Image;
 pub use game_type::{
     AllocatedPort, Arch, ConfigEdit, ConfigFormat, Download, FieldError, GameInfo, InstallPlan,
     InstallStep, Os, Platform, PortProtocol, PortRequest, Script, ServerContext, Signal,
@@ -254,7 +267,8 @@ impl Variable {
 impl ServerContext {
     /// The value of variable `key` (defaults are already filled in).
     ///
-    /// ```
+    #[cfg_attr(not(feature = "api-0-2"), doc = "```")]
+    #[cfg_attr(feature = "api-0-2", doc = "```ignore")]
     /// # use cap_plugin_sdk::game::*;
     /// # use cap_plugin_sdk::types::KeyValue;
     /// # let server = ServerContext {
@@ -271,7 +285,8 @@ impl ServerContext {
     /// The allocated port named `name` (the names of
     /// [`GameInfo::ports`]).
     ///
-    /// ```
+    #[cfg_attr(not(feature = "api-0-2"), doc = "```")]
+    #[cfg_attr(feature = "api-0-2", doc = "```ignore")]
     /// # use cap_plugin_sdk::game::*;
     /// # let server = ServerContext {
     /// #     server_id: "s-1".into(), name: "Survival".into(), memory_mb: 2048, disk_mb: 10240,
@@ -303,3 +318,8 @@ impl FieldError {
         }
     }
 }
+
+#[cfg(feature = "api-0-2")]
+mod v0_2;
+#[cfg(feature = "api-0-2")]
+pub use v0_2::GameTypes;

@@ -2,10 +2,11 @@
 //!
 //! Everything in Ctrl-Alt-Play that is not the core — game types, login
 //! methods, reactions to Panel events, extra UI — is a plugin: a sandboxed
-//! WebAssembly component that implements the `ctrl-alt-play:plugin@0.1.0` WIT
-//! API. This crate turns that API into ordinary Rust: a trait per plugin kind,
-//! plain functions for the host capabilities, and one macro that wires a type
-//! up as the component's exports.
+//! WebAssembly component that implements the `ctrl-alt-play:plugin` WIT API,
+//! version 0.1.0, or 0.2.0 with the `api-0-2` feature. This crate turns that
+//! API into ordinary Rust: a trait per plugin kind, plain functions for the
+//! host capabilities, and one macro that wires a type up as the component's
+//! exports.
 //!
 //! ## Quickstart
 //!
@@ -73,11 +74,29 @@
 //! Build it with `cargo build --release --target wasm32-wasip2`; the
 //! component is `target/wasm32-wasip2/release/hello_hooks.wasm`.
 //!
+//! ## API 0.2.0
+//!
+//! New plugins target the newest API: depend on the SDK with
+//!
+//! ```toml
+//! cap-plugin-sdk = { version = "0.1", features = ["api-0-2"] }
+//! ```
+//!
+//! and write `api = "0.2.0"` in `plugin.toml` (`cap plugin new` does both).
+//! What changes for game types (see [`game`]): a plugin may offer many game
+//! types (`game::GameTypes`; a plugin with one still implements
+//! [`game::GameType`]), each lists the container images it runs in, install
+//! plans name their image, startup plans carry a `console_context` that every
+//! console call gets back, and the kind `game_catalogue` (the `catalogue`
+//! module, `GameCatalogue`) lets admins import game types as documents. The
+//! other kinds and every host capability are the same in both versions.
+//!
 //! ## What is where
 //!
 //! | Module | Contents |
 //! | --- | --- |
-//! | [`game`] | [`GameType`](game::GameType): variables, install/startup/stop plans, console parsing |
+//! | [`game`] | [`GameType`](game::GameType): variables, install/startup/stop plans, console parsing; with `api-0-2` also `GameTypes`, for many game types |
+//! | `catalogue` (`api-0-2`) | `GameCatalogue`: game types imported as documents (eggs, say) |
 //! | [`auth`] | [`AuthProvider`](auth::AuthProvider): verifying credentials, redirect logins |
 //! | [`hooks`] | [`Hooks`](hooks::Hooks): before/after hooks on Panel events |
 //! | [`ui`] | [`Ui`](ui::Ui): declarative UI trees and actions, plus [`TreeBuilder`](ui::TreeBuilder) |
@@ -119,6 +138,20 @@
 //! preview 2). The host may start a fresh component instance at any time, so
 //! anything that must survive belongs in [`kv`].
 //!
+//! **One API version per build, chosen by a feature.** Without features the
+//! bindings are generated from `wit/plugin/since_v0.1.0`; the `api-0-2`
+//! feature generates them from `since_v0.2.0` instead, and nothing of 0.1.0
+//! is left in the build. Both cannot live side by side as two modules:
+//! `wit_bindgen::generate!` puts each world's type information into the
+//! crate as a custom section, and the component encoder merges every such
+//! section of the final binary, so a crate holding both versions' bindings
+//! would make every component claim (and have to export) both worlds. A
+//! Cargo feature is additive across a build, so 0.1.0 and 0.2.0 plugins
+//! are built by separate cargo invocations (the example plugins are two
+//! workspaces for that reason). The friendly modules ([`kv`], [`http`],
+//! [`hooks`], ...) compile in both: the generated module paths do not
+//! contain the version, and the interfaces they wrap did not change.
+//!
 //! **The API version travels with the component.** [`export_plugin!`] puts a
 //! custom section named [`API_VERSION_SECTION`] containing [`API_VERSION`]
 //! into the plugin crate itself, so it is in the final component whether or
@@ -144,7 +177,7 @@
 )]
 pub mod bindings {
     //! The raw bindings that `wit-bindgen` generates for the `plugin` world of
-    //! `ctrl-alt-play:plugin@0.1.0`.
+    //! `ctrl-alt-play:plugin@0.1.0` (`@0.2.0` with the `api-0-2` feature).
     //!
     //! Prefer the friendly modules ([`crate::game`], [`crate::hooks`], ...),
     //! which re-export these types with helpers. The export machinery of
@@ -156,6 +189,7 @@ pub mod bindings {
     //! let pair = KeyValue { key: "A".into(), value: "1".into() };
     //! assert_eq!(pair, cap_plugin_sdk::types::KeyValue::new("A", "1"));
     //! ```
+    #[cfg(not(feature = "api-0-2"))]
     wit_bindgen::generate!({
         world: "plugin",
         path: "../wit/plugin/since_v0.1.0",
@@ -163,9 +197,20 @@ pub mod bindings {
         default_bindings_module: "cap_plugin_sdk::bindings",
         additional_derives: [PartialEq],
     });
+
+    #[cfg(feature = "api-0-2")]
+    wit_bindgen::generate!({
+        world: "plugin",
+        path: "../wit/plugin/since_v0.2.0",
+        pub_export_macro: true,
+        default_bindings_module: "cap_plugin_sdk::bindings",
+        additional_derives: [PartialEq],
+    });
 }
 
 pub mod auth;
+#[cfg(feature = "api-0-2")]
+pub mod catalogue;
 pub mod config;
 mod error;
 pub mod events;
@@ -180,6 +225,9 @@ pub mod types;
 pub mod ui;
 
 #[doc(hidden)]
+// The 0.1.0 adapter's imports (the single-game `GameType`) are unused
+// with `api-0-2`; they stay as they are so that 0.1.0 builds do not change.
+#[cfg_attr(feature = "api-0-2", allow(unused_imports))]
 pub mod __private;
 
 pub use error::Error;
@@ -196,11 +244,25 @@ pub use log;
 ///
 /// A plugin's manifest names it as `api = "0.1.0"`, and [`export_plugin!`]
 /// records it in the component's [`API_VERSION_SECTION`] custom section.
+/// The `api-0-2` feature makes it `0.2.0`.
 ///
 /// ```
 /// assert_eq!(cap_plugin_sdk::API_VERSION, "0.1.0");
 /// ```
+#[cfg(not(feature = "api-0-2"))]
 pub const API_VERSION: &str = "0.1.0";
+
+/// The version of the WIT API (`ctrl-alt-play:plugin`) this SDK implements:
+/// `0.2.0`, chosen by the `api-0-2` feature.
+///
+/// A plugin's manifest names it as `api = "0.2.0"`, and [`export_plugin!`]
+/// records it in the component's [`API_VERSION_SECTION`] custom section.
+///
+/// ```
+/// assert_eq!(cap_plugin_sdk::API_VERSION, "0.2.0");
+/// ```
+#[cfg(feature = "api-0-2")]
+pub const API_VERSION: &str = "0.2.0";
 
 /// The name of the custom section that holds [`API_VERSION`] (as raw UTF-8,
 /// without terminator or length prefix) in every component built with this
@@ -214,9 +276,13 @@ pub const API_VERSION_SECTION: &str = "ctrl-alt-play:api-version";
 /// Exports a type as the plugin implemented by this crate.
 ///
 /// Name the type, a colon, and the kinds it implements, in any order:
-/// `game_type` (the type implements [`game::GameType`]), `auth_provider`
-/// ([`auth::AuthProvider`]), `hooks` ([`hooks::Hooks`]) and `ui`
-/// ([`ui::Ui`]). List the same kinds as `kinds` in `plugin.toml`.
+/// `game_type` (the type implements [`game::GameType`]; with the `api-0-2`
+/// feature `game::GameTypes`, which every `GameType` implements),
+/// `auth_provider` ([`auth::AuthProvider`]), `hooks` ([`hooks::Hooks`]), `ui`
+/// ([`ui::Ui`]) and, with the `api-0-2` feature, `game_catalogue`
+/// (`catalogue::GameCatalogue`, listed beside `game_type`). List the same
+/// kinds as `kinds` in `plugin.toml` (`game-catalogue` for
+/// `game_catalogue`).
 ///
 /// The type must implement [`Default`] (the instance is created on the first
 /// call) and be `Send + Sync + 'static`. Use the macro exactly once, in the
@@ -269,10 +335,22 @@ pub const API_VERSION_SECTION: &str = "ctrl-alt-play:api-version";
 /// cap_plugin_sdk::export_plugin!(Typo: hook);
 /// # fn main() {}
 /// ```
+///
+/// `game_catalogue` needs the `api-0-2` feature and `game_type` beside it
+/// (a catalogue's documents are offered as game types):
+///
+/// ```compile_fail
+/// #[derive(Default)]
+/// struct Lonely;
+/// cap_plugin_sdk::export_plugin!(Lonely: game_catalogue);
+/// # fn main() {}
+/// ```
 #[macro_export]
 macro_rules! export_plugin {
-    (@kinds $plugin:ty; [$game:tt, $auth:tt, $hooks:tt, $ui:tt];) => {
+    (@kinds $plugin:ty; [$game:tt, $auth:tt, $hooks:tt, $ui:tt, $catalogue:tt];) => {
         const _: () = {
+            const _: () = $crate::__private::check_kinds($game, $catalogue);
+
             impl $crate::__private::Instance for $plugin {
                 fn instance() -> &'static Self {
                     static INSTANCE: ::std::sync::OnceLock<$plugin> = ::std::sync::OnceLock::new();
@@ -282,6 +360,8 @@ macro_rules! export_plugin {
                     })
                 }
             }
+
+            $crate::export_plugin!(@catalogue $catalogue; $plugin);
 
             type __CapPluginAdapter = $crate::__private::Adapter<$plugin, $game, $auth, $hooks, $ui>;
 
@@ -298,26 +378,37 @@ macro_rules! export_plugin {
                 $crate::__private::api_version_bytes::<{ $crate::API_VERSION.len() }>();
         };
     };
-    (@kinds $plugin:ty; [$game:tt, $auth:tt, $hooks:tt, $ui:tt]; game_type $(, $rest:ident)*) => {
-        $crate::export_plugin!(@kinds $plugin; [true, $auth, $hooks, $ui]; $($rest),*);
+    (@catalogue false; $plugin:ty) => {
+        impl $crate::__private::CatalogueExports for $plugin {}
     };
-    (@kinds $plugin:ty; [$game:tt, $auth:tt, $hooks:tt, $ui:tt]; auth_provider $(, $rest:ident)*) => {
-        $crate::export_plugin!(@kinds $plugin; [$game, true, $hooks, $ui]; $($rest),*);
+    (@catalogue true; $plugin:ty) => {
+        impl $crate::__private::CatalogueExports for $plugin {
+            $crate::__catalogue_exports!();
+        }
     };
-    (@kinds $plugin:ty; [$game:tt, $auth:tt, $hooks:tt, $ui:tt]; hooks $(, $rest:ident)*) => {
-        $crate::export_plugin!(@kinds $plugin; [$game, $auth, true, $ui]; $($rest),*);
+    (@kinds $plugin:ty; [$game:tt, $auth:tt, $hooks:tt, $ui:tt, $cat:tt]; game_type $(, $rest:ident)*) => {
+        $crate::export_plugin!(@kinds $plugin; [true, $auth, $hooks, $ui, $cat]; $($rest),*);
     };
-    (@kinds $plugin:ty; [$game:tt, $auth:tt, $hooks:tt, $ui:tt]; ui $(, $rest:ident)*) => {
-        $crate::export_plugin!(@kinds $plugin; [$game, $auth, $hooks, true]; $($rest),*);
+    (@kinds $plugin:ty; [$game:tt, $auth:tt, $hooks:tt, $ui:tt, $cat:tt]; auth_provider $(, $rest:ident)*) => {
+        $crate::export_plugin!(@kinds $plugin; [$game, true, $hooks, $ui, $cat]; $($rest),*);
+    };
+    (@kinds $plugin:ty; [$game:tt, $auth:tt, $hooks:tt, $ui:tt, $cat:tt]; hooks $(, $rest:ident)*) => {
+        $crate::export_plugin!(@kinds $plugin; [$game, $auth, true, $ui, $cat]; $($rest),*);
+    };
+    (@kinds $plugin:ty; [$game:tt, $auth:tt, $hooks:tt, $ui:tt, $cat:tt]; ui $(, $rest:ident)*) => {
+        $crate::export_plugin!(@kinds $plugin; [$game, $auth, $hooks, true, $cat]; $($rest),*);
+    };
+    (@kinds $plugin:ty; [$game:tt, $auth:tt, $hooks:tt, $ui:tt, $cat:tt]; game_catalogue $(, $rest:ident)*) => {
+        $crate::export_plugin!(@kinds $plugin; [$game, $auth, $hooks, $ui, true]; $($rest),*);
     };
     (@kinds $plugin:ty; [$($flags:tt)*]; $unknown:ident $(, $rest:ident)*) => {
         ::core::compile_error!(::core::concat!(
             "unknown plugin kind `",
             ::core::stringify!($unknown),
-            "`; expected game_type, auth_provider, hooks or ui",
+            "`; expected game_type, auth_provider, hooks, ui or game_catalogue",
         ));
     };
     ($plugin:ty : $($kind:ident),+ $(,)?) => {
-        $crate::export_plugin!(@kinds $plugin; [false, false, false, false]; $($kind),+);
+        $crate::export_plugin!(@kinds $plugin; [false, false, false, false, false]; $($kind),+);
     };
 }

@@ -1,11 +1,14 @@
 //! Everything a plugin usually needs, for one glob import: the four kind
 //! traits, every type of the four kinds' interfaces, the shared types and
-//! the [`log`] macros.
+//! the [`log`] macros. With the `api-0-2` feature also `GameTypes`,
+//! `GameCatalogue` and `CatalogueError` (the catalogue's records stay in
+//! `catalogue`).
 //!
 //! Local definitions shadow glob imports, so a plugin may still name its own
 //! types `Table` or `Action`.
 //!
-//! ```
+#![cfg_attr(not(feature = "api-0-2"), doc = "```")]
+#![cfg_attr(feature = "api-0-2", doc = "```ignore")]
 //! use cap_plugin_sdk::prelude::*;
 //!
 //! #[derive(Default)]
@@ -94,6 +97,8 @@
 //! ```
 
 pub use crate::auth::*;
+#[cfg(feature = "api-0-2")]
+pub use crate::catalogue::{CatalogueError, GameCatalogue};
 pub use crate::game::*;
 pub use crate::hooks::*;
 pub use crate::log;

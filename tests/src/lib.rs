@@ -2,9 +2,14 @@
 //! loads them into a runtime or packs them, and finds the `cap` binary for
 //! the crates whose tests run it but do not build it.
 //!
-//! The plugins live in their own cargo workspace (`example-plugins/`, built
-//! for `wasm32-wasip2`); tests build it with the same cargo that runs them,
-//! so a fresh clone needs nothing but `rustup target add wasm32-wasip2`.
+//! The plugins live in cargo workspaces of their own, built for
+//! `wasm32-wasip2`: `example-plugins/` for API 0.1.0 and
+//! `example-plugins/v0.2/` for API 0.2.0 (the SDK picks its API version with
+//! a feature, and features unify across one build, so one workspace cannot
+//! hold both). Tests build both with the same cargo that runs them, into one
+//! target directory, so a fresh clone needs nothing but
+//! `rustup target add wasm32-wasip2`, and a plugin is found by its name
+//! whichever workspace holds it ([`plugin_dir`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -73,31 +78,53 @@ pub fn standin() -> &'static Path {
     })
 }
 
-/// Builds every example plugin (once per process) and returns the directory
-/// holding the `.wasm` files.
+/// The example plugins' workspaces, below the repository root: API 0.1.0's
+/// and API 0.2.0's.
+pub const PLUGIN_WORKSPACES: [&str; 2] = ["example-plugins", "example-plugins/v0.2"];
+
+/// Builds every example plugin of both workspaces (once per process) and
+/// returns the directory holding the `.wasm` files: both build into
+/// `example-plugins/target`, the 0.2.0 plugins beside the 0.1.0 ones.
 pub fn example_plugins() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
         let root = repo_root();
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--manifest-path",
-            ])
-            .arg(root.join("example-plugins/Cargo.toml"))
-            // Read back from where they are built, even when the caller
-            // exported CARGO_TARGET_DIR for the host workspace.
-            .arg("--target-dir")
-            .arg(root.join("example-plugins/target"))
-            .status()
-            .expect("running cargo to build the example plugins");
-        assert!(status.success(), "building example-plugins failed");
+        for workspace in PLUGIN_WORKSPACES {
+            let status = Command::new(&cargo)
+                .args([
+                    "build",
+                    "--release",
+                    "--target",
+                    "wasm32-wasip2",
+                    "--manifest-path",
+                ])
+                .arg(root.join(workspace).join("Cargo.toml"))
+                // Read back from where they are built, even when the caller
+                // exported CARGO_TARGET_DIR for the host workspace.
+                .arg("--target-dir")
+                .arg(root.join("example-plugins/target"))
+                .status()
+                .expect("running cargo to build the example plugins");
+            assert!(status.success(), "building {workspace} failed");
+        }
         root.join("example-plugins/target/wasm32-wasip2/release")
     })
+}
+
+/// The directory of example plugin `name` (its `plugin.toml`, its crate),
+/// in whichever workspace of [`PLUGIN_WORKSPACES`] holds it.
+///
+/// # Panics
+///
+/// When no workspace has a plugin of that name.
+pub fn plugin_dir(name: &str) -> PathBuf {
+    let root = repo_root();
+    PLUGIN_WORKSPACES
+        .iter()
+        .map(|workspace| root.join(workspace).join(name))
+        .find(|dir| dir.join("plugin.toml").is_file())
+        .unwrap_or_else(|| panic!("no example plugin {name} in {PLUGIN_WORKSPACES:?}"))
 }
 
 /// The component bytes of example plugin `name` (its directory name).
@@ -110,7 +137,7 @@ pub fn component(name: &str) -> Vec<u8> {
 /// component and its `assets/`, packed by the writer `cap plugin pack`
 /// uses.
 pub fn package(name: &str) -> Vec<u8> {
-    let dir = repo_root().join("example-plugins").join(name);
+    let dir = plugin_dir(name);
     let file = dir.join("plugin.toml");
     let manifest =
         std::fs::read(&file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
@@ -128,10 +155,7 @@ pub fn package(name: &str) -> Vec<u8> {
 
 /// The parsed `plugin.toml` of example plugin `name`.
 pub fn manifest(name: &str) -> Manifest {
-    let file = repo_root()
-        .join("example-plugins")
-        .join(name)
-        .join("plugin.toml");
+    let file = plugin_dir(name).join("plugin.toml");
     let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
     Manifest::parse(&bytes).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
 }

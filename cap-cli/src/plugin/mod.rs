@@ -165,6 +165,8 @@ pub(crate) enum KindArg {
     AuthProvider,
     Hooks,
     Ui,
+    /// Game types imported as documents (with `game-type` beside it).
+    GameCatalogue,
 }
 
 impl From<KindArg> for PluginKind {
@@ -174,6 +176,7 @@ impl From<KindArg> for PluginKind {
             KindArg::AuthProvider => PluginKind::AuthProvider,
             KindArg::Hooks => PluginKind::Hooks,
             KindArg::Ui => PluginKind::Ui,
+            KindArg::GameCatalogue => PluginKind::GameCatalogue,
         }
     }
 }

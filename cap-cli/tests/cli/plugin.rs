@@ -90,7 +90,10 @@ fn inspecting_an_unsupported_api_version_names_the_supported_range() {
     let file = write(dir.path(), "future.wasm", &component);
     fails_with(
         &cap(&["plugin", "inspect", &file]),
-        "targets plugin API 2.0.0, but this host supports >=0.1.0, <0.2.0",
+        &format!(
+            "targets plugin API 2.0.0, but this host supports {}",
+            cap_runtime::api_version::SUPPORTED
+        ),
     );
 }
 
@@ -209,6 +212,7 @@ fn a_scaffolded_plugin_of_every_kind_builds_and_validates() {
         ("my-ui", "ui"),
         ("my-auth", "auth-provider"),
         ("my-game", "game-type"),
+        ("my-catalogue", "game-catalogue"),
     ] {
         let o = cap(&[
             "plugin",
@@ -232,6 +236,39 @@ fn a_scaffolded_plugin_of_every_kind_builds_and_validates() {
         assert!(o.status.success(), "{name}: {}", stderr(&o));
         let stdout = String::from_utf8_lossy(&o.stdout);
         assert!(stdout.contains(&format!("built {name} 0.1.0")), "{stdout}");
+        // New plugins target the newest API, manifest and component alike.
+        assert!(
+            stdout.contains(&format!("API {}", cap_runtime::api_version::LATEST)),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn inspecting_a_plugin_says_which_api_version_it_targets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, version) in [("quota-guard", "0.1.0"), ("egg-bridge", "0.2.0")] {
+        let out = dir.path().join(format!("{name}.cap"));
+        let wasm = cap_e2e::example_plugins().join(format!("{}.wasm", name.replace('-', "_")));
+        let o = pack(
+            &cap_e2e::plugin_dir(name).display().to_string(),
+            &out.display().to_string(),
+            &wasm.display().to_string(),
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        for file in [&out, &wasm] {
+            let o = cap(&["plugin", "inspect", &file.display().to_string()]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            let text = String::from_utf8_lossy(&o.stdout);
+            assert!(
+                text.contains(&format!("  API version:   {version}\n")),
+                "{name}: {text}"
+            );
+        }
+        let o = cap(&["plugin", "inspect", &out.display().to_string(), "--json"]);
+        let json: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+        assert_eq!(json["component"]["api_version"], version, "{name}");
+        assert_eq!(json["manifest"]["plugin"]["api"], version, "{name}");
     }
 }
 

@@ -258,6 +258,7 @@ async fn a_copied_cap_up_without_cargo_installs_every_bundled_plugin_and_its_fir
     let token = sign_in(&url, password).await;
     let mut expected: Vec<(String, String)> = [
         ("discord-webhook", "installed"),
+        ("egg-bridge", "active"),
         ("local-password", "active"),
         ("minecraft-paper", "active"),
         ("player-list", "active"),

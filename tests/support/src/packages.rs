@@ -23,10 +23,7 @@ pub fn pack(name: &str, edit: impl FnOnce(String) -> String) -> (Package, Vec<u8
             .or_insert_with(|| component(name))
             .clone()
     };
-    let path = crate::repo_root()
-        .join("example-plugins")
-        .join(name)
-        .join("plugin.toml");
+    let path = cap_e2e::plugin_dir(name).join("plugin.toml");
     let text = std::fs::read_to_string(&path).expect("reading plugin.toml");
     Package::build(
         edit(text).into_bytes(),

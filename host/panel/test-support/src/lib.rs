@@ -513,10 +513,7 @@ pub fn wrong_code(secret: &str) -> String {
 
 /// The `plugin.toml` text of example plugin `name`.
 pub fn manifest_text(name: &str) -> String {
-    let file = cap_e2e::repo_root()
-        .join("example-plugins")
-        .join(name)
-        .join("plugin.toml");
+    let file = cap_e2e::plugin_dir(name).join("plugin.toml");
     std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()))
 }
 
