@@ -135,14 +135,17 @@ fn console(c: &mut Criterion) {
                 .expect("a call")
         })
     });
-    c.bench_function("console line: egg-bridge classify-line (0.2.0, done patterns)", |b| {
-        b.to_async(&rt).iter(|| async {
-            bridge
-                .classify_line(black_box(&console_context), black_box(line))
-                .await
-                .expect("a call")
-        })
-    });
+    c.bench_function(
+        "console line: egg-bridge classify-line (0.2.0, done patterns)",
+        |b| {
+            b.to_async(&rt).iter(|| async {
+                bridge
+                    .classify_line(black_box(&console_context), black_box(line))
+                    .await
+                    .expect("a call")
+            })
+        },
+    );
 }
 
 criterion_group!(benches, import, console);

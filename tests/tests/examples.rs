@@ -228,7 +228,10 @@ async fn minecraft_paper_describes_validates_and_plans_a_server() {
     assert_eq!(stop.method, StopMethod::ConsoleCommand("stop".into()));
 
     let line = r#"[12:00:01 INFO]: Done (6.413s)! For help, type "help""#;
-    assert_eq!(mc.classify_line("", line).await.expect("call"), LineKind::Ready);
+    assert_eq!(
+        mc.classify_line("", line).await.expect("call"),
+        LineKind::Ready
+    );
     assert_eq!(
         mc.classify_line("", "[12:00:05 INFO]: Steve joined the game")
             .await

@@ -83,7 +83,7 @@ async fn a_component_for_an_unsupported_api_version_is_refused_before_compiling(
     let err = inspect(&bytes, u64::MAX).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "component targets plugin API 0.9.0, but this host supports >=0.1.0, <0.2.0"
+        "component targets plugin API 0.9.0, but this host supports >=0.1.0, <0.3.0"
     );
 
     let rt = runtime(RuntimeConfig::default());

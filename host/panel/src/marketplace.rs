@@ -21,8 +21,9 @@
 //! * **Resolution uses verified logs only.** The index PubGrub sees is
 //!   built from package logs that passed [`TrustStore::check_log`] against
 //!   a fresh signed timestamp, not from the Marketplace's listings, so a
-//!   lying listing cannot steer resolution. The Panel's API range is the
-//!   runtime's ([`cap_runtime::api_version::ApiVersion::latest`], 0.1.x).
+//!   lying listing cannot steer resolution. The Panel's API lines are the
+//!   runtime's ([`cap_runtime::api_version::ApiVersion::served`]: 0.1.x and
+//!   0.2.x, served side by side).
 //! * **Everything resolved is downloaded and verified together**
 //!   ([`TrustStore::verify_install`]): every dependency must be part of the
 //!   verified set, so a substituted dependency is caught even when the
@@ -267,7 +268,7 @@ impl MarketplaceService {
                 configured_key,
                 db,
                 plugins,
-                api: PanelApiVersions::new([cap_runtime::api_version::ApiVersion::latest()]),
+                api: PanelApiVersions::new(cap_runtime::api_version::ApiVersion::served()),
                 busy: tokio::sync::Mutex::new(()),
                 registering: tokio::sync::Mutex::new(()),
             }),

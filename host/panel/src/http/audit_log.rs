@@ -145,8 +145,9 @@ pub struct AuditEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum AuditRecord {
-    /// An event of a kind this build knows, redacted.
-    Known(DomainEvent),
+    /// An event of a kind this build knows, redacted (boxed: the largest
+    /// event is far larger than an undecodable one).
+    Known(Box<DomainEvent>),
     /// An event this build cannot decode.
     Undecodable(UndecodableEvent),
 }
@@ -167,7 +168,7 @@ impl From<Event> for AuditEvent {
         let record = match event.decode() {
             Ok(mut decoded) => {
                 decoded.redact();
-                AuditRecord::Known(decoded)
+                AuditRecord::Known(Box::new(decoded))
             }
             Err(error) => {
                 tracing::warn!(event = event.id.0, %error, "an event the audit log cannot decode");

@@ -140,8 +140,7 @@ pub(super) async fn import(
     }
     let entry = game_catalogue::import(&plugin, &body, params.replace).await?;
     tracing::info!(plugin = %plugin.id(), game_type = %entry.game.id, actor = ?auth.actor.user_id, "imported a game type");
-    let servers =
-        game_catalogue::servers_using(state.db(), plugin.id(), &entry.game.id).await?;
+    let servers = game_catalogue::servers_using(state.db(), plugin.id(), &entry.game.id).await?;
     Ok((
         StatusCode::CREATED,
         Json(EggBody::new(plugin.id(), entry, Some(servers))),

@@ -84,7 +84,9 @@ fn refused(plugin: &str, error: CatalogueError) -> ServersError {
         ),
         CatalogueError::Exists(id) => ServersError::conflict(
             Code::GameTypeExists,
-            format!("{plugin} has a game type {id:?} already; import with replace=true to replace it"),
+            format!(
+                "{plugin} has a game type {id:?} already; import with replace=true to replace it"
+            ),
         ),
         CatalogueError::NotFound(id) => {
             ServersError::NotFound(format!("game type {id} of {plugin}"))

@@ -529,7 +529,10 @@ fn pick_image(info: &api::GameInfo, wanted: Option<&str>) -> Result<Option<Strin
         }
         Some(wanted) if info.images.is_empty() => Err(FieldProblem::new(
             "image",
-            format!("the game type {} lists no images to pick from, so not {wanted:?}", info.id),
+            format!(
+                "the game type {} lists no images to pick from, so not {wanted:?}",
+                info.id
+            ),
         )),
         Some(wanted) => Err(FieldProblem::new(
             "image",

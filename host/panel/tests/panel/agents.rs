@@ -151,7 +151,11 @@ pub(crate) async fn server_state(panel: &RunningPanel, server_id: &str, state: &
     .await;
 }
 
-pub(crate) async fn command_state(panel: &RunningPanel, server_id: &str, command_id: &str) -> Value {
+pub(crate) async fn command_state(
+    panel: &RunningPanel,
+    server_id: &str,
+    command_id: &str,
+) -> Value {
     eventually(&format!("command {command_id} to finish"), || async {
         let page = api(
             panel,

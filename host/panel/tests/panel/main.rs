@@ -13,6 +13,7 @@ mod agents;
 mod api;
 mod audit_log;
 mod db;
+mod eggs;
 mod events_v1;
 mod hardening;
 mod identity;

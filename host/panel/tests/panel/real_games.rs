@@ -34,15 +34,19 @@ fn minetest_egg() -> Vec<u8> {
 /// A console line the game printed after `start` frames, containing
 /// `needle`.
 async fn console_line(console: &Console, start: usize, needle: &str, limit: Duration) -> String {
-    eventually_within(&format!("a console line with {needle:?}"), limit, || async {
-        console
-            .frames()
-            .into_iter()
-            .skip(start)
-            .filter(|f| f["event"] == "console output")
-            .filter_map(|f| f["args"][0].as_str().map(str::to_owned))
-            .find(|l| l.contains(needle))
-    })
+    eventually_within(
+        &format!("a console line with {needle:?}"),
+        limit,
+        || async {
+            console
+                .frames()
+                .into_iter()
+                .skip(start)
+                .filter(|f| f["event"] == "console output")
+                .filter_map(|f| f["args"][0].as_str().map(str::to_owned))
+                .find(|l| l.contains(needle))
+        },
+    )
     .await
 }
 
@@ -82,7 +86,10 @@ async fn the_community_minetest_egg_runs_a_real_minetest_end_to_end_and_survives
         assert_eq!(response.status(), 201, "importing the egg");
         response.json().await.expect("JSON")
     };
-    let game_type = imported["type"].as_str().expect("a game type id").to_owned();
+    let game_type = imported["type"]
+        .as_str()
+        .expect("a game type id")
+        .to_owned();
     assert_eq!(imported["plugin"], "egg-bridge");
     assert_eq!(
         imported["images"][0]["reference"],
@@ -235,9 +242,10 @@ async fn the_community_minetest_egg_runs_a_real_minetest_end_to_end_and_survives
         .collect();
     assert!(!stops.is_empty(), "it went offline: {events:#}");
     assert!(
-        stops
-            .iter()
-            .all(|e| !e["data"]["reason"].as_str().unwrap_or_default().contains("kill")),
+        stops.iter().all(|e| !e["data"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("kill")),
         "Minetest saved and exited on the egg's /shutdown: {stops:#?}"
     );
 
@@ -273,7 +281,10 @@ async fn the_community_minetest_egg_runs_a_real_minetest_end_to_end_and_survives
             .join(format!("servers/{server}/.minetest/minetest.conf")),
     )
     .expect("the config file");
-    assert!(config.contains("server_name = Renamed by the Panel"), "{config}");
+    assert!(
+        config.contains("server_name = Renamed by the Panel"),
+        "{config}"
+    );
     api(
         panel,
         Method::POST,

@@ -110,7 +110,13 @@ macro_rules! errors {
     )*};
 }
 
-errors!(PluginError, CapabilityError, AuthError, HttpError, CatalogueError);
+errors!(
+    PluginError,
+    CapabilityError,
+    AuthError,
+    HttpError,
+    CatalogueError
+);
 
 // ---------------------------------------------------------------------------
 // `types`: shared by every interface.

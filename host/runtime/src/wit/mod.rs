@@ -73,11 +73,18 @@ macro_rules! host_imports {
         }
 
         impl kv::Host for PluginState {
-            async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, types::CapabilityError> {
+            async fn get(
+                &mut self,
+                key: String,
+            ) -> Result<Option<Vec<u8>>, types::CapabilityError> {
                 cap::kv::get(self, key).await.convert()
             }
 
-            async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), types::CapabilityError> {
+            async fn set(
+                &mut self,
+                key: String,
+                value: Vec<u8>,
+            ) -> Result<(), types::CapabilityError> {
                 cap::kv::set(self, key, value).await.convert()
             }
 
@@ -99,13 +106,19 @@ macro_rules! host_imports {
                 cap::config::get(self, key).await.convert()
             }
 
-            async fn get_secret(&mut self, key: String) -> Result<Option<String>, types::CapabilityError> {
+            async fn get_secret(
+                &mut self,
+                key: String,
+            ) -> Result<Option<String>, types::CapabilityError> {
                 cap::config::get_secret(self, key).await.convert()
             }
         }
 
         impl http::Host for PluginState {
-            async fn fetch(&mut self, request: http::Request) -> Result<http::Response, http::HttpError> {
+            async fn fetch(
+                &mut self,
+                request: http::Request,
+            ) -> Result<http::Response, http::HttpError> {
                 cap::http::fetch(self, request.convert()).await.convert()
             }
         }
@@ -121,7 +134,9 @@ macro_rules! host_imports {
         }
 
         impl panel::Host for PluginState {
-            async fn list_servers(&mut self) -> Result<Vec<panel::ServerSummary>, types::CapabilityError> {
+            async fn list_servers(
+                &mut self,
+            ) -> Result<Vec<panel::ServerSummary>, types::CapabilityError> {
                 cap::panel::list_servers(self).await.convert()
             }
 
@@ -334,6 +349,12 @@ impl ApiVersion {
     /// The newest supported version.
     pub fn latest() -> semver::Version {
         semver::Version::new(0, 2, 0)
+    }
+
+    /// One version of each compatibility line served (0.1.x, 0.2.x), oldest
+    /// first: what a Panel tells the Marketplace's resolver it runs.
+    pub fn served() -> Vec<semver::Version> {
+        vec![semver::Version::new(0, 1, 0), semver::Version::new(0, 2, 0)]
     }
 
     /// Interfaces of our package that components of this version may import.
