@@ -180,7 +180,7 @@ impl From<KindArg> for PluginKind {
 
 pub(crate) fn run(cmd: PluginCommand) -> anyhow::Result<()> {
     match cmd {
-        PluginCommand::New { name, kind, path } => new(&name, kind.into(), &path),
+        PluginCommand::New { name, kind, path } => new(&name, kind, &path),
         PluginCommand::Build { dir } => {
             let (wasm, info, manifest) = build(&dir)?;
             println!(
@@ -265,7 +265,7 @@ pub(crate) fn run(cmd: PluginCommand) -> anyhow::Result<()> {
     }
 }
 
-fn new(name: &str, kind: PluginKind, parent: &Path) -> anyhow::Result<()> {
+fn new(name: &str, kind: KindArg, parent: &Path) -> anyhow::Result<()> {
     if !is_valid_id(name) {
         bail!(
             "{name:?} is not a valid plugin id: use 2-63 characters of a-z, 0-9 and single '-', starting with a letter"
@@ -281,7 +281,11 @@ fn new(name: &str, kind: PluginKind, parent: &Path) -> anyhow::Result<()> {
         let target = dir.join(path);
         fs::write(&target, contents).with_context(|| format!("writing {}", target.display()))?;
     }
-    println!("created {kind} plugin {name} in {}", dir.display());
+    println!(
+        "created {} plugin {name} in {}",
+        PluginKind::from(kind),
+        dir.display()
+    );
     println!("next: cap plugin build {}", dir.display());
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cap_runtime::manifest::PluginKind;
+use super::KindArg;
 
 /// The `cap-plugin-sdk` dependency line: a path to this checkout's SDK when
 /// `cap` runs from a source tree, else the registry version.
@@ -32,8 +32,10 @@ fn pascal(name: &str) -> String {
         .collect()
 }
 
-/// Renders the files of a new plugin crate.
-pub(super) fn render(name: &str, kind: PluginKind, sdk: &str) -> Vec<(PathBuf, String)> {
+/// Renders the files of a new plugin crate. Only the kinds `cap plugin
+/// new` offers ([`KindArg`]) have a template: a `game-catalogue` plugin is
+/// an importer of other panels' documents, not a starting point.
+pub(super) fn render(name: &str, kind: KindArg, sdk: &str) -> Vec<(PathBuf, String)> {
     let ty = pascal(name);
     let cargo = format!(
         r#"[package]
@@ -59,7 +61,7 @@ codegen-units = 1
 "#
     );
     let (kinds_toml, extra_toml, source) = match kind {
-        PluginKind::Hooks => (
+        KindArg::Hooks => (
             "hooks",
             "\n[hooks]\nbefore = [\"server.create\"]\nafter = [\"server.create\"]\n",
             format!(
@@ -90,7 +92,7 @@ cap_plugin_sdk::export_plugin!({ty}: hooks);
 "#
             ),
         ),
-        PluginKind::Ui => (
+        KindArg::Ui => (
             "ui",
             "\n[[ui.contributions]]\nid = \"hello\"\nslot = \"dashboard-widget\"\ntitle = \"Hello\"\n",
             format!(
@@ -113,7 +115,7 @@ cap_plugin_sdk::export_plugin!({ty}: ui);
 "#
             ),
         ),
-        PluginKind::AuthProvider => (
+        KindArg::AuthProvider => (
             "auth-provider",
             "",
             format!(
@@ -153,7 +155,7 @@ cap_plugin_sdk::export_plugin!({ty}: auth_provider);
 "#
             ),
         ),
-        PluginKind::GameType => (
+        KindArg::GameType => (
             "game-type",
             "",
             format!(
@@ -238,7 +240,7 @@ license = "Apache-2.0"
 kinds = ["{kinds_toml}"]
 api = "{api}"
 {extra_toml}"#,
-        kind = kind.as_str(),
+        kind = cap_runtime::manifest::PluginKind::from(kind).as_str(),
         api = cap_runtime::api_version::LATEST,
     );
     vec![
