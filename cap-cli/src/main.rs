@@ -4,13 +4,16 @@
 //! user runs. `cap up` starts everything on one machine with the bundled
 //! plugins, `cap panel` serves the Panel (and `cap panel replay`,
 //! `rotate-jwt-key` and `marketplace` maintain one), `cap agent` runs a
-//! node, `cap marketplace` serves the plugin Marketplace, and `cap plugin …`
-//! is for plugin authors (scaffold, build, pack, inspect, sign, publish).
+//! node, `cap marketplace` serves the plugin Marketplace, `cap plugin …` is
+//! for plugin authors (scaffold, build, pack, inspect, sign, publish), and
+//! `cap egg …` checks Pterodactyl and Pelican eggs offline and imports them
+//! into a Panel.
 //!
 //! | Module | Holds |
 //! |---|---|
 //! | [`up`], [`panel`], [`agent`], [`marketplace`], [`plugin`], [`egg`] | one subcommand each: flags, then a call into the library that does the work |
 //! | [`panel_marketplace`] | `cap panel marketplace …`, an admin's client of a running Panel |
+//! | [`panel_client`] | the Panel API client (`--panel`, `--token`) of every command that talks to a running Panel |
 //! | [`bundled`] | the plugins this binary carries, compiled by `build.rs` |
 //! | [`local_agent`] | the Agent `cap up` runs beside its Panel |
 //!
@@ -65,6 +68,7 @@ mod egg;
 mod local_agent;
 mod marketplace;
 mod panel;
+mod panel_client;
 mod panel_marketplace;
 mod plugin;
 mod up;
@@ -93,7 +97,8 @@ enum Command {
     /// Create, build, package and inspect plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
-    /// Pterodactyl and Pelican eggs: check one offline.
+    /// Pterodactyl and Pelican eggs: check one offline, import one into a
+    /// Panel.
     #[command(subcommand)]
     Egg(egg::EggCommand),
 }

@@ -3,38 +3,24 @@
 //! and licenses — talking HTTP to a running Panel with an admin's token
 //! (an API key or session token holding `admin.plugins`).
 //!
-//! Refusals are printed from the Panel's problem documents: the title,
-//! then the detail, which for `resolution-failed` is the resolver's
-//! explanation in sentences and for verification and license refusals
-//! names the failed check. `--json` prints the Panel's answer as it is.
+//! Refusals are printed from the Panel's problem documents
+//! ([`crate::panel_client`]): the title, then the detail, which for
+//! `resolution-failed` is the resolver's explanation in sentences and for
+//! verification and license refusals names the failed check. `--json` prints the Panel's answer as it is.
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
+
+use crate::panel_client::{PanelClient, PanelConnection};
 
 /// Flags shared by every `cap panel marketplace` command.
 #[derive(Debug, Args)]
 pub(crate) struct MarketplaceAdminArgs {
-    /// The Panel's URL
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "CAP_PANEL_URL",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
-    panel: String,
-    /// An admin's API key or session token (needs admin.plugins)
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "CAP_PANEL_TOKEN",
-        hide_env_values = true,
-        global = true
-    )]
-    token: Option<String>,
+    #[command(flatten)]
+    connection: PanelConnection,
     /// Print the Panel's JSON answer instead of text
     #[arg(long, global = true)]
     json: bool,
@@ -110,79 +96,6 @@ pub(crate) enum MarketplaceAdminCommand {
     },
 }
 
-/// The Panel's API over HTTP.
-struct PanelClient {
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl PanelClient {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        query: &[(&str, String)],
-        body: Option<Value>,
-    ) -> anyhow::Result<Value> {
-        let mut url = format!("{}/api/v1{path}", self.base);
-        if !query.is_empty() {
-            url.push('?');
-            url.push_str(&serde_urlencoded::to_string(query).context("encoding the query")?);
-        }
-        let mut request = self.http.request(method, &url).bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the Panel at {}", self.base))?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .context("reading the Panel's answer")?;
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        if status.is_success() {
-            return Ok(value);
-        }
-        bail!("{}", refusal(status.as_u16(), &value))
-    }
-}
-
-/// A problem document as one message: title (code): detail, plus any
-/// field errors.
-fn refusal(status: u16, problem: &Value) -> String {
-    let title = problem["title"].as_str().unwrap_or("refused");
-    let code = problem["code"].as_str().unwrap_or("unknown");
-    let mut message = format!("the Panel answered {status}: {title} ({code})");
-    if let Some(detail) = problem["detail"].as_str() {
-        message.push_str(":\n");
-        message.push_str(detail);
-    } else if let Some(text) = problem.as_str() {
-        message.push_str(": ");
-        message.push_str(text);
-    }
-    for error in problem["errors"].as_array().into_iter().flatten() {
-        message.push_str(&format!(
-            "\n  {}: {}",
-            error["field"].as_str().unwrap_or("?"),
-            error["message"].as_str().unwrap_or("?")
-        ));
-    }
-    match code {
-        "unauthenticated" => {
-            message.push_str("\nhint: pass an admin's API key with --token or CAP_PANEL_TOKEN")
-        }
-        "license-required" => message.push_str(
-            "\nhint: buy it with `cap panel marketplace buy <id>`, pay, then install again",
-        ),
-        _ => {}
-    }
-    message
-}
-
 fn price(value: &Value) -> String {
     match (value["amount"].as_i64(), value["currency"].as_str()) {
         (Some(amount), Some(currency)) => format!(
@@ -219,17 +132,9 @@ fn print_outcome(outcome: &Value) {
 }
 
 pub(crate) fn run(args: MarketplaceAdminArgs) -> anyhow::Result<()> {
-    let token = args.token.clone().context(
-        "the Panel needs an admin's token: pass --token or set CAP_PANEL_TOKEN (an API key with admin.plugins)",
-    )?;
-    let api = PanelClient {
-        base: args.panel.trim_end_matches('/').to_owned(),
-        token,
-        http: reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(300))
-            .build()
-            .context("setting up HTTP")?,
-    };
+    let api = args
+        .connection
+        .client(std::time::Duration::from_secs(300))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

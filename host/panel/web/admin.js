@@ -7,7 +7,8 @@ import { api, get, post, patch, put, del, seg } from './api.js';
 import { h, add, replace, refresh, field, badge, table, alertBox, when, toast } from './dom.js';
 import { showError, stateTone, form } from './pages.js';
 
-function denied(ctx, permission) {
+/** A "Forbidden" page unless the user holds `permission`; null when they do. */
+export function denied(ctx, permission) {
   return ctx.has(permission) ? null : h('section', null, h('h1', null, 'Forbidden'), alertBox(`This page needs the ${permission} permission.`));
 }
 

@@ -68,10 +68,11 @@ async function refresh() {
 /**
  * Calls the API. `body` is sent as JSON unless it is a Blob/ArrayBuffer
  * (sent as application/octet-stream). Resolves to the parsed JSON (or
- * null for 204), rejects with ApiError.
+ * null for 204), or with `options.file` to `{blob, filename}` (the name
+ * from Content-Disposition); rejects with ApiError.
  */
 export async function api(method, path, body, options = {}) {
-  const { auth = true, retried = false } = options;
+  const { auth = true, retried = false, file = false } = options;
   const headers = { Accept: 'application/json' };
   let payload;
   if (body instanceof Blob || body instanceof ArrayBuffer) {
@@ -86,10 +87,15 @@ export async function api(method, path, body, options = {}) {
   const res = await fetch(`/api/v1${path}`, { method, headers, body: payload });
   if (res.status === 401 && auth && current) {
     if (!retried && await refresh()) {
-      return api(method, path, body, { auth, retried: true });
+      return api(method, path, body, { ...options, retried: true });
     }
     clearSession();
     signedOut();
+  }
+  if (file && res.ok) {
+    const disposition = res.headers.get('content-disposition') || '';
+    const name = disposition.match(/filename="([^"]+)"/);
+    return { blob: await res.blob(), filename: name ? name[1] : 'download' };
   }
   if (res.status === 204) return null;
   const type = res.headers.get('content-type') || '';
@@ -103,6 +109,8 @@ export const post = (path, body) => api('POST', path, body === undefined ? {} : 
 export const patch = (path, body) => api('PATCH', path, body);
 export const put = (path, body) => api('PUT', path, body);
 export const del = (path) => api('DELETE', path);
+/** Downloads a file the API answers: `{blob, filename}`. */
+export const download = (path) => api('GET', path, undefined, { file: true });
 
 /** Path segment escaping. */
 export const seg = (s) => encodeURIComponent(s);

@@ -10,6 +10,7 @@ import { h, replace, toast } from './dom.js';
 import { signInPage, serversPage, createServerPage, accountPage, auditPage, pluginPage } from './pages.js';
 import { serverPage } from './server.js';
 import { usersPage, rolesPage, nodesPage, pluginsPage, pluginDetailPage } from './admin.js';
+import { eggsPage } from './eggs.js';
 
 const routes = [
   [/^\/login$/, signInPage, { public: true }],
@@ -23,6 +24,7 @@ const routes = [
   [/^\/admin\/nodes$/, nodesPage],
   [/^\/admin\/plugins$/, pluginsPage],
   [/^\/admin\/plugins\/([^/]+)$/, pluginDetailPage],
+  [/^\/admin\/eggs$/, eggsPage],
   [/^\/plugin\/([^/]+)\/([^/]+)$/, pluginPage],
 ];
 
@@ -54,6 +56,7 @@ function renderNav() {
   if (has('admin.users')) links.push(navLink('#/admin/roles', 'Roles'));
   if (has('admin.nodes')) links.push(navLink('#/admin/nodes', 'Nodes'));
   if (has('admin.plugins')) links.push(navLink('#/admin/plugins', 'Plugins'));
+  if (has('admin.plugins')) links.push(navLink('#/admin/eggs', 'Game types'));
   links.push(navLink('#/account', 'Account'));
   links.push(h('button', { type: 'button', class: 'link', id: 'sign-out', onclick: signOut }, 'Sign out'));
   replace(nav, h('ul', null, links.map((l) => h('li', null, l))));

@@ -139,11 +139,16 @@ export async function signInPage(ctx) {
 
 // ---------------------------------------------------------------- servers
 
+/** A server's game as people read it: the plugin, and the game type when it has several. */
+export function gameLabel(game) {
+  return game.type && game.type !== game.plugin ? `${game.plugin}: ${game.type}` : game.plugin;
+}
+
 function serverRow(s) {
   return [
     h('a', { href: `#/servers/${seg(s.id)}`, class: 'server-link' }, s.name),
     badge(s.state, stateTone(s.state)),
-    s.game.plugin,
+    gameLabel(s.game),
     s.allocation ? `${s.allocation.ip}:${s.allocation.port}` : '—',
   ];
 }
@@ -204,6 +209,13 @@ export async function createServerPage(ctx) {
   const memory = field('Memory (MiB)', h('input', { name: 'memory', type: 'number', min: 1, value: '1024' }));
   const disk = field('Disk (MiB)', h('input', { name: 'disk', type: 'number', min: 1, value: '2048' }));
   const cpu = field('CPU (% of one core)', h('input', { name: 'cpu', type: 'number', min: 1, value: '100' }));
+  if (!games.length && !box.childElementCount) {
+    replace(box, alertBox(ctx.has('admin.plugins')
+      ? ['No game type is available yet: activate a game-type plugin on the ', h('a', { href: '#/admin/plugins' }, 'Plugins'),
+        ' page, or ', h('a', { href: '#/admin/eggs' }, 'import an egg'), '.']
+      : 'No game type is available yet; ask an administrator.', 'warning'));
+    box.hidden = false;
+  }
   const varsBox = h('fieldset', { class: 'vars' });
   let varFields = {};
 

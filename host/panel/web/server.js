@@ -4,7 +4,7 @@
 
 import { api, get, post, patch, seg } from './api.js';
 import { h, replace, field, badge, table, alertBox, when, bytes, duration, toast } from './dom.js';
-import { showError, stateTone, form } from './pages.js';
+import { showError, stateTone, form, gameLabel } from './pages.js';
 import { pluginWidget } from './plugin-ui.js';
 
 const MAX_LINES = 1000;
@@ -279,7 +279,9 @@ export async function serverPage(ctx, id) {
   if (server.variables && Object.keys(server.variables).length) {
     let described = [];
     try {
-      const game = (await get('/game-types')).items.find((g) => g.plugin === server.game.plugin);
+      // A plugin may offer several game types (one per imported egg).
+      const game = (await get('/game-types')).items
+        .find((g) => g.plugin === server.game.plugin && (!server.game.type || g.type === server.game.type));
       described = game ? game.variables : [];
     } catch {
       described = [];
@@ -360,7 +362,7 @@ export async function serverPage(ctx, id) {
     h('div', { class: 'page-head' },
       h('h1', null, server.name),
       stateBadge, readyBadge),
-    h('p', { class: 'muted' }, `${server.game.plugin} ${server.game.version || ''}`,
+    h('p', { class: 'muted' }, `${gameLabel(server.game)} ${server.game.version || ''}`,
       server.allocation ? ` · ${server.allocation.ip}:${server.allocation.port}` : ''),
     buttons,
     alert,

@@ -913,12 +913,18 @@ pub struct VariableBody {
     pub kind: String,
     /// The default value.
     pub default_value: Option<String>,
+    /// Whether users see it (an editable variable is always seen).
+    pub user_viewable: bool,
     /// Whether users may change it.
     pub user_editable: bool,
     /// Whether a value is required.
     pub required: bool,
     /// The choices of a `choice` variable.
     pub choices: Vec<String>,
+    /// Every rule its value must follow, as people read them (`at most 64
+    /// characters`, `matches the pattern [a-z]+`): what an admin reviews
+    /// before importing a game type.
+    pub rules: Vec<String>,
 }
 
 /// A game type offered by an active game-type plugin.
@@ -959,6 +965,7 @@ pub struct ImageBody {
 /// A variable as the API shows it.
 pub(super) fn variable_body(v: api::Variable) -> VariableBody {
     VariableBody {
+        rules: v.rules.iter().map(rule_text).collect(),
         required: v
             .rules
             .iter()
@@ -982,7 +989,22 @@ pub(super) fn variable_body(v: api::Variable) -> VariableBody {
         }
         .to_owned(),
         default_value: v.default_value,
+        user_viewable: v.user_viewable || v.user_editable,
         user_editable: v.user_editable,
+    }
+}
+
+/// A validation rule in the words the Panel's own refusals use
+/// ([`crate::servers::variables`]: "must be at most 64 characters").
+fn rule_text(rule: &api::ValidationRule) -> String {
+    match rule {
+        api::ValidationRule::Required => "required".to_owned(),
+        api::ValidationRule::MinLength(n) => format!("at least {n} characters"),
+        api::ValidationRule::MaxLength(n) => format!("at most {n} characters"),
+        api::ValidationRule::Min(n) => format!("at least {n}"),
+        api::ValidationRule::Max(n) => format!("at most {n}"),
+        api::ValidationRule::Pattern(p) => format!("matches the pattern {p}"),
+        api::ValidationRule::OneOf(values) => format!("one of: {}", values.join(", ")),
     }
 }
 

@@ -80,6 +80,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../../web/admin.js"),
     },
     Asset {
+        name: "eggs.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/eggs.js"),
+    },
+    Asset {
         name: "plugin-ui.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../../web/plugin-ui.js"),

@@ -1,7 +1,8 @@
 //! # cap-panel-test-support
 //!
 //! The Panel's test harness, shared by its two test binaries (`panel`, the
-//! integration tests, and `browser`, the web UI driven in Chromium): a
+//! integration tests, and `browser`, the web UI driven in Chromium) and by
+//! the tests of the `cap` commands that talk to a running Panel: a
 //! fresh database per test on each backend, Panels started in-process on
 //! 127.0.0.1:0, a token authenticator, a real Agent and a real
 //! Marketplace. A crate rather than a `#[path]` include, so that it
@@ -511,7 +512,9 @@ pub fn wrong_code(secret: &str) -> String {
         .expect("some code is wrong")
 }
 
-/// The `plugin.toml` text of example plugin `name`.
+/// The `plugin.toml` text of example plugin `name`: an API 0.1.0 plugin's
+/// in `example-plugins/<name>`, a 0.2.0 one's in
+/// `example-plugins/v0.2/<name>`.
 pub fn manifest_text(name: &str) -> String {
     let file = cap_e2e::plugin_dir(name).join("plugin.toml");
     std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()))

@@ -624,6 +624,7 @@ const PAGES: &[(&str, &str, &str)] = &[
         "#plugin-state",
         "admin-plugin-detail",
     ),
+    ("/#/admin/eggs", "#egg-list > *", "admin-eggs"),
     ("/#/admin/users", "#user-list table", "admin-users"),
     ("/#/admin/roles", "#role-list", "admin-roles"),
     ("/#/audit", "#audit-table tbody tr", "audit-log"),
@@ -639,6 +640,11 @@ async fn show_page(client: &Client, world: &World, fragment: &str, ready: &str, 
         .expect("navigating");
     wait_for(client, ready).await;
     screenshot(client, name).await;
+    assert_fits(client, fragment).await;
+}
+
+/// Asserts that the page shown (`what`) does not scroll sideways.
+async fn assert_fits(client: &Client, what: &str) {
     let overflow = client
         .execute(
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
@@ -648,7 +654,7 @@ async fn show_page(client: &Client, world: &World, fragment: &str, ready: &str, 
         .expect("a script result");
     assert!(
         overflow.as_i64().is_some_and(|o| o <= 0),
-        "{fragment} scrolls sideways by {overflow} px at this width"
+        "{what} scrolls sideways by {overflow} px at this width"
     );
 }
 
@@ -1540,7 +1546,10 @@ async fn a_player_given_a_role_on_the_users_page_and_only_the_console_of_a_serve
     sign_in(&client, &world.panel, "player", PLAYER_PASSWORD).await;
     // No admin links, no create button.
     let nav = wait_for_text(&client, "#nav", "Servers").await;
-    assert!(!nav.contains("Plugins") && !nav.contains("Nodes"), "{nav}");
+    assert!(
+        !nav.contains("Plugins") && !nav.contains("Nodes") && !nav.contains("Game types"),
+        "{nav}"
+    );
     assert!(
         nav.contains("Audit log"),
         "the role given above counts: {nav}"
@@ -1561,5 +1570,318 @@ async fn a_player_given_a_role_on_the_users_page_and_only_the_console_of_a_serve
     click(&client, "#console-form button[type=submit]").await;
     wait_for_text(&client, "#console-output", "> say hello").await;
     screenshot(&client, "server-subuser").await;
+    client.close().await.expect("closing the browser");
+}
+
+// ------------------------------------------------------------ game types
+
+/// A shared egg of the suite (`egg/tests/fixtures/…`).
+fn egg_fixture(name: &str) -> PathBuf {
+    cap_e2e::repo_root().join("egg/tests/fixtures").join(name)
+}
+
+/// The game types the Panel keeps, by name, as the API lists them.
+async fn imported_egg_names(world: &World) -> Vec<String> {
+    call(
+        &world.panel,
+        "GET",
+        "/api/v1/eggs",
+        &world.admin_token,
+        None,
+        200,
+    )
+    .await["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| e["name"].as_str().expect("a name").to_owned())
+        .collect()
+}
+
+/// Scrolls the variables of the egg under review into view (for the
+/// screenshots).
+async fn show_variables(client: &Client) {
+    client
+        .execute(
+            "document.getElementById('egg-review-variables').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .expect("scrolling");
+}
+
+/// Chooses `file` in the egg page's file input.
+async fn choose_egg(client: &Client, file: &std::path::Path) {
+    wait_for(client, "#egg-file")
+        .await
+        .send_keys(file.to_str().expect("a UTF-8 path"))
+        .await
+        .expect("choosing the file");
+}
+
+#[tokio::test]
+async fn the_game_types_page_shows_an_admin_that_no_plugin_imports_eggs_and_refuses_an_oversized_file_unsent()
+ {
+    let driver = start_driver();
+    let world = world(Setup::default()).await;
+    let client = browser(&driver, 1280, 900).await;
+    sign_in(&client, &world.panel, "admin", ADMIN_PASSWORD).await;
+
+    // Linked from the admin navigation.
+    click(&client, "#nav a[href='#/admin/eggs']").await;
+    wait_for_text(&client, "main h1", "Game types").await;
+    wait_for_text(&client, "#egg-no-catalogue", "egg-bridge").await;
+    wait_for_text(&client, "#egg-none", "No game types imported yet.").await;
+
+    // A file over the limit is refused in the page, before any request.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let big = dir.path().join("big.json");
+    std::fs::write(&big, vec![b' '; 5 << 20]).expect("writing the file");
+    choose_egg(&client, &big).await;
+    let refusal = wait_for_text(&client, "#egg-import-error", "big.json").await;
+    assert!(refusal.contains("at most 4.0 MiB"), "{refusal}");
+
+    // A real egg is sent for review; the Panel says why it cannot be, and
+    // the page shows no review.
+    choose_egg(
+        &client,
+        &egg_fixture("pelican/egg-pterodactyl-minetest.json"),
+    )
+    .await;
+    wait_for(&client, "#egg-import-error [data-code='no-catalogue']").await;
+    wait_for_text(
+        &client,
+        "#egg-import-error",
+        "no active plugin imports game types",
+    )
+    .await;
+    assert!(
+        client
+            .find(Locator::Css("#egg-review-title"))
+            .await
+            .is_err(),
+        "a refused egg is not shown for review"
+    );
+    screenshot(&client, "admin-eggs-no-catalogue").await;
+    assert!(imported_egg_names(&world).await.is_empty());
+    client.close().await.expect("closing the browser");
+}
+
+#[tokio::test]
+#[ignore = "needs the egg-bridge plugin (merging)"]
+async fn an_admin_reviews_an_egg_before_importing_it_replaces_it_only_when_asked_and_deletes_it() {
+    let driver = start_driver();
+    let world = world(Setup {
+        plugins: &["local-password", "egg-bridge"],
+        ..Setup::default()
+    })
+    .await;
+    let client = browser(&driver, 1280, 900).await;
+    sign_in(&client, &world.panel, "admin", ADMIN_PASSWORD).await;
+    client
+        .goto(&world.panel.url("/#/admin/eggs"))
+        .await
+        .expect("navigating");
+    wait_for(&client, "#egg-none").await;
+    assert!(
+        client
+            .find(Locator::Css("#egg-no-catalogue"))
+            .await
+            .is_err(),
+        "egg-bridge is active"
+    );
+
+    // An invalid egg: each problem names the egg's field.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let minetest = egg_fixture("pelican/egg-pterodactyl-minetest.json");
+    let mut bad: Value =
+        serde_json::from_slice(&std::fs::read(&minetest).expect("the egg")).expect("JSON");
+    bad["variables"][0]["rules"] = json!("required|string|shiny");
+    let bad_file = dir.path().join("bad.json");
+    std::fs::write(&bad_file, serde_json::to_vec(&bad).expect("JSON")).expect("writing");
+    choose_egg(&client, &bad_file).await;
+    let problem = wait_for_text(
+        &client,
+        "#egg-import-error [data-field='variables[0].rules']",
+        "shiny",
+    )
+    .await;
+    assert!(problem.starts_with("variables[0].rules: "), "{problem}");
+
+    // The community egg: reviewed first, with everything it would create,
+    // and nothing kept before the confirmation.
+    choose_egg(&client, &minetest).await;
+    wait_for_text(&client, "#egg-review-title", "Minetest").await;
+    let focused = client
+        .execute("return document.activeElement.id;", vec![])
+        .await
+        .expect("a script result");
+    assert_eq!(
+        focused,
+        json!("egg-review-title"),
+        "the review takes the focus"
+    );
+    let variables = wait_for_text(&client, "#egg-review-variables", "SERVER_NAME").await;
+    assert!(variables.contains("Minetest server"), "{variables}");
+    wait_for_text(
+        &client,
+        "#egg-review-images",
+        "ghcr.io/parkervcp/games:minetest (default)",
+    )
+    .await;
+    wait_for(&client, "#egg-review-unsupported").await;
+    assert!(
+        imported_egg_names(&world).await.is_empty(),
+        "nothing before the confirmation"
+    );
+    show_variables(&client).await;
+    screenshot(&client, "admin-eggs-review").await;
+
+    // Confirmed with the keyboard.
+    wait_for(&client, "#egg-confirm")
+        .await
+        .send_keys(ENTER)
+        .await
+        .expect("pressing Enter");
+    wait_for_text(&client, "#egg-imported", "Imported Minetest").await;
+    wait_for_text(&client, "#egg-table", "Minetest").await;
+    assert_eq!(imported_egg_names(&world).await, ["Minetest"]);
+
+    // The same egg again: the Panel refuses, and "Replace" replaces.
+    choose_egg(&client, &minetest).await;
+    click(&client, "#egg-confirm").await;
+    wait_for(&client, "[data-code='game-type-exists']").await;
+    click(&client, "#egg-replace").await;
+    wait_for_text(&client, "#egg-imported", "Imported Minetest").await;
+    assert_eq!(imported_egg_names(&world).await, ["Minetest"]);
+
+    // The create-server form offers it, with the egg's image.
+    client
+        .goto(&world.panel.url("/#/servers/new"))
+        .await
+        .expect("navigating");
+    let games = wait_for_text(&client, "#create-server-form select[name=game]", "Minetest").await;
+    assert!(games.contains("egg-bridge"), "{games}");
+    client
+        .execute(
+            "const select = document.querySelector('#create-server-form select[name=game]');
+             select.value = [...select.options].find((o) => o.text.startsWith('Minetest')).value;
+             select.dispatchEvent(new Event('change'));",
+            vec![],
+        )
+        .await
+        .expect("choosing the game");
+    wait_for_text(
+        &client,
+        "#create-server-form select[name=image]",
+        "ghcr.io/parkervcp/games:minetest",
+    )
+    .await;
+
+    // At phone width the page and its review fit.
+    client.set_window_size(390, 844).await.expect("resizing");
+    show_page(
+        &client,
+        &world,
+        "/#/admin/eggs",
+        "#egg-table",
+        "admin-eggs-imported-phone",
+    )
+    .await;
+    choose_egg(&client, &minetest).await;
+    wait_for(&client, "#egg-review-title").await;
+    show_variables(&client).await;
+    screenshot(&client, "admin-eggs-review-phone").await;
+    assert_fits(&client, "the review of an egg").await;
+    client.set_window_size(1280, 900).await.expect("resizing");
+
+    // Exported as the file it came from; it names no update source, so
+    // it offers no update check.
+    client
+        .goto(&world.panel.url("/#/admin/eggs"))
+        .await
+        .expect("navigating");
+    click(&client, "#egg-table .egg-export").await;
+    wait_for_text(&client, "#toasts", "Exported Minetest as egg-minetest.json").await;
+    assert!(
+        client
+            .find(Locator::Css("#egg-table .egg-update"))
+            .await
+            .is_err()
+    );
+
+    // Deleted, behind a confirmation.
+    click(&client, "#egg-table .egg-delete").await;
+    client
+        .accept_alert()
+        .await
+        .expect("the confirmation is shown");
+    wait_for(&client, "#egg-none").await;
+    assert!(imported_egg_names(&world).await.is_empty());
+
+    // An egg whose update source cannot be reached: checking it for an
+    // update says so, and changes nothing.
+    let mut unreachable: Value =
+        serde_json::from_slice(&std::fs::read(&minetest).expect("the egg")).expect("JSON");
+    unreachable["meta"]["update_url"] = json!("https://127.0.0.1:9/egg.json");
+    let unreachable_file = dir.path().join("unreachable.json");
+    std::fs::write(
+        &unreachable_file,
+        serde_json::to_vec(&unreachable).expect("JSON"),
+    )
+    .expect("writing");
+    choose_egg(&client, &unreachable_file).await;
+    click(&client, "#egg-confirm").await;
+    wait_for(&client, "#egg-imported").await;
+    click(&client, "#egg-table .egg-update").await;
+    wait_for(
+        &client,
+        "#egg-update-error [data-code='update-source-failed']",
+    )
+    .await;
+    screenshot(&client, "admin-eggs-update-failed").await;
+    assert!(
+        client
+            .find(Locator::Css("#egg-update-apply"))
+            .await
+            .is_err()
+    );
+    assert_eq!(imported_egg_names(&world).await, ["Minetest"]);
+
+    // While a server runs it, it is not deleted, and the page says why.
+    call(
+        &world.panel,
+        "POST",
+        "/api/v1/servers",
+        &world.admin_token,
+        Some(json!({
+            "name": "minetest-1", "node_id": world.node_id,
+            "game": {"plugin": "egg-bridge", "type": "minetest"},
+            "variables": {"SERVER_ADMIN_NAME": "admin"},
+            "limits": {"memory_mb": 1024, "disk_mb": 2048, "cpu_percent": 100},
+        })),
+        201,
+    )
+    .await;
+    client.refresh().await.expect("reloading");
+    wait_for_text_where(
+        &client,
+        "#egg-table td[data-label='Servers']",
+        "counted the server",
+        |t| t == "1",
+    )
+    .await;
+    click(&client, "#egg-table .egg-delete").await;
+    client
+        .accept_alert()
+        .await
+        .expect("the confirmation is shown");
+    wait_for_text(
+        &client,
+        "#egg-delete-error [data-code='game-type-in-use']",
+        "1 server of game type minetest",
+    )
+    .await;
+    assert_eq!(imported_egg_names(&world).await, ["Minetest"]);
     client.close().await.expect("closing the browser");
 }

@@ -478,6 +478,12 @@ async fn serves_an_openapi_3_1_document_covering_every_route() {
         // What the web UI needs (tests/panel/web_ui.rs).
         ("/api/v1/auth/providers", "get"),
         ("/api/v1/game-types", "get"),
+        ("/api/v1/eggs", "get"),
+        ("/api/v1/eggs", "post"),
+        ("/api/v1/eggs/{plugin}/{type}", "get"),
+        ("/api/v1/eggs/{plugin}/{type}", "delete"),
+        ("/api/v1/eggs/{plugin}/{type}/export", "get"),
+        ("/api/v1/eggs/{plugin}/{type}/update", "post"),
         ("/api/v1/ui/contributions", "get"),
         ("/api/v1/ui/contributions/{plugin}/{contribution}", "get"),
         (
