@@ -427,7 +427,6 @@ async fn imported_names(panel: &RunningPanel) -> Vec<String> {
 }
 
 #[tokio::test]
-#[ignore = "needs the egg-bridge plugin (merging)"]
 async fn egg_import_previews_keeping_nothing_imports_and_replaces_only_when_asked() {
     let db = TestDb::sqlite().await;
     let panel = panel(&db).await;

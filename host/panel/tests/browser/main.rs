@@ -1668,7 +1668,6 @@ async fn the_game_types_page_shows_an_admin_that_no_plugin_imports_eggs_and_refu
 }
 
 #[tokio::test]
-#[ignore = "needs the egg-bridge plugin (merging)"]
 async fn an_admin_reviews_an_egg_before_importing_it_replaces_it_only_when_asked_and_deletes_it() {
     let driver = start_driver();
     let world = world(Setup {

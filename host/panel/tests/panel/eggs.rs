@@ -45,7 +45,12 @@ async fn start(db: &TestDb) -> RunningPanel {
 }
 
 /// `POST /api/v1/eggs` with `body` as it is.
-async fn upload(panel: &RunningPanel, query: &str, token: &str, body: Vec<u8>) -> reqwest::Response {
+async fn upload(
+    panel: &RunningPanel,
+    query: &str,
+    token: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
     client()
         .post(panel.url(&format!("/api/v1/eggs{query}")))
         .bearer_auth(token)
