@@ -1,16 +1,29 @@
-//! Applying a plan's [`ConfigEdit`]s to config files, one module per format.
+//! Applying a plan's [`ConfigEdit`]s to config files, through the one
+//! config-file editor of the workspace: `cap_egg::config_files`, which
+//! also applies eggs' `config.files`.
 //!
-//! Line-based formats (properties, INI, plain) are edited in place so
-//! comments, order and unrelated lines survive. YAML and JSON are parsed into
-//! an order-preserving tree (`serde_yaml_ng::Value`), edited along the
-//! dotted key and written back (YAML comments do not survive). XML uses
-//! `xmltree`. Values that look like numbers, booleans or null become those
-//! types in YAML and JSON; everything else is a string.
+//! A `config-edit` is that editor's [`Dialect::Plan`]: keys as the plugin
+//! API's `config-edit` record documents them (a property name, a dotted
+//! path for YAML and JSON, `section.key` for INI, a `/`-separated element
+//! path below the root with `@attr` for XML, a line prefix for plain
+//! files), with `*` for every child in YAML, JSON and XML paths
+//! (`servers.*.port`). Line-based formats are edited in place, so
+//! comments, order and unrelated lines survive; YAML and JSON values that
+//! read as numbers, booleans or null keep that type. See
+//! `cap_egg::config_files` for each format.
+//!
+//! This module reads the file (at most [`MAX_FILE_BYTES`]), maps the
+//! editor's errors onto [`ConfigEditError`], which names the file and the
+//! key, and writes the result atomically.
 
+use std::io::Read;
 use std::path::Path;
 
-use cap_protocol::{ConfigEdit, ConfigFormat, KeyValue};
-use serde_yaml_ng::{Mapping, Value};
+use cap_egg::Parser;
+use cap_egg::config_files::{self, Dialect, Edit};
+use cap_protocol::{ConfigEdit, ConfigFormat};
+
+pub use cap_egg::config_files::MAX_FILE_BYTES;
 
 /// A config edit failed.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +36,14 @@ pub enum ConfigEditError {
         /// The error.
         source: std::io::Error,
     },
+    /// The existing file is larger than [`MAX_FILE_BYTES`].
+    #[error("{path} is larger than the {limit} byte limit for config files")]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// The existing file is not valid in its format.
     #[error("{path} is not valid {format}: {message}")]
     Parse {
@@ -33,10 +54,11 @@ pub enum ConfigEditError {
         /// What is wrong.
         message: String,
     },
-    /// A `plain` edit's key or value holds a line break (CR or LF) or NUL:
-    /// it would write lines the edit does not name (a second directive
-    /// smuggled into the file), so it is refused rather than rewritten.
-    #[error("{path}: the plain edit of `{}` contains a line break or NUL", key.escape_debug())]
+    /// A line-based edit's key (a plain or INI key) or a plain value holds
+    /// a line break (CR or LF) or NUL: it would write lines the edit does
+    /// not name (a second directive smuggled into the file), so it is
+    /// refused rather than rewritten.
+    #[error("{path}: the edit of `{}` contains a line break or NUL", key.escape_debug())]
     LineBreak {
         /// The file.
         path: String,
@@ -66,13 +88,26 @@ pub fn apply(file: &Path, edit: &ConfigEdit) -> Result<(), ConfigEditError> {
         path: edit.path.clone(),
         source,
     };
-    let original = match std::fs::read_to_string(file) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+    let original = match std::fs::File::open(file) {
+        Ok(opened) => {
+            let mut bytes = Vec::new();
+            opened
+                .take(MAX_FILE_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+                .map_err(io)?;
+            if bytes.len() > MAX_FILE_BYTES {
+                return Err(ConfigEditError::TooLarge {
+                    path: edit.path.clone(),
+                    limit: MAX_FILE_BYTES,
+                });
+            }
+            Some(bytes)
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
         Err(error) => return Err(io(error)),
     };
-    let edited = edit_text(&original, edit)?;
-    crate::install::write_atomically(file, edited.as_bytes(), None).map_err(io)
+    let edited = edit_bytes(original.as_deref(), edit)?;
+    crate::install::write_atomically(file, &edited, None).map_err(io)
 }
 
 /// Returns `original` with `edit` applied.
@@ -90,387 +125,71 @@ pub fn apply(file: &Path, edit: &ConfigEdit) -> Result<(), ConfigEditError> {
 /// # Errors
 ///
 /// [`ConfigEditError::Parse`], [`ConfigEditError::Key`], or
-/// [`ConfigEditError::LineBreak`] for a `plain` key or value with CR, LF or
-/// NUL.
+/// [`ConfigEditError::LineBreak`] for a plain key or value, or an INI key,
+/// with CR, LF or NUL.
 pub fn edit_text(original: &str, edit: &ConfigEdit) -> Result<String, ConfigEditError> {
-    match edit.format {
-        ConfigFormat::Properties => Ok(properties(original, &edit.set)),
-        ConfigFormat::Plain => plain(original, edit),
-        ConfigFormat::Ini => Ok(ini(original, &edit.set)),
-        ConfigFormat::Yaml | ConfigFormat::Json => tree(original, edit),
-        ConfigFormat::Xml => xml(original, edit),
+    let edited = edit_bytes(Some(original.as_bytes()), edit)?;
+    String::from_utf8(edited).map_err(|e| ConfigEditError::Parse {
+        path: edit.path.clone(),
+        format: format_name(edit.format),
+        message: e.to_string(),
+    })
+}
+
+fn parser(format: ConfigFormat) -> Parser {
+    match format {
+        ConfigFormat::Properties => Parser::Properties,
+        ConfigFormat::Yaml => Parser::Yaml,
+        ConfigFormat::Json => Parser::Json,
+        ConfigFormat::Ini => Parser::Ini,
+        ConfigFormat::Xml => Parser::Xml,
+        ConfigFormat::Plain => Parser::File,
     }
 }
 
-fn lines_of(text: &str) -> Vec<String> {
-    // `lines` keeps a `\r` that ends the text without a `\n`; dropping it
-    // makes a second edit see the same lines as the first.
-    text.lines()
-        .map(|line| line.strip_suffix('\r').unwrap_or(line).to_owned())
-        .collect()
-}
-
-fn join_lines(lines: &[String]) -> String {
-    let mut out = lines.join("\n");
-    out.push('\n');
-    out
-}
-
-/// Whitespace as `java.util.Properties` reads it.
-fn is_property_blank(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\u{c}')
-}
-
-fn escape_property(text: &str, is_key: bool) -> String {
-    let mut out = String::with_capacity(text.len());
-    for (i, c) in text.chars().enumerate() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{c}' => out.push_str("\\f"),
-            '=' | ':' | ' ' if is_key => {
-                out.push('\\');
-                out.push(c);
-            }
-            // A key starting with `#` or `!` would make a comment line.
-            '#' | '!' if is_key && i == 0 => {
-                out.push('\\');
-                out.push(c);
-            }
-            ' ' if i == 0 => out.push_str("\\ "),
-            _ => out.push(c),
-        }
+fn format_name(format: ConfigFormat) -> &'static str {
+    match format {
+        ConfigFormat::Properties => "properties",
+        ConfigFormat::Yaml => "YAML",
+        ConfigFormat::Json => "JSON",
+        ConfigFormat::Ini => "INI",
+        ConfigFormat::Xml => "XML",
+        ConfigFormat::Plain => "text",
     }
-    out
 }
 
-/// Whether `line` ends in an odd number of backslashes, i.e. continues on
-/// the next line.
-fn continues(line: &str) -> bool {
-    line.chars().rev().take_while(|c| *c == '\\').count() % 2 == 1
-}
-
-/// The key of a logical properties line, or `None` for comments and blank
-/// lines. Escapes are read as `java.util.Properties` reads them.
-fn property_key(line: &str) -> Option<String> {
-    let trimmed = line.trim_start_matches(is_property_blank);
-    if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('!') {
-        return None;
-    }
-    let mut key = String::new();
-    let mut chars = trimmed.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.next() {
-                Some('t') => key.push('\t'),
-                Some('n') => key.push('\n'),
-                Some('r') => key.push('\r'),
-                Some('f') => key.push('\u{c}'),
-                Some('u') => {
-                    let hex: String = chars.by_ref().take(4).collect();
-                    key.extend(u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32));
-                }
-                Some(other) => key.push(other),
-                None => {}
-            },
-            '=' | ':' => break,
-            c if is_property_blank(c) => break,
-            _ => key.push(c),
-        }
-    }
-    Some(key)
-}
-
-/// The logical lines of a properties file as ranges of `lines` (a line
-/// ending in an odd number of backslashes continues on the next; comments
-/// never do), each with its key.
-fn property_entries(lines: &[String]) -> Vec<(std::ops::Range<usize>, Option<String>)> {
-    let mut entries = Vec::new();
-    let mut start = 0;
-    while start < lines.len() {
-        let first = lines[start].trim_start_matches(is_property_blank);
-        let is_comment = first.starts_with('#') || first.starts_with('!');
-        let mut end = start;
-        let mut logical = String::new();
-        loop {
-            let line = lines[end].trim_start_matches(is_property_blank);
-            if !is_comment && continues(line) && end + 1 < lines.len() {
-                logical.push_str(&line[..line.len() - 1]);
-                end += 1;
-            } else {
-                logical.push_str(line);
-                break;
-            }
-        }
-        entries.push((start..end + 1, property_key(&logical)));
-        start = end + 1;
-    }
-    entries
-}
-
-fn properties(original: &str, set: &[KeyValue]) -> String {
-    let mut lines = lines_of(original);
-    for pair in set {
-        let line = format!(
-            "{}={}",
-            escape_property(&pair.key, true),
-            escape_property(&pair.value, false)
-        );
-        let entries = property_entries(&lines);
-        let matching: Vec<_> = entries
-            .iter()
-            .filter(|(_, key)| key.as_deref() == Some(pair.key.as_str()))
-            .map(|(range, _)| range.clone())
-            .collect();
-        if matching.is_empty() {
-            // A last line that continues would swallow the new one: end it.
-            if entries
-                .last()
-                .is_some_and(|(range, key)| key.is_some() && continues(&lines[range.end - 1]))
-            {
-                lines.push(String::new());
-            }
-            lines.push(line);
-        } else {
-            // Every occurrence (readers take the last one), continuation
-            // lines included; back to front so the ranges stay valid.
-            for range in matching.into_iter().rev() {
-                lines.splice(range, [line.clone()]);
-            }
-        }
-    }
-    join_lines(&lines)
-}
-
-/// Each key is a line prefix; its value replaces every line that starts
-/// with it, or is appended. One value is one line: CR, LF and NUL are
-/// refused, in keys too (a key with a line break matches no line, so its
-/// value would be appended).
-fn plain(original: &str, edit: &ConfigEdit) -> Result<String, ConfigEditError> {
-    let breaks = |text: &str| text.contains(['\r', '\n', '\0']);
-    if let Some(pair) = edit
+fn edit_bytes(original: Option<&[u8]>, edit: &ConfigEdit) -> Result<Vec<u8>, ConfigEditError> {
+    let edits: Vec<Edit> = edit
         .set
         .iter()
-        .find(|pair| breaks(&pair.key) || breaks(&pair.value))
-    {
-        return Err(ConfigEditError::LineBreak {
-            path: edit.path.clone(),
-            key: pair.key.clone(),
-        });
-    }
-    let mut lines = lines_of(original);
-    for pair in &edit.set {
-        let mut found = false;
-        for line in lines.iter_mut().filter(|l| l.starts_with(&pair.key)) {
-            line.clone_from(&pair.value);
-            found = true;
-        }
-        if !found {
-            lines.push(pair.value.clone());
-        }
-    }
-    Ok(join_lines(&lines))
-}
-
-fn ini_section(line: &str) -> Option<&str> {
-    let trimmed = line.trim();
-    trimmed.strip_prefix('[')?.strip_suffix(']').map(str::trim)
-}
-
-fn ini_key(line: &str) -> Option<&str> {
-    let trimmed = line.trim();
-    if trimmed.starts_with(';') || trimmed.starts_with('#') || trimmed.starts_with('[') {
-        return None;
-    }
-    trimmed.split_once('=').map(|(key, _)| key.trim())
-}
-
-fn ini(original: &str, set: &[KeyValue]) -> String {
-    let mut lines = lines_of(original);
-    for pair in set {
-        let (section, key) = match pair.key.rsplit_once('.') {
-            Some((section, key)) => (Some(section), key),
-            None => (None, pair.key.as_str()),
-        };
-        let new_line = format!("{key} = {}", pair.value.replace(['\n', '\r'], " "));
-        // The range of lines belonging to the section: after its header up
-        // to the next header (or the first header for no section).
-        let start = match section {
-            None => Some(0),
-            Some(name) => lines
-                .iter()
-                .position(|l| ini_section(l) == Some(name))
-                .map(|i| i + 1),
-        };
-        let Some(start) = start else {
-            if lines.last().is_some_and(|l| !l.trim().is_empty()) {
-                lines.push(String::new());
-            }
-            lines.push(format!("[{}]", section.unwrap_or_default()));
-            lines.push(new_line);
-            continue;
-        };
-        let end = lines[start..]
-            .iter()
-            .position(|l| ini_section(l).is_some())
-            .map_or(lines.len(), |i| start + i);
-        match (start..end).find(|&i| ini_key(&lines[i]) == Some(key)) {
-            Some(i) => lines[i] = new_line,
-            None => {
-                // After the section's last non-blank line.
-                let mut at = end;
-                while at > start && lines[at - 1].trim().is_empty() {
-                    at -= 1;
-                }
-                lines.insert(at, new_line);
-            }
-        }
-    }
-    join_lines(&lines)
-}
-
-/// A YAML scalar for `value`: numbers, booleans and null keep their type.
-/// JSON has no NaN or infinity (it would write `null`), so for JSON those
-/// stay strings.
-fn scalar(value: &str, json: bool) -> Value {
-    match serde_yaml_ng::from_str::<Value>(value) {
-        Ok(Value::Number(n)) if json && n.as_f64().is_some_and(|f| !f.is_finite()) => {
-            Value::String(value.to_owned())
-        }
-        Ok(parsed @ (Value::Bool(_) | Value::Number(_))) => parsed,
-        Ok(Value::Null) if value.trim() == "null" => Value::Null,
-        _ => Value::String(value.to_owned()),
-    }
-}
-
-fn tree(original: &str, edit: &ConfigEdit) -> Result<String, ConfigEditError> {
-    let json = edit.format == ConfigFormat::Json;
-    let format = if json { "JSON" } else { "YAML" };
-    let parse_error = |message: String| ConfigEditError::Parse {
-        path: edit.path.clone(),
-        format,
-        message,
-    };
-    let mut root: Value = if original.trim().is_empty() {
-        Value::Mapping(Mapping::new())
-    } else if json {
-        serde_json::from_str(original).map_err(|e| parse_error(e.to_string()))?
-    } else {
-        serde_yaml_ng::from_str(original).map_err(|e| parse_error(e.to_string()))?
-    };
-    for pair in &edit.set {
-        let key_error = |message: &str| ConfigEditError::Key {
-            path: edit.path.clone(),
-            key: pair.key.clone(),
-            message: message.to_owned(),
-        };
-        let mut node = &mut root;
-        let parts: Vec<&str> = pair.key.split('.').collect();
-        for (i, part) in parts.iter().enumerate() {
-            let last = i + 1 == parts.len();
-            if node.is_null() {
-                *node = Value::Mapping(Mapping::new());
-            }
-            node = match node {
-                Value::Mapping(map) => {
-                    let key = Value::String((*part).to_owned());
-                    if !map.contains_key(&key) {
-                        map.insert(key.clone(), Value::Null);
-                    }
-                    map.get_mut(&key).ok_or_else(|| key_error("missing"))?
-                }
-                Value::Sequence(items) => {
-                    let index: usize = part
-                        .parse()
-                        .map_err(|_| key_error("an array needs a numeric index"))?;
-                    items
-                        .get_mut(index)
-                        .ok_or_else(|| key_error("array index out of range"))?
-                }
-                _ => return Err(key_error("the path runs through a scalar")),
-            };
-            if last {
-                *node = scalar(&pair.value, json);
-            }
-        }
-    }
-    if json {
-        let mut out =
-            serde_json::to_string_pretty(&root).map_err(|e| parse_error(e.to_string()))?;
-        out.push('\n');
-        Ok(out)
-    } else {
-        serde_yaml_ng::to_string(&root).map_err(|e| parse_error(e.to_string()))
-    }
-}
-
-fn xml(original: &str, edit: &ConfigEdit) -> Result<String, ConfigEditError> {
-    use xmltree::{Element, EmitterConfig, XMLNode};
-    let parse_error = |message: String| ConfigEditError::Parse {
-        path: edit.path.clone(),
-        format: "XML",
-        message,
-    };
-    let mut root = if original.trim().is_empty() {
-        Element::new("config")
-    } else {
-        Element::parse(original.as_bytes()).map_err(|e| parse_error(e.to_string()))?
-    };
-    for pair in &edit.set {
-        // XML 1.0 has no way to write most control characters, not even
-        // escaped: writing them would leave a file no parser reads.
-        if let Some(c) = pair.key.chars().chain(pair.value.chars()).find(|&c| {
-            (u32::from(c) < 0x20 && !matches!(c, '\t' | '\n' | '\r'))
-                || matches!(c, '\u{fffe}' | '\u{ffff}')
-        }) {
-            return Err(ConfigEditError::Key {
-                path: edit.path.clone(),
-                key: pair.key.clone(),
-                message: format!("XML cannot hold the character {c:?}"),
-            });
-        }
-        let (element_path, attribute) = match pair.key.rsplit_once('@') {
-            Some((path, attribute)) => (path, Some(attribute)),
-            None => (pair.key.as_str(), None),
-        };
-        let mut node = &mut root;
-        for part in element_path.split('/').filter(|p| !p.is_empty()) {
-            if node.get_child(part).is_none() {
-                node.children.push(XMLNode::Element(Element::new(part)));
-            }
-            node = node
-                .get_mut_child(part)
-                .ok_or_else(|| ConfigEditError::Key {
-                    path: edit.path.clone(),
-                    key: pair.key.clone(),
-                    message: "element vanished".into(),
-                })?;
-        }
-        match attribute {
-            Some(attribute) => {
-                node.attributes
-                    .insert(attribute.to_owned(), pair.value.clone());
-            }
-            None => {
-                node.children
-                    .retain(|child| !matches!(child, XMLNode::Text(_) | XMLNode::CData(_)));
-                node.children.insert(0, XMLNode::Text(pair.value.clone()));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    root.write_with_config(
-        &mut out,
-        EmitterConfig::new()
-            .perform_indent(true)
-            .write_document_declaration(true),
+        .map(|pair| Edit::set(pair.key.clone(), pair.value.clone()))
+        .collect();
+    config_files::edit(
+        &edit.path,
+        parser(edit.format),
+        Dialect::Plan,
+        original,
+        &edits,
     )
-    .map_err(|e| parse_error(e.to_string()))?;
-    let mut text = String::from_utf8(out).map_err(|e| parse_error(e.to_string()))?;
-    text.push('\n');
-    Ok(text)
+    .map_err(|error| match error {
+        cap_egg::Error::ConfigKey { key, message, .. } => ConfigEditError::Key {
+            path: edit.path.clone(),
+            key,
+            message,
+        },
+        cap_egg::Error::ConfigLineBreak { key, .. } => ConfigEditError::LineBreak {
+            path: edit.path.clone(),
+            key,
+        },
+        other => ConfigEditError::Parse {
+            path: edit.path.clone(),
+            format: format_name(edit.format),
+            message: match other {
+                cap_egg::Error::ConfigFile { message, .. } => message,
+                other => other.to_string(),
+            },
+        },
+    })
 }
 
 #[cfg(test)]
@@ -478,6 +197,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use cap_protocol::KeyValue;
+    use serde_yaml_ng::Value;
 
     fn edit(format: ConfigFormat, set: &[(&str, &str)]) -> ConfigEdit {
         ConfigEdit {
@@ -560,11 +281,13 @@ mod tests {
 
     #[test]
     fn json_keeps_key_order_and_refuses_a_path_through_a_scalar() {
+        // A file without indentation is written with four spaces, as the
+        // egg editor writes JSON (and PHP's pretty print).
         let text = r#"{"b": {"port": 1}, "a": "x"}"#;
         let out = edit_text(text, &edit(ConfigFormat::Json, &[("b.port", "7")])).unwrap();
         assert_eq!(
             out,
-            "{\n  \"b\": {\n    \"port\": 7\n  },\n  \"a\": \"x\"\n}\n"
+            "{\n    \"b\": {\n        \"port\": 7\n    },\n    \"a\": \"x\"\n}\n"
         );
         let error = edit_text(text, &edit(ConfigFormat::Json, &[("a.b", "1")])).unwrap_err();
         assert!(matches!(error, ConfigEditError::Key { .. }), "{error}");
@@ -628,6 +351,65 @@ mod tests {
             matches!(error, ConfigEditError::LineBreak { .. }),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_wildcard_key_sets_the_key_in_every_child_in_json_yaml_and_xml() {
+        let json = edit_text(
+            r#"{"servers": {"lobby": {"port": 1}, "hub": {"port": 2, "motd": "x"}}}"#,
+            &edit(ConfigFormat::Json, &[("servers.*.port", "25565")]),
+        )
+        .unwrap();
+        let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(json["servers"]["lobby"]["port"], 25565);
+        assert_eq!(json["servers"]["hub"]["port"], 25565);
+        assert_eq!(json["servers"]["hub"]["motd"], "x");
+
+        let yaml = edit_text(
+            "listeners:\n- host: a\n- host: b\n",
+            &edit(ConfigFormat::Yaml, &[("listeners.*.host", "0.0.0.0:25577")]),
+        )
+        .unwrap();
+        let yaml: Value = serde_yaml_ng::from_str(&yaml).unwrap();
+        assert_eq!(yaml["listeners"][0]["host"], Value::from("0.0.0.0:25577"));
+        assert_eq!(yaml["listeners"][1]["host"], Value::from("0.0.0.0:25577"));
+
+        let xml = edit_text(
+            "<config><a><port>1</port></a><b><port>2</port></b></config>",
+            &edit(
+                ConfigFormat::Xml,
+                &[("*/port", "7"), ("*/port@open", "yes")],
+            ),
+        )
+        .unwrap();
+        let root = xmltree::Element::parse(xml.as_bytes()).unwrap();
+        for name in ["a", "b"] {
+            let port = root.get_child(name).unwrap().get_child("port").unwrap();
+            assert_eq!(port.get_text().unwrap(), "7", "{xml}");
+            assert_eq!(port.attributes.get("open").unwrap(), "yes", "{xml}");
+        }
+    }
+
+    #[test]
+    fn a_config_file_over_the_limit_is_refused_naming_it_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.properties");
+        let big = vec![b'#'; MAX_FILE_BYTES + 1];
+        std::fs::write(&path, &big).unwrap();
+        let error = apply(
+            &path,
+            &ConfigEdit {
+                path: "big.properties".into(),
+                format: ConfigFormat::Properties,
+                set: vec![KeyValue::new("a", "b")],
+            },
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&error, ConfigEditError::TooLarge { path, .. } if path == "big.properties"),
+            "{error}"
+        );
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), big.len() as u64);
     }
 
     #[test]

@@ -14,8 +14,35 @@
 //!    bounded channel (`try_send`: a full channel drops the batch and counts
 //!    its lines rather than blocking).
 //!
+//! ## Lines, or a screen
+//!
+//! Most games write lines, and a line is what they wrote up to `\n`
+//! (a trailing `\r` dropped), byte for byte: colour sequences (SGR) stay
+//! in the line as today, and so do `\r` and erase-to-end-of-line, which
+//! progress output uses within one line. The browser console shows a line
+//! as a text node (`server.js`), so such sequences show
+//! there as they are.
+//!
+//! A game that *draws* (ncurses, Minetest's `--terminal`, a JLine prompt
+//! redrawn around the log) positions the cursor by row instead. The line
+//! path watches for that, and only that: the first escape sequence that
+//! moves the cursor to another row (`CSI H`/`f`/`d`/`A`/`B`/`E`/`F`,
+//! reverse index), sets a scroll region or scrolls (`CSI r`/`S`/`T`/`L`/
+//! `M`), or switches to the alternate screen (`CSI ? 1049 h`, `47`,
+//! `1047`) switches the server's console, for the rest of the run, to a
+//! terminal emulator ([`Terminal`]), which emits each row the game
+//! finishes as one plain-text line (see [`crate::terminal`] for what that
+//! means). Switching on evidence rather than always emulating keeps plain
+//! output byte for byte (an emulator would drop colours and wrap long
+//! lines at the screen's width) and keeps the line path a `memchr` for
+//! `\n` and `ESC`; switching for the rest of the run (not back when the
+//! game leaves the alternate screen) keeps a curses program's tear-down
+//! sequences out of the lines that follow. A new run starts on the line
+//! path again.
+//!
 //! Memory stays flat whatever a server prints: reads use a fixed buffer, a
-//! line longer than `max_line_bytes` is cut, history is a ring and a flood
+//! line longer than `max_line_bytes` is cut, the emulator's screen has a
+//! fixed size, history is a ring and a flood
 //! costs one counter. Each server has its own bucket, so a flooding server
 //! cannot use up another's budget. Disk use is bounded too: once more than
 //! `max_log_bytes` have been read, the read part of the log is released by
@@ -30,6 +57,8 @@ use std::time::{Duration, Instant};
 use cap_protocol::{AgentMessage, ConsoleEvent};
 use futures::future::BoxFuture;
 use tokio::sync::{mpsc, watch};
+
+use crate::terminal::Terminal;
 
 /// Console pipeline settings.
 #[derive(Debug, Clone)]
@@ -236,12 +265,93 @@ pub struct TailSpec {
     pub config: ConsoleConfig,
 }
 
-/// Splits bytes into lines, cutting overlong ones, with bounded memory.
+/// The longest escape sequence the line path looks into; a longer one is
+/// text.
+const MAX_ESCAPE: usize = 32;
+
+/// Splits console bytes into lines, cutting overlong ones, with bounded
+/// memory; output drawn with cursor addressing goes through a
+/// [`Terminal`] instead (see the module docs).
 #[derive(Debug)]
 struct LineSplitter {
     partial: Vec<u8>,
     max: usize,
-    overflowing: bool,
+    /// The start of an escape sequence a read ended in (at most
+    /// [`MAX_ESCAPE`] bytes, from its `ESC`).
+    escape: Vec<u8>,
+    /// Set once the output draws a screen; from then on every byte goes
+    /// through it.
+    terminal: Option<Box<Terminal>>,
+}
+
+/// What an escape sequence is to the line path.
+#[derive(Debug, PartialEq, Eq)]
+enum Escape {
+    /// Text like any other (colours, erasing to the end of the line, a
+    /// window title), `len` bytes long.
+    Text(usize),
+    /// It addresses the cursor by row, scrolls or switches to the
+    /// alternate screen: the output is a screen.
+    Draws,
+}
+
+/// Reads the escape sequence at the start of `bytes` (which starts with
+/// `ESC`); `None` when `bytes` ends before the sequence does.
+fn scan_escape(bytes: &[u8]) -> Option<Escape> {
+    match *bytes.get(1)? {
+        // Reverse index: the cursor up one row, scrolling at the top.
+        b'M' => Some(Escape::Draws),
+        b'[' => {
+            let body = &bytes[2..];
+            let end = body.iter().position(|b| !(0x20..=0x3f).contains(b));
+            let Some(end) = end else {
+                // Too long to be one a game draws with: text.
+                return (body.len() >= MAX_ESCAPE).then_some(Escape::Text(bytes.len()));
+            };
+            let last = body[end];
+            if !(0x40..=0x7e).contains(&last) {
+                // A control ends the sequence as text; it is itself.
+                return Some(Escape::Text(2 + end));
+            }
+            let params = &body[..end];
+            let draws = match params.first() {
+                // Cursor position, row, up/down, next/previous line; scroll
+                // region, scrolling, inserting and deleting lines.
+                Some(0x30..=0x3b) | None => matches!(
+                    last,
+                    b'H' | b'f'
+                        | b'd'
+                        | b'A'
+                        | b'B'
+                        | b'E'
+                        | b'F'
+                        | b'r'
+                        | b'S'
+                        | b'T'
+                        | b'L'
+                        | b'M'
+                ),
+                // The alternate screen.
+                Some(b'?') => {
+                    last == b'h'
+                        && params[1..]
+                            .split(|&b| b == b';')
+                            .any(|p| matches!(p, b"47" | b"1047" | b"1049"))
+                }
+                Some(_) => false,
+            };
+            Some(if draws {
+                Escape::Draws
+            } else {
+                Escape::Text(2 + end + 1)
+            })
+        }
+        // `ESC` before a control is itself; the control is handled as such.
+        0x00..=0x1f => Some(Escape::Text(1)),
+        // Any other escape (charsets, keypad modes, OSC and string
+        // introducers, whose bodies then pass as text).
+        _ => Some(Escape::Text(2)),
+    }
 }
 
 impl LineSplitter {
@@ -249,25 +359,102 @@ impl LineSplitter {
         Self {
             partial: Vec::new(),
             max: max.max(1),
-            overflowing: false,
+            escape: Vec::new(),
+            terminal: None,
         }
     }
 
+    /// Appends `bytes` to the current line, up to the limit.
+    fn take(&mut self, bytes: &[u8]) {
+        let room = self.max.saturating_sub(self.partial.len());
+        self.partial
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    fn end_line(&mut self, out: &mut Vec<String>) {
+        if self.partial.last() == Some(&b'\r') {
+            self.partial.pop();
+        }
+        out.push(String::from_utf8_lossy(&self.partial).into_owned());
+        self.partial.clear();
+    }
+
+    /// From now on the output is a screen: the line so far and `rest`
+    /// (from the escape sequence that draws) go to a terminal.
+    fn switch(&mut self, rest: &[u8], out: &mut Vec<String>) {
+        let mut terminal = Box::new(Terminal::new(self.max));
+        terminal.feed(&std::mem::take(&mut self.partial), out);
+        terminal.feed(rest, out);
+        self.terminal = Some(terminal);
+    }
+
     fn feed(&mut self, bytes: &[u8], out: &mut Vec<String>) {
-        for &byte in bytes {
-            if byte == b'\n' {
-                if self.partial.last() == Some(&b'\r') {
-                    self.partial.pop();
+        if let Some(terminal) = &mut self.terminal {
+            terminal.feed(bytes, out);
+            return;
+        }
+        let mut rest = bytes;
+        if !self.escape.is_empty() {
+            // A sequence the last read ended in: read it on with this one.
+            let have = self.escape.len();
+            let mut joined = std::mem::take(&mut self.escape);
+            joined.extend_from_slice(&rest[..rest.len().min(MAX_ESCAPE)]);
+            match scan_escape(&joined) {
+                None if rest.len() < MAX_ESCAPE => {
+                    self.escape = joined;
+                    return;
                 }
-                out.push(String::from_utf8_lossy(&self.partial).into_owned());
-                self.partial.clear();
-                self.overflowing = false;
-            } else if self.partial.len() < self.max {
-                self.partial.push(byte);
-            } else {
-                self.overflowing = true;
+                None => {
+                    self.take(&joined);
+                    rest = &rest[MAX_ESCAPE.min(rest.len())..];
+                }
+                Some(Escape::Draws) => {
+                    joined.truncate(have);
+                    joined.extend_from_slice(rest);
+                    self.switch(&joined, out);
+                    return;
+                }
+                Some(Escape::Text(len)) => {
+                    self.take(&joined[..len]);
+                    rest = &rest[len.saturating_sub(have)..];
+                }
             }
         }
+        while let Some(at) = memchr::memchr2(b'\n', 0x1b, rest) {
+            self.take(&rest[..at]);
+            if rest[at] == b'\n' {
+                self.end_line(out);
+                rest = &rest[at + 1..];
+                continue;
+            }
+            match scan_escape(&rest[at..]) {
+                Some(Escape::Text(len)) => {
+                    self.take(&rest[at..at + len]);
+                    rest = &rest[at + len..];
+                }
+                Some(Escape::Draws) => {
+                    self.switch(&rest[at..], out);
+                    return;
+                }
+                None => {
+                    // The read ends inside the sequence.
+                    self.escape.extend_from_slice(&rest[at..]);
+                    return;
+                }
+            }
+        }
+        self.take(rest);
+    }
+
+    /// The line not yet ended by a line feed, if any (plain output only).
+    fn unfinished(&self) -> Option<String> {
+        (self.terminal.is_none() && !(self.partial.is_empty() && self.escape.is_empty())).then(
+            || {
+                let mut line = self.partial.clone();
+                line.extend_from_slice(&self.escape);
+                String::from_utf8_lossy(&line).into_owned()
+            },
+        )
     }
 }
 
@@ -419,8 +606,9 @@ impl LogReader {
     }
 }
 
-/// The last `max_lines` lines of a log file, read from at most its last
-/// 256 KiB (for history after re-adopting a server).
+/// The last `max_lines` console lines of a log file, read from at most its
+/// last 256 KiB (for history after re-adopting a server), split as the
+/// tail splits them (a drawn screen rendered into lines).
 pub fn tail_lines(path: &std::path::Path, max_lines: usize) -> Vec<String> {
     let Ok(mut file) = std::fs::File::open(path) else {
         return Vec::new();
@@ -434,8 +622,10 @@ pub fn tail_lines(path: &std::path::Path, max_lines: usize) -> Vec<String> {
     if file.read_to_end(&mut bytes).is_err() {
         return Vec::new();
     }
-    let text = String::from_utf8_lossy(&bytes);
-    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let mut splitter = LineSplitter::new(ConsoleConfig::default().max_line_bytes);
+    let mut lines = Vec::new();
+    splitter.feed(&bytes, &mut lines);
+    lines.extend(splitter.unfinished());
     if start > 0 && !lines.is_empty() {
         lines.remove(0);
     }
@@ -542,6 +732,127 @@ mod tests {
         splitter.feed(b"abcdefgh\r\nxy", &mut out);
         splitter.feed(b"z\n", &mut out);
         assert_eq!(out, ["abcd", "xyz"]);
+    }
+
+    fn split(chunks: &[&[u8]]) -> Vec<String> {
+        let mut splitter = LineSplitter::new(4096);
+        let mut out = Vec::new();
+        for chunk in chunks {
+            splitter.feed(chunk, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn plain_lines_keep_colours_carriage_returns_and_erasures_byte_for_byte() {
+        let out = split(&[
+            b"\x1b[32mgreen\x1b[0m and \x1b[1;3",
+            b"1mred\x1b[m\r\n10%\r\x1b[K",
+            b"100%\n\x1b]0;title\x07text\x1b\n\x1b[2K\x1b[Gdone\n",
+        ]);
+        assert_eq!(
+            out,
+            [
+                "\x1b[32mgreen\x1b[0m and \x1b[1;31mred\x1b[m",
+                "10%\r\x1b[K100%",
+                "\x1b]0;title\x07text\x1b",
+                "\x1b[2K\x1b[Gdone",
+            ]
+        );
+    }
+
+    #[test]
+    fn plain_lines_split_the_same_whatever_the_reads() {
+        let text: &[u8] =
+            b"\x1b[32mgreen\x1b[0m\r\n\x1b\x1b[1mx\x1b\n\x1b[\n10%\r\x1b[K\x1b[1;2;3;4;5;6;7;8;9;10;11;12;13;14;15m!\nend";
+        let whole = split(&[text]);
+        assert_eq!(whole.len(), 4, "{whole:?}");
+        for size in 1..8 {
+            let chunks: Vec<&[u8]> = text.chunks(size).collect();
+            assert_eq!(split(&chunks), whole, "reads of {size} bytes");
+        }
+    }
+
+    #[test]
+    fn a_console_line_drawn_with_cursor_moves_is_one_line() {
+        let out = split(&[
+            b"plain \x1b[1mbold\x1b[m\n",
+            b"\x1b[?10",
+            b"49h\x1b[H\x1b[2J\x1b[5;1Hdrawn\x1b[3;1H\x1b[1mabove\x1b[m\x1b[48;1H> ",
+        ]);
+        assert_eq!(out, ["plain \x1b[1mbold\x1b[m", "above", "drawn"]);
+    }
+
+    #[test]
+    fn a_sequence_that_only_looks_like_drawing_inside_a_line_does_not_switch() {
+        // `ESC [` cut by a line feed, then an SGR: still lines.
+        let out = split(&[b"a\x1b[\nb\x1b[31mc\n"]);
+        assert_eq!(out, ["a\x1b[", "b\x1b[31mc"]);
+    }
+
+    /// A real Minetest 5.6.1 `--server --terminal` console on a 160x48 TTY:
+    /// start, its clock ticking in the status bar, `/status` typed, a chat
+    /// message typed, `/shutdown` typed.
+    const MINETEST: &[u8] = include_bytes!("testdata/minetest-5.6.1-terminal-160x48.bin");
+
+    fn count(lines: &[String], needle: &str) -> usize {
+        lines.iter().filter(|l| l.contains(needle)).count()
+    }
+
+    #[test]
+    fn a_recorded_minetest_terminal_console_becomes_its_log_lines_once_each() {
+        let out = split(&[MINETEST]);
+        assert_eq!(
+            count(&out, " Server for gameid=\"minetest_game\" listening on"),
+            1,
+            "{out:#?}"
+        );
+        assert_eq!(count(&out, "Issued command: /status"), 1, "{out:#?}");
+        assert_eq!(
+            count(&out, "# Server: version: 5.6.1 | game: Minetest Game"),
+            1,
+            "{out:#?}"
+        );
+        assert_eq!(count(&out, "CHAT: <admin> hello everyone"), 1, "{out:#?}");
+        assert_eq!(count(&out, "Issued command: /shutdown"), 1, "{out:#?}");
+        assert!(
+            count(&out, "Time of day") <= 1,
+            "the status bar is not repeated: {out:#?}"
+        );
+        // The prompt (`]`) and what was typed into it are not lines; the
+        // answers are.
+        assert!(
+            out.iter().all(|l| !l.contains('\x1b')
+                && l != "]"
+                && !l.contains("]/status")
+                && !l.contains("]hello")
+                && !l.contains("]/shutdown")),
+            "no escape sequences and no prompt: {out:#?}"
+        );
+        assert!(
+            out.first().is_some_and(
+                |l| l.ends_with("[Main]: Using game specified by --gameid on the command line")
+            ),
+            "the lines before the screen are lines: {out:#?}"
+        );
+    }
+
+    #[test]
+    fn a_recorded_console_splits_the_same_whatever_the_reads() {
+        let whole = split(&[MINETEST]);
+        for size in [1, 7, 64, 1000] {
+            let chunks: Vec<&[u8]> = MINETEST.chunks(size).collect();
+            assert_eq!(split(&chunks), whole, "reads of {size} bytes");
+        }
+    }
+
+    #[test]
+    fn the_tail_of_a_drawn_log_is_its_rendered_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, MINETEST).unwrap();
+        let lines = tail_lines(&path, 1000);
+        assert_eq!(lines, split(&[MINETEST]));
     }
 
     #[test]

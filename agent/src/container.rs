@@ -38,7 +38,8 @@ use bollard::models::{
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
     KillContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, StatsOptionsBuilder, WaitContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder, ResizeContainerTTYOptionsBuilder, StatsOptionsBuilder,
+    WaitContainerOptionsBuilder,
 };
 use bollard::{ClientVersion, Docker};
 use futures::{Stream, StreamExt};
@@ -278,6 +279,12 @@ impl ContainerSpec {
                 format!("rw,nosuid,nodev,size={}m", self.tmp_mb.max(1)),
             )])),
             port_bindings: (!bindings.is_empty()).then_some(bindings),
+            // The TTY's size (engines honouring it at creation; `start`
+            // sets it again for those that do not).
+            console_size: Some(vec![
+                usize::from(crate::terminal::ROWS),
+                usize::from(crate::terminal::COLUMNS),
+            ]),
             init: Some(false),
             privileged: Some(false),
             // The engine keeps a copy of the console (re-adoption reads it
@@ -294,11 +301,18 @@ impl ContainerSpec {
             }),
             ..HostConfig::default()
         };
+        // Programs that size their screen from the environment (ncurses
+        // does, before asking the TTY) see the same size as the TTY.
+        let mut env = vec![
+            format!("COLUMNS={}", crate::terminal::COLUMNS),
+            format!("LINES={}", crate::terminal::ROWS),
+        ];
+        env.extend(self.env.iter().cloned());
         ContainerCreateBody {
             image: Some(self.image.clone()),
             entrypoint: self.entrypoint.clone(),
             cmd: Some(self.cmd.clone()),
-            env: Some(self.env.clone()),
+            env: Some(env),
             working_dir: Some(self.working_dir.clone()),
             user: Some(self.user.clone()),
             labels: Some(labels),
@@ -312,6 +326,8 @@ impl ContainerSpec {
             // attach connection goes (an Agent or engine restart); without
             // one Podman closes it, and a game reading its console exits.
             // As with Wings, commands written to the console are echoed.
+            // The TTY is `terminal::ROWS` × `terminal::COLUMNS`, the size
+            // the console pipeline renders a drawn screen at.
             tty: Some(true),
             host_config: Some(host_config),
             ..ContainerCreateBody::default()
@@ -616,7 +632,19 @@ impl Engine {
         self.docker
             .start_container(id, None)
             .await
-            .map_err(api(format!("starting `{id}`")))
+            .map_err(api(format!("starting `{id}`")))?;
+        // The TTY's size, for engines that ignore it at creation (Podman
+        // 4's Docker API does); a container that already ended is no
+        // error, and neither is an engine refusing: the game still has
+        // `COLUMNS` and `LINES`.
+        let size = ResizeContainerTTYOptionsBuilder::new()
+            .h(i32::from(crate::terminal::ROWS))
+            .w(i32::from(crate::terminal::COLUMNS))
+            .build();
+        if let Err(error) = self.docker.resize_container_tty(id, size).await {
+            tracing::debug!(container = %id, error = %error_message(&error), "could not size the TTY");
+        }
+        Ok(())
     }
 
     /// Sends `signal` (`SIGTERM`, `SIGKILL`, …) to the container's main

@@ -13,7 +13,8 @@
 //!   XML, plain).
 //! - [`isolation`]: the unprivileged user servers and install scripts run
 //!   as, and the modes that keep the Agent's secrets from them.
-//! - [`console`]: history ring, per-server throttling, classification by
+//! - [`console`]: lines (or a drawn screen through [`terminal`]), history
+//!   ring, per-server throttling, classification by
 //!   the game-type plugin in the sandbox.
 //! - [`agent`]: commands run once per id, in order per server.
 //! - [`link`]: registration and the WebSocket to the Panel.
@@ -37,6 +38,7 @@ pub mod plugins;
 pub mod procfs;
 pub mod runtime;
 pub mod signals;
+pub mod terminal;
 
 pub use agent::{Agent, Delivery};
 pub use console::{Classifier, ConsoleConfig, PluginClassifier};

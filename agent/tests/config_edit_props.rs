@@ -437,8 +437,24 @@ mod properties {
             Some('r') => out.push('\r'),
             Some('f') => out.push('\u{c}'),
             Some('u') => {
+                // A UTF-16 unit; a high surrogate pairs with a `\\u` low
+                // surrogate after it, as in a Java string.
                 let hex: String = chars.by_ref().take(4).collect();
-                out.extend(u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32));
+                let Ok(unit) = u16::from_str_radix(&hex, 16) else {
+                    return;
+                };
+                let mut units = vec![unit];
+                if (0xd800..0xdc00).contains(&unit) {
+                    let mut ahead = chars.clone();
+                    if ahead.next() == Some('\\') && ahead.next() == Some('u') {
+                        let low: String = ahead.by_ref().take(4).collect();
+                        if let Ok(low) = u16::from_str_radix(&low, 16) {
+                            units.push(low);
+                            *chars = ahead;
+                        }
+                    }
+                }
+                out.extend(char::decode_utf16(units).flatten());
             }
             Some(other) => out.push(other),
             None => {}

@@ -41,6 +41,32 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A key of a config file cannot be set: a `json`/`yaml` path through
+    /// a value that is not an object or a list, a list index out of range,
+    /// an XML name that is not one, a character the format cannot hold.
+    #[error("config file {file:?} ({parser}): cannot set {key:?}: {message}")]
+    ConfigKey {
+        /// The file's path inside the server directory.
+        file: String,
+        /// The parser.
+        parser: &'static str,
+        /// The key, as given.
+        key: String,
+        /// Why not.
+        message: String,
+    },
+    /// A `file` key or value, or an `ini` key, holds a line break (CR or
+    /// LF) or NUL: it would write a line the key does not name, so it is
+    /// refused rather than rewritten.
+    #[error("config file {file:?} ({parser}): {key:?} contains a line break or NUL")]
+    ConfigLineBreak {
+        /// The file's path inside the server directory.
+        file: String,
+        /// The parser.
+        parser: &'static str,
+        /// The key of the offending edit.
+        key: String,
+    },
     /// Reading the egg failed.
     #[error("reading the egg: {0}")]
     Io(String),

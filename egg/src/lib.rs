@@ -38,7 +38,7 @@
 //! | [`Egg::export`] | writing back (`export.rs`) |
 //! | [`Rules`] | Laravel validation rules (`rules.rs`, whose docs list each rule's meaning) |
 //! | [`render_startup`], [`render_value`], [`Context`] | placeholders and shell quoting (`render.rs`) |
-//! | [`config_files`] | rewriting config files with Wings' parsers |
+//! | [`config_files`] | the config-file editor: eggs' `config.files` with Wings' parsers, and the Agent's plan edits ([`config_files::edit`]) |
 //!
 //! ## Decisions
 //!
@@ -103,8 +103,9 @@
 //!   needing look-around is refused at import rather than matched
 //!   differently); `regex:` done patterns and `if_value`s, written by the
 //!   egg's author for Wings' Go `regexp`, through `regex` (same syntax). INI
-//!   files are edited by a small line-based editor here: it keeps the
-//!   file's comments and layout, which no maintained INI crate does.
+//!   and properties files are edited by a small line-based editor here: it
+//!   keeps the file's comments and layout, which no maintained INI or
+//!   properties crate does.
 //!   Ordered maps come from the crate's own tree type rather than
 //!   `serde_json`'s `preserve_order` feature, which would reorder the
 //!   whole workspace's JSON.

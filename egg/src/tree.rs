@@ -19,6 +19,8 @@ pub(crate) enum Tree {
     Null,
     Bool(bool),
     Number(serde_json::Number),
+    /// A number JSON cannot hold: YAML's `.inf`, `-.inf` and `.nan`.
+    Float(f64),
     String(String),
     Array(Vec<Tree>),
     Object(Vec<(String, Tree)>),
@@ -46,7 +48,7 @@ impl Tree {
         match self {
             Tree::Null => "null",
             Tree::Bool(_) => "a boolean",
-            Tree::Number(_) => "a number",
+            Tree::Number(_) | Tree::Float(_) => "a number",
             Tree::String(_) => "a string",
             Tree::Array(_) => "a list",
             Tree::Object(_) => "an object",
@@ -59,6 +61,7 @@ impl Tree {
         match self {
             Tree::String(s) => Some(s.clone()),
             Tree::Number(n) => Some(n.to_string()),
+            Tree::Float(f) => Some(f.to_string()),
             Tree::Bool(b) => Some(b.to_string()),
             _ => None,
         }
@@ -85,6 +88,7 @@ impl Serialize for Tree {
             Tree::Null => serializer.serialize_unit(),
             Tree::Bool(b) => serializer.serialize_bool(*b),
             Tree::Number(n) => n.serialize(serializer),
+            Tree::Float(f) => serializer.serialize_f64(*f),
             Tree::String(s) => serializer.serialize_str(s),
             Tree::Array(items) => {
                 let mut seq = serializer.serialize_seq(Some(items.len()))?;
@@ -136,10 +140,8 @@ impl<'de> Visitor<'de> for TreeVisitor {
     fn visit_u64<E>(self, v: u64) -> Result<Tree, E> {
         Ok(Tree::Number(v.into()))
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Tree, E> {
-        serde_json::Number::from_f64(v)
-            .map(Tree::Number)
-            .ok_or_else(|| E::custom("a number that is not finite"))
+    fn visit_f64<E>(self, v: f64) -> Result<Tree, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Tree::Float(v), Tree::Number))
     }
     fn visit_str<E>(self, v: &str) -> Result<Tree, E> {
         Ok(Tree::String(v.to_owned()))

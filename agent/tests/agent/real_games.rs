@@ -3,15 +3,18 @@
 //! Podman service, and reached over the game's own protocol.
 
 use std::net::UdpSocket;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cap_agent::Classifier;
 use cap_agent::container::Engine;
 use cap_agent::{Backend, ContainerConfig, ServerRuntime};
 use cap_e2e::podman::PodmanService;
 use cap_protocol::{
-    PortAllocation, RestartPolicy, ServerLimits, ServerSpec, ServerState, StartupPlan, StopMethod,
-    StopPlan,
+    ConsoleEvent, PortAllocation, RestartPolicy, ServerLimits, ServerSpec, ServerState,
+    StartupPlan, StopMethod, StopPlan,
 };
+use futures::future::BoxFuture;
 
 use super::support::{console_of, open_runtime, test_game};
 
@@ -21,6 +24,16 @@ fn free_udp_port() -> u16 {
         .and_then(|s| s.local_addr())
         .map(|a| a.port())
         .unwrap()
+}
+
+/// The community Minetest egg's done line, `config.startup.done`, as an
+/// egg-bridge game type would classify it.
+struct EggDoneLine(String);
+
+impl Classifier for EggDoneLine {
+    fn classify<'a>(&'a self, line: &'a str) -> BoxFuture<'a, Option<ConsoleEvent>> {
+        Box::pin(async move { line.contains(&self.0).then_some(ConsoleEvent::Ready) })
+    }
 }
 
 /// Minetest's connection handshake: a reliable packet (seq 65500) holding
@@ -43,7 +56,7 @@ fn minetest_handshake(port: u16) -> Option<Vec<u8>> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_real_minetest_server_built_from_debian_runs_in_a_container_and_answers_its_udp_handshake()
+async fn a_real_minetest_server_built_from_debian_runs_in_a_container_draws_its_console_and_answers_its_udp_handshake()
  {
     let image = cap_e2e::game_images::minetest();
     let service = PodmanService::start();
@@ -57,6 +70,18 @@ async fn a_real_minetest_server_built_from_debian_runs_in_a_container_and_answer
         config.backend = Backend::Container(ContainerConfig::new(engine));
     })
     .await;
+    let egg: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            cap_e2e::repo_root().join("egg/tests/fixtures/pelican/egg-pterodactyl-minetest.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let startup: serde_json::Value =
+        serde_json::from_str(egg["config"]["startup"].as_str().unwrap()).unwrap();
+    let done = startup["done"].as_str().unwrap().to_owned();
+    assert_eq!(done, " Server for gameid", "the egg's done line");
+    runtime.set_classifier("minetest", Arc::new(EggDoneLine(done.clone())));
     let port = free_udp_port();
     // The community egg's startup line, with its variables filled in; the
     // egg's config file sets the admin name `--terminal` needs.
@@ -96,9 +121,32 @@ async fn a_real_minetest_server_built_from_debian_runs_in_a_container_and_answer
             port,
         }],
     };
-    // No game-type plugin classifies this console, so the server stays
-    // `starting`: what shows it runs is the game itself answering.
+    // With `--terminal` Minetest draws its console with ncurses on the
+    // container's TTY; the egg's done line is a console line once drawn.
     runtime.start("mt", spec).await.unwrap();
+    events.wait_state("mt", ServerState::Running, 1).await;
+    // The line itself goes out with the next console batch.
+    events
+        .wait_for(
+            "the done line on the console",
+            Duration::from_secs(5),
+            |all| {
+                let (lines, _) = super::support::console_of(all, "mt");
+                lines.iter().any(|l| l.contains(&done)).then_some(())
+            },
+        )
+        .await;
+    let (lines, _) = events.console("mt");
+    let done_lines: Vec<&String> = lines.iter().filter(|l| l.contains(&done)).collect();
+    assert_eq!(
+        done_lines.len(),
+        1,
+        "the done line once, as a line: {lines:#?}"
+    );
+    assert!(
+        done_lines[0].ends_with(&format!("listening on 0.0.0.0:{port}.")),
+        "the whole row: {done_lines:?}"
+    );
 
     // The game answers its own protocol on the allocated port.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -120,20 +168,40 @@ async fn a_real_minetest_server_built_from_debian_runs_in_a_container_and_answer
         &[0x00, 0x01],
         "a control packet setting the peer id"
     );
-    // The game opened the egg's world and logs as the egg says. (With
-    // `--terminal` Minetest draws its console with cursor movements
-    // instead of lines, so the egg's done line reaches the console only
-    // once the console renders terminal output: not yet.)
-    let log = data.path().join("servers/mt/server.log");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("Server for gameid")) {
-        assert!(
-            Instant::now() < deadline,
-            "no done line in {}",
-            log.display()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    // A command typed on the console is answered on the console, once.
+    runtime.console_input("mt", "/status").await.unwrap();
+    events
+        .wait_for("the answer to /status", Duration::from_secs(20), |all| {
+            let (lines, _) = super::support::console_of(all, "mt");
+            lines
+                .iter()
+                .any(|l| l.starts_with("# Server: version:") && l.contains("| uptime:"))
+                .then_some(())
+        })
+        .await;
+    // The status bar, redrawn every second, stayed one line at most, and
+    // neither the prompt nor the typed command became lines.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (lines, _) = events.console("mt");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("# Server: version:"))
+            .count(),
+        1,
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().filter(|l| l.contains("Time of day")).count() <= 1,
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.contains('\x1b') && l != "]" && !l.contains("]/status")),
+        "{lines:#?}"
+    );
+    // The game opened the egg's world.
     assert!(
         data.path()
             .join("servers/mt/.minetest/worlds/world/world.mt")

@@ -189,3 +189,87 @@ fn unreadable_current_contents_are_an_error_naming_the_file() {
         "{err}"
     );
 }
+
+#[test]
+fn the_properties_parser_keeps_comments_and_spacing_of_lines_it_does_not_set() {
+    let f = file(
+        json!({"server.properties": {"parser": "properties", "find": {
+            "server-port": "{{server.build.default.port}}"
+        }}}),
+    );
+    assert_eq!(
+        apply(
+            &f,
+            Some("#header\nmotd = A server\n# the port\nserver-port: 1\n")
+        ),
+        "#header\nmotd = A server\n# the port\nserver-port=27015\n"
+    );
+}
+
+#[test]
+fn a_file_value_with_a_line_break_is_refused_naming_the_key() {
+    let f = file(json!({"minetest.conf": {"parser": "file", "find": {
+        "server_name": "server_name = {{env.SERVER_NAME}}"
+    }}}));
+    let mut c = ctx();
+    c.variables.insert(
+        "SERVER_NAME".into(),
+        "x\nsecure.enable_security = false".into(),
+    );
+    let err = config_files::apply(&f, Some(b"server_name = a\n"), &c).expect_err("refused");
+    assert!(
+        matches!(&err, cap_egg::Error::ConfigLineBreak { key, .. } if key == "server_name"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_plan_dialect_spells_keys_as_the_plugin_api_does() {
+    use cap_egg::Parser;
+    use cap_egg::config_files::{Dialect, Edit, edit};
+    let text = |parser, current: &str, edits: &[Edit]| {
+        let out =
+            edit("f", parser, Dialect::Plan, Some(current.as_bytes()), edits).expect("edited");
+        String::from_utf8(out).expect("UTF-8")
+    };
+    // INI: the section is everything before the last dot.
+    assert_eq!(
+        text(
+            Parser::Ini,
+            "[a.b]\nport = 1\n",
+            &[Edit::set("a.b.port", "2")]
+        ),
+        "[a.b]\nport = 2\n"
+    );
+    // XML: a path below the root, `@` for an attribute, `*` for any element.
+    let xml = text(
+        Parser::Xml,
+        "<server><net><port>1</port></net></server>",
+        &[
+            Edit::set("net/port", "2"),
+            Edit::set("net@bind", "0.0.0.0"),
+            Edit::set("*/port@open", "yes"),
+        ],
+    );
+    assert!(xml.contains("<net bind=\"0.0.0.0\">"), "{xml}");
+    assert!(xml.contains("<port open=\"yes\">2</port>"), "{xml}");
+    // Plain files: a prefix no line has is appended.
+    assert_eq!(
+        text(
+            Parser::File,
+            "eula=false\n",
+            &[
+                Edit::set("eula=", "eula=true"),
+                Edit::set("motd=", "motd=hi")
+            ]
+        ),
+        "eula=true\nmotd=hi\n"
+    );
+    // YAML: values typed as YAML reads them.
+    let yaml = text(
+        Parser::Yaml,
+        "",
+        &[Edit::set("a.on", "true"), Edit::set("a.ratio", "0.5")],
+    );
+    assert_eq!(yaml, "a:\n  on: true\n  ratio: 0.5\n");
+}
