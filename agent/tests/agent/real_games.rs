@@ -31,7 +31,11 @@ fn free_udp_port() -> u16 {
 struct EggDoneLine(String);
 
 impl Classifier for EggDoneLine {
-    fn classify<'a>(&'a self, line: &'a str) -> BoxFuture<'a, Option<ConsoleEvent>> {
+    fn classify<'a>(
+        &'a self,
+        _context: &'a str,
+        line: &'a str,
+    ) -> BoxFuture<'a, Option<ConsoleEvent>> {
         Box::pin(async move { line.contains(&self.0).then_some(ConsoleEvent::Ready) })
     }
 }
