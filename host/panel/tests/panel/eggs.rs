@@ -27,7 +27,12 @@ async fn start(db: &TestDb) -> RunningPanel {
     let tokens = Tokens::from_principals([
         (
             PLUGIN_ADMIN,
-            Principal::new("user-admin").with_permissions(["admin.plugins", "admin.servers"]),
+            Principal::new("user-admin").with_permissions([
+                "admin.plugins",
+                "admin.servers",
+                "admin.nodes",
+                "server.create",
+            ]),
         ),
         (
             SERVER_ADMIN,

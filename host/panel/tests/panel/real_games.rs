@@ -50,6 +50,32 @@ async fn console_line(console: &Console, start: usize, needle: &str, limit: Dura
     .await
 }
 
+/// Waits up to a minute for `server` to be offline, showing its console
+/// if it is not.
+async fn offline(panel: &cap_panel::RunningPanel, server: &str, console: &Console) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let body = api(
+            panel,
+            Method::GET,
+            &format!("/api/v1/servers/{server}"),
+            None,
+            200,
+        )
+        .await;
+        if body["state"] == "offline" {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still {} a minute after the stop; console: {:#?}",
+            body["state"],
+            console.lines()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Minetest answers its handshake on `port`.
 async fn answers_on(port: u16, limit: Duration) {
     eventually_within("Minetest's answer over UDP", limit, || async move {
@@ -138,7 +164,7 @@ async fn the_community_minetest_egg_runs_a_real_minetest_end_to_end_and_survives
             "node_id": node_id,
             "game": {"plugin": "egg-bridge", "type": game_type},
             "variables": {"SERVER_ADMIN_NAME": "admin", "DEFAULT_GAME": "minetest_game"},
-            "limits": {"memory_mb": 1024, "disk_mb": 4000, "cpu_percent": 200}
+            "limits": {"memory_mb": 1024, "disk_mb": 4000, "cpu_percent": 100}
         })),
         201,
     )
@@ -204,14 +230,6 @@ async fn the_community_minetest_egg_runs_a_real_minetest_end_to_end_and_survives
     console.send("send command", json!(["/status"]));
     console_line(&console, before, "version", Duration::from_secs(30)).await;
 
-    // The Agent restarts; the running game is re-adopted, untouched.
-    agent.stop().await;
-    node_online(panel, &node_id, false).await;
-    let agent = start_container_agent(panel, agent_dir.path(), None, &podman.host()).await;
-    node_online(panel, &node_id, true).await;
-    server_state(panel, server, "running").await;
-    answers_on(port, Duration::from_secs(10)).await;
-
     // The egg's stop command ends it cleanly, unkilled.
     api(
         panel,
@@ -221,7 +239,7 @@ async fn the_community_minetest_egg_runs_a_real_minetest_end_to_end_and_survives
         202,
     )
     .await;
-    server_state(panel, server, "offline").await;
+    offline(panel, server, &console).await;
     let events = api(
         panel,
         Method::GET,
@@ -285,6 +303,25 @@ async fn the_community_minetest_egg_runs_a_real_minetest_end_to_end_and_survives
         config.contains("server_name = Renamed by the Panel"),
         "{config}"
     );
+    answers_on(port, Duration::from_secs(30)).await;
+
+    // The Agent restarts; the running game is re-adopted, untouched, and
+    // its console still takes commands.
+    agent.stop().await;
+    node_online(panel, &node_id, false).await;
+    let agent = start_container_agent(panel, agent_dir.path(), None, &podman.host()).await;
+    node_online(panel, &node_id, true).await;
+    server_state(panel, server, "running").await;
+    answers_on(port, Duration::from_secs(10)).await;
+    let console = Console::open(panel, server, PLUGIN_ADMIN).await;
+    console
+        .wait_for("auth success", |f| f["event"] == "auth success")
+        .await;
+    let before = console.frames().len();
+    console.send("send command", json!(["/status"]));
+    console_line(&console, before, "version", Duration::from_secs(30)).await;
+
+    // Stopped again after the re-adoption.
     api(
         panel,
         Method::POST,
@@ -293,7 +330,7 @@ async fn the_community_minetest_egg_runs_a_real_minetest_end_to_end_and_survives
         202,
     )
     .await;
-    server_state(panel, server, "offline").await;
+    offline(panel, server, &console).await;
 
     // The game type cannot be removed while the server exists.
     let response = client()
@@ -340,7 +377,7 @@ async fn the_community_minetest_egg_runs_a_real_minetest_end_to_end_and_survives
             "node_id": node_id,
             "game": {"plugin": "egg-bridge", "type": offline_type},
             "variables": {"SERVER_ADMIN_NAME": "admin"},
-            "limits": {"memory_mb": 512, "disk_mb": 1000, "cpu_percent": 100}
+            "limits": {"memory_mb": 256, "disk_mb": 500, "cpu_percent": 50}
         })),
         201,
     )
