@@ -164,16 +164,25 @@ fn valid_manifest() -> impl Strategy<Value = Manifest> {
         prop::option::of("[a-z0-9_]{1,24}"),
     )
         .prop_map(
-            |(id, name, version, description, authors, license, kinds, api, price)| PluginSection {
-                id,
-                name,
-                version,
-                description,
-                authors,
-                license,
-                kinds,
-                api,
-                price,
+            |(id, name, version, description, authors, license, mut kinds, mut api, price)| {
+                // A catalogue is a game type of API 0.2.0 or newer.
+                if kinds.contains(&PluginKind::GameCatalogue) {
+                    if !kinds.contains(&PluginKind::GameType) {
+                        kinds.push(PluginKind::GameType);
+                    }
+                    api = api.max(semver::Version::new(0, 2, 0));
+                }
+                PluginSection {
+                    id,
+                    name,
+                    version,
+                    description,
+                    authors,
+                    license,
+                    kinds,
+                    api,
+                    price,
+                }
             },
         );
     let events: Vec<&'static str> = EventKind::ALL.iter().map(|k| k.dotted()).collect();

@@ -120,6 +120,7 @@ pub struct ImportParams {
     responses(
         (status = 200, description = "Preview: what it would create", body = EggBody),
         (status = 201, description = "Imported", body = EggBody),
+        (status = 404, description = "The plugin named is not an active one that imports eggs"),
         (status = 409, description = "A game type with its id exists (`game-type-exists`), or no plugin imports eggs (`no-catalogue`)"),
         (status = 413, description = "Larger than 4 MiB"),
         (status = 422, description = "The egg is invalid; each problem names its field"),
@@ -191,6 +192,7 @@ pub(super) async fn list(
     responses(
         (status = 200, description = "The game type", body = EggBody),
         (status = 404, description = "No such game type"),
+        (status = 503, description = "The plugin failed"),
     )
 )]
 pub(super) async fn get(
@@ -227,8 +229,12 @@ pub(super) async fn get(
         ("type" = String, Path, description = "Its id"),
     ),
     responses(
-        (status = 200, description = "The egg file", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The egg file, JSON or YAML as it was written", content(
+            (serde_json::Value = "application/json"),
+            (String = "application/yaml"),
+        )),
         (status = 404, description = "No such game type"),
+        (status = 503, description = "The plugin failed"),
     )
 )]
 pub(super) async fn export(
@@ -301,6 +307,7 @@ pub struct EggUpdate {
         (status = 404, description = "No such game type"),
         (status = 422, description = "The published egg is invalid"),
         (status = 502, description = "The update source failed (`update-source-failed`), or the egg names none"),
+        (status = 503, description = "The plugin failed"),
     )
 )]
 pub(super) async fn update(
@@ -352,6 +359,7 @@ pub(super) async fn update(
         (status = 204, description = "Removed"),
         (status = 404, description = "No such game type"),
         (status = 409, description = "Servers run it (`game-type-in-use`)"),
+        (status = 503, description = "The plugin failed"),
     )
 )]
 pub(super) async fn delete(

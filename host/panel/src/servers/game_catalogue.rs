@@ -22,8 +22,9 @@ use crate::plugins::PluginManager;
 ///
 /// # Errors
 ///
-/// [`Code::NoCatalogue`] when there is none (or `wanted` is not one), a
-/// field problem on `plugin` when several are active and none was named.
+/// [`Code::NoCatalogue`] when there is none, not found when `wanted` is
+/// not one, a field problem on `plugin` when several are active and none
+/// was named.
 pub fn catalogue_plugin(
     plugins: Option<&PluginManager>,
     wanted: Option<&str>,
@@ -37,10 +38,7 @@ pub fn catalogue_plugin(
     active.sort_by(|a, b| a.id().cmp(b.id()));
     match wanted {
         Some(id) => active.into_iter().find(|p| p.id() == id).ok_or_else(|| {
-            ServersError::conflict(
-                Code::NoCatalogue,
-                format!("{id} is not an active plugin that imports game types"),
-            )
+            ServersError::NotFound(format!("an active plugin {id} that imports game types"))
         }),
         None if active.len() == 1 => Ok(active.remove(0)),
         None if active.is_empty() => Err(ServersError::conflict(
