@@ -261,27 +261,9 @@ mod tests {
     /// A small valid PTDL_v2 egg named `Test` (one variable, `NAME`,
     /// default `world`, `required|string|max:20`), with `patch` applied.
     pub(crate) fn minimal_egg(patch: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
-        let mut egg = serde_json::json!({
-            "meta": {"version": "PTDL_v2", "update_url": null},
-            "name": "Test",
-            "author": "test@example.invalid",
-            "description": "A test egg",
-            "features": null,
-            "docker_images": {"Debian": "debian:stable"},
-            "file_denylist": [],
-            "startup": "./server --port {{SERVER_PORT}} --name {{NAME}}",
-            "config": {
-                "files": "{\"server.properties\": {\"parser\": \"properties\", \"find\": {\"server-port\": \"{{server.build.default.port}}\"}}}",
-                "startup": "{\"done\": \"ready\"}",
-                "logs": "{}",
-                "stop": "stop"
-            },
-            "scripts": {"installation": {"script": "echo hi", "container": "debian:stable", "entrypoint": "bash"}},
-            "variables": [{
-                "name": "Name", "description": "", "env_variable": "NAME", "default_value": "world",
-                "user_viewable": true, "user_editable": true, "rules": "required|string|max:20"
-            }]
-        });
+        let mut egg: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../egg/tests/test-egg.json"))
+                .expect("the test egg");
         patch(&mut egg);
         serde_json::to_vec(&egg).expect("JSON")
     }

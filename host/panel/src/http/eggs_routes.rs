@@ -202,16 +202,7 @@ pub(super) async fn get(
 ) -> ApiResult<Json<EggBody>> {
     auth.principal.require(Gate::ADMIN_PLUGINS)?;
     let plugin = game_catalogue::catalogue_plugin(state.plugins(), Some(&plugin))?;
-    let entry = game_catalogue::entries(&plugin)
-        .await?
-        .into_iter()
-        .find(|e| e.game.id == game_type)
-        .ok_or_else(|| {
-            crate::servers::ServersError::NotFound(format!(
-                "game type {game_type} of {}",
-                plugin.id()
-            ))
-        })?;
+    let entry = game_catalogue::entry(&plugin, &game_type).await?;
     let servers = game_catalogue::servers_using(state.db(), plugin.id(), &game_type).await?;
     Ok(Json(EggBody::new(plugin.id(), entry, Some(servers))))
 }
@@ -325,16 +316,7 @@ pub(super) async fn update(
         tracing::info!(plugin = %plugin.id(), %game_type, changes = update.changes.len(), "updated a game type from its source");
         entry
     } else {
-        game_catalogue::entries(&plugin)
-            .await?
-            .into_iter()
-            .find(|e| e.game.id == game_type)
-            .ok_or_else(|| {
-                crate::servers::ServersError::NotFound(format!(
-                    "game type {game_type} of {}",
-                    plugin.id()
-                ))
-            })?
+        game_catalogue::entry(&plugin, &game_type).await?
     };
     let servers = game_catalogue::servers_using(state.db(), plugin.id(), &entry.game.id).await?;
     Ok(Json(EggUpdate {

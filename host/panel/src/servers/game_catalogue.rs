@@ -150,6 +150,19 @@ pub async fn entries(plugin: &cap_runtime::Plugin) -> Result<Vec<CatalogueEntry>
         .map_err(|e| unavailable(plugin, e))
 }
 
+/// The imported game type `id` of `plugin`.
+///
+/// # Errors
+///
+/// Not found, or the plugin is unavailable.
+pub async fn entry(plugin: &cap_runtime::Plugin, id: &str) -> Result<CatalogueEntry, ServersError> {
+    entries(plugin)
+        .await?
+        .into_iter()
+        .find(|e| e.game.id == id)
+        .ok_or_else(|| ServersError::NotFound(format!("game type {id} of {}", plugin.id())))
+}
+
 /// The game type `id` as a document of its own format.
 ///
 /// # Errors
