@@ -607,3 +607,23 @@ async fn a_0_1_0_plugin_and_the_0_2_0_bridge_work_side_by_side_in_one_runtime() 
         .expect("the 0.1.0 call");
     assert!(stop.grace_secs > 0);
 }
+
+#[tokio::test]
+async fn an_egg_with_a_three_mebibyte_install_script_imports_and_exports_whole() {
+    let bridge = bridge().await;
+    let script = "echo 'a long install step'\n".repeat((3 << 20) / 25);
+    let egg = test_egg(|e| e["scripts"]["installation"]["script"] = json!(script));
+    assert!(egg.len() > 3 << 20, "{} bytes", egg.len());
+    let entry = bridge
+        .catalogue_import(&egg, false)
+        .await
+        .expect("a call")
+        .expect("imported");
+    let exported = bridge
+        .catalogue_export(&entry.game.id)
+        .await
+        .expect("an export larger than the runtime's answer limit for other calls")
+        .expect("exported");
+    let again: serde_json::Value = serde_json::from_slice(&exported).expect("JSON");
+    assert_eq!(again["scripts"]["installation"]["script"], json!(script));
+}

@@ -16,6 +16,15 @@ use crate::manifest::{is_image_reference, is_valid_id};
 /// Most game types one plugin may offer (a catalogue's imported documents).
 pub const MAX_GAME_TYPES: usize = 1000;
 
+/// Largest document a `game-catalogue` call answers (an egg), in bytes:
+/// what the Panel accepts as an upload.
+pub const MAX_DOCUMENT_BYTES: usize = 4 << 20;
+
+/// The JSON size bound of an answer holding one such document: the size
+/// check counts JSON, where a byte list takes up to four characters a
+/// byte (`255,`), plus room for the rest of the answer.
+pub const MAX_DOCUMENT_JSON_BYTES: usize = 4 * MAX_DOCUMENT_BYTES + (1 << 20);
+
 /// Largest `console-context` of a startup plan, in bytes: it travels to the
 /// node with every start and into every console call.
 pub const MAX_CONSOLE_CONTEXT_BYTES: usize = 64 * 1024;
@@ -165,6 +174,18 @@ pub fn check_game_types(games: &Vec<GameInfo>) -> Result<(), String> {
         if !ids.insert(&game.id) {
             return Err(format!("game type {:?} is listed twice", game.id));
         }
+    }
+    Ok(())
+}
+
+/// A `game-catalogue` document: at most [`MAX_DOCUMENT_BYTES`].
+#[allow(clippy::ptr_arg)]
+pub fn check_document(document: &Vec<u8>) -> Result<(), String> {
+    if document.len() > MAX_DOCUMENT_BYTES {
+        return Err(format!(
+            "a document of {} bytes, more than {MAX_DOCUMENT_BYTES}",
+            document.len()
+        ));
     }
     Ok(())
 }

@@ -639,6 +639,7 @@ impl Plugin {
         &self,
         mut warm: Warm,
         outcome: wasmtime::Result<R>,
+        size_limit: Option<usize>,
         check: impl FnOnce(&R) -> Result<(), String>,
     ) -> Result<R, CallError> {
         let plugin = self.id().to_string();
@@ -654,10 +655,13 @@ impl Plugin {
                 deadline: inner.limits.timeout,
                 elapsed: started.elapsed(),
             }),
-            Ok(value) => output::check_size(&value, inner.runtime.config().max_output_bytes)
-                .and_then(|()| check(&value))
-                .map(|()| value)
-                .map_err(|reason| CallError::BadOutput { plugin, reason }),
+            Ok(value) => output::check_size(
+                &value,
+                size_limit.unwrap_or(inner.runtime.config().max_output_bytes),
+            )
+            .and_then(|()| check(&value))
+            .map(|()| value)
+            .map_err(|reason| CallError::BadOutput { plugin, reason }),
         };
         self.record(&result.as_ref().map(|_| ()).map_err(Clone::clone));
         if result.is_ok() {
@@ -782,12 +786,16 @@ fn last_lines(text: &str, n: usize) -> String {
 
 /// Generates a typed call: check out an instance, run the export (through
 /// the plugin's WIT version, see [`crate::wit`]) under the deadline, settle
-/// the outcome.
+/// the outcome. The answer's JSON size is bounded by the runtime's
+/// `max_output_bytes`, or by the `size:` given (calls answering documents).
 macro_rules! plugin_call {
     ($self:ident, $kind:expr, $fresh:expr, |$g:ident, $store:ident| $call:expr) => {
         plugin_call!($self, $kind, $fresh, output::unchecked, |$g, $store| $call)
     };
-    ($self:ident, $kind:expr, $fresh:expr, $check:expr, |$g:ident, $store:ident| $call:expr) => {{
+    ($self:ident, $kind:expr, $fresh:expr, $check:expr, |$g:ident, $store:ident| $call:expr) => {
+        plugin_call!($self, $kind, $fresh, size: None, $check, |$g, $store| $call)
+    };
+    ($self:ident, $kind:expr, $fresh:expr, size: $size:expr, $check:expr, |$g:ident, $store:ident| $call:expr) => {{
         let _slot = $self.admit().await?;
         let mut warm = $self.checkout($kind, $fresh).await?;
         let outcome = {
@@ -812,7 +820,7 @@ macro_rules! plugin_call {
                 });
             }
         };
-        $self.settle(warm, outcome, $check)
+        $self.settle(warm, outcome, $size, $check)
     }};
 }
 
@@ -969,8 +977,14 @@ impl Plugin {
         &self,
         game_type: &str,
     ) -> Result<Result<Vec<u8>, api::CatalogueError>, CallError> {
-        plugin_call!(self, PluginKind::GameCatalogue, false, |g, s| g
-            .catalogue_export(s, game_type))
+        plugin_call!(
+            self,
+            PluginKind::GameCatalogue,
+            false,
+            size: Some(output::MAX_DOCUMENT_JSON_BYTES),
+            output::if_ok(output::check_document),
+            |g, s| g.catalogue_export(s, game_type)
+        )
     }
 
     /// `game-catalogue.check-update`.
@@ -978,8 +992,14 @@ impl Plugin {
         &self,
         game_type: &str,
     ) -> Result<Result<api::CatalogueUpdate, api::CatalogueError>, CallError> {
-        plugin_call!(self, PluginKind::GameCatalogue, false, |g, s| g
-            .catalogue_check_update(s, game_type))
+        plugin_call!(
+            self,
+            PluginKind::GameCatalogue,
+            false,
+            size: Some(output::MAX_DOCUMENT_JSON_BYTES),
+            output::if_ok(|update: &api::CatalogueUpdate| output::check_document(&update.document)),
+            |g, s| g.catalogue_check_update(s, game_type)
+        )
     }
 
     /// `game-catalogue.remove`.
