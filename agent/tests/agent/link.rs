@@ -328,16 +328,22 @@ async fn receive(socket: &mut WebSocket) -> AgentMessage {
     }
 }
 
-/// Reads frames until `pick` matches one; other frames are skipped.
+/// Reads frames until `pick` matches one; other frames are skipped. Fails
+/// after a minute: heartbeats alone must not keep a test waiting forever.
 async fn receive_until<T>(
     socket: &mut WebSocket,
     mut pick: impl FnMut(&AgentMessage) -> Option<T>,
 ) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let message = receive(socket).await;
         if let Some(found) = pick(&message) {
             return found;
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the awaited message did not come within a minute; last: {message:?}"
+        );
     }
 }
 
@@ -451,7 +457,12 @@ async fn commands_survive_a_cut_connection_and_run_exactly_once() {
     let mut results = std::collections::HashMap::new();
     let mut heartbeats = 0;
     let mut health = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while results.len() < 2 || acks.len() < 2 || heartbeats < 2 || health < 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "within a minute: results {results:?}, acks {acks:?}, {heartbeats} heartbeats, {health} health reports"
+        );
         match receive(&mut socket).await {
             AgentMessage::Ack { command_id } => acks.push(command_id),
             AgentMessage::CommandResult {
