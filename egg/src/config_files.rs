@@ -45,7 +45,7 @@
 //!   after the header, and an ini file through a library).
 //! - **An edit writes only what it names.** A value cannot add a line of
 //!   its own: `properties` values are escaped as `java.util.Properties`
-//!   reads them (control and non-ASCII characters as `\uXXXX`), `ini`
+//!   reads them (control and non-ASCII characters as `\u00e9`-style escapes), `ini`
 //!   values have their line breaks turned into spaces (Wings writes
 //!   go-ini's `"""` quotes, which other readers take as a new key), and a
 //!   `file` key or value, or an `ini` key, with a line break or NUL is
@@ -319,7 +319,7 @@ fn is_property_blank(c: char) -> bool {
 
 /// Escapes `text` as `java.util.Properties` reads it back: backslash and
 /// the named controls by name, other controls and every non-ASCII
-/// character as `\uXXXX` (UTF-16 units, so readers of ISO-8859-1 files
+/// character as `\u00e9`-style escapes (UTF-16 units, so readers of ISO-8859-1 files
 /// read them too); in a key also the separators and a leading comment
 /// mark, in a value a leading blank.
 fn escape_property(text: &str, is_key: bool) -> String {
@@ -353,7 +353,7 @@ fn escape_property(text: &str, is_key: bool) -> String {
 }
 
 /// Resolves the escapes of a key or value as `java.util.Properties` does
-/// (`\uXXXX` pairs of UTF-16 surrogates included).
+/// (pairs of UTF-16 surrogates escaped so included).
 fn unescape_property(s: &str) -> String {
     let mut units: Vec<u16> = Vec::with_capacity(s.len());
     let mut chars = s.chars();

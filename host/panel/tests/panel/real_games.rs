@@ -76,6 +76,25 @@ async fn offline(panel: &cap_panel::RunningPanel, server: &str, console: &Consol
     }
 }
 
+/// Asks `server` to `start` or `stop`.
+async fn power(panel: &cap_panel::RunningPanel, server: &str, action: &str) {
+    api(
+        panel,
+        Method::POST,
+        &format!("/api/v1/servers/{server}/power"),
+        Some(json!({ "action": action })),
+        202,
+    )
+    .await;
+}
+
+/// Minetest answers `/status` typed on its console (with its version).
+async fn status_is_answered(console: &Console) {
+    let before = console.frames().len();
+    console.send("send command", json!(["/status"]));
+    console_line(console, before, "version", Duration::from_secs(30)).await;
+}
+
 /// Minetest answers its handshake on `port`.
 async fn answers_on(port: u16, limit: Duration) {
     eventually_within("Minetest's answer over UDP", limit, || async move {
@@ -196,14 +215,7 @@ async fn the_community_minetest_egg_runs_a_real_minetest_end_to_end_and_survives
     console
         .wait_for("auth success", |f| f["event"] == "auth success")
         .await;
-    api(
-        panel,
-        Method::POST,
-        &format!("/api/v1/servers/{server}/power"),
-        Some(json!({"action": "start"})),
-        202,
-    )
-    .await;
+    power(panel, server, "start").await;
     eventually_within("the egg's done rule", Duration::from_secs(120), || async {
         console
             .frames()
@@ -226,19 +238,10 @@ async fn the_community_minetest_egg_runs_a_real_minetest_end_to_end_and_survives
     answers_on(port, Duration::from_secs(30)).await;
 
     // A console command, answered by the game.
-    let before = console.frames().len();
-    console.send("send command", json!(["/status"]));
-    console_line(&console, before, "version", Duration::from_secs(30)).await;
+    status_is_answered(&console).await;
 
     // The egg's stop command ends it cleanly, unkilled.
-    api(
-        panel,
-        Method::POST,
-        &format!("/api/v1/servers/{server}/power"),
-        Some(json!({"action": "stop"})),
-        202,
-    )
-    .await;
+    power(panel, server, "stop").await;
     offline(panel, server, &console).await;
     let events = api(
         panel,
@@ -277,14 +280,7 @@ async fn the_community_minetest_egg_runs_a_real_minetest_end_to_end_and_survives
     )
     .await;
     let before = console.frames().len();
-    api(
-        panel,
-        Method::POST,
-        &format!("/api/v1/servers/{server}/power"),
-        Some(json!({"action": "start"})),
-        202,
-    )
-    .await;
+    power(panel, server, "start").await;
     eventually_within("ready again", Duration::from_secs(120), || async {
         console
             .frames()
@@ -317,19 +313,10 @@ async fn the_community_minetest_egg_runs_a_real_minetest_end_to_end_and_survives
     console
         .wait_for("auth success", |f| f["event"] == "auth success")
         .await;
-    let before = console.frames().len();
-    console.send("send command", json!(["/status"]));
-    console_line(&console, before, "version", Duration::from_secs(30)).await;
+    status_is_answered(&console).await;
 
     // Stopped again after the re-adoption.
-    api(
-        panel,
-        Method::POST,
-        &format!("/api/v1/servers/{server}/power"),
-        Some(json!({"action": "stop"})),
-        202,
-    )
-    .await;
+    power(panel, server, "stop").await;
     offline(panel, server, &console).await;
 
     // The game type cannot be removed while the server exists.
