@@ -353,7 +353,7 @@ fn escape_property(text: &str, is_key: bool) -> String {
 }
 
 /// Resolves the escapes of a key or value as `java.util.Properties` does
-/// (pairs of UTF-16 surrogates escaped so included).
+/// (escaped UTF-16 surrogate pairs included).
 fn unescape_property(s: &str) -> String {
     let mut units: Vec<u16> = Vec::with_capacity(s.len());
     let mut chars = s.chars();
