@@ -14,6 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use cap_protocol::files::{FileError, FileErrorCode, FileRequest, FileResponse, FileResult};
 use cap_protocol::{Action, AgentMessage, Command, CommandOutcome, ServerSpec};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -21,6 +22,7 @@ use tokio::sync::mpsc;
 use crate::install::write_atomically;
 use crate::plugins::PluginSource;
 use crate::runtime::ServerRuntime;
+use crate::transfer::Transfers;
 
 /// How many finished command ids are remembered.
 pub const COMMAND_LOG_SIZE: usize = 4_096;
@@ -62,6 +64,7 @@ pub struct Agent<R> {
     queues: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Command>>>>,
     results: mpsc::UnboundedSender<AgentMessage>,
     plugins: Option<Arc<PluginSource>>,
+    transfers: Option<Arc<Transfers>>,
 }
 
 impl<R> Clone for Agent<R> {
@@ -73,6 +76,7 @@ impl<R> Clone for Agent<R> {
             queues: self.queues.clone(),
             results: self.results.clone(),
             plugins: self.plugins.clone(),
+            transfers: self.transfers.clone(),
         }
     }
 }
@@ -98,6 +102,7 @@ impl<R: ServerRuntime> Agent<R> {
                 queues: Arc::new(Mutex::new(HashMap::new())),
                 results,
                 plugins: None,
+                transfers: None,
             },
             receiver,
         )
@@ -108,6 +113,42 @@ impl<R: ServerRuntime> Agent<R> {
     pub fn with_plugins(mut self, source: Arc<PluginSource>) -> Self {
         self.plugins = Some(source);
         self
+    }
+
+    /// Serves file requests and transfers with `transfers`.
+    pub fn with_transfers(mut self, transfers: Arc<Transfers>) -> Self {
+        self.transfers = Some(transfers);
+        self
+    }
+
+    /// Takes the Panel's grant key ([`cap_protocol::PanelMessage::GrantKey`]).
+    pub fn set_grant_key(&self, public_key: &str, panel_origin: Option<&str>) {
+        if let Some(transfers) = &self.transfers
+            && let Err(error) = transfers.set_key(public_key, panel_origin)
+        {
+            tracing::warn!(%error, "file transfers stay closed");
+        }
+    }
+
+    /// Runs a file request on a task of its own; its
+    /// [`AgentMessage::FileResponse`] goes out with the command results.
+    pub fn file_request(&self, request: FileRequest) {
+        let results = self.results.clone();
+        let Some(transfers) = self.transfers.clone() else {
+            let response = FileResponse {
+                request_id: request.request_id,
+                result: FileResult::Err(FileError::new(
+                    FileErrorCode::Io,
+                    "this Agent serves no server files",
+                )),
+            };
+            let _ = results.send(AgentMessage::FileResponse(response));
+            return;
+        };
+        tokio::spawn(async move {
+            let response = transfers.run(request).await;
+            let _ = results.send(AgentMessage::FileResponse(response));
+        });
     }
 
     /// Makes sure the runtime can classify `spec`'s console lines.

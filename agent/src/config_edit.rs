@@ -116,7 +116,7 @@ pub fn apply(file: &Path, edit: &ConfigEdit) -> Result<(), ConfigEditError> {
 /// use cap_protocol::{ConfigEdit, ConfigFormat, KeyValue};
 ///
 /// let edit = ConfigEdit { path: "server.properties".into(), format: ConfigFormat::Properties,
-///     set: vec![KeyValue::new("server-port", "25566")] };
+///     set: vec![KeyValue::new("server-port", "25566")], set_if: vec![] };
 /// let text = cap_agent::config_edit::edit_text("# ports\nserver-port=25565\nmotd=hi\n", &edit)?;
 /// assert_eq!(text, "# ports\nserver-port=25566\nmotd=hi\n");
 /// # Ok::<(), cap_agent::config_edit::ConfigEditError>(())
@@ -159,10 +159,16 @@ fn format_name(format: ConfigFormat) -> &'static str {
 }
 
 fn edit_bytes(original: Option<&[u8]>, edit: &ConfigEdit) -> Result<Vec<u8>, ConfigEditError> {
+    let conditional = edit.set_if.iter().map(|c| Edit {
+        key: c.key.clone(),
+        value: cap_egg::config_files::EditValue::Text(c.value.clone()),
+        when: Some(c.if_value.clone()),
+    });
     let edits: Vec<Edit> = edit
         .set
         .iter()
         .map(|pair| Edit::set(pair.key.clone(), pair.value.clone()))
+        .chain(conditional)
         .collect();
     config_files::edit(
         &edit.path,
@@ -205,7 +211,30 @@ mod tests {
             path: "file".into(),
             format,
             set: set.iter().map(|&(k, v)| KeyValue::new(k, v)).collect(),
+            set_if: vec![],
         }
+    }
+
+    #[test]
+    fn conditional_sets_apply_after_the_plain_ones_where_their_condition_holds() {
+        let mut edit = edit(ConfigFormat::Yaml, &[("listeners.0.host", "0.0.0.0:25577")]);
+        edit.set_if = vec![cap_protocol::ConditionalSet {
+            key: "servers.*.address".into(),
+            if_value: r"regex:^(127\.0\.0\.1|localhost)(:\d{1,5})?$".into(),
+            value: "10.88.0.1$2".into(),
+        }];
+        let text = "listeners:\n- host: x\nservers:\n  lobby:\n    address: localhost:25566\n  far:\n    address: 10.1.1.1:25565\n";
+        let out: Value = serde_yaml_ng::from_str(&edit_text(text, &edit).unwrap()).unwrap();
+        assert_eq!(out["servers"]["lobby"]["address"], "10.88.0.1:25566");
+        assert_eq!(out["servers"]["far"]["address"], "10.1.1.1:25565");
+        assert_eq!(out["listeners"][0]["host"], "0.0.0.0:25577");
+        // A pattern the editor cannot compile names the key; nothing is written.
+        edit.set_if[0].if_value = "regex:(".into();
+        let error = edit_text(text, &edit).unwrap_err();
+        assert!(
+            matches!(&error, ConfigEditError::Key { key, .. } if key == "servers.*.address"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -402,6 +431,7 @@ mod tests {
                 path: "big.properties".into(),
                 format: ConfigFormat::Properties,
                 set: vec![KeyValue::new("a", "b")],
+                set_if: vec![],
             },
         )
         .unwrap_err();

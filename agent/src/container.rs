@@ -482,6 +482,29 @@ impl Engine {
         &self.instance
     }
 
+    /// The address a container on the engine's default network reaches
+    /// the node's host at: the gateway of its `bridge` network (Docker's
+    /// `docker0`; Podman serves its default network under that name too),
+    /// where servers' containers are attached. `None` when the engine
+    /// names no gateway.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Api`] when the engine cannot say.
+    pub async fn host_address(&self) -> Result<Option<String>, EngineError> {
+        let network = self
+            .docker
+            .inspect_network("bridge", None)
+            .await
+            .map_err(api("inspecting the `bridge` network".to_owned()))?;
+        Ok(network
+            .ipam
+            .and_then(|ipam| ipam.config)
+            .into_iter()
+            .flatten()
+            .find_map(|config| config.gateway.filter(|g| !g.is_empty())))
+    }
+
     /// The name of a server's container of role `role`.
     pub fn container_name(&self, server_id: &str, role: Role) -> String {
         match role {

@@ -11,6 +11,9 @@
 //! - [`install`]: install plans (sha256-verified downloads, scripts with
 //!   time limits, files) and [`config_edit`] (properties, YAML, JSON, INI,
 //!   XML, plain).
+//! - [`files`]: a server's files confined to its directory (cap-std):
+//!   listing, reading, resumable uploads, renames, copies, deletes,
+//!   archives and pulls, within the Panel's denylist and disk limit.
 //! - [`isolation`]: the unprivileged user servers and install scripts run
 //!   as, and the modes that keep the Agent's secrets from them.
 //! - [`console`]: lines (or a drawn screen through [`terminal`]), history
@@ -20,6 +23,10 @@
 //! - [`link`]: registration and the WebSocket to the Panel.
 //! - [`plugins`]: game-type plugins pulled from the Panel (SHA-256
 //!   checked) for console classification in the Agent's sandbox.
+//! - [`transfer`]: server files for the Panel — file requests over the
+//!   link and the HTTP endpoints that stream contents to and from clients
+//!   holding a grant the Panel signed (the operations themselves are in
+//!   [`files`]).
 //! - [`node`]: all of it assembled, as `cap agent` and `cap up` run it.
 //!
 //! The messages themselves live in `cap-protocol`, shared with the Panel.
@@ -28,6 +35,7 @@ pub mod agent;
 pub mod config_edit;
 pub mod console;
 pub mod container;
+pub mod files;
 pub mod install;
 pub mod isolation;
 pub mod limits;
@@ -39,6 +47,7 @@ pub mod procfs;
 pub mod runtime;
 pub mod signals;
 pub mod terminal;
+pub mod transfer;
 
 pub use agent::{Agent, Delivery};
 pub use console::{Classifier, ConsoleConfig, PluginClassifier};

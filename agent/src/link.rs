@@ -220,6 +220,12 @@ pub struct LinkConfig {
     pub data_dir: std::path::PathBuf,
     /// What the node can run, sent in every hello (empty: not sent).
     pub capabilities: Vec<String>,
+    /// The address the node's servers reach its host at, sent in every
+    /// hello when known.
+    pub host_address: Option<String>,
+    /// Where browsers reach this Agent's file transfers, sent in every
+    /// hello when it serves them.
+    pub files_url: Option<String>,
 }
 
 impl LinkConfig {
@@ -252,6 +258,8 @@ impl LinkConfig {
             backoff_max: Duration::from_secs(60),
             data_dir: data_dir.into(),
             capabilities: Vec::new(),
+            host_address: None,
+            files_url: None,
         })
     }
 
@@ -394,6 +402,8 @@ async fn session<R: ServerRuntime>(
         agent_version: config.agent_version.clone(),
         servers: agent.runtime().reports(),
         capabilities: (!config.capabilities.is_empty()).then(|| config.capabilities.clone()),
+        host_address: config.host_address.clone(),
+        files_url: config.files_url.clone(),
     };
     if let Err(why) = send(&mut socket, &hello).await {
         return Ended::Lost(why);
@@ -424,6 +434,14 @@ async fn session<R: ServerRuntime>(
                 };
                 let replies = match decode::<PanelMessage>(text.as_str()) {
                     Ok(PanelMessage::Ping { nonce }) => vec![AgentMessage::Pong { nonce }],
+                    Ok(PanelMessage::GrantKey { public_key, panel_origin }) => {
+                        agent.set_grant_key(&public_key, panel_origin.as_deref());
+                        Vec::new()
+                    }
+                    Ok(PanelMessage::FileRequest(request)) => {
+                        agent.file_request(request);
+                        Vec::new()
+                    }
                     Ok(PanelMessage::Command(command)) => {
                         let id = command.id.clone();
                         let ack = AgentMessage::Ack { command_id: id.clone() };

@@ -57,6 +57,13 @@ pub struct NodeOptions {
     /// Native processes or containers (`--runtime`), unless
     /// [`NodeOptions::runtime`] names its backend itself.
     pub backend: BackendChoice,
+    /// Where file transfers are served (`--files-listen`); `None` serves
+    /// none (the Panel's file manager then only lists and edits metadata).
+    pub files_listen: Option<SocketAddr>,
+    /// The URL browsers reach that listener at (`--public-url`), the base of
+    /// the Panel's signed URLs; `None` takes `http://<files listen address>`
+    /// when that is a specific address, and announces none for `0.0.0.0`.
+    pub files_public_url: Option<String>,
 }
 
 /// The runtime a node is started with (`--runtime native|container`).
@@ -102,6 +109,14 @@ pub enum NodeError {
     /// `--runtime container` and no container engine answers.
     #[error("--runtime container: {0}")]
     Engine(#[from] crate::container::EngineError),
+    /// The file-transfer listener could not be bound.
+    #[error("cannot serve file transfers on {addr}: {source}")]
+    Files {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The health endpoint could not be bound.
     #[error("cannot serve the health endpoint on {addr}: {source}")]
     Health {
@@ -119,11 +134,14 @@ pub struct RunningNode {
     pub node_id: String,
     /// Where `GET /health` answers.
     pub health_addr: SocketAddr,
+    /// Where file transfers are served, when they are.
+    pub files_addr: Option<SocketAddr>,
     /// The runtime (for tests and embedding).
     pub runtime: Arc<NodeRuntime>,
     shutdown: watch::Sender<bool>,
     link: JoinHandle<()>,
     health: JoinHandle<()>,
+    files: Option<JoinHandle<()>>,
 }
 
 impl RunningNode {
@@ -132,6 +150,9 @@ impl RunningNode {
         let _ = self.shutdown.send(true);
         let _ = self.link.await;
         self.health.abort();
+        if let Some(files) = self.files {
+            files.abort();
+        }
     }
 
     /// Waits until the link ends (after [`RunningNode::stop`] from another
@@ -288,8 +309,11 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
     };
     let capabilities = platform_capabilities(&config.backend);
     let (events_tx, events_rx) = mpsc::channel::<AgentMessage>(EVENT_BUFFER);
+    let transfers =
+        crate::transfer::Transfers::new(&credentials.node_id, &options.data_dir, events_tx.clone());
     let runtime = Arc::new(NodeRuntime::open(config, options.classifiers, events_tx).await?);
     let (agent, results_rx) = Agent::new(runtime.clone(), &options.data_dir);
+    let agent = agent.with_transfers(transfers.clone());
     let agent = match PluginSource::new(
         &credentials.panel_url,
         &credentials.node_token,
@@ -312,6 +336,33 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
     }
     let mut link_config = LinkConfig::from_credentials(&credentials, &options.data_dir)?;
     link_config.capabilities = capabilities;
+    link_config.host_address = runtime.host_address().await;
+    let (files, files_addr) = match options.files_listen {
+        None => (None, None),
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| NodeError::Files { addr, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| NodeError::Files { addr, source })?;
+            link_config.files_url = match &options.files_public_url {
+                Some(url) => Some(url.trim_end_matches('/').to_owned()),
+                None if bound.ip().is_unspecified() => {
+                    tracing::warn!(%bound, "file transfers are served but no --public-url says where browsers reach them: the Panel cannot hand out transfer URLs");
+                    None
+                }
+                None => Some(format!("http://{bound}")),
+            };
+            let app = crate::transfer::router(transfers);
+            let task = tokio::spawn(async move {
+                if let Err(error) = axum::serve(listener, app).await {
+                    tracing::warn!(%error, "the file-transfer listener stopped");
+                }
+            });
+            (Some(task), Some(bound))
+        }
+    };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let started = Instant::now();
     let health_runtime = runtime.clone();
@@ -350,9 +401,11 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
     Ok(RunningNode {
         node_id,
         health_addr,
+        files_addr,
         runtime,
         shutdown,
         link,
         health,
+        files,
     })
 }

@@ -596,6 +596,23 @@ impl NodeRuntime {
         Ok(runtime)
     }
 
+    /// The address this node's servers reach its host at (the plugin
+    /// API's `node-context.host-address`): the gateway of the container
+    /// network, or `127.0.0.1` for native servers, which run on the host
+    /// itself. `None` when the engine cannot say (logged).
+    pub async fn host_address(&self) -> Option<String> {
+        match &self.shared.config.backend {
+            Backend::Native => Some("127.0.0.1".to_owned()),
+            Backend::Container(config) => match config.engine.host_address().await {
+                Ok(address) => address,
+                Err(error) => {
+                    tracing::warn!(%error, "the container network's gateway is unknown");
+                    None
+                }
+            },
+        }
+    }
+
     /// The user servers run as, when not the Agent's own.
     pub fn runs_servers_as(&self) -> Option<&RunAs> {
         self.shared.config.run_as.as_ref()

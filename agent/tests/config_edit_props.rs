@@ -40,6 +40,7 @@ fn edit(format: ConfigFormat, set: Vec<KeyValue>) -> ConfigEdit {
         path: "server.cfg".into(),
         format,
         set,
+        set_if: Vec::new(),
     }
 }
 
@@ -357,7 +358,9 @@ fn ini_entries(text: &str) -> Vec<(Option<String>, String, String)> {
         if trimmed.starts_with(';') || trimmed.starts_with('#') {
             continue;
         }
-        if let Some((k, v)) = trimmed.split_once('=') {
+        // As go-ini (Wings' reader): the first `=` or `:` ends the key.
+        if let Some(at) = trimmed.find(['=', ':']) {
+            let (k, v) = (&trimmed[..at], &trimmed[at + 1..]);
             entries.push((section.clone(), k.trim().to_owned(), v.trim().to_owned()));
         }
     }

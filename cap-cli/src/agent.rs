@@ -87,6 +87,25 @@ pub(crate) struct AgentArgs {
         default_value = "127.0.0.1:8081"
     )]
     health_listen: SocketAddr,
+    /// Where file transfers (uploads and downloads with grants the Panel
+    /// signs) are served; put TLS in front of it and name that URL with
+    /// --public-url
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "CAP_AGENT_FILES_LISTEN",
+        default_value = "0.0.0.0:8443"
+    )]
+    files_listen: SocketAddr,
+    /// The URL browsers reach --files-listen at, e.g.
+    /// https://node1.example.com:8443 [default: http://<files listen
+    /// address> when it is a specific address]
+    #[arg(long, value_name = "URL", env = "CAP_AGENT_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Serve no file transfers (the file manager then lists, moves and
+    /// archives files but cannot up- or download them)
+    #[arg(long, env = "CAP_AGENT_NO_FILES")]
+    no_files: bool,
     /// A directory searched for game programs after the server directory
     /// and before PATH; repeatable
     #[arg(long = "program-dir", value_name = "DIR")]
@@ -136,6 +155,8 @@ pub(crate) fn run(args: AgentArgs) -> anyhow::Result<()> {
             resource_limits: None,
             insecure: args.insecure,
             backend,
+            files_listen: (!args.no_files).then_some(args.files_listen),
+            files_public_url: args.public_url,
         })
         .await
         .context("starting the Agent")?;

@@ -123,6 +123,9 @@ pub(crate) async fn start(
         // The local Agent reaches its Panel on loopback.
         insecure: false,
         backend: options.backend,
+        // The local Agent's transfers are for browsers on this machine.
+        files_listen: Some(([127, 0, 0, 1], 0).into()),
+        files_public_url: None,
     })
     .await?;
     Ok(node)
@@ -154,8 +157,11 @@ async fn prepare_node(
         None => {
             std::fs::create_dir_all(&options.data_dir).ok();
             let offered = measure_resources(&options.data_dir);
+            // The Panel setting itself up, like its first administrator:
+            // no hook plugin is asked (see `cap_panel::plugins::hooks`).
             nodes::create(
                 db,
+                None,
                 &NewNode {
                     name: LOCAL_NODE.to_owned(),
                     address: "127.0.0.1".to_owned(),

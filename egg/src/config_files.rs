@@ -55,6 +55,13 @@
 //!   nothing: the Agent applies startup edits before every start.
 //! - **Bounded.** Current contents above [`MAX_FILE_BYTES`] are refused.
 //!
+//! Conditions hold the same way in every format: a key without a value
+//! is never written by a conditional edit, a literal `if_value` compares
+//! the key's value (a `file` key's whole line, an XML attribute's value
+//! when the edit sets one), and `regex:` replaces each match (Wings reads
+//! conditions in `json` and `yaml` only; an invalid pattern is
+//! [`Error::ConfigKey`] before anything is applied).
+//!
 //! Where Wings has a bug this follows its evident intent and says so: a
 //! `regex:` condition needs an existing value (Wings' code inverts its own
 //! comment); a plain `if_value` compares the value at the path (Wings
@@ -222,6 +229,16 @@ pub fn edit(
         key: key.to_owned(),
     };
     let breaks = |text: &str| text.contains(['\r', '\n', '\0']);
+    for e in edits {
+        if let Some(pattern) = e.when.as_deref().and_then(|w| w.strip_prefix("regex:")) {
+            regex::Regex::new(pattern).map_err(|error| {
+                key_error(
+                    &e.key,
+                    format!("the condition is not a valid regular expression: {error}"),
+                )
+            })?;
+        }
+    }
     let out = match parser {
         Parser::File => {
             if let Some(e) = edits
@@ -267,13 +284,54 @@ pub fn edit(
     Ok(out.into_bytes())
 }
 
-/// Lines as Go's `bufio.Scanner` gives them: split on `\n`, a trailing
-/// `\r` dropped, no empty last line after a final newline.
+/// Lines as Go's `bufio.Scanner` gives them: split on `\n`, trailing
+/// `\r`s dropped, no empty last line after a final newline. (Go drops one
+/// `\r`; dropping all keeps an edit idempotent: a line ending `\r\r`
+/// would otherwise be written back as `\r\n` and read again as another.)
 fn lines(text: &str) -> impl Iterator<Item = &str> {
     let body = text.strip_suffix('\n').unwrap_or(text);
     body.split('\n')
         .filter(move |_| !text.is_empty())
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .map(|l| l.trim_end_matches('\r'))
+}
+
+/// What an edit does to a key whose current value is `current` (see
+/// [`conditioned`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Conditioned {
+    /// The condition does not hold: the key stays as it is.
+    Skip,
+    /// The edit's value is written.
+    Value,
+    /// A `regex:` condition matched: this is the current value with each
+    /// match replaced by the edit's value (`$1`, `${name}` are groups).
+    Replaced(String),
+}
+
+/// Whether an edit with condition `when` writes over `current` (`None`: the
+/// key has no value), and what: with no condition, its value; with a
+/// literal one, its value where the current value equals it; with
+/// `regex:<pattern>`, the current value with every match replaced by
+/// `value`. No condition holds for a key without a value (as in Wings,
+/// which writes a conditional replacement only where the path exists).
+/// [`edit`] refuses an invalid pattern before anything is applied.
+fn conditioned(when: Option<&str>, current: Option<&str>, value: &str) -> Conditioned {
+    let Some(when) = when else {
+        return Conditioned::Value;
+    };
+    let Some(current) = current else {
+        return Conditioned::Skip;
+    };
+    match when.strip_prefix("regex:") {
+        Some(pattern) => match regex::Regex::new(pattern) {
+            Ok(re) if re.is_match(current) => {
+                Conditioned::Replaced(re.replace_all(current, value).into_owned())
+            }
+            _ => Conditioned::Skip,
+        },
+        None if current == when => Conditioned::Value,
+        None => Conditioned::Skip,
+    }
 }
 
 /// `lines`, joined back with a final newline (none for no lines).
@@ -292,7 +350,13 @@ fn apply_file(text: &str, edits: &[Edit], dialect: Dialect) -> String {
             |line| match edits.iter().position(|e| line.starts_with(e.key.as_str())) {
                 Some(i) => {
                     used[i] = true;
-                    edits[i].value.text()
+                    let edit = &edits[i];
+                    // A condition is about the whole line.
+                    match conditioned(edit.when.as_deref(), Some(line), &edit.value.text()) {
+                        Conditioned::Skip => line.to_owned(),
+                        Conditioned::Value => edit.value.text(),
+                        Conditioned::Replaced(text) => text,
+                    }
                 }
                 None => line.to_owned(),
             },
@@ -300,9 +364,10 @@ fn apply_file(text: &str, edits: &[Edit], dialect: Dialect) -> String {
         .collect();
     if dialect == Dialect::Plan {
         for (edit, used) in edits.iter().zip(used) {
-            // A key matching a line another key took is not appended.
+            // A key matching a line another key took is not appended, nor
+            // is a conditional one (no line, no value to compare).
             let matched = used || out.iter().any(|l| l.starts_with(edit.key.as_str()));
-            if !matched {
+            if !matched && edit.when.is_none() {
                 out.push(edit.value.text());
             }
         }
@@ -451,12 +516,6 @@ fn property_entries(lines: &[String]) -> Vec<PropertyEntry> {
 fn apply_properties(text: &str, edits: &[Edit]) -> String {
     let mut lines: Vec<String> = lines(text).map(str::to_owned).collect();
     for edit in edits {
-        let value = edit.value.text();
-        let line = format!(
-            "{}={}",
-            escape_property(&edit.key, true),
-            escape_property(&value, false)
-        );
         let entries = property_entries(&lines);
         let matching: Vec<_> = entries
             .iter()
@@ -467,11 +526,16 @@ fn apply_properties(text: &str, edits: &[Edit]) -> String {
             .collect();
         // Readers take the last occurrence.
         let current = matching.last().map(|(_, value)| value.as_str());
-        if let Some(when) = &edit.when
-            && current != Some(when.as_str())
-        {
-            continue;
-        }
+        let value = match conditioned(edit.when.as_deref(), current, &edit.value.text()) {
+            Conditioned::Skip => continue,
+            Conditioned::Value => edit.value.text(),
+            Conditioned::Replaced(text) => text,
+        };
+        let line = format!(
+            "{}={}",
+            escape_property(&edit.key, true),
+            escape_property(&value, false)
+        );
         if matching.is_empty() {
             // A last line that continues would swallow the new one: end it.
             if entries
@@ -572,11 +636,11 @@ fn apply_ini(text: &str, edits: &[Edit], dialect: Dialect) -> String {
                 let line = &lines[i];
                 let sep = line.find(['=', ':']).unwrap_or(line.len());
                 let after = &line[sep + 1..];
-                if let Some(when) = &edit.when
-                    && after.trim() != when
-                {
-                    continue;
-                }
+                let value = match conditioned(edit.when.as_deref(), Some(after.trim()), &value) {
+                    Conditioned::Skip => continue,
+                    Conditioned::Value => value,
+                    Conditioned::Replaced(text) => ini_value(&text),
+                };
                 // The blanks between the separator and the value are kept
                 // (less those the value itself starts with, so that
                 // setting the same value again changes nothing).
@@ -693,20 +757,10 @@ fn set_at(
     json: bool,
 ) -> Result<(), String> {
     let current = get_path_mut(node, path).map(|t| scalar_text(t));
-    let value = match (&edit.when, current) {
-        (None, _) => typed(&edit.value, dialect, json),
-        (Some(cond), current) if cond.starts_with("regex:") => {
-            let Some(current) = current else {
-                return Ok(());
-            };
-            let re = regex::Regex::new(&cond["regex:".len()..]).map_err(|e| e.to_string())?;
-            if !re.is_match(&current) {
-                return Ok(());
-            }
-            Tree::String(re.replace_all(&current, edit.value.text()).into_owned())
-        }
-        (Some(cond), Some(current)) if *cond != current => return Ok(()),
-        (Some(_), _) => typed(&edit.value, dialect, json),
+    let value = match conditioned(edit.when.as_deref(), current.as_deref(), &edit.value.text()) {
+        Conditioned::Skip => return Ok(()),
+        Conditioned::Value => typed(&edit.value, dialect, json),
+        Conditioned::Replaced(text) => Tree::String(text),
     };
     if path.is_empty() {
         *node = value;
@@ -1110,25 +1164,42 @@ mod xml {
             let mut found = Vec::new();
             root.find_all(&target.parts, &mut found);
             for el in found {
-                if let Some(if_value) = &edit.when {
-                    let current: String = el
-                        .children
+                // A condition is about the attribute the edit sets, else
+                // the element's text.
+                let current = match &target.attribute {
+                    Some(name) => el
+                        .attrs
                         .iter()
-                        .filter_map(|n| match n {
-                            Node::Text(t) | Node::CData(t) => Some(t.as_str()),
-                            _ => None,
-                        })
-                        .collect();
-                    if current != *if_value {
-                        continue;
-                    }
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.clone()),
+                    None => Some(
+                        el.children
+                            .iter()
+                            .filter_map(|n| match n {
+                                Node::Text(t) | Node::CData(t) => Some(t.as_str()),
+                                _ => None,
+                            })
+                            .collect(),
+                    ),
+                };
+                let value = match super::conditioned(
+                    edit.when.as_deref(),
+                    current.as_deref(),
+                    &target.value,
+                ) {
+                    super::Conditioned::Skip => continue,
+                    super::Conditioned::Value => target.value.clone(),
+                    super::Conditioned::Replaced(text) => text,
+                };
+                if let Some(c) = unwritable(&value) {
+                    return Err(key_error(format!("XML cannot hold the character {c:?}")));
                 }
                 match &target.attribute {
                     Some(name) => match el.attrs.iter_mut().find(|(k, _)| k == name) {
-                        Some(slot) => slot.1.clone_from(&target.value),
-                        None => el.attrs.push((name.to_owned(), target.value.clone())),
+                        Some(slot) => slot.1.clone_from(&value),
+                        None => el.attrs.push((name.to_owned(), value.clone())),
                     },
-                    None => el.set_text(&target.value),
+                    None => el.set_text(&value),
                 }
             }
         }

@@ -128,5 +128,5 @@ pub use model::{
     RESERVED_ENV_NAMES, StartupCommand, Stop, StopSignal, Syntax, Unsupported, Variable, Version,
 };
 pub use parse::MAX_EGG_BYTES;
-pub use render::{Context, render_startup, render_value, shell_word};
+pub use render::{Context, referenced_names, render_startup, render_value, shell_word};
 pub use rules::{KNOWN_RULES, Rule, Rules};

@@ -500,7 +500,9 @@ impl Egg {
         out
     }
 
-    pub(crate) fn startup_path(&self, index: usize) -> String {
+    /// Where startup command `index` is in the egg, for errors: `startup`,
+    /// or `startup_commands."<name>"` in PLCN_v3.
+    pub fn startup_path(&self, index: usize) -> String {
         match self.version {
             Version::PlcnV3 => format!("startup_commands.{:?}", self.startup_commands[index].name),
             _ => "startup".into(),

@@ -132,8 +132,10 @@ fn dollar_at(s: &str) -> Option<(&str, usize)> {
     ok.then_some((key, end + 3))
 }
 
-/// The names a startup line refers to, `{{…}}` and `${…}`, in order.
-pub(crate) fn referenced_names(command: &str) -> Vec<String> {
+/// The names a startup line or a config value refers to, `{{…}}` and
+/// `${…}`, in order (`config.docker.interface` for
+/// `{{config.docker.interface}}`).
+pub fn referenced_names(command: &str) -> Vec<String> {
     let mut names = Vec::new();
     for (i, _) in command.char_indices() {
         let rest = &command[i..];

@@ -31,6 +31,7 @@ fuzz_target!(|data: &[u8]| {
         path: "fuzzed.cfg".into(),
         format: FORMATS[usize::from(selector) % FORMATS.len()],
         set: vec![KeyValue::new(key, value)],
+        set_if: Vec::new(),
     };
     if let Ok(edited) = edit_text(original, &edit) {
         // The Agent applies startup edits before every start: applying an

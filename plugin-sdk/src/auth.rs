@@ -5,7 +5,11 @@
 //! providers implement [`AuthProvider::authenticate`] and
 //! [`AuthProvider::set_password`]; redirect providers (OAuth2, OpenID
 //! Connect) implement [`AuthProvider::begin_login`] and
-//! [`AuthProvider::complete_login`].
+//! [`AuthProvider::complete_login`]. With API 0.2.0 (feature `api-0-2`),
+//! an [`Identity`] also says whether the Panel may create an account for
+//! it when none is linked yet (`may_create_account`, `false` from
+//! [`Identity::new`]): the provider's own sign-up rule (the `oidc` example
+//! plugin sets it from its `allow-signup`, email-domain and group settings).
 //!
 //! ```
 //! use cap_plugin_sdk::prelude::*;
@@ -100,6 +104,8 @@ impl Identity {
             display_name: None,
             groups: Vec::new(),
             claims: Vec::new(),
+            #[cfg(feature = "api-0-2")]
+            may_create_account: false,
         }
     }
 }

@@ -39,6 +39,8 @@
 //!         features: vec![],
 //!         min_memory_mb: 64,
 //!         images: vec![],
+//!         startup_commands: vec![],
+//!         file_denylist: vec![],
 //!     }
 //! }
 //!

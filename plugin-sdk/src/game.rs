@@ -80,13 +80,13 @@ use crate::bindings::exports::ctrl_alt_play::plugin::{game_console, game_type};
 use crate::types::{KeyValue, PluginError, lookup};
 
 pub use game_console::{LineKind, PlayerStatus};
-#[cfg(feature = "api-0-2")]
-pub use game_type::Image;
 pub use game_type::{
     AllocatedPort, Arch, ConfigEdit, ConfigFormat, Download, FieldError, GameInfo, InstallPlan,
     InstallStep, Os, Platform, PortProtocol, PortRequest, Script, ServerContext, Signal,
     StartupPlan, StopMethod, StopPlan, ValidationRule, Variable, VariableType, WriteFile,
 };
+#[cfg(feature = "api-0-2")]
+pub use game_type::{ConditionalSet, Image, NodeContext};
 
 /// A game type: the exports `game-type` (Panel side) and `game-console`
 /// (node side) of the WIT API.

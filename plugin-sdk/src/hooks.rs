@@ -31,6 +31,8 @@
 use crate::bindings::exports::ctrl_alt_play::plugin::hooks;
 use crate::types::{PluginError, lookup};
 
+#[cfg(feature = "api-0-2")]
+pub use hooks::FileInfo;
 pub use hooks::{
     Actor, ConsoleInfo, Event, EventKind, NodeInfo, Payload, PluginRef, ScheduleInfo, ServerInfo,
     UserInfo, Verdict,
@@ -58,8 +60,15 @@ pub trait Hooks: Send + Sync {
     }
 }
 
+/// How many event kinds the API version the SDK targets has.
+#[cfg(not(feature = "api-0-2"))]
+const KINDS: usize = 28;
+/// How many event kinds the API version the SDK targets has.
+#[cfg(feature = "api-0-2")]
+const KINDS: usize = 30;
+
 /// Dotted names, in the order of the WIT enum.
-const NAMES: [(EventKind, &str); 28] = [
+const NAMES: [(EventKind, &str); KINDS] = [
     (EventKind::UserCreate, "user.create"),
     (EventKind::UserUpdate, "user.update"),
     (EventKind::UserDelete, "user.delete"),
@@ -88,19 +97,24 @@ const NAMES: [(EventKind, &str); 28] = [
     (EventKind::ConsolePlayerLeft, "console.player-left"),
     (EventKind::ConsoleCrash, "console.crash"),
     (EventKind::ScheduleTick, "schedule.tick"),
+    #[cfg(feature = "api-0-2")]
+    (EventKind::UserInvite, "user.invite"),
+    #[cfg(feature = "api-0-2")]
+    (EventKind::FileWrite, "file.write"),
 ];
 
 impl EventKind {
-    /// Every event kind, in the order of the WIT enum.
+    /// Every event kind, in the order of the WIT enum (28 in API 0.1.0;
+    /// 0.2.0 adds `user.invite` and `file.write`).
     ///
     /// ```
     /// use cap_plugin_sdk::hooks::EventKind;
     ///
-    /// assert_eq!(EventKind::ALL.len(), 28);
+    /// assert!(EventKind::ALL.len() >= 28);
     /// assert_eq!(EventKind::ALL[0], EventKind::UserCreate);
     /// ```
-    pub const ALL: [EventKind; 28] = {
-        let mut all = [EventKind::UserCreate; 28];
+    pub const ALL: [EventKind; KINDS] = {
+        let mut all = [EventKind::UserCreate; KINDS];
         let mut i = 0;
         while i < NAMES.len() {
             all[i] = NAMES[i].0;

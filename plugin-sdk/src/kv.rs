@@ -56,6 +56,39 @@ pub fn delete(key: &str) -> Result<bool, CapabilityError> {
     host::delete(key)
 }
 
+/// Replaces the value under `key` with `value` (`None` deletes it) only if
+/// the value there now is `expected` (`None`: the key is absent), in one
+/// atomic step; returns whether it did (API 0.2.0, feature `api-0-2`).
+///
+/// Several instances of a plugin may run at once (one per concurrent call,
+/// on several Panels): a read followed by [`set`] can lose an update,
+/// compare-and-swap cannot. Read, compute, swap, and read again when the
+/// swap says `false`:
+///
+/// ```no_run
+/// use cap_plugin_sdk::kv;
+///
+/// # fn main() -> Result<(), cap_plugin_sdk::types::CapabilityError> {
+/// loop {
+///     let now = kv::get("visits")?;
+///     let count = now.as_deref().map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
+///     let next = (count + 1).to_le_bytes();
+///     if kv::compare_and_swap("visits", now.as_deref(), Some(&next))? {
+///         break;
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[cfg(feature = "api-0-2")]
+pub fn compare_and_swap(
+    key: &str,
+    expected: Option<&[u8]>,
+    value: Option<&[u8]>,
+) -> Result<bool, CapabilityError> {
+    host::compare_and_swap(key, expected, value)
+}
+
 /// Up to `limit` keys starting with `prefix`, in byte order.
 ///
 /// When exactly `limit` keys come back there may be more: raise the limit,

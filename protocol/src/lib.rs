@@ -7,6 +7,8 @@
 //! - [`messages`]: the WebSocket frames, each an [`Envelope`] carrying
 //!   [`PROTOCOL_VERSION`]; [`decode`] checks the version before the message.
 //! - [`plans`]: install/startup/stop plans as they travel to the Agent.
+//! - [`files`]: file operations over the link and the signed grants for
+//!   moving file contents to and from an Agent directly.
 //!
 //! Key decisions:
 //!
@@ -18,6 +20,7 @@
 //! - **Idempotent commands.** Every [`Command`] has an id; the Agent acks
 //!   every delivery and runs each id once.
 
+pub mod files;
 pub mod messages;
 pub mod plans;
 pub mod registration;
@@ -29,8 +32,8 @@ pub use messages::{
     encode,
 };
 pub use plans::{
-    ConfigEdit, ConfigFormat, Download, InstallPlan, InstallStep, KeyValue, Script, Signal,
-    StartupPlan, StopMethod, StopPlan, WriteFile,
+    ConditionalSet, ConfigEdit, ConfigFormat, Download, InstallPlan, InstallStep, KeyValue, Script,
+    Signal, StartupPlan, StopMethod, StopPlan, WriteFile,
 };
 pub use registration::{RegistrationRequest, RegistrationResponse, ResourceLimits, SupportedGame};
 

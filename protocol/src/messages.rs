@@ -9,6 +9,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::files::{FileChange, FileRequest, FileResponse};
 use crate::plans::{InstallPlan, StartupPlan, StopPlan};
 
 /// The protocol version this crate speaks. Bumped on any incompatible
@@ -271,6 +272,17 @@ pub enum AgentMessage {
         /// the node registered with.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         capabilities: Option<Vec<String>>,
+        /// The address the node's servers reach its host at: the gateway
+        /// of the container network, `127.0.0.1` on native nodes. Absent
+        /// when the Agent cannot say, and from older Agents.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host_address: Option<String>,
+        /// Where browsers reach the Agent's file transfers
+        /// (`https://node.example.com:8443`, `--public-url`): the base of the
+        /// signed URLs the Panel hands out. Absent when the Agent serves
+        /// no file transfers, and from older Agents.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        files_url: Option<String>,
     },
     /// Sent every `heartbeatSeconds`.
     Heartbeat {
@@ -324,6 +336,10 @@ pub enum AgentMessage {
         /// What it meant.
         event: ConsoleEvent,
     },
+    /// The answer to a [`PanelMessage::FileRequest`].
+    FileResponse(FileResponse),
+    /// Files changed by an upload or over SFTP.
+    FileChanged(FileChange),
     /// Resource usage of a server.
     Stats {
         /// The server.
@@ -366,6 +382,21 @@ pub enum PanelMessage {
     Ping {
         /// Echoed back.
         nonce: String,
+    },
+    /// An operation on a server's files, answered by
+    /// [`AgentMessage::FileResponse`]. Not persisted: a request lost with
+    /// the link fails at the Panel when the link drops.
+    FileRequest(FileRequest),
+    /// The key that signs file grants ([`crate::files::FileGrant`]), sent
+    /// after every hello.
+    GrantKey {
+        /// The Ed25519 public key, base64url without padding (a JWK `x`).
+        public_key: String,
+        /// The Panel's public origin (`https://panel.example.com`): the
+        /// only origin whose browsers may call the Agent's file transfers
+        /// (CORS). Absent: the Agent allows no cross-origin calls.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        panel_origin: Option<String>,
     },
 }
 

@@ -124,6 +124,25 @@ pub struct ConfigEdit {
     pub format: ConfigFormat,
     /// The values to set.
     pub set: Vec<KeyValue>,
+    /// Values set only where the key's current value is as expected,
+    /// after `set`, in order. Absent on the wire when empty, so Agents
+    /// older than conditional edits still read every plan without one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set_if: Vec<ConditionalSet>,
+}
+
+/// A key set only where its current value equals `if_value`, or matches
+/// it when it is `regex:<pattern>` (then `value` replaces each match and
+/// may name the pattern's groups, `$1`); never where the key has no value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConditionalSet {
+    /// The key, spelled as in [`ConfigEdit::set`].
+    pub key: String,
+    /// The condition.
+    pub if_value: String,
+    /// What is written.
+    pub value: String,
 }
 
 /// How to start a server.
@@ -219,6 +238,15 @@ mod from_runtime {
                 path: edit.path,
                 format: edit.format.into(),
                 set: pairs(edit.set),
+                set_if: edit
+                    .set_if
+                    .into_iter()
+                    .map(|c| ConditionalSet {
+                        key: c.key,
+                        if_value: c.if_value,
+                        value: c.value,
+                    })
+                    .collect(),
             }
         }
     }

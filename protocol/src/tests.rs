@@ -16,6 +16,7 @@ fn spec() -> ServerSpec {
                 path: "standin.cfg".into(),
                 format: ConfigFormat::Properties,
                 set: vec![KeyValue::new("server-port", "30000")],
+                set_if: vec![],
             }],
             console_context: String::new(),
         },
@@ -59,7 +60,25 @@ fn every_agent_message() -> Vec<AgentMessage> {
                 limits: Some(LimitsApplied::Rlimit),
             }],
             capabilities: Some(vec!["container".into(), "os-linux".into()]),
+            host_address: Some("10.88.0.1".into()),
+            files_url: Some("https://node1.example.com:8443".into()),
         },
+        AgentMessage::FileResponse(crate::files::FileResponse {
+            request_id: "frq_1".into(),
+            result: crate::files::FileResult::Err(crate::files::FileError::at(
+                crate::files::FileErrorCode::OutsideServer,
+                "/../etc",
+                "/../etc leaves the server directory",
+            )),
+        }),
+        AgentMessage::FileChanged(crate::files::FileChange {
+            server_id: "s-1".into(),
+            user_id: "u-1".into(),
+            via: "upload".into(),
+            action: "write".into(),
+            path: "/server.properties".into(),
+            bytes: Some(42),
+        }),
         AgentMessage::Heartbeat { sent_at_ms: 1 },
         AgentMessage::Health(HealthReport {
             agent_uptime_secs: 3,
@@ -185,6 +204,7 @@ fn a_hello_from_an_agent_older_than_capabilities_still_reads() {
             &message,
             AgentMessage::Hello {
                 capabilities: None,
+                host_address: None,
                 ..
             }
         ),

@@ -11,9 +11,9 @@
 #![allow(clippy::unwrap_used)]
 
 use cap_protocol::{
-    Action, AgentMessage, Command, CommandOutcome, ConfigEdit, ConfigFormat, ConsoleEvent,
-    ConsoleInput, Download, GamePackage, HealthReport, InstallPlan, InstallStep, KeyValue,
-    LimitsApplied, PROTOCOL_VERSION, PanelMessage, PortAllocation, ProtocolError,
+    Action, AgentMessage, Command, CommandOutcome, ConditionalSet, ConfigEdit, ConfigFormat,
+    ConsoleEvent, ConsoleInput, Download, GamePackage, HealthReport, InstallPlan, InstallStep,
+    KeyValue, LimitsApplied, PROTOCOL_VERSION, PanelMessage, PortAllocation, ProtocolError,
     RegistrationRequest, RegistrationResponse, ResourceLimits, RestartPolicy, Script, ServerLimits,
     ServerReport, ServerSpec, ServerState, Signal, StartupPlan, StopMethod, StopPlan,
     SupportedGame, WriteFile, decode, encode,
@@ -79,10 +79,20 @@ fn format() -> impl Strategy<Value = ConfigFormat> {
 }
 
 fn config_edit() -> impl Strategy<Value = ConfigEdit> {
-    (text(), format(), key_values()).prop_map(|(path, format, set)| ConfigEdit {
-        path,
-        format,
-        set,
+    (text(), format(), key_values(), key_values()).prop_map(|(path, format, set, when)| {
+        ConfigEdit {
+            path,
+            format,
+            set,
+            set_if: when
+                .into_iter()
+                .map(|kv| ConditionalSet {
+                    if_value: format!("regex:{}", kv.value),
+                    key: kv.key,
+                    value: kv.value,
+                })
+                .collect(),
+        }
     })
 }
 
@@ -297,16 +307,22 @@ fn agent_message() -> impl Strategy<Value = AgentMessage> {
             text(),
             text(),
             prop::collection::vec(report, 0..3),
-            prop::option::of(prop::collection::vec(text(), 0..3))
+            prop::option::of(prop::collection::vec(text(), 0..3)),
+            prop::option::of(text()),
+            prop::option::of(text()),
         )
-            .prop_map(|(node_id, agent_version, servers, capabilities)| {
-                AgentMessage::Hello {
-                    node_id,
-                    agent_version,
-                    servers,
-                    capabilities,
+            .prop_map(
+                |(node_id, agent_version, servers, capabilities, host_address, files_url)| {
+                    AgentMessage::Hello {
+                        node_id,
+                        agent_version,
+                        servers,
+                        capabilities,
+                        host_address,
+                        files_url,
+                    }
                 }
-            }),
+            ),
         any::<u64>().prop_map(|sent_at_ms| AgentMessage::Heartbeat { sent_at_ms }),
         health.prop_map(AgentMessage::Health),
         text().prop_map(|nonce| AgentMessage::Pong { nonce }),

@@ -116,6 +116,8 @@ fn console(c: &mut Criterion) {
         },
         game_type: entry.game.id.clone(),
         image: entry.game.images.first().map(|i| i.reference.clone()),
+        startup_command: None,
+        node: Default::default(),
     };
     let startup = rt
         .block_on(bridge.startup_plan(&context))

@@ -115,6 +115,8 @@ fn server(game_type: &str, variables: Vec<KeyValue>, port: u16) -> ServerContext
         },
         game_type: game_type.into(),
         image: None,
+        startup_command: None,
+        node: Default::default(),
     }
 }
 

@@ -46,6 +46,8 @@ fn context(variables: Vec<KeyValue>) -> ServerContext {
         },
         game_type: String::new(),
         image: None,
+        startup_command: None,
+        node: Default::default(),
     }
 }
 

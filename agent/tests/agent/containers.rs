@@ -417,6 +417,52 @@ async fn an_unreachable_registry_fails_the_pull_naming_the_image_not_a_hang() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_reaches_its_nodes_host_at_the_host_address_the_agent_reports() {
+    use std::io::Read;
+    let service = PodmanService::start();
+    let (_plugins, plugin) = test_game().await;
+    let data = tempfile::tempdir().unwrap();
+    let (runtime, _events) =
+        container_runtime(data.path(), &plugin, &service, &instance(), |_| {}).await;
+    let host = runtime
+        .host_address()
+        .await
+        .expect("the engine names its network's gateway");
+    assert!(
+        host.parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_private()),
+        "the gateway of a private bridge network: {host}"
+    );
+    // Listening on every address of the host: the bridge's own address
+    // exists only once a container is attached to it.
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (heard, said) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            let mut text = String::new();
+            let _ = stream.read_to_string(&mut text);
+            let _ = heard.send(text);
+        }
+    });
+    runtime
+        .start(
+            "reaching",
+            shell(
+                &format!("echo from-the-container | nc {host} {port}; sleep 60"),
+                limits(64, 0, 0),
+            ),
+        )
+        .await
+        .unwrap();
+    let text = tokio::task::spawn_blocking(move || said.recv_timeout(Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .expect("the container connected to the host address");
+    assert_eq!(text.trim(), "from-the-container");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_engine_is_refused_at_start_naming_where_it_looked() {
     let dir = tempfile::tempdir().unwrap();
     let socket = format!("unix://{}/nothing.sock", dir.path().display());

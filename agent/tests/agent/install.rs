@@ -108,6 +108,7 @@ async fn a_script_runs_in_the_server_directory_with_only_its_own_environment() {
                 path: "eula.txt".into(),
                 format: ConfigFormat::Properties,
                 set: vec![KeyValue::new("eula", "true")],
+                set_if: vec![],
             }),
         ],
     };

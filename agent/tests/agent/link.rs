@@ -182,6 +182,8 @@ fn node_options(dir: &std::path::Path, panel_url: Option<&str>, insecure: bool) 
         resource_limits: None,
         insecure,
         backend: Default::default(),
+        files_listen: None,
+        files_public_url: None,
     }
 }
 
@@ -397,6 +399,8 @@ async fn commands_survive_a_cut_connection_and_run_exactly_once() {
         backoff_max: Duration::from_millis(200),
         data_dir: data.path().to_path_buf(),
         capabilities: vec!["native-process".into(), "os-linux".into()],
+        host_address: runtime.host_address().await,
+        files_url: None,
     };
     let (stop_link, shutdown) = watch::channel(false);
     let link = tokio::spawn(link::run(link_config, agent, events_rx, results, shutdown));
@@ -405,10 +409,11 @@ async fn commands_survive_a_cut_connection_and_run_exactly_once() {
     let mut socket = next_connection(&mut connections).await;
     let hello = receive(&mut socket).await;
     assert!(
-        matches!(&hello, AgentMessage::Hello { node_id, servers, capabilities, .. }
+        matches!(&hello, AgentMessage::Hello { node_id, servers, capabilities, host_address, .. }
             if node_id == "node-7" && servers.is_empty()
-                && capabilities.as_deref() == Some(&["native-process".to_owned(), "os-linux".to_owned()][..])),
-        "every hello says what the node can run: {hello:?}"
+                && capabilities.as_deref() == Some(&["native-process".to_owned(), "os-linux".to_owned()][..])
+                && host_address.as_deref() == Some("127.0.0.1")),
+        "every hello says what the node can run and where its servers reach the host: {hello:?}"
     );
     send(
         &mut socket,

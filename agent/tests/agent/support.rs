@@ -71,6 +71,8 @@ pub(crate) fn context(server_id: &str, ready_delay_ms: u32) -> ServerContext {
         },
         game_type: String::new(),
         image: None,
+        startup_command: None,
+        node: Default::default(),
     }
 }
 

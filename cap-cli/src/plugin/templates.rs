@@ -147,14 +147,9 @@ impl AuthProvider for {ty} {{
 
     fn authenticate(&self, credentials: &Credentials) -> Result<Identity, AuthError> {{
         match credentials {{
-            Credentials::Token(token) if token == "change-me" => Ok(Identity {{
-                subject: "token-user".into(),
-                username: "token-user".into(),
-                email: None,
-                display_name: None,
-                groups: vec![],
-                claims: vec![],
-            }}),
+            Credentials::Token(token) if token == "change-me" => {{
+                Ok(Identity::new("token-user", "token-user"))
+            }}
             _ => Err(AuthError::InvalidCredentials),
         }}
     }}
@@ -202,6 +197,8 @@ impl GameType for {ty} {{
             features: vec![],
             min_memory_mb: 256,
             images: vec![],
+            startup_commands: vec![],
+            file_denylist: vec![],
         }}
     }}
 
@@ -337,6 +334,8 @@ impl Document {{
             features: vec![],
             min_memory_mb: 64,
             images: vec![],
+            startup_commands: vec![],
+            file_denylist: vec![],
         }}
     }}
 

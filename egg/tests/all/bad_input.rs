@@ -209,3 +209,17 @@ fn a_fifty_megabyte_egg_is_refused_without_being_read_whole() {
         }
     );
 }
+
+#[test]
+fn a_conditional_replacement_whose_pattern_is_invalid_is_refused_naming_its_key() {
+    let message = refused(&egg_json(|e| {
+        e["config"]["files"] = json!(
+            r#"{"proxy.yml": {"parser": "yaml", "find": {"servers.*.address": {"regex:(unclosed": "x"}}}}"#
+        )
+    }));
+    assert!(
+        message.starts_with("config.files.\"proxy.yml\".find.\"servers.*.address\""),
+        "{message}"
+    );
+    assert!(message.contains("bad pattern"), "{message}");
+}

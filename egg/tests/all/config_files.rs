@@ -273,3 +273,112 @@ fn the_plan_dialect_spells_keys_as_the_plugin_api_does() {
     );
     assert_eq!(yaml, "a:\n  on: true\n  ratio: 0.5\n");
 }
+
+#[test]
+fn conditions_hold_the_same_way_in_every_format() {
+    use cap_egg::Parser;
+    use cap_egg::config_files::{Dialect, Edit, EditValue, edit};
+    let when = |key: &str, if_value: &str, value: &str| Edit {
+        key: key.into(),
+        value: EditValue::Text(value.into()),
+        when: Some(if_value.into()),
+    };
+    let text = |parser, current: &str, edits: &[Edit]| {
+        let out =
+            edit("f", parser, Dialect::Plan, Some(current.as_bytes()), edits).expect("edited");
+        String::from_utf8(out).expect("UTF-8")
+    };
+    let local = "regex:^(127\\.0\\.0\\.1|localhost)(:\\d{1,5})?$";
+    // Properties and INI: literal and `regex:` conditions on the value.
+    assert_eq!(
+        text(
+            Parser::Properties,
+            "a=localhost:1\nb=10.0.0.1:2\n",
+            &[when("a", local, "10.88.0.1$2"), when("b", local, "x")]
+        ),
+        "a=10.88.0.1:1\nb=10.0.0.1:2\n"
+    );
+    assert_eq!(
+        text(
+            Parser::Ini,
+            "[s]\nhost = 127.0.0.1\nmode = on\n",
+            &[
+                when("s.host", local, "10.88.0.1$2"),
+                when("s.mode", "off", "on2")
+            ]
+        ),
+        "[s]\nhost = 10.88.0.1\nmode = on\n"
+    );
+    // A plain file: the condition is about the whole line.
+    assert_eq!(
+        text(
+            Parser::File,
+            "bind=127.0.0.1\n",
+            &[when(
+                "bind=",
+                "regex:^bind=127\\.0\\.0\\.1$",
+                "bind=0.0.0.0"
+            )]
+        ),
+        "bind=0.0.0.0\n"
+    );
+    // XML: the attribute the edit sets, else the element's text.
+    let xml = text(
+        Parser::Xml,
+        "<c><s host=\"localhost\">a</s><s host=\"10.0.0.1\">b</s></c>",
+        &[when("s@host", "localhost", "10.88.0.1")],
+    );
+    assert!(xml.contains("<s host=\"10.88.0.1\">a</s>"), "{xml}");
+    assert!(xml.contains("<s host=\"10.0.0.1\">b</s>"), "{xml}");
+    // A key without a value is never written by a condition, in any format.
+    for (parser, current) in [
+        (Parser::Json, "{}"),
+        (Parser::Yaml, "a: 1\n"),
+        (Parser::Properties, "a=1\n"),
+        (Parser::Ini, "[s]\na = 1\n"),
+        (Parser::File, "a=1\n"),
+    ] {
+        let missing = match parser {
+            Parser::Ini => "s.missing",
+            Parser::File => "missing=",
+            _ => "missing",
+        };
+        assert_eq!(
+            text(
+                parser,
+                current,
+                &[when(missing, "", "x"), when(missing, "regex:.*", "x")]
+            ),
+            text(parser, current, &[]),
+            "{parser:?}"
+        );
+    }
+}
+
+#[test]
+fn an_invalid_condition_pattern_is_refused_naming_the_key_before_anything_is_applied() {
+    use cap_egg::Parser;
+    use cap_egg::config_files::{Dialect, Edit, EditValue, edit};
+    let edits = [
+        Edit::set("a", "2"),
+        Edit {
+            key: "servers.*.address".into(),
+            value: EditValue::Text("x".into()),
+            when: Some("regex:(unclosed".into()),
+        },
+    ];
+    let error = edit(
+        "proxy.yml",
+        Parser::Yaml,
+        Dialect::Plan,
+        Some(b"a: 1\n"),
+        &edits,
+    )
+    .expect_err("refused");
+    let message = error.to_string();
+    assert!(message.contains("servers.*.address"), "{message}");
+    assert!(
+        message.contains("not a valid regular expression"),
+        "{message}"
+    );
+}

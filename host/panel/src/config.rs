@@ -39,6 +39,10 @@
 //! second-factor-per-account = "10/30s"
 //! auth-per-ip = "60/1s"
 //! writes-per-ip = "300/50ms"
+//!
+//! [files]
+//! pull = true                            # users may pull files from URLs into servers
+//! pull-allowed-hosts = ["mirror.lan"]    # reachable although not public; default none
 //! ```
 //!
 //! | Setting | Flag | Environment | File |
@@ -56,6 +60,8 @@
 //! | Marketplace public key | | `CAP_MARKETPLACE_KEY` | `marketplace.public-key` |
 //! | rate limit `NAME` | `--rate-limit NAME=RULE` (repeatable) | `CAP_RATE_LIMIT_<NAME>` (e.g. `CAP_RATE_LIMIT_LOGIN_PER_IP`) | `rate-limits.NAME` |
 //! | secret key | | `CAP_SECRET_KEY` (base64 of 32 bytes) | — (else `<data>/secret.key`) |
+//! | file pulls on | | `CAP_FILES_PULL` (`true`/`false`) | `files.pull` |
+//! | pull hosts allowed on non-public addresses | | `CAP_FILES_PULL_ALLOWED_HOSTS` (comma-separated) | `files.pull-allowed-hosts` |
 //!
 //! The secret key seals secrets at rest ([`crate::secrets`]). It is never
 //! read from the config file, which is easily copied around with the
@@ -220,6 +226,30 @@ pub struct Config {
     /// The key that seals secrets at rest (`CAP_SECRET_KEY`); `None` uses
     /// `<data>/secret.key`, created on first start.
     pub secret_key: Option<SecretKey>,
+    /// Server files.
+    pub files: FileSettings,
+}
+
+/// Settings of server files (`[files]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSettings {
+    /// Whether users may pull files from URLs into their servers
+    /// (`files.pull`, `CAP_FILES_PULL`; default on).
+    pub pull: bool,
+    /// Hosts a pull may reach although they resolve to loopback or private
+    /// addresses, in the syntax of plugins' HTTP grants (`host`,
+    /// `host:port`, `*.suffix`): `files.pull-allowed-hosts`,
+    /// `CAP_FILES_PULL_ALLOWED_HOSTS` (comma-separated); default none.
+    pub pull_allowed_hosts: Vec<String>,
+}
+
+impl Default for FileSettings {
+    fn default() -> Self {
+        FileSettings {
+            pull: true,
+            pull_allowed_hosts: Vec::new(),
+        }
+    }
 }
 
 /// The default absolute lifetime of a login session, in days.
@@ -241,6 +271,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             metrics_token: None,
             secret_key: None,
+            files: FileSettings::default(),
         }
     }
 }
@@ -283,6 +314,10 @@ impl Config {
                 Some(true) | None => merged.metrics_token,
             },
             secret_key: merged.secret_key,
+            files: FileSettings {
+                pull: merged.files_pull.unwrap_or(defaults.files.pull),
+                pull_allowed_hosts: merged.files_pull_allowed_hosts.unwrap_or_default(),
+            },
         }
     }
 
@@ -376,6 +411,10 @@ pub struct ConfigLayer {
     pub metrics_token: Option<MetricsToken>,
     /// The secret key (environment only).
     pub secret_key: Option<SecretKey>,
+    /// Whether files may be pulled from URLs.
+    pub files_pull: Option<bool>,
+    /// Hosts pulls may reach on non-public addresses.
+    pub files_pull_allowed_hosts: Option<Vec<String>>,
 }
 
 impl ConfigLayer {
@@ -403,6 +442,10 @@ impl ConfigLayer {
             metrics_enabled: self.metrics_enabled.or(lower.metrics_enabled),
             metrics_token: self.metrics_token.or(lower.metrics_token),
             secret_key: self.secret_key.or(lower.secret_key),
+            files_pull: self.files_pull.or(lower.files_pull),
+            files_pull_allowed_hosts: self
+                .files_pull_allowed_hosts
+                .or(lower.files_pull_allowed_hosts),
         }
     }
 
@@ -451,6 +494,10 @@ impl ConfigLayer {
             None => None,
         };
         let metrics_enabled = file.metrics.enabled;
+        if let Some(hosts) = &file.files.pull_allowed_hosts {
+            check_allowed_hosts(hosts.iter().map(String::as_str))
+                .map_err(|e| toml_error(format!("files.pull-allowed-hosts: {e}")))?;
+        }
         let mut layer = ConfigLayer::from(file);
         layer.rate_limits = rate_limits;
         layer.trusted_proxies = trusted_proxies;
@@ -534,6 +581,22 @@ impl ConfigLayer {
                     );
                 }
                 "CAP_METRICS_ENABLED" => layer.metrics_enabled = Some(parse_env(key, value)?),
+                "CAP_FILES_PULL" => layer.files_pull = Some(parse_env(key, value)?),
+                "CAP_FILES_PULL_ALLOWED_HOSTS" => {
+                    let hosts: Vec<String> = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_owned)
+                        .collect();
+                    check_allowed_hosts(hosts.iter().map(String::as_str)).map_err(|message| {
+                        ConfigError::Env {
+                            var: key.to_owned(),
+                            message,
+                        }
+                    })?;
+                    layer.files_pull_allowed_hosts = Some(hosts);
+                }
                 "CAP_METRICS_TOKEN" => {
                     layer.metrics_token =
                         Some(
@@ -760,6 +823,24 @@ struct FileConfig {
     auth: FileAuth,
     #[serde(default)]
     metrics: FileMetrics,
+    #[serde(default)]
+    files: FileFiles,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileFiles {
+    pull: Option<bool>,
+    pull_allowed_hosts: Option<Vec<String>>,
+}
+
+/// `Ok` when every entry is a host grant plugins' HTTP would accept.
+fn check_allowed_hosts<'a>(hosts: impl IntoIterator<Item = &'a str>) -> Result<(), String> {
+    for host in hosts {
+        cap_runtime::capabilities::http::HostPattern::parse(host)
+            .map_err(|e| format!("{host:?}: {e}"))?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -814,6 +895,8 @@ impl From<FileConfig> for ConfigLayer {
             metrics_enabled: None,
             metrics_token: None,
             secret_key: None,
+            files_pull: file.files.pull,
+            files_pull_allowed_hosts: file.files.pull_allowed_hosts,
         }
     }
 }

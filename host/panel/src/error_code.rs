@@ -132,6 +132,26 @@ codes! {
     TotpNotEnabled = "totp-not-enabled", CONFLICT, "TOTP not enabled";
     /// The account signs in through a provider without passwords.
     NoPasswordIdentity = "no-password-identity", CONFLICT, "No password to change";
+    /// The password provider's account is linked to another user.
+    IdentityTaken = "identity-taken", CONFLICT, "Identity taken";
+    /// An administrator requires the caller to set a new password before anything else.
+    PasswordChangeRequired = "password-change-required", FORBIDDEN, "Password change required";
+    /// No one-time link has this token (never issued, or forged).
+    LinkNotFound = "link-not-found", NOT_FOUND, "Link not found";
+    /// The one-time link expired.
+    LinkExpired = "link-expired", GONE, "Link expired";
+    /// The one-time link was used already; each works once.
+    LinkUsed = "link-used", GONE, "Link used";
+    /// The Panel has no mail settings, so nothing can be sent by mail.
+    MailNotConfigured = "mail-not-configured", CONFLICT, "Mail not configured";
+    /// The SMTP server refused the message or could not be reached.
+    MailFailed = "mail-failed", BAD_GATEWAY, "Mail failed";
+    /// A redirect sign-in did not verify: its state is unknown, used, expired or was begun in another browser, the provider refused, or its ID token failed a check.
+    SignInRefused = "sign-in-refused", UNAUTHORIZED, "Sign-in refused";
+    /// Linking: the provider identity is linked to another account.
+    IdentityLinkedElsewhere = "identity-linked-elsewhere", CONFLICT, "Identity linked to another account";
+    /// A first sign-in would create an account whose username another account has: sign in to that one and link the identity.
+    UsernameTaken = "username-taken", CONFLICT, "Username taken";
 
     // Nodes and servers.
     /// A plugin's before-hook refused; its reason is the `detail`.
@@ -162,6 +182,50 @@ codes! {
     RegistrationTokenUsed = "registration-token-used", CONFLICT, "Registration refused";
     /// The registration token expired.
     RegistrationTokenExpired = "registration-token-expired", UNAUTHORIZED, "Registration refused";
+
+    // Server files (`/servers/{id}/files`).
+    /// The server is on no node, or its node's Agent does not know it.
+    ServerNotOnNode = "server-not-on-node", CONFLICT, "Server not on a node";
+    /// The server's node is not connected (or its link dropped before it answered).
+    NodeOffline = "node-offline", SERVICE_UNAVAILABLE, "Node offline";
+    /// The server's node did not answer in time.
+    NodeTimeout = "node-timeout", GATEWAY_TIMEOUT, "Node did not answer";
+    /// Too many file requests are waiting for the node.
+    NodeBusy = "node-busy", SERVICE_UNAVAILABLE, "Node busy";
+    /// The node's Agent serves no file transfers (no `--public-url`).
+    NodeNoTransfers = "node-no-transfers", SERVICE_UNAVAILABLE, "Node serves no file transfers";
+    /// The node's file system failed; `detail` says how.
+    NodeFileSystem = "node-file-system", BAD_GATEWAY, "Node file system error";
+    /// A path is malformed (empty segment, NUL, too long).
+    FileInvalidPath = "file-invalid-path", UNPROCESSABLE_ENTITY, "Invalid path";
+    /// A path leads out of the server's directory (`..`, a symlink pointing outside).
+    FileOutsideServer = "file-outside-server", UNPROCESSABLE_ENTITY, "Path outside the server";
+    /// The game type's file denylist covers the path.
+    FileDenied = "file-denied", FORBIDDEN, "File denied by the game type";
+    /// Nothing is at the path.
+    FileNotFound = "file-not-found", NOT_FOUND, "File not found";
+    /// Something is at the target path already.
+    FileExists = "file-exists", CONFLICT, "File exists";
+    /// A directory was expected.
+    FileNotADirectory = "not-a-directory", CONFLICT, "Not a directory";
+    /// A file was expected.
+    FileIsADirectory = "is-a-directory", CONFLICT, "Is a directory";
+    /// A device, fifo or socket: never opened.
+    FileSpecial = "special-file", CONFLICT, "Special file";
+    /// The write would take the server over its disk limit.
+    DiskLimit = "disk-limit", INSUFFICIENT_STORAGE, "Disk limit reached";
+    /// The server's files are read-only (suspended).
+    FilesReadOnly = "files-read-only", CONFLICT, "Files are read-only";
+    /// The archive cannot be read (unknown format or corrupt).
+    BadArchive = "bad-archive", UNPROCESSABLE_ENTITY, "Unreadable archive";
+    /// The archive was refused: too large, too many entries, too compressed, or an entry that leaves the destination or is a device.
+    ArchiveRefused = "archive-refused", UNPROCESSABLE_ENTITY, "Archive refused";
+    /// The URL may not be pulled (scheme, a non-public address, pulls turned off).
+    PullRefused = "pull-refused", UNPROCESSABLE_ENTITY, "Pull refused";
+    /// The URL could not be fetched.
+    PullFailed = "pull-failed", BAD_GATEWAY, "Pull failed";
+    /// A mode with bits other than permission bits.
+    InvalidMode = "invalid-mode", UNPROCESSABLE_ENTITY, "Invalid mode";
 
     // Plugins.
     /// The uploaded package is not a valid `.cap`.

@@ -25,6 +25,7 @@ const RULES: &[(&str, &[&str])] = &[
     ),
     ("servers", &["crate::http", "crate::agents"]),
     ("agents", &["crate::http"]),
+    ("files", &["crate::http"]),
     (
         "plugins",
         &["crate::http", "crate::servers", "crate::agents"],

@@ -31,6 +31,10 @@
 //!   plugins' `panel` capability over the database
 //!   ([`servers::DbPanelApi`], installed unless
 //!   [`PanelBuilder::plugin_services`] supplies another).
+//! - [`files`]: server files — the scope an Agent enforces (the game
+//!   type's denylist, the disk limit), operations sent over the Agent's
+//!   link, and the signed grants with which contents move between clients
+//!   and Agents directly, never through the Panel.
 //! - [`marketplace`]: installing plugins from a Marketplace — resolve,
 //!   download, verify every signature, log and timestamp, grant, activate,
 //!   all or nothing — with the trust state and lockfile in the database;
@@ -43,7 +47,7 @@
 //! Key decisions:
 //!
 //! - **Layers.** [`http`] is on top; the domain modules ([`identity`],
-//!   [`servers`], [`agents`], [`plugins`], [`marketplace`]) sit below it
+//!   [`servers`], [`agents`], [`files`], [`plugins`], [`marketplace`]) sit below it
 //!   and never name it; [`db`] is at the bottom and names none of them.
 //!   What the layers share sits low: the caller
 //!   ([`identity::principal::Principal`]) and the stable error codes
@@ -100,8 +104,10 @@ pub mod bundled;
 pub mod config;
 pub mod db;
 pub mod error_code;
+pub mod files;
 pub mod http;
 pub mod identity;
+pub mod mail;
 pub mod marketplace;
 pub mod plugin_kv;
 pub mod plugins;
@@ -333,6 +339,7 @@ impl PanelBuilder {
                             location: options.location().to_string(),
                             source,
                         })?;
+                service.set_plugins(plugin_manager.clone());
                 if !self.authenticator_set {
                     authenticator =
                         Arc::new(http::auth::IdentityAuthenticator::new(service.clone()));

@@ -22,7 +22,7 @@ use cap_runtime::capabilities::BoxFuture;
 use cap_runtime::capabilities::ServiceError;
 use cap_runtime::capabilities::kv::KvStore;
 
-use crate::db::{Backend, Database, DbError, Unrecorded, now, on_pool, query_builder, to_micros};
+use crate::db::{Database, DbError, Unrecorded, now, on_pool, query_builder, to_micros};
 
 /// The default number of keys one plugin may hold.
 pub const DEFAULT_MAX_KEYS_PER_PLUGIN: i64 = 100_000;
@@ -59,31 +59,57 @@ impl DbKv {
         }))
     }
 
+    /// Single statements, no transaction: an update of the key, else (a
+    /// new key) the quota and an insert, and when a concurrent insert won,
+    /// the update again. A plugin call's deadline may cancel this at any
+    /// await; with no transaction open, nothing is left holding locks (a
+    /// cancelled transaction could stay open on its pooled connection).
     async fn set_inner(&self, plugin: &str, key: &str, value: Vec<u8>) -> Result<bool, DbError> {
-        let at = to_micros(now());
-        let upsert = match self.db.backend() {
-            Backend::MySql => {
-                " ON DUPLICATE KEY UPDATE value = VALUES(value), updated_at = VALUES(updated_at)"
-            }
-            Backend::Sqlite | Backend::Postgres => {
-                " ON CONFLICT (plugin_id, item_key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
-            }
-        };
         let max = self.max_keys_per_plugin;
-        Ok(on_pool!(self.db, |pool| {
-            let mut tx = pool.begin_unrecorded(Unrecorded::PluginData).await?;
+        if self.update(plugin, key, &value).await? {
+            return Ok(true);
+        }
+        let count: i64 = on_pool!(self.db, |pool| {
             let mut qb = query_builder(pool, "SELECT COUNT(*) FROM plugin_kv WHERE plugin_id = ");
             qb.push_bind(plugin);
-            let count: i64 = qb.build_query_scalar().fetch_one(&mut *tx).await?;
-            if count >= max {
-                let mut qb =
-                    query_builder(pool, "SELECT COUNT(*) FROM plugin_kv WHERE plugin_id = ");
-                qb.push_bind(plugin).push(" AND item_key = ").push_bind(key);
-                let exists: i64 = qb.build_query_scalar().fetch_one(&mut *tx).await?;
-                if exists == 0 {
-                    return Ok(false);
-                }
-            }
+            qb.build_query_scalar().fetch_one(pool).await?
+        });
+        if count >= max {
+            return Ok(false);
+        }
+        if self.insert(plugin, key, &value).await? {
+            return Ok(true);
+        }
+        // Another writer created the key meanwhile: it exists now.
+        self.update(plugin, key, &value).await
+    }
+
+    /// Replaces the value of an existing key; `false` if there is none.
+    async fn update(&self, plugin: &str, key: &str, value: &[u8]) -> Result<bool, DbError> {
+        let at = to_micros(now());
+        Ok(on_pool!(self.db, |pool| {
+            let mut qb = query_builder(pool, "UPDATE plugin_kv SET value = ");
+            qb.push_bind(value)
+                .push(", updated_at = ")
+                .push_bind(at)
+                .push(" WHERE plugin_id = ")
+                .push_bind(plugin)
+                .push(" AND item_key = ")
+                .push_bind(key);
+            // MySQL counts matched rows here (sqlx asks for FOUND_ROWS), so
+            // an unchanged value still answers 1.
+            qb.build()
+                .execute(pool.unrecorded(Unrecorded::PluginData))
+                .await?
+                .rows_affected()
+                == 1
+        }))
+    }
+
+    /// Creates a key; `false` if it exists (the unique key refused it).
+    async fn insert(&self, plugin: &str, key: &str, value: &[u8]) -> Result<bool, DbError> {
+        let at = to_micros(now());
+        Ok(on_pool!(self.db, |pool| {
             let mut qb = query_builder(
                 pool,
                 "INSERT INTO plugin_kv (plugin_id, item_key, value, updated_at) VALUES (",
@@ -93,10 +119,22 @@ impl DbKv {
                 .push_bind(key)
                 .push_bind(value)
                 .push_bind(at);
-            qb.push(")").push(upsert);
-            qb.build().execute(&mut *tx).await?;
-            tx.commit().await?;
-            true
+            qb.push(")");
+            match qb
+                .build()
+                .execute(pool.unrecorded(Unrecorded::PluginData))
+                .await
+            {
+                Ok(done) => done.rows_affected() == 1,
+                Err(error)
+                    if error
+                        .as_database_error()
+                        .is_some_and(|e| e.is_unique_violation()) =>
+                {
+                    false
+                }
+                Err(error) => return Err(error.into()),
+            }
         }))
     }
 
@@ -135,6 +173,66 @@ impl DbKv {
             qb.build_query_scalar::<String>().fetch_all(pool).await?
         });
         Ok(keys)
+    }
+
+    /// One conditional statement per case, so the comparison and the
+    /// write are one step on every backend (a read followed by a write
+    /// would race, and on SQLite fail when another writer went first).
+    async fn compare_and_swap_inner(
+        &self,
+        plugin: &str,
+        key: &str,
+        expected: Option<Vec<u8>>,
+        value: Option<Vec<u8>>,
+    ) -> Result<Result<bool, ServiceError>, DbError> {
+        if expected == value {
+            // Nothing to write: the answer is whether the value is as expected.
+            return Ok(Ok(self.get_inner(plugin, key).await? == expected));
+        }
+        let at = to_micros(now());
+        let max = self.max_keys_per_plugin;
+        Ok(on_pool!(self.db, |pool| {
+            let writer = pool.unrecorded(Unrecorded::PluginData);
+            let changed = match (expected, value) {
+                (None, None) => unreachable!("equal, answered above"),
+                (Some(expected), None) => {
+                    let mut qb = query_builder(pool, "DELETE FROM plugin_kv WHERE plugin_id = ");
+                    qb.push_bind(plugin)
+                        .push(" AND item_key = ")
+                        .push_bind(key)
+                        .push(" AND value = ")
+                        .push_bind(expected);
+                    qb.build().execute(writer).await?.rows_affected()
+                }
+                (Some(expected), Some(value)) => {
+                    let mut qb = query_builder(pool, "UPDATE plugin_kv SET value = ");
+                    qb.push_bind(value)
+                        .push(", updated_at = ")
+                        .push_bind(at)
+                        .push(" WHERE plugin_id = ")
+                        .push_bind(plugin)
+                        .push(" AND item_key = ")
+                        .push_bind(key)
+                        .push(" AND value = ")
+                        .push_bind(expected);
+                    qb.build().execute(writer).await?.rows_affected()
+                }
+                (None, Some(value)) => {
+                    let mut qb =
+                        query_builder(pool, "SELECT COUNT(*) FROM plugin_kv WHERE plugin_id = ");
+                    qb.push_bind(plugin);
+                    let count: i64 = qb.build_query_scalar().fetch_one(pool).await?;
+                    if count >= max {
+                        return Ok(Err(ServiceError::LimitExceeded(format!(
+                            "at most {max} keys per plugin"
+                        ))));
+                    }
+                    // Of two creations at once, the unique key lets one in.
+                    u64::from(self.insert(plugin, key, &value).await?)
+                }
+            };
+            Ok(changed == 1)
+        }))
     }
 
     /// Deletes every key of `plugin` (for uninstalling with purge); returns
@@ -209,6 +307,20 @@ impl KvStore for DbKv {
             self.list_inner(plugin, prefix, limit)
                 .await
                 .map_err(service_error)
+        })
+    }
+
+    fn compare_and_swap<'a>(
+        &'a self,
+        plugin: &'a str,
+        key: &'a str,
+        expected: Option<Vec<u8>>,
+        value: Option<Vec<u8>>,
+    ) -> BoxFuture<'a, Result<bool, ServiceError>> {
+        Box::pin(async move {
+            self.compare_and_swap_inner(plugin, key, expected, value)
+                .await
+                .map_err(service_error)?
         })
     }
 }

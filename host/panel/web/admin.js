@@ -39,6 +39,7 @@ export async function usersPage(ctx) {
       roles.length ? roles.map((r) => h('label', { title: r.permissions.join(', ') }, h('input', { type: 'checkbox', value: r.id, checked: have.has(r.id) }), ` ${r.name}`))
         : h('p', { class: 'muted' }, 'No roles yet.'));
     replace(editor, h('section', { class: 'card' }, h('h2', null, `Edit ${u.username}`),
+      u.id === ctx.me.user.id ? null : signInSection(u, detail),
       h('p', { class: 'muted small' }, `${detail.totp_enabled ? 'Two-factor authentication on' : 'Two-factor authentication off'} · signs in with ${detail.identities.map((i) => i.provider).join(', ') || 'no provider yet'}`),
       form({ id: 'user-edit-form' }, [h('label', null, adminCheck, ' Administrator'), checks, ebox,
         h('div', { class: 'power' }, h('button', { type: 'submit', class: 'primary' }, 'Save'),
@@ -79,27 +80,141 @@ export async function usersPage(ctx) {
   const admin = h('label', null, h('input', { type: 'checkbox', name: 'admin' }), ' Administrator');
   const roleChecks = h('fieldset', { class: 'checks' }, h('legend', null, 'Roles'),
     roles.map((r) => h('label', null, h('input', { type: 'checkbox', value: r.id }), ` ${r.name}`)));
+  const initial = field('Initial password', h('input', { name: 'password', type: 'password', autocomplete: 'new-password', id: 'new-user-password' }),
+    'Optional: or leave it empty and make an invitation link from the user\'s Edit panel.');
+  const mustChange = h('label', null, h('input', { type: 'checkbox', id: 'new-user-must-change', checked: true }), ' Must choose a new password at the first sign-in');
+  const mail = ctx.has('settings.write') ? await mailSection() : null;
   return h('section', null, h('h1', null, 'Users'), listBox, editor,
     h('section', { class: 'card' }, h('h2', null, 'New user'),
-      h('p', { class: 'muted' }, 'The user signs in through a provider identity linked to the account (the API\'s identity field); users change their own password on their account page. The Panel cannot set a local password for another user yet.'),
-      form({ id: 'user-form' }, [username.row, email.row, admin, roleChecks, box, h('button', { type: 'submit', class: 'primary' }, 'Create user')], async () => {
+      h('p', { class: 'muted' }, 'Give the user an initial password here, or an invitation link from their Edit panel afterwards (or link a provider identity through the API). Users change their own password on their account page.'),
+      form({ id: 'user-form' }, [username.row, email.row, admin, roleChecks, initial.row, mustChange, box, h('button', { type: 'submit', class: 'primary' }, 'Create user')], async () => {
         const body = {
           username: username.input.value,
           admin: admin.querySelector('input').checked,
           roles: [...roleChecks.querySelectorAll('input:checked')].map((i) => i.value),
         };
         if (email.input.value) body.email = email.input.value;
+        const fields = { username, email, password: initial };
+        showError(box, null, fields);
+        let created;
         try {
-          await post('/users', body);
-          toast('User created', 'success');
-          username.input.value = '';
-          email.input.value = '';
-          showError(box, null, { username, email });
-          await load();
+          created = await post('/users', body);
         } catch (error) {
-          showError(box, error, { username, email });
+          showError(box, error, fields);
+          return;
         }
-      })));
+        if (initial.input.value) {
+          try {
+            await put(`/users/${seg(created.id)}/password`, { password: initial.input.value, must_change: mustChange.querySelector('input').checked });
+          } catch (error) {
+            // The user exists; only the password was refused.
+            await load();
+            showError(box, error, fields);
+            add(box, alertBox(`${created.username} was created without a password: set one from the Edit panel, or invite them.`, 'warning'));
+            return;
+          }
+        }
+        toast('User created', 'success');
+        for (const f of Object.values(fields)) f.input.value = '';
+        await load();
+      })), mail);
+}
+
+/** The Panel's SMTP settings, for invitations and password resets. */
+async function mailSection() {
+  let current = null;
+  try {
+    current = await get('/mail');
+  } catch {
+    current = null;
+  }
+  const host = field('SMTP server', h('input', { name: 'host', id: 'mail-host', value: current ? current.host : '' }));
+  const port = field('Port', h('input', { name: 'port', id: 'mail-port', inputmode: 'numeric', value: current ? String(current.port) : '587' }));
+  const security = h('select', { name: 'security', id: 'mail-security' },
+    [['starttls', 'STARTTLS'], ['tls', 'TLS'], ['none', 'None (loopback relay)']].map(([v, l]) => h('option', { value: v, selected: current ? current.security === v : v === 'starttls' }, l)));
+  const securityField = field('Security', security);
+  const username = field('User name', h('input', { name: 'username', id: 'mail-username', autocomplete: 'off', value: current && current.username ? current.username : '' }));
+  const password = field('Password', h('input', { name: 'password', id: 'mail-password', type: 'password', autocomplete: 'new-password', placeholder: current && current.has_password ? 'stored; leave empty to keep' : '' }));
+  const from = field('From', h('input', { name: 'from', id: 'mail-from', value: current ? current.from : '' }), 'An address, or Name <address>.');
+  const testTo = field('Send a test to', h('input', { name: 'to', id: 'mail-test-to', type: 'email' }));
+  const box = h('div', { hidden: true, id: 'mail-result' });
+  const fields = { host, port, security: securityField, username, password, from, to: testTo };
+  async function test() {
+    showError(box, null, fields);
+    try {
+      await post('/mail/test', testTo.input.value ? { to: testTo.input.value } : {});
+      replace(box, alertBox('The SMTP server took the test message.', 'success'));
+      box.hidden = false;
+    } catch (error) {
+      showError(box, error, fields);
+    }
+  }
+  return h('section', { class: 'card', id: 'mail' }, h('h2', null, 'Mail'),
+    h('p', { class: 'muted' }, 'Invitations and password resets are sent with these settings.'),
+    form({ id: 'mail-form' }, [host.row, port.row, securityField.row, username.row, password.row, from.row, testTo.row, box,
+      h('div', { class: 'power' }, h('button', { type: 'submit', class: 'primary' }, 'Save mail settings'),
+        h('button', { type: 'button', id: 'mail-test', onclick: test }, 'Send a test'))], async () => {
+      showError(box, null, fields);
+      const body = { host: host.input.value, port: Number(port.input.value), security: security.value, from: from.input.value };
+      if (username.input.value) body.username = username.input.value;
+      if (password.input.value) body.password = password.input.value;
+      try {
+        await put('/mail', body);
+        password.input.value = '';
+        toast('Mail settings saved', 'success');
+      } catch (error) {
+        showError(box, error, fields);
+      }
+    }));
+}
+
+/**
+ * How a user signs in, as an administrator sets it: a password (optionally
+ * to be changed at the next sign-in), an invitation link or a reset link,
+ * each shown once and optionally mailed.
+ */
+function signInSection(u, detail) {
+  const box = h('div', { hidden: true, id: 'user-password-result' });
+  const password = field('New password', h('input', { name: 'password', type: 'password', autocomplete: 'new-password', id: 'user-new-password' }), 'The sign-in provider decides what it accepts; the user\'s sessions end.');
+  const mustChange = h('input', { type: 'checkbox', id: 'user-must-change', checked: true });
+  const sendMail = h('input', { type: 'checkbox', id: 'user-send-mail', disabled: !u.email });
+  const linkBox = h('div', { id: 'user-link', 'aria-live': 'polite' });
+  async function makeLink(kind) {
+    showError(box, null);
+    try {
+      const made = await post(`/users/${seg(u.id)}/${kind}`, { send_mail: sendMail.checked });
+      const url = h('input', { readonly: true, value: made.url, id: 'user-link-url', 'aria-label': 'The link' });
+      const mailNote = made.mail === 'sent' ? `Mailed to ${u.email}.`
+        : made.mail === 'not-requested' ? 'Not mailed: pass it on yourself.'
+          : `The mail could not be sent (${made.mail.replace(/^failed: /, '')}); pass the link on yourself.`;
+      replace(linkBox, alertBox([
+        h('strong', null, kind === 'invitation' ? 'Invitation link' : 'Reset link'),
+        ` (works once, until ${when(made.expires_at)}; shown only now). ${mailNote}`, url,
+      ], made.mail.startsWith('failed') ? 'warning' : 'success', { 'data-mail': made.mail }));
+      url.select();
+    } catch (error) {
+      showError(box, error);
+    }
+  }
+  return h('div', { class: 'card inset', id: 'user-sign-in' }, h('h3', null, 'Sign-in'),
+    form({ id: 'user-password-form' }, [password.row,
+      h('label', null, mustChange, ' Must choose a new password at the next sign-in'), box,
+      h('button', { type: 'submit' }, 'Set password')], async () => {
+      showError(box, null, { password });
+      try {
+        await put(`/users/${seg(u.id)}/password`, { password: password.input.value, must_change: mustChange.checked });
+        password.input.value = '';
+        toast(`Password set for ${u.username}`, 'success');
+      } catch (error) {
+        showError(box, error, { password });
+      }
+    }),
+    h('div', { class: 'power' },
+      h('label', { title: u.email ? '' : 'The user has no email address' }, sendMail, ` Send by mail${u.email ? ` to ${u.email}` : ''}`),
+      detail.identities.length
+        ? h('button', { type: 'button', id: 'user-reset-link', onclick: () => makeLink('password-reset') }, 'Make a reset link')
+        : h('button', { type: 'button', id: 'user-invite', onclick: () => makeLink('invitation') }, 'Make an invitation link')),
+    linkBox);
 }
 
 // ---------------------------------------------------------------- roles

@@ -7,17 +7,24 @@
 
 import { get, session, clearSession, onSignedOut, post } from './api.js';
 import { h, replace, toast } from './dom.js';
-import { signInPage, serversPage, createServerPage, accountPage, auditPage, pluginPage } from './pages.js';
+import { signInPage, linkPage, forcedChangePage, serversPage, createServerPage, accountPage, auditPage, pluginPage } from './pages.js';
 import { serverPage } from './server.js';
+import { filesPage } from './files.js';
+import { editorPage } from './editor.js';
 import { usersPage, rolesPage, nodesPage, pluginsPage, pluginDetailPage } from './admin.js';
 import { eggsPage } from './eggs.js';
 
 const routes = [
-  [/^\/login$/, signInPage, { public: true }],
+  // `?ticket=…`: the return of a redirect sign-in (see signInPage).
+  [/^\/login(?:\?[^/]*)?$/, signInPage, { public: true }],
+  [/^\/link\/([^/]+)$/, linkPage, { public: true }],
   [/^\/servers$/, serversPage],
   [/^\/servers\/new$/, createServerPage],
   [/^\/servers\/([^/]+)$/, serverPage],
-  [/^\/account$/, accountPage],
+  // `?path=…`: read by the page (a path may hold what a capture would split).
+  [/^\/servers\/([^/]+)\/files(?:\?.*)?$/, filesPage],
+  [/^\/servers\/([^/]+)\/files\/edit(?:\?.*)?$/, editorPage],
+  [/^\/account(?:\?[^/]*)?$/, accountPage],
   [/^\/audit$/, auditPage],
   [/^\/admin\/users$/, usersPage],
   [/^\/admin\/roles$/, rolesPage],
@@ -45,6 +52,10 @@ function renderNav() {
   const nav = document.getElementById('nav');
   if (!state.me) {
     replace(nav);
+    return;
+  }
+  if (state.me.user.password_change_required) {
+    replace(nav, h('ul', null, h('li', null, h('button', { type: 'button', class: 'link', id: 'sign-out', onclick: signOut }, 'Sign out'))));
     return;
   }
   const links = [navLink('#/servers', 'Servers')];
@@ -115,7 +126,11 @@ async function route() {
     replace(main, h('h1', null, 'Not found'), h('p', null, 'There is no such page. ', h('a', { href: '#/servers' }, 'Back to the servers')));
     return;
   }
-  const [m, page] = match;
+  let [m, page] = match;
+  // Until the required new password is chosen, that is the only page.
+  if (state.me && state.me.user.password_change_required && !match[2].public) {
+    [m, page] = [[path], forcedChangePage];
+  }
   const ctx = {
     me: state.me,
     has,
@@ -126,6 +141,8 @@ async function route() {
       location.hash = '#/servers';
     },
     refreshMe: loadMe,
+    /** Draws the current route again (after what it shows changed). */
+    reroute: route,
   };
   try {
     const params = m.slice(1).map(decodeURIComponent);

@@ -141,3 +141,49 @@ export function toast(message, tone = 'info') {
   region.append(item);
   setTimeout(() => item.remove(), 6000);
 }
+
+/**
+ * A modal dialog (`<dialog>`, so the rest of the page is inert while it
+ * is open and Escape closes it). `build(close)` returns its content; an
+ * element in it with `autofocus` takes the focus. Closed, it is removed
+ * and the focus goes back to `opener` (default: what had it), or, when a
+ * reload replaced that element, to the element with its
+ * `data-focus-key`, or else to `fallback()`. Returns `{dialog, close}`.
+ */
+export function modal(title, build, options = {}) {
+  const opener = options.opener || document.activeElement;
+  const heading = h('h2', { id: uid('dialog-title') }, title);
+  const dialog = h('dialog', { class: 'dialog', 'aria-labelledby': heading.id, id: options.id || null });
+  const close = () => {
+    if (dialog.open) dialog.close();
+  };
+  dialog.addEventListener('close', () => {
+    dialog.remove();
+    let target = opener && opener.isConnected ? opener : null;
+    const key = opener && opener.dataset ? opener.dataset.focusKey : null;
+    if (!target && key) target = document.querySelector(`[data-focus-key="${CSS.escape(key)}"]`);
+    if (target) target.focus();
+    else if (options.fallback) options.fallback();
+  });
+  add(dialog, heading, build(close));
+  (document.getElementById('main') || document.body).append(dialog);
+  dialog.showModal();
+  return { dialog, close };
+}
+
+/**
+ * Asks to confirm in a modal dialog: resolves to true for the confirm
+ * button, false for Cancel or Escape. Cancel has the focus first.
+ */
+export function confirmModal(title, body, confirmLabel, tone = 'danger') {
+  return new Promise((resolve) => {
+    let answer = false;
+    const { dialog } = modal(title, (close) => [
+      h('div', { class: 'dialog-body' }, body),
+      h('div', { class: 'dialog-actions' },
+        h('button', { type: 'button', class: tone, id: 'confirm-yes', onclick: () => { answer = true; close(); } }, confirmLabel),
+        h('button', { type: 'button', id: 'confirm-no', autofocus: true, onclick: close }, 'Cancel')),
+    ], { id: 'confirm-dialog' });
+    dialog.addEventListener('close', () => resolve(answer));
+  });
+}

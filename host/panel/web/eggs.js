@@ -71,6 +71,14 @@ function describe(egg) {
       h('dt', null, 'Updates from'), h('dd', null, egg.update_url || '—')),
     h('h3', null, `Variables (${egg.variables.length})`), variables,
     h('h3', null, 'Images'), images,
+    h('h3', null, 'Startup commands'),
+    egg.startup_commands.length
+      ? h('ul', { id: 'egg-review-startup' }, egg.startup_commands.map((c, n) => h('li', null, c, n === 0 ? ' (default)' : '')))
+      : h('p', { class: 'muted' }, 'One; servers do not choose.'),
+    h('h3', null, 'Files users may not reach'),
+    egg.file_denylist.length
+      ? h('ul', { id: 'egg-review-denylist' }, egg.file_denylist.map((p) => h('li', null, h('code', { class: 'wrap' }, p))))
+      : h('p', { class: 'muted' }, 'None.'),
     h('h3', null, 'Features'),
     egg.features.length ? h('p', null, egg.features.join(', ')) : h('p', { class: 'muted' }, 'None.'),
     h('h3', null, `Not supported (${egg.unsupported.length})`), unsupported,

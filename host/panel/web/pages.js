@@ -66,11 +66,41 @@ export function form(attrs, children, action) {
 
 // ---------------------------------------------------------------- sign in
 
+/** What the sign-in page says when a redirect provider's callback refused. */
+const REDIRECT_REFUSALS = {
+  'sign-in-refused': 'The sign-in did not go through: it expired, was used already, was begun in another browser, or the provider\'s answer did not verify. Try again.',
+  'account-not-linked': 'No account here is linked to that identity, and the provider does not create one for it. Ask an administrator, or sign in another way and link it from your account page.',
+  'identity-linked-elsewhere': 'That identity is linked to another account.',
+  'username-taken': 'An account with that username exists already: sign in to it and link this identity from your account page.',
+  'account-disabled': 'This account is disabled.',
+  'hook-denied': 'A plugin of this Panel refused the sign-in.',
+  'provider-unavailable': 'The sign-in provider is unavailable; try again later.',
+  'provider-failed': 'The sign-in provider failed; try again later.',
+  'rate-limited': 'Too many sign-ins; wait a moment and try again.',
+};
+
+/** The query of the page's hash (`#/login?ticket=…`). */
+function hashQuery() {
+  return new URLSearchParams(location.hash.split('?')[1] || '');
+}
+
+/** Sends the browser to redirect provider `id` (to sign in, or with a token to link). */
+async function beginRedirect(path, auth, box) {
+  try {
+    const answer = await api('POST', path, undefined, { auth });
+    location.assign(answer.authorize_url);
+  } catch (error) {
+    showError(box, error);
+  }
+}
+
 export async function signInPage(ctx) {
   let providers = [];
+  let redirects = [];
   try {
-    providers = (await api('GET', '/auth/providers', undefined, { auth: false })).items
-      .filter((p) => p.kind === 'password');
+    const all = (await api('GET', '/auth/providers', undefined, { auth: false })).items;
+    providers = all.filter((p) => p.kind === 'password');
+    redirects = all.filter((p) => p.kind === 'redirect');
   } catch {
     providers = [];
   }
@@ -115,11 +145,71 @@ export async function signInPage(ctx) {
     code.input.focus();
   }
 
+  function forgotStep() {
+    const login = field('Username or email address', h('input', { name: 'login', autocomplete: 'username', id: 'forgot-login' }));
+    const box = h('div', { hidden: true, id: 'forgot-result' });
+    replace(container,
+      h('h1', null, 'Forgotten password'),
+      h('p', null, 'We mail a link to choose a new password to the address of your account. It works once, for an hour.'),
+      form({ id: 'forgot-form' }, [login.row, box,
+        h('div', { class: 'power' },
+          h('button', { type: 'submit', class: 'primary' }, 'Send the link'),
+          h('button', { type: 'button', onclick: () => { location.reload(); } }, 'Back to sign in'))], async () => {
+        showError(box, null, { login });
+        try {
+          await api('POST', '/auth/password-reset', { login: login.input.value }, { auth: false });
+          replace(box, alertBox('If an account with an email address matches, a link is on its way. Check your mail.', 'success'));
+          box.hidden = false;
+        } catch (error) {
+          showError(box, error, { login });
+        }
+      }));
+    login.input.focus();
+  }
+
+  // Back from a redirect provider: the ticket buys a session in this
+  // browser (its cookie came back with the callback), once.
+  const ticket = hashQuery().get('ticket');
+  if (ticket) {
+    history.replaceState(null, '', '#/login');
+    try {
+      const answer = await api('POST', '/auth/redirect/exchange', { ticket }, { auth: false });
+      if (answer && answer.second_factor_required) {
+        secondFactorStep(answer.challenge);
+        return container;
+      }
+      saveTokens(answer);
+      await ctx.signedIn();
+      return container;
+    } catch (error) {
+      showError(errorBox, error);
+    }
+  }
+
+  // Back from a redirect provider that refused: say why.
+  const refused = hashQuery().get('error');
+  if (refused) {
+    history.replaceState(null, '', '#/login');
+    replace(errorBox, alertBox(REDIRECT_REFUSALS[refused] || `The sign-in was refused (${refused}).`, 'danger', { 'data-code': refused }));
+    errorBox.hidden = false;
+  }
+
+  const redirectButtons = redirects.length
+    ? h('div', { class: 'power', id: 'redirect-providers' }, redirects.map((p) => h('button', {
+      type: 'button',
+      class: 'redirect-provider',
+      'data-provider': p.id,
+      onclick: () => beginRedirect(`/auth/redirect/${seg(p.id)}/begin`, false, errorBox),
+    }, `Sign in with ${p.name}`)))
+    : null;
   add(container,
     h('h1', null, 'Sign in'),
-    providers.length === 0 ? alertBox('No sign-in provider is active on this Panel. Ask an administrator.', 'warning') : null,
-    form({ id: 'login-form' }, [providerField, username.row, password.row, errorBox,
-      h('button', { type: 'submit', class: 'primary', id: 'login-submit' }, 'Sign in')], async () => {
+    providers.length === 0 && redirects.length === 0 ? alertBox('No sign-in provider is active on this Panel. Ask an administrator.', 'warning') : null,
+    redirectButtons,
+    providers.length === 0 ? (redirects.length ? errorBox : null) : form({ id: 'login-form' }, [providerField, username.row, password.row, errorBox,
+      h('div', { class: 'power' },
+        h('button', { type: 'submit', class: 'primary', id: 'login-submit' }, 'Sign in'),
+        h('button', { type: 'button', class: 'link', id: 'forgot-password', onclick: forgotStep }, 'Forgot your password?'))], async () => {
       const body = { username: username.input.value, password: password.input.value };
       if (providers.length) body.provider = provider.value || providers[0].id;
       try {
@@ -135,6 +225,70 @@ export async function signInPage(ctx) {
       }
     }));
   return container;
+}
+
+// ---------------------------------------------------------------- one-time links
+
+/**
+ * The page an invitation or reset link opens (`#/link/<token>`): says for
+ * whom, then takes the new password once.
+ */
+export async function linkPage(ctx, token) {
+  const container = h('section', { class: 'card narrow', id: 'link-page' });
+  let info;
+  try {
+    info = await api('GET', `/account-links/${seg(token)}`, undefined, { auth: false });
+  } catch (error) {
+    const words = {
+      'link-used': 'This link was used already: each link works once.',
+      'link-expired': 'This link expired.',
+      'link-not-found': 'This link does not exist.',
+    }[error.code] || error.message;
+    return add(container, h('h1', null, 'Link not usable'),
+      alertBox(`${words} Ask an administrator for a new one, or use “Forgot your password?” on the sign-in page.`, 'danger', { 'data-code': error.code }),
+      h('p', null, h('a', { href: '#/login' }, 'Sign in')));
+  }
+  const invited = info.purpose === 'invitation';
+  const password = field('New password', h('input', { name: 'password', type: 'password', autocomplete: 'new-password', id: 'link-password' }), 'Your sign-in provider decides what it accepts.');
+  const again = field('New password again', h('input', { name: 'password_again', type: 'password', autocomplete: 'new-password', id: 'link-password-again' }));
+  const box = h('div', { hidden: true, id: 'link-result' });
+  add(container,
+    h('h1', null, invited ? `Welcome, ${info.username}` : `New password for ${info.username}`),
+    h('p', null, invited ? 'Choose the password you will sign in with.' : 'Choose a new password; your other sessions end.',
+      ` This link works once, until ${when(info.expires_at)}.`),
+    form({ id: 'link-form' }, [h('input', { type: 'text', name: 'username', autocomplete: 'username', value: info.username, hidden: true }),
+      password.row, again.row, box,
+      h('button', { type: 'submit', class: 'primary' }, invited ? 'Set my password' : 'Change my password')], async () => {
+      showError(box, null, { password, password_again: again });
+      if (password.input.value !== again.input.value) {
+        setFieldError(again, 'does not match the new password');
+        again.input.focus();
+        return;
+      }
+      try {
+        await api('POST', `/account-links/${seg(token)}`, { password: password.input.value }, { auth: false });
+        replace(container, h('h1', null, 'Password set'),
+          alertBox('Your password is set. Sign in with it now.', 'success'),
+          h('p', null, h('a', { href: '#/login', id: 'link-sign-in' }, 'Sign in')));
+      } catch (error) {
+        showError(box, error, { password, password_again: again });
+      }
+    }));
+  return container;
+}
+
+/**
+ * Shown instead of every page while an administrator requires a new
+ * password: the change, and nothing else.
+ */
+export function forcedChangePage(ctx) {
+  const section = passwordSection(async () => {
+    await ctx.refreshMe();
+    if (location.hash === '#/servers') await ctx.reroute();
+    else location.hash = '#/servers';
+  });
+  return h('section', { id: 'forced-change' }, h('h1', null, 'Choose a new password'),
+    alertBox('An administrator asks you to choose a new password before you go on.', 'warning'), section);
 }
 
 // ---------------------------------------------------------------- servers
@@ -202,6 +356,7 @@ export async function createServerPage(ctx) {
   const gameKey = (g) => `${g.plugin}|${g.type}`;
   const game = field('Game', h('select', { name: 'game' }, games.map((g) => h('option', { value: gameKey(g) }, g.type === g.plugin ? `${g.name} (${g.plugin})` : `${g.name} (${g.plugin}: ${g.type})`))));
   const image = field('Image', h('select', { name: 'image' }), 'The container image the server runs in.');
+  const startup = field('Startup command', h('select', { name: 'startup_command' }), 'The command the server starts with.');
   const node = nodes
     ? field('Node', h('select', { name: 'node' }, nodes.map((n) => h('option', { value: n.id }, `${n.name}${n.online ? '' : ' (offline)'}`))))
     : field('Node id', h('input', { name: 'node', required: true }), 'Ask an administrator which node to use.');
@@ -225,6 +380,8 @@ export async function createServerPage(ctx) {
     replace(varsBox, h('legend', null, 'Game variables'));
     replace(image.input, ...(g ? g.images : []).map((i) => h('option', { value: i.reference }, `${i.name} (${i.reference})`)));
     image.row.hidden = !g || g.images.length === 0;
+    replace(startup.input, ...(g ? g.startup_commands : []).map((c) => h('option', { value: c }, c)));
+    startup.row.hidden = !g || g.startup_commands.length === 0;
     if (!g) return;
     if (g.min_memory_mb && Number(memory.input.value) < g.min_memory_mb) memory.input.value = String(g.min_memory_mb);
     for (const v of g.variables.filter((x) => x.user_editable)) {
@@ -256,12 +413,12 @@ export async function createServerPage(ctx) {
   await loadAllocations();
 
   const fields = {
-    name, node_id: node, allocation, 'game.plugin': game, 'game.type': game, image,
+    name, node_id: node, allocation, 'game.plugin': game, 'game.type': game, image, startup_command: startup,
     'limits.memory_mb': memory, 'limits.disk_mb': disk, 'limits.cpu_percent': cpu,
   };
   return h('section', { class: 'card' },
     h('h1', null, 'Create server'),
-    form({ id: 'create-server-form' }, [name.row, game.row, image.row, node.row, allocation.row,
+    form({ id: 'create-server-form' }, [name.row, game.row, image.row, startup.row, node.row, allocation.row,
       h('div', { class: 'grid3' }, memory.row, disk.row, cpu.row), varsBox, box,
       h('button', { type: 'submit', class: 'primary', id: 'create-submit' }, 'Create')], async () => {
       const variables = {};
@@ -281,6 +438,7 @@ export async function createServerPage(ctx) {
         },
       };
       if (!image.row.hidden && image.input.value) body.image = image.input.value;
+      if (!startup.row.hidden && startup.input.value) body.startup_command = startup.input.value;
       if (allocation.input.value) {
         const [ip, port] = allocation.input.value.split('|');
         body.allocation = { ip, port: Number(port) };
@@ -364,7 +522,7 @@ async function totpSection() {
 }
 
 /** Changing the caller's password through their sign-in provider. */
-function passwordSection() {
+function passwordSection(changed) {
   const current = field('Current password', h('input', { name: 'current_password', type: 'password', autocomplete: 'current-password' }));
   const next = field('New password', h('input', { name: 'new_password', type: 'password', autocomplete: 'new-password' }), 'Your sign-in provider decides what it accepts.');
   const again = field('New password again', h('input', { name: 'new_password_again', type: 'password', autocomplete: 'new-password' }));
@@ -384,6 +542,7 @@ function passwordSection() {
         for (const f of Object.values(fields)) f.input.value = '';
         replace(box, alertBox('Your password is changed.', 'success'));
         box.hidden = false;
+        if (changed) await changed();
       } catch (error) {
         showError(box, error, fields);
       }
@@ -435,9 +594,33 @@ export async function accountPage(ctx) {
         h('dt', null, 'Email'), h('dd', null, user.email || '—'),
         h('dt', null, 'Administrator'), h('dd', null, user.admin ? 'yes' : 'no')),
       h('p', { class: 'muted' }, 'Your password is kept by your sign-in provider.')),
+    await linkSection(),
     passwordSection(),
     await totpSection(),
     await apiKeysSection(ctx));
+}
+
+/** Linking identities at redirect providers (OpenID Connect) to this account. */
+async function linkSection() {
+  let redirects = [];
+  try {
+    redirects = (await api('GET', '/auth/providers', undefined, { auth: false })).items
+      .filter((p) => p.kind === 'redirect');
+  } catch {
+    redirects = [];
+  }
+  if (!redirects.length) return null;
+  const linked = hashQuery().get('linked');
+  const box = h('div', { hidden: true, id: 'link-error' });
+  return h('section', { class: 'card', id: 'linked-identities' }, h('h2', null, 'Sign-in providers'),
+    linked ? alertBox(`Linked: you can now sign in with ${(redirects.find((p) => p.id === linked) || { name: linked }).name}.`, 'success') : null,
+    h('p', { class: 'muted' }, 'Link an identity at another provider to sign in with it too.'),
+    h('div', { class: 'power' }, redirects.map((p) => h('button', {
+      type: 'button',
+      'data-provider': p.id,
+      onclick: () => beginRedirect(`/account/identities/${seg(p.id)}/link`, true, box),
+    }, `Link ${p.name}`))),
+    box);
 }
 
 // ---------------------------------------------------------------- audit log

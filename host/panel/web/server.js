@@ -1,11 +1,13 @@
 // The server page: state, power buttons per permission, the live console
 // over the WebSocket (with input, history and reconnects), stats, the
-// variables form, recent commands and plugin widgets.
+// variables form, recent commands and plugin widgets; a tab leads to its
+// files (files.js).
 
 import { api, get, post, patch, seg } from './api.js';
 import { h, replace, field, badge, table, alertBox, when, bytes, duration, toast } from './dom.js';
 import { showError, stateTone, form, gameLabel } from './pages.js';
 import { pluginWidget } from './plugin-ui.js';
+import { serverTabs } from './files.js';
 
 const MAX_LINES = 1000;
 const POWER = [
@@ -276,18 +278,27 @@ export async function serverPage(ctx, id) {
   // Variables, labelled and described by the game-type plugin (which also
   // validates them: its per-field errors show under each field).
   let varsSection = null;
-  if (server.variables && Object.keys(server.variables).length) {
-    let described = [];
+  let gameType = null;
+  if (server.variables) {
     try {
       // A plugin may offer several game types (one per imported egg).
-      const game = (await get('/game-types')).items
-        .find((g) => g.plugin === server.game.plugin && (!server.game.type || g.type === server.game.type));
-      described = game ? game.variables : [];
+      gameType = (await get('/game-types')).items
+        .find((g) => g.plugin === server.game.plugin && (!server.game.type || g.type === server.game.type)) || null;
     } catch {
-      described = [];
+      gameType = null;
     }
+  }
+  // Named startup commands (Pelican's), when the game type offers a choice.
+  const commandNames = gameType ? gameType.startup_commands : [];
+  if (server.variables && (Object.keys(server.variables).length || commandNames.length)) {
+    const described = gameType ? gameType.variables : [];
     const box = h('div', { hidden: true, id: 'variables-result' });
     const fields = {};
+    const running = server.startup_command || commandNames[0];
+    const startup = commandNames.length
+      ? field('Startup command', h('select', { name: 'startup_command', id: 'startup-command', disabled: !can('startup.update') },
+        commandNames.map((c) => h('option', { value: c, selected: c === running }, c))), 'The command the server starts with.')
+      : null;
     for (const [key, value] of Object.entries(server.variables)) {
       const v = described.find((d) => d.key === key);
       const editable = can('startup.update') && (!v || v.user_editable);
@@ -297,19 +308,22 @@ export async function serverPage(ctx, id) {
       fields[`variables.${key}`] = field(v ? v.name : key, input, v ? [v.description, h('code', { class: 'muted' }, ` ${key}`)] : null);
     }
     varsSection = h('section', { class: 'card' }, h('h2', null, 'Variables'),
-      form({ id: 'variables-form' }, [Object.values(fields).map((f) => f.row), box,
+      form({ id: 'variables-form' }, [startup ? startup.row : null, Object.values(fields).map((f) => f.row), box,
         can('startup.update') ? h('button', { type: 'submit', class: 'primary' }, 'Save variables') : null], async () => {
         const variables = {};
         for (const [key, f] of Object.entries(fields)) {
           if (!f.input.disabled) variables[key.slice('variables.'.length)] = f.input.value;
         }
+        const changes = { variables };
+        if (startup && startup.input.value !== running) changes.startup_command = startup.input.value;
+        const shown = startup ? { ...fields, startup_command: startup } : fields;
         try {
-          server = await patch(`/servers/${seg(id)}`, { variables });
-          showError(box, null, fields);
+          server = await patch(`/servers/${seg(id)}`, changes);
+          showError(box, null, shown);
           replace(box, alertBox('Saved. The new values apply at the next start.', 'success'));
           box.hidden = false;
         } catch (error) {
-          showError(box, error, fields);
+          showError(box, error, shown);
         }
       }));
   }
@@ -362,6 +376,7 @@ export async function serverPage(ctx, id) {
     h('div', { class: 'page-head' },
       h('h1', null, server.name),
       stateBadge, readyBadge),
+    serverTabs(id, can, 'overview'),
     h('p', { class: 'muted' }, `${gameLabel(server.game)} ${server.game.version || ''}`,
       server.allocation ? ` · ${server.allocation.ip}:${server.allocation.port}` : ''),
     buttons,

@@ -72,11 +72,7 @@ impl ArtifactCache {
             Ok(bytes) => bytes
                 .try_into()
                 .map_err(|_| CacheError::BadKey(key_path.clone()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key: [u8; 32] = rand::random();
-                write_private(&key_path, &key)?;
-                key
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_key(&key_path)?,
             Err(e) => return Err(io(&key_path)(e)),
         };
         Ok(Self { dir, key })
@@ -144,6 +140,27 @@ impl ArtifactCache {
             .map_err(io(&path))?;
         tmp.persist(&path).map_err(|e| io(&path)(e.error))?;
         Ok(())
+    }
+}
+
+/// A new key at `key_path`, or the key another runtime opening the same
+/// cache wrote first. The key is written whole to a file of its own and
+/// then linked into place, which fails if a key is there already: so a
+/// key file is never seen half-written, and two runtimes opening one new
+/// cache at once agree on one key.
+fn create_key(key_path: &Path) -> Result<[u8; 32], CacheError> {
+    let key: [u8; 32] = rand::random();
+    let staged = key_path.with_extension(format!("key.{:016x}", rand::random::<u64>()));
+    write_private(&staged, &key)?;
+    let linked = fs::hard_link(&staged, key_path);
+    let _ = fs::remove_file(&staged);
+    match linked {
+        Ok(()) => Ok(key),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => fs::read(key_path)
+            .map_err(io(key_path))?
+            .try_into()
+            .map_err(|_| CacheError::BadKey(key_path.to_path_buf())),
+        Err(e) => Err(io(key_path)(e)),
     }
 }
 
@@ -219,6 +236,30 @@ mod tests {
         cache_a.put("abc", "fp", b"compiled code").expect("put");
         fs::copy(cache_a.path_for("abc", "fp"), cache_b.path_for("abc", "fp")).expect("copy");
         assert!(matches!(cache_b.get("abc", "fp"), Lookup::Rejected(_)));
+    }
+
+    #[test]
+    fn caches_opened_at_once_in_one_new_directory_agree_on_its_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let caches: Vec<ArtifactCache> = std::thread::scope(|scope| {
+            let opening: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| ArtifactCache::open(dir.path()).expect("open")))
+                .collect();
+            opening
+                .into_iter()
+                .map(|t| t.join().expect("joins"))
+                .collect()
+        });
+        caches[0].put("abc", "fp", b"compiled code").expect("put");
+        for cache in &caches {
+            assert!(matches!(cache.get("abc", "fp"), Lookup::Hit(_)));
+        }
+        let left: Vec<_> = fs::read_dir(dir.path()).expect("lists").collect();
+        assert_eq!(
+            left.len(),
+            2,
+            "the key and the artifact, no staged key left"
+        );
     }
 
     #[test]

@@ -161,6 +161,15 @@ impl Runtime {
             .memory_init_cow(true)
             .max_wasm_stack(512 * 1024)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        // Measurement only (bench/api_instructions.sh): valgrind cannot
+        // reserve the pool's address space.
+        if std::env::var_os("CAP_BENCH_UNPOOLED").is_some() {
+            wasm.allocation_strategy(InstanceAllocationStrategy::OnDemand)
+                .memory_reservation(0)
+                .memory_guard_size(0)
+                .memory_init_cow(false)
+                .signals_based_traps(false);
+        }
         let engine =
             Engine::new(&wasm).map_err(|e| LoadError::Compile(format!("engine setup: {e}")))?;
 

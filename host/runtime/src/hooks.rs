@@ -4,7 +4,8 @@
 //! Before-hooks: plugins are ordered by id. Any deny wins (the first deny in
 //! id order is the one reported); a plugin that fails counts as a deny if
 //! its manifest says `fail-closed = true` and is otherwise ignored (and
-//! reported). If nobody denies, `modify` patches (JSON merge patches, RFC
+//! reported); [`dispatch_before_with`] and [`Failures::Ignored`] ignore
+//! every failure, for operations a broken plugin must never block. If nobody denies, `modify` patches (JSON merge patches, RFC
 //! 7396) are applied in id order to the payload; a patch touching a field
 //! the event kind does not declare modifiable, or producing a payload that
 //! no longer fits the event, is that plugin's failure. All plugins see the
@@ -25,7 +26,7 @@ use crate::plugin::Plugin;
 
 impl EventKind {
     /// Every event kind.
-    pub const ALL: [EventKind; 28] = [
+    pub const ALL: [EventKind; 30] = [
         EventKind::UserCreate,
         EventKind::UserUpdate,
         EventKind::UserDelete,
@@ -54,6 +55,8 @@ impl EventKind {
         EventKind::ConsolePlayerLeft,
         EventKind::ConsoleCrash,
         EventKind::ScheduleTick,
+        EventKind::UserInvite,
+        EventKind::FileWrite,
     ];
 
     /// The manifest name, e.g. `server.create`.
@@ -87,6 +90,18 @@ impl EventKind {
             EventKind::ConsolePlayerLeft => "console.player-left",
             EventKind::ConsoleCrash => "console.crash",
             EventKind::ScheduleTick => "schedule.tick",
+            EventKind::UserInvite => "user.invite",
+            EventKind::FileWrite => "file.write",
+        }
+    }
+
+    /// The minor version of the plugin API (0.x) that introduced the kind:
+    /// a plugin of an older API can neither subscribe to it (its manifest
+    /// is refused) nor receive it.
+    pub fn since_minor(self) -> u64 {
+        match self {
+            EventKind::UserInvite | EventKind::FileWrite => 2,
+            _ => 1,
         }
     }
 
@@ -162,15 +177,40 @@ fn subscribed(plugins: &[Plugin], kind: EventKind, before: bool) -> Vec<&Plugin>
     out
 }
 
-/// Runs the before-hooks of `plugins` subscribed to `event.kind`.
+/// What a before-hook that fails (traps, times out, is quarantined, or
+/// returns a bad modification) means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Failures {
+    /// What the plugin's manifest says: a deny with `fail-closed = true`,
+    /// ignored otherwise.
+    #[default]
+    AsDeclared,
+    /// Ignored whatever the manifest says: for operations a broken plugin
+    /// must never block, such as logging in (otherwise no administrator
+    /// could log in to remove it). Explicit denies still deny.
+    Ignored,
+}
+
+/// Runs the before-hooks of `plugins` subscribed to `event.kind`; failures
+/// count as their manifests declare ([`Failures::AsDeclared`]).
 pub async fn dispatch_before(plugins: &[Plugin], event: &Event) -> BeforeOutcome {
+    dispatch_before_with(plugins, event, Failures::AsDeclared).await
+}
+
+/// [`dispatch_before`], with failures counting as `failures` says.
+pub async fn dispatch_before_with(
+    plugins: &[Plugin],
+    event: &Event,
+    failures: Failures,
+) -> BeforeOutcome {
     let targets = subscribed(plugins, event.kind, true);
     let answers = join_all(targets.iter().map(|p| async move {
         let started = Instant::now();
         let answer = p.hook_before(event).await;
         HookAnswer {
             plugin: p.id().to_string(),
-            fail_closed: p.manifest().hooks.as_ref().is_some_and(|h| h.fail_closed),
+            fail_closed: failures == Failures::AsDeclared
+                && p.manifest().hooks.as_ref().is_some_and(|h| h.fail_closed),
             answer,
             elapsed: started.elapsed(),
         }

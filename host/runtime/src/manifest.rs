@@ -623,13 +623,27 @@ impl Manifest {
             (Some(hooks), true) => {
                 for (list, names) in [("before", &hooks.before), ("after", &hooks.after)] {
                     for name in names {
-                        if EventKind::from_dotted(name).is_none() {
-                            err(
+                        match EventKind::from_dotted(name) {
+                            None => err(
                                 format!("hooks.{list}"),
                                 format!(
                                     "{name:?} is not a known event (e.g. server.create, console.player-joined)"
                                 ),
-                            );
+                            ),
+                            Some(kind)
+                                if self.plugin.api.major == 0
+                                    && kind.since_minor() > self.plugin.api.minor =>
+                            {
+                                err(
+                                    format!("hooks.{list}"),
+                                    format!(
+                                        "{name:?} needs plugin API 0.{}.0 (this plugin targets {})",
+                                        kind.since_minor(),
+                                        self.plugin.api
+                                    ),
+                                );
+                            }
+                            Some(_) => {}
                         }
                     }
                 }
@@ -926,6 +940,18 @@ default = "8192"
             .replace("\"server.create\"", "\"server.explode\"")
             .replace("default = \"8192\"", "default = \"lots\"");
         insta::assert_snapshot!(errors_of(&text));
+    }
+
+    #[test]
+    fn an_event_kind_of_a_later_api_is_refused_naming_the_version_it_needs() {
+        let text = GOOD.replace("\"server.create\"", "\"user.invite\"");
+        let errors = errors_of(&text);
+        assert!(
+            errors.contains("\"user.invite\" needs plugin API 0.2.0 (this plugin targets 0.1.0)"),
+            "{errors}"
+        );
+        let later = text.replace("api = \"0.1.0\"", "api = \"0.2.0\"");
+        assert_eq!(errors_of(&later), "ok");
     }
 
     #[test]

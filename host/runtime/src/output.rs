@@ -9,7 +9,8 @@ use std::io;
 use serde::Serialize;
 
 use crate::api::{
-    CatalogueEntry, Element, GameInfo, InstallPlan, InstallStep, StartupPlan, UiTree, Verdict,
+    CatalogueEntry, ConfigEdit, Element, GameInfo, InstallPlan, InstallStep, StartupPlan, UiTree,
+    Verdict,
 };
 use crate::manifest::{is_image_reference, is_valid_id};
 
@@ -154,6 +155,20 @@ pub fn check_game_info(info: &GameInfo) -> Result<(), String> {
             return Err(format!("image {:?} is listed twice", image.reference));
         }
     }
+    let mut commands = HashSet::new();
+    for command in &info.startup_commands {
+        if command.trim().is_empty() || command.len() > 191 || command.contains(char::is_control) {
+            return Err(format!(
+                "startup command {command:?} needs a name of 1-191 bytes without control characters"
+            ));
+        }
+        if !commands.insert(command) {
+            return Err(format!("startup command {command:?} is named twice"));
+        }
+    }
+    if info.file_denylist.len() > 1024 || info.file_denylist.iter().any(|p| p.len() > 1024) {
+        return Err("the file denylist has more than 1024 patterns or one over 1024 bytes".into());
+    }
     Ok(())
 }
 
@@ -237,7 +252,10 @@ pub fn check_install_plan(plan: &InstallPlan) -> Result<(), String> {
                 continue;
             }
             InstallStep::WriteFile(w) => &w.path,
-            InstallStep::EditConfig(e) => &e.path,
+            InstallStep::EditConfig(e) => {
+                check_conditions(e).map_err(|e| format!("step {i}: {e}"))?;
+                &e.path
+            }
         };
         if !is_safe_relative_path(path) {
             return Err(format!(
@@ -274,6 +292,27 @@ pub fn check_startup_plan(plan: &StartupPlan) -> Result<(), String> {
                 "config edit path {:?} leaves the server directory",
                 e.path
             ));
+        }
+        check_conditions(e)?;
+    }
+    Ok(())
+}
+
+/// A `config-edit`'s `regex:` conditions are patterns the Agent can
+/// compile (checked here so that a plan fails when it is made, not on the
+/// node before a start).
+fn check_conditions(edit: &ConfigEdit) -> Result<(), String> {
+    for condition in &edit.set_if {
+        if let Some(pattern) = condition.if_value.strip_prefix("regex:") {
+            regex::RegexBuilder::new(pattern)
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| {
+                    format!(
+                        "config edit {:?}: the condition of {:?} is no valid pattern: {e}",
+                        edit.path, condition.key
+                    )
+                })?;
         }
     }
     Ok(())
@@ -347,6 +386,46 @@ mod tests {
         Node {
             element,
             children: children.to_vec(),
+        }
+    }
+
+    fn game_info(startup_commands: &[&str]) -> GameInfo {
+        use crate::api::{Arch, Os, Platform, PortProtocol, PortRequest};
+        GameInfo {
+            id: "game".into(),
+            name: "Game".into(),
+            version: "1.0.0".into(),
+            description: String::new(),
+            variables: Vec::new(),
+            ports: vec![PortRequest {
+                name: "game".into(),
+                protocol: PortProtocol::Tcp,
+                primary: true,
+                env: None,
+            }],
+            platforms: vec![Platform {
+                os: Os::Linux,
+                arch: Arch::Amd64,
+            }],
+            features: Vec::new(),
+            min_memory_mb: 64,
+            images: Vec::new(),
+            startup_commands: startup_commands.iter().map(|&c| c.to_owned()).collect(),
+            file_denylist: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn startup_command_names_are_unique_bounded_single_lines() {
+        assert_eq!(
+            check_game_info(&game_info(&["Default", "With Aikar's flags"])),
+            Ok(())
+        );
+        let twice = check_game_info(&game_info(&["Default", "Default"])).unwrap_err();
+        assert!(twice.contains("named twice"), "{twice}");
+        for bad in ["", "a\nb", &"x".repeat(192)] {
+            let error = check_game_info(&game_info(&[bad])).unwrap_err();
+            assert!(error.contains("1-191 bytes"), "{error}");
         }
     }
 

@@ -470,6 +470,7 @@ fn config_edit() -> impl Strategy<Value = ConfigEdit> {
         path,
         format: ConfigFormat::Properties,
         set,
+        set_if: Vec::new(),
     })
 }
 

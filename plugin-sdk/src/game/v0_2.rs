@@ -43,6 +43,8 @@ use crate::types::{KeyValue, PluginError};
 ///         features: vec![],
 ///         min_memory_mb: 16,
 ///         images: vec![Image::new("Debian", "docker.io/library/debian:stable")],
+///         startup_commands: vec![],
+///         file_denylist: vec![],
 ///     }
 /// }
 ///
@@ -161,6 +163,8 @@ pub trait GameTypes: Send + Sync {
 ///             features: vec![],
 ///             min_memory_mb: 64,
 ///             images: vec![],
+///             startup_commands: vec![],
+///             file_denylist: vec![],
 ///         }
 ///     }
 ///     fn install_plan(&self, _: &ServerContext) -> Result<InstallPlan, PluginError> {

@@ -101,22 +101,7 @@ pub(crate) fn entry(egg: &Egg) -> Result<Entry, Vec<FieldError>> {
             format!("the done patterns take more than {MAX_CONSOLE_CONTEXT_BYTES} bytes"),
         ));
     }
-    for (i, command) in egg.startup_commands.iter().enumerate().skip(1) {
-        let field = match egg.version {
-            Version::PlcnV3 => format!("startup_commands.{:?}", command.name),
-            _ => format!("startup_commands[{i}]"),
-        };
-        unsupported.push(format!(
-            "{field}: only the first startup command ({:?}) is used",
-            egg.startup_commands[0].name
-        ));
-    }
-    if !egg.file_denylist.is_empty() {
-        unsupported.push(format!(
-            "file_denylist: {} path(s) users may not edit are not enforced yet",
-            egg.file_denylist.len()
-        ));
-    }
+    let startup_commands = startup_commands(egg, &mut errors);
     if let Stop::Signal(StopSignal::Named(name)) = &egg.config.stop
         && crate::plans::named_signal(name).is_none()
     {
@@ -147,11 +132,39 @@ pub(crate) fn entry(egg: &Egg) -> Result<Entry, Vec<FieldError>> {
             features: egg.features.clone(),
             min_memory_mb: 0,
             images,
+            startup_commands,
+            file_denylist: egg.file_denylist.clone(),
         },
         format: egg.version.as_str().to_owned(),
         update_url: egg.update_url.clone(),
         unsupported,
     })
+}
+
+/// The names of the egg's startup commands when it has several (PLCN_v3),
+/// for servers to pick among; none when it has one.
+fn startup_commands(egg: &Egg, errors: &mut Vec<FieldError>) -> Vec<String> {
+    if egg.startup_commands.len() < 2 {
+        return Vec::new();
+    }
+    let mut names: Vec<String> = Vec::new();
+    for (i, command) in egg.startup_commands.iter().enumerate() {
+        let name = command.name.trim();
+        if name.is_empty() || name.len() > 191 || name.contains(char::is_control) {
+            errors.push(FieldError::new(
+                egg.startup_path(i),
+                "a startup command's name is 1-191 bytes on one line",
+            ));
+        } else if names.iter().any(|n| n == name) {
+            errors.push(FieldError::new(
+                egg.startup_path(i),
+                format!("the startup command {name:?} is named twice"),
+            ));
+        } else {
+            names.push(name.to_owned());
+        }
+    }
+    names
 }
 
 /// The egg's docker images as the game's images, each reference once.
@@ -190,8 +203,9 @@ fn images(egg: &Egg, errors: &mut Vec<FieldError>, unsupported: &mut Vec<String>
 }
 
 /// Config files the Agent cannot edit as the egg says: a `file` key or
-/// value with a line break (one edit is one line) is refused; a
-/// conditional replacement and node settings are reported.
+/// value with a line break (one edit is one line) is refused (cap-egg
+/// refuses conditions that are no valid pattern); node settings the Panel
+/// does not know are reported.
 fn check_config_files(egg: &Egg, errors: &mut Vec<FieldError>, unsupported: &mut Vec<String>) {
     for file in &egg.config.files {
         // cap-egg keeps paths inside the server directory; the Agent also
@@ -206,18 +220,7 @@ fn check_config_files(egg: &Egg, errors: &mut Vec<FieldError>, unsupported: &mut
             let field = format!("config.files.{:?}.find.{:?}", file.path, find.key);
             let values: Vec<&serde_json::Value> = match &find.value {
                 FindValue::Set(value) => vec![value],
-                FindValue::When(pairs) => {
-                    unsupported.push(format!(
-                        "{field}: a replacement on a condition (if the value is {}) is not \
-                         applied: the Panel's config edits set values unconditionally",
-                        pairs
-                            .iter()
-                            .map(|(when, _)| format!("{when:?}"))
-                            .collect::<Vec<_>>()
-                            .join(" or ")
-                    ));
-                    continue;
-                }
+                FindValue::When(pairs) => pairs.iter().map(|(_, value)| value).collect(),
             };
             if file.parser == Parser::File
                 && (find.key.contains(['\r', '\n', '\0'])
@@ -231,13 +234,18 @@ fn check_config_files(egg: &Egg, errors: &mut Vec<FieldError>, unsupported: &mut
                 ));
             }
             for value in values {
-                if let Some(text) = value.as_str()
-                    && text.contains("{{config.")
-                {
-                    unsupported.push(format!(
-                        "{field}: node settings ({{{{config.…}}}}) are not known to the Panel: \
-                         they render empty"
-                    ));
+                let Some(text) = value.as_str() else {
+                    continue;
+                };
+                for name in cap_egg::referenced_names(text) {
+                    if let Some(setting) = name.strip_prefix("config.")
+                        && !crate::plans::NODE_SETTINGS.contains(&setting)
+                    {
+                        unsupported.push(format!(
+                            "{field}: the node setting {setting:?} is not known to the Panel: \
+                             it renders empty"
+                        ));
+                    }
                 }
             }
         }
@@ -471,14 +479,42 @@ mod tests {
     }
 
     #[test]
-    fn a_conditional_replacement_and_features_are_listed_as_unsupported() {
+    fn a_conditional_replacement_is_taken_and_features_are_listed_as_unsupported() {
         let egg =
             Egg::parse(&fixture("pterodactyl/minecraft__egg-bungeecord.json")).expect("parses");
         let entry = entry(&egg).expect("the Panel takes it");
         let lines = entry.unsupported.join("\n");
-        assert!(lines.contains("servers.*.address"), "{lines}");
-        assert!(lines.contains("on a condition"), "{lines}");
+        assert!(!lines.contains("servers.*.address"), "{lines}");
+        assert!(!lines.contains("docker.interface"), "{lines}");
         assert!(lines.contains("feature \"eula\""), "{lines}");
+    }
+
+    #[test]
+    fn pelican_startup_commands_are_offered_by_name_and_the_denylist_is_carried() {
+        let egg = Egg::parse(&crate::tests::startup_commands_egg(|e| {
+            e["file_denylist"] = serde_json::json!(["*.jar", "!server.jar"]);
+        }))
+        .expect("parses");
+        let entry = entry(&egg).expect("taken");
+        assert_eq!(entry.game.startup_commands, ["Default", "Low memory"]);
+        assert_eq!(entry.game.file_denylist, ["*.jar", "!server.jar"]);
+        assert!(
+            !entry
+                .unsupported
+                .iter()
+                .any(|l| l.contains("startup_commands") || l.contains("file_denylist")),
+            "{:?}",
+            entry.unsupported
+        );
+        let one = Egg::parse(&minimal_egg(|_| {})).expect("parses");
+        assert!(
+            super::entry(&one)
+                .expect("taken")
+                .game
+                .startup_commands
+                .is_empty(),
+            "one startup: no choice"
+        );
     }
 
     #[test]
@@ -519,22 +555,25 @@ mod tests {
     }
 
     #[test]
-    fn a_node_setting_in_a_config_value_is_listed_as_unsupported() {
+    fn only_node_settings_the_panel_does_not_know_are_listed_as_unsupported() {
         let egg = Egg::parse(&minimal_egg(|e| {
             e["config"]["files"] = serde_json::json!(
-                r#"{"config.yml": {"parser": "yaml", "find": {"host": "{{config.docker.interface}}"}}}"#
+                r#"{"config.yml": {"parser": "yaml", "find": {
+                    "host": "{{config.docker.interface}}",
+                    "sftp": "{{config.system.sftp.bind_port}}"
+                }}}"#
             );
         }))
         .expect("parses");
         let entry = entry(&egg).expect("taken");
+        let lines = entry.unsupported.join("\n");
         assert!(
-            entry
-                .unsupported
-                .iter()
-                .any(|l| l.starts_with("config.files.\"config.yml\".find.\"host\": node settings")),
-            "{:?}",
-            entry.unsupported
+            lines.contains(
+                "config.files.\"config.yml\".find.\"sftp\": the node setting \"system.sftp.bind_port\""
+            ),
+            "{lines}"
         );
+        assert!(!lines.contains("find.\"host\""), "{lines}");
     }
 
     #[test]

@@ -226,7 +226,7 @@ mod tests {
 
     use std::path::PathBuf;
 
-    use cap_plugin_sdk::game::{AllocatedPort, Arch, Os, Platform, ServerContext};
+    use cap_plugin_sdk::game::{AllocatedPort, Arch, NodeContext, Os, Platform, ServerContext};
     use cap_plugin_sdk::types::KeyValue;
 
     /// The community eggs cap-egg tests with (`egg/tests/fixtures`).
@@ -268,6 +268,19 @@ mod tests {
         serde_json::to_vec(&egg).expect("JSON")
     }
 
+    /// [`minimal_egg`] as PLCN_v3 with two named startup commands,
+    /// `Default` (`./run`) and `Low memory` (`./run --small`), with `patch`
+    /// applied.
+    pub(crate) fn startup_commands_egg(patch: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+        minimal_egg(|e| {
+            e["meta"]["version"] = serde_json::json!("PLCN_v3");
+            e.as_object_mut().expect("an object").remove("startup");
+            e["startup_commands"] =
+                serde_json::json!({"Default": "./run", "Low memory": "./run --small"});
+            patch(e);
+        })
+    }
+
     /// A server of game type `game_type` with 1 GiB, `variables` and one
     /// allocation at `port`.
     pub(crate) fn server(game_type: &str, variables: &[(&str, &str)], port: u16) -> ServerContext {
@@ -292,6 +305,12 @@ mod tests {
             },
             game_type: game_type.into(),
             image: None,
+            startup_command: None,
+            node: NodeContext {
+                name: "n1".into(),
+                address: "127.0.0.1".into(),
+                host_address: String::new(),
+            },
         }
     }
 

@@ -20,15 +20,20 @@
 //!   [`INSTALL_TIMEOUT_SECS`].
 //! - **Config files.** Each `config.files` entry is one [`ConfigEdit`]
 //!   whose values are rendered for the server (`{{server.build.default.port}}`,
-//!   `{{env.X}}`, …; node settings, `{{config.…}}`, are not known here and
-//!   render empty). Keys follow the documented meaning of each format:
+//!   `{{env.X}}`, …, and the node settings of [`NODE_SETTINGS`] from the
+//!   server context's node; other `{{config.…}}` render empty and are
+//!   listed as unsupported at import). Keys follow the documented meaning of each format:
 //!   `file` becomes `plain` (a line prefix), `properties` and `ini` keys
 //!   stay, YAML and JSON paths write list indexes as path segments
 //!   (`a[0].b` → `a.0.b`), XML paths are `/`-separated below the root
 //!   element (the egg's path names the root) with `[attr='v']` values
 //!   setting `@attr`. `*` stays as it is: it means "every child". A
-//!   replacement on a condition cannot be said in a config edit and is
-//!   left out (the entry lists it as unsupported).
+//!   replacement on a condition (`{"regex:…": "…$1"}` or a plain value)
+//!   is a `set-if` of the edit, its `if_value` as the egg wrote it and its
+//!   value rendered; the Agent applies those after the plain ones.
+//! - **Startup commands.** PLCN_v3's named startup commands are the game
+//!   type's `startup-commands`; a server runs the one it picked
+//!   (`server-context.startup-command`), else the first.
 //! - **Stop.** A command is written to the console; `^C` sends SIGINT;
 //!   `^^C` kills at once (Wings sends SIGKILL); `^SIGTERM` and the like
 //!   send that signal, and one the Panel cannot send kills, as Wings does.
@@ -39,8 +44,8 @@ use cap_egg::{
     ConfigFile, Context, Egg, FindValue, Parser, Stop, StopSignal, render_startup, render_value,
 };
 use cap_plugin_sdk::game::{
-    ConfigEdit, ConfigFormat, InstallPlan, InstallStep, Script, ServerContext, Signal, StartupPlan,
-    StopMethod, StopPlan,
+    ConditionalSet, ConfigEdit, ConfigFormat, InstallPlan, InstallStep, Script, ServerContext,
+    Signal, StartupPlan, StopMethod, StopPlan,
 };
 use cap_plugin_sdk::types::{KeyValue, PluginError};
 
@@ -93,8 +98,26 @@ pub(crate) fn context(egg: &Egg, server: &ServerContext) -> Result<Context, Plug
         port: port.port,
         memory_mb: server.memory_mb,
         server: facts,
-        config: BTreeMap::new(),
+        config: node_settings(server),
     })
+}
+
+/// The node settings eggs name as `{{config.…}}`: Wings' configuration
+/// keys the Panel knows an answer for. Both spellings of the Docker
+/// network's interface (`docker.interface`, the one eggs use, and Wings'
+/// own `docker.network.interface`) are where a game server reaches its
+/// node's host.
+pub(crate) const NODE_SETTINGS: [&str; 2] = ["docker.interface", "docker.network.interface"];
+
+fn node_settings(server: &ServerContext) -> BTreeMap<String, String> {
+    let host = &server.node.host_address;
+    if host.is_empty() {
+        return BTreeMap::new();
+    }
+    NODE_SETTINGS
+        .iter()
+        .map(|key| ((*key).to_owned(), host.clone()))
+        .collect()
 }
 
 /// The variables and the allocation as environment, Wings' names.
@@ -139,11 +162,23 @@ pub(crate) fn install(egg: &Egg, server: &ServerContext) -> Result<InstallPlan, 
 /// console context.
 pub(crate) fn startup(egg: &Egg, server: &ServerContext) -> Result<StartupPlan, PluginError> {
     let ctx = context(egg, server)?;
-    let template = &egg
-        .startup_commands
-        .first()
-        .ok_or_else(|| PluginError::new("no-startup", "the egg has no startup line"))?
-        .command;
+    let template = &match &server.startup_command {
+        None => egg
+            .startup_commands
+            .first()
+            .ok_or_else(|| PluginError::new("no-startup", "the egg has no startup line"))?,
+        Some(name) => egg
+            .startup_commands
+            .iter()
+            .find(|c| c.name == *name)
+            .ok_or_else(|| {
+                PluginError::new(
+                    "unknown-startup-command",
+                    format!("the egg names no startup command {name:?}"),
+                )
+            })?,
+    }
+    .command;
     let line = render_startup(template, &ctx);
     let mut env = environment(&ctx);
     env.push(KeyValue::new("STARTUP", template));
@@ -203,26 +238,38 @@ pub(crate) fn config_edit(file: &ConfigFile, ctx: &Context) -> ConfigEdit {
         Parser::Json => ConfigFormat::Json,
         Parser::Xml => ConfigFormat::Xml,
     };
+    let rendered = |value: &serde_json::Value| match value {
+        serde_json::Value::String(text) => render_value(text, ctx),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let pair = |key: &str, value: String| match file.parser {
+        Parser::Yaml | Parser::Json => KeyValue::new(tree_path(key), value),
+        Parser::Xml => xml_pair(key, value),
+        Parser::File | Parser::Properties | Parser::Ini => KeyValue::new(key, value),
+    };
     let mut set = Vec::new();
+    let mut set_if = Vec::new();
     for find in &file.find {
-        let FindValue::Set(value) = &find.value else {
-            continue;
-        };
-        let value = match value {
-            serde_json::Value::String(text) => render_value(text, ctx),
-            serde_json::Value::Null => String::new(),
-            other => other.to_string(),
-        };
-        set.push(match file.parser {
-            Parser::Yaml | Parser::Json => KeyValue::new(tree_path(&find.key), value),
-            Parser::Xml => xml_pair(&find.key, value),
-            Parser::File | Parser::Properties | Parser::Ini => KeyValue::new(&find.key, value),
-        });
+        match &find.value {
+            FindValue::Set(value) => set.push(pair(&find.key, rendered(value))),
+            FindValue::When(cases) => {
+                for (if_value, value) in cases {
+                    let KeyValue { key, value } = pair(&find.key, rendered(value));
+                    set_if.push(ConditionalSet {
+                        key,
+                        if_value: if_value.clone(),
+                        value,
+                    });
+                }
+            }
+        }
     }
     ConfigEdit {
         path: file.path.clone(),
         format,
         set,
+        set_if,
     }
 }
 
@@ -357,10 +404,12 @@ mod tests {
     }
 
     #[test]
-    fn the_bungeecord_yaml_edit_writes_the_port_and_leaves_the_condition_out() {
+    fn the_bungeecord_yaml_edit_writes_the_port_and_points_local_servers_at_the_node() {
         let egg =
             Egg::parse(&fixture("pterodactyl/minecraft__egg-bungeecord.json")).expect("parses");
-        let plan = startup(&egg, &server("bungeecord", &[], 25577)).expect("a plan");
+        let mut server = server("bungeecord", &[], 25577);
+        server.node.host_address = "10.88.0.1".into();
+        let plan = startup(&egg, &server).expect("a plan");
         let edit = &plan.config_edits[0];
         assert_eq!(edit.format, ConfigFormat::Yaml);
         assert_eq!(
@@ -370,6 +419,28 @@ mod tests {
                 KeyValue::new("listeners.0.host", "0.0.0.0:25577"),
             ]
         );
+        assert_eq!(
+            edit.set_if,
+            [ConditionalSet {
+                key: "servers.*.address".into(),
+                if_value: "regex:^(127\\.0\\.0\\.1|localhost)(:\\d{1,5})?$".into(),
+                value: "10.88.0.1$2".into(),
+            }]
+        );
+    }
+
+    #[test]
+    fn a_server_runs_the_startup_command_it_picked() {
+        let egg = Egg::parse(&crate::tests::startup_commands_egg(|_| {})).expect("parses");
+        let line = |picked: Option<&str>| {
+            let mut server = server("test", &[], 27015);
+            server.startup_command = picked.map(str::to_owned);
+            startup(&egg, &server).map(|plan| plan.args.last().cloned().unwrap_or_default())
+        };
+        assert_eq!(line(None).expect("a plan"), "./run");
+        assert_eq!(line(Some("Low memory")).expect("a plan"), "./run --small");
+        let error = line(Some("Turbo")).expect_err("no such command");
+        assert_eq!(error.code, "unknown-startup-command");
     }
 
     #[test]

@@ -44,9 +44,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use cap_protocol::{ConsoleEvent, HealthReport};
+use std::time::Duration;
+
+use cap_protocol::files::{FileRequest, FileResponse, FileResult};
+use cap_protocol::{ConsoleEvent, HealthReport, PanelMessage};
 use serde::Serialize;
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 
 pub mod plans;
 
@@ -54,6 +57,9 @@ pub mod plans;
 pub const HISTORY_LINES: usize = 500;
 /// Frames buffered per server for browsers that read slowly.
 pub const BROADCAST_FRAMES: usize = 1024;
+/// File requests queued for one Agent session before more are refused
+/// ([`RequestError::Busy`]).
+pub const OUTGOING_MESSAGES: usize = 256;
 
 /// Resource usage of a server, as its Agent last reported it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
@@ -132,6 +138,18 @@ impl ConsoleChannel {
         self.sender.subscribe()
     }
 
+    /// The last lines, oldest first, and a subscription to what follows
+    /// them: every line is in exactly one of the two, because the history
+    /// is read and the subscription made under the lock [`push_lines`]
+    /// records and broadcasts under (a line arriving between a separate
+    /// read and subscription would show twice).
+    ///
+    /// [`push_lines`]: ConsoleChannel::push_lines
+    pub fn history_and_subscribe(&self) -> (Vec<String>, broadcast::Receiver<ConsoleFrame>) {
+        let history = lock(&self.history);
+        (history.iter().cloned().collect(), self.sender.subscribe())
+    }
+
     /// Records and broadcasts a batch of lines.
     pub fn push_lines(&self, lines: Vec<String>, dropped: u64) {
         if dropped > 0 {
@@ -141,16 +159,15 @@ impl ConsoleChannel {
         if lines.is_empty() {
             return;
         }
-        {
-            let mut history = lock(&self.history);
-            let skip = lines.len().saturating_sub(HISTORY_LINES);
-            for line in &lines[skip..] {
-                if history.len() == HISTORY_LINES {
-                    history.pop_front();
-                }
-                history.push_back(line.clone());
+        let mut history = lock(&self.history);
+        let skip = lines.len().saturating_sub(HISTORY_LINES);
+        for line in &lines[skip..] {
+            if history.len() == HISTORY_LINES {
+                history.pop_front();
             }
+            history.push_back(line.clone());
         }
+        // Under the history's lock: see `history_and_subscribe`.
         let _ = self.sender.send(ConsoleFrame::Lines(lines.into()));
     }
 
@@ -177,17 +194,52 @@ pub struct NodeStatus {
     pub health: Option<HealthReport>,
     /// The Agent's version from its hello.
     pub agent_version: Option<String>,
+    /// Where browsers reach the Agent's file transfers, from its hello.
+    pub files_url: Option<String>,
 }
 
 struct Session {
     generation: u64,
     wake: Arc<Notify>,
     close: Arc<Notify>,
+    /// Messages for the session to send (file requests), bounded.
+    outgoing: mpsc::Sender<PanelMessage>,
     status: NodeStatus,
+}
+
+/// A file request waiting for its answer.
+struct Pending {
+    node_id: String,
+    generation: u64,
+    answer: oneshot::Sender<FileResult>,
+}
+
+/// Why a file request got no answer from the Agent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The node has no live session.
+    #[error("node {0} is not connected")]
+    NotConnected(String),
+    /// The session ended (or was replaced) before the answer came.
+    #[error("the link to node {0} was lost before the Agent answered")]
+    LinkLost(String),
+    /// The Agent did not answer in time.
+    #[error("node {node} did not answer within {seconds} s")]
+    Timeout {
+        /// The node.
+        node: String,
+        /// The time allowed.
+        seconds: u64,
+    },
+    /// Too many requests are waiting for this node's session.
+    #[error("node {0} has too many file requests in flight")]
+    Busy(String),
 }
 
 struct HubInner {
     sessions: Mutex<HashMap<String, Session>>,
+    /// File requests sent and not answered yet, by request id.
+    pending: Mutex<HashMap<String, Pending>>,
     consoles: Mutex<HashMap<String, Arc<ConsoleChannel>>>,
     generation: AtomicU64,
     /// `true` once the Panel is stopping.
@@ -202,6 +254,7 @@ impl Default for HubInner {
     fn default() -> Self {
         HubInner {
             sessions: Mutex::default(),
+            pending: Mutex::default(),
             consoles: Mutex::default(),
             generation: AtomicU64::new(0),
             closing: watch::Sender::new(false),
@@ -257,6 +310,8 @@ pub struct Attached {
     pub wake: Arc<Notify>,
     /// Notified when a newer session replaced this one.
     pub close: Arc<Notify>,
+    /// Messages the session must send to its Agent (file requests).
+    pub outgoing: mpsc::Receiver<PanelMessage>,
 }
 
 impl AgentHub {
@@ -291,11 +346,20 @@ impl AgentHub {
             .map(|s| s.status.clone())
     }
 
+    /// The file-transfer URLs the connected Agents announced.
+    pub fn files_urls(&self) -> Vec<String> {
+        lock(&self.inner.sessions)
+            .values()
+            .filter_map(|s| s.status.files_url.clone())
+            .collect()
+    }
+
     /// Registers a new session for `node_id`, closing any older one.
     pub fn attach(&self, node_id: &str) -> Attached {
         let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let wake = Arc::new(Notify::new());
         let close = Arc::new(Notify::new());
+        let (outgoing, requests) = mpsc::channel(OUTGOING_MESSAGES);
         let now = Instant::now();
         let previous = lock(&self.inner.sessions).insert(
             node_id.to_owned(),
@@ -303,22 +367,103 @@ impl AgentHub {
                 generation,
                 wake: wake.clone(),
                 close: close.clone(),
+                outgoing,
                 status: NodeStatus {
                     connected_at: now,
                     last_heard: now,
                     health: None,
                     agent_version: None,
+                    files_url: None,
                 },
             },
         );
         if let Some(previous) = previous {
             previous.close.notify_one();
+            self.fail_pending(node_id, Some(previous.generation));
         }
         Attached {
             generation,
             wake,
             close,
+            outgoing: requests,
         }
+    }
+
+    /// Sends a file request to node `node_id`'s Agent and waits up to
+    /// `timeout` for its answer.
+    ///
+    /// Requests are not persisted: one sent on a link that drops fails with
+    /// [`RequestError::LinkLost`] and the caller may try again. They reach
+    /// only the Agent connected to this Panel process.
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError`] when no answer came; an answer that is a refusal is
+    /// the `Ok` value's [`FileResult::Err`].
+    pub async fn file_request(
+        &self,
+        node_id: &str,
+        request: FileRequest,
+        timeout: Duration,
+    ) -> Result<FileResult, RequestError> {
+        let request_id = request.request_id.clone();
+        let (answer, answered) = oneshot::channel();
+        let outgoing = {
+            let sessions = lock(&self.inner.sessions);
+            let session = sessions
+                .get(node_id)
+                .ok_or_else(|| RequestError::NotConnected(node_id.to_owned()))?;
+            lock(&self.inner.pending).insert(
+                request_id.clone(),
+                Pending {
+                    node_id: node_id.to_owned(),
+                    generation: session.generation,
+                    answer,
+                },
+            );
+            session.outgoing.clone()
+        };
+        // Removes the entry whatever happens below (a cancelled caller
+        // included), so the map cannot grow with abandoned requests.
+        let _forget = Forget {
+            hub: self,
+            request_id: &request_id,
+        };
+        if outgoing
+            .try_send(PanelMessage::FileRequest(request))
+            .is_err()
+        {
+            return Err(RequestError::Busy(node_id.to_owned()));
+        }
+        match tokio::time::timeout(timeout, answered).await {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(_)) => Err(RequestError::LinkLost(node_id.to_owned())),
+            Err(_) => Err(RequestError::Timeout {
+                node: node_id.to_owned(),
+                seconds: timeout.as_secs(),
+            }),
+        }
+    }
+
+    /// Delivers an Agent's answer to the request waiting for it; answers
+    /// from another node than the one asked, and late or unknown ones, are
+    /// dropped.
+    pub fn answer(&self, node_id: &str, response: FileResponse) {
+        let mut pending = lock(&self.inner.pending);
+        if pending
+            .get(&response.request_id)
+            .is_some_and(|p| p.node_id == node_id)
+            && let Some(waiting) = pending.remove(&response.request_id)
+        {
+            let _ = waiting.answer.send(response.result);
+        }
+    }
+
+    /// Fails the requests waiting on node `node_id` (on its session
+    /// `generation`, or on every session when `None`).
+    fn fail_pending(&self, node_id: &str, generation: Option<u64>) {
+        lock(&self.inner.pending)
+            .retain(|_, p| p.node_id != node_id || generation.is_some_and(|g| g != p.generation));
     }
 
     /// Removes session `generation` of `node_id`; `false` when a newer
@@ -330,6 +475,8 @@ impl AgentHub {
             .is_some_and(|s| s.generation == generation)
         {
             sessions.remove(node_id);
+            drop(sessions);
+            self.fail_pending(node_id, Some(generation));
             true
         } else {
             false
@@ -384,6 +531,18 @@ impl AgentHub {
     /// Forgets a deleted server's console.
     pub fn forget_console(&self, server_id: &str) {
         lock(&self.inner.consoles).remove(server_id);
+    }
+}
+
+/// Removes a pending request when its caller stops waiting.
+struct Forget<'a> {
+    hub: &'a AgentHub,
+    request_id: &'a str,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        lock(&self.hub.inner.pending).remove(self.request_id);
     }
 }
 

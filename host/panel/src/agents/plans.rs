@@ -85,12 +85,18 @@ pub fn node_platform(node: Option<&Node>) -> api::Platform {
     }
 }
 
-/// The `server-context` the game-type plugin plans for.
+/// The `server-context` the game-type plugin plans for. `host_address` is
+/// what the node's Agent said in its hello: where servers reach the
+/// node's host (`node-context.host-address`); empty when it did not say.
 ///
 /// # Errors
 ///
 /// Database errors.
-pub async fn server_context(db: &Database, server: &Server) -> Result<api::ServerContext, DbError> {
+pub async fn server_context(
+    db: &Database,
+    server: &Server,
+    host_address: Option<&str>,
+) -> Result<api::ServerContext, DbError> {
     let allocations = nodes::allocations_of_server(db, &server.id).await?;
     let node = match &server.node_id {
         Some(id) => nodes::get(db, id).await?,
@@ -128,6 +134,12 @@ pub async fn server_context(db: &Database, server: &Server) -> Result<api::Serve
         // none: the plugin's only one (filled in by `to_wire`).
         game_type: server.game_type.clone().unwrap_or_default(),
         image: server.image.clone(),
+        startup_command: server.startup_command.clone(),
+        node: api::NodeContext {
+            name: node.as_ref().map(|n| n.name.clone()).unwrap_or_default(),
+            address: node.as_ref().map(|n| n.address.clone()).unwrap_or_default(),
+            host_address: host_address.unwrap_or_default().to_owned(),
+        },
     })
 }
 
@@ -140,6 +152,7 @@ pub async fn to_wire(
     db: &Database,
     plugins: Option<&PluginManager>,
     command: &Command,
+    host_address: Option<&str>,
 ) -> Result<cap_protocol::Command, PlanError> {
     let action = match command.action {
         CommandAction::Stop => Action::Stop,
@@ -163,7 +176,7 @@ pub async fn to_wire(
             let plugin = plugins
                 .and_then(|p| p.active(&server.game_plugin))
                 .ok_or_else(|| PlanError::GameInactive(server.game_plugin.clone()))?;
-            let mut context = server_context(db, &server).await?;
+            let mut context = server_context(db, &server, host_address).await?;
             if context.game_type.is_empty() {
                 let games = plugin.game_types().await.map_err(|e| PlanError::Plugin {
                     plugin: server.game_plugin.clone(),

@@ -262,7 +262,8 @@ macro_rules! insert_projections {
             let mut qb = query_builder(
                 pool,
                 "INSERT INTO servers (id, name, owner_id, node_id, game_plugin, game_version, \
-                 game_type, image, variables, memory_mb, disk_mb, cpu_percent, state, created_at) ",
+                 game_type, image, startup_command, variables, memory_mb, disk_mb, cpu_percent, \
+                 state, created_at) ",
             );
             qb.push_values(chunk, |mut row, (id, s)| {
                 row.push_bind(id.as_str())
@@ -273,6 +274,7 @@ macro_rules! insert_projections {
                     .push_bind(s.game_version.as_str())
                     .push_bind(s.game_type.as_deref())
                     .push_bind(s.image.as_deref())
+                    .push_bind(s.startup_command.as_deref())
                     .push_bind(Json(&s.variables))
                     .push_bind(s.memory_mb)
                     .push_bind(s.disk_mb)
@@ -478,6 +480,7 @@ struct ServerState {
     game_version: String,
     game_type: Option<String>,
     image: Option<String>,
+    startup_command: Option<String>,
     variables: BTreeMap<String, String>,
     memory_mb: i64,
     disk_mb: i64,
@@ -685,6 +688,7 @@ impl Projections {
                 server.variables = data.variable_values;
                 server.game_version = data.game_version;
                 server.image = data.image;
+                server.startup_command = data.startup_command;
                 server.memory_mb = memory;
                 server.disk_mb = disk;
                 server.cpu_percent = cpu;
@@ -823,6 +827,7 @@ impl Projections {
             game_version: data.game.version,
             game_type: data.game.game_type,
             image: data.image,
+            startup_command: data.startup_command,
             variables: data.variable_values,
             memory_mb: amount(data.limits.memory_mb, "memory_mb")?,
             disk_mb: amount(data.limits.disk_mb, "disk_mb")?,

@@ -45,8 +45,9 @@ pub(crate) enum Unrecorded {
     Liveness,
     /// The bookkeeping of credentials in use: an API key's
     /// `last_used_at`, refresh-token rotation, login challenges, TOTP time
-    /// steps and failed attempts, and deleting signing keys no longer
-    /// accepted. It changes on every sign-in, holds secrets' digests, and
+    /// steps and failed attempts, deleting signing keys no longer
+    /// accepted, and one-time links being used or mailed. It changes on
+    /// every sign-in, holds secrets' digests, and
     /// is read without caching.
     Credentials,
     /// A plugin's own key/value data ([`crate::plugin_kv`]): content, not
@@ -69,6 +70,7 @@ impl Unrecorded {
                 "login_challenges",
                 "totp_credentials",
                 "jwt_keys",
+                "account_links",
             ],
             Unrecorded::PluginData => &["plugin_kv"],
             Unrecorded::Marketplace => &[

@@ -41,6 +41,7 @@ use super::{ApiError, ApiResult, AppState};
 use crate::agents::plans::{self, PlanError};
 use crate::agents::{AgentHub, ConsoleFrame, ServerStats};
 use crate::db::Actor;
+use crate::plugins::hooks;
 use crate::servers::registration::{HEARTBEAT_SECONDS, authenticate_node};
 use crate::servers::{CommandOutbox, ServersError, nodes, server};
 
@@ -158,6 +159,9 @@ struct Session {
     /// Agent's reports cost no database read after the first.
     foreign: HashSet<String>,
     heartbeat: Duration,
+    /// Where the node's servers reach its host, as the Agent's hello said:
+    /// plans are made while the Agent that said it is connected.
+    host_address: Option<String>,
 }
 
 type Sink = futures::stream::SplitSink<WebSocket, Message>;
@@ -176,15 +180,16 @@ impl Session {
             delivered: HashSet::new(),
             foreign: HashSet::new(),
             heartbeat: Duration::from_secs(u64::from(HEARTBEAT_SECONDS)),
+            host_address: None,
         }
     }
 
     async fn run(mut self, socket: WebSocket) {
         let mut guard = self.hub.session();
-        let attached = self.hub.attach(&self.node_id);
+        let mut attached = self.hub.attach(&self.node_id);
         let (mut sink, mut stream) = socket.split();
         let why = tokio::select! {
-            why = self.serve(&mut sink, &mut stream, &attached) => why,
+            why = self.serve(&mut sink, &mut stream, &mut attached) => why,
             () = guard.closing() => "the Panel is stopping",
         };
         tracing::info!(node = %self.node_id, why, "Agent session ended");
@@ -198,7 +203,7 @@ impl Session {
         &mut self,
         sink: &mut Sink,
         stream: &mut Stream,
-        attached: &crate::agents::Attached,
+        attached: &mut crate::agents::Attached,
     ) -> &'static str {
         let hello = match tokio::time::timeout(HELLO_TIMEOUT, next_message(stream)).await {
             Err(_) => return "no hello in time",
@@ -210,6 +215,8 @@ impl Session {
             agent_version,
             servers,
             capabilities,
+            host_address,
+            files_url,
         } = hello
         else {
             return "the first message was not a hello";
@@ -218,9 +225,26 @@ impl Session {
             tracing::warn!(node = %self.node_id, claimed = %node_id, "hello names another node");
             return "the hello named another node";
         }
-        self.hub
-            .touch(&self.node_id, |s| s.agent_version = Some(agent_version));
+        self.hub.touch(&self.node_id, |s| {
+            s.agent_version = Some(agent_version);
+            s.files_url = files_url;
+        });
+        match self.state.file_grants() {
+            Ok(signer) => {
+                let key = PanelMessage::GrantKey {
+                    public_key: signer.public_key().to_owned(),
+                    panel_origin: Some(self.state.config().base_url()),
+                };
+                if let Err(why) = send(sink, &key).await {
+                    return why;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "no file-grant key: the Agent cannot accept file transfers");
+            }
+        }
         self.take_capabilities(capabilities).await;
+        self.host_address = host_address;
         if let Err(error) = self.reconcile(&servers).await {
             tracing::warn!(node = %self.node_id, %error, "could not reconcile the Agent's report");
             return "the database failed during reconciliation";
@@ -235,6 +259,11 @@ impl Session {
         loop {
             tokio::select! {
                 () = attached.close.notified() => return "a newer session replaced this one",
+                Some(outgoing) = attached.outgoing.recv() => {
+                    if let Err(why) = send(sink, &outgoing).await {
+                        return why;
+                    }
+                }
                 () = attached.wake.notified() => {
                     if let Err(why) = self.deliver(sink).await {
                         return why;
@@ -265,9 +294,13 @@ impl Session {
             AgentMessage::Hello {
                 servers,
                 capabilities,
+                host_address,
+                files_url,
                 ..
             } => {
                 self.take_capabilities(capabilities).await;
+                self.host_address = host_address;
+                self.hub.touch(&self.node_id, |s| s.files_url = files_url);
                 if let Err(error) = self.reconcile(&servers).await {
                     tracing::warn!(node = %self.node_id, %error, "could not reconcile");
                 }
@@ -277,6 +310,14 @@ impl Session {
             }
             AgentMessage::Health(report) => {
                 self.hub.touch(&self.node_id, |s| s.health = Some(report));
+            }
+            AgentMessage::FileResponse(response) => {
+                self.hub.answer(&self.node_id, response);
+            }
+            AgentMessage::FileChanged(change) => {
+                if self.owns(&change.server_id).await {
+                    crate::http::files_routes::record_change(&self.state, change);
+                }
             }
             AgentMessage::Ack { command_id } => {
                 match self.outbox.ack(&self.node_id, &command_id).await {
@@ -430,12 +471,12 @@ impl Session {
                 self.hub
                     .console(server_id)
                     .broadcast(ConsoleFrame::State(name.to_owned()));
-                let event = server::hook_event(
+                let event = hooks::event(
                     EventKind::ServerStateChanged,
                     Payload::Server(server::server_info(&changed)),
                     &Actor::system(),
                 );
-                server::spawn_after(self.state.plugins(), event);
+                hooks::spawn_after(self.state.plugins(), event);
             }
             Ok(None) => {}
             Err(error) => {
@@ -462,9 +503,9 @@ impl Session {
                 line: String::new(),
                 detail,
             });
-            server::spawn_after(
+            hooks::spawn_after(
                 self.state.plugins(),
-                server::hook_event(kind, payload, &Actor::system()),
+                hooks::event(kind, payload, &Actor::system()),
             );
         }
         self.hub
@@ -485,7 +526,14 @@ impl Session {
             if self.delivered.contains(&command.id) {
                 continue;
             }
-            match plans::to_wire(self.state.db(), self.state.plugins(), &command).await {
+            match plans::to_wire(
+                self.state.db(),
+                self.state.plugins(),
+                &command,
+                self.host_address.as_deref(),
+            )
+            .await
+            {
                 Ok(wire) => {
                     send(sink, &PanelMessage::Command(wire)).await?;
                     self.delivered.insert(command.id);
@@ -550,9 +598,9 @@ impl Session {
                 name: node.name,
                 address: node.address,
             });
-            server::spawn_after(
+            hooks::spawn_after(
                 self.state.plugins(),
-                server::hook_event(kind, payload, &Actor::system()),
+                hooks::event(kind, payload, &Actor::system()),
             );
         }
     }

@@ -24,7 +24,7 @@ use axum::http::request::Parts;
 use futures::future::BoxFuture;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::request_id::RequestId;
 use crate::db::{Actor, ReadVersion};
 pub use crate::identity::principal::{Credential, Principal};
@@ -92,6 +92,13 @@ impl FromRequestParts<AppState> for Authenticated {
             .authenticate(parts, version)
             .await?
             .at_version(version);
+        if principal.password_change_required() && !allowed_before_password_change(parts) {
+            return Err(ApiError::refused(
+                Code::PasswordChangeRequired,
+                "an administrator requires you to set a new password first \
+                 (PUT /api/v1/account/password)",
+            ));
+        }
         let request_id = parts
             .extensions
             .get::<RequestId>()
@@ -103,6 +110,26 @@ impl FromRequestParts<AppState> for Authenticated {
         };
         Ok(Authenticated { principal, actor })
     }
+}
+
+/// The requests a caller who must set a new password may still make: the
+/// change itself, who they are, and logging out. Everything else waits for
+/// the new password, API keys included (an administrator who requires a
+/// change suspects the password, and a key may have been made with it).
+fn allowed_before_password_change(parts: &Parts) -> bool {
+    use axum::extract::OriginalUri;
+    use axum::http::Method;
+    // Nested routers see the path without `/api/v1`; the original is kept.
+    let path = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(parts.uri.path(), |OriginalUri(uri)| uri.path());
+    matches!(
+        (&parts.method, path),
+        (&Method::PUT, "/api/v1/account/password")
+            | (&Method::GET, "/api/v1/auth/me")
+            | (&Method::POST, "/api/v1/auth/logout")
+    )
 }
 
 /// The client's address: the one [`super::client_addr::assign`] decided
@@ -205,7 +232,8 @@ async fn session_principal(
     Ok(Some(
         Principal::new(user.id)
             .with_permissions(held)
-            .with_credential(Credential::Session(session_id.to_owned())),
+            .with_credential(Credential::Session(session_id.to_owned()))
+            .with_password_change_required(user.must_change_password),
     ))
 }
 
@@ -228,7 +256,8 @@ async fn key_principal(
     Ok(Some(
         Principal::new(user.id)
             .with_permissions(held.intersection(&scopes).cloned())
-            .with_credential(Credential::ApiKey(key.id)),
+            .with_credential(Credential::ApiKey(key.id))
+            .with_password_change_required(user.must_change_password),
     ))
 }
 

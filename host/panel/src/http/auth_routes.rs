@@ -1,5 +1,6 @@
 //! `/api/v1/auth`: logging in through an auth-provider plugin, refreshing
-//! and ending sessions, and who the caller is.
+//! and ending sessions, and who the caller is. Signing in through redirect
+//! providers (OpenID Connect) is [`super::redirect_routes`].
 //!
 //! # Second factor
 //!
@@ -20,6 +21,7 @@
 //! | 401 | `second-factor-required` | the provider wants a second factor: retry with `second_factor` |
 //! | 403 | `account-not-linked` | the identity is verified but no user is linked and auto-registration is off |
 //! | 403 | `account-disabled` | the user is disabled |
+//! | 403 | `hook-denied` | a plugin's `user.login` before-hook refused the login (or its `user.create` the auto-registration); see [`crate::plugins::hooks`] |
 //! | 429 | `rate-limited` | too many attempts from this address or for this account, or too many logins of this address in flight; `Retry-After` |
 //! | 503 | `provider-unavailable` | the provider's backend is down |
 //! | 503 | `provider-failed` | the provider plugin trapped, timed out or is quarantined |
@@ -34,7 +36,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use cap_runtime::api::AuthError;
+use cap_runtime::api::{AuthError, EventKind, Payload};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -51,6 +53,7 @@ use crate::identity::{
     Challenge, IdentityService, LOCAL_PASSWORD, LoginError, SecondFactor, Tokens, User, users,
 };
 use crate::identity::{SecondFactorError, totp};
+use crate::plugins::hooks;
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -88,6 +91,24 @@ impl FromRequestParts<AppState> for Client {
 }
 
 impl Client {
+    /// Counts one `action` (`login`, `refresh`, …) from this client's
+    /// address against `rule`.
+    ///
+    /// # Errors
+    ///
+    /// `429 rate-limited` with `Retry-After` once the rule's budget is spent.
+    pub(crate) fn limit_address(
+        &self,
+        identity: &IdentityService,
+        action: &str,
+        rule: crate::identity::Rule,
+    ) -> ApiResult<()> {
+        identity
+            .limiter()
+            .check(&format!("{action}:ip:{}", self.ip_key()), rule)
+            .map_err(ApiError::rate_limited)
+    }
+
     /// The client address as a rate-limit key.
     pub(crate) fn ip_key(&self) -> String {
         self.actor
@@ -135,6 +156,11 @@ pub struct UserBody {
     pub display_name: Option<String>,
     /// Whether the user is an administrator.
     pub admin: bool,
+    /// Whether an administrator requires a new password before anything
+    /// else: until `PUT /account/password`, other requests answer `403
+    /// password-change-required`.
+    #[serde(default)]
+    pub password_change_required: bool,
 }
 
 impl From<User> for UserBody {
@@ -145,6 +171,7 @@ impl From<User> for UserBody {
             email: user.email,
             display_name: user.display_name,
             admin: user.admin,
+            password_change_required: user.must_change_password,
         }
     }
 }
@@ -270,6 +297,7 @@ fn login_answer(error: LoginError) -> ApiResult<Response> {
             )
                 .into_response());
         }
+        LoginError::HookDenied(denied) => ApiError::from(denied),
         LoginError::Db(error) => ApiError::from(error),
     })
 }
@@ -285,7 +313,7 @@ fn login_answer(error: LoginError) -> ApiResult<Response> {
         (status = 202, description = "The password is right and the user has TOTP on: complete the login at /auth/login/second-factor", body = SecondFactorChallengeBody),
         (status = 400, description = "Malformed request"),
         (status = 401, description = "Invalid credentials, or the provider wants a second factor"),
-        (status = 403, description = "No linked account, or the account is disabled"),
+        (status = 403, description = "No linked account, the account is disabled, or a plugin refused the login (hook-denied)"),
         (status = 422, description = "A field is invalid"),
         (status = 429, description = "Too many attempts"),
         (status = 503, description = "The provider is unavailable or failed"),
@@ -310,12 +338,7 @@ pub(super) async fn login(
     }
     let limits = identity.options().rate_limits;
     let limiter = identity.limiter();
-    limiter
-        .check(
-            &format!("login:ip:{}", client.ip_key()),
-            limits.login_per_ip,
-        )
-        .map_err(ApiError::rate_limited)?;
+    client.limit_address(identity, "login", limits.login_per_ip)?;
     let account = format!(
         "login:account:{provider}:{}",
         body.username.trim().to_lowercase()
@@ -414,7 +437,7 @@ pub struct SecondFactorLoginRequest {
     responses(
         (status = 200, description = "Logged in", body = TokenResponse),
         (status = 401, description = "Invalid or expired challenge, or a wrong or reused code"),
-        (status = 403, description = "The account is disabled"),
+        (status = 403, description = "The account is disabled, or a plugin refused the login (hook-denied)"),
         (status = 422, description = "A field is invalid"),
         (status = 423, description = "Too many wrong codes; the second factor is locked"),
         (status = 429, description = "Too many attempts"),
@@ -436,13 +459,11 @@ pub(super) async fn second_factor(
         recovery_code: body.recovery_code.clone(),
     };
     let factor = factor_body.factor()?;
-    identity
-        .limiter()
-        .check(
-            &format!("second-factor:ip:{}", client.ip_key()),
-            identity.options().rate_limits.second_factor_per_ip,
-        )
-        .map_err(ApiError::rate_limited)?;
+    client.limit_address(
+        identity,
+        "second-factor",
+        identity.options().rate_limits.second_factor_per_ip,
+    )?;
     match identity
         .complete_second_factor(&body.challenge, factor, &client.actor)
         .await
@@ -468,6 +489,7 @@ pub(crate) fn second_factor_error(error: SecondFactorError) -> ApiError {
         SecondFactorError::Disabled => {
             ApiError::refused(Code::AccountDisabled, "this account is disabled")
         }
+        SecondFactorError::HookDenied(denied) => ApiError::from(denied),
         SecondFactorError::Db(error) => ApiError::from(error),
     }
 }
@@ -515,13 +537,11 @@ pub(super) async fn refresh(
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
     let identity = identity(&state)?;
-    identity
-        .limiter()
-        .check(
-            &format!("refresh:ip:{}", client.ip_key()),
-            identity.options().rate_limits.refresh_per_ip,
-        )
-        .map_err(ApiError::rate_limited)?;
+    client.limit_address(
+        identity,
+        "refresh",
+        identity.options().rate_limits.refresh_per_ip,
+    )?;
     match identity.refresh(&body.refresh_token, &client.actor).await {
         Ok(tokens) => Ok(Json(tokens.into())),
         Err(RefreshError::Invalid) => Err(ApiError::refused(
@@ -562,7 +582,7 @@ pub(super) async fn logout(
             user_id: Some(user_id.clone()),
             ..client.actor
         };
-        crate::identity::tokens::revoke_session(
+        let ended = crate::identity::tokens::revoke_session(
             db,
             &user_id,
             &session_id,
@@ -570,6 +590,16 @@ pub(super) async fn logout(
             &actor,
         )
         .await?;
+        // `user.logout` has after-hooks only: ending a session is never
+        // refused (see `crate::plugins::hooks`).
+        if ended && let Some(user) = users::find_user(db, &user_id).await? {
+            let done = hooks::event(
+                EventKind::UserLogout,
+                Payload::User(user.hook_info()),
+                &actor,
+            );
+            hooks::spawn_after(state.plugins(), done);
+        }
     }
     Ok(StatusCode::NO_CONTENT)
 }

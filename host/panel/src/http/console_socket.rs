@@ -353,9 +353,9 @@ impl Viewer {
             return;
         }
         let channel = self.state.agents().console(&self.server_id);
-        let mut frames = channel.subscribe();
+        let (history, mut frames) = channel.history_and_subscribe();
         if self.send_status(&mut *sink).await.is_err()
-            || send_history(&mut *sink, &channel).await.is_err()
+            || send_lines(&mut *sink, history).await.is_err()
         {
             return;
         }
@@ -487,7 +487,7 @@ impl Viewer {
         let arg = args.first().and_then(Value::as_str).unwrap_or_default();
         let reply = match event.as_str() {
             "auth" => return self.authenticate(sink, &args).await,
-            "send logs" => return send_history(sink, channel).await.is_ok(),
+            "send logs" => return send_lines(sink, channel.history()).await.is_ok(),
             "send command" => self.command(CommandAction::Console, Some(arg)).await,
             "set state" => match arg {
                 "start" => self.command(CommandAction::Start, None).await,
@@ -531,9 +531,11 @@ impl Viewer {
         let Some(principal) = &self.principal else {
             return Err(Revoked::Credential);
         };
+        // A caller who must set a new password first keeps no console.
         let principal = auth::recheck(db, principal)
             .await
             .map_err(|_| Revoked::Unavailable)?
+            .filter(|p| !p.password_change_required())
             .ok_or(Revoked::Credential)?;
         let server = server::get(db, &self.server_id)
             .await
@@ -648,11 +650,8 @@ fn error_frame(code: &str, message: &str) -> Message {
     frame("error", json!([{ "code": code, "message": message }]))
 }
 
-async fn send_history(
-    sink: &mut Sink,
-    channel: &crate::agents::ConsoleChannel,
-) -> Result<(), axum::Error> {
-    for line in channel.history() {
+async fn send_lines(sink: &mut Sink, lines: Vec<String>) -> Result<(), axum::Error> {
+    for line in lines {
         sink.send(frame("console output", json!([line]))).await?;
     }
     Ok(())

@@ -53,6 +53,13 @@ pub struct EggBody {
     pub images: Vec<ImageBody>,
     /// Its features (`eula`, `java_version`, ...).
     pub features: Vec<String>,
+    /// Its named startup commands, the default first (PLCN_v3); empty
+    /// when it has one.
+    #[serde(default)]
+    pub startup_commands: Vec<String>,
+    /// Files users may not reach through file access (`file_denylist`).
+    #[serde(default)]
+    pub file_denylist: Vec<String>,
     /// What it asks for that the Panel does not honour (yet), one line
     /// each.
     pub unsupported: Vec<String>,
@@ -81,6 +88,8 @@ impl EggBody {
                 })
                 .collect(),
             features: game.features,
+            startup_commands: game.startup_commands,
+            file_denylist: game.file_denylist,
             unsupported: entry.unsupported,
             servers,
         }

@@ -13,6 +13,7 @@
 //! | Prometheus metrics | [`metrics`] |
 //! | OpenAPI 3.1 document | [`mod@openapi`] |
 //! | Plugin-contributed UI, sign-in providers, game types | [`ui_routes`] |
+//! | Redirect sign-in (OAuth2, OpenID Connect) and linking | [`redirect_routes`] |
 //! | The Web UI's page and assets (not part of the API) | [`web`] |
 //! | The Agents' WebSocket and their plugin downloads | [`agent_link`] |
 //! | The browsers' console WebSocket and its tokens | [`console_socket`] |
@@ -28,7 +29,12 @@
 //! Middleware, outermost first: request id → client address → tracing span
 //! (method, path, request id) → metrics → problem normalization → request
 //! limits per address → panic catcher → body limit → routes. Handlers take [`AppState`] and return
-//! [`error::ApiResult`].
+//! [`error::ApiResult`]. The first three wrap the finished router once;
+//! the others are layers of the router, which axum applies to each route
+//! (the metrics need the route's template, known only once routed), and
+//! whose stack is cloned with the route on every request: keeping the
+//! route-independent ones outside keeps that clone small (measured in
+//! `BENCHMARKS.md`, Panel API).
 
 use std::sync::Arc;
 
@@ -47,6 +53,7 @@ use utoipa_axum::routes;
 use crate::config::Config;
 use crate::db::Database;
 
+pub mod account_links_routes;
 pub mod agent_link;
 pub mod api_keys;
 pub mod audit_log;
@@ -57,7 +64,9 @@ pub mod console_socket;
 pub mod eggs_routes;
 pub mod error;
 pub mod extract;
+pub mod files_routes;
 pub mod health;
+pub mod mail_routes;
 pub mod marketplace_routes;
 pub mod metrics;
 pub mod nodes_routes;
@@ -65,6 +74,7 @@ pub mod openapi;
 pub mod pagination;
 pub mod password_routes;
 pub mod plugins_routes;
+pub mod redirect_routes;
 pub mod request_id;
 pub mod roles_routes;
 pub mod servers_routes;
@@ -100,6 +110,7 @@ struct Inner {
     marketplace: std::sync::OnceLock<crate::marketplace::MarketplaceService>,
     server_pages: servers_routes::ServerPageCache,
     requests: crate::identity::RateLimiter,
+    file_grants: std::sync::OnceLock<crate::files::GrantSigner>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -141,6 +152,7 @@ impl AppState {
                     servers_routes::CACHED_SERVER_PAGES,
                 ),
                 requests: crate::identity::RateLimiter::default(),
+                file_grants: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -211,6 +223,27 @@ impl AppState {
         let _ = self.inner.marketplace.set(marketplace);
     }
 
+    /// The signer of file grants, derived from the secret key on first use
+    /// ([`crate::files::grants`]).
+    ///
+    /// # Errors
+    ///
+    /// The database was opened without a secret key.
+    pub fn file_grants(&self) -> Result<&crate::files::GrantSigner, crate::db::DbError> {
+        if let Some(signer) = self.inner.file_grants.get() {
+            return Ok(signer);
+        }
+        let seed = self
+            .inner
+            .db
+            .sealer()?
+            .derive_key(crate::files::grants::KEY_LABEL);
+        Ok(self
+            .inner
+            .file_grants
+            .get_or_init(|| crate::files::GrantSigner::from_seed(&seed)))
+    }
+
     /// The authenticator.
     pub fn authenticator(&self) -> Arc<dyn Authenticator> {
         Arc::clone(&self.inner.authenticator)
@@ -234,11 +267,15 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(eggs_routes::router())
         .merge(marketplace_routes::router())
         .merge(auth_routes::router())
+        .merge(redirect_routes::router())
         .merge(api_keys::router())
         .merge(nodes_routes::router())
         .merge(servers_routes::router())
+        .merge(files_routes::router())
         .merge(totp_routes::router())
         .merge(password_routes::router())
+        .merge(account_links_routes::router())
+        .merge(mail_routes::router())
         .merge(users_routes::router())
         .merge(roles_routes::router())
         .merge(ui_routes::router());
@@ -282,7 +319,7 @@ pub fn router(state: AppState) -> Router {
                 .level(Level::INFO)
                 .latency_unit(LatencyUnit::Micros),
         );
-    routes
+    let routed = routes
         .route(
             "/api/v1/agents/connect",
             axum::routing::get(agent_link::connect),
@@ -313,11 +350,11 @@ pub fn router(state: AppState) -> Router {
             state.metrics().clone(),
             metrics::track,
         ))
-        .layer(trace)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            client_addr::assign,
-        ))
+        .with_state(state.clone());
+    let once = tower::ServiceBuilder::new()
         .layer(middleware::from_fn(request_id::assign))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state, client_addr::assign))
+        .layer(trace)
+        .service(routed);
+    Router::new().fallback_service(once)
 }

@@ -283,6 +283,7 @@ fn not_found(id: &str) -> ServersError {
     request_body = NodeCreate,
     responses(
         (status = 201, description = "Created", body = NodeBody),
+        (status = 403, description = "A plugin's before-hook refused (hook-denied)"),
         (status = 409, description = "Name taken"),
         (status = 422, description = "Invalid fields"),
     )
@@ -295,6 +296,7 @@ pub(super) async fn create(
     auth.principal.require(Gate::ADMIN_NODES)?;
     let node = nodes::create(
         state.db(),
+        state.plugins(),
         &NewNode {
             name: body.name,
             address: body.address,
@@ -412,6 +414,7 @@ pub(super) async fn update(
     params(("id" = String, Path, description = "The node's id")),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 403, description = "A plugin's before-hook refused (hook-denied)"),
         (status = 404, description = "No such node"),
         (status = 409, description = "It still has servers (node-has-servers)"),
     )
@@ -422,7 +425,7 @@ pub(super) async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     auth.principal.require(Gate::ADMIN_NODES)?;
-    nodes::delete(state.db(), &id, &auth.actor).await?;
+    nodes::delete(state.db(), state.plugins(), &id, &auth.actor).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -78,6 +78,7 @@ pub const PERMISSIONS_VISIBILITY: &str = "x-permissions-visibility";
         (name = "settings", description = "Panel-wide settings"),
         (name = "ui", description = "Plugin-contributed UI: contributions, rendered trees, actions"),
         (name = "eggs", description = "Game types imported from Pterodactyl and Pelican eggs"),
+        (name = "files", description = "A server's files: operations run on its node's Agent, contents move through signed URLs to and from the Agent directly"),
     )
 )]
 pub struct ApiDoc;

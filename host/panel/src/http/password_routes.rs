@@ -24,7 +24,7 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use cap_runtime::api::{self, AuthError, Credentials, PasswordCredentials};
+use cap_runtime::api::{AuthError, Credentials, PasswordCredentials};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -36,6 +36,7 @@ use super::auth::{Authenticated, Credential};
 use super::auth_routes::{check_len, identity};
 use super::error::{ApiError, ApiResult, Code, FieldLocation};
 use super::extract::ApiJson;
+use crate::identity::passwords::password_identity;
 use crate::identity::users;
 
 /// The routes of this module.
@@ -106,20 +107,7 @@ pub(super) async fn change(
     let user = users::find_user(db, &user_id)
         .await?
         .ok_or_else(|| ApiError::NotFound("this account no longer exists".into()))?;
-    // The first linked identity whose provider takes passwords.
-    let mut provider = None;
-    for link in users::identities_of(db, &user_id).await? {
-        let Some(plugin) = identity.providers().get(&link.provider_id) else {
-            continue;
-        };
-        if let Ok(info) = plugin.describe_auth().await
-            && matches!(info.kind, api::ProviderKind::Password)
-        {
-            provider = Some((plugin, link));
-            break;
-        }
-    }
-    let Some((plugin, link)) = provider else {
+    let Some((plugin, link)) = password_identity(identity, &user_id).await? else {
         return Err(ApiError::refused(
             Code::NoPasswordIdentity,
             "this account signs in through a provider without passwords",

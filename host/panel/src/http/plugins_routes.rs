@@ -8,6 +8,9 @@
 //! `invalid-package`, `version-not-newer`, `plugin-config-missing`,
 //! `plugin-load-failed`, `plugin-damaged`, `plugin-not-active`, and
 //! `plugin-unlicensed` (402) for a paid plugin whose license check failed.
+//! Another plugin's before-hook may refuse an upload, an activation or an
+//! uninstall (`403 hook-denied`, nothing changed), never a deactivation
+//! (see [`crate::plugins::hooks`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
@@ -59,6 +62,7 @@ impl From<PluginError> for ApiError {
             PluginError::Damaged { .. } => refused(Code::PluginDamaged),
             PluginError::NotActive(_) => refused(Code::PluginNotActive),
             PluginError::Unlicensed { .. } => refused(Code::PluginUnlicensed),
+            PluginError::HookDenied(denied) => ApiError::from(denied),
             PluginError::Io(e) => ApiError::internal(e),
             PluginError::Db(e) => ApiError::from(e),
         }
@@ -304,6 +308,7 @@ fn loaded(manager: &PluginManager, id: &str) -> ApiResult<cap_runtime::Plugin> {
     responses(
         (status = 201, description = "Installed or updated", body = UploadBody),
         (status = 402, description = "A paid plugin whose license fails the offline check (`plugin-unlicensed`, naming the check)"),
+        (status = 403, description = "Another plugin's before-hook refused (hook-denied)"),
         (status = 409, description = "Not newer, or required configuration missing"),
         (status = 413, description = "Too large"),
         (status = 415, description = "Not application/octet-stream"),
@@ -401,6 +406,7 @@ pub(super) async fn get(
     ),
     responses(
         (status = 204, description = "Uninstalled"),
+        (status = 403, description = "Another plugin's before-hook refused (hook-denied)"),
         (status = 404, description = "Not installed"),
         (status = 422, description = "Bad query"),
     )
@@ -457,6 +463,7 @@ pub(super) async fn grant(
     responses(
         (status = 200, description = "Active", body = PluginBody),
         (status = 402, description = "A paid plugin whose license fails the offline check (`plugin-unlicensed`, naming the check)"),
+        (status = 403, description = "Another plugin's before-hook refused (hook-denied)"),
         (status = 404, description = "Not installed"),
         (status = 409, description = "Required configuration missing"),
         (status = 422, description = "It failed to load"),

@@ -56,8 +56,7 @@ impl From<ServersError> for ApiError {
             ServersError::Conflict { code, message } => ApiError::refused(code, message),
             ServersError::Forbidden(permission) => ApiError::Forbidden { permission },
             ServersError::HookDenied { plugin, reason } => {
-                tracing::info!(%plugin, %reason, "a before-hook denied the request");
-                ApiError::refused(Code::HookDenied, reason)
+                ApiError::from(crate::plugins::hooks::HookDenied { plugin, reason })
             }
             ServersError::PluginUnavailable { plugin, reason } => {
                 tracing::warn!(%plugin, %reason, "the game-type plugin failed");
@@ -150,6 +149,10 @@ pub struct ServerCreate {
     /// first.
     #[serde(default)]
     pub image: Option<String>,
+    /// The startup command to run, among those the game type names
+    /// (`startup_commands`); default its first.
+    #[serde(default)]
+    pub startup_command: Option<String>,
     /// Game variables (`KEY` to value); omitted ones take their defaults.
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
@@ -174,6 +177,10 @@ pub struct ServerUpdate {
     /// (`startup.docker-image`); taken on the next start.
     #[serde(default)]
     pub image: Option<String>,
+    /// Another of the startup commands its game type names
+    /// (`startup.update`); taken on the next start.
+    #[serde(default)]
+    pub startup_command: Option<String>,
 }
 
 /// A server as the caller may see it.
@@ -195,6 +202,10 @@ pub struct ServerBody {
     /// images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// The startup command it runs, when its game type names several and
+    /// one was picked (absent: the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_command: Option<String>,
     /// Its variables: with `startup.read`, those the game lets users see
     /// (all of them for administrators).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -247,6 +258,7 @@ async fn server_body_with(
             version: Some(server.game_version.clone()),
         },
         image: server.image.clone(),
+        startup_command: server.startup_command.clone(),
         variables: visible_variables(state, server, access, games).await,
         limits: server.limits.into(),
         state: server.state.clone(),
@@ -471,7 +483,7 @@ pub struct SubuserList {
 
 /// The server `id` and what the caller may do there; `404` if they may
 /// not see it.
-async fn visible(
+pub(super) async fn visible(
     state: &AppState,
     auth: &Authenticated,
     id: &str,
@@ -527,6 +539,7 @@ pub(super) async fn create(
         game_version: body.game.version,
         game_type: body.game.game_type,
         image: body.image,
+        startup_command: body.startup_command,
         variables: body.variables,
         limits: body.limits.into(),
     };
@@ -646,8 +659,8 @@ pub(super) async fn get(
     Ok(Json(server_body(&state, &server, &access).await?))
 }
 
-/// Changes a server's name (`settings.rename`), variables
-/// (`startup.update`), image (`startup.docker-image`) or limits
+/// Changes a server's name (`settings.rename`), variables and startup
+/// command (`startup.update`), image (`startup.docker-image`) or limits
 /// (`admin.servers`).
 #[utoipa::path(
     patch,
@@ -675,7 +688,7 @@ pub(super) async fn update(
     if body.name.is_some() {
         access.require(Gate::SETTINGS_RENAME)?;
     }
-    if body.variables.is_some() {
+    if body.variables.is_some() || body.startup_command.is_some() {
         access.require(Gate::STARTUP_UPDATE)?;
     }
     if body.limits.is_some() {
@@ -694,6 +707,7 @@ pub(super) async fn update(
         variables: body.variables,
         limits: body.limits.map(ServerResourceLimits::from),
         image: body.image,
+        startup_command: body.startup_command,
     };
     let updated = server::update(
         state.db(),

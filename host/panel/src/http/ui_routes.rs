@@ -651,16 +651,27 @@ async fn context_for(
             let access = access::resolve(state.db(), &auth.principal, &server)
                 .await?
                 .ok_or_else(missing)?;
-            // This server's permissions, plus the plugin's own ones the
-            // viewer holds; nothing else of the global set.
-            let own = crate::identity::permissions::plugin_declared();
-            permissions.retain(|p| own.get(p).is_some_and(|d| d.plugin == plugin.id()));
-            permissions.extend(access.names());
+            let on_server = access.names();
+            // 0.2.x keeps the two sets apart (`permissions` everywhere,
+            // `server-permissions` here). 0.1.x has one list, so a server
+            // widget gets this server's permissions plus the plugin's own
+            // ones the viewer holds: nothing else of the global set, which
+            // a plugin would otherwise read as rights on this server.
+            let (permissions, server_permissions) =
+                if plugin.component_info().api_version.minor >= 2 {
+                    (permissions.into_iter().collect(), on_server)
+                } else {
+                    let own = crate::identity::permissions::plugin_declared();
+                    permissions.retain(|p| own.get(p).is_some_and(|d| d.plugin == plugin.id()));
+                    permissions.extend(on_server);
+                    (permissions.into_iter().collect(), Vec::new())
+                };
             let context = api::RenderContext {
                 contribution: contribution.to_owned(),
                 server_id: Some(server.id),
                 user_id: auth.principal.user_id().to_owned(),
-                permissions: permissions.into_iter().collect(),
+                permissions,
+                server_permissions,
             };
             Ok((plugin, context))
         }
@@ -681,6 +692,7 @@ async fn context_for(
                 server_id: None,
                 user_id: auth.principal.user_id().to_owned(),
                 permissions: permissions.into_iter().collect(),
+                server_permissions: Vec::new(),
             },
         )),
     }
@@ -948,6 +960,12 @@ pub struct GameTypeBody {
     /// The images it runs in on container nodes, the default first (sent
     /// as `image`); empty when its package names one.
     pub images: Vec<ImageBody>,
+    /// The startup commands a server may pick among, the default first
+    /// (sent as `startup_command`); empty: one startup.
+    pub startup_commands: Vec<String>,
+    /// Files users may not reach through file access, in `.gitignore`
+    /// syntax (the egg's `file_denylist`).
+    pub file_denylist: Vec<String>,
     /// The features it declares (`eula`, `java_version`, ...), none of
     /// which the Panel acts on yet: shown to admins as such.
     pub features: Vec<String>,
@@ -1061,6 +1079,8 @@ pub(super) async fn game_types(
                     })
                     .collect(),
                 features: info.features,
+                startup_commands: info.startup_commands,
+                file_denylist: info.file_denylist,
                 version: plugin.manifest().plugin.version.to_string(),
                 name: info.name,
                 description: info.description,

@@ -29,12 +29,18 @@
 //!   nothing new.
 //! - Invalid fields, unknown roles, a taken username and an identity linked
 //!   to someone else are per-field `422` errors; nothing is half-written.
+//! - Creating, changing and deleting fire `user.create`, `user.update` and
+//!   `user.delete` (see [`crate::plugins::hooks`]): once the request passed
+//!   every check above, a plugin's before-hook may refuse it (`403
+//!   hook-denied`, nothing written) or change the email (checked again);
+//!   the after-hooks hear of the change once it is committed.
 //!
 //! Pages are ordered by username; the cursor is opaque (today an offset).
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use cap_runtime::api::{self, EventKind, Payload};
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -50,6 +56,7 @@ use crate::db::{Database, DbError};
 use crate::identity::permissions::{Gate, Permission};
 use crate::identity::users::{self, IdentityLink, NewUser, User, UserChanges};
 use crate::identity::{roles, totp};
+use crate::plugins::hooks;
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -74,6 +81,9 @@ pub struct UserSummary {
     pub admin: bool,
     /// Cannot log in or use tokens.
     pub disabled: bool,
+    /// Must choose a new password at the next sign-in.
+    #[serde(default)]
+    pub must_change_password: bool,
     /// When it was created (RFC 3339).
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -88,6 +98,7 @@ impl From<User> for UserSummary {
             display_name: user.display_name,
             admin: user.admin,
             disabled: user.disabled,
+            must_change_password: user.must_change_password,
             created_at: user.created_at,
         }
     }
@@ -167,7 +178,7 @@ pub struct NewUserRequest {
     pub identity: Option<IdentityBody>,
 }
 
-fn double_option<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+pub(super) fn double_option<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
@@ -291,13 +302,13 @@ async fn check_role_grant(
     super::roles_routes::check_grant(db, auth, granted.iter().map(String::as_str)).await
 }
 
-async fn caller(db: &Database, auth: &Authenticated) -> ApiResult<User> {
+pub(super) async fn caller(db: &Database, auth: &Authenticated) -> ApiResult<User> {
     users::find_user(db, auth.principal.user_id())
         .await?
         .ok_or_else(|| ApiError::Unauthenticated("the caller no longer exists".into()))
 }
 
-fn admins_only() -> ApiError {
+pub(super) fn admins_only() -> ApiError {
     ApiError::Forbidden {
         permission: "admin".to_owned(),
     }
@@ -326,7 +337,7 @@ async fn detail(db: &Database, user: User) -> ApiResult<UserDetail> {
     })
 }
 
-fn not_found(id: &str) -> ApiError {
+pub(super) fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("there is no user {id:?}"))
 }
 
@@ -394,7 +405,7 @@ pub(super) async fn list(
     request_body = NewUserRequest,
     responses(
         (status = 201, description = "Created", body = UserDetail),
-        (status = 403, description = "creates an administrator without being one, or gives roles with permissions the caller may not grant (permission-not-held, admin-only-permission)"),
+        (status = 403, description = "creates an administrator without being one, gives roles with permissions the caller may not grant (permission-not-held, admin-only-permission), or a plugin's before-hook refused (hook-denied)"),
         (status = 422, description = "A field is invalid, the username is taken or the identity is linked"),
     )
 )]
@@ -459,7 +470,7 @@ pub(super) async fn create(
         return Err(ApiError::Validation(errors));
     }
     check_role_grant(db, &auth, None, &body.roles).await?;
-    let new = NewUser {
+    let mut new = NewUser {
         username: body.username.clone(),
         email: body.email.clone(),
         display_name: body.display_name.clone(),
@@ -469,16 +480,52 @@ pub(super) async fn create(
         provider_id: i.provider.clone(),
         subject: i.subject.clone(),
     });
-    let user = users::create_user_with_roles(db, &new, link.as_ref(), &body.roles, &auth.actor)
-        .await
-        .map_err(|e| match e {
-            DbError::Conflict { .. } => {
-                ApiError::Conflict("the username or identity was taken meanwhile".into())
-            }
-            DbError::ForeignKey { .. } => ApiError::Conflict("a role was deleted meanwhile".into()),
-            other => other.into(),
-        })?;
+    let id = users::new_user_id();
+    let plugins = state.plugins();
+    let asked = hooks::event(
+        EventKind::UserCreate,
+        Payload::User(new.hook_info(&id)),
+        &auth.actor,
+    );
+    new.email = hooked_email(hooks::run_before(plugins, asked).await?, new.email)?;
+    let user =
+        users::create_user_with_roles(db, &id, &new, link.as_ref(), &body.roles, &auth.actor)
+            .await
+            .map_err(|e| match e {
+                DbError::Conflict { .. } => {
+                    ApiError::Conflict("the username or identity was taken meanwhile".into())
+                }
+                DbError::ForeignKey { .. } => {
+                    ApiError::Conflict("a role was deleted meanwhile".into())
+                }
+                other => other.into(),
+            })?;
+    let done = hooks::event(
+        EventKind::UserCreate,
+        Payload::User(user.hook_info()),
+        &auth.actor,
+    );
+    hooks::spawn_after(plugins, done);
     Ok((StatusCode::CREATED, Json(detail(db, user).await?)))
+}
+
+/// The email a `user.create` or `user.update` before-hook let through
+/// (`allowed`; hooks may change only the email), checked again when a
+/// plugin changed it from `asked`.
+fn hooked_email(allowed: api::Event, asked: Option<String>) -> ApiResult<Option<String>> {
+    let Payload::User(info) = allowed.payload else {
+        return Ok(asked);
+    };
+    if info.email != asked
+        && let Some(email) = &info.email
+    {
+        let mut errors = Vec::new();
+        check_email(&mut errors, email);
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
+    }
+    Ok(info.email)
 }
 
 /// One user, with roles, identities and whether TOTP is on.
@@ -517,7 +564,7 @@ pub(super) async fn get(
     request_body = UserPatch,
     responses(
         (status = 200, description = "The changed user", body = UserDetail),
-        (status = 403, description = "touches administrator rights without being an administrator, changes the caller's own roles (own-roles), or gives roles with permissions the caller may not grant (permission-not-held, admin-only-permission)"),
+        (status = 403, description = "touches administrator rights without being an administrator, changes the caller's own roles (own-roles), gives roles with permissions the caller may not grant (permission-not-held, admin-only-permission), or a plugin's before-hook refused (hook-denied)"),
         (status = 404, description = "No such user"),
         (status = 422, description = "A field is invalid"),
     )
@@ -582,13 +629,31 @@ pub(super) async fn update(
     if let Some(role_ids) = &body.roles {
         check_role_grant(db, &auth, Some(&target.id), role_ids).await?;
     }
-    let changes = UserChanges {
+    let mut changes = UserChanges {
         email: body.email,
         display_name: body.display_name,
         admin: body.admin,
         disabled: body.disabled,
         roles: body.roles,
     };
+    // The before-hooks see the user as the change would leave it.
+    let mut planned = target.hook_info();
+    if let Some(email) = &changes.email {
+        planned.email.clone_from(email);
+    }
+    if let Some(admin) = changes.admin {
+        planned.admin = admin;
+    }
+    let asked_email = planned.email.clone();
+    let plugins = state.plugins();
+    let asked = hooks::event(EventKind::UserUpdate, Payload::User(planned), &auth.actor);
+    let email = hooked_email(
+        hooks::run_before(plugins, asked).await?,
+        asked_email.clone(),
+    )?;
+    if email != asked_email {
+        changes.email = Some(email);
+    }
     let (user, _revoked) = users::update_user(db, &id, &changes, &auth.actor)
         .await
         .map_err(|e| match e {
@@ -598,6 +663,12 @@ pub(super) async fn update(
             other => other.into(),
         })?
         .ok_or_else(|| not_found(&id))?;
+    let done = hooks::event(
+        EventKind::UserUpdate,
+        Payload::User(user.hook_info()),
+        &auth.actor,
+    );
+    hooks::spawn_after(plugins, done);
     Ok(Json(detail(db, user).await?))
 }
 
@@ -611,7 +682,7 @@ pub(super) async fn update(
     params(("id" = String, Path, description = "The user's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 403, description = "deletes an administrator without being one"),
+        (status = 403, description = "deletes an administrator without being one, or a plugin's before-hook refused (hook-denied)"),
         (status = 404, description = "No such user"),
         (status = 409, description = "It is the caller, or something still refers to the user"),
     )
@@ -634,8 +705,19 @@ pub(super) async fn delete(
     if target.admin && !caller(db, &auth).await?.admin {
         return Err(admins_only());
     }
+    let plugins = state.plugins();
+    let info = || Payload::User(target.hook_info());
+    hooks::run_before(
+        plugins,
+        hooks::event(EventKind::UserDelete, info(), &auth.actor),
+    )
+    .await?;
     match users::delete_user(db, &id, &auth.actor).await {
-        Ok(true) => Ok(StatusCode::NO_CONTENT),
+        Ok(true) => {
+            let done = hooks::event(EventKind::UserDelete, info(), &auth.actor);
+            hooks::spawn_after(plugins, done);
+            Ok(StatusCode::NO_CONTENT)
+        }
         Ok(false) => Err(not_found(&id)),
         Err(DbError::ForeignKey { .. }) => Err(ApiError::Conflict(
             "something (such as a server) still belongs to this user; disable the user instead"

@@ -19,7 +19,7 @@
 //! unchanged one answers `304` with no body.
 
 use axum::Router;
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -28,10 +28,42 @@ use sha2::{Digest, Sha256};
 use super::AppState;
 use super::error::ApiError;
 
-/// The Content-Security-Policy of every Web UI answer.
+/// The Content-Security-Policy of every Web UI answer (the page itself
+/// adds the connected nodes' file-transfer origins to `connect-src`: see
+/// [`content_security_policy`]).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
      style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// [`CONTENT_SECURITY_POLICY`] with `origins` added to `connect-src`: the
+/// page's file manager uploads to and reads from the Agents' transfer URLs
+/// directly. Each origin is the scheme, host and port of a URL an Agent
+/// announced (never anything from a request), re-serialised so nothing but
+/// an origin reaches the header.
+pub fn content_security_policy(origins: &[String]) -> String {
+    let mut extra: Vec<String> = origins
+        .iter()
+        .filter_map(|u| url::Url::parse(u).ok())
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .map(|u| u.origin().ascii_serialization())
+        // A host may hold characters that end a CSP directive (`;`, `,`):
+        // only what a host name or an IP address is spelt with passes.
+        .filter(|o| {
+            o != "null"
+                && o.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ":/.-[]".contains(c))
+        })
+        .collect();
+    extra.sort();
+    extra.dedup();
+    if extra.is_empty() {
+        return CONTENT_SECURITY_POLICY.to_owned();
+    }
+    CONTENT_SECURITY_POLICY.replace(
+        "connect-src 'self'",
+        &format!("connect-src 'self' {}", extra.join(" ")),
+    )
+}
 
 /// One embedded file.
 struct Asset {
@@ -75,6 +107,26 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../../web/server.js"),
     },
     Asset {
+        name: "files.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/files.js"),
+    },
+    Asset {
+        name: "editor.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/editor.js"),
+    },
+    Asset {
+        name: "transfer.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/transfer.js"),
+    },
+    Asset {
+        name: "text-codec.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/text-codec.js"),
+    },
+    Asset {
         name: "admin.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../../web/admin.js"),
@@ -109,8 +161,15 @@ pub fn router() -> Router<AppState> {
         .route("/assets/{file}", get(asset))
 }
 
-async fn index(headers: HeaderMap) -> Response {
-    serve(&INDEX, &headers)
+async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let mut response = serve(&INDEX, &headers);
+    let policy = content_security_policy(&state.agents().files_urls());
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    response
 }
 
 async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
@@ -167,6 +226,33 @@ fn serve(asset: &Asset, request: &HeaderMap) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_page_may_connect_to_the_agents_transfer_origins_and_nothing_else_they_say() {
+        let policy = content_security_policy(&[
+            "https://node1.example.com:8443/".into(),
+            "http://127.0.0.1:9000".into(),
+            "https://node1.example.com:8443/other/path?x=1".into(),
+            "javascript:alert(1)".into(),
+            "https://evil.example.com; script-src *".into(),
+            "not a url".into(),
+            "https://a;b".into(),
+            "https://a,b".into(),
+        ]);
+        assert!(
+            policy.contains(
+                "connect-src 'self' http://127.0.0.1:9000 https://node1.example.com:8443;"
+            ),
+            "{policy}"
+        );
+        assert!(!policy.contains("evil"), "{policy}");
+        assert!(
+            !policy.contains("a;b") && !policy.contains("a,b"),
+            "{policy}"
+        );
+        assert!(policy.contains("script-src 'self';"), "{policy}");
+        assert_eq!(content_security_policy(&[]), CONTENT_SECURITY_POLICY);
+    }
 
     #[test]
     fn no_embedded_file_has_inline_script_or_handlers() {

@@ -43,25 +43,47 @@
 //!   provider's `locked` with the same `401 invalid-credentials` as an
 //!   unknown account or a wrong password, so the answer never tells whether
 //!   an account exists.
+//! - **Hooks** ([`crate::plugins::hooks`], once
+//!   [`IdentityService::set_plugins`] lent the plugins): every login fires
+//!   `user.login` just before its session starts — after the second
+//!   factor, when there is one — and a before-hook may refuse it (`403
+//!   hook-denied`); a plugin that *fails* never does, whatever its
+//!   manifest says, so a broken hook plugin cannot keep the administrators
+//!   from logging in to remove it. A login that auto-registers its user
+//!   fires `user.create` first, which may refuse too.
 //!
-//! The HTTP routes live in [`crate::http::auth_routes`] and
+//! - **Redirect sign-in** ([`redirect`]): OAuth2 and OpenID Connect
+//!   providers (the `oidc` plugin, one instance per provider) sign users
+//!   in through the browser; the state is bound to the browser that began
+//!   it, an unlinked identity gets an account only where its provider
+//!   says it may (`may-create-account`, API 0.2.0), and the session starts
+//!   exactly as a password login's (disabled users, TOTP, hooks). Signed-in
+//!   users link further identities the same way.
+//!
+//! The HTTP routes live in [`crate::http::auth_routes`],
+//! [`crate::http::redirect_routes`] and
 //! [`crate::http::api_keys`]; the [`crate::http::Authenticator`] that turns
 //! a bearer token into a principal is [`crate::http::auth::IdentityAuthenticator`].
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use cap_runtime::CallError;
-use cap_runtime::api::{AuthError, Credentials, PasswordCredentials};
+use cap_runtime::api::{AuthError, Credentials, EventKind, Identity, PasswordCredentials, Payload};
 
 use crate::db::{Actor, Database, DbError};
+use crate::plugins::PluginManager;
+use crate::plugins::hooks::{self, Failures, HookDenied};
 
 pub mod bootstrap;
+pub mod links;
+pub mod passwords;
 pub mod permissions;
 pub mod principal;
 pub mod providers;
 pub mod rate_limit;
 pub mod recovery;
+pub mod redirect;
 pub mod roles;
 pub mod slots;
 pub mod tokens;
@@ -133,6 +155,8 @@ struct Inner {
     limiter: RateLimiter,
     accounts: slots::KeyedSlots,
     addresses: slots::KeyedSlots,
+    plugins: OnceLock<PluginManager>,
+    redirects: redirect::Redirects,
 }
 
 /// Provider calls (logins, password checks) one client address may have
@@ -174,9 +198,33 @@ pub enum LoginError {
     /// login with [`IdentityService::complete_second_factor`].
     #[error("a second factor is required")]
     SecondFactorRequired(Challenge),
+    /// A plugin's `user.login` (or, for a user being auto-registered,
+    /// `user.create`) before-hook refused.
+    #[error(transparent)]
+    HookDenied(#[from] HookDenied),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+/// Why creating a user for a verified identity failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// A `user.create` before-hook refused.
+    #[error(transparent)]
+    HookDenied(#[from] HookDenied),
+    /// The database failed (a taken username is [`DbError::Conflict`]).
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<RegisterError> for LoginError {
+    fn from(error: RegisterError) -> Self {
+        match error {
+            RegisterError::HookDenied(denied) => LoginError::HookDenied(denied),
+            RegisterError::Db(error) => LoginError::Db(error),
+        }
+    }
 }
 
 /// Why completing a login with a second factor failed.
@@ -198,10 +246,14 @@ pub enum SecondFactorError {
     /// The user was disabled since the first factor.
     #[error("the account is disabled")]
     Disabled,
+    /// A plugin's `user.login` before-hook refused.
+    #[error(transparent)]
+    HookDenied(#[from] HookDenied),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
 }
+
 impl IdentityService {
     /// Identity on `db` with `providers`: loads the JWT signing keys
     /// (creating the first one if there is none).
@@ -224,8 +276,20 @@ impl IdentityService {
                 limiter: RateLimiter::default(),
                 accounts: slots::KeyedSlots::new(1),
                 addresses: slots::KeyedSlots::new(PROVIDER_CALLS_PER_ADDRESS),
+                plugins: OnceLock::new(),
+                redirects: redirect::Redirects::default(),
             }),
         })
+    }
+
+    /// Lends the plugins whose hooks hear of logins and auto-registered
+    /// users (none until then); only the first call has an effect.
+    pub fn set_plugins(&self, plugins: PluginManager) {
+        let _ = self.inner.plugins.set(plugins);
+    }
+
+    fn plugins(&self) -> Option<&PluginManager> {
+        self.inner.plugins.get()
     }
 
     /// The database.
@@ -310,17 +374,7 @@ impl IdentityService {
                 if !open {
                     return Err(LoginError::NotLinked);
                 }
-                let new = users::NewUser {
-                    username: identity.username.clone(),
-                    email: identity.email.clone(),
-                    display_name: identity.display_name.clone(),
-                    admin: false,
-                };
-                let link = users::IdentityLink {
-                    provider_id: provider.to_owned(),
-                    subject: identity.subject.clone(),
-                };
-                users::create_user(db, &new, Some(&link), actor).await?
+                self.register(provider, &identity, actor).await?
             }
         };
         if user.disabled {
@@ -330,7 +384,48 @@ impl IdentityService {
             let challenge = totp::create_challenge(db, &user.id, provider).await?;
             return Err(LoginError::SecondFactorRequired(challenge));
         }
+        self.ask_login(&user, actor).await?;
         Ok(self.issue_tokens(user, provider, actor).await?)
+    }
+
+    /// Creates a user for `identity` (verified by `provider`) and links it,
+    /// asking the `user.create` before-hooks first and telling the
+    /// after-hooks.
+    async fn register(
+        &self,
+        provider: &str,
+        identity: &Identity,
+        actor: &Actor,
+    ) -> Result<User, RegisterError> {
+        let mut new = users::NewUser {
+            username: identity.username.clone(),
+            email: identity.email.clone(),
+            display_name: identity.display_name.clone(),
+            admin: false,
+        };
+        let link = users::IdentityLink {
+            provider_id: provider.to_owned(),
+            subject: identity.subject.clone(),
+        };
+        let id = users::new_user_id();
+        let asked = hooks::event(
+            EventKind::UserCreate,
+            Payload::User(new.hook_info(&id)),
+            actor,
+        );
+        let allowed = hooks::run_before(self.plugins(), asked).await?;
+        if let Payload::User(info) = allowed.payload {
+            new.email = info.email;
+        }
+        let user =
+            users::create_user_with_roles(self.db(), &id, &new, Some(&link), &[], actor).await?;
+        let done = hooks::event(
+            EventKind::UserCreate,
+            Payload::User(user.hook_info()),
+            actor,
+        );
+        hooks::spawn_after(self.plugins(), done);
+        Ok(user)
     }
 
     /// Completes a login that answered
@@ -382,12 +477,31 @@ impl IdentityService {
         if !totp::claim_challenge(db, challenge).await? {
             return Err(SecondFactorError::InvalidChallenge);
         }
+        self.ask_login(&user, &actor).await?;
         Ok(self
             .issue_tokens(user, &pending.provider_id, &actor)
             .await?)
     }
 
-    /// Starts a session for `user`, logged in through `provider`.
+    /// Asks the `user.login` before-hooks whether `user` may log in now.
+    /// Hooks that fail are ignored ([`Failures::Ignored`]): see the module
+    /// docs.
+    async fn ask_login(&self, user: &User, actor: &Actor) -> Result<(), HookDenied> {
+        let actor = Actor {
+            user_id: Some(user.id.clone()),
+            ..actor.clone()
+        };
+        let asked = hooks::event(
+            EventKind::UserLogin,
+            Payload::User(user.hook_info()),
+            &actor,
+        );
+        hooks::run_before_with(self.plugins(), asked, Failures::Ignored, None).await?;
+        Ok(())
+    }
+
+    /// Starts a session for `user`, logged in through `provider`, and tells
+    /// the `user.login` after-hooks.
     async fn issue_tokens(
         &self,
         user: User,
@@ -399,6 +513,12 @@ impl IdentityService {
             ..actor.clone()
         };
         let refresh = tokens::create_session(self.db(), &user.id, provider, &actor).await?;
+        let done = hooks::event(
+            EventKind::UserLogin,
+            Payload::User(user.hook_info()),
+            &actor,
+        );
+        hooks::spawn_after(self.plugins(), done);
         let access_token = self.access_token(&user.id, &refresh.session_id)?;
         Ok(Tokens {
             access_token,

@@ -22,7 +22,8 @@
 //! that does nothing. The gates are crate-private for that reason: a public
 //! item is never "unused" to the compiler. Files, backups, schedules,
 //! databases and allocations have no permissions until the features that
-//! check them arrive; each brings its permissions back with its routes.
+//! check them arrive; each brings its permissions back with its routes
+//! (files did: `file.*` but `file.sftp`, which comes with the SFTP server).
 //!
 //! # Permissions that were removed
 //!
@@ -213,6 +214,12 @@ catalogue! {
     SettingsRename / SETTINGS_RENAME = "settings.rename", Server, "Rename a server";
     SettingsReinstall / SETTINGS_REINSTALL = "settings.reinstall", Server, "Reinstall a server";
     ActivityRead / ACTIVITY_READ = "activity.read", Server, "See a server's command history";
+    FileRead / FILE_READ = "file.read", Server, "List and read files";
+    FileReadContent / FILE_READ_CONTENT = "file.read-content", Server, "Read the content of files";
+    FileCreate / FILE_CREATE = "file.create", Server, "Create files";
+    FileUpdate / FILE_UPDATE = "file.update", Server, "Change files";
+    FileDelete / FILE_DELETE = "file.delete", Server, "Delete files";
+    FileArchive / FILE_ARCHIVE = "file.archive", Server, "Archive and extract files";
     ServerDelete / SERVER_DELETE = "server.delete", ServerOwner, "Delete servers";
     ServerCreate / SERVER_CREATE = "server.create", Panel, "Create servers";
     AdminUsers / ADMIN_USERS = "admin.users", Admin, "Manage users and roles";
@@ -228,12 +235,6 @@ catalogue! {
 /// checked them, with what they were to mean; stored grants naming them are
 /// ignored (see the [module documentation](self#permissions-that-were-removed)).
 pub const RETIRED: &[(&str, &str)] = &[
-    ("file.create", "Create files"),
-    ("file.read", "List and read files"),
-    ("file.read-content", "Read the content of files"),
-    ("file.update", "Change files"),
-    ("file.delete", "Delete files"),
-    ("file.archive", "Archive and extract files"),
     ("file.sftp", "Connect over SFTP"),
     ("backup.create", "Create backups"),
     ("backup.read", "See backups"),
@@ -558,7 +559,7 @@ mod tests {
                 Err(UnknownPermission((*name).to_owned()))
             );
         }
-        assert!(serde_json::from_value::<Permission>(serde_json::json!("file.read")).is_err());
+        assert!(serde_json::from_value::<Permission>(serde_json::json!("file.sftp")).is_err());
     }
 
     #[test]
@@ -652,7 +653,7 @@ mod tests {
             assert!(!is_known(name), "{name}");
             assert!(!all().contains(*name), "{name}");
         }
-        let stored: Vec<String> = ["file.read", "control.start", "server.read", "my-plugin.go"]
+        let stored: Vec<String> = ["file.sftp", "control.start", "server.read", "my-plugin.go"]
             .map(str::to_owned)
             .into();
         assert_eq!(
@@ -700,12 +701,12 @@ mod tests {
         let refused = register_plugin_permissions(
             "file",
             [
-                ("file.read".to_owned(), "Read files".to_owned()),
+                ("file.sftp".to_owned(), "Connect over SFTP".to_owned()),
                 ("file.tail".to_owned(), "Follow a log".to_owned()),
             ],
         );
-        assert_eq!(refused, ["file.read"]);
-        assert!(!is_known("file.read"));
+        assert_eq!(refused, ["file.sftp"]);
+        assert!(!is_known("file.sftp"));
         assert!(is_known("file.tail"));
     }
 }

@@ -45,6 +45,7 @@ pub struct Principal {
     permissions: Arc<BTreeSet<String>>,
     read_version: Option<ReadVersion>,
     credential: Option<Credential>,
+    password_change_required: bool,
 }
 
 impl Principal {
@@ -55,7 +56,21 @@ impl Principal {
             permissions: Arc::default(),
             read_version: None,
             credential: None,
+            password_change_required: false,
         }
+    }
+
+    /// Marks a caller who must set a new password before anything else
+    /// (see [`crate::identity::links`]).
+    pub fn with_password_change_required(mut self, required: bool) -> Principal {
+        self.password_change_required = required;
+        self
+    }
+
+    /// True if and only if the caller must set a new password before
+    /// anything else.
+    pub fn password_change_required(&self) -> bool {
+        self.password_change_required
     }
 
     /// Records the credential the caller authenticated with.

@@ -10,11 +10,13 @@
 
 use std::collections::BTreeSet;
 
+use cap_runtime::api::UserInfo;
 use time::OffsetDateTime;
 
 use crate::db::domain::{
-    Empty, IdentityEvent, IdentityLinked, PasswordChanged, RoleAssigned, RoleCreated, RoleEvent,
-    RoleId, UserCreated, UserDeleted, UserDisabled, UserEvent, UserId, UserRoles, UserUpdated,
+    DomainEvent, Empty, IdentityEvent, IdentityLinked, PasswordChanged, PasswordSet, RoleAssigned,
+    RoleCreated, RoleEvent, RoleId, UserCreated, UserDeleted, UserDisabled, UserEvent, UserId,
+    UserRoles, UserUpdated,
 };
 use crate::db::{
     Actor, Database, DbError, NewEvent, from_micros, now, on_pool, query_builder, to_micros,
@@ -37,6 +39,10 @@ pub struct User {
     pub admin: bool,
     /// Refused at login and on every request.
     pub disabled: bool,
+    /// Must set a new password before anything else: every request of the
+    /// user but the password change, `/auth/me` and logout is refused with
+    /// `403 password-change-required` (see [`crate::identity::links`]).
+    pub must_change_password: bool,
     /// When it was created.
     pub created_at: OffsetDateTime,
 }
@@ -71,6 +77,7 @@ struct UserRow {
     display_name: Option<String>,
     admin: bool,
     disabled: bool,
+    must_change_password: bool,
     created_at: i64,
 }
 
@@ -85,16 +92,68 @@ impl TryFrom<UserRow> for User {
             display_name: row.display_name,
             admin: row.admin,
             disabled: row.disabled,
+            must_change_password: row.must_change_password,
             created_at: from_micros(row.created_at)?,
         })
     }
 }
 
-const USER_COLUMNS: &str = "SELECT u.id, u.username, u.email, u.display_name, u.admin, u.disabled, u.created_at FROM users u";
+const USER_COLUMNS: &str = "SELECT u.id, u.username, u.email, u.display_name, u.admin, u.disabled, u.must_change_password, u.created_at FROM users u";
+
+/// Inserts the link of `$link` to `$user_id` at `$at` in transaction
+/// `$tx` of `$pool` (its `identity.linked` event is the caller's to record):
+/// one statement for creating a user, linking and setting a password.
+macro_rules! insert_identity {
+    ($pool:expr, $tx:expr, $user_id:expr, $link:expr, $at:expr) => {{
+        let mut qb = query_builder(
+            $pool,
+            "INSERT INTO identities (provider_id, subject, user_id, created_at) VALUES (",
+        );
+        qb.separated(", ")
+            .push_bind(&$link.provider_id)
+            .push_bind(&$link.subject)
+            .push_bind($user_id)
+            .push_bind(to_micros($at));
+        qb.push(")");
+        qb.build().execute(&mut *$tx).await?;
+    }};
+}
 
 /// A new random id with `prefix`, e.g. `usr_3f…`.
 pub(crate) fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A new user id, for [`create_user_with_roles`]: taken before the user
+/// exists, so that the `user.create` before-hooks can name it.
+pub fn new_user_id() -> String {
+    new_id("usr")
+}
+
+impl User {
+    /// What hook plugins see of the user (the payload of `user.*`
+    /// events).
+    pub fn hook_info(&self) -> UserInfo {
+        UserInfo {
+            id: self.id.clone(),
+            username: self.username.clone(),
+            email: self.email.clone(),
+            admin: self.admin,
+        }
+    }
+}
+
+impl NewUser {
+    /// What hook plugins see of this user, to be created with id `id`
+    /// (the payload of `user.create`'s before-hooks).
+    pub fn hook_info(&self, id: &str) -> UserInfo {
+        UserInfo {
+            id: id.to_owned(),
+            username: self.username.trim().to_owned(),
+            email: self.email.clone(),
+            admin: self.admin,
+        }
+    }
 }
 
 /// Creates a user, optionally linked to a provider identity, appending
@@ -111,11 +170,12 @@ pub async fn create_user(
     link: Option<&IdentityLink>,
     actor: &Actor,
 ) -> Result<User, DbError> {
-    create_user_with_roles(db, user, link, &[], actor).await
+    create_user_with_roles(db, &new_user_id(), user, link, &[], actor).await
 }
 
-/// [`create_user`], also giving the user `roles` (ids), all in one
-/// transaction (with `user.roles-set` when there are any).
+/// [`create_user`] with id `id` (from [`new_user_id`]), also giving the
+/// user `roles` (ids), all in one transaction (with `user.roles-set` when
+/// there are any).
 ///
 /// # Errors
 ///
@@ -123,6 +183,7 @@ pub async fn create_user(
 /// exist.
 pub async fn create_user_with_roles(
     db: &Database,
+    id: &str,
     user: &NewUser,
     link: Option<&IdentityLink>,
     roles: &[String],
@@ -136,7 +197,7 @@ pub async fn create_user_with_roles(
         });
     }
     let at = now();
-    let id = new_id("usr");
+    let id = id.to_owned();
     let event =
         |event: crate::db::DomainEvent| NewEvent::new(event).actor(actor.clone()).occurred_at(at);
     let created = event(
@@ -178,17 +239,7 @@ pub async fn create_user_with_roles(
         qb.build().execute(&mut *tx).await?;
         tx.record(&created).await?;
         if let (Some(l), Some(event)) = (link, &linked) {
-            let mut qb = query_builder(
-                pool,
-                "INSERT INTO identities (provider_id, subject, user_id, created_at) VALUES (",
-            );
-            qb.separated(", ")
-                .push_bind(&l.provider_id)
-                .push_bind(&l.subject)
-                .push_bind(&id)
-                .push_bind(to_micros(at));
-            qb.push(")");
-            qb.build().execute(&mut *tx).await?;
+            insert_identity!(pool, tx, &id, l, at);
             tx.record(event).await?;
         }
         for role in &unique_roles {
@@ -209,6 +260,7 @@ pub async fn create_user_with_roles(
         display_name: user.display_name.clone(),
         admin: user.admin,
         disabled: false,
+        must_change_password: false,
         created_at: at,
     })
 }
@@ -243,17 +295,7 @@ pub async fn link_identity(
         .occurred_at(at);
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
-        let mut qb = query_builder(
-            pool,
-            "INSERT INTO identities (provider_id, subject, user_id, created_at) VALUES (",
-        );
-        qb.separated(", ")
-            .push_bind(&link.provider_id)
-            .push_bind(&link.subject)
-            .push_bind(user_id)
-            .push_bind(to_micros(at));
-        qb.push(")");
-        qb.build().execute(&mut *tx).await?;
+        insert_identity!(pool, tx, user_id, link, at);
         tx.record(&event).await?;
         tx.commit().await?;
     });
@@ -309,6 +351,26 @@ pub async fn find_user_by_name(db: &Database, username: &str) -> Result<Option<U
         qb.build_query_as::<UserRow>().fetch_optional(pool).await?
     });
     row.map(User::try_from).transpose()
+}
+
+/// The one user with the email address `email` (any case); `None` when no
+/// user or more than one has it.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn find_user_by_email(db: &Database, email: &str) -> Result<Option<User>, DbError> {
+    let rows: Vec<UserRow> = on_pool!(db, |pool| {
+        let mut qb = query_builder(pool, USER_COLUMNS);
+        qb.push(" WHERE LOWER(u.email) = ")
+            .push_bind(email.to_lowercase())
+            .push(" LIMIT 2");
+        qb.build_query_as::<UserRow>().fetch_all(pool).await?
+    });
+    match <[UserRow; 1]>::try_from(rows) {
+        Ok([row]) => Ok(Some(User::try_from(row)?)),
+        Err(_) => Ok(None),
+    }
 }
 
 /// The user linked to `subject` at `provider_id`.
@@ -714,6 +776,14 @@ pub async fn revoke_other_sessions(
             qb.push(" AND id <> ").push_bind(keep);
         }
         let revoked = qb.build().execute(&mut *tx).await?.rows_affected();
+        // The change an administrator required is made.
+        let mut qb = query_builder(pool, "UPDATE users SET must_change_password = ");
+        qb.push_bind(false)
+            .push(" WHERE must_change_password = ")
+            .push_bind(true)
+            .push(" AND id = ")
+            .push_bind(user_id);
+        qb.build().execute(&mut *tx).await?;
         let event = NewEvent::new(UserEvent::PasswordChanged {
             subject: UserId::new(user_id),
             data: PasswordChanged {
@@ -776,5 +846,83 @@ pub async fn delete_user(db: &Database, id: &str, actor: &Actor) -> Result<bool,
         }
         tx.commit().await?;
         deleted
+    }))
+}
+
+/// How a password came to be set for a user by someone other than the
+/// user ([`password_set`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetBy {
+    /// An administrator set it.
+    Admin,
+    /// The user set it through the one-time link `link`: an invitation or
+    /// a reset.
+    Link {
+        /// The link's id.
+        link: String,
+        /// `invitation` or `reset`.
+        purpose: &'static str,
+    },
+}
+
+/// Records that `provider` now holds a password for `user_id` that was not
+/// set through the user's own password change: links `new_identity` when
+/// the provider just created it, sets or clears the required change at the
+/// next sign-in, ends every session of the user, and appends
+/// `user.password-set` (with `identity.linked`), in one transaction.
+/// Returns how many sessions ended.
+///
+/// # Errors
+///
+/// [`DbError::Conflict`] if `new_identity` is linked already, and other
+/// database errors.
+pub async fn password_set(
+    db: &Database,
+    user_id: &str,
+    provider: &str,
+    new_identity: Option<&IdentityLink>,
+    by: &SetBy,
+    must_change: bool,
+    actor: &Actor,
+) -> Result<u64, DbError> {
+    let at = now();
+    let event = |e: DomainEvent| NewEvent::new(e).actor(actor.clone()).occurred_at(at);
+    let linked = new_identity.map(|link| event(linked(user_id, link).into()));
+    Ok(on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        if let (Some(link), Some(linked)) = (new_identity, &linked) {
+            insert_identity!(pool, tx, user_id, link, at);
+            tx.record(linked).await?;
+        }
+        let mut qb = query_builder(pool, "UPDATE users SET must_change_password = ");
+        qb.push_bind(must_change)
+            .push(" WHERE id = ")
+            .push_bind(user_id);
+        qb.build().execute(&mut *tx).await?;
+        let mut qb = query_builder(pool, "UPDATE sessions SET revoked_at = ");
+        qb.push_bind(to_micros(at))
+            .push(" WHERE revoked_at IS NULL AND user_id = ")
+            .push_bind(user_id);
+        let revoked = qb.build().execute(&mut *tx).await?.rows_affected();
+        let (how, link) = match by {
+            SetBy::Admin => ("admin", None),
+            SetBy::Link { link, purpose } => (*purpose, Some(link.clone())),
+        };
+        tx.record(&event(
+            UserEvent::PasswordSet {
+                subject: UserId::new(user_id),
+                data: PasswordSet {
+                    provider: provider.to_owned(),
+                    by: how.to_owned(),
+                    link,
+                    must_change,
+                    sessions_revoked: revoked,
+                },
+            }
+            .into(),
+        ))
+        .await?;
+        tx.commit().await?;
+        revoked
     }))
 }

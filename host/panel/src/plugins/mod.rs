@@ -43,11 +43,21 @@
 //!   reactivating the plugin does not lift it. Only an admin's release
 //!   ([`PluginManager::release`], `plugin.released`) does; a new version
 //!   starts unquarantined.
+//! - **Lifecycle hooks** ([`hooks`]): installing (or updating), activating
+//!   and uninstalling fire `plugin.install`, `plugin.activate` and
+//!   `plugin.uninstall`, which the other active plugins' before-hooks may
+//!   refuse once the Panel's own checks passed (nothing is written then);
+//!   deactivating fires `plugin.deactivate` to after-hooks only, because
+//!   deactivation must always work — it is how an admin gets out of a
+//!   plugin that misbehaves, refusals of other operations included. A
+//!   plugin is never asked about its own lifecycle. After-hooks hear of a
+//!   change once it is committed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use cap_runtime::api::{EventKind, Payload};
 use cap_runtime::capabilities::config::ConfigStore;
 use cap_runtime::capabilities::kv::{KvStore, MemoryKv};
 use cap_runtime::capabilities::panel::{NoPanel, PanelApi};
@@ -65,6 +75,7 @@ use crate::db::domain::{
 };
 use crate::db::{Actor, Database, DbError, NewEvent, now};
 
+pub mod hooks;
 pub mod store;
 
 pub use store::{PluginLifecycle, PluginRecord};
@@ -125,6 +136,10 @@ pub enum PluginError {
         /// Which license check failed, and why.
         reason: String,
     },
+    /// Another plugin's before-hook refused the install, activation or
+    /// uninstall (see [`hooks`]).
+    #[error(transparent)]
+    HookDenied(#[from] hooks::HookDenied),
     /// Writing the component file failed.
     #[error("cannot store the component")]
     Io(#[from] std::io::Error),
@@ -478,6 +493,9 @@ impl PluginManager {
                 installed: previous.version.clone(),
             });
         }
+        let subject = || hooks::plugin_ref(&id, &manifest.plugin.version);
+        self.ask(EventKind::PluginInstall, subject(), &id, actor)
+            .await?;
         let component_sha256 = sha256_hex(&package.component);
         let path = self.component_path(&component_sha256);
         if !path.exists() {
@@ -533,6 +551,7 @@ impl PluginManager {
         if let Some(plugin) = loaded {
             self.set_active(&id, Some(plugin));
         }
+        self.tell(EventKind::PluginInstall, subject(), actor);
         Ok(Installed {
             record,
             replaced: previous.map(|p| p.version),
@@ -587,6 +606,11 @@ impl PluginManager {
             if let Some(plugin) = p.loaded {
                 self.set_active(&p.record.id, Some(plugin));
             }
+            let subject = || hooks::plugin_ref(&p.record.id, &p.record.version);
+            self.tell(EventKind::PluginInstall, subject(), actor);
+            if p.activated {
+                self.tell(EventKind::PluginActivate, subject(), actor);
+            }
             installed.push(Installed {
                 record: p.record,
                 replaced: p.previous.map(|r| r.version),
@@ -615,6 +639,13 @@ impl PluginManager {
                     id,
                     installed: previous.version.clone(),
                 });
+            }
+            let subject = || hooks::plugin_ref(&id, &manifest.plugin.version);
+            self.ask(EventKind::PluginInstall, subject(), &id, actor)
+                .await?;
+            if previous.is_none() && item.activate {
+                self.ask(EventKind::PluginActivate, subject(), &id, actor)
+                    .await?;
             }
             let component_sha256 = sha256_hex(&package.component);
             let path = self.component_path(&component_sha256);
@@ -684,6 +715,7 @@ impl PluginManager {
             });
             prepared.push(Prepared {
                 event,
+                activated: previous.is_none() && record.state == PluginLifecycle::Active,
                 record,
                 previous,
                 loaded,
@@ -745,6 +777,9 @@ impl PluginManager {
         if record.state == PluginLifecycle::Active && self.active(id).is_some() {
             return Ok(record);
         }
+        let subject = || hooks::plugin_ref(id, &record.version);
+        self.ask(EventKind::PluginActivate, subject(), id, actor)
+            .await?;
         let plugin = self.load(&record).await?;
         let activated = event(id, actor, |subject| PluginEvent::Activated {
             subject,
@@ -761,11 +796,14 @@ impl PluginManager {
         )
         .await?;
         self.set_active(id, Some(plugin));
+        self.tell(EventKind::PluginActivate, subject(), actor);
         record.state = PluginLifecycle::Active;
         Ok(record)
     }
 
-    /// Unloads the plugin and marks it inactive.
+    /// Unloads the plugin and marks it inactive. Never refused by a hook
+    /// (see the module docs); the `plugin.deactivate` after-hooks hear of
+    /// it.
     ///
     /// # Errors
     ///
@@ -813,6 +851,11 @@ impl PluginManager {
         )
         .await?;
         self.set_active(id, None);
+        self.tell(
+            EventKind::PluginDeactivate,
+            hooks::plugin_ref(id, &record.version),
+            actor,
+        );
         record.state = PluginLifecycle::Inactive;
         Ok(record)
     }
@@ -823,10 +866,14 @@ impl PluginManager {
     ///
     /// # Errors
     ///
-    /// [`PluginError::NotFound`], database errors.
+    /// [`PluginError::NotFound`], [`PluginError::HookDenied`], database
+    /// errors.
     pub async fn uninstall(&self, id: &str, purge: bool, actor: &Actor) -> Result<(), PluginError> {
         let _writer = self.inner.writer.lock().await;
         let record = self.get(id).await?;
+        let subject = || hooks::plugin_ref(id, &record.version);
+        self.ask(EventKind::PluginUninstall, subject(), id, actor)
+            .await?;
         let uninstalled = event(id, actor, |subject| PluginEvent::Uninstalled {
             subject,
             data: PluginUninstalled {
@@ -836,7 +883,34 @@ impl PluginManager {
         });
         store::delete(&self.inner.db, id, purge, &uninstalled).await?;
         self.set_active(id, None);
+        self.tell(EventKind::PluginUninstall, subject(), actor);
         Ok(())
+    }
+
+    /// Asks the before-hooks of every active plugin but `subject_id` (the
+    /// plugin the event is about) about a lifecycle event of `kind`.
+    async fn ask(
+        &self,
+        kind: EventKind,
+        subject: Payload,
+        subject_id: &str,
+        actor: &Actor,
+    ) -> Result<(), hooks::HookDenied> {
+        let asked = hooks::event(kind, subject, actor);
+        hooks::run_before_with(
+            Some(self),
+            asked,
+            hooks::Failures::AsDeclared,
+            Some(subject_id),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Tells the after-hooks of the active plugins about a committed
+    /// lifecycle event of `kind`.
+    fn tell(&self, kind: EventKind, subject: Payload, actor: &Actor) {
+        hooks::spawn_after(Some(self), hooks::event(kind, subject, actor));
     }
 
     /// The plugin's configuration: every key its manifest declares, with
@@ -1128,6 +1202,8 @@ pub struct SetItem {
 
 struct Prepared {
     record: PluginRecord,
+    /// A new plugin, activated by its install.
+    activated: bool,
     previous: Option<PluginRecord>,
     loaded: Option<Plugin>,
     event: NewEvent,

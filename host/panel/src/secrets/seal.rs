@@ -8,6 +8,7 @@
 //! algorithm later.
 
 use aws_lc_rs::aead::{AES_256_GCM_SIV, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::hmac;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -40,6 +41,11 @@ impl Purpose {
     /// The instance token the Marketplace at `marketplace` issued.
     pub fn marketplace_token(marketplace: &str) -> Purpose {
         Purpose::new(&["marketplace-instance-token", marketplace])
+    }
+
+    /// The password of the Panel's SMTP settings ([`crate::mail`]).
+    pub fn mail_password() -> Purpose {
+        Purpose::new(&["mail-password"])
     }
 
     /// The JWT signing key `kid`.
@@ -78,9 +84,11 @@ pub enum SealError {
     Undecryptable(String),
 }
 
-/// Seals and opens values with one [`SecretKey`].
+/// Seals and opens values with one [`SecretKey`], and derives keys of
+/// other purposes from it.
 pub struct Sealer {
     key: LessSafeKey,
+    derive: hmac::Key,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -97,7 +105,20 @@ impl Sealer {
             .unwrap_or_else(|_| unreachable!("a 32-byte key fits AES-256-GCM-SIV"));
         Sealer {
             key: LessSafeKey::new(unbound),
+            derive: hmac::Key::new(hmac::HMAC_SHA256, key.bytes()),
         }
+    }
+
+    /// A 32-byte key for `label`, derived from the secret key with
+    /// HMAC-SHA-256: the same on every Panel that shares the secret key (and
+    /// the database), different for every label, and telling nothing about
+    /// the secret key. Used for the file-grant signing key
+    /// ([`crate::files::grants`]).
+    pub fn derive_key(&self, label: &str) -> [u8; 32] {
+        let tag = hmac::sign(&self.derive, label.as_bytes());
+        let mut key = [0u8; 32];
+        key.copy_from_slice(tag.as_ref());
+        key
     }
 
     /// Seals `plaintext` for `purpose`.

@@ -33,9 +33,7 @@ use serde_json::{Value, json};
 use sqlx::types::Json;
 use time::OffsetDateTime;
 
-use super::server::{
-    self, STATE_DELETING, Server, hook_event, run_before, server_info, spawn_after,
-};
+use super::server::{self, STATE_DELETING, Server, server_info};
 use super::{ServersError, new_id};
 use crate::db::domain::{CommandQueued, CommandSettled, ServerDeleted, ServerEvent, ServerId};
 use crate::db::{
@@ -44,6 +42,7 @@ use crate::db::{
 use crate::error_code::Code;
 use crate::identity::permissions::Gate;
 use crate::plugins::PluginManager;
+use crate::plugins::hooks::{event as hook_event, run_before, spawn_after};
 
 /// Longest console command, bytes.
 pub const MAX_CONSOLE_BYTES: usize = 4096;

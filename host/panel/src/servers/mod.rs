@@ -138,6 +138,15 @@ fn summarize(problems: &[FieldProblem]) -> String {
         .join("; ")
 }
 
+impl From<crate::plugins::hooks::HookDenied> for ServersError {
+    fn from(denied: crate::plugins::hooks::HookDenied) -> Self {
+        ServersError::HookDenied {
+            plugin: denied.plugin,
+            reason: denied.reason,
+        }
+    }
+}
+
 impl ServersError {
     /// A single invalid field.
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {

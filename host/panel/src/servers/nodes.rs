@@ -15,6 +15,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use cap_runtime::api::{EventKind, NodeInfo, Payload};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::types::Json;
@@ -32,6 +33,8 @@ use crate::db::{
     to_micros,
 };
 use crate::error_code::Code;
+use crate::plugins::PluginManager;
+use crate::plugins::hooks;
 
 /// Longest node name, characters.
 pub const MAX_NAME_LEN: usize = 128;
@@ -241,11 +244,20 @@ fn name_taken(error: DbError) -> ServersError {
 /// Creates a node, appending `node.created` by `actor`. Until its Agent
 /// registers, the node's token hash is that of a secret nobody knows.
 ///
+/// Once the fields are valid, the `node.create` before-hooks of `plugins`
+/// may refuse; the after-hooks hear of the node once it is stored (see
+/// [`crate::plugins::hooks`]).
+///
 /// # Errors
 ///
-/// [`ServersError::Invalid`] per field, [`ServersError::Conflict`]
-/// (`node-name-taken`), database errors.
-pub async fn create(db: &Database, node: &NewNode, actor: &Actor) -> Result<Node, ServersError> {
+/// [`ServersError::Invalid`] per field, [`ServersError::HookDenied`],
+/// [`ServersError::Conflict`] (`node-name-taken`), database errors.
+pub async fn create(
+    db: &Database,
+    plugins: Option<&PluginManager>,
+    node: &NewNode,
+    actor: &Actor,
+) -> Result<Node, ServersError> {
     let mut problems = Vec::new();
     check_text(&mut problems, "name", &node.name, MAX_NAME_LEN);
     check_address(&mut problems, &node.address);
@@ -259,6 +271,18 @@ pub async fn create(db: &Database, node: &NewNode, actor: &Actor) -> Result<Node
     let at = now();
     let name = node.name.trim();
     let address = node.address.trim();
+    let info = |id: &str| {
+        Payload::Node(NodeInfo {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            address: address.to_owned(),
+        })
+    };
+    hooks::run_before(
+        plugins,
+        hooks::event(EventKind::NodeCreate, info(&id), actor),
+    )
+    .await?;
     let unusable = digest(&random_secret("unregistered_"));
     let event = node_event(
         NodeEvent::Created {
@@ -303,6 +327,10 @@ pub async fn create(db: &Database, node: &NewNode, actor: &Actor) -> Result<Node
         .await
     });
     result.map_err(name_taken)?;
+    hooks::spawn_after(
+        plugins,
+        hooks::event(EventKind::NodeCreate, info(&id), actor),
+    );
     get(db, &id)
         .await?
         .ok_or_else(|| ServersError::NotFound(format!("node {id}")))
@@ -489,11 +517,35 @@ pub async fn update(
 /// Deletes a node with its allocations and registration tokens, appending
 /// `node.deleted` by `actor`. A node that still has servers is kept.
 ///
+/// The `node.delete` before-hooks of `plugins` may refuse a node that
+/// exists and has no servers; the after-hooks hear of the deletion once it
+/// is committed (see [`crate::plugins::hooks`]).
+///
 /// # Errors
 ///
 /// [`ServersError::NotFound`], [`ServersError::Conflict`]
-/// (`node-has-servers`), database errors.
-pub async fn delete(db: &Database, id: &str, actor: &Actor) -> Result<(), ServersError> {
+/// (`node-has-servers`), [`ServersError::HookDenied`], database errors.
+pub async fn delete(
+    db: &Database,
+    plugins: Option<&PluginManager>,
+    id: &str,
+    actor: &Actor,
+) -> Result<(), ServersError> {
+    let node = get(db, id)
+        .await?
+        .ok_or_else(|| ServersError::NotFound(format!("node {id}")))?;
+    let servers = count_servers(db, id).await?;
+    if servers > 0 {
+        return Err(has_servers(servers));
+    }
+    let info = || {
+        Payload::Node(NodeInfo {
+            id: node.id.clone(),
+            name: node.name.clone(),
+            address: node.address.clone(),
+        })
+    };
+    hooks::run_before(plugins, hooks::event(EventKind::NodeDelete, info(), actor)).await?;
     let event = node_event(
         NodeEvent::Deleted {
             subject: NodeId::new(id),
@@ -507,10 +559,7 @@ pub async fn delete(db: &Database, id: &str, actor: &Actor) -> Result<(), Server
         qb.push_bind(id);
         let servers: i64 = qb.build_query_scalar().fetch_one(&mut *tx).await?;
         if servers > 0 {
-            return Err(ServersError::conflict(
-                Code::NodeHasServers,
-                format!("the node still has {servers} server(s); delete or move them first"),
-            ));
+            return Err(has_servers(servers));
         }
         let mut qb = query_builder(pool, "DELETE FROM nodes WHERE id = ");
         qb.push_bind(id);
@@ -520,7 +569,25 @@ pub async fn delete(db: &Database, id: &str, actor: &Actor) -> Result<(), Server
         tx.record(&event).await?;
         tx.commit().await?;
     });
+    hooks::spawn_after(plugins, hooks::event(EventKind::NodeDelete, info(), actor));
     Ok(())
+}
+
+/// How many servers node `id` has.
+async fn count_servers(db: &Database, id: &str) -> Result<i64, DbError> {
+    Ok(on_pool!(db, |pool| {
+        let mut qb = query_builder(pool, "SELECT COUNT(*) FROM servers WHERE node_id = ");
+        qb.push_bind(id);
+        qb.build_query_scalar::<i64>().fetch_one(pool).await?
+    }))
+}
+
+/// `node-has-servers`, for a node with `servers` servers.
+fn has_servers(servers: i64) -> ServersError {
+    ServersError::conflict(
+        Code::NodeHasServers,
+        format!("the node still has {servers} server(s); delete or move them first"),
+    )
 }
 
 /// Records that the node's Agent was heard from now (no event: this

@@ -18,10 +18,8 @@
 //! Updates ([`update`]) follow the same steps with `server.update`.
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use cap_runtime::api::{self, EventKind, KeyValue, Payload, ServerInfo};
-use cap_runtime::hooks::{Decision, RetryPolicy, dispatch_after, dispatch_before};
 use cap_runtime::manifest::PluginKind;
 use sqlx::types::Json;
 use time::OffsetDateTime;
@@ -36,6 +34,7 @@ use crate::db::{
 };
 use crate::error_code::Code;
 use crate::plugins::PluginManager;
+use crate::plugins::hooks::{event as hook_event, run_before, spawn_after};
 
 /// Longest server name, characters.
 pub const MAX_NAME_LEN: usize = 128;
@@ -80,6 +79,9 @@ pub struct Server {
     /// The image it runs in on container nodes, one its game type lists;
     /// `None`: the package's image.
     pub image: Option<String>,
+    /// The startup command it runs, one its game type names (Pelican's
+    /// `startup_commands`); `None`: the game type's first.
+    pub startup_command: Option<String>,
     /// Its game variables, resolved (defaults filled in).
     pub variables: BTreeMap<String, String>,
     /// What it may use.
@@ -109,6 +111,9 @@ pub struct NewServer {
     pub game_type: Option<String>,
     /// The image among those the game type lists; `None`: the first.
     pub image: Option<String>,
+    /// The startup command among those the game type names; `None`: the
+    /// first.
+    pub startup_command: Option<String>,
     /// Game variables.
     pub variables: BTreeMap<String, String>,
     /// What it may use.
@@ -126,6 +131,8 @@ pub struct ServerChanges {
     pub limits: Option<ServerResourceLimits>,
     /// Another of the images its game type lists.
     pub image: Option<String>,
+    /// Another of the startup commands its game type names.
+    pub startup_command: Option<String>,
 }
 
 /// A `servers` row, as sqlx reads it or as SQLite's JSON functions write it
@@ -140,6 +147,7 @@ struct ServerRow {
     game_version: String,
     game_type: Option<String>,
     image: Option<String>,
+    startup_command: Option<String>,
     variables: Json<BTreeMap<String, String>>,
     memory_mb: i64,
     disk_mb: i64,
@@ -153,7 +161,7 @@ struct ServerRow {
 }
 
 const SERVER_COLUMNS: &str = "SELECT s.id, s.name, s.owner_id, s.node_id, s.game_plugin, \
-     s.game_version, s.game_type, s.image, s.variables, s.memory_mb, s.disk_mb, s.cpu_percent, \
+     s.game_version, s.game_type, s.image, s.startup_command, s.variables, s.memory_mb, s.disk_mb, s.cpu_percent, \
      s.state, s.created_at FROM servers s";
 
 impl TryFrom<ServerRow> for Server {
@@ -175,6 +183,7 @@ impl TryFrom<ServerRow> for Server {
             game_version: row.game_version,
             game_type: row.game_type,
             image: row.image,
+            startup_command: row.startup_command,
             variables: row.variables.0,
             state: row.state,
         })
@@ -288,7 +297,7 @@ pub async fn list_with_allocations(
         "SELECT json_group_array(json_object(\
          'id', s.id, 'name', s.name, 'owner_id', s.owner_id, 'node_id', s.node_id, \
          'game_plugin', s.game_plugin, 'game_version', s.game_version, \
-         'game_type', s.game_type, 'image', s.image, \
+         'game_type', s.game_type, 'image', s.image, 'startup_command', s.startup_command, \
          'variables', json(s.variables), 'memory_mb', s.memory_mb, 'disk_mb', s.disk_mb, \
          'cpu_percent', s.cpu_percent, 'state', s.state, 'created_at', s.created_at, \
          'allocation', json((SELECT json_object('node_id', a.node_id, 'ip', a.ip, 'port', a.port) \
@@ -360,68 +369,6 @@ pub(crate) fn server_info(server: &Server) -> ServerInfo {
             .collect(),
         state: server.state.clone(),
     }
-}
-
-/// A hook event of `kind` about `payload`, caused by `actor`.
-pub(crate) fn hook_event(kind: EventKind, payload: Payload, actor: &Actor) -> api::Event {
-    let occurred_at_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or_default();
-    api::Event {
-        id: new_id("evt"),
-        kind,
-        occurred_at_ms,
-        actor: api::Actor {
-            user_id: actor.user_id.clone(),
-            ip: actor.ip.map(|ip| ip.to_string()),
-            request_id: actor.request_id.clone(),
-        },
-        payload,
-    }
-}
-
-/// Runs the before-hooks of the active plugins on `event`: the event to
-/// go ahead with (possibly modified), or why not.
-///
-/// # Errors
-///
-/// [`ServersError::HookDenied`] with the first denying plugin's reason.
-pub(crate) async fn run_before(
-    plugins: Option<&PluginManager>,
-    event: api::Event,
-) -> Result<api::Event, ServersError> {
-    let Some(plugins) = plugins else {
-        return Ok(event);
-    };
-    let active = plugins.active_plugins();
-    let outcome = dispatch_before(&active, &event).await;
-    for report in &outcome.reports {
-        if let Err(error) = &report.outcome {
-            tracing::warn!(plugin = %report.plugin, kind = event.kind.dotted(), %error, "a before-hook failed");
-        }
-    }
-    match outcome.decision {
-        Decision::Allow(event) => Ok(*event),
-        Decision::Deny { plugin, reason } => Err(ServersError::HookDenied { plugin, reason }),
-    }
-}
-
-/// Fires the after-hooks of the active plugins on `event` on a task of its
-/// own, retrying failures; never waits for them.
-pub(crate) fn spawn_after(plugins: Option<&PluginManager>, event: api::Event) {
-    let Some(plugins) = plugins else {
-        return;
-    };
-    let active = plugins.active_plugins();
-    tokio::spawn(async move {
-        for report in dispatch_after(&active, &event, RetryPolicy::default()).await {
-            if let Err(error) = report.outcome {
-                tracing::warn!(plugin = %report.plugin, kind = event.kind.dotted(), %error,
-                    attempts = report.attempts, "an after-hook failed");
-            }
-        }
-    });
 }
 
 /// Why `node` cannot run servers of the game type `manifest` describes,
@@ -518,34 +465,71 @@ fn pick_game_type(
     ))
 }
 
+/// The value of `result`, or, when it is a problem, the problem added to
+/// `problems` and nothing (callers refuse once any problem is recorded).
+fn or_problem<T>(
+    problems: &mut Vec<FieldProblem>,
+    result: Result<Option<T>, FieldProblem>,
+) -> Option<T> {
+    result.unwrap_or_else(|problem| {
+        problems.push(problem);
+        None
+    })
+}
+
+/// `wanted` when it is one of `offered`, what the game type `info` lists
+/// for `field` (its `what`), else a problem naming `field` and what is
+/// offered; nothing wanted: `default`.
+fn pick_offered(
+    info: &api::GameInfo,
+    (field, what): (&str, &str),
+    offered: &[&str],
+    wanted: Option<&str>,
+    default: Option<String>,
+) -> Result<Option<String>, FieldProblem> {
+    let Some(wanted) = wanted else {
+        return Ok(default);
+    };
+    if offered.contains(&wanted) {
+        return Ok(Some(wanted.to_owned()));
+    }
+    let message = if offered.is_empty() {
+        format!(
+            "the game type {} lists no {what} to pick from, so not {wanted:?}",
+            info.id
+        )
+    } else {
+        format!(
+            "{wanted:?} is not one of the game type's {what}: {}",
+            offered.join(", ")
+        )
+    };
+    Err(FieldProblem::new(field, message))
+}
+
+/// The startup command a server of game type `info` runs: `wanted` when
+/// the game type names it; `None` (its first) when nothing is wanted.
+fn pick_startup_command(
+    info: &api::GameInfo,
+    wanted: Option<&str>,
+) -> Result<Option<String>, FieldProblem> {
+    let names: Vec<&str> = info.startup_commands.iter().map(String::as_str).collect();
+    pick_offered(
+        info,
+        ("startup_command", "startup commands"),
+        &names,
+        wanted,
+        None,
+    )
+}
+
 /// The image a server of game type `info` runs in: `wanted` when the game
 /// type lists it, else its first; `None` when it lists none (the package's
 /// image applies).
 fn pick_image(info: &api::GameInfo, wanted: Option<&str>) -> Result<Option<String>, FieldProblem> {
-    match wanted {
-        None => Ok(info.images.first().map(|i| i.reference.clone())),
-        Some(wanted) if info.images.iter().any(|i| i.reference == wanted) => {
-            Ok(Some(wanted.to_owned()))
-        }
-        Some(wanted) if info.images.is_empty() => Err(FieldProblem::new(
-            "image",
-            format!(
-                "the game type {} lists no images to pick from, so not {wanted:?}",
-                info.id
-            ),
-        )),
-        Some(wanted) => Err(FieldProblem::new(
-            "image",
-            format!(
-                "{wanted:?} is not one of the game type's images: {}",
-                info.images
-                    .iter()
-                    .map(|i| i.reference.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )),
-    }
+    let references: Vec<&str> = info.images.iter().map(|i| i.reference.as_str()).collect();
+    let first = info.images.first().map(|i| i.reference.clone());
+    pick_offered(info, ("image", "images"), &references, wanted, first)
 }
 
 /// Resolves variables by the game's rules, then asks its `validate`.
@@ -733,13 +717,11 @@ pub async fn create(
     {
         problems.push(FieldProblem::new("node_id", problem));
     }
-    let image = match pick_image(&info, new.image.as_deref()) {
-        Ok(image) => image,
-        Err(problem) => {
-            problems.push(problem);
-            None
-        }
-    };
+    let image = or_problem(&mut problems, pick_image(&info, new.image.as_deref()));
+    let startup_command = or_problem(
+        &mut problems,
+        pick_startup_command(&info, new.startup_command.as_deref()),
+    );
     let resolved =
         match checked_variables(&plugin, &info, &new.variables, &BTreeMap::new(), privileged).await
         {
@@ -769,6 +751,7 @@ pub async fn create(
         game_version: plugin.manifest().plugin.version.to_string(),
         game_type: Some(info.id.clone()),
         image,
+        startup_command,
         variables: resolved,
         limits: new.limits,
         state: STATE_OFFLINE.to_owned(),
@@ -862,6 +845,7 @@ async fn insert(
                 game_type: server.game_type.clone(),
             },
             image: server.image.clone(),
+            startup_command: server.startup_command.clone(),
             limits: resources(&server.limits),
             variable_values: server.variables.clone(),
             secret_variables: secret,
@@ -893,7 +877,8 @@ async fn insert(
         let mut qb = query_builder(
             pool,
             "INSERT INTO servers (id, name, owner_id, node_id, game_plugin, game_version, game_type, \
-             image, variables, memory_mb, disk_mb, cpu_percent, state, created_at) VALUES (",
+             image, startup_command, variables, memory_mb, disk_mb, cpu_percent, state, created_at) \
+             VALUES (",
         );
         qb.separated(", ")
             .push_bind(server.id.as_str())
@@ -904,6 +889,7 @@ async fn insert(
             .push_bind(server.game_version.as_str())
             .push_bind(server.game_type.as_deref())
             .push_bind(server.image.as_deref())
+            .push_bind(server.startup_command.as_deref())
             .push_bind(Json(&server.variables))
             .push_bind(to_i64(server.limits.memory_mb))
             .push_bind(to_i64(server.limits.disk_mb))
@@ -981,19 +967,18 @@ pub async fn update(
     };
     let image = match &changes.image {
         None => current.image.clone(),
-        Some(image) => match pick_image(&info, Some(image)) {
-            Ok(image) => image,
-            Err(problem) => {
-                problems.push(problem);
-                None
-            }
-        },
+        Some(wanted) => or_problem(&mut problems, pick_image(&info, Some(wanted))),
+    };
+    let startup_command = match &changes.startup_command {
+        None => current.startup_command.clone(),
+        Some(wanted) => or_problem(&mut problems, pick_startup_command(&info, Some(wanted))),
     };
     if !problems.is_empty() {
         return Err(ServersError::Invalid(problems));
     }
     let mut server = Server {
         image,
+        startup_command,
         name: changes
             .name
             .as_deref()
@@ -1024,6 +1009,7 @@ pub async fn update(
             secret_variables: secret_variables(&info),
             game_version: server.game_version.clone(),
             image: server.image.clone(),
+            startup_command: server.startup_command.clone(),
         },
     })
     .actor(actor.clone());
@@ -1059,6 +1045,8 @@ pub async fn update(
             .push_bind(server.game_version.as_str())
             .push(", image = ")
             .push_bind(server.image.as_deref())
+            .push(", startup_command = ")
+            .push_bind(server.startup_command.as_deref())
             .push(", memory_mb = ")
             .push_bind(to_i64(server.limits.memory_mb))
             .push(", disk_mb = ")
@@ -1169,6 +1157,7 @@ mod tests {
             game_version: "1.0.0".into(),
             game_type: None,
             image: None,
+            startup_command: None,
             variables: BTreeMap::from([("MAX_PLAYERS".to_owned(), "20".to_owned())]),
             limits: ServerResourceLimits {
                 memory_mb: 4096,

@@ -263,6 +263,24 @@ impl Drop for TestDb {
                         if let Ok(mut conn) =
                             sqlx::MySqlConnection::connect(&server.admin_url).await
                         {
+                            // As PostgreSQL's `WITH (FORCE)`: connections
+                            // still open on the database (a pool the test
+                            // left, a transaction a cancelled call left
+                            // open) would make the drop wait on their
+                            // metadata locks, for as long as a year.
+                            let open: Vec<u64> = sqlx::query_scalar(
+                                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()",
+                            )
+                            .bind(name)
+                            .fetch_all(&mut conn)
+                            .await
+                            .unwrap_or_default();
+                            for id in open {
+                                let kill = format!("KILL {id}");
+                                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(kill))
+                                    .execute(&mut conn)
+                                    .await;
+                            }
                             let sql = format!("DROP DATABASE IF EXISTS `{name}`");
                             let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
                                 .execute(&mut conn)
@@ -479,6 +497,8 @@ async fn start_agent_on(
         resource_limits: None,
         insecure: false,
         backend,
+        files_listen: Some(([127, 0, 0, 1], 0).into()),
+        files_public_url: None,
     })
     .await
     .expect("the Agent starts")
@@ -656,3 +676,7 @@ macro_rules! on_every_database {
 /// A temporary directory only its owner can enter (mode 0700), as the
 /// Panel and the Marketplace require of their data directories.
 pub use cap_test_support::private_tempdir;
+
+pub mod openid;
+
+pub mod smtp;

@@ -41,6 +41,8 @@ use support::{
     publish_signed, start_agent, start_container_agent, wrong_code,
 };
 
+mod files;
+
 const ADMIN_PASSWORD: &str = "Correct-Horse-Battery-42";
 const PLAYER_PASSWORD: &str = "Player-Password-Staple-7";
 /// How long the UI may take to show something.
@@ -84,7 +86,7 @@ struct World {
     admin_token: String,
     node_id: String,
     agent: Option<RunningNode>,
-    _agent_dir: Option<tempfile::TempDir>,
+    agent_dir: Option<tempfile::TempDir>,
     _db: TestDb,
 }
 
@@ -194,7 +196,7 @@ async fn world(setup: Setup) -> World {
         admin_token,
         node_id,
         agent,
-        _agent_dir: agent_dir,
+        agent_dir,
         _db: db,
     }
 }
@@ -273,6 +275,7 @@ async fn create_password_user(world: &World, username: &str, password: &str) -> 
     .expect("the role is created");
     let user = create_user_with_roles(
         db,
+        &cap_panel::identity::users::new_user_id(),
         &NewUser {
             username: username.to_owned(),
             ..NewUser::default()
@@ -1883,4 +1886,254 @@ async fn an_admin_reviews_an_egg_before_importing_it_replaces_it_only_when_asked
     .await;
     assert_eq!(imported_egg_names(&world).await, ["Minetest"]);
     client.close().await.expect("closing the browser");
+}
+
+#[tokio::test]
+async fn a_user_signs_in_from_the_login_page_through_a_real_openid_provider() {
+    use support::openid::{CLIENT_ID, CLIENT_SECRET, OpenIdProvider, oidc_manifest};
+    const ACME: &str = "oidc-acme";
+    let driver = start_driver();
+    let world = world(Setup {
+        plugins: &["local-password"],
+        ..Setup::default()
+    })
+    .await;
+    let provider = OpenIdProvider::start(&[world
+        .panel
+        .url(&format!("/api/v1/auth/redirect/{ACME}/callback"))]);
+    // The `oidc` package as instance `oidc-acme`, as an admin installs it.
+    let (_, package) = cap_runtime::Package::build(
+        oidc_manifest(ACME).into_bytes(),
+        cap_e2e::component("oidc"),
+        std::collections::BTreeMap::new(),
+        cap_panel::plugins::MAX_COMPONENT_BYTES,
+    )
+    .expect("the package builds");
+    let response = support::client()
+        .post(world.panel.url("/api/v1/plugins"))
+        .bearer_auth(&world.admin_token)
+        .header("content-type", "application/octet-stream")
+        .body(package)
+        .send()
+        .await
+        .expect("uploading");
+    assert_eq!(response.status(), 201);
+    let installed: Value = response.json().await.expect("JSON");
+    let path = format!("/api/v1/plugins/{ACME}");
+    let token = &world.admin_token;
+    call(
+        &world.panel,
+        "POST",
+        &format!("{path}/grant"),
+        token,
+        Some(installed["plugin"]["requested"].clone()),
+        200,
+    )
+    .await;
+    let values = json!({ "values": {
+        "issuer": provider.issuer, "client-id": CLIENT_ID, "allow-signup": "true", "name": "Acme SSO",
+    }});
+    call(
+        &world.panel,
+        "PUT",
+        &format!("{path}/config"),
+        token,
+        Some(values),
+        200,
+    )
+    .await;
+    let secret = json!({ "value": CLIENT_SECRET });
+    call(
+        &world.panel,
+        "PUT",
+        &format!("{path}/secrets/client-secret"),
+        token,
+        Some(secret),
+        204,
+    )
+    .await;
+    call(
+        &world.panel,
+        "POST",
+        &format!("{path}/activate"),
+        token,
+        None,
+        200,
+    )
+    .await;
+
+    let client = browser(&driver, 1280, 900).await;
+    // A callback that does not verify sends the browser back to say so.
+    client
+        .goto(&world.panel.url(&format!(
+            "/api/v1/auth/redirect/{ACME}/callback?code=x&state=forged"
+        )))
+        .await
+        .expect("navigating");
+    let refusal = wait_for_text(
+        &client,
+        "#login-error [data-code='sign-in-refused']",
+        "Try again",
+    )
+    .await;
+    assert!(refusal.contains("did not go through"), "{refusal}");
+    client
+        .goto(&world.panel.url("/"))
+        .await
+        .expect("the Panel loads");
+    let button = format!("#redirect-providers button[data-provider='{ACME}']");
+    let label = wait_for_text(&client, &button, "Acme SSO").await;
+    assert_eq!(label, "Sign in with Acme SSO");
+    // The password form is still there for local accounts.
+    wait_for(&client, "#login-form").await;
+    screenshot(&client, "sign-in-with-providers").await;
+    click(&client, &button).await;
+    // To the provider and back; the ticket is exchanged and leaves the URL.
+    wait_for(&client, "#server-list").await;
+    let url = client.current_url().await.expect("a URL").to_string();
+    assert!(!url.contains("ticket"), "{url}");
+    client
+        .goto(&world.panel.url("/#/account"))
+        .await
+        .expect("navigating");
+    wait_for_text(&client, "main dl", "alice@example.org").await;
+    client.close().await.expect("closing the browser");
+}
+
+/// The value of the input `css`.
+async fn input_value(client: &Client, css: &str) -> String {
+    wait_for(client, css)
+        .await
+        .prop("value")
+        .await
+        .expect("a property")
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn an_invited_user_sets_a_password_on_the_link_a_forced_change_comes_first_and_a_forgotten_password_is_reset_by_mail()
+ {
+    let driver = start_driver();
+    let smtp = support::smtp::Smtp::accepting().await;
+    let world = world(Setup {
+        plugins: &["local-password"],
+        ..Setup::default()
+    })
+    .await;
+    let client = browser(&driver, 1280, 900).await;
+    sign_in(&client, &world.panel, "admin", ADMIN_PASSWORD).await;
+
+    // The administrator points the Panel's mail at the SMTP server.
+    client
+        .goto(&world.panel.url("/#/admin/users"))
+        .await
+        .expect("navigating");
+    fill(&client, "#mail-host", "127.0.0.1").await;
+    fill(&client, "#mail-port", &smtp.port.to_string()).await;
+    wait_for(&client, "#mail-security")
+        .await
+        .select_by_value("none")
+        .await
+        .expect("choosing no TLS");
+    fill(&client, "#mail-from", "Panel <panel@example.test>").await;
+    click(&client, "#mail-form button[type=submit]").await;
+    wait_for_text(&client, "#toasts", "Mail settings saved").await;
+
+    // …creates ivy and invites her by mail.
+    fill(&client, "#user-form input[name=username]", "ivy").await;
+    fill(&client, "#user-form input[name=email]", "ivy@example.test").await;
+    click(&client, "#user-form button[type=submit]").await;
+    click(&client, "button[aria-label='Edit ivy']").await;
+    click(&client, "#user-send-mail").await;
+    click(&client, "#user-invite").await;
+    wait_for_text(&client, "#user-link", "Mailed to ivy@example.test").await;
+    let shown = input_value(&client, "#user-link-url").await;
+    screenshot(&client, "users-invitation-link").await;
+    let mail = smtp.message(1).await;
+    let token = support::smtp::link_token(&mail);
+    assert_eq!(support::smtp::link_token(&shown), token, "{mail}");
+
+    // Ivy opens the link: a password that does not match its repetition,
+    // then one the provider refuses, each said under its field.
+    click(&client, "#sign-out").await;
+    wait_for(&client, "#login-form").await;
+    client.goto(&shown).await.expect("opening the link");
+    wait_for_text(&client, "#link-page h1", "Welcome, ivy").await;
+    fill(&client, "#link-password", "Ivys-Chosen-Pass-2024").await;
+    fill(&client, "#link-password-again", "Ivys-Chosen-Pass-2025").await;
+    click(&client, "#link-form button[type=submit]").await;
+    let problem = field_error(&client, "#link-password-again").await;
+    assert!(problem.contains("does not match"), "{problem}");
+    fill(&client, "#link-password", "ivy").await;
+    fill(&client, "#link-password-again", "ivy").await;
+    click(&client, "#link-form button[type=submit]").await;
+    let problem = field_error(&client, "#link-password").await;
+    assert!(!problem.is_empty());
+    fill(&client, "#link-password", "Ivys-Chosen-Pass-2024").await;
+    fill(&client, "#link-password-again", "Ivys-Chosen-Pass-2024").await;
+    click(&client, "#link-form button[type=submit]").await;
+    click(&client, "#link-sign-in").await;
+    sign_in(&client, &world.panel, "ivy", "Ivys-Chosen-Pass-2024").await;
+    click(&client, "#sign-out").await;
+    // The link works once.
+    client.goto(&shown).await.expect("opening the link again");
+    wait_for_text(&client, "#link-page [data-code]", "used already").await;
+
+    // An administrator creates jay with an initial password that must be
+    // changed at the first sign-in.
+    sign_in(&client, &world.panel, "admin", ADMIN_PASSWORD).await;
+    client
+        .goto(&world.panel.url("/#/admin/users"))
+        .await
+        .expect("navigating");
+    fill(&client, "#user-form input[name=username]", "jay").await;
+    fill(&client, "#new-user-password", "Jays-Temporary-Pass-1").await;
+    click(&client, "#user-form button[type=submit]").await;
+    wait_for_text(&client, "#toasts", "User created").await;
+    click(&client, "#sign-out").await;
+    submit_sign_in(&client, &world.panel, "jay", "Jays-Temporary-Pass-1").await;
+    wait_for(&client, "#forced-change").await;
+    let nav = wait_for(&client, "#nav").await.text().await.expect("text");
+    assert!(!nav.contains("Servers"), "{nav}");
+    screenshot(&client, "forced-password-change").await;
+    fill(
+        &client,
+        "#password-form input[name=current_password]",
+        "Jays-Temporary-Pass-1",
+    )
+    .await;
+    fill(
+        &client,
+        "#password-form input[name=new_password]",
+        "Jays-Own-Password-2024",
+    )
+    .await;
+    fill(
+        &client,
+        "#password-form input[name=new_password_again]",
+        "Jays-Own-Password-2024",
+    )
+    .await;
+    click(&client, "#password-form button[type=submit]").await;
+    wait_for(&client, "#server-list").await;
+    click(&client, "#sign-out").await;
+
+    // Ivy forgot her password: the sign-in page mails her a reset link.
+    wait_for(&client, "#login-form").await;
+    click(&client, "#forgot-password").await;
+    fill(&client, "#forgot-login", "ivy@example.test").await;
+    click(&client, "#forgot-form button[type=submit]").await;
+    wait_for_text(&client, "#forgot-result", "on its way").await;
+    let mail = smtp.message(2).await;
+    let reset = support::smtp::link_token(&mail);
+    client
+        .goto(&world.panel.url(&format!("/#/link/{reset}")))
+        .await
+        .expect("opening the reset link");
+    wait_for_text(&client, "#link-page h1", "New password for ivy").await;
+    fill(&client, "#link-password", "Ivys-Reset-Pass-2026").await;
+    fill(&client, "#link-password-again", "Ivys-Reset-Pass-2026").await;
+    click(&client, "#link-form button[type=submit]").await;
+    wait_for(&client, "#link-sign-in").await;
+    sign_in(&client, &world.panel, "ivy", "Ivys-Reset-Pass-2026").await;
 }

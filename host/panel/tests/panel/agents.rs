@@ -113,12 +113,12 @@ where
     }
 }
 
-struct Site {
-    panel: RunningPanel,
-    viewer_id: String,
-    node_id: String,
-    server_id: String,
-    agent_dir: tempfile::TempDir,
+pub(crate) struct Site {
+    pub(crate) panel: RunningPanel,
+    pub(crate) viewer_id: String,
+    pub(crate) node_id: String,
+    pub(crate) server_id: String,
+    pub(crate) agent_dir: tempfile::TempDir,
 }
 
 pub(crate) async fn node_online(panel: &RunningPanel, node_id: &str, online: bool) {
@@ -173,9 +173,23 @@ pub(crate) async fn command_state(
     .await
 }
 
+/// Asks for `server_id`'s install and waits for it to finish: the
+/// finished command (its `state` is `done` or `failed`).
+pub(crate) async fn install(panel: &RunningPanel, server_id: &str) -> Value {
+    let install = api(
+        panel,
+        Method::POST,
+        &format!("/api/v1/servers/{server_id}/install"),
+        None,
+        202,
+    )
+    .await;
+    command_state(panel, server_id, install["commandId"].as_str().expect("id")).await
+}
+
 /// A Panel with test-game, a node with one allocation on loopback, a
 /// registered and connected Agent, and a test-game server on it.
-async fn site(db: &TestDb) -> (Site, RunningNode) {
+pub(crate) async fn site(db: &TestDb) -> (Site, RunningNode) {
     let (panel, viewer_id) = start_panel(db).await;
     install_and_activate(&panel, "test-game").await;
     let node = api(
@@ -362,15 +376,7 @@ async fn a_server_goes_from_install_to_ready_to_stopped_through_a_real_agent_and
     let panel = &site.panel;
     let server = &site.server_id;
 
-    let install = api(
-        panel,
-        Method::POST,
-        &format!("/api/v1/servers/{server}/install"),
-        None,
-        202,
-    )
-    .await;
-    let finished = command_state(panel, server, install["commandId"].as_str().expect("id")).await;
+    let finished = install(panel, server).await;
     assert_eq!(finished["state"], "done", "{finished:#}");
 
     let console = Console::open(panel, server, PLUGIN_ADMIN).await;

@@ -412,6 +412,11 @@ async fn serves_an_openapi_3_1_document_covering_every_route() {
         ("/api/v1/account/api-keys", "get"),
         ("/api/v1/account/api-keys", "post"),
         ("/api/v1/account/api-keys/{id}", "delete"),
+        // Redirect sign-in and linking (tests/panel/oidc.rs).
+        ("/api/v1/auth/redirect/{provider}/begin", "post"),
+        ("/api/v1/auth/redirect/{provider}/callback", "get"),
+        ("/api/v1/auth/redirect/exchange", "post"),
+        ("/api/v1/account/identities/{provider}/link", "post"),
         // Second factor (tests/panel/totp.rs).
         ("/api/v1/auth/login/second-factor", "post"),
         ("/api/v1/account/totp", "get"),
@@ -475,6 +480,19 @@ async fn serves_an_openapi_3_1_document_covering_every_route() {
         ("/api/v1/servers/{id}/subusers/{user_id}", "delete"),
         // The console socket's ticket (tests/panel/agents.rs).
         ("/api/v1/servers/{id}/websocket", "get"),
+        // Server files (tests/panel/files.rs).
+        ("/api/v1/servers/{id}/files", "get"),
+        ("/api/v1/servers/{id}/files/stat", "get"),
+        ("/api/v1/servers/{id}/files/folders", "post"),
+        ("/api/v1/servers/{id}/files/rename", "post"),
+        ("/api/v1/servers/{id}/files/copy", "post"),
+        ("/api/v1/servers/{id}/files/delete", "post"),
+        ("/api/v1/servers/{id}/files/chmod", "post"),
+        ("/api/v1/servers/{id}/files/pull", "post"),
+        ("/api/v1/servers/{id}/files/compress", "post"),
+        ("/api/v1/servers/{id}/files/decompress", "post"),
+        ("/api/v1/servers/{id}/files/download", "post"),
+        ("/api/v1/servers/{id}/files/upload", "post"),
         // What the web UI needs (tests/panel/web_ui.rs).
         ("/api/v1/auth/providers", "get"),
         ("/api/v1/game-types", "get"),
@@ -499,6 +517,16 @@ async fn serves_an_openapi_3_1_document_covering_every_route() {
         ("/api/v1/marketplace/checkout", "post"),
         ("/api/v1/marketplace/licenses", "get"),
         ("/api/v1/marketplace/licenses/renew", "post"),
+        ("/api/v1/users/{id}/password", "put"),
+        ("/api/v1/users/{id}/invitation", "post"),
+        ("/api/v1/users/{id}/password-reset", "post"),
+        ("/api/v1/auth/password-reset", "post"),
+        ("/api/v1/account-links/{token}", "get"),
+        ("/api/v1/account-links/{token}", "post"),
+        ("/api/v1/mail", "get"),
+        ("/api/v1/mail", "put"),
+        ("/api/v1/mail", "delete"),
+        ("/api/v1/mail/test", "post"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     let documented: BTreeSet<(String, String)> = paths

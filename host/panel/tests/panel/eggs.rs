@@ -235,3 +235,62 @@ on_every_database! {
         expect_problem(response, 409, "game-type-in-use").await;
     }
 }
+
+/// The PLCN_v3 test egg: startup commands `Default` and `Verbose`, a
+/// proxy config with a conditional edit, a file denylist.
+fn proxy_egg(image: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../egg/tests/test-egg-plcn-v3.json");
+    let mut egg: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("the test egg")).expect("JSON");
+    egg["docker_images"] = json!({ "Test": image });
+    egg.to_string().into_bytes()
+}
+
+on_every_database! {
+    async fn a_server_picks_among_its_eggs_startup_commands_and_one_the_egg_does_not_name_is_refused(db: &TestDb) {
+        let panel = start(db).await;
+        let imported = json_of(upload(&panel, "", PLUGIN_ADMIN, proxy_egg("debian:stable")).await, 201).await;
+        assert_eq!(imported["startup_commands"], json!(["Default", "Verbose"]));
+        assert_eq!(imported["file_denylist"], json!(["secret.txt", "*.key"]));
+        let game_type = imported["type"].as_str().expect("type").to_owned();
+        let listed = json_of(call(&panel, Method::GET, "/api/v1/game-types", Some(PLUGIN_ADMIN), None).await, 200).await;
+        let offered = listed["items"].as_array().expect("items").iter()
+            .find(|g| g["type"] == game_type.as_str()).expect("the game type is offered").clone();
+        assert_eq!(offered["startup_commands"], json!(["Default", "Verbose"]));
+        assert_eq!(offered["file_denylist"], json!(["secret.txt", "*.key"]));
+
+        let node = json_of(call(&panel, Method::POST, "/api/v1/nodes", Some(PLUGIN_ADMIN),
+            Some(json!({"name": "n1", "address": "10.0.0.1", "memory_mb": 8192, "disk_mb": 10000, "cpu_percent": 400}))).await, 201).await;
+        let node_id = node["id"].as_str().expect("id");
+        json_of(call(&panel, Method::POST, &format!("/api/v1/nodes/{node_id}/allocations"), Some(PLUGIN_ADMIN),
+            Some(json!({"ip": "10.0.0.1", "ports": ["25565-25566"]}))).await, 201).await;
+        let body = |command: &str| json!({
+            "name": "proxy",
+            "node_id": node_id,
+            "game": {"plugin": "egg-bridge", "type": game_type},
+            "startup_command": command,
+            "limits": {"memory_mb": 256, "disk_mb": 1000, "cpu_percent": 100}
+        });
+        let response = call(&panel, Method::POST, "/api/v1/servers", Some(PLUGIN_ADMIN), Some(body("Turbo"))).await;
+        let problem = expect_problem(response, 422, "validation-failed").await;
+        assert_eq!(problem["errors"][0]["field"], "startup_command", "{problem:#}");
+        assert!(problem["errors"][0]["message"].as_str().is_some_and(|m| m.contains("Default, Verbose")), "{problem:#}");
+
+        let created = json_of(call(&panel, Method::POST, "/api/v1/servers", Some(PLUGIN_ADMIN), Some(body("Verbose"))).await, 201).await;
+        assert_eq!(created["startup_command"], "Verbose");
+        let id = created["id"].as_str().expect("id");
+        let read = json_of(call(&panel, Method::GET, &format!("/api/v1/servers/{id}"), Some(PLUGIN_ADMIN), None).await, 200).await;
+        assert_eq!(read["startup_command"], "Verbose");
+
+        let changed = json_of(call(&panel, Method::PATCH, &format!("/api/v1/servers/{id}"), Some(PLUGIN_ADMIN),
+            Some(json!({"startup_command": "Default"}))).await, 200).await;
+        assert_eq!(changed["startup_command"], "Default");
+        let response = call(&panel, Method::PATCH, &format!("/api/v1/servers/{id}"), Some(PLUGIN_ADMIN),
+            Some(json!({"startup_command": "Nope"}))).await;
+        let problem = expect_problem(response, 422, "validation-failed").await;
+        assert_eq!(problem["errors"][0]["field"], "startup_command", "{problem:#}");
+        let read = json_of(call(&panel, Method::GET, &format!("/api/v1/servers/{id}"), Some(PLUGIN_ADMIN), None).await, 200).await;
+        assert_eq!(read["startup_command"], "Default", "a refused change leaves the pick as it was");
+    }
+}

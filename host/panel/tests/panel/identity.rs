@@ -454,6 +454,49 @@ on_every_database! {
     }
 }
 
+on_every_database! {
+    async fn plugin_kv_compare_and_swap_loses_no_update_among_concurrent_writers(db: &TestDb) {
+        let database = db.connect().await;
+        let kv = DbKv::new(database).with_quota(3);
+        let v = |s: &str| Some(s.as_bytes().to_vec());
+        assert_eq!(kv.compare_and_swap("a", "n", None, v("1")).await, Ok(true));
+        assert_eq!(kv.compare_and_swap("a", "n", None, v("x")).await, Ok(false), "it exists");
+        assert_eq!(kv.compare_and_swap("a", "n", v("0"), v("x")).await, Ok(false), "it changed");
+        assert_eq!(kv.compare_and_swap("b", "n", v("1"), None).await, Ok(false), "another plugin's");
+        assert_eq!(kv.compare_and_swap("a", "n", v("1"), v("1")).await, Ok(true), "as expected");
+        assert_eq!(kv.compare_and_swap("a", "n", v("1"), None).await, Ok(true));
+        assert_eq!(kv.get("a", "n").await, Ok(None));
+        assert_eq!(kv.compare_and_swap("a", "n", None, None).await, Ok(true), "absent, as expected");
+
+        // Eight writers add one fifteen times each, reading and swapping.
+        let writers = (0..8).map(|_| {
+            let kv = kv.clone();
+            tokio::spawn(async move {
+                for _ in 0..15 {
+                    loop {
+                        let now = kv.get("a", "count").await.expect("a read");
+                        let n: u32 = now.as_deref().map_or(0, |b| std::str::from_utf8(b).expect("text").parse().expect("a count"));
+                        let next = (n + 1).to_string().into_bytes();
+                        match kv.compare_and_swap("a", "count", now, Some(next)).await {
+                            Ok(true) => break,
+                            Ok(false) => tokio::task::yield_now().await,
+                            Err(error) => panic!("the swap fails: {error:?}"),
+                        }
+                    }
+                }
+            })
+        });
+        for writer in writers.collect::<Vec<_>>() {
+            writer.await.expect("the writer finishes");
+        }
+        assert_eq!(kv.get("a", "count").await, Ok(v("120")));
+        // A new key beyond the quota is refused, like a set.
+        kv.set("a", "k2", b"x".to_vec()).await.expect("set");
+        kv.set("a", "k3", b"x".to_vec()).await.expect("set");
+        assert!(kv.compare_and_swap("a", "k4", None, v("x")).await.is_err(), "the quota holds");
+    }
+}
+
 #[tokio::test]
 async fn rate_limits_logins_per_address_with_retry_after() {
     let db = TestDb::sqlite().await;

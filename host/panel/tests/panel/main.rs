@@ -9,16 +9,20 @@
 
 use cap_panel_test_support as support;
 
+mod accounts;
 mod agents;
 mod api;
 mod audit_log;
 mod db;
 mod eggs;
 mod events_v1;
+mod files;
 mod hardening;
+mod hook_events;
 mod identity;
 mod marketplace;
 mod nodes;
+mod oidc;
 mod permissions;
 mod plugins;
 mod real_games;

@@ -15,7 +15,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::agents::{
-    Console, api, command_state, eventually_within, node_online, server_state, start_panel,
+    Console, api, eventually_within, install, node_online, server_state, start_panel,
 };
 use crate::plugins::{PLUGIN_ADMIN, install_and_activate};
 use crate::support::{TestDb, client, start_container_agent};
@@ -107,42 +107,13 @@ async fn answers_on(port: u16, limit: Duration) {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_community_minetest_egg_runs_a_real_minetest_end_to_end_and_survives_an_agent_restart()
-{
-    game_images::minetest();
-    game_images::debian_installer();
-    let podman = PodmanService::start();
-    let db = TestDb::sqlite().await;
-    let (panel, _viewer) = start_panel(&db).await;
-    let panel = &panel;
-    install_and_activate(panel, "egg-bridge").await;
-
-    // The egg, imported as the file it is.
-    let imported: Value = {
-        let response = client()
-            .post(panel.url("/api/v1/eggs"))
-            .bearer_auth(PLUGIN_ADMIN)
-            .header("content-type", "application/json")
-            .body(minetest_egg())
-            .send()
-            .await
-            .expect("the import is answered");
-        assert_eq!(response.status(), 201, "importing the egg");
-        response.json().await.expect("JSON")
-    };
-    let game_type = imported["type"]
-        .as_str()
-        .expect("a game type id")
-        .to_owned();
-    assert_eq!(imported["plugin"], "egg-bridge");
-    assert_eq!(
-        imported["images"][0]["reference"],
-        "ghcr.io/parkervcp/games:minetest"
-    );
-
-    // A container node with one address, and its Agent.
-    let port = game_images::free_tcp_and_udp_port();
+/// A container node with one address (`port` on loopback) and its real
+/// Agent on `podman`, online: the node's id, the Agent and its directory.
+async fn container_node(
+    panel: &cap_panel::RunningPanel,
+    podman: &PodmanService,
+    port: u16,
+) -> (String, cap_agent::node::RunningNode, tempfile::TempDir) {
     let node = api(
         panel,
         Method::POST,
@@ -172,35 +143,73 @@ async fn the_community_minetest_egg_runs_a_real_minetest_end_to_end_and_survives
     let token = token["token"].as_str().expect("token").to_owned();
     let agent = start_container_agent(panel, agent_dir.path(), Some(token), &podman.host()).await;
     node_online(panel, &node_id, true).await;
+    (node_id, agent, agent_dir)
+}
+
+/// Creates a server from `body` as a plugin admin: its id.
+async fn create_server(panel: &cap_panel::RunningPanel, body: Value) -> String {
+    let server = api(panel, Method::POST, "/api/v1/servers", Some(body), 201).await;
+    server["id"].as_str().expect("id").to_owned()
+}
+
+/// Imports `egg` through `POST /api/v1/eggs` as a plugin admin: the
+/// imported game type.
+async fn import(panel: &cap_panel::RunningPanel, egg: Vec<u8>) -> Value {
+    let response = client()
+        .post(panel.url("/api/v1/eggs"))
+        .bearer_auth(PLUGIN_ADMIN)
+        .header("content-type", "application/json")
+        .body(egg)
+        .send()
+        .await
+        .expect("the import is answered");
+    assert_eq!(response.status(), 201, "importing the egg");
+    response.json().await.expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_community_minetest_egg_runs_a_real_minetest_end_to_end_and_survives_an_agent_restart()
+{
+    game_images::minetest();
+    game_images::debian_installer();
+    let podman = PodmanService::start();
+    let db = TestDb::sqlite().await;
+    let (panel, _viewer) = start_panel(&db).await;
+    let panel = &panel;
+    install_and_activate(panel, "egg-bridge").await;
+
+    // The egg, imported as the file it is.
+    let imported = import(panel, minetest_egg()).await;
+    let game_type = imported["type"]
+        .as_str()
+        .expect("a game type id")
+        .to_owned();
+    assert_eq!(imported["plugin"], "egg-bridge");
+    assert_eq!(
+        imported["images"][0]["reference"],
+        "ghcr.io/parkervcp/games:minetest"
+    );
+
+    // A container node with one address, and its Agent.
+    let port = game_images::free_tcp_and_udp_port();
+    let (node_id, agent, agent_dir) = container_node(panel, &podman, port).await;
 
     // A server from the egg, through the same path as every game type.
-    let server = api(
+    let server_id = create_server(
         panel,
-        Method::POST,
-        "/api/v1/servers",
-        Some(json!({
+        json!({
             "name": "minetest",
             "node_id": node_id,
             "game": {"plugin": "egg-bridge", "type": game_type},
             "variables": {"SERVER_ADMIN_NAME": "admin", "DEFAULT_GAME": "minetest_game"},
             "limits": {"memory_mb": 1024, "disk_mb": 4000, "cpu_percent": 100}
-        })),
-        201,
+        }),
     )
     .await;
-    let server_id = server["id"].as_str().expect("id").to_owned();
     let server = &server_id;
 
     // The egg's install script runs in its install container.
-    let install = api(
-        panel,
-        Method::POST,
-        &format!("/api/v1/servers/{server}/install"),
-        None,
-        202,
-    )
-    .await;
-    let finished = command_state(panel, server, install["commandId"].as_str().expect("id")).await;
+    let finished = install(panel, server).await;
     assert_eq!(finished["state"], "done", "{finished:#}");
     assert!(
         agent_dir
@@ -370,15 +379,7 @@ async fn the_community_minetest_egg_runs_a_real_minetest_end_to_end_and_survives
     )
     .await;
     let offline = offline["id"].as_str().expect("id").to_owned();
-    let install = api(
-        panel,
-        Method::POST,
-        &format!("/api/v1/servers/{offline}/install"),
-        None,
-        202,
-    )
-    .await;
-    let failed = command_state(panel, &offline, install["commandId"].as_str().expect("id")).await;
+    let failed = install(panel, &offline).await;
     assert_eq!(failed["state"], "failed", "{failed:#}");
     let detail = failed["detail"].as_str().unwrap_or_default();
     assert!(
@@ -387,4 +388,104 @@ async fn the_community_minetest_egg_runs_a_real_minetest_end_to_end_and_survives
     );
 
     agent.stop().await;
+}
+
+/// The PLCN_v3 test egg, running in the test image.
+fn proxy_egg() -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../egg/tests/test-egg-plcn-v3.json");
+    let mut egg: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("the test egg")).expect("JSON");
+    egg["docker_images"] = json!({ "Test": cap_e2e::podman::test_image() });
+    egg.to_string().into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_server_from_an_egg_runs_its_picked_startup_command_and_its_conditional_edit_points_local_servers_at_the_node()
+ {
+    let podman = PodmanService::start();
+    let db = TestDb::sqlite().await;
+    let (panel, _viewer) = start_panel(&db).await;
+    let panel = &panel;
+    install_and_activate(panel, "egg-bridge").await;
+    let imported = import(panel, proxy_egg()).await;
+    let game_type = imported["type"].as_str().expect("a game type").to_owned();
+
+    let port = game_images::free_tcp_and_udp_port();
+    let (node_id, _agent, agent_dir) = container_node(panel, &podman, port).await;
+
+    let server_id = create_server(
+        panel,
+        json!({
+            "name": "proxy",
+            "node_id": node_id,
+            "game": {"plugin": "egg-bridge", "type": game_type},
+            "startup_command": "Verbose",
+            "limits": {"memory_mb": 128, "disk_mb": 1000, "cpu_percent": 50}
+        }),
+    )
+    .await;
+    let server = &server_id;
+    let finished = install(panel, server).await;
+    assert_eq!(finished["state"], "done", "{finished:#}");
+    // A proxy's config as its owner left it: one backend on this machine,
+    // one elsewhere.
+    let config = agent_dir.path().join(format!("servers/{server}/proxy.yml"));
+    std::fs::write(
+        &config,
+        "listeners:\n- host: 0.0.0.0:1\nservers:\n  lobby:\n    address: localhost:25566\n  far:\n    address: 10.1.1.1:25565\n",
+    )
+    .expect("writing the proxy's config");
+
+    let console = Console::open(panel, server, PLUGIN_ADMIN).await;
+    console
+        .wait_for("auth success", |f| f["event"] == "auth success")
+        .await;
+    power(panel, server, "start").await;
+    // The picked command ran, and the egg's done pattern saw it.
+    console_line(&console, 0, "picked-command", Duration::from_secs(60)).await;
+    eventually_within("the egg's done rule", Duration::from_secs(60), || async {
+        console
+            .frames()
+            .into_iter()
+            .find(|f| f["event"] == "console event" && f["args"][0]["kind"] == "ready")
+    })
+    .await;
+    // The local backend now points at the node's host as the Agent's
+    // engine names it; the other one is as it was.
+    let engine = cap_agent::container::Engine::connect(Some(&podman.host()), "probe")
+        .await
+        .expect("the engine answers");
+    let host = engine
+        .host_address()
+        .await
+        .expect("the engine answers")
+        .expect("a gateway");
+    // YAML may quote the values; the quotes do not matter.
+    let unquoted = |text: &str| text.replace(['\'', '"'], "");
+    let written = unquoted(&std::fs::read_to_string(&config).expect("the config"));
+    assert!(
+        written.contains(&format!("address: {host}:25566")),
+        "{written}"
+    );
+    assert!(written.contains("address: 10.1.1.1:25565"), "{written}");
+    assert!(
+        written.contains(&format!("host: 0.0.0.0:{port}")),
+        "{written}"
+    );
+    // The server read the edited file at its start (`cat` in the command).
+    eventually_within(
+        "the edited config on the console",
+        Duration::from_secs(30),
+        || async {
+            console
+                .lines()
+                .iter()
+                .any(|l| unquoted(l).contains(&format!("address: {host}:25566")))
+                .then_some(())
+        },
+    )
+    .await;
+    power(panel, server, "stop").await;
+    offline(panel, server, &console).await;
 }

@@ -571,51 +571,10 @@ async fn a_permission_the_player_list_declares_is_listed_grantable_and_lets_a_mo
 
 on_every_database! {
     async fn a_subuser_without_the_console_on_a_server_gets_no_kick_there_though_a_role_gives_the_console_elsewhere(db: &TestDb) {
-        use cap_panel::http::Principal;
-
-        let ids = db.create_users(&["sub"]).await;
-        let tokens = crate::support::Tokens::from_principals([
-            (
-                PLUGIN_ADMIN,
-                Principal::new("user-admin").with_permissions([
-                    "admin.plugins",
-                    "admin.nodes",
-                    "admin.servers",
-                    "server.create",
-                ]),
-            ),
-            // As a global role giving the console (for their own servers)
-            // would make them.
-            (
-                "sub-token",
-                Principal::new(&ids[0]).with_permissions(["control.console", "control.start"]),
-            ),
-        ]);
-        let panel = cap_panel::Panel::builder(db.config())
-            .authenticator(tokens)
-            .bind()
-            .await
-            .expect("the Panel starts")
-            .spawn();
-        // Theirs as a subuser, without the console…
-        let granted = server_with_player_list(&panel).await;
-        json_of(
-            call(&panel, Method::POST, &format!("/api/v1/servers/{granted}/subusers"), Some(PLUGIN_ADMIN),
-                Some(json!({"user_id": ids[0], "permissions": ["control.start"]}))).await,
-            201,
-        )
-        .await;
-        // …and theirs as the owner, where the role's console applies.
-        let nodes = json_of(call(&panel, Method::GET, "/api/v1/nodes", Some(PLUGIN_ADMIN), None).await, 200).await;
-        let node_id = nodes["items"][0]["id"].as_str().expect("a node").to_owned();
-        let owned = json_of(
-            call(&panel, Method::POST, "/api/v1/servers", Some(PLUGIN_ADMIN),
-                Some(json!({"name": "Own", "node_id": node_id, "owner_id": ids[0], "game": {"plugin": "test-game"},
-                            "limits": {"memory_mb": 512, "disk_mb": 1024, "cpu_percent": 100}}))).await,
-            201,
-        )
-        .await;
-        let owned = owned["id"].as_str().expect("id").to_owned();
+        // A global role giving the console (for their own servers), and
+        // only control.start where they are a subuser.
+        let (panel, granted, owned) =
+            subuser_and_owner(db, &["control.console", "control.start"], &["control.start"], "player-list").await;
         for server in [&granted, &owned] {
             player_joined(&panel, server, "Steve").await;
         }
@@ -653,4 +612,123 @@ on_every_database! {
         let answer = json_of(kick(&owned).await, 200).await;
         assert_eq!(answer["message"], "Sent `kick Steve` to the console");
     }
+}
+
+on_every_database! {
+    async fn a_0_2_server_widget_sees_the_viewers_permissions_on_the_server_apart_from_their_roles(db: &TestDb) {
+        // A global role giving renaming (for their own servers), and only
+        // the console where they are a subuser; a 0.1.0 widget (the player
+        // list) and a 0.2.0 one side by side.
+        let (panel, granted, owned) =
+            subuser_and_owner(db, &["settings.rename"], &["control.console"], "server-notes").await;
+
+        let forms = |server: &str| {
+            let path = format!("/api/v1/ui/contributions/server-notes/notes?server_id={server}");
+            let panel = &panel;
+            async move {
+                let tree = json_of(call(panel, Method::GET, &path, Some("sub-token"), None).await, 200).await;
+                tree["nodes"].as_array().expect("nodes").iter().filter(|n| n["element"]["type"] == "form").count()
+            }
+        };
+        assert_eq!(forms(&granted).await, 0, "renaming comes from a role, not from this server");
+        assert_eq!(forms(&owned).await, 1, "renaming their own server");
+
+        let save = |server: &str, note: &str| {
+            let body = json!({"server_id": server, "name": "save", "values": {"note": note}});
+            let panel = &panel;
+            async move {
+                call(panel, Method::POST, "/api/v1/ui/contributions/server-notes/notes/actions",
+                    Some("sub-token"), Some(body)).await
+            }
+        };
+        let problem = expect_problem(save(&granted, "mine now").await, 422, "plugin-refused").await;
+        assert!(problem["detail"].as_str().is_some_and(|d| d.contains("settings.rename on this server")), "{problem:#}");
+        json_of(save(&owned, "Whitelist only; ask sub.").await, 200).await;
+        let tree = json_of(call(&panel, Method::GET,
+            &format!("/api/v1/ui/contributions/server-notes/notes?server_id={owned}"), Some("sub-token"), None).await, 200).await;
+        assert!(tree.to_string().contains("Whitelist only; ask sub."), "{tree:#}");
+        let tree = json_of(call(&panel, Method::GET,
+            &format!("/api/v1/ui/contributions/server-notes/notes?server_id={granted}"), Some("sub-token"), None).await, 200).await;
+        assert!(tree.to_string().contains("No note yet."), "{tree:#}");
+    }
+}
+
+/// A Panel where `sub-token` is a user whose roles give `global`, a
+/// subuser with `granted` on one server, and the owner of another; with
+/// the player list and `plugin` installed. Returns the Panel, the server
+/// they are a subuser of and the one they own.
+async fn subuser_and_owner(
+    db: &TestDb,
+    global: &[&str],
+    granted: &[&str],
+    plugin: &str,
+) -> (cap_panel::RunningPanel, String, String) {
+    use cap_panel::http::Principal;
+
+    let ids = db.create_users(&["sub"]).await;
+    let tokens = crate::support::Tokens::from_principals([
+        (
+            PLUGIN_ADMIN,
+            Principal::new("user-admin").with_permissions([
+                "admin.plugins",
+                "admin.nodes",
+                "admin.servers",
+                "server.create",
+            ]),
+        ),
+        (
+            "sub-token",
+            Principal::new(&ids[0]).with_permissions(global.iter().copied()),
+        ),
+    ]);
+    let panel = cap_panel::Panel::builder(db.config())
+        .authenticator(tokens)
+        .bind()
+        .await
+        .expect("the Panel starts")
+        .spawn();
+    let shared = server_with_player_list(&panel).await;
+    if plugin != "player-list" {
+        install_and_activate(&panel, plugin).await;
+    }
+    json_of(
+        call(
+            &panel,
+            Method::POST,
+            &format!("/api/v1/servers/{shared}/subusers"),
+            Some(PLUGIN_ADMIN),
+            Some(json!({"user_id": ids[0], "permissions": granted})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let nodes = json_of(
+        call(
+            &panel,
+            Method::GET,
+            "/api/v1/nodes",
+            Some(PLUGIN_ADMIN),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    let node_id = nodes["items"][0]["id"].as_str().expect("a node").to_owned();
+    let owned = json_of(
+        call(
+            &panel,
+            Method::POST,
+            "/api/v1/servers",
+            Some(PLUGIN_ADMIN),
+            Some(json!({"name": "Own", "node_id": node_id, "owner_id": ids[0], "game": {"plugin": "test-game"},
+                        "limits": {"memory_mb": 512, "disk_mb": 1024, "cpu_percent": 100}})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let owned = owned["id"].as_str().expect("id").to_owned();
+    (panel, shared, owned)
 }

@@ -457,6 +457,14 @@ records! {
         /// (since 0.2.0; empty for 0.1.0 plugins, whose packages name one).
         #[serde(default)]
         pub images: Vec<Image>,
+        /// Names of the startup commands a server may pick among, the
+        /// default first (since 0.2.0; empty: one startup).
+        #[serde(default)]
+        pub startup_commands: Vec<String>,
+        /// Files users may not reach through the Panel's file access, in
+        /// `.gitignore` syntax (since 0.2.0).
+        #[serde(default)]
+        pub file_denylist: Vec<String>,
     }
 
     /// A container image a game can run in (since 0.2.0).
@@ -502,6 +510,26 @@ records! {
         /// The image it runs in, on container nodes (since 0.2.0).
         #[serde(default)]
         pub image: Option<String>,
+        /// The startup command it runs, one of its game type's
+        /// [`GameInfo::startup_commands`]; `None`: the first (since 0.2.0).
+        #[serde(default)]
+        pub startup_command: Option<String>,
+        /// The node it is on (since 0.2.0).
+        #[serde(default)]
+        pub node: NodeContext,
+    }
+
+    /// The node a server is on (since 0.2.0).
+    #[derive(Default)]
+    pub struct NodeContext {
+        /// Its name in the Panel.
+        pub name: String,
+        /// The address players reach it at.
+        pub address: String,
+        /// The address a game server reaches the node's host at (the
+        /// container network's gateway, or `127.0.0.1` on native nodes);
+        /// empty until the node's Agent has said.
+        pub host_address: String,
     }
 
     /// A variable whose value failed validation.
@@ -554,6 +582,23 @@ records! {
         pub format: ConfigFormat,
         /// Keys to set.
         pub set: Vec<KeyValue>,
+        /// Keys set only where their current value is as expected, after
+        /// `set`, in order (since 0.2.0).
+        #[serde(default)]
+        pub set_if: Vec<ConditionalSet>,
+    }
+
+    /// A key set only where its current value equals `if_value`, or
+    /// matches it when it is `regex:<pattern>` (then `value` replaces each
+    /// match and may name its groups, `$1`); never where the key has no
+    /// value (since 0.2.0).
+    pub struct ConditionalSet {
+        /// The key, as in [`ConfigEdit::set`].
+        pub key: String,
+        /// The condition.
+        pub if_value: String,
+        /// What is written.
+        pub value: String,
     }
 
     /// How to install a server.
@@ -744,6 +789,9 @@ records! {
         pub groups: Vec<String>,
         /// Further claims.
         pub claims: Vec<KeyValue>,
+        /// Whether the provider lets an account be created for this
+        /// identity (0.2.0; always `false` from 0.1.0 providers).
+        pub may_create_account: bool,
     }
 
     /// Where to send the browser for a redirect login.
@@ -818,6 +866,11 @@ variants! {
         ConsoleCrash,
         /// `schedule.tick`.
         ScheduleTick,
+        /// `user.invite` (API 0.2.0): a one-time link is issued for a user
+        /// to choose a first password.
+        UserInvite,
+        /// `file.write` (API 0.2.0): a server's files change.
+        FileWrite,
     }
 
     /// What an event is about.
@@ -834,6 +887,8 @@ variants! {
         Console(ConsoleInfo),
         /// A schedule.
         Schedule(ScheduleInfo),
+        /// A change to a server's files (API 0.2.0).
+        File(FileInfo),
     }
 
     /// A before-hook's answer.
@@ -918,6 +973,20 @@ records! {
         pub name: String,
         /// The server it belongs to, if any.
         pub server_id: Option<String>,
+    }
+
+    /// A change to a server's files (API 0.2.0).
+    pub struct FileInfo {
+        /// Server id.
+        pub server_id: String,
+        /// `upload`, `create-folder`, `rename`, `copy`, `delete`, `chmod`,
+        /// `pull`, `compress` or `decompress`.
+        pub action: String,
+        /// The paths it touches; for a rename or copy the source, then the
+        /// target.
+        pub paths: Vec<String>,
+        /// `api` or `sftp`.
+        pub via: String,
     }
 
     /// Who caused an event.
@@ -1118,8 +1187,14 @@ records! {
         pub server_id: Option<String>,
         /// The viewing user.
         pub user_id: String,
-        /// The `resource.action` permissions the viewing user has.
+        /// The `resource.action` permissions the viewing user has. For a
+        /// 0.1.x plugin's server widget, their permissions on the server
+        /// (and the plugin's own ones they hold); otherwise everything
+        /// their roles give.
         pub permissions: Vec<String>,
+        /// For a server widget of a 0.2.x plugin, the viewer's permissions
+        /// on the server alone; empty otherwise (0.1.x has no such field).
+        pub server_permissions: Vec<String>,
     }
 
     /// A clicked button or submitted form.

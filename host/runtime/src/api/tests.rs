@@ -190,6 +190,7 @@ fn auth_provider_types_keep_their_representation() {
         display_name: None,
         groups: strings(&["admins", "players"]),
         claims: vec![kv("iss", "local")],
+        may_create_account: true,
     });
     for e in [
         AuthError::InvalidCredentials,
@@ -302,6 +303,8 @@ fn game_type_types_keep_their_representation() {
             name: "Java 21".into(),
             reference: "ghcr.io/pterodactyl/yolks:java_21".into(),
         }],
+        startup_commands: strings(&["Default", "With Aikar's flags"]),
+        file_denylist: strings(&["*.jar", "!server.jar"]),
     });
     let context = ServerContext {
         server_id: "srv-1".into(),
@@ -321,6 +324,12 @@ fn game_type_types_keep_their_representation() {
         },
         game_type: "minecraft-paper".into(),
         image: Some("ghcr.io/pterodactyl/yolks:java_21".into()),
+        startup_command: Some("Default".into()),
+        node: NodeContext {
+            name: "fra-1".into(),
+            address: "fra-1.example.net".into(),
+            host_address: "10.88.0.1".into(),
+        },
     };
     s.add(&context);
     s.add(&FieldError {
@@ -340,6 +349,11 @@ fn game_type_types_keep_their_representation() {
         path: "server.properties".into(),
         format,
         set: vec![kv("server-port", "25565")],
+        set_if: vec![ConditionalSet {
+            key: "server-ip".into(),
+            if_value: "regex:^127\\.0\\.0\\.1$".into(),
+            value: "0.0.0.0".into(),
+        }],
     })
     .collect::<Vec<_>>();
     s.add(&InstallPlan {
@@ -576,6 +590,7 @@ fn ui_types_keep_their_representation() {
         server_id: Some("srv-1".into()),
         user_id: "u-1".into(),
         permissions: strings(&["servers.read"]),
+        server_permissions: strings(&["control.console"]),
     };
     s.add(&context);
     s.add(&Action {

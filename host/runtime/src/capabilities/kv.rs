@@ -43,6 +43,16 @@ pub trait KvStore: Send + Sync {
         prefix: &'a str,
         limit: u32,
     ) -> BoxFuture<'a, Result<Vec<String>, ServiceError>>;
+    /// Replaces the value of `key` with `value` (`None`: deletes it) only
+    /// if the value now is `expected` (`None`: absent), atomically;
+    /// returns whether it did. Creating a key counts against the quota.
+    fn compare_and_swap<'a>(
+        &'a self,
+        plugin: &'a str,
+        key: &'a str,
+        expected: Option<Vec<u8>>,
+        value: Option<Vec<u8>>,
+    ) -> BoxFuture<'a, Result<bool, ServiceError>>;
 }
 
 /// An in-memory [`KvStore`] with a per-plugin key quota.
@@ -139,6 +149,49 @@ impl KvStore for MemoryKv {
                 .collect())
         })
     }
+
+    fn compare_and_swap<'a>(
+        &'a self,
+        plugin: &'a str,
+        key: &'a str,
+        expected: Option<Vec<u8>>,
+        value: Option<Vec<u8>>,
+    ) -> BoxFuture<'a, Result<bool, ServiceError>> {
+        Box::pin(async move {
+            let mut data = self.lock();
+            let k = (plugin.to_string(), key.to_string());
+            if data.get(&k) != expected.as_ref() {
+                return Ok(false);
+            }
+            match value {
+                None => {
+                    data.remove(&k);
+                }
+                Some(value) => {
+                    if expected.is_none() {
+                        let count = data.keys().filter(|(p, _)| p == plugin).count();
+                        if count >= self.max_keys_per_plugin {
+                            return Err(ServiceError::LimitExceeded(format!(
+                                "at most {} keys per plugin",
+                                self.max_keys_per_plugin
+                            )));
+                        }
+                    }
+                    data.insert(k, value);
+                }
+            }
+            Ok(true)
+        })
+    }
+}
+
+fn check_value(value: &[u8]) -> Result<(), CapabilityError> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(CapabilityError::LimitExceeded(format!(
+            "values are at most {MAX_VALUE_BYTES} bytes"
+        )));
+    }
+    Ok(())
 }
 
 fn check_key(key: &str) -> Result<(), CapabilityError> {
@@ -181,11 +234,7 @@ pub(crate) async fn set(
         return Err(state.caps.deny("kv"));
     }
     check_key(&key)?;
-    if value.len() > MAX_VALUE_BYTES {
-        return Err(CapabilityError::LimitExceeded(format!(
-            "values are at most {MAX_VALUE_BYTES} bytes"
-        )));
-    }
+    check_value(&value)?;
     Ok(until_deadline(
         state.deadline,
         state
@@ -206,6 +255,31 @@ pub(crate) async fn delete(state: &mut PluginState, key: String) -> Result<bool,
     Ok(until_deadline(
         state.deadline,
         state.caps.services.kv.delete(&state.caps.plugin_id, &key),
+    )
+    .await?)
+}
+
+/// `kv.compare-and-swap` (0.2.0).
+pub(crate) async fn compare_and_swap(
+    state: &mut PluginState,
+    key: String,
+    expected: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+) -> Result<bool, CapabilityError> {
+    if !state.caps.grants.kv {
+        return Err(state.caps.deny("kv"));
+    }
+    check_key(&key)?;
+    if let Some(value) = &value {
+        check_value(value)?;
+    }
+    Ok(until_deadline(
+        state.deadline,
+        state
+            .caps
+            .services
+            .kv
+            .compare_and_swap(&state.caps.plugin_id, &key, expected, value),
     )
     .await?)
 }
@@ -262,5 +336,32 @@ mod tests {
         );
         assert_eq!(kv.delete("a", "k1").await, Ok(true));
         assert_eq!(kv.delete("a", "k1").await, Ok(false));
+    }
+
+    #[tokio::test]
+    async fn compare_and_swap_changes_only_what_it_expected() {
+        let kv = MemoryKv::with_quota(1);
+        let v = |s: &str| Some(s.as_bytes().to_vec());
+        assert_eq!(kv.compare_and_swap("a", "n", None, v("1")).await, Ok(true));
+        // Creating what exists, or replacing what changed, is refused.
+        assert_eq!(kv.compare_and_swap("a", "n", None, v("x")).await, Ok(false));
+        assert_eq!(
+            kv.compare_and_swap("a", "n", v("0"), v("x")).await,
+            Ok(false)
+        );
+        assert_eq!(
+            kv.compare_and_swap("a", "n", v("1"), v("2")).await,
+            Ok(true)
+        );
+        assert_eq!(kv.get("a", "n").await, Ok(v("2")));
+        // A new key counts against the quota; another plugin's does not.
+        assert!(matches!(
+            kv.compare_and_swap("a", "m", None, v("1")).await,
+            Err(ServiceError::LimitExceeded(_))
+        ));
+        assert_eq!(kv.compare_and_swap("b", "n", v("2"), None).await, Ok(false));
+        assert_eq!(kv.compare_and_swap("a", "n", v("2"), None).await, Ok(true));
+        assert_eq!(kv.get("a", "n").await, Ok(None));
+        assert_eq!(kv.compare_and_swap("a", "n", None, None).await, Ok(true));
     }
 }

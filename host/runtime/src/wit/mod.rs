@@ -62,8 +62,13 @@
 /// (`log`, `kv`, `config`, `http`, `events`, `panel`), expanded in each
 /// version module against its own generated modules: each converts into
 /// [`crate::api`], calls the shared capability code and converts back.
+/// Functions a version added to `kv` (0.2.0's `compare-and-swap`) are
+/// passed in as `kv: { … }` and join the shared ones.
 macro_rules! host_imports {
     () => {
+        host_imports!(kv: {});
+    };
+    (kv: { $($kv_added:item)* }) => {
         impl types::Host for PluginState {}
 
         impl log::Host for PluginState {
@@ -99,6 +104,8 @@ macro_rules! host_imports {
             ) -> Result<Vec<String>, types::CapabilityError> {
                 cap::kv::list_keys(self, prefix, limit).await.convert()
             }
+
+            $($kv_added)*
         }
 
         impl config::Host for PluginState {
@@ -225,9 +232,6 @@ macro_rules! shared_conversions {
             auth_provider::PasswordCredentials => PasswordCredentials {
                 username, password, second_factor
             }
-            auth_provider::Identity => Identity {
-                subject, username, email, display_name, groups, claims
-            }
             auth_provider::LoginRedirect => LoginRedirect { authorize_url, state }
 
             hooks::UserInfo => UserInfo { id, username, email, admin }
@@ -240,7 +244,6 @@ macro_rules! shared_conversions {
             hooks::ConsoleInfo => ConsoleInfo { server_id, line, detail }
             hooks::ScheduleInfo => ScheduleInfo { name, server_id }
             hooks::Actor => Actor { user_id, ip, request_id }
-            hooks::Event => Event { id, kind, occurred_at_ms, actor, payload }
 
             ui::Button => Button { label, action, tone, confirm }
             ui::FormField => FormField { name, label, kind, value, options, required }
@@ -251,7 +254,6 @@ macro_rules! shared_conversions {
             ui::Chart => Chart { kind, series }
             ui::Node => Node { element, children }
             ui::UiTree => UiTree { root, nodes }
-            ui::RenderContext => RenderContext { contribution, server_id, user_id, permissions }
             ui::Action => Action { name, values }
         }
 
@@ -274,18 +276,6 @@ macro_rules! shared_conversions {
                 Unsupported, PolicyViolation(x), InvalidRequest(x)
             }
 
-            hooks::EventKind => EventKind {
-                UserCreate, UserUpdate, UserDelete, UserLogin, UserLogout,
-                ServerCreate, ServerUpdate, ServerDelete, ServerInstall, ServerStart, ServerStop,
-                ServerRestart, ServerKill, ServerStateChanged,
-                NodeCreate, NodeDelete, NodeOnline, NodeOffline,
-                PluginInstall, PluginActivate, PluginDeactivate, PluginUninstall,
-                ConsoleCommand, ConsoleReady, ConsolePlayerJoined, ConsolePlayerLeft, ConsoleCrash,
-                ScheduleTick
-            }
-            hooks::Payload => Payload {
-                User(x), Server(x), Node(x), Plugin(x), Console(x), Schedule(x)
-            }
             hooks::Verdict => Verdict { Allow, Deny(x), Modify(x) }
 
             ui::Tone => Tone { Neutral, Info, Success, Warning, Danger }

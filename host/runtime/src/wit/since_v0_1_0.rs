@@ -314,7 +314,9 @@ impl Guest {
         event: &api::Event,
     ) -> Outcome<api::Verdict> {
         let g = handle!(self, store, hooks);
-        let event = to_wit(event);
+        let Some(event) = event_0_1(event) else {
+            return Ok(Ok(api::Verdict::Allow));
+        };
         Ok(g.call_before(store, &event).await.map(Convert::convert))
     }
 
@@ -324,7 +326,9 @@ impl Guest {
         event: &api::Event,
     ) -> Outcome<Result<(), api::PluginError>> {
         let g = handle!(self, store, hooks);
-        let event = to_wit(event);
+        let Some(event) = event_0_1(event) else {
+            return Ok(Ok(Ok(())));
+        };
         Ok(g.call_after(store, &event).await.map(Convert::convert))
     }
 
@@ -360,7 +364,85 @@ impl Guest {
 
 shared_conversions!();
 
+/// The 0.1.0 event kinds. Kinds a later API added have no 0.1.0 value:
+/// a 0.1.x manifest cannot subscribe to them ([`Manifest`] validation),
+/// and [`Guest::hook_before`] and [`Guest::hook_after`] never pass one on.
+macro_rules! event_kinds_0_1 {
+    ($($case:ident),* ; later: $($added:ident),*) => {
+        impl Convert<api::EventKind> for hooks::EventKind {
+            fn convert(self) -> api::EventKind {
+                match self {
+                    $( Self::$case => api::EventKind::$case, )*
+                }
+            }
+        }
+
+        /// `None` for a kind 0.1.0 does not have.
+        fn event_kind_0_1(kind: api::EventKind) -> Option<hooks::EventKind> {
+            match kind {
+                $( api::EventKind::$case => Some(hooks::EventKind::$case), )*
+                $( api::EventKind::$added => None, )*
+            }
+        }
+    };
+}
+
+event_kinds_0_1! {
+    UserCreate, UserUpdate, UserDelete, UserLogin, UserLogout,
+    ServerCreate, ServerUpdate, ServerDelete, ServerInstall, ServerStart, ServerStop,
+    ServerRestart, ServerKill, ServerStateChanged,
+    NodeCreate, NodeDelete, NodeOnline, NodeOffline,
+    PluginInstall, PluginActivate, PluginDeactivate, PluginUninstall,
+    ConsoleCommand, ConsoleReady, ConsolePlayerJoined, ConsolePlayerLeft, ConsoleCrash,
+    ScheduleTick;
+    later: UserInvite, FileWrite
+}
+
+/// The 0.1.0 payloads. Payloads a later API added have no 0.1.0 value; they
+/// come only with kinds 0.1.0 does not have either.
+macro_rules! payloads_0_1 {
+    ($($case:ident),* ; later: $($added:ident),*) => {
+        impl Convert<api::Payload> for hooks::Payload {
+            fn convert(self) -> api::Payload {
+                match self {
+                    $( Self::$case(x) => api::Payload::$case(x.convert()), )*
+                }
+            }
+        }
+
+        /// `None` for a payload 0.1.0 does not have.
+        fn payload_0_1(payload: &api::Payload) -> Option<hooks::Payload> {
+            match payload {
+                $( api::Payload::$case(x) => Some(hooks::Payload::$case(to_wit(x))), )*
+                $( api::Payload::$added(_) => None, )*
+            }
+        }
+    };
+}
+
+payloads_0_1! {
+    User, Server, Node, Plugin, Console, Schedule;
+    later: File
+}
+
+/// The 0.1.0 form of `event`; `None` for a kind 0.1.0 does not have.
+fn event_0_1(event: &api::Event) -> Option<hooks::Event> {
+    Some(hooks::Event {
+        id: event.id.clone(),
+        kind: event_kind_0_1(event.kind)?,
+        occurred_at_ms: event.occurred_at_ms,
+        actor: to_wit(&event.actor),
+        payload: payload_0_1(&event.payload)?,
+    })
+}
+
 records! {
+    ui::RenderContext => RenderContext {
+        contribution, server_id, user_id, permissions; later: server_permissions
+    }
+    auth_provider::Identity => Identity {
+        subject, username, email, display_name, groups, claims; later: may_create_account
+    }
     game_type::Variable => Variable {
         key, name, description, kind, default_value, user_viewable, user_editable, rules
     }
@@ -368,18 +450,18 @@ records! {
     game_type::Platform => Platform { os, arch }
     game_type::GameInfo => GameInfo {
         id, name, version, description, variables, ports, platforms, features, min_memory_mb;
-        later: images
+        later: images, startup_commands, file_denylist
     }
     game_type::AllocatedPort => AllocatedPort { name, ip, port }
     game_type::ServerContext => ServerContext {
         server_id, name, memory_mb, disk_mb, cpu_percent, variables, ports, platform;
-        later: game_type, image
+        later: game_type, image, startup_command, node
     }
     game_type::FieldError => FieldError { key, message }
     game_type::Download => Download { url, sha256, destination, executable }
     game_type::Script => Script { interpreter, contents, env, timeout_secs }
     game_type::WriteFile => WriteFile { path, contents, mode }
-    game_type::ConfigEdit => ConfigEdit { path, format, set }
+    game_type::ConfigEdit => ConfigEdit { path, format, set; later: set_if }
     game_type::InstallPlan => InstallPlan { steps; later: image }
     game_type::StartupPlan => StartupPlan {
         program, args, env, working_dir, config_edits;

@@ -9,6 +9,9 @@
 //! carry a `console-context` the node hands back to every console call; and
 //! the `game-catalogue` interface lets admins import game types as
 //! documents (Pterodactyl and Pelican eggs through the egg bridge).
+//! For auth providers, an identity says whether it may create an account
+//! (`may-create-account`, the provider's sign-up rule; 0.1.0 identities
+//! convert with `false`).
 //! 0.2.0 is open for additions until this wave's operations issue ends;
 //! then it freezes like 0.1.0.
 
@@ -53,7 +56,18 @@ pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Resul
 // ---------------------------------------------------------------------------
 // Imports: thin adapters over the shared capability code.
 
-host_imports!();
+host_imports!(kv: {
+    async fn compare_and_swap(
+        &mut self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        value: Option<Vec<u8>>,
+    ) -> Result<bool, types::CapabilityError> {
+        cap::kv::compare_and_swap(self, key, expected, value)
+            .await
+            .convert()
+    }
+});
 
 // ---------------------------------------------------------------------------
 // Exports.
@@ -428,7 +442,27 @@ impl Guest {
 
 shared_conversions!();
 
+variants! {
+    hooks::EventKind => EventKind {
+        UserCreate, UserUpdate, UserDelete, UserLogin, UserLogout,
+        ServerCreate, ServerUpdate, ServerDelete, ServerInstall, ServerStart, ServerStop,
+        ServerRestart, ServerKill, ServerStateChanged,
+        NodeCreate, NodeDelete, NodeOnline, NodeOffline,
+        PluginInstall, PluginActivate, PluginDeactivate, PluginUninstall,
+        ConsoleCommand, ConsoleReady, ConsolePlayerJoined, ConsolePlayerLeft, ConsoleCrash,
+        ScheduleTick, UserInvite, FileWrite
+    }
+    hooks::Payload => Payload {
+        User(x), Server(x), Node(x), Plugin(x), Console(x), Schedule(x), File(x)
+    }
+}
+
 records! {
+    hooks::Event => Event { id, kind, occurred_at_ms, actor, payload }
+    hooks::FileInfo => FileInfo { server_id, action, paths, via }
+    ui::RenderContext => RenderContext {
+        contribution, server_id, user_id, permissions, server_permissions
+    }
     game_type::Variable => Variable {
         key, name, description, kind, default_value, user_viewable, user_editable, rules
     }
@@ -437,18 +471,20 @@ records! {
     game_type::Image => Image { name, reference }
     game_type::GameInfo => GameInfo {
         id, name, version, description, variables, ports, platforms, features, min_memory_mb,
-        images
+        images, startup_commands, file_denylist
     }
     game_type::AllocatedPort => AllocatedPort { name, ip, port }
     game_type::ServerContext => ServerContext {
         server_id, name, memory_mb, disk_mb, cpu_percent, variables, ports, platform,
-        game_type, image
+        game_type, image, startup_command, node
     }
+    game_type::NodeContext => NodeContext { name, address, host_address }
     game_type::FieldError => FieldError { key, message }
     game_type::Download => Download { url, sha256, destination, executable }
     game_type::Script => Script { interpreter, contents, env, timeout_secs }
     game_type::WriteFile => WriteFile { path, contents, mode }
-    game_type::ConfigEdit => ConfigEdit { path, format, set }
+    game_type::ConfigEdit => ConfigEdit { path, format, set, set_if }
+    game_type::ConditionalSet => ConditionalSet { key, if_value, value }
     game_type::InstallPlan => InstallPlan { steps, image }
     game_type::StartupPlan => StartupPlan {
         program, args, env, working_dir, config_edits, console_context
@@ -456,6 +492,10 @@ records! {
     game_type::StopPlan => StopPlan { method, grace_secs }
 
     game_console::PlayerStatus => PlayerStatus { online, max, players }
+
+    auth_provider::Identity => Identity {
+        subject, username, email, display_name, groups, claims, may_create_account
+    }
 
     game_catalogue::Entry => CatalogueEntry { game, format, update_url, unsupported }
     game_catalogue::Update => CatalogueUpdate { document, changes }

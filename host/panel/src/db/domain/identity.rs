@@ -27,6 +27,13 @@ namespace! {
         Deleted = "user.deleted" { subject: UserId, data: UserDeleted },
         /// A user changed their password; their other sessions ended.
         PasswordChanged = "user.password-changed" { subject: UserId, data: PasswordChanged },
+        /// A one-time link was issued: an invitation to set a first
+        /// password, or a password reset ([`crate::identity::links`]).
+        LinkIssued = "user.link-issued" { subject: UserId, data: LinkIssued },
+        /// A password was set for the user by someone else (an
+        /// administrator) or through a one-time link; every session of the
+        /// user ended.
+        PasswordSet = "user.password-set" { subject: UserId, data: PasswordSet },
     }
 }
 
@@ -93,6 +100,36 @@ pub struct PasswordChanged {
     /// The sign-in provider that stores the password.
     pub provider: String,
     /// The user's other sessions that were ended.
+    pub sessions_revoked: u64,
+}
+
+/// A one-time link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LinkIssued {
+    /// The link's id (never its token).
+    pub link: String,
+    /// `invitation` or `reset`.
+    pub purpose: String,
+    /// When it stops working, in microseconds since the Unix epoch.
+    pub expires_at: i64,
+    /// Whether it is to be sent by mail (what happened is on the link).
+    pub mail: bool,
+}
+
+/// A password set for a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PasswordSet {
+    /// The sign-in provider that stores the password.
+    pub provider: String,
+    /// How: `admin` (set by an administrator), `invitation` or `reset`.
+    pub by: String,
+    /// The one-time link used, for `invitation` and `reset`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub link: Option<String>,
+    /// Whether the user must change it at their next sign-in.
+    pub must_change: bool,
+    /// The user's sessions that were ended.
     pub sessions_revoked: u64,
 }
 

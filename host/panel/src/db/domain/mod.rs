@@ -61,10 +61,10 @@ mod server;
 mod setting;
 
 pub use identity::{
-    ApiKeyCreated, ApiKeyEvent, ApiKeyRef, IdentityEvent, IdentityLinked, JwtKeyEvent,
-    PasswordChanged, RecoveryCodeUsed, RecoveryCodes, RoleAssigned, RoleCreated, RoleDeleted,
-    RoleEvent, RoleUpdated, SessionCreated, SessionEvent, SessionRef, TotpEvent, TotpLocked,
-    UserCreated, UserDeleted, UserDisabled, UserEvent, UserRoles, UserUpdated,
+    ApiKeyCreated, ApiKeyEvent, ApiKeyRef, IdentityEvent, IdentityLinked, JwtKeyEvent, LinkIssued,
+    PasswordChanged, PasswordSet, RecoveryCodeUsed, RecoveryCodes, RoleAssigned, RoleCreated,
+    RoleDeleted, RoleEvent, RoleUpdated, SessionCreated, SessionEvent, SessionRef, TotpEvent,
+    TotpLocked, UserCreated, UserDeleted, UserDisabled, UserEvent, UserRoles, UserUpdated,
 };
 pub use node::{
     AllocationPort, AllocationsAdded, NodeCapabilities, NodeCreated, NodeEvent, NodeRegistered,
@@ -78,7 +78,9 @@ pub use server::{
     CommandQueued, CommandSettled, GameVersion, REDACTED, Resources, ServerCreated, ServerDeleted,
     ServerEvent, ServerUpdated, StateChanged, SubuserEvent, SubuserPermissions, SubuserRemoved,
 };
-pub use setting::{SecretsEvent, SecretsSealed, SettingEvent, SettingValueData};
+pub use setting::{
+    MailConfigured, MailEvent, SecretsEvent, SecretsSealed, SettingEvent, SettingValueData,
+};
 
 /// Declares one namespace's sub-enum, one variant a line:
 /// `Variant = "kind" { subject: SubjectType, data: DataType }`. The kind is
@@ -276,6 +278,8 @@ pub enum DomainEvent {
     Setting(SettingEvent),
     /// `secrets.*`.
     Secrets(SecretsEvent),
+    /// `mail.*`.
+    Mail(MailEvent),
     /// `user.*`.
     User(UserEvent),
     /// `identity.*`.
@@ -307,6 +311,7 @@ macro_rules! each_namespace {
         match $value {
             DomainEvent::Setting($event) => $body,
             DomainEvent::Secrets($event) => $body,
+            DomainEvent::Mail($event) => $body,
             DomainEvent::User($event) => $body,
             DomainEvent::Identity($event) => $body,
             DomainEvent::Role($event) => $body,
@@ -335,6 +340,7 @@ macro_rules! from_namespaces {
 from_namespaces!(
     Setting(SettingEvent),
     Secrets(SecretsEvent),
+    Mail(MailEvent),
     User(UserEvent),
     Identity(IdentityEvent),
     Role(RoleEvent),
@@ -388,6 +394,7 @@ impl DomainEvent {
         [
             SettingEvent::KINDS,
             SecretsEvent::KINDS,
+            MailEvent::KINDS,
             UserEvent::KINDS,
             IdentityEvent::KINDS,
             RoleEvent::KINDS,
@@ -469,6 +476,8 @@ impl DomainEvent {
             decode(kind, envelope).map(DomainEvent::Setting)
         } else if known(SecretsEvent::KINDS) {
             decode(kind, envelope).map(DomainEvent::Secrets)
+        } else if known(MailEvent::KINDS) {
+            decode(kind, envelope).map(DomainEvent::Mail)
         } else if known(UserEvent::KINDS) {
             decode(kind, envelope).map(DomainEvent::User)
         } else if known(IdentityEvent::KINDS) {

@@ -83,6 +83,10 @@ pub struct ServerCreated {
     /// The image it runs in, when its game type lists images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// The startup command it runs, when its game type names several and
+    /// one was picked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_command: Option<String>,
     /// What it may use.
     pub limits: Resources,
     /// Every variable's value.
@@ -116,6 +120,10 @@ pub struct ServerUpdated {
     /// The image it runs in, when its game type lists images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// The startup command it runs, when its game type names several and
+    /// one was picked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_command: Option<String>,
 }
 
 /// A state the Agent reported.

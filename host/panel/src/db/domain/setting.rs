@@ -1,4 +1,4 @@
-//! `setting.*` and `secrets.*`: the Panel's own state.
+//! `setting.*`, `secrets.*` and `mail.*`: the Panel's own state.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -44,4 +44,34 @@ pub struct SecretsSealed {
     pub plugin_secrets: u64,
     /// Marketplace instance tokens.
     pub marketplace_tokens: u64,
+}
+
+namespace! {
+    /// `mail.*`: the Panel's SMTP settings ([`crate::mail`]). The password
+    /// is never recorded, only whether there is one.
+    pub enum MailEvent {
+        /// The SMTP settings were set (created or replaced).
+        Configured = "mail.configured" { subject: Null, data: MailConfigured },
+        /// The SMTP settings were removed: the Panel sends no mail.
+        Cleared = "mail.cleared" { subject: Null, data: Empty },
+    }
+}
+
+/// The SMTP settings as set, without the password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MailConfigured {
+    /// The SMTP server's host name or address.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// `none`, `starttls` or `tls`.
+    pub security: String,
+    /// The user name to sign in with, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub username: Option<String>,
+    /// Whether a password is set.
+    pub has_password: bool,
+    /// The sender address.
+    pub from: String,
 }

@@ -123,6 +123,44 @@ fn one_of_each() -> Vec<DomainEvent> {
             },
         }
         .into(),
+        UserEvent::LinkIssued {
+            subject: user(),
+            data: LinkIssued {
+                link: "lnk_1".into(),
+                purpose: "invitation".into(),
+                expires_at: 1_700_000_000_000_000,
+                mail: true,
+            },
+        }
+        .into(),
+        UserEvent::PasswordSet {
+            subject: user(),
+            data: PasswordSet {
+                provider: "local-password".into(),
+                by: "reset".into(),
+                link: Some("lnk_2".into()),
+                must_change: false,
+                sessions_revoked: 2,
+            },
+        }
+        .into(),
+        MailEvent::Configured {
+            subject: Null,
+            data: MailConfigured {
+                host: "smtp.example.org".into(),
+                port: 587,
+                security: "starttls".into(),
+                username: Some("panel".into()),
+                has_password: true,
+                from: "Panel <panel@example.org>".into(),
+            },
+        }
+        .into(),
+        MailEvent::Cleared {
+            subject: Null,
+            data: Empty {},
+        }
+        .into(),
         IdentityEvent::Linked {
             subject: user(),
             data: IdentityLinked {
@@ -346,6 +384,7 @@ fn one_of_each() -> Vec<DomainEvent> {
                     ..game.clone()
                 },
                 image: Some("ghcr.io/parkervcp/games:minetest".into()),
+                startup_command: Some("Default".into()),
                 limits: resources,
                 variable_values: values.clone(),
                 secret_variables: vec!["RCON_PASSWORD".into()],
@@ -364,6 +403,7 @@ fn one_of_each() -> Vec<DomainEvent> {
                 secret_variables: vec![],
                 game_version: "1.1.0".into(),
                 image: None,
+                startup_command: None,
             },
         }
         .into(),

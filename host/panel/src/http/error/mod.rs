@@ -462,6 +462,13 @@ impl From<crate::identity::principal::Forbidden> for ApiError {
     }
 }
 
+impl From<crate::plugins::hooks::HookDenied> for ApiError {
+    fn from(denied: crate::plugins::hooks::HookDenied) -> Self {
+        tracing::info!(plugin = %denied.plugin, reason = %denied.reason, "a before-hook denied the request");
+        ApiError::refused(Code::HookDenied, denied.reason)
+    }
+}
+
 impl From<DbError> for ApiError {
     fn from(error: DbError) -> Self {
         match error {
