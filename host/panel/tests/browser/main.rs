@@ -2075,6 +2075,7 @@ async fn an_invited_user_sets_a_password_on_the_link_a_forced_change_comes_first
     click(&client, "#link-sign-in").await;
     sign_in(&client, &world.panel, "ivy", "Ivys-Chosen-Pass-2024").await;
     click(&client, "#sign-out").await;
+    wait_for(&client, "#login-form").await;
     // The link works once.
     client.goto(&shown).await.expect("opening the link again");
     wait_for_text(&client, "#link-page [data-code]", "used already").await;

@@ -491,15 +491,10 @@ on_every_database! {
         install_and_activate(&panel, "quota-guard").await;
         let plugin = panel.state().plugins().expect("manager").active("quota-guard").expect("active");
         plugin.quarantine_now("5 consecutive failed calls; the last: a test");
-        let mut stored = false;
-        for _ in 0..100 {
-            if quarantine_stored(&panel, "quota-guard").await {
-                stored = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(stored, "the quarantine was never stored");
+        crate::agents::eventually("the quarantine's event in the audit log", || async {
+            quarantine_stored(&panel, "quota-guard").await.then_some(())
+        })
+        .await;
         let before = plugin_status(&panel, "quota-guard").await;
         panel.stop().await.expect("stops");
         drop(plugin);
