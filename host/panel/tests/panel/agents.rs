@@ -156,20 +156,28 @@ pub(crate) async fn command_state(
     server_id: &str,
     command_id: &str,
 ) -> Value {
-    eventually(&format!("command {command_id} to finish"), || async {
-        let page = api(
-            panel,
-            Method::GET,
-            &format!("/api/v1/servers/{server_id}/commands?limit=100"),
-            None,
-            200,
-        )
-        .await;
-        page["items"]
-            .as_array()
-            .and_then(|items| items.iter().find(|c| c["id"] == json!(command_id)).cloned())
-            .filter(|c| c["state"] == json!("done") || c["state"] == json!("failed"))
-    })
+    // A command ends when the Agent reports it; an install in a container
+    // (an image to start, a real game's script) may take minutes on a busy
+    // machine, so the wait is long, and only a broken command reaches it.
+    let limit = Duration::from_secs(300);
+    eventually_within(
+        &format!("command {command_id} to finish"),
+        limit,
+        || async {
+            let page = api(
+                panel,
+                Method::GET,
+                &format!("/api/v1/servers/{server_id}/commands?limit=100"),
+                None,
+                200,
+            )
+            .await;
+            page["items"]
+                .as_array()
+                .and_then(|items| items.iter().find(|c| c["id"] == json!(command_id)).cloned())
+                .filter(|c| c["state"] == json!("done") || c["state"] == json!("failed"))
+        },
+    )
     .await
 }
 
