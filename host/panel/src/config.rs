@@ -228,6 +228,11 @@ pub struct Config {
     pub secret_key: Option<SecretKey>,
     /// Server files.
     pub files: FileSettings,
+    /// A PEM file of certificates the Panel trusts, besides the web PKI's
+    /// roots, for its SMTP server's TLS (`mail.roots`, `CAP_MAIL_ROOTS`): an
+    /// internal CA, or a mail server's own self-signed certificate. Checked
+    /// when the configuration is loaded.
+    pub mail_roots: Option<PathBuf>,
 }
 
 /// Settings of server files (`[files]`).
@@ -272,6 +277,7 @@ impl Default for Config {
             metrics_token: None,
             secret_key: None,
             files: FileSettings::default(),
+            mail_roots: None,
         }
     }
 }
@@ -318,6 +324,7 @@ impl Config {
                 pull: merged.files_pull.unwrap_or(defaults.files.pull),
                 pull_allowed_hosts: merged.files_pull_allowed_hosts.unwrap_or_default(),
             },
+            mail_roots: merged.mail_roots,
         }
     }
 
@@ -348,7 +355,14 @@ impl Config {
         if enabled == Some(true) && !has_token {
             return Err(ConfigError::MetricsWithoutToken);
         }
-        Ok(Config::from_layers(layers))
+        let config = Config::from_layers(layers);
+        if let Some(path) = &config.mail_roots {
+            crate::mail::read_roots(path).map_err(|message| ConfigError::MailRoots {
+                path: path.clone(),
+                message,
+            })?;
+        }
+        Ok(config)
     }
 
     /// The Panel's base URL, without a trailing slash: [`Config::public_url`],
@@ -415,6 +429,8 @@ pub struct ConfigLayer {
     pub files_pull: Option<bool>,
     /// Hosts pulls may reach on non-public addresses.
     pub files_pull_allowed_hosts: Option<Vec<String>>,
+    /// The certificates trusted for mail's TLS besides the web PKI.
+    pub mail_roots: Option<PathBuf>,
 }
 
 impl ConfigLayer {
@@ -446,6 +462,7 @@ impl ConfigLayer {
             files_pull_allowed_hosts: self
                 .files_pull_allowed_hosts
                 .or(lower.files_pull_allowed_hosts),
+            mail_roots: self.mail_roots.or(lower.mail_roots),
         }
     }
 
@@ -582,6 +599,7 @@ impl ConfigLayer {
                 }
                 "CAP_METRICS_ENABLED" => layer.metrics_enabled = Some(parse_env(key, value)?),
                 "CAP_FILES_PULL" => layer.files_pull = Some(parse_env(key, value)?),
+                "CAP_MAIL_ROOTS" => layer.mail_roots = Some(PathBuf::from(value)),
                 "CAP_FILES_PULL_ALLOWED_HOSTS" => {
                     let hosts: Vec<String> = value
                         .split(',')
@@ -802,6 +820,14 @@ pub enum ConfigError {
          (at least {MIN_METRICS_TOKEN_CHARS} characters), or turn metrics off"
     )]
     MetricsWithoutToken,
+    /// The mail roots file (`mail.roots`, `CAP_MAIL_ROOTS`) cannot be used.
+    #[error("mail.roots {path}: {message}")]
+    MailRoots {
+        /// The file.
+        path: PathBuf,
+        /// Why it cannot be used.
+        message: String,
+    },
 }
 
 /// The config file's shape.
@@ -825,6 +851,14 @@ struct FileConfig {
     metrics: FileMetrics,
     #[serde(default)]
     files: FileFiles,
+    #[serde(default)]
+    mail: FileMail,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileMail {
+    roots: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -897,6 +931,7 @@ impl From<FileConfig> for ConfigLayer {
             secret_key: None,
             files_pull: file.files.pull,
             files_pull_allowed_hosts: file.files.pull_allowed_hosts,
+            mail_roots: file.mail.roots,
         }
     }
 }

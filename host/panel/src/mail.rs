@@ -11,7 +11,10 @@
 //!   there is one, never the password.
 //! - **lettre** speaks SMTP, with rustls for `starttls` (upgrade on the
 //!   submission port, 587 usually) and `tls` (implicit TLS, 465), the
-//!   server's certificate checked against the web PKI roots. `none` is
+//!   server's certificate checked against the web PKI roots and the
+//!   certificates of `mail.roots` ([`crate::config::Config::mail_roots`],
+//!   for an internal CA or a self-signed server), read at each send so a
+//!   renewed file needs no restart. `none` is
 //!   plain SMTP; a password is refused over it unless the server is on
 //!   loopback, so credentials never cross a network in the clear.
 //! - **Bounded.** Every send has a deadline ([`SEND_TIMEOUT`]); a failure
@@ -20,11 +23,13 @@
 //!   an invitation exists whether its mail went out or not.
 
 use std::net::IpAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use time::OffsetDateTime;
 
@@ -202,7 +207,11 @@ pub struct Mail {
 /// # Errors
 ///
 /// [`MailError`].
-pub async fn send(settings: &MailSettings, mail: &Mail) -> Result<(), MailError> {
+pub async fn send(
+    settings: &MailSettings,
+    roots: Option<&Path>,
+    mail: &Mail,
+) -> Result<(), MailError> {
     let to: Mailbox = mail
         .to
         .parse()
@@ -221,14 +230,27 @@ pub async fn send(settings: &MailSettings, mail: &Mail) -> Result<(), MailError>
         .body(mail.body.clone())
         .map_err(|e| MailError::Refused(e.to_string()))?;
     let host = settings.host.trim();
-    let builder = match settings.security {
-        Security::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
-        Security::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
-            .map_err(|e| MailError::Unreachable(e.to_string()))?,
-        Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)
-            .map_err(|e| MailError::Unreachable(e.to_string()))?,
-    };
-    let mut builder = builder.port(settings.port).timeout(Some(SEND_TIMEOUT));
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+        .port(settings.port)
+        .timeout(Some(SEND_TIMEOUT));
+    if settings.security != Security::None {
+        let mut tls = TlsParameters::builder(host.to_owned());
+        if let Some(path) = roots {
+            let pem = read_roots(path).map_err(|message| {
+                MailError::Unreachable(format!("mail.roots {}: {message}", path.display()))
+            })?;
+            let certificates = Certificate::from_pem(&pem)
+                .map_err(|e| MailError::Unreachable(format!("mail.roots: {e}")))?;
+            tls = tls.add_root_certificate(certificates);
+        }
+        let tls = tls
+            .build_rustls()
+            .map_err(|e| MailError::Unreachable(e.to_string()))?;
+        builder = builder.tls(match settings.security {
+            Security::StartTls => Tls::Required(tls),
+            Security::None | Security::Tls => Tls::Wrapper(tls),
+        });
+    }
     if let (Some(user), Some(password)) = (&settings.username, &settings.password) {
         builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
     }
@@ -376,12 +398,48 @@ pub async fn clear(db: &Database, actor: &Actor) -> Result<bool, DbError> {
 /// [`MailError::NotConfigured`] without settings, [`MailError`] from
 /// [`send`]; a database failure reading the settings is
 /// [`MailError::Unreachable`] naming it.
-pub async fn send_stored(db: &Database, mail: &Mail) -> Result<(), MailError> {
+pub async fn send_stored(
+    db: &Database,
+    roots: Option<&Path>,
+    mail: &Mail,
+) -> Result<(), MailError> {
     let settings = load(db)
         .await
         .map_err(|e| MailError::Unreachable(format!("the mail settings could not be read: {e}")))?
         .ok_or(MailError::NotConfigured)?;
-    send(&settings.0, mail).await
+    send(&settings.0, roots, mail).await
+}
+
+/// The largest roots file read, in bytes: a CA bundle is well below it.
+const MAX_ROOTS_BYTES: u64 = 1 << 20;
+
+/// The PEM certificates in the file at `path` (`mail.roots`), checked:
+/// readable, at most 1 MiB, and holding at least one certificate and
+/// nothing that is not PEM.
+///
+/// # Errors
+///
+/// Why the file cannot be used, as a sentence.
+pub fn read_roots(path: &Path) -> Result<Vec<u8>, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+    use std::io::Read as _;
+
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot be read: {e}"))?;
+    let mut pem = Vec::new();
+    file.take(MAX_ROOTS_BYTES + 1)
+        .read_to_end(&mut pem)
+        .map_err(|e| format!("cannot be read: {e}"))?;
+    if pem.len() as u64 > MAX_ROOTS_BYTES {
+        return Err(format!("is larger than {MAX_ROOTS_BYTES} bytes"));
+    }
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("is not PEM: {e}"))?;
+    if certificates.is_empty() {
+        return Err("holds no certificate (-----BEGIN CERTIFICATE-----)".to_owned());
+    }
+    Ok(pem)
 }
 
 #[cfg(test)]

@@ -303,10 +303,12 @@ async fn issue_link(
         false => "not-requested".to_owned(),
         true => {
             let outcome = match link_mail(state, user, purpose, &url, issued.expires_at) {
-                Some(mail) => match mail::send_stored(db, &mail).await {
-                    Ok(()) => "sent".to_owned(),
-                    Err(error) => format!("failed: {error}"),
-                },
+                Some(mail) => {
+                    match mail::send_stored(db, state.config().mail_roots.as_deref(), &mail).await {
+                        Ok(()) => "sent".to_owned(),
+                        Err(error) => format!("failed: {error}"),
+                    }
+                }
                 None => "failed: the user has no email address".to_owned(),
             };
             links::record_mail(db, &issued.id, &outcome).await?;

@@ -251,7 +251,7 @@ pub(super) async fn test(
             state.config().base_url()
         ),
     };
-    match mail::send_stored(db, &mail).await {
+    match mail::send_stored(db, state.config().mail_roots.as_deref(), &mail).await {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
         Err(MailError::NotConfigured) => Err(not_configured()),
         Err(MailError::BadRecipient(to)) => Err(ApiError::field(

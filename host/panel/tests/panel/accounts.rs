@@ -8,8 +8,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::identity::{ADMIN_PASSWORD, IdentityPanel, token};
-use crate::support::smtp::{Smtp, link_token};
-use crate::support::{expect_problem, free_port, on_every_database};
+use crate::support::smtp::{Smtp, TestCa, link_token};
+use crate::support::{TestDb, expect_problem, free_port, on_every_database};
 use crate::totp::send;
 
 /// Points the Panel's mail at `smtp`.
@@ -336,5 +336,116 @@ on_every_database! {
 
         assert_eq!(send(&p, Method::DELETE, "/api/v1/mail", Some(&admin), None).await.status(), 204);
         expect_problem(p.get("/api/v1/mail", &admin).await, 404, "not-found").await;
+    }
+}
+
+/// Points the Panel's mail at 127.0.0.1:`port` with `security`.
+async fn configure_secure_mail(p: &IdentityPanel, admin: &str, port: u16, security: &str) {
+    let response = send(
+        p,
+        Method::PUT,
+        "/api/v1/mail",
+        Some(admin),
+        Some(json!({
+            "host": "127.0.0.1",
+            "port": port,
+            "security": security,
+            "from": "Panel <panel@example.test>",
+        })),
+    )
+    .await;
+    assert_eq!(response.status(), 200, "setting mail");
+}
+
+/// Sends the Panel's test mail.
+async fn test_mail(p: &IdentityPanel, admin: &str) -> reqwest::Response {
+    let body = json!({ "to": "ops@example.test" });
+    send(
+        p,
+        Method::POST,
+        "/api/v1/mail/test",
+        Some(admin),
+        Some(body),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn mail_goes_over_starttls_and_tls_to_a_server_whose_certificate_the_panel_trusts() {
+    let db = TestDb::sqlite().await;
+    let ca = TestCa::new();
+    let config = cap_panel::config::Config {
+        mail_roots: Some(ca.root()),
+        ..db.config()
+    };
+    let p = IdentityPanel::start_configured(config).await;
+    let admin = token(&admin_login(&p).await, "access_token");
+
+    let starttls = Smtp::accepting_tls(false, &ca.cert(), &ca.key()).await;
+    configure_secure_mail(&p, &admin, starttls.port, "starttls").await;
+    assert_eq!(test_mail(&p, &admin).await.status(), 204);
+    let mail = starttls.message(1).await;
+    assert!(mail.contains("To: ops@example.test"), "{mail}");
+
+    let tls = Smtp::accepting_tls(true, &ca.cert(), &ca.key()).await;
+    configure_secure_mail(&p, &admin, tls.port, "tls").await;
+    assert_eq!(test_mail(&p, &admin).await.status(), 204);
+    let mail = tls.message(1).await;
+    assert!(mail.contains("its mail settings work"), "{mail}");
+
+    // STARTTLS asked of a server that does not offer it: nothing is sent
+    // in the clear.
+    let plain = Smtp::accepting().await;
+    configure_secure_mail(&p, &admin, plain.port, "starttls").await;
+    let problem = expect_problem(test_mail(&p, &admin).await, 502, "mail-failed").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("could not be reached")),
+        "{problem:#}"
+    );
+    assert!(plain.messages().is_empty());
+}
+
+#[tokio::test]
+async fn mail_is_not_sent_to_a_server_whose_certificate_no_trusted_root_issued() {
+    let db = TestDb::sqlite().await;
+    let ca = TestCa::new();
+    let p = IdentityPanel::start(&db).await;
+    let admin = token(&admin_login(&p).await, "access_token");
+    for implicit in [false, true] {
+        let smtp = Smtp::accepting_tls(implicit, &ca.cert(), &ca.key()).await;
+        let security = if implicit { "tls" } else { "starttls" };
+        configure_secure_mail(&p, &admin, smtp.port, security).await;
+        let problem = expect_problem(test_mail(&p, &admin).await, 502, "mail-failed").await;
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains("certificate") || detail.contains("UnknownIssuer"),
+            "{security}: {problem:#}"
+        );
+        assert!(smtp.messages().is_empty(), "{security}");
+    }
+}
+
+#[test]
+fn a_mail_roots_file_that_holds_no_certificate_stops_the_panel_from_starting() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let not_pem = dir.path().join("roots.pem");
+    std::fs::write(&not_pem, "just some text\n").expect("writing");
+    let missing = dir.path().join("missing.pem");
+    for (path, says) in [
+        (not_pem, "holds no certificate"),
+        (missing, "cannot be read"),
+    ] {
+        let flags = cap_panel::config::ConfigLayer {
+            mail_roots: Some(path.clone()),
+            ..Default::default()
+        };
+        let error = cap_panel::config::Config::load(flags, []).expect_err("refused");
+        let text = error.to_string();
+        assert!(
+            text.contains(&path.display().to_string()) && text.contains(says),
+            "{text}"
+        );
     }
 }

@@ -55,19 +55,28 @@ impl IdentityPanel {
     }
 
     pub(crate) async fn start_with(db: &TestDb, options: IdentityOptions) -> IdentityPanel {
-        IdentityPanel::launch(db, options, true).await
+        IdentityPanel::launch(db.config(), options, true).await
+    }
+
+    /// [`IdentityPanel::start`] with `config` (made from `db.config()`).
+    pub(crate) async fn start_configured(config: cap_panel::config::Config) -> IdentityPanel {
+        IdentityPanel::launch(config, IdentityOptions::default(), true).await
     }
 
     /// Stops this Panel and starts another on the same database, which
     /// keeps its users, passwords and everything else.
     pub(crate) async fn restart(self, db: &TestDb) -> IdentityPanel {
         self.panel.stop().await.expect("the Panel stops");
-        IdentityPanel::launch(db, IdentityOptions::default(), false).await
+        IdentityPanel::launch(db.config(), IdentityOptions::default(), false).await
     }
 
-    async fn launch(db: &TestDb, options: IdentityOptions, bootstrap: bool) -> IdentityPanel {
+    async fn launch(
+        config: cap_panel::config::Config,
+        options: IdentityOptions,
+        bootstrap: bool,
+    ) -> IdentityPanel {
         let providers = ProviderRegistry::new();
-        let panel = Panel::builder(db.config())
+        let panel = Panel::builder(config)
             .identity(providers.clone(), options)
             .bind()
             .await
