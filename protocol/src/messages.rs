@@ -9,6 +9,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::backups::{BackupReport, BackupRequest};
 use crate::files::{FileChange, FileRequest, FileResponse};
 use crate::plans::{InstallPlan, StartupPlan, StopPlan};
 
@@ -340,6 +341,8 @@ pub enum AgentMessage {
     FileResponse(FileResponse),
     /// Files changed by an upload or over SFTP.
     FileChanged(FileChange),
+    /// A [`PanelMessage::Backup`] finished, one way or the other.
+    BackupDone(BackupReport),
     /// Resource usage of a server.
     Stats {
         /// The server.
@@ -387,6 +390,11 @@ pub enum PanelMessage {
     /// [`AgentMessage::FileResponse`]. Not persisted: a request lost with
     /// the link fails at the Panel when the link drops.
     FileRequest(FileRequest),
+    /// A backup to create, restore or delete, answered by
+    /// [`AgentMessage::BackupDone`] when it ends (minutes later, maybe).
+    /// Not persisted: the Panel marks a backup failed when the link drops
+    /// before the answer.
+    Backup(BackupRequest),
     /// The key that signs file grants ([`crate::files::FileGrant`]), sent
     /// after every hello.
     GrantKey {
