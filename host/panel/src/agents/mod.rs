@@ -445,6 +445,25 @@ impl AgentHub {
         }
     }
 
+    /// Sends `message` to node `node_id`'s Agent without waiting for an
+    /// answer: backups, whose outcome comes back later as a message of
+    /// its own.
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError::NotConnected`], or [`RequestError::Busy`] when the
+    /// session's queue is full.
+    pub fn send(&self, node_id: &str, message: PanelMessage) -> Result<(), RequestError> {
+        let sessions = lock(&self.inner.sessions);
+        let session = sessions
+            .get(node_id)
+            .ok_or_else(|| RequestError::NotConnected(node_id.to_owned()))?;
+        session
+            .outgoing
+            .try_send(message)
+            .map_err(|_| RequestError::Busy(node_id.to_owned()))
+    }
+
     /// Delivers an Agent's answer to the request waiting for it; answers
     /// from another node than the one asked, and late or unknown ones, are
     /// dropped.

@@ -500,6 +500,16 @@ const ADDED_AFTER_V1: &[&str] = &[
     "mail.cleared",
     "user.link-issued",
     "user.password-set",
+    "backup.started",
+    "backup.completed",
+    "backup.failed",
+    "backup.deleted",
+    "backup.lock.changed",
+    "backup.restore.started",
+    "backup.restore.finished",
+    "backup.limit.set",
+    "backup-storage.configured",
+    "backup-storage.cleared",
 ];
 
 #[test]

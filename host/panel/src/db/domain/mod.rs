@@ -54,12 +54,17 @@ use utoipa::ToSchema;
 
 use super::Subject;
 
+mod backup;
 mod identity;
 mod node;
 mod plugin;
 mod server;
 mod setting;
 
+pub use backup::{
+    BackupCompleted, BackupDeleted, BackupEvent, BackupFailed, BackupLimitSet, BackupLock,
+    BackupStarted, BackupStorageConfigured, BackupStorageEvent, RestoreFinished, RestoreStarted,
+};
 pub use identity::{
     ApiKeyCreated, ApiKeyEvent, ApiKeyRef, IdentityEvent, IdentityLinked, JwtKeyEvent, LinkIssued,
     PasswordChanged, PasswordSet, RecoveryCodeUsed, RecoveryCodes, RoleAssigned, RoleCreated,
@@ -302,6 +307,10 @@ pub enum DomainEvent {
     Subuser(SubuserEvent),
     /// `plugin.*`.
     Plugin(PluginEvent),
+    /// `backup.*`.
+    Backup(BackupEvent),
+    /// `backup-storage.*`.
+    BackupStorage(BackupStorageEvent),
 }
 
 /// Runs `$body` with `$event` bound to the sub-enum value, whatever the
@@ -323,6 +332,8 @@ macro_rules! each_namespace {
             DomainEvent::Server($event) => $body,
             DomainEvent::Subuser($event) => $body,
             DomainEvent::Plugin($event) => $body,
+            DomainEvent::Backup($event) => $body,
+            DomainEvent::BackupStorage($event) => $body,
         }
     };
 }
@@ -352,6 +363,8 @@ from_namespaces!(
     Server(ServerEvent),
     Subuser(SubuserEvent),
     Plugin(PluginEvent),
+    Backup(BackupEvent),
+    BackupStorage(BackupStorageEvent),
 );
 
 /// An event in the three parts the `events` table stores.
@@ -406,6 +419,8 @@ impl DomainEvent {
             ServerEvent::KINDS,
             SubuserEvent::KINDS,
             PluginEvent::KINDS,
+            BackupEvent::KINDS,
+            BackupStorageEvent::KINDS,
         ]
         .into_iter()
         .flatten()
@@ -500,6 +515,10 @@ impl DomainEvent {
             decode(kind, envelope).map(DomainEvent::Subuser)
         } else if known(PluginEvent::KINDS) {
             decode(kind, envelope).map(DomainEvent::Plugin)
+        } else if known(BackupEvent::KINDS) {
+            decode(kind, envelope).map(DomainEvent::Backup)
+        } else if known(BackupStorageEvent::KINDS) {
+            decode(kind, envelope).map(DomainEvent::BackupStorage)
         } else {
             Err(DecodeError::UnknownKind(kind.to_owned()))
         }
