@@ -12,22 +12,9 @@ use crate::support::smtp::{Smtp, TestCa, link_token};
 use crate::support::{TestDb, expect_problem, free_port, on_every_database};
 use crate::totp::send;
 
-/// Points the Panel's mail at `smtp`.
+/// Points the Panel's mail at `smtp`, plain SMTP.
 pub(crate) async fn configure_mail(p: &IdentityPanel, admin: &str, port: u16) {
-    let response = send(
-        p,
-        Method::PUT,
-        "/api/v1/mail",
-        Some(admin),
-        Some(json!({
-            "host": "127.0.0.1",
-            "port": port,
-            "security": "none",
-            "from": "Panel <panel@example.test>",
-        })),
-    )
-    .await;
-    assert_eq!(response.status(), 200, "setting mail");
+    configure_secure_mail(p, admin, port, "none").await;
 }
 
 /// Creates a user without any password; returns its id.
