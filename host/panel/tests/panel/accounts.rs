@@ -415,14 +415,25 @@ async fn mail_is_not_sent_to_a_server_whose_certificate_no_trusted_root_issued()
 }
 
 #[test]
-fn a_mail_roots_file_that_holds_no_certificate_stops_the_panel_from_starting() {
+fn a_mail_roots_file_that_is_missing_too_large_broken_or_holds_no_certificate_stops_the_panel_from_starting()
+ {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let not_pem = dir.path().join("roots.pem");
     std::fs::write(&not_pem, "just some text\n").expect("writing");
     let missing = dir.path().join("missing.pem");
+    let broken = dir.path().join("broken.pem");
+    std::fs::write(
+        &broken,
+        "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
+    )
+    .expect("writing");
+    let huge = dir.path().join("huge.pem");
+    std::fs::write(&huge, "#".repeat((1 << 20) + 1)).expect("writing");
     for (path, says) in [
         (not_pem, "holds no certificate"),
         (missing, "cannot be read"),
+        (broken, "is not PEM"),
+        (huge, "is larger than"),
     ] {
         let flags = cap_panel::config::ConfigLayer {
             mail_roots: Some(path.clone()),
