@@ -9,6 +9,7 @@
 //! - [`plans`]: install/startup/stop plans as they travel to the Agent.
 //! - [`files`]: file operations over the link and the signed grants for
 //!   moving file contents to and from an Agent directly.
+//! - [`sftp`]: SFTP sign-ins the Agent asks the Panel to decide.
 //!
 //! Key decisions:
 //!
@@ -24,6 +25,7 @@ pub mod files;
 pub mod messages;
 pub mod plans;
 pub mod registration;
+pub mod sftp;
 
 pub use messages::{
     Action, AgentMessage, Command, CommandOutcome, ConsoleEvent, ConsoleInput, Envelope,

@@ -340,6 +340,9 @@ pub enum AgentMessage {
     FileResponse(FileResponse),
     /// Files changed by an upload or over SFTP.
     FileChanged(FileChange),
+    /// May this SFTP client sign in? Answered by
+    /// [`PanelMessage::SftpAuthAnswer`].
+    SftpAuth(crate::sftp::SftpAuthRequest),
     /// Resource usage of a server.
     Stats {
         /// The server.
@@ -387,6 +390,8 @@ pub enum PanelMessage {
     /// [`AgentMessage::FileResponse`]. Not persisted: a request lost with
     /// the link fails at the Panel when the link drops.
     FileRequest(FileRequest),
+    /// The answer to an [`AgentMessage::SftpAuth`].
+    SftpAuthAnswer(crate::sftp::SftpAuthResponse),
     /// The key that signs file grants ([`crate::files::FileGrant`]), sent
     /// after every hello.
     GrantKey {
