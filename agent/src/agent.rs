@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use cap_protocol::files::{FileError, FileErrorCode, FileRequest, FileResponse, FileResult};
+use cap_protocol::sftp::SftpAuthResponse;
 use cap_protocol::{Action, AgentMessage, Command, CommandOutcome, ServerSpec};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -22,6 +23,7 @@ use tokio::sync::mpsc;
 use crate::install::write_atomically;
 use crate::plugins::PluginSource;
 use crate::runtime::ServerRuntime;
+use crate::sftp::PanelAuth;
 use crate::transfer::Transfers;
 
 /// How many finished command ids are remembered.
@@ -65,6 +67,7 @@ pub struct Agent<R> {
     results: mpsc::UnboundedSender<AgentMessage>,
     plugins: Option<Arc<PluginSource>>,
     transfers: Option<Arc<Transfers>>,
+    sftp: Option<Arc<PanelAuth>>,
 }
 
 impl<R> Clone for Agent<R> {
@@ -77,6 +80,7 @@ impl<R> Clone for Agent<R> {
             results: self.results.clone(),
             plugins: self.plugins.clone(),
             transfers: self.transfers.clone(),
+            sftp: self.sftp.clone(),
         }
     }
 }
@@ -103,6 +107,7 @@ impl<R: ServerRuntime> Agent<R> {
                 results,
                 plugins: None,
                 transfers: None,
+                sftp: None,
             },
             receiver,
         )
@@ -119,6 +124,27 @@ impl<R: ServerRuntime> Agent<R> {
     pub fn with_transfers(mut self, transfers: Arc<Transfers>) -> Self {
         self.transfers = Some(transfers);
         self
+    }
+
+    /// Hands SFTP sign-in answers to `auth`, and tells it whether the link
+    /// is up.
+    pub fn with_sftp(mut self, auth: Arc<PanelAuth>) -> Self {
+        self.sftp = Some(auth);
+        self
+    }
+
+    /// The link to the Panel came up (`true`) or went down.
+    pub fn set_linked(&self, linked: bool) {
+        if let Some(auth) = &self.sftp {
+            auth.set_connected(linked);
+        }
+    }
+
+    /// Takes the Panel's answer to an SFTP sign-in.
+    pub fn sftp_answer(&self, response: SftpAuthResponse) {
+        if let Some(auth) = &self.sftp {
+            auth.answer(response);
+        }
     }
 
     /// Takes the Panel's grant key ([`cap_protocol::PanelMessage::GrantKey`]).

@@ -27,6 +27,8 @@
 //!   link and the HTTP endpoints that stream contents to and from clients
 //!   holding a grant the Panel signed (the operations themselves are in
 //!   [`files`]).
+//! - [`sftp`]: the SFTP server, whose sign-ins the Panel decides over the
+//!   link, on the same confined [`files`] layer.
 //! - [`node`]: all of it assembled, as `cap agent` and `cap up` run it.
 //!
 //! The messages themselves live in `cap-protocol`, shared with the Panel.
@@ -45,6 +47,7 @@ pub mod paths;
 pub mod plugins;
 pub mod procfs;
 pub mod runtime;
+pub mod sftp;
 pub mod signals;
 pub mod terminal;
 pub mod transfer;

@@ -301,7 +301,8 @@ pub async fn run<R: ServerRuntime>(
             Ok(socket) => {
                 tracing::info!(url = %config.url, "connected to the Panel");
                 attempt = 0;
-                match session(
+                agent.set_linked(true);
+                let ended = session(
                     &config,
                     &agent,
                     socket,
@@ -311,8 +312,9 @@ pub async fn run<R: ServerRuntime>(
                     &mut shutdown,
                     started,
                 )
-                .await
-                {
+                .await;
+                agent.set_linked(false);
+                match ended {
                     Ended::Shutdown => return,
                     Ended::Lost(why) => tracing::warn!(%why, "lost the Panel connection"),
                 }
@@ -440,6 +442,10 @@ async fn session<R: ServerRuntime>(
                     }
                     Ok(PanelMessage::FileRequest(request)) => {
                         agent.file_request(request);
+                        Vec::new()
+                    }
+                    Ok(PanelMessage::SftpAuthAnswer(response)) => {
+                        agent.sftp_answer(response);
                         Vec::new()
                     }
                     Ok(PanelMessage::Command(command)) => {

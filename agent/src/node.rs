@@ -64,6 +64,10 @@ pub struct NodeOptions {
     /// the Panel's signed URLs; `None` takes `http://<files listen address>`
     /// when that is a specific address, and announces none for `0.0.0.0`.
     pub files_public_url: Option<String>,
+    /// Where SFTP is served (`--sftp-listen`, `0.0.0.0:2022` by default in
+    /// the CLI); `None` serves none (`--no-sftp`). Sign-ins are the
+    /// Panel's to decide ([`crate::sftp`]).
+    pub sftp_listen: Option<SocketAddr>,
 }
 
 /// The runtime a node is started with (`--runtime native|container`).
@@ -117,6 +121,17 @@ pub enum NodeError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The SFTP listener could not be bound.
+    #[error("cannot serve SFTP on {addr}: {source}")]
+    Sftp {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The SFTP host key could not be read or made.
+    #[error(transparent)]
+    SftpKey(#[from] crate::sftp::SftpError),
     /// The health endpoint could not be bound.
     #[error("cannot serve the health endpoint on {addr}: {source}")]
     Health {
@@ -136,12 +151,15 @@ pub struct RunningNode {
     pub health_addr: SocketAddr,
     /// Where file transfers are served, when they are.
     pub files_addr: Option<SocketAddr>,
+    /// Where SFTP is served, when it is.
+    pub sftp_addr: Option<SocketAddr>,
     /// The runtime (for tests and embedding).
     pub runtime: Arc<NodeRuntime>,
     shutdown: watch::Sender<bool>,
     link: JoinHandle<()>,
     health: JoinHandle<()>,
     files: Option<JoinHandle<()>>,
+    sftp: Option<JoinHandle<()>>,
 }
 
 impl RunningNode {
@@ -152,6 +170,9 @@ impl RunningNode {
         self.health.abort();
         if let Some(files) = self.files {
             files.abort();
+        }
+        if let Some(sftp) = self.sftp {
+            sftp.abort();
         }
     }
 
@@ -311,9 +332,12 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
     let (events_tx, events_rx) = mpsc::channel::<AgentMessage>(EVENT_BUFFER);
     let transfers =
         crate::transfer::Transfers::new(&credentials.node_id, &options.data_dir, events_tx.clone());
-    let runtime = Arc::new(NodeRuntime::open(config, options.classifiers, events_tx).await?);
+    let runtime =
+        Arc::new(NodeRuntime::open(config, options.classifiers, events_tx.clone()).await?);
     let (agent, results_rx) = Agent::new(runtime.clone(), &options.data_dir);
     let agent = agent.with_transfers(transfers.clone());
+    let sftp_auth = crate::sftp::PanelAuth::new(events_tx.clone());
+    let agent = agent.with_sftp(sftp_auth.clone());
     let agent = match PluginSource::new(
         &credentials.panel_url,
         &credentials.node_token,
@@ -363,6 +387,25 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
             (Some(task), Some(bound))
         }
     };
+    let (sftp, sftp_addr) = match options.sftp_listen {
+        None => (None, None),
+        Some(addr) => {
+            let key = crate::sftp::host_key(&options.data_dir)?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| NodeError::Sftp { addr, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| NodeError::Sftp { addr, source })?;
+            let data_dir = options.data_dir.clone();
+            let changes = events_tx.clone();
+            let task = tokio::spawn(async move {
+                crate::sftp::serve(listener, key, &data_dir, sftp_auth, changes).await;
+            });
+            tracing::info!(%bound, "serving SFTP");
+            (Some(task), Some(bound))
+        }
+    };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let started = Instant::now();
     let health_runtime = runtime.clone();
@@ -402,10 +445,12 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         node_id,
         health_addr,
         files_addr,
+        sftp_addr,
         runtime,
         shutdown,
         link,
         health,
         files,
+        sftp,
     })
 }

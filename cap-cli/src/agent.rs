@@ -106,6 +106,18 @@ pub(crate) struct AgentArgs {
     /// archives files but cannot up- or download them)
     #[arg(long, env = "CAP_AGENT_NO_FILES")]
     no_files: bool,
+    /// Where SFTP is served (sign-ins as `<panel username>.<server>`,
+    /// decided by the Panel); an empty value serves none, like --no-sftp
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "CAP_AGENT_SFTP_LISTEN",
+        default_value = "0.0.0.0:2022"
+    )]
+    sftp_listen: String,
+    /// Serve no SFTP
+    #[arg(long, env = "CAP_AGENT_NO_SFTP")]
+    no_sftp: bool,
     /// A directory searched for game programs after the server directory
     /// and before PATH; repeatable
     #[arg(long = "program-dir", value_name = "DIR")]
@@ -133,6 +145,7 @@ pub(crate) fn run(args: AgentArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     let backend = args.runtime.choice()?;
+    let sftp_listen = sftp_listen(&args.sftp_listen, args.no_sftp)?;
     runtime.block_on(async move {
         let mut config = NodeRuntimeConfig::new(&args.data);
         config.program_dirs = args.program_dirs;
@@ -157,6 +170,7 @@ pub(crate) fn run(args: AgentArgs) -> anyhow::Result<()> {
             backend,
             files_listen: (!args.no_files).then_some(args.files_listen),
             files_public_url: args.public_url,
+            sftp_listen,
         })
         .await
         .context("starting the Agent")?;
@@ -171,4 +185,17 @@ pub(crate) fn run(args: AgentArgs) -> anyhow::Result<()> {
         node.stop().await;
         Ok(())
     })
+}
+
+/// The SFTP address `--sftp-listen` names: `None` when it is empty or
+/// `--no-sftp` is given.
+fn sftp_listen(value: &str, off: bool) -> anyhow::Result<Option<SocketAddr>> {
+    let value = value.trim();
+    if off || value.is_empty() {
+        return Ok(None);
+    }
+    value
+        .parse()
+        .map(Some)
+        .with_context(|| format!("--sftp-listen `{value}` is not an address like 0.0.0.0:2022"))
 }

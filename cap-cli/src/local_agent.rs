@@ -126,6 +126,8 @@ pub(crate) async fn start(
         // The local Agent's transfers are for browsers on this machine.
         files_listen: Some(([127, 0, 0, 1], 0).into()),
         files_public_url: None,
+        // SFTP is for nodes users reach from elsewhere; `cap agent` serves it.
+        sftp_listen: None,
     })
     .await?;
     Ok(node)

@@ -20,6 +20,7 @@ use cap_runtime::{Grants, HostServices, Manifest, Plugin, PluginSpec, Runtime, R
 pub mod game_images;
 pub mod podman;
 pub mod registry;
+pub mod sftp;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {

@@ -1,7 +1,9 @@
 //! A server's files, confined to its directory: the operations the Panel
 //! asks for over the link ([`cap_protocol::files::FileOp`]), the reads and
 //! resumable uploads the Agent's HTTP listener serves with signed grants,
-//! and (later) what an SFTP server does.
+//! and what the SFTP server ([`crate::sftp`]) does: in-place writes at
+//! offsets ([`ServerFiles::open_write`]), single folders, a confined
+//! `realpath`.
 //!
 //! Every caller goes through [`ServerFiles`]: open it on the server's
 //! directory with the [`FileScope`] the Panel sent, then call its blocking
@@ -88,6 +90,7 @@ mod extract;
 mod ops;
 mod path;
 mod pull;
+mod session;
 mod upload;
 
 #[cfg(test)]
@@ -106,6 +109,7 @@ pub use extract::{
 pub use ops::MAX_TREE_DEPTH;
 pub use path::{MAX_NAME_BYTES, MAX_PATH_BYTES};
 pub use pull::{MAX_PULL_BYTES, MAX_PULL_REDIRECTS, PULL_CONNECT_TIMEOUT, PULL_IDLE_TIMEOUT};
+pub use session::{SftpWrite, WriteMode};
 pub use upload::MAX_UPLOAD_ID_BYTES;
 
 use denylist::Denylist;

@@ -499,6 +499,7 @@ async fn start_agent_on(
         backend,
         files_listen: Some(([127, 0, 0, 1], 0).into()),
         files_public_url: None,
+        sftp_listen: Some(([127, 0, 0, 1], 0).into()),
     })
     .await
     .expect("the Agent starts")
