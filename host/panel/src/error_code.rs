@@ -132,6 +132,10 @@ codes! {
     TotpNotEnabled = "totp-not-enabled", CONFLICT, "TOTP not enabled";
     /// The account signs in through a provider without passwords.
     NoPasswordIdentity = "no-password-identity", CONFLICT, "No password to change";
+    /// The text is not one OpenSSH public key (`ssh-ed25519 AAAA… comment`) of a known type.
+    InvalidSshKey = "invalid-ssh-key", UNPROCESSABLE_ENTITY, "Invalid SSH key";
+    /// The caller's account holds this key already (same SHA-256 fingerprint).
+    SshKeyExists = "ssh-key-exists", CONFLICT, "SSH key already added";
     /// The password provider's account is linked to another user.
     IdentityTaken = "identity-taken", CONFLICT, "Identity taken";
     /// An administrator requires the caller to set a new password before anything else.

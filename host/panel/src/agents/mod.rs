@@ -445,6 +445,26 @@ impl AgentHub {
         }
     }
 
+    /// Queues `message` for node `node_id`'s Agent on its live session:
+    /// the Panel's answers to what the Agent asks (an SFTP sign-in,
+    /// [`cap_protocol::PanelMessage::SftpAuthAnswer`]). An answer that cannot
+    /// be queued is lost, and the Agent refuses what it asked about once it
+    /// waited long enough.
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError::NotConnected`] with no session,
+    /// [`RequestError::Busy`] when its queue is full.
+    pub fn send(&self, node_id: &str, message: PanelMessage) -> Result<(), RequestError> {
+        let outgoing = lock(&self.inner.sessions)
+            .get(node_id)
+            .map(|s| s.outgoing.clone())
+            .ok_or_else(|| RequestError::NotConnected(node_id.to_owned()))?;
+        outgoing
+            .try_send(message)
+            .map_err(|_| RequestError::Busy(node_id.to_owned()))
+    }
+
     /// Delivers an Agent's answer to the request waiting for it; answers
     /// from another node than the one asked, and late or unknown ones, are
     /// dropped.
@@ -601,6 +621,19 @@ mod tests {
             Err(broadcast::error::TryRecvError::Lagged(5))
         ));
         assert_eq!(channel.history().len(), HISTORY_LINES);
+    }
+
+    #[tokio::test]
+    async fn a_message_sent_to_a_node_reaches_its_current_session_only() {
+        let hub = AgentHub::new();
+        let ping = || PanelMessage::Ping { nonce: "n".into() };
+        assert_eq!(
+            hub.send("node_a", ping()),
+            Err(RequestError::NotConnected("node_a".into()))
+        );
+        let mut attached = hub.attach("node_a");
+        hub.send("node_a", ping()).expect("queued");
+        assert_eq!(attached.outgoing.recv().await, Some(ping()));
     }
 
     #[test]

@@ -30,6 +30,7 @@
 //!   routed to the process that holds the node's link (not built yet).
 
 pub mod grants;
+pub mod sftp;
 
 use std::time::Duration;
 

@@ -13,7 +13,9 @@
 //!    the outbox rows; state changes update the server
 //!    (`server.state.changed`, `server.state-changed` hooks); console
 //!    batches, classified events and stats go to the server's console
-//!    channel, classified events also to `console.*` hooks.
+//!    channel, classified events also to `console.*` hooks. SFTP sign-ins
+//!    the Agent asks about are decided ([`crate::files::sftp`]) and
+//!    answered on the same socket.
 //! 3. Silence longer than three heartbeats, a close, a protocol version
 //!    mismatch or a newer session for the node ends the session; the node
 //!    goes offline unless a newer session took over.
@@ -319,6 +321,7 @@ impl Session {
                     crate::http::files_routes::record_change(&self.state, change);
                 }
             }
+            AgentMessage::SftpAuth(request) => self.sftp_auth(request),
             AgentMessage::Ack { command_id } => {
                 match self.outbox.ack(&self.node_id, &command_id).await {
                     Ok(_) | Err(ServersError::Conflict { .. } | ServersError::NotFound(_)) => {}
@@ -401,6 +404,31 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Decides an SFTP sign-in the Agent asks about on a task of its own (a
+    /// password check may take a while) and queues the answer for the
+    /// session.
+    fn sftp_auth(&self, request: cap_protocol::sftp::SftpAuthRequest) {
+        let state = self.state.clone();
+        let node = self.node_id.clone();
+        tokio::spawn(async move {
+            let decision = crate::files::sftp::decide(
+                state.db(),
+                state.identity(),
+                state.plugins(),
+                &node,
+                &request,
+            )
+            .await;
+            let answer = PanelMessage::SftpAuthAnswer(cap_protocol::sftp::SftpAuthResponse {
+                request_id: request.request_id,
+                decision,
+            });
+            if let Err(error) = state.agents().send(&node, answer) {
+                tracing::warn!(%node, %error, "could not answer an SFTP sign-in");
+            }
+        });
     }
 
     /// Whether `server_id` is on this node (asking the database about

@@ -79,6 +79,7 @@ pub mod request_id;
 pub mod roles_routes;
 pub mod servers_routes;
 pub mod settings_routes;
+pub mod ssh_keys_routes;
 pub mod totp_routes;
 pub mod ui_routes;
 pub mod users_routes;
@@ -269,6 +270,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(auth_routes::router())
         .merge(redirect_routes::router())
         .merge(api_keys::router())
+        .merge(ssh_keys_routes::router())
         .merge(nodes_routes::router())
         .merge(servers_routes::router())
         .merge(files_routes::router())

@@ -86,6 +86,7 @@ pub mod recovery;
 pub mod redirect;
 pub mod roles;
 pub mod slots;
+pub mod ssh_keys;
 pub mod tokens;
 pub mod totp;
 pub mod users;

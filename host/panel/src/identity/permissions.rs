@@ -23,7 +23,8 @@
 //! item is never "unused" to the compiler. Files, backups, schedules,
 //! databases and allocations have no permissions until the features that
 //! check them arrive; each brings its permissions back with its routes
-//! (files did: `file.*` but `file.sftp`, which comes with the SFTP server).
+//! (files did: `file.*`, and `file.sftp` with the Agents' SFTP server, which
+//! asks the Panel to decide each sign-in).
 //!
 //! # Permissions that were removed
 //!
@@ -220,6 +221,7 @@ catalogue! {
     FileUpdate / FILE_UPDATE = "file.update", Server, "Change files";
     FileDelete / FILE_DELETE = "file.delete", Server, "Delete files";
     FileArchive / FILE_ARCHIVE = "file.archive", Server, "Archive and extract files";
+    FileSftp / FILE_SFTP = "file.sftp", Server, "Connect over SFTP";
     ServerDelete / SERVER_DELETE = "server.delete", ServerOwner, "Delete servers";
     ServerCreate / SERVER_CREATE = "server.create", Panel, "Create servers";
     AdminUsers / ADMIN_USERS = "admin.users", Admin, "Manage users and roles";
@@ -235,7 +237,6 @@ catalogue! {
 /// checked them, with what they were to mean; stored grants naming them are
 /// ignored (see the [module documentation](self#permissions-that-were-removed)).
 pub const RETIRED: &[(&str, &str)] = &[
-    ("file.sftp", "Connect over SFTP"),
     ("backup.create", "Create backups"),
     ("backup.read", "See backups"),
     ("backup.delete", "Delete backups"),
@@ -559,7 +560,8 @@ mod tests {
                 Err(UnknownPermission((*name).to_owned()))
             );
         }
-        assert!(serde_json::from_value::<Permission>(serde_json::json!("file.sftp")).is_err());
+        assert!(serde_json::from_value::<Permission>(serde_json::json!("schedule.read")).is_err());
+        assert_eq!("file.sftp".parse::<Permission>(), Ok(Permission::FileSftp));
     }
 
     #[test]
@@ -653,9 +655,14 @@ mod tests {
             assert!(!is_known(name), "{name}");
             assert!(!all().contains(*name), "{name}");
         }
-        let stored: Vec<String> = ["file.sftp", "control.start", "server.read", "my-plugin.go"]
-            .map(str::to_owned)
-            .into();
+        let stored: Vec<String> = [
+            "schedule.read",
+            "control.start",
+            "server.read",
+            "my-plugin.go",
+        ]
+        .map(str::to_owned)
+        .into();
         assert_eq!(
             drop_retired(stored, "a test"),
             ["control.start", "my-plugin.go"],
@@ -696,17 +703,17 @@ mod tests {
 
     #[test]
     fn a_plugin_cannot_declare_a_retired_name() {
-        // A plugin whose id is `file` may declare `file.*` names, but not
-        // one that stored grants may still hold.
+        // A plugin whose id is `schedule` may declare `schedule.*` names,
+        // but not one that stored grants may still hold.
         let refused = register_plugin_permissions(
-            "file",
+            "schedule",
             [
-                ("file.sftp".to_owned(), "Connect over SFTP".to_owned()),
-                ("file.tail".to_owned(), "Follow a log".to_owned()),
+                ("schedule.read".to_owned(), "See schedules".to_owned()),
+                ("schedule.tail".to_owned(), "Follow a schedule".to_owned()),
             ],
         );
-        assert_eq!(refused, ["file.sftp"]);
-        assert!(!is_known("file.sftp"));
-        assert!(is_known("file.tail"));
+        assert_eq!(refused, ["schedule.read"]);
+        assert!(!is_known("schedule.read"));
+        assert!(is_known("schedule.tail"));
     }
 }

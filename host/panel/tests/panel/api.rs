@@ -412,6 +412,10 @@ async fn serves_an_openapi_3_1_document_covering_every_route() {
         ("/api/v1/account/api-keys", "get"),
         ("/api/v1/account/api-keys", "post"),
         ("/api/v1/account/api-keys/{id}", "delete"),
+        // SSH keys for SFTP sign-ins (tests/panel/sftp.rs).
+        ("/api/v1/account/ssh-keys", "get"),
+        ("/api/v1/account/ssh-keys", "post"),
+        ("/api/v1/account/ssh-keys/{key}", "delete"),
         // Redirect sign-in and linking (tests/panel/oidc.rs).
         ("/api/v1/auth/redirect/{provider}/begin", "post"),
         ("/api/v1/auth/redirect/{provider}/callback", "get"),

@@ -500,6 +500,8 @@ const ADDED_AFTER_V1: &[&str] = &[
     "mail.cleared",
     "user.link-issued",
     "user.password-set",
+    "user.ssh-key-added",
+    "user.ssh-key-removed",
 ];
 
 #[test]

@@ -37,7 +37,7 @@ pub(crate) fn runtime() -> Runtime {
         .clone()
 }
 
-fn local_password_manifest() -> Vec<u8> {
+pub(crate) fn local_password_manifest() -> Vec<u8> {
     let path = cap_e2e::repo_root().join("example-plugins/local-password/plugin.toml");
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }

@@ -30,6 +30,7 @@ mod replay;
 mod secrets;
 mod servers;
 mod settings;
+mod sftp;
 mod totp;
 mod users;
 mod web_ui;

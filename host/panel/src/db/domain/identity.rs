@@ -34,7 +34,31 @@ namespace! {
         /// administrator) or through a one-time link; every session of the
         /// user ended.
         PasswordSet = "user.password-set" { subject: UserId, data: PasswordSet },
+        /// The user added an SSH public key for SFTP sign-ins.
+        SshKeyAdded = "user.ssh-key-added" { subject: UserId, data: SshKeyAdded },
+        /// The user removed an SSH public key.
+        SshKeyRemoved = "user.ssh-key-removed" { subject: UserId, data: SshKeyRef },
     }
+}
+
+/// A new SSH public key, named in the event by its fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SshKeyAdded {
+    /// Its id.
+    pub key: String,
+    /// Its name.
+    pub name: String,
+    /// Its SHA-256 fingerprint (`SHA256:…`).
+    pub fingerprint: String,
+}
+
+/// An SSH public key, by id and fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SshKeyRef {
+    /// Its id.
+    pub key: String,
+    /// Its SHA-256 fingerprint.
+    pub fingerprint: String,
 }
 
 /// A new user.

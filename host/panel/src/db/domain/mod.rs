@@ -63,8 +63,9 @@ mod setting;
 pub use identity::{
     ApiKeyCreated, ApiKeyEvent, ApiKeyRef, IdentityEvent, IdentityLinked, JwtKeyEvent, LinkIssued,
     PasswordChanged, PasswordSet, RecoveryCodeUsed, RecoveryCodes, RoleAssigned, RoleCreated,
-    RoleDeleted, RoleEvent, RoleUpdated, SessionCreated, SessionEvent, SessionRef, TotpEvent,
-    TotpLocked, UserCreated, UserDeleted, UserDisabled, UserEvent, UserRoles, UserUpdated,
+    RoleDeleted, RoleEvent, RoleUpdated, SessionCreated, SessionEvent, SessionRef, SshKeyAdded,
+    SshKeyRef, TotpEvent, TotpLocked, UserCreated, UserDeleted, UserDisabled, UserEvent, UserRoles,
+    UserUpdated,
 };
 pub use node::{
     AllocationPort, AllocationsAdded, NodeCapabilities, NodeCreated, NodeEvent, NodeRegistered,

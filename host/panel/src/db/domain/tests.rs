@@ -144,6 +144,23 @@ fn one_of_each() -> Vec<DomainEvent> {
             },
         }
         .into(),
+        UserEvent::SshKeyAdded {
+            subject: user(),
+            data: SshKeyAdded {
+                key: "ssh_1".into(),
+                name: "laptop".into(),
+                fingerprint: "SHA256:abc".into(),
+            },
+        }
+        .into(),
+        UserEvent::SshKeyRemoved {
+            subject: user(),
+            data: SshKeyRef {
+                key: "ssh_1".into(),
+                fingerprint: "SHA256:abc".into(),
+            },
+        }
+        .into(),
         MailEvent::Configured {
             subject: Null,
             data: MailConfigured {
