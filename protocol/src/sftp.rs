@@ -118,7 +118,11 @@ pub fn sftp_username(user: &str, server_id: &str) -> String {
 
 /// What the client proved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "method", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "method",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum SftpCredential {
     /// A password, checked by the Panel through the user's auth provider.
     Password {
@@ -214,7 +218,11 @@ impl SftpPermissions {
 
 /// The Panel's decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "decision", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "decision",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum SftpDecision {
     /// The client may sign in.
     Allow {

@@ -595,8 +595,9 @@ on_every_database! {
 
         let problem = expect_problem(add(ALICE, json!({"name": "again", "public_key": ED25519})).await, 409, "ssh-key-exists").await;
         assert!(problem["detail"].as_str().is_some_and(|d| d.contains(ED25519_FINGERPRINT)), "{problem:#}");
+        let twice = format!("{ED25519}\n{ED25519}");
         for bad in ["", "ssh-ed25519", "ssh-ed25519 AAAA", "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----",
-            "ssh-dss AAAAB3NzaC1kc3MAAACBAP", &format!("{ED25519}\n{ED25519}")] {
+            "ssh-dss AAAAB3NzaC1kc3MAAACBAP", twice.as_str()] {
             expect_problem(add(ALICE, json!({"name": "bad", "public_key": bad})).await, 422, "invalid-ssh-key").await;
         }
         expect_problem(add(ALICE, json!({"name": " ", "public_key": ED25519})).await, 422, "validation-failed").await;
