@@ -415,6 +415,9 @@ pub enum GrantOp {
     Download,
     /// Write one file, in chunks at increasing offsets; resumable.
     Upload,
+    /// Read one backup kept on the node's disk, with range requests: the
+    /// grant's `path` is the backup's id, its `sub` the server.
+    BackupDownload,
 }
 
 /// The claims of a signed grant: one operation on one path of one server

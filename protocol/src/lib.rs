@@ -7,6 +7,8 @@
 //! - [`messages`]: the WebSocket frames, each an [`Envelope`] carrying
 //!   [`PROTOCOL_VERSION`]; [`decode`] checks the version before the message.
 //! - [`plans`]: install/startup/stop plans as they travel to the Agent.
+//! - [`backups`]: backups to create, restore and delete, and their
+//!   outcome.
 //! - [`files`]: file operations over the link and the signed grants for
 //!   moving file contents to and from an Agent directly.
 //! - [`sftp`]: SFTP sign-ins the Agent asks the Panel to decide.
@@ -21,6 +23,7 @@
 //! - **Idempotent commands.** Every [`Command`] has an id; the Agent acks
 //!   every delivery and runs each id once.
 
+pub mod backups;
 pub mod files;
 pub mod messages;
 pub mod plans;

@@ -9,6 +9,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::backups::{BackupReport, BackupRequest};
 use crate::files::{FileChange, FileRequest, FileResponse};
 use crate::plans::{InstallPlan, StartupPlan, StopPlan};
 
@@ -343,6 +344,8 @@ pub enum AgentMessage {
     /// May this SFTP client sign in? Answered by
     /// [`PanelMessage::SftpAuthAnswer`].
     SftpAuth(crate::sftp::SftpAuthRequest),
+    /// A [`PanelMessage::Backup`] finished, one way or the other.
+    BackupDone(BackupReport),
     /// Resource usage of a server.
     Stats {
         /// The server.
@@ -392,6 +395,11 @@ pub enum PanelMessage {
     FileRequest(FileRequest),
     /// The answer to an [`AgentMessage::SftpAuth`].
     SftpAuthAnswer(crate::sftp::SftpAuthResponse),
+    /// A backup to create, restore or delete, answered by
+    /// [`AgentMessage::BackupDone`] when it ends (minutes later, maybe).
+    /// Not persisted: the Panel marks a backup failed when the link drops
+    /// before the answer.
+    Backup(BackupRequest),
     /// The key that signs file grants ([`crate::files::FileGrant`]), sent
     /// after every hello.
     GrantKey {

@@ -79,6 +79,15 @@ fn every_agent_message() -> Vec<AgentMessage> {
             path: "/server.properties".into(),
             bytes: Some(42),
         }),
+        AgentMessage::BackupDone(crate::backups::BackupReport {
+            backup_id: "bkp_1".into(),
+            server_id: "s-1".into(),
+            op: "create".into(),
+            result: crate::backups::BackupResult::Ok {
+                sha256: "ab".repeat(32),
+                bytes: 4096,
+            },
+        }),
         AgentMessage::Heartbeat { sent_at_ms: 1 },
         AgentMessage::Health(HealthReport {
             agent_uptime_secs: 3,
@@ -169,6 +178,16 @@ fn every_panel_message() -> Vec<PanelMessage> {
             line: "say hi".into(),
         })),
         PanelMessage::Ping { nonce: "n".into() },
+        PanelMessage::Backup(crate::backups::BackupRequest {
+            backup_id: "bkp_1".into(),
+            server_id: "s-1".into(),
+            scope: crate::files::FileScope::default(),
+            op: crate::backups::BackupOp::Restore {
+                target: crate::backups::BackupTarget::Local,
+                sha256: "ab".repeat(32),
+                truncate: true,
+            },
+        }),
     ]
 }
 
