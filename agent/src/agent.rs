@@ -20,6 +20,7 @@ use cap_protocol::{Action, AgentMessage, Command, CommandOutcome, ServerSpec};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use crate::backups::Backups;
 use crate::install::write_atomically;
 use crate::plugins::PluginSource;
 use crate::runtime::ServerRuntime;
@@ -68,6 +69,7 @@ pub struct Agent<R> {
     plugins: Option<Arc<PluginSource>>,
     transfers: Option<Arc<Transfers>>,
     sftp: Option<Arc<PanelAuth>>,
+    backups: Arc<Backups>,
 }
 
 impl<R> Clone for Agent<R> {
@@ -81,6 +83,7 @@ impl<R> Clone for Agent<R> {
             plugins: self.plugins.clone(),
             transfers: self.transfers.clone(),
             sftp: self.sftp.clone(),
+            backups: self.backups.clone(),
         }
     }
 }
@@ -92,7 +95,8 @@ impl<R: ServerRuntime> Agent<R> {
         runtime: Arc<R>,
         data_dir: impl Into<PathBuf>,
     ) -> (Self, mpsc::UnboundedReceiver<AgentMessage>) {
-        let log_path = data_dir.into().join("commands.json");
+        let data_dir = data_dir.into();
+        let log_path = data_dir.join("commands.json");
         let log = std::fs::read(&log_path)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
@@ -108,6 +112,7 @@ impl<R: ServerRuntime> Agent<R> {
                 plugins: None,
                 transfers: None,
                 sftp: None,
+                backups: Backups::new(&data_dir),
             },
             receiver,
         )
@@ -175,6 +180,24 @@ impl<R: ServerRuntime> Agent<R> {
             let response = transfers.run(request).await;
             let _ = results.send(AgentMessage::FileResponse(response));
         });
+    }
+
+    /// Runs a backup operation on a task of its own (after any other of
+    /// the same server); its [`AgentMessage::BackupDone`] goes out with the
+    /// command results.
+    pub fn backup_request(&self, request: cap_protocol::backups::BackupRequest) {
+        let results = self.results.clone();
+        let backups = self.backups.clone();
+        let runtime = self.runtime.clone();
+        tokio::spawn(async move {
+            let report = backups.run(request, &*runtime).await;
+            let _ = results.send(AgentMessage::BackupDone(report));
+        });
+    }
+
+    /// The node's backups.
+    pub fn backups(&self) -> &Arc<Backups> {
+        &self.backups
     }
 
     /// Makes sure the runtime can classify `spec`'s console lines.

@@ -14,6 +14,9 @@
 //! - [`files`]: a server's files confined to its directory (cap-std):
 //!   listing, reading, resumable uploads, renames, copies, deletes,
 //!   archives and pulls, within the Panel's denylist and disk limit.
+//! - [`backups`]: tar.zst archives of a server's directory on the node's
+//!   disk or in S3-compatible storage (streamed multipart uploads), and
+//!   restores through the file manager's bounded extraction.
 //! - [`isolation`]: the unprivileged user servers and install scripts run
 //!   as, and the modes that keep the Agent's secrets from them.
 //! - [`console`]: lines (or a drawn screen through [`terminal`]), history
@@ -34,6 +37,7 @@
 //! The messages themselves live in `cap-protocol`, shared with the Panel.
 
 pub mod agent;
+pub mod backups;
 pub mod config_edit;
 pub mod console;
 pub mod container;

@@ -448,6 +448,10 @@ async fn session<R: ServerRuntime>(
                         agent.sftp_answer(response);
                         Vec::new()
                     }
+                    Ok(PanelMessage::Backup(request)) => {
+                        agent.backup_request(request);
+                        Vec::new()
+                    }
                     Ok(PanelMessage::Command(command)) => {
                         let id = command.id.clone();
                         let ack = AgentMessage::Ack { command_id: id.clone() };

@@ -8,6 +8,7 @@
 //! | `PUT /api/files/upload?token=` | the whole file as the body, put in place when complete |
 //! | `HEAD /api/files/upload?token=` | `Upload-Offset`: how much of a chunked upload arrived |
 //! | `PATCH /api/files/upload?token=` | one chunk at `Upload-Offset`; with `Upload-Complete: ?1` the file is put in place |
+//! | `GET /api/backups/download?token=` | a backup kept on this node (`<data>/backups`), streamed, with `Range` like file downloads |
 //!
 //! Key decisions:
 //!
@@ -63,6 +64,7 @@ pub struct Transfers {
     node_id: String,
     servers_dir: PathBuf,
     staging_dir: PathBuf,
+    backups_dir: PathBuf,
     keys: RwLock<Option<Keys>>,
     changes: mpsc::Sender<AgentMessage>,
 }
@@ -168,6 +170,7 @@ impl Transfers {
             node_id: node_id.to_owned(),
             servers_dir: data_dir.join("servers"),
             staging_dir: data_dir.join("uploads"),
+            backups_dir: data_dir.join("backups"),
             keys: RwLock::new(None),
             changes,
         })
@@ -336,6 +339,10 @@ pub fn router(transfers: Arc<Transfers>) -> Router {
     Router::new()
         .route("/api/files/download", get(download).options(preflight))
         .route(
+            "/api/backups/download",
+            get(backup_download).options(preflight),
+        )
+        .route(
             "/api/files/upload",
             axum::routing::put(upload_whole)
                 .patch(upload_chunk)
@@ -409,7 +416,79 @@ async fn download(
     let files = transfers.files(&grant)?;
     let path = grant.path.clone();
     let (file, entry) = blocking(move || Ok(files.open_read(&path)?)).await?;
-    let size = entry.size;
+    serve(
+        file,
+        entry.size,
+        &entry.name,
+        entry.mime.as_deref(),
+        &headers,
+        &grant.path,
+    )
+    .await
+}
+
+async fn backup_download(
+    State(transfers): State<Arc<Transfers>>,
+    Query(query): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> Result<Response, TransferError> {
+    let grant = transfers.verify(&query.token, GrantOp::BackupDownload)?;
+    let missing = || {
+        TransferError::File(FileError::at(
+            FileErrorCode::NotFound,
+            &grant.path,
+            format!("backup {} is not on this node", grant.path),
+        ))
+    };
+    if !cap_protocol::backups::is_safe_id(&grant.sub)
+        || !cap_protocol::backups::is_safe_id(&grant.path)
+    {
+        return Err(missing());
+    }
+    let name = cap_protocol::backups::local_file_name(&grant.path);
+    let path = transfers.backups_dir.join(&grant.sub).join(&name);
+    let file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
+        Err(e) => {
+            return Err(TransferError::File(FileError::at(
+                FileErrorCode::Io,
+                &grant.path,
+                format!("cannot open backup {}: {e}", grant.path),
+            )));
+        }
+    };
+    let size = file
+        .metadata()
+        .map_err(|e| {
+            TransferError::File(FileError::at(
+                FileErrorCode::Io,
+                &grant.path,
+                format!("cannot read backup {}: {e}", grant.path),
+            ))
+        })?
+        .len();
+    serve(
+        file,
+        size,
+        &name,
+        Some("application/zstd"),
+        &headers,
+        &grant.path,
+    )
+    .await
+}
+
+/// Streams `file` (`size` bytes, shown as `name`), or the one range the
+/// request asks for.
+async fn serve(
+    file: std::fs::File,
+    size: u64,
+    name: &str,
+    mime: Option<&str>,
+    headers: &HeaderMap,
+    shown: &str,
+) -> Result<Response, TransferError> {
     let range = match headers.get(header::RANGE) {
         None => None,
         Some(value) => {
@@ -440,8 +519,8 @@ async fn download(
             .map_err(|e| {
                 TransferError::File(FileError::at(
                     FileErrorCode::Io,
-                    &grant.path,
-                    format!("cannot seek in {}: {e}", grant.path),
+                    shown,
+                    format!("cannot seek in {shown}: {e}"),
                 ))
             })?;
     }
@@ -456,13 +535,10 @@ async fn download(
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     headers.insert(
         header::CONTENT_TYPE,
-        entry
-            .mime
-            .as_deref()
-            .and_then(|m| HeaderValue::from_str(m).ok())
+        mime.and_then(|m| HeaderValue::from_str(m).ok())
             .unwrap_or(HeaderValue::from_static("application/octet-stream")),
     );
-    if let Ok(value) = HeaderValue::from_str(&content_disposition(&entry.name)) {
+    if let Ok(value) = HeaderValue::from_str(&content_disposition(name)) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
     if let Some(r) = range {

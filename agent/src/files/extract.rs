@@ -30,6 +30,16 @@
 //! removed, and so is the destination if the extraction created it. The
 //! staging directory lies in the server's directory, so what it holds
 //! counts against the disk limit like any other file.
+//!
+//! # Restores
+//!
+//! [`ServerFiles::restore`] is the same extraction for a backup
+//! (`crate::backups`): a tar.zst stream read from anywhere (the Agent's
+//! backup directory, an S3 download), with the same bounds and the same
+//! staging directory (in the server's directory itself), plus one step
+//! between reading and moving: the caller checks the stream (its SHA-256)
+//! and, with `truncate`, everything else in the server's directory is
+//! removed. A refused or corrupt archive changes nothing.
 
 use std::io::{self, BufReader, Read};
 
@@ -238,6 +248,83 @@ impl ServerFiles {
         }
     }
 
+    /// Restores a backup: extracts the tar.zst stream `archive`
+    /// (`archive_len` bytes, `label` naming it in messages) into the
+    /// server's directory with the bounds and the staging of
+    /// [`decompress`](Self::decompress), then calls `verify` with the
+    /// stream (read up to where the tar ended) before anything outside the
+    /// staging directory changes: a `verify` that fails (a digest that
+    /// does not match) leaves the server's files as they were. With
+    /// `truncate`, every entry of the server's directory is removed once
+    /// the archive is verified, and the disk limit bounds the archive
+    /// alone rather than the archive on top of the files there.
+    ///
+    /// The denylist of the scope applies to the archive's entries as it
+    /// does to any extraction; open the files with an empty one to restore
+    /// denied files too.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`decompress`](Self::decompress), and whatever `verify`
+    /// returns.
+    pub fn restore<R: Read>(
+        &self,
+        archive: &mut R,
+        archive_len: u64,
+        label: &str,
+        truncate: bool,
+        verify: impl FnOnce(&mut R) -> Result<(), FileError>,
+    ) -> Result<(u64, u64), FileError> {
+        self.writable("/")?;
+        let headroom = if truncate {
+            (self.scope.disk_mb > 0).then(|| self.scope.disk_mb.saturating_mul(1024 * 1024))
+        } else {
+            self.headroom()
+        };
+        let staging_name = format!(".cap-extract-{}", uuid::Uuid::new_v4().simple());
+        let mut extractor = Extractor {
+            files: self,
+            staging: None,
+            dest: RelPath::root(),
+            dest_resolved: RelPath::root(),
+            archive: label,
+            archive_len,
+            limits: self.limits,
+            max_bytes: headroom.map_or(self.limits.max_bytes, |room| {
+                room.min(self.limits.max_bytes)
+            }),
+            disk_bound: headroom.is_some_and(|room| room < self.limits.max_bytes),
+            entries: 0,
+            bytes: 0,
+        };
+        let root = &self.root;
+        let outcome = root
+            .create_dir_with(&staging_name, DirBuilder::new().mode(0o700))
+            .and_then(|()| root.open_dir_nofollow(&staging_name))
+            .map_err(|e| io_error(&e, "/"))
+            .and_then(|staging| {
+                extractor.staging = Some(staging);
+                extractor.tar_zst(BufReader::with_capacity(256 * 1024, &mut *archive))?;
+                verify(archive)?;
+                let staging = extractor
+                    .staging
+                    .take()
+                    .ok_or_else(|| bad(label, "lost its staging"))?;
+                if truncate {
+                    clear(root, &staging_name)?;
+                }
+                conflicts(&staging, root, &RelPath::root(), 0)?;
+                merge(&staging, root, &RelPath::root())
+            });
+        let cleaned = match root.remove_dir_all(&staging_name) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+        outcome?;
+        cleaned.map_err(|e| io_error(&e, "/"))?;
+        Ok((extractor.entries, extractor.bytes))
+    }
+
     /// Removes the outermost directory an extraction created, after a
     /// failure.
     fn remove_created(&self, created: Option<RelPath>) {
@@ -312,15 +399,19 @@ impl Extractor<'_> {
                 true,
                 u32::try_from(memory_kb).unwrap_or(u32::MAX),
             )),
-            Format::TarZst => {
-                let decoder = ruzstd::decoding::StreamingDecoder::new_with_max_window_size(
-                    reader,
-                    ARCHIVE_MEMORY_LIMIT_BYTES,
-                )
-                .map_err(|e| self.corrupt(&e.to_string()))?;
-                self.tar(decoder)
-            }
+            Format::TarZst => self.tar_zst(reader),
         }
+    }
+
+    /// A tar stream compressed with zstd, its window bounded by
+    /// [`ARCHIVE_MEMORY_LIMIT_BYTES`].
+    fn tar_zst(&mut self, reader: impl Read) -> Result<(), FileError> {
+        let decoder = ruzstd::decoding::StreamingDecoder::new_with_max_window_size(
+            reader,
+            ARCHIVE_MEMORY_LIMIT_BYTES,
+        )
+        .map_err(|e| self.corrupt(&e.to_string()))?;
+        self.tar(decoder)
     }
 
     fn zip(&mut self, reader: BufReader<std::fs::File>) -> Result<(), FileError> {
@@ -683,6 +774,36 @@ impl Extractor<'_> {
         }
         rustix::fs::fchmod(&out, Mode::from_raw_mode(mode)).map_err(|e| io_error(&e.into(), &shown))
     }
+}
+
+/// Removes every entry of `dir` but `keep`, never following links (a
+/// link is removed, not what it points to).
+fn clear(dir: &Dir, keep: &str) -> Result<(), FileError> {
+    for item in dir.entries().map_err(|e| io_error(&e, "/"))? {
+        let item = item.map_err(|e| io_error(&e, "/"))?;
+        let name = item.file_name();
+        if name.to_str() == Some(keep) {
+            continue;
+        }
+        let shown = format!("/{}", name.to_string_lossy());
+        let is_dir = item.file_type().map_err(|e| io_error(&e, &shown))?.is_dir();
+        if is_dir {
+            dir.remove_dir_all(&name)
+        } else {
+            dir.remove_file(&name)
+        }
+        .map_err(|e| {
+            FileError::at(
+                FileErrorCode::Io,
+                &shown,
+                format!(
+                    "emptying the server's directory before the restore failed at `{}` ({e}); entries removed before it are gone, the backup was not put in place",
+                    printable(&shown)
+                ),
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// Refuses the move of the staged tree into `dest` when a staged folder
