@@ -231,6 +231,24 @@ codes! {
     /// A mode with bits other than permission bits.
     InvalidMode = "invalid-mode", UNPROCESSABLE_ENTITY, "Invalid mode";
 
+    // Backups (`/servers/{id}/backups`).
+    /// No such backup on this server.
+    BackupNotFound = "backup-not-found", NOT_FOUND, "Backup not found";
+    /// The server's backup limit is 0: backups are turned off for it until an administrator sets a limit.
+    BackupsDisabled = "backups-disabled", CONFLICT, "Backups turned off";
+    /// The server has as many backups as its limit and every one is locked, so none can make room.
+    BackupLimitReached = "backup-limit-reached", CONFLICT, "Backup limit reached";
+    /// The backup is locked against deletion.
+    BackupLocked = "backup-locked", CONFLICT, "Backup locked";
+    /// The backup is pending or failed: it has no archive to restore or download.
+    BackupNotComplete = "backup-not-complete", CONFLICT, "Backup not complete";
+    /// A restore of the server is running.
+    BackupBusy = "backup-busy", CONFLICT, "Restore running";
+    /// The server is running (or starting, stopping, installing): stop it before restoring.
+    ServerRunning = "server-running", CONFLICT, "Server running";
+    /// The backup storage (S3-compatible) refused or could not be reached.
+    BackupStorageFailed = "backup-storage-failed", BAD_GATEWAY, "Backup storage failed";
+
     // Plugins.
     /// The uploaded package is not a valid `.cap`.
     InvalidPackage = "invalid-package", UNPROCESSABLE_ENTITY, "Invalid package";

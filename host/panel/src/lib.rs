@@ -100,6 +100,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub mod agents;
+pub mod backups;
 pub mod bundled;
 pub mod config;
 pub mod db;
@@ -275,6 +276,13 @@ impl PanelBuilder {
         // No Agent is connected to a Panel that just started, whatever the
         // last one recorded before it stopped.
         agents::mark_all_offline(&db)
+            .await
+            .map_err(|source| StartError::Database {
+                location: options.location().to_string(),
+                source,
+            })?;
+        // Nor can one report a backup or restore that was running then.
+        backups::fail_unfinished(&db, None, "the Panel restarted before the Agent reported")
             .await
             .map_err(|source| StartError::Database {
                 location: options.location().to_string(),

@@ -247,12 +247,13 @@ pub fn grant(
     };
     let token = signer.sign(&claims);
     let endpoint = match op {
-        GrantOp::Download => "download",
-        GrantOp::Upload => "upload",
+        GrantOp::Download => "files/download",
+        GrantOp::Upload => "files/upload",
+        GrantOp::BackupDownload => "backups/download",
     };
     Ok(SignedUrl {
         url: format!(
-            "{}/api/files/{endpoint}?token={token}",
+            "{}/api/{endpoint}?token={token}",
             base.trim_end_matches('/')
         ),
         expires_at,

@@ -198,6 +198,12 @@ impl Session {
         let _ = sink.send(Message::Close(None)).await;
         if self.hub.detach(&self.node_id, attached.generation) {
             self.set_online(false).await;
+            let reason = format!("node {} went offline before the Agent reported", self.node_id);
+            if let Err(error) =
+                crate::backups::fail_unfinished(self.state.db(), Some(&self.node_id), &reason).await
+            {
+                tracing::warn!(node = %self.node_id, %error, "could not fail the node's unfinished backups");
+            }
         }
     }
 
@@ -322,6 +328,14 @@ impl Session {
                 }
             }
             AgentMessage::SftpAuth(request) => self.sftp_auth(request),
+            AgentMessage::BackupDone(report) => {
+                if self.owns(&report.server_id).await
+                    && let Err(error) =
+                        crate::backups::record_report(self.state.db(), &self.node_id, report).await
+                {
+                    tracing::warn!(node = %self.node_id, %error, "could not record a backup's outcome");
+                }
+            }
             AgentMessage::Ack { command_id } => {
                 match self.outbox.ack(&self.node_id, &command_id).await {
                     Ok(_) | Err(ServersError::Conflict { .. } | ServersError::NotFound(_)) => {}

@@ -64,6 +64,7 @@ pub mod console_socket;
 pub mod eggs_routes;
 pub mod error;
 pub mod extract;
+pub mod backups_routes;
 pub mod files_routes;
 pub mod health;
 pub mod mail_routes;
@@ -274,6 +275,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(nodes_routes::router())
         .merge(servers_routes::router())
         .merge(files_routes::router())
+        .merge(backups_routes::router())
         .merge(totp_routes::router())
         .merge(password_routes::router())
         .merge(account_links_routes::router())

@@ -20,11 +20,12 @@
 //! permission that no code checks is an *unused associated constant*, and
 //! the crate does not compile. So the catalogue cannot offer a permission
 //! that does nothing. The gates are crate-private for that reason: a public
-//! item is never "unused" to the compiler. Files, backups, schedules,
-//! databases and allocations have no permissions until the features that
-//! check them arrive; each brings its permissions back with its routes
-//! (files did: `file.*`, and `file.sftp` with the Agents' SFTP server, which
-//! asks the Panel to decide each sign-in).
+//! item is never "unused" to the compiler. Schedules, databases and
+//! allocations have no permissions until the features that check them
+//! arrive; each brings its permissions back with its routes (files did:
+//! `file.*`, and `file.sftp` with the Agents' SFTP server, which asks the
+//! Panel to decide each sign-in; backups did: `backup.*`, with the meanings
+//! they had when they were retired).
 //!
 //! # Permissions that were removed
 //!
@@ -222,6 +223,11 @@ catalogue! {
     FileDelete / FILE_DELETE = "file.delete", Server, "Delete files";
     FileArchive / FILE_ARCHIVE = "file.archive", Server, "Archive and extract files";
     FileSftp / FILE_SFTP = "file.sftp", Server, "Connect over SFTP";
+    BackupCreate / BACKUP_CREATE = "backup.create", Server, "Create backups";
+    BackupRead / BACKUP_READ = "backup.read", Server, "See backups";
+    BackupDelete / BACKUP_DELETE = "backup.delete", Server, "Delete backups";
+    BackupDownload / BACKUP_DOWNLOAD = "backup.download", Server, "Download backups";
+    BackupRestore / BACKUP_RESTORE = "backup.restore", Server, "Restore backups";
     ServerDelete / SERVER_DELETE = "server.delete", ServerOwner, "Delete servers";
     ServerCreate / SERVER_CREATE = "server.create", Panel, "Create servers";
     AdminUsers / ADMIN_USERS = "admin.users", Admin, "Manage users and roles";
@@ -237,11 +243,6 @@ catalogue! {
 /// checked them, with what they were to mean; stored grants naming them are
 /// ignored (see the [module documentation](self#permissions-that-were-removed)).
 pub const RETIRED: &[(&str, &str)] = &[
-    ("backup.create", "Create backups"),
-    ("backup.read", "See backups"),
-    ("backup.delete", "Delete backups"),
-    ("backup.download", "Download backups"),
-    ("backup.restore", "Restore backups"),
     ("allocation.read", "See a server's allocations"),
     ("allocation.create", "Add allocations to a server"),
     ("allocation.update", "Change a server's allocations"),
@@ -668,8 +669,12 @@ mod tests {
             ["control.start", "my-plugin.go"],
             "built-in and plugin names stay, in order"
         );
-        let stored: BTreeSet<String> = held(&["backup.read", "user.read"]);
-        assert_eq!(drop_retired(stored, "a test"), held(&["user.read"]));
+        let stored: BTreeSet<String> = held(&["database.read", "user.read", "backup.read"]);
+        assert_eq!(
+            drop_retired(stored, "a test"),
+            held(&["backup.read", "user.read"]),
+            "backup.* came back with backups and is kept"
+        );
     }
 
     #[test]

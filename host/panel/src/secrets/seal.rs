@@ -48,6 +48,12 @@ impl Purpose {
         Purpose::new(&["mail-password"])
     }
 
+    /// The secret access key of the S3-compatible storage backups go to
+    /// (`backup_storage.secret`).
+    pub fn backup_storage_secret() -> Purpose {
+        Purpose::new(&["backup-storage-secret"])
+    }
+
     /// The JWT signing key `kid`.
     pub fn jwt_key(kid: &str) -> Purpose {
         Purpose::new(&["jwt-signing-key", kid])

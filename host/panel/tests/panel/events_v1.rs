@@ -502,6 +502,16 @@ const ADDED_AFTER_V1: &[&str] = &[
     "user.password-set",
     "user.ssh-key-added",
     "user.ssh-key-removed",
+    "backup.started",
+    "backup.completed",
+    "backup.failed",
+    "backup.deleted",
+    "backup.lock.changed",
+    "backup.restore.started",
+    "backup.restore.finished",
+    "backup.limit.set",
+    "backup-storage.configured",
+    "backup-storage.cleared",
 ];
 
 #[test]

@@ -20,22 +20,22 @@ use crate::plugins::install_and_activate;
 use crate::support::{TestDb, Tokens, client, expect_problem, free_port, start_agent};
 
 /// Holds every permission.
-const ADMIN: &str = "files-admin-token";
+pub(crate) const ADMIN: &str = "files-admin-token";
 /// A user whose own credentials hold every server permission: what they
 /// may do on the server is what their subuser grant says.
-const SUB: &str = "files-subuser-token";
+pub(crate) const SUB: &str = "files-subuser-token";
 
-struct Files {
-    panel: RunningPanel,
-    agent: Option<RunningNode>,
-    agent_dir: tempfile::TempDir,
-    server_id: String,
-    node_id: String,
-    sub_id: String,
+pub(crate) struct Files {
+    pub(crate) panel: RunningPanel,
+    pub(crate) agent: Option<RunningNode>,
+    pub(crate) agent_dir: tempfile::TempDir,
+    pub(crate) server_id: String,
+    pub(crate) node_id: String,
+    pub(crate) sub_id: String,
 }
 
 impl Files {
-    fn server_dir(&self) -> std::path::PathBuf {
+    pub(crate) fn server_dir(&self) -> std::path::PathBuf {
         self.agent_dir.path().join("servers").join(&self.server_id)
     }
 
@@ -97,7 +97,7 @@ impl Files {
 
 /// A Panel with test-game, a node whose Agent serves file transfers on
 /// loopback, an installed test-game server, and a second user.
-async fn files_site(db: &TestDb, disk_mb: u64) -> Files {
+pub(crate) async fn files_site(db: &TestDb, disk_mb: u64) -> Files {
     files_site_on(db, disk_mb, None).await
 }
 

@@ -13,6 +13,7 @@ mod accounts;
 mod agents;
 mod api;
 mod audit_log;
+mod backups;
 mod db;
 mod eggs;
 mod events_v1;

@@ -653,13 +653,13 @@ on_every_database! {
         // What a Panel from before the removal could store: a grant, and
         // the event recording it, naming permissions that are gone.
         let stored: BTreeSet<String> =
-            ["control.stop", "schedule.read", "backup.create"].map(str::to_owned).into();
+            ["control.stop", "schedule.read", "schedule.create"].map(str::to_owned).into();
         subusers::update(&handle, server_id, user_id, &stored, &Actor::system())
             .await
             .expect("stored");
         let live = snapshot(db).await;
         assert_eq!(live["server_subusers"][0]["permissions"],
-            json!(["backup.create", "control.stop", "schedule.read"]));
+            json!(["control.stop", "schedule.create", "schedule.read"]));
 
         // Replay rebuilds the row exactly as stored…
         replay(&handle).await.expect("replay");

@@ -54,12 +54,17 @@ use utoipa::ToSchema;
 
 use super::Subject;
 
+mod backup;
 mod identity;
 mod node;
 mod plugin;
 mod server;
 mod setting;
 
+pub use backup::{
+    BackupCompleted, BackupDeleted, BackupEvent, BackupFailed, BackupLimitSet, BackupLock,
+    BackupStarted, BackupStorageConfigured, BackupStorageEvent, RestoreFinished, RestoreStarted,
+};
 pub use identity::{
     ApiKeyCreated, ApiKeyEvent, ApiKeyRef, IdentityEvent, IdentityLinked, JwtKeyEvent, LinkIssued,
     PasswordChanged, PasswordSet, RecoveryCodeUsed, RecoveryCodes, RoleAssigned, RoleCreated,
@@ -303,6 +308,10 @@ pub enum DomainEvent {
     Subuser(SubuserEvent),
     /// `plugin.*`.
     Plugin(PluginEvent),
+    /// `backup.*`.
+    Backup(BackupEvent),
+    /// `backup-storage.*`.
+    BackupStorage(BackupStorageEvent),
 }
 
 /// Runs `$body` with `$event` bound to the sub-enum value, whatever the
@@ -324,6 +333,8 @@ macro_rules! each_namespace {
             DomainEvent::Server($event) => $body,
             DomainEvent::Subuser($event) => $body,
             DomainEvent::Plugin($event) => $body,
+            DomainEvent::Backup($event) => $body,
+            DomainEvent::BackupStorage($event) => $body,
         }
     };
 }
@@ -353,6 +364,8 @@ from_namespaces!(
     Server(ServerEvent),
     Subuser(SubuserEvent),
     Plugin(PluginEvent),
+    Backup(BackupEvent),
+    BackupStorage(BackupStorageEvent),
 );
 
 /// An event in the three parts the `events` table stores.
@@ -407,6 +420,8 @@ impl DomainEvent {
             ServerEvent::KINDS,
             SubuserEvent::KINDS,
             PluginEvent::KINDS,
+            BackupEvent::KINDS,
+            BackupStorageEvent::KINDS,
         ]
         .into_iter()
         .flatten()
@@ -501,6 +516,10 @@ impl DomainEvent {
             decode(kind, envelope).map(DomainEvent::Subuser)
         } else if known(PluginEvent::KINDS) {
             decode(kind, envelope).map(DomainEvent::Plugin)
+        } else if known(BackupEvent::KINDS) {
+            decode(kind, envelope).map(DomainEvent::Backup)
+        } else if known(BackupStorageEvent::KINDS) {
+            decode(kind, envelope).map(DomainEvent::BackupStorage)
         } else {
             Err(DecodeError::UnknownKind(kind.to_owned()))
         }

@@ -573,6 +573,94 @@ fn one_of_each() -> Vec<DomainEvent> {
             },
         }
         .into(),
+        BackupEvent::Started {
+            subject: server(),
+            data: BackupStarted {
+                backup_id: "bkp_1".into(),
+                name: "before the update".into(),
+                ignored: vec!["*.log".into()],
+                target: "local".into(),
+                node_id: "node_1".into(),
+                at: 1_700_000_000_000_000,
+            },
+        }
+        .into(),
+        BackupEvent::Completed {
+            subject: server(),
+            data: BackupCompleted {
+                backup_id: "bkp_1".into(),
+                sha256: "ab".repeat(32),
+                bytes: 1234,
+                at: 1_700_000_000_000_001,
+            },
+        }
+        .into(),
+        BackupEvent::Failed {
+            subject: server(),
+            data: BackupFailed {
+                backup_id: "bkp_2".into(),
+                reason: "node node_1 went offline".into(),
+                at: 1_700_000_000_000_002,
+            },
+        }
+        .into(),
+        BackupEvent::Deleted {
+            subject: server(),
+            data: BackupDeleted {
+                backup_id: "bkp_2".into(),
+                rotated: true,
+            },
+        }
+        .into(),
+        BackupEvent::LockChanged {
+            subject: server(),
+            data: BackupLock {
+                backup_id: "bkp_1".into(),
+                locked: true,
+            },
+        }
+        .into(),
+        BackupEvent::RestoreStarted {
+            subject: server(),
+            data: RestoreStarted {
+                backup_id: "bkp_1".into(),
+                truncate: true,
+                at: 1_700_000_000_000_003,
+            },
+        }
+        .into(),
+        BackupEvent::RestoreFinished {
+            subject: server(),
+            data: RestoreFinished {
+                backup_id: "bkp_1".into(),
+                ok: false,
+                reason: Some("corrupt".into()),
+                at: 1_700_000_000_000_004,
+            },
+        }
+        .into(),
+        BackupEvent::LimitSet {
+            subject: server(),
+            data: BackupLimitSet { limit: 3 },
+        }
+        .into(),
+        BackupStorageEvent::Configured {
+            subject: Null,
+            data: BackupStorageConfigured {
+                endpoint: "https://s3.example.org".into(),
+                region: "us-east-1".into(),
+                bucket: "backups".into(),
+                prefix: "panel".into(),
+                access_key_id: "AKIA".into(),
+                path_style: true,
+            },
+        }
+        .into(),
+        BackupStorageEvent::Cleared {
+            subject: Null,
+            data: Empty {},
+        }
+        .into(),
     ]
 }
 
