@@ -240,7 +240,7 @@ codes! {
     BackupLimitReached = "backup-limit-reached", CONFLICT, "Backup limit reached";
     /// The backup is locked against deletion.
     BackupLocked = "backup-locked", CONFLICT, "Backup locked";
-    /// The backup is pending or failed: it has no archive to restore or download.
+    /// The backup is pending or failed: it cannot be restored or downloaded, and a pending one cannot be deleted yet.
     BackupNotComplete = "backup-not-complete", CONFLICT, "Backup not complete";
     /// A restore of the server is running.
     BackupBusy = "backup-busy", CONFLICT, "Restore running";

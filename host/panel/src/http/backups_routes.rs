@@ -322,15 +322,7 @@ async fn remove(
             }
         }
         Ok(BackupTarget::Local) => {
-            let connected = state.agents().is_connected(&backup.node_id);
-            if backup.state == backups::state::FAILED && !connected {
-                // A failed backup left no archive behind.
-            } else if !connected {
-                return Err(FilesError::Unanswered(RequestError::NotConnected(
-                    backup.node_id.clone(),
-                ))
-                .into());
-            } else {
+            if state.agents().is_connected(&backup.node_id) {
                 send(
                     state,
                     &backup.node_id,
@@ -343,7 +335,13 @@ async fn remove(
                         },
                     },
                 )?;
+            } else if backup.state != backups::state::FAILED {
+                return Err(FilesError::Unanswered(RequestError::NotConnected(
+                    backup.node_id.clone(),
+                ))
+                .into());
             }
+            // (A failed backup of an offline node left no archive behind.)
         }
         // Storage settings gone: nothing can reach the archive; the row goes.
         Err(_) => {}
@@ -648,6 +646,7 @@ pub(super) async fn restore(
             .into());
         }
     };
+    let node = connected_node(&state, &server)?;
     if !RESTORABLE.contains(&server.state.as_str()) {
         return Err(BackupsError::ServerRunning(server.state.clone()).into());
     }
@@ -657,7 +656,6 @@ pub(super) async fn restore(
     if all.iter().any(Backup::restoring) {
         return Err(BackupsError::Busy.into());
     }
-    let node = connected_node(&state, &server)?;
     let target = target_of(&state, &backup).await?;
     backups::restore_started(
         state.db(),
