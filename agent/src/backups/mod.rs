@@ -250,7 +250,9 @@ impl Backups {
                     if running {
                         Err(Failure::new(
                             BackupErrorCode::Refused,
-                            format!("server {server_id} is running: stop it before restoring a backup"),
+                            format!(
+                                "server {server_id} is running: stop it before restoring a backup"
+                            ),
                         ))
                     } else {
                         self.restore(&server_id, &backup_id, &scope, &target, &sha256, truncate)
@@ -312,7 +314,10 @@ impl Backups {
                 })
                 .await;
                 let written = writer.await.map_err(|e| {
-                    Failure::new(BackupErrorCode::Io, format!("the archive writer failed: {e}"))
+                    Failure::new(
+                        BackupErrorCode::Io,
+                        format!("the archive writer failed: {e}"),
+                    )
                 })?;
                 match (uploaded, written) {
                     (Ok(()), Ok(done)) => Ok(done),
@@ -368,16 +373,14 @@ impl Backups {
                     .metadata()
                     .map_err(|e| Failure::new(BackupErrorCode::Io, e.to_string()))?
                     .len();
-                blocking(move || restore_from(&files, file, len, &label, truncate, &expected))
-                    .await
+                blocking(move || restore_from(&files, file, len, &label, truncate, &expected)).await
             }
             BackupTarget::S3(settings) => {
                 let store = s3::store(settings)?;
                 let key = BackupTarget::object_key(&settings.prefix, server_id, backup_id);
                 let (len, stream) = s3::download(&store, &key).await?;
-                let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(
-                    stream,
-                ));
+                let reader =
+                    tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
                 blocking(move || restore_from(&files, reader, len, &label, truncate, &expected))
                     .await
             }
@@ -430,7 +433,8 @@ async fn blocking(work: impl FnOnce() -> Outcome + Send + 'static) -> Outcome {
 /// Writes the archive to `<path>.part`, syncs it and renames it to `path`.
 fn create_local(dir: &Path, ignore: &IgnoreList, path: &Path) -> Outcome {
     use std::os::unix::fs::DirBuilderExt as _;
-    let io = |what: &str, e: std::io::Error| Failure::new(BackupErrorCode::Io, format!("{what}: {e}"));
+    let io =
+        |what: &str, e: std::io::Error| Failure::new(BackupErrorCode::Io, format!("{what}: {e}"));
     let parent = path
         .parent()
         .ok_or_else(|| Failure::new(BackupErrorCode::Io, "a backup path has no directory"))?;
@@ -452,7 +456,8 @@ fn create_local(dir: &Path, ignore: &IgnoreList, path: &Path) -> Outcome {
 /// Writes the archive to `part`, syncs it and renames it to `path`.
 fn write_file(dir: &Path, ignore: &IgnoreList, part: &Path, path: &Path) -> Outcome {
     use std::os::unix::fs::OpenOptionsExt as _;
-    let io = |what: &str, e: std::io::Error| Failure::new(BackupErrorCode::Io, format!("{what}: {e}"));
+    let io =
+        |what: &str, e: std::io::Error| Failure::new(BackupErrorCode::Io, format!("{what}: {e}"));
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -480,9 +485,9 @@ fn write_to_channel(dir: &Path, ignore: &IgnoreList, chunks: mpsc::Sender<Bytes>
     });
     write_archive(dir, ignore, &mut sink)?;
     let (mut writer, sha256, bytes) = sink.finish();
-    writer.flush().map_err(|e| {
-        Failure::new(BackupErrorCode::Storage, format!("the upload stopped: {e}"))
-    })?;
+    writer
+        .flush()
+        .map_err(|e| Failure::new(BackupErrorCode::Storage, format!("the upload stopped: {e}")))?;
     Ok((sha256, bytes))
 }
 

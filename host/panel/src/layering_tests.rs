@@ -26,7 +26,10 @@ const RULES: &[(&str, &[&str])] = &[
     ("servers", &["crate::http", "crate::agents"]),
     ("agents", &["crate::http"]),
     ("files", &["crate::http"]),
-    ("backups", &["crate::http", "crate::servers", "crate::agents"]),
+    (
+        "backups",
+        &["crate::http", "crate::servers", "crate::agents"],
+    ),
     (
         "plugins",
         &["crate::http", "crate::servers", "crate::agents"],

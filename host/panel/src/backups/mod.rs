@@ -185,10 +185,14 @@ pub enum BackupsError {
     #[error("backup {0} not found")]
     NotFound(String),
     /// The server's limit is 0.
-    #[error("backups are turned off for this server (its backup limit is 0); an administrator can set one with PUT /api/v1/servers/{0}/backup-limit")]
+    #[error(
+        "backups are turned off for this server (its backup limit is 0); an administrator can set one with PUT /api/v1/servers/{0}/backup-limit"
+    )]
     Disabled(String),
     /// At the limit, and every backup is locked.
-    #[error("the server has {limit} backups, its limit, and every one is locked: unlock or delete one first")]
+    #[error(
+        "the server has {limit} backups, its limit, and every one is locked: unlock or delete one first"
+    )]
     LimitReached {
         /// The limit.
         limit: u32,
@@ -287,7 +291,10 @@ pub async fn get(
 /// Database errors.
 pub async fn limit(db: &Database, server_id: &str) -> Result<u32, DbError> {
     let found: Option<i32> = on_pool!(db, |pool| {
-        let mut qb = query_builder(pool, "SELECT max_backups FROM backup_limits WHERE server_id = ");
+        let mut qb = query_builder(
+            pool,
+            "SELECT max_backups FROM backup_limits WHERE server_id = ",
+        );
         qb.push_bind(server_id);
         qb.build_query_scalar::<i32>().fetch_optional(pool).await?
     });
@@ -737,8 +744,7 @@ pub async fn fail_unfinished(
             failed += 1;
         }
         if row.restore_state.as_deref() == Some(state::RUNNING)
-            && restore_finished(db, &row.server_id, &row.id, Some(reason), &Actor::system())
-                .await?
+            && restore_finished(db, &row.server_id, &row.id, Some(reason), &Actor::system()).await?
         {
             failed += 1;
         }

@@ -202,7 +202,11 @@ pub async fn presigned_get(
 ) -> Result<String, BackupsError> {
     let key = BackupTarget::object_key(&target.prefix, server_id, backup_id);
     let url = store(target)?
-        .signed_url(object_store::signer::Method::GET, &ObjectPath::from(key), ttl)
+        .signed_url(
+            object_store::signer::Method::GET,
+            &ObjectPath::from(key),
+            ttl,
+        )
         .await
         .map_err(|e| BackupsError::Storage(e.to_string()))?;
     Ok(url.to_string())

@@ -198,7 +198,10 @@ impl Session {
         let _ = sink.send(Message::Close(None)).await;
         if self.hub.detach(&self.node_id, attached.generation) {
             self.set_online(false).await;
-            let reason = format!("node {} went offline before the Agent reported", self.node_id);
+            let reason = format!(
+                "node {} went offline before the Agent reported",
+                self.node_id
+            );
             if let Err(error) =
                 crate::backups::fail_unfinished(self.state.db(), Some(&self.node_id), &reason).await
             {

@@ -277,10 +277,15 @@ fn connected_node(state: &AppState, server: &Server) -> ApiResult<String> {
 
 /// Where backups go now, and the storage settings if they are in S3.
 async fn current_target(state: &AppState) -> ApiResult<BackupTarget> {
-    Ok(match storage::load(state.db()).await.map_err(BackupsError::from)? {
-        Some((s3, _)) => BackupTarget::S3(s3),
-        None => BackupTarget::Local,
-    })
+    Ok(
+        match storage::load(state.db())
+            .await
+            .map_err(BackupsError::from)?
+        {
+            Some((s3, _)) => BackupTarget::S3(s3),
+            None => BackupTarget::Local,
+        },
+    )
 }
 
 /// The target `backup` was made for.

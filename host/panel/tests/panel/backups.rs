@@ -20,7 +20,13 @@ fn path(site: &Files, rest: &str) -> String {
     format!("/api/v1/servers/{}/backups{rest}", site.server_id)
 }
 
-async fn send(site: &Files, token: &str, method: Method, rest: &str, body: Option<Value>) -> reqwest::Response {
+async fn send(
+    site: &Files,
+    token: &str,
+    method: Method,
+    rest: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
     call(&site.panel, method, &path(site, rest), Some(token), body).await
 }
 
@@ -49,7 +55,11 @@ async fn backup(site: &Files, body: Value) -> Value {
 /// The backup once `ready` holds.
 async fn settled(site: &Files, id: &str, ready: impl Fn(&Value) -> bool) -> Value {
     eventually_within("the Agent's report", Duration::from_secs(60), || async {
-        let backup = json_of(send(site, ADMIN, Method::GET, &format!("/{id}"), None).await, 200).await;
+        let backup = json_of(
+            send(site, ADMIN, Method::GET, &format!("/{id}"), None).await,
+            200,
+        )
+        .await;
         ready(&backup).then_some(backup)
     })
     .await
@@ -190,13 +200,27 @@ async fn each_backup_permission_gates_its_routes_and_other_users_do_not_see_the_
     expect_problem(response, 404, "not-found").await;
 
     let subusers = format!("/api/v1/servers/{}/subusers", site.server_id);
-    let response = call(&site.panel, Method::POST, &subusers, Some(ADMIN), Some(json!({"user_id": site.sub_id, "permissions": ["backup.read"]}))).await;
+    let response = call(
+        &site.panel,
+        Method::POST,
+        &subusers,
+        Some(ADMIN),
+        Some(json!({"user_id": site.sub_id, "permissions": ["backup.read"]})),
+    )
+    .await;
     json_of(response, 201).await;
     let grant = |permissions: Vec<&'static str>| {
         let site = &site;
         let subusers = subusers.clone();
         async move {
-            let response = call(&site.panel, Method::PATCH, &format!("{subusers}/{}", site.sub_id), Some(ADMIN), Some(json!({"permissions": permissions}))).await;
+            let response = call(
+                &site.panel,
+                Method::PATCH,
+                &format!("{subusers}/{}", site.sub_id),
+                Some(ADMIN),
+                Some(json!({"permissions": permissions})),
+            )
+            .await;
             json_of(response, 200).await;
         }
     };
@@ -209,34 +233,69 @@ async fn each_backup_permission_gates_its_routes_and_other_users_do_not_see_the_
     assert_eq!(status(Method::GET, format!("/{id}"), None).await, 200);
     let response = send(&site, SUB, Method::POST, "", Some(json!({}))).await;
     let problem = expect_problem(response, 403, "forbidden").await;
-    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("backup.create")), "{problem:#}");
-    assert_eq!(status(Method::POST, format!("/{id}/download"), None).await, 403);
-    assert_eq!(status(Method::POST, format!("/{id}/restore"), Some(json!({}))).await, 403);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("backup.create")),
+        "{problem:#}"
+    );
+    assert_eq!(
+        status(Method::POST, format!("/{id}/download"), None).await,
+        403
+    );
+    assert_eq!(
+        status(Method::POST, format!("/{id}/restore"), Some(json!({}))).await,
+        403
+    );
     assert_eq!(status(Method::POST, format!("/{id}/lock"), None).await, 403);
     assert_eq!(status(Method::DELETE, format!("/{id}"), None).await, 403);
     // backup.download, backup.delete (lock and delete), backup.create.
     grant(vec!["backup.download"]).await;
-    assert_eq!(status(Method::POST, format!("/{id}/download"), None).await, 200);
+    assert_eq!(
+        status(Method::POST, format!("/{id}/download"), None).await,
+        200
+    );
     assert_eq!(status(Method::GET, String::new(), None).await, 403);
     grant(vec!["backup.delete"]).await;
     assert_eq!(status(Method::POST, format!("/{id}/lock"), None).await, 200);
     assert_eq!(status(Method::POST, format!("/{id}/lock"), None).await, 200);
     grant(vec!["backup.create"]).await;
-    assert_eq!(status(Method::POST, String::new(), Some(json!({"name": "by the subuser"}))).await, 202);
+    assert_eq!(
+        status(
+            Method::POST,
+            String::new(),
+            Some(json!({"name": "by the subuser"}))
+        )
+        .await,
+        202
+    );
     // Only administrators set limits.
-    let response = call(&site.panel, Method::PUT, &format!("/api/v1/servers/{}/backup-limit", site.server_id), Some(SUB), Some(json!({"limit": 100}))).await;
+    let response = call(
+        &site.panel,
+        Method::PUT,
+        &format!("/api/v1/servers/{}/backup-limit", site.server_id),
+        Some(SUB),
+        Some(json!({"limit": 100})),
+    )
+    .await;
     expect_problem(response, 403, "forbidden").await;
     grant(vec!["backup.delete"]).await;
     eventually_within("the subuser's backup", Duration::from_secs(60), || async {
         let list = json_of(send(&site, ADMIN, Method::GET, "", None).await, 200).await;
-        list["items"].as_array().expect("items").iter().all(|b| b["state"] != "pending").then_some(())
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|b| b["state"] != "pending")
+            .then_some(())
     })
     .await;
     assert_eq!(status(Method::DELETE, format!("/{id}"), None).await, 204);
 }
 
 #[tokio::test]
-async fn a_running_restore_or_backup_fails_when_its_node_goes_offline_and_offline_nodes_answer_503() {
+async fn a_running_restore_or_backup_fails_when_its_node_goes_offline_and_offline_nodes_answer_503()
+{
     let db = TestDb::sqlite().await;
     let mut site = files_site(&db, 1000).await;
     set_limit(&site, 5).await;
@@ -265,9 +324,23 @@ async fn a_running_restore_or_backup_fails_when_its_node_goes_offline_and_offlin
     node_online(&site.panel, &site.node_id, false).await;
     let failed = settled(&site, "bkp_inflight", |b| b["state"] != "pending").await;
     assert_eq!(failed["state"], "failed");
-    assert!(failed["failure"].as_str().is_some_and(|f| f.contains("went offline")), "{failed:#}");
+    assert!(
+        failed["failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("went offline")),
+        "{failed:#}"
+    );
     let list = json_of(send(&site, ADMIN, Method::GET, "", None).await, 200).await;
-    assert_eq!(list["items"].as_array().expect("items").iter().filter(|b| b["state"] == "done").count(), 1, "a failed backup is never listed as done");
+    assert_eq!(
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|b| b["state"] == "done")
+            .count(),
+        1,
+        "a failed backup is never listed as done"
+    );
 
     for (method, rest, body) in [
         (Method::POST, String::new(), Some(json!({}))),
@@ -294,17 +367,36 @@ impl Moto {
     async fn start() -> Moto {
         let port = crate::support::free_port();
         let child = std::process::Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("moto's S3 server (pip install 'moto[server]') must be installed for this test");
-        let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
+            .expect(
+                "moto's S3 server (pip install 'moto[server]') must be installed for this test",
+            );
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
         eventually_within("moto to listen", Duration::from_secs(60), || async {
-            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(drop)
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(drop)
         })
         .await;
-        let response = client().put(format!("{}/backups", moto.endpoint)).send().await.expect("a bucket");
+        let response = client()
+            .put(format!("{}/backups", moto.endpoint))
+            .send()
+            .await
+            .expect("a bucket");
         assert!(response.status().is_success(), "{}", response.status());
         moto
     }
@@ -318,7 +410,8 @@ impl Drop for Moto {
 }
 
 #[tokio::test]
-async fn backups_go_to_s3_compatible_storage_with_a_sealed_secret_and_download_from_a_presigned_url() {
+async fn backups_go_to_s3_compatible_storage_with_a_sealed_secret_and_download_from_a_presigned_url()
+ {
     let moto = Moto::start().await;
     let db = TestDb::sqlite().await;
     let site = files_site(&db, 1000).await;
@@ -327,12 +420,33 @@ async fn backups_go_to_s3_compatible_storage_with_a_sealed_secret_and_download_f
         "endpoint": moto.endpoint, "region": "us-east-1", "bucket": "backups", "prefix": "panel-1",
         "accessKeyId": "testing", "secretAccessKey": "moto-secret", "pathStyle": true,
     });
-    let shown = json_of(call(&site.panel, Method::PUT, "/api/v1/backup-storage", Some(ADMIN), Some(storage)).await, 200).await;
+    let shown = json_of(
+        call(
+            &site.panel,
+            Method::PUT,
+            "/api/v1/backup-storage",
+            Some(ADMIN),
+            Some(storage),
+        )
+        .await,
+        200,
+    )
+    .await;
     assert_eq!(shown["hasSecret"], true);
     assert!(!shown.to_string().contains("moto-secret"), "{shown:#}");
     let stored = db.fetch_texts("SELECT secret FROM backup_storage").await;
-    assert!(!stored[0].contains("moto-secret"), "the secret is sealed at rest");
-    let response = call(&site.panel, Method::PUT, "/api/v1/backup-storage", Some(ADMIN), Some(json!({"endpoint": "ftp://x", "region": "", "bucket": "b", "accessKeyId": "k"}))).await;
+    assert!(
+        !stored[0].contains("moto-secret"),
+        "the secret is sealed at rest"
+    );
+    let response = call(
+        &site.panel,
+        Method::PUT,
+        "/api/v1/backup-storage",
+        Some(ADMIN),
+        Some(json!({"endpoint": "ftp://x", "region": "", "bucket": "b", "accessKeyId": "k"})),
+    )
+    .await;
     expect_problem(response, 422, "validation-failed").await;
 
     let dir = site.server_dir();
@@ -340,19 +454,55 @@ async fn backups_go_to_s3_compatible_storage_with_a_sealed_secret_and_download_f
     let done = backup(&site, json!({"name": "to s3"})).await;
     assert_eq!(done["target"], "s3");
     let id = done["id"].as_str().expect("id").to_owned();
-    assert!(!site.agent_dir.path().join("backups").join(&site.server_id).join(format!("{id}.tar.zst")).exists());
+    assert!(
+        !site
+            .agent_dir
+            .path()
+            .join("backups")
+            .join(&site.server_id)
+            .join(format!("{id}.tar.zst"))
+            .exists()
+    );
 
-    let url = json_of(send(&site, ADMIN, Method::POST, &format!("/{id}/download"), None).await, 200).await;
+    let url = json_of(
+        send(&site, ADMIN, Method::POST, &format!("/{id}/download"), None).await,
+        200,
+    )
+    .await;
     let url = url["url"].as_str().expect("url").to_owned();
-    assert!(url.starts_with(&moto.endpoint) && url.contains("X-Amz-Signature"), "{url}");
-    let bytes = client().get(&url).send().await.expect("download").bytes().await.expect("body");
+    assert!(
+        url.starts_with(&moto.endpoint) && url.contains("X-Amz-Signature"),
+        "{url}"
+    );
+    let bytes = client()
+        .get(&url)
+        .send()
+        .await
+        .expect("download")
+        .bytes()
+        .await
+        .expect("body");
     assert_eq!(sha256(&bytes), done["sha256"].as_str().expect("digest"));
 
     std::fs::remove_file(dir.join("level.dat")).expect("deleted");
-    json_of(send(&site, ADMIN, Method::POST, &format!("/{id}/restore"), Some(json!({"truncate": false}))).await, 202).await;
+    json_of(
+        send(
+            &site,
+            ADMIN,
+            Method::POST,
+            &format!("/{id}/restore"),
+            Some(json!({"truncate": false})),
+        )
+        .await,
+        202,
+    )
+    .await;
     let restored = settled(&site, &id, |b| b["restore"]["state"] != "running").await;
     assert_eq!(restored["restore"]["state"], "done", "{restored:#}");
-    assert_eq!(std::fs::read(dir.join("level.dat")).expect("back"), vec![3u8; 100_000]);
+    assert_eq!(
+        std::fs::read(dir.join("level.dat")).expect("back"),
+        vec![3u8; 100_000]
+    );
 
     // Deleting it removes the object from the bucket.
     let response = send(&site, ADMIN, Method::DELETE, &format!("/{id}"), None).await;
