@@ -232,7 +232,7 @@ async fn ignore_patterns_leave_out_what_they_match() {
     );
 
     let failure = node
-        .create("bkp_2", &["a[b"], &BackupTarget::Local)
+        .create("bkp_2", &["[z-a]"], &BackupTarget::Local)
         .await
         .unwrap_err();
     assert_eq!(failure.code, BackupErrorCode::InvalidIgnore, "{failure:?}");
