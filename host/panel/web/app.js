@@ -11,6 +11,7 @@ import { signInPage, linkPage, forcedChangePage, serversPage, createServerPage, 
 import { serverPage } from './server.js';
 import { filesPage } from './files.js';
 import { editorPage } from './editor.js';
+import { backupsPage } from './backups.js';
 import { usersPage, rolesPage, nodesPage, pluginsPage, pluginDetailPage } from './admin.js';
 import { eggsPage } from './eggs.js';
 
@@ -24,6 +25,7 @@ const routes = [
   // `?path=…`: read by the page (a path may hold what a capture would split).
   [/^\/servers\/([^/]+)\/files(?:\?.*)?$/, filesPage],
   [/^\/servers\/([^/]+)\/files\/edit(?:\?.*)?$/, editorPage],
+  [/^\/servers\/([^/]+)\/backups$/, backupsPage],
   [/^\/account(?:\?[^/]*)?$/, accountPage],
   [/^\/audit$/, auditPage],
   [/^\/admin\/users$/, usersPage],

@@ -3,7 +3,8 @@
 // mode and time), multi-select with bulk delete and archive, per-entry
 // actions in a dialog (open, edit, download, rename, copy, permissions,
 // extract, delete), new folders and files, pulls from a URL, and uploads
-// by file input or drag and drop, with a progress bar each.
+// by file input or drag and drop, with a progress bar each; and, when the
+// server's node serves SFTP, the address to sign in to it with.
 //
 // What shows follows the caller's permissions on the server (`file.read`
 // for the tab at all; `file.read-content`, `file.create`, `file.update`,
@@ -195,15 +196,18 @@ export function showProblem(box, error, fields = {}) {
 
 // --------------------------------------------------------- page furniture
 
-/** The server page's sections as tabs, when there is more than one. */
+/**
+ * The server page's sections as tabs, when there is more than one: the
+ * overview, the files (`file.read`) and the backups (`backup.read`).
+ */
 export function serverTabs(id, can, current) {
-  if (!can('file.read')) return null;
-  const tab = (key, href, label) => h('a', {
+  const tabs = [['overview', `#/servers/${seg(id)}`, 'Overview']];
+  if (can('file.read')) tabs.push(['files', filesHref(id, '/'), 'Files']);
+  if (can('backup.read')) tabs.push(['backups', `#/servers/${seg(id)}/backups`, 'Backups']);
+  if (tabs.length < 2) return null;
+  return h('nav', { class: 'tabs', 'aria-label': 'Server sections' }, tabs.map(([key, href, label]) => h('a', {
     href, id: `tab-${key}`, class: 'tab', 'aria-current': current === key ? 'page' : null,
-  }, label);
-  return h('nav', { class: 'tabs', 'aria-label': 'Server sections' },
-    tab('overview', `#/servers/${seg(id)}`, 'Overview'),
-    tab('files', filesHref(id, '/'), 'Files'));
+  }, label)));
 }
 
 /**
@@ -232,6 +236,61 @@ export function filesHead(server, can, dir, file = null) {
     serverTabs(server.id, can, 'files'),
     breadcrumbs(server.id, dir, file),
   ];
+}
+
+// ------------------------------------------------------------------- SFTP
+
+/**
+ * The SFTP address of `server` for the signed-in user, or null when its
+ * node serves no SFTP (`server.sftp` null or absent). The username is
+ * `<user>.<first 8 characters of the id after srv_>`, as the Agent's SFTP
+ * server expects it; an IPv6 host goes in brackets.
+ */
+export function sftpAddress(server, me) {
+  const s = server.sftp;
+  if (!s || !s.host || !s.port) return null;
+  const short = String(server.id).replace(/^srv_/, '').slice(0, 8);
+  const given = s.username || (me && me.user ? me.user.username : '');
+  const user = given.endsWith(`.${short}`) ? given : `${given}.${short}`;
+  const host = s.host.includes(':') && !s.host.startsWith('[') ? `[${s.host}]` : s.host;
+  return `sftp://${encodeURIComponent(user)}@${host}:${s.port}`;
+}
+
+/** Copies `text` to the clipboard; selects `el`'s text when it cannot. */
+async function copyText(text, el) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    const range = document.createRange();
+    range.selectNodeContents(el);
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    try {
+      return document.execCommand('copy');
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** The SFTP box of the files tab, or null. */
+function sftpBox(server, me) {
+  const address = sftpAddress(server, me);
+  if (!address) return null;
+  const shown = h('code', { id: 'files-sftp-address', class: 'wrap' }, address);
+  const copy = h('button', {
+    type: 'button', class: 'small', id: 'files-sftp-copy', 'aria-label': 'Copy the SFTP address',
+    onclick: async () => {
+      const copied = await copyText(address, shown);
+      toast(copied ? 'SFTP address copied' : 'Selected: copy it with Ctrl+C', copied ? 'success' : 'info');
+    },
+  }, 'Copy');
+  return h('div', { class: 'sftp-box', id: 'files-sftp' },
+    h('p', null, h('strong', null, 'SFTP: '), shown, ' ', copy),
+    h('p', { class: 'hint' }, 'Sign in with your Panel password, or with an SSH key from ',
+      h('a', { href: '#/account' }, 'your account'), '.'));
 }
 
 /** A form in a dialog: fields, an error box, submit and Cancel. */
@@ -768,5 +827,5 @@ export async function filesPage(ctx, id) {
     h('div', { class: 'files-selection', role: 'group', 'aria-label': 'Selection' },
       h('label', null, selectAll, 'Select all'), count, deleteSelected, compressSelected),
     listBox);
-  return h('section', null, filesHead(server, can, dir), alert, dropZone);
+  return h('section', null, filesHead(server, can, dir), sftpBox(server, ctx.me), alert, dropZone);
 }

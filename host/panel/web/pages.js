@@ -2,7 +2,7 @@
 // plugin navigation pages.
 
 import { api, get, post, del, seg, saveTokens, ApiError } from './api.js';
-import { h, add, replace, refresh, field, setFieldError, badge, table, alertBox, when, toast } from './dom.js';
+import { h, add, replace, refresh, field, setFieldError, badge, table, alertBox, when, toast, confirmModal } from './dom.js';
 import { pluginWidget } from './plugin-ui.js';
 
 /** Tone of a server or command state. */
@@ -585,6 +585,82 @@ async function apiKeysSection(ctx) {
     }));
 }
 
+/**
+ * The SSH public keys the user signs in to the servers' SFTP with: the
+ * list, adding one (a name and one OpenSSH line), removing one after a
+ * confirmation. The Panel refuses what is not one public key of an
+ * accepted kind, a key the account holds already, and more keys than an
+ * account may hold; its message shows as it says it.
+ */
+async function sshKeysSection() {
+  const section = h('section', { class: 'card', id: 'ssh-keys', 'aria-labelledby': 'ssh-keys-heading' });
+  const heading = h('h2', { id: 'ssh-keys-heading', tabindex: '-1' }, 'SSH keys');
+  const listBox = h('div', { id: 'ssh-key-list' });
+  const listError = h('div', { hidden: true, id: 'ssh-key-list-error' });
+  async function load() {
+    try {
+      const keys = (await get('/account/ssh-keys')).items;
+      showError(listError, null);
+      replace(listBox, keys.length ? table(['Name', 'Fingerprint', 'Added', ''], keys.map((k) => [
+        h('span', { class: 'ssh-key-name' }, k.name),
+        h('code', { class: 'id', title: k.public_key }, k.fingerprint),
+        when(k.created_at),
+        h('button', {
+          type: 'button', class: 'danger small ssh-key-remove', 'data-name': k.name,
+          'data-focus-key': `ssh-key:${k.id}`, 'aria-label': `Remove the SSH key ${k.name}`,
+          onclick: async () => {
+            const yes = await confirmModal(`Remove the SSH key ${k.name}?`, [
+              h('p', null, 'SFTP sign-ins with this key stop working at once.'),
+              h('p', null, h('code', { class: 'id' }, k.fingerprint)),
+            ], 'Remove');
+            if (!yes) return;
+            try {
+              await del(`/account/ssh-keys/${seg(k.id)}`);
+              toast(`Removed the SSH key ${k.name}`, 'success');
+              await load();
+              heading.focus();
+            } catch (error) {
+              showError(listError, error);
+            }
+          },
+        }, 'Remove')])) : h('p', { class: 'muted', id: 'ssh-keys-empty' }, 'No SSH keys.'));
+    } catch (error) {
+      showError(listError, error);
+    }
+  }
+  const name = field('Name', h('input', { name: 'ssh-key-name', maxlength: 128, autocomplete: 'off', placeholder: 'laptop' }));
+  const publicKey = field('Public key', h('textarea', {
+    name: 'public_key', rows: 3, spellcheck: 'false', autocomplete: 'off', class: 'ssh-key-text',
+    placeholder: 'ssh-ed25519 AAAA… you@laptop',
+  }), 'One line in OpenSSH format: the content of your .pub file (such as ~/.ssh/id_ed25519.pub). '
+    + 'ssh-ed25519, ecdsa-sha2-nistp256/384/521 and ssh-rsa of 2048 bits or more are accepted. Never paste the private key.');
+  const box = h('div', { hidden: true, id: 'ssh-key-form-error' });
+  const fields = { name, public_key: publicKey };
+  await load();
+  return add(section, heading,
+    h('p', { class: 'muted' }, 'Sign in to your servers\' files over SFTP with one of these keys, or with your password. '
+      + 'The Files tab of each server shows its SFTP address.'),
+    listError, listBox,
+    form({ id: 'ssh-key-form' }, [name.row, publicKey.row, box,
+      h('button', { type: 'submit', class: 'primary', id: 'ssh-key-submit' }, 'Add key')], async () => {
+      showError(box, null, fields);
+      try {
+        const added = await post('/account/ssh-keys', { name: name.input.value.trim(), public_key: publicKey.input.value.trim() });
+        name.input.value = '';
+        publicKey.input.value = '';
+        toast(`Added the SSH key ${added.name}`, 'success');
+        await load();
+      } catch (error) {
+        showError(box, error, fields);
+        // A refused key is the key field's problem, whatever the code.
+        if (error.code === 'invalid-ssh-key' || error.code === 'ssh-key-exists') {
+          publicKey.input.setAttribute('aria-invalid', 'true');
+          publicKey.input.focus();
+        }
+      }
+    }));
+}
+
 export async function accountPage(ctx) {
   const user = ctx.me.user;
   return h('section', null,
@@ -597,7 +673,8 @@ export async function accountPage(ctx) {
     await linkSection(),
     passwordSection(),
     await totpSection(),
-    await apiKeysSection(ctx));
+    await apiKeysSection(ctx),
+    await sshKeysSection());
 }
 
 /** Linking identities at redirect providers (OpenID Connect) to this account. */

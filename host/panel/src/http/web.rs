@@ -112,6 +112,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../../web/files.js"),
     },
     Asset {
+        name: "backups.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/backups.js"),
+    },
+    Asset {
         name: "editor.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../../web/editor.js"),
