@@ -191,28 +191,29 @@ export async function backupsPage(ctx, id) {
 
   function actions(b, busy) {
     const done = b.state === 'done';
-    const button = (kind, label, attrs) => h('button', {
+    // `verb` names the action for screen readers, with the backup's name.
+    const button = (kind, label, verb, attrs) => h('button', {
       type: 'button',
-      class: `small backup-${kind}${attrs.class ? ` ${attrs.class}` : ''}`,
-      'aria-label': `${label} ${b.name}`,
+      'aria-label': `${verb} ${b.name}`,
       'data-focus-key': `${kind}:${b.id}`,
       ...attrs,
+      class: `small backup-${kind}${attrs.class ? ` ${attrs.class}` : ''}`,
     }, label);
     return [
-      can('backup.download') && done ? button('download', 'Download', {
-        onclick: (event) => download(b, event.currentTarget),
+      can('backup.download') && done ? button('download', 'Download', 'Download', {
+        onclick: () => download(b),
       }) : null,
-      can('backup.restore') && done ? button('restore', 'Restore…', {
+      can('backup.restore') && done ? button('restore', 'Restore…', 'Restore', {
         class: 'tone-warning',
         'aria-haspopup': 'dialog',
         disabled: busy,
         title: busy ? 'A restore of this server is running' : null,
         onclick: (event) => restoreDialog(b, event.currentTarget),
       }) : null,
-      can('backup.delete') ? button('lock', b.locked ? 'Unlock' : 'Lock', {
-        onclick: (event) => toggleLock(b, event.currentTarget),
+      can('backup.delete') ? button('lock', b.locked ? 'Unlock' : 'Lock', b.locked ? 'Unlock' : 'Lock', {
+        onclick: () => toggleLock(b),
       }) : null,
-      can('backup.delete') && b.state !== 'pending' ? button('delete', 'Delete', {
+      can('backup.delete') && b.state !== 'pending' ? button('delete', 'Delete', 'Delete', {
         class: 'danger',
         disabled: b.locked || restoring(b),
         title: b.locked ? 'Locked: unlock it before deleting it' : restoring(b) ? 'It is being restored' : null,
@@ -223,9 +224,25 @@ export async function backupsPage(ctx, id) {
 
   // ---------------------------------------------------------- actions
 
-  async function download(b, opener) {
+  // Requests under way, by action and backup: a second click waits for
+  // the first (the buttons stay enabled, so the keyboard focus stays).
+  const inFlight = new Set();
+  async function once(key, action) {
+    if (inFlight.has(key)) return;
+    inFlight.add(key);
+    try {
+      await action();
+    } finally {
+      inFlight.delete(key);
+    }
+  }
+
+  function download(b) {
+    return once(`download:${b.id}`, () => startDownload(b));
+  }
+
+  async function startDownload(b) {
     showError(alert, null);
-    opener.disabled = true;
     try {
       const answer = await post(path(`/${seg(b.id)}/download`));
       // The Agent (or the bucket) answers as an attachment: the page stays.
@@ -236,23 +253,20 @@ export async function backupsPage(ctx, id) {
       toast(`Downloading ${b.name}`, 'info');
     } catch (error) {
       showProblem(alert, error);
-    } finally {
-      opener.disabled = false;
     }
   }
 
-  async function toggleLock(b, opener) {
-    showError(alert, null);
-    opener.disabled = true;
-    try {
-      const changed = await post(path(`/${seg(b.id)}/lock`));
-      toast(changed.locked ? `Locked ${changed.name}` : `Unlocked ${changed.name}`, 'success');
-      opener.disabled = false;
-      await load(true);
-    } catch (error) {
-      opener.disabled = false;
-      showProblem(alert, error);
-    }
+  function toggleLock(b) {
+    return once(`lock:${b.id}`, async () => {
+      showError(alert, null);
+      try {
+        const changed = await post(path(`/${seg(b.id)}/lock`));
+        toast(changed.locked ? `Locked ${changed.name}` : `Unlocked ${changed.name}`, 'success');
+        await load(true);
+      } catch (error) {
+        showProblem(alert, error);
+      }
+    });
   }
 
   async function deleteBackup(b, opener) {
