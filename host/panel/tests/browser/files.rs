@@ -25,7 +25,7 @@ async fn press(client: &Client, key: &str) {
 }
 
 /// The server's directory on the Agent's disk.
-fn server_dir(world: &World, server_id: &str) -> PathBuf {
+pub(super) fn server_dir(world: &World, server_id: &str) -> PathBuf {
     world
         .agent_dir
         .as_ref()
@@ -37,7 +37,7 @@ fn server_dir(world: &World, server_id: &str) -> PathBuf {
 
 /// Creates a test-game server with `disk_mb` of disk and waits until its
 /// install finished (its directory is on the Agent then).
-async fn installed_server(world: &World, name: &str, disk_mb: u64) -> String {
+pub(super) async fn installed_server(world: &World, name: &str, disk_mb: u64) -> String {
     let server = call(
         &world.panel,
         "POST",
@@ -137,7 +137,7 @@ async fn choose_upload(client: &Client, file: &std::path::Path) {
 }
 
 /// What has the keyboard focus: its id, else its label, else its text.
-async fn focused(client: &Client) -> String {
+pub(super) async fn focused(client: &Client) -> String {
     client
         .execute(
             "const e = document.activeElement;

@@ -41,6 +41,7 @@ use support::{
     publish_signed, start_agent, start_container_agent, wrong_code,
 };
 
+mod backups;
 mod files;
 
 const ADMIN_PASSWORD: &str = "Correct-Horse-Battery-42";
