@@ -186,7 +186,7 @@ export async function backupsPage(ctx, id) {
       cell('Created', when(b.createdAt)),
       cell('Completed', b.completedAt ? when(b.completedAt) : '—'),
       cell('Last restore', restoreCell(b)),
-      h('td', { class: 'actions', 'data-label': '' }, actions(b, busy)));
+      h('td', { class: 'backup-actions', 'data-label': '' }, h('div', { class: 'row-actions' }, actions(b, busy))));
   }
 
   function actions(b, busy) {
