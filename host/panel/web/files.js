@@ -275,9 +275,9 @@ async function copyText(text, el) {
   }
 }
 
-/** The SFTP box of the files tab, or null. */
-function sftpBox(server, me) {
-  const address = sftpAddress(server, me);
+/** The SFTP box of the files tab, or null (no SFTP, or no `file.sftp`). */
+function sftpBox(server, can, me) {
+  const address = can('file.sftp') ? sftpAddress(server, me) : null;
   if (!address) return null;
   const shown = h('code', { id: 'files-sftp-address', class: 'wrap' }, address);
   const copy = h('button', {
@@ -289,8 +289,8 @@ function sftpBox(server, me) {
   }, 'Copy');
   return h('div', { class: 'sftp-box', id: 'files-sftp' },
     h('p', null, h('strong', null, 'SFTP: '), shown, ' ', copy),
-    h('p', { class: 'hint' }, 'Sign in with your Panel password, or with an SSH key from ',
-      h('a', { href: '#/account' }, 'your account'), '.'));
+    h('p', { class: 'hint' }, 'Sign in with an SSH key from ', h('a', { href: '#/account' }, 'your account'),
+      ', or with your Panel password (not when two-factor authentication is on).'));
 }
 
 /** A form in a dialog: fields, an error box, submit and Cancel. */
@@ -827,5 +827,5 @@ export async function filesPage(ctx, id) {
     h('div', { class: 'files-selection', role: 'group', 'aria-label': 'Selection' },
       h('label', null, selectAll, 'Select all'), count, deleteSelected, compressSelected),
     listBox);
-  return h('section', null, filesHead(server, can, dir), sftpBox(server, ctx.me), alert, dropZone);
+  return h('section', null, filesHead(server, can, dir), sftpBox(server, can, ctx.me), alert, dropZone);
 }
