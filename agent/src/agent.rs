@@ -306,7 +306,16 @@ impl<R: ServerRuntime> Agent<R> {
             Action::Stop => self.runtime.stop(server).await,
             Action::Restart(spec) => self.runtime.restart(server, spec).await,
             Action::Kill => self.runtime.kill(server).await,
-            Action::Delete => self.runtime.delete(server).await,
+            Action::Delete => match self.runtime.delete(server).await {
+                // Its local backups go with it (the Panel deletes S3 ones).
+                Ok(()) => {
+                    if let Err(error) = self.backups.forget_server(server).await {
+                        tracing::warn!(server, %error, "could not delete a deleted server's backups");
+                    }
+                    Ok(())
+                }
+                Err(error) => Err(error),
+            },
             Action::ConsoleInput(input) => self.runtime.console_input(server, &input.line).await,
         };
         match result {

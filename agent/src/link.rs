@@ -226,6 +226,8 @@ pub struct LinkConfig {
     /// Where browsers reach this Agent's file transfers, sent in every
     /// hello when it serves them.
     pub files_url: Option<String>,
+    /// The port SFTP is served on, sent in every hello when it is.
+    pub sftp_port: Option<u16>,
 }
 
 impl LinkConfig {
@@ -260,6 +262,7 @@ impl LinkConfig {
             capabilities: Vec::new(),
             host_address: None,
             files_url: None,
+            sftp_port: None,
         })
     }
 
@@ -406,6 +409,7 @@ async fn session<R: ServerRuntime>(
         capabilities: (!config.capabilities.is_empty()).then(|| config.capabilities.clone()),
         host_address: config.host_address.clone(),
         files_url: config.files_url.clone(),
+        sftp_port: config.sftp_port,
     };
     if let Err(why) = send(&mut socket, &hello).await {
         return Ended::Lost(why);

@@ -403,6 +403,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
                 crate::sftp::serve(listener, key, &data_dir, sftp_auth, changes).await;
             });
             tracing::info!(%bound, "serving SFTP");
+            link_config.sftp_port = Some(bound.port());
             (Some(task), Some(bound))
         }
     };

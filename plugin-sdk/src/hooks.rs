@@ -31,12 +31,12 @@
 use crate::bindings::exports::ctrl_alt_play::plugin::hooks;
 use crate::types::{PluginError, lookup};
 
-#[cfg(feature = "api-0-2")]
-pub use hooks::FileInfo;
 pub use hooks::{
     Actor, ConsoleInfo, Event, EventKind, NodeInfo, Payload, PluginRef, ScheduleInfo, ServerInfo,
     UserInfo, Verdict,
 };
+#[cfg(feature = "api-0-2")]
+pub use hooks::{BackupInfo, FileInfo};
 
 /// Before- and after-hooks: the `hooks` export of the WIT API.
 ///
@@ -65,7 +65,7 @@ pub trait Hooks: Send + Sync {
 const KINDS: usize = 28;
 /// How many event kinds the API version the SDK targets has.
 #[cfg(feature = "api-0-2")]
-const KINDS: usize = 30;
+const KINDS: usize = 34;
 
 /// Dotted names, in the order of the WIT enum.
 const NAMES: [(EventKind, &str); KINDS] = [
@@ -101,11 +101,19 @@ const NAMES: [(EventKind, &str); KINDS] = [
     (EventKind::UserInvite, "user.invite"),
     #[cfg(feature = "api-0-2")]
     (EventKind::FileWrite, "file.write"),
+    #[cfg(feature = "api-0-2")]
+    (EventKind::BackupCreate, "backup.create"),
+    #[cfg(feature = "api-0-2")]
+    (EventKind::BackupComplete, "backup.complete"),
+    #[cfg(feature = "api-0-2")]
+    (EventKind::BackupRestore, "backup.restore"),
+    #[cfg(feature = "api-0-2")]
+    (EventKind::BackupDelete, "backup.delete"),
 ];
 
 impl EventKind {
     /// Every event kind, in the order of the WIT enum (28 in API 0.1.0;
-    /// 0.2.0 adds `user.invite` and `file.write`).
+    /// 0.2.0 adds `user.invite`, `file.write` and the four `backup.*` kinds).
     ///
     /// ```
     /// use cap_plugin_sdk::hooks::EventKind;

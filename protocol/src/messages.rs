@@ -284,6 +284,11 @@ pub enum AgentMessage {
         /// no file transfers, and from older Agents.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         files_url: Option<String>,
+        /// The port the Agent serves SFTP on (`--sftp-listen`), which the
+        /// Panel shows users beside the node's host. Absent when the Agent
+        /// serves no SFTP, and from older Agents.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sftp_port: Option<u16>,
     },
     /// Sent every `heartbeatSeconds`.
     Heartbeat {

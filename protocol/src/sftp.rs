@@ -21,8 +21,11 @@
 //!   the client's signature; the Panel parses the key itself and computes
 //!   the fingerprint it looks up, so a malformed key never matches.
 //! - **The username's server part is short.** Server ids are `srv_` and 32
-//!   hex digits; the username carries the first 8 hex digits after the
-//!   prefix (as Pterodactyl's `username.uuidShort` does), or the whole id.
+//!   hex digits; the username carries their *last* 8 hex digits (as
+//!   Pterodactyl's `username.uuidShort` carries 8 of a UUID), or the whole
+//!   id. Not the first 8: ids are UUIDv7, whose first digits are a clock
+//!   that servers created within a minute share; the last 8 are random. A
+//!   short form two servers of a node share is refused as ambiguous.
 //!   Panel usernames may contain dots, server parts never do, so the name
 //!   splits at its *last* dot.
 
@@ -30,15 +33,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::files::FileScope;
 
-/// How many characters of the server id (after its `srv_` prefix) the
-/// username's server part has.
+/// How many characters of the server id (its last ones) the username's
+/// server part has.
 pub const SERVER_SHORT_LEN: usize = 8;
 
 /// The prefix of every server id.
 pub const SERVER_ID_PREFIX: &str = "srv_";
 
 /// An SFTP username, split: `alice.0a1b2c3d` is user `alice` on the server
-/// whose id starts with `srv_0a1b2c3d`.
+/// whose id ends with `0a1b2c3d`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SftpUsername {
     /// The Panel username.
@@ -82,13 +85,21 @@ impl SftpUsername {
         })
     }
 
-    /// The prefix every id of the named server starts with (`srv_0a1b2c3d`),
-    /// or the whole id.
-    pub fn server_id_prefix(&self) -> String {
-        if self.server.starts_with(SERVER_ID_PREFIX) {
-            self.server.clone()
+    /// Whether server id `id` is the one named: the whole id, or an id
+    /// ending with the short form.
+    ///
+    /// ```
+    /// use cap_protocol::sftp::SftpUsername;
+    /// let name = SftpUsername::parse("bob.89abcdef").unwrap();
+    /// assert!(name.names("srv_0123456789abcdef0123456789abcdef"));
+    /// assert!(!name.names("srv_89abcdef0123456789abcdef01234567"));
+    /// ```
+    pub fn names(&self, id: &str) -> bool {
+        if self.is_whole_id() {
+            id == self.server
         } else {
-            format!("{SERVER_ID_PREFIX}{}", self.server)
+            id.strip_prefix(SERVER_ID_PREFIX)
+                .is_some_and(|rest| rest.len() > SERVER_SHORT_LEN && rest.ends_with(&self.server))
         }
     }
 
@@ -103,16 +114,18 @@ impl SftpUsername {
 /// ```
 /// assert_eq!(
 ///     cap_protocol::sftp::sftp_username("alice", "srv_0a1b2c3d4e5f"),
-///     "alice.0a1b2c3d"
+///     "alice.2c3d4e5f"
 /// );
 /// ```
 pub fn sftp_username(user: &str, server_id: &str) -> String {
-    let short: String = server_id
+    let id = server_id
         .strip_prefix(SERVER_ID_PREFIX)
-        .unwrap_or(server_id)
-        .chars()
-        .take(SERVER_SHORT_LEN)
-        .collect();
+        .unwrap_or(server_id);
+    let short = id
+        .char_indices()
+        .rev()
+        .nth(SERVER_SHORT_LEN - 1)
+        .map_or(id, |(at, _)| &id[at..]);
     format!("{user}.{short}")
 }
 
@@ -263,7 +276,8 @@ mod tests {
         let name = SftpUsername::parse("a.b.c.deadbeef").expect("parses");
         assert_eq!(name.user, "a.b.c");
         assert_eq!(name.server, "deadbeef");
-        assert_eq!(name.server_id_prefix(), "srv_deadbeef");
+        assert!(name.names("srv_000000000000000000000000deadbeef"));
+        assert!(!name.names("srv_deadbeef000000000000000000000000"));
         assert!(!name.is_whole_id());
     }
 
@@ -271,7 +285,8 @@ mod tests {
     fn a_whole_server_id_is_accepted_as_the_server_part() {
         let id = "srv_0123456789abcdef0123456789abcdef";
         let name = SftpUsername::parse(&format!("bob.{id}")).expect("parses");
-        assert_eq!(name.server_id_prefix(), id);
+        assert!(name.names(id));
+        assert!(!name.names("srv_0123456789abcdef0123456789abcdee"));
         assert!(name.is_whole_id());
     }
 
@@ -296,12 +311,12 @@ mod tests {
     }
 
     #[test]
-    fn the_username_for_a_server_takes_eight_hex_digits_after_the_prefix() {
+    fn the_username_for_a_server_takes_its_last_eight_hex_digits() {
         let id = "srv_0123456789abcdef0123456789abcdef";
         let name = sftp_username("alice", id);
-        assert_eq!(name, "alice.01234567");
+        assert_eq!(name, "alice.89abcdef");
         let parsed = SftpUsername::parse(&name).expect("parses");
-        assert!(id.starts_with(&parsed.server_id_prefix()));
+        assert!(parsed.names(id));
     }
 
     #[test]

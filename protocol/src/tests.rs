@@ -62,6 +62,7 @@ fn every_agent_message() -> Vec<AgentMessage> {
             capabilities: Some(vec!["container".into(), "os-linux".into()]),
             host_address: Some("10.88.0.1".into()),
             files_url: Some("https://node1.example.com:8443".into()),
+            sftp_port: Some(2022),
         },
         AgentMessage::FileResponse(crate::files::FileResponse {
             request_id: "frq_1".into(),
@@ -224,6 +225,7 @@ fn a_hello_from_an_agent_older_than_capabilities_still_reads() {
             AgentMessage::Hello {
                 capabilities: None,
                 host_address: None,
+                sftp_port: None,
                 ..
             }
         ),

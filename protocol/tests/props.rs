@@ -310,9 +310,18 @@ fn agent_message() -> impl Strategy<Value = AgentMessage> {
             prop::option::of(prop::collection::vec(text(), 0..3)),
             prop::option::of(text()),
             prop::option::of(text()),
+            prop::option::of(any::<u16>()),
         )
             .prop_map(
-                |(node_id, agent_version, servers, capabilities, host_address, files_url)| {
+                |(
+                    node_id,
+                    agent_version,
+                    servers,
+                    capabilities,
+                    host_address,
+                    files_url,
+                    sftp_port,
+                )| {
                     AgentMessage::Hello {
                         node_id,
                         agent_version,
@@ -320,6 +329,7 @@ fn agent_message() -> impl Strategy<Value = AgentMessage> {
                         capabilities,
                         host_address,
                         files_url,
+                        sftp_port,
                     }
                 }
             ),

@@ -182,6 +182,30 @@ impl Backups {
         })
     }
 
+    /// Deletes every local backup of `server_id`, once a backup or restore
+    /// running for it ended: the server was deleted, and its backups go
+    /// with it.
+    ///
+    /// # Errors
+    ///
+    /// The file system's, naming the folder.
+    pub async fn forget_server(&self, server_id: &str) -> std::io::Result<()> {
+        if !is_safe_id(server_id) {
+            return Ok(());
+        }
+        let lock = self.lock(server_id);
+        let _running = lock.lock().await;
+        let dir = self.backups_dir.join(server_id);
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(std::io::Error::new(
+                e.kind(),
+                format!("cannot delete {}: {e}", dir.display()),
+            )),
+        }
+    }
+
     fn server_dir(&self, server_id: &str) -> Result<PathBuf, Failure> {
         let dir = self.servers_dir.join(server_id);
         if is_safe_id(server_id) && dir.is_dir() {

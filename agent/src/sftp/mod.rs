@@ -3,8 +3,8 @@
 //! default).
 //!
 //! A client signs in as `<panel username>.<server>`
-//! ([`cap_protocol::sftp::SftpUsername`]: the first 8 hex digits of the
-//! server id after `srv_`, or the whole id) with a password or a public
+//! ([`cap_protocol::sftp::SftpUsername`]: the last 8 hex digits of the
+//! server id, or the whole id) with a password or a public
 //! key, and lands in that server's directory, `/` being the directory
 //! itself.
 //!

@@ -402,6 +402,7 @@ async fn commands_survive_a_cut_connection_and_run_exactly_once() {
         capabilities: vec!["native-process".into(), "os-linux".into()],
         host_address: runtime.host_address().await,
         files_url: None,
+        sftp_port: Some(2022),
     };
     let (stop_link, shutdown) = watch::channel(false);
     let link = tokio::spawn(link::run(link_config, agent, events_rx, results, shutdown));
@@ -410,10 +411,11 @@ async fn commands_survive_a_cut_connection_and_run_exactly_once() {
     let mut socket = next_connection(&mut connections).await;
     let hello = receive(&mut socket).await;
     assert!(
-        matches!(&hello, AgentMessage::Hello { node_id, servers, capabilities, host_address, .. }
+        matches!(&hello, AgentMessage::Hello { node_id, servers, capabilities, host_address, sftp_port, .. }
             if node_id == "node-7" && servers.is_empty()
                 && capabilities.as_deref() == Some(&["native-process".to_owned(), "os-linux".to_owned()][..])
-                && host_address.as_deref() == Some("127.0.0.1")),
+                && host_address.as_deref() == Some("127.0.0.1")
+                && *sftp_port == Some(2022)),
         "every hello says what the node can run and where its servers reach the host: {hello:?}"
     );
     send(

@@ -242,16 +242,14 @@ export function filesHead(server, can, dir, file = null) {
 
 /**
  * The SFTP address of `server` for the signed-in user, or null when its
- * node serves no SFTP (`server.sftp` null or absent). The username is
- * `<user>.<first 8 characters of the id after srv_>`, as the Agent's SFTP
- * server expects it; an IPv6 host goes in brackets.
+ * node serves no SFTP (its `sftp` field null or absent). The username is
+ * the Panel's (`<user>.<last 8 hex digits of the id>`, as the Agent's
+ * SFTP server expects it); an IPv6 host goes in brackets.
  */
-export function sftpAddress(server, me) {
+export function sftpAddress(server) {
   const s = server.sftp;
-  if (!s || !s.host || !s.port) return null;
-  const short = String(server.id).replace(/^srv_/, '').slice(0, 8);
-  const given = s.username || (me && me.user ? me.user.username : '');
-  const user = given.endsWith(`.${short}`) ? given : `${given}.${short}`;
+  if (!s || !s.host || !s.port || !s.username) return null;
+  const user = s.username;
   const host = s.host.includes(':') && !s.host.startsWith('[') ? `[${s.host}]` : s.host;
   return `sftp://${encodeURIComponent(user)}@${host}:${s.port}`;
 }
@@ -277,7 +275,7 @@ async function copyText(text, el) {
 
 /** The SFTP box of the files tab, or null (no SFTP, or no `file.sftp`). */
 function sftpBox(server, can, me) {
-  const address = can('file.sftp') ? sftpAddress(server, me) : null;
+  const address = can('file.sftp') ? sftpAddress(server) : null;
   if (!address) return null;
   const shown = h('code', { id: 'files-sftp-address', class: 'wrap' }, address);
   const copy = h('button', {

@@ -26,7 +26,7 @@ use crate::plugin::Plugin;
 
 impl EventKind {
     /// Every event kind.
-    pub const ALL: [EventKind; 30] = [
+    pub const ALL: [EventKind; 34] = [
         EventKind::UserCreate,
         EventKind::UserUpdate,
         EventKind::UserDelete,
@@ -57,6 +57,10 @@ impl EventKind {
         EventKind::ScheduleTick,
         EventKind::UserInvite,
         EventKind::FileWrite,
+        EventKind::BackupCreate,
+        EventKind::BackupComplete,
+        EventKind::BackupRestore,
+        EventKind::BackupDelete,
     ];
 
     /// The manifest name, e.g. `server.create`.
@@ -92,6 +96,10 @@ impl EventKind {
             EventKind::ScheduleTick => "schedule.tick",
             EventKind::UserInvite => "user.invite",
             EventKind::FileWrite => "file.write",
+            EventKind::BackupCreate => "backup.create",
+            EventKind::BackupComplete => "backup.complete",
+            EventKind::BackupRestore => "backup.restore",
+            EventKind::BackupDelete => "backup.delete",
         }
     }
 
@@ -100,7 +108,12 @@ impl EventKind {
     /// is refused) nor receive it.
     pub fn since_minor(self) -> u64 {
         match self {
-            EventKind::UserInvite | EventKind::FileWrite => 2,
+            EventKind::UserInvite
+            | EventKind::FileWrite
+            | EventKind::BackupCreate
+            | EventKind::BackupComplete
+            | EventKind::BackupRestore
+            | EventKind::BackupDelete => 2,
             _ => 1,
         }
     }

@@ -108,6 +108,7 @@ fn subject(event: &Event) -> &str {
         Payload::Console(console) => &console.server_id,
         Payload::Schedule(schedule) => &schedule.name,
         Payload::File(file) => &file.server_id,
+        Payload::Backup(backup) => &backup.id,
     }
 }
 

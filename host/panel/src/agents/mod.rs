@@ -196,6 +196,8 @@ pub struct NodeStatus {
     pub agent_version: Option<String>,
     /// Where browsers reach the Agent's file transfers, from its hello.
     pub files_url: Option<String>,
+    /// The port the Agent serves SFTP on, from its hello.
+    pub sftp_port: Option<u16>,
 }
 
 struct Session {
@@ -374,6 +376,7 @@ impl AgentHub {
                     health: None,
                     agent_version: None,
                     files_url: None,
+                    sftp_port: None,
                 },
             },
         );

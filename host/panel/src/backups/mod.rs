@@ -40,10 +40,19 @@
 //! - **Save commands** (`save-off`/`save-on` around a backup of a running
 //!   server) are carried by the protocol, but no game type declares them
 //!   yet; until one does, running servers are archived as they are.
+//! - **A deleted server's backups go with it** ([`forget_server`]): its
+//!   Agent deletes the local archives with the server's directory, the
+//!   Panel the S3 ones and the rows. A reinstall keeps them.
+//! - **Hooks (API 0.2.0).** `backup.create`, `backup.restore` and
+//!   `backup.delete` go past the before-hooks before anything is recorded
+//!   or sent (a rotation's deletes too, so a veto there refuses the new
+//!   backup); `backup.complete` tells after-hooks how a backup ended
+//!   ([`record_report`] returns the backup for that).
 
 pub mod storage;
 
 use cap_protocol::backups::{BackupReport, BackupResult};
+use cap_runtime::api::{BackupInfo, Payload};
 use time::OffsetDateTime;
 
 use crate::db::domain::{
@@ -567,6 +576,52 @@ pub async fn delete(
     }))
 }
 
+/// Forgets the backups of deleted server `server_id`: its S3 archives
+/// are deleted from the bucket (the Agent deleted its local ones with the
+/// server), then its rows and its limit. Best effort past the rows: an
+/// archive the bucket refuses to delete is logged and left.
+///
+/// # Errors
+///
+/// Database errors.
+pub async fn forget_server(db: &Database, server_id: &str) -> Result<usize, DbError> {
+    let backups = list(db, server_id).await?;
+    if backups
+        .iter()
+        .any(|b| b.target == "s3" && b.state != state::FAILED)
+    {
+        match storage::load(db).await? {
+            Some((target, _)) => {
+                for backup in backups
+                    .iter()
+                    .filter(|b| b.target == "s3" && b.state != state::FAILED)
+                {
+                    if let Err(error) = storage::delete_object(&target, server_id, &backup.id).await
+                    {
+                        tracing::warn!(server = server_id, backup = %backup.id, %error, "could not delete a deleted server's backup from the bucket");
+                    }
+                }
+            }
+            None => {
+                tracing::warn!(
+                    server = server_id,
+                    "a deleted server's S3 backups are left in the bucket: no storage settings remain"
+                );
+            }
+        }
+    }
+    let system = Actor::system();
+    for backup in &backups {
+        delete(db, server_id, &backup.id, false, &system).await?;
+    }
+    on_pool!(db, |pool| {
+        let mut qb = query_builder(pool, "DELETE FROM backup_limits WHERE server_id = ");
+        qb.push_bind(server_id);
+        qb.build().execute(pool).await?;
+    });
+    Ok(backups.len())
+}
+
 /// Locks or unlocks the backup.
 ///
 /// # Errors
@@ -752,10 +807,27 @@ pub async fn fail_unfinished(
     Ok(failed)
 }
 
+/// The hook payload (API 0.2.0) describing `backup`.
+pub fn hook_payload(backup: &Backup) -> Payload {
+    Payload::Backup(BackupInfo {
+        server_id: backup.server_id.clone(),
+        id: backup.id.clone(),
+        name: backup.name.clone(),
+        state: backup.state.clone(),
+        size_bytes: (backup.state == state::DONE).then_some(backup.bytes),
+        sha256: backup.sha256.clone(),
+        reason: backup.failure.clone(),
+        locked: backup.locked,
+    })
+}
+
 /// Records what node `node_id`'s Agent reported about a backup: a create
 /// makes it done or failed, a restore ends its restore, a failed delete
 /// is logged (the row is gone already). Reports about backups of other
 /// nodes, and late ones, are ignored.
+///
+/// Returns the backup as it is now when a create ended here (done or
+/// failed), for the `backup.complete` after-hooks.
 ///
 /// # Errors
 ///
@@ -764,7 +836,7 @@ pub async fn record_report(
     db: &Database,
     node_id: &str,
     report: BackupReport,
-) -> Result<(), DbError> {
+) -> Result<Option<Backup>, DbError> {
     let BackupReport {
         backup_id,
         server_id,
@@ -775,21 +847,27 @@ pub async fn record_report(
         if let BackupResult::Failed { reason, .. } = &result {
             tracing::warn!(backup = %backup_id, server = %server_id, %op, %reason, "a backup operation failed on the Agent");
         }
-        return Ok(());
+        return Ok(None);
     };
     if backup.node_id != node_id {
         tracing::warn!(backup = %backup_id, node = %node_id, "a node reported on a backup it does not hold; ignored");
-        return Ok(());
+        return Ok(None);
     }
     let system = Actor::system();
     match (op.as_str(), result) {
         ("create", BackupResult::Ok { sha256, bytes }) => {
             if !complete(db, &server_id, &backup_id, &sha256, bytes).await? {
                 tracing::info!(backup = %backup_id, state = %backup.state, "a late backup report was ignored");
+                return Ok(None);
             }
+            return get(db, &server_id, &backup_id).await;
         }
         ("create", BackupResult::Failed { reason, .. }) => {
+            if backup.state != state::PENDING {
+                return Ok(None);
+            }
             fail(db, &server_id, &backup_id, &reason, &system).await?;
+            return get(db, &server_id, &backup_id).await;
         }
         ("restore", BackupResult::Ok { .. }) => {
             restore_finished(db, &server_id, &backup_id, None, &system).await?;
@@ -802,5 +880,5 @@ pub async fn record_report(
         }
         _ => {}
     }
-    Ok(())
+    Ok(None)
 }

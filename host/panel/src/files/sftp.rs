@@ -73,7 +73,7 @@ async fn check(
 ) -> Result<SftpDecision, String> {
     let identity = identity.ok_or("sign-ins are not configured on this Panel")?;
     let name = SftpUsername::parse(&request.username).ok_or_else(|| {
-        "the username is not `<panel username>.<first 8 hex digits of the server id>`".to_owned()
+        "the username is not `<panel username>.<last 8 hex digits of the server id>`".to_owned()
     })?;
     let limits = identity.options().rate_limits;
     let limited = |_| "too many sign-in attempts; try again later".to_owned();
@@ -103,19 +103,12 @@ async fn check(
     if user.must_change_password {
         return Err("the user must set a new password on the Panel first".into());
     }
-    let prefix = name.server_id_prefix();
     let matching: Vec<String> = server::states_on_node(db, node_id)
         .await
         .map_err(db_error)?
         .into_iter()
         .map(|(id, _)| id)
-        .filter(|id| {
-            if name.is_whole_id() {
-                *id == prefix
-            } else {
-                id.starts_with(&prefix)
-            }
-        })
+        .filter(|id| name.names(id))
         .collect();
     let server_id = match matching.as_slice() {
         [one] => one.clone(),

@@ -228,6 +228,7 @@ impl Session {
             capabilities,
             host_address,
             files_url,
+            sftp_port,
         } = hello
         else {
             return "the first message was not a hello";
@@ -239,6 +240,7 @@ impl Session {
         self.hub.touch(&self.node_id, |s| {
             s.agent_version = Some(agent_version);
             s.files_url = files_url;
+            s.sftp_port = sftp_port;
         });
         match self.state.file_grants() {
             Ok(signer) => {
@@ -307,11 +309,15 @@ impl Session {
                 capabilities,
                 host_address,
                 files_url,
+                sftp_port,
                 ..
             } => {
                 self.take_capabilities(capabilities).await;
                 self.host_address = host_address;
-                self.hub.touch(&self.node_id, |s| s.files_url = files_url);
+                self.hub.touch(&self.node_id, |s| {
+                    s.files_url = files_url;
+                    s.sftp_port = sftp_port;
+                });
                 if let Err(error) = self.reconcile(&servers).await {
                     tracing::warn!(node = %self.node_id, %error, "could not reconcile");
                 }
@@ -332,11 +338,23 @@ impl Session {
             }
             AgentMessage::SftpAuth(request) => self.sftp_auth(request),
             AgentMessage::BackupDone(report) => {
-                if self.owns(&report.server_id).await
-                    && let Err(error) =
-                        crate::backups::record_report(self.state.db(), &self.node_id, report).await
-                {
-                    tracing::warn!(node = %self.node_id, %error, "could not record a backup's outcome");
+                if self.owns(&report.server_id).await {
+                    match crate::backups::record_report(self.state.db(), &self.node_id, report)
+                        .await
+                    {
+                        Ok(Some(ended)) => hooks::spawn_after(
+                            self.state.plugins(),
+                            hooks::event(
+                                EventKind::BackupComplete,
+                                crate::backups::hook_payload(&ended),
+                                &Actor::system(),
+                            ),
+                        ),
+                        Ok(None) => {}
+                        Err(error) => {
+                            tracing::warn!(node = %self.node_id, %error, "could not record a backup's outcome");
+                        }
+                    }
                 }
             }
             AgentMessage::Ack { command_id } => {
@@ -365,6 +383,15 @@ impl Session {
                         {
                             self.servers.remove(&command.server_id);
                             self.hub.forget_console(&command.server_id);
+                            let db = self.state.db().clone();
+                            let server_id = command.server_id.clone();
+                            tokio::spawn(async move {
+                                if let Err(error) =
+                                    crate::backups::forget_server(&db, &server_id).await
+                                {
+                                    tracing::warn!(server = %server_id, %error, "could not forget a deleted server's backups");
+                                }
+                            });
                         }
                     }
                     Err(ServersError::Conflict { .. } | ServersError::NotFound(_)) => {}

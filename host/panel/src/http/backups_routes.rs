@@ -45,8 +45,10 @@ use crate::agents::RequestError;
 use crate::backups::{self, Backup, BackupsError, NewBackup, storage};
 use crate::files::{self, FilesError, GRANT_TTL};
 use crate::identity::permissions::{Gate, Permission};
+use crate::plugins::hooks;
 use crate::servers::server::Server;
 use crate::servers::{ServersError, new_id};
+use cap_runtime::api::{BackupInfo, EventKind, Payload};
 
 /// Longest backup name, in characters.
 pub const MAX_NAME: usize = 191;
@@ -479,6 +481,7 @@ pub(super) async fn create(
         .map_err(BackupsError::from)?;
     let counted = existing.iter().filter(|b| b.counts()).count();
     let excess = (counted + 1).saturating_sub(limit as usize);
+    let mut rotated: Vec<Backup> = Vec::new();
     if excess > 0 {
         let removable: Vec<&Backup> = existing
             .iter()
@@ -489,15 +492,42 @@ pub(super) async fn create(
         if removable.len() < excess {
             return Err(BackupsError::LimitReached { limit }.into());
         }
-        for backup in removable {
-            remove(&state, &auth, &server, backup, true).await?;
-        }
+        rotated = removable.into_iter().cloned().collect();
     }
     let target = current_target(&state).await?;
+    // Every before-hook answers before anything changes: the new backup's,
+    // then each rotated-out backup's delete.
+    let backup_id = new_id("bkp");
+    let created = hooks::run_before(
+        state.plugins(),
+        hooks::event(
+            EventKind::BackupCreate,
+            Payload::Backup(BackupInfo {
+                server_id: server.id.clone(),
+                id: backup_id.clone(),
+                name: name.clone(),
+                state: backups::state::PENDING.to_owned(),
+                size_bytes: None,
+                sha256: None,
+                reason: None,
+                locked: body.locked,
+            }),
+            &auth.actor,
+        ),
+    )
+    .await?;
+    let mut deletes = Vec::with_capacity(rotated.len());
+    for old in &rotated {
+        deletes.push(before_delete(&state, &auth, old).await?);
+    }
+    for (old, event) in rotated.iter().zip(deletes) {
+        remove(&state, &auth, &server, old, true).await?;
+        hooks::spawn_after(state.plugins(), event);
+    }
     let backup = backups::insert(
         state.db(),
         &NewBackup {
-            id: new_id("bkp"),
+            id: backup_id,
             server_id: server.id.clone(),
             node_id: node.clone(),
             name,
@@ -530,7 +560,26 @@ pub(super) async fn create(
         .await;
         return Err(error);
     }
+    hooks::spawn_after(state.plugins(), created);
     Ok((StatusCode::ACCEPTED, Json(backup.into())))
+}
+
+/// Asks the `backup.delete` before-hooks about deleting `backup`; the
+/// event to tell the after-hooks once it is gone.
+async fn before_delete(
+    state: &AppState,
+    auth: &Authenticated,
+    backup: &Backup,
+) -> ApiResult<cap_runtime::api::Event> {
+    Ok(hooks::run_before(
+        state.plugins(),
+        hooks::event(
+            EventKind::BackupDelete,
+            backups::hook_payload(backup),
+            &auth.actor,
+        ),
+    )
+    .await?)
 }
 
 /// Deletes a backup and its archive (`backup.delete`); a locked one is
@@ -572,7 +621,9 @@ pub(super) async fn delete(
     if backup.restoring() {
         return Err(BackupsError::Busy.into());
     }
+    let event = before_delete(&state, &auth, &backup).await?;
     remove(&state, &auth, &server, &backup, false).await?;
+    hooks::spawn_after(state.plugins(), event);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -662,6 +713,15 @@ pub(super) async fn restore(
         return Err(BackupsError::Busy.into());
     }
     let target = target_of(&state, &backup).await?;
+    let event = hooks::run_before(
+        state.plugins(),
+        hooks::event(
+            EventKind::BackupRestore,
+            backups::hook_payload(&backup),
+            &auth.actor,
+        ),
+    )
+    .await?;
     backups::restore_started(
         state.db(),
         &server.id,
@@ -696,6 +756,7 @@ pub(super) async fn restore(
         .await;
         return Err(error);
     }
+    hooks::spawn_after(state.plugins(), event);
     Ok((
         StatusCode::ACCEPTED,
         Json(backup_of(&state, &server, &backup.id).await?.into()),

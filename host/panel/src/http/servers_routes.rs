@@ -219,6 +219,51 @@ pub struct ServerBody {
     /// When it was created (RFC 3339).
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Where the caller reaches the server's files over SFTP: in the
+    /// answer for one server, to a caller with `file.sftp`, while its
+    /// node's Agent serves SFTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sftp: Option<SftpBody>,
+}
+
+/// Where a user signs in to a server over SFTP.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SftpBody {
+    /// The node's address.
+    pub host: String,
+    /// The port its Agent serves SFTP on.
+    pub port: u16,
+    /// The username to sign in with: `<panel username>.<server>`.
+    pub username: String,
+}
+
+/// The SFTP details for `user_id` on `server`, when it may use them.
+async fn sftp_body(
+    state: &AppState,
+    server: &Server,
+    access: &ServerAccess,
+    user_id: &str,
+) -> ApiResult<Option<SftpBody>> {
+    if !access.passes(Gate::FILE_SFTP) {
+        return Ok(None);
+    }
+    let Some(node_id) = &server.node_id else {
+        return Ok(None);
+    };
+    let Some(port) = state.agents().status(node_id).and_then(|s| s.sftp_port) else {
+        return Ok(None);
+    };
+    let (Some(node), Some(user)) = (
+        nodes::get(state.db(), node_id).await?,
+        users::find_user(state.db(), user_id).await?,
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(SftpBody {
+        host: node.address,
+        port,
+        username: cap_protocol::sftp::sftp_username(&user.username, &server.id),
+    }))
 }
 
 async fn server_body(
@@ -264,6 +309,7 @@ async fn server_body_with(
         state: server.state.clone(),
         permissions: access.permissions.clone(),
         created_at: server.created_at,
+        sftp: None,
     }
 }
 
@@ -643,7 +689,7 @@ pub(super) struct ServerPageKey {
     path = "/servers/{id}",
     tag = "servers",
     security(("bearer" = [])),
-    extensions(("x-permissions-visibility" = json!([Permission::AdminServers, Permission::StartupRead]))),
+    extensions(("x-permissions-visibility" = json!([Permission::AdminServers, Permission::StartupRead, Permission::FileSftp]))),
     params(("id" = String, Path, description = "The server's id")),
     responses(
         (status = 200, description = "The server", body = ServerBody),
@@ -656,7 +702,9 @@ pub(super) async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<ServerBody>> {
     let (server, access) = visible(&state, &auth, &id).await?;
-    Ok(Json(server_body(&state, &server, &access).await?))
+    let mut body = server_body(&state, &server, &access).await?;
+    body.sftp = sftp_body(&state, &server, &access, auth.principal.user_id()).await?;
+    Ok(Json(body))
 }
 
 /// Changes a server's name (`settings.rename`), variables and startup

@@ -109,7 +109,7 @@ pub fn parse(text: &str) -> Result<ParsedKey, SshKeyError> {
             let bits = key
                 .key_data()
                 .rsa()
-                .map(|rsa| rsa.n.as_positive_bytes().map_or(0, |n| n.len() * 8))
+                .map(|rsa| rsa.n().as_positive_bytes().map_or(0, |n| n.len() * 8))
                 .unwrap_or(0);
             if bits < MIN_RSA_BITS {
                 return Err(invalid(&format!(

@@ -497,6 +497,18 @@ async fn serves_an_openapi_3_1_document_covering_every_route() {
         ("/api/v1/servers/{id}/files/decompress", "post"),
         ("/api/v1/servers/{id}/files/download", "post"),
         ("/api/v1/servers/{id}/files/upload", "post"),
+        // Backups (tests/panel/backups.rs).
+        ("/api/v1/servers/{id}/backups", "get"),
+        ("/api/v1/servers/{id}/backups", "post"),
+        ("/api/v1/servers/{id}/backups/{backup}", "get"),
+        ("/api/v1/servers/{id}/backups/{backup}", "delete"),
+        ("/api/v1/servers/{id}/backups/{backup}/lock", "post"),
+        ("/api/v1/servers/{id}/backups/{backup}/restore", "post"),
+        ("/api/v1/servers/{id}/backups/{backup}/download", "post"),
+        ("/api/v1/servers/{id}/backup-limit", "put"),
+        ("/api/v1/backup-storage", "get"),
+        ("/api/v1/backup-storage", "put"),
+        ("/api/v1/backup-storage", "delete"),
         // What the web UI needs (tests/panel/web_ui.rs).
         ("/api/v1/auth/providers", "get"),
         ("/api/v1/game-types", "get"),

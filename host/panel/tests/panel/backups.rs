@@ -510,3 +510,152 @@ async fn backups_go_to_s3_compatible_storage_with_a_sealed_secret_and_download_f
     let gone = client().get(&url).send().await.expect("asked");
     assert_eq!(gone.status(), 404);
 }
+
+#[tokio::test]
+async fn every_backup_event_reaches_a_0_2_hook_plugin_whose_veto_changes_nothing() {
+    use cap_panel::plugin_kv::DbKv;
+    use cap_runtime::capabilities::kv::KvStore;
+    const RECORDER: &str = "event-recorder";
+    let db = TestDb::sqlite().await;
+    let site = files_site(&db, 1000).await;
+    set_limit(&site, 1).await;
+    std::fs::write(site.server_dir().join("world.dat"), b"blocks").expect("a file");
+    let plugins = site.panel.state().plugins().expect("a plugin manager");
+    crate::hook_events::install(plugins, RECORDER).await;
+    plugins
+        .activate(RECORDER, &Actor::system())
+        .await
+        .expect("the recorder activates");
+    let kv = DbKv::new(site.panel.state().db().clone());
+    // What the recorder heard, by phase, kind and subject (the backup id).
+    let heard = |phase: &'static str, kind: &'static str, id: String| {
+        let kv = kv.clone();
+        async move {
+            kv.get(RECORDER, &format!("{phase}/{kind}/{id}"))
+                .await
+                .expect("the store reads")
+                .is_some()
+        }
+    };
+    let after = |kind: &'static str, id: String| {
+        let heard = &heard;
+        async move {
+            eventually_within(
+                &format!("the {kind} after-hook for {id}"),
+                Duration::from_secs(30),
+                || {
+                    let id = id.clone();
+                    async move { heard("after", kind, id).await.then_some(()) }
+                },
+            )
+            .await;
+        }
+    };
+    let deny = |kinds: &'static str| {
+        let values =
+            std::collections::BTreeMap::from([("deny-kinds".to_owned(), Some(kinds.to_owned()))]);
+        async move {
+            plugins
+                .set_config(RECORDER, &values, &Actor::system())
+                .await
+                .expect("configured");
+        }
+    };
+
+    // Create: before, after; then complete (after only) once it is done.
+    let first = backup(&site, json!({"name": "first"})).await;
+    let first = first["id"].as_str().expect("id").to_owned();
+    assert!(heard("before", "backup.create", first.clone()).await);
+    after("backup.create", first.clone()).await;
+    after("backup.complete", first.clone()).await;
+    assert!(!heard("before", "backup.complete", first.clone()).await);
+
+    // Restore: before and after.
+    let response = send(
+        &site,
+        ADMIN,
+        Method::POST,
+        &format!("/{first}/restore"),
+        Some(json!({})),
+    )
+    .await;
+    json_of(response, 202).await;
+    assert!(heard("before", "backup.restore", first.clone()).await);
+    after("backup.restore", first.clone()).await;
+    settled(&site, &first, |b| b["restore"]["state"] != "running").await;
+
+    // Vetoed: a create records nothing, and a create whose rotation would
+    // delete a backup is refused when that delete is vetoed.
+    deny("backup.create").await;
+    let response = send(&site, ADMIN, Method::POST, "", Some(json!({}))).await;
+    expect_problem(response, 403, "hook-denied").await;
+    deny("backup.delete").await;
+    let response = send(&site, ADMIN, Method::POST, "", Some(json!({}))).await;
+    expect_problem(response, 403, "hook-denied").await;
+    let response = send(&site, ADMIN, Method::DELETE, &format!("/{first}"), None).await;
+    expect_problem(response, 403, "hook-denied").await;
+    deny("backup.restore").await;
+    let response = send(
+        &site,
+        ADMIN,
+        Method::POST,
+        &format!("/{first}/restore"),
+        Some(json!({})),
+    )
+    .await;
+    expect_problem(response, 403, "hook-denied").await;
+    let list = json_of(send(&site, ADMIN, Method::GET, "", None).await, 200).await;
+    assert_eq!(
+        ids(&list),
+        std::slice::from_ref(&first),
+        "vetoes record nothing"
+    );
+    assert_eq!(list["items"][0]["restore"]["state"], "done", "{list:#}");
+    let archive = site
+        .agent_dir
+        .path()
+        .join("backups")
+        .join(&site.server_id)
+        .join(format!("{first}.tar.zst"));
+    assert!(archive.is_file());
+
+    // Allowed again: the delete goes through, and is heard after.
+    deny("").await;
+    let response = send(&site, ADMIN, Method::DELETE, &format!("/{first}"), None).await;
+    assert_eq!(response.status(), 204);
+    after("backup.delete", first.clone()).await;
+}
+
+#[tokio::test]
+async fn deleting_a_server_deletes_its_backups_on_the_node_and_in_the_panel() {
+    let db = TestDb::sqlite().await;
+    let site = files_site(&db, 1000).await;
+    set_limit(&site, 2).await;
+    std::fs::write(site.server_dir().join("world.dat"), b"blocks").expect("a file");
+    let done = backup(&site, json!({"name": "last one"})).await;
+    let id = done["id"].as_str().expect("id").to_owned();
+    let archives = site.agent_dir.path().join("backups").join(&site.server_id);
+    assert!(archives.join(format!("{id}.tar.zst")).is_file());
+
+    let server = format!("/api/v1/servers/{}", site.server_id);
+    let response = call(&site.panel, Method::DELETE, &server, Some(ADMIN), None).await;
+    assert!(response.status().is_success(), "{}", response.status());
+    eventually_within("the server to go", Duration::from_secs(60), || async {
+        let response = call(&site.panel, Method::GET, &server, Some(ADMIN), None).await;
+        (response.status() == 404).then_some(())
+    })
+    .await;
+    eventually_within("its archives to go", Duration::from_secs(30), || async {
+        (!archives.exists()).then_some(())
+    })
+    .await;
+    let handle = db.connect().await;
+    eventually_within("its backup rows to go", Duration::from_secs(30), || async {
+        let left = cap_panel::backups::list(&handle, &site.server_id)
+            .await
+            .expect("listed");
+        left.is_empty().then_some(())
+    })
+    .await;
+    handle.close().await;
+}

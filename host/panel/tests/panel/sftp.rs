@@ -165,7 +165,7 @@ async fn sftp_site(db: &TestDb, disk_mb: u64) -> Option<Site> {
         .expect("the Panel starts")
         .spawn();
     let database = panel.state().db().clone();
-    let component = std::sync::Arc::from(cap_e2e::component("local-password"));
+    let component = std::sync::Arc::<[u8]>::from(cap_e2e::component("local-password"));
     let plugin = load_local_password(
         &crate::identity::runtime(),
         &database,
@@ -298,7 +298,7 @@ async fn an_owner_signs_in_with_a_stored_key_and_a_key_not_on_the_account_is_ref
         .await;
     assert!(!run.success, "{}", run.output);
     // A removed key signs in no more.
-    let fingerprint = json_of(
+    let keys = json_of(
         call(
             site.panel(),
             Method::GET,
@@ -309,10 +309,13 @@ async fn an_owner_signs_in_with_a_stored_key_and_a_key_not_on_the_account_is_ref
         .await,
         200,
     )
-    .await["items"][0]["fingerprint"]
+    .await;
+    // By its fingerprint (percent-encoded: it holds `/` and `+`).
+    let fingerprint = keys["items"][0]["fingerprint"]
         .as_str()
         .expect("fingerprint")
-        .to_owned();
+        .replace('/', "%2F")
+        .replace('+', "%2B");
     let path = format!("/api/v1/account/ssh-keys/{fingerprint}");
     let response = call(site.panel(), Method::DELETE, &path, Some(ALICE), None).await;
     assert_eq!(response.status(), 204);
@@ -359,6 +362,14 @@ async fn a_subuser_without_file_sftp_is_refused_and_one_with_it_gets_only_their_
     .await;
     let run = site.sftp(&site.bob, password(BOB_PASSWORD), "ls\n").await;
     assert!(!run.success, "{}", run.output);
+    // The server's answer shows the SFTP address only to who may use it.
+    let server_path = format!("/api/v1/servers/{}", site.server_id);
+    let server = json_of(
+        call(site.panel(), Method::GET, &server_path, Some(BOB), None).await,
+        200,
+    )
+    .await;
+    assert!(server.get("sftp").is_none(), "{server:#}");
     let path = format!("{subusers}/{}", site.bob.id);
     let response = call(
         site.panel(),
@@ -369,6 +380,20 @@ async fn a_subuser_without_file_sftp_is_refused_and_one_with_it_gets_only_their_
     )
     .await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    let server = json_of(
+        call(site.panel(), Method::GET, &server_path, Some(BOB), None).await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        server["sftp"],
+        json!({
+            "host": "127.0.0.1",
+            "port": site.port,
+            "username": cap_protocol::sftp::sftp_username("bob", &site.server_id),
+        }),
+        "{server:#}"
+    );
     std::fs::write(site.server_dir().join("motd.txt"), "hi").expect("a file");
     let run = site
         .sftp(&site.bob, password(BOB_PASSWORD), "ls\nget motd.txt\n")
@@ -407,8 +432,8 @@ async fn a_symlink_planted_in_the_server_directory_does_not_lead_outside() {
     for batch in [
         "get escape/host-secret.txt\n",
         "get secret-link\n",
-        "ls escape\n",
-        "ls up\n",
+        "ls escape/host-secret.txt\n",
+        "ls up/etc\n",
         "put planted.txt escape/planted.txt\n",
         "put planted.txt secret-link\n",
         "cd escape\n",
@@ -419,6 +444,17 @@ async fn a_symlink_planted_in_the_server_directory_does_not_lead_outside() {
         assert!(!run.success, "{batch}: {}", run.output);
         assert!(
             !run.output.contains("host secret"),
+            "{batch}: {}",
+            run.output
+        );
+    }
+    // Listing a link shows the link itself, never what it points at.
+    for batch in ["ls -l escape\n", "ls -l up\n"] {
+        let run = site
+            .sftp(&site.alice, password(ALICE_PASSWORD), batch)
+            .await;
+        assert!(
+            !run.output.contains("host-secret") && !run.output.contains("passwd"),
             "{batch}: {}",
             run.output
         );
@@ -516,7 +552,8 @@ async fn a_user_with_totp_is_refused_a_password_but_allowed_a_key() {
         return;
     };
     let key = site.add_key(ALICE, "laptop").await;
-    let handle = db.connect().await;
+    // The Panel's own handle: it holds the key TOTP secrets are sealed with.
+    let handle = site.panel.as_ref().expect("running").state().db().clone();
     let enrollment =
         cap_panel::identity::totp::begin_enrollment(&handle, &site.alice, &Actor::system())
             .await
@@ -529,7 +566,6 @@ async fn a_user_with_totp_is_refused_a_password_but_allowed_a_key() {
     )
     .await
     .expect("confirmed");
-    handle.close().await;
     let run = site
         .sftp(&site.alice, password(ALICE_PASSWORD), "ls\n")
         .await;

@@ -871,6 +871,14 @@ variants! {
         UserInvite,
         /// `file.write` (API 0.2.0): a server's files change.
         FileWrite,
+        /// `backup.create` (API 0.2.0): a backup is asked for.
+        BackupCreate,
+        /// `backup.complete` (API 0.2.0): a backup ended, done or failed.
+        BackupComplete,
+        /// `backup.restore` (API 0.2.0): a restore is asked for.
+        BackupRestore,
+        /// `backup.delete` (API 0.2.0): a backup is to be deleted.
+        BackupDelete,
     }
 
     /// What an event is about.
@@ -889,6 +897,8 @@ variants! {
         Schedule(ScheduleInfo),
         /// A change to a server's files (API 0.2.0).
         File(FileInfo),
+        /// A backup (API 0.2.0).
+        Backup(BackupInfo),
     }
 
     /// A before-hook's answer.
@@ -987,6 +997,26 @@ records! {
         pub paths: Vec<String>,
         /// `api` or `sftp`.
         pub via: String,
+    }
+
+    /// A backup of a server's files (API 0.2.0).
+    pub struct BackupInfo {
+        /// Server id.
+        pub server_id: String,
+        /// Backup id.
+        pub id: String,
+        /// Its name.
+        pub name: String,
+        /// `pending`, `done` or `failed`.
+        pub state: String,
+        /// Its size in bytes, once done.
+        pub size_bytes: Option<u64>,
+        /// The archive's SHA-256 (hex), once done.
+        pub sha256: Option<String>,
+        /// Why it failed.
+        pub reason: Option<String>,
+        /// Whether it is locked against deletion.
+        pub locked: bool,
     }
 
     /// Who caused an event.

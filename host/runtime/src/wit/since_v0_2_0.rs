@@ -450,16 +450,20 @@ variants! {
         NodeCreate, NodeDelete, NodeOnline, NodeOffline,
         PluginInstall, PluginActivate, PluginDeactivate, PluginUninstall,
         ConsoleCommand, ConsoleReady, ConsolePlayerJoined, ConsolePlayerLeft, ConsoleCrash,
-        ScheduleTick, UserInvite, FileWrite
+        ScheduleTick, UserInvite, FileWrite, BackupCreate, BackupComplete, BackupRestore,
+        BackupDelete
     }
     hooks::Payload => Payload {
-        User(x), Server(x), Node(x), Plugin(x), Console(x), Schedule(x), File(x)
+        User(x), Server(x), Node(x), Plugin(x), Console(x), Schedule(x), File(x), Backup(x)
     }
 }
 
 records! {
     hooks::Event => Event { id, kind, occurred_at_ms, actor, payload }
     hooks::FileInfo => FileInfo { server_id, action, paths, via }
+    hooks::BackupInfo => BackupInfo {
+        server_id, id, name, state, size_bytes, sha256, reason, locked
+    }
     ui::RenderContext => RenderContext {
         contribution, server_id, user_id, permissions, server_permissions
     }
