@@ -193,6 +193,21 @@ async fn an_admin_uploads_by_input_and_by_drop_edits_a_latin_1_crlf_file_keeping
     click(&client, "#tab-files").await;
     wait_for(&client, "#file-list:not([aria-busy])").await;
     wait_for(&client, "#tab-files[aria-current='page']").await;
+    // Where to reach the files over SFTP: the node's address, the Agent's
+    // port, and the username for this user and server.
+    let short = &server_id[server_id.len() - 8..];
+    let address = wait_for_text(
+        &client,
+        "#files-sftp-address",
+        &format!("sftp://admin.{short}@127.0.0.1:"),
+    )
+    .await;
+    let port: u16 = address
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("a port in {address:?}"));
+    assert!(port > 0, "{address}");
 
     // A config file in Windows-1252 with CRLF line endings, by the input.
     let local = tempfile::tempdir().expect("a temporary directory");
@@ -694,6 +709,7 @@ async fn a_subuser_with_only_file_read_sees_the_files_but_no_actions_and_an_uplo
     click(&client, "#tab-files").await;
     wait_for(&client, &row("small.txt")).await;
     for absent in [
+        "#files-sftp",
         "#files-new-folder",
         "#files-new-file",
         "#files-pull",
