@@ -457,7 +457,7 @@ python3 - "$results" "$runs" "$file_mib" "$tree_bytes" "$(cat "$work/tree.out")"
   "$("$nginx_bin" -v 2>&1 | sed 's/.*: //'); $(busybox 2>&1 | head -1 | cut -d' ' -f1-2); $(ssh -V 2>&1 | cut -d, -f1); $(zstd --version | grep -o 'v[0-9.]*' | sed 's/^/zstd /'); curl $(curl --version | head -1 | cut -d' ' -f2)" <<'EOF'
 import collections, datetime, statistics, sys
 path, runs, file_mib, tree_bytes, tree, cipher = sys.argv[1:7]
-hwm_before, hwm_after, peaks, panel_times, commit, versions, rss_before = sys.argv[7:14]
+hwm_before, hwm_after, peaks, rss_before, panel_times, commit, versions = sys.argv[7:14]
 rows = collections.defaultdict(list)
 for line in open(path):
     measure, _, size, seconds = line.split("\t")

@@ -52,6 +52,9 @@ use tokio::sync::mpsc;
 
 use crate::files::ServerFiles;
 
+/// How much a download reads at a time.
+const READ_CHUNK: usize = 1024 * 1024;
+
 /// The header a chunk's offset travels in (and `HEAD` answers with).
 pub const UPLOAD_OFFSET: HeaderName = HeaderName::from_static("upload-offset");
 /// The header that marks the last chunk (`?1`).
@@ -512,6 +515,8 @@ async fn serve(
         None => (0, size),
     };
     let mut file = tokio::fs::File::from_std(file);
+    // Each read is one blocking-pool round trip: make them large.
+    file.set_max_buf_size(READ_CHUNK);
     if start > 0 {
         use tokio::io::AsyncSeekExt as _;
         file.seek(std::io::SeekFrom::Start(start))
@@ -527,7 +532,7 @@ async fn serve(
     use tokio::io::AsyncReadExt as _;
     let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
         file.take(length),
-        256 * 1024,
+        READ_CHUNK,
     ));
     let mut response = Response::new(body);
     let headers = response.headers_mut();

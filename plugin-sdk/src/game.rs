@@ -86,7 +86,7 @@ pub use game_type::{
     StartupPlan, StopMethod, StopPlan, ValidationRule, Variable, VariableType, WriteFile,
 };
 #[cfg(feature = "api-0-2")]
-pub use game_type::{ConditionalSet, Image, NodeContext};
+pub use game_type::{BackupCommands, ConditionalSet, Image, NodeContext};
 
 /// A game type: the exports `game-type` (Panel side) and `game-console`
 /// (node side) of the WIT API.
@@ -159,6 +159,26 @@ pub trait GameType: Send + Sync {
     /// Defaults to `None` (not understood).
     fn parse_status(&self, lines: &[String]) -> Option<PlayerStatus> {
         let _ = lines;
+        None
+    }
+
+    /// What to write to the server's console around a backup made while it
+    /// runs (API 0.2.0), so that the archive holds a consistent world.
+    /// Defaults to `None`: the files are archived as they are.
+    ///
+    /// ```
+    /// use cap_plugin_sdk::game::BackupCommands;
+    ///
+    /// let minecraft = BackupCommands {
+    ///     before: vec!["save-off".into(), "save-all flush".into()],
+    ///     settle_ms: 5_000,
+    ///     after: vec!["save-on".into()],
+    /// };
+    /// assert_eq!(minecraft.after, ["save-on"]);
+    /// ```
+    #[cfg(feature = "api-0-2")]
+    fn backup_commands(&self, server: &ServerContext) -> Option<BackupCommands> {
+        let _ = server;
         None
     }
 }

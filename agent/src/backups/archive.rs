@@ -24,6 +24,9 @@ use crate::files::MAX_TREE_DEPTH;
 /// The zstd level backups are written with (what `zstd -3` uses: fast,
 /// and within a few percent of the ratios of much slower levels).
 pub const ZSTD_LEVEL: i32 = 3;
+/// zstd's compression workers per backup: one, beside the thread that
+/// reads and tars, so a backup takes at most two cores.
+pub const ZSTD_WORKERS: u32 = 1;
 
 /// Names the Agent's own extraction leaves while it runs; never backed up.
 const STAGING_PREFIX: &str = ".cap-extract-";
@@ -182,8 +185,13 @@ pub fn write_archive(
     let io = |what: &str, e: io::Error| ArchiveError::Io(format!("{what}: {e}"));
     let root = Dir::open_ambient_dir(server_dir, cap_std::ambient_authority())
         .map_err(|e| io("opening the server's directory", e))?;
-    let encoder =
+    let mut encoder =
         zstd::stream::write::Encoder::new(out, ZSTD_LEVEL).map_err(|e| io("starting zstd", e))?;
+    // One worker compresses while this thread walks, reads and tars (and
+    // the writer hashes): `zstd -T1`'s split, same format.
+    encoder
+        .multithread(ZSTD_WORKERS)
+        .map_err(|e| io("starting zstd's worker", e))?;
     let mut builder = tar::Builder::new(encoder);
     let mut walk = Walk {
         ignore,

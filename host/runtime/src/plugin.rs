@@ -905,6 +905,20 @@ impl Plugin {
             .stop_plan(s, server))
     }
 
+    /// `game-type.plan-backup` (API 0.2.0): the console commands around a
+    /// backup of a running server; `None` from a plugin of API 0.1.0, which
+    /// has no such call.
+    pub async fn backup_plan(
+        &self,
+        server: &api::ServerContext,
+    ) -> Result<Option<api::BackupCommands>, CallError> {
+        if self.manifest().plugin.api < semver::Version::new(0, 2, 0) {
+            return Ok(None);
+        }
+        plugin_call!(self, PluginKind::GameType, false, |g, s| g
+            .backup_plan(s, server))
+    }
+
     /// `game-console.classify-line`; `context` is the startup plan's
     /// `console_context`.
     pub async fn classify_line(

@@ -32,6 +32,10 @@ where
     fn plan_stop(server: game::ServerContext) -> game::StopPlan {
         P::instance().stop_plan(&server)
     }
+
+    fn plan_backup(server: game::ServerContext) -> Option<game::BackupCommands> {
+        P::instance().backup_commands(&server)
+    }
 }
 
 impl<P, const A: bool, const H: bool, const U: bool> wit_console::Guest
@@ -72,6 +76,10 @@ impl<P, const A: bool, const H: bool, const U: bool> wit_game::Guest
     }
 
     fn plan_stop(_: game::ServerContext) -> game::StopPlan {
+        not_implemented("game-type")
+    }
+
+    fn plan_backup(_: game::ServerContext) -> Option<game::BackupCommands> {
         not_implemented("game-type")
     }
 }

@@ -3,8 +3,8 @@
 //! every single-game [`GameType`] one.
 
 use super::{
-    FieldError, GameInfo, GameType, Image, InstallPlan, LineKind, PlayerStatus, ServerContext,
-    StartupPlan, StopPlan,
+    BackupCommands, FieldError, GameInfo, GameType, Image, InstallPlan, LineKind, PlayerStatus,
+    ServerContext, StartupPlan, StopPlan,
 };
 use crate::types::{KeyValue, PluginError};
 
@@ -133,6 +133,13 @@ pub trait GameTypes: Send + Sync {
         let _ = (context, lines);
         None
     }
+
+    /// What to write to the server's console around a backup made while it
+    /// runs. Defaults to `None`: the files are archived as they are.
+    fn backup_commands(&self, server: &ServerContext) -> Option<BackupCommands> {
+        let _ = server;
+        None
+    }
 }
 
 /// A plugin with one game type: [`GameType::describe`] is the list of one,
@@ -216,6 +223,10 @@ impl<T: GameType> GameTypes for T {
 
     fn parse_status(&self, _context: &str, lines: &[String]) -> Option<PlayerStatus> {
         GameType::parse_status(self, lines)
+    }
+
+    fn backup_commands(&self, server: &ServerContext) -> Option<BackupCommands> {
+        GameType::backup_commands(self, server)
     }
 }
 

@@ -46,6 +46,11 @@
 //!   cannot be read they panic (the host reports the call failed) rather
 //!   than answer "no game types", which the Panel would take for the truth.
 //!   A stop plan for an egg that cannot be read stops with SIGTERM.
+//! - **Minecraft Java eggs save around a backup.** Eggs say nothing of
+//!   backups; an egg with the `eula` feature that stops with `stop` (every
+//!   Minecraft Java server egg, and no proxy's) asks for `save-off` and
+//!   `save-all flush` before a backup of a running server and `save-on`
+//!   after (`plans::backup`).
 
 mod catalogue;
 mod console;
@@ -56,8 +61,8 @@ mod update;
 
 use cap_plugin_sdk::catalogue::{CatalogueError, Entry, GameCatalogue, Update};
 use cap_plugin_sdk::game::{
-    FieldError, GameInfo, GameTypes, InstallPlan, LineKind, ServerContext, Signal, StartupPlan,
-    StopMethod, StopPlan,
+    BackupCommands, FieldError, GameInfo, GameTypes, InstallPlan, LineKind, ServerContext, Signal,
+    StartupPlan, StopMethod, StopPlan,
 };
 use cap_plugin_sdk::types::{KeyValue, PluginError};
 
@@ -150,6 +155,10 @@ impl GameTypes for EggBridge {
 
     fn classify_line(&self, context: &str, line: &str) -> LineKind {
         self.console.classify(context, line)
+    }
+
+    fn backup_commands(&self, server: &ServerContext) -> Option<BackupCommands> {
+        plans::backup(&self.kept(&server.game_type).ok()?.egg)
     }
 }
 

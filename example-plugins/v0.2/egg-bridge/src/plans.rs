@@ -44,8 +44,8 @@ use cap_egg::{
     ConfigFile, Context, Egg, FindValue, Parser, Stop, StopSignal, render_startup, render_value,
 };
 use cap_plugin_sdk::game::{
-    ConditionalSet, ConfigEdit, ConfigFormat, InstallPlan, InstallStep, Script, ServerContext,
-    Signal, StartupPlan, StopMethod, StopPlan,
+    BackupCommands, ConditionalSet, ConfigEdit, ConfigFormat, InstallPlan, InstallStep, Script,
+    ServerContext, Signal, StartupPlan, StopMethod, StopPlan,
 };
 use cap_plugin_sdk::types::{KeyValue, PluginError};
 
@@ -214,6 +214,28 @@ pub(crate) fn stop(egg: &Egg) -> StopPlan {
     }
 }
 
+/// How long a Minecraft server is given to finish `save-all flush` before
+/// its files are archived.
+pub(crate) const SAVE_SETTLE_MS: u32 = 5_000;
+
+/// The console commands around a backup of a running server of `egg`:
+/// for a Minecraft Java server, `save-off` and `save-all flush` before and
+/// `save-on` after, so the world on disk is whole and stays so while it is
+/// archived. Eggs say nothing of backups; a Minecraft Java server is one
+/// whose egg has the `eula` feature (every Minecraft Java egg of
+/// Pterodactyl's has) and stops with `stop` (the proxies, BungeeCord and
+/// Velocity, stop with `end` and save no world). Every other egg: `None`,
+/// the files are archived as they are.
+pub(crate) fn backup(egg: &Egg) -> Option<BackupCommands> {
+    let minecraft = egg.features.iter().any(|f| f == "eula")
+        && matches!(&egg.config.stop, Stop::Command(command) if command == "stop");
+    minecraft.then(|| BackupCommands {
+        before: vec!["save-off".into(), "save-all flush".into()],
+        settle_ms: SAVE_SETTLE_MS,
+        after: vec!["save-on".into()],
+    })
+}
+
 /// The signal a `^NAME` stop names, if the Panel can send it (`SIG` is
 /// optional, case does not matter).
 pub(crate) fn named_signal(name: &str) -> Option<Signal> {
@@ -335,6 +357,37 @@ mod tests {
             xml_pair("config.server", "[port='25565']".into()),
             KeyValue::new("server@port", "25565")
         );
+    }
+
+    #[test]
+    fn minecraft_java_eggs_save_around_a_backup_and_proxies_and_other_games_do_not() {
+        for name in [
+            "pterodactyl/minecraft__egg-paper.json",
+            "pterodactyl/minecraft__egg-vanilla-minecraft.json",
+            "pterodactyl/minecraft__egg-forge-minecraft.json",
+            "pterodactyl/minecraft__egg-sponge--sponge-vanilla.json",
+        ] {
+            let egg = Egg::parse(&fixture(name)).expect("parses");
+            let commands = backup(&egg).unwrap_or_else(|| panic!("{name} saves"));
+            assert_eq!(commands.before, ["save-off", "save-all flush"], "{name}");
+            assert_eq!(commands.after, ["save-on"], "{name}");
+            assert_eq!(commands.settle_ms, SAVE_SETTLE_MS);
+        }
+        for name in [
+            "pterodactyl/minecraft__egg-bungeecord.json",
+            "pterodactyl/source-engine__egg-garrys-mod.json",
+            "pelican/egg-pterodactyl-minetest.json",
+        ] {
+            let egg = Egg::parse(&fixture(name)).expect("parses");
+            assert_eq!(backup(&egg), None, "{name}");
+        }
+        // The feature alone is not enough: the stop command must be `stop`.
+        let egg = Egg::parse(&minimal_egg(|egg| {
+            egg["features"] = serde_json::json!(["eula"]);
+            egg["config"]["stop"] = "^C".into();
+        }))
+        .expect("parses");
+        assert_eq!(backup(&egg), None);
     }
 
     #[test]

@@ -37,9 +37,12 @@
 //!   replay that rebuilds the servers leaves them alone. Every change is
 //!   still recorded in the same transaction as its `backup.*` event (the
 //!   audit log).
-//! - **Save commands** (`save-off`/`save-on` around a backup of a running
-//!   server) are carried by the protocol, but no game type declares them
-//!   yet; until one does, running servers are archived as they are.
+//! - **Save commands** around a backup of a running server come from its
+//!   game type (API 0.2.0 `plan-backup`; the egg bridge asks Minecraft
+//!   Java servers for `save-off` and `save-all flush` before and `save-on`
+//!   after); the Agent writes them to the console. A 0.1.0 game type, or
+//!   one that does not answer, gets none: the files are archived as they
+//!   are.
 //! - **A deleted server's backups go with it** ([`forget_server`]): its
 //!   Agent deletes the local archives with the server's directory, the
 //!   Panel the S3 ones and the rows. A reinstall keeps them.

@@ -28,7 +28,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use cap_protocol::PanelMessage;
-use cap_protocol::backups::{BackupOp, BackupRequest, BackupTarget, S3Target};
+use cap_protocol::backups::{BackupOp, BackupRequest, BackupTarget, S3Target, SaveCommands};
 use cap_protocol::files::{FileScope, GrantOp};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -546,7 +546,7 @@ pub(super) async fn create(
         op: BackupOp::Create {
             ignore: ignored,
             target,
-            save: None,
+            save: save_commands(&state, &server).await,
         },
     };
     if let Err(error) = send(&state, &node, request) {
@@ -562,6 +562,35 @@ pub(super) async fn create(
     }
     hooks::spawn_after(state.plugins(), created);
     Ok((StatusCode::ACCEPTED, Json(backup.into())))
+}
+
+/// The console commands the server's game type asks for around a backup
+/// while the server runs (API 0.2.0 `plan-backup`); none while it is
+/// stopped, from a 0.1.0 game type, or when the plugin cannot answer (the
+/// backup is then made without, and the failure logged).
+async fn save_commands(state: &AppState, server: &Server) -> Option<SaveCommands> {
+    if !matches!(server.state.as_str(), "running" | "starting") {
+        return None;
+    }
+    let plugin = state.plugins()?.active(&server.game_plugin)?;
+    let context = match crate::agents::plans::server_context(state.db(), server, None).await {
+        Ok(context) => context,
+        Err(error) => {
+            tracing::warn!(server = %server.id, %error, "no backup commands: the server's context could not be read");
+            return None;
+        }
+    };
+    match plugin.backup_plan(&context).await {
+        Ok(commands) => commands.map(|c| SaveCommands {
+            before: c.before,
+            after: c.after,
+            settle_ms: u64::from(c.settle_ms),
+        }),
+        Err(error) => {
+            tracing::warn!(server = %server.id, plugin = %server.game_plugin, %error, "no backup commands: the game type did not answer");
+            None
+        }
+    }
 }
 
 /// Asks the `backup.delete` before-hooks about deleting `backup`; the

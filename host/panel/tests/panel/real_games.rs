@@ -489,3 +489,125 @@ async fn a_server_from_an_egg_runs_its_picked_startup_command_and_its_conditiona
     power(panel, server, "stop").await;
     offline(panel, server, &console).await;
 }
+
+/// A Minecraft-like egg in the test image: the `eula` feature and the
+/// `stop` stop command (what the egg bridge takes for a Minecraft Java
+/// server), the stand-in as its game. The stand-in answers commands it
+/// does not know with `UNKNOWN <command>`, so the console shows what it
+/// was told.
+fn minecraft_like_egg() -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../egg/tests/test-egg-plcn-v3.json");
+    let mut egg: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("the test egg")).expect("JSON");
+    egg["name"] = json!("Minecraft-like test");
+    egg["features"] = json!(["eula"]);
+    egg["docker_images"] = json!({ "Test": cap_e2e::podman::test_image() });
+    egg["startup_commands"] =
+        json!({ "Default": "exec cap-standin-game --port {{SERVER_PORT}} --ready-delay-ms 0" });
+    egg["config"]["files"] = json!({});
+    egg["config"]["startup"] = json!({ "done": "READY" });
+    egg["config"]["stop"] = json!("stop");
+    egg.to_string().into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_running_minecraft_egg_server_is_told_to_save_off_before_a_backup_and_save_on_after() {
+    let podman = PodmanService::start();
+    let db = TestDb::sqlite().await;
+    let (panel, _viewer) = start_panel(&db).await;
+    let panel = &panel;
+    install_and_activate(panel, "egg-bridge").await;
+    let imported = import(panel, minecraft_like_egg()).await;
+    let game_type = imported["type"].as_str().expect("a game type").to_owned();
+    let port = game_images::free_tcp_and_udp_port();
+    let (node_id, _agent, _agent_dir) = container_node(panel, &podman, port).await;
+    let server_id = create_server(
+        panel,
+        json!({
+            "name": "minecraft-like",
+            "node_id": node_id,
+            "game": {"plugin": "egg-bridge", "type": game_type},
+            "limits": {"memory_mb": 128, "disk_mb": 1000, "cpu_percent": 50}
+        }),
+    )
+    .await;
+    let server = &server_id;
+    let finished = install(panel, server).await;
+    assert_eq!(finished["state"], "done", "{finished:#}");
+    api(
+        panel,
+        Method::PUT,
+        &format!("/api/v1/servers/{server}/backup-limit"),
+        Some(json!({"limit": 2})),
+        200,
+    )
+    .await;
+    let backup = |name: &'static str| async move {
+        let started = api(
+            panel,
+            Method::POST,
+            &format!("/api/v1/servers/{server}/backups"),
+            Some(json!({ "name": name })),
+            202,
+        )
+        .await;
+        let id = started["id"].as_str().expect("id").to_owned();
+        eventually_within("the backup to end", Duration::from_secs(60), || async {
+            let backup = api(
+                panel,
+                Method::GET,
+                &format!("/api/v1/servers/{server}/backups/{id}"),
+                None,
+                200,
+            )
+            .await;
+            (backup["state"] != "pending").then_some(backup)
+        })
+        .await
+    };
+    let told = |console: &Console, start: usize| {
+        console
+            .frames()
+            .into_iter()
+            .skip(start)
+            .filter(|f| f["event"] == "console output")
+            .filter_map(|f| f["args"][0].as_str().map(str::to_owned))
+            .filter(|l| l.starts_with("UNKNOWN save"))
+            .collect::<Vec<_>>()
+    };
+
+    // Stopped: archived as it is, the console told nothing.
+    let console = Console::open(panel, server, PLUGIN_ADMIN).await;
+    console
+        .wait_for("auth success", |f| f["event"] == "auth success")
+        .await;
+    let done = backup("stopped").await;
+    assert_eq!(done["state"], "done", "{done:#}");
+
+    // Running: save-off and a flush first, save-on once it is archived.
+    power(panel, server, "start").await;
+    eventually_within("the egg's done rule", Duration::from_secs(60), || async {
+        console
+            .frames()
+            .into_iter()
+            .find(|f| f["event"] == "console event" && f["args"][0]["kind"] == "ready")
+    })
+    .await;
+    server_state(panel, server, "running").await;
+    assert!(told(&console, 0).is_empty(), "{:?}", told(&console, 0));
+    let before = console.frames().len();
+    let done = backup("running").await;
+    assert_eq!(done["state"], "done", "{done:#}");
+    console_line(&console, before, "UNKNOWN save-on", Duration::from_secs(30)).await;
+    assert_eq!(
+        told(&console, before),
+        [
+            "UNKNOWN save-off",
+            "UNKNOWN save-all flush",
+            "UNKNOWN save-on"
+        ]
+    );
+    power(panel, server, "stop").await;
+    offline(panel, server, &console).await;
+}

@@ -635,6 +635,16 @@ records! {
         /// Seconds before SIGKILL.
         pub grace_secs: u32,
     }
+
+    /// Console commands around a backup of a running server (API 0.2.0).
+    pub struct BackupCommands {
+        /// Written before the archive is made, in order.
+        pub before: Vec<String>,
+        /// Milliseconds to wait after `before`.
+        pub settle_ms: u32,
+        /// Written after it, whether or not it worked.
+        pub after: Vec<String>,
+    }
 }
 
 // ---------------------------------------------------------------------------

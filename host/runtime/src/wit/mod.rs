@@ -564,6 +564,8 @@ macro_rules! guest_calls_since_0_2 {
 }
 
 guest_calls_since_0_2! {
+    /// `game-type.plan-backup`.
+    fn backup_plan(server: &api::ServerContext) -> Option<api::BackupCommands>;
     /// `game-catalogue.preview`.
     fn catalogue_preview(document: &[u8]) -> Result<api::CatalogueEntry, api::CatalogueError>;
     /// `game-catalogue.import-document`.

@@ -374,6 +374,18 @@ impl Guest {
             .await
             .map(Convert::convert))
     }
+    pub(crate) async fn backup_plan(
+        &mut self,
+        store: &mut Store<PluginState>,
+        server: &api::ServerContext,
+    ) -> Outcome<Option<api::BackupCommands>> {
+        let g = handle!(self, store, game_type);
+        let server = to_wit(server);
+        Ok(g.call_plan_backup(store, &server)
+            .await
+            .map(Convert::convert))
+    }
+
     pub(crate) async fn catalogue_preview(
         &mut self,
         store: &mut Store<PluginState>,
@@ -494,6 +506,7 @@ records! {
         program, args, env, working_dir, config_edits, console_context
     }
     game_type::StopPlan => StopPlan { method, grace_secs }
+    game_type::BackupCommands => BackupCommands { before, settle_ms, after }
 
     game_console::PlayerStatus => PlayerStatus { online, max, players }
 
