@@ -232,6 +232,17 @@ pub fn measure_resources(data_dir: &std::path::Path) -> ResourceLimits {
     }
 }
 
+/// The label value ([`crate::container::LABEL_AGENT`]) on the containers
+/// of the Agent whose data directory is `data_dir`, once it has started
+/// there: what a test's cleanup removes by.
+///
+/// # Errors
+///
+/// When the Agent's id cannot be read or made.
+pub fn container_instance(data_dir: &std::path::Path) -> std::io::Result<String> {
+    Ok(engine_instance(&agent_id(data_dir)?))
+}
+
 /// The Agent's stable id, created on first start.
 fn agent_id(data_dir: &std::path::Path) -> std::io::Result<String> {
     let path = data_dir.join("agent-id");

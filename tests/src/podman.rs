@@ -44,9 +44,49 @@ fn require_podman() {
     );
 }
 
+/// Agent instances ([`track_agent`]) whose containers go when the service
+/// they ran on is dropped: (service host, instance label).
+static AGENTS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Makes the containers of Agent instance `instance` (its
+/// `org.ctrl-alt-play.agent` label) go when the [`PodmanService`] at `host`
+/// is dropped: a test that ends with a server running, or that fails
+/// half-way, leaves no container behind to hold its ports.
+pub fn track_agent(host: &str, instance: &str) {
+    AGENTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push((host.to_owned(), instance.to_owned()));
+}
+
+/// Removes, forcibly, every container labelled as Agent instance
+/// `instance`'s. Failures are ignored: this is cleanup.
+fn remove_containers_of(instance: &str) {
+    let Ok(listed) = podman()
+        .args(["ps", "-aq", "--filter"])
+        .arg(format!("label=org.ctrl-alt-play.agent={instance}"))
+        .output()
+    else {
+        return;
+    };
+    let ids: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    if !ids.is_empty() {
+        let _ = podman()
+            .args(["rm", "-f", "-t", "0"])
+            .args(&ids)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 /// A Podman service answering the Docker Engine API on a socket of its own.
 /// Killed when dropped (containers it started keep running: Podman has no
-/// daemon, so they outlive the service, as they outlive a restart).
+/// daemon, so they outlive the service, as they outlive a restart), except
+/// those of the Agents [`track_agent`] named, which go with it.
 #[derive(Debug)]
 pub struct PodmanService {
     child: Option<Child>,
@@ -149,6 +189,18 @@ impl PodmanService {
 impl Drop for PodmanService {
     fn drop(&mut self) {
         self.kill();
+        let host = self.host();
+        let instances: Vec<String> = {
+            let mut agents = AGENTS
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let (mine, others) = agents.drain(..).partition(|(h, _)| *h == host);
+            *agents = others;
+            mine.into_iter().map(|(_, instance)| instance).collect()
+        };
+        for instance in instances {
+            remove_containers_of(&instance);
+        }
     }
 }
 

@@ -468,7 +468,11 @@ pub async fn start_container_agent(
     let backend = cap_agent::node::BackendChoice::Container {
         host: Some(host.to_owned()),
     };
-    start_agent_on(panel, dir, token, backend).await
+    let node = start_agent_on(panel, dir, token, backend).await;
+    // Its containers go with the test's Podman service.
+    let instance = cap_agent::node::container_instance(dir).expect("the Agent's instance");
+    cap_e2e::podman::track_agent(host, &instance);
+    node
 }
 
 async fn start_agent_on(
