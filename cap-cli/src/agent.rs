@@ -189,7 +189,7 @@ pub(crate) fn run(args: AgentArgs) -> anyhow::Result<()> {
 
 /// The SFTP address `--sftp-listen` names: `None` when it is empty or
 /// `--no-sftp` is given.
-fn sftp_listen(value: &str, off: bool) -> anyhow::Result<Option<SocketAddr>> {
+pub(crate) fn sftp_listen(value: &str, off: bool) -> anyhow::Result<Option<SocketAddr>> {
     let value = value.trim();
     if off || value.is_empty() {
         return Ok(None);

@@ -62,6 +62,8 @@ pub(crate) struct LocalAgentOptions {
     pub(crate) program_dirs: Vec<PathBuf>,
     /// Native processes or containers.
     pub(crate) backend: cap_agent::node::BackendChoice,
+    /// Where it serves SFTP, if anywhere (`cap up --sftp-listen`).
+    pub(crate) sftp_listen: Option<std::net::SocketAddr>,
 }
 
 /// Game-type classifiers from the Panel's active plugins.
@@ -126,8 +128,9 @@ pub(crate) async fn start(
         // The local Agent's transfers are for browsers on this machine.
         files_listen: Some(([127, 0, 0, 1], 0).into()),
         files_public_url: None,
-        // SFTP is for nodes users reach from elsewhere; `cap agent` serves it.
-        sftp_listen: None,
+        // Off unless asked for: a fixed port could be taken, and the local
+        // Agent must start.
+        sftp_listen: options.sftp_listen,
     })
     .await?;
     Ok(node)

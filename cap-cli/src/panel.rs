@@ -191,6 +191,8 @@ pub(crate) struct Extras {
     /// A local Agent with its data under `<data>/agent`, running servers
     /// natively or in containers.
     pub(crate) agent: Option<cap_agent::node::BackendChoice>,
+    /// Where the local Agent serves SFTP, if anywhere.
+    pub(crate) sftp_listen: Option<std::net::SocketAddr>,
 }
 
 /// Starts the Panel with identity (and the `extras`), makes sure `bundle`
@@ -285,6 +287,7 @@ pub(crate) fn serve(
                 panel_url: local_url,
                 program_dirs: vec![bin],
                 backend,
+                sftp_listen: extras.sftp_listen,
             };
             match local_agent::start(&state, options).await {
                 Ok(node) => Some(node),
@@ -325,7 +328,15 @@ pub(crate) fn serve(
             );
         }
         match &agent {
-            Some(node) => println!("  Agent:   node {} (data in {}, health http://{}/health)", node.node_id, agent_dir.display(), node.health_addr),
+            Some(node) => println!(
+                "  Agent:   node {} (data in {}, health http://{}/health{})",
+                node.node_id,
+                agent_dir.display(),
+                node.health_addr,
+                node.sftp_addr
+                    .map(|addr| format!(", SFTP on {addr}"))
+                    .unwrap_or_default()
+            ),
             None if extras.agent.is_some() => println!("  Agent:   not started (see the warning above)"),
             None => {}
         }

@@ -41,6 +41,10 @@ pub(crate) struct UpArgs {
     /// Do not start the local Agent (data under DATA/agent).
     #[arg(long)]
     no_agent: bool,
+    /// Where the local Agent serves SFTP (e.g. 0.0.0.0:2022; sign-ins as
+    /// `<panel username>.<server>`); none unless given
+    #[arg(long, value_name = "ADDR", env = "CAP_SFTP_LISTEN", default_value = "")]
+    sftp_listen: String,
     #[command(flatten)]
     runtime: crate::agent::RuntimeArgs,
 }
@@ -74,6 +78,7 @@ pub(crate) fn run(args: UpArgs) -> anyhow::Result<()> {
             } else {
                 Some(args.runtime.choice()?)
             },
+            sftp_listen: crate::agent::sftp_listen(&args.sftp_listen, false)?,
         },
     )
 }

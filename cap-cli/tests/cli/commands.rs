@@ -99,16 +99,24 @@ async fn the_panel_command_names_an_invalid_environment_variable_and_fails() {
 }
 
 /// `cap up` as a newcomer runs it: the Panel, the bundled plugins, the
-/// first admin, a Marketplace and a local Agent that registers itself; a
-/// test-game server started through the API reaches `running` on the
-/// local node, and a second run re-adopts it.
+/// first admin, a Marketplace and a local Agent that registers itself (and
+/// serves SFTP, as asked); a test-game server started through the API
+/// reaches `running` on the local node, its files are reached over SFTP
+/// with the admin's password, and a second run re-adopts it.
 #[tokio::test]
 async fn cap_up_starts_a_local_agent_that_runs_a_server_and_readopts_it_after_a_restart() {
     let dir = private_tempdir();
     let password = "Up-and-running-42";
     let start = || {
         Command::new(cap_binary())
-            .args(["up", "--listen", "127.0.0.1:0", "--data"])
+            .args([
+                "up",
+                "--listen",
+                "127.0.0.1:0",
+                "--sftp-listen",
+                "127.0.0.1:0",
+                "--data",
+            ])
             .arg(dir.path())
             .env("CAP_ADMIN_PASSWORD", password)
             .env("CAP_LOG", "warn")
@@ -207,6 +215,44 @@ async fn cap_up_starts_a_local_agent_that_runs_a_server_and_readopts_it_after_a_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(running, "the server reached running on the local node");
+
+    // Its files over SFTP, where the server's answer says.
+    let body = get_json(&http, &url, &token, &format!("/api/v1/servers/{server}")).await;
+    let port = body["sftp"]["port"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .unwrap_or_else(|| panic!("an SFTP port: {body:#}"));
+    let user = body["sftp"]["username"].as_str().expect("a username");
+    assert!(user.starts_with("admin."), "{user}");
+    assert!(
+        banner
+            .iter()
+            .any(|l| l.contains(&format!("SFTP on 127.0.0.1:{port}"))),
+        "the banner says where SFTP is: {banner:#?}"
+    );
+    if cap_e2e::sftp::available() {
+        std::fs::write(
+            dir.path()
+                .join(format!("agent/servers/{server}/reached-over-sftp.txt")),
+            "hello",
+        )
+        .expect("a file in the server's directory");
+        let local = tempfile::tempdir().expect("a directory");
+        let run = cap_e2e::sftp::run(
+            port,
+            user,
+            &cap_e2e::sftp::Login::Password(password.to_owned()),
+            local.path(),
+            "ls\n",
+        )
+        .await;
+        assert!(run.success, "{}", run.output);
+        assert!(
+            run.output.contains("reached-over-sftp.txt"),
+            "{}",
+            run.output
+        );
+    }
 
     // Stop everything; the game server keeps running and is re-adopted.
     let pid = child.id().expect("a running child").to_string();
