@@ -133,16 +133,7 @@ pub async fn clear(db: &Database, actor: &Actor) -> Result<bool, DbError> {
         data: Empty {},
     })
     .actor(actor.clone());
-    Ok(on_pool!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        let mut qb = query_builder(pool, "DELETE FROM backup_storage WHERE id = 1");
-        let removed = qb.build().execute(&mut *tx).await?.rows_affected() > 0;
-        if removed {
-            tx.record(&event).await?;
-        }
-        tx.commit().await?;
-        removed
-    }))
+    crate::db::clear_singleton(db, "backup_storage", &event).await
 }
 
 /// What is wrong with `target`, field by field (empty when nothing).

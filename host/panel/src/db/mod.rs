@@ -495,6 +495,31 @@ pub(crate) fn query_builder<P: Dialect>(_pool: &P, init: &str) -> sqlx::QueryBui
     sqlx::QueryBuilder::new(init)
 }
 
+/// Deletes the one row of settings table `table` (`id = 1`: the mail
+/// settings, the backup storage), recording `event` in the same
+/// transaction; `false`, with nothing recorded, when there was none.
+///
+/// # Errors
+///
+/// Database errors.
+pub(crate) async fn clear_singleton(
+    db: &Database,
+    table: &'static str,
+    event: &NewEvent,
+) -> Result<bool, DbError> {
+    let sql = format!("DELETE FROM {table} WHERE id = 1");
+    Ok(on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let mut qb = query_builder(pool, &sql);
+        let removed = qb.build().execute(&mut *tx).await?.rows_affected() > 0;
+        if removed {
+            tx.record(event).await?;
+        }
+        tx.commit().await?;
+        removed
+    }))
+}
+
 /// Something that belongs to one backend: a [`Reader`] or a sqlx pool.
 pub(crate) trait Dialect {
     /// The backend.

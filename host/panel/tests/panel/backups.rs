@@ -509,6 +509,28 @@ async fn backups_go_to_s3_compatible_storage_with_a_sealed_secret_and_download_f
     assert_eq!(response.status(), 204);
     let gone = client().get(&url).send().await.expect("asked");
     assert_eq!(gone.status(), 404);
+
+    // The settings go once, and new backups stay on the node.
+    let storage = |method: Method| {
+        let site = &site;
+        async move {
+            call(
+                &site.panel,
+                method,
+                "/api/v1/backup-storage",
+                Some(ADMIN),
+                None,
+            )
+            .await
+            .status()
+            .as_u16()
+        }
+    };
+    assert_eq!(storage(Method::DELETE).await, 204);
+    assert_eq!(storage(Method::DELETE).await, 404);
+    assert_eq!(storage(Method::GET).await, 404);
+    let local = backup(&site, json!({"name": "back on the node"})).await;
+    assert_eq!(local["target"], "local", "{local:#}");
 }
 
 #[tokio::test]
