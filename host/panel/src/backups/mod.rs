@@ -220,9 +220,11 @@ pub enum BackupsError {
         /// Its state.
         state: String,
     },
-    /// A restore from a backup of this server is running.
-    #[error("a restore of this server is running: wait for it to end")]
-    Busy,
+    /// A backup or restore of this server is running (`"backup"`,
+    /// `"restore"`): one at a time, so that neither archives or changes
+    /// files the other is writing.
+    #[error("a {0} of this server is running: wait for it to end")]
+    Busy(&'static str),
     /// The server runs.
     #[error("the server is {0}: stop it before restoring a backup")]
     ServerRunning(String),
@@ -243,7 +245,7 @@ impl BackupsError {
             BackupsError::LimitReached { .. } => Code::BackupLimitReached,
             BackupsError::Locked(_) => Code::BackupLocked,
             BackupsError::NotComplete { .. } => Code::BackupNotComplete,
-            BackupsError::Busy => Code::BackupBusy,
+            BackupsError::Busy(_) => Code::BackupBusy,
             BackupsError::ServerRunning(_) => Code::ServerRunning,
             BackupsError::Storage(_) => Code::BackupStorageFailed,
             BackupsError::Db(_) => Code::InternalError,
@@ -759,6 +761,18 @@ pub async fn restore_finished(
         tx.commit().await?;
         changed
     }))
+}
+
+/// What of `backups` (one server's) is running, if anything: `"backup"`
+/// or `"restore"`.
+pub fn running(backups: &[Backup]) -> Option<&'static str> {
+    if backups.iter().any(Backup::restoring) {
+        Some("restore")
+    } else if backups.iter().any(|b| b.state == state::PENDING) {
+        Some("backup")
+    } else {
+        None
+    }
 }
 
 /// Fails the pending backups and running restores of node `node_id` (of

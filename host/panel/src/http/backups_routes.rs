@@ -427,7 +427,7 @@ pub(super) async fn get(
     request_body = BackupCreate,
     responses(
         (status = 202, description = "Asked of the Agent: `pending` until it reports", body = BackupBody),
-        (status = 409, description = "Backups are off for the server, or it is at its limit with every backup locked"),
+        (status = 409, description = "Backups are off for the server, it is at its limit with every backup locked, or a backup or restore of it runs (`backup-busy`)"),
         (status = 404, description = "No such server"),
         (status = 503, description = "The node is offline"),
     )
@@ -479,6 +479,9 @@ pub(super) async fn create(
     let existing = backups::list(state.db(), &server.id)
         .await
         .map_err(BackupsError::from)?;
+    if let Some(running) = backups::running(&existing) {
+        return Err(BackupsError::Busy(running).into());
+    }
     let counted = existing.iter().filter(|b| b.counts()).count();
     let excess = (counted + 1).saturating_sub(limit as usize);
     let mut rotated: Vec<Backup> = Vec::new();
@@ -648,7 +651,7 @@ pub(super) async fn delete(
         .into());
     }
     if backup.restoring() {
-        return Err(BackupsError::Busy.into());
+        return Err(BackupsError::Busy("restore").into());
     }
     let event = before_delete(&state, &auth, &backup).await?;
     remove(&state, &auth, &server, &backup, false).await?;
@@ -708,7 +711,7 @@ pub(super) async fn lock(
     request_body = RestoreRequest,
     responses(
         (status = 202, description = "Asked of the Agent: `restore.state` is `running` until it reports", body = BackupBody),
-        (status = 409, description = "The backup is not complete, the server is running, or a restore runs"),
+        (status = 409, description = "The backup is not complete, the server is running, or a backup or restore runs"),
         (status = 404, description = "No such server or backup"),
         (status = 503, description = "The node is offline"),
     )
@@ -738,8 +741,8 @@ pub(super) async fn restore(
     let all = backups::list(state.db(), &server.id)
         .await
         .map_err(BackupsError::from)?;
-    if all.iter().any(Backup::restoring) {
-        return Err(BackupsError::Busy.into());
+    if let Some(running) = backups::running(&all) {
+        return Err(BackupsError::Busy(running).into());
     }
     let target = target_of(&state, &backup).await?;
     let event = hooks::run_before(

@@ -681,3 +681,78 @@ async fn deleting_a_server_deletes_its_backups_on_the_node_and_in_the_panel() {
     .await;
     handle.close().await;
 }
+
+#[tokio::test]
+async fn a_backup_while_another_runs_is_refused_and_so_is_a_restore() {
+    let db = TestDb::sqlite().await;
+    let site = files_site(&db, 1000).await;
+    set_limit(&site, 5).await;
+    std::fs::write(site.server_dir().join("world.dat"), b"blocks").expect("a file");
+    let done = backup(&site, json!({"name": "done"})).await;
+    let done = done["id"].as_str().expect("id").to_owned();
+    // A backup still being made: recorded pending, as the Agent has not
+    // answered yet (written straight to the database, so that the test
+    // does not race a real Agent's answer).
+    let node = json_of(
+        call(
+            &site.panel,
+            Method::GET,
+            &format!("/api/v1/servers/{}", site.server_id),
+            Some(ADMIN),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await["node_id"]
+        .as_str()
+        .expect("a node")
+        .to_owned();
+    let handle = db.connect().await;
+    cap_panel::backups::insert(
+        &handle,
+        &cap_panel::backups::NewBackup {
+            id: "bkp_running".into(),
+            server_id: site.server_id.clone(),
+            node_id: node,
+            name: "running".into(),
+            ignored: Vec::new(),
+            target: "local".into(),
+            locked: false,
+        },
+        &Actor::system(),
+    )
+    .await
+    .expect("recorded");
+    handle.close().await;
+
+    let response = send(&site, ADMIN, Method::POST, "", Some(json!({}))).await;
+    let problem = expect_problem(response, 409, "backup-busy").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("a backup of this server is running")),
+        "{problem:#}"
+    );
+    let response = send(
+        &site,
+        ADMIN,
+        Method::POST,
+        &format!("/{done}/restore"),
+        Some(json!({})),
+    )
+    .await;
+    expect_problem(response, 409, "backup-busy").await;
+    let list = json_of(send(&site, ADMIN, Method::GET, "", None).await, 200).await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(2), "{list:#}");
+    let restored = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|b| b["id"] == done.as_str())
+        .expect("the done backup");
+    assert!(
+        restored["restore"].is_null(),
+        "no restore started: {restored:#}"
+    );
+}
