@@ -20,6 +20,11 @@
 //!   game type's `file_denylist`; when the game-type plugin cannot say
 //!   what it is (inactive, failing), file access is refused rather than
 //!   granted without it.
+//! - **Pulls from URLs can be turned off twice.** By the admin
+//!   (`[files] pull = false`) for the whole Panel, and by a game type for
+//!   its servers: one listing the feature [`NO_FILE_PULL`] (an egg's
+//!   `features` entry, for the egg bridge) never has a URL pulled into its
+//!   servers' directories.
 //! - **Grants are short.** [`GRANT_TTL`]: a download or an upload chunk
 //!   must *start* before it; a started transfer runs to its end. Resuming a
 //!   large upload later takes a new grant for the same path: the Agent
@@ -127,6 +132,38 @@ pub async fn scope(
     plugins: Option<&PluginManager>,
     server: &Server,
 ) -> Result<FileScope, ServersError> {
+    let game = game_info(plugins, server).await?;
+    Ok(FileScope {
+        denylist: game.file_denylist,
+        disk_mb: server.limits.disk_mb,
+        read_only: false,
+    })
+}
+
+/// The game-type feature flag with which a game type turns pulling files
+/// from URLs off for its servers (`game-info.features`, as eggs list
+/// theirs): the pull route refuses with `pull-refused`.
+pub const NO_FILE_PULL: &str = "no-file-pull";
+
+/// Whether `server`'s game type allows pulling files from URLs (it does
+/// unless it lists [`NO_FILE_PULL`]).
+///
+/// # Errors
+///
+/// As [`scope`]: fails closed when the game type cannot say.
+pub async fn pull_allowed(
+    plugins: Option<&PluginManager>,
+    server: &Server,
+) -> Result<bool, ServersError> {
+    let game = game_info(plugins, server).await?;
+    Ok(!game.features.iter().any(|f| f == NO_FILE_PULL))
+}
+
+/// `server`'s game type, as its active plugin describes it now.
+async fn game_info(
+    plugins: Option<&PluginManager>,
+    server: &Server,
+) -> Result<cap_runtime::api::GameInfo, ServersError> {
     let unavailable = |reason: String| ServersError::PluginUnavailable {
         plugin: server.game_plugin.clone(),
         reason,
@@ -144,11 +181,7 @@ pub async fn scope(
         None => None,
     }
     .ok_or_else(|| unavailable("it no longer offers the server's game type".to_owned()))?;
-    Ok(FileScope {
-        denylist: game.file_denylist,
-        disk_mb: server.limits.disk_mb,
-        read_only: false,
-    })
+    Ok(game)
 }
 
 /// Runs `op` on `server`'s files through its Agent.

@@ -563,7 +563,8 @@ pub(super) async fn chmod(
 
 /// Downloads a URL into a directory (`file.create`). The URL must be on a
 /// public address, as for plugins' HTTP, unless the admin allows its host
-/// (`[files] pull_allowed_hosts`); the admin can turn pulls off.
+/// (`[files] pull_allowed_hosts`); the admin can turn pulls off, and so
+/// can the game type (feature `no-file-pull`).
 #[utoipa::path(
     post,
     path = "/servers/{id}/files/pull",
@@ -592,6 +593,18 @@ pub(super) async fn pull(
         return Err(ApiError::refused(
             crate::error_code::Code::PullRefused,
             "pulling files from URLs is turned off on this Panel",
+        ));
+    }
+    if !files::pull_allowed(state.plugins(), &server)
+        .await
+        .map_err(FilesError::from)?
+    {
+        return Err(ApiError::refused(
+            crate::error_code::Code::PullRefused,
+            format!(
+                "the server's game type turns pulling files from URLs off (feature `{}`)",
+                files::NO_FILE_PULL
+            ),
         ));
     }
     check_path("directory", &body.directory)?;

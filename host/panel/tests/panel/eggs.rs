@@ -294,3 +294,29 @@ on_every_database! {
         assert_eq!(read["startup_command"], "Default", "a refused change leaves the pick as it was");
     }
 }
+
+on_every_database! {
+    async fn a_game_type_listing_no_file_pull_turns_pulling_files_from_urls_off_for_its_servers(db: &TestDb) {
+        let panel = start(db).await;
+        let mut egg: Value = serde_json::from_slice(&proxy_egg("debian:stable")).expect("JSON");
+        egg["features"] = json!(["no-file-pull"]);
+        let imported = json_of(upload(&panel, "", PLUGIN_ADMIN, egg.to_string().into_bytes()).await, 201).await;
+        let game_type = imported["type"].as_str().expect("type").to_owned();
+        let node = json_of(call(&panel, Method::POST, "/api/v1/nodes", Some(PLUGIN_ADMIN),
+            Some(json!({"name": "n1", "address": "10.0.0.1", "memory_mb": 8192, "disk_mb": 10000, "cpu_percent": 400}))).await, 201).await;
+        let node_id = node["id"].as_str().expect("id");
+        json_of(call(&panel, Method::POST, &format!("/api/v1/nodes/{node_id}/allocations"), Some(PLUGIN_ADMIN),
+            Some(json!({"ip": "10.0.0.1", "ports": ["25565"]}))).await, 201).await;
+        let created = json_of(call(&panel, Method::POST, "/api/v1/servers", Some(PLUGIN_ADMIN), Some(json!({
+            "name": "no-pulls",
+            "node_id": node_id,
+            "game": {"plugin": "egg-bridge", "type": game_type},
+            "limits": {"memory_mb": 256, "disk_mb": 1000, "cpu_percent": 100}
+        }))).await, 201).await;
+        let id = created["id"].as_str().expect("id");
+        let response = call(&panel, Method::POST, &format!("/api/v1/servers/{id}/files/pull"), Some(PLUGIN_ADMIN),
+            Some(json!({"url": "https://example.com/mod.jar", "directory": "/"}))).await;
+        let problem = expect_problem(response, 422, "pull-refused").await;
+        assert!(problem["detail"].as_str().is_some_and(|d| d.contains("game type") && d.contains("no-file-pull")), "{problem:#}");
+    }
+}
