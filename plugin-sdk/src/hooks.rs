@@ -36,7 +36,7 @@ pub use hooks::{
     UserInfo, Verdict,
 };
 #[cfg(feature = "api-0-2")]
-pub use hooks::{BackupInfo, FileInfo};
+pub use hooks::{BackupInfo, DatabaseInfo, FileInfo};
 
 /// Before- and after-hooks: the `hooks` export of the WIT API.
 ///
@@ -65,7 +65,7 @@ pub trait Hooks: Send + Sync {
 const KINDS: usize = 28;
 /// How many event kinds the API version the SDK targets has.
 #[cfg(feature = "api-0-2")]
-const KINDS: usize = 34;
+const KINDS: usize = 36;
 
 /// Dotted names, in the order of the WIT enum.
 const NAMES: [(EventKind, &str); KINDS] = [
@@ -109,11 +109,16 @@ const NAMES: [(EventKind, &str); KINDS] = [
     (EventKind::BackupRestore, "backup.restore"),
     #[cfg(feature = "api-0-2")]
     (EventKind::BackupDelete, "backup.delete"),
+    #[cfg(feature = "api-0-2")]
+    (EventKind::DatabaseCreate, "database.create"),
+    #[cfg(feature = "api-0-2")]
+    (EventKind::DatabaseDelete, "database.delete"),
 ];
 
 impl EventKind {
     /// Every event kind, in the order of the WIT enum (28 in API 0.1.0;
-    /// 0.2.0 adds `user.invite`, `file.write` and the four `backup.*` kinds).
+    /// 0.2.0 adds `user.invite`, `file.write`, the four `backup.*` kinds and
+    /// `database.create` and `database.delete`).
     ///
     /// ```
     /// use cap_plugin_sdk::hooks::EventKind;

@@ -26,7 +26,7 @@ use crate::plugin::Plugin;
 
 impl EventKind {
     /// Every event kind.
-    pub const ALL: [EventKind; 34] = [
+    pub const ALL: [EventKind; 36] = [
         EventKind::UserCreate,
         EventKind::UserUpdate,
         EventKind::UserDelete,
@@ -61,6 +61,8 @@ impl EventKind {
         EventKind::BackupComplete,
         EventKind::BackupRestore,
         EventKind::BackupDelete,
+        EventKind::DatabaseCreate,
+        EventKind::DatabaseDelete,
     ];
 
     /// The manifest name, e.g. `server.create`.
@@ -100,6 +102,8 @@ impl EventKind {
             EventKind::BackupComplete => "backup.complete",
             EventKind::BackupRestore => "backup.restore",
             EventKind::BackupDelete => "backup.delete",
+            EventKind::DatabaseCreate => "database.create",
+            EventKind::DatabaseDelete => "database.delete",
         }
     }
 
@@ -113,7 +117,9 @@ impl EventKind {
             | EventKind::BackupCreate
             | EventKind::BackupComplete
             | EventKind::BackupRestore
-            | EventKind::BackupDelete => 2,
+            | EventKind::BackupDelete
+            | EventKind::DatabaseCreate
+            | EventKind::DatabaseDelete => 2,
             _ => 1,
         }
     }

@@ -889,6 +889,12 @@ variants! {
         BackupRestore,
         /// `backup.delete` (API 0.2.0): a backup is to be deleted.
         BackupDelete,
+        /// `database.create` (API 0.2.0): a database is to be created for
+        /// a server.
+        DatabaseCreate,
+        /// `database.delete` (API 0.2.0): a server's database is to be
+        /// deleted.
+        DatabaseDelete,
     }
 
     /// What an event is about.
@@ -909,6 +915,8 @@ variants! {
         File(FileInfo),
         /// A backup (API 0.2.0).
         Backup(BackupInfo),
+        /// A server's database (API 0.2.0).
+        Database(DatabaseInfo),
     }
 
     /// A before-hook's answer.
@@ -1027,6 +1035,25 @@ records! {
         pub reason: Option<String>,
         /// Whether it is locked against deletion.
         pub locked: bool,
+    }
+
+    /// A database of a server, on a database host (API 0.2.0). Its
+    /// password is never part of it.
+    pub struct DatabaseInfo {
+        /// Server id.
+        pub server_id: String,
+        /// Database id.
+        pub id: String,
+        /// Its name on the host.
+        pub name: String,
+        /// The host's id.
+        pub host_id: String,
+        /// `mysql` or `postgres`.
+        pub host_kind: String,
+        /// Its user's name on the host.
+        pub username: String,
+        /// Where its user may connect from (a MySQL host pattern).
+        pub remote: String,
     }
 
     /// Who caused an event.

@@ -395,7 +395,8 @@ event_kinds_0_1! {
     PluginInstall, PluginActivate, PluginDeactivate, PluginUninstall,
     ConsoleCommand, ConsoleReady, ConsolePlayerJoined, ConsolePlayerLeft, ConsoleCrash,
     ScheduleTick;
-    later: UserInvite, FileWrite, BackupCreate, BackupComplete, BackupRestore, BackupDelete
+    later: UserInvite, FileWrite, BackupCreate, BackupComplete, BackupRestore, BackupDelete,
+        DatabaseCreate, DatabaseDelete
 }
 
 /// The 0.1.0 payloads. Payloads a later API added have no 0.1.0 value; they
@@ -422,7 +423,7 @@ macro_rules! payloads_0_1 {
 
 payloads_0_1! {
     User, Server, Node, Plugin, Console, Schedule;
-    later: File, Backup
+    later: File, Backup, Database
 }
 
 /// The 0.1.0 form of `event`; `None` for a kind 0.1.0 does not have.

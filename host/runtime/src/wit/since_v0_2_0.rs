@@ -463,10 +463,11 @@ variants! {
         PluginInstall, PluginActivate, PluginDeactivate, PluginUninstall,
         ConsoleCommand, ConsoleReady, ConsolePlayerJoined, ConsolePlayerLeft, ConsoleCrash,
         ScheduleTick, UserInvite, FileWrite, BackupCreate, BackupComplete, BackupRestore,
-        BackupDelete
+        BackupDelete, DatabaseCreate, DatabaseDelete
     }
     hooks::Payload => Payload {
-        User(x), Server(x), Node(x), Plugin(x), Console(x), Schedule(x), File(x), Backup(x)
+        User(x), Server(x), Node(x), Plugin(x), Console(x), Schedule(x), File(x), Backup(x),
+        Database(x)
     }
 }
 
@@ -475,6 +476,9 @@ records! {
     hooks::FileInfo => FileInfo { server_id, action, paths, via }
     hooks::BackupInfo => BackupInfo {
         server_id, id, name, state, size_bytes, sha256, reason, locked
+    }
+    hooks::DatabaseInfo => DatabaseInfo {
+        server_id, id, name, host_id, host_kind, username, remote
     }
     ui::RenderContext => RenderContext {
         contribution, server_id, user_id, permissions, server_permissions
