@@ -249,6 +249,32 @@ codes! {
     /// The backup storage (S3-compatible) refused or could not be reached.
     BackupStorageFailed = "backup-storage-failed", BAD_GATEWAY, "Backup storage failed";
 
+    // Databases (`/servers/{id}/databases`, `/database-hosts`).
+    /// No such database on this server.
+    DatabaseNotFound = "database-not-found", NOT_FOUND, "Database not found";
+    /// The server has a database of that name already (or its host has one of that name).
+    DatabaseNameTaken = "database-name-taken", CONFLICT, "Database name taken";
+    /// The server has as many databases as its limit allows (0 until an administrator sets one).
+    DatabaseLimitReached = "database-limit-reached", CONFLICT, "Database limit reached";
+    /// No database host serves the server's node (or every one that does is full): an administrator must add one.
+    NoDatabaseHost = "no-database-host", CONFLICT, "No database host";
+    /// The database host named does not serve the server's node.
+    DatabaseHostNotAllowed = "database-host-not-allowed", CONFLICT, "Database host not allowed";
+    /// The database host holds as many databases as its administrator allows.
+    DatabaseHostFull = "database-host-full", CONFLICT, "Database host full";
+    /// No such database host.
+    DatabaseHostNotFound = "database-host-not-found", NOT_FOUND, "Database host not found";
+    /// Another database host has this name.
+    DatabaseHostNameTaken = "database-host-name-taken", CONFLICT, "Database host name taken";
+    /// The database host still holds databases; `detail` says how many.
+    DatabaseHostInUse = "database-host-in-use", CONFLICT, "Database host in use";
+    /// The database host could not be reached: nothing listens at its address, or it did not answer in time.
+    DatabaseHostUnreachable = "database-host-unreachable", BAD_GATEWAY, "Database host unreachable";
+    /// The database host refused the administrative user's name or password.
+    DatabaseHostLoginRefused = "database-host-login-refused", BAD_GATEWAY, "Database host refused the login";
+    /// The database host refused a statement (the administrative user may lack a privilege); `detail` has its message.
+    DatabaseHostFailed = "database-host-failed", BAD_GATEWAY, "Database host failed";
+
     // Plugins.
     /// The uploaded package is not a valid `.cap`.
     InvalidPackage = "invalid-package", UNPROCESSABLE_ENTITY, "Invalid package";

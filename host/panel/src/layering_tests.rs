@@ -31,6 +31,10 @@ const RULES: &[(&str, &[&str])] = &[
         &["crate::http", "crate::servers", "crate::agents"],
     ),
     (
+        "databases",
+        &["crate::http", "crate::servers", "crate::agents"],
+    ),
+    (
         "plugins",
         &["crate::http", "crate::servers", "crate::agents"],
     ),

@@ -40,6 +40,9 @@
 //!   all or nothing — with the trust state and lockfile in the database;
 //!   paid plugins' licenses fetched, verified offline before every load
 //!   and renewed in the background.
+//! - [`backups`] and [`databases`]: a server's backups (made by its
+//!   node's Agent) and its MySQL/MariaDB and PostgreSQL databases (made by
+//!   the Panel on the database hosts administrators register).
 //! - [`bundled`]: installing the plugin packages an embedder carries (the
 //!   `cap` binary carries the example plugins) through the same validation,
 //!   grant and activation path as an admin's upload.
@@ -47,7 +50,8 @@
 //! Key decisions:
 //!
 //! - **Layers.** [`http`] is on top; the domain modules ([`identity`],
-//!   [`servers`], [`agents`], [`files`], [`plugins`], [`marketplace`]) sit below it
+//!   [`servers`], [`agents`], [`files`], [`backups`], [`databases`], [`plugins`],
+//!   [`marketplace`]) sit below it
 //!   and never name it; [`db`] is at the bottom and names none of them.
 //!   What the layers share sits low: the caller
 //!   ([`identity::principal::Principal`]) and the stable error codes
@@ -103,6 +107,7 @@ pub mod agents;
 pub mod backups;
 pub mod bundled;
 pub mod config;
+pub mod databases;
 pub mod db;
 pub mod error_code;
 pub mod files;

@@ -12,6 +12,7 @@ import { serverPage } from './server.js';
 import { filesPage } from './files.js';
 import { editorPage } from './editor.js';
 import { backupsPage } from './backups.js';
+import { databasesPage, databaseHostsPage } from './databases.js';
 import { usersPage, rolesPage, nodesPage, pluginsPage, pluginDetailPage } from './admin.js';
 import { eggsPage } from './eggs.js';
 
@@ -26,11 +27,13 @@ const routes = [
   [/^\/servers\/([^/]+)\/files(?:\?.*)?$/, filesPage],
   [/^\/servers\/([^/]+)\/files\/edit(?:\?.*)?$/, editorPage],
   [/^\/servers\/([^/]+)\/backups$/, backupsPage],
+  [/^\/servers\/([^/]+)\/databases$/, databasesPage],
   [/^\/account(?:\?[^/]*)?$/, accountPage],
   [/^\/audit$/, auditPage],
   [/^\/admin\/users$/, usersPage],
   [/^\/admin\/roles$/, rolesPage],
   [/^\/admin\/nodes$/, nodesPage],
+  [/^\/admin\/database-hosts$/, databaseHostsPage],
   [/^\/admin\/plugins$/, pluginsPage],
   [/^\/admin\/plugins\/([^/]+)$/, pluginDetailPage],
   [/^\/admin\/eggs$/, eggsPage],
@@ -68,6 +71,7 @@ function renderNav() {
   if (has('admin.users')) links.push(navLink('#/admin/users', 'Users'));
   if (has('admin.users')) links.push(navLink('#/admin/roles', 'Roles'));
   if (has('admin.nodes')) links.push(navLink('#/admin/nodes', 'Nodes'));
+  if (has('admin.nodes')) links.push(navLink('#/admin/database-hosts', 'Database hosts'));
   if (has('admin.plugins')) links.push(navLink('#/admin/plugins', 'Plugins'));
   if (has('admin.plugins')) links.push(navLink('#/admin/eggs', 'Game types'));
   links.push(navLink('#/account', 'Account'));

@@ -175,12 +175,13 @@ const PROBLEMS = {
 };
 
 /**
- * Shows `error` in `box`: a file refusal in words with its detail, field
+ * Shows `error` in `box`: a file refusal (or one of `more`, another
+ * module's refusals in the same form) in words with its detail, field
  * problems under their fields (`fields`: name → field), anything else
  * as `showError` does. `null` hides the box.
  */
-export function showProblem(box, error, fields = {}) {
-  const words = error && error.code ? PROBLEMS[error.code] : null;
+export function showProblem(box, error, fields = {}, more = {}) {
+  const words = error && error.code ? (more[error.code] || PROBLEMS[error.code]) : null;
   if (!words || (error instanceof ApiError && error.fields.length)) {
     showError(box, error, fields);
     return;
@@ -198,12 +199,14 @@ export function showProblem(box, error, fields = {}) {
 
 /**
  * The server page's sections as tabs, when there is more than one: the
- * overview, the files (`file.read`) and the backups (`backup.read`).
+ * overview, the files (`file.read`), the backups (`backup.read`) and the
+ * databases (`database.read`).
  */
 export function serverTabs(id, can, current) {
   const tabs = [['overview', `#/servers/${seg(id)}`, 'Overview']];
   if (can('file.read')) tabs.push(['files', filesHref(id, '/'), 'Files']);
   if (can('backup.read')) tabs.push(['backups', `#/servers/${seg(id)}/backups`, 'Backups']);
+  if (can('database.read')) tabs.push(['databases', `#/servers/${seg(id)}/databases`, 'Databases']);
   if (tabs.length < 2) return null;
   return h('nav', { class: 'tabs', 'aria-label': 'Server sections' }, tabs.map(([key, href, label]) => h('a', {
     href, id: `tab-${key}`, class: 'tab', 'aria-current': current === key ? 'page' : null,
@@ -255,7 +258,7 @@ export function sftpAddress(server) {
 }
 
 /** Copies `text` to the clipboard; selects `el`'s text when it cannot. */
-async function copyText(text, el) {
+export async function copyText(text, el) {
   try {
     await navigator.clipboard.writeText(text);
     return true;

@@ -391,6 +391,11 @@ impl Session {
                                 {
                                     tracing::warn!(server = %server_id, %error, "could not forget a deleted server's backups");
                                 }
+                                if let Err(error) =
+                                    crate::databases::forget_server(&db, &server_id).await
+                                {
+                                    tracing::warn!(server = %server_id, %error, "could not forget a deleted server's databases");
+                                }
                             });
                         }
                     }

@@ -62,6 +62,7 @@ pub mod auth_routes;
 pub mod backups_routes;
 pub mod client_addr;
 pub mod console_socket;
+pub mod databases_routes;
 pub mod eggs_routes;
 pub mod error;
 pub mod extract;
@@ -276,6 +277,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(servers_routes::router())
         .merge(files_routes::router())
         .merge(backups_routes::router())
+        .merge(databases_routes::router())
         .merge(totp_routes::router())
         .merge(password_routes::router())
         .merge(account_links_routes::router())

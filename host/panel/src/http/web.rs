@@ -117,6 +117,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../../web/backups.js"),
     },
     Asset {
+        name: "databases.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/databases.js"),
+    },
+    Asset {
         name: "editor.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../../web/editor.js"),

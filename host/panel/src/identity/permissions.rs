@@ -20,12 +20,12 @@
 //! permission that no code checks is an *unused associated constant*, and
 //! the crate does not compile. So the catalogue cannot offer a permission
 //! that does nothing. The gates are crate-private for that reason: a public
-//! item is never "unused" to the compiler. Schedules, databases and
-//! allocations have no permissions until the features that check them
-//! arrive; each brings its permissions back with its routes (files did:
-//! `file.*`, and `file.sftp` with the Agents' SFTP server, which asks the
-//! Panel to decide each sign-in; backups did: `backup.*`, with the meanings
-//! they had when they were retired).
+//! item is never "unused" to the compiler. Schedules and allocations have
+//! no permissions until the features that check them arrive; each brings
+//! its permissions back with its routes (files did: `file.*`, and
+//! `file.sftp` with the Agents' SFTP server, which asks the Panel to decide
+//! each sign-in; backups did: `backup.*`, and servers' databases
+//! `database.*`, with the meanings they had when they were retired).
 //!
 //! # Permissions that were removed
 //!
@@ -228,6 +228,11 @@ catalogue! {
     BackupDelete / BACKUP_DELETE = "backup.delete", Server, "Delete backups";
     BackupDownload / BACKUP_DOWNLOAD = "backup.download", Server, "Download backups";
     BackupRestore / BACKUP_RESTORE = "backup.restore", Server, "Restore backups";
+    DatabaseCreate / DATABASE_CREATE = "database.create", Server, "Create databases";
+    DatabaseRead / DATABASE_READ = "database.read", Server, "See databases";
+    DatabaseUpdate / DATABASE_UPDATE = "database.update", Server, "Change databases";
+    DatabaseDelete / DATABASE_DELETE = "database.delete", Server, "Delete databases";
+    DatabaseViewPassword / DATABASE_VIEW_PASSWORD = "database.view-password", Server, "See database passwords";
     ServerDelete / SERVER_DELETE = "server.delete", ServerOwner, "Delete servers";
     ServerCreate / SERVER_CREATE = "server.create", Panel, "Create servers";
     AdminUsers / ADMIN_USERS = "admin.users", Admin, "Manage users and roles";
@@ -247,11 +252,6 @@ pub const RETIRED: &[(&str, &str)] = &[
     ("allocation.create", "Add allocations to a server"),
     ("allocation.update", "Change a server's allocations"),
     ("allocation.delete", "Remove allocations from a server"),
-    ("database.create", "Create databases"),
-    ("database.read", "See databases"),
-    ("database.update", "Change databases"),
-    ("database.delete", "Delete databases"),
-    ("database.view-password", "See database passwords"),
     ("schedule.create", "Create schedules"),
     ("schedule.read", "See schedules"),
     ("schedule.update", "Change schedules"),
@@ -669,11 +669,16 @@ mod tests {
             ["control.start", "my-plugin.go"],
             "built-in and plugin names stay, in order"
         );
-        let stored: BTreeSet<String> = held(&["database.read", "user.read", "backup.read"]);
+        let stored: BTreeSet<String> = held(&[
+            "allocation.read",
+            "user.read",
+            "backup.read",
+            "database.read",
+        ]);
         assert_eq!(
             drop_retired(stored, "a test"),
-            held(&["backup.read", "user.read"]),
-            "backup.* came back with backups and is kept"
+            held(&["backup.read", "database.read", "user.read"]),
+            "backup.* and database.* came back with their features and are kept"
         );
     }
 

@@ -25,6 +25,7 @@
 //! | `user.invite` (API 0.2.0) | `POST /users/{id}/invitation` | yes |
 //! | `backup.create`, `backup.restore`, `backup.delete` (API 0.2.0) | the backup routes (and a new backup's rotation, whose deletes are asked before anything is deleted); after-hooks once the Agent was asked (create, restore) or the backup is gone | yes |
 //! | `backup.complete` (API 0.2.0) | the Agent's report that a backup is done or failed | no: after-hooks only |
+//! | `database.create`, `database.delete` (API 0.2.0) | the database routes, after the Panel's own checks and before the database host is asked; after-hooks once the database exists or is dropped (a deleted server's databases go without hooks) | yes |
 //! | `file.write` (API 0.2.0) | every write route of `/servers/{id}/files` (before: the route, after: its success) and uploads (before: the signed URL is issued, after: the Agent reports the file in place) | yes |
 //! | `node.create`, `node.delete` | the node routes | yes |
 //! | `plugin.install` | an upload, a Marketplace install (a new plugin or a newer version) | yes, except by the plugin installed |

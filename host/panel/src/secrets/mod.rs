@@ -10,6 +10,8 @@
 //! | the Marketplace instance token | `marketplace_instance.token` | sealed |
 //! | the SMTP password | `mail_settings.password` | sealed |
 //! | the backup storage's S3 secret key | `backup_storage.secret` | sealed |
+//! | database hosts' administrative passwords | `database_hosts.password` | sealed |
+//! | the passwords of servers' database users | `server_databases.password` | sealed |
 //! | JWT signing keys | `jwt_keys.secret` | sealed, rotated ([`crate::identity::tokens`]) |
 //! | refresh tokens, API keys, node tokens, recovery codes | their tables | SHA-256 digests only |
 //!

@@ -54,6 +54,18 @@ impl Purpose {
         Purpose::new(&["backup-storage-secret"])
     }
 
+    /// The administrative password of database host `host_id`
+    /// (`database_hosts.password`).
+    pub fn database_host_password(host_id: &str) -> Purpose {
+        Purpose::new(&["database-host-password", host_id])
+    }
+
+    /// The password of the user of server database `database_id`
+    /// (`server_databases.password`).
+    pub fn server_database_password(database_id: &str) -> Purpose {
+        Purpose::new(&["server-database-password", database_id])
+    }
+
     /// The JWT signing key `kid`.
     pub fn jwt_key(kid: &str) -> Purpose {
         Purpose::new(&["jwt-signing-key", kid])

@@ -42,6 +42,7 @@ use support::{
 };
 
 mod backups;
+mod databases;
 mod files;
 
 const ADMIN_PASSWORD: &str = "Correct-Horse-Battery-42";

@@ -509,6 +509,21 @@ async fn serves_an_openapi_3_1_document_covering_every_route() {
         ("/api/v1/backup-storage", "get"),
         ("/api/v1/backup-storage", "put"),
         ("/api/v1/backup-storage", "delete"),
+        // Databases (tests/panel/databases.rs).
+        ("/api/v1/servers/{id}/databases", "get"),
+        ("/api/v1/servers/{id}/databases", "post"),
+        ("/api/v1/servers/{id}/databases/{database}", "get"),
+        ("/api/v1/servers/{id}/databases/{database}", "delete"),
+        (
+            "/api/v1/servers/{id}/databases/{database}/rotate-password",
+            "post",
+        ),
+        ("/api/v1/servers/{id}/database-limit", "put"),
+        ("/api/v1/database-hosts", "get"),
+        ("/api/v1/database-hosts", "post"),
+        ("/api/v1/database-hosts/{host}", "get"),
+        ("/api/v1/database-hosts/{host}", "put"),
+        ("/api/v1/database-hosts/{host}", "delete"),
         // What the web UI needs (tests/panel/web_ui.rs).
         ("/api/v1/auth/providers", "get"),
         ("/api/v1/game-types", "get"),

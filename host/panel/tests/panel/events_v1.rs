@@ -512,6 +512,13 @@ const ADDED_AFTER_V1: &[&str] = &[
     "backup.limit.set",
     "backup-storage.configured",
     "backup-storage.cleared",
+    "database-host.created",
+    "database-host.updated",
+    "database-host.deleted",
+    "database.created",
+    "database.password.rotated",
+    "database.deleted",
+    "database.limit.set",
 ];
 
 #[test]

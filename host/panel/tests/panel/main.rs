@@ -14,6 +14,7 @@ mod agents;
 mod api;
 mod audit_log;
 mod backups;
+mod databases;
 mod db;
 mod eggs;
 mod events_v1;

@@ -55,6 +55,7 @@ use utoipa::ToSchema;
 use super::Subject;
 
 mod backup;
+mod database;
 mod identity;
 mod node;
 mod plugin;
@@ -64,6 +65,10 @@ mod setting;
 pub use backup::{
     BackupCompleted, BackupDeleted, BackupEvent, BackupFailed, BackupLimitSet, BackupLock,
     BackupStarted, BackupStorageConfigured, BackupStorageEvent, RestoreFinished, RestoreStarted,
+};
+pub use database::{
+    DatabaseCreated, DatabaseDeleted, DatabaseEvent, DatabaseHostCreated, DatabaseHostEvent,
+    DatabaseHostUpdated, DatabaseLimitSet, DatabaseRef,
 };
 pub use identity::{
     ApiKeyCreated, ApiKeyEvent, ApiKeyRef, IdentityEvent, IdentityLinked, JwtKeyEvent, LinkIssued,
@@ -205,6 +210,8 @@ subject_ids! {
     ServerId = "server";
     /// A plugin (subject type `plugin`).
     PluginId = "plugin";
+    /// A database host (subject type `database-host`).
+    DatabaseHostId = "database-host";
 }
 
 #[derive(Serialize)]
@@ -312,6 +319,10 @@ pub enum DomainEvent {
     Backup(BackupEvent),
     /// `backup-storage.*`.
     BackupStorage(BackupStorageEvent),
+    /// `database-host.*`.
+    DatabaseHost(DatabaseHostEvent),
+    /// `database.*`.
+    Database(DatabaseEvent),
 }
 
 /// Runs `$body` with `$event` bound to the sub-enum value, whatever the
@@ -335,6 +346,8 @@ macro_rules! each_namespace {
             DomainEvent::Plugin($event) => $body,
             DomainEvent::Backup($event) => $body,
             DomainEvent::BackupStorage($event) => $body,
+            DomainEvent::DatabaseHost($event) => $body,
+            DomainEvent::Database($event) => $body,
         }
     };
 }
@@ -366,6 +379,8 @@ from_namespaces!(
     Plugin(PluginEvent),
     Backup(BackupEvent),
     BackupStorage(BackupStorageEvent),
+    DatabaseHost(DatabaseHostEvent),
+    Database(DatabaseEvent),
 );
 
 /// An event in the three parts the `events` table stores.
@@ -422,6 +437,8 @@ impl DomainEvent {
             PluginEvent::KINDS,
             BackupEvent::KINDS,
             BackupStorageEvent::KINDS,
+            DatabaseHostEvent::KINDS,
+            DatabaseEvent::KINDS,
         ]
         .into_iter()
         .flatten()
@@ -520,6 +537,10 @@ impl DomainEvent {
             decode(kind, envelope).map(DomainEvent::Backup)
         } else if known(BackupStorageEvent::KINDS) {
             decode(kind, envelope).map(DomainEvent::BackupStorage)
+        } else if known(DatabaseHostEvent::KINDS) {
+            decode(kind, envelope).map(DomainEvent::DatabaseHost)
+        } else if known(DatabaseEvent::KINDS) {
+            decode(kind, envelope).map(DomainEvent::Database)
         } else {
             Err(DecodeError::UnknownKind(kind.to_owned()))
         }

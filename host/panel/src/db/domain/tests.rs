@@ -661,6 +661,71 @@ fn one_of_each() -> Vec<DomainEvent> {
             data: Empty {},
         }
         .into(),
+        DatabaseHostEvent::Created {
+            subject: DatabaseHostId::new("dbh_1"),
+            data: DatabaseHostCreated {
+                name: "MariaDB 1".into(),
+                kind: "mysql".into(),
+                host: "10.0.0.5".into(),
+                port: 3306,
+                username: "panel".into(),
+                node_ids: vec!["node_1".into()],
+                max_databases: Some(100),
+            },
+        }
+        .into(),
+        DatabaseHostEvent::Updated {
+            subject: DatabaseHostId::new("dbh_1"),
+            data: DatabaseHostUpdated {
+                name: "MariaDB 1".into(),
+                kind: "mysql".into(),
+                host: "10.0.0.6".into(),
+                port: 3307,
+                username: "panel".into(),
+                node_ids: Vec::new(),
+                max_databases: None,
+                password_changed: true,
+            },
+        }
+        .into(),
+        DatabaseHostEvent::Deleted {
+            subject: DatabaseHostId::new("dbh_1"),
+            data: Empty {},
+        }
+        .into(),
+        DatabaseEvent::Created {
+            subject: server(),
+            data: DatabaseCreated {
+                database_id: "sdb_1".into(),
+                host_id: "dbh_1".into(),
+                name: "s0a1b2c3d_world".into(),
+                username: "u0a1b2c3d_x7k2p9".into(),
+                remote: "%".into(),
+            },
+        }
+        .into(),
+        DatabaseEvent::PasswordRotated {
+            subject: server(),
+            data: DatabaseRef {
+                database_id: "sdb_1".into(),
+            },
+        }
+        .into(),
+        DatabaseEvent::Deleted {
+            subject: server(),
+            data: DatabaseDeleted {
+                database_id: "sdb_1".into(),
+                host_id: "dbh_1".into(),
+                name: "s0a1b2c3d_world".into(),
+                dropped: true,
+            },
+        }
+        .into(),
+        DatabaseEvent::LimitSet {
+            subject: server(),
+            data: DatabaseLimitSet { limit: 2 },
+        }
+        .into(),
     ]
 }
 
