@@ -619,10 +619,24 @@ pub async fn forget_server(db: &Database, server_id: &str) -> Result<usize, DbEr
     for backup in &backups {
         delete(db, server_id, &backup.id, false, &system).await?;
     }
+    // The limit goes too, recorded as cleared (a write in a transaction:
+    // the pool itself only reads).
+    let cleared = event(
+        server_id,
+        |subject| BackupEvent::LimitSet {
+            subject,
+            data: BackupLimitSet { limit: 0 },
+        },
+        &system,
+    );
     on_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
         let mut qb = query_builder(pool, "DELETE FROM backup_limits WHERE server_id = ");
         qb.push_bind(server_id);
-        qb.build().execute(pool).await?;
+        if qb.build().execute(&mut *tx).await?.rows_affected() > 0 {
+            tx.record(&cleared).await?;
+        }
+        tx.commit().await?;
     });
     Ok(backups.len())
 }

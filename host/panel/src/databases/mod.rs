@@ -439,10 +439,10 @@ struct HostRow {
     max_databases: Option<i32>,
     created_at: i64,
     updated_at: i64,
-    databases: i64,
+    database_count: i64,
 }
 
-const HOST_COLUMNS: &str = "h.id, h.name, h.kind, h.host, h.port, h.username, h.password, h.node_ids, h.max_databases, h.created_at, h.updated_at, (SELECT COUNT(*) FROM server_databases d WHERE d.host_id = h.id) AS databases";
+const HOST_COLUMNS: &str = "h.id, h.name, h.kind, h.host, h.port, h.username, h.password, h.node_ids, h.max_databases, h.created_at, h.updated_at, (SELECT COUNT(*) FROM server_databases d WHERE d.host_id = h.id) AS database_count";
 
 impl TryFrom<HostRow> for DatabaseHost {
     type Error = DbError;
@@ -458,7 +458,7 @@ impl TryFrom<HostRow> for DatabaseHost {
             username: row.username,
             node_ids: split_lines(&row.node_ids),
             max_databases: row.max_databases.map(|n| u32::try_from(n).unwrap_or(0)),
-            databases: u64::try_from(row.databases).unwrap_or(0),
+            databases: u64::try_from(row.database_count).unwrap_or(0),
             created_at: from_micros(row.created_at)?,
             updated_at: from_micros(row.updated_at)?,
             sealed_password: row.password,

@@ -571,8 +571,14 @@ on_every_database! {
         expect_problem(create(json!({"name": "second"})).await, 409, "no-database-host").await;
         expect_problem(create(json!({"name": "second", "host": host_id})).await, 409, "database-host-full").await;
 
-        // A host that went down after it was registered.
-        let handle = db.connect().await;
+        // A host that went down after it was registered (through a handle
+        // with the Panel's key, which seals the host's password).
+        let key = cap_panel::secrets::SecretKey::load_or_create(db.data_dir()).expect("the Panel's key");
+        let handle = cap_panel::db::Database::connect(
+            &cap_panel::db::DatabaseOptions::new(db.location().clone()).secret_key(key),
+        )
+        .await
+        .expect("a handle with the Panel's key");
         let dead = cap_panel::databases::create_host(
             &handle,
             &cap_panel::databases::HostSettings {
@@ -958,7 +964,7 @@ async fn deleting_a_server_drops_its_databases_on_their_hosts_and_forgets_them()
             Method::POST,
             &path,
             Some(admin),
-            Some(json!({"name": "stats", "host": host_id("postgres")})),
+            Some(json!({"name": "stats_pg", "host": host_id("postgres")})),
         )
         .await,
         201,
