@@ -12,6 +12,7 @@ import { serverPage } from './server.js';
 import { filesPage } from './files.js';
 import { editorPage } from './editor.js';
 import { backupsPage } from './backups.js';
+import { allocationsPage } from './allocations.js';
 import { usersPage, rolesPage, nodesPage, pluginsPage, pluginDetailPage } from './admin.js';
 import { eggsPage } from './eggs.js';
 
@@ -26,6 +27,7 @@ const routes = [
   [/^\/servers\/([^/]+)\/files(?:\?.*)?$/, filesPage],
   [/^\/servers\/([^/]+)\/files\/edit(?:\?.*)?$/, editorPage],
   [/^\/servers\/([^/]+)\/backups$/, backupsPage],
+  [/^\/servers\/([^/]+)\/network$/, allocationsPage],
   [/^\/account(?:\?[^/]*)?$/, accountPage],
   [/^\/audit$/, auditPage],
   [/^\/admin\/users$/, usersPage],

@@ -80,6 +80,7 @@ pub const PERMISSIONS_VISIBILITY: &str = "x-permissions-visibility";
         (name = "eggs", description = "Game types imported from Pterodactyl and Pelican eggs"),
         (name = "files", description = "A server's files: operations run on its node's Agent, contents move through signed URLs to and from the Agent directly"),
         (name = "backups", description = "A server's backups: tar.zst archives made by its node's Agent, kept on the node or in S3-compatible storage, downloaded through signed URLs"),
+        (name = "allocations", description = "A server's allocations (its network): the primary the game runs on, extra ones taken from its node's pool within the server's limit, and their notes"),
     )
 )]
 pub struct ApiDoc;

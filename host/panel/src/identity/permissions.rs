@@ -20,12 +20,13 @@
 //! permission that no code checks is an *unused associated constant*, and
 //! the crate does not compile. So the catalogue cannot offer a permission
 //! that does nothing. The gates are crate-private for that reason: a public
-//! item is never "unused" to the compiler. Schedules, databases and
-//! allocations have no permissions until the features that check them
-//! arrive; each brings its permissions back with its routes (files did:
-//! `file.*`, and `file.sftp` with the Agents' SFTP server, which asks the
-//! Panel to decide each sign-in; backups did: `backup.*`, with the meanings
-//! they had when they were retired).
+//! item is never "unused" to the compiler. Schedules and databases have no
+//! permissions until the features that check them arrive; each brings its
+//! permissions back with its routes (files did: `file.*`, and `file.sftp`
+//! with the Agents' SFTP server, which asks the Panel to decide each
+//! sign-in; backups did: `backup.*`; a server's allocations did:
+//! `allocation.*`; each with the meanings they had when they were
+//! retired).
 //!
 //! # Permissions that were removed
 //!
@@ -228,6 +229,10 @@ catalogue! {
     BackupDelete / BACKUP_DELETE = "backup.delete", Server, "Delete backups";
     BackupDownload / BACKUP_DOWNLOAD = "backup.download", Server, "Download backups";
     BackupRestore / BACKUP_RESTORE = "backup.restore", Server, "Restore backups";
+    AllocationRead / ALLOCATION_READ = "allocation.read", Server, "See a server's allocations";
+    AllocationCreate / ALLOCATION_CREATE = "allocation.create", Server, "Add allocations to a server";
+    AllocationUpdate / ALLOCATION_UPDATE = "allocation.update", Server, "Change a server's allocations";
+    AllocationDelete / ALLOCATION_DELETE = "allocation.delete", Server, "Remove allocations from a server";
     ServerDelete / SERVER_DELETE = "server.delete", ServerOwner, "Delete servers";
     ServerCreate / SERVER_CREATE = "server.create", Panel, "Create servers";
     AdminUsers / ADMIN_USERS = "admin.users", Admin, "Manage users and roles";
@@ -243,10 +248,6 @@ catalogue! {
 /// checked them, with what they were to mean; stored grants naming them are
 /// ignored (see the [module documentation](self#permissions-that-were-removed)).
 pub const RETIRED: &[(&str, &str)] = &[
-    ("allocation.read", "See a server's allocations"),
-    ("allocation.create", "Add allocations to a server"),
-    ("allocation.update", "Change a server's allocations"),
-    ("allocation.delete", "Remove allocations from a server"),
     ("database.create", "Create databases"),
     ("database.read", "See databases"),
     ("database.update", "Change databases"),

@@ -512,6 +512,11 @@ const ADDED_AFTER_V1: &[&str] = &[
     "backup.limit.set",
     "backup-storage.configured",
     "backup-storage.cleared",
+    "server.allocation-limit.set",
+    "server.allocation.added",
+    "server.allocation.notes.set",
+    "server.allocation.primary.set",
+    "server.allocation.removed",
 ];
 
 #[test]
