@@ -228,8 +228,9 @@ async fn held(
 }
 
 /// Touches the server's row first in a transaction (see "Race-safe"),
-/// then reads how many allocations it may hold besides its primary. Expands
-/// inside `on_pool!`.
+/// refuses a server being deleted (a delete command marks it so in the
+/// same row, so the check cannot race with it), and reads how many
+/// allocations it may hold besides its primary. Expands inside `on_pool!`.
 macro_rules! lock_server {
     ($pool:ident, $tx:ident, $server_id:expr) => {{
         let mut qb = query_builder(
@@ -238,12 +239,21 @@ macro_rules! lock_server {
         );
         qb.push_bind($server_id);
         qb.build().execute(&mut *$tx).await?;
-        let mut qb = query_builder($pool, "SELECT allocation_limit FROM servers WHERE id = ");
+        let mut qb = query_builder(
+            $pool,
+            "SELECT allocation_limit, state FROM servers WHERE id = ",
+        );
         qb.push_bind($server_id);
-        let limit: Option<i32> = qb.build_query_scalar().fetch_optional(&mut *$tx).await?;
-        let Some(limit) = limit else {
+        let row: Option<(i32, String)> = qb.build_query_as().fetch_optional(&mut *$tx).await?;
+        let Some((limit, state)) = row else {
             return Err(ServersError::NotFound(format!("server {}", $server_id)));
         };
+        if state == STATE_DELETING {
+            return Err(ServersError::conflict(
+                Code::ServerDeleting,
+                "the server is being deleted",
+            ));
+        }
         u32::try_from(limit).unwrap_or(0)
     }};
 }
@@ -439,8 +449,12 @@ pub async fn set_notes(
         },
         actor,
     );
+    let server_id = server.id.as_str();
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
+        // Serialized with a removal, so that the allocation is still the
+        // server's when the notes are written (and replay finds it so).
+        lock_server!(pool, tx, server_id);
         let mut qb = query_builder(pool, "SELECT COUNT(*) FROM allocations WHERE node_id = ");
         qb.push_bind(node_id)
             .push(" AND ip = ")
