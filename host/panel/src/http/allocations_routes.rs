@@ -50,7 +50,7 @@ const RUNNING: [&str; 3] = ["starting", "running", "stopping"];
 
 /// One allocation of the server.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct AllocationBody {
+pub struct ServerAllocationBody {
     /// The IP address (canonical form).
     pub ip: String,
     /// The port.
@@ -62,9 +62,9 @@ pub struct AllocationBody {
     pub primary: bool,
 }
 
-impl From<Allocation> for AllocationBody {
+impl From<Allocation> for ServerAllocationBody {
     fn from(a: Allocation) -> Self {
-        AllocationBody {
+        ServerAllocationBody {
             ip: a.ip,
             port: a.port,
             notes: a.notes,
@@ -77,7 +77,7 @@ impl From<Allocation> for AllocationBody {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ServerAllocationList {
     /// The primary first, then the extra ones by ip and port.
-    pub items: Vec<AllocationBody>,
+    pub items: Vec<ServerAllocationBody>,
     /// How many allocations the server may hold besides its primary (0:
     /// the primary only).
     pub limit: u32,
@@ -85,10 +85,10 @@ pub struct ServerAllocationList {
 
 /// An allocation just added or made primary.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct AllocationChanged {
+pub struct ServerAllocationChanged {
     /// The allocation.
     #[serde(flatten)]
-    pub allocation: AllocationBody,
+    pub allocation: ServerAllocationBody,
     /// True while the server runs: its game sees the change at its next
     /// start (restart it to apply it now).
     pub applies_at_next_start: bool,
@@ -98,7 +98,7 @@ pub struct AllocationChanged {
 /// for the node's first free one.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AllocationCreate {
+pub struct ServerAllocationCreate {
     /// The IP address.
     #[serde(default)]
     pub ip: Option<String>,
@@ -110,7 +110,7 @@ pub struct AllocationCreate {
 /// New notes of an allocation.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AllocationPatch {
+pub struct ServerAllocationPatch {
     /// At most 255 characters on one line; `null` or empty clears them.
     pub notes: Option<String>,
 }
@@ -136,8 +136,8 @@ async fn server_for(
     Ok(server)
 }
 
-fn changed(server: &Server, allocation: Allocation) -> AllocationChanged {
-    AllocationChanged {
+fn changed(server: &Server, allocation: Allocation) -> ServerAllocationChanged {
+    ServerAllocationChanged {
         allocation: allocation.into(),
         applies_at_next_start: RUNNING.contains(&server.state.as_str()),
     }
@@ -168,7 +168,7 @@ pub(super) async fn list(
         .await
         .map_err(ServersError::from)?;
     Ok(Json(ServerAllocationList {
-        items: items.into_iter().map(AllocationBody::from).collect(),
+        items: items.into_iter().map(ServerAllocationBody::from).collect(),
         limit,
     }))
 }
@@ -183,9 +183,9 @@ pub(super) async fn list(
     security(("bearer" = [])),
     extensions(("x-permissions" = json!([Permission::AllocationCreate]))),
     params(("id" = String, Path, description = "The server's id")),
-    request_body = AllocationCreate,
+    request_body = ServerAllocationCreate,
     responses(
-        (status = 201, description = "Taken; the game sees it at its next start", body = AllocationChanged),
+        (status = 201, description = "Taken; the game sees it at its next start", body = ServerAllocationChanged),
         (status = 404, description = "No such server"),
         (status = 409, description = "At the limit (allocation-limit-reached), none free (no-free-allocation), taken (allocation-assigned), or the server is being deleted (server-deleting)"),
         (status = 422, description = "Not an address, only one of ip and port, or not in the node's pool"),
@@ -195,8 +195,8 @@ pub(super) async fn add(
     auth: Authenticated,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<AllocationCreate>,
-) -> ApiResult<(StatusCode, Json<AllocationChanged>)> {
+    ApiJson(body): ApiJson<ServerAllocationCreate>,
+) -> ApiResult<(StatusCode, Json<ServerAllocationChanged>)> {
     let server = server_for(&state, &auth, &id, Gate::ALLOCATION_CREATE).await?;
     let wanted = match (&body.ip, body.port) {
         (Some(ip), Some(port)) => Some((ip.as_str(), port)),
@@ -225,9 +225,9 @@ pub(super) async fn add(
         ("ip" = String, Path, description = "The IP address (IPv6 percent-encoded or not)"),
         ("port" = u16, Path, description = "The port"),
     ),
-    request_body = AllocationPatch,
+    request_body = ServerAllocationPatch,
     responses(
-        (status = 200, description = "Changed", body = AllocationBody),
+        (status = 200, description = "Changed", body = ServerAllocationBody),
         (status = 404, description = "No such server, or the server does not hold this allocation"),
         (status = 409, description = "The server is being deleted (server-deleting)"),
         (status = 422, description = "Notes longer than 255 characters or not one line"),
@@ -237,8 +237,8 @@ pub(super) async fn update(
     auth: Authenticated,
     State(state): State<AppState>,
     Path((id, ip, port)): Path<(String, String, u16)>,
-    ApiJson(body): ApiJson<AllocationPatch>,
-) -> ApiResult<Json<AllocationBody>> {
+    ApiJson(body): ApiJson<ServerAllocationPatch>,
+) -> ApiResult<Json<ServerAllocationBody>> {
     let server = server_for(&state, &auth, &id, Gate::ALLOCATION_UPDATE).await?;
     let changed = allocations::set_notes(
         state.db(),
@@ -267,7 +267,7 @@ pub(super) async fn update(
         ("port" = u16, Path, description = "The port"),
     ),
     responses(
-        (status = 200, description = "It is the primary; the game moves to it at its next start", body = AllocationChanged),
+        (status = 200, description = "It is the primary; the game moves to it at its next start", body = ServerAllocationChanged),
         (status = 404, description = "No such server, or the server does not hold this allocation"),
         (status = 409, description = "The server is being deleted (server-deleting)"),
     )
@@ -276,7 +276,7 @@ pub(super) async fn make_primary(
     auth: Authenticated,
     State(state): State<AppState>,
     Path((id, ip, port)): Path<(String, String, u16)>,
-) -> ApiResult<Json<AllocationChanged>> {
+) -> ApiResult<Json<ServerAllocationChanged>> {
     let server = server_for(&state, &auth, &id, Gate::ALLOCATION_UPDATE).await?;
     let primary = allocations::set_primary(state.db(), &server, &ip, port, &auth.actor).await?;
     Ok(Json(changed(&server, primary)))
