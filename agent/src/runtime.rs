@@ -58,6 +58,16 @@
 //!   default, both backends; stats carry the last figure).
 //! - **A failed install** leaves the server `install-failed` with the
 //!   reason; an install the Agent was stopped during is one too.
+//! - **Allocations in the environment** ([`allocation_env`]), on both
+//!   backends, before the startup plan's own variables (which win): the
+//!   primary allocation as `SERVER_IP` and `SERVER_PORT` (Wings' names,
+//!   which eggs use), every allocation's port in `SERVER_PORTS`
+//!   (comma-separated, the primary first), and each extra allocation as
+//!   `SERVER_IP_<n>` and `SERVER_PORT_<n>` (`n` from 1, in the spec's
+//!   order). Pelican's Wings names the primary only; eggs that need more
+//!   ports take them from variables, which these let a startup line fill
+//!   (`--query-port ${SERVER_PORT_1}`). A change of a server's allocations
+//!   reaches it with the spec of its next start.
 //!
 //! [`RestartPolicy`]: cap_protocol::RestartPolicy
 
@@ -84,6 +94,49 @@ use crate::install::{InstallError, Installer, base_env, write_atomically};
 use crate::isolation::{self, RunAs};
 use crate::paths::{PathEscape, confined};
 use crate::{limits, procfs, signals};
+
+/// The environment naming a server's allocations, `ports` being the
+/// spec's (its primary first): `SERVER_IP` and `SERVER_PORT` for the
+/// primary, `SERVER_PORTS` listing every port (comma-separated, primary
+/// first), and `SERVER_IP_<n>` / `SERVER_PORT_<n>` for the n-th extra
+/// allocation. Nothing for a server without allocations.
+///
+/// ```
+/// use cap_protocol::PortAllocation;
+///
+/// let ports = [
+///     PortAllocation { ip: "10.0.0.1".into(), port: 25565 },
+///     PortAllocation { ip: "10.0.0.2".into(), port: 25575 },
+/// ];
+/// let env = cap_agent::runtime::allocation_env(&ports);
+/// assert!(env.contains(&("SERVER_PORT".to_owned(), "25565".to_owned())));
+/// assert!(env.contains(&("SERVER_PORTS".to_owned(), "25565,25575".to_owned())));
+/// assert!(env.contains(&("SERVER_IP_1".to_owned(), "10.0.0.2".to_owned())));
+/// assert!(env.contains(&("SERVER_PORT_1".to_owned(), "25575".to_owned())));
+/// ```
+pub fn allocation_env(ports: &[cap_protocol::PortAllocation]) -> Vec<(String, String)> {
+    let Some((primary, extra)) = ports.split_first() else {
+        return Vec::new();
+    };
+    let mut env = vec![
+        ("SERVER_IP".to_owned(), primary.ip.clone()),
+        ("SERVER_PORT".to_owned(), primary.port.to_string()),
+        (
+            "SERVER_PORTS".to_owned(),
+            ports
+                .iter()
+                .map(|p| p.port.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+    ];
+    for (i, port) in extra.iter().enumerate() {
+        let n = i + 1;
+        env.push((format!("SERVER_IP_{n}"), port.ip.clone()));
+        env.push((format!("SERVER_PORT_{n}"), port.port.to_string()));
+    }
+    env
+}
 
 /// Something a runtime could not do.
 #[derive(Debug, thiserror::Error)]
@@ -1140,6 +1193,7 @@ impl NodeRuntime {
             .current_dir(&working_dir)
             .env_clear()
             .envs(base_env(&server.dir))
+            .envs(allocation_env(&spec.ports))
             .envs(plan.env.iter().map(|kv| (&kv.key, &kv.value)))
             .stdin(Stdio::from(stdin))
             .stdout(Stdio::from(stdout))
@@ -1690,17 +1744,17 @@ impl NodeRuntime {
         let working_dir = Path::new(CONTAINER_HOME).join(relative);
         let plan = &spec.startup;
         let entrypoint = (!plan.program.trim().is_empty()).then(|| vec![plan.program.clone()]);
-        let first_port = spec.ports.first();
         let mut env = vec![
             format!("HOME={CONTAINER_HOME}"),
             "USER=container".to_owned(),
             "LANG=C.UTF-8".to_owned(),
             format!("SERVER_MEMORY={}", spec.limits.memory_mb),
         ];
-        if let Some(port) = first_port {
-            env.push(format!("SERVER_IP={}", port.ip));
-            env.push(format!("SERVER_PORT={}", port.port));
-        }
+        env.extend(
+            allocation_env(&spec.ports)
+                .into_iter()
+                .map(|(key, value)| format!("{key}={value}")),
+        );
         env.extend(plan.env.iter().map(|kv| format!("{}={}", kv.key, kv.value)));
         let container_spec = container::ContainerSpec {
             server_id: server.id.clone(),

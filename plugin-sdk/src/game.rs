@@ -320,6 +320,46 @@ impl ServerContext {
     pub fn port(&self, name: &str) -> Option<&AllocatedPort> {
         self.ports.iter().find(|port| port.name == name)
     }
+
+    /// The primary allocation, the one players connect to: the first of
+    /// `ports` (the Panel names it `game`).
+    ///
+    #[cfg_attr(not(feature = "api-0-2"), doc = "```")]
+    #[cfg_attr(feature = "api-0-2", doc = "```ignore")]
+    /// # use cap_plugin_sdk::game::*;
+    /// # let server = ServerContext {
+    /// #     server_id: "s-1".into(), name: "Survival".into(), memory_mb: 2048, disk_mb: 10240,
+    /// #     cpu_percent: 100, variables: Vec::new(),
+    /// #     ports: vec![AllocatedPort { name: "game".into(), ip: "0.0.0.0".into(), port: 25565 }],
+    /// #     platform: Platform { os: Os::Linux, arch: Arch::Arm64 },
+    /// # };
+    /// assert_eq!(server.primary_port().map(|p| p.port), Some(25565));
+    /// ```
+    pub fn primary_port(&self) -> Option<&AllocatedPort> {
+        self.ports.first()
+    }
+
+    /// The server's extra allocations, after the primary (`extra-1`,
+    /// `extra-2`, …): users add them within the limit an administrator
+    /// sets. Always empty under API 0.1.0, whose plugins see the primary
+    /// only.
+    ///
+    #[cfg_attr(not(feature = "api-0-2"), doc = "```")]
+    #[cfg_attr(feature = "api-0-2", doc = "```ignore")]
+    /// # use cap_plugin_sdk::game::*;
+    /// # let port = |name: &str, port| AllocatedPort { name: name.into(), ip: "0.0.0.0".into(), port };
+    /// # let server = ServerContext {
+    /// #     server_id: "s-1".into(), name: "Survival".into(), memory_mb: 2048, disk_mb: 10240,
+    /// #     cpu_percent: 100, variables: Vec::new(),
+    /// #     ports: vec![port("game", 25565), port("extra-1", 25575)],
+    /// #     platform: Platform { os: Os::Linux, arch: Arch::Arm64 },
+    /// # };
+    /// let extra: Vec<u16> = server.extra_ports().iter().map(|p| p.port).collect();
+    /// assert_eq!(extra, [25575]);
+    /// ```
+    pub fn extra_ports(&self) -> &[AllocatedPort] {
+        self.ports.split_first().map_or(&[], |(_, rest)| rest)
+    }
 }
 
 impl FieldError {

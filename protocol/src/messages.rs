@@ -504,8 +504,11 @@ pub struct ServerSpec {
     /// arguments as its command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
-    /// The addresses and ports allocated to it, published from its
-    /// container (TCP and UDP).
+    /// The addresses and ports allocated to it, its primary allocation
+    /// first, then its extra ones: published from its container (TCP and
+    /// UDP), and named in its environment by both runtimes (`SERVER_IP` and
+    /// `SERVER_PORT` for the primary, `SERVER_PORTS` for all of them,
+    /// `SERVER_IP_<n>` and `SERVER_PORT_<n>` for the n-th extra one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortAllocation>,
 }

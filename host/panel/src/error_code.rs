@@ -168,6 +168,12 @@ codes! {
     AllocationExists = "allocation-exists", CONFLICT, "Conflict";
     /// The allocation is taken or not on the server's node.
     AllocationUnavailable = "allocation-unavailable", CONFLICT, "Conflict";
+    /// The server holds as many allocations as its allocation limit allows (its primary and `limit` more).
+    AllocationLimitReached = "allocation-limit-reached", CONFLICT, "Allocation limit reached";
+    /// The server's node has no free allocation to give.
+    NoFreeAllocation = "no-free-allocation", CONFLICT, "No free allocation";
+    /// The allocation is the server's primary, which it runs on: it cannot be removed.
+    AllocationPrimary = "allocation-primary", CONFLICT, "Primary allocation";
     /// The command is not in a state that allows this.
     CommandState = "command-state", CONFLICT, "Conflict";
     /// The node still has servers.

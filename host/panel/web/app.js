@@ -13,6 +13,7 @@ import { filesPage } from './files.js';
 import { editorPage } from './editor.js';
 import { backupsPage } from './backups.js';
 import { databasesPage, databaseHostsPage } from './databases.js';
+import { allocationsPage } from './allocations.js';
 import { usersPage, rolesPage, nodesPage, pluginsPage, pluginDetailPage } from './admin.js';
 import { eggsPage } from './eggs.js';
 
@@ -28,6 +29,7 @@ const routes = [
   [/^\/servers\/([^/]+)\/files\/edit(?:\?.*)?$/, editorPage],
   [/^\/servers\/([^/]+)\/backups$/, backupsPage],
   [/^\/servers\/([^/]+)\/databases$/, databasesPage],
+  [/^\/servers\/([^/]+)\/network$/, allocationsPage],
   [/^\/account(?:\?[^/]*)?$/, accountPage],
   [/^\/audit$/, auditPage],
   [/^\/admin\/users$/, usersPage],

@@ -199,14 +199,15 @@ export function showProblem(box, error, fields = {}, more = {}) {
 
 /**
  * The server page's sections as tabs, when there is more than one: the
- * overview, the files (`file.read`), the backups (`backup.read`) and the
- * databases (`database.read`).
+ * overview, the files (`file.read`), the backups (`backup.read`), the
+ * databases (`database.read`) and the network (`allocation.read`).
  */
 export function serverTabs(id, can, current) {
   const tabs = [['overview', `#/servers/${seg(id)}`, 'Overview']];
   if (can('file.read')) tabs.push(['files', filesHref(id, '/'), 'Files']);
   if (can('backup.read')) tabs.push(['backups', `#/servers/${seg(id)}/backups`, 'Backups']);
   if (can('database.read')) tabs.push(['databases', `#/servers/${seg(id)}/databases`, 'Databases']);
+  if (can('allocation.read')) tabs.push(['network', `#/servers/${seg(id)}/network`, 'Network']);
   if (tabs.length < 2) return null;
   return h('nav', { class: 'tabs', 'aria-label': 'Server sections' }, tabs.map(([key, href, label]) => h('a', {
     href, id: `tab-${key}`, class: 'tab', 'aria-current': current === key ? 'page' : null,

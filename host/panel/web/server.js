@@ -1,8 +1,8 @@
 // The server page: state, power buttons per permission, the live console
 // over the WebSocket (with input, history and reconnects), stats, the
 // variables form, recent commands and plugin widgets; tabs lead to its
-// files (files.js), its backups (backups.js) and its databases
-// (databases.js).
+// files (files.js), its backups (backups.js), its databases
+// (databases.js) and its network (allocations.js).
 
 import { api, get, post, patch, seg } from './api.js';
 import { h, replace, field, badge, table, alertBox, when, bytes, duration, toast } from './dom.js';

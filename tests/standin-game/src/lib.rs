@@ -25,6 +25,7 @@
 //! | `crash <cause>` | `CRASH <cause>` | exits with 3 |
 //! | `flood <n>` | `FLOOD 1` ... `FLOOD n` | |
 //! | `warn <text>` | `WARN <text>` | |
+//! | `env <NAME>` | `ENV <NAME>=<value>`, or `ENV <NAME> is not set` | reads its own environment (what the Agent gave it) |
 //! | anything else | `UNKNOWN <line>` | |
 //!
 //! End of input behaves like `stop`. Every line is flushed as it is written.
@@ -173,6 +174,9 @@ impl Game {
             }
             ("say", text) if !text.is_empty() => say(out, &format!("SAY {text}"))?,
             ("warn", text) if !text.is_empty() => say(out, &format!("WARN {text}"))?,
+            ("env", name) if !name.is_empty() && !name.contains(' ') => {
+                say(out, &environment_line(name, std::env::var(name).ok()))?;
+            }
             ("join", name) if !name.is_empty() => self.join(name, out)?,
             ("leave", name) if !name.is_empty() => self.leave(name, out)?,
             ("crash", cause) if !cause.is_empty() => {
@@ -212,6 +216,29 @@ impl Game {
             }
             None => say(out, &format!("WARN {name} is not online")),
         }
+    }
+}
+
+/// The answer to `env <name>`: `ENV <name>=<value>` (control characters
+/// of the value as spaces, so that it stays one line), or `ENV <name> is
+/// not set`.
+///
+/// ```
+/// use cap_standin_game::environment_line;
+///
+/// assert_eq!(environment_line("SERVER_PORTS", Some("25565,25566".into())), "ENV SERVER_PORTS=25565,25566");
+/// assert_eq!(environment_line("NOPE", None), "ENV NOPE is not set");
+/// ```
+pub fn environment_line(name: &str, value: Option<String>) -> String {
+    match value {
+        Some(value) => {
+            let value: String = value
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            format!("ENV {name}={value}")
+        }
+        None => format!("ENV {name} is not set"),
     }
 }
 
@@ -361,6 +388,19 @@ mod tests {
             "UNKNOWN dance\nUNKNOWN join\nUNKNOWN flood many\nUNKNOWN stop now\n"
         );
         assert_eq!(outcome, Outcome::Continue);
+    }
+
+    #[test]
+    fn env_prints_a_variable_of_its_own_environment() {
+        let mut game = Game::new(1);
+        let (out, outcome) = run(&mut game, &["env PATH", "env CAP_STANDIN_SURELY_UNSET_42"]);
+        assert_eq!(outcome, Outcome::Continue);
+        let lines: Vec<&str> = out.lines().collect();
+        let path = std::env::var("PATH").unwrap_or_default();
+        assert_eq!(lines[0], format!("ENV PATH={path}"));
+        assert_eq!(lines[1], "ENV CAP_STANDIN_SURELY_UNSET_42 is not set");
+        let (out, _) = run(&mut game, &["env", "env A B"]);
+        assert_eq!(out, "UNKNOWN env\nUNKNOWN env A B\n");
     }
 
     #[test]

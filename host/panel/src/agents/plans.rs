@@ -116,6 +116,7 @@ pub async fn server_context(
                 value: value.clone(),
             })
             .collect(),
+        // The primary first (`game`), then the extra allocations.
         ports: allocations
             .iter()
             .enumerate()

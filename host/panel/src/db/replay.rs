@@ -9,7 +9,8 @@
 //! # Which tables are projections
 //!
 //! [`PROJECTION_TABLES`]: `settings`, `nodes`, `node_registration_tokens`,
-//! `allocations`, `servers`, `server_subusers` and `server_commands`. Their
+//! `allocations` (with a server's notes and primary flag), `servers` (with
+//! the allocation limit), `server_subusers` and `server_commands`. Their
 //! writers ([`crate::db::settings`] and [`crate::servers`]) put everything
 //! a row holds into the event they append with it: values, timestamps
 //! (`data.at`, or the event's own `occurred_at` for settings) and, for
@@ -247,13 +248,15 @@ macro_rules! insert_projections {
         for chunk in allocations.chunks(CHUNK) {
             let mut qb = query_builder(
                 pool,
-                "INSERT INTO allocations (node_id, ip, port, server_id) ",
+                "INSERT INTO allocations (node_id, ip, port, server_id, notes, is_primary) ",
             );
-            qb.push_values(chunk, |mut row, ((node, ip, port), server)| {
+            qb.push_values(chunk, |mut row, ((node, ip, port), a)| {
                 row.push_bind(node.as_str())
                     .push_bind(ip.as_str())
                     .push_bind(*port)
-                    .push_bind(server.as_deref());
+                    .push_bind(a.server.as_deref())
+                    .push_bind(a.notes.as_deref())
+                    .push_bind(a.primary);
             });
             qb.build().execute(&mut **tx).await?;
         }
@@ -263,7 +266,7 @@ macro_rules! insert_projections {
                 pool,
                 "INSERT INTO servers (id, name, owner_id, node_id, game_plugin, game_version, \
                  game_type, image, startup_command, variables, memory_mb, disk_mb, cpu_percent, \
-                 state, created_at) ",
+                 state, created_at, allocation_limit) ",
             );
             qb.push_values(chunk, |mut row, (id, s)| {
                 row.push_bind(id.as_str())
@@ -280,7 +283,8 @@ macro_rules! insert_projections {
                     .push_bind(s.disk_mb)
                     .push_bind(s.cpu_percent)
                     .push_bind(s.state.as_str())
-                    .push_bind(s.created_at);
+                    .push_bind(s.created_at)
+                    .push_bind(s.allocation_limit);
             });
             qb.build().execute(&mut **tx).await?;
         }
@@ -487,6 +491,17 @@ struct ServerState {
     cpu_percent: i64,
     state: String,
     created_at: i64,
+    /// How many allocations it may hold besides its primary.
+    allocation_limit: i32,
+}
+
+/// An allocation: the server holding it, with its notes and whether it is
+/// that server's primary (a free one has neither).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct AllocationState {
+    server: Option<String>,
+    notes: Option<String>,
+    primary: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -515,8 +530,8 @@ struct Projections {
     settings: BTreeMap<String, SettingState>,
     nodes: BTreeMap<String, NodeState>,
     tokens: BTreeMap<String, TokenState>,
-    /// (node, ip, port) → the server holding it.
-    allocations: BTreeMap<(String, String, i32), Option<String>>,
+    /// (node, ip, port) → who holds it, how.
+    allocations: BTreeMap<(String, String, i32), AllocationState>,
     servers: BTreeMap<String, ServerState>,
     /// (server, user).
     subusers: BTreeMap<(String, String), SubuserState>,
@@ -648,7 +663,11 @@ impl Projections {
                 }
                 for port in data.ports {
                     let key = (node_id.clone(), data.ip.clone(), i32::from(port));
-                    if self.allocations.insert(key, None).is_some() {
+                    if self
+                        .allocations
+                        .insert(key, AllocationState::default())
+                        .is_some()
+                    {
                         return Err(format!("allocation {}:{port} exists already", data.ip));
                     }
                 }
@@ -658,6 +677,7 @@ impl Projections {
                 match self
                     .allocations
                     .remove(&(subject.0, ip.clone(), i32::from(port)))
+                    .map(|a| a.server)
                 {
                     None => return Err(format!("allocation {ip}:{port} does not exist")),
                     Some(Some(server)) => {
@@ -709,9 +729,9 @@ impl Projections {
                 if self.servers.remove(&id).is_none() {
                     return Err(format!("server {id} does not exist"));
                 }
-                for holder in self.allocations.values_mut() {
-                    if holder.as_deref() == Some(id.as_str()) {
-                        *holder = None;
+                for allocation in self.allocations.values_mut() {
+                    if allocation.server.as_deref() == Some(id.as_str()) {
+                        *allocation = AllocationState::default();
                     }
                 }
                 // The foreign key cascades on the live tables.
@@ -729,8 +749,79 @@ impl Projections {
             ServerEvent::CommandFailed { subject, data } => {
                 self.settle(&subject.0, data, "failed")?;
             }
+            ServerEvent::AllocationLimitSet { subject, data } => {
+                let limit =
+                    i32::try_from(data.limit).map_err(|_| "data.limit is too large".to_owned())?;
+                self.server(subject.as_str())?.allocation_limit = limit;
+            }
+            ServerEvent::AllocationAdded { subject, data } => {
+                let id = subject.0;
+                self.server_on(&id, &data.node_id)?;
+                let (ip, port) = (data.ip, data.port);
+                let allocation = self
+                    .allocations
+                    .get_mut(&(data.node_id, ip.clone(), i32::from(port)))
+                    .ok_or_else(|| format!("allocation {ip}:{port} does not exist"))?;
+                if let Some(other) = &allocation.server {
+                    return Err(format!("allocation {ip}:{port} is held by {other}"));
+                }
+                *allocation = AllocationState {
+                    server: Some(id),
+                    notes: None,
+                    primary: false,
+                };
+            }
+            ServerEvent::AllocationNotesSet { subject, data } => {
+                let allocation = self.held(&subject.0, &data.node_id, &data.ip, data.port)?;
+                allocation.notes = data.notes;
+            }
+            ServerEvent::PrimaryAllocationSet { subject, data } => {
+                let id = subject.0;
+                self.held(&id, &data.node_id, &data.ip, data.port)?;
+                for allocation in self.allocations.values_mut() {
+                    if allocation.server.as_deref() == Some(id.as_str()) {
+                        allocation.primary = false;
+                    }
+                }
+                self.held(&id, &data.node_id, &data.ip, data.port)?.primary = true;
+            }
+            ServerEvent::AllocationRemoved { subject, data } => {
+                let (ip, port) = (data.ip.clone(), data.port);
+                let allocation = self.held(&subject.0, &data.node_id, &data.ip, data.port)?;
+                if allocation.primary {
+                    return Err(format!(
+                        "allocation {ip}:{port} is the primary of {}",
+                        subject.0
+                    ));
+                }
+                *allocation = AllocationState::default();
+            }
         }
         Ok(())
+    }
+
+    /// The server `server_id`, which must be on node `node_id`.
+    fn server_on(&mut self, server_id: &str, node_id: &str) -> Result<(), String> {
+        let server = self.server(server_id)?;
+        if server.node_id.as_deref() == Some(node_id) {
+            Ok(())
+        } else {
+            Err(format!("server {server_id} is not on node {node_id}"))
+        }
+    }
+
+    /// The allocation `node_id`/`ip`/`port`, which `server_id` must hold.
+    fn held(
+        &mut self,
+        server_id: &str,
+        node_id: &str,
+        ip: &str,
+        port: u16,
+    ) -> Result<&mut AllocationState, String> {
+        self.allocations
+            .get_mut(&(node_id.to_owned(), ip.to_owned(), i32::from(port)))
+            .filter(|a| a.server.as_deref() == Some(server_id))
+            .ok_or_else(|| format!("server {server_id} does not hold allocation {ip}:{port}"))
     }
 
     fn create_node(&mut self, id: String, data: NodeCreated) -> Result<(), String> {
@@ -813,8 +904,16 @@ impl Projections {
             .allocations
             .get_mut(&(data.node_id.clone(), ip, i32::from(port)))
         {
-            Some(holder @ None) => *holder = Some(id.clone()),
-            Some(Some(other)) => {
+            Some(taken) if taken.server.is_none() => {
+                // A new server's allocation is its primary.
+                *taken = AllocationState {
+                    server: Some(id.clone()),
+                    notes: None,
+                    primary: true,
+                };
+            }
+            Some(taken) => {
+                let other = taken.server.as_deref().unwrap_or_default();
                 return Err(format!("allocation {allocation} is held by {other}"));
             }
             None => return Err(format!("allocation {allocation} does not exist")),
@@ -834,6 +933,7 @@ impl Projections {
             cpu_percent: amount(data.limits.cpu_percent, "cpu_percent")?,
             state: data.state,
             created_at: data.at,
+            allocation_limit: 0,
         };
         self.servers.insert(id, server);
         Ok(())
@@ -1014,6 +1114,100 @@ mod tests {
             .apply(event(4, "server.created", ("server", "srv_b"), server("b")))
             .expect_err("taken");
         assert!(error.contains("held by srv_a"), "{error}");
+    }
+
+    #[test]
+    fn extra_allocations_notes_and_the_primary_fold_and_contradictions_are_refused() {
+        let mut state = Projections::default();
+        state.apply(node_created(1)).expect("created");
+        state
+            .apply(event(
+                2,
+                "node.allocations.added",
+                ("node", "node_1"),
+                json!({"ip": "::1", "ports": [25565, 25566, 25567]}),
+            ))
+            .expect("added");
+        let server = json!({"name": "a", "owner_id": "u", "node_id": "node_1",
+            "allocation": "::1:25565", "game": {"plugin": "g", "version": "1.0.0"},
+            "limits": {"memory_mb": 1, "disk_mb": 1, "cpu_percent": 1},
+            "variable_values": {}, "state": "offline", "at": 7});
+        state
+            .apply(event(3, "server.created", ("server", "srv_a"), server))
+            .expect("created");
+        let one = |port: u16| json!({"node_id": "node_1", "ip": "::1", "port": port});
+        let steps = [
+            ("server.allocation-limit.set", json!({"limit": 2})),
+            ("server.allocation.added", one(25566)),
+            (
+                "server.allocation.notes.set",
+                json!({"node_id": "node_1", "ip": "::1", "port": 25566, "notes": "query"}),
+            ),
+            ("server.allocation.primary.set", one(25566)),
+            ("server.allocation.added", one(25567)),
+            ("server.allocation.removed", one(25567)),
+        ];
+        for (i, (kind, data)) in steps.into_iter().enumerate() {
+            let id = 4 + i64::try_from(i).expect("few");
+            state
+                .apply(event(id, kind, ("server", "srv_a"), data))
+                .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        }
+        let at = |state: &Projections, port: i32| {
+            state.allocations[&("node_1".to_owned(), "::1".to_owned(), port)].clone()
+        };
+        assert_eq!(
+            at(&state, 25565),
+            AllocationState {
+                server: Some("srv_a".into()),
+                notes: None,
+                primary: false
+            }
+        );
+        assert_eq!(
+            at(&state, 25566),
+            AllocationState {
+                server: Some("srv_a".into()),
+                notes: Some("query".into()),
+                primary: true
+            }
+        );
+        assert_eq!(
+            at(&state, 25567),
+            AllocationState::default(),
+            "back in the pool"
+        );
+        assert_eq!(state.servers["srv_a"].allocation_limit, 2);
+
+        let error = state
+            .apply(event(
+                20,
+                "server.allocation.removed",
+                ("server", "srv_a"),
+                one(25566),
+            ))
+            .expect_err("the primary stays");
+        assert!(error.contains("primary"), "{error}");
+        let error = state
+            .apply(event(
+                21,
+                "server.allocation.notes.set",
+                ("server", "srv_a"),
+                json!({"node_id": "node_1", "ip": "::1", "port": 25567, "notes": null}),
+            ))
+            .expect_err("not held");
+        assert!(error.contains("does not hold"), "{error}");
+
+        // Deleting the server frees both, notes and primary flag gone.
+        state
+            .apply(event(
+                22,
+                "server.deleted",
+                ("server", "srv_a"),
+                json!({"command_id": "cmd_1"}),
+            ))
+            .expect("deleted");
+        assert_eq!(at(&state, 25566), AllocationState::default());
     }
 
     #[test]

@@ -55,6 +55,7 @@ use crate::db::Database;
 
 pub mod account_links_routes;
 pub mod agent_link;
+pub mod allocations_routes;
 pub mod api_keys;
 pub mod audit_log;
 pub mod auth;
@@ -278,6 +279,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(files_routes::router())
         .merge(backups_routes::router())
         .merge(databases_routes::router())
+        .merge(allocations_routes::router())
         .merge(totp_routes::router())
         .merge(password_routes::router())
         .merge(account_links_routes::router())

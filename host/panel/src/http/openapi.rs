@@ -81,6 +81,7 @@ pub const PERMISSIONS_VISIBILITY: &str = "x-permissions-visibility";
         (name = "files", description = "A server's files: operations run on its node's Agent, contents move through signed URLs to and from the Agent directly"),
         (name = "backups", description = "A server's backups: tar.zst archives made by its node's Agent, kept on the node or in S3-compatible storage, downloaded through signed URLs"),
         (name = "databases", description = "A server's MySQL/MariaDB and PostgreSQL databases, created by the Panel on the database hosts administrators register"),
+        (name = "allocations", description = "A server's allocations (its network): the primary the game runs on, extra ones taken from its node's pool within the server's limit, and their notes"),
     )
 )]
 pub struct ApiDoc;

@@ -122,6 +122,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../../web/databases.js"),
     },
     Asset {
+        name: "allocations.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/allocations.js"),
+    },
+    Asset {
         name: "editor.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../../web/editor.js"),

@@ -20,12 +20,13 @@
 //! permission that no code checks is an *unused associated constant*, and
 //! the crate does not compile. So the catalogue cannot offer a permission
 //! that does nothing. The gates are crate-private for that reason: a public
-//! item is never "unused" to the compiler. Schedules and allocations have
-//! no permissions until the features that check them arrive; each brings
-//! its permissions back with its routes (files did: `file.*`, and
-//! `file.sftp` with the Agents' SFTP server, which asks the Panel to decide
-//! each sign-in; backups did: `backup.*`, and servers' databases
-//! `database.*`, with the meanings they had when they were retired).
+//! item is never "unused" to the compiler. Schedules have no permissions
+//! until the feature that checks them arrives; each feature brings its
+//! permissions back with its routes (files did: `file.*`, and `file.sftp`
+//! with the Agents' SFTP server, which asks the Panel to decide each
+//! sign-in; backups did: `backup.*`; servers' databases: `database.*`; a
+//! server's allocations: `allocation.*`; each with the meanings they had
+//! when they were retired).
 //!
 //! # Permissions that were removed
 //!
@@ -233,6 +234,10 @@ catalogue! {
     DatabaseUpdate / DATABASE_UPDATE = "database.update", Server, "Change databases";
     DatabaseDelete / DATABASE_DELETE = "database.delete", Server, "Delete databases";
     DatabaseViewPassword / DATABASE_VIEW_PASSWORD = "database.view-password", Server, "See database passwords";
+    AllocationRead / ALLOCATION_READ = "allocation.read", Server, "See a server's allocations";
+    AllocationCreate / ALLOCATION_CREATE = "allocation.create", Server, "Add allocations to a server";
+    AllocationUpdate / ALLOCATION_UPDATE = "allocation.update", Server, "Change a server's allocations";
+    AllocationDelete / ALLOCATION_DELETE = "allocation.delete", Server, "Remove allocations from a server";
     ServerDelete / SERVER_DELETE = "server.delete", ServerOwner, "Delete servers";
     ServerCreate / SERVER_CREATE = "server.create", Panel, "Create servers";
     AdminUsers / ADMIN_USERS = "admin.users", Admin, "Manage users and roles";
@@ -248,10 +253,6 @@ catalogue! {
 /// checked them, with what they were to mean; stored grants naming them are
 /// ignored (see the [module documentation](self#permissions-that-were-removed)).
 pub const RETIRED: &[(&str, &str)] = &[
-    ("allocation.read", "See a server's allocations"),
-    ("allocation.create", "Add allocations to a server"),
-    ("allocation.update", "Change a server's allocations"),
-    ("allocation.delete", "Remove allocations from a server"),
     ("schedule.create", "Create schedules"),
     ("schedule.read", "See schedules"),
     ("schedule.update", "Change schedules"),

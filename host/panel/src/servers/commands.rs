@@ -657,11 +657,14 @@ impl CommandOutbox {
             tx.record(&event).await?;
             if command.action == CommandAction::Delete {
                 if to == CommandState::Done {
+                    // Back to the pool: free, not primary, without notes.
                     let mut qb = query_builder(
                         pool,
-                        "UPDATE allocations SET server_id = NULL WHERE server_id = ",
+                        "UPDATE allocations SET server_id = NULL, notes = NULL, is_primary = ",
                     );
-                    qb.push_bind(server_id);
+                    qb.push_bind(false)
+                        .push(" WHERE server_id = ")
+                        .push_bind(server_id);
                     qb.build().execute(&mut *tx).await?;
                     let mut qb = query_builder(pool, "DELETE FROM servers WHERE id = ");
                     qb.push_bind(server_id);

@@ -5,6 +5,7 @@
 //! | Module | What |
 //! | --- | --- |
 //! | [`nodes`] | Nodes (machines running an Agent), what they offer, their allocations (ip + port) |
+//! | [`allocations`] | A server's allocations: the primary, extra ones within its limit, notes |
 //! | [`registration`] | Single-use registration tokens, `POST /agents/register`, node-token authentication |
 //! | [`server`] | Servers: stored rows, resource accounting, creation, updates |
 //! | [`variables`] | Checking game variables against the rules a game-type plugin declares |
@@ -43,6 +44,7 @@ use crate::db::DbError;
 use crate::error_code::Code;
 
 pub mod access;
+pub mod allocations;
 pub mod commands;
 pub mod game_catalogue;
 pub mod nodes;

@@ -10,7 +10,8 @@
 //!
 //! Allocations are added in sets (one ip, ports and ranges such as
 //! `"25565-25570"`), listed free or assigned, and deleted only while no
-//! server holds them.
+//! server holds them. A server holds its primary allocation and, within
+//! its limit, extra ones with notes ([`super::allocations`]).
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -147,6 +148,10 @@ pub struct Allocation {
     pub port: u16,
     /// The server holding it, if any.
     pub server_id: Option<String>,
+    /// What the server's users wrote about it (none while it is free).
+    pub notes: Option<String>,
+    /// Whether it is its server's primary allocation (never while free).
+    pub primary: bool,
 }
 
 /// Which allocations to list.
@@ -847,17 +852,25 @@ pub async fn add_allocations(
             ip: ip.clone(),
             port: *port,
             server_id: None,
+            notes: None,
+            primary: false,
         })
         .collect())
 }
 
 #[derive(sqlx::FromRow)]
-struct AllocationRow {
+pub(crate) struct AllocationRow {
     node_id: String,
     ip: String,
     port: i32,
     server_id: Option<String>,
+    notes: Option<String>,
+    is_primary: bool,
 }
+
+/// Selects [`AllocationRow`]s; a `WHERE` follows.
+pub(crate) const ALLOCATION_COLUMNS: &str =
+    "SELECT node_id, ip, port, server_id, notes, is_primary FROM allocations";
 
 impl TryFrom<AllocationRow> for Allocation {
     type Error = DbError;
@@ -869,6 +882,8 @@ impl TryFrom<AllocationRow> for Allocation {
             node_id: row.node_id,
             ip: row.ip,
             server_id: row.server_id,
+            notes: row.notes,
+            primary: row.is_primary,
         })
     }
 }
@@ -884,11 +899,8 @@ pub async fn list_allocations(
     filter: AllocationFilter,
 ) -> Result<Vec<Allocation>, DbError> {
     let rows: Vec<AllocationRow> = on_pool!(db, |pool| {
-        let mut qb = query_builder(
-            pool,
-            "SELECT node_id, ip, port, server_id FROM allocations WHERE node_id = ",
-        );
-        qb.push_bind(node_id);
+        let mut qb = query_builder(pool, ALLOCATION_COLUMNS);
+        qb.push(" WHERE node_id = ").push_bind(node_id);
         match filter {
             AllocationFilter::All => {}
             AllocationFilter::Free => {
@@ -904,7 +916,8 @@ pub async fn list_allocations(
     rows.into_iter().map(Allocation::try_from).collect()
 }
 
-/// The allocations server `server_id` holds.
+/// The allocations server `server_id` holds: its primary first, then the
+/// others by ip and port.
 ///
 /// # Errors
 ///
@@ -914,23 +927,22 @@ pub async fn allocations_of_server(
     server_id: &str,
 ) -> Result<Vec<Allocation>, DbError> {
     let rows: Vec<AllocationRow> = on_pool!(db, |pool| {
-        let mut qb = query_builder(
-            pool,
-            "SELECT node_id, ip, port, server_id FROM allocations WHERE server_id = ",
-        );
-        qb.push_bind(server_id).push(" ORDER BY ip, port");
+        let mut qb = query_builder(pool, ALLOCATION_COLUMNS);
+        qb.push(" WHERE server_id = ")
+            .push_bind(server_id)
+            .push(" ORDER BY is_primary DESC, ip, port");
         qb.build_query_as::<AllocationRow>().fetch_all(pool).await?
     });
     rows.into_iter().map(Allocation::try_from).collect()
 }
 
-/// The first allocation (by ip, then port) of each of `server_ids` that
-/// has one, in one query — for lists, instead of one query per server.
+/// The primary allocation of each of `server_ids` that has one, in one
+/// query — for lists, instead of one query per server.
 ///
 /// # Errors
 ///
 /// Database errors.
-pub async fn first_allocations(
+pub async fn primary_allocations(
     db: &Database,
     server_ids: &[&str],
 ) -> Result<std::collections::HashMap<String, Allocation>, DbError> {
@@ -939,15 +951,13 @@ pub async fn first_allocations(
         return Ok(first);
     }
     let rows: Vec<AllocationRow> = on_pool!(db, |pool| {
-        let mut qb = query_builder(
-            pool,
-            "SELECT node_id, ip, port, server_id FROM allocations WHERE server_id IN (",
-        );
+        let mut qb = query_builder(pool, ALLOCATION_COLUMNS);
+        qb.push(" WHERE server_id IN (");
         let mut ids = qb.separated(", ");
         for id in server_ids {
             ids.push_bind(*id);
         }
-        qb.push(") ORDER BY server_id, ip, port");
+        qb.push(") ORDER BY server_id, is_primary DESC, ip, port");
         qb.build_query_as::<AllocationRow>().fetch_all(pool).await?
     });
     for row in rows {

@@ -154,7 +154,7 @@ struct ServerRow {
     cpu_percent: i64,
     state: String,
     created_at: i64,
-    /// The server's first allocation (by ip, then port).
+    /// The server's primary allocation.
     #[sqlx(skip)]
     #[serde(default)]
     allocation: Option<JsonAllocation>,
@@ -263,7 +263,7 @@ pub async fn list(
     Ok((servers, more))
 }
 
-/// [`list`], with each server's first allocation (by ip, then port).
+/// [`list`], with each server's primary allocation.
 ///
 /// On SQLite the page comes back as one JSON document built by SQLite
 /// itself: sqlx runs each SQLite connection on a worker thread and hands
@@ -283,7 +283,7 @@ pub async fn list_with_allocations(
     let crate::db::Pool::Sqlite(pool) = &db.pool else {
         let (servers, more) = list(db, visibility, after, limit).await?;
         let ids: Vec<&str> = servers.iter().map(|s| s.id.as_str()).collect();
-        let mut allocations = nodes::first_allocations(db, &ids).await?;
+        let mut allocations = nodes::primary_allocations(db, &ids).await?;
         let page = servers
             .into_iter()
             .map(|server| {
@@ -300,8 +300,10 @@ pub async fn list_with_allocations(
          'game_type', s.game_type, 'image', s.image, 'startup_command', s.startup_command, \
          'variables', json(s.variables), 'memory_mb', s.memory_mb, 'disk_mb', s.disk_mb, \
          'cpu_percent', s.cpu_percent, 'state', s.state, 'created_at', s.created_at, \
-         'allocation', json((SELECT json_object('node_id', a.node_id, 'ip', a.ip, 'port', a.port) \
-             FROM allocations a WHERE a.server_id = s.id ORDER BY a.ip, a.port LIMIT 1)))) \
+         'allocation', json((SELECT json_object('node_id', a.node_id, 'ip', a.ip, 'port', a.port, \
+             'notes', a.notes, 'is_primary', a.is_primary) \
+             FROM allocations a WHERE a.server_id = s.id ORDER BY a.is_primary DESC, a.ip, a.port \
+             LIMIT 1)))) \
          FROM (SELECT * FROM servers s",
     );
     push_page_filter!(qb, visibility, after, limit);
@@ -326,6 +328,8 @@ struct JsonAllocation {
     node_id: String,
     ip: String,
     port: i64,
+    notes: Option<String>,
+    is_primary: i64,
 }
 
 impl ServerRow {
@@ -341,6 +345,8 @@ impl ServerRow {
                     node_id: a.node_id,
                     ip: a.ip,
                     server_id: Some(self.id.clone()),
+                    notes: a.notes,
+                    primary: a.is_primary != 0,
                 })
             })
             .transpose()?;
@@ -821,8 +827,8 @@ async fn recheck(
     }
 }
 
-/// Inserts `server`, takes `allocation` and appends `server.created`, in
-/// one transaction that first locks the node's row.
+/// Inserts `server`, takes `allocation` as its primary and appends
+/// `server.created`, in one transaction that first locks the node's row.
 async fn insert(
     db: &Database,
     server: &Server,
@@ -900,7 +906,9 @@ async fn insert(
         qb.build().execute(&mut *tx).await?;
         let mut qb = query_builder(pool, "UPDATE allocations SET server_id = ");
         qb.push_bind(server.id.as_str())
-            .push(" WHERE node_id = ")
+            .push(", is_primary = ")
+            .push_bind(true)
+            .push(", notes = NULL WHERE node_id = ")
             .push_bind(node_id)
             .push(" AND ip = ")
             .push_bind(allocation.ip.as_str())

@@ -41,6 +41,7 @@ use support::{
     publish_signed, start_agent, start_container_agent, wrong_code,
 };
 
+mod allocations;
 mod backups;
 mod databases;
 mod files;

@@ -506,6 +506,16 @@ async fn serves_an_openapi_3_1_document_covering_every_route() {
         ("/api/v1/servers/{id}/backups/{backup}/restore", "post"),
         ("/api/v1/servers/{id}/backups/{backup}/download", "post"),
         ("/api/v1/servers/{id}/backup-limit", "put"),
+        // A server's allocations (tests/panel/allocations.rs).
+        ("/api/v1/servers/{id}/allocations", "get"),
+        ("/api/v1/servers/{id}/allocations", "post"),
+        ("/api/v1/servers/{id}/allocations/{ip}/{port}", "patch"),
+        ("/api/v1/servers/{id}/allocations/{ip}/{port}", "delete"),
+        (
+            "/api/v1/servers/{id}/allocations/{ip}/{port}/primary",
+            "post",
+        ),
+        ("/api/v1/servers/{id}/allocation-limit", "put"),
         ("/api/v1/backup-storage", "get"),
         ("/api/v1/backup-storage", "put"),
         ("/api/v1/backup-storage", "delete"),

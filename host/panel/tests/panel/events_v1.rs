@@ -519,6 +519,11 @@ const ADDED_AFTER_V1: &[&str] = &[
     "database.password.rotated",
     "database.deleted",
     "database.limit.set",
+    "server.allocation-limit.set",
+    "server.allocation.added",
+    "server.allocation.notes.set",
+    "server.allocation.primary.set",
+    "server.allocation.removed",
 ];
 
 #[test]

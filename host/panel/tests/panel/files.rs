@@ -102,7 +102,7 @@ pub(crate) async fn files_site(db: &TestDb, disk_mb: u64) -> Files {
 }
 
 /// [`files_site`] on the container runtime of `podman` when given.
-async fn files_site_on(
+pub(crate) async fn files_site_on(
     db: &TestDb,
     disk_mb: u64,
     podman: Option<&cap_e2e::podman::PodmanService>,

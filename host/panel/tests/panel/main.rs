@@ -11,6 +11,7 @@ use cap_panel_test_support as support;
 
 mod accounts;
 mod agents;
+mod allocations;
 mod api;
 mod audit_log;
 mod backups;

@@ -1,7 +1,8 @@
 //! Replay (`cap_panel::db::replay` and `cap panel replay`): a history of
 //! real HTTP operations (settings, nodes, allocations, Agent registration,
 //! servers created, updated and deleted, lifecycle commands through the
-//! outbox, subusers) is recorded; the projection tables are snapshotted row
+//! outbox, subusers, a server's extra allocations, notes, primary and
+//! limit) is recorded; the projection tables are snapshotted row
 //! by row, rebuilt from the event store, and snapshotted again. Both must
 //! be equal, on every backend.
 
@@ -141,11 +142,36 @@ const SNAPSHOT: [Table; 7] = [
     ),
 ];
 
-/// Reads every projection table on `$conn` into `table → rows as JSON`.
+/// The columns of the projections added after the `events-v1` fixture was
+/// written, which [`SNAPSHOT`] leaves out so that the fixture's projections
+/// still compare (`events_v1`): a server's allocations (notes, the primary
+/// flag) and its allocation limit.
+const SINCE_V1: [Table; 2] = [
+    (
+        "allocations",
+        "node_id, ip, port",
+        &[
+            ("node_id", Kind::Text),
+            ("ip", Kind::Text),
+            ("port", Kind::Int32),
+            ("server_id", Kind::Text),
+            ("notes", Kind::Text),
+            ("is_primary", Kind::Bool),
+        ],
+    ),
+    (
+        "servers",
+        "id",
+        &[("id", Kind::Text), ("allocation_limit", Kind::Int32)],
+    ),
+];
+
+/// Reads the projection tables `$tables` on `$conn` into `table → rows as
+/// JSON`.
 macro_rules! read_tables {
-    ($conn:expr) => {{
+    ($conn:expr, $tables:expr) => {{
         let mut tables = BTreeMap::new();
-        for (table, order, columns) in SNAPSHOT {
+        for &(table, order, columns) in $tables.iter() {
             let columns_sql = columns
                 .iter()
                 .map(|(name, _)| *name)
@@ -184,21 +210,31 @@ macro_rules! read_tables {
 
 /// Every row of every projection table, on a connection of its own.
 pub(crate) async fn snapshot(db: &TestDb) -> BTreeMap<String, Vec<Value>> {
+    read(db, &SNAPSHOT).await
+}
+
+/// The columns added since the `events-v1` fixture ([`SINCE_V1`]), every
+/// row, on a connection of its own.
+pub(crate) async fn snapshot_since_v1(db: &TestDb) -> BTreeMap<String, Vec<Value>> {
+    read(db, &SINCE_V1).await
+}
+
+async fn read(db: &TestDb, tables: &[Table]) -> BTreeMap<String, Vec<Value>> {
     match db.location() {
         DatabaseLocation::SqliteFile(path) => {
             let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
             let mut conn = sqlx::SqliteConnection::connect_with(&options)
                 .await
                 .expect("connect");
-            read_tables!(conn)
+            read_tables!(conn, tables)
         }
         DatabaseLocation::Url(url) if url.starts_with("postgres") => {
             let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
-            read_tables!(conn)
+            read_tables!(conn, tables)
         }
         DatabaseLocation::Url(url) => {
             let mut conn = sqlx::MySqlConnection::connect(url).await.expect("connect");
-            read_tables!(conn)
+            read_tables!(conn, tables)
         }
     }
 }
@@ -567,8 +603,101 @@ pub(crate) async fn record_history(db: &TestDb) -> Database {
         .await
         .expect("deleted");
 
+    // A server's allocations: a limit, extra ones (one on the IPv6 address
+    // the deleted server freed), notes, a primary switch, one given back.
+    ok(200)(
+        call(
+            &panel,
+            Method::PUT,
+            &format!("/api/v1/servers/{s1}/allocation-limit"),
+            admin,
+            Some(json!({"limit": 2})),
+        )
+        .await,
+    )
+    .await;
+    let allocations = format!("/api/v1/servers/{s1}/allocations");
+    for (ip, port) in [("10.0.0.1", 25566), ("::1", 27015)] {
+        ok(201)(
+            call(
+                &panel,
+                Method::POST,
+                &allocations,
+                Some(ALICE),
+                Some(json!({"ip": ip, "port": port})),
+            )
+            .await,
+        )
+        .await;
+    }
+    for (path, notes) in [("10.0.0.1/25566", "query"), ("%3A%3A1/27015", "to go")] {
+        ok(200)(
+            call(
+                &panel,
+                Method::PATCH,
+                &format!("{allocations}/{path}"),
+                Some(ALICE),
+                Some(json!({"notes": notes})),
+            )
+            .await,
+        )
+        .await;
+    }
+    ok(200)(
+        call(
+            &panel,
+            Method::POST,
+            &format!("{allocations}/10.0.0.1/25566/primary"),
+            Some(ALICE),
+            None,
+        )
+        .await,
+    )
+    .await;
+    let response = call(
+        &panel,
+        Method::DELETE,
+        &format!("{allocations}/%3A%3A1/27015"),
+        Some(ALICE),
+        None,
+    )
+    .await;
+    assert_eq!(response.status(), 204);
+
     panel.stop().await.expect("stops");
     handle
+}
+
+/// Asserts the allocations of the history: the one server left holds
+/// 10.0.0.1:25565 and, as its primary with notes, 10.0.0.1:25566, within a
+/// limit of 2; the IPv6 one went back to the pool without its notes.
+fn assert_allocations_are_rich(since_v1: &BTreeMap<String, Vec<Value>>) {
+    let held: Vec<(i64, Value, bool)> = since_v1["allocations"]
+        .iter()
+        .filter(|a| !a["server_id"].is_null())
+        .map(|a| {
+            let port = a["port"].as_i64().expect("a port");
+            (port, a["notes"].clone(), a["is_primary"] == json!(true))
+        })
+        .collect();
+    assert_eq!(
+        held,
+        [(25565, Value::Null, false), (25566, json!("query"), true)],
+        "{since_v1:#?}"
+    );
+    let freed = since_v1["allocations"]
+        .iter()
+        .find(|a| a["ip"] == "::1")
+        .expect("the IPv6 allocation");
+    assert_eq!(
+        (
+            freed["server_id"].clone(),
+            freed["notes"].clone(),
+            freed["is_primary"].clone()
+        ),
+        (Value::Null, Value::Null, json!(false))
+    );
+    assert_eq!(since_v1["servers"][0]["allocation_limit"], 2);
 }
 
 /// Asserts the history left rows in every projection, so that comparing
@@ -626,8 +755,13 @@ on_every_database! {
         let live = snapshot(db).await;
         assert_history_is_rich(&live);
 
+        let live_since_v1 = snapshot_since_v1(db).await;
+        assert_allocations_are_rich(&live_since_v1);
+
         let report = replay(&handle).await.expect("replay");
         assert_eq!(snapshot(db).await, live, "the replayed state differs from the live one");
+        assert_eq!(snapshot_since_v1(db).await, live_since_v1,
+            "the replayed allocations, notes, primaries or limits differ from the live ones");
         for (table, rows) in report.rows() {
             assert_eq!(rows, live[table].len() as u64, "{table} in {report}");
         }
@@ -686,11 +820,16 @@ on_every_database! {
         let live = snapshot(db).await;
         assert_history_is_rich(&live);
 
+        let live_since_v1 = snapshot_since_v1(db).await;
+        assert_allocations_are_rich(&live_since_v1);
+
         delete_projection_rows(db).await;
         let emptied = snapshot(db).await;
         assert!(emptied.values().all(Vec::is_empty), "{emptied:#?}");
         replay(&handle).await.expect("replay");
         assert_eq!(snapshot(db).await, live, "the rebuilt state differs from the one deleted");
+        assert_eq!(snapshot_since_v1(db).await, live_since_v1,
+            "the rebuilt allocations, notes, primaries or limits differ from the ones deleted");
         handle.close().await;
     }
 }

@@ -143,6 +143,17 @@ fn to_wit_all<A: Clone + Convert<B>, B>(values: &[A]) -> Vec<B> {
     values.iter().map(to_wit).collect()
 }
 
+/// The `server-context` a 0.1.x game type plans for: the server's primary
+/// allocation only (the first of [`api::ServerContext::ports`]). A server's
+/// extra allocations came with 0.2.0; a 0.1.x plugin was written for one
+/// allocation per server (it may map every port it is given, or expect
+/// exactly one), so it keeps seeing one.
+fn server_context(server: &api::ServerContext) -> game_type::ServerContext {
+    let mut server = server.clone();
+    server.ports.truncate(1);
+    server.convert()
+}
+
 type Outcome<T> = Result<wasmtime::Result<T>, ExportError>;
 
 impl Guest {
@@ -190,7 +201,7 @@ impl Guest {
         server: &api::ServerContext,
     ) -> Outcome<Result<api::InstallPlan, api::PluginError>> {
         let g = handle!(self, store, game_type);
-        let server = to_wit(server);
+        let server = server_context(server);
         Ok(g.call_plan_install(store, &server)
             .await
             .map(Convert::convert))
@@ -202,7 +213,7 @@ impl Guest {
         server: &api::ServerContext,
     ) -> Outcome<Result<api::StartupPlan, api::PluginError>> {
         let g = handle!(self, store, game_type);
-        let server = to_wit(server);
+        let server = server_context(server);
         Ok(g.call_plan_startup(store, &server)
             .await
             .map(Convert::convert))
@@ -214,7 +225,7 @@ impl Guest {
         server: &api::ServerContext,
     ) -> Outcome<api::StopPlan> {
         let g = handle!(self, store, game_type);
-        let server = to_wit(server);
+        let server = server_context(server);
         Ok(g.call_plan_stop(store, &server).await.map(Convert::convert))
     }
 
@@ -490,5 +501,39 @@ variants! {
 
     game_console::LineKind => LineKind {
         Plain, Ready, PlayerJoined(x), PlayerLeft(x), Warning(x), Crash(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_0_1_game_type_sees_the_primary_allocation_only() {
+        let port = |name: &str, port: u16| api::AllocatedPort {
+            name: name.into(),
+            ip: "10.0.0.1".into(),
+            port,
+        };
+        let context = api::ServerContext {
+            server_id: "srv_1".into(),
+            name: "Survival".into(),
+            memory_mb: 1024,
+            disk_mb: 1024,
+            cpu_percent: 100,
+            variables: Vec::new(),
+            ports: vec![port("game", 25565), port("extra-1", 25566)],
+            platform: api::Platform {
+                os: api::Os::Linux,
+                arch: api::Arch::Amd64,
+            },
+            game_type: "test-game".into(),
+            image: None,
+            startup_command: None,
+            node: api::NodeContext::default(),
+        };
+        let seen = server_context(&context);
+        let ports: Vec<(String, u16)> = seen.ports.into_iter().map(|p| (p.name, p.port)).collect();
+        assert_eq!(ports, [("game".to_owned(), 25565)]);
     }
 }

@@ -86,8 +86,9 @@ pub use plugin::{
     PluginQuarantined, PluginSecretSet, PluginUninstalled, PluginUpdated, PluginVersion,
 };
 pub use server::{
-    CommandQueued, CommandSettled, GameVersion, REDACTED, Resources, ServerCreated, ServerDeleted,
-    ServerEvent, ServerUpdated, StateChanged, SubuserEvent, SubuserPermissions, SubuserRemoved,
+    AllocationLimit, AllocationNotes, CommandQueued, CommandSettled, GameVersion, REDACTED,
+    Resources, ServerAllocation, ServerCreated, ServerDeleted, ServerEvent, ServerUpdated,
+    StateChanged, SubuserEvent, SubuserPermissions, SubuserRemoved,
 };
 pub use setting::{
     MailConfigured, MailEvent, SecretsEvent, SecretsSealed, SettingEvent, SettingValueData,

@@ -35,6 +35,21 @@ namespace! {
         /// The Agent could not carry a command out (a failed delete puts
         /// the server back `offline`).
         CommandFailed = "server.command.failed" { subject: ServerId, data: CommandSettled },
+        /// The server's allocation limit was set: how many allocations it
+        /// may hold besides its primary.
+        AllocationLimitSet = "server.allocation-limit.set" { subject: ServerId, data: AllocationLimit },
+        /// A free allocation of the server's node was given to the server
+        /// (an extra one, beside its primary).
+        AllocationAdded = "server.allocation.added" { subject: ServerId, data: ServerAllocation },
+        /// The notes of one of the server's allocations changed (`null`:
+        /// cleared).
+        AllocationNotesSet = "server.allocation.notes.set" { subject: ServerId, data: AllocationNotes },
+        /// One of the server's allocations became its primary; the one
+        /// that was is an extra allocation now.
+        PrimaryAllocationSet = "server.allocation.primary.set" { subject: ServerId, data: ServerAllocation },
+        /// An extra allocation went back to its node's pool, its notes
+        /// cleared.
+        AllocationRemoved = "server.allocation.removed" { subject: ServerId, data: ServerAllocation },
     }
 }
 
@@ -137,6 +152,37 @@ pub struct StateChanged {
     pub reason: Option<String>,
     /// When, in microseconds since the Unix epoch.
     pub at: i64,
+}
+
+/// A server's allocation limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AllocationLimit {
+    /// How many allocations the server may hold besides its primary.
+    pub limit: u32,
+}
+
+/// One allocation of a server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ServerAllocation {
+    /// The node it is on (the server's).
+    pub node_id: String,
+    /// The address, in canonical form.
+    pub ip: String,
+    /// The port.
+    pub port: u16,
+}
+
+/// The notes of one allocation of a server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AllocationNotes {
+    /// The node it is on (the server's).
+    pub node_id: String,
+    /// The address, in canonical form.
+    pub ip: String,
+    /// The port.
+    pub port: u16,
+    /// The notes; `null` when they were cleared.
+    pub notes: Option<String>,
 }
 
 /// A deleted server.

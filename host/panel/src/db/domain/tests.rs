@@ -468,6 +468,48 @@ fn one_of_each() -> Vec<DomainEvent> {
             data: settled(Some("busy")),
         }
         .into(),
+        ServerEvent::AllocationLimitSet {
+            subject: server(),
+            data: AllocationLimit { limit: 2 },
+        }
+        .into(),
+        ServerEvent::AllocationAdded {
+            subject: server(),
+            data: ServerAllocation {
+                node_id: "node_1".into(),
+                ip: "::1".into(),
+                port: 25566,
+            },
+        }
+        .into(),
+        ServerEvent::AllocationNotesSet {
+            subject: server(),
+            data: AllocationNotes {
+                node_id: "node_1".into(),
+                ip: "::1".into(),
+                port: 25566,
+                notes: Some("query port ✓".into()),
+            },
+        }
+        .into(),
+        ServerEvent::PrimaryAllocationSet {
+            subject: server(),
+            data: ServerAllocation {
+                node_id: "node_1".into(),
+                ip: "::1".into(),
+                port: 25566,
+            },
+        }
+        .into(),
+        ServerEvent::AllocationRemoved {
+            subject: server(),
+            data: ServerAllocation {
+                node_id: "node_1".into(),
+                ip: "10.0.0.1".into(),
+                port: 25565,
+            },
+        }
+        .into(),
         SubuserEvent::Added {
             subject: server(),
             data: SubuserPermissions {
