@@ -33,6 +33,7 @@ mod secrets;
 mod servers;
 mod settings;
 mod sftp;
+mod timers;
 mod totp;
 mod users;
 mod web_ui;
