@@ -29,6 +29,7 @@ mod permissions;
 mod plugins;
 mod real_games;
 mod replay;
+mod schedules;
 mod secrets;
 mod servers;
 mod settings;
