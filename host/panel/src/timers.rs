@@ -879,7 +879,10 @@ async fn round(
     running: &mut JoinSet<()>,
 ) -> Result<Option<i64>, DbError> {
     let at = to_micros(now());
-    for due in timers.due(at).await? {
+    let batch = timers.due(at).await?;
+    // A full batch may have left due timers behind: look again at once.
+    let more = i64::try_from(batch.len()).unwrap_or(i64::MAX) >= BATCH;
+    for due in batch {
         let started = now();
         match fate(manager, &due.plugin_id).await? {
             Fate::Deliver(plugin) => {
@@ -915,6 +918,9 @@ async fn round(
                     .await?;
             }
         }
+    }
+    if more {
+        return Ok(Some(to_micros(now())));
     }
     timers.next_wake(to_micros(now())).await
 }
