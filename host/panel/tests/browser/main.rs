@@ -44,6 +44,7 @@ use support::{
 mod backups;
 mod databases;
 mod files;
+mod schedules;
 
 const ADMIN_PASSWORD: &str = "Correct-Horse-Battery-42";
 const PLAYER_PASSWORD: &str = "Player-Password-Staple-7";

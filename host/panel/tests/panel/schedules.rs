@@ -297,6 +297,18 @@ on_every_database! {
         })
         .await;
         assert_eq!(sent["detail"], Value::Null, "{sent:#}");
+        // The game heard it: the stand-in answers `say` on its console.
+        eventually("the game's answer on the console", || async {
+            site.panel
+                .state()
+                .agents()
+                .console(&site.server_id)
+                .history()
+                .iter()
+                .any(|line| line.contains("SAY scheduled hello"))
+                .then_some(())
+        })
+        .await;
         let run = eventually("the firing's record", || async {
             timer_runs(&site.panel).await.into_iter().find(|r| r["key"] == format!("now/{}/{id}", site.server_id))
         })
