@@ -53,6 +53,10 @@ pub(crate) enum BundledPlugin {
     /// Pterodactyl and Pelican eggs imported as game types (the game
     /// catalogue), so that `cap up` runs eggs out of the box.
     EggBridge,
+    /// Schedules (cron, time zone, tasks with offsets) on each server's
+    /// page, run by the host's timers; removable like any plugin, which
+    /// removes schedules from the Panel.
+    Scheduler,
 }
 
 impl BundledPlugin {
@@ -65,6 +69,7 @@ impl BundledPlugin {
         BundledPlugin::DiscordWebhook,
         BundledPlugin::PlayerList,
         BundledPlugin::EggBridge,
+        BundledPlugin::Scheduler,
     ];
 
     /// Its plugin id, which is also its directory under `example-plugins/`

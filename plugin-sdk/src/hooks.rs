@@ -53,7 +53,9 @@ pub trait Hooks: Send + Sync {
     }
 
     /// Called after the operation happened. An error makes the Panel retry
-    /// with backoff. Defaults to `Ok(())`.
+    /// with backoff, except for a timer's `schedule.tick` (API 0.2.0), which
+    /// is delivered once: its error is recorded as the firing's outcome.
+    /// Defaults to `Ok(())`.
     fn after(&self, event: &Event) -> Result<(), PluginError> {
         let _ = event;
         Ok(())

@@ -88,8 +88,11 @@
 //! [`game::GameType`]), each lists the container images it runs in, install
 //! plans name their image, startup plans carry a `console_context` that every
 //! console call gets back, and the kind `game_catalogue` (the `catalogue`
-//! module, `GameCatalogue`) lets admins import game types as documents. The
-//! other kinds and every host capability are the same in both versions.
+//! module, `GameCatalogue`) lets admins import game types as documents.
+//! Plugins may keep timers (the `timers` module), and the `panel`
+//! capability adds power actions and backups (`panel::power_action`,
+//! `panel::create_backup`). The other kinds and host capabilities are the
+//! same in both versions.
 //!
 //! ## What is where
 //!
@@ -103,6 +106,7 @@
 //! | [`types`] | Types shared by every interface ([`KeyValue`](types::KeyValue), [`PluginError`](types::PluginError), ...) |
 //! | [`logging`] | The [`log`] facade wired to the host's log |
 //! | [`kv`], [`config`], [`http`], [`events`], [`panel`] | Host capabilities, each needing a grant in `plugin.toml` |
+//! | `timers` (`api-0-2`) | Wake-ups delivered to the plugin's after-hook as `schedule.tick` events (capability `timers`) |
 //! | [`prelude`] | The traits and the types most plugins need |
 //! | [`bindings`] | The raw `wit-bindgen` output, for anything the friendly modules do not cover |
 //!
@@ -221,6 +225,8 @@ pub mod kv;
 pub mod logging;
 pub mod panel;
 pub mod prelude;
+#[cfg(feature = "api-0-2")]
+pub mod timers;
 pub mod types;
 pub mod ui;
 

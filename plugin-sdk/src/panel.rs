@@ -4,6 +4,12 @@
 //! | --- | --- |
 //! | [`list_servers`], [`get_server`] | `servers.read` |
 //! | [`send_console_command`] | `console.send` |
+//! | `power_action` (API 0.2.0, feature `api-0-2`) | `power` |
+//! | `create_backup` (API 0.2.0, feature `api-0-2`) | `backups.create` |
+//!
+//! The plugin acts as itself (the audit log names `plugin:<id>`), through
+//! the checks and before-hooks a user's request passes; a refusal is
+//! [`CapabilityError::Invalid`] with the reason.
 //!
 //! ```no_run
 //! use cap_plugin_sdk::panel;
@@ -19,6 +25,8 @@
 use crate::bindings::ctrl_alt_play::plugin::panel as host;
 use crate::types::CapabilityError;
 
+#[cfg(feature = "api-0-2")]
+pub use host::PowerSignal;
 pub use host::ServerSummary;
 
 /// Every server the Panel knows (scope `servers.read`).
@@ -51,4 +59,32 @@ pub fn get_server(id: &str) -> Result<ServerSummary, CapabilityError> {
 /// ```
 pub fn send_console_command(server_id: &str, command: &str) -> Result<(), CapabilityError> {
     host::send_console_command(server_id, command)
+}
+
+/// Queues a power action for server `server_id` (scope `power`, API
+/// 0.2.0), as `POST /servers/{id}/power` does.
+///
+/// ```no_run
+/// use cap_plugin_sdk::panel::{self, PowerSignal};
+///
+/// panel::power_action("s-1", PowerSignal::Restart)?;
+/// # Ok::<(), cap_plugin_sdk::types::CapabilityError>(())
+/// ```
+#[cfg(feature = "api-0-2")]
+pub fn power_action(server_id: &str, action: PowerSignal) -> Result<(), CapabilityError> {
+    host::power_action(server_id, action)
+}
+
+/// Starts a backup of server `server_id` named `name` (the date and time
+/// when `None`; at most 191 characters), as `POST /servers/{id}/backups`
+/// does (scope `backups.create`, API 0.2.0); returns the backup's id. The
+/// backup is pending until the server's Agent reports.
+///
+/// ```no_run
+/// let id = cap_plugin_sdk::panel::create_backup("s-1", Some("nightly"))?;
+/// # Ok::<(), cap_plugin_sdk::types::CapabilityError>(())
+/// ```
+#[cfg(feature = "api-0-2")]
+pub fn create_backup(server_id: &str, name: Option<&str>) -> Result<String, CapabilityError> {
+    host::create_backup(server_id, name)
 }

@@ -5,7 +5,7 @@
 //! the two cannot disagree.
 
 /// The bundled plugins' ids, in install order.
-pub(crate) const IDS: [&str; 7] = [
+pub(crate) const IDS: [&str; 8] = [
     "local-password",
     "minecraft-paper",
     "test-game",
@@ -13,4 +13,5 @@ pub(crate) const IDS: [&str; 7] = [
     "discord-webhook",
     "player-list",
     "egg-bridge",
+    "scheduler",
 ];

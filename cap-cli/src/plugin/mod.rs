@@ -496,6 +496,9 @@ fn requested_capabilities(m: &Manifest) -> Vec<String> {
     for scope in &caps.panel {
         requested.push(format!("panel {}", scope.as_str()));
     }
+    if caps.timers {
+        requested.push("timers".to_string());
+    }
     requested
 }
 

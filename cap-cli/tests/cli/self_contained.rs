@@ -263,6 +263,7 @@ async fn a_copied_cap_up_without_cargo_installs_every_bundled_plugin_and_its_fir
         ("minecraft-paper", "active"),
         ("player-list", "active"),
         ("quota-guard", "active"),
+        ("scheduler", "active"),
         ("test-game", "active"),
     ]
     .into_iter()

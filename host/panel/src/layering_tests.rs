@@ -39,6 +39,10 @@ const RULES: &[(&str, &[&str])] = &[
         &["crate::http", "crate::servers", "crate::agents"],
     ),
     (
+        "timers.rs",
+        &["crate::http", "crate::servers", "crate::agents"],
+    ),
+    (
         "marketplace",
         &["crate::http", "crate::servers", "crate::agents"],
     ),

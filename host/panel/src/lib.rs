@@ -43,6 +43,10 @@
 //! - [`backups`] and [`databases`]: a server's backups (made by its
 //!   node's Agent) and its MySQL/MariaDB and PostgreSQL databases (made by
 //!   the Panel on the database hosts administrators register).
+//! - [`timers`]: plugins' timers (capability `timers`), kept in the
+//!   database and delivered to their after-hooks by a loop each serving
+//!   Panel runs, with a lease so that several Panels on one database
+//!   deliver each firing once; the substrate of the `scheduler` plugin.
 //! - [`bundled`]: installing the plugin packages an embedder carries (the
 //!   `cap` binary carries the example plugins) through the same validation,
 //!   grant and activation path as an admin's upload.
@@ -120,6 +124,7 @@ pub mod plugins;
 pub mod read_cache;
 pub mod secrets;
 pub mod servers;
+pub mod timers;
 
 #[cfg(test)]
 mod layering_tests;
@@ -186,6 +191,7 @@ pub struct PanelBuilder {
     plugin_services: Option<plugins::PluginServices>,
     identity: Option<(identity::ProviderRegistry, identity::IdentityOptions)>,
     license_upkeep: std::time::Duration,
+    timers: timers::TimerOptions,
 }
 
 /// How often a serving Panel renews and enforces the licenses of paid
@@ -234,6 +240,14 @@ impl PanelBuilder {
     /// lifetime, so this only needs to be well below that).
     pub fn license_upkeep(mut self, every: std::time::Duration) -> Self {
         self.license_upkeep = every;
+        self
+    }
+
+    /// How the serving Panel's timer delivery paces itself (default
+    /// [`timers::TimerOptions::default`]: a poll every 5 s at most, parked
+    /// firings re-examined every minute).
+    pub fn timers(mut self, options: timers::TimerOptions) -> Self {
+        self.timers = options;
         self
     }
 
@@ -294,6 +308,10 @@ impl PanelBuilder {
                 source,
             })?;
         let panel_api = servers::DbPanelApi::new(db.clone()).with_waker(agents.waker());
+        // Plugins' backups (`panel.create-backup`) take the backup routes'
+        // path, over this Panel's Agent links.
+        let plugin_backups = agents::backups::AgentBackups::new(db.clone(), agents.clone());
+        panel_api.set_backups(Arc::new(plugin_backups.clone()));
         let plugin_services = self
             .plugin_services
             .unwrap_or_else(|| plugins::PluginServices {
@@ -303,8 +321,10 @@ impl PanelBuilder {
         let plugin_manager =
             plugins::PluginManager::new(db.clone(), &config.data_dir, plugin_services)
                 .map_err(StartError::Plugins)?;
-        // Plugin-sent console commands pass the plugins' before-hooks.
+        // Plugin-sent console commands, power actions and backups pass
+        // the plugins' before-hooks.
         panel_api.set_plugins(&plugin_manager);
+        plugin_backups.set_plugins(&plugin_manager);
         let market = match &config.marketplace_url {
             Some(url) => Some(
                 marketplace::MarketplaceService::new(
@@ -380,6 +400,7 @@ impl PanelBuilder {
             listener,
             local_addr,
             license_upkeep: self.license_upkeep,
+            timers: self.timers,
         })
     }
 }
@@ -392,6 +413,7 @@ pub struct Panel {
     listener: TcpListener,
     local_addr: SocketAddr,
     license_upkeep: std::time::Duration,
+    timers: timers::TimerOptions,
 }
 
 impl Panel {
@@ -404,6 +426,7 @@ impl Panel {
             plugin_services: None,
             identity: None,
             license_upkeep: LICENSE_UPKEEP_INTERVAL,
+            timers: timers::TimerOptions::default(),
         }
     }
 
@@ -463,6 +486,11 @@ impl Panel {
                 }
             })
         });
+        // Plugins' timers fire from here on.
+        let deliveries = self
+            .state
+            .plugins()
+            .map(|plugins| timers::spawn_delivery(plugins.clone(), self.timers));
         tracing::info!(addr = %self.local_addr, "serving");
         let hub = self.state.agents().clone();
         let shutdown = async move {
@@ -493,6 +521,10 @@ impl Panel {
         if let Some(licenses) = licenses {
             licenses.abort();
             let _ = licenses.await;
+        }
+        // Deliveries running record their runs before the database closes.
+        if let Some(deliveries) = deliveries {
+            deliveries.stop().await;
         }
         self.state.db().close().await;
         tracing::info!("stopped");

@@ -238,6 +238,10 @@ pub struct CapabilityRequest {
     /// Panel API scopes.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub panel: BTreeSet<PanelScope>,
+    /// Timers (API 0.2.0): wake-ups delivered to the plugin's own
+    /// after-hook as `schedule.tick` events, which it must subscribe to.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub timers: bool,
 }
 
 /// `capabilities.http`.
@@ -268,14 +272,45 @@ pub enum PanelScope {
     /// `send-console-command`.
     #[serde(rename = "console.send")]
     ConsoleSend,
+    /// `power-action` (API 0.2.0).
+    #[serde(rename = "power")]
+    Power,
+    /// `create-backup` (API 0.2.0).
+    #[serde(rename = "backups.create")]
+    BackupsCreate,
 }
 
 impl PanelScope {
+    /// Every scope.
+    pub const ALL: [PanelScope; 4] = [
+        PanelScope::ServersRead,
+        PanelScope::ConsoleSend,
+        PanelScope::Power,
+        PanelScope::BackupsCreate,
+    ];
+
     /// The name used in manifests.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ServersRead => "servers.read",
             Self::ConsoleSend => "console.send",
+            Self::Power => "power",
+            Self::BackupsCreate => "backups.create",
+        }
+    }
+
+    /// The scope named `name` in manifests.
+    pub fn from_name(name: &str) -> Option<PanelScope> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// The minor version of the plugin API (0.x) whose `panel` interface
+    /// has the functions of this scope: a plugin of an older API cannot
+    /// ask for it.
+    pub fn since_minor(self) -> u64 {
+        match self {
+            Self::ServersRead | Self::ConsoleSend => 1,
+            Self::Power | Self::BackupsCreate => 2,
         }
     }
 }
@@ -619,6 +654,42 @@ impl Manifest {
             }
         }
 
+        for scope in &caps.panel {
+            if p.api.major == 0 && scope.since_minor() > p.api.minor {
+                err(
+                    "capabilities.panel".into(),
+                    format!(
+                        "{:?} needs plugin API 0.{}.0 (this plugin targets {})",
+                        scope.as_str(),
+                        scope.since_minor(),
+                        p.api
+                    ),
+                );
+            }
+        }
+        if caps.timers {
+            if p.api < semver::Version::new(0, 2, 0) {
+                err(
+                    "capabilities.timers".into(),
+                    format!(
+                        "needs plugin API 0.2.0 or newer (this plugin targets {})",
+                        p.api
+                    ),
+                );
+            }
+            let ticked = kinds.contains(&PluginKind::Hooks)
+                && self
+                    .hooks
+                    .as_ref()
+                    .is_some_and(|h| h.wants_after(EventKind::ScheduleTick));
+            if !ticked {
+                err(
+                    "capabilities.timers".into(),
+                    "timers are delivered to the plugin's after-hook: add kind hooks and \"schedule.tick\" to hooks.after".into(),
+                );
+            }
+        }
+
         match (&self.hooks, kinds.contains(&PluginKind::Hooks)) {
             (Some(hooks), true) => {
                 for (list, names) in [("before", &hooks.before), ("after", &hooks.after)] {
@@ -952,6 +1023,68 @@ default = "8192"
         );
         let later = text.replace("api = \"0.1.0\"", "api = \"0.2.0\"");
         assert_eq!(errors_of(&later), "ok");
+    }
+
+    #[test]
+    fn timers_need_api_0_2_and_an_after_hook_on_schedule_ticks() {
+        let with_timers = GOOD.replace("kv = true", "kv = true\ntimers = true");
+        let errors = errors_of(&with_timers);
+        assert!(
+            errors.contains("capabilities.timers: needs plugin API 0.2.0 or newer"),
+            "{errors}"
+        );
+        assert!(
+            errors.contains("add kind hooks and \"schedule.tick\" to hooks.after"),
+            "{errors}"
+        );
+        let later = with_timers.replace("api = \"0.1.0\"", "api = \"0.2.0\"");
+        let errors = errors_of(&later);
+        assert!(!errors.contains("needs plugin API"), "{errors}");
+        assert!(errors.contains("hooks.after"), "{errors}");
+        let ticked = later.replace(
+            "fail-closed = true",
+            "after = [\"schedule.tick\"]\nfail-closed = true",
+        );
+        assert_eq!(errors_of(&ticked), "ok");
+        let manifest = Manifest::parse(ticked.as_bytes()).expect("valid");
+        assert!(manifest.capabilities.timers);
+        assert!(crate::Grants::all_requested(&manifest).timers);
+        let again = Manifest::parse(manifest.to_toml().as_bytes()).expect("re-parses");
+        assert_eq!(again, manifest);
+        // Without timers, the stored manifest does not mention them.
+        let plain = Manifest::parse(GOOD.as_bytes()).expect("valid");
+        assert!(!plain.to_toml().contains("timers"), "{}", plain.to_toml());
+    }
+
+    #[test]
+    fn power_and_backup_scopes_need_api_0_2() {
+        let text = GOOD.replace(
+            "panel = [\"servers.read\"]",
+            "panel = [\"servers.read\", \"power\", \"backups.create\"]",
+        );
+        let errors = errors_of(&text);
+        assert!(
+            errors.contains("\"power\" needs plugin API 0.2.0 (this plugin targets 0.1.0)"),
+            "{errors}"
+        );
+        assert!(
+            errors.contains("\"backups.create\" needs plugin API 0.2.0"),
+            "{errors}"
+        );
+        let later = text.replace("api = \"0.1.0\"", "api = \"0.2.0\"");
+        assert_eq!(errors_of(&later), "ok");
+        let manifest = Manifest::parse(later.as_bytes()).expect("valid");
+        assert!(manifest.capabilities.panel.contains(&PanelScope::Power));
+        assert!(
+            manifest
+                .capabilities
+                .panel
+                .contains(&PanelScope::BackupsCreate)
+        );
+        for scope in PanelScope::ALL {
+            assert_eq!(PanelScope::from_name(scope.as_str()), Some(scope));
+        }
+        assert_eq!(PanelScope::from_name("power.all"), None);
     }
 
     #[test]

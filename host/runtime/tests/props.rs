@@ -120,6 +120,9 @@ fn capabilities() -> impl Strategy<Value = CapabilityRequest> {
                 }),
                 events: events.map(|publish| EventsRequest { publish }),
                 panel: panel.into_iter().collect(),
+                // Timers need API 0.2.0 and a schedule.tick after-hook,
+                // which the generated manifests do not have.
+                timers: false,
             },
         )
 }

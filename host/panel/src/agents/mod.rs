@@ -5,6 +5,7 @@
 //! | --- | --- |
 //! | [`crate::http::agent_link`] | `GET /api/v1/agents/connect`: the Agent's WebSocket — hello and reconciliation, command delivery, acks and results, state changes, console batches, classified console events, stats, health |
 //! | [`plans`] | Turning a queued [`crate::servers::Command`] into the wire [`cap_protocol::Command`], asking the game-type plugin for its plans |
+//! | [`backups`] | Asking a server's Agent for a backup (limit, rotation, before-hooks, the request), for the backup routes and for plugins' `panel.create-backup` |
 //! | [`crate::http::console_socket`] | Per-server console tokens and the browsers' WebSocket (`/api/v1/servers/{id}/console`) |
 //!
 //! The two sockets are HTTP endpoints and live in [`crate::http`] with the
@@ -51,6 +52,7 @@ use cap_protocol::{ConsoleEvent, HealthReport, PanelMessage};
 use serde::Serialize;
 use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 
+pub mod backups;
 pub mod plans;
 
 /// Console lines kept per server for browsers that connect later.

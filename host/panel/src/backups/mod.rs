@@ -51,6 +51,12 @@
 //!   or sent (a rotation's deletes too, so a veto there refuses the new
 //!   backup); `backup.complete` tells after-hooks how a backup ended
 //!   ([`record_report`] returns the backup for that).
+//! - **One path for people and plugins.** `POST /servers/{id}/backups` and
+//!   a plugin's `panel.create-backup` (API 0.2.0, scope `backups.create`:
+//!   the scheduler's backup tasks) both run
+//!   `crate::agents::backups::start` (checks, rotation, before-hooks, the
+//!   Agent's request); a plugin's backup is recorded with the plugin as
+//!   the actor and fires no after-hooks, as a plugin's commands do.
 
 pub mod storage;
 

@@ -53,6 +53,12 @@ pub(crate) enum Unrecorded {
     /// A plugin's own key/value data ([`crate::plugin_kv`]): content, not
     /// a change of the Panel's state.
     PluginData,
+    /// Plugins' timers and the record of their firings
+    /// ([`crate::timers`]): the plugins' own scheduling data, armed and
+    /// leased many times a minute; each firing's outcome is its row in
+    /// `plugin_timer_runs`, and what a plugin does when it fires is
+    /// recorded where it happens (a console command's event, say).
+    PluginTimers,
     /// The Marketplace client's bookkeeping: stored licenses, this
     /// Panel's instance registration, and its lockfile, requests and
     /// pinned trust ([`crate::marketplace`]).
@@ -73,6 +79,7 @@ impl Unrecorded {
                 "account_links",
             ],
             Unrecorded::PluginData => &["plugin_kv"],
+            Unrecorded::PluginTimers => &["plugin_timers", "plugin_timer_runs"],
             Unrecorded::Marketplace => &[
                 "marketplace_licenses",
                 "marketplace_instance",

@@ -27,8 +27,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use cap_protocol::PanelMessage;
-use cap_protocol::backups::{BackupOp, BackupRequest, BackupTarget, S3Target, SaveCommands};
+use cap_protocol::backups::{BackupOp, BackupRequest, BackupTarget, S3Target};
 use cap_protocol::files::{FileScope, GrantOp};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -41,21 +40,16 @@ use super::auth::Authenticated;
 use super::error::{ApiError, ApiResult, FieldError, FieldLocation};
 use super::extract::ApiJson;
 use super::servers_routes::visible;
-use crate::agents::RequestError;
-use crate::backups::{self, Backup, BackupsError, NewBackup, storage};
-use crate::files::{self, FilesError, GRANT_TTL};
+use crate::agents::backups::{self as jobs, BackupAsk, BackupJobError};
+use crate::backups::{self, Backup, BackupsError, storage};
+use crate::files::{self, GRANT_TTL};
 use crate::identity::permissions::{Gate, Permission};
 use crate::plugins::hooks;
+use crate::servers::ServersError;
 use crate::servers::server::Server;
-use crate::servers::{ServersError, new_id};
-use cap_runtime::api::{BackupInfo, EventKind, Payload};
+use cap_runtime::api::EventKind;
 
-/// Longest backup name, in characters.
-pub const MAX_NAME: usize = 191;
-/// Most ignore lines, and the longest ignore text in bytes.
-pub const MAX_IGNORE_LINES: usize = 1000;
-/// The longest ignore text, in bytes.
-pub const MAX_IGNORE_BYTES: usize = 64 * 1024;
+pub use crate::agents::backups::{MAX_IGNORE_BYTES, MAX_IGNORE_LINES, MAX_NAME};
 /// Server states in which a restore may run.
 const RESTORABLE: [&str; 3] = ["offline", "crashed", "install-failed"];
 
@@ -64,6 +58,18 @@ impl From<BackupsError> for ApiError {
         match error {
             BackupsError::Db(error) => ApiError::from(ServersError::from(error)),
             other => ApiError::refused(other.code(), other.to_string()),
+        }
+    }
+}
+
+impl From<BackupJobError> for ApiError {
+    fn from(error: BackupJobError) -> Self {
+        match error {
+            BackupJobError::Invalid { field, message } => invalid(field, message),
+            BackupJobError::Backups(error) => error.into(),
+            BackupJobError::Files(error) => error.into(),
+            BackupJobError::HookDenied(denied) => denied.into(),
+            BackupJobError::Servers(error) => error.into(),
         }
     }
 }
@@ -267,96 +273,16 @@ async fn backup_of(state: &AppState, server: &Server, backup_id: &str) -> ApiRes
 
 /// The node of `server`, connected.
 fn connected_node(state: &AppState, server: &Server) -> ApiResult<String> {
-    let node = server
-        .node_id
-        .clone()
-        .ok_or_else(|| FilesError::NoNode(server.id.clone()))?;
-    if !state.agents().is_connected(&node) {
-        return Err(FilesError::Unanswered(RequestError::NotConnected(node)).into());
-    }
-    Ok(node)
-}
-
-/// Where backups go now, and the storage settings if they are in S3.
-async fn current_target(state: &AppState) -> ApiResult<BackupTarget> {
-    Ok(
-        match storage::load(state.db())
-            .await
-            .map_err(BackupsError::from)?
-        {
-            Some((s3, _)) => BackupTarget::S3(s3),
-            None => BackupTarget::Local,
-        },
-    )
+    Ok(jobs::connected_node(state.agents(), server)?)
 }
 
 /// The target `backup` was made for.
 async fn target_of(state: &AppState, backup: &Backup) -> ApiResult<BackupTarget> {
-    if backup.target == "s3" {
-        match storage::load(state.db()).await.map_err(BackupsError::from)? {
-            Some((s3, _)) => Ok(BackupTarget::S3(s3)),
-            None => Err(BackupsError::Storage(
-                "the backup is in S3-compatible storage, but the Panel has no storage settings any more".into(),
-            )
-            .into()),
-        }
-    } else {
-        Ok(BackupTarget::Local)
-    }
+    Ok(jobs::target_of(state.db(), backup).await?)
 }
 
 fn send(state: &AppState, node: &str, request: BackupRequest) -> ApiResult<()> {
-    state
-        .agents()
-        .send(node, PanelMessage::Backup(request))
-        .map_err(|e| FilesError::Unanswered(e).into())
-}
-
-/// Removes `backup`'s archive and row: an S3 archive by the Panel, a
-/// local one by its node's Agent (which must be connected, unless the
-/// backup failed and has no archive).
-async fn remove(
-    state: &AppState,
-    auth: &Authenticated,
-    server: &Server,
-    backup: &Backup,
-    rotated: bool,
-) -> ApiResult<()> {
-    match target_of(state, backup).await {
-        Ok(BackupTarget::S3(s3)) => {
-            if backup.state != backups::state::FAILED {
-                storage::delete_object(&s3, &server.id, &backup.id).await?;
-            }
-        }
-        Ok(BackupTarget::Local) => {
-            if state.agents().is_connected(&backup.node_id) {
-                send(
-                    state,
-                    &backup.node_id,
-                    BackupRequest {
-                        backup_id: backup.id.clone(),
-                        server_id: server.id.clone(),
-                        scope: FileScope::default(),
-                        op: BackupOp::Delete {
-                            target: BackupTarget::Local,
-                        },
-                    },
-                )?;
-            } else if backup.state != backups::state::FAILED {
-                return Err(FilesError::Unanswered(RequestError::NotConnected(
-                    backup.node_id.clone(),
-                ))
-                .into());
-            }
-            // (A failed backup of an offline node left no archive behind.)
-        }
-        // Storage settings gone: nothing can reach the archive; the row goes.
-        Err(_) => {}
-    }
-    backups::delete(state.db(), &server.id, &backup.id, rotated, &auth.actor)
-        .await
-        .map_err(BackupsError::from)?;
-    Ok(())
+    Ok(jobs::send(state.agents(), node, request)?)
 }
 
 /// Lists the server's backups (`backup.read`).
@@ -439,179 +365,24 @@ pub(super) async fn create(
     ApiJson(body): ApiJson<BackupCreate>,
 ) -> ApiResult<(StatusCode, Json<BackupBody>)> {
     let server = server_for(&state, &auth, &id, Gate::BACKUP_CREATE).await?;
-    let name = match body.name.as_deref().map(str::trim) {
-        None | Some("") => {
-            let now = OffsetDateTime::now_utc();
-            format!(
-                "Backup {:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-                now.year(),
-                u8::from(now.month()),
-                now.day(),
-                now.hour(),
-                now.minute(),
-                now.second()
-            )
-        }
-        Some(name) if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) => {
-            return Err(invalid(
-                "name",
-                format!("must be at most {MAX_NAME} characters without control characters"),
-            ));
-        }
-        Some(name) => name.to_owned(),
+    let ask = BackupAsk {
+        name: body.name,
+        ignored: body.ignored,
+        locked: body.locked,
     };
-    let ignored = backups::split_lines(&body.ignored);
-    if body.ignored.len() > MAX_IGNORE_BYTES || ignored.len() > MAX_IGNORE_LINES {
-        return Err(invalid(
-            "ignored",
-            format!("must be at most {MAX_IGNORE_LINES} lines and {MAX_IGNORE_BYTES} bytes"),
-        ));
-    }
-    let limit = backups::limit(state.db(), &server.id)
-        .await
-        .map_err(BackupsError::from)?;
-    if limit == 0 {
-        return Err(BackupsError::Disabled(server.id.clone()).into());
-    }
-    let node = connected_node(&state, &server)?;
-    // Rotation: make room by deleting the oldest unlocked complete
-    // backups; refuse when none can go.
-    let existing = backups::list(state.db(), &server.id)
-        .await
-        .map_err(BackupsError::from)?;
-    if let Some(running) = backups::running(&existing) {
-        return Err(BackupsError::Busy(running).into());
-    }
-    let counted = existing.iter().filter(|b| b.counts()).count();
-    let excess = (counted + 1).saturating_sub(limit as usize);
-    let mut rotated: Vec<Backup> = Vec::new();
-    if excess > 0 {
-        let removable: Vec<&Backup> = existing
-            .iter()
-            .rev()
-            .filter(|b| b.state == backups::state::DONE && !b.locked && !b.restoring())
-            .take(excess)
-            .collect();
-        if removable.len() < excess {
-            return Err(BackupsError::LimitReached { limit }.into());
-        }
-        rotated = removable.into_iter().cloned().collect();
-    }
-    let target = current_target(&state).await?;
-    // Every before-hook answers before anything changes: the new backup's,
-    // then each rotated-out backup's delete.
-    let backup_id = new_id("bkp");
-    let created = hooks::run_before(
-        state.plugins(),
-        hooks::event(
-            EventKind::BackupCreate,
-            Payload::Backup(BackupInfo {
-                server_id: server.id.clone(),
-                id: backup_id.clone(),
-                name: name.clone(),
-                state: backups::state::PENDING.to_owned(),
-                size_bytes: None,
-                sha256: None,
-                reason: None,
-                locked: body.locked,
-            }),
-            &auth.actor,
-        ),
-    )
-    .await?;
-    let mut deletes = Vec::with_capacity(rotated.len());
-    for old in &rotated {
-        deletes.push(before_delete(&state, &auth, old).await?);
-    }
-    for (old, event) in rotated.iter().zip(deletes) {
-        remove(&state, &auth, &server, old, true).await?;
-        hooks::spawn_after(state.plugins(), event);
-    }
-    let backup = backups::insert(
+    let started = jobs::start(
         state.db(),
-        &NewBackup {
-            id: backup_id,
-            server_id: server.id.clone(),
-            node_id: node.clone(),
-            name,
-            ignored: ignored.clone(),
-            target: target.kind().to_owned(),
-            locked: body.locked,
-        },
+        state.agents(),
+        state.plugins(),
+        &server,
+        &ask,
         &auth.actor,
     )
-    .await
-    .map_err(BackupsError::from)?;
-    let request = BackupRequest {
-        backup_id: backup.id.clone(),
-        server_id: server.id.clone(),
-        scope: FileScope::default(),
-        op: BackupOp::Create {
-            ignore: ignored,
-            target,
-            save: save_commands(&state, &server).await,
-        },
-    };
-    if let Err(error) = send(&state, &node, request) {
-        let _ = backups::fail(
-            state.db(),
-            &server.id,
-            &backup.id,
-            "the request could not be sent to the node",
-            &auth.actor,
-        )
-        .await;
-        return Err(error);
+    .await?;
+    for event in started.after {
+        hooks::spawn_after(state.plugins(), event);
     }
-    hooks::spawn_after(state.plugins(), created);
-    Ok((StatusCode::ACCEPTED, Json(backup.into())))
-}
-
-/// The console commands the server's game type asks for around a backup
-/// while the server runs (API 0.2.0 `plan-backup`); none while it is
-/// stopped, from a 0.1.0 game type, or when the plugin cannot answer (the
-/// backup is then made without, and the failure logged).
-async fn save_commands(state: &AppState, server: &Server) -> Option<SaveCommands> {
-    if !matches!(server.state.as_str(), "running" | "starting") {
-        return None;
-    }
-    let plugin = state.plugins()?.active(&server.game_plugin)?;
-    let context = match crate::agents::plans::server_context(state.db(), server, None).await {
-        Ok(context) => context,
-        Err(error) => {
-            tracing::warn!(server = %server.id, %error, "no backup commands: the server's context could not be read");
-            return None;
-        }
-    };
-    match plugin.backup_plan(&context).await {
-        Ok(commands) => commands.map(|c| SaveCommands {
-            before: c.before,
-            after: c.after,
-            settle_ms: u64::from(c.settle_ms),
-        }),
-        Err(error) => {
-            tracing::warn!(server = %server.id, plugin = %server.game_plugin, %error, "no backup commands: the game type did not answer");
-            None
-        }
-    }
-}
-
-/// Asks the `backup.delete` before-hooks about deleting `backup`; the
-/// event to tell the after-hooks once it is gone.
-async fn before_delete(
-    state: &AppState,
-    auth: &Authenticated,
-    backup: &Backup,
-) -> ApiResult<cap_runtime::api::Event> {
-    Ok(hooks::run_before(
-        state.plugins(),
-        hooks::event(
-            EventKind::BackupDelete,
-            backups::hook_payload(backup),
-            &auth.actor,
-        ),
-    )
-    .await?)
+    Ok((StatusCode::ACCEPTED, Json(started.backup.into())))
 }
 
 /// Deletes a backup and its archive (`backup.delete`); a locked one is
@@ -653,8 +424,16 @@ pub(super) async fn delete(
     if backup.restoring() {
         return Err(BackupsError::Busy("restore").into());
     }
-    let event = before_delete(&state, &auth, &backup).await?;
-    remove(&state, &auth, &server, &backup, false).await?;
+    let event = jobs::before_delete(state.plugins(), &backup, &auth.actor).await?;
+    jobs::remove(
+        state.db(),
+        state.agents(),
+        &server,
+        &backup,
+        false,
+        &auth.actor,
+    )
+    .await?;
     hooks::spawn_after(state.plugins(), event);
     Ok(StatusCode::NO_CONTENT)
 }

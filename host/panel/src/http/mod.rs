@@ -83,6 +83,7 @@ pub mod roles_routes;
 pub mod servers_routes;
 pub mod settings_routes;
 pub mod ssh_keys_routes;
+pub mod timers_routes;
 pub mod totp_routes;
 pub mod ui_routes;
 pub mod users_routes;
@@ -268,6 +269,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
             settings_routes::delete
         ))
         .merge(plugins_routes::router())
+        .merge(timers_routes::router())
         .merge(eggs_routes::router())
         .merge(marketplace_routes::router())
         .merge(auth_routes::router())

@@ -87,8 +87,11 @@ pub struct GrantSet {
     pub http_hosts: Vec<String>,
     /// Event topics it may publish.
     pub events_publish: BTreeSet<String>,
-    /// Panel API scopes (`servers.read`, `console.send`).
+    /// Panel API scopes (`servers.read`, `console.send`, `power`,
+    /// `backups.create`).
     pub panel: BTreeSet<String>,
+    /// Timers (API 0.2.0): wake-ups delivered to the plugin's after-hook.
+    pub timers: bool,
 }
 
 impl From<&Grants> for GrantSet {
@@ -102,6 +105,7 @@ impl From<&Grants> for GrantSet {
             http_hosts: g.http_hosts.clone(),
             events_publish: g.events_publish.clone(),
             panel: g.panel.iter().map(|s| s.as_str().to_owned()).collect(),
+            timers: g.timers,
         }
     }
 }
@@ -111,14 +115,15 @@ impl GrantSet {
         let panel = self
             .panel
             .iter()
-            .map(|s| match s.as_str() {
-                "servers.read" => Ok(PanelScope::ServersRead),
-                "console.send" => Ok(PanelScope::ConsoleSend),
-                other => Err(ApiError::field(
-                    FieldLocation::Body,
-                    "panel",
-                    format!("{other:?} is not a panel scope (servers.read, console.send)"),
-                )),
+            .map(|s| {
+                PanelScope::from_name(s).ok_or_else(|| {
+                    let known: Vec<&str> = PanelScope::ALL.iter().map(|s| s.as_str()).collect();
+                    ApiError::field(
+                        FieldLocation::Body,
+                        "panel",
+                        format!("{s:?} is not a panel scope ({})", known.join(", ")),
+                    )
+                })
             })
             .collect::<Result<_, _>>()?;
         Ok(Grants {
@@ -130,6 +135,7 @@ impl GrantSet {
             http_hosts: self.http_hosts,
             events_publish: self.events_publish,
             panel,
+            timers: self.timers,
         })
     }
 }

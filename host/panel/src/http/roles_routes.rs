@@ -67,7 +67,9 @@ pub struct PermissionBody {
     /// Where it applies. Plugin permissions are `panel`, or `admin` for
     /// an `admin.*` name.
     pub scope: Scope,
-    /// The plugin that declared it (`source` = `plugin`).
+    /// The plugin that declared it (`source` = `plugin`), or for a core
+    /// permission no route checks, the bundled plugin that checks it
+    /// (`schedule.*`: `scheduler`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<String>,
 }
@@ -258,7 +260,7 @@ pub(super) async fn list_permissions(auth: Authenticated) -> ApiResult<Json<Perm
             description: Some(p.description().to_owned()),
             source: "core".to_owned(),
             scope: p.scope(),
-            plugin: None,
+            plugin: p.checked_by().map(str::to_owned),
         })
         .collect();
     builtin.sort_by(|a, b| a.name.cmp(&b.name));

@@ -20,13 +20,37 @@
 //! permission that no code checks is an *unused associated constant*, and
 //! the crate does not compile. So the catalogue cannot offer a permission
 //! that does nothing. The gates are crate-private for that reason: a public
-//! item is never "unused" to the compiler. Schedules have no permissions
-//! until the feature that checks them arrives; each feature brings its
+//! item is never "unused" to the compiler. Each feature brought its
 //! permissions back with its routes (files did: `file.*`, and `file.sftp`
 //! with the Agents' SFTP server, which asks the Panel to decide each
 //! sign-in; backups did: `backup.*`; servers' databases: `database.*`; a
 //! server's allocations: `allocation.*`; each with the meanings they had
 //! when they were retired).
+//! Schedules brought `schedule.*` back, checked by the plugin that keeps
+//! them (next section).
+//!
+//! # Permissions a bundled plugin checks
+//!
+//! Schedules are not in the core: the bundled, removable `scheduler`
+//! plugin keeps them (issue 18), and checks `schedule.read`, `.create`,
+//! `.update` and `.delete` itself, in its server widget, against the
+//! viewer's permissions on the server (the render context's
+//! `server-permissions`, see [`crate::http::ui_routes`]). They are built in
+//! all the same, in the table's `checked_by_plugins` part, because only
+//! built-in permissions are server-scoped: as [`Scope::Server`] entries
+//! the owner of a server holds them there, subusers can be granted them on
+//! one server, API keys can carry them, and the widget sees exactly the
+//! viewer's grant on the server it is shown for. Plugin-declared
+//! permissions (see below) are Panel-wide grants an administrator gives,
+//! which neither owners nor subusers would hold.
+//!
+//! These entries have no gate (no route checks them) and name the plugin
+//! that does ([`Permission::CHECKED_BY_PLUGINS`], shown in the OpenAPI
+//! document and `GET /api/v1/permissions`); a test reads that plugin's
+//! source for each name, so an entry no plugin checks cannot stay. They
+//! keep the meanings they had when they were retired, so grants stored
+//! under them then apply again. Without the plugin installed they gate
+//! nothing, like the permissions of any feature that is switched off.
 //!
 //! # Permissions that were removed
 //!
@@ -149,9 +173,16 @@ impl Gate {
     }
 }
 
-/// Declares the catalogue: the enum, its tables and one gate per entry.
+/// Declares the catalogue: the enum, its tables, one gate per entry the
+/// Panel checks, and the entries a bundled plugin checks instead (with the
+/// plugin's id, and no gate).
 macro_rules! catalogue {
-    ($($variant:ident / $gate:ident = $name:literal, $scope:ident, $description:literal;)*) => {
+    (
+        $($variant:ident / $gate:ident = $name:literal, $scope:ident, $description:literal;)*
+        @checked_by_plugins {
+            $($pvariant:ident = $pname:literal, $pscope:ident, $pdescription:literal, $plugin:literal;)*
+        }
+    ) => {
         /// A built-in permission.
         ///
         /// Serialised as its name (`"control.start"`); parsed from it with
@@ -162,16 +193,28 @@ macro_rules! catalogue {
                 #[doc = concat!("`", $name, "`: ", $description, ".")]
                 $variant,
             )*
+            $(
+                #[doc = concat!("`", $pname, "`: ", $pdescription, " (checked by the `", $plugin, "` plugin).")]
+                $pvariant,
+            )*
         }
 
         impl Permission {
             /// Every built-in permission, in catalogue order.
-            pub const ALL: &'static [Permission] = &[$(Permission::$variant),*];
+            pub const ALL: &'static [Permission] =
+                &[$(Permission::$variant,)* $(Permission::$pvariant,)*];
+
+            /// The built-in permissions that no route checks, with the id of
+            /// the bundled plugin that checks them (see the [module
+            /// documentation](self#permissions-a-bundled-plugin-checks)).
+            pub const CHECKED_BY_PLUGINS: &'static [(Permission, &'static str)] =
+                &[$((Permission::$pvariant, $plugin),)*];
 
             /// Its name, `resource.action`.
             pub const fn as_str(self) -> &'static str {
                 match self {
                     $(Permission::$variant => $name,)*
+                    $(Permission::$pvariant => $pname,)*
                 }
             }
 
@@ -179,6 +222,7 @@ macro_rules! catalogue {
             pub const fn description(self) -> &'static str {
                 match self {
                     $(Permission::$variant => $description,)*
+                    $(Permission::$pvariant => $pdescription,)*
                 }
             }
 
@@ -186,7 +230,17 @@ macro_rules! catalogue {
             pub const fn scope(self) -> Scope {
                 match self {
                     $(Permission::$variant => Scope::$scope,)*
+                    $(Permission::$pvariant => Scope::$pscope,)*
                 }
+            }
+
+            /// The bundled plugin that checks it, for the few no route
+            /// checks ([`Permission::CHECKED_BY_PLUGINS`]).
+            pub fn checked_by(self) -> Option<&'static str> {
+                Permission::CHECKED_BY_PLUGINS
+                    .iter()
+                    .find(|(p, _)| *p == self)
+                    .map(|(_, plugin)| *plugin)
             }
         }
 
@@ -247,16 +301,18 @@ catalogue! {
     AuditRead / AUDIT_READ = "audit.read", Admin, "Read the audit log";
     SettingsRead / SETTINGS_READ = "settings.read", Admin, "Read Panel settings";
     SettingsWrite / SETTINGS_WRITE = "settings.write", Admin, "Change Panel settings";
+    @checked_by_plugins {
+        ScheduleCreate = "schedule.create", Server, "Create schedules", "scheduler";
+        ScheduleRead = "schedule.read", Server, "See schedules", "scheduler";
+        ScheduleUpdate = "schedule.update", Server, "Change schedules", "scheduler";
+        ScheduleDelete = "schedule.delete", Server, "Delete schedules", "scheduler";
+    }
 }
 
 /// Names that were built-in permissions and were removed because nothing
 /// checked them, with what they were to mean; stored grants naming them are
 /// ignored (see the [module documentation](self#permissions-that-were-removed)).
 pub const RETIRED: &[(&str, &str)] = &[
-    ("schedule.create", "Create schedules"),
-    ("schedule.read", "See schedules"),
-    ("schedule.update", "Change schedules"),
-    ("schedule.delete", "Delete schedules"),
     ("server.read", "See servers"),
 ];
 
@@ -324,8 +380,12 @@ impl utoipa::PartialSchema for Permission {
              those are not listed here.\n\n| Name | Scope | Allows |\n| --- | --- | --- |\n",
         );
         for p in Permission::ALL {
+            let checked_by = p
+                .checked_by()
+                .map(|plugin| format!(" (checked by the `{plugin}` plugin)"))
+                .unwrap_or_default();
             description.push_str(&format!(
-                "| `{}` | {} | {} |\n",
+                "| `{}` | {} | {}{checked_by} |\n",
                 p.as_str(),
                 p.scope().as_str(),
                 p.description()
@@ -562,7 +622,7 @@ mod tests {
                 Err(UnknownPermission((*name).to_owned()))
             );
         }
-        assert!(serde_json::from_value::<Permission>(serde_json::json!("schedule.read")).is_err());
+        assert!(serde_json::from_value::<Permission>(serde_json::json!("server.read")).is_err());
         assert_eq!("file.sftp".parse::<Permission>(), Ok(Permission::FileSftp));
     }
 
@@ -667,8 +727,8 @@ mod tests {
         .into();
         assert_eq!(
             drop_retired(stored, "a test"),
-            ["control.start", "my-plugin.go"],
-            "built-in and plugin names stay, in order"
+            ["schedule.read", "control.start", "my-plugin.go"],
+            "built-in and plugin names stay, in order (schedule.* came back with schedules)"
         );
         let stored: BTreeSet<String> = held(&[
             "allocation.read",
@@ -714,17 +774,63 @@ mod tests {
 
     #[test]
     fn a_plugin_cannot_declare_a_retired_name() {
-        // A plugin whose id is `schedule` may declare `schedule.*` names,
-        // but not one that stored grants may still hold.
+        // A plugin whose id is `server` may declare `server.*` names, but
+        // not one that stored grants may still hold.
         let refused = register_plugin_permissions(
-            "schedule",
+            "server",
             [
-                ("schedule.read".to_owned(), "See schedules".to_owned()),
-                ("schedule.tail".to_owned(), "Follow a schedule".to_owned()),
+                ("server.read".to_owned(), "See servers".to_owned()),
+                ("server.tail".to_owned(), "Follow a server".to_owned()),
             ],
         );
-        assert_eq!(refused, ["schedule.read"]);
-        assert!(!is_known("schedule.read"));
-        assert!(is_known("schedule.tail"));
+        assert_eq!(refused, ["server.read"]);
+        assert!(!is_known("server.read"));
+        assert!(is_known("server.tail"));
+    }
+
+    #[test]
+    fn a_plugin_cannot_declare_a_permission_a_bundled_plugin_checks() {
+        let refused = register_plugin_permissions(
+            "schedule",
+            [("schedule.read".to_owned(), "See schedules".to_owned())],
+        );
+        assert_eq!(refused, ["schedule.read"], "built in");
+        assert_eq!(
+            plugin_declared().get("schedule.read"),
+            None,
+            "not registered as the plugin's"
+        );
+    }
+
+    /// Each permission a bundled plugin checks is server-scoped (owners
+    /// hold it, subusers may be given it) and is named in the source of
+    /// the plugin said to check it, so no entry outlives its checker.
+    #[test]
+    fn the_permissions_bundled_plugins_check_are_server_scoped_and_named_in_their_source() {
+        let plugins =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../example-plugins");
+        assert!(!Permission::CHECKED_BY_PLUGINS.is_empty());
+        for (permission, plugin) in Permission::CHECKED_BY_PLUGINS {
+            assert_eq!(permission.scope(), Scope::Server, "{permission}");
+            assert!(!is_retired(permission.as_str()), "{permission}");
+            assert_eq!(permission.checked_by(), Some(*plugin));
+            let dir = [plugins.join(plugin), plugins.join("v0.2").join(plugin)]
+                .into_iter()
+                .find(|d| d.join("plugin.toml").is_file())
+                .unwrap_or_else(|| panic!("no example plugin {plugin}"));
+            let mut sources = String::new();
+            for entry in std::fs::read_dir(dir.join("src")).expect("the plugin's sources") {
+                let path = entry.expect("an entry").path();
+                if path.extension().is_some_and(|e| e == "rs") {
+                    sources.push_str(&std::fs::read_to_string(&path).expect("a source file"));
+                }
+            }
+            assert!(
+                sources.contains(&format!("\"{}\"", permission.as_str())),
+                "{plugin} does not check {permission}"
+            );
+        }
+        assert_eq!(Permission::ControlStart.checked_by(), None);
+        assert!(Permission::for_subusers().any(|p| p == Permission::ScheduleCreate));
     }
 }

@@ -33,6 +33,7 @@
 //! | `plugin.deactivate` | every deactivation (an admin's, a lapsed license's) | no: after-hooks only |
 //! | `plugin.uninstall` | uninstalling | yes, except by the plugin uninstalled |
 //! | `server.*`, `node.online`/`offline`, `console.*` | [`crate::servers`] and the Agent link | see there |
+//! | `schedule.tick` (API 0.2.0) | a plugin's own timer falling due ([`crate::timers`]), to that plugin's after-hook alone, once (not retried) | no: after-hooks only |
 //!
 //! Why some operations cannot be refused — each would let a plugin lock
 //! the administrators out:

@@ -158,7 +158,7 @@ pub struct Installed {
 }
 
 /// Values for the `kv` and `panel` capabilities, supplied by other parts of
-/// the Panel. Configuration and secrets are always the database's.
+/// the Panel. Configuration, secrets and timers are always the database's.
 #[derive(Clone)]
 pub struct PluginServices {
     /// Backs `kv` (default: in memory).
@@ -197,6 +197,7 @@ struct Inner {
     writer: tokio::sync::Mutex<()>,
     listeners: RwLock<Vec<ActivationListener>>,
     gate: std::sync::OnceLock<Arc<dyn LoadGate>>,
+    timers: crate::timers::Timers,
 }
 
 /// A [`PluginManager`] that does not keep it alive: for services the
@@ -313,10 +314,14 @@ impl PluginManager {
             pool_instances: POOL_INSTANCES,
             ..RuntimeConfig::default()
         })?;
+        // Timers are always the database's: the delivery loop reads them
+        // there (see `crate::timers`).
+        let timers = crate::timers::Timers::new(db.clone());
         let services = HostServices {
             kv: services.kv,
             config: Arc::new(DbConfigStore::new(db.clone())),
             panel: services.panel,
+            timers: Arc::new(timers.clone()),
             ..HostServices::in_memory()
         };
         Ok(PluginManager {
@@ -329,6 +334,7 @@ impl PluginManager {
                 writer: tokio::sync::Mutex::new(()),
                 listeners: RwLock::new(Vec::new()),
                 gate: std::sync::OnceLock::new(),
+                timers,
             }),
         })
     }
@@ -375,6 +381,12 @@ impl PluginManager {
     /// The runtime.
     pub fn runtime(&self) -> &Runtime {
         &self.inner.runtime
+    }
+
+    /// The plugins' timers (the `timers` capability's store, which the
+    /// delivery loop of [`crate::timers`] fires).
+    pub fn timers(&self) -> &crate::timers::Timers {
+        &self.inner.timers
     }
 
     /// The loaded plugin `id`, if active.
@@ -1249,6 +1261,7 @@ fn beyond_request(grants: &Grants, manifest: &Manifest) -> Option<String> {
         .or_else(|| flag(grants.config, requested.config, "config"))
         .or_else(|| flag(grants.clock, requested.clock, "clock"))
         .or_else(|| flag(grants.random, requested.random, "random"))
+        .or_else(|| flag(grants.timers, requested.timers, "timers"))
         .or_else(|| first_extra(&grants.secrets, &requested.secrets, "secret"))
         .or_else(|| {
             grants

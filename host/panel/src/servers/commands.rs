@@ -10,16 +10,20 @@
 //! server `deleting`; it is removed, and its allocation freed, when the
 //! Agent reports the command `done`.
 //!
-//! Plugins send console commands too (the `panel` capability's
-//! `send-console-command`, [`super::DbPanelApi`]); [`enqueue_for_plugin`]
-//! runs them through the same validation and before-hooks as a user's, and
-//! records them with the plugin as the actor (`plugin:<id>`, see
-//! [`plugin_actor`]), so a quota or moderation hook cannot be bypassed by
-//! going through a plugin and the audit log says who sent them. Their
-//! after-hooks do not fire: an after-hook answering a console event with a
-//! console command would feed itself forever, on tasks of their own where no
-//! depth can be counted. Before-hooks run inside the sending plugin's call,
-//! so their nesting is counted ([`MAX_PLUGIN_COMMAND_DEPTH`]).
+//! Plugins send console commands and (API 0.2.0) power actions too (the
+//! `panel` capability's `send-console-command` and `power-action`,
+//! [`super::DbPanelApi`]); [`enqueue_for_plugin`] runs them through the
+//! same validation and before-hooks as a user's, and records them with the
+//! plugin as the actor (`plugin:<id>`, see [`plugin_actor`]), so a quota or
+//! moderation hook cannot be bypassed by going through a plugin and the
+//! audit log says who sent them. Their after-hooks do not fire: an
+//! after-hook answering a console event with a console command would feed
+//! itself forever, on tasks of their own where no depth can be counted.
+//! Before-hooks run inside the sending plugin's call, so their nesting is
+//! counted ([`MAX_PLUGIN_COMMAND_DEPTH`], [`as_plugin_request`], which a
+//! plugin's backups count too). A power action needs no server permission
+//! here: the plugin's `power` scope is the grant, as `console.send` is for
+//! console commands.
 //!
 //! A command moves `pending` → `acked` → `done` or `failed` (`pending` may
 //! go straight to `done` or `failed`); anything else is refused, so a late
@@ -252,43 +256,60 @@ pub fn plugin_actor(id: &str) -> Actor {
     }
 }
 
-/// Records the console command `line` that plugin `plugin` sends to
-/// `server`, after the same checks and before-hooks as a user's command
-/// (see the module docs), with the plugin as the actor.
+/// Runs `work`, something a plugin asked for (a command, a backup), one
+/// level deeper in the plugin-initiated requests of this task, or refuses
+/// with [`ServersError::Conflict`] (`plugin-commands-nested`) when they
+/// already nest [`MAX_PLUGIN_COMMAND_DEPTH`] deep: a before-hook that asks
+/// for what fires its own event would otherwise recurse without end.
 ///
 /// # Errors
 ///
-/// As [`enqueue`], and [`ServersError::Conflict`]
-/// (`plugin-commands-nested`) when plugin-sent commands nest deeper than [`MAX_PLUGIN_COMMAND_DEPTH`].
-pub async fn enqueue_for_plugin(
-    db: &Database,
-    plugins: Option<&PluginManager>,
-    server: &Server,
-    line: &str,
-    plugin: &str,
-) -> Result<Command, ServersError> {
+/// The nesting refusal, or `work`'s own error.
+pub async fn as_plugin_request<T, E, F>(work: F) -> Result<T, E>
+where
+    F: std::future::Future<Output = Result<T, E>>,
+    E: From<ServersError>,
+{
     let depth = PLUGIN_COMMAND_DEPTH.try_with(|d| *d).unwrap_or(0);
     if depth >= MAX_PLUGIN_COMMAND_DEPTH {
         return Err(ServersError::conflict(
             Code::PluginCommandsNested,
-            format!("console commands sent from hooks nest deeper than {MAX_PLUGIN_COMMAND_DEPTH}"),
-        ));
-    }
-    let actor = plugin_actor(plugin);
-    PLUGIN_COMMAND_DEPTH
-        .scope(
-            depth + 1,
-            enqueue_as(
-                db,
-                plugins,
-                server,
-                CommandAction::Console,
-                Some(line),
-                Some(plugin),
-                &actor,
-            ),
+            format!("requests plugins make from hooks nest deeper than {MAX_PLUGIN_COMMAND_DEPTH}"),
         )
-        .await
+        .into());
+    }
+    PLUGIN_COMMAND_DEPTH.scope(depth + 1, work).await
+}
+
+/// Records `action` that plugin `plugin` asks for `server` (`line`: the
+/// console command of [`CommandAction::Console`]), after the same checks
+/// and before-hooks as a user's (see the module docs), with the plugin as
+/// the actor.
+///
+/// # Errors
+///
+/// As [`enqueue`], and [`ServersError::Conflict`]
+/// (`plugin-commands-nested`) when plugin-sent requests nest deeper than
+/// [`MAX_PLUGIN_COMMAND_DEPTH`] ([`as_plugin_request`]).
+pub async fn enqueue_for_plugin(
+    db: &Database,
+    plugins: Option<&PluginManager>,
+    server: &Server,
+    action: CommandAction,
+    line: Option<&str>,
+    plugin: &str,
+) -> Result<Command, ServersError> {
+    let actor = plugin_actor(plugin);
+    as_plugin_request(enqueue_as(
+        db,
+        plugins,
+        server,
+        action,
+        line,
+        Some(plugin),
+        &actor,
+    ))
+    .await
 }
 
 /// Records `action` for `server` after its before-hooks allow it; `line`

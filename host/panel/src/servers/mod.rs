@@ -57,7 +57,7 @@ pub mod variables;
 pub use access::ServerAccess;
 pub use commands::{Command, CommandAction, CommandOutbox, CommandState};
 pub use nodes::{Allocation, AllocationFilter, NewNode, Node, NodeUpdate};
-pub use panel_api::DbPanelApi;
+pub use panel_api::{BackupStarter, DbPanelApi};
 pub use registration::{Registration, RegistrationRequest, authenticate_node};
 pub use server::{NewServer, Server, ServerChanges, ServerResourceLimits};
 pub use subusers::Subuser;

@@ -3,20 +3,43 @@
 //!
 //! The runtime checks the plugin's granted panel scopes before every call
 //! (`servers.read` for listing and reading servers, `console.send` for
-//! console commands), so what arrives here is already allowed; this type
-//! answers from the database. A console command goes through the same
-//! checks and before-hooks as one sent by a user and is recorded with the
-//! plugin as its actor (`plugin:<id>`); see
-//! [`commands::enqueue_for_plugin`] for why its after-hooks do not fire.
+//! console commands, `power` for power actions, `backups.create` for
+//! backups), so what arrives here is already allowed; this type answers
+//! from the database. A console command or power action goes through the
+//! same checks and before-hooks as one sent by a user, at the one place
+//! every command is queued ([`commands::enqueue_for_plugin`], which also
+//! says why its after-hooks do not fire), and is recorded with the plugin
+//! as its actor (`plugin:<id>`).
+//!
+//! A backup needs the Agent link, which this layer does not know: the
+//! embedder hands in a [`BackupStarter`] ([`DbPanelApi::set_backups`]; the
+//! Panel's is `crate::agents::backups::AgentBackups`, which runs the very
+//! path `POST /servers/{id}/backups` runs). Without one, `create-backup`
+//! answers `unavailable`.
 
-use cap_runtime::api::ServerSummary;
+use std::sync::Arc;
+
+use cap_runtime::api::{PowerSignal, ServerSummary};
 use cap_runtime::capabilities::panel::PanelApi;
 use cap_runtime::capabilities::{BoxFuture, ServiceError};
 
-use super::commands;
+use super::commands::{self, CommandAction};
 use super::server::{self, STATE_DELETING, Server, Visibility};
 use crate::db::{Database, DbError};
 use crate::plugins::{PluginManager, WeakPluginManager};
+
+/// Starts backups for plugins (`panel.create-backup`): the embedder's
+/// implementation of the backup routes' create path.
+pub trait BackupStarter: Send + Sync {
+    /// Starts a backup of `server` for plugin `plugin`, named `name` (a
+    /// default when `None`), returning the backup's id.
+    fn start<'a>(
+        &'a self,
+        plugin: &'a str,
+        server: &'a Server,
+        name: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<String, ServiceError>>;
+}
 
 /// Page size when listing every server for a plugin.
 const PAGE: u32 = 200;
@@ -30,7 +53,9 @@ pub struct DbPanelApi {
     waker: Option<super::Waker>,
     /// The plugins whose before-hooks see plugin-sent commands; set once
     /// the manager exists ([`DbPanelApi::set_plugins`]).
-    plugins: std::sync::Arc<std::sync::OnceLock<WeakPluginManager>>,
+    plugins: Arc<std::sync::OnceLock<WeakPluginManager>>,
+    /// Starts plugins' backups ([`DbPanelApi::set_backups`]).
+    backups: Arc<std::sync::OnceLock<Arc<dyn BackupStarter>>>,
 }
 
 impl std::fmt::Debug for DbPanelApi {
@@ -45,8 +70,15 @@ impl DbPanelApi {
         DbPanelApi {
             db,
             waker: None,
-            plugins: std::sync::Arc::default(),
+            plugins: Arc::default(),
+            backups: Arc::default(),
         }
+    }
+
+    /// Starts plugins' backups with `starter` (this value and its clones;
+    /// only the first call has an effect).
+    pub fn set_backups(&self, starter: Arc<dyn BackupStarter>) {
+        let _ = self.backups.set(starter);
     }
 
     /// Runs plugin-sent console commands through `plugins`' before-hooks
@@ -127,20 +159,70 @@ impl PanelApi for DbPanelApi {
     ) -> BoxFuture<'a, Result<(), ServiceError>> {
         Box::pin(async move {
             let server = self.server(server_id).await?;
-            if server.state == STATE_DELETING {
-                return Err(ServiceError::Invalid("the server is being deleted".into()));
-            }
-            let plugins = self.plugins.get().and_then(WeakPluginManager::upgrade);
-            commands::enqueue_for_plugin(&self.db, plugins.as_ref(), &server, command, plugin)
+            self.enqueue(plugin, &server, CommandAction::Console, Some(command))
                 .await
-                .map_err(|e| match e {
-                    super::ServersError::Db(e) => unavailable(e),
-                    other => ServiceError::Invalid(other.to_string()),
-                })?;
-            if let (Some(waker), Some(node)) = (&self.waker, &server.node_id) {
-                waker(node);
-            }
-            Ok(())
         })
+    }
+
+    fn power_action<'a>(
+        &'a self,
+        plugin: &'a str,
+        server_id: &'a str,
+        action: PowerSignal,
+    ) -> BoxFuture<'a, Result<(), ServiceError>> {
+        Box::pin(async move {
+            let server = self.server(server_id).await?;
+            let action = match action {
+                PowerSignal::Start => CommandAction::Start,
+                PowerSignal::Stop => CommandAction::Stop,
+                PowerSignal::Restart => CommandAction::Restart,
+                PowerSignal::Kill => CommandAction::Kill,
+            };
+            self.enqueue(plugin, &server, action, None).await
+        })
+    }
+
+    fn create_backup<'a>(
+        &'a self,
+        plugin: &'a str,
+        server_id: &'a str,
+        name: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<String, ServiceError>> {
+        Box::pin(async move {
+            let server = self.server(server_id).await?;
+            let Some(starter) = self.backups.get() else {
+                return Err(ServiceError::Unavailable(
+                    "this Panel starts no backups for plugins".into(),
+                ));
+            };
+            starter.start(plugin, &server, name).await
+        })
+    }
+}
+
+impl DbPanelApi {
+    /// Queues `action` for `server` as plugin `plugin` asks, and wakes the
+    /// node's session.
+    async fn enqueue(
+        &self,
+        plugin: &str,
+        server: &Server,
+        action: CommandAction,
+        line: Option<&str>,
+    ) -> Result<(), ServiceError> {
+        if server.state == STATE_DELETING {
+            return Err(ServiceError::Invalid("the server is being deleted".into()));
+        }
+        let plugins = self.plugins.get().and_then(WeakPluginManager::upgrade);
+        commands::enqueue_for_plugin(&self.db, plugins.as_ref(), server, action, line, plugin)
+            .await
+            .map_err(|e| match e {
+                super::ServersError::Db(e) => unavailable(e),
+                other => ServiceError::Invalid(other.to_string()),
+            })?;
+        if let (Some(waker), Some(node)) = (&self.waker, &server.node_id) {
+            waker(node);
+        }
+        Ok(())
     }
 }

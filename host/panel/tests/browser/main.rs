@@ -45,6 +45,7 @@ mod allocations;
 mod backups;
 mod databases;
 mod files;
+mod schedules;
 
 const ADMIN_PASSWORD: &str = "Correct-Horse-Battery-42";
 const PLAYER_PASSWORD: &str = "Player-Password-Staple-7";

@@ -457,6 +457,9 @@ async fn serves_an_openapi_3_1_document_covering_every_route() {
         ("/api/v1/plugins/{id}/logs", "get"),
         ("/api/v1/plugins/{id}/status", "get"),
         ("/api/v1/plugins/{id}/release", "post"),
+        // Plugins' timers (tests/panel/timers.rs).
+        ("/api/v1/plugins/{id}/timers", "get"),
+        ("/api/v1/plugins/{id}/timer-runs", "get"),
         // Nodes and Agent registration (tests/panel/nodes.rs).
         ("/api/v1/nodes", "get"),
         ("/api/v1/nodes", "post"),

@@ -249,7 +249,7 @@ on_every_database! {
         // layer stores scopes as given; the HTTP layer checks them).
         db.execute_raw(&format!(
             "INSERT INTO role_permissions (role_id, permission) VALUES \
-             ('{role}', 'allocation.read'), ('{role}', 'schedule.create')"
+             ('{role}', 'allocation.read'), ('{role}', 'server.read')"
         ))
         .await
         .expect("stored");
@@ -287,7 +287,7 @@ on_every_database! {
         let stored = || db.fetch_texts(&sql);
         let response = send(&p, Method::PATCH, &path, Some(&admin), Some(json!({ "name": "legacy-2" }))).await;
         assert_eq!(response.status(), 200);
-        assert_eq!(stored().await, ["allocation.read", "audit.read", "control.start", "schedule.create"]);
+        assert_eq!(stored().await, ["allocation.read", "audit.read", "control.start", "server.read"]);
         let response = send(&p, Method::PATCH, &path, Some(&admin),
             Some(json!({ "permissions": one["permissions"] }))).await;
         assert_eq!(response.status(), 200);

@@ -787,13 +787,13 @@ on_every_database! {
         // What a Panel from before the removal could store: a grant, and
         // the event recording it, naming permissions that are gone.
         let stored: BTreeSet<String> =
-            ["control.stop", "schedule.read", "schedule.create"].map(str::to_owned).into();
+            ["control.stop", "server.read"].map(str::to_owned).into();
         subusers::update(&handle, server_id, user_id, &stored, &Actor::system())
             .await
             .expect("stored");
         let live = snapshot(db).await;
         assert_eq!(live["server_subusers"][0]["permissions"],
-            json!(["control.stop", "schedule.create", "schedule.read"]));
+            json!(["control.stop", "server.read"]));
 
         // Replay rebuilds the row exactly as stored…
         replay(&handle).await.expect("replay");
@@ -804,7 +804,7 @@ on_every_database! {
         let server = server::get(&handle, server_id).await.expect("read").expect("the server");
         let principal = Principal::new(user_id)
             .with_permissions(Permission::on_servers().map(Permission::as_str))
-            .with_permissions(["schedule.read"]);
+            .with_permissions(["server.read"]);
         let access = access::resolve(&handle, &principal, &server)
             .await
             .expect("resolved")

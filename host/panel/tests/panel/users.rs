@@ -285,7 +285,7 @@ on_every_database! {
         assert_eq!(problem["errors"][0]["field"], "permissions[0]");
         // A permission that was removed from the catalogue is as unknown.
         let response = send(&p, Method::PATCH, &path, Some(&admin),
-            Some(json!({ "permissions": ["control.start", "schedule.read"] }))).await;
+            Some(json!({ "permissions": ["control.start", "server.read"] }))).await;
         let problem = expect_problem(response, 422, "validation-failed").await;
         assert_eq!(problem["errors"][0]["field"], "permissions[1]", "{problem:#}");
         let role: Value = p.get(&path, &admin).await.json().await.expect("JSON");

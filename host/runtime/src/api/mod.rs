@@ -272,6 +272,34 @@ records! {
     }
 }
 
+variants! {
+    /// 0.2.0: a power action a plugin asks for (`panel.power-action`).
+    #[derive(Copy, Eq)]
+    pub enum PowerSignal {
+        /// Start the server.
+        Start,
+        /// Stop it gracefully.
+        Stop,
+        /// Stop, then start it.
+        Restart,
+        /// Kill it at once.
+        Kill,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// `timers` (0.2.0).
+
+records! {
+    /// An armed timer of a plugin (`timers.list`).
+    pub struct Timer {
+        /// The plugin's key for it.
+        pub key: String,
+        /// When it fires, milliseconds since the Unix epoch.
+        pub at_ms: u64,
+    }
+}
+
 // ---------------------------------------------------------------------------
 // `game-type`.
 

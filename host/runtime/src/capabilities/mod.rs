@@ -15,6 +15,7 @@ pub mod http;
 pub mod kv;
 pub mod log;
 pub mod panel;
+pub mod timers;
 pub mod wasi;
 
 use std::collections::BTreeSet;
@@ -98,6 +99,11 @@ pub struct Grants {
     pub events_publish: BTreeSet<String>,
     /// Panel API scopes.
     pub panel: BTreeSet<PanelScope>,
+    /// Timers (API 0.2.0). Absent in grants stored before timers existed,
+    /// and left out when not granted, so those read and write back as they
+    /// were.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub timers: bool,
 }
 
 impl Grants {
@@ -121,6 +127,7 @@ impl Grants {
                 .map(|e| e.publish.clone())
                 .unwrap_or_default(),
             panel: caps.panel.clone(),
+            timers: caps.timers,
         }
     }
 
@@ -154,6 +161,7 @@ impl Grants {
                 .cloned()
                 .collect(),
             panel: self.panel.intersection(&requested.panel).copied().collect(),
+            timers: self.timers && requested.timers,
         }
     }
 }
@@ -169,19 +177,23 @@ pub struct HostServices {
     pub events: Arc<dyn events::EventSink>,
     /// Backs the `panel` capability.
     pub panel: Arc<dyn panel::PanelApi>,
+    /// Backs the `timers` capability.
+    pub timers: Arc<dyn timers::TimerStore>,
     /// Shared outbound HTTP client.
     pub http: http::HttpClient,
 }
 
 impl HostServices {
     /// In-memory services: a memory KV store, empty configuration, events
-    /// collected in memory, and no Panel. Suits tests, tools and the Agent.
+    /// collected in memory, timers kept in memory (never fired), and no
+    /// Panel. Suits tests, tools and the Agent.
     pub fn in_memory() -> Self {
         Self {
             kv: Arc::new(kv::MemoryKv::default()),
             config: Arc::new(config::MemoryConfig::default()),
             events: Arc::new(events::CollectingEvents::default()),
             panel: Arc::new(panel::NoPanel),
+            timers: Arc::new(timers::MemoryTimers::default()),
             http: http::HttpClient::new(),
         }
     }

@@ -1,12 +1,22 @@
 //! `panel`: a scoped view of the Panel API.
+//!
+//! Each function needs its scope (`servers.read`, `console.send`, and
+//! since API 0.2.0 `power` and `backups.create`); the embedder's
+//! [`PanelApi`] does the rest, as the Panel's own routes would, with the
+//! plugin as the actor.
 
-use super::{BoxFuture, ServiceError, until_deadline};
-use crate::api::{CapabilityError, ServerSummary};
+use std::time::Instant;
+
+use super::{BoxFuture, CapabilityContext, ServiceError, until_deadline};
+use crate::api::{CapabilityError, PowerSignal, ServerSummary};
 use crate::manifest::PanelScope;
 use crate::plugin::PluginState;
 
 /// Longest console command, in bytes.
 pub const MAX_COMMAND_BYTES: usize = 4096;
+/// Longest backup name a plugin may give, in characters (the Panel's
+/// limit for every backup).
+pub const MAX_BACKUP_NAME_CHARS: usize = 191;
 
 /// What the embedder exposes to plugins with the `panel` capability.
 pub trait PanelApi: Send + Sync {
@@ -28,6 +38,30 @@ pub trait PanelApi: Send + Sync {
         server_id: &'a str,
         command: &'a str,
     ) -> BoxFuture<'a, Result<(), ServiceError>>;
+    /// Queues a power action for a server (API 0.2.0). Hosts without
+    /// power actions answer `unavailable`.
+    fn power_action<'a>(
+        &'a self,
+        _plugin: &'a str,
+        _server_id: &'a str,
+        _action: PowerSignal,
+    ) -> BoxFuture<'a, Result<(), ServiceError>> {
+        Box::pin(async {
+            Err(ServiceError::Unavailable(
+                "this host has no power actions".into(),
+            ))
+        })
+    }
+    /// Starts a backup of a server, returning its id (API 0.2.0). Hosts
+    /// without backups answer `unavailable`.
+    fn create_backup<'a>(
+        &'a self,
+        _plugin: &'a str,
+        _server_id: &'a str,
+        _name: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<String, ServiceError>> {
+        Box::pin(async { Err(ServiceError::Unavailable("this host has no backups".into())) })
+    }
 }
 
 /// A [`PanelApi`] for hosts without a Panel (tools, tests): every call
@@ -62,10 +96,14 @@ impl PanelApi for NoPanel {
 }
 
 fn require(state: &PluginState, scope: PanelScope) -> Result<(), CapabilityError> {
-    if state.caps.grants.panel.contains(&scope) {
+    require_in(&state.caps, scope)
+}
+
+fn require_in(caps: &CapabilityContext, scope: PanelScope) -> Result<(), CapabilityError> {
+    if caps.grants.panel.contains(&scope) {
         Ok(())
     } else {
-        Err(state.caps.deny(&format!("panel {}", scope.as_str())))
+        Err(caps.deny(&format!("panel {}", scope.as_str())))
     }
 }
 
@@ -124,4 +162,229 @@ pub(crate) async fn send_console_command(
             .send_console_command(&state.caps.plugin_id, &server_id, &command),
     )
     .await?)
+}
+
+/// `panel.power-action` (scope `power`) for the plugin of `caps`.
+pub(crate) async fn power_action_with(
+    caps: &CapabilityContext,
+    deadline: Instant,
+    server_id: String,
+    action: PowerSignal,
+) -> Result<(), CapabilityError> {
+    require_in(caps, PanelScope::Power)?;
+    Ok(until_deadline(
+        deadline,
+        caps.services
+            .panel
+            .power_action(&caps.plugin_id, &server_id, action),
+    )
+    .await?)
+}
+
+/// `panel.create-backup` (scope `backups.create`) for the plugin of
+/// `caps`: a name of at most [`MAX_BACKUP_NAME_CHARS`] characters without
+/// control characters, or none.
+pub(crate) async fn create_backup_with(
+    caps: &CapabilityContext,
+    deadline: Instant,
+    server_id: String,
+    name: Option<String>,
+) -> Result<String, CapabilityError> {
+    require_in(caps, PanelScope::BackupsCreate)?;
+    if let Some(name) = &name
+        && (name.chars().count() > MAX_BACKUP_NAME_CHARS || name.chars().any(char::is_control))
+    {
+        return Err(CapabilityError::Invalid(format!(
+            "a backup name is at most {MAX_BACKUP_NAME_CHARS} characters without control characters"
+        )));
+    }
+    Ok(until_deadline(
+        deadline,
+        caps.services
+            .panel
+            .create_backup(&caps.plugin_id, &server_id, name.as_deref()),
+    )
+    .await?)
+}
+
+/// `panel.power-action` (scope `power`, API 0.2.0).
+pub(crate) async fn power_action(
+    state: &mut PluginState,
+    server_id: String,
+    action: PowerSignal,
+) -> Result<(), CapabilityError> {
+    power_action_with(&state.caps, state.deadline, server_id, action).await
+}
+
+/// `panel.create-backup` (scope `backups.create`, API 0.2.0).
+pub(crate) async fn create_backup(
+    state: &mut PluginState,
+    server_id: String,
+    name: Option<String>,
+) -> Result<String, CapabilityError> {
+    create_backup_with(&state.caps, state.deadline, server_id, name).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::capabilities::{Grants, HostServices};
+
+    /// Records what reaches it.
+    #[derive(Default)]
+    struct Recording(Mutex<Vec<String>>);
+
+    impl PanelApi for Recording {
+        fn list_servers<'a>(
+            &'a self,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<Vec<ServerSummary>, ServiceError>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+
+        fn get_server<'a>(
+            &'a self,
+            _: &'a str,
+            id: &'a str,
+        ) -> BoxFuture<'a, Result<ServerSummary, ServiceError>> {
+            Box::pin(async move { Err(ServiceError::NotFound(format!("server {id}"))) })
+        }
+
+        fn send_console_command<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<(), ServiceError>> {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn power_action<'a>(
+            &'a self,
+            plugin: &'a str,
+            server_id: &'a str,
+            action: PowerSignal,
+        ) -> BoxFuture<'a, Result<(), ServiceError>> {
+            Box::pin(async move {
+                self.0
+                    .lock()
+                    .expect("lock")
+                    .push(format!("{plugin} {action:?} {server_id}"));
+                Ok(())
+            })
+        }
+
+        fn create_backup<'a>(
+            &'a self,
+            plugin: &'a str,
+            server_id: &'a str,
+            name: Option<&'a str>,
+        ) -> BoxFuture<'a, Result<String, ServiceError>> {
+            Box::pin(async move {
+                self.0
+                    .lock()
+                    .expect("lock")
+                    .push(format!("{plugin} backup {server_id} {name:?}"));
+                Ok("bkp_1".to_owned())
+            })
+        }
+    }
+
+    fn context(scopes: &[PanelScope], panel: Arc<Recording>) -> CapabilityContext {
+        let services = HostServices {
+            panel,
+            ..HostServices::in_memory()
+        };
+        let grants = Grants {
+            panel: scopes.iter().copied().collect::<BTreeSet<_>>(),
+            ..Grants::none()
+        };
+        CapabilityContext::new("scheduler", grants, services)
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    #[tokio::test]
+    async fn power_actions_and_backups_need_their_own_scopes() {
+        let panel = Arc::new(Recording::default());
+        let caps = context(
+            &[PanelScope::ServersRead, PanelScope::ConsoleSend],
+            Arc::clone(&panel),
+        );
+        match power_action_with(&caps, soon(), "srv".into(), PowerSignal::Restart).await {
+            Err(CapabilityError::Denied(what)) => assert!(what.contains("panel power"), "{what}"),
+            other => panic!("expected a denial, got {other:?}"),
+        }
+        match create_backup_with(&caps, soon(), "srv".into(), None).await {
+            Err(CapabilityError::Denied(what)) => {
+                assert!(what.contains("panel backups.create"), "{what}");
+            }
+            other => panic!("expected a denial, got {other:?}"),
+        }
+        assert!(
+            panel.0.lock().expect("lock").is_empty(),
+            "nothing reached the Panel"
+        );
+
+        let caps = context(&[PanelScope::Power], Arc::clone(&panel));
+        power_action_with(&caps, soon(), "srv".into(), PowerSignal::Restart)
+            .await
+            .expect("allowed");
+        assert!(matches!(
+            create_backup_with(&caps, soon(), "srv".into(), None).await,
+            Err(CapabilityError::Denied(_))
+        ));
+        let caps = context(&[PanelScope::BackupsCreate], Arc::clone(&panel));
+        assert_eq!(
+            create_backup_with(&caps, soon(), "srv".into(), Some("nightly".into())).await,
+            Ok("bkp_1".to_owned())
+        );
+        assert_eq!(
+            *panel.0.lock().expect("lock"),
+            [
+                "scheduler PowerSignal::Restart srv".to_owned(),
+                "scheduler backup srv Some(\"nightly\")".to_owned()
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_backup_name_that_is_too_long_or_has_control_characters_is_refused_here() {
+        let panel = Arc::new(Recording::default());
+        let caps = context(&[PanelScope::BackupsCreate], Arc::clone(&panel));
+        for name in [
+            "x".repeat(MAX_BACKUP_NAME_CHARS + 1),
+            "two\nlines".to_owned(),
+        ] {
+            assert!(matches!(
+                create_backup_with(&caps, soon(), "srv".into(), Some(name)).await,
+                Err(CapabilityError::Invalid(_))
+            ));
+        }
+        assert!(panel.0.lock().expect("lock").is_empty());
+    }
+
+    #[tokio::test]
+    async fn hosts_without_power_actions_or_backups_say_so() {
+        let services = HostServices::in_memory();
+        let grants = Grants {
+            panel: PanelScope::ALL.into_iter().collect(),
+            ..Grants::none()
+        };
+        let caps = CapabilityContext::new("scheduler", grants, services);
+        assert!(matches!(
+            power_action_with(&caps, soon(), "srv".into(), PowerSignal::Start).await,
+            Err(CapabilityError::Unavailable(_))
+        ));
+        assert!(matches!(
+            create_backup_with(&caps, soon(), "srv".into(), None).await,
+            Err(CapabilityError::Unavailable(_))
+        ));
+    }
 }

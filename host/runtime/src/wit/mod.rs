@@ -62,13 +62,14 @@
 /// (`log`, `kv`, `config`, `http`, `events`, `panel`), expanded in each
 /// version module against its own generated modules: each converts into
 /// [`crate::api`], calls the shared capability code and converts back.
-/// Functions a version added to `kv` (0.2.0's `compare-and-swap`) are
-/// passed in as `kv: { … }` and join the shared ones.
+/// Functions a version added to `kv` (0.2.0's `compare-and-swap`) or
+/// `panel` (0.2.0's `power-action` and `create-backup`) are passed in as
+/// `kv: { … }` and `panel: { … }` and join the shared ones.
 macro_rules! host_imports {
     () => {
-        host_imports!(kv: {});
+        host_imports!(kv: {}, panel: {});
     };
-    (kv: { $($kv_added:item)* }) => {
+    (kv: { $($kv_added:item)* }, panel: { $($panel_added:item)* }) => {
         impl types::Host for PluginState {}
 
         impl log::Host for PluginState {
@@ -163,6 +164,8 @@ macro_rules! host_imports {
                     .await
                     .convert()
             }
+
+            $($panel_added)*
         }
     };
 }

@@ -11,7 +11,10 @@
 //! documents (Pterodactyl and Pelican eggs through the egg bridge).
 //! For auth providers, an identity says whether it may create an account
 //! (`may-create-account`, the provider's sign-up rule; 0.1.0 identities
-//! convert with `false`).
+//! convert with `false`). Plugins may keep timers (the `timers`
+//! interface, capability `timers`), which the host delivers to their own
+//! after-hook as `schedule-tick` events, and with the `panel` scopes
+//! `power` and `backups.create` queue power actions and start backups.
 //! 0.2.0 is open for additions until this wave's operations issue ends;
 //! then it freezes like 0.1.0.
 
@@ -39,14 +42,15 @@ mod bindings {
 }
 
 use bindings::Plugin as PluginWorld;
-use bindings::ctrl_alt_play::plugin::{config, events, http, kv, log, panel, types};
+use bindings::ctrl_alt_play::plugin::{config, events, http, kv, log, panel, timers, types};
 use bindings::exports::ctrl_alt_play::plugin::{
     auth_provider, game_catalogue, game_console, game_type, hooks, ui,
 };
 
 /// Interfaces of the package that 0.2.x components may import.
-pub(crate) const IMPORTED_INTERFACES: &[&str] =
-    &["types", "log", "kv", "config", "http", "events", "panel"];
+pub(crate) const IMPORTED_INTERFACES: &[&str] = &[
+    "types", "log", "kv", "config", "http", "events", "panel", "timers",
+];
 
 /// Adds the 0.2.0 imports to `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
@@ -67,7 +71,45 @@ host_imports!(kv: {
             .await
             .convert()
     }
+}, panel: {
+    async fn power_action(
+        &mut self,
+        server_id: String,
+        action: panel::PowerSignal,
+    ) -> Result<(), types::CapabilityError> {
+        cap::panel::power_action(self, server_id, action.convert())
+            .await
+            .convert()
+    }
+
+    async fn create_backup(
+        &mut self,
+        server_id: String,
+        name: Option<String>,
+    ) -> Result<String, types::CapabilityError> {
+        cap::panel::create_backup(self, server_id, name)
+            .await
+            .convert()
+    }
 });
+
+impl timers::Host for PluginState {
+    async fn set(&mut self, key: String, at_ms: u64) -> Result<(), types::CapabilityError> {
+        cap::timers::set(self, key, at_ms).await.convert()
+    }
+
+    async fn cancel(&mut self, key: String) -> Result<bool, types::CapabilityError> {
+        cap::timers::cancel(self, key).await.convert()
+    }
+
+    async fn list(
+        &mut self,
+        prefix: String,
+        limit: u32,
+    ) -> Result<Vec<timers::Timer>, types::CapabilityError> {
+        cap::timers::list(self, prefix, limit).await.convert()
+    }
+}
 
 // ---------------------------------------------------------------------------
 // Exports.
@@ -455,6 +497,7 @@ impl Guest {
 shared_conversions!();
 
 variants! {
+    panel::PowerSignal => PowerSignal { Start, Stop, Restart, Kill }
     hooks::EventKind => EventKind {
         UserCreate, UserUpdate, UserDelete, UserLogin, UserLogout,
         ServerCreate, ServerUpdate, ServerDelete, ServerInstall, ServerStart, ServerStop,
@@ -472,6 +515,7 @@ variants! {
 }
 
 records! {
+    timers::Timer => Timer { key, at_ms }
     hooks::Event => Event { id, kind, occurred_at_ms, actor, payload }
     hooks::FileInfo => FileInfo { server_id, action, paths, via }
     hooks::BackupInfo => BackupInfo {
