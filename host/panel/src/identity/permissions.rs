@@ -732,14 +732,15 @@ mod tests {
         );
         let stored: BTreeSet<String> = held(&[
             "allocation.read",
+            "server.read",
             "user.read",
             "backup.read",
             "database.read",
         ]);
         assert_eq!(
             drop_retired(stored, "a test"),
-            held(&["backup.read", "database.read", "user.read"]),
-            "backup.* and database.* came back with their features and are kept"
+            held(&["allocation.read", "backup.read", "database.read", "user.read"]),
+            "backup.*, database.* and allocation.* came back with their features and are kept"
         );
     }
 

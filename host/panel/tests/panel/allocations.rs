@@ -583,8 +583,8 @@ on_every_database! {
         let response = send(&world, &server, ALICE, Method::DELETE, "/allocations/10.0.0.1/25568", None).await;
         assert_eq!(response.status(), 204);
         set_limit(&world, &server, 2).await;
-        let handle = world.panel.state().db().clone();
         world.panel.stop().await.expect("stops");
+        let handle = db.connect().await;
 
         let live = snapshot_since_v1(db).await;
         let row = |port: i64| live["allocations"].iter().find(|a| a["port"] == port).cloned().expect("a row");

@@ -249,11 +249,11 @@ on_every_database! {
         // layer stores scopes as given; the HTTP layer checks them).
         db.execute_raw(&format!(
             "INSERT INTO role_permissions (role_id, permission) VALUES \
-             ('{role}', 'allocation.read'), ('{role}', 'server.read')"
+             ('{role}', 'server.read')"
         ))
         .await
         .expect("stored");
-        let scopes = ["audit.read".to_owned(), "allocation.read".to_owned()];
+        let scopes = ["audit.read".to_owned(), "server.read".to_owned()];
         let (_, key) = tokens::create_api_key(p.panel.state().db(), &bob_id, "old script",
             &scopes, &Actor::system()).await.expect("a key");
 
