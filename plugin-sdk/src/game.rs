@@ -339,10 +339,10 @@ impl ServerContext {
         self.ports.first()
     }
 
-    /// The server's extra allocations, after the primary (`extra-1`,
-    /// `extra-2`, …): users add them within the limit an administrator
-    /// sets. Always empty under API 0.1.0, whose plugins see the primary
-    /// only.
+    /// The server's extra allocations (`extra-1`, `extra-2`, …, in that
+    /// order): users add them within the limit an administrator sets.
+    /// Always empty under API 0.1.0: the host shows 0.1.0 plugins the
+    /// ports they requested, never the extra allocations.
     ///
     #[cfg_attr(not(feature = "api-0-2"), doc = "```")]
     #[cfg_attr(feature = "api-0-2", doc = "```ignore")]
@@ -357,8 +357,15 @@ impl ServerContext {
     /// let extra: Vec<u16> = server.extra_ports().iter().map(|p| p.port).collect();
     /// assert_eq!(extra, [25575]);
     /// ```
-    pub fn extra_ports(&self) -> &[AllocatedPort] {
-        self.ports.split_first().map_or(&[], |(_, rest)| rest)
+    pub fn extra_ports(&self) -> Vec<&AllocatedPort> {
+        self.ports
+            .iter()
+            .filter(|p| {
+                p.name
+                    .strip_prefix("extra-")
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .collect()
     }
 }
 

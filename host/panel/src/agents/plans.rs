@@ -124,7 +124,7 @@ pub async fn server_context(
                 name: if i == 0 {
                     "game".to_owned()
                 } else {
-                    format!("extra-{i}")
+                    api::AllocatedPort::extra_name(i)
                 },
                 ip: a.ip.clone(),
                 port: a.port,

@@ -1303,3 +1303,24 @@ records! {
 
 #[cfg(test)]
 mod tests;
+
+impl AllocatedPort {
+    /// The name the Panel gives a server's `n`-th extra allocation (from
+    /// 1): `extra-1`, `extra-2`, … The primary is named by the game type's
+    /// first port request (`game` when it declared none).
+    pub fn extra_name(n: usize) -> String {
+        format!("{EXTRA_PORT_PREFIX}{n}")
+    }
+
+    /// Whether this is one of a server's extra allocations (API 0.2.0),
+    /// which 0.1.x game types are not shown.
+    pub fn is_extra(&self) -> bool {
+        self.name
+            .strip_prefix(EXTRA_PORT_PREFIX)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    }
+}
+
+/// What the names of a server's extra allocations start with
+/// ([`AllocatedPort::extra_name`]).
+pub const EXTRA_PORT_PREFIX: &str = "extra-";

@@ -143,14 +143,13 @@ fn to_wit_all<A: Clone + Convert<B>, B>(values: &[A]) -> Vec<B> {
     values.iter().map(to_wit).collect()
 }
 
-/// The `server-context` a 0.1.x game type plans for: the server's primary
-/// allocation only (the first of [`api::ServerContext::ports`]). A server's
-/// extra allocations came with 0.2.0; a 0.1.x plugin was written for one
-/// allocation per server (it may map every port it is given, or expect
-/// exactly one), so it keeps seeing one.
+/// The `server-context` a 0.1.x game type plans for: every port but a
+/// server's extra allocations ([`api::AllocatedPort::is_extra`]). Those
+/// came with 0.2.0; a 0.1.x plugin was written for the ports it requested
+/// (it may map every port it is given), so it keeps seeing exactly those.
 fn server_context(server: &api::ServerContext) -> game_type::ServerContext {
     let mut server = server.clone();
-    server.ports.truncate(1);
+    server.ports.retain(|p| !p.is_extra());
     server.convert()
 }
 
@@ -509,7 +508,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_0_1_game_type_sees_the_primary_allocation_only() {
+    fn a_0_1_game_type_sees_the_ports_it_requested_and_no_extra_allocation() {
         let port = |name: &str, port: u16| api::AllocatedPort {
             name: name.into(),
             ip: "10.0.0.1".into(),
@@ -522,7 +521,12 @@ mod tests {
             disk_mb: 1024,
             cpu_percent: 100,
             variables: Vec::new(),
-            ports: vec![port("game", 25565), port("extra-1", 25566)],
+            ports: vec![
+                port("game", 25565),
+                port("query", 25567),
+                port("extra-1", 25566),
+                port("extra-2", 25568),
+            ],
             platform: api::Platform {
                 os: api::Os::Linux,
                 arch: api::Arch::Amd64,
@@ -534,6 +538,10 @@ mod tests {
         };
         let seen = server_context(&context);
         let ports: Vec<(String, u16)> = seen.ports.into_iter().map(|p| (p.name, p.port)).collect();
-        assert_eq!(ports, [("game".to_owned(), 25565)]);
+        assert_eq!(
+            ports,
+            [("game".to_owned(), 25565), ("query".to_owned(), 25567)],
+            "the ports it requested, not the extra allocations"
+        );
     }
 }
