@@ -433,12 +433,14 @@ async fn enqueue_as(
         return Err(suspension::refusal(&server.id, suspended));
     }
     if action == CommandAction::Install && NOT_INSTALLABLE.contains(&server.state.as_str()) {
+        let then = if server.state == "installing" {
+            "wait for that install to end"
+        } else {
+            "stop it before reinstalling"
+        };
         return Err(ServersError::conflict(
             Code::ServerRunning,
-            format!(
-                "the server is {}: stop it before reinstalling",
-                server.state
-            ),
+            format!("the server is {}: {then}", server.state),
         ));
     }
     let (mut line, wipe) = match input {
