@@ -1100,9 +1100,8 @@ default = "8192"
         );
         let errors = errors_of(&text);
         assert!(
-            errors.contains(
-                "\"servers.suspend\" needs plugin API 0.2.0 (this plugin targets 0.1.0)"
-            ),
+            errors
+                .contains("\"servers.suspend\" needs plugin API 0.2.0 (this plugin targets 0.1.0)"),
             "{errors}"
         );
         let later = text.replace("api = \"0.1.0\"", "api = \"0.2.0\"");

@@ -45,8 +45,8 @@ use crate::backups::{self, Backup, BackupsError, storage};
 use crate::files::{self, GRANT_TTL};
 use crate::identity::permissions::{Gate, Permission};
 use crate::plugins::hooks;
-use crate::servers::{ServersError, suspension};
 use crate::servers::server::Server;
+use crate::servers::{ServersError, suspension};
 use cap_runtime::api::EventKind;
 
 pub use crate::agents::backups::{MAX_IGNORE_BYTES, MAX_IGNORE_LINES, MAX_NAME};
