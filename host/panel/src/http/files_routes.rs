@@ -596,6 +596,9 @@ pub(super) async fn pull(
     ApiJson(body): ApiJson<PullBody>,
 ) -> ApiResult<Json<FileEntry>> {
     let (server, _) = server_for(&state, &auth, &id, Gate::FILE_CREATE).await?;
+    if let Some(refusal) = files::read_only_refusal(&server) {
+        return Err(refusal.into());
+    }
     let settings = &state.config().files;
     if !settings.pull {
         return Err(ApiError::refused(

@@ -761,12 +761,12 @@ on_every_database! {
         }).await;
         assert_eq!(done["state"], "done", "{done:#}");
 
-        // Lifted: writes go again, the early grant too.
+        // Lifted: once the Agent heard, writes go again, the early grant too.
         json_of(call(&site.panel, Method::DELETE, &path, Some(FILES_ADMIN), None).await, 200).await;
-        site.ok(Method::POST, "/folders", Some(json!({"path": "/d"}))).await;
         eventually("the Agent to let the server write again", || async {
             (!agent.read_only.contains(&site.server_id)).then_some(())
         }).await;
+        site.ok(Method::POST, "/folders", Some(json!({"path": "/d"}))).await;
         let late = client().put(&early).body("late").send().await.expect("upload");
         assert_eq!(late.status(), 201, "{:?}", late.text().await);
         assert_eq!(std::fs::read(site.server_dir().join("early.txt")).expect("written"), b"late");
@@ -955,15 +955,19 @@ async fn a_suspended_servers_sftp_sessions_are_read_only() {
         "hi"
     );
 
+    // Lifted: a new session writes once the Agent heard of it.
     json_of(
         call(site.panel(), Method::DELETE, &path, Some(ADMIN), None).await,
         200,
     )
     .await;
-    let run = site
-        .sftp(&site.alice, password(ALICE_PASSWORD), "put up.txt\n")
-        .await;
-    assert!(run.success, "lifted: {}", run.output);
+    eventually("a write after the suspension was lifted", || async {
+        let run = site
+            .sftp(&site.alice, password(ALICE_PASSWORD), "put up.txt\n")
+            .await;
+        run.success.then_some(())
+    })
+    .await;
     assert_eq!(
         std::fs::read_to_string(site.server_dir().join("up.txt")).expect("written"),
         "uploaded"
