@@ -145,6 +145,18 @@ impl<R: ServerRuntime> Agent<R> {
         }
     }
 
+    /// Takes the Panel's set of read-only (suspended) servers
+    /// ([`cap_protocol::PanelMessage::ReadOnlyServers`]): SFTP sessions and
+    /// file transfers refuse writes to them from now on.
+    pub fn set_read_only(&self, server_ids: Vec<String>) {
+        if let Some(transfers) = &self.transfers {
+            transfers.read_only().replace(server_ids.iter().cloned());
+        }
+        if let Some(auth) = &self.sftp {
+            auth.read_only().replace(server_ids);
+        }
+    }
+
     /// Takes the Panel's answer to an SFTP sign-in.
     pub fn sftp_answer(&self, response: SftpAuthResponse) {
         if let Some(auth) = &self.sftp {

@@ -448,6 +448,10 @@ async fn session<R: ServerRuntime>(
                         agent.file_request(request);
                         Vec::new()
                     }
+                    Ok(PanelMessage::ReadOnlyServers { server_ids }) => {
+                        agent.set_read_only(server_ids);
+                        Vec::new()
+                    }
                     Ok(PanelMessage::SftpAuthAnswer(response)) => {
                         agent.sftp_answer(response);
                         Vec::new()

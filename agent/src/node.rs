@@ -155,6 +155,9 @@ pub struct RunningNode {
     pub sftp_addr: Option<SocketAddr>,
     /// The runtime (for tests and embedding).
     pub runtime: Arc<NodeRuntime>,
+    /// The servers whose files the Panel holds read-only now (suspended),
+    /// as the link last heard (for tests and embedding).
+    pub read_only: Arc<crate::files::ReadOnlyServers>,
     shutdown: watch::Sender<bool>,
     link: JoinHandle<()>,
     health: JoinHandle<()>,
@@ -347,7 +350,10 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         Arc::new(NodeRuntime::open(config, options.classifiers, events_tx.clone()).await?);
     let (agent, results_rx) = Agent::new(runtime.clone(), &options.data_dir);
     let agent = agent.with_transfers(transfers.clone());
-    let sftp_auth = crate::sftp::PanelAuth::new(events_tx.clone());
+    // One set of read-only servers, which the link keeps current, for the
+    // file transfers and the SFTP sessions alike.
+    let read_only = transfers.read_only().clone();
+    let sftp_auth = crate::sftp::PanelAuth::with_read_only(events_tx.clone(), read_only.clone());
     let agent = agent.with_sftp(sftp_auth.clone());
     let agent = match PluginSource::new(
         &credentials.panel_url,
@@ -459,6 +465,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         files_addr,
         sftp_addr,
         runtime,
+        read_only,
         shutdown,
         link,
         health,

@@ -68,6 +68,12 @@
 //!   ports take them from variables, which these let a startup line fill
 //!   (`--query-port ${SERVER_PORT_1}`). A change of a server's allocations
 //!   reaches it with the spec of its next start.
+//! - **A reinstall with `wipe`** ([`InstallPlan::wipe`]) first empties the
+//!   server's directory through the confined file code
+//!   ([`crate::files::ServerFiles::empty`]: links are removed, never
+//!   followed), on both backends, then runs the plan. The Agent's
+//!   bookkeeping (`run/<id>/`) and the node's backups (`backups/`) are not
+//!   in that directory and stay.
 //!
 //! [`RestartPolicy`]: cap_protocol::RestartPolicy
 
@@ -203,6 +209,9 @@ pub enum RuntimeError {
         /// The error.
         source: std::io::Error,
     },
+    /// A reinstall's wipe could not empty the server's directory.
+    #[error("emptying the server's directory before the reinstall: {0}")]
+    Wipe(#[source] cap_protocol::files::FileError),
 }
 
 impl RuntimeError {
@@ -224,6 +233,7 @@ impl RuntimeError {
             Self::UnsupportedRuntime(_) => "unsupported-runtime",
             Self::DiskLimit { .. } => "disk-limit",
             Self::Io { .. } => "io-error",
+            Self::Wipe(_) => "wipe-failed",
         }
     }
 }
@@ -1939,6 +1949,7 @@ impl NodeRuntime {
                     let single = InstallPlan {
                         steps: vec![other.clone()],
                         image: None,
+                        wipe: false,
                     };
                     self.shared
                         .installer
@@ -2173,6 +2184,34 @@ impl NodeRuntime {
     }
 }
 
+/// A reinstall's wipe (`wipe`: the plan asks for it): empties `server`'s
+/// directory through the confined file code
+/// ([`crate::files::ServerFiles::empty`]), before either backend runs the
+/// plan. A directory that does not exist yet has nothing to empty.
+async fn wipe(server: &Server, wipe: bool) -> Result<(), RuntimeError> {
+    if !wipe {
+        return Ok(());
+    }
+    let dir = server.dir.clone();
+    let removed = tokio::task::spawn_blocking(move || {
+        match crate::files::ServerFiles::open(&dir, cap_protocol::files::FileScope::default()) {
+            Ok(files) => files.empty(),
+            Err(error) if error.code == cap_protocol::files::FileErrorCode::UnknownServer => Ok(0),
+            Err(error) => Err(error),
+        }
+    })
+    .await
+    .map_err(|e| {
+        RuntimeError::Wipe(cap_protocol::files::FileError::new(
+            cap_protocol::files::FileErrorCode::Io,
+            format!("the wipe did not finish: {e}"),
+        ))
+    })?
+    .map_err(RuntimeError::Wipe)?;
+    tracing::info!(server = %server.id, removed, "emptied the server's directory for a reinstall");
+    Ok(())
+}
+
 impl ServerRuntime for NodeRuntime {
     async fn install(&self, server_id: &str, plan: &InstallPlan) -> Result<(), RuntimeError> {
         let server = self.server(server_id)?;
@@ -2182,14 +2221,19 @@ impl ServerRuntime for NodeRuntime {
             return Err(RuntimeError::AlreadyRunning(server_id.to_owned()));
         }
         self.set_state(&server, ServerState::Installing, None).await;
-        let result = match &self.shared.config.backend {
-            Backend::Native => self
-                .shared
-                .installer
-                .run(&server.dir, &server.run_dir.join("install.log"), plan)
-                .await
-                .map_err(RuntimeError::from),
-            Backend::Container(config) => self.install_in_containers(&server, plan, config).await,
+        let result = match wipe(&server, plan.wipe).await {
+            Err(error) => Err(error),
+            Ok(()) => match &self.shared.config.backend {
+                Backend::Native => self
+                    .shared
+                    .installer
+                    .run(&server.dir, &server.run_dir.join("install.log"), plan)
+                    .await
+                    .map_err(RuntimeError::from),
+                Backend::Container(config) => {
+                    self.install_in_containers(&server, plan, config).await
+                }
+            },
         };
         match &result {
             Ok(()) => {

@@ -70,6 +70,7 @@ pub struct Transfers {
     backups_dir: PathBuf,
     keys: RwLock<Option<Keys>>,
     changes: mpsc::Sender<AgentMessage>,
+    read_only: Arc<crate::files::ReadOnlyServers>,
 }
 
 struct Keys {
@@ -176,7 +177,16 @@ impl Transfers {
             backups_dir: data_dir.join("backups"),
             keys: RwLock::new(None),
             changes,
+            read_only: crate::files::ReadOnlyServers::new(),
         })
+    }
+
+    /// The servers whose files are read-only now (suspended), which the
+    /// link keeps current: transfers and file requests open their files
+    /// read-only whatever the grant's or request's scope says, so an
+    /// upload grant signed before a suspension writes nothing after it.
+    pub fn read_only(&self) -> &Arc<crate::files::ReadOnlyServers> {
+        &self.read_only
     }
 
     /// Takes the Panel's grant key and origin ([`cap_protocol::PanelMessage::GrantKey`]).
@@ -230,8 +240,13 @@ impl Transfers {
         Ok(self.server_files(&grant.sub, grant.scope.clone())?)
     }
 
-    /// Server `server_id`'s files with `scope`.
-    fn server_files(&self, server_id: &str, scope: FileScope) -> Result<ServerFiles, FileError> {
+    /// Server `server_id`'s files with `scope` (read-only while the server
+    /// is in [`Transfers::read_only`]).
+    fn server_files(
+        &self,
+        server_id: &str,
+        mut scope: FileScope,
+    ) -> Result<ServerFiles, FileError> {
         let unknown = || {
             FileError::new(
                 FileErrorCode::UnknownServer,
@@ -252,6 +267,7 @@ impl Transfers {
         if !dir.is_dir() {
             return Err(unknown());
         }
+        scope.read_only |= self.read_only.contains(server_id);
         ServerFiles::open(&dir, scope)
     }
 

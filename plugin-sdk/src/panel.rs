@@ -6,6 +6,7 @@
 //! | [`send_console_command`] | `console.send` |
 //! | `power_action` (API 0.2.0, feature `api-0-2`) | `power` |
 //! | `create_backup` (API 0.2.0, feature `api-0-2`) | `backups.create` |
+//! | `suspend_server`, `unsuspend_server` (API 0.2.0, feature `api-0-2`) | `servers.suspend` |
 //!
 //! The plugin acts as itself (the audit log names `plugin:<id>`), through
 //! the checks and before-hooks a user's request passes; a refusal is
@@ -87,4 +88,34 @@ pub fn power_action(server_id: &str, action: PowerSignal) -> Result<(), Capabili
 #[cfg(feature = "api-0-2")]
 pub fn create_backup(server_id: &str, name: Option<&str>) -> Result<String, CapabilityError> {
     host::create_backup(server_id, name)
+}
+
+/// Suspends server `server_id` for `reason` (API 0.2.0, feature `api-0-2`;
+/// scope `servers.suspend`): the Panel stops it, refuses to start,
+/// reinstall or send console commands to it, and makes its files
+/// read-only, until [`unsuspend_server`]. `reason` is one line of at most
+/// 512 characters; its owner sees it. [`CapabilityError::Invalid`] when a
+/// `server.suspend` before-hook refuses (its reason in the message), the
+/// server is suspended already or being deleted.
+///
+/// ```no_run
+/// cap_plugin_sdk::panel::suspend_server("srv_1", "invoice 2041 is unpaid")?;
+/// # Ok::<(), cap_plugin_sdk::types::CapabilityError>(())
+/// ```
+#[cfg(feature = "api-0-2")]
+pub fn suspend_server(server_id: &str, reason: &str) -> Result<(), CapabilityError> {
+    host::suspend_server(server_id, reason)
+}
+
+/// Lifts server `server_id`'s suspension (API 0.2.0, feature `api-0-2`;
+/// scope `servers.suspend`); [`CapabilityError::Invalid`] when it is not
+/// suspended or a `server.unsuspend` before-hook refuses.
+///
+/// ```no_run
+/// cap_plugin_sdk::panel::unsuspend_server("srv_1")?;
+/// # Ok::<(), cap_plugin_sdk::types::CapabilityError>(())
+/// ```
+#[cfg(feature = "api-0-2")]
+pub fn unsuspend_server(server_id: &str) -> Result<(), CapabilityError> {
+    host::unsuspend_server(server_id)
 }

@@ -405,6 +405,15 @@ pub enum PanelMessage {
     /// Not persisted: the Panel marks a backup failed when the link drops
     /// before the answer.
     Backup(BackupRequest),
+    /// The node's servers whose files are read-only now (suspended ones),
+    /// the whole set each time: sent after every hello and whenever the
+    /// set changes. The Agent refuses writes to them from every session
+    /// and transfer already open, whatever scope it was opened with.
+    /// Agents older than the message ignore it.
+    ReadOnlyServers {
+        /// The servers' ids.
+        server_ids: Vec<String>,
+    },
     /// The key that signs file grants ([`crate::files::FileGrant`]), sent
     /// after every hello.
     GrantKey {

@@ -40,6 +40,14 @@ pub struct InstallPlan {
     /// on a native node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// Empty the server directory before the steps (a reinstall asked
+    /// with `wipe`): every entry in it goes, through the Agent's confined
+    /// file code. The server's backups live outside it and stay. Absent
+    /// (false) in plans from Panels older than the field; an Agent older
+    /// than it refuses a plan that sets it (unknown field) rather than
+    /// reinstalling over the old files.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wipe: bool,
 }
 
 /// One install step.
@@ -280,6 +288,7 @@ mod from_runtime {
             Self {
                 steps,
                 image: plan.image,
+                wipe: false,
             }
         }
     }

@@ -150,6 +150,7 @@ fn every_panel_message() -> Vec<PanelMessage> {
     vec![
         command(Action::Install(InstallPlan {
             image: None,
+            wipe: true,
             steps: vec![
                 InstallStep::Download(Download {
                     url: "http://127.0.0.1/x".into(),
@@ -179,6 +180,9 @@ fn every_panel_message() -> Vec<PanelMessage> {
             line: "say hi".into(),
         })),
         PanelMessage::Ping { nonce: "n".into() },
+        PanelMessage::ReadOnlyServers {
+            server_ids: vec!["s-1".into(), "s-2".into()],
+        },
         PanelMessage::Backup(crate::backups::BackupRequest {
             backup_id: "bkp_1".into(),
             server_id: "s-1".into(),
@@ -318,4 +322,17 @@ fn a_registration_request_with_a_misspelled_field_is_refused() {
         "healthEndpoint": "h"
     });
     assert!(serde_json::from_value::<RegistrationRequest>(body).is_err());
+}
+
+#[test]
+fn an_install_plan_names_wipe_only_when_it_wipes() {
+    let keep = serde_json::to_value(InstallPlan::default()).unwrap();
+    assert!(keep.get("wipe").is_none(), "older Agents read it: {keep}");
+    let old: InstallPlan = serde_json::from_value(json!({"steps": []})).unwrap();
+    assert!(!old.wipe, "a plan without the field keeps the files");
+    let wipe = InstallPlan {
+        wipe: true,
+        ..InstallPlan::default()
+    };
+    assert_eq!(serde_json::to_value(&wipe).unwrap()["wipe"], json!(true));
 }

@@ -125,7 +125,11 @@ fn install_plan() -> impl Strategy<Value = InstallPlan> {
         }),
         config_edit().prop_map(InstallStep::EditConfig),
     ];
-    prop::collection::vec(step, 0..4).prop_map(|steps| InstallPlan { steps, image: None })
+    (prop::collection::vec(step, 0..4), any::<bool>()).prop_map(|(steps, wipe)| InstallPlan {
+        steps,
+        image: None,
+        wipe,
+    })
 }
 
 fn server_spec() -> impl Strategy<Value = ServerSpec> {
@@ -238,6 +242,8 @@ fn panel_message() -> impl Strategy<Value = PanelMessage> {
             })
         }),
         text().prop_map(|nonce| PanelMessage::Ping { nonce }),
+        prop::collection::vec(text(), 0..4)
+            .prop_map(|server_ids| PanelMessage::ReadOnlyServers { server_ids }),
     ]
 }
 

@@ -59,7 +59,11 @@
 //!   it walks the tree, which is fine for the directories game servers
 //!   have, and is the first thing to cache should it show in profiles.
 //! - **Read-only scope** (a suspended server): every write is refused with
-//!   `read-only`; lists, stats and reads go on.
+//!   `read-only`; lists, stats and reads go on. A suspension that comes
+//!   after a scope was handed out reaches it through [`ReadOnlyServers`].
+//! - **Emptying** ([`ServerFiles::empty`], a reinstall's wipe) removes every
+//!   entry of the server's directory, and nothing outside it: a symbolic
+//!   link is removed as a link, never followed.
 //! - **Ownership.** An Agent running as root gives what it creates to the
 //!   owner of the server's directory (which [`crate::isolation::chown_tree`]
 //!   set), so that the server's unprivileged user can change the files it
@@ -90,6 +94,7 @@ mod extract;
 mod ops;
 mod path;
 mod pull;
+mod read_only;
 mod session;
 mod upload;
 
@@ -109,6 +114,7 @@ pub use extract::{
 pub use ops::MAX_TREE_DEPTH;
 pub use path::{MAX_NAME_BYTES, MAX_PATH_BYTES};
 pub use pull::{MAX_PULL_BYTES, MAX_PULL_REDIRECTS, PULL_CONNECT_TIMEOUT, PULL_IDLE_TIMEOUT};
+pub use read_only::ReadOnlyServers;
 pub use session::{SftpWrite, WriteMode};
 pub use upload::MAX_UPLOAD_ID_BYTES;
 

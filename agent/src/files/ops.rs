@@ -468,6 +468,39 @@ impl ServerFiles {
         Ok(count)
     }
 
+    /// Removes every entry of the server's directory and keeps the
+    /// directory: a reinstall's wipe. Each entry goes as it is (a symbolic
+    /// link as a link, never what it points at), those the denylist covers
+    /// too: emptying is the Agent's own step of a reinstall, not a user's
+    /// operation. Returns how many entries it removed. Blocking.
+    ///
+    /// # Errors
+    ///
+    /// `read-only`, or `io` naming the first entry that could not be
+    /// removed (those before it are gone).
+    pub fn empty(&self) -> Result<u32, FileError> {
+        self.writable("/")?;
+        let mut names = Vec::new();
+        for entry in self.root.entries().map_err(|e| io_error(&e, "/"))? {
+            names.push(entry.map_err(|e| io_error(&e, "/"))?.file_name());
+        }
+        let mut count = 0u32;
+        for name in names {
+            let removed = match self.root.symlink_metadata(&name) {
+                Ok(meta) if meta.is_dir() => self.root.remove_dir_all(&name),
+                Ok(_) => self.root.remove_file(&name),
+                Err(e) => Err(e),
+            };
+            match removed {
+                Ok(()) => count += 1,
+                // Gone meanwhile (the server's own process, say).
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error(&e, &format!("/{}", name.to_string_lossy()))),
+            }
+        }
+        Ok(count)
+    }
+
     /// Sets the permission bits of the entry at `path` (following symbolic
     /// links that stay inside).
     ///

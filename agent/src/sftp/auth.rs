@@ -15,6 +15,8 @@ use cap_protocol::AgentMessage;
 use cap_protocol::sftp::{SftpAuthRequest, SftpAuthResponse, SftpCredential, SftpDecision};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::files::ReadOnlyServers;
+
 /// How long a sign-in waits for the Panel's decision (a password check
 /// goes through an auth-provider plugin, which may hash slowly).
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -30,18 +32,36 @@ pub struct PanelAuth {
     connected: AtomicBool,
     next: AtomicU64,
     timeout: Duration,
+    read_only: Arc<ReadOnlyServers>,
 }
 
 impl PanelAuth {
-    /// Asks through `outgoing` (the link's event queue).
+    /// Asks through `outgoing` (the link's event queue), with a set of
+    /// read-only servers of its own.
     pub fn new(outgoing: mpsc::Sender<AgentMessage>) -> Arc<PanelAuth> {
+        PanelAuth::with_read_only(outgoing, ReadOnlyServers::new())
+    }
+
+    /// Asks through `outgoing`; sessions refuse writes to the servers in
+    /// `read_only` (the set the link keeps up to date, shared with the file
+    /// transfers), whatever scope they signed in with.
+    pub fn with_read_only(
+        outgoing: mpsc::Sender<AgentMessage>,
+        read_only: Arc<ReadOnlyServers>,
+    ) -> Arc<PanelAuth> {
         Arc::new(PanelAuth {
             outgoing,
             pending: Mutex::new(HashMap::new()),
             connected: AtomicBool::new(false),
             next: AtomicU64::new(0),
             timeout: AUTH_TIMEOUT,
+            read_only,
         })
+    }
+
+    /// The servers whose files are read-only now.
+    pub fn read_only(&self) -> &Arc<ReadOnlyServers> {
+        &self.read_only
     }
 
     /// The link is up (`true`) or down: going down refuses every sign-in

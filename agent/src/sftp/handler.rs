@@ -15,6 +15,11 @@
 //!
 //! `realpath` needs nothing: it only normalises a path within the server's
 //! directory.
+//!
+//! Every write (each row above but the reads, and `write` to a handle
+//! already open) is refused with "permission denied" while the server is
+//! in the Agent's set of read-only servers (suspended): the set is asked
+//! each time, so a suspension reaches sessions already open.
 
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt as _;
@@ -29,7 +34,7 @@ use russh_sftp::protocol::{
 use russh_sftp::server::StatusReply;
 use tokio::sync::mpsc;
 
-use crate::files::{ServerFiles, SftpWrite, WriteMode};
+use crate::files::{ReadOnlyServers, ServerFiles, SftpWrite, WriteMode};
 
 /// Most handles one session keeps open.
 pub const MAX_HANDLES: usize = 128;
@@ -58,6 +63,7 @@ pub(crate) struct SftpSession {
     server_id: String,
     user_id: String,
     changes: mpsc::Sender<AgentMessage>,
+    read_only: Arc<ReadOnlyServers>,
     handles: HashMap<String, Open>,
     next_handle: u64,
     initialised: bool,
@@ -70,6 +76,7 @@ impl SftpSession {
         server_id: String,
         user_id: String,
         changes: mpsc::Sender<AgentMessage>,
+        read_only: Arc<ReadOnlyServers>,
     ) -> Self {
         Self {
             files: Arc::new(files),
@@ -77,6 +84,7 @@ impl SftpSession {
             server_id,
             user_id,
             changes,
+            read_only,
             handles: HashMap::new(),
             next_handle: 0,
             initialised: false,
@@ -90,6 +98,17 @@ impl SftpSession {
             Err(StatusCode::PermissionDenied.with_message(format!(
                 "this needs the permission {permission} on the server"
             )))
+        }
+    }
+
+    /// Refuses a write while the server is read-only (suspended), however
+    /// the session began.
+    fn writable(&self) -> Result<(), StatusReply> {
+        if self.read_only.contains(&self.server_id) || self.files.scope().read_only {
+            Err(StatusCode::PermissionDenied
+                .with_message("the server is suspended: its files are read-only"))
+        } else {
+            Ok(())
         }
     }
 
@@ -144,6 +163,7 @@ impl SftpSession {
         attrs: FileAttributes,
     ) -> Result<Status, StatusReply> {
         self.need(self.permissions.update, "file.update")?;
+        self.writable()?;
         if attrs.size.is_some() {
             return Err(StatusCode::OpUnsupported
                 .with_message("sizes are changed by writing, not by setting attributes"));
@@ -199,6 +219,7 @@ impl russh_sftp::server::Handler for SftpSession {
         if pflags.contains(OpenFlags::READ) {
             self.need(self.permissions.read_content, "file.read-content")?;
         }
+        self.writable()?;
         let probe = filename.clone();
         let exists = match self.run(move |files| files.stat(&probe)).await {
             Ok(_) => true,
@@ -301,6 +322,7 @@ impl russh_sftp::server::Handler for SftpSession {
                 StatusCode::PermissionDenied.with_message("the handle is not open for writing")
             );
         };
+        self.writable()?;
         let file = file.clone();
         tokio::task::spawn_blocking(move || lock(&file).write_at(offset, &data))
             .await
@@ -393,6 +415,7 @@ impl russh_sftp::server::Handler for SftpSession {
 
     async fn remove(&mut self, id: u32, filename: String) -> Result<Status, Self::Error> {
         self.need(self.permissions.delete, "file.delete")?;
+        self.writable()?;
         let path = filename.clone();
         self.run(move |files| files.remove_file(&path)).await?;
         self.report("delete", display(&filename), None).await;
@@ -406,6 +429,7 @@ impl russh_sftp::server::Handler for SftpSession {
         _attrs: FileAttributes,
     ) -> Result<Status, Self::Error> {
         self.need(self.permissions.create, "file.create")?;
+        self.writable()?;
         let entry = self.run(move |files| files.make_folder(&path)).await?;
         self.report("create-folder", entry.path, None).await;
         Ok(ok(id))
@@ -413,6 +437,7 @@ impl russh_sftp::server::Handler for SftpSession {
 
     async fn rmdir(&mut self, id: u32, path: String) -> Result<Status, Self::Error> {
         self.need(self.permissions.delete, "file.delete")?;
+        self.writable()?;
         let target = path.clone();
         self.run(move |files| files.remove_folder(&target)).await?;
         self.report("delete", display(&path), None).await;
@@ -434,6 +459,7 @@ impl russh_sftp::server::Handler for SftpSession {
         newpath: String,
     ) -> Result<Status, Self::Error> {
         self.need(self.permissions.update, "file.update")?;
+        self.writable()?;
         let entry = self
             .run(move |files| files.rename(&oldpath, &newpath))
             .await?;

@@ -27,7 +27,14 @@
 //! - **The session's permissions are the sign-in's.** A permission taken
 //!   away later applies to the next sign-in; a disabled user's sessions
 //!   end when the Agent restarts or the client disconnects (the Panel
-//!   does not reach into open SSH sessions).
+//!   does not reach into open SSH sessions). One exception: a suspension.
+//!   The Panel keeps the Agent's set of read-only servers current
+//!   ([`crate::files::ReadOnlyServers`]), and every session asks it before
+//!   each write (opening for writing, writing to a handle already open,
+//!   renaming, removing, making folders, changing modes), so a session
+//!   opened before its server was suspended writes no more from then on;
+//!   it still reads. A session that signed in while the server was
+//!   suspended stays read-only until it signs in again.
 //! - **Only SFTP.** Shells, commands (so legacy `scp -O`; OpenSSH's `scp`
 //!   speaks SFTP since 9.0), port forwarding and agent forwarding are
 //!   refused.
@@ -249,8 +256,9 @@ impl Connection {
         if !plain {
             return Err(format!("`{id}` is not a server id"));
         }
-        ServerFiles::open(&self.shared.servers_dir.join(id), allowed.scope.clone())
-            .map_err(|e| e.message)
+        let mut scope = allowed.scope.clone();
+        scope.read_only |= self.shared.auth.read_only().contains(id);
+        ServerFiles::open(&self.shared.servers_dir.join(id), scope).map_err(|e| e.message)
     }
 }
 
@@ -325,6 +333,7 @@ impl russh::server::Handler for Connection {
             allowed.server_id,
             allowed.user_id,
             self.shared.changes.clone(),
+            self.shared.auth.read_only().clone(),
         );
         russh_sftp::server::run(channel.into_stream(), sftp).await;
         Ok(())

@@ -23,6 +23,8 @@ struct Site {
     key: std::path::PathBuf,
     port: u16,
     changes: mpsc::Receiver<AgentMessage>,
+    /// The Agent's read-only servers, as the link would set them.
+    read_only: Arc<crate::files::ReadOnlyServers>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -66,6 +68,7 @@ async fn site(scope: FileScope, permissions: SftpPermissions) -> Option<Site> {
     let (changes_tx, changes) = mpsc::channel(64);
     let auth = PanelAuth::new(outgoing);
     auth.set_connected(true);
+    let read_only = auth.read_only().clone();
     let panel = {
         let auth: Arc<PanelAuth> = auth.clone();
         tokio::spawn(async move {
@@ -99,6 +102,7 @@ async fn site(scope: FileScope, permissions: SftpPermissions) -> Option<Site> {
         key,
         port,
         changes,
+        read_only,
         tasks: vec![panel, server],
     })
 }
@@ -252,4 +256,123 @@ async fn the_host_key_is_made_once_and_kept() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
+}
+
+/// `result`'s refusal status; panics when it succeeded.
+fn refused<T>(
+    result: Result<T, russh_sftp::server::StatusReply>,
+) -> russh_sftp::protocol::StatusCode {
+    match result {
+        Ok(_) => panic!("the request should have been refused"),
+        Err(reply) => reply.status_code,
+    }
+}
+
+#[tokio::test]
+async fn a_session_opened_before_its_server_was_suspended_writes_no_more_and_still_reads() {
+    use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
+    use russh_sftp::server::Handler as _;
+
+    let data = tempfile::tempdir().expect("a directory");
+    let dir = data.path().join(SERVER);
+    std::fs::create_dir_all(&dir).expect("the server dir");
+    write(&dir, "motd.txt", "hi");
+    let files = crate::files::ServerFiles::open(&dir, FileScope::default()).expect("opened");
+    let (changes, _changed) = mpsc::channel(64);
+    let read_only = crate::files::ReadOnlyServers::new();
+    let mut session = super::handler::SftpSession::new(
+        files,
+        SftpPermissions::all(),
+        SERVER.into(),
+        "usr_alice".into(),
+        changes,
+        read_only.clone(),
+    );
+    let create = OpenFlags::WRITE | OpenFlags::CREATE;
+    let Ok(open) = session
+        .open(1, "/new.txt".into(), create, FileAttributes::empty())
+        .await
+    else {
+        panic!("opened for writing");
+    };
+    assert!(
+        session
+            .write(2, open.handle.clone(), 0, b"before".to_vec())
+            .await
+            .is_ok()
+    );
+
+    // The Panel suspends the server: the handle already open writes no more…
+    read_only.replace([SERVER.to_owned()]);
+    let late = session
+        .write(3, open.handle.clone(), 6, b" after".to_vec())
+        .await;
+    assert_eq!(refused(late), StatusCode::PermissionDenied);
+    // …nor does anything else that writes.
+    let other = session
+        .open(4, "/other.txt".into(), create, FileAttributes::empty())
+        .await;
+    assert_eq!(refused(other), StatusCode::PermissionDenied);
+    let removed = session.remove(5, "/motd.txt".into()).await;
+    assert_eq!(refused(removed), StatusCode::PermissionDenied);
+    let folder = session.mkdir(6, "/d".into(), FileAttributes::empty()).await;
+    assert_eq!(refused(folder), StatusCode::PermissionDenied);
+    let renamed = session.rename(7, "/motd.txt".into(), "/m.txt".into()).await;
+    assert_eq!(refused(renamed), StatusCode::PermissionDenied);
+    let mode = FileAttributes {
+        permissions: Some(0o600),
+        ..FileAttributes::empty()
+    };
+    let chmod = session.setstat(8, "/motd.txt".into(), mode).await;
+    assert_eq!(refused(chmod), StatusCode::PermissionDenied);
+    assert!(!dir.join("other.txt").exists() && !dir.join("d").exists());
+    assert!(dir.join("motd.txt").is_file());
+    // Reads go on.
+    let Ok(reading) = session
+        .open(
+            9,
+            "/motd.txt".into(),
+            OpenFlags::READ,
+            FileAttributes::empty(),
+        )
+        .await
+    else {
+        panic!("opened for reading");
+    };
+    let Ok(read) = session.read(10, reading.handle, 0, 64).await else {
+        panic!("read");
+    };
+    assert_eq!(read.data, b"hi");
+
+    // Lifted: the same handle writes again.
+    read_only.replace(Vec::<String>::new());
+    assert!(
+        session
+            .write(11, open.handle.clone(), 6, b" after".to_vec())
+            .await
+            .is_ok()
+    );
+    assert!(session.close(12, open.handle).await.is_ok());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("new.txt")).expect("written"),
+        "before after"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_to_a_server_the_agent_holds_read_only_gets_a_read_only_session() {
+    let Some(site) = site(FileScope::default(), SftpPermissions::all()).await else {
+        return;
+    };
+    site.read_only.replace([SERVER.to_owned()]);
+    write(&site.server_dir(), "motd.txt", "hi");
+    std::fs::write(site.local.path().join("up.txt"), "x").expect("a file");
+    let run = site.sftp("get motd.txt\n").await;
+    assert!(run.success, "{}", run.output);
+    for batch in ["put up.txt\n", "rm motd.txt\n", "mkdir d\n"] {
+        let run = site.sftp(batch).await;
+        assert!(!run.success, "{batch}: {}", run.output);
+    }
+    assert!(!site.server_dir().join("up.txt").exists());
+    assert!(site.server_dir().join("motd.txt").exists());
 }

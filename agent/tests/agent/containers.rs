@@ -402,6 +402,7 @@ async fn an_unreachable_registry_fails_the_pull_naming_the_image_not_a_hang() {
             timeout_secs: 60,
         })],
         image: Some(image.clone()),
+        wipe: false,
     };
     let error = runtime.install("stranded", &plan).await.unwrap_err();
     assert_eq!(error.code(), "image-unavailable", "{error}");
@@ -590,6 +591,7 @@ async fn an_install_runs_in_its_own_container_with_the_egg_layout() {
             timeout_secs: 60,
         })],
         image: Some(test_image().to_owned()),
+        wipe: false,
     };
     runtime.install("inst", &plan).await.unwrap();
     events.wait_state("inst", ServerState::Offline, 1).await;
@@ -646,6 +648,7 @@ async fn an_install_script_that_never_ends_is_killed_at_its_time_limit() {
             timeout_secs: 2,
         })],
         image: Some(test_image().to_owned()),
+        wipe: false,
     };
     let error = runtime.install("slow", &plan).await.unwrap_err();
     assert_eq!(error.code(), "script-timed-out", "{error}");
@@ -836,5 +839,51 @@ async fn a_container_that_exits_on_its_own_is_a_crash_with_its_exit_code() {
     assert!(
         runtime.history("quits").iter().any(|l| l == "bye"),
         "its last output reached the console"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reinstall_with_wipe_empties_a_container_servers_directory_before_its_script() {
+    let service = PodmanService::start();
+    let (_plugins, plugin) = test_game().await;
+    let data = tempfile::tempdir().unwrap();
+    let (runtime, events) =
+        container_runtime(data.path(), &plugin, &service, &instance(), |_| {}).await;
+    let script = |contents: &str| {
+        InstallStep::RunScript(Script {
+            interpreter: "/bin/sh".into(),
+            contents: contents.into(),
+            env: vec![],
+            timeout_secs: 60,
+        })
+    };
+    let first = InstallPlan {
+        steps: vec![script(
+            "mkdir -p /mnt/server/world && echo old > /mnt/server/world/level.dat",
+        )],
+        image: Some(test_image().to_owned()),
+        wipe: false,
+    };
+    runtime.install("rewipe", &first).await.unwrap();
+    let dir = data.path().join("servers/rewipe");
+    assert!(dir.join("world/level.dat").is_file());
+    // The script sees what is left of the directory when it starts.
+    let second = InstallPlan {
+        steps: vec![script("ls -A /mnt/server > /mnt/server/left.txt")],
+        image: Some(test_image().to_owned()),
+        wipe: true,
+    };
+    runtime.install("rewipe", &second).await.unwrap();
+    events.wait_state("rewipe", ServerState::Offline, 2).await;
+    assert!(
+        !dir.join("world").exists(),
+        "the container's files were wiped"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("left.txt"))
+            .unwrap()
+            .trim(),
+        "left.txt",
+        "the script started in an empty directory"
     );
 }

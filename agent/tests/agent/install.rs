@@ -28,6 +28,7 @@ fn installer() -> Installer {
 fn download(url: &str, sha256: String) -> InstallPlan {
     InstallPlan {
         image: None,
+        wipe: false,
         steps: vec![InstallStep::Download(Download {
             url: url.into(),
             sha256,
@@ -90,6 +91,7 @@ async fn a_script_runs_in_the_server_directory_with_only_its_own_environment() {
     let dir = tempfile::tempdir().unwrap();
     let plan = InstallPlan {
         image: None,
+        wipe: false,
         steps: vec![
             InstallStep::WriteFile(WriteFile {
                 path: "eula.txt".into(),
@@ -149,6 +151,7 @@ async fn a_script_past_its_time_limit_is_killed_with_its_children() {
     let dir = tempfile::tempdir().unwrap();
     let plan = InstallPlan {
         image: None,
+        wipe: false,
         steps: vec![InstallStep::RunScript(Script {
             interpreter: "sh".into(),
             contents: "sleep 60 &\necho $! > child.pid\nsleep 60\n".into(),
@@ -178,6 +181,7 @@ async fn a_failing_script_fails_the_install_and_stops_later_steps() {
     let dir = tempfile::tempdir().unwrap();
     let plan = InstallPlan {
         image: None,
+        wipe: false,
         steps: vec![
             InstallStep::RunScript(Script {
                 interpreter: "sh".into(),
@@ -211,6 +215,7 @@ async fn plan_paths_outside_the_server_directory_are_refused() {
     for path in ["../escape.txt", "/tmp/escape.txt", "a/../../escape.txt"] {
         let plan = InstallPlan {
             image: None,
+            wipe: false,
             steps: vec![InstallStep::WriteFile(WriteFile {
                 path: path.into(),
                 contents: "x".into(),

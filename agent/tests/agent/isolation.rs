@@ -176,6 +176,7 @@ async fn an_install_script_runs_as_the_servers_user_with_a_process_limit() {
     let runtime = open(data.path(), None).await;
     let plan = InstallPlan {
         image: None,
+        wipe: false,
         steps: vec![InstallStep::RunScript(Script {
             interpreter: "/bin/sh".into(),
             contents: "id -u > uid.txt; grep 'Max processes' /proc/self/limits > limits.txt; \

@@ -406,3 +406,77 @@ async fn a_million_line_flood_keeps_memory_and_disk_flat_and_other_consoles_live
     runtime.kill("flood").await.unwrap();
     runtime.kill("quiet").await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reinstall_with_wipe_empties_the_directory_first_and_one_without_keeps_the_files() {
+    let (_plugins, plugin) = test_game().await;
+    let data = tempfile::tempdir().unwrap();
+    let (runtime, events) = open_runtime(data.path(), &plugin, |_| {}).await;
+    let ctx = context("wiped", 100);
+    let (install, spec) = plans(&plugin, &ctx, RestartPolicy::default()).await;
+    assert!(!install.wipe, "the game's plan keeps files unless asked");
+    runtime.install("wiped", &install).await.unwrap();
+    let dir = data.path().join("servers/wiped");
+    std::fs::write(dir.join("world.dat"), "the world").unwrap();
+    std::fs::create_dir_all(dir.join("plugins/extra")).unwrap();
+    std::fs::write(dir.join("plugins/extra/a.jar"), "jar").unwrap();
+    // The node's backups live beside the servers, not in them; a link to
+    // them from the server's directory is removed as a link.
+    let backups = data.path().join("backups/wiped");
+    std::fs::create_dir_all(&backups).unwrap();
+    std::fs::write(backups.join("bkp_1.tar.zst"), "archive").unwrap();
+    std::os::unix::fs::symlink(&backups, dir.join("backups-link")).unwrap();
+
+    runtime.install("wiped", &install).await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("world.dat")).unwrap(),
+        "the world",
+        "a reinstall without wipe keeps the files"
+    );
+    assert!(dir.join("plugins/extra/a.jar").is_file());
+
+    let wipe = cap_protocol::InstallPlan {
+        wipe: true,
+        ..install.clone()
+    };
+    runtime.install("wiped", &wipe).await.unwrap();
+    assert!(!dir.join("world.dat").exists(), "wiped");
+    assert!(!dir.join("plugins").exists(), "wiped with its folders");
+    assert!(std::fs::symlink_metadata(dir.join("backups-link")).is_err());
+    assert!(
+        dir.join("standin.cfg").is_file(),
+        "the plan ran after the wipe"
+    );
+    assert_eq!(
+        std::fs::read_to_string(backups.join("bkp_1.tar.zst")).unwrap(),
+        "archive",
+        "the backups are untouched"
+    );
+    events.wait_state("wiped", ServerState::Offline, 3).await;
+    // The reinstalled server starts.
+    runtime.start("wiped", spec).await.unwrap();
+    events.wait_state("wiped", ServerState::Running, 1).await;
+    runtime.kill("wiped").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reinstall_of_a_running_server_is_refused_and_wipes_nothing() {
+    let (_plugins, plugin) = test_game().await;
+    let data = tempfile::tempdir().unwrap();
+    let (runtime, events) = open_runtime(data.path(), &plugin, |_| {}).await;
+    let ctx = context("busy", 100);
+    let (install, spec) = plans(&plugin, &ctx, RestartPolicy::default()).await;
+    runtime.install("busy", &install).await.unwrap();
+    runtime.start("busy", spec).await.unwrap();
+    events.wait_state("busy", ServerState::Running, 1).await;
+    let dir = data.path().join("servers/busy");
+    std::fs::write(dir.join("world.dat"), "the world").unwrap();
+    let wipe = cap_protocol::InstallPlan {
+        wipe: true,
+        ..install
+    };
+    let error = runtime.install("busy", &wipe).await.unwrap_err();
+    assert!(matches!(error, RuntimeError::AlreadyRunning(_)), "{error}");
+    assert!(dir.join("world.dat").is_file(), "nothing was wiped");
+    runtime.kill("busy").await.unwrap();
+}

@@ -184,6 +184,10 @@ codes! {
     PluginCommandsNested = "plugin-commands-nested", CONFLICT, "Conflict";
     /// The server is being deleted.
     ServerDeleting = "server-deleting", CONFLICT, "Conflict";
+    /// The server is suspended: it cannot be started, restarted, reinstalled, sent console commands or restored from a backup, nor suspended again; `detail` names the reason.
+    ServerSuspended = "server-suspended", CONFLICT, "Server suspended";
+    /// The server is not suspended, so there is no suspension to lift.
+    ServerNotSuspended = "server-not-suspended", CONFLICT, "Server not suspended";
     /// The user is already a subuser of the server.
     SubuserExists = "subuser-exists", CONFLICT, "Conflict";
     /// The registration token is unknown.
@@ -250,7 +254,7 @@ codes! {
     BackupNotComplete = "backup-not-complete", CONFLICT, "Backup not complete";
     /// A restore of the server is running.
     BackupBusy = "backup-busy", CONFLICT, "Restore running";
-    /// The server is running (or starting, stopping, installing): stop it before restoring.
+    /// The server is running (or starting, stopping, installing): stop it before restoring or reinstalling.
     ServerRunning = "server-running", CONFLICT, "Server running";
     /// The backup storage (S3-compatible) refused or could not be reached.
     BackupStorageFailed = "backup-storage-failed", BAD_GATEWAY, "Backup storage failed";

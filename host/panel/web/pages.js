@@ -301,7 +301,9 @@ export function gameLabel(game) {
 function serverRow(s) {
   return [
     h('a', { href: `#/servers/${seg(s.id)}`, class: 'server-link' }, s.name),
-    badge(s.state, stateTone(s.state)),
+    s.suspension
+      ? h('span', { class: 'badges', title: `Suspended: ${s.suspension.reason}` }, badge(s.state, stateTone(s.state)), ' ', badge('suspended', 'danger'))
+      : badge(s.state, stateTone(s.state)),
     gameLabel(s.game),
     s.allocation ? `${s.allocation.ip}:${s.allocation.port}` : '—',
   ];
@@ -313,7 +315,7 @@ export async function serversPage(ctx) {
   async function load() {
     try {
       const page = await get('/servers?limit=200');
-      refresh(list, JSON.stringify(page.items.map((s) => [s.id, s.name, s.state, s.game, s.allocation])), () => (page.items.length
+      refresh(list, JSON.stringify(page.items.map((s) => [s.id, s.name, s.state, s.game, s.allocation, s.suspension])), () => (page.items.length
         ? table(['Name', 'State', 'Game', 'Address'], page.items.map(serverRow))
         : h('p', { class: 'muted' }, 'No servers yet.')));
     } catch (error) {

@@ -2,10 +2,13 @@
 // over the WebSocket (with input, history and reconnects), stats, the
 // variables form, recent commands and plugin widgets; tabs lead to its
 // files (files.js), its backups (backups.js), its databases
-// (databases.js) and its network (allocations.js).
+// (databases.js) and its network (allocations.js). A suspended server
+// shows a banner with the reason, and its start, restart, console input
+// and reinstall are disabled; administrators suspend and lift
+// suspensions here.
 
-import { api, get, post, patch, seg } from './api.js';
-import { h, replace, field, badge, table, alertBox, when, bytes, duration, toast } from './dom.js';
+import { api, del, get, post, patch, seg } from './api.js';
+import { h, replace, field, badge, table, alertBox, when, bytes, duration, toast, confirmModal } from './dom.js';
 import { showError, stateTone, form, gameLabel } from './pages.js';
 import { pluginWidget } from './plugin-ui.js';
 import { serverTabs } from './files.js';
@@ -17,6 +20,8 @@ const POWER = [
   ['stop', 'Stop', 'control.stop', 'neutral'],
   ['kill', 'Kill', 'control.stop', 'danger'],
 ];
+/** The power actions a suspension refuses. */
+const REFUSED_WHILE_SUSPENDED = ['start', 'restart'];
 /** The states in which each power action makes sense. */
 const POWER_STATES = {
   start: ['offline', 'crashed'],
@@ -131,15 +136,35 @@ export async function serverPage(ctx, id) {
     replace(stateBadge, badge(state, stateTone(state)));
     if (buttons) {
       for (const b of buttons.querySelectorAll('button[data-action]')) {
+        const suspended = server.suspension && REFUSED_WHILE_SUSPENDED.includes(b.dataset.action);
         const fits = POWER_STATES[b.dataset.action].includes(state);
-        b.disabled = !fits;
-        b.title = fits ? '' : `Not while the server is ${state}`;
+        b.disabled = !fits || Boolean(suspended);
+        b.title = suspended ? `Suspended: ${server.suspension.reason}` : fits ? '' : `Not while the server is ${state}`;
       }
     }
   }
 
+  // The suspension: a banner with its reason for everyone who sees the
+  // server; what it refuses is disabled (setSuspension keeps all of it in
+  // step when a poll or an administrator changes it).
+  const suspendedBanner = h('div', { id: 'server-suspension' });
+  const suspensionHooks = [];
+  function setSuspension(suspension) {
+    server.suspension = suspension || null;
+    replace(suspendedBanner, server.suspension ? alertBox([
+      h('strong', null, 'This server is suspended'), ': ',
+      h('span', { id: 'suspension-reason' }, server.suspension.reason),
+      h('span', { class: 'muted small' }, ` (since ${when(server.suspension.since)})`),
+      h('br'),
+      'It cannot be started, restarted, reinstalled or sent console commands, and its files are read-only.',
+    ], 'danger', { id: 'server-suspended' }) : null);
+    setState(server.state);
+    suspensionHooks.forEach((f) => f());
+  }
+
   async function power(action) {
     replace(alert);
+    if (server.suspension && REFUSED_WHILE_SUSPENDED.includes(action)) return;
     if (live && live.send('set state', [action])) return;
     try {
       await post(`/servers/${seg(id)}/power`, { action });
@@ -176,10 +201,16 @@ export async function serverPage(ctx, id) {
       event.preventDefault();
     }
   });
+  const sendButton = h('button', { type: 'submit' }, 'Send');
+  suspensionHooks.push(() => {
+    input.disabled = Boolean(server.suspension);
+    sendButton.disabled = Boolean(server.suspension);
+    input.placeholder = server.suspension ? 'Suspended: no console commands' : 'Type a command';
+  });
   const consoleForm = can('control.console') ? form({ id: 'console-form', class: 'console-input' },
-    [input, h('button', { type: 'submit' }, 'Send')], async () => {
+    [input, sendButton], async () => {
       const command = input.value;
-      if (!command.trim()) return;
+      if (!command.trim() || server.suspension) return;
       history.push(command);
       if (history.length > 100) history.shift();
       cursor = history.length;
@@ -270,6 +301,9 @@ export async function serverPage(ctx, id) {
     try {
       const fresh = await get(`/servers/${seg(id)}`);
       if (fresh.state !== server.state) setState(fresh.state);
+      if (JSON.stringify(fresh.suspension || null) !== JSON.stringify(server.suspension || null)) {
+        setSuspension(fresh.suspension);
+      }
     } catch {
       // Transient; the next poll retries.
     }
@@ -345,22 +379,67 @@ export async function serverPage(ctx, id) {
   const commandPoll = setInterval(loadCommands, 5000);
   ctx.onLeave(() => clearInterval(commandPoll));
 
-  // Reinstall and delete, each behind a confirmation.
+  // Reinstall (keeping or wiping the files) and delete, each behind a
+  // confirmation; suspending and lifting a suspension, for administrators.
   const manageBox = h('div', { hidden: true });
   const mayDelete = can('server.delete') || ctx.has('server.delete');
-  const manage = can('settings.reinstall') || mayDelete ? h('section', { class: 'card', id: 'server-manage' }, h('h2', null, 'Manage'),
-    h('div', { class: 'power' },
-      can('settings.reinstall') ? h('button', { type: 'button', class: 'tone-warning', id: 'server-reinstall', onclick: async () => {
-        if (!window.confirm(`Reinstall ${server.name}? The game-type plugin's install steps run again.`)) return;
+  const mayAdminister = ctx.has('admin.servers');
+  const reinstallButton = can('settings.reinstall') ? h('button', { type: 'button', class: 'tone-warning', id: 'server-reinstall', onclick: async () => {
+    const wipe = h('input', { type: 'checkbox', id: 'reinstall-wipe' });
+    const body = [
+      h('p', null, `Reinstall ${server.name}? The game-type plugin's install steps run again; stop the server first.`),
+      h('label', { for: 'reinstall-wipe', class: 'check' }, wipe, ' Delete all of its files first (its backups are kept)'),
+    ];
+    if (!await confirmModal('Reinstall', body, 'Reinstall', 'tone-warning')) return;
+    try {
+      await post(`/servers/${seg(id)}/install`, { wipe: wipe.checked });
+      toast(wipe.checked ? 'Reinstall with wiped files requested' : 'Reinstall requested', 'info');
+      showError(manageBox, null);
+      loadCommands();
+    } catch (error) {
+      showError(manageBox, error);
+    }
+  } }, 'Reinstall') : null;
+  suspensionHooks.push(() => {
+    if (!reinstallButton) return;
+    reinstallButton.disabled = Boolean(server.suspension);
+    reinstallButton.title = server.suspension ? `Suspended: ${server.suspension.reason}` : '';
+  });
+  const suspensionBox = h('div', { id: 'suspension-admin' });
+  function showSuspensionAdmin() {
+    if (!mayAdminister) return;
+    if (server.suspension) {
+      replace(suspensionBox, h('button', { type: 'button', class: 'tone-success', id: 'server-unsuspend', onclick: async () => {
         try {
-          await post(`/servers/${seg(id)}/install`);
-          toast('Reinstall requested', 'info');
+          const lifted = await del(`/servers/${seg(id)}/suspension`);
+          toast('Suspension lifted', 'info');
           showError(manageBox, null);
-          loadCommands();
+          setSuspension(lifted.suspension);
         } catch (error) {
           showError(manageBox, error);
         }
-      } }, 'Reinstall') : null,
+      } }, 'Lift suspension'));
+      return;
+    }
+    const reason = field('Reason', h('input', { name: 'reason', id: 'suspension-reason-input', maxlength: '512', required: true }),
+      'Shown to the server\'s owner and subusers. The server is stopped, and cannot be started until the suspension is lifted.');
+    replace(suspensionBox, form({ id: 'suspend-form', class: 'inline-form' }, [reason.row,
+      h('button', { type: 'submit', class: 'danger', id: 'server-suspend' }, 'Suspend')], async () => {
+      try {
+        const suspended = await post(`/servers/${seg(id)}/suspension`, { reason: reason.input.value });
+        toast('Server suspended', 'info');
+        showError(manageBox, null, { reason });
+        setSuspension(suspended.suspension);
+        loadCommands();
+      } catch (error) {
+        showError(manageBox, error, { reason });
+      }
+    }));
+  }
+  suspensionHooks.push(showSuspensionAdmin);
+  const manage = can('settings.reinstall') || mayDelete || mayAdminister ? h('section', { class: 'card', id: 'server-manage' }, h('h2', null, 'Manage'),
+    h('div', { class: 'power' },
+      reinstallButton,
       mayDelete ? h('button', { type: 'button', class: 'danger', id: 'server-delete', onclick: async () => {
         if (!window.confirm(`Delete ${server.name}? The server and its files on the node are removed for good.`)) return;
         try {
@@ -371,7 +450,10 @@ export async function serverPage(ctx, id) {
           showError(manageBox, error);
         }
       } }, 'Delete server') : null),
+    mayAdminister ? h('h3', null, 'Suspension') : null,
+    suspensionBox,
     manageBox) : null;
+  setSuspension(server.suspension);
 
   return h('section', null,
     h('div', { class: 'page-head' },
@@ -380,6 +462,7 @@ export async function serverPage(ctx, id) {
     serverTabs(id, can, 'overview'),
     h('p', { class: 'muted' }, `${gameLabel(server.game)} ${server.game.version || ''}`,
       server.allocation ? ` · ${server.allocation.ip}:${server.allocation.port}` : ''),
+    suspendedBanner,
     buttons,
     alert,
     h('div', { class: 'server-grid' },

@@ -26,7 +26,7 @@ use crate::plugin::Plugin;
 
 impl EventKind {
     /// Every event kind.
-    pub const ALL: [EventKind; 36] = [
+    pub const ALL: [EventKind; 38] = [
         EventKind::UserCreate,
         EventKind::UserUpdate,
         EventKind::UserDelete,
@@ -63,6 +63,8 @@ impl EventKind {
         EventKind::BackupDelete,
         EventKind::DatabaseCreate,
         EventKind::DatabaseDelete,
+        EventKind::ServerSuspend,
+        EventKind::ServerUnsuspend,
     ];
 
     /// The manifest name, e.g. `server.create`.
@@ -104,6 +106,8 @@ impl EventKind {
             EventKind::BackupDelete => "backup.delete",
             EventKind::DatabaseCreate => "database.create",
             EventKind::DatabaseDelete => "database.delete",
+            EventKind::ServerSuspend => "server.suspend",
+            EventKind::ServerUnsuspend => "server.unsuspend",
         }
     }
 
@@ -119,7 +123,9 @@ impl EventKind {
             | EventKind::BackupRestore
             | EventKind::BackupDelete
             | EventKind::DatabaseCreate
-            | EventKind::DatabaseDelete => 2,
+            | EventKind::DatabaseDelete
+            | EventKind::ServerSuspend
+            | EventKind::ServerUnsuspend => 2,
             _ => 1,
         }
     }

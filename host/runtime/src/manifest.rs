@@ -278,15 +278,19 @@ pub enum PanelScope {
     /// `create-backup` (API 0.2.0).
     #[serde(rename = "backups.create")]
     BackupsCreate,
+    /// `suspend-server`, `unsuspend-server` (API 0.2.0).
+    #[serde(rename = "servers.suspend")]
+    ServersSuspend,
 }
 
 impl PanelScope {
     /// Every scope.
-    pub const ALL: [PanelScope; 4] = [
+    pub const ALL: [PanelScope; 5] = [
         PanelScope::ServersRead,
         PanelScope::ConsoleSend,
         PanelScope::Power,
         PanelScope::BackupsCreate,
+        PanelScope::ServersSuspend,
     ];
 
     /// The name used in manifests.
@@ -296,6 +300,7 @@ impl PanelScope {
             Self::ConsoleSend => "console.send",
             Self::Power => "power",
             Self::BackupsCreate => "backups.create",
+            Self::ServersSuspend => "servers.suspend",
         }
     }
 
@@ -310,7 +315,7 @@ impl PanelScope {
     pub fn since_minor(self) -> u64 {
         match self {
             Self::ServersRead | Self::ConsoleSend => 1,
-            Self::Power | Self::BackupsCreate => 2,
+            Self::Power | Self::BackupsCreate | Self::ServersSuspend => 2,
         }
     }
 }
@@ -1085,6 +1090,33 @@ default = "8192"
             assert_eq!(PanelScope::from_name(scope.as_str()), Some(scope));
         }
         assert_eq!(PanelScope::from_name("power.all"), None);
+    }
+
+    #[test]
+    fn the_servers_suspend_scope_needs_api_0_2() {
+        let text = GOOD.replace(
+            "panel = [\"servers.read\"]",
+            "panel = [\"servers.read\", \"servers.suspend\"]",
+        );
+        let errors = errors_of(&text);
+        assert!(
+            errors
+                .contains("\"servers.suspend\" needs plugin API 0.2.0 (this plugin targets 0.1.0)"),
+            "{errors}"
+        );
+        let later = text.replace("api = \"0.1.0\"", "api = \"0.2.0\"");
+        assert_eq!(errors_of(&later), "ok");
+        let manifest = Manifest::parse(later.as_bytes()).expect("valid");
+        assert!(
+            manifest
+                .capabilities
+                .panel
+                .contains(&PanelScope::ServersSuspend)
+        );
+        assert_eq!(
+            PanelScope::from_name("servers.suspend"),
+            Some(PanelScope::ServersSuspend)
+        );
     }
 
     #[test]

@@ -366,3 +366,44 @@ fn new_entries_belong_to_the_owner_of_the_server_directory() {
         assert_eq!((meta.uid(), meta.gid()), (4242, 4343), "{rel}");
     }
 }
+
+#[test]
+fn empty_removes_every_entry_keeps_the_directory_and_follows_no_link_out() {
+    let server = Server::new();
+    server.write("world/level.dat", b"level");
+    server.write("world/region/r.0.0.mca", b"region");
+    server.write("server.properties", b"motd=x");
+    server.write(".hidden", b"h");
+    server.symlink("../neighbour.txt", "outside-file");
+    server.symlink("..", "up");
+    server.symlink("world", "world-link");
+    let outer = server.path().parent().unwrap().to_owned();
+    // The denylist hides entries from users; a reinstall's wipe takes them too.
+    let files = server.denying(&["server.properties"]);
+    assert_eq!(files.empty().unwrap(), 6);
+    assert!(server.path().is_dir(), "the directory itself stays");
+    assert!(
+        std::fs::read_dir(server.path()).unwrap().next().is_none(),
+        "nothing is left in it"
+    );
+    assert_eq!(
+        std::fs::read(outer.join("neighbour.txt")).unwrap(),
+        b"not the server's",
+        "a link's target outside is untouched"
+    );
+    assert!(outer.join("server").is_dir());
+    assert_eq!(files.empty().unwrap(), 0, "an empty directory stays empty");
+}
+
+#[test]
+fn empty_in_a_read_only_scope_is_refused_and_removes_nothing() {
+    let server = Server::new();
+    server.write("a.txt", b"a");
+    server.write("d/b.txt", b"b");
+    let files = server.with(FileScope {
+        read_only: true,
+        ..FileScope::default()
+    });
+    assert_eq!(code(files.empty()), FileErrorCode::ReadOnly);
+    assert!(server.exists("a.txt") && server.exists("d/b.txt"));
+}

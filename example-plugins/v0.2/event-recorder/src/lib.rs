@@ -9,8 +9,9 @@
 //! `phase` is `before` or `after`, `kind` the dotted kind
 //! (`user.login`) and `subject` the id of what the event is about: the
 //! user, server, node or plugin id, a console event's server id, a
-//! schedule's name, a backup's or a database's id. A later event of the
-//! same kind about the same subject overwrites the earlier one.
+//! schedule's name, a backup's or a database's id, a suspension's
+//! server id. A later event of the same kind about the same subject
+//! overwrites the earlier one.
 //!
 //! Each event also counts: `count/<phase>/<kind>` holds how many events of
 //! the kind arrived in the phase, as decimal text, updated with the
@@ -110,6 +111,7 @@ fn subject(event: &Event) -> &str {
         Payload::File(file) => &file.server_id,
         Payload::Backup(backup) => &backup.id,
         Payload::Database(database) => &database.id,
+        Payload::Suspension(suspension) => &suspension.server.id,
     }
 }
 

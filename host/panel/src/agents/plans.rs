@@ -6,7 +6,10 @@
 //! platform), asks for the install, startup and stop plans, and wraps them
 //! in a [`cap_protocol::Command`]. When the plugin is not active or fails,
 //! the command cannot be delivered and fails with a [`PlanError`] naming
-//! why, rather than sitting in the queue forever.
+//! why, rather than sitting in the queue forever. A start, restart or
+//! install of a server suspended since it was queued fails the same way
+//! (`server-suspended`); an install's plan says `wipe` when the command
+//! asked for the server's directory to be emptied first.
 
 use cap_protocol::{Action, ConsoleInput, GamePackage, RestartPolicy, ServerLimits, ServerSpec};
 use cap_runtime::api;
@@ -40,6 +43,10 @@ pub enum PlanError {
     /// The server's node cannot run its game type.
     #[error("{0}")]
     Unsupported(String),
+    /// The server was suspended after the command was queued: a start,
+    /// restart or install is not delivered.
+    #[error("the server is suspended: {0}")]
+    Suspended(String),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -54,6 +61,7 @@ impl PlanError {
             PlanError::Plugin { .. } => "plan-failed",
             PlanError::MissingLine => "missing-line",
             PlanError::Unsupported(_) => "unsupported-runtime",
+            PlanError::Suspended(_) => "server-suspended",
             PlanError::Db(_) => "database",
         }
     }
@@ -174,6 +182,11 @@ pub async fn to_wire(
             let server = server::get(db, &command.server_id)
                 .await?
                 .ok_or_else(|| PlanError::ServerGone(command.server_id.clone()))?;
+            // The suspension fails pending commands as it commits; this
+            // catches one read from the outbox just before.
+            if let Some(suspension) = &server.suspension {
+                return Err(PlanError::Suspended(suspension.reason.clone()));
+            }
             let plugin = plugins
                 .and_then(|p| p.active(&server.game_plugin))
                 .ok_or_else(|| PlanError::GameInactive(server.game_plugin.clone()))?;
@@ -228,6 +241,13 @@ pub async fn to_wire(
                     .map_err(|e| failed(e.message))?;
                 let mut plan: cap_protocol::InstallPlan = plan.into();
                 plan.image = plan.image.take().or(install_image).filter(|_| in_container);
+                // A reinstall asked with `wipe` (the command's payload).
+                plan.wipe = command
+                    .payload
+                    .as_ref()
+                    .and_then(|p| p.get("wipe"))
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(false);
                 Action::Install(plan)
             } else {
                 let startup = plugin

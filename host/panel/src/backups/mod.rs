@@ -45,7 +45,12 @@
 //!   are.
 //! - **A deleted server's backups go with it** ([`forget_server`]): its
 //!   Agent deletes the local archives with the server's directory, the
-//!   Panel the S3 ones and the rows. A reinstall keeps them.
+//!   Panel the S3 ones and the rows. A reinstall keeps them, one that
+//!   wipes the server's directory too: local archives are in the node's
+//!   `backups/`, not in the server's directory.
+//! - **Suspended servers** (see `servers::suspension`): a backup may be
+//!   made and downloaded, which only reads the files; a restore, which
+//!   writes them, is refused (`server-suspended`, naming the reason).
 //! - **Hooks (API 0.2.0).** `backup.create`, `backup.restore` and
 //!   `backup.delete` go past the before-hooks before anything is recorded
 //!   or sent (a rotation's deletes too, so a veto there refuses the new

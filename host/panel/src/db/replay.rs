@@ -15,6 +15,8 @@
 //! a row holds into the event they append with it: values, timestamps
 //! (`data.at`, or the event's own `occurred_at` for settings) and, for
 //! secrets, only their SHA-256 (`token_hash`), never the secret itself.
+//! Who did it is the event's actor: a command's `actor_user_id` and a
+//! suspension's `suspended_by` are rebuilt from it.
 //! `node_registration_tokens` is in the set because deleting a node
 //! cascades to its tokens, so they have to be rebuilt with it.
 //!
@@ -266,7 +268,8 @@ macro_rules! insert_projections {
                 pool,
                 "INSERT INTO servers (id, name, owner_id, node_id, game_plugin, game_version, \
                  game_type, image, startup_command, variables, memory_mb, disk_mb, cpu_percent, \
-                 state, created_at, allocation_limit) ",
+                 state, created_at, allocation_limit, suspended_reason, suspended_at, \
+                 suspended_by) ",
             );
             qb.push_values(chunk, |mut row, (id, s)| {
                 row.push_bind(id.as_str())
@@ -284,7 +287,10 @@ macro_rules! insert_projections {
                     .push_bind(s.cpu_percent)
                     .push_bind(s.state.as_str())
                     .push_bind(s.created_at)
-                    .push_bind(s.allocation_limit);
+                    .push_bind(s.allocation_limit)
+                    .push_bind(s.suspension.as_ref().map(|x| x.reason.as_str()))
+                    .push_bind(s.suspension.as_ref().map(|x| x.at))
+                    .push_bind(s.suspension.as_ref().and_then(|x| x.by.as_deref()));
             });
             qb.build().execute(&mut **tx).await?;
         }
@@ -493,6 +499,16 @@ struct ServerState {
     created_at: i64,
     /// How many allocations it may hold besides its primary.
     allocation_limit: i32,
+    suspension: Option<SuspensionState>,
+}
+
+/// A server's suspension: `server.suspended`'s reason and time, and its
+/// actor.
+#[derive(Debug, Clone, PartialEq)]
+struct SuspensionState {
+    reason: String,
+    at: i64,
+    by: Option<String>,
 }
 
 /// An allocation: the server holding it, with its notes and whether it is
@@ -796,6 +812,27 @@ impl Projections {
                 }
                 *allocation = AllocationState::default();
             }
+            ServerEvent::Suspended { subject, data } => {
+                let id = subject.0;
+                let server = self.server(&id)?;
+                if let Some(current) = &server.suspension {
+                    return Err(format!(
+                        "server {id} is suspended already ({})",
+                        current.reason
+                    ));
+                }
+                server.suspension = Some(SuspensionState {
+                    reason: data.reason,
+                    at: data.at,
+                    by: actor_user_id,
+                });
+            }
+            ServerEvent::Unsuspended { subject, .. } => {
+                let id = subject.0;
+                if self.server(&id)?.suspension.take().is_none() {
+                    return Err(format!("server {id} is not suspended"));
+                }
+            }
         }
         Ok(())
     }
@@ -934,6 +971,7 @@ impl Projections {
             state: data.state,
             created_at: data.at,
             allocation_limit: 0,
+            suspension: None,
         };
         self.servers.insert(id, server);
         Ok(())
@@ -1208,6 +1246,73 @@ mod tests {
             ))
             .expect("deleted");
         assert_eq!(at(&state, 25566), AllocationState::default());
+    }
+
+    #[test]
+    fn a_suspension_replays_with_its_actor_and_is_neither_doubled_nor_lifted_twice() {
+        let mut state = Projections::default();
+        state.apply(node_created(1)).expect("created");
+        state
+            .apply(event(
+                2,
+                "node.allocations.added",
+                ("node", "node_1"),
+                json!({"ip": "10.0.0.1", "ports": [25565]}),
+            ))
+            .expect("added");
+        state
+            .apply(event(
+                3,
+                "server.created",
+                ("server", "srv_a"),
+                json!({"name": "a", "owner_id": "u", "node_id": "node_1",
+                       "allocation": "10.0.0.1:25565",
+                       "game": {"plugin": "g", "version": "1.0.0"},
+                       "limits": {"memory_mb": 1, "disk_mb": 1, "cpu_percent": 1},
+                       "variable_values": {}, "state": "offline", "at": 7}),
+            ))
+            .expect("created");
+        let mut suspended = event(
+            4,
+            "server.suspended",
+            ("server", "srv_a"),
+            json!({"reason": "invoice 2041 is unpaid", "at": 9}),
+        );
+        suspended.actor_user_id = Some("plugin:billing".into());
+        state.apply(suspended.clone()).expect("suspended");
+        assert_eq!(
+            state.servers["srv_a"].suspension,
+            Some(SuspensionState {
+                reason: "invoice 2041 is unpaid".into(),
+                at: 9,
+                by: Some("plugin:billing".into()),
+            })
+        );
+        let twice = state
+            .apply(EventRow { id: 5, ..suspended })
+            .expect_err("suspended twice");
+        assert!(twice.contains("is suspended already"), "{twice}");
+        let lifted = || {
+            event(
+                6,
+                "server.unsuspended",
+                ("server", "srv_a"),
+                json!({"reason": "invoice 2041 is unpaid", "at": 10}),
+            )
+        };
+        state.apply(lifted()).expect("lifted");
+        assert_eq!(state.servers["srv_a"].suspension, None);
+        let again = state.apply(lifted()).expect_err("lifted twice");
+        assert!(again.contains("is not suspended"), "{again}");
+        let unknown = state
+            .apply(event(
+                7,
+                "server.suspended",
+                ("server", "srv_gone"),
+                json!({"reason": "x", "at": 11}),
+            ))
+            .expect_err("no such server");
+        assert!(unknown.contains("does not exist"), "{unknown}");
     }
 
     #[test]

@@ -30,6 +30,10 @@
 //!   large upload later takes a new grant for the same path: the Agent
 //!   keeps the received part under a name derived from server, path and
 //!   user, not from the grant.
+//! - **Suspended servers' files are read-only** ([`scope`]): reads and
+//!   downloads go on; the write routes and upload grants are refused by
+//!   the Panel at once (`files-read-only`, naming the suspension), and
+//!   the Agent refuses what reaches it anyway.
 //! - **One Panel process answers.** Requests reach the Agent connected to
 //!   this process; a Panel scaled out behind a balancer needs the request
 //!   routed to the process that holds the node's link (not built yet).
@@ -121,7 +125,8 @@ impl FilesError {
 }
 
 /// What the Agent must enforce on `server`'s files: its game type's
-/// denylist and its disk limit.
+/// denylist, its disk limit, and read-only while it is suspended
+/// ([`crate::servers::suspension`]).
 ///
 /// # Errors
 ///
@@ -136,7 +141,8 @@ pub async fn scope(
     Ok(FileScope {
         denylist: game.file_denylist,
         disk_mb: server.limits.disk_mb,
-        read_only: false,
+        // A suspended server's files are read-only, whoever asks.
+        read_only: server.suspension.is_some(),
     })
 }
 
@@ -182,6 +188,21 @@ async fn game_info(
     }
     .ok_or_else(|| unavailable("it no longer offers the server's game type".to_owned()))?;
     Ok(game)
+}
+
+/// The refusal of a write to a suspended server's files:
+/// `files-read-only`, naming the reason; `None` when `server` is not
+/// suspended.
+pub fn read_only_refusal(server: &Server) -> Option<FilesError> {
+    server.suspension.as_ref().map(|suspension| {
+        FilesError::Agent(FileError::new(
+            cap_protocol::files::FileErrorCode::ReadOnly,
+            format!(
+                "server {} is suspended ({}): its files are read-only",
+                server.id, suspension.reason
+            ),
+        ))
+    })
 }
 
 /// Runs `op` on `server`'s files through its Agent.

@@ -9,7 +9,12 @@
 //!    marks the node online (`node.online`, hooks) and delivers every
 //!    unfinished command of the node, oldest first.
 //! 2. Commands queued later are delivered when [`crate::agents::AgentHub::wake`]
-//!    is called, or by the [`POLL_INTERVAL`] poll. Acks and results move
+//!    is called, or by the [`POLL_INTERVAL`] poll; before them, whenever
+//!    it changed (and once per session), the node's set of suspended
+//!    servers, whose files the Agent then holds read-only
+//!    ([`PanelMessage::ReadOnlyServers`]). A suspended server the Agent
+//!    reports starting or running is stopped again
+//!    ([`crate::servers::suspension::stop_if_suspended`]). Acks and results move
 //!    the outbox rows; state changes update the server
 //!    (`server.state.changed`, `server.state-changed` hooks); console
 //!    batches, classified events and stats go to the server's console
@@ -45,7 +50,7 @@ use crate::agents::{AgentHub, ConsoleFrame, ServerStats};
 use crate::db::Actor;
 use crate::plugins::hooks;
 use crate::servers::registration::{HEARTBEAT_SECONDS, authenticate_node};
-use crate::servers::{CommandOutbox, ServersError, nodes, server};
+use crate::servers::{CommandOutbox, ServersError, nodes, server, suspension};
 
 /// How long the Agent has to send its hello.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(15);
@@ -164,6 +169,9 @@ struct Session {
     /// Where the node's servers reach its host, as the Agent's hello said:
     /// plans are made while the Agent that said it is connected.
     host_address: Option<String>,
+    /// The node's suspended servers as last sent to the Agent
+    /// ([`PanelMessage::ReadOnlyServers`]); `None` until the first send.
+    read_only_sent: Option<Vec<String>>,
 }
 
 type Sink = futures::stream::SplitSink<WebSocket, Message>;
@@ -183,6 +191,7 @@ impl Session {
             foreign: HashSet::new(),
             heartbeat: Duration::from_secs(u64::from(HEARTBEAT_SECONDS)),
             host_address: None,
+            read_only_sent: None,
         }
     }
 
@@ -554,6 +563,13 @@ impl Session {
                     &Actor::system(),
                 );
                 hooks::spawn_after(self.state.plugins(), event);
+                match suspension::stop_if_suspended(self.state.db(), &changed).await {
+                    Ok(Some(_)) => self.hub.wake(&self.node_id),
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::warn!(server = %server_id, %error, "could not stop a suspended server again");
+                    }
+                }
             }
             Ok(None) => {}
             Err(error) => {
@@ -590,8 +606,32 @@ impl Session {
             .broadcast(ConsoleFrame::Event(event));
     }
 
-    /// Sends every unfinished command not sent in this session yet.
+    /// Tells the Agent the node's suspended servers when the set changed
+    /// since it was last told (and once per session): their files are
+    /// read-only to every SFTP session and transfer already open.
+    async fn push_read_only(&mut self, sink: &mut Sink) -> Result<(), &'static str> {
+        let suspended = match suspension::suspended_on_node(self.state.db(), &self.node_id).await {
+            Ok(suspended) => suspended,
+            Err(error) => {
+                tracing::warn!(node = %self.node_id, %error, "could not read the node's suspended servers");
+                return Ok(());
+            }
+        };
+        if self.read_only_sent.as_ref() == Some(&suspended) {
+            return Ok(());
+        }
+        let message = PanelMessage::ReadOnlyServers {
+            server_ids: suspended.clone(),
+        };
+        send(sink, &message).await?;
+        self.read_only_sent = Some(suspended);
+        Ok(())
+    }
+
+    /// Sends the node's read-only servers when they changed, then every
+    /// unfinished command not sent in this session yet.
     async fn deliver(&mut self, sink: &mut Sink) -> Result<(), &'static str> {
+        self.push_read_only(sink).await?;
         let commands = match self.outbox.unfinished(&self.node_id, BATCH).await {
             Ok(commands) => commands,
             Err(error) => {

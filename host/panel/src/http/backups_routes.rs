@@ -11,7 +11,7 @@
 //! | `GET /backups`, `GET /backups/{backup}` | `backup.read` |
 //! | `POST /backups` (`202`: the Agent makes it) | `backup.create` |
 //! | `DELETE /backups/{backup}`, `POST /backups/{backup}/lock` (toggle) | `backup.delete` |
-//! | `POST /backups/{backup}/restore` (`202`) | `backup.restore` |
+//! | `POST /backups/{backup}/restore` (`202`; `409 server-suspended` while the server is suspended) | `backup.restore` |
 //! | `POST /backups/{backup}/download` (a signed URL) | `backup.download` |
 //! | `PUT /servers/{id}/backup-limit` | `admin.servers` |
 //! | `GET`, `PUT`, `DELETE /backup-storage` (S3 settings) | `settings.read`, `settings.write` |
@@ -45,8 +45,8 @@ use crate::backups::{self, Backup, BackupsError, storage};
 use crate::files::{self, GRANT_TTL};
 use crate::identity::permissions::{Gate, Permission};
 use crate::plugins::hooks;
-use crate::servers::ServersError;
 use crate::servers::server::Server;
+use crate::servers::{ServersError, suspension};
 use cap_runtime::api::EventKind;
 
 pub use crate::agents::backups::{MAX_IGNORE_BYTES, MAX_IGNORE_LINES, MAX_NAME};
@@ -490,7 +490,7 @@ pub(super) async fn lock(
     request_body = RestoreRequest,
     responses(
         (status = 202, description = "Asked of the Agent: `restore.state` is `running` until it reports", body = BackupBody),
-        (status = 409, description = "The backup is not complete, the server is running, or a backup or restore runs"),
+        (status = 409, description = "The backup is not complete, the server is running or suspended, or a backup or restore runs"),
         (status = 404, description = "No such server or backup"),
         (status = 503, description = "The node is offline"),
     )
@@ -502,6 +502,11 @@ pub(super) async fn restore(
     ApiJson(body): ApiJson<RestoreRequest>,
 ) -> ApiResult<(StatusCode, Json<BackupBody>)> {
     let server = server_for(&state, &auth, &id, Gate::BACKUP_RESTORE).await?;
+    // A restore writes the server's files, which a suspension makes
+    // read-only (creating and downloading backups only read them).
+    if let Some(suspended) = &server.suspension {
+        return Err(suspension::refusal(&server.id, suspended).into());
+    }
     let backup = backup_of(&state, &server, &backup).await?;
     let sha256 = match (&backup.sha256, backup.state.as_str()) {
         (Some(sha256), backups::state::DONE) => sha256.clone(),

@@ -5,6 +5,9 @@
 //!   unsupported-media-type`; over the body limit → `413
 //!   payload-too-large`; not JSON → `400 malformed-json`; JSON of the wrong
 //!   shape → `422 validation-failed` naming the field's path.
+//! - [`OptionalApiJson<T>`]: an optional JSON body: an empty body (with
+//!   or without a content type) or a JSON `null` is `T::default()`,
+//!   anything else is read as [`ApiJson<T>`] reads it.
 //! - [`ApiQuery<T>`]: the query string. Anything that does not deserialize
 //!   → `422 validation-failed` naming the parameter.
 
@@ -44,6 +47,44 @@ where
                 }
             })?;
         parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// An optional JSON request body: `T::default()` when the body is empty
+/// or `null`, else as [`ApiJson<T>`] (see the module docs). For routes that take
+/// options, so that a client sending nothing keeps working.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OptionalApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for OptionalApiJson<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let json = has_json_content_type(request.headers());
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::BadRequest(rejection.body_text())
+                }
+            })?;
+        // `null` is no body too (the document's schema of an optional
+        // body is "this, or null").
+        if bytes.trim_ascii().is_empty() || (json && bytes.trim_ascii() == b"null") {
+            return Ok(OptionalApiJson(T::default()));
+        }
+        if !json {
+            return Err(ApiError::UnsupportedMediaType(
+                "the body must be JSON, sent with Content-Type: application/json (or empty)".into(),
+            ));
+        }
+        parse_json(&bytes).map(OptionalApiJson)
     }
 }
 
@@ -247,5 +288,61 @@ mod tests {
         assert!(!check("text/plain"));
         assert!(!check("application/jsonx"));
         assert!(!has_json_content_type(&HeaderMap::new()));
+    }
+
+    #[derive(Debug, Default, PartialEq, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Options {
+        #[serde(default)]
+        wipe: bool,
+    }
+
+    async fn optional(content_type: Option<&str>, body: &'static str) -> Result<Options, ApiError> {
+        let mut request = axum::http::Request::builder().method("POST").uri("/");
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        let request = request
+            .body(axum::body::Body::from(body))
+            .expect("a request");
+        OptionalApiJson::<Options>::from_request(request, &())
+            .await
+            .map(|OptionalApiJson(options)| options)
+    }
+
+    #[tokio::test]
+    async fn an_optional_body_may_be_empty_or_null_and_is_otherwise_read_as_json() {
+        const JSON: Option<&str> = Some("application/json");
+        for (content_type, body) in [(None, ""), (JSON, ""), (JSON, " null ")] {
+            assert_eq!(
+                optional(content_type, body).await.expect("no options"),
+                Options::default(),
+                "{body:?}"
+            );
+        }
+        assert_eq!(
+            optional(JSON, r#"{"wipe": true}"#).await.expect("options"),
+            Options { wipe: true }
+        );
+        assert!(matches!(
+            optional(None, r#"{"wipe": true}"#).await,
+            Err(ApiError::UnsupportedMediaType(_))
+        ));
+        assert!(matches!(
+            optional(Some("text/plain"), "null").await,
+            Err(ApiError::UnsupportedMediaType(_))
+        ));
+        assert!(matches!(
+            optional(JSON, "{").await,
+            Err(ApiError::MalformedJson(_))
+        ));
+        let wrong = optional(JSON, r#"{"wipe": "yes"}"#)
+            .await
+            .expect_err("not a boolean");
+        assert_eq!(field_errors(wrong)[0].0, "wipe");
+        let unknown = optional(JSON, r#"{"wip": true}"#)
+            .await
+            .expect_err("an unknown field");
+        assert_eq!(field_errors(unknown)[0].0, "wip");
     }
 }

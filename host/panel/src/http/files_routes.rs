@@ -20,7 +20,9 @@
 //! codes: `file-not-found`, `file-denied` (the game type's denylist),
 //! `file-outside-server`, `disk-limit`, `archive-refused`, and the rest of
 //! the "Server files" rows of the code table; a node that is not connected
-//! answers `503 node-offline`.
+//! answers `503 node-offline`. A suspended server's files are read-only:
+//! every write route and upload grant answers `409 files-read-only`,
+//! naming the suspension's reason; lists, stats and downloads go on.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -254,7 +256,13 @@ async fn run(
     let scope = files::scope(state.plugins(), server)
         .await
         .map_err(FilesError::from)?;
-    let event = match write_event(server, &op) {
+    let write = write_event(server, &op);
+    if write.is_some()
+        && let Some(refusal) = files::read_only_refusal(server)
+    {
+        return Err(refusal.into());
+    }
+    let event = match write {
         Some(info) => Some(
             hooks::run_before(
                 state.plugins(),
@@ -588,6 +596,9 @@ pub(super) async fn pull(
     ApiJson(body): ApiJson<PullBody>,
 ) -> ApiResult<Json<FileEntry>> {
     let (server, _) = server_for(&state, &auth, &id, Gate::FILE_CREATE).await?;
+    if let Some(refusal) = files::read_only_refusal(&server) {
+        return Err(refusal.into());
+    }
     let settings = &state.config().files;
     if !settings.pull {
         return Err(ApiError::refused(
@@ -771,6 +782,9 @@ pub(super) async fn upload(
         access.require(Gate::FILE_CREATE)?;
     }
     check_path("path", &body.path)?;
+    if let Some(refusal) = files::read_only_refusal(&server) {
+        return Err(refusal.into());
+    }
     let scope = files::scope(state.plugins(), &server)
         .await
         .map_err(FilesError::from)?;

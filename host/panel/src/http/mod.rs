@@ -83,6 +83,7 @@ pub mod roles_routes;
 pub mod servers_routes;
 pub mod settings_routes;
 pub mod ssh_keys_routes;
+pub mod suspension_routes;
 pub mod timers_routes;
 pub mod totp_routes;
 pub mod ui_routes;
@@ -278,6 +279,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(ssh_keys_routes::router())
         .merge(nodes_routes::router())
         .merge(servers_routes::router())
+        .merge(suspension_routes::router())
         .merge(files_routes::router())
         .merge(backups_routes::router())
         .merge(databases_routes::router())

@@ -88,7 +88,7 @@ pub struct GrantSet {
     /// Event topics it may publish.
     pub events_publish: BTreeSet<String>,
     /// Panel API scopes (`servers.read`, `console.send`, `power`,
-    /// `backups.create`).
+    /// `backups.create`, `servers.suspend`).
     pub panel: BTreeSet<String>,
     /// Timers (API 0.2.0): wake-ups delivered to the plugin's after-hook.
     pub timers: bool,

@@ -11,7 +11,10 @@
 //! Errors specific to servers have their own problem codes: `hook-denied`
 //! (`403`, a plugin's before-hook refused; its reason is the `detail`),
 //! `plugin-unavailable` (`503`, the game-type plugin failed),
-//! `allocation-unavailable`, `server-deleting`, `subuser-exists` (`409`).
+//! `allocation-unavailable`, `server-deleting`, `subuser-exists`,
+//! `server-suspended` (a start, restart, reinstall or console command of a
+//! suspended server; the `detail` names the reason) and `server-running`
+//! (a reinstall of a running server) (`409`).
 //! Power actions, installs, console commands and deletions are queued for
 //! the server's Agent and answered `202 {"commandId": …}`.
 
@@ -31,7 +34,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::auth::Authenticated;
 use super::error::{ApiError, ApiResult, Code, FieldError, FieldLocation};
-use super::extract::ApiJson;
+use super::extract::{ApiJson, OptionalApiJson};
 use super::pagination::{Cursor, PageParams, Pagination};
 use crate::identity::permissions::{Gate, Permission, Scope};
 use crate::identity::users;
@@ -41,7 +44,7 @@ use crate::servers::commands::{self, Command, CommandAction};
 use crate::servers::server::{
     self, NewServer, Server, ServerChanges, ServerResourceLimits, Visibility,
 };
-use crate::servers::{ServersError, nodes, subusers};
+use crate::servers::{ServersError, Suspension, nodes, subusers};
 
 impl From<ServersError> for ApiError {
     fn from(e: ServersError) -> Self {
@@ -224,6 +227,30 @@ pub struct ServerBody {
     /// node's Agent serves SFTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sftp: Option<SftpBody>,
+    /// Its suspension, while it is suspended (absent otherwise): it cannot
+    /// be started, restarted, reinstalled or sent console commands, and
+    /// its files are read-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspension: Option<SuspensionBody>,
+}
+
+/// A server's suspension, as its users see it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SuspensionBody {
+    /// Why it is suspended.
+    pub reason: String,
+    /// Since when (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+}
+
+impl From<&Suspension> for SuspensionBody {
+    fn from(s: &Suspension) -> Self {
+        SuspensionBody {
+            reason: s.reason.clone(),
+            since: s.since,
+        }
+    }
 }
 
 /// Where a user signs in to a server over SFTP.
@@ -266,7 +293,7 @@ async fn sftp_body(
     }))
 }
 
-async fn server_body(
+pub(super) async fn server_body(
     state: &AppState,
     server: &Server,
     access: &ServerAccess,
@@ -310,6 +337,7 @@ async fn server_body_with(
         permissions: access.permissions.clone(),
         created_at: server.created_at,
         sftp: None,
+        suspension: server.suspension.as_ref().map(SuspensionBody::from),
     }
 }
 
@@ -787,6 +815,11 @@ async fn queue(
         &auth.actor,
     )
     .await?;
+    accepted(state, command)
+}
+
+/// `202` for `command`, queued: wakes its node's Agent.
+fn accepted(state: &AppState, command: Command) -> ApiResult<(StatusCode, Json<CommandAccepted>)> {
     if let Some(node) = &command.node_id {
         state.agents().wake(node);
     }
@@ -837,7 +870,7 @@ pub(super) async fn delete(
         (status = 202, description = "Queued", body = CommandAccepted),
         (status = 403, description = "a plugin denied it (hook-denied)"),
         (status = 404, description = "No such server"),
-        (status = 409, description = "Being deleted"),
+        (status = 409, description = "Being deleted, or suspended (server-suspended: start and restart)"),
         (status = 422, description = "Unknown action"),
     )
 )]
@@ -856,8 +889,23 @@ pub(super) async fn power(
     queue(&state, &auth, &id, action, None).await
 }
 
+/// `POST /servers/{id}/install` (the body is optional: none keeps the
+/// files).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstallRequest {
+    /// Empty the server's directory before the install plan runs (its
+    /// backups live elsewhere and stay); default false: the files are
+    /// kept and the plan runs over them.
+    #[serde(default)]
+    pub wipe: bool,
+}
+
 /// (Re)installs a server with its game's install plan
-/// (`settings.reinstall`).
+/// (`settings.reinstall`), over its files or, with `wipe`, into an
+/// emptied directory. Refused while the server is starting, running,
+/// stopping or installing (`server-running`: stop it first; the Agent does
+/// not install over a live server) and while it is suspended.
 #[utoipa::path(
     post,
     path = "/servers/{id}/install",
@@ -865,19 +913,27 @@ pub(super) async fn power(
     security(("bearer" = [])),
     extensions(("x-permissions" = json!([Permission::SettingsReinstall]))),
     params(("id" = String, Path, description = "The server's id")),
+    request_body = Option<InstallRequest>,
     responses(
         (status = 202, description = "Queued", body = CommandAccepted),
         (status = 403, description = "a plugin denied it (hook-denied)"),
         (status = 404, description = "No such server"),
-        (status = 409, description = "Being deleted"),
+        (status = 409, description = "Being deleted (server-deleting), running (server-running) or suspended (server-suspended)"),
+        (status = 422, description = "A body that is not an install request"),
     )
 )]
 pub(super) async fn install(
     auth: Authenticated,
     State(state): State<AppState>,
     Path(id): Path<String>,
+    OptionalApiJson(body): OptionalApiJson<InstallRequest>,
 ) -> ApiResult<(StatusCode, Json<CommandAccepted>)> {
-    queue(&state, &auth, &id, CommandAction::Install, None).await
+    let (server, access) = visible(&state, &auth, &id).await?;
+    access.require(CommandAction::Install.permission())?;
+    let command =
+        commands::enqueue_install(state.db(), state.plugins(), &server, body.wipe, &auth.actor)
+            .await?;
+    accepted(&state, command)
 }
 
 /// Sends one line to a server's console (`control.console`).
@@ -893,6 +949,7 @@ pub(super) async fn install(
         (status = 202, description = "Queued", body = CommandAccepted),
         (status = 403, description = "a plugin denied it (hook-denied)"),
         (status = 404, description = "No such server"),
+        (status = 409, description = "Being deleted, or suspended (server-suspended)"),
         (status = 422, description = "Not one line"),
     )
 )]

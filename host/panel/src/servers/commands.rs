@@ -28,6 +28,25 @@
 //! A command moves `pending` → `acked` → `done` or `failed` (`pending` may
 //! go straight to `done` or `failed`); anything else is refused, so a late
 //! or repeated report cannot rewrite history.
+//!
+//! **The suspension choke point.** Every command is recorded by [`record`],
+//! and for the actions a suspension refuses (start, restart, install,
+//! console: [`CommandAction::refused_while_suspended`]) it first touches
+//! the server's row on the condition that it is not suspended, in the
+//! command's own transaction. So whatever path queues a command (the REST
+//! routes, the console socket, a plugin's `panel` capability, a future
+//! scheduler), a suspended server is refused with `server-suspended`
+//! naming the reason, and a suspension racing with a start either comes
+//! first (the start is refused) or second (the suspension fails the
+//! pending start; see [`super::suspension`]). [`enqueue`] refuses earlier
+//! still, before the before-hooks run, from the server it was given.
+//!
+//! **Reinstalls** ([`enqueue_install`]) carry `{"wipe": true}` when the
+//! caller asked for the server's directory to be emptied first, and are
+//! refused (`server-running`, naming the state) while the server is
+//! starting, running, stopping or installing: the Agent does not install
+//! over a live server, and the Panel says so before queueing rather than
+//! leaving a failed command behind. Stop the server first.
 
 use std::fmt;
 use std::str::FromStr;
@@ -38,7 +57,7 @@ use sqlx::types::Json;
 use time::OffsetDateTime;
 
 use super::server::{self, STATE_DELETING, Server, server_info};
-use super::{ServersError, new_id};
+use super::{ServersError, new_id, suspension};
 use crate::db::domain::{CommandQueued, CommandSettled, ServerDeleted, ServerEvent, ServerId};
 use crate::db::{
     Actor, Database, DbError, NewEvent, from_micros, now, on_pool, query_builder, to_micros,
@@ -95,6 +114,19 @@ impl CommandAction {
             CommandAction::Delete => EventKind::ServerDelete,
             CommandAction::Console => EventKind::ConsoleCommand,
         }
+    }
+
+    /// True if and only if a suspended server is refused the action:
+    /// start, restart, install and console commands (stops, kills and
+    /// deletions go on).
+    pub fn refused_while_suspended(self) -> bool {
+        matches!(
+            self,
+            CommandAction::Start
+                | CommandAction::Restart
+                | CommandAction::Install
+                | CommandAction::Console
+        )
     }
 
     /// The gate of the server permission the action needs (Pterodactyl's
@@ -305,22 +337,36 @@ pub async fn enqueue_for_plugin(
         plugins,
         server,
         action,
-        line,
+        line.map_or(Input::None, Input::Line),
         Some(plugin),
         &actor,
     ))
     .await
 }
 
+/// What a command carries besides its action.
+#[derive(Debug, Clone, Copy)]
+enum Input<'a> {
+    /// Nothing.
+    None,
+    /// A console line (for [`CommandAction::Console`]).
+    Line(&'a str),
+    /// Empty the server's directory before the install plan runs.
+    Wipe,
+}
+
 /// Records `action` for `server` after its before-hooks allow it; `line`
 /// is the console command for [`CommandAction::Console`] (a before-hook
-/// may rewrite it).
+/// may rewrite it). An install keeps the server's files
+/// ([`enqueue_install`] may empty them first).
 ///
 /// # Errors
 ///
 /// [`ServersError::Conflict`] (`server-deleting`) for a server being
-/// deleted, [`ServersError::Invalid`] for a bad console line,
-/// [`ServersError::HookDenied`], database errors.
+/// deleted, `server-suspended` (naming the reason) for a start, restart,
+/// install or console command to a suspended server, `server-running` for
+/// an install of a running one; [`ServersError::Invalid`] for a bad console
+/// line, [`ServersError::HookDenied`], database errors.
 pub async fn enqueue(
     db: &Database,
     plugins: Option<&PluginManager>,
@@ -329,8 +375,40 @@ pub async fn enqueue(
     line: Option<&str>,
     actor: &Actor,
 ) -> Result<Command, ServersError> {
-    enqueue_as(db, plugins, server, action, line, None, actor).await
+    let input = line.map_or(Input::None, Input::Line);
+    enqueue_as(db, plugins, server, action, input, None, actor).await
 }
+
+/// Records a (re)install of `server`, as [`enqueue`] does; with `wipe`,
+/// its Agent empties the server's directory before the install plan runs
+/// (the command's payload is `{"wipe": true}`).
+///
+/// # Errors
+///
+/// As [`enqueue`].
+pub async fn enqueue_install(
+    db: &Database,
+    plugins: Option<&PluginManager>,
+    server: &Server,
+    wipe: bool,
+    actor: &Actor,
+) -> Result<Command, ServersError> {
+    let input = if wipe { Input::Wipe } else { Input::None };
+    enqueue_as(
+        db,
+        plugins,
+        server,
+        CommandAction::Install,
+        input,
+        None,
+        actor,
+    )
+    .await
+}
+
+/// The states in which a server is refused an install: its process is
+/// alive, or an install runs.
+pub const NOT_INSTALLABLE: [&str; 4] = ["starting", "running", "stopping", "installing"];
 
 /// [`enqueue`] for a user (`plugin` is `None`: after-hooks fire) or for a
 /// plugin (named in the event; no after-hooks).
@@ -339,7 +417,7 @@ async fn enqueue_as(
     plugins: Option<&PluginManager>,
     server: &Server,
     action: CommandAction,
-    line: Option<&str>,
+    input: Input<'_>,
     plugin: Option<&str>,
     actor: &Actor,
 ) -> Result<Command, ServersError> {
@@ -349,7 +427,27 @@ async fn enqueue_as(
             "the server is being deleted",
         ));
     }
-    let mut line = line.map(str::to_owned);
+    if action.refused_while_suspended()
+        && let Some(suspended) = &server.suspension
+    {
+        return Err(suspension::refusal(&server.id, suspended));
+    }
+    if action == CommandAction::Install && NOT_INSTALLABLE.contains(&server.state.as_str()) {
+        let then = if server.state == "installing" {
+            "wait for that install to end"
+        } else {
+            "stop it before reinstalling"
+        };
+        return Err(ServersError::conflict(
+            Code::ServerRunning,
+            format!("the server is {}: {then}", server.state),
+        ));
+    }
+    let (mut line, wipe) = match input {
+        Input::None => (None, false),
+        Input::Line(line) => (Some(line.to_owned()), false),
+        Input::Wipe => (None, true),
+    };
     if action == CommandAction::Console {
         let text = line.as_deref().unwrap_or_default();
         if text.trim().is_empty() || text.len() > MAX_CONSOLE_BYTES || text.contains(['\n', '\r']) {
@@ -374,25 +472,28 @@ async fn enqueue_as(
     {
         line = Some(info.line.clone());
     }
-    let command = record(db, server, action, line, plugin, actor).await?;
+    let payload = match (line, wipe) {
+        (Some(line), _) => Some(json!({ "line": line })),
+        (None, true) => Some(json!({ "wipe": true })),
+        (None, false) => None,
+    };
+    let command = record(db, server, action, payload, plugin, actor).await?;
     if plugin.is_none() {
         spawn_after(plugins, allowed);
     }
     Ok(command)
 }
 
-/// Records a command without hooks (the caller ran them, or it comes from
-/// `plugin`, named in the event).
-pub(crate) async fn record(
-    db: &Database,
+/// A new pending command for `server` and its `server.command.queued`
+/// event, not yet stored (see [`insert_command!`]).
+pub(crate) fn new_command(
     server: &Server,
     action: CommandAction,
-    line: Option<String>,
+    payload: Option<Value>,
     plugin: Option<&str>,
     actor: &Actor,
-) -> Result<Command, ServersError> {
+) -> (Command, NewEvent) {
     let at = now();
-    let payload = line.map(|line| json!({ "line": line }));
     let command = Command {
         id: new_id("cmd"),
         server_id: server.id.clone(),
@@ -417,8 +518,74 @@ pub(crate) async fn record(
         },
     })
     .actor(actor.clone());
+    (command, event)
+}
+
+/// Inserts `$command` (a `&Command` from [`new_command`]) into
+/// `server_commands` inside the transaction `$tx` on `$pool`; a macro
+/// because each backend's transaction is its own type (`on_pool!` expands
+/// it once per backend). The caller records the event.
+macro_rules! insert_command {
+    ($pool:ident, $tx:ident, $command:expr) => {{
+        let command: &$crate::servers::commands::Command = $command;
+        let mut qb = $crate::db::query_builder(
+            $pool,
+            "INSERT INTO server_commands (id, server_id, node_id, action, state, payload, \
+             actor_user_id, created_at, updated_at) VALUES (",
+        );
+        qb.separated(", ")
+            .push_bind(command.id.as_str())
+            .push_bind(command.server_id.as_str())
+            .push_bind(command.node_id.as_deref())
+            .push_bind(command.action.as_str())
+            .push_bind(command.state.as_str())
+            .push_bind(command.payload.as_ref().map(sqlx::types::Json))
+            .push_bind(command.actor_user_id.as_deref())
+            .push_bind($crate::db::to_micros(command.created_at))
+            .push_bind($crate::db::to_micros(command.updated_at));
+        qb.push(")");
+        qb.build().execute(&mut *$tx).await?;
+    }};
+}
+pub(crate) use insert_command;
+
+/// Records a command without hooks (the caller ran them, or it comes from
+/// `plugin`, named in the event); `payload` is `{"line": …}` for a console
+/// command, `{"wipe": true}` for an install that empties the server's
+/// directory first. See the module docs for the suspension check.
+pub(crate) async fn record(
+    db: &Database,
+    server: &Server,
+    action: CommandAction,
+    payload: Option<Value>,
+    plugin: Option<&str>,
+    actor: &Actor,
+) -> Result<Command, ServersError> {
+    let (command, event) = new_command(server, action, payload, plugin, actor);
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
+        if action.refused_while_suspended() {
+            // Holds the server's row (the write lock on SQLite) until the
+            // command is in: a suspension waits for it, or it for the
+            // suspension, which it then sees.
+            let mut qb = query_builder(
+                pool,
+                "UPDATE servers SET suspended_at = suspended_at WHERE id = ",
+            );
+            qb.push_bind(server.id.as_str())
+                .push(" AND suspended_at IS NULL");
+            if qb.build().execute(&mut *tx).await?.rows_affected() != 1 {
+                let mut qb =
+                    query_builder(pool, "SELECT suspended_reason FROM servers WHERE id = ");
+                qb.push_bind(server.id.as_str());
+                let reason: Option<Option<String>> =
+                    qb.build_query_scalar().fetch_optional(&mut *tx).await?;
+                return Err(match reason {
+                    Some(Some(reason)) => suspension::refusal_for(&server.id, &reason),
+                    _ => ServersError::NotFound(format!("server {}", server.id)),
+                });
+            }
+        }
         if action == CommandAction::Delete {
             let mut qb = query_builder(pool, "UPDATE servers SET state = ");
             qb.push_bind(STATE_DELETING)
@@ -433,23 +600,7 @@ pub(crate) async fn record(
                 ));
             }
         }
-        let mut qb = query_builder(
-            pool,
-            "INSERT INTO server_commands (id, server_id, node_id, action, state, payload, \
-             actor_user_id, created_at, updated_at) VALUES (",
-        );
-        qb.separated(", ")
-            .push_bind(command.id.as_str())
-            .push_bind(command.server_id.as_str())
-            .push_bind(command.node_id.as_deref())
-            .push_bind(action.as_str())
-            .push_bind(CommandState::Pending.as_str())
-            .push_bind(command.payload.as_ref().map(Json))
-            .push_bind(command.actor_user_id.as_deref())
-            .push_bind(to_micros(at))
-            .push_bind(to_micros(at));
-        qb.push(")");
-        qb.build().execute(&mut *tx).await?;
+        insert_command!(pool, tx, &command);
         tx.record(&event).await?;
         tx.commit().await?;
     });

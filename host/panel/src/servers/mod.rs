@@ -12,6 +12,7 @@
 //! | [`access`] | Who may see and do what on a server (owner, subuser, admin) |
 //! | [`commands`] | Lifecycle commands and the [`CommandOutbox`] the Agent link delivers from |
 //! | [`subusers`] | Other users given a subset of permissions on one server |
+//! | [`suspension`] | Suspending a server (stopped, no starts, installs or console, read-only files) and lifting it |
 //! | [`panel_api`] | [`DbPanelApi`], the plugins' `panel` capability over the database |
 //! | [`game_catalogue`] | Game types imported as documents (eggs) through a `game-catalogue` plugin |
 //!
@@ -52,6 +53,7 @@ pub mod panel_api;
 pub mod registration;
 pub mod server;
 pub mod subusers;
+pub mod suspension;
 pub mod variables;
 
 pub use access::ServerAccess;
@@ -61,6 +63,7 @@ pub use panel_api::{BackupStarter, DbPanelApi};
 pub use registration::{Registration, RegistrationRequest, authenticate_node};
 pub use server::{NewServer, Server, ServerChanges, ServerResourceLimits};
 pub use subusers::Subuser;
+pub use suspension::Suspension;
 
 /// Wakes node `node_id`'s Agent session after a command was queued for it
 /// (see `crate::agents::AgentHub::wake`).

@@ -16,6 +16,13 @@
 //! Panel's is `crate::agents::backups::AgentBackups`, which runs the very
 //! path `POST /servers/{id}/backups` runs). Without one, `create-backup`
 //! answers `unavailable`.
+//!
+//! Suspensions (`servers.suspend`) go through
+//! [`suspension::suspend_for_plugin`] and
+//! [`suspension::unsuspend_for_plugin`]: the same checks and before-hooks
+//! as an administrator's, the plugin as the actor, no after-hooks. The
+//! Panel's refusals reach the plugin as `invalid` with their sentence (a
+//! before-hook's reason, "is suspended: …", "is not suspended").
 
 use std::sync::Arc;
 
@@ -23,8 +30,9 @@ use cap_runtime::api::{PowerSignal, ServerSummary};
 use cap_runtime::capabilities::panel::PanelApi;
 use cap_runtime::capabilities::{BoxFuture, ServiceError};
 
-use super::commands::{self, CommandAction};
+use super::commands::CommandAction;
 use super::server::{self, STATE_DELETING, Server, Visibility};
+use super::{ServersError, commands, suspension};
 use crate::db::{Database, DbError};
 use crate::plugins::{PluginManager, WeakPluginManager};
 
@@ -198,6 +206,40 @@ impl PanelApi for DbPanelApi {
             starter.start(plugin, &server, name).await
         })
     }
+
+    fn suspend_server<'a>(
+        &'a self,
+        plugin: &'a str,
+        server_id: &'a str,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<(), ServiceError>> {
+        Box::pin(async move {
+            let server = self.server(server_id).await?;
+            let plugins = self.plugins.get().and_then(WeakPluginManager::upgrade);
+            suspension::suspend_for_plugin(&self.db, plugins.as_ref(), &server, reason, plugin)
+                .await
+                .map_err(refused)?;
+            // The stop, and the read-only files, reach the Agent at once.
+            self.wake(&server);
+            Ok(())
+        })
+    }
+
+    fn unsuspend_server<'a>(
+        &'a self,
+        plugin: &'a str,
+        server_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), ServiceError>> {
+        Box::pin(async move {
+            let server = self.server(server_id).await?;
+            let plugins = self.plugins.get().and_then(WeakPluginManager::upgrade);
+            suspension::unsuspend_for_plugin(&self.db, plugins.as_ref(), &server, plugin)
+                .await
+                .map_err(refused)?;
+            self.wake(&server);
+            Ok(())
+        })
+    }
 }
 
 impl DbPanelApi {
@@ -216,13 +258,26 @@ impl DbPanelApi {
         let plugins = self.plugins.get().and_then(WeakPluginManager::upgrade);
         commands::enqueue_for_plugin(&self.db, plugins.as_ref(), server, action, line, plugin)
             .await
-            .map_err(|e| match e {
-                super::ServersError::Db(e) => unavailable(e),
-                other => ServiceError::Invalid(other.to_string()),
-            })?;
+            .map_err(refused)?;
+        self.wake(server);
+        Ok(())
+    }
+
+    /// Wakes `server`'s node's Agent session, when there is a waker.
+    fn wake(&self, server: &Server) {
         if let (Some(waker), Some(node)) = (&self.waker, &server.node_id) {
             waker(node);
         }
-        Ok(())
+    }
+}
+
+/// What a plugin is told of a refusal: the database's failure as
+/// `unavailable`, a server gone as `not-found`, anything else as `invalid`
+/// with its sentence.
+fn refused(error: ServersError) -> ServiceError {
+    match error {
+        ServersError::Db(e) => unavailable(e),
+        ServersError::NotFound(what) => ServiceError::NotFound(what),
+        other => ServiceError::Invalid(other.to_string()),
     }
 }

@@ -25,6 +25,7 @@ use sqlx::types::Json;
 use time::OffsetDateTime;
 
 use super::nodes::{self, USAGE_QUERY, check_resource, sum_usage};
+use super::suspension::Suspension;
 use super::{FieldProblem, ServersError, check_text, new_id, to_i64, to_u64, variables};
 use crate::db::domain::{
     GameVersion, Resources, ServerCreated, ServerEvent, ServerId, ServerUpdated, StateChanged,
@@ -90,6 +91,8 @@ pub struct Server {
     pub state: String,
     /// When it was created.
     pub created_at: OffsetDateTime,
+    /// Its suspension, while it is suspended ([`super::suspension`]).
+    pub suspension: Option<Suspension>,
 }
 
 /// A server to create.
@@ -154,6 +157,9 @@ struct ServerRow {
     cpu_percent: i64,
     state: String,
     created_at: i64,
+    suspended_reason: Option<String>,
+    suspended_at: Option<i64>,
+    suspended_by: Option<String>,
     /// The server's primary allocation.
     #[sqlx(skip)]
     #[serde(default)]
@@ -162,13 +168,28 @@ struct ServerRow {
 
 const SERVER_COLUMNS: &str = "SELECT s.id, s.name, s.owner_id, s.node_id, s.game_plugin, \
      s.game_version, s.game_type, s.image, s.startup_command, s.variables, s.memory_mb, s.disk_mb, s.cpu_percent, \
-     s.state, s.created_at FROM servers s";
+     s.state, s.created_at, s.suspended_reason, s.suspended_at, s.suspended_by FROM servers s";
 
 impl TryFrom<ServerRow> for Server {
     type Error = DbError;
 
     fn try_from(row: ServerRow) -> Result<Self, DbError> {
+        let suspension = match (row.suspended_reason, row.suspended_at) {
+            (None, None) => None,
+            (Some(reason), Some(at)) => Some(Suspension {
+                reason,
+                since: from_micros(at)?,
+                by: row.suspended_by,
+            }),
+            _ => {
+                return Err(DbError::Corrupt(format!(
+                    "server {} has half a suspension (a reason without a time, or a time without a reason)",
+                    row.id
+                )));
+            }
+        };
         Ok(Server {
+            suspension,
             limits: ServerResourceLimits {
                 memory_mb: to_u64(row.memory_mb, "servers.memory_mb")?,
                 disk_mb: to_u64(row.disk_mb, "servers.disk_mb")?,
@@ -300,6 +321,8 @@ pub async fn list_with_allocations(
          'game_type', s.game_type, 'image', s.image, 'startup_command', s.startup_command, \
          'variables', json(s.variables), 'memory_mb', s.memory_mb, 'disk_mb', s.disk_mb, \
          'cpu_percent', s.cpu_percent, 'state', s.state, 'created_at', s.created_at, \
+         'suspended_reason', s.suspended_reason, 'suspended_at', s.suspended_at, \
+         'suspended_by', s.suspended_by, \
          'allocation', json((SELECT json_object('node_id', a.node_id, 'ip', a.ip, 'port', a.port, \
              'notes', a.notes, 'is_primary', a.is_primary) \
              FROM allocations a WHERE a.server_id = s.id ORDER BY a.is_primary DESC, a.ip, a.port \
@@ -762,6 +785,7 @@ pub async fn create(
         limits: new.limits,
         state: STATE_OFFLINE.to_owned(),
         created_at: now(),
+        suspension: None,
     };
     let event = hook_event(
         EventKind::ServerCreate,
@@ -1174,6 +1198,7 @@ mod tests {
             },
             state: STATE_OFFLINE.into(),
             created_at: now(),
+            suspension: None,
         }
     }
 

@@ -46,6 +46,7 @@ mod backups;
 mod databases;
 mod files;
 mod schedules;
+mod suspension;
 
 const ADMIN_PASSWORD: &str = "Correct-Horse-Battery-42";
 const PLAYER_PASSWORD: &str = "Player-Password-Staple-7";

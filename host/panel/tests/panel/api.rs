@@ -485,6 +485,9 @@ async fn serves_an_openapi_3_1_document_covering_every_route() {
         ("/api/v1/servers/{id}/subusers", "post"),
         ("/api/v1/servers/{id}/subusers/{user_id}", "patch"),
         ("/api/v1/servers/{id}/subusers/{user_id}", "delete"),
+        // Suspensions (tests/panel/suspension.rs).
+        ("/api/v1/servers/{id}/suspension", "post"),
+        ("/api/v1/servers/{id}/suspension", "delete"),
         // The console socket's ticket (tests/panel/agents.rs).
         ("/api/v1/servers/{id}/websocket", "get"),
         // Server files (tests/panel/files.rs).

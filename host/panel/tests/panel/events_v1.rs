@@ -524,6 +524,8 @@ const ADDED_AFTER_V1: &[&str] = &[
     "server.allocation.notes.set",
     "server.allocation.primary.set",
     "server.allocation.removed",
+    "server.suspended",
+    "server.unsuspended",
 ];
 
 #[test]

@@ -39,11 +39,11 @@ impl Files {
         self.agent_dir.path().join("servers").join(&self.server_id)
     }
 
-    fn path(&self, rest: &str) -> String {
+    pub(crate) fn path(&self, rest: &str) -> String {
         format!("/api/v1/servers/{}/files{rest}", self.server_id)
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         token: &str,
         method: Method,
@@ -53,11 +53,11 @@ impl Files {
         call(&self.panel, method, &self.path(rest), Some(token), body).await
     }
 
-    async fn ok(&self, method: Method, rest: &str, body: Option<Value>) -> Value {
+    pub(crate) async fn ok(&self, method: Method, rest: &str, body: Option<Value>) -> Value {
         json_of(self.call(ADMIN, method, rest, body).await, 200).await
     }
 
-    async fn list(&self, dir: &str) -> Vec<String> {
+    pub(crate) async fn list(&self, dir: &str) -> Vec<String> {
         let page = self.ok(Method::GET, &format!("?path={dir}"), None).await;
         page["items"]
             .as_array()
@@ -68,7 +68,7 @@ impl Files {
     }
 
     /// A signed URL for `op` (`upload`/`download`) on `path`, as `token`.
-    async fn url(&self, token: &str, op: &str, path: &str, size: Option<u64>) -> String {
+    pub(crate) async fn url(&self, token: &str, op: &str, path: &str, size: Option<u64>) -> String {
         let body = json!({"path": path, "size": size});
         let answer = json_of(
             self.call(token, Method::POST, &format!("/{op}"), Some(body))
@@ -79,7 +79,7 @@ impl Files {
         answer["url"].as_str().expect("url").to_owned()
     }
 
-    async fn upload(&self, path: &str, bytes: Vec<u8>) -> Value {
+    pub(crate) async fn upload(&self, path: &str, bytes: Vec<u8>) -> Value {
         let url = self
             .url(ADMIN, "upload", path, Some(bytes.len() as u64))
             .await;
@@ -87,7 +87,7 @@ impl Files {
         json_of(response, 201).await
     }
 
-    async fn download(&self, path: &str) -> Vec<u8> {
+    pub(crate) async fn download(&self, path: &str) -> Vec<u8> {
         let url = self.url(ADMIN, "download", path, None).await;
         let response = client().get(&url).send().await.expect("download");
         assert_eq!(response.status(), 200);

@@ -35,6 +35,7 @@ mod secrets;
 mod servers;
 mod settings;
 mod sftp;
+mod suspension;
 mod timers;
 mod totp;
 mod users;

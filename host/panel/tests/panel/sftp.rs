@@ -28,32 +28,32 @@ use crate::support::{
 };
 
 /// Holds every permission.
-const ADMIN: &str = "sftp-admin-token";
+pub(crate) const ADMIN: &str = "sftp-admin-token";
 /// Alice, the server's owner, with every server permission.
-const ALICE: &str = "sftp-alice-token";
+pub(crate) const ALICE: &str = "sftp-alice-token";
 /// Bob, a subuser.
 const BOB: &str = "sftp-bob-token";
-const ALICE_PASSWORD: &str = "Alice-Sftp-Password-1";
+pub(crate) const ALICE_PASSWORD: &str = "Alice-Sftp-Password-1";
 const BOB_PASSWORD: &str = "Bob-Sftp-Password-22";
 
-struct Site {
-    panel: Option<RunningPanel>,
+pub(crate) struct Site {
+    pub(crate) panel: Option<RunningPanel>,
     _agent: RunningNode,
-    agent_dir: tempfile::TempDir,
+    pub(crate) agent_dir: tempfile::TempDir,
     /// The client's local directory (get and put), and its keys.
-    local: tempfile::TempDir,
+    pub(crate) local: tempfile::TempDir,
     port: u16,
-    server_id: String,
-    alice: User,
+    pub(crate) server_id: String,
+    pub(crate) alice: User,
     bob: User,
 }
 
 impl Site {
-    fn panel(&self) -> &RunningPanel {
+    pub(crate) fn panel(&self) -> &RunningPanel {
         self.panel.as_ref().expect("the Panel runs")
     }
 
-    fn server_dir(&self) -> PathBuf {
+    pub(crate) fn server_dir(&self) -> PathBuf {
         self.agent_dir.path().join("servers").join(&self.server_id)
     }
 
@@ -62,7 +62,7 @@ impl Site {
         cap_protocol::sftp::sftp_username(&user.username, &self.server_id)
     }
 
-    async fn sftp(&self, user: &User, login: Login, batch: &str) -> sftp::Run {
+    pub(crate) async fn sftp(&self, user: &User, login: Login, batch: &str) -> sftp::Run {
         sftp::run(
             self.port,
             &self.username(user),
@@ -92,14 +92,14 @@ impl Site {
     }
 }
 
-fn password(p: &str) -> Login {
+pub(crate) fn password(p: &str) -> Login {
     Login::Password(p.to_owned())
 }
 
 /// A Panel whose users sign in with the real local-password provider
 /// (alice owns the server, bob is a user), a node whose Agent serves SFTP,
 /// and an installed test-game server of `disk_mb`.
-async fn sftp_site(db: &TestDb, disk_mb: u64) -> Option<Site> {
+pub(crate) async fn sftp_site(db: &TestDb, disk_mb: u64) -> Option<Site> {
     if !sftp::available() {
         eprintln!("skipped: sftp, ssh-keygen or sshpass is not installed");
         return None;

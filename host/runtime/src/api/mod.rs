@@ -923,6 +923,11 @@ variants! {
         /// `database.delete` (API 0.2.0): a server's database is to be
         /// deleted.
         DatabaseDelete,
+        /// `server.suspend` (API 0.2.0): a server is to be suspended.
+        ServerSuspend,
+        /// `server.unsuspend` (API 0.2.0): a server's suspension is to be
+        /// lifted.
+        ServerUnsuspend,
     }
 
     /// What an event is about.
@@ -945,6 +950,8 @@ variants! {
         Backup(BackupInfo),
         /// A server's database (API 0.2.0).
         Database(DatabaseInfo),
+        /// A server's suspension (API 0.2.0).
+        Suspension(SuspensionInfo),
     }
 
     /// A before-hook's answer.
@@ -1082,6 +1089,14 @@ records! {
         pub username: String,
         /// Where its user may connect from (a MySQL host pattern).
         pub remote: String,
+    }
+
+    /// A server's suspension (API 0.2.0).
+    pub struct SuspensionInfo {
+        /// The server.
+        pub server: ServerInfo,
+        /// Why it is suspended (for `server.unsuspend`: why it was).
+        pub reason: String,
     }
 
     /// Who caused an event.

@@ -17,6 +17,8 @@ pub const MAX_COMMAND_BYTES: usize = 4096;
 /// Longest backup name a plugin may give, in characters (the Panel's
 /// limit for every backup).
 pub const MAX_BACKUP_NAME_CHARS: usize = 191;
+/// Longest suspension reason, in characters.
+pub const MAX_REASON_CHARS: usize = 512;
 
 /// What the embedder exposes to plugins with the `panel` capability.
 pub trait PanelApi: Send + Sync {
@@ -61,6 +63,33 @@ pub trait PanelApi: Send + Sync {
         _name: Option<&'a str>,
     ) -> BoxFuture<'a, Result<String, ServiceError>> {
         Box::pin(async { Err(ServiceError::Unavailable("this host has no backups".into())) })
+    }
+    /// Suspends a server for `reason` (API 0.2.0). The default answers
+    /// `unavailable`: embedders without suspensions need not implement it.
+    fn suspend_server<'a>(
+        &'a self,
+        _plugin: &'a str,
+        _server_id: &'a str,
+        _reason: &'a str,
+    ) -> BoxFuture<'a, Result<(), ServiceError>> {
+        Box::pin(async {
+            Err(ServiceError::Unavailable(
+                "this host suspends no servers".into(),
+            ))
+        })
+    }
+    /// Lifts a server's suspension (API 0.2.0); the default answers
+    /// `unavailable`.
+    fn unsuspend_server<'a>(
+        &'a self,
+        _plugin: &'a str,
+        _server_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), ServiceError>> {
+        Box::pin(async {
+            Err(ServiceError::Unavailable(
+                "this host suspends no servers".into(),
+            ))
+        })
     }
 }
 
@@ -207,6 +236,47 @@ pub(crate) async fn create_backup_with(
     .await?)
 }
 
+/// `panel.suspend-server` (scope `servers.suspend`) for the plugin of
+/// `caps`: a reason of one line, 1 to [`MAX_REASON_CHARS`] characters.
+pub(crate) async fn suspend_server_with(
+    caps: &CapabilityContext,
+    deadline: Instant,
+    server_id: String,
+    reason: String,
+) -> Result<(), CapabilityError> {
+    require_in(caps, PanelScope::ServersSuspend)?;
+    let length = reason.trim().chars().count();
+    if length == 0 || length > MAX_REASON_CHARS || reason.contains(['\n', '\r', '\0']) {
+        return Err(CapabilityError::Invalid(format!(
+            "a suspension reason is one line of 1 to {MAX_REASON_CHARS} characters"
+        )));
+    }
+    Ok(until_deadline(
+        deadline,
+        caps.services
+            .panel
+            .suspend_server(&caps.plugin_id, &server_id, &reason),
+    )
+    .await?)
+}
+
+/// `panel.unsuspend-server` (scope `servers.suspend`) for the plugin of
+/// `caps`.
+pub(crate) async fn unsuspend_server_with(
+    caps: &CapabilityContext,
+    deadline: Instant,
+    server_id: String,
+) -> Result<(), CapabilityError> {
+    require_in(caps, PanelScope::ServersSuspend)?;
+    Ok(until_deadline(
+        deadline,
+        caps.services
+            .panel
+            .unsuspend_server(&caps.plugin_id, &server_id),
+    )
+    .await?)
+}
+
 /// `panel.power-action` (scope `power`, API 0.2.0).
 pub(crate) async fn power_action(
     state: &mut PluginState,
@@ -223,6 +293,23 @@ pub(crate) async fn create_backup(
     name: Option<String>,
 ) -> Result<String, CapabilityError> {
     create_backup_with(&state.caps, state.deadline, server_id, name).await
+}
+
+/// `panel.suspend-server` (scope `servers.suspend`, API 0.2.0).
+pub(crate) async fn suspend_server(
+    state: &mut PluginState,
+    server_id: String,
+    reason: String,
+) -> Result<(), CapabilityError> {
+    suspend_server_with(&state.caps, state.deadline, server_id, reason).await
+}
+
+/// `panel.unsuspend-server` (scope `servers.suspend`, API 0.2.0).
+pub(crate) async fn unsuspend_server(
+    state: &mut PluginState,
+    server_id: String,
+) -> Result<(), CapabilityError> {
+    unsuspend_server_with(&state.caps, state.deadline, server_id).await
 }
 
 #[cfg(test)]
@@ -290,6 +377,35 @@ mod tests {
                     .expect("lock")
                     .push(format!("{plugin} backup {server_id} {name:?}"));
                 Ok("bkp_1".to_owned())
+            })
+        }
+
+        fn suspend_server<'a>(
+            &'a self,
+            plugin: &'a str,
+            server_id: &'a str,
+            reason: &'a str,
+        ) -> BoxFuture<'a, Result<(), ServiceError>> {
+            Box::pin(async move {
+                self.0
+                    .lock()
+                    .expect("lock")
+                    .push(format!("{plugin} suspend {server_id} {reason}"));
+                Ok(())
+            })
+        }
+
+        fn unsuspend_server<'a>(
+            &'a self,
+            plugin: &'a str,
+            server_id: &'a str,
+        ) -> BoxFuture<'a, Result<(), ServiceError>> {
+            Box::pin(async move {
+                self.0
+                    .lock()
+                    .expect("lock")
+                    .push(format!("{plugin} unsuspend {server_id}"));
+                Ok(())
             })
         }
     }
@@ -384,6 +500,68 @@ mod tests {
         ));
         assert!(matches!(
             create_backup_with(&caps, soon(), "srv".into(), None).await,
+            Err(CapabilityError::Unavailable(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn suspensions_need_their_scope_and_a_reason_of_one_line() {
+        let panel = Arc::new(Recording::default());
+        let caps = context(
+            &[PanelScope::ServersRead, PanelScope::Power],
+            Arc::clone(&panel),
+        );
+        match suspend_server_with(&caps, soon(), "srv".into(), "unpaid".into()).await {
+            Err(CapabilityError::Denied(what)) => {
+                assert!(what.contains("panel servers.suspend"), "{what}");
+            }
+            other => panic!("expected a denial, got {other:?}"),
+        }
+        assert!(matches!(
+            unsuspend_server_with(&caps, soon(), "srv".into()).await,
+            Err(CapabilityError::Denied(_))
+        ));
+        let caps = context(&[PanelScope::ServersSuspend], Arc::clone(&panel));
+        for reason in [
+            String::new(),
+            "   ".to_owned(),
+            "two\nlines".to_owned(),
+            "x".repeat(MAX_REASON_CHARS + 1),
+        ] {
+            assert!(
+                matches!(
+                    suspend_server_with(&caps, soon(), "srv".into(), reason.clone()).await,
+                    Err(CapabilityError::Invalid(_))
+                ),
+                "{reason:?}"
+            );
+        }
+        assert!(
+            panel.0.lock().expect("lock").is_empty(),
+            "nothing reached the Panel"
+        );
+        suspend_server_with(&caps, soon(), "srv".into(), "x".repeat(MAX_REASON_CHARS))
+            .await
+            .expect("the longest reason");
+        unsuspend_server_with(&caps, soon(), "srv".into())
+            .await
+            .expect("lifted");
+        assert_eq!(
+            *panel.0.lock().expect("lock"),
+            [
+                format!("scheduler suspend srv {}", "x".repeat(MAX_REASON_CHARS)),
+                "scheduler unsuspend srv".to_owned()
+            ]
+        );
+        // Hosts without suspensions say so.
+        let services = HostServices::in_memory();
+        let grants = Grants {
+            panel: PanelScope::ALL.into_iter().collect(),
+            ..Grants::none()
+        };
+        let caps = CapabilityContext::new("billing", grants, services);
+        assert!(matches!(
+            suspend_server_with(&caps, soon(), "srv".into(), "unpaid".into()).await,
             Err(CapabilityError::Unavailable(_))
         ));
     }

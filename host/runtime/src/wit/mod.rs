@@ -63,8 +63,9 @@
 /// version module against its own generated modules: each converts into
 /// [`crate::api`], calls the shared capability code and converts back.
 /// Functions a version added to `kv` (0.2.0's `compare-and-swap`) or
-/// `panel` (0.2.0's `power-action` and `create-backup`) are passed in as
-/// `kv: { … }` and `panel: { … }` and join the shared ones.
+/// `panel` (0.2.0's `power-action`, `create-backup`, `suspend-server` and
+/// `unsuspend-server`) are passed in as `kv: { … }` and `panel: { … }`
+/// and join the shared ones.
 macro_rules! host_imports {
     () => {
         host_imports!(kv: {}, panel: {});

@@ -91,6 +91,23 @@ host_imports!(kv: {
             .await
             .convert()
     }
+
+    async fn suspend_server(
+        &mut self,
+        server_id: String,
+        reason: String,
+    ) -> Result<(), types::CapabilityError> {
+        cap::panel::suspend_server(self, server_id, reason)
+            .await
+            .convert()
+    }
+
+    async fn unsuspend_server(
+        &mut self,
+        server_id: String,
+    ) -> Result<(), types::CapabilityError> {
+        cap::panel::unsuspend_server(self, server_id).await.convert()
+    }
 });
 
 impl timers::Host for PluginState {
@@ -506,11 +523,11 @@ variants! {
         PluginInstall, PluginActivate, PluginDeactivate, PluginUninstall,
         ConsoleCommand, ConsoleReady, ConsolePlayerJoined, ConsolePlayerLeft, ConsoleCrash,
         ScheduleTick, UserInvite, FileWrite, BackupCreate, BackupComplete, BackupRestore,
-        BackupDelete, DatabaseCreate, DatabaseDelete
+        BackupDelete, DatabaseCreate, DatabaseDelete, ServerSuspend, ServerUnsuspend
     }
     hooks::Payload => Payload {
         User(x), Server(x), Node(x), Plugin(x), Console(x), Schedule(x), File(x), Backup(x),
-        Database(x)
+        Database(x), Suspension(x)
     }
 }
 
@@ -524,6 +541,7 @@ records! {
     hooks::DatabaseInfo => DatabaseInfo {
         server_id, id, name, host_id, host_kind, username, remote
     }
+    hooks::SuspensionInfo => SuspensionInfo { server, reason }
     ui::RenderContext => RenderContext {
         contribution, server_id, user_id, permissions, server_permissions
     }

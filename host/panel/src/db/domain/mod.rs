@@ -87,8 +87,9 @@ pub use plugin::{
 };
 pub use server::{
     AllocationLimit, AllocationNotes, CommandQueued, CommandSettled, GameVersion, REDACTED,
-    Resources, ServerAllocation, ServerCreated, ServerDeleted, ServerEvent, ServerUpdated,
-    StateChanged, SubuserEvent, SubuserPermissions, SubuserRemoved,
+    Resources, ServerAllocation, ServerCreated, ServerDeleted, ServerEvent, ServerSuspended,
+    ServerUnsuspended, ServerUpdated, StateChanged, SubuserEvent, SubuserPermissions,
+    SubuserRemoved,
 };
 pub use setting::{
     MailConfigured, MailEvent, SecretsEvent, SecretsSealed, SettingEvent, SettingValueData,

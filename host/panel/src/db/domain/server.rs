@@ -50,7 +50,32 @@ namespace! {
         /// An extra allocation went back to its node's pool, its notes
         /// cleared.
         AllocationRemoved = "server.allocation.removed" { subject: ServerId, data: ServerAllocation },
+        /// The server was suspended; the event's actor is who suspended it
+        /// (an administrator, or `plugin:<id>`). The stop it queued and the
+        /// pending commands it failed are events of their own, in the same
+        /// transaction.
+        Suspended = "server.suspended" { subject: ServerId, data: ServerSuspended },
+        /// The server's suspension was lifted.
+        Unsuspended = "server.unsuspended" { subject: ServerId, data: ServerUnsuspended },
     }
+}
+
+/// A suspension.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ServerSuspended {
+    /// Why, as its owner is shown it.
+    pub reason: String,
+    /// When, in microseconds since the Unix epoch.
+    pub at: i64,
+}
+
+/// A lifted suspension.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ServerUnsuspended {
+    /// The reason it had been suspended for.
+    pub reason: String,
+    /// When, in microseconds since the Unix epoch.
+    pub at: i64,
 }
 
 /// A game and its version.

@@ -510,6 +510,22 @@ fn one_of_each() -> Vec<DomainEvent> {
             },
         }
         .into(),
+        ServerEvent::Suspended {
+            subject: server(),
+            data: ServerSuspended {
+                reason: "invoice 2041 is unpaid ✓".into(),
+                at: 12,
+            },
+        }
+        .into(),
+        ServerEvent::Unsuspended {
+            subject: server(),
+            data: ServerUnsuspended {
+                reason: "invoice 2041 is unpaid ✓".into(),
+                at: 13,
+            },
+        }
+        .into(),
         SubuserEvent::Added {
             subject: server(),
             data: SubuserPermissions {
