@@ -312,9 +312,7 @@ catalogue! {
 /// Names that were built-in permissions and were removed because nothing
 /// checked them, with what they were to mean; stored grants naming them are
 /// ignored (see the [module documentation](self#permissions-that-were-removed)).
-pub const RETIRED: &[(&str, &str)] = &[
-    ("server.read", "See servers"),
-];
+pub const RETIRED: &[(&str, &str)] = &[("server.read", "See servers")];
 
 impl Permission {
     /// The permissions that apply to one server ([`Scope::is_server`]):
@@ -739,7 +737,12 @@ mod tests {
         ]);
         assert_eq!(
             drop_retired(stored, "a test"),
-            held(&["allocation.read", "backup.read", "database.read", "user.read"]),
+            held(&[
+                "allocation.read",
+                "backup.read",
+                "database.read",
+                "user.read"
+            ]),
             "backup.*, database.* and allocation.* came back with their features and are kept"
         );
     }

@@ -234,6 +234,7 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        kill_servers_left_by_agents_of(self.dir.path());
         let Some(server) = self.server.take() else {
             return;
         };
@@ -440,6 +441,52 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// The data directories of the Agents [`start_agent`] started, with the
+/// data directory of the Panel each registered with (its [`TestDb`]'s).
+static AGENT_DIRS: std::sync::Mutex<Vec<(PathBuf, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+
+/// SIGKILLs the game servers that Agents of the Panel on `panel_dir` left
+/// running when their test ended (an Agent that stops leaves its servers
+/// running, by design): every process working in one of their data
+/// directories. Called when the test's [`TestDb`] goes, so that servers
+/// of tests still running elsewhere in the binary are left alone.
+fn kill_servers_left_by_agents_of(panel_dir: &std::path::Path) {
+    let dirs: Vec<PathBuf> = {
+        let mut all = AGENT_DIRS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (mine, rest) = all.drain(..).partition(|(panel, _)| panel == panel_dir);
+        *all = rest;
+        mine.into_iter().map(|(_, agent)| agent).collect()
+    };
+    if dirs.is_empty() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let Ok(cwd) = std::fs::read_link(entry.path().join("cwd")) else {
+            continue;
+        };
+        if dirs.iter().any(|dir| cwd.starts_with(dir)) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
 /// Starts a real Agent (`cap_agent::node`) with its data in `dir`,
 /// registering with `panel` using `token` (or, without one, the
 /// credentials stored in `dir` by an earlier run). It runs the real
@@ -485,6 +532,13 @@ async fn start_agent_on(
         .parent()
         .expect("the stand-in has a directory")
         .to_path_buf();
+    AGENT_DIRS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push((
+            panel.state().config().data_dir.clone(),
+            dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()),
+        ));
     let mut runtime = cap_agent::NodeRuntimeConfig::new(dir);
     runtime.program_dirs = vec![standin_dir];
     runtime.term_grace = Duration::from_secs(2);

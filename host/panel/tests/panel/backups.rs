@@ -684,9 +684,11 @@ async fn deleting_a_server_deletes_its_backups_on_the_node_and_in_the_panel() {
         "SELECT server_id FROM backup_limits WHERE server_id = '{}'",
         site.server_id
     );
-    eventually_within("its backup limit to go", Duration::from_secs(30), || async {
-        db.fetch_texts(&limit_rows).await.is_empty().then_some(())
-    })
+    eventually_within(
+        "its backup limit to go",
+        Duration::from_secs(30),
+        || async { db.fetch_texts(&limit_rows).await.is_empty().then_some(()) },
+    )
     .await;
 }
 

@@ -783,6 +783,9 @@ on_every_database! {
         let kept = install(&site.panel, &site.server_id).await;
         assert_eq!(kept["state"], "done", "{kept:#}");
         assert_eq!(std::fs::read(dir.join("world/level.dat")).expect("kept"), b"the world");
+        // The Agent reports the install's end as a command result and the
+        // server's state apart; a reinstall is taken once both arrived.
+        crate::agents::server_state(&site.panel, &site.server_id, "offline").await;
 
         let path = format!("/api/v1/servers/{}/install", site.server_id);
         let accepted = json_of(call(&site.panel, Method::POST, &path, Some(FILES_ADMIN),
