@@ -365,7 +365,7 @@ on_every_database! {
         let mut conn = mysql_as(&user, &password, Some(&name)).await.expect("the new user connects");
         let shown: Vec<Vec<u8>> = sqlx::query_scalar("SHOW DATABASES").fetch_all(&mut conn).await.expect("listed");
         let shown: Vec<String> = shown.into_iter().map(|n| String::from_utf8(n).expect("UTF-8")).filter(|n| n != "information_schema").collect();
-        assert_eq!(shown, [name.clone()]);
+        assert_eq!(shown, std::slice::from_ref(&name));
         sqlx::raw_sql("CREATE TABLE scores (player VARCHAR(32), points INT); INSERT INTO scores VALUES ('alex', 3)")
             .execute(&mut conn)
             .await
@@ -375,7 +375,7 @@ on_every_database! {
         let other = sqlx::raw_sql("CREATE DATABASE someone_elses").execute(&mut conn).await;
         assert!(other.is_err(), "no privilege beyond its database");
         let _ = conn.close().await;
-        let wrong = mysql_as(&user, "wrong-password-0123456789", Some(&name)).await.err().expect("a wrong password is refused");
+        let wrong = mysql_as(&user, "wrong-password-0123456789", Some(&name)).await.expect_err("a wrong password is refused");
         assert_eq!(sql_state(&wrong).as_deref(), Some("28000"), "{wrong}");
 
         // Listed and read as created.
@@ -465,7 +465,7 @@ on_every_database! {
             .expect("the role creates tables in its database");
         let _ = conn.close().await;
         // …cannot connect to the other server's…
-        let refused = postgres_as(&role, &password, &their_name).await.err().expect("refused");
+        let refused = postgres_as(&role, &password, &their_name).await.expect_err("refused");
         assert_eq!(sql_state(&refused).as_deref(), Some("42501"), "{refused}");
         // …and cannot read what the administrator keeps elsewhere.
         let table = format!("secret_{role}");
@@ -479,7 +479,7 @@ on_every_database! {
         let _ = elsewhere.close().await;
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP TABLE {table}"))).execute(&mut admin).await.expect("dropped");
         let _ = admin.close().await;
-        let denied = read.err().expect("the read is refused");
+        let denied = read.expect_err("the read is refused");
         assert_eq!(sql_state(&denied).as_deref(), Some("42501"), "{denied}");
 
         // Deleting drops the database and the role.
