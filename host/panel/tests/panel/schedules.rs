@@ -355,6 +355,50 @@ on_every_database! {
 }
 
 on_every_database! {
+    async fn a_scheduled_start_of_a_suspended_server_is_refused_and_the_run_is_recorded_failed_naming_the_suspension(db: &TestDb) {
+        let site = site(db).await;
+        let id = site
+            .create(
+                OWNER,
+                json!({
+                    "name": "Morning start",
+                    "preset": "@daily",
+                    "task_kind": "power",
+                    "task_value": "start",
+                }),
+            )
+            .await;
+        api(
+            &site.panel,
+            Method::POST,
+            &format!("/api/v1/servers/{}/suspension", site.server_id),
+            Some(json!({"reason": "the invoice is unpaid"})),
+            200,
+        )
+        .await;
+        json_of(site.act(OWNER, &format!("run:{id}"), json!({})).await, 200).await;
+        let run = eventually("the firing's record", || async {
+            timer_runs(&site.panel).await.into_iter().next()
+        })
+        .await;
+        assert_eq!(run["outcome"], "failed", "{run:#}");
+        let reason = run["reason"].as_str().expect("a reason");
+        assert!(
+            reason.contains("suspended") && reason.contains("the invoice is unpaid"),
+            "the run names the suspension: {reason}"
+        );
+        let commands = site.commands().await;
+        assert!(
+            !commands.iter().any(|c| c["action"] == "start" && c["state"] != "failed"),
+            "no start was queued: {commands:#?}"
+        );
+        let server = api(&site.panel, Method::GET, &format!("/api/v1/servers/{}", site.server_id), None, 200).await;
+        assert_ne!(server["state"], "running", "{server:#}");
+        site.panel.stop().await.expect("stops");
+    }
+}
+
+on_every_database! {
     async fn an_invalid_cron_expression_or_time_zone_is_refused_naming_it(db: &TestDb) {
         let site = site(db).await;
         let refused = |values: Value| {
