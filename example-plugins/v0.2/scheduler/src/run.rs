@@ -8,7 +8,10 @@
 //! - `task/…`: carries on with a run whose next task waited for its
 //!   offset.
 //!
-//! A run first reads the server: gone, the run fails (and the schedule
+//! A run is skipped while the schedule's previous run is still going (a
+//! task of it waits for its offset): a schedule runs once at a time, as
+//! Pterodactyl's "is processing". Otherwise it first reads the server:
+//! gone, the run fails (and the schedule
 //! is disabled, since nothing can run on a server that no longer exists);
 //! not running while the schedule runs only when it is online, the run is
 //! skipped. Then the tasks run in order; a task with an offset arms a
@@ -163,6 +166,22 @@ fn start(
     let (server, id) = (schedule.server_id.as_str(), schedule.id.as_str());
     let mut run = Run::new(clock::run_id(now_ms), trigger, due_ms, now_ms);
     store::make_room_for_a_run(server, id)?;
+    if let Some(going) = still_going(schedule)? {
+        let tz = timing::parse_time_zone(&schedule.time_zone).unwrap_or(chrono_tz::Tz::UTC);
+        run.end_early(
+            RunState::Skipped,
+            format!(
+                "the run that started at {} is still going (a task waits for its offset); a \
+                 schedule runs once at a time",
+                timing::show(going.started_ms, tz)
+            ),
+            now_ms,
+        );
+        // Kept in the history, not as the last run: the going one stays
+        // that, so that the next tick still sees it.
+        store::save_run(server, id, &run)?;
+        return Ok(());
+    }
     match panel::get_server(server) {
         Err(CapabilityError::NotFound(_)) => {
             let note = format!("the server {server} no longer exists; the schedule is disabled");
@@ -357,6 +376,26 @@ fn describe(error: &CapabilityError) -> String {
 }
 
 /// Remembers `run` as the schedule's last run (unless a newer one is).
+/// The schedule's last run when it is still going: recorded as running,
+/// with a task's timer armed to carry it on (a run whose timer is gone
+/// cannot go on, and holds nothing up).
+fn still_going(schedule: &Schedule) -> Result<Option<LastRun>, PluginError> {
+    let Some(last) = schedule
+        .last_run
+        .clone()
+        .filter(|last| last.state == RunState::Running)
+    else {
+        return Ok(None);
+    };
+    let prefix = format!(
+        "{}/{}/",
+        TimerKey::prefix("task", &schedule.server_id, &schedule.id),
+        last.id
+    );
+    let armed = timers::list(&prefix, 1)?;
+    Ok((!armed.is_empty()).then_some(last))
+}
+
 fn remember(schedule: &Schedule, run: &Run) -> Result<(), PluginError> {
     store::update(&schedule.server_id, &schedule.id, |s| {
         if s.last_run.as_ref().is_none_or(|last| last.id <= run.id) {

@@ -398,6 +398,57 @@ on_every_database! {
     }
 }
 
+#[tokio::test]
+async fn a_run_while_the_schedules_previous_run_is_still_going_is_skipped_naming_it() {
+    let db = TestDb::sqlite().await;
+    let site = site(&db).await;
+    let id = site
+        .create(
+            OWNER,
+            json!({
+                "name": "Slow",
+                "preset": "@daily",
+                "task_kind": "command",
+                "task_value": "say later",
+                "task_offset": "900",
+            }),
+        )
+        .await;
+    let task_timers = || async {
+        let timers = api(
+            &site.panel,
+            Method::GET,
+            "/api/v1/plugins/scheduler/timers",
+            None,
+            200,
+        )
+        .await;
+        timers["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|t| t["key"].as_str().is_some_and(|k| k.starts_with("task/")))
+            .count()
+    };
+    json_of(site.act(OWNER, &format!("run:{id}"), json!({})).await, 200).await;
+    eventually("the first run's task to wait for its offset", || async {
+        (task_timers().await == 1).then_some(())
+    })
+    .await;
+    json_of(site.act(OWNER, &format!("run:{id}"), json!({})).await, 200).await;
+    eventually("the second run, skipped", || async {
+        let widget = site.widget(OWNER).await.to_string();
+        widget.contains("is still going").then_some(())
+    })
+    .await;
+    assert_eq!(
+        task_timers().await,
+        1,
+        "the second run armed no task of its own"
+    );
+    site.panel.stop().await.expect("stops");
+}
+
 on_every_database! {
     async fn an_invalid_cron_expression_or_time_zone_is_refused_naming_it(db: &TestDb) {
         let site = site(db).await;
