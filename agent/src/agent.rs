@@ -207,6 +207,38 @@ impl<R: ServerRuntime> Agent<R> {
         });
     }
 
+    /// Runs a step of a transfer between nodes on a task of its own; its
+    /// progress and its [`AgentMessage::TransferDone`] go out with the
+    /// command results.
+    pub fn transfer_request(&self, request: cap_protocol::transfers::TransferRequest) {
+        let results = self.results.clone();
+        let runtime = self.runtime.clone();
+        let Some(transfers) = self.transfers.clone() else {
+            let report = cap_protocol::transfers::TransferReport {
+                transfer_id: request.transfer_id,
+                server_id: request.server_id,
+                op: request.op.name().to_owned(),
+                result: cap_protocol::transfers::TransferResult::Failed {
+                    code: cap_protocol::transfers::TransferErrorCode::Io,
+                    reason: "this Agent serves no file transfers (no --files-listen)".into(),
+                },
+            };
+            let _ = results.send(AgentMessage::TransferDone(report));
+            return;
+        };
+        tokio::spawn(async move {
+            let report = crate::relocation::run(
+                request,
+                transfers.data_dir(),
+                &*runtime,
+                transfers.receiving(),
+                &results,
+            )
+            .await;
+            let _ = results.send(AgentMessage::TransferDone(report));
+        });
+    }
+
     /// The node's backups.
     pub fn backups(&self) -> &Arc<Backups> {
         &self.backups

@@ -30,6 +30,9 @@
 //!   link and the HTTP endpoints that stream contents to and from clients
 //!   holding a grant the Panel signed (the operations themselves are in
 //!   [`files`]).
+//! - [`relocation`]: moving a server to another node, as the source
+//!   (streaming its files to the target Agent) or the target (unpacking
+//!   them).
 //! - [`sftp`]: the SFTP server, whose sign-ins the Panel decides over the
 //!   link, on the same confined [`files`] layer.
 //! - [`node`]: all of it assembled, as `cap agent` and `cap up` run it.
@@ -50,6 +53,7 @@ pub mod node;
 pub mod paths;
 pub mod plugins;
 pub mod procfs;
+pub mod relocation;
 pub mod runtime;
 pub mod sftp;
 pub mod signals;

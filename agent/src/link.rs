@@ -460,6 +460,10 @@ async fn session<R: ServerRuntime>(
                         agent.backup_request(request);
                         Vec::new()
                     }
+                    Ok(PanelMessage::Transfer(request)) => {
+                        agent.transfer_request(request);
+                        Vec::new()
+                    }
                     Ok(PanelMessage::Command(command)) => {
                         let id = command.id.clone();
                         let ack = AgentMessage::Ack { command_id: id.clone() };

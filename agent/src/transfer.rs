@@ -9,6 +9,8 @@
 //! | `HEAD /api/files/upload?token=` | `Upload-Offset`: how much of a chunked upload arrived |
 //! | `PATCH /api/files/upload?token=` | one chunk at `Upload-Offset`; with `Upload-Complete: ?1` the file is put in place |
 //! | `GET /api/backups/download?token=` | a backup kept on this node (`<data>/backups`), streamed, with `Range` like file downloads |
+//! | `GET /api/transfers/receive?token=` | may a server moving here come, with the size its source declares? ([`crate::relocation`]) |
+//! | `POST /api/transfers/receive?token=` | a server moving here from another node: its files as the backup archive, unpacked in place |
 //!
 //! Key decisions:
 //!
@@ -45,6 +47,7 @@ use cap_protocol::files::{
     FileAnswer, FileChange, FileEntry, FileError, FileErrorCode, FileGrant, FileOp, FileRequest,
     FileResponse, FileScope, GRANT_ISSUER, GrantOp,
 };
+use cap_protocol::transfers::{ReceiveRefusal, TRANSFER_SIZE_HEADER, TransferErrorCode};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
@@ -65,6 +68,8 @@ pub const LEEWAY_SECS: u64 = 5;
 /// What the transfer endpoints share.
 pub struct Transfers {
     node_id: String,
+    data_dir: PathBuf,
+    receiving: Arc<crate::relocation::Receiving>,
     servers_dir: PathBuf,
     staging_dir: PathBuf,
     backups_dir: PathBuf,
@@ -172,6 +177,8 @@ impl Transfers {
     ) -> Arc<Transfers> {
         Arc::new(Transfers {
             node_id: node_id.to_owned(),
+            data_dir: data_dir.to_owned(),
+            receiving: Arc::default(),
             servers_dir: data_dir.join("servers"),
             staging_dir: data_dir.join("uploads"),
             backups_dir: data_dir.join("backups"),
@@ -179,6 +186,16 @@ impl Transfers {
             changes,
             read_only: crate::files::ReadOnlyServers::new(),
         })
+    }
+
+    /// The node's data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
+    /// The servers this node is receiving from another node now.
+    pub fn receiving(&self) -> &Arc<crate::relocation::Receiving> {
+        &self.receiving
     }
 
     /// The servers whose files are read-only now (suspended), which the
@@ -360,6 +377,10 @@ pub fn router(transfers: Arc<Transfers>) -> Router {
         .route(
             "/api/backups/download",
             get(backup_download).options(preflight),
+        )
+        .route(
+            cap_protocol::transfers::RECEIVE_PATH,
+            get(transfer_check).post(transfer_receive),
         )
         .route(
             "/api/files/upload",
@@ -595,6 +616,116 @@ fn content_disposition(name: &str) -> String {
         })
         .collect();
     format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+/// The size a transfer's source declared ([`TRANSFER_SIZE_HEADER`]).
+fn declared_size(headers: &HeaderMap) -> Result<u64, crate::relocation::Failure> {
+    headers
+        .get(TRANSFER_SIZE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .ok_or_else(|| crate::relocation::Failure {
+            code: TransferErrorCode::Archive,
+            reason: format!("a transfer declares its size in bytes ({TRANSFER_SIZE_HEADER})"),
+        })
+}
+
+/// A transfer refusal as the JSON a source reads ([`ReceiveRefusal`]).
+fn refused(failure: crate::relocation::Failure) -> Response {
+    let status = match failure.code {
+        TransferErrorCode::DiskFull | TransferErrorCode::DiskLimit => {
+            StatusCode::INSUFFICIENT_STORAGE
+        }
+        TransferErrorCode::Conflict | TransferErrorCode::UnknownServer => StatusCode::CONFLICT,
+        TransferErrorCode::Unauthorized => StatusCode::FORBIDDEN,
+        TransferErrorCode::Archive | TransferErrorCode::Mismatch => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        TransferErrorCode::Link | TransferErrorCode::Io => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let body = ReceiveRefusal {
+        code: failure.code,
+        reason: failure.reason,
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+fn grant_refused(error: &TransferError) -> Response {
+    refused(crate::relocation::Failure {
+        code: TransferErrorCode::Unauthorized,
+        reason: format!("the target node refused the grant: {error}"),
+    })
+}
+
+/// `GET /api/transfers/receive`: may this transfer come, with the size
+/// declared? `204`, or the refusal.
+async fn transfer_check(
+    State(transfers): State<Arc<Transfers>>,
+    Query(query): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let grant = match transfers.verify(&query.token, GrantOp::TransferReceive) {
+        Ok(grant) => grant,
+        Err(error) => return grant_refused(&error),
+    };
+    let declared = match declared_size(&headers) {
+        Ok(declared) => declared,
+        Err(failure) => return refused(failure),
+    };
+    if transfers.receiving.contains(&grant.sub) {
+        return refused(crate::relocation::Failure {
+            code: TransferErrorCode::Conflict,
+            reason: format!("server {} is being received already", grant.sub),
+        });
+    }
+    match crate::relocation::check_receive(
+        &transfers.data_dir,
+        &transfers.node_id,
+        &grant,
+        declared,
+    ) {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(failure) => refused(failure),
+    }
+}
+
+/// `POST /api/transfers/receive`: the server's files, as the backup
+/// archive; answers [`cap_protocol::transfers::Received`] once they are in
+/// place.
+async fn transfer_receive(
+    State(transfers): State<Arc<Transfers>>,
+    Query(query): Query<TokenQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    use futures::TryStreamExt as _;
+    let grant = match transfers.verify(&query.token, GrantOp::TransferReceive) {
+        Ok(grant) => grant,
+        Err(error) => return grant_refused(&error),
+    };
+    let declared = match declared_size(&headers) {
+        Ok(declared) => declared,
+        Err(failure) => return refused(failure),
+    };
+    let stream = body.into_data_stream().map_err(|e| {
+        std::io::Error::other(format!("the stream from the source node was cut: {e}"))
+    });
+    match crate::relocation::receive(
+        &transfers.data_dir,
+        &transfers.node_id,
+        &transfers.receiving,
+        &grant,
+        declared,
+        stream,
+    )
+    .await
+    {
+        Ok(received) => {
+            tracing::info!(server = %grant.sub, transfer = %grant.jti, bytes = received.bytes, "received a server from another node");
+            (StatusCode::OK, axum::Json(received)).into_response()
+        }
+        Err(failure) => refused(failure),
+    }
 }
 
 async fn upload_status(

@@ -418,6 +418,10 @@ pub enum GrantOp {
     /// Read one backup kept on the node's disk, with range requests: the
     /// grant's `path` is the backup's id, its `sub` the server.
     BackupDownload,
+    /// Take a server transferred from another node: the grant's `sub` is
+    /// the server, its `path` the transfer, its `scope` the server's disk
+    /// limit (see [`crate::transfers`]).
+    TransferReceive,
 }
 
 /// The claims of a signed grant: one operation on one path of one server

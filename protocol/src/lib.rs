@@ -12,6 +12,8 @@
 //! - [`files`]: file operations over the link and the signed grants for
 //!   moving file contents to and from an Agent directly.
 //! - [`sftp`]: SFTP sign-ins the Agent asks the Panel to decide.
+//! - [`transfers`]: moving a server's files from one node's Agent to
+//!   another's.
 //!
 //! Key decisions:
 //!
@@ -29,6 +31,7 @@ pub mod messages;
 pub mod plans;
 pub mod registration;
 pub mod sftp;
+pub mod transfers;
 
 pub use messages::{
     Action, AgentMessage, Command, CommandOutcome, ConsoleEvent, ConsoleInput, Envelope,

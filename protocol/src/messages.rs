@@ -351,6 +351,10 @@ pub enum AgentMessage {
     SftpAuth(crate::sftp::SftpAuthRequest),
     /// A [`PanelMessage::Backup`] finished, one way or the other.
     BackupDone(BackupReport),
+    /// How far a transfer's `send` is.
+    TransferProgress(crate::transfers::TransferProgress),
+    /// A [`PanelMessage::Transfer`] finished, one way or the other.
+    TransferDone(crate::transfers::TransferReport),
     /// Resource usage of a server.
     Stats {
         /// The server.
@@ -405,6 +409,10 @@ pub enum PanelMessage {
     /// Not persisted: the Panel marks a backup failed when the link drops
     /// before the answer.
     Backup(BackupRequest),
+    /// A step of a transfer between nodes, answered by
+    /// [`AgentMessage::TransferDone`]. Not persisted: the Panel fails the
+    /// transfer when the link drops before the answer.
+    Transfer(crate::transfers::TransferRequest),
     /// The node's servers whose files are read-only now (suspended ones),
     /// the whole set each time: sent after every hello and whenever the
     /// set changes. The Agent refuses writes to them from every session

@@ -89,6 +89,22 @@ fn every_agent_message() -> Vec<AgentMessage> {
                 bytes: 4096,
             },
         }),
+        AgentMessage::TransferProgress(crate::transfers::TransferProgress {
+            transfer_id: "xfr_1".into(),
+            server_id: "s-1".into(),
+            sent_bytes: 10,
+            total_bytes: 20,
+        }),
+        AgentMessage::TransferDone(crate::transfers::TransferReport {
+            transfer_id: "xfr_1".into(),
+            server_id: "s-1".into(),
+            op: "send".into(),
+            result: crate::transfers::TransferResult::Ok {
+                sha256: "ab".repeat(32),
+                bytes: 4096,
+                files_bytes: 9000,
+            },
+        }),
         AgentMessage::Heartbeat { sent_at_ms: 1 },
         AgentMessage::Health(HealthReport {
             agent_uptime_secs: 3,
@@ -192,6 +208,11 @@ fn every_panel_message() -> Vec<PanelMessage> {
                 sha256: "ab".repeat(32),
                 truncate: true,
             },
+        }),
+        PanelMessage::Transfer(crate::transfers::TransferRequest {
+            transfer_id: "xfr_1".into(),
+            server_id: "s-1".into(),
+            op: crate::transfers::TransferOp::Discard,
         }),
     ]
 }

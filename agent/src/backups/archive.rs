@@ -13,6 +13,7 @@
 
 use std::io::{self, Read, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt};
 use cap_std::fs::{Dir, Metadata, MetadataExt, OpenOptions, OpenOptionsExt};
@@ -182,6 +183,22 @@ pub fn write_archive(
     ignore: &IgnoreList,
     out: impl Write,
 ) -> Result<Written, ArchiveError> {
+    write_archive_counting(server_dir, ignore, out, &AtomicU64::new(0))
+}
+
+/// [`write_archive`], adding the bytes of the tar stream (before
+/// compression: the files' contents and their headers) to `tarred` as it
+/// goes, for a progress display.
+///
+/// # Errors
+///
+/// As [`write_archive`].
+pub fn write_archive_counting(
+    server_dir: &Path,
+    ignore: &IgnoreList,
+    out: impl Write,
+    tarred: &AtomicU64,
+) -> Result<Written, ArchiveError> {
     let io = |what: &str, e: io::Error| ArchiveError::Io(format!("{what}: {e}"));
     let root = Dir::open_ambient_dir(server_dir, cap_std::ambient_authority())
         .map_err(|e| io("opening the server's directory", e))?;
@@ -192,7 +209,10 @@ pub fn write_archive(
     encoder
         .multithread(ZSTD_WORKERS)
         .map_err(|e| io("starting zstd's worker", e))?;
-    let mut builder = tar::Builder::new(encoder);
+    let mut builder = tar::Builder::new(Counting {
+        inner: encoder,
+        count: tarred,
+    });
     let mut walk = Walk {
         ignore,
         builder: &mut builder,
@@ -202,12 +222,31 @@ pub fn write_archive(
     let written = walk.written;
     let encoder = builder
         .into_inner()
-        .map_err(|e| io("finishing the tar stream", e))?;
+        .map_err(|e| io("finishing the tar stream", e))?
+        .inner;
     let mut out = encoder
         .finish()
         .map_err(|e| io("finishing the zstd stream", e))?;
     out.flush().map_err(|e| io("writing the archive", e))?;
     Ok(written)
+}
+
+/// Counts what passes into `inner`.
+struct Counting<'a, W> {
+    inner: W,
+    count: &'a AtomicU64,
+}
+
+impl<W: Write> Write for Counting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 struct Walk<'a, W: Write> {

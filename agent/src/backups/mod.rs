@@ -86,7 +86,9 @@ use cap_protocol::backups::{
 use cap_protocol::files::{FileError, FileErrorCode, FileScope};
 use tokio::sync::{mpsc, oneshot};
 
-pub use archive::{ArchiveError, HashingReader, HashingWriter, IgnoreList, write_archive};
+pub use archive::{
+    ArchiveError, HashingReader, HashingWriter, IgnoreList, write_archive, write_archive_counting,
+};
 
 use crate::files::ServerFiles;
 use crate::runtime::ServerRuntime;
@@ -549,12 +551,20 @@ fn restore_from(
 }
 
 /// Hands what is written to an upload, in chunks of [`UPLOAD_CHUNK`].
-struct ChannelWriter {
+pub(crate) struct ChannelWriter {
     chunks: mpsc::Sender<Bytes>,
     buffer: Vec<u8>,
 }
 
 impl ChannelWriter {
+    /// A writer handing chunks to `chunks`; flush it at the end.
+    pub(crate) fn new(chunks: mpsc::Sender<Bytes>) -> Self {
+        Self {
+            chunks,
+            buffer: Vec::with_capacity(UPLOAD_CHUNK),
+        }
+    }
+
     fn send(&mut self) -> std::io::Result<()> {
         if self.buffer.is_empty() {
             return Ok(());

@@ -17,6 +17,9 @@ pub(crate) fn is_escape(error: &io::Error) -> bool {
 }
 
 /// `error`, met while working on `path`, as a [`FileError`].
+/// How a write that found the node's file system full begins its message.
+pub const DISK_FULL: &str = "the node's disk is full";
+
 pub(crate) fn io_error(error: &io::Error, path: &str) -> FileError {
     let shown = printable(path);
     if is_escape(error) {
@@ -38,7 +41,7 @@ pub(crate) fn io_error(error: &io::Error, path: &str) -> FileError {
         ),
         Some(libc::ENOSPC | libc::EDQUOT) => (
             FileErrorCode::DiskLimit,
-            format!("the node's disk is full (writing `{shown}`)"),
+            format!("{DISK_FULL} (writing `{shown}`)"),
         ),
         Some(libc::ENAMETOOLONG) => (
             FileErrorCode::InvalidPath,

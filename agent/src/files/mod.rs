@@ -107,6 +107,7 @@ use cap_protocol::files::{FileAnswer, FileError, FileErrorCode, FileOp, FileScop
 use cap_std::fs::{Dir, MetadataExt};
 use rustix::fs::{AtFlags, Gid, Uid};
 
+pub use error::DISK_FULL;
 pub use extract::{
     ARCHIVE_MEMORY_LIMIT_BYTES, ArchiveLimits, MAX_EXTRACT_BYTES, MAX_EXTRACT_ENTRIES,
     MAX_EXTRACT_RATIO, RATIO_GRACE_BYTES,

@@ -188,6 +188,8 @@ codes! {
     ServerSuspended = "server-suspended", CONFLICT, "Server suspended";
     /// The server is not suspended, so there is no suspension to lift.
     ServerNotSuspended = "server-not-suspended", CONFLICT, "Server not suspended";
+    /// The server is being moved to another node: until the transfer ends it cannot be started, restarted, reinstalled, sent console commands, deleted or moved again; `detail` names the transfer.
+    ServerTransferring = "server-transferring", CONFLICT, "Server being transferred";
     /// The user is already a subuser of the server.
     SubuserExists = "subuser-exists", CONFLICT, "Conflict";
     /// The registration token is unknown.

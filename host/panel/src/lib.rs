@@ -307,6 +307,14 @@ impl PanelBuilder {
                 location: options.location().to_string(),
                 source,
             })?;
+        // Nor can a transfer this Panel was not driving go on: the server
+        // stays on the node it was on.
+        servers::transfers::fail_unfinished(&db, "the Panel restarted during the transfer")
+            .await
+            .map_err(|source| StartError::Database {
+                location: options.location().to_string(),
+                source,
+            })?;
         let panel_api = servers::DbPanelApi::new(db.clone()).with_waker(agents.waker());
         // Plugins' backups (`panel.create-backup`) take the backup routes'
         // path, over this Panel's Agent links.

@@ -5,7 +5,8 @@
 // (databases.js) and its network (allocations.js). A suspended server
 // shows a banner with the reason, and its start, restart, console input
 // and reinstall are disabled; administrators suspend and lift
-// suspensions here.
+// suspensions here, and move the server to another node (a banner shows a
+// running transfer's stage and progress to everyone who sees the server).
 
 import { api, del, get, post, patch, seg } from './api.js';
 import { h, replace, field, badge, table, alertBox, when, bytes, duration, toast, confirmModal } from './dom.js';
@@ -20,6 +21,14 @@ const POWER = [
   ['stop', 'Stop', 'control.stop', 'neutral'],
   ['kill', 'Kill', 'control.stop', 'danger'],
 ];
+/** The transfer stages as the banner names them. */
+const TRANSFER_STAGES = {
+  stopping: 'stopping it on its node',
+  sending: 'sending its files to the new node',
+  committing: 'recording the move',
+  starting: 'starting it on the new node',
+  done: 'done',
+};
 /** The power actions a suspension refuses. */
 const REFUSED_WHILE_SUSPENDED = ['start', 'restart'];
 /** The states in which each power action makes sense. */
@@ -137,9 +146,11 @@ export async function serverPage(ctx, id) {
     if (buttons) {
       for (const b of buttons.querySelectorAll('button[data-action]')) {
         const suspended = server.suspension && REFUSED_WHILE_SUSPENDED.includes(b.dataset.action);
+        const moving = server.transfer_id && REFUSED_WHILE_SUSPENDED.includes(b.dataset.action);
         const fits = POWER_STATES[b.dataset.action].includes(state);
-        b.disabled = !fits || Boolean(suspended);
-        b.title = suspended ? `Suspended: ${server.suspension.reason}` : fits ? '' : `Not while the server is ${state}`;
+        b.disabled = !fits || Boolean(suspended) || Boolean(moving);
+        b.title = suspended ? `Suspended: ${server.suspension.reason}`
+          : moving ? 'Being moved to another node' : fits ? '' : `Not while the server is ${state}`;
       }
     }
   }
@@ -160,6 +171,55 @@ export async function serverPage(ctx, id) {
     ], 'danger', { id: 'server-suspended' }) : null);
     setState(server.state);
     suspensionHooks.forEach((f) => f());
+  }
+
+  // A transfer to another node: a banner for everyone who sees the
+  // server while it runs; administrators also see how the latest one went
+  // (its stage and bytes and, when it failed, why).
+  const transferBanner = h('div', { id: 'server-transfer', 'aria-live': 'polite' });
+  const transferHooks = [];
+  const recent = (t) => t && t.ended_at && Date.now() - Date.parse(t.ended_at) < 3600e3;
+  // Node names by id, for administrators (who may list nodes).
+  const nodeNames = new Map();
+  const nodeName = (nodeId) => nodeNames.get(nodeId) || nodeId;
+  async function setTransfer(transferId) {
+    server.transfer_id = transferId || null;
+    let latest = null;
+    if (ctx.has('admin.servers')) {
+      try {
+        latest = (await get(`/servers/${seg(id)}/transfers`)).items[0] || null;
+        if (latest && !nodeNames.has(latest.to_node)) {
+          for (const n of (await get('/nodes')).items) nodeNames.set(n.id, n.name);
+        }
+      } catch {
+        latest = null;
+      }
+    }
+    const current = latest && latest.id === server.transfer_id ? latest : null;
+    if (server.transfer_id) {
+      const progress = current && current.total_bytes
+        ? ` (${Math.min(100, Math.floor((current.sent_bytes * 100) / current.total_bytes))}% sent)` : '';
+      replace(transferBanner, alertBox([
+        h('strong', null, 'This server is being moved to another node'), ': ',
+        h('span', { id: 'transfer-stage' }, current ? TRANSFER_STAGES[current.stage] || current.stage : 'in progress'),
+        progress, h('br'),
+        'Until the move ends it cannot be started, restarted, reinstalled, sent console commands or deleted.',
+      ], 'info', { id: 'server-transferring' }));
+    } else if (latest && latest.state === 'failed' && recent(latest)) {
+      replace(transferBanner, alertBox([
+        h('strong', null, 'The last transfer failed'), ': ',
+        h('span', { id: 'transfer-failure' }, latest.failure || 'no reason given'),
+        ` The server stayed on node ${nodeName(latest.from_node)}.`,
+      ], 'danger', { id: 'server-transfer-failed' }));
+    } else if (latest && latest.state === 'done' && recent(latest)) {
+      replace(transferBanner, alertBox([
+        h('strong', null, 'Moved'), `: the server is on node ${nodeName(latest.to_node)} now.`,
+      ], 'success', { id: 'server-transfer-done' }));
+    } else {
+      replace(transferBanner, null);
+    }
+    setState(server.state);
+    transferHooks.forEach((f) => f());
   }
 
   async function power(action) {
@@ -304,6 +364,10 @@ export async function serverPage(ctx, id) {
       if (JSON.stringify(fresh.suspension || null) !== JSON.stringify(server.suspension || null)) {
         setSuspension(fresh.suspension);
       }
+      if ((fresh.transfer_id || null) !== (server.transfer_id || null) || fresh.transfer_id) {
+        server.node_id = fresh.node_id;
+        setTransfer(fresh.transfer_id || null);
+      }
     } catch {
       // Transient; the next poll retries.
     }
@@ -437,6 +501,43 @@ export async function serverPage(ctx, id) {
     }));
   }
   suspensionHooks.push(showSuspensionAdmin);
+  // Moving the server: a picker of the other nodes, for administrators.
+  const transferBox = h('div', { id: 'transfer-admin' });
+  async function showTransferAdmin() {
+    if (!mayAdminister) return;
+    if (server.transfer_id) {
+      replace(transferBox, h('p', { class: 'muted' }, 'A transfer is running; its progress shows above and on the console.'));
+      return;
+    }
+    let nodes = [];
+    try {
+      nodes = (await get('/nodes')).items.filter((n) => n.id !== server.node_id);
+    } catch (error) {
+      showError(transferBox, error);
+      return;
+    }
+    if (!nodes.length) {
+      replace(transferBox, h('p', { class: 'muted' }, 'There is no other node to move the server to.'));
+      return;
+    }
+    const select = h('select', { name: 'node_id', id: 'transfer-node', required: true },
+      nodes.map((n) => h('option', { value: n.id }, `${n.name}${n.online ? '' : ' (offline)'}`)));
+    const node = field('Target node', select,
+      'The server is stopped, its files go straight from its node to the target, and it starts there if it was running. It keeps its id, users, databases and schedules, and takes allocations on the target.');
+    replace(transferBox, form({ id: 'transfer-form', class: 'inline-form' }, [node.row,
+      h('button', { type: 'submit', class: 'tone-warning', id: 'server-transfer-start' }, 'Move server')], async () => {
+      try {
+        const begun = await post(`/servers/${seg(id)}/transfer`, { node_id: select.value });
+        toast('Transfer started', 'info');
+        showError(manageBox, null, { node_id: node });
+        await setTransfer(begun.id);
+        loadCommands();
+      } catch (error) {
+        showError(manageBox, error, { node_id: node });
+      }
+    }));
+  }
+  transferHooks.push(showTransferAdmin);
   const manage = can('settings.reinstall') || mayDelete || mayAdminister ? h('section', { class: 'card', id: 'server-manage' }, h('h2', null, 'Manage'),
     h('div', { class: 'power' },
       reinstallButton,
@@ -452,8 +553,11 @@ export async function serverPage(ctx, id) {
       } }, 'Delete server') : null),
     mayAdminister ? h('h3', null, 'Suspension') : null,
     suspensionBox,
+    mayAdminister ? h('h3', null, 'Move to another node') : null,
+    transferBox,
     manageBox) : null;
   setSuspension(server.suspension);
+  setTransfer(server.transfer_id);
 
   return h('section', null,
     h('div', { class: 'page-head' },
@@ -463,6 +567,7 @@ export async function serverPage(ctx, id) {
     h('p', { class: 'muted' }, `${gameLabel(server.game)} ${server.game.version || ''}`,
       server.allocation ? ` · ${server.allocation.ip}:${server.allocation.port}` : ''),
     suspendedBanner,
+    transferBanner,
     buttons,
     alert,
     h('div', { class: 'server-grid' },

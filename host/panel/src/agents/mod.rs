@@ -5,6 +5,7 @@
 //! | --- | --- |
 //! | [`crate::http::agent_link`] | `GET /api/v1/agents/connect`: the Agent's WebSocket — hello and reconciliation, command delivery, acks and results, state changes, console batches, classified console events, stats, health |
 //! | [`plans`] | Turning a queued [`crate::servers::Command`] into the wire [`cap_protocol::Command`], asking the game-type plugin for its plans |
+//! | [`transfers`] | Driving a server's move to another node: stop, stream between the Agents, commit, start |
 //! | [`backups`] | Asking a server's Agent for a backup (limit, rotation, before-hooks, the request), for the backup routes and for plugins' `panel.create-backup` |
 //! | [`crate::http::console_socket`] | Per-server console tokens and the browsers' WebSocket (`/api/v1/servers/{id}/console`) |
 //!
@@ -54,6 +55,7 @@ use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 
 pub mod backups;
 pub mod plans;
+pub mod transfers;
 
 /// Console lines kept per server for browsers that connect later.
 pub const HISTORY_LINES: usize = 500;
@@ -240,8 +242,44 @@ pub enum RequestError {
     Busy(String),
 }
 
+/// What a transfer's driver hears from the Agents involved
+/// ([`AgentHub::watch_transfer`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransferSignal {
+    /// The source's progress.
+    Progress(cap_protocol::transfers::TransferProgress),
+    /// A step ended, on `node`.
+    Done {
+        /// The node that answered.
+        node: String,
+        /// Its report.
+        report: cap_protocol::transfers::TransferReport,
+    },
+    /// The link to this node dropped.
+    NodeLost(String),
+}
+
+struct TransferWatch {
+    nodes: [String; 2],
+    signals: mpsc::UnboundedSender<TransferSignal>,
+}
+
+/// Which way a server moved for a node's session ([`AgentHub::server_moved`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moved {
+    /// It left the node: reports about it from there are ignored.
+    Away,
+    /// It came to the node.
+    In,
+}
+
 struct HubInner {
     sessions: Mutex<HashMap<String, Session>>,
+    /// Transfers being driven by this Panel, by transfer id.
+    transfers: Mutex<HashMap<String, TransferWatch>>,
+    /// Servers that moved between nodes since the sessions last looked,
+    /// by (node, server).
+    moved: Mutex<HashMap<(String, String), Moved>>,
     /// File requests sent and not answered yet, by request id.
     pending: Mutex<HashMap<String, Pending>>,
     consoles: Mutex<HashMap<String, Arc<ConsoleChannel>>>,
@@ -258,6 +296,8 @@ impl Default for HubInner {
     fn default() -> Self {
         HubInner {
             sessions: Mutex::default(),
+            transfers: Mutex::default(),
+            moved: Mutex::default(),
             pending: Mutex::default(),
             consoles: Mutex::default(),
             generation: AtomicU64::new(0),
@@ -502,6 +542,13 @@ impl AgentHub {
             sessions.remove(node_id);
             drop(sessions);
             self.fail_pending(node_id, Some(generation));
+            for watch in lock(&self.inner.transfers).values() {
+                if watch.nodes.iter().any(|n| n == node_id) {
+                    let _ = watch
+                        .signals
+                        .send(TransferSignal::NodeLost(node_id.to_owned()));
+                }
+            }
             true
         } else {
             false
@@ -556,6 +603,60 @@ impl AgentHub {
     /// Forgets a deleted server's console.
     pub fn forget_console(&self, server_id: &str) {
         lock(&self.inner.consoles).remove(server_id);
+    }
+
+    /// Listens for what the Agents of nodes `source` and `target` say
+    /// about transfer `transfer_id`, and for either link dropping, until
+    /// [`AgentHub::unwatch_transfer`].
+    pub fn watch_transfer(
+        &self,
+        transfer_id: &str,
+        source: &str,
+        target: &str,
+    ) -> mpsc::UnboundedReceiver<TransferSignal> {
+        let (signals, receiver) = mpsc::unbounded_channel();
+        lock(&self.inner.transfers).insert(
+            transfer_id.to_owned(),
+            TransferWatch {
+                nodes: [source.to_owned(), target.to_owned()],
+                signals,
+            },
+        );
+        receiver
+    }
+
+    /// Stops listening for transfer `transfer_id`.
+    pub fn unwatch_transfer(&self, transfer_id: &str) {
+        lock(&self.inner.transfers).remove(transfer_id);
+    }
+
+    /// Hands what node `node_id` said about transfer `transfer_id` to its
+    /// driver; what a node outside the transfer says is dropped.
+    pub fn transfer_signal(&self, node_id: &str, transfer_id: &str, signal: TransferSignal) {
+        if let Some(watch) = lock(&self.inner.transfers).get(transfer_id)
+            && watch.nodes.iter().any(|n| n == node_id)
+        {
+            let _ = watch.signals.send(signal);
+        }
+    }
+
+    /// Server `server_id` moved from node `from` to node `to`: the nodes'
+    /// sessions update what they know of their servers
+    /// ([`AgentHub::take_move`]).
+    pub fn server_moved(&self, from: &str, to: &str, server_id: &str) {
+        let mut moved = lock(&self.inner.moved);
+        moved.insert((from.to_owned(), server_id.to_owned()), Moved::Away);
+        moved.insert((to.to_owned(), server_id.to_owned()), Moved::In);
+    }
+
+    /// How server `server_id` moved for node `node_id` since the last
+    /// call, if it did.
+    pub fn take_move(&self, node_id: &str, server_id: &str) -> Option<Moved> {
+        let mut moved = lock(&self.inner.moved);
+        if moved.is_empty() {
+            return None;
+        }
+        moved.remove(&(node_id.to_owned(), server_id.to_owned()))
     }
 }
 

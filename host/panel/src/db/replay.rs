@@ -79,8 +79,9 @@ use serde_json::Value;
 use sqlx::types::Json;
 
 use super::domain::{
-    CommandQueued, CommandSettled, DecodeError, DomainEvent, GameVersion, NodeCreated, NodeEvent,
-    NodeRegistered, ServerCreated, ServerEvent, SettingEvent, SubuserEvent,
+    CommandQueued, CommandSettled, DecodeError, DomainEvent, GameVersion, IpPort, NodeCreated,
+    NodeEvent, NodeRegistered, ServerCreated, ServerEvent, ServerTransferred, SettingEvent,
+    SubuserEvent,
 };
 use super::{Backend, Database, DbError, EventId, Subject, on_pool, query_builder};
 
@@ -269,7 +270,7 @@ macro_rules! insert_projections {
                 "INSERT INTO servers (id, name, owner_id, node_id, game_plugin, game_version, \
                  game_type, image, startup_command, variables, memory_mb, disk_mb, cpu_percent, \
                  state, created_at, allocation_limit, suspended_reason, suspended_at, \
-                 suspended_by) ",
+                 suspended_by, transfer_id) ",
             );
             qb.push_values(chunk, |mut row, (id, s)| {
                 row.push_bind(id.as_str())
@@ -290,7 +291,8 @@ macro_rules! insert_projections {
                     .push_bind(s.allocation_limit)
                     .push_bind(s.suspension.as_ref().map(|x| x.reason.as_str()))
                     .push_bind(s.suspension.as_ref().map(|x| x.at))
-                    .push_bind(s.suspension.as_ref().and_then(|x| x.by.as_deref()));
+                    .push_bind(s.suspension.as_ref().and_then(|x| x.by.as_deref()))
+                    .push_bind(s.transfer_id.as_deref());
             });
             qb.build().execute(&mut **tx).await?;
         }
@@ -500,6 +502,8 @@ struct ServerState {
     /// How many allocations it may hold besides its primary.
     allocation_limit: i32,
     suspension: Option<SuspensionState>,
+    /// The transfer it is in.
+    transfer_id: Option<String>,
 }
 
 /// A server's suspension: `server.suspended`'s reason and time, and its
@@ -833,7 +837,69 @@ impl Projections {
                     return Err(format!("server {id} is not suspended"));
                 }
             }
+            ServerEvent::TransferStarted { subject, data } => {
+                let id = subject.0;
+                self.server_on(&id, &data.from_node)?;
+                if !self.nodes.contains_key(&data.to_node) {
+                    return Err(format!("node {} does not exist", data.to_node));
+                }
+                let server = self.server(&id)?;
+                if let Some(current) = &server.transfer_id {
+                    return Err(format!("server {id} is in transfer {current} already"));
+                }
+                server.transfer_id = Some(data.transfer_id);
+            }
+            ServerEvent::Transferred { subject, data } => self.transfer(subject.0, data)?,
+            ServerEvent::TransferFailed { subject, data } => {
+                let id = subject.0;
+                let server = self.server(&id)?;
+                if server.transfer_id.as_deref() != Some(data.transfer_id.as_str()) {
+                    return Err(format!(
+                        "server {id} is not in transfer {}",
+                        data.transfer_id
+                    ));
+                }
+                server.transfer_id = None;
+            }
         }
+        Ok(())
+    }
+
+    /// Server `id` moves as `data` says: off its allocations on the
+    /// source, onto those named on the target (the first its primary).
+    fn transfer(&mut self, id: String, data: ServerTransferred) -> Result<(), String> {
+        self.server_on(&id, &data.from_node)?;
+        if self.server(&id)?.transfer_id.as_deref() != Some(data.transfer_id.as_str()) {
+            return Err(format!(
+                "server {id} is not in transfer {}",
+                data.transfer_id
+            ));
+        }
+        if data.allocations.is_empty() {
+            return Err("data.allocations is empty".into());
+        }
+        for allocation in self.allocations.values_mut() {
+            if allocation.server.as_deref() == Some(id.as_str()) {
+                *allocation = AllocationState::default();
+            }
+        }
+        for (n, IpPort { ip, port }) in data.allocations.into_iter().enumerate() {
+            let allocation = self
+                .allocations
+                .get_mut(&(data.to_node.clone(), ip.clone(), i32::from(port)))
+                .ok_or_else(|| format!("allocation {ip}:{port} does not exist"))?;
+            if let Some(other) = &allocation.server {
+                return Err(format!("allocation {ip}:{port} is held by {other}"));
+            }
+            *allocation = AllocationState {
+                server: Some(id.clone()),
+                notes: None,
+                primary: n == 0,
+            };
+        }
+        let server = self.server(&id)?;
+        server.node_id = Some(data.to_node);
+        server.transfer_id = None;
         Ok(())
     }
 
@@ -972,6 +1038,7 @@ impl Projections {
             created_at: data.at,
             allocation_limit: 0,
             suspension: None,
+            transfer_id: None,
         };
         self.servers.insert(id, server);
         Ok(())

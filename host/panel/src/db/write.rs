@@ -59,6 +59,12 @@ pub(crate) enum Unrecorded {
     /// `plugin_timer_runs`, and what a plugin does when it fires is
     /// recorded where it happens (a console command's event, say).
     PluginTimers,
+    /// How far a server's transfer to another node got
+    /// ([`crate::servers::transfers`]): its stage and bytes, written about
+    /// once a second while it streams, and its end when nothing else
+    /// changes then. The transfer's start, the move and a failure that
+    /// frees the server are recorded as `server.transfer.*` events.
+    TransferProgress,
     /// The Marketplace client's bookkeeping: stored licenses, this
     /// Panel's instance registration, and its lockfile, requests and
     /// pinned trust ([`crate::marketplace`]).
@@ -80,6 +86,7 @@ impl Unrecorded {
             ],
             Unrecorded::PluginData => &["plugin_kv"],
             Unrecorded::PluginTimers => &["plugin_timers", "plugin_timer_runs"],
+            Unrecorded::TransferProgress => &["server_transfers"],
             Unrecorded::Marketplace => &[
                 "marketplace_licenses",
                 "marketplace_instance",

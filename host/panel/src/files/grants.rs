@@ -15,6 +15,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 pub const KEY_LABEL: &str = "cap-panel file grants v1";
 
 /// Signs [`FileGrant`]s.
+#[derive(Clone)]
 pub struct GrantSigner {
     encoding: EncodingKey,
     public_key: String,

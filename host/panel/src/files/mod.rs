@@ -304,6 +304,7 @@ pub fn grant(
         GrantOp::Download => "files/download",
         GrantOp::Upload => "files/upload",
         GrantOp::BackupDownload => "backups/download",
+        GrantOp::TransferReceive => "transfers/receive",
     };
     Ok(SignedUrl {
         url: format!(

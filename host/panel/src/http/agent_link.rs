@@ -346,6 +346,25 @@ impl Session {
                 }
             }
             AgentMessage::SftpAuth(request) => self.sftp_auth(request),
+            AgentMessage::TransferProgress(progress) => {
+                let id = progress.transfer_id.clone();
+                self.hub.transfer_signal(
+                    &self.node_id,
+                    &id,
+                    crate::agents::TransferSignal::Progress(progress),
+                );
+            }
+            AgentMessage::TransferDone(report) => {
+                let id = report.transfer_id.clone();
+                self.hub.transfer_signal(
+                    &self.node_id,
+                    &id,
+                    crate::agents::TransferSignal::Done {
+                        node: self.node_id.clone(),
+                        report,
+                    },
+                );
+            }
             AgentMessage::BackupDone(report) => {
                 if self.owns(&report.server_id).await {
                     match crate::backups::record_report(self.state.db(), &self.node_id, report)
@@ -492,6 +511,19 @@ impl Session {
     /// Whether `server_id` is on this node (asking the database about
     /// servers created since the hello).
     async fn owns(&mut self, server_id: &str) -> bool {
+        match self.hub.take_move(&self.node_id, server_id) {
+            Some(crate::agents::Moved::Away) => {
+                self.servers.remove(server_id);
+                if self.foreign.len() < 4096 {
+                    self.foreign.insert(server_id.to_owned());
+                }
+                return false;
+            }
+            Some(crate::agents::Moved::In) => {
+                self.foreign.remove(server_id);
+            }
+            None => {}
+        }
         if self.servers.contains_key(server_id) {
             return true;
         }

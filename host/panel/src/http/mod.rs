@@ -86,6 +86,7 @@ pub mod ssh_keys_routes;
 pub mod suspension_routes;
 pub mod timers_routes;
 pub mod totp_routes;
+pub mod transfer_routes;
 pub mod ui_routes;
 pub mod users_routes;
 pub mod web;
@@ -280,6 +281,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .merge(nodes_routes::router())
         .merge(servers_routes::router())
         .merge(suspension_routes::router())
+        .merge(transfer_routes::router())
         .merge(files_routes::router())
         .merge(backups_routes::router())
         .merge(databases_routes::router())

@@ -232,6 +232,11 @@ pub struct ServerBody {
     /// its files are read-only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspension: Option<SuspensionBody>,
+    /// The transfer to another node it is in (absent otherwise): until it
+    /// ends the server cannot be started, restarted, reinstalled, sent
+    /// console commands or deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_id: Option<String>,
 }
 
 /// A server's suspension, as its users see it.
@@ -338,6 +343,7 @@ async fn server_body_with(
         created_at: server.created_at,
         sftp: None,
         suspension: server.suspension.as_ref().map(SuspensionBody::from),
+        transfer_id: server.transfer_id.clone(),
     }
 }
 

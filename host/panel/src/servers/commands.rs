@@ -39,7 +39,10 @@
 //! naming the reason, and a suspension racing with a start either comes
 //! first (the start is refused) or second (the suspension fails the
 //! pending start; see [`super::suspension`]). [`enqueue`] refuses earlier
-//! still, before the before-hooks run, from the server it was given.
+//! still, before the before-hooks run, from the server it was given. A
+//! server in a transfer to another node is refused the same actions and
+//! deletion too (`server-transferring`, naming the transfer), on the same
+//! row and in the same way ([`super::transfers`]).
 //!
 //! **Reinstalls** ([`enqueue_install`]) carry `{"wipe": true}` when the
 //! caller asked for the server's directory to be emptied first, and are
@@ -101,6 +104,13 @@ impl CommandAction {
             CommandAction::Delete => "delete",
             CommandAction::Console => "console",
         }
+    }
+
+    /// True if and only if a server in a transfer is refused the action:
+    /// those a suspension refuses, and deletion (stops and kills go on:
+    /// the transfer stops the server itself).
+    pub fn refused_while_transferring(self) -> bool {
+        self.refused_while_suspended() || self == CommandAction::Delete
     }
 
     /// The hook event kind the action fires.
@@ -432,6 +442,11 @@ async fn enqueue_as(
     {
         return Err(suspension::refusal(&server.id, suspended));
     }
+    if action.refused_while_transferring()
+        && let Some(transfer) = &server.transfer_id
+    {
+        return Err(super::transfers::refusal(&server.id, transfer));
+    }
     if action == CommandAction::Install && NOT_INSTALLABLE.contains(&server.state.as_str()) {
         let then = if server.state == "installing" {
             "wait for that install to end"
@@ -549,6 +564,67 @@ macro_rules! insert_command {
 }
 pub(crate) use insert_command;
 
+/// Fails, inside the transaction `$tx` on `$pool`, server `$server_id`'s
+/// *pending* commands whose action is one of `$actions` (wire names),
+/// with `$detail`, appending `server.command.failed` for each as
+/// `$actor` at `$at`: what a suspension or a transfer does to the starts
+/// and console commands queued before it. A macro for the reason
+/// [`insert_command!`] is one.
+macro_rules! fail_pending {
+    ($pool:ident, $tx:ident, $server_id:expr, $actions:expr, $detail:expr, $actor:expr, $at:expr) => {{
+        let server_id: &str = $server_id;
+        let actions: &[&str] = $actions;
+        let detail: &str = $detail;
+        let actor: &$crate::db::Actor = $actor;
+        let at: ::time::OffsetDateTime = $at;
+        let mut qb = $crate::db::query_builder(
+            $pool,
+            "SELECT id, action, node_id FROM server_commands WHERE server_id = ",
+        );
+        qb.push_bind(server_id)
+            .push(" AND state = ")
+            .push_bind($crate::servers::commands::CommandState::Pending.as_str())
+            .push(" AND action IN (");
+        {
+            let mut list = qb.separated(", ");
+            for action in actions {
+                list.push_bind(*action);
+            }
+        }
+        qb.push(") ORDER BY id");
+        let pending: Vec<(String, String, Option<String>)> =
+            qb.build_query_as().fetch_all(&mut *$tx).await?;
+        for (id, action, node) in pending {
+            let mut qb = $crate::db::query_builder($pool, "UPDATE server_commands SET state = ");
+            qb.push_bind($crate::servers::commands::CommandState::Failed.as_str())
+                .push(", detail = ")
+                .push_bind(detail)
+                .push(", updated_at = ")
+                .push_bind($crate::db::to_micros(at))
+                .push(" WHERE id = ")
+                .push_bind(id.as_str())
+                .push(" AND state = ")
+                .push_bind($crate::servers::commands::CommandState::Pending.as_str());
+            if qb.build().execute(&mut *$tx).await?.rows_affected() == 1 {
+                let failed =
+                    $crate::db::NewEvent::new($crate::db::domain::ServerEvent::CommandFailed {
+                        subject: $crate::db::domain::ServerId::new(server_id),
+                        data: $crate::db::domain::CommandSettled {
+                            command_id: id,
+                            action,
+                            node_id: node.unwrap_or_default(),
+                            detail: Some(detail.to_owned()),
+                            at: $crate::db::to_micros(at),
+                        },
+                    })
+                    .actor(actor.clone());
+                $tx.record(&failed).await?;
+            }
+        }
+    }};
+}
+pub(crate) use fail_pending;
+
 /// Records a command without hooks (the caller ran them, or it comes from
 /// `plugin`, named in the event); `payload` is `{"line": …}` for a console
 /// command, `{"wipe": true}` for an install that empties the server's
@@ -564,24 +640,30 @@ pub(crate) async fn record(
     let (command, event) = new_command(server, action, payload, plugin, actor);
     on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
-        if action.refused_while_suspended() {
+        if action.refused_while_transferring() {
             // Holds the server's row (the write lock on SQLite) until the
-            // command is in: a suspension waits for it, or it for the
-            // suspension, which it then sees.
+            // command is in: a suspension or a transfer waits for it, or it
+            // for them, which it then sees.
             let mut qb = query_builder(
                 pool,
                 "UPDATE servers SET suspended_at = suspended_at WHERE id = ",
             );
             qb.push_bind(server.id.as_str())
-                .push(" AND suspended_at IS NULL");
+                .push(" AND transfer_id IS NULL");
+            if action.refused_while_suspended() {
+                qb.push(" AND suspended_at IS NULL");
+            }
             if qb.build().execute(&mut *tx).await?.rows_affected() != 1 {
-                let mut qb =
-                    query_builder(pool, "SELECT suspended_reason FROM servers WHERE id = ");
+                let mut qb = query_builder(
+                    pool,
+                    "SELECT suspended_reason, transfer_id FROM servers WHERE id = ",
+                );
                 qb.push_bind(server.id.as_str());
-                let reason: Option<Option<String>> =
-                    qb.build_query_scalar().fetch_optional(&mut *tx).await?;
-                return Err(match reason {
-                    Some(Some(reason)) => suspension::refusal_for(&server.id, &reason),
+                let found: Option<(Option<String>, Option<String>)> =
+                    qb.build_query_as().fetch_optional(&mut *tx).await?;
+                return Err(match found {
+                    Some((_, Some(transfer))) => super::transfers::refusal(&server.id, &transfer),
+                    Some((Some(reason), None)) => suspension::refusal_for(&server.id, &reason),
                     _ => ServersError::NotFound(format!("server {}", server.id)),
                 });
             }

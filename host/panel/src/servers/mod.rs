@@ -13,6 +13,7 @@
 //! | [`commands`] | Lifecycle commands and the [`CommandOutbox`] the Agent link delivers from |
 //! | [`subusers`] | Other users given a subset of permissions on one server |
 //! | [`suspension`] | Suspending a server (stopped, no starts, installs or console, read-only files) and lifting it |
+//! | [`transfers`] | Moving a server to another node: the records, the freeze while it moves, the commit |
 //! | [`panel_api`] | [`DbPanelApi`], the plugins' `panel` capability over the database |
 //! | [`game_catalogue`] | Game types imported as documents (eggs) through a `game-catalogue` plugin |
 //!
@@ -54,6 +55,7 @@ pub mod registration;
 pub mod server;
 pub mod subusers;
 pub mod suspension;
+pub mod transfers;
 pub mod variables;
 
 pub use access::ServerAccess;

@@ -93,6 +93,8 @@ pub struct Server {
     pub created_at: OffsetDateTime,
     /// Its suspension, while it is suspended ([`super::suspension`]).
     pub suspension: Option<Suspension>,
+    /// The transfer to another node it is in ([`super::transfers`]).
+    pub transfer_id: Option<String>,
 }
 
 /// A server to create.
@@ -160,6 +162,8 @@ struct ServerRow {
     suspended_reason: Option<String>,
     suspended_at: Option<i64>,
     suspended_by: Option<String>,
+    #[serde(default)]
+    transfer_id: Option<String>,
     /// The server's primary allocation.
     #[sqlx(skip)]
     #[serde(default)]
@@ -168,7 +172,8 @@ struct ServerRow {
 
 const SERVER_COLUMNS: &str = "SELECT s.id, s.name, s.owner_id, s.node_id, s.game_plugin, \
      s.game_version, s.game_type, s.image, s.startup_command, s.variables, s.memory_mb, s.disk_mb, s.cpu_percent, \
-     s.state, s.created_at, s.suspended_reason, s.suspended_at, s.suspended_by FROM servers s";
+     s.state, s.created_at, s.suspended_reason, s.suspended_at, s.suspended_by, s.transfer_id \
+     FROM servers s";
 
 impl TryFrom<ServerRow> for Server {
     type Error = DbError;
@@ -190,6 +195,7 @@ impl TryFrom<ServerRow> for Server {
         };
         Ok(Server {
             suspension,
+            transfer_id: row.transfer_id,
             limits: ServerResourceLimits {
                 memory_mb: to_u64(row.memory_mb, "servers.memory_mb")?,
                 disk_mb: to_u64(row.disk_mb, "servers.disk_mb")?,
@@ -322,7 +328,7 @@ pub async fn list_with_allocations(
          'variables', json(s.variables), 'memory_mb', s.memory_mb, 'disk_mb', s.disk_mb, \
          'cpu_percent', s.cpu_percent, 'state', s.state, 'created_at', s.created_at, \
          'suspended_reason', s.suspended_reason, 'suspended_at', s.suspended_at, \
-         'suspended_by', s.suspended_by, \
+         'suspended_by', s.suspended_by, 'transfer_id', s.transfer_id, \
          'allocation', json((SELECT json_object('node_id', a.node_id, 'ip', a.ip, 'port', a.port, \
              'notes', a.notes, 'is_primary', a.is_primary) \
              FROM allocations a WHERE a.server_id = s.id ORDER BY a.is_primary DESC, a.ip, a.port \
@@ -622,7 +628,7 @@ fn check_limits(
 }
 
 /// Problems with fitting `wanted` into `node`, given what is `used`.
-fn check_fit(
+pub(crate) fn check_fit(
     problems: &mut Vec<FieldProblem>,
     node: &nodes::Node,
     used: &nodes::Usage,
@@ -786,6 +792,7 @@ pub async fn create(
         state: STATE_OFFLINE.to_owned(),
         created_at: now(),
         suspension: None,
+        transfer_id: None,
     };
     let event = hook_event(
         EventKind::ServerCreate,
@@ -1199,6 +1206,7 @@ mod tests {
             state: STATE_OFFLINE.into(),
             created_at: now(),
             suspension: None,
+            transfer_id: None,
         }
     }
 

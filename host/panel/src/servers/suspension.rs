@@ -53,9 +53,7 @@ use time::OffsetDateTime;
 use super::commands::{self, Command, CommandAction, CommandState, insert_command};
 use super::server::{STATE_DELETING, Server, server_info};
 use super::{FieldProblem, ServersError, check_text};
-use crate::db::domain::{
-    CommandSettled, ServerEvent, ServerId, ServerSuspended, ServerUnsuspended,
-};
+use crate::db::domain::{ServerEvent, ServerId, ServerSuspended, ServerUnsuspended};
 use crate::db::{Actor, Database, DbError, NewEvent, now, on_pool, query_builder, to_micros};
 use crate::error_code::Code;
 use crate::plugins::PluginManager;
@@ -196,49 +194,15 @@ pub async fn suspend(
         }
         tx.record(&suspended).await?;
         // Read after the row is held: a command recorded before is seen.
-        let mut qb = query_builder(
+        commands::fail_pending!(
             pool,
-            "SELECT id, action, node_id FROM server_commands WHERE server_id = ",
+            tx,
+            server.id.as_str(),
+            &refused,
+            detail.as_str(),
+            actor,
+            at
         );
-        qb.push_bind(server.id.as_str())
-            .push(" AND state = ")
-            .push_bind(CommandState::Pending.as_str())
-            .push(" AND action IN (");
-        {
-            let mut list = qb.separated(", ");
-            for action in &refused {
-                list.push_bind(*action);
-            }
-        }
-        qb.push(") ORDER BY id");
-        let pending: Vec<(String, String, Option<String>)> =
-            qb.build_query_as().fetch_all(&mut *tx).await?;
-        for (id, action, node) in pending {
-            let mut qb = query_builder(pool, "UPDATE server_commands SET state = ");
-            qb.push_bind(CommandState::Failed.as_str())
-                .push(", detail = ")
-                .push_bind(detail.as_str())
-                .push(", updated_at = ")
-                .push_bind(to_micros(at))
-                .push(" WHERE id = ")
-                .push_bind(id.as_str())
-                .push(" AND state = ")
-                .push_bind(CommandState::Pending.as_str());
-            if qb.build().execute(&mut *tx).await?.rows_affected() == 1 {
-                let failed = NewEvent::new(ServerEvent::CommandFailed {
-                    subject: ServerId::new(&server.id),
-                    data: CommandSettled {
-                        command_id: id,
-                        action,
-                        node_id: node.unwrap_or_default(),
-                        detail: Some(detail.clone()),
-                        at: to_micros(at),
-                    },
-                })
-                .actor(actor.clone());
-                tx.record(&failed).await?;
-            }
-        }
         // The stop's id is made now, after the row is held: it comes after
         // every command a racing caller recorded first.
         let stop = if may_run {

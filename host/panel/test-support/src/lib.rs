@@ -497,7 +497,33 @@ pub async fn start_agent(
     dir: &std::path::Path,
     token: Option<String>,
 ) -> cap_agent::node::RunningNode {
-    start_agent_on(panel, dir, token, cap_agent::node::BackendChoice::Native).await
+    start_agent_on(
+        panel,
+        dir,
+        token,
+        cap_agent::node::BackendChoice::Native,
+        None,
+    )
+    .await
+}
+
+/// [`start_agent`] serving file transfers on `files_listen` and telling
+/// the Panel they are at `public_url` (a proxy in front of it, say).
+pub async fn start_agent_behind(
+    panel: &RunningPanel,
+    dir: &std::path::Path,
+    token: Option<String>,
+    files_listen: std::net::SocketAddr,
+    public_url: &str,
+) -> cap_agent::node::RunningNode {
+    start_agent_on(
+        panel,
+        dir,
+        token,
+        cap_agent::node::BackendChoice::Native,
+        Some((files_listen, public_url.to_owned())),
+    )
+    .await
 }
 
 /// [`start_agent`] on the container backend (`--runtime container`): the
@@ -515,7 +541,7 @@ pub async fn start_container_agent(
     let backend = cap_agent::node::BackendChoice::Container {
         host: Some(host.to_owned()),
     };
-    let node = start_agent_on(panel, dir, token, backend).await;
+    let node = start_agent_on(panel, dir, token, backend, None).await;
     // Its containers go with the test's Podman service.
     let instance = cap_agent::node::container_instance(dir).expect("the Agent's instance");
     cap_e2e::podman::track_agent(host, &instance);
@@ -527,6 +553,7 @@ async fn start_agent_on(
     dir: &std::path::Path,
     token: Option<String>,
     backend: cap_agent::node::BackendChoice,
+    files: Option<(std::net::SocketAddr, String)>,
 ) -> cap_agent::node::RunningNode {
     let standin_dir: PathBuf = cap_e2e::standin()
         .parent()
@@ -555,8 +582,12 @@ async fn start_agent_on(
         resource_limits: None,
         insecure: false,
         backend,
-        files_listen: Some(([127, 0, 0, 1], 0).into()),
-        files_public_url: None,
+        files_listen: Some(
+            files
+                .as_ref()
+                .map_or(([127, 0, 0, 1], 0).into(), |(listen, _)| *listen),
+        ),
+        files_public_url: files.map(|(_, url)| url),
         sftp_listen: Some(([127, 0, 0, 1], 0).into()),
     })
     .await

@@ -47,6 +47,7 @@ mod databases;
 mod files;
 mod schedules;
 mod suspension;
+mod transfers;
 
 const ADMIN_PASSWORD: &str = "Correct-Horse-Battery-42";
 const PLAYER_PASSWORD: &str = "Player-Password-Staple-7";

@@ -619,416 +619,416 @@ on_every_database! {
     }
 }
 
-#[tokio::test]
-async fn each_database_permission_gates_its_routes_and_passwords_show_only_with_view_password() {
-    let db = TestDb::sqlite().await;
-    let site = site(&db, 1).await;
-    let server = site.server().to_owned();
-    site.set_limit(&server, 5).await;
-    let host = site.add_host(mariadb_host("MariaDB")).await;
-    let created = site.create(&server, json!({"name": "shop"})).await;
-    let id = text(&created, "id");
-    let one = site.databases(&server, &format!("/{id}"));
+on_every_database! {
+    async fn each_database_permission_gates_its_routes_and_passwords_show_only_with_view_password(db: &TestDb) {
+        let site = site(db, 1).await;
+        let server = site.server().to_owned();
+        site.set_limit(&server, 5).await;
+        let host = site.add_host(mariadb_host("MariaDB")).await;
+        let created = site.create(&server, json!({"name": "shop"})).await;
+        let id = text(&created, "id");
+        let one = site.databases(&server, &format!("/{id}"));
 
-    // Not a subuser: the server does not exist for them.
-    let response = site
-        .send(SUB, Method::GET, &site.databases(&server, ""), None)
-        .await;
-    expect_problem(response, 404, "not-found").await;
+        // Not a subuser: the server does not exist for them.
+        let response = site
+            .send(SUB, Method::GET, &site.databases(&server, ""), None)
+            .await;
+        expect_problem(response, 404, "not-found").await;
 
-    let subusers = format!("/api/v1/servers/{server}/subusers");
-    let response = site
-        .send(
-            ADMIN,
-            Method::POST,
-            &subusers,
-            Some(json!({"user_id": site.sub_id, "permissions": ["control.console"]})),
-        )
-        .await;
-    json_of(response, 201).await;
-    let grant = |permissions: Vec<&'static str>| {
-        let site = &site;
-        let path = format!("{subusers}/{}", site.sub_id);
-        async move {
-            let response = site
-                .send(
-                    ADMIN,
-                    Method::PATCH,
-                    &path,
-                    Some(json!({"permissions": permissions})),
-                )
-                .await;
-            json_of(response, 200).await;
-        }
-    };
-    // A subuser without database.read is refused, naming it.
-    let response = site
-        .send(SUB, Method::GET, &site.databases(&server, ""), None)
-        .await;
-    let problem = expect_problem(response, 403, "forbidden").await;
-    assert!(
-        problem["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("database.read")),
-        "{problem:#}"
-    );
-
-    // database.read: lists and reads, without the password.
-    grant(vec!["database.read"]).await;
-    let list = json_of(
-        site.send(SUB, Method::GET, &site.databases(&server, ""), None)
-            .await,
-        200,
-    )
-    .await;
-    let seen = &list["items"][0];
-    assert!(seen["password"].is_null(), "{seen:#}");
-    let url = url::Url::parse(&services::MYSQL.url()).expect("the MySQL URL parses");
-    assert_eq!(
-        seen["connectionString"],
-        format!(
-            "mysql://{}@{}:{}/{}",
-            text(&created, "username"),
-            url.host_str().expect("a host"),
-            url.port().unwrap_or(3306),
-            text(&created, "name")
-        )
-    );
-    let read = json_of(site.send(SUB, Method::GET, &one, None).await, 200).await;
-    assert!(read["password"].is_null());
-    let status = |method: Method, path: String, body: Option<Value>| {
-        let site = &site;
-        async move { site.send(SUB, method, &path, body).await.status().as_u16() }
-    };
-    let response = site
-        .send(
-            SUB,
-            Method::POST,
-            &site.databases(&server, ""),
-            Some(json!({"name": "mine"})),
-        )
-        .await;
-    let problem = expect_problem(response, 403, "forbidden").await;
-    assert!(
-        problem["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("database.create")),
-        "{problem:#}"
-    );
-    assert_eq!(
-        status(Method::POST, format!("{one}/rotate-password"), None).await,
-        403
-    );
-    assert_eq!(status(Method::DELETE, one.clone(), None).await, 403);
-    // Only administrators set limits and see hosts.
-    assert_eq!(
-        status(
-            Method::PUT,
-            format!("/api/v1/servers/{server}/database-limit"),
-            Some(json!({"limit": 100}))
-        )
-        .await,
-        403
-    );
-    assert_eq!(
-        status(Method::GET, "/api/v1/database-hosts".into(), None).await,
-        403
-    );
-
-    // database.view-password shows it, as the administrator sees it.
-    grant(vec!["database.read", "database.view-password"]).await;
-    let read = json_of(site.send(SUB, Method::GET, &one, None).await, 200).await;
-    assert_eq!(read["password"], created["password"]);
-    assert_eq!(read["connectionString"], created["connectionString"]);
-
-    // database.update rotates (the answer shows no password without
-    // view-password), database.create creates, database.delete deletes.
-    grant(vec!["database.update"]).await;
-    let rotated = json_of(
-        site.send(SUB, Method::POST, &format!("{one}/rotate-password"), None)
-            .await,
-        200,
-    )
-    .await;
-    assert!(rotated["password"].is_null());
-    let now = json_of(site.send(ADMIN, Method::GET, &one, None).await, 200).await;
-    assert_ne!(now["password"], created["password"]);
-    assert_eq!(status(Method::GET, one.clone(), None).await, 403);
-    grant(vec!["database.create"]).await;
-    let theirs = json_of(
-        site.send(
-            SUB,
-            Method::POST,
-            &site.databases(&server, ""),
-            Some(json!({"name": "mine"})),
-        )
-        .await,
-        201,
-    )
-    .await;
-    assert!(theirs["password"].is_null());
-    grant(vec!["database.delete"]).await;
-    assert_eq!(status(Method::DELETE, one.clone(), None).await, 204);
-    assert_eq!(
-        status(
-            Method::DELETE,
-            site.databases(&server, &format!("/{}", text(&theirs, "id"))),
-            None
-        )
-        .await,
-        204
-    );
-    let response = site
-        .send(
-            ADMIN,
-            Method::DELETE,
-            &format!("/api/v1/database-hosts/{}", text(&host, "id")),
-            None,
-        )
-        .await;
-    assert_eq!(response.status(), 204);
-}
-
-#[tokio::test]
-async fn database_hooks_reach_a_0_2_plugin_whose_veto_creates_and_drops_nothing() {
-    use cap_panel::plugin_kv::DbKv;
-    use cap_runtime::capabilities::kv::KvStore;
-    const RECORDER: &str = "event-recorder";
-    let db = TestDb::sqlite().await;
-    let site = site(&db, 1).await;
-    let server = site.server().to_owned();
-    site.set_limit(&server, 5).await;
-    site.add_host(mariadb_host("MariaDB")).await;
-    let plugins = site.panel.state().plugins().expect("a plugin manager");
-    crate::hook_events::install(plugins, RECORDER).await;
-    plugins
-        .activate(RECORDER, &Actor::system())
-        .await
-        .expect("the recorder activates");
-    let kv = DbKv::new(site.panel.state().db().clone());
-    let heard = |phase: &'static str, kind: &'static str, id: String| {
-        let kv = kv.clone();
-        async move {
-            kv.get(RECORDER, &format!("{phase}/{kind}/{id}"))
-                .await
-                .expect("the store reads")
-                .is_some()
-        }
-    };
-    let deny = |kinds: &'static str| {
-        let values =
-            std::collections::BTreeMap::from([("deny-kinds".to_owned(), Some(kinds.to_owned()))]);
-        async move {
-            plugins
-                .set_config(RECORDER, &values, &Actor::system())
-                .await
-                .expect("configured")
-        }
-    };
-    let prefix = cap_panel::databases::names::prefix(&server);
-
-    // Vetoed: nothing on the host, nothing recorded.
-    deny("database.create").await;
-    let response = site
-        .send(
-            ADMIN,
-            Method::POST,
-            &site.databases(&server, ""),
-            Some(json!({"name": "vetoed"})),
-        )
-        .await;
-    let problem = expect_problem(response, 403, "hook-denied").await;
-    assert!(
-        problem["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("event-recorder denies database.create")),
-        "{problem:#}"
-    );
-    assert_eq!(mariadb_has(&format!("{prefix}vetoed"), "nobody").await.0, 0);
-
-    // Allowed: before and after.
-    deny("").await;
-    let created = site.create(&server, json!({"name": "kept"})).await;
-    let id = text(&created, "id");
-    assert!(heard("before", "database.create", id.clone()).await);
-    let after = |kind: &'static str, id: String| {
-        let heard = &heard;
-        async move {
-            eventually_within(
-                &format!("the {kind} after-hook for {id}"),
-                Duration::from_secs(30),
-                || {
-                    let id = id.clone();
-                    async move { heard("after", kind, id).await.then_some(()) }
-                },
+        let subusers = format!("/api/v1/servers/{server}/subusers");
+        let response = site
+            .send(
+                ADMIN,
+                Method::POST,
+                &subusers,
+                Some(json!({"user_id": site.sub_id, "permissions": ["control.console"]})),
             )
             .await;
-        }
-    };
-    after("database.create", id.clone()).await;
+        json_of(response, 201).await;
+        let grant = |permissions: Vec<&'static str>| {
+            let site = &site;
+            let path = format!("{subusers}/{}", site.sub_id);
+            async move {
+                let response = site
+                    .send(
+                        ADMIN,
+                        Method::PATCH,
+                        &path,
+                        Some(json!({"permissions": permissions})),
+                    )
+                    .await;
+                json_of(response, 200).await;
+            }
+        };
+        // A subuser without database.read is refused, naming it.
+        let response = site
+            .send(SUB, Method::GET, &site.databases(&server, ""), None)
+            .await;
+        let problem = expect_problem(response, 403, "forbidden").await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("database.read")),
+            "{problem:#}"
+        );
 
-    // A vetoed delete leaves the database on the host.
-    deny("database.delete").await;
-    let one = site.databases(&server, &format!("/{id}"));
-    let response = site.send(ADMIN, Method::DELETE, &one, None).await;
-    expect_problem(response, 403, "hook-denied").await;
-    assert_eq!(
-        mariadb_has(&text(&created, "name"), &text(&created, "username")).await,
-        (1, 1)
-    );
-    deny("").await;
-    site.delete(&server, &id).await;
-    after("database.delete", id.clone()).await;
+        // database.read: lists and reads, without the password.
+        grant(vec!["database.read"]).await;
+        let list = json_of(
+            site.send(SUB, Method::GET, &site.databases(&server, ""), None)
+                .await,
+            200,
+        )
+        .await;
+        let seen = &list["items"][0];
+        assert!(seen["password"].is_null(), "{seen:#}");
+        let url = url::Url::parse(&services::MYSQL.url()).expect("the MySQL URL parses");
+        assert_eq!(
+            seen["connectionString"],
+            format!(
+                "mysql://{}@{}:{}/{}",
+                text(&created, "username"),
+                url.host_str().expect("a host"),
+                url.port().unwrap_or(3306),
+                text(&created, "name")
+            )
+        );
+        let read = json_of(site.send(SUB, Method::GET, &one, None).await, 200).await;
+        assert!(read["password"].is_null());
+        let status = |method: Method, path: String, body: Option<Value>| {
+            let site = &site;
+            async move { site.send(SUB, method, &path, body).await.status().as_u16() }
+        };
+        let response = site
+            .send(
+                SUB,
+                Method::POST,
+                &site.databases(&server, ""),
+                Some(json!({"name": "mine"})),
+            )
+            .await;
+        let problem = expect_problem(response, 403, "forbidden").await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("database.create")),
+            "{problem:#}"
+        );
+        assert_eq!(
+            status(Method::POST, format!("{one}/rotate-password"), None).await,
+            403
+        );
+        assert_eq!(status(Method::DELETE, one.clone(), None).await, 403);
+        // Only administrators set limits and see hosts.
+        assert_eq!(
+            status(
+                Method::PUT,
+                format!("/api/v1/servers/{server}/database-limit"),
+                Some(json!({"limit": 100}))
+            )
+            .await,
+            403
+        );
+        assert_eq!(
+            status(Method::GET, "/api/v1/database-hosts".into(), None).await,
+            403
+        );
+
+        // database.view-password shows it, as the administrator sees it.
+        grant(vec!["database.read", "database.view-password"]).await;
+        let read = json_of(site.send(SUB, Method::GET, &one, None).await, 200).await;
+        assert_eq!(read["password"], created["password"]);
+        assert_eq!(read["connectionString"], created["connectionString"]);
+
+        // database.update rotates (the answer shows no password without
+        // view-password), database.create creates, database.delete deletes.
+        grant(vec!["database.update"]).await;
+        let rotated = json_of(
+            site.send(SUB, Method::POST, &format!("{one}/rotate-password"), None)
+                .await,
+            200,
+        )
+        .await;
+        assert!(rotated["password"].is_null());
+        let now = json_of(site.send(ADMIN, Method::GET, &one, None).await, 200).await;
+        assert_ne!(now["password"], created["password"]);
+        assert_eq!(status(Method::GET, one.clone(), None).await, 403);
+        grant(vec!["database.create"]).await;
+        let theirs = json_of(
+            site.send(
+                SUB,
+                Method::POST,
+                &site.databases(&server, ""),
+                Some(json!({"name": "mine"})),
+            )
+            .await,
+            201,
+        )
+        .await;
+        assert!(theirs["password"].is_null());
+        grant(vec!["database.delete"]).await;
+        assert_eq!(status(Method::DELETE, one.clone(), None).await, 204);
+        assert_eq!(
+            status(
+                Method::DELETE,
+                site.databases(&server, &format!("/{}", text(&theirs, "id"))),
+                None
+            )
+            .await,
+            204
+        );
+        let response = site
+            .send(
+                ADMIN,
+                Method::DELETE,
+                &format!("/api/v1/database-hosts/{}", text(&host, "id")),
+                None,
+            )
+            .await;
+        assert_eq!(response.status(), 204);
+    }
 }
 
-#[tokio::test]
-async fn deleting_a_server_drops_its_databases_on_their_hosts_and_forgets_them() {
-    let db = TestDb::sqlite().await;
-    let files = crate::files::files_site(&db, 1000).await;
-    let _leftovers = Leftovers(vec![files.server_id.clone()]);
-    let admin = crate::files::ADMIN;
-    let server = files.server_id.clone();
-    json_of(
-        call(
-            &files.panel,
-            Method::PUT,
-            &format!("/api/v1/servers/{server}/database-limit"),
-            Some(admin),
-            Some(json!({"limit": 2})),
-        )
-        .await,
-        200,
-    )
-    .await;
-    json_of(
-        call(
-            &files.panel,
-            Method::POST,
-            "/api/v1/database-hosts",
-            Some(admin),
-            Some(mariadb_host("MariaDB")),
-        )
-        .await,
-        201,
-    )
-    .await;
-    json_of(
-        call(
-            &files.panel,
-            Method::POST,
-            "/api/v1/database-hosts",
-            Some(admin),
-            Some(postgres_host("PostgreSQL")),
-        )
-        .await,
-        201,
-    )
-    .await;
-    let hosts = json_of(
-        call(
-            &files.panel,
-            Method::GET,
-            "/api/v1/database-hosts",
-            Some(admin),
-            None,
-        )
-        .await,
-        200,
-    )
-    .await;
-    let host_id = |kind: &str| {
-        hosts["items"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .find(|h| h["kind"] == kind)
-            .expect("a host")["id"]
-            .clone()
-    };
-    let path = format!("/api/v1/servers/{server}/databases");
-    let on_maria = json_of(
-        call(
-            &files.panel,
-            Method::POST,
-            &path,
-            Some(admin),
-            Some(json!({"name": "stats", "host": host_id("mysql")})),
-        )
-        .await,
-        201,
-    )
-    .await;
-    let on_pg = json_of(
-        call(
-            &files.panel,
-            Method::POST,
-            &path,
-            Some(admin),
-            Some(json!({"name": "stats_pg", "host": host_id("postgres")})),
-        )
-        .await,
-        201,
-    )
-    .await;
-    assert_eq!(
-        mariadb_has(&text(&on_maria, "name"), &text(&on_maria, "username")).await,
-        (1, 1)
-    );
-    assert_eq!(
-        postgres_has(&text(&on_pg, "name"), &text(&on_pg, "username")).await,
-        (1, 1)
-    );
+on_every_database! {
+    async fn database_hooks_reach_a_0_2_plugin_whose_veto_creates_and_drops_nothing(db: &TestDb) {
+        use cap_panel::plugin_kv::DbKv;
+        use cap_runtime::capabilities::kv::KvStore;
+        const RECORDER: &str = "event-recorder";
+        let site = site(db, 1).await;
+        let server = site.server().to_owned();
+        site.set_limit(&server, 5).await;
+        site.add_host(mariadb_host("MariaDB")).await;
+        let plugins = site.panel.state().plugins().expect("a plugin manager");
+        crate::hook_events::install(plugins, RECORDER).await;
+        plugins
+            .activate(RECORDER, &Actor::system())
+            .await
+            .expect("the recorder activates");
+        let kv = DbKv::new(site.panel.state().db().clone());
+        let heard = |phase: &'static str, kind: &'static str, id: String| {
+            let kv = kv.clone();
+            async move {
+                kv.get(RECORDER, &format!("{phase}/{kind}/{id}"))
+                    .await
+                    .expect("the store reads")
+                    .is_some()
+            }
+        };
+        let deny = |kinds: &'static str| {
+            let values =
+                std::collections::BTreeMap::from([("deny-kinds".to_owned(), Some(kinds.to_owned()))]);
+            async move {
+                plugins
+                    .set_config(RECORDER, &values, &Actor::system())
+                    .await
+                    .expect("configured")
+            }
+        };
+        let prefix = cap_panel::databases::names::prefix(&server);
 
-    let server_path = format!("/api/v1/servers/{server}");
-    let response = call(
-        &files.panel,
-        Method::DELETE,
-        &server_path,
-        Some(admin),
-        None,
-    )
-    .await;
-    assert!(response.status().is_success(), "{}", response.status());
-    eventually_within("the server to go", Duration::from_secs(60), || async {
-        let response = call(&files.panel, Method::GET, &server_path, Some(admin), None).await;
-        (response.status() == 404).then_some(())
-    })
-    .await;
-    let handle = db.connect().await;
-    eventually_within(
-        "its database rows to go",
-        Duration::from_secs(30),
-        || async {
-            let left = cap_panel::databases::list(&handle, &server)
-                .await
-                .expect("listed");
-            left.is_empty().then_some(())
-        },
-    )
-    .await;
-    handle.close().await;
-    assert_eq!(
-        mariadb_has(&text(&on_maria, "name"), &text(&on_maria, "username")).await,
-        (0, 0)
-    );
-    assert_eq!(
-        postgres_has(&text(&on_pg, "name"), &text(&on_pg, "username")).await,
-        (0, 0)
-    );
-    let hosts = json_of(
-        call(
+        // Vetoed: nothing on the host, nothing recorded.
+        deny("database.create").await;
+        let response = site
+            .send(
+                ADMIN,
+                Method::POST,
+                &site.databases(&server, ""),
+                Some(json!({"name": "vetoed"})),
+            )
+            .await;
+        let problem = expect_problem(response, 403, "hook-denied").await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("event-recorder denies database.create")),
+            "{problem:#}"
+        );
+        assert_eq!(mariadb_has(&format!("{prefix}vetoed"), "nobody").await.0, 0);
+
+        // Allowed: before and after.
+        deny("").await;
+        let created = site.create(&server, json!({"name": "kept"})).await;
+        let id = text(&created, "id");
+        assert!(heard("before", "database.create", id.clone()).await);
+        let after = |kind: &'static str, id: String| {
+            let heard = &heard;
+            async move {
+                eventually_within(
+                    &format!("the {kind} after-hook for {id}"),
+                    Duration::from_secs(30),
+                    || {
+                        let id = id.clone();
+                        async move { heard("after", kind, id).await.then_some(()) }
+                    },
+                )
+                .await;
+            }
+        };
+        after("database.create", id.clone()).await;
+
+        // A vetoed delete leaves the database on the host.
+        deny("database.delete").await;
+        let one = site.databases(&server, &format!("/{id}"));
+        let response = site.send(ADMIN, Method::DELETE, &one, None).await;
+        expect_problem(response, 403, "hook-denied").await;
+        assert_eq!(
+            mariadb_has(&text(&created, "name"), &text(&created, "username")).await,
+            (1, 1)
+        );
+        deny("").await;
+        site.delete(&server, &id).await;
+        after("database.delete", id.clone()).await;
+    }
+}
+
+on_every_database! {
+    async fn deleting_a_server_drops_its_databases_on_their_hosts_and_forgets_them(db: &TestDb) {
+        let files = crate::files::files_site(db, 1000).await;
+        let _leftovers = Leftovers(vec![files.server_id.clone()]);
+        let admin = crate::files::ADMIN;
+        let server = files.server_id.clone();
+        json_of(
+            call(
+                &files.panel,
+                Method::PUT,
+                &format!("/api/v1/servers/{server}/database-limit"),
+                Some(admin),
+                Some(json!({"limit": 2})),
+            )
+            .await,
+            200,
+        )
+        .await;
+        json_of(
+            call(
+                &files.panel,
+                Method::POST,
+                "/api/v1/database-hosts",
+                Some(admin),
+                Some(mariadb_host("MariaDB")),
+            )
+            .await,
+            201,
+        )
+        .await;
+        json_of(
+            call(
+                &files.panel,
+                Method::POST,
+                "/api/v1/database-hosts",
+                Some(admin),
+                Some(postgres_host("PostgreSQL")),
+            )
+            .await,
+            201,
+        )
+        .await;
+        let hosts = json_of(
+            call(
+                &files.panel,
+                Method::GET,
+                "/api/v1/database-hosts",
+                Some(admin),
+                None,
+            )
+            .await,
+            200,
+        )
+        .await;
+        let host_id = |kind: &str| {
+            hosts["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .find(|h| h["kind"] == kind)
+                .expect("a host")["id"]
+                .clone()
+        };
+        let path = format!("/api/v1/servers/{server}/databases");
+        let on_maria = json_of(
+            call(
+                &files.panel,
+                Method::POST,
+                &path,
+                Some(admin),
+                Some(json!({"name": "stats", "host": host_id("mysql")})),
+            )
+            .await,
+            201,
+        )
+        .await;
+        let on_pg = json_of(
+            call(
+                &files.panel,
+                Method::POST,
+                &path,
+                Some(admin),
+                Some(json!({"name": "stats_pg", "host": host_id("postgres")})),
+            )
+            .await,
+            201,
+        )
+        .await;
+        assert_eq!(
+            mariadb_has(&text(&on_maria, "name"), &text(&on_maria, "username")).await,
+            (1, 1)
+        );
+        assert_eq!(
+            postgres_has(&text(&on_pg, "name"), &text(&on_pg, "username")).await,
+            (1, 1)
+        );
+
+        let server_path = format!("/api/v1/servers/{server}");
+        let response = call(
             &files.panel,
-            Method::GET,
-            "/api/v1/database-hosts",
+            Method::DELETE,
+            &server_path,
             Some(admin),
             None,
         )
-        .await,
-        200,
-    )
-    .await;
-    for host in hosts["items"].as_array().expect("items") {
-        assert_eq!(host["databases"], 0, "{host:#}");
+        .await;
+        assert!(response.status().is_success(), "{}", response.status());
+        eventually_within("the server to go", Duration::from_secs(60), || async {
+            let response = call(&files.panel, Method::GET, &server_path, Some(admin), None).await;
+            (response.status() == 404).then_some(())
+        })
+        .await;
+        let handle = db.connect().await;
+        eventually_within(
+            "its database rows to go",
+            Duration::from_secs(30),
+            || async {
+                let left = cap_panel::databases::list(&handle, &server)
+                    .await
+                    .expect("listed");
+                left.is_empty().then_some(())
+            },
+        )
+        .await;
+        handle.close().await;
+        assert_eq!(
+            mariadb_has(&text(&on_maria, "name"), &text(&on_maria, "username")).await,
+            (0, 0)
+        );
+        assert_eq!(
+            postgres_has(&text(&on_pg, "name"), &text(&on_pg, "username")).await,
+            (0, 0)
+        );
+        let hosts = json_of(
+            call(
+                &files.panel,
+                Method::GET,
+                "/api/v1/database-hosts",
+                Some(admin),
+                None,
+            )
+            .await,
+            200,
+        )
+        .await;
+        for host in hosts["items"].as_array().expect("items") {
+            assert_eq!(host["databases"], 0, "{host:#}");
+        }
     }
 }
 

@@ -38,5 +38,6 @@ mod sftp;
 mod suspension;
 mod timers;
 mod totp;
+mod transfers;
 mod users;
 mod web_ui;

@@ -398,55 +398,55 @@ on_every_database! {
     }
 }
 
-#[tokio::test]
-async fn a_run_while_the_schedules_previous_run_is_still_going_is_skipped_naming_it() {
-    let db = TestDb::sqlite().await;
-    let site = site(&db).await;
-    let id = site
-        .create(
-            OWNER,
-            json!({
-                "name": "Slow",
-                "preset": "@daily",
-                "task_kind": "command",
-                "task_value": "say later",
-                "task_offset": "900",
-            }),
-        )
+on_every_database! {
+    async fn a_run_while_the_schedules_previous_run_is_still_going_is_skipped_naming_it(db: &TestDb) {
+        let site = site(db).await;
+        let id = site
+            .create(
+                OWNER,
+                json!({
+                    "name": "Slow",
+                    "preset": "@daily",
+                    "task_kind": "command",
+                    "task_value": "say later",
+                    "task_offset": "900",
+                }),
+            )
+            .await;
+        let task_timers = || async {
+            let timers = api(
+                &site.panel,
+                Method::GET,
+                "/api/v1/plugins/scheduler/timers",
+                None,
+                200,
+            )
+            .await;
+            timers["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .filter(|t| t["key"].as_str().is_some_and(|k| k.starts_with("task/")))
+                .count()
+        };
+        json_of(site.act(OWNER, &format!("run:{id}"), json!({})).await, 200).await;
+        eventually("the first run's task to wait for its offset", || async {
+            (task_timers().await == 1).then_some(())
+        })
         .await;
-    let task_timers = || async {
-        let timers = api(
-            &site.panel,
-            Method::GET,
-            "/api/v1/plugins/scheduler/timers",
-            None,
-            200,
-        )
+        json_of(site.act(OWNER, &format!("run:{id}"), json!({})).await, 200).await;
+        eventually("the second run, skipped", || async {
+            let widget = site.widget(OWNER).await.to_string();
+            widget.contains("is still going").then_some(())
+        })
         .await;
-        timers["items"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .filter(|t| t["key"].as_str().is_some_and(|k| k.starts_with("task/")))
-            .count()
-    };
-    json_of(site.act(OWNER, &format!("run:{id}"), json!({})).await, 200).await;
-    eventually("the first run's task to wait for its offset", || async {
-        (task_timers().await == 1).then_some(())
-    })
-    .await;
-    json_of(site.act(OWNER, &format!("run:{id}"), json!({})).await, 200).await;
-    eventually("the second run, skipped", || async {
-        let widget = site.widget(OWNER).await.to_string();
-        widget.contains("is still going").then_some(())
-    })
-    .await;
-    assert_eq!(
-        task_timers().await,
-        1,
-        "the second run armed no task of its own"
-    );
-    site.panel.stop().await.expect("stops");
+        assert_eq!(
+            task_timers().await,
+            1,
+            "the second run armed no task of its own"
+        );
+        site.panel.stop().await.expect("stops");
+    }
 }
 
 on_every_database! {
@@ -479,106 +479,106 @@ on_every_database! {
     }
 }
 
-#[tokio::test]
-async fn a_subuser_needs_schedule_permissions_on_the_server_and_the_permissions_of_the_tasks() {
-    let db = TestDb::sqlite().await;
-    let site = site(&db).await;
-    // Not a subuser: the server does not exist for them.
-    let response = call(
-        &site.panel,
-        Method::GET,
-        &format!("{WIDGET}?server_id={}", site.server_id),
-        Some(SUB),
-        None,
-    )
-    .await;
-    expect_problem(response, 404, "not-found").await;
-
-    site.grant(&["control.console"], true).await;
-    let shown = site.widget(SUB).await.to_string();
-    assert!(shown.contains("needs schedule.read"), "{shown}");
-
-    site.grant(&["schedule.read"], false).await;
-    let shown = site.widget(SUB).await.to_string();
-    assert!(shown.contains("No schedules yet."), "{shown}");
-    assert!(
-        !shown.contains("Create schedule"),
-        "no form without schedule.create: {shown}"
-    );
-    let values = json!({"name": "Mine", "cron": "@hourly"});
-    let problem = expect_problem(
-        site.act(SUB, "create", values.clone()).await,
-        422,
-        "plugin-refused",
-    )
-    .await;
-    assert!(
-        problem["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("schedule.create")),
-        "{problem:#}"
-    );
-
-    site.grant(&["schedule.read", "schedule.create"], false)
+on_every_database! {
+    async fn a_subuser_needs_schedule_permissions_on_the_server_and_the_permissions_of_the_tasks(db: &TestDb) {
+        let site = site(db).await;
+        // Not a subuser: the server does not exist for them.
+        let response = call(
+            &site.panel,
+            Method::GET,
+            &format!("{WIDGET}?server_id={}", site.server_id),
+            Some(SUB),
+            None,
+        )
         .await;
-    let id = site.create(SUB, values).await;
-    // A task needs what it does: no restart without control.restart.
-    let restart = json!({"name": "Restart", "cron": "@hourly", "task_kind": "power", "task_value": "restart"});
-    let problem = expect_problem(
-        site.act(SUB, "create", restart.clone()).await,
-        422,
-        "plugin-refused",
-    )
-    .await;
-    assert!(
-        problem["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("control.restart")),
-        "{problem:#}"
-    );
-    // Running, changing and deleting need schedule.update / .delete.
-    let problem = expect_problem(
-        site.act(SUB, &format!("run:{id}"), json!({})).await,
-        422,
-        "plugin-refused",
-    )
-    .await;
-    assert!(
-        problem["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("schedule.update")),
-        "{problem:#}"
-    );
-    let problem = expect_problem(
-        site.act(SUB, &format!("delete:{id}"), json!({})).await,
-        422,
-        "plugin-refused",
-    )
-    .await;
-    assert!(
-        problem["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("schedule.delete")),
-        "{problem:#}"
-    );
+        expect_problem(response, 404, "not-found").await;
 
-    site.grant(
-        &[
-            "schedule.read",
-            "schedule.create",
-            "control.restart",
-            "schedule.delete",
-        ],
-        false,
-    )
-    .await;
-    site.create(SUB, restart).await;
-    let answer = json_of(site.act(SUB, &format!("delete:{id}"), json!({})).await, 200).await;
-    assert_eq!(answer["message"], "Schedule Mine deleted");
-    let shown = site.widget(SUB).await.to_string();
-    assert!(!shown.contains(&id), "{shown}");
-    assert!(shown.contains("Restart"), "{shown}");
-    site.panel.stop().await.expect("stops");
+        site.grant(&["control.console"], true).await;
+        let shown = site.widget(SUB).await.to_string();
+        assert!(shown.contains("needs schedule.read"), "{shown}");
+
+        site.grant(&["schedule.read"], false).await;
+        let shown = site.widget(SUB).await.to_string();
+        assert!(shown.contains("No schedules yet."), "{shown}");
+        assert!(
+            !shown.contains("Create schedule"),
+            "no form without schedule.create: {shown}"
+        );
+        let values = json!({"name": "Mine", "cron": "@hourly"});
+        let problem = expect_problem(
+            site.act(SUB, "create", values.clone()).await,
+            422,
+            "plugin-refused",
+        )
+        .await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("schedule.create")),
+            "{problem:#}"
+        );
+
+        site.grant(&["schedule.read", "schedule.create"], false)
+            .await;
+        let id = site.create(SUB, values).await;
+        // A task needs what it does: no restart without control.restart.
+        let restart = json!({"name": "Restart", "cron": "@hourly", "task_kind": "power", "task_value": "restart"});
+        let problem = expect_problem(
+            site.act(SUB, "create", restart.clone()).await,
+            422,
+            "plugin-refused",
+        )
+        .await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("control.restart")),
+            "{problem:#}"
+        );
+        // Running, changing and deleting need schedule.update / .delete.
+        let problem = expect_problem(
+            site.act(SUB, &format!("run:{id}"), json!({})).await,
+            422,
+            "plugin-refused",
+        )
+        .await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("schedule.update")),
+            "{problem:#}"
+        );
+        let problem = expect_problem(
+            site.act(SUB, &format!("delete:{id}"), json!({})).await,
+            422,
+            "plugin-refused",
+        )
+        .await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("schedule.delete")),
+            "{problem:#}"
+        );
+
+        site.grant(
+            &[
+                "schedule.read",
+                "schedule.create",
+                "control.restart",
+                "schedule.delete",
+            ],
+            false,
+        )
+        .await;
+        site.create(SUB, restart).await;
+        let answer = json_of(site.act(SUB, &format!("delete:{id}"), json!({})).await, 200).await;
+        assert_eq!(answer["message"], "Schedule Mine deleted");
+        let shown = site.widget(SUB).await.to_string();
+        assert!(!shown.contains(&id), "{shown}");
+        assert!(shown.contains("Restart"), "{shown}");
+        site.panel.stop().await.expect("stops");
+    }
 }
 
 on_every_database! {

@@ -86,10 +86,10 @@ pub use plugin::{
     PluginQuarantined, PluginSecretSet, PluginUninstalled, PluginUpdated, PluginVersion,
 };
 pub use server::{
-    AllocationLimit, AllocationNotes, CommandQueued, CommandSettled, GameVersion, REDACTED,
+    AllocationLimit, AllocationNotes, CommandQueued, CommandSettled, GameVersion, IpPort, REDACTED,
     Resources, ServerAllocation, ServerCreated, ServerDeleted, ServerEvent, ServerSuspended,
-    ServerUnsuspended, ServerUpdated, StateChanged, SubuserEvent, SubuserPermissions,
-    SubuserRemoved,
+    ServerTransferred, ServerUnsuspended, ServerUpdated, StateChanged, SubuserEvent,
+    SubuserPermissions, SubuserRemoved, TransferFailed, TransferStarted,
 };
 pub use setting::{
     MailConfigured, MailEvent, SecretsEvent, SecretsSealed, SettingEvent, SettingValueData,

@@ -57,6 +57,16 @@ namespace! {
         Suspended = "server.suspended" { subject: ServerId, data: ServerSuspended },
         /// The server's suspension was lifted.
         Unsuspended = "server.unsuspended" { subject: ServerId, data: ServerUnsuspended },
+        /// A transfer of the server to another node began: until it ends
+        /// the server takes no start, restart, install, console command or
+        /// deletion.
+        TransferStarted = "server.transfer.started" { subject: ServerId, data: TransferStarted },
+        /// The server moved: it is on the target node now, holding the
+        /// allocations named (the first its primary); those it held on the
+        /// source went back to that node's pool, their notes cleared.
+        Transferred = "server.transferred" { subject: ServerId, data: ServerTransferred },
+        /// A transfer failed; the server stays on the node it was on.
+        TransferFailed = "server.transfer.failed" { subject: ServerId, data: TransferFailed },
     }
 }
 
@@ -175,6 +185,54 @@ pub struct StateChanged {
     pub to: String,
     /// Why, if the Agent said.
     pub reason: Option<String>,
+    /// When, in microseconds since the Unix epoch.
+    pub at: i64,
+}
+
+/// A transfer that began.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TransferStarted {
+    /// The transfer (`xfr_…`).
+    pub transfer_id: String,
+    /// The node the server is on.
+    pub from_node: String,
+    /// The node it goes to.
+    pub to_node: String,
+    /// When, in microseconds since the Unix epoch.
+    pub at: i64,
+}
+
+/// An address and port of a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct IpPort {
+    /// The address, in canonical form.
+    pub ip: String,
+    /// The port.
+    pub port: u16,
+}
+
+/// A transfer that ended well.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ServerTransferred {
+    /// The transfer.
+    pub transfer_id: String,
+    /// The node the server was on.
+    pub from_node: String,
+    /// The node it is on now.
+    pub to_node: String,
+    /// Its allocations on the new node, the primary first.
+    pub allocations: Vec<IpPort>,
+    /// When, in microseconds since the Unix epoch.
+    pub at: i64,
+}
+
+/// A transfer that failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TransferFailed {
+    /// The transfer.
+    pub transfer_id: String,
+    /// Why.
+    pub reason: String,
     /// When, in microseconds since the Unix epoch.
     pub at: i64,
 }

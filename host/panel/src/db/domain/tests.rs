@@ -526,6 +526,39 @@ fn one_of_each() -> Vec<DomainEvent> {
             },
         }
         .into(),
+        ServerEvent::TransferStarted {
+            subject: server(),
+            data: TransferStarted {
+                transfer_id: "xfr_1".into(),
+                from_node: "node_1".into(),
+                to_node: "node_2".into(),
+                at: 14,
+            },
+        }
+        .into(),
+        ServerEvent::Transferred {
+            subject: server(),
+            data: ServerTransferred {
+                transfer_id: "xfr_1".into(),
+                from_node: "node_1".into(),
+                to_node: "node_2".into(),
+                allocations: vec![IpPort {
+                    ip: "10.0.0.2".into(),
+                    port: 25565,
+                }],
+                at: 15,
+            },
+        }
+        .into(),
+        ServerEvent::TransferFailed {
+            subject: server(),
+            data: TransferFailed {
+                transfer_id: "xfr_2".into(),
+                reason: "node node_2 has 10 bytes free".into(),
+                at: 16,
+            },
+        }
+        .into(),
         SubuserEvent::Added {
             subject: server(),
             data: SubuserPermissions {
