@@ -36,7 +36,7 @@ pub use hooks::{
     UserInfo, Verdict,
 };
 #[cfg(feature = "api-0-2")]
-pub use hooks::{BackupInfo, DatabaseInfo, FileInfo, SuspensionInfo};
+pub use hooks::{BackupInfo, DatabaseInfo, FileInfo, SuspensionInfo, TransferInfo};
 
 /// Before- and after-hooks: the `hooks` export of the WIT API.
 ///
@@ -67,7 +67,7 @@ pub trait Hooks: Send + Sync {
 const KINDS: usize = 28;
 /// How many event kinds the API version the SDK targets has.
 #[cfg(feature = "api-0-2")]
-const KINDS: usize = 38;
+const KINDS: usize = 39;
 
 /// Dotted names, in the order of the WIT enum.
 const NAMES: [(EventKind, &str); KINDS] = [
@@ -119,13 +119,15 @@ const NAMES: [(EventKind, &str); KINDS] = [
     (EventKind::ServerSuspend, "server.suspend"),
     #[cfg(feature = "api-0-2")]
     (EventKind::ServerUnsuspend, "server.unsuspend"),
+    #[cfg(feature = "api-0-2")]
+    (EventKind::ServerTransfer, "server.transfer"),
 ];
 
 impl EventKind {
     /// Every event kind, in the order of the WIT enum (28 in API 0.1.0;
     /// 0.2.0 adds `user.invite`, `file.write`, the four `backup.*` kinds,
-    /// `database.create`, `database.delete`, `server.suspend` and
-    /// `server.unsuspend`).
+    /// `database.create`, `database.delete`, `server.suspend`,
+    /// `server.unsuspend` and `server.transfer`).
     ///
     /// ```
     /// use cap_plugin_sdk::hooks::EventKind;

@@ -26,7 +26,7 @@ use crate::plugin::Plugin;
 
 impl EventKind {
     /// Every event kind.
-    pub const ALL: [EventKind; 38] = [
+    pub const ALL: [EventKind; 39] = [
         EventKind::UserCreate,
         EventKind::UserUpdate,
         EventKind::UserDelete,
@@ -65,6 +65,7 @@ impl EventKind {
         EventKind::DatabaseDelete,
         EventKind::ServerSuspend,
         EventKind::ServerUnsuspend,
+        EventKind::ServerTransfer,
     ];
 
     /// The manifest name, e.g. `server.create`.
@@ -108,6 +109,7 @@ impl EventKind {
             EventKind::DatabaseDelete => "database.delete",
             EventKind::ServerSuspend => "server.suspend",
             EventKind::ServerUnsuspend => "server.unsuspend",
+            EventKind::ServerTransfer => "server.transfer",
         }
     }
 
@@ -125,7 +127,8 @@ impl EventKind {
             | EventKind::DatabaseCreate
             | EventKind::DatabaseDelete
             | EventKind::ServerSuspend
-            | EventKind::ServerUnsuspend => 2,
+            | EventKind::ServerUnsuspend
+            | EventKind::ServerTransfer => 2,
             _ => 1,
         }
     }

@@ -112,6 +112,7 @@ fn subject(event: &Event) -> &str {
         Payload::Backup(backup) => &backup.id,
         Payload::Database(database) => &database.id,
         Payload::Suspension(suspension) => &suspension.server.id,
+        Payload::Transfer(transfer) => &transfer.server.id,
     }
 }
 

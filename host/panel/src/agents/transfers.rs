@@ -43,9 +43,11 @@ use crate::db::{Actor, Database};
 use crate::error_code::Code;
 use crate::files::{self, GrantSigner};
 use crate::plugins::PluginManager;
+use crate::plugins::hooks;
 use crate::servers::server::{self, Server};
 use crate::servers::transfers::{self as records, Stage, Transfer, TransferAsk};
 use crate::servers::{CommandAction, ServersError, commands};
+use cap_runtime::api::EventKind;
 
 /// How long the driver waits for the server to stop on the source.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(120);
@@ -121,15 +123,50 @@ pub async fn begin(
     let manifest = plugins
         .and_then(|p| p.active(&server.game_plugin))
         .map(|p| p.manifest().clone());
+    // The before-hooks are asked before anything changes.
+    let id = crate::servers::new_id("xfr");
+    let from = server.node_id.clone().unwrap_or_default();
+    hooks::run_before(
+        plugins,
+        hooks::event(
+            EventKind::ServerTransfer,
+            records::hook_payload(server, &id, (&from, &ask.node_id), "pending", None),
+            actor,
+        ),
+    )
+    .await?;
     let (transfer, stop) =
-        records::start(&context.db, server, manifest.as_ref(), ask, actor).await?;
+        records::start_as(&context.db, server, manifest.as_ref(), ask, &id, actor).await?;
     if stop.is_some() {
         hub.wake(&transfer.from_node);
     }
     let driven = transfer.clone();
     let signals = hub.watch_transfer(&transfer.id, &transfer.from_node, &transfer.to_node);
     let server = server.clone();
-    tokio::spawn(async move { drive(context, driven, server, signals).await });
+    let plugins = plugins.cloned();
+    let actor = actor.clone();
+    tokio::spawn(async move {
+        let ended = drive(context, driven.clone(), server.clone(), signals).await;
+        // The after-hooks learn how it ended.
+        let (state, reason) = match &ended {
+            Ok(()) => (records::STATE_DONE, None),
+            Err(reason) => (records::STATE_FAILED, Some(reason.as_str())),
+        };
+        hooks::spawn_after(
+            plugins.as_ref(),
+            hooks::event(
+                EventKind::ServerTransfer,
+                records::hook_payload(
+                    &server,
+                    &driven.id,
+                    (&driven.from_node, &driven.to_node),
+                    state,
+                    reason,
+                ),
+                &actor,
+            ),
+        );
+    });
     Ok(transfer)
 }
 
@@ -144,13 +181,13 @@ fn mib(bytes: u64) -> String {
 }
 
 /// Runs the steps; fails the transfer with the reason of the first step
-/// that fails before the commit.
+/// that fails before the commit, which it answers.
 async fn drive(
     context: TransferContext,
     transfer: Transfer,
     server: Server,
     mut signals: mpsc::UnboundedReceiver<TransferSignal>,
-) {
+) -> Result<(), String> {
     let hub = context.hub.clone();
     let id = transfer.id.clone();
     let (from, to) = (
@@ -163,11 +200,18 @@ async fn drive(
         &format!("moving the server from node {from} to node {to} (transfer {id})"),
     );
     let outcome = before_commit(&context, &transfer, &server, &mut signals).await;
-    match outcome {
-        Ok(sent) => after_commit(&context, &transfer, &server, sent, &to, &mut signals).await,
-        Err(failure) => fail(&context, &transfer, &failure, &from).await,
-    }
+    let ended = match outcome {
+        Ok(sent) => {
+            after_commit(&context, &transfer, &server, sent, &to, &mut signals).await;
+            Ok(())
+        }
+        Err(failure) => {
+            fail(&context, &transfer, &failure, &from).await;
+            Err(failure.reason)
+        }
+    };
     hub.unwatch_transfer(&id);
+    ended
 }
 
 /// Node `id`'s name, or its id when it has none (any more).

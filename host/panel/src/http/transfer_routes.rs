@@ -153,7 +153,7 @@ pub struct TransferList {
     request_body = TransferRequest,
     responses(
         (status = 202, description = "Begun: the transfer", body = TransferBody),
-        (status = 403, description = "Not an administrator"),
+        (status = 403, description = "Not an administrator (forbidden), or a plugin denied it (hook-denied)"),
         (status = 404, description = "No such server"),
         (status = 409, description = "In a transfer already (server-transferring), being deleted (server-deleting), installing (server-running), no free allocation on the target (no-free-allocation), the asked allocation is taken (allocation-assigned)"),
         (status = 422, description = "The target is the server's node, does not exist, cannot run its game or has no room for it; a malformed allocation"),

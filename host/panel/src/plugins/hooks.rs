@@ -33,6 +33,7 @@
 //! | `plugin.deactivate` | every deactivation (an admin's, a lapsed license's) | no: after-hooks only |
 //! | `plugin.uninstall` | uninstalling | yes, except by the plugin uninstalled |
 //! | `server.suspend`, `server.unsuspend` (API 0.2.0) | `POST`/`DELETE /servers/{id}/suspension` and the `panel` capability's `suspend-server`/`unsuspend-server`; after-hooks for people's only | yes |
+//! | `server.transfer` (API 0.2.0) | `POST /servers/{id}/transfer`, after the nodes are found connected and before anything changes (payload `pending`); after-hooks once the transfer ended, `done` or `failed` with the reason | yes |
 //! | `server.*`, `node.online`/`offline`, `console.*` | [`crate::servers`] and the Agent link | see there |
 //! | `schedule.tick` (API 0.2.0) | a plugin's own timer falling due ([`crate::timers`]), to that plugin's after-hook alone, once (not retried) | no: after-hooks only |
 //!

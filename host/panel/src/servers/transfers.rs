@@ -188,6 +188,25 @@ impl TryFrom<TransferRow> for Transfer {
     }
 }
 
+/// The hook payload of transfer `id` of `server` from `from` to `to`,
+/// `state` (`pending`, `done` or `failed`, with `reason`).
+pub fn hook_payload(
+    server: &Server,
+    id: &str,
+    (from, to): (&str, &str),
+    state: &str,
+    reason: Option<&str>,
+) -> cap_runtime::api::Payload {
+    cap_runtime::api::Payload::Transfer(cap_runtime::api::TransferInfo {
+        server: super::server::server_info(server),
+        id: id.to_owned(),
+        from_node: from.to_owned(),
+        to_node: to.to_owned(),
+        state: state.to_owned(),
+        reason: reason.map(str::to_owned),
+    })
+}
+
 /// The refusal of something a transfer forbids on server `server_id`:
 /// `server-transferring`, naming the transfer.
 pub fn refusal(server_id: &str, transfer_id: &str) -> ServersError {
@@ -293,6 +312,23 @@ pub async fn start(
     ask: &TransferAsk,
     actor: &Actor,
 ) -> Result<(Transfer, Option<Command>), ServersError> {
+    start_as(db, server, manifest, ask, &new_id("xfr"), actor).await
+}
+
+/// [`start`], with the transfer's id made by the caller (who asked the
+/// before-hooks about it).
+///
+/// # Errors
+///
+/// As [`start`].
+pub async fn start_as(
+    db: &Database,
+    server: &Server,
+    manifest: Option<&cap_runtime::Manifest>,
+    ask: &TransferAsk,
+    id: &str,
+    actor: &Actor,
+) -> Result<(Transfer, Option<Command>), ServersError> {
     if server.state == STATE_DELETING {
         return Err(ServersError::conflict(
             Code::ServerDeleting,
@@ -336,7 +372,7 @@ pub async fn start(
     let allocations = pick_allocations(db, &target, ask.allocation.as_ref(), holds).await?;
     let at = now();
     let transfer = Transfer {
-        id: new_id("xfr"),
+        id: id.to_owned(),
         server_id: server.id.clone(),
         from_node: from.clone(),
         to_node: target.id.clone(),

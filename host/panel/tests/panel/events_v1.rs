@@ -526,6 +526,9 @@ const ADDED_AFTER_V1: &[&str] = &[
     "server.allocation.removed",
     "server.suspended",
     "server.unsuspended",
+    "server.transfer.started",
+    "server.transferred",
+    "server.transfer.failed",
 ];
 
 #[test]

@@ -521,3 +521,43 @@ async fn a_link_cut_mid_stream_fails_the_transfer_and_leaves_the_server_whole_on
     power(&site, "stop").await;
     server_state(&site.panel, &site.server_id, "offline").await;
 }
+
+on_every_database! {
+    async fn a_before_hook_may_refuse_a_transfer_and_after_hooks_hear_how_it_ended(db: &TestDb) {
+        use cap_panel::plugin_kv::DbKv;
+        use cap_runtime::capabilities::kv::KvStore;
+        let (site, _source) = prepared(db, &[], false).await;
+        let target = target(&site, "n2", None).await;
+        let plugins = site.panel.state().plugins().expect("a plugin manager");
+        crate::hook_events::install(plugins, "event-recorder").await;
+        plugins.activate("event-recorder", &Actor::system()).await.expect("activated");
+        let deny = |kinds: &str| {
+            let values = std::collections::BTreeMap::from([("deny-kinds".to_owned(), Some(kinds.to_owned()))]);
+            async move {
+                plugins.set_config("event-recorder", &values, &Actor::system()).await.expect("configured");
+            }
+        };
+        let recorded = |phase: &'static str| {
+            let db = site.panel.state().db().clone();
+            let key = format!("{phase}/server.transfer/{}", site.server_id);
+            async move { DbKv::new(db).get("event-recorder", &key).await.expect("the store reads").is_some() }
+        };
+
+        deny("server.transfer").await;
+        let problem = expect_problem(call(&site.panel, Method::POST, &format!("/api/v1/servers/{}/transfer", site.server_id),
+            Some(PLUGIN_ADMIN), Some(json!({"node_id": target.node_id}))).await, 403, "hook-denied").await;
+        assert!(problem["detail"].as_str().is_some_and(|d| d.contains("event-recorder denies server.transfer")), "{problem:#}");
+        assert!(recorded("before").await);
+        // Nothing changed: no transfer, no mark.
+        assert!(server_json(&site).await.get("transfer_id").is_none());
+        let history = api(&site.panel, Method::GET, &format!("/api/v1/servers/{}/transfers", site.server_id), None, 200).await;
+        assert_eq!(history["items"], json!([]), "{history:#}");
+
+        deny("").await;
+        let begun = move_to(&site, &target.node_id).await;
+        let done = ended(&site, begun["id"].as_str().expect("id")).await;
+        assert_eq!(done["state"], "done", "{done:#}");
+        eventually("the after-hook of the transfer", || async { recorded("after").await.then_some(()) }).await;
+        assert_eq!(server_json(&site).await["node_id"], json!(target.node_id));
+    }
+}

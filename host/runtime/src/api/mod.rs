@@ -928,6 +928,9 @@ variants! {
         /// `server.unsuspend` (API 0.2.0): a server's suspension is to be
         /// lifted.
         ServerUnsuspend,
+        /// `server.transfer` (API 0.2.0): a server is to be moved to
+        /// another node (before), or its move ended (after).
+        ServerTransfer,
     }
 
     /// What an event is about.
@@ -952,6 +955,8 @@ variants! {
         Database(DatabaseInfo),
         /// A server's suspension (API 0.2.0).
         Suspension(SuspensionInfo),
+        /// A server's move to another node (API 0.2.0).
+        Transfer(TransferInfo),
     }
 
     /// A before-hook's answer.
@@ -1097,6 +1102,22 @@ records! {
         pub server: ServerInfo,
         /// Why it is suspended (for `server.unsuspend`: why it was).
         pub reason: String,
+    }
+
+    /// A server's move to another node (API 0.2.0).
+    pub struct TransferInfo {
+        /// The server (its node the one it leaves).
+        pub server: ServerInfo,
+        /// The transfer's id.
+        pub id: String,
+        /// The node it leaves.
+        pub from_node: String,
+        /// The node it goes to.
+        pub to_node: String,
+        /// `pending` (before-hooks), `done` or `failed` (after-hooks).
+        pub state: String,
+        /// Why it failed.
+        pub reason: Option<String>,
     }
 
     /// Who caused an event.

@@ -406,7 +406,7 @@ event_kinds_0_1! {
     ConsoleCommand, ConsoleReady, ConsolePlayerJoined, ConsolePlayerLeft, ConsoleCrash,
     ScheduleTick;
     later: UserInvite, FileWrite, BackupCreate, BackupComplete, BackupRestore, BackupDelete,
-        DatabaseCreate, DatabaseDelete, ServerSuspend, ServerUnsuspend
+        DatabaseCreate, DatabaseDelete, ServerSuspend, ServerUnsuspend, ServerTransfer
 }
 
 /// The 0.1.0 payloads. Payloads a later API added have no 0.1.0 value; they
@@ -433,7 +433,7 @@ macro_rules! payloads_0_1 {
 
 payloads_0_1! {
     User, Server, Node, Plugin, Console, Schedule;
-    later: File, Backup, Database, Suspension
+    later: File, Backup, Database, Suspension, Transfer
 }
 
 /// The 0.1.0 form of `event`; `None` for a kind 0.1.0 does not have.

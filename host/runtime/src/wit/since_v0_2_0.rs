@@ -523,11 +523,12 @@ variants! {
         PluginInstall, PluginActivate, PluginDeactivate, PluginUninstall,
         ConsoleCommand, ConsoleReady, ConsolePlayerJoined, ConsolePlayerLeft, ConsoleCrash,
         ScheduleTick, UserInvite, FileWrite, BackupCreate, BackupComplete, BackupRestore,
-        BackupDelete, DatabaseCreate, DatabaseDelete, ServerSuspend, ServerUnsuspend
+        BackupDelete, DatabaseCreate, DatabaseDelete, ServerSuspend, ServerUnsuspend,
+        ServerTransfer
     }
     hooks::Payload => Payload {
         User(x), Server(x), Node(x), Plugin(x), Console(x), Schedule(x), File(x), Backup(x),
-        Database(x), Suspension(x)
+        Database(x), Suspension(x), Transfer(x)
     }
 }
 
@@ -542,6 +543,7 @@ records! {
         server_id, id, name, host_id, host_kind, username, remote
     }
     hooks::SuspensionInfo => SuspensionInfo { server, reason }
+    hooks::TransferInfo => TransferInfo { server, id, from_node, to_node, state, reason }
     ui::RenderContext => RenderContext {
         contribution, server_id, user_id, permissions, server_permissions
     }
