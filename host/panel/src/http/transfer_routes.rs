@@ -38,7 +38,7 @@ use crate::servers::transfers::{self as records, Stage, Transfer, TransferAsk};
 /// An address and port of the target node.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AllocationRef {
+pub struct TransferAllocation {
     /// The address.
     pub ip: String,
     /// The port.
@@ -48,19 +48,19 @@ pub struct AllocationRef {
 /// `POST /servers/{id}/transfer`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TransferRequest {
+pub struct ServerTransferRequest {
     /// The node to move the server to.
     pub node_id: String,
     /// The target's allocation to make the server's primary; absent: its
     /// first free one. The server's extra allocations get the next free
     /// ones.
     #[serde(default)]
-    pub allocation: Option<AllocationRef>,
+    pub allocation: Option<TransferAllocation>,
 }
 
 /// A transfer.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct TransferBody {
+pub struct ServerTransferBody {
     /// Its id.
     pub id: String,
     /// The server.
@@ -70,7 +70,7 @@ pub struct TransferBody {
     /// The node it goes to.
     pub to_node: String,
     /// The target's allocations it takes, the primary first.
-    pub allocations: Vec<AllocationRef>,
+    pub allocations: Vec<TransferAllocation>,
     /// Whether the server was running when it began (it is started again
     /// where it ends up).
     pub was_running: bool,
@@ -104,13 +104,13 @@ pub struct TransferBody {
     pub ended_at: Option<OffsetDateTime>,
 }
 
-impl From<Transfer> for TransferBody {
+impl From<Transfer> for ServerTransferBody {
     fn from(t: Transfer) -> Self {
-        TransferBody {
+        ServerTransferBody {
             allocations: t
                 .allocations
                 .into_iter()
-                .map(|(ip, port)| AllocationRef { ip, port })
+                .map(|(ip, port)| TransferAllocation { ip, port })
                 .collect(),
             id: t.id,
             server_id: t.server_id,
@@ -132,9 +132,9 @@ impl From<Transfer> for TransferBody {
 
 /// A server's transfers.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct TransferList {
+pub struct ServerTransferList {
     /// Newest first (at most 50).
-    pub items: Vec<TransferBody>,
+    pub items: Vec<ServerTransferBody>,
 }
 
 /// Moves a server to another node (`admin.servers`): it is stopped if it
@@ -150,9 +150,9 @@ pub struct TransferList {
     security(("bearer" = [])),
     extensions(("x-permissions" = json!([Permission::AdminServers]))),
     params(("id" = String, Path, description = "The server's id")),
-    request_body = TransferRequest,
+    request_body = ServerTransferRequest,
     responses(
-        (status = 202, description = "Begun: the transfer", body = TransferBody),
+        (status = 202, description = "Begun: the transfer", body = ServerTransferBody),
         (status = 403, description = "Not an administrator (forbidden), or a plugin denied it (hook-denied)"),
         (status = 404, description = "No such server"),
         (status = 409, description = "In a transfer already (server-transferring), being deleted (server-deleting), installing (server-running), no free allocation on the target (no-free-allocation), the asked allocation is taken (allocation-assigned)"),
@@ -164,8 +164,8 @@ pub(super) async fn transfer(
     auth: Authenticated,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ApiJson(body): ApiJson<TransferRequest>,
-) -> ApiResult<(StatusCode, Json<TransferBody>)> {
+    ApiJson(body): ApiJson<ServerTransferRequest>,
+) -> ApiResult<(StatusCode, Json<ServerTransferBody>)> {
     let (server, _) = visible(&state, &auth, &id).await?;
     auth.principal.require(Gate::ADMIN_SERVERS)?;
     let signer = state.file_grants().map_err(ApiError::from)?.clone();
@@ -191,7 +191,7 @@ pub(super) async fn transfer(
     extensions(("x-permissions" = json!([Permission::AdminServers]))),
     params(("id" = String, Path, description = "The server's id")),
     responses(
-        (status = 200, description = "Its transfers", body = TransferList),
+        (status = 200, description = "Its transfers", body = ServerTransferList),
         (status = 403, description = "Not an administrator"),
         (status = 404, description = "No such server"),
     )
@@ -200,16 +200,16 @@ pub(super) async fn list(
     auth: Authenticated,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<TransferList>> {
+) -> ApiResult<Json<ServerTransferList>> {
     let (server, _) = visible(&state, &auth, &id).await?;
     auth.principal.require(Gate::ADMIN_SERVERS)?;
     let items = records::list_for_server(state.db(), &server.id, 50)
         .await
         .map_err(ApiError::from)?
         .into_iter()
-        .map(TransferBody::from)
+        .map(ServerTransferBody::from)
         .collect();
-    Ok(Json(TransferList { items }))
+    Ok(Json(ServerTransferList { items }))
 }
 
 /// One of a server's transfers (`admin.servers`).
@@ -224,7 +224,7 @@ pub(super) async fn list(
         ("transfer_id" = String, Path, description = "The transfer's id"),
     ),
     responses(
-        (status = 200, description = "The transfer", body = TransferBody),
+        (status = 200, description = "The transfer", body = ServerTransferBody),
         (status = 403, description = "Not an administrator"),
         (status = 404, description = "No such server, or no such transfer of it"),
     )
@@ -233,7 +233,7 @@ pub(super) async fn get_one(
     auth: Authenticated,
     State(state): State<AppState>,
     Path((id, transfer_id)): Path<(String, String)>,
-) -> ApiResult<Json<TransferBody>> {
+) -> ApiResult<Json<ServerTransferBody>> {
     let (server, _) = visible(&state, &auth, &id).await?;
     auth.principal.require(Gate::ADMIN_SERVERS)?;
     let found = records::get(state.db(), &transfer_id)

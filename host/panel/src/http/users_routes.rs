@@ -53,6 +53,7 @@ use super::error::{ApiError, ApiResult, FieldError, FieldLocation};
 use super::extract::{ApiJson, ApiQuery};
 use super::pagination::{Cursor, PageParams, Pagination};
 use crate::db::{Database, DbError};
+use crate::error_code::Code;
 use crate::identity::permissions::{Gate, Permission};
 use crate::identity::users::{self, IdentityLink, NewUser, User, UserChanges};
 use crate::identity::{roles, totp};
@@ -685,6 +686,7 @@ pub(super) async fn update(
         (status = 403, description = "deletes an administrator without being one, or a plugin's before-hook refused (hook-denied)"),
         (status = 404, description = "No such user"),
         (status = 409, description = "It is the caller, or something still refers to the user"),
+        (status = 503, description = "The user's sign-in provider could not revoke their password (provider-unavailable): nothing was deleted"),
     )
 )]
 pub(super) async fn delete(
@@ -712,6 +714,19 @@ pub(super) async fn delete(
         hooks::event(EventKind::UserDelete, info(), &auth.actor),
     )
     .await?;
+    // The password goes first: a user deleted must not sign in again (an
+    // auto-registered account, a new one of the same name).
+    if let Some(identity) = state.identity() {
+        crate::identity::passwords::revoke_password(identity, &target.id, &target.username)
+            .await
+            .map_err(|error| {
+                tracing::warn!(user = %target.id, %error, "a deleted user's password could not be revoked");
+                ApiError::refused(
+                    Code::ProviderUnavailable,
+                    format!("the sign-in provider could not revoke the user's password, so the user was not deleted: {error}; try again, or disable the user meanwhile"),
+                )
+            })?;
+    }
     match users::delete_user(db, &id, &auth.actor).await {
         Ok(true) => {
             let done = hooks::event(EventKind::UserDelete, info(), &auth.actor);

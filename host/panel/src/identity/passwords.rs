@@ -16,6 +16,13 @@
 //!
 //! Every session of the user ends with the new password, and the event
 //! (`user.password-set`) says who set it and how.
+//!
+//! Deleting a user reaches their provider too ([`revoke_password`]): the
+//! provider's account gets an unguessable secret no one holds, through the
+//! same `set-password` call every password provider has (API 0.1.0 and
+//! 0.2.0 alike), so the deleted user's password opens nothing any more —
+//! not an account auto-registered again, nor a new account given the same
+//! name before its own password is set.
 
 use cap_runtime::Plugin;
 use cap_runtime::api::{self, AuthError, Credentials, PasswordCredentials};
@@ -66,6 +73,37 @@ pub async fn password_identity(
         }
     }
     Ok(None)
+}
+
+/// The length of the secret [`revoke_password`] leaves with a provider:
+/// 256 hexadecimal digits (1024 bits), within every policy's bounds.
+const REVOKED_SECRET_DIGITS: usize = 256;
+
+/// Takes the password of user `user_id` (named `username`) away at their
+/// password provider, if they have one: the provider's account gets a
+/// random secret nobody holds. Returns whether a provider was asked.
+///
+/// # Errors
+///
+/// [`SetPasswordError`]: the provider refused or failed (the user keeps
+/// their password), the database failed.
+pub async fn revoke_password(
+    identity: &IdentityService,
+    user_id: &str,
+    username: &str,
+) -> Result<bool, SetPasswordError> {
+    let Some((plugin, _)) = password_identity(identity, user_id).await? else {
+        return Ok(false);
+    };
+    let secret: String = (0..REVOKED_SECRET_DIGITS / 64)
+        .map(|_| hex::encode(rand::random::<[u8; 32]>()))
+        .collect();
+    match plugin.set_password(username, &secret).await {
+        Ok(Ok(())) => Ok(true),
+        Ok(Err(AuthError::PolicyViolation(reasons))) => Err(SetPasswordError::Policy(reasons)),
+        Ok(Err(error)) => Err(SetPasswordError::Unavailable(error.to_string())),
+        Err(error) => Err(SetPasswordError::Unavailable(error.to_string())),
+    }
 }
 
 /// Sets `password` for `user` through their password provider (see the

@@ -488,6 +488,10 @@ async fn serves_an_openapi_3_1_document_covering_every_route() {
         // Suspensions (tests/panel/suspension.rs).
         ("/api/v1/servers/{id}/suspension", "post"),
         ("/api/v1/servers/{id}/suspension", "delete"),
+        // Transfers between nodes (tests/panel/transfers.rs).
+        ("/api/v1/servers/{id}/transfer", "post"),
+        ("/api/v1/servers/{id}/transfers", "get"),
+        ("/api/v1/servers/{id}/transfers/{transfer_id}", "get"),
         // The console socket's ticket (tests/panel/agents.rs).
         ("/api/v1/servers/{id}/websocket", "get"),
         // Server files (tests/panel/files.rs).

@@ -387,6 +387,39 @@ on_every_database! {
 }
 
 on_every_database! {
+    async fn a_deleted_users_password_opens_nothing_again_not_even_an_auto_registered_account(db: &TestDb) {
+        let p = IdentityPanel::start(db).await;
+        let admin = token(&p.login_ok("admin", ADMIN_PASSWORD).await, "access_token");
+        let response = client()
+            .put(p.url("/api/v1/settings/auth.auto-register"))
+            .bearer_auth(&admin)
+            .json(&json!({ "value": true }))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 200);
+        p.plugin
+            .set_password("carol", "Carols-Password-2024")
+            .await
+            .expect("the call succeeds")
+            .expect("the password is accepted");
+        let carol = p.login_ok("carol", "Carols-Password-2024").await;
+        let id = carol["user"]["id"].as_str().expect("an id").to_owned();
+
+        let response = client()
+            .delete(p.url(&format!("/api/v1/users/{id}")))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 204);
+        // The provider no longer takes the password: no account comes back.
+        expect_problem(p.login("carol", "Carols-Password-2024").await, 401, "invalid-credentials").await;
+        assert_eq!(p.get(&format!("/api/v1/users/{id}"), &admin).await.status(), 404);
+    }
+}
+
+on_every_database! {
     async fn bootstraps_the_first_admin_once_and_never_resets_it(db: &TestDb) {
         let providers = ProviderRegistry::new();
         let panel = Panel::builder(db.config())

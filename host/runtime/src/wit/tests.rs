@@ -144,6 +144,16 @@ fn the_released_0_1_0_contract_stays_byte_for_byte_as_released() {
 }
 
 #[test]
+fn the_0_2_0_contract_stays_byte_for_byte_as_frozen_when_the_wave_ended() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../wit/plugin");
+    assert_eq!(
+        folder_digest(&root.join("since_v0.2.0")),
+        "e0c2a3bb9bc37827869e42b77b69f89fde1b696caa1db21d8adf0907eae797c2",
+        "wit/plugin/since_v0.2.0 is frozen: add to a new since_v0.3.0 instead"
+    );
+}
+
+#[test]
 fn the_host_serves_0_1_and_0_2_and_refuses_other_versions_naming_the_range() {
     use super::ApiVersion;
     let version = |v: &str| semver::Version::parse(v).expect("a version");
