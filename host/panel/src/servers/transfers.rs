@@ -365,6 +365,25 @@ pub async fn start_as(
     }
     let used = nodes::usage(db, &target.id).await?;
     super::server::check_fit(&mut problems, &target, &used, &server.limits);
+    // Its databases stay on their hosts: a host kept to some nodes must
+    // serve the target too, or the game could not reach them there.
+    let databases = crate::databases::list(db, &server.id).await?;
+    if !databases.is_empty() {
+        let hosts = crate::databases::list_hosts(db).await?;
+        for database in &databases {
+            if let Some(host) = hosts.iter().find(|h| h.id == database.host_id)
+                && !host.serves(Some(&target.id))
+            {
+                problems.push(super::FieldProblem::new(
+                    "node_id",
+                    format!(
+                        "the server's database {} is on the database host {}, which serves other nodes only; add node {} to the host first",
+                        database.name, host.name, target.name
+                    ),
+                ));
+            }
+        }
+    }
     if !problems.is_empty() {
         return Err(ServersError::Invalid(problems));
     }
@@ -751,7 +770,8 @@ pub async fn list_for_server(
 
 /// Fails every transfer still running, for `reason` (a Panel that starts
 /// finds those its predecessor was driving): each server stays where it
-/// is. Returns how many.
+/// is, and one that was running gets a start there (delivered when its
+/// node's Agent connects). Returns how many.
 ///
 /// # Errors
 ///
@@ -769,6 +789,25 @@ pub async fn fail_unfinished(db: &Database, reason: &str) -> Result<usize, DbErr
     for (id, server_id) in running {
         if fail(db, &id, &server_id, reason).await? {
             failed += 1;
+            let was_running = get(db, &id).await?.is_some_and(|t| t.was_running);
+            if was_running && let Some(server) = super::server::get(db, &server_id).await? {
+                match commands::record(
+                    db,
+                    &server,
+                    CommandAction::Start,
+                    None,
+                    None,
+                    &Actor::system(),
+                )
+                .await
+                {
+                    Ok(_) => {}
+                    Err(ServersError::Db(error)) => return Err(error),
+                    Err(error) => {
+                        tracing::warn!(server = %server_id, %error, "a server a failed transfer had stopped was not started again");
+                    }
+                }
+            }
         }
     }
     Ok(failed)

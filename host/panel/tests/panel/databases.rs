@@ -193,7 +193,7 @@ async fn site(db: &TestDb, servers: usize) -> Site {
 }
 
 /// The MariaDB/MySQL server of the tests, as a database host.
-fn mariadb_host(name: &str) -> Value {
+pub(crate) fn mariadb_host(name: &str) -> Value {
     let url = url::Url::parse(&services::MYSQL.url()).expect("the MySQL URL parses");
     let mut body = json!({
         "name": name,
@@ -1034,7 +1034,7 @@ on_every_database! {
 
 /// The servers whose databases and users a test may leave on the hosts
 /// when it fails half way; dropped (by their prefixes) when this is.
-struct Leftovers(Vec<String>);
+pub(crate) struct Leftovers(pub(crate) Vec<String>);
 
 impl Drop for Leftovers {
     fn drop(&mut self) {

@@ -561,3 +561,118 @@ on_every_database! {
         assert_eq!(server_json(&site).await["node_id"], json!(target.node_id));
     }
 }
+
+#[tokio::test]
+async fn a_server_whose_database_host_serves_only_its_node_is_not_moved_elsewhere() {
+    let db = TestDb::sqlite().await;
+    let (site, _source) = prepared(&db, &[], false).await;
+    let _leftovers = crate::databases::Leftovers(vec![site.server_id.clone()]);
+    let target = target(&site, "n2", None).await;
+    let mut body = crate::databases::mariadb_host("Local MariaDB");
+    body["nodeIds"] = json!([site.node_id]);
+    let host = api(
+        &site.panel,
+        Method::POST,
+        "/api/v1/database-hosts",
+        Some(body.clone()),
+        201,
+    )
+    .await;
+    api(
+        &site.panel,
+        Method::PUT,
+        &format!("/api/v1/servers/{}/database-limit", site.server_id),
+        Some(json!({"limit": 1})),
+        200,
+    )
+    .await;
+    let database = api(
+        &site.panel,
+        Method::POST,
+        &format!("/api/v1/servers/{}/databases", site.server_id),
+        Some(json!({"name": "shop"})),
+        201,
+    )
+    .await;
+    let problem = expect_problem(
+        call(
+            &site.panel,
+            Method::POST,
+            &format!("/api/v1/servers/{}/transfer", site.server_id),
+            Some(PLUGIN_ADMIN),
+            Some(json!({"node_id": target.node_id})),
+        )
+        .await,
+        422,
+        "validation-failed",
+    )
+    .await;
+    assert!(
+        problem.to_string().contains("database host Local MariaDB"),
+        "{problem:#}"
+    );
+    // Opened to the target too, the host lets it go.
+    body["nodeIds"] = json!([site.node_id, target.node_id]);
+    api(
+        &site.panel,
+        Method::PUT,
+        &format!(
+            "/api/v1/database-hosts/{}",
+            host["id"].as_str().expect("id")
+        ),
+        Some(body),
+        200,
+    )
+    .await;
+    let begun = move_to(&site, &target.node_id).await;
+    assert_eq!(
+        ended(&site, begun["id"].as_str().expect("id")).await["state"],
+        "done"
+    );
+    // It keeps its database.
+    let databases = api(
+        &site.panel,
+        Method::GET,
+        &format!("/api/v1/servers/{}/databases", site.server_id),
+        None,
+        200,
+    )
+    .await;
+    assert_eq!(databases["items"][0]["id"], database["id"], "{databases:#}");
+    api(
+        &site.panel,
+        Method::DELETE,
+        &format!(
+            "/api/v1/servers/{}/databases/{}",
+            site.server_id,
+            database["id"].as_str().expect("id")
+        ),
+        None,
+        204,
+    )
+    .await;
+}
+
+on_every_database! {
+    async fn a_transfer_a_restarted_panel_finds_running_fails_and_the_server_it_stopped_starts_again(db: &TestDb) {
+        let (site, _source) = prepared(db, &[], false).await;
+        let other = target(&site, "n2", None).await;
+        let handle = db.connect().await;
+        // Recorded as begun while the server ran, then left by its Panel.
+        let mut current = server::get(&handle, &site.server_id).await.expect("read").expect("the server");
+        current.state = "running".into();
+        let (transfer, _stop) = transfers::start(&handle, &current, None,
+            &TransferAsk { node_id: other.node_id.clone(), allocation: None }, &Actor::system()).await.expect("started");
+        assert!(transfer.was_running);
+        assert_eq!(transfers::fail_unfinished(&handle, "the Panel restarted during the transfer").await.expect("failed"), 1);
+        let history = api(&site.panel, Method::GET, &format!("/api/v1/servers/{}/transfers", site.server_id), None, 200).await;
+        assert_eq!(history["items"][0]["state"], "failed", "{history:#}");
+        assert_eq!(history["items"][0]["failure"], "the Panel restarted during the transfer", "{history:#}");
+        assert!(server_json(&site).await.get("transfer_id").is_none());
+        // The stop it queued, then a start: the server runs again where it was.
+        server_state(&site.panel, &site.server_id, "running").await;
+        handle.close().await;
+        power(&site, "stop").await;
+        server_state(&site.panel, &site.server_id, "offline").await;
+    }
+}
