@@ -205,8 +205,8 @@ on_every_database! {
         let response = send(&p, Method::DELETE, &format!("/api/v1/users/{carol}"), Some(&admin), None).await;
         assert_eq!(response.status(), 204);
         expect_problem(p.get(&format!("/api/v1/users/{carol}"), &admin).await, 404, "not-found").await;
-        // Her identity is free again: she cannot log in.
-        expect_problem(p.login("carol", "Carols-Password-2024").await, 403, "account-not-linked").await;
+        // Her password was revoked at its provider: it opens nothing.
+        expect_problem(p.login("carol", "Carols-Password-2024").await, 401, "invalid-credentials").await;
         let log: Value = p.get("/api/v1/audit-log?kind=user.deleted", &admin).await.json().await.expect("JSON");
         assert_eq!(log["items"][0]["data"]["username"], "carol");
     }
