@@ -650,11 +650,20 @@ fn refused(failure: crate::relocation::Failure) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-fn grant_refused(error: &TransferError) -> Response {
-    refused(crate::relocation::Failure {
-        code: TransferErrorCode::Unauthorized,
-        reason: format!("the target node refused the grant: {error}"),
-    })
+/// The grant and the declared size of a transfer request, or why it is
+/// refused.
+fn admitted(
+    transfers: &Transfers,
+    query: &TokenQuery,
+    headers: &HeaderMap,
+) -> Result<(FileGrant, u64), crate::relocation::Failure> {
+    let grant = transfers
+        .verify(&query.token, GrantOp::TransferReceive)
+        .map_err(|error| crate::relocation::Failure {
+            code: TransferErrorCode::Unauthorized,
+            reason: format!("the target node refused the grant: {error}"),
+        })?;
+    Ok((grant, declared_size(headers)?))
 }
 
 /// `GET /api/transfers/receive`: may this transfer come, with the size
@@ -664,12 +673,8 @@ async fn transfer_check(
     Query(query): Query<TokenQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let grant = match transfers.verify(&query.token, GrantOp::TransferReceive) {
-        Ok(grant) => grant,
-        Err(error) => return grant_refused(&error),
-    };
-    let declared = match declared_size(&headers) {
-        Ok(declared) => declared,
+    let (grant, declared) = match admitted(&transfers, &query, &headers) {
+        Ok(admitted) => admitted,
         Err(failure) => return refused(failure),
     };
     if transfers.receiving.contains(&grant.sub) {
@@ -699,12 +704,8 @@ async fn transfer_receive(
     body: Body,
 ) -> Response {
     use futures::TryStreamExt as _;
-    let grant = match transfers.verify(&query.token, GrantOp::TransferReceive) {
-        Ok(grant) => grant,
-        Err(error) => return grant_refused(&error),
-    };
-    let declared = match declared_size(&headers) {
-        Ok(declared) => declared,
+    let (grant, declared) = match admitted(&transfers, &query, &headers) {
+        Ok(admitted) => admitted,
         Err(failure) => return refused(failure),
     };
     let stream = body.into_data_stream().map_err(|e| {

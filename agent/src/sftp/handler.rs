@@ -2,7 +2,9 @@
 //!
 //! Every request first checks the file permission it needs (from the
 //! Panel's answer to the sign-in), then runs the file operation on a
-//! blocking thread. What needs what:
+//! blocking thread — except a write of at most [`INLINE_WRITE`] bytes to
+//! a handle already open, a copy into the page cache made on the
+//! session's task. What needs what:
 //!
 //! | Request | Permission |
 //! | --- | --- |
@@ -40,6 +42,9 @@ use crate::files::{ReadOnlyServers, ServerFiles, SftpWrite, WriteMode};
 pub const MAX_HANDLES: usize = 128;
 /// Most bytes one `read` answers with.
 pub const MAX_READ: u32 = 256 * 1024;
+/// Writes of at most this many bytes (OpenSSH's clients send 32 KiB) are
+/// made on the session's task; larger ones on the blocking pool.
+const INLINE_WRITE: usize = 64 * 1024;
 /// Entries per `readdir` answer.
 const ENTRIES_PER_READDIR: usize = 128;
 
@@ -323,11 +328,17 @@ impl russh_sftp::server::Handler for SftpSession {
             );
         };
         self.writable()?;
-        let file = file.clone();
-        tokio::task::spawn_blocking(move || lock(&file).write_at(offset, &data))
-            .await
-            .map_err(|e| StatusCode::Failure.with_message(e.to_string()))?
-            .map_err(status)?;
+        if data.len() <= INLINE_WRITE {
+            // A copy into the page cache: shorter than a hop to the
+            // blocking pool and back.
+            lock(file).write_at(offset, &data).map_err(status)?;
+        } else {
+            let file = file.clone();
+            tokio::task::spawn_blocking(move || lock(&file).write_at(offset, &data))
+                .await
+                .map_err(|e| StatusCode::Failure.with_message(e.to_string()))?
+                .map_err(status)?;
+        }
         Ok(ok(id))
     }
 

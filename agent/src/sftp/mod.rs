@@ -41,11 +41,16 @@
 //! - **One host key, kept.** An Ed25519 key is generated on the first
 //!   start and kept in `<data>/sftp_host_ed25519_key` (mode 0600), so
 //!   clients see the same host key across restarts.
+//! - **Replies in batches** ([`coalesce`]): acknowledgements wait while
+//!   more requests are already queued, and go together when none is, as
+//!   `sftp-server`'s output queue does; an upload's 32 KiB writes are not
+//!   answered one SSH packet each.
 //! - **Changes are reported.** Writes (when the file is closed), new
 //!   folders, renames and deletes go to the Panel as
 //!   [`AgentMessage::FileChanged`] (`via: sftp`), which fires its hooks.
 
 mod auth;
+mod coalesce;
 mod handler;
 #[cfg(test)]
 mod tests;
@@ -335,7 +340,7 @@ impl russh::server::Handler for Connection {
             self.shared.changes.clone(),
             self.shared.auth.read_only().clone(),
         );
-        russh_sftp::server::run(channel.into_stream(), sftp).await;
+        russh_sftp::server::run(coalesce::Coalesced::new(channel.into_stream()), sftp).await;
         Ok(())
     }
 

@@ -53,6 +53,10 @@ use cap_runtime::api::EventKind;
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long it waits for a node to answer a `forget` or `discard`.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the source may stay silent while it sends (it reports its
+/// progress every second once the stream runs; measuring a large tree
+/// first takes a while): an Agent too old to move servers never answers.
+pub const SILENCE_TIMEOUT: Duration = Duration::from_secs(300);
 /// How often the server's state is read while it stops.
 const STATE_POLL: Duration = Duration::from_millis(250);
 /// Progress is written to the database at most this often.
@@ -370,8 +374,16 @@ async fn wait_sent(
     let mut written = Instant::now() - PROGRESS_WRITE;
     let mut shown_tenth = 0u64;
     loop {
-        let Some(signal) = signals.recv().await else {
-            return Err(Failure::after_sending("the transfer's watch closed"));
+        let signal = match tokio::time::timeout(SILENCE_TIMEOUT, signals.recv()).await {
+            Ok(Some(signal)) => signal,
+            Ok(None) => return Err(Failure::after_sending("the transfer's watch closed")),
+            Err(_) => {
+                return Err(Failure::after_sending(format!(
+                    "node {} said nothing of the transfer for {} s (is its Agent too old to move servers?)",
+                    transfer.from_node,
+                    SILENCE_TIMEOUT.as_secs()
+                )));
+            }
         };
         match signal {
             TransferSignal::Progress(progress) => {

@@ -513,10 +513,34 @@ fn allocations_json(allocations: &[(String, u16)]) -> String {
 ///
 /// Database errors.
 pub async fn set_stage(db: &Database, id: &str, stage: Stage) -> Result<(), DbError> {
+    update_running(db, id, &[Set::Text("stage", stage.as_str())]).await
+}
+
+/// A column a running transfer's record changes to, and its value.
+enum Set<'a> {
+    Text(&'static str, &'a str),
+    Number(&'static str, i64),
+}
+
+/// Changes the record of transfer `id`, if it still runs: bookkeeping
+/// without an event (see [`Unrecorded::TransferProgress`]).
+async fn update_running(db: &Database, id: &str, sets: &[Set<'_>]) -> Result<(), DbError> {
     on_pool!(db, |pool| {
-        let mut qb = query_builder(pool, "UPDATE server_transfers SET stage = ");
-        qb.push_bind(stage.as_str())
-            .push(" WHERE id = ")
+        let mut qb = query_builder(pool, "UPDATE server_transfers SET ");
+        for (n, set) in sets.iter().enumerate() {
+            if n > 0 {
+                qb.push(", ");
+            }
+            match set {
+                Set::Text(column, value) => {
+                    qb.push(*column).push(" = ").push_bind(*value);
+                }
+                Set::Number(column, value) => {
+                    qb.push(*column).push(" = ").push_bind(*value);
+                }
+            }
+        }
+        qb.push(" WHERE id = ")
             .push_bind(id)
             .push(" AND state = ")
             .push_bind(STATE_RUNNING);
@@ -533,20 +557,15 @@ pub async fn set_stage(db: &Database, id: &str, stage: Stage) -> Result<(), DbEr
 ///
 /// Database errors.
 pub async fn set_progress(db: &Database, id: &str, sent: u64, total: u64) -> Result<(), DbError> {
-    on_pool!(db, |pool| {
-        let mut qb = query_builder(pool, "UPDATE server_transfers SET sent_bytes = ");
-        qb.push_bind(super::to_i64(sent))
-            .push(", total_bytes = ")
-            .push_bind(super::to_i64(total))
-            .push(" WHERE id = ")
-            .push_bind(id)
-            .push(" AND state = ")
-            .push_bind(STATE_RUNNING);
-        qb.build()
-            .execute(pool.unrecorded(Unrecorded::TransferProgress))
-            .await?;
-    });
-    Ok(())
+    update_running(
+        db,
+        id,
+        &[
+            Set::Number("sent_bytes", super::to_i64(sent)),
+            Set::Number("total_bytes", super::to_i64(total)),
+        ],
+    )
+    .await
 }
 
 /// Moves the server of `transfer` to its target in one transaction: the
@@ -653,22 +672,16 @@ pub async fn commit(
 ///
 /// Database errors.
 pub async fn finish(db: &Database, id: &str) -> Result<(), DbError> {
-    on_pool!(db, |pool| {
-        let mut qb = query_builder(pool, "UPDATE server_transfers SET state = ");
-        qb.push_bind(STATE_DONE)
-            .push(", stage = ")
-            .push_bind(Stage::Done.as_str())
-            .push(", ended_at = ")
-            .push_bind(to_micros(now()))
-            .push(" WHERE id = ")
-            .push_bind(id)
-            .push(" AND state = ")
-            .push_bind(STATE_RUNNING);
-        qb.build()
-            .execute(pool.unrecorded(Unrecorded::TransferProgress))
-            .await?;
-    });
-    Ok(())
+    update_running(
+        db,
+        id,
+        &[
+            Set::Text("state", STATE_DONE),
+            Set::Text("stage", Stage::Done.as_str()),
+            Set::Number("ended_at", to_micros(now())),
+        ],
+    )
+    .await
 }
 
 /// Fails transfer `transfer_id` of server `server_id` for `reason`: the
