@@ -126,17 +126,20 @@ impl CommandAction {
         }
     }
 
-    /// True if and only if a suspended server is refused the action:
-    /// start, restart, install and console commands (stops, kills and
-    /// deletions go on).
+    /// The actions a suspended server is refused: start, restart, install
+    /// and console commands (stops, kills and deletions go on). A transfer
+    /// refuses them too, and fails them when they are pending.
+    pub const REFUSED_WHILE_SUSPENDED: [CommandAction; 4] = [
+        CommandAction::Start,
+        CommandAction::Restart,
+        CommandAction::Install,
+        CommandAction::Console,
+    ];
+
+    /// True if and only if a suspended server is refused the action (one
+    /// of [`CommandAction::REFUSED_WHILE_SUSPENDED`]).
     pub fn refused_while_suspended(self) -> bool {
-        matches!(
-            self,
-            CommandAction::Start
-                | CommandAction::Restart
-                | CommandAction::Install
-                | CommandAction::Console
-        )
+        Self::REFUSED_WHILE_SUSPENDED.contains(&self)
     }
 
     /// The gate of the server permission the action needs (Pterodactyl's

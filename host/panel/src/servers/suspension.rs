@@ -161,15 +161,10 @@ pub async fn suspend(
     })
     .actor(actor.clone());
     let detail = format!("the server was suspended: {reason}");
-    let refused: Vec<&str> = [
-        CommandAction::Start,
-        CommandAction::Restart,
-        CommandAction::Install,
-        CommandAction::Console,
-    ]
-    .iter()
-    .map(|a| a.as_str())
-    .collect();
+    let refused: Vec<&str> = CommandAction::REFUSED_WHILE_SUSPENDED
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
     let may_run = STOPPED_ON_SUSPENSION.contains(&server.state.as_str());
     let stop = on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;

@@ -218,8 +218,9 @@ pub fn refusal(server_id: &str, transfer_id: &str) -> ServersError {
     )
 }
 
-/// The states in which a server is stopped before it moves.
-pub const STOPPED_FOR_TRANSFER: [&str; 3] = ["starting", "running", "stopping"];
+/// The states in which a server is stopped before it moves: those a
+/// suspension stops it in.
+pub const STOPPED_FOR_TRANSFER: [&str; 3] = super::suspension::STOPPED_ON_SUSPENSION;
 
 /// What [`start`] is asked: where to, and (optionally) the primary
 /// allocation there.
@@ -423,15 +424,10 @@ pub async fn start_as(
         "the server is being moved to node {} (transfer {})",
         target.name, transfer.id
     );
-    let refused: Vec<&str> = [
-        CommandAction::Start,
-        CommandAction::Restart,
-        CommandAction::Install,
-        CommandAction::Console,
-    ]
-    .iter()
-    .map(|a| a.as_str())
-    .collect();
+    let refused: Vec<&str> = CommandAction::REFUSED_WHILE_SUSPENDED
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
     let stop = on_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         let mut qb = query_builder(pool, "UPDATE servers SET transfer_id = ");
