@@ -511,7 +511,9 @@ export async function serverPage(ctx, id) {
     }
     let nodes = [];
     try {
-      nodes = (await get('/nodes')).items.filter((n) => n.id !== server.node_id);
+      const all = (await get('/nodes')).items;
+      for (const n of all) nodeNames.set(n.id, n.name);
+      nodes = all.filter((n) => n.id !== server.node_id);
     } catch (error) {
       showError(transferBox, error);
       return;

@@ -195,38 +195,50 @@ pub(crate) async fn install(panel: &RunningPanel, server_id: &str) -> Value {
     command_state(panel, server_id, install["commandId"].as_str().expect("id")).await
 }
 
-/// A Panel with test-game, a node with one allocation on loopback, a
-/// registered and connected Agent, and a test-game server on it.
-pub(crate) async fn site(db: &TestDb) -> (Site, RunningNode) {
-    let (panel, viewer_id) = start_panel(db).await;
-    install_and_activate(&panel, "test-game").await;
+/// Creates node `name` (on loopback, room for a few servers) with one
+/// allocation, `127.0.0.1:port`, and issues a registration token for its
+/// Agent: the node's id and the token.
+pub(crate) async fn node_with_token(
+    panel: &RunningPanel,
+    name: &str,
+    port: u16,
+) -> (String, String) {
     let node = api(
-        &panel,
+        panel,
         Method::POST,
         "/api/v1/nodes",
-        Some(json!({"name": "n1", "address": "127.0.0.1", "memory_mb": 8192, "disk_mb": 10000, "cpu_percent": 400})),
+        Some(json!({"name": name, "address": "127.0.0.1", "memory_mb": 8192, "disk_mb": 20000, "cpu_percent": 400})),
         201,
     )
     .await;
     let node_id = node["id"].as_str().expect("id").to_owned();
     api(
-        &panel,
+        panel,
         Method::POST,
         &format!("/api/v1/nodes/{node_id}/allocations"),
-        Some(json!({"ip": "127.0.0.1", "ports": [free_port()]})),
+        Some(json!({"ip": "127.0.0.1", "ports": [port]})),
         201,
     )
     .await;
     let token = api(
-        &panel,
+        panel,
         Method::POST,
         &format!("/api/v1/nodes/{node_id}/registration-tokens"),
         Some(json!({})),
         201,
     )
     .await;
-    let agent_dir = tempfile::tempdir().expect("a temporary directory");
     let token = token["token"].as_str().expect("token").to_owned();
+    (node_id, token)
+}
+
+/// A Panel with test-game, a node with one allocation on loopback, a
+/// registered and connected Agent, and a test-game server on it.
+pub(crate) async fn site(db: &TestDb) -> (Site, RunningNode) {
+    let (panel, viewer_id) = start_panel(db).await;
+    install_and_activate(&panel, "test-game").await;
+    let (node_id, token) = node_with_token(&panel, "n1", free_port()).await;
+    let agent_dir = tempfile::tempdir().expect("a temporary directory");
     let agent = start_agent(&panel, agent_dir.path(), Some(token)).await;
     assert_eq!(agent.node_id, node_id);
     node_online(&panel, &node_id, true).await;

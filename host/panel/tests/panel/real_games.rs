@@ -114,33 +114,8 @@ async fn container_node(
     podman: &PodmanService,
     port: u16,
 ) -> (String, cap_agent::node::RunningNode, tempfile::TempDir) {
-    let node = api(
-        panel,
-        Method::POST,
-        "/api/v1/nodes",
-        Some(json!({"name": "n1", "address": "127.0.0.1", "memory_mb": 8192, "disk_mb": 20000, "cpu_percent": 400})),
-        201,
-    )
-    .await;
-    let node_id = node["id"].as_str().expect("id").to_owned();
-    api(
-        panel,
-        Method::POST,
-        &format!("/api/v1/nodes/{node_id}/allocations"),
-        Some(json!({"ip": "127.0.0.1", "ports": [port]})),
-        201,
-    )
-    .await;
-    let token = api(
-        panel,
-        Method::POST,
-        &format!("/api/v1/nodes/{node_id}/registration-tokens"),
-        Some(json!({})),
-        201,
-    )
-    .await;
+    let (node_id, token) = crate::agents::node_with_token(panel, "n1", port).await;
     let agent_dir = tempfile::tempdir().expect("a directory");
-    let token = token["token"].as_str().expect("token").to_owned();
     let agent = start_container_agent(panel, agent_dir.path(), Some(token), &podman.host()).await;
     node_online(panel, &node_id, true).await;
     (node_id, agent, agent_dir)

@@ -48,33 +48,8 @@ impl Target {
 
 async fn target(site: &Site, name: &str, behind: Option<(std::net::SocketAddr, String)>) -> Target {
     let panel = &site.panel;
-    let node = api(
-        panel,
-        Method::POST,
-        "/api/v1/nodes",
-        Some(json!({"name": name, "address": "127.0.0.1", "memory_mb": 8192, "disk_mb": 10000, "cpu_percent": 400})),
-        201,
-    )
-    .await;
-    let node_id = node["id"].as_str().expect("id").to_owned();
     let port = free_port();
-    api(
-        panel,
-        Method::POST,
-        &format!("/api/v1/nodes/{node_id}/allocations"),
-        Some(json!({"ip": "127.0.0.1", "ports": [port]})),
-        201,
-    )
-    .await;
-    let token = api(
-        panel,
-        Method::POST,
-        &format!("/api/v1/nodes/{node_id}/registration-tokens"),
-        Some(json!({})),
-        201,
-    )
-    .await;
-    let token = token["token"].as_str().expect("token").to_owned();
+    let (node_id, token) = crate::agents::node_with_token(panel, name, port).await;
     let dir = tempfile::tempdir().expect("a temporary directory");
     let agent = match behind {
         None => start_agent(panel, dir.path(), Some(token)).await,
@@ -250,6 +225,13 @@ on_every_database! {
         }
         assert_eq!(std::fs::read(target.server_dir(&site.server_id).join("world/region/r.0.0.mca")).expect("the world"), world);
         eventually("the source to forget its copy", || async { (!source_dir(&site).exists()).then_some(()) }).await;
+        // The target installed nothing: the only install is the first one,
+        // and the newest command is the start after the move (which the
+        // target's Agent runs, above).
+        let commands = api(&site.panel, Method::GET, &format!("/api/v1/servers/{}/commands?limit=100", site.server_id), None, 200).await;
+        let items = commands["items"].as_array().expect("items");
+        assert_eq!(items.iter().filter(|c| c["action"] == "install").count(), 1, "{commands:#}");
+        assert_eq!(items[0]["action"], "start", "the newest command: {commands:#}");
         // Its subuser is still its subuser.
         let subusers = api(&site.panel, Method::GET, &format!("/api/v1/servers/{}/subusers", site.server_id), None, 200).await;
         assert!(subusers.to_string().contains(&site.viewer_id), "{subusers:#}");
