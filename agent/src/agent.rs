@@ -127,6 +127,7 @@ impl<R: ServerRuntime> Agent<R> {
 
     /// Serves file requests and transfers with `transfers`.
     pub fn with_transfers(mut self, transfers: Arc<Transfers>) -> Self {
+        self.backups.keep_usage(transfers.disk_usage().clone());
         self.transfers = Some(transfers);
         self
     }

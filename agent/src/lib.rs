@@ -58,6 +58,7 @@ pub mod runtime;
 pub mod sftp;
 pub mod signals;
 pub mod terminal;
+pub mod tls;
 pub mod transfer;
 
 pub use agent::{Agent, Delivery};

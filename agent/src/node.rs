@@ -62,12 +62,26 @@ pub struct NodeOptions {
     pub files_listen: Option<SocketAddr>,
     /// The URL browsers reach that listener at (`--public-url`), the base of
     /// the Panel's signed URLs; `None` takes `http://<files listen address>`
-    /// when that is a specific address, and announces none for `0.0.0.0`.
+    /// (`https://` with [`files_tls`](Self::files_tls)) when that is a
+    /// specific address, and announces none for `0.0.0.0`.
     pub files_public_url: Option<String>,
+    /// The certificate chain and private key (PEM files) the file-transfer
+    /// listener serves TLS with (`--files-tls-cert`, `--files-tls-key`);
+    /// `None` serves plain HTTP ([`crate::tls`]).
+    pub files_tls: Option<FilesTls>,
     /// Where SFTP is served (`--sftp-listen`, `0.0.0.0:2022` by default in
     /// the CLI); `None` serves none (`--no-sftp`). Sign-ins are the
     /// Panel's to decide ([`crate::sftp`]).
     pub sftp_listen: Option<SocketAddr>,
+}
+
+/// The PEM files of the file-transfer listener's TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilesTls {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
 }
 
 /// The runtime a node is started with (`--runtime native|container`).
@@ -121,6 +135,9 @@ pub enum NodeError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The file-transfer listener's certificate or key cannot be used.
+    #[error(transparent)]
+    FilesTls(#[from] crate::tls::TlsError),
     /// The SFTP listener could not be bound.
     #[error("cannot serve SFTP on {addr}: {source}")]
     Sftp {
@@ -271,6 +288,12 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
             source,
         })
     })?;
+    // A certificate that cannot be used is refused before anything else
+    // happens (a registration token is spent once).
+    let files_tls = match (&options.files_listen, &options.files_tls) {
+        (Some(_), Some(tls)) => Some(crate::tls::server_config(&tls.cert, &tls.key)?),
+        _ => None,
+    };
     let credentials_path = options.data_dir.join("credentials.json");
     let id_error = |source| LinkError::Credentials {
         path: options.data_dir.join("agent-id").display().to_string(),
@@ -344,10 +367,17 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
     };
     let capabilities = platform_capabilities(&config.backend);
     let (events_tx, events_rx) = mpsc::channel::<AgentMessage>(EVENT_BUFFER);
-    let transfers =
-        crate::transfer::Transfers::new(&credentials.node_id, &options.data_dir, events_tx.clone());
     let runtime =
         Arc::new(NodeRuntime::open(config, options.classifiers, events_tx.clone()).await?);
+    // One set of disk usage figures for the runtime's disk-limit checks,
+    // the file manager, transfers, backups and SFTP.
+    let usage = runtime.disk_usage().clone();
+    let transfers = crate::transfer::Transfers::new(
+        &credentials.node_id,
+        &options.data_dir,
+        events_tx.clone(),
+        usage.clone(),
+    );
     let (agent, results_rx) = Agent::new(runtime.clone(), &options.data_dir);
     let agent = agent.with_transfers(transfers.clone());
     // One set of read-only servers, which the link keeps current, for the
@@ -393,14 +423,26 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
                     tracing::warn!(%bound, "file transfers are served but no --public-url says where browsers reach them: the Panel cannot hand out transfer URLs");
                     None
                 }
+                None if files_tls.is_some() => Some(format!("https://{bound}")),
                 None => Some(format!("http://{bound}")),
             };
             let app = crate::transfer::router(transfers);
-            let task = tokio::spawn(async move {
-                if let Err(error) = axum::serve(listener, app).await {
-                    tracing::warn!(%error, "the file-transfer listener stopped");
-                }
-            });
+            let stopped = |error: std::io::Error| {
+                tracing::warn!(%error, "the file-transfer listener stopped");
+            };
+            let task =
+                match files_tls {
+                    Some(config) => {
+                        let listener = crate::tls::TlsListener::new(listener, config)
+                            .map_err(|source| NodeError::Files { addr, source })?;
+                        tokio::spawn(async move {
+                            axum::serve(listener, app).await.unwrap_or_else(stopped)
+                        })
+                    }
+                    None => tokio::spawn(async move {
+                        axum::serve(listener, app).await.unwrap_or_else(stopped)
+                    }),
+                };
             (Some(task), Some(bound))
         }
     };
@@ -417,7 +459,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
             let data_dir = options.data_dir.clone();
             let changes = events_tx.clone();
             let task = tokio::spawn(async move {
-                crate::sftp::serve(listener, key, &data_dir, sftp_auth, changes).await;
+                crate::sftp::serve(listener, key, &data_dir, sftp_auth, changes, usage).await;
             });
             tracing::info!(%bound, "serving SFTP");
             link_config.sftp_port = Some(bound.port());

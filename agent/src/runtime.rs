@@ -501,8 +501,6 @@ struct Inner {
     uid: Option<u32>,
     /// The last container id, kept after an exit for `state.json`.
     container_id: Option<String>,
-    /// When the directory was last measured, and what it took.
-    disk: Option<(Instant, u64)>,
 }
 
 struct Server {
@@ -584,6 +582,9 @@ struct Shared {
     events: mpsc::Sender<AgentMessage>,
     installer: Installer,
     servers: Mutex<HashMap<String, Arc<Server>>>,
+    /// Each server directory's disk usage, kept for `disk_interval`; the
+    /// file manager, SFTP and transfers check the disk limit against it.
+    usage: Arc<crate::files::DiskUsage>,
 }
 
 /// Runs game servers as native processes. Cheap to clone.
@@ -645,8 +646,10 @@ impl NodeRuntime {
                 source: std::io::Error::other(e),
             })?
             .run_as(config.run_as.clone());
+        let usage = crate::files::DiskUsage::new(config.disk_interval);
         let runtime = Self {
             shared: Arc::new(Shared {
+                usage,
                 config,
                 classifiers: std::sync::RwLock::new(classifiers),
                 events,
@@ -674,6 +677,12 @@ impl NodeRuntime {
                 }
             },
         }
+    }
+
+    /// The disk usage figures of this node's server directories, shared
+    /// with the file manager, SFTP, backups and transfers.
+    pub fn disk_usage(&self) -> &Arc<crate::files::DiskUsage> {
+        &self.shared.usage
     }
 
     /// The user servers run as, when not the Agent's own.
@@ -709,7 +718,6 @@ impl NodeRuntime {
                 deleted: false,
                 uid: record.and_then(|r| r.uid),
                 container_id: record.and_then(|r| r.container_id.clone()),
-                disk: None,
             }),
             state_tx,
             op: tokio::sync::Mutex::new(()),
@@ -1125,13 +1133,14 @@ impl NodeRuntime {
                 inner.restart_attempts = 0;
             }
             inner.spec = Some(spec.clone());
-            inner.disk = None;
         }
         self.check_runtime(&server.id, spec.image.as_deref())?;
         std::fs::create_dir_all(&server.dir).map_err(io_error("creating the server directory"))?;
         std::fs::create_dir_all(&server.run_dir).map_err(io_error("creating the run directory"))?;
         if spec.limits.disk_mb > 0 {
-            let used_mb = disk_usage(&server.dir) >> 20;
+            // Measured afresh: a start is rare, and the last figure may
+            // predate what an install or the server itself wrote.
+            let used_mb = self.shared.usage.measure(&server.dir) >> 20;
             if used_mb > spec.limits.disk_mb {
                 return Err(RuntimeError::DiskLimit {
                     server: server.id.clone(),
@@ -2147,20 +2156,21 @@ impl NodeRuntime {
             if !inner.state.is_alive() || inner.stopping {
                 return None;
             }
-            // A walk of the server's files: every `disk_interval`, the
-            // last figure in between.
-            if let Some((at, used)) = inner.disk
-                && at.elapsed() < self.shared.config.disk_interval
-            {
-                return Some(used);
-            }
             inner.spec.as_ref()?.limits.disk_mb
         };
+        // A walk of the server's files every `disk_interval`, the kept
+        // figure (with what the file manager and SFTP wrote since) in
+        // between; the limit is enforced after each walk, once.
+        let usage = self.shared.usage.clone();
+        if let Some((age, used)) = usage.last(&server.dir)
+            && age < usage.max_age()
+        {
+            return Some(used);
+        }
         let dir = server.dir.clone();
-        let used = tokio::task::spawn_blocking(move || disk_usage(&dir))
+        let used = tokio::task::spawn_blocking(move || usage.measure(&dir))
             .await
             .ok()?;
-        server.lock().disk = Some((Instant::now(), used));
         if limit_mb == 0 || used >> 20 <= limit_mb {
             return Some(used);
         }
@@ -2235,6 +2245,8 @@ impl ServerRuntime for NodeRuntime {
                 }
             },
         };
+        // The wipe and the install script rewrote the directory.
+        self.shared.usage.forget(&server.dir);
         match &result {
             Ok(()) => {
                 self.set_state(&server, ServerState::Offline, Some("installed".into()))
@@ -2301,6 +2313,7 @@ impl ServerRuntime for NodeRuntime {
                 self.remove_container(&name).await;
             }
         }
+        self.shared.usage.forget(&server.dir);
         for dir in [&server.dir, &server.run_dir] {
             match std::fs::remove_dir_all(dir) {
                 Ok(()) => {}

@@ -22,10 +22,12 @@
 //!   which [`crate::files::ServerFiles`] enforces; the Agent keeps no
 //!   policy of its own. Before the first key arrives every request is
 //!   refused.
-//! - **Nothing is buffered whole.** Downloads stream from the open file,
+//! - **Nothing is buffered whole.** Downloads stream from the open file
+//!   (the `body` module: 1 MiB reads, one ahead, into buffers used again),
 //!   uploads stream into a staging file outside the server's directory
-//!   (`<data>/uploads`), moved into place only when complete: a game
-//!   server never sees half a file, and a failed upload leaves the old one.
+//!   (`<data>/uploads`), each body chunk written as hyper received it,
+//!   moved into place only when complete: a game server never sees half a
+//!   file, and a failed upload leaves the old one.
 //! - **Resumable by name, not by grant.** The staging file is named after
 //!   server, path and user, so a client whose grant expired mid-upload asks
 //!   the Panel for a new one and goes on from `HEAD`'s offset.
@@ -55,8 +57,7 @@ use tokio::sync::mpsc;
 
 use crate::files::ServerFiles;
 
-/// How much a download reads at a time.
-const READ_CHUNK: usize = 1024 * 1024;
+mod body;
 
 /// The header a chunk's offset travels in (and `HEAD` answers with).
 pub const UPLOAD_OFFSET: HeaderName = HeaderName::from_static("upload-offset");
@@ -76,6 +77,7 @@ pub struct Transfers {
     keys: RwLock<Option<Keys>>,
     changes: mpsc::Sender<AgentMessage>,
     read_only: Arc<crate::files::ReadOnlyServers>,
+    usage: Arc<crate::files::DiskUsage>,
 }
 
 struct Keys {
@@ -169,11 +171,13 @@ impl Transfers {
     /// Transfers for node `node_id`, whose servers live under
     /// `<data_dir>/servers` and whose staged uploads go to
     /// `<data_dir>/uploads`; changes are reported through `changes` (the
-    /// link's event queue).
+    /// link's event queue); disk limits are checked against `usage` (the
+    /// runtime's figures, [`crate::runtime::NodeRuntime::disk_usage`]).
     pub fn new(
         node_id: &str,
         data_dir: &std::path::Path,
         changes: mpsc::Sender<AgentMessage>,
+        usage: Arc<crate::files::DiskUsage>,
     ) -> Arc<Transfers> {
         Arc::new(Transfers {
             node_id: node_id.to_owned(),
@@ -185,7 +189,13 @@ impl Transfers {
             keys: RwLock::new(None),
             changes,
             read_only: crate::files::ReadOnlyServers::new(),
+            usage,
         })
+    }
+
+    /// The disk usage figures its file operations check and keep current.
+    pub fn disk_usage(&self) -> &Arc<crate::files::DiskUsage> {
+        &self.usage
     }
 
     /// The node's data directory.
@@ -285,7 +295,7 @@ impl Transfers {
             return Err(unknown());
         }
         scope.read_only |= self.read_only.contains(server_id);
-        ServerFiles::open(&dir, scope)
+        Ok(ServerFiles::open(&dir, scope)?.with_usage(self.usage.clone()))
     }
 
     fn staging(&self) -> Result<cap_std::fs::Dir, TransferError> {
@@ -462,7 +472,6 @@ async fn download(
         &entry.name,
         entry.mime.as_deref(),
         &headers,
-        &grant.path,
     )
     .await
 }
@@ -508,15 +517,7 @@ async fn backup_download(
             ))
         })?
         .len();
-    serve(
-        file,
-        size,
-        &name,
-        Some("application/zstd"),
-        &headers,
-        &grant.path,
-    )
-    .await
+    serve(file, size, &name, Some("application/zstd"), &headers).await
 }
 
 /// Streams `file` (`size` bytes, shown as `name`), or the one range the
@@ -527,7 +528,6 @@ async fn serve(
     name: &str,
     mime: Option<&str>,
     headers: &HeaderMap,
-    shown: &str,
 ) -> Result<Response, TransferError> {
     let range = match headers.get(header::RANGE) {
         None => None,
@@ -551,26 +551,7 @@ async fn serve(
         Some(r) => (*r.start(), r.end() - r.start() + 1),
         None => (0, size),
     };
-    let mut file = tokio::fs::File::from_std(file);
-    // Each read is one blocking-pool round trip: make them large.
-    file.set_max_buf_size(READ_CHUNK);
-    if start > 0 {
-        use tokio::io::AsyncSeekExt as _;
-        file.seek(std::io::SeekFrom::Start(start))
-            .await
-            .map_err(|e| {
-                TransferError::File(FileError::at(
-                    FileErrorCode::Io,
-                    shown,
-                    format!("cannot seek in {shown}: {e}"),
-                ))
-            })?;
-    }
-    use tokio::io::AsyncReadExt as _;
-    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
-        file.take(length),
-        READ_CHUNK,
-    ));
+    let body = Body::from_stream(body::file_range(file, start, length));
     let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
@@ -711,7 +692,7 @@ async fn transfer_receive(
     let stream = body.into_data_stream().map_err(|e| {
         std::io::Error::other(format!("the stream from the source node was cut: {e}"))
     });
-    match crate::relocation::receive(
+    let received = crate::relocation::receive(
         &transfers.data_dir,
         &transfers.node_id,
         &transfers.receiving,
@@ -719,8 +700,12 @@ async fn transfer_receive(
         declared,
         stream,
     )
-    .await
-    {
+    .await;
+    // A figure kept from before the server left this node once is stale.
+    transfers
+        .usage
+        .forget(&transfers.servers_dir.join(&grant.sub));
+    match received {
         Ok(received) => {
             tracing::info!(server = %grant.sub, transfer = %grant.jti, bytes = received.bytes, "received a server from another node");
             (StatusCode::OK, axum::Json(received)).into_response()

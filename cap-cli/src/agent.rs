@@ -88,8 +88,9 @@ pub(crate) struct AgentArgs {
     )]
     health_listen: SocketAddr,
     /// Where file transfers (uploads and downloads with grants the Panel
-    /// signs) are served; put TLS in front of it and name that URL with
-    /// --public-url
+    /// signs) are served: over TLS with --files-tls-cert and
+    /// --files-tls-key, else plain HTTP to put a TLS proxy in front of
+    /// (name its URL with --public-url)
     #[arg(
         long,
         value_name = "ADDR",
@@ -99,9 +100,28 @@ pub(crate) struct AgentArgs {
     files_listen: SocketAddr,
     /// The URL browsers reach --files-listen at, e.g.
     /// https://node1.example.com:8443 [default: http://<files listen
-    /// address> when it is a specific address]
+    /// address> (https:// with --files-tls-cert) when it is a specific
+    /// address]
     #[arg(long, value_name = "URL", env = "CAP_AGENT_PUBLIC_URL")]
     public_url: Option<String>,
+    /// The certificate chain (PEM, leaf first, e.g. certbot's
+    /// fullchain.pem) file transfers are served with over TLS; needs
+    /// --files-tls-key
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "CAP_AGENT_FILES_TLS_CERT",
+        requires = "files_tls_key"
+    )]
+    files_tls_cert: Option<PathBuf>,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of --files-tls-cert
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "CAP_AGENT_FILES_TLS_KEY",
+        requires = "files_tls_cert"
+    )]
+    files_tls_key: Option<PathBuf>,
     /// Serve no file transfers (the file manager then lists, moves and
     /// archives files but cannot up- or download them)
     #[arg(long, env = "CAP_AGENT_NO_FILES")]
@@ -170,6 +190,10 @@ pub(crate) fn run(args: AgentArgs) -> anyhow::Result<()> {
             backend,
             files_listen: (!args.no_files).then_some(args.files_listen),
             files_public_url: args.public_url,
+            files_tls: match (args.files_tls_cert, args.files_tls_key) {
+                (Some(cert), Some(key)) => Some(cap_agent::node::FilesTls { cert, key }),
+                _ => None,
+            },
             sftp_listen,
         })
         .await

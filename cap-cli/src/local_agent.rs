@@ -128,6 +128,7 @@ pub(crate) async fn start(
         // The local Agent's transfers are for browsers on this machine.
         files_listen: Some(([127, 0, 0, 1], 0).into()),
         files_public_url: None,
+        files_tls: None,
         // Off unless asked for: a fixed port could be taken, and the local
         // Agent must start.
         sftp_listen: options.sftp_listen,

@@ -161,6 +161,8 @@ pub struct Backups {
     servers_dir: PathBuf,
     backups_dir: PathBuf,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The node's disk usage figures, which a restore changes.
+    usage: std::sync::OnceLock<Arc<crate::files::DiskUsage>>,
 }
 
 impl Backups {
@@ -171,7 +173,14 @@ impl Backups {
             servers_dir: data_dir.join("servers"),
             backups_dir: data_dir.join("backups"),
             locks: Mutex::default(),
+            usage: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Restores keep `usage` (the node's figures) current; until this is
+    /// called, the disk limit of a restore is checked with a walk.
+    pub fn keep_usage(&self, usage: Arc<crate::files::DiskUsage>) {
+        let _ = self.usage.set(usage);
     }
 
     /// Where local backup `backup_id` of `server_id` is kept; `None` for
@@ -368,13 +377,16 @@ impl Backups {
         truncate: bool,
     ) -> Outcome {
         let dir = self.server_dir(server_id)?;
-        let files = ServerFiles::open(
+        let mut files = ServerFiles::open(
             &dir,
             FileScope {
                 denylist: Vec::new(),
                 ..scope.clone()
             },
         )?;
+        if let Some(usage) = self.usage.get() {
+            files = files.with_usage(usage.clone());
+        }
         let label = format!("backup {backup_id}");
         let expected = sha256.to_ascii_lowercase();
         match target {

@@ -227,6 +227,7 @@ impl ServerFiles {
             };
             self.write_archive(out, format, &members, &root_rel, &root_resolved, &shown)
         });
+        self.forget_usage();
         if let Err(e) = written {
             let _ = dir.remove_file(&name);
             return Err(if exceeded.get() {

@@ -236,6 +236,7 @@ impl ServerFiles {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         };
+        self.forget_usage();
         match outcome {
             Ok(()) => {
                 cleaned.map_err(|e| io_error(&e, destination))?;
@@ -320,6 +321,7 @@ impl ServerFiles {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         };
+        self.forget_usage();
         outcome?;
         cleaned.map_err(|e| io_error(&e, "/"))?;
         Ok((extractor.entries, extractor.bytes))

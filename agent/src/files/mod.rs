@@ -55,9 +55,12 @@
 //!   `disk_mb` (0 is unlimited) is refused with `disk-limit` before it is
 //!   made, and a write whose size is only known while it runs (uploads,
 //!   archives, pulls) is stopped and undone when it crosses the limit. The
-//!   usage is [`crate::runtime::disk_usage`], computed once per operation:
-//!   it walks the tree, which is fine for the directories game servers
-//!   have, and is the first thing to cache should it show in profiles.
+//!   usage is the node's [`DiskUsage`] figure when the caller gave one
+//!   ([`ServerFiles::with_usage`]: the Agent always does): a walk of the
+//!   tree ([`crate::runtime::disk_usage`]) kept for the node's disk
+//!   interval, to which what these operations write is charged and which
+//!   those that free or rewrite many entries forget (see [`usage`]).
+//!   Without one, every check walks.
 //! - **Read-only scope** (a suspended server): every write is refused with
 //!   `read-only`; lists, stats and reads go on. A suspension that comes
 //!   after a scope was handed out reaches it through [`ReadOnlyServers`].
@@ -97,11 +100,13 @@ mod pull;
 mod read_only;
 mod session;
 mod upload;
+pub mod usage;
 
 #[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use cap_protocol::files::{FileAnswer, FileError, FileErrorCode, FileOp, FileScope};
 use cap_std::fs::{Dir, MetadataExt};
@@ -118,9 +123,21 @@ pub use pull::{MAX_PULL_BYTES, MAX_PULL_REDIRECTS, PULL_CONNECT_TIMEOUT, PULL_ID
 pub use read_only::ReadOnlyServers;
 pub use session::{SftpWrite, WriteMode};
 pub use upload::MAX_UPLOAD_ID_BYTES;
+pub use usage::DiskUsage;
 
 use denylist::Denylist;
 use path::RelPath;
+
+/// The bytes the entry described by `meta` takes on disk (its blocks), as
+/// [`crate::runtime::disk_usage`] counts them.
+fn allocated(meta: &impl MetadataExt) -> i64 {
+    blocks_bytes(meta.blocks())
+}
+
+/// `blocks` 512-byte blocks, in bytes.
+fn blocks_bytes(blocks: u64) -> i64 {
+    i64::try_from(blocks.saturating_mul(512)).unwrap_or(i64::MAX)
+}
 
 /// A server's files, confined to its directory and to what the Panel's
 /// [`FileScope`] allows. See the [module docs](self).
@@ -130,6 +147,8 @@ pub struct ServerFiles {
     root: Dir,
     /// Its path, for [`crate::runtime::disk_usage`] only.
     server_dir: PathBuf,
+    /// The node's usage figures (`None`: every check walks).
+    usage: Option<Arc<DiskUsage>>,
     scope: FileScope,
     denylist: Denylist,
     /// Whom new entries are given to (an Agent running as root).
@@ -176,6 +195,7 @@ impl ServerFiles {
         Ok(Self {
             root,
             server_dir: server_dir.to_owned(),
+            usage: None,
             scope,
             denylist,
             owner,
@@ -186,6 +206,13 @@ impl ServerFiles {
     /// The same, with other bounds for [`decompress`](Self::decompress).
     pub fn with_archive_limits(mut self, limits: ArchiveLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// The same, checking the disk limit against `usage`'s kept figures
+    /// (and keeping them current) instead of walking every time.
+    pub fn with_usage(mut self, usage: Arc<DiskUsage>) -> Self {
+        self.usage = Some(usage);
         self
     }
 
@@ -257,8 +284,50 @@ impl ServerFiles {
     fn headroom(&self) -> Option<u64> {
         (self.scope.disk_mb > 0).then(|| {
             let limit = self.scope.disk_mb.saturating_mul(1024 * 1024);
-            limit.saturating_sub(crate::runtime::disk_usage(&self.server_dir))
+            limit.saturating_sub(self.used())
         })
+    }
+
+    /// Bytes the server's directory takes (see the module docs).
+    fn used(&self) -> u64 {
+        match &self.usage {
+            Some(usage) => usage.of(&self.server_dir),
+            None => crate::runtime::disk_usage(&self.server_dir),
+        }
+    }
+
+    /// Records that the server's directory grew by `bytes` (shrank, when
+    /// negative), in allocated bytes.
+    fn charge(&self, bytes: i64) {
+        if let Some(usage) = &self.usage {
+            usage.charge(&self.server_dir, bytes);
+        }
+    }
+
+    /// Records that the server's directory changed by an amount not worth
+    /// counting: the next check walks it.
+    fn forget_usage(&self) {
+        if let Some(usage) = &self.usage {
+            usage.forget(&self.server_dir);
+        }
+    }
+
+    /// Records that the entry described by `meta` is gone (or replaced):
+    /// its blocks are freed, unless it has other links, whose count the
+    /// figure cannot know without a walk.
+    fn discharge(&self, meta: &cap_std::fs::Metadata) {
+        if meta.is_dir() || meta.nlink() <= 1 {
+            self.charge(-allocated(meta));
+        } else {
+            self.forget_usage();
+        }
+    }
+
+    /// Who to charge for an open file's later growth (an SFTP write).
+    fn usage_handle(&self) -> Option<(Arc<DiskUsage>, PathBuf)> {
+        self.usage
+            .as_ref()
+            .map(|usage| (usage.clone(), self.server_dir.clone()))
     }
 
     /// Refuses a write of `bytes` at `raw` that would not fit; returns the

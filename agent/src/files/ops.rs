@@ -157,7 +157,9 @@ impl ServerFiles {
         }
         // A directory takes a block.
         self.require_room(4096, path)?;
-        self.make_dirs(&rel, path, true)?;
+        let made = self.make_dirs(&rel, path, true);
+        self.forget_usage();
+        made?;
         let resolved = self.canonical(&rel, path)?;
         self.deny(&resolved, true, path)?;
         self.stat(path)
@@ -289,6 +291,7 @@ impl ServerFiles {
             &target.raw,
             0,
         );
+        self.forget_usage();
         if let Err(e) = copied {
             let _ = remove_entry(&target.parent, &target.name);
             return Err(e);
@@ -457,6 +460,7 @@ impl ServerFiles {
             targets.push(at);
         }
         let mut count = 0u32;
+        self.forget_usage();
         for at in targets {
             match remove_entry(&at.parent, &at.name) {
                 Ok(()) => count += 1,
@@ -485,6 +489,7 @@ impl ServerFiles {
             names.push(entry.map_err(|e| io_error(&e, "/"))?.file_name());
         }
         let mut count = 0u32;
+        self.forget_usage();
         for name in names {
             let removed = match self.root.symlink_metadata(&name) {
                 Ok(meta) if meta.is_dir() => self.root.remove_dir_all(&name),

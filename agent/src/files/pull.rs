@@ -197,6 +197,7 @@ impl ServerFiles {
             place(&dir, &part, &name, &shown)
         }
         .await;
+        self.forget_usage();
         if let Err(e) = written {
             let _ = dir.remove_file(&part);
             return Err(e);
@@ -211,15 +212,19 @@ impl ServerFiles {
         }
         let server_dir = self.server_dir.clone();
         let limit = self.scope.disk_mb.saturating_mul(1024 * 1024);
-        let usage = tokio::task::spawn_blocking(move || crate::runtime::disk_usage(&server_dir))
-            .await
-            .map_err(|e| {
-                FileError::at(
-                    FileErrorCode::Io,
-                    path,
-                    format!("measuring the disk usage failed: {e}"),
-                )
-            })?;
+        let kept = self.usage.clone();
+        let usage = tokio::task::spawn_blocking(move || match kept {
+            Some(kept) => kept.of(&server_dir),
+            None => crate::runtime::disk_usage(&server_dir),
+        })
+        .await
+        .map_err(|e| {
+            FileError::at(
+                FileErrorCode::Io,
+                path,
+                format!("measuring the disk usage failed: {e}"),
+            )
+        })?;
         Ok(Some(limit.saturating_sub(usage)))
     }
 }

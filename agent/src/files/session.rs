@@ -10,16 +10,18 @@
 //! open and refuses the write that would take it past the headroom.
 
 use std::os::unix::fs::FileExt as _;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt};
 use cap_protocol::files::{FileEntry, FileError, FileErrorCode};
 use cap_std::fs::{DirBuilder, DirBuilderExt, OpenOptions, OpenOptionsExt};
 
-use super::ServerFiles;
 use super::entry::entry;
 use super::error::{self, io_error};
 use super::ops::{DIR_MODE, FILE_MODE};
 use super::path::{RelPath, printable};
+use super::{DiskUsage, ServerFiles};
 
 /// How an SFTP client opens a file for writing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -50,6 +52,28 @@ pub struct SftpWrite {
     end: u64,
     /// Bytes written through this handle.
     written: u64,
+    /// Where its growth is charged when it is closed.
+    usage: Option<(Arc<DiskUsage>, PathBuf)>,
+    /// The bytes it took on disk when opened (after any truncation).
+    opened_blocks: i64,
+}
+
+impl Drop for SftpWrite {
+    /// Charges what the file grew by (its blocks now less at open) to the
+    /// server's usage figure.
+    fn drop(&mut self) {
+        if let Some((usage, dir)) = &self.usage
+            && self.written > 0
+        {
+            match self.file.metadata() {
+                Ok(meta) => {
+                    use std::os::unix::fs::MetadataExt as _;
+                    usage.charge(dir, super::blocks_bytes(meta.blocks()) - self.opened_blocks);
+                }
+                Err(_) => usage.forget(dir),
+            }
+        }
+    }
 }
 
 impl SftpWrite {
@@ -170,9 +194,13 @@ impl ServerFiles {
         if !meta.is_file() {
             return Err(special(path));
         }
-        if mode.truncate {
+        let opened_blocks = if mode.truncate {
             file.set_len(0).map_err(|e| io_error(&e, path))?;
-        }
+            self.discharge(&meta);
+            0
+        } else {
+            super::allocated(&meta)
+        };
         let opened_size = if mode.truncate { 0 } else { meta.len() };
         Ok(SftpWrite {
             file: file.into_std(),
@@ -182,6 +210,8 @@ impl ServerFiles {
             opened_size,
             end: opened_size,
             written: 0,
+            usage: self.usage_handle(),
+            opened_blocks,
         })
     }
 
@@ -199,6 +229,10 @@ impl ServerFiles {
         at.parent
             .create_dir_with(&at.name, DirBuilder::new().mode(DIR_MODE))
             .map_err(|e| io_error(&e, path))?;
+        match at.parent.symlink_metadata(&at.name) {
+            Ok(meta) => self.charge(super::allocated(&meta)),
+            Err(_) => self.forget_usage(),
+        }
         self.give(&at.parent, &at.name, path)?;
         self.describe(&at)
     }
@@ -223,7 +257,9 @@ impl ServerFiles {
         self.check(&at, true)?;
         at.parent
             .remove_dir(&at.name)
-            .map_err(|e| io_error(&e, path))
+            .map_err(|e| io_error(&e, path))?;
+        self.discharge(&meta);
+        Ok(())
     }
 
     /// Removes the file (or symbolic link, never its target) at `path`.
@@ -241,7 +277,9 @@ impl ServerFiles {
         self.check(&at, false)?;
         at.parent
             .remove_file(&at.name)
-            .map_err(|e| io_error(&e, path))
+            .map_err(|e| io_error(&e, path))?;
+        self.discharge(&meta);
+        Ok(())
     }
 
     /// The entry `path` resolves to, symbolic links followed (only those

@@ -14,7 +14,7 @@
 //! one. A copy that a crash interrupts leaves a `.cap-upload-<id>.tmp`
 //! beside the target, which the next finish of that upload replaces.
 
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, Seek, SeekFrom, Write};
 
 use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt, OpenOptionsMaybeDirExt};
 use cap_protocol::files::{FileEntry, FileError, FileErrorCode};
@@ -27,9 +27,6 @@ use super::{Located, ServerFiles};
 
 /// The longest upload id (a grant's `jti`), in bytes.
 pub const MAX_UPLOAD_ID_BYTES: usize = 128;
-
-/// Bytes copied per read.
-const CHUNK: usize = 64 * 1024;
 
 /// The staging file's name for upload `id`, checked to be a plain token.
 fn staged_name(id: &str) -> Result<String, FileError> {
@@ -102,7 +99,7 @@ impl ServerFiles {
         id: &str,
         path: &str,
         offset: u64,
-        reader: &mut dyn Read,
+        reader: &mut dyn BufRead,
         declared_total: Option<u64>,
     ) -> Result<u64, FileError> {
         self.writable(path)?;
@@ -145,12 +142,13 @@ impl ServerFiles {
             .map_err(|e| io_error(&e, path))?;
         file.seek(SeekFrom::Start(received))
             .map_err(|e| io_error(&e, path))?;
-        let mut buf = vec![0u8; CHUNK];
+        // Straight from the reader's own buffer (the request body's
+        // chunks, for the HTTP listener) into the file: no copy between.
         let mut written = 0u64;
         let outcome = loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break Ok(()),
-                Ok(n) => n,
+            let chunk = match reader.fill_buf() {
+                Ok([]) => break Ok(()),
+                Ok(chunk) => chunk,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     break Err(FileError::at(
@@ -164,6 +162,7 @@ impl ServerFiles {
                     ));
                 }
             };
+            let n = chunk.len();
             let after = written + n as u64;
             if let Some(total) = declared_total
                 && received + after > total
@@ -177,9 +176,10 @@ impl ServerFiles {
                     error::disk_limit(path, self.scope.disk_mb),
                 ));
             }
-            if let Err(e) = file.write_all(&buf[..n]) {
+            if let Err(e) = file.write_all(chunk) {
                 break Err(undo(&file, received, io_error(&e, path)));
             }
+            reader.consume(n);
             written = after;
         };
         outcome?;
@@ -225,7 +225,8 @@ impl ServerFiles {
                     io_error(&e, path)
                 }
             })?;
-        let mode = match self.lstat(&target)? {
+        let replaced = self.lstat(&target)?;
+        let mode = match &replaced {
             Some(meta) if meta.is_file() => meta.mode() & 0o777,
             _ => FILE_MODE,
         };
@@ -233,6 +234,7 @@ impl ServerFiles {
             .map_err(|e| io_error(&e.into(), path))?;
         self.give_fd(&staged, path)?;
         staged.sync_all().map_err(|e| io_error(&e, path))?;
+        let staged_meta = staged.metadata().map_err(|e| io_error(&e, path))?;
         match staging.rename(&name, &target.parent, &target.name) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
@@ -241,6 +243,12 @@ impl ServerFiles {
             }
             Err(e) => return Err(io_error(&e, path)),
         }
+        // The server's directory gained the staged file and lost the one
+        // it replaced.
+        if let Some(meta) = &replaced {
+            self.discharge(meta);
+        }
+        self.charge(super::allocated(&staged_meta));
         // The rename itself, on disk (best effort: the file is in place).
         if let Ok(dir) = target
             .parent

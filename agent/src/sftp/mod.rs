@@ -131,18 +131,21 @@ struct Shared {
     servers_dir: PathBuf,
     changes: mpsc::Sender<AgentMessage>,
     connections: Arc<tokio::sync::Semaphore>,
+    usage: Arc<crate::files::DiskUsage>,
 }
 
 /// Serves SFTP on `listener` until the task is aborted: sign-ins asked of
 /// the Panel through `auth`, servers' directories under
 /// `<data_dir>/servers`, changes reported through `changes` (the link's
-/// event queue).
+/// event queue); disk limits are checked against `usage` (the node's
+/// figures, which the session's writes keep current).
 pub async fn serve(
     listener: TcpListener,
     host_key: PrivateKey,
     data_dir: &Path,
     auth: Arc<PanelAuth>,
     changes: mpsc::Sender<AgentMessage>,
+    usage: Arc<crate::files::DiskUsage>,
 ) {
     let mut methods = MethodSet::empty();
     methods.push(MethodKind::PublicKey);
@@ -166,6 +169,7 @@ pub async fn serve(
         servers_dir: data_dir.join("servers"),
         changes,
         connections: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)),
+        usage,
     });
     loop {
         let (socket, peer) = match listener.accept().await {
@@ -263,7 +267,9 @@ impl Connection {
         }
         let mut scope = allowed.scope.clone();
         scope.read_only |= self.shared.auth.read_only().contains(id);
-        ServerFiles::open(&self.shared.servers_dir.join(id), scope).map_err(|e| e.message)
+        ServerFiles::open(&self.shared.servers_dir.join(id), scope)
+            .map(|files| files.with_usage(self.shared.usage.clone()))
+            .map_err(|e| e.message)
     }
 }
 

@@ -94,7 +94,15 @@ async fn site(scope: FileScope, permissions: SftpPermissions) -> Option<Site> {
     let host_key = super::host_key(data.path()).expect("a host key");
     let data_dir = data.path().to_owned();
     let server = tokio::spawn(async move {
-        super::serve(listener, host_key, &data_dir, auth, changes_tx).await;
+        super::serve(
+            listener,
+            host_key,
+            &data_dir,
+            auth,
+            changes_tx,
+            crate::files::DiskUsage::new(std::time::Duration::from_secs(60)),
+        )
+        .await;
     });
     Some(Site {
         data,

@@ -184,6 +184,7 @@ fn node_options(dir: &std::path::Path, panel_url: Option<&str>, insecure: bool) 
         backend: Default::default(),
         files_listen: None,
         files_public_url: None,
+        files_tls: None,
         sftp_listen: None,
     }
 }

@@ -1,10 +1,13 @@
 //! The disk limit, for every kind of write.
 
 use std::io::Cursor;
+use std::sync::Arc;
+use std::time::Duration;
 
 use cap_protocol::files::{ArchiveFormat, FileErrorCode};
 
 use super::{Server, code, noise};
+use crate::files::{DiskUsage, ServerFiles, WriteMode};
 
 const MIB: usize = 1024 * 1024;
 
@@ -116,4 +119,118 @@ fn a_decompress_over_the_disk_limit_is_refused_and_nothing_stays() {
         FileErrorCode::DiskLimit
     );
     assert_eq!(server.names("."), ["w.tar.gz"]);
+}
+
+/// Files limited to `disk_mb` whose usage figures live an hour: nothing
+/// the test writes behind their back is seen, so each check below sees
+/// only what the operations charged or forgot.
+fn kept(server: &Server, disk_mb: u64) -> (ServerFiles, Arc<DiskUsage>) {
+    let usage = DiskUsage::new(Duration::from_secs(3600));
+    (server.limited(disk_mb).with_usage(usage.clone()), usage)
+}
+
+#[test]
+fn uploads_one_after_another_see_each_other_without_a_walk_in_between() {
+    let server = Server::new();
+    let (files, usage) = kept(&server, 2);
+    let (_dir, staging) = staging();
+    let first = noise(1200 * 1024);
+    files
+        .upload_append(&staging, "a", "a.bin", 0, &mut Cursor::new(&first), None)
+        .unwrap();
+    files.upload_finish(&staging, "a", "a.bin").unwrap();
+    let (_, charged) = usage.last(server.path()).expect("a figure kept");
+    assert!(charged >= first.len() as u64, "{charged}");
+    // Fits alone, not beside the first one.
+    let second = noise(1200 * 1024);
+    assert_eq!(
+        code(files.upload_append(&staging, "b", "b.bin", 0, &mut Cursor::new(&second), None)),
+        FileErrorCode::DiskLimit
+    );
+    // Replacing the first one frees what it took.
+    files
+        .upload_append(&staging, "c", "a.bin", 0, &mut Cursor::new(&second), None)
+        .unwrap();
+    files.upload_finish(&staging, "c", "a.bin").unwrap();
+    let (_, after) = usage.last(server.path()).expect("a figure kept");
+    assert!(
+        after.abs_diff(charged) < 64 * 1024,
+        "{charged} then {after}"
+    );
+}
+
+#[test]
+fn deleting_a_file_makes_room_at_once_and_a_copy_is_counted() {
+    let server = Server::new();
+    let (files, _usage) = kept(&server, 2);
+    let (_dir, staging) = staging();
+    let world = noise(1200 * 1024);
+    files
+        .upload_append(
+            &staging,
+            "a",
+            "world.bin",
+            0,
+            &mut Cursor::new(&world),
+            None,
+        )
+        .unwrap();
+    files.upload_finish(&staging, "a", "world.bin").unwrap();
+    assert_eq!(
+        code(files.copy("world.bin", "copy.bin")),
+        FileErrorCode::DiskLimit
+    );
+    files.delete(&["world.bin".to_owned()]).unwrap();
+    files
+        .upload_append(&staging, "b", "new.bin", 0, &mut Cursor::new(&world), None)
+        .unwrap();
+    files.upload_finish(&staging, "b", "new.bin").unwrap();
+    // Written behind the figure's back, then a copy: the copy forgets the
+    // figure, so the next check walks and sees both.
+    server.write("game.bin", &noise(300 * 1024));
+    files.create_folder("saves").unwrap();
+    assert_eq!(
+        code(files.copy("new.bin", "saves/new.bin")),
+        FileErrorCode::DiskLimit
+    );
+    files.copy("game.bin", "saves/game.bin").unwrap();
+    assert_eq!(
+        code(files.upload_append(
+            &staging,
+            "c",
+            "more.bin",
+            0,
+            &mut Cursor::new(&noise(300 * 1024)),
+            None
+        )),
+        FileErrorCode::DiskLimit,
+        "the walk after the copy saw the file written behind its back"
+    );
+}
+
+#[test]
+fn an_sftp_write_is_charged_when_closed_and_a_truncating_open_frees_the_old_bytes() {
+    let server = Server::new();
+    let (files, _usage) = kept(&server, 2);
+    let create = WriteMode {
+        create: true,
+        truncate: true,
+        ..WriteMode::default()
+    };
+    let mut first = files.open_write("a.bin", create).unwrap();
+    first.write_at(0, &noise(1200 * 1024)).unwrap();
+    drop(first);
+    let mut second = files.open_write("b.bin", create).unwrap();
+    assert_eq!(
+        code(second.write_at(0, &noise(1200 * 1024))),
+        FileErrorCode::DiskLimit
+    );
+    drop(second);
+    // Opening `a.bin` again with truncation gives its bytes back.
+    let mut again = files.open_write("a.bin", create).unwrap();
+    again.write_at(0, &noise(1500 * 1024)).unwrap();
+    drop(again);
+    files.remove_file("a.bin").unwrap();
+    let mut last = files.open_write("b.bin", create).unwrap();
+    last.write_at(0, &noise(1500 * 1024)).unwrap();
 }

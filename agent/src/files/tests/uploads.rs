@@ -120,7 +120,7 @@ fn a_dropped_connection_keeps_what_arrived_for_the_resume() {
     let server = Server::new();
     let files = server.files();
     let (_dir, staging) = staging();
-    let mut reader = Dropped(Cursor::new(b"first part".to_vec()));
+    let mut reader = io::BufReader::new(Dropped(Cursor::new(b"first part".to_vec())));
     assert_eq!(
         code(files.upload_append(&staging, "g", "a.txt", 0, &mut reader, None)),
         FileErrorCode::Io

@@ -503,8 +503,10 @@ pub async fn start_agent(
         token,
         cap_agent::node::BackendChoice::Native,
         None,
+        None,
     )
     .await
+    .expect("the Agent starts")
 }
 
 /// [`start_agent`] serving file transfers on `files_listen` and telling
@@ -522,8 +524,10 @@ pub async fn start_agent_behind(
         token,
         cap_agent::node::BackendChoice::Native,
         Some((files_listen, public_url.to_owned())),
+        None,
     )
     .await
+    .expect("the Agent starts")
 }
 
 /// [`start_agent`] on the container backend (`--runtime container`): the
@@ -541,11 +545,33 @@ pub async fn start_container_agent(
     let backend = cap_agent::node::BackendChoice::Container {
         host: Some(host.to_owned()),
     };
-    let node = start_agent_on(panel, dir, token, backend, None).await;
+    let node = start_agent_on(panel, dir, token, backend, None, None)
+        .await
+        .expect("the Agent starts");
     // Its containers go with the test's Podman service.
     let instance = cap_agent::node::container_instance(dir).expect("the Agent's instance");
     cap_e2e::podman::track_agent(host, &instance);
     node
+}
+
+/// [`start_agent`] serving file transfers over TLS with `tls` (the
+/// Panel then hands out `https://` URLs); the Agent's error when it
+/// refuses the certificate or key.
+pub async fn start_tls_agent(
+    panel: &RunningPanel,
+    dir: &std::path::Path,
+    token: Option<String>,
+    tls: cap_agent::node::FilesTls,
+) -> Result<cap_agent::node::RunningNode, cap_agent::node::NodeError> {
+    start_agent_on(
+        panel,
+        dir,
+        token,
+        cap_agent::node::BackendChoice::Native,
+        None,
+        Some(tls),
+    )
+    .await
 }
 
 async fn start_agent_on(
@@ -554,7 +580,8 @@ async fn start_agent_on(
     token: Option<String>,
     backend: cap_agent::node::BackendChoice,
     files: Option<(std::net::SocketAddr, String)>,
-) -> cap_agent::node::RunningNode {
+    files_tls: Option<cap_agent::node::FilesTls>,
+) -> Result<cap_agent::node::RunningNode, cap_agent::node::NodeError> {
     let standin_dir: PathBuf = cap_e2e::standin()
         .parent()
         .expect("the stand-in has a directory")
@@ -588,10 +615,10 @@ async fn start_agent_on(
                 .map_or(([127, 0, 0, 1], 0).into(), |(listen, _)| *listen),
         ),
         files_public_url: files.map(|(_, url)| url),
+        files_tls,
         sftp_listen: Some(([127, 0, 0, 1], 0).into()),
     })
     .await
-    .expect("the Agent starts")
 }
 
 /// The TOTP code of `secret` at now + `steps` × 30 s, computed

@@ -32,6 +32,19 @@ pub(crate) struct Files {
     pub(crate) server_id: String,
     pub(crate) node_id: String,
     pub(crate) sub_id: String,
+    /// The client for the Agent's signed URLs (one that trusts the test CA
+    /// when the Agent serves TLS).
+    pub(crate) http: reqwest::Client,
+}
+
+/// The Agent a files site runs.
+pub(crate) enum SiteAgent<'a> {
+    /// Native, plain HTTP transfers.
+    Native,
+    /// On the container runtime of a Podman service.
+    Container(&'a cap_e2e::podman::PodmanService),
+    /// Native, transfers over TLS with the test CA's server certificate.
+    Tls(&'a cap_panel_test_support::smtp::TestCa),
 }
 
 impl Files {
@@ -83,13 +96,19 @@ impl Files {
         let url = self
             .url(ADMIN, "upload", path, Some(bytes.len() as u64))
             .await;
-        let response = client().put(&url).body(bytes).send().await.expect("upload");
+        let response = self
+            .http
+            .put(&url)
+            .body(bytes)
+            .send()
+            .await
+            .expect("upload");
         json_of(response, 201).await
     }
 
     pub(crate) async fn download(&self, path: &str) -> Vec<u8> {
         let url = self.url(ADMIN, "download", path, None).await;
-        let response = client().get(&url).send().await.expect("download");
+        let response = self.http.get(&url).send().await.expect("download");
         assert_eq!(response.status(), 200);
         response.bytes().await.expect("body").to_vec()
     }
@@ -98,7 +117,7 @@ impl Files {
 /// A Panel with test-game, a node whose Agent serves file transfers on
 /// loopback, an installed test-game server, and a second user.
 pub(crate) async fn files_site(db: &TestDb, disk_mb: u64) -> Files {
-    files_site_on(db, disk_mb, None).await
+    files_site_with(db, disk_mb, SiteAgent::Native).await
 }
 
 /// [`files_site`] on the container runtime of `podman` when given.
@@ -107,6 +126,12 @@ pub(crate) async fn files_site_on(
     disk_mb: u64,
     podman: Option<&cap_e2e::podman::PodmanService>,
 ) -> Files {
+    let agent = podman.map_or(SiteAgent::Native, SiteAgent::Container);
+    files_site_with(db, disk_mb, agent).await
+}
+
+/// [`files_site`] with `agent`.
+pub(crate) async fn files_site_with(db: &TestDb, disk_mb: u64, agent: SiteAgent<'_>) -> Files {
     let handle = db.connect().await;
     let sub = create_user(
         &handle,
@@ -162,9 +187,10 @@ pub(crate) async fn files_site_on(
     .await;
     let agent_dir = tempfile::tempdir().expect("a temporary directory");
     let token = token["token"].as_str().expect("token").to_owned();
-    let agent = match podman {
-        None => start_agent(&panel, agent_dir.path(), Some(token)).await,
-        Some(podman) => {
+    let mut http = client();
+    let agent = match agent {
+        SiteAgent::Native => start_agent(&panel, agent_dir.path(), Some(token)).await,
+        SiteAgent::Container(podman) => {
             crate::support::start_container_agent(
                 &panel,
                 agent_dir.path(),
@@ -172,6 +198,20 @@ pub(crate) async fn files_site_on(
                 &podman.host(),
             )
             .await
+        }
+        SiteAgent::Tls(ca) => {
+            http = trusting(ca);
+            crate::support::start_tls_agent(
+                &panel,
+                agent_dir.path(),
+                Some(token),
+                cap_agent::node::FilesTls {
+                    cert: ca.cert(),
+                    key: ca.key(),
+                },
+            )
+            .await
+            .expect("the Agent starts with the test CA's certificate")
         }
     };
     assert!(
@@ -201,11 +241,13 @@ pub(crate) async fn files_site_on(
         server_id,
         node_id,
         sub_id: sub.id,
+        http,
     };
     // The grant key reaches the Agent after its hello.
     eventually("the Agent to take grants", || async {
         let url = files.url(ADMIN, "upload", "/probe.txt", None).await;
-        let status = client()
+        let status = files
+            .http
             .put(&url)
             .body("x")
             .send()
@@ -962,4 +1004,123 @@ async fn the_file_manager_works_the_same_on_a_container_node_and_the_server_runs
     );
     site.upload("/while-running.txt", b"x".to_vec()).await;
     power("kill").await;
+}
+
+/// A client that trusts `ca`'s certificates (and only those).
+fn trusting(ca: &crate::support::smtp::TestCa) -> reqwest::Client {
+    let pem = std::fs::read(ca.root()).expect("the CA's certificate");
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("a PEM certificate")])
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client")
+}
+
+#[tokio::test]
+async fn an_agent_with_a_certificate_serves_transfers_over_tls_and_the_panel_hands_out_https_urls()
+{
+    let db = TestDb::sqlite().await;
+    let ca = crate::support::smtp::TestCa::new();
+    let site = files_site_with(&db, 1000, SiteAgent::Tls(&ca)).await;
+    let bytes: Vec<u8> = (0..3 * 1024 * 1024 + 17).map(|i| (i % 253) as u8).collect();
+    let written = site.upload("/world.bin", bytes.clone()).await;
+    assert_eq!(written["size"], bytes.len());
+    let url = site.url(ADMIN, "download", "/world.bin", None).await;
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    assert_eq!(site.download("/world.bin").await, bytes);
+    let part = site
+        .http
+        .get(&url)
+        .header("range", "bytes=1048570-1048589")
+        .send()
+        .await
+        .expect("a range");
+    assert_eq!(part.status(), 206);
+    assert_eq!(
+        part.bytes().await.expect("body").to_vec(),
+        bytes[1_048_570..1_048_590]
+    );
+    // Neither cleartext nor a client that does not trust the certificate
+    // gets anything.
+    let plain = url.replacen("https://", "http://", 1);
+    assert!(client().get(&plain).send().await.is_err(), "cleartext");
+    assert!(client().get(&url).send().await.is_err(), "untrusted");
+    // A client that connects and never says anything holds no one up.
+    let addr = site
+        .agent
+        .as_ref()
+        .expect("running")
+        .files_addr
+        .expect("files");
+    let _silent = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    let again = site.url(ADMIN, "download", "/world.bin", None).await;
+    let response = tokio::time::timeout(Duration::from_secs(20), site.http.get(&again).send())
+        .await
+        .expect("answered beside a silent connection")
+        .expect("a download");
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn an_agent_refuses_to_start_with_a_certificate_it_cannot_use_and_names_the_file() {
+    let db = TestDb::sqlite().await;
+    let ca = crate::support::smtp::TestCa::new();
+    let panel = cap_panel::Panel::builder(db.config())
+        .bind()
+        .await
+        .expect("the Panel starts")
+        .spawn();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let refusal = |cert: std::path::PathBuf, key: std::path::PathBuf| {
+        let panel = &panel;
+        let dir = dir.path().to_owned();
+        async move {
+            let Err(error) = crate::support::start_tls_agent(
+                panel,
+                &dir,
+                None,
+                cap_agent::node::FilesTls { cert, key },
+            )
+            .await
+            else {
+                panic!("the Agent started");
+            };
+            assert!(
+                matches!(error, cap_agent::node::NodeError::FilesTls(_)),
+                "{error:?}"
+            );
+            error.to_string()
+        }
+    };
+    // The CA's key does not sign for the server's certificate.
+    let ca_key = ca.root().with_file_name("ca.key");
+    let message = refusal(ca.cert(), ca_key.clone()).await;
+    assert!(
+        message.contains(&ca.cert().display().to_string())
+            && message.contains(&ca_key.display().to_string()),
+        "{message}"
+    );
+    let missing = dir.path().join("missing.pem");
+    let message = refusal(missing.clone(), ca.key()).await;
+    assert!(
+        message.contains("--files-tls-cert") && message.contains(&missing.display().to_string()),
+        "{message}"
+    );
+    // The two files swapped: a key where the certificate goes.
+    let message = refusal(ca.key(), ca.key()).await;
+    assert!(
+        message.contains("--files-tls-cert") && message.contains("no PEM certificate"),
+        "{message}"
+    );
+    let message = refusal(ca.cert(), ca.cert()).await;
+    assert!(
+        message.contains("--files-tls-key") && message.contains("private key"),
+        "{message}"
+    );
+    // Nothing was registered or served: the data directory holds no
+    // credentials.
+    assert!(!dir.path().join("credentials.json").exists());
 }
