@@ -22,7 +22,10 @@
 #    - upload in 8 MiB chunks as the web UI sends files over 8 MiB
 #      (transfer.js: `HEAD`, then `PATCH` with `Upload-Offset`, the last
 #      with `Upload-Complete: ?1`), one curl on one kept-alive connection;
-#      against the same nginx PUT (nginx has no chunked form).
+#      against the same nginx PUT (nginx has no chunked form);
+#    - the same chunked upload again once the tree of 3. is written, into
+#      the server that holds it: each chunk checks the disk limit, which
+#      is where a walk of the server's files per check would show.
 #    The signed-URL requests themselves (a few ms) are outside the timings.
 # 2. SFTP, the same file, with OpenSSH's `sftp` client (default 32 KiB
 #    requests, 64 in flight) signing in with an Ed25519 key: the Agent (as
@@ -229,7 +232,7 @@ print(next((c["state"] + " " + str(c["detail"]) for c in items if c["id"] == sys
   echo "install of $1 never finished ($state)" >&2; return 1
 }
 files_server=$(create bench-files $((4 * file_mib + 1024)))
-backup_server=$(create bench-backup $((tree_mib + 1024)))
+backup_server=$(create bench-backup $((tree_mib + 2 * file_mib + 1024)))
 install "$files_server"
 install "$backup_server"
 files_dir=$work/agent/servers/$files_server
@@ -359,7 +362,9 @@ chunk_config() { # url: a curl config for HEAD, then PATCH of every chunk at its
   done
 }
 same() { cmp "$src" "$1" || { echo "$1 differs from the file sent" >&2; return 1; }; }
-delete_upload() { api POST "/api/v1/servers/$files_server/files/delete" "{\"paths\":[\"$1\"]}" >/dev/null; }
+delete_upload() { # path [server]: deletes it through the Panel
+  api POST "/api/v1/servers/${2:-$files_server}/files/delete" "{\"paths\":[\"$1\"]}" >/dev/null
+}
 
 for run in $(seq 1 "$runs"); do
   echo "== transfers, run $run of $runs"
@@ -388,11 +393,18 @@ for run in $(seq 1 "$runs"); do
   same "$files_dir/sftp-up.bin"; delete_upload /sftp-up.bin
 done
 
-rm -rf "$work/chunks"
 echo "== writing the ${tree_mib} MiB tree ($small_files small files)"
 python3 bench/files_tree.py "$backup_dir/world-data" "$tree_mib" "$small_files" | tee "$work/tree.out"
 tree_bytes=$(du -sb --apparent-size "$backup_dir" | cut -f1)
 sync
+for run in $(seq 1 "$runs"); do
+  echo "== a chunked upload into the tree's server, run $run of $runs"
+  signed=$(api POST "/api/v1/servers/$backup_server/files/upload" "{\"path\":\"/up.bin\",\"size\":$bytes}" | json '["url"]')
+  chunk_config "$signed" >"$work/chunks.curl"
+  timed put-agent-chunked-tree "$run" "$bytes" chunks_ok "$work/chunks.curl"
+  same "$backup_dir/up.bin"; delete_upload /up.bin "$backup_server"
+done
+rm -rf "$work/chunks"
 api PUT "/api/v1/servers/$backup_server/backup-limit" "{\"limit\":$((runs + 1))}" >/dev/null
 hwm_before=$(kib VmHWM)
 rss_before=$(kib VmRSS)
@@ -480,6 +492,7 @@ print(f"| HTTP download of {file_mib} MiB (signed URL, curl) | {speed('get-agent
 print(f"| | | nginx (sendfile): {speed('get-nginx')} | {ratio('get-agent', 'get-nginx')} |")
 print(f"| HTTP upload of {file_mib} MiB, one `PUT` | {speed('put-agent')} | nginx WebDAV `PUT` + `sync` of the file: {speed('put-nginx')} | {ratio('put-agent', 'put-nginx')} |")
 print(f"| HTTP upload of {file_mib} MiB, 8 MiB `PATCH` chunks as the web UI | {speed('put-agent-chunked')} | the same nginx `PUT` | {ratio('put-agent-chunked', 'put-nginx')} |")
+print(f"| The same chunked upload into the server holding the tree ({tree}) | {speed('put-agent-chunked-tree')} | the same nginx `PUT` | {ratio('put-agent-chunked-tree', 'put-nginx')} |")
 print(f"| SFTP get of {file_mib} MiB | {speed('sftp-get-agent')} | OpenSSH sshd + sftp-server: {speed('sftp-get-sshd')} | {ratio('sftp-get-agent', 'sftp-get-sshd')} |")
 print(f"| SFTP put of {file_mib} MiB | {speed('sftp-put-agent')} | OpenSSH sshd + sftp-server: {speed('sftp-put-sshd')} | {ratio('sftp-put-agent', 'sftp-put-sshd')} |")
 print(f"| Backup of a {int(tree_bytes) / mib:,.0f} MiB tree ({tree}) | {speed('backup-agent')}, archive {size('backup-agent-archive') / mib:,.0f} MiB, Agent CPU {seconds('backup-agent-cpu'):.1f} s | `tar \\| zstd -3 -T1` + `sync`: {speed('backup-tar-zstd-T1')}, archive {size('backup-baseline-archive') / mib:,.0f} MiB | {ratio('backup-agent', 'backup-tar-zstd-T1')} |")
