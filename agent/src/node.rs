@@ -291,7 +291,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
     // A certificate that cannot be used is refused before anything else
     // happens (a registration token is spent once).
     let files_tls = match (&options.files_listen, &options.files_tls) {
-        (Some(_), Some(tls)) => Some(crate::tls::server_config(&tls.cert, &tls.key)?),
+        (Some(_), Some(tls)) => Some(crate::tls::Certificates::load(&tls.cert, &tls.key)?),
         _ => None,
     };
     let credentials_path = options.data_dir.join("credentials.json");

@@ -105,8 +105,8 @@ pub(crate) struct AgentArgs {
     #[arg(long, value_name = "URL", env = "CAP_AGENT_PUBLIC_URL")]
     public_url: Option<String>,
     /// The certificate chain (PEM, leaf first, e.g. certbot's
-    /// fullchain.pem) file transfers are served with over TLS; needs
-    /// --files-tls-key
+    /// fullchain.pem) file transfers are served with over TLS, loaded
+    /// again within a minute when it is renewed; needs --files-tls-key
     #[arg(
         long,
         value_name = "FILE",

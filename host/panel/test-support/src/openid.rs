@@ -20,8 +20,9 @@ pub const CLIENT_ID: &str = "panel";
 /// The client secret that goes with it.
 pub const CLIENT_SECRET: &str = "panel-client-secret";
 
-/// How long the provider may take to start (a loaded machine included).
-const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long the provider may take to start: a machine running the whole
+/// suite on two cores once took longer than a minute to load its modules.
+const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// A real OpenID provider on 127.0.0.1, stopped when dropped.
 #[derive(Debug)]
@@ -51,12 +52,14 @@ impl OpenIdProvider {
             "client_secret": CLIENT_SECRET,
             "redirect_uris": redirect_uris,
         }]});
+        // Its errors go to a file, shown if it never becomes ready.
+        let errors = tempfile::NamedTempFile::new().expect("a file for node's errors");
         let mut child = Command::new("node")
             .arg("provider.mjs")
             .arg(options.to_string())
             .current_dir(&dir)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(errors.reopen().expect("node's error file"))
             .spawn()
             .expect("node runs (apt-get install nodejs npm)");
         let stdout = child.stdout.take().expect("stdout");
@@ -71,11 +74,17 @@ impl OpenIdProvider {
             let _ = sender.send(line);
             std::io::copy(&mut stdout, &mut std::io::sink())
         });
+        let started = std::time::Instant::now();
         let line = first.recv_timeout(START_TIMEOUT).unwrap_or_default();
         let Some(issuer) = line.strip_prefix("ready ").map(|i| i.trim().to_owned()) else {
             let _ = child.kill();
-            let _ = child.wait();
-            panic!("the OpenID provider did not start in {START_TIMEOUT:?}: {line:?}");
+            let status = child.wait();
+            let stderr = std::fs::read_to_string(errors.path()).unwrap_or_default();
+            panic!(
+                "the OpenID provider was not ready after {:?} (at most {START_TIMEOUT:?}): \
+                 first line {line:?}, exit {status:?}, stderr:\n{stderr}",
+                started.elapsed()
+            );
         };
         OpenIdProvider { child, issuer }
     }
