@@ -75,6 +75,19 @@ pub struct NodeOptions {
     pub sftp_listen: Option<SocketAddr>,
 }
 
+/// Serves the file-transfer routes `app` on `listener` (plain or TLS)
+/// until the task is aborted.
+fn serve_files<L: axum::serve::Listener>(listener: L, app: axum::Router) -> JoinHandle<()>
+where
+    L::Addr: std::fmt::Debug,
+{
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::warn!(%error, "the file-transfer listener stopped");
+        }
+    })
+}
+
 /// The PEM files of the file-transfer listener's TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FilesTls {
@@ -427,22 +440,14 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
                 None => Some(format!("http://{bound}")),
             };
             let app = crate::transfer::router(transfers);
-            let stopped = |error: std::io::Error| {
-                tracing::warn!(%error, "the file-transfer listener stopped");
+            let task = match files_tls {
+                Some(config) => {
+                    let listener = crate::tls::TlsListener::new(listener, config)
+                        .map_err(|source| NodeError::Files { addr, source })?;
+                    serve_files(listener, app)
+                }
+                None => serve_files(listener, app),
             };
-            let task =
-                match files_tls {
-                    Some(config) => {
-                        let listener = crate::tls::TlsListener::new(listener, config)
-                            .map_err(|source| NodeError::Files { addr, source })?;
-                        tokio::spawn(async move {
-                            axum::serve(listener, app).await.unwrap_or_else(stopped)
-                        })
-                    }
-                    None => tokio::spawn(async move {
-                        axum::serve(listener, app).await.unwrap_or_else(stopped)
-                    }),
-                };
             (Some(task), Some(bound))
         }
     };

@@ -128,6 +128,14 @@ pub use usage::DiskUsage;
 use denylist::Denylist;
 use path::RelPath;
 
+/// The bytes `dir` takes: `usage`'s kept figure, else a walk. Blocking.
+fn used(usage: Option<&DiskUsage>, dir: &Path) -> u64 {
+    match usage {
+        Some(usage) => usage.of(dir),
+        None => crate::runtime::disk_usage(dir),
+    }
+}
+
 /// The bytes the entry described by `meta` takes on disk (its blocks), as
 /// [`crate::runtime::disk_usage`] counts them.
 fn allocated(meta: &impl MetadataExt) -> i64 {
@@ -290,10 +298,7 @@ impl ServerFiles {
 
     /// Bytes the server's directory takes (see the module docs).
     fn used(&self) -> u64 {
-        match &self.usage {
-            Some(usage) => usage.of(&self.server_dir),
-            None => crate::runtime::disk_usage(&self.server_dir),
-        }
+        used(self.usage.as_deref(), &self.server_dir)
     }
 
     /// Records that the server's directory grew by `bytes` (shrank, when

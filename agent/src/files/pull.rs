@@ -213,18 +213,15 @@ impl ServerFiles {
         let server_dir = self.server_dir.clone();
         let limit = self.scope.disk_mb.saturating_mul(1024 * 1024);
         let kept = self.usage.clone();
-        let usage = tokio::task::spawn_blocking(move || match kept {
-            Some(kept) => kept.of(&server_dir),
-            None => crate::runtime::disk_usage(&server_dir),
-        })
-        .await
-        .map_err(|e| {
-            FileError::at(
-                FileErrorCode::Io,
-                path,
-                format!("measuring the disk usage failed: {e}"),
-            )
-        })?;
+        let usage = tokio::task::spawn_blocking(move || super::used(kept.as_deref(), &server_dir))
+            .await
+            .map_err(|e| {
+                FileError::at(
+                    FileErrorCode::Io,
+                    path,
+                    format!("measuring the disk usage failed: {e}"),
+                )
+            })?;
         Ok(Some(limit.saturating_sub(usage)))
     }
 }
